@@ -1,0 +1,60 @@
+"""session-store: server-side session storage with pluggable backends.
+
+Open a backend from a URL or a chain string::
+
+    from session_store import open_backend
+    backend = open_backend("memory://?max_entries=1000 | diskcache:///var/lib/app/sessions")
+"""
+
+from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
+from session_store.counters import Counters
+from session_store.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    ConflictError,
+    CorruptPayloadError,
+    InvalidKeyError,
+    SerializationError,
+    SessionStoreError,
+    UnknownSchemaVersionError,
+)
+from session_store.keys import MAX_KEY_BYTES, Namespace, validate_key
+from session_store.memory import Evicted, MemoryBackend
+from session_store.registry import available_backends, open_backend
+from session_store.tiered import TieredBackend
+from session_store.ttl import NO_EXPIRY
+from session_store.urls import BackendURL, Params, parse_url, redact_url
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_KEY_BYTES",
+    "NO_EXPIRY",
+    "BackendError",
+    "BackendURL",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "ConflictError",
+    "CorruptPayloadError",
+    "Counters",
+    "Evicted",
+    "InvalidKeyError",
+    "MemoryBackend",
+    "Namespace",
+    "Params",
+    "Scope",
+    "SerializationError",
+    "SessionBackend",
+    "SessionStoreError",
+    "TieredBackend",
+    "UnknownSchemaVersionError",
+    "VersionToken",
+    "Versioned",
+    "__version__",
+    "available_backends",
+    "open_backend",
+    "parse_url",
+    "redact_url",
+    "validate_key",
+]

@@ -1,0 +1,163 @@
+"""The backend protocol: a bytes key-value store with TTL, which knows nothing of sessions.
+
+A backend stores opaque ``bytes`` under ``str`` keys (validated by :mod:`session_store.keys`), with
+an optional time to live whose rules live in :mod:`session_store.ttl`. Subclasses implement the
+abstract methods; the bulk forms have naive defaults that a backend overrides when it can do
+better (one round trip). Compare-and-set (``get_versioned`` / ``set_if``) is what makes
+``SessionStore.update`` atomic: a read returns a token, a conditional write succeeds only if the
+key still holds what was read.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import ClassVar, NamedTuple, Self
+
+from session_store.counters import Counters
+from session_store.errors import SerializationError
+from session_store.keys import validate_key
+from session_store.ttl import normalize_ttl
+
+__all__ = ["Scope", "SessionBackend", "VersionToken", "Versioned", "ensure_bytes"]
+
+#: An opaque value a backend hands out with a read and checks on ``set_if``. Compare only by ``==``.
+VersionToken = object
+
+
+class Scope(enum.Enum):
+    """Who else sees a backend's data: this process, this host, or the network."""
+
+    PROCESS = "process"
+    HOST = "host"
+    NETWORK = "network"
+
+
+class Versioned(NamedTuple):
+    """A value read for a compare-and-set, with the token ``set_if`` checks."""
+
+    value: bytes
+    token: VersionToken
+
+
+class SessionBackend(ABC):
+    """Abstract base of every backend. See the module docstring and CONTRIBUTING.md.
+
+    Attributes:
+        scope: who else sees this backend's data; the tiered backend picks the first tier wider
+            than ``Scope.PROCESS`` to arbitrate compare-and-set.
+        counters: operation counters (hits, misses, errors, evictions, fallbacks, ...).
+    """
+
+    scope: ClassVar[Scope]
+    counters: Counters
+
+    # -- single keys -------------------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The value stored under ``key``, or ``None`` if it is absent or expired."""
+
+    @abstractmethod
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``; ``ttl`` seconds, ``None`` for the backend's default."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; ``True`` if it was there."""
+
+    @abstractmethod
+    def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Reset the expiry of ``key`` (``None``: the default TTL); ``True`` if it exists."""
+
+    @abstractmethod
+    def ttl(self, key: str) -> float | None:
+        """Seconds left to live, ``math.inf`` if it never expires, ``None`` if absent."""
+
+    @abstractmethod
+    def scan(self, prefix: str = "") -> Iterator[str]:
+        """Every key starting with ``prefix``, literal text, never a pattern; order unspecified."""
+
+    # -- compare-and-set ---------------------------------------------------------------------
+    @abstractmethod
+    def get_versioned(self, key: str) -> Versioned | None:
+        """The value of ``key`` with a version token, or ``None`` if absent."""
+
+    @abstractmethod
+    def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        """Store ``value`` only if ``key`` still holds the version ``token`` names.
+
+        ``token=None`` means "only if ``key`` is absent". Returns ``False``, writing nothing, when
+        another writer got there first.
+        """
+
+    # -- bulk: naive defaults, override for one round trip -------------------------------------
+    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        """The value and its remaining TTL (``math.inf``: none) together, for promotion."""
+        value = self.get(key)
+        if value is None:
+            return None
+        remaining = self.ttl(key)
+        if remaining is None:  # expired between the two calls
+            return None
+        return value, remaining
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The values of the ``keys`` that are present; absent keys are left out."""
+        found: dict[str, bytes] = {}
+        for key in [validate_key(key) for key in keys]:  # all refused before any I/O
+            value = self.get(key)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        """Store every item with the same ``ttl``."""
+        checked = [(validate_key(k), ensure_bytes(v, key=k)) for k, v in items.items()]
+        normalize_ttl(ttl)
+        for key, value in checked:
+            self.set(key, value, ttl)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove the ``keys``; the number that were there."""
+        return sum(1 for key in [validate_key(key) for key in keys] if self.delete(key))
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections and files. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """A one-line description safe for logs and errors: never a password or key material."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
+
+def ensure_bytes(value: object, *, key: str | None = None, backend: str | None = None) -> bytes:
+    """``value`` as ``bytes``: backends store bytes only; making them is the codec's job.
+
+    Raises:
+        SerializationError: ``value`` is not bytes-like.
+    """
+    if type(value) is bytes:
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise SerializationError(
+        f"backends store bytes, got {type(value).__name__}", key=key, backend=backend
+    )

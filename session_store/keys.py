@@ -1,0 +1,141 @@
+"""Key rules: which session keys are valid, and how keys live under a namespace prefix.
+
+Every backend calls :func:`validate_key` and :class:`Namespace` so that a key is accepted or refused
+identically everywhere, before any I/O.
+
+**Valid keys** are ``str`` values that are
+
+* non-empty,
+* at most :data:`MAX_KEY_BYTES` (1024) bytes once encoded as UTF-8,
+* encodable as UTF-8 (no lone surrogates such as ``"\\udc80"``).
+
+Anything else, including glob characters, newlines, ``../``, NUL and non-ASCII text, is a valid
+key and round-trips exactly: keys are data, never patterns or paths. Keys are not Unicode-normalised:
+``"é"`` (one code point) and ``"e\\u0301"`` are two different keys.
+
+**Namespaces.** A backend opened with ``prefix="session:"`` stores key ``k`` as
+``"session:" + SEPARATOR + k``. :data:`SEPARATOR` (``"\\x1f"``, the ASCII unit separator) may not
+occur in a prefix, so the prefix ends exactly where the first separator is. Two stores whose
+prefixes overlap, such as ``session:`` and ``session:admin:``, therefore can never read, list or
+delete each other's keys: ``session:admin:\\x1fk`` does not start with ``session:\\x1f``.
+"""
+
+from __future__ import annotations
+
+from session_store.errors import ConfigurationError, InvalidKeyError
+
+__all__ = [
+    "MAX_KEY_BYTES",
+    "MAX_PREFIX_BYTES",
+    "SEPARATOR",
+    "Namespace",
+    "validate_key",
+    "validate_scan_prefix",
+]
+
+#: Longest valid key, in UTF-8 bytes.
+MAX_KEY_BYTES = 1024
+#: Longest valid namespace prefix, in UTF-8 bytes.
+MAX_PREFIX_BYTES = 256
+#: Ends a namespace prefix inside a stored key; never allowed inside a prefix.
+SEPARATOR = "\x1f"
+
+
+def _utf8_length(text: str) -> int | None:
+    """UTF-8 length of ``text``, or ``None`` if it holds a lone surrogate."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+def validate_key(key: object, *, backend: str | None = None) -> str:
+    """Return ``key`` unchanged if it is a valid session key.
+
+    Raises:
+        InvalidKeyError: the key is not a ``str``, is empty, too long, or not encodable as UTF-8.
+    """
+    if type(key) is not str:
+        # str subclasses are refused too: their __eq__/__hash__ could differ from the stored form.
+        raise InvalidKeyError(
+            f"session keys must be str, got {type(key).__name__}", backend=backend
+        )
+    if not key:
+        raise InvalidKeyError("session keys must not be empty", key=key, backend=backend)
+    if len(key) > MAX_KEY_BYTES:  # cheap pre-check: every char is at least one byte
+        raise InvalidKeyError(
+            f"session keys are at most {MAX_KEY_BYTES} UTF-8 bytes", key=key, backend=backend
+        )
+    size = len(key) if key.isascii() else _utf8_length(key)
+    if size is None:
+        raise InvalidKeyError(
+            "session keys must be valid Unicode (a lone surrogate cannot be stored)",
+            key=key.encode("utf-8", "backslashreplace").decode("ascii", "replace"),
+            backend=backend,
+        )
+    if size > MAX_KEY_BYTES:
+        raise InvalidKeyError(
+            f"session keys are at most {MAX_KEY_BYTES} UTF-8 bytes, this one has {size}",
+            key=key,
+            backend=backend,
+        )
+    return key
+
+
+def validate_scan_prefix(prefix: object, *, backend: str | None = None) -> str:
+    """Return a ``scan`` prefix if valid: any ``str`` (empty allowed) a key could start with.
+
+    Raises:
+        InvalidKeyError: not a ``str``, longer than a key can be, or not encodable as UTF-8.
+    """
+    if type(prefix) is not str:
+        raise InvalidKeyError(
+            f"scan prefixes must be str, got {type(prefix).__name__}", backend=backend
+        )
+    if prefix:
+        validate_key(prefix, backend=backend)
+    return prefix
+
+
+class Namespace:
+    """Maps session keys to stored keys under one prefix, and back.
+
+    Args:
+        prefix: text every stored key starts with; may be empty, may not contain :data:`SEPARATOR`.
+
+    Raises:
+        ConfigurationError: the prefix contains the separator, is too long or is not valid Unicode.
+    """
+
+    __slots__ = ("_head", "_head_len", "prefix")
+
+    def __init__(self, prefix: str = "") -> None:
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"prefix must be str, got {type(prefix).__name__}")
+        if SEPARATOR in prefix:
+            raise ConfigurationError("prefix must not contain the separator character U+001F")
+        size = _utf8_length(prefix)
+        if size is None:
+            raise ConfigurationError("prefix must be valid Unicode")
+        if size > MAX_PREFIX_BYTES:
+            raise ConfigurationError(f"prefix is at most {MAX_PREFIX_BYTES} UTF-8 bytes")
+        self.prefix = prefix
+        self._head = prefix + SEPARATOR
+        self._head_len = len(self._head)
+
+    def encode(self, key: str) -> str:
+        """The stored form of an already validated key."""
+        return self._head + key
+
+    def decode(self, stored: str) -> str | None:
+        """The session key of a stored key, or ``None`` if it belongs to another namespace."""
+        if stored.startswith(self._head):
+            return stored[self._head_len :]
+        return None
+
+    def scan_head(self, prefix: str = "") -> str:
+        """The literal start every stored key matching ``scan(prefix)`` has."""
+        return self._head + prefix
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.prefix!r})"

@@ -1,0 +1,306 @@
+"""The memory backend: a bounded, thread-safe, least-recently-used store inside one process.
+
+Bounded by ``max_entries`` and ``max_bytes`` (value bytes plus key characters); the least recently
+used entry goes first, in O(1): an ``OrderedDict`` is both the index and the recency list, so
+nothing is sorted or scanned on the hot path. Expired entries are dropped when touched and when
+they reach the old end of the list.
+
+**What it evicts is gone** unless someone keeps it: ``memory://`` alone loses evicted sessions.
+Use it as the first tier of a chain (``memory:// | diskcache:///...``), where every write also
+reached a durable tier, or pass ``on_evict`` to be told what was dropped. ``on_evict`` runs after
+the lock is released, never inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple, Self
+
+from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.counters import Counters
+from session_store.errors import ConfigurationError
+from session_store.keys import validate_key, validate_scan_prefix
+from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl
+from session_store.urls import BackendURL, Params
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "Evicted", "MemoryBackend"]
+
+log = logging.getLogger(__name__)
+
+#: Default bound on entries.
+DEFAULT_MAX_ENTRIES = 10_000
+#: Default bound on value bytes plus key characters (256 MiB).
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+class Evicted(NamedTuple):
+    """An entry the memory backend dropped to stay within its bounds."""
+
+    key: str
+    value: bytes
+    ttl: float  # seconds it had left; math.inf if none
+
+
+class _Entry(NamedTuple):
+    value: bytes
+    expires_at: float  # monotonic deadline; math.inf if none
+    version: int
+
+
+def _size(key: str, value: bytes) -> int:
+    return len(key) + len(value)
+
+
+class MemoryBackend(SessionBackend):
+    """A process-local LRU store.
+
+    Args:
+        max_entries: most entries kept (at least 1).
+        max_bytes: most value bytes plus key characters kept, or ``None`` for no byte bound.
+        default_ttl: TTL in seconds of a write that gives none; ``None``: no expiry.
+        on_evict: called with the entries dropped to respect the bounds (not expired ones).
+        clock: a monotonic clock in seconds (tests may pass their own).
+    """
+
+    scope = Scope.PROCESS
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+        default_ttl: float | None = None,
+        on_evict: Callable[[list[Evicted]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ConfigurationError(f"max_entries must be an integer >= 1, got {max_entries!r}")
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
+        ):
+            raise ConfigurationError(f"max_bytes must be an integer >= 1 or None, got {max_bytes!r}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
+        self.on_evict = on_evict
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._data: OrderedDict[str, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._version = 0
+        self.counters = Counters(self._lock)
+
+    @classmethod
+    def from_url(cls, url: BackendURL, **overrides: Any) -> Self:
+        """Build from ``memory://?max_entries=N&max_bytes=N&default_ttl=S``."""
+        if url.netloc or url.path not in ("", "/"):
+            raise ConfigurationError(
+                "memory:// takes no host or path, only parameters", backend=url.redacted()
+            )
+        extra = dict(overrides)
+        on_evict = extra.pop("on_evict", None)
+        params = Params(url, extra)
+        backend = cls(
+            max_entries=params.take_int("max_entries", DEFAULT_MAX_ENTRIES),
+            max_bytes=params.take_optional_int("max_bytes", DEFAULT_MAX_BYTES),
+            default_ttl=params.take_optional_float("default_ttl"),
+            on_evict=on_evict,
+        )
+        params.finish()
+        return backend
+
+    def describe(self) -> str:
+        return f"memory://?max_entries={self.max_entries}&max_bytes={self.max_bytes}"
+
+    # -- internals (call with the lock held) ---------------------------------------------------
+    def _live(self, key: str, now: float) -> _Entry | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= now:
+            self._remove(key)
+            return None
+        return entry
+
+    def _remove(self, key: str) -> _Entry | None:
+        entry = self._data.pop(key, None)
+        if entry is not None:
+            self._bytes -= _size(key, entry.value)
+        return entry
+
+    def _store(self, key: str, value: bytes, expires_at: float, evicted: list[Evicted]) -> None:
+        now = self._clock()
+        self._remove(key)
+        size = _size(key, value)
+        if self.max_bytes is not None and size > self.max_bytes:
+            # Larger than the whole cache: keeping it would evict everything, so report it instead.
+            evicted.append(Evicted(key, value, expires_at - now))
+            self.counters.add_held("evictions")
+            return
+        self._version += 1
+        self._data[key] = _Entry(value, expires_at, self._version)
+        self._bytes += size
+        while len(self._data) > self.max_entries or (
+            self.max_bytes is not None and self._bytes > self.max_bytes
+        ):
+            old_key, old = self._data.popitem(last=False)
+            self._bytes -= _size(old_key, old.value)
+            if old.expires_at > now:
+                evicted.append(Evicted(old_key, old.value, old.expires_at - now))
+                self.counters.add_held("evictions")
+
+    def _deadline(self, ttl: float | None) -> float:
+        ttl = effective_ttl(ttl, self.default_ttl)
+        return math.inf if ttl is None else self._clock() + ttl
+
+    def _report(self, evicted: list[Evicted]) -> None:
+        if evicted and self.on_evict is not None:
+            try:
+                self.on_evict(evicted)
+            except Exception:
+                log.exception("on_evict callback failed for %d evicted entries", len(evicted))
+                self.counters.add("errors")
+
+    # -- protocol ------------------------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        validate_key(key)
+        with self._lock:
+            entry = self._live(key, self._clock())
+            if entry is None:
+                self.counters.add_held("misses")
+                return None
+            self._data.move_to_end(key)
+            self.counters.add_held("hits")
+            return entry.value
+
+    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        validate_key(key)
+        with self._lock:
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None:
+                self.counters.add_held("misses")
+                return None
+            self._data.move_to_end(key)
+            self.counters.add_held("hits")
+            return entry.value, entry.expires_at - now
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        validate_key(key)
+        value = ensure_bytes(value)
+        deadline = self._deadline(ttl)
+        evicted: list[Evicted] = []
+        with self._lock:
+            self._store(key, value, deadline, evicted)
+            self.counters.add_held("writes")
+        self._report(evicted)
+
+    def delete(self, key: str) -> bool:
+        validate_key(key)
+        with self._lock:
+            entry = self._remove(key)
+            self.counters.add_held("deletes")
+            return entry is not None and entry.expires_at > self._clock()
+
+    def touch(self, key: str, ttl: float | None = None) -> bool:
+        validate_key(key)
+        deadline = self._deadline(ttl)
+        with self._lock:
+            entry = self._live(key, self._clock())
+            if entry is None:
+                return False
+            self._data[key] = entry._replace(expires_at=deadline)
+            self._data.move_to_end(key)
+            return True
+
+    def ttl(self, key: str) -> float | None:
+        validate_key(key)
+        with self._lock:
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None:
+                return None
+            return NO_EXPIRY if entry.expires_at == math.inf else entry.expires_at - now
+
+    def scan(self, prefix: str = "") -> Iterator[str]:
+        validate_scan_prefix(prefix)
+        with self._lock:
+            now = self._clock()
+            keys = [k for k, e in self._data.items() if e.expires_at > now and k.startswith(prefix)]
+        return iter(keys)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        validate_key(key)
+        with self._lock:
+            entry = self._live(key, self._clock())
+            if entry is None:
+                self.counters.add_held("misses")
+                return None
+            self._data.move_to_end(key)
+            self.counters.add_held("hits")
+            return Versioned(entry.value, entry.version)
+
+    def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        validate_key(key)
+        value = ensure_bytes(value)
+        deadline = self._deadline(ttl)
+        evicted: list[Evicted] = []
+        with self._lock:
+            entry = self._live(key, self._clock())
+            current = None if entry is None else entry.version
+            if current != token:
+                return False
+            self._store(key, value, deadline, evicted)
+            self.counters.add_held("writes")
+        self._report(evicted)
+        return True
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        keys = [validate_key(key) for key in keys]
+        found: dict[str, bytes] = {}
+        with self._lock:
+            now = self._clock()
+            for key in keys:
+                entry = self._live(key, now)
+                if entry is None:
+                    self.counters.add_held("misses")
+                    continue
+                self._data.move_to_end(key)
+                self.counters.add_held("hits")
+                found[key] = entry.value
+        return found
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        checked = [(validate_key(key), ensure_bytes(value)) for key, value in items.items()]
+        deadline = self._deadline(ttl)
+        evicted: list[Evicted] = []
+        with self._lock:
+            for key, value in checked:
+                self._store(key, value, deadline, evicted)
+            self.counters.add_held("writes", len(checked))
+        self._report(evicted)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        keys = [validate_key(key) for key in keys]
+        with self._lock:
+            now = self._clock()
+            removed = [self._remove(key) for key in keys]
+            self.counters.add_held("deletes", len(keys))
+        return sum(1 for entry in removed if entry is not None and entry.expires_at > now)
+
+    def __len__(self) -> int:
+        """Entries held, expired ones not yet dropped included."""
+        return len(self._data)
+
+    @property
+    def size_bytes(self) -> int:
+        """Value bytes plus key characters held."""
+        return self._bytes
+

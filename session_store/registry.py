@@ -1,0 +1,173 @@
+"""Find backends through entry points and build them from URLs and chain strings.
+
+Backends register in the entry-point group ``session_store.backends``: the name is the URL
+scheme, the value a callable ``factory(url: BackendURL, **overrides) -> SessionBackend`` (usually
+a backend class's ``from_url``). The built-in ``memory`` backend registers there from this
+package's own ``pyproject.toml``, exactly as a third-party plugin does. Plugins are imported on
+first use; one that fails to import is logged and reported as not usable, never breaking the host.
+
+A chain string joins URLs with ``|`` and builds a :class:`~session_store.tiered.TieredBackend`,
+fastest tier first::
+
+    open_backend("memory://?max_entries=1000 | diskcache:///var/lib/app/sessions")
+
+A ``|`` inside a tier's URL (in a password, say) must be percent-encoded as ``%7C``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from types import MappingProxyType
+from typing import Any
+
+from session_store.backend import SessionBackend
+from session_store.errors import ConfigurationError
+from session_store.urls import BackendURL, parse_url, redact_url
+
+__all__ = [
+    "BACKENDS_GROUP",
+    "KNOWN_PLUGINS",
+    "BackendFactory",
+    "available_backends",
+    "load_backend_factory",
+    "open_backend",
+    "split_chain",
+]
+
+log = logging.getLogger(__name__)
+
+#: The entry-point group backends register in.
+BACKENDS_GROUP = "session_store.backends"
+
+#: Schemes with a known distribution, named in the error when the plugin is not installed.
+KNOWN_PLUGINS: Mapping[str, str] = MappingProxyType(
+    {
+        "diskcache": "session-store-diskcache",
+        "redis": "session-store-redis",
+        "rediss": "session-store-redis",
+        "redis+cluster": "session-store-redis",
+        "redis+sentinel": "session-store-redis",
+    }
+)
+
+BackendFactory = Callable[..., SessionBackend]
+
+_lock = threading.Lock()
+_entry_points: dict[str, EntryPoint] | None = None
+_loaded: dict[str, BackendFactory] = {}
+
+
+def _discover() -> dict[str, EntryPoint]:
+    global _entry_points
+    with _lock:
+        if _entry_points is None:
+            found: dict[str, EntryPoint] = {}
+            for ep in sorted(entry_points(group=BACKENDS_GROUP), key=lambda e: (e.name, e.value)):
+                name = ep.name.lower()
+                if name in found and found[name].value != ep.value:
+                    log.warning(
+                        "backend scheme %r is registered twice (%s and %s); using the first",
+                        name,
+                        found[name].value,
+                        ep.value,
+                    )
+                    continue
+                found[name] = ep
+            _entry_points = found
+        return _entry_points
+
+
+def available_backends() -> Mapping[str, str]:
+    """A read-only view of the installed schemes and the object each one names (not imported)."""
+    return MappingProxyType({name: ep.value for name, ep in sorted(_discover().items())})
+
+
+def _unknown_scheme(scheme: str) -> ConfigurationError:
+    installed = ", ".join(sorted(_discover())) or "none"
+    package = KNOWN_PLUGINS.get(scheme)
+    hint = f"; install the {package!r} distribution to use it" if package else ""
+    return ConfigurationError(
+        f"no backend is installed for scheme {scheme!r}{hint} (installed: {installed})"
+    )
+
+
+def load_backend_factory(scheme: str) -> BackendFactory:
+    """Import (once) and return the factory registered for ``scheme``.
+
+    Raises:
+        ConfigurationError: no plugin provides the scheme, or the plugin failed to import.
+    """
+    scheme = scheme.lower()
+    factory = _loaded.get(scheme)
+    if factory is not None:
+        return factory
+    ep = _discover().get(scheme)
+    if ep is None:
+        raise _unknown_scheme(scheme)
+    try:
+        loaded = ep.load()
+    except Exception as exc:  # a broken plugin must not break the host
+        log.warning("backend plugin %r (%s) failed to import: %r", scheme, ep.value, exc)
+        raise ConfigurationError(
+            f"the plugin for scheme {scheme!r} ({ep.value}) failed to import: {type(exc).__name__}"
+        ) from exc
+    if not callable(loaded):
+        raise ConfigurationError(f"the plugin for scheme {scheme!r} ({ep.value}) is not callable")
+    _loaded[scheme] = loaded
+    return loaded  # type: ignore[no-any-return]
+
+
+def split_chain(text: str) -> list[str]:
+    """The tier URLs of a chain string (a single URL gives a list of one).
+
+    Raises:
+        ConfigurationError: a tier is empty (``"memory:// | | diskcache://..."``).
+    """
+    if not isinstance(text, str):
+        raise ConfigurationError(f"a backend URL must be str, got {type(text).__name__}")
+    parts = [part.strip() for part in text.split("|")]
+    if any(not part for part in parts):
+        raise ConfigurationError(f"empty tier in chain string {redact_url(text)!r}")
+    return parts
+
+
+def _open_one(url: BackendURL, overrides: Mapping[str, Any]) -> SessionBackend:
+    factory = load_backend_factory(url.scheme)
+    backend = factory(url, **overrides)
+    if not isinstance(backend, SessionBackend):
+        raise ConfigurationError(
+            f"the factory for scheme {url.scheme!r} returned {type(backend).__name__}, "
+            "not a SessionBackend"
+        )
+    return backend
+
+
+def open_backend(url: str, **overrides: Any) -> SessionBackend:
+    """Build a backend from a URL, or a tiered backend from a chain string.
+
+    Args:
+        url: ``scheme://...`` or ``url | url | ...`` (fastest tier first).
+        **overrides: for one URL, parameters that override the URL's query parameters; for a
+            chain, keyword arguments of :class:`~session_store.tiered.TieredBackend`.
+
+    Raises:
+        ConfigurationError: a malformed URL, an unknown scheme, a bad or unknown parameter.
+    """
+    tiers = split_chain(url)
+    if len(tiers) == 1:
+        return _open_one(parse_url(tiers[0]), overrides)
+    from session_store.tiered import TieredBackend
+
+    parsed = [parse_url(tier) for tier in tiers]  # every URL checked before any is opened
+    opened: list[SessionBackend] = []
+    try:
+        for tier in parsed:
+            opened.append(_open_one(tier, {}))
+        return TieredBackend(opened, **overrides)
+    except BaseException:
+        for backend in opened:
+            backend.close()
+        raise

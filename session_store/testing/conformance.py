@@ -1,0 +1,400 @@
+"""The backend conformance suite, as a pytest base class.
+
+A subclass provides one fixture, ``backend_factory``: a callable ``factory(prefix: str = "t:")``
+returning a backend over storage that is fresh for each test and shared between calls within
+one test (two calls with different prefixes are two namespaces of the same store). Process-local
+backends that cannot share storage set ``shares_storage = False``; the namespace tests then
+check each instance alone.
+
+Class attributes tune the suite for slow stores: ``ttl_short`` (seconds a short-lived key
+lives) and ``ttl_wait`` (how long to wait for it to be gone).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from session_store.backend import SessionBackend
+from session_store.errors import ConfigurationError, InvalidKeyError, SerializationError
+from session_store.keys import MAX_KEY_BYTES
+
+__all__ = ["HOSTILE_KEYS", "INVALID_KEYS", "BackendConformance"]
+
+BackendFactory = Callable[..., SessionBackend]
+
+#: Keys that look dangerous to some store but are valid and must round-trip exactly.
+HOSTILE_KEYS = (
+    "*",
+    "?",
+    "[ab]",
+    "a*b?c[d]e",
+    "\\",
+    "\\*",
+    "line\nbreak",
+    "tab\there",
+    "../../x",
+    "/etc/passwd",
+    "%2F%00",
+    "日本語キー",
+    "e\u0301",  # not normalised: distinct from the next key
+    "\u00e9",
+    "emoji 🙂",
+    "session:other",
+    "{hash}tag",
+    "' OR 1=1 --",
+    "x" * MAX_KEY_BYTES,
+    "é" * (MAX_KEY_BYTES // 2),
+)
+
+#: Values that are never keys; every operation refuses them with InvalidKeyError before I/O.
+INVALID_KEYS: tuple[object, ...] = (
+    "",
+    "x" * (MAX_KEY_BYTES + 1),
+    "é" * (MAX_KEY_BYTES // 2 + 1),
+    "x" * 10_000,
+    "lone \udc80 surrogate",
+    b"bytes-key",
+    None,
+    42,
+)
+
+HOSTILE_PREFIXES = ("*", "?", "[", "[a", "\\", "\n", "日", "%", "_")
+
+
+class BackendConformance:
+    """Every backend passes these. Subclass and provide the ``backend_factory`` fixture."""
+
+    shares_storage: bool = True
+    ttl_short: float = 0.3
+    ttl_wait: float = 0.7
+
+    @pytest.fixture
+    def backend_factory(self) -> BackendFactory:  # pragma: no cover - must be overridden
+        raise NotImplementedError("provide a backend_factory fixture")
+
+    @pytest.fixture
+    def backend(self, backend_factory: BackendFactory) -> Iterator[SessionBackend]:
+        backend = backend_factory()
+        try:
+            yield backend
+        finally:
+            backend.close()
+
+    # -- round trip ----------------------------------------------------------------------------
+    @pytest.mark.parametrize(
+        "value",
+        [b"", b"x", bytes(range(256)), b"\x00" * 1000, b'{"json": true}'],
+        ids=["empty", "one", "all-bytes", "nul", "json"],
+    )
+    def test_round_trip(self, backend: SessionBackend, value: bytes) -> None:
+        backend.set("k", value)
+        assert backend.get("k") == value
+
+    def test_round_trip_multi_megabyte(self, backend: SessionBackend) -> None:
+        value = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MB, not a power of two
+        backend.set("big", value)
+        assert backend.get("big") == value
+
+    def test_missing_key_is_none(self, backend: SessionBackend) -> None:
+        assert backend.get("absent") is None
+        assert backend.ttl("absent") is None
+        assert backend.delete("absent") is False
+        assert backend.touch("absent", 10) is False
+
+    def test_overwrite(self, backend: SessionBackend) -> None:
+        backend.set("k", b"one")
+        backend.set("k", b"two")
+        assert backend.get("k") == b"two"
+        assert list(backend.scan()) == ["k"]
+
+    def test_bytes_like_values_are_stored_as_bytes(self, backend: SessionBackend) -> None:
+        backend.set("k", bytearray(b"abc"))  # type: ignore[arg-type]
+        assert backend.get("k") == b"abc"
+
+    @pytest.mark.parametrize("value", ["text", 1, None, {"a": 1}], ids=repr)
+    def test_non_bytes_value_is_serialization_error(
+        self, backend: SessionBackend, value: object
+    ) -> None:
+        backend.set("k", b"kept")
+        with pytest.raises(SerializationError):
+            backend.set("k", value)  # type: ignore[arg-type]
+        with pytest.raises(SerializationError):
+            backend.set_many({"k": value})  # type: ignore[dict-item]
+        assert backend.get("k") == b"kept"
+
+    def test_delete(self, backend: SessionBackend) -> None:
+        backend.set("k", b"v")
+        assert backend.delete("k") is True
+        assert backend.get("k") is None
+        assert backend.delete("k") is False
+
+    # -- keys ----------------------------------------------------------------------------------
+    @pytest.mark.parametrize("key", HOSTILE_KEYS, ids=lambda k: repr(k)[:24])
+    def test_hostile_key_round_trips(self, backend: SessionBackend, key: str) -> None:
+        backend.set("plain", b"other")
+        backend.set(key, b"value:" + key.encode())
+        assert backend.get(key) == b"value:" + key.encode()
+        assert backend.get_many([key]) == {key: b"value:" + key.encode()}
+        assert sorted(backend.scan()) == sorted({key, "plain"})
+        assert backend.delete(key) is True
+        assert backend.get(key) is None
+        assert backend.get("plain") == b"other"
+
+    def test_unnormalised_keys_are_distinct(self, backend: SessionBackend) -> None:
+        backend.set("e\u0301", b"decomposed")
+        backend.set("\u00e9", b"composed")
+        assert backend.get("e\u0301") == b"decomposed"
+        assert backend.get("\u00e9") == b"composed"
+
+    @pytest.mark.parametrize("key", INVALID_KEYS, ids=lambda k: repr(k)[:24])
+    def test_invalid_key_refused_everywhere(self, backend: SessionBackend, key: object) -> None:
+        backend.set("kept", b"v")
+        bad = key  # type: ignore[assignment]
+        calls: list[Callable[[], object]] = [
+            lambda: backend.get(bad),  # type: ignore[arg-type]
+            lambda: backend.set(bad, b"v"),  # type: ignore[arg-type]
+            lambda: backend.delete(bad),  # type: ignore[arg-type]
+            lambda: backend.touch(bad, 5),  # type: ignore[arg-type]
+            lambda: backend.ttl(bad),  # type: ignore[arg-type]
+            lambda: backend.get_versioned(bad),  # type: ignore[arg-type]
+            lambda: backend.set_if(bad, b"v", None),  # type: ignore[arg-type]
+            lambda: backend.get_many(["kept", bad]),  # type: ignore[list-item]
+            lambda: backend.set_many({"kept": b"new", bad: b"v"}),  # type: ignore[dict-item]
+            lambda: backend.delete_many(["kept", bad]),  # type: ignore[list-item]
+        ]
+        for call in calls:
+            with pytest.raises(InvalidKeyError):
+                call()
+        # refused before any I/O: the valid key in the same bulk call was not touched
+        assert backend.get("kept") == b"v"
+
+    # -- TTL -----------------------------------------------------------------------------------
+    def test_ttl_expiry(self, backend: SessionBackend) -> None:
+        backend.set("short", b"v", ttl=self.ttl_short)
+        backend.set("forever", b"v")
+        assert backend.get("short") == b"v"
+        left = backend.ttl("short")
+        assert left is not None and 0 < left <= self.ttl_short
+        assert backend.ttl("forever") == math.inf
+        time.sleep(self.ttl_short + self.ttl_wait)
+        assert backend.get("short") is None
+        assert backend.ttl("short") is None
+        assert "short" not in set(backend.scan())
+        assert backend.get_many(["short", "forever"]) == {"forever": b"v"}
+
+    def test_touch_extends_and_sets_expiry(self, backend: SessionBackend) -> None:
+        backend.set("k", b"v", ttl=self.ttl_short)
+        assert backend.touch("k", 60) is True
+        left = backend.ttl("k")
+        assert left is not None and self.ttl_short < left <= 60
+        time.sleep(self.ttl_short + self.ttl_wait)
+        assert backend.get("k") == b"v"
+        backend.set("forever", b"v")
+        assert backend.touch("forever", 30) is True
+        left = backend.ttl("forever")
+        assert left is not None and 0 < left <= 30
+
+    def test_set_without_ttl_clears_old_expiry(self, backend: SessionBackend) -> None:
+        backend.set("k", b"v", ttl=self.ttl_short)
+        backend.set("k", b"w")
+        assert backend.ttl("k") == math.inf
+
+    def test_fractional_ttl_keeps_milliseconds(self, backend: SessionBackend) -> None:
+        backend.set("k", b"v", ttl=12.3456)
+        left = backend.ttl("k")
+        assert left is not None and 11.0 < left <= 12.346
+
+    @pytest.mark.parametrize("ttl", [0, -1, -0.5, math.nan, math.inf, "10", True])
+    def test_bad_ttl_is_configuration_error(self, backend: SessionBackend, ttl: object) -> None:
+        backend.set("k", b"kept", ttl=60)
+        for call in (
+            lambda: backend.set("k", b"new", ttl=ttl),  # type: ignore[arg-type]
+            lambda: backend.set_many({"k": b"new"}, ttl=ttl),  # type: ignore[arg-type]
+            lambda: backend.touch("k", ttl),  # type: ignore[arg-type]
+            lambda: backend.set_if("k", b"new", None, ttl=ttl),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ConfigurationError):
+                call()
+        assert backend.get("k") == b"kept"
+
+    # -- scan ----------------------------------------------------------------------------------
+    def test_scan_by_prefix(self, backend: SessionBackend) -> None:
+        keys = ["user:1", "user:2", "user:10", "admin:1", "user", "usex:1"]
+        for key in keys:
+            backend.set(key, b"v")
+        assert sorted(backend.scan()) == sorted(keys)
+        assert sorted(backend.scan("user:")) == ["user:1", "user:10", "user:2"]
+        assert sorted(backend.scan("user")) == ["user", "user:1", "user:10", "user:2"]
+        assert list(backend.scan("nobody")) == []
+
+    @pytest.mark.parametrize("prefix", HOSTILE_PREFIXES, ids=repr)
+    def test_scan_prefix_is_literal(self, backend: SessionBackend, prefix: str) -> None:
+        decoys = ["a", "b", "ab", "[a]", "x*", "\\x", "日x", "%x", "_x", "\n"]
+        for key in decoys:
+            backend.set(key, b"decoy")
+        mine = [prefix + "1", prefix + "\n2", prefix + prefix]
+        for key in mine:
+            backend.set(key, b"mine")
+        expected = sorted({k for k in [*decoys, *mine] if k.startswith(prefix)})
+        assert sorted(backend.scan(prefix)) == expected
+
+    def test_scan_many_keys(self, backend: SessionBackend) -> None:
+        keys = {f"bulk:{i}" for i in range(1500)}
+        backend.set_many(dict.fromkeys(keys, b"v"))
+        found = list(backend.scan("bulk:"))
+        assert len(found) == len(set(found)) == 1500
+        assert set(found) == keys
+
+    # -- bulk ----------------------------------------------------------------------------------
+    def test_bulk_operations(self, backend: SessionBackend) -> None:
+        items = {f"k{i}": f"v{i}".encode() for i in range(50)}
+        backend.set_many(items)
+        assert backend.get_many([*items, "absent"]) == items
+        assert backend.get_many([]) == {}
+        assert backend.delete_many(["k0", "k1", "absent"]) == 2
+        assert backend.get_many(["k0", "k1", "k2"]) == {"k2": b"v2"}
+        backend.set_many({})
+        assert backend.delete_many([]) == 0
+
+    def test_set_many_with_ttl(self, backend: SessionBackend) -> None:
+        backend.set_many({"a": b"1", "b": b"2"}, ttl=self.ttl_short)
+        left = backend.ttl("a")
+        assert left is not None and 0 < left <= self.ttl_short
+        time.sleep(self.ttl_short + self.ttl_wait)
+        assert backend.get_many(["a", "b"]) == {}
+
+    def test_get_many_accepts_duplicates_and_iterators(self, backend: SessionBackend) -> None:
+        backend.set("a", b"1")
+        assert backend.get_many(iter(["a", "a", "b"])) == {"a": b"1"}
+
+    # -- compare-and-set -----------------------------------------------------------------------
+    def test_set_if_absent(self, backend: SessionBackend) -> None:
+        assert backend.get_versioned("k") is None
+        assert backend.set_if("k", b"first", None) is True
+        assert backend.set_if("k", b"second", None) is False
+        assert backend.get("k") == b"first"
+
+    def test_set_if_matching_token(self, backend: SessionBackend) -> None:
+        backend.set("k", b"one")
+        read = backend.get_versioned("k")
+        assert read is not None and read.value == b"one"
+        assert backend.set_if("k", b"two", read.token, ttl=60) is True
+        assert backend.get("k") == b"two"
+        left = backend.ttl("k")
+        assert left is not None and 0 < left <= 60
+        # the old token is spent
+        assert backend.set_if("k", b"three", read.token) is False
+        assert backend.get("k") == b"two"
+
+    def test_set_if_lost_race(self, backend_factory: BackendFactory) -> None:
+        mine, theirs = backend_factory(), backend_factory()
+        try:
+            mine.set("k", b"base")
+            read = mine.get_versioned("k")
+            assert read is not None
+            target = theirs if self.shares_storage else mine
+            target.set("k", b"theirs")
+            assert mine.set_if("k", b"mine", read.token) is False
+            assert mine.get("k") == b"theirs"
+        finally:
+            mine.close()
+            theirs.close()
+
+    def test_set_if_after_delete(self, backend: SessionBackend) -> None:
+        backend.set("k", b"v")
+        read = backend.get_versioned("k")
+        assert read is not None
+        backend.delete("k")
+        assert backend.set_if("k", b"late", read.token) is False
+        assert backend.get("k") is None
+
+    def test_set_if_same_bytes_rewritten_between(self, backend: SessionBackend) -> None:
+        """A token may be a digest of the value: a rewrite of the same bytes then still matches,
+        which is safe for read-modify-write (the state read is the state replaced)."""
+        backend.set("k", b"v")
+        read = backend.get_versioned("k")
+        assert read is not None
+        backend.set("k", b"changed")
+        backend.set("k", b"changed2")
+        assert backend.set_if("k", b"mine", read.token) is False
+
+    # -- namespaces ----------------------------------------------------------------------------
+    def test_overlapping_namespaces_are_isolated(self, backend_factory: BackendFactory) -> None:
+        outer, inner = backend_factory(prefix="session:"), backend_factory(prefix="session:admin:")
+        try:
+            outer.set("admin:x", b"outer")
+            outer.set("x", b"outer-x")
+            inner.set("x", b"inner")
+            inner.set("*", b"inner-star")
+            assert outer.get("admin:x") == b"outer"
+            assert outer.get("x") == b"outer-x"
+            assert inner.get("x") == b"inner"
+            assert inner.get("admin:x") is None
+            assert outer.get("*") is None
+            assert sorted(outer.scan()) == ["admin:x", "x"]
+            assert sorted(inner.scan()) == ["*", "x"]
+            assert list(outer.scan("admin:")) == ["admin:x"]
+            assert outer.delete_many(["*", "x"]) == 1
+            assert inner.get("x") == b"inner"
+            assert inner.get("*") == b"inner-star"
+            assert inner.delete("admin:x") is False
+            assert outer.get("admin:x") == b"outer"
+        finally:
+            outer.close()
+            inner.close()
+
+    def test_same_prefix_shares_data(self, backend_factory: BackendFactory) -> None:
+        if not self.shares_storage:
+            pytest.skip("process-local store: each instance is its own storage")
+        first, second = backend_factory(prefix="app:"), backend_factory(prefix="app:")
+        try:
+            first.set("k", b"v")
+            assert second.get("k") == b"v"
+        finally:
+            first.close()
+            second.close()
+
+    # -- counters, threads, life cycle ---------------------------------------------------------
+    def test_counters_count_hits_and_misses(self, backend: SessionBackend) -> None:
+        before = backend.counters.as_dict()
+        backend.set("k", b"v")
+        backend.get("k")
+        backend.get("absent")
+        after = backend.counters.as_dict()
+        assert after["hits"] >= before["hits"] + 1
+        assert after["misses"] >= before["misses"] + 1
+
+    def test_threads_share_one_backend(self, backend: SessionBackend) -> None:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(40):
+                    key = f"t{n}:{i}"
+                    backend.set(key, key.encode())
+                    assert backend.get(key) == key.encode()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(list(backend.scan("t"))) == 8 * 40
+
+    def test_close_is_idempotent_and_context_manager(self, backend_factory: BackendFactory) -> None:
+        with backend_factory() as backend:
+            backend.set("k", b"v")
+        backend.close()
+        backend.close()
+
+    def test_describe_and_repr_are_strings(self, backend: SessionBackend) -> None:
+        assert isinstance(backend.describe(), str) and backend.describe()
+        assert backend.describe() in repr(backend)

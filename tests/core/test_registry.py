@@ -1,0 +1,65 @@
+"""The registry: entry-point discovery, URL and chain opening, typed errors before any I/O."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from session_store import (
+    ConfigurationError,
+    MemoryBackend,
+    TieredBackend,
+    available_backends,
+    open_backend,
+)
+from session_store import registry
+from session_store.registry import split_chain
+
+
+def test_builtin_memory_is_found_through_its_entry_point() -> None:
+    assert available_backends()["memory"] == "session_store.memory:MemoryBackend.from_url"
+    with pytest.raises(TypeError):
+        available_backends()["x"] = "y"  # type: ignore[index]
+
+
+def test_unknown_scheme_lists_installed_schemes() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        open_backend("nosuch://x")
+    message = str(info.value)
+    assert "'nosuch'" in message and "memory" in message
+
+
+def test_known_but_missing_plugin_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "KNOWN_PLUGINS", {"fancy": "session-store-fancy"})
+    with pytest.raises(ConfigurationError, match="install the 'session-store-fancy'"):
+        open_backend("fancy://h/0")
+
+
+def test_chain_string_builds_a_tiered_backend() -> None:
+    backend = open_backend("memory://?max_entries=2 | memory://?max_entries=50")
+    assert isinstance(backend, TieredBackend)
+    assert [t.max_entries for t in backend.tiers if isinstance(t, MemoryBackend)] == [2, 50]
+
+
+def test_chain_with_a_bad_tier_opens_nothing() -> None:
+    with pytest.raises(ConfigurationError, match="max_entries"):
+        open_backend("memory:// | memory://?max_entries=banana")
+
+
+@pytest.mark.parametrize("chain", ["memory:// | ", "| memory://", "memory:// || memory://"])
+def test_empty_tiers_are_refused(chain: str) -> None:
+    with pytest.raises(ConfigurationError, match="empty tier"):
+        split_chain(chain)
+
+
+def test_a_broken_plugin_is_logged_and_reported_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The example distribution registers a deliberately broken scheme, `broken`.
+    if "broken" not in available_backends():
+        pytest.fail("the example plugin distribution (examples/session_store_example) is not installed")
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfigurationError, match="failed to import"):
+        open_backend("broken://")
+    assert "failed to import" in caplog.text
+    assert isinstance(open_backend("memory://"), MemoryBackend)  # the host keeps working

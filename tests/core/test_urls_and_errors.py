@@ -1,0 +1,63 @@
+"""URL parsing, redaction of secrets, and the error hierarchy."""
+
+from __future__ import annotations
+
+import pytest
+
+from session_store import errors, parse_url, redact_url
+from session_store.errors import SessionStoreError
+
+SECRET = "hunter2-Sup3rSecret"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{SECRET}@127.0.0.1:6379/0",
+        f"redis://user:{SECRET}@host/0?prefix=x",
+        f"redis://{SECRET}@host:1/0",
+        f"rediss://h/0?password={SECRET}",
+        f"memory://?encryption_key={SECRET}",
+        f"memory:// | redis://:{SECRET}@h/0 | diskcache:///tmp/x",
+    ],
+)
+def test_redaction_hides_every_secret(url: str) -> None:
+    shown = redact_url(url)
+    assert SECRET not in shown
+    assert "***" in shown
+    parsed = parse_url(url.split("|")[-2].strip() if "|" in url else url)
+    assert SECRET not in repr(parsed)
+    assert SECRET not in str(parsed)
+
+
+def test_parse_keeps_the_parts() -> None:
+    url = parse_url("redis://user:p%40ss@example.org:6380/2?prefix=a%3Ab&x=1")
+    assert (url.scheme, url.hostname, url.port, url.path) == ("redis", "example.org", 6380, "/2")
+    assert url.username == "user" and url.password == "p@ss"
+    assert dict(url.params) == {"prefix": "a:b", "x": "1"}
+
+
+@pytest.mark.parametrize("bad", ["not a url", "memory", "://x", "redis://h:notaport/0", ""])
+def test_malformed_urls_are_configuration_errors(bad: str) -> None:
+    with pytest.raises(errors.ConfigurationError):
+        parse_url(bad)
+
+
+def test_every_error_derives_from_the_base_and_is_documented() -> None:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, SessionStoreError)
+        assert cls.__doc__ and len(cls.__doc__) > 20, name
+
+
+def test_errors_carry_key_and_backend() -> None:
+    exc = errors.CorruptPayloadError("bad bytes", key="user:1", backend="memory://")
+    assert exc.key == "user:1" and exc.backend == "memory://"
+    assert "user:1" in str(exc) and "memory://" in str(exc)
+    assert "CorruptPayloadError" in repr(exc)
+
+
+def test_stdlib_bases_keep_existing_except_clauses_working() -> None:
+    assert issubclass(errors.ConfigurationError, ValueError)
+    assert issubclass(errors.InvalidKeyError, ValueError)
+    assert issubclass(errors.BackendUnavailableError, errors.BackendError)
