@@ -7,7 +7,16 @@ import threading
 __all__ = ["COUNTER_NAMES", "Counters"]
 
 #: The counters every backend keeps.
-COUNTER_NAMES = ("hits", "misses", "writes", "deletes", "errors", "evictions", "fallbacks", "promotions")
+COUNTER_NAMES = (
+    "hits",
+    "misses",
+    "writes",
+    "deletes",
+    "errors",
+    "evictions",
+    "fallbacks",
+    "promotions",
+)
 
 
 class Counters:

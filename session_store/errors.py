@@ -29,7 +29,7 @@ _KEY_SHOWN = 80
 
 
 def _show_key(key: str) -> str:
-    """A key as it appears in messages: repr-escaped and truncated, so a 10 kB key stays readable."""
+    """A key as shown in messages: repr-escaped and truncated, so a 10 kB key stays readable."""
     shown = repr(key)
     if len(shown) > _KEY_SHOWN:
         shown = shown[: _KEY_SHOWN - 5] + "...'" + f" ({len(key)} chars)"
@@ -76,7 +76,7 @@ class InvalidKeyError(SessionStoreError, ValueError):
 
 
 class BackendError(SessionStoreError):
-    """A backend failed to carry out an operation (a read-only directory, a full disk, a server error).
+    """A backend failed an operation (a read-only directory, a full disk, a server error).
 
     The data already stored is untouched; the operation did not happen.
     """
@@ -97,7 +97,7 @@ class SerializationError(SessionStoreError, ValueError):
 
 
 class CorruptPayloadError(SessionStoreError, ValueError):
-    """Stored bytes cannot be decoded: random bytes, truncated data, a wrong shape, a foreign format.
+    """Stored bytes cannot be decoded: random bytes, truncated data, a wrong shape, a foreign one.
 
     No code from the payload runs; the stored bytes are left as they are for inspection.
     """

@@ -10,8 +10,8 @@ identically everywhere, before any I/O.
 * encodable as UTF-8 (no lone surrogates such as ``"\\udc80"``).
 
 Anything else, including glob characters, newlines, ``../``, NUL and non-ASCII text, is a valid
-key and round-trips exactly: keys are data, never patterns or paths. Keys are not Unicode-normalised:
-``"é"`` (one code point) and ``"e\\u0301"`` are two different keys.
+key and round-trips exactly: keys are data, never patterns or paths. Keys are not
+Unicode-normalised: ``"é"`` (one code point) and ``"e\\u0301"`` are two different keys.
 
 **Namespaces.** A backend opened with ``prefix="session:"`` stores key ``k`` as
 ``"session:" + SEPARATOR + k``. :data:`SEPARATOR` (``"\\x1f"``, the ASCII unit separator) may not

@@ -83,7 +83,9 @@ class MemoryBackend(SessionBackend):
         if max_bytes is not None and (
             isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
         ):
-            raise ConfigurationError(f"max_bytes must be an integer >= 1 or None, got {max_bytes!r}")
+            raise ConfigurationError(
+                f"max_bytes must be an integer >= 1 or None, got {max_bytes!r}"
+            )
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
@@ -303,4 +305,3 @@ class MemoryBackend(SessionBackend):
     def size_bytes(self) -> int:
         """Value bytes plus key characters held."""
         return self._bytes
-

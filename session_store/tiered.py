@@ -22,15 +22,15 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
-from session_store.errors import BackendUnavailableError, ConfigurationError
+from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 
@@ -39,6 +39,10 @@ __all__ = ["TierState", "TieredBackend"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _get_many(tier: SessionBackend, keys: list[str]) -> dict[str, bytes]:
+    return tier.get_many(keys)
 
 
 class TierState:
@@ -153,7 +157,7 @@ class TieredBackend(SessionBackend):
         )
         return True
 
-    def _mark_down(self, index: int, exc: BackendUnavailableError) -> None:
+    def _mark_down(self, index: int, exc: BackendError) -> None:
         state = self._states[index]
         with self._lock:
             now = self._clock()
@@ -186,7 +190,9 @@ class TieredBackend(SessionBackend):
                     self.max_missed,
                 )
 
-    def _call(self, index: int, fn: Callable[[SessionBackend], T], keys: Iterable[str]) -> tuple[bool, T | None]:
+    def _call(
+        self, index: int, fn: Callable[[SessionBackend], T], keys: Iterable[str]
+    ) -> tuple[bool, T | None]:
         """Run ``fn`` on tier ``index``; ``(False, None)`` if the tier is or went down."""
         if not self._usable(index):
             self.counters.add("fallbacks")
@@ -200,9 +206,6 @@ class TieredBackend(SessionBackend):
             self._missed(index, keys)
             return False, None
 
-    def _readable(self, index: int) -> bool:
-        return not self._states[index].fenced
-
     def _all_down(self, what: str, key: str | None = None) -> BackendUnavailableError:
         self.counters.add("errors")
         return BackendUnavailableError(
@@ -210,19 +213,21 @@ class TieredBackend(SessionBackend):
         )
 
     # -- reads ---------------------------------------------------------------------------------
+    def _read_tiers(self) -> Iterator[int]:
+        """Indexes of the tiers a read may use, top first (fenced tiers never serve reads)."""
+        return (i for i, state in enumerate(self._states) if not state.fenced)
+
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         validate_key(key)
         reached = False
-        for index, tier in enumerate(self.tiers):
-            if not self._readable(index):
-                continue
+        for index in self._read_tiers():
             ok, found = self._call(index, lambda t: t.get_with_ttl(key), ())
             if not ok:
                 continue
             reached = True
             if found is not None:
                 self.counters.add("hits")
-                self._promote(index, key, found)
+                self._promote(index, key, *found)
                 return found
         if not reached:
             raise self._all_down("read", key)
@@ -233,52 +238,50 @@ class TieredBackend(SessionBackend):
         found = self.get_with_ttl(key)
         return None if found is None else found[0]
 
-    def _promote(self, hit_index: int, key: str, found: tuple[bytes, float]) -> None:
-        value, left = found
+    def _promote(self, hit_index: int, key: str, value: bytes, left: float) -> None:
+        """Copy a value found in tier ``hit_index`` into the tiers above it.
+
+        The copy is written only where the key is absent (``set_if`` with no token): a writer that
+        stored a newer value in an upper tier after our read must win over our older copy.
+        """
+        if hit_index == 0:
+            return
         ttl = None if left == NO_EXPIRY else max(left, 0.001)
         for index in range(hit_index - 1, -1, -1):
-            ok, _ = self._call(index, lambda t: t.set(key, value, ttl), (key,))
-            if ok:
+            ok, stored = self._call(index, lambda t: t.set_if(key, value, None, ttl), (key,))
+            if ok and stored:
                 self.counters.add("promotions")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
+        if not wanted:
+            return {}
         found: dict[str, bytes] = {}
         reached = False
-        missing_above: list[int] = []
-        for index in range(len(self.tiers)):
-            if not wanted:
-                break
-            if not self._readable(index):
-                continue
-            ok, got = self._call(index, lambda t: t.get_many(wanted), ())
+        for index in self._read_tiers():
+            ok, got = self._call(index, partial(_get_many, keys=wanted), ())
             if not ok or got is None:
                 continue
             reached = True
             for key, value in got.items():
                 found[key] = value
-                if missing_above:
-                    self._promote_many(missing_above, index, key)
+                if index > 0:  # promotion needs the TTL left: one more read, only on a lower hit
+                    left = self.tiers[index].ttl(key)
+                    if left is not None:
+                        self._promote(index, key, value, left)
             wanted = [key for key in wanted if key not in got]
-            missing_above.append(index)
-        if not reached and (wanted or not found):
-            if wanted:
-                raise self._all_down("read")
+            if not wanted:
+                break
+        if not reached:
+            raise self._all_down("read")
         self.counters.add("hits", len(found))
         self.counters.add("misses", len(wanted))
         return found
 
-    def _promote_many(self, above: list[int], hit_index: int, key: str) -> None:
-        ok, found = self._call(hit_index, lambda t: t.get_with_ttl(key), ())
-        if ok and found is not None:
-            self._promote(hit_index, key, found)
-
     def ttl(self, key: str) -> float | None:
         validate_key(key)
         reached = False
-        for index in range(len(self.tiers)):
-            if not self._readable(index):
-                continue
+        for index in self._read_tiers():
             ok, left = self._call(index, lambda t: t.ttl(key), ())
             if ok:
                 reached = True
@@ -290,28 +293,45 @@ class TieredBackend(SessionBackend):
 
     def scan(self, prefix: str = "") -> Iterator[str]:
         validate_scan_prefix(prefix)
-        seen: set[str] = set()
+        seen: dict[str, None] = {}
         reached = False
-        for index in range(len(self.tiers)):
-            if not self._readable(index):
-                continue
+        for index in self._read_tiers():
             ok, keys = self._call(index, lambda t: list(t.scan(prefix)), ())
-            if not ok or keys is None:
-                continue
-            reached = True
-            for key in keys:
-                if key not in seen:
-                    seen.add(key)
+            if ok and keys is not None:
+                reached = True
+                seen.update(dict.fromkeys(keys))
         if not reached:
             raise self._all_down("scan")
         return iter(seen)
 
     # -- writes --------------------------------------------------------------------------------
-    def _write_all(self, what: str, keys: list[str], fn: Callable[[SessionBackend], T], key: str | None = None) -> list[T]:
-        """Run ``fn`` on every tier, lowest first; the results of the tiers that answered."""
+    def _write_all(
+        self, what: str, keys: list[str], fn: Callable[[SessionBackend], T], key: str | None = None
+    ) -> list[T]:
+        """Run ``fn`` on every tier, lowest first; the results of the tiers that answered.
+
+        A tier that fails after a lower tier already took the write is treated as down for these
+        keys (recorded as missed, so it is cleaned before it serves them again); a failure before
+        any tier took the write is raised, and nothing was written.
+        """
         results: list[T] = []
         for index in range(len(self.tiers) - 1, -1, -1):
-            ok, result = self._call(index, fn, keys)
+            try:
+                ok, result = self._call(index, fn, keys)
+            except BackendError as exc:
+                if not results:
+                    self.counters.add("errors")
+                    raise
+                log.error(
+                    "tier %d (%s) failed a %s that lower tiers took; fencing the keys: %s",
+                    index,
+                    self.tiers[index].describe(),
+                    what,
+                    exc.message,
+                )
+                self._mark_down(index, exc)
+                self._missed(index, keys)
+                continue
             if ok:
                 results.append(result)  # type: ignore[arg-type]
         if not results:
@@ -358,7 +378,7 @@ class TieredBackend(SessionBackend):
     # -- compare-and-set -----------------------------------------------------------------------
     def _arbiter(self) -> int:
         for index in self._arbiters:
-            if self._usable(index) and self._readable(index):
+            if not self._states[index].fenced and self._usable(index):
                 return index
         raise self._all_down("arbitrate a compare-and-set")
 
@@ -411,6 +431,3 @@ class TieredBackend(SessionBackend):
     def from_backends(cls, tiers: Sequence[SessionBackend], **options: Any) -> TieredBackend:
         """Same as the constructor; reads well beside :func:`open_backend`."""
         return cls(tiers, **options)
-
-
-_ = math  # math.inf is compared through NO_EXPIRY

@@ -32,7 +32,9 @@ def normalize_ttl(ttl: float | None, *, what: str = "ttl") -> float | None:
     if ttl is None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise ConfigurationError(f"{what} must be a number of seconds or None, got {type(ttl).__name__}")
+        raise ConfigurationError(
+            f"{what} must be a number of seconds or None, got {type(ttl).__name__}"
+        )
     if not math.isfinite(ttl) or ttl <= 0:
         raise ConfigurationError(f"{what} must be a finite number of seconds > 0, got {ttl!r}")
     return math.ceil(ttl * 1000) / 1000

@@ -97,9 +97,7 @@ def parse_url(url: str) -> BackendURL:
     except ValueError as exc:
         raise ConfigurationError(f"cannot parse backend URL {redact_url(text)!r}: {exc}") from None
     if not parts.scheme or "://" not in text:
-        raise ConfigurationError(
-            f"a backend URL looks like scheme://..., got {redact_url(text)!r}"
-        )
+        raise ConfigurationError(f"a backend URL looks like scheme://..., got {redact_url(text)!r}")
     params: dict[str, str] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name in params:

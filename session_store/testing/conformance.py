@@ -154,7 +154,7 @@ class BackendConformance:
     @pytest.mark.parametrize("key", INVALID_KEYS, ids=lambda k: repr(k)[:24])
     def test_invalid_key_refused_everywhere(self, backend: SessionBackend, key: object) -> None:
         backend.set("kept", b"v")
-        bad = key  # type: ignore[assignment]
+        bad = key
         calls: list[Callable[[], object]] = [
             lambda: backend.get(bad),  # type: ignore[arg-type]
             lambda: backend.set(bad, b"v"),  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Hypothesis profiles: ``dev`` is fast for local runs, ``ci`` thorough; ``CI=true`` picks ``ci``."""
+"""Hypothesis profiles: ``dev`` fast for local runs, ``ci`` thorough; ``CI=true`` picks ``ci``."""
 
 from __future__ import annotations
 

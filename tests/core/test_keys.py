@@ -63,7 +63,9 @@ def test_overlapping_prefixes_cannot_collide() -> None:
     assert not inner.encode("x").startswith(outer.scan_head())
 
 
-_prefixes = st.text(alphabet=st.characters(blacklist_characters=SEPARATOR, codec="utf-8"), max_size=8)
+_prefixes = st.text(
+    alphabet=st.characters(blacklist_characters=SEPARATOR, codec="utf-8"), max_size=8
+)
 _keys = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=8)
 
 

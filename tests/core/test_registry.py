@@ -12,8 +12,8 @@ from session_store import (
     TieredBackend,
     available_backends,
     open_backend,
+    registry,
 )
-from session_store import registry
 from session_store.registry import split_chain
 
 
@@ -58,8 +58,13 @@ def test_a_broken_plugin_is_logged_and_reported_not_fatal(
 ) -> None:
     # The example distribution registers a deliberately broken scheme, `broken`.
     if "broken" not in available_backends():
-        pytest.fail("the example plugin distribution (examples/session_store_example) is not installed")
-    with caplog.at_level(logging.WARNING), pytest.raises(ConfigurationError, match="failed to import"):
+        pytest.fail(
+            "the example plugin distribution (examples/session_store_example) is not installed"
+        )
+    with (
+        caplog.at_level(logging.WARNING),
+        pytest.raises(ConfigurationError, match="failed to import"),
+    ):
         open_backend("broken://")
     assert "failed to import" in caplog.text
     assert isinstance(open_backend("memory://"), MemoryBackend)  # the host keeps working
