@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from session_store.errors import ConfigurationError
 
@@ -55,7 +55,8 @@ def redact_url(url: str) -> str:
         f"{name}={_MASK}" if name.lower() in SECRET_PARAMS else f"{name}={quote(value, safe='/:,')}"
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     )
-    return urlunsplit((parts.scheme, _redact_netloc(parts.netloc), parts.path, query, ""))
+    shown = f"{parts.scheme}://{_redact_netloc(parts.netloc)}{parts.path}"
+    return f"{shown}?{query}" if query else shown
 
 
 @dataclass(frozen=True, repr=False)

@@ -61,3 +61,15 @@ def test_stdlib_bases_keep_existing_except_clauses_working() -> None:
     assert issubclass(errors.ConfigurationError, ValueError)
     assert issubclass(errors.InvalidKeyError, ValueError)
     assert issubclass(errors.BackendUnavailableError, errors.BackendError)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("memory://?max_entries=5", "memory://?max_entries=5"),
+        ("diskcache:///var/lib/x?prefix=a:", "diskcache:///var/lib/x?prefix=a:"),
+        ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
+    ],
+)
+def test_redaction_keeps_the_rest_readable(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

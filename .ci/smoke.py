@@ -1,0 +1,34 @@
+"""Smoke test of the installed wheels (not the source tree): entry points, py.typed, data."""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+
+import session_store
+from session_store import available_backends, open_backend
+from session_store.samples import legacy_sessions
+
+assert "site-packages" in str(Path(session_store.__file__)), "not testing the installed wheel"
+
+schemes = available_backends()
+for scheme in ("memory", "diskcache", "redis", "rediss", "sqlite"):
+    assert scheme in schemes, f"entry point for {scheme!r} missing: {dict(schemes)}"
+
+for package in ("session_store", "session_store_diskcache", "session_store_redis"):
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None, package
+    assert (Path(spec.origin).parent / "py.typed").is_file(), f"{package} lacks py.typed"
+
+assert files("session_store.samples").joinpath("legacy_user_sessions.json").is_file()
+assert len(legacy_sessions()) >= 4
+
+with tempfile.TemporaryDirectory() as tmp:
+    chain = open_backend(f"memory:// | diskcache://{tmp}")
+    chain.set("smoke", b"ok", ttl=60)
+    assert open_backend(f"diskcache://{tmp}").get("smoke") == b"ok"
+    chain.close()
+
+print("wheel smoke test: ok", sorted(schemes))
