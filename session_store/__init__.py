@@ -7,6 +7,7 @@ Open a backend from a URL or a chain string::
 """
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
+from session_store.codec import AesGcmStage, Codec, ZstdStage
 from session_store.counters import Counters
 from session_store.errors import (
     BackendError,
@@ -20,8 +21,18 @@ from session_store.errors import (
     UnknownSchemaVersionError,
 )
 from session_store.keys import MAX_KEY_BYTES, Namespace, validate_key
+from session_store.mapping import SessionMapping
 from session_store.memory import Evicted, MemoryBackend
 from session_store.registry import available_backends, open_backend
+from session_store.schema import (
+    DocumentExtractionResult,
+    EnhancedSessionData,
+    ExtractionMethod,
+    SchemaInfo,
+    VisionExtraction,
+    register_schema,
+)
+from session_store.store import SessionStore
 from session_store.tiered import TieredBackend
 from session_store.ttl import NO_EXPIRY
 from session_store.urls import BackendURL, Params, parse_url, redact_url
@@ -31,30 +42,41 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_KEY_BYTES",
     "NO_EXPIRY",
+    "AesGcmStage",
     "BackendError",
     "BackendURL",
     "BackendUnavailableError",
+    "Codec",
     "ConfigurationError",
     "ConflictError",
     "CorruptPayloadError",
     "Counters",
+    "DocumentExtractionResult",
+    "EnhancedSessionData",
     "Evicted",
+    "ExtractionMethod",
     "InvalidKeyError",
     "MemoryBackend",
     "Namespace",
     "Params",
+    "SchemaInfo",
     "Scope",
     "SerializationError",
     "SessionBackend",
+    "SessionMapping",
+    "SessionStore",
     "SessionStoreError",
     "TieredBackend",
     "UnknownSchemaVersionError",
     "VersionToken",
     "Versioned",
+    "VisionExtraction",
+    "ZstdStage",
     "__version__",
     "available_backends",
     "open_backend",
     "parse_url",
     "redact_url",
+    "register_schema",
     "validate_key",
 ]

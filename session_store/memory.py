@@ -297,8 +297,13 @@ class MemoryBackend(SessionBackend):
             self.counters.add_held("deletes", len(keys))
         return sum(1 for entry in removed if entry is not None and entry.expires_at > now)
 
-    def __len__(self) -> int:
-        """Entries held, expired ones not yet dropped included."""
+    @property
+    def entry_count(self) -> int:
+        """Entries held, expired ones not yet dropped included.
+
+        (Not ``__len__``: a backend must never be falsy, or ``backend or default`` would
+        silently replace an empty one.)
+        """
         return len(self._data)
 
     @property

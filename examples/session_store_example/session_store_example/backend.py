@@ -46,7 +46,9 @@ class SqliteBackend(SessionBackend):
 
     scope = Scope.HOST
 
-    def __init__(self, path: str, *, prefix: str = "session:", default_ttl: float | None = None) -> None:
+    def __init__(
+        self, path: str, *, prefix: str = "session:", default_ttl: float | None = None
+    ) -> None:
         self.path = path
         self.namespace = Namespace(prefix)
         self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
@@ -56,7 +58,9 @@ class SqliteBackend(SessionBackend):
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
-            raise BackendError(f"cannot open SQLite database: {exc}", backend=self.describe()) from None
+            raise BackendError(
+                f"cannot open SQLite database: {exc}", backend=self.describe()
+            ) from None
         self._closed = False
 
     @classmethod
@@ -191,5 +195,3 @@ class SqliteBackend(SessionBackend):
         if not self._closed:
             self._closed = True
             self._db.close()
-
-

@@ -1,0 +1,277 @@
+"""The codec: schema object -> JSON envelope -> bytes -> stages, and back with migrations.
+
+Save: the converter unstructures the object; the envelope ``{schema, version, data}`` is written
+as strict JSON (:mod:`session_store.codec.jsonsafe`); compression and encryption stages run in
+order; the header (:mod:`session_store.codec.format`) names the stages applied.
+
+Load: the header says what to undo; the envelope names the schema and version; migrations
+run oldest first up to the current version; the converter structures the data. Legacy bytes
+(a bare JSON object) load as version 0 of ``legacy_schema``. Every failure is typed:
+:class:`CorruptPayloadError` for bytes that do not decode, :class:`UnknownSchemaVersionError`
+for a schema, version, stage or format this code does not know, :class:`SerializationError`
+for an object that cannot be stored. The codec does no I/O, so sync and async stores share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import attrs
+from cattrs.preconf.orjson import OrjsonConverter
+
+from session_store.codec import jsonsafe
+from session_store.codec.converter import make_session_converter
+from session_store.codec.encryption import AesGcmStage
+from session_store.codec.format import is_legacy, pack_header, parse_header
+from session_store.codec.stages import Stage, StageContext, ZstdStage
+from session_store.errors import (
+    ConfigurationError,
+    CorruptPayloadError,
+    SerializationError,
+    SessionStoreError,
+    UnknownSchemaVersionError,
+)
+from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
+
+__all__ = ["Codec", "Decoded", "PayloadInfo"]
+
+
+class Decoded(NamedTuple):
+    """A loaded object with what it was stored as."""
+
+    obj: Any
+    schema: str
+    stored_version: int
+    stages: tuple[str, ...]
+
+
+class PayloadInfo(NamedTuple):
+    """What the header tells without decoding (no key needed)."""
+
+    legacy: bool
+    format_version: int
+    stages: tuple[str, ...]
+    size: int
+
+
+_STAGE_NAMES = {1: "zstd", 2: "aes-gcm"}
+
+
+class Codec:
+    """Turns session objects into bytes and back.
+
+    Args:
+        converter: the cattrs converter (default: :func:`make_session_converter`).
+        compression: a :class:`ZstdStage`, ``None`` to store uncompressed (default: zstd
+            above 1 KiB).
+        encryption: an :class:`AesGcmStage`, or ``None`` (default: from ``SESSION_STORE_KEYS``
+            when set).
+        namespace: bound into encryption, so a payload copied to another store fails.
+        legacy_schema: the schema headerless legacy JSON loads as (version 0).
+        write_versions: ``{schema name: version}`` to keep writing an older version during a
+            rolling deploy; the schema's ``downgrades`` produce it.
+    """
+
+    def __init__(
+        self,
+        *,
+        converter: OrjsonConverter | None = None,
+        compression: ZstdStage | bool | None = True,
+        encryption: AesGcmStage | bool | None = True,
+        namespace: str = "",
+        legacy_schema: str = "dataroom",
+        write_versions: Mapping[str, int] | None = None,
+    ) -> None:
+        self.converter = converter or make_session_converter()
+        self.compression = ZstdStage() if compression is True else compression or None
+        self.encryption = AesGcmStage.from_env() if encryption is True else encryption or None
+        self.namespace = namespace
+        self.legacy_schema = legacy_schema
+        self.write_versions = dict(write_versions or {})
+        for name, version in self.write_versions.items():
+            info = _require_schema(name)
+            if not 0 < version <= info.version or any(
+                v not in info.downgrades for v in range(version + 1, info.version + 1)
+            ):
+                raise ConfigurationError(
+                    f"cannot write schema {name!r} at version {version}: no downgrade path "
+                    f"from {info.version}"
+                )
+        self._stages: dict[int, Stage] = {
+            s.stage_id: s for s in (self.compression, self.encryption) if s is not None
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Codec(compression={self.compression!r}, encryption={self.encryption!r}, "
+            f"legacy_schema={self.legacy_schema!r})"
+        )
+
+    # -- save ----------------------------------------------------------------------------------
+    def schema_of(self, obj: Any) -> SchemaInfo:
+        """The registered schema of ``obj`` (``dict`` objects use the ``dict`` schema)."""
+        if type(obj) is dict:
+            return _require_schema("dict")
+        if not attrs.has(type(obj)):
+            raise SerializationError(
+                f"{type(obj).__qualname__} is neither a registered attrs schema class nor a dict"
+            )
+        try:
+            return schema_for_class(type(obj))
+        except ConfigurationError as exc:
+            raise SerializationError(exc.message) from None
+
+    def to_data(self, obj: Any, *, key: str | None = None) -> dict[str, Any]:
+        """``obj`` as JSON-native data (what the envelope's ``data`` holds)."""
+        if type(obj) is dict:
+            return obj
+        try:
+            data = self.converter.unstructure(obj)
+        except SessionStoreError as exc:
+            exc.key = exc.key or key
+            raise
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot unstructure {type(obj).__qualname__}: {type(exc).__name__}: {exc}",
+                key=key,
+            ) from None
+        if not isinstance(data, dict):
+            raise SerializationError("a session must unstructure to a JSON object", key=key)
+        return data
+
+    def encode(self, key: str, obj: Any) -> bytes:
+        """Bytes for ``obj`` stored under ``key``."""
+        info = self.schema_of(obj)
+        data = self.to_data(obj, key=key)
+        version = self.write_versions.get(info.name, info.version)
+        for v in range(info.version, version, -1):
+            data = info.downgrades[v](data, key)
+        body = jsonsafe.dumps({"schema": info.name, "version": version, "data": data}, key=key)
+        stages = [s for s in (self.compression, self.encryption) if s and s.applies(body)]
+        header = pack_header(tuple(s.stage_id for s in stages))
+        ctx = StageContext(self.namespace, key, header)
+        for stage in stages:
+            body = stage.encode(body, ctx)
+        return header + body
+
+    # -- load ----------------------------------------------------------------------------------
+    def inspect(self, data: bytes, *, key: str | None = None) -> PayloadInfo:
+        """The header of a payload, readable without any key."""
+        if is_legacy(data):
+            return PayloadInfo(True, 0, (), len(data))
+        header = parse_header(data, key=key)
+        names = tuple(_STAGE_NAMES.get(i, f"unknown-{i}") for i in header.stages)
+        return PayloadInfo(False, header.format_version, names, len(data))
+
+    def decode(self, key: str, data: bytes, *, as_schema: SchemaInfo | None = None) -> Decoded:
+        """The object stored as ``data`` under ``key``, migrated to the current version.
+
+        Args:
+            as_schema: the schema the caller wants. A plain ``dict`` session loads into a typed
+                schema as that schema's legacy data (version 0); a typed session loads into
+                the ``dict`` schema as its JSON data.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise CorruptPayloadError(f"payload must be bytes, got {type(data).__name__}", key=key)
+        data = bytes(data)
+        if is_legacy(data):
+            info = _require_schema(self.legacy_schema)
+            raw = jsonsafe.loads_legacy(data, key=key)
+            if not isinstance(raw, dict):
+                raise CorruptPayloadError("legacy payload is not a JSON object", key=key)
+            stored_name, version, body = info.name, 0, raw
+            stage_names: tuple[str, ...] = ()
+        else:
+            header = parse_header(data, key=key)
+            payload = data[header.payload_offset :]
+            ctx = StageContext(self.namespace, key, data[: header.payload_offset])
+            for stage_id in reversed(header.stages):
+                payload = self._stage(stage_id, key).decode(payload, ctx)
+            envelope = jsonsafe.loads(payload, key=key)
+            stored_name, version, body = _open_envelope(envelope, key)
+            stage_names = tuple(_STAGE_NAMES[i] for i in header.stages)
+        info = _require_schema(stored_name, key=key, unknown=UnknownSchemaVersionError)
+        target = as_schema or info
+        if target.name != info.name:
+            if target.cls is dict:  # a typed session wanted as a plain dict
+                obj = self._structure(info, self._migrate(info, version, body, key), key)
+                return Decoded(self.to_data(obj, key=key), info.name, version, stage_names)
+            if info.cls is dict:  # a plain dict adopted by a typed schema as its legacy shape
+                info, version = target, 0
+            else:
+                raise UnknownSchemaVersionError(
+                    f"session is stored as schema {info.name!r}, not {target.name!r}", key=key
+                )
+        body = self._migrate(info, version, body, key)
+        return Decoded(self._structure(info, body, key), info.name, version, stage_names)
+
+    def _stage(self, stage_id: int, key: str) -> Stage:
+        stage = self._stages.get(stage_id)
+        if stage is not None:
+            return stage
+        if stage_id in _STAGE_NAMES:
+            raise ConfigurationError(
+                f"payload needs the {_STAGE_NAMES[stage_id]} stage, which is not configured "
+                "(for aes-gcm: set SESSION_STORE_KEYS or pass encryption=AesGcmStage([...]))",
+                key=key,
+            )
+        raise UnknownSchemaVersionError(f"payload uses unknown stage id {stage_id}", key=key)
+
+    def _migrate(self, info: SchemaInfo, version: int, data: Any, key: str) -> Any:
+        if version > info.version:
+            raise UnknownSchemaVersionError(
+                f"schema {info.name!r} version {version} is newer than this code "
+                f"({info.version}); upgrade session-store or the schema's package",
+                key=key,
+            )
+        if version < info.oldest:
+            raise UnknownSchemaVersionError(
+                f"schema {info.name!r} version {version} is older than any migration "
+                f"(oldest readable: {info.oldest})",
+                key=key,
+            )
+        for v in range(version, info.version):
+            try:
+                data = info.migrations[v](data, key)
+            except SessionStoreError:
+                raise
+            except Exception as exc:
+                raise CorruptPayloadError(
+                    f"migration of schema {info.name!r} from v{v} to v{v + 1} failed: "
+                    f"{type(exc).__name__}: {exc}",
+                    key=key,
+                ) from None
+        return data
+
+    def _structure(self, info: SchemaInfo, data: Any, key: str) -> Any:
+        if info.cls is dict:
+            if not isinstance(data, dict):
+                raise CorruptPayloadError("a dict session must hold a JSON object", key=key)
+            return data
+        try:
+            return self.converter.structure(data, info.cls)
+        except Exception as exc:
+            raise CorruptPayloadError(
+                f"data does not fit schema {info.name!r}: {type(exc).__name__}: {exc}", key=key
+            ) from None
+
+
+def _require_schema(
+    name: str, *, key: str | None = None, unknown: type[SessionStoreError] = ConfigurationError
+) -> SchemaInfo:
+    info = get_schema(name)
+    if info is None:
+        raise unknown(f"no schema named {name!r} is registered", key=key)
+    return info
+
+
+def _open_envelope(envelope: Any, key: str) -> tuple[str, int, Any]:
+    if (
+        not isinstance(envelope, dict)
+        or not isinstance(envelope.get("schema"), str)
+        or type(envelope.get("version")) is not int
+        or "data" not in envelope
+    ):
+        raise CorruptPayloadError("payload is not a {schema, version, data} envelope", key=key)
+    return envelope["schema"], envelope["version"], envelope["data"]

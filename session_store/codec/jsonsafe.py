@@ -1,0 +1,99 @@
+"""JSON with no silent conversion: what can be stored is defined here and enforced.
+
+Storable: ``dict`` with ``str`` keys, ``list`` (and ``tuple``, which comes back as a ``list``),
+``str``, ``int`` within 64 bits, finite ``float``, ``bool`` and ``None``. Anything else (an
+arbitrary object, a ``set``, ``bytes``, a ``datetime`` outside a schema field, an ``Enum`` or a
+``UUID`` that orjson would quietly turn into text, ``NaN`` or infinity that it would quietly turn
+into ``null``, an int beyond 64 bits) is a :class:`SerializationError` naming where it is,
+raised before any backend is written. There is no ``default=str``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+from session_store.errors import CorruptPayloadError, SerializationError
+
+__all__ = ["check_storable", "dumps", "loads", "loads_legacy"]
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1  # orjson writes unsigned 64-bit ints too
+_LEAVES = (str, bool, type(None))
+
+
+def _where(path: list[str | int]) -> str:
+    return "".join(f"[{p!r}]" for p in path) or "the value itself"
+
+
+def check_storable(value: Any, *, key: str | None = None) -> None:
+    """Raise :class:`SerializationError` unless ``value`` is plain, storable JSON."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        kind = type(item)
+        if kind in _LEAVES:
+            continue
+        if kind is dict:
+            for k, v in item.items():
+                if type(k) is not str:
+                    raise SerializationError(
+                        f"dict keys must be str, got {type(k).__name__} at {_where(path)}", key=key
+                    )
+                if type(v) not in _LEAVES:
+                    stack.append((v, [*path, k]))
+        elif kind is list or kind is tuple:
+            for i, v in enumerate(item):
+                if type(v) not in _LEAVES:
+                    stack.append((v, [*path, i]))
+        elif kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                raise SerializationError(f"int at {_where(path)} does not fit in 64 bits", key=key)
+        elif kind is float:
+            if not math.isfinite(item):
+                raise SerializationError(
+                    f"{item!r} at {_where(path)} is not storable: JSON has no NaN or infinity",
+                    key=key,
+                )
+        else:
+            raise SerializationError(
+                f"{kind.__qualname__} at {_where(path)} is not storable as JSON; convert it "
+                "first or register a cattrs hook for it in a schema",
+                key=key,
+            )
+
+
+def dumps(value: Any, *, key: str | None = None) -> bytes:
+    """Check ``value`` and write it as compact UTF-8 JSON."""
+    check_storable(value, key=key)
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError) as exc:  # defence in depth: check_storable missed
+        raise SerializationError(f"cannot write JSON: {exc}", key=key) from None
+
+
+def loads(data: bytes | memoryview, *, key: str | None = None) -> Any:
+    """Read strict JSON (no NaN); malformed bytes are :class:`CorruptPayloadError`."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptPayloadError(f"payload is not valid JSON: {exc.msg}", key=key) from None
+
+
+def loads_legacy(data: bytes, *, key: str | None = None) -> Any:
+    """Read JSON as Python's ``json.dumps`` wrote it, which includes ``NaN`` and ``Infinity``.
+
+    The values load as they were stored (``nan`` stays ``nan``); saving such a session again is a
+    :class:`SerializationError` until the application replaces them, because we never guess.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CorruptPayloadError(f"legacy payload is not valid JSON: {exc}", key=key) from None

@@ -1,0 +1,63 @@
+"""Golden payloads of every byte format and schema version load forever."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from session_store.codec import AesGcmStage, Codec
+from session_store.schema import EnhancedSessionData, SchemaInfo, get_schema
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN_KEY = "Z29sZGVuLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMiE="
+PAYLOADS = sorted(p for p in GOLDEN.glob("*.bin") if p.with_suffix(".expected.json").exists())
+
+
+def _codec(legacy_schema: str = "dataroom") -> Codec:
+    return Codec(
+        encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:", legacy_schema=legacy_schema
+    )
+
+
+def _key(path: Path) -> str:
+    if path.name.startswith("legacy_v0_"):
+        return path.stem.removeprefix("legacy_v0_")
+    return "U000DICT" if path.name.startswith("dict_") else "U000GOLDEN"
+
+
+def test_every_format_and_version_has_a_golden_payload() -> None:
+    names = {p.stem for p in PAYLOADS}
+    assert {"dataroom_v1_plain", "dataroom_v1_zstd", "dataroom_v1_zstd_aesgcm"} <= names
+    assert "dict_v1_plain" in names
+    assert sum(n.startswith("legacy_v0_") for n in names) >= 4
+
+
+@pytest.mark.parametrize("path", PAYLOADS, ids=lambda p: p.stem)
+def test_golden_payload_loads_to_its_expected_data(path: Path) -> None:
+    expected = json.loads(path.with_suffix(".expected.json").read_text())
+    key = _key(path)
+    if path.name.startswith(("legacy_", "dict_")):
+        assert _codec("dict").decode(key, path.read_bytes(), as_schema=None).obj == expected
+        typed = _codec().decode(key, path.read_bytes(), as_schema=_dataroom()).obj
+        assert isinstance(typed, EnhancedSessionData)
+        data = _codec().to_data(typed)
+        assert {k: data[k] for k in expected} == expected  # nothing lost through the schema
+    else:
+        decoded = _codec().decode(key, path.read_bytes())
+        assert decoded.schema == "dataroom" and decoded.stored_version == 1
+        assert _codec().to_data(decoded.obj) == expected
+
+
+def test_legacy_nan_loads_as_written() -> None:
+    obj = _codec("dict").decode("k", (GOLDEN / "legacy_v0_nan.bin").read_bytes()).obj
+    assert math.isnan(obj["score"])
+    assert obj["note"] == "as json.dumps wrote it"
+
+
+def _dataroom() -> SchemaInfo:
+    info = get_schema("dataroom")
+    assert info is not None
+    return info

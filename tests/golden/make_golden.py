@@ -1,0 +1,96 @@
+"""Write golden payloads for the current byte format and schema versions. Never overwrites.
+
+Run after adding a schema version or format: ``python tests/golden/make_golden.py``. Each
+payload ``NAME.bin`` gets ``NAME.expected.json``: the decoded session as JSON data. Committed
+payloads must load to their expected data forever (tests/codec/test_golden.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+from session_store.codec import AesGcmStage, Codec, ZstdStage
+from session_store.samples import legacy_sessions
+from session_store.schema import (
+    DocumentExtractionResult,
+    EnhancedSessionData,
+    ExtractionMethod,
+    VisionExtraction,
+)
+
+HERE = Path(__file__).parent
+#: A key for golden payloads only. Never use it for anything else.
+GOLDEN_KEY = "Z29sZGVuLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMiE="
+GOLDEN_NAMESPACE = "golden:"
+
+
+def golden_codec(*, compress: bool, encrypt: bool) -> Codec:
+    return Codec(
+        compression=ZstdStage(threshold=0) if compress else None,
+        encryption=AesGcmStage([GOLDEN_KEY]) if encrypt else None,
+        namespace=GOLDEN_NAMESPACE,
+    )
+
+
+def sample_session() -> EnhancedSessionData:
+    at = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    return EnhancedSessionData(
+        user_id="U000GOLDEN",
+        created_at=at,
+        last_accessed=at,
+        processed_documents=[{"name": "deck.pdf", "type": "pdf", "content": "ARR € 日本"}],
+        document_summary={"total_documents": 1},
+        market_research_data={"tam_usd": 12_500_000_000, "cagr": 0.071},
+        extraction_results={
+            "doc-1": DocumentExtractionResult(
+                document_id="doc-1",
+                filename="deck.pdf",
+                extraction_method=ExtractionMethod.HYBRID_TEXT_VISION,
+                text_content="revenue grew",
+                vision_extractions=[VisionExtraction(page_number=3, content_type="chart")],
+                quality_score=0.8,
+                completeness_score=0.9,
+            )
+        },
+        extra={"drive_link": "https://drive.example.com/x", "test_mode": True},
+    )
+
+
+def _write(name: str, payload: bytes, expected: object) -> None:
+    target = HERE / f"{name}.bin"
+    if target.exists():
+        print(f"kept {target.name} (golden files are never rewritten)")
+        return
+    target.write_bytes(payload)
+    (HERE / f"{name}.expected.json").write_text(
+        json.dumps(expected, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    )
+    print(f"wrote {target.name}")
+
+
+def main() -> None:
+    legacy = legacy_sessions()
+    for user_id, session in legacy.items():
+        _write(f"legacy_v0_{user_id}", json.dumps(session).encode(), session)
+    with_nan = {"score": math.nan, "note": "as json.dumps wrote it"}
+    target = HERE / "legacy_v0_nan.bin"
+    if not target.exists():
+        target.write_bytes(json.dumps(with_nan).encode())
+    session = sample_session()
+    for name, compress, encrypt in [
+        ("plain", False, False),
+        ("zstd", True, False),
+        ("zstd_aesgcm", True, True),
+        ("aesgcm", False, True),
+    ]:
+        codec = golden_codec(compress=compress, encrypt=encrypt)
+        _write(f"dataroom_v1_{name}", codec.encode("U000GOLDEN", session), codec.to_data(session))
+    plain = golden_codec(compress=False, encrypt=False)
+    _write("dict_v1_plain", plain.encode("U000DICT", legacy["U095822412"]), legacy["U095822412"])
+
+
+if __name__ == "__main__":
+    main()
