@@ -107,14 +107,16 @@ class MemoryBackend(SessionBackend):
         extra = dict(overrides)
         on_evict = extra.pop("on_evict", None)
         params = Params(url, extra)
-        backend = cls(
-            max_entries=params.take_int("max_entries", DEFAULT_MAX_ENTRIES),
-            max_bytes=params.take_optional_int("max_bytes", DEFAULT_MAX_BYTES),
-            default_ttl=params.take_optional_float("default_ttl"),
+        max_entries = params.take_int("max_entries", DEFAULT_MAX_ENTRIES)
+        max_bytes = params.take_optional_int("max_bytes", DEFAULT_MAX_BYTES)
+        default_ttl = params.take_optional_float("default_ttl")
+        params.finish()  # every parameter checked before anything is built
+        return cls(
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            default_ttl=default_ttl,
             on_evict=on_evict,
         )
-        params.finish()
-        return backend
 
     def describe(self) -> str:
         return f"memory://?max_entries={self.max_entries}&max_bytes={self.max_bytes}"

@@ -19,6 +19,7 @@ typed round trip close to plain orjson.
 from __future__ import annotations
 
 import enum
+import types
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -74,7 +75,7 @@ def _passthrough(value: Any, _: type) -> Any:
 def _shallow_fit(declared: Any) -> Callable[[Any], bool]:
     """A cheap test that a value has the declared type's outer shape."""
     origin = typing.get_origin(declared) or declared
-    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+    if origin is typing.Union or origin is types.UnionType:
         tests = [_shallow_fit(arg) for arg in typing.get_args(declared)]
         return lambda v: any(test(v) for test in tests)
     if declared is Any:
@@ -129,9 +130,49 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {a.name: hints[a.name] for a in attrs.fields(cls) if a.name != EXTRA_FIELD}
 
 
+_JSON_LEAVES = (str, int, float, bool, type(None))
+
+
+def _is_json_native(declared: Any) -> bool:
+    """Whether values of ``declared`` are plain JSON data that needs no conversion."""
+    if declared is Any or declared in _JSON_LEAVES:
+        return True
+    origin, args = typing.get_origin(declared), typing.get_args(declared)
+    if origin in (typing.Union, types.UnionType):
+        return all(_is_json_native(arg) for arg in args)
+    if origin is list:
+        return not args or _is_json_native(args[0])
+    if origin is dict:
+        return not args or (args[0] is str and _is_json_native(args[1]))
+    return declared in (list, dict)
+
+
+def _nested(converter: OrjsonConverter, declared: Any, structure: bool) -> Any:
+    """A direct handler for ``list[C]`` / ``dict[str, C]`` of an attrs class ``C``, or None."""
+    origin, args = typing.get_origin(declared), typing.get_args(declared)
+    inner = args[-1] if args else None
+    if inner is None or not attrs.has(inner) or origin not in (list, dict):
+        return None
+    if structure:
+        hook = converter.get_structure_hook(inner)
+        if origin is list:
+            return lambda value, _t: [hook(v, inner) for v in value]
+        return lambda value, _t: {k: hook(v, inner) for k, v in value.items()}
+    uhook = converter.get_unstructure_hook(inner)
+    if origin is list:
+        return lambda value: [uhook(v) for v in value]
+    return lambda value: {k: uhook(v) for k, v in value.items()}
+
+
 def _make_structure(converter: OrjsonConverter, cls: type) -> Callable[[Any, type], Any]:
-    types = _field_types(cls)
-    handlers = {name: converter.get_structure_hook(t) for name, t in types.items()}
+    types_ = _field_types(cls)
+    handlers: dict[str, Callable[[Any, Any], Any]] = {}
+    native = {name for name, t in types_.items() if _is_json_native(t)}
+    for name, declared in types_.items():
+        if name not in native:
+            handlers[name] = _nested(converter, declared, True) or converter.get_structure_hook(
+                declared
+            )
 
     def structure(data: Any, _: type) -> Any:
         if not isinstance(data, dict):
@@ -139,12 +180,15 @@ def _make_structure(converter: OrjsonConverter, cls: type) -> Callable[[Any, typ
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
+            if key in native:
+                kwargs[key] = value  # JSON data as loaded; a misfit is kept the same way
+                continue
             handler = handlers.get(key)
             if handler is None:
                 extra[key] = value
                 continue
             try:
-                kwargs[key] = handler(value, types[key])
+                kwargs[key] = handler(value, types_[key])
             except Exception:
                 kwargs[key] = value  # a misfit is kept exactly as stored
         return cls(**kwargs, **{EXTRA_FIELD: extra})
@@ -153,15 +197,24 @@ def _make_structure(converter: OrjsonConverter, cls: type) -> Callable[[Any, typ
 
 
 def _make_unstructure(converter: OrjsonConverter, cls: type) -> Callable[[Any], dict[str, Any]]:
-    types = _field_types(cls)
-    plan = [(name, converter.get_unstructure_hook(t), _shallow_fit(t)) for name, t in types.items()]
+    types_ = _field_types(cls)
+    plan = [
+        (
+            name,
+            None
+            if _is_json_native(t)
+            else _nested(converter, t, False) or converter.get_unstructure_hook(t),
+            _shallow_fit(t),
+        )
+        for name, t in types_.items()
+    ]
 
     def unstructure(obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, handler, fits in plan:
             value = getattr(obj, name)
-            if not fits(value):
-                out[name] = value  # a misfit kept from the stored data goes back unchanged
+            if handler is None or not fits(value):
+                out[name] = value  # JSON data, or a misfit kept from the stored data, unchanged
                 continue
             try:
                 out[name] = handler(value)

@@ -66,13 +66,55 @@ def check_storable(value: Any, *, key: str | None = None) -> None:
             )
 
 
+_ALLOWED = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+_CONTAINERS = frozenset({dict, list, tuple})
+# orjson itself refuses, in C: non-str keys, ints beyond 64 bits, and (with these options plus a
+# raising default) every type it does not write natively, subclasses of str/int/dict/list
+# (StrEnum, IntEnum, ...), datetimes and dataclasses.
+_STRICT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | (orjson.OPT_PASSTHROUGH_DATACLASS)
+)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__qualname__} is not storable as JSON")
+
+
+def _only_plain_json(value: Any) -> bool:
+    """Fast check for what orjson would write silently but wrongly: NaN or infinity (as null),
+    a plain ``Enum`` (as its value) or a ``UUID`` (as text). Type sets are built in C, and only
+    containers holding containers are descended into."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        values = item.values() if type(item) is dict else item
+        kinds = set(map(type, values))
+        if not kinds <= _ALLOWED:
+            return False
+        if float in kinds and not all(map(math.isfinite, (v for v in values if type(v) is float))):
+            return False
+        if kinds & _CONTAINERS:
+            stack.extend(v for v in values if type(v) in _CONTAINERS)
+    return True
+
+
 def dumps(value: Any, *, key: str | None = None) -> bytes:
-    """Check ``value`` and write it as compact UTF-8 JSON."""
-    check_storable(value, key=key)
+    """Check ``value`` and write it as compact UTF-8 JSON.
+
+    Raises:
+        SerializationError: ``value`` holds something that is not storable (see module doc).
+    """
     try:
-        return orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError) as exc:  # defence in depth: check_storable missed
-        raise SerializationError(f"cannot write JSON: {exc}", key=key) from None
+        out = orjson.dumps(value, default=_refuse, option=_STRICT)
+    except (TypeError, orjson.JSONEncodeError):
+        check_storable(value, key=key)  # finds and names the culprit
+        raise SerializationError("value is not storable as JSON", key=key) from None
+    if type(value) in _CONTAINERS and not _only_plain_json(value):
+        check_storable(value, key=key)
+        raise SerializationError("value is not storable as JSON", key=key)
+    return out
 
 
 def loads(data: bytes | memoryview, *, key: str | None = None) -> Any:

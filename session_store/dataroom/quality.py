@@ -147,9 +147,9 @@ def vision_extractions(result: DocumentExtractionResult) -> list[VisionExtractio
 def uses_vision(result: DocumentExtractionResult) -> bool:
     """Whether a vision model contributed to ``result``: it holds vision extractions, or its
     method is one of :data:`VISION_METHODS`."""
-    method: object = result.extraction_method
+    method: object = result.extraction_method  # str: also a misfit kept as the stored text
     return bool(vision_extractions(result)) or (
-        isinstance(method, ExtractionMethod) and method in VISION_METHODS
+        isinstance(method, str) and method in VISION_METHODS
     )
 
 
@@ -161,7 +161,7 @@ def session_has_vision(session: EnhancedSessionData) -> bool:
 def session_processing_cost(session: EnhancedSessionData) -> float:
     """The sum of ``processing_cost_usd`` over the typed extraction results (each document's
     total, its vision work included)."""
-    return sum(number(r.processing_cost_usd) for r in extraction_results(session).values())
+    return sum((number(r.processing_cost_usd) for r in extraction_results(session).values()), 0.0)
 
 
 def legacy_document_ok(doc: object) -> bool:

@@ -47,6 +47,10 @@ HOSTILE_KEYS = (
     "session:other",
     "{hash}tag",
     "' OR 1=1 --",
+    "\x00",
+    "nul\x00byte",
+    "sep\x1fkey",
+    "\x1f",
     "x" * MAX_KEY_BYTES,
     "é" * (MAX_KEY_BYTES // 2),
 )
@@ -63,7 +67,7 @@ INVALID_KEYS: tuple[object, ...] = (
     42,
 )
 
-HOSTILE_PREFIXES = ("*", "?", "[", "[a", "\\", "\n", "日", "%", "_")
+HOSTILE_PREFIXES = ("*", "?", "[", "[a", "\\", "\n", "日", "%", "_", "\x00", "\x1f")
 
 
 class BackendConformance:

@@ -13,7 +13,7 @@ __all__ = ["make_state_machine"]
 
 # A small key alphabet makes collisions (overwrites, deletes of present keys) common, and
 # includes characters that are special to globs, paths and SQL.
-_keys = st.text(alphabet="ab*?[]\\/\n:é日", min_size=1, max_size=4)
+_keys = st.text(alphabet="ab*?[]\\/\n:é日\x00\x1f", min_size=1, max_size=4)
 _values = st.binary(max_size=64)
 
 
@@ -67,7 +67,7 @@ def make_state_machine(factory: Callable[[], SessionBackend]) -> type[RuleBasedS
                 self.model.pop(key, None)
             self._spend(keys)
 
-        @rule(prefix=st.text(alphabet="ab*?[]\\/\n:é日", max_size=2))
+        @rule(prefix=st.text(alphabet="ab*?[]\\/\n:é日\x00\x1f", max_size=2))
         def scan(self, prefix: str) -> None:
             assert sorted(self.backend.scan(prefix)) == sorted(
                 k for k in self.model if k.startswith(prefix)

@@ -69,13 +69,10 @@ class SqliteBackend(SessionBackend):
         if not url.path or url.path == "/":
             raise ConfigurationError("sqlite:// needs a file path", backend=url.redacted())
         params = Params(url, overrides)
-        backend = cls(
-            url.path,
-            prefix=params.take_str("prefix", "session:"),
-            default_ttl=params.take_optional_float("default_ttl"),
-        )
-        params.finish()
-        return backend
+        prefix = params.take_str("prefix", "session:")
+        default_ttl = params.take_optional_float("default_ttl")
+        params.finish()  # a typo must fail before the database file is created
+        return cls(url.path, prefix=prefix, default_ttl=default_ttl)
 
     def describe(self) -> str:
         return f"sqlite://{self.path}?prefix={self.namespace.prefix}"
@@ -145,11 +142,12 @@ class SqliteBackend(SessionBackend):
     def scan(self, prefix: str = "") -> Iterator[str]:
         validate_scan_prefix(prefix)
         head = self.namespace.scan_head(prefix)
-        # substr() compares literally; LIKE and GLOB would treat %, _, * and ? as patterns.
+        # A byte-wise comparison is literal (LIKE and GLOB would treat %, _, * and ? as
+        # patterns) and, unlike text functions, does not stop at a NUL character.
         rows = self._run(
-            "SELECT key FROM sessions WHERE substr(key, 1, ?) = ? "
+            "SELECT key FROM sessions WHERE substr(CAST(key AS BLOB), 1, ?) = CAST(? AS BLOB) "
             "AND (expires_at IS NULL OR expires_at > ?)",
-            (len(head), head, time.time()),
+            (len(head.encode()), head, time.time()),
         )
         return iter([k for (stored,) in rows if (k := self.namespace.decode(stored)) is not None])
 

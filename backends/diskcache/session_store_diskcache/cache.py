@@ -1,0 +1,175 @@
+"""``SessionCache``: a ``diskcache.Cache`` that counts its evictions and answers key-range scans.
+
+This module is the only place that reaches past diskcache's public API, in two spots, both
+checked when a cache opens (:func:`check_internals`) so that a diskcache release that changes
+them fails loudly at open instead of miscounting or mis-scanning quietly:
+
+* **Eviction counting** overrides ``Cache._cull(now, sql, cleanup, limit)``, the hook every write
+  (``set``/``add``) calls inside its transaction to make room. diskcache removes, per write, at most
+  ``cull_limit`` rows: first expired rows, then (when the volume is over ``size_limit``) rows chosen
+  by the eviction policy. Around the original hook we read the row count diskcache keeps in its
+  ``Settings`` table, and beforehand count the expired rows the hook will remove (same query, same
+  ``now``, same limit). Removed minus expired is the number evicted, exactly: the write lock is
+  held throughout, so no other writer can change either number. Evictions are kept per thread
+  until the operation finishes (:meth:`SessionCache.take_evicted`), so a transaction that rolls
+  back is not counted.
+  Limits: only evictions caused by writes through *this* cache object are counted (other processes
+  count their own); the explicit ``Cache.cull()`` method is not used and not counted.
+* **Scans and snapshots** go through ``Cache._sql``, the connection of the calling thread (which
+  diskcache reopens after a fork). A scan page is one SELECT over a key range of diskcache's
+  ``Cache`` table; the unique index ``Cache_key_raw (key, raw)`` answers it directly, so a scan
+  reads only the keys it returns. The public alternative, ``Cache.iterkeys()``, walks every key
+  of every namespace from the start, expired ones included. A snapshot wraps several reads in
+  one deferred (read) transaction: they see one state, and no write lock is taken.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import diskcache
+
+from session_store.errors import ConfigurationError
+from session_store_diskcache.disk import SafeDisk
+
+__all__ = ["SessionCache", "check_internals"]
+
+# The same selection Cache._cull deletes from first (diskcache 5.6 core.py), counted.
+_COUNT_CULLED_EXPIRED = (
+    "SELECT (SELECT value FROM Settings WHERE key = 'count'),"
+    " (SELECT COUNT(*) FROM (SELECT 1 FROM Cache"
+    "  WHERE expire_time IS NOT NULL AND expire_time < ? LIMIT ?))"
+)
+_COUNT_ROWS = "SELECT value FROM Settings WHERE key = 'count'"
+
+# Live text keys in [low, high), after the last key of the previous page, in key order.
+_SCAN_PAGE = (
+    "SELECT key FROM Cache"
+    " WHERE key >= ? AND key < ? AND key > ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+    " ORDER BY key LIMIT ?"
+)
+
+_CULL_PARAMETERS = ("self", "now", "sql", "cleanup", "limit")
+_REQUIRED_COLUMNS = frozenset({"key", "raw", "expire_time", "mode", "filename", "value"})
+
+
+@functools.cache
+def _hook_problem() -> str | None:
+    cull = getattr(diskcache.Cache, "_cull", None)
+    if cull is None or tuple(inspect.signature(cull).parameters) != _CULL_PARAMETERS:
+        return "Cache._cull(now, sql, cleanup, limit) is gone or changed"
+    if not isinstance(getattr(diskcache.Cache, "_sql", None), property):
+        return "Cache._sql is gone"
+    return None
+
+
+def check_internals(cache: SessionCache | None = None) -> None:
+    """Verify the diskcache internals this module relies on (see the module doc).
+
+    Args:
+        cache: an open cache whose table layout to check too.
+
+    Raises:
+        ConfigurationError: the installed diskcache changed them; naming the version to install.
+    """
+    problem = _hook_problem()
+    if problem is None and cache is not None:
+        columns = {row[1] for row in cache._sql("PRAGMA table_info(Cache)").fetchall()}
+        missing = _REQUIRED_COLUMNS - columns
+        if missing:
+            problem = f"the Cache table lacks {', '.join(sorted(missing))}"
+    if problem is not None:
+        raise ConfigurationError(
+            f"diskcache {diskcache.__version__} is not supported by session-store-diskcache: "
+            f"{problem}; install diskcache 5.6.x"
+        )
+
+
+class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no type hints
+    """A ``diskcache.Cache`` over :class:`SafeDisk` that counts evictions and scans key ranges.
+
+    Args:
+        directory: the cache directory (created if missing).
+        timeout: SQLite busy timeout in seconds.
+        size_limit: bytes before the eviction policy removes entries.
+        eviction_policy: a diskcache eviction policy name.
+
+    The settings are written into the directory's ``Settings`` table, as diskcache does for any
+    setting passed explicitly. ``statistics`` is switched off (it turns every read into a write
+    transaction) and ``cull_limit`` set to diskcache's default of 10, whatever an earlier user of
+    the directory stored.
+    """
+
+    def __init__(
+        self, directory: str, *, timeout: float, size_limit: int, eviction_policy: str
+    ) -> None:
+        check_internals()
+        self._session_store_evicted = threading.local()
+        super().__init__(
+            directory,
+            timeout=timeout,
+            disk=SafeDisk,
+            size_limit=size_limit,
+            eviction_policy=eviction_policy,
+            cull_limit=10,
+            statistics=0,
+        )
+        check_internals(self)
+
+    # -- eviction counting ----------------------------------------------------------------------
+    def _cull(
+        self,
+        now: float,
+        sql: Callable[..., Any],
+        cleanup: Callable[[str | None], None],
+        limit: int | None = None,
+    ) -> None:
+        """diskcache's cull, with the policy evictions it makes counted (see the module doc)."""
+        cull_limit = self.cull_limit if limit is None else limit
+        ((before, expired),) = sql(_COUNT_CULLED_EXPIRED, (now, cull_limit)).fetchall()
+        super()._cull(now, sql, cleanup, limit)
+        ((after,),) = sql(_COUNT_ROWS).fetchall()
+        evicted = before - after - expired
+        if evicted > 0:
+            local = self._session_store_evicted
+            local.count = getattr(local, "count", 0) + evicted
+
+    def take_evicted(self) -> int:
+        """Entries evicted by this thread's writes since the last call; resets the tally.
+
+        Call after every operation: on success to count, on failure to drop (rolled back).
+        """
+        local = self._session_store_evicted
+        count: int = getattr(local, "count", 0)
+        local.count = 0
+        return count
+
+    # -- reads ----------------------------------------------------------------------------------
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run the reads inside in one read transaction: one consistent state, no write lock.
+
+        Only for reads that write nothing: with an eviction policy that updates rows on read
+        (``least-recently-used``), use ``transact()`` instead.
+        """
+        sql = self._sql
+        sql("BEGIN")
+        try:
+            yield
+        finally:
+            sql("COMMIT")  # a read transaction has nothing to roll back
+
+    # -- scans -----------------------------------------------------------------------------------
+    def live_keys_between(
+        self, low: str, high: str, *, after: str, now: float, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` unexpired text keys ``k`` with ``low <= k < high`` and ``k > after``,
+        in key order: one page of a keyset-paginated scan (pass the last key as ``after``)."""
+        rows = self._sql(_SCAN_PAGE, (low, high, after, now, limit)).fetchall()
+        return [key for (key,) in rows]

@@ -1,0 +1,134 @@
+"""``SessionMetrics``: what the data-room plan monitors, counted correctly.
+
+The plan counted every store as a created session and added a session's whole processing cost
+again on each update. Here a store is counted as **created** when no session was stored under
+the key before it, and as **updated** otherwise, and the other counters measure changes, so a
+session stored ten times is counted once where it should be:
+
+``total_sessions_created`` / ``total_sessions_updated`` / ``total_sessions_deleted``
+    Stores that created a session, stores that replaced one, deletes that removed one.
+``sessions_with_vision_data``
+    Stores after which the session held vision data while it held none before (a session
+    created with vision data, or an update that brought the first vision data). A session that
+    keeps its vision data through many updates is counted once.
+``total_processing_cost``
+    Money spent on extraction, in USD: per store, for each document, how much its
+    ``processing_cost_usd`` grew over the stored one (a new document: its whole cost; an
+    unchanged one: nothing; a lower cost: nothing).
+``average_session_size``
+    Mean size in bytes of stored payloads (what the backend holds: compressed, encrypted).
+    Measuring needs the payload's length, and ``SessionStore`` encodes inside ``update``
+    without reporting it, so a size costs a second encode. To keep that off the hot path, one
+    store in ``size_sample_every`` (the first one included) is measured; ``size_samples`` says
+    how many were. ``size_sample_every=1`` measures every store, ``0`` none.
+
+Every counter covers the stores made through one :class:`~session_store.dataroom.SessionManager`
+in this process since it was made. Thread-safe: one lock guards all counters, and nothing slow
+runs under it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from session_store.dataroom.quality import extraction_results, number, session_has_vision
+from session_store.schema.dataroom import EnhancedSessionData
+
+__all__ = ["SessionMetrics", "cost_added"]
+
+
+def cost_added(previous: EnhancedSessionData | None, stored: EnhancedSessionData) -> float:
+    """The processing cost ``stored`` adds over ``previous``: per document id, the growth of
+    ``processing_cost_usd`` (never negative), summed."""
+    before = {} if previous is None else extraction_results(previous)
+    total = 0.0
+    for doc_id, result in extraction_results(stored).items():
+        old = before.get(doc_id)
+        growth = number(result.processing_cost_usd) - (
+            0.0 if old is None else number(old.processing_cost_usd)
+        )
+        total += max(0.0, growth)
+    return total
+
+
+class SessionMetrics:
+    """Counters of the stores, updates and deletes made through one session manager.
+
+    Args:
+        size_sample_every: measure the payload size of one store in this many (``0``: never).
+    """
+
+    def __init__(self, *, size_sample_every: int = 16) -> None:
+        if isinstance(size_sample_every, bool) or not isinstance(size_sample_every, int):
+            raise TypeError("size_sample_every must be an int")
+        if size_sample_every < 0:
+            raise ValueError("size_sample_every must be >= 0")
+        self.size_sample_every = size_sample_every
+        self._lock = threading.Lock()
+        self._created = 0
+        self._updated = 0
+        self._deleted = 0
+        self._with_vision = 0
+        self._cost = 0.0
+        self._stores_seen = 0
+        self._size_total = 0
+        self._size_samples = 0
+
+    def __repr__(self) -> str:
+        return f"SessionMetrics({self.as_dict()!r})"
+
+    def claim_size_sample(self) -> bool:
+        """Whether the next store should have its payload size measured (one in
+        ``size_sample_every``, counting every call)."""
+        with self._lock:
+            seen = self._stores_seen
+            self._stores_seen += 1
+        return self.size_sample_every > 0 and seen % self.size_sample_every == 0
+
+    def record_store(
+        self,
+        previous: EnhancedSessionData | None,
+        stored: EnhancedSessionData,
+        *,
+        size_bytes: int | None = None,
+    ) -> None:
+        """Count one store that replaced ``previous`` (``None``: created) with ``stored``.
+
+        Args:
+            size_bytes: the stored payload's length, if it was measured.
+        """
+        gained_vision = session_has_vision(stored) and not (
+            previous is not None and session_has_vision(previous)
+        )
+        cost = cost_added(previous, stored)
+        with self._lock:
+            if previous is None:
+                self._created += 1
+            else:
+                self._updated += 1
+            if gained_vision:
+                self._with_vision += 1
+            self._cost += cost
+            if size_bytes is not None:
+                self._size_total += size_bytes
+                self._size_samples += 1
+
+    def record_delete(self) -> None:
+        """Count one delete that removed a session."""
+        with self._lock:
+            self._deleted += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """A consistent snapshot of every counter (the plan's key names, plus the new ones)."""
+        with self._lock:
+            samples = self._size_samples
+            return {
+                "total_sessions_created": self._created,
+                "total_sessions_updated": self._updated,
+                "total_sessions_deleted": self._deleted,
+                "sessions_with_vision_data": self._with_vision,
+                "total_processing_cost": self._cost,
+                "average_session_size": self._size_total / samples if samples else 0.0,
+                "size_samples": samples,
+            }
