@@ -56,7 +56,10 @@ def _unstructure_datetime(value: datetime) -> str:
 
 
 def _strict(kind: type) -> Callable[[Any, type], Any]:
-    def structure(value: Any, _: type) -> Any:
+    def structure(value: Any, cls: type) -> Any:
+        if cls is not kind and isinstance(cls, type) and issubclass(cls, enum.Enum):
+            # A StrEnum or IntEnum reaches the str / int hook first (it is a subclass).
+            return value if isinstance(value, cls) else cls(value)
         if type(value) is kind or (kind is float and type(value) is int):
             return value
         raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")

@@ -82,22 +82,32 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__qualname__} is not storable as JSON")
 
 
-def _only_plain_json(value: Any) -> bool:
-    """Fast check for what orjson would write silently but wrongly: NaN or infinity (as null),
-    a plain ``Enum`` (as its value) or a ``UUID`` (as text). Type sets are built in C, and only
-    containers holding containers are descended into."""
+_NONE = type(None)
+
+
+def _only_plain_json(value: Any, written: bytes) -> bool:
+    """Fast check for what orjson writes silently but wrongly: NaN or infinity (as ``null``), a
+    plain ``Enum`` (as its value), a ``UUID`` (as text).
+
+    Type sets are built in C and only containers that hold containers are descended into.
+    Floats are not visited one by one: NaN and infinity are written as ``null``, so if the
+    output holds exactly as many ``null`` as the value holds ``None``, there are none. (A
+    ``"null"`` inside a string only makes the check fall back to the exact walk.)
+    """
     stack = [value]
+    pop, push = stack.pop, stack.extend
+    nones = 0
     while stack:
-        item = stack.pop()
+        item = pop()
         values = item.values() if type(item) is dict else item
         kinds = set(map(type, values))
         if not kinds <= _ALLOWED:
             return False
-        if float in kinds and not all(map(math.isfinite, (v for v in values if type(v) is float))):
-            return False
+        if _NONE in kinds:
+            nones += (list(values) if type(item) is dict else item).count(None)
         if kinds & _CONTAINERS:
-            stack.extend(v for v in values if type(v) in _CONTAINERS)
-    return True
+            push([v for v in values if type(v) in _CONTAINERS])
+    return nones == written.count(b"null")
 
 
 def dumps(value: Any, *, key: str | None = None) -> bytes:
@@ -111,9 +121,8 @@ def dumps(value: Any, *, key: str | None = None) -> bytes:
     except (TypeError, orjson.JSONEncodeError):
         check_storable(value, key=key)  # finds and names the culprit
         raise SerializationError("value is not storable as JSON", key=key) from None
-    if type(value) in _CONTAINERS and not _only_plain_json(value):
-        check_storable(value, key=key)
-        raise SerializationError("value is not storable as JSON", key=key)
+    if type(value) in _CONTAINERS and not _only_plain_json(value, out):
+        check_storable(value, key=key)  # the exact walk: raises, or clears a false alarm
     return out
 
 

@@ -5,8 +5,8 @@ What the plan got wrong is not repeated: a store is an atomic read-modify-write
 (:meth:`SessionStore.update`), so ``created_at`` survives updates and two concurrent stores
 cannot both count as the session's creation; created and updated sessions are counted apart
 (:class:`SessionMetrics`); nothing is serialized with ``default=str``; timestamps are aware UTC;
-the objects returned are copies of what is stored, so a change reaches storage only through
-another :meth:`SessionManager.store_enhanced_session`.
+the objects returned are snapshots, not live views of storage: a change reaches storage only
+through another :meth:`SessionManager.store_enhanced_session`.
 
 The read APIs give meaningful answers on legacy sessions (the plain dicts the app stored before
 the plan): documents come from ``processed_documents`` when there are no extraction results,

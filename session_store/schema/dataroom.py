@@ -102,7 +102,8 @@ class DocumentExtractionResult:
         return {
             "document_id": self.document_id,
             "filename": self.filename,
-            "extraction_method": self.extraction_method.value,
+            # a stored value that fits no ExtractionMethod is kept as stored (a misfit)
+            "extraction_method": getattr(self.extraction_method, "value", self.extraction_method),
             "text_length": len(self.text_content),
             "vision_extractions": len(self.vision_extractions),
             "has_vision": self.has_vision,
