@@ -8,8 +8,8 @@ Open a backend from a URL or a chain string::
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.codec import AesGcmStage, Codec, ZstdStage
-from session_store.dataroom import SessionManager, SessionMetrics, session_quality
 from session_store.counters import Counters
+from session_store.dataroom import SessionManager, SessionMetrics, session_quality
 from session_store.errors import (
     BackendError,
     BackendUnavailableError,
@@ -80,7 +80,7 @@ __all__ = [
     "open_backend",
     "parse_url",
     "redact_url",
-    "session_quality",
     "register_schema",
+    "session_quality",
     "validate_key",
 ]
