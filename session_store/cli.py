@@ -1,15 +1,15 @@
 """The ``session-store`` command line.
 
 ``session-store demo`` runs the main job on the embedded default, with no server: the sample
-data-room sessions are written through a ``memory | diskcache`` chain (Redis in the middle when
-``REDIS_URL`` or ``SESSION_STORE_URL`` names one), read back by a fresh store as a restarted app
-would, compared, and summarised in a table. Errors are one line on stderr and a non-zero exit,
+data-room sessions are stored through :class:`SessionManager` in a ``memory | diskcache``
+chain (Redis in the middle when ``REDIS_URL`` or ``SESSION_STORE_URL`` names one), read back
+through the manager's read APIs by a fresh store as a restarted app would, compared, and
+summarised in a table with their quality scores. Errors are one line on stderr and a non-zero exit,
 never a traceback; URLs are shown with their secrets masked.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -17,9 +17,11 @@ from pathlib import Path
 
 import click
 
+from session_store.dataroom import SessionManager
 from session_store.errors import SessionStoreError
-from session_store.registry import open_backend
 from session_store.samples import legacy_sessions
+from session_store.schema import EnhancedSessionData
+from session_store.store import SessionStore
 from session_store.tiered import TieredBackend
 from session_store.urls import redact_url
 
@@ -81,48 +83,56 @@ def demo(url: str | None, directory: Path | None) -> None:
 def _run_demo(url: str, shown: str) -> None:
     sessions = legacy_sessions()
     click.echo(f"backend: {shown}")
-    payloads = {
-        user: json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
-        for user, data in sessions.items()
-    }
-    with open_backend(url) as writer:
+    with SessionStore(url, EnhancedSessionData, ttl=DEMO_TTL) as store:
+        writer = SessionManager(store)
         start = time.perf_counter()
-        writer.set_many(payloads, ttl=DEMO_TTL)
+        for user_id, data in sessions.items():
+            writer.store_enhanced_session(user_id, data)
         write_ms = (time.perf_counter() - start) * 1000
-    click.echo(f"stored {len(payloads)} sessions in {write_ms:.1f} ms")
+    click.echo(f"stored {len(sessions)} data-room sessions in {write_ms:.1f} ms")
 
-    # A fresh backend: what an app sees after a restart (its memory tier starts empty).
-    with open_backend(url) as reader:
+    # A fresh store: what the app sees after a restart (its memory tier starts empty).
+    with SessionStore(url, EnhancedSessionData, ttl=DEMO_TTL) as store:
+        reader = SessionManager(store)
         rows = []
-        for user, data in sessions.items():
+        for user_id, data in sessions.items():
             start = time.perf_counter()
-            raw = reader.get(user)
-            first_ms = (time.perf_counter() - start) * 1000
+            analysis = reader.get_comprehensive_analysis_data(user_id)
+            cold_ms = (time.perf_counter() - start) * 1000
             start = time.perf_counter()
-            reader.get(user)
+            session = reader.get_enhanced_session(user_id)
             warm_ms = (time.perf_counter() - start) * 1000
-            if raw is None or json.loads(raw) != data:
-                _fail(f"session {user!r} did not read back whole")
+            if analysis is None or session is None:
+                _fail(f"session {user_id!r} did not read back")
                 return
-            docs = data.get("processed_documents") or []
-            rows.append((user, len(docs), len(raw), first_ms, warm_ms))
-        tiers = reader.tier_states() if isinstance(reader, TieredBackend) else []
+            stored = store.codec.to_data(session)
+            if any(stored.get(key) != value for key, value in data.items()):
+                _fail(f"session {user_id!r} did not read back whole")
+                return
+            raw = store.backend.get(user_id) or b""
+            quality = analysis["session_quality"]["overall_quality_score"]
+            rows.append((user_id, len(analysis["documents"]), len(raw), quality, cold_ms, warm_ms))
         _print_table(rows)
-        for index, tier in enumerate(tiers):
-            counters = tier["counters"]
-            click.echo(
-                f"tier {index} {tier['backend']}: hits={counters['hits']} "
-                f"misses={counters['misses']} writes={counters['writes']}"
-            )
+        backend = store.backend
+        if isinstance(backend, TieredBackend):
+            for index, tier in enumerate(backend.tier_states()):
+                counters = tier["counters"]
+                click.echo(
+                    f"tier {index} {tier['backend']}: hits={counters['hits']} "
+                    f"misses={counters['misses']} writes={counters['writes']}"
+                )
     click.echo("ok: every session read back whole after a restart")
 
 
-def _print_table(rows: list[tuple[str, int, int, float, float]]) -> None:
-    header = f"{'session':<12} {'docs':>4} {'bytes':>7} {'cold read':>10} {'warm read':>10}"
+def _print_table(rows: list[tuple[str, int, int, float, float, float]]) -> None:
+    header = (
+        f"{'session':<12} {'docs':>4} {'stored B':>8} {'quality':>7} "
+        f"{'cold read':>10} {'warm read':>10}"
+    )
     click.echo(header)
     click.echo("-" * len(header))
-    for user, docs, size, cold, warm in rows:
-        click.echo(f"{user:<12} {docs:>4} {size:>7} {cold:>8.2f}ms {warm:>8.2f}ms")
+    for user, docs, size, quality, cold, warm in rows:
+        click.echo(f"{user:<12} {docs:>4} {size:>8} {quality:>7.2f} {cold:>8.2f}ms {warm:>8.2f}ms")
 
 
 if __name__ == "__main__":  # pragma: no cover
