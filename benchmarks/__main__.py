@@ -8,18 +8,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from benchmarks import bench_memory
+from benchmarks import bench_codec, bench_memory, bench_redis
 from benchmarks.harness import machine_line
 
 
 def main() -> int:
-    sections = [f"_{machine_line()}_\n", bench_memory.report(bench_memory.measure())]
-    try:
-        from benchmarks import bench_redis
-    except ImportError as exc:  # the Redis plugin is not installed
-        sections.append(f"(Redis benchmarks not run: {exc})\n")
-    else:
-        sections.append(bench_redis.report())
+    sections = [
+        f"_{machine_line()}_\n",
+        bench_memory.report(bench_memory.measure()),
+        bench_codec.report(bench_codec.measure()),
+        bench_redis.report(),
+    ]
     text = "\n".join(sections)
     print(text)
     Path(__file__).with_name("RESULTS.md").write_text("# Latest results\n\n" + text)

@@ -23,7 +23,7 @@ from session_store.samples import legacy_sessions
 from session_store.schema import EnhancedSessionData
 from session_store.store import SessionStore
 from session_store.tiered import TieredBackend
-from session_store.urls import redact_url
+from session_store.urls import parse_url, redact_url
 
 __all__ = ["default_demo_url", "main"]
 
@@ -42,7 +42,10 @@ def default_demo_url(directory: Path | None = None) -> str:
         return explicit
     disk = f"diskcache://{(directory or _cache_dir()).resolve()}?prefix=demo:"
     redis = os.environ.get("REDIS_URL")
-    middle = f" | {redis}{'&' if '?' in redis else '?'}prefix=demo:" if redis else ""
+    middle = ""
+    if redis:  # the demo's keys get their own prefix, unless the URL already chose one
+        joiner = "" if "prefix" in parse_url(redis).params else ("&" if "?" in redis else "?")
+        middle = f" | {redis}{joiner}prefix=demo:" if joiner else f" | {redis}"
     return f"memory://?max_entries=1000{middle} | {disk}"
 
 
@@ -72,10 +75,9 @@ def main() -> None:
 )
 def demo(url: str | None, directory: Path | None) -> None:
     """Store the sample data-room sessions, read them back from a fresh store, show a table."""
-    url = url or default_demo_url(directory)
-    shown = redact_url(url)
     try:
-        _run_demo(url, shown)
+        url = url or default_demo_url(directory)
+        _run_demo(url, redact_url(url))
     except SessionStoreError as exc:
         _fail(str(exc))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from session_store import forksafe
+
 __all__ = ["COUNTER_NAMES", "Counters"]
 
 #: The counters every backend keeps.
@@ -27,7 +29,7 @@ class Counters:
     tier that was down, ``promotions`` values copied into a faster tier.
     """
 
-    __slots__ = ("_lock", "_values")
+    __slots__ = ("__weakref__", "_lock", "_values")
 
     def __init__(self, lock: threading.Lock | None = None) -> None:
         """Args:
@@ -36,6 +38,11 @@ class Counters:
         """
         self._lock = lock if lock is not None else threading.Lock()
         self._values = dict.fromkeys(COUNTER_NAMES, 0)
+        if lock is None:  # a shared lock is reset by its owner
+            forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        self._lock = threading.Lock()
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to the counter ``name``."""

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Self
 
+from session_store import forksafe
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
 from session_store.errors import ConfigurationError
@@ -96,6 +97,12 @@ class MemoryBackend(SessionBackend):
         self._bytes = 0
         self._version = 0
         self.counters = Counters(self._lock)
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        """In a forked child: new, released locks (see :mod:`session_store.forksafe`)."""
+        self._lock = threading.Lock()
+        self.counters._lock = self._lock
 
     @classmethod
     def from_url(cls, url: BackendURL, **overrides: Any) -> Self:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+from session_store import forksafe
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
@@ -93,8 +94,13 @@ class TieredBackend(SessionBackend):
         self._states = tuple(TierState() for _ in self.tiers)
         self._lock = threading.Lock()
         self.counters = Counters()
+        forksafe.register(self)
         shared = [i for i, tier in enumerate(self.tiers) if tier.scope is not Scope.PROCESS]
         self._arbiters = shared or [len(self.tiers) - 1]
+
+    def _reset_locks(self) -> None:
+        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`)."""
+        self._lock = threading.Lock()
 
     @property
     def scope(self) -> Scope:  # type: ignore[override]

@@ -37,12 +37,20 @@ def normalize_ttl(ttl: float | None, *, what: str = "ttl") -> float | None:
         )
     if not math.isfinite(ttl) or ttl <= 0:
         raise ConfigurationError(f"{what} must be a finite number of seconds > 0, got {ttl!r}")
-    return math.ceil(ttl * 1000) / 1000
+    return max(1, _ceil_ms(ttl)) / 1000
+
+
+def _ceil_ms(seconds: float) -> int:
+    """Milliseconds rounded up, except that float noise (2.007 * 1000 == 2007.0000000000002)
+    does not add a whole millisecond."""
+    ms = seconds * 1000
+    nearest = round(ms)
+    return nearest if abs(ms - nearest) < 1e-6 else math.ceil(ms)
 
 
 def ttl_to_ms(ttl: float) -> int:
     """Whole milliseconds for a normalized TTL, at least 1 (for ``PX`` / ``PEXPIRE``)."""
-    return max(1, math.ceil(ttl * 1000))
+    return max(1, _ceil_ms(ttl))
 
 
 def effective_ttl(ttl: float | None, default_ttl: float | None) -> float | None:

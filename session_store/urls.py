@@ -95,8 +95,11 @@ def parse_url(url: str) -> BackendURL:
     try:
         parts = urlsplit(text)
         port = parts.port
+        problem = None
     except ValueError as exc:
-        raise ConfigurationError(f"cannot parse backend URL {redact_url(text)!r}: {exc}") from None
+        problem = str(exc)
+    if problem is not None:  # raised outside the except: no __context__ holding the raw text
+        raise ConfigurationError(f"cannot parse backend URL {redact_url(text)!r}: {problem}")
     if not parts.scheme or "://" not in text:
         raise ConfigurationError(f"a backend URL looks like scheme://..., got {redact_url(text)!r}")
     params: dict[str, str] = {}
@@ -161,10 +164,12 @@ class Params:
         try:
             return parse(text)
         except ValueError:
-            shown = _MASK if name.lower() in SECRET_PARAMS else repr(text)
-            raise ConfigurationError(
-                f"URL parameter {name}={shown} is not {kind}", backend=self._url.redacted()
-            ) from None
+            pass
+        # Raised outside the except, so that no __context__ carries the raw (maybe secret) text.
+        shown = _MASK if name.lower() in SECRET_PARAMS else repr(text)
+        raise ConfigurationError(
+            f"URL parameter {name}={shown} is not {kind}", backend=self._url.redacted()
+        )
 
     def take_str(self, name: str, default: str) -> str:
         """A text parameter."""

@@ -53,3 +53,18 @@ def test_bad_url_is_one_line_and_masks_the_password(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("session-store: error:")
     assert "topsecret" not in result.stdout + result.stderr
+
+
+def test_demo_puts_redis_in_the_middle_when_redis_url_is_set(
+    tmp_path: Path, redis_url: str
+) -> None:
+    result = subprocess.run(
+        [*_cli(), "demo"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, REDIS_URL=redis_url),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    tiers = [line for line in result.stdout.splitlines() if line.startswith("tier ")]
+    assert [t.split()[2].split(":")[0] for t in tiers] == ["memory", "redis", "diskcache"]

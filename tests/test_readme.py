@@ -16,6 +16,9 @@ def test_the_readme_has_examples() -> None:
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example_runs(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_example_runs(
+    code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REDIS_URL", redis_url)  # a real redis-server the suite started
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})

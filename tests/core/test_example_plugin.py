@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from session_store_example import SqliteBackend
 
 from session_store import SessionBackend, available_backends, open_backend
 from session_store.testing import BackendConformance, make_state_machine
+from session_store_example import SqliteBackend
 
 
 def test_found_by_entry_point(tmp_path: Path) -> None:

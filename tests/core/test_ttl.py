@@ -34,3 +34,9 @@ def test_effective_ttl_prefers_the_callers() -> None:
     assert effective_ttl(None, 30.0) == 30.0
     assert effective_ttl(5, 30.0) == 5.0
     assert effective_ttl(None, None) is None
+
+
+@pytest.mark.parametrize("seconds", [2.007, 0.001, 1.1, 86400.123, 0.3])
+def test_whole_milliseconds_are_not_rounded_up_by_float_noise(seconds: float) -> None:
+    assert ttl_to_ms(seconds) == round(seconds * 1000)
+    assert normalize_ttl(seconds) == round(seconds * 1000) / 1000

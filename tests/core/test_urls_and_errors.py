@@ -73,3 +73,14 @@ def test_stdlib_bases_keep_existing_except_clauses_working() -> None:
 )
 def test_redaction_keeps_the_rest_readable(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_a_bad_secret_parameter_leaves_no_trace_in_the_error_chain() -> None:
+    from session_store.urls import Params
+
+    url = parse_url(f"memory://?password={SECRET}")
+    with pytest.raises(errors.ConfigurationError) as info:
+        Params(url, {}).take_int("password", 0)
+    seen = [info.value, info.value.__cause__, info.value.__context__]
+    assert all(SECRET not in repr(e) and SECRET not in str(e) for e in seen)
+    assert info.value.__context__ is None

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from session_store_diskcache import DiskcacheBackend
 
 from session_store.testing import BackendConformance, make_state_machine
+from session_store_diskcache import DiskcacheBackend
 
 
 class TestDiskcacheConformance(BackendConformance):

@@ -24,13 +24,6 @@ from pathlib import Path
 import diskcache
 import pytest
 from diskcache.core import MODE_BINARY
-from session_store_diskcache import (
-    DEFAULT_SIZE_LIMIT,
-    SCAN_PAGE_SIZE,
-    DiskcacheBackend,
-    SafeDisk,
-    version_token,
-)
 
 from session_store import (
     BackendError,
@@ -42,6 +35,13 @@ from session_store import (
     open_backend,
 )
 from session_store.keys import Namespace
+from session_store_diskcache import (
+    DEFAULT_SIZE_LIMIT,
+    SCAN_PAGE_SIZE,
+    DiskcacheBackend,
+    SafeDisk,
+    version_token,
+)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from session_store_diskcache.keyrange import upper_bound
 
 # Valid key text (no surrogates), weighted towards the characters at the edges of the range.

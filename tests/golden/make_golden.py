@@ -79,7 +79,7 @@ def main() -> None:
     target = HERE / "legacy_v0_nan.bin"
     if not target.exists():
         target.write_bytes(json.dumps(with_nan).encode())
-    session = sample_session()
+    typed = sample_session()
     for name, compress, encrypt in [
         ("plain", False, False),
         ("zstd", True, False),
@@ -87,7 +87,7 @@ def main() -> None:
         ("aesgcm", False, True),
     ]:
         codec = golden_codec(compress=compress, encrypt=encrypt)
-        _write(f"dataroom_v1_{name}", codec.encode("U000GOLDEN", session), codec.to_data(session))
+        _write(f"dataroom_v1_{name}", codec.encode("U000GOLDEN", typed), codec.to_data(typed))
     plain = golden_codec(compress=False, encrypt=False)
     _write("dict_v1_plain", plain.encode("U000DICT", legacy["U095822412"]), legacy["U095822412"])
 

@@ -1,0 +1,421 @@
+"""The Redis backend: sessions in a Redis database shared by processes and hosts.
+
+* **Keys** live under a namespace prefix (default ``session:``) encoded by
+  :class:`session_store.keys.Namespace`: key ``k`` is stored as ``"session:\\x1fk"``, so stores
+  whose prefixes overlap (``session:`` and ``session:admin:``) never see each other's keys.
+* **Expiry** is Redis's own: ``SET ... PX``, ``PEXPIRE``, ``PTTL``, in whole milliseconds.
+* **Bulk operations are one round trip**: ``get_many`` is one ``MGET``, ``set_many`` one pipeline,
+  ``delete_many`` one ``UNLINK``, ``get_with_ttl`` one ``MULTI GET PTTL EXEC``.
+* **Listing** is ``SCAN MATCH <literal prefix, glob-escaped>* COUNT 1000``, never ``KEYS``; every
+  key found is decoded and checked against the prefix again.
+* **Compare-and-set** is a Lua script (one round trip, atomic); see
+  :mod:`session_store_redis.scripts` for why not WATCH/MULTI/EXEC.
+* **Errors** from redis-py become typed errors (see :mod:`session_store_redis.errors`): a refused
+  connection or a timeout is :class:`~session_store.errors.BackendUnavailableError`. They carry
+  the key and the redacted backend description, never the password, and no ``__cause__`` or
+  ``__context__``.
+* **Processes and threads**: redis-py's connection pool notices ``os.fork`` (it compares process
+  ids) and opens new connections in the child, so a worker forked by ``gunicorn --preload`` never
+  writes to its parent's sockets. The pool is thread-safe and blocking: one backend serves many
+  threads, each command on a connection of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Self, TypeVar, cast
+
+import redis
+from redis.exceptions import RedisError
+
+from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.counters import Counters
+from session_store.errors import BackendError, ConfigurationError
+from session_store.keys import Namespace, validate_key, validate_scan_prefix
+from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
+from session_store.urls import BackendURL, parse_url
+from session_store_redis.client import (
+    DEFAULT_PREFIX,
+    build_client,
+    describe_client,
+    make_backoff,
+    parse_config,
+    retryable,
+    secrets_of,
+)
+from session_store_redis.errors import translate
+from session_store_redis.patterns import prefix_pattern
+from session_store_redis.scripts import CAS_SCRIPT, is_token, version_token
+
+__all__ = ["SCAN_COUNT", "RedisBackend"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The COUNT hint of each SCAN call: buckets Redis walks per round trip.
+SCAN_COUNT = 1000
+
+
+class RedisBackend(SessionBackend):
+    """Sessions in Redis. Usually opened from a URL (see :mod:`session_store_redis.client`)::
+
+        open_backend("redis://:secret@cache.internal:6379/0?prefix=app:&default_ttl=86400")
+
+    Args:
+        client: a ready ``redis.Redis`` (built with ``decode_responses=False``), for set-ups a URL
+            cannot express. Its own timeouts and retry policy apply too; note that redis-py's
+            default retry policy would also retry a compare-and-set after a lost reply.
+        prefix: the key namespace; may not contain ``"\\x1f"``.
+        default_ttl: seconds a write without a TTL lives; ``None``: no expiry.
+        retries: how often an operation that may run twice is retried after a failed
+            connection (see :func:`session_store_redis.client.retryable`); ``from_url`` passes
+            the URL's ``retries`` (default 2), a client of your own gets none on top of its own.
+        owns_client: ``close`` disconnects the client's pool. ``from_url`` sets it; a client you
+            pass in stays yours to close unless you say otherwise.
+
+    Raises:
+        ConfigurationError: not a ``redis.Redis``, one that decodes responses, a bad prefix or TTL.
+    """
+
+    scope = Scope.NETWORK
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        default_ttl: float | None = None,
+        retries: int = 0,
+        owns_client: bool = False,
+    ) -> None:
+        if not isinstance(client, redis.Redis):
+            raise ConfigurationError(f"client must be a redis.Redis, got {type(client).__name__}")
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigurationError(
+                "the redis client must return bytes: build it with decode_responses=False"
+            )
+        self._namespace = Namespace(prefix)
+        self._head = self._namespace.scan_head()  # what every stored key starts with
+        self.prefix = prefix
+        self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
+        self._client = client
+        self.retries = retries
+        self._backoff = make_backoff()
+        self._owns_client = owns_client
+        self._description = describe_client(client, prefix)
+        self._cas = client.register_script(CAS_SCRIPT)
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self.counters = Counters()
+
+    @classmethod
+    def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
+        """Build from ``redis://...`` or ``rediss://...``; keyword arguments beat URL parameters.
+
+        No I/O happens here: a server that is down shows up on the first operation.
+
+        Raises:
+            ConfigurationError: a bad or unknown parameter (named in the message).
+        """
+        parsed = parse_url(url) if isinstance(url, str) else url
+        config = parse_config(parsed, overrides)
+        client = build_client(config)
+        try:
+            backend = cls(
+                client,
+                prefix=config.prefix,
+                default_ttl=config.default_ttl,
+                retries=config.retries,
+                owns_client=True,
+            )
+        except BaseException:
+            client.connection_pool.disconnect()
+            raise
+        backend._description = config.describe()
+        return backend
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (for commands this protocol does not have)."""
+        return self._client
+
+    @property
+    def namespace(self) -> Namespace:
+        """How session keys map to stored keys."""
+        return self._namespace
+
+    def describe(self) -> str:
+        return self._description
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _call(
+        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
+    ) -> Any:
+        """``fn(*args, **kw)``, retried after a failed connection, errors translated and counted.
+
+        Only for operations that may safely run twice.
+        """
+        try:
+            return fn(*args, **kw)
+        except (RedisError, OSError) as exc:
+            failure: BaseException = exc
+        return self._retry(failure, what, key, fn, *args, **kw)
+
+    def _retry(
+        self,
+        failure: BaseException,
+        what: str,
+        key: str | None,
+        fn: Callable[..., Any],
+        *args: Any,
+        **kw: Any,
+    ) -> Any:
+        """The first attempt of ``fn`` failed with ``failure``: retry it if that may help (at
+        once, then after a growing backoff), else raise the translated error.
+
+        Every raise happens outside an ``except`` block, so the error we raise has no
+        ``__context__`` pointing at a redis-py error.
+        """
+        failures = 1
+        while failures <= self.retries and retryable(failure):
+            if failures > 1:
+                time.sleep(self._backoff.compute(failures - 1))
+            try:
+                return fn(*args, **kw)
+            except (RedisError, OSError) as exc:
+                failure = exc
+            failures += 1
+        raise self._translate(failure, what, key)
+
+    def _call_once(
+        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
+    ) -> Any:
+        """``fn(*args, **kw)`` tried once, errors translated and counted."""
+        try:
+            return fn(*args, **kw)
+        except (RedisError, OSError) as exc:
+            error = self._translate(exc, what, key)
+        raise error
+
+    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
+        self.counters.add("errors")
+        error = translate(
+            exc, what=what, key=key, backend=self._description, secrets=secrets_of(self._client)
+        )
+        log.debug("%s", error)
+        return error
+
+    def _px(self, ttl: float | None) -> int | None:
+        """Milliseconds for ``PX`` / ``PEXPIRE``, or ``None`` for no expiry; validates ``ttl``."""
+        seconds = effective_ttl(ttl, self.default_ttl)
+        return None if seconds is None else ttl_to_ms(seconds)
+
+    def _key(self, key: str) -> str:
+        validate_key(key)
+        return self._head + key
+
+    def _count_read(self, found: int, missed: int) -> None:
+        if found:
+            self.counters.add("hits", found)
+        if missed:
+            self.counters.add("misses", missed)
+
+    # -- single keys ---------------------------------------------------------------------------
+    # get and set are the hot path: the first attempt is inlined (no _call frame).
+    def get(self, key: str) -> bytes | None:
+        validate_key(key)
+        stored = self._head + key
+        try:
+            value = self._client.get(stored)
+            failure: BaseException | None = None
+        except (RedisError, OSError) as exc:
+            failure = exc
+        if failure is not None:  # retried or raised outside the except block: no __context__
+            value = self._retry(failure, "get", key, self._client.get, stored)
+        self.counters.add("misses" if value is None else "hits")
+        return cast("bytes | None", value)
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        validate_key(key)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        px = self._px(ttl)
+        stored = self._head + key
+        try:
+            self._client.set(stored, value, px=px)
+            failure: BaseException | None = None
+        except (RedisError, OSError) as exc:
+            failure = exc
+        if failure is not None:
+            self._retry(failure, "set", key, self._client.set, stored, value, px=px)
+        self.counters.add("writes")
+
+    def delete(self, key: str) -> bool:
+        stored = self._key(key)
+        removed = self._call("delete", key, self._client.unlink, stored)
+        self.counters.add("deletes")
+        return bool(removed)
+
+    def touch(self, key: str, ttl: float | None = None) -> bool:
+        stored = self._key(key)
+        px = self._px(ttl)
+        if px is not None:
+            return bool(self._call("touch", key, self._client.pexpire, stored, px))
+        _, exists = self._call("touch", key, self._persist, stored)
+        return bool(exists)
+
+    def _persist(self, stored: str) -> list[Any]:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.persist(stored)
+        pipe.exists(stored)
+        return pipe.execute()
+
+    def ttl(self, key: str) -> float | None:
+        stored = self._key(key)
+        return _seconds_left(cast("int", self._call("ttl", key, self._client.pttl, stored)))
+
+    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        stored = self._key(key)
+        value, pttl = self._call("get_with_ttl", key, self._get_with_pttl, stored)
+        left = _seconds_left(pttl)
+        if value is None or left is None:
+            self._count_read(0, 1)
+            return None
+        self._count_read(1, 0)
+        return cast("bytes", value), left
+
+    def _get_with_pttl(self, stored: str) -> list[Any]:
+        pipe = self._client.pipeline(transaction=True)  # value and TTL of the same instant
+        pipe.get(stored)
+        pipe.pttl(stored)
+        return pipe.execute()
+
+    # -- listing -------------------------------------------------------------------------------
+    def scan(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with ``prefix``, a page of ``SCAN`` at a time, each key once.
+
+        The prefix is checked at once; the server is reached while iterating, so an outage shows
+        up as an error from ``next()``. Keys written during the scan may or may not be listed.
+        """
+        validate_scan_prefix(prefix, backend=self._description)
+        return self._scan(prefix_pattern(self._namespace.scan_head(prefix)), prefix)
+
+    def _scan(self, pattern: str, prefix: str) -> Iterator[str]:
+        seen: set[str] = set()  # SCAN may return a key more than once
+        cursor = 0
+        while True:
+            cursor, batch = self._call(
+                "scan", None, self._client.scan, cursor, match=pattern, count=SCAN_COUNT
+            )
+            for raw in batch:
+                try:
+                    stored = raw.decode("utf-8")
+                except UnicodeDecodeError:  # not a key any session store wrote
+                    continue
+                key = self._namespace.decode(stored)
+                # Defense in depth: the pattern already says so, but trust only what we check.
+                if key is None or not key.startswith(prefix) or key in seen:
+                    continue
+                seen.add(key)
+                yield key
+            if int(cursor) == 0:
+                return
+
+    # -- compare-and-set -----------------------------------------------------------------------
+    def get_versioned(self, key: str) -> Versioned | None:
+        stored = self._key(key)
+        value = cast("bytes | None", self._call("get_versioned", key, self._client.get, stored))
+        self._count_read(value is not None, value is None)
+        if value is None:
+            return None
+        return Versioned(value, version_token(value))
+
+    def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        """Write only if the value still has the digest ``token`` names (``None``: if absent).
+
+        One atomic round trip, never retried: after a lost reply the write may or may not have
+        happened, and only the caller can decide what to do about that. A connection failure is
+        :class:`~session_store.errors.BackendUnavailableError`.
+        """
+        stored = self._key(key)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        px = self._px(ttl)
+        if token is None:
+            written = self._call_once(
+                "set_if", key, self._client.set, stored, value, nx=True, px=px
+            )
+        elif not is_token(token):
+            return False  # a token from another backend never matches
+        else:
+            written = self._call_once(
+                "set_if", key, self._cas, keys=[stored], args=[token, value, px or 0]
+            )
+        if written:
+            self.counters.add("writes")
+        return bool(written)
+
+    # -- bulk ----------------------------------------------------------------------------------
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
+        if not wanted:
+            return {}
+        head = self._head
+        values: Sequence[bytes | None] = self._call(
+            "get_many", None, self._client.mget, [head + key for key in wanted]
+        )
+        found = {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
+        missed = values.count(None)  # per key asked, duplicates included, as memory:// counts
+        self._count_read(len(wanted) - missed, missed)
+        return found
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        d = self._description
+        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
+        px = self._px(ttl)
+        if not checked:
+            return
+        self._call("set_many", None, self._set_all, checked, px)
+        self.counters.add("writes", len(checked))
+
+    def _set_all(self, items: list[tuple[str, bytes]], px: int | None) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)  # one round trip, not atomic
+        head = self._head
+        for key, value in items:
+            pipe.set(head + key, value, px=px)
+        return pipe.execute()
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
+        if not wanted:
+            return 0
+        head = self._head
+        removed = self._call("delete_many", None, self._client.unlink, *[head + k for k in wanted])
+        self.counters.add("deletes", len(wanted))
+        return int(removed)
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Disconnect the pool if this backend built it (or was told it owns the client)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._owns_client:
+            self._client.close()
+            self._client.connection_pool.disconnect()
+
+
+def _seconds_left(pttl: int) -> float | None:
+    """``PTTL``'s answer in the protocol's terms: ``None`` absent, ``inf`` no expiry, else > 0."""
+    if pttl == -2:
+        return None
+    if pttl == -1:
+        return NO_EXPIRY
+    return max(pttl, 1) / 1000

@@ -1,0 +1,363 @@
+"""Start a real ``redis-server`` on a free loopback port, and stop it by its process id.
+
+    with RedisServer() as server:
+        backend = open_backend(server.url + "?prefix=test:")
+
+The server gets a configuration file in its own directory (``port``, ``bind 127.0.0.1``,
+``save ""``, ``appendonly no`` unless asked, ``dir``; ``requirepass`` there too, so a password
+never shows in the process list). :meth:`RedisServer.stop` signals only the process this object
+started: SIGTERM, then SIGKILL if it does not exit. No fake Redis: if the binary is missing,
+:class:`RedisServerNotFoundError` says how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import quote
+
+import redis
+
+from session_store_redis.patterns import prefix_pattern
+
+__all__ = [
+    "BINARY_ENV",
+    "RedisServer",
+    "RedisServerError",
+    "RedisServerNotFoundError",
+    "TLSFiles",
+    "find_redis_server",
+    "free_port",
+]
+
+#: Environment variable naming the redis-server binary to use.
+BINARY_ENV = "SESSION_STORE_REDIS_SERVER"
+_FALLBACK_PATHS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server")
+_PORT_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files for a server that speaks TLS only: its certificate, its key, and the CA."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
+class RedisServerError(RuntimeError):
+    """A redis-server could not be started or stopped."""
+
+
+class RedisServerNotFoundError(RedisServerError):
+    """No ``redis-server`` binary: tests that need one fail, they are never skipped."""
+
+
+def find_redis_server() -> str:
+    """The redis-server binary: ``$SESSION_STORE_REDIS_SERVER``, else on ``PATH``, else the usual
+    places.
+
+    Raises:
+        RedisServerNotFoundError: there is none.
+    """
+    named = os.environ.get(BINARY_ENV)
+    if named:
+        if not os.access(named, os.X_OK):
+            raise RedisServerNotFoundError(f"{BINARY_ENV}={named!r} is not an executable file")
+        return named
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    for path in _FALLBACK_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    raise RedisServerNotFoundError(
+        "redis-server is not installed, and the Redis tests need a real one: install it "
+        "(Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`) or point "
+        f"{BINARY_ENV} at the binary"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _quote_conf(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+class RedisServer:
+    """One redis-server process on 127.0.0.1.
+
+    Args:
+        port: the port; by default a free one is picked (and another if it was taken meanwhile).
+        password: ``requirepass``; the :attr:`url` then carries it.
+        appendonly: keep an append-only file, so data survives :meth:`restart` and :meth:`kill`.
+        directory: the server's working directory (data, config, log); a temporary directory that
+            :meth:`stop` removes by default.
+        binary: the redis-server to run; see :func:`find_redis_server`.
+        tls: serve TLS only (``rediss://``) with these files; clients need not present a
+            certificate.
+        extra_config: more ``redis.conf`` lines, such as ``"maxmemory 10mb"``.
+        startup_timeout: seconds to wait for the first PING to be answered.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+        appendonly: bool = False,
+        directory: str | os.PathLike[str] | None = None,
+        binary: str | None = None,
+        tls: TLSFiles | None = None,
+        extra_config: tuple[str, ...] = (),
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self.binary = binary or find_redis_server()
+        self._fixed_port = port
+        self.port = port or 0
+        self._password = password
+        self.appendonly = appendonly
+        self._own_directory = directory is None
+        self.directory = Path(directory) if directory is not None else None
+        self.tls = tls
+        self.extra_config = extra_config
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- addresses -----------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        """Always the loopback address."""
+        return "127.0.0.1"
+
+    @property
+    def password(self) -> str | None:
+        """The ``requirepass`` of this server, if any."""
+        return self._password
+
+    @property
+    def url(self) -> str:
+        """``redis://[:password@]127.0.0.1:PORT/0`` (``rediss://...?ssl_ca_certs=...`` for TLS)."""
+        return self.url_for()
+
+    def url_for(self, db: int = 0, **params: str) -> str:
+        """A URL for database ``db``, with the query parameters given (values are quoted)."""
+        auth = f":{quote(self._password, safe='')}@" if self._password else ""
+        scheme = "redis"
+        if self.tls is not None:
+            scheme = "rediss"
+            params = {"ssl_ca_certs": str(self.tls.ca), **params}
+        query = "&".join(f"{name}={quote(value, safe='/')}" for name, value in params.items())
+        return f"{scheme}://{auth}{self.host}:{self.port}/{db}" + (f"?{query}" if query else "")
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while running."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the process this object started is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"RedisServer(127.0.0.1:{self.port}, {state})"
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> Self:
+        """Start the server and wait until it answers PING.
+
+        Raises:
+            RedisServerError: it exited or did not answer within ``startup_timeout``.
+        """
+        if self.running:
+            return self
+        if self.directory is None:
+            self.directory = Path(tempfile.mkdtemp(prefix="session-store-redis-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        attempts = 1 if self._fixed_port else _PORT_ATTEMPTS
+        for attempt in range(attempts):
+            if not self._fixed_port and (attempt or not self.port):
+                self.port = free_port()
+            log_text = self._launch()
+            if log_text is None:
+                return self
+            if "Address already in use" not in log_text or attempt == attempts - 1:
+                raise RedisServerError(
+                    f"redis-server ({self.binary}) did not start on port {self.port}:\n{log_text}"
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _launch(self) -> str | None:
+        """Run the binary once; ``None`` when it answers, else the tail of its log."""
+        assert self.directory is not None
+        conf = self.directory / "redis.conf"
+        if self.tls is None:
+            listen = [f"port {self.port}"]
+        else:
+            listen = [
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-cert-file {_quote_conf(str(self.tls.cert))}",
+                f"tls-key-file {_quote_conf(str(self.tls.key))}",
+                f"tls-ca-cert-file {_quote_conf(str(self.tls.ca))}",
+                "tls-auth-clients no",
+            ]
+        lines = [
+            *listen,
+            "bind 127.0.0.1",
+            'save ""',
+            f"appendonly {'yes' if self.appendonly else 'no'}",
+            f"dir {_quote_conf(str(self.directory))}",
+            "daemonize no",
+            'logfile ""',
+            *self.extra_config,
+        ]
+        if self._password:
+            lines.append(f"requirepass {_quote_conf(self._password)}")
+        conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        conf.chmod(0o600)
+        log_path = self.directory / "redis.log"
+        with open(log_path, "ab") as log_file:
+            self._process = subprocess.Popen(  # noqa: S603 - our own binary and config file
+                [self.binary, str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+            )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._process = None
+                return self._log_tail(log_path)
+            if self._answers():
+                return None
+            time.sleep(0.02)
+        self.stop(remove_directory=False)
+        return f"no answer to PING within {self.startup_timeout} s\n" + self._log_tail(log_path)
+
+    @staticmethod
+    def _log_tail(path: Path, lines: int = 20) -> str:
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def _answers(self) -> bool:
+        client = self.client(socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self, *, remove_directory: bool | None = None, timeout: float = 5.0) -> None:
+        """Stop the process this object started: SIGTERM, then SIGKILL after ``timeout`` s.
+
+        Args:
+            remove_directory: delete the server's directory; by default only one it created.
+        """
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if remove_directory is None:
+            remove_directory = self._own_directory
+        if remove_directory and self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would; :meth:`restart` brings it back on the same port."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def restart(self) -> Self:
+        """Stop (if running) and start again on the same port and directory."""
+        self.stop(remove_directory=False)
+        fixed, self._fixed_port = self._fixed_port, self.port
+        try:
+            return self.start()
+        finally:
+            self._fixed_port = fixed
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- inspection ----------------------------------------------------------------------------
+    def client(self, db: int = 0, **options: object) -> redis.Redis:
+        """A plain redis-py client to this server (the caller closes it)."""
+        settings: dict[str, object] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
+        if self.tls is not None:
+            settings.update(ssl=True, ssl_ca_certs=str(self.tls.ca))
+        settings.update(options)
+        return redis.Redis(
+            host=self.host,
+            port=self.port,
+            db=db,
+            password=self._password,
+            **settings,  # type: ignore[arg-type]
+        )
+
+    def command_calls(self) -> dict[str, int]:
+        """``INFO commandstats`` as ``{"get": calls, "mget": calls, ...}`` (server-wide)."""
+        client = self.client()
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        return {
+            name.removeprefix("cmdstat_"): int(fields["calls"])
+            for name, fields in stats.items()
+            if isinstance(fields, dict)
+        }
+
+    def delete_prefix(self, prefix: str, db: int = 0) -> int:
+        """Delete every key starting with the literal ``prefix`` (SCAN + UNLINK, never KEYS)."""
+        if not prefix:
+            raise ValueError("refusing to delete every key: give a non-empty prefix")
+        client = self.client(db)
+        removed = 0
+        try:
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=prefix_pattern(prefix), count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    removed += int(client.unlink(*batch))
+                    batch.clear()
+            if batch:
+                removed += int(client.unlink(*batch))
+        finally:
+            client.close()
+        return removed

@@ -1,0 +1,245 @@
+"""Benchmark the Redis backend against plain redis-py, on a redis-server this script starts.
+
+    python benchmarks/bench_redis.py [--rounds 41] [--size 7168]
+
+1. ``get_many(100)`` against 100 single ``get`` calls, 7 KB values (goal: >= 20x faster), with
+   the ``INFO commandstats`` delta of one ``get_many`` proving it is a single ``MGET``. The same
+   ratio for raw redis-py (one ``MGET`` against 100 ``GET``) is measured in the same rounds: it is
+   the ceiling this machine allows, set by its loopback round trip against the time 700 KB take.
+2. The backend's ``set`` + ``get`` of pre-encoded 7 KB bytes against raw redis-py ``SET`` + ``GET``
+   of the same bytes on the same server (goal: <= 1.10x: the backend adds next to nothing). Raw
+   redis-py is also timed against itself (an A/A row): the spread of that ratio is the resolution
+   of the measurement on this machine.
+
+All variants of a measurement run in interleaved rounds, their order rotating from round to
+round, and each ratio reported is the median of the per-round ratios, so drift in the machine's
+load hits every variant alike. Absolute times are context only. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from redis.utils import HIREDIS_AVAILABLE
+
+from session_store import open_backend
+from session_store_redis import RedisBackend
+from session_store_redis.testing import RedisServer
+
+GET_MANY_GOAL = 20.0
+OVERHEAD_GOAL = 1.10
+
+Variant = tuple[Callable[[], object], int]  # the call, and how many times to time it per round
+
+
+@dataclass
+class Row:
+    name: str
+    ours_us: float
+    baseline_us: float
+    ratio: float
+    spread: tuple[float, float]  # interquartile range of the per-round ratios
+    goal: str
+    met: bool | None
+
+
+def _per_call(fn: Callable[[], object], repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat
+
+
+def interleaved(variants: dict[str, Variant], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each variant, one sample per round, the order rotating each round."""
+    names = list(variants)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, repeat = variants[name]
+            samples[name].append(_per_call(fn, repeat))
+    return samples
+
+
+def row(
+    name: str,
+    samples: dict[str, list[float]],
+    ours: str,
+    baseline: str,
+    *,
+    speedup: bool,
+    goal: str,
+    target: float | None,
+) -> Row:
+    """Compare two variants round by round: ``ours / baseline``, or its inverse for a speedup."""
+    ratios = [
+        (b / a) if speedup else (a / b)
+        for a, b in zip(samples[ours], samples[baseline], strict=True)
+    ]
+    quartiles = statistics.quantiles(ratios, n=4)
+    ratio = statistics.median(ratios)
+    met = None if target is None else (ratio >= target if speedup else ratio <= target)
+    return Row(
+        name,
+        statistics.median(samples[ours]) * 1e6,
+        statistics.median(samples[baseline]) * 1e6,
+        ratio,
+        (quartiles[0], quartiles[2]),
+        goal,
+        met,
+    )
+
+
+def bench_get_many(
+    server: RedisServer, backend: RedisBackend, raw: redis.Redis, size: int, rounds: int
+) -> tuple[list[Row], dict[str, int]]:
+    keys = [f"many:{i}" for i in range(100)]
+    stored = [backend.namespace.encode(key) for key in keys]
+    backend.set_many({key: os.urandom(size) for key in keys})
+    assert len(backend.get_many(keys)) == 100 and all(raw.mget(stored))
+
+    before = server.command_calls()
+    backend.get_many(keys)
+    after = server.command_calls()
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in ("mget", "get")}
+
+    samples = interleaved(
+        {
+            "get_many": (lambda: backend.get_many(keys), 20),
+            "gets": (lambda: [backend.get(key) for key in keys], 1),
+            "raw_mget": (lambda: raw.mget(stored), 20),
+            "raw_gets": (lambda: [raw.get(key) for key in stored], 1),
+        },
+        rounds,
+    )
+    rows = [
+        row(
+            "`get_many(100)` vs 100 x `get`",
+            samples,
+            "get_many",
+            "gets",
+            speedup=True,
+            goal=f">= {GET_MANY_GOAL:.0f}x faster",
+            target=GET_MANY_GOAL,
+        ),
+        row(
+            "ceiling: raw redis-py `MGET` vs 100 x `GET`",
+            samples,
+            "raw_mget",
+            "raw_gets",
+            speedup=True,
+            goal="reference",
+            target=None,
+        ),
+        row(
+            "backend `get_many(100)` vs raw redis-py `MGET`",
+            samples,
+            "get_many",
+            "raw_mget",
+            speedup=False,
+            goal="context",
+            target=None,
+        ),
+    ]
+    return rows, delta
+
+
+def bench_overhead(backend: RedisBackend, raw: redis.Redis, size: int, rounds: int) -> list[Row]:
+    value = os.urandom(size)
+    stored = backend.namespace.encode("one")
+
+    def ours() -> object:
+        backend.set("one", value)
+        return backend.get("one")
+
+    def plain() -> object:
+        raw.set(stored, value)
+        return raw.get(stored)
+
+    assert ours() == value and plain() == value
+    samples = interleaved(
+        {"ours": (ours, 200), "raw": (plain, 200), "raw_again": (plain, 200)}, rounds
+    )
+    return [
+        row(
+            "backend `set`+`get` vs raw redis-py `SET`+`GET`",
+            samples,
+            "ours",
+            "raw",
+            speedup=False,
+            goal=f"<= {OVERHEAD_GOAL:.2f}x",
+            target=OVERHEAD_GOAL,
+        ),
+        row(
+            "A/A: raw redis-py vs itself (noise floor)",
+            samples,
+            "raw_again",
+            "raw",
+            speedup=False,
+            goal="reference",
+            target=None,
+        ),
+    ]
+
+
+def report(rounds: int = 41, size: int = 7 * 1024) -> str:
+    """Run both measurements on a redis-server of our own; the Markdown section."""
+    with RedisServer() as server:
+        backend = open_backend(server.url_for(prefix="bench:"))
+        assert isinstance(backend, RedisBackend)
+        raw = redis.Redis(host=server.host, port=server.port, db=0)  # redis-py as it comes
+        version = raw.info("server")["redis_version"]
+        gc.collect()
+        gc.disable()  # a collection inside one variant's timing would be noise, not overhead
+        try:
+            many, delta = bench_get_many(server, backend, raw, size, rounds)
+            overhead = bench_overhead(backend, raw, size, rounds)
+        finally:
+            gc.enable()
+            backend.close()
+            raw.close()
+
+    lines = [
+        "### Redis backend\n",
+        f"redis-server {version}, redis-py {redis.__version__}, hiredis {HIREDIS_AVAILABLE}, "
+        f"Python {sys.version.split()[0]}; values of {size} B; {rounds} interleaved "
+        "rounds; medians (ratio: median of per-round ratios, IQR beside it)\n",
+        "| measurement | ours (µs/call) | baseline (µs/call) | ratio | IQR | goal | met |",
+        "|---|---:|---:|---:|---|---|---|",
+    ]
+    for result in [*many, *overhead]:
+        met = "" if result.met is None else ("yes" if result.met else "NO")
+        low, high = result.spread
+        lines.append(
+            f"| {result.name} | {result.ours_us:.1f} | {result.baseline_us:.1f} | "
+            f"{result.ratio:.2f}x | {low:.2f}-{high:.2f} | {result.goal} | {met} |"
+        )
+    one_mget = delta == {"mget": 1, "get": 0}
+    lines.append(
+        f"\nOne `get_many(100)`: INFO commandstats delta mget={delta['mget']}, "
+        f"get={delta['get']} ({'one MGET' if one_mget else 'NOT one MGET: a bug'})."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=41, help="interleaved rounds per measurement")
+    parser.add_argument("--size", type=int, default=7 * 1024, help="value size in bytes")
+    args = parser.parse_args(argv)
+    text = report(args.rounds, args.size)
+    print(text)
+    return 0 if "NOT one MGET" not in text else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""A ``memory | redis | diskcache`` chain over a real redis-server and a real directory.
+
+Issue 5's acceptance: the chain passes the whole conformance kit, and 50 random values written
+through it are read back whole, with a fresh ``diskcache://`` on the same directory holding them
+all.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from session_store import SessionBackend, TieredBackend, open_backend
+from session_store.testing import BackendConformance
+from session_store_redis import RedisBackend
+from session_store_redis.testing import RedisServer
+
+
+def _chain(server: RedisServer, namespace: str, directory: Path, prefix: str) -> TieredBackend:
+    chain = open_backend(
+        "memory://?max_entries=100000"
+        f" | {server.url_for(prefix=namespace + prefix)}"
+        f" | diskcache://{directory}?prefix={quote(prefix, safe=':')}"
+    )
+    assert isinstance(chain, TieredBackend)
+    return chain
+
+
+class TestChainConformance(BackendConformance):
+    @pytest.fixture
+    def backend_factory(
+        self, redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+    ) -> Callable[..., SessionBackend]:
+        return lambda prefix="t:": _chain(redis_server, redis_namespace, tmp_path / "disk", prefix)
+
+
+def test_fifty_random_values_reach_every_tier(
+    redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    values = {
+        f"user-{rng.randrange(10**9)}-{i}": os.urandom(rng.choice([0, 1, 100, 7 * 1024, 300_000]))
+        for i in range(50)
+    }
+    directory = tmp_path / "disk"
+    with _chain(redis_server, redis_namespace, directory, "app:") as chain:
+        for key, value in values.items():
+            chain.set(key, value, ttl=3600)
+        assert {key: chain.get(key) for key in values} == values
+        assert chain.get_many(values) == values
+        assert sorted(chain.scan()) == sorted(values)
+        redis_tier = chain.tiers[1]
+        assert isinstance(redis_tier, RedisBackend)
+        assert redis_tier.get_many(values) == values
+    with open_backend(f"diskcache://{directory}?prefix=app:") as fresh:
+        assert fresh.get_many(values) == values
+        assert sorted(fresh.scan()) == sorted(values)
