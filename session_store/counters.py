@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 
 from session_store import forksafe
 
-__all__ = ["COUNTER_NAMES", "Counters"]
+__all__ = ["COUNTER_NAMES", "LATENCY_BUCKETS", "Counters"]
+
+#: Upper bounds, in seconds, of the latency histogram buckets (the last one is open-ended).
+LATENCY_BUCKETS = tuple(2.0**e / 1_000_000 for e in range(0, 27))  # 1 µs .. ~67 s
 
 #: The counters every backend keeps.
 COUNTER_NAMES = (
@@ -29,7 +33,7 @@ class Counters:
     tier that was down, ``promotions`` values copied into a faster tier.
     """
 
-    __slots__ = ("__weakref__", "_lock", "_values")
+    __slots__ = ("__weakref__", "_latency", "_lock", "_values")
 
     def __init__(self, lock: threading.Lock | None = None) -> None:
         """Args:
@@ -38,6 +42,7 @@ class Counters:
         """
         self._lock = lock if lock is not None else threading.Lock()
         self._values = dict.fromkeys(COUNTER_NAMES, 0)
+        self._latency: dict[str, list[int]] = {}
         if lock is None:  # a shared lock is reset by its owner
             forksafe.register(self)
 
@@ -53,6 +58,30 @@ class Counters:
         """Like :meth:`add`, for a caller that already holds the shared lock."""
         self._values[name] += amount
 
+    def observe(self, operation: str, seconds: float) -> None:
+        """Record one ``operation`` (``get``, ``set``, ...) that took ``seconds``."""
+        index = bisect_left(LATENCY_BUCKETS, seconds)
+        with self._lock:
+            buckets = self._latency.get(operation)
+            if buckets is None:
+                buckets = self._latency[operation] = [0] * (len(LATENCY_BUCKETS) + 1)
+            buckets[index] += 1
+
+    def latency(self) -> dict[str, dict[str, float]]:
+        """Per operation: ``count`` and the ``p50`` / ``p90`` / ``p99`` upper bounds in seconds.
+
+        Percentiles are bucket upper bounds (powers of two from 1 µs), so they are exact to a
+        factor of two: enough to tell a cache hit from a network round trip or a timeout.
+        """
+        with self._lock:
+            snapshot = {op: list(b) for op, b in self._latency.items()}
+        return {op: _percentiles(buckets) for op, buckets in snapshot.items()}
+
+    def latency_buckets(self) -> dict[str, list[int]]:
+        """Raw histogram counts per operation, bucket ``i`` bounded by ``LATENCY_BUCKETS[i]``."""
+        with self._lock:
+            return {op: list(b) for op, b in self._latency.items()}
+
     def get(self, name: str) -> int:
         """The current value of counter ``name``."""
         return self._values[name]
@@ -64,3 +93,18 @@ class Counters:
 
     def __repr__(self) -> str:
         return f"Counters({self.as_dict()!r})"
+
+
+def _percentiles(buckets: list[int]) -> dict[str, float]:
+    total = sum(buckets)
+    out: dict[str, float] = {"count": float(total)}
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        rank, seen = q * total, 0
+        for index, count in enumerate(buckets):
+            seen += count
+            if seen >= rank and count:
+                out[name] = LATENCY_BUCKETS[min(index, len(LATENCY_BUCKETS) - 1)]
+                break
+        else:
+            out[name] = 0.0
+    return out

@@ -197,20 +197,32 @@ class TieredBackend(SessionBackend):
                 )
 
     def _call(
-        self, index: int, fn: Callable[[SessionBackend], T], keys: Iterable[str]
+        self,
+        index: int,
+        fn: Callable[[SessionBackend], T],
+        keys: Iterable[str],
+        op: str = "call",
     ) -> tuple[bool, T | None]:
-        """Run ``fn`` on tier ``index``; ``(False, None)`` if the tier is or went down."""
+        """Run ``fn`` on tier ``index``; ``(False, None)`` if the tier is or went down.
+
+        The time it took goes into the tier's latency histogram under ``op``.
+        """
         if not self._usable(index):
             self.counters.add("fallbacks")
             self._missed(index, keys)
             return False, None
+        tier = self.tiers[index]
+        start = time.perf_counter()
         try:
-            return True, fn(self.tiers[index])
+            result = fn(tier)
         except BackendUnavailableError as exc:
+            tier.counters.observe("unavailable", time.perf_counter() - start)
             self._mark_down(index, exc)
             self.counters.add("fallbacks")
             self._missed(index, keys)
             return False, None
+        tier.counters.observe(op, time.perf_counter() - start)
+        return True, result
 
     def _all_down(self, what: str, key: str | None = None) -> BackendUnavailableError:
         self.counters.add("errors")
@@ -227,7 +239,7 @@ class TieredBackend(SessionBackend):
         validate_key(key)
         reached = False
         for index in self._read_tiers():
-            ok, found = self._call(index, lambda t: t.get_with_ttl(key), ())
+            ok, found = self._call(index, lambda t: t.get_with_ttl(key), (), "get_with_ttl")
             if not ok:
                 continue
             reached = True
@@ -254,7 +266,9 @@ class TieredBackend(SessionBackend):
             return
         ttl = None if left == NO_EXPIRY else max(left, 0.001)
         for index in range(hit_index - 1, -1, -1):
-            ok, stored = self._call(index, lambda t: t.set_if(key, value, None, ttl), (key,))
+            ok, stored = self._call(
+                index, lambda t: t.set_if(key, value, None, ttl), (key,), "set_if"
+            )
             if ok and stored:
                 self.counters.add("promotions")
 
@@ -265,7 +279,7 @@ class TieredBackend(SessionBackend):
         found: dict[str, bytes] = {}
         reached = False
         for index in self._read_tiers():
-            ok, got = self._call(index, partial(_get_many, keys=wanted), ())
+            ok, got = self._call(index, partial(_get_many, keys=wanted), (), "get_many")
             if not ok or got is None:
                 continue
             reached = True
@@ -288,7 +302,7 @@ class TieredBackend(SessionBackend):
         validate_key(key)
         reached = False
         for index in self._read_tiers():
-            ok, left = self._call(index, lambda t: t.ttl(key), ())
+            ok, left = self._call(index, lambda t: t.ttl(key), (), "ttl")
             if ok:
                 reached = True
                 if left is not None:
@@ -302,7 +316,7 @@ class TieredBackend(SessionBackend):
         seen: dict[str, None] = {}
         reached = False
         for index in self._read_tiers():
-            ok, keys = self._call(index, lambda t: list(t.scan(prefix)), ())
+            ok, keys = self._call(index, lambda t: list(t.scan(prefix)), (), "scan")
             if ok and keys is not None:
                 reached = True
                 seen.update(dict.fromkeys(keys))
@@ -323,7 +337,7 @@ class TieredBackend(SessionBackend):
         results: list[T] = []
         for index in range(len(self.tiers) - 1, -1, -1):
             try:
-                ok, result = self._call(index, fn, keys)
+                ok, result = self._call(index, fn, keys, what)
             except BackendError as exc:
                 if not results:
                     self.counters.add("errors")
@@ -392,7 +406,7 @@ class TieredBackend(SessionBackend):
         validate_key(key)
         while True:
             index = self._arbiter()
-            ok, read = self._call(index, lambda t: t.get_versioned(key), ())
+            ok, read = self._call(index, lambda t: t.get_versioned(key), (), "get_versioned")
             if ok:
                 if read is None:
                     return None
@@ -412,17 +426,17 @@ class TieredBackend(SessionBackend):
             inner = token[1]
         else:
             return False  # read through another arbiter (it went down since): start over
-        ok, won = self._call(index, lambda t: t.set_if(key, value, inner, ttl), ())
+        ok, won = self._call(index, lambda t: t.set_if(key, value, inner, ttl), (), "set_if")
         if not ok:
             return False  # the arbiter went down mid-way: the caller retries on the next one
         if not won:
             # Another process wrote first; our upper tiers may hold the old copy.
             for upper in range(index):
-                self._call(upper, lambda t: t.delete(key), (key,))
+                self._call(upper, lambda t: t.delete(key), (key,), "delete")
             return False
         for other in range(len(self.tiers) - 1, -1, -1):
             if other != index:
-                self._call(other, lambda t: t.set(key, value, ttl), (key,))
+                self._call(other, lambda t: t.set(key, value, ttl), (key,), "set")
         self.counters.add("writes")
         return True
 
