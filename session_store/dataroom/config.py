@@ -1,0 +1,133 @@
+"""Configuration of the data-room store from the environment.
+
+``SESSION_STORE_URL``
+    A backend URL or chain string; when set (non-empty), it is used as is.
+``MAX_MEMORY_SESSIONS`` (default 1000), ``REDIS_URL`` (optional)
+    Otherwise the chain is ``memory://?max_entries=MAX_MEMORY_SESSIONS``, then ``REDIS_URL`` if
+    set, then ``diskcache://<cache dir>/session-store/sessions`` where the cache directory is
+    ``$XDG_CACHE_HOME`` (when absolute, as the XDG spec asks) or ``~/.cache``: memory first,
+    nothing lost on eviction, no server needed.
+``SESSION_TTL_HOURS`` (default 24)
+    How long a stored session lives, in hours (a positive number; fractions allowed).
+
+An empty variable counts as unset. A bad value is a :class:`ConfigurationError` naming the
+variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote
+
+import attrs
+
+from session_store.errors import ConfigurationError
+from session_store.registry import split_chain
+from session_store.urls import parse_url, redact_url
+
+__all__ = [
+    "DEFAULT_MAX_MEMORY_SESSIONS",
+    "DEFAULT_TTL_HOURS",
+    "ENV_MAX_MEMORY_SESSIONS",
+    "ENV_REDIS_URL",
+    "ENV_SESSION_STORE_URL",
+    "ENV_SESSION_TTL_HOURS",
+    "EnvConfig",
+    "config_from_env",
+]
+
+ENV_SESSION_STORE_URL: Final = "SESSION_STORE_URL"
+ENV_REDIS_URL: Final = "REDIS_URL"
+ENV_SESSION_TTL_HOURS: Final = "SESSION_TTL_HOURS"
+ENV_MAX_MEMORY_SESSIONS: Final = "MAX_MEMORY_SESSIONS"
+DEFAULT_TTL_HOURS: Final = 24.0
+DEFAULT_MAX_MEMORY_SESSIONS: Final = 1000
+
+
+@attrs.frozen
+class EnvConfig:
+    """What the environment asks for: a backend URL or chain string and a TTL in seconds.
+
+    The ``repr`` masks passwords in the URL.
+    """
+
+    url: str = attrs.field(repr=redact_url)
+    ttl: float
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = _env(environ, name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {text!r}")
+    return value
+
+
+def _positive_hours(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = _env(environ, name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0 and math.isfinite(value * 3600)):
+        raise ConfigurationError(f"{name} must be a positive number of hours, got {text!r}")
+    return value
+
+
+def _checked_chain(url: str, name: str) -> str:
+    """``url`` if every tier parses; else a ConfigurationError naming the variable."""
+    try:
+        for tier in split_chain(url):
+            parse_url(tier)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{name}: {exc.message}") from None
+    return url
+
+
+def _cache_dir(environ: Mapping[str, str]) -> Path:
+    xdg = _env(environ, "XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg)
+    home = _env(environ, "HOME")
+    return (Path(home) if home else Path.home()) / ".cache"
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> EnvConfig:
+    """The backend URL and TTL the environment asks for (see the module docstring).
+
+    Args:
+        environ: the variables to read (default: ``os.environ``).
+
+    Raises:
+        ConfigurationError: a variable holds a bad value; the message names it.
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    ttl = _positive_hours(env, ENV_SESSION_TTL_HOURS, DEFAULT_TTL_HOURS) * 3600
+    max_sessions = _positive_int(env, ENV_MAX_MEMORY_SESSIONS, DEFAULT_MAX_MEMORY_SESSIONS)
+    url = _env(env, ENV_SESSION_STORE_URL)
+    if url is not None:
+        return EnvConfig(_checked_chain(url, ENV_SESSION_STORE_URL), ttl)
+    tiers = [f"memory://?max_entries={max_sessions}"]
+    redis_url = _env(env, ENV_REDIS_URL)
+    if redis_url is not None:
+        # a "|" would split the chain; percent-encoded, the URL parser decodes it back
+        tiers.append(_checked_chain(redis_url.replace("|", "%7C"), ENV_REDIS_URL))
+    directory = (_cache_dir(env) / "session-store" / "sessions").as_posix()
+    tiers.append(f"diskcache://{quote(directory)}")
+    return EnvConfig(" | ".join(tiers), ttl)
