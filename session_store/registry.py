@@ -16,7 +16,9 @@ A ``|`` inside a tier's URL (in a password, say) must be percent-encoded as ``%7
 
 from __future__ import annotations
 
+import difflib
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
@@ -55,6 +57,10 @@ KNOWN_PLUGINS: Mapping[str, str] = MappingProxyType(
 
 BackendFactory = Callable[..., SessionBackend]
 
+# A "|" separates tiers only where a URL (scheme://) follows, so that a "|" inside a password
+# does not cut a URL in two.
+_TIER_SEPARATOR = re.compile(r"\|(?=\s*[A-Za-z][A-Za-z0-9+.\-]*://)|\|(?=\s*(?:\||$))|^\s*\|")
+
 _lock = threading.Lock()
 _entry_points: dict[str, EntryPoint] | None = None
 _loaded: dict[str, BackendFactory] = {}
@@ -89,6 +95,9 @@ def _unknown_scheme(scheme: str) -> ConfigurationError:
     installed = ", ".join(sorted(_discover())) or "none"
     package = KNOWN_PLUGINS.get(scheme)
     hint = f"; install the {package!r} distribution to use it" if package else ""
+    if not package:
+        close = difflib.get_close_matches(scheme, [*_discover(), *KNOWN_PLUGINS], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigurationError(
         f"no backend is installed for scheme {scheme!r}{hint} (installed: {installed})"
     )
@@ -128,7 +137,9 @@ def split_chain(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         raise ConfigurationError(f"a backend URL must be str, got {type(text).__name__}")
-    parts = [part.strip() for part in text.split("|")]
+    if not text.strip():
+        raise ConfigurationError("empty backend URL: give scheme://... or a chain a | b")
+    parts = [part.strip() for part in _TIER_SEPARATOR.split(text)]
     if any(not part for part in parts):
         raise ConfigurationError(f"empty tier in chain string {redact_url(text)!r}")
     return parts

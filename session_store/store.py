@@ -29,7 +29,7 @@ import attrs
 
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
-from session_store.errors import ConflictError
+from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
@@ -53,7 +53,8 @@ class SessionStore(Generic[T]):
         ttl: seconds a saved session lives (``None``: the backend's default).
         codec: how objects become bytes (default: zstd above 1 KiB, encryption when
             ``SESSION_STORE_KEYS`` is set, legacy JSON read as ``legacy_schema``).
-        legacy_schema: the schema headerless legacy JSON loads as (default: the data-room one).
+        legacy_schema: the schema headerless legacy JSON loads as (default: ``dict`` for a
+            ``dict`` store, else the data-room schema).
         namespace: bound into encryption, so a payload copied into another store fails.
         access_interval: at most this often (seconds) a read refreshes ``last_accessed``;
             ``None`` never.
@@ -67,7 +68,7 @@ class SessionStore(Generic[T]):
         *,
         ttl: float | None = None,
         codec: Codec | None = None,
-        legacy_schema: str = "dataroom",
+        legacy_schema: str | None = None,
         namespace: str = "",
         access_interval: float | None = 300.0,
         update_timeout: float = 10.0,
@@ -79,6 +80,8 @@ class SessionStore(Generic[T]):
         if schema is not None:
             self._info = get_schema("dict") if schema is dict else schema_for_class(schema)
         self.ttl = normalize_ttl(ttl)
+        if legacy_schema is None:
+            legacy_schema = "dict" if schema is dict else "dataroom"
         self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)
         self.access_interval = access_interval
         self.update_timeout = update_timeout
@@ -120,6 +123,14 @@ class SessionStore(Generic[T]):
         return self.backend.scan(prefix)
 
     # -- writes --------------------------------------------------------------------------------
+    def _check_schema(self, key: str, obj: T) -> None:
+        """Refuse an object of another schema than the store's (a dict store is for dicts)."""
+        if self._info is not None and self.codec.schema_of(obj).name != self._info.name:
+            raise SerializationError(
+                f"this store holds {self._info.name!r} sessions, got {type(obj).__qualname__}",
+                key=key,
+            )
+
     def _stamp(self, obj: T) -> T:
         if attrs.has(type(obj)) and hasattr(obj, _ACCESS_FIELD):
             return attrs.evolve(obj, **{_ACCESS_FIELD: datetime.now(UTC)})  # type: ignore[misc]
@@ -135,13 +146,16 @@ class SessionStore(Generic[T]):
             SerializationError: ``obj`` cannot be stored; nothing was written.
         """
         validate_key(key)
+        self._check_schema(key, obj)
         stamped = self._stamp(obj)
         self.backend.set(key, self.codec.encode(key, stamped), self._ttl(ttl))
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
         """Store every item; all are encoded before any is written."""
-        encoded = {k: self.codec.encode(validate_key(k), self._stamp(v)) for k, v in items.items()}
+        for key, obj in items.items():
+            self._check_schema(validate_key(key), obj)
+        encoded = {k: self.codec.encode(k, self._stamp(v)) for k, v in items.items()}
         self.backend.set_many(encoded, self._ttl(ttl))
 
     def delete(self, key: str) -> bool:
@@ -172,6 +186,7 @@ class SessionStore(Generic[T]):
             new = fn(current)
             if new is None:
                 return current
+            self._check_schema(key, new)
             stamped = self._stamp(new)
             payload = self.codec.encode(key, stamped)
             token = None if read is None else read.token

@@ -11,10 +11,11 @@ arguments given in code override URL parameters.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from session_store.errors import ConfigurationError
 
@@ -29,34 +30,39 @@ _MASK = "***"
 T = TypeVar("T")
 
 
-def _redact_netloc(netloc: str) -> str:
-    userinfo, at, hostport = netloc.rpartition("@")
-    if not at:
-        return netloc
-    user, colon, _password = userinfo.partition(":")
-    if colon:
-        return f"{user}:{_MASK}@{hostport}"
-    # A lone userinfo is the password for redis ("redis://secret@host"): mask it too.
-    return f"{_MASK}@{hostport}"
+_SCHEME = re.compile(r"(?:^|\|)\s*[A-Za-z][A-Za-z0-9+.\-]*:/*")
+_SECRET_QUERY = re.compile(
+    r"([?&](?:" + "|".join(sorted(SECRET_PARAMS)) + r"))=([^&#|\s]*)", re.IGNORECASE
+)
+
+
+def _mask_userinfo(text: str) -> str:
+    """Mask the password of every ``user:password@`` in ``text``, found by its ``@``.
+
+    Works on the raw text, without parsing it, so that a URL which does not parse (a missing
+    ``//``, a password holding an unescaped ``/``, ``?``, ``#`` or ``|``) is masked too: the
+    userinfo runs from just after the last ``scheme:`` or ``scheme://`` before the ``@``.
+    """
+    out: list[str] = []
+    pos = 0
+    while (at := text.find("@", pos)) != -1:
+        heads = [m.end() for m in _SCHEME.finditer(text, 0, at) if m.end() <= at]
+        start = max(heads[-1] if heads else 0, pos)
+        user, colon, _password = text[start:at].partition(":")
+        # "redis://secret@host": a lone userinfo is the password for Redis, so mask it too.
+        out.append(text[pos:start] + (f"{user}:{_MASK}" if colon else _MASK) + "@")
+        pos = at + 1
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password and secret query parameters replaced by ``***``.
+    """``url`` (or a chain string) with passwords and secret query parameters as ``***``.
 
-    Chain strings are redacted tier by tier. Text that does not parse as a URL is masked whole.
+    The text is otherwise shown exactly as given, even when it does not parse, so that an
+    error message quotes what the user wrote, minus the secrets.
     """
-    if "|" in url:
-        return " | ".join(redact_url(part.strip()) for part in url.split("|"))
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _MASK
-    query = "&".join(
-        f"{name}={_MASK}" if name.lower() in SECRET_PARAMS else f"{name}={quote(value, safe='/:,')}"
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    shown = f"{parts.scheme}://{_redact_netloc(parts.netloc)}{parts.path}"
-    return f"{shown}?{query}" if query else shown
+    return _SECRET_QUERY.sub(rf"\1={_MASK}", _mask_userinfo(url))
 
 
 @dataclass(frozen=True, repr=False)
@@ -92,14 +98,17 @@ def parse_url(url: str) -> BackendURL:
     if not isinstance(url, str):
         raise ConfigurationError(f"a backend URL must be str, got {type(url).__name__}")
     text = url.strip()
+    parsed = True
     try:
         parts = urlsplit(text)
         port = parts.port
-        problem = None
-    except ValueError as exc:
-        problem = str(exc)
-    if problem is not None:  # raised outside the except: no __context__ holding the raw text
-        raise ConfigurationError(f"cannot parse backend URL {redact_url(text)!r}: {problem}")
+    except ValueError:  # urllib's message may quote the password: it is not passed on
+        parsed = False
+    if not parsed:  # raised outside the except: no __context__ holding the raw text
+        raise ConfigurationError(
+            f"cannot parse backend URL {redact_url(text)!r}: a malformed host or port "
+            "(characters such as / ? # @ | in a password must be percent-encoded)"
+        )
     if not parts.scheme or "://" not in text:
         raise ConfigurationError(f"a backend URL looks like scheme://..., got {redact_url(text)!r}")
     params: dict[str, str] = {}

@@ -8,7 +8,8 @@
 * A tampered payload, or one no configured key opens, is :class:`CorruptPayloadError`.
 * Keys are never printed, logged or shown in a ``repr``: only their ids.
 
-Keys are 32 random bytes, given as URL-safe base64 (``AesGcmStage.generate_key()`` makes one),
+Keys are 32 random bytes, given as base64 (URL-safe or standard alphabet;
+``AesGcmStage.generate_key()`` makes one),
 in code or in the ``SESSION_STORE_KEYS`` environment variable (comma-separated, newest first).
 """
 
@@ -78,7 +79,14 @@ class AesGcmStage:
         """The stage for the keys in ``SESSION_STORE_KEYS``, or ``None`` if it is unset."""
         text = (os.environ if environ is None else environ).get(KEYS_ENV, "")
         keys = [part for part in text.split(",") if part.strip()]
-        return cls(keys) if keys else None
+        if not keys:
+            return None
+        for number, key in enumerate(keys, 1):
+            try:
+                _decode_key(key)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"{KEYS_ENV}, key #{number}: {exc.message}") from None
+        return cls(keys)
 
     @staticmethod
     def generate_key() -> str:

@@ -68,3 +68,13 @@ def test_a_broken_plugin_is_logged_and_reported_not_fatal(
         open_backend("broken://")
     assert "failed to import" in caplog.text
     assert isinstance(open_backend("memory://"), MemoryBackend)  # the host keeps working
+
+
+def test_a_typo_in_a_scheme_gets_a_suggestion() -> None:
+    with pytest.raises(ConfigurationError, match="did you mean 'memory'"):
+        open_backend("memroy://")
+
+
+def test_an_empty_url_says_so() -> None:
+    with pytest.raises(ConfigurationError, match="empty backend URL"):
+        open_backend("   ")

@@ -84,3 +84,35 @@ def test_a_bad_secret_parameter_leaves_no_trace_in_the_error_chain() -> None:
     seen = [info.value, info.value.__cause__, info.value.__context__]
     assert all(SECRET not in repr(e) and SECRET not in str(e) for e in seen)
     assert info.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis:/:{SECRET}@127.0.0.1:1/0",  # a missing slash
+        f"redis:{SECRET}@h/0",
+        f"redis://:{SECRET}/x@127.0.0.1:1/0",  # unescaped / in the password
+        f"redis://:{SECRET}?x@h/0",
+        f"redis://:{SECRET}#x@h/0",
+        f"redis://:{SECRET}|x@h/0",  # | would split a chain
+        f"memory:// | redis://:{SECRET}@h:1/0?bogus=1 | diskcache:///tmp/x",
+    ],
+)
+def test_secrets_in_malformed_urls_never_reach_errors(url: str) -> None:
+    from session_store import open_backend
+
+    assert SECRET not in redact_url(url)
+    try:
+        backend = open_backend(url)  # a "|" in a password is part of it, not a tier break
+    except errors.SessionStoreError as exc:
+        text = f"{exc!s} {exc!r} {exc.__cause__!r} {exc.__context__!r}"
+    else:
+        text = f"{backend!r} {backend.describe()}"
+        backend.close()
+    assert SECRET not in text
+
+
+def test_redaction_quotes_the_text_as_written() -> None:
+    assert redact_url("diskcache:tmp/x") == "diskcache:tmp/x"
+    with pytest.raises(errors.ConfigurationError, match="got 'diskcache:tmp/x'"):
+        parse_url("diskcache:tmp/x")

@@ -178,3 +178,20 @@ class Unregistered:
 def test_a_store_for_an_unregistered_class_fails_at_construction() -> None:
     with pytest.raises(ValueError, match="register"):
         SessionStore(MemoryBackend(), Unregistered)
+
+
+def test_a_dict_store_loads_legacy_json_as_the_plain_dict() -> None:
+    backend = MemoryBackend()
+    backend.set("old", b'{"whatever": [1, 2]}')
+    assert SessionStore(backend, dict).load("old") == {"whatever": [1, 2]}
+    typed = SessionStore(backend, EnhancedSessionData).load("old")
+    assert typed is not None and typed.extra == {"whatever": [1, 2]}
+
+
+def test_a_store_refuses_objects_of_another_schema() -> None:
+    dict_store = SessionStore(MemoryBackend(), dict, codec=Codec(encryption=None))
+    with pytest.raises(SerializationError, match="holds 'dict' sessions"):
+        dict_store.save("k", EnhancedSessionData("k"))  # type: ignore[arg-type]
+    with pytest.raises(SerializationError):
+        dict_store.update("k", lambda current: EnhancedSessionData("k"))  # type: ignore[arg-type,return-value]
+    assert dict_store.load("k") is None
