@@ -26,7 +26,14 @@ import cattrs
 import msgspec
 import orjson
 
-from benchmarks.harness import Ratio, machine_line, markdown_table, measure_ratio
+from benchmarks.harness import (
+    Goal,
+    Ratio,
+    machine_line,
+    markdown_table,
+    measure_ratio,
+    profile_top,
+)
 from benchmarks.payloads import legacy_session, vision_session
 from session_store import MemoryBackend, SessionStore
 from session_store.codec import Codec
@@ -168,6 +175,71 @@ def measure(size: str = "medium", rounds: int = 15, inner: int = 20) -> list[Rat
             )
         )
     return results
+
+
+#: Goals of the issue, on the medium session: (row name prefix, limit).
+GOALS = (
+    ("typed round trip, legacy shape (no stages)", 1.25),
+    ("typed round trip, vision shape", 1.5),
+)
+
+
+def contender(size: str = "medium", shape: str = "legacy") -> Callable[[], object]:
+    """Our typed round trip (load + save, no stages) of one payload: what a goal measures."""
+    store = _typed_store(False)
+    if shape == "legacy":
+        store.backend.set("k", json.dumps(legacy_session(size)).encode())
+        loaded = store.load("k")
+        assert loaded is not None
+        store.save("k", loaded)
+    else:
+        store.save("k", vision_session(size))
+    return _round_trip(store, "k")
+
+
+def goals(results: dict[str, list[Ratio]]) -> list[Goal]:
+    """The issue's codec goals (medium size), with a profile of ours where one is missed."""
+    found = []
+    for prefix, limit in GOALS:
+        ratio = next(r for r in results["medium"] if r.name.startswith(prefix))
+        goal = Goal(f"codec medium: {ratio.name}", ratio.ratio, limit)
+        if not goal.met:
+            shape = "legacy" if "legacy" in prefix else "vision"
+            goal.profile = profile_top(contender("medium", shape), calls=100)
+        found.append(goal)
+    return found
+
+
+def measure_sizes(quick: bool = False) -> dict[str, list[Ratio]]:
+    """The codec ratios at every payload size (fewer repetitions for the large one)."""
+    plan = {"small": (15, 40), "medium": (15, 20), "large": (9, 3)}
+    return {
+        size: measure(size, rounds=max(5, rounds // (3 if quick else 1)), inner=inner)
+        for size, (rounds, inner) in plan.items()
+    }
+
+
+def report_sizes(results: dict[str, list[Ratio]]) -> str:
+    """One table: every comparison (rows) at every size (columns)."""
+    sizes = list(results)
+    names = [r.name for r in results[sizes[0]]]
+    rows = []
+    for index, name in enumerate(names):
+        cells = [f"{results[size][index].ratio:.2f}x" for size in sizes]
+        goal = results["medium"][index].goal if "medium" in results else ""
+        rows.append((name, *cells, goal))
+    seen: dict[str, float] = {}
+    for ratio in results.get("medium", [])[:3]:  # inner=20 calls per timing at medium
+        seen[ratio.name.split(" / ")[0]] = ratio.contender_s / 20
+        seen[ratio.name.split(" / ")[1]] = ratio.baseline_s / 20
+    context = ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in seen.items())
+    table = markdown_table(rows, ("comparison (time / time)", *sizes, "goal (medium)"))
+    return (
+        "### Codec round trips (decode + encode, no I/O)\n\n"
+        "Sizes: small ~7 KB, medium ~60 KB, large ~600 KB of JSON. Ratios above 1: the left "
+        "side is slower.\n\n"
+        f"{table}\n\nContext, medium, per round trip: {context}.\n"
+    )
 
 
 def report(results: list[Ratio], size: str = "medium") -> str:

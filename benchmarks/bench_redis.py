@@ -191,8 +191,19 @@ def bench_overhead(backend: RedisBackend, raw: redis.Redis, size: int, rounds: i
     ]
 
 
-def report(rounds: int = 41, size: int = 7 * 1024) -> str:
-    """Run both measurements on a redis-server of our own; the Markdown section."""
+@dataclass
+class RedisResult:
+    """Both measurements, with what they ran on."""
+
+    rows: list[Row]
+    delta: dict[str, int]
+    version: str
+    rounds: int
+    size: int
+
+
+def measure(rounds: int = 41, size: int = 7 * 1024) -> RedisResult:
+    """Run both measurements on a redis-server of our own."""
     with RedisServer() as server:
         backend = open_backend(server.url_for(prefix="bench:"))
         assert isinstance(backend, RedisBackend)
@@ -207,28 +218,39 @@ def report(rounds: int = 41, size: int = 7 * 1024) -> str:
             gc.enable()
             backend.close()
             raw.close()
+    return RedisResult([*many, *overhead], delta, str(version), rounds, size)
 
+
+def render(result: RedisResult) -> str:
+    """The Markdown section for a measurement."""
     lines = [
         "### Redis backend\n",
-        f"redis-server {version}, redis-py {redis.__version__}, hiredis {HIREDIS_AVAILABLE}, "
-        f"Python {sys.version.split()[0]}; values of {size} B; {rounds} interleaved "
-        "rounds; medians (ratio: median of per-round ratios, IQR beside it)\n",
+        f"redis-server {result.version}, redis-py {redis.__version__}, hiredis "
+        f"{HIREDIS_AVAILABLE}, Python {sys.version.split()[0]}; values of {result.size} B; "
+        f"{result.rounds} interleaved rounds; medians (ratio: median of per-round ratios, IQR "
+        "beside it)\n",
         "| measurement | ours (µs/call) | baseline (µs/call) | ratio | IQR | goal | met |",
         "|---|---:|---:|---:|---|---|---|",
     ]
-    for result in [*many, *overhead]:
-        met = "" if result.met is None else ("yes" if result.met else "NO")
-        low, high = result.spread
+    for entry in result.rows:
+        met = "" if entry.met is None else ("yes" if entry.met else "NO")
+        low, high = entry.spread
         lines.append(
-            f"| {result.name} | {result.ours_us:.1f} | {result.baseline_us:.1f} | "
-            f"{result.ratio:.2f}x | {low:.2f}-{high:.2f} | {result.goal} | {met} |"
+            f"| {entry.name} | {entry.ours_us:.1f} | {entry.baseline_us:.1f} | "
+            f"{entry.ratio:.2f}x | {low:.2f}-{high:.2f} | {entry.goal} | {met} |"
         )
+    delta = result.delta
     one_mget = delta == {"mget": 1, "get": 0}
     lines.append(
         f"\nOne `get_many(100)`: INFO commandstats delta mget={delta['mget']}, "
         f"get={delta['get']} ({'one MGET' if one_mget else 'NOT one MGET: a bug'})."
     )
     return "\n".join(lines) + "\n"
+
+
+def report(rounds: int = 41, size: int = 7 * 1024) -> str:
+    """Run both measurements on a redis-server of our own; the Markdown section."""
+    return render(measure(rounds, size))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,17 @@
-"""Per-backend operation counters, kept by every backend and read as a plain dict."""
+"""Per-backend operation counters, kept by every backend and read as a plain dict.
+
+The same machinery serves every layer that counts: backends keep :data:`COUNTER_NAMES`, the
+tiered backend times every tier call into the tier's latency histogram (:meth:`Counters.observe`),
+and the data-room :class:`~session_store.dataroom.SessionMetrics` keeps its own names. Readers
+(``session_store.metrics``, the ``stats`` command, the Prometheus and OpenTelemetry exporters)
+take snapshots; nothing here logs or allocates on the hot path beyond one histogram per operation.
+"""
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections.abc import Iterable
 
 from session_store import forksafe
 
@@ -33,16 +41,20 @@ class Counters:
     tier that was down, ``promotions`` values copied into a faster tier.
     """
 
-    __slots__ = ("__weakref__", "_latency", "_lock", "_values")
+    __slots__ = ("__weakref__", "_latency", "_latency_sum", "_lock", "_values")
 
-    def __init__(self, lock: threading.Lock | None = None) -> None:
+    def __init__(
+        self, lock: threading.Lock | None = None, *, names: Iterable[str] = COUNTER_NAMES
+    ) -> None:
         """Args:
         lock: share the owner's lock, so that the owner can count with :meth:`add_held`
             inside its own critical section without taking a second lock.
+        names: the counters kept (default: :data:`COUNTER_NAMES`, what every backend keeps).
         """
         self._lock = lock if lock is not None else threading.Lock()
-        self._values = dict.fromkeys(COUNTER_NAMES, 0)
+        self._values = dict.fromkeys(names, 0)
         self._latency: dict[str, list[int]] = {}
+        self._latency_sum: dict[str, float] = {}
         if lock is None:  # a shared lock is reset by its owner
             forksafe.register(self)
 
@@ -65,7 +77,9 @@ class Counters:
             buckets = self._latency.get(operation)
             if buckets is None:
                 buckets = self._latency[operation] = [0] * (len(LATENCY_BUCKETS) + 1)
+                self._latency_sum[operation] = 0.0
             buckets[index] += 1
+            self._latency_sum[operation] += seconds
 
     def latency(self) -> dict[str, dict[str, float]]:
         """Per operation: ``count`` and the ``p50`` / ``p90`` / ``p99`` upper bounds in seconds.
@@ -81,6 +95,17 @@ class Counters:
         """Raw histogram counts per operation, bucket ``i`` bounded by ``LATENCY_BUCKETS[i]``."""
         with self._lock:
             return {op: list(b) for op, b in self._latency.items()}
+
+    def latency_histograms(self) -> dict[str, tuple[list[int], float]]:
+        """Per operation: the raw bucket counts (as :meth:`latency_buckets`) and the total
+        seconds observed, taken together under one lock (what a Prometheus histogram needs)."""
+        with self._lock:
+            return {op: (list(b), self._latency_sum[op]) for op, b in self._latency.items()}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The counters kept, in order."""
+        return tuple(self._values)
 
     def get(self, name: str) -> int:
         """The current value of counter ``name``."""

@@ -23,8 +23,13 @@ session stored ten times is counted once where it should be:
     how many were. ``size_sample_every=1`` measures every store, ``0`` none.
 
 Every counter covers the stores made through one :class:`~session_store.dataroom.SessionManager`
-in this process since it was made. Thread-safe: one lock guards all counters, and nothing slow
-runs under it.
+in this process since it was made. The counts live in a :class:`~session_store.counters.Counters`
+(``SessionMetrics.counters``, names in :data:`DATAROOM_COUNTER_NAMES`), the machinery the
+backends count with, so :func:`session_store.metrics.snapshot` and the Prometheus and
+OpenTelemetry exporters serve them beside the per-tier counters. Money is counted in whole
+nano-dollars (``processing_cost_nano_usd``), so that every counter is an exact integer; the
+``total_processing_cost`` of :meth:`SessionMetrics.as_dict` is that in USD. Thread-safe: one
+lock guards all counters (shared with the ``Counters``), and nothing slow runs under it.
 """
 
 from __future__ import annotations
@@ -32,10 +37,27 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from session_store import forksafe
+from session_store.counters import Counters
 from session_store.dataroom.quality import extraction_results, number, session_has_vision
 from session_store.schema.dataroom import EnhancedSessionData
 
-__all__ = ["SessionMetrics", "cost_added"]
+__all__ = ["DATAROOM_COUNTER_NAMES", "NANO_USD", "SessionMetrics", "cost_added"]
+
+#: The counters a :class:`SessionMetrics` keeps (all monotonic integers).
+DATAROOM_COUNTER_NAMES = (
+    "sessions_created",
+    "sessions_updated",
+    "sessions_deleted",
+    "sessions_with_vision_data",
+    "processing_cost_nano_usd",
+    "stores_seen",
+    "size_bytes_sampled",
+    "size_samples",
+)
+
+#: Nano-dollars per US dollar: the unit ``processing_cost_nano_usd`` counts in.
+NANO_USD = 1_000_000_000
 
 
 def cost_added(previous: EnhancedSessionData | None, stored: EnhancedSessionData) -> float:
@@ -57,6 +79,9 @@ class SessionMetrics:
 
     Args:
         size_sample_every: measure the payload size of one store in this many (``0``: never).
+
+    Attributes:
+        counters: the raw counts (:data:`DATAROOM_COUNTER_NAMES`), what exporters read.
     """
 
     def __init__(self, *, size_sample_every: int = 16) -> None:
@@ -66,14 +91,13 @@ class SessionMetrics:
             raise ValueError("size_sample_every must be >= 0")
         self.size_sample_every = size_sample_every
         self._lock = threading.Lock()
-        self._created = 0
-        self._updated = 0
-        self._deleted = 0
-        self._with_vision = 0
-        self._cost = 0.0
-        self._stores_seen = 0
-        self._size_total = 0
-        self._size_samples = 0
+        self.counters = Counters(self._lock, names=DATAROOM_COUNTER_NAMES)
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        """In a forked child: a new, released lock, shared again with the counters."""
+        self._lock = threading.Lock()
+        self.counters._lock = self._lock
 
     def __repr__(self) -> str:
         return f"SessionMetrics({self.as_dict()!r})"
@@ -82,8 +106,8 @@ class SessionMetrics:
         """Whether the next store should have its payload size measured (one in
         ``size_sample_every``, counting every call)."""
         with self._lock:
-            seen = self._stores_seen
-            self._stores_seen += 1
+            seen = self.counters.get("stores_seen")
+            self.counters.add_held("stores_seen")
         return self.size_sample_every > 0 and seen % self.size_sample_every == 0
 
     def record_store(
@@ -101,34 +125,32 @@ class SessionMetrics:
         gained_vision = session_has_vision(stored) and not (
             previous is not None and session_has_vision(previous)
         )
-        cost = cost_added(previous, stored)
+        cost = round(cost_added(previous, stored) * NANO_USD)
+        counters = self.counters
         with self._lock:
-            if previous is None:
-                self._created += 1
-            else:
-                self._updated += 1
+            counters.add_held("sessions_created" if previous is None else "sessions_updated")
             if gained_vision:
-                self._with_vision += 1
-            self._cost += cost
+                counters.add_held("sessions_with_vision_data")
+            if cost:
+                counters.add_held("processing_cost_nano_usd", cost)
             if size_bytes is not None:
-                self._size_total += size_bytes
-                self._size_samples += 1
+                counters.add_held("size_bytes_sampled", size_bytes)
+                counters.add_held("size_samples")
 
     def record_delete(self) -> None:
         """Count one delete that removed a session."""
-        with self._lock:
-            self._deleted += 1
+        self.counters.add("sessions_deleted")
 
     def as_dict(self) -> dict[str, Any]:
         """A consistent snapshot of every counter (the plan's key names, plus the new ones)."""
-        with self._lock:
-            samples = self._size_samples
-            return {
-                "total_sessions_created": self._created,
-                "total_sessions_updated": self._updated,
-                "total_sessions_deleted": self._deleted,
-                "sessions_with_vision_data": self._with_vision,
-                "total_processing_cost": self._cost,
-                "average_session_size": self._size_total / samples if samples else 0.0,
-                "size_samples": samples,
-            }
+        raw = self.counters.as_dict()
+        samples = raw["size_samples"]
+        return {
+            "total_sessions_created": raw["sessions_created"],
+            "total_sessions_updated": raw["sessions_updated"],
+            "total_sessions_deleted": raw["sessions_deleted"],
+            "sessions_with_vision_data": raw["sessions_with_vision_data"],
+            "total_processing_cost": raw["processing_cost_nano_usd"] / NANO_USD,
+            "average_session_size": raw["size_bytes_sampled"] / samples if samples else 0.0,
+            "size_samples": samples,
+        }

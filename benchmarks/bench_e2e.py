@@ -1,0 +1,306 @@
+"""End to end, store + load through a real redis-server: ours against the peers and the raw floor.
+
+For each payload size (the seeded legacy-shaped session of ``payloads.py``: small ~7 KB, medium
+~60 KB, large ~600 KB), one "operation" is a store followed by a load of the same session, with
+a 24 h TTL, on a redis-server this module starts on a free port:
+
+* **ours**: ``SessionStore(redis_url, dict, ttl=...)`` ``save`` + ``load`` with the default codec
+  (strict JSON envelope, zstd above 1 KiB);
+* **floor**: the same codec's ``encode`` + raw redis-py ``SET PX`` + ``GET`` + ``decode``: what
+  remains if the store and backend layers cost nothing (goal: ours within 1.10x);
+* **cachelib** ``RedisCache`` ``set`` + ``get`` (pickle);
+* **dogpile.cache** region on the ``dogpile.cache.redis`` backend, ``set`` + ``get`` (pickle);
+* **Flask-Session** ``RedisSessionInterface``: the storage half of ``save_session`` /
+  ``open_session`` (``_upsert_session`` + ``_retrieve_session_data``, msgspec msgpack), without
+  the request and cookie handling that is not storage.
+
+Goal: ours ahead of every peer. Every contender round-trips the same dict and is checked to
+load it back equal before it is timed. All run in interleaved rounds, their order rotating,
+and every ratio is the median of per-round ratios. Also, for the typed vision-heavy session
+(``EnhancedSessionData``), ours against the typed floor.
+
+Run: ``python -m benchmarks.bench_e2e``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import redis
+
+from benchmarks.harness import (
+    Goal,
+    interleaved,
+    machine_line,
+    markdown_table,
+    no_gc,
+    profile_top,
+    ratio_of_rounds,
+)
+from benchmarks.payloads import SIZES, legacy_session, vision_session
+from session_store import SessionStore
+from session_store.codec import Codec
+from session_store.schema import EnhancedSessionData
+from session_store_redis.testing import RedisServer
+
+TTL = 24 * 3600
+FLOOR_GOAL = 1.10
+PEERS = ("cachelib", "dogpile.cache", "Flask-Session")
+#: Context: ours with the compression stage off, to show what zstd costs on loopback.
+PLAIN = "ours, no zstd"
+#: Calls per round and rounds, per size: enough calls that one round takes a few ms.
+PLAN = {"small": (40, 41), "medium": (12, 41), "large": (2, 21)}
+#: The floor timed against itself: the spread of that ratio is the resolution of the run.
+AA = "floor again (A/A)"
+
+Op = Callable[[], object]
+
+
+@dataclass
+class SizeResult:
+    """The figures of one payload size."""
+
+    size: str
+    per_call_us: dict[str, float]
+    ratios: dict[str, float]  # contender / ours (for ours: ours / floor)
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass
+class E2EResult:
+    sizes: list[SizeResult]
+    typed_ratio: float
+    versions: dict[str, str]
+    goals: list[Goal]
+
+
+def _ours(url: str, payload: dict[str, Any], *, compress: bool = True) -> Op:
+    codec = Codec() if compress else Codec(compression=None)
+    store: SessionStore[dict[str, Any]] = SessionStore(url, dict, ttl=TTL, codec=codec)
+
+    def run() -> object:
+        store.save("e2e", payload)
+        return store.load("e2e")
+
+    return run
+
+
+def _floor(server: RedisServer, store: SessionStore[Any], payload: Any) -> Op:
+    raw = redis.Redis(host=server.host, port=server.port, db=0)  # redis-py as it comes
+    codec = store.codec
+    stored = "floor:e2e"
+
+    def run() -> object:
+        raw.set(stored, codec.encode("e2e", payload), px=TTL * 1000)
+        data = raw.get(stored)
+        assert isinstance(data, bytes)
+        return codec.decode("e2e", data).obj
+
+    return run
+
+
+def _cachelib(server: RedisServer, payload: dict[str, Any]) -> Op:
+    from cachelib.redis import RedisCache
+
+    cache = RedisCache(host=server.host, port=server.port, key_prefix="cl:", default_timeout=TTL)
+
+    def run() -> object:
+        cache.set("e2e", payload)
+        return cache.get("e2e")
+
+    return run
+
+
+def _dogpile(server: RedisServer, payload: dict[str, Any]) -> Op:
+    from dogpile.cache import make_region
+
+    region = make_region().configure(
+        "dogpile.cache.redis",
+        expiration_time=TTL,
+        arguments={
+            "host": server.host,
+            "port": server.port,
+            "db": 0,
+            "redis_expiration_time": TTL,
+        },
+    )
+
+    def run() -> object:
+        region.set("dp:e2e", payload)
+        return region.get("dp:e2e")
+
+    return run
+
+
+def _flask_session(server: RedisServer, payload: dict[str, Any]) -> Op:
+    from flask import Flask
+    from flask_session.redis import (  # type: ignore[import-untyped]
+        RedisSession,
+        RedisSessionInterface,
+    )
+
+    app = Flask("bench")
+    client = redis.Redis(host=server.host, port=server.port, db=0)
+    interface = RedisSessionInterface(app, client=client, key_prefix="fs:")
+    lifetime = timedelta(seconds=TTL)
+    sid = "e2e"
+    store_id = interface._get_store_id(sid)
+
+    def run() -> object:
+        interface._upsert_session(lifetime, RedisSession(payload, sid=sid), store_id)
+        data = interface._retrieve_session_data(store_id)
+        return RedisSession(data, sid=sid)
+
+    return run
+
+
+def _check(name: str, op: Op, payload: dict[str, Any]) -> None:
+    loaded = op()
+    if dict(loaded) != payload:  # type: ignore[call-overload]
+        raise AssertionError(f"{name} did not load back what it stored")
+
+
+def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2EResult:
+    """Run every contender at every size on a redis-server of our own."""
+    results: list[SizeResult] = []
+    goals: list[Goal] = []
+    profiles: dict[str, str] = {}
+    with RedisServer() as server:
+        url = server.url_for(prefix="ours:")
+        for size in sizes:
+            payload = legacy_session(size)
+            ours = _ours(url, payload)
+            reference: SessionStore[dict[str, Any]] = SessionStore(url, dict, ttl=TTL)
+            variants: dict[str, Op] = {
+                "ours": ours,
+                PLAIN: _ours(url, payload, compress=False),
+                "floor": _floor(server, reference, payload),
+                AA: _floor(server, reference, payload),
+                "cachelib": _cachelib(server, payload),
+                "dogpile.cache": _dogpile(server, payload),
+                "Flask-Session": _flask_session(server, payload),
+            }
+            for name, op in variants.items():
+                _check(name, op, payload)
+            calls, rounds = PLAN[size]
+            rounds = max(5, int(rounds * scale))
+            with no_gc():
+                samples = interleaved({n: (op, calls) for n, op in variants.items()}, rounds)
+            per_call = {n: statistics.median(s) * 1e6 for n, s in samples.items()}
+            ratios = {
+                "ours": ratio_of_rounds(samples, "ours", "floor"),
+                AA: ratio_of_rounds(samples, AA, "floor"),
+            }
+            spread = {}
+            for name in ("ours", AA):
+                per_round = [a / b for a, b in zip(samples[name], samples["floor"], strict=True)]
+                quartiles = statistics.quantiles(per_round, n=4)
+                spread[name] = (quartiles[0], quartiles[2])
+            for peer in (*PEERS, PLAIN):
+                ratios[peer] = ratio_of_rounds(samples, peer, "ours")
+                per_round = [p / o for p, o in zip(samples[peer], samples["ours"], strict=True)]
+                quartiles = statistics.quantiles(per_round, n=4)
+                spread[peer] = (quartiles[0], quartiles[2])
+            results.append(SizeResult(size, per_call, ratios, spread))
+            low, high = spread[AA]
+            floor_goal = Goal(
+                f"e2e {size}: ours / (raw redis-py SET+GET + our codec)",
+                ratios["ours"],
+                FLOOR_GOAL,
+                note=f"A/A of the floor: {ratios[AA]:.2f}x (IQR {low:.2f}-{high:.2f})",
+            )
+            fastest = min(PEERS, key=lambda peer: ratios[peer])
+            behind = [peer for peer in PEERS if ratios[peer] < 1.0]
+            peer_goal = Goal(
+                f"e2e {size}: fastest peer ({fastest}) time / ours",
+                ratios[fastest],
+                1.0,
+                higher_is_better=True,
+                note=f"behind {', '.join(behind)}" if behind else "",
+            )
+            goals += [floor_goal, peer_goal]
+            if (not floor_goal.met or behind) and size not in profiles:
+                profiles[size] = profile_top(ours, calls=max(20, calls * 5))
+            reference.close()
+        typed = vision_session("medium")
+        typed_store: SessionStore[EnhancedSessionData] = SessionStore(
+            url, EnhancedSessionData, ttl=TTL, access_interval=None
+        )
+
+        def typed_ours() -> object:
+            typed_store.save("typed", typed)
+            return typed_store.load("typed")
+
+        typed_floor = _floor(server, typed_store, typed)
+        with no_gc():
+            samples = interleaved(
+                {"ours": (typed_ours, 12), "floor": (typed_floor, 12)}, max(5, int(21 * scale))
+            )
+        typed_ratio = ratio_of_rounds(samples, "ours", "floor")
+        typed_store.close()
+        info = server.client().info("server")
+    for goal in goals:
+        size = goal.name.split()[1].rstrip(":")
+        if not goal.met and size in profiles:
+            goal.profile = profiles[size]
+    versions = {"redis-server": str(info["redis_version"]), "redis-py": redis.__version__}
+    for module, dist in (
+        ("cachelib", "cachelib"),
+        ("dogpile", "dogpile.cache"),
+        ("flask_session", "Flask-Session"),
+    ):
+        versions[dist] = getattr(sys.modules.get(module), "__version__", "?")
+    if versions["Flask-Session"] == "?":
+        from importlib.metadata import version
+
+        versions["Flask-Session"] = version("Flask-Session")
+        versions["dogpile.cache"] = version("dogpile.cache")
+    return E2EResult(results, typed_ratio, versions, goals)
+
+
+def report(result: E2EResult) -> str:
+    """The Markdown section."""
+    rows = []
+    for entry in result.sizes:
+        for name in ("ours", "floor", AA, *PEERS, PLAIN):
+            us = entry.per_call_us[name]
+            if name in ("ours", AA):
+                low, high = entry.spread[name]
+                ratio = f"{entry.ratios[name]:.2f}x the floor (IQR {low:.2f}-{high:.2f})"
+            elif name == "floor":
+                ratio = "1.00 (floor)"
+            else:
+                low, high = entry.spread[name]
+                ratio = f"{entry.ratios[name]:.2f}x ours (IQR {low:.2f}-{high:.2f})"
+            rows.append((entry.size, name, ratio, f"{us:,.0f} µs"))
+    table = markdown_table(rows, ("size", "contender", "ratio", "context: per store+load"))
+    versions = ", ".join(f"{k} {v}" for k, v in result.versions.items())
+    goals = markdown_table(
+        [
+            (
+                g.name,
+                f"{g.ratio:.3f}x",
+                g.target,
+                ("met" if g.met else "MISSED") + (f" ({g.note})" if g.note else ""),
+            )
+            for g in result.goals
+        ],
+        ("goal", "measured", "target", "verdict"),
+    )
+    return (
+        "### End to end through redis-server: store + load\n\n"
+        f"{versions}. Peers' ratios are their time over ours (above 1: we are faster); "
+        "ours is over the floor (raw redis-py SET/GET of our codec's bytes).\n\n"
+        f"{table}\n\n{goals}\n\n"
+        f"Typed vision-heavy session (medium), ours / typed floor: {result.typed_ratio:.2f}x.\n"
+    )
+
+
+if __name__ == "__main__":
+    print(f"_{machine_line()}_\n")
+    print(report(measure()))

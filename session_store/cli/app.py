@@ -1,0 +1,98 @@
+"""The ``session-store`` command group: logging, error handling, and the commands.
+
+Every failure a command meets ends as one line on stderr, ``session-store: error: ...``, and a
+non-zero exit code (1: an error, 2: a usage error, 3: a key that is not there), never a
+traceback; secrets from the URLs and ``SESSION_STORE_KEYS`` are masked in it. ``-v`` shows the
+library's INFO logs, ``-vv`` DEBUG (and the traceback of an unexpected error).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from session_store.cli.common import EXIT_ERROR, CommandError, fail, log, scrub
+from session_store.errors import SessionStoreError
+
+__all__ = ["COMMANDS", "main"]
+
+#: Each command and where it lives: imported only when it runs (or when help lists it).
+COMMANDS = {
+    "bench": "session_store.cli.bench:bench",
+    "copy": "session_store.cli.commands:copy",
+    "delete": "session_store.cli.commands:delete",
+    "demo": "session_store.cli.demo:demo",
+    "get": "session_store.cli.commands:get",
+    "inspect": "session_store.cli.commands:inspect_",
+    "ls": "session_store.cli.commands:ls",
+    "migrate": "session_store.cli.migrate:migrate",
+    "stats": "session_store.cli.stats:stats",
+}
+
+
+class _Group(click.Group):
+    """A group whose commands load lazily and fail with one line and an exit code, never a
+    traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, name = target.partition(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except CommandError as exc:
+            fail(exc.message, exc.code)
+        except SessionStoreError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except BrokenPipeError:  # the reader went away (`session-store ls | head`)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_ERROR)
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            fail(f"unexpected {type(exc).__name__}: {scrub(str(exc))}")
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def _setup_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ScrubbingFormatter("session-store: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.captureWarnings(True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="session-store")
+@click.option("-v", "--verbose", count=True, help="-v: INFO logs, -vv: DEBUG logs.")
+def main(verbose: int) -> None:
+    """Server-side session storage with pluggable backends.
+
+    URL is a backend URL or a chain string ("memory:// | redis://... | diskcache:///..."); where
+    it is optional it defaults to $SESSION_STORE_URL. Passwords and keys are masked in all
+    output. Exit codes: 0 ok, 1 error, 2 usage, 3 no such key.
+    """
+    _setup_logging(verbose)

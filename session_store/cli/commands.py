@@ -1,0 +1,318 @@
+"""``get``, ``ls``, ``inspect``, ``delete`` and ``copy``: look inside a store and move data.
+
+Reading commands never write: a chain is read tier by tier, fastest first, without promoting
+anything, and ``last_accessed`` is not stamped.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from session_store.cli.common import (
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    CommandError,
+    ProgressBar,
+    TierRead,
+    console,
+    echo_json,
+    make_codec,
+    opened,
+    read_first,
+    read_tiers,
+    resolve_url,
+    ttl_for_json,
+    ttl_text,
+    url_and_one,
+)
+from session_store.codec.format import is_legacy, parse_header
+from session_store.errors import ConfigurationError, SessionStoreError
+from session_store.keys import validate_key, validate_scan_prefix
+from session_store.schema.registry import get_schema
+from session_store.ttl import NO_EXPIRY
+from session_store.urls import redact_url
+
+__all__ = ["copy", "delete", "get", "inspect_", "ls"]
+
+_NAMESPACE = click.option(
+    "--namespace",
+    default="",
+    show_default=False,
+    help="The store's namespace, bound into encryption (default: none).",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _first_hit(reads: list[TierRead]) -> TierRead | None:
+    return next((read for read in reads if read.value is not None), None)
+
+
+def _missing(key: str, url: str) -> CommandError:
+    return CommandError(f"no session under key {key!r} in {redact_url(url)}", EXIT_NOT_FOUND)
+
+
+# -- get -------------------------------------------------------------------------------------------
+@click.command()
+@click.argument("args", nargs=-1, required=True, metavar="[URL] KEY")
+@_NAMESPACE
+@_JSON
+def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
+    """Print the session stored under KEY, decoded, as JSON.
+
+    With --json: one line, {"key", "schema", "version", "stored_version", "stages", "data"}.
+    """
+    url, key = url_and_one(args, "KEY")
+    validate_key(key)
+    codec = make_codec(namespace)
+    with opened(url) as backend:
+        hit = read_first(backend, key)
+    if hit is None or hit.value is None:
+        raise _missing(key, url)
+    decoded = codec.decode(key, hit.value)
+    data = codec.to_data(decoded.obj, key=key)
+    if not as_json:
+        echo_json(data, pretty=True)
+        return
+    info = get_schema(decoded.schema)
+    echo_json(
+        {
+            "key": key,
+            "schema": decoded.schema,
+            "version": info.version if info else decoded.stored_version,
+            "stored_version": decoded.stored_version,
+            "stages": list(decoded.stages),
+            "data": data,
+        }
+    )
+
+
+# -- ls --------------------------------------------------------------------------------------------
+@click.command()
+@click.argument("url", required=False, metavar="[URL]")
+@click.option("--prefix", default="", help="Only keys starting with this literal text.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many keys.")
+@click.option("-l", "--long", "long_", is_flag=True, help="Also size and TTL (one read per key).")
+@_JSON
+def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bool) -> None:
+    """List the keys of the stored sessions, sorted (a chain: the union of its tiers)."""
+    target = resolve_url(url)
+    validate_scan_prefix(prefix)
+    with opened(target) as backend:
+        keys = sorted(backend.scan(prefix))
+        if limit is not None:
+            keys = keys[:limit]
+        if not long_:
+            if as_json:
+                echo_json(keys)
+            else:
+                for key in keys:
+                    click.echo(key)
+            return
+        rows: list[tuple[str, int, float | None]] = []
+        for key in keys:
+            hit = read_first(backend, key)
+            if hit is not None and hit.value is not None:
+                rows.append((key, len(hit.value), hit.ttl))
+    if as_json:
+        echo_json([{"key": k, "size": size, "ttl": ttl_for_json(ttl)} for k, size, ttl in rows])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    table.add_column("key", overflow="fold")
+    table.add_column("size", justify="right")
+    table.add_column("ttl left", justify="right")
+    for key, size, ttl in rows:
+        table.add_row(key, f"{size:,} B", ttl_text(ttl))
+    console().print(table)
+
+
+# -- inspect ---------------------------------------------------------------------------------------
+def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, Any], str | None]:
+    """What the payload says about itself, and the error that stopped decoding it (if any)."""
+    codec = make_codec(namespace)
+    header = codec.inspect(data, key=key)
+    facts: dict[str, Any] = {
+        "size": header.size,
+        "format": "legacy JSON (no header)" if header.legacy else f"v{header.format_version}",
+        "stages": list(header.stages),
+        "key_id": None,
+        "schema": None,
+        "stored_version": None,
+        "current_version": None,
+        "up_to_date": None,
+        "note": None,
+    }
+    if not is_legacy(data) and header.stages and header.stages[-1] == "aes-gcm":
+        offset = parse_header(data, key=key).payload_offset
+        facts["key_id"] = data[offset : offset + 4].hex()
+    try:
+        decoded = codec.decode(key, data)
+    except ConfigurationError as exc:  # encrypted, and no key configured: not an error
+        facts["note"] = exc.message
+        return facts, None
+    except SessionStoreError as exc:
+        return facts, f"{type(exc).__name__}: {exc.message}"
+    info = get_schema(decoded.schema)
+    facts["schema"] = decoded.schema
+    facts["stored_version"] = decoded.stored_version
+    facts["current_version"] = info.version if info else None
+    current = info is not None and decoded.stored_version == info.version and not header.legacy
+    if current and codec.encryption is not None:
+        current = facts["key_id"] == codec.encryption.key_ids[0]
+    facts["up_to_date"] = current
+    return facts, None
+
+
+@click.command("inspect")
+@click.argument("args", nargs=-1, required=True, metavar="[URL] KEY")
+@_NAMESPACE
+@_JSON
+def inspect_(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
+    """Show what is stored under KEY: schema, version, size, TTL left, stages, tiers holding it.
+
+    The header (format, stages, key id) is read without any key; the schema and version need
+    the payload decoded, so an encrypted one needs SESSION_STORE_KEYS (without it, the rest is
+    shown). Exit code 1 if the payload does not decode (what could be read is still shown).
+    """
+    url, key = url_and_one(args, "KEY")
+    validate_key(key)
+    with opened(url) as backend:
+        reads = read_tiers(backend, key)
+        shown = backend.describe()
+    hit = _first_hit(reads)
+    if hit is None or hit.value is None:
+        raise _missing(key, url)
+    facts, problem = _describe_payload(key, hit.value, namespace)
+    tiers = [
+        {
+            "tier": read.index,
+            "backend": read.backend,
+            "holds": read.value is not None,
+            "ttl": ttl_for_json(read.ttl),
+            "size": None if read.value is None else len(read.value),
+            "down": read.down,
+        }
+        for read in reads
+    ]
+    result = {
+        "key": key,
+        "backend": shown,
+        **facts,
+        "ttl": ttl_for_json(hit.ttl),
+        "expires": hit.ttl != NO_EXPIRY,
+        "tiers": tiers,
+        "error": problem,
+    }
+    if as_json:
+        echo_json(result)
+    else:
+        _print_inspection(result)
+    if problem is not None:
+        raise CommandError(f"{problem} (key {key!r})", EXIT_ERROR)
+
+
+def _print_inspection(result: dict[str, Any]) -> None:
+    def line(name: str, value: object) -> None:
+        click.echo(f"{name + ':':<16}{value}")
+
+    line("key", result["key"])
+    line("backend", result["backend"])
+    line("size", f"{result['size']:,} B")
+    line("format", result["format"])
+    line("stages", ", ".join(result["stages"]) or "none")
+    if result["key_id"]:
+        line("key id", result["key_id"])
+    if result["schema"] is not None:
+        line("schema", result["schema"])
+        current = result["current_version"]
+        note = "current" if result["stored_version"] == current else f"current is {current}"
+        line("version", f"{result['stored_version']} ({note})")
+        line("up to date", "yes" if result["up_to_date"] else "no: `session-store migrate`")
+    elif result["note"]:
+        line("schema", f"unknown: {result['note']}")
+    line("ttl left", ttl_text(result["ttl"]) if result["expires"] else "never")
+    for tier in result["tiers"]:
+        if tier["down"]:
+            state = f"down ({tier['down']})"
+        elif tier["holds"]:
+            ttl = "never" if tier["ttl"] is None else ttl_text(tier["ttl"])
+            state = f"holds it ({tier['size']:,} B, ttl {ttl})"
+        else:
+            state = "-"
+        line(f"tier {tier['tier']}", f"{tier['backend']}: {state}")
+
+
+# -- delete ----------------------------------------------------------------------------------------
+@click.command()
+@click.argument("args", nargs=-1, required=True, metavar="[URL] KEY")
+def delete(args: tuple[str, ...]) -> None:
+    """Delete the session stored under KEY (from every tier). Exit code 3 if there was none."""
+    url, key = url_and_one(args, "KEY")
+    validate_key(key)
+    with opened(url) as backend:
+        existed = backend.delete(key)
+    if not existed:
+        raise _missing(key, url)
+    click.echo(f"deleted {key}")
+
+
+# -- copy ------------------------------------------------------------------------------------------
+@click.command()
+@click.argument("args", nargs=-1, required=True, metavar="[SRC_URL] DST_URL")
+@click.option("--prefix", default="", help="Only keys starting with this literal text.")
+@click.option(
+    "--skip-existing", is_flag=True, help="Leave keys the destination already holds alone."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal)."
+)
+@_JSON
+def copy(
+    args: tuple[str, ...], prefix: str, skip_existing: bool, progress: bool | None, as_json: bool
+) -> None:
+    """Copy every session from SRC_URL to DST_URL: the stored bytes as they are, TTL kept.
+
+    Payloads are not decoded, so encrypted ones stay encrypted (and open in the destination
+    under the same key and namespace). Running it again is harmless: a key is either copied
+    again or, with --skip-existing, left alone.
+    """
+    if len(args) == 2:
+        source, target = resolve_url(args[0]), resolve_url(args[1])
+    elif len(args) == 1:
+        source, target = resolve_url(None), resolve_url(args[0])
+    else:
+        raise click.UsageError(f"expected [SRC_URL] DST_URL, got {len(args)} arguments")
+    if source.strip() == target.strip():
+        raise CommandError("source and destination are the same URL")
+    validate_scan_prefix(prefix)
+    counts = {"copied": 0, "skipped": 0, "vanished": 0}
+    with opened(source) as src, opened(target) as dst:
+        keys = sorted(src.scan(prefix))
+        show = sys.stderr.isatty() if progress is None else progress
+        with ProgressBar(show, len(keys), "copy") as advance:
+            for key in keys:
+                found = read_first(src, key)  # from a chain: nothing promoted in the source
+                if found is None or found.value is None or found.ttl is None:
+                    counts["vanished"] += 1
+                else:
+                    value, left = found.value, found.ttl
+                    ttl = None if left == NO_EXPIRY else left
+                    if skip_existing:
+                        stored = dst.set_if(key, value, None, ttl)
+                        counts["copied" if stored else "skipped"] += 1
+                    else:
+                        dst.set(key, value, ttl)
+                        counts["copied"] += 1
+                advance()
+        shown = f"{src.describe()} -> {dst.describe()}"
+    if as_json:
+        echo_json({**counts, "source": redact_url(source), "destination": redact_url(target)})
+    else:
+        click.echo(
+            f"copied {counts['copied']}, skipped {counts['skipped']}, "
+            f"vanished {counts['vanished']} ({shown})"
+        )

@@ -1,0 +1,287 @@
+"""What every command shares: URL arguments, opening backends, reading tiers, errors, output.
+
+Secrets: every URL a command is given is parsed once by :func:`resolve_url`, which remembers its
+password and secret query parameters (and the keys in ``SESSION_STORE_KEYS``); :func:`scrub`
+masks them in any text before it is printed, on top of :func:`~session_store.urls.redact_url`,
+which is how URLs themselves are shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any, NoReturn
+from urllib.parse import quote
+
+import click
+import orjson
+
+from session_store.backend import SessionBackend
+from session_store.codec import KEYS_ENV, Codec
+from session_store.errors import BackendUnavailableError, ConfigurationError
+from session_store.registry import open_backend, split_chain
+from session_store.ttl import NO_EXPIRY
+from session_store.urls import SECRET_PARAMS, parse_url
+
+__all__ = [
+    "ENV_URL",
+    "EXIT_ERROR",
+    "EXIT_NOT_FOUND",
+    "EXIT_USAGE",
+    "CommandError",
+    "ProgressBar",
+    "TierRead",
+    "console",
+    "echo_json",
+    "fail",
+    "make_codec",
+    "opened",
+    "read_first",
+    "read_tiers",
+    "resolve_url",
+    "scrub",
+    "tiers_of",
+    "ttl_for_json",
+    "ttl_text",
+    "url_and_one",
+]
+
+log = logging.getLogger("session_store.cli")
+
+#: The environment variable giving the default URL or chain string.
+ENV_URL = "SESSION_STORE_URL"
+#: Exit codes: an error, a usage error (click's own), a key or session that is not there.
+EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 1, 2, 3
+
+_MASK = "***"
+_secrets: set[str] = set()
+
+
+class CommandError(Exception):
+    """A failure the command reports as one line on stderr, with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print ``session-store: error: <message>`` (one line, secrets masked) and exit."""
+    line = " ".join(scrub(message).split())
+    click.echo(f"session-store: error: {line}", err=True)
+    sys.exit(code)
+
+
+# -- secrets -------------------------------------------------------------------------------------
+def _remember(secret: str | None) -> None:
+    if secret:
+        _secrets.update({secret, quote(secret, safe=""), quote(secret)})
+
+
+def remember_secrets(url: str) -> None:
+    """Remember the secrets of ``url`` (every tier of a chain) so that :func:`scrub` masks them."""
+    for tier in url.split("|"):
+        try:
+            parsed = parse_url(tier)
+        except ConfigurationError:
+            continue
+        _remember(parsed.password)
+        if parsed.username and not parsed.password:  # redis://secret@host: the password
+            _remember(parsed.username)
+        for name, value in parsed.params.items():
+            if name.lower() in SECRET_PARAMS:
+                _remember(value)
+
+
+def _remember_env_keys() -> None:
+    for part in os.environ.get(KEYS_ENV, "").split(","):
+        _remember(part.strip())
+
+
+def scrub(text: str) -> str:
+    """``text`` with every remembered secret replaced by ``***``."""
+    _remember_env_keys()
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+# -- URLs and backends ---------------------------------------------------------------------------
+def resolve_url(given: str | None) -> str:
+    """The URL given, else ``$SESSION_STORE_URL``; checked (every tier parses), secrets noted.
+
+    Raises:
+        CommandError: neither is there.
+        ConfigurationError: the URL or a tier of the chain does not parse.
+    """
+    url = given if given is not None else os.environ.get(ENV_URL, "").strip()
+    if not url:
+        raise CommandError(f"no URL given and {ENV_URL} is not set", EXIT_USAGE)
+    remember_secrets(url)
+    for tier in split_chain(url):
+        parse_url(tier)
+    return url
+
+
+def url_and_one(args: tuple[str, ...], name: str) -> tuple[str, str]:
+    """``[URL] NAME`` arguments: two given are URL and NAME; one is NAME, the URL from the
+    environment."""
+    if len(args) == 2:
+        return resolve_url(args[0]), args[1]
+    if len(args) == 1:
+        return resolve_url(None), args[0]
+    raise click.UsageError(f"expected [URL] {name}, got {len(args)} arguments")
+
+
+@contextmanager
+def opened(url: str) -> Iterator[SessionBackend]:
+    """The backend ``url`` names, closed afterwards."""
+    backend = open_backend(url)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def make_codec(namespace: str = "") -> Codec:
+    """The codec the commands decode with: encryption keys from ``SESSION_STORE_KEYS``."""
+    return Codec(namespace=namespace)
+
+
+def tiers_of(backend: SessionBackend) -> list[SessionBackend]:
+    """The tiers of a chain, fastest first; a plain backend is its only tier."""
+    from session_store.tiered import TieredBackend
+
+    return list(backend.tiers) if isinstance(backend, TieredBackend) else [backend]
+
+
+@dataclass(frozen=True)
+class TierRead:
+    """One tier's answer for a key, read directly (no promotion, nothing written)."""
+
+    index: int
+    backend: str
+    value: bytes | None = None
+    ttl: float | None = None
+    down: str | None = None  # why the tier could not answer
+
+
+def read_first(backend: SessionBackend, key: str) -> TierRead | None:
+    """The first tier's answer that holds ``key`` (fastest first), without promoting anything;
+    ``None`` if no tier holds it."""
+    return next(
+        (read for read in read_tiers(backend, key, stop=True) if read.value is not None), None
+    )
+
+
+def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list[TierRead]:
+    """Ask every tier for ``key``, fastest first, without promoting anything.
+
+    A tier that is down is reported as such when the backend is a chain; a plain backend that is
+    down raises :class:`BackendUnavailableError`. ``stop``: no tier below the first that holds
+    it is asked.
+    """
+    tiers = tiers_of(backend)
+    reads: list[TierRead] = []
+    for index, tier in enumerate(tiers):
+        if stop and reads and reads[-1].value is not None:
+            break
+        try:
+            found = tier.get_with_ttl(key)
+        except BackendUnavailableError as exc:
+            if len(tiers) == 1:
+                raise
+            reads.append(TierRead(index, tier.describe(), down=exc.message))
+            continue
+        if found is None:
+            reads.append(TierRead(index, tier.describe()))
+        else:
+            reads.append(TierRead(index, tier.describe(), found[0], found[1]))
+    if all(read.down for read in reads):
+        raise BackendUnavailableError(
+            "every tier is unavailable, cannot read", key=key, backend=backend.describe()
+        )
+    return reads
+
+
+# -- output ----------------------------------------------------------------------------------------
+def ttl_text(seconds: float | None) -> str:
+    """A TTL for people: ``never``, ``2d 03h``, ``1h 05m``, ``4m 10s``, ``12.5s``."""
+    if seconds is None:
+        return "-"
+    if seconds == NO_EXPIRY:
+        return "never"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{seconds:.1f}s"
+
+
+def ttl_for_json(seconds: float | None) -> float | None:
+    """A TTL in JSON: seconds, or ``null`` for a key that never expires."""
+    return None if seconds is None or seconds == NO_EXPIRY else round(seconds, 3)
+
+
+def echo_json(value: Any, *, pretty: bool = False) -> None:
+    """``value`` as JSON on stdout, one document per call."""
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
+    click.echo(orjson.dumps(value, option=option).decode())
+
+
+def console(*, stderr: bool = False, force: bool | None = None) -> Any:
+    """A rich console on stdout (or stderr); wide enough for URLs when not a terminal."""
+    from rich.console import Console
+
+    stream: IO[str] = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160
+    return Console(file=stream, width=width, force_terminal=force, highlight=False)
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, or nothing; used as ``with ProgressBar(...) as advance``."""
+
+    def __init__(self, show: bool, total: int, what: str) -> None:
+        self.show = show
+        self.total = total
+        self.what = what
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.show:
+            return lambda *_args: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress(
+            f"[bold]{self.what}[/]",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.what, total=self.total)
+
+        def advance(done: int | None = None, total: int | None = None) -> None:
+            if done is None:
+                self._bar.advance(self._task)
+            else:
+                self._bar.update(self._task, completed=done, total=total or self.total)
+
+        return advance
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

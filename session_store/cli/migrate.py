@@ -1,0 +1,111 @@
+"""``migrate``: rewrite every session at the current schema version and encryption key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from session_store.cli.common import (
+    CommandError,
+    ProgressBar,
+    echo_json,
+    make_codec,
+    resolve_url,
+)
+from session_store.store import SessionStore
+from session_store.urls import redact_url
+
+__all__ = ["default_checkpoint", "migrate"]
+
+
+def default_checkpoint(url: str, prefix: str, namespace: str) -> Path:
+    """Where a walk over ``url`` keeps its progress: the user's cache directory, under a digest
+    of the target (never the URL itself, which may hold a password)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    digest = hashlib.blake2b(
+        "\x00".join((url, prefix, namespace)).encode(), digest_size=8
+    ).hexdigest()
+    return Path(base) / "session-store" / f"migrate-{digest}.checkpoint"
+
+
+@click.command()
+@click.argument("url", required=False, metavar="[URL]")
+@click.option("--prefix", default="", help="Only keys starting with this literal text.")
+@click.option("--namespace", default="", help="The store's namespace, bound into encryption.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Progress file, to resume an interrupted run (default: in the user's cache directory).",
+)
+@click.option("--no-checkpoint", is_flag=True, help="Keep no progress file.")
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=100, show_default=True, help="Keys per read."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def migrate(
+    url: str | None,
+    prefix: str,
+    namespace: str,
+    checkpoint: Path | None,
+    no_checkpoint: bool,
+    batch: int,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Rewrite every session at the current schema version, under the current encryption key.
+
+    To rotate keys: put the new key first in SESSION_STORE_KEYS, the old ones after it, run
+    this, then drop the old keys. Each rewrite is a compare-and-set (a concurrent write by the
+    app wins), keeps the TTL left, and skips sessions already current, so the walk is
+    idempotent; it is resumable: run it again after an interruption and it goes on where it
+    stopped. Exit code 1 if any session could not be rewritten (listed, by key and error).
+    """
+    from session_store.rewrite import rewrite_all
+
+    target = resolve_url(url)
+    if no_checkpoint:
+        checkpoint = None
+    elif checkpoint is None:
+        checkpoint = default_checkpoint(target, prefix, namespace)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    resuming = checkpoint is not None and checkpoint.exists()
+    show = sys.stderr.isatty() if progress is None else progress
+    store: SessionStore[Any]
+    with SessionStore(target, codec=make_codec(namespace), access_interval=None) as store:
+        if resuming and not as_json:
+            click.echo(f"resuming from {checkpoint}")
+        with ProgressBar(show, 0, "migrate") as advance:
+            report = rewrite_all(
+                store, prefix=prefix, checkpoint=checkpoint, batch=batch, progress=advance
+            )
+        shown = store.backend.describe()
+    if as_json:
+        echo_json(
+            {
+                "backend": redact_url(target),
+                "rewritten": report.rewritten,
+                "current": report.current,
+                "vanished": report.vanished,
+                "skipped": report.skipped,
+                "failed": report.failed,
+                "failures": [
+                    {"key": f.key, "error": f.error, "message": f.message} for f in report.failures
+                ],
+                "complete": report.complete,
+            }
+        )
+    else:
+        click.echo(f"{shown}: {report.summary()}")
+        for failure in report.failures:
+            click.echo(f"  failed {failure.key}: {failure.error}: {failure.message}")
+    if report.failures:
+        raise CommandError(f"{report.failed} session(s) could not be rewritten; run again to retry")

@@ -1,0 +1,121 @@
+"""copy, migrate and bench through the real console script, on real backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from session_store import SessionStore, open_backend
+from session_store.codec import AesGcmStage, Codec
+from session_store.samples import legacy_sessions
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+ErrorLine = Callable[[subprocess.CompletedProcess[str]], str]
+SAMPLES = legacy_sessions()
+
+
+@pytest.fixture
+def legacy_disk(tmp_path: Path) -> str:
+    """A diskcache store holding the sample sessions as the old app wrote them (v0 JSON)."""
+    url = f"diskcache://{tmp_path / 'legacy'}"
+    with open_backend(url) as backend:
+        for user_id, data in SAMPLES.items():
+            backend.set(user_id, orjson.dumps(data), 7200)
+        backend.set("forever", orjson.dumps({"user_id": "forever"}))
+    return url
+
+
+def test_copy_moves_raw_bytes_and_keeps_the_ttl(
+    cli: Run, legacy_disk: str, redis_url: str, error_line: ErrorLine
+) -> None:
+    result = cli("copy", "--json", legacy_disk, redis_url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["copied"] == len(SAMPLES) + 1
+    with open_backend(legacy_disk) as src, open_backend(redis_url) as dst:
+        for key in [*SAMPLES, "forever"]:
+            assert dst.get(key) == src.get(key)
+        assert 7000 < (dst.ttl("U071780854") or 0) <= 7200
+        assert dst.ttl("forever") == float("inf")
+        dst.delete("U063826716")
+    again = cli("copy", "--skip-existing", "--json", legacy_disk, redis_url)
+    assert json.loads(again.stdout) | {"copied": 1, "skipped": len(SAMPLES)} == json.loads(
+        again.stdout
+    )
+    same = cli("copy", redis_url, redis_url)
+    assert same.returncode == 1 and "same" in error_line(same)
+
+
+def test_migrate_brings_legacy_sessions_to_the_current_version(cli: Run, legacy_disk: str) -> None:
+    first = cli("migrate", "--json", legacy_disk)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["rewritten"], report["failed"], report["complete"]) == (
+        len(SAMPLES) + 1,
+        0,
+        True,
+    )
+    facts = json.loads(cli("inspect", "--json", legacy_disk, "U071780854").stdout)
+    assert facts["stored_version"] == 1 and facts["up_to_date"] is True
+    assert 7000 < facts["ttl"] <= 7200  # the TTL left is kept
+    again = json.loads(cli("migrate", "--json", legacy_disk).stdout)  # idempotent
+    assert (again["rewritten"], again["current"]) == (0, len(SAMPLES) + 1)
+
+
+def test_migrate_rotates_the_encryption_key(cli: Run, tmp_path: Path) -> None:
+    old, new = AesGcmStage.generate_key(), AesGcmStage.generate_key()
+    url = f"diskcache://{tmp_path / 'enc'}"
+    with SessionStore(url, dict, codec=Codec(encryption=AesGcmStage([old]))) as store:
+        for n in range(5):
+            store.save(f"s{n}", {"n": n})
+    rotated = cli("migrate", url, env={"SESSION_STORE_KEYS": f"{new},{old}"})
+    assert rotated.returncode == 0, rotated.stderr
+    assert "rewritten 5" in rotated.stdout
+    assert old not in rotated.stdout + rotated.stderr and new not in rotated.stdout
+    only_new = cli("get", url, "s3", env={"SESSION_STORE_KEYS": new})  # the old key can go
+    assert json.loads(only_new.stdout) == {"n": 3}
+
+
+def test_migrate_resumes_from_its_checkpoint(cli: Run, legacy_disk: str, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "walk.checkpoint"
+    done = ["U063826716", "U071780854"]  # what an interrupted run had finished
+    header = {"session-store-rewrite": 1, "target": {"prefix": "", "key_id": None}}
+    digests = [hashlib.blake2b(key.encode(), digest_size=16).hexdigest() for key in done]
+    checkpoint.write_text(json.dumps(header) + "\n" + json.dumps({"done": digests}) + "\n")
+    result = cli("migrate", legacy_disk, "--checkpoint", str(checkpoint), "--progress")
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stdout
+    assert "rewritten 3" in result.stdout and "skipped from checkpoint 2" in result.stdout
+    assert "migrate" in result.stderr  # the progress bar, forced on
+    assert not checkpoint.exists()  # a finished walk removes it
+    facts = json.loads(cli("inspect", "--json", legacy_disk, "U063826716").stdout)
+    assert facts["stored_version"] == 0  # skipped: the checkpoint said it was done
+
+
+def test_migrate_reports_sessions_it_cannot_rewrite(
+    cli: Run, legacy_disk: str, error_line: ErrorLine
+) -> None:
+    with open_backend(legacy_disk) as backend:
+        backend.set("broken", b"\xa7SS\x01\x00{not json")
+    result = cli("migrate", legacy_disk, "--no-checkpoint")
+    assert result.returncode == 1
+    assert "failed broken: CorruptPayloadError" in result.stdout
+    assert "could not be rewritten" in error_line(result)
+
+
+def test_bench_runs_and_cleans_up(cli: Run, tmp_path: Path) -> None:
+    url = f"diskcache://{tmp_path / 'bench'}"
+    result = cli("bench", "--json", url, "--rounds", "5")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert {"save", "load", "update (compare-and-set)", "codec encode + decode"} <= set(
+        figures["operations"]
+    )
+    assert figures["ratios"]["codec_vs_orjson"] > 0
+    with open_backend(url) as backend:
+        assert list(backend.scan()) == []  # its keys are gone
