@@ -109,8 +109,9 @@ class RewriteReport:
         vanished: sessions listed but deleted or expired before they could be read or rewritten.
         skipped: sessions finished by an earlier, interrupted run (known from the checkpoint).
         failures: the sessions that could not be rewritten, with their typed errors.
-        complete: the walk reached the end of the listing (``False`` only while it runs, or if a
-            backend error stopped it).
+        complete: the walk reached the end of the listing. Always ``True`` in a report that
+            :func:`rewrite_all` returns (a backend error raises instead, and the checkpoint keeps
+            what was done); ``False`` in a report still being filled.
     """
 
     rewritten: int = 0

@@ -154,5 +154,5 @@ def loads_legacy(data: bytes, *, key: str | None = None) -> Any:
         pass
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: too deep
         raise CorruptPayloadError(f"legacy payload is not valid JSON: {exc}", key=key) from None

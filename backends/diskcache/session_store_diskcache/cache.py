@@ -15,6 +15,14 @@ them fails loudly at open instead of miscounting or mis-scanning quietly:
   back is not counted.
   Limits: only evictions caused by writes through *this* cache object are counted (other processes
   count their own); the explicit ``Cache.cull()`` method is not used and not counted.
+* **Value files replaced inside a transaction** are removed only once the outermost transaction
+  has committed. diskcache removes the file of a value it replaces as soon as the ``set`` that
+  replaced it returns, even when that ``set`` runs inside ``transact()``: if the transaction then
+  rolls back (the process is killed before the commit, the disk fills up at a later write of a
+  ``set_many``), the restored row names a file that is gone, and the session is lost. This module
+  overrides ``Cache._transact(retry, filename)`` so that a nested transaction defers those
+  removals to the outermost one, which performs them after its ``COMMIT`` and drops them on
+  ``ROLLBACK`` (checked by ``tests/reliability/test_crash_disk.py``).
 * **Scans and snapshots** go through ``Cache._sql``, the connection of the calling thread (which
   diskcache reopens after a fork). A scan page is one SELECT over a key range of diskcache's
   ``Cache`` table; the unique index ``Cache_key_raw (key, raw)`` answers it directly, so a scan
@@ -56,6 +64,7 @@ _SCAN_PAGE = (
 )
 
 _CULL_PARAMETERS = ("self", "now", "sql", "cleanup", "limit")
+_TRANSACT_PARAMETERS = ("self", "retry", "filename")
 _REQUIRED_COLUMNS = frozenset({"key", "raw", "expire_time", "mode", "filename", "value"})
 
 
@@ -66,6 +75,9 @@ def _hook_problem() -> str | None:
         return "Cache._cull(now, sql, cleanup, limit) is gone or changed"
     if not isinstance(getattr(diskcache.Cache, "_sql", None), property):
         return "Cache._sql is gone"
+    transact = getattr(diskcache.Cache, "_transact", None)
+    if transact is None or tuple(inspect.signature(transact).parameters) != _TRANSACT_PARAMETERS:
+        return "Cache._transact(retry, filename) is gone or changed"
     return None
 
 
@@ -111,6 +123,7 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
     ) -> None:
         check_internals()
         self._session_store_evicted = threading.local()
+        self._session_store_removals = threading.local()
         super().__init__(
             directory,
             timeout=timeout,
@@ -149,6 +162,29 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
         count: int = getattr(local, "count", 0)
         local.count = 0
         return count
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextmanager
+    def _transact(
+        self, retry: bool = False, filename: str | None = None
+    ) -> Iterator[tuple[Callable[..., Any], Callable[[str | None], None]]]:
+        """diskcache's transaction, but a nested one defers removing replaced value files until
+        the outermost transaction commits, and forgets them if it rolls back (see the module
+        doc): a rolled-back row must still find its file."""
+        local = self._session_store_removals
+        pending: list[str | None] | None = getattr(local, "pending", None)
+        if pending is not None and self._txn_id == threading.get_ident():
+            yield self._sql, pending.append  # nested: removed after the outermost COMMIT
+            return
+        local.pending = pending = []
+        try:
+            with super()._transact(retry, filename) as (sql, cleanup):
+                yield sql, cleanup
+        finally:
+            local.pending = None
+        for name in pending:  # committed: the replaced files are no longer named by any row
+            if name is not None:
+                self._disk.remove(name)
 
     # -- reads ----------------------------------------------------------------------------------
     @contextmanager

@@ -1,0 +1,174 @@
+"""Throughput of 4-process ``update`` on Redis, as a ratio to plain ``save`` (goal: >= 50 %).
+
+    python -m benchmarks.bench_update [--rounds 5] [--seconds 0.5] [--processes 4]
+
+Four worker processes (``multiprocessing`` with *spawn*, each with its own ``SessionStore`` on a
+redis-server this script starts) run, in turns, for a fixed time each:
+
+* ``save``: ``save(own key, session)``, the baseline: one ``SET`` per call;
+* ``update, own session``: ``update(own key, +1)``, what a web app does (each user has their
+  session): ``GET``, decode, the function, encode, and the compare-and-set script;
+* ``update, one shared session``: all four ``update`` the same key, the worst case: most attempts
+  lose the race and retry (with backoff), and only the winners count.
+
+The session is the small (~7 KB) legacy-shaped one from :mod:`benchmarks.payloads`, compressed
+(zstd), not encrypted. The three workloads run in interleaved rounds, their order rotating, and
+each ratio is the median of the per-round ratios, so drift in the machine's load hits them alike.
+Each ratio is completed ``update`` calls per second over ``save`` calls per second; the goal
+applies to the ``own session`` row. Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Barrier
+from typing import Any
+
+from benchmarks.payloads import legacy_session
+from session_store import Codec, SessionStore
+from session_store_redis.testing import RedisServer
+
+GOAL = 0.5
+WORKLOADS = ("save", "update, own session", "update, one shared session")
+
+
+@dataclass
+class Sample:
+    """One workload in one round: completed calls per second (all processes), and retries."""
+
+    ops_per_s: float
+    retries: int
+
+
+def _worker(url: str, index: int, barrier: Barrier, inbox: Connection) -> None:
+    """Run the workloads the parent names, each for the seconds it says, after the barrier."""
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        url, dict, codec=Codec(encryption=None), access_interval=None, update_timeout=60.0
+    )
+    session = legacy_session("small", seed=index)
+    calls = 0
+
+    def bump(current: dict[str, Any] | None) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        data = dict(current or session)
+        data["n"] = data.get("n", 0) + 1
+        return data
+
+    while True:
+        command = inbox.recv()
+        if command is None:
+            break
+        workload, seconds = command
+        key = "shared" if workload == WORKLOADS[2] else f"own-{index}"
+        store.save(key, session)  # warm: connection open, script loaded, key present
+        store.update(key, bump)
+        calls = done = 0
+        barrier.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            if workload == WORKLOADS[0]:
+                store.save(key, session)
+            else:
+                store.update(key, bump)
+            done += 1
+        inbox.send((done, max(0, calls - done)))
+    store.close()
+
+
+def measure(
+    rounds: int = 5, seconds: float = 0.5, processes: int = 4
+) -> tuple[dict[str, list[Sample]], str]:
+    """The samples of every workload, round by round, and the redis-server version."""
+    context = multiprocessing.get_context("spawn")
+    samples: dict[str, list[Sample]] = {name: [] for name in WORKLOADS}
+    with RedisServer() as server:
+        client = server.client()
+        version = str(client.info("server")["redis_version"])
+        client.close()
+        url = server.url_for(prefix="bench-update:")
+        barrier = context.Barrier(processes)
+        pipes = [context.Pipe() for _ in range(processes)]
+        workers = [
+            context.Process(target=_worker, args=(url, index, barrier, pipes[index][1]))
+            for index in range(processes)
+        ]
+        for process in workers:
+            process.start()
+        try:
+            for index in range(rounds):
+                shift = index % len(WORKLOADS)
+                for workload in WORKLOADS[shift:] + WORKLOADS[:shift]:
+                    for parent, _ in pipes:
+                        parent.send((workload, seconds))
+                    results = [parent.recv() for parent, _ in pipes]
+                    samples[workload].append(
+                        Sample(
+                            sum(done for done, _ in results) / seconds,
+                            sum(retries for _, retries in results),
+                        )
+                    )
+        finally:
+            for parent, _ in pipes:
+                parent.send(None)
+            for process in workers:
+                process.join(30)
+                if process.is_alive():
+                    process.kill()
+                    process.join(10)
+    return samples, version
+
+
+def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
+    """Measure, then the Markdown section."""
+    samples, version = measure(rounds, seconds, processes)
+    base = samples[WORKLOADS[0]]
+    lines = [
+        f"### `update` vs `save`: {processes} processes on one redis-server\n",
+        f"redis-server {version}, Python {sys.version.split()[0]}, {processes} processes "
+        f"(spawn), small (~7 KB) session, zstd, no encryption; {rounds} interleaved rounds of "
+        f"{seconds:g} s per workload; ratio: median of the per-round ratios\n",
+        "| workload | calls/s (all processes) | retries/s | ratio to `save` | goal | met |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for workload in WORKLOADS:
+        mine = samples[workload]
+        ratio = statistics.median(
+            sample.ops_per_s / baseline.ops_per_s
+            for sample, baseline in zip(mine, base, strict=True)
+        )
+        ops = statistics.median(sample.ops_per_s for sample in mine)
+        retries = statistics.median(sample.retries for sample in mine) / seconds
+        goal, met = "", ""
+        if workload == WORKLOADS[1]:
+            goal = f">= {GOAL:.0%}"
+            met = "yes" if ratio >= GOAL else "NO"
+        shown = "100% (baseline)" if workload == WORKLOADS[0] else f"{ratio:.0%}"
+        lines.append(f"| {workload} | {ops:,.0f} | {retries:,.0f} | {shown} | {goal} | {met} |")
+    lines.append(
+        "\nAn `update` is two round trips (`GET`, then the compare-and-set script) plus a "
+        "decode and an encode; a `save` is one `SET` and an encode. On one shared session the "
+        "losers of each race retry after a jittered backoff, so completed updates per second "
+        "drop: that row is the price of never losing one."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--seconds", type=float, default=0.5, help="seconds per workload")
+    parser.add_argument("--processes", type=int, default=4, help="worker processes")
+    args = parser.parse_args(argv)
+    print(report(args.rounds, args.seconds, args.processes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
