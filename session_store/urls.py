@@ -23,7 +23,18 @@ __all__ = ["SECRET_PARAMS", "BackendURL", "Params", "parse_url", "redact_url"]
 
 #: Query parameters whose values are secrets, masked wherever a URL is shown.
 SECRET_PARAMS = frozenset(
-    {"password", "passwd", "pass", "secret", "token", "key", "encryption_key", "keys", "auth"}
+    {
+        "password",
+        "passwd",
+        "pass",
+        "secret",
+        "token",
+        "key",
+        "encryption_key",
+        "keys",
+        "auth",
+        "sentinel_password",
+    }
 )
 _MASK = "***"
 
@@ -101,7 +112,9 @@ def parse_url(url: str) -> BackendURL:
     parsed = True
     try:
         parts = urlsplit(text)
-        port = parts.port
+        # scheme://host:port,host:port/... (Redis Cluster, Sentinel): several servers, no one port
+        several = "," in parts.netloc.rpartition("@")[2]
+        port = None if several else parts.port
     except ValueError:  # urllib's message may quote the password: it is not passed on
         parsed = False
     if not parsed:  # raised outside the except: no __context__ holding the raw text
@@ -121,7 +134,7 @@ def parse_url(url: str) -> BackendURL:
     return BackendURL(
         scheme=parts.scheme.lower(),
         netloc=parts.netloc,
-        hostname=parts.hostname,
+        hostname=None if several else parts.hostname,
         port=port,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,

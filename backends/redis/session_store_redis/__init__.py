@@ -1,15 +1,29 @@
-"""session-store-redis: the Redis backend of session-store, registered as ``redis://`` and ``rediss://``.
+"""session-store-redis: the Redis backends of session-store, registered as ``redis://``,
+``rediss://``, ``redis+cluster://`` (Redis Cluster) and ``redis+sentinel://`` (a Sentinel-managed
+primary).
 
     from session_store import open_backend
     backend = open_backend("redis://127.0.0.1:6379/0?prefix=app:")
+    cluster = open_backend("redis+cluster://10.0.0.1:7000,10.0.0.2:7000/?prefix=app:")
+    failover = open_backend("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0")
 
 Installing the distribution also registers pytest fixtures
 (:mod:`session_store_redis.testing.plugin`) that start a real ``redis-server`` for a test session.
 """
 
-from session_store_redis.backend import RedisBackend
+from session_store_redis.backend import RedisBackend, RedisBackendBase
 from session_store_redis.client import RedisConfig, parse_config
+from session_store_redis.cluster import RedisClusterBackend
+from session_store_redis.sentinel import RedisSentinelBackend
 
 __version__ = "0.1.0"
 
-__all__ = ["RedisBackend", "RedisConfig", "__version__", "parse_config"]
+__all__ = [
+    "RedisBackend",
+    "RedisBackendBase",
+    "RedisClusterBackend",
+    "RedisConfig",
+    "RedisSentinelBackend",
+    "__version__",
+    "parse_config",
+]

@@ -14,10 +14,19 @@
   connection or a timeout is :class:`~session_store.errors.BackendUnavailableError`. They carry
   the key and the redacted backend description, never the password, and no ``__cause__`` or
   ``__context__``.
+* **Acknowledged writes**: with ``wait_replicas=N`` every write (``set``, ``set_many``,
+  ``set_if``, ``delete``, ``delete_many``, ``touch``) is followed by ``WAIT N timeout`` on the same
+  connection, in the same round trip, and returns only once N replicas have it; fewer in time is
+  :class:`~session_store.errors.BackendUnavailableError` (the write reached the primary and may
+  be lost in a failover). See ``docs/scale-out.md``.
 * **Processes and threads**: redis-py's connection pool notices ``os.fork`` (it compares process
   ids) and opens new connections in the child, so a worker forked by ``gunicorn --preload`` never
   writes to its parent's sockets. The pool is thread-safe and blocking: one backend serves many
   threads, each command on a connection of its own.
+
+:class:`RedisBackendBase` holds everything that works one key at a time, the same on a single
+server, a Sentinel-managed primary and Redis Cluster; :class:`RedisBackend` adds the standalone
+bulk operations and listing, :mod:`session_store_redis.cluster` the Cluster ones.
 """
 
 from __future__ import annotations
@@ -25,15 +34,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Self, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import redis
-from redis.exceptions import RedisError
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
-from session_store.counters import Counters
-from session_store.errors import BackendError, ConfigurationError
+from session_store.counters import COUNTER_NAMES, Counters
+from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
@@ -48,102 +58,88 @@ from session_store_redis.client import (
 )
 from session_store_redis.errors import translate
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, is_token, version_token
+from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
 
-__all__ = ["SCAN_COUNT", "RedisBackend"]
+__all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: The client a backend talks through: one server (or a Sentinel-managed primary), or a cluster.
+ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
+#: A write for the ``WAIT`` path: the stored key it touches, and the command's arguments.
+Command = tuple[str, tuple[Any, ...]]
 
 #: The COUNT hint of each SCAN call: buckets Redis walks per round trip.
 SCAN_COUNT = 1000
 
 
-class RedisBackend(SessionBackend):
-    """Sessions in Redis. Usually opened from a URL (see :mod:`session_store_redis.client`)::
+class RedisBackendBase(SessionBackend, Generic[ClientT]):
+    """What every Redis backend shares: the namespace, TTLs, retries, error translation, and the
+    operations on one key, which run unchanged on one server, a Sentinel-managed primary and a
+    cluster (each touches a single key, so a single slot).
 
-        open_backend("redis://:secret@cache.internal:6379/0?prefix=app:&default_ttl=86400")
+    Subclasses bring the client, the bulk operations and listing, and override the hooks
+    (``_FAILURES``, :meth:`_retryable`, :meth:`_secrets`, :meth:`_translate`, :meth:`_run_cas`,
+    :meth:`_acked`) where their client differs.
 
     Args:
-        client: a ready ``redis.Redis`` (built with ``decode_responses=False``), for set-ups a URL
-            cannot express. Its own timeouts and retry policy apply too; note that redis-py's
-            default retry policy would also retry a compare-and-set after a lost reply.
+        client: the redis-py client.
         prefix: the key namespace; may not contain ``"\\x1f"``.
         default_ttl: seconds a write without a TTL lives; ``None``: no expiry.
-        retries: how often an operation that may run twice is retried after a failed
-            connection (see :func:`session_store_redis.client.retryable`); ``from_url`` passes
-            the URL's ``retries`` (default 2), a client of your own gets none on top of its own.
-        owns_client: ``close`` disconnects the client's pool. ``from_url`` sets it; a client you
-            pass in stays yours to close unless you say otherwise.
-
-    Raises:
-        ConfigurationError: not a ``redis.Redis``, one that decodes responses, a bad prefix or TTL.
+        retries: how often an operation that may run twice is retried after a failed connection.
+        owns_client: ``close`` disconnects the client.
+        description: the redacted text :meth:`describe` returns.
+        wait_replicas: writes return once this many replicas acknowledged them (``WAIT``);
+            0 (the default): once the primary has them.
+        wait_timeout: seconds ``WAIT`` may block.
     """
 
     scope = Scope.NETWORK
 
+    _client: ClientT
+
+    #: What a failed command may raise (redis-py's cluster errors are not all RedisErrors).
+    _FAILURES: ClassVar[tuple[type[BaseException], ...]] = (RedisError, OSError)
+
     def __init__(
         self,
-        client: redis.Redis,
+        client: ClientT,
         *,
-        prefix: str = DEFAULT_PREFIX,
-        default_ttl: float | None = None,
-        retries: int = 0,
-        owns_client: bool = False,
+        prefix: str,
+        default_ttl: float | None,
+        retries: int,
+        owns_client: bool,
+        description: str,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
-        if not isinstance(client, redis.Redis):
-            raise ConfigurationError(f"client must be a redis.Redis, got {type(client).__name__}")
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ConfigurationError(
-                "the redis client must return bytes: build it with decode_responses=False"
-            )
         self._namespace = Namespace(prefix)
         self._head = self._namespace.scan_head()  # what every stored key starts with
         self.prefix = prefix
         self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
+        if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int):
+            raise ConfigurationError(f"wait_replicas must be an integer, got {wait_replicas!r}")
+        if wait_replicas < 0:
+            raise ConfigurationError(f"wait_replicas must be >= 0, got {wait_replicas!r}")
+        if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float):
+            raise ConfigurationError(f"wait_timeout must be a number, got {wait_timeout!r}")
+        if not 0 < wait_timeout < 86_400:
+            raise ConfigurationError(f"wait_timeout must be > 0 seconds, got {wait_timeout!r}")
         self._client = client
         self.retries = retries
+        self.wait_replicas = wait_replicas
+        self.wait_timeout = float(wait_timeout)
+        self._wait_ms = max(1, round(self.wait_timeout * 1000))
         self._backoff = make_backoff()
         self._owns_client = owns_client
-        self._description = describe_client(client, prefix)
-        self._cas = client.register_script(CAS_SCRIPT)
+        self._description = description
         self._close_lock = threading.Lock()
         self._closed = False
-        self.counters = Counters()
-
-    @classmethod
-    def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
-        """Build from ``redis://...`` or ``rediss://...``; keyword arguments beat URL parameters.
-
-        No I/O happens here: a server that is down shows up on the first operation.
-
-        Raises:
-            ConfigurationError: a bad or unknown parameter (named in the message).
-        """
-        parsed = parse_url(url) if isinstance(url, str) else url
-        config = parse_config(parsed, overrides)
-        client = build_client(config)
-        try:
-            backend = cls(
-                client,
-                prefix=config.prefix,
-                default_ttl=config.default_ttl,
-                retries=config.retries,
-                owns_client=True,
-            )
-        except BaseException:
-            client.connection_pool.disconnect()
-            raise
-        backend._description = config.describe()
-        return backend
-
-    @property
-    def client(self) -> redis.Redis:
-        """The redis-py client (for commands this protocol does not have)."""
-        return self._client
+        # "unacknowledged": writes that reached the primary but not wait_replicas replicas
+        self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
 
     @property
     def namespace(self) -> Namespace:
@@ -152,6 +148,27 @@ class RedisBackend(SessionBackend):
 
     def describe(self) -> str:
         return self._description
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _retryable(self, error: BaseException) -> bool:
+        """Whether an operation that failed with ``error`` may run again."""
+        return retryable(error)
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        """The secrets to scrub from error messages."""
+        return ()
+
+    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
+        """Run the compare-and-set script once (loading it if the server does not know it)."""
+        raise NotImplementedError
+
+    def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
+        """Run writes followed by ``WAIT`` on the connection that ran them.
+
+        Returns the replies in order and the fewest replicas any ``WAIT`` counted. A reply that
+        is an error is raised (after every reply was read).
+        """
+        raise NotImplementedError
 
     # -- plumbing ------------------------------------------------------------------------------
     def _call(
@@ -163,7 +180,7 @@ class RedisBackend(SessionBackend):
         """
         try:
             return fn(*args, **kw)
-        except (RedisError, OSError) as exc:
+        except self._FAILURES as exc:
             failure: BaseException = exc
         return self._retry(failure, what, key, fn, *args, **kw)
 
@@ -183,12 +200,12 @@ class RedisBackend(SessionBackend):
         ``__context__`` pointing at a redis-py error.
         """
         failures = 1
-        while failures <= self.retries and retryable(failure):
+        while failures <= self.retries and self._retryable(failure):
             if failures > 1:
                 time.sleep(self._backoff.compute(failures - 1))
             try:
                 return fn(*args, **kw)
-            except (RedisError, OSError) as exc:
+            except self._FAILURES as exc:
                 failure = exc
             failures += 1
         raise self._translate(failure, what, key)
@@ -199,14 +216,14 @@ class RedisBackend(SessionBackend):
         """``fn(*args, **kw)`` tried once, errors translated and counted."""
         try:
             return fn(*args, **kw)
-        except (RedisError, OSError) as exc:
+        except self._FAILURES as exc:
             error = self._translate(exc, what, key)
         raise error
 
     def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
         self.counters.add("errors")
         error = translate(
-            exc, what=what, key=key, backend=self._description, secrets=secrets_of(self._client)
+            exc, what=what, key=key, backend=self._description, secrets=self._secrets()
         )
         log.debug("%s", error)
         return error
@@ -226,6 +243,29 @@ class RedisBackend(SessionBackend):
         if missed:
             self.counters.add("misses", missed)
 
+    def _write_acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
+        """Run idempotent writes with ``WAIT`` (retried after a failed connection); the replies.
+
+        Raises:
+            BackendUnavailableError: fewer than ``wait_replicas`` replicas acknowledged in time.
+        """
+        replies, acks = self._call(what, key, self._acked, commands)
+        self._check_acks(acks, what, key)
+        return cast("list[Any]", replies)
+
+    def _check_acks(self, acks: int, what: str, key: str | None) -> None:
+        if acks >= self.wait_replicas:
+            return
+        self.counters.add("errors")
+        self.counters.add("unacknowledged")
+        raise BackendUnavailableError(
+            f"redis: {what} reached the primary, but only {acks} of {self.wait_replicas} "
+            f"replica(s) acknowledged it within {self.wait_timeout:g} s; "
+            "a failover now may lose it",
+            key=key,
+            backend=self._description,
+        )
+
     # -- single keys ---------------------------------------------------------------------------
     # get and set are the hot path: the first attempt is inlined (no _call frame).
     def get(self, key: str) -> bytes | None:
@@ -234,7 +274,7 @@ class RedisBackend(SessionBackend):
         try:
             value = self._client.get(stored)
             failure: BaseException | None = None
-        except (RedisError, OSError) as exc:
+        except self._FAILURES as exc:
             failure = exc
         if failure is not None:  # retried or raised outside the except block: no __context__
             value = self._retry(failure, "get", key, self._client.get, stored)
@@ -246,10 +286,14 @@ class RedisBackend(SessionBackend):
         value = ensure_bytes(value, key=key, backend=self._description)
         px = self._px(ttl)
         stored = self._head + key
+        if self.wait_replicas:
+            self._write_acked("set", key, [_set_command(stored, value, px)])
+            self.counters.add("writes")
+            return
         try:
             self._client.set(stored, value, px=px)
             failure: BaseException | None = None
-        except (RedisError, OSError) as exc:
+        except self._FAILURES as exc:
             failure = exc
         if failure is not None:
             self._retry(failure, "set", key, self._client.set, stored, value, px=px)
@@ -257,23 +301,33 @@ class RedisBackend(SessionBackend):
 
     def delete(self, key: str) -> bool:
         stored = self._key(key)
-        removed = self._call("delete", key, self._client.unlink, stored)
+        if self.wait_replicas:
+            removed = self._write_acked("delete", key, [(stored, ("UNLINK", stored))])[0]
+        else:
+            removed = self._call("delete", key, self._client.unlink, stored)
         self.counters.add("deletes")
         return bool(removed)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
         stored = self._key(key)
         px = self._px(ttl)
+        if self.wait_replicas:
+            commands: list[Command]
+            if px is not None:
+                commands = [(stored, ("PEXPIRE", stored, px))]
+            else:
+                commands = [(stored, ("PERSIST", stored)), (stored, ("EXISTS", stored))]
+            return bool(self._write_acked("touch", key, commands)[-1])
         if px is not None:
             return bool(self._call("touch", key, self._client.pexpire, stored, px))
         _, exists = self._call("touch", key, self._persist, stored)
         return bool(exists)
 
     def _persist(self, stored: str) -> list[Any]:
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=True)  # type: ignore[no-untyped-call]
         pipe.persist(stored)
         pipe.exists(stored)
-        return pipe.execute()
+        return list(pipe.execute())
 
     def ttl(self, key: str) -> float | None:
         stored = self._key(key)
@@ -290,41 +344,26 @@ class RedisBackend(SessionBackend):
         return cast("bytes", value), left
 
     def _get_with_pttl(self, stored: str) -> list[Any]:
-        pipe = self._client.pipeline(transaction=True)  # value and TTL of the same instant
+        # one transaction: the value and the TTL of the same instant
+        pipe = self._client.pipeline(transaction=True)  # type: ignore[no-untyped-call]
         pipe.get(stored)
         pipe.pttl(stored)
-        return pipe.execute()
+        return list(pipe.execute())
 
     # -- listing -------------------------------------------------------------------------------
-    def scan(self, prefix: str = "") -> Iterator[str]:
-        """Keys starting with ``prefix``, a page of ``SCAN`` at a time, each key once.
-
-        The prefix is checked at once; the server is reached while iterating, so an outage shows
-        up as an error from ``next()``. Keys written during the scan may or may not be listed.
-        """
-        validate_scan_prefix(prefix, backend=self._description)
-        return self._scan(prefix_pattern(self._namespace.scan_head(prefix)), prefix)
-
-    def _scan(self, pattern: str, prefix: str) -> Iterator[str]:
-        seen: set[str] = set()  # SCAN may return a key more than once
-        cursor = 0
-        while True:
-            cursor, batch = self._call(
-                "scan", None, self._client.scan, cursor, match=pattern, count=SCAN_COUNT
-            )
-            for raw in batch:
-                try:
-                    stored = raw.decode("utf-8")
-                except UnicodeDecodeError:  # not a key any session store wrote
-                    continue
-                key = self._namespace.decode(stored)
-                # Defense in depth: the pattern already says so, but trust only what we check.
-                if key is None or not key.startswith(prefix) or key in seen:
-                    continue
-                seen.add(key)
-                yield key
-            if int(cursor) == 0:
-                return
+    def _keys_of(self, batch: Iterable[bytes], prefix: str, seen: MutableSet[str]) -> Iterator[str]:
+        """The session keys of one page of ``SCAN`` replies not listed before."""
+        for raw in batch:
+            try:
+                stored = raw.decode("utf-8")
+            except UnicodeDecodeError:  # not a key any session store wrote
+                continue
+            key = self._namespace.decode(stored)
+            # Defense in depth: the pattern already says so, but trust only what we check.
+            if key is None or not key.startswith(prefix) or key in seen:
+                continue
+            seen.add(key)
+            yield key
 
     # -- compare-and-set -----------------------------------------------------------------------
     def get_versioned(self, key: str) -> Versioned | None:
@@ -347,19 +386,145 @@ class RedisBackend(SessionBackend):
         stored = self._key(key)
         value = ensure_bytes(value, key=key, backend=self._description)
         px = self._px(ttl)
-        if token is None:
+        if token is not None and not is_token(token):
+            return False  # a token from another backend never matches
+        if self.wait_replicas:
+            if token is None:
+                command = _set_command(stored, value, px, "NX")
+            else:
+                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, token, value, px or 0))
+            replies, acks = self._call_once("set_if", key, self._acked, [command])
+            written = replies[0]
+            if written:
+                self._check_acks(acks, "set_if", key)
+        elif token is None:
             written = self._call_once(
                 "set_if", key, self._client.set, stored, value, nx=True, px=px
             )
-        elif not is_token(token):
-            return False  # a token from another backend never matches
         else:
             written = self._call_once(
-                "set_if", key, self._cas, keys=[stored], args=[token, value, px or 0]
+                "set_if", key, self._run_cas, stored, cast("str", token), value, px
             )
         if written:
             self.counters.add("writes")
         return bool(written)
+
+
+class RedisBackend(RedisBackendBase[redis.Redis]):
+    """Sessions in Redis. Usually opened from a URL (see :mod:`session_store_redis.client`)::
+
+        open_backend("redis://:secret@cache.internal:6379/0?prefix=app:&default_ttl=86400")
+
+    Args:
+        client: a ready ``redis.Redis`` (built with ``decode_responses=False``), for set-ups a URL
+            cannot express. Its own timeouts and retry policy apply too; note that redis-py's
+            default retry policy would also retry a compare-and-set after a lost reply.
+        prefix: the key namespace; may not contain ``"\\x1f"``.
+        default_ttl: seconds a write without a TTL lives; ``None``: no expiry.
+        retries: how often an operation that may run twice is retried after a failed
+            connection (see :func:`session_store_redis.client.retryable`); ``from_url`` passes
+            the URL's ``retries`` (default 2), a client of your own gets none on top of its own.
+        owns_client: ``close`` disconnects the client's pool. ``from_url`` sets it; a client you
+            pass in stays yours to close unless you say otherwise.
+        wait_replicas: writes return once this many replicas acknowledged them (``WAIT``).
+        wait_timeout: seconds ``WAIT`` may block.
+
+    Raises:
+        ConfigurationError: not a ``redis.Redis``, one that decodes responses, a bad prefix or TTL.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        default_ttl: float | None = None,
+        retries: int = 0,
+        owns_client: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
+    ) -> None:
+        if not isinstance(client, redis.Redis):
+            raise ConfigurationError(f"client must be a redis.Redis, got {type(client).__name__}")
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigurationError(
+                "the redis client must return bytes: build it with decode_responses=False"
+            )
+        super().__init__(
+            client,
+            prefix=prefix,
+            default_ttl=default_ttl,
+            retries=retries,
+            owns_client=owns_client,
+            description=describe_client(client, prefix),
+            wait_replicas=wait_replicas,
+            wait_timeout=wait_timeout,
+        )
+        self._cas = client.register_script(CAS_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
+        """Build from ``redis://...`` or ``rediss://...``; keyword arguments beat URL parameters.
+
+        No I/O happens here: a server that is down shows up on the first operation.
+
+        Raises:
+            ConfigurationError: a bad or unknown parameter (named in the message).
+        """
+        parsed = parse_url(url) if isinstance(url, str) else url
+        config = parse_config(parsed, overrides)
+        client = build_client(config)
+        try:
+            backend = cls(
+                client,
+                prefix=config.prefix,
+                default_ttl=config.default_ttl,
+                retries=config.retries,
+                owns_client=True,
+                wait_replicas=config.wait_replicas,
+                wait_timeout=config.wait_timeout,
+            )
+        except BaseException:
+            client.connection_pool.disconnect()
+            raise
+        backend._description = config.describe()
+        return backend
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (for commands this protocol does not have)."""
+        return self._client
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _secrets(self) -> tuple[str | None, ...]:
+        return secrets_of(self._client)
+
+    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
+        return self._cas(keys=[stored], args=[token, value, px or 0])
+
+    def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
+        return run_with_wait(self._client, commands, self.wait_replicas, self._wait_ms)
+
+    # -- listing -------------------------------------------------------------------------------
+    def scan(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with ``prefix``, a page of ``SCAN`` at a time, each key once.
+
+        The prefix is checked at once; the server is reached while iterating, so an outage shows
+        up as an error from ``next()``. Keys written during the scan may or may not be listed.
+        """
+        validate_scan_prefix(prefix, backend=self._description)
+        return self._scan(prefix_pattern(self._namespace.scan_head(prefix)), prefix)
+
+    def _scan(self, pattern: str, prefix: str) -> Iterator[str]:
+        seen: set[str] = set()  # SCAN may return a key more than once
+        cursor = 0
+        while True:
+            cursor, batch = self._call(
+                "scan", None, self._client.scan, cursor, match=pattern, count=SCAN_COUNT
+            )
+            yield from self._keys_of(batch, prefix, seen)
+            if int(cursor) == 0:
+                return
 
     # -- bulk ----------------------------------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -381,7 +546,12 @@ class RedisBackend(SessionBackend):
         px = self._px(ttl)
         if not checked:
             return
-        self._call("set_many", None, self._set_all, checked, px)
+        if self.wait_replicas:
+            head = self._head
+            commands = [_set_command(head + key, value, px) for key, value in checked]
+            self._write_acked("set_many", None, commands)
+        else:
+            self._call("set_many", None, self._set_all, checked, px)
         self.counters.add("writes", len(checked))
 
     def _set_all(self, items: list[tuple[str, bytes]], px: int | None) -> list[Any]:
@@ -396,7 +566,11 @@ class RedisBackend(SessionBackend):
         if not wanted:
             return 0
         head = self._head
-        removed = self._call("delete_many", None, self._client.unlink, *[head + k for k in wanted])
+        stored = [head + k for k in wanted]
+        if self.wait_replicas:
+            removed = self._write_acked("delete_many", None, [(stored[0], ("UNLINK", *stored))])[0]
+        else:
+            removed = self._call("delete_many", None, self._client.unlink, *stored)
         self.counters.add("deletes", len(wanted))
         return int(removed)
 
@@ -410,6 +584,38 @@ class RedisBackend(SessionBackend):
         if self._owns_client:
             self._client.close()
             self._client.connection_pool.disconnect()
+
+
+def _set_command(stored: str, value: bytes, px: int | None, *flags: str) -> Command:
+    if px is None:
+        return stored, ("SET", stored, value, *flags)
+    return stored, ("SET", stored, value, "PX", px, *flags)
+
+
+def run_with_wait(
+    client: redis.Redis, commands: Sequence[Command], replicas: int, timeout_ms: int
+) -> tuple[list[Any], int]:
+    """``commands`` then ``WAIT replicas timeout_ms``, one pipeline on one connection of
+    ``client`` (``WAIT`` counts the writes of its own connection only).
+
+    A compare-and-set the server does not know the script of (``NOSCRIPT``: it did not run) is
+    sent again after ``SCRIPT LOAD``. Returns the replies and the replica count; the first reply
+    that is an error is raised.
+    """
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for _, args in commands:
+            pipe.execute_command(*args)  # type: ignore[no-untyped-call]
+        pipe.execute_command("WAIT", replicas, timeout_ms)  # type: ignore[no-untyped-call]
+        replies = pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
+            client.script_load(CAS_SCRIPT)
+            continue
+        break
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply
+    return list(replies[:-1]), int(replies[-1])
 
 
 def _seconds_left(pttl: int) -> float | None:

@@ -19,6 +19,10 @@ name                        default       meaning
 ``health_check_interval``   30            seconds idle before a pooled connection is PINGed
 ``max_connections``         50            connections in the pool; more threads wait for one ...
 ``pool_timeout``            5             ... at most this many seconds
+``wait_replicas``           0             writes return once this many replicas have them
+                                          (``WAIT``); 0: once the primary has them
+``wait_timeout``            1             seconds ``WAIT`` may take; fewer replicas in time:
+                                          :class:`~session_store.errors.BackendUnavailableError`
 ``password``                none          instead of the userinfo (prefer a keyword argument)
 ``username``                none          an ACL user, instead of the userinfo
 ``ssl_cert_reqs``           ``required``  ``rediss://`` only: ``required``, ``optional``, ``none``
@@ -36,6 +40,9 @@ retried; compare-and-set is never retried (if the reply to a write that landed i
 it again would report a conflict that never happened, and an update loop would apply its change
 twice). redis-py's own retries are switched off: they nest (connect, health check, command), and
 with its defaults a dead server costs a multiple of the timeout.
+
+The same parameters (less ``db`` and ``health_check_interval`` for Cluster) configure
+``redis+cluster://`` and ``redis+sentinel://`` URLs: :func:`take_settings` reads them for all three.
 
 The password is handed to redis-py's pool and kept nowhere else: not in :class:`RedisConfig`'s
 ``repr``, not in :meth:`RedisConfig.describe`. redis-py connects lazily, so building a client does
@@ -67,13 +74,17 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_RETRIES",
     "DEFAULT_SOCKET_TIMEOUT",
+    "DEFAULT_WAIT_TIMEOUT",
+    "ClientSettings",
     "RedisConfig",
     "build_client",
     "describe_client",
     "make_backoff",
     "parse_config",
+    "parse_hosts",
     "retryable",
     "secrets_of",
+    "take_settings",
 ]
 
 #: Key prefix of a backend opened without one (the data-room app's).
@@ -90,6 +101,8 @@ DEFAULT_HEALTH_CHECK_INTERVAL = 30.0
 DEFAULT_MAX_CONNECTIONS = 50
 #: Seconds a thread waits for a free pooled connection.
 DEFAULT_POOL_TIMEOUT = 5.0
+#: Seconds ``WAIT`` may block for replicas when ``wait_replicas`` is set.
+DEFAULT_WAIT_TIMEOUT = 1.0
 
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 0.5
@@ -136,6 +149,8 @@ class RedisConfig:
     max_connections: int
     pool_timeout: float
     ssl: Mapping[str, Any] = field(default_factory=dict)
+    wait_replicas: int = 0
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
 
     @property
     def tls(self) -> bool:
@@ -220,20 +235,8 @@ def parse_config(url: BackendURL, overrides: Mapping[str, Any]) -> RedisConfig:
             f"TLS parameters ({', '.join(tls_given)}) need a rediss:// URL", backend=backend
         )
     params = Params(url, overrides)
-    username, password = url.username, url.password
-    if username is not None and password is None:
-        username, password = None, username  # redis://secret@host: a lone part is the password
-    password = _text("password", params.take_optional_str("password"), backend) or password
-    username = _text("username", params.take_optional_str("username"), backend) or username
-    prefix = _text("prefix", params.take_str("prefix", DEFAULT_PREFIX), backend)
+    settings = take_settings(url, params, health_check=True)
     db = params.take_int("db", _db_from_path(url))
-    default_ttl = params.take_optional_float("default_ttl")
-    connect_timeout = params.take_float("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
-    socket_timeout = params.take_float("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-    retries = params.take_int("retries", DEFAULT_RETRIES)
-    health = params.take_float("health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL)
-    max_connections = params.take_int("max_connections", DEFAULT_MAX_CONNECTIONS)
-    pool_timeout = params.take_float("pool_timeout", DEFAULT_POOL_TIMEOUT)
     ssl: dict[str, Any] = {
         "ssl_cert_reqs": params.take_str("ssl_cert_reqs", "required"),
         "ssl_ca_certs": _text("ssl_ca_certs", params.take_optional_str("ssl_ca_certs"), backend),
@@ -253,6 +256,81 @@ def parse_config(url: BackendURL, overrides: Mapping[str, Any]) -> RedisConfig:
         host=url.hostname or "localhost",
         port=url.port or 6379,
         db=_integer("db", db, backend, minimum=0),
+        username=settings.username,
+        password=settings.password,
+        prefix=settings.prefix,
+        default_ttl=settings.default_ttl,
+        socket_connect_timeout=settings.socket_connect_timeout,
+        socket_timeout=settings.socket_timeout,
+        retries=settings.retries,
+        health_check_interval=settings.health_check_interval,
+        max_connections=settings.max_connections,
+        pool_timeout=settings.pool_timeout,
+        ssl=ssl if url.scheme == "rediss" else {},
+        wait_replicas=settings.wait_replicas,
+        wait_timeout=settings.wait_timeout,
+    )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """The parameters every redis URL shares (standalone, Cluster, Sentinel), checked. Its
+    ``repr`` holds no password."""
+
+    username: str | None
+    password: str | None = field(repr=False, compare=False)
+    prefix: str
+    default_ttl: float | None
+    socket_connect_timeout: float
+    socket_timeout: float
+    retries: int
+    health_check_interval: float
+    max_connections: int
+    pool_timeout: float
+    wait_replicas: int
+    wait_timeout: float
+
+    def userinfo(self) -> str:
+        """``user:***@``, ``:***@``, ``user@`` or nothing: the redacted userinfo of a URL."""
+        if self.password is not None:
+            user = quote(self.username, safe="") if self.username else ""
+            return f"{user}:***@"
+        if self.username:
+            return f"{quote(self.username, safe='')}@"
+        return ""
+
+
+def take_settings(url: BackendURL, params: Params, *, health_check: bool) -> ClientSettings:
+    """Take the shared parameters from ``params`` (the caller takes its own and finishes).
+
+    The userinfo of ``url`` gives the username and password (a lone part is the password);
+    ``password`` / ``username`` parameters replace them. ``health_check``: whether
+    ``health_check_interval`` is a parameter of this scheme.
+
+    Raises:
+        ConfigurationError: a value that does not parse or is out of range (named).
+    """
+    backend = url.redacted()
+    username, password = url.username, url.password
+    if username is not None and password is None:
+        username, password = None, username  # redis://secret@host: a lone part is the password
+    password = _text("password", params.take_optional_str("password"), backend) or password
+    username = _text("username", params.take_optional_str("username"), backend) or username
+    prefix = _text("prefix", params.take_str("prefix", DEFAULT_PREFIX), backend)
+    default_ttl = params.take_optional_float("default_ttl")
+    connect_timeout = params.take_float("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+    socket_timeout = params.take_float("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    retries = params.take_int("retries", DEFAULT_RETRIES)
+    health = (
+        params.take_float("health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL)
+        if health_check
+        else 0.0
+    )
+    max_connections = params.take_int("max_connections", DEFAULT_MAX_CONNECTIONS)
+    pool_timeout = params.take_float("pool_timeout", DEFAULT_POOL_TIMEOUT)
+    wait_replicas = params.take_int("wait_replicas", 0)
+    wait_timeout = params.take_float("wait_timeout", DEFAULT_WAIT_TIMEOUT)
+    return ClientSettings(
         username=username,
         password=password,
         prefix=prefix or "",
@@ -263,8 +341,47 @@ def parse_config(url: BackendURL, overrides: Mapping[str, Any]) -> RedisConfig:
         health_check_interval=_seconds("health_check_interval", health, backend, zero_ok=True),
         max_connections=_integer("max_connections", max_connections, backend, minimum=1),
         pool_timeout=_seconds("pool_timeout", pool_timeout, backend),
-        ssl=ssl if url.scheme == "rediss" else {},
+        wait_replicas=_integer("wait_replicas", wait_replicas, backend, minimum=0),
+        wait_timeout=_seconds("wait_timeout", wait_timeout, backend),
     )
+
+
+def parse_hosts(url: BackendURL, default_port: int) -> list[tuple[str, int]]:
+    """The ``host[:port]`` list of a URL whose netloc names several servers, comma-separated
+    (``redis+cluster://a:7000,b:7001``); IPv6 hosts in brackets.
+
+    Read from the netloc itself, so it does not depend on ``url.hostname`` / ``url.port``, which
+    describe one server only.
+
+    Raises:
+        ConfigurationError: an empty entry, a bad port.
+    """
+    backend = url.redacted()
+    hostlist = url.netloc.rpartition("@")[2]
+    hosts: list[tuple[str, int]] = []
+    for entry in hostlist.split(","):
+        entry = entry.strip()
+        if entry.startswith("["):  # [::1]:7000
+            host, bracket, rest = entry[1:].partition("]")
+            port_text = rest.removeprefix(":")
+            if not bracket or (rest and not rest.startswith(":")):
+                host = ""
+        else:
+            host, _, port_text = entry.partition(":")
+        if not host:
+            raise ConfigurationError(
+                "every server of the URL needs a host (host:port,host:port)", backend=backend
+            )
+        if not port_text:
+            port = default_port
+        elif port_text.isdigit() and 0 < int(port_text) < 65536:
+            port = int(port_text)
+        else:
+            raise ConfigurationError(
+                f"the port of {host!r} must be a number from 1 to 65535", backend=backend
+            )
+        hosts.append((host, port))
+    return hosts
 
 
 # -- the client --------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ The mapping:
 * Any other ``RedisError`` (a server error such as ``OOM`` or ``WRONGTYPE``, a read-only replica):
   :class:`~session_store.errors.BackendError`.
 
+A pipeline's error names the command that failed with its arguments (``Command # 3 (SET key
+value...) of pipeline caused error: ...``): :func:`sanitize` drops that part, so neither keys nor
+stored values reach a message.
+
 The new error is raised with no ``__cause__`` and no ``__context__`` (callers raise it *after*
 their ``except`` block), so the redis-py exception, whose attributes and arguments are outside
 our control, is not reachable from it. Its type and its message, with every secret the client
@@ -22,6 +26,7 @@ knows replaced by ``***``, are copied into the new message instead.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
@@ -34,6 +39,8 @@ __all__ = ["is_refusal", "is_unavailable", "sanitize", "scrub", "translate"]
 
 _MASK = "***"
 _MAX_MESSAGE = 300
+# redis-py prefixes a pipeline command's error with the command and its arguments.
+_PIPELINE_CONTEXT = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
 
 _AUTH_ERRORS: tuple[type[BaseException], ...] = (
     rexc.AuthenticationError,
@@ -61,7 +68,8 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
 def sanitize(exc: BaseException, secrets: Iterable[str | None]) -> str:
     """A one-line description of ``exc`` safe to show: its type and its scrubbed message."""
     secrets = tuple(secrets)
-    message = " ".join(str(exc).split())  # one line, whatever the server sent
+    message = _PIPELINE_CONTEXT.sub("", str(exc))  # keys and values of the pipeline's commands
+    message = " ".join(message.split())  # one line, whatever the server sent
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE] + "..."
     name = type(exc).__name__
@@ -104,6 +112,13 @@ def translate(
     outside it), so that neither ``__cause__`` nor ``__context__`` points at ``exc``.
     """
     detail = sanitize(exc, secrets)
+    if isinstance(exc, rexc.NoPermissionError):
+        return BackendError(
+            f"redis refused {what}: the user lacks an ACL permission for this command or key "
+            f"({detail}); grant it with ACL SETUSER, or check the key prefix",
+            key=key,
+            backend=backend,
+        )
     if isinstance(exc, _AUTH_ERRORS):
         return BackendError(
             f"redis refused the credentials during {what} ({detail}); "

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["CAS_SCRIPT", "is_token", "version_token"]
+__all__ = ["CAS_SCRIPT", "CAS_SHA", "is_token", "version_token"]
 
 #: KEYS[1]: the stored key. ARGV[1]: SHA-1 hex the current value must have. ARGV[2]: new value.
 #: ARGV[3]: time to live in milliseconds, "0" for none. Returns 1 if it wrote, 0 if not.
@@ -52,3 +52,7 @@ def version_token(value: bytes) -> str:
 def is_token(token: object) -> bool:
     """Whether ``token`` could come from :func:`version_token` (anything else never matches)."""
     return type(token) is str and len(token) == 40 and _HEX.issuperset(token)
+
+
+#: The script's SHA-1, the name ``EVALSHA`` runs it by.
+CAS_SHA = hashlib.sha1(CAS_SCRIPT.encode("utf-8"), usedforsecurity=False).hexdigest()

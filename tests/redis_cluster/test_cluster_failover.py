@@ -1,0 +1,153 @@
+"""A primary of a real cluster is killed with SIGKILL; its replica takes over.
+
+The test gets a cluster of its own (3 primaries, a replica each, ``cluster-node-timeout`` 1000 ms),
+so the session's shared cluster is never broken. It shows that
+
+* every write acknowledged with ``wait_replicas=1`` (on the primary *and* its replica) before the
+  kill is still there afterwards, read through a fresh backend;
+* reads and writes of the dead primary's slots resume once the replica is promoted, and those of
+  the other primaries resume too (the whole cluster answers ``CLUSTERDOWN`` for a moment while it
+  agrees that the node has failed);
+* writes that must be acknowledged by a replica resume on those slots once the killed node is
+  back (as a replica of the promoted one): until then the promoted primary has no replica, and
+  such writes fail with ``BackendUnavailableError`` instead of pretending.
+
+The measured pauses are printed (``pytest -s``) and bounded here; docs/scale-out.md states them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from session_store import BackendError, open_backend
+from session_store_redis import RedisClusterBackend
+from session_store_redis.testing import RedisClusterServers
+
+ClusterFactory = Callable[..., RedisClusterServers]
+
+#: Failure detection (cluster-node-timeout), election and promotion, on a loaded 2-core machine.
+PAUSE_BOUND_S = 15.0
+KINDS = (
+    "write on the dead primary's slots",
+    "read on the dead primary's slots",
+    "acknowledged write elsewhere",
+    "read elsewhere",
+)
+
+
+def _owned_keys(backend: RedisClusterBackend, port: int, owned: bool) -> Iterator[str]:
+    """Fresh session keys whose slot the node on ``port`` owns (or does not)."""
+    client = backend.client
+    for n in itertools.count():
+        key = f"key-{n}"
+        node = client.get_node_from_key(backend.namespace.encode(key))  # type: ignore[no-untyped-call]
+        if (node.port == port) == owned:
+            yield key
+
+
+class Clock:
+    """For each kind of operation, the longest time without a success since the kill."""
+
+    def __init__(self, *kinds: str) -> None:
+        self.killed = time.monotonic()
+        self.last = dict.fromkeys(kinds, self.killed)
+        self.pause = dict.fromkeys(kinds, 0.0)
+        self.resumed: set[str] = set()
+
+    def ok(self, what: str) -> None:
+        now = time.monotonic()
+        self.pause[what] = max(self.pause[what], now - self.last[what])
+        self.last[what] = now
+        self.resumed.add(what)
+
+    def settled(self, after: float) -> bool:
+        """Every kind succeeded, the last of them resumed ``after`` seconds ago."""
+        now = time.monotonic()
+        return self.resumed == set(self.last) and all(
+            now - self.killed - pause > after for pause in self.pause.values()
+        )
+
+    def report(self) -> str:
+        return ", ".join(f"{what}: {pause:.2f} s" for what, pause in self.pause.items())
+
+
+@pytest.mark.slow
+def test_killing_a_primary_loses_no_acknowledged_write(
+    redis_cluster_factory: ClusterFactory,
+) -> None:
+    cluster = redis_cluster_factory(node_timeout_ms=1000)
+    options = "&socket_timeout=1&socket_connect_timeout=0.5&retries=1"
+    acked = open_backend(cluster.url_for(prefix="f:", wait_replicas="1") + options)
+    plain = open_backend(cluster.url_for(prefix="f:") + options)
+    lister = open_backend(cluster.url_for(prefix="f:") + options)
+    assert isinstance(acked, RedisClusterBackend) and isinstance(plain, RedisClusterBackend)
+    primary, replica = cluster.primary_with_replica()
+    on_victim = _owned_keys(acked, primary.port, owned=True)
+    elsewhere = _owned_keys(acked, primary.port, owned=False)
+    expected: dict[str, bytes] = {}
+    try:
+        # Acknowledged by a replica, up to the very moment of the kill.
+        before = {"victim": [next(on_victim) for _ in range(100)], "other": []}
+        before["other"] = [next(elsewhere) for _ in range(100)]
+        for key in itertools.chain.from_iterable(
+            zip(before["victim"], before["other"], strict=True)
+        ):
+            acked.set(key, key.encode())
+            expected[key] = key.encode()
+        assert plain.get_many(expected) == expected  # a running app: connected, slots known
+        assert set(lister.scan()) == set(expected)  # connected; its slot map goes stale now
+        primary.kill()
+        clock = Clock(*KINDS)
+        deadline = time.monotonic() + 30
+        while not clock.settled(after=1.0) and time.monotonic() < deadline:
+            for what, backend, keys in (
+                ("write on the dead primary's slots", plain, on_victim),
+                ("acknowledged write elsewhere", acked, elsewhere),
+            ):
+                key = next(keys)  # a fresh key per attempt: a failed write leaves no doubt
+                try:
+                    backend.set(key, key.encode())
+                except BackendError:
+                    continue
+                expected[key] = key.encode()
+                clock.ok(what)
+            for what, key in (
+                ("read on the dead primary's slots", before["victim"][0]),
+                ("read elsewhere", before["other"][0]),
+            ):
+                try:
+                    value = plain.get(key)
+                except BackendError:
+                    continue
+                assert value == expected[key]
+                clock.ok(what)
+            time.sleep(0.02)
+        assert clock.settled(after=1.0), f"did not resume within 30 s: {clock.report()}"
+        assert replica.port in {node.port for node in cluster.primary_nodes()}  # promoted
+        print(f"\ncluster failover, longest pause after SIGKILL: {clock.report()}")
+        assert max(clock.pause.values()) < PAUSE_BOUND_S
+        # A scan with the old slot map meets the dead node, refreshes the map and walks the
+        # primaries again, listing every key once.
+        listed = list(lister.scan())
+        assert len(listed) == len(set(listed)) and set(listed) >= set(expected)
+
+        # Writes acknowledged by a replica need one: the killed node returns as the new one's.
+        restarted = time.monotonic()
+        primary.restart()
+        cluster.wait_healthy(30)
+        key = next(on_victim)
+        acked.set(key, key.encode())
+        expected[key] = key.encode()
+        again = time.monotonic() - restarted
+        print(f"acknowledged writes on those slots again {again:.2f} s after the restart")
+    finally:
+        acked.close()
+        plain.close()
+        lister.close()
+    with open_backend(cluster.url_for(prefix="f:")) as fresh:
+        assert fresh.get_many(expected) == expected  # no acknowledged write was lost
+        assert set(fresh.scan()) >= set(expected)

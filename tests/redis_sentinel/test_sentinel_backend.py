@@ -1,0 +1,336 @@
+"""The Sentinel backend beyond the conformance kit: URLs, the primary found through sentinels,
+acknowledged writes, failures typed, secrets hidden, threads and fork.
+
+Everything runs on real Sentinel set-ups the suite started: the session's shared one unless a test
+must break one, which then gets its own."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+
+import pytest
+
+from session_store import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    Scope,
+    open_backend,
+    parse_url,
+)
+from session_store_redis import RedisSentinelBackend
+from session_store_redis.sentinel import parse_sentinel_config
+from session_store_redis.testing import RedisSentinelSet
+from session_store_redis.testing.server import free_port
+from session_store_redis.urls import parse_multi_host_url
+
+SentinelFactory = Callable[..., RedisSentinelSet]
+
+
+def _open(url: str, **overrides: object) -> RedisSentinelBackend:
+    backend = open_backend(url, **overrides)
+    assert isinstance(backend, RedisSentinelBackend)
+    return backend
+
+
+@pytest.fixture
+def backend(redis_sentinel_url: str) -> Iterator[RedisSentinelBackend]:
+    with _open(redis_sentinel_url) as opened:
+        yield opened
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is seen for seen in found):
+            continue
+        found.append(item)
+        todo += [item.__cause__, item.__context__]
+    return found
+
+
+# -- opening ----------------------------------------------------------------------------------
+def test_scheme_is_registered_as_an_entry_point() -> None:
+    registered = {ep.name: ep.value for ep in entry_points(group="session_store.backends")}
+    assert registered["redis+sentinel"] == (
+        "session_store_redis.sentinel:RedisSentinelBackend.from_url"
+    )
+
+
+def test_writes_reach_the_primary_the_sentinels_name(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    url = redis_sentinel.url_for(prefix=f"{redis_sentinel_namespace}app:")
+    with _open(url) as backend:
+        assert backend.scope is Scope.NETWORK
+        assert backend.describe() == url
+        backend.set("k", b"v")
+        assert backend.get("k") == b"v"
+        primary = redis_sentinel.primary()
+        raw = primary.client()
+        try:
+            assert raw.get(backend.namespace.encode("k")) == b"v"
+        finally:
+            raw.close()
+        kwargs = backend.client.connection_pool.connection_kwargs
+        assert backend.client.connection_pool.connection_class.__name__.startswith("Sentinel")
+        assert kwargs["socket_timeout"] == 5.0 and kwargs["retry"].get_retries() == 0
+
+
+def test_a_host_list_names_sentinels(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    dead = free_port()  # the first sentinel is down: the others answer
+    hosts = ",".join(
+        f"127.0.0.1:{port}" for port in [dead, *(s.port for s in redis_sentinel.sentinels)]
+    )
+    url = f"redis+sentinel://{hosts}/mymaster/0?prefix={redis_sentinel_namespace}"
+    with RedisSentinelBackend.from_url(url + "&socket_connect_timeout=1") as backend:
+        assert backend.describe().startswith(f"redis+sentinel://127.0.0.1:{dead},127.0.0.1:")
+        backend.set("k", b"v")
+        assert backend.get("k") == b"v"
+
+
+def test_open_backend_takes_a_host_list(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    url = redis_sentinel.url_for(sentinels=3, prefix=redis_sentinel_namespace)
+    with _open(url) as backend:
+        backend.set("k", b"v")
+        assert backend.get("k") == b"v"
+
+
+def test_urls_parse() -> None:
+    parsed = parse_multi_host_url("redis+sentinel://:p%40w@a:26380,b,[::1]:26381/svc/3?prefix=x")
+    config = parse_sentinel_config(parsed, {"sentinel_password": "sentinel-secret"})
+    assert config.sentinels == (("a", 26380), ("b", 26379), ("::1", 26381))
+    assert (config.service, config.db, config.settings.password) == ("svc", 3, "p@w")
+    assert config.describe() == "redis+sentinel://:***@a:26380,b:26379,[::1]:26381/svc/3?prefix=x"
+    assert "p@w" not in repr(config) and "sentinel-secret" not in repr(config)
+    default = parse_sentinel_config(parse_url("redis+sentinel://h/svc"), {})
+    assert (default.sentinels, default.db, default.settings.prefix) == (
+        (("h", 26379),),
+        0,
+        "session:",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("redis+sentinel://h:26379", "service_name"),
+        ("redis+sentinel://h:26379/", "service_name"),
+        ("redis+sentinel://h:26379/svc/0/1", "service_name"),
+        ("redis+sentinel://h:26379/svc/zero", "number"),
+        ("redis+sentinel://h:26379/svc?db=1", "path"),
+        ("redis+sentinel://h:26379/svc?nope=1", "nope"),
+        ("redis+sentinel://h:26379/svc?socket_timeout=-1", "socket_timeout"),
+        ("redis+sentinel://h:26379/svc?wait_replicas=x", "wait_replicas"),
+        ("redis+sentinel://h:26379,h:x/svc", "port"),
+        ("redis+sentinel://h:26379/svc?ssl_cert_reqs=none", "ssl_cert_reqs"),
+    ],
+)
+def test_bad_url_is_configuration_error_naming_it(url: str, named: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RedisSentinelBackend.from_url(url)
+    assert named.lower() in str(caught.value).lower()
+
+
+def test_a_sentinel_password_in_the_url_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_backend("redis+sentinel://h:26379/svc?sentinel_password=hunter2-secret")
+    texts = [str(item) + repr(item) for item in _chain(caught.value)]
+    assert "keyword argument" in texts[0] and not any("hunter2" in text for text in texts)
+    with open_backend(
+        "redis+sentinel://h:26379/svc", sentinel_password="hunter2-secret"
+    ) as backend:
+        assert isinstance(backend, RedisSentinelBackend) and backend.sentinel is not None
+        assert "hunter2" not in repr(backend) + backend.describe()
+        assert all(
+            s.connection_pool.connection_kwargs["password"] == "hunter2-secret"
+            for s in backend.sentinel.sentinels
+        )
+
+
+def test_opening_does_no_io_and_no_sentinel_is_unavailable() -> None:
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    with _open(f"redis+sentinel://127.0.0.1:{port}/mymaster/0?socket_connect_timeout=1") as backend:
+        assert time.monotonic() - started < 0.5
+        for operation in (lambda: backend.get("k"), lambda: backend.set_if("k", b"v", None)):
+            with pytest.raises(BackendUnavailableError) as caught:
+                operation()
+            error = caught.value
+            assert error.__cause__ is None and error.__context__ is None
+            assert "No master found" in str(error) and error.key == "k"
+        assert time.monotonic() - started < 5
+
+
+def test_an_unknown_service_is_unavailable(redis_sentinel: RedisSentinelSet) -> None:
+    url = redis_sentinel.url_for().replace("/mymaster/", "/nosuchservice/")
+    with _open(url + "?retries=0") as backend, pytest.raises(BackendUnavailableError):
+        backend.get("k")
+
+
+# -- acknowledged writes -----------------------------------------------------------------------
+def test_wait_replicas_acknowledges_or_says_it_could_not(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, wait_replicas="1")
+    with _open(url) as backend:
+        backend.set("k", b"v")
+        backend.set_many({f"m{i}": b"v" for i in range(20)})
+        read = backend.get_versioned("k")
+        assert read is not None and backend.set_if("k", b"w", read.token) is True
+        assert backend.touch("k", 60) is True and backend.touch("k") is True
+        assert backend.delete_many(["m0", "m1", "absent"]) == 2 and backend.delete("k") is True
+        replica = redis_sentinel.replicas()[0].client()
+        try:  # WAIT returned only once the replica had every one of them
+            stored = backend.namespace.encode("m2")
+            assert replica.get(stored) == b"v" and replica.exists(stored.replace("m2", "m1")) == 0
+        finally:
+            replica.close()
+    url = redis_sentinel.url_for(
+        prefix=redis_sentinel_namespace, wait_replicas="2", wait_timeout="0.2"
+    )
+    with _open(url) as backend:
+        with pytest.raises(BackendUnavailableError, match="1 of 2 replica") as caught:
+            backend.set("k", b"x")
+        assert caught.value.__context__ is None
+        assert backend.get("k") == b"x" and backend.counters.get("unacknowledged") == 1
+
+
+def test_compare_and_set_with_wait_survives_a_flushed_script_cache(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, wait_replicas="1")
+    with _open(url) as backend:
+        backend.set("k", b"1")
+        raw = redis_sentinel.primary().client()
+        try:
+            raw.script_flush()  # EVALSHA answers NOSCRIPT: the script is loaded and sent again
+        finally:
+            raw.close()
+        read = backend.get_versioned("k")
+        assert read is not None and backend.set_if("k", b"2", read.token) is True
+        assert backend.get("k") == b"2"
+
+
+# -- threads and processes ---------------------------------------------------------------------
+def test_threads_wait_for_a_free_connection(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    errors: list[BaseException] = []
+    url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, max_connections="3")
+    with _open(url) as backend:
+
+        def work(n: int) -> None:
+            try:
+                for i in range(20):
+                    backend.set(f"t{n}:{i}", b"v")
+                    assert backend.get(f"t{n}:{i}") == b"v"
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(list(backend.scan("t"))) == 200
+
+
+def test_fork_child_never_reuses_the_parents_socket(backend: RedisSentinelBackend) -> None:
+    backend.set("shared", b"from parent")
+    parent_connection = backend.client.client_id()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            os.close(read_end)
+            ok = backend.get("shared") == b"from parent"
+            for i in range(50):
+                backend.set(f"child:{i}", b"c")
+            report = {"ok": ok, "connection": backend.client.client_id()}
+            os.write(write_end, json.dumps(report).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    for i in range(50):
+        backend.set(f"parent:{i}", b"p")
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    report = json.loads(b"".join(chunks))
+    assert report["ok"] is True and report["connection"] != parent_connection
+    assert backend.client.client_id() == parent_connection
+    assert len(backend.get_many([f"child:{i}" for i in range(50)])) == 50
+
+
+# -- failures and secrets ----------------------------------------------------------------------
+def test_errors_are_translated_and_a_planted_password_never_shows(
+    redis_sentinel_factory: SentinelFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    password = f"pw-{secrets.token_hex(12)}-@:/%|"
+    sentinels = redis_sentinel_factory(password=password)
+    url = sentinels.url_for(prefix="app:", socket_connect_timeout="1", retries="1")
+    assert password not in url
+    shown: list[str] = []
+    errors: list[BaseException] = []
+
+    backend = _open(url)
+    backend.set("k", b"v")
+    assert backend.get("k") == b"v"
+    shown += [repr(backend), str(backend), backend.describe(), repr(backend.client)]
+    shown += [repr(backend.client.connection_pool), repr(backend.sentinel), repr(sentinels)]
+    shown += [repr(parse_sentinel_config(parse_multi_host_url(url), {}))]
+
+    wrong = _open(url.replace(url.split("@")[0], "redis+sentinel://:wrong"))
+    with pytest.raises(BackendError) as refused:
+        wrong.get("k")
+    assert not isinstance(refused.value, BackendUnavailableError)
+    errors.append(refused.value)
+    with pytest.raises(ConfigurationError) as config_error:
+        open_backend(url + "&unknown=1")
+    errors.append(config_error.value)
+
+    for process in [*sentinels.servers, *sentinels.sentinels]:
+        process.kill()
+    for operation in (
+        lambda: backend.get("k"),
+        lambda: backend.set("k", b"v"),
+        lambda: list(backend.scan()),
+        lambda: backend.set_if("k", b"v", None),
+    ):
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError) as unavailable:
+            operation()
+        assert time.monotonic() - started < 8
+        errors.append(unavailable.value)
+    for error in errors:
+        if isinstance(error, BackendError):
+            assert error.__cause__ is None and error.__context__ is None
+        for item in _chain(error):
+            shown += [str(item), repr(item), *(repr(arg) for arg in item.args)]
+    backend.close()
+    wrong.close()
+    shown += [caplog.text, *(record.getMessage() for record in caplog.records)]
+    leaks = [text for text in shown if password in text or password[:27] in text]
+    assert leaks == []
+    assert "credentials" in str(errors[0])
