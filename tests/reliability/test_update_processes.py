@@ -199,7 +199,7 @@ def test_backoff_pauses_are_jittered_capped_and_within_the_deadline(
 def test_in_a_chain_the_shared_tier_arbitrates_and_stale_upper_copies_lose(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
-    """What docs/guarantees-2.md says: each process's memory tier is its own; Redis (the first
+    """What docs/guarantees.md says: each process's memory tier is its own; Redis (the first
     tier shared between processes) decides every compare-and-set, so a process whose memory tier
     holds an older copy loses the race instead of overwriting the newer value."""
     url = _url("chain", redis_server, redis_namespace, tmp_path / "disk")
