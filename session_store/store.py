@@ -221,6 +221,15 @@ class SessionStore(Generic[T]):
             return stamped
         return current
 
+    def metrics(self) -> dict[str, Any]:
+        """Per-tier counters and latency percentiles as a plain dict.
+
+        See :func:`session_store.metrics.snapshot` and docs/metrics.md.
+        """
+        from session_store.metrics import snapshot
+
+        return snapshot(self)
+
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
         """Close the backend if this store opened it from a URL."""

@@ -74,6 +74,10 @@ def _get_many(tier: SessionBackend, keys: list[str]) -> dict[str, bytes]:
     return tier.get_many(keys)
 
 
+def _ttl_of(tier: SessionBackend, key: str) -> float | None:
+    return tier.ttl(key)
+
+
 def _set_if(
     tier: SessionBackend, key: str, stored: bytes, token: VersionToken | None, left: float
 ) -> bool:
@@ -288,11 +292,12 @@ class TieredBackend(SessionBackend):
         The time it took goes into the tier's latency histogram under ``op``.
         """
         state = self._states[index]
+        tier = self.tiers[index]
         if state.down_since is not None and not self._probe(index):
             self.counters.add("fallbacks")
+            tier.counters.add("fallbacks")  # per tier too: which tier the chain went without
             self._missed(index, keys)
             return False, None
-        tier = self.tiers[index]
         start = time.perf_counter()
         try:
             result = fn(tier)
@@ -300,6 +305,7 @@ class TieredBackend(SessionBackend):
             tier.counters.observe("unavailable", time.perf_counter() - start)
             self._mark_down(index, exc)
             self.counters.add("fallbacks")
+            tier.counters.add("fallbacks")
             self._missed(index, keys)
             return False, None
         tier.counters.observe(op, time.perf_counter() - start)
@@ -387,6 +393,7 @@ class TieredBackend(SessionBackend):
             )
             if ok and stored:
                 self.counters.add("promotions")
+                self.tiers[index].counters.add("promotions")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
@@ -405,8 +412,8 @@ class TieredBackend(SessionBackend):
                 found[key] = value
                 if index > 0 and stamps.payload(value) is not None:  # (never a tombstone)
                     # promotion needs the TTL left: one more read, only on a lower hit
-                    left = self.tiers[index].ttl(key)
-                    if left is not None:
+                    ok_ttl, left = self._call(index, partial(_ttl_of, key=key), (), "ttl")
+                    if ok_ttl and left is not None:
                         self._promote(index, key, value, left)
             wanted = [key for key in wanted if key not in got]
             if not wanted:

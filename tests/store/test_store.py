@@ -195,3 +195,12 @@ def test_a_store_refuses_objects_of_another_schema() -> None:
     with pytest.raises(SerializationError):
         dict_store.update("k", lambda current: EnhancedSessionData("k"))  # type: ignore[arg-type,return-value]
     assert dict_store.load("k") is None
+
+
+def test_metrics_are_a_plain_dict_per_tier() -> None:
+    with SessionStore("memory:// | memory://", dict) as s:
+        s.save("k", {"a": 1})
+        s.load("k")
+        metrics = s.metrics()
+    assert len(metrics["tiers"]) == 2
+    assert metrics["tiers"][0]["counters"]["hits"] >= 1

@@ -217,3 +217,15 @@ def test_scope_is_the_widest_tier() -> None:
 def test_needs_tiers() -> None:
     with pytest.raises(ValueError, match="at least one tier"):
         TieredBackend([])
+
+
+def test_fallbacks_and_promotions_are_counted_on_the_tier_too() -> None:
+    backend, (top, mid, low) = chain(retry_after=10)
+    low.inner.set("k", b"v")
+    backend.get("k")
+    assert top.counters.get("promotions") == 1 and mid.counters.get("promotions") == 1
+    mid.down = True
+    backend.set("x", b"y")
+    backend.set("z", b"y")
+    assert mid.counters.get("fallbacks") == 2
+    assert top.counters.get("fallbacks") == low.counters.get("fallbacks") == 0
