@@ -27,7 +27,7 @@ from typing import Any
 
 from session_store.backend import SessionBackend
 from session_store.errors import ConfigurationError
-from session_store.urls import BackendURL, parse_url, redact_url
+from session_store.urls import BackendURL, Params, parse_url, redact_url
 
 __all__ = [
     "BACKENDS_GROUP",
@@ -156,11 +156,34 @@ def _open_one(url: BackendURL, overrides: Mapping[str, Any]) -> SessionBackend:
     return backend
 
 
+#: A chain string may start with ``tiered://?option=value&...``: options of the chain itself.
+CHAIN_OPTIONS_SCHEME = "tiered"
+
+
+def _chain_options(url: BackendURL) -> dict[str, Any]:
+    """The :class:`TieredBackend` options a leading ``tiered://?...`` pseudo-tier sets."""
+    if url.netloc or url.path not in ("", "/"):
+        raise ConfigurationError(
+            "tiered:// takes no host or path, only options", backend=url.redacted()
+        )
+    params = Params(url, {})
+    options: dict[str, Any] = {
+        "stamps": params.take_bool("stamps", False),
+        "max_staleness": params.take_optional_float("max_staleness"),
+        "retry_after": params.take_float("retry_after", 5.0),
+        "max_missed": params.take_int("max_missed", 100_000),
+    }
+    params.finish()
+    return options
+
+
 def open_backend(url: str, **overrides: Any) -> SessionBackend:
     """Build a backend from a URL, or a tiered backend from a chain string.
 
     Args:
-        url: ``scheme://...`` or ``url | url | ...`` (fastest tier first).
+        url: ``scheme://...`` or ``url | url | ...`` (fastest tier first). A chain may start
+            with ``tiered://?stamps=true&max_staleness=1&retry_after=5&max_missed=100000``,
+            which sets the options of the chain itself (so a URL alone can turn them on).
         **overrides: for one URL, parameters that override the URL's query parameters; for a
             chain, keyword arguments of :class:`~session_store.tiered.TieredBackend`.
 
@@ -168,16 +191,21 @@ def open_backend(url: str, **overrides: Any) -> SessionBackend:
         ConfigurationError: a malformed URL, an unknown scheme, a bad or unknown parameter.
     """
     tiers = split_chain(url)
-    if len(tiers) == 1:
-        return _open_one(parse_url(tiers[0]), overrides)
+    parsed = [parse_url(tier) for tier in tiers]  # every URL checked before any is opened
+    options: dict[str, Any] = {}
+    if parsed[0].scheme == CHAIN_OPTIONS_SCHEME:
+        options = _chain_options(parsed.pop(0))
+        if not parsed:
+            raise ConfigurationError("a chain's options need at least one tier after them")
+    elif len(parsed) == 1:
+        return _open_one(parsed[0], overrides)
     from session_store.tiered import TieredBackend
 
-    parsed = [parse_url(tier) for tier in tiers]  # every URL checked before any is opened
     opened: list[SessionBackend] = []
     try:
         for tier in parsed:
             opened.append(_open_one(tier, {}))
-        return TieredBackend(opened, **overrides)
+        return TieredBackend(opened, **{**options, **overrides})
     except BaseException:
         for backend in opened:
             backend.close()

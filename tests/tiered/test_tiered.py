@@ -229,3 +229,33 @@ def test_fallbacks_and_promotions_are_counted_on_the_tier_too() -> None:
     backend.set("z", b"y")
     assert mid.counters.get("fallbacks") == 2
     assert top.counters.get("fallbacks") == low.counters.get("fallbacks") == 0
+
+
+def test_a_chain_string_can_set_the_chain_options() -> None:
+    from session_store import open_backend
+
+    backend = open_backend(
+        "tiered://?stamps=true&max_staleness=1.5&retry_after=2 | memory:// | memory://"
+    )
+    assert isinstance(backend, TieredBackend)
+    assert backend.stamps is True and backend.max_staleness == 1.5
+    assert backend.retry_after == 2
+    assert len(backend.tiers) == 2
+    single = open_backend("tiered://?stamps=true | memory://")
+    assert isinstance(single, TieredBackend) and len(single.tiers) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("tiered://?stamps=maybe | memory://", "stamps"),
+        ("tiered://?stamp=true | memory://", "stamp"),
+        ("tiered://host | memory://", "no host"),
+        ("tiered://?stamps=true", "at least one tier"),
+    ],
+)
+def test_bad_chain_options_are_named(url: str, named: str) -> None:
+    from session_store import ConfigurationError, open_backend
+
+    with pytest.raises(ConfigurationError, match=named):
+        open_backend(url)
