@@ -25,15 +25,15 @@ collisions (overwrites, deletes of present keys, stale copies) frequent.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from session_store import BackendUnavailableError, MemoryBackend, SessionBackend, TieredBackend
-from session_store.backend import Scope, Versioned, VersionToken
+from session_store import MemoryBackend, TieredBackend
+from session_store.backend import Scope, VersionToken
+from session_store.testing.faults import SwitchableBackend as Switchable
 
 MAX_STALENESS = 1.0
 RETRY_AFTER = 2.0
@@ -41,82 +41,6 @@ TTL = 3.0
 PERSISTENT = ("a",)
 EXPIRING = ("x",)
 KEYS = PERSISTENT + EXPIRING
-
-
-class Switchable(SessionBackend):
-    """Delegates to ``inner``; every call raises BackendUnavailableError while ``down``.
-
-    (A copy of tests/tiered/switchable.py: test folders do not import each other.)
-    """
-
-    def __init__(self, inner: SessionBackend, scope: Scope | None = None) -> None:
-        self.inner = inner
-        self.down = False
-        self.calls = 0
-        self.counters = inner.counters
-        self._scope = scope or inner.scope
-
-    @property
-    def scope(self) -> Scope:  # type: ignore[override]
-        return self._scope
-
-    def _check(self) -> None:
-        self.calls += 1
-        if self.down:
-            raise BackendUnavailableError("switched off", backend=self.describe())
-
-    def describe(self) -> str:
-        return f"switchable({self.inner.describe()})"
-
-    def get(self, key: str) -> bytes | None:
-        self._check()
-        return self.inner.get(key)
-
-    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        self._check()
-        return self.inner.get_with_ttl(key)
-
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._check()
-        self.inner.set(key, value, ttl)
-
-    def delete(self, key: str) -> bool:
-        self._check()
-        return self.inner.delete(key)
-
-    def touch(self, key: str, ttl: float | None = None) -> bool:
-        self._check()
-        return self.inner.touch(key, ttl)
-
-    def ttl(self, key: str) -> float | None:
-        self._check()
-        return self.inner.ttl(key)
-
-    def scan(self, prefix: str = "") -> Iterator[str]:
-        self._check()
-        return self.inner.scan(prefix)
-
-    def get_versioned(self, key: str) -> Versioned | None:
-        self._check()
-        return self.inner.get_versioned(key)
-
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
-        self._check()
-        return self.inner.set_if(key, value, token, ttl)
-
-    def get_many(self, keys: Any) -> dict[str, bytes]:
-        self._check()
-        return self.inner.get_many(keys)
-
-    def set_many(self, items: Any, ttl: float | None = None) -> None:
-        self._check()
-        self.inner.set_many(items, ttl)
-
-    def delete_many(self, keys: Any) -> int:
-        self._check()
-        return self.inner.delete_many(keys)
 
 
 class ReadOnly(Switchable):

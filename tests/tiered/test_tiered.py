@@ -10,8 +10,7 @@ import pytest
 
 from session_store import BackendError, BackendUnavailableError, MemoryBackend, TieredBackend
 from session_store.backend import Scope
-
-from .switchable import Switchable
+from session_store.testing.faults import SwitchableBackend as Switchable
 
 
 class Clock:

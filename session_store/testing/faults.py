@@ -1,7 +1,15 @@
-"""A tier that can be switched off: a real backend behind a switch, for tier-outage logic.
+"""Fault injection for tests: a real backend behind a switch that makes it unavailable.
 
-Real outages of a real server (a killed redis-server) are tested in tests/redis; this switch
-lets the core suite pin down the tiered backend's own rules deterministically.
+The tiered backend's outage rules (skip, breaker, recovery, stamps) are checked fast and
+deterministically with this switch; real outages of a real server (a killed or paused
+redis-server) are tested beside it, never replaced by it. Plugin authors can wrap their own
+backend the same way::
+
+    from session_store.testing.faults import SwitchableBackend
+
+    tier = SwitchableBackend(MyBackend(...))
+    chain = TieredBackend([MemoryBackend(), tier])
+    tier.down = True   # every call now raises BackendUnavailableError
 """
 
 from __future__ import annotations
@@ -9,12 +17,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from session_store import BackendUnavailableError, SessionBackend
-from session_store.backend import Scope, Versioned, VersionToken
+from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
+from session_store.errors import BackendUnavailableError
+
+__all__ = ["SwitchableBackend"]
 
 
-class Switchable(SessionBackend):
-    """Delegates to ``inner``; every call raises BackendUnavailableError while ``down``."""
+class SwitchableBackend(SessionBackend):
+    """Delegates to ``inner``; every call raises :class:`BackendUnavailableError` while ``down``.
+
+    Attributes:
+        down: set it to ``True`` to make the backend unreachable, ``False`` to bring it back.
+        calls: how many operations reached the switch (a breaker test counts them).
+    """
 
     def __init__(self, inner: SessionBackend, scope: Scope | None = None) -> None:
         self.inner = inner
