@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import logging
 import os
 import secrets
@@ -29,10 +27,6 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from session_store import (
     AesGcmStage,
@@ -53,6 +47,7 @@ from session_store.codec import KEYS_ENV
 from session_store.rewrite import rewrite_all
 from session_store_redis.testing import RedisServer
 from session_store_redis.testing.server import TLSFiles
+from session_store_redis.testing.tls import make_test_tls
 
 ServerFactory = Callable[..., RedisServer]
 CLI = Path(sys.executable).with_name("session-store")  # the console script of this venv
@@ -144,59 +139,10 @@ def test_acl_user_limited_to_its_prefix(acl_server: RedisServer) -> None:
 
 
 # -- TLS with a throw-away certificate authority --------------------------------------------------
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(path: Path, cert: x509.Certificate) -> Path:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
 @pytest.fixture
 def tls(tmp_path: Path) -> tuple[TLSFiles, Path]:
     """Server files signed by a CA made here, and another CA that signed nothing of it."""
-    ca_key, other_key, server_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = _pem(tmp_path / "ca.pem", _certificate("test CA", ca_key, "test CA", ca_key, ca=True))
-    other = _pem(
-        tmp_path / "other.pem", _certificate("other CA", other_key, "other CA", other_key, ca=True)
-    )
-    cert = _pem(
-        tmp_path / "server.pem",
-        _certificate("127.0.0.1", server_key, "test CA", ca_key, ca=False),
-    )
-    key = tmp_path / "server.key"
-    key.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return TLSFiles(cert=cert, key=key, ca=ca), other
+    return make_test_tls(tmp_path)
 
 
 def test_tls_with_a_throw_away_ca(

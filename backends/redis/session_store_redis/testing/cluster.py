@@ -40,7 +40,7 @@ from session_store_redis.patterns import prefix_pattern
 from session_store_redis.testing.server import (
     RedisServer,
     RedisServerError,
-    RedisServerNotFoundError,
+    find_binary,
     find_redis_server,
     free_port,
 )
@@ -68,21 +68,12 @@ def find_redis_cli() -> str:
     Raises:
         RedisServerNotFoundError: there is none.
     """
-    named = os.environ.get(CLI_ENV)
-    if named:
-        if not os.access(named, os.X_OK):
-            raise RedisServerNotFoundError(f"{CLI_ENV}={named!r} is not an executable file")
-        return named
-    found = shutil.which("redis-cli")
-    if found:
-        return found
-    for path in _CLI_FALLBACKS:
-        if os.access(path, os.X_OK):
-            return path
-    raise RedisServerNotFoundError(
-        "redis-cli is not installed, and the Redis Cluster tests need it to create a real "
-        "cluster: install it (Debian/Ubuntu: `apt-get install redis-tools`, macOS: `brew install "
-        f"redis`) or point {CLI_ENV} at the binary"
+    return find_binary(
+        "redis-cli",
+        CLI_ENV,
+        _CLI_FALLBACKS,
+        "the Redis Cluster tests need it to create a real cluster: install it (Debian/Ubuntu: "
+        "`apt-get install redis-tools`, macOS: `brew install redis`)",
     )
 
 

@@ -61,6 +61,29 @@ class RedisServerNotFoundError(RedisServerError):
     """No ``redis-server`` binary: tests that need one fail, they are never skipped."""
 
 
+def find_binary(name: str, env: str, fallbacks: tuple[str, ...], hint: str) -> str:
+    """An executable: ``$env`` if set, else ``name`` on ``PATH``, else one of ``fallbacks``.
+
+    Raises:
+        RedisServerNotFoundError: there is none; the message says why it is needed (``hint``),
+            how to install it, and which variable points at it.
+    """
+    named = os.environ.get(env)
+    if named:
+        if not os.access(named, os.X_OK):
+            raise RedisServerNotFoundError(f"{env}={named!r} is not an executable file")
+        return named
+    found = shutil.which(name)
+    if found:
+        return found
+    for path in fallbacks:
+        if os.access(path, os.X_OK):
+            return path
+    raise RedisServerNotFoundError(
+        f"{name} is not installed, and {hint} or point {env} at the binary"
+    )
+
+
 def find_redis_server() -> str:
     """The redis-server binary: ``$SESSION_STORE_REDIS_SERVER``, else on ``PATH``, else the usual
     places.
@@ -68,21 +91,12 @@ def find_redis_server() -> str:
     Raises:
         RedisServerNotFoundError: there is none.
     """
-    named = os.environ.get(BINARY_ENV)
-    if named:
-        if not os.access(named, os.X_OK):
-            raise RedisServerNotFoundError(f"{BINARY_ENV}={named!r} is not an executable file")
-        return named
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    for path in _FALLBACK_PATHS:
-        if os.access(path, os.X_OK):
-            return path
-    raise RedisServerNotFoundError(
-        "redis-server is not installed, and the Redis tests need a real one: install it "
-        "(Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`) or point "
-        f"{BINARY_ENV} at the binary"
+    return find_binary(
+        "redis-server",
+        BINARY_ENV,
+        _FALLBACK_PATHS,
+        "the Redis tests need a real one: install it (Debian/Ubuntu: `apt-get install "
+        "redis-server`, macOS: `brew install redis`)",
     )
 
 
