@@ -5,12 +5,15 @@
   the current object (or ``None``) and returns the new one (or ``None`` to leave it as it is).
   On a conflict it runs again on the fresh value, with exponential backoff and full jitter,
   until ``update_timeout`` seconds have passed; then :class:`ConflictError`, nothing written.
-* ``touch(key)``: sliding expiry without rewriting the payload.
-* ``last_accessed``: reads never rewrite a payload just to say they happened, except at most
-  once per ``access_interval`` seconds per session (default 300): a read that finds
-  ``last_accessed`` older than that refreshes it with a compare-and-set, which also restarts
-  the TTL. A write always stamps it. The caller's object is never mutated; the stamped copy is
-  what gets stored (``load`` returns it).
+* ``touch(key)``: sliding expiry without rewriting the payload; it keeps the session's own TTL
+  (the one it was saved with) unless given another.
+* **Reads never write.** ``load`` does not rewrite the session: ``last_accessed`` is stamped by
+  writes only. ``touch_on_load=True`` makes every successful ``load`` also ``touch`` the
+  session (sliding expiry with its own TTL, payload untouched); a tier that refuses the touch
+  (read-only, down) does not fail the load. The caller's object is never mutated; the stamped
+  copy is what gets stored (``save`` returns it).
+* Over a single tier of a chain, the chain's version frames are read through
+  (:func:`session_store.stamps.session_bytes`): a tombstone is an absent session.
 
 Safe to share between threads. Every failure is a typed error from :mod:`session_store.errors`,
 and a failed ``save`` or ``update`` leaves the stored copy as it was.
@@ -18,6 +21,7 @@ and a failed ``save`` or ``update`` leaves the stored copy as it was.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,15 +31,18 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
-from session_store.backend import SessionBackend
+from session_store.backend import SessionBackend, Versioned
 from session_store.codec import Codec
-from session_store.errors import ConflictError, SerializationError
+from session_store.errors import BackendError, ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
+from session_store.stamps import own_ttl, session_bytes
 from session_store.ttl import normalize_ttl
 
 __all__ = ["SessionStore"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -56,8 +63,9 @@ class SessionStore(Generic[T]):
         legacy_schema: the schema headerless legacy JSON loads as (default: ``dict`` for a
             ``dict`` store, else the data-room schema).
         namespace: bound into encryption, so a payload copied into another store fails.
-        access_interval: at most this often (seconds) a read refreshes ``last_accessed``;
-            ``None`` never.
+        access_interval: accepted for older callers and ignored: reads never write.
+        touch_on_load: every successful ``load`` also touches the session (sliding expiry
+            keeping its own TTL); off by default.
         update_timeout: how long ``update`` retries on conflicts before ``ConflictError``.
     """
 
@@ -70,7 +78,8 @@ class SessionStore(Generic[T]):
         codec: Codec | None = None,
         legacy_schema: str | None = None,
         namespace: str = "",
-        access_interval: float | None = 300.0,
+        access_interval: float | None = None,
+        touch_on_load: bool = False,
         update_timeout: float = 10.0,
     ) -> None:
         self._owns_backend = isinstance(backend, str)
@@ -84,6 +93,7 @@ class SessionStore(Generic[T]):
             legacy_schema = "dict" if schema is dict else "dataroom"
         self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)
         self.access_interval = access_interval
+        self.touch_on_load = touch_on_load
         self.update_timeout = update_timeout
 
     def __repr__(self) -> str:
@@ -105,18 +115,34 @@ class SessionStore(Generic[T]):
         data = self.backend.get(key)
         if data is None:
             return None
-        obj = self._decode(key, data)
-        if self._access_is_stale(obj):
-            obj = self._refresh_access(key, obj)
+        payload = session_bytes(data)
+        if payload is None:  # a chain's tombstone, read through one tier
+            return None
+        obj = self._decode(key, payload)
+        if self.touch_on_load:
+            self._touch_after_load(key, data)
         return obj
+
+    def _touch_after_load(self, key: str, data: bytes) -> None:
+        """Sliding expiry on read: the session's own TTL; a refusing tier never fails a load."""
+        try:
+            self.touch(key, None if self._keeps_own_ttl() else own_ttl(data))
+        except BackendError as exc:
+            log.warning("touch after loading %r failed: %s", key, exc.message)
 
     def load_many(self, keys: Iterable[str]) -> dict[str, T]:
         """The sessions found among ``keys`` (one backend round trip where it allows)."""
-        return {key: self._decode(key, data) for key, data in self.backend.get_many(keys).items()}
+        found: dict[str, T] = {}
+        for key, data in self.backend.get_many(keys).items():
+            payload = session_bytes(data)
+            if payload is not None:
+                found[key] = self._decode(key, payload)
+        return found
 
     def exists(self, key: str) -> bool:
         """Whether a session is stored under ``key`` (without decoding it)."""
-        return self.backend.ttl(key) is not None
+        data = self.backend.get(key)
+        return data is not None and session_bytes(data) is not None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of the stored sessions starting with ``prefix`` (literal text)."""
@@ -163,8 +189,19 @@ class SessionStore(Generic[T]):
         return self.backend.delete(key)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        """Restart the session's expiry without rewriting it; ``True`` if it exists."""
-        return self.backend.touch(key, self._ttl(ttl))
+        """Restart the session's expiry without rewriting it; ``True`` if it exists.
+
+        ``ttl=None`` keeps the session's own TTL (the one it was saved with) where the backend
+        knows it (a chain), else the store's TTL.
+        """
+        if ttl is not None:
+            return self.backend.touch(key, normalize_ttl(ttl))
+        if self._keeps_own_ttl():
+            return self.backend.touch(key, None)
+        return self.backend.touch(key, self.ttl)
+
+    def _keeps_own_ttl(self) -> bool:
+        return bool(getattr(self.backend, "keeps_own_ttl", False))
 
     def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None
@@ -182,7 +219,7 @@ class SessionStore(Generic[T]):
         attempt = 0
         while True:
             read = self.backend.get_versioned(key)
-            current = None if read is None else self._decode(key, read.value)
+            current = self._current(key, read)
             new = fn(current)
             if new is None:
                 return current
@@ -201,25 +238,11 @@ class SessionStore(Generic[T]):
                 )
             _backoff(attempt, deadline)
 
-    # -- last_accessed -------------------------------------------------------------------------
-    def _access_is_stale(self, obj: Any) -> bool:
-        if self.access_interval is None:
-            return False
-        seen = getattr(obj, _ACCESS_FIELD, None)
-        if not isinstance(seen, datetime) or seen.tzinfo is None:
-            return False
-        return (datetime.now(UTC) - seen).total_seconds() > self.access_interval
-
-    def _refresh_access(self, key: str, obj: T) -> T:
-        """Stamp ``last_accessed`` with one compare-and-set; a concurrent writer wins."""
-        read = self.backend.get_versioned(key)
+    def _current(self, key: str, read: Versioned | None) -> T | None:
         if read is None:
-            return obj
-        current = self._decode(key, read.value)
-        stamped = self._stamp(current)
-        if self.backend.set_if(key, self.codec.encode(key, stamped), read.token, self.ttl):
-            return stamped
-        return current
+            return None
+        payload = session_bytes(read.value)
+        return None if payload is None else self._decode(key, payload)
 
     def metrics(self) -> dict[str, Any]:
         """Per-tier counters and latency percentiles as a plain dict.
