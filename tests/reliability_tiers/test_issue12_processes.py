@@ -198,3 +198,85 @@ def test_10_cli_copy_out_of_a_chains_tier_copies_sessions_not_framing(tmp_path: 
     assert copied.load("s0") == {"i": 0}
     assert copied.load("s1") == {"i": 1}
     copied.close()
+
+
+# -- the near cache's bound: one message with the stream up, max_staleness without it ------------
+def _seen_after(store: SessionStore[dict[str, Any]], other: Worker, tries: int) -> list[float]:
+    """For each try: another process saves a new value; seconds until this one loads it."""
+    delays: list[float] = []
+    for i in range(tries):
+        assert other.ask(f'save s {{"v": {i}}}') == "saved"
+        acked = time.monotonic()
+        while store.load("s") != {"v": i}:
+            assert time.monotonic() - acked < 5, "never seen"
+        delays.append(time.monotonic() - acked)
+    return sorted(delays)
+
+
+@pytest.mark.slow
+def test_another_processs_save_is_seen_within_50_ms_with_the_stream_up(
+    redis_url: str, workers: Callable[[str], Worker]
+) -> None:
+    url = f"memory:// | {redis_url}"
+    store = plain(url)
+    chain = store.backend
+    deadline = time.monotonic() + 5
+    while not getattr(chain, "coherent", False) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert getattr(chain, "coherent", False), "the invalidation stream did not connect"
+    other = workers(url)
+    store.save("s", {"v": -1})
+    hits_before = chain.counters.get("hits")
+    delays = _seen_after(store, other, 200)
+    median, worst = delays[len(delays) // 2], delays[-1]
+    assert median < 0.05 and worst < 0.05, (median, worst)
+    assert chain.counters.get("invalidations") >= 200
+    assert chain.counters.get("hits") - hits_before >= 200
+    store.close()
+    print(
+        f"\nMEASURED near cache, stream up: another process's save seen after "
+        f"{median * 1000:.2f} ms median, {worst * 1000:.2f} ms max (200 tries)"
+    )
+
+
+@pytest.mark.slow
+def test_another_processs_save_is_seen_within_max_staleness_without_the_stream(
+    redis_url: str, workers: Callable[[str], Worker]
+) -> None:
+    url = f"tiered://?invalidation=false | memory:// | {redis_url}"
+    store = plain(url)
+    other = workers(url)
+    store.save("s", {"v": -1})
+    delays = _seen_after(store, other, 8)
+    assert delays[-1] < 1.0 + 0.1, delays  # max_staleness, plus this busy machine's slack
+    store.close()
+    print(f"\nMEASURED near cache, no stream: seen after {delays[-1] * 1000:.0f} ms at most")
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < seconds, "not within the bound"
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+@pytest.mark.slow
+def test_a_stalled_server_turns_the_stream_down_and_back_up(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """SIGSTOP of the redis-server: the near cache notices within the ping bound and falls back
+    to the version check; SIGCONT: it reconnects and flushes what it could not know about."""
+    server = redis_server_factory()
+    store = plain(f"memory:// | {server.url_for(prefix='stall:')}")
+    chain: Any = store.backend
+    _wait_for(lambda: chain.coherent, 5)
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        noticed = _wait_for(lambda: not chain.coherent, 2)
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    back = _wait_for(lambda: chain.coherent, 5)
+    store.close()
+    print(f"\nMEASURED stream: down noticed after {noticed * 1e3:.0f} ms, back {back * 1e3:.0f} ms")
