@@ -82,10 +82,11 @@ class BackendError(SessionStoreError):
     """
 
 
-class BackendUnavailableError(BackendError):
+class BackendUnavailableError(BackendError, ConnectionError):
     """A backend cannot be reached: connection refused, timed out, or the server is gone.
 
-    A tiered backend skips a tier that raises this and goes on with the others.
+    A tiered backend skips a tier that raises this and goes on with the others. It is also a
+    ``ConnectionError``, so a host app's existing ``except ConnectionError`` keeps working.
     """
 
 
