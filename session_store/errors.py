@@ -20,6 +20,7 @@ __all__ = [
     "ConflictError",
     "CorruptPayloadError",
     "InvalidKeyError",
+    "InvalidTTLError",
     "SerializationError",
     "SessionStoreError",
     "UnknownSchemaVersionError",
@@ -73,6 +74,12 @@ class ConfigurationError(SessionStoreError, ValueError):
 
 class InvalidKeyError(SessionStoreError, ValueError):
     """A session key breaks the key rules (see :mod:`session_store.keys`); raised before any I/O."""
+
+
+class InvalidTTLError(ConfigurationError):
+    """A TTL no backend may hold: not a number, zero or negative, NaN, or beyond
+    :data:`session_store.ttl.MAX_TTL` (``10**400`` included); raised before any I/O, the same
+    for every backend. ``NO_EXPIRY`` (``math.inf``) is the explicit "never expires"."""
 
 
 class BackendError(SessionStoreError):
