@@ -5,6 +5,8 @@
 * **Schema version**: a payload stored at an older version of its schema (or as headerless
   legacy JSON) is migrated and written at the version the codec writes (the schema's current
   one, or the one ``Codec(write_versions=...)`` pins during a rolling deploy).
+* **Encryption binding**: a payload encrypted in byte format 1 (ambiguous associated data) is
+  re-encrypted in format 2 (see :mod:`session_store.codec.format`).
 * **Encryption key**: with keys rotated (new key first, old keys after it, see
   :class:`~session_store.codec.AesGcmStage`), a payload encrypted under any key but the first is
   re-encrypted under the first. Without encryption configured, an encrypted payload fails
@@ -63,7 +65,7 @@ from typing import IO, Any
 
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
-from session_store.codec.format import is_legacy, parse_header
+from session_store.codec.format import FORMAT_VERSION, is_legacy, parse_header
 from session_store.codec.stages import STAGE_AESGCM
 from session_store.errors import (
     BackendError,
@@ -294,8 +296,8 @@ def _is_current(codec: Codec, key: str, data: bytes) -> bool:
     encrypted = bool(header.stages) and header.stages[-1] == STAGE_AESGCM
     if codec.encryption is None:
         return STAGE_AESGCM not in header.stages
-    if not encrypted:
-        return False
+    if not encrypted or header.format_version < FORMAT_VERSION:
+        return False  # format 1 bound its associated data ambiguously: re-encrypt in format 2
     start = header.payload_offset
     key_id = data[start : start + _KEY_ID_LENGTH].hex()
     return key_id == codec.encryption.key_ids[0]

@@ -28,6 +28,7 @@ import orjson
 import pytest
 
 from session_store import (
+    NO_EXPIRY,
     AesGcmStage,
     Codec,
     ConfigurationError,
@@ -129,7 +130,7 @@ def test_rotation_end_to_end_with_a_kill_and_a_resume(
                 f"user-{i}": old_app.save(
                     f"user-{i}",
                     EnhancedSessionData(f"user-{i}", document_summary=f"doc {i}"),
-                    ttl=3600 if i % 3 == 0 else None,
+                    ttl=3600 if i % 3 == 0 else NO_EXPIRY,
                 )
                 for i in range(TYPED)
             }
@@ -278,7 +279,7 @@ def test_rotation_on_every_backend(
     old: SessionStore[Any] = SessionStore(url, dict, codec=_codec(KEY_A), access_interval=None)
     with old:
         for i in range(30):
-            old.save(f"k{i}", {"i": i}, ttl=600 if i % 2 else None)
+            old.save(f"k{i}", {"i": i}, ttl=600 if i % 2 else NO_EXPIRY)
         old.backend.set("legacy", orjson.dumps({"plain": "dict"}))
         rotating: SessionStore[Any] = SessionStore(
             old.backend,
