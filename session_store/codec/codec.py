@@ -24,7 +24,7 @@ from session_store.codec import jsonsafe
 from session_store.codec.converter import make_session_converter
 from session_store.codec.encryption import AesGcmStage
 from session_store.codec.format import is_legacy, pack_header, parse_header
-from session_store.codec.stages import Stage, StageContext, ZstdStage
+from session_store.codec.stages import STAGE_AESGCM, STAGE_ZSTD, Stage, StageContext, ZstdStage
 from session_store.errors import (
     ConfigurationError,
     CorruptPayloadError,
@@ -55,7 +55,9 @@ class PayloadInfo(NamedTuple):
     size: int
 
 
-_STAGE_NAMES = {1: "zstd", 2: "aes-gcm"}
+_STAGE_NAMES = {STAGE_ZSTD: "zstd", STAGE_AESGCM: "aes-gcm"}
+#: The order the encoder applies stages in; a payload lists a subsequence of it.
+_PIPELINE = (STAGE_ZSTD, STAGE_AESGCM)
 
 
 class Codec:
@@ -184,6 +186,7 @@ class Codec:
             stage_names: tuple[str, ...] = ()
         else:
             header = parse_header(data, key=key)
+            self._check_stage_list(header.stages, key)
             payload = data[header.payload_offset :]
             ctx = StageContext(self.namespace, key, data[: header.payload_offset])
             for stage_id in reversed(header.stages):
@@ -205,6 +208,18 @@ class Codec:
                 )
         body = self._migrate(info, version, body, key)
         return Decoded(self._structure(info, body, key), info.name, version, stage_names)
+
+    def _check_stage_list(self, stages: tuple[int, ...], key: str) -> None:
+        """Refuse a stage list the encoder cannot write: each stage at most once, in pipeline
+        order (zstd, then aes-gcm). Each extra zstd layer could expand the payload again."""
+        for stage_id in stages:
+            self._stage(stage_id, key)  # an unknown or unconfigured stage: its own error
+        positions = [_PIPELINE.index(stage_id) for stage_id in stages]
+        if positions != sorted(set(positions)):
+            names = ", ".join(_STAGE_NAMES[i] for i in stages)
+            raise CorruptPayloadError(
+                f"stage list [{names}] is one the encoder never writes", key=key
+            )
 
     def _stage(self, stage_id: int, key: str) -> Stage:
         stage = self._stages.get(stage_id)
