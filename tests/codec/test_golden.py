@@ -19,7 +19,10 @@ PAYLOADS = sorted(p for p in GOLDEN.glob("*.bin") if p.with_suffix(".expected.js
 
 def _codec(legacy_schema: str = "dataroom") -> Codec:
     return Codec(
-        encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:", legacy_schema=legacy_schema
+        encryption=AesGcmStage([GOLDEN_KEY]),
+        namespace="golden:",
+        legacy_schema=legacy_schema,
+        allow_plaintext=True,  # one reader of every golden payload, encrypted or not
     )
 
 
