@@ -38,7 +38,7 @@ from session_store.keys import validate_key
 from session_store.registry import open_backend
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import own_ttl, session_bytes
-from session_store.ttl import normalize_ttl
+from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
 __all__ = ["SessionStore"]
 
@@ -57,7 +57,8 @@ class SessionStore(Generic[T]):
             owns it and ``close`` closes it).
         schema: the session class (an attrs class registered as a schema, or ``dict``);
             ``None`` loads whatever schema each payload names.
-        ttl: seconds a saved session lives (``None``: the backend's default).
+        ttl: seconds a saved session lives: 24 hours unless given (``None`` too);
+            ``NO_EXPIRY`` for sessions that never expire (an explicit choice).
         codec: how objects become bytes (default: zstd above 1 KiB, encryption when
             ``SESSION_STORE_KEYS`` is set, legacy JSON read as ``legacy_schema``).
         legacy_schema: the schema headerless legacy JSON loads as (default: ``dict`` for a
@@ -74,7 +75,7 @@ class SessionStore(Generic[T]):
         backend: SessionBackend | str,
         schema: type[T] | None = None,
         *,
-        ttl: float | None = None,
+        ttl: float | None = DEFAULT_SESSION_TTL,
         codec: Codec | None = None,
         legacy_schema: str | None = None,
         namespace: str = "",
@@ -88,7 +89,7 @@ class SessionStore(Generic[T]):
         self._info: SchemaInfo | None = None
         if schema is not None:
             self._info = get_schema("dict") if schema is dict else schema_for_class(schema)
-        self.ttl = normalize_ttl(ttl)
+        self.ttl: float = store_ttl(ttl)
         if legacy_schema is None:
             legacy_schema = "dict" if schema is dict else "dataroom"
         self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import click
 import orjson
@@ -26,7 +26,7 @@ from session_store.errors import BackendUnavailableError, ConfigurationError
 from session_store.registry import open_backend, split_chain
 from session_store.stamps import session_bytes, version_of
 from session_store.ttl import NO_EXPIRY
-from session_store.urls import SECRET_PARAMS, parse_url
+from session_store.urls import is_secret_param, parse_url
 
 __all__ = [
     "ENV_URL",
@@ -81,21 +81,26 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 # -- secrets -------------------------------------------------------------------------------------
 def _remember(secret: str | None) -> None:
     if secret:
-        _secrets.update({secret, quote(secret, safe=""), quote(secret)})
+        _secrets.update({secret, quote(secret, safe=""), quote(secret), quote_plus(secret)})
 
 
 def remember_secrets(url: str) -> None:
-    """Remember the secrets of ``url`` (every tier of a chain) so that :func:`scrub` masks them."""
-    for tier in url.split("|"):
+    """Remember the secrets of ``url`` (every tier of a chain, split as the registry splits it)
+    as the parser reads them, so that :func:`scrub` masks them in any text printed later."""
+    try:
+        tiers = split_chain(url)
+    except ConfigurationError:
+        tiers = [url]
+    for tier in tiers:
         try:
             parsed = parse_url(tier)
         except ConfigurationError:
-            continue
+            continue  # what does not parse is masked by redact_url, from its structure
         _remember(parsed.password)
         if parsed.username and not parsed.password:  # redis://secret@host: the password
             _remember(parsed.username)
         for name, value in parsed.params.items():
-            if name.lower() in SECRET_PARAMS:
+            if is_secret_param(name):
                 _remember(value)
 
 
