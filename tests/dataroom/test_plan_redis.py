@@ -154,7 +154,7 @@ def test_the_plan_reads_what_ours_writes_in_rolling_deploy_mode(
             stored[uid] = ours.get_comprehensive_analysis_data(uid)
         # the bytes are the plan's JSON, with the plan's TTL
         raw = redis_env.get(f"session:{typed_uid}")
-        assert raw is not None and raw.startswith(b"{")
+        assert isinstance(raw, bytes) and raw.startswith(b"{")
         assert 7000 < redis_env.ttl(f"session:{typed_uid}") <= 7200
 
     old = plan.EnhancedSessionManager()  # an old process during the deploy
