@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,34 +16,12 @@ import redis
 
 from session_store.dataroom import DocumentExtractionResult, EnhancedSessionManager
 from session_store.samples import legacy_sessions
-from session_store_redis.testing import RedisServer
 
 from . import plan_reference as plan
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
 
-#: A database of the shared server that no other test uses (its keys are the plan's layout).
-DB = 7
 TIMES = ("session_created", "last_accessed")
-
-
-@pytest.fixture
-def redis_env(
-    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[redis.Redis]:
-    """REDIS_URL as the plan's app sets it; the keys this test wrote are deleted after it."""
-    for name in ("SESSION_STORE_URL", "SESSION_STORE_KEYS", "SESSION_STORE_WRITE_FORMAT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REDIS_URL", redis_server.url_for(db=DB))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("SESSION_TTL_HOURS", "2")
-    client = redis.Redis.from_url(redis_server.url_for(db=DB))
-    try:
-        yield client
-    finally:
-        for key in client.scan_iter(match="session:*"):
-            client.delete(key)
-        client.close()
 
 
 def _uid() -> str:
