@@ -9,7 +9,13 @@ Open a backend from a URL or a chain string::
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.codec import AesGcmStage, Codec, ZstdStage
 from session_store.counters import Counters
-from session_store.dataroom import SessionManager, SessionMetrics, session_quality
+from session_store.dataroom import (
+    EnhancedSessionManager,
+    SessionManager,
+    SessionMetrics,
+    naive_utc,
+    session_quality,
+)
 from session_store.errors import (
     BackendError,
     BackendUnavailableError,
@@ -55,6 +61,7 @@ __all__ = [
     "Counters",
     "DocumentExtractionResult",
     "EnhancedSessionData",
+    "EnhancedSessionManager",
     "Evicted",
     "ExtractionMethod",
     "InvalidKeyError",
@@ -79,6 +86,7 @@ __all__ = [
     "ZstdStage",
     "__version__",
     "available_backends",
+    "naive_utc",
     "open_backend",
     "parse_url",
     "redact_url",

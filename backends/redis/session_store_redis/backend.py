@@ -44,7 +44,7 @@ from redis.exceptions import NoScriptError, RedisError
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
-from session_store.keys import Namespace, validate_key, validate_scan_prefix
+from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
 from session_store.tiered.near import InvalidationListener
 from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
@@ -115,8 +115,9 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         description: str,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        separator: str = SEPARATOR,
     ) -> None:
-        self._namespace = Namespace(prefix)
+        self._namespace = Namespace(prefix, separator)
         self._head = self._namespace.scan_head()  # what every stored key starts with
         self.prefix = prefix
         self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
@@ -421,7 +422,8 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         client: a ready ``redis.Redis`` (built with ``decode_responses=False``), for set-ups a URL
             cannot express. Its own timeouts and retry policy apply too; note that redis-py's
             default retry policy would also retry a compare-and-set after a lost reply.
-        prefix: the key namespace; may not contain ``"\\x1f"``.
+        prefix: the key namespace; may not contain its separator.
+        separator: what ends the prefix in a stored key (default ``"\\x1f"``).
         default_ttl: seconds a write without a TTL lives; ``None``: no expiry.
         retries: how often an operation that may run twice is retried after a failed
             connection (see :func:`session_store_redis.client.retryable`); ``from_url`` passes
@@ -445,6 +447,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         owns_client: bool = False,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        separator: str = SEPARATOR,
     ) -> None:
         if not isinstance(client, redis.Redis):
             raise ConfigurationError(f"client must be a redis.Redis, got {type(client).__name__}")
@@ -461,6 +464,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             description=describe_client(client, prefix),
             wait_replicas=wait_replicas,
             wait_timeout=wait_timeout,
+            separator=separator,
         )
         self._cas = client.register_script(CAS_SCRIPT)
         self._set_if_newer = client.register_script(SET_IF_NEWER_SCRIPT)
@@ -486,6 +490,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
                 owns_client=True,
                 wait_replicas=config.wait_replicas,
                 wait_timeout=config.wait_timeout,
+                separator=config.separator,
             )
         except BaseException:
             client.connection_pool.disconnect()
