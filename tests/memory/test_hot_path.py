@@ -35,7 +35,7 @@ def test_non_ascii_keys_still_work_and_are_measured_in_utf8() -> None:
 
 def test_values_must_be_bytes_like() -> None:
     backend = MemoryBackend()
-    backend.set("a", bytearray(b"v"))
+    backend.set("a", bytearray(b"v"))  # type: ignore[arg-type]
     assert backend.get("a") == b"v"
     with pytest.raises(SerializationError):
         backend.set("a", "text")  # type: ignore[arg-type]
