@@ -10,6 +10,7 @@ from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.codec import AesGcmStage, Codec, ZstdStage
 from session_store.counters import Counters
 from session_store.dataroom import SessionManager, SessionMetrics, session_quality
+from session_store.decoded import DecodedCache
 from session_store.errors import (
     BackendError,
     BackendUnavailableError,
@@ -52,6 +53,7 @@ __all__ = [
     "ConflictError",
     "CorruptPayloadError",
     "Counters",
+    "DecodedCache",
     "DocumentExtractionResult",
     "EnhancedSessionData",
     "Evicted",

@@ -29,6 +29,7 @@ import attrs
 
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
@@ -59,6 +60,9 @@ class SessionStore(Generic[T]):
         access_interval: at most this often (seconds) a read refreshes ``last_accessed``;
             ``None`` never.
         update_timeout: how long ``update`` retries on conflicts before ``ConflictError``.
+        decoded_cache_bytes: bound on the decoded-object near cache
+            (:mod:`session_store.decoded`: a warm ``load`` of unchanged bytes skips the
+            decode, and returns a private copy); 0 turns it off.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class SessionStore(Generic[T]):
         namespace: str = "",
         access_interval: float | None = 300.0,
         update_timeout: float = 10.0,
+        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
     ) -> None:
         self._owns_backend = isinstance(backend, str)
         self.backend = open_backend(backend) if isinstance(backend, str) else backend
@@ -85,6 +90,7 @@ class SessionStore(Generic[T]):
         self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)
         self.access_interval = access_interval
         self.update_timeout = update_timeout
+        self._decoded = DecodedCache(decoded_cache_bytes)  # issue 17: see session_store.decoded
 
     def __repr__(self) -> str:
         name = self.schema.__qualname__ if self.schema else "any"
@@ -105,7 +111,7 @@ class SessionStore(Generic[T]):
         data = self.backend.get(key)
         if data is None:
             return None
-        obj = self._decode(key, data)
+        obj: T = self._decoded.load(key, data, self._decode)  # same bytes: no decode
         if self._access_is_stale(obj):
             obj = self._refresh_access(key, obj)
         return obj
@@ -148,7 +154,9 @@ class SessionStore(Generic[T]):
         validate_key(key)
         self._check_schema(key, obj)
         stamped = self._stamp(obj)
-        self.backend.set(key, self.codec.encode(key, stamped), self._ttl(ttl))
+        payload = self.codec.encode(key, stamped)
+        self.backend.set(key, payload, self._ttl(ttl))
+        self._decoded.put(key, payload, stamped)  # the next load of these bytes: no decode
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
@@ -160,6 +168,7 @@ class SessionStore(Generic[T]):
 
     def delete(self, key: str) -> bool:
         """Remove the session; ``True`` if there was one."""
+        self._decoded.discard(key)
         return self.backend.delete(key)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
