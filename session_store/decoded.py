@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import keyword
 import threading
+import typing
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -129,12 +130,19 @@ def _copier_for(kind: type) -> Callable[[Any], Any]:
 
 
 def _attrs_copier(cls: type) -> Callable[[Any], Any]:
-    """A generated function: a new instance (no ``__init__``), each field copied as needed."""
+    """A generated function: a new instance (no ``__init__``), each field copied as its
+    declared type says (containers of known shapes inline, without a dispatch per item); a
+    value that does not have its declared shape (a misfit kept from stored data) goes through
+    :func:`snapshot_copy`."""
     names = [a.name for a in attrs.fields(cls)]
     if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
         import copy
 
         return copy.deepcopy
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable annotations: copy by the runtime types alone
+        hints = {}
     namespace: dict[str, Any] = {
         "_cls": cls,
         "_new": object.__new__,
@@ -145,18 +153,42 @@ def _attrs_copier(cls: type) -> Callable[[Any], Any]:
     # no frozen fields, no on_setattr hooks: plain assignment
     plain = getattr(cls, "__setattr__", None) is object.__setattr__
     lines = ["def copy_instance(o):", "    n = _new(_cls)"]
-    for name in names:
+    for index, name in enumerate(names):
         lines.append(f"    v = o.{name}")
+        expr = _copy_expression(hints.get(name, Any), index, namespace)
         if plain:
-            lines.append(f"    n.{name} = v if type(v) in _imm else _copy(v)")
+            lines.append(f"    n.{name} = {expr}")
         else:
-            lines.append(f"    _set(n, {name!r}, v if type(v) in _imm else _copy(v))")
+            lines.append(f"    _set(n, {name!r}, {expr})")
     lines.append("    return n")
     source = "\n".join(lines)
     # Only checked identifiers and repr()s of them in the source; values come from namespace.
     exec(compile(source, f"<session_store copy {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
     copier: Callable[[Any], Any] = namespace["copy_instance"]
     return copier
+
+
+def _copy_expression(declared: Any, index: int, namespace: dict[str, Any]) -> str:
+    """Source copying the field value ``v`` of declared type ``declared``."""
+    fallback = "v if type(v) in _imm else _copy(v)"
+    origin, args = typing.get_origin(declared), typing.get_args(declared)
+    if isinstance(declared, type) and issubclass(declared, enum.Enum):
+        namespace[f"_e{index}"] = declared
+        return f"v if type(v) is _e{index} else ({fallback})"
+    item = args[-1] if args else Any
+    if (origin is dict and args and args[0] is str) or origin is list:
+        loop = "for k, x in v.items()" if origin is dict else "for x in v"
+        head = "{k: " if origin is dict else "["
+        tail = "}" if origin is dict else "]"
+        kind = "dict" if origin is dict else "list"
+        if attrs.has(item) and "__slots__" in item.__dict__:
+            namespace[f"_t{index}"] = item
+            namespace[f"_c{index}"] = _COPIERS.get(item) or _copier_for(item)
+            each = f"_c{index}(x) if type(x) is _t{index} else _copy(x)"
+        else:
+            each = "x if type(x) in _imm else _copy(x)"
+        return f"{head}{each} {loop}{tail} if type(v) is {kind} else _copy(v)"
+    return fallback
 
 
 # -- sizes --------------------------------------------------------------------------------------
