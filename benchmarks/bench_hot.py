@@ -32,10 +32,12 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attrs
 import msgspec
 import orjson
 
@@ -44,7 +46,13 @@ from benchmarks.harness import Goal, interleaved, markdown_table, no_gc, ratio_o
 from benchmarks.payloads import vision_session
 from session_store import MemoryBackend, SessionStore, open_backend
 from session_store.codec import Codec
-from session_store.schema import EnhancedSessionData, get_schema, schema_for_class
+from session_store.schema import (
+    EnhancedSessionData,
+    SchemaInfo,
+    get_schema,
+    register_schema,
+    schema_for_class,
+)
 
 #: The last commit before issue 17's changes.
 BEFORE_REV = "84e0b25"
@@ -227,6 +235,78 @@ def codec_round_trips(rounds: int, before: ModuleType | None) -> list[Row]:
     return rows
 
 
+# -- a frozen twin of the vision session: what an immutable schema gets ----------------------
+@attrs.frozen
+class FrozenPage:
+    """A vision extraction, immutable (tuples instead of lists and dicts)."""
+
+    page_number: int
+    content_type: str
+    description: str
+    extracted_text: str
+    series: tuple[float, ...]
+    confidence: float
+    model: str
+    cost_usd: float
+
+
+@attrs.frozen
+class FrozenDocument:
+    """A document's extraction results, immutable."""
+
+    document_id: str
+    filename: str
+    text_content: str
+    pages: tuple[FrozenPage, ...]
+    insights: tuple[str, ...]
+    quality_score: float
+
+
+@attrs.frozen
+class FrozenSession:
+    """The vision-heavy session as a frozen schema: its snapshots are shared, never copied."""
+
+    user_id: str
+    created_at: datetime
+    last_accessed: datetime
+    documents: tuple[FrozenDocument, ...]
+
+
+FROZEN = SchemaInfo("bench-frozen-session", FrozenSession, 1)
+
+
+def frozen_twin(session: EnhancedSessionData) -> FrozenSession:
+    """The same content as a :class:`FrozenSession`."""
+    return FrozenSession(
+        session.user_id,
+        session.created_at,
+        session.last_accessed,
+        tuple(
+            FrozenDocument(
+                doc.document_id,
+                doc.filename,
+                doc.text_content,
+                tuple(
+                    FrozenPage(
+                        v.page_number,
+                        v.content_type,
+                        v.description,
+                        v.extracted_text,
+                        tuple(v.data_points.get("series", ())),
+                        v.confidence,
+                        v.model,
+                        v.cost_usd,
+                    )
+                    for v in doc.vision_extractions
+                ),
+                tuple(doc.insights),
+                doc.quality_score,
+            )
+            for doc in session.extraction_results.values()
+        ),
+    )
+
+
 # -- a warm load through the chain --------------------------------------------------------------
 def warm_chain_load(rounds: int, before: ModuleType | None) -> tuple[list[Row], list[str]]:
     from session_store_redis.testing import RedisServer
@@ -246,9 +326,19 @@ def warm_chain_load(rounds: int, before: ModuleType | None) -> tuple[list[Row], 
         payload = chain.get("hot")
         assert payload is not None
         info = schema_for_class(EnhancedSessionData)
+        register_schema(FROZEN)
+        frozen = SessionStore(chain, FrozenSession, access_interval=None)
+        frozen.save("frozen", frozen_twin(session))
+        frozen_payload = chain.get("frozen")
+        assert frozen_payload is not None and frozen.load("frozen") is frozen.load("frozen")
         variants: dict[str, tuple[Op, int]] = {
             "bare decode": (lambda: store.codec.decode("hot", payload, as_schema=info), 20),
             "warm load": (lambda: store.load("hot"), 20),
+            "frozen schema: bare decode": (
+                lambda: frozen.codec.decode("frozen", frozen_payload, as_schema=FROZEN),
+                20,
+            ),
+            "frozen schema: warm load": (lambda: frozen.load("frozen"), 20),
             "chain get (bytes)": (lambda: chain.get("hot"), 20),
         }
         memory = MemoryBackend()
@@ -267,6 +357,14 @@ def warm_chain_load(rounds: int, before: ModuleType | None) -> tuple[list[Row], 
             "bare decode",
             goal=f"<= 1/{1 / WARM_GOAL:g}",
             context=f"{_us(samples, 'warm load')} vs {_us(samples, 'bare decode')}",
+        ),
+        _row(
+            samples,
+            "frozen schema: warm load",
+            "frozen schema: bare decode",
+            goal=f"<= 1/{1 / WARM_GOAL:g}",
+            context=f"{_us(samples, 'frozen schema: warm load')} vs "
+            f"{_us(samples, 'frozen schema: bare decode')}",
         ),
         _row(samples, "chain get (bytes)", "memory backend get", goal="<= 1.5 (chain work)"),
     ]
@@ -346,8 +444,11 @@ def measure(rounds: int = 7) -> HotResult:
         result.goals.append(
             Goal(f"hot {size}: typed save+load via memory:// / msgspec (attrs)", row.ratio, 2.0)
         )
-    row = warm[0]
-    result.goals.append(Goal("hot: warm chain load / bare decode", row.ratio, WARM_GOAL))
+    result.goals.append(Goal("hot: warm chain load / bare decode", warm[0].ratio, WARM_GOAL))
+    frozen_row = next(r for r in warm if r.name.startswith("frozen"))
+    result.goals.append(
+        Goal("hot: warm chain load / bare decode, frozen schema", frozen_row.ratio, WARM_GOAL)
+    )
     halved = [r for r in result.rows[next(reversed(result.rows))] if "before" in r.name]
     if halved:
         result.goals.append(Goal("hot: MemoryBackend op / before", halved[0].ratio, 0.5))
