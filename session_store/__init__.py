@@ -16,6 +16,7 @@ from session_store.dataroom import (
     naive_utc,
     session_quality,
 )
+from session_store.decoded import DecodedCache
 from session_store.errors import (
     BackendError,
     BackendUnavailableError,
@@ -59,6 +60,7 @@ __all__ = [
     "ConflictError",
     "CorruptPayloadError",
     "Counters",
+    "DecodedCache",
     "DocumentExtractionResult",
     "EnhancedSessionData",
     "EnhancedSessionManager",

@@ -33,6 +33,7 @@ import attrs
 
 from session_store.backend import SessionBackend, Versioned
 from session_store.codec import Codec
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import BackendError, ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
@@ -68,6 +69,9 @@ class SessionStore(Generic[T]):
         touch_on_load: every successful ``load`` also touches the session (sliding expiry
             keeping its own TTL); off by default.
         update_timeout: how long ``update`` retries on conflicts before ``ConflictError``.
+        decoded_cache_bytes: bound on the decoded-object near cache
+            (:mod:`session_store.decoded`: a warm ``load`` of unchanged bytes skips the
+            decode, and returns a private copy); 0 turns it off.
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class SessionStore(Generic[T]):
         access_interval: float | None = None,
         touch_on_load: bool = False,
         update_timeout: float = 10.0,
+        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
     ) -> None:
         self._owns_backend = isinstance(backend, str)
         self.backend = open_backend(backend) if isinstance(backend, str) else backend
@@ -96,6 +101,7 @@ class SessionStore(Generic[T]):
         self.access_interval = access_interval
         self.touch_on_load = touch_on_load
         self.update_timeout = update_timeout
+        self._decoded = DecodedCache(decoded_cache_bytes)  # issue 17: see session_store.decoded
 
     def __repr__(self) -> str:
         name = self.schema.__qualname__ if self.schema else "any"
@@ -119,7 +125,7 @@ class SessionStore(Generic[T]):
         payload = session_bytes(data)
         if payload is None:  # a chain's tombstone, read through one tier
             return None
-        obj = self._decode(key, payload)
+        obj: T = self._decoded.load(key, payload, self._decode)  # same bytes: no decode
         if self.touch_on_load:
             self._touch_after_load(key, data)
         return obj
@@ -175,7 +181,9 @@ class SessionStore(Generic[T]):
         validate_key(key)
         self._check_schema(key, obj)
         stamped = self._stamp(obj)
-        self.backend.set(key, self.codec.encode(key, stamped), self._ttl(ttl))
+        payload = self.codec.encode(key, stamped)
+        self.backend.set(key, payload, self._ttl(ttl))
+        self._decoded.put(key, payload, stamped)  # the next load of these bytes: no decode
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
@@ -187,6 +195,7 @@ class SessionStore(Generic[T]):
 
     def delete(self, key: str) -> bool:
         """Remove the session; ``True`` if there was one."""
+        self._decoded.discard(key)
         return self.backend.delete(key)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
