@@ -394,7 +394,9 @@ class RedisClusterServers:
         self._cli("add-node", f"{self.host}:{node.port}", f"{self.host}:{existing.port}")
         wait_until(
             "every node to know the new one",
-            lambda: all(node.port in {n.port for n in self._view_of(other)} for other in self.nodes),
+            lambda: all(
+                node.port in {n.port for n in self._view_of(other)} for other in self.nodes
+            ),
             self.startup_timeout,
         )
         self.wait_healthy(self.startup_timeout)  # the new node says the cluster is ok, too
@@ -436,23 +438,30 @@ class RedisClusterServers:
             return 0
         ids = {info.port: info.node_id for info in self.topology()}
         src, dst = self._clients.of(source), self._clients.of(target)
-        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
-        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
+        dst.execute_command(  # type: ignore[no-untyped-call]
+            "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port]
+        )
+        src.execute_command(  # type: ignore[no-untyped-call]
+            "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port]
+        )
         moved = 0
         auth = ("AUTH", self._password) if self._password else ()
         while True:
-            keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 10)
+            keys = src.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER", "GETKEYSINSLOT", slot, 10
+            )
             if not keys:
                 break
             for key in keys:
-                src.execute_command(
+                src.execute_command(  # type: ignore[no-untyped-call]
                     "MIGRATE", self.host, target.port, "", 0, 5000, *auth, "KEYS", key
                 )
                 moved += 1
                 if pause:
                     time.sleep(pause)
-        for node in [target, source, *(n for n in self.primary_nodes() if n not in (source, target))]:
-            self._clients.of(node).execute_command(
+        others = [n for n in self.primary_nodes() if n is not source and n is not target]
+        for node in [target, source, *others]:
+            self._clients.of(node).execute_command(  # type: ignore[no-untyped-call]
                 "CLUSTER", "SETSLOT", slot, "NODE", ids[target.port]
             )
         return moved
