@@ -124,6 +124,9 @@ def test_urls_parse() -> None:
         0,
         "session:",
     )
+    assert default.role_check_interval == 1.0
+    never = parse_sentinel_config(parse_url("redis+sentinel://h/svc?role_check_interval=0"), {})
+    assert never.role_check_interval == 0.0
 
 
 @pytest.mark.parametrize(
@@ -139,6 +142,8 @@ def test_urls_parse() -> None:
         ("redis+sentinel://h:26379/svc?wait_replicas=x", "wait_replicas"),
         ("redis+sentinel://h:26379,h:x/svc", "port"),
         ("redis+sentinel://h:26379/svc?ssl_cert_reqs=none", "ssl_cert_reqs"),
+        ("redis+sentinel://h:26379/svc?role_check_interval=-1", "role_check_interval"),
+        ("redis+sentinel://h:26379/svc?role_check_interval=soon", "role_check_interval"),
     ],
 )
 def test_bad_url_is_configuration_error_naming_it(url: str, named: str) -> None:
