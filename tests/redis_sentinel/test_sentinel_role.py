@@ -74,7 +74,7 @@ def test_the_watcher_hears_a_failover_the_sentinels_announce(
         time.sleep(0.2)  # the watchers have subscribed
         raw = sentinels.sentinels[0].client()
         try:
-            raw.execute_command("SENTINEL", "FAILOVER", sentinels.service)
+            raw.execute_command("SENTINEL", "FAILOVER", sentinels.service)  # type: ignore[no-untyped-call]
         finally:
             raw.close()
         deadline = time.monotonic() + 20
