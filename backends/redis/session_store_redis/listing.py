@@ -61,15 +61,19 @@ class NodeState:
     """A primary's view of itself at one instant."""
 
     node_id: str
-    owned: frozenset[int]
+    owned: tuple[tuple[int, int], ...]  # inclusive slot ranges
     migrating: dict[int, str]  # slot -> the node id it migrates to
     importing: dict[int, str]  # slot -> the node id it imports from
     arrivals: int  # RESTORE-ASKING + RESTORE calls so far
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)  # node id -> host, port
 
+    def owns(self, slot: int) -> bool:
+        """Whether this node serves ``slot`` (by its own view)."""
+        return any(low <= slot <= high for low, high in self.owned)
+
     def settled(self, slot: int) -> bool:
         """Whether every key of ``slot`` is on this node now (it owns it, migrates it nowhere)."""
-        return slot in self.owned and slot not in self.migrating
+        return slot not in self.migrating and self.owns(slot)
 
 
 def parse_state(nodes_text: bytes | str, stats: dict[str, Any]) -> NodeState:
@@ -90,7 +94,7 @@ def parse_state(nodes_text: bytes | str, stats: dict[str, Any]) -> NodeState:
             mine = fields
     if mine is not None:
         fields = mine
-        owned: set[int] = set()
+        owned: list[tuple[int, int]] = []
         migrating: dict[int, str] = {}
         importing: dict[int, str] = {}
         for part in fields[8:]:
@@ -103,8 +107,8 @@ def parse_state(nodes_text: bytes | str, stats: dict[str, Any]) -> NodeState:
                     importing[int(slot_text)] = other
                 continue
             low, _, high = part.partition("-")
-            owned.update(range(int(low), int(high or low) + 1))
-        return NodeState(fields[0], frozenset(owned), migrating, importing, arrivals, addresses)
+            owned.append((int(low), int(high or low)))
+        return NodeState(fields[0], tuple(owned), migrating, importing, arrivals, addresses)
     raise ValueError("CLUSTER NODES has no line for the node itself")
 
 
@@ -140,11 +144,51 @@ class ClusterListing(Iterator[str]):
         return next(self._keys)
 
 
-@dataclass
 class _Walk:
-    """What a walk has proven so far."""
+    """Which slots a walk has proven so far (one byte per slot), and which nodes it walked."""
 
-    proven: set[int] = field(default_factory=set)
+    def __init__(self) -> None:
+        self._proven = bytearray(SLOTS)
+        self.walked: set[str] = set()
+
+    def prove(self, slot: int) -> None:
+        self._proven[slot] = 1
+
+    def prove_walk(self, before: NodeState, after: NodeState) -> None:
+        """The slots a ``SCAN`` of one node proved, from its state before and after it: owned
+        at both ends, migrating at neither, no key arrived in between."""
+        if before.node_id != after.node_id or before.arrivals != after.arrivals:
+            return
+        moving = {*before.migrating, *after.migrating}
+        kept = {slot: self._proven[slot] for slot in moving}  # proven by another walk, or not
+        if before.owned == after.owned:  # the usual case: mark whole ranges
+            for low, high in before.owned:
+                self._proven[low : high + 1] = b"\x01" * (high - low + 1)
+        else:
+            for low, high in before.owned:
+                for slot in range(low, high + 1):
+                    if after.owns(slot):
+                        self._proven[slot] = 1
+        for slot, value in kept.items():
+            self._proven[slot] = value
+
+    @property
+    def missing(self) -> list[int]:
+        """The slots not proven yet, in order (found by ``bytearray.find``: fast when few)."""
+        found: list[int] = []
+        start = self._proven.find(0)
+        while start != -1:
+            found.append(start)
+            start = self._proven.find(0, start + 1)
+        return found
+
+    @property
+    def complete(self) -> bool:
+        """Whether every slot is proven."""
+        return self._proven.find(0) == -1
+
+    def __len__(self) -> int:
+        return SLOTS - self._proven.count(0)
 
 
 def walk_cluster(
@@ -158,9 +202,34 @@ def walk_cluster(
     """Pages of stored keys matching ``pattern`` (``SCAN`` pattern) / starting with ``head``
     (the same prefix, literal), over every primary; see the module's docstring. When it ends,
     ``on_end`` gets the slots it could not prove (empty: complete). Raises redis-py's errors."""
-    client.nodes_manager.initialize()  # a primary added, a failover since: walk the map of now
     walk = _Walk()
-    for node in client.get_primaries():  # type: ignore[no-untyped-call]
+    yield from _scan_nodes(client, client.get_primaries(), pattern, scan_count, walk)  # type: ignore[no-untyped-call]
+    if not walk.complete:
+        # A primary added or promoted, slots moved: walk the primaries of the map of now that
+        # were not walked, then read what is still unproven slot by slot.
+        client.nodes_manager.initialize()
+        fresh = [n for n in client.get_primaries() if n.name not in walk.walked]  # type: ignore[no-untyped-call]
+        yield from _scan_nodes(client, fresh, pattern, scan_count, walk)
+    for attempt in range(rounds):
+        if walk.complete:
+            break
+        missing = walk.missing
+        if attempt:
+            client.nodes_manager.initialize()
+        yield from _read_slots(client, missing, head, walk)
+    on_end(frozenset() if walk.complete else frozenset(walk.missing))
+
+
+def _scan_nodes(
+    client: RedisCluster,
+    nodes: list[ClusterNode],
+    pattern: str,
+    scan_count: int,
+    walk: _Walk,
+) -> Iterator[list[bytes]]:
+    """``SCAN`` each node, its state read before and after; what that proves goes to ``walk``."""
+    for node in nodes:
+        walk.walked.add(node.name)
         redis_node = client.get_redis_connection(node)
         before, _ = read_state(redis_node)
         cursor = 0
@@ -170,20 +239,7 @@ def walk_cluster(
             if int(cursor) == 0:
                 break
         after, _ = read_state(redis_node)
-        if before.node_id == after.node_id and before.arrivals == after.arrivals:
-            walk.proven.update(
-                slot
-                for slot in before.owned & after.owned
-                if slot not in before.migrating and slot not in after.migrating
-            )
-    missing = set(range(SLOTS)) - walk.proven
-    for _ in range(rounds):
-        if not missing:
-            break
-        client.nodes_manager.initialize()
-        yield from _read_slots(client, sorted(missing), head, walk)
-        missing -= walk.proven
-    on_end(frozenset(missing))
+        walk.prove_walk(before, after)
 
 
 def _read_slots(
@@ -203,7 +259,7 @@ def _read_slots(
             for slot, keys in zip(batch, keys_per_slot, strict=True):
                 mine = [key for key in keys if key.startswith(head)]
                 if state.settled(slot):
-                    walk.proven.add(slot)
+                    walk.prove(slot)
                     yield mine
                 elif slot in state.migrating:
                     yield mine  # keys still on the source; the rest are on the target
@@ -225,7 +281,7 @@ def _read_target(
         return
     source_after, _ = read_state(source)
     if source_after.arrivals == state.arrivals and source_after.node_id == state.node_id:
-        walk.proven.add(slot)
+        walk.prove(slot)
 
 
 def warn_incomplete(description: str, unproven: frozenset[int]) -> None:
