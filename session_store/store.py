@@ -18,31 +18,23 @@ and a failed ``save`` or ``update`` leaves the stored copy as it was.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
-
-import attrs
+from typing import Any, Self, TypeVar
 
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
-from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
-from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
-from session_store.ttl import normalize_ttl
+from session_store.storerules import StoreRules, backoff_pause
 
 __all__ = ["SessionStore"]
 
 T = TypeVar("T")
 
-_ACCESS_FIELD = "last_accessed"
 
-
-class SessionStore(Generic[T]):
+class SessionStore(StoreRules[T]):
     """Typed sessions in a backend.
 
     Args:
@@ -75,26 +67,21 @@ class SessionStore(Generic[T]):
     ) -> None:
         self._owns_backend = isinstance(backend, str)
         self.backend = open_backend(backend) if isinstance(backend, str) else backend
-        self.schema = schema
-        self._info: SchemaInfo | None = None
-        if schema is not None:
-            self._info = get_schema("dict") if schema is dict else schema_for_class(schema)
-        self.ttl = normalize_ttl(ttl)
-        if legacy_schema is None:
-            legacy_schema = "dict" if schema is dict else "dataroom"
-        self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)
-        self.access_interval = access_interval
-        self.update_timeout = update_timeout
+        self._init_rules(  # schema, codec, TTL and stamping: shared with AsyncSessionStore
+            schema,
+            ttl=ttl,
+            codec=codec,
+            legacy_schema=legacy_schema,
+            namespace=namespace,
+            access_interval=access_interval,
+            update_timeout=update_timeout,
+        )
 
     def __repr__(self) -> str:
         name = self.schema.__qualname__ if self.schema else "any"
         return f"SessionStore[{name}]({self.backend.describe()})"
 
     # -- reads ---------------------------------------------------------------------------------
-    def _decode(self, key: str, data: bytes) -> T:
-        obj: T = self.codec.decode(key, data, as_schema=self._info).obj
-        return obj
-
     def load(self, key: str) -> T | None:
         """The session stored under ``key``, or ``None``.
 
@@ -123,22 +110,6 @@ class SessionStore(Generic[T]):
         return self.backend.scan(prefix)
 
     # -- writes --------------------------------------------------------------------------------
-    def _check_schema(self, key: str, obj: T) -> None:
-        """Refuse an object of another schema than the store's (a dict store is for dicts)."""
-        if self._info is not None and self.codec.schema_of(obj).name != self._info.name:
-            raise SerializationError(
-                f"this store holds {self._info.name!r} sessions, got {type(obj).__qualname__}",
-                key=key,
-            )
-
-    def _stamp(self, obj: T) -> T:
-        if attrs.has(type(obj)) and hasattr(obj, _ACCESS_FIELD):
-            return attrs.evolve(obj, **{_ACCESS_FIELD: datetime.now(UTC)})  # type: ignore[misc]
-        return obj
-
-    def _ttl(self, ttl: float | None) -> float | None:
-        return normalize_ttl(ttl) if ttl is not None else self.ttl
-
     def save(self, key: str, obj: T, ttl: float | None = None) -> T:
         """Store ``obj`` under ``key``; returns what was stored (with ``last_accessed`` stamped).
 
@@ -194,22 +165,10 @@ class SessionStore(Generic[T]):
                 return stamped
             attempt += 1
             if time.monotonic() >= deadline:
-                raise ConflictError(
-                    f"update lost {attempt} races in {self.update_timeout:g} s; nothing written",
-                    key=key,
-                    backend=self.backend.describe(),
-                )
-            _backoff(attempt, deadline)
+                raise self._conflict(key, attempt, self.backend.describe())
+            time.sleep(backoff_pause(attempt, deadline))
 
     # -- last_accessed -------------------------------------------------------------------------
-    def _access_is_stale(self, obj: Any) -> bool:
-        if self.access_interval is None:
-            return False
-        seen = getattr(obj, _ACCESS_FIELD, None)
-        if not isinstance(seen, datetime) or seen.tzinfo is None:
-            return False
-        return (datetime.now(UTC) - seen).total_seconds() > self.access_interval
-
     def _refresh_access(self, key: str, obj: T) -> T:
         """Stamp ``last_accessed`` with one compare-and-set; a concurrent writer wins."""
         read = self.backend.get_versioned(key)
@@ -247,9 +206,3 @@ class SessionStore(Generic[T]):
     ) -> None:
         self.close()
 
-
-def _backoff(attempt: int, deadline: float) -> None:
-    """Sleep with exponential backoff and full jitter, never past the deadline."""
-    cap = min(0.001 * 2 ** min(attempt, 10), 0.25)
-    pause = random.uniform(0, cap)
-    time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
