@@ -205,4 +205,3 @@ class SessionStore(StoreRules[T]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-

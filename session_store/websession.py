@@ -35,11 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action",
+    "DictSession",
     "Outcome",
     "Plan",
     "ServerSession",
+    "SessionState",
     "acommit",
     "commit",
+    "diff",
     "is_session_id",
     "merge_changes",
     "new_session_id",
@@ -155,11 +158,53 @@ class ServerSession(MutableMapping[str, Any]):
         """The top-level keys set to a new value, and the keys removed, since the load."""
         if self._data is None:
             return {}, frozenset()
-        changed = {
-            k: v for k, v in self._data.items() if k not in self._original or self._original[k] != v
-        }
-        removed = frozenset(self._original.keys() - self._data.keys())
-        return changed, removed
+        return diff(self._original, self._data)
+
+
+class DictSession(dict[str, Any]):
+    """A session already loaded, as a real ``dict`` (for frameworks whose apps expect one, such
+    as Starlette's ``request.session``, which apps hand to ``json.dumps``), with the same
+    change tracking as :class:`ServerSession`.
+
+    Args:
+        sid: the id the data was loaded from, or ``None`` (none, or one the store did not hold).
+        data: the stored data (``None``: a new session).
+    """
+
+    def __init__(self, sid: str | None, data: Data | None) -> None:
+        super().__init__(data or {})
+        self.sid = sid if data is not None else None
+        self._original = copy.deepcopy(dict(self))
+        self.loaded = True
+        self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
+        self.cleared = False
+        self.regenerate_requested = False
+
+    def clear(self) -> None:
+        """Forget every key; at the end of the request, an empty session is deleted."""
+        super().clear()
+        self.cleared = True
+
+    def regenerate(self) -> None:
+        """Move this session to a new id at the end of the request (call it on login)."""
+        self.regenerate_requested = True
+
+    def mark_accessed(self) -> None:
+        """The app looked at the session (sliding expiry applies, ``Vary: Cookie`` is sent)."""
+        self.accessed = True
+
+    def changes(self) -> tuple[Data, frozenset[str]]:
+        """The top-level keys set to a new value, and the keys removed, since the load."""
+        return diff(self._original, self)
+
+
+def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:
+    """The keys of ``current`` new or different from ``original``, and the keys it lost."""
+    changed = {k: v for k, v in current.items() if k not in original or original[k] != v}
+    return changed, frozenset(original.keys() - current.keys())
+
+
+SessionState = ServerSession | DictSession
 
 
 class Action(enum.Enum):
@@ -188,12 +233,15 @@ class Plan:
         )
 
 
-def plan_commit(session: ServerSession, *, sliding: bool = True) -> Plan:
+def plan_commit(session: SessionState, *, sliding: bool = True) -> Plan:
     """What to do with ``session`` once the app is done with it."""
-    if not session.loaded or not session.accessed:
+    if not session.loaded:
         return Plan(Action.NOTHING)
     changed, removed = session.changes()
-    if session.cleared and not len(session._load()):
+    touched = changed or removed or session.cleared or session.regenerate_requested
+    if not touched and not session.accessed:
+        return Plan(Action.NOTHING)
+    if session.cleared and not len(session):
         return Plan(Action.DELETE if session.sid is not None else Action.NOTHING)
     replace = session.cleared
     if session.regenerate_requested:
@@ -238,7 +286,7 @@ def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
 
 
 def commit(
-    store: SessionStore[Data], session: ServerSession, ttl: float | None, sliding: bool = True
+    store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through a sync store."""
     plan = plan_commit(session, sliding=sliding)
@@ -273,7 +321,7 @@ def commit(
 
 
 async def acommit(
-    store: AsyncSessionStore[Data], session: ServerSession, ttl: float | None, sliding: bool = True
+    store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through an async store."""
     plan = plan_commit(session, sliding=sliding)

@@ -19,6 +19,7 @@ Cluster and Sentinel stay sync-only for now.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Self, cast
@@ -81,16 +82,27 @@ class AsyncRedisBackend(AsyncSessionBackend):
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")
 
+    A ``redis.asyncio`` connection belongs to the event loop that opened it, so a backend
+    opened from a URL keeps one client (one pool) per running loop: an app served on one loop
+    uses one pool, and a test client that runs each request on a loop of its own still works.
+
     Args:
-        client: a ``redis.asyncio.Redis`` returning bytes.
-        config: the parsed URL it was built from (prefix, TTL, retries, ``wait_replicas``).
-        owns_client: ``aclose`` closes the client's pool.
+        client: a ``redis.asyncio.Redis`` returning bytes, used on every loop (yours to keep on
+            one); ``None``: clients built from ``config``, one per event loop.
+        config: the parsed URL (prefix, TTL, retries, ``wait_replicas``, connection settings).
+        owns_client: ``aclose`` closes the given client's pool.
     """
 
     scope = Scope.NETWORK
 
-    def __init__(self, client: aioredis.Redis, config: RedisConfig, *, owns_client: bool) -> None:
-        self._client = client
+    def __init__(
+        self, client: aioredis.Redis | None, config: RedisConfig, *, owns_client: bool
+    ) -> None:
+        self._given = client
+        self._config = config
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
         self._namespace = Namespace(config.prefix)
         self._head = self._namespace.scan_head()
         self.prefix = config.prefix
@@ -103,7 +115,6 @@ class AsyncRedisBackend(AsyncSessionBackend):
         self._owns_client = owns_client
         self._description = config.describe()
         self._secrets = (config.password,)
-        self._cas = client.register_script(CAS_SCRIPT)
         self._closed = False
         self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
 
@@ -112,12 +123,22 @@ class AsyncRedisBackend(AsyncSessionBackend):
         """Build from ``redis://...`` or ``rediss://...`` (no I/O; the sync URL rules)."""
         parsed = parse_url(url) if isinstance(url, str) else url
         config = parse_config(parsed, overrides)
-        return cls(build_async_client(config), config, owns_client=True)
+        return cls(None, config, owns_client=True)
 
     @property
     def client(self) -> aioredis.Redis:
-        """The ``redis.asyncio`` client (for commands this protocol does not have)."""
+        """The ``redis.asyncio`` client of the running loop (for other commands)."""
         return self._client
+
+    @property
+    def _client(self) -> aioredis.Redis:
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = build_async_client(self._config)
+        return client
 
     @property
     def namespace(self) -> Namespace:
@@ -288,12 +309,21 @@ class AsyncRedisBackend(AsyncSessionBackend):
             written = await self._call(
                 "set_if",
                 key,
-                lambda: self._cas(keys=[stored], args=[cast("str", token), value, px or 0]),
+                partial(self._run_cas, stored, cast("str", token), value, px or 0),
                 retry=False,
             )
         if written:
             self.counters.add("writes")
         return bool(written)
+
+    async def _run_cas(self, stored: str, token: str, value: bytes, px: int) -> Any:
+        """The compare-and-set script by its SHA, loaded first if the server lost it."""
+        client = self._client
+        try:
+            return await client.evalsha(CAS_SHA, 1, stored, token, value, px)
+        except NoScriptError:
+            pass  # a restarted or flushed server: send the script itself once
+        return await client.eval(CAS_SCRIPT, 1, stored, token, value, px)
 
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> AsyncIterator[str]:
@@ -368,6 +398,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if self._closed:
             return
         self._closed = True
-        if self._owns_client:
-            await self._client.aclose()
-            await self._client.connection_pool.disconnect()
+        # a connection can only be closed on its own loop; those of other (ended) loops go with it
+        loop = asyncio.get_running_loop()
+        clients = [c for owner, c in self._clients.items() if owner is loop]
+        self._clients.clear()
+        if self._given is not None and self._owns_client:
+            clients.append(self._given)
+        for client in clients:
+            await client.aclose()
+            await client.connection_pool.disconnect()
