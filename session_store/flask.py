@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 from flask import Flask, Request, Response
 from flask import session as current_session
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 
 from session_store.store import SessionStore
@@ -38,11 +40,54 @@ __all__ = ["FlaskSession", "SessionStoreInterface", "regenerate"]
 Data = dict[str, Any]
 
 
+_TAGS = TaggedJSONSerializer()
+
+
+def _tag(value: Any) -> Any:
+    """A value as Flask's tagged JSON (tuples, bytes, Markup, UUID, datetime survive), no pickle."""
+    return _TAGS.tag(value)
+
+
+def _untag(value: Any) -> Any:
+    """The inverse of :func:`_tag`, bottom-up as Flask's ``object_hook`` runs."""
+    if isinstance(value, dict):
+        return _TAGS.untag({k: _untag(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
+
+
 class FlaskSession(ServerSession, SessionMixin):
     """``flask.session``: a :class:`~session_store.websession.ServerSession` with Flask's
-    ``permanent`` flag (the ``_permanent`` key, as in Flask's own sessions)."""
+    ``permanent`` flag (the ``_permanent`` key) and Flask's value types (tagged JSON, as in
+    Flask's own sessions: tuples, bytes, ``Markup``, UUIDs and datetimes come back as such)."""
 
-    modified = False  # Flask's flag for nested changes: changes are detected here by comparison
+    def __init__(self, sid: str | None, store: SessionStore[Data] | None = None) -> None:
+        loader = None if store is None else partial(_load_tagged, store)
+        super().__init__(sid, loader)
+        self._force_modified = False
+
+    @property
+    def modified(self) -> bool:
+        """Whether the request changed the session (detected by comparison with what was
+        loaded; setting it ``True`` is accepted, as Flask's API allows, and changes nothing)."""
+        if self._force_modified or self.cleared or self.regenerate_requested:
+            return True
+        changed, removed = ServerSession.changes(self)
+        return bool(changed or removed)
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._force_modified = value
+
+    def changes(self) -> tuple[Data, frozenset[str]]:
+        changed, removed = super().changes()
+        return {k: _tag(v) for k, v in changed.items()}, removed
+
+
+def _load_tagged(store: SessionStore[Data], sid: str) -> Data | None:
+    data = store.load(sid)
+    return None if data is None else {k: _untag(v) for k, v in data.items()}
 
 
 class SessionStoreInterface(SessionInterface):
@@ -78,8 +123,7 @@ class SessionStoreInterface(SessionInterface):
         sid = request.cookies.get(self.get_cookie_name(app))
         if not is_session_id(sid):
             return FlaskSession(None)
-        store = self._store(app)
-        return FlaskSession(sid, store.load)
+        return FlaskSession(sid, self._store(app))
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         value = super().get_cookie_samesite(app)
@@ -105,6 +149,7 @@ class SessionStoreInterface(SessionInterface):
                 secure=self.get_cookie_secure(app),
                 samesite=self.get_cookie_samesite(app),
                 httponly=self.get_cookie_httponly(app),
+                partitioned=self.get_cookie_partitioned(app),
             )
             return
         if outcome.action is Action.NOTHING or outcome.sid is None:

@@ -241,7 +241,7 @@ def plan_commit(session: SessionState, *, sliding: bool = True) -> Plan:
     touched = changed or removed or session.cleared or session.regenerate_requested
     if not touched and not session.accessed:
         return Plan(Action.NOTHING)
-    if session.cleared and not len(session):
+    if (session.cleared or removed) and not len(session):  # emptied: logout
         return Plan(Action.DELETE if session.sid is not None else Action.NOTHING)
     replace = session.cleared
     if session.regenerate_requested:

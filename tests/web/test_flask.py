@@ -248,3 +248,56 @@ def test_flask_session_loses_one_of_the_two_changes(
     data = run_concurrently(interleaved)
     assert data["seed"] is True
     assert ("a" in data) != ("b" in data), data  # exactly one change was lost
+
+
+def test_flask_value_types_survive_as_tagged_json() -> None:
+    """Flask's own sessions keep tuples, bytes, Markup, UUIDs and datetimes (tagged JSON, no
+    pickle); so do these, so flash(..., category) and friends work unchanged."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from flask import flash, get_flashed_messages
+    from markupsafe import Markup
+
+    app, _ = make_app()
+    ident = uuid.uuid4()
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    @app.post("/types")
+    def put() -> str:
+        session.update(t=(1, 2), b=b"\x00\xff", m=Markup("<b>x</b>"), u=ident, d=when)
+        flash(Markup("<i>saved</i>"), "info")
+        return "ok"
+
+    @app.get("/types")
+    def get() -> str:
+        assert session["t"] == (1, 2) and session["b"] == b"\x00\xff"
+        assert session["m"] == Markup("<b>x</b>") and isinstance(session["m"], Markup)
+        assert session["u"] == ident and session["d"] == when
+        assert get_flashed_messages(with_categories=True) == [("info", Markup("<i>saved</i>"))]
+        return "checked"
+
+    client = app.test_client()
+    client.post("/types")
+    assert client.get("/types").text == "checked"
+
+
+def test_emptying_the_session_deletes_it_and_modified_reflects_changes() -> None:
+    app, backend = make_app()
+    seen: list[bool] = []
+
+    @app.post("/pop")
+    def pop() -> str:
+        seen.append(session.modified)
+        session.pop("a", None)
+        seen.append(session.modified)
+        return "ok"
+
+    client = app.test_client()
+    client.post("/set/a/1")
+    sid = sid_of(client)
+    assert sid is not None
+    response = client.post("/pop")
+    assert seen == [False, True]
+    assert backend.inner.get(sid) is None
+    assert session_cookie(response)["expires"].startswith("Thu, 01 Jan 1970")
