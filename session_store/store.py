@@ -166,7 +166,7 @@ class SessionStore(StoreRules[T]):
             attempt += 1
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
-            time.sleep(backoff_pause(attempt, deadline))
+            _backoff(attempt, deadline)
 
     # -- last_accessed -------------------------------------------------------------------------
     def _refresh_access(self, key: str, obj: T) -> T:
@@ -205,3 +205,8 @@ class SessionStore(StoreRules[T]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _backoff(attempt: int, deadline: float) -> None:
+    """Sleep with exponential backoff and full jitter, never past the deadline."""
+    time.sleep(backoff_pause(attempt, deadline))

@@ -237,7 +237,7 @@ def test_flask_session_loses_one_of_the_two_changes(
     """The baseline the merge is measured against: Flask-Session writes the whole session back,
     so the later of the two requests erases the other's key."""
     import redis
-    from flask_session import Session
+    from flask_session import Session  # type: ignore[import-untyped]
 
     interleaved.config.update(
         SESSION_TYPE="redis",
