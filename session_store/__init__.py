@@ -6,6 +6,7 @@ Open a backend from a URL or a chain string::
     backend = open_backend("memory://?max_entries=1000 | diskcache:///var/lib/app/sessions")
 """
 
+from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.codec import AesGcmStage, Codec, ZstdStage
 from session_store.counters import Counters
@@ -52,6 +53,8 @@ __all__ = [
     "MAX_KEY_BYTES",
     "NO_EXPIRY",
     "AesGcmStage",
+    "AsyncSessionBackend",
+    "AsyncSessionStore",
     "BackendError",
     "BackendURL",
     "BackendUnavailableError",
@@ -89,6 +92,7 @@ __all__ = [
     "__version__",
     "available_backends",
     "naive_utc",
+    "open_async_backend",
     "open_backend",
     "parse_url",
     "redact_url",

@@ -22,24 +22,20 @@ and a failed ``save`` or ``update`` leaves the stored copy as it was.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self, TypeVar
 
-import attrs
-
-from session_store.backend import SessionBackend, Versioned
+from session_store.backend import SessionBackend
 from session_store.codec import Codec
 from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
-from session_store.errors import BackendError, ConflictError, SerializationError
+from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
-from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import own_ttl, session_bytes
-from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
+from session_store.storerules import StoreRules, backoff_pause
+from session_store.ttl import DEFAULT_SESSION_TTL
 
 __all__ = ["SessionStore"]
 
@@ -47,10 +43,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_ACCESS_FIELD = "last_accessed"
 
-
-class SessionStore(Generic[T]):
+class SessionStore(StoreRules[T]):
     """Typed sessions in a backend.
 
     Args:
@@ -90,17 +84,16 @@ class SessionStore(Generic[T]):
     ) -> None:
         self._owns_backend = isinstance(backend, str)
         self.backend = open_backend(backend) if isinstance(backend, str) else backend
-        self.schema = schema
-        self._info: SchemaInfo | None = None
-        if schema is not None:
-            self._info = get_schema("dict") if schema is dict else schema_for_class(schema)
-        self.ttl: float = store_ttl(ttl)
-        if legacy_schema is None:
-            legacy_schema = "dict" if schema is dict else "dataroom"
-        self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)
-        self.access_interval = access_interval
-        self.touch_on_load = touch_on_load
-        self.update_timeout = update_timeout
+        self._init_rules(  # schema, codec, TTL and stamping: shared with AsyncSessionStore
+            schema,
+            ttl=ttl,
+            codec=codec,
+            legacy_schema=legacy_schema,
+            namespace=namespace,
+            access_interval=access_interval,
+            touch_on_load=touch_on_load,
+            update_timeout=update_timeout,
+        )
         self._decoded = DecodedCache(decoded_cache_bytes)  # issue 17: see session_store.decoded
 
     def __repr__(self) -> str:
@@ -108,10 +101,6 @@ class SessionStore(Generic[T]):
         return f"SessionStore[{name}]({self.backend.describe()})"
 
     # -- reads ---------------------------------------------------------------------------------
-    def _decode(self, key: str, data: bytes) -> T:
-        obj: T = self.codec.decode(key, data, as_schema=self._info).obj
-        return obj
-
     def load(self, key: str) -> T | None:
         """The session stored under ``key``, or ``None``.
 
@@ -141,9 +130,9 @@ class SessionStore(Generic[T]):
         """The sessions found among ``keys`` (one backend round trip where it allows)."""
         found: dict[str, T] = {}
         for key, data in self.backend.get_many(keys).items():
-            payload = session_bytes(data)
-            if payload is not None:
-                found[key] = self._decode(key, payload)
+            obj = self._decode_stored(key, data)
+            if obj is not None:
+                found[key] = obj
         return found
 
     def exists(self, key: str) -> bool:
@@ -156,41 +145,20 @@ class SessionStore(Generic[T]):
         return self.backend.scan(prefix)
 
     # -- writes --------------------------------------------------------------------------------
-    def _check_schema(self, key: str, obj: T) -> None:
-        """Refuse an object of another schema than the store's (a dict store is for dicts)."""
-        if self._info is not None and self.codec.schema_of(obj).name != self._info.name:
-            raise SerializationError(
-                f"this store holds {self._info.name!r} sessions, got {type(obj).__qualname__}",
-                key=key,
-            )
-
-    def _stamp(self, obj: T) -> T:
-        if attrs.has(type(obj)) and hasattr(obj, _ACCESS_FIELD):
-            return attrs.evolve(obj, **{_ACCESS_FIELD: datetime.now(UTC)})  # type: ignore[misc]
-        return obj
-
-    def _ttl(self, ttl: float | None) -> float | None:
-        return normalize_ttl(ttl) if ttl is not None else self.ttl
-
     def save(self, key: str, obj: T, ttl: float | None = None) -> T:
         """Store ``obj`` under ``key``; returns what was stored (with ``last_accessed`` stamped).
 
         Raises:
             SerializationError: ``obj`` cannot be stored; nothing was written.
         """
-        validate_key(key)
-        self._check_schema(key, obj)
-        stamped = self._stamp(obj)
-        payload = self.codec.encode(key, stamped)
+        stamped, payload = self._prepare(key, obj)
         self.backend.set(key, payload, self._ttl(ttl))
         self._decoded.put(key, payload, stamped)  # the next load of these bytes: no decode
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
         """Store every item; all are encoded before any is written."""
-        for key, obj in items.items():
-            self._check_schema(validate_key(key), obj)
-        encoded = {k: self.codec.encode(k, self._stamp(v)) for k, v in items.items()}
+        encoded = {key: self._prepare(key, obj)[1] for key, obj in items.items()}
         self.backend.set_many(encoded, self._ttl(ttl))
 
     def delete(self, key: str) -> bool:
@@ -204,11 +172,7 @@ class SessionStore(Generic[T]):
         ``ttl=None`` keeps the session's own TTL (the one it was saved with) where the backend
         knows it (a chain), else the store's TTL.
         """
-        if ttl is not None:
-            return self.backend.touch(key, normalize_ttl(ttl))
-        if self._keeps_own_ttl():
-            return self.backend.touch(key, None)
-        return self.backend.touch(key, self.ttl)
+        return self.backend.touch(key, self._touch_ttl(ttl, self._keeps_own_ttl()))
 
     def _keeps_own_ttl(self) -> bool:
         return bool(getattr(self.backend, "keeps_own_ttl", False))
@@ -229,7 +193,7 @@ class SessionStore(Generic[T]):
         attempt = 0
         while True:
             read = self.backend.get_versioned(key)
-            current = self._current(key, read)
+            current = None if read is None else self._decode_stored(key, read.value)
             new = fn(current)
             if new is None:
                 return current
@@ -241,18 +205,8 @@ class SessionStore(Generic[T]):
                 return stamped
             attempt += 1
             if time.monotonic() >= deadline:
-                raise ConflictError(
-                    f"update lost {attempt} races in {self.update_timeout:g} s; nothing written",
-                    key=key,
-                    backend=self.backend.describe(),
-                )
+                raise self._conflict(key, attempt, self.backend.describe())
             _backoff(attempt, deadline)
-
-    def _current(self, key: str, read: Versioned | None) -> T | None:
-        if read is None:
-            return None
-        payload = session_bytes(read.value)
-        return None if payload is None else self._decode(key, payload)
 
     def metrics(self) -> dict[str, Any]:
         """Per-tier counters and latency percentiles as a plain dict.
@@ -282,7 +236,5 @@ class SessionStore(Generic[T]):
 
 
 def _backoff(attempt: int, deadline: float) -> None:
-    """Sleep with exponential backoff and full jitter, never past the deadline."""
-    cap = min(0.001 * 2 ** min(attempt, 10), 0.25)
-    pause = random.uniform(0, cap)
-    time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+    """Sleep the jittered, capped pause of :func:`~session_store.storerules.backoff_pause`."""
+    time.sleep(backoff_pause(attempt, deadline))

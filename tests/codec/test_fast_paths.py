@@ -75,14 +75,14 @@ def test_generated_structure_equals_the_tolerant_one(
 
 
 def test_golden_typed_payload_is_rewritten_to_identical_bytes() -> None:
-    golden = (GOLDEN / "dataroom_v1_plain.bin").read_bytes()
+    golden = (GOLDEN / "dataroom_v2_plain.bin").read_bytes()
     c = Codec(encryption=None, compression=None, namespace="golden:")
     session = c.decode("U000GOLDEN", golden).obj
     assert c.encode("U000GOLDEN", session) == golden
 
 
 def test_golden_zstd_payload_rewrites_to_the_same_json() -> None:
-    golden = (GOLDEN / "dataroom_v1_zstd.bin").read_bytes()
+    golden = (GOLDEN / "dataroom_v2_zstd.bin").read_bytes()
     c = Codec(encryption=None, namespace="golden:")
     session = c.decode("U000GOLDEN", golden).obj
     again = c.encode("U000GOLDEN", session)
@@ -103,8 +103,9 @@ class Mood(enum.StrEnum):
 
 
 def _vision(**changes: Any) -> EnhancedSessionData:
-    page = VisionExtraction(**{"page_number": 1, **changes})
-    doc = DocumentExtractionResult("d", "d.pdf", vision_extractions=[page])
+    # extraction results are the plan's dicts (issue 14): the strict walk checks them whole
+    page = {"page_number": 1, "content_type": "chart", "confidence": 0.9, **changes}
+    doc = {"document_id": "d", "filename": "d.pdf", "vision_extractions": [page]}
     return EnhancedSessionData("u", extraction_results={"d": doc})
 
 
@@ -124,8 +125,8 @@ def _vision(**changes: Any) -> EnhancedSessionData:
         EnhancedSessionData("u", document_summary={"score": math.nan}),
         EnhancedSessionData(user_id=Color.RED),  # type: ignore[arg-type]
         EnhancedSessionData("u", extra={"nested": [{"deep": Color.RED}]}),
-        EnhancedSessionData("u", cross_document_insights=[math.nan]),
-        EnhancedSessionData("u", extraction_results={"d": {"raw": math.nan}}),  # type: ignore[dict-item]
+        EnhancedSessionData("u", cross_document_insights={"x": [math.nan]}),
+        EnhancedSessionData("u", extraction_results={"d": {"raw": math.nan}}),
     ],
     ids=lambda s: repr(s)[:60],
 )
