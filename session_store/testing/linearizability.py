@@ -35,6 +35,7 @@ staleness bound. Updates are never relaxed. Pure computation: no I/O, no clock.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,8 +176,16 @@ def check_history(
 
 
 # -- one key --------------------------------------------------------------------------------------
-def _relevant(ops: Sequence[Operation]) -> list[Operation]:
-    """The operations that may have had an effect or made an observation."""
+def _relevant(ops: Sequence[Operation]) -> tuple[list[Operation], dict[str, int]]:
+    """The operations that may have had an effect or made an observation, and for each kept
+    indeterminate one the time after which taking effect could no longer matter.
+
+    An indeterminate write of a value some acknowledged operation observed (directly, or through
+    indeterminate updates built on it) must have happened, before the last such observer
+    returned. One nobody needs is left out: leaving it out can hide no violation. An
+    indeterminate delete may or may not have happened, and matters only until the last
+    observation of "absent" that could follow it.
+    """
     writers: dict[str, Operation] = {}
     for op in ops:
         if op.outcome == "fail" or not op.writes or op.value is None:
@@ -187,20 +196,38 @@ def _relevant(ops: Sequence[Operation]) -> list[Operation]:
                 f"{other.id} and {op.id} both write {op.value!r}: give every write a unique value"
             )
         writers[op.value] = op
-    kept = [
-        op for op in ops if op.outcome == "ok" or (op.outcome == "unknown" and op.kind != "load")
+    needed: dict[str, int] = {}
+    pending = [
+        (_observed(op), op.complete_ns)
+        for op in ops
+        if op.outcome == "ok" and op.kind in ("load", "update") and op.complete_ns is not None
     ]
-    while True:  # an indeterminate update may be all that observed an indeterminate write
-        observed = {_observed(op) for op in kept if op.kind in ("load", "update")}
-        # a write nobody saw: leaving it out can hide no violation
-        fewer = [
-            op
-            for op in kept
-            if not (op.outcome == "unknown" and op.writes and op.value not in observed)
-        ]
-        if len(fewer) == len(kept):
-            return kept
-        kept = fewer
+    while pending:
+        value, by = pending.pop()
+        writer = None if value is None else writers.get(value)
+        if writer is None or writer.outcome == "ok" or needed.get(writer.id, -1) >= by:
+            continue
+        needed[writer.id] = by
+        if writer.kind == "update":
+            pending.append((writer.prev, by))
+    last_absent = max(
+        (
+            op.complete_ns if op.complete_ns is not None and op.outcome == "ok" else needed[op.id]
+            for op in ops
+            if op.kind in ("load", "update")
+            and _observed(op) is None
+            and (op.outcome == "ok" or op.id in needed)
+        ),
+        default=-1,
+    )
+    kept = []
+    for op in ops:
+        if op.outcome == "ok" or (op.outcome == "unknown" and op.id in needed):
+            kept.append(op)
+        elif op.outcome == "unknown" and op.kind == "delete" and last_absent >= op.invoke_ns:
+            needed[op.id] = last_absent
+            kept.append(op)
+    return kept, needed
 
 
 def _observed(op: Operation) -> Value:
@@ -219,9 +246,9 @@ def _end(op: Operation) -> int:
 def _check_key(
     key: str, all_ops: Sequence[Operation], initial: Value, shift: int, max_states: int
 ) -> KeyReport:
-    ops = _relevant(all_ops)
+    ops, deadlines = _relevant(all_ops)
     anomalies = _rule_anomalies(key, ops, initial, shift)
-    verdict, states, witness = _search(ops, initial, shift, max_states)
+    verdict, states, witness = _search(ops, deadlines, initial, shift, max_states)
     if verdict is False:
         anomalies.append(Anomaly("not-linearizable", key, witness[0], witness[1]))
     return KeyReport(key, len(ops), verdict, tuple(anomalies), states)
@@ -256,6 +283,8 @@ def _rule_anomalies(
     saves = _Latest(op for op in acked if op.kind == "save")
     any_write = _Latest(op for op in acked if op.writes and op.kind != "delete")
     maybe_deletes = sorted((op for op in ops if op.kind == "delete"), key=lambda op: op.invoke_ns)
+    delete_starts = [op.invoke_ns for op in maybe_deletes]
+    delete_latest_end = list(itertools.accumulate((_end(op) for op in maybe_deletes), max))
     anomalies: list[Anomaly] = []
 
     for op in acked:
@@ -292,9 +321,9 @@ def _rule_anomalies(
         newest = any_write.before(since)
         if newest is None:
             continue
-        explained = any(
-            _end(d) > newest.invoke_ns and d.invoke_ns < _end(op) for d in maybe_deletes
-        )
+        # a delete (maybe indeterminate) that may fall between the write and this observation
+        began = bisect.bisect_right(delete_starts, _end(op))
+        explained = began > 0 and delete_latest_end[began - 1] >= newest.invoke_ns
         if not explained:
             anomalies.append(
                 Anomaly(
@@ -366,14 +395,31 @@ def _unlift(entry: _Entry) -> None:
             node.next.prev = node
 
 
+_PLACED, _READ, _SKIPPED = 0, 1, 2  # how an operation left the list (see _search)
+
+
 def _search(
-    ops: Sequence[Operation], initial: Value, shift: int, max_states: int
+    ops: Sequence[Operation],
+    deadlines: Mapping[str, int],
+    initial: Value,
+    shift: int,
+    max_states: int,
 ) -> tuple[bool | None, int, tuple[tuple[str, ...], str]]:
-    """Wing & Gong's search with Lowe's memoization: (verdict, states, witness if not)."""
+    """Wing & Gong's search with Lowe's memoization: (verdict, states, witness if not).
+
+    Two prunings keep it small. A read (a load, or an update that wrote nothing) that fits the
+    register when the scan reaches it is placed there and never tried later: placing it as early
+    as it fits loses no order, since it changes nothing. An indeterminate delete whose deadline
+    passes unplaced never happened (it is lifted out; backtracking through that is no choice).
+    An indeterminate write somebody needed is placed like an acknowledged one, its deadline
+    standing for its return.
+    """
     events: list[tuple[int, int, int]] = []
     for index, op in enumerate(ops):
-        events.append((_start(op, shift), 0, index))  # calls sort before returns at a tie
-        events.append((_end(op), 1, index))
+        begin = _start(op, shift)
+        end = max(deadlines.get(op.id, _end(op)), begin)  # needed before it began: cannot fit
+        events.append((begin, 0, index))  # calls sort before returns at a tie
+        events.append((end, 1, index))
     events.sort()
     head = _Entry(-1, False, -1)
     calls: dict[int, _Entry] = {}
@@ -386,38 +432,54 @@ def _search(
             calls[index] = node
         node.prev, last.next = last, node
         last = node
+    optional = [op.outcome != "ok" and op.kind == "delete" for op in ops]
+    reads = [not op.writes for op in ops]
 
     state = initial
     linearized = 0
     seen: set[tuple[int, Value]] = set()
-    stack: list[tuple[_Entry, Value]] = []
+    stack: list[tuple[_Entry, Value, int]] = []
     deepest, blocked, blocked_state = -1, -1, initial
     entry: _Entry | None = head.next
-    while entry is not None and not (not entry.call and entry.time == _NEVER):
+    while entry is not None:
+        index = entry.index
         if entry.call:
-            allowed, after = _step(ops[entry.index], state)
+            allowed, after = _step(ops[index], state)
             if allowed:
-                bits = linearized | (1 << entry.index)
+                bits = linearized | (1 << index)
                 if (bits, after) not in seen:
                     seen.add((bits, after))
                     if len(seen) > max_states:
                         return None, len(seen), ((), "search budget exhausted")
-                    stack.append((entry, state))
+                    stack.append((entry, state, _READ if reads[index] else _PLACED))
                     state, linearized = after, bits
                     _lift(entry)
                     entry = head.next
                     continue
             entry = entry.next
-        else:  # the return of an operation not yet linearized: undo the last choice
-            if len(stack) > deepest:
-                deepest, blocked, blocked_state = len(stack), entry.index, state
+            continue
+        if optional[index]:  # an indeterminate delete past its deadline: it never happened
+            bits = linearized | (1 << index)
+            if (bits, state) not in seen:
+                seen.add((bits, state))
+                call = calls[index]
+                stack.append((call, state, _SKIPPED))
+                linearized = bits
+                _lift(call)
+                entry = head.next
+                continue
+        # the return of an operation not placed yet: undo the last real choice
+        if len(stack) > deepest:
+            deepest, blocked, blocked_state = len(stack), index, state
+        while True:
             if not stack:
                 return False, len(seen), _witness(ops, blocked, blocked_state, deepest)
-            top: _Entry
-            top, state = stack.pop()
+            top, state, how = stack.pop()
             linearized &= ~(1 << top.index)
             _unlift(top)
-            entry = top.next
+            if how == _PLACED:
+                entry = top.next
+                break
     return True, len(seen), ((), "")
 
 
