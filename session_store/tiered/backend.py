@@ -83,6 +83,26 @@ EVICTION_WARNING_INTERVAL = 60.0
 _DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
 
 
+class _ChainCounters(Counters):
+    """The chain's counters, plus near-cache hits counted without a lock (an int increment under
+    the GIL: a rare lost count under heavy threading, never a wrong one), added to ``hits``."""
+
+    __slots__ = ("fast_hits",)
+
+    def __init__(self, *, names: Iterable[str]) -> None:
+        super().__init__(names=names)
+        self.fast_hits = 0
+
+    def get(self, name: str) -> int:
+        value = super().get(name)
+        return value + self.fast_hits if name == "hits" else value
+
+    def as_dict(self) -> dict[str, int]:
+        values = super().as_dict()
+        values["hits"] += self.fast_hits
+        return values
+
+
 class _Token(NamedTuple):
     """A version token of the chain: the arbiter's own token."""
 
@@ -146,7 +166,7 @@ class TieredBackend(SessionBackend):
         self.max_missed = max_missed
         self._clock = clock
         self._lock = threading.Lock()
-        self.counters = Counters(names=TIERED_COUNTER_NAMES)
+        self.counters = _ChainCounters(names=TIERED_COUNTER_NAMES)
         self.layout = policy.layout([tier.scope for tier in self.tiers])
         self._health = [Health() for _ in self.tiers]
         self._missed: list[set[str]] = [set() for _ in self.tiers]
@@ -378,8 +398,8 @@ class TieredBackend(SessionBackend):
                 if checked is not None and (
                     checked >= state.coherent_since or self._clock() - checked < state.max_staleness
                 ):
-                    self.counters.add("hits")
-                    return unframe(data)
+                    self.counters.fast_hits += 1  # no lock on the hot path (see _ChainCounters)
+                    return data  # the near cache holds the caller's bytes (see _near_put_locked)
                 self.counters.add("revalidations")
         else:
             validate_key(key)
@@ -430,7 +450,8 @@ class TieredBackend(SessionBackend):
                 found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
                 if found is not _DOWN and found is not None:
                     self.counters.add("hits")
-                    return Copy(index, found[0], found[1])
+                    version = self.near.versions.get(key) or bytes(12)
+                    return Copy(index, stamps.frame(found[0], version, None), found[1])
             raise self._all_down("read", key)
         best = policy.newest(copies)
         if best is None:
@@ -484,20 +505,30 @@ class TieredBackend(SessionBackend):
     def _near_put_locked(
         self, key: str, data: bytes, ttl: float | None, *, promote: bool = False
     ) -> None:
-        """Write ``data`` into the near tiers unless they hold a newer version (lock held)."""
+        """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
+
+        The near cache holds the caller's bytes, unframed, so that a hit returns them as they
+        are (no copy); their versions are kept beside them in :attr:`NearState.versions`.
+        """
+        value = unframe(data)
+        if value is None:
+            return  # never a tombstone: a deleted key is simply absent from the near cache
         version = version_of(data)
+        versions = self.near.versions
+        known = versions.get(key)
         for index in self.layout.near:
             tier = self.tiers[index]
             try:
-                current = tier.get(key)
-                if current is None or version_of(current) < version:
-                    tier.set(key, data, ttl)
-                    if promote:
-                        self.counters.add("promotions")
-                        tier.counters.add("promotions")
+                if known is not None and known >= version and tier.get(key) is not None:
+                    continue
+                tier.set(key, value, ttl)
+                if promote:
+                    self.counters.add("promotions")
+                    tier.counters.add("promotions")
             except BackendError:
                 self.near.checked.pop(key, None)
                 continue
+            versions[key] = version
             self._check_evictions(index)
         if len(self.near.checked) > 1_000_000:  # keys evicted from the tier: forget their checks
             self.near.invalidate(None)
@@ -508,13 +539,15 @@ class TieredBackend(SessionBackend):
             return
         with self.near.lock:
             self.near.invalidate([key])
+            self.near.versions.pop(key, None)
             for index in self.layout.near:
                 with contextlib.suppress(BackendError):  # dropping a copy is best effort
                     self.tiers[index].delete(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
-        found: dict[str, bytes] = {}
+        found: dict[str, bytes] = {}  # framed copies from the shared tiers
+        near_hits: dict[str, bytes] = {}  # the caller's bytes, from the near cache
         remaining = wanted
         near = self._near0
         if near is not None and wanted:
@@ -528,8 +561,8 @@ class TieredBackend(SessionBackend):
                 if policy.is_fresh(
                     state.checked.get(key), now, state.coherent_since, state.max_staleness
                 ):
-                    found[key] = data
-            remaining = [key for key in wanted if key not in found]
+                    near_hits[key] = data
+            remaining = [key for key in wanted if key not in near_hits]
         if remaining:
             copies: dict[str, list[Copy]] = {}
             reached = False
@@ -549,7 +582,7 @@ class TieredBackend(SessionBackend):
         out: dict[str, bytes] = {}
         for key in wanted:
             stored = found.get(key)
-            value = None if stored is None else unframe(stored)
+            value = near_hits.get(key) if stored is None else unframe(stored)
             if value is not None:
                 out[key] = value
         self.counters.add("hits", len(out))
