@@ -166,7 +166,7 @@ class TieredBackend(SessionBackend):
         self.max_missed = max_missed
         self._clock = clock
         self._lock = threading.Lock()
-        self.counters = _ChainCounters(names=TIERED_COUNTER_NAMES)
+        self.counters: _ChainCounters = _ChainCounters(names=TIERED_COUNTER_NAMES)
         self.layout = policy.layout([tier.scope for tier in self.tiers])
         self._health = [Health() for _ in self.tiers]
         self._missed: list[set[str]] = [set() for _ in self.tiers]
