@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import pytest
 
@@ -295,3 +296,23 @@ def test_bad_chain_options_are_named(url: str, named: str) -> None:
 
     with pytest.raises(ConfigurationError, match=named):
         open_backend(url)
+
+
+def test_diskcaches_own_size_limit_evictions_reach_the_chain(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15, item 4 (the chain's side): a disk tier evicting past its size_limit is counted
+    by the chain (so ``metrics()`` and ``stats`` show it) and logged once."""
+    from session_store import open_backend
+
+    chain = open_backend(f"memory://?max_entries=10 | diskcache://{tmp_path}?size_limit=200000")
+    assert isinstance(chain, TieredBackend)
+    with caplog.at_level(logging.WARNING, logger="session_store.tiered"):
+        for i in range(200):
+            chain.set(f"k{i}", b"x" * 5000)
+    disk = chain.tiers[1].counters.get("evictions")
+    assert disk > 0
+    assert chain.counters.get("evictions") == disk + chain.tiers[0].counters.get("evictions")
+    assert caplog.text.count("evicted") == 1
+    assert "diskcache://" in caplog.text
+    chain.close()
