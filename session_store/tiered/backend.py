@@ -503,14 +503,21 @@ class TieredBackend(SessionBackend):
             self.near.mark_checked(key, start)
 
     def _near_put_locked(
-        self, key: str, data: bytes, ttl: float | None, *, promote: bool = False
+        self,
+        key: str,
+        data: bytes,
+        ttl: float | None,
+        *,
+        promote: bool = False,
+        value: bytes | None = None,
     ) -> None:
         """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
 
         The near cache holds the caller's bytes, unframed, so that a hit returns them as they
         are (no copy); their versions are kept beside them in :attr:`NearState.versions`.
         """
-        value = unframe(data)
+        if value is None:  # (a writer passes the caller's bytes: no second copy)
+            value = unframe(data)
         if value is None:
             return  # never a tombstone: a deleted key is simply absent from the near cache
         version = version_of(data)
@@ -653,13 +660,16 @@ class TieredBackend(SessionBackend):
             raise self._all_down(what, key)
         return acked
 
-    def _after_write(self, key: str, data: bytes, ttl: float | None, start: float) -> None:
-        """This process wrote ``data``: the near cache holds it, checked as of ``start``."""
+    def _after_write(
+        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
+    ) -> None:
+        """This process wrote ``data`` (framed ``value``): the near cache holds it, checked as of
+        ``start``."""
         if not self.layout.near:
             return
         with self.near.lock:
             self.near.invalidate([key])  # fills that read an older copy must not land
-            self._near_put_locked(key, data, ttl)
+            self._near_put_locked(key, data, ttl, value=value)
             self.near.mark_checked(key, start)
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -669,7 +679,7 @@ class TieredBackend(SessionBackend):
         start = self._clock()
         data = stamps.frame(value, stamps.clock.now(), ttl)
         self._write(key, data, ttl, "write")
-        self._after_write(key, data, ttl, start)
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -780,7 +790,7 @@ class TieredBackend(SessionBackend):
             except BackendError as exc:
                 self.counters.add("errors")
                 log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
-        self._after_write(key, data, ttl, start)
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
         return True
 
