@@ -175,13 +175,19 @@ class TieredBackend(SessionBackend):
         self.near = NearState(self.max_staleness, clock)
         self._near0 = self.tiers[0] if self.layout.near else None
         self._subscription: Subscription | None = None
+        self._resubscribe = False
         forksafe.register(self)
         if self.layout.near and invalidation:
             self._subscribe()
 
     def _reset_locks(self) -> None:
-        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`)."""
+        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`); the
+        stream's thread did not fork, so the next read that misses the near cache starts a new
+        one (never here, inside the fork handler)."""
         self._lock = threading.Lock()
+        if self._subscription is not None:
+            self._subscription = None
+            self._resubscribe = True
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -442,6 +448,9 @@ class TieredBackend(SessionBackend):
     def _read(self, key: str) -> Copy | None:
         """The newest copy of ``key`` (``None``: absent or deleted); repairs older copies and
         fills the near cache on the way."""
+        if self._resubscribe:  # a forked child: its own stream
+            self._resubscribe = False
+            self._subscribe()
         start = self._clock()
         began = self.near.begin()
         copies, answered = self._collect(key)

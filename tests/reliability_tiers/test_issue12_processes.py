@@ -324,3 +324,71 @@ def test_a_stalled_server_turns_the_stream_down_and_back_up(
     back = _wait_for(lambda: chain.coherent, 5)
     store.close()
     print(f"\nMEASURED stream: down noticed after {noticed * 1e3:.0f} ms, back {back * 1e3:.0f} ms")
+
+
+def test_10_cli_get_ls_and_migrate_read_a_chains_tier(tmp_path: Path) -> None:
+    """The CLI over one tier of a chain: ``ls`` lists the sessions (not the tombstones), ``get``
+    decodes through the frame, ``migrate`` walks the tier without a failure, and the chain and a
+    single-tier store still read every session afterwards."""
+    source = tmp_path / "a"
+    chain = plain(f"memory:// | diskcache://{source}")
+    for i in range(3):
+        chain.save(f"s{i}", {"i": i})
+    chain.delete("s2")
+    chain.close()
+    script = shutil.which("session-store", path=str(Path(sys.executable).parent))
+    assert script is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_STORE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [script, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    tier = f"diskcache://{source}"
+    listed = cli("ls", tier)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(listed.stdout.split()) == ["s0", "s1"]
+    got = cli("get", tier, "s1", "--json")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["data"] == {"i": 1}
+    assert cli("get", tier, "s2").returncode != 0  # deleted: a tombstone is not a session
+    migrated = cli("migrate", tier, "--no-checkpoint", "--json")
+    assert migrated.returncode == 0, migrated.stderr + migrated.stdout
+    for url in (f"memory:// | {tier}", tier):
+        store = plain(url)
+        assert store.load("s0") == {"i": 0} and store.load("s1") == {"i": 1}
+        assert store.load("s2") is None
+        store.close()
+
+
+def test_a_forked_child_opens_a_stream_of_its_own(redis_url: str) -> None:
+    """A pre-forking server: the chain opened in the parent, used in a forked child. The child
+    does not inherit the parent's stream (its thread did not fork): it starts in version-check
+    mode and opens its own stream on its first near-cache miss."""
+    chain: Any = open_backend(f"memory:// | {redis_url}")
+    _wait_for(lambda: chain.coherent, 5)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe and leaves
+        code = 1
+        try:
+            os.close(read_end)
+            before = chain.coherent
+            chain.get("absent")  # a miss: the child's stream starts
+            deadline = time.monotonic() + 5
+            while not chain.coherent and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.write(write_end, json.dumps([before, chain.coherent]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report = json.loads(pipe.read())
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    assert report == [False, True]
+    assert chain.coherent  # the parent's stream is untouched
+    chain.close()

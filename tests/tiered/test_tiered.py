@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from session_store import (
     BackendError,
@@ -316,3 +318,27 @@ def test_diskcaches_own_size_limit_evictions_reach_the_chain(
     assert caplog.text.count("evicted") == 1
     assert "diskcache://" in caplog.text
     chain.close()
+
+
+@given(
+    value=st.one_of(
+        st.binary(max_size=64),
+        st.builds(
+            lambda head, tail: head + tail,
+            st.sampled_from([stamps.MAGIC, b"\xa7ST\x01", b"\xa7ST\x02", b"\xa7SS"]),
+            st.binary(max_size=40),
+        ),
+    )
+)
+def test_every_byte_string_round_trips_through_a_chain(value: bytes) -> None:
+    backend, (_top, mid, low) = chain()
+    backend.set("k", value)
+    assert backend.get("k") == value
+    assert backend.get_many(["k"]) == {"k": value}
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())  # another process
+    assert other.get("k") == value
+    read = other.get_versioned("k")
+    assert read is not None and read.value == value
+    assert other.set_if("k", value + b"!", read.token) is True
+    assert mid.inner.get("k") is not None
+    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("k") == value + b"!"
