@@ -67,9 +67,8 @@ def test_1_delete_racing_a_promotion_stays_deleted(
 ) -> None:
     """A delete racing a read-through promotion from the disk tier (in another chain, or in the
     same one, whose near cache the read fills): the key must not come back (it did for 10-16 of
-    300 keys; here 2 of 300 on the first run against the old chain, not reliably afterwards: the
-    thread race depends on scheduling; the two-process test in test_issue12_processes.py fails
-    the old chain every time, 40 of 1,000)."""
+    300 keys; against the old chain here: 1-3 of 300, in most runs; the thread race depends on
+    scheduling, the two-process test in test_issue12_processes.py fails it every time)."""
     reader = chain_of(redis_url, disk)
     deleter = reader if same_chain else chain_of(redis_url, disk)
     disk_only = DiskcacheBackend(disk)
