@@ -19,6 +19,7 @@ from session_store.cli.common import (
     TierRead,
     console,
     echo_json,
+    live_keys,
     make_codec,
     opened,
     read_first,
@@ -101,7 +102,7 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
     target = resolve_url(url)
     validate_scan_prefix(prefix)
     with opened(target) as backend:
-        keys = sorted(backend.scan(prefix))
+        keys = sorted(live_keys(backend, backend.scan(prefix)))  # no chain tombstones
         if limit is not None:
             keys = keys[:limit]
         if not long_:
