@@ -122,4 +122,5 @@ def main(verbose: int, allow_degraded: bool) -> None:
     """
     global _allow_degraded
     _allow_degraded = allow_degraded
+    common.forget_degraded()
     _setup_logging(verbose)

@@ -40,6 +40,7 @@ __all__ = [
     "degraded",
     "echo_json",
     "fail",
+    "forget_degraded",
     "make_codec",
     "note_chain",
     "note_degraded",
@@ -181,6 +182,11 @@ def note_chain(backend: SessionBackend) -> None:
 def degraded() -> dict[str, str]:
     """The tiers found down during this command: description -> why."""
     return dict(_degraded)
+
+
+def forget_degraded() -> None:
+    """Start a command with no tier noted down (the group calls it; matters in-process)."""
+    _degraded.clear()
 
 
 def make_codec(namespace: str = "") -> Codec:
