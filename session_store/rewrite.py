@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from session_store import stamps
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
 from session_store.codec.format import FORMAT_VERSION, MAGIC, is_legacy, parse_header
@@ -250,7 +251,8 @@ def _rewrite_batch(
     found = store.backend.get_many(keys)
     finished: list[str] = []
     for key in keys:
-        data = found.get(key)
+        raw = found.get(key)
+        data = None if raw is None else stamps.session_bytes(raw)  # a chain's frame, read through
         try:
             if data is None:
                 outcome = "vanished"
@@ -297,16 +299,20 @@ def _rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool)
     attempt = 0
     while True:
         read = backend.get_versioned(key)
-        if read is None:
+        stored = None if read is None else stamps.session_bytes(read.value)
+        if read is None or stored is None:
             return "vanished"
-        if not _is_session(read.value, legacy):
+        if not _is_session(stored, legacy):
             return "not a session"
-        if _is_current(codec, key, read.value):
+        if _is_current(codec, key, stored):
             return "current"  # a concurrent writer already wrote it in the current format
         left = backend.ttl(key)
         if left is None:
             return "vanished"
-        payload = codec.encode(key, codec.decode(key, read.value).obj)
+        payload = codec.encode(key, codec.decode(key, stored).obj)
+        if stored is not read.value and stamps.version_of(read.value):
+            # one tier of a chain, read alone: the rewrite is a newer version of the session
+            payload = stamps.frame(payload, stamps.clock.now(), stamps.own_ttl(read.value))
         # NO_EXPIRY passes on as "never", not as "the backend's default TTL"
         if backend.set_if(key, payload, read.token, left):
             return "rewritten"

@@ -24,6 +24,7 @@ from session_store.backend import SessionBackend
 from session_store.codec import KEYS_ENV, Codec
 from session_store.errors import BackendUnavailableError, ConfigurationError
 from session_store.registry import open_backend, split_chain
+from session_store.stamps import session_bytes, version_of
 from session_store.ttl import NO_EXPIRY
 from session_store.urls import is_secret_param, parse_url
 
@@ -210,14 +211,20 @@ class TierRead:
     value: bytes | None = None
     ttl: float | None = None
     down: str | None = None  # why the tier could not answer
+    version: bytes = b""  # the chain's version of the copy (b"": none); value is unframed
+    deleted: bool = False  # the copy is a chain's tombstone
 
 
 def read_first(backend: SessionBackend, key: str) -> TierRead | None:
-    """The first tier's answer that holds ``key`` (fastest first), without promoting anything;
-    ``None`` if no tier holds it."""
-    return next(
-        (read for read in read_tiers(backend, key, stop=True) if read.value is not None), None
-    )
+    """The answer holding the newest copy of ``key`` (by the chain's version; on a tie the
+    fastest tier), without promoting anything; ``None`` if no tier holds it or it was deleted."""
+    best: TierRead | None = None
+    for read in read_tiers(backend, key):
+        if (read.value is not None or read.deleted) and (
+            best is None or read.version > best.version
+        ):
+            best = read
+    return None if best is None or best.deleted else best
 
 
 def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list[TierRead]:
@@ -243,7 +250,17 @@ def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list
         if found is None:
             reads.append(TierRead(index, tier.describe()))
         else:
-            reads.append(TierRead(index, tier.describe(), found[0], found[1]))
+            value = session_bytes(found[0])  # the chain's framing never reaches the data
+            reads.append(
+                TierRead(
+                    index,
+                    tier.describe(),
+                    value,
+                    None if value is None else found[1],
+                    version=version_of(found[0]),
+                    deleted=value is None,
+                )
+            )
     if all(read.down for read in reads):
         raise BackendUnavailableError(
             "every tier is unavailable, cannot read", key=key, backend=backend.describe()

@@ -21,7 +21,11 @@ import attrs
 from cattrs.preconf.orjson import OrjsonConverter
 
 from session_store.codec import jsonsafe
-from session_store.codec.converter import make_session_converter
+from session_store.codec.converter import (
+    collecting_unchecked,
+    make_session_converter,
+    reports_unchecked,
+)
 from session_store.codec.encryption import AesGcmStage
 from session_store.codec.format import is_legacy, pack_header, parse_header
 from session_store.codec.stages import STAGE_AESGCM, STAGE_ZSTD, Stage, StageContext, ZstdStage
@@ -152,11 +156,24 @@ class Codec:
     def encode(self, key: str, obj: Any) -> bytes:
         """Bytes for ``obj`` stored under ``key``."""
         info = self.schema_of(obj)
-        data = self.to_data(obj, key=key)
+        with collecting_unchecked() as unchecked:
+            data = self.to_data(obj, key=key)
         version = self.write_versions.get(info.name, info.version)
         for v in range(info.version, version, -1):
             data = info.downgrades[v](data, key)
-        body = jsonsafe.dumps({"schema": info.name, "version": version, "data": data}, key=key)
+        # A typed session's leaves were checked by their declared types while unstructuring:
+        # only the parts collected are walked. A dict session, or data a downgrade rewrote,
+        # is walked whole.
+        typed = (
+            type(obj) is not dict
+            and version == info.version
+            and reports_unchecked(self.converter.get_unstructure_hook(type(obj)))
+        )
+        body = jsonsafe.dumps(
+            {"schema": info.name, "version": version, "data": data},
+            key=key,
+            unchecked=unchecked if typed else None,
+        )
         stages = [s for s in (self.compression, self.encryption) if s and s.applies(body)]
         header = pack_header(tuple(s.stage_id for s in stages))
         ctx = StageContext(self.namespace, key, header)

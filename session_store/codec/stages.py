@@ -7,6 +7,7 @@ one): only the stages actually applied are recorded, so a reader always knows wh
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple, Protocol
 
 import zstandard
@@ -52,8 +53,11 @@ class ZstdStage:
     """Zstandard compression of payloads larger than ``threshold`` bytes.
 
     Args:
-        threshold: payloads of this size or smaller are stored uncompressed (default 1 KiB).
-        level: zstd level, 1 (fast) to 22 (small); default 3.
+        threshold: payloads of this size or smaller are stored uncompressed (default 1 KiB:
+            below it zstd saves under half the bytes; see docs/performance.md).
+        level: zstd level, 1 (fast) to 22 (small); default 1, which costs about 0.7 of level
+            3's time for about 3 % more bytes. The level is not stored: a payload written at
+            any level reads back with any other.
         decode_limit: the memory budget of decoding one compressed payload, decompressed bytes
             and parsed objects together (default 64 MiB; see :mod:`session_store.codec.limits`).
             A body whose parse would cost more is stored uncompressed.
@@ -66,7 +70,7 @@ class ZstdStage:
     def __init__(
         self,
         threshold: int = 1024,
-        level: int = 3,
+        level: int = 1,
         max_output: int | None = None,
         *,
         decode_limit: int = DEFAULT_DECODE_LIMIT,
@@ -80,6 +84,7 @@ class ZstdStage:
         self.decode_limit = decode_limit
         cap = decode_limit // BYTE_COST
         self.max_output = cap if max_output is None else min(max_output, cap)
+        self._local = threading.local()
 
     def applies(self, data: bytes) -> bool:
         # Never write what decode would refuse: a body too costly to parse within the budget
@@ -91,8 +96,16 @@ class ZstdStage:
         return len(body) <= self.max_output and parse_cost(body) <= self.decode_limit
 
     def encode(self, data: bytes, ctx: StageContext) -> bytes:
-        # A compressor object is not thread-safe; a new one per call is cheap at these sizes.
-        return zstandard.ZstdCompressor(level=self.level, write_content_size=True).compress(data)
+        # A compressor is not thread-safe, and making one per call costs more than compressing
+        # a small session: one per thread, reused.
+        cached: tuple[int, zstandard.ZstdCompressor] | None = getattr(self._local, "zc", None)
+        if cached is None or cached[0] != self.level:
+            cached = (
+                self.level,
+                zstandard.ZstdCompressor(level=self.level, write_content_size=True),
+            )
+            self._local.zc = cached
+        return cached[1].compress(data)
 
     def decode(self, data: bytes, ctx: StageContext) -> bytes:
         # python-zstandard allocates the declared content size up front, whatever

@@ -14,6 +14,7 @@ import pytest
 from session_store import SessionStore, open_backend
 from session_store.codec import AesGcmStage, Codec
 from session_store.samples import legacy_sessions
+from session_store.schema.builtin import DATAROOM
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 ErrorLine = Callable[[subprocess.CompletedProcess[str]], str]
@@ -61,7 +62,7 @@ def test_migrate_brings_legacy_sessions_to_the_current_version(cli: Run, legacy_
         True,
     )
     facts = json.loads(cli("inspect", "--json", legacy_disk, "U071780854").stdout)
-    assert facts["stored_version"] == 1 and facts["up_to_date"] is True
+    assert facts["stored_version"] == DATAROOM.version and facts["up_to_date"] is True
     assert 7000 < facts["ttl"] <= 7200  # the TTL left is kept
     again = json.loads(cli("migrate", "--json", "--legacy", "dataroom", legacy_disk).stdout)
     assert (again["rewritten"], again["current"]) == (0, len(SAMPLES) + 1)
