@@ -51,7 +51,7 @@ from session_store.dataroom.views import (
     vision_specific_data,
 )
 from session_store.errors import ConfigurationError, SerializationError
-from session_store.mapping import SessionMapping
+from session_store.mapping import SessionMapping, user_key
 from session_store.schema.dataroom import EnhancedSessionData
 from session_store.store import SessionStore
 
@@ -129,7 +129,7 @@ class SessionManager:
         return adopt_dataroom(self.store.codec, user_id, data)
 
     def store_enhanced_session(
-        self, user_id: str, session_data: dict[str, Any]
+        self, user_id: str | int, session_data: Mapping[str, Any]
     ) -> EnhancedSessionData:
         """Store the app's session dict for ``user_id``; returns what was stored.
 
@@ -141,11 +141,15 @@ class SessionManager:
         except for ``created_at``, which an existing session keeps; the read-modify-write is
         atomic, so concurrent stores lose no update and exactly one of them creates the session.
 
+        ``user_id`` is text; an ``int`` (a chat platform's id) means its decimal text, in every
+        method, as in :class:`SessionMapping`.
+
         Raises:
             SerializationError: the data cannot be stored (nothing was written).
             InvalidKeyError: ``user_id`` breaks the key rules.
             ConflictError: other writers won every attempt for the store's ``update_timeout``.
         """
+        user_id = user_key(user_id)
         fresh = self._build(user_id, session_data)
         previous: EnhancedSessionData | None = None
 
@@ -187,20 +191,20 @@ class SessionManager:
         self.metrics.claim_size_sample()
         self.metrics.record_store(before, after)
 
-    def delete_session(self, user_id: str) -> bool:
+    def delete_session(self, user_id: str | int) -> bool:
         """Remove the user's session; ``True`` if there was one."""
-        deleted = self.store.delete(user_id)
+        deleted = self.store.delete(user_key(user_id))
         if deleted:
             self.metrics.record_delete()
         return deleted
 
     # -- reads ---------------------------------------------------------------------------------
-    def get_enhanced_session(self, user_id: str) -> EnhancedSessionData | None:
+    def get_enhanced_session(self, user_id: str | int) -> EnhancedSessionData | None:
         """The user's session (a legacy dict session loads typed), or ``None``.
 
         The object is a copy: changing it changes nothing stored until it is stored again.
         """
-        return self.store.load(user_id)
+        return self.store.load(user_key(user_id))
 
     def list_sessions(self) -> list[str]:
         """The user ids with a stored session, sorted. Scans the backend: not for the hot
@@ -211,7 +215,7 @@ class SessionManager:
         """The counters of :class:`SessionMetrics` and the (redacted) backend description."""
         return {**self.metrics.as_dict(), "backend": self.store.backend.describe()}
 
-    def get_comprehensive_analysis_data(self, user_id: str) -> dict[str, Any]:
+    def get_comprehensive_analysis_data(self, user_id: str | int) -> dict[str, Any]:
         """Everything a command needs about the user's session, in the plan's shape; for a
         user without a session ``{'error': 'No session found for user'}``.
 
@@ -225,9 +229,9 @@ class SessionManager:
         session = self.get_enhanced_session(user_id)
         if session is None:
             return dict(NO_SESSION_ANALYSIS)
-        return comprehensive_analysis_data(session)
+        return {**comprehensive_analysis_data(session), "user_id": user_id}  # as asked, as the plan
 
-    def get_vision_specific_data(self, user_id: str) -> dict[str, Any]:
+    def get_vision_specific_data(self, user_id: str | int) -> dict[str, Any]:
         """The vision side of the user's session, in the plan's shape (``has_vision_data``,
         ``vision_insights``, ``visual_elements_summary``, ``cost_summary`` with
         ``total_cost`` and ``pages_processed``); for a user without a session

@@ -282,15 +282,27 @@ def test_fractional_ttl_hours(plain_env: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_int_user_ids_share_a_session_with_their_text(plain_env: Path) -> None:
-    """In the plan's dict ``user_sessions[123]`` and ``user_sessions["123"]`` are two
-    sessions; ours are one (keys are text), and iteration yields ``"123"``. Change: none if
-    the app uses one type; ``int(uid)`` when iterating."""
+    """In the plan's dicts ``123`` and ``"123"`` are two sessions, and ``session.user_id`` is
+    whatever was passed. Ours are one session (keys are text): ``session.user_id`` is
+    ``"123"``, iteration yields ``"123"``; the analysis echoes the id asked for, as the plan's
+    does. Change: none if the app uses one type; ``int(uid)`` when iterating."""
     plan_user_sessions: dict[Any, Any] = {123: {"a": 1}}
     assert "123" not in plan_user_sessions
+    theirs = plan.EnhancedSessionManager()
+    theirs.store_enhanced_session(123, {})  # type: ignore[arg-type]
+    assert theirs.get_enhanced_session("123") is None
+    assert theirs.get_enhanced_session(123).user_id == 123  # type: ignore[arg-type,union-attr]
     with EnhancedSessionManager() as ours:
         user_sessions = ours.user_sessions()
         user_sessions[123] = {"a": 1}
         assert "123" in user_sessions and list(user_sessions) == ["123"]
+        ours.store_enhanced_session(123, {})
+        assert ours.get_enhanced_session("123").user_id == "123"  # type: ignore[union-attr]
+        assert ours.get_comprehensive_analysis_data(123)["user_id"] == 123
+        assert (
+            theirs.get_comprehensive_analysis_data(123)["user_id"]  # type: ignore[arg-type]
+            == ours.get_comprehensive_analysis_data(123)["user_id"]
+        )
 
 
 def test_store_returns_the_stored_session(plain_env: Path) -> None:
