@@ -44,10 +44,21 @@ from session_store.dataroom.config import (
     config_from_env,
 )
 from session_store.dataroom.metrics import SessionMetrics
+from session_store.dataroom.quality import (
+    assess_session_completeness,
+    assess_session_quality,
+    average_extraction_quality,
+    has_vision_extractions,
+    total_processing_cost,
+)
 from session_store.dataroom.views import (
     NO_SESSION_ANALYSIS,
     NO_SESSION_VISION,
+    compile_processing_summary,
     comprehensive_analysis_data,
+    extract_vision_insights,
+    format_document_data,
+    format_vision_insights,
     vision_specific_data,
 )
 from session_store.errors import ConfigurationError, SerializationError
@@ -240,6 +251,34 @@ class SessionManager:
         if session is None:
             return copy.deepcopy(dict(NO_SESSION_VISION))
         return vision_specific_data(session)
+
+    # -- the plan's helpers, under its names (defined in views.py and quality.py) -------------
+    def _assess_session_quality(self, session: EnhancedSessionData) -> dict[str, Any]:
+        return assess_session_quality(session)
+
+    def _assess_session_completeness(self, session: EnhancedSessionData) -> float:
+        return assess_session_completeness(session)
+
+    def _calculate_average_extraction_quality(self, session: EnhancedSessionData) -> float:
+        return average_extraction_quality(session)
+
+    def _calculate_total_processing_cost(self, session: EnhancedSessionData) -> float:
+        return total_processing_cost(session)
+
+    def _has_vision_extractions(self, session: EnhancedSessionData) -> bool:
+        return has_vision_extractions(session)
+
+    def _format_vision_insights(self, vision_extractions: Any) -> list[dict[str, Any]]:
+        return format_vision_insights(vision_extractions)
+
+    def _extract_vision_insights(self, extraction_results: Any) -> list[dict[str, Any]]:
+        return extract_vision_insights(extraction_results)
+
+    def _format_document_data(self, extraction_results: Any) -> dict[str, Any]:
+        return format_document_data(extraction_results)
+
+    def _compile_processing_summary(self, processing_metadata: Any) -> dict[str, Any]:
+        return compile_processing_summary(processing_metadata)
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
