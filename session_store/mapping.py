@@ -50,7 +50,8 @@ __all__ = ["SessionDict", "SessionMapping", "TrackedDict", "TrackedList", "Write
 
 JSONObject = dict[str, Any]
 #: ``observer(user_id, previous, stored)`` after every write; ``previous`` is ``None`` when the
-#: write created the session. Both are what the store holds (a dict or a typed session).
+#: write created the session, ``stored`` is ``None`` when it deleted it. Both are what the
+#: store holds (a dict or a typed session).
 WriteObserver = Callable[[str, Any, Any], None]
 
 _MISSING = object()
@@ -85,8 +86,8 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         store: where sessions live; its backend, TTL and codec settings are used (a plain-dict
             legacy payload loads as a dict here, whatever the store's ``legacy_schema``).
         observer: called after every write with ``(user_id, previous, stored)``; ``previous``
-            is ``None`` when the write created the session (the data-room manager counts its
-            metrics this way).
+            is ``None`` when the write created the session, ``stored`` is ``None`` when it
+            deleted it (the data-room manager counts its metrics this way).
     """
 
     def __init__(self, store: SessionStore[Any], *, observer: WriteObserver | None = None) -> None:
@@ -151,8 +152,10 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         self._observe(key, previous, stored)
 
     def __delitem__(self, user_id: object) -> None:
-        if not self._store.delete(user_key(user_id)):
+        key = user_key(user_id)
+        if not self._store.delete(key):
             raise KeyError(user_id)
+        self._observe(key, None, None)
 
     def __contains__(self, user_id: object) -> bool:
         try:

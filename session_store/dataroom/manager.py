@@ -192,15 +192,22 @@ class SessionManager:
         return self._build(user_id, obj if isinstance(obj, Mapping) else {})
 
     def _observe_mapping(self, user_id: str, previous: Any, stored: Any) -> None:
-        try:
-            before = None if previous is None else self._typed(user_id, previous)
-            after = self._typed(user_id, stored)
-        except SerializationError:  # not a data-room session: count it, without details
-            before, after = (None if previous is None else EnhancedSessionData(user_id)), None
-        if after is None:
-            after = EnhancedSessionData(user_id)
+        """Count a write made through :meth:`user_sessions` (``previous`` ``None``: it
+        created the session; ``stored`` ``None``: it deleted it). A write that is not a
+        data-room session counts with no vision data and no cost."""
+
+        def typed(obj: Any) -> EnhancedSessionData:
+            try:
+                return self._typed(user_id, obj)
+            except SerializationError:
+                return EnhancedSessionData(user_id)
+
+        if stored is None:
+            self.metrics.record_delete()
+            return
+        before = None if previous is None else typed(previous)
         self.metrics.claim_size_sample()
-        self.metrics.record_store(before, after)
+        self.metrics.record_store(before, typed(stored))
 
     def delete_session(self, user_id: str | int) -> bool:
         """Remove the user's session; ``True`` if there was one."""

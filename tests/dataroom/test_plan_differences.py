@@ -96,8 +96,10 @@ def test_sessions_created_through_user_sessions_count_as_created(plain_env: Path
         user_sessions["U1"] = {"processed_documents": []}
         user_sessions["U1"]["processed_documents"].append({"name": "a.pdf"})
         ours.store_enhanced_session("U1", user_sessions["U1"])
+        del user_sessions["U1"]
         stats = ours.session_metrics.session_stats
     assert (stats["total_sessions_created"], stats["total_sessions_updated"]) == (1, 2)
+    assert stats["total_sessions_deleted"] == 1
 
 
 def test_created_at_survives_updates(plain_env: Path) -> None:
