@@ -6,6 +6,7 @@ Open a backend from a URL or a chain string::
     backend = open_backend("memory://?max_entries=1000 | diskcache:///var/lib/app/sessions")
 """
 
+from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.codec import AesGcmStage, Codec, ZstdStage
 from session_store.codec.legacy import PlanJsonCodec
@@ -17,6 +18,7 @@ from session_store.dataroom import (
     naive_utc,
     session_quality,
 )
+from session_store.decoded import DecodedCache
 from session_store.errors import (
     BackendError,
     BackendUnavailableError,
@@ -24,6 +26,7 @@ from session_store.errors import (
     ConflictError,
     CorruptPayloadError,
     InvalidKeyError,
+    InvalidTTLError,
     SerializationError,
     SessionStoreError,
     UnknownSchemaVersionError,
@@ -51,6 +54,8 @@ __all__ = [
     "MAX_KEY_BYTES",
     "NO_EXPIRY",
     "AesGcmStage",
+    "AsyncSessionBackend",
+    "AsyncSessionStore",
     "BackendError",
     "BackendURL",
     "BackendUnavailableError",
@@ -59,12 +64,14 @@ __all__ = [
     "ConflictError",
     "CorruptPayloadError",
     "Counters",
+    "DecodedCache",
     "DocumentExtractionResult",
     "EnhancedSessionData",
     "EnhancedSessionManager",
     "Evicted",
     "ExtractionMethod",
     "InvalidKeyError",
+    "InvalidTTLError",
     "MemoryBackend",
     "Namespace",
     "Params",
@@ -87,6 +94,7 @@ __all__ = [
     "__version__",
     "available_backends",
     "naive_utc",
+    "open_async_backend",
     "open_backend",
     "parse_url",
     "redact_url",

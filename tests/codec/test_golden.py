@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from session_store.codec import AesGcmStage, Codec
+from session_store.errors import CorruptPayloadError
 from session_store.schema import EnhancedSessionData, SchemaInfo, get_schema
 from session_store.schema.builtin import V1_RESULT_RENAMES, dataroom_v1_to_v2, dataroom_v2_to_v1
 
@@ -19,7 +20,10 @@ PAYLOADS = sorted(p for p in GOLDEN.glob("*.bin") if p.with_suffix(".expected.js
 
 def _codec(legacy_schema: str = "dataroom") -> Codec:
     return Codec(
-        encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:", legacy_schema=legacy_schema
+        encryption=AesGcmStage([GOLDEN_KEY]),
+        namespace="golden:",
+        legacy_schema=legacy_schema,
+        allow_plaintext=True,  # one reader of every golden payload, encrypted or not
     )
 
 
@@ -31,6 +35,9 @@ def _key(path: Path) -> str:
 
 def test_every_format_and_version_has_a_golden_payload() -> None:
     names = {p.stem for p in PAYLOADS}
+    assert {"dataroom_v1_plain", "dataroom_v1_zstd", "dataroom_v1_zstd_aesgcm"} <= names
+    # both encryption bindings: format 1 (NUL-joined) and format 2 (length-prefixed, issue 13)
+    assert {"dataroom_v1_aesgcm", "dataroom_v1_aesgcm_ad2", "dataroom_v1_zstd_aesgcm_ad2"} <= names
     for version in (1, 2):
         assert {f"dataroom_v{version}_{n}" for n in ("plain", "zstd", "zstd_aesgcm")} <= names
     assert "dict_v1_plain" in names
@@ -64,7 +71,7 @@ def test_v1_golden_expectations_migrate_by_the_v1_to_v2_migration() -> None:
     dataroom_v1_to_v2: five extraction-result fields renamed to the plan's names, the
     default strategy '' -> 'default', empty cross-document insights [] -> {}; nothing else."""
     olds = sorted(GOLDEN.glob("dataroom_v1_*.expected.json"))
-    assert len(olds) == 4
+    assert len(olds) == 6  # four of format 1, two of format 2's length-prefixed binding
     for old_path in olds:
         old = json.loads(old_path.read_text())
         new = json.loads(
@@ -95,3 +102,26 @@ def _dataroom() -> SchemaInfo:
     info = get_schema("dataroom")
     assert info is not None
     return info
+
+
+@pytest.mark.parametrize(
+    ("name", "format_version"),
+    [
+        ("dataroom_v1_aesgcm", 1),
+        ("dataroom_v1_zstd_aesgcm", 1),
+        ("dataroom_v1_aesgcm_ad2", 2),
+        ("dataroom_v1_zstd_aesgcm_ad2", 2),
+    ],
+)
+def test_old_and_new_encryption_bindings_both_load(name: str, format_version: int) -> None:
+    data = (GOLDEN / f"{name}.bin").read_bytes()
+    assert data[3] == format_version
+    # version-1 data, as it loads today: migrated to the current data-room schema
+    expected = json.loads((GOLDEN / f"{name}.migrated.json").read_text())
+    assert _codec().to_data(_codec().decode("U000GOLDEN", data).obj) == expected
+    # the binding holds in both: another session key, or another namespace, does not open it
+    with pytest.raises(CorruptPayloadError):
+        _codec().decode("U000OTHER", data)
+    other = Codec(encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:x")
+    with pytest.raises(CorruptPayloadError):
+        other.decode("U000GOLDEN", data)

@@ -94,11 +94,14 @@ def main() -> None:
     if not target.exists():
         target.write_bytes(json.dumps(with_nan).encode())
     typed = sample_session()
+    # Byte format 1 (written until issue 13): plain, zstd, and the NUL-joined associated data of
+    # aesgcm / zstd_aesgcm, kept as committed. Format 2 (length-prefixed associated data) is what
+    # encrypted payloads are written in now: the "_ad2" names. Plain payloads are still format 1.
     for name, compress, encrypt in [
         ("plain", False, False),
         ("zstd", True, False),
-        ("zstd_aesgcm", True, True),
-        ("aesgcm", False, True),
+        ("zstd_aesgcm_ad2", True, True),
+        ("aesgcm_ad2", False, True),
     ]:
         codec = golden_codec(compress=compress, encrypt=encrypt)
         version = _current("dataroom")

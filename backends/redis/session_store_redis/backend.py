@@ -45,6 +45,7 @@ from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
+from session_store.tiered.near import InvalidationListener
 from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.client import (
@@ -57,6 +58,7 @@ from session_store_redis.client import (
     secrets_of,
 )
 from session_store_redis.errors import translate
+from session_store_redis.invalidation import SET_IF_NEWER_SCRIPT, InvalidationStream
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
 
@@ -465,6 +467,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             separator=separator,
         )
         self._cas = client.register_script(CAS_SCRIPT)
+        self._set_if_newer = client.register_script(SET_IF_NEWER_SCRIPT)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -499,6 +502,34 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
     def client(self) -> redis.Redis:
         """The redis-py client (for commands this protocol does not have)."""
         return self._client
+
+    # -- what a chain's near cache uses (see session_store_redis.invalidation) -----------------
+    def invalidations(self, prefix: str, listener: InvalidationListener) -> InvalidationStream:
+        """Start a stream telling ``listener`` about every change of a key under ``prefix``."""
+        return InvalidationStream(self._client, self._namespace, prefix, listener).start()
+
+    def set_if_newer(
+        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
+    ) -> bool:
+        """Store ``value`` unless the current value shares its first ``head`` bytes and its
+        bytes ``[start:end]`` are at least ``value``'s (one atomic round trip)."""
+        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
+            read = self.get_versioned(key)
+            if (
+                read is not None
+                and read.value[:head] == value[:head]
+                and read.value[start:end] >= value[start:end]
+            ):
+                return False
+            return self.set_if(key, value, None if read is None else read.token, ttl)
+        stored = self._key(key)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        px = self._px(ttl)
+        args = [value, px or 0, head, start + 1, end]
+        written = self._call_once("set_if_newer", key, self._set_if_newer, keys=[stored], args=args)
+        if written:
+            self.counters.add("writes")
+        return bool(written)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _secrets(self) -> tuple[str | None, ...]:
