@@ -283,24 +283,24 @@ def frozen_twin(session: EnhancedSessionData) -> FrozenSession:
         session.last_accessed,
         tuple(
             FrozenDocument(
-                doc.document_id,
-                doc.filename,
-                doc.text_content,
+                doc["document_id"],
+                doc["filename"],
+                doc["text_content"],
                 tuple(
                     FrozenPage(
-                        v.page_number,
-                        v.content_type,
-                        v.description,
-                        v.extracted_text,
-                        tuple(v.data_points.get("series", ())),
-                        v.confidence,
-                        v.model,
-                        v.cost_usd,
+                        v["page_number"],
+                        v["content_type"],
+                        v["description"],
+                        v["extracted_text"],
+                        tuple(v["data_points"].get("series", ())),
+                        v["confidence"],
+                        v["model"],
+                        v["cost_usd"],
                     )
-                    for v in doc.vision_extractions
+                    for v in doc["vision_extractions"]
                 ),
-                tuple(doc.insights),
-                doc.quality_score,
+                tuple(doc["comprehensive_insights"]),
+                doc["extraction_quality_score"],
             )
             for doc in session.extraction_results.values()
         ),
