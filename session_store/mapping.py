@@ -98,7 +98,6 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
             None,
             ttl=store.ttl,
             codec=codec,
-            access_interval=None,
             update_timeout=store.update_timeout,
         )
         self._observer = observer
