@@ -9,6 +9,7 @@ Open a backend from a URL or a chain string::
 from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.codec import AesGcmStage, Codec, ZstdStage
+from session_store.codec.legacy import PlanJsonCodec
 from session_store.counters import Counters
 from session_store.dataroom import (
     EnhancedSessionManager,
@@ -74,6 +75,7 @@ __all__ = [
     "MemoryBackend",
     "Namespace",
     "Params",
+    "PlanJsonCodec",
     "SchemaInfo",
     "Scope",
     "SerializationError",
