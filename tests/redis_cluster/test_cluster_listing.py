@@ -17,15 +17,20 @@ never the session's shared one, since these tests move slots and add nodes.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
 
-from session_store import open_backend
+from session_store import SessionStore, open_backend
+from session_store.rewrite import rewrite_all
 from session_store_redis import RedisClusterBackend
 from session_store_redis.listing import ListingIncompleteWarning
 from session_store_redis.testing import RedisClusterServers
@@ -127,14 +132,13 @@ def test_listings_are_complete_while_slots_migrate(cluster: RedisClusterServers)
 def test_a_listing_that_cannot_be_proven_says_so(cluster: RedisClusterServers) -> None:
     """With no rounds left to walk again what moved, the listing still returns what it found,
     and warns (a typed warning) that it may be incomplete; the iterator says so too."""
-    backend = _open(cluster.url_for(prefix="noproof:", retries="0"))
+    backend = _open(cluster.url_for(prefix="noproof:", scan_rounds="0"))
     expected = _fill(backend, 300)
     head = backend.namespace.scan_head()
     slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected})[:50]
     migrator = Migrator(cluster, slots)
     said: list[warnings.WarningMessage] = []
     try:
-        backend.scan_rounds = 0  # prove from one walk or give up
         migrator.start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not said:
@@ -175,3 +179,70 @@ def test_a_new_primary_is_listed_by_a_process_started_before(
             assert set(fresh.scan()) == set(expected)
     finally:
         backend.close()
+
+
+def test_copy_and_migrate_say_when_the_listing_was_not_proven(
+    cluster: RedisClusterServers, tmp_path: Path
+) -> None:
+    """``copy`` (CLI) and ``rewrite_all`` (behind ``migrate``) report a listing the cluster
+    could not prove complete instead of calling the job complete."""
+    url = cluster.url_for(prefix="cli:", scan_rounds="0")
+    with _open(url) as backend:
+        expected = _fill(backend, 300)
+        head = backend.namespace.scan_head()
+        slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected})[:50]
+    store = SessionStore(url, dict)
+    migrator = Migrator(cluster, slots)
+    outputs: list[str] = []
+    reports: list[bool] = []
+    try:
+        migrator.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (
+            "INCOMPLETE" not in " ".join(outputs) or all(reports)
+        ):
+            target = f"diskcache://{tmp_path / f'copy-{len(outputs)}'}"
+            result = subprocess.run(
+                [_script(), "copy", url, target],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            outputs.append(result.stdout)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ListingIncompleteWarning)
+                reports.append(rewrite_all(store).complete)
+    finally:
+        migrator.stop.set()
+        migrator.join(30)
+        store.close()
+    said = [out for out in outputs if "INCOMPLETE" in out]
+    assert said, outputs[-1]
+    assert "not proven complete" in said[0]
+    assert not all(reports)
+
+
+def _script() -> str:
+    found = shutil.which("session-store", path=str(Path(sys.executable).parent))
+    assert found, "the session-store console script is not installed in this environment"
+    return found
+
+
+def test_transactions_on_one_key_follow_a_slot_that_moved(cluster: RedisClusterServers) -> None:
+    """``get_with_ttl`` and ``touch`` without a TTL (``MULTI``/``EXEC`` on one key) of a backend
+    whose slot map went stale follow the slot to its new primary (found while copying during a
+    resharding: a ``MovedError`` used to surface as a ``BackendError``)."""
+    with _open(cluster.url_for(prefix="moved:")) as backend:
+        backend.set("k", b"v", ttl=600)
+        assert backend.get_with_ttl("k") is not None  # slot map cached
+        slot = key_slot(backend.namespace.encode("k").encode())
+        source = cluster.owner_of(slot)
+        primaries = cluster.primary_nodes()
+        target = primaries[(primaries.index(source) + 1) % len(primaries)]
+        assert cluster.move_slot(slot, target) == 1
+        found = backend.get_with_ttl("k")
+        assert found is not None and found[0] == b"v"
+        cluster.move_slot(slot, source)
+        assert backend.touch("k") is True
