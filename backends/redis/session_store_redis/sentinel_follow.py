@@ -46,11 +46,14 @@ from typing import Any
 import redis
 from redis.connection import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import (
     SentinelConnectionPool,
     SentinelConnectionPoolProxy,
     SentinelManagedConnection,
 )
+
+from session_store import forksafe
 
 __all__ = [
     "DEFAULT_ROLE_CHECK_INTERVAL",
@@ -99,6 +102,15 @@ class PrimaryTracker:
         self._pid: int | None = None
         self._stop = threading.Event()
         self.switches = 0  # announcements that moved the primary, seen by this process
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        """In a forked child: fresh locks (a parent thread may have held one at the fork); the
+        watcher threads did not survive the fork and start again on first use."""
+        self._lock = threading.Lock()
+        stopped, self._stop = self._stop.is_set(), threading.Event()
+        if stopped:
+            self._stop.set()
 
     @property
     def announced(self) -> Address | None:
@@ -279,6 +291,11 @@ class FollowingConnection(SentinelManagedConnection):
         self._connecting = True
         try:
             super().connect_to(address)  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError):
+            # The announced primary does not answer (it failed too, and we missed the next
+            # announcement): ask the sentinels again on the next attempt.
+            self._tracker().refused((str(address[0]), int(address[1])))
+            raise
         finally:
             self._connecting = False
         if self.connection_pool.is_master:
