@@ -459,6 +459,39 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
         with contextlib.suppress(RedisError, RedisClusterException):
             client.nodes_manager.initialize()
 
+    # -- one key, two commands ----------------------------------------------------------------
+    def _get_with_pttl(self, stored: str) -> list[Any]:
+        """``MULTI GET PTTL EXEC``; while the key's slot migrates (``ASK``, which a transaction
+        does not follow), ``GET`` and ``PTTL`` on their own, each following its redirection."""
+        migrating = self._one_key_transaction(super()._get_with_pttl, stored)
+        if migrating is not None:
+            return migrating
+        return self._redirected(stored, "get", "pttl")
+
+    def _persist(self, stored: str) -> list[Any]:
+        """``MULTI PERSIST EXISTS EXEC``; while the slot migrates, the two on their own."""
+        migrating = self._one_key_transaction(super()._persist, stored)
+        if migrating is not None:
+            return migrating
+        return self._redirected(stored, "persist", "exists")
+
+    @staticmethod
+    def _one_key_transaction(run: Any, stored: str) -> list[Any] | None:
+        """``run(stored)``, or ``None`` if it met an ``ASK`` redirection (``MOVED`` is raised:
+        the operation is retried after the slot map is refreshed)."""
+        try:
+            return cast("list[Any]", run(stored))
+        except AskError as exc:
+            if isinstance(exc, MovedError):
+                raise
+        return None
+
+    def _redirected(self, stored: str, *commands: str) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+        for command in commands:
+            getattr(pipe, command)(stored)
+        return list(pipe.execute())
+
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> ClusterListing:
         """Keys starting with ``prefix``, each once, proven complete also while slots migrate
