@@ -65,7 +65,7 @@ def test_an_announced_node_that_is_not_the_primary_is_refused_by_its_role(
             raw.close()
 
 
-def test_the_watcher_hears_a_failover_the_sentinels_announce(
+def test_the_watchers_hear_a_failover_the_sentinels_announce(
     redis_sentinel_factory: SentinelFactory,
 ) -> None:
     sentinels = redis_sentinel_factory()
@@ -73,7 +73,12 @@ def test_the_watcher_hears_a_failover_the_sentinels_announce(
         backend.set("k", b"v")  # connected: the watchers run
         assert backend.tracker is not None
         old, replica = sentinels.primary(), sentinels.replicas()[0]
-        time.sleep(0.2)  # the watchers have subscribed
+        # The URL names one sentinel; the watcher learns the others from it and listens to all.
+        everyone = {("127.0.0.1", sentinel.port) for sentinel in sentinels.sentinels}
+        deadline = time.monotonic() + 20
+        while backend.tracker.watching != everyone:
+            assert time.monotonic() < deadline, f"subscribed to {backend.tracker.watching} only"
+            time.sleep(0.01)
         raw = sentinels.sentinels[0].client()
         try:
             raw.execute_command("SENTINEL", "FAILOVER", sentinels.service)  # type: ignore[no-untyped-call]

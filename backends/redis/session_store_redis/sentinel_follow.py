@@ -8,8 +8,9 @@ and throws every one of them away when the sentinels make it a replica of the pr
 
 This module keeps a backend on the primary the sentinels chose:
 
-* **Notifications.** A :class:`PrimaryTracker` subscribes, on every sentinel (one daemon thread
-  each, started in each process on first use, so forked workers get their own), to
+* **Notifications.** A :class:`PrimaryTracker` subscribes, on every sentinel (those of the URL
+  and those they know of; one daemon thread each, started in each process on first use, so
+  forked workers get their own), to
   ``+promoted-slave`` (a replica was promoted: it already answers as a primary) and
   ``+switch-master`` (the sentinels moved the service). The newest such announcement is the
   primary: new connections go there without asking a sentinel (a sentinel that has not heard of
@@ -41,7 +42,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.connection import BlockingConnectionPool
@@ -101,6 +102,8 @@ class PrimaryTracker:
         self._pools: weakref.WeakSet[FollowingPool] = weakref.WeakSet()
         self._pid: int | None = None
         self._stop = threading.Event()
+        self._watched: set[Address] = set()  # sentinels with a watcher thread in this process
+        self._subscribed: set[Address] = set()  # ... and those subscribed now
         self.switches = 0  # announcements that moved the primary, seen by this process
         forksafe.register(self)
 
@@ -163,8 +166,15 @@ class PrimaryTracker:
             self.switched((host, int(port)))
 
     # -- watching ------------------------------------------------------------------------------
+    @property
+    def watching(self) -> frozenset[Address]:
+        """The sentinels this process is subscribed to now."""
+        return frozenset(self._subscribed)
+
     def ensure_watching(self) -> None:
-        """Start the watcher threads in this process (once; again in a forked child)."""
+        """Start the watcher threads in this process (once; again in a forked child): one per
+        sentinel of the URL, and one per sentinel those know of (``SENTINEL SENTINELS``), so
+        that a URL naming one sentinel still hears the announcement of whichever leads."""
         pid = os.getpid()
         if self._pid == pid or self._stop.is_set():
             return
@@ -172,33 +182,56 @@ class PrimaryTracker:
             if self._pid == pid:
                 return
             self._pid = pid
-            for host, port in self.sentinels:
-                thread = threading.Thread(
-                    target=self._watch,
-                    args=(host, port),
-                    name=f"session-store sentinel watch {host}:{port}",
-                    daemon=True,
-                )
-                thread.start()
+            self._watched = set()
+            self._subscribed = set()
+        for host, port in self.sentinels:
+            self._start_watcher((host, port))
+
+    def _start_watcher(self, address: Address) -> None:
+        with self._lock:
+            if address in self._watched or self._stop.is_set():
+                return
+            self._watched.add(address)
+        threading.Thread(
+            target=self._watch,
+            args=address,
+            name=f"session-store sentinel watch {address[0]}:{address[1]}",
+            daemon=True,
+        ).start()
 
     def _watch(self, host: str, port: int) -> None:
         pid = os.getpid()
         while not self._stop.is_set() and os.getpid() == pid:
             client = redis.Redis(host=host, port=port, **self.sentinel_kwargs)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(*_CHANNELS)
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self.handle(_text(message["channel"]), _text(message["data"]))
-            except (redis.RedisError, OSError, ValueError) as exc:
+                self._listen(client, pubsub, (host, port))
+            except (redis.RedisError, OSError, ValueError, KeyError, TypeError) as exc:
                 log.debug("redis sentinel %s:%d: watch interrupted (%s)", host, port, exc)
             finally:
+                self._subscribed.discard((host, port))
                 with contextlib.suppress(redis.RedisError, OSError):
                     pubsub.close()
                     client.close()
             self._stop.wait(_RESUBSCRIBE_PAUSE)
+
+    def _listen(self, client: redis.Redis, pubsub: Any, address: Address) -> None:
+        """Subscribe, learn the other sentinels, then hand every announcement to :meth:`handle`."""
+        pubsub.subscribe(*_CHANNELS)
+        confirmed = 0
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                confirmed += 1
+                if confirmed == len(_CHANNELS):
+                    self._subscribed.add(address)
+                    others = client.sentinel_sentinels(self.service)
+                    for other in cast("list[dict[str, Any]]", others):
+                        self._start_watcher((str(other["ip"]), int(other["port"])))
+            elif message["type"] == "message":
+                self.handle(_text(message["channel"]), _text(message["data"]))
 
     def close(self) -> None:
         """Stop the watcher threads (they end within a second)."""
