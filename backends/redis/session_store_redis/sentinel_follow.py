@@ -345,6 +345,8 @@ class FollowingConnection(SentinelManagedConnection):
             self.disconnect()  # type: ignore[no-untyped-call]
             self._tracker().refused(address)
             raise RedisConnectionError(f"{address[0]}:{address[1]} is a {role}, not the primary")
+        if self.health_check_interval:  # ROLE answered: no PING needed for a while either
+            self.next_health_check = time.monotonic() + self.health_check_interval  # type: ignore[assignment]
 
     def check_health(self) -> None:
         interval = self._tracker().role_check_interval
