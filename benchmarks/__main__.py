@@ -19,7 +19,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import bench_codec, bench_concurrency, bench_e2e, bench_memory, bench_redis
+from benchmarks import (
+    bench_codec,
+    bench_concurrency,
+    bench_e2e,
+    bench_hot,
+    bench_memory,
+    bench_redis,
+)
 from benchmarks.harness import Goal, machine_line, markdown_table, profile_top
 from benchmarks.plot import plot
 
@@ -117,6 +124,25 @@ string-heavy sessions costs more than `pickle.loads`. The row "ours, no zstd" sh
 compression stage alone costs on loopback, where the smaller payload buys nothing back."""
 
 
+README_START = "<!-- benchmark table: written by python -m benchmarks -->"
+README_END = "<!-- end of benchmark table -->"
+
+
+def update_readme(readme: Path, machine: str, table: str) -> bool:
+    """Replace the goal table between the README's markers with this run's (the same table
+    as RESULTS.md's). Returns whether the README had the markers."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    body = (
+        f"{README_START}\n_{machine}; every figure a ratio from one run, details in "
+        f"[benchmarks/RESULTS.md](benchmarks/RESULTS.md)._\n\n{table}\n"
+    )
+    readme.write_text(text[:start] + body + text[end:], encoding="utf-8")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmark suite.")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
@@ -141,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     goals += _redis_goals(redis_result)
     _say("concurrency ...")
     levels = bench_concurrency.measure(ops=150 if args.quick else 400)
+    _say("hot path, before and after ...")
+    hot = bench_hot.measure(rounds=3 if args.quick else 7)
+    goals += hot.goals
     optional = _optional_sections()
 
     sections = [
@@ -152,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_memory.report(memory),
         bench_redis.render(redis_result),
         bench_concurrency.report(levels),
+        bench_hot.report(hot),
         *optional,
         _missed_notes(goals),
         f"_Whole run: {time.perf_counter() - started:.0f} s; plot: `results.png`._\n",
@@ -161,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "RESULTS.md").write_text("# Benchmark results\n\n" + text, encoding="utf-8")
+    if out.resolve() == HERE.resolve():
+        update_readme(HERE.parent / "README.md", machine, _goal_table(goals))
     plot(
         out / "results.png",
         title=machine,

@@ -16,11 +16,32 @@ and, for random operation sequences checked against a ``dict`` model::
     from session_store.testing import make_state_machine
     TestMyBackendModel = make_state_machine(lambda: MyBackend(...)).TestCase
 
-Requires ``pytest`` and ``hypothesis`` (the ``test`` extra).
+and, to check what concurrent clients saw (Jepsen style; see docs/testing-consistency.md)::
+
+    from session_store.testing import HistoryRecorder, check_history
+
+    report = check_history(recorder.operations)   # merged from every client
+    assert report.valid, report.summary()
+
+Requires ``pytest`` and ``hypothesis`` (the ``test`` extra); the history recorder and checker
+need neither.
 """
 
 from session_store.testing.conformance import BackendConformance
+from session_store.testing.history import HistoryRecorder, Operation, operations_from_events
+from session_store.testing.linearizability import Anomaly, CheckReport, KeyReport, check_history
 from session_store.testing.profiles import register_hypothesis_profiles
 from session_store.testing.statemachine import make_state_machine
 
-__all__ = ["BackendConformance", "make_state_machine", "register_hypothesis_profiles"]
+__all__ = [
+    "Anomaly",
+    "BackendConformance",
+    "CheckReport",
+    "HistoryRecorder",
+    "KeyReport",
+    "Operation",
+    "check_history",
+    "make_state_machine",
+    "operations_from_events",
+    "register_hypothesis_profiles",
+]
