@@ -420,6 +420,23 @@ class RedisClusterServers:
         self._cli("rebalance", f"{self.host}:{first.port}", "--cluster-use-empty-masters")
         self.wait_healthy(self.startup_timeout)
 
+    def remove_primary(self, node: RedisServer) -> None:
+        """Move every slot off ``node`` (``redis-cli --cluster rebalance`` with its weight 0),
+        then remove it (``del-node``: the others forget it, it is shut down) and wait until the
+        rest agree.
+
+        Raises:
+            RedisServerError: a step failed or the cluster did not settle.
+        """
+        ids = {info.port: info.node_id for info in self.topology()}
+        other = next(n for n in self.primary_nodes() if n is not node)
+        address = f"{self.host}:{other.port}"
+        self._cli("rebalance", address, "--cluster-weight", f"{ids[node.port]}=0")
+        self._cli("del-node", address, ids[node.port])
+        self.nodes.remove(node)
+        node.stop(remove_directory=False)  # del-node shut it down; make sure, by its pid
+        self.wait_healthy(self.startup_timeout)
+
     def owner_of(self, slot: int) -> RedisServer:
         """The primary serving ``slot`` now (by the first running node's view)."""
         for info in self.topology():
