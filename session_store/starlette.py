@@ -37,7 +37,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from session_store.aio.store import AsyncSessionStore
-from session_store.websession import Action, DictSession, acommit, is_session_id
+from session_store.websession import Action, DictSession, acommit, aread_session, is_session_id
 
 __all__ = ["DEFAULT_TTL", "SessionMiddleware", "regenerate_session"]
 
@@ -94,8 +94,8 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         sid = HTTPConnection(scope).cookies.get(self.session_cookie)
-        data = await self.store.load(sid) if sid is not None and is_session_id(sid) else None
-        session = DictSession(sid, data)
+        read = await aread_session(self.store, sid) if is_session_id(sid) else None
+        session = DictSession(sid, read)
         scope["session"] = session
         sent_cookie = sid is not None
 
