@@ -12,8 +12,8 @@ the SCAN pattern, the retry policy and the error translation.
 redis-py disconnects a connection whose reply was abandoned by a cancelled task, so the next
 command never reads a stale reply (tests/aio/test_cancellation.py cancels at every step).
 
-Standalone ``redis://`` and ``rediss://`` are registered in ``session_store.async_backends``;
-Cluster and Sentinel stay sync-only for now.
+``redis://``, ``rediss://`` and ``redis+sentinel://`` are registered in
+``session_store.async_backends``; Cluster stays sync-only for now.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
@@ -33,17 +34,30 @@ from redis.retry import Retry
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import Scope, Versioned, VersionToken, ensure_bytes
 from session_store.counters import COUNTER_NAMES, Counters
-from session_store.errors import BackendError, BackendUnavailableError
+from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.backend import SCAN_COUNT, Command, _seconds_left, _set_command
-from session_store_redis.client import RedisConfig, make_backoff, parse_config, retryable
+from session_store_redis.client import (
+    ClientSettings,
+    RedisConfig,
+    make_backoff,
+    parse_config,
+    retryable,
+)
 from session_store_redis.errors import translate
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
+from session_store_redis.sentinel import SentinelConfig, parse_sentinel_config
+from session_store_redis.urls import parse_multi_host_url
 
-__all__ = ["AsyncRedisBackend", "build_async_client"]
+__all__ = [
+    "AsyncRedisBackend",
+    "AsyncRedisSentinelBackend",
+    "build_async_client",
+    "build_async_sentinel_client",
+]
 
 _FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError)
 
@@ -96,10 +110,21 @@ class AsyncRedisBackend(AsyncSessionBackend):
     scope = Scope.NETWORK
 
     def __init__(
-        self, client: aioredis.Redis | None, config: RedisConfig, *, owns_client: bool
+        self,
+        client: aioredis.Redis | None,
+        config: RedisConfig | ClientSettings,
+        *,
+        owns_client: bool,
+        factory: Callable[[], aioredis.Redis] | None = None,
+        description: str | None = None,
+        secrets: tuple[str | None, ...] = (),
     ) -> None:
         self._given = client
-        self._config = config
+        if factory is None:
+            if not isinstance(config, RedisConfig):
+                raise ConfigurationError("a client factory is needed for these settings")
+            factory = partial(build_async_client, config)
+        self._factory = factory
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
             weakref.WeakKeyDictionary()
         )
@@ -113,8 +138,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
         self._wait_ms = max(1, round(config.wait_timeout * 1000))
         self._backoff = make_backoff()
         self._owns_client = owns_client
-        self._description = config.describe()
-        self._secrets = (config.password,)
+        if description is None:
+            if not isinstance(config, RedisConfig):
+                raise ConfigurationError("a description is needed for these settings")
+            description = config.describe()
+        self._description = description
+        self._secrets = (config.password, *secrets)
         self._closed = False
         self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
 
@@ -137,7 +166,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = build_async_client(self._config)
+            client = self._clients[loop] = self._factory()
         return client
 
     @property
@@ -407,3 +436,79 @@ class AsyncRedisBackend(AsyncSessionBackend):
         for client in clients:
             await client.aclose()
             await client.connection_pool.disconnect()
+
+
+class AsyncRedisSentinelBackend(AsyncRedisBackend):
+    """Sessions on a Sentinel-managed primary, for asyncio apps: the ``redis+sentinel://`` URLs
+    of :class:`~session_store_redis.RedisSentinelBackend`, over ``redis.asyncio.sentinel``.
+    Every connection asks a sentinel for the current primary, so after a failover the next
+    connection reaches the promoted replica; all else is :class:`AsyncRedisBackend`."""
+
+    _sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel]
+
+    @classmethod
+    def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
+        """Build from ``redis+sentinel://...`` (no I/O; the sync URL rules)."""
+        parsed = parse_multi_host_url(url) if isinstance(url, str) else url
+        config = parse_sentinel_config(parsed, overrides)
+        sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel] = (
+            weakref.WeakKeyDictionary()
+        )
+
+        def factory() -> aioredis.Redis:
+            sentinel, client = build_async_sentinel_client(config)
+            sentinels[asyncio.get_running_loop()] = sentinel
+            return client
+
+        backend = cls(
+            None,
+            config.settings,
+            owns_client=True,
+            factory=factory,
+            description=config.describe(),
+            secrets=(config.sentinel_password,),
+        )
+        backend._sentinels = sentinels
+        return backend
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        await super().aclose()
+        sentinel = self._sentinels.pop(asyncio.get_running_loop(), None)
+        if sentinel is not None:
+            for connection in sentinel.sentinels:
+                await connection.aclose()
+        self._sentinels.clear()
+
+
+def build_async_sentinel_client(config: SentinelConfig) -> tuple[AsyncSentinel, aioredis.Redis]:
+    """The asyncio sentinel manager and a client of the current primary; connects lazily."""
+    settings = config.settings
+    no_retry = Retry(NoBackoff(), 0)
+    sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+        list(config.sentinels),
+        sentinel_kwargs={
+            "socket_connect_timeout": settings.socket_connect_timeout,
+            "socket_timeout": settings.socket_timeout,
+            "username": config.sentinel_username,
+            "password": config.sentinel_password,
+            "retry": no_retry,
+            "protocol": 2,
+        },
+    )
+    client: aioredis.Redis = sentinel.master_for(
+        config.service,
+        redis_class=aioredis.Redis,
+        max_connections=settings.max_connections,
+        db=config.db,
+        username=settings.username,
+        password=settings.password,
+        socket_connect_timeout=settings.socket_connect_timeout,
+        socket_timeout=settings.socket_timeout,
+        socket_keepalive=True,
+        retry=no_retry,
+        health_check_interval=settings.health_check_interval,
+        protocol=2,
+    )
+    return sentinel, client
