@@ -22,7 +22,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, Self, cast
+from typing import Any, Protocol, Self, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection
@@ -38,6 +38,7 @@ from session_store.errors import BackendError, BackendUnavailableError, Configur
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
+from session_store_redis.aioconn import LeanClient
 from session_store_redis.backend import SCAN_COUNT, Command, _seconds_left, _set_command
 from session_store_redis.client import (
     ClientSettings,
@@ -91,20 +92,63 @@ def build_async_client(config: RedisConfig) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+class Driver(Protocol):
+    """How the backend talks to Redis on one event loop."""
+
+    async def call(self, *args: object) -> Any:
+        """One command's reply; an error reply raised as redis-py's exception."""
+
+    async def call_many(
+        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
+    ) -> list[Any]:
+        """Several commands on one connection: replies in order (error replies as exception
+        objects); with ``transaction``, inside ``MULTI``/``EXEC``, an error raised."""
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+
+
+class RedisPyDriver:
+    """A :class:`Driver` over a ``redis.asyncio`` client (what Sentinel needs: the client asks
+    a sentinel for the primary on every connect)."""
+
+    def __init__(self, client: aioredis.Redis, *, owns: bool = True) -> None:
+        self.client = client
+        self._owns = owns
+
+    async def call(self, *args: object) -> Any:
+        return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def call_many(
+        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
+    ) -> list[Any]:
+        pipe = self.client.pipeline(transaction=transaction)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=transaction))
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self.client.aclose()
+            await self.client.connection_pool.disconnect()
+
+
 class AsyncRedisBackend(AsyncSessionBackend):
     """Sessions in Redis, for asyncio apps. Usually opened from a URL::
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")
 
-    A ``redis.asyncio`` connection belongs to the event loop that opened it, so a backend
-    opened from a URL keeps one client (one pool) per running loop: an app served on one loop
-    uses one pool, and a test client that runs each request on a loop of its own still works.
+    An asyncio connection belongs to the event loop that opened it, so the backend keeps one
+    connection (:class:`~session_store_redis.aioconn.LeanClient`, pipelined) per running loop:
+    an app served on one loop uses one, and a test client that runs each request on a loop of
+    its own still works.
 
     Args:
         client: a ``redis.asyncio.Redis`` returning bytes, used on every loop (yours to keep on
-            one); ``None``: clients built from ``config``, one per event loop.
+            one); ``None``: connections built from ``config``, one per event loop.
         config: the parsed URL (prefix, TTL, retries, ``wait_replicas``, connection settings).
         owns_client: ``aclose`` closes the given client's pool.
+        factory: builds the :class:`Driver` of a loop (Sentinel gives its own).
     """
 
     scope = Scope.NETWORK
@@ -115,17 +159,17 @@ class AsyncRedisBackend(AsyncSessionBackend):
         config: RedisConfig | ClientSettings,
         *,
         owns_client: bool,
-        factory: Callable[[], aioredis.Redis] | None = None,
+        factory: Callable[[], Driver] | None = None,
         description: str | None = None,
         secrets: tuple[str | None, ...] = (),
     ) -> None:
-        self._given = client
+        self._given = None if client is None else RedisPyDriver(client, owns=owns_client)
         if factory is None:
             if not isinstance(config, RedisConfig):
-                raise ConfigurationError("a client factory is needed for these settings")
-            factory = partial(build_async_client, config)
+                raise ConfigurationError("a driver factory is needed for these settings")
+            factory = partial(LeanClient, config)
         self._factory = factory
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+        self._drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Driver] = (
             weakref.WeakKeyDictionary()
         )
         self._namespace = Namespace(config.prefix)
@@ -155,19 +199,19 @@ class AsyncRedisBackend(AsyncSessionBackend):
         return cls(None, config, owns_client=True)
 
     @property
-    def client(self) -> aioredis.Redis:
-        """The ``redis.asyncio`` client of the running loop (for other commands)."""
-        return self._client
-
-    @property
-    def _client(self) -> aioredis.Redis:
+    def driver(self) -> Driver:
+        """How this backend talks to Redis on the running loop (for other commands)."""
         if self._given is not None:
             return self._given
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._factory()
-        return client
+        driver = self._drivers.get(loop)
+        if driver is None:
+            driver = self._drivers[loop] = self._factory()
+        return driver
+
+    def _run(self, *args: object) -> Callable[[], Awaitable[Any]]:
+        """A call of one command, for :meth:`_call` (which may run it again)."""
+        return lambda: self.driver.call(*args)
 
     @property
     def namespace(self) -> Namespace:
@@ -217,14 +261,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
         """Run writes then ``WAIT`` on one connection; fewer replicas in time is an error."""
 
         async def run() -> tuple[list[Any], int]:
+            batch = [args for _, args in commands]
+            batch.append(("WAIT", self.wait_replicas, self._wait_ms))
             for attempt in range(2):
-                pipe = self._client.pipeline(transaction=False)
-                for _, args in commands:
-                    pipe.execute_command(*args)
-                pipe.execute_command("WAIT", self.wait_replicas, self._wait_ms)
-                replies = await pipe.execute(raise_on_error=False)
+                replies = await self.driver.call_many(batch)
                 if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
-                    await self._client.script_load(CAS_SCRIPT)
+                    await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
                     continue
                 break
             for reply in replies:
@@ -247,7 +289,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
     # -- single keys ---------------------------------------------------------------------------
     async def get(self, key: str) -> bytes | None:
         stored = self._key(key)
-        value = await self._call("get", key, lambda: self._client.get(stored))
+        value = await self._call("get", key, self._run("GET", stored))
         self._count_read(value is not None, value is None)
         return cast("bytes | None", value)
 
@@ -258,7 +300,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if self.wait_replicas:
             await self._acked("set", key, [_set_command(stored, value, px)])
         else:
-            await self._call("set", key, lambda: self._client.set(stored, value, px=px))
+            await self._call("set", key, self._run(*_set_command(stored, value, px)[1]))
         self.counters.add("writes")
 
     async def delete(self, key: str) -> bool:
@@ -266,7 +308,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if self.wait_replicas:
             removed = (await self._acked("delete", key, [(stored, ("UNLINK", stored))]))[0]
         else:
-            removed = await self._call("delete", key, lambda: self._client.unlink(stored))
+            removed = await self._call("delete", key, self._run("UNLINK", stored))
         self.counters.add("deletes")
         return bool(removed)
 
@@ -280,20 +322,17 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if self.wait_replicas:
             return bool((await self._acked("touch", key, commands))[-1])
         if px is not None:
-            return bool(await self._call("touch", key, lambda: self._client.pexpire(stored, px)))
+            return bool(await self._call("touch", key, self._run("PEXPIRE", stored, px)))
         replies = await self._call("touch", key, lambda: self._transaction(commands))
         return bool(replies[-1])
 
     async def _transaction(self, commands: Sequence[Command]) -> list[Any]:
         """``MULTI`` commands ``EXEC``: applied wholly or not at all, even if cancelled."""
-        pipe = self._client.pipeline(transaction=True)
-        for _, args in commands:
-            pipe.execute_command(*args)
-        return list(await pipe.execute())
+        return await self.driver.call_many([args for _, args in commands], transaction=True)
 
     async def ttl(self, key: str) -> float | None:
         stored = self._key(key)
-        return _seconds_left(int(await self._call("ttl", key, lambda: self._client.pttl(stored))))
+        return _seconds_left(int(await self._call("ttl", key, self._run("PTTL", stored))))
 
     async def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         stored = self._key(key)
@@ -309,7 +348,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
     # -- compare-and-set -----------------------------------------------------------------------
     async def get_versioned(self, key: str) -> Versioned | None:
         stored = self._key(key)
-        value = await self._call("get_versioned", key, lambda: self._client.get(stored))
+        value = await self._call("get_versioned", key, self._run("GET", stored))
         self._count_read(value is not None, value is None)
         if value is None:
             return None
@@ -332,7 +371,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
             written = (await self._acked("set_if", key, [command]))[0]
         elif token is None:
             written = await self._call(
-                "set_if", key, lambda: self._client.set(stored, value, nx=True, px=px), retry=False
+                "set_if", key, self._run(*_set_command(stored, value, px, "NX")[1]), retry=False
             )
         else:
             written = await self._call(
@@ -347,12 +386,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
 
     async def _run_cas(self, stored: str, token: str, value: bytes, px: int) -> Any:
         """The compare-and-set script by its SHA, loaded first if the server lost it."""
-        client = self._client
+        driver = self.driver
         try:
-            return await client.evalsha(CAS_SHA, 1, stored, token, value, px)
+            return await driver.call("EVALSHA", CAS_SHA, 1, stored, token, value, px)
         except NoScriptError:
             pass  # a restarted or flushed server: send the script itself once
-        return await client.eval(CAS_SCRIPT, 1, stored, token, value, px)
+        return await driver.call("EVAL", CAS_SCRIPT, 1, stored, token, value, px)
 
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> AsyncIterator[str]:
@@ -377,7 +416,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
                 return
 
     def _page(self, cursor: int, pattern: str) -> Awaitable[Any]:
-        return self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+        return self.driver.call("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
 
     # -- bulk ----------------------------------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -385,9 +424,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if not wanted:
             return {}
         stored = [self._head + key for key in wanted]
-        values: list[bytes | None] = await self._call(
-            "get_many", None, lambda: self._client.mget(stored)
-        )
+        values: list[bytes | None] = await self._call("get_many", None, self._run("MGET", *stored))
         missed = values.count(None)
         self._count_read(len(wanted) - missed, missed)
         return {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
@@ -417,7 +454,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
                 0
             ]
         else:
-            removed = await self._call("delete_many", None, lambda: self._client.unlink(*stored))
+            removed = await self._call("delete_many", None, self._run("UNLINK", *stored))
         self.counters.add("deletes", len(wanted))
         return int(removed)
 
@@ -429,13 +466,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
         self._closed = True
         # a connection can only be closed on its own loop; those of other (ended) loops go with it
         loop = asyncio.get_running_loop()
-        clients = [c for owner, c in self._clients.items() if owner is loop]
-        self._clients.clear()
-        if self._given is not None and self._owns_client:
-            clients.append(self._given)
-        for client in clients:
-            await client.aclose()
-            await client.connection_pool.disconnect()
+        drivers = [d for owner, d in self._drivers.items() if owner is loop]
+        self._drivers.clear()
+        if self._given is not None:
+            drivers.append(self._given)
+        for driver in drivers:
+            await driver.aclose()
 
 
 class AsyncRedisSentinelBackend(AsyncRedisBackend):
@@ -455,10 +491,10 @@ class AsyncRedisSentinelBackend(AsyncRedisBackend):
             weakref.WeakKeyDictionary()
         )
 
-        def factory() -> aioredis.Redis:
+        def factory() -> Driver:
             sentinel, client = build_async_sentinel_client(config)
             sentinels[asyncio.get_running_loop()] = sentinel
-            return client
+            return RedisPyDriver(client)
 
         backend = cls(
             None,
