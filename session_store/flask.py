@@ -33,7 +33,14 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 
 from session_store.store import SessionStore
-from session_store.websession import Action, ServerSession, commit, is_session_id, read_session
+from session_store.websession import (
+    Action,
+    ServerSession,
+    commit,
+    is_session_id,
+    read_session,
+    web_codec,
+)
 
 __all__ = ["FlaskSession", "SessionStoreInterface", "regenerate"]
 
@@ -175,7 +182,7 @@ class SessionStoreInterface(SessionInterface):
 
 def _open_store(app: Flask) -> SessionStore[Data]:
     url = app.config.get("SESSION_STORE_URL") or os.environ.get("SESSION_STORE_URL", "memory://")
-    return SessionStore(cast("str", url), dict)
+    return SessionStore(cast("str", url), dict, codec=web_codec())
 
 
 def regenerate() -> None:

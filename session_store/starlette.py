@@ -37,7 +37,14 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from session_store.aio.store import AsyncSessionStore
-from session_store.websession import Action, DictSession, acommit, aread_session, is_session_id
+from session_store.websession import (
+    Action,
+    DictSession,
+    acommit,
+    aread_session,
+    is_session_id,
+    web_codec,
+)
 
 __all__ = ["DEFAULT_TTL", "SessionMiddleware", "regenerate_session"]
 
@@ -68,7 +75,8 @@ class SessionMiddleware:
     ) -> None:
         self.app = app
         if store is None:
-            store = AsyncSessionStore(url or os.environ.get("SESSION_STORE_URL", "memory://"), dict)
+            url = url or os.environ.get("SESSION_STORE_URL", "memory://")
+            store = AsyncSessionStore(url, dict, codec=web_codec())
         self.store = store
         self.session_cookie = session_cookie
         self.max_age = max_age
