@@ -66,7 +66,8 @@ class Nemesis:
         server: started with ``appendonly=True`` (a restart then keeps what Redis acknowledged).
         disk: the disk tier's directory.
         faults: which of :data:`FAULTS` to draw from.
-        seed: of the schedule (fault, duration, gap).
+        seed: of the schedule (fault, duration, gap); the faults come as a shuffled deck, so
+            that a short run sees each kind once before any repeats.
         fault_seconds / gap_seconds: (low, high) of each fault's duration and of the healthy
             gap before it.
     """
@@ -78,8 +79,8 @@ class Nemesis:
         *,
         faults: Sequence[str] = FAULTS,
         seed: int = 0,
-        fault_seconds: tuple[float, float] = (0.3, 1.0),
-        gap_seconds: tuple[float, float] = (0.5, 1.5),
+        fault_seconds: tuple[float, float] = (0.3, 0.8),
+        gap_seconds: tuple[float, float] = (0.3, 0.8),
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -192,6 +193,7 @@ class Nemesis:
             record.end_ns = time.monotonic_ns()
 
     def _run(self) -> None:
+        deck: list[str] = []
         try:
             self.snapshot_aof()
             while not self._stop.is_set():
@@ -199,7 +201,10 @@ class Nemesis:
                     break
                 if self.rng.random() < 0.5:
                     self.snapshot_aof()  # the next rollback loses what comes after this
-                name = self.rng.choice(self.faults)
+                if not deck:
+                    deck = list(self.faults)
+                    self.rng.shuffle(deck)
+                name = deck.pop()
                 self.strike(name, self.rng.uniform(*self.fault_seconds))
         except BaseException as exc:  # reported by stop()
             self._error = exc
