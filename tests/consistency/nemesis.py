@@ -139,6 +139,8 @@ class Nemesis:
 
     def disk_read_only(self) -> None:
         """Make the disk tier's directory and files read-only under the running processes."""
+        if not self.disk.is_dir():
+            raise RuntimeError(f"no disk tier directory at {self.disk} (start the clients first)")
         paths = [p for p in self.disk.rglob("*") if not p.name.endswith("-shm")] + [self.disk]
         # the SQLite shared-memory file is mmapped: an immutable one kills its readers (SIGBUS)
         if os.geteuid() == 0:
