@@ -19,7 +19,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import bench_codec, bench_concurrency, bench_e2e, bench_memory, bench_redis
+from benchmarks import (
+    bench_codec,
+    bench_concurrency,
+    bench_e2e,
+    bench_hot,
+    bench_memory,
+    bench_redis,
+)
 from benchmarks.harness import Goal, machine_line, markdown_table, profile_top
 from benchmarks.plot import plot
 
@@ -107,14 +114,35 @@ def _missed_notes(goals: list[Goal]) -> str:
 
 
 #: The reading of the profiles, kept with the code that produces them.
-WHY = """How to read them: in the codec profiles, the time is in cattrs' (un)structuring of the
-typed session, the strict JSON check (`jsonsafe._only_plain_json`, which refuses what JSON
-cannot hold instead of `default=str`) and orjson itself; msgspec and a bare `orjson` round trip
-do neither the typed conversion nor the check. End to end, the peers store pickle (cachelib,
-dogpile.cache) or msgpack (Flask-Session) without compression or a check; our default codec
-zstd-compresses (the `compress` line) and checks every payload, and `orjson.loads` of the
-string-heavy sessions costs more than `pickle.loads`. The row "ours, no zstd" shows what the
-compression stage alone costs on loopback, where the smaller payload buys nothing back."""
+WHY = """How to read them: in the codec profiles, the time is in orjson itself, the generated
+(un)structure functions, the strict JSON check of the parts declared types cannot vouch for
+(`jsonsafe._only_plain_parts`; a dict session is walked whole by `_only_plain_json`), which
+refuses what JSON cannot hold instead of `default=str`, and zstd; msgspec and a bare `orjson`
+round trip do no typed conversion and no check. In the hot-path rows, a warm load of a mutable
+schema costs a copy of its mutable parts (the isolation the near cache guarantees; a frozen
+schema is shared without one). End to end, the peers store pickle (cachelib, dogpile.cache) or
+msgpack (Flask-Session) without compression or a check, and `pickle.loads` of a string-heavy
+dict costs far less than any JSON parse; the row "ours, no zstd" shows what the compression
+stage alone costs on loopback, where the smaller payload buys nothing back."""
+
+
+README_START = "<!-- benchmark table: written by python -m benchmarks -->"
+README_END = "<!-- end of benchmark table -->"
+
+
+def update_readme(readme: Path, machine: str, table: str) -> bool:
+    """Replace the goal table between the README's markers with this run's (the same table
+    as RESULTS.md's). Returns whether the README had the markers."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    body = (
+        f"{README_START}\n_{machine}; every figure a ratio from one run, details in "
+        f"[benchmarks/RESULTS.md](benchmarks/RESULTS.md)._\n\n{table}\n"
+    )
+    readme.write_text(text[:start] + body + text[end:], encoding="utf-8")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     goals += _redis_goals(redis_result)
     _say("concurrency ...")
     levels = bench_concurrency.measure(ops=150 if args.quick else 400)
+    _say("hot path, before and after ...")
+    hot = bench_hot.measure(rounds=3 if args.quick else 7)
+    goals += hot.goals
     optional = _optional_sections()
 
     sections = [
@@ -152,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_memory.report(memory),
         bench_redis.render(redis_result),
         bench_concurrency.report(levels),
+        bench_hot.report(hot),
         *optional,
         _missed_notes(goals),
         f"_Whole run: {time.perf_counter() - started:.0f} s; plot: `results.png`._\n",
@@ -161,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "RESULTS.md").write_text("# Benchmark results\n\n" + text, encoding="utf-8")
+    if out.resolve() == HERE.resolve():
+        update_readme(HERE.parent / "README.md", machine, _goal_table(goals))
     plot(
         out / "results.png",
         title=machine,

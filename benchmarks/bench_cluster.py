@@ -16,6 +16,13 @@ loopback ports, and times, in interleaved rounds whose order rotates:
    (slot hashing, node lookup) on top of one round trip each.
 4. store + load with ``wait_replicas=1`` (``SET`` and ``WAIT 1`` in one round trip) vs without, on
    the cluster: what acknowledgement by a replica costs.
+5. Listing 3,000 keys on a quiet cluster: the proven listing (each primary's state read before
+   and after its ``SCAN``, coverage checked; the slot map refreshed only when coverage is missing) vs today's path before issue 15
+   (``SCAN`` of each primary of the cached slot map); and the slot-by-slot walk of all 16384
+   slots (the fallback when keys arrived at every primary during the walk) vs the same.
+6. Sentinel (a primary, a replica, three sentinels started here): store + load with the
+   periodic ``ROLE`` check (default, every 1 s), and with one before every command (worst
+   case), vs redis-py's plain Sentinel pool (today's path before issue 15).
 
 Every figure is a ratio of medians of per-round ratios (IQR beside it), measured in the same
 run; absolute times are context only. Prints a Markdown section.
@@ -28,19 +35,26 @@ import gc
 import os
 import sys
 from collections.abc import Callable
+from typing import cast
 
 import redis
+from redis.connection import BlockingConnectionPool
 from redis.crc import key_slot
+from redis.sentinel import Sentinel, SentinelConnectionPool
 from redis.utils import HIREDIS_AVAILABLE
 
 from benchmarks.bench_redis import Row, interleaved, row
 from session_store import open_backend
-from session_store_redis import RedisBackend, RedisClusterBackend
-from session_store_redis.testing import RedisClusterServers, RedisServer
+from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
+from session_store_redis.backend import SCAN_COUNT
+from session_store_redis.listing import SLOTS, _read_slots, _Walk
+from session_store_redis.patterns import prefix_pattern
+from session_store_redis.testing import RedisClusterServers, RedisSentinelSet, RedisServer
 
 __all__ = ["main", "report"]
 
 KEYS = 100
+LISTED = 3000
 
 
 def _open_cluster(url: str) -> RedisClusterBackend:
@@ -154,6 +168,142 @@ def measure(
     return rows, mgets
 
 
+def _old_listing(backend: RedisClusterBackend, pattern: str) -> int:
+    """Today's path before issue 15: ``SCAN`` each primary of the cached slot map in turn,
+    each key decoded and checked as ``scan`` does."""
+    client = backend.client
+    seen: set[str] = set()
+    found = 0
+    for node in client.get_primaries():  # type: ignore[no-untyped-call]
+        redis_node = client.get_redis_connection(node)
+        cursor = 0
+        while True:
+            cursor, batch = redis_node.scan(cursor, match=pattern, count=SCAN_COUNT)
+            found += sum(1 for _ in backend._keys_of(cast("list[bytes]", batch), "", seen))
+            if int(cursor) == 0:
+                break
+    return found
+
+
+def measure_listing(cluster: RedisClusterServers, rounds: int) -> list[Row]:
+    """The cost of a proven listing, and of the slot-by-slot fallback, vs the plain walk."""
+    backend = _open_cluster(cluster.url_for(prefix="list:"))
+    try:
+        backend.set_many({f"k{n}": b"v" for n in range(LISTED)})
+        client = backend.client
+        head = backend.namespace.scan_head()
+        pattern = prefix_pattern(head)
+        assert _old_listing(backend, pattern) == LISTED
+        listing = backend.scan()
+        assert sum(1 for _ in listing) == LISTED and listing.complete
+
+        def proven() -> int:
+            return sum(1 for _ in backend.scan())
+
+        def by_slots() -> int:
+            walk, seen = _Walk(), set[str]()
+            pages = _read_slots(client, list(range(SLOTS)), head.encode(), walk)
+            found = sum(1 for page in pages for _ in backend._keys_of(page, "", seen))
+            assert len(walk) == SLOTS
+            return found
+
+        samples = interleaved(
+            {
+                "old": (lambda: _old_listing(backend, pattern), 5),
+                "proven": (proven, 5),
+                "slots": (by_slots, 1),
+            },
+            max(5, rounds // 3),
+        )
+    finally:
+        backend.close()
+    return [
+        row(
+            f"listing {LISTED:,} keys, quiet cluster: proven (state before/after each primary's "
+            "SCAN + coverage) vs SCAN of the cached map",
+            samples,
+            "proven",
+            "old",
+            speedup=False,
+            goal="context",
+            target=None,
+        ),
+        row(
+            f"listing {LISTED:,} keys: slot-by-slot walk of all {SLOTS} slots (fallback) vs SCAN "
+            "of the cached map",
+            samples,
+            "slots",
+            "old",
+            speedup=False,
+            goal="context",
+            target=None,
+        ),
+    ]
+
+
+class _PlainSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """redis-py's Sentinel pool as the backend used it before issue 15 (no ROLE check, no
+    announcements followed)."""
+
+
+def measure_role_check(sentinels: RedisSentinelSet, rounds: int, size: int) -> list[Row]:
+    """store + load with the ROLE check (every 1 s; before every command) vs without."""
+    manager = Sentinel([("127.0.0.1", sentinels.sentinels[0].port)])  # type: ignore[no-untyped-call]
+    plain_client = manager.master_for(  # type: ignore[no-untyped-call]
+        sentinels.service, redis_class=redis.Redis, connection_pool_class=_PlainSentinelPool
+    )
+    plain = RedisSentinelBackend(plain_client, prefix="role:")
+    default = open_backend(sentinels.url_for(prefix="role:"))
+    always = open_backend(sentinels.url_for(prefix="role:", role_check_interval="0.000001"))
+    value = os.urandom(size)
+
+    def store_load(backend: object) -> Callable[[], object]:
+        assert isinstance(backend, RedisSentinelBackend)
+
+        def run() -> object:
+            backend.set("one", value)
+            return backend.get("one")
+
+        return run
+
+    try:
+        for backend in (plain, default, always):
+            store_load(backend)()
+        samples = interleaved(
+            {
+                "plain": (store_load(plain), 200),
+                "default": (store_load(default), 200),
+                "always": (store_load(always), 200),
+            },
+            rounds,
+        )
+    finally:
+        for backend in (plain, default, always):
+            backend.close()
+        plain_client.close()
+        manager.close()
+    return [
+        row(
+            "Sentinel store + load: ROLE check every 1 s (default) vs redis-py's plain pool",
+            samples,
+            "default",
+            "plain",
+            speedup=False,
+            goal="context",
+            target=None,
+        ),
+        row(
+            "Sentinel store + load: ROLE check before every command vs redis-py's plain pool",
+            samples,
+            "always",
+            "plain",
+            speedup=False,
+            goal="context",
+            target=None,
+        ),
+    ]
+
+
 def report(rounds: int = 31, size: int = 7 * 1024) -> str:
     """Start the servers, measure, stop them; the Markdown section."""
     with RedisServer() as server, RedisClusterServers(primaries=3, replicas=1) as cluster:
@@ -163,6 +313,9 @@ def report(rounds: int = 31, size: int = 7 * 1024) -> str:
         finally:
             raw.close()
         rows, mgets = measure(server, cluster, rounds, size)
+        rows += measure_listing(cluster, rounds)
+    with RedisSentinelSet() as sentinels:
+        rows += measure_role_check(sentinels, rounds, size)
     lines = [
         "### Redis Cluster backend\n",
         f"redis-server {version} (standalone, and a cluster of 3 primaries with a replica each, "

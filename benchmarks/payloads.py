@@ -11,6 +11,7 @@ Sizes: small (~7 KB), medium (~60 KB), large (~600 KB) of JSON. Two shapes:
 from __future__ import annotations
 
 import random
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,9 +117,9 @@ def vision_session(size: str, seed: int = 0) -> EnhancedSessionData:
         doc = DocumentExtractionResult(
             document_id=f"doc-{i}",
             filename=f"deck_{i}.pdf",
-            extraction_method=ExtractionMethod.HYBRID_TEXT_VISION,
+            extraction_method=ExtractionMethod.HYBRID_TEXT_VISION.value,
             text_content=_text(rng, 60),
-            text_metadata={"pages": rng.randint(1, 60), "language": "en"},
+            text_extraction_metadata={"pages": rng.randint(1, 60), "language": "en"},
             vision_extractions=[
                 VisionExtraction(
                     page_number=p,
@@ -133,15 +134,15 @@ def vision_session(size: str, seed: int = 0) -> EnhancedSessionData:
                 for p in range(4)
             ],
             vision_processing_summary={"pages": 4, "model": "vision-1"},
-            insights=[_text(rng, 6) for _ in range(3)],
+            comprehensive_insights=[_text(rng, 6) for _ in range(3)],
             confidence_scores={"text": rng.random(), "vision": rng.random()},
-            processing_time_s=rng.uniform(0.5, 9),
-            processing_cost_usd=rng.uniform(0.01, 0.2),
+            processing_time=rng.uniform(0.5, 9),
+            processing_cost=rng.uniform(0.01, 0.2),
             processing_strategy="hybrid",
-            quality_score=rng.random(),
+            extraction_quality_score=rng.random(),
             completeness_score=rng.random(),
         )
-        session.extraction_results[doc.document_id] = doc
+        session.extraction_results[doc.document_id] = asdict(doc)
         approx += 2650
         i += 1
     return session

@@ -6,10 +6,18 @@ Open a backend from a URL or a chain string::
     backend = open_backend("memory://?max_entries=1000 | diskcache:///var/lib/app/sessions")
 """
 
+from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.codec import AesGcmStage, Codec, ZstdStage
 from session_store.counters import Counters
-from session_store.dataroom import SessionManager, SessionMetrics, session_quality
+from session_store.dataroom import (
+    EnhancedSessionManager,
+    SessionManager,
+    SessionMetrics,
+    naive_utc,
+    session_quality,
+)
+from session_store.decoded import DecodedCache
 from session_store.errors import (
     BackendError,
     BackendUnavailableError,
@@ -17,6 +25,7 @@ from session_store.errors import (
     ConflictError,
     CorruptPayloadError,
     InvalidKeyError,
+    InvalidTTLError,
     SerializationError,
     SessionStoreError,
     UnknownSchemaVersionError,
@@ -44,6 +53,8 @@ __all__ = [
     "MAX_KEY_BYTES",
     "NO_EXPIRY",
     "AesGcmStage",
+    "AsyncSessionBackend",
+    "AsyncSessionStore",
     "BackendError",
     "BackendURL",
     "BackendUnavailableError",
@@ -52,11 +63,14 @@ __all__ = [
     "ConflictError",
     "CorruptPayloadError",
     "Counters",
+    "DecodedCache",
     "DocumentExtractionResult",
     "EnhancedSessionData",
+    "EnhancedSessionManager",
     "Evicted",
     "ExtractionMethod",
     "InvalidKeyError",
+    "InvalidTTLError",
     "MemoryBackend",
     "Namespace",
     "Params",
@@ -77,6 +91,8 @@ __all__ = [
     "ZstdStage",
     "__version__",
     "available_backends",
+    "naive_utc",
+    "open_async_backend",
     "open_backend",
     "parse_url",
     "redact_url",

@@ -20,6 +20,7 @@ __all__ = [
     "ConflictError",
     "CorruptPayloadError",
     "InvalidKeyError",
+    "InvalidTTLError",
     "SerializationError",
     "SessionStoreError",
     "UnknownSchemaVersionError",
@@ -75,6 +76,12 @@ class InvalidKeyError(SessionStoreError, ValueError):
     """A session key breaks the key rules (see :mod:`session_store.keys`); raised before any I/O."""
 
 
+class InvalidTTLError(ConfigurationError):
+    """A TTL no backend may hold: not a number, zero or negative, NaN, or beyond
+    :data:`session_store.ttl.MAX_TTL` (``10**400`` included); raised before any I/O, the same
+    for every backend. ``NO_EXPIRY`` (``math.inf``) is the explicit "never expires"."""
+
+
 class BackendError(SessionStoreError):
     """A backend failed an operation (a read-only directory, a full disk, a server error).
 
@@ -82,10 +89,11 @@ class BackendError(SessionStoreError):
     """
 
 
-class BackendUnavailableError(BackendError):
+class BackendUnavailableError(BackendError, ConnectionError):
     """A backend cannot be reached: connection refused, timed out, or the server is gone.
 
-    A tiered backend skips a tier that raises this and goes on with the others.
+    A tiered backend skips a tier that raises this and goes on with the others. It is also a
+    ``ConnectionError``, so a host app's existing ``except ConnectionError`` keeps working.
     """
 
 

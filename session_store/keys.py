@@ -18,6 +18,13 @@ Unicode-normalised: ``"é"`` (one code point) and ``"e\\u0301"`` are two differe
 occur in a prefix, so the prefix ends exactly where the first separator is. Two stores whose
 prefixes overlap, such as ``session:`` and ``session:admin:``, therefore can never read, list or
 delete each other's keys: ``session:admin:\\x1fk`` does not start with ``session:\\x1f``.
+
+**Another separator** (``Namespace(prefix, separator=":")``) gives another store's layout: the
+data-room plan's ``session:{user_id}`` is prefix ``session`` with separator ``:``. The prefix may
+not contain its separator, so it still ends at the first separator, and stores with the *same*
+separator never see each other's keys. Stores sharing one server with *different* separators
+lose that guarantee (prefix ``session`` with ``:`` holds every key of prefix ``session:x`` with
+U+001F): give such stores prefixes that do not start alike.
 """
 
 from __future__ import annotations
@@ -101,26 +108,34 @@ class Namespace:
     """Maps session keys to stored keys under one prefix, and back.
 
     Args:
-        prefix: text every stored key starts with; may be empty, may not contain :data:`SEPARATOR`.
+        prefix: text every stored key starts with; may be empty, may not contain the separator.
+        separator: what ends the prefix (default :data:`SEPARATOR`, U+001F).
 
     Raises:
         ConfigurationError: the prefix contains the separator, is too long or is not valid Unicode.
     """
 
-    __slots__ = ("_head", "_head_len", "prefix")
+    __slots__ = ("_head", "_head_len", "prefix", "separator")
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", separator: str = SEPARATOR) -> None:
         if not isinstance(prefix, str):
             raise ConfigurationError(f"prefix must be str, got {type(prefix).__name__}")
-        if SEPARATOR in prefix:
-            raise ConfigurationError("prefix must not contain the separator character U+001F")
+        if not isinstance(separator, str) or not separator:
+            raise ConfigurationError(f"separator must be a non-empty str, got {separator!r}")
+        if _utf8_length(separator) is None or len(separator) > 8:
+            raise ConfigurationError("separator must be valid Unicode, at most 8 characters")
+        if separator in prefix:
+            raise ConfigurationError(
+                f"prefix must not contain its separator {separator.encode('unicode_escape')!r}"
+            )
         size = _utf8_length(prefix)
         if size is None:
             raise ConfigurationError("prefix must be valid Unicode")
         if size > MAX_PREFIX_BYTES:
             raise ConfigurationError(f"prefix is at most {MAX_PREFIX_BYTES} UTF-8 bytes")
         self.prefix = prefix
-        self._head = prefix + SEPARATOR
+        self.separator = separator
+        self._head = prefix + separator
         self._head_len = len(self._head)
 
     def encode(self, key: str) -> str:
@@ -138,4 +153,6 @@ class Namespace:
         return self._head + prefix
 
     def __repr__(self) -> str:
-        return f"Namespace({self.prefix!r})"
+        if self.separator == SEPARATOR:
+            return f"Namespace({self.prefix!r})"
+        return f"Namespace({self.prefix!r}, separator={self.separator!r})"

@@ -62,16 +62,16 @@ BackendFactory = Callable[..., SessionBackend]
 _TIER_SEPARATOR = re.compile(r"\|(?=\s*[A-Za-z][A-Za-z0-9+.\-]*://)|\|(?=\s*(?:\||$))|^\s*\|")
 
 _lock = threading.Lock()
-_entry_points: dict[str, EntryPoint] | None = None
-_loaded: dict[str, BackendFactory] = {}
+# per entry-point group (the async backends have a group of their own, session_store.aio)
+_entry_points: dict[str, dict[str, EntryPoint]] = {}
+_loaded: dict[tuple[str, str], Callable[..., Any]] = {}
 
 
-def _discover() -> dict[str, EntryPoint]:
-    global _entry_points
+def _discover(group: str = BACKENDS_GROUP) -> dict[str, EntryPoint]:
     with _lock:
-        if _entry_points is None:
+        if group not in _entry_points:
             found: dict[str, EntryPoint] = {}
-            for ep in sorted(entry_points(group=BACKENDS_GROUP), key=lambda e: (e.name, e.value)):
+            for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
                 name = ep.name.lower()
                 if name in found and found[name].value != ep.value:
                     log.warning(
@@ -82,8 +82,8 @@ def _discover() -> dict[str, EntryPoint]:
                     )
                     continue
                 found[name] = ep
-            _entry_points = found
-        return _entry_points
+            _entry_points[group] = found
+        return _entry_points[group]
 
 
 def available_backends() -> Mapping[str, str]:
@@ -91,31 +91,31 @@ def available_backends() -> Mapping[str, str]:
     return MappingProxyType({name: ep.value for name, ep in sorted(_discover().items())})
 
 
-def _unknown_scheme(scheme: str) -> ConfigurationError:
-    installed = ", ".join(sorted(_discover())) or "none"
+def _unknown_scheme(scheme: str, group: str = BACKENDS_GROUP) -> ConfigurationError:
+    installed = ", ".join(sorted(_discover(group))) or "none"
     package = KNOWN_PLUGINS.get(scheme)
     hint = f"; install the {package!r} distribution to use it" if package else ""
     if not package:
-        close = difflib.get_close_matches(scheme, [*_discover(), *KNOWN_PLUGINS], n=1)
+        close = difflib.get_close_matches(scheme, [*_discover(group), *KNOWN_PLUGINS], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigurationError(
         f"no backend is installed for scheme {scheme!r}{hint} (installed: {installed})"
     )
 
 
-def load_backend_factory(scheme: str) -> BackendFactory:
-    """Import (once) and return the factory registered for ``scheme``.
+def load_backend_factory(scheme: str, group: str = BACKENDS_GROUP) -> BackendFactory:
+    """Import (once) and return the factory registered for ``scheme`` in ``group``.
 
     Raises:
         ConfigurationError: no plugin provides the scheme, or the plugin failed to import.
     """
     scheme = scheme.lower()
-    factory = _loaded.get(scheme)
+    factory = _loaded.get((group, scheme))
     if factory is not None:
         return factory
-    ep = _discover().get(scheme)
+    ep = _discover(group).get(scheme)
     if ep is None:
-        raise _unknown_scheme(scheme)
+        raise _unknown_scheme(scheme, group)
     try:
         loaded = ep.load()
     except Exception as exc:  # a broken plugin must not break the host
@@ -125,7 +125,7 @@ def load_backend_factory(scheme: str) -> BackendFactory:
         ) from exc
     if not callable(loaded):
         raise ConfigurationError(f"the plugin for scheme {scheme!r} ({ep.value}) is not callable")
-    _loaded[scheme] = loaded
+    _loaded[group, scheme] = loaded
     return loaded  # type: ignore[no-any-return]
 
 
@@ -168,10 +168,12 @@ def _chain_options(url: BackendURL) -> dict[str, Any]:
         )
     params = Params(url, {})
     options: dict[str, Any] = {
-        "stamps": params.take_bool("stamps", False),
-        "max_staleness": params.take_optional_float("max_staleness"),
+        "stamps": params.take_bool("stamps", True),  # accepted, ignored: every chain versions
+        "max_staleness": params.take_float("max_staleness", 1.0),
         "retry_after": params.take_float("retry_after", 5.0),
         "max_missed": params.take_int("max_missed", 100_000),
+        "tombstone_ttl": params.take_float("tombstone_ttl", 7 * 86_400.0),
+        "invalidation": params.take_bool("invalidation", True),
     }
     params.finish()
     return options
@@ -182,8 +184,8 @@ def open_backend(url: str, **overrides: Any) -> SessionBackend:
 
     Args:
         url: ``scheme://...`` or ``url | url | ...`` (fastest tier first). A chain may start
-            with ``tiered://?stamps=true&max_staleness=1&retry_after=5&max_missed=100000``,
-            which sets the options of the chain itself (so a URL alone can turn them on).
+            with ``tiered://?max_staleness=1&retry_after=5&tombstone_ttl=604800&invalidation=true``,
+            which sets the options of the chain itself (every chain is coherent without them).
         **overrides: for one URL, parameters that override the URL's query parameters; for a
             chain, keyword arguments of :class:`~session_store.tiered.TieredBackend`.
 

@@ -3,12 +3,21 @@
 :func:`rewrite_all` brings stored sessions up to what the store's codec writes today:
 
 * **Schema version**: a payload stored at an older version of its schema (or as headerless
-  legacy JSON) is migrated and written at the version the codec writes (the schema's current
-  one, or the one ``Codec(write_versions=...)`` pins during a rolling deploy).
+  legacy JSON, when ``legacy_schema`` names its schema) is migrated and written at the version
+  the codec writes (the schema's current one, or the one ``Codec(write_versions=...)`` pins
+  during a rolling deploy).
+* **Encryption binding**: a payload encrypted in byte format 1 (ambiguous associated data) is
+  re-encrypted in format 2 (see :mod:`session_store.codec.format`).
 * **Encryption key**: with keys rotated (new key first, old keys after it, see
   :class:`~session_store.codec.AesGcmStage`), a payload encrypted under any key but the first is
   re-encrypted under the first. Without encryption configured, an encrypted payload fails
   (it cannot be opened) and an unencrypted one is current.
+
+**Only sessions.** A value is rewritten only when it is provably a session: it carries the
+session-store header, or it is legacy JSON and the caller named its schema (``legacy_schema``,
+``session-store migrate --legacy SCHEMA``). Anything else another program stored in the same
+place is left alone and counted in ``not_sessions``. Plaintext is read even by an encrypted
+store's codec here (``allow_plaintext``): rewriting is how it gets encrypted.
 
 Compression is not part of "current": whether a payload is compressed depends on its size.
 
@@ -43,7 +52,7 @@ stops the walk and propagates; the checkpoint lets the next run resume.
 Example (what ``session-store migrate`` does)::
 
     store = SessionStore(url, codec=Codec(encryption=AesGcmStage([new_key, old_key])))
-    report = rewrite_all(store, checkpoint=Path("/var/tmp/sessions.rewrite"))
+    report = rewrite_all(store, checkpoint=Path("/var/tmp/sessions.rewrite"), legacy_schema="dict")
     print(report.summary())
     # every session now opens with AesGcmStage([new_key]) alone: retire old_key
 """
@@ -51,6 +60,7 @@ Example (what ``session-store migrate`` does)::
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -61,9 +71,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from session_store import stamps
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
-from session_store.codec.format import is_legacy, parse_header
+from session_store.codec.format import FORMAT_VERSION, MAGIC, is_legacy, parse_header
 from session_store.codec.stages import STAGE_AESGCM
 from session_store.errors import (
     BackendError,
@@ -74,7 +85,6 @@ from session_store.errors import (
 from session_store.keys import validate_scan_prefix
 from session_store.schema.registry import get_schema
 from session_store.store import SessionStore
-from session_store.ttl import NO_EXPIRY
 
 __all__ = ["CHECKPOINT_FORMAT", "RewriteFailure", "RewriteReport", "rewrite_all"]
 
@@ -108,6 +118,9 @@ class RewriteReport:
         current: sessions already in the current format, left alone.
         vanished: sessions listed but deleted or expired before they could be read or rewritten.
         skipped: sessions finished by an earlier, interrupted run (known from the checkpoint).
+        not_sessions: values left alone because nothing proves they are sessions: no
+            session-store header, and not legacy JSON given a ``legacy_schema`` (a raw value
+            some other code stored, such as ``b'{"documents": 3}'`` or a counter).
         failures: the sessions that could not be rewritten, with their typed errors.
         complete: the walk reached the end of the listing. Always ``True`` in a report that
             :func:`rewrite_all` returns (a backend error raises instead, and the checkpoint keeps
@@ -118,6 +131,7 @@ class RewriteReport:
     current: int = 0
     vanished: int = 0
     skipped: int = 0
+    not_sessions: int = 0
     failures: list[RewriteFailure] = field(default_factory=list)
     complete: bool = False
 
@@ -129,7 +143,7 @@ class RewriteReport:
     @property
     def examined(self) -> int:
         """Sessions this run looked at (not counting those skipped from the checkpoint)."""
-        return self.rewritten + self.current + self.vanished + self.failed
+        return self.rewritten + self.current + self.vanished + self.failed + self.not_sessions
 
     def summary(self) -> str:
         """One line for a human: the counts, and the failures by error type."""
@@ -140,7 +154,8 @@ class RewriteReport:
         return (
             f"rewritten {self.rewritten}, already current {self.current}, failed {self.failed}"
             + (f" ({detail})" if detail else "")
-            + f", vanished {self.vanished}, skipped from checkpoint {self.skipped}"
+            + f", vanished {self.vanished}, not sessions (left alone) {self.not_sessions}"
+            + f", skipped from checkpoint {self.skipped}"
             + ("" if self.complete else ", INCOMPLETE")
         )
 
@@ -152,6 +167,7 @@ def rewrite_all(
     checkpoint: Path | None = None,
     batch: int = 100,
     progress: Callable[[int, int], None] | None = None,
+    legacy_schema: str | None = None,
 ) -> RewriteReport:
     """Rewrite every session whose key starts with ``prefix`` in the store's current format.
 
@@ -166,6 +182,9 @@ def rewrite_all(
         batch: keys read per round trip (``get_many``), and per checkpoint record.
         progress: called after every batch with ``(sessions done, sessions listed at the
             start)``; done counts the skipped ones too, so it ends at (about) the total.
+        legacy_schema: the schema headerless legacy JSON is a session of. Without it, legacy
+            JSON is not rewritten (counted in ``not_sessions``): a bare JSON object may be any
+            value another program stored, and rewriting it as a session would change it.
 
     Returns:
         The counts and the failures.
@@ -179,7 +198,8 @@ def rewrite_all(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigurationError(f"batch must be an integer >= 1, got {batch!r}")
     validate_scan_prefix(prefix)
-    codec = store.codec
+    codec = _reader(store.codec, legacy_schema)
+    legacy = legacy_schema is not None
     backend = store.backend
     target = _target(codec, prefix)
     report = RewriteReport()
@@ -189,7 +209,7 @@ def rewrite_all(
         for keys in _batches(backend.scan(prefix), batch):
             todo = [key for key in keys if _digest(key) not in done_before]
             report.skipped += len(keys) - len(todo)
-            finished = _rewrite_batch(store, todo, report) if todo else []
+            finished = _rewrite_batch(store, codec, todo, report, legacy) if todo else []
             record(finished)
             if progress is not None:
                 progress(report.examined + report.skipped, total)
@@ -201,6 +221,18 @@ def rewrite_all(
 
 
 # -- the walk -----------------------------------------------------------------------------------
+def _reader(codec: Codec, legacy_schema: str | None) -> Codec:
+    """The store's codec, reading plaintext too (rewriting is how plaintext gets encrypted), and
+    legacy JSON as ``legacy_schema``."""
+    reader = copy.copy(codec)
+    reader.allow_plaintext = True
+    if legacy_schema is not None:
+        if get_schema(legacy_schema) is None:
+            raise ConfigurationError(f"no schema named {legacy_schema!r} is registered")
+        reader.legacy_schema = legacy_schema
+    return reader
+
+
 def _batches(keys: Iterator[str], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
     for key in keys:
@@ -212,19 +244,24 @@ def _batches(keys: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _rewrite_batch(store: SessionStore[Any], keys: list[str], report: RewriteReport) -> list[str]:
+def _rewrite_batch(
+    store: SessionStore[Any], codec: Codec, keys: list[str], report: RewriteReport, legacy: bool
+) -> list[str]:
     """Bring ``keys`` up to date; the keys finished (failed ones are not: a rerun retries them)."""
     found = store.backend.get_many(keys)
     finished: list[str] = []
     for key in keys:
-        data = found.get(key)
+        raw = found.get(key)
+        data = None if raw is None else stamps.session_bytes(raw)  # a chain's frame, read through
         try:
             if data is None:
                 outcome = "vanished"
-            elif _is_current(store.codec, key, data):
+            elif not _is_session(data, legacy):
+                outcome = "not a session"
+            elif _is_current(codec, key, data):
                 outcome = "current"
             else:
-                outcome = _rewrite_one(store, key)
+                outcome = _rewrite_one(store, codec, key, legacy)
         except BackendError:
             raise
         except SessionStoreError as exc:
@@ -234,35 +271,50 @@ def _rewrite_batch(store: SessionStore[Any], keys: list[str], report: RewriteRep
             report.rewritten += 1
         elif outcome == "current":
             report.current += 1
+        elif outcome == "not a session":
+            report.not_sessions += 1
         else:
             report.vanished += 1
         finished.append(key)
     return finished
 
 
-def _rewrite_one(store: SessionStore[Any], key: str) -> str:
-    """Rewrite one session with compare-and-set: ``rewritten``, ``current`` or ``vanished``.
+def _is_session(data: bytes, legacy: bool) -> bool:
+    """Whether ``data`` is provably a session: it has our header, or it is legacy JSON and the
+    caller named the legacy schema. Anything else (a raw value some other code stored, a counter,
+    a blob) is left alone."""
+    return data[: len(MAGIC)] == MAGIC or (legacy and is_legacy(data))
+
+
+def _rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) -> str:
+    """Rewrite one session with compare-and-set: ``rewritten``, ``current``, ``vanished`` or
+    ``not a session`` (replaced meanwhile by a value that is not one).
 
     Raises:
         ConflictError: the session changed under every attempt for ``update_timeout`` seconds.
         SessionStoreError: it does not decode, or cannot be encoded again.
     """
     backend: SessionBackend = store.backend
-    codec = store.codec
     deadline = time.monotonic() + store.update_timeout
     attempt = 0
     while True:
         read = backend.get_versioned(key)
-        if read is None:
+        stored = None if read is None else stamps.session_bytes(read.value)
+        if read is None or stored is None:
             return "vanished"
-        if _is_current(codec, key, read.value):
+        if not _is_session(stored, legacy):
+            return "not a session"
+        if _is_current(codec, key, stored):
             return "current"  # a concurrent writer already wrote it in the current format
         left = backend.ttl(key)
         if left is None:
             return "vanished"
-        payload = codec.encode(key, codec.decode(key, read.value).obj)
-        ttl = None if left == NO_EXPIRY else left
-        if backend.set_if(key, payload, read.token, ttl):
+        payload = codec.encode(key, codec.decode(key, stored).obj)
+        if stored is not read.value and stamps.version_of(read.value):
+            # one tier of a chain, read alone: the rewrite is a newer version of the session
+            payload = stamps.frame(payload, stamps.clock.now(), stamps.own_ttl(read.value))
+        # NO_EXPIRY passes on as "never", not as "the backend's default TTL"
+        if backend.set_if(key, payload, read.token, left):
             return "rewritten"
         attempt += 1
         if time.monotonic() >= deadline:
@@ -294,8 +346,8 @@ def _is_current(codec: Codec, key: str, data: bytes) -> bool:
     encrypted = bool(header.stages) and header.stages[-1] == STAGE_AESGCM
     if codec.encryption is None:
         return STAGE_AESGCM not in header.stages
-    if not encrypted:
-        return False
+    if not encrypted or header.format_version < FORMAT_VERSION:
+        return False  # format 1 bound its associated data ambiguously: re-encrypt in format 2
     start = header.payload_offset
     key_id = data[start : start + _KEY_ID_LENGTH].hex()
     return key_id == codec.encryption.key_ids[0]

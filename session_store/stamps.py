@@ -1,34 +1,37 @@
-"""Write stamps: a 16-byte header the tiered backend puts in front of every value it stores.
+"""Version frames: the header a chain puts in front of every copy it stores, and its clock.
 
-A tier that was down (or restarted from an older append-only file) can hold an *older* copy of a
-key than another tier. The tiered backend, when it runs with ``stamps=True``, prefixes each value
-it writes with a stamp and, on a read that is not served by the process-local cache, compares the
-copies of all the shared tiers: the newest stamp wins and the tiers holding an older copy are
-repaired. A delete made while a tier is down leaves a *tombstone* (a stamp with no value) in the
-tiers that took it, so that the older copy in the tier that missed the delete loses too.
-
-::
+Every value a :class:`~session_store.tiered.TieredBackend` writes, in every tier, is *framed*::
 
     offset  size  meaning
-    0       3     magic b"\\xa7ST" (the codec header is b"\\xa7SS"; JSON never starts so)
-    3       1     kind: 1 = value, 2 = tombstone
+    0       4     magic b"\\xa7SF\\x01" (the codec header is b"\\xa7SS"; JSON never starts so)
     4       8     hybrid logical clock, big-endian: milliseconds since the epoch << 16 | counter
     12      4     node: a random number per process, breaking ties between processes
-    16      ...   the value (empty for a tombstone)
+    16      1     kind: 1 = value, 2 = tombstone ("deleted at this version")
+    17      8     the TTL the write asked for, seconds as a big-endian double (0: the backend's
+                  default; inf: no expiry), so that ``touch`` can keep each session's own TTL
+    25      ...   the caller's bytes, exactly (empty for a tombstone)
 
-Values without the header (written before stamps existed, or by a chain without stamps) still
-load: they rank below every stamped copy. The header never reaches the caller: the tiered backend
-strips it, so ``SessionStore`` and the codec see exactly the bytes they wrote.
+Bytes 4..16 are the **version**: compared as bytes (big-endian, so byte order is number order),
+newer is greater; :data:`UNVERSIONED` (``b""``) is what a copy without a frame has, older than any.
 
-**Order.** Stamps are ``(clock, node)`` pairs compared as tuples. The clock is a hybrid logical
-clock: it follows the wall clock in milliseconds, never goes backwards in a process, and moves past
-every stamp the process has read, so a write that follows a read (a read-modify-write, an
-``update``) is always stamped newer than what it read, whatever the skew between hosts' clocks.
-Writes that do not read first are ordered by the writers' wall clocks (last writer wins).
+**Unambiguous.** A chain frames *every* value, so any byte string a caller gives round-trips
+exactly, also one that begins with the magic (it is framed like any other). A copy without a frame
+(written before chains framed, or by something other than a chain) is read as an unversioned value
+unless it happens to begin with the 4-byte magic and a valid kind byte.
+
+**Single-tier readers** (``SessionStore`` over one tier of a chain, the CLI) unframe with
+:func:`session_bytes`, which also understands the 16-byte ``b"\\xa7ST"`` stamps of earlier chains
+(a session payload never starts with either header, so at that level there is no ambiguity).
+
+**Order.** The clock follows the wall clock in milliseconds, never goes backwards in a process, and
+moves past every version the process reads, so a write that follows a read (an ``update``) is
+always newer than what it read, whatever the skew between hosts. Writes that do not read first are
+ordered by the writers' clocks (last writer wins).
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import struct
 import threading
@@ -42,48 +45,128 @@ __all__ = [
     "KIND_TOMBSTONE",
     "KIND_VALUE",
     "MAGIC",
-    "UNSTAMPED",
+    "UNVERSIONED",
+    "VERSION_END",
+    "VERSION_START",
+    "Frame",
     "HybridClock",
-    "Stamp",
-    "Stamped",
     "clock",
+    "frame",
+    "is_tombstone",
+    "own_ttl",
     "parse",
-    "payload",
-    "peek",
+    "session_bytes",
     "tombstone",
-    "wrap",
+    "unframe",
+    "version_of",
 ]
 
-MAGIC = b"\xa7ST"
+MAGIC = b"\xa7SF\x01"
 KIND_VALUE = 1
 KIND_TOMBSTONE = 2
-_HEADER = struct.Struct(">3sBQI")
-HEADER_SIZE = _HEADER.size  # 16
+_HEADER = struct.Struct(">4sQIBd")
+HEADER_SIZE = _HEADER.size  # 25
+VERSION_START, VERSION_END = 4, 16
+_KIND = 16
 _LOGICAL_BITS = 16
+#: The version of a copy without a frame: older than every framed copy.
+UNVERSIONED = b""
+
+# The 16-byte stamps of earlier chains (``tiered://?stamps=true``), read by session_bytes only.
+_OLD_MAGIC = b"\xa7ST"
+_OLD_HEADER = 16
 
 
-class Stamp(NamedTuple):
-    """When a value was written: hybrid logical clock, then the writer's node number."""
+class Frame(NamedTuple):
+    """A stored copy taken apart."""
 
-    clock: int
-    node: int
-
-
-#: The rank of a value written without a stamp: older than any stamped value.
-UNSTAMPED = Stamp(-1, 0)
-
-
-class Stamped(NamedTuple):
-    """A stored value taken apart: its stamp, whether it is a tombstone, the caller's bytes."""
-
-    stamp: Stamp
+    version: bytes  # UNVERSIONED if the copy has no frame
     tombstone: bool
+    ttl: float | None  # the TTL the write asked for (None: the backend's default, or unknown)
     value: bytes
+
+
+def _is_framed(data: bytes) -> bool:
+    return (
+        len(data) >= HEADER_SIZE
+        and data[:4] == MAGIC
+        and (
+            data[_KIND] == KIND_VALUE
+            or (data[_KIND] == KIND_TOMBSTONE and len(data) == HEADER_SIZE)
+        )
+    )
+
+
+def frame(value: bytes, version: bytes, ttl: float | None) -> bytes:
+    """``value`` with a frame carrying ``version`` (12 bytes from :meth:`HybridClock.now`)."""
+    return MAGIC + version + _tail(KIND_VALUE, ttl) + value
+
+
+def tombstone(version: bytes) -> bytes:
+    """A tombstone: "deleted at ``version``"."""
+    return MAGIC + version + _tail(KIND_TOMBSTONE, None)
+
+
+def _tail(kind: int, ttl: float | None) -> bytes:
+    return struct.pack(">Bd", kind, 0.0 if ttl is None else ttl)
+
+
+def version_of(data: bytes) -> bytes:
+    """The version of a stored copy; :data:`UNVERSIONED` if it has no frame."""
+    return data[VERSION_START:VERSION_END] if _is_framed(data) else UNVERSIONED
+
+
+def is_tombstone(data: bytes) -> bool:
+    return len(data) == HEADER_SIZE and data[:4] == MAGIC and data[_KIND] == KIND_TOMBSTONE
+
+
+def unframe(data: bytes) -> bytes | None:
+    """The caller's bytes of a stored copy, ``None`` for a tombstone (the hot path)."""
+    if data[:4] != MAGIC or len(data) < HEADER_SIZE:
+        return data
+    kind = data[_KIND]
+    if kind == KIND_VALUE:
+        return data[HEADER_SIZE:]
+    if kind == KIND_TOMBSTONE and len(data) == HEADER_SIZE:
+        return None
+    return data
+
+
+def parse(data: bytes) -> Frame:
+    """Take a stored copy apart; a copy without a valid frame is unversioned, as it is."""
+    if not _is_framed(data):
+        return Frame(UNVERSIONED, False, None, data)
+    _, _, _, kind, ttl = _HEADER.unpack_from(data)
+    return Frame(
+        data[VERSION_START:VERSION_END],
+        kind == KIND_TOMBSTONE,
+        None if ttl == 0.0 or math.isnan(ttl) else ttl,
+        data[HEADER_SIZE:],
+    )
+
+
+def own_ttl(data: bytes) -> float | None:
+    """The TTL the write of a framed copy asked for (``None``: default or not framed)."""
+    return parse(data).ttl
+
+
+def session_bytes(data: bytes) -> bytes | None:
+    """What a single-tier reader decodes: the payload of a framed copy (``None`` for a
+    tombstone), of an earlier chain's stamped copy, or the bytes as they are."""
+    if data[:4] == MAGIC:
+        return unframe(data)
+    if data[:3] == _OLD_MAGIC and len(data) >= _OLD_HEADER:
+        kind = data[3]
+        if kind == 1:
+            return data[_OLD_HEADER:]
+        if kind == 2 and len(data) == _OLD_HEADER:
+            return None
+    return data
 
 
 class HybridClock:
     """A hybrid logical clock: wall-clock milliseconds, plus a counter for writes in the same
-    millisecond; never goes backwards and moves past every stamp it observes. Thread-safe."""
+    millisecond; never goes backwards and moves past every version it observes. Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -96,69 +179,22 @@ class HybridClock:
         self._lock = threading.Lock()
         self.node = secrets.randbits(32)
 
-    def now(self) -> Stamp:
-        """A stamp newer than every stamp this clock handed out or observed."""
+    def now(self) -> bytes:
+        """A 12-byte version newer than every version this clock handed out or observed."""
         physical = (time.time_ns() // 1_000_000) << _LOGICAL_BITS
         with self._lock:
             last = self._last = max(physical, self._last + 1)
-        return Stamp(last, self.node)
+        return last.to_bytes(8, "big") + self.node.to_bytes(4, "big")
 
-    def observe(self, stamp: Stamp) -> None:
-        """Move past ``stamp`` (read from a store), so later writes are stamped newer."""
-        if stamp.clock > self._last:
+    def observe(self, version: bytes) -> None:
+        """Move past ``version`` (read from a store), so later writes are newer."""
+        if len(version) != VERSION_END - VERSION_START:
+            return
+        seen = int.from_bytes(version[:8], "big")
+        if seen > self._last:
             with self._lock:
-                self._last = max(self._last, stamp.clock)
+                self._last = max(self._last, seen)
 
 
-#: The clock of this process, shared by every tiered backend in it.
+#: The clock of this process, shared by every chain in it.
 clock = HybridClock()
-
-
-def _pack(kind: int, stamp: Stamp) -> bytes:
-    return _HEADER.pack(MAGIC, kind, stamp.clock, stamp.node)
-
-
-def wrap(value: bytes, stamp: Stamp) -> bytes:
-    """``value`` with a header carrying ``stamp``."""
-    return _pack(KIND_VALUE, stamp) + value
-
-
-def tombstone(stamp: Stamp) -> bytes:
-    """A tombstone: "deleted at ``stamp``"."""
-    return _pack(KIND_TOMBSTONE, stamp)
-
-
-def parse(data: bytes) -> Stamped:
-    """Take a stored value apart; a value without a valid header is :data:`UNSTAMPED`."""
-    if data[:3] != MAGIC or len(data) < HEADER_SIZE:
-        return Stamped(UNSTAMPED, False, data)
-    _, kind, clock_value, node = _HEADER.unpack_from(data)
-    if kind == KIND_VALUE:
-        return Stamped(Stamp(clock_value, node), False, data[HEADER_SIZE:])
-    if kind == KIND_TOMBSTONE and len(data) == HEADER_SIZE:
-        return Stamped(Stamp(clock_value, node), True, b"")
-    return Stamped(UNSTAMPED, False, data)  # not ours after all: leave it as it is
-
-
-def peek(data: bytes) -> tuple[Stamp, bool]:
-    """The stamp of a stored value and whether it is a tombstone, without copying the value."""
-    if data[:3] != MAGIC or len(data) < HEADER_SIZE:
-        return UNSTAMPED, False
-    _, kind, clock_value, node = _HEADER.unpack_from(data)
-    if kind == KIND_VALUE:
-        return Stamp(clock_value, node), False
-    if kind == KIND_TOMBSTONE and len(data) == HEADER_SIZE:
-        return Stamp(clock_value, node), True
-    return UNSTAMPED, False
-
-
-def payload(data: bytes) -> bytes | None:
-    """The caller's bytes of a stored value, ``None`` for a tombstone (the hot path: no tuple)."""
-    if not data.startswith(MAGIC) or len(data) < HEADER_SIZE:
-        return data
-    kind = data[3]
-    if kind == KIND_VALUE:
-        return data[HEADER_SIZE:]
-    if kind == KIND_TOMBSTONE and len(data) == HEADER_SIZE:
-        return None
-    return data

@@ -5,12 +5,15 @@
   the current object (or ``None``) and returns the new one (or ``None`` to leave it as it is).
   On a conflict it runs again on the fresh value, with exponential backoff and full jitter,
   until ``update_timeout`` seconds have passed; then :class:`ConflictError`, nothing written.
-* ``touch(key)``: sliding expiry without rewriting the payload.
-* ``last_accessed``: reads never rewrite a payload just to say they happened, except at most
-  once per ``access_interval`` seconds per session (default 300): a read that finds
-  ``last_accessed`` older than that refreshes it with a compare-and-set, which also restarts
-  the TTL. A write always stamps it. The caller's object is never mutated; the stamped copy is
-  what gets stored (``load`` returns it).
+* ``touch(key)``: sliding expiry without rewriting the payload; it keeps the session's own TTL
+  (the one it was saved with) unless given another.
+* **Reads never write.** ``load`` does not rewrite the session: ``last_accessed`` is stamped by
+  writes only. ``touch_on_load=True`` makes every successful ``load`` also ``touch`` the
+  session (sliding expiry with its own TTL, payload untouched); a tier that refuses the touch
+  (read-only, down) does not fail the load. The caller's object is never mutated; the stamped
+  copy is what gets stored (``save`` returns it).
+* Over a single tier of a chain, the chain's version frames are read through
+  (:func:`session_store.stamps.session_bytes`): a tombstone is an absent session.
 
 Safe to share between threads. Every failure is a typed error from :mod:`session_store.errors`,
 and a failed ``save`` or ``update`` leaves the stored copy as it was.
@@ -18,31 +21,30 @@ and a failed ``save`` or ``update`` leaves the stored copy as it was.
 
 from __future__ import annotations
 
-import random
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
-
-import attrs
+from typing import Any, Self, TypeVar
 
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
-from session_store.errors import ConflictError, SerializationError
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
+from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
-from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
-from session_store.ttl import normalize_ttl
+from session_store.stamps import own_ttl, session_bytes
+from session_store.storerules import StoreRules, backoff_pause
+from session_store.ttl import DEFAULT_SESSION_TTL
 
 __all__ = ["SessionStore"]
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
-_ACCESS_FIELD = "last_accessed"
 
-
-class SessionStore(Generic[T]):
+class SessionStore(StoreRules[T]):
     """Typed sessions in a backend.
 
     Args:
@@ -50,15 +52,20 @@ class SessionStore(Generic[T]):
             owns it and ``close`` closes it).
         schema: the session class (an attrs class registered as a schema, or ``dict``);
             ``None`` loads whatever schema each payload names.
-        ttl: seconds a saved session lives (``None``: the backend's default).
+        ttl: seconds a saved session lives: 24 hours unless given (``None`` too);
+            ``NO_EXPIRY`` for sessions that never expire (an explicit choice).
         codec: how objects become bytes (default: zstd above 1 KiB, encryption when
             ``SESSION_STORE_KEYS`` is set, legacy JSON read as ``legacy_schema``).
         legacy_schema: the schema headerless legacy JSON loads as (default: ``dict`` for a
             ``dict`` store, else the data-room schema).
         namespace: bound into encryption, so a payload copied into another store fails.
-        access_interval: at most this often (seconds) a read refreshes ``last_accessed``;
-            ``None`` never.
+        access_interval: accepted for older callers and ignored: reads never write.
+        touch_on_load: every successful ``load`` also touches the session (sliding expiry
+            keeping its own TTL); off by default.
         update_timeout: how long ``update`` retries on conflicts before ``ConflictError``.
+        decoded_cache_bytes: bound on the decoded-object near cache
+            (:mod:`session_store.decoded`: a warm ``load`` of unchanged bytes skips the
+            decode, and returns a private copy); 0 turns it off.
     """
 
     def __init__(
@@ -66,35 +73,34 @@ class SessionStore(Generic[T]):
         backend: SessionBackend | str,
         schema: type[T] | None = None,
         *,
-        ttl: float | None = None,
+        ttl: float | None = DEFAULT_SESSION_TTL,
         codec: Codec | None = None,
         legacy_schema: str | None = None,
         namespace: str = "",
-        access_interval: float | None = 300.0,
+        access_interval: float | None = None,
+        touch_on_load: bool = False,
         update_timeout: float = 10.0,
+        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
     ) -> None:
         self._owns_backend = isinstance(backend, str)
         self.backend = open_backend(backend) if isinstance(backend, str) else backend
-        self.schema = schema
-        self._info: SchemaInfo | None = None
-        if schema is not None:
-            self._info = get_schema("dict") if schema is dict else schema_for_class(schema)
-        self.ttl = normalize_ttl(ttl)
-        if legacy_schema is None:
-            legacy_schema = "dict" if schema is dict else "dataroom"
-        self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)
-        self.access_interval = access_interval
-        self.update_timeout = update_timeout
+        self._init_rules(  # schema, codec, TTL and stamping: shared with AsyncSessionStore
+            schema,
+            ttl=ttl,
+            codec=codec,
+            legacy_schema=legacy_schema,
+            namespace=namespace,
+            access_interval=access_interval,
+            touch_on_load=touch_on_load,
+            update_timeout=update_timeout,
+        )
+        self._decoded = DecodedCache(decoded_cache_bytes)  # issue 17: see session_store.decoded
 
     def __repr__(self) -> str:
         name = self.schema.__qualname__ if self.schema else "any"
         return f"SessionStore[{name}]({self.backend.describe()})"
 
     # -- reads ---------------------------------------------------------------------------------
-    def _decode(self, key: str, data: bytes) -> T:
-        obj: T = self.codec.decode(key, data, as_schema=self._info).obj
-        return obj
-
     def load(self, key: str) -> T | None:
         """The session stored under ``key``, or ``None``.
 
@@ -105,66 +111,71 @@ class SessionStore(Generic[T]):
         data = self.backend.get(key)
         if data is None:
             return None
-        obj = self._decode(key, data)
-        if self._access_is_stale(obj):
-            obj = self._refresh_access(key, obj)
+        payload = session_bytes(data)
+        if payload is None:  # a chain's tombstone, read through one tier
+            return None
+        obj: T = self._decoded.load(key, payload, self._decode)  # same bytes: no decode
+        if self.touch_on_load:
+            self._touch_after_load(key, data)
         return obj
+
+    def _touch_after_load(self, key: str, data: bytes) -> None:
+        """Sliding expiry on read: the session's own TTL; a refusing tier never fails a load."""
+        try:
+            self.touch(key, None if self._keeps_own_ttl() else own_ttl(data))
+        except BackendError as exc:
+            log.warning("touch after loading %r failed: %s", key, exc.message)
 
     def load_many(self, keys: Iterable[str]) -> dict[str, T]:
         """The sessions found among ``keys`` (one backend round trip where it allows)."""
-        return {key: self._decode(key, data) for key, data in self.backend.get_many(keys).items()}
+        found: dict[str, T] = {}
+        for key, data in self.backend.get_many(keys).items():
+            obj = self._decode_stored(key, data)
+            if obj is not None:
+                found[key] = obj
+        return found
 
     def exists(self, key: str) -> bool:
         """Whether a session is stored under ``key`` (without decoding it)."""
-        return self.backend.ttl(key) is not None
+        data = self.backend.get(key)
+        return data is not None and session_bytes(data) is not None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of the stored sessions starting with ``prefix`` (literal text)."""
         return self.backend.scan(prefix)
 
     # -- writes --------------------------------------------------------------------------------
-    def _check_schema(self, key: str, obj: T) -> None:
-        """Refuse an object of another schema than the store's (a dict store is for dicts)."""
-        if self._info is not None and self.codec.schema_of(obj).name != self._info.name:
-            raise SerializationError(
-                f"this store holds {self._info.name!r} sessions, got {type(obj).__qualname__}",
-                key=key,
-            )
-
-    def _stamp(self, obj: T) -> T:
-        if attrs.has(type(obj)) and hasattr(obj, _ACCESS_FIELD):
-            return attrs.evolve(obj, **{_ACCESS_FIELD: datetime.now(UTC)})  # type: ignore[misc]
-        return obj
-
-    def _ttl(self, ttl: float | None) -> float | None:
-        return normalize_ttl(ttl) if ttl is not None else self.ttl
-
     def save(self, key: str, obj: T, ttl: float | None = None) -> T:
         """Store ``obj`` under ``key``; returns what was stored (with ``last_accessed`` stamped).
 
         Raises:
             SerializationError: ``obj`` cannot be stored; nothing was written.
         """
-        validate_key(key)
-        self._check_schema(key, obj)
-        stamped = self._stamp(obj)
-        self.backend.set(key, self.codec.encode(key, stamped), self._ttl(ttl))
+        stamped, payload = self._prepare(key, obj)
+        self.backend.set(key, payload, self._ttl(ttl))
+        self._decoded.put(key, payload, stamped)  # the next load of these bytes: no decode
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
         """Store every item; all are encoded before any is written."""
-        for key, obj in items.items():
-            self._check_schema(validate_key(key), obj)
-        encoded = {k: self.codec.encode(k, self._stamp(v)) for k, v in items.items()}
+        encoded = {key: self._prepare(key, obj)[1] for key, obj in items.items()}
         self.backend.set_many(encoded, self._ttl(ttl))
 
     def delete(self, key: str) -> bool:
         """Remove the session; ``True`` if there was one."""
+        self._decoded.discard(key)
         return self.backend.delete(key)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        """Restart the session's expiry without rewriting it; ``True`` if it exists."""
-        return self.backend.touch(key, self._ttl(ttl))
+        """Restart the session's expiry without rewriting it; ``True`` if it exists.
+
+        ``ttl=None`` keeps the session's own TTL (the one it was saved with) where the backend
+        knows it (a chain), else the store's TTL.
+        """
+        return self.backend.touch(key, self._touch_ttl(ttl, self._keeps_own_ttl()))
+
+    def _keeps_own_ttl(self) -> bool:
+        return bool(getattr(self.backend, "keeps_own_ttl", False))
 
     def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None
@@ -182,7 +193,7 @@ class SessionStore(Generic[T]):
         attempt = 0
         while True:
             read = self.backend.get_versioned(key)
-            current = None if read is None else self._decode(key, read.value)
+            current = None if read is None else self._decode_stored(key, read.value)
             new = fn(current)
             if new is None:
                 return current
@@ -194,32 +205,8 @@ class SessionStore(Generic[T]):
                 return stamped
             attempt += 1
             if time.monotonic() >= deadline:
-                raise ConflictError(
-                    f"update lost {attempt} races in {self.update_timeout:g} s; nothing written",
-                    key=key,
-                    backend=self.backend.describe(),
-                )
+                raise self._conflict(key, attempt, self.backend.describe())
             _backoff(attempt, deadline)
-
-    # -- last_accessed -------------------------------------------------------------------------
-    def _access_is_stale(self, obj: Any) -> bool:
-        if self.access_interval is None:
-            return False
-        seen = getattr(obj, _ACCESS_FIELD, None)
-        if not isinstance(seen, datetime) or seen.tzinfo is None:
-            return False
-        return (datetime.now(UTC) - seen).total_seconds() > self.access_interval
-
-    def _refresh_access(self, key: str, obj: T) -> T:
-        """Stamp ``last_accessed`` with one compare-and-set; a concurrent writer wins."""
-        read = self.backend.get_versioned(key)
-        if read is None:
-            return obj
-        current = self._decode(key, read.value)
-        stamped = self._stamp(current)
-        if self.backend.set_if(key, self.codec.encode(key, stamped), read.token, self.ttl):
-            return stamped
-        return current
 
     def metrics(self) -> dict[str, Any]:
         """Per-tier counters and latency percentiles as a plain dict.
@@ -249,7 +236,5 @@ class SessionStore(Generic[T]):
 
 
 def _backoff(attempt: int, deadline: float) -> None:
-    """Sleep with exponential backoff and full jitter, never past the deadline."""
-    cap = min(0.001 * 2 ** min(attempt, 10), 0.25)
-    pause = random.uniform(0, cap)
-    time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+    """Sleep the jittered, capped pause of :func:`~session_store.storerules.backoff_pause`."""
+    time.sleep(backoff_pause(attempt, deadline))

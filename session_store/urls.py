@@ -5,7 +5,8 @@ parameters are validated per backend through :class:`Params`: a value that does 
 parameter the backend does not know, is a :class:`ConfigurationError` that names it. Keyword
 arguments given in code override URL parameters.
 
-:func:`redact_url` is the only way a URL reaches a log line, an error or a ``repr``.
+:func:`redact_url` is the only way a URL reaches a log line, an error or a ``repr``. It redacts
+what the parser reads (see its docstring), never by pattern on the text.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from session_store.errors import ConfigurationError
 
-__all__ = ["SECRET_PARAMS", "BackendURL", "Params", "parse_url", "redact_url"]
+__all__ = ["SECRET_PARAMS", "BackendURL", "Params", "is_secret_param", "parse_url", "redact_url"]
 
 #: Query parameters whose values are secrets, masked wherever a URL is shown.
 SECRET_PARAMS = frozenset(
@@ -41,39 +42,96 @@ _MASK = "***"
 T = TypeVar("T")
 
 
-_SCHEME = re.compile(r"(?:^|\|)\s*[A-Za-z][A-Za-z0-9+.\-]*:/*")
-_SECRET_QUERY = re.compile(
-    r"([?&](?:" + "|".join(sorted(SECRET_PARAMS)) + r"))=([^&#|\s]*)", re.IGNORECASE
-)
+#: Words that make a query parameter secret wherever they appear in its (decoded) name, on top
+#: of :data:`SECRET_PARAMS`: masking a harmless value costs less than showing a secret one.
+_SECRET_WORDS = ("pass", "secret", "token", "key", "auth", "cred")
+#: Where a chain string splits into tiers: the rule of :func:`session_store.registry.split_chain`
+#: (a ``|`` followed by ``scheme://``, or an empty tier), so that a ``|`` inside a password is
+#: part of it here exactly as it is there.
+_TIER_SEPARATOR = re.compile(r"\|(?=\s*[A-Za-z][A-Za-z0-9+.\-]*://)|\|(?=\s*(?:\||$))|^\s*\|")
+_HEAD = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.\-]*:/*")
+_PORT = re.compile(r"[0-9]*")
 
 
-def _mask_userinfo(text: str) -> str:
-    """Mask the password of every ``user:password@`` in ``text``, found by its ``@``.
+def is_secret_param(name: str) -> bool:
+    """Whether the query parameter ``name`` (as the parser reads it: percent-decoded) holds a
+    secret: one of :data:`SECRET_PARAMS`, or any name containing pass, secret, token, key, auth
+    or cred, in any case."""
+    normalized = name.strip().lower()
+    return normalized in SECRET_PARAMS or any(word in normalized for word in _SECRET_WORDS)
 
-    Works on the raw text, without parsing it, so that a URL which does not parse (a missing
-    ``//``, a password holding an unescaped ``/``, ``?``, ``#`` or ``|``) is masked too: the
-    userinfo runs from just after the last ``scheme:`` or ``scheme://`` before the ``@``.
+
+def _redact_userinfo(rest: str) -> str:
+    """``user:***@`` (or ``***@``) for everything before the last ``@`` of a tier.
+
+    The last ``@``, not the first: a password holding an unescaped ``@``, ``/``, ``?`` or ``#``
+    does not parse, but it still sits before the last ``@``, and all of it is masked. A lone
+    userinfo (``redis://secret@host``) is the password for Redis, so it is masked too.
     """
-    out: list[str] = []
-    pos = 0
-    while (at := text.find("@", pos)) != -1:
-        heads = [m.end() for m in _SCHEME.finditer(text, 0, at) if m.end() <= at]
-        start = max(heads[-1] if heads else 0, pos)
-        user, colon, _password = text[start:at].partition(":")
-        # "redis://secret@host": a lone userinfo is the password for Redis, so mask it too.
-        out.append(text[pos:start] + (f"{user}:{_MASK}" if colon else _MASK) + "@")
-        pos = at + 1
-    out.append(text[pos:])
-    return "".join(out)
+    userinfo, at, after = rest.rpartition("@")
+    if not at:
+        return rest
+    user, colon, _password = userinfo.partition(":")
+    return (f"{user}:{_MASK}" if colon else _MASK) + "@" + after
+
+
+def _redact_netloc(rest: str) -> str:
+    """Mask a host list that does not parse as ``host[:port],...``: with no ``@`` left, the
+    parser would read a password cut short by an unescaped character as host and port."""
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=-1)
+    netloc, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
+    if "@" in netloc:
+        return rest  # userinfo already masked
+    for server in netloc.split(","):
+        host, colon, port = server.rpartition(":")
+        if colon and not host.endswith("]") and not _PORT.fullmatch(port):
+            return _MASK + tail
+        if not colon and server.startswith("[") and not server.endswith("]"):
+            return _MASK + tail
+    return rest
+
+
+def _redact_query(rest: str) -> str:
+    """Mask the values of secret parameters, read as :func:`urllib.parse.parse_qsl` reads them
+    (split on ``&``, names percent-decoded with ``+`` as a space), and any fragment."""
+    before, hash_, fragment = rest.partition("#")
+    path, question, query = before.partition("?")
+    if question:
+        fields = []
+        for field_ in query.split("&"):
+            name, equals, _value = field_.partition("=")
+            secret = equals and is_secret_param(unquote_plus(name))
+            fields.append(f"{name}={_MASK}" if secret else field_)
+        path += "?" + "&".join(fields)
+    # nothing reads a fragment from a backend URL; it can only hold the tail of a value
+    return path + ("#" + _MASK if hash_ and fragment else hash_)
+
+
+def _redact_tier(tier: str) -> str:
+    head = _HEAD.match(tier)
+    cut = head.end() if head else 0
+    rest = _redact_netloc(_redact_userinfo(tier[cut:]))
+    return tier[:cut] + _redact_query(rest)
 
 
 def redact_url(url: str) -> str:
     """``url`` (or a chain string) with passwords and secret query parameters as ``***``.
 
-    The text is otherwise shown exactly as given, even when it does not parse, so that an
-    error message quotes what the user wrote, minus the secrets.
+    Redacts what the parser reads, not what a pattern finds: the chain splits into tiers as
+    :func:`~session_store.registry.split_chain` splits it, the userinfo runs to the last ``@``,
+    a host list that does not parse is masked, parameter names are percent-decoded before they
+    are judged (``pass%77ord`` is ``password``), and a secret value is masked whole, whatever it
+    holds (spaces included). The rest is shown exactly as given, even when it does not parse, so
+    that an error message quotes what the user wrote, minus the secrets.
     """
-    return _SECRET_QUERY.sub(rf"\1={_MASK}", _mask_userinfo(url))
+    if not isinstance(url, str):
+        return _MASK
+    tiers = _TIER_SEPARATOR.split(url)
+    separators = [m.group(0) for m in _TIER_SEPARATOR.finditer(url)]
+    out = [_redact_tier(tiers[0])]
+    for separator, tier in zip(separators, tiers[1:], strict=True):
+        out.append(separator + _redact_tier(tier))
+    return "".join(out)
 
 
 @dataclass(frozen=True, repr=False)
@@ -188,7 +246,7 @@ class Params:
         except ValueError:
             pass
         # Raised outside the except, so that no __context__ carries the raw (maybe secret) text.
-        shown = _MASK if name.lower() in SECRET_PARAMS else repr(text)
+        shown = _MASK if is_secret_param(name) else repr(text)
         raise ConfigurationError(
             f"URL parameter {name}={shown} is not {kind}", backend=self._url.redacted()
         )

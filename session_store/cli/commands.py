@@ -274,7 +274,8 @@ def delete(args: tuple[str, ...]) -> None:
 def copy(
     args: tuple[str, ...], prefix: str, skip_existing: bool, progress: bool | None, as_json: bool
 ) -> None:
-    """Copy every session from SRC_URL to DST_URL: the stored bytes as they are, TTL kept.
+    """Copy every session from SRC_URL to DST_URL: the stored bytes as they are, TTL kept
+    (a key that never expires never expires in the destination either, whatever its default).
 
     Payloads are not decoded, so encrypted ones stay encrypted (and open in the destination
     under the same key and namespace). Running it again is harmless: a key is either copied
@@ -299,8 +300,8 @@ def copy(
                 if found is None or found.value is None or found.ttl is None:
                     counts["vanished"] += 1
                 else:
-                    value, left = found.value, found.ttl
-                    ttl = None if left == NO_EXPIRY else left
+                    # NO_EXPIRY passes on as "never": not the destination's default TTL
+                    value, ttl = found.value, found.ttl
                     if skip_existing:
                         stored = dst.set_if(key, value, None, ttl)
                         counts["copied" if stored else "skipped"] += 1

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import click
 import orjson
@@ -24,8 +24,9 @@ from session_store.backend import SessionBackend
 from session_store.codec import KEYS_ENV, Codec
 from session_store.errors import BackendUnavailableError, ConfigurationError
 from session_store.registry import open_backend, split_chain
+from session_store.stamps import session_bytes, version_of
 from session_store.ttl import NO_EXPIRY
-from session_store.urls import SECRET_PARAMS, parse_url
+from session_store.urls import is_secret_param, parse_url
 
 __all__ = [
     "ENV_URL",
@@ -80,21 +81,26 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 # -- secrets -------------------------------------------------------------------------------------
 def _remember(secret: str | None) -> None:
     if secret:
-        _secrets.update({secret, quote(secret, safe=""), quote(secret)})
+        _secrets.update({secret, quote(secret, safe=""), quote(secret), quote_plus(secret)})
 
 
 def remember_secrets(url: str) -> None:
-    """Remember the secrets of ``url`` (every tier of a chain) so that :func:`scrub` masks them."""
-    for tier in url.split("|"):
+    """Remember the secrets of ``url`` (every tier of a chain, split as the registry splits it)
+    as the parser reads them, so that :func:`scrub` masks them in any text printed later."""
+    try:
+        tiers = split_chain(url)
+    except ConfigurationError:
+        tiers = [url]
+    for tier in tiers:
         try:
             parsed = parse_url(tier)
         except ConfigurationError:
-            continue
+            continue  # what does not parse is masked by redact_url, from its structure
         _remember(parsed.password)
         if parsed.username and not parsed.password:  # redis://secret@host: the password
             _remember(parsed.username)
         for name, value in parsed.params.items():
-            if name.lower() in SECRET_PARAMS:
+            if is_secret_param(name):
                 _remember(value)
 
 
@@ -169,14 +175,20 @@ class TierRead:
     value: bytes | None = None
     ttl: float | None = None
     down: str | None = None  # why the tier could not answer
+    version: bytes = b""  # the chain's version of the copy (b"": none); value is unframed
+    deleted: bool = False  # the copy is a chain's tombstone
 
 
 def read_first(backend: SessionBackend, key: str) -> TierRead | None:
-    """The first tier's answer that holds ``key`` (fastest first), without promoting anything;
-    ``None`` if no tier holds it."""
-    return next(
-        (read for read in read_tiers(backend, key, stop=True) if read.value is not None), None
-    )
+    """The answer holding the newest copy of ``key`` (by the chain's version; on a tie the
+    fastest tier), without promoting anything; ``None`` if no tier holds it or it was deleted."""
+    best: TierRead | None = None
+    for read in read_tiers(backend, key):
+        if (read.value is not None or read.deleted) and (
+            best is None or read.version > best.version
+        ):
+            best = read
+    return None if best is None or best.deleted else best
 
 
 def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list[TierRead]:
@@ -201,7 +213,17 @@ def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list
         if found is None:
             reads.append(TierRead(index, tier.describe()))
         else:
-            reads.append(TierRead(index, tier.describe(), found[0], found[1]))
+            value = session_bytes(found[0])  # the chain's framing never reaches the data
+            reads.append(
+                TierRead(
+                    index,
+                    tier.describe(),
+                    value,
+                    None if value is None else found[1],
+                    version=version_of(found[0]),
+                    deleted=value is None,
+                )
+            )
     if all(read.down for read in reads):
         raise BackendUnavailableError(
             "every tier is unavailable, cannot read", key=key, backend=backend.describe()

@@ -50,6 +50,14 @@ def default_checkpoint(url: str, prefix: str, namespace: str) -> Path:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal)."
 )
+@click.option(
+    "--legacy",
+    "legacy_schema",
+    metavar="SCHEMA",
+    default=None,
+    help="Also rewrite headerless legacy JSON, as sessions of SCHEMA (e.g. dataroom, dict). "
+    "Without it, legacy JSON is left alone.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def migrate(
     url: str | None,
@@ -59,6 +67,7 @@ def migrate(
     no_checkpoint: bool,
     batch: int,
     progress: bool | None,
+    legacy_schema: str | None,
     as_json: bool,
 ) -> None:
     """Rewrite every session at the current schema version, under the current encryption key.
@@ -68,6 +77,12 @@ def migrate(
     app wins), keeps the TTL left, and skips sessions already current, so the walk is
     idempotent; it is resumable: run it again after an interruption and it goes on where it
     stopped. Exit code 1 if any session could not be rewritten (listed, by key and error).
+
+    Only values proven to be sessions are rewritten: those with a session-store header, and
+    headerless legacy JSON when --legacy SCHEMA names its schema. Anything else (a raw value
+    another program stored) is left alone and reported as not a session; that is no failure.
+    Plaintext in a store being switched to encryption is read and encrypted. A session that
+    never expires keeps never expiring.
     """
     from session_store.rewrite import rewrite_all
 
@@ -85,7 +100,12 @@ def migrate(
             click.echo(f"resuming from {checkpoint}")
         with ProgressBar(show, 0, "migrate") as advance:
             report = rewrite_all(
-                store, prefix=prefix, checkpoint=checkpoint, batch=batch, progress=advance
+                store,
+                prefix=prefix,
+                checkpoint=checkpoint,
+                batch=batch,
+                progress=advance,
+                legacy_schema=legacy_schema,
             )
         shown = store.backend.describe()
     if as_json:
@@ -96,6 +116,7 @@ def migrate(
                 "current": report.current,
                 "vanished": report.vanished,
                 "skipped": report.skipped,
+                "not_sessions": report.not_sessions,
                 "failed": report.failed,
                 "failures": [
                     {"key": f.key, "error": f.error, "message": f.message} for f in report.failures

@@ -21,10 +21,14 @@ import attrs
 from cattrs.preconf.orjson import OrjsonConverter
 
 from session_store.codec import jsonsafe
-from session_store.codec.converter import make_session_converter
+from session_store.codec.converter import (
+    collecting_unchecked,
+    make_session_converter,
+    reports_unchecked,
+)
 from session_store.codec.encryption import AesGcmStage
 from session_store.codec.format import is_legacy, pack_header, parse_header
-from session_store.codec.stages import Stage, StageContext, ZstdStage
+from session_store.codec.stages import STAGE_AESGCM, STAGE_ZSTD, Stage, StageContext, ZstdStage
 from session_store.errors import (
     ConfigurationError,
     CorruptPayloadError,
@@ -55,7 +59,9 @@ class PayloadInfo(NamedTuple):
     size: int
 
 
-_STAGE_NAMES = {1: "zstd", 2: "aes-gcm"}
+_STAGE_NAMES = {STAGE_ZSTD: "zstd", STAGE_AESGCM: "aes-gcm"}
+#: The order the encoder applies stages in; a payload lists a subsequence of it.
+_PIPELINE = (STAGE_ZSTD, STAGE_AESGCM)
 
 
 class Codec:
@@ -71,6 +77,10 @@ class Codec:
         legacy_schema: the schema headerless legacy JSON loads as (version 0).
         write_versions: ``{schema name: version}`` to keep writing an older version during a
             rolling deploy; the schema's ``downgrades`` produce it.
+        allow_plaintext: with encryption configured, also read payloads that are not encrypted
+            (legacy JSON, or a header without the aes-gcm stage), as ``session-store migrate``
+            does to encrypt them. Off by default: an encrypted store refuses plaintext, which
+            anyone able to write to the backend could have forged.
     """
 
     def __init__(
@@ -82,6 +92,7 @@ class Codec:
         namespace: str = "",
         legacy_schema: str = "dataroom",
         write_versions: Mapping[str, int] | None = None,
+        allow_plaintext: bool = False,
     ) -> None:
         self.converter = converter or make_session_converter()
         self.compression = ZstdStage() if compression is True else compression or None
@@ -89,6 +100,7 @@ class Codec:
         self.namespace = namespace
         self.legacy_schema = legacy_schema
         self.write_versions = dict(write_versions or {})
+        self.allow_plaintext = allow_plaintext
         for name, version in self.write_versions.items():
             info = _require_schema(name)
             if not 0 < version <= info.version or any(
@@ -105,7 +117,8 @@ class Codec:
     def __repr__(self) -> str:
         return (
             f"Codec(compression={self.compression!r}, encryption={self.encryption!r}, "
-            f"legacy_schema={self.legacy_schema!r})"
+            f"legacy_schema={self.legacy_schema!r}"
+            + (", allow_plaintext=True)" if self.allow_plaintext else ")")
         )
 
     # -- save ----------------------------------------------------------------------------------
@@ -143,11 +156,24 @@ class Codec:
     def encode(self, key: str, obj: Any) -> bytes:
         """Bytes for ``obj`` stored under ``key``."""
         info = self.schema_of(obj)
-        data = self.to_data(obj, key=key)
+        with collecting_unchecked() as unchecked:
+            data = self.to_data(obj, key=key)
         version = self.write_versions.get(info.name, info.version)
         for v in range(info.version, version, -1):
             data = info.downgrades[v](data, key)
-        body = jsonsafe.dumps({"schema": info.name, "version": version, "data": data}, key=key)
+        # A typed session's leaves were checked by their declared types while unstructuring:
+        # only the parts collected are walked. A dict session, or data a downgrade rewrote,
+        # is walked whole.
+        typed = (
+            type(obj) is not dict
+            and version == info.version
+            and reports_unchecked(self.converter.get_unstructure_hook(type(obj)))
+        )
+        body = jsonsafe.dumps(
+            {"schema": info.name, "version": version, "data": data},
+            key=key,
+            unchecked=unchecked if typed else None,
+        )
         stages = [s for s in (self.compression, self.encryption) if s and s.applies(body)]
         header = pack_header(tuple(s.stage_id for s in stages))
         ctx = StageContext(self.namespace, key, header)
@@ -176,6 +202,7 @@ class Codec:
             raise CorruptPayloadError(f"payload must be bytes, got {type(data).__name__}", key=key)
         data = bytes(data)
         if is_legacy(data):
+            self._refuse_plaintext(key, "legacy JSON (no header)")
             info = _require_schema(self.legacy_schema)
             raw = jsonsafe.loads_legacy(data, key=key)
             if not isinstance(raw, dict):
@@ -184,6 +211,9 @@ class Codec:
             stage_names: tuple[str, ...] = ()
         else:
             header = parse_header(data, key=key)
+            self._check_stage_list(header.stages, key)
+            if header.stages[-1:] != (STAGE_AESGCM,):
+                self._refuse_plaintext(key, "a payload without the aes-gcm stage")
             payload = data[header.payload_offset :]
             ctx = StageContext(self.namespace, key, data[: header.payload_offset])
             for stage_id in reversed(header.stages):
@@ -205,6 +235,28 @@ class Codec:
                 )
         body = self._migrate(info, version, body, key)
         return Decoded(self._structure(info, body, key), info.name, version, stage_names)
+
+    def _refuse_plaintext(self, key: str, kind: str) -> None:
+        """An encrypted store reads only encrypted payloads, unless ``allow_plaintext``."""
+        if self.encryption is None or self.allow_plaintext:
+            return
+        raise CorruptPayloadError(
+            f"this store is encrypted and refuses plaintext ({kind}); pass "
+            "Codec(allow_plaintext=True) to read it (session-store migrate encrypts it)",
+            key=key,
+        )
+
+    def _check_stage_list(self, stages: tuple[int, ...], key: str) -> None:
+        """Refuse a stage list the encoder cannot write: each stage at most once, in pipeline
+        order (zstd, then aes-gcm). Each extra zstd layer could expand the payload again."""
+        for stage_id in stages:
+            self._stage(stage_id, key)  # an unknown or unconfigured stage: its own error
+        positions = [_PIPELINE.index(stage_id) for stage_id in stages]
+        if positions != sorted(set(positions)):
+            names = ", ".join(_STAGE_NAMES[i] for i in stages)
+            raise CorruptPayloadError(
+                f"stage list [{names}] is one the encoder never writes", key=key
+            )
 
     def _stage(self, stage_id: int, key: str) -> Stage:
         stage = self._stages.get(stage_id)

@@ -5,6 +5,10 @@
 * Each payload starts with a 4-byte key id (from a SHA-256 of the key, not the key) and a random
   12-byte nonce. The associated data binds the header, the store's namespace and the session
   key: a ciphertext copied under another key or into another namespace fails to decrypt.
+  Format 2 (what is written) prefixes each of those fields with its length (8 bytes, big
+  endian), so no two (namespace, key) pairs bind the same bytes; format 1 (read, never written)
+  joined them with NUL bytes, which let ("acme", "evil\\0bob") open as ("acme\\0evil", "bob").
+  The header, format version included, is itself bound: a payload cannot be downgraded.
 * A tampered payload, or one no configured key opens, is :class:`CorruptPayloadError`.
 * Keys are never printed, logged or shown in a ``repr``: only their ids.
 
@@ -103,8 +107,11 @@ class AesGcmStage:
 
     @staticmethod
     def _aad(ctx: StageContext) -> bytes:
-        return b"\x00".join(
-            (b"session-store/aes-gcm/1", ctx.header, ctx.namespace.encode(), ctx.key.encode())
+        fields = (ctx.header, ctx.namespace.encode(), ctx.key.encode())
+        if ctx.header[3:4] == b"\x01":  # format 1: kept to read what it wrote, never written
+            return b"\x00".join((b"session-store/aes-gcm/1", *fields))
+        return b"session-store/aes-gcm/2" + b"".join(
+            len(field).to_bytes(8, "big") + field for field in fields
         )
 
     def encode(self, data: bytes, ctx: StageContext) -> bytes:

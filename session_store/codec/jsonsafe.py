@@ -118,8 +118,40 @@ def _only_plain_json(value: Any, written: bytes) -> bool:
     return nones == written.count(b"null")
 
 
-def dumps(value: Any, *, key: str | None = None) -> bytes:
+_FLOAT = {float}.__contains__
+
+
+def _only_plain_parts(parts: list[Any]) -> bool:
+    """Whether ``parts`` hold nothing orjson would write silently but wrongly (NaN, infinity,
+    a plain ``Enum``, a ``UUID``): the same level-by-level walk in C as
+    :func:`_only_plain_json`, with the floats tested directly (``math.isfinite``) since the
+    output's ``null`` count cannot be compared for a part of a document."""
+    frontier: list[Any] = [parts]
+    while frontier:
+        kinds_of_frontier = list(map(type, frontier))
+        dicts = compress(frontier, map(_IS_DICT, kinds_of_frontier))
+        seqs = compress(frontier, map(_IS_NOT_DICT, kinds_of_frontier))
+        values = list(chain(chain.from_iterable(map(dict.values, dicts)), *seqs))
+        kinds = list(map(type, values))
+        present = set(kinds)
+        if not present <= _ALLOWED:
+            return False
+        if float in present and not all(map(math.isfinite, compress(values, map(_FLOAT, kinds)))):
+            return False
+        frontier = (
+            list(compress(values, map(_IS_CONTAINER, kinds))) if present & _CONTAINERS else []
+        )
+    return True
+
+
+def dumps(value: Any, *, key: str | None = None, unchecked: list[Any] | None = None) -> bytes:
     """Check ``value`` and write it as compact UTF-8 JSON.
+
+    Args:
+        unchecked: when given, the only parts of ``value`` that may hide what orjson writes
+            silently (see :func:`session_store.codec.converter.collecting_unchecked`: a typed
+            session's leaves were checked by their declared types); only they are walked.
+            ``None``: walk the whole value.
 
     Raises:
         SerializationError: ``value`` holds something that is not storable (see module doc).
@@ -129,7 +161,11 @@ def dumps(value: Any, *, key: str | None = None) -> bytes:
     except (TypeError, orjson.JSONEncodeError):
         check_storable(value, key=key)  # finds and names the culprit
         raise SerializationError("value is not storable as JSON", key=key) from None
-    if type(value) in _CONTAINERS and not _only_plain_json(value, out):
+    if unchecked is not None:
+        if not _only_plain_parts(unchecked):
+            check_storable(value, key=key)  # the exact walk names the culprit
+            raise SerializationError("value is not storable as JSON", key=key)
+    elif type(value) in _CONTAINERS and not _only_plain_json(value, out):
         check_storable(value, key=key)  # the exact walk: raises, or clears a false alarm
     return out
 

@@ -7,8 +7,14 @@
     set, then ``diskcache://<cache dir>/session-store/sessions`` where the cache directory is
     ``$XDG_CACHE_HOME`` (when absolute, as the XDG spec asks) or ``~/.cache``: memory first,
     nothing lost on eviction, no server needed.
+    A ``redis://`` / ``rediss://`` ``REDIS_URL`` without a ``prefix`` or ``separator``
+    parameter gets ``prefix=session&separator=:``: keys are ``session:{user_id}``, the plan's
+    layout, so the sessions the plan's code wrote are found.
 ``SESSION_TTL_HOURS`` (default 24)
     How long a stored session lives, in hours (a positive number; fractions allowed).
+``SESSION_STORE_WRITE_FORMAT`` (default ``envelope``)
+    ``plan-json`` during a rolling deploy from the plan's code: sessions are written as the
+    plan's JSON, which its processes read (see :mod:`session_store.codec.legacy`).
 
 An empty variable counts as unset. A bad value is a :class:`ConfigurationError` naming the
 variable.
@@ -21,7 +27,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import attrs
 
@@ -36,6 +42,9 @@ __all__ = [
     "ENV_REDIS_URL",
     "ENV_SESSION_STORE_URL",
     "ENV_SESSION_TTL_HOURS",
+    "ENV_WRITE_FORMAT",
+    "PLAN_REDIS_PARAMS",
+    "WRITE_FORMATS",
     "EnvConfig",
     "config_from_env",
 ]
@@ -46,17 +55,27 @@ ENV_SESSION_TTL_HOURS: Final = "SESSION_TTL_HOURS"
 ENV_MAX_MEMORY_SESSIONS: Final = "MAX_MEMORY_SESSIONS"
 DEFAULT_TTL_HOURS: Final = 24.0
 DEFAULT_MAX_MEMORY_SESSIONS: Final = 1000
+ENV_WRITE_FORMAT: Final = "SESSION_STORE_WRITE_FORMAT"
+#: ``envelope``: the versioned byte format; ``plan-json``: the plan's JSON (rolling deploy).
+WRITE_FORMATS: Final = ("envelope", "plan-json")
+#: What a REDIS_URL without its own key layout gets: the plan's ``session:{user_id}`` keys.
+PLAN_REDIS_PARAMS: Final = {"prefix": "session", "separator": ":"}
 
 
 @attrs.frozen
 class EnvConfig:
-    """What the environment asks for: a backend URL or chain string and a TTL in seconds.
+    """What the environment asks for: a backend URL or chain string, a TTL in seconds, and
+    the plan's settings as it read them.
 
     The ``repr`` masks passwords in the URL.
     """
 
     url: str = attrs.field(repr=redact_url)
     ttl: float
+    ttl_hours: float = DEFAULT_TTL_HOURS
+    max_memory_sessions: int = DEFAULT_MAX_MEMORY_SESSIONS
+    redis_enabled: bool = False
+    write_format: str = "envelope"
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -108,6 +127,33 @@ def _cache_dir(environ: Mapping[str, str]) -> Path:
     return (Path(home) if home else Path.home()) / ".cache"
 
 
+def _plan_layout(url: str) -> str:
+    """A standalone Redis URL with the plan's key layout unless it names its own."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return url
+    names = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if names & set(PLAN_REDIS_PARAMS):
+        return url
+    query = "&".join(filter(None, [parts.query, urlencode(PLAN_REDIS_PARAMS, safe=":")]))
+    return urlunsplit(parts._replace(query=query))
+
+
+def _is_redis(tier: str) -> bool:
+    return urlsplit(tier.strip()).scheme.startswith(("redis", "rediss"))
+
+
+def _write_format(environ: Mapping[str, str]) -> str:
+    text = _env(environ, ENV_WRITE_FORMAT)
+    if text is None:
+        return "envelope"
+    if text not in WRITE_FORMATS:
+        raise ConfigurationError(
+            f"{ENV_WRITE_FORMAT} must be one of {', '.join(WRITE_FORMATS)}, got {text!r}"
+        )
+    return text
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> EnvConfig:
     """The backend URL and TTL the environment asks for (see the module docstring).
 
@@ -118,16 +164,23 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> EnvConfig:
         ConfigurationError: a variable holds a bad value; the message names it.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    ttl = _positive_hours(env, ENV_SESSION_TTL_HOURS, DEFAULT_TTL_HOURS) * 3600
+    hours = _positive_hours(env, ENV_SESSION_TTL_HOURS, DEFAULT_TTL_HOURS)
     max_sessions = _positive_int(env, ENV_MAX_MEMORY_SESSIONS, DEFAULT_MAX_MEMORY_SESSIONS)
+    write_format = _write_format(env)
+
+    def config(url: str, redis_enabled: bool) -> EnvConfig:
+        return EnvConfig(url, hours * 3600, hours, max_sessions, redis_enabled, write_format)
+
     url = _env(env, ENV_SESSION_STORE_URL)
     if url is not None:
-        return EnvConfig(_checked_chain(url, ENV_SESSION_STORE_URL), ttl)
+        checked = _checked_chain(url, ENV_SESSION_STORE_URL)
+        return config(checked, any(_is_redis(tier) for tier in split_chain(checked)))
     tiers = [f"memory://?max_entries={max_sessions}"]
     redis_url = _env(env, ENV_REDIS_URL)
     if redis_url is not None:
         # a "|" would split the chain; percent-encoded, the URL parser decodes it back
-        tiers.append(_checked_chain(redis_url.replace("|", "%7C"), ENV_REDIS_URL))
+        tier = _plan_layout(redis_url.replace("|", "%7C"))
+        tiers.append(_checked_chain(tier, ENV_REDIS_URL))
     directory = (_cache_dir(env) / "session-store" / "sessions").as_posix()
     tiers.append(f"diskcache://{quote(directory)}")
-    return EnvConfig(" | ".join(tiers), ttl)
+    return config(" | ".join(tiers), redis_url is not None)

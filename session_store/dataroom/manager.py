@@ -1,24 +1,30 @@
-"""``SessionManager``: the data-room facade, with the method names and return shapes of the
-first host app's "enhanced session manager" plan, over a :class:`SessionStore`.
+"""The data-room facade: the first host app's "enhanced session manager" plan, over a
+:class:`SessionStore`, with its names, return shapes and formulas.
 
-What the plan got wrong is not repeated: a store is an atomic read-modify-write
+* :class:`EnhancedSessionManager`: the plan's zero-argument manager, configured from the
+  environment (``SESSION_TTL_HOURS``, ``MAX_MEMORY_SESSIONS``, ``REDIS_URL``, and ours, see
+  :mod:`session_store.dataroom.config`), with the plan's attributes ``session_ttl_hours``,
+  ``max_memory_sessions``, ``redis_enabled`` and ``session_metrics.session_stats``.
+* :class:`SessionManager`: the same over a store you configure.
+
+What the plan got wrong is not repeated (docs/migrating-from-plan.md lists each difference with
+the one-line change it needs): a store is an atomic read-modify-write
 (:meth:`SessionStore.update`), so ``created_at`` survives updates and two concurrent stores
 cannot both count as the session's creation; created and updated sessions are counted apart
-(:class:`SessionMetrics`); nothing is serialized with ``default=str``; timestamps are aware UTC;
-the objects returned are snapshots, not live views of storage: a change reaches storage only
-through another :meth:`SessionManager.store_enhanced_session`.
+(:class:`SessionMetrics`); nothing is serialized with ``default=str``; timestamps are aware UTC
+inside; the objects returned are snapshots, not live views of storage: a change reaches
+storage through ``store_enhanced_session`` or the mapping of :meth:`SessionManager.user_sessions`.
 
-The read APIs give meaningful answers on legacy sessions (the plain dicts the app stored before
-the plan): documents come from ``processed_documents`` when there are no extraction results,
-market research from the legacy ``market_research`` key. Every dict they return is JSON-ready.
-
-Configuration from the environment (:meth:`SessionManager.from_env`): see
-:mod:`session_store.dataroom.config`; a backend whose plugin is not installed is the registry's
-:class:`ConfigurationError`, which says which distribution to install.
+Configuration from the environment: see :mod:`session_store.dataroom.config`; a backend whose
+plugin is not installed is the registry's :class:`ConfigurationError`, which says which
+distribution to install.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import enum
 import logging
 from collections.abc import Mapping
 from types import TracebackType
@@ -26,6 +32,7 @@ from typing import Any, Self
 
 import attrs
 
+from session_store.codec.legacy import PlanJsonCodec, adopt_dataroom
 from session_store.dataroom.config import (
     DEFAULT_MAX_MEMORY_SESSIONS,
     DEFAULT_TTL_HOURS,
@@ -37,29 +44,15 @@ from session_store.dataroom.config import (
     config_from_env,
 )
 from session_store.dataroom.metrics import SessionMetrics
-from session_store.dataroom.quality import (
-    extraction_results,
-    market_research,
-    session_has_vision,
-    session_quality,
-    uses_vision,
-    vision_extractions,
-)
 from session_store.dataroom.views import (
-    documents,
-    iso,
-    method_name,
-    pages_processed,
-    processing_summary,
-    vision_cost,
-    vision_insights,
+    NO_SESSION_ANALYSIS,
+    NO_SESSION_VISION,
+    comprehensive_analysis_data,
+    vision_specific_data,
 )
 from session_store.errors import ConfigurationError, SerializationError
-from session_store.schema.builtin import dataroom_v0_to_v1
-from session_store.schema.dataroom import (
-    DocumentExtractionResult,
-    EnhancedSessionData,
-)
+from session_store.mapping import SessionMapping
+from session_store.schema.dataroom import EnhancedSessionData
 from session_store.store import SessionStore
 
 __all__ = [
@@ -69,6 +62,7 @@ __all__ = [
     "ENV_REDIS_URL",
     "ENV_SESSION_STORE_URL",
     "ENV_SESSION_TTL_HOURS",
+    "EnhancedSessionManager",
     "EnvConfig",
     "SessionManager",
     "config_from_env",
@@ -100,6 +94,11 @@ class SessionManager:
         self.metrics = SessionMetrics(size_sample_every=size_sample_every)
         self._owns_store = False
 
+    @property
+    def session_metrics(self) -> SessionMetrics:
+        """The plan's name for :attr:`metrics`: ``session_metrics.session_stats``."""
+        return self.metrics
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """A manager over the store the environment configures (see the module docstring);
@@ -120,41 +119,25 @@ class SessionManager:
 
     # -- writes --------------------------------------------------------------------------------
     def _build(self, user_id: str, session_data: Mapping[str, Any]) -> EnhancedSessionData:
-        """The typed session for the app's dict, as the legacy (v0) migration reads it."""
+        """The typed session for the app's dict, read as legacy (version 0) data-room JSON is
+        read: every migration, then the schema."""
         if not isinstance(session_data, Mapping):
             raise SerializationError(
                 f"session_data must be a dict, got {type(session_data).__name__}", key=user_id
             )
-        data = dict(session_data)
-        results = data.get("extraction_results")
-        if isinstance(results, Mapping) and any(
-            isinstance(r, DocumentExtractionResult) for r in results.values()
-        ):  # typed results handed in: as data, so the whole mapping structures alike
-            converter = self.store.codec.converter
-            data["extraction_results"] = {
-                k: converter.unstructure(r) if isinstance(r, DocumentExtractionResult) else r
-                for k, r in results.items()
-            }
-        try:
-            session = self.store.codec.converter.structure(
-                dataroom_v0_to_v1(data, user_id), EnhancedSessionData
-            )
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot build a session: {type(exc).__name__}: {exc}", key=user_id
-            ) from None
-        assert isinstance(session, EnhancedSessionData)
-        return session
+        data = _json_data(dict(session_data))
+        return adopt_dataroom(self.store.codec, user_id, data)
 
     def store_enhanced_session(
         self, user_id: str, session_data: dict[str, Any]
     ) -> EnhancedSessionData:
         """Store the app's session dict for ``user_id``; returns what was stored.
 
-        ``session_data`` is the app's dict: the legacy shape, and/or the schema's fields, with
-        ``extraction_results`` as dicts of :class:`DocumentExtractionResult` fields (or the
-        objects themselves). Keys the schema does not know are kept in ``extra``; values of an
-        unexpected type are kept as they are. The stored session replaces the previous one
+        ``session_data`` is the app's dict: the legacy shape, ``session.to_dict()``, or both,
+        with ``extraction_results`` as ``asdict(DocumentExtractionResult(...))`` dicts (the
+        objects themselves, and :class:`ExtractionMethod` members, are turned into that data).
+        Keys the schema does not know are kept in ``extra``; values of an unexpected type are
+        kept as they are. The stored session replaces the previous one
         except for ``created_at``, which an existing session keeps; the read-modify-write is
         atomic, so concurrent stores lose no update and exactly one of them creates the session.
 
@@ -181,6 +164,29 @@ class SessionManager:
         self.metrics.record_store(previous, stored, size_bytes=size)
         return stored
 
+    def user_sessions(self) -> SessionMapping:
+        """The legacy ``user_sessions`` dict over this manager's store: what the app's
+        ``user_sessions = {}`` becomes. Every change persists (nested ones included, see
+        :class:`SessionMapping`), and its writes count in :attr:`session_metrics` (a write that
+        creates a session counts as created)."""
+        return SessionMapping(self.store, observer=self._observe_mapping)
+
+    def _typed(self, user_id: str, obj: Any) -> EnhancedSessionData:
+        if isinstance(obj, EnhancedSessionData):
+            return obj
+        return self._build(user_id, obj if isinstance(obj, Mapping) else {})
+
+    def _observe_mapping(self, user_id: str, previous: Any, stored: Any) -> None:
+        try:
+            before = None if previous is None else self._typed(user_id, previous)
+            after = self._typed(user_id, stored)
+        except SerializationError:  # not a data-room session: count it, without details
+            before, after = (None if previous is None else EnhancedSessionData(user_id)), None
+        if after is None:
+            after = EnhancedSessionData(user_id)
+        self.metrics.claim_size_sample()
+        self.metrics.record_store(before, after)
+
     def delete_session(self, user_id: str) -> bool:
         """Remove the user's session; ``True`` if there was one."""
         deleted = self.store.delete(user_id)
@@ -205,88 +211,31 @@ class SessionManager:
         """The counters of :class:`SessionMetrics` and the (redacted) backend description."""
         return {**self.metrics.as_dict(), "backend": self.store.backend.describe()}
 
-    def get_comprehensive_analysis_data(self, user_id: str) -> dict[str, Any] | None:
-        """Everything a command needs about the user's session, or ``None`` if there is none.
+    def get_comprehensive_analysis_data(self, user_id: str) -> dict[str, Any]:
+        """Everything a command needs about the user's session, in the plan's shape; for a
+        user without a session ``{'error': 'No session found for user'}``.
 
-        Keys: ``user_id``, ``session_created``, ``last_accessed`` (ISO 8601),
-        ``documents`` (one entry per extraction result, or per legacy processed document when
-        there are none: the keys of ``get_extraction_summary`` plus ``source`` and ``content``),
-        ``document_summary``, ``vision_insights`` (one entry per vision extraction),
-        ``processing_summary`` (counts, total time and cost, methods used),
-        ``market_research`` (``market_research_data``, else the legacy ``market_research``),
-        ``cross_document_insights``, ``extra`` (every key the schema does not know, such as the
-        legacy ``analysis_result``), and ``session_quality`` (see
-        :mod:`session_store.dataroom.quality` for the exact definitions).
+        Keys: ``user_id``, ``session_created``, ``last_accessed`` (naive UTC ISO strings, as
+        the plan wrote them), ``documents``, ``document_summary``, ``vision_insights``,
+        ``processing_summary``, ``market_research``, ``cross_document_insights``,
+        ``session_quality`` (the plan's six quality keys and its formula). The helpers the plan
+        names without a body are defined in :mod:`session_store.dataroom.views` and
+        :mod:`session_store.dataroom.quality`.
         """
         session = self.get_enhanced_session(user_id)
         if session is None:
-            return None
-        return {
-            "user_id": session.user_id,
-            "session_created": iso(session.created_at),
-            "last_accessed": iso(session.last_accessed),
-            "documents": documents(session),
-            "document_summary": session.document_summary,
-            "vision_insights": vision_insights(session),
-            "processing_summary": processing_summary(session),
-            "market_research": market_research(session),
-            "cross_document_insights": session.cross_document_insights,
-            "extra": session.extra,
-            "session_quality": session_quality(session),
-        }
+            return dict(NO_SESSION_ANALYSIS)
+        return comprehensive_analysis_data(session)
 
-    def get_vision_specific_data(self, user_id: str) -> dict[str, Any] | None:
-        """The vision side of the user's session, or ``None`` if there is none.
-
-        Keys: ``user_id``; ``has_vision_data``; ``vision_insights`` (one entry per vision
-        extraction); ``documents`` (per document that used vision: filename, method, count of
-        vision extractions, pages, insights, the processor's summary, vision cost);
-        ``visual_elements_summary`` (vision extractions per ``content_type``); ``cost_summary``
-        with ``total_cost`` (USD), ``per_document`` (document id -> vision cost),
-        ``vision_extractions`` (count) and ``pages_processed``. A document's vision cost is
-        the sum of its vision extractions' ``cost_usd``, or when that is 0 its
-        ``vision_processing_summary["total_estimated_cost"]``.
-        """
+    def get_vision_specific_data(self, user_id: str) -> dict[str, Any]:
+        """The vision side of the user's session, in the plan's shape (``has_vision_data``,
+        ``vision_insights``, ``visual_elements_summary``, ``cost_summary`` with
+        ``total_cost`` and ``pages_processed``); for a user without a session
+        ``{'has_vision_data': False, 'vision_insights': []}``."""
         session = self.get_enhanced_session(user_id)
         if session is None:
-            return None
-        documents: dict[str, Any] = {}
-        elements: dict[str, int] = {}
-        per_document: dict[str, float] = {}
-        pages = 0
-        for doc_id, result in extraction_results(session).items():
-            if not uses_vision(result):
-                continue
-            visions = vision_extractions(result)
-            for vision in visions:
-                kind = str(vision.content_type)
-                elements[kind] = elements.get(kind, 0) + 1
-            cost = vision_cost(result)
-            per_document[doc_id] = cost
-            pages += pages_processed(result)
-            documents[doc_id] = {
-                "filename": result.filename,
-                "extraction_method": method_name(result),
-                "vision_extractions": len(visions),
-                "pages": sorted({v.page_number for v in visions if isinstance(v.page_number, int)}),
-                "insights": result.insights,
-                "vision_processing_summary": result.vision_processing_summary,
-                "vision_cost_usd": cost,
-            }
-        insights = vision_insights(session)
-        return {
-            "user_id": session.user_id,
-            "has_vision_data": session_has_vision(session),
-            "vision_insights": insights,
-            "documents": documents,
-            "visual_elements_summary": elements,
-            "cost_summary": {
-                "total_cost": sum(per_document.values(), 0.0),
-                "per_document": per_document,
-                "vision_extractions": len(insights),
-                "pages_processed": pages,
-            },
-        }
+            return copy.deepcopy(dict(NO_SESSION_VISION))
+        return vision_specific_data(session)
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -304,3 +253,55 @@ class SessionManager:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _json_data(value: Any) -> Any:
+    """The app's data as JSON data: dataclasses (``DocumentExtractionResult``) as
+    ``dataclasses.asdict``, enum members as their values, tuples as lists; the rest as is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _json_data(dataclasses.asdict(value))
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _json_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_data(v) for v in value]
+    return value
+
+
+class EnhancedSessionManager(SessionManager):
+    """The plan's ``EnhancedSessionManager()``: no arguments, configured from the environment.
+
+    Attributes (the plan's):
+        session_ttl_hours: ``SESSION_TTL_HOURS`` (default 24; an ``int`` when whole).
+        max_memory_sessions: ``MAX_MEMORY_SESSIONS`` (default 1000), the memory tier's bound.
+        redis_enabled: whether a Redis tier is configured (``REDIS_URL``, or a Redis tier in
+            ``SESSION_STORE_URL``). Unlike the plan it does not ping at start-up: a Redis that
+            is down is the chain's outage to handle, not a silent switch to memory only.
+        session_metrics: :class:`SessionMetrics`; ``session_metrics.session_stats``.
+
+    Args:
+        environ: the variables to read (default ``os.environ``); for tests.
+
+    Raises:
+        ConfigurationError: a bad variable (named), a backend whose plugin is missing, or
+            ``SESSION_STORE_WRITE_FORMAT=plan-json`` with encryption keys configured.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        config = config_from_env(environ)
+        codec = PlanJsonCodec() if config.write_format == "plan-json" else None
+        store: SessionStore[EnhancedSessionData] = SessionStore(
+            config.url, EnhancedSessionData, ttl=config.ttl, codec=codec
+        )
+        super().__init__(store)
+        self._owns_store = True
+        hours = config.ttl_hours
+        self.session_ttl_hours: int | float = int(hours) if hours.is_integer() else hours
+        self.max_memory_sessions = config.max_memory_sessions
+        self.redis_enabled = config.redis_enabled
+        self.write_format = config.write_format
+        log.info("session store from the environment: %s", store.backend.describe())
+
+    def __repr__(self) -> str:
+        return f"EnhancedSessionManager({self.store!r})"

@@ -8,12 +8,12 @@ session stored ten times is counted once where it should be:
 ``total_sessions_created`` / ``total_sessions_updated`` / ``total_sessions_deleted``
     Stores that created a session, stores that replaced one, deletes that removed one.
 ``sessions_with_vision_data``
-    Stores after which the session held vision data while it held none before (a session
+    Stores after which the session held vision extractions while it held none before (a session
     created with vision data, or an update that brought the first vision data). A session that
     keeps its vision data through many updates is counted once.
 ``total_processing_cost``
     Money spent on extraction, in USD: per store, for each document, how much its
-    ``processing_cost_usd`` grew over the stored one (a new document: its whole cost; an
+    ``processing_cost`` grew over the stored one (a new document: its whole cost; an
     unchanged one: nothing; a lower cost: nothing).
 ``average_session_size``
     Mean size in bytes of stored payloads (what the backend holds: compressed, encrypted).
@@ -22,14 +22,18 @@ session stored ten times is counted once where it should be:
     store in ``size_sample_every`` (the first one included) is measured; ``size_samples`` says
     how many were. ``size_sample_every=1`` measures every store, ``0`` none.
 
-Every counter covers the stores made through one :class:`~session_store.dataroom.SessionManager`
-in this process since it was made. The counts live in a :class:`~session_store.counters.Counters`
-(``SessionMetrics.counters``, names in :data:`DATAROOM_COUNTER_NAMES`), the machinery the
-backends count with, so :func:`session_store.metrics.snapshot` and the Prometheus and
-OpenTelemetry exporters serve them beside the per-tier counters. Money is counted in whole
-nano-dollars (``processing_cost_nano_usd``), so that every counter is an exact integer; the
-``total_processing_cost`` of :meth:`SessionMetrics.as_dict` is that in USD. Thread-safe: one
-lock guards all counters (shared with the ``Counters``), and nothing slow runs under it.
+Every counter covers the stores made through one :class:`~session_store.dataroom.SessionManager` in
+this process since it was made, through any of its paths: ``store_enhanced_session`` and the
+:class:`~session_store.SessionMapping` it hands out (``manager.user_sessions()``), whose writes
+that create a session count as created. ``session_stats`` is the plan's attribute: the same
+snapshot as :meth:`SessionMetrics.as_dict`. The counts live in a
+:class:`~session_store.counters.Counters` (``SessionMetrics.counters``, names in
+:data:`DATAROOM_COUNTER_NAMES`), the machinery the backends count with, so
+:func:`session_store.metrics.snapshot` and the Prometheus and OpenTelemetry exporters serve them
+beside the per-tier counters. Money is counted in whole nano-dollars
+(``processing_cost_nano_usd``), so that every counter is an exact integer; the
+``total_processing_cost`` of :meth:`SessionMetrics.as_dict` is that in USD. Thread-safe: one lock
+guards all counters (shared with the ``Counters``), and nothing slow runs under it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 
 from session_store import forksafe
 from session_store.counters import Counters
-from session_store.dataroom.quality import extraction_results, number, session_has_vision
+from session_store.dataroom.quality import extraction_results, has_vision_extractions, number
 from session_store.schema.dataroom import EnhancedSessionData
 
 __all__ = ["DATAROOM_COUNTER_NAMES", "NANO_USD", "SessionMetrics", "cost_added"]
@@ -62,13 +66,13 @@ NANO_USD = 1_000_000_000
 
 def cost_added(previous: EnhancedSessionData | None, stored: EnhancedSessionData) -> float:
     """The processing cost ``stored`` adds over ``previous``: per document id, the growth of
-    ``processing_cost_usd`` (never negative), summed."""
+    ``processing_cost`` (never negative), summed."""
     before = {} if previous is None else extraction_results(previous)
     total = 0.0
     for doc_id, result in extraction_results(stored).items():
         old = before.get(doc_id)
-        growth = number(result.processing_cost_usd) - (
-            0.0 if old is None else number(old.processing_cost_usd)
+        growth = number(result.get("processing_cost")) - (
+            0.0 if old is None else number(old.get("processing_cost"))
         )
         total += max(0.0, growth)
     return total
@@ -122,8 +126,8 @@ class SessionMetrics:
         Args:
             size_bytes: the stored payload's length, if it was measured.
         """
-        gained_vision = session_has_vision(stored) and not (
-            previous is not None and session_has_vision(previous)
+        gained_vision = has_vision_extractions(stored) and not (
+            previous is not None and has_vision_extractions(previous)
         )
         cost = round(cost_added(previous, stored) * NANO_USD)
         counters = self.counters
@@ -140,6 +144,13 @@ class SessionMetrics:
     def record_delete(self) -> None:
         """Count one delete that removed a session."""
         self.counters.add("sessions_deleted")
+
+    @property
+    def session_stats(self) -> dict[str, Any]:
+        """The plan's ``session_stats``: its four keys (``total_sessions_created``,
+        ``sessions_with_vision_data``, ``total_processing_cost``, ``average_session_size``)
+        and ours (updated and deleted sessions, size samples), a fresh snapshot each read."""
+        return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         """A consistent snapshot of every counter (the plan's key names, plus the new ones)."""

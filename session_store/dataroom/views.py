@@ -1,178 +1,176 @@
-"""The data-room read views: JSON-ready dicts built from a session, typed or legacy."""
+"""The data-room read views: the plan's cross-command APIs, and the helpers it names without a
+body, defined here (each definition is its docstring).
+
+Every function takes what the plan's helper takes and never raises on stored data of an
+unexpected shape: a part that is not what the plan expects reads as empty.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from session_store.dataroom.quality import (
+    assess_session_quality,
     extraction_results,
-    legacy_document_ok,
-    legacy_documents,
+    has_vision_extractions,
+    market_research,
     number,
-    uses_vision,
-    vision_extractions,
 )
 from session_store.schema.dataroom import (
     DocumentExtractionResult,
     EnhancedSessionData,
-    ExtractionMethod,
+    format_vision_extraction,
+    naive_utc,
 )
 
 __all__ = [
-    "documents",
-    "iso",
-    "method_name",
-    "pages_processed",
-    "processing_summary",
-    "vision_cost",
-    "vision_insights",
+    "NO_SESSION_ANALYSIS",
+    "NO_SESSION_VISION",
+    "compile_processing_summary",
+    "comprehensive_analysis_data",
+    "extract_vision_insights",
+    "format_document_data",
+    "format_vision_insights",
+    "plan_iso",
+    "vision_specific_data",
 ]
 
-
-def method_name(result: DocumentExtractionResult) -> Any:
-    method: object = result.extraction_method
-    return method.value if isinstance(method, ExtractionMethod) else method
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+#: What ``get_comprehensive_analysis_data`` returns for a user without a session (a copy).
+NO_SESSION_ANALYSIS: Mapping[str, Any] = {"error": "No session found for user"}
+#: What ``get_vision_specific_data`` returns for a user without a session (a copy).
+NO_SESSION_VISION: Mapping[str, Any] = {"has_vision_data": False, "vision_insights": []}
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+def plan_iso(value: object) -> Any:
+    """A timestamp as the plan's ``.isoformat()`` of ``datetime.utcnow()`` wrote it (naive
+    UTC); a value that is not a datetime as it is."""
+    return naive_utc(value).isoformat() if isinstance(value, datetime) else value
 
 
-def _content(result: DocumentExtractionResult) -> str:
-    try:
-        return result.get_all_content()
-    except (TypeError, AttributeError):  # a misfit field kept from stored data
-        return _text(result.text_content)
-
-
-def _typed_document(result: DocumentExtractionResult) -> dict[str, Any]:
-    """One extraction result as a document entry (the keys of ``get_extraction_summary``)."""
-    insights: object = result.insights
-    return {
-        "document_id": result.document_id,
-        "filename": result.filename,
-        "extraction_method": method_name(result),
-        "text_length": len(_text(result.text_content)),
-        "vision_extractions": len(vision_extractions(result)),
-        "has_vision": uses_vision(result),
-        "insights": len(insights) if isinstance(insights, list) else 0,
-        "quality_score": number(result.quality_score),
-        "completeness_score": number(result.completeness_score),
-        "processing_time_s": number(result.processing_time_s),
-        "processing_cost_usd": number(result.processing_cost_usd),
-        "processing_strategy": result.processing_strategy,
-        "source": "extraction_results",
-        "content": _content(result),
-    }
-
-
-def _legacy_document(index: int, doc: object) -> dict[str, Any]:
-    """One legacy processed document as a document entry with the same keys.
-
-    Its scores follow the quality definitions: quality 1.0 if it was processed without error,
-    completeness 1.0 if it has content, else 0.0.
-    """
-    fields: Mapping[str, Any] = doc if isinstance(doc, Mapping) else {}
-    name = _text(fields.get("name"))
-    content = _text(fields.get("content"))
-    metadata = fields.get("metadata")
-    error = metadata.get("error") if isinstance(metadata, Mapping) else None
-    return {
-        "document_id": name or f"document_{index}",
-        "filename": name,
-        "extraction_method": ExtractionMethod.TEXT_ONLY.value,
-        "text_length": len(content),
-        "vision_extractions": 0,
-        "has_vision": False,
-        "insights": 0,
-        "quality_score": 1.0 if legacy_document_ok(doc) else 0.0,
-        "completeness_score": 1.0 if content.strip() else 0.0,
-        "processing_time_s": 0.0,
-        "processing_cost_usd": 0.0,
-        "processing_strategy": "",
-        "source": "processed_documents",
-        "content": content,
-        "type": fields.get("type"),
-        "metadata": metadata if metadata is not None else {},
-        "error": error,
-    }
-
-
-def documents(session: EnhancedSessionData) -> list[dict[str, Any]]:
-    results = extraction_results(session)
-    if results:
-        return [_typed_document(r) for r in results.values()]
-    return [_legacy_document(i, d) for i, d in enumerate(legacy_documents(session))]
-
-
-def vision_insights(session: EnhancedSessionData) -> list[dict[str, Any]]:
-    """Every typed vision extraction, with the document it came from."""
-    return [
-        {
+def format_document_data(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan's ``_format_document_data(session.extraction_results)``: per document id, its
+    ``document_id`` and ``filename`` followed by the keys of its
+    :meth:`DocumentExtractionResult.get_extraction_summary`. A stored entry that does not read
+    as a result (not a dict, no ``document_id`` / ``filename``) gives
+    ``{"document_id": id, "error": "unreadable extraction result"}``."""
+    documents: dict[str, Any] = {}
+    if not isinstance(results, Mapping):
+        return documents
+    for doc_id, raw in results.items():
+        try:
+            result = DocumentExtractionResult.from_dict(raw)
+            summary = result.get_extraction_summary()
+        except Exception:  # a misfit kept from stored data: say so, do not fail the read
+            documents[doc_id] = {"document_id": doc_id, "error": "unreadable extraction result"}
+            continue
+        documents[doc_id] = {
             "document_id": result.document_id,
             "filename": result.filename,
-            "page_number": vision.page_number,
-            "content_type": vision.content_type,
-            "description": vision.description,
-            "extracted_text": vision.extracted_text,
-            "data_points": vision.data_points,
-            "confidence": number(vision.confidence),
-            "model": vision.model,
-            "cost_usd": number(vision.cost_usd),
+            **summary,
         }
-        for result in extraction_results(session).values()
-        for vision in vision_extractions(result)
+    return documents
+
+
+def format_vision_insights(vision_extractions: Any) -> list[dict[str, Any]]:
+    """The plan's ``_format_vision_insights(extraction_result['vision_extractions'])``: one
+    insight per vision extraction, in order::
+
+        {"page_number": ..., "content_type": ..., "description": ..., "extracted_text": ...,
+         "data_points": ..., "confidence": ..., "text": format_vision_extraction(item)}
+
+    read from the extraction's dict (``page`` and ``type`` are accepted for ``page_number``
+    and ``content_type``; absent parts are ``None``, ``"unknown"``, ``""``, ``""``, ``{}``,
+    ``None``). A string item is an insight with that ``description`` and ``content_type``
+    ``"text"``; anything else is left out."""
+    insights: list[dict[str, Any]] = []
+    if not isinstance(vision_extractions, list | tuple):
+        return insights
+    for item in vision_extractions:
+        if isinstance(item, str):
+            item = {"content_type": "text", "description": item}
+        if not isinstance(item, Mapping):
+            continue
+        insights.append(
+            {
+                "page_number": item.get("page_number", item.get("page")),
+                "content_type": item.get("content_type", item.get("type", "unknown")),
+                "description": item.get("description", ""),
+                "extracted_text": item.get("extracted_text", ""),
+                "data_points": item.get("data_points", {}),
+                "confidence": item.get("confidence"),
+                "text": format_vision_extraction(item),
+            }
+        )
+    return insights
+
+
+def extract_vision_insights(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The plan's ``_extract_vision_insights(session.extraction_results)``: for every result
+    with vision extractions, in order, its :func:`format_vision_insights`, each insight
+    starting with the ``document_id`` it came from."""
+    if not isinstance(results, Mapping):
+        return []
+    return [
+        {"document_id": doc_id, **insight}
+        for doc_id, result in results.items()
+        if isinstance(result, Mapping) and result.get("vision_extractions")
+        for insight in format_vision_insights(result["vision_extractions"])
     ]
 
 
-def vision_cost(result: DocumentExtractionResult) -> float:
-    """The sum of the vision extractions' ``cost_usd``; when that is 0, the processor's
-    ``vision_processing_summary["total_estimated_cost"]`` (the plan's key) if it holds one."""
-    cost = sum((number(v.cost_usd) for v in vision_extractions(result)), 0.0)
-    summary: object = result.vision_processing_summary
-    if cost == 0 and isinstance(summary, Mapping):
-        cost = max(0.0, number(summary.get("total_estimated_cost")))
-    return cost
+def compile_processing_summary(processing_metadata: Any) -> dict[str, Any]:
+    """The plan's ``_compile_processing_summary(session.processing_metadata)``: a shallow copy
+    of the processing metadata the app stored (``{}`` if it is not a dict). The plan gives it
+    nothing else to compile; per-document counts and costs are in ``documents`` and
+    ``session_quality``."""
+    return dict(processing_metadata) if isinstance(processing_metadata, Mapping) else {}
 
 
-def pages_processed(result: DocumentExtractionResult) -> int:
-    """Distinct pages with a vision extraction, or the summary's ``pages_analyzed`` if more."""
-    pages = {v.page_number for v in vision_extractions(result)}
-    summary: object = result.vision_processing_summary
-    analyzed = _count(summary.get("pages_analyzed")) if isinstance(summary, Mapping) else 0
-    return max(len(pages), analyzed)
-
-
-def processing_summary(session: EnhancedSessionData) -> dict[str, Any]:
-    """Counts, total time and cost, and methods used, over the session's documents."""
-    results = list(extraction_results(session).values())
-    methods: dict[str, int] = {}
-    for result in results:
-        name = str(method_name(result))
-        methods[name] = methods.get(name, 0) + 1
-    legacy = [] if results else legacy_documents(session)
-    if legacy:
-        methods[ExtractionMethod.TEXT_ONLY.value] = len(legacy)
-    strategies = {r.processing_strategy for r in results if isinstance(r.processing_strategy, str)}
+def comprehensive_analysis_data(session: EnhancedSessionData) -> dict[str, Any]:
+    """The plan's ``get_comprehensive_analysis_data`` for a session: its keys, its order."""
     return {
-        "document_count": len(results) or len(legacy),
-        "document_source": (
-            "extraction_results" if results else "processed_documents" if legacy else "none"
-        ),
-        "vision_documents": sum(map(uses_vision, results)),
-        "vision_extractions": sum(len(vision_extractions(r)) for r in results),
-        "total_processing_time_s": sum((number(r.processing_time_s) for r in results), 0.0),
-        "total_processing_cost_usd": sum((number(r.processing_cost_usd) for r in results), 0.0),
-        "methods_used": methods,
-        "strategies_used": sorted(s for s in strategies if s),
-        "processing_metadata": session.processing_metadata,
+        "user_id": session.user_id,
+        "session_created": plan_iso(session.created_at),
+        "last_accessed": plan_iso(session.last_accessed),
+        "documents": format_document_data(session.extraction_results),
+        "document_summary": session.document_summary,
+        "vision_insights": extract_vision_insights(session.extraction_results),
+        "processing_summary": compile_processing_summary(session.processing_metadata),
+        "market_research": market_research(session),
+        "cross_document_insights": session.cross_document_insights,
+        "session_quality": assess_session_quality(session),
     }
 
 
-def iso(value: object) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+def vision_specific_data(session: EnhancedSessionData) -> dict[str, Any]:
+    """The plan's ``get_vision_specific_data`` for a session: its keys, its loop.
+
+    For each result with vision extractions: its :func:`format_vision_insights`, and from its
+    ``vision_processing_summary`` the ``total_estimated_cost`` and ``pages_analyzed`` added to
+    ``cost_summary`` (a summary that is ``None`` or not a dict, or a value that is not a
+    number, adds 0; the plan's code raises there). ``visual_elements_summary`` stays ``{}``,
+    as in the plan.
+    """
+    cost_summary: dict[str, Any] = {"total_cost": 0.0, "pages_processed": 0}
+    vision_data: dict[str, Any] = {
+        "has_vision_data": has_vision_extractions(session),
+        "vision_insights": [],
+        "visual_elements_summary": {},
+        "cost_summary": cost_summary,
+    }
+    for result in extraction_results(session).values():
+        if result.get("vision_extractions"):
+            vision_data["vision_insights"].extend(
+                format_vision_insights(result["vision_extractions"])
+            )
+            summary = result.get("vision_processing_summary", {})
+            if not isinstance(summary, Mapping):
+                summary = {}
+            cost_summary["total_cost"] += number(summary.get("total_estimated_cost", 0))
+            pages = summary.get("pages_analyzed", 0)
+            cost_summary["pages_processed"] += (
+                pages if isinstance(pages, int) and not isinstance(pages, bool) else 0
+            )
+    return vision_data

@@ -1,21 +1,49 @@
 """The built-in schemas, registered through the ``session_store.schemas`` entry-point group.
 
-* ``dataroom`` (:class:`EnhancedSessionData`), version 1. Version 0 is the legacy plain dict the
-  first host app stored (``user_sessions[user_id] = {...}``); the migration adds what the dict
-  never had (the user id, from the key; the timestamps) and keeps every key it had.
+* ``dataroom`` (:class:`EnhancedSessionData`), version 2.
+
+  - Version 0 is headerless JSON: the legacy plain dict the first host app stored
+    (``user_sessions[user_id] = {...}``), and the plan's ``json.dumps(session.to_dict(),
+    default=str)`` in Redis. The migration adds what a legacy dict never had (the user id, from
+    the key; the timestamps) and keeps every key it had.
+  - Version 1 (session-store 0.1) named five extraction-result fields its own way;
+    version 2 uses the plan's names (:data:`V1_RESULT_RENAMES`), its default strategy
+    ``'default'`` where version 1 wrote ``''``, and ``{}`` for empty cross-document insights
+    where version 1 wrote ``[]``. A downgrade writes version 1 again for a rolling deploy
+    from 0.1 (``Codec(write_versions={"dataroom": 1})``).
 * ``dict``, version 1: any JSON object, stored exactly (``SessionMapping`` uses it). Version 0 is
   the same dict without an envelope.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from session_store.schema.dataroom import EnhancedSessionData, utc_now
 from session_store.schema.registry import SchemaInfo
 
-__all__ = ["DATAROOM", "DICT", "dataroom_v0_to_v1"]
+__all__ = [
+    "DATAROOM",
+    "DICT",
+    "V1_RESULT_RENAMES",
+    "dataroom_v0_to_v1",
+    "dataroom_v1_to_v2",
+    "dataroom_v2_to_v1",
+]
+
+#: Extraction-result fields version 1 stored under its own names -> the plan's names (v2).
+V1_RESULT_RENAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "text_metadata": "text_extraction_metadata",
+        "insights": "comprehensive_insights",
+        "processing_time_s": "processing_time",
+        "processing_cost_usd": "processing_cost",
+        "quality_score": "extraction_quality_score",
+    }
+)
 
 
 def _timestamp(value: Any) -> str | None:
@@ -44,6 +72,57 @@ def dataroom_v0_to_v1(data: dict[str, Any], key: str) -> dict[str, Any]:
     return upgraded
 
 
+def _renamed(result: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """``result`` with keys renamed by ``names``, unless the new name is already taken (then
+    both are kept as they are: nothing is overwritten). Order is kept."""
+    return {
+        (names[k] if k in names and names[k] not in result else k): v for k, v in result.items()
+    }
+
+
+def _map_results(data: dict[str, Any], fn: Any) -> dict[str, Any]:
+    results = data.get("extraction_results")
+    if not isinstance(results, dict):
+        return dict(data)
+    return {
+        **data,
+        "extraction_results": {k: fn(v) if isinstance(v, dict) else v for k, v in results.items()},
+    }
+
+
+def dataroom_v1_to_v2(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """Version 1 -> 2: the plan's field names in every extraction result, ``''`` strategy
+    -> ``'default'``, ``[]`` cross-document insights -> ``{}``. Everything else as it was."""
+
+    def upgrade(result: dict[str, Any]) -> dict[str, Any]:
+        upgraded = _renamed(result, V1_RESULT_RENAMES)
+        if upgraded.get("processing_strategy") == "":
+            upgraded["processing_strategy"] = "default"
+        return upgraded
+
+    upgraded = _map_results(data, upgrade)
+    if upgraded.get("cross_document_insights") == []:
+        upgraded["cross_document_insights"] = {}
+    return upgraded
+
+
+def dataroom_v2_to_v1(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """Version 2 -> 1, for a rolling deploy from session-store 0.1: the old field names and
+    defaults back (the exact inverse of :func:`dataroom_v1_to_v2` on what 0.1 wrote)."""
+    back = {v: k for k, v in V1_RESULT_RENAMES.items()}
+
+    def downgrade(result: dict[str, Any]) -> dict[str, Any]:
+        old = _renamed(result, back)
+        if old.get("processing_strategy") == "default":
+            old["processing_strategy"] = ""
+        return old
+
+    old = _map_results(data, downgrade)
+    if old.get("cross_document_insights") == {}:
+        old["cross_document_insights"] = []
+    return old
+
+
 def _unchanged(data: dict[str, Any], key: str) -> dict[str, Any]:
     return data
 
@@ -51,8 +130,9 @@ def _unchanged(data: dict[str, Any], key: str) -> dict[str, Any]:
 DATAROOM = SchemaInfo(
     name="dataroom",
     cls=EnhancedSessionData,
-    version=1,
-    migrations={0: dataroom_v0_to_v1},
+    version=2,
+    migrations={0: dataroom_v0_to_v1, 1: dataroom_v1_to_v2},
+    downgrades={2: dataroom_v2_to_v1},
 )
 
 DICT = SchemaInfo(name="dict", cls=dict, version=1, migrations={0: _unchanged})

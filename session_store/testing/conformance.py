@@ -213,7 +213,21 @@ class BackendConformance:
         left = backend.ttl("k")
         assert left is not None and 11.0 < left <= 12.346
 
-    @pytest.mark.parametrize("ttl", [0, -1, -0.5, math.nan, math.inf, "10", True])
+    @pytest.mark.parametrize(
+        "ttl",
+        [
+            0,
+            -1,
+            -0.5,
+            math.nan,
+            -math.inf,
+            "10",
+            True,
+            pytest.param(10**400, id="1e400"),
+            1e300,
+            2e16,
+        ],
+    )
     def test_bad_ttl_is_configuration_error(self, backend: SessionBackend, ttl: object) -> None:
         backend.set("k", b"kept", ttl=60)
         for call in (
@@ -225,6 +239,22 @@ class BackendConformance:
             with pytest.raises(ConfigurationError):
                 call()
         assert backend.get("k") == b"kept"
+
+    def test_no_expiry_ttl_means_never(self, backend: SessionBackend) -> None:
+        """``ttl=NO_EXPIRY`` (``math.inf``, what ``ttl(key)`` answers for a key that never
+        expires) stores without expiry, whatever the backend's default: ``set(k, v, ttl(k))``
+        copies a key faithfully."""
+        backend.set("a", b"v", ttl=60)
+        backend.set("a", b"w", ttl=math.inf)
+        assert backend.ttl("a") == math.inf
+        backend.set_many({"b": b"v"}, ttl=60)
+        backend.set_many({"b": b"w"}, ttl=math.inf)
+        assert backend.ttl("b") == math.inf
+        backend.set("c", b"v", ttl=60)
+        assert backend.touch("c", math.inf) is True
+        assert backend.ttl("c") == math.inf
+        assert backend.set_if("d", b"v", None, ttl=math.inf) is True
+        assert backend.ttl("d") == math.inf
 
     # -- scan ----------------------------------------------------------------------------------
     def test_scan_by_prefix(self, backend: SessionBackend) -> None:

@@ -1,4 +1,5 @@
-"""Hypothesis profiles: ``dev`` fast for local runs, ``ci`` thorough; ``CI=true`` picks ``ci``."""
+"""Hypothesis profiles: ``dev`` fast for local runs, ``ci`` thorough and deterministic
+(derandomized, no example database); ``CI=true`` picks ``ci``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def register_hypothesis_profiles() -> str:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
+    # CI is deterministic: the same examples on every run (derandomize, no example database),
+    # so a red build is reproducible and a green one is not luck.
     settings.register_profile(
         "ci",
         max_examples=150,
@@ -25,6 +28,8 @@ def register_hypothesis_profiles() -> str:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
         print_blob=True,
+        derandomize=True,
+        database=None,
     )
     default = "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "dev"
     name = os.environ.get("HYPOTHESIS_PROFILE", default)

@@ -11,6 +11,7 @@ Use them to check a backend, a codec setting or a migration end to end::
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,23 +63,32 @@ def aware_datetimes() -> st.SearchStrategy[datetime]:
     )
 
 
-def vision_extractions() -> st.SearchStrategy[VisionExtraction]:
-    """Typed vision extractions with arbitrary extra fields."""
+def vision_extractions() -> st.SearchStrategy[dict[str, Any]]:
+    """Vision extractions as stored: the dict of a :class:`VisionExtraction`, with arbitrary
+    extra fields."""
     return st.builds(
-        VisionExtraction,
-        page_number=st.integers(min_value=0, max_value=10_000),
-        content_type=st.sampled_from(["chart", "table", "diagram", "photo", "text"]),
-        description=_text,
-        extracted_text=_text,
-        data_points=json_objects(8),
-        confidence=st.floats(min_value=0, max_value=1),
-        model=_text,
-        cost_usd=st.floats(min_value=0, max_value=100),
-        extra=st.dictionaries(
-            st.text(min_size=1, max_size=8).filter(_not_field(VisionExtraction)),
-            json_values(4),
-            max_size=2,
+        lambda v, extra: {**extra, **dataclasses.asdict(v)},
+        st.builds(
+            VisionExtraction,
+            page_number=st.integers(min_value=0, max_value=10_000),
+            content_type=st.sampled_from(["chart", "table", "diagram", "photo", "text"]),
+            description=_text,
+            extracted_text=_text,
+            data_points=json_objects(8),
+            confidence=st.floats(min_value=0, max_value=1),
+            model=_text,
+            cost_usd=st.floats(min_value=0, max_value=100),
         ),
+        _extra_keys(VisionExtraction),
+    )
+
+
+def _extra_keys(cls: Any) -> st.SearchStrategy[dict[str, Any]]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda name: name not in names),
+        json_values(4),
+        max_size=2,
     )
 
 
@@ -89,30 +99,31 @@ def _not_field(cls: type) -> Any:
     return lambda name: name not in names
 
 
-def extraction_results() -> st.SearchStrategy[DocumentExtractionResult]:
-    """Typed extraction results, text-only to hybrid."""
+def extraction_results() -> st.SearchStrategy[dict[str, Any]]:
+    """Extraction results as stored: ``asdict(DocumentExtractionResult(...))``, text-only to
+    hybrid, optional parts present or ``None``, with arbitrary extra fields."""
     return st.builds(
-        DocumentExtractionResult,
-        document_id=st.text(min_size=1, max_size=12),
-        filename=_text,
-        extraction_method=st.sampled_from(list(ExtractionMethod)),
-        text_content=st.text(max_size=200),
-        text_metadata=json_objects(8),
-        vision_extractions=st.lists(vision_extractions(), max_size=3),
-        vision_processing_summary=json_objects(6),
-        enhanced_content=_text,
-        insights=st.lists(_text, max_size=3),
-        confidence_scores=st.dictionaries(_keys, st.floats(min_value=0, max_value=1), max_size=3),
-        processing_time_s=st.floats(min_value=0, max_value=1e4),
-        processing_cost_usd=st.floats(min_value=0, max_value=1e3),
-        processing_strategy=_text,
-        quality_score=st.floats(min_value=0, max_value=1),
-        completeness_score=st.floats(min_value=0, max_value=1),
-        extra=st.dictionaries(
-            st.text(min_size=1, max_size=8).filter(_not_field(DocumentExtractionResult)),
-            json_values(4),
-            max_size=2,
+        lambda r, extra: {**extra, **dataclasses.asdict(r)},
+        st.builds(
+            DocumentExtractionResult,
+            document_id=st.text(min_size=1, max_size=12),
+            filename=_text,
+            extraction_method=st.sampled_from([m.value for m in ExtractionMethod]),
+            text_content=st.text(max_size=200),
+            text_extraction_metadata=json_objects(8),
+            vision_extractions=st.none() | st.lists(vision_extractions(), max_size=3),
+            vision_processing_summary=st.none() | json_objects(6),
+            enhanced_content=st.none() | _text,
+            comprehensive_insights=st.none() | st.lists(_text, max_size=3),
+            confidence_scores=st.none()
+            | st.dictionaries(_keys, st.floats(min_value=0, max_value=1), max_size=3),
+            processing_time=st.floats(min_value=0, max_value=1e4),
+            processing_cost=st.floats(min_value=0, max_value=1e3),
+            processing_strategy=_text,
+            extraction_quality_score=st.floats(min_value=0, max_value=1),
+            completeness_score=st.floats(min_value=0, max_value=1),
         ),
+        _extra_keys(DocumentExtractionResult),
     )
 
 
@@ -130,7 +141,7 @@ def sessions() -> st.SearchStrategy[EnhancedSessionData]:
             st.text(min_size=1, max_size=8), extraction_results(), max_size=2
         ),
         processing_metadata=json_objects(6),
-        cross_document_insights=st.lists(json_values(4), max_size=3),
+        cross_document_insights=json_objects(4),
         extra=st.dictionaries(
             st.text(min_size=1, max_size=10).filter(_not_field(EnhancedSessionData)),
             json_values(6),

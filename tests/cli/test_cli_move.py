@@ -14,6 +14,7 @@ import pytest
 from session_store import SessionStore, open_backend
 from session_store.codec import AesGcmStage, Codec
 from session_store.samples import legacy_sessions
+from session_store.schema.builtin import DATAROOM
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 ErrorLine = Callable[[subprocess.CompletedProcess[str]], str]
@@ -52,7 +53,7 @@ def test_copy_moves_raw_bytes_and_keeps_the_ttl(
 
 
 def test_migrate_brings_legacy_sessions_to_the_current_version(cli: Run, legacy_disk: str) -> None:
-    first = cli("migrate", "--json", legacy_disk)
+    first = cli("migrate", "--json", "--legacy", "dataroom", legacy_disk)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert (report["rewritten"], report["failed"], report["complete"]) == (
@@ -61,9 +62,9 @@ def test_migrate_brings_legacy_sessions_to_the_current_version(cli: Run, legacy_
         True,
     )
     facts = json.loads(cli("inspect", "--json", legacy_disk, "U071780854").stdout)
-    assert facts["stored_version"] == 1 and facts["up_to_date"] is True
+    assert facts["stored_version"] == DATAROOM.version and facts["up_to_date"] is True
     assert 7000 < facts["ttl"] <= 7200  # the TTL left is kept
-    again = json.loads(cli("migrate", "--json", legacy_disk).stdout)  # idempotent
+    again = json.loads(cli("migrate", "--json", "--legacy", "dataroom", legacy_disk).stdout)
     assert (again["rewritten"], again["current"]) == (0, len(SAMPLES) + 1)
 
 
@@ -87,7 +88,15 @@ def test_migrate_resumes_from_its_checkpoint(cli: Run, legacy_disk: str, tmp_pat
     header = {"session-store-rewrite": 1, "target": {"prefix": "", "key_id": None}}
     digests = [hashlib.blake2b(key.encode(), digest_size=16).hexdigest() for key in done]
     checkpoint.write_text(json.dumps(header) + "\n" + json.dumps({"done": digests}) + "\n")
-    result = cli("migrate", legacy_disk, "--checkpoint", str(checkpoint), "--progress")
+    result = cli(
+        "migrate",
+        legacy_disk,
+        "--legacy",
+        "dataroom",
+        "--checkpoint",
+        str(checkpoint),
+        "--progress",
+    )
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stdout
     assert "rewritten 3" in result.stdout and "skipped from checkpoint 2" in result.stdout

@@ -14,6 +14,8 @@ from session_store import SessionStore, open_backend
 from session_store.codec import AesGcmStage, Codec
 from session_store.samples import legacy_sessions
 from session_store.schema import EnhancedSessionData
+from session_store.schema.builtin import DATAROOM
+from session_store.stamps import session_bytes
 from session_store_redis.testing import RedisServer
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -46,7 +48,10 @@ def test_get_prints_the_decoded_session(cli: Run, disk: str) -> None:
     assert data["user_id"] == "U071780854"
     assert data["processed_documents"] == SAMPLES["U071780854"]["processed_documents"]
     text = cli("inspect", disk, "U071780854").stdout
-    assert "schema:         dataroom" in text and "version:        1 (current)" in text
+    assert (
+        "schema:         dataroom" in text
+        and f"version:        {DATAROOM.version} (current)" in text
+    )
 
     scripted = cli("get", "--json", disk, "legacy")
     assert scripted.returncode == 0, scripted.stderr
@@ -55,7 +60,7 @@ def test_get_prints_the_decoded_session(cli: Run, disk: str) -> None:
     assert (envelope["schema"], envelope["stored_version"], envelope["version"]) == (
         "dataroom",
         0,
-        1,
+        DATAROOM.version,
     )
     assert envelope["data"]["processed_documents"] == SAMPLES["U071780854"]["processed_documents"]
 
@@ -116,7 +121,7 @@ def test_inspect_shows_schema_version_size_ttl_stages(cli: Run, disk: str) -> No
     assert (facts["schema"], facts["stored_version"], facts["current_version"]) == (
         "dataroom",
         0,
-        1,
+        DATAROOM.version,
     )
     assert facts["up_to_date"] is False and facts["ttl"] is None and facts["expires"] is False
     typed = json.loads(cli("inspect", "--json", disk, "U071780854").stdout)
@@ -166,7 +171,8 @@ def test_delete_removes_from_every_tier(cli: Run, disk: str, redis_url: str) -> 
     assert result.stdout.strip() == "deleted U095822412"
     for url in (redis_url, disk):
         with open_backend(url) as backend:
-            assert backend.get("U095822412") is None
+            stored = backend.get("U095822412")  # absent, or the chain's tombstone
+            assert stored is None or session_bytes(stored) is None
 
 
 def test_stats_reports_per_tier_counters_and_latency(cli: Run, disk: str, redis_url: str) -> None:

@@ -290,7 +290,7 @@ def test_keys_from_the_environment() -> None:
 
 def test_dataroom_schema_is_registered_through_its_entry_point() -> None:
     info = get_schema("dataroom")
-    assert info is not None and info.cls is EnhancedSessionData and info.version == 1
+    assert info is not None and info.cls is EnhancedSessionData and info.version == 2
 
 
 def test_a_bad_key_in_the_environment_names_the_variable_and_position() -> None:

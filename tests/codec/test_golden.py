@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from session_store.codec import AesGcmStage, Codec
+from session_store.errors import CorruptPayloadError
 from session_store.schema import EnhancedSessionData, SchemaInfo, get_schema
+from session_store.schema.builtin import V1_RESULT_RENAMES, dataroom_v1_to_v2, dataroom_v2_to_v1
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 GOLDEN_KEY = "Z29sZGVuLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMiE="
@@ -18,7 +20,10 @@ PAYLOADS = sorted(p for p in GOLDEN.glob("*.bin") if p.with_suffix(".expected.js
 
 def _codec(legacy_schema: str = "dataroom") -> Codec:
     return Codec(
-        encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:", legacy_schema=legacy_schema
+        encryption=AesGcmStage([GOLDEN_KEY]),
+        namespace="golden:",
+        legacy_schema=legacy_schema,
+        allow_plaintext=True,  # one reader of every golden payload, encrypted or not
     )
 
 
@@ -31,6 +36,10 @@ def _key(path: Path) -> str:
 def test_every_format_and_version_has_a_golden_payload() -> None:
     names = {p.stem for p in PAYLOADS}
     assert {"dataroom_v1_plain", "dataroom_v1_zstd", "dataroom_v1_zstd_aesgcm"} <= names
+    # both encryption bindings: format 1 (NUL-joined) and format 2 (length-prefixed, issue 13)
+    assert {"dataroom_v1_aesgcm", "dataroom_v1_aesgcm_ad2", "dataroom_v1_zstd_aesgcm_ad2"} <= names
+    for version in (1, 2):
+        assert {f"dataroom_v{version}_{n}" for n in ("plain", "zstd", "zstd_aesgcm")} <= names
     assert "dict_v1_plain" in names
     assert sum(n.startswith("legacy_v0_") for n in names) >= 4
 
@@ -47,8 +56,40 @@ def test_golden_payload_loads_to_its_expected_data(path: Path) -> None:
         assert {k: data[k] for k in expected} == expected  # nothing lost through the schema
     else:
         decoded = _codec().decode(key, path.read_bytes())
-        assert decoded.schema == "dataroom" and decoded.stored_version == 1
+        version = int(path.name.split("_")[1].removeprefix("v"))
+        assert decoded.schema == "dataroom" and decoded.stored_version == version
+        migrated = path.with_suffix(".migrated.json")
+        if version < _dataroom().version:  # what it loads as today, pinned beside what it was
+            expected = json.loads(migrated.read_text())
+        else:
+            assert not migrated.exists()
         assert _codec().to_data(decoded.obj) == expected
+
+
+def test_v1_golden_expectations_migrate_by_the_v1_to_v2_migration() -> None:
+    """The migrated expectation of each version-1 payload is its version-1 data after
+    dataroom_v1_to_v2: five extraction-result fields renamed to the plan's names, the
+    default strategy '' -> 'default', empty cross-document insights [] -> {}; nothing else."""
+    olds = sorted(GOLDEN.glob("dataroom_v1_*.expected.json"))
+    assert len(olds) == 6  # four of format 1, two of format 2's length-prefixed binding
+    for old_path in olds:
+        old = json.loads(old_path.read_text())
+        new = json.loads(
+            old_path.with_name(old_path.name.replace("expected", "migrated")).read_text()
+        )
+        assert dataroom_v1_to_v2(old, "U000GOLDEN") == new
+        assert old["cross_document_insights"] == [] and new["cross_document_insights"] == {}
+        (old_result,) = old["extraction_results"].values()
+        (new_result,) = new["extraction_results"].values()
+        renamed = {old_result[a] == new_result[b] for a, b in V1_RESULT_RENAMES.items()}
+        assert renamed == {True}
+        assert (old_result["processing_strategy"], new_result["processing_strategy"]) == (
+            "",
+            "default",
+        )
+        untouched = set(old_result) - set(V1_RESULT_RENAMES) - {"processing_strategy"}
+        assert {k: new_result[k] for k in untouched} == {k: old_result[k] for k in untouched}
+        assert dataroom_v2_to_v1(new, "U000GOLDEN") == old  # and back, for a rolling deploy
 
 
 def test_legacy_nan_loads_as_written() -> None:
@@ -61,3 +102,26 @@ def _dataroom() -> SchemaInfo:
     info = get_schema("dataroom")
     assert info is not None
     return info
+
+
+@pytest.mark.parametrize(
+    ("name", "format_version"),
+    [
+        ("dataroom_v1_aesgcm", 1),
+        ("dataroom_v1_zstd_aesgcm", 1),
+        ("dataroom_v1_aesgcm_ad2", 2),
+        ("dataroom_v1_zstd_aesgcm_ad2", 2),
+    ],
+)
+def test_old_and_new_encryption_bindings_both_load(name: str, format_version: int) -> None:
+    data = (GOLDEN / f"{name}.bin").read_bytes()
+    assert data[3] == format_version
+    # version-1 data, as it loads today: migrated to the current data-room schema
+    expected = json.loads((GOLDEN / f"{name}.migrated.json").read_text())
+    assert _codec().to_data(_codec().decode("U000GOLDEN", data).obj) == expected
+    # the binding holds in both: another session key, or another namespace, does not open it
+    with pytest.raises(CorruptPayloadError):
+        _codec().decode("U000OTHER", data)
+    other = Codec(encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:x")
+    with pytest.raises(CorruptPayloadError):
+        other.decode("U000GOLDEN", data)

@@ -116,3 +116,13 @@ def test_redaction_quotes_the_text_as_written() -> None:
     assert redact_url("diskcache:tmp/x") == "diskcache:tmp/x"
     with pytest.raises(errors.ConfigurationError, match="got 'diskcache:tmp/x'"):
         parse_url("diskcache:tmp/x")
+
+
+def test_backend_unavailable_is_a_connection_error() -> None:
+    """errors.py promises that ``except ConnectionError`` handlers keep working (issue 13, 9)."""
+    assert issubclass(errors.BackendUnavailableError, ConnectionError)
+    with pytest.raises(ConnectionError) as caught:  # what a host app already catches
+        raise errors.BackendUnavailableError("down", key="k", backend="redis://h:1/0")
+    assert isinstance(caught.value, SessionStoreError)
+    assert str(caught.value) == "down | key='k' | backend=redis://h:1/0"
+    assert caught.value.key == "k" and caught.value.backend == "redis://h:1/0"

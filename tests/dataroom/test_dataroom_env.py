@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from session_store.dataroom import SessionManager
+from session_store.dataroom import EnhancedSessionManager, SessionManager
 from session_store.dataroom.manager import config_from_env
 from session_store.errors import ConfigurationError
 from session_store.samples import legacy_sessions
@@ -53,9 +53,11 @@ def test_redis_url_joins_the_chain_between_memory_and_disk(tmp_path: Path) -> No
     )
     tiers = config.url.split(" | ")
     assert tiers[0] == "memory://?max_entries=1000"
-    assert tiers[1] == "redis://:pa%7Css@localhost:6379/0"
+    # the plan's key layout, session:{user_id}, unless the URL names its own
+    assert tiers[1] == "redis://:pa%7Css@localhost:6379/0?prefix=session&separator=:"
     assert tiers[2].startswith("diskcache://")
     assert config.ttl == 1800
+    assert (config.ttl_hours, config.redis_enabled) == (0.5, True)
     shown = repr(config)
     assert "pa|ss" not in shown
     assert "pa%7Css" not in shown
@@ -118,3 +120,58 @@ def test_cache_dir_with_a_space(tmp_path: Path) -> None:
     with SessionManager.from_env({"XDG_CACHE_HOME": str(cache)}) as manager:
         manager.store_enhanced_session("u1", {"processed_documents": []})
     assert (cache / "session-store" / "sessions").is_dir()
+
+
+def test_a_redis_url_with_its_own_layout_keeps_it(tmp_path: Path) -> None:
+    for url in ("redis://localhost:6379/0?prefix=app:", "redis+sentinel://h:26379/m/0"):
+        config = config_from_env({"XDG_CACHE_HOME": str(tmp_path), "REDIS_URL": url})
+        assert config.url.split(" | ")[1] == url
+        assert config.redis_enabled is True
+
+
+def test_enhanced_session_manager_takes_no_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan's EnhancedSessionManager(): configured from the environment, its attributes
+    what the plan's host code and dashboards read."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("MAX_MEMORY_SESSIONS", "7")
+    for name in ("SESSION_TTL_HOURS", "REDIS_URL", "SESSION_STORE_URL", "SESSION_STORE_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    manager = EnhancedSessionManager()
+    try:
+        assert manager.session_ttl_hours == 24 and isinstance(manager.session_ttl_hours, int)
+        assert manager.max_memory_sessions == 7
+        assert manager.redis_enabled is False
+        assert manager.store.ttl == 24 * 3600
+        assert manager.session_metrics.session_stats == {
+            "total_sessions_created": 0,
+            "total_sessions_updated": 0,
+            "total_sessions_deleted": 0,
+            "sessions_with_vision_data": 0,
+            "total_processing_cost": 0.0,
+            "average_session_size": 0.0,
+            "size_samples": 0,
+        }
+        manager.store_enhanced_session("u1", legacy_sessions()["U063826716"])
+        assert manager.session_metrics.session_stats["total_sessions_created"] == 1
+    finally:
+        manager.close()
+    monkeypatch.setenv("SESSION_TTL_HOURS", "1.5")
+    monkeypatch.setenv("SESSION_STORE_URL", "memory:// | redis://127.0.0.1:1/0")
+    with EnhancedSessionManager() as other:
+        assert other.session_ttl_hours == 1.5
+        assert other.redis_enabled is True  # configured; no ping at start-up
+
+
+def test_plan_json_writes_refuse_encryption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("SESSION_STORE_WRITE_FORMAT", "plan-json")
+    monkeypatch.setenv("SESSION_STORE_KEYS", "Z29sZGVuLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMiE=")
+    with pytest.raises(ConfigurationError, match="cannot decrypt"):
+        EnhancedSessionManager()
+    monkeypatch.setenv("SESSION_STORE_WRITE_FORMAT", "pickle")
+    with pytest.raises(ConfigurationError, match="SESSION_STORE_WRITE_FORMAT"):
+        EnhancedSessionManager()

@@ -4,6 +4,7 @@ app's raw JSON) load and answer the read APIs meaningfully."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,53 +84,43 @@ def test_read_apis_on_legacy_sessions(
     _write_raw(store)
     original = SESSIONS[user_id]
     data = manager.get_comprehensive_analysis_data(user_id)
-    assert data is not None
     json.dumps(data)  # JSON-ready
-
-    legacy_docs = original["processed_documents"]
-    docs = data["documents"]
-    assert [d["filename"] for d in docs] == [d["name"] for d in legacy_docs]
-    assert [d["content"] for d in docs] == [d["content"] for d in legacy_docs]
-    assert {d["source"] for d in docs} == {"processed_documents"}
-    ok = [d["type"] != "error" for d in legacy_docs]
-    assert [d["quality_score"] == 1.0 for d in docs] == ok
+    # the plan's documents come from extraction results, which a legacy session has none of
+    assert data["documents"] == {}
     assert data["document_summary"] == original["document_summary"]
     assert data["market_research"] == original.get("market_research", {})
-    assert data["extra"]["drive_link"] == original["drive_link"]
     assert data["vision_insights"] == []
-
-    summary = data["processing_summary"]
-    assert summary["document_count"] == len(legacy_docs)
-    assert summary["document_source"] == "processed_documents"
-    assert summary["methods_used"] == {"text_only": len(legacy_docs)}
+    assert data["processing_summary"] == {}
+    assert data["cross_document_insights"] == {}
+    assert data["user_id"] == user_id
+    # the legacy analysis timestamp is the session's creation, in the plan's naive ISO form
+    assert data["session_created"] == original["analysis_timestamp"]
 
     quality = data["session_quality"]
-    assert quality["document_count"] == len(legacy_docs)
-    # legacy extraction quality is the share processed without error: the app's own count
-    doc_summary = original["document_summary"]
-    expected = doc_summary["successful_processing"] / doc_summary["total_documents"]
-    assert quality["average_extraction_quality"] == pytest.approx(expected)
-    assert quality["enhancement_usage"] == 0.0
-    assert 0.0 <= quality["overall_quality_score"] <= 1.0
+    assert quality["document_count"] == 0
+    assert quality["has_enhanced_extraction"] is False
+    assert quality["average_extraction_quality"] == 0.0
 
     vision = manager.get_vision_specific_data(user_id)
-    assert vision is not None
-    assert vision["has_vision_data"] is False
-    assert vision["cost_summary"] == {
-        "total_cost": 0.0,
-        "per_document": {},
-        "vision_extractions": 0,
-        "pages_processed": 0,
+    assert vision == {
+        "has_vision_data": False,
+        "vision_insights": [],
+        "visual_elements_summary": {},
+        "cost_summary": {"total_cost": 0.0, "pages_processed": 0},
     }
+    session = manager.get_enhanced_session(user_id)
+    assert session is not None
+    assert session.extra["drive_link"] == original["drive_link"]
 
 
 def test_market_research_data_wins_over_the_legacy_key(manager: SessionManager) -> None:
     session = dict(SESSIONS["U071780854"], market_research_data={"tam_usd": 5})
     manager.store_enhanced_session("u1", session)
     data = manager.get_comprehensive_analysis_data("u1")
-    assert data is not None
     assert data["market_research"] == {"tam_usd": 5}
-    assert data["extra"]["market_research"] == SESSIONS["U071780854"]["market_research"]
+    loaded = manager.get_enhanced_session("u1")
+    assert loaded is not None
+    assert loaded.extra["market_research"] == SESSIONS["U071780854"]["market_research"]
 
 
 def test_created_at_survives_updates(manager: SessionManager) -> None:
@@ -145,16 +136,17 @@ def test_created_at_survives_updates(manager: SessionManager) -> None:
 
 def test_typed_extraction_results_are_accepted(manager: SessionManager) -> None:
     typed = DocumentExtractionResult(
-        "d1", "a.pdf", ExtractionMethod.VISION_ENHANCED, quality_score=0.5
+        "d1", "a.pdf", ExtractionMethod.VISION_ENHANCED, extraction_quality_score=0.5
     )
-    as_dict: dict[str, Any] = {"document_id": "d2", "filename": "b.pdf", "quality_score": 1.0}
+    as_dict: dict[str, Any] = {"document_id": "d2", "filename": "b.pdf", "quality": 1.0}
     stored = manager.store_enhanced_session(
         "u1", {"extraction_results": {"d1": typed, "d2": as_dict}}
     )
-    assert stored.extraction_results["d1"] == typed
-    assert stored.extraction_results["d2"] == DocumentExtractionResult(
-        "d2", "b.pdf", quality_score=1.0
-    )
+    # stored as the plan stores them: asdict, the method as its text; dicts as they are
+    assert stored.extraction_results["d1"] == asdict(typed)
+    assert stored.extraction_results["d1"]["extraction_method"] == "vision_enhanced"
+    assert stored.extraction_results["d2"] == as_dict
+    assert stored.extraction_result("d1") == typed
     assert manager.get_enhanced_session("u1") == stored
 
 
@@ -174,8 +166,13 @@ def test_bad_input_writes_nothing(manager: SessionManager) -> None:
 
 def test_missing_and_deleted_sessions(manager: SessionManager) -> None:
     assert manager.get_enhanced_session("nobody") is None
-    assert manager.get_comprehensive_analysis_data("nobody") is None
-    assert manager.get_vision_specific_data("nobody") is None
+    assert manager.get_comprehensive_analysis_data("nobody") == {
+        "error": "No session found for user"
+    }
+    assert manager.get_vision_specific_data("nobody") == {
+        "has_vision_data": False,
+        "vision_insights": [],
+    }
     assert manager.delete_session("nobody") is False
     manager.store_enhanced_session("u1", SESSIONS["U063826716"])
     assert manager.delete_session("u1") is True
@@ -190,11 +187,12 @@ def test_manager_needs_a_typed_store() -> None:
         SessionManager(untyped)
 
 
-def test_loaded_extraction_method_is_the_enum(manager: SessionManager) -> None:
+def test_loaded_extraction_result_reads_typed(manager: SessionManager) -> None:
     result = {"document_id": "d", "filename": "d.pdf", "extraction_method": "vision_enhanced"}
     manager.store_enhanced_session("u1", {"extraction_results": {"d": result}})
     loaded = manager.get_enhanced_session("u1")
     assert loaded is not None
-    method = loaded.extraction_results["d"].extraction_method
-    assert type(method) is ExtractionMethod
-    assert loaded.extraction_results["d"].get_extraction_summary()["has_vision"] is True
+    assert loaded.extraction_results["d"] == result  # the plan's dict, as stored
+    typed = loaded.extraction_result("d")
+    assert typed is not None and typed.extraction_method == ExtractionMethod.VISION_ENHANCED
+    assert typed.get_extraction_summary()["has_vision_data"] is False  # no vision extractions

@@ -1,5 +1,9 @@
 """Quality scores and vision data on hand-built sessions, with the expected numbers worked out
-by hand from the definitions (not by calling the code under test)."""
+by hand from the plan's formula (not by calling the code under test):
+
+    overall = min(1, documents / 5) * 0.2 + (1.0 if enhanced else 0.5) * 0.3
+            + average(extraction_quality_score, 0.7 when absent) * 0.3 + completeness * 0.2
+"""
 
 from __future__ import annotations
 
@@ -15,76 +19,69 @@ from session_store.schema.dataroom import EnhancedSessionData
 from .support import assert_whole
 
 
-def _vision(page: int, kind: str, cost: float) -> dict[str, Any]:
+def _vision(page: int, kind: str) -> dict[str, Any]:
     return {
         "page_number": page,
         "content_type": kind,
         "description": f"{kind} on page {page}",
         "data_points": {"revenue_2024": 1.5},
         "confidence": 0.9,
-        "model": "vision-model",
-        "cost_usd": cost,
     }
 
 
-def _result(doc_id: str, method: str, quality: float, completeness: float, **more: Any) -> Any:
+def _result(doc_id: str, method: str, **more: Any) -> dict[str, Any]:
     return {
         "document_id": doc_id,
         "filename": f"{doc_id}.pdf",
         "extraction_method": method,
         "text_content": f"text of {doc_id}",
-        "quality_score": quality,
-        "completeness_score": completeness,
+        "text_extraction_metadata": {},
         **more,
     }
 
 
-#: Three documents: one with two vision extractions, one text only, one hybrid whose vision
-#: work is only in its processing summary. Summary, market research and insights present;
-#: no analysis result.
+#: Three documents: one with two vision extractions and a processing summary, one text only,
+#: one hybrid whose vision work is only in its processing summary. Summary, market research
+#: and insights present; no analysis result.
 SESSION_A: dict[str, Any] = {
     "extraction_results": {
         "d1": _result(
             "d1",
             "vision_enhanced",
-            0.9,
-            0.8,
-            vision_extractions=[_vision(1, "chart", 0.01), _vision(2, "table", 0.02)],
-            processing_cost_usd=0.05,
-            processing_time_s=3.0,
-            processing_strategy="charts",
-            insights=["ARR grows 3x"],
+            extraction_quality_score=0.9,
+            vision_extractions=[_vision(1, "chart"), _vision(2, "table")],
+            vision_processing_summary={"total_estimated_cost": 0.03, "pages_analyzed": 2},
+            processing_cost=0.05,
+            comprehensive_insights=["ARR grows 3x"],
         ),
-        "d2": _result("d2", "text_only", 0.6, 1.0, processing_time_s=0.5),
+        "d2": _result("d2", "text_only", extraction_quality_score=0.6),
         "d3": _result(
             "d3",
             "hybrid_text_vision",
-            0.75,
-            0.5,
+            extraction_quality_score=0.75,
             vision_processing_summary={"total_estimated_cost": 0.04, "pages_analyzed": 4},
-            processing_cost_usd=0.07,
-            processing_time_s=2.0,
+            processing_cost=0.07,
         ),
     },
     "document_summary": {"total_documents": 3},
     "market_research_data": {"tam_usd": 1_000_000},
-    "cross_document_insights": ["pricing is consistent across decks"],
+    "cross_document_insights": {"pricing": "consistent across decks"},
     "drive_link": "https://drive.example.com/x",
 }
 
-#: Two vision documents with out-of-range scores (clamped), no document summary (None), no
-#: market research or insights, and the legacy analysis_result key.
+#: Two vision documents, one score above 1 (the plan does not clamp), one result without a
+#: score (0.7); no document summary (None), market research or insights; the legacy
+#: analysis_result key.
 SESSION_B: dict[str, Any] = {
     "extraction_results": {
         "e1": _result(
-            "e1", "vision_enhanced", 1.4, 0.6, vision_extractions=[_vision(1, "chart", 0.1)]
+            "e1",
+            "vision_enhanced",
+            extraction_quality_score=1.4,
+            vision_extractions=[_vision(1, "chart")],
         ),
         "e2": _result(
-            "e2",
-            "vision_enhanced",
-            0.2,
-            -0.1,
-            vision_extractions=[_vision(p, "diagram", 0.05) for p in (1, 2, 3)],
+            "e2", "text_only", vision_extractions=[_vision(p, "diagram") for p in (1, 2, 3)]
         ),
     },
     "document_summary": None,
@@ -94,148 +91,140 @@ SESSION_B: dict[str, Any] = {
 
 def test_session_a_quality_by_hand(manager: SessionManager) -> None:
     manager.store_enhanced_session("a", SESSION_A)
-    data = manager.get_comprehensive_analysis_data("a")
-    assert data is not None
-    quality = data["session_quality"]
-
-    document_completeness = (0.8 + 1.0 + 0.5) / 3  # mean completeness_score
-    enhancement_usage = 2 / 3  # d1 (vision extractions) and d3 (hybrid method)
-    average_extraction_quality = (0.9 + 0.6 + 0.75) / 3  # mean quality_score
-    session_completeness = 4 / 5  # documents, summary, market research, insights; no analysis
-    overall = (
-        0.2 * document_completeness
-        + 0.3 * enhancement_usage
-        + 0.3 * average_extraction_quality
-        + 0.2 * session_completeness
-    )
-    assert overall == pytest.approx(0.7383333333)
-    assert quality["document_completeness"] == pytest.approx(document_completeness)
-    assert quality["enhancement_usage"] == pytest.approx(enhancement_usage)
-    assert quality["average_extraction_quality"] == pytest.approx(average_extraction_quality)
-    assert quality["session_completeness"] == pytest.approx(session_completeness)
-    assert quality["overall_quality_score"] == pytest.approx(overall)
-    assert quality["document_count"] == 3
-    assert quality["has_enhanced_extraction"] is True
-    assert quality["total_processing_cost"] == pytest.approx(0.05 + 0.07)
-
-
-def test_session_b_quality_by_hand_clamps_scores(manager: SessionManager) -> None:
-    manager.store_enhanced_session("b", SESSION_B)
-    data = manager.get_comprehensive_analysis_data("b")
-    assert data is not None
-    quality = data["session_quality"]
-
-    document_completeness = (0.6 + 0.0) / 2  # -0.1 clamped to 0
-    enhancement_usage = 2 / 2
-    average_extraction_quality = (1.0 + 0.2) / 2  # 1.4 clamped to 1
-    session_completeness = 2 / 5  # documents and analysis_result only
-    overall = (
-        0.2 * document_completeness
-        + 0.3 * enhancement_usage
-        + 0.3 * average_extraction_quality
-        + 0.2 * session_completeness
-    )
-    assert overall == pytest.approx(0.62)
-    assert quality["overall_quality_score"] == pytest.approx(overall)
-    assert quality["session_completeness"] == pytest.approx(session_completeness)
-    assert quality["parts_present"] == {
-        "documents": True,
-        "document_summary": False,
-        "analysis_result": True,
-        "market_research": False,
-        "cross_document_insights": False,
+    quality = manager.get_comprehensive_analysis_data("a")["session_quality"]
+    # 3 documents, enhanced, mean quality 0.75, 4 of 5 parts (no analysis result)
+    overall = 0.6 * 0.2 + 1.0 * 0.3 + ((0.9 + 0.6 + 0.75) / 3) * 0.3 + (4 / 5) * 0.2
+    assert overall == pytest.approx(0.805)
+    assert quality == {
+        "document_count": 3,
+        "has_enhanced_extraction": True,
+        "average_extraction_quality": pytest.approx(0.75),
+        "total_processing_cost": pytest.approx(0.12),
+        "session_completeness": pytest.approx(0.8),
+        "overall_quality_score": pytest.approx(overall),
     }
 
 
-def test_legacy_session_quality_by_hand(manager: SessionManager) -> None:
-    manager.store_enhanced_session("legacy", legacy_sessions()["U071780854"])
-    quality = manager.get_comprehensive_analysis_data("legacy")["session_quality"]  # type: ignore[index]
-    # six processed documents, one an error without content; no cross-document insights
-    overall = 0.2 * (5 / 6) + 0.3 * 0.0 + 0.3 * (5 / 6) + 0.2 * (4 / 5)
+def test_session_b_quality_by_hand_absent_score_is_0_7_and_nothing_clamped(
+    manager: SessionManager,
+) -> None:
+    manager.store_enhanced_session("b", SESSION_B)
+    quality = manager.get_comprehensive_analysis_data("b")["session_quality"]
+    # 2 documents, enhanced (e1), mean of 1.4 and 0.7, 2 of 5 parts (documents, analysis)
+    overall = 0.4 * 0.2 + 1.0 * 0.3 + ((1.4 + 0.7) / 2) * 0.3 + (2 / 5) * 0.2
+    assert overall == pytest.approx(0.775)
+    assert quality["average_extraction_quality"] == pytest.approx(1.05)
     assert quality["overall_quality_score"] == pytest.approx(overall)
-    assert quality["document_source"] == "processed_documents"
 
 
-def test_empty_session_scores_zero_without_dividing_by_zero() -> None:
-    quality = session_quality(EnhancedSessionData(user_id="empty"))
-    assert quality["overall_quality_score"] == 0.0
-    assert quality["document_count"] == 0
-    assert quality["document_source"] == "none"
+@pytest.mark.parametrize(
+    ("user_id", "parts"),
+    [
+        ("U095822412", 2),  # documents, summary
+        ("U063826716", 3),  # documents, summary, analysis result
+        ("U071780854", 4),  # documents, summary, analysis result, legacy market research
+        ("U080651318", 2),
+    ],
+)
+def test_legacy_session_quality_by_hand(manager: SessionManager, user_id: str, parts: int) -> None:
+    """A legacy session has no extraction results: 0 documents, not enhanced, quality 0."""
+    manager.store_enhanced_session(user_id, legacy_sessions()[user_id])
+    quality = manager.get_comprehensive_analysis_data(user_id)["session_quality"]
+    overall = 0.0 * 0.2 + 0.5 * 0.3 + 0.0 * 0.3 + (parts / 5) * 0.2
+    assert quality["overall_quality_score"] == pytest.approx(overall)
+    assert quality["document_count"] == 0 and quality["average_extraction_quality"] == 0.0
 
 
-def test_misfit_scores_count_as_zero() -> None:
-    session = EnhancedSessionData(user_id="m")
-    session.processed_documents = [{"name": "x", "content": "text", "type": "pdf"}]
+def test_the_issue_numbers() -> None:
+    """Issue 14: the plan scores U095822412 0.23 (our old formula said 0.41)."""
+    session = EnhancedSessionData.from_dict({"user_id": "u", **legacy_sessions()["U095822412"]})
+    assert session_quality(session)["overall_quality_score"] == pytest.approx(0.23)
+
+
+def test_empty_session_scores_the_plan_minimum() -> None:
+    quality = session_quality(EnhancedSessionData("u"))
+    assert quality["overall_quality_score"] == pytest.approx(0.5 * 0.3)
+    assert quality["document_count"] == 0 and quality["session_completeness"] == 0.0
+
+
+def test_misfit_scores_count_as_absent() -> None:
+    session = EnhancedSessionData(
+        "u",
+        extraction_results={
+            "a": {"extraction_quality_score": "high", "processing_cost": None},
+            "b": {"extraction_quality_score": float("nan")},
+            "c": "not a dict",  # type: ignore[dict-item]
+        },
+    )
     quality = session_quality(session)
-    assert quality["average_extraction_quality"] == 1.0
-    assert 0.0 <= quality["overall_quality_score"] <= 1.0
+    assert quality["average_extraction_quality"] == pytest.approx(0.7)
+    assert quality["total_processing_cost"] == 0.0
+    assert quality["document_count"] == 3
 
 
 def test_session_a_read_apis(manager: SessionManager) -> None:
-    stored = manager.store_enhanced_session("a", SESSION_A)
-    assert stored.extra == {"drive_link": "https://drive.example.com/x"}
+    manager.store_enhanced_session("a", SESSION_A)
     data = manager.get_comprehensive_analysis_data("a")
-    assert data is not None
-    json.dumps(data)
-    assert [d["document_id"] for d in data["documents"]] == ["d1", "d2", "d3"]
-    assert {d["source"] for d in data["documents"]} == {"extraction_results"}
-    assert data["documents"][1]["content"] == "text of d2"
+    assert list(data) == [
+        "user_id",
+        "session_created",
+        "last_accessed",
+        "documents",
+        "document_summary",
+        "vision_insights",
+        "processing_summary",
+        "market_research",
+        "cross_document_insights",
+        "session_quality",
+    ]
+    d1_content = "text of d1\n\n[page 1 chart]\nchart on page 1\n\n[page 2 table]\ntable on page 2"
+    assert data["documents"]["d1"] == {
+        "document_id": "d1",
+        "filename": "d1.pdf",
+        "extraction_method": "vision_enhanced",
+        "has_vision_data": True,
+        "content_length": len(d1_content),
+        "quality_score": 0.9,
+        "processing_cost": 0.05,
+        "insights_count": 1,
+    }
+    assert data["documents"]["d2"]["content_length"] == len("text of d2")
+    assert data["documents"]["d3"]["has_vision_data"] is False  # no vision extractions
     assert [(v["document_id"], v["page_number"]) for v in data["vision_insights"]] == [
         ("d1", 1),
         ("d1", 2),
     ]
-    summary = data["processing_summary"]
-    assert summary["document_count"] == 3
-    assert summary["vision_documents"] == 2
-    assert summary["vision_extractions"] == 2
-    assert summary["total_processing_time_s"] == pytest.approx(5.5)
-    assert summary["total_processing_cost_usd"] == pytest.approx(0.12)
-    assert summary["methods_used"] == {
-        "vision_enhanced": 1,
-        "text_only": 1,
-        "hybrid_text_vision": 1,
-    }
-    assert summary["strategies_used"] == ["charts"]
-    assert data["market_research"] == {"tam_usd": 1_000_000}
+    assert data["market_research"] == SESSION_A["market_research_data"]
     assert data["cross_document_insights"] == SESSION_A["cross_document_insights"]
-
-    # the stored session reads back whole: typed results written back as the given dicts
-    loaded = manager.get_enhanced_session("a")
-    assert loaded is not None
-    written = manager.store.codec.to_data(loaded)
-    for doc_id, given in SESSION_A["extraction_results"].items():
-        result = written["extraction_results"][doc_id]
-        assert_whole({k: v for k, v in given.items() if k != "vision_extractions"}, result)
-        visions = given.get("vision_extractions", [])
-        assert len(result["vision_extractions"]) == len(visions)
-        for given_vision, written_vision in zip(visions, result["vision_extractions"], strict=True):
-            assert_whole(given_vision, written_vision)
-    assert_whole({k: v for k, v in SESSION_A.items() if k != "extraction_results"}, written)
+    assert data["processing_summary"] == {}
+    json.dumps(data)  # JSON-ready
+    session = manager.get_enhanced_session("a")
+    assert session is not None
+    assert_whole(SESSION_A, session.to_dict())
 
 
-def test_session_a_vision_data(manager: SessionManager) -> None:
+def test_session_a_vision_data_follows_the_plan_loop(manager: SessionManager) -> None:
     manager.store_enhanced_session("a", SESSION_A)
     vision = manager.get_vision_specific_data("a")
-    assert vision is not None
-    json.dumps(vision)
     assert vision["has_vision_data"] is True
-    assert sorted(vision["documents"]) == ["d1", "d3"]
-    assert vision["documents"]["d1"]["pages"] == [1, 2]
-    assert vision["documents"]["d1"]["insights"] == ["ARR grows 3x"]
-    assert vision["visual_elements_summary"] == {"chart": 1, "table": 1}
-    cost = vision["cost_summary"]
-    # d1: its extractions' costs; d3: no extractions, so its summary's estimated cost
-    assert cost["per_document"] == pytest.approx({"d1": 0.01 + 0.02, "d3": 0.04})
-    assert cost["total_cost"] == pytest.approx(0.07)
-    assert cost["vision_extractions"] == 2
-    assert cost["pages_processed"] == 2 + 4
+    assert len(vision["vision_insights"]) == 2
+    assert vision["visual_elements_summary"] == {}
+    # only results with vision extractions count: d1's summary, not d3's
+    assert vision["cost_summary"] == {"total_cost": pytest.approx(0.03), "pages_processed": 2}
 
 
 def test_session_b_vision_data(manager: SessionManager) -> None:
     manager.store_enhanced_session("b", SESSION_B)
     vision = manager.get_vision_specific_data("b")
-    assert vision is not None
-    assert vision["visual_elements_summary"] == {"chart": 1, "diagram": 3}
-    assert vision["cost_summary"]["total_cost"] == pytest.approx(0.1 + 3 * 0.05)
-    assert vision["cost_summary"]["vision_extractions"] == 4
-    assert vision["cost_summary"]["pages_processed"] == 1 + 3
+    assert [i["content_type"] for i in vision["vision_insights"]] == ["chart"] + ["diagram"] * 3
+    assert vision["cost_summary"] == {"total_cost": 0.0, "pages_processed": 0}
+
+
+def test_missing_user_shapes(manager: SessionManager) -> None:
+    assert manager.get_comprehensive_analysis_data("nobody") == {
+        "error": "No session found for user"
+    }
+    missing = manager.get_vision_specific_data("nobody")
+    assert missing == {"has_vision_data": False, "vision_insights": []}
+    missing["vision_insights"].append("mine")  # a fresh dict each time
+    assert manager.get_vision_specific_data("nobody")["vision_insights"] == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from session_store.schema import (
     EnhancedSessionData,
     ExtractionMethod,
     VisionExtraction,
+    get_schema,
 )
 
 HERE = Path(__file__).parent
@@ -45,18 +47,30 @@ def sample_session() -> EnhancedSessionData:
         document_summary={"total_documents": 1},
         market_research_data={"tam_usd": 12_500_000_000, "cagr": 0.071},
         extraction_results={
-            "doc-1": DocumentExtractionResult(
-                document_id="doc-1",
-                filename="deck.pdf",
-                extraction_method=ExtractionMethod.HYBRID_TEXT_VISION,
-                text_content="revenue grew",
-                vision_extractions=[VisionExtraction(page_number=3, content_type="chart")],
-                quality_score=0.8,
-                completeness_score=0.9,
+            "doc-1": asdict(
+                DocumentExtractionResult(
+                    document_id="doc-1",
+                    filename="deck.pdf",
+                    extraction_method=ExtractionMethod.HYBRID_TEXT_VISION.value,
+                    text_content="revenue grew",
+                    text_extraction_metadata={"pages": 12},
+                    vision_extractions=[VisionExtraction(page_number=3, content_type="chart")],
+                    comprehensive_insights=["ARR grew 40 %"],
+                    processing_cost=0.05,
+                    extraction_quality_score=0.8,
+                    completeness_score=0.9,
+                )
             )
         },
+        cross_document_insights={"pricing": "consistent"},
         extra={"drive_link": "https://drive.example.com/x", "test_mode": True},
     )
+
+
+def _current(schema: str) -> int:
+    info = get_schema(schema)
+    assert info is not None
+    return info.version
 
 
 def _write(name: str, payload: bytes, expected: object) -> None:
@@ -80,14 +94,20 @@ def main() -> None:
     if not target.exists():
         target.write_bytes(json.dumps(with_nan).encode())
     typed = sample_session()
+    # Byte format 1 (written until issue 13): plain, zstd, and the NUL-joined associated data of
+    # aesgcm / zstd_aesgcm, kept as committed. Format 2 (length-prefixed associated data) is what
+    # encrypted payloads are written in now: the "_ad2" names. Plain payloads are still format 1.
     for name, compress, encrypt in [
         ("plain", False, False),
         ("zstd", True, False),
-        ("zstd_aesgcm", True, True),
-        ("aesgcm", False, True),
+        ("zstd_aesgcm_ad2", True, True),
+        ("aesgcm_ad2", False, True),
     ]:
         codec = golden_codec(compress=compress, encrypt=encrypt)
-        _write(f"dataroom_v1_{name}", codec.encode("U000GOLDEN", typed), codec.to_data(typed))
+        version = _current("dataroom")
+        _write(
+            f"dataroom_v{version}_{name}", codec.encode("U000GOLDEN", typed), codec.to_data(typed)
+        )
     plain = golden_codec(compress=False, encrypt=False)
     _write("dict_v1_plain", plain.encode("U000DICT", legacy["U095822412"]), legacy["U095822412"])
 

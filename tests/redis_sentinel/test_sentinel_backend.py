@@ -27,6 +27,7 @@ from session_store import (
 )
 from session_store_redis import RedisSentinelBackend
 from session_store_redis.sentinel import parse_sentinel_config
+from session_store_redis.sentinel_follow import FollowingConnection
 from session_store_redis.testing import RedisSentinelSet
 from session_store_redis.testing.server import free_port
 from session_store_redis.urls import parse_multi_host_url
@@ -82,7 +83,8 @@ def test_writes_reach_the_primary_the_sentinels_name(
         finally:
             raw.close()
         kwargs = backend.client.connection_pool.connection_kwargs
-        assert backend.client.connection_pool.connection_class.__name__.startswith("Sentinel")
+        # a Sentinel-managed connection that follows the primary (sentinel_follow)
+        assert issubclass(backend.client.connection_pool.connection_class, FollowingConnection)
         assert kwargs["socket_timeout"] == 5.0 and kwargs["retry"].get_retries() == 0
 
 
@@ -122,6 +124,9 @@ def test_urls_parse() -> None:
         0,
         "session:",
     )
+    assert default.role_check_interval == 1.0
+    never = parse_sentinel_config(parse_url("redis+sentinel://h/svc?role_check_interval=0"), {})
+    assert never.role_check_interval == 0.0
 
 
 @pytest.mark.parametrize(
@@ -137,6 +142,8 @@ def test_urls_parse() -> None:
         ("redis+sentinel://h:26379/svc?wait_replicas=x", "wait_replicas"),
         ("redis+sentinel://h:26379,h:x/svc", "port"),
         ("redis+sentinel://h:26379/svc?ssl_cert_reqs=none", "ssl_cert_reqs"),
+        ("redis+sentinel://h:26379/svc?role_check_interval=-1", "role_check_interval"),
+        ("redis+sentinel://h:26379/svc?role_check_interval=soon", "role_check_interval"),
     ],
 )
 def test_bad_url_is_configuration_error_naming_it(url: str, named: str) -> None:

@@ -28,6 +28,7 @@ import orjson
 import pytest
 
 from session_store import (
+    NO_EXPIRY,
     AesGcmStage,
     Codec,
     ConfigurationError,
@@ -77,7 +78,10 @@ _REWRITE = """
         time.sleep(0.05)  # slow enough to be killed part-way
 
     with SessionStore(sys.argv[1], access_interval=None) as store:  # keys from the environment
-        rewrite_all(store, checkpoint=Path(sys.argv[2]), batch=25, progress=progress)
+        rewrite_all(
+            store, checkpoint=Path(sys.argv[2]), batch=25, progress=progress,
+            legacy_schema="dataroom",
+        )
     print("finished", flush=True)
 """
 
@@ -129,7 +133,7 @@ def test_rotation_end_to_end_with_a_kill_and_a_resume(
                 f"user-{i}": old_app.save(
                     f"user-{i}",
                     EnhancedSessionData(f"user-{i}", document_summary=f"doc {i}"),
-                    ttl=3600 if i % 3 == 0 else None,
+                    ttl=3600 if i % 3 == 0 else NO_EXPIRY,
                 )
                 for i in range(TYPED)
             }
@@ -153,7 +157,11 @@ def test_rotation_end_to_end_with_a_kill_and_a_resume(
         rotating: SessionStore[Any]
         with SessionStore(url, codec=_codec(KEY_B, KEY_A), access_interval=None) as rotating:
             report = rewrite_all(
-                rotating, checkpoint=checkpoint, batch=25, progress=lambda d, t: seen.append((d, t))
+                rotating,
+                checkpoint=checkpoint,
+                batch=25,
+                progress=lambda d, t: seen.append((d, t)),
+                legacy_schema="dataroom",
             )
             assert report.complete and report.failures == []
             assert report.skipped >= done  # resumed: what the first run finished is not redone
@@ -161,7 +169,7 @@ def test_rotation_end_to_end_with_a_kill_and_a_resume(
             assert report.rewritten + report.current + report.skipped == total
             assert seen[-1] == (total, total)
             assert not checkpoint.exists()  # finished: the next run is a fresh, idempotent pass
-            again = rewrite_all(rotating, checkpoint=checkpoint)
+            again = rewrite_all(rotating, checkpoint=checkpoint, legacy_schema="dataroom")
             assert (again.rewritten, again.current, again.failed) == (0, total, 0)
 
         # 3. A retired: everything loads under B alone, unchanged, TTLs kept
@@ -209,7 +217,7 @@ def test_a_concurrent_writer_is_never_overwritten(
     new_app = SessionStore(url, dict, codec=_codec(KEY_B, KEY_A), access_interval=None)
     for i in range(10):
         old_app.save(f"k{i}", {"v": i})
-    old_app.backend.set("corrupt", b"\xff not a payload")
+    old_app.backend.set("corrupt", b"\xa7SS\x02\x01\x02 not a payload")  # our header, then junk
     walker = Interleaved.from_url(url)
     walker.before_set_if = {
         "k1": lambda: new_app.save("k1", {"v": "new app wrote this"}),  # already current
@@ -229,7 +237,7 @@ def test_a_concurrent_writer_is_never_overwritten(
         assert new_app.load("k2") == {"v": "old app wrote this"}
         assert new_app.load("k3") is None  # not resurrected
         assert _key_id(walker.get("k2") or b"") == new_app.codec.encryption.key_ids[0]  # type: ignore[union-attr]
-        assert walker.get("corrupt") == b"\xff not a payload"  # left for inspection
+        assert walker.get("corrupt") == b"\xa7SS\x02\x01\x02 not a payload"  # left as it was
         retired = SessionStore(url, dict, codec=_codec(KEY_B), access_interval=None)
         assert all(retired.load(f"k{i}") is not None for i in (0, 1, 2, 4, 5, 6, 7, 8, 9))
         retired.close()
@@ -278,7 +286,7 @@ def test_rotation_on_every_backend(
     old: SessionStore[Any] = SessionStore(url, dict, codec=_codec(KEY_A), access_interval=None)
     with old:
         for i in range(30):
-            old.save(f"k{i}", {"i": i}, ttl=600 if i % 2 else None)
+            old.save(f"k{i}", {"i": i}, ttl=600 if i % 2 else NO_EXPIRY)
         old.backend.set("legacy", orjson.dumps({"plain": "dict"}))
         rotating: SessionStore[Any] = SessionStore(
             old.backend,
@@ -286,9 +294,9 @@ def test_rotation_on_every_backend(
             codec=Codec(encryption=AesGcmStage([KEY_B, KEY_A]), legacy_schema="dict"),
             access_interval=None,
         )
-        report = rewrite_all(rotating, batch=7)
+        report = rewrite_all(rotating, batch=7, legacy_schema="dict")
         assert (report.rewritten, report.current, report.failed) == (31, 0, 0)
-        again = rewrite_all(rotating, batch=7)
+        again = rewrite_all(rotating, batch=7, legacy_schema="dict")
         assert (again.rewritten, again.current) == (0, 31)
         retired: SessionStore[Any] = SessionStore(
             old.backend,

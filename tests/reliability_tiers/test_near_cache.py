@@ -20,6 +20,7 @@ import pytest
 
 from session_store import MemoryBackend, TieredBackend, open_backend
 from session_store.backend import Scope
+from session_store.tiered.policy import Copy
 
 MAX_STALENESS = 1.0
 WRITE_SECONDS = 2.5
@@ -152,6 +153,7 @@ def test_a_cached_copy_is_served_until_max_staleness_then_refreshed(
     theirs.delete("k")
     clock.now += 1.0
     assert mine.get_many(["k"]) == {}
+    assert mine.get("k") is None
     assert mine.tiers[0].get("k") is None  # the stale copy was dropped
     assert list(mine.scan()) == []
 
@@ -186,14 +188,20 @@ def test_a_lost_compare_and_set_drops_the_cached_copy(
     assert mine.get("k") == b"theirs"  # at once, not after max_staleness
 
 
-def test_a_copy_put_back_by_a_slower_reader_is_not_taken_as_checked(
+def test_a_fill_that_began_before_an_invalidation_is_not_installed(
     pair: tuple[TieredBackend, TieredBackend, Clock],
 ) -> None:
-    """A check validates the exact bytes it saw: a different copy in the cache is checked again."""
-    mine, theirs, _clock = pair
+    """A slow reader that fetched a copy before another process's write was announced must not
+    put that copy in the near cache (it would be served as checked)."""
+    mine, theirs, clock = pair
+    theirs.set("k", b"old")
+    began = mine.near.begin()
+    old = theirs.tiers[1].get_with_ttl("k")  # the slow reader's fetch
+    assert old is not None
     theirs.set("k", b"new")
-    assert mine.get("k") == b"new"
-    mine.tiers[0].set("k", b"old")  # as a racing reader promoting what it read earlier would
+    mine.on_invalidate(["k"])  # the stream announces the write
+    mine._install("k", Copy(1, old[0], old[1]), began, clock())
+    assert mine.tiers[0].get("k") is None
     assert mine.get("k") == b"new"
 
 

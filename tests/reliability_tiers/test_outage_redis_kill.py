@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from session_store import SessionStore, TieredBackend, open_backend, stamps
+from session_store import BackendUnavailableError, SessionStore, TieredBackend, open_backend, stamps
 from session_store_redis import RedisBackend
 from session_store_redis.testing import RedisServer
 from session_store_redis.testing.server import free_port
@@ -232,7 +232,9 @@ def test_an_app_started_while_redis_is_down_picks_it_up_when_it_appears(
             store.save("early", {"n": 1})
             first_write = time.perf_counter() - start
             assert store.load("early") == {"n": 1}
-            assert store.update("early", lambda s: {"n": (s or {})["n"] + 1}) == {"n": 2}
+            with pytest.raises(BackendUnavailableError, match="arbiter"):  # writes nothing
+                store.update("early", lambda s: {"n": (s or {})["n"] + 1})
+            assert store.load("early") == {"n": 1}
             assert chain.tier_states()[1]["down"] is True
             assert chain.counters.get("fallbacks") >= 1
 
@@ -241,6 +243,7 @@ def test_an_app_started_while_redis_is_down_picks_it_up_when_it_appears(
             store.save("late", {"n": 3})
             assert chain.tier_states()[1]["down"] is False
             assert redis_tier(chain).get("late") is not None  # Redis is in the chain again
+            assert store.update("early", lambda s: {"n": (s or {})["n"] + 1}) == {"n": 2}
             assert store.load("early") == {"n": 2}
             with open_chain(absent, disk, stamps=True) as other:  # another process, later
                 assert SessionStore(other, dict).load("early") == {"n": 2}

@@ -1,6 +1,6 @@
 """Model-based test: a Hypothesis state machine drives two "processes" sharing tiered storage.
 
-Each process is a ``TieredBackend(stamps=True, max_staleness=1.0)`` with its own memory tier over
+Each process is a default ``TieredBackend(max_staleness=1.0)`` with its own memory tier over
 two shared tiers (a "redis" and a "disk"; memory backends behind switches, for speed). Random
 saves, updates (compare-and-set), deletes, touches, TTL expiries (a hand-driven clock), tier
 failures and recoveries, process restarts and the passing of time run against a plain model; every
@@ -14,7 +14,8 @@ What a read may return (the promises of docs/guarantees.md):
 * another process reads the model's value, or one that was current less than ``max_staleness``
   seconds ago (the near-cache bound); never anything older, in particular never a copy that a
   recovering tier held from before writes it missed;
-* a compare-and-set read, a delete's and a touch's answer are exact.
+* a compare-and-set read, a delete's and a touch's answer are exact; while the arbiter ("redis")
+  is down, a compare-and-set read is refused with ``BackendUnavailableError``.
 
 One shared tier is fallible per run (chosen at the start): the other holds every write. Key
 ``a`` never expires, ``x`` always lives TTL seconds from its last write or
@@ -27,11 +28,12 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from session_store import MemoryBackend, TieredBackend
+from session_store import BackendUnavailableError, MemoryBackend, TieredBackend
 from session_store.backend import Scope, VersionToken
 from session_store.testing.faults import SwitchableBackend as Switchable
 
@@ -192,6 +194,10 @@ class TieredModel(RuleBasedStateMachine):
     @rule(name=processes, key=keys)
     def update(self, name: str, key: str) -> None:
         chain = self.chains[name]
+        if self.fallible is self.redis and self.redis.down:  # the arbiter: refused, typed
+            with pytest.raises(BackendUnavailableError, match="arbiter"):
+                chain.get_versioned(key)
+            return
         read = chain.get_versioned(key)
         current = self._current(key)
         assert (None if read is None else read.value) == current  # exact, never stale

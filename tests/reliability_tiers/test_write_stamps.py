@@ -1,4 +1,4 @@
-"""Write stamps (``TieredBackend(stamps=True)``): the newest copy wins across the shared tiers.
+"""Version frames (every chain): the newest copy wins across the shared tiers.
 
 In-process tiers here (memory backends posing as shared ones, behind switches); the real thing,
 a redis-server restarted from its append-only file, is in test_recovery_aof.py.
@@ -39,33 +39,60 @@ class Shared:
 
 
 # -- the header ---------------------------------------------------------------------------------
-def test_header_round_trip_and_order() -> None:
+def test_frame_round_trip_and_order() -> None:
     first = stamps.clock.now()
     second = stamps.clock.now()
-    assert second > first
-    stored = stamps.wrap(b"value", second)
+    assert second > first and len(second) == 12
+    stored = stamps.frame(b"value", second, 30.0)
     assert len(stored) == stamps.HEADER_SIZE + 5
-    assert stamps.parse(stored) == stamps.Stamped(second, False, b"value")
-    assert stamps.payload(stored) == b"value"
-    assert stamps.peek(stored) == (second, False)
+    assert stamps.parse(stored) == stamps.Frame(second, False, 30.0, b"value")
+    assert stamps.unframe(stored) == b"value"
+    assert stamps.version_of(stored) == second
+    assert stamps.own_ttl(stored) == 30.0
     dead = stamps.tombstone(second)
-    assert stamps.parse(dead) == stamps.Stamped(second, True, b"")
-    assert stamps.payload(dead) is None
+    assert stamps.parse(dead) == stamps.Frame(second, True, None, b"")
+    assert stamps.unframe(dead) is None and stamps.is_tombstone(dead)
 
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{}", b'{"legacy": true}', b"\xa7SS\x01\x00{}", b"\xa7ST", b"\xa7ST\x09" + bytes(12)],
+    [
+        b"",
+        b"{}",
+        b'{"legacy": true}',
+        b"\xa7SS\x01\x00{}",
+        b"\xa7SF\x01",
+        b"\xa7SF\x01" + bytes(30),
+    ],
     ids=["empty", "json", "legacy", "codec-header", "short", "unknown-kind"],
 )
-def test_values_without_a_stamp_pass_through(raw: bytes) -> None:
-    assert stamps.parse(raw) == stamps.Stamped(stamps.UNSTAMPED, False, raw)
-    assert stamps.payload(raw) == raw
-    assert stamps.peek(raw) == (stamps.UNSTAMPED, False)
+def test_values_without_a_frame_pass_through(raw: bytes) -> None:
+    assert stamps.parse(raw) == stamps.Frame(stamps.UNVERSIONED, False, None, raw)
+    assert stamps.unframe(raw) == raw
+    assert stamps.version_of(raw) == stamps.UNVERSIONED
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"\xa7SF\x01", b"\xa7SF\x01\x02" + bytes(30), b"\xa7ST\x01" + bytes(20)],
+    ids=["empty", "magic", "magic-tombstone-like", "old-stamp-magic"],
+)
+def test_any_value_round_trips_through_a_frame(value: bytes) -> None:
+    stored = stamps.frame(value, stamps.clock.now(), None)
+    assert stamps.unframe(stored) == value
+    assert stamps.session_bytes(stored) == value
+
+
+def test_single_tier_readers_understand_earlier_stamps() -> None:
+    old_value = b"\xa7ST\x01" + bytes(12) + b"payload"
+    old_tombstone = b"\xa7ST\x02" + bytes(12)
+    assert stamps.session_bytes(old_value) == b"payload"
+    assert stamps.session_bytes(old_tombstone) is None
 
 
 def test_clock_moves_past_what_it_observes() -> None:
-    ahead = stamps.Stamp(stamps.clock.now().clock + (3_600_000 << 16), 1)  # an hour ahead
+    now = int.from_bytes(stamps.clock.now()[:8], "big")
+    ahead = (now + (3_600_000 << 16)).to_bytes(8, "big") + bytes(4)  # an hour ahead
     stamps.clock.observe(ahead)
     assert stamps.clock.now() > ahead
 
@@ -84,7 +111,7 @@ def test_a_forked_child_gets_a_node_of_its_own() -> None:
     assert child_node != stamps.clock.node
 
 
-# -- stamps never leak --------------------------------------------------------------------------
+# -- frames never leak --------------------------------------------------------------------------
 def test_stamps_are_stored_but_never_returned() -> None:
     shared = Shared()
     chain = shared.process()
@@ -129,44 +156,16 @@ def test_values_written_without_stamps_still_load() -> None:
     assert store.update("old", lambda s: {**(s or {}), "more": 1}) == {"legacy": True, "more": 1}
 
 
-def test_a_plain_chain_reads_what_a_plain_backend_wrote_and_stores_no_stamp(
-    tmp_path: Path,
-) -> None:
-    with open_backend(f"memory:// | diskcache://{tmp_path}", stamps=True) as chain:
+def test_a_chain_reads_what_a_plain_backend_wrote(tmp_path: Path) -> None:
+    with open_backend(f"diskcache://{tmp_path}") as disk:
+        disk.set("plain", b"p")
+    with open_backend(f"memory:// | diskcache://{tmp_path}") as chain:
         chain.set("k", b"v")
+        assert chain.get("plain") == b"p"
+        assert chain.get("k") == b"v"
     with open_backend(f"diskcache://{tmp_path}") as disk:
         raw = disk.get("k")
     assert raw is not None and stamps.parse(raw).value == b"v"
-    with open_backend(f"memory:// | diskcache://{tmp_path}") as plain:
-        plain.set("plain", b"p")
-        assert plain.get("plain") == b"p"
-    with open_backend(f"memory:// | diskcache://{tmp_path}", stamps=True) as chain:
-        assert chain.get("plain") == b"p"
-        assert chain.get("k") == b"v"
-
-
-def test_a_chain_without_stamps_reads_stamped_values() -> None:
-    """Mixed deployments (stamps switched on one process at a time) read each other's data."""
-    shared = Shared()
-    stamped, plain = shared.process(), shared.process(stamps=False)
-    stamped.set_many({"k": b"v", "gone": b"x"})
-    shared.redis.down = True
-    stamped.delete("gone")  # a tombstone in the disk tier
-    shared.redis.down = False
-    shared.redis.inner.delete("gone")
-    assert plain.get("k") == b"v"
-    assert plain.get_with_ttl("k") == (b"v", float("inf"))
-    assert plain.get_many(["k", "gone"]) == {"k": b"v"}
-    assert plain.get("gone") is None
-    read = plain.get_versioned("k")
-    assert read is not None and read.value == b"v"
-    assert plain.set_if("k", b"plain", read.token) is True
-    assert shared.process().get("k") == b"plain"
-    shared.redis.down = True  # the disk tier arbitrates, and holds the tombstone
-    assert plain.get_versioned("gone") is None
-    assert plain.set_if("gone", b"back", None) is True
-    shared.redis.down = False
-    assert shared.process().get("gone") == b"back"
 
 
 # -- the newest copy wins -----------------------------------------------------------------------

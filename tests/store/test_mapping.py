@@ -70,16 +70,16 @@ def test_two_writers_of_different_keys_both_win() -> None:
     assert mapping(backend)["u"] == {"from_a": 1, "from_b": 2}
 
 
-def test_nested_mutation_needs_edit() -> None:
+def test_nested_mutation_persists_and_edit_still_works() -> None:
     sessions = mapping()
     sessions["u"] = {"docs": []}
-    sessions["u"]["docs"].append("lost")  # documented: nested in-place changes do not persist
-    assert sessions["u"] == {"docs": []}
-    with sessions.edit("u") as d:
-        d["docs"].append("kept")
+    sessions["u"]["docs"].append("kept")  # nested in-place changes persist (issue 14)
     assert sessions["u"] == {"docs": ["kept"]}
+    with sessions.edit("u") as d:
+        d["docs"].append("edited")
+    assert sessions["u"] == {"docs": ["kept", "edited"]}
     sessions.modify("u", lambda d: d["docs"].append("again"))
-    assert sessions["u"] == {"docs": ["kept", "again"]}
+    assert sessions["u"] == {"docs": ["kept", "edited", "again"]}
 
 
 def test_edit_conflict_writes_nothing() -> None:

@@ -47,24 +47,35 @@ def test_save_stamps_last_accessed_without_mutating_the_callers_object() -> None
     assert saved.last_accessed > old
 
 
-def test_reads_refresh_last_accessed_at_most_once_per_interval() -> None:
+def test_reads_never_write() -> None:
     backend = MemoryBackend()
     s = SessionStore(backend, EnhancedSessionData, codec=Codec(encryption=None), access_interval=60)
-    s.save("u", EnhancedSessionData("u"))
-    writes = backend.counters.get("writes")
-    s.load("u")
-    s.load("u")
-    assert backend.counters.get("writes") == writes  # fresh: reads write nothing
     stale = s.codec.encode(
         "u", EnhancedSessionData("u", last_accessed=datetime.now(UTC) - timedelta(hours=1))
     )
-    backend.set("u", stale)
+    backend.set("u", stale, ttl=30)
     writes = backend.counters.get("writes")
-    first = s.load("u")
-    assert first is not None
-    assert datetime.now(UTC) - first.last_accessed < timedelta(seconds=5)
-    s.load("u")
-    assert backend.counters.get("writes") == writes + 1
+    for _ in range(3):
+        assert s.load("u") is not None
+    assert backend.counters.get("writes") == writes
+    assert backend.get("u") == stale  # not rewritten, last_accessed as it was
+    left = backend.ttl("u")
+    assert left is not None and left <= 30
+
+
+def test_touch_on_load_slides_the_expiry_with_the_sessions_own_ttl() -> None:
+    from session_store import TieredBackend
+
+    chain = TieredBackend([MemoryBackend(), MemoryBackend()])
+    s = SessionStore(chain, EnhancedSessionData, codec=Codec(encryption=None), touch_on_load=True)
+    s.ttl = 3600.0  # the store's default; the session keeps its own
+    s.save("u", EnhancedSessionData("u"), ttl=30)
+    stored = chain.tiers[1].get("u")
+    chain.tiers[1].touch("u", 5)  # time passes: 5 s left
+    assert s.load("u") is not None
+    left = chain.ttl("u")
+    assert left is not None and 25 < left <= 30  # touched with its own 30 s, not 3600
+    assert chain.tiers[1].get("u") == stored  # the payload was not rewritten
 
 
 def test_ttl_and_touch() -> None:

@@ -1,16 +1,24 @@
-"""Tiered backend rules: promotion, write order, outages, recovery, compare-and-set."""
+"""Tiered backend rules: versions, promotion, ordered writes, outages, reconciliation, the
+arbiter, evictions."""
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 
 import pytest
 
-from session_store import BackendError, BackendUnavailableError, MemoryBackend, TieredBackend
+from session_store import (
+    BackendError,
+    BackendUnavailableError,
+    MemoryBackend,
+    TieredBackend,
+    stamps,
+)
 from session_store.backend import Scope
+from session_store.stamps import unframe
 from session_store.testing.faults import SwitchableBackend as Switchable
+from session_store.tiered.writes import write_if_newer
 
 
 class Clock:
@@ -32,47 +40,56 @@ def chain(
     return backend, tiers
 
 
+def raw(tier: Switchable, key: str) -> bytes | None:
+    """What a tier holds for ``key``, the chain's frame read through (a tombstone: ``None``)."""
+    data = tier.inner.get(key)
+    return None if data is None else unframe(data)
+
+
 def test_read_through_promotes_with_remaining_ttl() -> None:
     backend, (top, mid, low) = chain()
     low.inner.set("k", b"v", ttl=50)
     assert backend.get("k") == b"v"
-    assert top.inner.get("k") == b"v"
-    assert mid.inner.get("k") == b"v"
+    assert raw(top, "k") == b"v"
+    assert raw(mid, "k") == b"v"
     left = top.inner.ttl("k")
     assert left is not None and 45 < left <= 50
-    assert backend.counters.get("promotions") == 2
+    assert backend.counters.get("promotions") == 2  # into the shared tier and the near cache
 
 
-def test_promotion_never_overwrites_a_newer_upper_copy() -> None:
-    backend, (top, _mid, low) = chain()
-    low.inner.set("k", b"old")
-    top.inner.set("k", b"new")
+def test_promotion_never_overwrites_a_newer_copy() -> None:
+    backend, (_top, mid, _low) = chain()
+    older = stamps.frame(b"old", stamps.clock.now(), None)
+    backend.set("k", b"new")
+    assert write_if_newer(mid, "k", older, None) is False  # a racing reader's late promotion
+    assert raw(mid, "k") == b"new"
     assert backend.get("k") == b"new"
-    backend._promote(2, "k", b"old", math.inf)  # a racing reader promoting what it read earlier
-    assert top.inner.get("k") == b"new"
 
 
 def test_promotion_keeps_no_expiry() -> None:
     backend, (top, _mid, low) = chain()
     low.inner.set("k", b"v")
-    backend.get_many(["k"])
+    backend.get("k")
     assert top.inner.ttl("k") == math.inf
 
 
-def test_writes_reach_every_tier() -> None:
+def test_writes_reach_every_tier_and_deletes_leave_tombstones() -> None:
     backend, tiers = chain()
     backend.set("k", b"v", ttl=30)
     backend.set_many({"a": b"1", "b": b"2"})
     for tier in tiers:
-        assert tier.inner.get_many(["k", "a", "b"]) == {"k": b"v", "a": b"1", "b": b"2"}
+        assert {key: raw(tier, key) for key in ("k", "a", "b")} == {"k": b"v", "a": b"1", "b": b"2"}
     assert backend.delete("k") is True
-    assert all(tier.inner.get("k") is None for tier in tiers)
+    assert backend.delete("k") is False
+    assert all(raw(tier, "k") is None for tier in tiers)
+    assert all(stamps.is_tombstone(tier.inner.get("k") or b"") for tier in tiers[1:])
     assert backend.delete_many(["a", "b", "zz"]) == 2
+    assert list(backend.scan()) == []  # tombstones are not keys
 
 
-def test_a_failing_durable_tier_writes_nothing_above_it() -> None:
+def test_a_failing_durable_tier_acknowledges_nothing() -> None:
     class Broken(MemoryBackend):
-        def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        def set_if(self, key: str, value: bytes, token: object, ttl: float | None = None) -> bool:
             raise BackendError("disk full", key=key)
 
     top = MemoryBackend()
@@ -80,25 +97,19 @@ def test_a_failing_durable_tier_writes_nothing_above_it() -> None:
     top.set("k", b"old")
     with pytest.raises(BackendError, match="disk full"):
         backend.set("k", b"new")
-    assert top.get("k") == b"old"
+    assert top.get("k") is None  # the near cache keeps nothing no durable tier holds
 
 
-def test_an_upper_tier_failing_after_the_durable_write_is_fenced_for_the_key() -> None:
+def test_a_failing_near_cache_does_not_fail_a_durable_write() -> None:
     class Broken(MemoryBackend):
         def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
             raise BackendError("quota", key=key)
 
-    upper = Broken()
-    upper_inner_set = MemoryBackend.set
-    upper_inner_set(upper, "k", b"old")
-    low = MemoryBackend()
-    backend = TieredBackend([upper, low], retry_after=0.001)
-    backend.set("k", b"new")  # durable write succeeded: no error for the caller
-    assert low.get("k") == b"new"
-    assert backend.get("k") == b"new"  # the upper tier is out of service meanwhile
-    time.sleep(0.01)  # past retry_after: the next call heals the upper tier first
+    low = Switchable(MemoryBackend(), scope=Scope.HOST)
+    backend = TieredBackend([Broken(), low])
+    backend.set("k", b"new")
+    assert raw(low, "k") == b"new"
     assert backend.get("k") == b"new"
-    assert MemoryBackend.get(upper, "k") != b"old"  # the stale copy was invalidated
 
 
 def test_scan_is_a_union_without_duplicates() -> None:
@@ -119,46 +130,44 @@ def test_a_down_tier_is_skipped_logged_once_and_counted(caplog: pytest.LogCaptur
         for i in range(5):
             backend.set(f"k{i}", b"v")
             assert backend.get(f"k{i}") == b"v"
-    assert low.inner.get("k4") == b"v"
+    assert raw(low, "k4") == b"v"
     assert caplog.text.count("is down") == 1
     assert backend.counters.get("fallbacks") >= 5
     assert mid.calls == 1  # the breaker kept it out until retry_after passed
     assert backend.tier_states()[1]["down"] is True
 
 
-def test_recovery_invalidates_what_the_tier_missed(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_tier_that_comes_back_is_brought_up_to_date(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     backend, (top, mid, _low) = chain(clock=clock, retry_after=10)
     backend.set("k", b"v1")
     mid.down = True
     backend.set("k", b"v2")  # mid still holds v1
+    backend.set("gone", b"x")
     backend.delete("gone")
     mid.down = False
-    top.inner.delete("k")  # the fast copy is gone (evicted, or a new process)
     clock.now += 11
     with caplog.at_level(logging.WARNING, logger="session_store.tiered"):
-        assert backend.get("k") == b"v2"  # never the stale v1
+        backend.set("other", b"probe")  # the probe finds it back: what it missed is repaired
     assert "is back" in caplog.text
-    assert mid.inner.get("k") == b"v2"  # promoted again after the stale copy was dropped
+    assert raw(mid, "k") == b"v2"  # repaired, never deleted
+    assert stamps.is_tombstone(mid.inner.get("gone") or b"")
+    top.inner.delete("k")
+    assert backend.get("k") == b"v2"
     assert backend.tier_states()[1]["missed"] == 0
 
 
-def test_a_tier_that_missed_too_much_is_fenced() -> None:
-    clock = Clock()
-    backend, (top, mid, _low) = chain(clock=clock, retry_after=10, max_missed=3)
+def test_a_read_repairs_an_older_copy_with_the_newest() -> None:
+    backend, (top, mid, _low) = chain()
     backend.set("k", b"v1")
-    mid.down = True
-    for i in range(5):
-        backend.set(f"x{i}", b"v")
+    older = mid.inner.get("k")
     backend.set("k", b"v2")
-    mid.down = False
-    clock.now += 11
+    assert older is not None
+    mid.inner.set("k", older)  # Redis restarted from an older append-only file
     top.inner.delete("k")
     assert backend.get("k") == b"v2"
-    assert backend.tier_states()[1]["fenced"] is True
-    assert mid.inner.get("k") == b"v1"  # stale, but a fenced tier never serves it
-    backend.set("k", b"v3")
-    assert mid.inner.get("k") == b"v3"  # writes still reach it
+    assert raw(mid, "k") == b"v2"
+    assert backend.counters.get("repairs") >= 1
 
 
 def test_every_tier_down_is_a_typed_error() -> None:
@@ -175,27 +184,42 @@ def test_every_tier_down_is_a_typed_error() -> None:
 
 def test_compare_and_set_is_arbitrated_by_the_first_shared_tier() -> None:
     backend, (top, mid, low) = chain()
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())  # another process
     backend.set("k", b"v1")
     read = backend.get_versioned("k")
     assert read is not None
-    mid.inner.set("k", b"other-process")  # another process wrote through the shared tier
+    other.set("k", b"other-process")
     assert backend.set_if("k", b"mine", read.token) is False
     assert top.inner.get("k") is None  # our stale fast copy was dropped
     assert backend.get("k") == b"other-process"
     read = backend.get_versioned("k")
     assert read is not None and read.value == b"other-process"
     assert backend.set_if("k", b"mine", read.token) is True
-    assert [t.inner.get("k") for t in (top, mid, low)] == [b"mine"] * 3
+    assert [raw(t, "k") for t in (top, mid, low)] == [b"mine"] * 3
 
 
-def test_compare_and_set_falls_back_to_the_next_shared_tier() -> None:
+def test_an_unreachable_arbiter_fails_versioned_operations_and_writes_nothing() -> None:
     backend, (_top, mid, low) = chain()
     backend.set("k", b"v1")
-    mid.down = True
     read = backend.get_versioned("k")
     assert read is not None
+    mid.down = True
+    with pytest.raises(BackendUnavailableError, match="arbiter"):
+        backend.get_versioned("k")
+    with pytest.raises(BackendUnavailableError, match="arbiter"):
+        backend.set_if("k", b"v2", read.token)
+    assert raw(low, "k") == b"v1"
+    assert backend.get("k") == b"v1"  # plain reads stay available
+
+
+def test_update_starts_from_the_newest_durable_copy_when_the_arbiter_lost_it() -> None:
+    backend, (top, mid, low) = chain()
+    backend.set("k", b"v1")
+    mid.inner.delete("k")  # Redis restarted without persistence
+    read = backend.get_versioned("k")
+    assert read is not None and read.value == b"v1"
     assert backend.set_if("k", b"v2", read.token) is True
-    assert low.inner.get("k") == b"v2"
+    assert [raw(t, "k") for t in (top, mid, low)] == [b"v2"] * 3
 
 
 def test_process_only_chain_arbitrates_on_the_lowest_tier() -> None:
@@ -222,12 +246,23 @@ def test_fallbacks_and_promotions_are_counted_on_the_tier_too() -> None:
     backend, (top, mid, low) = chain(retry_after=10)
     low.inner.set("k", b"v")
     backend.get("k")
-    assert top.counters.get("promotions") == 1 and mid.counters.get("promotions") == 1
+    assert mid.counters.get("promotions") == 1
     mid.down = True
     backend.set("x", b"y")
     backend.set("z", b"y")
     assert mid.counters.get("fallbacks") == 2
     assert top.counters.get("fallbacks") == low.counters.get("fallbacks") == 0
+
+
+def test_evictions_of_every_tier_reach_the_chain(caplog: pytest.LogCaptureFixture) -> None:
+    low = Switchable(MemoryBackend(max_entries=5), scope=Scope.HOST)
+    backend = TieredBackend([MemoryBackend(max_entries=2), low])
+    with caplog.at_level(logging.WARNING, logger="session_store.tiered"):
+        for i in range(10):
+            backend.set(f"k{i}", b"v")
+    assert backend.counters.get("evictions") == 8 + 5  # the near cache's and the durable tier's
+    assert caplog.text.count("evicted") == 1  # the durable tier's, rate-limited
+    assert all(backend.get(f"k{i}") == b"v" for i in range(5, 10))
 
 
 def test_a_chain_string_can_set_the_chain_options() -> None:
@@ -237,11 +272,13 @@ def test_a_chain_string_can_set_the_chain_options() -> None:
         "tiered://?stamps=true&max_staleness=1.5&retry_after=2 | memory:// | memory://"
     )
     assert isinstance(backend, TieredBackend)
-    assert backend.stamps is True and backend.max_staleness == 1.5
+    assert backend.max_staleness == 1.5
     assert backend.retry_after == 2
     assert len(backend.tiers) == 2
     single = open_backend("tiered://?stamps=true | memory://")
     assert isinstance(single, TieredBackend) and len(single.tiers) == 1
+    default = open_backend("memory:// | memory://")
+    assert isinstance(default, TieredBackend) and default.max_staleness == 1.0
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,8 @@ from redis.exceptions import NoScriptError, RedisError
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
-from session_store.keys import Namespace, validate_key, validate_scan_prefix
+from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
+from session_store.tiered.near import InvalidationListener
 from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.client import (
@@ -57,6 +58,7 @@ from session_store_redis.client import (
     secrets_of,
 )
 from session_store_redis.errors import translate
+from session_store_redis.invalidation import SET_IF_NEWER_SCRIPT, InvalidationStream
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
 
@@ -113,8 +115,9 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         description: str,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        separator: str = SEPARATOR,
     ) -> None:
-        self._namespace = Namespace(prefix)
+        self._namespace = Namespace(prefix, separator)
         self._head = self._namespace.scan_head()  # what every stored key starts with
         self.prefix = prefix
         self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
@@ -419,7 +422,8 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         client: a ready ``redis.Redis`` (built with ``decode_responses=False``), for set-ups a URL
             cannot express. Its own timeouts and retry policy apply too; note that redis-py's
             default retry policy would also retry a compare-and-set after a lost reply.
-        prefix: the key namespace; may not contain ``"\\x1f"``.
+        prefix: the key namespace; may not contain its separator.
+        separator: what ends the prefix in a stored key (default ``"\\x1f"``).
         default_ttl: seconds a write without a TTL lives; ``None``: no expiry.
         retries: how often an operation that may run twice is retried after a failed
             connection (see :func:`session_store_redis.client.retryable`); ``from_url`` passes
@@ -443,6 +447,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         owns_client: bool = False,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        separator: str = SEPARATOR,
     ) -> None:
         if not isinstance(client, redis.Redis):
             raise ConfigurationError(f"client must be a redis.Redis, got {type(client).__name__}")
@@ -459,8 +464,10 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             description=describe_client(client, prefix),
             wait_replicas=wait_replicas,
             wait_timeout=wait_timeout,
+            separator=separator,
         )
         self._cas = client.register_script(CAS_SCRIPT)
+        self._set_if_newer = client.register_script(SET_IF_NEWER_SCRIPT)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -483,6 +490,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
                 owns_client=True,
                 wait_replicas=config.wait_replicas,
                 wait_timeout=config.wait_timeout,
+                separator=config.separator,
             )
         except BaseException:
             client.connection_pool.disconnect()
@@ -494,6 +502,34 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
     def client(self) -> redis.Redis:
         """The redis-py client (for commands this protocol does not have)."""
         return self._client
+
+    # -- what a chain's near cache uses (see session_store_redis.invalidation) -----------------
+    def invalidations(self, prefix: str, listener: InvalidationListener) -> InvalidationStream:
+        """Start a stream telling ``listener`` about every change of a key under ``prefix``."""
+        return InvalidationStream(self._client, self._namespace, prefix, listener).start()
+
+    def set_if_newer(
+        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
+    ) -> bool:
+        """Store ``value`` unless the current value shares its first ``head`` bytes and its
+        bytes ``[start:end]`` are at least ``value``'s (one atomic round trip)."""
+        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
+            read = self.get_versioned(key)
+            if (
+                read is not None
+                and read.value[:head] == value[:head]
+                and read.value[start:end] >= value[start:end]
+            ):
+                return False
+            return self.set_if(key, value, None if read is None else read.token, ttl)
+        stored = self._key(key)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        px = self._px(ttl)
+        args = [value, px or 0, head, start + 1, end]
+        written = self._call_once("set_if_newer", key, self._set_if_newer, keys=[stored], args=args)
+        if written:
+            self.counters.add("writes")
+        return bool(written)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _secrets(self) -> tuple[str | None, ...]:

@@ -12,6 +12,9 @@ assumes. Parameters (keyword arguments of ``open_backend`` / ``from_url`` overri
 name                        default       meaning
 ==========================  ============  ======================================================
 ``prefix``                  ``session:``  key namespace, see :class:`session_store.keys.Namespace`
+``separator``               U+001F        what ends the prefix in a stored key (``redis://``
+                                          only); ``prefix=session&separator=:`` stores
+                                          ``session:{key}``, the data-room plan's layout
 ``default_ttl``             none          seconds a write without a TTL lives
 ``socket_connect_timeout``  5             seconds to establish a connection
 ``socket_timeout``          5             seconds to wait for a reply (old redis-py: forever)
@@ -63,6 +66,7 @@ from redis.connection import BlockingConnectionPool, Connection, SSLConnection
 from redis.retry import Retry
 
 from session_store.errors import ConfigurationError
+from session_store.keys import SEPARATOR
 from session_store.urls import BackendURL, Params, redact_url
 from session_store_redis.errors import is_refusal
 
@@ -151,6 +155,7 @@ class RedisConfig:
     ssl: Mapping[str, Any] = field(default_factory=dict)
     wait_replicas: int = 0
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+    separator: str = SEPARATOR
 
     @property
     def tls(self) -> bool:
@@ -170,6 +175,8 @@ class RedisConfig:
             f"{self.scheme}://{userinfo}{host}:{self.port}/{self.db}"
             f"?prefix={quote(self.prefix, safe=':/')}"
         )
+        if self.separator != SEPARATOR:
+            text += f"&separator={quote(self.separator, safe=':/')}"
         return redact_url(text)
 
 
@@ -237,6 +244,7 @@ def parse_config(url: BackendURL, overrides: Mapping[str, Any]) -> RedisConfig:
     params = Params(url, overrides)
     settings = take_settings(url, params, health_check=True)
     db = params.take_int("db", _db_from_path(url))
+    separator = params.take_str("separator", SEPARATOR)
     ssl: dict[str, Any] = {
         "ssl_cert_reqs": params.take_str("ssl_cert_reqs", "required"),
         "ssl_ca_certs": _text("ssl_ca_certs", params.take_optional_str("ssl_ca_certs"), backend),
@@ -259,6 +267,7 @@ def parse_config(url: BackendURL, overrides: Mapping[str, Any]) -> RedisConfig:
         username=settings.username,
         password=settings.password,
         prefix=settings.prefix,
+        separator=separator or SEPARATOR,
         default_ttl=settings.default_ttl,
         socket_connect_timeout=settings.socket_connect_timeout,
         socket_timeout=settings.socket_timeout,

@@ -71,6 +71,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from session_store.backend import ensure_bytes
+from session_store.counters import Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL, Params, redact_url
@@ -83,6 +84,7 @@ from session_store_redis.client import (
     take_settings,
 )
 from session_store_redis.errors import is_refusal, sanitize, translate
+from session_store_redis.listing import ClusterListing, walk_cluster, warn_incomplete
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT
 from session_store_redis.urls import parse_multi_host_url
@@ -94,6 +96,8 @@ log = logging.getLogger(__name__)
 #: The URL scheme this backend registers.
 SCHEME = "redis+cluster"
 _DEFAULT_PORT = 6379
+#: Rounds of reading again, slot by slot, what moved during a listing's walk.
+DEFAULT_SCAN_ROUNDS = 5
 #: Rounds of re-sending writes a redirection or a slot migration bounced (``WAIT`` path).
 _REDIRECT_ROUNDS = 5
 
@@ -225,6 +229,8 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
         self._config: ClusterConfig | None = None
         self._connect_lock = threading.Lock()
         self._cas: Script | None = None
+        #: Rounds of reading again what moved during a listing (0: prove from the walk alone).
+        self.scan_rounds = DEFAULT_SCAN_ROUNDS
         description = f"{SCHEME}://?prefix={quote(prefix, safe=':/')}"
         if isinstance(client, RedisCluster):
             if client.get_encoder().decode_responses:  # type: ignore[no-untyped-call]
@@ -244,6 +250,8 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             wait_replicas=wait_replicas,
             wait_timeout=wait_timeout,
         )
+        # "incomplete_listings": listings that could not be proven complete (see scan)
+        self.counters = Counters(names=(*self.counters.names, "incomplete_listings"))
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -437,31 +445,38 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             client.nodes_manager.initialize()
 
     # -- listing -------------------------------------------------------------------------------
-    def scan(self, prefix: str = "") -> Iterator[str]:
-        """Keys starting with ``prefix``: ``SCAN`` on every primary, each key once.
+    def scan(self, prefix: str = "") -> ClusterListing:
+        """Keys starting with ``prefix``, each once, proven complete also while slots migrate
+        and after nodes were added or removed (see :mod:`session_store_redis.listing`).
 
-        The prefix is checked at once; the cluster is reached while iterating. A node failing
-        mid-way makes the scan refresh the slot map and walk the new primaries again (keys
-        already listed are not listed twice), up to ``retries`` times.
+        The prefix is checked at once; the cluster is reached while iterating. The iterator
+        returned says, once exhausted, whether the listing was proven complete
+        (``listing.complete``; ``listing.unproven_slots``); one that was not also issues a
+        :class:`~session_store_redis.listing.ListingIncompleteWarning` and counts
+        ``incomplete_listings``. A node failing mid-way makes the scan refresh the slot map and
+        walk again (keys already listed are not listed twice), up to ``retries`` times.
         """
         validate_scan_prefix(prefix, backend=self._description)
-        return self._scan(prefix_pattern(self._namespace.scan_head(prefix)), prefix)
+        head = self._namespace.scan_head(prefix)
+        listing = ClusterListing(iter(()))
+        listing._keys = self._scan(prefix_pattern(head), head.encode(), prefix, listing)
+        return listing
 
-    def _scan(self, pattern: str, prefix: str) -> Iterator[str]:
+    def _scan(
+        self, pattern: str, head: bytes, prefix: str, listing: ClusterListing
+    ) -> Iterator[str]:
         seen: set[str] = set()  # SCAN may return a key more than once; so may a second walk
         failures = 0
+        unproven: list[frozenset[int]] = []
         while True:
             try:
                 client = self._connect()
-                for node in client.get_primaries():  # type: ignore[no-untyped-call]
-                    redis_node = client.get_redis_connection(node)
-                    cursor = 0
-                    while True:
-                        cursor, batch = redis_node.scan(cursor, match=pattern, count=SCAN_COUNT)
-                        yield from self._keys_of(cast("list[bytes]", batch), prefix, seen)
-                        if int(cursor) == 0:
-                            break
-                return
+                pages = walk_cluster(
+                    client, pattern, head, self.scan_rounds, SCAN_COUNT, unproven.append
+                )
+                for batch in pages:
+                    yield from self._keys_of(batch, prefix, seen)
+                break
             except self._FAILURES as exc:
                 failure: BaseException = exc
             failures += 1
@@ -470,6 +485,11 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             if self._cluster is not None:
                 self._refresh_slots(self._cluster)
             time.sleep(self._backoff.compute(failures - 1))
+        listing.unproven_slots = unproven[-1] if unproven else frozenset()
+        listing.complete = not listing.unproven_slots
+        if not listing.complete:
+            self.counters.add("incomplete_listings")
+            warn_incomplete(self._description, listing.unproven_slots)
 
     # -- bulk ----------------------------------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:

@@ -13,9 +13,11 @@ shown there. The other parameters are the standalone ones (:mod:`session_store_r
 TLS is not offered through Sentinel yet.
 
 The backend is the standalone :class:`~session_store_redis.backend.RedisBackend` over redis-py's
-``Sentinel(...).master_for(service_name)``: every connection asks a sentinel for the current
-primary before it connects, so after a failover the next connection goes to the promoted replica
-(and a connection still open to the demoted one is dropped on its first ``READONLY`` reply). Keys,
+``Sentinel(...).master_for(service_name)``, made to *follow the primary*
+(:mod:`session_store_redis.sentinel_follow`): it subscribes to the sentinels' ``+switch-master``
+and ``+promoted-slave`` announcements and leaves a demoted primary at once (busy connections
+included), and checks ``ROLE`` on connect and every ``role_check_interval`` seconds (URL
+parameter, default 1; 0: on connect only). Keys,
 TTLs, bulk operations (one round trip), ``SCAN``, compare-and-set, errors and retries are those of
 the standalone backend; a primary the sentinels cannot name yet (mid-failover) is
 :class:`~session_store.errors.BackendUnavailableError`, retried like a refused connection.
@@ -30,14 +32,18 @@ from urllib.parse import quote
 
 import redis
 from redis.backoff import NoBackoff
-from redis.connection import BlockingConnectionPool
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel
 
 from session_store.errors import ConfigurationError
 from session_store.urls import BackendURL, Params, redact_url
 from session_store_redis.backend import RedisBackend
 from session_store_redis.client import ClientSettings, parse_hosts, take_settings
+from session_store_redis.sentinel_follow import (
+    DEFAULT_ROLE_CHECK_INTERVAL,
+    FollowingPool,
+    PrimaryTracker,
+)
 from session_store_redis.urls import parse_multi_host_url
 
 __all__ = ["SCHEME", "RedisSentinelBackend", "SentinelConfig", "parse_sentinel_config"]
@@ -59,6 +65,7 @@ class SentinelConfig:
     settings: ClientSettings
     sentinel_username: str | None = None
     sentinel_password: str | None = field(default=None, repr=False, compare=False)
+    role_check_interval: float = DEFAULT_ROLE_CHECK_INTERVAL
 
     def describe(self) -> str:
         """A redacted URL naming the sentinels, the service, the db and the prefix."""
@@ -107,7 +114,17 @@ def parse_sentinel_config(url: BackendURL, overrides: Mapping[str, Any]) -> Sent
     db = params.take_int("db", int(db_text))
     sentinel_username = params.take_optional_str("sentinel_username")
     sentinel_password = params.take_optional_str("sentinel_password")
+    role_check_interval = params.take_float("role_check_interval", DEFAULT_ROLE_CHECK_INTERVAL)
     params.finish()
+    if (
+        isinstance(role_check_interval, bool)
+        or not isinstance(role_check_interval, int | float)
+        or not 0 <= role_check_interval < 86_400
+    ):
+        raise ConfigurationError(
+            "role_check_interval must be a number of seconds >= 0 (0: on connect only)",
+            backend=backend,
+        )
     if isinstance(db, bool) or not isinstance(db, int) or db < 0:
         raise ConfigurationError("db must be an integer >= 0", backend=backend)
     for name, value in (
@@ -123,34 +140,36 @@ def parse_sentinel_config(url: BackendURL, overrides: Mapping[str, Any]) -> Sent
         settings=settings,
         sentinel_username=sentinel_username,
         sentinel_password=sentinel_password,
+        role_check_interval=float(role_check_interval),
     )
 
 
-class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
-    """redis-py's Sentinel pool (asks a sentinel for the primary on connect, drops connections
-    to a demoted one) with the blocking behaviour of the standalone backend's pool: a thread
-    waits up to ``timeout`` seconds for a free connection instead of failing at once."""
-
-
-def build_sentinel_client(config: SentinelConfig) -> tuple[Sentinel, redis.Redis]:
-    """The sentinel manager and a client of the current primary; connects lazily."""
+def build_sentinel_client(config: SentinelConfig) -> tuple[Sentinel, redis.Redis, PrimaryTracker]:
+    """The sentinel manager, a client of the current primary, and the tracker that follows
+    the sentinels' announcements (see :mod:`session_store_redis.sentinel_follow`); connects
+    lazily."""
     settings = config.settings
     no_retry = Retry(NoBackoff(), 0)  # the backend retries whole operations
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": settings.socket_connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "username": config.sentinel_username,
+        "password": config.sentinel_password,
+        "retry": no_retry,
+        "protocol": 2,
+    }
+    sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    tracker = PrimaryTracker(
+        config.service,
         list(config.sentinels),
-        sentinel_kwargs={
-            "socket_connect_timeout": settings.socket_connect_timeout,
-            "socket_timeout": settings.socket_timeout,
-            "username": config.sentinel_username,
-            "password": config.sentinel_password,
-            "retry": no_retry,
-            "protocol": 2,
-        },
+        {**sentinel_kwargs, "retry": Retry(NoBackoff(), 0)},
+        config.role_check_interval,
     )
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         config.service,
         redis_class=redis.Redis,
-        connection_pool_class=_BlockingSentinelPool,
+        connection_pool_class=FollowingPool,
+        tracker=tracker,
         max_connections=settings.max_connections,
         timeout=settings.pool_timeout,
         db=config.db,
@@ -164,7 +183,7 @@ def build_sentinel_client(config: SentinelConfig) -> tuple[Sentinel, redis.Redis
         protocol=2,
         socket_read_size=65536,
     )
-    return sentinel, client
+    return sentinel, client, tracker
 
 
 class RedisSentinelBackend(RedisBackend):
@@ -177,6 +196,7 @@ class RedisSentinelBackend(RedisBackend):
 
     _sentinel: Sentinel | None = None
     _config: SentinelConfig | None = None
+    _tracker: PrimaryTracker | None = None
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -189,7 +209,7 @@ class RedisSentinelBackend(RedisBackend):
         """
         parsed = parse_multi_host_url(url) if isinstance(url, str) else url
         config = parse_sentinel_config(parsed, overrides)
-        sentinel, client = build_sentinel_client(config)
+        sentinel, client, tracker = build_sentinel_client(config)
         settings = config.settings
         try:
             backend = cls(
@@ -205,6 +225,7 @@ class RedisSentinelBackend(RedisBackend):
             client.connection_pool.disconnect()
             sentinel.close()
             raise
+        backend._tracker = tracker
         backend._sentinel = sentinel
         backend._config = config
         backend._description = config.describe()
@@ -214,6 +235,13 @@ class RedisSentinelBackend(RedisBackend):
     def sentinel(self) -> Sentinel | None:
         """redis-py's sentinel manager (``None`` for a client passed in)."""
         return self._sentinel
+
+    @property
+    def tracker(self) -> PrimaryTracker | None:
+        """What follows the sentinels' failover announcements (``None`` for a client passed
+        in): ``tracker.announced`` is the newest primary announced, ``tracker.switches`` how
+        many announcements moved it."""
+        return self._tracker
 
     def _secrets(self) -> tuple[str | None, ...]:
         extra = (self._config.sentinel_password,) if self._config is not None else ()
@@ -225,6 +253,8 @@ class RedisSentinelBackend(RedisBackend):
             if self._closed:
                 return
             self._closed = True
+        if self._tracker is not None:
+            self._tracker.close()
         if self._owns_client:
             self._client.close()
             self._client.connection_pool.disconnect()

@@ -176,6 +176,11 @@ class ClusterNodeInfo:
     failed: bool
     primary_id: str | None  # a replica's primary
     slots: int  # how many slots a primary serves
+    ranges: tuple[tuple[int, int], ...] = ()  # the slots it serves, as inclusive ranges
+
+    def owns(self, slot: int) -> bool:
+        """Whether this node serves ``slot`` (by this view)."""
+        return any(low <= slot <= high for low, high in self.ranges)
 
 
 def _parse_nodes(text: str) -> list[ClusterNodeInfo]:
@@ -187,11 +192,13 @@ def _parse_nodes(text: str) -> list[ClusterNodeInfo]:
         address = fields[1].split("@")[0]
         flags = set(fields[2].split(","))
         slots = 0
+        ranges: list[tuple[int, int]] = []
         for part in fields[8:]:
             if part.startswith("["):  # a slot being migrated, not owned
                 continue
             low, _, high = part.partition("-")
-            slots += (int(high) if high else int(low)) - int(low) + 1
+            ranges.append((int(low), int(high) if high else int(low)))
+            slots += ranges[-1][1] - ranges[-1][0] + 1
         nodes.append(
             ClusterNodeInfo(
                 node_id=fields[0],
@@ -200,6 +207,7 @@ def _parse_nodes(text: str) -> list[ClusterNodeInfo]:
                 failed="fail" in flags or "fail?" in flags,
                 primary_id=None if fields[3] == "-" else fields[3],
                 slots=slots,
+                ranges=tuple(ranges),
             )
         )
     return nodes
@@ -327,24 +335,136 @@ class RedisClusterServers:
 
     def _create(self) -> None:
         addresses = [f"{self.host}:{node.port}" for node in self.nodes]
-        command = [self.cli, "--cluster", "create", *addresses]
-        command += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+        self._cli(
+            "create",
+            *addresses,
+            "--cluster-replicas",
+            str(self.replicas),
+            "--cluster-yes",
+            expect="[OK] All 16384 slots covered",
+        )
+
+    def _cli(self, *args: str, expect: str | None = None) -> str:
+        """Run ``redis-cli --cluster <args>``; its output.
+
+        Raises:
+            RedisServerError: it failed, or its output lacks ``expect``.
+        """
         environment = dict(os.environ)
         if self._password:  # through the environment: never in the process list
             environment["REDISCLI_AUTH"] = self._password
         result = subprocess.run(  # noqa: S603 - our own binary and arguments
-            command,
+            [self.cli, "--cluster", *args],
             env=environment,
             capture_output=True,
             text=True,
             timeout=self.startup_timeout,
             check=False,
         )
-        if result.returncode != 0 or "[OK] All 16384 slots covered" not in result.stdout:
+        if result.returncode != 0 or (expect is not None and expect not in result.stdout):
             raise RedisServerError(
-                f"redis-cli --cluster create failed ({result.returncode}):\n"
+                f"redis-cli --cluster {args[0]} failed ({result.returncode}):\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
             )
+        return result.stdout
+
+    # -- changing the topology -----------------------------------------------------------------
+    def add_primary(self) -> RedisServer:
+        """Start one more node and join it as a primary serving no slot yet (``redis-cli
+        --cluster add-node``); :meth:`rebalance` gives it slots.
+
+        Raises:
+            RedisServerError: it did not start or join.
+        """
+        assert self.directory is not None
+        config = (
+            f"cluster-node-timeout {self.node_timeout_ms}",
+            "repl-diskless-sync-delay 0",
+            *([f"masterauth {_quote_conf(self._password)}"] if self._password else []),
+            *self.extra_config,
+        )
+        node = start_node(
+            self.directory / f"node-{len(self.nodes)}",
+            config,
+            binary=self.binary,
+            password=self._password,
+        )
+        self.nodes.append(node)
+        existing = next(n for n in self.primary_nodes() if n is not node)
+        self._cli("add-node", f"{self.host}:{node.port}", f"{self.host}:{existing.port}")
+        wait_until(
+            "every node to know the new one",
+            lambda: all(
+                node.port in {n.port for n in self._view_of(other)} for other in self.nodes
+            ),
+            self.startup_timeout,
+        )
+        self.wait_healthy(self.startup_timeout)  # the new node says the cluster is ok, too
+        return node
+
+    def _view_of(self, node: RedisServer) -> list[ClusterNodeInfo]:
+        try:
+            return _nodes_of(self._clients.of(node))
+        except redis.RedisError:
+            return []
+
+    def rebalance(self) -> None:
+        """Spread the slots evenly over every primary, empty ones included (``redis-cli --cluster
+        rebalance --cluster-use-empty-masters``: it migrates keys slot by slot), and wait until
+        every node agrees.
+
+        Raises:
+            RedisServerError: it failed or the cluster did not settle.
+        """
+        first = self.primary_nodes()[0]
+        self._cli("rebalance", f"{self.host}:{first.port}", "--cluster-use-empty-masters")
+        self.wait_healthy(self.startup_timeout)
+
+    def owner_of(self, slot: int) -> RedisServer:
+        """The primary serving ``slot`` now (by the first running node's view)."""
+        for info in self.topology():
+            if info.primary and info.owns(slot):
+                return self.node_on(info.port)
+        raise RedisServerError(f"no primary serves slot {slot}")
+
+    def move_slot(self, slot: int, target: RedisServer, *, pause: float = 0.0) -> int:
+        """Move ``slot`` to ``target`` as ``redis-cli --cluster reshard`` does: ``CLUSTER SETSLOT
+        IMPORTING`` on the target, ``MIGRATING`` on the source, ``MIGRATE`` one key at a time
+        (``pause`` seconds apart: the slot stays half-moved meanwhile), then ``SETSLOT NODE`` on
+        the target, the source and every other primary. Returns how many keys moved.
+        """
+        source = self.owner_of(slot)
+        if source is target:
+            return 0
+        ids = {info.port: info.node_id for info in self.topology()}
+        src, dst = self._clients.of(source), self._clients.of(target)
+        dst.execute_command(  # type: ignore[no-untyped-call]
+            "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port]
+        )
+        src.execute_command(  # type: ignore[no-untyped-call]
+            "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port]
+        )
+        moved = 0
+        auth = ("AUTH", self._password) if self._password else ()
+        while True:
+            keys = src.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER", "GETKEYSINSLOT", slot, 10
+            )
+            if not keys:
+                break
+            for key in keys:
+                src.execute_command(  # type: ignore[no-untyped-call]
+                    "MIGRATE", self.host, target.port, "", 0, 5000, *auth, "KEYS", key
+                )
+                moved += 1
+                if pause:
+                    time.sleep(pause)
+        others = [n for n in self.primary_nodes() if n is not source and n is not target]
+        for node in [target, source, *others]:
+            self._clients.of(node).execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER", "SETSLOT", slot, "NODE", ids[target.port]
+            )
+        return moved
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until every running node says ``cluster_state:ok``, agrees on the primaries, and

@@ -35,10 +35,17 @@ from session_store_redis.testing.server import (
     find_redis_server,
 )
 
-__all__ = ["DEFAULT_SERVICE", "RedisSentinelSet", "SentinelServer"]
+__all__ = ["DEFAULT_SERVICE", "NO_LOSS_CONFIG", "RedisSentinelSet", "SentinelServer"]
 
 #: The service name sentinels monitor unless told otherwise.
 DEFAULT_SERVICE = "mymaster"
+
+#: The data-node settings docs/scale-out.md names for Sentinel without acknowledged-write loss:
+#: a primary refuses writes (``NOREPLICAS``) once no replica has acknowledged the replication
+#: stream for a second, so a demoted primary that comes back (or is cut off) stops taking writes
+#: that its reconfiguration would throw away. Needs two replicas or more to keep taking writes
+#: after a failover (the promoted one keeps one).
+NO_LOSS_CONFIG = ("min-replicas-to-write 1", "min-replicas-max-lag 1")
 
 
 def _quote_conf(text: str) -> str:
@@ -141,6 +148,8 @@ class RedisSentinelSet:
         down_after_ms: how long the primary may not answer before it is declared down.
         password: ``requirepass`` of the data nodes (sentinels get ``auth-pass``; replicas
             ``masterauth``).
+        server_config: more ``redis.conf`` lines for every data node, such as
+            :data:`NO_LOSS_CONFIG` (a primary that lost its replicas refuses writes).
         directory: where the processes keep their files; a temporary directory :meth:`stop`
             removes by default.
         startup_timeout: seconds to wait for replication and sentinel discovery.
@@ -154,10 +163,12 @@ class RedisSentinelSet:
         sentinels: int = 3,
         down_after_ms: int = 1000,
         password: str | None = None,
+        server_config: tuple[str, ...] = (),
         directory: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         self.binary = find_redis_server()
+        self.server_config = server_config
         self.service = service
         self.replica_count = replicas
         self.sentinel_count = sentinels
@@ -222,7 +233,7 @@ class RedisSentinelSet:
             self.directory = Path(tempfile.mkdtemp(prefix="session-store-redis-sentinel-"))
         self.directory.mkdir(parents=True, exist_ok=True)
         auth = (f"masterauth {_quote_conf(self._password)}",) if self._password else ()
-        common = ("repl-diskless-sync-delay 0", *auth)
+        common = ("repl-diskless-sync-delay 0", *auth, *self.server_config)
         try:
             primary = RedisServer(
                 directory=self.directory / "server-0",

@@ -1,0 +1,110 @@
+"""The async backend protocol: :class:`~session_store.backend.SessionBackend`'s operations as
+coroutines, for event-loop servers (Starlette, FastAPI, aiohttp).
+
+The contract is the sync one, word for word (keys from :mod:`session_store.keys`, TTLs from
+:mod:`session_store.ttl`, opaque bytes, compare-and-set through ``get_versioned`` / ``set_if``),
+so that a value written through one protocol reads back through the other. Two additions are
+the async world's own:
+
+* ``scan`` is an async iterator, and ``aclose`` replaces ``close`` (``async with`` works).
+* **Cancellation** (a client went away, a timeout fired) may interrupt an operation at any
+  ``await``. Every write is one atomic step on the storage (one command, one transaction, one
+  call in a worker thread), so a cancelled write has happened wholly or not at all, never half;
+  and a backend stays usable after it (no reply left behind on a pooled connection).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import ClassVar, Self
+
+from session_store.backend import Scope, Versioned, VersionToken
+from session_store.counters import Counters
+
+__all__ = ["AsyncSessionBackend"]
+
+
+class AsyncSessionBackend(ABC):
+    """Abstract base of every async backend; see the module docstring.
+
+    Attributes:
+        scope: who else sees this backend's data (as for the sync protocol).
+        counters: operation counters (hits, misses, errors, ...).
+    """
+
+    scope: ClassVar[Scope]
+    counters: Counters
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The value stored under ``key``, or ``None``."""
+
+    @abstractmethod
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``; ``ttl`` seconds, ``None`` for the backend's default."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; ``True`` if it was there."""
+
+    @abstractmethod
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Reset the expiry of ``key``; ``True`` if it exists."""
+
+    @abstractmethod
+    async def ttl(self, key: str) -> float | None:
+        """Seconds left, ``math.inf`` if it never expires, ``None`` if absent."""
+
+    @abstractmethod
+    def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        """Every key starting with ``prefix`` (literal text). The prefix is checked at once."""
+
+    @abstractmethod
+    async def get_versioned(self, key: str) -> Versioned | None:
+        """The value of ``key`` with a version token, or ``None``."""
+
+    @abstractmethod
+    async def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        """Store ``value`` only if ``key`` still holds the version ``token`` names (``None``:
+        only if absent); ``False``, writing nothing, when another writer got there first."""
+
+    @abstractmethod
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        """The value and its remaining TTL together."""
+
+    @abstractmethod
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The values of the ``keys`` that are present (every key checked before any I/O)."""
+
+    @abstractmethod
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        """Store every item with the same ``ttl``, all or none."""
+
+    @abstractmethod
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove the ``keys``; the number that were there."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections, files and threads. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def describe(self) -> str:
+        """A one-line description safe for logs: never a password or key material."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"

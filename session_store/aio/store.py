@@ -1,0 +1,166 @@
+"""``AsyncSessionStore``: :class:`~session_store.store.SessionStore` for event-loop apps.
+
+The same methods, as coroutines, with the same rules: the schema, codec, key and TTL checks,
+the ``last_accessed`` stamp written by writes only (reads never write), the chain's version
+frames read through, and the backoff of a conflicted ``update`` are
+:class:`~session_store.storerules.StoreRules`, shared with the sync store, so a session written
+by one reads back through the other byte for byte.
+
+**Cancellation.** Everything a write stores is checked and encoded before the first ``await``;
+the write itself is one atomic backend step (``set``, ``set_if``, a ``MULTI``/``EXEC`` for
+``save_many``). A task cancelled anywhere in ``save``, ``save_many`` or ``update`` therefore
+leaves the session as it was or as the write made it, never half of each; an ``update``
+cancelled between its read and its compare-and-set writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from session_store.aio.backend import AsyncSessionBackend
+from session_store.aio.registry import open_async_backend
+from session_store.codec import Codec
+from session_store.keys import validate_key
+from session_store.storerules import StoreRules, backoff_pause
+
+__all__ = ["AsyncSessionStore"]
+
+T = TypeVar("T")
+
+
+class AsyncSessionStore(StoreRules[T]):
+    """Typed sessions in an async backend.
+
+    Args:
+        backend: an :class:`AsyncSessionBackend`, or a URL to open one with
+            :func:`~session_store.aio.open_async_backend` (then ``aclose`` closes it).
+        schema, ttl, codec, legacy_schema, namespace, access_interval, touch_on_load,
+            update_timeout: as for :class:`~session_store.store.SessionStore` (24 h by default).
+    """
+
+    def __init__(
+        self,
+        backend: AsyncSessionBackend | str,
+        schema: type[T] | None = None,
+        *,
+        ttl: float | None = None,
+        codec: Codec | None = None,
+        legacy_schema: str | None = None,
+        namespace: str = "",
+        access_interval: float | None = None,
+        touch_on_load: bool = False,
+        update_timeout: float = 10.0,
+    ) -> None:
+        self._owns_backend = isinstance(backend, str)
+        self.backend = open_async_backend(backend) if isinstance(backend, str) else backend
+        self._init_rules(
+            schema,
+            ttl=ttl,
+            codec=codec,
+            legacy_schema=legacy_schema,
+            namespace=namespace,
+            access_interval=access_interval,
+            touch_on_load=touch_on_load,
+            update_timeout=update_timeout,
+        )
+
+    def __repr__(self) -> str:
+        name = self.schema.__qualname__ if self.schema else "any"
+        return f"AsyncSessionStore[{name}]({self.backend.describe()})"
+
+    # -- reads ---------------------------------------------------------------------------------
+    async def load(self, key: str) -> T | None:
+        """The session stored under ``key``, or ``None`` (errors as for the sync store)."""
+        obj = self._decode_stored(key, await self.backend.get(key))
+        if obj is not None and self.touch_on_load:
+            await self.touch(key)
+        return obj
+
+    async def load_many(self, keys: Iterable[str]) -> dict[str, T]:
+        """The sessions found among ``keys`` (one round trip where the backend allows)."""
+        found = await self.backend.get_many(keys)
+        decoded = {key: self._decode_stored(key, data) for key, data in found.items()}
+        return {key: obj for key, obj in decoded.items() if obj is not None}
+
+    async def exists(self, key: str) -> bool:
+        """Whether a session is stored under ``key`` (without decoding it)."""
+        return await self.backend.ttl(key) is not None
+
+    def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Keys of the stored sessions starting with ``prefix``: ``async for key in ...``."""
+        return self.backend.scan(prefix)
+
+    # -- writes --------------------------------------------------------------------------------
+    async def save(self, key: str, obj: T, ttl: float | None = None) -> T:
+        """Store ``obj`` under ``key``; returns what was stored (``last_accessed`` stamped)."""
+        stamped, payload = self._prepare(key, obj)
+        await self.backend.set(key, payload, self._ttl(ttl))
+        return stamped
+
+    async def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
+        """Store every item, all encoded before any is written, in one atomic step."""
+        encoded = {key: self._prepare(key, obj)[1] for key, obj in items.items()}
+        await self.backend.set_many(encoded, self._ttl(ttl))
+
+    async def delete(self, key: str) -> bool:
+        """Remove the session; ``True`` if there was one."""
+        return await self.backend.delete(key)
+
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Restart the session's expiry without rewriting it; ``True`` if it exists."""
+        return await self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=False))
+
+    async def update(
+        self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None
+    ) -> T | None:
+        """Atomically replace the session with ``fn(current)`` (a plain function, which may run
+        once per conflict); returns what is stored after. ``None`` from ``fn`` writes nothing.
+
+        Raises:
+            ConflictError: other writers won every attempt for ``update_timeout`` seconds.
+        """
+        validate_key(key)
+        write_ttl = self._ttl(ttl)
+        deadline = time.monotonic() + self.update_timeout
+        attempt = 0
+        while True:
+            read = await self.backend.get_versioned(key)
+            current = None if read is None else self._decode_stored(key, read.value)
+            new = fn(current)
+            if new is None:
+                return current
+            self._check_schema(key, new)
+            stamped = self._stamp(new)
+            payload = self.codec.encode(key, stamped)
+            token = None if read is None else read.token
+            if await self.backend.set_if(key, payload, token, write_ttl):
+                return stamped
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise self._conflict(key, attempt, self.backend.describe())
+            await asyncio.sleep(backoff_pause(attempt, deadline))
+
+    # -- life cycle ----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close the backend if this store opened it from a URL."""
+        if self._owns_backend:
+            await self.backend.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def metrics(self) -> dict[str, Any]:
+        """The backend's counters as a plain dict."""
+        return {"backend": self.backend.describe(), "counters": self.backend.counters.as_dict()}

@@ -1,0 +1,89 @@
+"""Run a blocking :class:`~session_store.backend.SessionBackend` off the event loop.
+
+:class:`ThreadedBackend` gives any sync backend the async protocol by running each call in a
+worker thread (``asyncio.to_thread``), so a slow disk never stalls the loop. It is how the
+diskcache plugin's async backend is built, and what an app can wrap a backend of its own in.
+
+**Cancellation**: a call already running in its thread cannot be interrupted; cancelling the
+awaiting task leaves that thread to finish the call, which the sync backend makes atomic. So
+a cancelled write has happened wholly or not at all, as the protocol requires. ``scan`` reads
+its keys in the thread and hands them out afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+
+from session_store.aio.backend import AsyncSessionBackend
+from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
+from session_store.keys import validate_scan_prefix
+
+__all__ = ["ThreadedBackend"]
+
+
+class ThreadedBackend(AsyncSessionBackend):
+    """The async protocol over a sync backend, each call in a worker thread.
+
+    Args:
+        backend: the sync backend; ``aclose`` closes it.
+    """
+
+    scope = Scope.HOST
+
+    def __init__(self, backend: SessionBackend) -> None:
+        self.sync = backend
+        self.counters = backend.counters
+        self.scope = backend.scope  # type: ignore[misc]  # the wrapped backend's, per instance
+
+    def describe(self) -> str:
+        return self.sync.describe()
+
+    async def get(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(self.sync.get, key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        await asyncio.to_thread(self.sync.set, key, value, ttl)
+
+    async def delete(self, key: str) -> bool:
+        return await asyncio.to_thread(self.sync.delete, key)
+
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        return await asyncio.to_thread(self.sync.touch, key, ttl)
+
+    async def ttl(self, key: str) -> float | None:
+        return await asyncio.to_thread(self.sync.ttl, key)
+
+    def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        validate_scan_prefix(prefix, backend=self.describe())
+        return self._scan(prefix)
+
+    async def _scan(self, prefix: str) -> AsyncIterator[str]:
+        keys = await asyncio.to_thread(lambda: list(self.sync.scan(prefix)))
+        for key in keys:
+            yield key
+
+    async def get_versioned(self, key: str) -> Versioned | None:
+        return await asyncio.to_thread(self.sync.get_versioned, key)
+
+    async def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        return await asyncio.to_thread(self.sync.set_if, key, value, token, ttl)
+
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        return await asyncio.to_thread(self.sync.get_with_ttl, key)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(keys)  # an iterator is consumed here, not in the thread
+        return await asyncio.to_thread(self.sync.get_many, wanted)
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        await asyncio.to_thread(self.sync.set_many, dict(items), ttl)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        wanted = list(keys)
+        return await asyncio.to_thread(self.sync.delete_many, wanted)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sync.close)

@@ -1,0 +1,165 @@
+"""Django sessions on session-store: ``SESSION_ENGINE = "session_store.django"``.
+
+    # settings.py
+    SESSION_ENGINE = "session_store.django"
+    SESSION_STORE_URL = "redis://127.0.0.1:6379/0?prefix=myapp:"
+    SESSION_COOKIE_AGE = 1209600          # the server-side TTL of every session, as for Django
+
+A full :class:`~django.contrib.sessions.backends.base.SessionBase` engine: ``exists``,
+``create``, ``save``, ``delete``, ``load``, ``clear_expired`` (a no-op: every backend expires
+sessions itself), and through Django's base class ``cycle_key`` (on login, by
+``django.contrib.auth.login``) and ``flush`` (on logout: deleted server-side). The async methods
+(``aload``, ``asave``, ...) are Django's defaults, which run these in a thread.
+
+What session-store adds to Django's own engines:
+
+* Ids are 256 random bits (Django's are 32 base-36 characters, about 165 bits).
+* ``save`` writes only the top-level keys the request changed, merged into the stored session
+  with compare-and-set: two concurrent requests changing different keys both keep their change
+  (Django's cache and database engines write the whole session; the later request wins).
+* With ``SESSION_SAVE_EVERY_REQUEST = True``, a request that changed nothing restarts the TTL
+  with ``touch`` instead of rewriting the payload (sliding expiry).
+* A session deleted meanwhile (logged out elsewhere) is not resurrected: ``save`` raises
+  Django's ``UpdateError``, which its middleware turns into ``SessionInterrupted``.
+
+Settings: ``SESSION_STORE_URL`` (default: the ``SESSION_STORE_URL`` environment variable, else
+``memory://``, one process only), ``SESSION_COOKIE_AGE`` / ``set_expiry`` for the TTL, and
+Django's cookie settings for the cookie (``SESSION_COOKIE_SAMESITE`` is ``"Lax"`` by default
+in Django). Values must be JSON-compatible, as with Django's default serializer.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+
+from session_store.errors import InvalidKeyError
+from session_store.store import SessionStore as _Store
+from session_store.websession import diff, merge_changes, new_session_id
+
+__all__ = ["SessionStore", "get_store"]
+
+Data = dict[str, Any]
+
+_stores: dict[str, _Store[Data]] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store() -> _Store[Data]:
+    """The process's store for ``settings.SESSION_STORE_URL`` (opened once per URL)."""
+    url = getattr(settings, "SESSION_STORE_URL", None) or os.environ.get(
+        "SESSION_STORE_URL", "memory://"
+    )
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = _Store(url, dict)
+        return store
+
+
+class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type hints
+    """The engine Django instantiates per request (``request.session``)."""
+
+    _session_key: str | None
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        self._store = get_store()
+        self._loaded_data: Data | None = None  # what load() read: the base of the merge
+
+    # -- ids -----------------------------------------------------------------------------------
+    def _get_new_session_key(self) -> str:
+        return new_session_id()
+
+    # -- SessionBase's contract ----------------------------------------------------------------
+    def load(self) -> Data:
+        key = self.session_key
+        data = None
+        if key is not None:
+            try:
+                data = self._store.load(key)
+            except InvalidKeyError:  # a hostile cookie (too long, lone surrogates): not ours
+                data = None
+        if data is None:
+            self._session_key = None  # never adopt an unknown id (no fixation)
+            self._loaded_data = None
+            return {}
+        self._loaded_data = copy.deepcopy(data)
+        return data
+
+    def exists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        try:
+            return self._store.exists(session_key)
+        except InvalidKeyError:
+            return False
+
+    def create(self) -> None:
+        while True:
+            self._session_key = self._get_new_session_key()
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue  # an id collision: 2**-256, but the contract says so
+            self.modified = True
+            return
+
+    def save(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return self.create()
+        key = self.session_key
+        data = self._get_session(no_load=must_create)
+        age = self.get_expiry_age()
+        if age <= 0:  # an expiry in the past: the session is over
+            self._store.delete(key)
+            return None
+        ttl = float(age)
+        if must_create:
+            created = dict(data)
+            clash = False
+
+            def create_only(current: Data | None) -> Data | None:
+                nonlocal clash
+                clash = current is not None
+                return None if clash else created
+
+            self._store.update(key, create_only, ttl)
+            if clash:
+                raise CreateError
+            self._loaded_data = copy.deepcopy(created)
+            return None
+        base = self._loaded_data if self._loaded_data is not None else {}
+        changed, removed = diff(base, data)
+        if not changed and not removed:
+            if not self._store.touch(key, ttl):  # sliding expiry, no payload rewrite
+                raise UpdateError
+            return None
+        merged = self._store.update(
+            key,
+            lambda current: merge_changes(current, changed, removed, existing=True),
+            ttl,
+        )
+        if merged is None:  # deleted meanwhile (logged out elsewhere): do not resurrect it
+            raise UpdateError
+        self._loaded_data = copy.deepcopy(data)
+        return None
+
+    def delete(self, session_key: str | None = None) -> None:
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        try:
+            self._store.delete(session_key)
+        except InvalidKeyError:
+            return
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Nothing to do: every session-store backend expires sessions itself (TTL)."""

@@ -1,0 +1,131 @@
+"""The I/O-free rules of a session store, shared by :class:`~session_store.store.SessionStore` and
+:class:`~session_store.aio.AsyncSessionStore` so that the sync and async paths cannot drift.
+
+What lives here decides, and never waits: which schema a store holds and what it refuses, how an
+object becomes bytes and back (the codec, reading a chain's version frames through), the
+``last_accessed`` stamp that writes put on, the TTL a write or a touch uses, and the pause
+between two attempts of a conflicted ``update``. Reads never write. The two
+stores add only the calls to their backend (blocking or awaited) around these.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+import attrs
+
+from session_store.codec import Codec
+from session_store.errors import ConflictError, SerializationError
+from session_store.keys import validate_key
+from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
+from session_store.stamps import session_bytes
+from session_store.ttl import normalize_ttl, store_ttl
+
+__all__ = ["ACCESS_FIELD", "StoreRules", "backoff_pause"]
+
+T = TypeVar("T")
+
+#: The field every write stamps (reads never write it).
+ACCESS_FIELD = "last_accessed"
+
+
+class StoreRules(Generic[T]):
+    """Schema, codec, stamping and TTL rules of a store; no backend calls.
+
+    Subclasses call :meth:`_init_rules` from their ``__init__`` (the arguments are the stores'
+    own, documented on :class:`~session_store.store.SessionStore`).
+    """
+
+    schema: type[T] | None
+    codec: Codec
+    ttl: float
+    access_interval: float | None
+    touch_on_load: bool
+    update_timeout: float
+    _info: SchemaInfo | None
+
+    def _init_rules(
+        self,
+        schema: type[T] | None,
+        *,
+        ttl: float | None,
+        codec: Codec | None,
+        legacy_schema: str | None,
+        namespace: str,
+        access_interval: float | None,
+        touch_on_load: bool,
+        update_timeout: float,
+    ) -> None:
+        self.schema = schema
+        self._info = None
+        if schema is not None:
+            self._info = get_schema("dict") if schema is dict else schema_for_class(schema)
+        self.ttl = store_ttl(ttl)
+        if legacy_schema is None:
+            legacy_schema = "dict" if schema is dict else "dataroom"
+        self.codec = codec or Codec(legacy_schema=legacy_schema, namespace=namespace)
+        self.access_interval = access_interval  # accepted for older callers; reads never write
+        self.touch_on_load = touch_on_load
+        self.update_timeout = update_timeout
+
+    # -- objects <-> bytes ---------------------------------------------------------------------
+    def _decode(self, key: str, data: bytes) -> T:
+        obj: T = self.codec.decode(key, data, as_schema=self._info).obj
+        return obj
+
+    def _decode_stored(self, key: str, data: bytes | None) -> T | None:
+        """The session in bytes a backend returned: ``None`` for absent or a chain's tombstone
+        (read through one tier), else the decoded payload inside the chain's version frame."""
+        if data is None:
+            return None
+        payload = session_bytes(data)
+        return None if payload is None else self._decode(key, payload)
+
+    def _check_schema(self, key: str, obj: T) -> None:
+        """Refuse an object of another schema than the store's (a dict store is for dicts)."""
+        if self._info is not None and self.codec.schema_of(obj).name != self._info.name:
+            raise SerializationError(
+                f"this store holds {self._info.name!r} sessions, got {type(obj).__qualname__}",
+                key=key,
+            )
+
+    def _stamp(self, obj: T) -> T:
+        if attrs.has(type(obj)) and hasattr(obj, ACCESS_FIELD):
+            return attrs.evolve(obj, **{ACCESS_FIELD: datetime.now(UTC)})  # type: ignore[misc]
+        return obj
+
+    def _prepare(self, key: str, obj: T) -> tuple[T, bytes]:
+        """Check ``key`` and ``obj``, stamp it, encode it: what a write stores, before any I/O."""
+        validate_key(key)
+        self._check_schema(key, obj)
+        stamped = self._stamp(obj)
+        return stamped, self.codec.encode(key, stamped)
+
+    def _ttl(self, ttl: float | None) -> float | None:
+        return normalize_ttl(ttl) if ttl is not None else self.ttl
+
+    def _touch_ttl(self, ttl: float | None, keeps_own_ttl: bool) -> float | None:
+        """The TTL a ``touch`` passes down: the given one; else ``None`` where the backend keeps
+        each session's own TTL (a chain), else the store's."""
+        if ttl is not None:
+            return normalize_ttl(ttl)
+        return None if keeps_own_ttl else self.ttl
+
+    # -- update --------------------------------------------------------------------------------
+    def _conflict(self, key: str, attempt: int, backend: str) -> ConflictError:
+        return ConflictError(
+            f"update lost {attempt} races in {self.update_timeout:g} s; nothing written",
+            key=key,
+            backend=backend,
+        )
+
+
+def backoff_pause(attempt: int, deadline: float) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: exponential backoff with full jitter,
+    never past the ``time.monotonic()`` deadline."""
+    cap = min(0.001 * 2 ** min(attempt, 10), 0.25)
+    pause = random.uniform(0, cap)
+    return max(0.0, min(pause, deadline - time.monotonic()))

@@ -1,0 +1,25 @@
+"""The tiered backend: a chain of backends that is one consistent store.
+
+* :mod:`.backend`: :class:`TieredBackend`, the I/O;
+* :mod:`.policy`: the decisions (layout, health, newest copy, repairs, freshness), pure functions
+  an async twin shares;
+* :mod:`.near`: the near cache's coherence state and the invalidation listener protocol;
+* :mod:`.writes`: ordered writes (never an older version over a newer one).
+"""
+
+from session_store.tiered.backend import (
+    DEFAULT_MAX_STALENESS,
+    DEFAULT_TOMBSTONE_TTL,
+    TIERED_COUNTER_NAMES,
+    TieredBackend,
+)
+from session_store.tiered.near import InvalidationListener, Subscription
+
+__all__ = [
+    "DEFAULT_MAX_STALENESS",
+    "DEFAULT_TOMBSTONE_TTL",
+    "TIERED_COUNTER_NAMES",
+    "InvalidationListener",
+    "Subscription",
+    "TieredBackend",
+]

@@ -1,0 +1,771 @@
+"""The tiered backend: several backends chained fastest first, one consistent store.
+
+The model (docs/guarantees.md states each promise with its bound and test):
+
+* **Versions on every copy.** Every value the chain writes is framed with a version from a hybrid
+  logical clock (:mod:`session_store.stamps`); the caller's bytes round-trip exactly. A tier write
+  is *ordered*: it never replaces a newer version with an older one (:mod:`.writes`).
+* **Deletes are tombstones**: a versioned "deleted" copy in every shared tier, living
+  ``tombstone_ttl`` seconds, so no racing promotion, lower-tier copy or tier that comes back
+  after an outage brings the key back (all of those are older versions).
+* **One arbiter per chain**, the same in every process: the first shared tier (the last tier if
+  none is shared). ``get_versioned`` / ``set_if`` (hence ``SessionStore.update``) go to it and
+  nowhere else; when it cannot be reached they raise :class:`BackendUnavailableError` and write
+  nothing. ``get_versioned`` compares the arbiter's copy with the lower shared tiers' and first
+  brings the arbiter up to the newest durable copy (a Redis that lost a key, or restarted from an
+  older append-only file, never hands ``update`` an older session or ``None``).
+* **Reads** of a key the near cache cannot serve read every shared tier that is up; the newest
+  version wins, and tiers holding an older copy (or none) get the newest one by an ordered write
+  (reconciliation: it can only replace older versions). A read never writes anything else.
+* **Writes** go to the shared tiers lowest first, then to the near cache. A write is acknowledged
+  once a durable tier (one that outlives the process) took it; if none did, it raises and the
+  near cache does not keep it, so the memory tier never holds an entry no lower tier holds
+  (evicting it loses nothing). A chain of process-local tiers only acknowledges on any tier.
+* **Outages**: a shared tier that raises :class:`BackendUnavailableError` is skipped by plain
+  reads and writes for ``retry_after`` seconds (a breaker; one call probes it afterwards). The
+  keys written while it was skipped are remembered (up to ``max_missed``) and, when it answers
+  again, brought up to date from the newest copy: never deleted.
+* **The near cache** (the process-local tiers above the arbiter) is coherent by default: see
+  :mod:`.near`. With an invalidation stream from the arbiter (Redis client-side caching) other
+  processes' writes drop its copies within one message; without it copies are re-checked after
+  ``max_staleness`` seconds (default 1).
+* **Evictions** of every tier (the memory tier's bounds, diskcache's ``size_limit``) are added to
+  the chain's ``evictions`` counter; those of a durable tier (sessions lost) are also logged as a
+  warning at most once a minute (the near cache's lose nothing: a durable tier holds each entry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
+
+from session_store import forksafe, stamps
+from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.counters import COUNTER_NAMES, Counters
+from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
+from session_store.keys import validate_key, validate_scan_prefix
+from session_store.stamps import is_tombstone, unframe, version_of
+from session_store.tiered import policy
+from session_store.tiered.near import NearState, Subscription
+from session_store.tiered.policy import Copy, Health
+from session_store.tiered.writes import write_if_newer
+from session_store.ttl import NO_EXPIRY, normalize_ttl
+
+__all__ = [
+    "DEFAULT_MAX_STALENESS",
+    "DEFAULT_TOMBSTONE_TTL",
+    "TIERED_COUNTER_NAMES",
+    "TieredBackend",
+]
+
+log = logging.getLogger("session_store.tiered")
+
+T = TypeVar("T")
+
+#: The counters of a tiered backend: every backend's, plus ``repairs`` (older or missing copies
+#: brought up to the newest version), ``revalidations`` (near-cache copies checked again),
+#: ``tombstones`` (deletes) and ``invalidations`` (keys another process changed, from the stream).
+TIERED_COUNTER_NAMES = (*COUNTER_NAMES, "repairs", "revalidations", "tombstones", "invalidations")
+
+#: Default seconds a tombstone lives: make it at least the longest session TTL.
+DEFAULT_TOMBSTONE_TTL = 7 * 86_400.0
+#: Default bound, in seconds, on a near-cache copy's age while no invalidation stream is up.
+DEFAULT_MAX_STALENESS = 1.0
+#: Seconds between two eviction warnings.
+EVICTION_WARNING_INTERVAL = 60.0
+
+_DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
+
+
+class _Token(NamedTuple):
+    """A version token of the chain: the arbiter's own token."""
+
+    inner: VersionToken
+
+
+def _bring_up(
+    tier: SessionBackend, key: str, data: bytes, read: Versioned | None, ttl: float | None
+) -> bool:
+    """Compare-and-set ``data`` into ``tier`` over what ``read`` found there."""
+    return tier.set_if(key, data, None if read is None else read.token, ttl)
+
+
+def _ttl_arg(left: float) -> float | None:
+    """The TTL to write a copy with, from the TTL another copy has left."""
+    return None if left == NO_EXPIRY else max(left, 0.001)
+
+
+class TieredBackend(SessionBackend):
+    """Backends chained fastest first (for example memory, then Redis, then disk).
+
+    Args:
+        tiers: at least one backend, fastest first. The chain owns them: ``close`` closes them.
+        retry_after: seconds a tier that went down is skipped by plain reads and writes.
+        max_staleness: seconds a near-cache copy is served without a check while no
+            invalidation stream is up (default 1).
+        tombstone_ttl: seconds a tombstone lives (default 7 days); at least the longest TTL.
+        invalidation: use the arbiter's invalidation stream if it has one (default ``True``).
+        max_missed: keys remembered per down tier, to bring up to date when it is back.
+        clock: monotonic clock in seconds (tests may pass their own).
+        stamps: accepted for older configurations and ignored: every chain versions its copies.
+    """
+
+    #: ``touch(key, None)`` restarts a session's expiry with the TTL it was written with.
+    keeps_own_ttl = True
+
+    def __init__(
+        self,
+        tiers: Sequence[SessionBackend],
+        *,
+        retry_after: float = 5.0,
+        max_staleness: float | None = DEFAULT_MAX_STALENESS,
+        tombstone_ttl: float = DEFAULT_TOMBSTONE_TTL,
+        invalidation: bool = True,
+        max_missed: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+        stamps: bool | None = None,
+    ) -> None:
+        tiers = list(tiers)
+        if not tiers:
+            raise ConfigurationError("a tiered backend needs at least one tier")
+        if not all(isinstance(tier, SessionBackend) for tier in tiers):
+            raise ConfigurationError("every tier must be a SessionBackend")
+        if stamps is not None and not isinstance(stamps, bool):
+            raise ConfigurationError(f"stamps must be True or False, got {stamps!r}")
+        self.tiers: tuple[SessionBackend, ...] = tuple(tiers)
+        self.retry_after = normalize_ttl(retry_after, what="retry_after") or 0.0
+        staleness = normalize_ttl(max_staleness, what="max_staleness")
+        self.max_staleness = DEFAULT_MAX_STALENESS if staleness is None else staleness
+        self.tombstone_ttl = normalize_ttl(tombstone_ttl, what="tombstone_ttl")
+        self.max_missed = max_missed
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.counters = Counters(names=TIERED_COUNTER_NAMES)
+        self.layout = policy.layout([tier.scope for tier in self.tiers])
+        self._health = [Health() for _ in self.tiers]
+        self._missed: list[set[str]] = [set() for _ in self.tiers]
+        self._evictions_seen = [tier.counters.get("evictions") for tier in self.tiers]
+        self._warned_at = -math.inf
+        self.near = NearState(self.max_staleness, clock)
+        self._near0 = self.tiers[0] if self.layout.near else None
+        self._subscription: Subscription | None = None
+        forksafe.register(self)
+        if self.layout.near and invalidation:
+            self._subscribe()
+
+    def _reset_locks(self) -> None:
+        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`)."""
+        self._lock = threading.Lock()
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def scope(self) -> Scope:  # type: ignore[override]
+        """The widest scope of its tiers: who else can see data written through it."""
+        order = (Scope.PROCESS, Scope.HOST, Scope.NETWORK)
+        return max((tier.scope for tier in self.tiers), key=order.index)
+
+    def describe(self) -> str:
+        return " | ".join(tier.describe() for tier in self.tiers)
+
+    @property
+    def coherent(self) -> bool:
+        """Whether the near cache is kept coherent by a connected invalidation stream."""
+        return self.near.coherent_since != math.inf
+
+    def tier_states(self) -> list[dict[str, Any]]:
+        """Per tier: its description, whether it is down, keys it missed, its counters."""
+        return [
+            {
+                "backend": tier.describe(),
+                "role": self._role(index),
+                "down": health.down,
+                "fenced": False,
+                "missed": len(self._missed[index]),
+                "counters": tier.counters.as_dict(),
+            }
+            for index, (tier, health) in enumerate(zip(self.tiers, self._health, strict=True))
+        ]
+
+    def _role(self, index: int) -> str:
+        if index in self.layout.near:
+            return "near cache"
+        return "arbiter" if index == self.layout.arbiter else "durable"
+
+    # -- the invalidation stream ---------------------------------------------------------------
+    def _subscribe(self) -> None:
+        subscribe = getattr(self.tiers[self.layout.arbiter], "invalidations", None)
+        if subscribe is None:
+            return
+        try:
+            self._subscription = subscribe("", self)
+        except BackendError as exc:  # no stream: the version check alone keeps the bound
+            log.warning("no invalidation stream (%s): near cache re-checks copies", exc.message)
+
+    def on_invalidate(self, keys: list[str] | None) -> None:
+        """From the stream: ``keys`` changed elsewhere (``None``: everything)."""
+        with self.near.lock:
+            self.near.invalidate(keys)
+        self.counters.add("invalidations", 1 if keys is None else len(keys))
+
+    def on_connected(self) -> None:
+        """From the stream: connected; copies checked from now on are trusted until dropped."""
+        with self.near.lock:
+            self.near.invalidate(None)  # flush: what changed while it was down is unknown
+            self.near.coherent_since = self._clock()
+
+    def on_disconnected(self) -> None:
+        """From the stream: down; copies fall back to the ``max_staleness`` check."""
+        with self.near.lock:
+            self.near.coherent_since = math.inf
+
+    # -- health --------------------------------------------------------------------------------
+    def _claim_probe(self, index: int) -> bool:
+        health = self._health[index]
+        with self._lock:
+            now = self._clock()
+            if now < health.retry_at:
+                return False
+            health.retry_at = now + self.retry_after
+        return True
+
+    def _mark_down(self, index: int, exc: BackendError) -> None:
+        with self._lock:
+            first = policy.on_failure(self._health[index], self._clock(), self.retry_after)
+        if first:
+            log.warning(
+                "tier %d (%s) is down, going on without it: %s",
+                index,
+                self.tiers[index].describe(),
+                exc.message,
+            )
+
+    def _mark_up(self, index: int) -> None:
+        with self._lock:
+            down_for = policy.on_success(self._health[index], self._clock())
+            missed, self._missed[index] = self._missed[index], set()
+        if down_for is None:
+            return
+        repaired = self._reconcile(index, missed)
+        log.warning(
+            "tier %d (%s) is back after %.1f s; %d keys written meanwhile brought up to date",
+            index,
+            self.tiers[index].describe(),
+            down_for,
+            repaired,
+        )
+
+    def _note_missed(self, index: int, key: str) -> None:
+        with self._lock:
+            missed = self._missed[index]
+            if len(missed) < self.max_missed:
+                missed.add(key)
+
+    def _reconcile(self, index: int, keys: Iterable[str]) -> int:
+        """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
+        repaired = 0
+        for key in keys:
+            copies, _ = self._collect(key, skip=index)
+            best = policy.newest(copies)
+            if best is None:
+                continue
+            ttl = self.tombstone_ttl if is_tombstone(best.data) else _ttl_arg(best.left)
+            try:
+                if write_if_newer(self.tiers[index], key, best.data, ttl):
+                    repaired += 1
+            except BackendError:
+                break
+        self.counters.add("repairs", repaired)
+        return repaired
+
+    def _ttl_of(self, copy: Copy) -> float | None:
+        """The TTL to copy ``copy`` with: a tombstone's own, else what it has left."""
+        return self.tombstone_ttl if is_tombstone(copy.data) else _ttl_arg(copy.left)
+
+    def _call(
+        self, index: int, fn: Callable[[SessionBackend], T], op: str, *, force: bool = False
+    ) -> T:
+        """``fn`` on tier ``index``; :data:`_DOWN` if the tier is (or just went) down.
+
+        ``force``: call it even if the breaker says to skip it. Other :class:`BackendError`
+        propagate. The time taken goes into the tier's histogram.
+        """
+        health = self._health[index]
+        tier = self.tiers[index]
+        if health.down_since is not None and not force and not self._claim_probe(index):
+            self.counters.add("fallbacks")
+            tier.counters.add("fallbacks")
+            return _DOWN  # type: ignore[no-any-return]
+        start = time.perf_counter()
+        try:
+            result = fn(tier)
+        except BackendUnavailableError as exc:
+            tier.counters.observe("unavailable", time.perf_counter() - start)
+            self._mark_down(index, exc)
+            self.counters.add("fallbacks")
+            tier.counters.add("fallbacks")
+            return _DOWN  # type: ignore[no-any-return]
+        tier.counters.observe(op, time.perf_counter() - start)
+        if health.down_since is not None:
+            self._mark_up(index)
+        return result
+
+    def _arbitrate(self, fn: Callable[[SessionBackend], T], op: str, key: str) -> T:
+        """``fn`` on the arbiter, whatever the breaker says; unavailable: raised, typed."""
+        index = self.layout.arbiter
+        tier = self.tiers[index]
+        start = time.perf_counter()
+        try:
+            result = fn(tier)
+        except BackendUnavailableError as exc:
+            tier.counters.observe("unavailable", time.perf_counter() - start)
+            self._mark_down(index, exc)
+            self.counters.add("errors")
+            raise BackendUnavailableError(
+                f"the chain's arbiter is unavailable, cannot {op}: {exc.message}",
+                key=key,
+                backend=tier.describe(),
+            ) from None
+        tier.counters.observe(op, time.perf_counter() - start)
+        if self._health[index].down_since is not None:
+            self._mark_up(index)
+        return result
+
+    def _all_down(self, what: str, key: str | None = None) -> BackendUnavailableError:
+        self.counters.add("errors")
+        return BackendUnavailableError(
+            f"no durable tier is available, cannot {what}", key=key, backend=self.describe()
+        )
+
+    def _check_evictions(self, index: int) -> None:
+        """Carry tier ``index``'s new evictions into the chain's counter; warn (rate-limited)."""
+        seen = self.tiers[index].counters.get("evictions")
+        delta = seen - self._evictions_seen[index]
+        if delta <= 0:
+            return
+        self._evictions_seen[index] = seen
+        self.counters.add("evictions", delta)
+        if index in self.layout.near:
+            return  # a near-cache eviction drops nothing: a durable tier holds every entry
+        now = self._clock()
+        if now - self._warned_at >= EVICTION_WARNING_INTERVAL:
+            self._warned_at = now
+            log.warning(
+                "tier %d (%s) evicted %d entries to stay within its bounds (%d in all); "
+                "raise its limits if sessions must stay in it",
+                index,
+                self.tiers[index].describe(),
+                delta,
+                seen,
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        near = self._near0
+        if near is not None:
+            try:
+                data = near.get(key)
+            except BackendUnavailableError:
+                data = None  # the slow path reads the shared tiers
+            if data is not None:
+                state = self.near
+                checked = state.checked.get(key)
+                if checked is not None and (
+                    checked >= state.coherent_since or self._clock() - checked < state.max_staleness
+                ):
+                    self.counters.add("hits")
+                    return unframe(data)
+                self.counters.add("revalidations")
+        else:
+            validate_key(key)
+        best = self._read(key)
+        return None if best is None else unframe(best.data)
+
+    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        validate_key(key)
+        best = self._read(key)
+        if best is None:
+            return None
+        value = unframe(best.data)
+        return None if value is None else (value, best.left)
+
+    def ttl(self, key: str) -> float | None:
+        validate_key(key)
+        copies, answered = self._collect(key)
+        if not answered:
+            raise self._all_down("read a TTL", key)
+        best = policy.newest(copies)
+        if best is None or is_tombstone(best.data):
+            return None
+        return best.left
+
+    def _collect(self, key: str, skip: int | None = None) -> tuple[list[Copy], list[int]]:
+        """Every shared tier's copy of ``key`` (tiers that are down skipped), and who answered."""
+        copies: list[Copy] = []
+        answered: list[int] = []
+        for index in self.layout.shared:
+            if index == skip:
+                continue
+            found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
+            if found is _DOWN:
+                continue
+            answered.append(index)
+            if found is not None:
+                copies.append(Copy(index, found[0], found[1]))
+        return copies, answered
+
+    def _read(self, key: str) -> Copy | None:
+        """The newest copy of ``key`` (``None``: absent or deleted); repairs older copies and
+        fills the near cache on the way."""
+        start = self._clock()
+        began = self.near.begin()
+        copies, answered = self._collect(key)
+        if not answered:
+            for index in self.layout.near:  # no shared tier answers: the near copy is all there is
+                found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
+                if found is not _DOWN and found is not None:
+                    self.counters.add("hits")
+                    return Copy(index, found[0], found[1])
+            raise self._all_down("read", key)
+        best = policy.newest(copies)
+        if best is None:
+            self._drop_near(key)
+            self.counters.add("misses")
+            return None
+        stamps.clock.observe(best.version)
+        self._repair(key, best, copies, answered)
+        if is_tombstone(best.data):
+            self._drop_near(key)
+            self.counters.add("misses")
+            return None
+        self._install(key, best, began, start)
+        self.counters.add("hits")
+        return best
+
+    def _repair(self, key: str, best: Copy, copies: list[Copy], answered: list[int]) -> None:
+        """Give the tiers holding an older copy (or none) the newest one, by ordered writes."""
+        if is_tombstone(best.data):
+            ttl = self.tombstone_ttl
+            # a tier holding nothing needs no tombstone unless it held something older
+            stale = [copy.tier for copy in copies if copy.version < best.version]
+        else:
+            ttl = _ttl_arg(best.left)
+            stale = policy.stale_tiers(best, copies, answered)
+        for index in stale:
+            try:
+                wrote = self._call(
+                    index, lambda t: write_if_newer(t, key, best.data, ttl), "write_if_newer"
+                )
+            except BackendError as exc:  # read-only, full: the read goes on without the repair
+                self.counters.add("errors")
+                log.debug("repair of %r in tier %d failed: %s", key, index, exc.message)
+                continue
+            if wrote is True:
+                self.counters.add("repairs")
+                self.tiers[index].counters.add("promotions")
+                self.counters.add("promotions")
+
+    def _install(self, key: str, best: Copy, began: int, start: float) -> None:
+        """Put ``best`` in the near cache, unless ``key`` was invalidated since the read began."""
+        if not self.layout.near:
+            return
+        ttl = _ttl_arg(best.left)
+        with self.near.lock:
+            if not self.near.may_install(key, began):
+                return
+            self._near_put_locked(key, best.data, ttl, promote=True)
+            self.near.mark_checked(key, start)
+
+    def _near_put_locked(
+        self, key: str, data: bytes, ttl: float | None, *, promote: bool = False
+    ) -> None:
+        """Write ``data`` into the near tiers unless they hold a newer version (lock held)."""
+        version = version_of(data)
+        for index in self.layout.near:
+            tier = self.tiers[index]
+            try:
+                current = tier.get(key)
+                if current is None or version_of(current) < version:
+                    tier.set(key, data, ttl)
+                    if promote:
+                        self.counters.add("promotions")
+                        tier.counters.add("promotions")
+            except BackendError:
+                self.near.checked.pop(key, None)
+                continue
+            self._check_evictions(index)
+        if len(self.near.checked) > 1_000_000:  # keys evicted from the tier: forget their checks
+            self.near.invalidate(None)
+
+    def _drop_near(self, key: str) -> None:
+        """Forget ``key`` in the near cache and fence fills in flight."""
+        if not self.layout.near:
+            return
+        with self.near.lock:
+            self.near.invalidate([key])
+            for index in self.layout.near:
+                with contextlib.suppress(BackendError):  # dropping a copy is best effort
+                    self.tiers[index].delete(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(validate_key(key) for key in keys))
+        found: dict[str, bytes] = {}
+        remaining = wanted
+        near = self._near0
+        if near is not None and wanted:
+            try:
+                got = near.get_many(wanted)
+            except BackendUnavailableError:
+                got = {}
+            now = self._clock()
+            state = self.near
+            for key, data in got.items():
+                if policy.is_fresh(
+                    state.checked.get(key), now, state.coherent_since, state.max_staleness
+                ):
+                    found[key] = data
+            remaining = [key for key in wanted if key not in found]
+        if remaining:
+            copies: dict[str, list[Copy]] = {}
+            reached = False
+            for index in self.layout.shared:
+                got = self._call(index, lambda t: t.get_many(remaining), "get_many")
+                if got is _DOWN:
+                    continue
+                reached = True
+                for key, data in got.items():
+                    copies.setdefault(key, []).append(Copy(index, data, math.inf))
+            if not reached:
+                raise self._all_down("read")
+            for key, held in copies.items():
+                best = policy.newest(held)
+                if best is not None:
+                    found[key] = best.data
+        out: dict[str, bytes] = {}
+        for key in wanted:
+            stored = found.get(key)
+            value = None if stored is None else unframe(stored)
+            if value is not None:
+                out[key] = value
+        self.counters.add("hits", len(out))
+        self.counters.add("misses", len(wanted) - len(out))
+        return out
+
+    def scan(self, prefix: str = "") -> Iterator[str]:
+        validate_scan_prefix(prefix)
+        seen: dict[str, None] = {}
+        reached = False
+        for index in self.layout.shared:
+            keys = self._call(index, lambda t: list(t.scan(prefix)), "scan")
+            if keys is _DOWN:
+                continue
+            reached = True
+            seen.update(dict.fromkeys(keys))
+        if not reached:
+            raise self._all_down("scan")
+        return self._live(list(seen))
+
+    def _live(self, keys: list[str]) -> Iterator[str]:
+        """The ``keys`` that hold a value (not a tombstone), a batch at a time."""
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            found = self.get_many(batch)
+            yield from (key for key in batch if key in found)
+
+    # -- writes --------------------------------------------------------------------------------
+    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bool:
+        """Ordered writes of ``data`` to the shared tiers, lowest first.
+
+        Returns whether a durable tier took it (every tier when none is durable). Raises if not:
+        the first typed error a tier gave, else :class:`BackendUnavailableError`.
+        """
+        durable = self.layout.durable
+        acked = False
+        error: BackendError | None = None
+        skipped: list[int] = []
+        for force in (False, True):
+            # second round: no durable tier took it and some were skipped by their breaker; the
+            # breaker saves time only when another tier can take the write, so try them now
+            for index in skipped if force else reversed(self.layout.shared):
+                health = self._health[index]
+                breaker_skips = health.down_since is not None and self._clock() < health.retry_at
+                try:
+                    result = self._call(
+                        index, lambda t: write_if_newer(t, key, data, ttl), what, force=force
+                    )
+                except BackendError as exc:
+                    self.counters.add("errors")
+                    log.debug("tier %d refused a %s of %r: %s", index, what, key, exc.message)
+                    error = error or exc
+                    continue
+                if result is _DOWN:
+                    if not force and breaker_skips and (not durable or index in durable):
+                        skipped.append(index)
+                    self._note_missed(index, key)
+                    continue
+                self._check_evictions(index)
+                if not durable or index in durable:
+                    acked = True
+            if acked or not skipped:
+                break
+        if not acked:
+            self._drop_near(key)
+            if error is not None:
+                raise error
+            raise self._all_down(what, key)
+        return acked
+
+    def _after_write(self, key: str, data: bytes, ttl: float | None, start: float) -> None:
+        """This process wrote ``data``: the near cache holds it, checked as of ``start``."""
+        if not self.layout.near:
+            return
+        with self.near.lock:
+            self.near.invalidate([key])  # fills that read an older copy must not land
+            self._near_put_locked(key, data, ttl)
+            self.near.mark_checked(key, start)
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        validate_key(key)
+        value = ensure_bytes(value, key=key)
+        ttl = normalize_ttl(ttl)
+        start = self._clock()
+        data = stamps.frame(value, stamps.clock.now(), ttl)
+        self._write(key, data, ttl, "write")
+        self._after_write(key, data, ttl, start)
+        self.counters.add("writes")
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        checked = {validate_key(k): ensure_bytes(v, key=k) for k, v in items.items()}
+        ttl = normalize_ttl(ttl)
+        for key, value in checked.items():
+            self.set(key, value, ttl)
+
+    def delete(self, key: str) -> bool:
+        validate_key(key)
+        copies, _ = self._collect(key)
+        best = policy.newest(copies)
+        existed = best is not None and not is_tombstone(best.data)
+        self._write(key, stamps.tombstone(stamps.clock.now()), self.tombstone_ttl, "delete")
+        self._drop_near(key)  # after the tombstones: fills that began before them are fenced
+        self.counters.add("deletes")
+        self.counters.add("tombstones")
+        return existed
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        wanted = list(dict.fromkeys(validate_key(key) for key in keys))
+        return sum(1 for key in wanted if self.delete(key))
+
+    def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Restart the expiry of ``key``; ``ttl=None``: the TTL the session was written with."""
+        validate_key(key)
+        ttl = normalize_ttl(ttl)
+        copies, answered = self._collect(key)
+        if not answered:
+            raise self._all_down("touch", key)
+        best = policy.newest(copies)
+        if best is None or is_tombstone(best.data):
+            return False
+        if ttl is None:
+            ttl = stamps.own_ttl(best.data)
+        touched = False
+        for index in (*reversed(self.layout.shared), *self.layout.near):
+            try:
+                result = self._call(index, lambda t: t.touch(key, ttl), "touch")
+            except BackendError:
+                self.counters.add("errors")
+                continue
+            touched = touched or result is True
+        return touched
+
+    # -- compare-and-set -----------------------------------------------------------------------
+    def get_versioned(self, key: str) -> Versioned | None:
+        validate_key(key)
+        arbiter = self.layout.arbiter
+        for _ in range(8):
+            read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
+            lower, _ = self._collect(key, skip=arbiter)
+            best = policy.newest(lower)
+            mine = version_of(read.value) if read is not None else None
+            if best is not None and (
+                (mine is None and not is_tombstone(best.data))
+                or (mine is not None and best.version > mine)
+            ):
+                # The arbiter lost the key or holds an older copy: bring it up to the newest
+                # durable copy (a compare-and-set against what it holds), then read again.
+                self._arbitrate(
+                    partial(_bring_up, key=key, data=best.data, read=read, ttl=self._ttl_of(best)),
+                    "set_if",
+                    key,
+                )
+                self.counters.add("repairs")
+                continue
+            break
+        if read is None:
+            return None
+        stamps.clock.observe(version_of(read.value))
+        value = unframe(read.value)
+        if value is None:
+            return None
+        self.counters.add("hits")
+        return Versioned(value, _Token(read.token))
+
+    def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        validate_key(key)
+        value = ensure_bytes(value, key=key)
+        ttl = normalize_ttl(ttl)
+        if token is None:
+            inner: VersionToken | None = None
+        elif isinstance(token, _Token):
+            inner = token.inner
+        else:
+            return False  # not a token of this chain
+        start = self._clock()
+        data = stamps.frame(value, stamps.clock.now(), ttl)
+        won = self._arbitrate(lambda t: t.set_if(key, data, inner, ttl), "set_if", key)
+        if not won and inner is None:
+            # "only if absent", and the arbiter holds a tombstone: that is absent
+            read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
+            if read is not None and is_tombstone(read.value):
+                dead = read.token
+                won = self._arbitrate(lambda t: t.set_if(key, data, dead, ttl), "set_if", key)
+        if not won:
+            self._drop_near(key)
+            return False
+        for index in reversed(self.layout.shared):
+            if index == self.layout.arbiter:
+                continue
+            try:
+                if self._call(index, lambda t: write_if_newer(t, key, data, ttl), "write") is _DOWN:
+                    self._note_missed(index, key)
+            except BackendError as exc:
+                self.counters.add("errors")
+                log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
+        self._after_write(key, data, ttl, start)
+        self.counters.add("writes")
+        return True
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            try:
+                subscription.close()
+            except Exception:  # close the tiers even if the stream fails to stop
+                log.exception("closing the invalidation stream failed")
+        for tier in self.tiers:
+            try:
+                tier.close()
+            except Exception:  # close every tier even if one fails
+                log.exception("closing tier %s failed", tier.describe())
+
+    @classmethod
+    def from_backends(cls, tiers: Sequence[SessionBackend], **options: Any) -> TieredBackend:
+        """Same as the constructor; reads well beside :func:`open_backend`."""
+        return cls(tiers, **options)

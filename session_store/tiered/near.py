@@ -1,0 +1,97 @@
+"""The near cache's coherence state: which copies were checked when, and what invalidated them.
+
+The memory tier above a chain's first shared tier is a *near cache*. A copy in it is served only
+while it is known to be current (:func:`~session_store.tiered.policy.is_fresh`):
+
+* **with an invalidation stream** (a backend offering ``invalidations(prefix, listener)``, such as
+  Redis client-side caching), every other process's write or delete drops the copy within the
+  time of one message; a copy checked after the stream (re)connected is served until dropped;
+* **without one** (not offered, not connected yet, or down), a copy is served for at most
+  ``max_staleness`` seconds after it was last read from the shared tiers; then it is checked again.
+
+A fill races with invalidations: a read that fetched a copy from the shared tiers must not install
+it after an invalidation of that key arrived (the copy may predate the write that caused it). Every
+invalidation gets a sequence number; a fill remembers the number current when it began and is
+dropped if the key was invalidated since (:meth:`NearState.may_install`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from session_store import forksafe
+
+__all__ = ["InvalidationListener", "NearState", "Subscription"]
+
+#: Invalidation records kept before they are folded into one floor (bounded memory).
+_MAX_RECORDS = 65_536
+
+
+class InvalidationListener(Protocol):
+    """What a backend's invalidation stream calls (from its own thread)."""
+
+    def on_invalidate(self, keys: list[str] | None) -> None:
+        """These session keys changed elsewhere; ``None``: everything (a flush)."""
+
+    def on_connected(self) -> None:
+        """The stream is (re)connected: from now on every change is reported."""
+
+    def on_disconnected(self) -> None:
+        """The stream is down: changes may go unreported until it reconnects."""
+
+
+class Subscription(Protocol):
+    """What ``invalidations(prefix, listener)`` returns."""
+
+    def close(self) -> None: ...
+
+
+class NearState:
+    """Checked times and invalidation sequence numbers of one chain's near cache."""
+
+    def __init__(self, max_staleness: float, clock: Callable[[], float]) -> None:
+        self.max_staleness = max_staleness
+        self._clock = clock
+        self.lock = threading.Lock()
+        self.checked: dict[str, float] = {}
+        #: monotonic time the stream connected; inf while there is no stream or it is down
+        self.coherent_since = math.inf
+        self.seq = 0
+        self._floor = 0
+        self._invalidated: dict[str, int] = {}
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        """In a forked child: a new lock, and no stream (the listener thread did not fork)."""
+        self.lock = threading.Lock()
+        self.coherent_since = math.inf
+
+    def begin(self) -> int:
+        """The sequence number a fill starts from."""
+        return self.seq
+
+    def may_install(self, key: str, began: int) -> bool:
+        """Whether a fill that began at ``began`` may install ``key`` (call with the lock held)."""
+        return self._floor <= began and self._invalidated.get(key, -1) < began
+
+    def mark_checked(self, key: str, at: float) -> None:
+        """``key``'s copy was read from the shared tiers at ``at`` (call with the lock held)."""
+        self.checked[key] = at
+
+    def invalidate(self, keys: Iterable[str] | None) -> None:
+        """Drop the checks of ``keys`` (``None``: all) and fence fills in flight (lock held)."""
+        self.seq += 1
+        if keys is None:
+            self._floor = self.seq
+            self._invalidated.clear()
+            self.checked.clear()
+            return
+        for key in keys:
+            self._invalidated[key] = self.seq
+            self.checked.pop(key, None)
+        if len(self._invalidated) > _MAX_RECORDS:
+            self._floor = self.seq
+            self._invalidated.clear()

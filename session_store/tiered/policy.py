@@ -1,0 +1,142 @@
+"""The chain's decisions as pure functions: no I/O, no clock, no locks.
+
+What the sync :class:`~session_store.tiered.TieredBackend` decides here, an async twin decides the
+same way: which tier arbitrates, whether a tier may be called, which copy of a key is the newest,
+which tiers need that copy, and whether a near-cache copy may be served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from session_store.backend import Scope
+from session_store.stamps import version_of
+
+__all__ = [
+    "Copy",
+    "Health",
+    "Layout",
+    "is_fresh",
+    "layout",
+    "may_call",
+    "newest",
+    "on_failure",
+    "on_success",
+    "stale_tiers",
+]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which tier does what.
+
+    Attributes:
+        near: the process-local tiers above the first shared tier (the near cache).
+        arbiter: the one tier that decides versioned operations, the same in every process: the
+            first shared tier (the last tier if none is shared).
+        shared: the arbiter and every tier below it; reads compare their copies.
+        durable: the tiers that outlive the process; a write is acknowledged once one holds it
+            (empty for a chain of process-local tiers only, which acknowledges on any tier).
+    """
+
+    near: tuple[int, ...]
+    arbiter: int
+    shared: tuple[int, ...]
+    durable: tuple[int, ...]
+
+
+def layout(scopes: Sequence[Scope]) -> Layout:
+    """The :class:`Layout` of a chain whose tiers have ``scopes``, fastest first."""
+    shared_at = [i for i, scope in enumerate(scopes) if scope is not Scope.PROCESS]
+    arbiter = shared_at[0] if shared_at else len(scopes) - 1
+    return Layout(
+        near=tuple(range(arbiter)),
+        arbiter=arbiter,
+        shared=tuple(range(arbiter, len(scopes))),
+        durable=tuple(shared_at),
+    )
+
+
+@dataclass
+class Health:
+    """What a process knows about one tier: down since when, next try when (a breaker)."""
+
+    down_since: float | None = None
+    retry_at: float = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+
+def may_call(health: Health, now: float) -> bool:
+    """Whether a plain read or write may call the tier (up, or due for a probe)."""
+    return health.down_since is None or now >= health.retry_at
+
+
+def on_failure(health: Health, now: float, retry_after: float) -> bool:
+    """Record a failed call; ``True`` if the tier just went down (log it once)."""
+    first = health.down_since is None
+    if first:
+        health.down_since = now
+    health.retry_at = now + retry_after
+    return first
+
+
+def on_success(health: Health, now: float) -> float | None:
+    """Record a successful call; seconds it was down if it just came back, else ``None``."""
+    if health.down_since is None:
+        return None
+    down_for = now - health.down_since
+    health.down_since = None
+    return down_for
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One tier's copy of a key: the stored (framed) bytes and the TTL it has left."""
+
+    tier: int
+    data: bytes
+    left: float
+
+    @property
+    def version(self) -> bytes:
+        return version_of(self.data)
+
+
+def newest(copies: Sequence[Copy]) -> Copy | None:
+    """The copy with the greatest version; on a tie the upper tier's (``copies`` top first)."""
+    best: Copy | None = None
+    best_version = b""
+    for copy in copies:
+        version = copy.version
+        if best is None or version > best_version:
+            best, best_version = copy, version
+    return best
+
+
+def stale_tiers(best: Copy, copies: Sequence[Copy], answered: Sequence[int]) -> list[int]:
+    """The tiers among ``answered`` whose copy is older than ``best``, or that hold none, lowest
+    first: the tiers a read repairs (each with a conditional write that loses to anything newer).
+    """
+    held = {copy.tier: copy.version for copy in copies}
+    version = best.version
+    return sorted(
+        (
+            tier
+            for tier in answered
+            if tier != best.tier and (tier not in held or held[tier] < version)
+        ),
+        reverse=True,
+    )
+
+
+def is_fresh(
+    checked: float | None, now: float, coherent_since: float, max_staleness: float
+) -> bool:
+    """Whether a near-cache copy last checked at ``checked`` may be served at ``now``: checked
+    while the invalidation stream was up (it would have been dropped since), or within
+    ``max_staleness`` seconds."""
+    return checked is not None and (checked >= coherent_since or now - checked < max_staleness)

@@ -1,0 +1,355 @@
+"""What every web integration shares: session ids, the lazy session mapping, and the decision of
+what a request's end does to the store. No I/O and no framework here; ``session_store.flask``,
+``session_store.starlette`` and ``session_store.django`` add the calls (sync or awaited) and the
+cookie of their framework.
+
+The rules, the same in every framework:
+
+* **Ids** are 256 random bits (``secrets.token_urlsafe(32)``, 43 characters). A cookie that is
+  not such an id is ignored without a store lookup, and an id the store does not hold is never
+  adopted: the session gets a fresh id when it is first written (no session fixation).
+* **Lazy**: nothing is read before the app touches the session; a request that never does costs
+  the store nothing, and one that only reads writes no payload.
+* **Merged writes**: at the end of a request only the top-level keys it changed or removed are
+  written, through the store's ``update`` (compare-and-set, retried on conflict). Two concurrent
+  requests of one user that change different keys both keep their change.
+* **Regenerate** (on login) moves the data to a new id and deletes the old one; **clearing** a
+  session down to nothing (logout) deletes it server-side and expires the cookie.
+* **Sliding expiry**: a request that read an existing session without changing it restarts its
+  TTL with ``touch`` (no payload write).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import re
+import secrets
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from session_store.aio.store import AsyncSessionStore
+    from session_store.store import SessionStore
+
+__all__ = [
+    "Action",
+    "DictSession",
+    "Outcome",
+    "Plan",
+    "ServerSession",
+    "SessionState",
+    "acommit",
+    "commit",
+    "diff",
+    "is_session_id",
+    "merge_changes",
+    "new_session_id",
+    "plan_commit",
+]
+
+#: Random bytes in a session id (256 bits).
+SESSION_ID_BYTES = 32
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def new_session_id() -> str:
+    """A fresh session id: 256 bits from the OS's CSPRNG, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def is_session_id(value: object) -> bool:
+    """Whether a cookie value has the shape of an id we issue (anything else is not looked up)."""
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
+
+
+Data = dict[str, Any]
+
+
+class ServerSession(MutableMapping[str, Any]):
+    """A session's data, loaded from the store on first use, with what the request changed.
+
+    Args:
+        sid: the id from the request's cookie (already checked with :func:`is_session_id`), or
+            ``None`` for a request without one.
+        loader: reads the stored data of ``sid`` (``None`` if the store does not hold it). Called
+            at most once, on first access; ``None`` for data loaded by the caller (``data``).
+        data: data already loaded (the async integrations load before the app runs).
+    """
+
+    def __init__(
+        self,
+        sid: str | None,
+        loader: Callable[[str], Data | None] | None = None,
+        *,
+        data: Data | None = None,
+    ) -> None:
+        self.sid = sid
+        self._loader = loader
+        self._data: Data | None = None
+        self._original: Data = {}
+        self.accessed = False
+        self.cleared = False
+        self.regenerate_requested = False
+        if data is not None or loader is None:
+            self._adopt(data)
+
+    def _adopt(self, data: Data | None) -> None:
+        if data is None:
+            self.sid = None  # unknown or absent id: never adopted, a new one comes on write
+        self._data = dict(data or {})
+        self._original = copy.deepcopy(self._data)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the store was read (or the data given)."""
+        return self._data is not None
+
+    @property
+    def is_new(self) -> bool:
+        """Whether the store holds nothing for this session yet."""
+        self._load()
+        return self.sid is None
+
+    def _load(self) -> Data:
+        self.accessed = True
+        if self._data is None:
+            assert self._loader is not None and self.sid is not None
+            self._adopt(self._loader(self.sid))
+        assert self._data is not None
+        return self._data
+
+    # -- the mapping ---------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._load()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._load()
+
+    def __repr__(self) -> str:
+        state = repr(self._data) if self._data is not None else "<not loaded>"
+        return f"{type(self).__name__}({state})"
+
+    def clear(self) -> None:
+        """Forget every key; at the end of the request, an empty session is deleted."""
+        self._load().clear()
+        self.cleared = True
+
+    def regenerate(self) -> None:
+        """Move this session to a new id at the end of the request (call it on login)."""
+        self._load()
+        self.regenerate_requested = True
+
+    # -- what the request did ------------------------------------------------------------------
+    def changes(self) -> tuple[Data, frozenset[str]]:
+        """The top-level keys set to a new value, and the keys removed, since the load."""
+        if self._data is None:
+            return {}, frozenset()
+        return diff(self._original, self._data)
+
+
+class DictSession(dict[str, Any]):
+    """A session already loaded, as a real ``dict`` (for frameworks whose apps expect one, such
+    as Starlette's ``request.session``, which apps hand to ``json.dumps``), with the same
+    change tracking as :class:`ServerSession`.
+
+    Args:
+        sid: the id the data was loaded from, or ``None`` (none, or one the store did not hold).
+        data: the stored data (``None``: a new session).
+    """
+
+    def __init__(self, sid: str | None, data: Data | None) -> None:
+        super().__init__(data or {})
+        self.sid = sid if data is not None else None
+        self._original = copy.deepcopy(dict(self))
+        self.loaded = True
+        self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
+        self.cleared = False
+        self.regenerate_requested = False
+
+    def clear(self) -> None:
+        """Forget every key; at the end of the request, an empty session is deleted."""
+        super().clear()
+        self.cleared = True
+
+    def regenerate(self) -> None:
+        """Move this session to a new id at the end of the request (call it on login)."""
+        self.regenerate_requested = True
+
+    def mark_accessed(self) -> None:
+        """The app looked at the session (sliding expiry applies, ``Vary: Cookie`` is sent)."""
+        self.accessed = True
+
+    def changes(self) -> tuple[Data, frozenset[str]]:
+        """The top-level keys set to a new value, and the keys removed, since the load."""
+        return diff(self._original, self)
+
+
+def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:
+    """The keys of ``current`` new or different from ``original``, and the keys it lost."""
+    changed = {k: v for k, v in current.items() if k not in original or original[k] != v}
+    return changed, frozenset(original.keys() - current.keys())
+
+
+SessionState = ServerSession | DictSession
+
+
+class Action(enum.Enum):
+    """What the end of a request does to the store."""
+
+    NOTHING = "nothing"  # untouched, or new and still empty
+    TOUCH = "touch"  # read, unchanged: restart the TTL (if sliding)
+    WRITE = "write"  # merge the changes into the stored session (or create it)
+    MOVE = "move"  # regenerate: the merged data under a new id, the old id deleted
+    DELETE = "delete"  # cleared to nothing: delete, expire the cookie
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decision for one request (see :func:`plan_commit`)."""
+
+    action: Action
+    changed: Data = field(default_factory=dict)
+    removed: frozenset[str] = frozenset()
+    replace: bool = False  # the session was cleared: the stored keys not in ``changed`` go
+
+    def merge(self, existing: bool) -> Callable[[Data | None], Data | None]:
+        """The ``update`` function applying this plan (see :func:`merge_changes`)."""
+        return lambda current: merge_changes(
+            current, self.changed, self.removed, replace=self.replace, existing=existing
+        )
+
+
+def plan_commit(session: SessionState, *, sliding: bool = True) -> Plan:
+    """What to do with ``session`` once the app is done with it."""
+    if not session.loaded:
+        return Plan(Action.NOTHING)
+    changed, removed = session.changes()
+    touched = changed or removed or session.cleared or session.regenerate_requested
+    if not touched and not session.accessed:
+        return Plan(Action.NOTHING)
+    if (session.cleared or removed) and not len(session):  # emptied: logout
+        return Plan(Action.DELETE if session.sid is not None else Action.NOTHING)
+    replace = session.cleared
+    if session.regenerate_requested:
+        return Plan(Action.MOVE, changed, removed, replace)
+    if session.sid is None:
+        return Plan(Action.WRITE, changed, removed, replace) if changed else Plan(Action.NOTHING)
+    if changed or removed:
+        return Plan(Action.WRITE, changed, removed, replace)
+    return Plan(Action.TOUCH if sliding else Action.NOTHING)
+
+
+def merge_changes(
+    current: Data | None,
+    changed: Data,
+    removed: frozenset[str],
+    *,
+    replace: bool = False,
+    existing: bool = True,
+) -> Data | None:
+    """The stored session after a request's changes: ``current`` less ``removed``, plus
+    ``changed`` (only ``changed`` if ``replace``). ``None`` (write nothing) when an existing
+    session is gone from the store meanwhile: a concurrent logout is not undone."""
+    if current is None and existing:
+        return None
+    base = {} if replace or current is None else current
+    merged = {k: v for k, v in base.items() if k not in removed}
+    merged.update(changed)
+    return merged
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a commit did: the id the cookie must carry now (``None``: expire the cookie, or
+    leave it alone when ``action`` is NOTHING) and the action taken."""
+
+    sid: str | None
+    action: Action
+
+
+def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
+    return Outcome(sid, plan.action) if result is not None else Outcome(None, Action.DELETE)
+
+
+def commit(
+    store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
+) -> Outcome:
+    """Apply :func:`plan_commit`'s decision through a sync store."""
+    plan = plan_commit(session, sliding=sliding)
+    sid = session.sid
+    if plan.action is Action.NOTHING:
+        return Outcome(sid, plan.action)
+    if plan.action is Action.DELETE:
+        assert sid is not None
+        store.delete(sid)
+        return Outcome(None, plan.action)
+    if plan.action is Action.TOUCH:
+        assert sid is not None
+        return Outcome(sid, plan.action) if store.touch(sid, ttl) else Outcome(None, Action.DELETE)
+    if plan.action is Action.WRITE:
+        existing = sid is not None
+        sid = sid or new_session_id()
+        return _written(plan, sid, store.update(sid, plan.merge(existing), ttl))
+    # MOVE: the merged data under a fresh id (created only if absent), then the old id goes
+    old = sid
+    data = merge_changes(
+        store.load(old) if old else None,
+        plan.changed,
+        plan.removed,
+        replace=plan.replace,
+        existing=False,
+    )
+    new = new_session_id()
+    store.update(new, lambda current: data, ttl)
+    if old is not None:
+        store.delete(old)
+    return Outcome(new, plan.action)
+
+
+async def acommit(
+    store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
+) -> Outcome:
+    """Apply :func:`plan_commit`'s decision through an async store."""
+    plan = plan_commit(session, sliding=sliding)
+    sid = session.sid
+    if plan.action is Action.NOTHING:
+        return Outcome(sid, plan.action)
+    if plan.action is Action.DELETE:
+        assert sid is not None
+        await store.delete(sid)
+        return Outcome(None, plan.action)
+    if plan.action is Action.TOUCH:
+        assert sid is not None
+        alive = await store.touch(sid, ttl)
+        return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
+    if plan.action is Action.WRITE:
+        existing = sid is not None
+        sid = sid or new_session_id()
+        return _written(plan, sid, await store.update(sid, plan.merge(existing), ttl))
+    old = sid
+    data = merge_changes(
+        await store.load(old) if old else None,
+        plan.changed,
+        plan.removed,
+        replace=plan.replace,
+        existing=False,
+    )
+    new = new_session_id()
+    await store.update(new, lambda current: data, ttl)
+    if old is not None:
+        await store.delete(old)
+    return Outcome(new, plan.action)

@@ -1,0 +1,198 @@
+"""AsyncSessionStore: the sync store's API as coroutines, on real backends, sharing its rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from session_store import ConfigurationError, ConflictError, SerializationError, SessionStore
+from session_store.aio import AsyncMemoryBackend, AsyncSessionStore, open_async_backend
+from session_store.codec import Codec
+from session_store.schema import EnhancedSessionData
+from session_store_redis.testing import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def redis_store(
+    redis_server: RedisServer, redis_namespace: str
+) -> AsyncIterator[AsyncSessionStore[dict[str, Any]]]:
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+        open_async_backend(redis_server.url, prefix=redis_namespace), dict, ttl=600
+    )
+    yield store
+    await store.backend.aclose()
+
+
+async def test_every_method(redis_store: AsyncSessionStore[dict[str, Any]]) -> None:
+    s = redis_store
+    assert await s.load("u1") is None
+    assert await s.save("u1", {"a": 1}) == {"a": 1}
+    assert await s.load("u1") == {"a": 1}
+    assert await s.exists("u1") and not await s.exists("u2")
+    await s.save_many({"u2": {"b": 2}, "u3": {"c": 3}}, ttl=60)
+    assert await s.load_many(["u1", "u2", "nobody"]) == {"u1": {"a": 1}, "u2": {"b": 2}}
+    assert sorted([k async for k in s.keys("")]) == ["u1", "u2", "u3"]
+    assert sorted([k async for k in s.keys("u")]) == ["u1", "u2", "u3"]
+    assert await s.touch("u1", 30) is True
+    ttl = await s.backend.ttl("u1")
+    assert ttl is not None and 0 < ttl <= 30
+    assert await s.update("u1", lambda cur: {**(cur or {}), "n": 1}) == {"a": 1, "n": 1}
+    assert await s.update("u1", lambda cur: None) == {"a": 1, "n": 1}  # None writes nothing
+    assert await s.delete("u1") is True
+    assert await s.delete("u1") is False
+    assert await s.touch("u1") is False
+
+
+async def test_sync_and_async_stores_read_each_others_sessions(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """One codec, one key layout: what one API writes the other reads, both directions."""
+    url = redis_server.url_for(prefix=redis_namespace)
+    sync: SessionStore[EnhancedSessionData] = SessionStore(url, EnhancedSessionData)
+    aio: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(url, EnhancedSessionData)
+    try:
+        written = sync.save("s", EnhancedSessionData("s", document_summary="from sync"))
+        assert await aio.load("s") == written
+        back = await aio.save("a", EnhancedSessionData("a", document_summary="from async"))
+        assert sync.load("a") == back
+        assert await aio.backend.get("a") == sync.backend.get("a")
+    finally:
+        sync.close()
+        await aio.aclose()
+
+
+async def test_rules_are_the_sync_stores(redis_store: AsyncSessionStore[dict[str, Any]]) -> None:
+    typed: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(
+        AsyncMemoryBackend(), EnhancedSessionData, codec=Codec(encryption=None)
+    )
+    with pytest.raises(SerializationError):
+        await typed.save("k", {"not": "a data room"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        await redis_store.save("k", {}, ttl=0)
+    with pytest.raises(ConfigurationError):
+        AsyncSessionStore(AsyncMemoryBackend(), dict, ttl=-1)
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    saved = await typed.save("u", EnhancedSessionData("u", last_accessed=old))
+    assert saved.last_accessed > old  # stamped, as the sync store does
+
+
+async def test_reads_never_write_and_touch_on_load_keeps_the_payload() -> None:
+    """As the sync store (issue 12): a load never rewrites the session, however old its
+    ``last_accessed``; ``touch_on_load`` restarts the expiry without rewriting it."""
+    backend = AsyncMemoryBackend()
+    store: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(
+        backend, EnhancedSessionData, codec=Codec(encryption=None), access_interval=60
+    )
+    stale = EnhancedSessionData("u", last_accessed=datetime.now(UTC) - timedelta(hours=1))
+    payload = store.codec.encode("u", stale)
+    await backend.set("u", payload, ttl=30)
+    writes = backend.counters.get("writes")
+    loaded = await store.load("u")
+    assert loaded is not None and loaded.last_accessed == stale.last_accessed
+    assert backend.counters.get("writes") == writes and await backend.get("u") == payload
+    touching: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(
+        backend, EnhancedSessionData, codec=Codec(encryption=None), touch_on_load=True, ttl=300
+    )
+    assert await touching.load("u") is not None
+    left = await backend.ttl("u")
+    assert left is not None and 30 < left <= 300 and await backend.get("u") == payload
+
+
+async def test_concurrent_updates_lose_nothing(
+    redis_store: AsyncSessionStore[dict[str, Any]],
+) -> None:
+    """50 tasks, one session, each adds its own key through update: all 50 land."""
+
+    async def add(i: int) -> None:
+        await redis_store.update("shared", lambda cur: {**(cur or {}), f"k{i}": i})
+
+    await asyncio.gather(*(add(i) for i in range(50)))
+    assert await redis_store.load("shared") == {f"k{i}": i for i in range(50)}
+
+
+async def test_update_gives_up_with_conflict_error() -> None:
+    backend = AsyncMemoryBackend()
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(backend, dict, update_timeout=0.05)
+    await store.save("k", {"n": 0})
+
+    def meddle(cur: dict[str, Any] | None) -> dict[str, Any]:
+        backend.sync.set("k", store.codec.encode("k", {"n": -1}))  # another writer, every time
+        return {"n": 1}
+
+    with pytest.raises(ConflictError):
+        await store.update("k", meddle)
+    assert await store.load("k") == {"n": -1}
+
+
+@pytest.fixture(params=["redis", "diskcache"])
+async def any_store(
+    request: pytest.FixtureRequest, redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+) -> AsyncIterator[AsyncSessionStore[dict[str, Any]]]:
+    if request.param == "redis":
+        url = redis_server.url_for(prefix=redis_namespace)
+    else:
+        url = f"diskcache://{tmp_path / 'sessions'}"
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(url, dict)
+    yield store
+    await store.aclose()
+
+
+async def test_cancel_mid_update_never_half_applies(
+    any_store: AsyncSessionStore[dict[str, Any]],
+) -> None:
+    """Cancel ``update`` once ``fn`` has run (its read is done), after 0, 1, 2, ... more
+    event-loop steps: so between the read and the compare-and-set, and at each step of the
+    write. Each time the session is exactly the old one or exactly the new one, and the store
+    keeps answering correctly (no reply left behind on a pooled connection).
+
+    (redis-py lets a command that has started finish even if its task is cancelled,
+    redis/redis-py#2666; a worker thread finishes its call too. Either way: whole or nothing.)"""
+    redis_store = any_store
+    outcomes: set[tuple[bool, bool]] = set()
+    for steps in range(12):
+        before: dict[str, Any] = {"cart": list(range(steps)), "owner": "me", "step": steps}
+        await redis_store.save("s", before)
+        after = {"cart": [*before["cart"], "new"], "owner": "me", "step": steps, "paid": True}
+        read_done = asyncio.Event()
+
+        def change(
+            cur: dict[str, Any] | None, done: asyncio.Event = read_done, new: Any = after
+        ) -> dict[str, Any]:
+            done.set()
+            return dict(new)
+
+        task = asyncio.ensure_future(redis_store.update("s", change))
+        await read_done.wait()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        cancelled = isinstance(
+            (await asyncio.gather(task, return_exceptions=True))[0], asyncio.CancelledError
+        )
+        stored = await redis_store.load("s")
+        assert stored in (before, after), f"half-applied after {steps} steps: {stored}"
+        outcomes.add((cancelled, stored == after))
+        probe: dict[str, Any] = {"steps": steps}
+        assert await redis_store.update("probe", partial(_replace, probe)) == probe
+    assert outcomes  # (cancelled?, written?) pairs seen; every one of them left a whole session
+
+
+async def test_open_async_backend_errors() -> None:
+    with pytest.raises(ConfigurationError, match="async chains"):
+        open_async_backend("memory:// | memory://")
+    with pytest.raises(ConfigurationError, match="no backend is installed"):
+        open_async_backend("nosuch://x")
+    with pytest.raises(ConfigurationError):
+        open_async_backend("memory://?max_entries=0")
+
+
+def _replace(new: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    return new

@@ -1,0 +1,57 @@
+"""Compression defaults (issue 17): a faster level, readable both ways, safe across threads."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from session_store.codec import Codec, ZstdStage
+
+
+def _codec(**stage: Any) -> Codec:
+    return Codec(encryption=None, compression=ZstdStage(**stage))
+
+
+def test_default_level_is_the_fast_one() -> None:
+    assert ZstdStage().level == 1
+    assert Codec(encryption=None).compression is not None  # compression stays on by default
+
+
+def test_payloads_read_back_whatever_level_wrote_them() -> None:
+    data = {"text": "revenue churn runway " * 400}
+    for writer, reader in [(1, 3), (3, 1), (1, 19), (19, 1)]:
+        payload = _codec(level=writer).encode("k", data)
+        assert _codec(level=reader).inspect(payload).stages == ("zstd",)
+        assert _codec(level=reader).decode("k", payload).obj == data
+    plain = Codec(encryption=None, compression=None).encode("k", data)
+    assert _codec().decode("k", plain).obj == data  # uncompressed payloads read too
+
+
+def test_changing_the_level_takes_effect() -> None:
+    stage = ZstdStage(threshold=0)
+    data = {"text": "a b c d e f g " * 2000}
+    fast = Codec(encryption=None, compression=stage).encode("k", data)
+    stage.level = 19
+    small = Codec(encryption=None, compression=stage).encode("k", data)
+    assert len(small) <= len(fast)
+    assert Codec(encryption=None).decode("k", small).obj == data
+
+
+def test_one_stage_shared_by_threads_compresses_correctly() -> None:
+    codec = _codec(threshold=0)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(200):
+                data = {"n": n, "i": i, "text": f"thread {n} item {i} " * 50}
+                assert codec.decode("k", codec.encode("k", data)).obj == data
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -1,0 +1,188 @@
+"""The primary of a real Sentinel set-up is paused (SIGSTOP) past the failover, then resumed,
+while several writer processes write; no acknowledged write may be lost, and writes must
+succeed again within 2 s of the promotion.
+
+This is the failure that kill -9 does not show: the old primary comes back *still believing it
+is the primary*, takes the writes that were waiting on its sockets and any a client keeps sending
+it, acknowledges them, and throws them all away when the sentinels turn it into a replica of the
+promoted one.
+
+Each test gets a set-up of its own: a primary, two replicas (so the promoted primary keeps one:
+``wait_replicas=1`` and ``min-replicas-to-write 1`` can be met after the failover), three
+sentinels (``down-after-milliseconds`` 1000), every data node with
+:data:`~session_store_redis.testing.sentinel.NO_LOSS_CONFIG`, the settings docs/scale-out.md
+gives for no loss. The writers are separate interpreters; each records every write it got an
+acknowledgement for (key, time); the checker reads them all back through a fresh backend once
+the old primary is a replica again.
+
+``SESSION_STORE_LONG_FAULTS=1`` pauses for 10 s after the promotion instead of 1 s and writes
+for longer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from session_store import open_backend
+from session_store_redis.testing import RedisSentinelSet
+from session_store_redis.testing.sentinel import NO_LOSS_CONFIG
+
+SentinelFactory = Callable[..., RedisSentinelSet]
+
+LONG = os.environ.get("SESSION_STORE_LONG_FAULTS") == "1"
+WRITERS = 3
+HOLD_AFTER_PROMOTION_S = 10.0 if LONG else 1.0  # the old primary stays paused this long
+WRITE_AFTER_RESUME_S = 10.0 if LONG else 3.0
+RECOVERY_BOUND_S = 2.0
+
+_WRITER = """
+    import sys, time
+    from session_store import BackendError, open_backend
+    url, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    backend = open_backend(url)
+    n = 0
+    with open(out, "w", buffering=1) as log:
+        print("ready", flush=True)
+        while not sys.stdin.closed:
+            import select
+            if select.select([sys.stdin], [], [], 0)[0]:
+                break  # the test says stop
+            key = f"{name}-{n}"
+            n += 1
+            try:
+                backend.set(key, key.encode())
+            except BackendError as exc:
+                log.write(f"err {time.time():.6f} {type(exc).__name__}\\n")
+                time.sleep(0.01)
+                continue
+            log.write(f"ok {time.time():.6f} {key}\\n")
+    backend.close()
+"""
+
+
+@dataclass
+class Writer:
+    process: subprocess.Popen[str]
+    log: Path
+
+    def history(self) -> tuple[list[tuple[float, str]], list[float]]:
+        """The acknowledged writes (time, key) and the failed attempts (time)."""
+        acked: list[tuple[float, str]] = []
+        failed: list[float] = []
+        for line in self.log.read_text().splitlines():
+            kind, when, *rest = line.split()
+            if kind == "ok":
+                acked.append((float(when), rest[0]))
+            else:
+                failed.append(float(when))
+        return acked, failed
+
+
+def _start_writers(url: str, directory: Path) -> list[Writer]:
+    writers = []
+    for index in range(WRITERS):
+        log = directory / f"writer-{index}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(_WRITER), url, f"w{index}", str(log)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        writers.append(Writer(process, log))
+    for writer in writers:
+        assert writer.process.stdout is not None
+        line = writer.process.stdout.readline().strip()
+        assert line == "ready", writer.process.communicate(timeout=30)[1]
+    return writers
+
+
+def _stop_writers(writers: list[Writer]) -> None:
+    for writer in writers:
+        assert writer.process.stdin is not None
+        writer.process.stdin.write("stop\n")
+        writer.process.stdin.flush()
+    for writer in writers:
+        _, err = writer.process.communicate(timeout=60)
+        assert writer.process.returncode == 0, err
+
+
+def _pause_past_failover(sentinels: RedisSentinelSet) -> tuple[float, float]:
+    """SIGSTOP the primary until a replica has been promoted and ``HOLD_AFTER_PROMOTION_S``
+    more, then SIGCONT; the wall-clock times of the promotion and the resume."""
+    old = sentinels.primary()
+    assert old.pid is not None
+    os.kill(old.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 30
+        while sentinels.primary() is old:
+            assert time.monotonic() < deadline, "the sentinels promoted no replica within 30 s"
+            time.sleep(0.01)
+        promoted = time.time()
+        time.sleep(HOLD_AFTER_PROMOTION_S)
+    finally:
+        os.kill(old.pid, signal.SIGCONT)
+    return promoted, time.time()
+
+
+def _run(sentinels: RedisSentinelSet, url: str, tmp_path: Path) -> None:
+    old = sentinels.primary()
+    writers = _start_writers(url, tmp_path)
+    try:
+        time.sleep(0.5)  # writing, connected to the primary
+        promoted, resumed = _pause_past_failover(sentinels)
+        time.sleep(WRITE_AFTER_RESUME_S)
+    finally:
+        _stop_writers(writers)
+    # The sentinels turn the old primary into a replica of the promoted one within their 10 s
+    # INFO period; an operator (here, the test) does it at once. Anything it took is then gone.
+    new = sentinels.primary()
+    raw = old.client()
+    try:
+        raw.replicaof("127.0.0.1", new.port)
+    finally:
+        raw.close()
+    sentinels.wait_healthy(30)
+
+    acked = [entry for writer in writers for entry in writer.history()[0]]
+    with open_backend(sentinels.url_for(prefix="p:")) as fresh:
+        found = fresh.get_many([key for _, key in acked])
+    lost = [(when, key) for when, key in acked if found.get(key) != key.encode()]
+    recovery = []
+    for writer in writers:
+        after = [when for when, key in writer.history()[0] if when > promoted and key in found]
+        recovery.append(min(after) - promoted if after else float("inf"))
+    lost_after_resume = sum(1 for when, _ in lost if when >= resumed)
+    print(
+        f"\n{len(lost):,} of {len(acked):,} acknowledged writes lost "
+        f"({lost_after_resume:,} acknowledged after the old primary resumed); "
+        f"surviving writes again {', '.join(f'{r:.2f}' for r in recovery)} s after the promotion"
+    )
+    assert not lost, f"{len(lost):,} of {len(acked):,} acknowledged writes lost"
+    assert max(recovery) < RECOVERY_BOUND_S, recovery
+
+
+@pytest.mark.slow
+def test_a_paused_primary_loses_no_acknowledged_write(
+    redis_sentinel_factory: SentinelFactory, tmp_path: Path
+) -> None:
+    sentinels = redis_sentinel_factory(replicas=2, server_config=NO_LOSS_CONFIG)
+    _run(sentinels, sentinels.url_for(prefix="p:"), tmp_path)
+
+
+@pytest.mark.slow
+def test_a_paused_primary_loses_no_write_acknowledged_by_a_replica(
+    redis_sentinel_factory: SentinelFactory, tmp_path: Path
+) -> None:
+    sentinels = redis_sentinel_factory(replicas=2, server_config=NO_LOSS_CONFIG)
+    _run(sentinels, sentinels.url_for(prefix="p:", wait_replicas="1"), tmp_path)

@@ -1,0 +1,212 @@
+"""The decoded-object near cache (issue 17): warm loads skip the decode, and what one caller
+does to a loaded object never reaches another load or the stored bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from session_store import MemoryBackend, SessionStore
+from session_store.codec import Codec
+from session_store.decoded import DecodedCache, estimated_size, snapshot_copy
+from session_store.schema import EnhancedSessionData, SchemaInfo, register_schema
+from session_store.testing.strategies import json_objects, sessions
+
+
+def _store(backend: MemoryBackend | None = None, **options: Any) -> SessionStore[Any]:
+    return SessionStore(
+        backend or MemoryBackend(),
+        EnhancedSessionData,
+        codec=Codec(encryption=None),
+        access_interval=None,
+        **options,
+    )
+
+
+class CountingCodec(Codec):
+    """A codec that counts its decodes."""
+
+    decodes = 0
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCodec.decodes += 1
+        return super().decode(*args, **kwargs)
+
+
+def test_a_warm_load_of_unchanged_bytes_does_not_decode() -> None:
+    codec = CountingCodec(encryption=None)
+    store: SessionStore[EnhancedSessionData] = SessionStore(
+        MemoryBackend(), EnhancedSessionData, codec=codec, access_interval=None
+    )
+    store.save("u", EnhancedSessionData("u", extra={"n": 1}))
+    CountingCodec.decodes = 0
+    for _ in range(5):
+        loaded = store.load("u")
+        assert loaded is not None and loaded.extra == {"n": 1}
+    assert CountingCodec.decodes == 0
+
+
+def test_other_bytes_are_decoded_again() -> None:
+    backend = MemoryBackend()
+    first, second = _store(backend), _store(backend)
+    first.save("u", EnhancedSessionData("u", extra={"v": 1}))
+    loaded = first.load("u")
+    assert loaded is not None and loaded.extra == {"v": 1}
+    stored = second.save("u", EnhancedSessionData("u", extra={"v": 2}))  # another writer
+    assert first.load("u") == stored
+    second.delete("u")
+    assert first.load("u") is None
+
+
+# -- isolation --------------------------------------------------------------------------------
+def _mutable_parts(value: Any) -> Iterator[Any]:
+    """Every dict, list and attrs instance reachable from ``value``."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            yield item
+            stack.extend(item)
+        elif attrs.has(type(item)):
+            yield item
+            stack.extend(getattr(item, a.name) for a in attrs.fields(type(item)))
+
+
+def _mutate(value: Any, data: st.DataObject) -> None:
+    """Change ``value`` in place somewhere: a key, an item, a field, at any depth."""
+    parts = list(_mutable_parts(value))
+    for _ in range(data.draw(st.integers(1, 3))):
+        part: Any = data.draw(st.sampled_from(parts))
+        if isinstance(part, dict):
+            part["mutated by a caller"] = data.draw(st.integers())
+        elif isinstance(part, list):
+            replace: bool = data.draw(st.booleans())
+            if part and replace:
+                part[0] = "mutated"
+            else:
+                part.append("mutated")
+        else:
+            name = data.draw(st.sampled_from([a.name for a in attrs.fields(type(part))]))
+            setattr(part, name, "mutated")
+
+
+@given(session=sessions(), data=st.data())
+def test_mutating_a_loaded_session_never_leaks(
+    session: EnhancedSessionData, data: st.DataObject
+) -> None:
+    store = _store()
+    saved = store.save("u", session)
+    expected = snapshot_copy(saved)
+    first = store.load("u")
+    assert first == expected
+    _mutate(first, data)
+    assert store.load("u") == expected  # another load: untouched
+    assert store.codec.decode("u", store.backend.get("u") or b"").obj == expected  # stored
+    _mutate(saved, data)  # what save returned, and what the caller passed in
+    _mutate(session, data)
+    assert store.load("u") == expected
+
+
+@given(legacy=json_objects(), data=st.data())
+def test_mutating_a_loaded_dict_session_never_leaks(
+    legacy: dict[str, Any], data: st.DataObject
+) -> None:
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        MemoryBackend(), dict, codec=Codec(encryption=None), access_interval=None
+    )
+    store.save("u", legacy)
+    expected = snapshot_copy(legacy)
+    loaded = store.load("u")
+    assert type(loaded) is dict and loaded == expected  # a real dict, as the legacy app had
+    _mutate(loaded, data)
+    _mutate(legacy, data)
+    assert store.load("u") == expected
+
+
+# -- frozen schemas are shared without a copy -------------------------------------------------
+@attrs.frozen
+class Badge:
+    label: str
+    earned: datetime
+
+
+@attrs.frozen
+class Profile:
+    user_id: str
+    badges: tuple[Badge, ...] = ()
+    score: float = 0.0
+
+
+PROFILE = SchemaInfo("test-frozen-profile", Profile, 1)
+
+
+def test_an_immutable_session_is_shared_and_a_mutable_one_copied() -> None:
+    register_schema(PROFILE)
+    store: SessionStore[Profile] = SessionStore(
+        MemoryBackend(), Profile, codec=Codec(encryption=None), access_interval=None
+    )
+    profile = Profile("u", (Badge("early", datetime(2026, 1, 1, tzinfo=UTC)),), 0.5)
+    store.save("u", profile)
+    assert store.load("u") is store.load("u") == profile
+    typed = _store()
+    typed.save("u", EnhancedSessionData("u"))
+    assert typed.load("u") is not typed.load("u")
+
+
+# -- bounds -----------------------------------------------------------------------------------
+def test_the_cache_is_bounded_in_bytes() -> None:
+    store = _store(decoded_cache_bytes=200_000)
+    for i in range(50):
+        store.save(f"u{i}", EnhancedSessionData(f"u{i}", extra={"text": "word " * 2000}))
+    cache = store._decoded
+    assert 0 < cache.size_bytes <= 200_000
+    assert cache.entry_count < 50
+    assert all(store.load(f"u{i}") is not None for i in range(50))  # misses decode
+
+
+def test_the_size_estimate_reads_the_zstd_frame_without_decoding() -> None:
+    codec = Codec(encryption=None)
+    payload = codec.encode("u", {"text": "word " * 2000})
+    assert codec.inspect(payload).stages == ("zstd",)
+    plain = Codec(encryption=None, compression=None).encode("u", {"text": "word " * 2000})
+    assert estimated_size(payload) == estimated_size(plain) == 2 * (len(plain) - 5)
+
+
+def test_zero_bytes_turns_it_off() -> None:
+    codec = CountingCodec(encryption=None)
+    store: SessionStore[EnhancedSessionData] = SessionStore(
+        MemoryBackend(),
+        EnhancedSessionData,
+        codec=codec,
+        access_interval=None,
+        decoded_cache_bytes=0,
+    )
+    store.save("u", EnhancedSessionData("u"))
+    CountingCodec.decodes = 0
+    store.load("u")
+    store.load("u")
+    assert CountingCodec.decodes == 2 and store._decoded.entry_count == 0
+
+
+@pytest.mark.parametrize("value", [{"a": [1, {"b": 2}]}, [[], {}], (1, [2])])
+def test_snapshot_copies_share_nothing_mutable(value: Any) -> None:
+    copied = snapshot_copy(value)
+    assert copied == value
+    assert {id(p) for p in _mutable_parts(copied)}.isdisjoint(id(p) for p in _mutable_parts(value))
+
+
+def test_the_cache_alone_evicts_least_recently_used_first() -> None:
+    cache = DecodedCache(max_bytes=10_000, max_entries=2)
+    for key in ("a", "b", "c"):
+        cache.put(key, b'{"k": 1}', {"k": key})
+    assert cache.entry_count == 2
+    assert cache.load("a", b'{"k": 1}', lambda k, d: "decoded") == "decoded"

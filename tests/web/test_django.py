@@ -1,0 +1,213 @@
+"""Django: SESSION_ENGINE = "session_store.django" behind Django's own SessionMiddleware."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import django
+import pytest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.test import Client, override_settings
+from django.urls import path
+
+import session_store.django as engine
+from session_store import MemoryBackend, SessionStore, open_backend
+from session_store_redis.testing import RedisServer
+from tests.web.support import SESSION_ID, RecordingBackend
+
+if not settings.configured:
+    settings.configure(
+        SECRET_KEY="tests-only",
+        ROOT_URLCONF=__name__,
+        ALLOWED_HOSTS=["testserver"],
+        INSTALLED_APPS=["django.contrib.sessions"],
+        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
+        SESSION_ENGINE="session_store.django",
+        SESSION_STORE_URL="memory://",
+        DATABASES={},
+        USE_TZ=True,
+    )
+    django.setup()
+
+
+def plain(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("no session here")
+
+
+def read(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"user": request.session.get("user"), "cart": request.session.get("cart")})
+
+
+def login(request: HttpRequest, user: str) -> HttpResponse:
+    request.session.cycle_key()  # what django.contrib.auth.login does
+    request.session["user"] = user
+    return HttpResponse("ok")
+
+
+def add(request: HttpRequest, item: str) -> HttpResponse:
+    request.session["cart"] = [*request.session.get("cart", []), item]
+    return HttpResponse("ok")
+
+
+def logout(request: HttpRequest) -> HttpResponse:
+    request.session.flush()  # what django.contrib.auth.logout does
+    return HttpResponse("ok")
+
+
+_barrier: threading.Barrier | None = None
+
+
+def change(request: HttpRequest, key: str) -> HttpResponse:
+    request.session.get("seed")
+    assert _barrier is not None
+    _barrier.wait()
+    request.session[key] = 1
+    return HttpResponse("ok")
+
+
+def seed(request: HttpRequest) -> HttpResponse:
+    request.session["seed"] = True
+    return HttpResponse("ok")
+
+
+def everything(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(dict(request.session.items()))
+
+
+urlpatterns = [
+    path("plain", plain),
+    path("read", read),
+    path("login/<str:user>", login),
+    path("cart/<str:item>", add),
+    path("logout", logout),
+    path("set/<str:key>", change),
+    path("seed", seed),
+    path("all", everything),
+]
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingBackend]:
+    """The engine's store for this test: a recording memory backend under a URL of its own."""
+    url = f"memory://?max_entries={10_000 + threading.get_ident() % 1000}"
+    backend = RecordingBackend(MemoryBackend())
+    engine._stores[url] = SessionStore(backend, dict)
+    with override_settings(SESSION_STORE_URL=url):
+        yield backend
+    del engine._stores[url]
+
+
+def sid(client: Client) -> str:
+    return str(client.cookies["sessionid"].value)
+
+
+def test_cookie_is_a_random_256_bit_id_httponly_lax(recorder: RecordingBackend) -> None:
+    client = Client()
+    response = client.post("/cart/book")
+    morsel = response.cookies["sessionid"]
+    assert SESSION_ID.fullmatch(morsel.value)
+    assert morsel["httponly"] and morsel["samesite"] == "Lax" and not morsel["secure"]
+    assert recorder.inner.get(morsel.value) is not None
+    with override_settings(SESSION_COOKIE_SECURE=True):
+        assert Client().post("/cart/book").cookies["sessionid"]["secure"]
+
+
+def test_ttl_is_session_cookie_age(recorder: RecordingBackend) -> None:
+    client = Client()
+    with override_settings(SESSION_COOKIE_AGE=600):
+        client.post("/cart/book")
+    left = recorder.inner.ttl(sid(client))
+    assert left is not None and 590 < left <= 600
+
+
+def test_untouched_and_read_only_requests(recorder: RecordingBackend) -> None:
+    client = Client()
+    client.post("/login/ann")
+    recorder.calls.clear()
+    client.get("/plain")
+    assert recorder.calls == []
+    assert client.get("/read").json() == {"user": "ann", "cart": None}
+    assert recorder.writes() == [] and "touch" not in recorder.names()
+
+
+def test_sliding_expiry_with_save_every_request(recorder: RecordingBackend) -> None:
+    client = Client()
+    with override_settings(SESSION_SAVE_EVERY_REQUEST=True, SESSION_COOKIE_AGE=600):
+        client.post("/cart/book")
+        key = sid(client)
+        recorder.inner.touch(key, 5)
+        recorder.calls.clear()
+        client.get("/read")
+    assert recorder.writes() == [] and "touch" in recorder.names()
+    left = recorder.inner.ttl(key)
+    assert left is not None and 590 < left <= 600
+
+
+def test_unknown_client_id_is_never_adopted(recorder: RecordingBackend) -> None:
+    client = Client()
+    planted = "C" * 43
+    client.cookies["sessionid"] = planted
+    client.post("/cart/book")
+    assert sid(client) != planted and recorder.inner.get(planted) is None
+    client.cookies["sessionid"] = "x" * 5000  # hostile: longer than any key, refused
+    assert client.get("/read").json() == {"user": None, "cart": None}
+
+
+def test_login_cycles_the_key_and_logout_deletes(recorder: RecordingBackend) -> None:
+    client = Client()
+    client.post("/cart/book")
+    first = sid(client)
+    client.post("/login/ann")
+    second = sid(client)
+    assert first != second and recorder.inner.get(first) is None
+    assert client.get("/read").json() == {"user": "ann", "cart": ["book"]}
+    client.post("/logout")
+    assert recorder.inner.get(second) is None
+    assert client.get("/read").json() == {"user": None, "cart": None}
+
+
+def run_concurrently() -> dict[str, Any]:
+    global _barrier
+    _barrier = threading.Barrier(2, timeout=10)
+    client = Client()
+    client.post("/seed")
+    cookie = sid(client)
+    statuses: list[int] = []
+
+    def hit(key: str) -> None:
+        other = Client()
+        other.cookies["sessionid"] = cookie
+        statuses.append(other.post(f"/set/{key}").status_code)
+
+    threads = [threading.Thread(target=hit, args=(key,)) for key in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200]
+    data: dict[str, Any] = client.get("/all").json()
+    return data
+
+
+def test_concurrent_requests_changing_different_keys_both_survive(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    url = redis_server.url_for(prefix=redis_namespace)
+    engine._stores[url] = SessionStore(open_backend(url), dict)
+    with override_settings(SESSION_STORE_URL=url):
+        assert run_concurrently() == {"seed": True, "a": 1, "b": 1}
+    engine._stores.pop(url).close()
+
+
+def test_djangos_cache_engine_loses_one_of_the_two_changes() -> None:
+    """The baseline: Django's cache engine writes the whole session, the later request wins."""
+    with override_settings(
+        SESSION_ENGINE="django.contrib.sessions.backends.cache",
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    ):
+        data = run_concurrently()
+    assert data["seed"] is True
+    assert ("a" in data) != ("b" in data), data

@@ -1,0 +1,231 @@
+"""Starlette / FastAPI: session_store.starlette.SessionMiddleware on real async stores."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from session_store import MemoryBackend
+from session_store.aio import AsyncSessionStore, ThreadedBackend, open_async_backend
+from session_store.starlette import DEFAULT_TTL, SessionMiddleware, regenerate_session
+from session_store_redis.testing import RedisServer
+from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes
+
+pytestmark = pytest.mark.anyio
+
+
+async def plain(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("no session here")
+
+
+async def read(request: Request) -> JSONResponse:
+    return JSONResponse({"user": request.session.get("user"), "cart": request.session.get("cart")})
+
+
+async def login(request: Request) -> PlainTextResponse:
+    regenerate_session(request)
+    request.session["user"] = request.path_params["user"]
+    return PlainTextResponse("ok")
+
+
+async def add(request: Request) -> PlainTextResponse:
+    request.session["cart"] = [*request.session.get("cart", []), request.path_params["item"]]
+    return PlainTextResponse("ok")
+
+
+async def logout(request: Request) -> PlainTextResponse:
+    request.session.clear()
+    return PlainTextResponse("ok")
+
+
+ROUTES = [
+    Route("/plain", plain),
+    Route("/read", read),
+    Route("/login/{user}", login, methods=["POST"]),
+    Route("/cart/{item}", add, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+]
+
+
+def make_app(**options: Any) -> tuple[Starlette, RecordingBackend]:
+    recorder = RecordingBackend(MemoryBackend())
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(ThreadedBackend(recorder), dict)
+    app = Starlette(
+        routes=ROUTES, middleware=[Middleware(SessionMiddleware, store=store, **options)]
+    )
+    return app, recorder
+
+
+def client_for(app: ASGIApp, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
+def set_cookie(response: httpx.Response) -> dict[str, str]:
+    headers = response.headers.get_list("set-cookie")
+    assert len(headers) == 1, headers
+    return cookie_attributes(headers[0])
+
+
+async def test_cookie_is_a_random_256_bit_id_httponly_lax() -> None:
+    app, recorder = make_app()
+    async with client_for(app) as client:
+        cookie = set_cookie(await client.post("/cart/book"))
+    assert SESSION_ID.fullmatch(cookie["value"])
+    assert "httponly" in cookie and cookie["samesite"] == "lax" and "secure" not in cookie
+    assert cookie["max-age"] == str(14 * 24 * 3600)
+    assert recorder.inner.get(cookie["value"]) is not None
+
+
+async def test_https_only_sets_secure() -> None:
+    app, _ = make_app(https_only=True)
+    async with client_for(app, "https://testserver") as client:
+        assert "secure" in set_cookie(await client.post("/cart/book"))
+
+
+async def test_session_cookie_setting_does_not_raise_and_still_expires() -> None:
+    """``max_age=None`` is Starlette's browser-session cookie: no Max-Age, and the server keeps
+    a TTL of its own (a session always expires)."""
+    app, recorder = make_app(max_age=None)
+    async with client_for(app) as client:
+        cookie = set_cookie(await client.post("/cart/book"))
+    assert "max-age" not in cookie and "expires" not in cookie
+    left = recorder.inner.ttl(cookie["value"])
+    assert left is not None and DEFAULT_TTL - 60 < left <= DEFAULT_TTL
+
+
+async def test_untouched_requests_cost_nothing_and_read_only_writes_nothing() -> None:
+    app, recorder = make_app()
+    async with client_for(app) as client:
+        assert (await client.get("/plain")).headers.get("set-cookie") is None
+        assert recorder.calls == []  # no cookie, no session: nothing at all
+        await client.post("/login/ann")
+        recorder.calls.clear()
+        response = await client.get("/plain")
+        assert recorder.writes() == [] and "touch" not in recorder.names()
+        assert response.headers.get("set-cookie") is None
+        recorder.calls.clear()
+        assert (await client.get("/read")).json() == {"user": "ann", "cart": None}
+        assert recorder.writes() == []
+        assert "touch" in recorder.names()  # sliding expiry without a payload write
+
+
+async def test_sliding_expiry_restarts_the_ttl() -> None:
+    app, recorder = make_app(max_age=600)
+    async with client_for(app) as client:
+        sid = set_cookie(await client.post("/cart/book"))["value"]
+        recorder.inner.touch(sid, 5)
+        await client.get("/read")
+    left = recorder.inner.ttl(sid)
+    assert left is not None and 590 < left <= 600
+
+
+async def test_unknown_client_id_is_never_adopted() -> None:
+    app, recorder = make_app()
+    planted = "B" * 43
+    async with client_for(app) as client:
+        client.cookies.set("session", planted)
+        cookie = set_cookie(await client.post("/cart/book"))
+    assert cookie["value"] != planted and recorder.inner.get(planted) is None
+
+
+async def test_login_regenerates_and_logout_deletes() -> None:
+    app, recorder = make_app()
+    async with client_for(app) as client:
+        first = set_cookie(await client.post("/cart/book"))["value"]
+        second = set_cookie(await client.post("/login/ann"))["value"]
+        assert first != second and recorder.inner.get(first) is None
+        assert (await client.get("/read")).json() == {"user": "ann", "cart": ["book"]}
+        expired = set_cookie(await client.post("/logout"))
+        assert expired["expires"].startswith("Thu, 01 Jan 1970")
+        assert recorder.inner.get(second) is None
+        assert (await client.get("/read")).json() == {"user": None, "cart": None}
+
+
+def interleaved_routes(load: Callable[[Request], Any] | None = None) -> list[Route]:
+    """``/a`` and ``/b`` both read the session, wait for each other, then change different keys."""
+    barrier = asyncio.Barrier(2)
+
+    async def change(request: Request) -> PlainTextResponse:
+        if load is not None:
+            await load(request)
+        request.session.get("seed")
+        await barrier.wait()
+        request.session[request.path_params["key"]] = 1
+        return PlainTextResponse("ok")
+
+    async def seed(request: Request) -> PlainTextResponse:
+        if load is not None:
+            await load(request)
+        request.session["seed"] = True
+        return PlainTextResponse("ok")
+
+    async def everything(request: Request) -> JSONResponse:
+        if load is not None:
+            await load(request)
+        return JSONResponse(dict(request.session))
+
+    return [
+        Route("/seed", seed, methods=["POST"]),
+        Route("/set/{key}", change, methods=["POST"]),
+        Route("/all", everything),
+    ]
+
+
+async def run_concurrently(app: ASGIApp) -> dict[str, Any]:
+    async with client_for(app) as client:
+        await client.post("/seed")
+        a, b = await asyncio.gather(client.post("/set/a"), client.post("/set/b"))
+        assert a.status_code == b.status_code == 200
+        data: dict[str, Any] = (await client.get("/all")).json()
+        return data
+
+
+@pytest.fixture
+async def redis_store(
+    redis_server: RedisServer, redis_namespace: str
+) -> AsyncIterator[AsyncSessionStore[dict[str, Any]]]:
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+        open_async_backend(redis_server.url, prefix=redis_namespace), dict
+    )
+    yield store
+    await store.backend.aclose()
+
+
+async def test_concurrent_requests_changing_different_keys_both_survive(
+    redis_store: AsyncSessionStore[dict[str, Any]],
+) -> None:
+    app = Starlette(
+        routes=interleaved_routes(), middleware=[Middleware(SessionMiddleware, store=redis_store)]
+    )
+    assert await run_concurrently(app) == {"seed": True, "a": 1, "b": 1}
+
+
+async def test_starsessions_loses_one_of_the_two_changes(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The baseline: starsessions writes the whole session back, the later request wins."""
+    import redis.asyncio
+    from starsessions import SessionMiddleware as StarSessions
+    from starsessions import load_session
+    from starsessions.stores.redis import RedisStore
+
+    connection = redis.asyncio.Redis(port=redis_server.port)
+    store = RedisStore(connection=connection, prefix=f"{redis_namespace}star:")
+    app = Starlette(
+        routes=interleaved_routes(load_session),
+        middleware=[Middleware(StarSessions, store=store, cookie_https_only=False, lifetime=600)],
+    )
+    data = await run_concurrently(app)
+    await connection.aclose()
+    assert data["seed"] is True
+    assert ("a" in data) != ("b" in data), data  # exactly one change was lost
