@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from session_store import keys as keys_module
 from session_store import backend_base
+from session_store import keys as keys_module
+from session_store.memory import MemoryBackend
 from session_store.plugin import (
     BackendBase,
     BackendConformance,
@@ -28,7 +29,6 @@ from session_store.plugin import (
     make_state_machine,
     trusted,
 )
-from session_store.memory import MemoryBackend
 
 
 class DictBackend(BackendBase):
