@@ -151,6 +151,8 @@ class BackendBase(SessionBackend):
         default_ttl: float | None = None,
         separator: str = SEPARATOR,
     ) -> None:
+        if not isinstance(getattr(self, "scope", None), Scope):
+            raise TypeError(f"{type(self).__name__} must declare its scope (a Scope)")
         self.namespace = Namespace(prefix, separator)
         self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
         self.counters = Counters()

@@ -282,3 +282,11 @@ def test_lock_compare_and_set_is_atomic_against_a_plain_write() -> None:
     assert backend.writer is not None
     backend.writer.join()
     assert backend.get("k") == b"theirs"
+
+
+def test_a_backend_without_scope_cannot_be_built() -> None:
+    class Unscoped(BackendBase):
+        pass
+
+    with pytest.raises(TypeError, match="scope"):
+        Unscoped()
