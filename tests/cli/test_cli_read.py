@@ -14,8 +14,8 @@ from session_store import SessionStore, open_backend
 from session_store.codec import AesGcmStage, Codec
 from session_store.samples import legacy_sessions
 from session_store.schema import EnhancedSessionData
-from session_store.stamps import session_bytes
 from session_store.schema.builtin import DATAROOM
+from session_store.stamps import session_bytes
 from session_store_redis.testing import RedisServer
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
