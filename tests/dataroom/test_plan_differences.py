@@ -5,6 +5,7 @@ the plan-style code work on ours. Test names match the page's sections."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -217,7 +218,7 @@ def test_market_research_falls_back_to_the_legacy_key(plain_env: Path) -> None:
     assert shown == LEGACY["market_research"]
 
 
-def test_vision_summary_none_adds_nothing(plain_env: Path) -> None:
+def test_a_none_vision_summary_adds_nothing(plain_env: Path) -> None:
     """A result with vision extractions and ``vision_processing_summary=None`` (the
     dataclass default) makes the plan's ``get_vision_specific_data`` raise; ours adds 0."""
     result: dict[str, Any] = {
@@ -273,7 +274,7 @@ def test_redis_enabled_means_configured(plain_env: Path, monkeypatch: pytest.Mon
         assert ours.redis_enabled is True
 
 
-def test_fractional_ttl_hours(plain_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fractional_session_ttl_hours(plain_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``SESSION_TTL_HOURS=1.5`` stops the plan at start-up (``int('1.5')``); ours takes it."""
     monkeypatch.setenv("SESSION_TTL_HOURS", "1.5")
     with pytest.raises(ValueError, match="invalid literal"):
@@ -282,7 +283,7 @@ def test_fractional_ttl_hours(plain_env: Path, monkeypatch: pytest.MonkeyPatch) 
         assert ours.session_ttl_hours == 1.5 and ours.store.ttl == 5400
 
 
-def test_int_user_ids_share_a_session_with_their_text(plain_env: Path) -> None:
+def test_integer_user_ids_share_a_session_with_their_text(plain_env: Path) -> None:
     """In the plan's dicts ``123`` and ``"123"`` are two sessions, and ``session.user_id`` is
     whatever was passed. Ours are one session (keys are text): ``session.user_id`` is
     ``"123"``, iteration yields ``"123"``; the analysis echoes the id asked for, as the plan's
@@ -306,9 +307,21 @@ def test_int_user_ids_share_a_session_with_their_text(plain_env: Path) -> None:
         )
 
 
-def test_store_returns_the_stored_session(plain_env: Path) -> None:
+def test_store_enhanced_session_returns_the_stored_session(plain_env: Path) -> None:
     """The plan's ``store_enhanced_session`` returns ``None``; ours returns what was stored.
     Change: none."""
     assert plan.EnhancedSessionManager().store_enhanced_session("U1", {}) is None  # type: ignore[func-returns-value]
     with EnhancedSessionManager() as ours:
         assert ours.store_enhanced_session("U1", {}).user_id == "U1"
+
+
+def test_every_documented_difference_has_its_side_by_side_test() -> None:
+    """docs/migrating-from-plan.md and this module stay in step: one test per section."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "migrating-from-plan.md"
+    text = page.read_text()
+    differences = text[text.index("## Deliberate differences") : text.index("## Redis during")]
+    titles = re.findall(r"^### (.+)$", differences, re.M)
+    assert len(titles) >= 15
+    for title in titles:
+        slug = re.sub(r"[^a-z0-9]+", "_", title.lower().replace("`", "").replace("'", ""))
+        assert callable(globals().get(f"test_{slug.strip('_')}")), title
