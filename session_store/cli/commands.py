@@ -19,6 +19,7 @@ from session_store.cli.common import (
     TierRead,
     console,
     echo_json,
+    live_keys,
     make_codec,
     opened,
     read_first,
@@ -101,7 +102,7 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
     target = resolve_url(url)
     validate_scan_prefix(prefix)
     with opened(target) as backend:
-        keys = sorted(backend.scan(prefix))
+        keys = sorted(live_keys(backend, backend.scan(prefix)))  # no chain tombstones
         if limit is not None:
             keys = keys[:limit]
         if not long_:
@@ -312,7 +313,10 @@ def copy(
     validate_scan_prefix(prefix)
     counts = {"copied": 0, "skipped": 0, "vanished": 0}
     with opened(source) as src, opened(target) as dst:
-        keys = sorted(src.scan(prefix))
+        listing = src.scan(prefix)
+        keys = sorted(listing)
+        # False when the source says its listing could not be proven complete (a resharding)
+        complete = getattr(listing, "complete", None) is not False
         show = sys.stderr.isatty() if progress is None else progress
         with ProgressBar(show, len(keys), "copy") as advance:
             for key in keys:
@@ -331,9 +335,17 @@ def copy(
                 advance()
         shown = f"{src.describe()} -> {dst.describe()}"
     if as_json:
-        echo_json({**counts, "source": redact_url(source), "destination": redact_url(target)})
+        echo_json(
+            {
+                **counts,
+                "complete": complete,
+                "source": redact_url(source),
+                "destination": redact_url(target),
+            }
+        )
     else:
         click.echo(
             f"copied {counts['copied']}, skipped {counts['skipped']}, "
             f"vanished {counts['vanished']} ({shown})"
+            + ("" if complete else "; INCOMPLETE: the source listing was not proven complete")
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn
@@ -200,6 +200,26 @@ def tiers_of(backend: SessionBackend) -> list[SessionBackend]:
     from session_store.tiered import TieredBackend
 
     return list(backend.tiers) if isinstance(backend, TieredBackend) else [backend]
+
+
+def live_keys(backend: SessionBackend, keys: Iterable[str]) -> Iterator[str]:
+    """``keys`` without a chain's tombstones (a chain filters them itself; one tier of a chain,
+    read alone, holds them: they are deleted sessions, not sessions)."""
+    from session_store.tiered import TieredBackend
+
+    if isinstance(backend, TieredBackend):
+        yield from keys
+        return
+    batch: list[str] = []
+    for key in [*keys, None]:
+        if key is not None:
+            batch.append(key)
+            if len(batch) < 500:
+                continue
+        if batch:
+            found = backend.get_many(batch)
+            yield from (k for k in batch if k in found and session_bytes(found[k]) is not None)
+        batch = []
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,16 @@ runtime package: ``pytest_plugins = ["session_store_redis.testing.plugin"]`` in 
 from session_store_redis.backend import RedisBackend, RedisBackendBase
 from session_store_redis.client import RedisConfig, parse_config
 from session_store_redis.cluster import RedisClusterBackend
+from session_store_redis.listing import ClusterListing, ListingIncompleteWarning
 from session_store_redis.sentinel import RedisSentinelBackend
+from session_store_redis.sentinel_follow import PrimaryTracker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClusterListing",
+    "ListingIncompleteWarning",
+    "PrimaryTracker",
     "RedisBackend",
     "RedisBackendBase",
     "RedisClusterBackend",
