@@ -33,6 +33,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,36 @@ def _wait_serving(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise TimeoutError(f"{url} did not answer in {timeout} s")
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its direct children (a
+    gunicorn worker), read from ``/proc``: the server's cost, whatever else the machine runs."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+@dataclass
+class Server:
+    """A contender's server process."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def serving(framework: str, kind: str, redis_url: str) -> Iterator[str]:
-    """A server process for one contender; yields its base URL, stops it by its pid."""
+def serving(framework: str, kind: str, redis_url: str) -> Iterator[Server]:
+    """A server process for one contender; yields it, stops it by its pid."""
     port = _free_port()
     bin_dir = Path(sys.executable).parent
     if framework == "flask":
@@ -165,7 +193,7 @@ def serving(framework: str, kind: str, redis_url: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_serving(url, process)
-        yield url
+        yield Server(url, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -177,13 +205,16 @@ def _new_session(url: str) -> str:
         cookie = response.headers.get("Set-Cookie")
     if not cookie:
         raise RuntimeError(f"{url} set no session cookie")
-    return cookie.split(";", 1)[0]
+    return str(cookie).split(";", 1)[0]
 
 
-def requests_per_second(url: str, seconds: float, script: Path) -> float:
-    """``wrk`` on ``url`` for ``seconds``, one session per connection; the requests per second
-    (errors and non-2xx responses make it fail)."""
+def load(server: Server, seconds: float, script: Path) -> tuple[float, float]:
+    """``wrk`` on the server for ``seconds``, one session per connection: the requests per
+    second, and the server's CPU microseconds per request (errors and non-2xx responses make
+    it fail)."""
+    url = server.url
     cookies = [_new_session(url) for _ in range(CONNECTIONS)]
+    cpu_before = cpu_seconds(server.pid)
     result = subprocess.run(
         ["wrk", f"-t{CONNECTIONS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "-s", str(script),
          url, "--", *cookies],
@@ -191,17 +222,21 @@ def requests_per_second(url: str, seconds: float, script: Path) -> float:
     )  # fmt: skip
     if "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
         raise RuntimeError(f"wrk saw errors:\n{result.stdout}")
+    cpu = cpu_seconds(server.pid) - cpu_before
     match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-    if match is None:
-        raise RuntimeError(f"no Requests/sec in wrk's output:\n{result.stdout}")
-    return float(match.group(1))
+    total = re.search(r"(\d+) requests in", result.stdout)
+    if match is None or total is None:
+        raise RuntimeError(f"no request counts in wrk's output:\n{result.stdout}")
+    return float(match.group(1)), cpu / max(1, int(total.group(1))) * 1e6
 
 
 def compare(
     framework: str, ours: str, peer: str, redis_url: str, rounds: int, seconds: float
-) -> dict[str, list[float]]:
-    """Requests/s of each contender per round, the order alternating."""
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Requests/s and server CPU us/request of each contender per round, the order
+    alternating."""
     samples: dict[str, list[float]] = {ours: [], peer: []}
+    cpu: dict[str, list[float]] = {ours: [], peer: []}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "sessions.lua"
         script.write_text(_LUA, encoding="utf-8")
@@ -209,14 +244,16 @@ def compare(
             serving(framework, "ours", redis_url) as ours_url,
             serving(framework, peer, redis_url) as peer_url,
         ):
-            urls = {ours: ours_url, peer: peer_url}
+            servers = {ours: ours_url, peer: peer_url}
             for name in (ours, peer):  # warm-up
-                requests_per_second(urls[name], 1, script)
+                load(servers[name], 1, script)
             for index in range(rounds):
                 order = [ours, peer] if index % 2 == 0 else [peer, ours]
                 for name in order:
-                    samples[name].append(requests_per_second(urls[name], seconds, script))
-    return samples
+                    rate, per_request = load(servers[name], seconds, script)
+                    samples[name].append(rate)
+                    cpu[name].append(per_request)
+    return samples, cpu
 
 
 # -- the async store against the sync store -------------------------------------------------------
@@ -284,12 +321,12 @@ def report(quick: bool = False) -> str:
 
     if shutil.which("wrk") is None:
         return "### Web sessions (bench_web)\n\nnot run: `wrk` is not installed\n"
-    rounds, seconds = (2, 1.0) if quick else (5, 3.0)
+    rounds, seconds = (2, 1.0) if quick else (8, 2.0)
     server = RedisServer(directory=Path(tempfile.mkdtemp(prefix="bench-web-"))).start()
     try:
         url = server.url_for()
-        flask = compare("flask", "ours", "flask-session", url, rounds, seconds)
-        star = compare("starlette", "ours", "starsessions", url, rounds, seconds)
+        flask, flask_cpu = compare("flask", "ours", "flask-session", url, rounds, seconds)
+        star, star_cpu = compare("starlette", "ours", "starsessions", url, rounds, seconds)
         stores = store_ratio(url, rounds, 300 if quick else 2000)
     finally:
         server.stop()
@@ -297,11 +334,17 @@ def report(quick: bool = False) -> str:
         ["Flask (gunicorn gthread x4)", "Flask-Session",
          f"{statistics.median(flask['ours']):,.0f}",
          f"{statistics.median(flask['flask-session']):,.0f}",
-         f"{_ratio(flask, 'ours', 'flask-session'):.2f}", ">= 1"],
+         f"{_ratio(flask, 'ours', 'flask-session'):.2f}",
+         f"{statistics.median(flask_cpu['ours']):,.0f} / "
+         f"{statistics.median(flask_cpu['flask-session']):,.0f}",
+         f"{_ratio(flask_cpu, 'flask-session', 'ours'):.2f}", ">= 1"],
         ["Starlette (uvicorn)", "starsessions",
          f"{statistics.median(star['ours']):,.0f}",
          f"{statistics.median(star['starsessions']):,.0f}",
-         f"{_ratio(star, 'ours', 'starsessions'):.2f}", ">= 1"],
+         f"{_ratio(star, 'ours', 'starsessions'):.2f}",
+         f"{statistics.median(star_cpu['ours']):,.0f} / "
+         f"{statistics.median(star_cpu['starsessions']):,.0f}",
+         f"{_ratio(star_cpu, 'starsessions', 'ours'):.2f}", ">= 1"],
     ]  # fmt: skip
     store_rows = [
         [f"async ({name}) / sync", f"{ratio:.2f}", "<= 1.2"]
@@ -315,8 +358,20 @@ def report(quick: bool = False) -> str:
         f"`wrk -t{CONNECTIONS} -c{CONNECTIONS}` on loopback, one session per connection, "
         f"{rounds} alternating rounds of {seconds:g} s; one redis-server for all.\n\n"
         + markdown_table(
-            rows, ["app and server", "peer", "ours req/s", "peer req/s", "ours / peer", "goal"]
+            rows,
+            [
+                "app and server",
+                "peer",
+                "ours req/s",
+                "peer req/s",
+                "req/s ours / peer",
+                "server CPU us/request ours / peer",
+                "CPU peer / ours",
+                "goal (both ratios)",
+            ],
         )
+        + "\n\nThe server's CPU per request (``/proc``, the server process and its workers) does "
+        "not depend on what else the machine runs; requests/s does, and this machine is shared."
         + "\n\nThe async store against the sync store, `save` + `load` of the same session "
         f"(sync: {stores['sync_us']:.0f} us per pair):\n\n"
         + markdown_table(store_rows, ["time ratio", "value", "goal"])

@@ -25,7 +25,7 @@ import copy
 import enum
 import re
 import secrets
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Generator, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
@@ -48,6 +48,7 @@ __all__ = [
     "acommit",
     "aread_session",
     "commit",
+    "commit_steps",
     "diff",
     "is_session_id",
     "merge_changes",
@@ -338,67 +339,77 @@ def _first_try(
     return session.sid, store._prepare(session.sid, merged)[1], session.stored.token
 
 
-def commit(
-    store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
-) -> Outcome:
-    """Apply :func:`plan_commit`'s decision through a sync store."""
+#: One store call the commit needs: the method's name (``set_if`` goes to the store's backend)
+#: and its arguments. The commit's decisions are a generator of these, so the sync and the
+#: async integrations run the very same steps, one with calls and one with awaits.
+Call = tuple[str, tuple[Any, ...]]
+Steps = Generator[Call, Any, Outcome]
+
+
+def commit_steps(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    session: SessionState,
+    ttl: float | None,
+    sliding: bool = True,
+) -> Steps:
+    """The store calls that apply :func:`plan_commit`'s decision; each yields a :data:`Call`
+    and receives its result. Returns the :class:`Outcome`."""
     plan = plan_commit(session, sliding=sliding)
     sid = session.sid
     if plan.action is Action.NOTHING:
         return Outcome(sid, plan.action)
     if plan.action is Action.DELETE:
-        assert sid is not None
-        store.delete(sid)
+        yield "delete", (sid,)
         return Outcome(None, plan.action)
     if plan.action is Action.TOUCH:
-        assert sid is not None
-        return Outcome(sid, plan.action) if store.touch(sid, ttl) else Outcome(None, Action.DELETE)
+        alive = yield "touch", (sid, ttl)
+        return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
     if plan.action is Action.WRITE:
         first = _first_try(store, plan, session)  # nobody wrote since our read: one round trip
-        if first is not None and store.backend.set_if(*first, store._ttl(ttl)):
+        if first is not None and (yield "set_if", (*first, store._ttl(ttl))):
             return Outcome(first[0], plan.action)
         existing = sid is not None
         sid = sid or new_session_id()
-        return _written(plan, sid, store.update(sid, plan.merge(existing), ttl))
+        return _written(plan, sid, (yield "update", (sid, plan.merge(existing), ttl)))
     # MOVE: the merged data under a fresh id (created only if absent), then the old id goes
-    old = sid
     base = session.stored.data if session.stored is not None else None
     data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
     new = new_session_id()
-    store.update(new, lambda current: data, ttl)
-    if old is not None:
-        store.delete(old)
+    yield "update", (new, lambda current: data, ttl)
+    if sid is not None:
+        yield "delete", (sid,)
     return Outcome(new, plan.action)
+
+
+def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:
+    return getattr(store.backend if name == "set_if" else store, name)
+
+
+def commit(
+    store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
+) -> Outcome:
+    """Apply :func:`plan_commit`'s decision through a sync store."""
+    steps = commit_steps(store, session, ttl, sliding)
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = _target(store, name)(*args)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome
 
 
 async def acommit(
     store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through an async store."""
-    plan = plan_commit(session, sliding=sliding)
-    sid = session.sid
-    if plan.action is Action.NOTHING:
-        return Outcome(sid, plan.action)
-    if plan.action is Action.DELETE:
-        assert sid is not None
-        await store.delete(sid)
-        return Outcome(None, plan.action)
-    if plan.action is Action.TOUCH:
-        assert sid is not None
-        alive = await store.touch(sid, ttl)
-        return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
-    if plan.action is Action.WRITE:
-        first = _first_try(store, plan, session)  # nobody wrote since our read: one round trip
-        if first is not None and await store.backend.set_if(*first, store._ttl(ttl)):
-            return Outcome(first[0], plan.action)
-        existing = sid is not None
-        sid = sid or new_session_id()
-        return _written(plan, sid, await store.update(sid, plan.merge(existing), ttl))
-    old = sid
-    base = session.stored.data if session.stored is not None else None
-    data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
-    new = new_session_id()
-    await store.update(new, lambda current: data, ttl)
-    if old is not None:
-        await store.delete(old)
-    return Outcome(new, plan.action)
+    steps = commit_steps(store, session, ttl, sliding)
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = await _target(store, name)(*args)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome

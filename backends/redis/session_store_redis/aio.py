@@ -25,7 +25,6 @@ from functools import partial
 from typing import Any, Protocol, Self, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
@@ -56,40 +55,10 @@ from session_store_redis.urls import parse_multi_host_url
 __all__ = [
     "AsyncRedisBackend",
     "AsyncRedisSentinelBackend",
-    "build_async_client",
     "build_async_sentinel_client",
 ]
 
 _FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError)
-
-
-def build_async_client(config: RedisConfig) -> aioredis.Redis:
-    """An asyncio client over a new blocking pool for ``config`` (the sync client's settings)."""
-    kwargs: dict[str, Any] = {
-        "host": config.host,
-        "port": config.port,
-        "db": config.db,
-        "username": config.username,
-        "password": config.password,
-        "socket_connect_timeout": config.socket_connect_timeout,
-        "socket_timeout": config.socket_timeout,
-        "socket_keepalive": True,
-        "retry": Retry(NoBackoff(), 0),  # the backend retries whole operations, as the sync one
-        "health_check_interval": config.health_check_interval,
-        "protocol": 2,
-        "socket_read_size": 65536,
-    }
-    connection_class: type[Connection] = Connection
-    if config.tls:
-        connection_class = SSLConnection
-        kwargs.update(config.ssl)
-    pool = aioredis.BlockingConnectionPool(
-        max_connections=config.max_connections,
-        timeout=config.pool_timeout,
-        connection_class=connection_class,
-        **kwargs,
-    )
-    return aioredis.Redis(connection_pool=pool)
 
 
 class Driver(Protocol):
