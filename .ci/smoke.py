@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tempfile
 from importlib.resources import files
 from pathlib import Path
@@ -30,5 +31,12 @@ with tempfile.TemporaryDirectory() as tmp:
     chain.set("smoke", b"ok", ttl=60)
     assert open_backend(f"diskcache://{tmp}").get("smoke") == b"ok"
     chain.close()
+
+with tempfile.TemporaryDirectory() as tmp:  # the example plugin, built on session_store.plugin
+    sqlite = open_backend(f"sqlite://{tmp}/s.db?prefix=smoke:")
+    sqlite.set("smoke", b"ok", ttl=60)
+    assert open_backend(f"sqlite://{tmp}/s.db?prefix=smoke:").get("smoke") == b"ok"
+    sqlite.close()
+assert "pytest" not in sys.modules, "a plugin's runtime import must not load the test kit"
 
 print("wheel smoke test: ok", sorted(schemes))
