@@ -31,7 +31,7 @@ from benchmarks.harness import Goal, machine_line, markdown_table, profile_top
 from benchmarks.plot import plot
 
 #: Sections written by other modules, included when importable.
-OPTIONAL = ("bench_update", "bench_near_cache", "bench_cluster")
+OPTIONAL = ("bench_update", "bench_near_cache", "bench_cluster", "bench_web")
 HERE = Path(__file__).parent
 
 

@@ -17,9 +17,10 @@ loopback ports, and times, in interleaved rounds whose order rotates:
 4. store + load with ``wait_replicas=1`` (``SET`` and ``WAIT 1`` in one round trip) vs without, on
    the cluster: what acknowledgement by a replica costs.
 5. Listing 3,000 keys on a quiet cluster: the proven listing (each primary's state read before
-   and after its ``SCAN``, coverage checked; the slot map refreshed only when coverage is missing) vs today's path before issue 15
-   (``SCAN`` of each primary of the cached slot map); and the slot-by-slot walk of all 16384
-   slots (the fallback when keys arrived at every primary during the walk) vs the same.
+   and after its ``SCAN``, coverage checked; the slot map refreshed only when coverage is
+   missing) vs today's path before issue 15 (``SCAN`` of each primary of the cached slot map);
+   and the slot-by-slot walk of all 16384 slots (the fallback when keys arrived at every
+   primary during the walk) vs the same.
 6. Sentinel (a primary, a replica, three sentinels started here): store + load with the
    periodic ``ROLE`` check (default, every 1 s), and with one before every command (worst
    case), vs redis-py's plain Sentinel pool (today's path before issue 15).

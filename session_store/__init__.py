@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
     from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
     from session_store.codec import AesGcmStage, Codec, ZstdStage
+    from session_store.codec.legacy import PlanJsonCodec
     from session_store.counters import Counters
     from session_store.dataroom import (
         DocumentExtractionResult,
@@ -83,6 +84,7 @@ __all__ = [
     "MemoryBackend",
     "Namespace",
     "Params",
+    "PlanJsonCodec",
     "SchemaInfo",
     "Scope",
     "SerializationError",
@@ -115,6 +117,7 @@ _MODULES: dict[str, str] = {
     **dict.fromkeys(["AsyncSessionBackend", "AsyncSessionStore", "open_async_backend"], "aio"),
     **dict.fromkeys(["Scope", "SessionBackend", "VersionToken", "Versioned"], "backend"),
     **dict.fromkeys(["AesGcmStage", "Codec", "ZstdStage"], "codec"),
+    "PlanJsonCodec": "codec.legacy",
     "Counters": "counters",
     "DecodedCache": "decoded",
     **dict.fromkeys(

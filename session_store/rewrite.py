@@ -122,9 +122,11 @@ class RewriteReport:
             session-store header, and not legacy JSON given a ``legacy_schema`` (a raw value
             some other code stored, such as ``b'{"documents": 3}'`` or a counter).
         failures: the sessions that could not be rewritten, with their typed errors.
-        complete: the walk reached the end of the listing. Always ``True`` in a report that
-            :func:`rewrite_all` returns (a backend error raises instead, and the checkpoint keeps
-            what was done); ``False`` in a report still being filled.
+        complete: the walk reached the end of the listing, and the listing is complete.
+            ``False`` in a report still being filled, or when the backend's listing says it
+            could not be proven complete (``listing.complete is False``: a Redis Cluster whose
+            slots kept moving); the checkpoint is then kept, so running again finishes the job.
+            (A backend error raises instead, and the checkpoint keeps what was done.)
     """
 
     rewritten: int = 0
@@ -205,16 +207,19 @@ def rewrite_all(
     report = RewriteReport()
     done_before = _read_checkpoint(checkpoint, target) if checkpoint is not None else set()
     total = sum(1 for _ in backend.scan(prefix)) if progress is not None else 0
+    listing = backend.scan(prefix)
     with _CheckpointWriter(checkpoint, target, fresh=not done_before) as record:
-        for keys in _batches(backend.scan(prefix), batch):
+        for keys in _batches(listing, batch):
             todo = [key for key in keys if _digest(key) not in done_before]
             report.skipped += len(keys) - len(todo)
             finished = _rewrite_batch(store, codec, todo, report, legacy) if todo else []
             record(finished)
             if progress is not None:
                 progress(report.examined + report.skipped, total)
-    report.complete = True
-    if checkpoint is not None:
+    # A listing that says it could not be proven complete (a cluster mid-resharding, see
+    # session_store_redis.listing) keeps the checkpoint: running again finishes the job.
+    report.complete = getattr(listing, "complete", None) is not False
+    if checkpoint is not None and report.complete:
         with contextlib.suppress(FileNotFoundError):
             checkpoint.unlink()
     return report

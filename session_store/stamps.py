@@ -99,7 +99,7 @@ def _is_framed(data: bytes) -> bool:
 
 def frame(value: bytes, version: bytes, ttl: float | None) -> bytes:
     """``value`` with a frame carrying ``version`` (12 bytes from :meth:`HybridClock.now`)."""
-    return MAGIC + version + _tail(KIND_VALUE, ttl) + value
+    return b"".join((MAGIC, version, _tail(KIND_VALUE, ttl), value))  # one copy of the value
 
 
 def tombstone(version: bytes) -> bytes:

@@ -83,6 +83,26 @@ EVICTION_WARNING_INTERVAL = 60.0
 _DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
 
 
+class _ChainCounters(Counters):
+    """The chain's counters, plus near-cache hits counted without a lock (an int increment under
+    the GIL: a rare lost count under heavy threading, never a wrong one), added to ``hits``."""
+
+    __slots__ = ("fast_hits",)
+
+    def __init__(self, *, names: Iterable[str]) -> None:
+        super().__init__(names=names)
+        self.fast_hits = 0
+
+    def get(self, name: str) -> int:
+        value = super().get(name)
+        return value + self.fast_hits if name == "hits" else value
+
+    def as_dict(self) -> dict[str, int]:
+        values = super().as_dict()
+        values["hits"] += self.fast_hits
+        return values
+
+
 class _Token(NamedTuple):
     """A version token of the chain: the arbiter's own token."""
 
@@ -146,7 +166,7 @@ class TieredBackend(SessionBackend):
         self.max_missed = max_missed
         self._clock = clock
         self._lock = threading.Lock()
-        self.counters = Counters(names=TIERED_COUNTER_NAMES)
+        self.counters: _ChainCounters = _ChainCounters(names=TIERED_COUNTER_NAMES)
         self.layout = policy.layout([tier.scope for tier in self.tiers])
         self._health = [Health() for _ in self.tiers]
         self._missed: list[set[str]] = [set() for _ in self.tiers]
@@ -155,13 +175,19 @@ class TieredBackend(SessionBackend):
         self.near = NearState(self.max_staleness, clock)
         self._near0 = self.tiers[0] if self.layout.near else None
         self._subscription: Subscription | None = None
+        self._resubscribe = False
         forksafe.register(self)
         if self.layout.near and invalidation:
             self._subscribe()
 
     def _reset_locks(self) -> None:
-        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`)."""
+        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`); the
+        stream's thread did not fork, so the next read that misses the near cache starts a new
+        one (never here, inside the fork handler)."""
         self._lock = threading.Lock()
+        if self._subscription is not None:
+            self._subscription = None
+            self._resubscribe = True
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -378,8 +404,8 @@ class TieredBackend(SessionBackend):
                 if checked is not None and (
                     checked >= state.coherent_since or self._clock() - checked < state.max_staleness
                 ):
-                    self.counters.add("hits")
-                    return unframe(data)
+                    self.counters.fast_hits += 1  # no lock on the hot path (see _ChainCounters)
+                    return data  # the near cache holds the caller's bytes (see _near_put_locked)
                 self.counters.add("revalidations")
         else:
             validate_key(key)
@@ -422,6 +448,9 @@ class TieredBackend(SessionBackend):
     def _read(self, key: str) -> Copy | None:
         """The newest copy of ``key`` (``None``: absent or deleted); repairs older copies and
         fills the near cache on the way."""
+        if self._resubscribe:  # a forked child: its own stream
+            self._resubscribe = False
+            self._subscribe()
         start = self._clock()
         began = self.near.begin()
         copies, answered = self._collect(key)
@@ -430,7 +459,8 @@ class TieredBackend(SessionBackend):
                 found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
                 if found is not _DOWN and found is not None:
                     self.counters.add("hits")
-                    return Copy(index, found[0], found[1])
+                    version = self.near.versions.get(key) or bytes(12)
+                    return Copy(index, stamps.frame(found[0], version, None), found[1])
             raise self._all_down("read", key)
         best = policy.newest(copies)
         if best is None:
@@ -482,22 +512,39 @@ class TieredBackend(SessionBackend):
             self.near.mark_checked(key, start)
 
     def _near_put_locked(
-        self, key: str, data: bytes, ttl: float | None, *, promote: bool = False
+        self,
+        key: str,
+        data: bytes,
+        ttl: float | None,
+        *,
+        promote: bool = False,
+        value: bytes | None = None,
     ) -> None:
-        """Write ``data`` into the near tiers unless they hold a newer version (lock held)."""
+        """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
+
+        The near cache holds the caller's bytes, unframed, so that a hit returns them as they
+        are (no copy); their versions are kept beside them in :attr:`NearState.versions`.
+        """
+        if value is None:  # (a writer passes the caller's bytes: no second copy)
+            value = unframe(data)
+        if value is None:
+            return  # never a tombstone: a deleted key is simply absent from the near cache
         version = version_of(data)
+        versions = self.near.versions
+        known = versions.get(key)
         for index in self.layout.near:
             tier = self.tiers[index]
             try:
-                current = tier.get(key)
-                if current is None or version_of(current) < version:
-                    tier.set(key, data, ttl)
-                    if promote:
-                        self.counters.add("promotions")
-                        tier.counters.add("promotions")
+                if known is not None and known >= version and tier.get(key) is not None:
+                    continue
+                tier.set(key, value, ttl)
+                if promote:
+                    self.counters.add("promotions")
+                    tier.counters.add("promotions")
             except BackendError:
                 self.near.checked.pop(key, None)
                 continue
+            versions[key] = version
             self._check_evictions(index)
         if len(self.near.checked) > 1_000_000:  # keys evicted from the tier: forget their checks
             self.near.invalidate(None)
@@ -508,13 +555,15 @@ class TieredBackend(SessionBackend):
             return
         with self.near.lock:
             self.near.invalidate([key])
+            self.near.versions.pop(key, None)
             for index in self.layout.near:
                 with contextlib.suppress(BackendError):  # dropping a copy is best effort
                     self.tiers[index].delete(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
-        found: dict[str, bytes] = {}
+        found: dict[str, bytes] = {}  # framed copies from the shared tiers
+        near_hits: dict[str, bytes] = {}  # the caller's bytes, from the near cache
         remaining = wanted
         near = self._near0
         if near is not None and wanted:
@@ -528,8 +577,8 @@ class TieredBackend(SessionBackend):
                 if policy.is_fresh(
                     state.checked.get(key), now, state.coherent_since, state.max_staleness
                 ):
-                    found[key] = data
-            remaining = [key for key in wanted if key not in found]
+                    near_hits[key] = data
+            remaining = [key for key in wanted if key not in near_hits]
         if remaining:
             copies: dict[str, list[Copy]] = {}
             reached = False
@@ -549,7 +598,7 @@ class TieredBackend(SessionBackend):
         out: dict[str, bytes] = {}
         for key in wanted:
             stored = found.get(key)
-            value = None if stored is None else unframe(stored)
+            value = near_hits.get(key) if stored is None else unframe(stored)
             if value is not None:
                 out[key] = value
         self.counters.add("hits", len(out))
@@ -620,13 +669,16 @@ class TieredBackend(SessionBackend):
             raise self._all_down(what, key)
         return acked
 
-    def _after_write(self, key: str, data: bytes, ttl: float | None, start: float) -> None:
-        """This process wrote ``data``: the near cache holds it, checked as of ``start``."""
+    def _after_write(
+        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
+    ) -> None:
+        """This process wrote ``data`` (framed ``value``): the near cache holds it, checked as of
+        ``start``."""
         if not self.layout.near:
             return
         with self.near.lock:
             self.near.invalidate([key])  # fills that read an older copy must not land
-            self._near_put_locked(key, data, ttl)
+            self._near_put_locked(key, data, ttl, value=value)
             self.near.mark_checked(key, start)
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -636,7 +688,7 @@ class TieredBackend(SessionBackend):
         start = self._clock()
         data = stamps.frame(value, stamps.clock.now(), ttl)
         self._write(key, data, ttl, "write")
-        self._after_write(key, data, ttl, start)
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -747,7 +799,7 @@ class TieredBackend(SessionBackend):
             except BackendError as exc:
                 self.counters.add("errors")
                 log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
-        self._after_write(key, data, ttl, start)
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
         return True
 

@@ -6,8 +6,9 @@ two of them with a short Redis timeout, so the processes disagree about when Red
 while the nemesis kills Redis with SIGKILL, pauses it with SIGSTOP, restarts it from an older
 append-only file and makes the disk tier read-only. Then every fault is healed, a fresh process
 reads every key, and :func:`session_store.testing.check_history` checks the whole history: each
-key linearizable as a register with compare-and-set (loads may lag by the near cache's stated
-bound, :data:`READ_STALENESS`), no acknowledged update missing, no resurrected delete.
+key linearizable as a register with compare-and-set, no acknowledged update missing, no
+resurrected delete. Loads may lag by the near cache's stated bound: 50 ms with its invalidation
+stream up, 1 s during a fault and for 1 s after it (:meth:`ClientRun.staleness`); updates never.
 
 Short in CI (``SESSION_STORE_NEMESIS_SECONDS``, default 4 s of faults), as long as you like on
 demand: ``SESSION_STORE_NEMESIS_SECONDS=60 pytest tests/consistency -k nemesis``. The controls

@@ -96,8 +96,10 @@ def test_sessions_created_through_user_sessions_count_as_created(plain_env: Path
         user_sessions["U1"] = {"processed_documents": []}
         user_sessions["U1"]["processed_documents"].append({"name": "a.pdf"})
         ours.store_enhanced_session("U1", user_sessions["U1"])
+        del user_sessions["U1"]
         stats = ours.session_metrics.session_stats
     assert (stats["total_sessions_created"], stats["total_sessions_updated"]) == (1, 2)
+    assert stats["total_sessions_deleted"] == 1
 
 
 def test_created_at_survives_updates(plain_env: Path) -> None:
@@ -152,10 +154,9 @@ def test_snapshots_instead_of_live_objects(plain_env: Path) -> None:
         assert ours.get_enhanced_session("U1").document_summary == {"n": 1}  # type: ignore[union-attr]
 
 
-def test_last_accessed_is_refreshed_at_most_every_access_interval(plain_env: Path) -> None:
-    """The plan sets ``last_accessed`` on every read (in memory); ours writes it at most once
-    per ``access_interval`` (300 s) so that reads stay reads. Change: none, or
-    ``SessionStore(..., access_interval=...)`` for a finer clock."""
+def test_last_accessed_is_the_time_of_the_last_store(plain_env: Path) -> None:
+    """The plan sets ``last_accessed`` on every read (in memory); ours stamps it on every
+    write, and reads never write. Change: none (store where a read must count)."""
     theirs = plan.EnhancedSessionManager()
     theirs.store_enhanced_session("U1", {})
     first = theirs.get_enhanced_session("U1").last_accessed  # type: ignore[union-attr]
@@ -282,15 +283,27 @@ def test_fractional_ttl_hours(plain_env: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_int_user_ids_share_a_session_with_their_text(plain_env: Path) -> None:
-    """In the plan's dict ``user_sessions[123]`` and ``user_sessions["123"]`` are two
-    sessions; ours are one (keys are text), and iteration yields ``"123"``. Change: none if
-    the app uses one type; ``int(uid)`` when iterating."""
+    """In the plan's dicts ``123`` and ``"123"`` are two sessions, and ``session.user_id`` is
+    whatever was passed. Ours are one session (keys are text): ``session.user_id`` is
+    ``"123"``, iteration yields ``"123"``; the analysis echoes the id asked for, as the plan's
+    does. Change: none if the app uses one type; ``int(uid)`` when iterating."""
     plan_user_sessions: dict[Any, Any] = {123: {"a": 1}}
     assert "123" not in plan_user_sessions
+    theirs = plan.EnhancedSessionManager()
+    theirs.store_enhanced_session(123, {})  # type: ignore[arg-type]
+    assert theirs.get_enhanced_session("123") is None
+    assert theirs.get_enhanced_session(123).user_id == 123  # type: ignore[arg-type,union-attr]
     with EnhancedSessionManager() as ours:
         user_sessions = ours.user_sessions()
         user_sessions[123] = {"a": 1}
         assert "123" in user_sessions and list(user_sessions) == ["123"]
+        ours.store_enhanced_session(123, {})
+        assert ours.get_enhanced_session("123").user_id == "123"  # type: ignore[union-attr]
+        assert ours.get_comprehensive_analysis_data(123)["user_id"] == 123
+        assert (
+            theirs.get_comprehensive_analysis_data(123)["user_id"]  # type: ignore[arg-type]
+            == ours.get_comprehensive_analysis_data(123)["user_id"]
+        )
 
 
 def test_store_returns_the_stored_session(plain_env: Path) -> None:

@@ -50,6 +50,10 @@ _WRITER = """
     from session_store import BackendError, open_backend
     url, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
     backend = open_backend(url)
+    backend.set(f"{name}-ready", b"")  # connected: the watchers start
+    tracker = getattr(backend, "tracker", None)  # (none before issue 15: nothing to wait for)
+    while tracker is not None and len(tracker.watching) < int(sys.argv[4]):
+        time.sleep(0.01)  # subscribed to every sentinel
     n = 0
     with open(out, "w", buffering=1) as log:
         print("ready", flush=True)
@@ -88,12 +92,20 @@ class Writer:
         return acked, failed
 
 
-def _start_writers(url: str, directory: Path) -> list[Writer]:
+def _start_writers(url: str, directory: Path, sentinels: int) -> list[Writer]:
     writers = []
     for index in range(WRITERS):
         log = directory / f"writer-{index}.log"
         process = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_WRITER), url, f"w{index}", str(log)],
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(_WRITER),
+                url,
+                f"w{index}",
+                str(log),
+                str(sentinels),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -137,7 +149,7 @@ def _pause_past_failover(sentinels: RedisSentinelSet) -> tuple[float, float]:
 
 def _run(sentinels: RedisSentinelSet, url: str, tmp_path: Path) -> None:
     old = sentinels.primary()
-    writers = _start_writers(url, tmp_path)
+    writers = _start_writers(url, tmp_path, len(sentinels.sentinels))
     try:
         time.sleep(0.5)  # writing, connected to the primary
         promoted, resumed = _pause_past_failover(sentinels)

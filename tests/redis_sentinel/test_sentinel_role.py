@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from session_store import BackendUnavailableError, open_backend
 from session_store_redis import RedisSentinelBackend
 from session_store_redis.sentinel_follow import PrimaryTracker
 from session_store_redis.testing import RedisSentinelSet
+from session_store_redis.testing.server import free_port
 
 SentinelFactory = Callable[..., RedisSentinelSet]
 
@@ -63,7 +65,7 @@ def test_an_announced_node_that_is_not_the_primary_is_refused_by_its_role(
             raw.close()
 
 
-def test_the_watcher_hears_a_failover_the_sentinels_announce(
+def test_the_watchers_hear_a_failover_the_sentinels_announce(
     redis_sentinel_factory: SentinelFactory,
 ) -> None:
     sentinels = redis_sentinel_factory()
@@ -71,7 +73,12 @@ def test_the_watcher_hears_a_failover_the_sentinels_announce(
         backend.set("k", b"v")  # connected: the watchers run
         assert backend.tracker is not None
         old, replica = sentinels.primary(), sentinels.replicas()[0]
-        time.sleep(0.2)  # the watchers have subscribed
+        # The URL names one sentinel; the watcher learns the others from it and listens to all.
+        everyone = {("127.0.0.1", sentinel.port) for sentinel in sentinels.sentinels}
+        deadline = time.monotonic() + 20
+        while backend.tracker.watching != everyone:
+            assert time.monotonic() < deadline, f"subscribed to {backend.tracker.watching} only"
+            time.sleep(0.01)
         raw = sentinels.sentinels[0].client()
         try:
             raw.execute_command("SENTINEL", "FAILOVER", sentinels.service)  # type: ignore[no-untyped-call]
@@ -118,3 +125,39 @@ def test_reads_leave_a_primary_demoted_without_announcement(
         finally:
             for pid in paused:
                 os.kill(pid, signal.SIGCONT)
+
+
+def test_an_announced_primary_that_does_not_answer_is_forgotten(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    """An announcement naming a node that is gone (a later announcement was missed) does not
+    strand the backend: the failed connection sends it back to the sentinels."""
+    url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, socket_connect_timeout="0.5")
+    with _open(url) as backend:
+        backend.set("before", b"1")
+        assert backend.tracker is not None
+        backend.tracker.switched(("127.0.0.1", free_port()))  # nothing listens there
+        backend.set("after", b"2")  # refused, forgotten, retried on the sentinels' primary
+        assert backend.tracker.announced is None
+        assert backend.get("after") == b"2"
+
+
+def test_a_forked_child_watches_on_its_own(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    """Watcher threads do not survive a fork: the child starts its own on first use, with
+    locks of its own."""
+    with _open(redis_sentinel.url_for(prefix=redis_sentinel_namespace)) as backend:
+        backend.set("k", b"v")
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            code = 1
+            try:
+                backend.set("child", b"c")
+                names = {t.name for t in threading.enumerate()}
+                code = 0 if any("sentinel watch" in name for name in names) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert backend.get("child") == b"c"

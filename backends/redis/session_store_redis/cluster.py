@@ -8,7 +8,8 @@ The hosts are *startup nodes*: any one that answers is enough, the client learns
 node and the slot map from it (``CLUSTER SLOTS``) and follows the cluster as it changes. The
 parameters are the standalone ones (:mod:`session_store_redis.client`) less ``db`` (a cluster
 has database 0 only) and ``health_check_interval`` (redis-py's cluster client does not pass it
-on). TLS is not offered for clusters yet.
+on), plus ``scan_rounds`` (default 5: rounds of reading again, slot by slot, what moved during a
+listing; 0: prove a listing from its walk alone). TLS is not offered for clusters yet.
 
 **No operation assumes one node.**
 
@@ -23,9 +24,12 @@ on). TLS is not offered for clusters yet.
   any reply is read, so the whole call costs one round trip per node, concurrently. ``set_many``
   (``SET`` per key) and ``delete_many`` (``UNLINK`` per slot) likewise. None of them is atomic
   across slots (neither are the standalone ones across keys).
-* ``scan`` walks every primary with ``SCAN`` (replicas hold copies), one node after the other.
-  If a node fails mid-way the scan refreshes the slot map and starts again over the primaries
-  of the new map, never listing a key twice.
+* ``scan`` walks every primary with ``SCAN`` (replicas hold copies), one node after the other,
+  and proves the listing complete slot by slot, reading again what moved during the walk
+  (:mod:`session_store_redis.listing`); one it cannot prove says so (``listing.complete``,
+  :class:`~session_store_redis.listing.ListingIncompleteWarning`). If a node fails mid-way the
+  scan refreshes the slot map and starts again over the primaries of the new map, never listing
+  a key twice.
 * Keys spread over the slots by the stored key ``prefix + "\\x1f" + key``. A prefix holding a
   hash tag, such as ``{app}:``, puts every key of the store in one slot: multi-key operations
   become single commands, at the price of putting the whole store on one primary. A session key
@@ -113,6 +117,7 @@ class ClusterConfig:
 
     nodes: tuple[tuple[str, int], ...]
     settings: ClientSettings
+    scan_rounds: int = 5
 
     def describe(self) -> str:
         """A redacted URL naming the startup nodes and the prefix: never the password."""
@@ -139,8 +144,11 @@ def parse_cluster_config(url: BackendURL, overrides: Mapping[str, Any]) -> Clust
         )
     params = Params(url, overrides)
     settings = take_settings(url, params, health_check=False)
+    scan_rounds = params.take_int("scan_rounds", DEFAULT_SCAN_ROUNDS)
     params.finish()
-    return ClusterConfig(tuple(parse_hosts(url, _DEFAULT_PORT)), settings)
+    if isinstance(scan_rounds, bool) or not isinstance(scan_rounds, int) or scan_rounds < 0:
+        raise ConfigurationError("scan_rounds must be an integer >= 0", backend=backend)
+    return ClusterConfig(tuple(parse_hosts(url, _DEFAULT_PORT)), settings, scan_rounds)
 
 
 def build_cluster(config: ClusterConfig) -> RedisCluster:
@@ -276,6 +284,7 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             wait_timeout=settings.wait_timeout,
         )
         backend._config = config
+        backend.scan_rounds = config.scan_rounds
         backend._description = config.describe()
         pending.backend = backend
         return backend
@@ -321,6 +330,12 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
 
     def _retryable(self, error: BaseException) -> bool:
         if isinstance(error, _TRANSIENT):
+            return True
+        if isinstance(error, AskError):
+            # MOVED (a subclass) or ASK that a one-key MULTI/EXEC does not follow: the slot
+            # moved (ask the cluster for the map again) or is migrating (it will be done soon)
+            if isinstance(error, MovedError) and self._cluster is not None:
+                self._refresh_slots(self._cluster)
             return True
         if isinstance(error, RedisClusterException):  # no startup node answered, say
             return _cluster_unavailable(error) and not _refused(error) and not _timed_out(error)
@@ -443,6 +458,39 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
         """Ask the cluster for the slot map again; if no node answers, the next call will."""
         with contextlib.suppress(RedisError, RedisClusterException):
             client.nodes_manager.initialize()
+
+    # -- one key, two commands ----------------------------------------------------------------
+    def _get_with_pttl(self, stored: str) -> list[Any]:
+        """``MULTI GET PTTL EXEC``; while the key's slot migrates (``ASK``, which a transaction
+        does not follow), ``GET`` and ``PTTL`` on their own, each following its redirection."""
+        migrating = self._one_key_transaction(super()._get_with_pttl, stored)
+        if migrating is not None:
+            return migrating
+        return self._redirected(stored, "get", "pttl")
+
+    def _persist(self, stored: str) -> list[Any]:
+        """``MULTI PERSIST EXISTS EXEC``; while the slot migrates, the two on their own."""
+        migrating = self._one_key_transaction(super()._persist, stored)
+        if migrating is not None:
+            return migrating
+        return self._redirected(stored, "persist", "exists")
+
+    @staticmethod
+    def _one_key_transaction(run: Any, stored: str) -> list[Any] | None:
+        """``run(stored)``, or ``None`` if it met an ``ASK`` redirection (``MOVED`` is raised:
+        the operation is retried after the slot map is refreshed)."""
+        try:
+            return cast("list[Any]", run(stored))
+        except AskError as exc:
+            if isinstance(exc, MovedError):
+                raise
+        return None
+
+    def _redirected(self, stored: str, *commands: str) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+        for command in commands:
+            getattr(pipe, command)(stored)
+        return list(pipe.execute())
 
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> ClusterListing:

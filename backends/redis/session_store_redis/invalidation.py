@@ -150,28 +150,36 @@ class InvalidationStream:
                 pinged_at = now
             if not connection.can_read(timeout=self._ping_interval / 2):
                 continue
-            reply = connection.read_response()
-            if not isinstance(reply, list) or not reply:
-                continue
-            kind = reply[0]
-            if kind == b"pong":
-                pinged_at = None
-                next_ping = time.monotonic() + self._ping_interval
-            elif kind == b"message" and len(reply) == 3 and reply[1] == _CHANNEL:
-                self._deliver(reply[2])
+            # drain what has arrived, then tell the listener once: one lock per batch
+            keys: list[str] = []
+            flush = False
+            while True:
+                reply = connection.read_response()
+                if isinstance(reply, list) and reply:
+                    kind = reply[0]
+                    if kind == b"pong":
+                        pinged_at = None
+                        next_ping = time.monotonic() + self._ping_interval
+                    elif kind == b"message" and len(reply) == 3 and reply[1] == _CHANNEL:
+                        if reply[2] is None:  # FLUSHDB / FLUSHALL
+                            flush = True
+                        else:
+                            keys.extend(self._keys(reply[2]))
+                if len(keys) > 10_000 or not connection.can_read(timeout=0):
+                    break
+            if flush:
+                self._listener.on_invalidate(None)
+            elif keys:
+                self._listener.on_invalidate(keys)
 
-    def _deliver(self, stored: Any) -> None:
-        if stored is None:  # FLUSHDB / FLUSHALL
-            self._listener.on_invalidate(None)
-            return
+    def _keys(self, stored: Any) -> list[str]:
         keys: list[str] = []
         for raw in stored:
             text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
             key = self._namespace.decode(text)
             if key is not None:
                 keys.append(key)
-        if keys:
-            self._listener.on_invalidate(keys)
+        return keys
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None

@@ -8,8 +8,9 @@ and throws every one of them away when the sentinels make it a replica of the pr
 
 This module keeps a backend on the primary the sentinels chose:
 
-* **Notifications.** A :class:`PrimaryTracker` subscribes, on every sentinel (one daemon thread
-  each, started in each process on first use, so forked workers get their own), to
+* **Notifications.** A :class:`PrimaryTracker` subscribes, on every sentinel (those of the URL
+  and those they know of; one daemon thread each, started in each process on first use, so
+  forked workers get their own), to
   ``+promoted-slave`` (a replica was promoted: it already answers as a primary) and
   ``+switch-master`` (the sentinels moved the service). The newest such announcement is the
   primary: new connections go there without asking a sentinel (a sentinel that has not heard of
@@ -41,16 +42,19 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.connection import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import (
     SentinelConnectionPool,
     SentinelConnectionPoolProxy,
     SentinelManagedConnection,
 )
+
+from session_store import forksafe
 
 __all__ = [
     "DEFAULT_ROLE_CHECK_INTERVAL",
@@ -98,7 +102,18 @@ class PrimaryTracker:
         self._pools: weakref.WeakSet[FollowingPool] = weakref.WeakSet()
         self._pid: int | None = None
         self._stop = threading.Event()
+        self._watched: set[Address] = set()  # sentinels with a watcher thread in this process
+        self._subscribed: set[Address] = set()  # ... and those subscribed now
         self.switches = 0  # announcements that moved the primary, seen by this process
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        """In a forked child: fresh locks (a parent thread may have held one at the fork); the
+        watcher threads did not survive the fork and start again on first use."""
+        self._lock = threading.Lock()
+        stopped, self._stop = self._stop.is_set(), threading.Event()
+        if stopped:
+            self._stop.set()
 
     @property
     def announced(self) -> Address | None:
@@ -151,8 +166,15 @@ class PrimaryTracker:
             self.switched((host, int(port)))
 
     # -- watching ------------------------------------------------------------------------------
+    @property
+    def watching(self) -> frozenset[Address]:
+        """The sentinels this process is subscribed to now."""
+        return frozenset(self._subscribed)
+
     def ensure_watching(self) -> None:
-        """Start the watcher threads in this process (once; again in a forked child)."""
+        """Start the watcher threads in this process (once; again in a forked child): one per
+        sentinel of the URL, and one per sentinel those know of (``SENTINEL SENTINELS``), so
+        that a URL naming one sentinel still hears the announcement of whichever leads."""
         pid = os.getpid()
         if self._pid == pid or self._stop.is_set():
             return
@@ -160,33 +182,56 @@ class PrimaryTracker:
             if self._pid == pid:
                 return
             self._pid = pid
-            for host, port in self.sentinels:
-                thread = threading.Thread(
-                    target=self._watch,
-                    args=(host, port),
-                    name=f"session-store sentinel watch {host}:{port}",
-                    daemon=True,
-                )
-                thread.start()
+            self._watched = set()
+            self._subscribed = set()
+        for host, port in self.sentinels:
+            self._start_watcher((host, port))
+
+    def _start_watcher(self, address: Address) -> None:
+        with self._lock:
+            if address in self._watched or self._stop.is_set():
+                return
+            self._watched.add(address)
+        threading.Thread(
+            target=self._watch,
+            args=address,
+            name=f"session-store sentinel watch {address[0]}:{address[1]}",
+            daemon=True,
+        ).start()
 
     def _watch(self, host: str, port: int) -> None:
         pid = os.getpid()
         while not self._stop.is_set() and os.getpid() == pid:
             client = redis.Redis(host=host, port=port, **self.sentinel_kwargs)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(*_CHANNELS)
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self.handle(_text(message["channel"]), _text(message["data"]))
-            except (redis.RedisError, OSError, ValueError) as exc:
+                self._listen(client, pubsub, (host, port))
+            except (redis.RedisError, OSError, ValueError, KeyError, TypeError) as exc:
                 log.debug("redis sentinel %s:%d: watch interrupted (%s)", host, port, exc)
             finally:
+                self._subscribed.discard((host, port))
                 with contextlib.suppress(redis.RedisError, OSError):
                     pubsub.close()
                     client.close()
             self._stop.wait(_RESUBSCRIBE_PAUSE)
+
+    def _listen(self, client: redis.Redis, pubsub: Any, address: Address) -> None:
+        """Subscribe, learn the other sentinels, then hand every announcement to :meth:`handle`."""
+        pubsub.subscribe(*_CHANNELS)
+        confirmed = 0
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                confirmed += 1
+                if confirmed == len(_CHANNELS):
+                    self._subscribed.add(address)
+                    others = client.sentinel_sentinels(self.service)
+                    for other in cast("list[dict[str, Any]]", others):
+                        self._start_watcher((str(other["ip"]), int(other["port"])))
+            elif message["type"] == "message":
+                self.handle(_text(message["channel"]), _text(message["data"]))
 
     def close(self) -> None:
         """Stop the watcher threads (they end within a second)."""
@@ -279,6 +324,11 @@ class FollowingConnection(SentinelManagedConnection):
         self._connecting = True
         try:
             super().connect_to(address)  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError):
+            # The announced primary does not answer (it failed too, and we missed the next
+            # announcement): ask the sentinels again on the next attempt.
+            self._tracker().refused((str(address[0]), int(address[1])))
+            raise
         finally:
             self._connecting = False
         if self.connection_pool.is_master:
@@ -295,6 +345,8 @@ class FollowingConnection(SentinelManagedConnection):
             self.disconnect()  # type: ignore[no-untyped-call]
             self._tracker().refused(address)
             raise RedisConnectionError(f"{address[0]}:{address[1]} is a {role}, not the primary")
+        if self.health_check_interval:  # ROLE answered: no PING needed for a while either
+            self.next_health_check = time.monotonic() + self.health_check_interval  # type: ignore[assignment]
 
     def check_health(self) -> None:
         interval = self._tracker().role_check_interval

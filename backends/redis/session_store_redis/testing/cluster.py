@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import quote
 
 import redis
@@ -420,6 +420,23 @@ class RedisClusterServers:
         self._cli("rebalance", f"{self.host}:{first.port}", "--cluster-use-empty-masters")
         self.wait_healthy(self.startup_timeout)
 
+    def remove_primary(self, node: RedisServer) -> None:
+        """Move every slot off ``node`` (``redis-cli --cluster rebalance`` with its weight 0),
+        then remove it (``del-node``: the others forget it, it is shut down) and wait until the
+        rest agree.
+
+        Raises:
+            RedisServerError: a step failed or the cluster did not settle.
+        """
+        ids = {info.port: info.node_id for info in self.topology()}
+        other = next(n for n in self.primary_nodes() if n is not node)
+        address = f"{self.host}:{other.port}"
+        self._cli("rebalance", address, "--cluster-weight", f"{ids[node.port]}=0")
+        self._cli("del-node", address, ids[node.port])
+        self.nodes.remove(node)
+        node.stop(remove_directory=False)  # del-node shut it down; make sure, by its pid
+        self.wait_healthy(self.startup_timeout)
+
     def owner_of(self, slot: int) -> RedisServer:
         """The primary serving ``slot`` now (by the first running node's view)."""
         for info in self.topology():
@@ -428,43 +445,87 @@ class RedisClusterServers:
         raise RedisServerError(f"no primary serves slot {slot}")
 
     def move_slot(self, slot: int, target: RedisServer, *, pause: float = 0.0) -> int:
-        """Move ``slot`` to ``target`` as ``redis-cli --cluster reshard`` does: ``CLUSTER SETSLOT
-        IMPORTING`` on the target, ``MIGRATING`` on the source, ``MIGRATE`` one key at a time
-        (``pause`` seconds apart: the slot stays half-moved meanwhile), then ``SETSLOT NODE`` on
-        the target, the source and every other primary. Returns how many keys moved.
+        """Move ``slot`` to ``target`` as ``redis-cli --cluster reshard`` does
+        (:meth:`start_move`, :meth:`migrate_keys`, :meth:`finish_move`); ``pause`` seconds
+        between keys keep the slot half-moved meanwhile. Returns how many keys moved.
+
+        Raises:
+            RedisServerError: the primaries did not agree on the slot's owner in time.
         """
-        source = self.owner_of(slot)
+        source = self.start_move(slot, target)
         if source is target:
             return 0
-        ids = {info.port: info.node_id for info in self.topology()}
-        src, dst = self._clients.of(source), self._clients.of(target)
-        dst.execute_command(  # type: ignore[no-untyped-call]
-            "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port]
-        )
-        src.execute_command(  # type: ignore[no-untyped-call]
-            "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port]
-        )
-        moved = 0
+        moved = self.migrate_keys(slot, source, target, pause=pause)
+        self.finish_move(slot, source, target)
+        return moved
+
+    def start_move(self, slot: int, target: RedisServer) -> RedisServer:
+        """``CLUSTER SETSLOT IMPORTING`` on ``target``, ``MIGRATING`` on the slot's owner; the
+        owner (``target`` itself if it owns the slot already: nothing to do)."""
+        for _ in range(_PORT_ATTEMPTS):
+            source = self._agreed_owner(slot)
+            if source is target:
+                return source
+            ids = {info.port: info.node_id for info in self.topology()}
+            src, dst = self._clients.of(source), self._clients.of(target)
+            try:
+                _command(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
+                _command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
+            except redis.ResponseError:
+                # a gossip message of an older configuration arrived late: start again
+                for client in (dst, src):
+                    _command(client, "CLUSTER", "SETSLOT", slot, "STABLE")
+                time.sleep(0.05)
+                continue
+            return source
+        raise RedisServerError(f"could not start moving slot {slot}")
+
+    def migrate_keys(
+        self,
+        slot: int,
+        source: RedisServer,
+        target: RedisServer,
+        *,
+        pause: float = 0.0,
+        limit: int | None = None,
+    ) -> int:
+        """``MIGRATE`` the keys of ``slot`` from ``source`` to ``target`` one at a time (at most
+        ``limit``); how many moved."""
+        src = self._clients.of(source)
         auth = ("AUTH", self._password) if self._password else ()
-        while True:
-            keys = src.execute_command(  # type: ignore[no-untyped-call]
-                "CLUSTER", "GETKEYSINSLOT", slot, 10
-            )
+        moved = 0
+        while limit is None or moved < limit:
+            keys = _command(src, "CLUSTER", "GETKEYSINSLOT", slot, 10)
             if not keys:
                 break
-            for key in keys:
-                src.execute_command(  # type: ignore[no-untyped-call]
-                    "MIGRATE", self.host, target.port, "", 0, 5000, *auth, "KEYS", key
-                )
+            for key in keys[: None if limit is None else limit - moved]:
+                _command(src, "MIGRATE", self.host, target.port, "", 0, 5000, *auth, "KEYS", key)
                 moved += 1
                 if pause:
                     time.sleep(pause)
+        return moved
+
+    def finish_move(self, slot: int, source: RedisServer, target: RedisServer) -> None:
+        """``SETSLOT NODE`` on the target, the source and every other primary; wait until every
+        primary agrees."""
+        ids = {info.port: info.node_id for info in self.topology()}
         others = [n for n in self.primary_nodes() if n is not source and n is not target]
         for node in [target, source, *others]:
-            self._clients.of(node).execute_command(  # type: ignore[no-untyped-call]
-                "CLUSTER", "SETSLOT", slot, "NODE", ids[target.port]
-            )
-        return moved
+            _command(self._clients.of(node), "CLUSTER", "SETSLOT", slot, "NODE", ids[target.port])
+        self._agreed_owner(slot)
+
+    def _agreed_owner(self, slot: int) -> RedisServer:
+        """The primary every primary says serves ``slot`` (waiting until they agree)."""
+        owners: set[int] = set()
+
+        def agreed() -> bool:
+            owners.clear()
+            for node in self.primary_nodes():
+                owners.update(info.port for info in self._view_of(node) if info.owns(slot))
+            return len(owners) == 1
+
+        wait_until(f"every primary to agree which one serves slot {slot}", agreed, 10)
+        return self.node_on(owners.pop())
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until every running node says ``cluster_state:ok``, agrees on the primaries, and
@@ -589,6 +650,10 @@ class RedisClusterServers:
                 pipe.unlink(key)
             removed += sum(int(n) for n in pipe.execute()) if keys else 0
         return removed
+
+
+def _command(client: redis.Redis, *args: object) -> Any:
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
 def _quote_conf(text: str) -> str:
