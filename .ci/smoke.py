@@ -4,6 +4,7 @@ LICENSE file in every wheel, the plugin extras and project URLs."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tempfile
 from importlib.metadata import distribution
 from importlib.resources import files
@@ -32,6 +33,13 @@ with tempfile.TemporaryDirectory() as tmp:
     chain.set("smoke", b"ok", ttl=60)
     assert open_backend(f"diskcache://{tmp}").get("smoke") == b"ok"
     chain.close()
+
+with tempfile.TemporaryDirectory() as tmp:  # the example plugin, built on session_store.plugin
+    sqlite = open_backend(f"sqlite://{tmp}/s.db?prefix=smoke:")
+    sqlite.set("smoke", b"ok", ttl=60)
+    assert open_backend(f"sqlite://{tmp}/s.db?prefix=smoke:").get("smoke") == b"ok"
+    sqlite.close()
+assert "pytest" not in sys.modules, "a plugin's runtime import must not load the test kit"
 
 # Issue 13, item 10: the MIT license the metadata claims is in every wheel; the core names the
 # plugin distributions as extras, and carries its project URLs.

@@ -7,23 +7,15 @@ rules of :mod:`session_store.keys`, values as ``bytes``, the TTL rules of
 calls a protected hook, counts (hits, misses, writes, deletes, errors), times the call into
 :meth:`Counters.observe <session_store.counters.Counters.observe>` and turns the store's own
 exceptions into :class:`~session_store.errors.BackendError` /
-:class:`~session_store.errors.BackendUnavailableError`. A backend writes only the storage:
+:class:`~session_store.errors.BackendUnavailableError`.
 
-=====================================  =========================================================
-hook (``skey``: the stored key)         contract
-=====================================  =========================================================
-``_get(skey)``                          the live value, or ``None``
-``_set(skey, value, ttl)``              store; ``ttl`` seconds, ``None`` for never
-``_delete(skey)``                       remove; ``True`` if a live value was there
-``_touch(skey, ttl)``                   new expiry (``None``: never); ``True`` if live
-``_ttl(skey)``                          seconds left, ``NO_EXPIRY``, or ``None`` if absent
-``_scan(head)``                         stored keys starting with ``head`` (literal text; a
-                                        superset is fine, the base filters)
-``_get_with_ttl``, ``_get_many``,       optional: one round trip instead of the default loops
-``_set_many``, ``_delete_many``
-``_get_versioned``, ``_set_if``         compare-and-set, see :attr:`BackendBase.cas`
-``_close()``                            optional: release resources (called once)
-=====================================  =========================================================
+A backend writes only the storage, as hooks on the stored (namespaced) key ``skey``:
+``_get(skey)`` the live value or ``None``; ``_set(skey, value, ttl)``; ``_delete(skey)`` and
+``_touch(skey, ttl)``, ``True`` if a live value was there; ``_ttl(skey)`` seconds left,
+``NO_EXPIRY`` or ``None``; ``_scan(head)`` the stored keys starting with ``head`` as literal
+text (a superset is fine, the base filters). Optional: ``_get_with_ttl``, ``_get_many``,
+``_set_many``, ``_delete_many`` (one round trip instead of the default loops), ``_close()``,
+and compare-and-set, ``_get_versioned`` / ``_set_if`` (see :attr:`BackendBase.cas`).
 
 Hooks receive keys already namespaced and values already ``bytes``; a TTL they receive is the
 effective one (the caller's, else ``default_ttl``), ``None`` meaning "no expiry".

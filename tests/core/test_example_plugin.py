@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import io
+import subprocess
+import sys
 import tokenize
 from collections.abc import Callable
 from pathlib import Path
@@ -79,3 +81,29 @@ class TestExamplePluginConformance(BackendConformance):
 
 
 TestExamplePluginModel = make_state_machine(lambda: SqliteBackend(":memory:")).TestCase
+
+
+_INCREMENT = """
+import sys
+from session_store import open_backend
+
+backend = open_backend(sys.argv[1])
+done = 0
+while done < int(sys.argv[2]):
+    read = backend.get_versioned("n")
+    assert read is not None
+    if backend.set_if("n", str(int(read.value) + 1).encode(), read.token):
+        done += 1
+backend.close()
+"""
+
+
+@pytest.mark.slow
+def test_processes_sharing_the_file_lose_no_update(tmp_path: Path) -> None:
+    """Four real processes increment one counter by compare-and-set on one SQLite file: each
+    ``set_if`` is one SQL statement, so every acknowledged increment is in the total."""
+    url = f"sqlite://{tmp_path}/shared.db"
+    open_backend(url).set("n", b"0")
+    workers = [subprocess.Popen([sys.executable, "-c", _INCREMENT, url, "150"]) for _ in range(4)]
+    assert [worker.wait(timeout=300) for worker in workers] == [0] * 4
+    assert open_backend(url).get("n") == b"600"

@@ -48,7 +48,8 @@ class SqliteBackend(BackendBase):
         self.path = path
         self._lock = threading.Lock()  # one connection, shared by this process's threads
         with self._translating("open"):
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            # wait up to 30 s for another process's lock (the default 5 s is short on a busy host)
+            self._db = sqlite3.connect(path, 30, check_same_thread=False, isolation_level=None)
             self._db.create_function("now", 0, time.time)
             self._db.create_function("token", 1, value_token, deterministic=True)
             self._db.execute(_SCHEMA)
