@@ -25,10 +25,8 @@ unless it happens to begin with the 4-byte magic and a valid kind byte.
 
 **Order.** The clock follows the wall clock in milliseconds, never goes backwards in a process, and
 moves past every version the process reads, so a write that follows a read (an ``update``) is
-always newer than what it read, whatever the skew between hosts. Writes that do not read first
-(``set``, ``delete``) are ordered by the arbiter: one that finds a version there at least as new as
-its own takes the next version above it (:func:`session_store.tiered.writes.write_ordered`), so a
-write that starts after another returned always wins, whatever the writers' clocks say.
+always newer than what it read, whatever the skew between hosts. Writes that do not read first are
+ordered by the writers' clocks (last writer wins).
 """
 
 from __future__ import annotations
@@ -57,7 +55,6 @@ __all__ = [
     "is_tombstone",
     "own_ttl",
     "parse",
-    "reversion",
     "session_bytes",
     "tombstone",
     "unframe",
@@ -103,11 +100,6 @@ def _is_framed(data: bytes) -> bool:
 def frame(value: bytes, version: bytes, ttl: float | None) -> bytes:
     """``value`` with a frame carrying ``version`` (12 bytes from :meth:`HybridClock.now`)."""
     return b"".join((MAGIC, version, _tail(KIND_VALUE, ttl), value))  # one copy of the value
-
-
-def reversion(data: bytes, version: bytes) -> bytes:
-    """The framed copy ``data`` (a value or a tombstone) under another ``version``."""
-    return data[:VERSION_START] + version + data[VERSION_END:]
 
 
 def tombstone(version: bytes) -> bytes:

@@ -54,7 +54,7 @@ from session_store.stamps import is_tombstone, unframe, version_of
 from session_store.tiered import policy
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.policy import Copy, Health
-from session_store.tiered.writes import write_if_newer, write_ordered
+from session_store.tiered.writes import write_if_newer
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 
 __all__ = [
@@ -627,27 +627,16 @@ class TieredBackend(SessionBackend):
             yield from (key for key in batch if key in found)
 
     # -- writes --------------------------------------------------------------------------------
-    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bytes:
-        """Ordered writes of ``data`` to the shared tiers, lowest first; the arbiter orders it
-        after every copy it holds (:func:`write_ordered`), and when that takes a newer version
-        the tiers written before it get the arbiter's copy too.
+    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bool:
+        """Ordered writes of ``data`` to the shared tiers, lowest first.
 
-        Returns the copy stored (``data``, or ``data`` under the arbiter's newer version), once a
-        durable tier took it (every tier when none is durable). Raises if none did: the first
-        typed error a tier gave, else :class:`BackendUnavailableError`.
+        Returns whether a durable tier took it (every tier when none is durable). Raises if not:
+        the first typed error a tier gave, else :class:`BackendUnavailableError`.
         """
         durable = self.layout.durable
         acked = False
         error: BackendError | None = None
         skipped: list[int] = []
-        written: list[int] = []
-        original = data
-
-        def store(index: int) -> Callable[[SessionBackend], object]:
-            if index != self.layout.arbiter:
-                return lambda t: write_if_newer(t, key, data, ttl)
-            return lambda t: write_ordered(t, key, data, ttl)
-
         for force in (False, True):
             # second round: no durable tier took it and some were skipped by their breaker; the
             # breaker saves time only when another tier can take the write, so try them now
@@ -655,7 +644,9 @@ class TieredBackend(SessionBackend):
                 health = self._health[index]
                 breaker_skips = health.down_since is not None and self._clock() < health.retry_at
                 try:
-                    result = self._call(index, store(index), what, force=force)
+                    result = self._call(
+                        index, lambda t: write_if_newer(t, key, data, ttl), what, force=force
+                    )
                 except BackendError as exc:
                     self.counters.add("errors")
                     log.debug("tier %d refused a %s of %r: %s", index, what, key, exc.message)
@@ -666,9 +657,6 @@ class TieredBackend(SessionBackend):
                         skipped.append(index)
                     self._note_missed(index, key)
                     continue
-                if isinstance(result, bytes) and result is not data:
-                    data = result  # the arbiter ordered it after a newer copy
-                written.append(index)
                 self._check_evictions(index)
                 if not durable or index in durable:
                     acked = True
@@ -679,17 +667,7 @@ class TieredBackend(SessionBackend):
             if error is not None:
                 raise error
             raise self._all_down(what, key)
-        if data is not original:
-            stamps.clock.observe(version_of(data))
-            for index in written:  # the tiers written before the arbiter held the older version
-                if index == self.layout.arbiter:
-                    continue
-                try:
-                    self._call(index, lambda t: write_if_newer(t, key, data, ttl), what)
-                except BackendError as exc:
-                    self.counters.add("errors")
-                    log.debug("tier %d refused a %s of %r: %s", index, what, key, exc.message)
-        return data
+        return acked
 
     def _after_write(
         self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
@@ -708,7 +686,8 @@ class TieredBackend(SessionBackend):
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
         start = self._clock()
-        data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
+        data = stamps.frame(value, stamps.clock.now(), ttl)
+        self._write(key, data, ttl, "write")
         self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
 

@@ -285,6 +285,11 @@ for line in sys.stdin:  # the other process's save has returned when this line a
 """
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: a save is ordered by its process's hybrid clock, not by when it "
+    "happened: one made right after another process's save returned is dropped as older",
+)
 def test_a_save_made_after_another_process_save_returned_wins(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
