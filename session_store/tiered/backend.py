@@ -54,7 +54,7 @@ from session_store.stamps import is_tombstone, unframe, version_of
 from session_store.tiered import policy
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.policy import Copy, Health
-from session_store.tiered.writes import write_if_newer
+from session_store.tiered.writes import write_after, write_if_newer
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 
 __all__ = [
@@ -627,26 +627,34 @@ class TieredBackend(SessionBackend):
             yield from (key for key in batch if key in found)
 
     # -- writes --------------------------------------------------------------------------------
-    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bool:
-        """Ordered writes of ``data`` to the shared tiers, lowest first.
+    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bytes:
+        """A new write of the framed ``data``: the arbiter first (ordered by arrival, see
+        :func:`write_after`), then ordered copies of what it stored to the other shared tiers,
+        lowest first. With the arbiter down, the others take ``data`` as it is.
 
-        Returns whether a durable tier took it (every tier when none is durable). Raises if not:
-        the first typed error a tier gave, else :class:`BackendUnavailableError`.
+        Returns the framed bytes written (the arbiter may have moved their version on). Raises
+        unless a durable tier took it (any tier when none is durable): the first typed error a
+        tier gave, else :class:`BackendUnavailableError`.
         """
         durable = self.layout.durable
+        arbiter = self.layout.arbiter
         acked = False
         error: BackendError | None = None
         skipped: list[int] = []
+        order = [arbiter, *(i for i in reversed(self.layout.shared) if i != arbiter)]
         for force in (False, True):
             # second round: no durable tier took it and some were skipped by their breaker; the
             # breaker saves time only when another tier can take the write, so try them now
-            for index in skipped if force else reversed(self.layout.shared):
+            for index in skipped if force else order:
                 health = self._health[index]
                 breaker_skips = health.down_since is not None and self._clock() < health.retry_at
+                fn: Callable[[SessionBackend], Any]
+                if index == arbiter:
+                    fn = partial(write_after, key=key, data=data, ttl=ttl)
+                else:
+                    fn = partial(write_if_newer, key=key, data=data, ttl=ttl)
                 try:
-                    result = self._call(
-                        index, lambda t: write_if_newer(t, key, data, ttl), what, force=force
-                    )
+                    result = self._call(index, fn, what, force=force)
                 except BackendError as exc:
                     self.counters.add("errors")
                     log.debug("tier %d refused a %s of %r: %s", index, what, key, exc.message)
@@ -657,6 +665,9 @@ class TieredBackend(SessionBackend):
                         skipped.append(index)
                     self._note_missed(index, key)
                     continue
+                if index == arbiter and result is not data:
+                    data = result  # its version moved past what the arbiter held
+                    stamps.clock.observe(version_of(data))
                 self._check_evictions(index)
                 if not durable or index in durable:
                     acked = True
@@ -667,7 +678,7 @@ class TieredBackend(SessionBackend):
             if error is not None:
                 raise error
             raise self._all_down(what, key)
-        return acked
+        return data
 
     def _after_write(
         self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
@@ -686,8 +697,7 @@ class TieredBackend(SessionBackend):
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
         start = self._clock()
-        data = stamps.frame(value, stamps.clock.now(), ttl)
-        self._write(key, data, ttl, "write")
+        data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
         self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
 
