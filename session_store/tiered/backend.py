@@ -665,7 +665,7 @@ class TieredBackend(SessionBackend):
                         skipped.append(index)
                     self._note_missed(index, key)
                     continue
-                if index == arbiter and result is not data:
+                if index == arbiter and isinstance(result, bytes) and result is not data:
                     data = result  # its version moved past what the arbiter held
                     stamps.clock.observe(version_of(data))
                 self._check_evictions(index)
