@@ -360,3 +360,17 @@ def test_a_new_write_at_the_arbiter_is_ordered_by_arrival() -> None:
     assert backend.delete("k") is True
     other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
     assert other.get("k") is None
+
+
+def test_a_new_write_is_not_hidden_behind_a_lower_copy_from_a_clock_ahead() -> None:
+    """A host whose clock runs a minute ahead wrote a copy; the arbiter lost the key; a save
+    and then a delete from a host with a correct clock must still be what everyone reads."""
+    backend, (_top, mid, low) = chain()
+    ahead = (int.from_bytes(stamps.clock.now()[:8], "big") + (60_000 << 16)).to_bytes(8, "big")
+    low.inner.set("k", stamps.frame(b"from the future", ahead + bytes(4), None))
+    low.inner.set("j", stamps.frame(b"from the future", ahead + bytes(4), None))
+    backend.set("k", b"now")  # the arbiter (mid) lacks "k": the disk copy is newer than ours
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
+    assert other.get("k") == b"now"
+    assert backend.delete("j") is True
+    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("j") is None
