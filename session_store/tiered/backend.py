@@ -54,7 +54,7 @@ from session_store.stamps import is_tombstone, unframe, version_of
 from session_store.tiered import policy
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.policy import Copy, Health
-from session_store.tiered.writes import write_if_newer
+from session_store.tiered.writes import write_after, write_if_newer
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 
 __all__ = [
@@ -291,6 +291,17 @@ class TieredBackend(SessionBackend):
             missed = self._missed[index]
             if len(missed) < self.max_missed:
                 missed.add(key)
+
+    def _refused(self, index: int, key: str, exc: BackendError) -> None:
+        """Tier ``index`` refused a write of ``key`` (read-only, full): it is treated as down
+        for ``retry_after`` and the key as missed, so that it gets the newest copy when a later
+        call finds it writable again, instead of keeping an older one for good."""
+        self.counters.add("errors")
+        log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
+        if index == self.layout.arbiter:
+            return  # versioned operations ask it anyway; nothing to reconcile from
+        self._mark_down(index, exc)
+        self._note_missed(index, key)
 
     def _reconcile(self, index: int, keys: Iterable[str]) -> int:
         """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
@@ -627,29 +638,70 @@ class TieredBackend(SessionBackend):
             yield from (key for key in batch if key in found)
 
     # -- writes --------------------------------------------------------------------------------
-    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bool:
-        """Ordered writes of ``data`` to the shared tiers, lowest first.
+    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bytes:
+        """A new write (see :meth:`_write_once`). If a lower tier holds a version newer than the
+        one the arbiter stored while the arbiter still holds ours (a copy written by a host whose
+        clock runs ahead, kept after the arbiter lost the key), the write is made again with a
+        version past it, so that it is not hidden behind that older write."""
+        for _ in range(3):
+            data, ahead = self._write_once(key, data, ttl, what)
+            if ahead is None:
+                return data
+            stamps.clock.observe(ahead)
+            data = stamps.with_version(data, stamps.clock.now())
+        return data
 
-        Returns whether a durable tier took it (every tier when none is durable). Raises if not:
-        the first typed error a tier gave, else :class:`BackendUnavailableError`.
+    def _newer_below(self, key: str, data: bytes, behind: list[int]) -> bytes | None:
+        """The newest version among the ``behind`` tiers if it is newer than ``data``'s and the
+        arbiter still holds ``data``'s version (no later write exists); else ``None``."""
+        version = version_of(data)
+        newest = b""
+        for index in behind:
+            found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
+            if found is not _DOWN and found is not None:
+                newest = max(newest, version_of(found[0]))
+        if newest <= version:
+            return None
+        held = self._call(self.layout.arbiter, lambda t: t.get_with_ttl(key), "get_with_ttl")
+        if held is _DOWN or held is None or version_of(held[0]) != version:
+            return None
+        return newest
+
+    def _write_once(
+        self, key: str, data: bytes, ttl: float | None, what: str
+    ) -> tuple[bytes, bytes | None]:
+        """A new write of the framed ``data``: the arbiter first (ordered by arrival, see
+        :func:`write_after`), then ordered copies of what it stored to the other shared tiers,
+        lowest first. With the arbiter down, the others take ``data`` as it is.
+
+        Returns the framed bytes written (the arbiter may have moved their version on), and the
+        newer version a lower tier holds (see :meth:`_write`), if any. Raises unless a durable
+        tier took it (any tier when none is durable): the first typed error a tier gave, else
+        :class:`BackendUnavailableError`.
         """
         durable = self.layout.durable
+        arbiter = self.layout.arbiter
         acked = False
         error: BackendError | None = None
         skipped: list[int] = []
+        behind: list[int] = []  # lower tiers that kept a version at least as new as ours
+        arbiter_took = False
+        order = [arbiter, *(i for i in reversed(self.layout.shared) if i != arbiter)]
         for force in (False, True):
             # second round: no durable tier took it and some were skipped by their breaker; the
             # breaker saves time only when another tier can take the write, so try them now
-            for index in skipped if force else reversed(self.layout.shared):
+            for index in skipped if force else order:
                 health = self._health[index]
                 breaker_skips = health.down_since is not None and self._clock() < health.retry_at
+                fn: Callable[[SessionBackend], Any]
+                if index == arbiter:
+                    fn = partial(write_after, key=key, data=data, ttl=ttl)
+                else:
+                    fn = partial(write_if_newer, key=key, data=data, ttl=ttl)
                 try:
-                    result = self._call(
-                        index, lambda t: write_if_newer(t, key, data, ttl), what, force=force
-                    )
+                    result = self._call(index, fn, what, force=force)
                 except BackendError as exc:
-                    self.counters.add("errors")
-                    log.debug("tier %d refused a %s of %r: %s", index, what, key, exc.message)
+                    self._refused(index, key, exc)
                     error = error or exc
                     continue
                 if result is _DOWN:
@@ -657,6 +709,13 @@ class TieredBackend(SessionBackend):
                         skipped.append(index)
                     self._note_missed(index, key)
                     continue
+                if index == arbiter:
+                    arbiter_took = True
+                    if isinstance(result, bytes) and result is not data:
+                        data = result  # its version moved past what the arbiter held
+                        stamps.clock.observe(version_of(data))
+                elif result is False:
+                    behind.append(index)
                 self._check_evictions(index)
                 if not durable or index in durable:
                     acked = True
@@ -667,7 +726,8 @@ class TieredBackend(SessionBackend):
             if error is not None:
                 raise error
             raise self._all_down(what, key)
-        return acked
+        ahead = self._newer_below(key, data, behind) if behind and arbiter_took else None
+        return data, ahead
 
     def _after_write(
         self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
@@ -686,8 +746,7 @@ class TieredBackend(SessionBackend):
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
         start = self._clock()
-        data = stamps.frame(value, stamps.clock.now(), ttl)
-        self._write(key, data, ttl, "write")
+        data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
         self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
 
@@ -702,6 +761,8 @@ class TieredBackend(SessionBackend):
         copies, _ = self._collect(key)
         best = policy.newest(copies)
         existed = best is not None and not is_tombstone(best.data)
+        if best is not None:
+            stamps.clock.observe(best.version)  # the tombstone is newer than every copy read
         self._write(key, stamps.tombstone(stamps.clock.now()), self.tombstone_ttl, "delete")
         self._drop_near(key)  # after the tombstones: fills that began before them are fenced
         self.counters.add("deletes")
@@ -797,8 +858,7 @@ class TieredBackend(SessionBackend):
                 if self._call(index, lambda t: write_if_newer(t, key, data, ttl), "write") is _DOWN:
                     self._note_missed(index, key)
             except BackendError as exc:
-                self.counters.add("errors")
-                log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
+                self._refused(index, key, exc)
         self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
         return True

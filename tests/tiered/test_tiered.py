@@ -342,3 +342,35 @@ def test_every_byte_string_round_trips_through_a_chain(value: bytes) -> None:
     assert other.set_if("k", value + b"!", read.token) is True
     assert mid.inner.get("k") is not None
     assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("k") == value + b"!"
+
+
+def test_a_new_write_at_the_arbiter_is_ordered_by_arrival() -> None:
+    """A save or delete made after another, by a writer whose clock is behind (another host, or
+    the same millisecond), still lands: the arbiter moves its version past what it holds."""
+    backend, (_top, mid, low) = chain()
+    ahead = (int.from_bytes(stamps.clock.now()[:8], "big") + (60_000 << 16)).to_bytes(8, "big")
+    future = stamps.frame(b"from a clock a minute ahead", ahead + bytes(4), None)
+    mid.inner.set("k", future)
+    low.inner.set("k", future)
+    backend.set("k", b"later")
+    assert backend.get("k") == b"later"
+    stored = mid.inner.get("k")
+    assert stored is not None and stamps.version_of(stored) > stamps.version_of(future)
+    assert raw(low, "k") == b"later"  # the lower tier took the moved-on version
+    assert backend.delete("k") is True
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
+    assert other.get("k") is None
+
+
+def test_a_new_write_is_not_hidden_behind_a_lower_copy_from_a_clock_ahead() -> None:
+    """A host whose clock runs a minute ahead wrote a copy; the arbiter lost the key; a save
+    and then a delete from a host with a correct clock must still be what everyone reads."""
+    backend, (_top, mid, low) = chain()
+    ahead = (int.from_bytes(stamps.clock.now()[:8], "big") + (60_000 << 16)).to_bytes(8, "big")
+    low.inner.set("k", stamps.frame(b"from the future", ahead + bytes(4), None))
+    low.inner.set("j", stamps.frame(b"from the future", ahead + bytes(4), None))
+    backend.set("k", b"now")  # the arbiter (mid) lacks "k": the disk copy is newer than ours
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
+    assert other.get("k") == b"now"
+    assert backend.delete("j") is True
+    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("j") is None
