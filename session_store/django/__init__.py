@@ -40,7 +40,14 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 
 from session_store.errors import InvalidKeyError
 from session_store.store import SessionStore as _Store
-from session_store.websession import diff, merge_changes, new_session_id, web_codec
+from session_store.websession import (
+    Read,
+    diff,
+    merge_changes,
+    new_session_id,
+    read_session,
+    web_codec,
+)
 
 __all__ = ["SessionStore", "get_store"]
 
@@ -71,6 +78,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         super().__init__(session_key)
         self._store = get_store()
         self._loaded_data: Data | None = None  # what load() read: the base of the merge
+        self._read: Read | None = None  # that read as stored, with its version token
+        self._read_key: str | None = None
 
     # -- ids -----------------------------------------------------------------------------------
     def _get_new_session_key(self) -> str:
@@ -79,18 +88,19 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
     # -- SessionBase's contract ----------------------------------------------------------------
     def load(self) -> Data:
         key = self.session_key
-        data = None
+        read = None
         if key is not None:
             try:
-                data = self._store.load(key)
+                read = read_session(self._store, key)  # the data and its version token
             except InvalidKeyError:  # a hostile cookie (too long, lone surrogates): not ours
-                data = None
-        if data is None:
+                read = None
+        self._read, self._read_key = read, key
+        if read is None:
             self._session_key = None  # never adopt an unknown id (no fixation)
             self._loaded_data = None
             return {}
-        self._loaded_data = copy.deepcopy(data)
-        return data
+        self._loaded_data = copy.deepcopy(read.data)
+        return dict(read.data)
 
     def exists(self, session_key: str | None) -> bool:
         if not session_key:
@@ -132,6 +142,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             self._store.update(key, create_only, ttl)
             if clash:
                 raise CreateError
+            self._read = None
             self._loaded_data = copy.deepcopy(created)
             return None
         base = self._loaded_data if self._loaded_data is not None else {}
@@ -140,6 +151,14 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             if not self._store.touch(key, ttl):  # sliding expiry, no payload rewrite
                 raise UpdateError
             return None
+        if self._read is not None and self._read_key == key:  # one compare-and-set, no re-read
+            first = merge_changes(self._read.data, changed, removed, existing=True)
+            assert first is not None
+            payload = self._store._prepare(key, first)[1]
+            if self._store.backend.set_if(key, payload, self._read.token, ttl):
+                self._read = None
+                self._loaded_data = copy.deepcopy(data)
+                return None
         merged = self._store.update(
             key,
             lambda current: merge_changes(current, changed, removed, existing=True),
@@ -147,6 +166,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         )
         if merged is None:  # deleted meanwhile (logged out elsewhere): do not resurrect it
             raise UpdateError
+        self._read = None
         self._loaded_data = copy.deepcopy(data)
         return None
 

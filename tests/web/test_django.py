@@ -211,3 +211,14 @@ def test_djangos_cache_engine_loses_one_of_the_two_changes() -> None:
         data = run_concurrently()
     assert data["seed"] is True
     assert ("a" in data) != ("b" in data), data
+
+
+def test_a_changing_request_is_one_read_and_one_compare_and_set(
+    recorder: RecordingBackend,
+) -> None:
+    client = Client()
+    client.post("/cart/book")
+    recorder.calls.clear()
+    client.post("/cart/lamp")
+    assert recorder.names() == ["get_versioned", "set_if"]
+    assert client.get("/read").json() == {"user": None, "cart": ["book", "lamp"]}
