@@ -53,12 +53,6 @@ def report_line(name: str, run: ClientRun, summary: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: not linearizable under faults; on the new chain an acknowledged save or "
-    "delete is dropped when a concurrent write of another process has a higher hybrid-clock "
-    "version (see test_a_save_made_after_another_process_save_returned_wins)",
-)
 def test_default_chain_history_under_the_nemesis_is_linearizable(
     redis_server_factory: ServerFactory, tmp_path: Path
 ) -> None:
@@ -82,11 +76,6 @@ def test_default_chain_history_under_the_nemesis_is_linearizable(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: not linearizable even without faults: an acknowledged save or delete is "
-    "dropped when a concurrent write of another process has a higher hybrid-clock version",
-)
 def test_default_chain_history_without_faults_is_linearizable(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
