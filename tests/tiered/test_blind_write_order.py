@@ -59,4 +59,3 @@ def test_a_delete_after_a_skewed_writers_set_deletes(redis_url: str, tmp_path: P
     assert other.get("k") is None
     chain.close()
     other.close()
-
