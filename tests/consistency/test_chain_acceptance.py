@@ -112,9 +112,6 @@ def seed(url: str, total: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="issue 12: a racing load brings a deleted session back (near cache)"
-)
 def test_no_delete_is_resurrected_by_a_racing_load_in_another_thread(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
@@ -153,9 +150,6 @@ def test_no_delete_is_resurrected_by_a_racing_load_in_another_thread(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="issue 12: a load in another process keeps serving a deleted session"
-)
 def test_no_delete_is_resurrected_by_a_racing_load_in_another_process(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
@@ -242,9 +236,6 @@ def increments(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="issue 12: processes that disagree about a Redis stall lose updates"
-)
 def test_no_update_is_lost_while_one_process_alone_sees_redis_stalled(
     redis_server_factory: ServerFactory, tmp_path: Path
 ) -> None:
@@ -262,9 +253,6 @@ def test_no_update_is_lost_while_one_process_alone_sees_redis_stalled(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="issue 12: Redis restarted from an older AOF loses acknowledged updates"
-)
 def test_no_update_is_lost_when_redis_restarts_from_an_older_aof(
     redis_server_factory: ServerFactory, tmp_path: Path
 ) -> None:
@@ -364,7 +352,6 @@ def staleness_ms(writer_url: str, reader_url: str, tries: int, patience: float) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 12: no near-cache invalidation by default")
 def test_a_save_is_seen_by_another_process_within_50_ms(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
@@ -380,7 +367,6 @@ def test_a_save_is_seen_by_another_process_within_50_ms(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 12: no bounded-staleness check by default")
 def test_a_save_is_seen_by_another_process_within_1_s_without_invalidations(
     redis_server_factory: ServerFactory, tmp_path: Path
 ) -> None:

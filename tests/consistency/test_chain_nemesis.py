@@ -54,9 +54,10 @@ def report_line(name: str, run: ClientRun, summary: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: the chain's history is not linearizable under faults "
-    "(stale reads, lost updates, resurrected deletes)",
+    strict=False,
+    reason="issue 12: passes for the default schedule (seed 12); longer ones that combine a "
+    "read-only disk with an AOF rollback (seeds 3, 7) still find a stale load or a resurrected "
+    "delete (docs/guarantees.md, part 1, Limits)",
 )
 def test_default_chain_history_under_the_nemesis_is_linearizable(
     redis_server_factory: ServerFactory, tmp_path: Path
@@ -81,10 +82,6 @@ def test_default_chain_history_under_the_nemesis_is_linearizable(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: without any fault, other processes' near caches serve stale copies",
-)
 def test_default_chain_history_without_faults_is_linearizable(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
