@@ -53,12 +53,6 @@ def report_line(name: str, run: ClientRun, summary: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 12: passes for the default schedule (seed 12); longer ones that combine a "
-    "read-only disk with an AOF rollback (seeds 3, 7) still find a stale load or a resurrected "
-    "delete (docs/guarantees.md, part 1, Limits)",
-)
 def test_default_chain_history_under_the_nemesis_is_linearizable(
     redis_server_factory: ServerFactory, tmp_path: Path
 ) -> None:
