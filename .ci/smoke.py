@@ -13,6 +13,7 @@ from pathlib import Path
 import session_store
 from session_store import available_backends, open_backend
 from session_store.samples import legacy_sessions
+from session_store.stamps import session_bytes
 
 assert "site-packages" in str(Path(session_store.__file__)), "not testing the installed wheel"
 
@@ -31,8 +32,11 @@ assert len(legacy_sessions()) >= 4
 with tempfile.TemporaryDirectory() as tmp:
     chain = open_backend(f"memory:// | diskcache://{tmp}")
     chain.set("smoke", b"ok", ttl=60)
-    assert open_backend(f"diskcache://{tmp}").get("smoke") == b"ok"
     chain.close()
+    # a new process's chain reads it back; one tier alone holds it inside the chain's frame
+    assert open_backend(f"memory:// | diskcache://{tmp}").get("smoke") == b"ok"
+    stored = open_backend(f"diskcache://{tmp}").get("smoke")
+    assert stored is not None and session_bytes(stored) == b"ok"
 
 with tempfile.TemporaryDirectory() as tmp:  # the example plugin, built on session_store.plugin
     sqlite = open_backend(f"sqlite://{tmp}/s.db?prefix=smoke:")

@@ -293,15 +293,20 @@ class TieredBackend(SessionBackend):
                 missed.add(key)
 
     def _refused(self, index: int, key: str, exc: BackendError) -> None:
-        """Tier ``index`` refused a write of ``key`` (read-only, full): it is treated as down
-        for ``retry_after`` and the key as missed, so that it gets the newest copy when a later
-        call finds it writable again, instead of keeping an older one for good."""
+        """Tier ``index`` refused a write of ``key`` (read-only, full): the key is remembered as
+        missed, so that the tier gets the newest copy when a later write finds it writable again,
+        instead of keeping an older one for good. It stays readable meanwhile (a read-only disk
+        still holds the tombstones and copies that outlive a Redis that lost its data)."""
         self.counters.add("errors")
         log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
-        if index == self.layout.arbiter:
-            return  # versioned operations ask it anyway; nothing to reconcile from
-        self._mark_down(index, exc)
         self._note_missed(index, key)
+
+    def _drain_missed(self, index: int) -> None:
+        """Tier ``index`` took a write: bring up to date what it missed (refused) before."""
+        with self._lock:
+            missed, self._missed[index] = self._missed[index], set()
+        if missed:
+            self._reconcile(index, missed)
 
     def _reconcile(self, index: int, keys: Iterable[str]) -> int:
         """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
@@ -717,6 +722,8 @@ class TieredBackend(SessionBackend):
                 elif result is False:
                     behind.append(index)
                 self._check_evictions(index)
+                if self._missed[index] and self._health[index].down_since is None:
+                    self._drain_missed(index)
                 if not durable or index in durable:
                     acked = True
             if acked or not skipped:
