@@ -31,7 +31,7 @@ from benchmarks.harness import Goal, machine_line, markdown_table, profile_top
 from benchmarks.plot import plot
 
 #: Sections written by other modules, included when importable.
-OPTIONAL = ("bench_update", "bench_near_cache", "bench_cluster")
+OPTIONAL = ("bench_update", "bench_near_cache", "bench_cluster", "bench_web")
 HERE = Path(__file__).parent
 
 
@@ -114,14 +114,16 @@ def _missed_notes(goals: list[Goal]) -> str:
 
 
 #: The reading of the profiles, kept with the code that produces them.
-WHY = """How to read them: in the codec profiles, the time is in cattrs' (un)structuring of the
-typed session, the strict JSON check (`jsonsafe._only_plain_json`, which refuses what JSON
-cannot hold instead of `default=str`) and orjson itself; msgspec and a bare `orjson` round trip
-do neither the typed conversion nor the check. End to end, the peers store pickle (cachelib,
-dogpile.cache) or msgpack (Flask-Session) without compression or a check; our default codec
-zstd-compresses (the `compress` line) and checks every payload, and `orjson.loads` of the
-string-heavy sessions costs more than `pickle.loads`. The row "ours, no zstd" shows what the
-compression stage alone costs on loopback, where the smaller payload buys nothing back."""
+WHY = """How to read them: in the codec profiles, the time is in orjson itself, the generated
+(un)structure functions, the strict JSON check of the parts declared types cannot vouch for
+(`jsonsafe._only_plain_parts`; a dict session is walked whole by `_only_plain_json`), which
+refuses what JSON cannot hold instead of `default=str`, and zstd; msgspec and a bare `orjson`
+round trip do no typed conversion and no check. In the hot-path rows, a warm load of a mutable
+schema costs a copy of its mutable parts (the isolation the near cache guarantees; a frozen
+schema is shared without one). End to end, the peers store pickle (cachelib, dogpile.cache) or
+msgpack (Flask-Session) without compression or a check, and `pickle.loads` of a string-heavy
+dict costs far less than any JSON parse; the row "ours, no zstd" shows what the compression
+stage alone costs on loopback, where the smaller payload buys nothing back."""
 
 
 README_START = "<!-- benchmark table: written by python -m benchmarks -->"

@@ -275,32 +275,37 @@ class FrozenSession:
 FROZEN = SchemaInfo("bench-frozen-session", FrozenSession, 1)
 
 
+def _field(item: Any, name: str) -> Any:
+    """A field of an extraction entry, stored as the plan's dict or as an object."""
+    return item[name] if isinstance(item, dict) else getattr(item, name)
+
+
 def frozen_twin(session: EnhancedSessionData) -> FrozenSession:
-    """The same content as a :class:`FrozenSession`."""
+    """The same content as a :class:`FrozenSession` (extraction results are the plan's dicts)."""
     return FrozenSession(
         session.user_id,
         session.created_at,
         session.last_accessed,
         tuple(
             FrozenDocument(
-                doc.document_id,
-                doc.filename,
-                doc.text_content,
+                doc["document_id"],
+                doc["filename"],
+                doc["text_content"],
                 tuple(
                     FrozenPage(
-                        v.page_number,
-                        v.content_type,
-                        v.description,
-                        v.extracted_text,
-                        tuple(v.data_points.get("series", ())),
-                        v.confidence,
-                        v.model,
-                        v.cost_usd,
+                        _field(v, "page_number"),
+                        _field(v, "content_type"),
+                        _field(v, "description"),
+                        _field(v, "extracted_text"),
+                        tuple(_field(v, "data_points").get("series", ())),
+                        _field(v, "confidence"),
+                        _field(v, "model"),
+                        _field(v, "cost_usd"),
                     )
-                    for v in doc.vision_extractions
+                    for v in doc["vision_extractions"] or ()
                 ),
-                tuple(doc.insights),
-                doc.quality_score,
+                tuple(doc["comprehensive_insights"]),
+                doc["extraction_quality_score"],
             )
             for doc in session.extraction_results.values()
         ),

@@ -15,9 +15,9 @@ enums and tuples of them are shared. A snapshot that holds nothing mutable (a fr
 class whose fields are all immutable: see docs/performance.md) is shared as it is, with no
 copy at all; whether a snapshot is shareable is decided once, when it is stored.
 
-**Bounds.** At most ``max_bytes`` of estimated live-object size (twice the JSON size, which is
-what CPython takes for session-shaped data) and ``max_entries`` entries, least recently used
-first. ``max_bytes=0`` turns the cache off.
+**Bounds.** At most ``max_bytes`` of estimated size (the live objects, taken as twice the JSON
+size, which is what CPython takes for session-shaped data, plus the payload kept to compare)
+and ``max_entries`` entries, least recently used first. ``max_bytes=0`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -272,7 +272,7 @@ class DecodedCache:
         caller may go on changing ``obj``)."""
         if self.max_bytes <= 0:
             return
-        cost = estimated_size(data)
+        cost = estimated_size(data) + len(data)  # the objects, and the bytes kept to compare
         if cost > self.max_bytes:
             self.discard(key)
             return

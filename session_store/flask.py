@@ -33,7 +33,14 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 
 from session_store.store import SessionStore
-from session_store.websession import Action, ServerSession, commit, is_session_id
+from session_store.websession import (
+    Action,
+    ServerSession,
+    commit,
+    is_session_id,
+    read_session,
+    web_codec,
+)
 
 __all__ = ["FlaskSession", "SessionStoreInterface", "regenerate"]
 
@@ -63,9 +70,11 @@ class FlaskSession(ServerSession, SessionMixin):
     Flask's own sessions: tuples, bytes, ``Markup``, UUIDs and datetimes come back as such)."""
 
     def __init__(self, sid: str | None, store: SessionStore[Data] | None = None) -> None:
-        loader = None if store is None else partial(_load_tagged, store)
-        super().__init__(sid, loader)
         self._force_modified = False
+        super().__init__(sid, None if store is None else partial(read_session, store))
+
+    def _view(self, stored: Data) -> Data:
+        return {k: _untag(v) for k, v in stored.items()}
 
     @property
     def modified(self) -> bool:
@@ -83,11 +92,6 @@ class FlaskSession(ServerSession, SessionMixin):
     def changes(self) -> tuple[Data, frozenset[str]]:
         changed, removed = super().changes()
         return {k: _tag(v) for k, v in changed.items()}, removed
-
-
-def _load_tagged(store: SessionStore[Data], sid: str) -> Data | None:
-    data = store.load(sid)
-    return None if data is None else {k: _untag(v) for k, v in data.items()}
 
 
 class SessionStoreInterface(SessionInterface):
@@ -178,7 +182,7 @@ class SessionStoreInterface(SessionInterface):
 
 def _open_store(app: Flask) -> SessionStore[Data]:
     url = app.config.get("SESSION_STORE_URL") or os.environ.get("SESSION_STORE_URL", "memory://")
-    return SessionStore(cast("str", url), dict)
+    return SessionStore(cast("str", url), dict, codec=web_codec())
 
 
 def regenerate() -> None:

@@ -50,7 +50,8 @@ __all__ = ["SessionDict", "SessionMapping", "TrackedDict", "TrackedList", "Write
 
 JSONObject = dict[str, Any]
 #: ``observer(user_id, previous, stored)`` after every write; ``previous`` is ``None`` when the
-#: write created the session. Both are what the store holds (a dict or a typed session).
+#: write created the session, ``stored`` is ``None`` when it deleted it. Both are what the
+#: store holds (a dict or a typed session).
 WriteObserver = Callable[[str, Any, Any], None]
 
 _MISSING = object()
@@ -85,8 +86,8 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         store: where sessions live; its backend, TTL and codec settings are used (a plain-dict
             legacy payload loads as a dict here, whatever the store's ``legacy_schema``).
         observer: called after every write with ``(user_id, previous, stored)``; ``previous``
-            is ``None`` when the write created the session (the data-room manager counts its
-            metrics this way).
+            is ``None`` when the write created the session, ``stored`` is ``None`` when it
+            deleted it (the data-room manager counts its metrics this way).
     """
 
     def __init__(self, store: SessionStore[Any], *, observer: WriteObserver | None = None) -> None:
@@ -97,7 +98,6 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
             None,
             ttl=store.ttl,
             codec=codec,
-            access_interval=None,
             update_timeout=store.update_timeout,
         )
         self._observer = observer
@@ -151,8 +151,10 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         self._observe(key, previous, stored)
 
     def __delitem__(self, user_id: object) -> None:
-        if not self._store.delete(user_key(user_id)):
+        key = user_key(user_id)
+        if not self._store.delete(key):
             raise KeyError(user_id)
+        self._observe(key, None, None)
 
     def __contains__(self, user_id: object) -> bool:
         try:
@@ -356,7 +358,7 @@ class TrackedDict(dict[Any, Any], _Node):
 
 
 def _dict_set(d: dict[Any, Any], key: Any, value: Any) -> None:
-    if isinstance(d, TrackedDict | SessionDict):
+    if isinstance(d, TrackedDict):
         dict.__setitem__(d, key, _wrap(value, d, key))
     else:
         d[key] = value
@@ -473,16 +475,14 @@ def _list_mul(lst: list[Any], times: SupportsIndex) -> None:
     _rewrap(lst)
 
 
-class SessionDict(dict[str, Any], _Node):
+class SessionDict(TrackedDict):
     """A session as a real ``dict``; every change, nested ones included, persists through its
     mapping."""
 
     def __init__(self, mapping: SessionMapping, user_id: str, data: JSONObject) -> None:
-        super().__init__({k: _wrap(v, self, k) for k, v in data.items()})
+        super().__init__(data, None, None)
         self._mapping = mapping
         self._user_id = user_id
-        self._parent = None
-        self._key = None
 
     def _persisted(self, replay: Callable[[JSONObject], None]) -> None:
         """Replay a change on the stored session (never re-creating a deleted one), then
@@ -494,47 +494,3 @@ class SessionDict(dict[str, Any], _Node):
             mine = dict.get(self, key, _MISSING)
             if mine is _MISSING or plain(mine) != value:
                 dict.__setitem__(self, key, _wrap(value, self, key))
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._change(_dict_set, key, value)
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self:
-            raise KeyError(key)
-        self._change(_dict_del, key)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self._change(_dict_update, dict(*args, **kwargs))
-
-    def pop(self, key: str, *default: Any) -> Any:
-        if key not in self:
-            if default:
-                return default[0]
-            raise KeyError(key)
-        value = dict.__getitem__(self, key)
-        self._change(_dict_del, key)
-        return value
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        if key not in self:
-            self._change(_dict_set, key, default)
-        return dict.__getitem__(self, key)
-
-    def popitem(self) -> tuple[str, Any]:
-        if not self:
-            raise KeyError("popitem(): session is empty")
-        key = next(reversed(self))
-        return key, self.pop(key)
-
-    def clear(self) -> None:
-        self._change(_dict_clear)
-
-    def __ior__(self, other: Any) -> SessionDict:  # type: ignore[override,misc]
-        self.update(other)
-        return self
-
-    def __copy__(self) -> JSONObject:
-        return dict(plain(self))  # a copy is a plain, detached dict
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> JSONObject:
-        return copy.deepcopy(plain(self), memo)

@@ -16,18 +16,19 @@ A ``|`` inside a tier's URL (in a password, say) must be percent-encoded as ``%7
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from session_store.backend import SessionBackend
 from session_store.errors import ConfigurationError
 from session_store.urls import BackendURL, Params, parse_url, redact_url
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "BACKENDS_GROUP",
@@ -70,6 +71,8 @@ _loaded: dict[tuple[str, str], Callable[..., Any]] = {}
 def _discover(group: str = BACKENDS_GROUP) -> dict[str, EntryPoint]:
     with _lock:
         if group not in _entry_points:
+            from importlib.metadata import entry_points  # on first use: it reads site-packages
+
             found: dict[str, EntryPoint] = {}
             for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
                 name = ep.name.lower()
@@ -96,6 +99,8 @@ def _unknown_scheme(scheme: str, group: str = BACKENDS_GROUP) -> ConfigurationEr
     package = KNOWN_PLUGINS.get(scheme)
     hint = f"; install the {package!r} distribution to use it" if package else ""
     if not package:
+        import difflib  # only to suggest a scheme in this error
+
         close = difflib.get_close_matches(scheme, [*_discover(group), *KNOWN_PLUGINS], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigurationError(

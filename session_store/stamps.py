@@ -59,6 +59,7 @@ __all__ = [
     "tombstone",
     "unframe",
     "version_of",
+    "with_version",
 ]
 
 MAGIC = b"\xa7SF\x01"
@@ -99,7 +100,7 @@ def _is_framed(data: bytes) -> bool:
 
 def frame(value: bytes, version: bytes, ttl: float | None) -> bytes:
     """``value`` with a frame carrying ``version`` (12 bytes from :meth:`HybridClock.now`)."""
-    return MAGIC + version + _tail(KIND_VALUE, ttl) + value
+    return b"".join((MAGIC, version, _tail(KIND_VALUE, ttl), value))  # one copy of the value
 
 
 def tombstone(version: bytes) -> bytes:
@@ -109,6 +110,11 @@ def tombstone(version: bytes) -> bytes:
 
 def _tail(kind: int, ttl: float | None) -> bytes:
     return struct.pack(">Bd", kind, 0.0 if ttl is None else ttl)
+
+
+def with_version(data: bytes, version: bytes) -> bytes:
+    """The framed ``data`` with another 12-byte ``version``."""
+    return b"".join((data[:VERSION_START], version, data[VERSION_END:]))
 
 
 def version_of(data: bytes) -> bytes:

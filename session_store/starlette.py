@@ -37,7 +37,14 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from session_store.aio.store import AsyncSessionStore
-from session_store.websession import Action, DictSession, acommit, is_session_id
+from session_store.websession import (
+    Action,
+    DictSession,
+    acommit,
+    aread_session,
+    is_session_id,
+    web_codec,
+)
 
 __all__ = ["DEFAULT_TTL", "SessionMiddleware", "regenerate_session"]
 
@@ -68,7 +75,8 @@ class SessionMiddleware:
     ) -> None:
         self.app = app
         if store is None:
-            store = AsyncSessionStore(url or os.environ.get("SESSION_STORE_URL", "memory://"), dict)
+            url = url or os.environ.get("SESSION_STORE_URL", "memory://")
+            store = AsyncSessionStore(url, dict, codec=web_codec())
         self.store = store
         self.session_cookie = session_cookie
         self.max_age = max_age
@@ -94,8 +102,8 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         sid = HTTPConnection(scope).cookies.get(self.session_cookie)
-        data = await self.store.load(sid) if sid is not None and is_session_id(sid) else None
-        session = DictSession(sid, data)
+        read = await aread_session(self.store, sid) if is_session_id(sid) else None
+        session = DictSession(sid, read)
         scope["session"] = session
         sent_cookie = sid is not None
 

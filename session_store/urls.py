@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
@@ -61,57 +61,76 @@ def is_secret_param(name: str) -> bool:
     return normalized in SECRET_PARAMS or any(word in normalized for word in _SECRET_WORDS)
 
 
-def _redact_userinfo(rest: str) -> str:
-    """``user:***@`` (or ``***@``) for everything before the last ``@`` of a tier.
+def _fields(tier: str, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """``(name start, "=" position or -1, field end)`` of each ``&``-separated query field."""
+    pos = start
+    while pos <= end:
+        stop = tier.find("&", pos, end)
+        stop = end if stop < 0 else stop
+        equals = tier.find("=", pos, stop)
+        yield pos, equals, stop
+        pos = stop + 1
 
-    The last ``@``, not the first: a password holding an unescaped ``@``, ``/``, ``?`` or ``#``
-    does not parse, but it still sits before the last ``@``, and all of it is masked. A lone
-    userinfo (``redis://secret@host``) is the password for Redis, so it is masked too.
+
+def _secret_spans(tier: str, cut: int) -> Iterator[tuple[int, int]]:
+    """Where the secrets of one tier are, as ``(start, end)`` spans, under both readings of it.
+
+    The parser's reading: the userinfo ends at the last ``@`` of the authority (which ends at the
+    first ``/``, ``?`` or ``#``); the password follows its first ``:`` (a lone userinfo is the
+    password, as Redis reads it); a host list that does not parse as ``host[:port],...`` is a
+    password cut short; the query splits on ``&`` and a field is secret by its percent-decoded
+    name (:func:`is_secret_param`); a fragment can only hold the tail of a value.
+
+    The reading of a user who left ``/``, ``?``, ``#`` or ``@`` unescaped in a password: the
+    userinfo runs to the last ``@`` of the tier. Both are masked, so neither reading leaks.
     """
-    userinfo, at, after = rest.rpartition("@")
-    if not at:
-        return rest
-    user, colon, _password = userinfo.partition(":")
-    return (f"{user}:{_MASK}" if colon else _MASK) + "@" + after
-
-
-def _redact_netloc(rest: str) -> str:
-    """Mask a host list that does not parse as ``host[:port],...``: with no ``@`` left, the
-    parser would read a password cut short by an unescaped character as host and port."""
-    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=-1)
-    netloc, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
-    if "@" in netloc:
-        return rest  # userinfo already masked
-    for server in netloc.split(","):
-        host, colon, port = server.rpartition(":")
-        if colon and not host.endswith("]") and not _PORT.fullmatch(port):
-            return _MASK + tail
-        if not colon and server.startswith("[") and not server.endswith("]"):
-            return _MASK + tail
-    return rest
-
-
-def _redact_query(rest: str) -> str:
-    """Mask the values of secret parameters, read as :func:`urllib.parse.parse_qsl` reads them
-    (split on ``&``, names percent-decoded with ``+`` as a space), and any fragment."""
-    before, hash_, fragment = rest.partition("#")
-    path, question, query = before.partition("?")
-    if question:
-        fields = []
-        for field_ in query.split("&"):
-            name, equals, _value = field_.partition("=")
-            secret = equals and is_secret_param(unquote_plus(name))
-            fields.append(f"{name}={_MASK}" if secret else field_)
-        path += "?" + "&".join(fields)
-    # nothing reads a fragment from a backend URL; it can only hold the tail of a value
-    return path + ("#" + _MASK if hash_ and fragment else hash_)
+    end = len(tier)
+    hash_at = tier.find("#", cut)
+    if 0 <= hash_at < end - 1:
+        yield hash_at + 1, end
+    body_end = end if hash_at < 0 else hash_at
+    authority_end = min(
+        (i for i in (tier.find(c, cut, body_end) for c in "/?") if i >= 0), default=body_end
+    )
+    # the parser's reading of the authority
+    at = tier.rfind("@", cut, authority_end)
+    if at >= 0:
+        colon = tier.find(":", cut, at)
+        yield (cut if colon < 0 else colon + 1), at
+    hosts_start = at + 1 if at >= 0 else cut
+    for server in tier[hosts_start:authority_end].split(","):
+        host, colon_, port = server.rpartition(":")
+        bad_port = colon_ and not host.endswith("]") and not _PORT.fullmatch(port)
+        if bad_port or (not colon_ and server.startswith("[") and not server.endswith("]")):
+            yield hosts_start, authority_end
+            break
+    # the query, as parse_qsl reads it
+    question = tier.find("?", cut, body_end)
+    if question >= 0:
+        for name_start, equals, stop in _fields(tier, question + 1, body_end):
+            if equals >= 0 and is_secret_param(unquote_plus(tier[name_start:equals])):
+                yield equals + 1, stop
+    # a password with unescaped reserved characters: everything to the last "@"
+    last_at = tier.rfind("@", cut)
+    if last_at >= 0:
+        colon = tier.find(":", cut, last_at)
+        user_clean = colon >= 0 and not any(c in tier[cut:colon] for c in "@/?#&=")
+        yield (colon + 1 if user_clean else cut), last_at
 
 
 def _redact_tier(tier: str) -> str:
     head = _HEAD.match(tier)
     cut = head.end() if head else 0
-    rest = _redact_netloc(_redact_userinfo(tier[cut:]))
-    return tier[:cut] + _redact_query(rest)
+    masked = bytearray(len(tier))
+    for start, stop in _secret_spans(tier, cut):
+        masked[start:stop] = b"\x01" * (stop - start)
+    out: list[str] = []
+    for index, char in enumerate(tier):
+        if not masked[index]:
+            out.append(char)
+        elif index == 0 or not masked[index - 1]:
+            out.append(_MASK)
+    return "".join(out)
 
 
 def redact_url(url: str) -> str:

@@ -25,9 +25,13 @@ import copy
 import enum
 import re
 import secrets
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Generator, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
+
+from session_store.backend import VersionToken
+from session_store.codec import Codec
+from session_store.codec.stages import ZstdStage
 
 if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
@@ -38,16 +42,32 @@ __all__ = [
     "DictSession",
     "Outcome",
     "Plan",
+    "Read",
     "ServerSession",
     "SessionState",
     "acommit",
+    "aread_session",
     "commit",
+    "commit_steps",
     "diff",
     "is_session_id",
     "merge_changes",
     "new_session_id",
     "plan_commit",
+    "read_session",
+    "web_codec",
 ]
+
+#: Web sessions are compressed only above this many bytes: a request-sized session (a few KB)
+#: costs more CPU to compress on every request (~60 us for 2 KB here) than it saves on the wire.
+WEB_COMPRESSION_THRESHOLD = 16 * 1024
+
+
+def web_codec() -> Codec:
+    """The codec of the stores the integrations open from a URL: the default one (strict JSON
+    envelope, encryption when ``SESSION_STORE_KEYS`` is set) with compression above 16 KiB."""
+    return Codec(legacy_schema="dict", compression=ZstdStage(threshold=WEB_COMPRESSION_THRESHOLD))
+
 
 #: Random bytes in a session id (256 bits).
 SESSION_ID_BYTES = 32
@@ -59,12 +79,32 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(SESSION_ID_BYTES)
 
 
-def is_session_id(value: object) -> bool:
+def is_session_id(value: object) -> TypeGuard[str]:
     """Whether a cookie value has the shape of an id we issue (anything else is not looked up)."""
     return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
 
 
 Data = dict[str, Any]
+
+
+class Read(NamedTuple):
+    """A session as read from the store: its data and the version token of that read, so the
+    end of the request can write with one compare-and-set instead of reading again."""
+
+    data: Data
+    token: VersionToken
+
+
+def read_session(store: SessionStore[Data], sid: str) -> Read | None:
+    """The stored session ``sid`` with its version token, or ``None``; one backend read."""
+    found = store.backend.get_versioned(sid)
+    return None if found is None else Read(store._decode(sid, found.value), found.token)
+
+
+async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
+    """:func:`read_session` through an async store."""
+    found = await store.backend.get_versioned(sid)
+    return None if found is None else Read(store._decode(sid, found.value), found.token)
 
 
 class ServerSession(MutableMapping[str, Any]):
@@ -73,32 +113,31 @@ class ServerSession(MutableMapping[str, Any]):
     Args:
         sid: the id from the request's cookie (already checked with :func:`is_session_id`), or
             ``None`` for a request without one.
-        loader: reads the stored data of ``sid`` (``None`` if the store does not hold it). Called
-            at most once, on first access; ``None`` for data loaded by the caller (``data``).
-        data: data already loaded (the async integrations load before the app runs).
+        loader: reads ``sid`` (:func:`read_session`; ``None`` if the store does not hold it).
+            Called at most once, on first access.
     """
 
-    def __init__(
-        self,
-        sid: str | None,
-        loader: Callable[[str], Data | None] | None = None,
-        *,
-        data: Data | None = None,
-    ) -> None:
+    def __init__(self, sid: str | None, loader: Callable[[str], Read | None] | None = None) -> None:
         self.sid = sid
         self._loader = loader
         self._data: Data | None = None
         self._original: Data = {}
+        self.stored: Read | None = None  # what the store held, as stored: the base of a merge
         self.accessed = False
         self.cleared = False
         self.regenerate_requested = False
-        if data is not None or loader is None:
-            self._adopt(data)
+        if loader is None or sid is None:
+            self._adopt(None)
 
-    def _adopt(self, data: Data | None) -> None:
-        if data is None:
+    def _view(self, stored: Data) -> Data:
+        """The app's view of stored data (a subclass may translate values)."""
+        return dict(stored)
+
+    def _adopt(self, read: Read | None) -> None:
+        if read is None:
             self.sid = None  # unknown or absent id: never adopted, a new one comes on write
-        self._data = dict(data or {})
+        self.stored = read
+        self._data = {} if read is None else self._view(read.data)
         self._original = copy.deepcopy(self._data)
 
     @property
@@ -168,12 +207,13 @@ class DictSession(dict[str, Any]):
 
     Args:
         sid: the id the data was loaded from, or ``None`` (none, or one the store did not hold).
-        data: the stored data (``None``: a new session).
+        read: what :func:`aread_session` found (``None``: a new session).
     """
 
-    def __init__(self, sid: str | None, data: Data | None) -> None:
-        super().__init__(data or {})
-        self.sid = sid if data is not None else None
+    def __init__(self, sid: str | None, read: Read | None) -> None:
+        super().__init__(read.data if read is not None else {})
+        self.sid = sid if read is not None else None
+        self.stored = read
         self._original = copy.deepcopy(dict(self))
         self.loaded = True
         self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
@@ -285,71 +325,91 @@ def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
     return Outcome(sid, plan.action) if result is not None else Outcome(None, Action.DELETE)
 
 
-def commit(
-    store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
-) -> Outcome:
-    """Apply :func:`plan_commit`'s decision through a sync store."""
+def _first_try(
+    store: SessionStore[Data] | AsyncSessionStore[Data], plan: Plan, session: SessionState
+) -> tuple[str, bytes, VersionToken] | None:
+    """The payload of the merge onto what this request read, and the token to write it with:
+    one compare-and-set instead of a read and a compare-and-set. ``None``: nothing was read."""
+    if session.stored is None or session.sid is None:
+        return None
+    merged = merge_changes(
+        session.stored.data, plan.changed, plan.removed, replace=plan.replace, existing=True
+    )
+    assert merged is not None
+    return session.sid, store._prepare(session.sid, merged)[1], session.stored.token
+
+
+#: One store call the commit needs: the method's name (``set_if`` goes to the store's backend)
+#: and its arguments. The commit's decisions are a generator of these, so the sync and the
+#: async integrations run the very same steps, one with calls and one with awaits.
+Call = tuple[str, tuple[Any, ...]]
+Steps = Generator[Call, Any, Outcome]
+
+
+def commit_steps(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    session: SessionState,
+    ttl: float | None,
+    sliding: bool = True,
+) -> Steps:
+    """The store calls that apply :func:`plan_commit`'s decision; each yields a :data:`Call`
+    and receives its result. Returns the :class:`Outcome`."""
     plan = plan_commit(session, sliding=sliding)
     sid = session.sid
     if plan.action is Action.NOTHING:
         return Outcome(sid, plan.action)
     if plan.action is Action.DELETE:
-        assert sid is not None
-        store.delete(sid)
+        yield "delete", (sid,)
         return Outcome(None, plan.action)
     if plan.action is Action.TOUCH:
-        assert sid is not None
-        return Outcome(sid, plan.action) if store.touch(sid, ttl) else Outcome(None, Action.DELETE)
+        alive = yield "touch", (sid, ttl)
+        return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
     if plan.action is Action.WRITE:
+        first = _first_try(store, plan, session)  # nobody wrote since our read: one round trip
+        if first is not None and (yield "set_if", (*first, store._ttl(ttl))):
+            return Outcome(first[0], plan.action)
         existing = sid is not None
         sid = sid or new_session_id()
-        return _written(plan, sid, store.update(sid, plan.merge(existing), ttl))
+        return _written(plan, sid, (yield "update", (sid, plan.merge(existing), ttl)))
     # MOVE: the merged data under a fresh id (created only if absent), then the old id goes
-    old = sid
-    data = merge_changes(
-        store.load(old) if old else None,
-        plan.changed,
-        plan.removed,
-        replace=plan.replace,
-        existing=False,
-    )
+    base = session.stored.data if session.stored is not None else None
+    data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
     new = new_session_id()
-    store.update(new, lambda current: data, ttl)
-    if old is not None:
-        store.delete(old)
+    yield "update", (new, lambda current: data, ttl)
+    if sid is not None:
+        yield "delete", (sid,)
     return Outcome(new, plan.action)
+
+
+def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:
+    return getattr(store.backend if name == "set_if" else store, name)
+
+
+def commit(
+    store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
+) -> Outcome:
+    """Apply :func:`plan_commit`'s decision through a sync store."""
+    steps = commit_steps(store, session, ttl, sliding)
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = _target(store, name)(*args)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome
 
 
 async def acommit(
     store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through an async store."""
-    plan = plan_commit(session, sliding=sliding)
-    sid = session.sid
-    if plan.action is Action.NOTHING:
-        return Outcome(sid, plan.action)
-    if plan.action is Action.DELETE:
-        assert sid is not None
-        await store.delete(sid)
-        return Outcome(None, plan.action)
-    if plan.action is Action.TOUCH:
-        assert sid is not None
-        alive = await store.touch(sid, ttl)
-        return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
-    if plan.action is Action.WRITE:
-        existing = sid is not None
-        sid = sid or new_session_id()
-        return _written(plan, sid, await store.update(sid, plan.merge(existing), ttl))
-    old = sid
-    data = merge_changes(
-        await store.load(old) if old else None,
-        plan.changed,
-        plan.removed,
-        replace=plan.replace,
-        existing=False,
-    )
-    new = new_session_id()
-    await store.update(new, lambda current: data, ttl)
-    if old is not None:
-        await store.delete(old)
-    return Outcome(new, plan.action)
+    steps = commit_steps(store, session, ttl, sliding)
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = await _target(store, name)(*args)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome

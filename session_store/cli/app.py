@@ -1,9 +1,10 @@
 """The ``session-store`` command group: logging, error handling, and the commands.
 
 Every failure a command meets ends as one line on stderr, ``session-store: error: ...``, and a
-non-zero exit code (1: an error, 2: a usage error, 3: a key that is not there), never a
-traceback; secrets from the URLs and ``SESSION_STORE_KEYS`` are masked in it. ``-v`` shows the
-library's INFO logs, ``-vv`` DEBUG (and the traceback of an unexpected error).
+non-zero exit code (1: an error, 2: a usage error, 3: a key that is not there, 4: a tier of a
+chain was down, unless ``--allow-degraded``), never a traceback; secrets from the URLs and
+``SESSION_STORE_KEYS`` are masked in it. ``-v`` shows the library's INFO logs, ``-vv`` DEBUG
+(and the traceback of an unexpected error).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import click
 
-from session_store.cli.common import EXIT_ERROR, CommandError, fail, log, scrub
+from session_store.cli import common
+from session_store.cli.common import EXIT_DEGRADED, EXIT_ERROR, CommandError, fail, log, scrub
 from session_store.errors import SessionStoreError
 
 __all__ = ["COMMANDS", "main"]
@@ -53,7 +55,9 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _fail_if_degraded()
+            return result
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except CommandError as exc:
@@ -69,6 +73,21 @@ class _Group(click.Group):
         except Exception as exc:
             log.debug("unexpected error", exc_info=True)
             fail(f"unexpected {type(exc).__name__}: {scrub(str(exc))}")
+
+
+_allow_degraded = False
+
+
+def _fail_if_degraded() -> None:
+    """Exit with EXIT_DEGRADED if a tier of a chain was down, unless --allow-degraded."""
+    down = common.degraded()
+    if down and not _allow_degraded:
+        tiers = "; ".join(f"{backend} ({why})" for backend, why in down.items())
+        fail(
+            f"degraded: the answer comes without {len(down)} tier(s) that were down: {tiers}; "
+            "pass --allow-degraded to accept that (exit 0)",
+            EXIT_DEGRADED,
+        )
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -88,11 +107,20 @@ def _setup_logging(verbose: int) -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="session-store")
 @click.option("-v", "--verbose", count=True, help="-v: INFO logs, -vv: DEBUG logs.")
-def main(verbose: int) -> None:
+@click.option(
+    "--allow-degraded",
+    is_flag=True,
+    help="Exit 0 even when a tier of a chain was down (the answer came from the others).",
+)
+def main(verbose: int, allow_degraded: bool) -> None:
     """Server-side session storage with pluggable backends.
 
     URL is a backend URL or a chain string ("memory:// | redis://... | diskcache:///..."); where
     it is optional it defaults to $SESSION_STORE_URL. Passwords and keys are masked in all
-    output. Exit codes: 0 ok, 1 error, 2 usage, 3 no such key.
+    output. Exit codes: 0 ok, 1 error, 2 usage, 3 no such key, 4 a tier of the chain was down
+    (the output comes from the other tiers; --allow-degraded accepts that).
     """
+    global _allow_degraded
+    _allow_degraded = allow_degraded
+    common.forget_degraded()
     _setup_logging(verbose)

@@ -19,6 +19,7 @@ from session_store.cli.common import (
     TierRead,
     console,
     echo_json,
+    live_keys,
     make_codec,
     opened,
     read_first,
@@ -101,7 +102,7 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
     target = resolve_url(url)
     validate_scan_prefix(prefix)
     with opened(target) as backend:
-        keys = sorted(backend.scan(prefix))
+        keys = sorted(live_keys(backend, backend.scan(prefix)))  # no chain tombstones
         if limit is not None:
             keys = keys[:limit]
         if not long_:
@@ -110,6 +111,8 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
             else:
                 for key in keys:
                     click.echo(key)
+                if not keys:
+                    click.echo("0 keys", err=True)  # stderr: stdout stays a list of keys
             return
         rows: list[tuple[str, int, float | None]] = []
         for key in keys:
@@ -118,6 +121,9 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
                 rows.append((key, len(hit.value), hit.ttl))
     if as_json:
         echo_json([{"key": k, "size": size, "ttl": ttl_for_json(ttl)} for k, size, ttl in rows])
+        return
+    if not rows:
+        click.echo("0 keys", err=True)
         return
     from rich.table import Table
 
@@ -134,7 +140,20 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
 def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, Any], str | None]:
     """What the payload says about itself, and the error that stopped decoding it (if any)."""
     codec = make_codec(namespace)
-    header = codec.inspect(data, key=key)
+    try:
+        header = codec.inspect(data, key=key)
+    except SessionStoreError as exc:  # not a session-store payload, or a future format
+        return {
+            "size": len(data),
+            "format": "not a session-store payload",
+            "stages": [],
+            "key_id": None,
+            "schema": None,
+            "stored_version": None,
+            "current_version": None,
+            "up_to_date": None,
+            "note": None,
+        }, f"{type(exc).__name__}: {exc.message}"
     facts: dict[str, Any] = {
         "size": header.size,
         "format": "legacy JSON (no header)" if header.legacy else f"v{header.format_version}",
@@ -151,9 +170,9 @@ def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, 
         facts["key_id"] = data[offset : offset + 4].hex()
     try:
         decoded = codec.decode(key, data)
-    except ConfigurationError as exc:  # encrypted, and no key configured: not an error
+    except ConfigurationError as exc:  # encrypted, and no key configured: shown, not decoded
         facts["note"] = exc.message
-        return facts, None
+        return facts, f"cannot decode: {exc.message}"
     except SessionStoreError as exc:
         return facts, f"{type(exc).__name__}: {exc.message}"
     info = get_schema(decoded.schema)
@@ -176,7 +195,9 @@ def inspect_(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
 
     The header (format, stages, key id) is read without any key; the schema and version need
     the payload decoded, so an encrypted one needs SESSION_STORE_KEYS (without it, the rest is
-    shown). Exit code 1 if the payload does not decode (what could be read is still shown).
+    shown). Exit code 1 if the payload does not decode, an encrypted one without its key
+    included; what could be read (size, format, TTL, the tiers holding it) is still shown, also
+    for a value that is not a session at all.
     """
     url, key = url_and_one(args, "KEY")
     validate_key(key)

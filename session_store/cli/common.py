@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn
@@ -30,6 +30,7 @@ from session_store.urls import is_secret_param, parse_url
 
 __all__ = [
     "ENV_URL",
+    "EXIT_DEGRADED",
     "EXIT_ERROR",
     "EXIT_NOT_FOUND",
     "EXIT_USAGE",
@@ -37,9 +38,13 @@ __all__ = [
     "ProgressBar",
     "TierRead",
     "console",
+    "degraded",
     "echo_json",
     "fail",
+    "forget_degraded",
     "make_codec",
+    "note_chain",
+    "note_degraded",
     "opened",
     "read_first",
     "read_tiers",
@@ -55,11 +60,14 @@ log = logging.getLogger("session_store.cli")
 
 #: The environment variable giving the default URL or chain string.
 ENV_URL = "SESSION_STORE_URL"
-#: Exit codes: an error, a usage error (click's own), a key or session that is not there.
-EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 1, 2, 3
+#: Exit codes: an error, a usage error (click's own), a key or session that is not there, and a
+#: chain that answered with a tier down (unless ``--allow-degraded``).
+EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DEGRADED = 1, 2, 3, 4
 
 _MASK = "***"
 _secrets: set[str] = set()
+#: Tiers of a chain found down while a command ran: description -> why.
+_degraded: dict[str, str] = {}
 
 
 class CommandError(Exception):
@@ -146,12 +154,40 @@ def url_and_one(args: tuple[str, ...], name: str) -> tuple[str, str]:
 
 @contextmanager
 def opened(url: str) -> Iterator[SessionBackend]:
-    """The backend ``url`` names, closed afterwards."""
+    """The backend ``url`` names, closed afterwards; a tier of a chain that was down while it
+    was used is noted (:func:`degraded`)."""
     backend = open_backend(url)
     try:
         yield backend
+        note_chain(backend)
     finally:
         backend.close()
+
+
+# -- a chain with a tier down --------------------------------------------------------------------
+def note_degraded(backend: str, why: str) -> None:
+    """Remember that the tier ``backend`` (a redacted description) could not answer."""
+    _degraded.setdefault(backend, why)
+
+
+def note_chain(backend: SessionBackend) -> None:
+    """Note every tier of a chain that is marked down (after the chain skipped it)."""
+    from session_store.tiered import TieredBackend
+
+    if isinstance(backend, TieredBackend):
+        for state in backend.tier_states():
+            if state["down"]:
+                note_degraded(state["backend"], "down")
+
+
+def degraded() -> dict[str, str]:
+    """The tiers found down during this command: description -> why."""
+    return dict(_degraded)
+
+
+def forget_degraded() -> None:
+    """Start a command with no tier noted down (the group calls it; matters in-process)."""
+    _degraded.clear()
 
 
 def make_codec(namespace: str = "") -> Codec:
@@ -164,6 +200,26 @@ def tiers_of(backend: SessionBackend) -> list[SessionBackend]:
     from session_store.tiered import TieredBackend
 
     return list(backend.tiers) if isinstance(backend, TieredBackend) else [backend]
+
+
+def live_keys(backend: SessionBackend, keys: Iterable[str]) -> Iterator[str]:
+    """``keys`` without a chain's tombstones (a chain filters them itself; one tier of a chain,
+    read alone, holds them: they are deleted sessions, not sessions)."""
+    from session_store.tiered import TieredBackend
+
+    if isinstance(backend, TieredBackend):
+        yield from keys
+        return
+    batch: list[str] = []
+    for key in [*keys, None]:
+        if key is not None:
+            batch.append(key)
+            if len(batch) < 500:
+                continue
+        if batch:
+            found = backend.get_many(batch)
+            yield from (k for k in batch if k in found and session_bytes(found[k]) is not None)
+        batch = []
 
 
 @dataclass(frozen=True)
@@ -209,6 +265,7 @@ def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list
             if len(tiers) == 1:
                 raise
             reads.append(TierRead(index, tier.describe(), down=exc.message))
+            note_degraded(tier.describe(), exc.message)
             continue
         if found is None:
             reads.append(TierRead(index, tier.describe()))
@@ -267,7 +324,8 @@ def console(*, stderr: bool = False, force: bool | None = None) -> Any:
     from rich.console import Console
 
     stream: IO[str] = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 160
+    # a terminal: its width; else $COLUMNS if set (rich reads it), else wide enough for URLs
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
     return Console(file=stream, width=width, force_terminal=force, highlight=False)
 
 

@@ -15,6 +15,7 @@ from session_store.cli.common import (
     ProgressBar,
     echo_json,
     make_codec,
+    note_chain,
     resolve_url,
 )
 from session_store.store import SessionStore
@@ -108,6 +109,7 @@ def migrate(
                 legacy_schema=legacy_schema,
             )
         shown = store.backend.describe()
+        note_chain(store.backend)
     if as_json:
         echo_json(
             {

@@ -17,7 +17,14 @@ from typing import Any
 import click
 
 from session_store.backend import SessionBackend
-from session_store.cli.common import console, echo_json, opened, resolve_url, tiers_of
+from session_store.cli.common import (
+    console,
+    echo_json,
+    note_degraded,
+    opened,
+    resolve_url,
+    tiers_of,
+)
 from session_store.errors import BackendUnavailableError
 from session_store.metrics import format_seconds, snapshot
 
@@ -74,6 +81,8 @@ def probe(backend: SessionBackend, *, sample: int, scan_limit: int) -> dict[str,
                 raise
             errors[index] = exc.message
     result = snapshot(backend)
+    for index, message in errors.items():
+        note_degraded(tiers[index].describe(), message)
     for index, entry in enumerate(result["tiers"]):
         entry["keys"] = counted[index]
         entry["keys_capped"] = counted[index] is not None and counted[index] == scan_limit
@@ -100,8 +109,11 @@ def probe(backend: SessionBackend, *, sample: int, scan_limit: int) -> dict[str,
 def stats(url: str | None, sample: int, scan_limit: int, as_json: bool) -> None:
     """Per-tier metrics: keys, hits, misses, errors, evictions, fallbacks, promotions, latency.
 
-    Measured by a short read-only probe (see `session-store stats --help`): every tier's keys
-    are counted, then a sample is read from each tier directly, nothing written.
+    Counters live in the process that counts, so a fresh command would only see zeros: stats
+    measures instead, with a short read-only probe. It counts every tier's keys (up to
+    --scan-limit), then reads a sample of them (--sample) from each tier directly, one get per
+    key and one get_many of the whole sample, timing each call; nothing is written or promoted.
+    An application reads its own live numbers with session_store.metrics.snapshot.
     """
     target = resolve_url(url)
     with opened(target) as backend:
@@ -116,20 +128,26 @@ def _print(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     out = console()
-    out.print(f"backend: {result['backend']}")
+    out.print(f"backend: {result['backend']}", overflow="fold")
     out.print(f"probe: {result['sample']} keys read from every tier, one get each + one get_many")
-    table = Table(box=None, pad_edge=False)
-    for name in ("tier", "backend", "up", "keys", "hits", "misses", "errors", "evictions"):
-        table.add_column(name, justify="left" if name in ("backend", "up") else "right")
+    # Whole backend names above the table (folded, never cut short); the table names each tier
+    # by number and scheme, so that it fits 80 columns.
+    for tier in result["tiers"]:
+        out.print(f"tier {tier['tier']}: {tier['backend']}", overflow="fold")
+    table = Table(box=None, pad_edge=False, collapse_padding=True)
+    for name in ("tier", "scheme", "up", "keys", "hits", "misses", "errors", "evictions"):
+        table.add_column(name, justify="left" if name in ("scheme", "up") else "right")
     for name in ("get p50", "get p99", "get_many p50"):
         table.add_column(name, justify="right")
+    for column in table.columns:
+        column.overflow = "fold"
     for tier in result["tiers"]:
         counts = tier["counters"]
         latency = tier["latency"]
         keys = tier["keys"]
         table.add_row(
             str(tier["tier"]),
-            tier["backend"],
+            tier["backend"].partition(":")[0],
             "yes" if tier["up"] else "DOWN",
             "-" if keys is None else f"{keys:,}{'+' if tier['keys_capped'] else ''}",
             str(counts["hits"]),
@@ -149,4 +167,4 @@ def _print(result: dict[str, Any]) -> None:
         )
     for tier in result["tiers"]:
         if tier.get("error"):
-            out.print(f"tier {tier['tier']} is down: {tier['error']}")
+            out.print(f"tier {tier['tier']} is down: {tier['error']}", overflow="fold")

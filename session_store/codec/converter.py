@@ -265,6 +265,8 @@ def _make_structure(converter: OrjsonConverter, cls: type) -> Callable[[Any, typ
             for a in fields.values()
         )
         and fields[EXTRA_FIELD].default is not attrs.NOTHING
+        # nothing but the fields to set (no cached hash or other slot __init__ fills in)
+        and set(cls.__dict__["__slots__"]) <= {*fields, "__weakref__"}
     )
     if not plain_init:
         return _make_kwargs_structure(converter, cls, tolerant)

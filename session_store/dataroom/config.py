@@ -14,7 +14,10 @@
     How long a stored session lives, in hours (a positive number; fractions allowed).
 ``SESSION_STORE_WRITE_FORMAT`` (default ``envelope``)
     ``plan-json`` during a rolling deploy from the plan's code: sessions are written as the
-    plan's JSON, which its processes read (see :mod:`session_store.codec.legacy`).
+    plan's JSON, which its processes read (see :mod:`session_store.codec.legacy`). The store is
+    then the Redis of ``REDIS_URL`` (or a single Redis ``SESSION_STORE_URL``) alone, without
+    the memory and disk tiers: a chain stamps the values it stores, which the plan's
+    ``json.loads`` cannot read. Without a Redis URL it is a ``ConfigurationError``.
 
 An empty variable counts as unset. A bad value is a :class:`ConfigurationError` naming the
 variable.
@@ -154,6 +157,26 @@ def _write_format(environ: Mapping[str, str]) -> str:
     return text
 
 
+def _plan_json_url(url: str | None, redis_url: str | None) -> str:
+    """The store of a rolling deploy: one Redis, alone. A chain stamps the values it stores
+    (session_store.stamps), which the plan's ``json.loads`` cannot read."""
+    if url is not None:
+        checked = _checked_chain(url, ENV_SESSION_STORE_URL)
+        tiers = split_chain(checked)
+        if len(tiers) != 1 or not _is_redis(tiers[0]):
+            raise ConfigurationError(
+                f"{ENV_WRITE_FORMAT}=plan-json needs {ENV_SESSION_STORE_URL} to be one Redis URL "
+                "(the plan's processes read that Redis; a chain stamps what it stores)"
+            )
+        return checked
+    if redis_url is None:
+        raise ConfigurationError(
+            f"{ENV_WRITE_FORMAT}=plan-json is for a rolling deploy over the plan's Redis: "
+            f"set {ENV_REDIS_URL}"
+        )
+    return _checked_chain(_plan_layout(redis_url.replace("|", "%7C")), ENV_REDIS_URL)
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> EnvConfig:
     """The backend URL and TTL the environment asks for (see the module docstring).
 
@@ -172,11 +195,13 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> EnvConfig:
         return EnvConfig(url, hours * 3600, hours, max_sessions, redis_enabled, write_format)
 
     url = _env(env, ENV_SESSION_STORE_URL)
+    redis_url = _env(env, ENV_REDIS_URL)
+    if write_format == "plan-json":
+        return config(_plan_json_url(url, redis_url), True)
     if url is not None:
         checked = _checked_chain(url, ENV_SESSION_STORE_URL)
         return config(checked, any(_is_redis(tier) for tier in split_chain(checked)))
     tiers = [f"memory://?max_entries={max_sessions}"]
-    redis_url = _env(env, ENV_REDIS_URL)
     if redis_url is not None:
         # a "|" would split the chain; percent-encoded, the URL parser decodes it back
         tier = _plan_layout(redis_url.replace("|", "%7C"))

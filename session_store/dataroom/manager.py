@@ -44,14 +44,25 @@ from session_store.dataroom.config import (
     config_from_env,
 )
 from session_store.dataroom.metrics import SessionMetrics
+from session_store.dataroom.quality import (
+    assess_session_completeness,
+    assess_session_quality,
+    average_extraction_quality,
+    has_vision_extractions,
+    total_processing_cost,
+)
 from session_store.dataroom.views import (
     NO_SESSION_ANALYSIS,
     NO_SESSION_VISION,
+    compile_processing_summary,
     comprehensive_analysis_data,
+    extract_vision_insights,
+    format_document_data,
+    format_vision_insights,
     vision_specific_data,
 )
 from session_store.errors import ConfigurationError, SerializationError
-from session_store.mapping import SessionMapping
+from session_store.mapping import SessionMapping, user_key
 from session_store.schema.dataroom import EnhancedSessionData
 from session_store.store import SessionStore
 
@@ -129,7 +140,7 @@ class SessionManager:
         return adopt_dataroom(self.store.codec, user_id, data)
 
     def store_enhanced_session(
-        self, user_id: str, session_data: dict[str, Any]
+        self, user_id: str | int, session_data: Mapping[str, Any]
     ) -> EnhancedSessionData:
         """Store the app's session dict for ``user_id``; returns what was stored.
 
@@ -141,11 +152,15 @@ class SessionManager:
         except for ``created_at``, which an existing session keeps; the read-modify-write is
         atomic, so concurrent stores lose no update and exactly one of them creates the session.
 
+        ``user_id`` is text; an ``int`` (a chat platform's id) means its decimal text, in every
+        method, as in :class:`SessionMapping`.
+
         Raises:
             SerializationError: the data cannot be stored (nothing was written).
             InvalidKeyError: ``user_id`` breaks the key rules.
             ConflictError: other writers won every attempt for the store's ``update_timeout``.
         """
+        user_id = user_key(user_id)
         fresh = self._build(user_id, session_data)
         previous: EnhancedSessionData | None = None
 
@@ -177,30 +192,37 @@ class SessionManager:
         return self._build(user_id, obj if isinstance(obj, Mapping) else {})
 
     def _observe_mapping(self, user_id: str, previous: Any, stored: Any) -> None:
-        try:
-            before = None if previous is None else self._typed(user_id, previous)
-            after = self._typed(user_id, stored)
-        except SerializationError:  # not a data-room session: count it, without details
-            before, after = (None if previous is None else EnhancedSessionData(user_id)), None
-        if after is None:
-            after = EnhancedSessionData(user_id)
-        self.metrics.claim_size_sample()
-        self.metrics.record_store(before, after)
+        """Count a write made through :meth:`user_sessions` (``previous`` ``None``: it
+        created the session; ``stored`` ``None``: it deleted it). A write that is not a
+        data-room session counts with no vision data and no cost."""
 
-    def delete_session(self, user_id: str) -> bool:
+        def typed(obj: Any) -> EnhancedSessionData:
+            try:
+                return self._typed(user_id, obj)
+            except SerializationError:
+                return EnhancedSessionData(user_id)
+
+        if stored is None:
+            self.metrics.record_delete()
+            return
+        before = None if previous is None else typed(previous)
+        self.metrics.claim_size_sample()
+        self.metrics.record_store(before, typed(stored))
+
+    def delete_session(self, user_id: str | int) -> bool:
         """Remove the user's session; ``True`` if there was one."""
-        deleted = self.store.delete(user_id)
+        deleted = self.store.delete(user_key(user_id))
         if deleted:
             self.metrics.record_delete()
         return deleted
 
     # -- reads ---------------------------------------------------------------------------------
-    def get_enhanced_session(self, user_id: str) -> EnhancedSessionData | None:
+    def get_enhanced_session(self, user_id: str | int) -> EnhancedSessionData | None:
         """The user's session (a legacy dict session loads typed), or ``None``.
 
         The object is a copy: changing it changes nothing stored until it is stored again.
         """
-        return self.store.load(user_id)
+        return self.store.load(user_key(user_id))
 
     def list_sessions(self) -> list[str]:
         """The user ids with a stored session, sorted. Scans the backend: not for the hot
@@ -211,7 +233,7 @@ class SessionManager:
         """The counters of :class:`SessionMetrics` and the (redacted) backend description."""
         return {**self.metrics.as_dict(), "backend": self.store.backend.describe()}
 
-    def get_comprehensive_analysis_data(self, user_id: str) -> dict[str, Any]:
+    def get_comprehensive_analysis_data(self, user_id: str | int) -> dict[str, Any]:
         """Everything a command needs about the user's session, in the plan's shape; for a
         user without a session ``{'error': 'No session found for user'}``.
 
@@ -225,9 +247,9 @@ class SessionManager:
         session = self.get_enhanced_session(user_id)
         if session is None:
             return dict(NO_SESSION_ANALYSIS)
-        return comprehensive_analysis_data(session)
+        return {**comprehensive_analysis_data(session), "user_id": user_id}  # as asked, as the plan
 
-    def get_vision_specific_data(self, user_id: str) -> dict[str, Any]:
+    def get_vision_specific_data(self, user_id: str | int) -> dict[str, Any]:
         """The vision side of the user's session, in the plan's shape (``has_vision_data``,
         ``vision_insights``, ``visual_elements_summary``, ``cost_summary`` with
         ``total_cost`` and ``pages_processed``); for a user without a session
@@ -236,6 +258,34 @@ class SessionManager:
         if session is None:
             return copy.deepcopy(dict(NO_SESSION_VISION))
         return vision_specific_data(session)
+
+    # -- the plan's helpers, under its names (defined in views.py and quality.py) -------------
+    def _assess_session_quality(self, session: EnhancedSessionData) -> dict[str, Any]:
+        return assess_session_quality(session)
+
+    def _assess_session_completeness(self, session: EnhancedSessionData) -> float:
+        return assess_session_completeness(session)
+
+    def _calculate_average_extraction_quality(self, session: EnhancedSessionData) -> float:
+        return average_extraction_quality(session)
+
+    def _calculate_total_processing_cost(self, session: EnhancedSessionData) -> float:
+        return total_processing_cost(session)
+
+    def _has_vision_extractions(self, session: EnhancedSessionData) -> bool:
+        return has_vision_extractions(session)
+
+    def _format_vision_insights(self, vision_extractions: Any) -> list[dict[str, Any]]:
+        return format_vision_insights(vision_extractions)
+
+    def _extract_vision_insights(self, extraction_results: Any) -> list[dict[str, Any]]:
+        return extract_vision_insights(extraction_results)
+
+    def _format_document_data(self, extraction_results: Any) -> dict[str, Any]:
+        return format_document_data(extraction_results)
+
+    def _compile_processing_summary(self, processing_metadata: Any) -> dict[str, Any]:
+        return compile_processing_summary(processing_metadata)
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -40,7 +40,7 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 
 from session_store.errors import InvalidKeyError
 from session_store.store import SessionStore as _Store
-from session_store.websession import diff, merge_changes, new_session_id
+from session_store.websession import diff, merge_changes, new_session_id, web_codec
 
 __all__ = ["SessionStore", "get_store"]
 
@@ -58,7 +58,7 @@ def get_store() -> _Store[Data]:
     with _stores_lock:
         store = _stores.get(url)
         if store is None:
-            store = _stores[url] = _Store(url, dict)
+            store = _stores[url] = _Store(url, dict, codec=web_codec())
         return store
 
 

@@ -10,7 +10,9 @@
     version 2 uses the plan's names (:data:`V1_RESULT_RENAMES`), its default strategy
     ``'default'`` where version 1 wrote ``''``, and ``{}`` for empty cross-document insights
     where version 1 wrote ``[]``. A downgrade writes version 1 again for a rolling deploy
-    from 0.1 (``Codec(write_versions={"dataroom": 1})``).
+    from 0.1 (``Codec(write_versions={"dataroom": 1})``). Legacy (v0) data runs through the
+    same step: a result that holds one of the old names and not the plan's (a key only 0.1
+    wrote) is renamed like 0.1's; a result holding both keeps both, untouched.
 * ``dict``, version 1: any JSON object, stored exactly (``SessionMapping`` uses it). Version 0 is
   the same dict without an envelope.
 """

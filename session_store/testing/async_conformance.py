@@ -102,6 +102,19 @@ class AsyncBackendConformance:
             await backend.set_many({"k": value})  # type: ignore[dict-item]
         assert await backend.get("k") == b"kept"
 
+    async def test_no_expiry_ttl_means_never(self, backend: AsyncSessionBackend) -> None:
+        """``ttl=NO_EXPIRY`` (``math.inf``) stores without expiry, as in the sync kit."""
+        await backend.set("a", b"v", ttl=60)
+        await backend.set("a", b"w", ttl=math.inf)
+        assert await backend.ttl("a") == math.inf
+        await backend.set_many({"b": b"w"}, ttl=math.inf)
+        assert await backend.ttl("b") == math.inf
+        await backend.set("c", b"v", ttl=60)
+        assert await backend.touch("c", math.inf) is True
+        assert await backend.ttl("c") == math.inf
+        assert await backend.set_if("d", b"v", None, ttl=math.inf) is True
+        assert await backend.ttl("d") == math.inf
+
     # -- keys ----------------------------------------------------------------------------------
     async def test_hostile_keys_round_trip(self, backend: AsyncSessionBackend) -> None:
         await backend.set("plain", b"other")
@@ -165,7 +178,10 @@ class AsyncBackendConformance:
         left = await backend.ttl("j")
         assert left is not None and 11.0 < left <= 12.346
 
-    @pytest.mark.parametrize("ttl", [0, -1, math.nan, math.inf, "10", True])
+    @pytest.mark.parametrize(
+        "ttl",
+        [0, -1, -0.5, math.nan, -math.inf, "10", True, pytest.param(10**400, id="1e400"), 2e16],
+    )
     async def test_bad_ttl(self, backend: AsyncSessionBackend, ttl: Any) -> None:
         await backend.set("k", b"kept", ttl=60)
         for call in (

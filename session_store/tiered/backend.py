@@ -54,7 +54,7 @@ from session_store.stamps import is_tombstone, unframe, version_of
 from session_store.tiered import policy
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.policy import Copy, Health
-from session_store.tiered.writes import write_if_newer
+from session_store.tiered.writes import write_after, write_if_newer
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 
 __all__ = [
@@ -81,6 +81,26 @@ DEFAULT_MAX_STALENESS = 1.0
 EVICTION_WARNING_INTERVAL = 60.0
 
 _DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
+
+
+class _ChainCounters(Counters):
+    """The chain's counters, plus near-cache hits counted without a lock (an int increment under
+    the GIL: a rare lost count under heavy threading, never a wrong one), added to ``hits``."""
+
+    __slots__ = ("fast_hits",)
+
+    def __init__(self, *, names: Iterable[str]) -> None:
+        super().__init__(names=names)
+        self.fast_hits = 0
+
+    def get(self, name: str) -> int:
+        value = super().get(name)
+        return value + self.fast_hits if name == "hits" else value
+
+    def as_dict(self) -> dict[str, int]:
+        values = super().as_dict()
+        values["hits"] += self.fast_hits
+        return values
 
 
 class _Token(NamedTuple):
@@ -146,7 +166,7 @@ class TieredBackend(SessionBackend):
         self.max_missed = max_missed
         self._clock = clock
         self._lock = threading.Lock()
-        self.counters = Counters(names=TIERED_COUNTER_NAMES)
+        self.counters: _ChainCounters = _ChainCounters(names=TIERED_COUNTER_NAMES)
         self.layout = policy.layout([tier.scope for tier in self.tiers])
         self._health = [Health() for _ in self.tiers]
         self._missed: list[set[str]] = [set() for _ in self.tiers]
@@ -155,13 +175,19 @@ class TieredBackend(SessionBackend):
         self.near = NearState(self.max_staleness, clock)
         self._near0 = self.tiers[0] if self.layout.near else None
         self._subscription: Subscription | None = None
+        self._resubscribe = False
         forksafe.register(self)
         if self.layout.near and invalidation:
             self._subscribe()
 
     def _reset_locks(self) -> None:
-        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`)."""
+        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`); the
+        stream's thread did not fork, so the next read that misses the near cache starts a new
+        one (never here, inside the fork handler)."""
         self._lock = threading.Lock()
+        if self._subscription is not None:
+            self._subscription = None
+            self._resubscribe = True
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -265,6 +291,17 @@ class TieredBackend(SessionBackend):
             missed = self._missed[index]
             if len(missed) < self.max_missed:
                 missed.add(key)
+
+    def _refused(self, index: int, key: str, exc: BackendError) -> None:
+        """Tier ``index`` refused a write of ``key`` (read-only, full): it is treated as down
+        for ``retry_after`` and the key as missed, so that it gets the newest copy when a later
+        call finds it writable again, instead of keeping an older one for good."""
+        self.counters.add("errors")
+        log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
+        if index == self.layout.arbiter:
+            return  # versioned operations ask it anyway; nothing to reconcile from
+        self._mark_down(index, exc)
+        self._note_missed(index, key)
 
     def _reconcile(self, index: int, keys: Iterable[str]) -> int:
         """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
@@ -378,8 +415,8 @@ class TieredBackend(SessionBackend):
                 if checked is not None and (
                     checked >= state.coherent_since or self._clock() - checked < state.max_staleness
                 ):
-                    self.counters.add("hits")
-                    return unframe(data)
+                    self.counters.fast_hits += 1  # no lock on the hot path (see _ChainCounters)
+                    return data  # the near cache holds the caller's bytes (see _near_put_locked)
                 self.counters.add("revalidations")
         else:
             validate_key(key)
@@ -422,6 +459,9 @@ class TieredBackend(SessionBackend):
     def _read(self, key: str) -> Copy | None:
         """The newest copy of ``key`` (``None``: absent or deleted); repairs older copies and
         fills the near cache on the way."""
+        if self._resubscribe:  # a forked child: its own stream
+            self._resubscribe = False
+            self._subscribe()
         start = self._clock()
         began = self.near.begin()
         copies, answered = self._collect(key)
@@ -430,7 +470,8 @@ class TieredBackend(SessionBackend):
                 found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
                 if found is not _DOWN and found is not None:
                     self.counters.add("hits")
-                    return Copy(index, found[0], found[1])
+                    version = self.near.versions.get(key) or bytes(12)
+                    return Copy(index, stamps.frame(found[0], version, None), found[1])
             raise self._all_down("read", key)
         best = policy.newest(copies)
         if best is None:
@@ -482,22 +523,39 @@ class TieredBackend(SessionBackend):
             self.near.mark_checked(key, start)
 
     def _near_put_locked(
-        self, key: str, data: bytes, ttl: float | None, *, promote: bool = False
+        self,
+        key: str,
+        data: bytes,
+        ttl: float | None,
+        *,
+        promote: bool = False,
+        value: bytes | None = None,
     ) -> None:
-        """Write ``data`` into the near tiers unless they hold a newer version (lock held)."""
+        """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
+
+        The near cache holds the caller's bytes, unframed, so that a hit returns them as they
+        are (no copy); their versions are kept beside them in :attr:`NearState.versions`.
+        """
+        if value is None:  # (a writer passes the caller's bytes: no second copy)
+            value = unframe(data)
+        if value is None:
+            return  # never a tombstone: a deleted key is simply absent from the near cache
         version = version_of(data)
+        versions = self.near.versions
+        known = versions.get(key)
         for index in self.layout.near:
             tier = self.tiers[index]
             try:
-                current = tier.get(key)
-                if current is None or version_of(current) < version:
-                    tier.set(key, data, ttl)
-                    if promote:
-                        self.counters.add("promotions")
-                        tier.counters.add("promotions")
+                if known is not None and known >= version and tier.get(key) is not None:
+                    continue
+                tier.set(key, value, ttl)
+                if promote:
+                    self.counters.add("promotions")
+                    tier.counters.add("promotions")
             except BackendError:
                 self.near.checked.pop(key, None)
                 continue
+            versions[key] = version
             self._check_evictions(index)
         if len(self.near.checked) > 1_000_000:  # keys evicted from the tier: forget their checks
             self.near.invalidate(None)
@@ -508,13 +566,15 @@ class TieredBackend(SessionBackend):
             return
         with self.near.lock:
             self.near.invalidate([key])
+            self.near.versions.pop(key, None)
             for index in self.layout.near:
                 with contextlib.suppress(BackendError):  # dropping a copy is best effort
                     self.tiers[index].delete(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
-        found: dict[str, bytes] = {}
+        found: dict[str, bytes] = {}  # framed copies from the shared tiers
+        near_hits: dict[str, bytes] = {}  # the caller's bytes, from the near cache
         remaining = wanted
         near = self._near0
         if near is not None and wanted:
@@ -528,8 +588,8 @@ class TieredBackend(SessionBackend):
                 if policy.is_fresh(
                     state.checked.get(key), now, state.coherent_since, state.max_staleness
                 ):
-                    found[key] = data
-            remaining = [key for key in wanted if key not in found]
+                    near_hits[key] = data
+            remaining = [key for key in wanted if key not in near_hits]
         if remaining:
             copies: dict[str, list[Copy]] = {}
             reached = False
@@ -549,7 +609,7 @@ class TieredBackend(SessionBackend):
         out: dict[str, bytes] = {}
         for key in wanted:
             stored = found.get(key)
-            value = None if stored is None else unframe(stored)
+            value = near_hits.get(key) if stored is None else unframe(stored)
             if value is not None:
                 out[key] = value
         self.counters.add("hits", len(out))
@@ -578,29 +638,70 @@ class TieredBackend(SessionBackend):
             yield from (key for key in batch if key in found)
 
     # -- writes --------------------------------------------------------------------------------
-    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bool:
-        """Ordered writes of ``data`` to the shared tiers, lowest first.
+    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bytes:
+        """A new write (see :meth:`_write_once`). If a lower tier holds a version newer than the
+        one the arbiter stored while the arbiter still holds ours (a copy written by a host whose
+        clock runs ahead, kept after the arbiter lost the key), the write is made again with a
+        version past it, so that it is not hidden behind that older write."""
+        for _ in range(3):
+            data, ahead = self._write_once(key, data, ttl, what)
+            if ahead is None:
+                return data
+            stamps.clock.observe(ahead)
+            data = stamps.with_version(data, stamps.clock.now())
+        return data
 
-        Returns whether a durable tier took it (every tier when none is durable). Raises if not:
-        the first typed error a tier gave, else :class:`BackendUnavailableError`.
+    def _newer_below(self, key: str, data: bytes, behind: list[int]) -> bytes | None:
+        """The newest version among the ``behind`` tiers if it is newer than ``data``'s and the
+        arbiter still holds ``data``'s version (no later write exists); else ``None``."""
+        version = version_of(data)
+        newest = b""
+        for index in behind:
+            found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
+            if found is not _DOWN and found is not None:
+                newest = max(newest, version_of(found[0]))
+        if newest <= version:
+            return None
+        held = self._call(self.layout.arbiter, lambda t: t.get_with_ttl(key), "get_with_ttl")
+        if held is _DOWN or held is None or version_of(held[0]) != version:
+            return None
+        return newest
+
+    def _write_once(
+        self, key: str, data: bytes, ttl: float | None, what: str
+    ) -> tuple[bytes, bytes | None]:
+        """A new write of the framed ``data``: the arbiter first (ordered by arrival, see
+        :func:`write_after`), then ordered copies of what it stored to the other shared tiers,
+        lowest first. With the arbiter down, the others take ``data`` as it is.
+
+        Returns the framed bytes written (the arbiter may have moved their version on), and the
+        newer version a lower tier holds (see :meth:`_write`), if any. Raises unless a durable
+        tier took it (any tier when none is durable): the first typed error a tier gave, else
+        :class:`BackendUnavailableError`.
         """
         durable = self.layout.durable
+        arbiter = self.layout.arbiter
         acked = False
         error: BackendError | None = None
         skipped: list[int] = []
+        behind: list[int] = []  # lower tiers that kept a version at least as new as ours
+        arbiter_took = False
+        order = [arbiter, *(i for i in reversed(self.layout.shared) if i != arbiter)]
         for force in (False, True):
             # second round: no durable tier took it and some were skipped by their breaker; the
             # breaker saves time only when another tier can take the write, so try them now
-            for index in skipped if force else reversed(self.layout.shared):
+            for index in skipped if force else order:
                 health = self._health[index]
                 breaker_skips = health.down_since is not None and self._clock() < health.retry_at
+                fn: Callable[[SessionBackend], Any]
+                if index == arbiter:
+                    fn = partial(write_after, key=key, data=data, ttl=ttl)
+                else:
+                    fn = partial(write_if_newer, key=key, data=data, ttl=ttl)
                 try:
-                    result = self._call(
-                        index, lambda t: write_if_newer(t, key, data, ttl), what, force=force
-                    )
+                    result = self._call(index, fn, what, force=force)
                 except BackendError as exc:
-                    self.counters.add("errors")
-                    log.debug("tier %d refused a %s of %r: %s", index, what, key, exc.message)
+                    self._refused(index, key, exc)
                     error = error or exc
                     continue
                 if result is _DOWN:
@@ -608,6 +709,13 @@ class TieredBackend(SessionBackend):
                         skipped.append(index)
                     self._note_missed(index, key)
                     continue
+                if index == arbiter:
+                    arbiter_took = True
+                    if isinstance(result, bytes) and result is not data:
+                        data = result  # its version moved past what the arbiter held
+                        stamps.clock.observe(version_of(data))
+                elif result is False:
+                    behind.append(index)
                 self._check_evictions(index)
                 if not durable or index in durable:
                     acked = True
@@ -618,15 +726,19 @@ class TieredBackend(SessionBackend):
             if error is not None:
                 raise error
             raise self._all_down(what, key)
-        return acked
+        ahead = self._newer_below(key, data, behind) if behind and arbiter_took else None
+        return data, ahead
 
-    def _after_write(self, key: str, data: bytes, ttl: float | None, start: float) -> None:
-        """This process wrote ``data``: the near cache holds it, checked as of ``start``."""
+    def _after_write(
+        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
+    ) -> None:
+        """This process wrote ``data`` (framed ``value``): the near cache holds it, checked as of
+        ``start``."""
         if not self.layout.near:
             return
         with self.near.lock:
             self.near.invalidate([key])  # fills that read an older copy must not land
-            self._near_put_locked(key, data, ttl)
+            self._near_put_locked(key, data, ttl, value=value)
             self.near.mark_checked(key, start)
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -634,9 +746,8 @@ class TieredBackend(SessionBackend):
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
         start = self._clock()
-        data = stamps.frame(value, stamps.clock.now(), ttl)
-        self._write(key, data, ttl, "write")
-        self._after_write(key, data, ttl, start)
+        data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -650,6 +761,8 @@ class TieredBackend(SessionBackend):
         copies, _ = self._collect(key)
         best = policy.newest(copies)
         existed = best is not None and not is_tombstone(best.data)
+        if best is not None:
+            stamps.clock.observe(best.version)  # the tombstone is newer than every copy read
         self._write(key, stamps.tombstone(stamps.clock.now()), self.tombstone_ttl, "delete")
         self._drop_near(key)  # after the tombstones: fills that began before them are fenced
         self.counters.add("deletes")
@@ -745,9 +858,8 @@ class TieredBackend(SessionBackend):
                 if self._call(index, lambda t: write_if_newer(t, key, data, ttl), "write") is _DOWN:
                     self._note_missed(index, key)
             except BackendError as exc:
-                self.counters.add("errors")
-                log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
-        self._after_write(key, data, ttl, start)
+                self._refused(index, key, exc)
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
         return True
 

@@ -57,6 +57,8 @@ class NearState:
         self._clock = clock
         self.lock = threading.Lock()
         self.checked: dict[str, float] = {}
+        #: the version of each copy put in the near cache (which holds the caller's bytes)
+        self.versions: dict[str, bytes] = {}
         #: monotonic time the stream connected; inf while there is no stream or it is down
         self.coherent_since = math.inf
         self.seq = 0
@@ -75,7 +77,8 @@ class NearState:
 
     def may_install(self, key: str, began: int) -> bool:
         """Whether a fill that began at ``began`` may install ``key`` (call with the lock held)."""
-        return self._floor <= began and self._invalidated.get(key, -1) < began
+        # an invalidation numbered n happened before a fill that began at n or later
+        return self._floor <= began and self._invalidated.get(key, -1) <= began
 
     def mark_checked(self, key: str, at: float) -> None:
         """``key``'s copy was read from the shared tiers at ``at`` (call with the lock held)."""
@@ -88,6 +91,8 @@ class NearState:
             self._floor = self.seq
             self._invalidated.clear()
             self.checked.clear()
+            if len(self.versions) > _MAX_RECORDS:
+                self.versions.clear()  # fills are fenced by sequence numbers meanwhile
             return
         for key in keys:
             self._invalidated[key] = self.seq

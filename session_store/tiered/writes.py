@@ -1,5 +1,14 @@
 """Ordered writes: a tier write never replaces a newer version with an older one.
 
+Two kinds of writes reach a tier:
+
+* a **copy** of a version that exists (a promotion, a repair, the lower tiers' share of a new
+  write): :func:`write_if_newer`, which loses to anything at least as new;
+* a **new write** at the arbiter (``set``, ``delete``): :func:`write_after`, which always lands
+  and is ordered by *arrival*: if the arbiter holds a version at least as new (a writer whose
+  clock is ahead, or the same millisecond), the new write takes that version's clock plus one.
+  So a save or delete acknowledged after another is never silently dropped as "older".
+
 A backend may offer ``set_if_newer(key, value, ttl, head=, start=, end=)`` (Redis does, as one Lua
 script): store ``value`` unless the current value begins with the same ``head`` bytes and its bytes
 ``[start:end]`` are at least ``value``'s. Any other backend gets the same effect from its
@@ -9,9 +18,13 @@ compare-and-set: read the version, compare, ``set_if`` against what was read, ag
 from __future__ import annotations
 
 from session_store.backend import SessionBackend
-from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of
+from session_store.errors import BackendUnavailableError
+from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of, with_version
 
-__all__ = ["write_if_newer"]
+__all__ = ["bump", "write_after", "write_after_cas", "write_if_newer"]
+
+#: Where the version's clock ends (the 4-byte node follows it).
+CLOCK_END = VERSION_START + 8
 
 _ATTEMPTS = 16
 
@@ -32,3 +45,45 @@ def write_if_newer(tier: SessionBackend, key: str, data: bytes, ttl: float | Non
         if tier.set_if(key, data, None if read is None else read.token, ttl):
             return True
     return False  # pragma: no cover - 16 writers in a row beat us: each of them is newer
+
+
+def bump(version: bytes, node: bytes) -> bytes:
+    """The version right after ``version`` (its clock plus one), with ``node``."""
+    clock = int.from_bytes(version[: CLOCK_END - VERSION_START], "big") + 1
+    return clock.to_bytes(CLOCK_END - VERSION_START, "big") + node
+
+
+def write_after(tier: SessionBackend, key: str, data: bytes, ttl: float | None) -> bytes:
+    """Store the framed ``data`` in ``tier`` after whatever it holds; the framed bytes stored.
+
+    Their version is ``data``'s, or, if ``tier`` holds one at least as new, that one's clock
+    plus one (the node kept).
+    """
+    after = getattr(tier, "set_after", None)
+    if after is not None:
+        stored = after(
+            key,
+            data,
+            ttl,
+            head=len(MAGIC),
+            start=VERSION_START,
+            end=VERSION_END,
+            clock_end=CLOCK_END,
+        )
+        return data if stored == version_of(data) else with_version(data, stored)
+    return write_after_cas(tier, key, data, ttl)
+
+
+def write_after_cas(tier: SessionBackend, key: str, data: bytes, ttl: float | None) -> bytes:
+    """:func:`write_after` with the tier's compare-and-set (any backend)."""
+    for _ in range(_ATTEMPTS * 4):
+        read = tier.get_versioned(key)
+        if read is not None:
+            held = version_of(read.value)
+            if held >= version_of(data):
+                data = with_version(data, bump(held, data[CLOCK_END:VERSION_END]))
+        if tier.set_if(key, data, None if read is None else read.token, ttl):
+            return data
+    raise BackendUnavailableError(  # pragma: no cover - 64 writers in a row beat us
+        "too many concurrent writers to order this write", key=key, backend=tier.describe()
+    )

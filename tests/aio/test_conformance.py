@@ -11,8 +11,8 @@ import pytest
 from session_store.aio import AsyncMemoryBackend, AsyncSessionBackend, open_async_backend
 from session_store.testing.async_conformance import AsyncBackendConformance
 from session_store_diskcache.aio import AsyncDiskcacheBackend
-from session_store_redis.aio import AsyncRedisBackend
-from session_store_redis.testing import RedisServer
+from session_store_redis.aio import AsyncRedisBackend, AsyncRedisSentinelBackend
+from session_store_redis.testing import RedisSentinelSet, RedisServer
 
 
 class TestAsyncMemoryConformance(AsyncBackendConformance):
@@ -49,6 +49,23 @@ class TestAsyncDiskcacheConformance(AsyncBackendConformance):
         def open_one(prefix: str = "t:") -> AsyncSessionBackend:
             backend = open_async_backend(url, prefix=prefix)
             assert isinstance(backend, AsyncDiskcacheBackend)
+            return backend
+
+        return open_one
+
+
+class TestAsyncRedisSentinelConformance(AsyncBackendConformance):
+    """Through real sentinels (a primary, a replica, three sentinels) to the primary."""
+
+    @pytest.fixture
+    def backend_factory(
+        self, redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+    ) -> Callable[..., AsyncSessionBackend]:
+        def open_one(prefix: str = "t:") -> AsyncSessionBackend:
+            backend = open_async_backend(
+                redis_sentinel.url, prefix=f"{redis_sentinel_namespace}{prefix}"
+            )
+            assert isinstance(backend, AsyncRedisSentinelBackend)
             return backend
 
         return open_one

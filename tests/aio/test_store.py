@@ -84,18 +84,26 @@ async def test_rules_are_the_sync_stores(redis_store: AsyncSessionStore[dict[str
     assert saved.last_accessed > old  # stamped, as the sync store does
 
 
-async def test_stale_last_accessed_is_refreshed_once() -> None:
+async def test_reads_never_write_and_touch_on_load_keeps_the_payload() -> None:
+    """As the sync store (issue 12): a load never rewrites the session, however old its
+    ``last_accessed``; ``touch_on_load`` restarts the expiry without rewriting it."""
     backend = AsyncMemoryBackend()
     store: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(
         backend, EnhancedSessionData, codec=Codec(encryption=None), access_interval=60
     )
     stale = EnhancedSessionData("u", last_accessed=datetime.now(UTC) - timedelta(hours=1))
-    await backend.set("u", store.codec.encode("u", stale))
+    payload = store.codec.encode("u", stale)
+    await backend.set("u", payload, ttl=30)
     writes = backend.counters.get("writes")
     loaded = await store.load("u")
-    assert loaded is not None and loaded.last_accessed > stale.last_accessed
-    await store.load("u")
-    assert backend.counters.get("writes") == writes + 1
+    assert loaded is not None and loaded.last_accessed == stale.last_accessed
+    assert backend.counters.get("writes") == writes and await backend.get("u") == payload
+    touching: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(
+        backend, EnhancedSessionData, codec=Codec(encryption=None), touch_on_load=True, ttl=300
+    )
+    assert await touching.load("u") is not None
+    left = await backend.ttl("u")
+    assert left is not None and 30 < left <= 300 and await backend.get("u") == payload
 
 
 async def test_concurrent_updates_lose_nothing(

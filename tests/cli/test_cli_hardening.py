@@ -89,3 +89,98 @@ def test_copy_and_migrate_keep_no_expiry_over_a_destination_default(
     with open_backend(dst) as backend:
         assert backend.ttl("forever") == float("inf")
         assert 3500 < (backend.ttl("hour") or 0) <= 3600
+
+
+# -- item 12 --------------------------------------------------------------------------------------
+@pytest.fixture
+def odd_values(tmp_path: Path) -> str:
+    url = f"diskcache://{tmp_path / 'odd'}"
+    with open_backend(url) as backend:
+        backend.set("raw", b"\xff\x00 raw bytes", 600)
+        backend.set("future", b"\xa7SS\x09\x00{}")
+        backend.set("broken", b"\xa7SS\x01\x00{not json")
+    return url
+
+
+@pytest.mark.parametrize("key", ["raw", "future", "broken"])
+def test_inspect_shows_what_it_can_and_exits_1_when_it_cannot_decode(
+    cli: Run, odd_values: str, key: str
+) -> None:
+    text = cli("inspect", odd_values, key)
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert f"key:            {key}" in text.stdout and "size:" in text.stdout
+    assert "tier 0:" in text.stdout and "holds it" in text.stdout
+    as_json = cli("inspect", "--json", odd_values, key)
+    assert as_json.returncode == 1
+    facts = json.loads(as_json.stdout)
+    assert facts["key"] == key and facts["size"] > 0 and facts["error"]
+    assert facts["tiers"][0]["holds"] is True
+
+
+def test_inspect_of_an_encrypted_payload_without_keys_exits_1(cli: Run, tmp_path: Path) -> None:
+    from session_store import AesGcmStage, Codec, SessionStore
+
+    url = f"diskcache://{tmp_path / 'enc'}"
+    with SessionStore(
+        url, dict, codec=Codec(encryption=AesGcmStage([AesGcmStage.generate_key()]))
+    ) as s:
+        s.save("k", {"a": 1})
+    result = cli("inspect", url, "k")
+    assert result.returncode == 1, result.stdout
+    assert "aes-gcm" in result.stdout and "key id" in result.stdout
+
+
+def test_stats_help_explains_instead_of_pointing_at_itself(cli: Run) -> None:
+    result = cli("stats", "--help")
+    assert result.returncode == 0
+    assert "stats --help" not in result.stdout
+    assert "zeros" in result.stdout  # why it measures: counters live in the process that counts
+
+
+def test_ls_says_0_keys_on_an_empty_store(cli: Run, tmp_path: Path) -> None:
+    url = f"diskcache://{tmp_path / 'empty'}"
+    for args in (["ls", url], ["ls", "-l", url]):
+        result = cli(*args)
+        assert result.returncode == 0
+        assert "0 keys" in result.stdout + result.stderr
+        assert result.stdout.strip() in {"", "0 keys"}
+    assert json.loads(cli("ls", "--json", url).stdout) == []
+
+
+def test_stats_shows_whole_backend_names_at_80_columns(cli: Run, tmp_path: Path) -> None:
+    disk = f"diskcache://{tmp_path / 'a-rather-long-directory-name' / 'sessions'}"
+    url = f"memory://?max_entries=1000 | {disk}"
+    result = cli("stats", url, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    flat = "".join(result.stdout.split())  # wrapped lines joined: nothing cut out
+    assert f"{tmp_path / 'a-rather-long-directory-name' / 'sessions'}?prefix=session:" in flat
+    assert "..." not in result.stdout and "…" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+@pytest.fixture
+def degraded_chain(tmp_path: Path) -> str:
+    disk = f"diskcache://{tmp_path / 'disk'}"
+    with open_backend(disk) as backend:
+        backend.set("k", orjson.dumps({"a": 1}))
+    return f"memory:// | redis://127.0.0.1:1/0 | {disk}"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["ls", "{url}"], ["get", "{url}", "k"], ["inspect", "{url}", "k"], ["stats", "{url}"]],
+    ids=["ls", "get", "inspect", "stats"],
+)
+def test_a_tier_down_in_a_chain_is_a_non_zero_exit_unless_accepted(
+    cli: Run, degraded_chain: str, args: list[str], error_line: ErrorLine
+) -> None:
+    argv = [arg.format(url=degraded_chain) for arg in args]
+    result = cli(*argv)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "degraded" in result.stderr and "--allow-degraded" in result.stderr
+    assert result.stdout  # the answer from the tiers that are up is still printed
+    accepted = cli("--allow-degraded", *argv)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert accepted.stdout  # the same answer (timings and load-time stamps aside)
+    if argv[0] == "ls":
+        assert accepted.stdout == result.stdout == "k\n"

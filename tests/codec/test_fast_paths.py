@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 import zstandard
@@ -133,3 +134,25 @@ def _vision(**changes: Any) -> EnhancedSessionData:
 def test_typed_sessions_refuse_what_json_cannot_hold(session: EnhancedSessionData) -> None:
     with pytest.raises(SerializationError):
         _codec().encode("u", session)
+
+
+@attrs.define
+class Checked:
+    """A session class whose __init__ does more than assign: a validator and a post-init."""
+
+    name: str = attrs.field(validator=attrs.validators.min_len(1))
+    size: int = 0
+    extra: dict[str, Any] = attrs.Factory(dict)
+    seen: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.seen = True
+
+
+def test_classes_whose_init_does_more_still_run_it() -> None:
+    converter = make_session_converter()
+    loaded = converter.structure({"name": "a", "size": 2}, Checked)
+    assert loaded.seen and loaded.size == 2  # __attrs_post_init__ ran
+    with pytest.raises(ValueError, match=r"[Ll]ength"):
+        converter.structure({"name": ""}, Checked)  # the validator ran
+    assert converter.structure({"name": "b", "new": 1}, Checked).extra == {"new": 1}

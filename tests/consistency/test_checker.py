@@ -268,6 +268,8 @@ def test_read_staleness_allows_a_bounded_lag_and_no_more() -> None:
     assert not check_history(history).valid
     assert check_history(history, read_staleness=0.002).valid
     assert not check_history(history, read_staleness=0.0001).valid
+    # per load: only this one may lag
+    assert check_history(history, read_staleness=lambda o: 0.002 if o is history[2] else 0).valid
     # updates are never relaxed
     history[2] = op("update", (3.5, 4), "c", prev="a")
     assert not check_history(history, read_staleness=0.002).valid

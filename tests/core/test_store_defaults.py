@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from session_store import (
-    NO_EXPIRY,
-    EnhancedSessionData,
-    MemoryBackend,
-    SessionManager,
-    SessionMapping,
-    SessionStore,
-)
+from session_store import NO_EXPIRY, MemoryBackend, SessionMapping, SessionStore
+from session_store.dataroom import EnhancedSessionData, SessionManager
 from session_store.errors import InvalidTTLError
 
 DAY = 86400.0

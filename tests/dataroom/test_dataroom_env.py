@@ -168,6 +168,7 @@ def test_plan_json_writes_refuse_encryption(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("SESSION_STORE_WRITE_FORMAT", "plan-json")
     monkeypatch.setenv("SESSION_STORE_KEYS", "Z29sZGVuLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMiE=")
     with pytest.raises(ConfigurationError, match="cannot decrypt"):
@@ -175,3 +176,19 @@ def test_plan_json_writes_refuse_encryption(
     monkeypatch.setenv("SESSION_STORE_WRITE_FORMAT", "pickle")
     with pytest.raises(ConfigurationError, match="SESSION_STORE_WRITE_FORMAT"):
         EnhancedSessionManager()
+
+
+def test_plan_json_is_one_redis_alone(tmp_path: Path) -> None:
+    """A chain stamps the values it stores, which the plan's json.loads cannot read: during a
+    rolling deploy the store is the plan's Redis alone."""
+    base = {"XDG_CACHE_HOME": str(tmp_path), "SESSION_STORE_WRITE_FORMAT": "plan-json"}
+    config = config_from_env({**base, "REDIS_URL": "redis://127.0.0.1:6379/2"})
+    assert config.url == "redis://127.0.0.1:6379/2?prefix=session&separator=:"
+    assert (config.redis_enabled, config.write_format) == (True, "plan-json")
+    with pytest.raises(ConfigurationError, match="set REDIS_URL"):
+        config_from_env(base)
+    chain = "memory:// | redis://127.0.0.1:6379/2?prefix=session&separator=:"
+    with pytest.raises(ConfigurationError, match="one Redis URL"):
+        config_from_env({**base, "SESSION_STORE_URL": chain})
+    single = "redis://127.0.0.1:6379/2?prefix=session&separator=:"
+    assert config_from_env({**base, "SESSION_STORE_URL": single}).url == single

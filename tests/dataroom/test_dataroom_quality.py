@@ -228,3 +228,31 @@ def test_missing_user_shapes(manager: SessionManager) -> None:
     assert missing == {"has_vision_data": False, "vision_insights": []}
     missing["vision_insights"].append("mine")  # a fresh dict each time
     assert manager.get_vision_specific_data("nobody")["vision_insights"] == []
+
+
+def test_the_plans_helper_names_give_the_reference_results(manager: SessionManager) -> None:
+    """The helpers the plan names (with or without a body) exist on the manager under its
+    names and agree with the transcribed plan on the same session."""
+    from . import plan_reference as plan
+
+    theirs = plan.EnhancedSessionManager.__new__(plan.EnhancedSessionManager)
+    for data in (SESSION_A, SESSION_B, legacy_sessions()["U071780854"]):
+        session = manager.store_enhanced_session("u", data)
+        reference = plan.EnhancedSessionData("u")
+        for name in plan._KNOWN:
+            if name in data:
+                setattr(reference, name, data[name])
+        if "analysis_result" in data:
+            reference.analysis_result = data["analysis_result"]  # type: ignore[attr-defined]
+        if "market_research" in data:
+            reference.market_research = data["market_research"]  # type: ignore[attr-defined]
+        assert manager._assess_session_quality(session) == theirs._assess_session_quality(reference)
+        results = session.extraction_results
+        assert manager._format_document_data(results) == theirs._format_document_data(results)
+        assert manager._extract_vision_insights(results) == theirs._extract_vision_insights(results)
+        for result in results.values():
+            visions = result.get("vision_extractions") or []
+            assert manager._format_vision_insights(visions) == theirs._format_vision_insights(
+                visions
+            )
+        assert manager._has_vision_extractions(session) == theirs._has_vision_extractions(reference)

@@ -62,3 +62,25 @@ def test_fifty_random_values_reach_every_tier(
     with open_backend(f"diskcache://{directory}?prefix=app:") as fresh:
         assert {k: session_bytes(v) for k, v in fresh.get_many(values).items()} == values
         assert sorted(fresh.scan()) == sorted(values)
+
+
+def test_redis_orders_new_writes_by_arrival(
+    redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+) -> None:
+    """The arbiter's Lua script: a new write over a newer version takes that version's clock
+    plus one (with its own node); a copy (set_if_newer) over a newer version is refused."""
+    from session_store import stamps
+
+    redis_tier = RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace + "after:"))
+    ahead = (int.from_bytes(stamps.clock.now()[:8], "big") + (60_000 << 16)).to_bytes(8, "big")
+    redis_tier.set("k", stamps.frame(b"ahead", ahead + b"\x00\x00\x00\x01", None))
+    node = b"\x00\x00\x00\x02"
+    mine = stamps.frame(b"mine", stamps.clock.now()[:8] + node, 30.0)
+    kw = {"head": 4, "start": 4, "end": 16}
+    assert redis_tier.set_if_newer("k", mine, None, **kw) is False
+    stored = redis_tier.set_after("k", mine, None, clock_end=12, **kw)
+    assert stored == (int.from_bytes(ahead, "big") + 1).to_bytes(8, "big") + node
+    held = redis_tier.get("k")
+    assert held is not None and stamps.unframe(held) == b"mine"
+    assert stamps.version_of(held) == stored and stamps.own_ttl(held) == 30.0
+    redis_tier.close()

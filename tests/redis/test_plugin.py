@@ -15,11 +15,12 @@ from session_store_redis.testing.server import BINARY_ENV
 pytest_plugins = ["pytester"]
 
 
-def test_fixtures_come_from_the_entry_point(
+def test_fixtures_come_from_pytest_plugins_in_the_root_conftest(
     request: pytest.FixtureRequest, redis_server: RedisServer, redis_url: str
 ) -> None:
-    plugin = request.config.pluginmanager.get_plugin("session_store_redis")
+    plugin = request.config.pluginmanager.get_plugin("session_store_redis.testing.plugin")
     assert plugin is not None and plugin.__name__ == "session_store_redis.testing.plugin"
+    assert request.config.pluginmanager.get_plugin("session_store_redis") is None  # no pytest11
     assert redis_server.running and redis_url.startswith(redis_server.url)
     with open_backend(redis_url) as backend:
         backend.set("k", b"v")
@@ -56,6 +57,7 @@ def test_without_the_binary_fixtures_error_instead_of_skipping(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(BINARY_ENV, "/nonexistent/redis-server")
+    pytester.makeconftest('pytest_plugins = ["session_store_redis.testing.plugin"]')
     pytester.makepyfile(
         """
         def test_needs_redis(redis_url):
@@ -65,6 +67,38 @@ def test_without_the_binary_fixtures_error_instead_of_skipping(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*RedisServerNotFoundError*"])
+
+
+def test_installing_the_plugin_adds_no_fixtures_to_a_host_apps_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    """Issue 13, item 11: the fixtures are opt-in (``pytest_plugins``), as dogpile and keyring
+    do; a host app with session-store-redis installed sees none of them unless it asks."""
+    host = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fixtures")
+    assert host.ret == 0
+    listed = host.stdout.str()
+    assert "tmp_path" in listed  # the listing works ...
+    assert not any(name in listed for name in ("redis_server", "redis_url", "redis_cluster"))
+    opted_in = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "session_store_redis.testing.plugin", "--fixtures"
+    )
+    opted_in.stdout.fnmatch_lines(["*redis_url*"])
+
+
+def test_the_runtime_package_never_imports_the_test_harness() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, session_store, session_store_redis\n"
+        "from session_store import open_backend\n"
+        "open_backend('redis://127.0.0.1:1/0').close()\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('session_store_redis.testing')\n"
+        "             or m in ('pytest', '_pytest'))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_server_restart_kill_and_repr(redis_server_factory: Callable[..., RedisServer]) -> None:

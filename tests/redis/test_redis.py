@@ -78,8 +78,9 @@ def test_schemes_are_registered_as_entry_points() -> None:
     assert registered["redis"] == "session_store_redis.backend:RedisBackend.from_url"
     assert registered["rediss"] == "session_store_redis.backend:RedisBackend.from_url"
     assert available_backends()["redis"] == registered["redis"]
-    plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert plugins["session_store_redis"] == "session_store_redis.testing.plugin"
+    # no pytest11 entry point: installing the plugin adds no fixtures to a host app's tests
+    plugins = {ep.value for ep in entry_points(group="pytest11")}
+    assert not any(value.startswith("session_store_redis") for value in plugins), plugins
 
 
 def test_open_backend_by_url(redis_server: RedisServer, redis_namespace: str) -> None:

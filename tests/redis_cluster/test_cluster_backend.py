@@ -79,6 +79,7 @@ def test_without_the_binaries_cluster_fixtures_error_instead_of_skipping(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(CLI_ENV, "/nonexistent/redis-cli")
+    pytester.makeconftest('pytest_plugins = ["session_store_redis.testing.plugin"]')  # opt-in
     pytester.makepyfile(
         """
         def test_needs_a_cluster(redis_cluster_url):

@@ -23,8 +23,9 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from session_store import AesGcmStage, Codec, EnhancedSessionData, SessionStoreError, ZstdStage
+from session_store import AesGcmStage, Codec, SessionStoreError, ZstdStage
 from session_store.codec import MAGIC
+from session_store.dataroom import EnhancedSessionData
 from session_store.schema import get_schema
 
 FUZZ_EXAMPLES = 400

@@ -31,7 +31,6 @@ import pytest
 from session_store import (
     Codec,
     CorruptPayloadError,
-    EnhancedSessionData,
     InvalidKeyError,
     MemoryBackend,
     SerializationError,
@@ -41,6 +40,7 @@ from session_store import (
     open_backend,
 )
 from session_store.codec import MAGIC
+from session_store.dataroom import EnhancedSessionData
 from session_store.keys import Namespace
 from session_store_diskcache import DiskcacheBackend
 from session_store_redis import RedisBackend

@@ -33,12 +33,12 @@ from session_store import (
     Codec,
     ConfigurationError,
     CorruptPayloadError,
-    EnhancedSessionData,
     SessionStore,
 )
 from session_store.backend import VersionToken
 from session_store.codec import KEYS_ENV
 from session_store.codec.format import parse_header
+from session_store.dataroom import EnhancedSessionData
 from session_store.keys import Namespace
 from session_store.rewrite import RewriteReport, rewrite_all
 from session_store_redis import RedisBackend

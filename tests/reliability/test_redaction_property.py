@@ -188,6 +188,8 @@ def test_no_generated_secret_leaks_anywhere(case: tuple[str, str]) -> None:
         "memory://?PASSWORD=hunter2XYZ&bogus=1",
         "memory://?token=a%26b%23hunter2XYZ",
         "memory://?password=ab#hunter2XYZ",
+        "memory://?auth=ab@hunter2XYZ&max_entries=5",  # an "@" in a value is no userinfo end
+        "redis://hunter2XYZ@h:1/0?prefix=a@b",
     ],
 )
 def test_the_issue_examples(url: str) -> None:

@@ -35,8 +35,6 @@ from session_store import (
     Codec,
     ConfigurationError,
     CorruptPayloadError,
-    EnhancedSessionData,
-    SessionManager,
     SessionMapping,
     SessionStore,
     SessionStoreError,
@@ -44,6 +42,7 @@ from session_store import (
     parse_url,
 )
 from session_store.codec import KEYS_ENV
+from session_store.dataroom import EnhancedSessionData, SessionManager
 from session_store.rewrite import rewrite_all
 from session_store_redis.testing import RedisServer
 from session_store_redis.testing.server import TLSFiles

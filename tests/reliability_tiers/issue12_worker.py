@@ -4,7 +4,7 @@ stdout (one JSON line each). Run as ``python issue12_worker.py CHAIN_URL``.
 Commands: ``probe`` (one write, errors swallowed: lets this process see an outage),
 ``incr N`` (N increments of the ``counter`` session, each retried while the chain says the
 arbiter is unavailable; answers how many were acknowledged), ``save KEY JSON``, ``delete KEY``,
-``load KEY``, ``quit``.
+``load KEY``, ``delete_all N`` (deletes ``k0`` .. ``k{N-1}`` in order), ``quit``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def main() -> None:
             answer = "saved"
         elif command == "delete":
             answer = store.delete(rest)
+        elif command == "delete_all":
+            answer = sum(1 for i in range(int(rest)) if store.backend.delete(f"k{i}"))
         elif command == "load":
             answer = store.load(rest)
         elif command == "quit":

@@ -3,7 +3,8 @@
 Each process is a default ``TieredBackend(max_staleness=1.0)`` with its own memory tier over
 two shared tiers (a "redis" and a "disk"; memory backends behind switches, for speed). Random
 saves, updates (compare-and-set), deletes, touches, TTL expiries (a hand-driven clock), tier
-failures and recoveries, process restarts and the passing of time run against a plain model; every
+failures and recoveries (for every process, or for one process alone), process restarts and
+the passing of time run against a plain model; every
 read is checked, and after every step a process started just then (reading through a read-only
 view of the shared tiers, so that the check repairs nothing) must read the newest value of every
 key.
@@ -103,6 +104,15 @@ class TieredModel(RuleBasedStateMachine):
         self.disk = Switchable(MemoryBackend(clock=self.clock), scope=Scope.HOST)
         self.fallible = self.redis
         self.caches: dict[str, Switchable] = {}
+        # each process's own view of the shared tiers: an outage only it sees (a network blip,
+        # a pause it alone ran into) while the other process reaches the tier fine
+        self.views: dict[str, dict[str, Switchable]] = {
+            name: {
+                "redis": Switchable(self.redis, scope=Scope.NETWORK),
+                "disk": Switchable(self.disk, scope=Scope.HOST),
+            }
+            for name in ("A", "B")
+        }
         self.chains: dict[str, TieredBackend] = {}
         for name in ("A", "B"):
             self._start(name)
@@ -111,8 +121,9 @@ class TieredModel(RuleBasedStateMachine):
     def _start(self, name: str) -> None:
         cache = Switchable(MemoryBackend(clock=self.clock, max_entries=3))
         self.caches[name] = cache
+        view = self.views[name]
         self.chains[name] = TieredBackend(
-            [cache, self.redis, self.disk],
+            [cache, view["redis"], view["disk"]],
             clock=self.clock,
             stamps=True,
             max_staleness=MAX_STALENESS,
@@ -194,7 +205,8 @@ class TieredModel(RuleBasedStateMachine):
     @rule(name=processes, key=keys)
     def update(self, name: str, key: str) -> None:
         chain = self.chains[name]
-        if self.fallible is self.redis and self.redis.down:  # the arbiter: refused, typed
+        if self.fallible is self.redis and (self.redis.down or self.views[name]["redis"].down):
+            # the arbiter is unreachable (for everyone, or for this process alone): refused
             with pytest.raises(BackendUnavailableError, match="arbiter"):
                 chain.get_versioned(key)
             return
@@ -269,6 +281,15 @@ class TieredModel(RuleBasedStateMachine):
     @rule(which=st.sampled_from(["shared", "A", "B"]))
     def recover(self, which: str) -> None:
         (self.fallible if which == "shared" else self.caches[which]).down = False
+
+    @rule(name=processes)
+    def fail_for_one_process(self, name: str) -> None:
+        """The fallible tier goes down for ``name`` only: the processes disagree."""
+        self.views[name]["redis" if self.fallible is self.redis else "disk"].down = True
+
+    @rule(name=processes)
+    def recover_for_one_process(self, name: str) -> None:
+        self.views[name]["redis" if self.fallible is self.redis else "disk"].down = False
 
     @rule(name=processes)
     def restart(self, name: str) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from session_store import (
     ConflictError,
@@ -233,3 +235,68 @@ def test_appends_from_many_processes_are_never_lost(tmp_path: Path) -> None:
     for n in range(workers):  # each process's appends in its own order
         mine = [d for d in docs if d.startswith(f"p{n}-")]
         assert mine == [f"p{n}-{i}" for i in range(each)]
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+_keys = st.sampled_from(["a", "b", "c"])
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_random_nested_changes_persist_exactly_as_on_a_plain_dict(data: st.DataObject) -> None:
+    """Any sequence of changes, through the session or through containers held from it,
+    leaves the stored session equal to a plain dict that went through the same changes."""
+    backend = MemoryBackend()
+    sessions = mapping(backend)
+    model: dict[str, Any] = {"docs": [{"n": 0}], "meta": {"a": []}}
+    sessions["u"] = model
+    model = copy.deepcopy(model)
+    d = sessions["u"]
+    held_docs, held_meta = d["docs"], d["meta"]
+    for _ in range(data.draw(st.integers(1, 8))):
+        op = data.draw(st.integers(0, 7))
+        targets = [(model["docs"], held_docs)] if op < 4 else [(model["meta"], held_meta)]
+        plain_c, tracked = targets[0]
+        if op == 0:
+            value = data.draw(_values)
+            plain_c.append(copy.deepcopy(value))
+            tracked.append(value)
+        elif op == 1 and plain_c:
+            i = data.draw(st.integers(0, len(plain_c) - 1))
+            assert tracked.pop(i) == plain_c.pop(i)
+        elif op == 2:
+            i = data.draw(st.integers(0, len(plain_c)))
+            value = data.draw(_values)
+            plain_c.insert(i, copy.deepcopy(value))
+            tracked.insert(i, value)
+        elif op == 3 and plain_c and isinstance(plain_c[0], dict):
+            key, value = data.draw(_keys), data.draw(_values)
+            plain_c[0][key] = copy.deepcopy(value)
+            tracked[0][key] = value
+        elif op == 4:
+            key, value = data.draw(_keys), data.draw(_values)
+            plain_c[key] = copy.deepcopy(value)
+            tracked[key] = value
+        elif op == 5 and plain_c:
+            key = data.draw(st.sampled_from(sorted(plain_c)))
+            del plain_c[key]
+            del tracked[key]
+        elif op == 6:
+            key, value = data.draw(_keys), data.draw(_values)
+            got = tracked.setdefault(key, [])
+            want = plain_c.setdefault(key, [])
+            if isinstance(want, list):
+                want.append(copy.deepcopy(value))
+                got.append(value)
+        elif op == 7:
+            key, value = data.draw(_keys), data.draw(_values)
+            plain_c.update({key: copy.deepcopy(value)})
+            tracked.update({key: value})
+        assert mapping(backend)["u"] == model
+    assert d == model

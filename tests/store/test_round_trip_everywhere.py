@@ -16,15 +16,9 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from session_store import (
-    EnhancedSessionData,
-    SessionBackend,
-    SessionManager,
-    SessionMapping,
-    SessionStore,
-    open_backend,
-)
+from session_store import SessionBackend, SessionMapping, SessionStore, open_backend
 from session_store.codec import Codec
+from session_store.dataroom import EnhancedSessionData, SessionManager
 from session_store.samples import legacy_sessions
 from session_store.testing.strategies import json_objects, sessions
 from session_store_redis.testing import RedisServer

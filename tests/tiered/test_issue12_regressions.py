@@ -61,11 +61,16 @@ def disk(tmp_path: Path) -> Path:
 
 
 # -- 1. a logout does not log out --------------------------------------------------------------
-def test_1_delete_racing_a_promotion_stays_deleted(redis_url: str, disk: Path) -> None:
-    """A delete racing another process's read-through promotion from the disk tier: the key must
-    not come back (it did for 10-16 of 300 keys)."""
+@pytest.mark.parametrize("same_chain", [False, True], ids=["two-chains", "one-chain"])
+def test_1_delete_racing_a_promotion_stays_deleted(
+    redis_url: str, disk: Path, same_chain: bool
+) -> None:
+    """A delete racing a read-through promotion from the disk tier (in another chain, or in the
+    same one, whose near cache the read fills): the key must not come back (it did for 10-16 of
+    300 keys; against the old chain here: 1-3 of 300, in most runs; the thread race depends on
+    scheduling, the two-process test in test_issue12_processes.py fails it every time)."""
     reader = chain_of(redis_url, disk)
-    deleter = chain_of(redis_url, disk)
+    deleter = reader if same_chain else chain_of(redis_url, disk)
     disk_only = DiskcacheBackend(disk)
     keys = [f"k{i}" for i in range(300)]
     for key in keys:  # only the disk holds them (Redis lost them): a read promotes into Redis
@@ -95,7 +100,10 @@ def test_1_delete_racing_a_promotion_stays_deleted(redis_url: str, disk: Path) -
     fresh = chain_of(redis_url, disk)
     resurrected = [key for key in keys if fresh.get(key) is not None]
     assert resurrected == [], f"{len(resurrected)} of {len(keys)} deleted keys read back"
-    for backend in (reader, deleter, fresh, disk_only):
+    # nor in the reader's own near cache, at once (its fills were fenced by the delete)
+    if same_chain:
+        assert [key for key in keys if reader.get(key) is not None] == []
+    for backend in {reader, deleter, fresh, disk_only}:
         backend.close()
 
 

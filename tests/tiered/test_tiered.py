@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from session_store import (
     BackendError,
@@ -295,3 +298,79 @@ def test_bad_chain_options_are_named(url: str, named: str) -> None:
 
     with pytest.raises(ConfigurationError, match=named):
         open_backend(url)
+
+
+def test_diskcaches_own_size_limit_evictions_reach_the_chain(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15, item 4 (the chain's side): a disk tier evicting past its size_limit is counted
+    by the chain (so ``metrics()`` and ``stats`` show it) and logged once."""
+    from session_store import open_backend
+
+    chain = open_backend(f"memory://?max_entries=10 | diskcache://{tmp_path}?size_limit=200000")
+    assert isinstance(chain, TieredBackend)
+    with caplog.at_level(logging.WARNING, logger="session_store.tiered"):
+        for i in range(200):
+            chain.set(f"k{i}", b"x" * 5000)
+    disk = chain.tiers[1].counters.get("evictions")
+    assert disk > 0
+    assert chain.counters.get("evictions") == disk + chain.tiers[0].counters.get("evictions")
+    assert caplog.text.count("evicted") == 1
+    assert "diskcache://" in caplog.text
+    chain.close()
+
+
+@given(
+    value=st.one_of(
+        st.binary(max_size=64),
+        st.builds(
+            lambda head, tail: head + tail,
+            st.sampled_from([stamps.MAGIC, b"\xa7ST\x01", b"\xa7ST\x02", b"\xa7SS"]),
+            st.binary(max_size=40),
+        ),
+    )
+)
+def test_every_byte_string_round_trips_through_a_chain(value: bytes) -> None:
+    backend, (_top, mid, low) = chain()
+    backend.set("k", value)
+    assert backend.get("k") == value
+    assert backend.get_many(["k"]) == {"k": value}
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())  # another process
+    assert other.get("k") == value
+    read = other.get_versioned("k")
+    assert read is not None and read.value == value
+    assert other.set_if("k", value + b"!", read.token) is True
+    assert mid.inner.get("k") is not None
+    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("k") == value + b"!"
+
+
+def test_a_new_write_at_the_arbiter_is_ordered_by_arrival() -> None:
+    """A save or delete made after another, by a writer whose clock is behind (another host, or
+    the same millisecond), still lands: the arbiter moves its version past what it holds."""
+    backend, (_top, mid, low) = chain()
+    ahead = (int.from_bytes(stamps.clock.now()[:8], "big") + (60_000 << 16)).to_bytes(8, "big")
+    future = stamps.frame(b"from a clock a minute ahead", ahead + bytes(4), None)
+    mid.inner.set("k", future)
+    low.inner.set("k", future)
+    backend.set("k", b"later")
+    assert backend.get("k") == b"later"
+    stored = mid.inner.get("k")
+    assert stored is not None and stamps.version_of(stored) > stamps.version_of(future)
+    assert raw(low, "k") == b"later"  # the lower tier took the moved-on version
+    assert backend.delete("k") is True
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
+    assert other.get("k") is None
+
+
+def test_a_new_write_is_not_hidden_behind_a_lower_copy_from_a_clock_ahead() -> None:
+    """A host whose clock runs a minute ahead wrote a copy; the arbiter lost the key; a save
+    and then a delete from a host with a correct clock must still be what everyone reads."""
+    backend, (_top, mid, low) = chain()
+    ahead = (int.from_bytes(stamps.clock.now()[:8], "big") + (60_000 << 16)).to_bytes(8, "big")
+    low.inner.set("k", stamps.frame(b"from the future", ahead + bytes(4), None))
+    low.inner.set("j", stamps.frame(b"from the future", ahead + bytes(4), None))
+    backend.set("k", b"now")  # the arbiter (mid) lacks "k": the disk copy is newer than ours
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
+    assert other.get("k") == b"now"
+    assert backend.delete("j") is True
+    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("j") is None

@@ -7,8 +7,8 @@ primary).
     cluster = open_backend("redis+cluster://10.0.0.1:7000,10.0.0.2:7000/?prefix=app:")
     failover = open_backend("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0")
 
-Installing the distribution also registers pytest fixtures
-(:mod:`session_store_redis.testing.plugin`) that start a real ``redis-server`` for a test session.
+pytest fixtures that start a real ``redis-server`` for a test session are opt-in, outside this
+runtime package: ``pytest_plugins = ["session_store_redis.testing.plugin"]`` in a root conftest.
 """
 
 from session_store_redis.backend import RedisBackend, RedisBackendBase

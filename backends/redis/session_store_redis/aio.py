@@ -12,8 +12,8 @@ the SCAN pattern, the retry policy and the error translation.
 redis-py disconnects a connection whose reply was abandoned by a cancelled task, so the next
 command never reads a stale reply (tests/aio/test_cancellation.py cancels at every step).
 
-Standalone ``redis://`` and ``rediss://`` are registered in ``session_store.async_backends``;
-Cluster and Sentinel stay sync-only for now.
+``redis://``, ``rediss://`` and ``redis+sentinel://`` are registered in
+``session_store.async_backends``; Cluster stays sync-only for now.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, Self, cast
+from typing import Any, Protocol, Self, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
@@ -33,48 +33,73 @@ from redis.retry import Retry
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import Scope, Versioned, VersionToken, ensure_bytes
 from session_store.counters import COUNTER_NAMES, Counters
-from session_store.errors import BackendError, BackendUnavailableError
+from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
+from session_store_redis.aioconn import LeanClient
 from session_store_redis.backend import SCAN_COUNT, Command, _seconds_left, _set_command
-from session_store_redis.client import RedisConfig, make_backoff, parse_config, retryable
+from session_store_redis.client import (
+    ClientSettings,
+    RedisConfig,
+    make_backoff,
+    parse_config,
+    retryable,
+)
 from session_store_redis.errors import translate
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
+from session_store_redis.sentinel import SentinelConfig, parse_sentinel_config
+from session_store_redis.urls import parse_multi_host_url
 
-__all__ = ["AsyncRedisBackend", "build_async_client"]
+__all__ = [
+    "AsyncRedisBackend",
+    "AsyncRedisSentinelBackend",
+    "build_async_sentinel_client",
+]
 
 _FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError)
 
 
-def build_async_client(config: RedisConfig) -> aioredis.Redis:
-    """An asyncio client over a new blocking pool for ``config`` (the sync client's settings)."""
-    kwargs: dict[str, Any] = {
-        "host": config.host,
-        "port": config.port,
-        "db": config.db,
-        "username": config.username,
-        "password": config.password,
-        "socket_connect_timeout": config.socket_connect_timeout,
-        "socket_timeout": config.socket_timeout,
-        "socket_keepalive": True,
-        "retry": Retry(NoBackoff(), 0),  # the backend retries whole operations, as the sync one
-        "health_check_interval": config.health_check_interval,
-        "protocol": 2,
-        "socket_read_size": 65536,
-    }
-    connection_class: type[Connection] = Connection
-    if config.tls:
-        connection_class = SSLConnection
-        kwargs.update(config.ssl)
-    pool = aioredis.BlockingConnectionPool(
-        max_connections=config.max_connections,
-        timeout=config.pool_timeout,
-        connection_class=connection_class,
-        **kwargs,
-    )
-    return aioredis.Redis(connection_pool=pool)
+class Driver(Protocol):
+    """How the backend talks to Redis on one event loop."""
+
+    async def call(self, *args: object) -> Any:
+        """One command's reply; an error reply raised as redis-py's exception."""
+
+    async def call_many(
+        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
+    ) -> list[Any]:
+        """Several commands on one connection: replies in order (error replies as exception
+        objects); with ``transaction``, inside ``MULTI``/``EXEC``, an error raised."""
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+
+
+class RedisPyDriver:
+    """A :class:`Driver` over a ``redis.asyncio`` client (what Sentinel needs: the client asks
+    a sentinel for the primary on every connect)."""
+
+    def __init__(self, client: aioredis.Redis, *, owns: bool = True) -> None:
+        self.client = client
+        self._owns = owns
+
+    async def call(self, *args: object) -> Any:
+        return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def call_many(
+        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
+    ) -> list[Any]:
+        pipe = self.client.pipeline(transaction=transaction)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=transaction))
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self.client.aclose()
+            await self.client.connection_pool.disconnect()
 
 
 class AsyncRedisBackend(AsyncSessionBackend):
@@ -82,25 +107,38 @@ class AsyncRedisBackend(AsyncSessionBackend):
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")
 
-    A ``redis.asyncio`` connection belongs to the event loop that opened it, so a backend
-    opened from a URL keeps one client (one pool) per running loop: an app served on one loop
-    uses one pool, and a test client that runs each request on a loop of its own still works.
+    An asyncio connection belongs to the event loop that opened it, so the backend keeps one
+    connection (:class:`~session_store_redis.aioconn.LeanClient`, pipelined) per running loop:
+    an app served on one loop uses one, and a test client that runs each request on a loop of
+    its own still works.
 
     Args:
         client: a ``redis.asyncio.Redis`` returning bytes, used on every loop (yours to keep on
-            one); ``None``: clients built from ``config``, one per event loop.
+            one); ``None``: connections built from ``config``, one per event loop.
         config: the parsed URL (prefix, TTL, retries, ``wait_replicas``, connection settings).
         owns_client: ``aclose`` closes the given client's pool.
+        factory: builds the :class:`Driver` of a loop (Sentinel gives its own).
     """
 
     scope = Scope.NETWORK
 
     def __init__(
-        self, client: aioredis.Redis | None, config: RedisConfig, *, owns_client: bool
+        self,
+        client: aioredis.Redis | None,
+        config: RedisConfig | ClientSettings,
+        *,
+        owns_client: bool,
+        factory: Callable[[], Driver] | None = None,
+        description: str | None = None,
+        secrets: tuple[str | None, ...] = (),
     ) -> None:
-        self._given = client
-        self._config = config
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+        self._given = None if client is None else RedisPyDriver(client, owns=owns_client)
+        if factory is None:
+            if not isinstance(config, RedisConfig):
+                raise ConfigurationError("a driver factory is needed for these settings")
+            factory = partial(LeanClient, config)
+        self._factory = factory
+        self._drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Driver] = (
             weakref.WeakKeyDictionary()
         )
         self._namespace = Namespace(config.prefix)
@@ -113,8 +151,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
         self._wait_ms = max(1, round(config.wait_timeout * 1000))
         self._backoff = make_backoff()
         self._owns_client = owns_client
-        self._description = config.describe()
-        self._secrets = (config.password,)
+        if description is None:
+            if not isinstance(config, RedisConfig):
+                raise ConfigurationError("a description is needed for these settings")
+            description = config.describe()
+        self._description = description
+        self._secrets = (config.password, *secrets)
         self._closed = False
         self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
 
@@ -126,19 +168,19 @@ class AsyncRedisBackend(AsyncSessionBackend):
         return cls(None, config, owns_client=True)
 
     @property
-    def client(self) -> aioredis.Redis:
-        """The ``redis.asyncio`` client of the running loop (for other commands)."""
-        return self._client
-
-    @property
-    def _client(self) -> aioredis.Redis:
+    def driver(self) -> Driver:
+        """How this backend talks to Redis on the running loop (for other commands)."""
         if self._given is not None:
             return self._given
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = build_async_client(self._config)
-        return client
+        driver = self._drivers.get(loop)
+        if driver is None:
+            driver = self._drivers[loop] = self._factory()
+        return driver
+
+    def _run(self, *args: object) -> Callable[[], Awaitable[Any]]:
+        """A call of one command, for :meth:`_call` (which may run it again)."""
+        return lambda: self.driver.call(*args)
 
     @property
     def namespace(self) -> Namespace:
@@ -188,14 +230,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
         """Run writes then ``WAIT`` on one connection; fewer replicas in time is an error."""
 
         async def run() -> tuple[list[Any], int]:
+            batch = [args for _, args in commands]
+            batch.append(("WAIT", self.wait_replicas, self._wait_ms))
             for attempt in range(2):
-                pipe = self._client.pipeline(transaction=False)
-                for _, args in commands:
-                    pipe.execute_command(*args)
-                pipe.execute_command("WAIT", self.wait_replicas, self._wait_ms)
-                replies = await pipe.execute(raise_on_error=False)
+                replies = await self.driver.call_many(batch)
                 if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
-                    await self._client.script_load(CAS_SCRIPT)
+                    await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
                     continue
                 break
             for reply in replies:
@@ -218,7 +258,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
     # -- single keys ---------------------------------------------------------------------------
     async def get(self, key: str) -> bytes | None:
         stored = self._key(key)
-        value = await self._call("get", key, lambda: self._client.get(stored))
+        value = await self._call("get", key, self._run("GET", stored))
         self._count_read(value is not None, value is None)
         return cast("bytes | None", value)
 
@@ -229,7 +269,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if self.wait_replicas:
             await self._acked("set", key, [_set_command(stored, value, px)])
         else:
-            await self._call("set", key, lambda: self._client.set(stored, value, px=px))
+            await self._call("set", key, self._run(*_set_command(stored, value, px)[1]))
         self.counters.add("writes")
 
     async def delete(self, key: str) -> bool:
@@ -237,7 +277,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if self.wait_replicas:
             removed = (await self._acked("delete", key, [(stored, ("UNLINK", stored))]))[0]
         else:
-            removed = await self._call("delete", key, lambda: self._client.unlink(stored))
+            removed = await self._call("delete", key, self._run("UNLINK", stored))
         self.counters.add("deletes")
         return bool(removed)
 
@@ -251,20 +291,17 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if self.wait_replicas:
             return bool((await self._acked("touch", key, commands))[-1])
         if px is not None:
-            return bool(await self._call("touch", key, lambda: self._client.pexpire(stored, px)))
+            return bool(await self._call("touch", key, self._run("PEXPIRE", stored, px)))
         replies = await self._call("touch", key, lambda: self._transaction(commands))
         return bool(replies[-1])
 
     async def _transaction(self, commands: Sequence[Command]) -> list[Any]:
         """``MULTI`` commands ``EXEC``: applied wholly or not at all, even if cancelled."""
-        pipe = self._client.pipeline(transaction=True)
-        for _, args in commands:
-            pipe.execute_command(*args)
-        return list(await pipe.execute())
+        return await self.driver.call_many([args for _, args in commands], transaction=True)
 
     async def ttl(self, key: str) -> float | None:
         stored = self._key(key)
-        return _seconds_left(int(await self._call("ttl", key, lambda: self._client.pttl(stored))))
+        return _seconds_left(int(await self._call("ttl", key, self._run("PTTL", stored))))
 
     async def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         stored = self._key(key)
@@ -280,7 +317,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
     # -- compare-and-set -----------------------------------------------------------------------
     async def get_versioned(self, key: str) -> Versioned | None:
         stored = self._key(key)
-        value = await self._call("get_versioned", key, lambda: self._client.get(stored))
+        value = await self._call("get_versioned", key, self._run("GET", stored))
         self._count_read(value is not None, value is None)
         if value is None:
             return None
@@ -303,7 +340,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
             written = (await self._acked("set_if", key, [command]))[0]
         elif token is None:
             written = await self._call(
-                "set_if", key, lambda: self._client.set(stored, value, nx=True, px=px), retry=False
+                "set_if", key, self._run(*_set_command(stored, value, px, "NX")[1]), retry=False
             )
         else:
             written = await self._call(
@@ -318,12 +355,12 @@ class AsyncRedisBackend(AsyncSessionBackend):
 
     async def _run_cas(self, stored: str, token: str, value: bytes, px: int) -> Any:
         """The compare-and-set script by its SHA, loaded first if the server lost it."""
-        client = self._client
+        driver = self.driver
         try:
-            return await client.evalsha(CAS_SHA, 1, stored, token, value, px)
+            return await driver.call("EVALSHA", CAS_SHA, 1, stored, token, value, px)
         except NoScriptError:
             pass  # a restarted or flushed server: send the script itself once
-        return await client.eval(CAS_SCRIPT, 1, stored, token, value, px)
+        return await driver.call("EVAL", CAS_SCRIPT, 1, stored, token, value, px)
 
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> AsyncIterator[str]:
@@ -348,7 +385,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
                 return
 
     def _page(self, cursor: int, pattern: str) -> Awaitable[Any]:
-        return self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+        return self.driver.call("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
 
     # -- bulk ----------------------------------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -356,9 +393,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         if not wanted:
             return {}
         stored = [self._head + key for key in wanted]
-        values: list[bytes | None] = await self._call(
-            "get_many", None, lambda: self._client.mget(stored)
-        )
+        values: list[bytes | None] = await self._call("get_many", None, self._run("MGET", *stored))
         missed = values.count(None)
         self._count_read(len(wanted) - missed, missed)
         return {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
@@ -388,7 +423,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
                 0
             ]
         else:
-            removed = await self._call("delete_many", None, lambda: self._client.unlink(*stored))
+            removed = await self._call("delete_many", None, self._run("UNLINK", *stored))
         self.counters.add("deletes", len(wanted))
         return int(removed)
 
@@ -400,10 +435,85 @@ class AsyncRedisBackend(AsyncSessionBackend):
         self._closed = True
         # a connection can only be closed on its own loop; those of other (ended) loops go with it
         loop = asyncio.get_running_loop()
-        clients = [c for owner, c in self._clients.items() if owner is loop]
-        self._clients.clear()
-        if self._given is not None and self._owns_client:
-            clients.append(self._given)
-        for client in clients:
-            await client.aclose()
-            await client.connection_pool.disconnect()
+        drivers = [d for owner, d in self._drivers.items() if owner is loop]
+        self._drivers.clear()
+        if self._given is not None:
+            drivers.append(self._given)
+        for driver in drivers:
+            await driver.aclose()
+
+
+class AsyncRedisSentinelBackend(AsyncRedisBackend):
+    """Sessions on a Sentinel-managed primary, for asyncio apps: the ``redis+sentinel://`` URLs
+    of :class:`~session_store_redis.RedisSentinelBackend`, over ``redis.asyncio.sentinel``.
+    Every connection asks a sentinel for the current primary, so after a failover the next
+    connection reaches the promoted replica; all else is :class:`AsyncRedisBackend`."""
+
+    _sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel]
+
+    @classmethod
+    def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
+        """Build from ``redis+sentinel://...`` (no I/O; the sync URL rules)."""
+        parsed = parse_multi_host_url(url) if isinstance(url, str) else url
+        config = parse_sentinel_config(parsed, overrides)
+        sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel] = (
+            weakref.WeakKeyDictionary()
+        )
+
+        def factory() -> Driver:
+            sentinel, client = build_async_sentinel_client(config)
+            sentinels[asyncio.get_running_loop()] = sentinel
+            return RedisPyDriver(client)
+
+        backend = cls(
+            None,
+            config.settings,
+            owns_client=True,
+            factory=factory,
+            description=config.describe(),
+            secrets=(config.sentinel_password,),
+        )
+        backend._sentinels = sentinels
+        return backend
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        await super().aclose()
+        sentinel = self._sentinels.pop(asyncio.get_running_loop(), None)
+        if sentinel is not None:
+            for connection in sentinel.sentinels:
+                await connection.aclose()
+        self._sentinels.clear()
+
+
+def build_async_sentinel_client(config: SentinelConfig) -> tuple[AsyncSentinel, aioredis.Redis]:
+    """The asyncio sentinel manager and a client of the current primary; connects lazily."""
+    settings = config.settings
+    no_retry = Retry(NoBackoff(), 0)
+    sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+        list(config.sentinels),
+        sentinel_kwargs={
+            "socket_connect_timeout": settings.socket_connect_timeout,
+            "socket_timeout": settings.socket_timeout,
+            "username": config.sentinel_username,
+            "password": config.sentinel_password,
+            "retry": no_retry,
+            "protocol": 2,
+        },
+    )
+    client: aioredis.Redis = sentinel.master_for(
+        config.service,
+        redis_class=aioredis.Redis,
+        max_connections=settings.max_connections,
+        db=config.db,
+        username=settings.username,
+        password=settings.password,
+        socket_connect_timeout=settings.socket_connect_timeout,
+        socket_timeout=settings.socket_timeout,
+        socket_keepalive=True,
+        retry=no_retry,
+        health_check_interval=settings.health_check_interval,
+        protocol=2,
+    )
+    return sentinel, client

@@ -58,7 +58,11 @@ from session_store_redis.client import (
     secrets_of,
 )
 from session_store_redis.errors import translate
-from session_store_redis.invalidation import SET_IF_NEWER_SCRIPT, InvalidationStream
+from session_store_redis.invalidation import (
+    SET_AFTER_SCRIPT,
+    SET_IF_NEWER_SCRIPT,
+    InvalidationStream,
+)
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
 
@@ -468,6 +472,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         )
         self._cas = client.register_script(CAS_SCRIPT)
         self._set_if_newer = client.register_script(SET_IF_NEWER_SCRIPT)
+        self._set_after = client.register_script(SET_AFTER_SCRIPT)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -530,6 +535,33 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         if written:
             self.counters.add("writes")
         return bool(written)
+
+    def set_after(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        *,
+        head: int,
+        start: int,
+        end: int,
+        clock_end: int,
+    ) -> bytes:
+        """Store ``value``; if the current value shares its first ``head`` bytes and its bytes
+        ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
+        the current ones plus one first. Returns the bytes ``[start:end]`` stored. One atomic
+        round trip, never retried (a lost reply is an error: the caller cannot know)."""
+        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
+            from session_store.tiered.writes import write_after_cas
+
+            return write_after_cas(self, key, value, ttl)[start:end]
+        stored = self._key(key)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        px = self._px(ttl)
+        args = [value, px or 0, head, start + 1, end, clock_end]
+        version = self._call_once("set_after", key, self._set_after, keys=[stored], args=args)
+        self.counters.add("writes")
+        return bytes(version)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _secrets(self) -> tuple[str | None, ...]:

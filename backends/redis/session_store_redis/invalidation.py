@@ -15,6 +15,8 @@ flushes what it cannot know about.
 **Ordered writes** (:data:`SET_IF_NEWER_SCRIPT`): store a value unless the current one begins with
 the same header and carries a version at least as new, compared byte by byte inside Redis, in
 one round trip. The chain uses it so that no tier write replaces a newer version with an older one.
+**Writes ordered by arrival** (:data:`SET_AFTER_SCRIPT`): always store, after moving the new
+value's version past the current one if needed; the chain's arbiter takes new writes this way.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import redis
 from session_store.keys import Namespace
 from session_store.tiered.near import InvalidationListener
 
-__all__ = ["SET_IF_NEWER_SCRIPT", "InvalidationStream"]
+__all__ = ["SET_AFTER_SCRIPT", "SET_IF_NEWER_SCRIPT", "InvalidationStream"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,49 @@ else
   redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
 end
 return 1
+"""
+
+#: KEYS[1]: the key. ARGV[1]: the new value. ARGV[2]: TTL in ms, "0" for none. ARGV[3]: length of
+#: the shared header. ARGV[4], ARGV[5]: 1-based first and last byte of the version. ARGV[6]: last
+#: byte of its clock. Always writes; if the current value carries a version at least as new, the
+#: new value's clock becomes the current one plus one first (new writes ordered by arrival).
+#: Returns the version stored.
+SET_AFTER_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+local new = ARGV[1]
+local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local clock_end = tonumber(ARGV[6])
+if current and string.len(current) >= last
+    and string.sub(current, 1, head) == string.sub(new, 1, head) then
+  local newer = false
+  for i = first, last do
+    local a, b = string.byte(current, i), string.byte(new, i)
+    if a ~= b then
+      newer = b > a
+      break
+    end
+  end
+  if not newer then
+    local clock = {}
+    local carry = 1
+    for i = clock_end, first, -1 do
+      local v = string.byte(current, i) + carry
+      if v == 256 then
+        v = 0
+      else
+        carry = 0
+      end
+      clock[i - first + 1] = string.char(v)
+    end
+    new = string.sub(new, 1, first - 1) .. table.concat(clock) .. string.sub(new, clock_end + 1)
+  end
+end
+if ARGV[2] == '0' then
+  redis.call('SET', KEYS[1], new)
+else
+  redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
+end
+return string.sub(new, first, last)
 """
 
 _CHANNEL = b"__redis__:invalidate"
@@ -150,28 +195,36 @@ class InvalidationStream:
                 pinged_at = now
             if not connection.can_read(timeout=self._ping_interval / 2):
                 continue
-            reply = connection.read_response()
-            if not isinstance(reply, list) or not reply:
-                continue
-            kind = reply[0]
-            if kind == b"pong":
-                pinged_at = None
-                next_ping = time.monotonic() + self._ping_interval
-            elif kind == b"message" and len(reply) == 3 and reply[1] == _CHANNEL:
-                self._deliver(reply[2])
+            # drain what has arrived, then tell the listener once: one lock per batch
+            keys: list[str] = []
+            flush = False
+            while True:
+                reply = connection.read_response()
+                if isinstance(reply, list) and reply:
+                    kind = reply[0]
+                    if kind == b"pong":
+                        pinged_at = None
+                        next_ping = time.monotonic() + self._ping_interval
+                    elif kind == b"message" and len(reply) == 3 and reply[1] == _CHANNEL:
+                        if reply[2] is None:  # FLUSHDB / FLUSHALL
+                            flush = True
+                        else:
+                            keys.extend(self._keys(reply[2]))
+                if len(keys) > 10_000 or not connection.can_read(timeout=0):
+                    break
+            if flush:
+                self._listener.on_invalidate(None)
+            elif keys:
+                self._listener.on_invalidate(keys)
 
-    def _deliver(self, stored: Any) -> None:
-        if stored is None:  # FLUSHDB / FLUSHALL
-            self._listener.on_invalidate(None)
-            return
+    def _keys(self, stored: Any) -> list[str]:
         keys: list[str] = []
         for raw in stored:
             text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
             key = self._namespace.decode(text)
             if key is not None:
                 keys.append(key)
-        if keys:
-            self._listener.on_invalidate(keys)
+        return keys
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None

@@ -1,41 +1,37 @@
 """``sqlite:///path/to/file.db``: every session in one SQLite table.
 
-Small on purpose: it shows what a backend must do (validate keys first, keep TTL rules,
-namespaces, compare-and-set, counters) with nothing but the standard library.
+Small on purpose: the worked example of CONTRIBUTING.md. :class:`~session_store.plugin.BackendBase`
+checks keys, values and TTLs, applies the namespace, counts, times and translates errors; this
+module only says how SQLite stores, finds and expires a row. Every statement is one atomic
+SQLite statement, so several processes can share the file.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Self
 
-from session_store import BackendURL, ConfigurationError, Namespace, Params
-from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
-from session_store.counters import Counters
-from session_store.errors import BackendError
-from session_store.keys import validate_key, validate_scan_prefix
-from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl
+from session_store.plugin import (
+    BackendBase,
+    BackendURL,
+    ConfigurationError,
+    Params,
+    Scope,
+    VersionToken,
+    value_token,
+)
 
 __all__ = ["SqliteBackend"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    key TEXT PRIMARY KEY,
-    value BLOB NOT NULL,
-    expires_at REAL  -- wall-clock seconds; NULL: never
-)
-"""
+# expires_at: wall-clock seconds, +infinity for never; a row is live while now() is below it.
+_SCHEMA = "CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, value BLOB, expires_at REAL)"
 
 
-def _digest(value: bytes) -> str:
-    return hashlib.blake2b(value, digest_size=16).hexdigest()
-
-
-class SqliteBackend(SessionBackend):
+class SqliteBackend(BackendBase):
     """Sessions in a SQLite file (``:memory:`` for a private in-memory database).
 
     Args:
@@ -44,29 +40,24 @@ class SqliteBackend(SessionBackend):
         default_ttl: TTL of writes that give none; ``None``: no expiry.
     """
 
-    scope = Scope.HOST
+    scope = Scope.HOST  # other processes on this host may open the same file
+    backend_errors = (sqlite3.Error,)  # what BackendBase turns into BackendError
 
-    def __init__(
-        self, path: str, *, prefix: str = "session:", default_ttl: float | None = None
-    ) -> None:
+    def __init__(self, path: str, *, prefix: str = "session:", default_ttl: float | None = None):
+        super().__init__(prefix=prefix, default_ttl=default_ttl)
         self.path = path
-        self.namespace = Namespace(prefix)
-        self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
-        self.counters = Counters()
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()  # one connection, shared by this process's threads
+        with self._translating("open"):
+            # wait up to 30 s for another process's lock (the default 5 s is short on a busy host)
+            self._db = sqlite3.connect(path, 30, check_same_thread=False, isolation_level=None)
+            self._db.create_function("now", 0, time.time)
+            self._db.create_function("token", 1, value_token, deterministic=True)
             self._db.execute(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise BackendError(
-                f"cannot open SQLite database: {exc}", backend=self.describe()
-            ) from None
-        self._closed = False
 
     @classmethod
     def from_url(cls, url: BackendURL, **overrides: Any) -> Self:
         """Build from ``sqlite:///absolute/path.db?prefix=...&default_ttl=...``."""
-        if not url.path or url.path == "/":
+        if url.path in ("", "/"):
             raise ConfigurationError("sqlite:// needs a file path", backend=url.redacted())
         params = Params(url, overrides)
         prefix = params.take_str("prefix", "session:")
@@ -77,119 +68,49 @@ class SqliteBackend(SessionBackend):
     def describe(self) -> str:
         return f"sqlite://{self.path}?prefix={self.namespace.prefix}"
 
-    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            self.counters.add("errors")
-            raise BackendError(f"SQLite failed: {exc}", backend=self.describe()) from None
+    def _run(self, sql: str, *args: Any) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
-    def _expiry(self, ttl: float | None) -> float | None:
-        ttl = effective_ttl(ttl, self.default_ttl)
-        return None if ttl is None else time.time() + ttl
+    def _at(self, ttl: float | None) -> float:
+        return math.inf if ttl is None else time.time() + ttl
 
-    def _live_row(self, stored: str) -> tuple[bytes, float | None] | None:
-        rows = self._run(
-            "SELECT value, expires_at FROM sessions WHERE key = ? "
-            "AND (expires_at IS NULL OR expires_at > ?)",
-            (stored, time.time()),
-        )
-        return (bytes(rows[0][0]), rows[0][1]) if rows else None
+    def _get(self, skey: str) -> bytes | None:
+        rows = self._run("SELECT value FROM sessions WHERE key = ? AND expires_at > now()", skey)
+        return bytes(rows[0][0]) if rows else None
 
-    def get(self, key: str) -> bytes | None:
-        validate_key(key)
-        row = self._live_row(self.namespace.encode(key))
-        self.counters.add("hits" if row else "misses")
-        return row[0] if row else None
+    def _ttl(self, skey: str) -> float | None:
+        sql = "SELECT expires_at - now() FROM sessions WHERE key = ? AND expires_at > now()"
+        return max(rows[0][0], 0.001) if (rows := self._run(sql, skey)) else None
 
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        validate_key(key)
-        value = ensure_bytes(value, key=key)
-        self._run(
-            "INSERT OR REPLACE INTO sessions (key, value, expires_at) VALUES (?, ?, ?)",
-            (self.namespace.encode(key), value, self._expiry(ttl)),
-        )
-        self.counters.add("writes")
+    def _set(self, skey: str, value: bytes, ttl: float | None) -> None:
+        self._run("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", skey, value, self._at(ttl))
 
-    def delete(self, key: str) -> bool:
-        validate_key(key)
-        rows = self._run(
-            "DELETE FROM sessions WHERE key = ? AND (expires_at IS NULL OR expires_at > ?) "
-            "RETURNING key",
-            (self.namespace.encode(key), time.time()),
-        )
-        self._run("DELETE FROM sessions WHERE key = ?", (self.namespace.encode(key),))
-        self.counters.add("deletes")
-        return bool(rows)
+    def _delete(self, skey: str) -> bool:
+        sql = "DELETE FROM sessions WHERE key = ? RETURNING expires_at > now()"
+        return any(live for (live,) in self._run(sql, skey))
 
-    def touch(self, key: str, ttl: float | None = None) -> bool:
-        validate_key(key)
-        rows = self._run(
-            "UPDATE sessions SET expires_at = ? WHERE key = ? "
-            "AND (expires_at IS NULL OR expires_at > ?) RETURNING key",
-            (self._expiry(ttl), self.namespace.encode(key), time.time()),
-        )
-        return bool(rows)
+    def _touch(self, skey: str, ttl: float | None) -> bool:
+        sql = "UPDATE sessions SET expires_at = ? WHERE key = ? AND expires_at > now() RETURNING 1"
+        return bool(self._run(sql, self._at(ttl), skey))
 
-    def ttl(self, key: str) -> float | None:
-        validate_key(key)
-        row = self._live_row(self.namespace.encode(key))
-        if row is None:
-            return None
-        return NO_EXPIRY if row[1] is None else max(row[1] - time.time(), 0.001)
+    def _scan(self, head: str) -> Iterator[str]:
+        # Byte-wise comparison is literal: LIKE and GLOB would treat %, _, * and ? as patterns.
+        sql = "SELECT key FROM sessions WHERE substr(CAST(key AS BLOB), 1, ?) = CAST(? AS BLOB)"
+        sql += " AND expires_at > now()"
+        return (key for (key,) in self._run(sql, len(head.encode()), head))
 
-    def scan(self, prefix: str = "") -> Iterator[str]:
-        validate_scan_prefix(prefix)
-        head = self.namespace.scan_head(prefix)
-        # A byte-wise comparison is literal (LIKE and GLOB would treat %, _, * and ? as
-        # patterns) and, unlike text functions, does not stop at a NUL character.
-        rows = self._run(
-            "SELECT key FROM sessions WHERE substr(CAST(key AS BLOB), 1, ?) = CAST(? AS BLOB) "
-            "AND (expires_at IS NULL OR expires_at > ?)",
-            (len(head.encode()), head, time.time()),
-        )
-        return iter([k for (stored,) in rows if (k := self.namespace.decode(stored)) is not None])
-
-    def get_versioned(self, key: str) -> Versioned | None:
-        value = self.get(key)
-        return None if value is None else Versioned(value, _digest(value))
-
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    def _set_if(
+        self, skey: str, value: bytes, token: VersionToken | None, ttl: float | None
     ) -> bool:
-        validate_key(key)
-        value = ensure_bytes(value, key=key)
-        stored = self.namespace.encode(key)
-        expires_at = self._expiry(ttl)
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = self._db.execute(
-                        "SELECT value FROM sessions WHERE key = ? "
-                        "AND (expires_at IS NULL OR expires_at > ?)",
-                        (stored, time.time()),
-                    ).fetchall()
-                    current = _digest(bytes(rows[0][0])) if rows else None
-                    if current != token:
-                        self._db.execute("ROLLBACK")
-                        return False
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO sessions (key, value, expires_at) VALUES (?, ?, ?)",
-                        (stored, value, expires_at),
-                    )
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            self.counters.add("errors")
-            raise BackendError(f"SQLite failed: {exc}", key=key, backend=self.describe()) from None
-        self.counters.add("writes")
-        return True
+        # One statement each, so atomic, also against other processes sharing the file.
+        if token is None:  # insert, or replace an expired row
+            sql = "INSERT INTO sessions VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE"
+            sql += " SET value = ?2, expires_at = ?3 WHERE expires_at <= now() RETURNING 1"
+            return bool(self._run(sql, skey, value, self._at(ttl)))
+        sql = "UPDATE sessions SET value = ?, expires_at = ? WHERE key = ? AND expires_at > now()"
+        sql += " AND token(value) = ? RETURNING 1"
+        return bool(self._run(sql, value, self._at(ttl), skey, token))
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._db.close()
+    def _close(self) -> None:
+        self._db.close()

@@ -1,6 +1,6 @@
-"""pytest fixtures for a real redis-server, registered through the ``pytest11`` entry point.
-
-Installing ``session-store-redis`` makes these available to every test suite in the environment:
+"""pytest fixtures for a real redis-server, opt-in: a test suite asks for them in its root
+``conftest.py`` with ``pytest_plugins = ["session_store_redis.testing.plugin"]`` (there is no
+``pytest11`` entry point, so installing ``session-store-redis`` adds no fixtures to anyone's tests):
 
 ``redis_server`` (session scope)
     One :class:`~session_store_redis.testing.server.RedisServer` for the whole test session (one

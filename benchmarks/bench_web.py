@@ -1,0 +1,413 @@
+"""Web sessions end to end: requests per second of a minimal app that reads and writes a 2 KB
+session, served by a real server and driven by a real load generator on loopback, ours against
+the peers over the same redis-server; and the async store against the sync store.
+
+* **Flask**: ``session_store.flask`` against Flask-Session (``SESSION_TYPE = "redis"``), each app
+  served by gunicorn (1 process, ``gthread``, 4 threads).
+* **Starlette**: ``session_store.starlette.SessionMiddleware`` against starsessions
+  (``RedisStore`` + ``SessionAutoloadMiddleware``), each served by uvicorn (1 process).
+* The app: ``GET /`` reads the session's 2 KB ``blob`` and increments its counter ``n`` (so
+  every request loads and saves the session). ``wrk -t4 -c4``: four keep-alive connections, one
+  session each (a Lua script gives every wrk thread the cookie of a session created first).
+* Rounds alternate the contenders (the order rotating); a ratio is the median of per-round
+  ratios. Goal: ours at least equal to the peer (ratio >= 1).
+* **Async vs sync store**: ``AsyncSessionStore.save`` + ``load`` of the 2 KB session on asyncio
+  (and uvloop) against ``SessionStore.save`` + ``load``, the same redis-server. Goal: <= 1.2x.
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``), gunicorn and uvicorn (the ``webtest`` extra),
+and a ``redis-server`` binary. Run: ``python -m benchmarks.bench_web [--quick]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import machine_line, markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOB = "".join(chr(97 + (i * 7) % 26) for i in range(2000))  # 2 KB of text
+CONNECTIONS = 4
+_LUA = """
+local counter = 0
+local threads = {}
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+  table.insert(threads, thread)
+end
+function init(args)
+  cookie = args[id]
+end
+function request()
+  return wrk.format("GET", "/", {["Cookie"] = cookie})
+end
+"""
+
+
+# -- the apps (built in the server processes, from the environment) -----------------------------
+def make_flask() -> Any:
+    """The Flask app for ``BENCH_KIND`` = ``ours`` | ``flask-session`` over ``BENCH_REDIS_URL``."""
+    from flask import Flask, session
+
+    app = Flask(__name__)
+    app.secret_key = "bench"
+    url = os.environ["BENCH_REDIS_URL"]
+    if os.environ["BENCH_KIND"] == "ours":
+        from session_store.flask import SessionStoreInterface
+
+        app.config["SESSION_STORE_URL"] = url + "?prefix=ours:"
+        SessionStoreInterface.init_app(app)
+    else:
+        import redis
+        from flask_session import Session  # type: ignore[import-untyped]
+
+        app.config.update(SESSION_TYPE="redis", SESSION_REDIS=redis.Redis.from_url(url))
+        Session(app)
+
+    @app.get("/")
+    def hit() -> str:
+        if "blob" not in session:
+            session["blob"] = BLOB
+        session["n"] = session.get("n", 0) + 1
+        return str(len(session["blob"]) + session["n"])
+
+    return app
+
+
+def make_starlette() -> Any:
+    """The Starlette app for ``BENCH_KIND`` = ``ours`` | ``starsessions``."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def hit(request: Request) -> PlainTextResponse:
+        session = request.session
+        if "blob" not in session:
+            session["blob"] = BLOB
+        session["n"] = session.get("n", 0) + 1
+        return PlainTextResponse(str(len(session["blob"]) + session["n"]))
+
+    url = os.environ["BENCH_REDIS_URL"]
+    middleware: list[Middleware]
+    if os.environ["BENCH_KIND"] == "ours":
+        from session_store.starlette import SessionMiddleware
+
+        middleware = [Middleware(SessionMiddleware, url=url + "?prefix=ours:", max_age=3600)]
+    else:
+        import redis.asyncio
+        from starsessions import SessionAutoloadMiddleware
+        from starsessions import SessionMiddleware as StarSessions
+        from starsessions.stores.redis import RedisStore
+
+        store = RedisStore(connection=redis.asyncio.Redis.from_url(url))
+        middleware = [
+            Middleware(StarSessions, store=store, lifetime=3600, cookie_https_only=False),
+            Middleware(SessionAutoloadMiddleware),
+        ]
+    return Starlette(routes=[Route("/", hit)], middleware=middleware)
+
+
+# -- servers and load ----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_serving(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its direct children (a
+    gunicorn worker), read from ``/proc``: the server's cost, whatever else the machine runs."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+@dataclass
+class Server:
+    """A contender's server process."""
+
+    url: str
+    pid: int
+
+
+@contextmanager
+def serving(framework: str, kind: str, redis_url: str) -> Iterator[Server]:
+    """A server process for one contender; yields it, stops it by its pid."""
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent
+    if framework == "flask":
+        command = [
+            str(bin_dir / "gunicorn"), "-w", "1", "-k", "gthread", "--threads", "4",
+            "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+            "benchmarks.bench_web:make_flask()",
+        ]  # fmt: skip
+    else:
+        command = [
+            str(bin_dir / "uvicorn"), "--factory", "benchmarks.bench_web:make_starlette",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--no-access-log",
+        ]  # fmt: skip
+    env = {**os.environ, "BENCH_KIND": kind, "BENCH_REDIS_URL": redis_url}
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_serving(url, process)
+        yield Server(url, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _new_session(url: str) -> str:
+    """Create a session with one request; its ``Cookie`` header value."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        cookie = response.headers.get("Set-Cookie")
+    if not cookie:
+        raise RuntimeError(f"{url} set no session cookie")
+    return str(cookie).split(";", 1)[0]
+
+
+def load(server: Server, seconds: float, script: Path) -> tuple[float, float]:
+    """``wrk`` on the server for ``seconds``, one session per connection: the requests per
+    second, and the server's CPU microseconds per request (errors and non-2xx responses make
+    it fail)."""
+    url = server.url
+    cookies = [_new_session(url) for _ in range(CONNECTIONS)]
+    cpu_before = cpu_seconds(server.pid)
+    result = subprocess.run(
+        ["wrk", f"-t{CONNECTIONS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "-s", str(script),
+         url, "--", *cookies],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    if "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{result.stdout}")
+    cpu = cpu_seconds(server.pid) - cpu_before
+    match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+    total = re.search(r"(\d+) requests in", result.stdout)
+    if match is None or total is None:
+        raise RuntimeError(f"no request counts in wrk's output:\n{result.stdout}")
+    return float(match.group(1)), cpu / max(1, int(total.group(1))) * 1e6
+
+
+def compare(
+    framework: str, ours: str, peer: str, redis_url: str, rounds: int, seconds: float
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Requests/s and server CPU us/request of each contender per round, the order
+    alternating."""
+    samples: dict[str, list[float]] = {ours: [], peer: []}
+    cpu: dict[str, list[float]] = {ours: [], peer: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "sessions.lua"
+        script.write_text(_LUA, encoding="utf-8")
+        with (
+            serving(framework, "ours", redis_url) as ours_url,
+            serving(framework, peer, redis_url) as peer_url,
+        ):
+            servers = {ours: ours_url, peer: peer_url}
+            for name in (ours, peer):  # warm-up
+                load(servers[name], 1, script)
+            for index in range(rounds):
+                order = [ours, peer] if index % 2 == 0 else [peer, ours]
+                for name in order:
+                    rate, per_request = load(servers[name], seconds, script)
+                    samples[name].append(rate)
+                    cpu[name].append(per_request)
+    return samples, cpu
+
+
+# -- the async store against the sync store -------------------------------------------------------
+def store_ratio(redis_url: str, rounds: int, calls: int) -> dict[str, float]:
+    """Seconds per ``save`` + ``load`` of the sync store and the async store (asyncio, uvloop)."""
+    from session_store import SessionStore
+    from session_store.aio import AsyncSessionStore
+
+    data = {"blob": BLOB, "n": 1}
+    sync: SessionStore[dict[str, Any]] = SessionStore(redis_url + "?prefix=bench-sync:", dict)
+
+    def run_sync() -> float:
+        started = time.perf_counter()
+        for i in range(calls):
+            sync.save(f"k{i % 50}", data)
+            sync.load(f"k{i % 50}")
+        return (time.perf_counter() - started) / calls
+
+    def run_async(loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> float:
+        async def body() -> float:
+            store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+                redis_url + "?prefix=bench-async:", dict
+            )
+            for i in range(50):  # warm the pool
+                await store.save(f"k{i}", data)
+            started = time.perf_counter()
+            for i in range(calls):
+                await store.save(f"k{i % 50}", data)
+                await store.load(f"k{i % 50}")
+            elapsed = (time.perf_counter() - started) / calls
+            await store.aclose()
+            return elapsed
+
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(body())
+
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop] | None] = {"asyncio": None}
+    try:
+        import uvloop
+
+        loops["uvloop"] = uvloop.new_event_loop
+    except ImportError:
+        pass
+    run_sync()  # warm-up
+    samples: dict[str, list[float]] = {"sync": [], **{name: [] for name in loops}}
+    for _ in range(rounds):
+        samples["sync"].append(run_sync())
+        for name, factory in loops.items():
+            samples[name].append(run_async(factory))
+    sync.close()
+    return {
+        name: statistics.median(a / s for a, s in zip(samples[name], samples["sync"], strict=True))
+        for name in loops
+    } | {"sync_us": statistics.median(samples["sync"]) * 1e6}
+
+
+# -- report ---------------------------------------------------------------------------------------
+def _ratio(samples: dict[str, list[float]], ours: str, peer: str) -> float:
+    return statistics.median(a / b for a, b in zip(samples[ours], samples[peer], strict=True))
+
+
+def report(quick: bool = False) -> str:
+    """The Markdown section (and ``benchmarks/web.png``)."""
+    from session_store_redis.testing import RedisServer
+
+    if shutil.which("wrk") is None:
+        return "### Web sessions (bench_web)\n\nnot run: `wrk` is not installed\n"
+    rounds, seconds = (2, 1.0) if quick else (8, 2.0)
+    server = RedisServer(directory=Path(tempfile.mkdtemp(prefix="bench-web-"))).start()
+    try:
+        url = server.url_for()
+        flask, flask_cpu = compare("flask", "ours", "flask-session", url, rounds, seconds)
+        star, star_cpu = compare("starlette", "ours", "starsessions", url, rounds, seconds)
+        stores = store_ratio(url, rounds, 300 if quick else 2000)
+    finally:
+        server.stop()
+    rows = [
+        ["Flask (gunicorn gthread x4)", "Flask-Session",
+         f"{statistics.median(flask['ours']):,.0f}",
+         f"{statistics.median(flask['flask-session']):,.0f}",
+         f"{_ratio(flask, 'ours', 'flask-session'):.2f}",
+         f"{statistics.median(flask_cpu['ours']):,.0f} / "
+         f"{statistics.median(flask_cpu['flask-session']):,.0f}",
+         f"{_ratio(flask_cpu, 'flask-session', 'ours'):.2f}", ">= 1"],
+        ["Starlette (uvicorn)", "starsessions",
+         f"{statistics.median(star['ours']):,.0f}",
+         f"{statistics.median(star['starsessions']):,.0f}",
+         f"{_ratio(star, 'ours', 'starsessions'):.2f}",
+         f"{statistics.median(star_cpu['ours']):,.0f} / "
+         f"{statistics.median(star_cpu['starsessions']):,.0f}",
+         f"{_ratio(star_cpu, 'starsessions', 'ours'):.2f}", ">= 1"],
+    ]  # fmt: skip
+    store_rows = [
+        [f"async ({name}) / sync", f"{ratio:.2f}", "<= 1.2"]
+        for name, ratio in stores.items()
+        if name != "sync_us"
+    ]
+    _plot(flask, star, stores)
+    return (
+        "### Web sessions (bench_web)\n\n"
+        f"{machine_line()}. A minimal app reads and writes a 2 KB session per request; "
+        f"`wrk -t{CONNECTIONS} -c{CONNECTIONS}` on loopback, one session per connection, "
+        f"{rounds} alternating rounds of {seconds:g} s; one redis-server for all.\n\n"
+        + markdown_table(
+            rows,
+            [
+                "app and server",
+                "peer",
+                "ours req/s",
+                "peer req/s",
+                "req/s ours / peer",
+                "server CPU us/request ours / peer",
+                "CPU peer / ours",
+                "goal (both ratios)",
+            ],
+        )
+        + "\n\nThe server's CPU per request (``/proc``, the server process and its workers) does "
+        "not depend on what else the machine runs; requests/s does, and this machine is shared."
+        + "\n\nThe async store against the sync store, `save` + `load` of the same session "
+        f"(sync: {stores['sync_us']:.0f} us per pair):\n\n"
+        + markdown_table(store_rows, ["time ratio", "value", "goal"])
+        + "\n\n![web benchmark](web.png)\n"
+    )
+
+
+def _plot(
+    flask: dict[str, list[float]], star: dict[str, list[float]], stores: dict[str, float]
+) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    names = ["Flask", "Starlette"]
+    ours = [statistics.median(flask["ours"]), statistics.median(star["ours"])]
+    peers = [statistics.median(flask["flask-session"]), statistics.median(star["starsessions"])]
+    xs = range(len(names))
+    left.bar([x - 0.2 for x in xs], ours, 0.4, label="session-store")
+    left.bar([x + 0.2 for x in xs], peers, 0.4, label="Flask-Session / starsessions")
+    left.set_xticks(list(xs), names)
+    left.set_ylabel("requests / s (2 KB session)")
+    left.legend(fontsize=8)
+    loops = [name for name in stores if name != "sync_us"]
+    right.bar(loops, [stores[name] for name in loops], color="tab:green")
+    right.axhline(1.2, color="tab:red", linestyle="--", label="goal 1.2x")
+    right.set_ylabel("async / sync time (save + load)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(__file__).with_name("web.png"), dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    print(report(quick="--quick" in sys.argv))

@@ -1,0 +1,120 @@
+"""The async Redis backend's own connection (session_store_redis.aioconn) against real
+redis-servers: authentication, database selection, TLS, a server that dies and comes back, a
+hung server, and many tasks pipelined on one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from session_store.aio import open_async_backend
+from session_store.errors import BackendError, BackendUnavailableError
+from session_store_redis.testing import RedisServer
+from session_store_redis.testing.server import TLSFiles
+from session_store_redis.testing.tls import make_test_tls
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_password_and_database(redis_server_factory: Callable[..., RedisServer]) -> None:
+    server = redis_server_factory(password="s3cret p@ss")
+    good = open_async_backend(server.url_for(db=3))
+    other_db = open_async_backend(server.url_for(db=4))
+    try:
+        await good.set("k", b"v")
+        assert await good.get("k") == b"v"
+        assert await other_db.get("k") is None  # SELECT happened
+    finally:
+        await good.aclose()
+        await other_db.aclose()
+    wrong = open_async_backend(f"redis://:nope@127.0.0.1:{server.port}/0")
+    with pytest.raises(BackendError) as caught:
+        await wrong.get("k")
+    assert not isinstance(caught.value, BackendUnavailableError)  # refused, not down
+    assert "nope" not in str(caught.value) and "s3cret" not in str(caught.value)
+    await wrong.aclose()
+
+
+async def test_server_down_then_back(redis_server_factory: Callable[..., RedisServer]) -> None:
+    server = redis_server_factory(appendonly=True)
+    backend = open_async_backend(server.url_for(), retries=0)
+    try:
+        await backend.set("k", b"v")
+        server.kill()
+        with pytest.raises(BackendUnavailableError):
+            await backend.get("k")
+        server.restart()
+        assert await backend.get("k") == b"v"  # a new connection, same data (AOF)
+    finally:
+        await backend.aclose()
+
+
+async def test_hung_server_times_out_and_recovers(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    backend = open_async_backend(server.url_for(socket_timeout="0.3"), retries=0)
+    try:
+        await backend.set("k", b"v")
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(BackendUnavailableError, match=r"[Tt]imeout"):
+                await backend.get("k")
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert await backend.get("k") == b"v"
+    finally:
+        await backend.aclose()
+
+
+async def test_many_tasks_pipelined_get_their_own_replies(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    backend = open_async_backend(redis_server.url_for(prefix=redis_namespace))
+    try:
+        await backend.set_many({f"k{i}": f"v{i}".encode() * (i % 7 + 1) for i in range(300)})
+
+        async def check(i: int) -> Any:
+            return await backend.get(f"k{i}") == f"v{i}".encode() * (i % 7 + 1)
+
+        assert all(await asyncio.gather(*(check(i) for i in range(300))))
+    finally:
+        await backend.aclose()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[TLSFiles, Path]:
+    return make_test_tls(tmp_path_factory.mktemp("tls"))
+
+
+async def test_rediss_verified_refused_and_unverified(
+    redis_server_factory: Callable[..., RedisServer], tls_files: tuple[TLSFiles, Path]
+) -> None:
+    server = redis_server_factory(tls=tls_files[0], password="tls-secret")
+    backend = open_async_backend(server.url_for(prefix="tls:"))
+    try:
+        await backend.set("k", b"over tls", ttl=60)
+        assert await backend.get_many(["k", "absent"]) == {"k": b"over tls"}
+    finally:
+        await backend.aclose()
+    other_ca = open_async_backend(server.url_for(ssl_ca_certs=str(tls_files[1])))
+    with pytest.raises(BackendError) as caught:
+        await other_ca.get("k")
+    assert not isinstance(caught.value, BackendUnavailableError)
+    assert "certificate" in str(caught.value) and "tls-secret" not in str(caught.value)
+    await other_ca.aclose()
+    unverified = open_async_backend(
+        f"rediss://:tls-secret@127.0.0.1:{server.port}/0?ssl_cert_reqs=none"
+        "&ssl_check_hostname=false&prefix=tls:"
+    )
+    try:
+        assert await unverified.get("k") == b"over tls"
+    finally:
+        await unverified.aclose()

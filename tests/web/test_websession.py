@@ -1,0 +1,106 @@
+"""The framework-free rules every integration shares: ids, the commit plan, the key merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from session_store import MemoryBackend, SessionStore
+from session_store.websession import (
+    Action,
+    ServerSession,
+    commit,
+    is_session_id,
+    merge_changes,
+    new_session_id,
+    plan_commit,
+    read_session,
+)
+from tests.web.support import RecordingBackend
+
+
+def store() -> tuple[SessionStore[dict[str, Any]], RecordingBackend]:
+    backend = RecordingBackend(MemoryBackend())
+    return SessionStore(backend, dict), backend
+
+
+def test_ids_are_256_bit_and_only_well_formed_ones_are_looked_up() -> None:
+    ids = {new_session_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(is_session_id(i) and len(i) == 43 for i in ids)
+    for bad in (None, "", "short", "A" * 42, "A" * 44, "A" * 42 + "=", "../" * 15, b"A" * 43):
+        assert not is_session_id(bad)
+
+
+def test_untouched_session_is_never_read_and_plans_nothing() -> None:
+    s, backend = store()
+    session = ServerSession("A" * 43, lambda sid: read_session(s, sid))
+    assert plan_commit(session).action is Action.NOTHING
+    assert backend.calls == []
+
+
+def test_plans() -> None:
+    s, _ = store()
+    s.save("A" * 43, {"a": 1, "b": 2})
+
+    def loaded() -> ServerSession:
+        session = ServerSession("A" * 43, lambda sid: read_session(s, sid))
+        session.get("a")
+        return session
+
+    assert plan_commit(loaded()).action is Action.TOUCH
+    assert plan_commit(loaded(), sliding=False).action is Action.NOTHING
+    changed = loaded()
+    changed["a"] = 3
+    del changed["b"]
+    plan = plan_commit(changed)
+    assert (plan.action, plan.changed, plan.removed) == (Action.WRITE, {"a": 3}, frozenset("b"))
+    emptied = loaded()
+    emptied.clear()
+    assert plan_commit(emptied).action is Action.DELETE
+    moved = loaded()
+    moved.regenerate()
+    assert plan_commit(moved).action is Action.MOVE
+    fresh = ServerSession(None)
+    fresh.get("x")
+    assert plan_commit(fresh).action is Action.NOTHING  # new and empty: no write, no cookie
+
+
+def test_merge_keeps_other_writers_keys_and_never_resurrects() -> None:
+    assert merge_changes({"a": 1, "b": 2}, {"c": 3}, frozenset({"a"})) == {"b": 2, "c": 3}
+    assert merge_changes({"a": 1, "b": 2}, {"c": 3}, frozenset(), replace=True) == {"c": 3}
+    assert merge_changes(None, {"c": 3}, frozenset(), existing=True) is None
+    assert merge_changes(None, {"c": 3}, frozenset(), existing=False) == {"c": 3}
+
+
+def test_an_unchanged_write_path_is_one_read_and_one_compare_and_set() -> None:
+    s, backend = store()
+    sid = new_session_id()
+    s.save(sid, {"n": 1, "blob": "x" * 2000})
+    backend.calls.clear()
+    session = ServerSession(sid, lambda key: read_session(s, key))
+    session["n"] = 2
+    assert commit(s, session, ttl=60).action is Action.WRITE
+    assert backend.names() == ["get_versioned", "set_if"]
+    assert s.load(sid) == {"n": 2, "blob": "x" * 2000}
+
+
+def test_a_lost_race_falls_back_to_a_merge_with_the_other_writer() -> None:
+    s, _ = store()
+    sid = new_session_id()
+    s.save(sid, {"n": 1})
+    session = ServerSession(sid, lambda key: read_session(s, key))
+    session["mine"] = True  # read happens here
+    s.save(sid, {"n": 1, "theirs": True})  # another request wrote meanwhile
+    commit(s, session, ttl=60)
+    assert s.load(sid) == {"n": 1, "theirs": True, "mine": True}
+
+
+def test_a_session_deleted_meanwhile_is_not_resurrected() -> None:
+    s, _ = store()
+    sid = new_session_id()
+    s.save(sid, {"user": "ann"})
+    session = ServerSession(sid, lambda key: read_session(s, key))
+    session["cart"] = ["book"]
+    s.delete(sid)  # logged out in another tab
+    outcome = commit(s, session, ttl=60)
+    assert outcome.action is Action.DELETE and outcome.sid is None
+    assert s.load(sid) is None
