@@ -290,8 +290,8 @@ def test_a_save_made_after_another_process_save_returned_wins(
 ) -> None:
     """Process A saves, then process B saves the same key after A's save returned: B's save is
     the one stored (never dropped as "older" by its version), and A's near cache shows it
-    within the near cache's bound (it may lag by one invalidation message: that is
-    the documented staleness, not a lost save)."""
+    within max_staleness (it may lag by one invalidation message: that is the documented
+    staleness, not a lost save; the 50 ms figure is the visibility test's below)."""
     prefix = redis_namespace
     url = chain_url(redis_server.url_for(prefix=prefix), tmp_path / "disk")
     arbiter = SessionStore(redis_server.url_for(prefix=prefix), dict)  # the arbiter, read alone
@@ -328,7 +328,7 @@ def test_a_save_made_after_another_process_save_returned_wins(
         arbiter.close()
     print(
         f"\nMEASURED saves lost to an earlier save of another process: {len(lost)} of 200; "
-        f"seen later than {NEAR_CACHE_BOUND * 1000:.0f} ms: {len(late)}"
+        f"seen later than {OUTAGE_BOUND * 1000:.0f} ms: {len(late)}"
     )
     assert lost == []
     assert late == []
