@@ -25,7 +25,7 @@ from session_store.cli.common import (
     resolve_url,
     tiers_of,
 )
-from session_store.errors import BackendUnavailableError
+from session_store.errors import BackendError, BackendUnavailableError
 from session_store.metrics import format_seconds, snapshot
 
 __all__ = ["probe", "stats"]
@@ -38,6 +38,18 @@ def _count(tier: SessionBackend, limit: int) -> tuple[int, list[str]]:
         if len(keys) >= limit:
             break
     return len(keys), keys
+
+
+def _stored_evictions(tier: SessionBackend) -> int | None:
+    """The evictions a tier keeps a total of across processes (diskcache does), else ``None``:
+    a fresh command's own counters would only ever show zero."""
+    stored = getattr(tier, "stored_evictions", None)
+    if stored is None:
+        return None
+    try:
+        return int(stored())
+    except BackendError:
+        return None
 
 
 def probe(backend: SessionBackend, *, sample: int, scan_limit: int) -> dict[str, Any]:
@@ -84,6 +96,9 @@ def probe(backend: SessionBackend, *, sample: int, scan_limit: int) -> dict[str,
     for index, message in errors.items():
         note_degraded(tiers[index].describe(), message)
     for index, entry in enumerate(result["tiers"]):
+        stored = _stored_evictions(tiers[index]) if index not in errors else None
+        if stored is not None:  # evictions every process made, kept by the tier itself
+            entry["counters"]["evictions"] = max(entry["counters"]["evictions"], stored)
         entry["keys"] = counted[index]
         entry["keys_capped"] = counted[index] is not None and counted[index] == scan_limit
         entry["error"] = errors.get(index)
@@ -110,7 +125,9 @@ def stats(url: str | None, sample: int, scan_limit: int, as_json: bool) -> None:
     """Per-tier metrics: keys, hits, misses, errors, evictions, fallbacks, promotions, latency.
 
     Counters live in the process that counts, so a fresh command would only see zeros: stats
-    measures instead, with a short read-only probe. It counts every tier's keys (up to
+    measures instead, with a short read-only probe. Evictions are the total a tier keeps across
+    processes where it keeps one (diskcache: every eviction past size_limit since the directory
+    was created). It counts every tier's keys (up to
     --scan-limit), then reads a sample of them (--sample) from each tier directly, one get per
     key and one get_many of the whole sample, timing each call; nothing is written or promoted.
     An application reads its own live numbers with session_store.metrics.snapshot.

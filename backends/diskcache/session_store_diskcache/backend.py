@@ -217,6 +217,12 @@ class DiskcacheBackend(SessionBackend):
         if evicted:
             self.counters.add("evictions", evicted)
 
+    def stored_evictions(self) -> int:
+        """Entries evicted from this directory past ``size_limit`` by every process, since it
+        was created (``counters`` holds this process's share); ``session-store stats`` shows it."""
+        with self._io("stored_evictions") as cache:
+            return cache.stored_evictions()
+
     def _count_read(self, found: bool) -> None:
         self.counters.add("hits" if found else "misses")
 

@@ -14,7 +14,10 @@ them fails loudly at open instead of miscounting or mis-scanning quietly:
   until the operation finishes (:meth:`SessionCache.take_evicted`), so a transaction that rolls
   back is not counted.
   Limits: only evictions caused by writes through *this* cache object are counted (other processes
-  count their own); the explicit ``Cache.cull()`` method is not used and not counted.
+  count their own); the explicit ``Cache.cull()`` method is not used and not counted. The same
+  hook also adds the number to a row of diskcache's ``Settings`` table, inside the evicting
+  transaction, so :meth:`SessionCache.stored_evictions` is every process's total since the
+  directory was created (what ``session-store stats`` shows).
 * **Value files replaced inside a transaction** are removed only once the outermost transaction
   has committed. diskcache removes the file of a value it replaces as soon as the ``set`` that
   replaced it returns, even when that ``set`` runs inside ``transact()``: if the transaction then
@@ -54,6 +57,12 @@ _COUNT_CULLED_EXPIRED = (
     "  WHERE expire_time IS NOT NULL AND expire_time < ? LIMIT ?))"
 )
 _COUNT_ROWS = "SELECT value FROM Settings WHERE key = 'count'"
+# Every process's evictions, kept in diskcache's Settings table beside its own counters and
+# updated inside the transaction that evicts, so a rolled-back write adds nothing.
+_EVICTIONS_KEY = "session_store_evictions"
+_ADD_EVICTIONS = "UPDATE Settings SET value = value + ? WHERE key = ?"
+_READ_EVICTIONS = "SELECT value FROM Settings WHERE key = ?"
+_CREATE_EVICTIONS = "INSERT OR IGNORE INTO Settings VALUES (?, 0)"
 
 # Live text keys in [low, high), after the last key of the previous page, in key order.
 _SCAN_PAGE = (
@@ -134,6 +143,7 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
             statistics=0,
         )
         check_internals(self)
+        self._sql(_CREATE_EVICTIONS, (_EVICTIONS_KEY,))
 
     # -- eviction counting ----------------------------------------------------------------------
     def _cull(
@@ -150,8 +160,14 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
         ((after,),) = sql(_COUNT_ROWS).fetchall()
         evicted = before - after - expired
         if evicted > 0:
+            sql(_ADD_EVICTIONS, (evicted, _EVICTIONS_KEY))
             local = self._session_store_evicted
             local.count = getattr(local, "count", 0) + evicted
+
+    def stored_evictions(self) -> int:
+        """Entries evicted from this directory by every process since it was created."""
+        rows = self._sql(_READ_EVICTIONS, (_EVICTIONS_KEY,)).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def take_evicted(self) -> int:
         """Entries evicted by this thread's writes since the last call; resets the tally.
