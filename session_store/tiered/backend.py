@@ -77,6 +77,8 @@ TIERED_COUNTER_NAMES = (*COUNTER_NAMES, "repairs", "revalidations", "tombstones"
 DEFAULT_TOMBSTONE_TTL = 7 * 86_400.0
 #: Default bound, in seconds, on a near-cache copy's age while no invalidation stream is up.
 DEFAULT_MAX_STALENESS = 1.0
+#: The part of ``max_staleness`` a near-cache copy is served without a check.
+STALENESS_MARGIN = 0.95
 #: Seconds between two eviction warnings.
 EVICTION_WARNING_INTERVAL = 60.0
 
@@ -172,7 +174,9 @@ class TieredBackend(SessionBackend):
         self._missed: list[set[str]] = [set() for _ in self.tiers]
         self._evictions_seen = [tier.counters.get("evictions") for tier in self.tiers]
         self._warned_at = -math.inf
-        self.near = NearState(self.max_staleness, clock)
+        # copies are re-checked a little before max_staleness (STALENESS_MARGIN), so that the
+        # bound holds as measured by another process, whose own reads and clock take time too
+        self.near = NearState(self.max_staleness * STALENESS_MARGIN, clock)
         self._near0 = self.tiers[0] if self.layout.near else None
         self._subscription: Subscription | None = None
         self._resubscribe = False
