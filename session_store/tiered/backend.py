@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_MAX_STALENESS",
     "DEFAULT_TOMBSTONE_TTL",
     "TIERED_COUNTER_NAMES",
+    "ChainListing",
     "TieredBackend",
 ]
 
@@ -116,6 +117,27 @@ def _bring_up(
 ) -> bool:
     """Compare-and-set ``data`` into ``tier`` over what ``read`` found there."""
     return tier.set_if(key, data, None if read is None else read.token, ttl)
+
+
+def _listed(tier: SessionBackend, prefix: str) -> tuple[list[str], bool]:
+    """A tier's keys under ``prefix``, and whether its listing says it is complete."""
+    listing = tier.scan(prefix)
+    keys = list(listing)
+    return keys, getattr(listing, "complete", None) is not False
+
+
+class ChainListing(Iterator[str]):
+    """The keys of a chain's listing; ``complete`` says whether it was proven whole."""
+
+    def __init__(self, keys: Iterator[str], complete: bool) -> None:
+        self._keys = keys
+        self.complete = complete
+
+    def __iter__(self) -> ChainListing:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._keys)
 
 
 def _ttl_arg(left: float) -> float | None:
@@ -625,19 +647,30 @@ class TieredBackend(SessionBackend):
         self.counters.add("misses", len(wanted) - len(out))
         return out
 
-    def scan(self, prefix: str = "") -> Iterator[str]:
+    def scan(self, prefix: str = "") -> ChainListing:
+        """The live keys starting with ``prefix`` in any shared tier.
+
+        The listing's ``complete`` is ``False`` when it cannot be proven whole: a shared tier
+        was down (it may hold keys written while another tier was down), or a tier said its own
+        listing was not complete (a Redis Cluster mid-resharding). ``copy`` and ``migrate`` say
+        so, and ``migrate`` keeps its checkpoint.
+        """
         validate_scan_prefix(prefix)
         seen: dict[str, None] = {}
         reached = False
+        complete = True
         for index in self.layout.shared:
-            keys = self._call(index, lambda t: list(t.scan(prefix)), "scan")
-            if keys is _DOWN:
+            found = self._call(index, partial(_listed, prefix=prefix), "scan")
+            if found is _DOWN:
+                complete = False
                 continue
+            keys, proven = found
             reached = True
+            complete = complete and proven
             seen.update(dict.fromkeys(keys))
         if not reached:
             raise self._all_down("scan")
-        return self._live(list(seen))
+        return ChainListing(self._live(list(seen)), complete)
 
     def _live(self, keys: list[str]) -> Iterator[str]:
         """The ``keys`` that hold a value (not a tombstone), a batch at a time."""
