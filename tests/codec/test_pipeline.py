@@ -8,6 +8,7 @@ deterministic), for encrypted ones with the stage's nonce source (``os.urandom``
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from session_store.codec import AesGcmStage, Codec, ZstdStage
-from session_store.codec import encryption as encryption_module
 from session_store.codec.format import parse_header
 from session_store.codec.pipeline import KNOWN_STAGES, STAGE_NAMES, Pipeline
 from session_store.errors import ConfigurationError
@@ -55,7 +55,7 @@ def test_reencoding_a_golden_payload_gives_the_same_bytes(
     )
     if "aesgcm" in name:
         nonce = data[header.payload_offset + 4 : header.payload_offset + 16]
-        monkeypatch.setattr(encryption_module.os, "urandom", lambda n: nonce[:n])
+        monkeypatch.setattr(os, "urandom", lambda n: nonce[:n])  # the stage's nonce source
     assert writer.encode("U000GOLDEN", decoded.obj) == data
 
 
