@@ -81,6 +81,9 @@ _schemas: dict[str, SchemaInfo] = {}
 _by_class: dict[type[Any], SchemaInfo] = {}
 _plugins = EntryPointGroup(SCHEMAS_GROUP, "schema")
 _entry_points_lock = threading.Lock()
+# set while this thread loads: a schema module that looks a schema up while it is imported sees
+# what is registered so far instead of deadlocking on the lock (or loading again)
+_loading = threading.local()
 _loaded_entry_points = False
 
 
@@ -104,20 +107,24 @@ def _load_entry_points() -> None:
     first to finish instead of seeing a half-loaded registry.
     """
     global _loaded_entry_points
-    if _loaded_entry_points:
+    if _loaded_entry_points or getattr(_loading, "active", False):
         return
     with _entry_points_lock:
         if _loaded_entry_points:
             return
-        for name in _plugins.discover():
-            info = _plugins.load(name)
-            if isinstance(info, BrokenPlugin):
-                continue  # logged by the loader
-            if not isinstance(info, SchemaInfo) or info.name != name:
-                log.warning("schema entry point %r does not name a matching SchemaInfo", name)
-                continue
-            if info.name not in _schemas:
-                register_schema(info)
+        _loading.active = True
+        try:
+            for name in _plugins.discover():
+                info = _plugins.load(name)
+                if isinstance(info, BrokenPlugin):
+                    continue  # logged by the loader
+                if not isinstance(info, SchemaInfo) or info.name != name:
+                    log.warning("schema entry point %r does not name a matching SchemaInfo", name)
+                    continue
+                if info.name not in _schemas:
+                    register_schema(info)
+        finally:
+            _loading.active = False
         _loaded_entry_points = True
 
 

@@ -18,6 +18,7 @@ from session_store import (
 from session_store.entrypoints import BrokenPlugin, EntryPointGroup
 from session_store.registry import split_chain
 from session_store.schema import get_schema, require_schema
+from session_store.schema import registry as schema_registry
 
 
 def test_builtin_memory_is_found_through_its_entry_point() -> None:
@@ -118,3 +119,33 @@ def test_missing_schema_names_get_none_or_raise() -> None:
     with pytest.raises(ConfigurationError, match="no schema named 'no-such-schema'"):
         require_schema("no-such-schema")
     assert require_schema("dict") is get_schema("dict")
+
+
+class _SchemaPluginThatLooksUpASchema:
+    """An entry-point group whose one plugin calls get_schema while it is imported."""
+
+    def discover(self) -> dict[str, None]:
+        return {"looker": None}
+
+    def load(self, name: str) -> object:
+        return schema_registry.get_schema("dict")  # registered built-in: no reload needed
+
+
+def test_a_schema_plugin_looking_up_a_schema_while_imported_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(schema_registry, "_plugins", _SchemaPluginThatLooksUpASchema())
+    monkeypatch.setattr(schema_registry, "_loaded_entry_points", False)
+    errors: list[BaseException] = []
+
+    def load_all() -> None:
+        try:
+            schema_registry.available_schemas()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=load_all, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "loading the schema entry points deadlocked"
+    assert errors == [] and schema_registry._loaded_entry_points
