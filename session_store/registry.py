@@ -4,7 +4,9 @@ Backends register in the entry-point group ``session_store.backends``: the name 
 scheme, the value a callable ``factory(url: BackendURL, **overrides) -> SessionBackend`` (usually
 a backend class's ``from_url``). The built-in ``memory`` backend registers there from this
 package's own ``pyproject.toml``, exactly as a third-party plugin does. Plugins are imported on
-first use; one that fails to import is logged and reported as not usable, never breaking the host.
+first use through :mod:`session_store.entrypoints` (the loader schemas share); one that fails to
+import is logged and reported as not usable, never breaking the host. An unknown scheme raises
+:class:`ConfigurationError` (``load_backend_factory`` promises a factory, never ``None``).
 
 A chain string joins URLs with ``|`` and builds a :class:`~session_store.tiered.TieredBackend`,
 fastest tier first::
@@ -16,7 +18,6 @@ A ``|`` inside a tier's URL (in a password, say) must be percent-encoded as ``%7
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from session_store.backend import SessionBackend
+from session_store.entrypoints import BrokenPlugin, EntryPointGroup
 from session_store.errors import ConfigurationError
 from session_store.urls import BackendURL, Params, parse_url, redact_url
 
@@ -39,8 +41,6 @@ __all__ = [
     "open_backend",
     "split_chain",
 ]
-
-log = logging.getLogger(__name__)
 
 #: The entry-point group backends register in.
 BACKENDS_GROUP = "session_store.backends"
@@ -62,31 +62,20 @@ BackendFactory = Callable[..., SessionBackend]
 # does not cut a URL in two.
 _TIER_SEPARATOR = re.compile(r"\|(?=\s*[A-Za-z][A-Za-z0-9+.\-]*://)|\|(?=\s*(?:\||$))|^\s*\|")
 
-_lock = threading.Lock()
-# per entry-point group (the async backends have a group of their own, session_store.aio)
-_entry_points: dict[str, dict[str, EntryPoint]] = {}
-_loaded: dict[tuple[str, str], Callable[..., Any]] = {}
+# one loader per entry-point group (the async backends have one of their own)
+_groups: dict[str, EntryPointGroup] = {}
+_groups_lock = threading.Lock()
 
 
-def _discover(group: str = BACKENDS_GROUP) -> dict[str, EntryPoint]:
-    with _lock:
-        if group not in _entry_points:
-            from importlib.metadata import entry_points  # on first use: it reads site-packages
+def _group(group: str) -> EntryPointGroup:
+    with _groups_lock:
+        if group not in _groups:
+            _groups[group] = EntryPointGroup(group, "backend", fold_case=True)
+        return _groups[group]
 
-            found: dict[str, EntryPoint] = {}
-            for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
-                name = ep.name.lower()
-                if name in found and found[name].value != ep.value:
-                    log.warning(
-                        "backend scheme %r is registered twice (%s and %s); using the first",
-                        name,
-                        found[name].value,
-                        ep.value,
-                    )
-                    continue
-                found[name] = ep
-            _entry_points[group] = found
-        return _entry_points[group]
+
+def _discover(group: str = BACKENDS_GROUP) -> Mapping[str, EntryPoint]:
+    return _group(group).discover()
 
 
 def available_backends() -> Mapping[str, str]:
@@ -115,22 +104,17 @@ def load_backend_factory(scheme: str, group: str = BACKENDS_GROUP) -> BackendFac
         ConfigurationError: no plugin provides the scheme, or the plugin failed to import.
     """
     scheme = scheme.lower()
-    factory = _loaded.get((group, scheme))
-    if factory is not None:
-        return factory
-    ep = _discover(group).get(scheme)
-    if ep is None:
+    loaded = _group(group).load(scheme)
+    if loaded is None:
         raise _unknown_scheme(scheme, group)
-    try:
-        loaded = ep.load()
-    except Exception as exc:  # a broken plugin must not break the host
-        log.warning("backend plugin %r (%s) failed to import: %r", scheme, ep.value, exc)
+    if isinstance(loaded, BrokenPlugin):  # already logged by the loader
         raise ConfigurationError(
-            f"the plugin for scheme {scheme!r} ({ep.value}) failed to import: {type(exc).__name__}"
-        ) from exc
+            f"the plugin for scheme {scheme!r} ({loaded.value}) failed to import: "
+            f"{type(loaded.error).__name__}"
+        ) from loaded.error
     if not callable(loaded):
-        raise ConfigurationError(f"the plugin for scheme {scheme!r} ({ep.value}) is not callable")
-    _loaded[group, scheme] = loaded
+        value = _discover(group)[scheme].value
+        raise ConfigurationError(f"the plugin for scheme {scheme!r} ({value}) is not callable")
     return loaded  # type: ignore[no-any-return]
 
 

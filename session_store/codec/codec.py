@@ -27,8 +27,9 @@ from session_store.codec.converter import (
     reports_unchecked,
 )
 from session_store.codec.encryption import AesGcmStage
-from session_store.codec.format import is_legacy, pack_header, parse_header
-from session_store.codec.stages import STAGE_AESGCM, STAGE_ZSTD, Stage, StageContext, ZstdStage
+from session_store.codec.format import is_legacy, parse_header
+from session_store.codec.pipeline import Pipeline, stage_name
+from session_store.codec.stages import StageContext, ZstdStage
 from session_store.errors import (
     ConfigurationError,
     CorruptPayloadError,
@@ -57,11 +58,6 @@ class PayloadInfo(NamedTuple):
     format_version: int
     stages: tuple[str, ...]
     size: int
-
-
-_STAGE_NAMES = {STAGE_ZSTD: "zstd", STAGE_AESGCM: "aes-gcm"}
-#: The order the encoder applies stages in; a payload lists a subsequence of it.
-_PIPELINE = (STAGE_ZSTD, STAGE_AESGCM)
 
 
 class Codec:
@@ -110,9 +106,7 @@ class Codec:
                     f"cannot write schema {name!r} at version {version}: no downgrade path "
                     f"from {info.version}"
                 )
-        self._stages: dict[int, Stage] = {
-            s.stage_id: s for s in (self.compression, self.encryption) if s is not None
-        }
+        self.pipeline = Pipeline([s for s in (self.compression, self.encryption) if s is not None])
 
     def __repr__(self) -> str:
         return (
@@ -174,12 +168,7 @@ class Codec:
             key=key,
             unchecked=unchecked if typed else None,
         )
-        stages = [s for s in (self.compression, self.encryption) if s and s.applies(body)]
-        header = pack_header(tuple(s.stage_id for s in stages))
-        ctx = StageContext(self.namespace, key, header)
-        for stage in stages:
-            body = stage.encode(body, ctx)
-        return header + body
+        return self.pipeline.encode(body, self.namespace, key)
 
     # -- load ----------------------------------------------------------------------------------
     def inspect(self, data: bytes, *, key: str | None = None) -> PayloadInfo:
@@ -187,7 +176,7 @@ class Codec:
         if is_legacy(data):
             return PayloadInfo(True, 0, (), len(data))
         header = parse_header(data, key=key)
-        names = tuple(_STAGE_NAMES.get(i, f"unknown-{i}") for i in header.stages)
+        names = tuple(map(stage_name, header.stages))
         return PayloadInfo(False, header.format_version, names, len(data))
 
     def decode(self, key: str, data: bytes, *, as_schema: SchemaInfo | None = None) -> Decoded:
@@ -211,16 +200,14 @@ class Codec:
             stage_names: tuple[str, ...] = ()
         else:
             header = parse_header(data, key=key)
-            self._check_stage_list(header.stages, key)
-            if header.stages[-1:] != (STAGE_AESGCM,):
+            self.pipeline.check(header.stages, key)
+            if not self.pipeline.is_encrypted(header.stages):
                 self._refuse_plaintext(key, "a payload without the aes-gcm stage")
-            payload = data[header.payload_offset :]
             ctx = StageContext(self.namespace, key, data[: header.payload_offset])
-            for stage_id in reversed(header.stages):
-                payload = self._stage(stage_id, key).decode(payload, ctx)
+            payload = self.pipeline.decode(header.stages, data[header.payload_offset :], ctx)
             envelope = jsonsafe.loads(payload, key=key)
             stored_name, version, body = _open_envelope(envelope, key)
-            stage_names = tuple(_STAGE_NAMES[i] for i in header.stages)
+            stage_names = tuple(map(stage_name, header.stages))
         info = _require_schema(stored_name, key=key, unknown=UnknownSchemaVersionError)
         target = as_schema or info
         if target.name != info.name:
@@ -245,30 +232,6 @@ class Codec:
             "Codec(allow_plaintext=True) to read it (session-store migrate encrypts it)",
             key=key,
         )
-
-    def _check_stage_list(self, stages: tuple[int, ...], key: str) -> None:
-        """Refuse a stage list the encoder cannot write: each stage at most once, in pipeline
-        order (zstd, then aes-gcm). Each extra zstd layer could expand the payload again."""
-        for stage_id in stages:
-            self._stage(stage_id, key)  # an unknown or unconfigured stage: its own error
-        positions = [_PIPELINE.index(stage_id) for stage_id in stages]
-        if positions != sorted(set(positions)):
-            names = ", ".join(_STAGE_NAMES[i] for i in stages)
-            raise CorruptPayloadError(
-                f"stage list [{names}] is one the encoder never writes", key=key
-            )
-
-    def _stage(self, stage_id: int, key: str) -> Stage:
-        stage = self._stages.get(stage_id)
-        if stage is not None:
-            return stage
-        if stage_id in _STAGE_NAMES:
-            raise ConfigurationError(
-                f"payload needs the {_STAGE_NAMES[stage_id]} stage, which is not configured "
-                "(for aes-gcm: set SESSION_STORE_KEYS or pass encryption=AesGcmStage([...]))",
-                key=key,
-            )
-        raise UnknownSchemaVersionError(f"payload uses unknown stage id {stage_id}", key=key)
 
     def _migrate(self, info: SchemaInfo, version: int, data: Any, key: str) -> Any:
         if version > info.version:

@@ -24,12 +24,13 @@ import binascii
 import hashlib
 import os
 from collections.abc import Sequence
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from session_store.codec.stages import STAGE_AESGCM, StageContext
 from session_store.errors import ConfigurationError, CorruptPayloadError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["KEYS_ENV", "AesGcmStage"]
 
@@ -73,7 +74,10 @@ class AesGcmStage:
         decoded = [_decode_key(k) for k in keys]
         if not decoded:
             raise ConfigurationError("encryption needs at least one key")
-        self._ciphers = [(_key_id(k), AESGCM(k)) for k in decoded]
+        # imported when a store is configured with encryption, not by `import session_store`
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._ciphers: list[tuple[bytes, AESGCM]] = [(_key_id(k), AESGCM(k)) for k in decoded]
         ids = [key_id for key_id, _ in self._ciphers]
         if len(set(ids)) != len(ids):
             raise ConfigurationError("the same encryption key is given twice")
@@ -120,6 +124,8 @@ class AesGcmStage:
         return key_id + nonce + cipher.encrypt(nonce, data, self._aad(ctx))
 
     def decode(self, data: bytes, ctx: StageContext) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
         if len(data) < _KEY_ID + _NONCE + 16:
             raise CorruptPayloadError("encrypted payload is truncated", key=ctx.key)
         key_id, nonce, body = data[:_KEY_ID], data[_KEY_ID : _KEY_ID + _NONCE], data[16:]

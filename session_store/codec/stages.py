@@ -8,12 +8,13 @@ one): only the stages actually applied are recorded, so a reader always knows wh
 from __future__ import annotations
 
 import threading
-from typing import NamedTuple, Protocol
-
-import zstandard
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from session_store.codec.limits import BYTE_COST, DEFAULT_DECODE_LIMIT, parse_cost
 from session_store.errors import ConfigurationError, CorruptPayloadError
+
+if TYPE_CHECKING:
+    import zstandard
 
 __all__ = ["STAGE_AESGCM", "STAGE_ZSTD", "Stage", "StageContext", "ZstdStage"]
 
@@ -31,7 +32,9 @@ class StageContext(NamedTuple):
 
 
 class Stage(Protocol):
-    """One reversible bytes-to-bytes step."""
+    """One reversible bytes-to-bytes step: a small class with a ``name``, a ``stage_id`` (the
+    byte the header lists it by) and ``encode``/``decode``. The known stages and the order the
+    encoder applies them in are :data:`session_store.codec.pipeline.KNOWN_STAGES`."""
 
     stage_id: int
     name: str
@@ -96,6 +99,8 @@ class ZstdStage:
         return len(body) <= self.max_output and parse_cost(body) <= self.decode_limit
 
     def encode(self, data: bytes, ctx: StageContext) -> bytes:
+        import zstandard  # on first use: a store without compression never loads it
+
         # A compressor is not thread-safe, and making one per call costs more than compressing
         # a small session: one per thread, reused.
         cached: tuple[int, zstandard.ZstdCompressor] | None = getattr(self._local, "zc", None)
@@ -108,6 +113,8 @@ class ZstdStage:
         return cached[1].compress(data)
 
     def decode(self, data: bytes, ctx: StageContext) -> bytes:
+        import zstandard
+
         # python-zstandard allocates the declared content size up front, whatever
         # max_output_size says: check the declaration before anything is allocated.
         try:

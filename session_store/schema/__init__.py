@@ -11,6 +11,7 @@ from session_store.schema.registry import (
     available_schemas,
     get_schema,
     register_schema,
+    require_schema,
     schema_for_class,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "available_schemas",
     "get_schema",
     "register_schema",
+    "require_schema",
     "schema_for_class",
 ]

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any
 
 from attrs import define, field
 
+from session_store.entrypoints import BrokenPlugin, EntryPointGroup
 from session_store.errors import ConfigurationError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "available_schemas",
     "get_schema",
     "register_schema",
+    "require_schema",
     "schema_for_class",
 ]
 
@@ -78,6 +79,11 @@ class SchemaInfo:
 _lock = threading.Lock()
 _schemas: dict[str, SchemaInfo] = {}
 _by_class: dict[type[Any], SchemaInfo] = {}
+_plugins = EntryPointGroup(SCHEMAS_GROUP, "schema")
+_entry_points_lock = threading.Lock()
+# set while this thread loads: a schema module that looks a schema up while it is imported sees
+# what is registered so far instead of deadlocking on the lock (or loading again)
+_loading = threading.local()
 _loaded_entry_points = False
 
 
@@ -95,28 +101,51 @@ def register_schema(info: SchemaInfo) -> SchemaInfo:
 
 
 def _load_entry_points() -> None:
+    """Register every schema entry point, once; a broken one is logged and skipped.
+
+    The "loaded" flag is set inside the lock, after the loading: a second thread waits for the
+    first to finish instead of seeing a half-loaded registry.
+    """
     global _loaded_entry_points
-    if _loaded_entry_points:
+    if _loaded_entry_points or getattr(_loading, "active", False):
         return
-    for ep in sorted(entry_points(group=SCHEMAS_GROUP), key=lambda e: e.name):
+    with _entry_points_lock:
+        if _loaded_entry_points:
+            return
+        _loading.active = True
         try:
-            info = ep.load()
-        except Exception as exc:  # a broken plugin must not break the host
-            log.warning("schema plugin %r (%s) failed to import: %r", ep.name, ep.value, exc)
-            continue
-        if not isinstance(info, SchemaInfo) or info.name != ep.name:
-            log.warning("schema entry point %r does not name a matching SchemaInfo", ep.name)
-            continue
-        if info.name not in _schemas:
-            register_schema(info)
-    _loaded_entry_points = True
+            for name in _plugins.discover():
+                info = _plugins.load(name)
+                if isinstance(info, BrokenPlugin):
+                    continue  # logged by the loader
+                if not isinstance(info, SchemaInfo) or info.name != name:
+                    log.warning("schema entry point %r does not name a matching SchemaInfo", name)
+                    continue
+                if info.name not in _schemas:
+                    register_schema(info)
+        finally:
+            _loading.active = False
+        _loaded_entry_points = True
 
 
 def get_schema(name: str) -> SchemaInfo | None:
-    """The schema registered as ``name``, or ``None``."""
+    """The schema registered as ``name``, or ``None`` (a lookup; see :func:`require_schema`)."""
     if name not in _schemas:
         _load_entry_points()
     return _schemas.get(name)
+
+
+def require_schema(name: str) -> SchemaInfo:
+    """The schema registered as ``name``.
+
+    Raises:
+        ConfigurationError: no schema of that name is registered (as :func:`schema_for_class`
+            raises for a class; :func:`get_schema` returns ``None`` instead).
+    """
+    info = get_schema(name)
+    if info is None:
+        raise ConfigurationError(f"no schema named {name!r} is registered")
+    return info
 
 
 def schema_for_class(cls: type[Any]) -> SchemaInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
@@ -14,7 +15,10 @@ from session_store import (
     open_backend,
     registry,
 )
+from session_store.entrypoints import BrokenPlugin, EntryPointGroup
 from session_store.registry import split_chain
+from session_store.schema import get_schema, require_schema
+from session_store.schema import registry as schema_registry
 
 
 def test_builtin_memory_is_found_through_its_entry_point() -> None:
@@ -78,3 +82,70 @@ def test_a_typo_in_a_scheme_gets_a_suggestion() -> None:
 def test_an_empty_url_says_so() -> None:
     with pytest.raises(ConfigurationError, match="empty backend URL"):
         open_backend("   ")
+
+
+def test_the_shared_loader_imports_each_plugin_once_across_threads() -> None:
+    group = EntryPointGroup("session_store.backends", "backend", fold_case=True)
+    barrier = threading.Barrier(8)
+    results: list[object] = []
+
+    def load() -> None:
+        barrier.wait()
+        results.append(group.load("MEMORY"))
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8 and all(r is results[0] for r in results)
+    assert results[0] == MemoryBackend.from_url
+    assert group.load("nosuch") is None
+
+
+def test_the_shared_loader_reports_a_broken_plugin_each_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    group = EntryPointGroup("session_store.backends", "backend")
+    with caplog.at_level(logging.WARNING):
+        first, second = group.load("broken"), group.load("broken")
+    assert isinstance(first, BrokenPlugin) and isinstance(first.error, ImportError)
+    assert isinstance(second, BrokenPlugin)
+    assert caplog.text.count("failed to import") == 2
+
+
+def test_missing_schema_names_get_none_or_raise() -> None:
+    assert get_schema("no-such-schema") is None  # the lookup, as before
+    with pytest.raises(ConfigurationError, match="no schema named 'no-such-schema'"):
+        require_schema("no-such-schema")
+    assert require_schema("dict") is get_schema("dict")
+
+
+class _SchemaPluginThatLooksUpASchema:
+    """An entry-point group whose one plugin calls get_schema while it is imported."""
+
+    def discover(self) -> dict[str, None]:
+        return {"looker": None}
+
+    def load(self, name: str) -> object:
+        return schema_registry.get_schema("dict")  # registered built-in: no reload needed
+
+
+def test_a_schema_plugin_looking_up_a_schema_while_imported_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(schema_registry, "_plugins", _SchemaPluginThatLooksUpASchema())
+    monkeypatch.setattr(schema_registry, "_loaded_entry_points", False)
+    errors: list[BaseException] = []
+
+    def load_all() -> None:
+        try:
+            schema_registry.available_schemas()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=load_all, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "loading the schema entry points deadlocked"
+    assert errors == [] and schema_registry._loaded_entry_points
