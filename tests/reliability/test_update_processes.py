@@ -174,10 +174,15 @@ def test_backoff_pauses_are_jittered_capped_and_within_the_deadline(
     timeout = 0.6
     hammer.send(op="hammer", key="hot", seconds=timeout + 0.6)
     assert hammer.reply()["started"]
-    with _plain_store(url, update_timeout=timeout) as store:
+    with _plain_store(url, update_timeout=timeout) as store, _plain_store(url) as rival:
+        rivals = iter(range(10**6))
 
         def slow(current: dict[str, Any] | None) -> dict[str, Any]:
             time.sleep(0.005)
+            # Another client writes between every read and its compare-and-set, so every
+            # attempt loses whatever the scheduler does to the hammer process (which alone
+            # let an attempt win when it was descheduled for 5 ms on a loaded machine).
+            rival.save("hot", {"by": "rival", "n": next(rivals)})
             return {"by": "me"}
 
         started = time.monotonic()
