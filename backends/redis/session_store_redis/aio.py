@@ -26,9 +26,7 @@ from typing import Any, Protocol, Self, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.retry import Retry
 
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import Scope, Versioned, VersionToken, ensure_bytes
@@ -49,7 +47,12 @@ from session_store_redis.client import (
 from session_store_redis.errors import translate
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
-from session_store_redis.sentinel import SentinelConfig, parse_sentinel_config
+from session_store_redis.sentinel import (
+    SentinelConfig,
+    parse_sentinel_config,
+    primary_connection_kwargs,
+    sentinel_connection_kwargs,
+)
 from session_store_redis.urls import parse_multi_host_url
 
 __all__ = [
@@ -489,31 +492,10 @@ class AsyncRedisSentinelBackend(AsyncRedisBackend):
 
 def build_async_sentinel_client(config: SentinelConfig) -> tuple[AsyncSentinel, aioredis.Redis]:
     """The asyncio sentinel manager and a client of the current primary; connects lazily."""
-    settings = config.settings
-    no_retry = Retry(NoBackoff(), 0)
     sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
-        list(config.sentinels),
-        sentinel_kwargs={
-            "socket_connect_timeout": settings.socket_connect_timeout,
-            "socket_timeout": settings.socket_timeout,
-            "username": config.sentinel_username,
-            "password": config.sentinel_password,
-            "retry": no_retry,
-            "protocol": 2,
-        },
+        list(config.sentinels), sentinel_kwargs=sentinel_connection_kwargs(config)
     )
     client: aioredis.Redis = sentinel.master_for(
-        config.service,
-        redis_class=aioredis.Redis,
-        max_connections=settings.max_connections,
-        db=config.db,
-        username=settings.username,
-        password=settings.password,
-        socket_connect_timeout=settings.socket_connect_timeout,
-        socket_timeout=settings.socket_timeout,
-        socket_keepalive=True,
-        retry=no_retry,
-        health_check_interval=settings.health_check_interval,
-        protocol=2,
+        config.service, redis_class=aioredis.Redis, **primary_connection_kwargs(config)
     )
     return sentinel, client

@@ -144,25 +144,47 @@ def parse_sentinel_config(url: BackendURL, overrides: Mapping[str, Any]) -> Sent
     )
 
 
-def build_sentinel_client(config: SentinelConfig) -> tuple[Sentinel, redis.Redis, PrimaryTracker]:
-    """The sentinel manager, a client of the current primary, and the tracker that follows
-    the sentinels' announcements (see :mod:`session_store_redis.sentinel_follow`); connects
-    lazily."""
+def sentinel_connection_kwargs(config: SentinelConfig) -> dict[str, Any]:
+    """How to talk to the sentinels themselves (sync and asyncio alike); no retries: the
+    backend retries whole operations."""
     settings = config.settings
-    no_retry = Retry(NoBackoff(), 0)  # the backend retries whole operations
-    sentinel_kwargs: dict[str, Any] = {
+    return {
         "socket_connect_timeout": settings.socket_connect_timeout,
         "socket_timeout": settings.socket_timeout,
         "username": config.sentinel_username,
         "password": config.sentinel_password,
-        "retry": no_retry,
+        "retry": Retry(NoBackoff(), 0),
         "protocol": 2,
     }
+
+
+def primary_connection_kwargs(config: SentinelConfig) -> dict[str, Any]:
+    """How to talk to the primary a sentinel names (sync and asyncio alike)."""
+    settings = config.settings
+    return {
+        "max_connections": settings.max_connections,
+        "db": config.db,
+        "username": settings.username,
+        "password": settings.password,
+        "socket_connect_timeout": settings.socket_connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "socket_keepalive": True,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": settings.health_check_interval,
+        "protocol": 2,
+    }
+
+
+def build_sentinel_client(config: SentinelConfig) -> tuple[Sentinel, redis.Redis, PrimaryTracker]:
+    """The sentinel manager, a client of the current primary, and the tracker that follows
+    the sentinels' announcements (see :mod:`session_store_redis.sentinel_follow`); connects
+    lazily."""
+    sentinel_kwargs = sentinel_connection_kwargs(config)
     sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     tracker = PrimaryTracker(
         config.service,
         list(config.sentinels),
-        {**sentinel_kwargs, "retry": Retry(NoBackoff(), 0)},
+        sentinel_connection_kwargs(config),
         config.role_check_interval,
     )
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
@@ -170,18 +192,9 @@ def build_sentinel_client(config: SentinelConfig) -> tuple[Sentinel, redis.Redis
         redis_class=redis.Redis,
         connection_pool_class=FollowingPool,
         tracker=tracker,
-        max_connections=settings.max_connections,
-        timeout=settings.pool_timeout,
-        db=config.db,
-        username=settings.username,
-        password=settings.password,
-        socket_connect_timeout=settings.socket_connect_timeout,
-        socket_timeout=settings.socket_timeout,
-        socket_keepalive=True,
-        retry=no_retry,
-        health_check_interval=settings.health_check_interval,
-        protocol=2,
+        timeout=config.settings.pool_timeout,
         socket_read_size=65536,
+        **primary_connection_kwargs(config),
     )
     return sentinel, client, tracker
 
