@@ -13,7 +13,7 @@ redis-py disconnects a connection whose reply was abandoned by a cancelled task,
 command never reads a stale reply (tests/aio/test_cancellation.py cancels at every step).
 
 ``redis://``, ``rediss://`` and ``redis+sentinel://`` are registered in
-``session_store.async_backends``; Cluster stays sync-only for now.
+``session_store.async_backends``; ``redis+cluster://`` is :mod:`session_store_redis.aio_cluster`.
 """
 
 from __future__ import annotations
@@ -121,6 +121,8 @@ class AsyncRedisBackend(AsyncSessionBackend):
     """
 
     scope = Scope.NETWORK
+    #: What a failed command raises (translated by :meth:`_translate`); Cluster adds its own.
+    _FAILURES: tuple[type[BaseException], ...] = _FAILURES
 
     def __init__(
         self,
@@ -203,14 +205,18 @@ class AsyncRedisBackend(AsyncSessionBackend):
         while True:
             try:
                 return await fn()
-            except _FAILURES as exc:
+            except self._FAILURES as exc:
                 failure: BaseException = exc
             failures += 1
-            if not retry or failures > self.retries or not retryable(failure):
+            if not retry or failures > self.retries or not self._retryable(failure):
                 break
             if failures > 1:
                 await asyncio.sleep(self._backoff.compute(failures - 1))
         raise self._translate(failure, what, key)
+
+    def _retryable(self, failure: BaseException) -> bool:
+        """Whether ``failure`` may clear if the idempotent operation runs again."""
+        return retryable(failure)
 
     def _key(self, key: str) -> str:
         validate_key(key, backend=self._description)
