@@ -5,6 +5,8 @@ sessions shared with the sync cluster backend, a cancelled ``update``, slots tha
 from __future__ import annotations
 
 import asyncio
+import threading
+import warnings
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from importlib.metadata import entry_points
@@ -19,6 +21,7 @@ from session_store.testing.async_conformance import AsyncBackendConformance
 from session_store_redis import RedisClusterBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
 from session_store_redis.aio_listing import AsyncClusterListing
+from session_store_redis.listing import ListingIncompleteWarning
 from session_store_redis.testing import RedisClusterServers
 
 pytestmark = pytest.mark.anyio
@@ -201,3 +204,59 @@ async def test_operations_follow_a_slot_that_moves(
         if redis_cluster.owner_of(slot) is not home:
             redis_cluster.move_slot(slot, home)
         await backend.aclose()
+
+
+class _Migrator(threading.Thread):
+    """Moves each slot to the next primary a key at a time, then back, until stopped; every
+    slot is home again when it ends (the cluster is shared with other tests)."""
+
+    def __init__(self, cluster: RedisClusterServers, slots: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.slots = cluster, slots
+        self.stop = threading.Event()
+        self.rounds = self.moved = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            primaries = self.cluster.primary_nodes()
+            home = {slot: self.cluster.owner_of(slot) for slot in self.slots}
+            while not self.stop.is_set() or self.rounds % 2:
+                for slot in self.slots:
+                    source = home[slot]
+                    away = primaries[(primaries.index(source) + 1) % len(primaries)]
+                    target = away if self.rounds % 2 == 0 else source
+                    self.moved += self.cluster.move_slot(slot, target, pause=0.001)
+                self.rounds += 1
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+async def test_listings_are_proven_complete_while_slots_migrate(
+    redis_cluster: RedisClusterServers, backend: AsyncRedisClusterBackend
+) -> None:
+    """Listings run while a thread migrates 8 slots there and back, key by key (each slot
+    spends most of the time half-moved): every listing has every key and says it is complete."""
+    expected = {f"plain-{n}": b"v" for n in range(400)}
+    expected |= {f"{{m{n % 8}}}moving-{n}": b"m" for n in range(80)}
+    await backend.set_many(expected)
+    head = backend.namespace.scan_head()
+    slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected if "moving" in key})
+    assert len(slots) == 8
+    assert {key async for key in backend.scan()} == set(expected)  # slot map cached
+    migrator = _Migrator(redis_cluster, slots)
+    listings = 0
+    migrator.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ListingIncompleteWarning)
+            while migrator.error is None and (migrator.rounds < 2 or listings < 5):
+                listing = backend.scan()
+                assert {key async for key in listing} == set(expected)
+                assert listing.complete is True
+                listings += 1
+    finally:
+        migrator.stop.set()
+        await asyncio.to_thread(migrator.join, 60)
+    assert migrator.error is None, migrator.error
+    assert migrator.moved >= 80 and not migrator.is_alive()
