@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from session_store import ConfigurationError, SessionStore, open_backend
+from session_store import BackendUnavailableError, ConfigurationError, SessionStore, open_backend
 from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
 from session_store.testing.async_conformance import AsyncBackendConformance
 from session_store_redis import RedisClusterBackend
@@ -43,6 +43,18 @@ class TestAsyncRedisClusterConformance(AsyncBackendConformance):
         )
 
 
+class TestAsyncRedisClusterAcknowledgedConformance(AsyncBackendConformance):
+    """Every write also waits for a replica (``wait_replicas=1``): the same contract holds."""
+
+    @pytest.fixture
+    def backend_factory(
+        self, redis_cluster: RedisClusterServers, redis_cluster_namespace: str
+    ) -> Callable[..., AsyncSessionBackend]:
+        return lambda prefix="t:": _open(
+            redis_cluster.url_for(wait_replicas="1"), prefix=f"{redis_cluster_namespace}{prefix}"
+        )
+
+
 @pytest.fixture
 async def backend(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
@@ -57,11 +69,28 @@ def test_registered_for_the_cluster_scheme() -> None:
     assert names["redis+cluster"].startswith("session_store_redis.aio_cluster:")
 
 
-def test_wait_replicas_is_refused_not_ignored() -> None:
-    with pytest.raises(ConfigurationError, match="wait_replicas"):
-        open_async_backend("redis+cluster://127.0.0.1:1/?wait_replicas=1")
+def test_the_sync_url_rules_apply() -> None:
     with pytest.raises(ConfigurationError, match="database 0"):
         open_async_backend("redis+cluster://127.0.0.1:1/3")
+    with pytest.raises(ConfigurationError, match="scan_rounds"):
+        open_async_backend("redis+cluster://127.0.0.1:1/?scan_rounds=-1")
+
+
+async def test_too_few_replicas_acknowledging_is_an_error(
+    redis_cluster: RedisClusterServers, redis_cluster_namespace: str
+) -> None:
+    """One replica per primary: waiting for two fails, typed and counted, on every write."""
+    url = redis_cluster.url_for(wait_replicas="2", wait_timeout="0.05")
+    backend = _open(url, prefix=redis_cluster_namespace)
+    try:
+        with pytest.raises(BackendUnavailableError, match="only 1 of 2"):
+            await backend.set("k", b"v")
+        with pytest.raises(BackendUnavailableError, match="only 1 of 2"):
+            await backend.set_many({f"k{n}": b"v" for n in range(20)})
+        assert backend.counters.as_dict()["unacknowledged"] == 2
+        assert await backend.get("k") == b"v"  # written on the primary all the same
+    finally:
+        await backend.aclose()
 
 
 async def test_sync_and_async_share_keys_bytes_and_versions(
@@ -163,13 +192,16 @@ async def test_cancel_mid_update_never_half_applies(
     assert outcomes  # (cancelled?, written?) pairs seen; every one left a whole session
 
 
+@pytest.mark.parametrize("acked", [False, True], ids=["plain", "wait_replicas"])
 async def test_operations_follow_a_slot_that_moves(
-    redis_cluster: RedisClusterServers, redis_cluster_namespace: str
+    redis_cluster: RedisClusterServers, redis_cluster_namespace: str, acked: bool
 ) -> None:
     """A backend whose slot map went stale follows ``MOVED``; while the slot is half-moved
     (``ASK``; multi-key commands refused with ``TRYAGAIN``) every operation still answers, and
-    the listing is proven complete. The slot is moved back at the end (shared cluster)."""
-    backend = _open(redis_cluster.url, prefix=redis_cluster_namespace)
+    the listing is proven complete. The slot is moved back at the end (shared cluster). With
+    ``wait_replicas`` the writes bounced by ``MOVED`` / ``ASK`` are sent again to the owner."""
+    url = redis_cluster.url_for(wait_replicas="1") if acked else redis_cluster.url
+    backend = _open(url, prefix=redis_cluster_namespace)
     # keys of one slot (a hash tag), so that slot can be half-moved
     keys = {f"{{tag}}k{n}": f"v{n}".encode() for n in range(6)}
     slot = key_slot(backend.namespace.encode("{tag}k0").encode())
@@ -181,6 +213,7 @@ async def test_operations_follow_a_slot_that_moves(
         await backend.set_many(keys, ttl=600)
         assert await backend.get_many(keys) == keys  # slot map cached
         assert redis_cluster.move_slot(slot, away) == len(keys)
+        await backend.set("{tag}k3", b"v3")  # MOVED
         found = await backend.get_with_ttl("{tag}k0")  # MOVED inside MULTI/EXEC
         assert found is not None and found[0] == b"v0"
         assert await backend.get_many(keys) == keys
@@ -191,6 +224,7 @@ async def test_operations_follow_a_slot_that_moves(
         found = await backend.get_with_ttl("{tag}k5")
         assert found is not None and found[0] == b"v5"
         assert await backend.touch("{tag}k0") is True  # PERSIST + EXISTS
+        await backend.set_many({"{tag}k0": b"v0", "{tag}k5": b"v5"})  # one of each side: ASK
         read = await backend.get_versioned("{tag}k1")
         assert read is not None and await backend.set_if("{tag}k1", b"cas", read.token)
         listing = backend.scan()

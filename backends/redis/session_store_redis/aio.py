@@ -233,23 +233,8 @@ class AsyncRedisBackend(AsyncSessionBackend):
             self.counters.add("misses", missed)
 
     async def _acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
-        """Run writes then ``WAIT`` on one connection; fewer replicas in time is an error."""
-
-        async def run() -> tuple[list[Any], int]:
-            batch = [args for _, args in commands]
-            batch.append(("WAIT", self.wait_replicas, self._wait_ms))
-            for attempt in range(2):
-                replies = await self.driver.call_many(batch)
-                if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
-                    await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
-                    continue
-                break
-            for reply in replies:
-                if isinstance(reply, BaseException):
-                    raise reply
-            return list(replies[:-1]), int(replies[-1])
-
-        replies, acks = await self._call(what, key, run)
+        """Run writes then ``WAIT``; fewer replicas in time is an error."""
+        replies, acks = await self._call(what, key, partial(self._write_and_wait, commands))
         if acks < self.wait_replicas:
             self.counters.add("errors")
             self.counters.add("unacknowledged")
@@ -260,6 +245,22 @@ class AsyncRedisBackend(AsyncSessionBackend):
                 backend=self._description,
             )
         return cast("list[Any]", replies)
+
+    async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
+        """The writes then ``WAIT`` on one connection: their replies, and how many replicas
+        acknowledged them (Cluster counts per primary)."""
+        batch = [args for _, args in commands]
+        batch.append(("WAIT", self.wait_replicas, self._wait_ms))
+        for attempt in range(2):
+            replies = await self.driver.call_many(batch)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
+                await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
+                continue
+            break
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies[:-1]), int(replies[-1])
 
     # -- single keys ---------------------------------------------------------------------------
     async def get(self, key: str) -> bytes | None:

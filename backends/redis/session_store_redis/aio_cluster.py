@@ -25,9 +25,10 @@ one cluster's sessions. What it does, as the sync backend does:
   ``incomplete_listings``. A node failing mid-way makes it walk again (no key listed twice), up
   to ``retries`` times.
 
-Not offered (yet): ``wait_replicas`` (refused with a
-:class:`~session_store.errors.ConfigurationError`, not ignored: the acknowledgement must be
-counted per primary). ``pool_timeout`` does not apply: redis-py's async cluster client has no
+``wait_replicas``: the writes are grouped by the primary owning each key's slot, one pipeline
+per primary ending in ``WAIT`` (which counts that primary's replicas); the fewest count. Writes
+a redirection bounced (``MOVED``, ``ASK``, ``TRYAGAIN``, ``NOSCRIPT``) did not run and are sent
+again, a few rounds at most. ``pool_timeout`` does not apply: redis-py's async cluster client has no
 blocking pool, a node with ``max_connections`` busy connections fails the command at once.
 
 One client per running event loop (an asyncio connection belongs to its loop), built on the
@@ -37,11 +38,13 @@ first operation of that loop: opening does no I/O.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Self, TypeVar, cast
 
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -50,14 +53,17 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     MovedError,
+    NoScriptError,
     RedisClusterException,
     RedisError,
     TryAgainError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from session_store.backend import ensure_bytes
 from session_store.counters import Counters
-from session_store.errors import BackendError, ConfigurationError
+from session_store.errors import BackendError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL
 from session_store_redis.aio import AsyncRedisBackend, Driver
@@ -72,6 +78,7 @@ from session_store_redis.cluster import (
 )
 from session_store_redis.listing import warn_incomplete
 from session_store_redis.patterns import prefix_pattern
+from session_store_redis.scripts import CAS_SCRIPT
 from session_store_redis.urls import parse_multi_host_url
 
 __all__ = ["AsyncRedisClusterBackend", "ClusterDriver", "build_async_cluster"]
@@ -79,6 +86,8 @@ __all__ = ["AsyncRedisClusterBackend", "ClusterDriver", "build_async_cluster"]
 _T = TypeVar("_T")
 #: Tries of a one-key transaction that met ``MOVED`` (the slot map refreshed before each).
 _MOVED_ROUNDS = 3
+#: Rounds of re-sending acknowledged writes a redirection or a migration bounced.
+_REDIRECT_ROUNDS = 5
 
 
 def build_async_cluster(config: ClusterConfig) -> AsyncRedisCluster:
@@ -141,17 +150,10 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         """Build from ``redis+cluster://...`` (no I/O; the sync URL rules).
 
         Raises:
-            ConfigurationError: a bad or unknown parameter, or ``wait_replicas`` (not offered
-                by the async cluster backend yet).
+            ConfigurationError: a bad or unknown parameter (named in the message).
         """
         parsed = parse_multi_host_url(url) if isinstance(url, str) else url
         config = parse_cluster_config(parsed, overrides)
-        if config.settings.wait_replicas:
-            raise ConfigurationError(
-                "wait_replicas is not supported by the async Redis Cluster backend yet "
-                "(the sync redis+cluster:// backend has it)",
-                backend=config.describe(),
-            )
         backend = cls(
             None,
             config.settings,
@@ -214,6 +216,84 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         if cancelled:
             raise asyncio.CancelledError
         return task.result()
+
+    async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
+        """The writes grouped by the primary owning each key's slot, one pipeline per primary
+        ending in ``WAIT``; the fewest acknowledgements count. Bounced writes are sent again."""
+        client = self.client
+        await client.initialize()
+        replies: list[Any] = [None] * len(commands)
+        fewest = self.wait_replicas
+        pending = list(range(len(commands)))
+        asking: dict[int, AsyncClusterNode] = {}
+        for _ in range(_REDIRECT_ROUNDS):
+            groups: dict[tuple[str, bool], tuple[AsyncClusterNode, list[int]]] = {}
+            for index in pending:
+                node = asking.get(index) or client.get_node_from_key(commands[index][0])
+                if node is None:  # a slot no node serves: transient (retried), translated
+                    raise RedisClusterException(f"slot of {commands[index][0]!r} not covered")
+                groups.setdefault((node.name, index in asking), (node, []))[1].append(index)
+            bounced: list[int] = []
+            refresh = False
+            for (_, ask), (node, indexes) in groups.items():
+                node_replies, acks = await self._node_round(
+                    node, [commands[i] for i in indexes], ask
+                )
+                applied = False
+                for index, reply in zip(indexes, node_replies, strict=True):
+                    asking.pop(index, None)
+                    if isinstance(reply, MovedError | TryAgainError | NoScriptError):
+                        refresh = refresh or isinstance(reply, MovedError)
+                        if isinstance(reply, NoScriptError):
+                            await node.execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
+                        bounced.append(index)
+                    elif isinstance(reply, AskError):  # the slot is migrating to that node
+                        target = client.get_node(reply.host, reply.port)
+                        if target is None:
+                            refresh = True
+                        else:
+                            asking[index] = target
+                        bounced.append(index)
+                    else:
+                        replies[index] = reply
+                        applied = True
+                if applied:  # WAIT counts for the writes this node ran, not for bounced ones
+                    if isinstance(acks, BaseException):
+                        raise acks
+                    fewest = min(fewest, int(acks))
+            if not bounced:
+                break
+            if refresh:
+                await client.nodes_manager.initialize()
+            else:
+                await asyncio.sleep(0.05)
+            pending = bounced
+        else:
+            raise ClusterError("TTL exhausted: writes kept being redirected")
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies, fewest
+
+    async def _node_round(
+        self, node: AsyncClusterNode, commands: Sequence[Command], ask: bool
+    ) -> tuple[list[Any], Any]:
+        """One pipeline to ``node``: the commands (each after ``ASKING`` if ``ask``), ``WAIT``;
+        the commands' replies and ``WAIT``'s (error replies as exception objects)."""
+        sent: list[PipelineCommand] = []
+        for _, args in commands:
+            if ask:
+                sent.append(PipelineCommand(len(sent), "ASKING"))
+            sent.append(PipelineCommand(len(sent), *args))
+        sent.append(PipelineCommand(len(sent), "WAIT", self.wait_replicas, self._wait_ms))
+        try:
+            await node.execute_pipeline(sent)
+        except (RedisConnectionError, RedisTimeoutError):
+            with contextlib.suppress(RedisError, RedisClusterException):
+                await self.client.nodes_manager.initialize()  # the next attempt: new owner
+            raise
+        results = [command.result for command in sent]
+        return (results[1:-1:2] if ask else results[:-1]), results[-1]
 
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> AsyncClusterListing:
@@ -306,9 +386,13 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
             else ("SET", self._head + key, value, "PX", px)
             for key, value in checked
         ]
-        await self._whole(
-            lambda: self._call("set_many", None, partial(self.driver.call_many, commands))
-        )
+        if self.wait_replicas:
+            acked: list[Command] = [(cast("str", args[1]), tuple(args)) for args in commands]
+            await self._whole(lambda: self._acked("set_many", None, acked))
+        else:
+            await self._whole(
+                lambda: self._call("set_many", None, partial(self.driver.call_many, commands))
+            )
         self.counters.add("writes", len(checked))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
@@ -317,9 +401,14 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         if not wanted:
             return 0
         stored = list(dict.fromkeys(self._head + k for k in wanted))  # once each, as UNLINK
-        removed = await self._whole(
-            lambda: self._call("delete_many", None, partial(self._unlink_all, stored))
-        )
+        if self.wait_replicas:
+            unlinks: list[Command] = [(one, ("UNLINK", one)) for one in stored]
+            replies = await self._whole(lambda: self._acked("delete_many", None, unlinks))
+            removed = sum(int(n) for n in replies)
+        else:
+            removed = await self._whole(
+                lambda: self._call("delete_many", None, partial(self._unlink_all, stored))
+            )
         self.counters.add("deletes", len(wanted))
         return int(removed)
 
