@@ -149,6 +149,23 @@ async def test_a_complete_listing_says_so(backend: AsyncRedisClusterBackend) -> 
     assert listing.complete is True and listing.unproven_slots == frozenset()
 
 
+async def test_a_cancelled_set_many_finishes_then_says_cancelled(
+    backend: AsyncRedisClusterBackend,
+) -> None:
+    """``set_many`` spans the three primaries: cancelled mid-way, it still writes every key
+    (never half of them) and then raises ``CancelledError`` to its caller."""
+    items = {f"c{n}": b"new" for n in range(60)}
+    for steps in range(1, 4):
+        await backend.delete_many(items)
+        task = asyncio.ensure_future(backend.set_many(items))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        result = (await asyncio.gather(task, return_exceptions=True))[0]
+        assert isinstance(result, asyncio.CancelledError)
+        assert await backend.get_many(items) == items
+
+
 def _replace(new: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     return new
 

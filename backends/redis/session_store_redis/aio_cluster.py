@@ -206,16 +206,21 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         half sent."""
         task = asyncio.ensure_future(run())
         cancelled = False
-        while not task.done():
+        while True:
             try:
-                await asyncio.shield(task)
+                result = await asyncio.shield(task)
             except asyncio.CancelledError:
-                if task.done() and task.cancelled():
+                if task.cancelled():  # the write itself was cancelled (the loop is closing)
                     raise
-                cancelled = True
-        if cancelled:
-            raise asyncio.CancelledError
-        return task.result()
+                cancelled = True  # ours: wait for the write to end, then say so
+                continue
+            except BaseException:
+                if cancelled:  # the caller asked to cancel: that wins over how the write ended
+                    raise asyncio.CancelledError from None
+                raise
+            if cancelled:
+                raise asyncio.CancelledError
+            return result
 
     async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         """The writes grouped by the primary owning each key's slot, one pipeline per primary
