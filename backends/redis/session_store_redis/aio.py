@@ -13,7 +13,7 @@ redis-py disconnects a connection whose reply was abandoned by a cancelled task,
 command never reads a stale reply (tests/aio/test_cancellation.py cancels at every step).
 
 ``redis://``, ``rediss://`` and ``redis+sentinel://`` are registered in
-``session_store.async_backends``; Cluster stays sync-only for now.
+``session_store.async_backends``; ``redis+cluster://`` is :mod:`session_store_redis.aio_cluster`.
 """
 
 from __future__ import annotations
@@ -124,6 +124,8 @@ class AsyncRedisBackend(AsyncSessionBackend):
     """
 
     scope = Scope.NETWORK
+    #: What a failed command raises (translated by :meth:`_translate`); Cluster adds its own.
+    _FAILURES: tuple[type[BaseException], ...] = _FAILURES
 
     def __init__(
         self,
@@ -206,14 +208,18 @@ class AsyncRedisBackend(AsyncSessionBackend):
         while True:
             try:
                 return await fn()
-            except _FAILURES as exc:
+            except self._FAILURES as exc:
                 failure: BaseException = exc
             failures += 1
-            if not retry or failures > self.retries or not retryable(failure):
+            if not retry or failures > self.retries or not self._retryable(failure):
                 break
             if failures > 1:
                 await asyncio.sleep(self._backoff.compute(failures - 1))
         raise self._translate(failure, what, key)
+
+    def _retryable(self, failure: BaseException) -> bool:
+        """Whether ``failure`` may clear if the idempotent operation runs again."""
+        return retryable(failure)
 
     def _key(self, key: str) -> str:
         validate_key(key, backend=self._description)
@@ -230,23 +236,8 @@ class AsyncRedisBackend(AsyncSessionBackend):
             self.counters.add("misses", missed)
 
     async def _acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
-        """Run writes then ``WAIT`` on one connection; fewer replicas in time is an error."""
-
-        async def run() -> tuple[list[Any], int]:
-            batch = [args for _, args in commands]
-            batch.append(("WAIT", self.wait_replicas, self._wait_ms))
-            for attempt in range(2):
-                replies = await self.driver.call_many(batch)
-                if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
-                    await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
-                    continue
-                break
-            for reply in replies:
-                if isinstance(reply, BaseException):
-                    raise reply
-            return list(replies[:-1]), int(replies[-1])
-
-        replies, acks = await self._call(what, key, run)
+        """Run writes then ``WAIT``; fewer replicas in time is an error."""
+        replies, acks = await self._call(what, key, partial(self._write_and_wait, commands))
         if acks < self.wait_replicas:
             self.counters.add("errors")
             self.counters.add("unacknowledged")
@@ -257,6 +248,22 @@ class AsyncRedisBackend(AsyncSessionBackend):
                 backend=self._description,
             )
         return cast("list[Any]", replies)
+
+    async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
+        """The writes then ``WAIT`` on one connection: their replies, and how many replicas
+        acknowledged them (Cluster counts per primary)."""
+        batch = [args for _, args in commands]
+        batch.append(("WAIT", self.wait_replicas, self._wait_ms))
+        for attempt in range(2):
+            replies = await self.driver.call_many(batch)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
+                await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
+                continue
+            break
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies[:-1]), int(replies[-1])
 
     # -- single keys ---------------------------------------------------------------------------
     async def get(self, key: str) -> bytes | None:

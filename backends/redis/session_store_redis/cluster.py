@@ -93,7 +93,15 @@ from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT
 from session_store_redis.urls import parse_multi_host_url
 
-__all__ = ["SCHEME", "ClusterConfig", "RedisClusterBackend", "parse_cluster_config"]
+__all__ = [
+    "SCHEME",
+    "ClusterConfig",
+    "RedisClusterBackend",
+    "cluster_retryable",
+    "is_cluster_error",
+    "parse_cluster_config",
+    "translate_cluster",
+]
 
 log = logging.getLogger(__name__)
 
@@ -329,46 +337,19 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
         return (kwargs.get("password"), kwargs.get("ssl_password"))
 
     def _retryable(self, error: BaseException) -> bool:
-        if isinstance(error, _TRANSIENT):
-            return True
-        if isinstance(error, AskError):
-            # MOVED (a subclass) or ASK that a one-key MULTI/EXEC does not follow: the slot
-            # moved (ask the cluster for the map again) or is migrating (it will be done soon)
-            if isinstance(error, MovedError) and self._cluster is not None:
-                self._refresh_slots(self._cluster)
-            return True
-        if isinstance(error, RedisClusterException):  # no startup node answered, say
-            return _cluster_unavailable(error) and not _refused(error) and not _timed_out(error)
-        return retryable(error)
+        # MOVED or ASK that a one-key MULTI/EXEC does not follow: the slot moved (ask the
+        # cluster for the map again) or is migrating (it will be done soon)
+        if isinstance(error, MovedError) and self._cluster is not None:
+            self._refresh_slots(self._cluster)
+        return cluster_retryable(error)
 
     def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        if not isinstance(exc, (*_TRANSIENT, RedisClusterException, ClusterError)):
+        if not is_cluster_error(exc):
             return super()._translate(exc, what, key)
         self.counters.add("errors")
-        secrets = self._secrets()
-        detail = sanitize(exc, secrets)
-        cause = _refused(exc)
-        if cause is not None:  # wrapped by the client's start-up: refused credentials, say
-            error = translate(cause, what=what, key=key, backend=self._description, secrets=secrets)
-        elif "Cluster mode is not enabled" in str(exc):
-            error = BackendError(
-                f"redis is not in cluster mode during {what} ({detail}); "
-                "use a redis:// URL for a single server",
-                key=key,
-                backend=self._description,
-            )
-        elif isinstance(exc, _TRANSIENT) or _cluster_unavailable(exc):
-            error = BackendUnavailableError(
-                f"redis cluster is unavailable during {what} ({detail})",
-                key=key,
-                backend=self._description,
-            )
-        else:
-            error = BackendError(
-                f"redis cluster failed during {what} ({detail})", key=key, backend=self._description
-            )
-        log.debug("%s", error)
-        return error
+        return translate_cluster(
+            exc, what=what, key=key, backend=self._description, secrets=self._secrets()
+        )
 
     def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
         self._connect()
@@ -632,6 +613,49 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             self._closed = True
         if self._owns_client and self._cluster is not None:
             self._cluster.close()
+
+
+def is_cluster_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a cluster condition (:func:`translate_cluster`'s), not a server's."""
+    return isinstance(exc, (*_TRANSIENT, RedisClusterException, ClusterError))
+
+
+def cluster_retryable(error: BaseException) -> bool:
+    """Whether a cluster-level failure may clear by running the operation again (shared by the
+    sync and async backends; a ``MOVED`` also wants the slot map refreshed, by the caller)."""
+    if isinstance(error, (*_TRANSIENT, AskError)):
+        return True
+    if isinstance(error, RedisClusterException):  # no startup node answered, say
+        return _cluster_unavailable(error) and not _refused(error) and not _timed_out(error)
+    return retryable(error)
+
+
+def translate_cluster(
+    exc: BaseException, *, what: str, key: str | None, backend: str, secrets: Sequence[str | None]
+) -> BackendError:
+    """The typed error for a cluster condition (:func:`is_cluster_error`), no secret in it."""
+    secrets = tuple(secrets)
+    detail = sanitize(exc, secrets)
+    cause = _refused(exc)
+    if cause is not None:  # wrapped by the client's start-up: refused credentials, say
+        error = translate(cause, what=what, key=key, backend=backend, secrets=secrets)
+    elif "Cluster mode is not enabled" in str(exc):
+        error = BackendError(
+            f"redis is not in cluster mode during {what} ({detail}); "
+            "use a redis:// URL for a single server",
+            key=key,
+            backend=backend,
+        )
+    elif isinstance(exc, _TRANSIENT) or _cluster_unavailable(exc):
+        error = BackendUnavailableError(
+            f"redis cluster is unavailable during {what} ({detail})", key=key, backend=backend
+        )
+    else:
+        error = BackendError(
+            f"redis cluster failed during {what} ({detail})", key=key, backend=backend
+        )
+    log.debug("%s", error)
+    return error
 
 
 def _owner(client: RedisCluster, stored: str) -> ClusterNode:

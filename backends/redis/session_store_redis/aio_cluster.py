@@ -1,0 +1,439 @@
+"""The async Redis Cluster backend: ``redis+cluster://`` for asyncio apps, over
+``redis.asyncio.cluster.RedisCluster``.
+
+Opened from the very URLs of :class:`~session_store_redis.RedisClusterBackend` (parsed by
+:func:`~session_store_redis.cluster.parse_cluster_config`: same parameters, defaults and checks)
+and storing the very same bytes under the very same keys, so the sync and async backends share
+one cluster's sessions. What it does, as the sync backend does:
+
+* One-key operations go to the primary owning the key's slot; redis-py follows ``MOVED`` and
+  ``ASK``. ``get_with_ttl`` and ``touch`` without a TTL are a one-key ``MULTI``/``EXEC`` (while
+  the slot migrates, which a transaction cannot follow, the two commands on their own).
+  Compare-and-set is the same Lua script (:mod:`session_store_redis.scripts`), by its SHA,
+  sent in full once to a primary that does not know it.
+* ``get_many`` is one ``MGET`` per hash slot, ``delete_many`` one ``UNLINK`` per slot,
+  ``set_many`` one ``SET`` per key, the commands of each node pipelined, the nodes concurrently.
+  While a slot migrates, one command per key, each following its redirection. Not atomic across
+  slots, as the sync backend; **a cancelled** ``set_many`` / ``delete_many`` **finishes first**
+  (cancellation is deferred until every node has answered), so a cancelled call never leaves
+  half its keys written.
+* ``scan`` walks every primary and proves the listing complete slot by slot, also while slots
+  migrate (:mod:`session_store_redis.aio_listing`, the proof of
+  :mod:`session_store_redis.listing`): the iterator says so once exhausted (``complete``,
+  ``unproven_slots``); an unproven one warns
+  (:class:`~session_store_redis.listing.ListingIncompleteWarning`) and counts
+  ``incomplete_listings``. A node failing mid-way makes it walk again (no key listed twice), up
+  to ``retries`` times.
+
+``wait_replicas``: the writes are grouped by the primary owning each key's slot, one pipeline
+per primary ending in ``WAIT`` (which counts that primary's replicas); the fewest count. Writes
+a redirection bounced (``MOVED``, ``ASK``, ``TRYAGAIN``, ``NOSCRIPT``) did not run and are sent
+again, a few rounds at most. ``pool_timeout`` does not apply: redis-py's async cluster client has no
+blocking pool, a node with ``max_connections`` busy connections fails the command at once.
+
+One client per running event loop (an asyncio connection belongs to its loop), built on the
+first operation of that loop: opening does no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, Self, TypeVar, cast
+
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import PipelineCommand
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from session_store.backend import ensure_bytes
+from session_store.counters import Counters
+from session_store.errors import BackendError
+from session_store.keys import validate_key, validate_scan_prefix
+from session_store.urls import BackendURL
+from session_store_redis.aio import AsyncRedisBackend, Driver
+from session_store_redis.aio_listing import AsyncClusterListing, awalk_cluster
+from session_store_redis.backend import SCAN_COUNT, Command
+from session_store_redis.cluster import (
+    ClusterConfig,
+    cluster_retryable,
+    is_cluster_error,
+    parse_cluster_config,
+    translate_cluster,
+)
+from session_store_redis.listing import warn_incomplete
+from session_store_redis.patterns import prefix_pattern
+from session_store_redis.scripts import CAS_SCRIPT
+from session_store_redis.urls import parse_multi_host_url
+
+__all__ = ["AsyncRedisClusterBackend", "ClusterDriver", "build_async_cluster"]
+
+_T = TypeVar("_T")
+#: Tries of a one-key transaction that met ``MOVED`` (the slot map refreshed before each).
+_MOVED_ROUNDS = 3
+#: Rounds of re-sending acknowledged writes a redirection or a migration bounced.
+_REDIRECT_ROUNDS = 5
+
+
+def build_async_cluster(config: ClusterConfig) -> AsyncRedisCluster:
+    """A ``redis.asyncio`` cluster client for ``config``; connects on its first command.
+    redis-py's own retries are off, as for the sync backend: the backend retries operations."""
+    settings = config.settings
+    return AsyncRedisCluster(
+        startup_nodes=[AsyncClusterNode(host, port) for host, port in config.nodes],
+        max_connections=settings.max_connections,
+        username=settings.username,
+        password=settings.password,
+        socket_connect_timeout=settings.socket_connect_timeout,
+        socket_timeout=settings.socket_timeout,
+        socket_keepalive=True,
+        socket_read_size=65536,
+        protocol=2,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+class ClusterDriver:
+    """A :class:`~session_store_redis.aio.Driver` over a ``redis.asyncio`` cluster client:
+    each command goes to the primary owning its key's slot."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.client = build_async_cluster(config)
+
+    async def call(self, *args: object) -> Any:
+        return await self.client.execute_command(*args)  # type: ignore[arg-type]
+
+    async def call_many(
+        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
+    ) -> list[Any]:
+        """A cluster pipeline (commands grouped by node); a transaction must stay in one slot."""
+        pipe = self.client.pipeline(transaction=transaction)
+        for command in commands:
+            pipe.execute_command(*command)  # type: ignore[arg-type]
+        return list(await pipe.execute(raise_on_error=True))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class AsyncRedisClusterBackend(AsyncRedisBackend):
+    """Sessions in a Redis Cluster, for asyncio apps. Opened from a URL::
+
+    open_async_backend("redis+cluster://10.0.0.1:7000,10.0.0.2:7000/?prefix=app:")
+    """
+
+    _FAILURES: tuple[type[BaseException], ...] = (
+        RedisError,
+        RedisClusterException,
+        OSError,
+    )
+    #: Rounds of reading again what moved during a listing (0: prove from the walk alone).
+    scan_rounds: int
+
+    @classmethod
+    def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
+        """Build from ``redis+cluster://...`` (no I/O; the sync URL rules).
+
+        Raises:
+            ConfigurationError: a bad or unknown parameter (named in the message).
+        """
+        parsed = parse_multi_host_url(url) if isinstance(url, str) else url
+        config = parse_cluster_config(parsed, overrides)
+        backend = cls(
+            None,
+            config.settings,
+            owns_client=True,
+            factory=cast("Callable[[], Driver]", partial(ClusterDriver, config)),
+            description=config.describe(),
+        )
+        backend.scan_rounds = config.scan_rounds
+        # "incomplete_listings": listings that could not be proven complete (see scan)
+        backend.counters = Counters(names=(*backend.counters.names, "incomplete_listings"))
+        return backend
+
+    @property
+    def client(self) -> AsyncRedisCluster:
+        """The ``redis.asyncio`` cluster client of the running loop (for other commands)."""
+        return cast("ClusterDriver", self.driver).client
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _retryable(self, failure: BaseException) -> bool:
+        return cluster_retryable(failure)
+
+    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
+        if not is_cluster_error(exc):
+            return super()._translate(exc, what, key)
+        self.counters.add("errors")
+        return translate_cluster(
+            exc, what=what, key=key, backend=self._description, secrets=self._secrets
+        )
+
+    async def _transaction(self, commands: Sequence[Command]) -> list[Any]:
+        """``MULTI`` commands ``EXEC`` on one key; after a ``MOVED`` (the slot map was stale)
+        once more, on the new owner; while the slot migrates (``ASK``, which a transaction does
+        not follow) the commands on their own, each following its redirection."""
+        batch = [args for _, args in commands]
+        for attempt in range(_MOVED_ROUNDS):
+            try:
+                return await self.driver.call_many(batch, transaction=True)
+            except AskError as exc:
+                if not isinstance(exc, MovedError):
+                    break  # migrating: below
+                if attempt == _MOVED_ROUNDS - 1:
+                    raise
+            await self.client.nodes_manager.initialize()
+        return await self.driver.call_many(batch)
+
+    @staticmethod
+    async def _whole(run: Callable[[], Awaitable[_T]]) -> _T:
+        """``await run()``, which a cancellation of the caller does not interrupt: the
+        cancellation is raised once ``run`` has finished, so a multi-node write is never left
+        half sent."""
+        task = asyncio.ensure_future(run())
+        cancelled = False
+        while True:
+            try:
+                result = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled():  # the write itself was cancelled (the loop is closing)
+                    raise
+                cancelled = True  # ours: wait for the write to end, then say so
+                continue
+            except BaseException:
+                if cancelled:  # the caller asked to cancel: that wins over how the write ended
+                    raise asyncio.CancelledError from None
+                raise
+            if cancelled:
+                raise asyncio.CancelledError
+            return result
+
+    async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
+        """The writes grouped by the primary owning each key's slot, one pipeline per primary
+        ending in ``WAIT``; the fewest acknowledgements count. Bounced writes are sent again."""
+        client = self.client
+        await client.initialize()
+        replies: list[Any] = [None] * len(commands)
+        fewest = self.wait_replicas
+        pending = list(range(len(commands)))
+        asking: dict[int, AsyncClusterNode] = {}
+        for _ in range(_REDIRECT_ROUNDS):
+            groups: dict[tuple[str, bool], tuple[AsyncClusterNode, list[int]]] = {}
+            for index in pending:
+                node = asking.get(index) or client.get_node_from_key(commands[index][0])
+                if node is None:  # a slot no node serves: transient (retried), translated
+                    raise RedisClusterException(f"slot of {commands[index][0]!r} not covered")
+                groups.setdefault((node.name, index in asking), (node, []))[1].append(index)
+            bounced: list[int] = []
+            refresh = False
+            for (_, ask), (node, indexes) in groups.items():
+                node_replies, acks = await self._node_round(
+                    node, [commands[i] for i in indexes], ask
+                )
+                applied = False
+                for index, reply in zip(indexes, node_replies, strict=True):
+                    asking.pop(index, None)
+                    if isinstance(reply, MovedError | TryAgainError | NoScriptError):
+                        refresh = refresh or isinstance(reply, MovedError)
+                        if isinstance(reply, NoScriptError):
+                            await node.execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
+                        bounced.append(index)
+                    elif isinstance(reply, AskError):  # the slot is migrating to that node
+                        target = client.get_node(reply.host, reply.port)
+                        if target is None:
+                            refresh = True
+                        else:
+                            asking[index] = target
+                        bounced.append(index)
+                    else:
+                        replies[index] = reply
+                        applied = True
+                if applied:  # WAIT counts for the writes this node ran, not for bounced ones
+                    if isinstance(acks, BaseException):
+                        raise acks
+                    fewest = min(fewest, int(acks))
+            if not bounced:
+                break
+            if refresh:
+                await client.nodes_manager.initialize()
+            else:
+                await asyncio.sleep(0.05)
+            pending = bounced
+        else:
+            raise ClusterError("TTL exhausted: writes kept being redirected")
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies, fewest
+
+    async def _node_round(
+        self, node: AsyncClusterNode, commands: Sequence[Command], ask: bool
+    ) -> tuple[list[Any], Any]:
+        """One pipeline to ``node``: the commands (each after ``ASKING`` if ``ask``), ``WAIT``;
+        the commands' replies and ``WAIT``'s (error replies as exception objects)."""
+        sent: list[PipelineCommand] = []
+        for _, args in commands:
+            if ask:
+                sent.append(PipelineCommand(len(sent), "ASKING"))
+            sent.append(PipelineCommand(len(sent), *args))
+        sent.append(PipelineCommand(len(sent), "WAIT", self.wait_replicas, self._wait_ms))
+        try:
+            await node.execute_pipeline(sent)
+        except (RedisConnectionError, RedisTimeoutError):
+            with contextlib.suppress(RedisError, RedisClusterException):
+                await self.client.nodes_manager.initialize()  # the next attempt: new owner
+            raise
+        results = [command.result for command in sent]
+        return (results[1:-1:2] if ask else results[:-1]), results[-1]
+
+    # -- listing -------------------------------------------------------------------------------
+    def scan(self, prefix: str = "") -> AsyncClusterListing:
+        """Keys starting with ``prefix``, each once, proven complete also while slots migrate
+        (see :mod:`session_store_redis.aio_listing`). The prefix is checked at once; the
+        listing says, once exhausted, whether it was proven complete."""
+        validate_scan_prefix(prefix, backend=self._description)
+        head = self._namespace.scan_head(prefix)
+        listing = AsyncClusterListing(_nothing())
+        listing._keys = self._scan_cluster(prefix_pattern(head), head.encode(), prefix, listing)
+        return listing
+
+    async def _scan_cluster(
+        self, pattern: str, head: bytes, prefix: str, listing: AsyncClusterListing
+    ) -> AsyncIterator[str]:
+        seen: set[str] = set()  # SCAN may return a key more than once; so may a second walk
+        failures = 0
+        unproven: list[frozenset[int]] = []
+        while True:
+            try:
+                client = self.client
+                await client.initialize()
+                pages = awalk_cluster(
+                    client, pattern, head, self.scan_rounds, SCAN_COUNT, unproven.append
+                )
+                async for batch in pages:
+                    for key in self._keys_of(batch, prefix, seen):
+                        yield key
+                break
+            except self._FAILURES as exc:
+                failure: BaseException = exc
+            failures += 1
+            if failures > self.retries or not self._retryable(failure):
+                raise self._translate(failure, "scan", None)
+            await asyncio.sleep(self._backoff.compute(failures - 1))
+        listing.unproven_slots = unproven[-1] if unproven else frozenset()
+        listing.complete = not listing.unproven_slots
+        if not listing.complete:
+            self.counters.add("incomplete_listings")
+            warn_incomplete(self._description, listing.unproven_slots)
+
+    def _keys_of(self, batch: Iterable[bytes], prefix: str, seen: set[str]) -> list[str]:
+        """The session keys of one page of stored keys, not listed before."""
+        found: list[str] = []
+        for raw in batch:
+            try:
+                key = self._namespace.decode(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+            if key is None or not key.startswith(prefix) or key in seen:
+                continue
+            seen.add(key)
+            found.append(key)
+        return found
+
+    # -- bulk ----------------------------------------------------------------------------------
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """One ``MGET`` per hash slot, the slots of a node pipelined."""
+        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
+        if not wanted:
+            return {}
+        stored = [self._head + key for key in wanted]
+        values: list[bytes | None] = await self._call(
+            "get_many", None, partial(self._get_values, stored)
+        )
+        missed = values.count(None)
+        self._count_read(len(wanted) - missed, missed)
+        return {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
+
+    async def _get_values(self, stored: list[str]) -> list[bytes | None]:
+        """``MGET`` per slot; while a slot migrates, one ``GET`` per key."""
+        client = self.client
+        try:
+            return list(await client.mget_nonatomic(stored))
+        except (TryAgainError, ClusterError) as exc:
+            if isinstance(exc, ClusterDownError) or not _migrating(exc):
+                raise
+        return await self.driver.call_many([("GET", one) for one in stored])
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        """One ``SET`` per key, pipelined per node; a cancellation waits for the end."""
+        d = self._description
+        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
+        px = self._px(ttl)
+        if not checked:
+            return
+        commands: list[Sequence[object]] = [
+            ("SET", self._head + key, value)
+            if px is None
+            else ("SET", self._head + key, value, "PX", px)
+            for key, value in checked
+        ]
+        if self.wait_replicas:
+            acked: list[Command] = [(cast("str", args[1]), tuple(args)) for args in commands]
+            await self._whole(lambda: self._acked("set_many", None, acked))
+        else:
+            await self._whole(
+                lambda: self._call("set_many", None, partial(self.driver.call_many, commands))
+            )
+        self.counters.add("writes", len(checked))
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """One ``UNLINK`` per hash slot, pipelined per node; a cancellation waits for the end."""
+        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
+        if not wanted:
+            return 0
+        stored = list(dict.fromkeys(self._head + k for k in wanted))  # once each, as UNLINK
+        if self.wait_replicas:
+            unlinks: list[Command] = [(one, ("UNLINK", one)) for one in stored]
+            replies = await self._whole(lambda: self._acked("delete_many", None, unlinks))
+            removed = sum(int(n) for n in replies)
+        else:
+            removed = await self._whole(
+                lambda: self._call("delete_many", None, partial(self._unlink_all, stored))
+            )
+        self.counters.add("deletes", len(wanted))
+        return int(removed)
+
+    async def _unlink_all(self, stored: list[str]) -> int:
+        """``UNLINK`` per slot; while a slot migrates, one ``UNLINK`` per key."""
+        try:
+            return int(await self.client.unlink(*stored))
+        except (TryAgainError, ClusterError) as exc:
+            if isinstance(exc, ClusterDownError) or not _migrating(exc):
+                raise
+        replies = await self.driver.call_many([("UNLINK", one) for one in stored])
+        return sum(int(n) for n in replies)
+
+
+async def _nothing() -> AsyncIterator[str]:
+    """An empty async iterator (replaced before the listing is handed out)."""
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
+def _migrating(exc: BaseException) -> bool:
+    """Whether a multi-key command failed because its slot is being migrated."""
+    return isinstance(exc, TryAgainError) or "TTL exhausted" in str(exc) or "TRYAGAIN" in str(exc)

@@ -1,0 +1,135 @@
+"""A primary of a real cluster is killed with SIGKILL under the async cluster backend; its
+replica takes over (the sync twin: tests/redis_cluster/test_cluster_failover.py).
+
+The test gets a cluster of its own (3 primaries, a replica each, ``cluster-node-timeout``
+1000 ms), so the session's shared cluster is never broken. Writes acknowledged by a replica
+before the kill survive it; reads and writes on the dead primary's slots and elsewhere resume
+once the replica is promoted (failures meanwhile are typed :class:`BackendError`); a listing
+whose slot map went stale walks the new primaries and lists every key once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from session_store import BackendError
+from session_store.aio import open_async_backend
+from session_store_redis.aio_cluster import AsyncRedisClusterBackend
+from session_store_redis.testing import RedisClusterServers, RedisServer
+from session_store_redis.testing.cluster import wait_until
+from session_store_redis.testing.server import RedisServerError
+
+pytestmark = pytest.mark.anyio
+
+ClusterFactory = Callable[..., RedisClusterServers]
+#: Failure detection (cluster-node-timeout), election and promotion, on a loaded 2-core machine.
+PAUSE_BOUND_S = 15.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # one loop kind: a cluster of its own is started per run
+
+
+def _open(url: str) -> AsyncRedisClusterBackend:
+    backend = open_async_backend(url + "&socket_timeout=1&socket_connect_timeout=0.5&retries=1")
+    assert isinstance(backend, AsyncRedisClusterBackend)
+    return backend
+
+
+def _keys(backend: AsyncRedisClusterBackend, port: int, owned: bool) -> Iterator[str]:
+    """Fresh session keys whose slot the node on ``port`` owns (or does not)."""
+    client = backend.client
+    for n in itertools.count():
+        key = f"key-{n}"
+        if (client.get_node_from_key(backend.namespace.encode(key)).port == port) == owned:  # type: ignore[union-attr]
+            yield key
+
+
+def _primary_with_replica(cluster: RedisClusterServers) -> tuple[RedisServer, RedisServer]:
+    """A primary and its replica, once the first node's view shows the pair (gossip can lag a
+    just-started cluster on a loaded machine)."""
+    found: list[tuple[RedisServer, RedisServer]] = []
+
+    def known() -> bool:
+        try:
+            found.append(cluster.primary_with_replica())
+        except RedisServerError:
+            return False
+        return True
+
+    cluster.wait_healthy(30)
+    wait_until("a primary with a replica in the cluster's view", known, 30)
+    return found[-1]
+
+
+@pytest.mark.slow
+async def test_killing_a_primary_loses_no_acknowledged_write(
+    redis_cluster_factory: ClusterFactory,
+) -> None:
+    cluster = redis_cluster_factory(node_timeout_ms=1000)
+    acked = _open(cluster.url_for(prefix="f:", wait_replicas="1"))
+    plain = _open(cluster.url_for(prefix="f:"))
+    lister = _open(cluster.url_for(prefix="f:"))
+    primary, replica = _primary_with_replica(cluster)
+    expected: dict[str, bytes] = {}
+    try:
+        await acked.client.initialize()
+        on_victim = _keys(acked, primary.port, owned=True)
+        elsewhere = _keys(acked, primary.port, owned=False)
+        victim_keys = [next(on_victim) for _ in range(50)]
+        other_keys = [next(elsewhere) for _ in range(50)]
+        for key in itertools.chain(victim_keys, other_keys):
+            await acked.set(key, key.encode())
+            expected[key] = key.encode()
+        assert await plain.get_many(expected) == expected  # connected, slots known
+        assert {key async for key in lister.scan()} == set(expected)
+        primary.kill()
+        killed = time.monotonic()
+        resumed: dict[str, float] = {}
+        errors: list[BackendError] = []
+        while len(resumed) < 4 and time.monotonic() < killed + 30:
+            for what, backend, keys in (
+                ("write on the dead primary's slots", plain, on_victim),
+                ("acknowledged write elsewhere", acked, elsewhere),
+            ):
+                key = next(keys)  # a fresh key per attempt: a failed write leaves no doubt
+                try:
+                    await backend.set(key, key.encode())
+                except BackendError as exc:
+                    errors.append(exc)
+                    continue
+                expected[key] = key.encode()
+                resumed.setdefault(what, time.monotonic() - killed)
+            for what, key in (
+                ("read on the dead primary's slots", victim_keys[0]),
+                ("read elsewhere", other_keys[0]),
+            ):
+                try:
+                    value = await plain.get(key)
+                except BackendError as exc:
+                    errors.append(exc)
+                    continue
+                assert value == expected[key]
+                resumed.setdefault(what, time.monotonic() - killed)
+            await asyncio.sleep(0.02)
+        print(f"\nasync cluster failover, first success after SIGKILL (s): {resumed}")
+        print(f"{len(errors)} typed errors meanwhile")
+        assert len(resumed) == 4, f"did not resume within 30 s: {resumed}"
+        assert max(resumed.values()) < PAUSE_BOUND_S
+        assert replica.port in {node.port for node in cluster.primary_nodes()}  # promoted
+        listed = [key async for key in lister.scan()]  # its slot map is stale
+        assert len(listed) == len(set(listed)) and set(listed) >= set(expected)
+    finally:
+        for backend in (acked, plain, lister):
+            await backend.aclose()
+    fresh = _open(cluster.url_for(prefix="f:"))
+    try:
+        assert await fresh.get_many(expected) == expected  # no acknowledged write was lost
+    finally:
+        await fresh.aclose()
