@@ -20,9 +20,7 @@ import pytest
 from session_store import BackendError
 from session_store.aio import open_async_backend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
-from session_store_redis.testing import RedisClusterServers, RedisServer
-from session_store_redis.testing.cluster import wait_until
-from session_store_redis.testing.server import RedisServerError
+from session_store_redis.testing import RedisClusterServers
 
 pytestmark = pytest.mark.anyio
 
@@ -51,23 +49,6 @@ def _keys(backend: AsyncRedisClusterBackend, port: int, owned: bool) -> Iterator
             yield key
 
 
-def _primary_with_replica(cluster: RedisClusterServers) -> tuple[RedisServer, RedisServer]:
-    """A primary and its replica, once the first node's view shows the pair (gossip can lag a
-    just-started cluster on a loaded machine)."""
-    found: list[tuple[RedisServer, RedisServer]] = []
-
-    def known() -> bool:
-        try:
-            found.append(cluster.primary_with_replica())
-        except RedisServerError:
-            return False
-        return True
-
-    cluster.wait_healthy(30)
-    wait_until("a primary with a replica in the cluster's view", known, 30)
-    return found[-1]
-
-
 @pytest.mark.slow
 async def test_killing_a_primary_loses_no_acknowledged_write(
     redis_cluster_factory: ClusterFactory,
@@ -76,7 +57,8 @@ async def test_killing_a_primary_loses_no_acknowledged_write(
     acked = _open(cluster.url_for(prefix="f:", wait_replicas="1"))
     plain = _open(cluster.url_for(prefix="f:"))
     lister = _open(cluster.url_for(prefix="f:"))
-    primary, replica = _primary_with_replica(cluster)
+    cluster.wait_healthy(30)
+    primary, replica = cluster.primary_with_replica()
     expected: dict[str, bytes] = {}
     try:
         await acked.client.initialize()

@@ -584,15 +584,24 @@ class RedisClusterServers:
         ports = {n.port for n in self.topology() if n.primary and n.slots and not n.failed}
         return [node for node in self.nodes if node.port in ports and node.running]
 
-    def primary_with_replica(self) -> tuple[RedisServer, RedisServer]:
-        """A primary serving slots and one of its replicas."""
-        nodes = self.topology()
-        by_id = {n.node_id: n for n in nodes}
-        for replica in nodes:
-            primary = by_id.get(replica.primary_id or "")
-            if primary is not None and primary.slots and not replica.failed:
-                return self.node_on(primary.port), self.node_on(replica.port)
-        raise RedisServerError("no primary has a replica")
+    def primary_with_replica(self, timeout: float = 30.0) -> tuple[RedisServer, RedisServer]:
+        """A primary serving slots and one of its replicas, waiting (up to ``timeout`` seconds)
+        until the cluster's view shows such a pair: gossip can lag a just-started cluster on a
+        loaded machine."""
+        found: list[tuple[RedisServer, RedisServer]] = []
+
+        def known() -> bool:
+            nodes = self.topology()
+            by_id = {n.node_id: n for n in nodes}
+            for replica in nodes:
+                primary = by_id.get(replica.primary_id or "")
+                if primary is not None and primary.slots and not replica.failed:
+                    found.append((self.node_on(primary.port), self.node_on(replica.port)))
+                    return True
+            return False
+
+        wait_until("a primary with a replica in the cluster's view", known, timeout)
+        return found[-1]
 
     def stop(self, *, remove_directory: bool | None = None) -> None:
         """Stop every node this object started (by pid: SIGTERM, then SIGKILL)."""
