@@ -53,7 +53,6 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     MovedError,
-    NoScriptError,
     RedisClusterException,
     RedisError,
     TryAgainError,
@@ -74,6 +73,7 @@ from session_store_redis.cluster import (
     cluster_retryable,
     is_cluster_error,
     parse_cluster_config,
+    sort_node_replies,
     translate_cluster,
 )
 from session_store_redis.listing import warn_incomplete
@@ -244,28 +244,15 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
                 node_replies, acks = await self._node_round(
                     node, [commands[i] for i in indexes], ask
                 )
-                applied = False
-                for index, reply in zip(indexes, node_replies, strict=True):
-                    asking.pop(index, None)
-                    if isinstance(reply, MovedError | TryAgainError | NoScriptError):
-                        refresh = refresh or isinstance(reply, MovedError)
-                        if isinstance(reply, NoScriptError):
-                            await node.execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
-                        bounced.append(index)
-                    elif isinstance(reply, AskError):  # the slot is migrating to that node
-                        target = client.get_node(reply.host, reply.port)
-                        if target is None:
-                            refresh = True
-                        else:
-                            asking[index] = target
-                        bounced.append(index)
-                    else:
-                        replies[index] = reply
-                        applied = True
-                if applied:  # WAIT counts for the writes this node ran, not for bounced ones
-                    if isinstance(acks, BaseException):
-                        raise acks
-                    fewest = min(fewest, int(acks))
+                outcome = sort_node_replies(
+                    indexes, node_replies, acks, replies, asking, client.get_node
+                )
+                if outcome.reload_script:
+                    await node.execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
+                bounced.extend(outcome.bounced)
+                refresh = refresh or outcome.refresh
+                if outcome.acked is not None:
+                    fewest = min(fewest, outcome.acked)
             if not bounced:
                 break
             if refresh:

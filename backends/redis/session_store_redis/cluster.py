@@ -51,9 +51,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, NamedTuple, Self, cast
 from urllib.parse import quote
 
 from redis.backoff import NoBackoff
@@ -96,10 +96,12 @@ from session_store_redis.urls import parse_multi_host_url
 __all__ = [
     "SCHEME",
     "ClusterConfig",
+    "NodeOutcome",
     "RedisClusterBackend",
     "cluster_retryable",
     "is_cluster_error",
     "parse_cluster_config",
+    "sort_node_replies",
     "translate_cluster",
 ]
 
@@ -202,6 +204,55 @@ class _PendingCluster:
             return getattr(self.backend._connect(), name)(*args, **kwargs)
 
         return forward
+
+
+class NodeOutcome(NamedTuple):
+    """What one primary's replies to a round of writes mean (see :func:`sort_node_replies`)."""
+
+    bounced: list[int]  # writes a redirection bounced: they did not run, send them again
+    refresh: bool  # a slot moved, or an ASK named a node the client does not know
+    reload_script: bool  # the node lacks the compare-and-set script: load it, then resend
+    acked: int | None  # replicas WAIT counted, if any of the writes ran; else None
+
+
+def sort_node_replies(
+    indexes: Sequence[int],
+    node_replies: Sequence[Any],
+    acks: Any,
+    replies: list[Any],
+    asking: dict[int, Any],
+    find_node: Callable[[str, int], Any],
+) -> NodeOutcome:
+    """Sort one primary's replies to the writes ``indexes`` (the sync and asyncio cluster
+    backends alike; no I/O): a reply goes into ``replies``; ``MOVED``, ``TRYAGAIN`` and
+    ``NOSCRIPT`` bounce the write; ``ASK`` bounces it to the node it names (``asking``).
+
+    Raises:
+        the ``WAIT`` reply, if it is an error and some write ran (it counts only those).
+    """
+    bounced: list[int] = []
+    refresh = reload_script = applied = False
+    for index, reply in zip(indexes, node_replies, strict=True):
+        asking.pop(index, None)
+        if isinstance(reply, MovedError | TryAgainError | NoScriptError):
+            refresh = refresh or isinstance(reply, MovedError)
+            reload_script = reload_script or isinstance(reply, NoScriptError)
+            bounced.append(index)
+        elif isinstance(reply, AskError):  # the slot is migrating to that node
+            target = find_node(reply.host, reply.port)
+            if target is None:
+                refresh = True
+            else:
+                asking[index] = target
+            bounced.append(index)
+        else:
+            replies[index] = reply
+            applied = True
+    if not applied:  # WAIT counts for the writes this node ran, not for bounced ones
+        return NodeOutcome(bounced, refresh, reload_script, None)
+    if isinstance(acks, BaseException):
+        raise acks
+    return NodeOutcome(bounced, refresh, reload_script, int(acks))
 
 
 class RedisClusterBackend(RedisBackendBase[RedisCluster]):
@@ -380,28 +431,15 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
                 node_replies, acks = self._node_round(
                     client, node, [commands[i] for i in indexes], ask
                 )
-                applied = False
-                for index, reply in zip(indexes, node_replies, strict=True):
-                    asking.pop(index, None)
-                    if isinstance(reply, MovedError | TryAgainError | NoScriptError):
-                        refresh = refresh or isinstance(reply, MovedError)
-                        if isinstance(reply, NoScriptError):
-                            client.get_redis_connection(node).script_load(CAS_SCRIPT)
-                        bounced.append(index)
-                    elif isinstance(reply, AskError):  # the slot is migrating to that node
-                        target = client.get_node(reply.host, reply.port)  # type: ignore[no-untyped-call]
-                        if target is None:
-                            refresh = True
-                        else:
-                            asking[index] = target
-                        bounced.append(index)
-                    else:
-                        replies[index] = reply
-                        applied = True
-                if applied:  # WAIT counts for the writes this node ran, not for bounced ones
-                    if isinstance(acks, BaseException):
-                        raise acks
-                    fewest = min(fewest, int(acks))
+                outcome = sort_node_replies(
+                    indexes, node_replies, acks, replies, asking, client.get_node
+                )
+                if outcome.reload_script:
+                    client.get_redis_connection(node).script_load(CAS_SCRIPT)
+                bounced.extend(outcome.bounced)
+                refresh = refresh or outcome.refresh
+                if outcome.acked is not None:
+                    fewest = min(fewest, outcome.acked)
             if not bounced:
                 break
             if refresh:
