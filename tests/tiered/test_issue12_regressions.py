@@ -294,3 +294,45 @@ def test_9_acknowledged_sessions_survive_eviction_while_the_disk_is_locked(
     lost = [key for key in acked if restarted.get(key) is None]
     assert lost == [], f"{len(lost)} acknowledged sessions lost: {lost}"
     restarted.close()
+
+
+def test_own_write_racing_another_processs_write_is_not_served_stale(
+    redis_url: str, disk: Path
+) -> None:
+    """Found by the history checker (no faults, a loaded machine): process A's save reached the
+    arbiter, then process B's newer save did, and B's invalidation reached A while A was still
+    writing its lower tier; A then installed its own older copy in its near cache, marked as
+    checked, and served it until the next invalidation. Now a write that an invalidation of its
+    key overtook leaves no near copy behind."""
+    gate = Gate(DiskcacheBackend(disk))
+    a = TieredBackend([MemoryBackend(), RedisBackend.from_url(redis_url), gate])
+    b = TieredBackend([MemoryBackend(), RedisBackend.from_url(redis_url), DiskcacheBackend(disk)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (a.coherent and b.coherent):  # both streams connected
+            assert time.monotonic() < deadline, "the invalidation streams did not connect"
+            time.sleep(0.01)
+        a.set("k", b"a0")
+        b.set("k", b"b0")
+        assert a.get("k") == b"b0"
+        seen = a.counters.get("invalidations")
+
+        def a_writes() -> None:
+            gate.held_thread = threading.get_ident()
+            a.set("k", b"a1")  # the arbiter first, then the disk, which the gate holds
+
+        writer = threading.Thread(target=a_writes)
+        writer.start()
+        assert gate.reached.wait(10)  # a1 is on the arbiter; A is writing its disk
+        b.set("k", b"b1")  # newer, on the arbiter after a1
+        while a.counters.get("invalidations") < seen + 2:  # A heard of a1 and of b1
+            assert time.monotonic() < deadline + 10, "A never heard of b1"
+            time.sleep(0.001)
+        gate.release.set()
+        writer.join(10)
+        assert a.get("k") == b"b1"
+        assert b.get("k") == b"b1"
+    finally:
+        gate.release.set()
+        a.close()
+        b.close()
