@@ -774,39 +774,24 @@ class TieredBackend(SessionBackend):
         return data, ahead
 
     def _after_write(
-        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float, began: int
+        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
     ) -> None:
-        """This process wrote ``data`` (framed ``value``), and the write began at invalidation
-        sequence ``began``: the near cache holds it, checked as of ``start``.
-
-        Unless an invalidation of ``key`` arrived while the write was in flight: another
-        process's write may then have landed after this one, and installing this copy would
-        serve it until the next invalidation. The near copy is dropped instead, and the next
-        read asks the shared tiers (found by the history checker: a process read its own older
-        write after another process's newer one).
-        """
+        """This process wrote ``data`` (framed ``value``): the near cache holds it, checked as of
+        ``start``."""
         if not self.layout.near:
             return
         with self.near.lock:
-            raced = not self.near.may_install(key, began)
             self.near.invalidate([key])  # fills that read an older copy must not land
-            if not raced:
-                self._near_put_locked(key, data, ttl, value=value)
-                self.near.mark_checked(key, start)
-                return
-            self.near.versions.pop(key, None)
-            for index in self.layout.near:
-                with contextlib.suppress(BackendError):  # dropping a copy is best effort
-                    self.tiers[index].delete(key)
+            self._near_put_locked(key, data, ttl, value=value)
+            self.near.mark_checked(key, start)
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
         start = self._clock()
-        began = self.near.begin()
         data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
-        self._after_write(key, data, value, ttl, start, began)
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -899,7 +884,6 @@ class TieredBackend(SessionBackend):
         else:
             return False  # not a token of this chain
         start = self._clock()
-        began = self.near.begin()
         data = stamps.frame(value, stamps.clock.now(), ttl)
         won = self._arbitrate(lambda t: t.set_if(key, data, inner, ttl), "set_if", key)
         if not won and inner is None:
@@ -919,7 +903,7 @@ class TieredBackend(SessionBackend):
                     self._note_missed(index, key)
             except BackendError as exc:
                 self._refused(index, key, exc)
-        self._after_write(key, data, value, ttl, start, began)
+        self._after_write(key, data, value, ttl, start)
         self.counters.add("writes")
         return True
 
