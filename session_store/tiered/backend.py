@@ -774,24 +774,35 @@ class TieredBackend(SessionBackend):
         return data, ahead
 
     def _after_write(
-        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float
+        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float, began: int
     ) -> None:
-        """This process wrote ``data`` (framed ``value``): the near cache holds it, checked as of
-        ``start``."""
+        """This process wrote ``data`` (framed ``value``) in a write that began at invalidation
+        sequence ``began``: the near cache holds it, checked as of ``start``.
+
+        Unless an invalidation of ``key`` arrived while the write was in flight. It may be this
+        write's own (the stream reports every client's writes, this process's too), or another
+        process's write that landed after this one: the stream cannot tell them apart. The copy
+        is then kept *unchecked*: the next read asks the shared tiers (and serves this copy
+        only if none of them answers), instead of serving a copy another process may already
+        have replaced until the next invalidation (found by the history checker).
+        """
         if not self.layout.near:
             return
         with self.near.lock:
+            raced = not self.near.may_install(key, began)
             self.near.invalidate([key])  # fills that read an older copy must not land
             self._near_put_locked(key, data, ttl, value=value)
-            self.near.mark_checked(key, start)
+            if not raced:
+                self.near.mark_checked(key, start)
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
         start = self._clock()
+        began = self.near.begin()
         data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
-        self._after_write(key, data, value, ttl, start)
+        self._after_write(key, data, value, ttl, start, began)
         self.counters.add("writes")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -862,6 +873,10 @@ class TieredBackend(SessionBackend):
                 self.counters.add("repairs")
                 continue
             break
+        if best is not None:
+            # a lower tier's tombstone may be newer than the clock of this process: the value
+            # that replaces "absent" must be newer still (see set_if)
+            stamps.clock.observe(best.version)
         if read is None:
             return None
         stamps.clock.observe(version_of(read.value))
@@ -884,28 +899,67 @@ class TieredBackend(SessionBackend):
         else:
             return False  # not a token of this chain
         start = self._clock()
+        began = self.near.begin()
         data = stamps.frame(value, stamps.clock.now(), ttl)
         won = self._arbitrate(lambda t: t.set_if(key, data, inner, ttl), "set_if", key)
         if not won and inner is None:
-            # "only if absent", and the arbiter holds a tombstone: that is absent
+            # "only if absent", and the arbiter holds a tombstone: that is absent. It may be a
+            # delete that landed since the caller's read, with a version newer than this
+            # process's clock gives (another host's clock, or a busier one): the value must be
+            # newer than it, or the lower tiers keep the tombstone and it wins every later read.
             read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
             if read is not None and is_tombstone(read.value):
                 dead = read.token
+                stamps.clock.observe(version_of(read.value))
+                data = stamps.with_version(data, stamps.clock.now())
                 won = self._arbitrate(lambda t: t.set_if(key, data, dead, ttl), "set_if", key)
         if not won:
             self._drop_near(key)
             return False
+        behind = self._copy_down(key, data, ttl)
+        if behind:
+            data = self._restamp(key, data, behind, ttl)
+        self._after_write(key, data, value, ttl, start, began)
+        self.counters.add("writes")
+        return True
+
+    def _copy_down(self, key: str, data: bytes, ttl: float | None) -> list[int]:
+        """Ordered copies of what the arbiter took to the other shared tiers, lowest first; the
+        tiers that kept a version at least as new."""
+        behind: list[int] = []
         for index in reversed(self.layout.shared):
             if index == self.layout.arbiter:
                 continue
             try:
-                if self._call(index, lambda t: write_if_newer(t, key, data, ttl), "write") is _DOWN:
-                    self._note_missed(index, key)
+                wrote = self._call(index, lambda t: write_if_newer(t, key, data, ttl), "write")
             except BackendError as exc:
                 self._refused(index, key, exc)
-        self._after_write(key, data, value, ttl, start)
-        self.counters.add("writes")
-        return True
+                continue
+            if wrote is _DOWN:
+                self._note_missed(index, key)
+            elif wrote is False:
+                behind.append(index)
+        return behind
+
+    def _restamp(self, key: str, data: bytes, behind: list[int], ttl: float | None) -> bytes:
+        """A compare-and-set won on the arbiter, but a lower tier holds a newer version (a
+        delete from a clock ahead of this one, kept after the arbiter lost it): move the value
+        past it, by a compare-and-set on the arbiter (so a later write is never overwritten),
+        then copy it down again. Returns the framed bytes the chain now holds."""
+        ahead = self._newer_below(key, data, behind)
+        if ahead is None:
+            return data
+        stamps.clock.observe(ahead)
+        read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
+        if read is None or version_of(read.value) != version_of(data):
+            return data  # a later write replaced it: that one decides
+        newer = stamps.with_version(data, stamps.clock.now())
+        token = read.token
+        if self._arbitrate(lambda t: t.set_if(key, newer, token, ttl), "set_if", key):
+            self.counters.add("repairs")
+            self._copy_down(key, newer, ttl)
+            return newer
+        return data  # pragma: no cover - a later write won the race: it decides
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -75,13 +75,6 @@ def test_default_chain_history_under_the_nemesis_is_linearizable(
     assert report.valid, report.summary()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 12, open: two bugs this run finds about one CI run in two, not yet fixed: a "
-    "write overtaken by another process's invalidation leaves its own older copy in the near "
-    "cache; and an update was once handed None while the key held a value (see the closing "
-    "note). A pass is reported as XPASS; the failure is printed in full with -rx.",
-)
 @pytest.mark.slow
 def test_default_chain_history_without_faults_is_linearizable(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path

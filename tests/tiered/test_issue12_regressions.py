@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,12 @@ from session_store import (
     SessionStore,
     TieredBackend,
     open_backend,
+    stamps,
 )
 from session_store.backend import SessionBackend, VersionToken
 from session_store.schema import EnhancedSessionData
 from session_store.testing.faults import SwitchableBackend
+from session_store.tiered.writes import write_after
 from session_store_diskcache import DiskcacheBackend
 from session_store_redis import RedisBackend
 from session_store_redis.testing import RedisServer
@@ -294,3 +297,124 @@ def test_9_acknowledged_sessions_survive_eviction_while_the_disk_is_locked(
     lost = [key for key in acked if restarted.get(key) is None]
     assert lost == [], f"{len(lost)} acknowledged sessions lost: {lost}"
     restarted.close()
+
+
+# -- found by the history checker ----------------------------------------------------------------
+def test_own_write_racing_another_processs_write_is_not_served_stale(
+    redis_url: str, disk: Path
+) -> None:
+    """Found by the history checker (no faults, a loaded machine): process A's save reached the
+    arbiter, then process B's newer save did, and B's invalidation reached A while A was still
+    writing its lower tier; A then installed its own older copy in its near cache, marked as
+    checked, and served it until the next invalidation."""
+    gate = Gate(DiskcacheBackend(disk))
+    a = TieredBackend([MemoryBackend(), RedisBackend.from_url(redis_url), gate])
+    b = TieredBackend([MemoryBackend(), RedisBackend.from_url(redis_url), DiskcacheBackend(disk)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (a.coherent and b.coherent):  # both streams connected
+            assert time.monotonic() < deadline, "the invalidation streams did not connect"
+            time.sleep(0.01)
+        a.set("k", b"a0")
+        b.set("k", b"b0")
+        while a.get("k") != b"b0":  # A heard of b0 (and of its own a0)
+            assert time.monotonic() < deadline, "A never heard of b0"
+            time.sleep(0.001)
+        seen = a.counters.get("invalidations")
+
+        def a_writes() -> None:
+            gate.held_thread = threading.get_ident()
+            a.set("k", b"a1")  # the arbiter first, then the disk, which the gate holds
+
+        writer = threading.Thread(target=a_writes)
+        writer.start()
+        assert gate.reached.wait(10)  # a1 is on the arbiter; A is writing its disk
+        b.set("k", b"b1")  # newer, on the arbiter after a1
+        while a.counters.get("invalidations") < seen + 2:  # A heard of a1 and of b1
+            assert time.monotonic() < deadline + 10, "A never heard of b1"
+            time.sleep(0.001)
+        gate.release.set()
+        writer.join(10)
+        assert a.get("k") == b"b1"
+        assert b.get("k") == b"b1"
+    finally:
+        gate.release.set()
+        a.close()
+        b.close()
+
+
+def test_own_write_keeps_its_near_copy_for_an_outage(
+    redis_server_factory: Callable[..., RedisServer], disk: Path
+) -> None:
+    """The other side of the test above: this process's own invalidation of a key it just wrote,
+    arriving while the write is still in flight (here: held on the disk tier until it has), must
+    not make the chain forget the copy: with every shared tier down (Redis killed, the disk
+    unreachable), a read still serves it."""
+    server = redis_server_factory()
+    gate = Gate(DiskcacheBackend(disk))
+    redis_tier = RedisBackend.from_url(server.url_for(socket_timeout="0.5"))
+    chain = TieredBackend([MemoryBackend(), redis_tier, gate], retry_after=60)
+    try:
+        deadline = time.monotonic() + 10
+        while not chain.coherent:
+            assert time.monotonic() < deadline, "the invalidation stream did not connect"
+            time.sleep(0.01)
+        seen = chain.counters.get("invalidations")
+
+        def write() -> None:
+            gate.held_thread = threading.get_ident()
+            chain.set("k", b"mine")
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert gate.reached.wait(10)  # on Redis; the disk write is held
+        while chain.counters.get("invalidations") < seen + 1:  # its own invalidation arrived
+            assert time.monotonic() < deadline, "the chain never heard of its own write"
+            time.sleep(0.001)
+        gate.release.set()
+        writer.join(10)
+        server.kill()
+        gate.down = True
+        assert chain.get("k") == b"mine"
+    finally:
+        gate.release.set()
+        chain.close()
+
+
+def _ahead(seconds: float) -> bytes:
+    """A version from a host whose clock runs ``seconds`` ahead of this one's."""
+    now = int.from_bytes(stamps.clock.now()[:8], "big")
+    return (now + (int(seconds * 1000) << 16)).to_bytes(8, "big") + bytes(4)
+
+
+@pytest.mark.parametrize("redis_kept_it", [True, False], ids=["redis-holds-it", "redis-lost-it"])
+def test_an_update_racing_a_delete_from_a_clock_ahead_is_not_undone_by_its_tombstone(
+    redis_url: str, disk: Path, redis_kept_it: bool
+) -> None:
+    """Found by the history checker (an update handed None while the key held a value): an
+    update read "absent", then another process deleted the key with a newer version than this
+    process's clock would give (a host whose clock runs ahead, or the same millisecond on a
+    busier clock). The update's compare-and-set won against that tombstone, but its copy carried
+    an older version than the tombstone, so the disk kept the tombstone, and every later read
+    (and the next update) found the session deleted."""
+    chain = chain_of(redis_url, disk)
+    chain.set("k", b"v0")
+    chain.delete("k")
+    assert chain.get_versioned("k") is None  # the update reads "absent"
+    tombstone = stamps.tombstone(_ahead(5))  # the other process's delete lands now
+    redis_tier, disk_tier = chain.tiers[1], chain.tiers[2]
+    write_after(disk_tier, "k", tombstone, 3600)
+    if redis_kept_it:
+        write_after(redis_tier, "k", tombstone, 3600)
+    else:
+        redis_tier.delete("k")  # and Redis lost it since (a restart without the key)
+    assert chain.set_if("k", b"updated", None)  # the register was absent: the update wins
+    assert chain.get("k") == b"updated"
+    fresh = chain_of(redis_url, disk)
+    try:
+        assert fresh.get("k") == b"updated"
+        read = fresh.get_versioned("k")
+        assert read is not None and read.value == b"updated"
+    finally:
+        fresh.close()
+        chain.close()
