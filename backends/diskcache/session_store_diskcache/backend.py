@@ -322,6 +322,54 @@ class DiskcacheBackend(SessionBackend):
             self.counters.add("writes")
         return matches
 
+    # -- ordered writes (a tiered chain's versioned copies) ---------------------------------------
+    def set_if_newer(
+        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
+    ) -> bool:
+        """Store ``value`` unless the current value shares its first ``head`` bytes and its
+        bytes ``[start:end]`` are at least ``value``'s: one transaction, where the generic way
+        (:func:`session_store.tiered.writes.write_if_newer`) takes a read and a compare-and-set.
+        """
+        stored = self._stored(key)
+        value = ensure_bytes(value, key=key, backend=self.describe())
+        expire = self._expire(ttl)
+        with self._io("set_if_newer", key) as cache, cache.transact():
+            current: bytes | None = cache.get(stored)
+            wrote = not _at_least(current, value, head, start, end)
+            if wrote:
+                cache.set(stored, value, expire=expire)
+        if wrote:
+            self.counters.add("writes")
+        return wrote
+
+    def set_after(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        *,
+        head: int,
+        start: int,
+        end: int,
+        clock_end: int,
+    ) -> bytes:
+        """Store ``value``; if the current value shares its first ``head`` bytes and its bytes
+        ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
+        the current ones plus one first. Returns the bytes ``[start:end]`` stored. One
+        transaction (what a chain's arbiter does with a new write)."""
+        stored = self._stored(key)
+        value = ensure_bytes(value, key=key, backend=self.describe())
+        expire = self._expire(ttl)
+        with self._io("set_after", key) as cache, cache.transact():
+            current: bytes | None = cache.get(stored)
+            if current is not None and _at_least(current, value, head, start, end):
+                width = clock_end - start
+                clock = (int.from_bytes(current[start:clock_end], "big") + 1) % (1 << (8 * width))
+                value = value[:start] + clock.to_bytes(width, "big") + value[clock_end:]
+            cache.set(stored, value, expire=expire)
+        self.counters.add("writes")
+        return value[start:end]
+
     # -- bulk ------------------------------------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = {key: self._stored(key) for key in keys}  # all validated before any I/O
@@ -375,6 +423,17 @@ class DiskcacheBackend(SessionBackend):
             cache, self._cache = self._cache, None
         if cache is not None:
             cache.close()
+
+
+def _at_least(current: bytes | None, value: bytes, head: int, start: int, end: int) -> bool:
+    """Whether ``current`` shares ``value``'s first ``head`` bytes and holds bytes ``[start:end]``
+    at least ``value``'s (the same test as the Redis backend's ordered-write scripts)."""
+    return (
+        current is not None
+        and len(current) >= end
+        and current[:head] == value[:head]
+        and current[start:end] >= value[start:end]
+    )
 
 
 def _remaining(expire_time: float | None) -> float | None:
