@@ -316,7 +316,7 @@ def test_a_save_made_after_another_process_save_returned_wins(
                 if arbiter.load("k") != theirs:
                     lost.append(i)  # B's acknowledged save is not what the chain stores
                     continue
-                deadline = time.monotonic() + NEAR_CACHE_BOUND
+                deadline = time.monotonic() + OUTAGE_BOUND
                 while store.load("k") != theirs:
                     if time.monotonic() > deadline:
                         late.append(i)
