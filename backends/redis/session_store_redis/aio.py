@@ -42,7 +42,7 @@ from session_store_redis.commands import (
 )
 from session_store_redis.config import parse_config
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
+from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, is_token, version_token
 from session_store_redis.sentinel import (
     SentinelConfig,
     parse_sentinel_config,
@@ -156,7 +156,8 @@ class AsyncRedisBackend(AsyncRedisBase):
             if token is None:
                 command = set_command(stored, value, px, "NX")
             else:
-                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, token, value, px or 0))
+                argv = cas_args(token, value, px)
+                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, *argv))
             written = (await self._acked("set_if", key, [command]))[0]
         elif token is None:
             written = await self._call(
@@ -166,21 +167,21 @@ class AsyncRedisBackend(AsyncRedisBase):
             written = await self._call(
                 "set_if",
                 key,
-                partial(self._run_cas, stored, cast("str", token), value, px or 0),
+                partial(self._run_cas, stored, cas_args(token, value, px)),
                 retry=False,
             )
         if written:
             self.counters.add("writes")
         return bool(written)
 
-    async def _run_cas(self, stored: str, token: str, value: bytes, px: int) -> Any:
-        """The compare-and-set script by its SHA, loaded first if the server lost it."""
+    async def _run_cas(self, stored: str, args: Sequence[object]) -> Any:
+        """The compare-and-set script by its SHA, sent in full if the server lost it."""
         driver = self.driver
         try:
-            return await driver.call("EVALSHA", CAS_SHA, 1, stored, token, value, px)
+            return await driver.call("EVALSHA", CAS_SHA, 1, stored, *args)
         except NoScriptError:
             pass  # a restarted or flushed server: send the script itself once
-        return await driver.call("EVAL", CAS_SCRIPT, 1, stored, token, value, px)
+        return await driver.call("EVAL", CAS_SCRIPT, 1, stored, *args)
 
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> AsyncIterator[str]:

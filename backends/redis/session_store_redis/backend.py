@@ -46,7 +46,7 @@ from session_store_redis.invalidation import (
     InvalidationStream,
 )
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT
+from session_store_redis.scripts import CAS_SCRIPT, cas_args
 
 __all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase", "run_with_wait"]
 
@@ -203,8 +203,8 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
 
-    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
-        return self._cas(keys=[stored], args=[token, value, px or 0])
+    def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
+        return self._cas(keys=[stored], args=cas_args(token, value, px))
 
     def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         return run_with_wait(self._client, commands, self.wait_replicas, self._wait_ms)

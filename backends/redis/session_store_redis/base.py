@@ -43,7 +43,7 @@ from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
 from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, seconds_left, session_keys, set_command
 from session_store_redis.errors import translate
-from session_store_redis.scripts import CAS_SHA, is_token, version_token
+from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_token
 
 __all__ = ["ClientT", "RedisBackendBase"]
 
@@ -138,7 +138,7 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         """The secrets to scrub from error messages."""
         return ()
 
-    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
+    def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
         """Run the compare-and-set script once (loading it if the server does not know it)."""
         raise NotImplementedError
 
@@ -347,7 +347,8 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
     def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
-        """Write only if the value still has the digest ``token`` names (``None``: if absent).
+        """Write only if the value is still the one ``token`` names (``None``: if absent); see
+        :mod:`session_store_redis.scripts` for the short tokens of framed values.
 
         One atomic round trip, never retried: after a lost reply the write may or may not have
         happened, and only the caller can decide what to do about that. A connection failure is
@@ -362,7 +363,8 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
             if token is None:
                 command = set_command(stored, value, px, "NX")
             else:
-                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, token, value, px or 0))
+                argv: list[Any] = cas_args(token, value, px)
+                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, *argv))
             replies, acks = self._call_once("set_if", key, self._acked, [command])
             written = replies[0]
             if written:
@@ -372,9 +374,7 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
                 "set_if", key, self._client.set, stored, value, nx=True, px=px
             )
         else:
-            written = self._call_once(
-                "set_if", key, self._run_cas, stored, cast("str", token), value, px
-            )
+            written = self._call_once("set_if", key, self._run_cas, stored, token, value, px)
         if written:
             self.counters.add("writes")
         return bool(written)

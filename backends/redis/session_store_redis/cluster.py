@@ -72,7 +72,7 @@ from session_store_redis.commands import SCAN_COUNT, Command
 from session_store_redis.config import DEFAULT_PREFIX, backend_options
 from session_store_redis.listing import ClusterListing, walk_cluster, warn_incomplete
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT
+from session_store_redis.scripts import CAS_SCRIPT, cas_args
 from session_store_redis.urls import parse_multi_host_url
 
 __all__ = [
@@ -245,10 +245,10 @@ class RedisClusterBackend(ClusterBulk):
             exc, what=what, key=key, backend=self._description, secrets=self._secrets()
         )
 
-    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
+    def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
         self._connect()
         assert self._cas is not None
-        return self._cas(keys=[stored], args=[token, value, px or 0], client=self._cluster)
+        return self._cas(keys=[stored], args=cas_args(token, value, px), client=self._cluster)
 
     def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         """The writes, one pipeline per primary ending in ``WAIT``; the fewest acknowledgements
