@@ -20,33 +20,29 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, Protocol, Self, cast
+from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
-from session_store.aio.backend import AsyncSessionBackend
-from session_store.backend import Scope, Versioned, VersionToken, ensure_bytes
-from session_store.counters import COUNTER_NAMES, Counters
-from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
-from session_store.keys import Namespace, validate_key, validate_scan_prefix
-from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
+from session_store.backend import Versioned, VersionToken, ensure_bytes
+from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL, parse_url
-from session_store_redis.aioconn import LeanClient
-from session_store_redis.backend import SCAN_COUNT, Command, _seconds_left, _set_command
-from session_store_redis.client import (
-    ClientSettings,
-    RedisConfig,
-    make_backoff,
-    parse_config,
-    retryable,
+from session_store_redis.aio_base import AsyncRedisBase
+from session_store_redis.aio_driver import Driver, RedisPyDriver
+from session_store_redis.commands import (
+    SCAN_COUNT,
+    Command,
+    seconds_left,
+    session_keys,
+    set_command,
 )
-from session_store_redis.errors import translate
+from session_store_redis.config import parse_config
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
+from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, is_token, version_token
 from session_store_redis.sentinel import (
     SentinelConfig,
     parse_sentinel_config,
@@ -58,112 +54,19 @@ from session_store_redis.urls import parse_multi_host_url
 __all__ = [
     "AsyncRedisBackend",
     "AsyncRedisSentinelBackend",
+    "Driver",
+    "RedisPyDriver",
     "build_async_sentinel_client",
 ]
 
-_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError)
 
-
-class Driver(Protocol):
-    """How the backend talks to Redis on one event loop."""
-
-    async def call(self, *args: object) -> Any:
-        """One command's reply; an error reply raised as redis-py's exception."""
-
-    async def call_many(
-        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
-    ) -> list[Any]:
-        """Several commands on one connection: replies in order (error replies as exception
-        objects); with ``transaction``, inside ``MULTI``/``EXEC``, an error raised."""
-
-    async def aclose(self) -> None:
-        """Close the connections."""
-
-
-class RedisPyDriver:
-    """A :class:`Driver` over a ``redis.asyncio`` client (what Sentinel needs: the client asks
-    a sentinel for the primary on every connect)."""
-
-    def __init__(self, client: aioredis.Redis, *, owns: bool = True) -> None:
-        self.client = client
-        self._owns = owns
-
-    async def call(self, *args: object) -> Any:
-        return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-    async def call_many(
-        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
-    ) -> list[Any]:
-        pipe = self.client.pipeline(transaction=transaction)
-        for command in commands:
-            pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=transaction))
-
-    async def aclose(self) -> None:
-        if self._owns:
-            await self.client.aclose()
-            await self.client.connection_pool.disconnect()
-
-
-class AsyncRedisBackend(AsyncSessionBackend):
+class AsyncRedisBackend(AsyncRedisBase):
     """Sessions in Redis, for asyncio apps. Usually opened from a URL::
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")
 
-    An asyncio connection belongs to the event loop that opened it, so the backend keeps one
-    connection (:class:`~session_store_redis.aioconn.LeanClient`, pipelined) per running loop:
-    an app served on one loop uses one, and a test client that runs each request on a loop of
-    its own still works.
-
-    Args:
-        client: a ``redis.asyncio.Redis`` returning bytes, used on every loop (yours to keep on
-            one); ``None``: connections built from ``config``, one per event loop.
-        config: the parsed URL (prefix, TTL, retries, ``wait_replicas``, connection settings).
-        owns_client: ``aclose`` closes the given client's pool.
-        factory: builds the :class:`Driver` of a loop (Sentinel gives its own).
+    The constructor's arguments: :class:`~session_store_redis.aio_base.AsyncRedisBase`.
     """
-
-    scope = Scope.NETWORK
-    #: What a failed command raises (translated by :meth:`_translate`); Cluster adds its own.
-    _FAILURES: tuple[type[BaseException], ...] = _FAILURES
-
-    def __init__(
-        self,
-        client: aioredis.Redis | None,
-        config: RedisConfig | ClientSettings,
-        *,
-        owns_client: bool,
-        factory: Callable[[], Driver] | None = None,
-        description: str | None = None,
-        secrets: tuple[str | None, ...] = (),
-    ) -> None:
-        self._given = None if client is None else RedisPyDriver(client, owns=owns_client)
-        if factory is None:
-            if not isinstance(config, RedisConfig):
-                raise ConfigurationError("a driver factory is needed for these settings")
-            factory = partial(LeanClient, config)
-        self._factory = factory
-        self._drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Driver] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._namespace = Namespace(config.prefix)
-        self._head = self._namespace.scan_head()
-        self.prefix = config.prefix
-        self.default_ttl = normalize_ttl(config.default_ttl, what="default_ttl")
-        self.retries = config.retries
-        self.wait_replicas = config.wait_replicas
-        self.wait_timeout = config.wait_timeout
-        self._wait_ms = max(1, round(config.wait_timeout * 1000))
-        self._backoff = make_backoff()
-        self._owns_client = owns_client
-        if description is None:
-            if not isinstance(config, RedisConfig):
-                raise ConfigurationError("a description is needed for these settings")
-            description = config.describe()
-        self._description = description
-        self._secrets = (config.password, *secrets)
-        self._closed = False
-        self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -171,99 +74,6 @@ class AsyncRedisBackend(AsyncSessionBackend):
         parsed = parse_url(url) if isinstance(url, str) else url
         config = parse_config(parsed, overrides)
         return cls(None, config, owns_client=True)
-
-    @property
-    def driver(self) -> Driver:
-        """How this backend talks to Redis on the running loop (for other commands)."""
-        if self._given is not None:
-            return self._given
-        loop = asyncio.get_running_loop()
-        driver = self._drivers.get(loop)
-        if driver is None:
-            driver = self._drivers[loop] = self._factory()
-        return driver
-
-    def _run(self, *args: object) -> Callable[[], Awaitable[Any]]:
-        """A call of one command, for :meth:`_call` (which may run it again)."""
-        return lambda: self.driver.call(*args)
-
-    @property
-    def namespace(self) -> Namespace:
-        return self._namespace
-
-    def describe(self) -> str:
-        return self._description
-
-    # -- plumbing ------------------------------------------------------------------------------
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        self.counters.add("errors")
-        return translate(exc, what=what, key=key, backend=self._description, secrets=self._secrets)
-
-    async def _call(
-        self, what: str, key: str | None, fn: Callable[[], Awaitable[Any]], *, retry: bool = True
-    ) -> Any:
-        """``await fn()``, retried after a failed connection if ``retry`` (idempotent only),
-        errors translated; the typed error is raised outside the ``except`` (no context)."""
-        failures = 0
-        while True:
-            try:
-                return await fn()
-            except self._FAILURES as exc:
-                failure: BaseException = exc
-            failures += 1
-            if not retry or failures > self.retries or not self._retryable(failure):
-                break
-            if failures > 1:
-                await asyncio.sleep(self._backoff.compute(failures - 1))
-        raise self._translate(failure, what, key)
-
-    def _retryable(self, failure: BaseException) -> bool:
-        """Whether ``failure`` may clear if the idempotent operation runs again."""
-        return retryable(failure)
-
-    def _key(self, key: str) -> str:
-        validate_key(key, backend=self._description)
-        return self._head + key
-
-    def _px(self, ttl: float | None) -> int | None:
-        seconds = effective_ttl(ttl, self.default_ttl)
-        return None if seconds is None else ttl_to_ms(seconds)
-
-    def _count_read(self, found: int, missed: int) -> None:
-        if found:
-            self.counters.add("hits", found)
-        if missed:
-            self.counters.add("misses", missed)
-
-    async def _acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
-        """Run writes then ``WAIT``; fewer replicas in time is an error."""
-        replies, acks = await self._call(what, key, partial(self._write_and_wait, commands))
-        if acks < self.wait_replicas:
-            self.counters.add("errors")
-            self.counters.add("unacknowledged")
-            raise BackendUnavailableError(
-                f"redis: {what} reached the primary, but only {acks} of {self.wait_replicas} "
-                f"replica(s) acknowledged it within {self.wait_timeout:g} s",
-                key=key,
-                backend=self._description,
-            )
-        return cast("list[Any]", replies)
-
-    async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
-        """The writes then ``WAIT`` on one connection: their replies, and how many replicas
-        acknowledged them (Cluster counts per primary)."""
-        batch = [args for _, args in commands]
-        batch.append(("WAIT", self.wait_replicas, self._wait_ms))
-        for attempt in range(2):
-            replies = await self.driver.call_many(batch)
-            if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
-                await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
-                continue
-            break
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return list(replies[:-1]), int(replies[-1])
 
     # -- single keys ---------------------------------------------------------------------------
     async def get(self, key: str) -> bytes | None:
@@ -277,9 +87,9 @@ class AsyncRedisBackend(AsyncSessionBackend):
         value = ensure_bytes(value, key=key, backend=self._description)
         px = self._px(ttl)
         if self.wait_replicas:
-            await self._acked("set", key, [_set_command(stored, value, px)])
+            await self._acked("set", key, [set_command(stored, value, px)])
         else:
-            await self._call("set", key, self._run(*_set_command(stored, value, px)[1]))
+            await self._call("set", key, self._run(*set_command(stored, value, px)[1]))
         self.counters.add("writes")
 
     async def delete(self, key: str) -> bool:
@@ -311,13 +121,13 @@ class AsyncRedisBackend(AsyncSessionBackend):
 
     async def ttl(self, key: str) -> float | None:
         stored = self._key(key)
-        return _seconds_left(int(await self._call("ttl", key, self._run("PTTL", stored))))
+        return seconds_left(int(await self._call("ttl", key, self._run("PTTL", stored))))
 
     async def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         stored = self._key(key)
         commands: list[Command] = [(stored, ("GET", stored)), (stored, ("PTTL", stored))]
         value, pttl = await self._call("get_with_ttl", key, lambda: self._transaction(commands))
-        left = _seconds_left(int(pttl))
+        left = seconds_left(int(pttl))
         if value is None or left is None:
             self._count_read(0, 1)
             return None
@@ -344,33 +154,34 @@ class AsyncRedisBackend(AsyncSessionBackend):
             return False
         if self.wait_replicas:
             if token is None:
-                command = _set_command(stored, value, px, "NX")
+                command = set_command(stored, value, px, "NX")
             else:
-                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, token, value, px or 0))
+                argv = cas_args(token, value, px)
+                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, *argv))
             written = (await self._acked("set_if", key, [command]))[0]
         elif token is None:
             written = await self._call(
-                "set_if", key, self._run(*_set_command(stored, value, px, "NX")[1]), retry=False
+                "set_if", key, self._run(*set_command(stored, value, px, "NX")[1]), retry=False
             )
         else:
             written = await self._call(
                 "set_if",
                 key,
-                partial(self._run_cas, stored, cast("str", token), value, px or 0),
+                partial(self._run_cas, stored, cas_args(token, value, px)),
                 retry=False,
             )
         if written:
             self.counters.add("writes")
         return bool(written)
 
-    async def _run_cas(self, stored: str, token: str, value: bytes, px: int) -> Any:
-        """The compare-and-set script by its SHA, loaded first if the server lost it."""
+    async def _run_cas(self, stored: str, args: Sequence[object]) -> Any:
+        """The compare-and-set script by its SHA, sent in full if the server lost it."""
         driver = self.driver
         try:
-            return await driver.call("EVALSHA", CAS_SHA, 1, stored, token, value, px)
+            return await driver.call("EVALSHA", CAS_SHA, 1, stored, *args)
         except NoScriptError:
             pass  # a restarted or flushed server: send the script itself once
-        return await driver.call("EVAL", CAS_SCRIPT, 1, stored, token, value, px)
+        return await driver.call("EVAL", CAS_SCRIPT, 1, stored, *args)
 
     # -- listing -------------------------------------------------------------------------------
     def scan(self, prefix: str = "") -> AsyncIterator[str]:
@@ -382,14 +193,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         cursor = 0
         while True:
             cursor, batch = await self._call("scan", None, partial(self._page, cursor, pattern))
-            for raw in batch:
-                try:
-                    key = self._namespace.decode(raw.decode("utf-8"))
-                except UnicodeDecodeError:
-                    continue
-                if key is None or not key.startswith(prefix) or key in seen:
-                    continue
-                seen.add(key)
+            for key in session_keys(self._namespace, batch, prefix, seen):
                 yield key
             if int(cursor) == 0:
                 return
@@ -415,7 +219,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         px = self._px(ttl)
         if not checked:
             return
-        commands = [_set_command(self._head + key, value, px) for key, value in checked]
+        commands = [set_command(self._head + key, value, px) for key, value in checked]
         if self.wait_replicas:
             multi: list[Command] = [(commands[0][0], ("MULTI",)), *commands]
             await self._acked("set_many", None, [*multi, (commands[0][0], ("EXEC",))])
@@ -459,32 +263,32 @@ class AsyncRedisSentinelBackend(AsyncRedisBackend):
     Every connection asks a sentinel for the current primary, so after a failover the next
     connection reaches the promoted replica; all else is :class:`AsyncRedisBackend`."""
 
-    _sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel]
+    def __init__(self, config: SentinelConfig) -> None:
+        """Connections to the primary the sentinels of ``config`` name, one per event loop."""
+        self._sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._sentinel_config = config
+        super().__init__(
+            None,
+            config.settings,
+            owns_client=True,
+            factory=self._connect,
+            description=config.describe(),
+            secrets=(config.sentinel_password,),
+        )
+
+    def _connect(self) -> Driver:
+        """The driver of the running loop: a client of the primary its sentinel manager names."""
+        sentinel, client = build_async_sentinel_client(self._sentinel_config)
+        self._sentinels[asyncio.get_running_loop()] = sentinel
+        return RedisPyDriver(client)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
         """Build from ``redis+sentinel://...`` (no I/O; the sync URL rules)."""
         parsed = parse_multi_host_url(url) if isinstance(url, str) else url
-        config = parse_sentinel_config(parsed, overrides)
-        sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel] = (
-            weakref.WeakKeyDictionary()
-        )
-
-        def factory() -> Driver:
-            sentinel, client = build_async_sentinel_client(config)
-            sentinels[asyncio.get_running_loop()] = sentinel
-            return RedisPyDriver(client)
-
-        backend = cls(
-            None,
-            config.settings,
-            owns_client=True,
-            factory=factory,
-            description=config.describe(),
-            secrets=(config.sentinel_password,),
-        )
-        backend._sentinels = sentinels
-        return backend
+        return cls(parse_sentinel_config(parsed, overrides))
 
     async def aclose(self) -> None:
         if self._closed:

@@ -46,8 +46,6 @@ from typing import Any, Self, TypeVar, cast
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -61,21 +59,25 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from session_store.backend import ensure_bytes
-from session_store.counters import Counters
 from session_store.errors import BackendError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL
-from session_store_redis.aio import AsyncRedisBackend, Driver
+from session_store_redis.aio import AsyncRedisBackend
+from session_store_redis.aio_driver import ClusterDriver, Driver
 from session_store_redis.aio_listing import AsyncClusterListing, awalk_cluster
-from session_store_redis.backend import SCAN_COUNT, Command
-from session_store_redis.cluster import (
+from session_store_redis.cluster_config import (
     ClusterConfig,
+    build_async_cluster,
+    parse_cluster_config,
+)
+from session_store_redis.cluster_errors import (
     cluster_retryable,
     is_cluster_error,
-    parse_cluster_config,
-    sort_node_replies,
+    migrating,
     translate_cluster,
 )
+from session_store_redis.cluster_routing import REDIRECT_ROUNDS, group_writes, sort_node_replies
+from session_store_redis.commands import SCAN_COUNT, Command, session_keys
 from session_store_redis.listing import warn_incomplete
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT
@@ -86,49 +88,6 @@ __all__ = ["AsyncRedisClusterBackend", "ClusterDriver", "build_async_cluster"]
 _T = TypeVar("_T")
 #: Tries of a one-key transaction that met ``MOVED`` (the slot map refreshed before each).
 _MOVED_ROUNDS = 3
-#: Rounds of re-sending acknowledged writes a redirection or a migration bounced.
-_REDIRECT_ROUNDS = 5
-
-
-def build_async_cluster(config: ClusterConfig) -> AsyncRedisCluster:
-    """A ``redis.asyncio`` cluster client for ``config``; connects on its first command.
-    redis-py's own retries are off, as for the sync backend: the backend retries operations."""
-    settings = config.settings
-    return AsyncRedisCluster(
-        startup_nodes=[AsyncClusterNode(host, port) for host, port in config.nodes],
-        max_connections=settings.max_connections,
-        username=settings.username,
-        password=settings.password,
-        socket_connect_timeout=settings.socket_connect_timeout,
-        socket_timeout=settings.socket_timeout,
-        socket_keepalive=True,
-        socket_read_size=65536,
-        protocol=2,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
-class ClusterDriver:
-    """A :class:`~session_store_redis.aio.Driver` over a ``redis.asyncio`` cluster client:
-    each command goes to the primary owning its key's slot."""
-
-    def __init__(self, config: ClusterConfig) -> None:
-        self.client = build_async_cluster(config)
-
-    async def call(self, *args: object) -> Any:
-        return await self.client.execute_command(*args)  # type: ignore[arg-type]
-
-    async def call_many(
-        self, commands: Sequence[Sequence[object]], *, transaction: bool = False
-    ) -> list[Any]:
-        """A cluster pipeline (commands grouped by node); a transaction must stay in one slot."""
-        pipe = self.client.pipeline(transaction=transaction)
-        for command in commands:
-            pipe.execute_command(*command)  # type: ignore[arg-type]
-        return list(await pipe.execute(raise_on_error=True))
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
 
 class AsyncRedisClusterBackend(AsyncRedisBackend):
@@ -142,8 +101,20 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         RedisClusterException,
         OSError,
     )
-    #: Rounds of reading again what moved during a listing (0: prove from the walk alone).
-    scan_rounds: int
+
+    def __init__(self, config: ClusterConfig) -> None:
+        """A cluster client per event loop, built from ``config`` on that loop's first use."""
+        super().__init__(
+            None,
+            config.settings,
+            owns_client=True,
+            factory=cast("Callable[[], Driver]", partial(ClusterDriver, config)),
+            description=config.describe(),
+            # "incomplete_listings": listings that could not be proven complete (see scan)
+            counters=("incomplete_listings",),
+        )
+        #: Rounds of reading again what moved during a listing (0: prove from the walk alone).
+        self.scan_rounds = config.scan_rounds
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -153,18 +124,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
             ConfigurationError: a bad or unknown parameter (named in the message).
         """
         parsed = parse_multi_host_url(url) if isinstance(url, str) else url
-        config = parse_cluster_config(parsed, overrides)
-        backend = cls(
-            None,
-            config.settings,
-            owns_client=True,
-            factory=cast("Callable[[], Driver]", partial(ClusterDriver, config)),
-            description=config.describe(),
-        )
-        backend.scan_rounds = config.scan_rounds
-        # "incomplete_listings": listings that could not be proven complete (see scan)
-        backend.counters = Counters(names=(*backend.counters.names, "incomplete_listings"))
-        return backend
+        return cls(parse_cluster_config(parsed, overrides))
 
     @property
     def client(self) -> AsyncRedisCluster:
@@ -231,13 +191,8 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         fewest = self.wait_replicas
         pending = list(range(len(commands)))
         asking: dict[int, AsyncClusterNode] = {}
-        for _ in range(_REDIRECT_ROUNDS):
-            groups: dict[tuple[str, bool], tuple[AsyncClusterNode, list[int]]] = {}
-            for index in pending:
-                node = asking.get(index) or client.get_node_from_key(commands[index][0])
-                if node is None:  # a slot no node serves: transient (retried), translated
-                    raise RedisClusterException(f"slot of {commands[index][0]!r} not covered")
-                groups.setdefault((node.name, index in asking), (node, []))[1].append(index)
+        for _ in range(REDIRECT_ROUNDS):
+            groups = group_writes(pending, commands, asking, partial(_owner, client), _name)
             bounced: list[int] = []
             refresh = False
             for (_, ask), (node, indexes) in groups.items():
@@ -312,7 +267,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
                     client, pattern, head, self.scan_rounds, SCAN_COUNT, unproven.append
                 )
                 async for batch in pages:
-                    for key in self._keys_of(batch, prefix, seen):
+                    for key in session_keys(self._namespace, batch, prefix, seen):
                         yield key
                 break
             except self._FAILURES as exc:
@@ -326,20 +281,6 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         if not listing.complete:
             self.counters.add("incomplete_listings")
             warn_incomplete(self._description, listing.unproven_slots)
-
-    def _keys_of(self, batch: Iterable[bytes], prefix: str, seen: set[str]) -> list[str]:
-        """The session keys of one page of stored keys, not listed before."""
-        found: list[str] = []
-        for raw in batch:
-            try:
-                key = self._namespace.decode(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                continue
-            if key is None or not key.startswith(prefix) or key in seen:
-                continue
-            seen.add(key)
-            found.append(key)
-        return found
 
     # -- bulk ----------------------------------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -361,7 +302,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         try:
             return list(await client.mget_nonatomic(stored))
         except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not _migrating(exc):
+            if isinstance(exc, ClusterDownError) or not migrating(exc):
                 raise
         return await self.driver.call_many([("GET", one) for one in stored])
 
@@ -409,7 +350,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         try:
             return int(await self.client.unlink(*stored))
         except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not _migrating(exc):
+            if isinstance(exc, ClusterDownError) or not migrating(exc):
                 raise
         replies = await self.driver.call_many([("UNLINK", one) for one in stored])
         return sum(int(n) for n in replies)
@@ -421,6 +362,13 @@ async def _nothing() -> AsyncIterator[str]:
     yield  # pragma: no cover - makes this an async generator
 
 
-def _migrating(exc: BaseException) -> bool:
-    """Whether a multi-key command failed because its slot is being migrated."""
-    return isinstance(exc, TryAgainError) or "TTL exhausted" in str(exc) or "TRYAGAIN" in str(exc)
+def _owner(client: AsyncRedisCluster, stored: str) -> AsyncClusterNode:
+    """The primary owning the slot of ``stored``; a slot no node serves is transient (retried)."""
+    node = client.get_node_from_key(stored)
+    if node is None:
+        raise RedisClusterException(f"slot of {stored!r} not covered")
+    return node
+
+
+def _name(node: AsyncClusterNode) -> str:
+    return str(node.name)

@@ -1,420 +1,58 @@
-"""The Redis backend: sessions in a Redis database shared by processes and hosts.
+"""The standalone Redis backend: ``redis://`` and ``rediss://``, one server's database shared by
+processes and hosts (and, through :mod:`session_store_redis.sentinel`, a Sentinel-managed
+primary).
 
-* **Keys** live under a namespace prefix (default ``session:``) encoded by
-  :class:`session_store.keys.Namespace`: key ``k`` is stored as ``"session:\\x1fk"``, so stores
-  whose prefixes overlap (``session:`` and ``session:admin:``) never see each other's keys.
-* **Expiry** is Redis's own: ``SET ... PX``, ``PEXPIRE``, ``PTTL``, in whole milliseconds.
+Everything that works one key at a time is :class:`~session_store_redis.base.RedisBackendBase`'s
+(namespace, TTLs, retries, errors, ``WAIT``, compare-and-set); this module adds what one server
+does its own way:
+
 * **Bulk operations are one round trip**: ``get_many`` is one ``MGET``, ``set_many`` one pipeline,
-  ``delete_many`` one ``UNLINK``, ``get_with_ttl`` one ``MULTI GET PTTL EXEC``.
+  ``delete_many`` one ``UNLINK``.
 * **Listing** is ``SCAN MATCH <literal prefix, glob-escaped>* COUNT 1000``, never ``KEYS``; every
   key found is decoded and checked against the prefix again.
-* **Compare-and-set** is a Lua script (one round trip, atomic); see
-  :mod:`session_store_redis.scripts` for why not WATCH/MULTI/EXEC.
-* **Errors** from redis-py become typed errors (see :mod:`session_store_redis.errors`): a refused
-  connection or a timeout is :class:`~session_store.errors.BackendUnavailableError`. They carry
-  the key and the redacted backend description, never the password, and no ``__cause__`` or
-  ``__context__``.
-* **Acknowledged writes**: with ``wait_replicas=N`` every write (``set``, ``set_many``,
-  ``set_if``, ``delete``, ``delete_many``, ``touch``) is followed by ``WAIT N timeout`` on the same
-  connection, in the same round trip, and returns only once N replicas have it; fewer in time is
-  :class:`~session_store.errors.BackendUnavailableError` (the write reached the primary and may
-  be lost in a failover). See ``docs/scale-out.md``.
+* **What a chain's near cache uses**: the invalidation stream and the ordered writes of
+  :mod:`session_store_redis.invalidation`.
 * **Processes and threads**: redis-py's connection pool notices ``os.fork`` (it compares process
   ids) and opens new connections in the child, so a worker forked by ``gunicorn --preload`` never
   writes to its parent's sockets. The pool is thread-safe and blocking: one backend serves many
   threads, each command on a connection of its own.
-
-:class:`RedisBackendBase` holds everything that works one key at a time, the same on a single
-server, a Sentinel-managed primary and Redis Cluster; :class:`RedisBackend` adds the standalone
-bulk operations and listing, :mod:`session_store_redis.cluster` the Cluster ones.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Self
 
 import redis
-from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
 
-from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
-from session_store.counters import COUNTER_NAMES, Counters
-from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
-from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
+from session_store.backend import ensure_bytes
+from session_store.errors import ConfigurationError
+from session_store.keys import SEPARATOR, validate_key, validate_scan_prefix
 from session_store.tiered.near import InvalidationListener
-from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
-from session_store_redis.client import (
-    DEFAULT_PREFIX,
-    build_client,
-    describe_client,
-    make_backoff,
-    parse_config,
-    retryable,
-    secrets_of,
+from session_store_redis.base import RedisBackendBase
+from session_store_redis.client import build_client, describe_client, secrets_of
+from session_store_redis.commands import (
+    SCAN_COUNT,
+    Command,
+    run_with_wait,
+    seconds_left,
+    set_command,
 )
-from session_store_redis.errors import translate
+from session_store_redis.config import DEFAULT_PREFIX, backend_options, parse_config
 from session_store_redis.invalidation import (
     SET_AFTER_SCRIPT,
     SET_IF_NEWER_SCRIPT,
     InvalidationStream,
 )
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, is_token, version_token
+from session_store_redis.scripts import CAS_SCRIPT, cas_args
 
-__all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase"]
+__all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase", "run_with_wait"]
 
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-#: The client a backend talks through: one server (or a Sentinel-managed primary), or a cluster.
-ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
-#: A write for the ``WAIT`` path: the stored key it touches, and the command's arguments.
-Command = tuple[str, tuple[Any, ...]]
-
-#: The COUNT hint of each SCAN call: buckets Redis walks per round trip.
-SCAN_COUNT = 1000
-
-
-class RedisBackendBase(SessionBackend, Generic[ClientT]):
-    """What every Redis backend shares: the namespace, TTLs, retries, error translation, and the
-    operations on one key, which run unchanged on one server, a Sentinel-managed primary and a
-    cluster (each touches a single key, so a single slot).
-
-    Subclasses bring the client, the bulk operations and listing, and override the hooks
-    (``_FAILURES``, :meth:`_retryable`, :meth:`_secrets`, :meth:`_translate`, :meth:`_run_cas`,
-    :meth:`_acked`) where their client differs.
-
-    Args:
-        client: the redis-py client.
-        prefix: the key namespace; may not contain ``"\\x1f"``.
-        default_ttl: seconds a write without a TTL lives; ``None``: no expiry.
-        retries: how often an operation that may run twice is retried after a failed connection.
-        owns_client: ``close`` disconnects the client.
-        description: the redacted text :meth:`describe` returns.
-        wait_replicas: writes return once this many replicas acknowledged them (``WAIT``);
-            0 (the default): once the primary has them.
-        wait_timeout: seconds ``WAIT`` may block.
-    """
-
-    scope = Scope.NETWORK
-
-    _client: ClientT
-
-    #: What a failed command may raise (redis-py's cluster errors are not all RedisErrors).
-    _FAILURES: ClassVar[tuple[type[BaseException], ...]] = (RedisError, OSError)
-
-    def __init__(
-        self,
-        client: ClientT,
-        *,
-        prefix: str,
-        default_ttl: float | None,
-        retries: int,
-        owns_client: bool,
-        description: str,
-        wait_replicas: int = 0,
-        wait_timeout: float = 1.0,
-        separator: str = SEPARATOR,
-    ) -> None:
-        self._namespace = Namespace(prefix, separator)
-        self._head = self._namespace.scan_head()  # what every stored key starts with
-        self.prefix = prefix
-        self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
-        if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int):
-            raise ConfigurationError(f"wait_replicas must be an integer, got {wait_replicas!r}")
-        if wait_replicas < 0:
-            raise ConfigurationError(f"wait_replicas must be >= 0, got {wait_replicas!r}")
-        if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float):
-            raise ConfigurationError(f"wait_timeout must be a number, got {wait_timeout!r}")
-        if not 0 < wait_timeout < 86_400:
-            raise ConfigurationError(f"wait_timeout must be > 0 seconds, got {wait_timeout!r}")
-        self._client = client
-        self.retries = retries
-        self.wait_replicas = wait_replicas
-        self.wait_timeout = float(wait_timeout)
-        self._wait_ms = max(1, round(self.wait_timeout * 1000))
-        self._backoff = make_backoff()
-        self._owns_client = owns_client
-        self._description = description
-        self._close_lock = threading.Lock()
-        self._closed = False
-        # "unacknowledged": writes that reached the primary but not wait_replicas replicas
-        self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
-
-    @property
-    def namespace(self) -> Namespace:
-        """How session keys map to stored keys."""
-        return self._namespace
-
-    def describe(self) -> str:
-        return self._description
-
-    # -- hooks ---------------------------------------------------------------------------------
-    def _retryable(self, error: BaseException) -> bool:
-        """Whether an operation that failed with ``error`` may run again."""
-        return retryable(error)
-
-    def _secrets(self) -> tuple[str | None, ...]:
-        """The secrets to scrub from error messages."""
-        return ()
-
-    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
-        """Run the compare-and-set script once (loading it if the server does not know it)."""
-        raise NotImplementedError
-
-    def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
-        """Run writes followed by ``WAIT`` on the connection that ran them.
-
-        Returns the replies in order and the fewest replicas any ``WAIT`` counted. A reply that
-        is an error is raised (after every reply was read).
-        """
-        raise NotImplementedError
-
-    # -- plumbing ------------------------------------------------------------------------------
-    def _call(
-        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
-    ) -> Any:
-        """``fn(*args, **kw)``, retried after a failed connection, errors translated and counted.
-
-        Only for operations that may safely run twice.
-        """
-        try:
-            return fn(*args, **kw)
-        except self._FAILURES as exc:
-            failure: BaseException = exc
-        return self._retry(failure, what, key, fn, *args, **kw)
-
-    def _retry(
-        self,
-        failure: BaseException,
-        what: str,
-        key: str | None,
-        fn: Callable[..., Any],
-        *args: Any,
-        **kw: Any,
-    ) -> Any:
-        """The first attempt of ``fn`` failed with ``failure``: retry it if that may help (at
-        once, then after a growing backoff), else raise the translated error.
-
-        Every raise happens outside an ``except`` block, so the error we raise has no
-        ``__context__`` pointing at a redis-py error.
-        """
-        failures = 1
-        while failures <= self.retries and self._retryable(failure):
-            if failures > 1:
-                time.sleep(self._backoff.compute(failures - 1))
-            try:
-                return fn(*args, **kw)
-            except self._FAILURES as exc:
-                failure = exc
-            failures += 1
-        raise self._translate(failure, what, key)
-
-    def _call_once(
-        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
-    ) -> Any:
-        """``fn(*args, **kw)`` tried once, errors translated and counted."""
-        try:
-            return fn(*args, **kw)
-        except self._FAILURES as exc:
-            error = self._translate(exc, what, key)
-        raise error
-
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        self.counters.add("errors")
-        error = translate(
-            exc, what=what, key=key, backend=self._description, secrets=self._secrets()
-        )
-        log.debug("%s", error)
-        return error
-
-    def _px(self, ttl: float | None) -> int | None:
-        """Milliseconds for ``PX`` / ``PEXPIRE``, or ``None`` for no expiry; validates ``ttl``."""
-        seconds = effective_ttl(ttl, self.default_ttl)
-        return None if seconds is None else ttl_to_ms(seconds)
-
-    def _key(self, key: str) -> str:
-        validate_key(key)
-        return self._head + key
-
-    def _count_read(self, found: int, missed: int) -> None:
-        if found:
-            self.counters.add("hits", found)
-        if missed:
-            self.counters.add("misses", missed)
-
-    def _write_acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
-        """Run idempotent writes with ``WAIT`` (retried after a failed connection); the replies.
-
-        Raises:
-            BackendUnavailableError: fewer than ``wait_replicas`` replicas acknowledged in time.
-        """
-        replies, acks = self._call(what, key, self._acked, commands)
-        self._check_acks(acks, what, key)
-        return cast("list[Any]", replies)
-
-    def _check_acks(self, acks: int, what: str, key: str | None) -> None:
-        if acks >= self.wait_replicas:
-            return
-        self.counters.add("errors")
-        self.counters.add("unacknowledged")
-        raise BackendUnavailableError(
-            f"redis: {what} reached the primary, but only {acks} of {self.wait_replicas} "
-            f"replica(s) acknowledged it within {self.wait_timeout:g} s; "
-            "a failover now may lose it",
-            key=key,
-            backend=self._description,
-        )
-
-    # -- single keys ---------------------------------------------------------------------------
-    # get and set are the hot path: the first attempt is inlined (no _call frame).
-    def get(self, key: str) -> bytes | None:
-        validate_key(key)
-        stored = self._head + key
-        try:
-            value = self._client.get(stored)
-            failure: BaseException | None = None
-        except self._FAILURES as exc:
-            failure = exc
-        if failure is not None:  # retried or raised outside the except block: no __context__
-            value = self._retry(failure, "get", key, self._client.get, stored)
-        self.counters.add("misses" if value is None else "hits")
-        return cast("bytes | None", value)
-
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        validate_key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        px = self._px(ttl)
-        stored = self._head + key
-        if self.wait_replicas:
-            self._write_acked("set", key, [_set_command(stored, value, px)])
-            self.counters.add("writes")
-            return
-        try:
-            self._client.set(stored, value, px=px)
-            failure: BaseException | None = None
-        except self._FAILURES as exc:
-            failure = exc
-        if failure is not None:
-            self._retry(failure, "set", key, self._client.set, stored, value, px=px)
-        self.counters.add("writes")
-
-    def delete(self, key: str) -> bool:
-        stored = self._key(key)
-        if self.wait_replicas:
-            removed = self._write_acked("delete", key, [(stored, ("UNLINK", stored))])[0]
-        else:
-            removed = self._call("delete", key, self._client.unlink, stored)
-        self.counters.add("deletes")
-        return bool(removed)
-
-    def touch(self, key: str, ttl: float | None = None) -> bool:
-        stored = self._key(key)
-        px = self._px(ttl)
-        if self.wait_replicas:
-            commands: list[Command]
-            if px is not None:
-                commands = [(stored, ("PEXPIRE", stored, px))]
-            else:
-                commands = [(stored, ("PERSIST", stored)), (stored, ("EXISTS", stored))]
-            return bool(self._write_acked("touch", key, commands)[-1])
-        if px is not None:
-            return bool(self._call("touch", key, self._client.pexpire, stored, px))
-        _, exists = self._call("touch", key, self._persist, stored)
-        return bool(exists)
-
-    def _persist(self, stored: str) -> list[Any]:
-        pipe = self._client.pipeline(transaction=True)  # type: ignore[no-untyped-call]
-        pipe.persist(stored)
-        pipe.exists(stored)
-        return list(pipe.execute())
-
-    def ttl(self, key: str) -> float | None:
-        stored = self._key(key)
-        return _seconds_left(cast("int", self._call("ttl", key, self._client.pttl, stored)))
-
-    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        stored = self._key(key)
-        value, pttl = self._call("get_with_ttl", key, self._get_with_pttl, stored)
-        left = _seconds_left(pttl)
-        if value is None or left is None:
-            self._count_read(0, 1)
-            return None
-        self._count_read(1, 0)
-        return cast("bytes", value), left
-
-    def _get_with_pttl(self, stored: str) -> list[Any]:
-        # one transaction: the value and the TTL of the same instant
-        pipe = self._client.pipeline(transaction=True)  # type: ignore[no-untyped-call]
-        pipe.get(stored)
-        pipe.pttl(stored)
-        return list(pipe.execute())
-
-    # -- listing -------------------------------------------------------------------------------
-    def _keys_of(self, batch: Iterable[bytes], prefix: str, seen: MutableSet[str]) -> Iterator[str]:
-        """The session keys of one page of ``SCAN`` replies not listed before."""
-        for raw in batch:
-            try:
-                stored = raw.decode("utf-8")
-            except UnicodeDecodeError:  # not a key any session store wrote
-                continue
-            key = self._namespace.decode(stored)
-            # Defense in depth: the pattern already says so, but trust only what we check.
-            if key is None or not key.startswith(prefix) or key in seen:
-                continue
-            seen.add(key)
-            yield key
-
-    # -- compare-and-set -----------------------------------------------------------------------
-    def get_versioned(self, key: str) -> Versioned | None:
-        stored = self._key(key)
-        value = cast("bytes | None", self._call("get_versioned", key, self._client.get, stored))
-        self._count_read(value is not None, value is None)
-        if value is None:
-            return None
-        return Versioned(value, version_token(value))
-
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
-        """Write only if the value still has the digest ``token`` names (``None``: if absent).
-
-        One atomic round trip, never retried: after a lost reply the write may or may not have
-        happened, and only the caller can decide what to do about that. A connection failure is
-        :class:`~session_store.errors.BackendUnavailableError`.
-        """
-        stored = self._key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        px = self._px(ttl)
-        if token is not None and not is_token(token):
-            return False  # a token from another backend never matches
-        if self.wait_replicas:
-            if token is None:
-                command = _set_command(stored, value, px, "NX")
-            else:
-                command = (stored, ("EVALSHA", CAS_SHA, 1, stored, token, value, px or 0))
-            replies, acks = self._call_once("set_if", key, self._acked, [command])
-            written = replies[0]
-            if written:
-                self._check_acks(acks, "set_if", key)
-        elif token is None:
-            written = self._call_once(
-                "set_if", key, self._client.set, stored, value, nx=True, px=px
-            )
-        else:
-            written = self._call_once(
-                "set_if", key, self._run_cas, stored, cast("str", token), value, px
-            )
-        if written:
-            self.counters.add("writes")
-        return bool(written)
+# The names these had when they lived here (kept importable).
+_set_command = set_command
+_seconds_left = seconds_left
 
 
 class RedisBackend(RedisBackendBase[redis.Redis]):
@@ -436,6 +74,8 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             pass in stays yours to close unless you say otherwise.
         wait_replicas: writes return once this many replicas acknowledged them (``WAIT``).
         wait_timeout: seconds ``WAIT`` may block.
+        description: what :meth:`describe` returns (redacted); ``None``: built from the client
+            (``from_url`` passes its redacted URL).
 
     Raises:
         ConfigurationError: not a ``redis.Redis``, one that decodes responses, a bad prefix or TTL.
@@ -452,6 +92,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
         separator: str = SEPARATOR,
+        description: str | None = None,
     ) -> None:
         if not isinstance(client, redis.Redis):
             raise ConfigurationError(f"client must be a redis.Redis, got {type(client).__name__}")
@@ -465,7 +106,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             default_ttl=default_ttl,
             retries=retries,
             owns_client=owns_client,
-            description=describe_client(client, prefix),
+            description=description or describe_client(client, prefix),
             wait_replicas=wait_replicas,
             wait_timeout=wait_timeout,
             separator=separator,
@@ -487,21 +128,16 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         config = parse_config(parsed, overrides)
         client = build_client(config)
         try:
-            backend = cls(
+            return cls(
                 client,
-                prefix=config.prefix,
-                default_ttl=config.default_ttl,
-                retries=config.retries,
                 owns_client=True,
-                wait_replicas=config.wait_replicas,
-                wait_timeout=config.wait_timeout,
                 separator=config.separator,
+                description=config.describe(),
+                **backend_options(config),
             )
         except BaseException:
             client.connection_pool.disconnect()
             raise
-        backend._description = config.describe()
-        return backend
 
     @property
     def client(self) -> redis.Redis:
@@ -567,8 +203,8 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
 
-    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
-        return self._cas(keys=[stored], args=[token, value, px or 0])
+    def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
+        return self._cas(keys=[stored], args=cas_args(token, value, px))
 
     def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         return run_with_wait(self._client, commands, self.wait_replicas, self._wait_ms)
@@ -616,7 +252,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             return
         if self.wait_replicas:
             head = self._head
-            commands = [_set_command(head + key, value, px) for key, value in checked]
+            commands = [set_command(head + key, value, px) for key, value in checked]
             self._write_acked("set_many", None, commands)
         else:
             self._call("set_many", None, self._set_all, checked, px)
@@ -652,44 +288,3 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         if self._owns_client:
             self._client.close()
             self._client.connection_pool.disconnect()
-
-
-def _set_command(stored: str, value: bytes, px: int | None, *flags: str) -> Command:
-    if px is None:
-        return stored, ("SET", stored, value, *flags)
-    return stored, ("SET", stored, value, "PX", px, *flags)
-
-
-def run_with_wait(
-    client: redis.Redis, commands: Sequence[Command], replicas: int, timeout_ms: int
-) -> tuple[list[Any], int]:
-    """``commands`` then ``WAIT replicas timeout_ms``, one pipeline on one connection of
-    ``client`` (``WAIT`` counts the writes of its own connection only).
-
-    A compare-and-set the server does not know the script of (``NOSCRIPT``: it did not run) is
-    sent again after ``SCRIPT LOAD``. Returns the replies and the replica count; the first reply
-    that is an error is raised.
-    """
-    for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        for _, args in commands:
-            pipe.execute_command(*args)  # type: ignore[no-untyped-call]
-        pipe.execute_command("WAIT", replicas, timeout_ms)  # type: ignore[no-untyped-call]
-        replies = pipe.execute(raise_on_error=False)
-        if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
-            client.script_load(CAS_SCRIPT)
-            continue
-        break
-    for reply in replies:
-        if isinstance(reply, BaseException):
-            raise reply
-    return list(replies[:-1]), int(replies[-1])
-
-
-def _seconds_left(pttl: int) -> float | None:
-    """``PTTL``'s answer in the protocol's terms: ``None`` absent, ``inf`` no expiry, else > 0."""
-    if pttl == -2:
-        return None
-    if pttl == -1:
-        return NO_EXPIRY
-    return max(pttl, 1) / 1000

@@ -1,15 +1,7 @@
 """The Redis Cluster backend: ``redis+cluster://host:port,host:port/?prefix=...``.
 
-URL form::
-
-    redis+cluster://[[username]:password@]host[:port][,host[:port]...][/][?name=value&...]
-
-The hosts are *startup nodes*: any one that answers is enough, the client learns every other
-node and the slot map from it (``CLUSTER SLOTS``) and follows the cluster as it changes. The
-parameters are the standalone ones (:mod:`session_store_redis.client`) less ``db`` (a cluster
-has database 0 only) and ``health_check_interval`` (redis-py's cluster client does not pass it
-on), plus ``scan_rounds`` (default 5: rounds of reading again, slot by slot, what moved during a
-listing; 0: prove a listing from its walk alone). TLS is not offered for clusters yet.
+The URL and its parameters: :mod:`session_store_redis.cluster_config`. The client follows the
+cluster as it changes (slot map, redirections).
 
 **No operation assumes one node.**
 
@@ -19,11 +11,8 @@ listing; 0: prove a listing from its walk alone). TLS is not offered for cluster
   a TTL are ``MULTI``/``EXEC`` on one key, so one slot. The compare-and-set script touches one
   key (``KEYS[1]``), so it runs within that key's slot; redis-py loads it on the owning primary
   when that one does not know it (after a failover, say).
-* ``get_many`` groups the keys by hash slot (``MGET`` must not cross slots) and sends one
-  ``MGET`` per slot, all the slots of a node in one pipeline: every node is written to before
-  any reply is read, so the whole call costs one round trip per node, concurrently. ``set_many``
-  (``SET`` per key) and ``delete_many`` (``UNLINK`` per slot) likewise. None of them is atomic
-  across slots (neither are the standalone ones across keys).
+* Bulk operations: one command per hash slot, one pipeline per node
+  (:mod:`session_store_redis.cluster_bulk`).
 * ``scan`` walks every primary with ``SCAN`` (replicas hold copies), one node after the other,
   and proves the listing complete slot by slot, reading again what moved during the walk
   (:mod:`session_store_redis.listing`); one it cannot prove says so (``listing.complete``,
@@ -36,10 +25,8 @@ listing; 0: prove a listing from its walk alone). TLS is not offered for cluster
   holding ``{...}`` (when the prefix has none) picks its own slot the same way; that moves no
   data between namespaces.
 
-Errors: besides the standalone mapping (:mod:`session_store_redis.errors`), ``CLUSTERDOWN``,
-``TRYAGAIN``, an uncovered slot, too many redirections and no reachable startup node are
-:class:`~session_store.errors.BackendUnavailableError` and are retried like a failed connection;
-a server that is not in cluster mode is a :class:`~session_store.errors.BackendError`.
+Errors: :mod:`session_store_redis.cluster_errors`. ``wait_replicas``:
+:mod:`session_store_redis.cluster_routing`.
 
 Opening does no I/O: the client is built (asking a startup node for the slot map) on the first
 operation, so a chain whose cluster is down still opens and skips the tier.
@@ -47,50 +34,45 @@ operation, so a chain whose cluster is down still opens and skips the tier.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Self, cast
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Self, cast
 from urllib.parse import quote
 
-from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.connection import BlockingConnectionPool
-from redis.exceptions import (
-    AskError,
-    ClusterDownError,
-    ClusterError,
-    MovedError,
-    NoScriptError,
-    RedisClusterException,
-    RedisError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
-from session_store.backend import ensure_bytes
 from session_store.counters import Counters
-from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
-from session_store.keys import validate_key, validate_scan_prefix
-from session_store.urls import BackendURL, Params, redact_url
-from session_store_redis.backend import SCAN_COUNT, Command, RedisBackendBase
-from session_store_redis.client import (
-    DEFAULT_PREFIX,
-    ClientSettings,
-    parse_hosts,
-    retryable,
-    take_settings,
+from session_store.errors import BackendError, ConfigurationError
+from session_store.keys import validate_scan_prefix
+from session_store.urls import BackendURL
+from session_store_redis.cluster_bulk import ClusterBulk
+from session_store_redis.cluster_config import (
+    DEFAULT_SCAN_ROUNDS,
+    SCHEME,
+    ClusterConfig,
+    build_cluster,
+    describe_cluster,
+    parse_cluster_config,
 )
-from session_store_redis.errors import is_refusal, sanitize, translate
+from session_store_redis.cluster_errors import (
+    cluster_retryable,
+    is_cluster_error,
+    translate_cluster,
+)
+from session_store_redis.cluster_routing import (
+    NodeOutcome,
+    refresh_slots,
+    sort_node_replies,
+    write_and_wait,
+)
+from session_store_redis.commands import SCAN_COUNT, Command
+from session_store_redis.config import DEFAULT_PREFIX, backend_options
 from session_store_redis.listing import ClusterListing, walk_cluster, warn_incomplete
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT
+from session_store_redis.scripts import CAS_SCRIPT, cas_args
 from session_store_redis.urls import parse_multi_host_url
 
 __all__ = [
@@ -105,90 +87,6 @@ __all__ = [
     "translate_cluster",
 ]
 
-log = logging.getLogger(__name__)
-
-#: The URL scheme this backend registers.
-SCHEME = "redis+cluster"
-_DEFAULT_PORT = 6379
-#: Rounds of reading again, slot by slot, what moved during a listing's walk.
-DEFAULT_SCAN_ROUNDS = 5
-#: Rounds of re-sending writes a redirection or a slot migration bounced (``WAIT`` path).
-_REDIRECT_ROUNDS = 5
-
-# Cluster conditions that clear by themselves (a failover, a migration, a topology change).
-_TRANSIENT: tuple[type[BaseException], ...] = (ClusterDownError, TryAgainError)
-_TRANSIENT_MESSAGES = ("cannot be connected", "not covered", "No targets", "TTL exhausted")
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """Everything a ``redis+cluster://`` URL and its overrides say, checked; no password in
-    its ``repr``."""
-
-    nodes: tuple[tuple[str, int], ...]
-    settings: ClientSettings
-    scan_rounds: int = 5
-
-    def describe(self) -> str:
-        """A redacted URL naming the startup nodes and the prefix: never the password."""
-        hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.nodes)
-        prefix = quote(self.settings.prefix, safe=":/")
-        return redact_url(f"{SCHEME}://{self.settings.userinfo()}{hosts}/?prefix={prefix}")
-
-
-def parse_cluster_config(url: BackendURL, overrides: Mapping[str, Any]) -> ClusterConfig:
-    """Check a ``redis+cluster://`` URL and its keyword overrides; no I/O.
-
-    Raises:
-        ConfigurationError: a wrong scheme, a path, a bad or unknown parameter (named).
-    """
-    backend = url.redacted()
-    if url.scheme != SCHEME:
-        raise ConfigurationError(
-            f"a cluster URL starts with {SCHEME}://, got {url.scheme}://", backend=backend
-        )
-    if url.path.strip("/") or "db" in url.params or "db" in overrides:
-        raise ConfigurationError(
-            "a Redis Cluster has database 0 only: give no database (redis+cluster://h:p/)",
-            backend=backend,
-        )
-    params = Params(url, overrides)
-    settings = take_settings(url, params, health_check=False)
-    scan_rounds = params.take_int("scan_rounds", DEFAULT_SCAN_ROUNDS)
-    params.finish()
-    if isinstance(scan_rounds, bool) or not isinstance(scan_rounds, int) or scan_rounds < 0:
-        raise ConfigurationError("scan_rounds must be an integer >= 0", backend=backend)
-    return ClusterConfig(tuple(parse_hosts(url, _DEFAULT_PORT)), settings, scan_rounds)
-
-
-def build_cluster(config: ClusterConfig) -> RedisCluster:
-    """A ``RedisCluster`` for ``config``. This does I/O: it asks a startup node for the slots.
-
-    Every node gets a blocking pool of ``max_connections`` (threads wait ``pool_timeout`` for a
-    free connection). redis-py builds pools of the class asked for only on its ``url=`` path, so
-    the first startup node is passed as a URL (host and port only; the password travels as a
-    keyword, never inside a URL). redis-py's own retries are off, as for the standalone backend:
-    the backend retries whole operations.
-    """
-    settings = config.settings
-    (first_host, first_port), *others = config.nodes
-    host = f"[{first_host}]" if ":" in first_host else first_host
-    return RedisCluster(
-        url=f"redis://{host}:{first_port}",
-        startup_nodes=[ClusterNode(h, p) for h, p in others],  # type: ignore[no-untyped-call]
-        connection_pool_class=BlockingConnectionPool,
-        max_connections=settings.max_connections,
-        timeout=settings.pool_timeout,
-        username=settings.username,
-        password=settings.password,
-        socket_connect_timeout=settings.socket_connect_timeout,
-        socket_timeout=settings.socket_timeout,
-        socket_keepalive=True,
-        socket_read_size=65536,
-        protocol=2,
-        retry=Retry(NoBackoff(), 0),
-    )
-
 
 class _PendingCluster:
     """Stands in for the ``RedisCluster`` until the first command: building one asks a startup
@@ -196,66 +94,17 @@ class _PendingCluster:
     connects (once; the backend then holds the real client) and forwards the call, so a failure
     to connect surfaces inside the operation, where it is translated like any other."""
 
-    backend: RedisClusterBackend | None = None
+    def __init__(self, backend: RedisClusterBackend) -> None:
+        self.backend = backend
 
     def __getattr__(self, name: str) -> Any:
         def forward(*args: Any, **kwargs: Any) -> Any:
-            assert self.backend is not None
             return getattr(self.backend._connect(), name)(*args, **kwargs)
 
         return forward
 
 
-class NodeOutcome(NamedTuple):
-    """What one primary's replies to a round of writes mean (see :func:`sort_node_replies`)."""
-
-    bounced: list[int]  # writes a redirection bounced: they did not run, send them again
-    refresh: bool  # a slot moved, or an ASK named a node the client does not know
-    reload_script: bool  # the node lacks the compare-and-set script: load it, then resend
-    acked: int | None  # replicas WAIT counted, if any of the writes ran; else None
-
-
-def sort_node_replies(
-    indexes: Sequence[int],
-    node_replies: Sequence[Any],
-    acks: Any,
-    replies: list[Any],
-    asking: dict[int, Any],
-    find_node: Callable[[str, int], Any],
-) -> NodeOutcome:
-    """Sort one primary's replies to the writes ``indexes`` (the sync and asyncio cluster
-    backends alike; no I/O): a reply goes into ``replies``; ``MOVED``, ``TRYAGAIN`` and
-    ``NOSCRIPT`` bounce the write; ``ASK`` bounces it to the node it names (``asking``).
-
-    Raises:
-        the ``WAIT`` reply, if it is an error and some write ran (it counts only those).
-    """
-    bounced: list[int] = []
-    refresh = reload_script = applied = False
-    for index, reply in zip(indexes, node_replies, strict=True):
-        asking.pop(index, None)
-        if isinstance(reply, MovedError | TryAgainError | NoScriptError):
-            refresh = refresh or isinstance(reply, MovedError)
-            reload_script = reload_script or isinstance(reply, NoScriptError)
-            bounced.append(index)
-        elif isinstance(reply, AskError):  # the slot is migrating to that node
-            target = find_node(reply.host, reply.port)
-            if target is None:
-                refresh = True
-            else:
-                asking[index] = target
-            bounced.append(index)
-        else:
-            replies[index] = reply
-            applied = True
-    if not applied:  # WAIT counts for the writes this node ran, not for bounced ones
-        return NodeOutcome(bounced, refresh, reload_script, None)
-    if isinstance(acks, BaseException):
-        raise acks
-    return NodeOutcome(bounced, refresh, reload_script, int(acks))
-
-
-class RedisClusterBackend(RedisBackendBase[RedisCluster]):
+class RedisClusterBackend(ClusterBulk):
     """Sessions in a Redis Cluster. Usually opened from a URL::
 
         open_backend("redis+cluster://10.0.0.1:7000,10.0.0.2:7000/?prefix=app:")
@@ -263,6 +112,9 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
     Args:
         client: a ready ``redis.RedisCluster`` (built with ``decode_responses=False``), for
             set-ups a URL cannot express; it stays yours to close unless ``owns_client``.
+            ``None``: built from ``config`` on the first operation (what ``from_url`` does).
+        config: the parsed URL (``from_url``): the startup nodes, ``scan_rounds``, and the
+            redacted description.
         prefix, default_ttl, retries, owns_client, wait_replicas, wait_timeout: as for
             :class:`~session_store_redis.backend.RedisBackend`.
 
@@ -279,8 +131,9 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
 
     def __init__(
         self,
-        client: RedisCluster,
+        client: RedisCluster | None,
         *,
+        config: ClusterConfig | None = None,
         prefix: str = DEFAULT_PREFIX,
         default_ttl: float | None = None,
         retries: int = 0,
@@ -288,17 +141,22 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
     ) -> None:
-        if not isinstance(client, RedisCluster | _PendingCluster):
+        if client is None and config is None:
+            raise ConfigurationError("give a redis.RedisCluster client or a parsed cluster URL")
+        if client is not None and not isinstance(client, RedisCluster):
             raise ConfigurationError(
                 f"client must be a redis.RedisCluster, got {type(client).__name__}"
             )
         self._cluster: RedisCluster | None = None
-        self._config: ClusterConfig | None = None
+        self._config = config
         self._connect_lock = threading.Lock()
         self._cas: Script | None = None
         #: Rounds of reading again what moved during a listing (0: prove from the walk alone).
-        self.scan_rounds = DEFAULT_SCAN_ROUNDS
-        description = f"{SCHEME}://?prefix={quote(prefix, safe=':/')}"
+        self.scan_rounds = DEFAULT_SCAN_ROUNDS if config is None else config.scan_rounds
+        if config is not None:
+            description = config.describe()
+        else:
+            description = f"{SCHEME}://?prefix={quote(prefix, safe=':/')}"
         if isinstance(client, RedisCluster):
             if client.get_encoder().decode_responses:  # type: ignore[no-untyped-call]
                 raise ConfigurationError(
@@ -306,9 +164,9 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
                 )
             self._cluster = client
             self._cas = client.register_script(CAS_SCRIPT)
-            description = _describe_cluster(client, prefix)
+            description = describe_cluster(client, prefix)
         super().__init__(
-            client,
+            cast("RedisCluster", _PendingCluster(self)) if client is None else client,
             prefix=prefix,
             default_ttl=default_ttl,
             retries=retries,
@@ -331,22 +189,7 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
         """
         parsed = parse_multi_host_url(url) if isinstance(url, str) else url
         config = parse_cluster_config(parsed, overrides)
-        settings = config.settings
-        pending = _PendingCluster()
-        backend = cls(
-            cast("RedisCluster", pending),
-            prefix=settings.prefix,
-            default_ttl=settings.default_ttl,
-            retries=settings.retries,
-            owns_client=True,
-            wait_replicas=settings.wait_replicas,
-            wait_timeout=settings.wait_timeout,
-        )
-        backend._config = config
-        backend.scan_rounds = config.scan_rounds
-        backend._description = config.describe()
-        pending.backend = backend
-        return backend
+        return cls(None, config=config, owns_client=True, **backend_options(config.settings))
 
     @property
     def client(self) -> RedisCluster:
@@ -402,81 +245,20 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             exc, what=what, key=key, backend=self._description, secrets=self._secrets()
         )
 
-    def _run_cas(self, stored: str, token: str, value: bytes, px: int | None) -> Any:
+    def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
         self._connect()
         assert self._cas is not None
-        return self._cas(keys=[stored], args=[token, value, px or 0], client=self._cluster)
+        return self._cas(keys=[stored], args=cas_args(token, value, px), client=self._cluster)
 
     def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
-        """The writes, grouped by the primary that owns each key's slot, one pipeline per
-        primary ending in ``WAIT`` (which counts that primary's replicas); the fewest count.
-
-        Writes a redirection bounced (``MOVED``: the slot moved; ``ASK``: it is migrating;
-        ``TRYAGAIN``; ``NOSCRIPT``) did not run and are sent again, at most a few rounds.
-        """
-        client = self._connect()
-        replies: list[Any] = [None] * len(commands)
-        fewest = self.wait_replicas
-        pending = list(range(len(commands)))
-        asking: dict[int, ClusterNode] = {}
-        for _ in range(_REDIRECT_ROUNDS):
-            groups: dict[tuple[str, bool], tuple[ClusterNode, list[int]]] = {}
-            for index in pending:
-                node = asking.get(index) or _owner(client, commands[index][0])
-                group = (node.name, index in asking)
-                groups.setdefault(group, (node, []))[1].append(index)
-            bounced: list[int] = []
-            refresh = False
-            for (_, ask), (node, indexes) in groups.items():
-                node_replies, acks = self._node_round(
-                    client, node, [commands[i] for i in indexes], ask
-                )
-                outcome = sort_node_replies(
-                    indexes, node_replies, acks, replies, asking, client.get_node
-                )
-                if outcome.reload_script:
-                    client.get_redis_connection(node).script_load(CAS_SCRIPT)
-                bounced.extend(outcome.bounced)
-                refresh = refresh or outcome.refresh
-                if outcome.acked is not None:
-                    fewest = min(fewest, outcome.acked)
-            if not bounced:
-                break
-            if refresh:
-                client.nodes_manager.initialize()
-            else:
-                time.sleep(0.05)
-            pending = bounced
-        else:
-            raise ClusterError("TTL exhausted: writes kept being redirected")
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return replies, fewest
-
-    def _node_round(
-        self, client: RedisCluster, node: ClusterNode, commands: Sequence[Command], ask: bool
-    ) -> tuple[list[Any], Any]:
-        """One pipeline to ``node``: the commands (each after ``ASKING`` if ``ask``), ``WAIT``;
-        the commands' replies and ``WAIT``'s (an error from a node that is no primary now)."""
-        pipe = client.get_redis_connection(node).pipeline(transaction=False)
-        for _, args in commands:
-            if ask:
-                pipe.execute_command("ASKING")  # type: ignore[no-untyped-call]
-            pipe.execute_command(*args)  # type: ignore[no-untyped-call]
-        pipe.execute_command("WAIT", self.wait_replicas, self._wait_ms)  # type: ignore[no-untyped-call]
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except (RedisConnectionError, RedisTimeoutError):
-            self._refresh_slots(client)  # the next attempt asks the new owner
-            raise
-        return list(replies[1:-1:2] if ask else replies[:-1]), replies[-1]
+        """The writes, one pipeline per primary ending in ``WAIT``; the fewest acknowledgements
+        (see :func:`~session_store_redis.cluster_routing.write_and_wait`)."""
+        return write_and_wait(self._connect(), commands, self.wait_replicas, self._wait_ms)
 
     @staticmethod
     def _refresh_slots(client: RedisCluster) -> None:
         """Ask the cluster for the slot map again; if no node answers, the next call will."""
-        with contextlib.suppress(RedisError, RedisClusterException):
-            client.nodes_manager.initialize()
+        refresh_slots(client)
 
     # -- one key, two commands ----------------------------------------------------------------
     def _get_with_pttl(self, stored: str) -> list[Any]:
@@ -558,90 +340,6 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             self.counters.add("incomplete_listings")
             warn_incomplete(self._description, listing.unproven_slots)
 
-    # -- bulk ----------------------------------------------------------------------------------
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        """One ``MGET`` per hash slot, one pipeline (one round trip) per node."""
-        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
-        if not wanted:
-            return {}
-        head = self._head
-        values: Sequence[bytes | None] = self._call(
-            "get_many", None, self._get_values, [head + key for key in wanted]
-        )
-        found = {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
-        missed = sum(1 for value in values if value is None)
-        self._count_read(len(wanted) - missed, missed)
-        return found
-
-    def _get_values(self, stored: list[str]) -> list[bytes | None]:
-        """``MGET`` per slot; while a slot migrates (its keys split between two nodes, which
-        multi-key commands refuse with ``TRYAGAIN``), one ``GET`` per key, each following its
-        ``ASK`` redirection."""
-        client = self._client
-        try:
-            return list(client.mget_nonatomic(stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not _migrating(exc):
-                raise
-        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
-        for one in stored:
-            pipe.get(one)
-        return list(pipe.execute())
-
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        """One ``SET`` per key, one pipeline (one round trip) per node; not atomic."""
-        d = self._description
-        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
-        px = self._px(ttl)
-        if not checked:
-            return
-        head = self._head
-        if self.wait_replicas:
-            commands: list[Command] = []
-            for key, value in checked:
-                stored = head + key
-                args = ("SET", stored, value) if px is None else ("SET", stored, value, "PX", px)
-                commands.append((stored, args))
-            self._write_acked("set_many", None, commands)
-        else:
-            self._call("set_many", None, self._set_all, checked, px)
-        self.counters.add("writes", len(checked))
-
-    def _set_all(self, items: list[tuple[str, bytes]], px: int | None) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
-        head = self._head
-        for key, value in items:
-            pipe.set(head + key, value, px=px)
-        return list(pipe.execute())
-
-    def delete_many(self, keys: Iterable[str]) -> int:
-        """One ``UNLINK`` per hash slot, one pipeline (one round trip) per node."""
-        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
-        if not wanted:
-            return 0
-        stored = list(dict.fromkeys(self._head + k for k in wanted))  # once each, as UNLINK
-        if self.wait_replicas:
-            commands = [(one, ("UNLINK", one)) for one in stored]
-            removed = sum(int(n) for n in self._write_acked("delete_many", None, commands))
-        else:
-            removed = int(self._call("delete_many", None, self._unlink_all, stored))
-        self.counters.add("deletes", len(wanted))
-        return removed
-
-    def _unlink_all(self, stored: list[str]) -> int:
-        """``UNLINK`` per slot; while a slot migrates, one ``UNLINK`` per key (see
-        :meth:`_get_values`)."""
-        client = self._client
-        try:
-            return int(client.unlink(*stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not _migrating(exc):
-                raise
-        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
-        for one in stored:
-            pipe.unlink(one)
-        return sum(int(n) for n in pipe.execute())
-
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
         """Close every node's connections if this backend built the client (or owns it)."""
@@ -651,99 +349,3 @@ class RedisClusterBackend(RedisBackendBase[RedisCluster]):
             self._closed = True
         if self._owns_client and self._cluster is not None:
             self._cluster.close()
-
-
-def is_cluster_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a cluster condition (:func:`translate_cluster`'s), not a server's."""
-    return isinstance(exc, (*_TRANSIENT, RedisClusterException, ClusterError))
-
-
-def cluster_retryable(error: BaseException) -> bool:
-    """Whether a cluster-level failure may clear by running the operation again (shared by the
-    sync and async backends; a ``MOVED`` also wants the slot map refreshed, by the caller)."""
-    if isinstance(error, (*_TRANSIENT, AskError)):
-        return True
-    if isinstance(error, RedisClusterException):  # no startup node answered, say
-        return _cluster_unavailable(error) and not _refused(error) and not _timed_out(error)
-    return retryable(error)
-
-
-def translate_cluster(
-    exc: BaseException, *, what: str, key: str | None, backend: str, secrets: Sequence[str | None]
-) -> BackendError:
-    """The typed error for a cluster condition (:func:`is_cluster_error`), no secret in it."""
-    secrets = tuple(secrets)
-    detail = sanitize(exc, secrets)
-    cause = _refused(exc)
-    if cause is not None:  # wrapped by the client's start-up: refused credentials, say
-        error = translate(cause, what=what, key=key, backend=backend, secrets=secrets)
-    elif "Cluster mode is not enabled" in str(exc):
-        error = BackendError(
-            f"redis is not in cluster mode during {what} ({detail}); "
-            "use a redis:// URL for a single server",
-            key=key,
-            backend=backend,
-        )
-    elif isinstance(exc, _TRANSIENT) or _cluster_unavailable(exc):
-        error = BackendUnavailableError(
-            f"redis cluster is unavailable during {what} ({detail})", key=key, backend=backend
-        )
-    else:
-        error = BackendError(
-            f"redis cluster failed during {what} ({detail})", key=key, backend=backend
-        )
-    log.debug("%s", error)
-    return error
-
-
-def _owner(client: RedisCluster, stored: str) -> ClusterNode:
-    """The primary that owns the slot of ``stored``, by the client's slot map."""
-    node: ClusterNode = client.get_node_from_key(stored)  # type: ignore[no-untyped-call]
-    return node
-
-
-def _describe_cluster(client: RedisCluster, prefix: str) -> str:
-    """A redacted URL for a cluster client someone else built: its startup nodes, no secrets."""
-    nodes = client.nodes_manager.startup_nodes.values()
-    hosts = ",".join(node.name for node in nodes) or "?"
-    return redact_url(f"{SCHEME}://{hosts}/?prefix={quote(prefix, safe=':/')}")
-
-
-def _migrating(exc: BaseException) -> bool:
-    """Whether a multi-key command failed because its slot is being migrated."""
-    return isinstance(exc, TryAgainError) or "TTL exhausted" in str(exc) or "TRYAGAIN" in str(exc)
-
-
-def _cluster_unavailable(exc: BaseException) -> bool:
-    """Whether a cluster-level error means the cluster cannot serve now (rather than that we
-    asked for something wrong)."""
-    if isinstance(exc, _TRANSIENT):
-        return True
-    text = str(exc)
-    return any(marker in text for marker in _TRANSIENT_MESSAGES) and (
-        "Cluster mode is not enabled" not in text
-    )
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether a start-up error wraps a timeout (retrying would multiply what it costs)."""
-    item: BaseException | None = exc
-    for _ in range(5):
-        if item is None:
-            return False
-        if isinstance(item, RedisTimeoutError | TimeoutError):
-            return True
-        item = item.__cause__ or item.__context__
-    return False
-
-
-def _refused(exc: BaseException) -> BaseException | None:
-    """The refusal (credentials, certificate) a start-up error wraps, if any."""
-    item: BaseException | None = exc
-    for _ in range(5):
-        if item is None:
-            return None
-        if item is not exc and is_refusal(item):
-            return item
-        item = item.__cause__ or item.__context__
-    return None

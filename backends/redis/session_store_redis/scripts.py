@@ -6,31 +6,65 @@ commands sent on the *same connection* after it, so it would have to pin a poole
 the read to the write (leaking it whenever a caller reads and never writes), or ``set_if`` would
 have to WATCH, GET, compare and MULTI/SET/EXEC on its own: three round trips and a connection held
 across them. The script does the comparison and the write inside Redis, atomically, in one round
-trip on any pooled connection; it touches a single key, so it also runs unchanged on Redis Cluster.
-It is sent with ``EVALSHA`` (redis-py's ``register_script`` loads it again if the server's script
-cache was flushed or the server restarted).
+trip on any pooled connection; it touches a single key (``KEYS[1]``), so it also runs unchanged
+within that key's hash slot on Redis Cluster. It is sent with ``EVALSHA`` (loaded again if the
+server's script cache was flushed or the server restarted).
 
-**The token** is the SHA-1 hex digest of the value read (the only hash Lua scripts get from Redis,
-``redis.sha1hex``), so the read needs no extra bookkeeping and no extra key. A rewrite of the very
-same bytes in between still matches, which is safe for read-modify-write: the state the caller read
-is the state it replaces. SHA-1 is not collision resistant against a determined attacker who
-controls two complete values, but a collision would only let one of two racing writes of those
-crafted values win without a retry; it cannot disclose or corrupt other data.
+**The tokens.** Stored values are never changed for compare-and-set: what the token names is
+read from the value itself.
 
-``set_if`` with ``token=None`` ("only if absent") needs no script: it is ``SET key value NX [PX]``.
+* A value a chain framed (:mod:`session_store.stamps`: a 25-byte header carrying the write's
+  12-byte version, which every write of new content gets anew) has a **short token**
+  (:class:`FrameToken`): its length, its header and its last 16 bytes. The script compares them
+  with ``STRLEN`` and two ``GETRANGE``: a few dozen bytes, whatever the size of the value. Its
+  cost was measured (``benchmarks/bench_update.py``, module docstring): the old digest of a 12.7
+  KB value cost Redis ~80 us per call, the short check ~24 us, the rest being what any script
+  pays to receive the new value; a plain ``SET`` costs ~0.4 us.
+* Any other value (a bare session payload, a value written before chains framed, or by another
+  program) has the **digest token**: the SHA-1 hex digest of the whole value (the only hash Lua
+  scripts get from Redis, ``redis.sha1hex``), as every release before this one used. A rewrite of
+  the very same bytes in between still matches, which is safe for read-modify-write: the state
+  the caller read is the state it replaces. SHA-1 is not collision resistant against a
+  determined attacker who controls two complete values, but a collision would only let one of
+  two racing writes of those crafted values win without a retry.
+
+So a value written before the short tokens existed still loads and is still updated (by its
+digest), and a process of the previous release, whose script has another SHA, keeps working
+beside this one on the same keys. ``set_if`` with ``token=None`` ("only if absent") needs no
+script: it is ``SET key value NX [PX]``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
-__all__ = ["CAS_SCRIPT", "CAS_SHA", "is_token", "version_token"]
+from session_store.stamps import HEADER_SIZE, UNVERSIONED, version_of
 
-#: KEYS[1]: the stored key. ARGV[1]: SHA-1 hex the current value must have. ARGV[2]: new value.
-#: ARGV[3]: time to live in milliseconds, "0" for none. Returns 1 if it wrote, 0 if not.
+__all__ = [
+    "CAS_SCRIPT",
+    "CAS_SHA",
+    "TAIL_SIZE",
+    "FrameToken",
+    "cas_args",
+    "is_token",
+    "version_token",
+]
+
+#: KEYS[1]: the stored key. ARGV[2]: the new value. ARGV[3]: time to live in milliseconds, "0"
+#: for none. The check: ARGV[5] "0": ARGV[1] is the SHA-1 hex the current value must have;
+#: else ARGV[5] is the length the current value must have, ARGV[1] its first bytes and ARGV[4]
+#: its last bytes. Returns 1 if it wrote, 0 if not.
 CAS_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if not current or redis.sha1hex(current) ~= ARGV[1] then
+local length = tonumber(ARGV[5])
+if length == 0 then
+  local current = redis.call('GET', KEYS[1])
+  if not current or redis.sha1hex(current) ~= ARGV[1] then
+    return 0
+  end
+elseif redis.call('STRLEN', KEYS[1]) ~= length
+    or redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) ~= ARGV[1]
+    or redis.call('GETRANGE', KEYS[1], -string.len(ARGV[4]), -1) ~= ARGV[4] then
   return 0
 end
 if ARGV[3] == '0' then
@@ -41,18 +75,47 @@ end
 return 1
 """
 
+#: The script's SHA-1, the name ``EVALSHA`` runs it by.
+CAS_SHA = hashlib.sha1(CAS_SCRIPT.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+#: How many of a framed value's last bytes its short token holds.
+TAIL_SIZE = 16
+
 _HEX = frozenset("0123456789abcdef")
 
 
-def version_token(value: bytes) -> str:
-    """The token of a value: its SHA-1, as lowercase hex (what ``redis.sha1hex`` returns)."""
+class FrameToken(NamedTuple):
+    """The short token of a framed value: what the script compares instead of a digest."""
+
+    length: int
+    head: bytes  # the frame header: magic, version, kind, TTL
+    tail: bytes  # the last TAIL_SIZE bytes (a guard: the version alone names the content)
+
+
+def version_token(value: bytes) -> str | FrameToken:
+    """The token of a value read: a :class:`FrameToken` if a chain framed it, else its SHA-1
+    as lowercase hex (what ``redis.sha1hex`` returns)."""
+    if version_of(value) != UNVERSIONED:
+        return FrameToken(len(value), value[:HEADER_SIZE], value[-TAIL_SIZE:])
     return hashlib.sha1(value, usedforsecurity=False).hexdigest()
 
 
 def is_token(token: object) -> bool:
     """Whether ``token`` could come from :func:`version_token` (anything else never matches)."""
+    if type(token) is FrameToken:
+        return (
+            type(token.length) is int
+            and token.length >= HEADER_SIZE
+            and type(token.head) is bytes
+            and len(token.head) == HEADER_SIZE
+            and type(token.tail) is bytes
+            and 0 < len(token.tail) <= TAIL_SIZE
+        )
     return type(token) is str and len(token) == 40 and _HEX.issuperset(token)
 
 
-#: The script's SHA-1, the name ``EVALSHA`` runs it by.
-CAS_SHA = hashlib.sha1(CAS_SCRIPT.encode("utf-8"), usedforsecurity=False).hexdigest()
+def cas_args(token: object, value: bytes, px: int | None) -> list[bytes | str | int]:
+    """``ARGV`` of :data:`CAS_SCRIPT` for a token :func:`is_token` accepted."""
+    if isinstance(token, FrameToken):
+        return [token.head, value, px or 0, token.tail, token.length]
+    return [str(token), value, px or 0, b"", 0]

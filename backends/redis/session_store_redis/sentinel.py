@@ -38,7 +38,13 @@ from redis.sentinel import Sentinel
 from session_store.errors import ConfigurationError
 from session_store.urls import BackendURL, Params, redact_url
 from session_store_redis.backend import RedisBackend
-from session_store_redis.client import ClientSettings, parse_hosts, take_settings
+from session_store_redis.client import connection_kwargs
+from session_store_redis.config import (
+    ClientSettings,
+    backend_options,
+    parse_hosts,
+    take_settings,
+)
 from session_store_redis.sentinel_follow import (
     DEFAULT_ROLE_CHECK_INTERVAL,
     FollowingPool,
@@ -164,14 +170,8 @@ def primary_connection_kwargs(config: SentinelConfig) -> dict[str, Any]:
     return {
         "max_connections": settings.max_connections,
         "db": config.db,
-        "username": settings.username,
-        "password": settings.password,
-        "socket_connect_timeout": settings.socket_connect_timeout,
-        "socket_timeout": settings.socket_timeout,
-        "socket_keepalive": True,
-        "retry": Retry(NoBackoff(), 0),
         "health_check_interval": settings.health_check_interval,
-        "protocol": 2,
+        **connection_kwargs(settings, Retry(NoBackoff(), 0)),
     }
 
 
@@ -193,7 +193,6 @@ def build_sentinel_client(config: SentinelConfig) -> tuple[Sentinel, redis.Redis
         connection_pool_class=FollowingPool,
         tracker=tracker,
         timeout=config.settings.pool_timeout,
-        socket_read_size=65536,
         **primary_connection_kwargs(config),
     )
     return sentinel, client, tracker
@@ -207,9 +206,21 @@ class RedisSentinelBackend(RedisBackend):
     Everything but opening and closing is :class:`~session_store_redis.backend.RedisBackend`.
     """
 
-    _sentinel: Sentinel | None = None
-    _config: SentinelConfig | None = None
-    _tracker: PrimaryTracker | None = None
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        sentinel: Sentinel | None = None,
+        tracker: PrimaryTracker | None = None,
+        config: SentinelConfig | None = None,
+        **options: Any,
+    ) -> None:
+        """``client`` and ``options`` as for :class:`~session_store_redis.backend.RedisBackend`;
+        ``sentinel``, ``tracker``, ``config``: what :meth:`from_url` built (closed with it)."""
+        super().__init__(client, **options)
+        self._sentinel = sentinel
+        self._tracker = tracker
+        self._config = config
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -223,26 +234,20 @@ class RedisSentinelBackend(RedisBackend):
         parsed = parse_multi_host_url(url) if isinstance(url, str) else url
         config = parse_sentinel_config(parsed, overrides)
         sentinel, client, tracker = build_sentinel_client(config)
-        settings = config.settings
         try:
-            backend = cls(
+            return cls(
                 client,
-                prefix=settings.prefix,
-                default_ttl=settings.default_ttl,
-                retries=settings.retries,
+                sentinel=sentinel,
+                tracker=tracker,
+                config=config,
                 owns_client=True,
-                wait_replicas=settings.wait_replicas,
-                wait_timeout=settings.wait_timeout,
+                description=config.describe(),
+                **backend_options(config.settings),
             )
         except BaseException:
             client.connection_pool.disconnect()
             sentinel.close()
             raise
-        backend._tracker = tracker
-        backend._sentinel = sentinel
-        backend._config = config
-        backend._description = config.describe()
-        return backend
 
     @property
     def sentinel(self) -> Sentinel | None:

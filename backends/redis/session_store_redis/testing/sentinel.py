@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
@@ -111,25 +109,7 @@ class SentinelServer(RedisServer):
             lines.append(f"sentinel auth-pass {name} {_quote_conf(self._auth_pass)}")
         conf.write_text("\n".join(lines) + "\n", encoding="utf-8")  # sentinels rewrite it
         conf.chmod(0o600)
-        log_path = self.directory / "sentinel.log"
-        with open(log_path, "ab") as log_file:
-            self._process = subprocess.Popen(  # noqa: S603 - our own binary and config file
-                [self.binary, str(conf), "--sentinel"],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-            )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._process = None
-                return self._log_tail(log_path)
-            if self._answers():
-                return None
-            time.sleep(0.02)
-        self.stop(remove_directory=False)
-        return f"no answer to PING within {self.startup_timeout} s\n" + self._log_tail(log_path)
+        return self._spawn(conf, "sentinel.log", "--sentinel")
 
     def client(self, db: int = 0, **options: object) -> redis.Redis:
         """A plain client to this sentinel (sentinels take no password here)."""

@@ -246,10 +246,17 @@ class RedisServer:
             lines.append(f"requirepass {_quote_conf(self._password)}")
         conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
         conf.chmod(0o600)
-        log_path = self.directory / "redis.log"
+        return self._spawn(conf, "redis.log")
+
+    def _spawn(self, conf: Path, log_name: str, *args: str) -> str | None:
+        """Run the binary on ``conf`` (output to ``log_name`` in the directory) and wait until it
+        answers a PING: ``None``, or why it did not (the log's tail). Servers and sentinels
+        alike."""
+        assert self.directory is not None
+        log_path = self.directory / log_name
         with open(log_path, "ab") as log_file:
             self._process = subprocess.Popen(  # noqa: S603 - our own binary and config file
-                [self.binary, str(conf)],
+                [self.binary, str(conf), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

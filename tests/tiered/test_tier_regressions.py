@@ -1,7 +1,7 @@
-"""Issue 12's failures of the tiered chain, one regression test each (the in-process ones).
+"""Regression tests of the tiered chain's failures, one each (the in-process ones).
 
 Every test here ran and failed on the chain before the redesign (the commit that added them
-records how); the process-level ones are in ``tests/reliability_tiers/test_issue12_processes.py``.
+records how); the process-level ones are in ``tests/tiered_processes/test_tier_processes.py``.
 Real redis-server (the suite's fixtures), real diskcache directories, real threads; the only
 stand-in is :class:`Gate`, a wrapper that holds one thread's disk writes until released, to put
 two writes in a chosen order (the delay a slow disk gives for free).
@@ -71,7 +71,7 @@ def test_1_delete_racing_a_promotion_stays_deleted(
     """A delete racing a read-through promotion from the disk tier (in another chain, or in the
     same one, whose near cache the read fills): the key must not come back (it did for 10-16 of
     300 keys; against the old chain here: 1-3 of 300, in most runs; the thread race depends on
-    scheduling, the two-process test in test_issue12_processes.py fails it every time)."""
+    scheduling, the two-process test in test_tier_processes.py fails it every time)."""
     reader = chain_of(redis_url, disk)
     deleter = reader if same_chain else chain_of(redis_url, disk)
     disk_only = DiskcacheBackend(disk)

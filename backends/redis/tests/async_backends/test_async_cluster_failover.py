@@ -1,5 +1,5 @@
 """A primary of a real cluster is killed with SIGKILL under the async cluster backend; its
-replica takes over (the sync twin: tests/redis_cluster/test_cluster_failover.py).
+replica takes over (the sync twin: backends/redis/tests/cluster/test_cluster_failover.py).
 
 The test gets a cluster of its own (3 primaries, a replica each, ``cluster-node-timeout``
 1000 ms), so the session's shared cluster is never broken. Writes acknowledged by a replica

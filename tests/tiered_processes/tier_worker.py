@@ -1,5 +1,5 @@
-"""A worker process for the issue 12 process tests: one chain, commands on stdin, answers on
-stdout (one JSON line each). Run as ``python issue12_worker.py CHAIN_URL``.
+"""A worker process for the tiered chain's process tests: one chain, commands on stdin, answers on
+stdout (one JSON line each). Run as ``python tier_worker.py CHAIN_URL``.
 
 Commands: ``probe`` (one write, errors swallowed: lets this process see an outage),
 ``incr N`` (N increments of the ``counter`` session, each retried while the chain says the

@@ -1,8 +1,7 @@
 """A ``memory | redis | diskcache`` chain over a real redis-server and a real directory.
 
-Issue 5's acceptance: the chain passes the whole conformance kit, and 50 random values written
-through it are read back whole, with a fresh ``diskcache://`` on the same directory holding them
-all.
+The chain passes the whole conformance kit, and 50 random values written through it are read
+back whole, with a fresh ``diskcache://`` on the same directory holding them all.
 """
 
 from __future__ import annotations

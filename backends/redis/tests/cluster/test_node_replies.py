@@ -1,6 +1,6 @@
 """sort_node_replies: how the sync and asyncio cluster backends read one primary's replies to a
 round of writes (pure; the redirections themselves are driven on a real cluster in
-test_cluster_listing.py and tests/aio/test_cluster.py)."""
+test_cluster_listing.py and backends/redis/tests/async_backends/test_async_cluster.py)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from session_store import open_backend
 from session_store.aio import open_async_backend
 from session_store.errors import BackendError, BackendUnavailableError
 from session_store_redis.testing import RedisServer
@@ -39,6 +40,29 @@ async def test_password_and_database(redis_server_factory: Callable[..., RedisSe
     assert not isinstance(caught.value, BackendUnavailableError)  # refused, not down
     assert "nope" not in str(caught.value) and "s3cret" not in str(caught.value)
     await wrong.aclose()
+
+
+async def test_the_separator_of_the_url_is_honoured_as_by_the_sync_backend(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """``prefix=...&separator=:`` stores ``{prefix}:{key}`` (the data-room plan's layout) from
+    the async backend too; it used to put the default separator there."""
+    url = redis_server.url_for(prefix=f"{redis_namespace}plan", separator=":")
+    sync = open_backend(url)
+    backend = open_async_backend(url)
+    try:
+        await backend.set("U1", b"async")
+        raw = redis_server.client()
+        try:
+            assert raw.get(f"{redis_namespace}plan:U1") == b"async"
+        finally:
+            raw.close()
+        sync.set("U2", b"sync")
+        assert await backend.get("U2") == b"sync"
+        assert sorted([key async for key in backend.scan()]) == ["U1", "U2"]
+    finally:
+        await backend.aclose()
+        sync.close()
 
 
 async def test_server_down_then_back(redis_server_factory: Callable[..., RedisServer]) -> None:

@@ -1,4 +1,4 @@
-"""Issue 12's failures that take more than one process: stale reads in another worker, lost
+"""The tiered chain's failures that take more than one process: stale reads in another worker, lost
 updates when two workers disagree about an outage, ``load`` on a read-only disk tier, and the
 CLI's ``copy`` out of a chain's tier. Real processes, a real redis-server (SIGSTOP of the test's
 own), a read-only bind mount in a private mount namespace. Each ran and failed on the chain before
@@ -25,11 +25,11 @@ import pytest
 from session_store import Codec, SessionStore, open_backend
 from session_store_redis.testing import RedisServer
 
-WORKER = Path(__file__).with_name("issue12_worker.py")
+WORKER = Path(__file__).with_name("tier_worker.py")
 
 
 class Worker:
-    """A worker process speaking the line protocol of ``issue12_worker.py``."""
+    """A worker process speaking the line protocol of ``tier_worker.py``."""
 
     def __init__(self, url: str) -> None:
         self.proc = subprocess.Popen(

@@ -1,28 +1,15 @@
-"""Sessions on Redis Cluster: the 4-process atomic update, and issue 9's acceptance test.
-
-* Four separate processes each apply 50 ``SessionStore.update`` increments to one counter:
-  compare-and-set on one key (one slot) loses none, the counter ends at exactly 200.
-* 200 sessions saved through ``memory://?max_entries=5 | redis+cluster://...`` (the memory tier
-  keeps five) are all read back from a fresh store and all listed by ``keys()``.
+"""Sessions on Redis Cluster behind a small memory tier: 200 sessions saved through
+``memory://?max_entries=5 | redis+cluster://...`` (the memory tier keeps five) are all read back
+from a fresh store and all listed by ``keys()``. (The 4-process atomic update runs on every
+topology: ``topologies/test_every_topology.py``.)
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from session_store import SessionStore, TieredBackend, open_backend
 from session_store_redis.testing import RedisClusterServers
-from session_store_redis.testing.processes import update_race
-
-
-@pytest.mark.slow
-def test_four_processes_updating_one_counter_lose_nothing(redis_cluster_url: str) -> None:
-    conflicts = update_race(redis_cluster_url, processes=4, rounds=50)
-    with SessionStore(redis_cluster_url, dict) as store:
-        assert store.load("counter") == {"n": 200}
-    assert conflicts > 0  # the processes really raced, and the losers retried
 
 
 def test_two_hundred_sessions_through_a_small_memory_tier(

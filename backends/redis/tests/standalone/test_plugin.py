@@ -72,8 +72,8 @@ def test_without_the_binary_fixtures_error_instead_of_skipping(
 def test_installing_the_plugin_adds_no_fixtures_to_a_host_apps_tests(
     pytester: pytest.Pytester,
 ) -> None:
-    """Issue 13, item 11: the fixtures are opt-in (``pytest_plugins``), as dogpile and keyring
-    do; a host app with session-store-redis installed sees none of them unless it asks."""
+    """The fixtures are opt-in (``pytest_plugins``), as dogpile and keyring do; a host app
+    with session-store-redis installed sees none of them unless it asks."""
     host = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fixtures")
     assert host.ret == 0
     listed = host.stdout.str()

@@ -1,0 +1,195 @@
+"""What every async Redis backend shares: the namespace, TTLs, retries, error translation, the
+``WAIT`` path, and one :class:`~session_store_redis.aio_driver.Driver` per running event loop.
+
+The same rules as the sync backends (:mod:`session_store_redis.base`): the same namespace
+(:class:`session_store.keys.Namespace`), TTL rules, retry policy and error translation, so a
+session written by either reads back through the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from session_store.aio.backend import AsyncSessionBackend
+from session_store.backend import Scope
+from session_store.counters import COUNTER_NAMES, Counters
+from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
+from session_store.keys import SEPARATOR, Namespace, validate_key
+from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
+from session_store_redis.aio_driver import Driver, RedisPyDriver
+from session_store_redis.aioconn import LeanClient
+from session_store_redis.client import make_backoff, retryable
+from session_store_redis.commands import Command
+from session_store_redis.config import ClientSettings, RedisConfig
+from session_store_redis.errors import translate
+from session_store_redis.scripts import CAS_SCRIPT
+
+__all__ = ["AsyncRedisBase"]
+
+_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+
+class AsyncRedisBase(AsyncSessionBackend):
+    """The plumbing of :class:`~session_store_redis.aio.AsyncRedisBackend` and its Sentinel and
+    Cluster subclasses.
+
+    An asyncio connection belongs to the event loop that opened it, so the backend keeps one
+    connection (:class:`~session_store_redis.aioconn.LeanClient`, pipelined) per running loop:
+    an app served on one loop uses one, and a test client that runs each request on a loop of
+    its own still works.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` returning bytes, used on every loop (yours to keep on
+            one); ``None``: connections built from ``config``, one per event loop.
+        config: the parsed URL (prefix, TTL, retries, ``wait_replicas``, connection settings).
+        owns_client: ``aclose`` closes the given client's pool.
+        factory: builds the :class:`Driver` of a loop (Sentinel and Cluster give their own).
+        description: what :meth:`describe` returns; ``None``: the redacted URL of ``config``.
+        secrets: more secrets to scrub from messages than ``config``'s password.
+        counters: more counter names than the standard ones and ``unacknowledged``.
+    """
+
+    scope = Scope.NETWORK
+    #: What a failed command raises (translated by :meth:`_translate`); Cluster adds its own.
+    _FAILURES: tuple[type[BaseException], ...] = _FAILURES
+
+    def __init__(
+        self,
+        client: aioredis.Redis | None,
+        config: ClientSettings,
+        *,
+        owns_client: bool,
+        factory: Callable[[], Driver] | None = None,
+        description: str | None = None,
+        secrets: tuple[str | None, ...] = (),
+        counters: tuple[str, ...] = (),
+    ) -> None:
+        self._given = None if client is None else RedisPyDriver(client, owns=owns_client)
+        if factory is None:
+            if not isinstance(config, RedisConfig):
+                raise ConfigurationError("a driver factory is needed for these settings")
+            factory = partial(LeanClient, config)
+        self._factory = factory
+        self._drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Driver] = (
+            weakref.WeakKeyDictionary()
+        )
+        separator = config.separator if isinstance(config, RedisConfig) else SEPARATOR
+        self._namespace = Namespace(config.prefix, separator)
+        self._head = self._namespace.scan_head()
+        self.prefix = config.prefix
+        self.default_ttl = normalize_ttl(config.default_ttl, what="default_ttl")
+        self.retries = config.retries
+        self.wait_replicas = config.wait_replicas
+        self.wait_timeout = config.wait_timeout
+        self._wait_ms = max(1, round(config.wait_timeout * 1000))
+        self._backoff = make_backoff()
+        self._owns_client = owns_client
+        if description is None:
+            if not isinstance(config, RedisConfig):
+                raise ConfigurationError("a description is needed for these settings")
+            description = config.describe()
+        self._description = description
+        self._secrets = (config.password, *secrets)
+        self._closed = False
+        # "unacknowledged": writes that reached the primary but not wait_replicas replicas
+        self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged", *counters))
+
+    @property
+    def driver(self) -> Driver:
+        """How this backend talks to Redis on the running loop (for other commands)."""
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        driver = self._drivers.get(loop)
+        if driver is None:
+            driver = self._drivers[loop] = self._factory()
+        return driver
+
+    def _run(self, *args: object) -> Callable[[], Awaitable[Any]]:
+        """A call of one command, for :meth:`_call` (which may run it again)."""
+        return lambda: self.driver.call(*args)
+
+    @property
+    def namespace(self) -> Namespace:
+        return self._namespace
+
+    def describe(self) -> str:
+        return self._description
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
+        self.counters.add("errors")
+        return translate(exc, what=what, key=key, backend=self._description, secrets=self._secrets)
+
+    async def _call(
+        self, what: str, key: str | None, fn: Callable[[], Awaitable[Any]], *, retry: bool = True
+    ) -> Any:
+        """``await fn()``, retried after a failed connection if ``retry`` (idempotent only),
+        errors translated; the typed error is raised outside the ``except`` (no context)."""
+        failures = 0
+        while True:
+            try:
+                return await fn()
+            except self._FAILURES as exc:
+                failure: BaseException = exc
+            failures += 1
+            if not retry or failures > self.retries or not self._retryable(failure):
+                break
+            if failures > 1:
+                await asyncio.sleep(self._backoff.compute(failures - 1))
+        raise self._translate(failure, what, key)
+
+    def _retryable(self, failure: BaseException) -> bool:
+        """Whether ``failure`` may clear if the idempotent operation runs again."""
+        return retryable(failure)
+
+    def _key(self, key: str) -> str:
+        validate_key(key, backend=self._description)
+        return self._head + key
+
+    def _px(self, ttl: float | None) -> int | None:
+        seconds = effective_ttl(ttl, self.default_ttl)
+        return None if seconds is None else ttl_to_ms(seconds)
+
+    def _count_read(self, found: int, missed: int) -> None:
+        if found:
+            self.counters.add("hits", found)
+        if missed:
+            self.counters.add("misses", missed)
+
+    async def _acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
+        """Run writes then ``WAIT``; fewer replicas in time is an error."""
+        replies, acks = await self._call(what, key, partial(self._write_and_wait, commands))
+        if acks < self.wait_replicas:
+            self.counters.add("errors")
+            self.counters.add("unacknowledged")
+            raise BackendUnavailableError(
+                f"redis: {what} reached the primary, but only {acks} of {self.wait_replicas} "
+                f"replica(s) acknowledged it within {self.wait_timeout:g} s",
+                key=key,
+                backend=self._description,
+            )
+        return cast("list[Any]", replies)
+
+    async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
+        """The writes then ``WAIT`` on one connection: their replies, and how many replicas
+        acknowledged them (Cluster counts per primary)."""
+        batch = [args for _, args in commands]
+        batch.append(("WAIT", self.wait_replicas, self._wait_ms))
+        for attempt in range(2):
+            replies = await self.driver.call_many(batch)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
+                await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
+                continue
+            break
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies[:-1]), int(replies[-1])
