@@ -1,0 +1,112 @@
+"""An adversarial review of the tiered chain's guarantees (docs/guarantees.md, part 1).
+
+Each test is a minimal reproducer of one promise the chain breaks, against real things: a
+redis-server the test starts on a free loopback port (killed, or paused for writes with
+``CLIENT PAUSE ... WRITE``), real diskcache directories, real second chains with their own
+connections and invalidation streams. Each is ``xfail(strict=True)``: it fails today, and the
+day the library is fixed it passes, the strict mark turns that into a failure, and the mark
+must be removed (so the reproducer becomes the regression test).
+
+A "host whose clock runs ahead" is simulated as tests/tiered/test_issue12_regressions.py does:
+a frame written with a version from the future (:func:`_ahead`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from session_store import TieredBackend, open_backend, stamps
+from session_store.tiered.writes import write_after
+from session_store_redis.testing import RedisServer
+
+
+def _ahead(seconds: float) -> bytes:
+    """A version from a host whose clock runs ``seconds`` ahead of this one's."""
+    now = int.from_bytes(stamps.clock.now()[:8], "big")
+    return (now + (int(seconds * 1000) << 16)).to_bytes(8, "big") + bytes(4)
+
+
+def _chain(spec: str) -> TieredBackend:
+    chain = open_backend(spec)
+    assert isinstance(chain, TieredBackend)
+    return chain
+
+
+def _wait_coherent(*chains: TieredBackend) -> None:
+    deadline = time.monotonic() + 5
+    while not all(chain.coherent for chain in chains):
+        assert time.monotonic() < deadline, "the invalidation streams never connected"
+        time.sleep(0.01)
+
+
+# -- lost acknowledged write ----------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="a save during an arbiter outage is acknowledged although no durable tier took it: "
+    "the disk's ordered write refuses it (it holds a copy from a clock running ahead) and "
+    "_write_once counts the refusal as an acknowledgement",
+)
+def test_a_save_while_redis_is_down_is_not_lost_behind_a_copy_from_a_clock_ahead(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    server = redis_server_factory(appendonly=True, extra_config=("appendfsync always",))
+    url = server.url_for(prefix="lost:", socket_timeout="0.2", socket_connect_timeout="0.2")
+    spec = f"memory:// | {url} | diskcache://{tmp_path / 'disk'}"
+    writer = _chain(spec)
+    # another host, whose clock runs 60 s ahead, saved the session through its chain
+    theirs = stamps.frame(b"theirs", _ahead(60), None)
+    for tier in writer.tiers[1:]:
+        write_after(tier, "k", theirs, 3600)
+    server.kill()  # Redis is down: the disk tier alone acknowledges writes (guarantees.md 3)
+    writer.set("k", b"mine")  # returns: acknowledged
+    server.restart()
+    reader = _chain(spec)
+    try:
+        assert reader.get("k") == b"mine", "an acknowledged save is not in any tier"
+    finally:
+        reader.close()
+        writer.close()
+
+
+# -- stale read beyond the bound (a logout that does not log out) ----------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="a delete made while the deleting process's breaker skips Redis reaches only the "
+    "disk; another process's near cache, trusted because its stream is up, is never told and "
+    "serves the deleted session until the deleter next probes Redis (unbounded if it is idle)",
+)
+def test_a_logout_while_the_deleter_skips_redis_reaches_other_near_caches_within_the_bound(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    server = redis_server_factory()
+    disk = tmp_path / "disk"
+    # worker A: a short socket timeout (so a brief stall opens its breaker); worker B: defaults
+    url_a = server.url_for(prefix="bye:", socket_timeout="0.2", socket_connect_timeout="0.2")
+    a = _chain(f"memory:// | {url_a} | diskcache://{disk}")
+    b = _chain(f"memory:// | {server.url_for(prefix='bye:')} | diskcache://{disk}")
+    admin = redis.Redis.from_url(server.url_for())
+    try:
+        _wait_coherent(a, b)
+        a.set("session", b"logged in")
+        assert b.get("session") == b"logged in"  # in B's near cache, checked, stream up
+        # a write stall only A sees (B's stream keeps answering pings: PING is not a write)
+        admin.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
+        try:
+            a.set("other", b"x")  # times out on Redis: A's breaker opens (acknowledged by disk)
+        finally:
+            admin.execute_command("CLIENT", "UNPAUSE")
+        assert b.coherent
+        assert a.delete("session") is True  # the logout: acknowledged
+        time.sleep(1.5)  # past max_staleness (1 s), the bound even with the stream down
+        assert b.coherent  # the stream never went down, so the bound is one message
+        assert b.get("session") is None, "B still serves the deleted session"
+    finally:
+        admin.close()
+        a.close()
+        b.close()
