@@ -196,3 +196,59 @@ def test_update_after_redis_lost_the_key_never_starts_from_nothing_while_the_dis
         assert stored is not None and stored["n"] >= 11
     finally:
         survivor.close()
+
+
+def _open_breaker_of(chain: TieredBackend, server: RedisServer) -> None:
+    """Make ``chain`` (with a short socket timeout) alone see Redis stall: a write during a
+    ``CLIENT PAUSE ... WRITE`` times out, so its breaker skips Redis for ``retry_after`` (5 s);
+    other clients' connections and invalidation streams are untouched (PING is not a write)."""
+    admin = redis.Redis.from_url(server.url_for())
+    admin.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
+    try:
+        chain.set("breaker-opener", b"x")  # times out on Redis, acknowledged by the disk
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+    assert chain.tier_states()[1]["down"], "the breaker did not open"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a save or delete acknowledged while its process's breaker skips Redis goes to the "
+    "disk only; "
+    "the arbiter never sees it, so a compare-and-set based on a read made before the save "
+    "wins on Redis and its copy replaces the save on the disk (found by a nemesis that "
+    "pauses Redis writes: 'update read X' after a save of Y completed)",
+)
+@pytest.mark.parametrize("write", ["save", "delete"])
+def test_a_write_that_skipped_the_arbiter_is_not_overwritten_by_an_older_compare_and_set(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path, write: str
+) -> None:
+    server = redis_server_factory()
+    disk = tmp_path / "disk"
+    short = server.url_for(prefix="cas:", socket_timeout="0.2", socket_connect_timeout="0.2")
+    saver = _chain(f"memory:// | {short} | diskcache://{disk}")
+    updater = _chain(f"memory:// | {server.url_for(prefix='cas:')} | diskcache://{disk}")
+    try:
+        _wait_coherent(saver, updater)
+        updater.set("k", b"v0")
+        _open_breaker_of(saver, server)  # worker S alone saw a short write stall
+        read = updater.get_versioned("k")  # worker U's update reads v0 ...
+        assert read is not None and read.value == b"v0"
+        if write == "save":  # ... S's save (or logout) is acknowledged (by the disk) ...
+            saver.set("k", b"saved by S")
+        else:
+            assert saver.delete("k") is True
+        won = updater.set_if("k", b"f(v0) by U", read.token)  # ... U's compare-and-set
+        final = _chain(f"{server.url_for(prefix='cas:')} | diskcache://{disk}")
+        try:
+            stored = final.get("k")
+        finally:
+            final.close()
+        # linearizable outcomes: U's compare-and-set fails (it retries on S's value), or it
+        # is ordered before S's write and S's write stands
+        expected = b"saved by S" if write == "save" else None
+        assert not won or stored == expected, f"S's acknowledged {write} was lost: {stored!r}"
+    finally:
+        saver.close()
+        updater.close()
