@@ -13,8 +13,9 @@ a frame written with a version from the future (:func:`_ahead`).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,20 @@ def _chain(spec: str) -> TieredBackend:
     chain = open_backend(spec)
     assert isinstance(chain, TieredBackend)
     return chain
+
+
+@contextlib.contextmanager
+def _writes_paused(server: RedisServer) -> Iterator[None]:
+    """Redis holds every client's writes (``CLIENT PAUSE 2000 WRITE``) until the block ends:
+    a client with a short socket timeout gives up on its write, while the others' connections
+    and invalidation streams are untouched (PING is not a write)."""
+    admin = redis.Redis.from_url(server.url_for())
+    admin.execute_command("CLIENT", "PAUSE", "2000", "WRITE")  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+        admin.close()
 
 
 def _wait_coherent(*chains: TieredBackend) -> None:
@@ -90,24 +105,18 @@ def test_a_logout_while_the_deleter_skips_redis_reaches_other_near_caches_within
     url_a = server.url_for(prefix="bye:", socket_timeout="0.2", socket_connect_timeout="0.2")
     a = _chain(f"memory:// | {url_a} | diskcache://{disk}")
     b = _chain(f"memory:// | {server.url_for(prefix='bye:')} | diskcache://{disk}")
-    admin = redis.Redis.from_url(server.url_for())
     try:
         _wait_coherent(a, b)
         a.set("session", b"logged in")
         assert b.get("session") == b"logged in"  # in B's near cache, checked, stream up
-        # a write stall only A sees (B's stream keeps answering pings: PING is not a write)
-        admin.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
-        try:
+        with _writes_paused(server):  # a write stall only A sees
             a.set("other", b"x")  # times out on Redis: A's breaker opens (acknowledged by disk)
-        finally:
-            admin.execute_command("CLIENT", "UNPAUSE")
         assert b.coherent
         assert a.delete("session") is True  # the logout: acknowledged
         time.sleep(1.5)  # past max_staleness (1 s), the bound even with the stream down
         assert b.coherent  # the stream never went down, so the bound is one message
         assert b.get("session") is None, "B still serves the deleted session"
     finally:
-        admin.close()
         a.close()
         b.close()
 
@@ -190,25 +199,19 @@ def test_update_after_redis_lost_the_key_never_starts_from_nothing_while_the_dis
         chain.close()
     survivor = _chain(spec)
     try:
-        stored = SessionStore(
-            survivor, dict, codec=Codec(encryption=None, compression=None)
-        ).load("counter")
+        stored = SessionStore(survivor, dict, codec=Codec(encryption=None, compression=None)).load(
+            "counter"
+        )
         assert stored is not None and stored["n"] >= 11
     finally:
         survivor.close()
 
 
 def _open_breaker_of(chain: TieredBackend, server: RedisServer) -> None:
-    """Make ``chain`` (with a short socket timeout) alone see Redis stall: a write during a
-    ``CLIENT PAUSE ... WRITE`` times out, so its breaker skips Redis for ``retry_after`` (5 s);
-    other clients' connections and invalidation streams are untouched (PING is not a write)."""
-    admin = redis.Redis.from_url(server.url_for())
-    admin.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
-    try:
+    """Make ``chain`` (with a short socket timeout) alone see Redis stall: its write times out,
+    so its breaker skips Redis for ``retry_after`` (5 s); other clients see nothing."""
+    with _writes_paused(server):
         chain.set("breaker-opener", b"x")  # times out on Redis, acknowledged by the disk
-    finally:
-        admin.execute_command("CLIENT", "UNPAUSE")
-        admin.close()
     assert chain.tier_states()[1]["down"], "the breaker did not open"
 
 
