@@ -1,0 +1,345 @@
+"""An adversarial review of the tiered chain's guarantees (docs/guarantees.md, part 1).
+
+Each test is a minimal reproducer of one promise the chain breaks, against real things: a
+redis-server the test starts on a free loopback port (killed, or paused for writes with
+``CLIENT PAUSE ... WRITE``), real diskcache directories, real second chains with their own
+connections and invalidation streams. Each is ``xfail(strict=True)``: it fails today, and the
+day the library is fixed it passes, the strict mark turns that into a failure, and the mark
+must be removed (so the reproducer becomes the regression test).
+
+A "host whose clock runs ahead" is simulated as tests/tiered/test_issue12_regressions.py does:
+a frame written with a version from the future (:func:`_ahead`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from session_store import TieredBackend, open_backend, stamps
+from session_store.tiered.writes import write_after
+from session_store_redis.testing import RedisServer
+
+
+def _ahead(seconds: float) -> bytes:
+    """A version from a host whose clock runs ``seconds`` ahead of this one's."""
+    now = int.from_bytes(stamps.clock.now()[:8], "big")
+    return (now + (int(seconds * 1000) << 16)).to_bytes(8, "big") + bytes(4)
+
+
+def _chain(spec: str) -> TieredBackend:
+    chain = open_backend(spec)
+    assert isinstance(chain, TieredBackend)
+    return chain
+
+
+@contextlib.contextmanager
+def _writes_paused(server: RedisServer) -> Iterator[None]:
+    """Redis holds every client's writes (``CLIENT PAUSE 2000 WRITE``) until the block ends:
+    a client with a short socket timeout gives up on its write, while the others' connections
+    and invalidation streams are untouched (PING is not a write)."""
+    admin = redis.Redis.from_url(server.url_for())
+    admin.execute_command("CLIENT", "PAUSE", "2000", "WRITE")  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+        admin.close()
+
+
+def _wait_coherent(*chains: TieredBackend) -> None:
+    deadline = time.monotonic() + 5
+    while not all(chain.coherent for chain in chains):
+        assert time.monotonic() < deadline, "the invalidation streams never connected"
+        time.sleep(0.01)
+
+
+# -- lost acknowledged write ----------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="a save during an arbiter outage is acknowledged although no durable tier took it: "
+    "the disk's ordered write refuses it (it holds a copy from a clock running ahead) and "
+    "_write_once counts the refusal as an acknowledgement",
+)
+def test_a_save_while_redis_is_down_is_not_lost_behind_a_copy_from_a_clock_ahead(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    server = redis_server_factory(appendonly=True, extra_config=("appendfsync always",))
+    url = server.url_for(prefix="lost:", socket_timeout="0.2", socket_connect_timeout="0.2")
+    spec = f"memory:// | {url} | diskcache://{tmp_path / 'disk'}"
+    writer = _chain(spec)
+    # another host, whose clock runs 60 s ahead, saved the session through its chain
+    theirs = stamps.frame(b"theirs", _ahead(60), None)
+    for tier in writer.tiers[1:]:
+        write_after(tier, "k", theirs, 3600)
+    server.kill()  # Redis is down: the disk tier alone acknowledges writes (guarantees.md 3)
+    writer.set("k", b"mine")  # returns: acknowledged
+    server.restart()
+    reader = _chain(spec)
+    try:
+        assert reader.get("k") == b"mine", "an acknowledged save is not in any tier"
+    finally:
+        reader.close()
+        writer.close()
+
+
+# -- stale read beyond the bound (a logout that does not log out) ----------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="a delete made while the deleting process's breaker skips Redis reaches only the "
+    "disk; another process's near cache, trusted because its stream is up, is never told and "
+    "serves the deleted session until the deleter next probes Redis (unbounded if it is idle)",
+)
+def test_a_logout_while_the_deleter_skips_redis_reaches_other_near_caches_within_the_bound(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    server = redis_server_factory()
+    disk = tmp_path / "disk"
+    # worker A: a short socket timeout (so a brief stall opens its breaker); worker B: defaults
+    url_a = server.url_for(prefix="bye:", socket_timeout="0.2", socket_connect_timeout="0.2")
+    a = _chain(f"memory:// | {url_a} | diskcache://{disk}")
+    b = _chain(f"memory:// | {server.url_for(prefix='bye:')} | diskcache://{disk}")
+    try:
+        _wait_coherent(a, b)
+        a.set("session", b"logged in")
+        assert b.get("session") == b"logged in"  # in B's near cache, checked, stream up
+        with _writes_paused(server):  # a write stall only A sees
+            a.set("other", b"x")  # times out on Redis: A's breaker opens (acknowledged by disk)
+        assert b.coherent
+        assert a.delete("session") is True  # the logout: acknowledged
+        time.sleep(1.5)  # past max_staleness (1 s), the bound even with the stream down
+        assert b.coherent  # the stream never went down, so the bound is one message
+        assert b.get("session") is None, "B still serves the deleted session"
+    finally:
+        a.close()
+        b.close()
+
+
+# -- resurrected delete ---------------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="a delete acknowledged while the disk tier is locked leaves its tombstone in Redis "
+    "only; the disk's 'missed' record lives in the deleting process's memory; after that "
+    "process exits, a Redis that loses its data (restart without persistence, eviction) "
+    "hands the old session back from the disk",
+)
+def test_a_logout_while_the_disk_is_locked_survives_the_worker_exiting_and_redis_losing_data(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    server = redis_server_factory()  # no persistence: a cache-style Redis
+    disk = tmp_path / "disk"
+    spec = f"memory:// | {server.url_for(prefix='res:')} | diskcache://{disk}?timeout=0.05"
+    worker = _chain(spec)
+    worker.set("session", b"logged in")
+    lock = sqlite3.connect(disk / "cache.db", timeout=0.1, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # another process holds the disk's lock for a moment
+    try:
+        assert worker.delete("session") is True  # the logout: acknowledged (by Redis)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    worker.close()  # the worker is recycled (a deploy, max-requests): its memory is gone
+    server.kill()
+    server.restart()  # Redis comes back empty (the per-fault table: "without persistence")
+    reader = _chain(spec)
+    try:
+        assert reader.get("session") is None, "the deleted session is back"
+    finally:
+        reader.close()
+
+
+# -- lost updates ---------------------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="get_versioned reads the lower durable tiers through their breaker: while the disk "
+    "is skipped (it was locked a moment ago), a Redis that lost the key makes update call "
+    "fn(None), and the rebuilt session then replaces the disk's copy by reconciliation",
+)
+def test_update_after_redis_lost_the_key_never_starts_from_nothing_while_the_disk_is_skipped(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from session_store import Codec, SessionStore
+
+    server = redis_server_factory()  # no persistence
+    disk = tmp_path / "disk"
+    spec = f"memory:// | {server.url_for(prefix='upd:')} | diskcache://{disk}?timeout=0.05"
+    chain = _chain(spec)
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        chain, dict, codec=Codec(encryption=None, compression=None)
+    )
+
+    def bump(current: dict[str, Any] | None) -> dict[str, Any]:
+        return {"n": (current or {"n": 0})["n"] + 1}
+
+    for _ in range(10):
+        store.update("counter", bump)
+    lock = sqlite3.connect(disk / "cache.db", timeout=0.1, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # the disk is locked for a moment
+    try:
+        store.save("other", {"n": 0})  # acknowledged by Redis; the disk's breaker opens
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    server.kill()
+    server.restart()  # Redis comes back without the key (no persistence); the disk has n=10
+    try:
+        result = store.update("counter", bump)
+        assert result is not None and result["n"] == 11, f"update started from {result}"
+    finally:
+        chain.close()
+    survivor = _chain(spec)
+    try:
+        stored = SessionStore(survivor, dict, codec=Codec(encryption=None, compression=None)).load(
+            "counter"
+        )
+        assert stored is not None and stored["n"] >= 11
+    finally:
+        survivor.close()
+
+
+def _open_breaker_of(chain: TieredBackend, server: RedisServer) -> None:
+    """Make ``chain`` (with a short socket timeout) alone see Redis stall: its write times out,
+    so its breaker skips Redis for ``retry_after`` (5 s); other clients see nothing."""
+    with _writes_paused(server):
+        chain.set("breaker-opener", b"x")  # times out on Redis, acknowledged by the disk
+    assert chain.tier_states()[1]["down"], "the breaker did not open"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a save or delete acknowledged while its process's breaker skips Redis goes to the "
+    "disk only; "
+    "the arbiter never sees it, so a compare-and-set based on a read made before the save "
+    "wins on Redis and its copy replaces the save on the disk (found by a nemesis that "
+    "pauses Redis writes: 'update read X' after a save of Y completed)",
+)
+@pytest.mark.parametrize("write", ["save", "delete"])
+def test_a_write_that_skipped_the_arbiter_is_not_overwritten_by_an_older_compare_and_set(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path, write: str
+) -> None:
+    server = redis_server_factory()
+    disk = tmp_path / "disk"
+    short = server.url_for(prefix="cas:", socket_timeout="0.2", socket_connect_timeout="0.2")
+    saver = _chain(f"memory:// | {short} | diskcache://{disk}")
+    updater = _chain(f"memory:// | {server.url_for(prefix='cas:')} | diskcache://{disk}")
+    try:
+        _wait_coherent(saver, updater)
+        updater.set("k", b"v0")
+        _open_breaker_of(saver, server)  # worker S alone saw a short write stall
+        read = updater.get_versioned("k")  # worker U's update reads v0 ...
+        assert read is not None and read.value == b"v0"
+        if write == "save":  # ... S's save (or logout) is acknowledged (by the disk) ...
+            saver.set("k", b"saved by S")
+        else:
+            assert saver.delete("k") is True
+        won = updater.set_if("k", b"f(v0) by U", read.token)  # ... U's compare-and-set
+        final = _chain(f"{server.url_for(prefix='cas:')} | diskcache://{disk}")
+        try:
+            stored = final.get("k")
+        finally:
+            final.close()
+        # linearizable outcomes: U's compare-and-set fails (it retries on S's value), or it
+        # is ordered before S's write and S's write stands
+        expected = b"saved by S" if write == "save" else None
+        assert not won or stored == expected, f"S's acknowledged {write} was lost: {stored!r}"
+    finally:
+        saver.close()
+        updater.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the same, without the worker exiting: the disk's 'missed' record is reconciled "
+    "from the other tiers' newest copy, and once Redis lost the tombstone there is none, so "
+    "the disk keeps the deleted session and the next read copies it back into Redis",
+)
+def test_a_logout_while_the_disk_is_locked_survives_redis_losing_data_in_a_live_worker(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    server = redis_server_factory()  # no persistence: a cache-style Redis
+    disk = tmp_path / "disk"
+    worker = _chain(
+        f"tiered://?retry_after=0.2 | memory:// | {server.url_for(prefix='res2:')}"
+        f" | diskcache://{disk}?timeout=0.05"
+    )
+    try:
+        worker.set("session", b"logged in")
+        lock = sqlite3.connect(disk / "cache.db", timeout=0.1, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # another process holds the disk's lock for a moment
+        try:
+            assert worker.delete("session") is True  # the logout: acknowledged (by Redis)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        server.kill()
+        server.restart()  # Redis comes back empty
+        time.sleep(0.3)  # past retry_after: the disk is probed and its missed keys reconciled
+        for _ in range(3):  # a few requests of the same worker
+            assert worker.get("session") is None, "the deleted session is back"
+            time.sleep(0.1)
+    finally:
+        worker.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="set_if(key, value, None) ('only if absent') asks the arbiter alone: when Redis lost "
+    "the key it wins, and its copy replaces the session the disk still holds (get_versioned "
+    "brings Redis up first, a bare set_if does not)",
+)
+def test_set_if_absent_does_not_replace_a_session_only_the_disk_still_holds(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    server = redis_server_factory()  # no persistence
+    spec = f"memory:// | {server.url_for(prefix='abs:')} | diskcache://{tmp_path / 'disk'}"
+    writer = _chain(spec)
+    writer.set("k", b"existing session")
+    writer.close()
+    server.kill()
+    server.restart()  # Redis lost the key; the disk has it
+    chain = _chain(spec)
+    try:
+        created = chain.set_if("k", b"new session", None)  # create only if absent
+        assert not created, "'only if absent' replaced an existing session"
+        assert chain.get("k") == b"existing session"
+    finally:
+        chain.close()
+
+
+# -- stale read of this process's own write (found by tests/reliability_tiers/test_tier_model.py)
+@pytest.mark.xfail(
+    strict=True,
+    reason="_after_write marks the key checked after _near_put_locked failed to replace the "
+    "near copy (it drops the check on a near-tier error, then mark_checked puts it back): the "
+    "old near copy is served as fresh after this process's own acknowledged write",
+)
+def test_own_write_is_read_back_when_the_near_tier_failed_to_take_it(tmp_path: Path) -> None:
+    """Without an invalidation stream (a diskcache arbiter; or Redis with its stream down) the
+    stale copy is served for up to max_staleness; with the stream up, until this process's own
+    invalidation message arrives. Either way "own writes: read back at once" is broken."""
+    from session_store import MemoryBackend
+    from session_store.testing.faults import SwitchableBackend
+    from session_store_diskcache import DiskcacheBackend
+
+    near = SwitchableBackend(MemoryBackend())
+    chain = TieredBackend([near, DiskcacheBackend(tmp_path)])
+    try:
+        chain.set("k", b"old")
+        near.down = True  # the near tier refuses the next write (a process-local tier failing)
+        chain.set("k", b"new")  # acknowledged by the disk
+        near.down = False
+        assert chain.get("k") == b"new", "this process reads its own overwritten value"
+    finally:
+        chain.close()
