@@ -35,6 +35,7 @@ from session_store.errors import BackendError, BackendUnavailableError, Configur
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, parse_url
+from session_store_redis.aio_ordered import AsyncOrderedWrites
 from session_store_redis.aioconn import LeanClient
 from session_store_redis.backend import SCAN_COUNT, Command, _seconds_left, _set_command
 from session_store_redis.client import (
@@ -105,7 +106,7 @@ class RedisPyDriver:
             await self.client.connection_pool.disconnect()
 
 
-class AsyncRedisBackend(AsyncSessionBackend):
+class AsyncRedisBackend(AsyncOrderedWrites, AsyncSessionBackend):
     """Sessions in Redis, for asyncio apps. Usually opened from a URL::
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")
@@ -164,6 +165,7 @@ class AsyncRedisBackend(AsyncSessionBackend):
         self._secrets = (config.password, *secrets)
         self._closed = False
         self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
+        self._stream_config = config if isinstance(config, RedisConfig) else None  # aio_ordered
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
