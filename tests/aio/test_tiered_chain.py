@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ async def test_a_cancelled_write_is_on_every_tier_or_none(redis_url: str, disk: 
     redis_tier, disk_tier = chain.tiers[1], chain.tiers[2]
     for steps in range(40):
         await chain.set("k", b"old")
-        writes = [
+        writes: list[Callable[[], Awaitable[object]]] = [
             lambda: chain.set("k", b"new"),
             lambda: chain.delete("k"),
             lambda: store.update("k", bump),
