@@ -54,9 +54,9 @@ class Gate(SwitchableBackend):
         return super().set_if(key, value, token, ttl)
 
 
-def gated_chain(redis_url: str, gate: Gate, **options: float) -> AsyncTieredBackend:
+def gated_chain(redis_url: str, gate: Gate, retry_after: float = 5.0) -> AsyncTieredBackend:
     tiers = [AsyncMemoryBackend(), AsyncRedisBackend.from_url(redis_url), ThreadedBackend(gate)]
-    return AsyncTieredBackend(tiers, **options)
+    return AsyncTieredBackend(tiers, retry_after=retry_after)
 
 
 async def until(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
