@@ -217,3 +217,19 @@ async def test_sync_and_async_chains_read_each_others_sessions(redis_url: str, d
     finally:
         await chain.aclose()
         sync_chain.close()
+
+
+async def test_6_touch_keeps_the_sessions_own_ttl(redis_url: str, disk: Path) -> None:
+    """Issue 12 (6) through the async store: a session saved with ``ttl=30`` keeps it when
+    touched without a TTL (the chain restarts each session's own), however many reads."""
+    chain = chain_of(redis_url, disk)
+    store = AsyncSessionStore(chain, dict, ttl=86_400, touch_on_load=True)
+    try:
+        await store.save("short", {"n": 1}, ttl=30)
+        for _ in range(3):
+            assert await store.load("short") == {"n": 1}  # touches on load
+        assert await store.touch("short")
+        left = await chain.ttl("short")
+        assert left is not None and 25 < left <= 30
+    finally:
+        await chain.aclose()
