@@ -10,7 +10,8 @@ Async backends register in the entry-point group ``session_store.async_backends`
 same URL schemes as the sync ones: ``memory://`` here, ``redis://`` / ``rediss://`` from
 session-store-redis (``redis.asyncio``), ``diskcache://`` from session-store-diskcache (its
 calls in a worker thread). Any sync backend can be put off the loop with
-:class:`ThreadedBackend`.
+:class:`ThreadedBackend`. A chain string (``memory:// | redis://... | diskcache://DIR``) opens
+an :class:`AsyncTieredBackend`, the sync chain's consistency model on the loop.
 """
 
 from session_store.aio.backend import AsyncSessionBackend
@@ -18,12 +19,14 @@ from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import ASYNC_BACKENDS_GROUP, open_async_backend
 from session_store.aio.store import AsyncSessionStore
 from session_store.aio.threaded import ThreadedBackend
+from session_store.aio.tiered import AsyncTieredBackend
 
 __all__ = [
     "ASYNC_BACKENDS_GROUP",
     "AsyncMemoryBackend",
     "AsyncSessionBackend",
     "AsyncSessionStore",
+    "AsyncTieredBackend",
     "ThreadedBackend",
     "open_async_backend",
 ]

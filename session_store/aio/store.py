@@ -112,7 +112,8 @@ class AsyncSessionStore(StoreRules[T]):
 
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the session's expiry without rewriting it; ``True`` if it exists."""
-        return await self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=False))
+        own = bool(getattr(self.backend, "keeps_own_ttl", False))  # a chain: each session's own
+        return await self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=own))
 
     async def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

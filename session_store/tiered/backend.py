@@ -36,7 +36,6 @@ The model (docs/guarantees.md states each promise with its bound and test):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -52,10 +51,12 @@ from session_store.errors import BackendError, BackendUnavailableError, Configur
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.stamps import is_tombstone, unframe, version_of
 from session_store.tiered import policy
+from session_store.tiered.breakers import Breakers
 from session_store.tiered.near import NearState, Subscription
+from session_store.tiered.nearcache import NearCache
 from session_store.tiered.policy import Copy, Health
 from session_store.tiered.writes import write_after, write_if_newer
-from session_store.ttl import NO_EXPIRY, normalize_ttl
+from session_store.ttl import normalize_ttl
 
 __all__ = [
     "DEFAULT_MAX_STALENESS",
@@ -80,8 +81,6 @@ DEFAULT_TOMBSTONE_TTL = 7 * 86_400.0
 DEFAULT_MAX_STALENESS = 1.0
 #: The part of ``max_staleness`` a near-cache copy is served without a check.
 STALENESS_MARGIN = 0.95
-#: Seconds between two eviction warnings.
-EVICTION_WARNING_INTERVAL = 60.0
 
 _DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
 
@@ -140,11 +139,6 @@ class ChainListing(Iterator[str]):
         return next(self._keys)
 
 
-def _ttl_arg(left: float) -> float | None:
-    """The TTL to write a copy with, from the TTL another copy has left."""
-    return None if left == NO_EXPIRY else max(left, 0.001)
-
-
 class TieredBackend(SessionBackend):
     """Backends chained fastest first (for example memory, then Redis, then disk).
 
@@ -189,16 +183,26 @@ class TieredBackend(SessionBackend):
         self.tombstone_ttl = normalize_ttl(tombstone_ttl, what="tombstone_ttl")
         self.max_missed = max_missed
         self._clock = clock
-        self._lock = threading.Lock()
         self.counters: _ChainCounters = _ChainCounters(names=TIERED_COUNTER_NAMES)
         self.layout = policy.layout([tier.scope for tier in self.tiers])
-        self._health = [Health() for _ in self.tiers]
-        self._missed: list[set[str]] = [set() for _ in self.tiers]
-        self._evictions_seen = [tier.counters.get("evictions") for tier in self.tiers]
-        self._warned_at = -math.inf
+        self.breakers = Breakers(
+            self.tiers,
+            self.layout,
+            self.counters,
+            retry_after=self.retry_after,
+            max_missed=max_missed,
+            clock=clock,
+        )
         # copies are re-checked a little before max_staleness (STALENESS_MARGIN), so that the
         # bound holds as measured by another process, whose own reads and clock take time too
         self.near = NearState(self.max_staleness * STALENESS_MARGIN, clock)
+        self.nearcache = NearCache(
+            [(i, self.tiers[i]) for i in self.layout.near],
+            self.near,
+            self.counters,
+            self.breakers.check_evictions,
+            clock,
+        )
         self._near0 = self.tiers[0] if self.layout.near else None
         self._subscription: Subscription | None = None
         self._resubscribe = False
@@ -207,10 +211,9 @@ class TieredBackend(SessionBackend):
             self._subscribe()
 
     def _reset_locks(self) -> None:
-        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`); the
-        stream's thread did not fork, so the next read that misses the near cache starts a new
-        one (never here, inside the fork handler)."""
-        self._lock = threading.Lock()
+        """In a forked child (see :mod:`session_store.forksafe`; the breakers and the near
+        state reset their own locks): the stream's thread did not fork, so the next read that
+        misses the near cache starts a new one (never here, inside the fork handler)."""
         if self._subscription is not None:
             self._subscription = None
             self._resubscribe = True
@@ -229,6 +232,19 @@ class TieredBackend(SessionBackend):
     def coherent(self) -> bool:
         """Whether the near cache is kept coherent by a connected invalidation stream."""
         return self.near.coherent_since != math.inf
+
+    @property
+    def _lock(self) -> threading.Lock:
+        """The breakers' lock (the chain's own lock before they moved to :mod:`.breakers`)."""
+        return self.breakers.lock
+
+    @property
+    def _health(self) -> list[Health]:
+        return self.breakers.health
+
+    @property
+    def _missed(self) -> list[set[str]]:
+        return self.breakers.missed
 
     def tier_states(self) -> list[dict[str, Any]]:
         """Per tier: its description, whether it is down, keys it missed, its counters."""
@@ -261,76 +277,27 @@ class TieredBackend(SessionBackend):
 
     def on_invalidate(self, keys: list[str] | None) -> None:
         """From the stream: ``keys`` changed elsewhere (``None``: everything)."""
-        with self.near.lock:
-            self.near.invalidate(keys)
-        self.counters.add("invalidations", 1 if keys is None else len(keys))
+        self.nearcache.on_invalidate(keys)
 
     def on_connected(self) -> None:
         """From the stream: connected; copies checked from now on are trusted until dropped."""
-        with self.near.lock:
-            self.near.invalidate(None)  # flush: what changed while it was down is unknown
-            self.near.coherent_since = self._clock()
+        self.nearcache.on_connected()
 
     def on_disconnected(self) -> None:
         """From the stream: down; copies fall back to the ``max_staleness`` check."""
-        with self.near.lock:
-            self.near.coherent_since = math.inf
+        self.nearcache.on_disconnected()
 
-    # -- health --------------------------------------------------------------------------------
-    def _claim_probe(self, index: int) -> bool:
-        health = self._health[index]
-        with self._lock:
-            now = self._clock()
-            if now < health.retry_at:
-                return False
-            health.retry_at = now + self.retry_after
-        return True
-
-    def _mark_down(self, index: int, exc: BackendError) -> None:
-        with self._lock:
-            first = policy.on_failure(self._health[index], self._clock(), self.retry_after)
-        if first:
-            log.warning(
-                "tier %d (%s) is down, going on without it: %s",
-                index,
-                self.tiers[index].describe(),
-                exc.message,
-            )
-
+    # -- health ----------------------------------------------------------------------------------
     def _mark_up(self, index: int) -> None:
-        with self._lock:
-            down_for = policy.on_success(self._health[index], self._clock())
-            missed, self._missed[index] = self._missed[index], set()
-        if down_for is None:
+        back = self.breakers.mark_up(index)
+        if back is None:
             return
-        repaired = self._reconcile(index, missed)
-        log.warning(
-            "tier %d (%s) is back after %.1f s; %d keys written meanwhile brought up to date",
-            index,
-            self.tiers[index].describe(),
-            down_for,
-            repaired,
-        )
-
-    def _note_missed(self, index: int, key: str) -> None:
-        with self._lock:
-            missed = self._missed[index]
-            if len(missed) < self.max_missed:
-                missed.add(key)
-
-    def _refused(self, index: int, key: str, exc: BackendError) -> None:
-        """Tier ``index`` refused a write of ``key`` (read-only, full): the key is remembered as
-        missed, so that the tier gets the newest copy when a later write finds it writable again,
-        instead of keeping an older one for good. It stays readable meanwhile (a read-only disk
-        still holds the tombstones and copies that outlive a Redis that lost its data)."""
-        self.counters.add("errors")
-        log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
-        self._note_missed(index, key)
+        down_for, missed = back
+        self.breakers.log_back(index, down_for, self._reconcile(index, missed))
 
     def _drain_missed(self, index: int) -> None:
         """Tier ``index`` took a write: bring up to date what it missed (refused) before."""
-        with self._lock:
-            missed, self._missed[index] = self._missed[index], set()
+        missed = self.breakers.take_missed(index)
         if missed:
             self._reconcile(index, missed)
 
@@ -342,7 +309,7 @@ class TieredBackend(SessionBackend):
             best = policy.newest(copies)
             if best is None:
                 continue
-            ttl = self.tombstone_ttl if is_tombstone(best.data) else _ttl_arg(best.left)
+            ttl = policy.copy_ttl(best, self.tombstone_ttl)
             try:
                 if write_if_newer(self.tiers[index], key, best.data, ttl):
                     repaired += 1
@@ -350,10 +317,6 @@ class TieredBackend(SessionBackend):
                 break
         self.counters.add("repairs", repaired)
         return repaired
-
-    def _ttl_of(self, copy: Copy) -> float | None:
-        """The TTL to copy ``copy`` with: a tombstone's own, else what it has left."""
-        return self.tombstone_ttl if is_tombstone(copy.data) else _ttl_arg(copy.left)
 
     def _call(
         self, index: int, fn: Callable[[SessionBackend], T], op: str, *, force: bool = False
@@ -363,9 +326,9 @@ class TieredBackend(SessionBackend):
         ``force``: call it even if the breaker says to skip it. Other :class:`BackendError`
         propagate. The time taken goes into the tier's histogram.
         """
-        health = self._health[index]
+        health = self.breakers.health[index]
         tier = self.tiers[index]
-        if health.down_since is not None and not force and not self._claim_probe(index):
+        if health.down_since is not None and not force and self.breakers.skips(index):
             self.counters.add("fallbacks")
             tier.counters.add("fallbacks")
             return _DOWN  # type: ignore[no-any-return]
@@ -374,7 +337,7 @@ class TieredBackend(SessionBackend):
             result = fn(tier)
         except BackendUnavailableError as exc:
             tier.counters.observe("unavailable", time.perf_counter() - start)
-            self._mark_down(index, exc)
+            self.breakers.mark_down(index, exc)
             self.counters.add("fallbacks")
             tier.counters.add("fallbacks")
             return _DOWN  # type: ignore[no-any-return]
@@ -392,7 +355,7 @@ class TieredBackend(SessionBackend):
             result = fn(tier)
         except BackendUnavailableError as exc:
             tier.counters.observe("unavailable", time.perf_counter() - start)
-            self._mark_down(index, exc)
+            self.breakers.mark_down(index, exc)
             self.counters.add("errors")
             raise BackendUnavailableError(
                 f"the chain's arbiter is unavailable, cannot {op}: {exc.message}",
@@ -400,7 +363,7 @@ class TieredBackend(SessionBackend):
                 backend=tier.describe(),
             ) from None
         tier.counters.observe(op, time.perf_counter() - start)
-        if self._health[index].down_since is not None:
+        if self.breakers.health[index].down_since is not None:
             self._mark_up(index)
         return result
 
@@ -409,28 +372,6 @@ class TieredBackend(SessionBackend):
         return BackendUnavailableError(
             f"no durable tier is available, cannot {what}", key=key, backend=self.describe()
         )
-
-    def _check_evictions(self, index: int) -> None:
-        """Carry tier ``index``'s new evictions into the chain's counter; warn (rate-limited)."""
-        seen = self.tiers[index].counters.get("evictions")
-        delta = seen - self._evictions_seen[index]
-        if delta <= 0:
-            return
-        self._evictions_seen[index] = seen
-        self.counters.add("evictions", delta)
-        if index in self.layout.near:
-            return  # a near-cache eviction drops nothing: a durable tier holds every entry
-        now = self._clock()
-        if now - self._warned_at >= EVICTION_WARNING_INTERVAL:
-            self._warned_at = now
-            log.warning(
-                "tier %d (%s) evicted %d entries to stay within its bounds (%d in all); "
-                "raise its limits if sessions must stay in it",
-                index,
-                self.tiers[index].describe(),
-                delta,
-                seen,
-            )
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
@@ -447,7 +388,7 @@ class TieredBackend(SessionBackend):
                     checked >= state.coherent_since or self._clock() - checked < state.max_staleness
                 ):
                     self.counters.fast_hits += 1  # no lock on the hot path (see _ChainCounters)
-                    return data  # the near cache holds the caller's bytes (see _near_put_locked)
+                    return data  # the near cache holds the caller's bytes (see NearCache)
                 self.counters.add("revalidations")
         else:
             validate_key(key)
@@ -501,8 +442,7 @@ class TieredBackend(SessionBackend):
                 found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
                 if found is not _DOWN and found is not None:
                     self.counters.add("hits")
-                    version = self.near.versions.get(key) or bytes(12)
-                    return Copy(index, stamps.frame(found[0], version, None), found[1])
+                    return self.nearcache.copy_of(key, index, found)
             raise self._all_down("read", key)
         best = policy.newest(copies)
         if best is None:
@@ -521,14 +461,8 @@ class TieredBackend(SessionBackend):
 
     def _repair(self, key: str, best: Copy, copies: list[Copy], answered: list[int]) -> None:
         """Give the tiers holding an older copy (or none) the newest one, by ordered writes."""
-        if is_tombstone(best.data):
-            ttl = self.tombstone_ttl
-            # a tier holding nothing needs no tombstone unless it held something older
-            stale = [copy.tier for copy in copies if copy.version < best.version]
-        else:
-            ttl = _ttl_arg(best.left)
-            stale = policy.stale_tiers(best, copies, answered)
-        for index in stale:
+        ttl = policy.copy_ttl(best, self.tombstone_ttl)
+        for index in policy.repair_targets(best, copies, answered):
             try:
                 wrote = self._call(
                     index, lambda t: write_if_newer(t, key, best.data, ttl), "write_if_newer"
@@ -544,63 +478,11 @@ class TieredBackend(SessionBackend):
 
     def _install(self, key: str, best: Copy, began: int, start: float) -> None:
         """Put ``best`` in the near cache, unless ``key`` was invalidated since the read began."""
-        if not self.layout.near:
-            return
-        ttl = _ttl_arg(best.left)
-        with self.near.lock:
-            if not self.near.may_install(key, began):
-                return
-            self._near_put_locked(key, best.data, ttl, promote=True)
-            self.near.mark_checked(key, start)
-
-    def _near_put_locked(
-        self,
-        key: str,
-        data: bytes,
-        ttl: float | None,
-        *,
-        promote: bool = False,
-        value: bytes | None = None,
-    ) -> None:
-        """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
-
-        The near cache holds the caller's bytes, unframed, so that a hit returns them as they
-        are (no copy); their versions are kept beside them in :attr:`NearState.versions`.
-        """
-        if value is None:  # (a writer passes the caller's bytes: no second copy)
-            value = unframe(data)
-        if value is None:
-            return  # never a tombstone: a deleted key is simply absent from the near cache
-        version = version_of(data)
-        versions = self.near.versions
-        known = versions.get(key)
-        for index in self.layout.near:
-            tier = self.tiers[index]
-            try:
-                if known is not None and known >= version and tier.get(key) is not None:
-                    continue
-                tier.set(key, value, ttl)
-                if promote:
-                    self.counters.add("promotions")
-                    tier.counters.add("promotions")
-            except BackendError:
-                self.near.checked.pop(key, None)
-                continue
-            versions[key] = version
-            self._check_evictions(index)
-        if len(self.near.checked) > 1_000_000:  # keys evicted from the tier: forget their checks
-            self.near.invalidate(None)
+        self.nearcache.install(key, best, began, start)
 
     def _drop_near(self, key: str) -> None:
         """Forget ``key`` in the near cache and fence fills in flight."""
-        if not self.layout.near:
-            return
-        with self.near.lock:
-            self.near.invalidate([key])
-            self.near.versions.pop(key, None)
-            for index in self.layout.near:
-                with contextlib.suppress(BackendError):  # dropping a copy is best effort
-                    self.tiers[index].delete(key)
+        self.nearcache.drop(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
@@ -697,12 +579,13 @@ class TieredBackend(SessionBackend):
         """The newest version among the ``behind`` tiers if it is newer than ``data``'s and the
         arbiter still holds ``data``'s version (no later write exists); else ``None``."""
         version = version_of(data)
-        newest = b""
+        below: list[bytes] = []
         for index in behind:
             found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
             if found is not _DOWN and found is not None:
-                newest = max(newest, version_of(found[0]))
-        if newest <= version:
+                below.append(found[0])
+        newest = policy.newer_below(version, below)
+        if newest is None:
             return None
         held = self._call(self.layout.arbiter, lambda t: t.get_with_ttl(key), "get_with_ttl")
         if held is _DOWN or held is None or version_of(held[0]) != version:
@@ -721,20 +604,18 @@ class TieredBackend(SessionBackend):
         tier took it (any tier when none is durable): the first typed error a tier gave, else
         :class:`BackendUnavailableError`.
         """
-        durable = self.layout.durable
         arbiter = self.layout.arbiter
         acked = False
         error: BackendError | None = None
         skipped: list[int] = []
         behind: list[int] = []  # lower tiers that kept a version at least as new as ours
         arbiter_took = False
-        order = [arbiter, *(i for i in reversed(self.layout.shared) if i != arbiter)]
+        order = policy.write_order(self.layout)
         for force in (False, True):
             # second round: no durable tier took it and some were skipped by their breaker; the
             # breaker saves time only when another tier can take the write, so try them now
             for index in skipped if force else order:
-                health = self._health[index]
-                breaker_skips = health.down_since is not None and self._clock() < health.retry_at
+                breaker_skips = self.breakers.skipping(index)
                 fn: Callable[[SessionBackend], Any]
                 if index == arbiter:
                     fn = partial(write_after, key=key, data=data, ttl=ttl)
@@ -743,13 +624,13 @@ class TieredBackend(SessionBackend):
                 try:
                     result = self._call(index, fn, what, force=force)
                 except BackendError as exc:
-                    self._refused(index, key, exc)
+                    self.breakers.refused(index, key, exc)
                     error = error or exc
                     continue
                 if result is _DOWN:
-                    if not force and breaker_skips and (not durable or index in durable):
+                    if not force and policy.waits_for_force(self.layout, index, breaker_skips):
                         skipped.append(index)
-                    self._note_missed(index, key)
+                    self.breakers.note_missed(index, key)
                     continue
                 if index == arbiter:
                     arbiter_took = True
@@ -758,10 +639,9 @@ class TieredBackend(SessionBackend):
                         stamps.clock.observe(version_of(data))
                 elif result is False:
                     behind.append(index)
-                self._check_evictions(index)
-                if self._missed[index] and self._health[index].down_since is None:
-                    self._drain_missed(index)
-                if not durable or index in durable:
+                self.breakers.check_evictions(index)
+                self._drain_missed(index)
+                if policy.acknowledges(self.layout, index):
                     acked = True
             if acked or not skipped:
                 break
@@ -773,28 +653,6 @@ class TieredBackend(SessionBackend):
         ahead = self._newer_below(key, data, behind) if behind and arbiter_took else None
         return data, ahead
 
-    def _after_write(
-        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float, began: int
-    ) -> None:
-        """This process wrote ``data`` (framed ``value``) in a write that began at invalidation
-        sequence ``began``: the near cache holds it, checked as of ``start``.
-
-        Unless an invalidation of ``key`` arrived while the write was in flight. It may be this
-        write's own (the stream reports every client's writes, this process's too), or another
-        process's write that landed after this one: the stream cannot tell them apart. The copy
-        is then kept *unchecked*: the next read asks the shared tiers (and serves this copy
-        only if none of them answers), instead of serving a copy another process may already
-        have replaced until the next invalidation (found by the history checker).
-        """
-        if not self.layout.near:
-            return
-        with self.near.lock:
-            raced = not self.near.may_install(key, began)
-            self.near.invalidate([key])  # fills that read an older copy must not land
-            self._near_put_locked(key, data, ttl, value=value)
-            if not raced:
-                self.near.mark_checked(key, start)
-
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
         value = ensure_bytes(value, key=key)
@@ -802,7 +660,7 @@ class TieredBackend(SessionBackend):
         start = self._clock()
         began = self.near.begin()
         data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
-        self._after_write(key, data, value, ttl, start, began)
+        self.nearcache.after_write(key, data, value, ttl, start, began)
         self.counters.add("writes")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -858,15 +716,13 @@ class TieredBackend(SessionBackend):
             read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
             lower, _ = self._collect(key, skip=arbiter)
             best = policy.newest(lower)
-            mine = version_of(read.value) if read is not None else None
-            if best is not None and (
-                (mine is None and not is_tombstone(best.data))
-                or (mine is not None and best.version > mine)
-            ):
+            if policy.arbiter_behind(None if read is None else read.value, best):
+                assert best is not None
                 # The arbiter lost the key or holds an older copy: bring it up to the newest
                 # durable copy (a compare-and-set against what it holds), then read again.
+                ttl = policy.copy_ttl(best, self.tombstone_ttl)
                 self._arbitrate(
-                    partial(_bring_up, key=key, data=best.data, read=read, ttl=self._ttl_of(best)),
+                    partial(_bring_up, key=key, data=best.data, read=read, ttl=ttl),
                     "set_if",
                     key,
                 )
@@ -919,7 +775,7 @@ class TieredBackend(SessionBackend):
         behind = self._copy_down(key, data, ttl)
         if behind:
             data = self._restamp(key, data, behind, ttl)
-        self._after_write(key, data, value, ttl, start, began)
+        self.nearcache.after_write(key, data, value, ttl, start, began)
         self.counters.add("writes")
         return True
 
@@ -933,10 +789,10 @@ class TieredBackend(SessionBackend):
             try:
                 wrote = self._call(index, lambda t: write_if_newer(t, key, data, ttl), "write")
             except BackendError as exc:
-                self._refused(index, key, exc)
+                self.breakers.refused(index, key, exc)
                 continue
             if wrote is _DOWN:
-                self._note_missed(index, key)
+                self.breakers.note_missed(index, key)
             elif wrote is False:
                 behind.append(index)
         return behind

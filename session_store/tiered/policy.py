@@ -11,19 +11,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from session_store.backend import Scope
-from session_store.stamps import version_of
+from session_store.stamps import is_tombstone, version_of
+from session_store.ttl import NO_EXPIRY
 
 __all__ = [
     "Copy",
     "Health",
     "Layout",
+    "acknowledges",
+    "arbiter_behind",
+    "copy_ttl",
     "is_fresh",
     "layout",
     "may_call",
+    "newer_below",
     "newest",
     "on_failure",
     "on_success",
+    "repair_targets",
     "stale_tiers",
+    "ttl_from_left",
+    "waits_for_force",
+    "write_order",
 ]
 
 
@@ -140,3 +149,59 @@ def is_fresh(
     while the invalidation stream was up (it would have been dropped since), or within
     ``max_staleness`` seconds."""
     return checked is not None and (checked >= coherent_since or now - checked < max_staleness)
+
+
+def ttl_from_left(left: float) -> float | None:
+    """The TTL to write a copy with, from the TTL another copy has left."""
+    return None if left == NO_EXPIRY else max(left, 0.001)
+
+
+def copy_ttl(copy: Copy, tombstone_ttl: float | None) -> float | None:
+    """The TTL to copy ``copy`` to another tier with: a tombstone's own, else what it has left."""
+    return tombstone_ttl if is_tombstone(copy.data) else ttl_from_left(copy.left)
+
+
+def repair_targets(best: Copy, copies: Sequence[Copy], answered: Sequence[int]) -> list[int]:
+    """The tiers a read gives ``best`` to, lowest first: for a value every answering tier with
+    an older copy or none (:func:`stale_tiers`); for a tombstone only the tiers holding an older
+    copy (a tier holding nothing needs no tombstone)."""
+    if is_tombstone(best.data):
+        return [copy.tier for copy in copies if copy.version < best.version]
+    return stale_tiers(best, copies, answered)
+
+
+def write_order(layout: Layout) -> list[int]:
+    """The shared tiers in the order a new write reaches them: the arbiter first (it orders
+    the write), then the others lowest first."""
+    arbiter = layout.arbiter
+    return [arbiter, *(i for i in reversed(layout.shared) if i != arbiter)]
+
+
+def acknowledges(layout: Layout, index: int) -> bool:
+    """Whether a write that tier ``index`` took may be acknowledged: it outlives the process
+    (any tier, for a chain of process-local tiers only)."""
+    return not layout.durable or index in layout.durable
+
+
+def waits_for_force(layout: Layout, index: int, breaker_skipped: bool) -> bool:
+    """Whether a write skipped by tier ``index``'s breaker (``breaker_skipped``) should be
+    tried again, breaker or not, if no other tier acknowledges it: only a tier that could."""
+    return breaker_skipped and acknowledges(layout, index)
+
+
+def arbiter_behind(held: bytes | None, best: Copy | None) -> bool:
+    """Whether the arbiter, holding the framed ``held`` (``None``: nothing), must first be
+    brought up to ``best``, the newest copy of the lower shared tiers: it lost a live key, or
+    holds an older version than they do."""
+    if best is None:
+        return False
+    if held is None:
+        return not is_tombstone(best.data)
+    return best.version > version_of(held)
+
+
+def newer_below(version: bytes, below: Sequence[bytes]) -> bytes | None:
+    """The newest of the framed copies ``below`` if it is newer than ``version``, else ``None``:
+    a lower tier kept a version a new write must move past."""
+    newest_version = max((version_of(data) for data in below), default=b"")
+    return newest_version if newest_version > version else None

@@ -21,7 +21,14 @@ from session_store.backend import SessionBackend
 from session_store.errors import BackendUnavailableError
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of, with_version
 
-__all__ = ["bump", "write_after", "write_after_cas", "write_if_newer"]
+__all__ = [
+    "bump",
+    "holds_newer",
+    "placed_after",
+    "write_after",
+    "write_after_cas",
+    "write_if_newer",
+]
 
 #: Where the version's clock ends (the 4-byte node follows it).
 CLOCK_END = VERSION_START + 8
@@ -37,14 +44,27 @@ def write_if_newer(tier: SessionBackend, key: str, data: bytes, ttl: float | Non
     ordered = getattr(tier, "set_if_newer", None)
     if ordered is not None:
         return bool(ordered(key, data, ttl, head=len(MAGIC), start=VERSION_START, end=VERSION_END))
-    version = version_of(data)
     for _ in range(_ATTEMPTS):
         read = tier.get_versioned(key)
-        if read is not None and version_of(read.value) >= version:
+        if read is not None and holds_newer(read.value, data):
             return False
         if tier.set_if(key, data, None if read is None else read.token, ttl):
             return True
     return False  # pragma: no cover - 16 writers in a row beat us: each of them is newer
+
+
+def holds_newer(held: bytes, data: bytes) -> bool:
+    """Whether a tier holding the framed ``held`` keeps it over ``data`` (at least as new)."""
+    return version_of(held) >= version_of(data)
+
+
+def placed_after(held: bytes, data: bytes) -> bytes:
+    """``data`` as a new write lands over the framed ``held``: unchanged if newer, else with
+    ``held``'s clock plus one (and ``data``'s node)."""
+    version = version_of(held)
+    if version >= version_of(data):
+        return with_version(data, bump(version, data[CLOCK_END:VERSION_END]))
+    return data
 
 
 def bump(version: bytes, node: bytes) -> bytes:
@@ -79,9 +99,7 @@ def write_after_cas(tier: SessionBackend, key: str, data: bytes, ttl: float | No
     for _ in range(_ATTEMPTS * 4):
         read = tier.get_versioned(key)
         if read is not None:
-            held = version_of(read.value)
-            if held >= version_of(data):
-                data = with_version(data, bump(held, data[CLOCK_END:VERSION_END]))
+            data = placed_after(read.value, data)
         if tier.set_if(key, data, None if read is None else read.token, ttl):
             return data
     raise BackendUnavailableError(  # pragma: no cover - 64 writers in a row beat us

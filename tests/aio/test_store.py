@@ -186,8 +186,8 @@ async def test_cancel_mid_update_never_half_applies(
 
 
 async def test_open_async_backend_errors() -> None:
-    with pytest.raises(ConfigurationError, match="async chains"):
-        open_async_backend("memory:// | memory://")
+    with pytest.raises(ConfigurationError, match="empty tier"):
+        open_async_backend("memory:// | ")  # a chain string opens a chain: a broken one raises
     with pytest.raises(ConfigurationError, match="no backend is installed"):
         open_async_backend("nosuch://x")
     with pytest.raises(ConfigurationError):

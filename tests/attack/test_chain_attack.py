@@ -7,7 +7,7 @@ connections and invalidation streams. Each is ``xfail(strict=True)``: it fails t
 day the library is fixed it passes, the strict mark turns that into a failure, and the mark
 must be removed (so the reproducer becomes the regression test).
 
-A "host whose clock runs ahead" is simulated as tests/tiered/test_issue12_regressions.py does:
+A "host whose clock runs ahead" is simulated as tests/tiered/test_tier_regressions.py does:
 a frame written with a version from the future (:func:`_ahead`).
 """
 
@@ -318,7 +318,7 @@ def test_set_if_absent_does_not_replace_a_session_only_the_disk_still_holds(
         chain.close()
 
 
-# -- stale read of this process's own write (found by tests/reliability_tiers/test_tier_model.py)
+# -- stale read of this process's own write (found by tests/tiered_processes/test_tier_model.py)
 @pytest.mark.xfail(
     strict=True,
     reason="_after_write marks the key checked after _near_put_locked failed to replace the "

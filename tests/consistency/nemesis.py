@@ -272,13 +272,15 @@ class ClientRun:
 
 
 @contextmanager
-def _clients(configs: Iterable[dict[str, Any]]) -> Iterator[list[subprocess.Popen[str]]]:
+def _clients(
+    configs: Iterable[dict[str, Any]], worker: Path = WORKER
+) -> Iterator[list[subprocess.Popen[str]]]:
     children: list[subprocess.Popen[str]] = []
     try:
         for config in configs:
             children.append(
                 subprocess.Popen(
-                    [sys.executable, str(WORKER), json.dumps(config)],
+                    [sys.executable, str(worker), json.dumps(config)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -342,6 +344,7 @@ def run_clients(
     sweep_url: str | None = None,
     update_timeout: float = 3.0,
     during: Callable[[Callable[[], int]], None] | None = None,
+    worker: Path = WORKER,
 ) -> ClientRun:
     """Run one client process per URL in ``urls`` (each its own chain) and record everything.
 
@@ -355,6 +358,7 @@ def run_clients(
         during: called once the clients run, with a function that counts the operations
             completed so far: a script of faults triggered by progress (instead of a nemesis's
             random schedule).
+        worker: the client script (``aio_chain_worker.py``: the same workload, async).
     """
     events_dir.mkdir(parents=True, exist_ok=True)
     base: dict[str, Any] = {"keys": list(keys), "update_timeout": update_timeout}
@@ -386,7 +390,7 @@ def run_clients(
         )
     started = time.monotonic()
     try:
-        with _clients(configs) as children:
+        with _clients(configs, worker) as children:
             _start_together(children)
             clients = children[:-1] if sweep_url is not None else children
             _go(clients)

@@ -32,6 +32,7 @@ from session_store.backend import Versioned, VersionToken, ensure_bytes
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.aio_base import AsyncRedisBase
+from session_store_redis.aio_ordered import AsyncOrderedWrites
 from session_store_redis.aio_driver import Driver, RedisPyDriver
 from session_store_redis.commands import (
     SCAN_COUNT,
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 
-class AsyncRedisBackend(AsyncRedisBase):
+class AsyncRedisBackend(AsyncOrderedWrites, AsyncRedisBase):
     """Sessions in Redis, for asyncio apps. Usually opened from a URL::
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")

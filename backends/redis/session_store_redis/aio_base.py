@@ -97,6 +97,8 @@ class AsyncRedisBase(AsyncSessionBackend):
             description = config.describe()
         self._description = description
         self._secrets = (config.password, *secrets)
+        #: what the invalidation stream of :mod:`~session_store_redis.aio_ordered` connects with
+        self._stream_config = config if isinstance(config, RedisConfig) else None
         self._closed = False
         # "unacknowledged": writes that reached the primary but not wait_replicas replicas
         self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged", *counters))

@@ -1,0 +1,166 @@
+"""What a chain knows about its tiers' health: a breaker per tier and the keys each missed.
+
+Shared by the sync :class:`~session_store.tiered.TieredBackend` and its async twin: no I/O here,
+only bookkeeping under a lock (the decisions are :mod:`.policy`'s ``may_call`` / ``on_failure`` /
+``on_success``). A tier that raised :class:`~session_store.errors.BackendUnavailableError` is
+skipped by plain reads and writes for ``retry_after`` seconds; then one call probes it. The keys
+written while it was skipped, or that it refused, are remembered (up to ``max_missed``) so that
+the chain brings them up to date when it answers again (never deletes them).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from session_store import forksafe
+from session_store.counters import Counters
+from session_store.errors import BackendError
+from session_store.tiered import policy
+from session_store.tiered.policy import Health, Layout
+
+__all__ = ["EVICTION_WARNING_INTERVAL", "Breakers"]
+
+log = logging.getLogger("session_store.tiered")
+
+#: Seconds between two eviction warnings.
+EVICTION_WARNING_INTERVAL = 60.0
+
+
+class Breakers:
+    """Health, missed keys and eviction accounting of a chain's tiers.
+
+    Args:
+        tiers: the chain's tiers (anything with ``describe()`` and ``counters``), fastest first.
+        layout: the chain's :class:`~session_store.tiered.policy.Layout`.
+        counters: the chain's counters (``evictions``).
+        retry_after / max_missed / clock: as for the chain.
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Any],
+        layout: Layout,
+        counters: Counters,
+        *,
+        retry_after: float,
+        max_missed: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._tiers = tuple(tiers)
+        self._layout = layout
+        self._counters = counters
+        self.retry_after = retry_after
+        self.max_missed = max_missed
+        self._clock = clock
+        self.lock = threading.Lock()
+        self.health = [Health() for _ in self._tiers]
+        self.missed: list[set[str]] = [set() for _ in self._tiers]
+        self._evictions_seen = [tier.counters.get("evictions") for tier in self._tiers]
+        self._warned_at = -math.inf
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        """In a forked child: a new, released lock (see :mod:`session_store.forksafe`)."""
+        self.lock = threading.Lock()
+
+    # -- the breaker ---------------------------------------------------------------------------
+    def skips(self, index: int) -> bool:
+        """Whether a plain call must skip tier ``index`` now (down, and not this call's turn to
+        probe it; claiming the probe moves the next one ``retry_after`` on)."""
+        health = self.health[index]
+        if health.down_since is None:
+            return False
+        with self.lock:
+            now = self._clock()
+            if now < health.retry_at:
+                return True
+            health.retry_at = now + self.retry_after
+        return False
+
+    def skipping(self, index: int) -> bool:
+        """Whether tier ``index``'s breaker is open now (without claiming a probe)."""
+        return not policy.may_call(self.health[index], self._clock())
+
+    def mark_down(self, index: int, exc: BackendError) -> None:
+        """Tier ``index`` raised ``exc`` (unavailable): skip it for ``retry_after``."""
+        with self.lock:
+            first = policy.on_failure(self.health[index], self._clock(), self.retry_after)
+        if first:
+            log.warning(
+                "tier %d (%s) is down, going on without it: %s",
+                index,
+                self._tiers[index].describe(),
+                exc.message,
+            )
+
+    def mark_up(self, index: int) -> tuple[float, set[str]] | None:
+        """Tier ``index`` answered: if it was down, for how long, and the keys it missed (which
+        the caller brings up to date and then reports with :meth:`log_back`)."""
+        with self.lock:
+            down_for = policy.on_success(self.health[index], self._clock())
+            if down_for is None:
+                return None
+            missed, self.missed[index] = self.missed[index], set()
+        return down_for, missed
+
+    def log_back(self, index: int, down_for: float, repaired: int) -> None:
+        log.warning(
+            "tier %d (%s) is back after %.1f s; %d keys written meanwhile brought up to date",
+            index,
+            self._tiers[index].describe(),
+            down_for,
+            repaired,
+        )
+
+    # -- missed keys ---------------------------------------------------------------------------
+    def note_missed(self, index: int, key: str) -> None:
+        """Tier ``index`` did not take a write of ``key``: remember it (up to ``max_missed``)."""
+        with self.lock:
+            missed = self.missed[index]
+            if len(missed) < self.max_missed:
+                missed.add(key)
+
+    def refused(self, index: int, key: str, exc: BackendError) -> None:
+        """Tier ``index`` refused a write of ``key`` (read-only, full): the key is remembered as
+        missed, so that the tier gets the newest copy when a later write finds it writable again,
+        instead of keeping an older one for good. It stays readable meanwhile (a read-only disk
+        still holds the tombstones and copies that outlive a Redis that lost its data)."""
+        self._counters.add("errors")
+        log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
+        self.note_missed(index, key)
+
+    def take_missed(self, index: int) -> set[str]:
+        """The keys tier ``index`` missed while it is up, forgotten here (to be reconciled);
+        empty while it is down."""
+        if not self.missed[index] or self.health[index].down_since is not None:
+            return set()
+        with self.lock:
+            missed, self.missed[index] = self.missed[index], set()
+        return missed
+
+    # -- evictions -----------------------------------------------------------------------------
+    def check_evictions(self, index: int) -> None:
+        """Carry tier ``index``'s new evictions into the chain's counter; warn (rate-limited)."""
+        seen = self._tiers[index].counters.get("evictions")
+        delta = seen - self._evictions_seen[index]
+        if delta <= 0:
+            return
+        self._evictions_seen[index] = seen
+        self._counters.add("evictions", delta)
+        if index in self._layout.near:
+            return  # a near-cache eviction drops nothing: a durable tier holds every entry
+        now = self._clock()
+        if now - self._warned_at >= EVICTION_WARNING_INTERVAL:
+            self._warned_at = now
+            log.warning(
+                "tier %d (%s) evicted %d entries to stay within its bounds (%d in all); "
+                "raise its limits if sessions must stay in it",
+                index,
+                self._tiers[index].describe(),
+                delta,
+                seen,
+            )

@@ -1,0 +1,166 @@
+"""The near cache of a chain: the process-local tiers above the arbiter, kept coherent.
+
+One class for the sync :class:`~session_store.tiered.TieredBackend` and its async twin
+(:class:`~session_store.aio.tiered.AsyncTieredBackend`): the near tiers are process memory, whose
+operations are a few dictionary steps, so both chains call them directly (the async chain through
+the memory backend's sync view) under :attr:`NearState.lock`. What is decided here, for both:
+
+* a fill (a read that fetched a copy from the shared tiers) is installed only if no invalidation
+  of its key arrived since it began (:meth:`NearState.may_install`), and never over a newer
+  version the near cache already holds;
+* a write's copy is kept *unchecked* if an invalidation of its key arrived while the write was in
+  flight (it may be another process's later write: the next read asks the shared tiers);
+* a deleted key is simply absent (never a tombstone in the near cache);
+* the invalidation stream's calls (:class:`~session_store.tiered.near.InvalidationListener`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+
+from session_store.backend import SessionBackend
+from session_store.counters import Counters
+from session_store.errors import BackendError
+from session_store.stamps import frame, unframe, version_of
+from session_store.tiered.near import NearState
+from session_store.tiered.policy import Copy, ttl_from_left
+
+__all__ = ["NearCache"]
+
+#: Checked-time records kept before they are all forgotten (keys evicted from the tier).
+_MAX_CHECKED = 1_000_000
+
+
+class NearCache:
+    """The near tiers of one chain and their :class:`NearState`.
+
+    Args:
+        tiers: the near tiers (sync, process-local), fastest first, as ``(index, backend)``.
+        state: the coherence state (checked times, invalidation sequence numbers).
+        counters: the chain's counters (``promotions``, ``invalidations``).
+        on_put: called with a tier's index after a copy was put in it (eviction accounting).
+        clock: the chain's monotonic clock.
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[tuple[int, SessionBackend]],
+        state: NearState,
+        counters: Counters,
+        on_put: Callable[[int], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self.tiers = tuple(tiers)
+        self.state = state
+        self._counters = counters
+        self._on_put = on_put
+        self._clock = clock
+
+    # -- fills and writes ----------------------------------------------------------------------
+    def install(self, key: str, best: Copy, began: int, start: float) -> None:
+        """Put ``best`` in the near cache, unless ``key`` was invalidated since the read began."""
+        if not self.tiers:
+            return
+        ttl = ttl_from_left(best.left)
+        with self.state.lock:
+            if not self.state.may_install(key, began):
+                return
+            self.put_locked(key, best.data, ttl, promote=True)
+            self.state.mark_checked(key, start)
+
+    def after_write(
+        self, key: str, data: bytes, value: bytes, ttl: float | None, start: float, began: int
+    ) -> None:
+        """This process wrote ``data`` (framed ``value``) in a write that began at invalidation
+        sequence ``began``: the near cache holds it, checked as of ``start``.
+
+        Unless an invalidation of ``key`` arrived while the write was in flight. It may be this
+        write's own (the stream reports every client's writes, this process's too), or another
+        process's write that landed after this one: the stream cannot tell them apart. The copy
+        is then kept *unchecked*: the next read asks the shared tiers (and serves this copy
+        only if none of them answers), instead of serving a copy another process may already
+        have replaced until the next invalidation (found by the history checker).
+        """
+        if not self.tiers:
+            return
+        with self.state.lock:
+            raced = not self.state.may_install(key, began)
+            self.state.invalidate([key])  # fills that read an older copy must not land
+            self.put_locked(key, data, ttl, value=value)
+            if not raced:
+                self.state.mark_checked(key, start)
+
+    def put_locked(
+        self,
+        key: str,
+        data: bytes,
+        ttl: float | None,
+        *,
+        promote: bool = False,
+        value: bytes | None = None,
+    ) -> None:
+        """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
+
+        The near cache holds the caller's bytes, unframed, so that a hit returns them as they
+        are (no copy); their versions are kept beside them in :attr:`NearState.versions`.
+        """
+        if value is None:  # (a writer passes the caller's bytes: no second copy)
+            value = unframe(data)
+        if value is None:
+            return  # never a tombstone: a deleted key is simply absent from the near cache
+        version = version_of(data)
+        versions = self.state.versions
+        known = versions.get(key)
+        for index, tier in self.tiers:
+            try:
+                if known is not None and known >= version and tier.get(key) is not None:
+                    continue
+                tier.set(key, value, ttl)
+                if promote:
+                    self._counters.add("promotions")
+                    tier.counters.add("promotions")
+            except BackendError:
+                self.state.checked.pop(key, None)
+                continue
+            versions[key] = version
+            self._on_put(index)
+        if len(self.state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
+            self.state.invalidate(None)
+
+    def drop(self, key: str) -> None:
+        """Forget ``key`` in the near cache and fence fills in flight."""
+        if not self.tiers:
+            return
+        with self.state.lock:
+            self.state.invalidate([key])
+            self.state.versions.pop(key, None)
+            for _, tier in self.tiers:
+                with contextlib.suppress(BackendError):  # dropping a copy is best effort
+                    tier.delete(key)
+
+    def copy_of(self, key: str, index: int, found: tuple[bytes, float]) -> Copy:
+        """Near tier ``index``'s copy of ``key`` (the caller's bytes ``found[0]``, TTL left
+        ``found[1]``) as a framed :class:`Copy`, with the version it was put with: what a read
+        serves when no shared tier answers (the near copy is all there is)."""
+        version = self.state.versions.get(key) or bytes(12)
+        return Copy(index, frame(found[0], version, None), found[1])
+
+    # -- the invalidation stream (an InvalidationListener) -------------------------------------
+    def on_invalidate(self, keys: list[str] | None) -> None:
+        """From the stream: ``keys`` changed elsewhere (``None``: everything)."""
+        with self.state.lock:
+            self.state.invalidate(keys)
+        self._counters.add("invalidations", 1 if keys is None else len(keys))
+
+    def on_connected(self) -> None:
+        """From the stream: connected; copies checked from now on are trusted until dropped."""
+        with self.state.lock:
+            self.state.invalidate(None)  # flush: what changed while it was down is unknown
+            self.state.coherent_since = self._clock()
+
+    def on_disconnected(self) -> None:
+        """From the stream: down; copies fall back to the ``max_staleness`` check."""
+        with self.state.lock:
+            self.state.coherent_since = math.inf
