@@ -67,8 +67,8 @@ class NearCache:
         with self.state.lock:
             if not self.state.may_install(key, began):
                 return
-            self.put_locked(key, best.data, ttl, promote=True)
-            self.state.mark_checked(key, start)
+            if self.put_locked(key, best.data, ttl, promote=True):
+                self.state.mark_checked(key, start)
 
     def after_write(
         self, key: str, data: bytes, value: bytes, ttl: float | None, start: float, began: int
@@ -88,8 +88,7 @@ class NearCache:
         with self.state.lock:
             raced = not self.state.may_install(key, began)
             self.state.invalidate([key])  # fills that read an older copy must not land
-            self.put_locked(key, data, ttl, value=value)
-            if not raced:
+            if self.put_locked(key, data, ttl, value=value) and not raced:
                 self.state.mark_checked(key, start)
 
     def put_locked(
@@ -100,16 +99,20 @@ class NearCache:
         *,
         promote: bool = False,
         value: bytes | None = None,
-    ) -> None:
+    ) -> bool:
         """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
 
         The near cache holds the caller's bytes, unframed, so that a hit returns them as they
         are (no copy); their versions are kept beside them in :attr:`NearState.versions`.
+        Returns whether every near tier holds it (or a newer version): only then may the key be
+        marked checked. A tier that refused it loses its older copy (best effort), and the key
+        stays unchecked either way, so an older copy is never served as current.
         """
         if value is None:  # (a writer passes the caller's bytes: no second copy)
             value = unframe(data)
         if value is None:
-            return  # never a tombstone: a deleted key is simply absent from the near cache
+            return False  # never a tombstone: a deleted key is simply absent from the near cache
+        complete = True
         version = version_of(data)
         versions = self.state.versions
         known = versions.get(key)
@@ -122,12 +125,17 @@ class NearCache:
                     self._counters.add("promotions")
                     tier.counters.add("promotions")
             except BackendError:
+                complete = False
                 self.state.checked.pop(key, None)
+                versions.pop(key, None)
+                with contextlib.suppress(BackendError):  # its older copy must not be served
+                    tier.delete(key)
                 continue
             versions[key] = version
             self._on_put(index)
         if len(self.state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
             self.state.invalidate(None)
+        return complete
 
     def drop(self, key: str) -> None:
         """Forget ``key`` in the near cache and fence fills in flight."""

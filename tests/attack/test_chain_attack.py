@@ -319,12 +319,6 @@ def test_set_if_absent_does_not_replace_a_session_only_the_disk_still_holds(
 
 
 # -- stale read of this process's own write (found by tests/tiered_processes/test_tier_model.py)
-@pytest.mark.xfail(
-    strict=True,
-    reason="_after_write marks the key checked after _near_put_locked failed to replace the "
-    "near copy (it drops the check on a near-tier error, then mark_checked puts it back): the "
-    "old near copy is served as fresh after this process's own acknowledged write",
-)
 def test_own_write_is_read_back_when_the_near_tier_failed_to_take_it(tmp_path: Path) -> None:
     """Without an invalidation stream (a diskcache arbiter; or Redis with its stream down) the
     stale copy is served for up to max_staleness; with the stream up, until this process's own
