@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from session_store.codec.limits import BYTE_COST, DEFAULT_DECODE_LIMIT, parse_cost
+from session_store.codec.limits import BYTE_COST, DEFAULT_DECODE_LIMIT, within_budget
 from session_store.errors import ConfigurationError, CorruptPayloadError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class ZstdStage:
 
     def fits(self, body: bytes) -> bool:
         """Whether a decompressed ``body`` may be parsed within :attr:`decode_limit`."""
-        return len(body) <= self.max_output and parse_cost(body) <= self.decode_limit
+        return len(body) <= self.max_output and within_budget(body, self.decode_limit)
 
     def encode(self, data: bytes, ctx: StageContext) -> bytes:
         import zstandard  # on first use: a store without compression never loads it
@@ -135,7 +135,7 @@ class ZstdStage:
             body = zstandard.ZstdDecompressor().decompress(data, max_output_size=declared)
         except zstandard.ZstdError as exc:
             raise CorruptPayloadError(f"zstd stage cannot decompress: {exc}", key=ctx.key) from None
-        if len(body) != declared or parse_cost(body) > self.decode_limit:
+        if len(body) != declared or not within_budget(body, self.decode_limit):
             raise CorruptPayloadError(
                 "zstd payload is not what the encoder writes: its size differs from the declared "
                 "one, or parsing it would cost more than the decode limit",
