@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from session_store.codec import Codec
+from session_store.codec import Codec, Plain
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
@@ -76,6 +76,16 @@ class StoreRules(Generic[T]):
         obj: T = self.codec.decode(key, data, as_schema=self._info).obj
         return obj
 
+    def _decode_plain(self, key: str, data: bytes) -> tuple[T, Plain]:
+        """:meth:`_decode`, with the JSON body the object was parsed from (for the near cache)."""
+        plain = self.codec.unwrap(key, data)
+        return self._rebuild(key, plain), plain
+
+    def _rebuild(self, key: str, plain: Plain) -> T:
+        """The session a checked JSON body holds (no stage left to undo)."""
+        obj: T = self.codec.from_plain(key, plain, as_schema=self._info).obj
+        return obj
+
     def _decode_stored(self, key: str, data: bytes | None) -> T | None:
         """The session in bytes a backend returned: ``None`` for absent or a chain's tombstone
         (read through one tier), else the decoded payload inside the chain's version frame."""
@@ -99,10 +109,16 @@ class StoreRules(Generic[T]):
 
     def _prepare(self, key: str, obj: T) -> tuple[T, bytes]:
         """Check ``key`` and ``obj``, stamp it, encode it: what a write stores, before any I/O."""
+        stamped, payload, _ = self._prepare_plain(key, obj)
+        return stamped, payload
+
+    def _prepare_plain(self, key: str, obj: T) -> tuple[T, bytes, Plain]:
+        """:meth:`_prepare`, with the checked JSON body inside the payload (for the near cache)."""
         validate_key(key)
         self._check_schema(key, obj)
         stamped = self._stamp(obj)
-        return stamped, self.codec.encode(key, stamped)
+        payload, plain = self.codec.encode_plain(key, stamped)
+        return stamped, payload, plain
 
     def _ttl(self, ttl: float | None) -> float | None:
         return normalize_ttl(ttl) if ttl is not None else self.ttl
