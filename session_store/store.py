@@ -200,7 +200,7 @@ class SessionStore(StoreRules[T]):
                 return current
             self._check_schema(key, new)
             stamped = self._stamp(new)
-            payload, plain = self.codec.encode_plain(key, stamped)
+            payload, plain = self._encode_plain(key, stamped)
             token = None if read is None else read.token
             if self.backend.set_if(key, payload, token, self._ttl(ttl)):
                 self._decoded.put(key, payload, stamped, plain)

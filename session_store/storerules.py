@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 #: The field every write stamps (reads never write it).
 ACCESS_FIELD = "last_accessed"
+#: ``Plain.stages`` of a kept payload that only the codec's own ``decode`` may read.
+_WHOLE: tuple[str, ...] = ("(the whole payload)",)
 
 
 class StoreRules(Generic[T]):
@@ -77,14 +79,24 @@ class StoreRules(Generic[T]):
         return obj
 
     def _decode_plain(self, key: str, data: bytes) -> tuple[T, Plain]:
-        """:meth:`_decode`, with the JSON body the object was parsed from (for the near cache)."""
+        """:meth:`_decode`, with what the near cache keeps to rebuild the object: the JSON body
+        it was parsed from, or (a codec whose ``decode`` is its own) the payload itself."""
+        if not self._codec_splits():
+            return self._decode(key, data), Plain(False, data, _WHOLE)
         plain = self.codec.unwrap(key, data)
         return self._rebuild(key, plain), plain
 
     def _rebuild(self, key: str, plain: Plain) -> T:
-        """The session a checked JSON body holds (no stage left to undo)."""
+        """The session a kept body holds (no stage left to undo), or a kept payload decodes to."""
+        if plain.stages is _WHOLE:
+            return self._decode(key, plain.body)
         obj: T = self.codec.from_plain(key, plain, as_schema=self._info).obj
         return obj
+
+    def _codec_splits(self) -> bool:
+        """Whether the codec decodes through ``unwrap`` + ``from_plain`` (it does unless a
+        subclass replaced ``decode``, whose result a rebuild from the body might not match)."""
+        return type(self.codec).decode is Codec.decode
 
     def _decode_stored(self, key: str, data: bytes | None) -> T | None:
         """The session in bytes a backend returned: ``None`` for absent or a chain's tombstone
@@ -117,8 +129,13 @@ class StoreRules(Generic[T]):
         validate_key(key)
         self._check_schema(key, obj)
         stamped = self._stamp(obj)
-        payload, plain = self.codec.encode_plain(key, stamped)
+        payload, plain = self._encode_plain(key, stamped)
         return stamped, payload, plain
+
+    def _encode_plain(self, key: str, stamped: T) -> tuple[bytes, Plain]:
+        """The payload for an already stamped object, and what the near cache keeps for it."""
+        payload, plain = self.codec.encode_plain(key, stamped)
+        return payload, plain if self._codec_splits() else Plain(False, payload, _WHOLE)
 
     def _ttl(self, ttl: float | None) -> float | None:
         return normalize_ttl(ttl) if ttl is not None else self.ttl

@@ -158,12 +158,20 @@ class Codec:
 
     def encode(self, key: str, obj: Any) -> bytes:
         """Bytes for ``obj`` stored under ``key``."""
-        return self.encode_plain(key, obj)[0]
+        return self._encode_plain(key, obj)[0]
 
     def encode_plain(self, key: str, obj: Any) -> tuple[bytes, Plain]:
         """Bytes for ``obj`` stored under ``key``, and the checked JSON body inside them (what
         :meth:`from_plain` reads back without undoing any stage: the decoded near cache keeps
-        it, see :mod:`session_store.decoded`)."""
+        it, see :mod:`session_store.decoded`). A subclass that overrides :meth:`encode` (the
+        rolling-deploy ``PlanJsonCodec``) keeps writing its own bytes: the body is then read
+        back out of them."""
+        if type(self).encode is not Codec.encode:
+            payload = self.encode(key, obj)
+            return payload, self.unwrap(key, payload)
+        return self._encode_plain(key, obj)
+
+    def _encode_plain(self, key: str, obj: Any) -> tuple[bytes, Plain]:
         info = self.schema_of(obj)
         with collecting_unchecked() as unchecked:
             data = self.to_data(obj, key=key)

@@ -31,18 +31,18 @@ def _store(backend: MemoryBackend | None = None, **options: Any) -> SessionStore
 
 
 class CountingCodec(Codec):
-    """A codec that counts its decodes and the payloads whose stages it undoes."""
+    """A codec that counts the payloads whose stages it undoes and the bodies it parses."""
 
-    decodes = 0
     unwraps = 0
-
-    def decode(self, *args: Any, **kwargs: Any) -> Any:
-        CountingCodec.decodes += 1
-        return super().decode(*args, **kwargs)
+    parses = 0
 
     def unwrap(self, *args: Any, **kwargs: Any) -> Any:
         CountingCodec.unwraps += 1
         return super().unwrap(*args, **kwargs)
+
+    def from_plain(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCodec.parses += 1
+        return super().from_plain(*args, **kwargs)
 
 
 def test_a_warm_load_of_unchanged_bytes_does_not_decode() -> None:
@@ -52,11 +52,12 @@ def test_a_warm_load_of_unchanged_bytes_does_not_decode() -> None:
     )
     store.save("u", EnhancedSessionData("u", extra={"n": 1, "text": "word " * 500}))
     assert codec.inspect(store.backend.get("u") or b"").stages == ("zstd",)
-    CountingCodec.decodes = CountingCodec.unwraps = 0
+    CountingCodec.unwraps = CountingCodec.parses = 0
     for _ in range(5):
         loaded = store.load("u")
         assert loaded is not None and loaded.extra["n"] == 1
-    assert CountingCodec.decodes == CountingCodec.unwraps == 0  # nothing decompressed
+    assert CountingCodec.unwraps == 0  # nothing decompressed
+    assert CountingCodec.parses == 5  # a new object each time, from the kept body
 
 
 def test_a_miss_undoes_the_stages_once_then_hits() -> None:
@@ -241,3 +242,54 @@ def test_the_cache_alone_evicts_least_recently_used_first() -> None:
 
     assert cache.load("a", b'{"k": 1}', decode, rebuild) == "decoded"
     assert cache.load("c", b'{"k": 1}', decode, rebuild) == ("rebuilt", b'{"k": 1}')
+
+
+class TaggingCodec(Codec):
+    """A subclass with its own ``decode`` (it tags what it decoded) and its own ``encode``."""
+
+    encodes = 0
+
+    def encode(self, key: str, obj: Any) -> bytes:
+        TaggingCodec.encodes += 1
+        return super().encode(key, obj)
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        decoded = super().decode(*args, **kwargs)
+        decoded.obj.extra["decoded by"] = "TaggingCodec"
+        return decoded
+
+
+def test_a_codec_subclass_keeps_its_own_encode_and_decode() -> None:
+    # The near cache must not route around a subclass: PlanJsonCodec writes the plan's bare
+    # JSON through its own encode, and a subclass's decode is what every load returns.
+    backend = MemoryBackend()
+    store: SessionStore[EnhancedSessionData] = SessionStore(
+        backend, EnhancedSessionData, codec=TaggingCodec(encryption=None), access_interval=None
+    )
+    TaggingCodec.encodes = 0
+    store.save("u", EnhancedSessionData("u"))
+    assert TaggingCodec.encodes == 1
+    for _ in range(3):  # the miss-free path after save, then hits
+        loaded = store.load("u")
+        assert loaded is not None and loaded.extra == {"decoded by": "TaggingCodec"}
+        loaded.extra["mutated"] = True  # and hits stay isolated
+    other: SessionStore[EnhancedSessionData] = SessionStore(
+        backend, EnhancedSessionData, codec=TaggingCodec(encryption=None), access_interval=None
+    )
+    for _ in range(2):  # a miss, then a hit, through another store
+        loaded = other.load("u")
+        assert loaded is not None and loaded.extra == {"decoded by": "TaggingCodec"}
+
+
+def test_the_plan_json_codec_still_writes_bare_json_through_save() -> None:
+    import json
+
+    from session_store.codec.legacy import PlanJsonCodec
+
+    store: SessionStore[EnhancedSessionData] = SessionStore(
+        MemoryBackend(), EnhancedSessionData, codec=PlanJsonCodec(encryption=None)
+    )
+    store.save("u", EnhancedSessionData("u", processed_documents=[1]))
+    assert json.loads(store.backend.get("u") or b"")["processed_documents"] == [1]
+    loaded = store.load("u")
+    assert loaded is not None and loaded.processed_documents == [1]
