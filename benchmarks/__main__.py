@@ -119,11 +119,12 @@ WHY = """How to read them: in the codec profiles, the time is in orjson itself, 
 (`jsonsafe._only_plain_parts`; a dict session is walked whole by `_only_plain_json`), which
 refuses what JSON cannot hold instead of `default=str`, and zstd; msgspec and a bare `orjson`
 round trip do no typed conversion and no check. In the hot-path rows, a warm load of a mutable
-schema costs a copy of its mutable parts (the isolation the near cache guarantees; a frozen
-schema is shared without one). End to end, the peers store pickle (cachelib, dogpile.cache) or
-msgpack (Flask-Session) without compression or a check, and `pickle.loads` of a string-heavy
-dict costs far less than any JSON parse; the row "ours, no zstd" shows what the compression
-stage alone costs on loopback, where the smaller payload buys nothing back."""
+schema costs a parse of the checked JSON body the near cache keeps (a fresh object per load:
+the isolation the near cache guarantees; a frozen schema is shared without one). End to end,
+the peers store pickle (cachelib, dogpile.cache) or msgpack (Flask-Session) without
+compression or a check, and `pickle.loads` of a string-heavy dict costs far less than any JSON
+parse; the row "ours, no zstd" shows what the compression stage alone costs on loopback, where
+the smaller payload buys nothing back."""
 
 
 README_START = "<!-- benchmark table: written by python -m benchmarks -->"

@@ -50,38 +50,38 @@ class MVision(msgspec.Struct):
     confidence: float = 0.0
     model: str = ""
     cost_usd: float = 0.0
-    extra: dict[str, Any] = {}
 
 
 class MDoc(msgspec.Struct):
+    """The fields of ``DocumentExtractionResult``, as ``dataclasses.asdict`` stores them."""
+
     document_id: str
     filename: str
     extraction_method: str = "text_only"
     text_content: str = ""
-    text_metadata: dict[str, Any] = {}
-    vision_extractions: list[MVision] = []
-    vision_processing_summary: dict[str, Any] = {}
-    enhanced_content: str = ""
-    insights: list[str] = []
-    confidence_scores: dict[str, float] = {}
-    processing_time_s: float = 0.0
-    processing_cost_usd: float = 0.0
-    processing_strategy: str = ""
-    quality_score: float = 0.0
+    text_extraction_metadata: dict[str, Any] = {}
+    vision_extractions: list[MVision] | None = None
+    vision_processing_summary: dict[str, Any] | None = None
+    enhanced_content: str | None = None
+    comprehensive_insights: list[str] | None = None
+    confidence_scores: dict[str, Any] | None = None
+    processing_time: float = 0.0
+    processing_cost: float = 0.0
+    processing_strategy: str = "default"
+    extraction_quality_score: float = 0.0
     completeness_score: float = 0.0
-    extra: dict[str, Any] = {}
 
 
 class MSession(msgspec.Struct):
     user_id: str
     created_at: str
     last_accessed: str
-    processed_documents: list[dict[str, Any]] = []
+    processed_documents: list[Any] = []
     document_summary: Any = None
     market_research_data: dict[str, Any] = {}
     extraction_results: dict[str, MDoc] = {}
     processing_metadata: dict[str, Any] = {}
-    cross_document_insights: list[Any] = []
+    cross_document_insights: dict[str, Any] = {}
     extra: dict[str, Any] = {}
 
 

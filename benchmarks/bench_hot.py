@@ -24,6 +24,7 @@ Run: ``python -m benchmarks.bench_hot``.
 from __future__ import annotations
 
 import importlib
+import os
 import random
 import re
 import shutil
@@ -54,8 +55,9 @@ from session_store.schema import (
     schema_for_class,
 )
 
-#: The last commit before issue 17's changes.
-BEFORE_REV = "84e0b25"
+#: The last commit before issue 17's changes; ``SESSION_STORE_BENCH_BEFORE`` names another
+#: (to compare against a branch point instead).
+BEFORE_REV = os.environ.get("SESSION_STORE_BENCH_BEFORE", "84e0b25")
 ROOT = Path(__file__).resolve().parents[1]
 SAVE_LOAD_GOAL = 2.0
 WARM_GOAL = 1 / 50
@@ -100,11 +102,15 @@ def before_package(rev: str = BEFORE_REV) -> ModuleType | None:
     package = target / "session_store_before"
     (target / "session_store").rename(package)
     imports = re.compile(r"\b(from|import) session_store(?=[\s.])")
+    # the package's lazy attributes import their modules by name: those names too
+    by_name = re.compile(r"\bimport_module\((f?[\"'])session_store\.")
     for path in package.rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        path.write_text(imports.sub(r"\1 session_store_before", text), encoding="utf-8")
+        text = imports.sub(r"\1 session_store_before", path.read_text(encoding="utf-8"))
+        text = by_name.sub(r"import_module(\1session_store_before.", text)
+        path.write_text(text, encoding="utf-8")
     sys.path.insert(0, str(target))
     module = importlib.import_module("session_store_before")
+    assert module.SessionStore.__module__.startswith("session_store_before"), "not side by side"
     # Its registry finds the entry points of this checkout's schemas as foreign objects: give
     # it the same schemas as its own SchemaInfo (the same attrs classes, so results compare).
     for name in ("dataroom", "dict"):

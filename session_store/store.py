@@ -64,8 +64,8 @@ class SessionStore(StoreRules[T]):
             keeping its own TTL); off by default.
         update_timeout: how long ``update`` retries on conflicts before ``ConflictError``.
         decoded_cache_bytes: bound on the decoded-object near cache
-            (:mod:`session_store.decoded`: a warm ``load`` of unchanged bytes skips the
-            decode, and returns a private copy); 0 turns it off.
+            (:mod:`session_store.decoded`: a warm ``load`` of unchanged bytes undoes no
+            stage and returns an object of its own); 0 turns it off.
     """
 
     def __init__(
@@ -114,7 +114,8 @@ class SessionStore(StoreRules[T]):
         payload = session_bytes(data)
         if payload is None:  # a chain's tombstone, read through one tier
             return None
-        obj: T = self._decoded.load(key, payload, self._decode)  # same bytes: no decode
+        # the same bytes as last time: no stage undone (see session_store.decoded)
+        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
         if self.touch_on_load:
             self._touch_after_load(key, data)
         return obj
@@ -151,9 +152,9 @@ class SessionStore(StoreRules[T]):
         Raises:
             SerializationError: ``obj`` cannot be stored; nothing was written.
         """
-        stamped, payload = self._prepare(key, obj)
+        stamped, payload, plain = self._prepare_plain(key, obj)
         self.backend.set(key, payload, self._ttl(ttl))
-        self._decoded.put(key, payload, stamped)  # the next load of these bytes: no decode
+        self._decoded.put(key, payload, stamped, plain)  # the next load of these bytes
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
@@ -199,9 +200,10 @@ class SessionStore(StoreRules[T]):
                 return current
             self._check_schema(key, new)
             stamped = self._stamp(new)
-            payload = self.codec.encode(key, stamped)
+            payload, plain = self._encode_plain(key, stamped)
             token = None if read is None else read.token
             if self.backend.set_if(key, payload, token, self._ttl(ttl)):
+                self._decoded.put(key, payload, stamped, plain)
                 return stamped
             attempt += 1
             if time.monotonic() >= deadline:

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from session_store.codec import Codec
+from session_store.codec import Codec, Plain
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 #: The field every write stamps (reads never write it).
 ACCESS_FIELD = "last_accessed"
+#: ``Plain.stages`` of a kept payload that only the codec's own ``decode`` may read.
+_WHOLE: tuple[str, ...] = ("(the whole payload)",)
 
 
 class StoreRules(Generic[T]):
@@ -76,6 +78,26 @@ class StoreRules(Generic[T]):
         obj: T = self.codec.decode(key, data, as_schema=self._info).obj
         return obj
 
+    def _decode_plain(self, key: str, data: bytes) -> tuple[T, Plain]:
+        """:meth:`_decode`, with what the near cache keeps to rebuild the object: the JSON body
+        it was parsed from, or (a codec whose ``decode`` is its own) the payload itself."""
+        if not self._codec_splits():
+            return self._decode(key, data), Plain(False, data, _WHOLE)
+        plain = self.codec.unwrap(key, data)
+        return self._rebuild(key, plain), plain
+
+    def _rebuild(self, key: str, plain: Plain) -> T:
+        """The session a kept body holds (no stage left to undo), or a kept payload decodes to."""
+        if plain.stages is _WHOLE:
+            return self._decode(key, plain.body)
+        obj: T = self.codec.from_plain(key, plain, as_schema=self._info).obj
+        return obj
+
+    def _codec_splits(self) -> bool:
+        """Whether the codec decodes through ``unwrap`` + ``from_plain`` (it does unless a
+        subclass replaced ``decode``, whose result a rebuild from the body might not match)."""
+        return type(self.codec).decode is Codec.decode
+
     def _decode_stored(self, key: str, data: bytes | None) -> T | None:
         """The session in bytes a backend returned: ``None`` for absent or a chain's tombstone
         (read through one tier), else the decoded payload inside the chain's version frame."""
@@ -99,10 +121,21 @@ class StoreRules(Generic[T]):
 
     def _prepare(self, key: str, obj: T) -> tuple[T, bytes]:
         """Check ``key`` and ``obj``, stamp it, encode it: what a write stores, before any I/O."""
+        stamped, payload, _ = self._prepare_plain(key, obj)
+        return stamped, payload
+
+    def _prepare_plain(self, key: str, obj: T) -> tuple[T, bytes, Plain]:
+        """:meth:`_prepare`, with the checked JSON body inside the payload (for the near cache)."""
         validate_key(key)
         self._check_schema(key, obj)
         stamped = self._stamp(obj)
-        return stamped, self.codec.encode(key, stamped)
+        payload, plain = self._encode_plain(key, stamped)
+        return stamped, payload, plain
+
+    def _encode_plain(self, key: str, stamped: T) -> tuple[bytes, Plain]:
+        """The payload for an already stamped object, and what the near cache keeps for it."""
+        payload, plain = self.codec.encode_plain(key, stamped)
+        return payload, plain if self._codec_splits() else Plain(False, payload, _WHOLE)
 
     def _ttl(self, ttl: float | None) -> float | None:
         return normalize_ttl(ttl) if ttl is not None else self.ttl

@@ -39,7 +39,7 @@ from session_store.errors import (
 )
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 
-__all__ = ["Codec", "Decoded", "PayloadInfo"]
+__all__ = ["Codec", "Decoded", "PayloadInfo", "Plain"]
 
 
 class Decoded(NamedTuple):
@@ -48,6 +48,15 @@ class Decoded(NamedTuple):
     obj: Any
     schema: str
     stored_version: int
+    stages: tuple[str, ...]
+
+
+class Plain(NamedTuple):
+    """A payload with its stages undone: the JSON body, whether it is headerless legacy JSON,
+    and the names of the stages it was stored with."""
+
+    legacy: bool
+    body: bytes
     stages: tuple[str, ...]
 
 
@@ -149,6 +158,20 @@ class Codec:
 
     def encode(self, key: str, obj: Any) -> bytes:
         """Bytes for ``obj`` stored under ``key``."""
+        return self._encode_plain(key, obj)[0]
+
+    def encode_plain(self, key: str, obj: Any) -> tuple[bytes, Plain]:
+        """Bytes for ``obj`` stored under ``key``, and the checked JSON body inside them (what
+        :meth:`from_plain` reads back without undoing any stage: the decoded near cache keeps
+        it, see :mod:`session_store.decoded`). A subclass that overrides :meth:`encode` (the
+        rolling-deploy ``PlanJsonCodec``) keeps writing its own bytes: the body is then read
+        back out of them."""
+        if type(self).encode is not Codec.encode:
+            payload = self.encode(key, obj)
+            return payload, self.unwrap(key, payload)
+        return self._encode_plain(key, obj)
+
+    def _encode_plain(self, key: str, obj: Any) -> tuple[bytes, Plain]:
         info = self.schema_of(obj)
         with collecting_unchecked() as unchecked:
             data = self.to_data(obj, key=key)
@@ -168,7 +191,11 @@ class Codec:
             key=key,
             unchecked=unchecked if typed else None,
         )
-        return self.pipeline.encode(body, self.namespace, key)
+        payload = self.pipeline.encode(body, self.namespace, key)
+        return payload, Plain(False, body, self._stage_names(payload))
+
+    def _stage_names(self, payload: bytes) -> tuple[str, ...]:
+        return tuple(map(stage_name, parse_header(payload).stages))
 
     # -- load ----------------------------------------------------------------------------------
     def inspect(self, data: bytes, *, key: str | None = None) -> PayloadInfo:
@@ -187,27 +214,39 @@ class Codec:
                 schema as that schema's legacy data (version 0); a typed session loads into
                 the ``dict`` schema as its JSON data.
         """
+        return self.from_plain(key, self.unwrap(key, data), as_schema=as_schema)
+
+    def unwrap(self, key: str, data: bytes) -> Plain:
+        """The JSON body inside ``data``: the header read, every stage undone (decryption
+        bound to ``key`` and the namespace, decompression within its limits), and plaintext
+        refused by an encrypted store. Nothing is parsed yet."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise CorruptPayloadError(f"payload must be bytes, got {type(data).__name__}", key=key)
         data = bytes(data)
         if is_legacy(data):
             self._refuse_plaintext(key, "legacy JSON (no header)")
+            return Plain(True, data, ())
+        header = parse_header(data, key=key)
+        self.pipeline.check(header.stages, key)
+        if not self.pipeline.is_encrypted(header.stages):
+            self._refuse_plaintext(key, "a payload without the aes-gcm stage")
+        ctx = StageContext(self.namespace, key, data[: header.payload_offset])
+        body = self.pipeline.decode(header.stages, data[header.payload_offset :], ctx)
+        return Plain(False, body, tuple(map(stage_name, header.stages)))
+
+    def from_plain(self, key: str, plain: Plain, *, as_schema: SchemaInfo | None = None) -> Decoded:
+        """The object a body from :meth:`unwrap` or :meth:`encode_plain` holds: parsed,
+        migrated to the current version, structured (see :meth:`decode`)."""
+        if plain.legacy:
             info = _require_schema(self.legacy_schema)
-            raw = jsonsafe.loads_legacy(data, key=key)
+            raw = jsonsafe.loads_legacy(plain.body, key=key)
             if not isinstance(raw, dict):
                 raise CorruptPayloadError("legacy payload is not a JSON object", key=key)
             stored_name, version, body = info.name, 0, raw
-            stage_names: tuple[str, ...] = ()
         else:
-            header = parse_header(data, key=key)
-            self.pipeline.check(header.stages, key)
-            if not self.pipeline.is_encrypted(header.stages):
-                self._refuse_plaintext(key, "a payload without the aes-gcm stage")
-            ctx = StageContext(self.namespace, key, data[: header.payload_offset])
-            payload = self.pipeline.decode(header.stages, data[header.payload_offset :], ctx)
-            envelope = jsonsafe.loads(payload, key=key)
+            envelope = jsonsafe.loads(plain.body, key=key)
             stored_name, version, body = _open_envelope(envelope, key)
-            stage_names = tuple(map(stage_name, header.stages))
+        stage_names = plain.stages
         info = _require_schema(stored_name, key=key, unknown=UnknownSchemaVersionError)
         target = as_schema or info
         if target.name != info.name:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from itertools import chain, compress
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import Any
 
 import orjson
@@ -84,9 +85,9 @@ def _refuse(value: Any) -> Any:
 
 
 _NONE = type(None)
-_IS_CONTAINER = _CONTAINERS.__contains__
-_IS_DICT = {dict}.__contains__
 _IS_NOT_DICT = frozenset({list, tuple}).__contains__
+_FLOATS = repeat(float)
+_DICTS = repeat(dict)
 
 
 def _only_plain_json(value: Any, written: bytes) -> bool:
@@ -99,47 +100,50 @@ def _only_plain_json(value: Any, written: bytes) -> bool:
     ``null``, so if the output holds as many ``null`` as the value holds ``None``, there are
     none. (A ``"null"`` inside a string only sends the caller to the exact walk.)
     """
-    frontier = [value]
     nones = 0
-    while frontier:
-        kinds_of_frontier = list(map(type, frontier))
-        dicts = compress(frontier, map(_IS_DICT, kinds_of_frontier))
-        seqs = compress(frontier, map(_IS_NOT_DICT, kinds_of_frontier))
-        values = list(chain(chain.from_iterable(map(dict.values, dicts)), *seqs))
+    dicts: Any = ()
+    seqs: Any = ((value,),)
+    while dicts or seqs:
+        values = [*chain.from_iterable(map(dict.values, dicts)), *chain.from_iterable(seqs)]
         kinds = list(map(type, values))
         present = set(kinds)
         if not present <= _ALLOWED:
             return False
         if _NONE in present:
             nones += kinds.count(_NONE)
-        frontier = (
-            list(compress(values, map(_IS_CONTAINER, kinds))) if present & _CONTAINERS else []
+        dicts = [*compress(values, map(is_, kinds, _DICTS))] if dict in present else ()
+        seqs = (
+            [*compress(values, map(_IS_NOT_DICT, kinds))]
+            if list in present or tuple in present
+            else ()
         )
     return nones == written.count(b"null")
-
-
-_FLOAT = {float}.__contains__
 
 
 def _only_plain_parts(parts: list[Any]) -> bool:
     """Whether ``parts`` hold nothing orjson would write silently but wrongly (NaN, infinity,
     a plain ``Enum``, a ``UUID``): the same level-by-level walk in C as
     :func:`_only_plain_json`, with the floats tested directly (``math.isfinite``) since the
-    output's ``null`` count cannot be compared for a part of a document."""
-    frontier: list[Any] = [parts]
-    while frontier:
-        kinds_of_frontier = list(map(type, frontier))
-        dicts = compress(frontier, map(_IS_DICT, kinds_of_frontier))
-        seqs = compress(frontier, map(_IS_NOT_DICT, kinds_of_frontier))
-        values = list(chain(chain.from_iterable(map(dict.values, dicts)), *seqs))
+    output's ``null`` count cannot be compared for a part of a document. Each level's dicts and
+    sequences are picked out of the level's values once (issue 17: a fifth less than sorting
+    each frontier again)."""
+    dicts: Any = ()
+    seqs: Any = (parts,)
+    while dicts or seqs:
+        values = [*chain.from_iterable(map(dict.values, dicts)), *chain.from_iterable(seqs)]
         kinds = list(map(type, values))
         present = set(kinds)
         if not present <= _ALLOWED:
             return False
-        if float in present and not all(map(math.isfinite, compress(values, map(_FLOAT, kinds)))):
+        if float in present and not all(
+            map(math.isfinite, compress(values, map(is_, kinds, _FLOATS)))
+        ):
             return False
-        frontier = (
-            list(compress(values, map(_IS_CONTAINER, kinds))) if present & _CONTAINERS else []
+        dicts = [*compress(values, map(is_, kinds, _DICTS))] if dict in present else ()
+        seqs = (
+            [*compress(values, map(_IS_NOT_DICT, kinds))]
+            if list in present or tuple in present
+            else ()
         )
     return True
 

@@ -55,3 +55,22 @@ def test_one_stage_shared_by_threads_compresses_correctly() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_the_reused_decompressor_reads_a_good_payload_after_a_corrupt_one() -> None:
+    # One decompressor per thread is reused: a payload it failed on must not poison the next.
+    import pytest
+
+    from session_store.codec.format import parse_header
+    from session_store.errors import CorruptPayloadError
+
+    codec = _codec()
+    data = {"text": "revenue churn runway " * 400}
+    payload = codec.encode("k", data)
+    offset = parse_header(payload).payload_offset
+    corrupt = payload[: offset + 20] + bytes(16) + payload[offset + 36 :]
+    truncated = payload[:-7]
+    for bad in (corrupt, truncated):
+        with pytest.raises(CorruptPayloadError):
+            codec.decode("k", bad)
+        assert codec.decode("k", payload).obj == data

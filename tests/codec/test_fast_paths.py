@@ -156,3 +156,15 @@ def test_classes_whose_init_does_more_still_run_it() -> None:
     with pytest.raises(ValueError, match=r"[Ll]ength"):
         converter.structure({"name": ""}, Checked)  # the validator ran
     assert converter.structure({"name": "b", "new": 1}, Checked).extra == {"new": 1}
+
+
+@given(
+    body=st.binary(max_size=200) | st.sampled_from([b"[]" * 40, b"{" * 50, b",,,,"]),
+    limit=st.integers(min_value=0, max_value=200_000),
+)
+def test_the_budget_shortcut_answers_as_the_exact_count(body: bytes, limit: int) -> None:
+    # The shortcut skips counting when any body of this length fits; its answer must be the
+    # exact comparison's at every length and limit, on both sides of the shortcut's bound.
+    from session_store.codec.limits import parse_cost, within_budget
+
+    assert within_budget(body, limit) == (parse_cost(body) <= limit)

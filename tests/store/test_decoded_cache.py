@@ -3,6 +3,7 @@ does to a loaded object never reaches another load or the stored bytes."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from session_store import MemoryBackend, SessionStore
-from session_store.codec import Codec
-from session_store.decoded import DecodedCache, estimated_size, snapshot_copy
+from session_store.codec import Codec, Plain
+from session_store.decoded import DecodedCache, estimated_size
 from session_store.schema import EnhancedSessionData, SchemaInfo, register_schema
 from session_store.testing.strategies import json_objects, sessions
 
@@ -30,13 +31,18 @@ def _store(backend: MemoryBackend | None = None, **options: Any) -> SessionStore
 
 
 class CountingCodec(Codec):
-    """A codec that counts its decodes."""
+    """A codec that counts the payloads whose stages it undoes and the bodies it parses."""
 
-    decodes = 0
+    unwraps = 0
+    parses = 0
 
-    def decode(self, *args: Any, **kwargs: Any) -> Any:
-        CountingCodec.decodes += 1
-        return super().decode(*args, **kwargs)
+    def unwrap(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCodec.unwraps += 1
+        return super().unwrap(*args, **kwargs)
+
+    def from_plain(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCodec.parses += 1
+        return super().from_plain(*args, **kwargs)
 
 
 def test_a_warm_load_of_unchanged_bytes_does_not_decode() -> None:
@@ -44,12 +50,29 @@ def test_a_warm_load_of_unchanged_bytes_does_not_decode() -> None:
     store: SessionStore[EnhancedSessionData] = SessionStore(
         MemoryBackend(), EnhancedSessionData, codec=codec, access_interval=None
     )
-    store.save("u", EnhancedSessionData("u", extra={"n": 1}))
-    CountingCodec.decodes = 0
+    store.save("u", EnhancedSessionData("u", extra={"n": 1, "text": "word " * 500}))
+    assert codec.inspect(store.backend.get("u") or b"").stages == ("zstd",)
+    CountingCodec.unwraps = CountingCodec.parses = 0
     for _ in range(5):
         loaded = store.load("u")
-        assert loaded is not None and loaded.extra == {"n": 1}
-    assert CountingCodec.decodes == 0
+        assert loaded is not None and loaded.extra["n"] == 1
+    assert CountingCodec.unwraps == 0  # nothing decompressed
+    assert CountingCodec.parses == 5  # a new object each time, from the kept body
+
+
+def test_a_miss_undoes_the_stages_once_then_hits() -> None:
+    codec = CountingCodec(encryption=None)
+    backend = MemoryBackend()
+    writer = _store(backend)
+    writer.save("u", EnhancedSessionData("u", extra={"text": "word " * 500}))
+    reader: SessionStore[EnhancedSessionData] = SessionStore(
+        backend, EnhancedSessionData, codec=codec, access_interval=None
+    )
+    CountingCodec.unwraps = 0
+    first, second = reader.load("u"), reader.load("u")
+    assert first == second and first is not second
+    assert CountingCodec.unwraps == 1
+    assert (reader._decoded.misses, reader._decoded.hits) == (1, 1)
 
 
 def test_other_bytes_are_decoded_again() -> None:
@@ -105,7 +128,7 @@ def test_mutating_a_loaded_session_never_leaks(
 ) -> None:
     store = _store()
     saved = store.save("u", session)
-    expected = snapshot_copy(saved)
+    expected = copy.deepcopy(saved)
     first = store.load("u")
     assert first == expected
     _mutate(first, data)
@@ -124,7 +147,7 @@ def test_mutating_a_loaded_dict_session_never_leaks(
         MemoryBackend(), dict, codec=Codec(encryption=None), access_interval=None
     )
     store.save("u", legacy)
-    expected = snapshot_copy(legacy)
+    expected = copy.deepcopy(legacy)
     loaded = store.load("u")
     assert type(loaded) is dict and loaded == expected  # a real dict, as the legacy app had
     _mutate(loaded, data)
@@ -191,22 +214,82 @@ def test_zero_bytes_turns_it_off() -> None:
         decoded_cache_bytes=0,
     )
     store.save("u", EnhancedSessionData("u"))
-    CountingCodec.decodes = 0
+    CountingCodec.unwraps = 0
     store.load("u")
     store.load("u")
-    assert CountingCodec.decodes == 2 and store._decoded.entry_count == 0
+    assert CountingCodec.unwraps == 2 and store._decoded.entry_count == 0
 
 
 @pytest.mark.parametrize("value", [{"a": [1, {"b": 2}]}, [[], {}], (1, [2])])
 def test_snapshot_copies_share_nothing_mutable(value: Any) -> None:
-    copied = snapshot_copy(value)
+    copied = copy.deepcopy(value)
     assert copied == value
     assert {id(p) for p in _mutable_parts(copied)}.isdisjoint(id(p) for p in _mutable_parts(value))
 
 
 def test_the_cache_alone_evicts_least_recently_used_first() -> None:
     cache = DecodedCache(max_bytes=10_000, max_entries=2)
+    plain = Plain(False, b'{"k": 1}', ())
     for key in ("a", "b", "c"):
-        cache.put(key, b'{"k": 1}', {"k": key})
+        cache.put(key, b'{"k": 1}', {"k": key}, plain)
     assert cache.entry_count == 2
-    assert cache.load("a", b'{"k": 1}', lambda k, d: "decoded") == "decoded"
+
+    def decode(key: str, data: bytes) -> tuple[Any, Plain]:
+        return "decoded", plain
+
+    def rebuild(key: str, kept: Plain) -> Any:
+        return ("rebuilt", kept.body)
+
+    assert cache.load("a", b'{"k": 1}', decode, rebuild) == "decoded"
+    assert cache.load("c", b'{"k": 1}', decode, rebuild) == ("rebuilt", b'{"k": 1}')
+
+
+class TaggingCodec(Codec):
+    """A subclass with its own ``decode`` (it tags what it decoded) and its own ``encode``."""
+
+    encodes = 0
+
+    def encode(self, key: str, obj: Any) -> bytes:
+        TaggingCodec.encodes += 1
+        return super().encode(key, obj)
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        decoded = super().decode(*args, **kwargs)
+        decoded.obj.extra["decoded by"] = "TaggingCodec"
+        return decoded
+
+
+def test_a_codec_subclass_keeps_its_own_encode_and_decode() -> None:
+    # The near cache must not route around a subclass: PlanJsonCodec writes the plan's bare
+    # JSON through its own encode, and a subclass's decode is what every load returns.
+    backend = MemoryBackend()
+    store: SessionStore[EnhancedSessionData] = SessionStore(
+        backend, EnhancedSessionData, codec=TaggingCodec(encryption=None), access_interval=None
+    )
+    TaggingCodec.encodes = 0
+    store.save("u", EnhancedSessionData("u"))
+    assert TaggingCodec.encodes == 1
+    for _ in range(3):  # the miss-free path after save, then hits
+        loaded = store.load("u")
+        assert loaded is not None and loaded.extra == {"decoded by": "TaggingCodec"}
+        loaded.extra["mutated"] = True  # and hits stay isolated
+    other: SessionStore[EnhancedSessionData] = SessionStore(
+        backend, EnhancedSessionData, codec=TaggingCodec(encryption=None), access_interval=None
+    )
+    for _ in range(2):  # a miss, then a hit, through another store
+        loaded = other.load("u")
+        assert loaded is not None and loaded.extra == {"decoded by": "TaggingCodec"}
+
+
+def test_the_plan_json_codec_still_writes_bare_json_through_save() -> None:
+    import json
+
+    from session_store.codec.legacy import PlanJsonCodec
+
+    store: SessionStore[EnhancedSessionData] = SessionStore(
+        MemoryBackend(), EnhancedSessionData, codec=PlanJsonCodec(encryption=None)
+    )
+    store.save("u", EnhancedSessionData("u", processed_documents=[1]))
+    assert json.loads(store.backend.get("u") or b"")["processed_documents"] == [1]
+    loaded = store.load("u")
+    assert loaded is not None and loaded.processed_documents == [1]
