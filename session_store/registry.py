@@ -159,7 +159,7 @@ def _chain_options(url: BackendURL) -> dict[str, Any]:
     options: dict[str, Any] = {
         "stamps": params.take_bool("stamps", True),  # accepted, ignored: every chain versions
         "max_staleness": params.take_float("max_staleness", 1.0),
-        "retry_after": params.take_float("retry_after", 5.0),
+        "retry_after": params.take_float("retry_after", 1.0),
         "max_missed": params.take_int("max_missed", 100_000),
         "tombstone_ttl": params.take_float("tombstone_ttl", 7 * 86_400.0),
         "invalidation": params.take_bool("invalidation", True),
@@ -173,7 +173,7 @@ def open_backend(url: str, **overrides: Any) -> SessionBackend:
 
     Args:
         url: ``scheme://...`` or ``url | url | ...`` (fastest tier first). A chain may start
-            with ``tiered://?max_staleness=1&retry_after=5&tombstone_ttl=604800&invalidation=true``,
+            with ``tiered://?max_staleness=1&retry_after=1&tombstone_ttl=604800&invalidation=true``,
             which sets the options of the chain itself (every chain is coherent without them).
         **overrides: for one URL, parameters that override the URL's query parameters; for a
             chain, keyword arguments of :class:`~session_store.tiered.TieredBackend`.

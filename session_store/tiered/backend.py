@@ -36,6 +36,7 @@ The model (docs/guarantees.md states each promise with its bound and test):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -56,10 +57,11 @@ from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.nearcache import NearCache
 from session_store.tiered.policy import Copy, Health
 from session_store.tiered.writes import write_after, write_if_newer
-from session_store.ttl import normalize_ttl
+from session_store.ttl import NO_EXPIRY, normalize_ttl
 
 __all__ = [
     "DEFAULT_MAX_STALENESS",
+    "DEFAULT_RETRY_AFTER",
     "DEFAULT_TOMBSTONE_TTL",
     "TIERED_COUNTER_NAMES",
     "ChainListing",
@@ -75,6 +77,9 @@ T = TypeVar("T")
 #: ``tombstones`` (deletes) and ``invalidations`` (keys another process changed, from the stream).
 TIERED_COUNTER_NAMES = (*COUNTER_NAMES, "repairs", "revalidations", "tombstones", "invalidations")
 
+#: Default seconds a tier that went down is skipped before it is probed again; also the bound
+#: on how long a write that went around the arbiter stays unseen by other processes.
+DEFAULT_RETRY_AFTER = 1.0
 #: Default seconds a tombstone lives: make it at least the longest session TTL.
 DEFAULT_TOMBSTONE_TTL = 7 * 86_400.0
 #: Default bound, in seconds, on a near-cache copy's age while no invalidation stream is up.
@@ -106,9 +111,10 @@ class _ChainCounters(Counters):
 
 
 class _Token(NamedTuple):
-    """A version token of the chain: the arbiter's own token."""
+    """A version token of the chain: the arbiter's own token, and the version that was read."""
 
     inner: VersionToken
+    base: bytes
 
 
 def _bring_up(
@@ -116,6 +122,30 @@ def _bring_up(
 ) -> bool:
     """Compare-and-set ``data`` into ``tier`` over what ``read`` found there."""
     return tier.set_if(key, data, None if read is None else read.token, ttl)
+
+
+def _place(
+    tier: SessionBackend, key: str, data: bytes, ttl: float | None, base: bytes, absent: bool
+) -> bool | bytes:
+    """Put ``data`` (won by a compare-and-set on the arbiter, based on a read of version
+    ``base``) in ``tier`` by compare-and-set against what it holds: ``True`` if written,
+    ``False`` if the tier keeps a newer tombstone over an "absent" read, or the tier's copy if
+    it shows a write that went around the arbiter since that read (nothing written)."""
+    for _ in range(16):
+        read = tier.get_versioned(key)
+        if read is not None:
+            if policy.overtaken(read.value, data, base, absent):
+                return read.value
+            if version_of(read.value) >= version_of(data):
+                return False
+        if tier.set_if(key, data, None if read is None else read.token, ttl):
+            return True
+    return False  # pragma: no cover - 16 writers in a row changed it: each of them is newer
+
+
+def _probe(tier: SessionBackend, key: str) -> object:
+    """A read that tells whether ``tier`` answers."""
+    return tier.get_with_ttl(key)
 
 
 def _listed(tier: SessionBackend, prefix: str) -> tuple[list[str], bool]:
@@ -161,7 +191,7 @@ class TieredBackend(SessionBackend):
         self,
         tiers: Sequence[SessionBackend],
         *,
-        retry_after: float = 5.0,
+        retry_after: float = DEFAULT_RETRY_AFTER,
         max_staleness: float | None = DEFAULT_MAX_STALENESS,
         tombstone_ttl: float = DEFAULT_TOMBSTONE_TTL,
         invalidation: bool = True,
@@ -206,6 +236,9 @@ class TieredBackend(SessionBackend):
         self._near0 = self.tiers[0] if self.layout.near else None
         self._subscription: Subscription | None = None
         self._resubscribe = False
+        self._replay_lock = threading.Lock()
+        self._replay_timer: threading.Timer | None = None
+        self._closed = False
         forksafe.register(self)
         if self.layout.near and invalidation:
             self._subscribe()
@@ -213,7 +246,10 @@ class TieredBackend(SessionBackend):
     def _reset_locks(self) -> None:
         """In a forked child (see :mod:`session_store.forksafe`; the breakers and the near
         state reset their own locks): the stream's thread did not fork, so the next read that
-        misses the near cache starts a new one (never here, inside the fork handler)."""
+        misses the near cache starts a new one (never here, inside the fork handler); nor did
+        the probe timer's, which the next tier that goes down arms again."""
+        self._replay_lock = threading.Lock()
+        self._replay_timer = None
         if self._subscription is not None:
             self._subscription = None
             self._resubscribe = True
@@ -306,6 +342,9 @@ class TieredBackend(SessionBackend):
         repaired = 0
         for key in keys:
             copies, _ = self._collect(key, skip=index)
+            tombstone = self.breakers.missed_tombstone(index, key)
+            if tombstone is not None:  # the delete it missed, even if no other tier holds it
+                copies.append(Copy(index, tombstone, self.tombstone_ttl or NO_EXPIRY))
             best = policy.newest(copies)
             if best is None:
                 continue
@@ -338,6 +377,7 @@ class TieredBackend(SessionBackend):
         except BackendUnavailableError as exc:
             tier.counters.observe("unavailable", time.perf_counter() - start)
             self.breakers.mark_down(index, exc)
+            self._arm_replay()
             self.counters.add("fallbacks")
             tier.counters.add("fallbacks")
             return _DOWN  # type: ignore[no-any-return]
@@ -413,14 +453,21 @@ class TieredBackend(SessionBackend):
             return None
         return best.left
 
-    def _collect(self, key: str, skip: int | None = None) -> tuple[list[Copy], list[int]]:
-        """Every shared tier's copy of ``key`` (tiers that are down skipped), and who answered."""
+    def _collect(
+        self, key: str, skip: int | None = None, *, force: bool = False
+    ) -> tuple[list[Copy], list[int]]:
+        """Every shared tier's copy of ``key`` (tiers that are down skipped, unless ``force``),
+        and who answered."""
         copies: list[Copy] = []
         answered: list[int] = []
         for index in self.layout.shared:
             if index == skip:
                 continue
-            found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
+            was_down = self.breakers.health[index].down_since is not None
+            found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl", force=force)
+            if was_down and found is not _DOWN and self.breakers.health[index].down_since is None:
+                # it just came back, and got the writes it missed: what it holds now counts
+                found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
             if found is _DOWN:
                 continue
             answered.append(index)
@@ -597,7 +644,10 @@ class TieredBackend(SessionBackend):
     ) -> tuple[bytes, bytes | None]:
         """A new write of the framed ``data``: the arbiter first (ordered by arrival, see
         :func:`write_after`), then ordered copies of what it stored to the other shared tiers,
-        lowest first. With the arbiter down, the others take ``data`` as it is.
+        lowest first. With the arbiter down (or skipped by its breaker), the first other tier
+        that answers orders the write by arrival instead, and the rest take copies of it; the
+        arbiter gets it when it answers again (:meth:`_replay`, within ``retry_after``), and an
+        ``update`` deciding there meanwhile sees it in the lower tiers (:meth:`_place_below`).
 
         Returns the framed bytes written (the arbiter may have moved their version on), and the
         newer version a lower tier holds (see :meth:`_write`), if any. Raises unless a durable
@@ -610,6 +660,7 @@ class TieredBackend(SessionBackend):
         skipped: list[int] = []
         behind: list[int] = []  # lower tiers that kept a version at least as new as ours
         arbiter_took = False
+        ordered = False  # a tier took it ordered by arrival: the others get copies of that
         order = policy.write_order(self.layout)
         for force in (False, True):
             # second round: no durable tier took it and some were skipped by their breaker; the
@@ -617,25 +668,26 @@ class TieredBackend(SessionBackend):
             for index in skipped if force else order:
                 breaker_skips = self.breakers.skipping(index)
                 fn: Callable[[SessionBackend], Any]
-                if index == arbiter:
+                if not ordered:
                     fn = partial(write_after, key=key, data=data, ttl=ttl)
                 else:
                     fn = partial(write_if_newer, key=key, data=data, ttl=ttl)
                 try:
                     result = self._call(index, fn, what, force=force)
                 except BackendError as exc:
-                    self.breakers.refused(index, key, exc)
+                    self.breakers.refused(index, key, exc, data)
                     error = error or exc
                     continue
                 if result is _DOWN:
                     if not force and policy.waits_for_force(self.layout, index, breaker_skips):
                         skipped.append(index)
-                    self.breakers.note_missed(index, key)
+                    self.breakers.note_missed(index, key, data)
                     continue
-                if index == arbiter:
-                    arbiter_took = True
-                    if isinstance(result, bytes) and result is not data:
-                        data = result  # its version moved past what the arbiter held
+                if isinstance(result, bytes):  # ordered by arrival here
+                    ordered = True
+                    arbiter_took = arbiter_took or index == arbiter
+                    if result is not data:
+                        data = result  # its version moved past what the tier held
                         stamps.clock.observe(version_of(data))
                 elif result is False:
                     behind.append(index)
@@ -714,8 +766,17 @@ class TieredBackend(SessionBackend):
         arbiter = self.layout.arbiter
         for _ in range(8):
             read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
-            lower, _ = self._collect(key, skip=arbiter)
+            # every durable tier, whatever its breaker says: a copy only it holds decides
+            lower, answered = self._collect(key, skip=arbiter, force=True)
             best = policy.newest(lower)
+            if read is None and policy.unheard_durable(self.layout, answered, arbiter):
+                self.counters.add("errors")
+                raise BackendUnavailableError(
+                    "the arbiter holds no copy and a durable tier does not answer: the session "
+                    "may exist there only, cannot read it for an update",
+                    key=key,
+                    backend=self.describe(),
+                )
             if policy.arbiter_behind(None if read is None else read.value, best):
                 assert best is not None
                 # The arbiter lost the key or holds an older copy: bring it up to the newest
@@ -740,7 +801,7 @@ class TieredBackend(SessionBackend):
         if value is None:
             return None
         self.counters.add("hits")
-        return Versioned(value, _Token(read.token))
+        return Versioned(value, _Token(read.token, version_of(read.value)))
 
     def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
@@ -750,8 +811,9 @@ class TieredBackend(SessionBackend):
         ttl = normalize_ttl(ttl)
         if token is None:
             inner: VersionToken | None = None
+            base = b""
         elif isinstance(token, _Token):
-            inner = token.inner
+            inner, base = token.inner, token.base
         else:
             return False  # not a token of this chain
         start = self._clock()
@@ -766,42 +828,77 @@ class TieredBackend(SessionBackend):
             read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
             if read is not None and is_tombstone(read.value):
                 dead = read.token
-                stamps.clock.observe(version_of(read.value))
+                base = version_of(read.value)
+                stamps.clock.observe(base)
                 data = stamps.with_version(data, stamps.clock.now())
                 won = self._arbitrate(lambda t: t.set_if(key, data, dead, ttl), "set_if", key)
         if not won:
             self._drop_near(key)
             return False
-        behind = self._copy_down(key, data, ttl)
+        behind, overtaking = self._place_below(key, data, ttl, base, absent=inner is None)
+        if overtaking is not None and self._step_back(key, data, overtaking):
+            self._drop_near(key)
+            return False
         if behind:
             data = self._restamp(key, data, behind, ttl)
         self.nearcache.after_write(key, data, value, ttl, start, began)
         self.counters.add("writes")
         return True
 
-    def _copy_down(self, key: str, data: bytes, ttl: float | None) -> list[int]:
-        """Ordered copies of what the arbiter took to the other shared tiers, lowest first; the
-        tiers that kept a version at least as new."""
+    def _place_below(
+        self, key: str, data: bytes, ttl: float | None, base: bytes, *, absent: bool
+    ) -> tuple[list[int], bytes | None]:
+        """Copy what a compare-and-set stored on the arbiter to the other shared tiers, lowest
+        first, each by a compare-and-set against what it holds, unless that shows a write that
+        went around the arbiter after the read the compare-and-set is based on
+        (:func:`~session_store.tiered.policy.overtaken`).
+
+        Returns the tiers that kept a newer tombstone (see :meth:`_restamp`), and the copy that
+        overtook the read, if one did (then nothing more is written).
+        """
         behind: list[int] = []
         for index in reversed(self.layout.shared):
             if index == self.layout.arbiter:
                 continue
             try:
-                wrote = self._call(index, lambda t: write_if_newer(t, key, data, ttl), "write")
+                placed = self._call(
+                    index,
+                    partial(_place, key=key, data=data, ttl=ttl, base=base, absent=absent),
+                    "write",
+                )
             except BackendError as exc:
-                self.breakers.refused(index, key, exc)
+                self.breakers.refused(index, key, exc, data)
                 continue
-            if wrote is _DOWN:
-                self.breakers.note_missed(index, key)
-            elif wrote is False:
+            if placed is _DOWN:
+                self.breakers.note_missed(index, key, data)
+            elif isinstance(placed, bytes):
+                return behind, placed
+            elif placed is False:
                 behind.append(index)
-        return behind
+        return behind, None
+
+    def _step_back(self, key: str, data: bytes, newer: bytes) -> bool:
+        """A compare-and-set that won on the arbiter found ``newer``, written after the read it
+        is based on, in a lower tier. If the arbiter still holds ``data``, ``newer`` went
+        around it (its process could not reach it): the arbiter gets ``newer`` back, by a
+        compare-and-set against ``data``, and ``True`` says the compare-and-set is undone (the
+        caller's retry reads ``newer``). Otherwise a later write went through the arbiter (one
+        that read ``data``, or a save): ``data`` stood before it, ``False``."""
+        read = self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
+        if read is None or version_of(read.value) != version_of(data):
+            return False  # a later write replaced it on the arbiter: ours came first
+        token = read.token
+        ttl = self.tombstone_ttl if is_tombstone(newer) else stamps.own_ttl(newer)
+        if self._arbitrate(lambda t: t.set_if(key, newer, token, ttl), "set_if", key):
+            self.counters.add("repairs")
+            return True
+        return False  # pragma: no cover - a later write replaced it meanwhile: ours came first
 
     def _restamp(self, key: str, data: bytes, behind: list[int], ttl: float | None) -> bytes:
-        """A compare-and-set won on the arbiter, but a lower tier holds a newer version (a
-        delete from a clock ahead of this one, kept after the arbiter lost it): move the value
-        past it, by a compare-and-set on the arbiter (so a later write is never overwritten),
-        then copy it down again. Returns the framed bytes the chain now holds."""
+        """A compare-and-set over "absent" won on the arbiter, but a lower tier holds a newer
+        tombstone (a delete from a clock ahead of this one, kept after the arbiter lost it):
+        move the value past it, by a compare-and-set on the arbiter (so a later write is never
+        overwritten), then copy it down again. Returns the framed bytes the chain now holds."""
         ahead = self._newer_below(key, data, behind)
         if ahead is None:
             return data
@@ -813,12 +910,23 @@ class TieredBackend(SessionBackend):
         token = read.token
         if self._arbitrate(lambda t: t.set_if(key, newer, token, ttl), "set_if", key):
             self.counters.add("repairs")
-            self._copy_down(key, newer, ttl)
+            for index in reversed(self.layout.shared):
+                if index != self.layout.arbiter:
+                    with contextlib.suppress(BackendError):
+                        self._call(
+                            index, partial(write_if_newer, key=key, data=newer, ttl=ttl), "write"
+                        )
             return newer
         return data  # pragma: no cover - a later write won the race: it decides
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
+        with self._replay_lock:
+            self._closed = True
+            timer, self._replay_timer = self._replay_timer, None
+        if timer is not None:
+            timer.cancel()
+        self._flush_missed()
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             try:
@@ -830,6 +938,59 @@ class TieredBackend(SessionBackend):
                 tier.close()
             except Exception:  # close every tier even if one fails
                 log.exception("closing tier %s failed", tier.describe())
+
+    def _arm_replay(self) -> None:
+        """Probe the shared tiers that are down in ``retry_after`` seconds, from a timer thread:
+        one that answers gets the writes it missed at once, instead of on this process's next
+        call to it (which may never come). This bounds how long a write that went around the
+        arbiter stays unseen by other processes' near caches."""
+        if self._clock is not time.monotonic:
+            return  # a test's own clock: no timer in real time (probes happen on calls)
+        with self._replay_lock:
+            if self._closed or (self._replay_timer is not None and self._replay_timer.is_alive()):
+                return
+            timer = threading.Timer(self.retry_after, self._replay)
+            timer.daemon = True
+            timer.name = "session-store-tier-probe"
+            self._replay_timer = timer
+        timer.start()
+
+    def _replay(self) -> None:
+        """The timer of :meth:`_arm_replay`: probe each shared tier that is down (a read of one
+        key it missed); one that answers is marked up, which reconciles what it missed. Armed
+        again while one is still down."""
+        with self._replay_lock:
+            self._replay_timer = None
+        still_down = False
+        for index in self.layout.shared:
+            if self._closed or not self.breakers.health[index].down:
+                continue
+            probe = partial(_probe, key=min(self.breakers.missed[index], default="probe"))
+            try:
+                found = self._call(index, probe, "probe", force=True)
+            except BackendError:
+                found = _DOWN
+            still_down = still_down or found is _DOWN
+        if still_down:
+            self._arm_replay()
+
+    def _flush_missed(self) -> None:
+        """Bring every tier up to date with the writes it missed, before the chain (and the
+        memory of what was missed) goes away: best effort, a tier still down keeps missing
+        them."""
+        for index in self.layout.shared:
+            missed = self.breakers.take_all_missed(index)
+            if not missed:
+                continue
+            try:
+                self._reconcile(index, missed)
+            except BackendError as exc:
+                log.warning(
+                    "closing: %d keys tier %d missed could not be brought up to date: %s",
+                    len(missed),
+                    index,
+                    exc.message,
+                )
 
     @classmethod
     def from_backends(cls, tiers: Sequence[SessionBackend], **options: Any) -> TieredBackend:

@@ -19,6 +19,7 @@ from typing import Any
 from session_store import forksafe
 from session_store.counters import Counters
 from session_store.errors import BackendError
+from session_store.stamps import is_tombstone
 from session_store.tiered import policy
 from session_store.tiered.policy import Health, Layout
 
@@ -59,6 +60,9 @@ class Breakers:
         self.lock = threading.Lock()
         self.health = [Health() for _ in self._tiers]
         self.missed: list[set[str]] = [set() for _ in self._tiers]
+        #: the tombstones of deletes each tier missed: the only copy of a delete may be gone
+        #: from every other tier by the time the tier answers (a Redis that lost its data)
+        self.missed_tombstones: list[dict[str, bytes]] = [{} for _ in self._tiers]
         self._evictions_seen = [tier.counters.get("evictions") for tier in self._tiers]
         self._warned_at = -math.inf
         forksafe.register(self)
@@ -117,21 +121,38 @@ class Breakers:
         )
 
     # -- missed keys ---------------------------------------------------------------------------
-    def note_missed(self, index: int, key: str) -> None:
-        """Tier ``index`` did not take a write of ``key``: remember it (up to ``max_missed``)."""
+    def note_missed(self, index: int, key: str, data: bytes | None = None) -> None:
+        """Tier ``index`` did not take a write of ``key`` (the framed ``data``, if known):
+        remember the key (up to ``max_missed``), and a tombstone itself (a few bytes), so that
+        the tier gets the delete even if no other tier still holds it."""
         with self.lock:
             missed = self.missed[index]
             if len(missed) < self.max_missed:
                 missed.add(key)
+                if data is not None and is_tombstone(data):
+                    self.missed_tombstones[index][key] = data
+                else:
+                    self.missed_tombstones[index].pop(key, None)
 
-    def refused(self, index: int, key: str, exc: BackendError) -> None:
+    def missed_tombstone(self, index: int, key: str) -> bytes | None:
+        """The tombstone of a delete of ``key`` tier ``index`` missed, forgotten here."""
+        with self.lock:
+            return self.missed_tombstones[index].pop(key, None)
+
+    def refused(self, index: int, key: str, exc: BackendError, data: bytes | None = None) -> None:
         """Tier ``index`` refused a write of ``key`` (read-only, full): the key is remembered as
         missed, so that the tier gets the newest copy when a later write finds it writable again,
         instead of keeping an older one for good. It stays readable meanwhile (a read-only disk
         still holds the tombstones and copies that outlive a Redis that lost its data)."""
         self._counters.add("errors")
         log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
-        self.note_missed(index, key)
+        self.note_missed(index, key, data)
+
+    def take_all_missed(self, index: int) -> set[str]:
+        """The keys tier ``index`` missed, up or down, forgotten here (a chain that closes)."""
+        with self.lock:
+            missed, self.missed[index] = self.missed[index], set()
+        return missed
 
     def take_missed(self, index: int) -> set[str]:
         """The keys tier ``index`` missed while it is up, forgotten here (to be reconciled);

@@ -28,9 +28,11 @@ __all__ = [
     "newest",
     "on_failure",
     "on_success",
+    "overtaken",
     "repair_targets",
     "stale_tiers",
     "ttl_from_left",
+    "unheard_durable",
     "waits_for_force",
     "write_order",
 ]
@@ -205,3 +207,24 @@ def newer_below(version: bytes, below: Sequence[bytes]) -> bytes | None:
     a lower tier kept a version a new write must move past."""
     newest_version = max((version_of(data) for data in below), default=b"")
     return newest_version if newest_version > version else None
+
+
+def unheard_durable(layout: Layout, answered: Sequence[int], skip: int) -> bool:
+    """Whether a durable tier other than ``skip`` (the arbiter) did not answer a read: what it
+    holds is unknown, so an arbiter that holds nothing cannot be taken to mean "absent"."""
+    return any(index not in answered for index in layout.durable if index != skip)
+
+
+def overtaken(held: bytes, data: bytes, base: bytes, absent: bool) -> bool:
+    """Whether a lower tier's copy ``held`` shows a write that went around the arbiter after
+    the read an ``update`` is based on, so that its compare-and-set, although it won on the
+    arbiter, must not stand (its ``data`` would silently replace an acknowledged write).
+
+    ``base`` is the version of what the update read (``absent``: it read nothing, and ``base``
+    is the version of the tombstone it replaced, or empty). A copy of ``data`` itself, or one
+    not newer than ``base``, is no conflict; after an "absent" read, neither is a newer
+    tombstone (the key is still absent: the value just has to be newer than it)."""
+    version = version_of(held)
+    if version == version_of(data) or version <= base:
+        return False
+    return not (absent and is_tombstone(held))

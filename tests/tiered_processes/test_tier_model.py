@@ -210,6 +210,15 @@ class TieredModel(RuleBasedStateMachine):
             with pytest.raises(BackendUnavailableError, match="arbiter"):
                 chain.get_versioned(key)
             return
+        disk_unheard = self.fallible is self.disk and (
+            self.disk.down or self.views[name]["disk"].down
+        )
+        if disk_unheard and self.redis.inner.get(key) is None:
+            # the arbiter holds nothing and the disk, which may hold the only copy, does not
+            # answer: refused rather than handing the update "absent"
+            with pytest.raises(BackendUnavailableError, match="durable tier"):
+                chain.get_versioned(key)
+            return
         read = chain.get_versioned(key)
         current = self._current(key)
         assert (None if read is None else read.value) == current  # exact, never stale
