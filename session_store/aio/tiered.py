@@ -24,15 +24,14 @@ inner task the caller's cancellation does not interrupt (:func:`asyncio.shield`)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
-from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.tiered_base import DOWN, log
-from session_store.aio.tiered_bulk import AsyncTieredReads
+from session_store.aio.tiered_cas import AsyncTieredCas, whole
 from session_store.aio.tiered_writes import write_after, write_if_newer
-from session_store.backend import Versioned, VersionToken, ensure_bytes
+from session_store.backend import ensure_bytes
 from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.stamps import clock as hlc
@@ -41,12 +40,10 @@ from session_store.stamps import (
     is_tombstone,
     own_ttl,
     tombstone,
-    unframe,
     version_of,
     with_version,
 )
 from session_store.tiered import policy
-from session_store.tiered.backend import _Token
 from session_store.ttl import normalize_ttl
 
 __all__ = ["AsyncTieredBackend"]
@@ -54,35 +51,7 @@ __all__ = ["AsyncTieredBackend"]
 T = TypeVar("T")
 
 
-async def _whole(run: Callable[[], Awaitable[T]]) -> T:
-    """``await run()``, which a cancellation of the caller does not interrupt: the caller's
-    cancellation is raised once ``run`` has finished (as the async cluster backend's writes)."""
-    task = asyncio.ensure_future(run())
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():  # the write itself was cancelled (the loop is closing)
-                raise
-            cancelled = True  # ours: wait for the write to end, then say so
-            continue
-        except BaseException:
-            if cancelled:
-                raise asyncio.CancelledError from None
-            raise
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
-
-
-async def _set_if(
-    tier: AsyncSessionBackend, key: str, data: bytes, token: VersionToken | None, ttl: float | None
-) -> bool:
-    return await tier.set_if(key, data, token, ttl)
-
-
-class AsyncTieredBackend(AsyncTieredReads):
+class AsyncTieredBackend(AsyncTieredCas):
     """Async backends chained fastest first (memory, then Redis, then disk): one store.
 
     Args:
@@ -104,55 +73,41 @@ class AsyncTieredBackend(AsyncTieredReads):
             data = with_version(data, hlc.now())
         return data
 
-    async def _newer_below(self, key: str, data: bytes, behind: list[int]) -> bytes | None:
-        """The newest version among the ``behind`` tiers if newer than ``data``'s while the
-        arbiter still holds ``data``'s version; else ``None``."""
-        below: list[bytes] = []
-        for index in behind:
-            found = await self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
-            if found is not DOWN and found is not None:
-                below.append(found[0])
-        newest = policy.newer_below(version_of(data), below)
-        if newest is None:
-            return None
-        arbiter = self.layout.arbiter
-        held = await self._call(arbiter, lambda t: t.get_with_ttl(key), "get_with_ttl")
-        if held is DOWN or held is None or version_of(held[0]) != version_of(data):
-            return None
-        return newest
-
     async def _write_once(
         self, key: str, data: bytes, ttl: float | None, what: str
     ) -> tuple[bytes, bytes | None]:
-        """The arbiter first (ordered by arrival), then ordered copies to the other shared
-        tiers, lowest first; raises unless a durable tier took it (the sync ``_write_once``)."""
+        """The arbiter first (ordered by arrival; with it down, the first tier that answers),
+        then ordered copies to the other shared tiers, lowest first; raises unless a durable
+        tier took it (the sync ``_write_once``)."""
         arbiter = self.layout.arbiter
         acked = False
         error: BackendError | None = None
         skipped: list[int] = []
         behind: list[int] = []
         arbiter_took = False
+        ordered = False  # a tier took it ordered by arrival: the others get copies of that
         for force in (False, True):
             for index in skipped if force else policy.write_order(self.layout):
                 breaker_skips = self.breakers.skipping(index)
-                write = write_after if index == arbiter else write_if_newer
+                write = write_if_newer if ordered else write_after
                 try:
                     result: Any = await self._call(
                         index, partial(write, key=key, data=data, ttl=ttl), what, force=force
                     )
                 except BackendError as exc:
-                    self.breakers.refused(index, key, exc)
+                    self.breakers.refused(index, key, exc, data)
                     error = error or exc
                     continue
                 if result is DOWN:
                     if not force and policy.waits_for_force(self.layout, index, breaker_skips):
                         skipped.append(index)
-                    self.breakers.note_missed(index, key)
+                    self.breakers.note_missed(index, key, data)
                     continue
-                if index == arbiter:
-                    arbiter_took = True
-                    if isinstance(result, bytes) and result is not data:
-                        data = result  # its version moved past what the arbiter held
+                if isinstance(result, bytes):  # ordered by arrival here
+                    ordered = True
+                    arbiter_took = arbiter_took or index == arbiter
+                    if result is not data:
+                        data = result  # its version moved past what the tier held
                         hlc.observe(version_of(data))
                 elif result is False:
                     behind.append(index)
@@ -174,7 +129,7 @@ class AsyncTieredBackend(AsyncTieredReads):
         validate_key(key)
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
-        await _whole(partial(self._set, key, value, ttl))
+        await whole(partial(self._set, key, value, ttl))
 
     async def _set(self, key: str, value: bytes, ttl: float | None) -> None:
         start = self._clock()
@@ -191,11 +146,11 @@ class AsyncTieredBackend(AsyncTieredReads):
             for key, value in checked.items():
                 await self._set(key, value, ttl)
 
-        await _whole(run)
+        await whole(run)
 
     async def delete(self, key: str) -> bool:
         validate_key(key)
-        return await _whole(partial(self._delete, key))
+        return await whole(partial(self._delete, key))
 
     async def _delete(self, key: str) -> bool:
         copies, _ = await self._collect(key)
@@ -215,13 +170,13 @@ class AsyncTieredBackend(AsyncTieredReads):
         async def run() -> int:
             return sum([1 for key in wanted if await self._delete(key)])
 
-        return await _whole(run)
+        return await whole(run)
 
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the expiry of ``key``; ``ttl=None``: the TTL the session was written with."""
         validate_key(key)
         ttl = normalize_ttl(ttl)
-        return await _whole(partial(self._touch, key, ttl))
+        return await whole(partial(self._touch, key, ttl))
 
     async def _touch(self, key: str, ttl: float | None) -> bool:
         copies, answered = await self._collect(key)
@@ -242,116 +197,9 @@ class AsyncTieredBackend(AsyncTieredReads):
             touched = touched or result is True
         return touched
 
-    # -- compare-and-set -----------------------------------------------------------------------
-    async def get_versioned(self, key: str) -> Versioned | None:
-        validate_key(key)
-        arbiter = self.layout.arbiter
-        for _ in range(8):
-            read = await self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
-            lower, _ = await self._collect(key, skip=arbiter)
-            best = policy.newest(lower)
-            if policy.arbiter_behind(None if read is None else read.value, best):
-                # The arbiter lost the key or holds an older copy: bring it up to the newest
-                # durable copy (a compare-and-set against what it holds), then read again.
-                assert best is not None
-                token = None if read is None else read.token
-                ttl = policy.copy_ttl(best, self.tombstone_ttl)
-                bring_up = partial(_set_if, key=key, data=best.data, token=token, ttl=ttl)
-                await self._arbitrate(bring_up, "set_if", key)
-                self.counters.add("repairs")
-                continue
-            break
-        if best is not None:
-            hlc.observe(best.version)  # a newer lower tombstone: "absent" must be replaced past it
-        if read is None:
-            return None
-        hlc.observe(version_of(read.value))
-        value = unframe(read.value)
-        if value is None:
-            return None
-        self.counters.add("hits")
-        return Versioned(value, _Token(read.token))
-
-    async def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
-        validate_key(key)
-        value = ensure_bytes(value, key=key)
-        ttl = normalize_ttl(ttl)
-        if token is None:
-            inner: VersionToken | None = None
-        elif isinstance(token, _Token):
-            inner = token.inner
-        else:
-            return False  # not a token of this chain
-        return await _whole(partial(self._set_if, key, value, inner, ttl))
-
-    async def _set_if(
-        self, key: str, value: bytes, inner: VersionToken | None, ttl: float | None
-    ) -> bool:
-        start = self._clock()
-        began = self.near.begin()
-        data = frame(value, hlc.now(), ttl)
-        won = await self._arbitrate(lambda t: t.set_if(key, data, inner, ttl), "set_if", key)
-        if not won and inner is None:
-            # "only if absent" and the arbiter holds a tombstone (absent): the value must be
-            # newer than that tombstone (the sync chain's set_if explains why)
-            read = await self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
-            if read is not None and is_tombstone(read.value):
-                dead = read.token
-                hlc.observe(version_of(read.value))
-                data = with_version(data, hlc.now())
-                won = await self._arbitrate(lambda t: t.set_if(key, data, dead, ttl), "set_if", key)
-        if not won:
-            self.nearcache.drop(key)
-            return False
-        behind = await self._copy_down(key, data, ttl)
-        if behind:
-            data = await self._restamp(key, data, behind, ttl)
-        self.nearcache.after_write(key, data, value, ttl, start, began)
-        self.counters.add("writes")
-        return True
-
-    async def _copy_down(self, key: str, data: bytes, ttl: float | None) -> list[int]:
-        """Ordered copies of what the arbiter took to the other shared tiers, lowest first;
-        the tiers that kept a version at least as new."""
-        behind: list[int] = []
-        for index in reversed(self.layout.shared):
-            if index == self.layout.arbiter:
-                continue
-            try:
-                wrote = await self._call(
-                    index, partial(write_if_newer, key=key, data=data, ttl=ttl), "write"
-                )
-            except BackendError as exc:
-                self.breakers.refused(index, key, exc)
-                continue
-            if wrote is DOWN:
-                self.breakers.note_missed(index, key)
-            elif wrote is False:
-                behind.append(index)
-        return behind
-
-    async def _restamp(self, key: str, data: bytes, behind: list[int], ttl: float | None) -> bytes:
-        """The sync chain's ``_restamp``: a lower tier holds a newer version than the one the
-        arbiter took; move the value past it by a compare-and-set on the arbiter, copy it down."""
-        ahead = await self._newer_below(key, data, behind)
-        if ahead is None:
-            return data
-        hlc.observe(ahead)
-        read = await self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
-        if read is None or version_of(read.value) != version_of(data):
-            return data  # a later write replaced it: that one decides
-        newer = with_version(data, hlc.now())
-        token = read.token
-        if await self._arbitrate(lambda t: t.set_if(key, newer, token, ttl), "set_if", key):
-            self.counters.add("repairs")
-            await self._copy_down(key, newer, ttl)
-            return newer
-        return data  # pragma: no cover - a later write won the race: it decides
-
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:
+        await self._flush_missed()
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             try:

@@ -10,6 +10,7 @@ operation is a few dictionary steps, run inline on the loop). Only the I/O is aw
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -28,6 +29,7 @@ from session_store.stamps import is_tombstone, unframe
 from session_store.tiered import policy
 from session_store.tiered.backend import (
     DEFAULT_MAX_STALENESS,
+    DEFAULT_RETRY_AFTER,
     DEFAULT_TOMBSTONE_TTL,
     STALENESS_MARGIN,
     TIERED_COUNTER_NAMES,
@@ -37,7 +39,7 @@ from session_store.tiered.breakers import Breakers
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.nearcache import NearCache
 from session_store.tiered.policy import Copy
-from session_store.ttl import normalize_ttl
+from session_store.ttl import NO_EXPIRY, normalize_ttl
 
 __all__ = ["DOWN", "AsyncTieredBase"]
 
@@ -46,6 +48,11 @@ log = logging.getLogger("session_store.tiered")
 T = TypeVar("T")
 
 DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
+
+
+async def _probe(tier: AsyncSessionBackend, key: str) -> object:
+    """A read that tells whether ``tier`` answers."""
+    return await tier.get_with_ttl(key)
 
 
 def _near_view(tier: AsyncSessionBackend) -> SessionBackend:
@@ -69,7 +76,7 @@ class AsyncTieredBase(AsyncSessionBackend):
         self,
         tiers: Sequence[AsyncSessionBackend],
         *,
-        retry_after: float = 5.0,
+        retry_after: float = DEFAULT_RETRY_AFTER,
         max_staleness: float | None = DEFAULT_MAX_STALENESS,
         tombstone_ttl: float = DEFAULT_TOMBSTONE_TTL,
         invalidation: bool = True,
@@ -110,12 +117,18 @@ class AsyncTieredBase(AsyncSessionBackend):
         self._near0 = near_tiers[0][1] if near_tiers else None
         self._subscription: Subscription | None = None
         self._resubscribe = False
+        self._replay_handle: asyncio.TimerHandle | None = None
+        self._replay_task: asyncio.Task[None] | None = None
+        self._closed = False
         forksafe.register(self)
         if self.layout.near and invalidation:
             self._subscribe()
 
     def _reset_locks(self) -> None:
-        """In a forked child: the stream's thread did not fork; the next slow read starts one."""
+        """In a forked child: the stream's thread did not fork; the next slow read starts one.
+        Nor did the event loop of the probe timer: the next tier that goes down arms it again."""
+        self._replay_handle = None
+        self._replay_task = None
         if self._subscription is not None:
             self._subscription = None
             self._resubscribe = True
@@ -180,6 +193,7 @@ class AsyncTieredBase(AsyncSessionBackend):
         except BackendUnavailableError as exc:
             tier.counters.observe("unavailable", time.perf_counter() - start)
             self.breakers.mark_down(index, exc)
+            self._arm_replay()
             self.counters.add("fallbacks")
             tier.counters.add("fallbacks")
             return DOWN  # type: ignore[no-any-return]
@@ -228,6 +242,9 @@ class AsyncTieredBase(AsyncSessionBackend):
         repaired = 0
         for key in keys:
             copies, _ = await self._collect(key, skip=index)
+            dead = self.breakers.missed_tombstone(index, key)
+            if dead is not None:  # the delete it missed, even if no other tier holds it
+                copies.append(Copy(index, dead, self.tombstone_ttl or NO_EXPIRY))
             best = policy.newest(copies)
             if best is None:
                 continue
@@ -239,6 +256,67 @@ class AsyncTieredBase(AsyncSessionBackend):
                 break
         self.counters.add("repairs", repaired)
         return repaired
+
+    # -- probing tiers that are down (the sync chain's _arm_replay / _replay) ------------------
+    def _arm_replay(self) -> None:
+        """Probe the shared tiers that are down in ``retry_after`` seconds, on the running loop:
+        one that answers gets the writes it missed at once (which bounds how long a write that
+        went around the arbiter stays unseen by other processes)."""
+        if self._closed or self._clock is not time.monotonic:
+            return  # closed, or a test's own clock: probes happen on calls
+        if self._replay_handle is not None or self._replay_task is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - called from a sync view, off the loop
+            return
+        self._replay_handle = loop.call_later(self.retry_after, self._start_replay)
+
+    def _start_replay(self) -> None:
+        self._replay_handle = None
+        if not self._closed:
+            self._replay_task = asyncio.get_running_loop().create_task(self._replay())
+
+    async def _replay(self) -> None:
+        still_down = False
+        try:
+            for index in self.layout.shared:
+                if self._closed or not self.breakers.health[index].down:
+                    continue
+                probe = min(self.breakers.missed[index], default="probe")
+                try:
+                    found = await self._call(index, partial(_probe, key=probe), "probe", force=True)
+                except BackendError:
+                    found = DOWN
+                still_down = still_down or found is DOWN
+        finally:
+            self._replay_task = None
+        if still_down:
+            self._arm_replay()
+
+    async def _flush_missed(self) -> None:
+        """Bring every tier up to date with the writes it missed, before the chain goes away
+        (best effort; the sync chain's ``_flush_missed``)."""
+        self._closed = True
+        if self._replay_handle is not None:
+            self._replay_handle.cancel()
+            self._replay_handle = None
+        task, self._replay_task = self._replay_task, None
+        if task is not None:
+            task.cancel()
+        for index in self.layout.shared:
+            missed = self.breakers.take_all_missed(index)
+            if not missed:
+                continue
+            try:
+                await self._reconcile(index, missed)
+            except BackendError as exc:
+                log.warning(
+                    "closing: %d keys tier %d missed could not be brought up to date: %s",
+                    len(missed),
+                    index,
+                    exc.message,
+                )
 
     def _all_down(self, what: str, key: str | None = None) -> BackendUnavailableError:
         self.counters.add("errors")
@@ -286,14 +364,23 @@ class AsyncTieredBase(AsyncSessionBackend):
             return None
         return best.left
 
-    async def _collect(self, key: str, skip: int | None = None) -> tuple[list[Copy], list[int]]:
-        """Every shared tier's copy of ``key`` (tiers that are down skipped), and who answered."""
+    async def _collect(
+        self, key: str, skip: int | None = None, *, force: bool = False
+    ) -> tuple[list[Copy], list[int]]:
+        """Every shared tier's copy of ``key`` (tiers that are down skipped, unless ``force``),
+        and who answered (the sync chain's ``_collect``)."""
         copies: list[Copy] = []
         answered: list[int] = []
         for index in self.layout.shared:
             if index == skip:
                 continue
-            found = await self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
+            was_down = self.breakers.health[index].down_since is not None
+            found = await self._call(
+                index, lambda t: t.get_with_ttl(key), "get_with_ttl", force=force
+            )
+            if was_down and found is not DOWN and self.breakers.health[index].down_since is None:
+                # it just came back, and got the writes it missed: what it holds now counts
+                found = await self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
             if found is DOWN:
                 continue
             answered.append(index)

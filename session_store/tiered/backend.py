@@ -769,11 +769,13 @@ class TieredBackend(SessionBackend):
             # every durable tier, whatever its breaker says: a copy only it holds decides
             lower, answered = self._collect(key, skip=arbiter, force=True)
             best = policy.newest(lower)
-            if read is None and policy.unheard_durable(self.layout, answered, arbiter):
+            if policy.unheard_durable(self.layout, answered, arbiter):
+                # it may hold a write made around the arbiter (or the only copy): an update
+                # built on the arbiter's copy alone could silently replace it
                 self.counters.add("errors")
                 raise BackendUnavailableError(
-                    "the arbiter holds no copy and a durable tier does not answer: the session "
-                    "may exist there only, cannot read it for an update",
+                    "a durable tier does not answer: it may hold a newer copy of the session, "
+                    "cannot read it for an update",
                     key=key,
                     backend=self.describe(),
                 )

@@ -211,7 +211,8 @@ def newer_below(version: bytes, below: Sequence[bytes]) -> bytes | None:
 
 def unheard_durable(layout: Layout, answered: Sequence[int], skip: int) -> bool:
     """Whether a durable tier other than ``skip`` (the arbiter) did not answer a read: what it
-    holds is unknown, so an arbiter that holds nothing cannot be taken to mean "absent"."""
+    holds is unknown (a write made around the arbiter, or the only copy of a session the
+    arbiter lost), so an ``update`` cannot be based on the arbiter's copy alone."""
     return any(index not in answered for index in layout.durable if index != skip)
 
 

@@ -213,9 +213,9 @@ class TieredModel(RuleBasedStateMachine):
         disk_unheard = self.fallible is self.disk and (
             self.disk.down or self.views[name]["disk"].down
         )
-        if disk_unheard and self.redis.inner.get(key) is None:
-            # the arbiter holds nothing and the disk, which may hold the only copy, does not
-            # answer: refused rather than handing the update "absent"
+        if disk_unheard:
+            # the disk, which may hold a write made around the arbiter (or the only copy),
+            # does not answer: refused rather than built on the arbiter's copy alone
             with pytest.raises(BackendUnavailableError, match="durable tier"):
                 chain.get_versioned(key)
             return
