@@ -32,8 +32,8 @@ from session_store.backend import Versioned, VersionToken, ensure_bytes
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.aio_base import AsyncRedisBase
-from session_store_redis.aio_ordered import AsyncOrderedWrites
 from session_store_redis.aio_driver import Driver, RedisPyDriver
+from session_store_redis.aio_ordered import AsyncOrderedWrites
 from session_store_redis.commands import (
     SCAN_COUNT,
     Command,
