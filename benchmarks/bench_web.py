@@ -9,8 +9,16 @@ the peers over the same redis-server; and the async store against the sync store
 * The app: ``GET /`` reads the session's 2 KB ``blob`` and increments its counter ``n`` (so
   every request loads and saves the session). ``wrk -t4 -c4``: four keep-alive connections, one
   session each (a Lua script gives every wrk thread the cookie of a session created first).
-* Rounds alternate the contenders (the order rotating); a ratio is the median of per-round
-  ratios. Goal: ours at least equal to the peer (ratio >= 1).
+* Rounds alternate the contenders (the order rotating) after a 1 s warm-up of each; a ratio is
+  the median of per-round ratios. Goal: ours at least equal to the peer (ratio >= 1).
+* **Like with like**: both contenders of a pair run under the same server command (gunicorn
+  ``-w 1 -k gthread --threads 4``, or uvicorn with one process), the same app code, the same
+  redis-server, with no password or TLS, and each library with its defaults: 256-bit random
+  ids in both (Flask-Session: ``token_urlsafe(32)``, unsigned), Flask-Session's msgpack and
+  blind ``SET``, our JSON envelope (compressed only above 16 KiB, so not here) and Lua
+  compare-and-set. The report also gives what each contender costs the redis-server per request
+  (its commands and CPU, from ``INFO``) and the bytes it stores for the session, so the
+  session sizes can be seen to match.
 * **Async vs sync store**: ``AsyncSessionStore.save`` + ``load`` of the 2 KB session on asyncio
   (and uvloop) against ``SessionStore.save`` + ``load``, the same redis-server. Goal: <= 1.2x.
 
@@ -208,10 +216,18 @@ def _new_session(url: str) -> str:
     return str(cookie).split(";", 1)[0]
 
 
-def load(server: Server, seconds: float, script: Path) -> tuple[float, float]:
-    """``wrk`` on the server for ``seconds``, one session per connection: the requests per
-    second, and the server's CPU microseconds per request (errors and non-2xx responses make
-    it fail)."""
+@dataclass
+class Run:
+    """One ``wrk`` run on one contender."""
+
+    rate: float  # requests per second
+    cpu_us: float  # the server's CPU microseconds per request
+    requests: int
+
+
+def load(server: Server, seconds: float, script: Path) -> Run:
+    """``wrk`` on the server for ``seconds``, one session per connection (errors and non-2xx
+    responses make it fail)."""
     url = server.url
     cookies = [_new_session(url) for _ in range(CONNECTIONS)]
     cpu_before = cpu_seconds(server.pid)
@@ -227,22 +243,89 @@ def load(server: Server, seconds: float, script: Path) -> tuple[float, float]:
     total = re.search(r"(\d+) requests in", result.stdout)
     if match is None or total is None:
         raise RuntimeError(f"no request counts in wrk's output:\n{result.stdout}")
-    return float(match.group(1)), cpu / max(1, int(total.group(1))) * 1e6
+    requests = max(1, int(total.group(1)))
+    return Run(float(match.group(1)), cpu / requests * 1e6, requests)
+
+
+class RedisCost:
+    """What the shared redis-server did for a contender's requests: ``INFO commandstats``
+    calls and ``INFO cpu`` seconds, before and after a run (no ``MONITOR``, which would slow
+    the server down). Commands run inside a Lua script are counted too (``EVALSHA`` of our
+    compare-and-set shows as ``evalsha`` + ``get`` + ``set``)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: dict[str, list[float]] = {}
+        self.cpu_us: list[float] = []
+
+    def _read(self) -> tuple[dict[str, int], float]:
+        stats = self._client.info("commandstats")
+        cpu = self._client.info("cpu")
+        calls = {
+            name.removeprefix("cmdstat_"): int(fields["calls"])
+            for name, fields in stats.items()
+            if isinstance(fields, dict)
+        }
+        return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+    def measure(self, run: Callable[[], Run]) -> Run:
+        """``run()``, with the server's commands and CPU per request it caused recorded."""
+        calls_before, cpu_before = self._read()
+        result = run()
+        calls_after, cpu_after = self._read()
+        self.cpu_us.append((cpu_after - cpu_before) / result.requests * 1e6)
+        for name, count in calls_after.items():
+            if name in ("info", "hello", "ping", "client|setinfo"):
+                continue  # our own reading, connection set-up and health checks
+            per_request = (count - calls_before.get(name, 0)) / result.requests
+            if per_request >= 0.01:
+                self.calls.setdefault(name, []).append(per_request)
+        return result
+
+    def summary(self) -> str:
+        """``"get 2.0, evalsha 1.0, set 1.0"``: the median calls per request of each command."""
+        return ", ".join(
+            f"{name.upper()} {statistics.median(counts):.1f}"
+            for name, counts in sorted(self.calls.items())
+        )
+
+
+def stored_bytes(redis: Any, cookie: str) -> int:
+    """The size of the value stored for the session whose cookie is ``cookie`` (its id is
+    part of the key, whatever the prefix)."""
+    sid = cookie.split("=", 1)[1]
+    keys = list(redis.scan_iter(match=f"*{sid}*", count=1000))
+    if len(keys) != 1:
+        raise RuntimeError(f"expected one key holding session {sid}, found {len(keys)}")
+    return int(redis.strlen(keys[0]))
+
+
+@dataclass
+class Comparison:
+    """Per-round figures of both contenders, and what each costs the shared Redis."""
+
+    rate: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+    redis: dict[str, RedisCost]
+    size: dict[str, int]  # bytes stored per session
 
 
 def compare(
-    framework: str, ours: str, peer: str, redis_url: str, rounds: int, seconds: float
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    framework: str, ours: str, peer: str, redis_server: Any, rounds: int, seconds: float
+) -> Comparison:
     """Requests/s and server CPU us/request of each contender per round, the order
-    alternating."""
-    samples: dict[str, list[float]] = {ours: [], peer: []}
-    cpu: dict[str, list[float]] = {ours: [], peer: []}
+    alternating, each contender's Redis commands and Redis CPU per request, and the bytes each
+    stores for a session."""
+    url = redis_server.url_for()
+    redis = redis_server.client()
+    result = Comparison({ours: [], peer: []}, {ours: [], peer: []}, {}, {})
+    result.redis = {ours: RedisCost(redis), peer: RedisCost(redis)}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "sessions.lua"
         script.write_text(_LUA, encoding="utf-8")
         with (
-            serving(framework, "ours", redis_url) as ours_url,
-            serving(framework, peer, redis_url) as peer_url,
+            serving(framework, "ours", url) as ours_url,
+            serving(framework, peer, url) as peer_url,
         ):
             servers = {ours: ours_url, peer: peer_url}
             for name in (ours, peer):  # warm-up
@@ -250,10 +333,15 @@ def compare(
             for index in range(rounds):
                 order = [ours, peer] if index % 2 == 0 else [peer, ours]
                 for name in order:
-                    rate, per_request = load(servers[name], seconds, script)
-                    samples[name].append(rate)
-                    cpu[name].append(per_request)
-    return samples, cpu
+                    run = result.redis[name].measure(
+                        lambda name=name: load(servers[name], seconds, script)  # type: ignore[misc]
+                    )
+                    result.rate[name].append(run.rate)
+                    result.cpu[name].append(run.cpu_us)
+            for name in (ours, peer):
+                result.size[name] = stored_bytes(redis, _new_session(servers[name].url))
+    redis.close()
+    return result
 
 
 # -- the async store against the sync store -------------------------------------------------------
@@ -315,6 +403,20 @@ def _ratio(samples: dict[str, list[float]], ours: str, peer: str) -> float:
     return statistics.median(a / b for a, b in zip(samples[ours], samples[peer], strict=True))
 
 
+def _row(app: str, peer_name: str, result: Comparison, peer: str) -> list[str]:
+    rate, cpu = result.rate, result.cpu
+    return [
+        app,
+        peer_name,
+        f"{statistics.median(rate['ours']):,.0f}",
+        f"{statistics.median(rate[peer]):,.0f}",
+        f"{_ratio(rate, 'ours', peer):.2f}",
+        f"{statistics.median(cpu['ours']):,.0f} / {statistics.median(cpu[peer]):,.0f}",
+        f"{_ratio(cpu, peer, 'ours'):.2f}",
+        ">= 1",
+    ]
+
+
 def report(quick: bool = False) -> str:
     """The Markdown section (and ``benchmarks/web.png``)."""
     from session_store_redis.testing import RedisServer
@@ -324,39 +426,36 @@ def report(quick: bool = False) -> str:
     rounds, seconds = (2, 1.0) if quick else (8, 2.0)
     server = RedisServer(directory=Path(tempfile.mkdtemp(prefix="bench-web-"))).start()
     try:
-        url = server.url_for()
-        flask, flask_cpu = compare("flask", "ours", "flask-session", url, rounds, seconds)
-        star, star_cpu = compare("starlette", "ours", "starsessions", url, rounds, seconds)
-        stores = store_ratio(url, rounds, 300 if quick else 2000)
+        flask = compare("flask", "ours", "flask-session", server, rounds, seconds)
+        star = compare("starlette", "ours", "starsessions", server, rounds, seconds)
+        stores = store_ratio(server.url_for(), rounds, 300 if quick else 2000)
     finally:
         server.stop()
     rows = [
-        ["Flask (gunicorn gthread x4)", "Flask-Session",
-         f"{statistics.median(flask['ours']):,.0f}",
-         f"{statistics.median(flask['flask-session']):,.0f}",
-         f"{_ratio(flask, 'ours', 'flask-session'):.2f}",
-         f"{statistics.median(flask_cpu['ours']):,.0f} / "
-         f"{statistics.median(flask_cpu['flask-session']):,.0f}",
-         f"{_ratio(flask_cpu, 'flask-session', 'ours'):.2f}", ">= 1"],
-        ["Starlette (uvicorn)", "starsessions",
-         f"{statistics.median(star['ours']):,.0f}",
-         f"{statistics.median(star['starsessions']):,.0f}",
-         f"{_ratio(star, 'ours', 'starsessions'):.2f}",
-         f"{statistics.median(star_cpu['ours']):,.0f} / "
-         f"{statistics.median(star_cpu['starsessions']):,.0f}",
-         f"{_ratio(star_cpu, 'starsessions', 'ours'):.2f}", ">= 1"],
+        _row("Flask (gunicorn -w 1 gthread x4)", "Flask-Session", flask, "flask-session"),
+        _row("Starlette (uvicorn, 1 process)", "starsessions", star, "starsessions"),
+    ]
+    redis_rows = [
+        [framework, name, result.redis[key].summary(),
+         f"{statistics.median(result.redis[key].cpu_us):.0f}", f"{result.size[key]:,}"]
+        for framework, result, peer in (
+            ("Flask", flask, "flask-session"), ("Starlette", star, "starsessions")
+        )
+        for name, key in (("ours", "ours"), (peer, peer))
     ]  # fmt: skip
     store_rows = [
         [f"async ({name}) / sync", f"{ratio:.2f}", "<= 1.2"]
         for name, ratio in stores.items()
         if name != "sync_us"
     ]
-    _plot(flask, star, stores)
+    _plot(flask.rate, star.rate, stores)
     return (
         "### Web sessions (bench_web)\n\n"
         f"{machine_line()}. A minimal app reads and writes a 2 KB session per request; "
         f"`wrk -t{CONNECTIONS} -c{CONNECTIONS}` on loopback, one session per connection, "
-        f"{rounds} alternating rounds of {seconds:g} s; one redis-server for all.\n\n"
+        f"a 1 s warm-up each, then {rounds} rounds of {seconds:g} s alternating the "
+        "contenders; ratios are medians of per-round ratios. Each pair runs the same server "
+        "with the same workers, and one redis-server serves everyone.\n\n"
         + markdown_table(
             rows,
             [
@@ -369,6 +468,13 @@ def report(quick: bool = False) -> str:
                 "CPU peer / ours",
                 "goal (both ratios)",
             ],
+        )
+        + "\n\nWhat each costs the shared redis-server per request (`INFO commandstats` and "
+        "`INFO cpu` around each run; commands inside a Lua script are counted too) and the "
+        "bytes it stores for the session:\n\n"
+        + markdown_table(
+            redis_rows,
+            ["app", "contender", "commands / request", "Redis CPU us / request", "stored bytes"],
         )
         + "\n\nThe server's CPU per request (``/proc``, the server process and its workers) does "
         "not depend on what else the machine runs; requests/s does, and this machine is shared."

@@ -21,7 +21,6 @@ The rules, the same in every framework:
 
 from __future__ import annotations
 
-import copy
 import enum
 import re
 import secrets
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 from session_store.backend import VersionToken
 from session_store.codec import Codec
 from session_store.codec.stages import ZstdStage
+from session_store.decoded import snapshot_copy
 
 if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
@@ -96,9 +96,15 @@ class Read(NamedTuple):
 
 
 def read_session(store: SessionStore[Data], sid: str) -> Read | None:
-    """The stored session ``sid`` with its version token, or ``None``; one backend read."""
+    """The stored session ``sid`` with its version token, or ``None``; one backend read.
+
+    The bytes go through the store's decoded-object cache (:mod:`session_store.decoded`): when
+    they are the very bytes this process last wrote for ``sid`` (the next request of the same
+    user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
     found = store.backend.get_versioned(sid)
-    return None if found is None else Read(store._decode(sid, found.value), found.token)
+    if found is None:
+        return None
+    return Read(store._decoded.load(sid, found.value, store._decode), found.token)
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
@@ -138,7 +144,7 @@ class ServerSession(MutableMapping[str, Any]):
             self.sid = None  # unknown or absent id: never adopted, a new one comes on write
         self.stored = read
         self._data = {} if read is None else self._view(read.data)
-        self._original = copy.deepcopy(self._data)
+        self._original = snapshot_copy(self._data)
 
     @property
     def loaded(self) -> bool:
@@ -214,7 +220,7 @@ class DictSession(dict[str, Any]):
         super().__init__(read.data if read is not None else {})
         self.sid = sid if read is not None else None
         self.stored = read
-        self._original = copy.deepcopy(dict(self))
+        self._original = snapshot_copy(dict(self))
         self.loaded = True
         self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
         self.cleared = False
@@ -325,9 +331,35 @@ def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
     return Outcome(sid, plan.action) if result is not None else Outcome(None, Action.DELETE)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is made of exactly the types JSON decodes to (``dict`` with ``str``
+    keys, ``list``, ``str``, ``int``, ``float``, ``bool``, ``None``): then decoding what it
+    encodes to gives back an equal object of the same types (a tuple would come back a list)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())
+    if kind is list:
+        return all(map(_plain_json, value))
+    return False
+
+
+class FirstTry(NamedTuple):
+    """The compare-and-set of the merge onto what the request read (see :func:`_first_try`)."""
+
+    sid: str
+    payload: bytes
+    token: VersionToken
+    merged: Data
+
+
 def _first_try(
     store: SessionStore[Data] | AsyncSessionStore[Data], plan: Plan, session: SessionState
-) -> tuple[str, bytes, VersionToken] | None:
+) -> FirstTry | None:
     """The payload of the merge onto what this request read, and the token to write it with:
     one compare-and-set instead of a read and a compare-and-set. ``None``: nothing was read."""
     if session.stored is None or session.sid is None:
@@ -336,7 +368,21 @@ def _first_try(
         session.stored.data, plan.changed, plan.removed, replace=plan.replace, existing=True
     )
     assert merged is not None
-    return session.sid, store._prepare(session.sid, merged)[1], session.stored.token
+    payload = store._prepare(session.sid, merged)[1]
+    return FirstTry(session.sid, payload, session.stored.token, merged)
+
+
+def _remember(
+    store: SessionStore[Data] | AsyncSessionStore[Data], plan: Plan, first: FirstTry
+) -> None:
+    """After ``first`` was written: tell the store's decoded-object cache (if it has one) what
+    those bytes decode to, so the next request that reads them back skips the decode. Only
+    when that is exactly what a decode would give: the merge's base came from a decode, and the
+    request's changes are plain JSON types (else the cache is left alone, and the next read
+    decodes)."""
+    cache = getattr(store, "_decoded", None)
+    if cache is not None and _plain_json(plan.changed):
+        cache.put(first.sid, first.payload, first.merged)
 
 
 #: One store call the commit needs: the method's name (``set_if`` goes to the store's backend)
@@ -366,8 +412,11 @@ def commit_steps(
         return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
     if plan.action is Action.WRITE:
         first = _first_try(store, plan, session)  # nobody wrote since our read: one round trip
-        if first is not None and (yield "set_if", (*first, store._ttl(ttl))):
-            return Outcome(first[0], plan.action)
+        if first is not None and (
+            yield "set_if", (first.sid, first.payload, first.token, store._ttl(ttl))
+        ):
+            _remember(store, plan, first)
+            return Outcome(first.sid, plan.action)
         existing = sid is not None
         sid = sid or new_session_id()
         return _written(plan, sid, (yield "update", (sid, plan.merge(existing), ttl)))

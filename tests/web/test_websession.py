@@ -104,3 +104,47 @@ def test_a_session_deleted_meanwhile_is_not_resurrected() -> None:
     outcome = commit(s, session, ttl=60)
     assert outcome.action is Action.DELETE and outcome.sid is None
     assert s.load(sid) is None
+
+
+def test_the_next_request_reads_what_this_one_wrote_without_a_decode() -> None:
+    s, backend = store()
+    sid = new_session_id()
+    s.save(sid, {"n": 1, "blob": "x" * 2000})
+    for n in (2, 3, 4):
+        session = ServerSession(sid, lambda key: read_session(s, key))
+        session["n"] = n
+        assert commit(s, session, ttl=60).action is Action.WRITE
+    misses = s._decoded.misses
+    session = ServerSession(sid, lambda key: read_session(s, key))
+    assert session["n"] == 4 and session["blob"] == "x" * 2000
+    assert s._decoded.misses == misses  # the bytes it wrote: no decode
+    assert backend.names()[-1] == "get_versioned"  # still read from the store, every time
+
+
+def test_a_value_json_gives_back_as_another_type_is_read_back_as_a_decode_gives_it() -> None:
+    s, _ = store()
+    sid = new_session_id()
+    s.save(sid, {"n": 1})
+    session = ServerSession(sid, lambda key: read_session(s, key))
+    session["pair"] = (1, 2)  # JSON has no tuple: a decode gives a list
+    session["nested"] = {"at": [("x", 1)]}
+    commit(s, session, ttl=60)
+    again = ServerSession(sid, lambda key: read_session(s, key))
+    assert again["pair"] == [1, 2] and type(again["pair"]) is list
+    assert again["nested"] == {"at": [["x", 1]]}
+    assert again == {"n": 1, "pair": [1, 2], "nested": {"at": [["x", 1]]}}
+
+
+def test_what_a_request_reads_is_its_own_copy() -> None:
+    s, _ = store()
+    sid = new_session_id()
+    s.save(sid, {"cart": ["book"]})
+    first = ServerSession(sid, lambda key: read_session(s, key))
+    first["cart"].append("pen")
+    commit(s, first, ttl=60)
+    second = ServerSession(sid, lambda key: read_session(s, key))
+    second["cart"].append("ink")  # changes only this request's copy, until its commit
+    third = ServerSession(sid, lambda key: read_session(s, key))
+    assert third["cart"] == ["book", "pen"]
+    commit(s, second, ttl=60)
+    assert s.load(sid) == {"cart": ["book", "pen", "ink"]}
