@@ -21,6 +21,7 @@ The rules, the same in every framework:
 
 from __future__ import annotations
 
+import copy
 import enum
 import re
 import secrets
@@ -31,7 +32,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 from session_store.backend import VersionToken
 from session_store.codec import Codec
 from session_store.codec.stages import ZstdStage
-from session_store.decoded import snapshot_copy
 
 if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
@@ -104,7 +104,8 @@ def read_session(store: SessionStore[Data], sid: str) -> Read | None:
     found = store.backend.get_versioned(sid)
     if found is None:
         return None
-    return Read(store._decoded.load(sid, found.value, store._decode), found.token)
+    decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+    return Read(decoded, found.token)
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
@@ -144,7 +145,7 @@ class ServerSession(MutableMapping[str, Any]):
             self.sid = None  # unknown or absent id: never adopted, a new one comes on write
         self.stored = read
         self._data = {} if read is None else self._view(read.data)
-        self._original = snapshot_copy(self._data)
+        self._original = copy.deepcopy(self._data)
 
     @property
     def loaded(self) -> bool:
@@ -220,7 +221,7 @@ class DictSession(dict[str, Any]):
         super().__init__(read.data if read is not None else {})
         self.sid = sid if read is not None else None
         self.stored = read
-        self._original = snapshot_copy(dict(self))
+        self._original = copy.deepcopy(dict(self))
         self.loaded = True
         self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
         self.cleared = False
@@ -355,6 +356,8 @@ class FirstTry(NamedTuple):
     payload: bytes
     token: VersionToken
     merged: Data
+    stamped: Data
+    plain: Any
 
 
 def _first_try(
@@ -368,8 +371,8 @@ def _first_try(
         session.stored.data, plan.changed, plan.removed, replace=plan.replace, existing=True
     )
     assert merged is not None
-    payload = store._prepare(session.sid, merged)[1]
-    return FirstTry(session.sid, payload, session.stored.token, merged)
+    stamped, payload, plain = store._prepare_plain(session.sid, merged)
+    return FirstTry(session.sid, payload, session.stored.token, merged, stamped, plain)
 
 
 def _remember(
@@ -382,7 +385,7 @@ def _remember(
     decodes)."""
     cache = getattr(store, "_decoded", None)
     if cache is not None and _plain_json(plan.changed):
-        cache.put(first.sid, first.payload, first.merged)
+        cache.put(first.sid, first.payload, first.stamped, first.plain)
 
 
 #: One store call the commit needs: the method's name (``set_if`` goes to the store's backend)

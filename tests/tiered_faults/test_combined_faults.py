@@ -1,14 +1,12 @@
-"""An adversarial review of the tiered chain's guarantees (docs/guarantees.md, part 1).
+"""The chain under faults the nemesis does not combine, found by an adversarial review of its
+guarantees (docs/guarantees.md, parts 2 and 3).
 
-Each test is a minimal reproducer of one promise the chain breaks, against real things: a
-redis-server the test starts on a free loopback port (killed, or paused for writes with
-``CLIENT PAUSE ... WRITE``), real diskcache directories, real second chains with their own
-connections and invalidation streams. Each is ``xfail(strict=True)``: it fails today, and the
-day the library is fixed it passes, the strict mark turns that into a failure, and the mark
-must be removed (so the reproducer becomes the regression test).
-
-A "host whose clock runs ahead" is simulated as tests/tiered/test_tier_regressions.py does:
-a frame written with a version from the future (:func:`_ahead`).
+Each test reproduced one broken promise before its fix, against real things: a redis-server the
+test starts on a free loopback port (killed, restarted empty, or paused for writes with
+``CLIENT PAUSE ... WRITE`` so that only a client with a short socket timeout gives up), real
+diskcache directories (locked by another SQLite connection), real second chains with their own
+connections and invalidation streams. A "host whose clock runs ahead" is simulated as
+tests/tiered/test_tier_regressions.py does: a frame written with a version from the future.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Run (not collected by pytest; from the repository root)::
 
-    python -m tests.attack.nemesis_extra SEED SECONDS FAULTS [KEYS]
+    python -m tests.tiered_faults.nemesis_extra SEED SECONDS FAULTS [KEYS]
 
 ``FAULTS`` is a comma-separated list of the nemesis's own faults (``kill``, ``pause``,
 ``aof-rollback``, ``disk-read-only``) and these:
