@@ -240,6 +240,8 @@ class TieredBackend(SessionBackend):
         self._replay_timer: threading.Timer | None = None
         self._closed = False
         forksafe.register(self)
+        if self.layout.near:
+            self.get = self._fast_get()  # type: ignore[method-assign,assignment]
         if self.layout.near and invalidation:
             self._subscribe()
 
@@ -414,6 +416,34 @@ class TieredBackend(SessionBackend):
         )
 
     # -- reads ---------------------------------------------------------------------------------
+    def _fast_get(self) -> Callable[[str], bytes | None]:
+        """The chain's ``get``, as a closure over what a near-cache hit touches (installed per
+        instance, see ``__init__``): the same steps as :meth:`get`, without a bound method and
+        six attribute lookups per call (a warm hit is a third of a microsecond: they showed).
+        A miss, a stale copy or a failing near tier goes on to :meth:`get`."""
+        near_get = self.tiers[0].get
+        checked_get = self.near.checked.get
+        state = self.near
+        counters = self.counters
+        clock = self._clock
+        slow = partial(TieredBackend.get, self)
+
+        def get(key: str) -> bytes | None:
+            try:
+                data = near_get(key)
+            except BackendUnavailableError:
+                return slow(key)
+            if data is not None:
+                checked = checked_get(key)
+                if checked is not None and (
+                    checked >= state.coherent_since or clock() - checked < state.max_staleness
+                ):
+                    counters.fast_hits += 1  # no lock on the hot path (see _ChainCounters)
+                    return data
+            return slow(key)
+
+        return get
+
     def get(self, key: str) -> bytes | None:
         near = self._near0
         if near is not None:
