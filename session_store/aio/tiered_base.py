@@ -109,6 +109,7 @@ class AsyncTieredBase(AsyncSessionBackend):
             max_missed=max_missed,
             clock=clock,
         )
+        self.breakers.probes_in_background = clock is time.monotonic  # see the sync chain
         self.near = NearState(self.max_staleness * STALENESS_MARGIN, clock)
         near_tiers = [(i, _near_view(self.tiers[i])) for i in self.layout.near]
         self.nearcache = NearCache(
@@ -184,6 +185,7 @@ class AsyncTieredBase(AsyncSessionBackend):
         health = self.breakers.health[index]
         tier = self.tiers[index]
         if health.down_since is not None and not force and self.breakers.skips(index):
+            self._arm_replay()  # (a no-op while the timer runs; a forked child starts its own)
             self.counters.add("fallbacks")
             tier.counters.add("fallbacks")
             return DOWN  # type: ignore[no-any-return]

@@ -223,6 +223,9 @@ class TieredBackend(SessionBackend):
             max_missed=max_missed,
             clock=clock,
         )
+        # a timer probes tiers that are down (real time only: a test's own clock gets probes
+        # on calls, as before)
+        self.breakers.probes_in_background = clock is time.monotonic
         # copies are re-checked a little before max_staleness (STALENESS_MARGIN), so that the
         # bound holds as measured by another process, whose own reads and clock take time too
         self.near = NearState(self.max_staleness * STALENESS_MARGIN, clock)
@@ -370,6 +373,7 @@ class TieredBackend(SessionBackend):
         health = self.breakers.health[index]
         tier = self.tiers[index]
         if health.down_since is not None and not force and self.breakers.skips(index):
+            self._arm_replay()  # (a no-op while the timer runs; a forked child starts its own)
             self.counters.add("fallbacks")
             tier.counters.add("fallbacks")
             return _DOWN  # type: ignore[no-any-return]

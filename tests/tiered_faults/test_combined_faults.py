@@ -335,3 +335,44 @@ def test_a_write_that_timed_out_on_the_arbiter_is_not_overwritten_by_an_older_co
     finally:
         saver.close()
         updater.close()
+
+
+def test_a_paused_redis_costs_callers_one_timeout_and_the_timer_finds_it_back(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """Found by a new user: with Redis paused (SIGSTOP), every call that probed the down tier
+    waited a whole socket timeout, once per retry_after (5 s of every 6 at the defaults). Now
+    only the first call waits; the chain's timer probes it (callers skip it meanwhile), and
+    finds it back within retry_after of SIGCONT with no caller's help."""
+    import os
+    import signal
+
+    server = redis_server_factory()
+    redis_url = server.url_for(prefix="hung:", socket_timeout="0.5", socket_connect_timeout="0.5")
+    chain = _chain(f"tiered://?retry_after=0.2 | memory:// | {redis_url} | diskcache://{tmp_path}")
+    assert server.pid is not None
+    try:
+        chain.set("k", b"v0")
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            chain.set("k", b"v1")  # the call that finds Redis silent: one timeout
+            assert chain.tier_states()[1]["down"] is True
+            slowest = 0.0
+            while time.monotonic() - started < 2.0:  # ten retry windows
+                begin = time.monotonic()
+                chain.set("k", b"v2")
+                assert chain.get("k") == b"v2"
+                slowest = max(slowest, time.monotonic() - begin)
+            assert slowest < 0.25, f"a caller waited {slowest:.2f} s for the paused server"
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while chain.tier_states()[1]["down"]:  # the timer's probe, no call of ours
+            assert time.monotonic() < deadline, "the chain never found Redis back"
+            time.sleep(0.01)
+        with open_backend(redis_url) as redis_alone:  # and gave it the write it missed
+            held = redis_alone.get("k")
+        assert held is not None and stamps.session_bytes(held) == b"v2"
+    finally:
+        chain.close()
