@@ -21,8 +21,10 @@ The rules, the same in every framework:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import enum
+import hashlib
 import re
 import secrets
 from collections.abc import Callable, Generator, Iterator, MutableMapping
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 from session_store.backend import VersionToken
 from session_store.codec import Codec
 from session_store.codec.stages import ZstdStage
+from session_store.errors import SessionStoreError
 
 if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
@@ -50,13 +53,40 @@ __all__ = [
     "commit",
     "commit_steps",
     "diff",
+    "hiding",
     "is_session_id",
     "merge_changes",
     "new_session_id",
     "plan_commit",
     "read_session",
+    "shown_id",
     "web_codec",
 ]
+
+
+def shown_id(sid: str) -> str:
+    """How a session id appears in errors and logs: a short digest, never the id itself (a
+    session id is a bearer credential: whoever reads it from a log can log in as its user)."""
+    return "sid-sha256:" + hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def hiding(sid: str | None) -> Iterator[None]:
+    """Run a store call about session ``sid``; an error it raises (and any error it was raised
+    from) shows :func:`shown_id` instead of the id."""
+    try:
+        yield
+    except SessionStoreError as exc:
+        if sid is not None:
+            seen: set[int] = set()
+            error: BaseException | None = exc
+            while error is not None and id(error) not in seen:
+                seen.add(id(error))
+                if isinstance(error, SessionStoreError) and error.key == sid:
+                    error.key = shown_id(sid)
+                error = error.__cause__ or error.__context__
+        raise
+
 
 #: Web sessions are compressed only above this many bytes: a request-sized session (a few KB)
 #: costs more CPU to compress on every request (~60 us for 2 KB here) than it saves on the wire.
@@ -101,17 +131,19 @@ def read_session(store: SessionStore[Data], sid: str) -> Read | None:
     The bytes go through the store's decoded-object cache (:mod:`session_store.decoded`): when
     they are the very bytes this process last wrote for ``sid`` (the next request of the same
     user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
-    found = store.backend.get_versioned(sid)
-    if found is None:
-        return None
-    decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+    with hiding(sid):
+        found = store.backend.get_versioned(sid)
+        if found is None:
+            return None
+        decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
     return Read(decoded, found.token)
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
     """:func:`read_session` through an async store."""
-    found = await store.backend.get_versioned(sid)
-    return None if found is None else Read(store._decode(sid, found.value), found.token)
+    with hiding(sid):
+        found = await store.backend.get_versioned(sid)
+        return None if found is None else Read(store._decode(sid, found.value), found.token)
 
 
 class ServerSession(MutableMapping[str, Any]):
@@ -444,9 +476,11 @@ def commit(
     steps = commit_steps(store, session, ttl, sliding)
     result: Any = None
     try:
-        while True:
-            name, args = steps.send(result)
-            result = _target(store, name)(*args)
+        with hiding(session.sid):  # the encode of the first try, too
+            while True:
+                name, args = steps.send(result)
+                with hiding(args[0] if args else None):  # a new id (regenerate), too
+                    result = _target(store, name)(*args)
     except StopIteration as done:
         outcome: Outcome = done.value
         return outcome
@@ -459,9 +493,11 @@ async def acommit(
     steps = commit_steps(store, session, ttl, sliding)
     result: Any = None
     try:
-        while True:
-            name, args = steps.send(result)
-            result = await _target(store, name)(*args)
+        with hiding(session.sid):  # the encode of the first try, too
+            while True:
+                name, args = steps.send(result)
+                with hiding(args[0] if args else None):  # a new id (regenerate), too
+                    result = await _target(store, name)(*args)
     except StopIteration as done:
         outcome: Outcome = done.value
         return outcome

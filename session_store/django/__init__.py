@@ -43,6 +43,7 @@ from session_store.store import SessionStore as _Store
 from session_store.websession import (
     Read,
     diff,
+    hiding,
     merge_changes,
     new_session_id,
     read_session,
@@ -106,7 +107,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         if not session_key:
             return False
         try:
-            return self._store.exists(session_key)
+            with hiding(session_key):
+                return self._store.exists(session_key)
         except InvalidKeyError:
             return False
 
@@ -124,6 +126,10 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         if self.session_key is None:
             return self.create()
         key = self.session_key
+        with hiding(key):  # an error shows a digest of the id, never the id (a credential)
+            return self._save(key, must_create)
+
+    def _save(self, key: str, must_create: bool) -> None:
         data = self._get_session(no_load=must_create)
         age = self.get_expiry_age()
         if age <= 0:  # an expiry in the past: the session is over
@@ -176,7 +182,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
                 return
             session_key = self.session_key
         try:
-            self._store.delete(session_key)
+            with hiding(session_key):
+                self._store.delete(session_key)
         except InvalidKeyError:
             return
 

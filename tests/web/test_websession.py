@@ -148,3 +148,34 @@ def test_what_a_request_reads_is_its_own_copy() -> None:
     assert third["cart"] == ["book", "pen"]
     commit(s, second, ttl=60)
     assert s.load(sid) == {"cart": ["book", "pen", "ink"]}
+
+
+def test_a_session_id_never_appears_in_a_store_error(tmp_path: Any) -> None:
+    """Found by a new user: with Redis down, the 500's log line held the live session id (a
+    bearer credential) in the error's ``key=``. Errors about a session show a digest instead,
+    on reads and on the end-of-request commit, through the real chain and a dead Redis."""
+    import socket
+
+    import pytest
+
+    from session_store import BackendUnavailableError, open_backend
+    from session_store.websession import shown_id
+
+    with socket.socket() as probe:  # a loopback port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = f"redis://127.0.0.1:{port}/0?socket_connect_timeout=0.2"
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        open_backend(f"memory:// | {dead} | diskcache://{tmp_path}"), dict
+    )
+    sid = new_session_id()
+    with pytest.raises(BackendUnavailableError) as raised:
+        read_session(store, sid)  # an update-style read: the arbiter is down
+    assert sid not in str(raised.value) and sid not in repr(raised.value)
+    assert shown_id(sid) in str(raised.value)
+    session = ServerSession(sid, None)
+    session["cart"] = ["book"]
+    with pytest.raises(BackendUnavailableError) as raised:
+        commit(store, session, 3600.0)
+    assert sid not in str(raised.value)
+    store.close()
