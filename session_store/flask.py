@@ -22,7 +22,6 @@ no fixation) are :mod:`session_store.websession`'s. Values must be JSON-compatib
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
@@ -39,6 +38,7 @@ from session_store.websession import (
     commit,
     is_session_id,
     read_session,
+    store_url,
     web_codec,
 )
 
@@ -181,8 +181,8 @@ class SessionStoreInterface(SessionInterface):
 
 
 def _open_store(app: Flask) -> SessionStore[Data]:
-    url = app.config.get("SESSION_STORE_URL") or os.environ.get("SESSION_STORE_URL", "memory://")
-    return SessionStore(cast("str", url), dict, codec=web_codec())
+    url = store_url(app.config.get("SESSION_STORE_URL"))
+    return SessionStore(url, dict, codec=web_codec())
 
 
 def regenerate() -> None:

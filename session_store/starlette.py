@@ -29,7 +29,6 @@ look at it writes and touches nothing; one that only reads it writes no payload.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 from starlette.datastructures import MutableHeaders
@@ -43,6 +42,7 @@ from session_store.websession import (
     acommit,
     aread_session,
     is_session_id,
+    store_url,
     web_codec,
 )
 
@@ -75,8 +75,7 @@ class SessionMiddleware:
     ) -> None:
         self.app = app
         if store is None:
-            url = url or os.environ.get("SESSION_STORE_URL", "memory://")
-            store = AsyncSessionStore(url, dict, codec=web_codec())
+            store = AsyncSessionStore(store_url(url), dict, codec=web_codec())
         self.store = store
         self.session_cookie = session_cookie
         self.max_age = max_age

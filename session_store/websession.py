@@ -25,6 +25,8 @@ import contextlib
 import copy
 import enum
 import hashlib
+import logging
+import os
 import re
 import secrets
 from collections.abc import Callable, Generator, Iterator, MutableMapping
@@ -34,11 +36,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 from session_store.backend import VersionToken
 from session_store.codec import Codec
 from session_store.codec.stages import ZstdStage
-from session_store.errors import SessionStoreError
+from session_store.errors import CorruptPayloadError, SessionStoreError, UnknownSchemaVersionError
 
 if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
     from session_store.store import SessionStore
+
+log = logging.getLogger("session_store.web")
 
 __all__ = [
     "Action",
@@ -60,8 +64,36 @@ __all__ = [
     "plan_commit",
     "read_session",
     "shown_id",
+    "store_url",
     "web_codec",
 ]
+
+
+def store_url(configured: str | None) -> str:
+    """The store URL a web integration opens: the configured one, else ``SESSION_STORE_URL``,
+    else ``memory://``, with a warning (once per process): sessions in one process's memory are
+    lost on restart and not seen by the other workers of a pre-forking server."""
+    url = configured or os.environ.get("SESSION_STORE_URL")
+    if url:
+        return url
+    global _warned_memory
+    if not _warned_memory:
+        _warned_memory = True
+        log.warning(
+            "no SESSION_STORE_URL configured: sessions are kept in this process's memory "
+            "(lost on restart, not shared between workers); set it to a shared store"
+        )
+    return "memory://"
+
+
+_warned_memory = False
+
+
+def _unreadable(sid: str, exc: SessionStoreError) -> None:
+    """A stored session that cannot be decoded is treated as no session (the user gets a new
+    id, as Django's own backends do with corrupt data), logged, and left as it is for
+    inspection (``session-store inspect``): a permanent error page helps nobody."""
+    log.warning("session %s cannot be read, a new one is started: %s", shown_id(sid), exc.message)
 
 
 def shown_id(sid: str) -> str:
@@ -135,7 +167,11 @@ def read_session(store: SessionStore[Data], sid: str) -> Read | None:
         found = store.backend.get_versioned(sid)
         if found is None:
             return None
-        decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+        try:
+            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
+            _unreadable(sid, exc)
+            return None
     return Read(decoded, found.token)
 
 
@@ -143,7 +179,13 @@ async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None
     """:func:`read_session` through an async store."""
     with hiding(sid):
         found = await store.backend.get_versioned(sid)
-        return None if found is None else Read(store._decode(sid, found.value), found.token)
+        if found is None:
+            return None
+        try:
+            return Read(store._decode(sid, found.value), found.token)
+        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
+            _unreadable(sid, exc)
+            return None
 
 
 class ServerSession(MutableMapping[str, Any]):

@@ -31,7 +31,6 @@ in Django). Values must be JSON-compatible, as with Django's default serializer.
 from __future__ import annotations
 
 import copy
-import os
 import threading
 from typing import Any
 
@@ -47,6 +46,7 @@ from session_store.websession import (
     merge_changes,
     new_session_id,
     read_session,
+    store_url,
     web_codec,
 )
 
@@ -60,9 +60,7 @@ _stores_lock = threading.Lock()
 
 def get_store() -> _Store[Data]:
     """The process's store for ``settings.SESSION_STORE_URL`` (opened once per URL)."""
-    url = getattr(settings, "SESSION_STORE_URL", None) or os.environ.get(
-        "SESSION_STORE_URL", "memory://"
-    )
+    url = store_url(getattr(settings, "SESSION_STORE_URL", None))
     with _stores_lock:
         store = _stores.get(url)
         if store is None:

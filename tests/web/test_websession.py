@@ -179,3 +179,50 @@ def test_a_session_id_never_appears_in_a_store_error(tmp_path: Any) -> None:
         commit(store, session, 3600.0)
     assert sid not in str(raised.value)
     store.close()
+
+
+def test_an_unreadable_stored_session_starts_a_new_one_and_is_left_alone(
+    caplog: Any,
+) -> None:
+    """Found by a new user: turning encryption on (or any corrupt payload) gave every user whose
+    stored session could not be decoded a 500 on every request until it expired. Now the
+    request starts a new session (as Django's own backends do), logged without the id, and the
+    stored bytes stay for inspection."""
+    import asyncio
+    import logging
+
+    from session_store.aio import AsyncSessionStore
+    from session_store.websession import aread_session, shown_id
+
+    backend = MemoryBackend()
+    store: SessionStore[dict[str, Any]] = SessionStore(backend, dict)
+    sid = new_session_id()
+    backend.set(sid, b"\x00\x01 not a session")  # what no codec of ours wrote
+    with caplog.at_level(logging.WARNING, logger="session_store.web"):
+        assert read_session(store, sid) is None
+    assert shown_id(sid) in caplog.text and sid not in caplog.text
+    assert backend.get(sid) == b"\x00\x01 not a session"  # left as it was
+
+    async def read_async() -> object:
+        astore: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore("memory://", dict)
+        await astore.backend.set(sid, b"\x00garbage")
+        return await aread_session(astore, sid)
+
+    assert asyncio.run(read_async()) is None
+
+
+def test_the_memory_default_of_the_web_integrations_is_a_logged_choice(caplog: Any) -> None:
+    import logging
+
+    from session_store import websession
+
+    websession._warned_memory = False
+    with caplog.at_level(logging.WARNING, logger="session_store.web"):
+        assert websession.store_url("redis://127.0.0.1:1/0") == "redis://127.0.0.1:1/0"
+        assert "SESSION_STORE_URL" not in caplog.text
+        assert websession.store_url(None) in (
+            "memory://",
+            __import__("os").environ.get("SESSION_STORE_URL"),
+        )
+    if not __import__("os").environ.get("SESSION_STORE_URL"):
+        assert "no SESSION_STORE_URL configured" in caplog.text
