@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from session_store.backend import Scope
 from session_store.cli.common import (
     EXIT_ERROR,
     EXIT_NOT_FOUND,
@@ -313,6 +314,11 @@ def copy(
     validate_scan_prefix(prefix)
     counts = {"copied": 0, "skipped": 0, "vanished": 0}
     with opened(source) as src, opened(target) as dst:
+        if dst.scope is Scope.PROCESS:
+            raise CommandError(
+                f"the destination {dst.describe()} keeps sessions in this command's own "
+                "memory: they would vanish when it exits; copy to a shared or on-disk store"
+            )
         listing = src.scan(prefix)
         keys = sorted(listing)
         # False when the source says its listing could not be proven complete (a resharding)

@@ -52,6 +52,15 @@ def test_copy_moves_raw_bytes_and_keeps_the_ttl(
     assert same.returncode == 1 and "same" in error_line(same)
 
 
+def test_copy_refuses_a_destination_in_its_own_memory(
+    cli: Run, legacy_disk: str, error_line: ErrorLine
+) -> None:
+    """Found by a new user: `copy SRC memory://` printed "copied 4" and exited 0, and the
+    sessions vanished with the command."""
+    result = cli("copy", legacy_disk, "memory://")
+    assert result.returncode == 1 and "vanish" in error_line(result)
+
+
 def test_migrate_brings_legacy_sessions_to_the_current_version(cli: Run, legacy_disk: str) -> None:
     first = cli("migrate", "--json", "--legacy", "dataroom", legacy_disk)
     assert first.returncode == 0, first.stderr
