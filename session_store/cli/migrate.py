@@ -131,4 +131,17 @@ def migrate(
         for failure in report.failures:
             click.echo(f"  failed {failure.key}: {failure.error}: {failure.message}")
     if report.failures:
-        raise CommandError(f"{report.failed} session(s) could not be rewritten; run again to retry")
+        lasting = sum(1 for failure in report.failures if failure.error in _LASTING)
+        if lasting == report.failed:
+            raise CommandError(
+                f"{lasting} session(s) cannot be rewritten as they are (a value the codec never "
+                "stores, such as NaN, or a payload it cannot read): running again will not help"
+            )
+        raise CommandError(
+            f"{report.failed} session(s) could not be rewritten ({lasting} of them as they "
+            "are); run again to retry the others"
+        )
+
+
+#: Failures a rerun cannot fix: what the session holds, not a passing outage.
+_LASTING = frozenset({"SerializationError", "CorruptPayloadError", "UnknownSchemaVersionError"})

@@ -137,3 +137,17 @@ def test_bench_runs_and_cleans_up(cli: Run, tmp_path: Path) -> None:
     assert figures["ratios"]["codec_vs_orjson"] > 0
     with open_backend(url) as backend:
         assert list(backend.scan()) == []  # its keys are gone
+
+
+def test_migrate_says_a_session_holding_nan_cannot_be_rewritten_as_it_is(
+    cli: Run, tmp_path: Path, error_line: ErrorLine
+) -> None:
+    """Found by a new user: a legacy session holding NaN loads, but the codec never stores NaN,
+    so migrate fails it on every run, while it said "run again to retry"."""
+    url = f"diskcache://{tmp_path / 'nan'}"
+    with open_backend(url) as backend:
+        backend.set("U1", b'{"user_id": "U1", "score": NaN}', 3600)
+    result = cli("migrate", "--legacy", "dataroom", url)
+    assert result.returncode == 1
+    assert "cannot be rewritten as they are" in error_line(result)
+    assert "retry" not in error_line(result)
