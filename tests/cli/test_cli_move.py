@@ -123,7 +123,7 @@ def test_migrate_reports_sessions_it_cannot_rewrite(
     result = cli("migrate", legacy_disk, "--no-checkpoint")
     assert result.returncode == 1
     assert "failed broken: CorruptPayloadError" in result.stdout
-    assert "could not be rewritten" in error_line(result)
+    assert "cannot be rewritten as they are" in error_line(result)  # a corrupt payload: lasting
 
 
 def test_bench_runs_and_cleans_up(cli: Run, tmp_path: Path) -> None:
