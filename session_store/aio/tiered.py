@@ -28,13 +28,13 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
+from session_store import stamps
 from session_store.aio.tiered_base import DOWN, log
 from session_store.aio.tiered_cas import AsyncTieredCas, whole
 from session_store.aio.tiered_writes import write_after, write_if_newer
 from session_store.backend import ensure_bytes
 from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.stamps import clock as hlc
 from session_store.stamps import (
     frame,
     is_tombstone,
@@ -69,8 +69,8 @@ class AsyncTieredBackend(AsyncTieredCas):
             data, ahead = await self._write_once(key, data, ttl, what)
             if ahead is None:
                 return data
-            hlc.observe(ahead)
-            data = with_version(data, hlc.now())
+            stamps.clock.observe(ahead)
+            data = with_version(data, stamps.clock.now())
         return data
 
     async def _write_once(
@@ -108,7 +108,7 @@ class AsyncTieredBackend(AsyncTieredCas):
                     arbiter_took = arbiter_took or index == arbiter
                     if result is not data:
                         data = result  # its version moved past what the tier held
-                        hlc.observe(version_of(data))
+                        stamps.clock.observe(version_of(data))
                 elif result is False:
                     behind.append(index)
                 self.breakers.check_evictions(index)
@@ -134,7 +134,7 @@ class AsyncTieredBackend(AsyncTieredCas):
     async def _set(self, key: str, value: bytes, ttl: float | None) -> None:
         start = self._clock()
         began = self.near.begin()
-        data = await self._write(key, frame(value, hlc.now(), ttl), ttl, "write")
+        data = await self._write(key, frame(value, stamps.clock.now(), ttl), ttl, "write")
         self.nearcache.after_write(key, data, value, ttl, start, began)
         self.counters.add("writes")
 
@@ -157,8 +157,8 @@ class AsyncTieredBackend(AsyncTieredCas):
         best = policy.newest(copies)
         existed = best is not None and not is_tombstone(best.data)
         if best is not None:
-            hlc.observe(best.version)  # the tombstone is newer than every copy read
-        await self._write(key, tombstone(hlc.now()), self.tombstone_ttl, "delete")
+            stamps.clock.observe(best.version)  # the tombstone is newer than every copy read
+        await self._write(key, tombstone(stamps.clock.now()), self.tombstone_ttl, "delete")
         self.nearcache.drop(key)  # after the tombstones: fills that began before are fenced
         self.counters.add("deletes")
         self.counters.add("tombstones")

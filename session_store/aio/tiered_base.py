@@ -18,13 +18,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from session_store import forksafe
+from session_store import forksafe, stamps
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.tiered_writes import write_if_newer
 from session_store.backend import Scope, SessionBackend
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import validate_key
-from session_store.stamps import clock as hlc
 from session_store.stamps import is_tombstone, unframe
 from session_store.tiered import policy
 from session_store.tiered.backend import (
@@ -244,9 +243,9 @@ class AsyncTieredBase(AsyncSessionBackend):
         repaired = 0
         for key in keys:
             copies, _ = await self._collect(key, skip=index)
-            dead = self.breakers.missed_tombstone(index, key)
-            if dead is not None:  # the delete it missed, even if no other tier holds it
-                copies.append(Copy(index, dead, self.tombstone_ttl or NO_EXPIRY))
+            missed = self.breakers.missed_tombstone(index, key, self.tombstone_ttl or NO_EXPIRY)
+            if missed is not None:  # the delete it missed, even if no other tier holds it
+                copies.append(missed)
             best = policy.newest(copies)
             if best is None:
                 continue
@@ -411,7 +410,7 @@ class AsyncTieredBase(AsyncSessionBackend):
             self.nearcache.drop(key)
             self.counters.add("misses")
             return None
-        hlc.observe(best.version)
+        stamps.clock.observe(best.version)
         await self._repair(key, best, copies, answered)
         if is_tombstone(best.data):
             self.nearcache.drop(key)

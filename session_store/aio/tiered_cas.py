@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
+from session_store import stamps
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.tiered_base import DOWN
 from session_store.aio.tiered_bulk import AsyncTieredReads
@@ -28,7 +29,6 @@ from session_store.aio.tiered_writes import write_if_newer
 from session_store.backend import Versioned, VersionToken, ensure_bytes
 from session_store.errors import BackendError, BackendUnavailableError
 from session_store.keys import validate_key
-from session_store.stamps import clock as hlc
 from session_store.stamps import frame, is_tombstone, own_ttl, unframe, version_of, with_version
 from session_store.tiered import policy
 from session_store.tiered.backend import _Token
@@ -117,10 +117,12 @@ class AsyncTieredCas(AsyncTieredReads):
                 continue
             break
         if best is not None:
-            hlc.observe(best.version)  # a newer lower tombstone: "absent" must be replaced past it
+            stamps.clock.observe(
+                best.version
+            )  # a newer lower tombstone: "absent" must be replaced past it
         if read is None:
             return None
-        hlc.observe(version_of(read.value))
+        stamps.clock.observe(version_of(read.value))
         value = unframe(read.value)
         if value is None:
             return None
@@ -147,7 +149,7 @@ class AsyncTieredCas(AsyncTieredReads):
     ) -> bool:
         start = self._clock()
         began = self.near.begin()
-        data = frame(value, hlc.now(), ttl)
+        data = frame(value, stamps.clock.now(), ttl)
         won = await self._arbitrate(lambda t: t.set_if(key, data, inner, ttl), "set_if", key)
         if not won and inner is None:
             # "only if absent" and the arbiter holds a tombstone (absent): the value must be
@@ -156,8 +158,8 @@ class AsyncTieredCas(AsyncTieredReads):
             if read is not None and is_tombstone(read.value):
                 dead = read.token
                 base = version_of(read.value)
-                hlc.observe(base)
-                data = with_version(data, hlc.now())
+                stamps.clock.observe(base)
+                data = with_version(data, stamps.clock.now())
                 won = await self._arbitrate(lambda t: t.set_if(key, data, dead, ttl), "set_if", key)
         if not won:
             self.nearcache.drop(key)
@@ -233,11 +235,11 @@ class AsyncTieredCas(AsyncTieredReads):
         ahead = await self._newer_below(key, data, behind)
         if ahead is None:
             return data
-        hlc.observe(ahead)
+        stamps.clock.observe(ahead)
         read = await self._arbitrate(lambda t: t.get_versioned(key), "get_versioned", key)
         if read is None or version_of(read.value) != version_of(data):
             return data  # a later write replaced it: that one decides
-        newer = with_version(data, hlc.now())
+        newer = with_version(data, stamps.clock.now())
         token = read.token
         if await self._arbitrate(lambda t: t.set_if(key, newer, token, ttl), "set_if", key):
             self.counters.add("repairs")

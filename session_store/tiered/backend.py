@@ -347,9 +347,9 @@ class TieredBackend(SessionBackend):
         repaired = 0
         for key in keys:
             copies, _ = self._collect(key, skip=index)
-            tombstone = self.breakers.missed_tombstone(index, key)
-            if tombstone is not None:  # the delete it missed, even if no other tier holds it
-                copies.append(Copy(index, tombstone, self.tombstone_ttl or NO_EXPIRY))
+            missed = self.breakers.missed_tombstone(index, key, self.tombstone_ttl or NO_EXPIRY)
+            if missed is not None:  # the delete it missed, even if no other tier holds it
+                copies.append(missed)
             best = policy.newest(copies)
             if best is None:
                 continue

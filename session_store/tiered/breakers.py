@@ -21,7 +21,7 @@ from session_store.counters import Counters
 from session_store.errors import BackendError
 from session_store.stamps import is_tombstone
 from session_store.tiered import policy
-from session_store.tiered.policy import Health, Layout
+from session_store.tiered.policy import Copy, Health, Layout
 
 __all__ = ["EVICTION_WARNING_INTERVAL", "Breakers"]
 
@@ -139,10 +139,13 @@ class Breakers:
                 else:
                     self.missed_tombstones[index].pop(key, None)
 
-    def missed_tombstone(self, index: int, key: str) -> bytes | None:
-        """The tombstone of a delete of ``key`` tier ``index`` missed, forgotten here."""
+    def missed_tombstone(self, index: int, key: str, ttl: float) -> Copy | None:
+        """The tombstone of a delete of ``key`` tier ``index`` missed (forgotten here), as a
+        copy living ``ttl`` seconds: a candidate when the tier is brought up to date, even if no
+        other tier still holds it."""
         with self.lock:
-            return self.missed_tombstones[index].pop(key, None)
+            data = self.missed_tombstones[index].pop(key, None)
+        return None if data is None else Copy(index, data, ttl)
 
     def refused(self, index: int, key: str, exc: BackendError, data: bytes | None = None) -> None:
         """Tier ``index`` refused a write of ``key`` (read-only, full): the key is remembered as
