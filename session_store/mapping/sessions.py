@@ -1,0 +1,182 @@
+"""``SessionMapping``: user id to session dict, every read and write going through a store."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+from session_store.errors import ConflictError, InvalidKeyError, SerializationError
+from session_store.mapping.tracked import JSONObject, SessionDict, plain
+from session_store.store import SessionStore
+
+__all__ = ["SessionMapping", "WriteObserver", "user_key"]
+
+#: ``observer(user_id, previous, stored)`` after every write; ``previous`` is ``None`` when the
+#: write created the session, ``stored`` is ``None`` when it deleted it. Both are what the
+#: store holds (a dict or a typed session).
+WriteObserver = Callable[[str, Any, Any], None]
+
+
+def user_key(user_id: object) -> str:
+    """The session key of a user id: a ``str`` as is, an ``int`` as its decimal text.
+
+    Raises:
+        InvalidKeyError: any other type (``bool`` included).
+    """
+    if type(user_id) is str:
+        return user_id
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        return str(int(user_id))
+    raise InvalidKeyError(f"user ids are str or int, got {type(user_id).__name__}")
+
+
+class SessionMapping(MutableMapping[Any, JSONObject]):
+    """A ``MutableMapping`` of user id to session dict, backed by a :class:`SessionStore`.
+
+    Args:
+        store: where sessions live; its backend, TTL and codec settings are used (a plain-dict
+            legacy payload loads as a dict here, whatever the store's ``legacy_schema``).
+        observer: called after every write with ``(user_id, previous, stored)``; ``previous``
+            is ``None`` when the write created the session, ``stored`` is ``None`` when it
+            deleted it (the data-room manager counts its metrics this way).
+    """
+
+    def __init__(self, store: SessionStore[Any], *, observer: WriteObserver | None = None) -> None:
+        codec = copy.copy(store.codec)
+        codec.legacy_schema = "dict"
+        self._store: SessionStore[Any] = SessionStore(
+            store.backend,
+            None,
+            ttl=store.ttl,
+            codec=codec,
+            update_timeout=store.update_timeout,
+        )
+        self._observer = observer
+
+    @property
+    def store(self) -> SessionStore[Any]:
+        """The store this mapping reads and writes (schema-agnostic, legacy JSON as dicts)."""
+        return self._store
+
+    # -- conversions ---------------------------------------------------------------------------
+    def _as_dict(self, obj: Any) -> JSONObject:
+        return obj if type(obj) is dict else self._store.codec.to_data(obj)
+
+    def _like(self, data: JSONObject, current: Any) -> Any:
+        """``data`` in the schema ``current`` was stored in (typed sessions stay typed)."""
+        if current is None or type(current) is dict:
+            return data
+        return self._store.codec.converter.structure(data, type(current))
+
+    def _observe(self, user_id: str, previous: Any, stored: Any) -> None:
+        if self._observer is not None:
+            self._observer(user_id, previous, stored)
+
+    # -- MutableMapping ------------------------------------------------------------------------
+    def __getitem__(self, user_id: object) -> SessionDict:
+        key = user_key(user_id)
+        obj = self._store.load(key)
+        if obj is None:
+            raise KeyError(user_id)
+        return SessionDict(self, key, self._as_dict(obj))
+
+    def __setitem__(self, user_id: object, session: JSONObject) -> None:
+        key = user_key(user_id)
+        if not isinstance(session, dict):
+            raise SerializationError(
+                f"a session must be a dict (JSON object), got {type(session).__name__}",
+                key=key,
+            )
+        data = plain(session)
+        if self._observer is None:
+            self._store.save(key, data)
+            return
+        previous: Any = None
+
+        def replace(current: Any) -> Any:
+            nonlocal previous
+            previous = current  # the last call is the attempt that was written
+            return data
+
+        stored = self._store.update(key, replace)
+        self._observe(key, previous, stored)
+
+    def __delitem__(self, user_id: object) -> None:
+        key = user_key(user_id)
+        if not self._store.delete(key):
+            raise KeyError(user_id)
+        self._observe(key, None, None)
+
+    def __contains__(self, user_id: object) -> bool:
+        try:
+            key = user_key(user_id)
+        except InvalidKeyError:
+            return False
+        return self._store.exists(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._store.keys()
+
+    def __len__(self) -> int:
+        """The number of stored sessions: a full scan of the keys, O(n)."""
+        return sum(1 for _ in self._store.backend.scan())
+
+    def __repr__(self) -> str:
+        return f"SessionMapping({self._store.backend.describe()})"
+
+    # -- atomic changes ------------------------------------------------------------------------
+    def modify(
+        self, user_id: object, fn: Callable[[JSONObject], None], *, create: bool = True
+    ) -> JSONObject:
+        """Apply ``fn`` (which mutates the dict it gets, nested parts included) atomically.
+
+        ``fn`` may run more than once on conflicts. A missing session starts as ``{}``; with
+        ``create=False`` it is a :class:`ConflictError` instead (nothing is written).
+        """
+        key = user_key(user_id)
+        previous: Any = None
+
+        def apply(current: Any) -> Any:
+            nonlocal previous
+            previous = current
+            if current is None and not create:
+                raise ConflictError(
+                    "the session was deleted; a change to it does not re-create it "
+                    "(nothing was written)",
+                    key=key,
+                    backend=self._store.backend.describe(),
+                )
+            data = copy.deepcopy(self._as_dict(current)) if current is not None else {}
+            fn(data)
+            return self._like(data, current)
+
+        stored = self._store.update(key, apply)
+        self._observe(key, previous, stored)
+        return self._as_dict(stored)
+
+    @contextmanager
+    def edit(self, user_id: object) -> Iterator[JSONObject]:
+        """Edit a session in place, nested parts included; written back on exit.
+
+        Raises:
+            KeyError: there is no such session.
+            ConflictError: another writer changed the session meanwhile; nothing was written.
+        """
+        key = user_key(user_id)
+        read = self._store.backend.get_versioned(key)
+        if read is None:
+            raise KeyError(user_id)
+        current = self._store.codec.decode(key, read.value).obj
+        data = copy.deepcopy(self._as_dict(current))
+        yield data
+        new = self._like(plain(data), current)
+        payload = self._store.codec.encode(key, new)
+        if not self._store.backend.set_if(key, payload, read.token, self._store.ttl):
+            raise ConflictError(
+                "the session changed while it was being edited; nothing was written",
+                key=key,
+                backend=self._store.backend.describe(),
+            )
+        self._observe(key, current, new)

@@ -1,0 +1,162 @@
+"""The walk itself: which stored values are sessions, which are current, and the
+compare-and-set rewrite of one session (see :mod:`session_store.rewrite` for the guarantees)."""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from session_store import stamps
+from session_store.backend import SessionBackend
+from session_store.codec import Codec
+from session_store.codec.format import FORMAT_VERSION, MAGIC, is_legacy, parse_header
+from session_store.codec.stages import STAGE_AESGCM
+from session_store.errors import (
+    BackendError,
+    ConfigurationError,
+    ConflictError,
+    SessionStoreError,
+)
+from session_store.rewrite.report import RewriteFailure, RewriteReport
+from session_store.schema.registry import get_schema
+from session_store.store import SessionStore
+
+__all__ = ["batches", "is_current", "is_session", "reader", "rewrite_batch", "rewrite_one"]
+
+_KEY_ID_LENGTH = 4
+_MAX_PAUSE = 0.25
+
+
+def reader(codec: Codec, legacy_schema: str | None) -> Codec:
+    """The store's codec, reading plaintext too (rewriting is how plaintext gets encrypted), and
+    legacy JSON as ``legacy_schema``."""
+    reader = copy.copy(codec)
+    reader.allow_plaintext = True
+    if legacy_schema is not None:
+        if get_schema(legacy_schema) is None:
+            raise ConfigurationError(f"no schema named {legacy_schema!r} is registered")
+        reader.legacy_schema = legacy_schema
+    return reader
+
+
+def batches(keys: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for key in keys:
+        chunk.append(key)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def rewrite_batch(
+    store: SessionStore[Any], codec: Codec, keys: list[str], report: RewriteReport, legacy: bool
+) -> list[str]:
+    """Bring ``keys`` up to date; the keys finished (failed ones are not: a rerun retries them)."""
+    found = store.backend.get_many(keys)
+    finished: list[str] = []
+    for key in keys:
+        raw = found.get(key)
+        data = None if raw is None else stamps.session_bytes(raw)  # a chain's frame, read through
+        try:
+            if data is None:
+                outcome = "vanished"
+            elif not is_session(data, legacy):
+                outcome = "not a session"
+            elif is_current(codec, key, data):
+                outcome = "current"
+            else:
+                outcome = rewrite_one(store, codec, key, legacy)
+        except BackendError:
+            raise
+        except SessionStoreError as exc:
+            report.failures.append(RewriteFailure(key, type(exc).__name__, str(exc)))
+            continue
+        if outcome == "rewritten":
+            report.rewritten += 1
+        elif outcome == "current":
+            report.current += 1
+        elif outcome == "not a session":
+            report.not_sessions += 1
+        else:
+            report.vanished += 1
+        finished.append(key)
+    return finished
+
+
+def is_session(data: bytes, legacy: bool) -> bool:
+    """Whether ``data`` is provably a session: it has our header, or it is legacy JSON and the
+    caller named the legacy schema. Anything else (a raw value some other code stored, a counter,
+    a blob) is left alone."""
+    return data[: len(MAGIC)] == MAGIC or (legacy and is_legacy(data))
+
+
+def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) -> str:
+    """Rewrite one session with compare-and-set: ``rewritten``, ``current``, ``vanished`` or
+    ``not a session`` (replaced meanwhile by a value that is not one).
+
+    Raises:
+        ConflictError: the session changed under every attempt for ``update_timeout`` seconds.
+        SessionStoreError: it does not decode, or cannot be encoded again.
+    """
+    backend: SessionBackend = store.backend
+    deadline = time.monotonic() + store.update_timeout
+    attempt = 0
+    while True:
+        read = backend.get_versioned(key)
+        stored = None if read is None else stamps.session_bytes(read.value)
+        if read is None or stored is None:
+            return "vanished"
+        if not is_session(stored, legacy):
+            return "not a session"
+        if is_current(codec, key, stored):
+            return "current"  # a concurrent writer already wrote it in the current format
+        left = backend.ttl(key)
+        if left is None:
+            return "vanished"
+        payload = codec.encode(key, codec.decode(key, stored).obj)
+        if stored is not read.value and stamps.version_of(read.value):
+            # one tier of a chain, read alone: the rewrite is a newer version of the session
+            payload = stamps.frame(payload, stamps.clock.now(), stamps.own_ttl(read.value))
+        # NO_EXPIRY passes on as "never", not as "the backend's default TTL"
+        if backend.set_if(key, payload, read.token, left):
+            return "rewritten"
+        attempt += 1
+        if time.monotonic() >= deadline:
+            raise ConflictError(
+                f"the session changed under {attempt} rewrites in {store.update_timeout:g} s; "
+                "left as it was",
+                key=key,
+                backend=backend.describe(),
+            )
+        cap = min(0.001 * 2 ** min(attempt, 10), _MAX_PAUSE)
+        time.sleep(max(0.0, min(random.uniform(0, cap), deadline - time.monotonic())))
+
+
+def is_current(codec: Codec, key: str, data: bytes) -> bool:
+    """Whether ``data`` is what ``codec`` writes today (apart from compression and the nonce).
+
+    Decodes it (so a payload that does not decode raises its typed error here).
+    """
+    if is_legacy(data):
+        codec.decode(key, data)  # raises if it does not even decode
+        return False
+    header = parse_header(data, key=key)
+    decoded = codec.decode(key, data)
+    info = get_schema(decoded.schema)
+    if info is None:  # pragma: no cover - decode already refused an unknown schema
+        return False
+    if decoded.stored_version != codec.write_versions.get(info.name, info.version):
+        return False
+    encrypted = bool(header.stages) and header.stages[-1] == STAGE_AESGCM
+    if codec.encryption is None:
+        return STAGE_AESGCM not in header.stages
+    if not encrypted or header.format_version < FORMAT_VERSION:
+        return False  # format 1 bound its associated data ambiguously: re-encrypt in format 2
+    start = header.payload_offset
+    key_id = data[start : start + _KEY_ID_LENGTH].hex()
+    return key_id == codec.encryption.key_ids[0]
