@@ -26,7 +26,7 @@ import pytest
 
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.errors import ConfigurationError, InvalidKeyError, SerializationError
-from session_store.testing.conformance import HOSTILE_KEYS, HOSTILE_PREFIXES, INVALID_KEYS
+from session_store.testing.hostile import HOSTILE_KEYS, HOSTILE_PREFIXES, INVALID_KEYS
 
 __all__ = ["EVENT_LOOPS", "AsyncBackendConformance"]
 

@@ -13,7 +13,6 @@ lives) and ``ttl_wait`` (how long to wait for it to be gone).
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -21,59 +20,15 @@ import pytest
 
 from session_store.backend import SessionBackend
 from session_store.errors import ConfigurationError, InvalidKeyError, SerializationError
-from session_store.keys import MAX_KEY_BYTES
+from session_store.testing.conformance_cas import BackendFactory, CompareAndSetConformance
+from session_store.testing.hostile import HOSTILE_KEYS, HOSTILE_PREFIXES, INVALID_KEYS
 
-__all__ = ["HOSTILE_KEYS", "INVALID_KEYS", "BackendConformance"]
-
-BackendFactory = Callable[..., SessionBackend]
-
-#: Keys that look dangerous to some store but are valid and must round-trip exactly.
-HOSTILE_KEYS = (
-    "*",
-    "?",
-    "[ab]",
-    "a*b?c[d]e",
-    "\\",
-    "\\*",
-    "line\nbreak",
-    "tab\there",
-    "../../x",
-    "/etc/passwd",
-    "%2F%00",
-    "日本語キー",
-    "e\u0301",  # not normalised: distinct from the next key
-    "\u00e9",
-    "emoji 🙂",
-    "session:other",
-    "{hash}tag",
-    "' OR 1=1 --",
-    "\x00",
-    "nul\x00byte",
-    "sep\x1fkey",
-    "\x1f",
-    "x" * MAX_KEY_BYTES,
-    "é" * (MAX_KEY_BYTES // 2),
-)
-
-#: Values that are never keys; every operation refuses them with InvalidKeyError before I/O.
-INVALID_KEYS: tuple[object, ...] = (
-    "",
-    "x" * (MAX_KEY_BYTES + 1),
-    "é" * (MAX_KEY_BYTES // 2 + 1),
-    "x" * 10_000,
-    "lone \udc80 surrogate",
-    b"bytes-key",
-    None,
-    42,
-)
-
-HOSTILE_PREFIXES = ("*", "?", "[", "[a", "\\", "\n", "日", "%", "_", "\x00", "\x1f")
+__all__ = ["HOSTILE_KEYS", "HOSTILE_PREFIXES", "INVALID_KEYS", "BackendConformance"]
 
 
-class BackendConformance:
+class BackendConformance(CompareAndSetConformance):
     """Every backend passes these. Subclass and provide the ``backend_factory`` fixture."""
 
-    shares_storage: bool = True
     ttl_short: float = 0.3
     ttl_wait: float = 0.7
 
@@ -305,130 +260,3 @@ class BackendConformance:
     def test_get_many_accepts_duplicates_and_iterators(self, backend: SessionBackend) -> None:
         backend.set("a", b"1")
         assert backend.get_many(iter(["a", "a", "b"])) == {"a": b"1"}
-
-    # -- compare-and-set -----------------------------------------------------------------------
-    def test_set_if_absent(self, backend: SessionBackend) -> None:
-        assert backend.get_versioned("k") is None
-        assert backend.set_if("k", b"first", None) is True
-        assert backend.set_if("k", b"second", None) is False
-        assert backend.get("k") == b"first"
-
-    def test_set_if_matching_token(self, backend: SessionBackend) -> None:
-        backend.set("k", b"one")
-        read = backend.get_versioned("k")
-        assert read is not None and read.value == b"one"
-        assert backend.set_if("k", b"two", read.token, ttl=60) is True
-        assert backend.get("k") == b"two"
-        left = backend.ttl("k")
-        assert left is not None and 0 < left <= 60
-        # the old token is spent
-        assert backend.set_if("k", b"three", read.token) is False
-        assert backend.get("k") == b"two"
-
-    def test_set_if_lost_race(self, backend_factory: BackendFactory) -> None:
-        mine, theirs = backend_factory(), backend_factory()
-        try:
-            mine.set("k", b"base")
-            read = mine.get_versioned("k")
-            assert read is not None
-            target = theirs if self.shares_storage else mine
-            target.set("k", b"theirs")
-            assert mine.set_if("k", b"mine", read.token) is False
-            assert mine.get("k") == b"theirs"
-        finally:
-            mine.close()
-            theirs.close()
-
-    def test_set_if_after_delete(self, backend: SessionBackend) -> None:
-        backend.set("k", b"v")
-        read = backend.get_versioned("k")
-        assert read is not None
-        backend.delete("k")
-        assert backend.set_if("k", b"late", read.token) is False
-        assert backend.get("k") is None
-
-    def test_set_if_same_bytes_rewritten_between(self, backend: SessionBackend) -> None:
-        """A token may be a digest of the value: a rewrite of the same bytes then still matches,
-        which is safe for read-modify-write (the state read is the state replaced)."""
-        backend.set("k", b"v")
-        read = backend.get_versioned("k")
-        assert read is not None
-        backend.set("k", b"changed")
-        backend.set("k", b"changed2")
-        assert backend.set_if("k", b"mine", read.token) is False
-
-    # -- namespaces ----------------------------------------------------------------------------
-    def test_overlapping_namespaces_are_isolated(self, backend_factory: BackendFactory) -> None:
-        outer, inner = backend_factory(prefix="session:"), backend_factory(prefix="session:admin:")
-        try:
-            outer.set("admin:x", b"outer")
-            outer.set("x", b"outer-x")
-            inner.set("x", b"inner")
-            inner.set("*", b"inner-star")
-            assert outer.get("admin:x") == b"outer"
-            assert outer.get("x") == b"outer-x"
-            assert inner.get("x") == b"inner"
-            assert inner.get("admin:x") is None
-            assert outer.get("*") is None
-            assert sorted(outer.scan()) == ["admin:x", "x"]
-            assert sorted(inner.scan()) == ["*", "x"]
-            assert list(outer.scan("admin:")) == ["admin:x"]
-            assert outer.delete_many(["*", "x"]) == 1
-            assert inner.get("x") == b"inner"
-            assert inner.get("*") == b"inner-star"
-            assert inner.delete("admin:x") is False
-            assert outer.get("admin:x") == b"outer"
-        finally:
-            outer.close()
-            inner.close()
-
-    def test_same_prefix_shares_data(self, backend_factory: BackendFactory) -> None:
-        if not self.shares_storage:
-            pytest.skip("process-local store: each instance is its own storage")
-        first, second = backend_factory(prefix="app:"), backend_factory(prefix="app:")
-        try:
-            first.set("k", b"v")
-            assert second.get("k") == b"v"
-        finally:
-            first.close()
-            second.close()
-
-    # -- counters, threads, life cycle ---------------------------------------------------------
-    def test_counters_count_hits_and_misses(self, backend: SessionBackend) -> None:
-        before = backend.counters.as_dict()
-        backend.set("k", b"v")
-        backend.get("k")
-        backend.get("absent")
-        after = backend.counters.as_dict()
-        assert after["hits"] >= before["hits"] + 1
-        assert after["misses"] >= before["misses"] + 1
-
-    def test_threads_share_one_backend(self, backend: SessionBackend) -> None:
-        errors: list[BaseException] = []
-
-        def work(n: int) -> None:
-            try:
-                for i in range(40):
-                    key = f"t{n}:{i}"
-                    backend.set(key, key.encode())
-                    assert backend.get(key) == key.encode()
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
-        assert len(list(backend.scan("t"))) == 8 * 40
-
-    def test_close_is_idempotent_and_context_manager(self, backend_factory: BackendFactory) -> None:
-        with backend_factory() as backend:
-            backend.set("k", b"v")
-        backend.close()
-        backend.close()
-
-    def test_describe_and_repr_are_strings(self, backend: SessionBackend) -> None:
-        assert isinstance(backend.describe(), str) and backend.describe()
-        assert backend.describe() in repr(backend)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
 from session_store.testing.history import Operation, Value
+from session_store.testing.wing_gong import end_of, search, start_of
 
 __all__ = [
     "Anomaly",
@@ -56,7 +57,6 @@ AnomalyKind: TypeAlias = Literal[
     "not-linearizable", "lost-update", "resurrected-delete", "stale-read", "phantom-read"
 ]
 
-_NEVER: Final = 1 << 63  # the completion time of an operation that may take effect at any time
 _DEFAULT_MAX_STATES: Final = 500_000
 #: The search's budget for a key the explicit rules already convicted: the verdict is known
 #: (the rules never accuse a linearizable history), the search only looks for a witness.
@@ -246,14 +246,6 @@ def _observed(op: Operation) -> Value:
     return op.prev if op.kind == "update" else op.value
 
 
-def _start(op: Operation, shifts: Mapping[str, int]) -> int:
-    return op.invoke_ns - shifts.get(op.id, 0)
-
-
-def _end(op: Operation) -> int:
-    return op.complete_ns if op.outcome == "ok" and op.complete_ns is not None else _NEVER
-
-
 def _check_key(
     key: str,
     all_ops: Sequence[Operation],
@@ -265,7 +257,7 @@ def _check_key(
     anomalies = _rule_anomalies(key, ops, initial, shift)
     if anomalies:
         max_states = min(max_states, _CONVICTED_MAX_STATES)
-    verdict, states, witness = _search(ops, deadlines, initial, shift, max_states)
+    verdict, states, witness = search(ops, deadlines, initial, shift, max_states)
     if verdict is False:
         anomalies.append(Anomaly("not-linearizable", key, witness[0], witness[1]))
     return KeyReport(key, len(ops), verdict, tuple(anomalies), states)
@@ -276,8 +268,8 @@ class _Latest:
     time t" in O(log n)."""
 
     def __init__(self, ops: Iterable[Operation]) -> None:
-        done = sorted(ops, key=lambda op: (_end(op), op.invoke_ns))
-        self._ends = [_end(op) for op in done]
+        done = sorted(ops, key=lambda op: (end_of(op), op.invoke_ns))
+        self._ends = [end_of(op) for op in done]
         self._best: list[Operation] = []
         for op in done:
             if not self._best or op.invoke_ns > self._best[-1].invoke_ns:
@@ -301,13 +293,13 @@ def _rule_anomalies(
     any_write = _Latest(op for op in acked if op.writes and op.kind != "delete")
     maybe_deletes = sorted((op for op in ops if op.kind == "delete"), key=lambda op: op.invoke_ns)
     delete_starts = [op.invoke_ns for op in maybe_deletes]
-    delete_latest_end = list(itertools.accumulate((_end(op) for op in maybe_deletes), max))
+    delete_latest_end = list(itertools.accumulate((end_of(op) for op in maybe_deletes), max))
     anomalies: list[Anomaly] = []
 
     for op in acked:
         if op.kind not in ("load", "update"):
             continue
-        seen, since = _observed(op), _start(op, shift)
+        seen, since = _observed(op), start_of(op, shift)
         if seen is not None and seen not in writers and seen != initial:
             anomalies.append(
                 Anomaly("phantom-read", key, (op.id,), f"{op.describe()}: nothing wrote {seen!r}")
@@ -315,7 +307,7 @@ def _rule_anomalies(
             continue
         if seen is not None:
             writer = writers.get(seen)
-            written = -1 if writer is None else _end(writer)  # -1: the initial value
+            written = -1 if writer is None else end_of(writer)  # -1: the initial value
             for kind, latest in (
                 ("resurrected-delete", deletes),
                 ("lost-update", updates),
@@ -339,7 +331,7 @@ def _rule_anomalies(
         if newest is None:
             continue
         # a delete (maybe indeterminate) that may fall between the write and this observation
-        began = bisect.bisect_right(delete_starts, _end(op))
+        began = bisect.bisect_right(delete_starts, end_of(op))
         explained = began > 0 and delete_latest_end[began - 1] >= newest.invoke_ns
         if not explained:
             anomalies.append(
@@ -368,143 +360,3 @@ def _rule_anomalies(
                 )
             )
     return anomalies
-
-
-# -- the Wing-Gong search -------------------------------------------------------------------------
-class _Entry:
-    """A call or a return in the doubly linked list the search lifts operations out of."""
-
-    __slots__ = ("call", "index", "match", "next", "prev", "time")
-
-    def __init__(self, index: int, call: bool, time: int) -> None:
-        self.index = index
-        self.call = call
-        self.time = time
-        self.prev: _Entry | None = None
-        self.next: _Entry | None = None
-        self.match: _Entry | None = None  # a call's return
-
-
-def _step(op: Operation, state: Value) -> tuple[bool, Value]:
-    """Apply ``op`` to a register holding ``state``: (allowed, new state)."""
-    if op.kind == "load":
-        return op.value == state, state
-    if op.kind == "save":
-        return True, op.value
-    if op.kind == "delete":
-        return True, None
-    return op.prev == state, op.value
-
-
-def _lift(entry: _Entry) -> None:
-    for node in (entry, entry.match):
-        assert node is not None and node.prev is not None
-        node.prev.next = node.next
-        if node.next is not None:
-            node.next.prev = node.prev
-
-
-def _unlift(entry: _Entry) -> None:
-    for node in (entry.match, entry):
-        assert node is not None and node.prev is not None
-        node.prev.next = node
-        if node.next is not None:
-            node.next.prev = node
-
-
-_PLACED, _READ, _SKIPPED = 0, 1, 2  # how an operation left the list (see _search)
-
-
-def _search(
-    ops: Sequence[Operation],
-    deadlines: Mapping[str, int],
-    initial: Value,
-    shift: Mapping[str, int],
-    max_states: int,
-) -> tuple[bool | None, int, tuple[tuple[str, ...], str]]:
-    """Wing & Gong's search with Lowe's memoization: (verdict, states, witness if not).
-
-    Two prunings keep it small. A read (a load, or an update that wrote nothing) that fits the
-    register when the scan reaches it is placed there and never tried later: placing it as early
-    as it fits loses no order, since it changes nothing. An indeterminate delete whose deadline
-    passes unplaced never happened (it is lifted out; backtracking through that is no choice).
-    An indeterminate write somebody needed is placed like an acknowledged one, its deadline
-    standing for its return.
-    """
-    events: list[tuple[int, int, int]] = []
-    for index, op in enumerate(ops):
-        begin = _start(op, shift)
-        end = max(deadlines.get(op.id, _end(op)), begin)  # needed before it began: cannot fit
-        events.append((begin, 0, index))  # calls sort before returns at a tie
-        events.append((end, 1, index))
-    events.sort()
-    head = _Entry(-1, False, -1)
-    calls: dict[int, _Entry] = {}
-    last = head
-    for time, is_return, index in events:
-        node = _Entry(index, not is_return, time)
-        if is_return:
-            calls[index].match = node
-        else:
-            calls[index] = node
-        node.prev, last.next = last, node
-        last = node
-    optional = [op.outcome != "ok" and op.kind == "delete" for op in ops]
-    reads = [not op.writes for op in ops]
-
-    state = initial
-    linearized = 0
-    seen: set[tuple[int, Value]] = set()
-    stack: list[tuple[_Entry, Value, int]] = []
-    deepest, blocked, blocked_state = -1, -1, initial
-    entry: _Entry | None = head.next
-    while entry is not None:
-        index = entry.index
-        if entry.call:
-            allowed, after = _step(ops[index], state)
-            if allowed:
-                bits = linearized | (1 << index)
-                if (bits, after) not in seen:
-                    seen.add((bits, after))
-                    if len(seen) > max_states:
-                        return None, len(seen), ((), "search budget exhausted")
-                    stack.append((entry, state, _READ if reads[index] else _PLACED))
-                    state, linearized = after, bits
-                    _lift(entry)
-                    entry = head.next
-                    continue
-            entry = entry.next
-            continue
-        if optional[index]:  # an indeterminate delete past its deadline: it never happened
-            bits = linearized | (1 << index)
-            if (bits, state) not in seen:
-                seen.add((bits, state))
-                call = calls[index]
-                stack.append((call, state, _SKIPPED))
-                linearized = bits
-                _lift(call)
-                entry = head.next
-                continue
-        # the return of an operation not placed yet: undo the last real choice
-        if len(stack) > deepest:
-            deepest, blocked, blocked_state = len(stack), index, state
-        while True:
-            if not stack:
-                return False, len(seen), _witness(ops, blocked, blocked_state, deepest)
-            top, state, how = stack.pop()
-            linearized &= ~(1 << top.index)
-            _unlift(top)
-            if how == _PLACED:
-                entry = top.next
-                break
-    return True, len(seen), ((), "")
-
-
-def _witness(
-    ops: Sequence[Operation], blocked: int, state: Value, depth: int
-) -> tuple[tuple[str, ...], str]:
-    op = ops[blocked]
-    return (op.id,), (
-        f"no order of the operations fits: at best {depth} of {len(ops)} were placed, "
-        f"then {op.describe()} could not be, the register holding {state!r}"
-    )
