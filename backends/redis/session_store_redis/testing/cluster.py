@@ -22,28 +22,25 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import quote
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.testing.server import (
-    RedisServer,
-    RedisServerError,
-    find_binary,
-    find_redis_server,
-    free_port,
+from session_store_redis.testing.cluster_nodes import (
+    CLI_ENV,
+    ClusterNodeInfo,
+    find_redis_cli,
+    nodes_of,
+    quote_conf,
+    start_node,
 )
+from session_store_redis.testing.cluster_reshard import TopologyChanges
+from session_store_redis.testing.fleet import ClientCache, stop_all, wait_until
+from session_store_redis.testing.server import RedisServer, RedisServerError, find_redis_server
 
 __all__ = [
     "CLI_ENV",
@@ -56,164 +53,8 @@ __all__ = [
     "wait_until",
 ]
 
-#: Environment variable naming the redis-cli binary to use.
-CLI_ENV = "SESSION_STORE_REDIS_CLI"
-_CLI_FALLBACKS = ("/usr/bin/redis-cli", "/usr/local/bin/redis-cli")
-_PORT_ATTEMPTS = 5
 
-
-def find_redis_cli() -> str:
-    """The redis-cli binary: ``$SESSION_STORE_REDIS_CLI``, else on ``PATH``, else the usual places.
-
-    Raises:
-        RedisServerNotFoundError: there is none.
-    """
-    return find_binary(
-        "redis-cli",
-        CLI_ENV,
-        _CLI_FALLBACKS,
-        "the Redis Cluster tests need it to create a real cluster: install it (Debian/Ubuntu: "
-        "`apt-get install redis-tools`, macOS: `brew install redis`)",
-    )
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float, pause: float = 0.05) -> None:
-    """Poll ``check`` until it is true.
-
-    Raises:
-        RedisServerError: still false after ``timeout`` seconds (naming ``what``).
-    """
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RedisServerError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(pause)
-
-
-class ClientCache:
-    """Plain clients to our own servers, kept for the inspection helpers (one connection per
-    server instead of one per call); RESP2, one retry so that a restarted server is reached
-    again at once, short timeouts so that a dead one costs little."""
-
-    def __init__(self) -> None:
-        self._clients: dict[int, redis.Redis] = {}
-        self._lock = threading.Lock()
-
-    def of(self, server: RedisServer) -> redis.Redis:
-        """The kept client of ``server`` (by port)."""
-        with self._lock:
-            client = self._clients.get(server.port)
-            if client is None:
-                client = server.client(
-                    socket_timeout=2.0,
-                    socket_connect_timeout=1.0,
-                    protocol=2,
-                    retry=Retry(NoBackoff(), 1),
-                )
-                self._clients[server.port] = client
-            return client
-
-    def close(self) -> None:
-        """Close every kept client."""
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
-
-
-def stop_all(servers: Iterable[RedisServer]) -> None:
-    """Stop servers concurrently (each by its own pid), keeping their directories."""
-    servers = list(servers)
-    if not servers:
-        return
-    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-        list(pool.map(lambda server: server.stop(remove_directory=False), servers))
-
-
-def start_node(
-    directory: Path,
-    extra_config: Iterable[str] = (),
-    *,
-    binary: str | None = None,
-    password: str | None = None,
-) -> RedisServer:
-    """A cluster-enabled redis-server with a free client port and a free bus port.
-
-    Both ports are picked anew when the server reports one of them taken (another test process
-    may grab a port between our check and the server's bind).
-    """
-    last: RedisServerError | None = None
-    for _ in range(_PORT_ATTEMPTS):
-        server = RedisServer(
-            port=free_port(),
-            directory=directory,
-            binary=binary,
-            password=password,
-            extra_config=(
-                "cluster-enabled yes",
-                "cluster-config-file nodes.conf",
-                f"cluster-port {free_port()}",
-                *extra_config,
-            ),
-        )
-        try:
-            return server.start()
-        except RedisServerError as exc:
-            if "Address already in use" not in str(exc):
-                raise
-            last = exc
-    assert last is not None
-    raise last
-
-
-@dataclass(frozen=True)
-class ClusterNodeInfo:
-    """One line of ``CLUSTER NODES`` as seen from a live node."""
-
-    node_id: str
-    port: int
-    primary: bool
-    failed: bool
-    primary_id: str | None  # a replica's primary
-    slots: int  # how many slots a primary serves
-    ranges: tuple[tuple[int, int], ...] = ()  # the slots it serves, as inclusive ranges
-
-    def owns(self, slot: int) -> bool:
-        """Whether this node serves ``slot`` (by this view)."""
-        return any(low <= slot <= high for low, high in self.ranges)
-
-
-def _parse_nodes(text: str) -> list[ClusterNodeInfo]:
-    nodes = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        address = fields[1].split("@")[0]
-        flags = set(fields[2].split(","))
-        slots = 0
-        ranges: list[tuple[int, int]] = []
-        for part in fields[8:]:
-            if part.startswith("["):  # a slot being migrated, not owned
-                continue
-            low, _, high = part.partition("-")
-            ranges.append((int(low), int(high) if high else int(low)))
-            slots += ranges[-1][1] - ranges[-1][0] + 1
-        nodes.append(
-            ClusterNodeInfo(
-                node_id=fields[0],
-                port=int(address.rsplit(":", 1)[1]),
-                primary="master" in flags,
-                failed="fail" in flags or "fail?" in flags,
-                primary_id=None if fields[3] == "-" else fields[3],
-                slots=slots,
-                ranges=tuple(ranges),
-            )
-        )
-    return nodes
-
-
-class RedisClusterServers:
+class RedisClusterServers(TopologyChanges):
     """A Redis Cluster of ``primaries`` primaries with ``replicas`` replicas each, on 127.0.0.1.
 
     Args:
@@ -310,18 +151,12 @@ class RedisClusterServers:
         if self.directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="session-store-redis-cluster-"))
         self.directory.mkdir(parents=True, exist_ok=True)
-        config = (
-            f"cluster-node-timeout {self.node_timeout_ms}",
-            "repl-diskless-sync-delay 0",  # replicas sync at once, not after 5 s
-            *([f"masterauth {_quote_conf(self._password)}"] if self._password else []),
-            *self.extra_config,
-        )
         try:
             for index in range(self.primaries * (1 + self.replicas)):
                 self.nodes.append(
                     start_node(
                         self.directory / f"node-{index}",
-                        config,
+                        self._node_config(),
                         binary=self.binary,
                         password=self._password,
                     )
@@ -332,6 +167,15 @@ class RedisClusterServers:
             self.stop()
             raise
         return self
+
+    def _node_config(self) -> tuple[str, ...]:
+        """The ``redis.conf`` lines of every node (a node added later gets the same)."""
+        return (
+            f"cluster-node-timeout {self.node_timeout_ms}",
+            "repl-diskless-sync-delay 0",  # replicas sync at once, not after 5 s
+            *([f"masterauth {quote_conf(self._password)}"] if self._password else []),
+            *self.extra_config,
+        )
 
     def _create(self) -> None:
         addresses = [f"{self.host}:{node.port}" for node in self.nodes]
@@ -368,164 +212,12 @@ class RedisClusterServers:
             )
         return result.stdout
 
-    # -- changing the topology -----------------------------------------------------------------
-    def add_primary(self) -> RedisServer:
-        """Start one more node and join it as a primary serving no slot yet (``redis-cli
-        --cluster add-node``); :meth:`rebalance` gives it slots.
-
-        Raises:
-            RedisServerError: it did not start or join.
-        """
-        assert self.directory is not None
-        config = (
-            f"cluster-node-timeout {self.node_timeout_ms}",
-            "repl-diskless-sync-delay 0",
-            *([f"masterauth {_quote_conf(self._password)}"] if self._password else []),
-            *self.extra_config,
-        )
-        node = start_node(
-            self.directory / f"node-{len(self.nodes)}",
-            config,
-            binary=self.binary,
-            password=self._password,
-        )
-        self.nodes.append(node)
-        existing = next(n for n in self.primary_nodes() if n is not node)
-        self._cli("add-node", f"{self.host}:{node.port}", f"{self.host}:{existing.port}")
-        wait_until(
-            "every node to know the new one",
-            lambda: all(
-                node.port in {n.port for n in self._view_of(other)} for other in self.nodes
-            ),
-            self.startup_timeout,
-        )
-        self.wait_healthy(self.startup_timeout)  # the new node says the cluster is ok, too
-        return node
-
+    # -- state ---------------------------------------------------------------------------------
     def _view_of(self, node: RedisServer) -> list[ClusterNodeInfo]:
         try:
-            return _nodes_of(self._clients.of(node))
+            return nodes_of(self._clients.of(node))
         except redis.RedisError:
             return []
-
-    def rebalance(self) -> None:
-        """Spread the slots evenly over every primary, empty ones included (``redis-cli --cluster
-        rebalance --cluster-use-empty-masters``: it migrates keys slot by slot), and wait until
-        every node agrees.
-
-        Raises:
-            RedisServerError: it failed or the cluster did not settle.
-        """
-        first = self.primary_nodes()[0]
-        self._cli("rebalance", f"{self.host}:{first.port}", "--cluster-use-empty-masters")
-        self.wait_healthy(self.startup_timeout)
-
-    def remove_primary(self, node: RedisServer) -> None:
-        """Move every slot off ``node`` (``redis-cli --cluster rebalance`` with its weight 0),
-        then remove it (``del-node``: the others forget it, it is shut down) and wait until the
-        rest agree.
-
-        Raises:
-            RedisServerError: a step failed or the cluster did not settle.
-        """
-        ids = {info.port: info.node_id for info in self.topology()}
-        other = next(n for n in self.primary_nodes() if n is not node)
-        address = f"{self.host}:{other.port}"
-        self._cli("rebalance", address, "--cluster-weight", f"{ids[node.port]}=0")
-        self._cli("del-node", address, ids[node.port])
-        self.nodes.remove(node)
-        node.stop(remove_directory=False)  # del-node shut it down; make sure, by its pid
-        self.wait_healthy(self.startup_timeout)
-
-    def owner_of(self, slot: int) -> RedisServer:
-        """The primary serving ``slot`` now (by the first running node's view)."""
-        for info in self.topology():
-            if info.primary and info.owns(slot):
-                return self.node_on(info.port)
-        raise RedisServerError(f"no primary serves slot {slot}")
-
-    def move_slot(self, slot: int, target: RedisServer, *, pause: float = 0.0) -> int:
-        """Move ``slot`` to ``target`` as ``redis-cli --cluster reshard`` does
-        (:meth:`start_move`, :meth:`migrate_keys`, :meth:`finish_move`); ``pause`` seconds
-        between keys keep the slot half-moved meanwhile. Returns how many keys moved.
-
-        Raises:
-            RedisServerError: the primaries did not agree on the slot's owner in time.
-        """
-        source = self.start_move(slot, target)
-        if source is target:
-            return 0
-        moved = self.migrate_keys(slot, source, target, pause=pause)
-        self.finish_move(slot, source, target)
-        return moved
-
-    def start_move(self, slot: int, target: RedisServer) -> RedisServer:
-        """``CLUSTER SETSLOT IMPORTING`` on ``target``, ``MIGRATING`` on the slot's owner; the
-        owner (``target`` itself if it owns the slot already: nothing to do)."""
-        for _ in range(_PORT_ATTEMPTS):
-            source = self._agreed_owner(slot)
-            if source is target:
-                return source
-            ids = {info.port: info.node_id for info in self.topology()}
-            src, dst = self._clients.of(source), self._clients.of(target)
-            try:
-                _command(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
-                _command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
-            except redis.ResponseError:
-                # a gossip message of an older configuration arrived late: start again
-                for client in (dst, src):
-                    _command(client, "CLUSTER", "SETSLOT", slot, "STABLE")
-                time.sleep(0.05)
-                continue
-            return source
-        raise RedisServerError(f"could not start moving slot {slot}")
-
-    def migrate_keys(
-        self,
-        slot: int,
-        source: RedisServer,
-        target: RedisServer,
-        *,
-        pause: float = 0.0,
-        limit: int | None = None,
-    ) -> int:
-        """``MIGRATE`` the keys of ``slot`` from ``source`` to ``target`` one at a time (at most
-        ``limit``); how many moved."""
-        src = self._clients.of(source)
-        auth = ("AUTH", self._password) if self._password else ()
-        moved = 0
-        while limit is None or moved < limit:
-            keys = _command(src, "CLUSTER", "GETKEYSINSLOT", slot, 10)
-            if not keys:
-                break
-            for key in keys[: None if limit is None else limit - moved]:
-                _command(src, "MIGRATE", self.host, target.port, "", 0, 5000, *auth, "KEYS", key)
-                moved += 1
-                if pause:
-                    time.sleep(pause)
-        return moved
-
-    def finish_move(self, slot: int, source: RedisServer, target: RedisServer) -> None:
-        """``SETSLOT NODE`` on the target, the source and every other primary; wait until every
-        primary agrees."""
-        ids = {info.port: info.node_id for info in self.topology()}
-        others = [n for n in self.primary_nodes() if n is not source and n is not target]
-        for node in [target, source, *others]:
-            _command(self._clients.of(node), "CLUSTER", "SETSLOT", slot, "NODE", ids[target.port])
-        self._agreed_owner(slot)
-
-    def _agreed_owner(self, slot: int) -> RedisServer:
-        """The primary every primary says serves ``slot`` (waiting until they agree)."""
-        owners: set[int] = set()
-
-        def agreed() -> bool:
-            owners.clear()
-            for node in self.primary_nodes():
-                owners.update(info.port for info in self._view_of(node) if info.owns(slot))
-            return len(owners) == 1
-
-        wait_until(f"every primary to agree which one serves slot {slot}", agreed, 10)
-        return self.node_on(owners.pop())
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until every running node says ``cluster_state:ok``, agrees on the primaries, and
@@ -546,7 +238,7 @@ class RedisClusterServers:
                 info = client.cluster("INFO")
                 if info.get("cluster_state") != "ok":
                     return False
-                nodes = _nodes_of(client)
+                nodes = nodes_of(client)
                 live_ports = {n.port for n in running}
                 if any(n.failed and n.port in live_ports for n in nodes):
                     return False
@@ -567,7 +259,7 @@ class RedisClusterServers:
             if not node.running:
                 continue
             try:
-                return _nodes_of(self._clients.of(node))
+                return nodes_of(self._clients.of(node))
             except redis.RedisError:
                 continue
         raise RedisServerError("no cluster node answers")
@@ -659,17 +351,3 @@ class RedisClusterServers:
                 pipe.unlink(key)
             removed += sum(int(n) for n in pipe.execute()) if keys else 0
         return removed
-
-
-def _command(client: redis.Redis, *args: object) -> Any:
-    return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def _quote_conf(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def _nodes_of(client: redis.Redis) -> list[ClusterNodeInfo]:
-    reply = client.execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
-    return _parse_nodes(reply.decode() if isinstance(reply, bytes) else str(reply))

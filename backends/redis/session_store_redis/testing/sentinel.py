@@ -26,7 +26,7 @@ from urllib.parse import quote
 import redis
 
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.testing.cluster import ClientCache, stop_all, wait_until
+from session_store_redis.testing.fleet import ClientCache, stop_all, wait_until
 from session_store_redis.testing.server import (
     RedisServer,
     RedisServerError,
