@@ -36,7 +36,6 @@ diskcache retries its set-up statements for that long regardless of ``timeout``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -47,7 +46,7 @@ from urllib.parse import quote, urlencode
 
 from diskcache.core import EVICTION_POLICY
 
-from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.backend import Scope, SessionBackend, ensure_bytes
 from session_store.counters import Counters
 from session_store.errors import BackendError, ConfigurationError, CorruptPayloadError
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
@@ -66,6 +65,7 @@ from session_store_diskcache.settings import (
     check_size_limit,
     check_timeout,
 )
+from session_store_diskcache.versioned import VersionedWrites, version_token
 
 __all__ = ["SCAN_PAGE_SIZE", "DiskcacheBackend", "version_token"]
 
@@ -73,12 +73,7 @@ __all__ = ["SCAN_PAGE_SIZE", "DiskcacheBackend", "version_token"]
 SCAN_PAGE_SIZE = 1000
 
 
-def version_token(value: bytes) -> bytes:
-    """The compare-and-set token of a stored value: its 128-bit BLAKE2b digest."""
-    return hashlib.blake2b(value, digest_size=16).digest()
-
-
-class DiskcacheBackend(SessionBackend):
+class DiskcacheBackend(VersionedWrites, SessionBackend):
     """Sessions in a diskcache directory: process-safe, host-wide. See the module doc.
 
     Args:
@@ -296,80 +291,6 @@ class DiskcacheBackend(SessionBackend):
                 return
             after = page[-1]
 
-    # -- compare-and-set -------------------------------------------------------------------------
-    def get_versioned(self, key: str) -> Versioned | None:
-        stored = self._stored(key)
-        with self._io("get", key) as cache:
-            value: bytes | None = cache.get(stored)
-        self._count_read(value is not None)
-        return None if value is None else Versioned(value, version_token(value))
-
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
-        stored = self._stored(key)
-        value = ensure_bytes(value, key=key, backend=self.describe())
-        expire = self._expire(ttl)
-        with self._io("set_if", key) as cache, cache.transact():
-            current: bytes | None = cache.get(stored)
-            if token is None:
-                matches = current is None
-            else:
-                matches = current is not None and version_token(current) == token
-            if matches:
-                cache.set(stored, value, expire=expire)
-        if matches:
-            self.counters.add("writes")
-        return matches
-
-    # -- ordered writes (a tiered chain's versioned copies) ---------------------------------------
-    def set_if_newer(
-        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
-    ) -> bool:
-        """Store ``value`` unless the current value shares its first ``head`` bytes and its
-        bytes ``[start:end]`` are at least ``value``'s: one transaction, where the generic way
-        (:func:`session_store.tiered.writes.write_if_newer`) takes a read and a compare-and-set.
-        """
-        stored = self._stored(key)
-        value = ensure_bytes(value, key=key, backend=self.describe())
-        expire = self._expire(ttl)
-        with self._io("set_if_newer", key) as cache, cache.transact():
-            current: bytes | None = cache.get(stored)
-            wrote = not _at_least(current, value, head, start, end)
-            if wrote:
-                cache.set(stored, value, expire=expire)
-        if wrote:
-            self.counters.add("writes")
-        return wrote
-
-    def set_after(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        *,
-        head: int,
-        start: int,
-        end: int,
-        clock_end: int,
-    ) -> bytes:
-        """Store ``value``; if the current value shares its first ``head`` bytes and its bytes
-        ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
-        the current ones plus one first. Returns the bytes ``[start:end]`` stored. One
-        transaction (what a chain's arbiter does with a new write)."""
-        stored = self._stored(key)
-        value = ensure_bytes(value, key=key, backend=self.describe())
-        expire = self._expire(ttl)
-        with self._io("set_after", key) as cache, cache.transact():
-            current: bytes | None = cache.get(stored)
-            if current is not None and _at_least(current, value, head, start, end):
-                width = clock_end - start
-                clock = (int.from_bytes(current[start:clock_end], "big") + 1) % (1 << (8 * width))
-                value = value[:start] + clock.to_bytes(width, "big") + value[clock_end:]
-            cache.set(stored, value, expire=expire)
-        self.counters.add("writes")
-        return value[start:end]
-
     # -- bulk ------------------------------------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = {key: self._stored(key) for key in keys}  # all validated before any I/O
@@ -423,17 +344,6 @@ class DiskcacheBackend(SessionBackend):
             cache, self._cache = self._cache, None
         if cache is not None:
             cache.close()
-
-
-def _at_least(current: bytes | None, value: bytes, head: int, start: int, end: int) -> bool:
-    """Whether ``current`` shares ``value``'s first ``head`` bytes and holds bytes ``[start:end]``
-    at least ``value``'s (the same test as the Redis backend's ordered-write scripts)."""
-    return (
-        current is not None
-        and len(current) >= end
-        and current[:head] == value[:head]
-        and current[start:end] >= value[start:end]
-    )
 
 
 def _remaining(expire_time: float | None) -> float | None:

@@ -1,0 +1,125 @@
+"""Compare-and-set and a tiered chain's ordered writes on diskcache: each a read, a comparison and
+a write inside one ``Cache.transact()`` (SQLite ``BEGIN IMMEDIATE``), which excludes every other
+writer, in this process or another.
+
+The version token is a BLAKE2b digest of the stored bytes: a rewrite of the *same* bytes keeps
+the token valid, which is safe for read-modify-write (the state read is the state replaced). A
+base of :class:`~session_store_diskcache.backend.DiskcacheBackend`, which provides the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from session_store.backend import Versioned, VersionToken, ensure_bytes
+from session_store.counters import Counters
+from session_store_diskcache.cache import SessionCache
+
+__all__ = ["VersionedWrites", "version_token"]
+
+
+def version_token(value: bytes) -> bytes:
+    """The compare-and-set token of a stored value: its 128-bit BLAKE2b digest."""
+    return hashlib.blake2b(value, digest_size=16).digest()
+
+
+class VersionedWrites:
+    """``get_versioned``, ``set_if``, ``set_if_newer`` and ``set_after`` (see the module doc)."""
+
+    if TYPE_CHECKING:  # provided by DiskcacheBackend
+        counters: Counters
+
+        def describe(self) -> str: ...
+        def _stored(self, key: str) -> str: ...
+        def _expire(self, ttl: float | None) -> float | None: ...
+        def _io(
+            self, action: str, key: str | None = None
+        ) -> AbstractContextManager[SessionCache]: ...
+        def _count_read(self, found: bool) -> None: ...
+
+    # -- compare-and-set -------------------------------------------------------------------------
+    def get_versioned(self, key: str) -> Versioned | None:
+        stored = self._stored(key)
+        with self._io("get", key) as cache:
+            value: bytes | None = cache.get(stored)
+        self._count_read(value is not None)
+        return None if value is None else Versioned(value, version_token(value))
+
+    def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        stored = self._stored(key)
+        value = ensure_bytes(value, key=key, backend=self.describe())
+        expire = self._expire(ttl)
+        with self._io("set_if", key) as cache, cache.transact():
+            current: bytes | None = cache.get(stored)
+            if token is None:
+                matches = current is None
+            else:
+                matches = current is not None and version_token(current) == token
+            if matches:
+                cache.set(stored, value, expire=expire)
+        if matches:
+            self.counters.add("writes")
+        return matches
+
+    # -- ordered writes (a tiered chain's versioned copies) ---------------------------------------
+    def set_if_newer(
+        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
+    ) -> bool:
+        """Store ``value`` unless the current value shares its first ``head`` bytes and its
+        bytes ``[start:end]`` are at least ``value``'s: one transaction, where the generic way
+        (:func:`session_store.tiered.writes.write_if_newer`) takes a read and a compare-and-set.
+        """
+        stored = self._stored(key)
+        value = ensure_bytes(value, key=key, backend=self.describe())
+        expire = self._expire(ttl)
+        with self._io("set_if_newer", key) as cache, cache.transact():
+            current: bytes | None = cache.get(stored)
+            wrote = not _at_least(current, value, head, start, end)
+            if wrote:
+                cache.set(stored, value, expire=expire)
+        if wrote:
+            self.counters.add("writes")
+        return wrote
+
+    def set_after(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        *,
+        head: int,
+        start: int,
+        end: int,
+        clock_end: int,
+    ) -> bytes:
+        """Store ``value``; if the current value shares its first ``head`` bytes and its bytes
+        ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
+        the current ones plus one first. Returns the bytes ``[start:end]`` stored. One
+        transaction (what a chain's arbiter does with a new write)."""
+        stored = self._stored(key)
+        value = ensure_bytes(value, key=key, backend=self.describe())
+        expire = self._expire(ttl)
+        with self._io("set_after", key) as cache, cache.transact():
+            current: bytes | None = cache.get(stored)
+            if current is not None and _at_least(current, value, head, start, end):
+                width = clock_end - start
+                clock = (int.from_bytes(current[start:clock_end], "big") + 1) % (1 << (8 * width))
+                value = value[:start] + clock.to_bytes(width, "big") + value[clock_end:]
+            cache.set(stored, value, expire=expire)
+        self.counters.add("writes")
+        return value[start:end]
+
+
+def _at_least(current: bytes | None, value: bytes, head: int, start: int, end: int) -> bool:
+    """Whether ``current`` shares ``value``'s first ``head`` bytes and holds bytes ``[start:end]``
+    at least ``value``'s (the same test as the Redis backend's ordered-write scripts)."""
+    return (
+        current is not None
+        and len(current) >= end
+        and current[:head] == value[:head]
+        and current[start:end] >= value[start:end]
+    )
