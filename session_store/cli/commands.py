@@ -96,9 +96,7 @@ def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
     )
 
 
-def _without_invented_times(
-    data: Any, stored: bytes, key: str, before: datetime
-) -> Any:
+def _without_invented_times(data: Any, stored: bytes, key: str, before: datetime) -> Any:
     """``data`` with every timestamp the decode made up shown as ``None``: a top-level field
     the legacy JSON did not hold, whose value is a time between ``before`` and now. The
     schema's migration gives a legacy session that never had ``created_at`` (nor an
@@ -350,7 +348,7 @@ def copy(
                 "memory: they would vanish when it exits; copy to a shared or on-disk store"
             )
         listing = src.scan(prefix)
-        keys = sorted(listing)
+        keys = sorted(live_keys(src, listing))  # one tier of a chain: not its tombstones
         # False when the source says its listing could not be proven complete (a resharding)
         complete = getattr(listing, "complete", None) is not False
         show = sys.stderr.isatty() if progress is None else progress
