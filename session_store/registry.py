@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from session_store.backend import SessionBackend
 from session_store.entrypoints import BrokenPlugin, EntryPointGroup
 from session_store.errors import ConfigurationError
+from session_store.pluginhint import plugin_install_hint
 from session_store.urls import BackendURL, Params, parse_url, redact_url
 
 if TYPE_CHECKING:
@@ -86,7 +87,9 @@ def available_backends() -> Mapping[str, str]:
 def _unknown_scheme(scheme: str, group: str = BACKENDS_GROUP) -> ConfigurationError:
     installed = ", ".join(sorted(_discover(group))) or "none"
     package = KNOWN_PLUGINS.get(scheme)
-    hint = f"; install the {package!r} distribution to use it" if package else ""
+    hint = ""
+    if package:
+        hint = f"; install the {package!r} distribution to use it: {plugin_install_hint(package)}"
     if not package:
         import difflib  # only to suggest a scheme in this error
 

@@ -68,3 +68,22 @@ def test_demo_puts_redis_in_the_middle_when_redis_url_is_set(
     assert result.returncode == 0, result.stderr
     tiers = [line for line in result.stdout.splitlines() if line.startswith("tier ")]
     assert [t.split()[2].split(":")[0] for t in tiers] == ["memory", "redis", "diskcache"]
+
+
+def test_demo_docs_column_counts_each_sessions_documents(tmp_path: Path) -> None:
+    """The docs column is the number of documents each sample session holds (it was always 0:
+    it counted extraction results, which the legacy samples do not have)."""
+    from session_store.samples import legacy_sessions
+
+    result = subprocess.run(
+        [*_cli(), "demo"], capture_output=True, text=True, env=_env(tmp_path), timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    shown = {
+        line.split()[0].removeprefix("demo:"): int(line.split()[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("demo:")
+    }
+    expected = {uid: len(s["processed_documents"]) for uid, s in legacy_sessions().items()}
+    assert shown == expected
+    assert any(count > 1 for count in expected.values())  # the samples do hold documents

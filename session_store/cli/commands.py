@@ -7,6 +7,7 @@ anything, and ``last_accessed`` is not stamped.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -31,6 +32,7 @@ from session_store.cli.common import (
     url_and_one,
 )
 from session_store.codec.format import is_legacy, parse_header
+from session_store.codec.jsonsafe import loads_legacy
 from session_store.errors import ConfigurationError, SessionStoreError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.schema.registry import get_schema
@@ -73,8 +75,11 @@ def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
         hit = read_first(backend, key)
     if hit is None or hit.value is None:
         raise _missing(key, url)
+    before = datetime.now(UTC)
     decoded = codec.decode(key, hit.value)
     data = codec.to_data(decoded.obj, key=key)
+    if is_legacy(hit.value):
+        data = _without_invented_times(data, hit.value, key, before)
     if not as_json:
         echo_json(data, pretty=True)
         return
@@ -89,6 +94,29 @@ def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
             "data": data,
         }
     )
+
+
+def _without_invented_times(data: Any, stored: bytes, key: str, before: datetime) -> Any:
+    """``data`` with every timestamp the decode made up shown as ``None``: a top-level field
+    the legacy JSON did not hold, whose value is a time between ``before`` and now. The
+    schema's migration gives a legacy session that never had ``created_at`` (nor an
+    ``analysis_timestamp``) the time of loading, so the typed object is whole; ``get`` shows
+    what is stored, and a time nobody stored is unknown, not "now"."""
+    raw = loads_legacy(stored, key=key)
+    if not isinstance(data, dict) or not isinstance(raw, dict):
+        return data
+    after = datetime.now(UTC)
+    shown = dict(data)
+    for name, value in data.items():
+        if name in raw or not isinstance(value, str):
+            continue
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        if when.tzinfo is not None and before <= when <= after:
+            shown[name] = None
+    return shown
 
 
 # -- ls --------------------------------------------------------------------------------------------
@@ -320,7 +348,7 @@ def copy(
                 "memory: they would vanish when it exits; copy to a shared or on-disk store"
             )
         listing = src.scan(prefix)
-        keys = sorted(listing)
+        keys = sorted(live_keys(src, listing))  # one tier of a chain: not its tombstones
         # False when the source says its listing could not be proven complete (a resharding)
         complete = getattr(listing, "complete", None) is not False
         show = sys.stderr.isatty() if progress is None else progress

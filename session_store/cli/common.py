@@ -42,6 +42,7 @@ __all__ = [
     "echo_json",
     "fail",
     "forget_degraded",
+    "live_keys",
     "make_codec",
     "note_chain",
     "note_degraded",
@@ -204,22 +205,33 @@ def tiers_of(backend: SessionBackend) -> list[SessionBackend]:
 
 def live_keys(backend: SessionBackend, keys: Iterable[str]) -> Iterator[str]:
     """``keys`` without a chain's tombstones (a chain filters them itself; one tier of a chain,
-    read alone, holds them: they are deleted sessions, not sessions)."""
+    read alone, holds them: they are deleted sessions, not sessions).
+
+    Lazy, a batch of 500 keys (one ``get_many``) at a time, so that a caller that stops early
+    (``stats --scan-limit``) reads no further.
+    """
     from session_store.tiered import TieredBackend
 
     if isinstance(backend, TieredBackend):
         yield from keys
         return
     batch: list[str] = []
-    for key in [*keys, None]:
-        if key is not None:
-            batch.append(key)
-            if len(batch) < 500:
-                continue
-        if batch:
-            found = backend.get_many(batch)
-            yield from (k for k in batch if k in found and session_bytes(found[k]) is not None)
-        batch = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) >= _LIVE_BATCH:
+            yield from _live_batch(backend, batch)
+            batch = []
+    if batch:
+        yield from _live_batch(backend, batch)
+
+
+_LIVE_BATCH = 500
+
+
+def _live_batch(backend: SessionBackend, batch: list[str]) -> Iterator[str]:
+    """The keys of ``batch`` that hold a value: present, and not a chain's tombstone."""
+    found = backend.get_many(batch)
+    return (k for k in batch if k in found and session_bytes(found[k]) is not None)
 
 
 @dataclass(frozen=True)

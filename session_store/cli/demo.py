@@ -20,6 +20,7 @@ import click
 from session_store.backend import Scope
 from session_store.cli.common import CommandError, remember_secrets
 from session_store.dataroom import SessionManager
+from session_store.dataroom.quality import document_count
 from session_store.metrics import format_seconds, snapshot
 from session_store.samples import legacy_sessions
 from session_store.schema import EnhancedSessionData
@@ -125,7 +126,7 @@ def _read_back(store: SessionStore[EnhancedSessionData], sessions: dict[str, Any
             raise CommandError(f"session {user_id!r} did not read back whole")
         raw = store.backend.get(user_id) or b""
         quality = analysis["session_quality"]["overall_quality_score"]
-        rows.append((user_id, len(analysis["documents"]), len(raw), quality, cold_ms, warm_ms))
+        rows.append((user_id, document_count(session), len(raw), quality, cold_ms, warm_ms))
     _print_table(rows)
     for tier in snapshot(store)["tiers"]:
         counters = tier["counters"]

@@ -1,9 +1,12 @@
 """``stats``: per-tier metrics of a store, measured by a short read-only probe.
 
 Counters live in the process that counts, so a fresh command sees zeros. ``stats`` therefore
-measures: it lists the keys of every tier, then reads a sample of them from each tier directly
-(one ``get`` per key and one ``get_many`` of the whole sample, nothing written, nothing
-promoted), timing each call into that tier's latency histogram. What it prints is
+measures: it counts the sessions of every tier (not a chain's tombstones, the deleted sessions
+a ``delete`` leaves in each tier, even of a key that was never there; telling them apart reads
+the values, through a second instance of the store whose counters are not shown), then reads a
+sample of them from each tier directly (one ``get`` per key and one ``get_many`` of the whole
+sample, nothing written, nothing promoted), timing each call into that tier's latency
+histogram. What it prints is
 :func:`session_store.metrics.snapshot` of that probe: per tier its keys, hits, misses, errors,
 evictions, fallbacks, promotions and latency percentiles. An application reads the live numbers
 of its own store with the same ``snapshot`` (or exports them: ``session_store.metrics``).
@@ -20,6 +23,7 @@ from session_store.backend import SessionBackend
 from session_store.cli.common import (
     console,
     echo_json,
+    live_keys,
     note_degraded,
     opened,
     resolve_url,
@@ -32,8 +36,9 @@ __all__ = ["probe", "stats"]
 
 
 def _count(tier: SessionBackend, limit: int) -> tuple[int, list[str]]:
+    """The tier's sessions (up to ``limit``): its keys without tombstones."""
     keys: list[str] = []
-    for key in tier.scan(""):
+    for key in live_keys(tier, tier.scan("")):
         keys.append(key)
         if len(keys) >= limit:
             break
@@ -52,17 +57,32 @@ def _stored_evictions(tier: SessionBackend) -> int | None:
         return None
 
 
-def probe(backend: SessionBackend, *, sample: int, scan_limit: int) -> dict[str, Any]:
+def probe(
+    backend: SessionBackend,
+    *,
+    sample: int,
+    scan_limit: int,
+    counting: SessionBackend | None = None,
+) -> dict[str, Any]:
     """Run the probe on ``backend`` and return the snapshot, with ``keys`` per tier.
+
+    Args:
+        counting: another instance of the same store (same URL), which counts each tier's
+            sessions; telling a session from a tombstone reads its value, and those reads
+            would otherwise show in ``backend``'s counters as the probe's (default:
+            ``backend`` itself).
 
     Raises:
         BackendUnavailableError: a plain backend (not a chain) is down, or every tier is.
     """
     tiers = tiers_of(backend)
+    counters = tiers_of(counting) if counting is not None else tiers
+    if len(counters) != len(tiers):
+        raise ValueError("counting must be an instance of the same store as backend")
     counted: list[int | None] = []
     union: dict[str, None] = {}
     errors: dict[int, str] = {}
-    for index, tier in enumerate(tiers):
+    for index, tier in enumerate(counters):
         try:
             count, keys = _count(tier, scan_limit)
         except BackendUnavailableError as exc:
@@ -127,14 +147,15 @@ def stats(url: str | None, sample: int, scan_limit: int, as_json: bool) -> None:
     Counters live in the process that counts, so a fresh command would only see zeros: stats
     measures instead, with a short read-only probe. Evictions are the total a tier keeps across
     processes where it keeps one (diskcache: every eviction past size_limit since the directory
-    was created). It counts every tier's keys (up to
-    --scan-limit), then reads a sample of them (--sample) from each tier directly, one get per
-    key and one get_many of the whole sample, timing each call; nothing is written or promoted.
+    was created). It counts every tier's sessions (up to --scan-limit; a chain's tombstones,
+    deleted sessions, are not counted), then reads a sample of them (--sample) from each tier
+    directly, one get per key and one get_many of the whole sample, timing each call; nothing
+    is written or promoted.
     An application reads its own live numbers with session_store.metrics.snapshot.
     """
     target = resolve_url(url)
-    with opened(target) as backend:
-        result = probe(backend, sample=sample, scan_limit=scan_limit)
+    with opened(target) as backend, opened(target) as counting:
+        result = probe(backend, sample=sample, scan_limit=scan_limit, counting=counting)
     if as_json:
         echo_json(result)
         return

@@ -47,6 +47,7 @@ __all__ = [
     "assess_session_completeness",
     "assess_session_quality",
     "average_extraction_quality",
+    "document_count",
     "extraction_results",
     "has_enhanced_extraction",
     "has_vision_extractions",
@@ -93,6 +94,17 @@ def extraction_results(session: EnhancedSessionData) -> dict[str, Mapping[str, A
     if not isinstance(results, Mapping):
         return {}
     return {k: v if isinstance(v, Mapping) else {} for k, v in results.items()}
+
+
+def document_count(session: EnhancedSessionData) -> int:
+    """How many documents the session holds: its ``processed_documents`` (the legacy list every
+    session has) or its ``extraction_results`` (one per document id), whichever is longer,
+    since the app records a document in both. The plan's quality ``document_count`` counts
+    extraction results alone, which a legacy session does not have: this is what a person
+    reading a table of sessions expects."""
+    processed: object = session.processed_documents
+    listed = len(processed) if isinstance(processed, list) else 0
+    return max(listed, len(extraction_results(session)))
 
 
 def has_enhanced_extraction(session: EnhancedSessionData) -> bool:

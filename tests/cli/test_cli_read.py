@@ -231,3 +231,24 @@ def test_passwords_are_masked_everywhere(
     wrong = cli("ls", url.replace("pa55-w0rd", "wr0ng-pa55"))
     assert wrong.returncode == 1
     assert "wr0ng-pa55" not in error_line(wrong)
+
+
+def test_get_reports_timestamps_a_legacy_session_never_had_as_absent(
+    cli: Run, tmp_path: Path
+) -> None:
+    """A legacy session stored without any timestamp shows ``created_at`` / ``last_accessed``
+    as null, not as the moment it was read (the schema migration fills in "now" for the typed
+    object; that is not what is stored). A legacy session that carries one keeps it."""
+    url = f"diskcache://{tmp_path / 'legacy'}"
+    with open_backend(url) as backend:
+        backend.set("bare", orjson.dumps({"processed_documents": [{"name": "a.pdf"}]}))
+        backend.set("dated", orjson.dumps({"analysis_timestamp": "2024-01-02T03:04:05"}))
+    for args in (("get", url, "bare"), ("get", "--json", url, "bare")):
+        result = cli(*args)
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout)
+        data = shown["data"] if "--json" in args else shown
+        assert data["created_at"] is None and data["last_accessed"] is None, data
+        assert data["processed_documents"] == [{"name": "a.pdf"}]
+    dated = json.loads(cli("get", "--json", url, "dated").stdout)["data"]
+    assert dated["created_at"] == dated["last_accessed"] == "2024-01-02T03:04:05+00:00"
