@@ -44,7 +44,8 @@ async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None
         if found is None:
             return None
         try:
-            return Read(store._decode(sid, found.value), found.token)
+            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+            return Read(decoded, found.token)
         except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
             unreadable(sid, exc)
             return None
