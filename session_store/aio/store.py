@@ -11,6 +11,13 @@ the write itself is one atomic backend step (``set``, ``set_if``, a ``MULTI``/``
 ``save_many``). A task cancelled anywhere in ``save``, ``save_many`` or ``update`` therefore
 leaves the session as it was or as the write made it, never half of each; an ``update``
 cancelled between its read and its compare-and-set writes nothing.
+
+**Decoded-object cache**: the sync store's (:mod:`session_store.decoded`). A ``load`` of the very
+bytes this store last saved or decoded for a key undoes no stage, and every ``load`` returns an
+object of its own (a caller changing it changes neither another load's nor what is stored). The
+cache is told about a write only after the write has returned, so a cancelled write leaves it
+as it was; and since an entry is only ever used for exactly the bytes it was made from, it
+cannot serve anything the backend would not.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from typing import Any, Self, TypeVar
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.registry import open_async_backend
 from session_store.codec import Codec
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.keys import validate_key
+from session_store.stamps import session_bytes
 from session_store.storerules import StoreRules, backoff_pause
 
 __all__ = ["AsyncSessionStore"]
@@ -39,7 +48,9 @@ class AsyncSessionStore(StoreRules[T]):
         backend: an :class:`AsyncSessionBackend`, or a URL to open one with
             :func:`~session_store.aio.open_async_backend` (then ``aclose`` closes it).
         schema, ttl, codec, legacy_schema, namespace, access_interval, touch_on_load,
-            update_timeout: as for :class:`~session_store.store.SessionStore` (24 h by default).
+            update_timeout, decoded_cache_bytes: as for
+            :class:`~session_store.store.SessionStore` (24 h by default; the decoded cache
+            holds 64 MiB, 0 turns it off).
     """
 
     def __init__(
@@ -54,6 +65,7 @@ class AsyncSessionStore(StoreRules[T]):
         access_interval: float | None = None,
         touch_on_load: bool = False,
         update_timeout: float = 10.0,
+        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
     ) -> None:
         self._owns_backend = isinstance(backend, str)
         self.backend = open_async_backend(backend) if isinstance(backend, str) else backend
@@ -67,6 +79,7 @@ class AsyncSessionStore(StoreRules[T]):
             touch_on_load=touch_on_load,
             update_timeout=update_timeout,
         )
+        self._decoded = DecodedCache(decoded_cache_bytes)  # the sync store's, same rules
 
     def __repr__(self) -> str:
         name = self.schema.__qualname__ if self.schema else "any"
@@ -75,8 +88,15 @@ class AsyncSessionStore(StoreRules[T]):
     # -- reads ---------------------------------------------------------------------------------
     async def load(self, key: str) -> T | None:
         """The session stored under ``key``, or ``None`` (errors as for the sync store)."""
-        obj = self._decode_stored(key, await self.backend.get(key))
-        if obj is not None and self.touch_on_load:
+        data = await self.backend.get(key)
+        if data is None:
+            return None
+        payload = session_bytes(data)
+        if payload is None:  # a chain's tombstone, read through one tier
+            return None
+        # the same bytes as last time: no stage undone (see session_store.decoded)
+        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
+        if self.touch_on_load:
             await self.touch(key)
         return obj
 
@@ -97,8 +117,9 @@ class AsyncSessionStore(StoreRules[T]):
     # -- writes --------------------------------------------------------------------------------
     async def save(self, key: str, obj: T, ttl: float | None = None) -> T:
         """Store ``obj`` under ``key``; returns what was stored (``last_accessed`` stamped)."""
-        stamped, payload = self._prepare(key, obj)
+        stamped, payload, plain = self._prepare_plain(key, obj)
         await self.backend.set(key, payload, self._ttl(ttl))
+        self._decoded.put(key, payload, stamped, plain)  # the next load of these bytes
         return stamped
 
     async def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
@@ -108,6 +129,7 @@ class AsyncSessionStore(StoreRules[T]):
 
     async def delete(self, key: str) -> bool:
         """Remove the session; ``True`` if there was one."""
+        self._decoded.discard(key)
         return await self.backend.delete(key)
 
     async def touch(self, key: str, ttl: float | None = None) -> bool:
@@ -136,9 +158,10 @@ class AsyncSessionStore(StoreRules[T]):
                 return current
             self._check_schema(key, new)
             stamped = self._stamp(new)
-            payload = self.codec.encode(key, stamped)
+            payload, plain = self._encode_plain(key, stamped)
             token = None if read is None else read.token
             if await self.backend.set_if(key, payload, token, write_ttl):
+                self._decoded.put(key, payload, stamped, plain)
                 return stamped
             attempt += 1
             if time.monotonic() >= deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -10,12 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from session_store import ConfigurationError, ConflictError, SerializationError, SessionStore
 from session_store.aio import AsyncMemoryBackend, AsyncSessionStore, open_async_backend
 from session_store.codec import Codec
 from session_store.schema import EnhancedSessionData
+from session_store.testing.strategies import json_objects, sessions
 from session_store_redis.testing import RedisServer
+from tests.store.test_decoded_cache import _mutate
 
 pytestmark = pytest.mark.anyio
 
@@ -196,3 +201,115 @@ async def test_open_async_backend_errors() -> None:
 
 def _replace(new: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     return new
+
+
+# -- the decoded-object cache (the sync store's, session_store.decoded) ----------------------
+class CountingCodec(Codec):
+    """A codec that counts the payloads whose stages it undoes and the bodies it parses."""
+
+    unwraps = 0
+    parses = 0
+
+    def unwrap(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCodec.unwraps += 1
+        return super().unwrap(*args, **kwargs)
+
+    def from_plain(self, *args: Any, **kwargs: Any) -> Any:
+        CountingCodec.parses += 1
+        return super().from_plain(*args, **kwargs)
+
+
+async def test_a_warm_load_of_unchanged_bytes_undoes_no_stage(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Saved, then loaded five times: no payload is decompressed (the cache holds the checked
+    body of what was saved), and each load parses an object of its own."""
+    codec = CountingCodec(encryption=None)
+    url = redis_server.url_for(prefix=redis_namespace)
+    store: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(
+        url, EnhancedSessionData, codec=codec
+    )
+    try:
+        await store.save("u", EnhancedSessionData("u", extra={"n": 1, "text": "word " * 500}))
+        assert codec.inspect(await store.backend.get("u") or b"").stages == ("zstd",)
+        CountingCodec.unwraps = CountingCodec.parses = 0
+        loads = [await store.load("u") for _ in range(5)]
+        assert all(s is not None and s.extra["n"] == 1 for s in loads)
+        assert len({id(s) for s in loads}) == 5
+        assert CountingCodec.unwraps == 0 and CountingCodec.parses == 5
+        # another process's write: other bytes, decoded once, then served from the cache
+        other = SessionStore(url, EnhancedSessionData, codec=Codec(encryption=None))
+        written = other.save("u", EnhancedSessionData("u", extra={"n": 2, "text": "x " * 900}))
+        other.close()
+        assert await store.load("u") == written and await store.load("u") == written
+        assert CountingCodec.unwraps == 1
+        assert (store._decoded.hits, store._decoded.misses) == (6, 1)
+        await store.delete("u")
+        assert await store.load("u") is None and store._decoded.entry_count == 0
+    finally:
+        await store.aclose()
+
+
+async def test_update_feeds_the_cache_and_a_cache_of_zero_bytes_is_off() -> None:
+    codec = CountingCodec(encryption=None)
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+        AsyncMemoryBackend(), dict, codec=codec
+    )
+    await store.update("k", lambda cur: {"n": 1, "text": "word " * 500})
+    CountingCodec.unwraps = 0
+    assert await store.load("k") == {"n": 1, "text": "word " * 500}
+    assert CountingCodec.unwraps == 0
+    off: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+        store.backend, dict, codec=codec, decoded_cache_bytes=0
+    )
+    assert await off.load("k") == await off.load("k")
+    assert CountingCodec.unwraps == 2 and off._decoded.entry_count == 0
+
+
+@settings(deadline=None, max_examples=60)
+@given(session=sessions(), data=st.data())
+def test_mutating_a_loaded_session_never_leaks(
+    session: EnhancedSessionData, data: st.DataObject
+) -> None:
+    """What ``save`` returned, what the caller passed in and what ``load`` returned may all be
+    changed in place by the caller: no other load, and nothing stored, ever sees it."""
+
+    async def run() -> None:
+        store: AsyncSessionStore[EnhancedSessionData] = AsyncSessionStore(
+            AsyncMemoryBackend(), EnhancedSessionData, codec=Codec(encryption=None)
+        )
+        saved = await store.save("u", session)
+        expected = copy.deepcopy(saved)
+        first = await store.load("u")
+        assert first == expected
+        _mutate(first, data)
+        assert await store.load("u") == expected
+        assert store.codec.decode("u", await store.backend.get("u") or b"").obj == expected
+        _mutate(saved, data)
+        _mutate(session, data)
+        assert await store.load("u") == expected
+        assert store._decoded.hits >= 2  # the loads above came from the cache
+
+    asyncio.run(run())
+
+
+@settings(deadline=None, max_examples=60)
+@given(legacy=json_objects(), data=st.data())
+def test_mutating_a_loaded_dict_session_never_leaks(
+    legacy: dict[str, Any], data: st.DataObject
+) -> None:
+    async def run() -> None:
+        store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+            AsyncMemoryBackend(), dict, codec=Codec(encryption=None)
+        )
+        await store.update("u", lambda cur: legacy)
+        expected = copy.deepcopy(legacy)
+        first = await store.load("u")
+        assert first == expected
+        if first:
+            _mutate(first, data)
+        _mutate(legacy, data)
+        assert await store.load("u") == expected
+        assert store.codec.decode("u", await store.backend.get("u") or b"").obj == expected
+
+    asyncio.run(run())

@@ -214,7 +214,7 @@ def test_an_unreadable_stored_session_starts_a_new_one_and_is_left_alone(
 def test_the_memory_default_of_the_web_integrations_is_a_logged_choice(caplog: Any) -> None:
     import logging
 
-    from session_store import websession
+    from session_store.websession import config as websession
 
     websession._warned_memory = False
     with caplog.at_level(logging.WARNING, logger="session_store.web"):

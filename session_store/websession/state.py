@@ -1,0 +1,162 @@
+"""A request's session: the data loaded from the store on first use, and what the request
+changed since (top-level keys set and removed, a clear, a regenerate)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, NamedTuple
+
+from session_store.backend import VersionToken
+
+__all__ = ["Data", "DictSession", "Read", "ServerSession", "SessionState", "diff"]
+
+Data = dict[str, Any]
+
+
+class Read(NamedTuple):
+    """A session as read from the store: its data and the version token of that read, so the
+    end of the request can write with one compare-and-set instead of reading again."""
+
+    data: Data
+    token: VersionToken
+
+
+class ServerSession(MutableMapping[str, Any]):
+    """A session's data, loaded from the store on first use, with what the request changed.
+
+    Args:
+        sid: the id from the request's cookie (already checked with :func:`is_session_id`), or
+            ``None`` for a request without one.
+        loader: reads ``sid`` (:func:`read_session`; ``None`` if the store does not hold it).
+            Called at most once, on first access.
+    """
+
+    def __init__(self, sid: str | None, loader: Callable[[str], Read | None] | None = None) -> None:
+        self.sid = sid
+        self._loader = loader
+        self._data: Data | None = None
+        self._original: Data = {}
+        self.stored: Read | None = None  # what the store held, as stored: the base of a merge
+        self.accessed = False
+        self.cleared = False
+        self.regenerate_requested = False
+        if loader is None or sid is None:
+            self._adopt(None)
+
+    def _view(self, stored: Data) -> Data:
+        """The app's view of stored data (a subclass may translate values)."""
+        return dict(stored)
+
+    def _adopt(self, read: Read | None) -> None:
+        if read is None:
+            self.sid = None  # unknown or absent id: never adopted, a new one comes on write
+        self.stored = read
+        self._data = {} if read is None else self._view(read.data)
+        self._original = copy.deepcopy(self._data)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the store was read (or the data given)."""
+        return self._data is not None
+
+    @property
+    def is_new(self) -> bool:
+        """Whether the store holds nothing for this session yet."""
+        self._load()
+        return self.sid is None
+
+    def _load(self) -> Data:
+        self.accessed = True
+        if self._data is None:
+            assert self._loader is not None and self.sid is not None
+            self._adopt(self._loader(self.sid))
+        assert self._data is not None
+        return self._data
+
+    # -- the mapping ---------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._load()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._load()
+
+    def __repr__(self) -> str:
+        state = repr(self._data) if self._data is not None else "<not loaded>"
+        return f"{type(self).__name__}({state})"
+
+    def clear(self) -> None:
+        """Forget every key; at the end of the request, an empty session is deleted."""
+        self._load().clear()
+        self.cleared = True
+
+    def regenerate(self) -> None:
+        """Move this session to a new id at the end of the request (call it on login)."""
+        self._load()
+        self.regenerate_requested = True
+
+    # -- what the request did ------------------------------------------------------------------
+    def changes(self) -> tuple[Data, frozenset[str]]:
+        """The top-level keys set to a new value, and the keys removed, since the load."""
+        if self._data is None:
+            return {}, frozenset()
+        return diff(self._original, self._data)
+
+
+class DictSession(dict[str, Any]):
+    """A session already loaded, as a real ``dict`` (for frameworks whose apps expect one, such
+    as Starlette's ``request.session``, which apps hand to ``json.dumps``), with the same
+    change tracking as :class:`ServerSession`.
+
+    Args:
+        sid: the id the data was loaded from, or ``None`` (none, or one the store did not hold).
+        read: what :func:`aread_session` found (``None``: a new session).
+    """
+
+    def __init__(self, sid: str | None, read: Read | None) -> None:
+        super().__init__(read.data if read is not None else {})
+        self.sid = sid if read is not None else None
+        self.stored = read
+        self._original = copy.deepcopy(dict(self))
+        self.loaded = True
+        self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
+        self.cleared = False
+        self.regenerate_requested = False
+
+    def clear(self) -> None:
+        """Forget every key; at the end of the request, an empty session is deleted."""
+        super().clear()
+        self.cleared = True
+
+    def regenerate(self) -> None:
+        """Move this session to a new id at the end of the request (call it on login)."""
+        self.regenerate_requested = True
+
+    def mark_accessed(self) -> None:
+        """The app looked at the session (sliding expiry applies, ``Vary: Cookie`` is sent)."""
+        self.accessed = True
+
+    def changes(self) -> tuple[Data, frozenset[str]]:
+        """The top-level keys set to a new value, and the keys removed, since the load."""
+        return diff(self._original, self)
+
+
+def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:
+    """The keys of ``current`` new or different from ``original``, and the keys it lost."""
+    changed = {k: v for k, v in current.items() if k not in original or original[k] != v}
+    return changed, frozenset(original.keys() - current.keys())
+
+
+SessionState = ServerSession | DictSession

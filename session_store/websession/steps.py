@@ -1,0 +1,124 @@
+"""The store calls that apply a request's :class:`~session_store.websession.plan.Plan`, written
+once as a generator of calls so the sync and the async integrations run the very same steps
+(:mod:`session_store.websession.storeio` makes the calls, blocking or awaited)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from session_store.backend import VersionToken
+from session_store.websession.ids import new_session_id
+from session_store.websession.plan import Action, Outcome, Plan, merge_changes, plan_commit
+from session_store.websession.state import Data, SessionState
+
+if TYPE_CHECKING:
+    from session_store.aio.store import AsyncSessionStore
+    from session_store.store import SessionStore
+
+__all__ = ["Call", "Steps", "commit_steps"]
+
+
+def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
+    return Outcome(sid, plan.action) if result is not None else Outcome(None, Action.DELETE)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is made of exactly the types JSON decodes to (``dict`` with ``str``
+    keys, ``list``, ``str``, ``int``, ``float``, ``bool``, ``None``): then decoding what it
+    encodes to gives back an equal object of the same types (a tuple would come back a list)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())
+    if kind is list:
+        return all(map(_plain_json, value))
+    return False
+
+
+class FirstTry(NamedTuple):
+    """The compare-and-set of the merge onto what the request read (see :func:`_first_try`)."""
+
+    sid: str
+    payload: bytes
+    token: VersionToken
+    merged: Data
+    stamped: Data
+    plain: Any
+
+
+def _first_try(
+    store: SessionStore[Data] | AsyncSessionStore[Data], plan: Plan, session: SessionState
+) -> FirstTry | None:
+    """The payload of the merge onto what this request read, and the token to write it with:
+    one compare-and-set instead of a read and a compare-and-set. ``None``: nothing was read."""
+    if session.stored is None or session.sid is None:
+        return None
+    merged = merge_changes(
+        session.stored.data, plan.changed, plan.removed, replace=plan.replace, existing=True
+    )
+    assert merged is not None
+    stamped, payload, plain = store._prepare_plain(session.sid, merged)
+    return FirstTry(session.sid, payload, session.stored.token, merged, stamped, plain)
+
+
+def _remember(
+    store: SessionStore[Data] | AsyncSessionStore[Data], plan: Plan, first: FirstTry
+) -> None:
+    """After ``first`` was written: tell the store's decoded-object cache (if it has one) what
+    those bytes decode to, so the next request that reads them back skips the decode. Only
+    when that is exactly what a decode would give: the merge's base came from a decode, and the
+    request's changes are plain JSON types (else the cache is left alone, and the next read
+    decodes)."""
+    cache = getattr(store, "_decoded", None)
+    if cache is not None and _plain_json(plan.changed):
+        cache.put(first.sid, first.payload, first.stamped, first.plain)
+
+
+#: One store call the commit needs: the method's name (``set_if`` goes to the store's backend)
+#: and its arguments. The commit's decisions are a generator of these, so the sync and the
+#: async integrations run the very same steps, one with calls and one with awaits.
+Call = tuple[str, tuple[Any, ...]]
+Steps = Generator[Call, Any, Outcome]
+
+
+def commit_steps(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    session: SessionState,
+    ttl: float | None,
+    sliding: bool = True,
+) -> Steps:
+    """The store calls that apply :func:`plan_commit`'s decision; each yields a :data:`Call`
+    and receives its result. Returns the :class:`Outcome`."""
+    plan = plan_commit(session, sliding=sliding)
+    sid = session.sid
+    if plan.action is Action.NOTHING:
+        return Outcome(sid, plan.action)
+    if plan.action is Action.DELETE:
+        yield "delete", (sid,)
+        return Outcome(None, plan.action)
+    if plan.action is Action.TOUCH:
+        alive = yield "touch", (sid, ttl)
+        return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
+    if plan.action is Action.WRITE:
+        first = _first_try(store, plan, session)  # nobody wrote since our read: one round trip
+        if first is not None and (
+            yield "set_if", (first.sid, first.payload, first.token, store._ttl(ttl))
+        ):
+            _remember(store, plan, first)
+            return Outcome(first.sid, plan.action)
+        existing = sid is not None
+        sid = sid or new_session_id()
+        return _written(plan, sid, (yield "update", (sid, plan.merge(existing), ttl)))
+    # MOVE: the merged data under a fresh id (created only if absent), then the old id goes
+    base = session.stored.data if session.stored is not None else None
+    data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
+    new = new_session_id()
+    yield "update", (new, lambda current: data, ttl)
+    if sid is not None:
+        yield "delete", (sid,)
+    return Outcome(new, plan.action)

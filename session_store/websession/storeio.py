@@ -1,0 +1,89 @@
+"""The web integrations' store I/O: reading a session with its version token, and running the
+commit's steps (:func:`~session_store.websession.steps.commit_steps`) through a sync or an async
+store. Errors about a session show a digest of its id, never the id."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from session_store.errors import CorruptPayloadError, UnknownSchemaVersionError
+from session_store.websession.ids import hiding, unreadable
+from session_store.websession.plan import Outcome
+from session_store.websession.state import Data, Read, SessionState
+from session_store.websession.steps import commit_steps
+
+if TYPE_CHECKING:
+    from session_store.aio.store import AsyncSessionStore
+    from session_store.store import SessionStore
+
+__all__ = ["acommit", "aread_session", "commit", "read_session"]
+
+
+def read_session(store: SessionStore[Data], sid: str) -> Read | None:
+    """The stored session ``sid`` with its version token, or ``None``; one backend read.
+
+    The bytes go through the store's decoded-object cache (:mod:`session_store.decoded`): when
+    they are the very bytes this process last wrote for ``sid`` (the next request of the same
+    user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
+    with hiding(sid):
+        found = store.backend.get_versioned(sid)
+        if found is None:
+            return None
+        try:
+            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
+            unreadable(sid, exc)
+            return None
+    return Read(decoded, found.token)
+
+
+async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
+    """:func:`read_session` through an async store."""
+    with hiding(sid):
+        found = await store.backend.get_versioned(sid)
+        if found is None:
+            return None
+        try:
+            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+            return Read(decoded, found.token)
+        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
+            unreadable(sid, exc)
+            return None
+
+
+def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:
+    return getattr(store.backend if name == "set_if" else store, name)
+
+
+def commit(
+    store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
+) -> Outcome:
+    """Apply :func:`plan_commit`'s decision through a sync store."""
+    steps = commit_steps(store, session, ttl, sliding)
+    result: Any = None
+    try:
+        with hiding(session.sid):  # the encode of the first try, too
+            while True:
+                name, args = steps.send(result)
+                with hiding(args[0] if args else None):  # a new id (regenerate), too
+                    result = _target(store, name)(*args)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome
+
+
+async def acommit(
+    store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
+) -> Outcome:
+    """Apply :func:`plan_commit`'s decision through an async store."""
+    steps = commit_steps(store, session, ttl, sliding)
+    result: Any = None
+    try:
+        with hiding(session.sid):  # the encode of the first try, too
+            while True:
+                name, args = steps.send(result)
+                with hiding(args[0] if args else None):  # a new id (regenerate), too
+                    result = await _target(store, name)(*args)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome
