@@ -1,0 +1,150 @@
+"""The strict storable-JSON check's C fast path (``marshal`` plus a scan of its bytes for NaN and
+infinity) against the exact Python walk it replaced (:func:`jsonsafe.check_storable`).
+
+The fast path may raise a false alarm (then the exact walk settles it) but must never miss:
+for every value a strategy can build, nasty leaves included, ``dumps`` refuses exactly what the
+exact walk refuses, and writes exactly orjson's bytes for everything else.
+"""
+
+from __future__ import annotations
+
+import enum
+import marshal
+import math
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from session_store.codec import jsonsafe
+from session_store.errors import SerializationError
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+class Size(enum.StrEnum):
+    BIG = "big"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Sub(dict):  # type: ignore[type-arg]
+    """A dict subclass: orjson would write it as a dict; refused."""
+
+
+NASTY: list[Any] = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    -math.nan,
+    float("nan") * -1,
+    Colour.RED,
+    Size.BIG,
+    Level.HIGH,
+    uuid.UUID(int=7),
+    orjson.Fragment(b"1"),
+    {1, 2},
+    b"bytes",
+    bytearray(b"x"),
+    2**64,
+    -(2**63) - 1,
+    Sub(),
+    1j,
+]
+
+plain_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    # the bytes the scan looks for, inside text, lengths and ints: false alarms at most
+    | st.text(alphabet=st.sampled_from("a\x7fg\xff\U0001f600 null"), max_size=300)
+    | st.sampled_from([1.7976931348623157e308, -1.7976931348623157e308, 5e-324, 127, 255, -1])
+)
+
+
+def values(nasty: bool) -> st.SearchStrategy[Any]:
+    leaves = plain_leaves | st.sampled_from(NASTY) if nasty else plain_leaves
+    return st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=6)
+            | st.lists(inner, max_size=4).map(tuple)
+            | st.dictionaries(st.text(max_size=5), inner, max_size=6)
+        ),
+        max_leaves=40,
+    )
+
+
+def _exact(value: Any) -> bool:
+    """The old answer: the exact Python walk, after orjson (which refuses what it cannot write)."""
+    try:
+        orjson.dumps(value, default=jsonsafe._refuse, option=jsonsafe._STRICT)
+        jsonsafe.check_storable(value)
+    except (TypeError, orjson.JSONEncodeError, SerializationError):
+        return False
+    return True
+
+
+@given(values(nasty=True))
+def test_dumps_refuses_exactly_what_the_exact_walk_refuses(value: Any) -> None:
+    document = {"data": value}
+    for unchecked in (None, [value]):
+        if _exact(document):
+            assert jsonsafe.dumps(document, unchecked=unchecked) == orjson.dumps(document)
+        else:
+            with pytest.raises(SerializationError):
+                jsonsafe.dumps(document, unchecked=unchecked)
+
+
+@given(values(nasty=False))
+def test_the_fast_path_never_refuses_plain_json_for_good(value: Any) -> None:
+    # a false alarm of the fast path is allowed, but the value is then stored all the same
+    assert jsonsafe.dumps([value, None]) == orjson.dumps([value, None])
+
+
+@given(values(nasty=True))
+def test_the_fast_path_misses_nothing(value: Any) -> None:
+    """Whenever the fast path says "plain", the exact walk agrees (no false negative)."""
+    document = [value, None]  # a null written: the NaN scan always runs
+    try:
+        written = orjson.dumps(document, default=jsonsafe._refuse, option=jsonsafe._STRICT)
+    except (TypeError, orjson.JSONEncodeError):
+        return  # orjson refused it itself
+    if jsonsafe._only_plain(document, written):
+        jsonsafe.check_storable(document)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, Colour.RED, uuid.UUID(int=1)])
+def test_a_nasty_leaf_is_found_among_many_shared_floats(bad: Any) -> None:
+    # >32k marshal references: the reference indices' bytes cannot hide a NaN or a miss
+    shared = [1.5] * 40_000 + [float(i) for i in range(40_000)]
+    with pytest.raises(SerializationError):
+        jsonsafe.dumps({"a": shared, "b": [None, {"x": bad}]}, unchecked=[shared, [None, bad]])
+
+
+def test_many_candidate_bytes_fall_back_to_the_exact_walk() -> None:
+    value = {"text": "\x7f" * 10_000, "n": None, "f": 0.5}
+    packed = marshal.dumps(value)
+    assert not jsonsafe._no_non_finite_float(packed)  # over the budget: a false alarm...
+    assert jsonsafe.dumps(value) == orjson.dumps(value)  # ...which the exact walk clears
+
+
+def test_too_deep_for_marshal_is_settled_by_the_exact_walk() -> None:
+    deep: Any = None
+    for _ in range(200):  # within orjson's depth limit
+        deep = [deep]
+    assert jsonsafe.dumps(deep) == orjson.dumps(deep)
+
+
+def test_no_null_written_means_no_nan_scan() -> None:
+    packed = marshal.dumps([math.nan])
+    assert not jsonsafe._no_non_finite_float(packed)
+    assert jsonsafe._only_plain([1.5, "x"], b'[1.5,"x"]')
