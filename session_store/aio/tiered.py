@@ -11,8 +11,10 @@ per tier with missed-key reconciliation. What it shares rather than repeats: eve
 (:mod:`session_store.tiered.policy`, :mod:`session_store.tiered.writes`), the breakers
 (:mod:`session_store.tiered.breakers`) and the near cache
 (:mod:`session_store.tiered.nearcache`); only the tier I/O is awaited here and in
-:mod:`session_store.aio.tiered_base` (plumbing, single-key reads) and
-:mod:`session_store.aio.tiered_bulk` (bulk reads, listing).
+:mod:`session_store.aio.tiered_base` (plumbing, single-key reads),
+:mod:`session_store.aio.tiered_reconcile` (missed writes, the probe timer),
+:mod:`session_store.aio.tiered_bulk` (bulk reads, listing) and
+:mod:`session_store.aio.tiered_cas` (compare-and-set).
 
 **Cancellation.** A write reaches several tiers one after the other; a task cancelled in the
 middle would leave the arbiter ahead of the durable tiers and the near cache behind. Every write

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from functools import partial
 
 from session_store.aio.backend import AsyncSessionBackend
-from session_store.aio.tiered_base import DOWN, AsyncTieredBase
+from session_store.aio.tiered_base import DOWN
+from session_store.aio.tiered_reconcile import AsyncTieredReconcile
 from session_store.errors import BackendUnavailableError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.stamps import unframe
@@ -45,8 +46,8 @@ class AsyncChainListing(AsyncIterator[str]):
         return await self._keys.__anext__()
 
 
-class AsyncTieredReads(AsyncTieredBase):
-    """:class:`AsyncTieredBase` with the bulk reads and the listing."""
+class AsyncTieredReads(AsyncTieredReconcile):
+    """:class:`~.tiered_reconcile.AsyncTieredReconcile` with the bulk reads and the listing."""
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))

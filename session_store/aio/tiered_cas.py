@@ -31,7 +31,7 @@ from session_store.errors import BackendError, BackendUnavailableError
 from session_store.keys import validate_key
 from session_store.stamps import frame, is_tombstone, own_ttl, unframe, version_of, with_version
 from session_store.tiered import policy
-from session_store.tiered.backend import _Token
+from session_store.tiered.base import _Token
 from session_store.ttl import normalize_ttl
 
 __all__ = ["AsyncTieredCas", "whole"]

@@ -1,6 +1,9 @@
 """The tiered backend: a chain of backends that is one consistent store.
 
-* :mod:`.backend`: :class:`TieredBackend`, the I/O;
+* :mod:`.backend`: :class:`TieredBackend`, writes, deletes and life cycle, over the layers
+  :mod:`.base` (plumbing, tier calls), :mod:`.reconcile` (missed writes, the probe timer),
+  :mod:`.reads` (single-key reads), :mod:`.bulk` (``get_many``, ``scan``) and :mod:`.cas`
+  (``get_versioned``, ``set_if``): the I/O;
 * :mod:`.policy`: the decisions (layout, health, newest copy, repairs, freshness), pure functions
   an async twin shares;
 * :mod:`.near`: the near cache's coherence state and the invalidation listener protocol;
