@@ -10,13 +10,19 @@ import warnings
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
 from session_store import BackendUnavailableError, ConfigurationError, SessionStore, open_backend
-from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
+from session_store.aio import (
+    AsyncSessionBackend,
+    AsyncSessionStore,
+    AsyncTieredBackend,
+    open_async_backend,
+)
 from session_store.testing.async_conformance import AsyncBackendConformance
 from session_store_redis import RedisClusterBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
@@ -139,6 +145,61 @@ async def test_stores_share_sessions(
     finally:
         sync.close()
         await aio.aclose()
+
+
+def test_one_key_transactions_stay_on_the_callers_loop(
+    redis_cluster: RedisClusterServers, redis_cluster_namespace: str
+) -> None:
+    """``get_with_ttl`` and ``touch`` (one-key ``MULTI``/``EXEC``) as the first calls of a fresh
+    backend, many at once, on one event loop after another. redis-py's transactional cluster
+    pipeline runs each queued command through ``asyncio.run`` in a thread of its own, so the
+    client got its connections on that short-lived loop, and every later call met "a Future
+    attached to a different loop" or "Event loop is closed"."""
+    backend = _open(redis_cluster.url, prefix=redis_cluster_namespace)
+    keys = [f"k{n}" for n in range(40)]
+
+    async def round_of_calls(value: bytes) -> None:
+        got = await asyncio.gather(*(backend.get_with_ttl(key) for key in keys))
+        assert all(found is None or found[0] != value for found in got)
+        await backend.set_many(dict.fromkeys(keys, value), ttl=600)
+        got = await asyncio.gather(*(backend.get_with_ttl(key) for key in keys))
+        assert all(found is not None and found[0] == value for found in got)
+        assert all(await asyncio.gather(*(backend.touch(key) for key in keys)))
+
+    try:
+        for n in range(3):  # a loop each, as asyncio.run in a worker or a test does
+            asyncio.run(round_of_calls(b"v%d" % n))
+    finally:
+        asyncio.run(backend.aclose())
+
+
+def test_an_async_chain_with_a_cluster_arbiter_serves_every_loop(
+    redis_cluster: RedisClusterServers, redis_cluster_namespace: str, tmp_path: Path
+) -> None:
+    """``memory:// | redis+cluster:// | diskcache://``: concurrent saves, updates and loads, on
+    one event loop after another, lose nothing and never take the arbiter down."""
+    url = redis_cluster.url_for(prefix=redis_cluster_namespace)
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+        f"memory:// | {url} | diskcache://{tmp_path}", dict, ttl=600
+    )
+    users = [f"u{n}" for n in range(20)]
+
+    async def round_of_calls(n: int) -> None:
+        if n == 0:
+            await asyncio.gather(*(store.save(user, {"n": 0}) for user in users))
+        await asyncio.gather(*(store.update(user, lambda s: {"n": s["n"] + 1}) for user in users))
+        loaded = await asyncio.gather(*(store.load(user) for user in users))
+        assert loaded == [{"n": n + 1}] * len(users)
+
+    try:
+        for n in range(3):
+            asyncio.run(round_of_calls(n))
+        chain = store.backend
+        assert isinstance(chain, AsyncTieredBackend)
+        assert [state["down"] for state in chain.tier_states()] == [False, False, False]
+        assert chain.tiers[1].counters.as_dict()["errors"] == 0
+    finally:
+        asyncio.run(store.aclose())
 
 
 async def test_a_complete_listing_says_so(backend: AsyncRedisClusterBackend) -> None:
