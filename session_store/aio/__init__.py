@@ -21,6 +21,8 @@ cryptography and zstandard) that :class:`AsyncSessionStore` needs.
 
 from __future__ import annotations
 
+from session_store.lazy import lazy_attributes
+
 # Not typing.TYPE_CHECKING, for the reason the top level gives (session_store/__init__.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
@@ -42,27 +44,16 @@ __all__ = [
 ]
 
 # Each public name and the module of this package that defines it, imported on first access.
-_MODULES: dict[str, str] = {
-    "ASYNC_BACKENDS_GROUP": "registry",
-    "AsyncMemoryBackend": "memory",
-    "AsyncSessionBackend": "backend",
-    "AsyncSessionStore": "store",
-    "AsyncTieredBackend": "tiered",
-    "ThreadedBackend": "threaded",
-    "open_async_backend": "registry",
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later accesses are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "ASYNC_BACKENDS_GROUP": "session_store.aio.registry",
+        "AsyncMemoryBackend": "session_store.aio.memory",
+        "AsyncSessionBackend": "session_store.aio.backend",
+        "AsyncSessionStore": "session_store.aio.store",
+        "AsyncTieredBackend": "session_store.aio.tiered",
+        "ThreadedBackend": "session_store.aio.threaded",
+        "open_async_backend": "session_store.aio.registry",
+    },
+    __all__,
+)
