@@ -5,7 +5,6 @@ sessions shared with the sync cluster backend, a cancelled ``update``, slots tha
 from __future__ import annotations
 
 import asyncio
-import threading
 import warnings
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -29,6 +28,7 @@ from session_store_redis.aio_cluster import AsyncRedisClusterBackend
 from session_store_redis.aio_listing import AsyncClusterListing
 from session_store_redis.listing import ListingIncompleteWarning
 from session_store_redis.testing import RedisClusterServers
+from session_store_redis.testing.cluster_reshard import SlotMigrator
 
 pytestmark = pytest.mark.anyio
 
@@ -184,10 +184,14 @@ def test_an_async_chain_with_a_cluster_arbiter_serves_every_loop(
     )
     users = [f"u{n}" for n in range(20)]
 
+    def _bump(session: dict[str, Any] | None) -> dict[str, Any]:
+        assert session is not None  # every session was saved in the first round
+        return {"n": session["n"] + 1}
+
     async def round_of_calls(n: int) -> None:
         if n == 0:
             await asyncio.gather(*(store.save(user, {"n": 0}) for user in users))
-        await asyncio.gather(*(store.update(user, lambda s: {"n": s["n"] + 1}) for user in users))
+        await asyncio.gather(*(store.update(user, _bump) for user in users))
         loaded = await asyncio.gather(*(store.load(user) for user in users))
         assert loaded == [{"n": n + 1}] * len(users)
 
@@ -318,32 +322,6 @@ async def test_operations_follow_a_slot_that_moves(
         await backend.aclose()
 
 
-class _Migrator(threading.Thread):
-    """Moves each slot to the next primary a key at a time, then back, until stopped; every
-    slot is home again when it ends (the cluster is shared with other tests)."""
-
-    def __init__(self, cluster: RedisClusterServers, slots: list[int]) -> None:
-        super().__init__(daemon=True)
-        self.cluster, self.slots = cluster, slots
-        self.stop = threading.Event()
-        self.rounds = self.moved = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            primaries = self.cluster.primary_nodes()
-            home = {slot: self.cluster.owner_of(slot) for slot in self.slots}
-            while not self.stop.is_set() or self.rounds % 2:
-                for slot in self.slots:
-                    source = home[slot]
-                    away = primaries[(primaries.index(source) + 1) % len(primaries)]
-                    target = away if self.rounds % 2 == 0 else source
-                    self.moved += self.cluster.move_slot(slot, target, pause=0.001)
-                self.rounds += 1
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-
 async def test_listings_are_proven_complete_while_slots_migrate(
     redis_cluster: RedisClusterServers, backend: AsyncRedisClusterBackend
 ) -> None:
@@ -356,7 +334,7 @@ async def test_listings_are_proven_complete_while_slots_migrate(
     slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected if "moving" in key})
     assert len(slots) == 8
     assert {key async for key in backend.scan()} == set(expected)  # slot map cached
-    migrator = _Migrator(redis_cluster, slots)
+    migrator = SlotMigrator(redis_cluster, slots, home_on_stop=True)
     listings = 0
     migrator.start()
     try:
