@@ -28,8 +28,15 @@ CASES = {
         "open_backend('memory://').set('k', b'v')"
     ),
     "SessionStore (codec, schema)": "from session_store import SessionStore",
+    "import session_store.aio": "import session_store.aio",
+    "async protocol + registry + memory": (
+        "import asyncio\n"
+        "from session_store.aio import AsyncSessionBackend, open_async_backend\n"
+        "asyncio.run(open_async_backend('memory://').set('k', b'v'))"
+    ),
+    "AsyncSessionStore (codec, schema)": "from session_store.aio import AsyncSessionStore",
 }
-HEAVY = ("cryptography", "zstandard", "session_store.schema", "attrs", "cattrs")
+HEAVY = ("cryptography", "zstandard", "orjson", "session_store.schema", "attrs", "cattrs")
 _SHOW = "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
 
 

@@ -14,6 +14,8 @@ top-level names still work and warn.
 
 from __future__ import annotations
 
+from session_store.lazy import lazy_attributes
+
 # Not typing.TYPE_CHECKING: importing typing (and re, collections with it) would cost more than
 # everything else here; type checkers treat any constant of this name as theirs.
 TYPE_CHECKING = False
@@ -162,10 +164,14 @@ _MOVED_TO_DATAROOM = frozenset(
 )
 
 
-def __getattr__(name: str) -> object:
-    import importlib  # here, not at the top: with warnings, it costs more than this module
+_lazy_getattr, __dir__ = lazy_attributes(
+    __name__, {name: f"{__name__}.{module}" for name, module in _MODULES.items()}, __all__
+)
 
+
+def __getattr__(name: str) -> object:
     if name in _MOVED_TO_DATAROOM:
+        import importlib  # here, not at the top: with warnings, it costs more than this module
         import warnings
 
         warnings.warn(
@@ -176,13 +182,4 @@ def __getattr__(name: str) -> object:
         )
         # not cached in globals(): every old-style access keeps warning
         return getattr(importlib.import_module("session_store.dataroom"), name)
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"session_store.{module}"), name)
-    globals()[name] = value  # later accesses are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return _lazy_getattr(name)

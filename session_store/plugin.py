@@ -14,7 +14,7 @@ CONTRIBUTING.md walks through a whole plugin: ``examples/session_store_example``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.backend_base import BackendBase, TrustedCalls, trusted, value_token
@@ -29,6 +29,7 @@ from session_store.errors import (
     SessionStoreError,
 )
 from session_store.keys import MAX_KEY_BYTES, Namespace, validate_key, validate_scan_prefix
+from session_store.lazy import lazy_attributes
 from session_store.registry import BACKENDS_GROUP
 from session_store.ttl import MAX_TTL, NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
 from session_store.urls import BackendURL, Params, is_secret_param, parse_url, redact_url
@@ -77,24 +78,13 @@ __all__ = [
 ]
 
 # The test kit needs pytest and Hypothesis (the ``test`` extra): imported on first access only.
-_KIT = {
-    "BackendConformance": "session_store.testing.conformance",
-    "HOSTILE_KEYS": "session_store.testing.conformance",
-    "INVALID_KEYS": "session_store.testing.conformance",
-    "make_state_machine": "session_store.testing.statemachine",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _KIT.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "BackendConformance": "session_store.testing.conformance",
+        "HOSTILE_KEYS": "session_store.testing.conformance",
+        "INVALID_KEYS": "session_store.testing.conformance",
+        "make_state_machine": "session_store.testing.statemachine",
+    },
+    __all__,
+)

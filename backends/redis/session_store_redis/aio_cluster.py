@@ -298,7 +298,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     async def _get_values(self, stored: list[str]) -> list[bytes | None]:
         """``MGET`` per slot; while a slot migrates, one ``GET`` per key."""
-        client = self.client
+        client = await cast("ClusterDriver", self.driver).ready()
         try:
             return list(await client.mget_nonatomic(stored))
         except (TryAgainError, ClusterError) as exc:
@@ -347,8 +347,9 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     async def _unlink_all(self, stored: list[str]) -> int:
         """``UNLINK`` per slot; while a slot migrates, one ``UNLINK`` per key."""
+        client = await cast("ClusterDriver", self.driver).ready()
         try:
-            return int(await self.client.unlink(*stored))
+            return int(await client.unlink(*stored))
         except (TryAgainError, ClusterError) as exc:
             if isinstance(exc, ClusterDownError) or not migrating(exc):
                 raise

@@ -5,6 +5,7 @@ so that a test can hold a slot half-moved. A base of
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from session_store_redis.testing.cluster_nodes import (
 from session_store_redis.testing.fleet import ClientCache, wait_until
 from session_store_redis.testing.server import RedisServer, RedisServerError
 
-__all__ = ["TopologyChanges"]
+__all__ = ["SlotMigrator", "TopologyChanges"]
 
 
 class TopologyChanges:
@@ -189,3 +190,47 @@ class TopologyChanges:
 
         wait_until(f"every primary to agree which one serves slot {slot}", agreed, 10)
         return self.node_on(owners.pop())
+
+
+class SlotMigrator(threading.Thread):
+    """Moves ``slots`` to the next primary, one slot after the other and a key at a time, then
+    all of them back, over and over until :attr:`stop` is set; counts the keys moved
+    (:attr:`moved`) and the rounds (:attr:`rounds`), and keeps an error for the test to report
+    (:attr:`error`). A slot is not moved back at once: a cluster whose slot changes owner twice
+    within one gossip round can lose track of it.
+
+    Args:
+        cluster: the cluster (its slots must be stable when the thread starts).
+        slots: the slots to move.
+        home_on_stop: once stopped, finish the round trip, so that every slot is back on its
+            first primary (a cluster shared with later tests); otherwise stop before the next
+            slot.
+    """
+
+    def __init__(
+        self, cluster: TopologyChanges, slots: list[int], *, home_on_stop: bool = False
+    ) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.slots, self.home_on_stop = cluster, slots, home_on_stop
+        self.stop = threading.Event()
+        self.moved = self.rounds = 0
+        self.error: BaseException | None = None
+
+    def _stopping(self) -> bool:
+        return self.stop.is_set() and not (self.home_on_stop and self.rounds % 2)
+
+    def run(self) -> None:
+        try:
+            primaries = self.cluster.primary_nodes()
+            home = {slot: self.cluster.owner_of(slot) for slot in self.slots}
+            while not self._stopping():
+                for slot in self.slots:
+                    if self.stop.is_set() and not self.home_on_stop:
+                        return
+                    source = home[slot]
+                    away = primaries[(primaries.index(source) + 1) % len(primaries)]
+                    target = away if self.rounds % 2 == 0 else source
+                    self.moved += self.cluster.move_slot(slot, target, pause=0.001)
+                self.rounds += 1
+        except BaseException as exc:  # reported by the test
+            self.error = exc

@@ -5,24 +5,30 @@ sessions shared with the sync cluster backend, a cancelled ``update``, slots tha
 from __future__ import annotations
 
 import asyncio
-import threading
 import warnings
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
 from session_store import BackendUnavailableError, ConfigurationError, SessionStore, open_backend
-from session_store.aio import AsyncSessionBackend, AsyncSessionStore, open_async_backend
+from session_store.aio import (
+    AsyncSessionBackend,
+    AsyncSessionStore,
+    AsyncTieredBackend,
+    open_async_backend,
+)
 from session_store.testing.async_conformance import AsyncBackendConformance
 from session_store_redis import RedisClusterBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
 from session_store_redis.aio_listing import AsyncClusterListing
 from session_store_redis.listing import ListingIncompleteWarning
 from session_store_redis.testing import RedisClusterServers
+from session_store_redis.testing.cluster_reshard import SlotMigrator
 
 pytestmark = pytest.mark.anyio
 
@@ -141,6 +147,65 @@ async def test_stores_share_sessions(
         await aio.aclose()
 
 
+def test_one_key_transactions_stay_on_the_callers_loop(
+    redis_cluster: RedisClusterServers, redis_cluster_namespace: str
+) -> None:
+    """``get_with_ttl`` and ``touch`` (one-key ``MULTI``/``EXEC``) as the first calls of a fresh
+    backend, many at once, on one event loop after another. redis-py's transactional cluster
+    pipeline runs each queued command through ``asyncio.run`` in a thread of its own, so the
+    client got its connections on that short-lived loop, and every later call met "a Future
+    attached to a different loop" or "Event loop is closed"."""
+    backend = _open(redis_cluster.url, prefix=redis_cluster_namespace)
+    keys = [f"k{n}" for n in range(40)]
+
+    async def round_of_calls(value: bytes) -> None:
+        got = await asyncio.gather(*(backend.get_with_ttl(key) for key in keys))
+        assert all(found is None or found[0] != value for found in got)
+        await backend.set_many(dict.fromkeys(keys, value), ttl=600)
+        got = await asyncio.gather(*(backend.get_with_ttl(key) for key in keys))
+        assert all(found is not None and found[0] == value for found in got)
+        assert all(await asyncio.gather(*(backend.touch(key) for key in keys)))
+
+    try:
+        for n in range(3):  # a loop each, as asyncio.run in a worker or a test does
+            asyncio.run(round_of_calls(b"v%d" % n))
+    finally:
+        asyncio.run(backend.aclose())
+
+
+def test_an_async_chain_with_a_cluster_arbiter_serves_every_loop(
+    redis_cluster: RedisClusterServers, redis_cluster_namespace: str, tmp_path: Path
+) -> None:
+    """``memory:// | redis+cluster:// | diskcache://``: concurrent saves, updates and loads, on
+    one event loop after another, lose nothing and never take the arbiter down."""
+    url = redis_cluster.url_for(prefix=redis_cluster_namespace)
+    store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+        f"memory:// | {url} | diskcache://{tmp_path}", dict, ttl=600
+    )
+    users = [f"u{n}" for n in range(20)]
+
+    def _bump(session: dict[str, Any] | None) -> dict[str, Any]:
+        assert session is not None  # every session was saved in the first round
+        return {"n": session["n"] + 1}
+
+    async def round_of_calls(n: int) -> None:
+        if n == 0:
+            await asyncio.gather(*(store.save(user, {"n": 0}) for user in users))
+        await asyncio.gather(*(store.update(user, _bump) for user in users))
+        loaded = await asyncio.gather(*(store.load(user) for user in users))
+        assert loaded == [{"n": n + 1}] * len(users)
+
+    try:
+        for n in range(3):
+            asyncio.run(round_of_calls(n))
+        chain = store.backend
+        assert isinstance(chain, AsyncTieredBackend)
+        assert [state["down"] for state in chain.tier_states()] == [False, False, False]
+        assert chain.tiers[1].counters.as_dict()["errors"] == 0
+    finally:
+        asyncio.run(store.aclose())
+
+
 async def test_a_complete_listing_says_so(backend: AsyncRedisClusterBackend) -> None:
     await backend.set_many({f"k{n}": b"v" for n in range(300)})
     listing = backend.scan()
@@ -257,32 +322,6 @@ async def test_operations_follow_a_slot_that_moves(
         await backend.aclose()
 
 
-class _Migrator(threading.Thread):
-    """Moves each slot to the next primary a key at a time, then back, until stopped; every
-    slot is home again when it ends (the cluster is shared with other tests)."""
-
-    def __init__(self, cluster: RedisClusterServers, slots: list[int]) -> None:
-        super().__init__(daemon=True)
-        self.cluster, self.slots = cluster, slots
-        self.stop = threading.Event()
-        self.rounds = self.moved = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            primaries = self.cluster.primary_nodes()
-            home = {slot: self.cluster.owner_of(slot) for slot in self.slots}
-            while not self.stop.is_set() or self.rounds % 2:
-                for slot in self.slots:
-                    source = home[slot]
-                    away = primaries[(primaries.index(source) + 1) % len(primaries)]
-                    target = away if self.rounds % 2 == 0 else source
-                    self.moved += self.cluster.move_slot(slot, target, pause=0.001)
-                self.rounds += 1
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-
 async def test_listings_are_proven_complete_while_slots_migrate(
     redis_cluster: RedisClusterServers, backend: AsyncRedisClusterBackend
 ) -> None:
@@ -295,7 +334,7 @@ async def test_listings_are_proven_complete_while_slots_migrate(
     slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected if "moving" in key})
     assert len(slots) == 8
     assert {key async for key in backend.scan()} == set(expected)  # slot map cached
-    migrator = _Migrator(redis_cluster, slots)
+    migrator = SlotMigrator(redis_cluster, slots, home_on_stop=True)
     listings = 0
     migrator.start()
     try:

@@ -6,12 +6,9 @@ unless a test must break a cluster, which then gets one of its own."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -28,6 +25,7 @@ from session_store_redis import RedisClusterBackend
 from session_store_redis.cluster import parse_cluster_config
 from session_store_redis.errors import sanitize
 from session_store_redis.testing import RedisClusterServers, RedisServer, RedisServerNotFoundError
+from session_store_redis.testing.checks import SecretWatch
 from session_store_redis.testing.cluster import CLI_ENV, find_redis_cli
 from session_store_redis.testing.server import free_port
 from session_store_redis.urls import parse_multi_host_url
@@ -35,33 +33,13 @@ from session_store_redis.urls import parse_multi_host_url
 ClusterFactory = Callable[..., RedisClusterServers]
 
 
-def _open(url: str, **overrides: object) -> RedisClusterBackend:
-    backend = open_backend(url, **overrides)
-    assert isinstance(backend, RedisClusterBackend)
-    return backend
-
-
-@pytest.fixture
-def backend(redis_cluster_url: str) -> Iterator[RedisClusterBackend]:
-    with _open(redis_cluster_url) as opened:
-        yield opened
+#: What the ``backend`` fixture opens (backends/redis/conftest.py).
+BACKEND = RedisClusterBackend
 
 
 def _delta(cluster: RedisClusterServers, before: dict[str, int], *names: str) -> dict[str, int]:
     after = cluster.command_calls()
     return {name: after.get(name, 0) - before.get(name, 0) for name in names}
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    found: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or any(item is seen for seen in found):
-            continue
-        found.append(item)
-        todo += [item.__cause__, item.__context__]
-    return found
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -93,7 +71,7 @@ def test_without_the_binaries_cluster_fixtures_error_instead_of_skipping(
 # -- opening -------------------------------------------------------------------------------------
 def test_open_by_url(redis_cluster: RedisClusterServers, redis_cluster_namespace: str) -> None:
     url = redis_cluster.url_for(prefix=f"{redis_cluster_namespace}app:")
-    with _open(url) as backend:
+    with RedisClusterBackend.from_url(url) as backend:
         assert backend.scope is Scope.NETWORK
         assert backend.prefix == f"{redis_cluster_namespace}app:"
         assert backend.describe() == url
@@ -117,7 +95,9 @@ def test_a_host_list_names_startup_nodes(
 def test_opening_does_no_io() -> None:
     port = free_port()  # nothing listens there
     started = time.monotonic()
-    with _open(f"redis+cluster://127.0.0.1:{port}/?socket_connect_timeout=1") as backend:
+    with RedisClusterBackend.from_url(
+        f"redis+cluster://127.0.0.1:{port}/?socket_connect_timeout=1"
+    ) as backend:
         assert time.monotonic() - started < 0.5
         with pytest.raises(BackendUnavailableError) as caught:
             backend.get("k")
@@ -130,7 +110,7 @@ def test_url_settings_reach_the_client(redis_cluster: RedisClusterServers) -> No
     url = redis_cluster.url_for(
         prefix="p:", socket_timeout="2.5", max_connections="7", retries="4", default_ttl="60"
     )
-    with _open(url) as backend:
+    with RedisClusterBackend.from_url(url) as backend:
         assert backend.retries == 4 and backend.default_ttl == 60
         node = backend.client.get_primaries()[0]  # type: ignore[no-untyped-call]
         pool = node.redis_connection.connection_pool
@@ -153,7 +133,7 @@ def test_host_lists_parse() -> None:
 
 def test_not_a_cluster_is_a_backend_error(redis_server: RedisServer) -> None:
     url = f"redis+cluster://127.0.0.1:{redis_server.port}/?prefix=x"
-    with _open(url) as backend, pytest.raises(BackendError) as caught:
+    with RedisClusterBackend.from_url(url) as backend, pytest.raises(BackendError) as caught:
         backend.get("k")
     assert not isinstance(caught.value, BackendUnavailableError)
     assert "not in cluster mode" in str(caught.value)
@@ -224,7 +204,7 @@ def test_a_hash_tag_prefix_keeps_a_store_in_one_slot(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
     prefix = f"{redis_cluster_namespace}{{app}}:"
-    with _open(redis_cluster.url_for(prefix=prefix)) as backend:
+    with RedisClusterBackend.from_url(redis_cluster.url_for(prefix=prefix)) as backend:
         keys = [f"k{i}" for i in range(100)]
         backend.set_many(dict.fromkeys(keys, b"v"))
         assert len({key_slot(backend.namespace.encode(k).encode()) for k in keys}) == 1
@@ -291,8 +271,8 @@ def test_moved_and_ask_redirections_are_followed(
 ) -> None:
     # Every key of this store hashes by the tag in its prefix: one slot, ours alone.
     prefix = f"{redis_cluster_namespace}{{{redis_cluster_namespace}}}:"
-    plain = _open(redis_cluster.url_for(prefix=prefix))
-    acked = _open(redis_cluster.url_for(prefix=prefix, wait_replicas="1"))
+    plain = RedisClusterBackend.from_url(redis_cluster.url_for(prefix=prefix))
+    acked = RedisClusterBackend.from_url(redis_cluster.url_for(prefix=prefix, wait_replicas="1"))
     try:
         keys = [f"k{i}" for i in range(8)]
         plain.set_many({key: key.encode() for key in keys})
@@ -335,7 +315,7 @@ def test_wait_replicas_waits_on_every_primary_it_wrote_to_or_says_it_could_not(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
     url = redis_cluster.url_for(prefix=redis_cluster_namespace, wait_replicas="1")
-    with _open(url) as backend:
+    with RedisClusterBackend.from_url(url) as backend:
         before = redis_cluster.command_calls()
         backend.set("k", b"v")
         backend.set_many({f"m{i}": b"v" for i in range(30)})
@@ -344,7 +324,7 @@ def test_wait_replicas_waits_on_every_primary_it_wrote_to_or_says_it_could_not(
     url = redis_cluster.url_for(
         prefix=redis_cluster_namespace, wait_replicas="2", wait_timeout="0.2"
     )
-    with _open(url) as backend:
+    with RedisClusterBackend.from_url(url) as backend:
         with pytest.raises(BackendUnavailableError, match="1 of 2 replica") as caught:
             backend.set("k", b"w")
         assert caught.value.__context__ is None and caught.value.key == "k"
@@ -355,39 +335,32 @@ def test_wait_replicas_waits_on_every_primary_it_wrote_to_or_says_it_could_not(
 
 # -- failures and secrets --------------------------------------------------------------------------
 def test_cluster_errors_are_translated_and_a_planted_password_never_shows(
-    redis_cluster_factory: ClusterFactory, caplog: pytest.LogCaptureFixture
+    redis_cluster_factory: ClusterFactory, planted_password: SecretWatch
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    password = f"pw-{secrets.token_hex(12)}-@:/%|"
-    cluster = redis_cluster_factory(replicas=0, password=password)
+    watch = planted_password
+    cluster = redis_cluster_factory(replicas=0, password=watch.password)
     url = cluster.url_for(prefix="app:", socket_connect_timeout="1", retries="1")
-    assert password not in url
-    shown: list[str] = []
-    errors: list[BaseException] = []
+    assert watch.password not in url
 
-    backend = _open(url)
+    backend = RedisClusterBackend.from_url(url)
     backend.set("k", b"v")
     assert backend.get("k") == b"v"
-    shown += [repr(backend), str(backend), backend.describe(), repr(backend.counters)]
-    shown += [repr(parse_cluster_config(parse_multi_host_url(url), {})), repr(cluster)]
+    watch.show(backend, backend.describe(), backend.counters, cluster)
+    watch.show(parse_cluster_config(parse_multi_host_url(url), {}))
 
-    wrong = _open(f"redis+cluster://:wrong@127.0.0.1:{cluster.ports[0]}/?socket_connect_timeout=1")
-    operations: list[Callable[[], object]] = [
-        lambda: wrong.get("k"),
-        lambda: wrong.set_many({"k": b"v"}),
+    wrong = RedisClusterBackend.from_url(
+        f"redis+cluster://:wrong@127.0.0.1:{cluster.ports[0]}/?socket_connect_timeout=1"
+    )
+    refused = [
+        watch.raises(BackendError, lambda: wrong.get("k")),
+        watch.raises(BackendError, lambda: wrong.set_many({"k": b"v"})),
     ]
-    for operation in operations:
-        with pytest.raises(BackendError) as caught:
-            operation()
-        assert not isinstance(caught.value, BackendUnavailableError)
-        errors.append(caught.value)
-    with pytest.raises(ConfigurationError) as config_error:
-        open_backend(url + "&unknown=1")
-    errors.append(config_error.value)
+    assert not any(isinstance(error, BackendUnavailableError) for error in refused)
+    watch.raises(ConfigurationError, lambda: open_backend(url + "&unknown=1"))
 
     for node in cluster.nodes:
         node.kill()
-    operations = [
+    operations: list[Callable[[], object]] = [
         lambda: backend.get("k"),
         lambda: backend.set("k", b"v"),
         lambda: backend.get_many(["k", "j"]),
@@ -396,21 +369,12 @@ def test_cluster_errors_are_translated_and_a_planted_password_never_shows(
     ]
     for operation in operations:
         started = time.monotonic()
-        with pytest.raises(BackendUnavailableError) as unavailable:
-            operation()
+        watch.raises(BackendUnavailableError, operation)
         assert time.monotonic() - started < 8
-        errors.append(unavailable.value)
-    for error in errors:
-        if isinstance(error, BackendError):
-            assert error.__cause__ is None and error.__context__ is None
-        for item in _chain(error):
-            shown += [str(item), repr(item), *(repr(arg) for arg in item.args)]
     backend.close()
     wrong.close()
-    shown += [caplog.text, *(record.getMessage() for record in caplog.records)]
-    leaks = [text for text in shown if password in text or password[:27] in text]
-    assert leaks == []
-    assert "credentials" in str(errors[0])
+    watch.assert_never_shown()
+    assert "credentials" in str(refused[0])
 
 
 def test_pipeline_errors_quote_neither_keys_nor_values() -> None:
@@ -421,35 +385,27 @@ def test_pipeline_errors_quote_neither_keys_nor_values() -> None:
 
 
 # -- processes ------------------------------------------------------------------------------------
-def test_fork_child_opens_its_own_connections(backend: RedisClusterBackend) -> None:
+def test_fork_child_opens_its_own_connections(
+    backend: RedisClusterBackend, run_forked: Callable[..., dict[str, object]]
+) -> None:
     backend.set("shared", b"from parent")
     primaries = backend.client.get_primaries()  # type: ignore[no-untyped-call]
     parent_ids = {node.name: node.redis_connection.client_id() for node in primaries}
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            os.close(read_end)
-            ok = backend.get("shared") == b"from parent"
-            for i in range(100):
-                backend.set(f"child:{i}", b"c")
-            ids = {node.name: node.redis_connection.client_id() for node in primaries}
-            os.write(write_end, json.dumps({"ok": ok, "ids": ids}).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    for i in range(100):
-        backend.set(f"parent:{i}", b"p")
-    chunks = []
-    while chunk := os.read(read_end, 65536):
-        chunks.append(chunk)
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    report = json.loads(b"".join(chunks))
+
+    def child() -> dict[str, object]:
+        ok = backend.get("shared") == b"from parent"
+        for i in range(100):
+            backend.set(f"child:{i}", b"c")
+        ids = {node.name: node.redis_connection.client_id() for node in primaries}
+        return {"ok": ok, "ids": ids}
+
+    def parent() -> None:
+        for i in range(100):
+            backend.set(f"parent:{i}", b"p")
+
+    report = run_forked(child, parent)
     assert report["ok"] is True
-    assert all(report["ids"][name] != parent_ids[name] for name in parent_ids)
+    ids = report["ids"]
+    assert isinstance(ids, dict) and all(ids[name] != parent_ids[name] for name in parent_ids)
     assert len(backend.get_many([f"child:{i}" for i in range(100)])) == 100
     assert len(list(backend.scan("parent:"))) == 100

@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from session_store.rewrite import rewrite_all
 from session_store_redis import RedisClusterBackend
 from session_store_redis.listing import ListingIncompleteWarning
 from session_store_redis.testing import RedisClusterServers
+from session_store_redis.testing.cluster_reshard import SlotMigrator
 
 ClusterFactory = Callable[..., RedisClusterServers]
 
@@ -68,38 +68,6 @@ def _fill(backend: RedisClusterBackend, count: int) -> dict[str, bytes]:
     return expected
 
 
-class Migrator(threading.Thread):
-    """Moves the slots of some keys to the next primary, one slot after the other, a key at a
-    time, then all of them back, over and over until stopped; counts the keys moved. (A slot is
-    not moved back at once: a cluster whose slot changes owner twice within one gossip round can
-    lose track of it.)"""
-
-    def __init__(self, cluster: RedisClusterServers, slots: list[int]) -> None:
-        super().__init__(daemon=True)
-        self.cluster = cluster
-        self.slots = slots
-        self.stop = threading.Event()
-        self.moved = 0
-        self.rounds = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            primaries = self.cluster.primary_nodes()
-            home = {slot: self.cluster.owner_of(slot) for slot in self.slots}
-            while not self.stop.is_set():
-                for slot in self.slots:
-                    if self.stop.is_set():
-                        return
-                    source = home[slot]
-                    away = primaries[(primaries.index(source) + 1) % len(primaries)]
-                    target = away if self.rounds % 2 == 0 else source
-                    self.moved += self.cluster.move_slot(slot, target, pause=0.001)
-                self.rounds += 1
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-
 def test_listings_are_complete_while_slots_migrate(cluster: RedisClusterServers) -> None:
     backend = _open(cluster.url_for(prefix="mig:"))  # a long-running process: opened before
     expected = _fill(backend, KEYS - MOVING)
@@ -111,7 +79,7 @@ def test_listings_are_complete_while_slots_migrate(cluster: RedisClusterServers)
     head = backend.namespace.scan_head()
     slots = sorted({key_slot(f"{head}{key}".encode()) for key in moving})
     assert len(slots) == MOVING_SLOTS
-    migrator = Migrator(cluster, slots)
+    migrator = SlotMigrator(cluster, slots)
     listings: list[int] = []
     incomplete_said = 0
     try:
@@ -153,7 +121,7 @@ def test_a_listing_that_cannot_be_proven_says_so(cluster: RedisClusterServers) -
     expected = _fill(backend, 300)
     head = backend.namespace.scan_head()
     slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected})[:50]
-    migrator = Migrator(cluster, slots)
+    migrator = SlotMigrator(cluster, slots)
     said: list[warnings.WarningMessage] = []
     try:
         migrator.start()
@@ -215,7 +183,7 @@ def test_copy_and_migrate_say_when_the_listing_was_not_proven(
         head = backend.namespace.scan_head()
         slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected})[:50]
     store = SessionStore(url, dict)
-    migrator = Migrator(cluster, slots)
+    migrator = SlotMigrator(cluster, slots)
     outputs: list[str] = []
     reports: list[bool] = []
     try:

@@ -6,13 +6,9 @@ must break one, which then gets its own."""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -28,34 +24,15 @@ from session_store_redis import RedisSentinelBackend
 from session_store_redis.sentinel import parse_sentinel_config
 from session_store_redis.sentinel_follow import FollowingConnection
 from session_store_redis.testing import RedisSentinelSet
+from session_store_redis.testing.checks import SecretWatch, exception_texts
 from session_store_redis.testing.server import free_port
 from session_store_redis.urls import parse_multi_host_url
 
 SentinelFactory = Callable[..., RedisSentinelSet]
 
 
-def _open(url: str, **overrides: object) -> RedisSentinelBackend:
-    backend = open_backend(url, **overrides)
-    assert isinstance(backend, RedisSentinelBackend)
-    return backend
-
-
-@pytest.fixture
-def backend(redis_sentinel_url: str) -> Iterator[RedisSentinelBackend]:
-    with _open(redis_sentinel_url) as opened:
-        yield opened
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    found: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or any(item is seen for seen in found):
-            continue
-        found.append(item)
-        todo += [item.__cause__, item.__context__]
-    return found
+#: What the ``backend`` fixture opens (backends/redis/conftest.py).
+BACKEND = RedisSentinelBackend
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -63,7 +40,7 @@ def test_writes_reach_the_primary_the_sentinels_name(
     redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
 ) -> None:
     url = redis_sentinel.url_for(prefix=f"{redis_sentinel_namespace}app:")
-    with _open(url) as backend:
+    with RedisSentinelBackend.from_url(url) as backend:
         assert backend.scope is Scope.NETWORK
         assert backend.describe() == url
         backend.set("k", b"v")
@@ -115,7 +92,7 @@ def test_urls_parse() -> None:
 def test_a_sentinel_password_in_the_url_is_refused_without_showing_it() -> None:
     with pytest.raises(ConfigurationError) as caught:
         open_backend("redis+sentinel://h:26379/svc?sentinel_password=hunter2-secret")
-    texts = [str(item) + repr(item) for item in _chain(caught.value)]
+    texts = exception_texts(caught.value)
     assert "keyword argument" in texts[0] and not any("hunter2" in text for text in texts)
     with open_backend(
         "redis+sentinel://h:26379/svc", sentinel_password="hunter2-secret"
@@ -131,7 +108,9 @@ def test_a_sentinel_password_in_the_url_is_refused_without_showing_it() -> None:
 def test_opening_does_no_io_and_no_sentinel_is_unavailable() -> None:
     port = free_port()  # nothing listens there
     started = time.monotonic()
-    with _open(f"redis+sentinel://127.0.0.1:{port}/mymaster/0?socket_connect_timeout=1") as backend:
+    with RedisSentinelBackend.from_url(
+        f"redis+sentinel://127.0.0.1:{port}/mymaster/0?socket_connect_timeout=1"
+    ) as backend:
         assert time.monotonic() - started < 0.5
         for operation in (lambda: backend.get("k"), lambda: backend.set_if("k", b"v", None)):
             with pytest.raises(BackendUnavailableError) as caught:
@@ -144,7 +123,10 @@ def test_opening_does_no_io_and_no_sentinel_is_unavailable() -> None:
 
 def test_an_unknown_service_is_unavailable(redis_sentinel: RedisSentinelSet) -> None:
     url = redis_sentinel.url_for().replace("/mymaster/", "/nosuchservice/")
-    with _open(url + "?retries=0") as backend, pytest.raises(BackendUnavailableError):
+    with (
+        RedisSentinelBackend.from_url(url + "?retries=0") as backend,
+        pytest.raises(BackendUnavailableError),
+    ):
         backend.get("k")
 
 
@@ -153,7 +135,7 @@ def test_wait_replicas_returns_once_the_replica_holds_the_writes_or_says_it_coul
     redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
 ) -> None:
     url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, wait_replicas="1")
-    with _open(url) as backend:
+    with RedisSentinelBackend.from_url(url) as backend:
         backend.set("k", b"v")
         backend.set_many({f"m{i}": b"v" for i in range(20)})
         read = backend.get_versioned("k")
@@ -169,7 +151,7 @@ def test_wait_replicas_returns_once_the_replica_holds_the_writes_or_says_it_coul
     url = redis_sentinel.url_for(
         prefix=redis_sentinel_namespace, wait_replicas="2", wait_timeout="0.2"
     )
-    with _open(url) as backend:
+    with RedisSentinelBackend.from_url(url) as backend:
         with pytest.raises(BackendUnavailableError, match="1 of 2 replica") as caught:
             backend.set("k", b"x")
         assert caught.value.__context__ is None
@@ -180,7 +162,7 @@ def test_compare_and_set_with_wait_survives_a_flushed_script_cache(
     redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
 ) -> None:
     url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, wait_replicas="1")
-    with _open(url) as backend:
+    with RedisSentinelBackend.from_url(url) as backend:
         backend.set("k", b"1")
         raw = redis_sentinel.primary().client()
         try:
@@ -198,7 +180,7 @@ def test_threads_wait_for_a_free_connection(
 ) -> None:
     errors: list[BaseException] = []
     url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, max_connections="3")
-    with _open(url) as backend:
+    with RedisSentinelBackend.from_url(url) as backend:
 
         def work(n: int) -> None:
             try:
@@ -217,33 +199,23 @@ def test_threads_wait_for_a_free_connection(
         assert len(list(backend.scan("t"))) == 200
 
 
-def test_fork_child_never_reuses_the_parents_socket(backend: RedisSentinelBackend) -> None:
+def test_fork_child_never_reuses_the_parents_socket(
+    backend: RedisSentinelBackend, run_forked: Callable[..., dict[str, object]]
+) -> None:
     backend.set("shared", b"from parent")
     parent_connection = backend.client.client_id()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            os.close(read_end)
-            ok = backend.get("shared") == b"from parent"
-            for i in range(50):
-                backend.set(f"child:{i}", b"c")
-            report = {"ok": ok, "connection": backend.client.client_id()}
-            os.write(write_end, json.dumps(report).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    for i in range(50):
-        backend.set(f"parent:{i}", b"p")
-    chunks = []
-    while chunk := os.read(read_end, 65536):
-        chunks.append(chunk)
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    report = json.loads(b"".join(chunks))
+
+    def child() -> dict[str, object]:
+        ok = backend.get("shared") == b"from parent"
+        for i in range(50):
+            backend.set(f"child:{i}", b"c")
+        return {"ok": ok, "connection": backend.client.client_id()}
+
+    def parent() -> None:
+        for i in range(50):
+            backend.set(f"parent:{i}", b"p")
+
+    report = run_forked(child, parent)
     assert report["ok"] is True and report["connection"] != parent_connection
     assert backend.client.client_id() == parent_connection
     assert len(backend.get_many([f"child:{i}" for i in range(50)])) == 50
@@ -251,31 +223,23 @@ def test_fork_child_never_reuses_the_parents_socket(backend: RedisSentinelBacken
 
 # -- failures and secrets ----------------------------------------------------------------------
 def test_sentinel_errors_are_translated_and_a_planted_password_never_shows(
-    redis_sentinel_factory: SentinelFactory, caplog: pytest.LogCaptureFixture
+    redis_sentinel_factory: SentinelFactory, planted_password: SecretWatch
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    password = f"pw-{secrets.token_hex(12)}-@:/%|"
-    sentinels = redis_sentinel_factory(password=password)
+    watch = planted_password
+    sentinels = redis_sentinel_factory(password=watch.password)
     url = sentinels.url_for(prefix="app:", socket_connect_timeout="1", retries="1")
-    assert password not in url
-    shown: list[str] = []
-    errors: list[BaseException] = []
+    assert watch.password not in url
 
-    backend = _open(url)
+    backend = RedisSentinelBackend.from_url(url)
     backend.set("k", b"v")
     assert backend.get("k") == b"v"
-    shown += [repr(backend), str(backend), backend.describe(), repr(backend.client)]
-    shown += [repr(backend.client.connection_pool), repr(backend.sentinel), repr(sentinels)]
-    shown += [repr(parse_sentinel_config(parse_multi_host_url(url), {}))]
+    watch.show(backend, backend.describe(), backend.client, backend.client.connection_pool)
+    watch.show(backend.sentinel, sentinels, parse_sentinel_config(parse_multi_host_url(url), {}))
 
-    wrong = _open(url.replace(url.split("@")[0], "redis+sentinel://:wrong"))
-    with pytest.raises(BackendError) as refused:
-        wrong.get("k")
-    assert not isinstance(refused.value, BackendUnavailableError)
-    errors.append(refused.value)
-    with pytest.raises(ConfigurationError) as config_error:
-        open_backend(url + "&unknown=1")
-    errors.append(config_error.value)
+    wrong = RedisSentinelBackend.from_url(url.replace(url.split("@")[0], "redis+sentinel://:wrong"))
+    refused = watch.raises(BackendError, lambda: wrong.get("k"))
+    assert not isinstance(refused, BackendUnavailableError)
+    watch.raises(ConfigurationError, lambda: open_backend(url + "&unknown=1"))
 
     for process in [*sentinels.servers, *sentinels.sentinels]:
         process.kill()
@@ -286,18 +250,9 @@ def test_sentinel_errors_are_translated_and_a_planted_password_never_shows(
         lambda: backend.set_if("k", b"v", None),
     ):
         started = time.monotonic()
-        with pytest.raises(BackendUnavailableError) as unavailable:
-            operation()
+        watch.raises(BackendUnavailableError, operation)
         assert time.monotonic() - started < 8
-        errors.append(unavailable.value)
-    for error in errors:
-        if isinstance(error, BackendError):
-            assert error.__cause__ is None and error.__context__ is None
-        for item in _chain(error):
-            shown += [str(item), repr(item), *(repr(arg) for arg in item.args)]
     backend.close()
     wrong.close()
-    shown += [caplog.text, *(record.getMessage() for record in caplog.records)]
-    leaks = [text for text in shown if password in text or password[:27] in text]
-    assert leaks == []
-    assert "credentials" in str(errors[0])
+    watch.assert_never_shown()
+    assert "credentials" in str(refused)

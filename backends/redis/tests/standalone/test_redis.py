@@ -3,8 +3,6 @@ reads, secrets, fork and threads. Every server here is a real redis-server the s
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import os
 import secrets
@@ -34,42 +32,14 @@ from session_store_redis import RedisBackend, parse_config
 from session_store_redis.errors import scrub, translate
 from session_store_redis.patterns import escape_glob
 from session_store_redis.testing import RedisServer
+from session_store_redis.testing.checks import Forked, SecretWatch
 from session_store_redis.testing.server import free_port
 
 ServerFactory = Callable[..., RedisServer]
 
 
-def _open(url: str, **overrides: object) -> RedisBackend:
-    backend = open_backend(url, **overrides)
-    assert isinstance(backend, RedisBackend)
-    return backend
-
-
-@pytest.fixture
-def backend(redis_url: str) -> Iterator[RedisBackend]:
-    with _open(redis_url) as opened:
-        yield opened
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and everything reachable through ``__cause__`` / ``__context__``."""
-    found: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or any(item is seen for seen in found):
-            continue
-        found.append(item)
-        todo += [item.__cause__, item.__context__]
-    return found
-
-
-def _texts(exc: BaseException) -> list[str]:
-    texts: list[str] = []
-    for item in _chain(exc):
-        texts += [str(item), repr(item), *(repr(arg) for arg in item.args)]
-        texts += [repr(value) for value in vars(item).values()]
-    return texts
+#: What the ``backend`` fixture opens (backends/redis/conftest.py).
+BACKEND = RedisBackend
 
 
 # -- opening --------------------------------------------------------------------------------------
@@ -85,7 +55,7 @@ def test_schemes_are_registered_as_entry_points() -> None:
 
 def test_open_backend_by_url(redis_server: RedisServer, redis_namespace: str) -> None:
     url = f"redis://127.0.0.1:{redis_server.port}/0?prefix={redis_namespace}app:"
-    with _open(url) as backend:
+    with RedisBackend.from_url(url) as backend:
         assert backend.scope is Scope.NETWORK
         assert backend.prefix == f"{redis_namespace}app:"
         backend.set("k", b"v")
@@ -108,7 +78,9 @@ def test_defaults_are_safe() -> None:
     )
     assert config.socket_connect_timeout == 5.0 and config.socket_timeout == 5.0
     assert config.retries == 2
-    with _open("redis://127.0.0.1:1/0") as backend:  # no I/O until the first command
+    with RedisBackend.from_url(
+        "redis://127.0.0.1:1/0"
+    ) as backend:  # no I/O until the first command
         kwargs = backend.client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == 5.0 and kwargs["socket_connect_timeout"] == 5.0
         assert backend.retries == 2
@@ -117,7 +89,9 @@ def test_defaults_are_safe() -> None:
 
 def test_keyword_overrides_beat_url_parameters() -> None:
     url = "redis://127.0.0.1:1/3?prefix=url:&socket_timeout=9&retries=4&default_ttl=60"
-    with _open(url, prefix="kw:", socket_timeout=0.5, retries=0, default_ttl=None) as backend:
+    with RedisBackend.from_url(
+        url, prefix="kw:", socket_timeout=0.5, retries=0, default_ttl=None
+    ) as backend:
         kwargs = backend.client.connection_pool.connection_kwargs
         assert backend.prefix == "kw:" and backend.default_ttl is None
         assert kwargs["socket_timeout"] == 0.5 and backend.retries == 0
@@ -127,7 +101,7 @@ def test_keyword_overrides_beat_url_parameters() -> None:
 
 def test_rediss_builds_tls_connections_without_io() -> None:
     url = "rediss://cache.internal:6380/2?ssl_cert_reqs=none&ssl_check_hostname=false"
-    with _open(url) as backend:
+    with RedisBackend.from_url(url) as backend:
         pool = backend.client.connection_pool
         assert issubclass(pool.connection_class, SSLConnection)
         assert pool.connection_kwargs["ssl_cert_reqs"] == "none"
@@ -242,7 +216,9 @@ def test_native_expiry(
         assert backend.get_with_ttl("absent") is None
     finally:
         raw.close()
-    with _open(redis_server.url_for(prefix=redis_namespace, default_ttl="100")) as ttl_backend:
+    with RedisBackend.from_url(
+        redis_server.url_for(prefix=redis_namespace, default_ttl="100")
+    ) as ttl_backend:
         ttl_backend.set("d", b"v")
         left = ttl_backend.ttl("d")
         assert left is not None and 99 < left <= 100
@@ -345,7 +321,7 @@ def test_overlapping_prefixes_see_list_and_delete_nothing_of_each_other(
     redis_server: RedisServer, redis_namespace: str
 ) -> None:
     prefixes = ["session:", "session:admin:", "session:*", "session:?", "session:["]
-    stores = [_open(redis_server.url, prefix=redis_namespace + p) for p in prefixes]
+    stores = [RedisBackend.from_url(redis_server.url, prefix=redis_namespace + p) for p in prefixes]
     try:
         for index, store in enumerate(stores):
             store.set_many({key: f"{index}:{key}".encode() for key in HOSTILE})
@@ -373,7 +349,7 @@ def test_overlapping_prefixes_see_list_and_delete_nothing_of_each_other(
 # -- failures --------------------------------------------------------------------------------------
 def test_connection_refused_is_unavailable_quickly() -> None:
     port = free_port()  # nothing listens there
-    with _open(f"redis://127.0.0.1:{port}/0?socket_connect_timeout=1") as backend:
+    with RedisBackend.from_url(f"redis://127.0.0.1:{port}/0?socket_connect_timeout=1") as backend:
         operations: list[Callable[[], object]] = [
             lambda: backend.get("k"),
             lambda: backend.set("k", b"v"),
@@ -457,7 +433,7 @@ def listener(request: pytest.FixtureRequest) -> Iterator[Listener]:
 @pytest.mark.parametrize("retries", [0, 2])
 def test_socket_timeout_is_honoured_and_not_retried(listener: Listener, retries: int) -> None:
     url = f"redis://127.0.0.1:{listener.port}/0?socket_timeout=0.3&retries={retries}"
-    with _open(url) as backend:
+    with RedisBackend.from_url(url) as backend:
         started = time.monotonic()
         with pytest.raises(BackendUnavailableError, match="Timeout"):
             backend.get("k")
@@ -472,7 +448,7 @@ def test_a_dropped_connection_is_retried_a_bounded_number_of_times(
     listener: Listener, retries: int
 ) -> None:
     url = f"redis://127.0.0.1:{listener.port}/0?retries={retries}"
-    with _open(url) as backend:
+    with RedisBackend.from_url(url) as backend:
         operations: list[Callable[[], object]] = [
             lambda: backend.get("k"),
             lambda: backend.set("k", b"v"),
@@ -486,7 +462,7 @@ def test_a_dropped_connection_is_retried_a_bounded_number_of_times(
 
 @pytest.mark.parametrize("listener", ["close"], indirect=True)
 def test_compare_and_set_is_never_retried(listener: Listener) -> None:
-    with _open(f"redis://127.0.0.1:{listener.port}/0?retries=3") as backend:
+    with RedisBackend.from_url(f"redis://127.0.0.1:{listener.port}/0?retries=3") as backend:
         with pytest.raises(BackendUnavailableError):
             backend.set_if("k", b"v", None)
         with pytest.raises(BackendUnavailableError):
@@ -500,7 +476,10 @@ def test_refused_credentials_are_not_retried(redis_server_factory: ServerFactory
     try:
         before = int(raw.info("stats")["total_connections_received"])
         url = f"redis://:wrong@127.0.0.1:{server.port}/0?retries=3"
-        with _open(url) as backend, pytest.raises(BackendError, match="credentials") as caught:
+        with (
+            RedisBackend.from_url(url) as backend,
+            pytest.raises(BackendError, match="credentials") as caught,
+        ):
             backend.get("k")
         assert not isinstance(caught.value, BackendUnavailableError)
         assert int(raw.info("stats")["total_connections_received"]) - before == 1
@@ -512,7 +491,9 @@ def test_server_killed_mid_test_is_unavailable_then_recovers(
     redis_server_factory: ServerFactory,
 ) -> None:
     server = redis_server_factory()
-    with _open(server.url_for(prefix="app:", socket_connect_timeout="1")) as backend:
+    with RedisBackend.from_url(
+        server.url_for(prefix="app:", socket_connect_timeout="1")
+    ) as backend:
         backend.set("k", b"before")
         assert backend.get("k") == b"before"
         server.kill()
@@ -529,7 +510,7 @@ def test_server_killed_mid_test_is_unavailable_then_recovers(
 
 def test_data_survives_a_restart_with_appendonly(redis_server_factory: ServerFactory) -> None:
     server = redis_server_factory(appendonly=True)
-    with _open(server.url) as backend:
+    with RedisBackend.from_url(server.url) as backend:
         backend.set("k", b"kept")
         server.restart()  # SIGTERM flushes the append-only file
         assert backend.get("k") == b"kept"
@@ -552,7 +533,7 @@ def test_compare_and_set_survives_a_flushed_script_cache(
     redis_server_factory: ServerFactory,
 ) -> None:
     server = redis_server_factory()
-    with _open(server.url) as backend:
+    with RedisBackend.from_url(server.url) as backend:
         backend.set("k", b"1")
         read = backend.get_versioned("k")
         assert read is not None and backend.set_if("k", b"2", read.token)
@@ -590,92 +571,51 @@ def test_translation_maps_and_scrubs() -> None:
 
 # -- secrets ---------------------------------------------------------------------------------------
 def test_a_planted_password_is_never_shown(
-    redis_server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
+    redis_server_factory: ServerFactory,
+    planted_password: SecretWatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    password = f"pw-{secrets.token_hex(12)}-@:/%|"
-    server = redis_server_factory(password=password)
+    watch = planted_password
+    server = redis_server_factory(password=watch.password)
     url = server.url_for(prefix="app:", socket_connect_timeout="1", retries="1")
-    assert password not in url  # percent-encoded, like the searches below
-    shown: list[str] = []
-    errors: list[BaseException] = []
+    assert watch.password not in url  # percent-encoded, like the searches below
 
-    def expect_error(kind: type[BaseException], operation: Callable[[], object]) -> None:
-        with pytest.raises(kind) as caught:
-            operation()
-        errors.append(caught.value)
-
-    backend = _open(url)
+    backend = RedisBackend.from_url(url)
     chain = open_backend(f"memory:// | {url}")
     assert isinstance(chain, TieredBackend)
     backend.set("k", b"v")
     assert backend.get("k") == b"v"
     chain.set("c", b"v")
-    shown += [repr(backend), str(backend), backend.describe(), repr(backend.client)]
-    shown += [repr(backend.client.connection_pool), repr(backend.counters), repr(backend.namespace)]
-    shown += [repr(chain), str(chain), chain.describe(), repr(chain.tier_states())]
-    shown += [repr(parse_url(url)), str(parse_url(url)), repr(parse_config(parse_url(url), {}))]
-    shown += [repr(server)]
+    watch.show(backend, backend.describe(), backend.client, backend.client.connection_pool)
+    watch.show(backend.counters, backend.namespace, chain, chain.describe(), chain.tier_states())
+    watch.show(parse_url(url), parse_config(parse_url(url), {}), server)
 
-    wrong = _open(url.replace(server.url.split("@")[0], "redis://:wrong-password"))
-    expect_error(BackendError, lambda: wrong.get("k"))
-    no_password = _open(f"redis://127.0.0.1:{server.port}/0")
-    expect_error(BackendError, lambda: no_password.get("k"))
-    expect_error(ConfigurationError, lambda: open_backend(url + "&unknown=1"))
-    expect_error(ConfigurationError, lambda: open_backend(url + "&socket_timeout=x"))
-    expect_error(ConfigurationError, lambda: open_backend(url.replace("/0?", "/zero?")))
+    wrong = RedisBackend.from_url(url.replace(server.url.split("@")[0], "redis://:wrong-password"))
+    refused = watch.raises(BackendError, lambda: wrong.get("k"))
+    no_password = RedisBackend.from_url(f"redis://127.0.0.1:{server.port}/0")
+    watch.raises(BackendError, lambda: no_password.get("k"))
+    watch.raises(ConfigurationError, lambda: open_backend(url + "&unknown=1"))
+    watch.raises(ConfigurationError, lambda: open_backend(url + "&socket_timeout=x"))
+    watch.raises(ConfigurationError, lambda: open_backend(url.replace("/0?", "/zero?")))
 
     server.kill()
-    expect_error(BackendUnavailableError, lambda: backend.get("k"))
-    expect_error(BackendUnavailableError, lambda: backend.set_if("k", b"v", None))
-    expect_error(BackendUnavailableError, lambda: list(backend.scan()))
+    watch.raises(BackendUnavailableError, lambda: backend.get("k"))
+    watch.raises(BackendUnavailableError, lambda: backend.set_if("k", b"v", None))
+    watch.raises(BackendUnavailableError, lambda: list(backend.scan()))
     assert chain.get("c") == b"v"  # served by the memory tier
     # a key only the dead tier could answer for: a typed error (never a guess), and a log line
-    expect_error(BackendUnavailableError, lambda: chain.get("absent"))
-    for error in errors:
-        if isinstance(error, BackendError):  # raised by the backend: nothing chained at all
-            assert error.__cause__ is None and error.__context__ is None
-        shown += _texts(error)
+    watch.raises(BackendUnavailableError, lambda: chain.get("absent"))
     for opened in (backend, chain, wrong, no_password):
         opened.close()
     assert any("is down" in record.getMessage() for record in caplog.records)
-    shown += [caplog.text, *(record.getMessage() for record in caplog.records)]
-    leaks = [text for text in shown if password in text or password[:27] in text]
-    assert leaks == []
-    assert type(errors[0]) is BackendError and "credentials" in str(errors[0])
+    watch.assert_never_shown()
+    assert type(refused) is BackendError and "credentials" in str(refused)
 
 
 # -- processes and threads -------------------------------------------------------------------------
-def _run_in_child(work: Callable[[], dict[str, object]]) -> tuple[int, int]:
-    """Fork; the child runs ``work`` and reports through a pipe. Returns (pid, read end)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            os.close(read_end)
-            report = work()
-            os.write(write_end, json.dumps(report).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    return pid, read_end
-
-
-def _collect(pid: int, read_end: int) -> dict[str, object]:
-    chunks = []
-    while chunk := os.read(read_end, 65536):
-        chunks.append(chunk)
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    report = json.loads(b"".join(chunks))
-    assert isinstance(report, dict)
-    return report
-
-
-def test_fork_child_never_reuses_the_parents_socket(backend: RedisBackend) -> None:
+def test_fork_child_never_reuses_the_parents_socket(
+    backend: RedisBackend, run_forked: Callable[..., dict[str, object]]
+) -> None:
     backend.set("shared", b"from parent")
     parent_connection = backend.client.client_id()
 
@@ -686,11 +626,12 @@ def test_fork_child_never_reuses_the_parents_socket(backend: RedisBackend) -> No
             ok = ok and backend.get(f"child:{i}") == b"c%d" % i
         return {"connection": backend.client.client_id(), "ok": ok}
 
-    pid, read_end = _run_in_child(child)
-    for i in range(200):  # the parent works at the same time on the same backend object
-        backend.set(f"parent:{i}", b"p%d" % i)
-        assert backend.get(f"parent:{i}") == b"p%d" % i
-    report = _collect(pid, read_end)
+    def parent() -> None:  # at the same time on the same backend object
+        for i in range(200):
+            backend.set(f"parent:{i}", b"p%d" % i)
+            assert backend.get(f"parent:{i}") == b"p%d" % i
+
+    report = run_forked(child, parent)
     assert report["ok"] is True
     assert report["connection"] != parent_connection
     assert backend.client.client_id() == parent_connection  # our socket is intact and ours
@@ -712,12 +653,12 @@ def _increment(backend: SessionBackend, key: str) -> int:
 
 def test_processes_racing_compare_and_set_lose_no_update(backend: RedisBackend) -> None:
     children = [
-        _run_in_child(lambda: {"tries": sum(_increment(backend, "n") for _ in range(25))})
+        Forked(lambda: {"tries": sum(_increment(backend, "n") for _ in range(25))})
         for _ in range(4)
     ]
     for _ in range(25):
         _increment(backend, "n")
-    reports = [_collect(pid, read_end) for pid, read_end in children]
+    reports = [child.report() for child in children]
     assert backend.get("n") == b"125"
     assert all(isinstance(report["tries"], int) for report in reports)
 
@@ -725,7 +666,7 @@ def test_processes_racing_compare_and_set_lose_no_update(backend: RedisBackend) 
 @pytest.mark.parametrize("max_connections", [50, 3])
 def test_threads_share_one_backend(redis_url: str, max_connections: int) -> None:
     errors: list[BaseException] = []
-    with _open(redis_url, max_connections=max_connections) as backend:
+    with RedisBackend.from_url(redis_url, max_connections=max_connections) as backend:
 
         def work(n: int) -> None:
             try:

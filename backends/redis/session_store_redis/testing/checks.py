@@ -1,0 +1,125 @@
+"""Checks the Redis tests of every topology share: a planted password that must never show, and a
+forked child that reports what it saw. Reusable by any backend's tests; the Redis suite hands
+them out as the ``planted_password`` and ``run_forked`` fixtures (``backends/redis/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Callable
+
+import pytest
+
+from session_store.errors import BackendError
+
+__all__ = ["Forked", "SecretWatch", "exception_chain", "exception_texts", "run_forked"]
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything reachable through ``__cause__`` / ``__context__``, once each."""
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is seen for seen in found):
+            continue
+        found.append(item)
+        todo += [item.__cause__, item.__context__]
+    return found
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    """Every text ``exc`` and its chain show: ``str``, ``repr``, arguments and attributes."""
+    texts: list[str] = []
+    for item in exception_chain(exc):
+        texts += [str(item), repr(item), *(repr(arg) for arg in item.args)]
+        texts += [repr(value) for value in vars(item).values()]
+    return texts
+
+
+class SecretWatch:
+    """A password to plant in a deployment, and every text a test saw of it: none may hold it.
+
+    Args:
+        caplog: the test's log capture; set to DEBUG, and searched too by
+            :meth:`assert_never_shown`.
+    """
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        #: Characters a URL must escape, so that a careless quoting shows.
+        self.password = f"pw-{secrets.token_hex(12)}-@:/%|"
+        self.shown: list[str] = []
+        self._caplog = caplog
+        caplog.set_level("DEBUG")
+
+    def show(self, *objects: object) -> None:
+        """Record what ``str`` and ``repr`` of each object show."""
+        self.shown += [text for obj in objects for text in (str(obj), repr(obj))]
+
+    def error(self, error: BaseException) -> BaseException:
+        """Record an error and everything chained to it; one raised by a backend
+        (a :class:`~session_store.errors.BackendError`) chains nothing at all."""
+        if isinstance(error, BackendError):
+            assert error.__cause__ is None and error.__context__ is None, repr(error)
+        self.shown += exception_texts(error)
+        return error
+
+    def raises(self, kind: type[BaseException], operation: Callable[[], object]) -> BaseException:
+        """Run ``operation``, which must raise ``kind``; the error, recorded."""
+        with pytest.raises(kind) as caught:
+            operation()
+        return self.error(caught.value)
+
+    def assert_never_shown(self) -> None:
+        """Nothing recorded, logged or printed in a log record holds the password (nor its
+        first 27 characters, a truncated copy)."""
+        self.shown += [self._caplog.text, *(r.getMessage() for r in self._caplog.records)]
+        leaks = [t for t in self.shown if self.password in t or self.password[:27] in t]
+        assert leaks == []
+
+
+class Forked:
+    """A forked child running ``child``, which sends back its report (JSON through a pipe)."""
+
+    def __init__(self, child: Callable[[], dict[str, object]]) -> None:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                os.close(read_end)
+                os.write(write_end, json.dumps(child()).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self.pid, self._read_end = pid, read_end
+
+    def report(self) -> dict[str, object]:
+        """The child's report, once it exited with status 0."""
+        chunks = []
+        while chunk := os.read(self._read_end, 65536):
+            chunks.append(chunk)
+        os.close(self._read_end)
+        _, status = os.waitpid(self.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        report = json.loads(b"".join(chunks))
+        assert isinstance(report, dict)
+        return report
+
+
+def run_forked(
+    child: Callable[[], dict[str, object]], parent: Callable[[], None] = lambda: None
+) -> dict[str, object]:
+    """Fork: the child runs ``child`` while this process runs ``parent``; the child's report."""
+    forked = Forked(child)
+    try:
+        parent()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            forked.report()  # reap the child; the parent's failure is the one to show
+        raise
+    return forked.report()
