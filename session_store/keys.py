@@ -22,9 +22,17 @@ delete each other's keys: ``session:admin:\\x1fk`` does not start with ``session
 **Another separator** (``Namespace(prefix, separator=":")``) gives another store's layout: the
 data-room plan's ``session:{user_id}`` is prefix ``session`` with separator ``:``. The prefix may
 not contain its separator, so it still ends at the first separator, and stores with the *same*
-separator never see each other's keys. Stores sharing one server with *different* separators
-lose that guarantee (prefix ``session`` with ``:`` holds every key of prefix ``session:x`` with
-U+001F): give such stores prefixes that do not start alike.
+separator never see each other's keys.
+
+**Beside the default layout.** Every key a default-layout store writes holds U+001F (it ends
+its prefix), so a namespace with another separator does not own a stored key holding U+001F
+after its head: the plan's ``session`` + ``:`` store and a default ``session:`` store (the
+default of ``redis://``) share a database without listing, migrating or counting each other's
+sessions (``session:\x1fU2`` is the default store's ``U2``, not the plan store's ``"\x1fU2"``).
+The cost: such a store cannot list a key of its own that holds U+001F, so do not give it one.
+Stores with two *different* non-default separators are not kept apart (prefix ``session`` with
+``:`` holds every key of prefix ``session:x`` with ``/``): give them prefixes that do not start
+alike.
 """
 
 from __future__ import annotations
@@ -115,7 +123,7 @@ class Namespace:
         ConfigurationError: the prefix contains the separator, is too long or is not valid Unicode.
     """
 
-    __slots__ = ("_head", "_head_len", "prefix", "separator")
+    __slots__ = ("_foreign", "_head", "_head_len", "prefix", "separator")
 
     def __init__(self, prefix: str = "", separator: str = SEPARATOR) -> None:
         if not isinstance(prefix, str):
@@ -137,16 +145,23 @@ class Namespace:
         self.separator = separator
         self._head = prefix + separator
         self._head_len = len(self._head)
+        # what marks another layout's key under this head (see the module docstring)
+        self._foreign = SEPARATOR if separator != SEPARATOR else None
 
     def encode(self, key: str) -> str:
         """The stored form of an already validated key."""
         return self._head + key
 
     def decode(self, stored: str) -> str | None:
-        """The session key of a stored key, or ``None`` if it belongs to another namespace."""
-        if stored.startswith(self._head):
-            return stored[self._head_len :]
-        return None
+        """The session key of a stored key, or ``None`` if it belongs to another namespace:
+        it does not start with this prefix and separator, or (for a separator other than
+        U+001F) it is a default-layout key, holding U+001F after them."""
+        if not stored.startswith(self._head):
+            return None
+        key = stored[self._head_len :]
+        if self._foreign is not None and self._foreign in key:
+            return None
+        return key
 
     def scan_head(self, prefix: str = "") -> str:
         """The literal start every stored key matching ``scan(prefix)`` has."""

@@ -27,6 +27,7 @@ from session_store.cli.common import (
     read_first,
     read_tiers,
     resolve_url,
+    shown_key,
     ttl_for_json,
     ttl_text,
     url_and_one,
@@ -127,7 +128,11 @@ def _without_invented_times(data: Any, stored: bytes, key: str, before: datetime
 @click.option("-l", "--long", "long_", is_flag=True, help="Also size and TTL (one read per key).")
 @_JSON
 def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bool) -> None:
-    """List the keys of the stored sessions, sorted (a chain: the union of its tiers)."""
+    """List the keys of the stored sessions, sorted (a chain: the union of its tiers).
+
+    One key per line, a backslash doubled and non-printable characters escaped (\\x1f, \\n),
+    so that every line is one key; --json gives the keys exactly.
+    """
     target = resolve_url(url)
     validate_scan_prefix(prefix)
     with opened(target) as backend:
@@ -139,7 +144,7 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
                 echo_json(keys)
             else:
                 for key in keys:
-                    click.echo(key)
+                    click.echo(shown_key(key))  # one line each, control characters escaped
                 if not keys:
                     click.echo("0 keys", err=True)  # stderr: stdout stays a list of keys
             return
@@ -155,13 +160,14 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
         click.echo("0 keys", err=True)
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False)
     table.add_column("key", overflow="fold")
     table.add_column("size", justify="right")
     table.add_column("ttl left", justify="right")
     for key, size, ttl in rows:
-        table.add_row(key, f"{size:,} B", ttl_text(ttl))
+        table.add_row(Text(shown_key(key)), f"{size:,} B", ttl_text(ttl))  # Text: no markup
     console().print(table)
 
 
@@ -269,7 +275,7 @@ def _print_inspection(result: dict[str, Any]) -> None:
     def line(name: str, value: object) -> None:
         click.echo(f"{name + ':':<16}{value}")
 
-    line("key", result["key"])
+    line("key", shown_key(result["key"]))
     line("backend", result["backend"])
     line("size", f"{result['size']:,} B")
     line("format", result["format"])

@@ -51,6 +51,7 @@ __all__ = [
     "read_tiers",
     "resolve_url",
     "scrub",
+    "shown_key",
     "tiers_of",
     "ttl_for_json",
     "ttl_text",
@@ -301,6 +302,34 @@ def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list
 
 
 # -- output ----------------------------------------------------------------------------------------
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown_key(key: str) -> str:
+    """``key`` as one unambiguous line of text: printable characters as they are (``café``),
+    a backslash doubled, and every other character escaped as Python writes it (``\\n``,
+    ``\\x1f``, ``\\u2028``). Keys are data and may hold anything but a lone surrogate, such
+    as a newline or the U+001F that ends a namespace prefix; ``--json`` gives them exactly."""
+    if key.isprintable() and "\\" not in key:
+        return key
+    out: list[str] = []
+    for char in key:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
+    return "".join(out)
+
+
 def ttl_text(seconds: float | None) -> str:
     """A TTL for people: ``never``, ``2d 03h``, ``1h 05m``, ``4m 10s``, ``12.5s``."""
     if seconds is None:
