@@ -116,24 +116,37 @@ class ServerSession(MutableMapping[str, Any]):
 
 
 class DictSession(dict[str, Any]):
-    """A session already loaded, as a real ``dict`` (for frameworks whose apps expect one, such
-    as Starlette's ``request.session``, which apps hand to ``json.dumps``), with the same
-    change tracking as :class:`ServerSession`.
+    """A session as a real ``dict`` (for frameworks whose apps expect one, such as Starlette's
+    ``request.session``, which apps hand to ``json.dumps``), with the same change tracking as
+    :class:`ServerSession`. This class is a loaded session;
+    :class:`~session_store.websession.lazy.LazyDictSession` is one that reads the store on first
+    use and then becomes this class.
 
     Args:
         sid: the id the data was loaded from, or ``None`` (none, or one the store did not hold).
         read: what :func:`aread_session` found (``None``: a new session).
     """
 
+    sid: str | None
+    stored: Read | None
+    _original: Data
+    loaded: bool
+
     def __init__(self, sid: str | None, read: Read | None) -> None:
-        super().__init__(read.data if read is not None else {})
-        self.sid = sid if read is not None else None
-        self.stored = read
-        self._original = copy.deepcopy(dict(self))
-        self.loaded = True
+        super().__init__()
         self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
         self.cleared = False
         self.regenerate_requested = False
+        self._adopt(sid, read)
+
+    def _adopt(self, sid: str | None, read: Read | None) -> None:
+        """Take ``read`` (what the store held for ``sid``) as this session's data."""
+        if read is not None:
+            dict.update(self, read.data)
+        self.sid = sid if read is not None else None  # an unknown id is never adopted
+        self.stored = read
+        self._original = copy.deepcopy(read.data) if read is not None else {}
+        self.loaded = True
 
     def clear(self) -> None:
         """Forget every key; at the end of the request, an empty session is deleted."""

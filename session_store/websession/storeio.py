@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from session_store.backend import Versioned
 from session_store.errors import CorruptPayloadError, UnknownSchemaVersionError
 from session_store.websession.ids import hiding, unreadable
 from session_store.websession.plan import Outcome
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
     from session_store.store import SessionStore
 
-__all__ = ["acommit", "aread_session", "commit", "read_session"]
+__all__ = ["acommit", "aread_session", "commit", "decode_read", "read_session"]
 
 
 def read_session(store: SessionStore[Data], sid: str) -> Read | None:
@@ -26,29 +27,29 @@ def read_session(store: SessionStore[Data], sid: str) -> Read | None:
     they are the very bytes this process last wrote for ``sid`` (the next request of the same
     user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
     with hiding(sid):
-        found = store.backend.get_versioned(sid)
-        if found is None:
-            return None
-        try:
-            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
-        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
-            unreadable(sid, exc)
-            return None
-    return Read(decoded, found.token)
+        return decode_read(store, sid, store.backend.get_versioned(sid))
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
     """:func:`read_session` through an async store."""
     with hiding(sid):
-        found = await store.backend.get_versioned(sid)
-        if found is None:
-            return None
-        try:
-            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
-            return Read(decoded, found.token)
-        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
-            unreadable(sid, exc)
-            return None
+        return decode_read(store, sid, await store.backend.get_versioned(sid))
+
+
+def decode_read(
+    store: SessionStore[Data] | AsyncSessionStore[Data], sid: str, found: Versioned | None
+) -> Read | None:
+    """What the backend's ``get_versioned`` found for ``sid``, decoded through the store's
+    decoded-object cache; ``None`` if absent or unreadable (logged: the user gets a new
+    session rather than an error page on every request)."""
+    if found is None:
+        return None
+    try:
+        decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+    except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
+        unreadable(sid, exc)
+        return None
+    return Read(decoded, found.token)
 
 
 def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from session_store import MemoryBackend, SessionStore, open_backend
 from session_store.flask import SessionStoreInterface, regenerate
 from session_store_redis.testing import RedisServer
-from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes
+from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes, redis_commands
 
 
 def make_app(
@@ -301,3 +301,24 @@ def test_emptying_the_session_deletes_it_and_modified_reflects_changes() -> None
     assert seen == [False, True]
     assert backend.inner.get(sid) is None
     assert session_cookie(response)["expires"].startswith("Thu, 01 Jan 1970")
+
+
+def test_an_unused_session_costs_a_real_redis_nothing(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Counted by the redis-server itself: requests with a valid session cookie that never use
+    the session run no command; one that reads it runs its read (and a touch)."""
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        redis_server.url_for(prefix=redis_namespace), dict
+    )
+    app, _ = make_app(RecordingBackend(store.backend))
+    client = app.test_client()
+    client.post("/login/ann")
+    commands = redis_commands(redis_server.port)
+    for _ in range(3):
+        response = client.get("/plain")
+        assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert commands() == 0
+    assert client.get("/read").json == {"user": "ann", "cart": []}
+    assert commands() >= 1
+    store.close()
