@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from session_store.backend import VersionToken
 
-__all__ = ["Data", "DictSession", "Read", "ServerSession", "SessionState", "diff"]
+__all__ = ["Data", "DictSession", "Read", "ServerSession", "SessionState", "diff", "snapshot"]
 
 Data = dict[str, Any]
 
@@ -53,7 +53,7 @@ class ServerSession(MutableMapping[str, Any]):
             self.sid = None  # unknown or absent id: never adopted, a new one comes on write
         self.stored = read
         self._data = {} if read is None else self._view(read.data)
-        self._original = copy.deepcopy(self._data)
+        self._original = snapshot(self._data)
 
     @property
     def loaded(self) -> bool:
@@ -145,7 +145,7 @@ class DictSession(dict[str, Any]):
             dict.update(self, read.data)
         self.sid = sid if read is not None else None  # an unknown id is never adopted
         self.stored = read
-        self._original = copy.deepcopy(read.data) if read is not None else {}
+        self._original = snapshot(read.data) if read is not None else {}
         self.loaded = True
 
     def clear(self) -> None:
@@ -164,6 +164,26 @@ class DictSession(dict[str, Any]):
     def changes(self) -> tuple[Data, frozenset[str]]:
         """The top-level keys set to a new value, and the keys removed, since the load."""
         return diff(self._original, self)
+
+
+_ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def snapshot(data: Data) -> Data:
+    """A deep copy of ``data`` to compare the request's changes against: JSON's own types
+    copied directly (a session is made of them), anything else with ``copy.deepcopy``."""
+    return {key: _copied(value) for key, value in data.items()}
+
+
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if kind is list:
+        return [_copied(item) for item in value]
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    return copy.deepcopy(value)
 
 
 def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:
