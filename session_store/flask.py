@@ -50,9 +50,14 @@ Data = dict[str, Any]
 _TAGS = TaggedJSONSerializer()
 
 
+_UNTAGGED = frozenset({str, int, float, bool, type(None)})
+
+
 def _tag(value: Any) -> Any:
-    """A value as Flask's tagged JSON (tuples, bytes, Markup, UUID, datetime survive), no pickle."""
-    return _TAGS.tag(value)
+    """A value as Flask's tagged JSON (tuples, bytes, Markup, UUID, datetime survive), no pickle.
+    JSON's scalars are their own tag (asked of the serializer, each costs a walk of its eight
+    tag checks)."""
+    return value if type(value) in _UNTAGGED else _TAGS.tag(value)
 
 
 def _untag(value: Any) -> Any:
@@ -71,6 +76,7 @@ class FlaskSession(ServerSession, SessionMixin):
 
     def __init__(self, sid: str | None, store: SessionStore[Data] | None = None) -> None:
         self._force_modified = False
+        self.cookie_sid = sid  # the id the request's cookie carried
         super().__init__(sid, None if store is None else partial(read_session, store))
 
     def _view(self, stored: Data) -> Data:
@@ -88,6 +94,11 @@ class FlaskSession(ServerSession, SessionMixin):
     @modified.setter
     def modified(self, value: bool) -> None:
         self._force_modified = value
+
+    @property
+    def was_temporary(self) -> bool:
+        """Whether the session was not permanent when loaded (so its cookie has no expiry)."""
+        return not self._original.get("_permanent", False)
 
     def changes(self) -> tuple[Data, frozenset[str]]:
         changed, removed = super().changes()
@@ -158,8 +169,8 @@ class SessionStoreInterface(SessionInterface):
             return
         if outcome.action is Action.NOTHING or outcome.sid is None:
             return
-        if outcome.action is Action.TOUCH and not session.permanent:
-            return  # the browser-session cookie does not change; the TTL was restarted
+        if outcome.sid == session.cookie_sid and not session.permanent and session.was_temporary:
+            return  # the browser already holds this very cookie (no expiry to refresh)
         expires = self.get_expiration_time(app, session)
         response.set_cookie(
             name,
@@ -172,7 +183,6 @@ class SessionStoreInterface(SessionInterface):
             samesite=self.get_cookie_samesite(app),
             partitioned=self.get_cookie_partitioned(app),
         )
-        response.vary.add("Cookie")
 
     def get_expiration_time(self, app: Flask, session: SessionMixin) -> datetime | None:
         if session.permanent:

@@ -21,14 +21,21 @@ expires server-side.
 The rules are :mod:`session_store.websession`'s: no fixation, merged per-key writes through
 compare-and-set, regenerate on login (:func:`regenerate_session` or
 ``request.session.regenerate()``), ``request.session.clear()`` on logout deletes server-side,
-and sliding expiry with ``touch``. One difference from the sync frameworks: an async app reads
-``request.session`` synchronously, so a request that carries a session cookie has its session
-read once before the app runs (a request without one costs nothing). A request that does not
-look at it writes and touches nothing; one that only reads it writes no payload.
+and sliding expiry with ``touch``. The session is read when the app first uses
+``request.session``, so a request that does not use it neither reads nor writes the store; one
+that only reads it writes no payload.
+
+That first read happens inside a synchronous attribute access, so it blocks the event loop for
+one store round trip (a store in the process's memory is read inline; any other is read by the
+async store on a helper loop, :mod:`session_store.websession.blocking`). To read without
+blocking the loop, ``await load_session(request)`` first (as with starsessions), or pass
+``autoload=True`` to read, awaited, before the app runs for every request that carries a
+session cookie (which gives up the "untouched costs nothing" rule for those requests).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 from starlette.datastructures import MutableHeaders
@@ -45,8 +52,10 @@ from session_store.websession import (
     store_url,
     web_codec,
 )
+from session_store.websession.blocking import BlockingReads
+from session_store.websession.lazy import LazyDictSession, LoadingScope
 
-__all__ = ["DEFAULT_TTL", "SessionMiddleware", "regenerate_session"]
+__all__ = ["DEFAULT_TTL", "SessionMiddleware", "load_session", "regenerate_session"]
 
 Data = dict[str, Any]
 
@@ -72,11 +81,15 @@ class SessionMiddleware:
         store: AsyncSessionStore[Data] | None = None,
         url: str | None = None,
         sliding: bool = True,
+        autoload: bool = False,
     ) -> None:
         self.app = app
         if store is None:
             store = AsyncSessionStore(store_url(url), dict, codec=web_codec())
         self.store = store
+        self.autoload = autoload
+        self._blocking_reads = BlockingReads(store)
+        self._aread = partial(aread_session, store)
         self.session_cookie = session_cookie
         self.max_age = max_age
         if max_age is None:  # a browser-session cookie: the server still expires the session
@@ -101,14 +114,20 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         sid = HTTPConnection(scope).cookies.get(self.session_cookie)
-        read = await aread_session(self.store, sid) if is_session_id(sid) else None
-        session = DictSession(sid, read)
+        session: DictSession
+        if not is_session_id(sid):
+            session = DictSession(None, None)
+        elif self.autoload:
+            session = DictSession(sid, await self._aread(sid))
+        else:  # read on first use (see the module docstring)
+            session = LazyDictSession(sid, self._blocking_reads, self._aread)
+        scope = LoadingScope(scope) if not _STARLETTE_MARKS_ACCESS else scope
         scope["session"] = session
         sent_cookie = sid is not None
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                current = scope["session"]
+                current = _unread(scope)  # an unused session stays unread
                 if isinstance(current, DictSession):
                     await self._commit(current, message, sent_cookie)
             await send(message)
@@ -142,3 +161,39 @@ def regenerate_session(connection: HTTPConnection) -> None:
     session = connection.scope.get("session")
     if isinstance(session, DictSession):
         session.regenerate()
+
+
+async def load_session(connection: HTTPConnection) -> dict[str, Any]:
+    """Read the request's session now, awaiting the store (the event loop is not blocked), and
+    return it; a no-op for a session already read or without a cookie. Optional: without it,
+    the first use of ``request.session`` reads the session, blocking the loop for that read."""
+    session = _unread(connection.scope)
+    if isinstance(session, LazyDictSession):
+        await session.aload()
+    if not isinstance(session, dict):
+        raise RuntimeError("session_store.starlette.SessionMiddleware is not installed")
+    return session
+
+
+def _unread(scope: Scope) -> Any:
+    """The scope's session as it is (a :class:`LoadingScope` would read it from the store)."""
+    return dict.get(scope, "session") if isinstance(scope, dict) else scope.get("session")
+
+
+def _marks_access() -> bool:
+    """Whether this Starlette's ``request.session`` calls the session's ``mark_accessed`` (it
+    does since 0.48); if not, the middleware hands the app a
+    :class:`~session_store.websession.lazy.LoadingScope` so that reading the session from the
+    scope reads it from the store."""
+
+    class Probe(dict[str, Any]):
+        called = False
+
+        def mark_accessed(self) -> None:
+            Probe.called = True
+
+    HTTPConnection({"type": "http", "session": Probe()}).session  # noqa: B018 - the probe
+    return Probe.called
+
+
+_STARLETTE_MARKS_ACCESS = _marks_access()

@@ -15,6 +15,7 @@ from session_store.errors import SessionStoreError
 
 __all__ = [
     "SESSION_ID_BYTES",
+    "hide",
     "hiding",
     "is_session_id",
     "new_session_id",
@@ -45,15 +46,21 @@ def hiding(sid: str | None) -> Iterator[None]:
     try:
         yield
     except SessionStoreError as exc:
-        if sid is not None:
-            seen: set[int] = set()
-            error: BaseException | None = exc
-            while error is not None and id(error) not in seen:
-                seen.add(id(error))
-                if isinstance(error, SessionStoreError) and error.key == sid:
-                    error.key = shown_id(sid)
-                error = error.__cause__ or error.__context__
+        hide(exc, sid)
         raise
+
+
+def hide(exc: SessionStoreError, sid: str | None) -> None:
+    """Make ``exc`` (and any error it was raised from) show :func:`shown_id` instead of ``sid``
+    (for hot paths, where a ``try`` costs nothing and a context manager does)."""
+    if sid is not None:
+        seen: set[int] = set()
+        error: BaseException | None = exc
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            if isinstance(error, SessionStoreError) and error.key == sid:
+                error.key = shown_id(sid)
+            error = error.__cause__ or error.__context__
 
 
 #: Random bytes in a session id (256 bits).

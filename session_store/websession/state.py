@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from session_store.backend import VersionToken
 
-__all__ = ["Data", "DictSession", "Read", "ServerSession", "SessionState", "diff"]
+__all__ = ["Data", "DictSession", "Read", "ServerSession", "SessionState", "diff", "snapshot"]
 
 Data = dict[str, Any]
 
@@ -53,7 +53,7 @@ class ServerSession(MutableMapping[str, Any]):
             self.sid = None  # unknown or absent id: never adopted, a new one comes on write
         self.stored = read
         self._data = {} if read is None else self._view(read.data)
-        self._original = copy.deepcopy(self._data)
+        self._original = snapshot(self._data)
 
     @property
     def loaded(self) -> bool:
@@ -116,24 +116,37 @@ class ServerSession(MutableMapping[str, Any]):
 
 
 class DictSession(dict[str, Any]):
-    """A session already loaded, as a real ``dict`` (for frameworks whose apps expect one, such
-    as Starlette's ``request.session``, which apps hand to ``json.dumps``), with the same
-    change tracking as :class:`ServerSession`.
+    """A session as a real ``dict`` (for frameworks whose apps expect one, such as Starlette's
+    ``request.session``, which apps hand to ``json.dumps``), with the same change tracking as
+    :class:`ServerSession`. This class is a loaded session;
+    :class:`~session_store.websession.lazy.LazyDictSession` is one that reads the store on first
+    use and then becomes this class.
 
     Args:
         sid: the id the data was loaded from, or ``None`` (none, or one the store did not hold).
         read: what :func:`aread_session` found (``None``: a new session).
     """
 
+    sid: str | None
+    stored: Read | None
+    _original: Data
+    loaded: bool
+
     def __init__(self, sid: str | None, read: Read | None) -> None:
-        super().__init__(read.data if read is not None else {})
-        self.sid = sid if read is not None else None
-        self.stored = read
-        self._original = copy.deepcopy(dict(self))
-        self.loaded = True
+        super().__init__()
         self.accessed = False  # set by mark_accessed (Starlette's request.session calls it)
         self.cleared = False
         self.regenerate_requested = False
+        self._adopt(sid, read)
+
+    def _adopt(self, sid: str | None, read: Read | None) -> None:
+        """Take ``read`` (what the store held for ``sid``) as this session's data."""
+        if read is not None:
+            dict.update(self, read.data)
+        self.sid = sid if read is not None else None  # an unknown id is never adopted
+        self.stored = read
+        self._original = snapshot(read.data) if read is not None else {}
+        self.loaded = True
 
     def clear(self) -> None:
         """Forget every key; at the end of the request, an empty session is deleted."""
@@ -151,6 +164,26 @@ class DictSession(dict[str, Any]):
     def changes(self) -> tuple[Data, frozenset[str]]:
         """The top-level keys set to a new value, and the keys removed, since the load."""
         return diff(self._original, self)
+
+
+_ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def snapshot(data: Data) -> Data:
+    """A deep copy of ``data`` to compare the request's changes against: JSON's own types
+    copied directly (a session is made of them), anything else with ``copy.deepcopy``."""
+    return {key: _copied(value) for key, value in data.items()}
+
+
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if kind is list:
+        return [_copied(item) for item in value]
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    return copy.deepcopy(value)
 
 
 def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from session_store.errors import CorruptPayloadError, UnknownSchemaVersionError
-from session_store.websession.ids import hiding, unreadable
+from session_store.backend import Versioned
+from session_store.errors import (
+    CorruptPayloadError,
+    SessionStoreError,
+    UnknownSchemaVersionError,
+)
+from session_store.websession.ids import hide, unreadable
 from session_store.websession.plan import Outcome
 from session_store.websession.state import Data, Read, SessionState
 from session_store.websession.steps import commit_steps
@@ -16,7 +21,7 @@ if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
     from session_store.store import SessionStore
 
-__all__ = ["acommit", "aread_session", "commit", "read_session"]
+__all__ = ["acommit", "aread_session", "commit", "decode_read", "read_session"]
 
 
 def read_session(store: SessionStore[Data], sid: str) -> Read | None:
@@ -25,30 +30,36 @@ def read_session(store: SessionStore[Data], sid: str) -> Read | None:
     The bytes go through the store's decoded-object cache (:mod:`session_store.decoded`): when
     they are the very bytes this process last wrote for ``sid`` (the next request of the same
     user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
-    with hiding(sid):
-        found = store.backend.get_versioned(sid)
-        if found is None:
-            return None
-        try:
-            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
-        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
-            unreadable(sid, exc)
-            return None
-    return Read(decoded, found.token)
+    try:
+        return decode_read(store, sid, store.backend.get_versioned(sid))
+    except SessionStoreError as exc:
+        hide(exc, sid)
+        raise
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
     """:func:`read_session` through an async store."""
-    with hiding(sid):
-        found = await store.backend.get_versioned(sid)
-        if found is None:
-            return None
-        try:
-            decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
-            return Read(decoded, found.token)
-        except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
-            unreadable(sid, exc)
-            return None
+    try:
+        return decode_read(store, sid, await store.backend.get_versioned(sid))
+    except SessionStoreError as exc:
+        hide(exc, sid)
+        raise
+
+
+def decode_read(
+    store: SessionStore[Data] | AsyncSessionStore[Data], sid: str, found: Versioned | None
+) -> Read | None:
+    """What the backend's ``get_versioned`` found for ``sid``, decoded through the store's
+    decoded-object cache; ``None`` if absent or unreadable (logged: the user gets a new
+    session rather than an error page on every request)."""
+    if found is None:
+        return None
+    try:
+        decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+    except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
+        unreadable(sid, exc)
+        return None
+    return Read(decoded, found.token)
 
 
 def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:
@@ -58,32 +69,45 @@ def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> A
 def commit(
     store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
-    """Apply :func:`plan_commit`'s decision through a sync store."""
+    """Apply :func:`plan_commit`'s decision through a sync store. An error shows a digest of
+    the session's id (and of a new id, on regenerate), never the id."""
+    sid = session.sid
     steps = commit_steps(store, session, ttl, sliding)
     result: Any = None
     try:
-        with hiding(session.sid):  # the encode of the first try, too
-            while True:
-                name, args = steps.send(result)
-                with hiding(args[0] if args else None):  # a new id (regenerate), too
-                    result = _target(store, name)(*args)
+        while True:
+            name, args = steps.send(result)  # the encode of the first try, too
+            try:
+                result = _target(store, name)(*args)
+            except SessionStoreError as exc:
+                hide(exc, args[0] if args else None)
+                raise
     except StopIteration as done:
         outcome: Outcome = done.value
         return outcome
+    except SessionStoreError as exc:
+        hide(exc, sid)
+        raise
 
 
 async def acommit(
     store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
-    """Apply :func:`plan_commit`'s decision through an async store."""
+    """Apply :func:`plan_commit`'s decision through an async store (errors as :func:`commit`)."""
+    sid = session.sid
     steps = commit_steps(store, session, ttl, sliding)
     result: Any = None
     try:
-        with hiding(session.sid):  # the encode of the first try, too
-            while True:
-                name, args = steps.send(result)
-                with hiding(args[0] if args else None):  # a new id (regenerate), too
-                    result = await _target(store, name)(*args)
+        while True:
+            name, args = steps.send(result)
+            try:
+                result = await _target(store, name)(*args)
+            except SessionStoreError as exc:
+                hide(exc, args[0] if args else None)
+                raise
     except StopIteration as done:
         outcome: Outcome = done.value
         return outcome
+    except SessionStoreError as exc:
+        hide(exc, sid)
+        raise

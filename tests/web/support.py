@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from session_store.backend import SessionBackend, Versioned, VersionToken
 
@@ -90,3 +90,19 @@ def cookie_attributes(header: str) -> dict[str, str]:
 
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def redis_commands(port: int) -> Callable[[], int]:
+    """A counter of the commands the redis-server on ``port`` has processed: each call returns
+    how many ran since the previous call, not counting the ``INFO`` calls that ask."""
+    import redis
+
+    client = redis.Redis(port=port)
+    last = [int(client.info("stats")["total_commands_processed"])]
+
+    def since() -> int:
+        now = int(client.info("stats")["total_commands_processed"])
+        ran, last[0] = now - last[0] - 1, now  # the previous INFO itself counts once
+        return ran
+
+    return since

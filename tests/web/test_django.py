@@ -16,7 +16,7 @@ from django.urls import path
 import session_store.django as engine
 from session_store import MemoryBackend, SessionStore, open_backend
 from session_store_redis.testing import RedisServer
-from tests.web.support import SESSION_ID, RecordingBackend
+from tests.web.support import SESSION_ID, RecordingBackend, redis_commands
 
 if not settings.configured:
     settings.configure(
@@ -222,3 +222,21 @@ def test_a_changing_request_is_one_read_and_one_compare_and_set(
     client.post("/cart/lamp")
     assert recorder.names() == ["get_versioned", "set_if"]
     assert client.get("/read").json() == {"user": None, "cart": ["book", "lamp"]}
+
+
+def test_an_unused_session_costs_a_real_redis_nothing(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Counted by the redis-server itself, behind Django's own SessionMiddleware."""
+    url = redis_server.url_for(prefix=redis_namespace)
+    engine._stores[url] = SessionStore(open_backend(url), dict)
+    with override_settings(SESSION_STORE_URL=url):
+        client = Client()
+        client.post("/login/ann")
+        commands = redis_commands(redis_server.port)
+        for _ in range(3):
+            assert client.get("/plain").status_code == 200
+        assert commands() == 0
+        assert client.get("/read").json() == {"user": "ann", "cart": None}
+        assert commands() >= 1
+    engine._stores.pop(url).close()

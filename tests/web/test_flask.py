@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from session_store import MemoryBackend, SessionStore, open_backend
 from session_store.flask import SessionStoreInterface, regenerate
 from session_store_redis.testing import RedisServer
-from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes
+from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes, redis_commands
 
 
 def make_app(
@@ -301,3 +301,57 @@ def test_emptying_the_session_deletes_it_and_modified_reflects_changes() -> None
     assert seen == [False, True]
     assert backend.inner.get(sid) is None
     assert session_cookie(response)["expires"].startswith("Thu, 01 Jan 1970")
+
+
+def test_an_unused_session_costs_a_real_redis_nothing(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Counted by the redis-server itself: requests with a valid session cookie that never use
+    the session run no command; one that reads it runs its read (and a touch)."""
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        redis_server.url_for(prefix=redis_namespace), dict
+    )
+    app, _ = make_app(RecordingBackend(store.backend))
+    client = app.test_client()
+    client.post("/login/ann")
+    commands = redis_commands(redis_server.port)
+    for _ in range(3):
+        response = client.get("/plain")
+        assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert commands() == 0
+    assert client.get("/read").json == {"user": "ann", "cart": []}
+    assert commands() >= 1
+    store.close()
+
+
+def test_set_cookie_only_when_the_browser_needs_a_new_one() -> None:
+    """A browser-session cookie already carrying the session's id is not sent again when the
+    session changes (its value and attributes would be the same); a new id, a permanent
+    session's expiry, and a session made temporary again are sent."""
+    app, _ = make_app(PERMANENT_SESSION_LIFETIME=timedelta(hours=2))
+
+    @app.post("/temporary")
+    def temporary() -> str:
+        session.permanent = False
+        return "ok"
+
+    client = app.test_client()
+
+    def cookies(response: Any) -> list[str]:
+        return [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")]
+
+    assert len(cookies(client.post("/cart/book"))) == 1  # a new id
+    first = sid_of(client)
+    assert cookies(client.post("/cart/lamp")) == []  # same id, no expiry: nothing to send
+    assert cookies(client.get("/read")) == []
+    assert "Cookie" in client.post("/cart/pen").headers.get("Vary", "")
+    assert len(cookies(client.post("/login/ann"))) == 1 and sid_of(client) != first
+    assert "expires" in session_cookie(client.post("/permanent"))
+    assert "expires" in session_cookie(client.post("/cart/cup"))  # a permanent one refreshes
+    made_temporary = session_cookie(client.post("/temporary"))
+    assert "expires" not in made_temporary and made_temporary["value"] == sid_of(client)
+    assert cookies(client.post("/cart/hat")) == []
+    assert client.get("/read").json == {
+        "user": "ann",
+        "cart": ["book", "lamp", "pen", "cup", "hat"],
+    }

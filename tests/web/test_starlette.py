@@ -17,9 +17,16 @@ from starlette.types import ASGIApp
 
 from session_store import MemoryBackend
 from session_store.aio import AsyncSessionStore, ThreadedBackend, open_async_backend
-from session_store.starlette import DEFAULT_TTL, SessionMiddleware, regenerate_session
+from session_store.starlette import (
+    DEFAULT_TTL,
+    SessionMiddleware,
+    load_session,
+    regenerate_session,
+)
+from session_store.websession.lazy import LazyDictSession, LoadingScope
+from session_store.websession.state import DictSession, Read
 from session_store_redis.testing import RedisServer
-from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes
+from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes, redis_commands
 
 pytestmark = pytest.mark.anyio
 
@@ -111,7 +118,7 @@ async def test_untouched_requests_cost_nothing_and_read_only_writes_nothing() ->
         await client.post("/login/ann")
         recorder.calls.clear()
         response = await client.get("/plain")
-        assert recorder.writes() == [] and "touch" not in recorder.names()
+        assert recorder.calls == []  # a valid cookie, an unused session: not even a read
         assert response.headers.get("set-cookie") is None
         recorder.calls.clear()
         assert (await client.get("/read")).json() == {"user": "ann", "cart": None}
@@ -229,3 +236,120 @@ async def test_starsessions_loses_one_of_the_two_changes(
     await connection.aclose()
     assert data["seed"] is True
     assert ("a" in data) != ("b" in data), data  # exactly one change was lost
+
+
+# -- the session is read on first use, not before the app runs ------------------------------------
+async def test_an_unused_session_costs_a_real_redis_nothing(
+    redis_store: AsyncSessionStore[dict[str, Any]], redis_server: RedisServer
+) -> None:
+    """Counted by the redis-server itself: requests carrying a valid session cookie that never
+    use the session run no command; one that reads it runs its read (and a touch)."""
+    app = Starlette(routes=ROUTES, middleware=[Middleware(SessionMiddleware, store=redis_store)])
+    async with client_for(app) as client:
+        await client.post("/login/ann")
+        commands = redis_commands(redis_server.port)
+        for _ in range(3):
+            response = await client.get("/plain")
+            assert response.status_code == 200 and "set-cookie" not in response.headers
+        assert commands() == 0
+        assert (await client.get("/read")).json() == {"user": "ann", "cart": None}
+        assert commands() >= 1
+
+
+async def test_request_session_is_a_dict_holding_the_stored_data() -> None:
+    """Starlette's own tests hand ``request.session`` to ``json.dumps`` (whose C encoder reads
+    a ``dict`` directly): the first use must have read it by then."""
+    import json
+
+    import orjson
+
+    async def show(request: Request) -> JSONResponse:
+        session = request.session
+        assert type(session) is DictSession  # read, and from now on a plain dict subclass
+        return JSONResponse({"session": session, "orjson": orjson.loads(orjson.dumps(session))})
+
+    app, recorder = make_app()
+    app.router.routes.append(Route("/show", show))
+    async with client_for(app) as client:
+        await client.post("/cart/book")
+        recorder.calls.clear()
+        body = (await client.get("/show")).json()
+    assert body == {"session": {"cart": ["book"]}, "orjson": {"cart": ["book"]}}
+    assert recorder.names() == ["get_versioned", "touch"]
+    assert json.dumps(dict(body["session"])) == '{"cart": ["book"]}'
+
+
+async def test_load_session_reads_without_blocking_the_loop(
+    redis_store: AsyncSessionStore[dict[str, Any]],
+) -> None:
+    """``await load_session(request)`` reads through the request's own loop: the helper loop
+    that a first use from synchronous code would need is never started."""
+
+    async def awaited(request: Request) -> JSONResponse:
+        session = await load_session(request)
+        assert session is request.session
+        return JSONResponse(dict(session))
+
+    middleware = Middleware(SessionMiddleware, store=redis_store)
+    app = Starlette(routes=[*ROUTES, Route("/awaited", awaited)], middleware=[middleware])
+    async with client_for(app) as client:
+        await client.post("/cart/book")
+        ours: Any = app.middleware_stack
+        while not isinstance(ours, SessionMiddleware):
+            ours = ours.app
+        assert (await client.get("/awaited")).json() == {"cart": ["book"]}
+        assert ours._blocking_reads._thread is None  # no read from synchronous code yet
+        assert (await client.get("/read")).json() == {"user": None, "cart": ["book"]}
+        assert ours._blocking_reads._thread is not None  # /read's first use did one
+    ours._blocking_reads.close()
+
+
+async def test_autoload_reads_every_request_with_a_cookie() -> None:
+    """``autoload=True`` reads, awaited, before the app runs: the documented trade-off."""
+    app, recorder = make_app(autoload=True)
+    async with client_for(app) as client:
+        await client.post("/cart/book")
+        recorder.calls.clear()
+        await client.get("/plain")
+        assert recorder.names() == ["get_versioned"] and recorder.writes() == []
+        assert (await client.get("/read")).json() == {"user": None, "cart": ["book"]}
+
+
+def test_a_lazy_session_reads_once_on_any_first_use() -> None:
+    reads: list[str] = []
+
+    def loader(sid: str) -> Read | None:
+        reads.append(sid)
+        return Read({"a": 1}, b"token")
+
+    async def aloader(sid: str) -> Read | None:
+        return loader(sid)
+
+    sid = "A" * 43
+    uses: list[Callable[[dict[str, Any]], Any]] = [
+        lambda s: s["a"],
+        lambda s: "a" in s,
+        len,
+        list,
+        dict,
+        lambda s: s.get("a"),
+        lambda s: s == {"a": 1},
+        lambda s: {**s},
+        lambda s: s | {"b": 2},
+        lambda s: s.items(),
+        lambda s: s.setdefault("b", 2),
+        lambda s: s.update(b=2),
+        lambda s: s.pop("a"),
+        lambda s: s.clear(),
+        bool,
+    ]
+    for use in uses:
+        session = LazyDictSession(sid, loader, aloader)
+        assert not session.loaded and reads == [] and repr(session).endswith("(<not loaded>)")
+        use(session)
+        assert reads == [sid] and session.loaded and type(session) is DictSession, use
+        reads.clear()
+    scope = LoadingScope({"type": "http", "session": LazyDictSession(sid, loader, aloader)})
+    assert reads == []
+    assert __import__("json").dumps(scope["session"]) == '{"a": 1}'  # read by the scope
+    assert scope.get("session") == {"a": 1} and reads == [sid]

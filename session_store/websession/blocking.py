@@ -1,0 +1,81 @@
+"""Reading a session through an :class:`~session_store.aio.AsyncSessionStore` from synchronous
+code: Starlette's ``request.session``, the first use of a
+:class:`~session_store.websession.lazy.LazyDictSession`.
+
+An event loop cannot wait for its own I/O from inside a synchronous call, so:
+
+* a store in this process's memory (:class:`~session_store.aio.AsyncMemoryBackend`) is read
+  inline: it never waits on anything;
+* any other store is read by the async store itself, on a helper event loop in a thread of its
+  own (started on first use; async backends keep one connection set per loop), while the
+  calling thread waits for that one read. The app's event loop is blocked for that read, one
+  round trip, as a Flask worker is for its own read; an app that must never block its loop
+  awaits ``session_store.starlette.load_session(request)`` before using the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any
+
+from session_store import forksafe
+from session_store.aio.memory import AsyncMemoryBackend
+from session_store.websession.ids import hiding
+from session_store.websession.state import Read
+from session_store.websession.storeio import aread_session, decode_read
+
+if TYPE_CHECKING:
+    from session_store.aio.store import AsyncSessionStore
+
+__all__ = ["BlockingReads"]
+
+
+class BlockingReads:
+    """Synchronous reads of sessions in ``store`` (see the module docstring).
+
+    Args:
+        store: the async store whose sessions are read (its decoded-object cache included).
+    """
+
+    def __init__(self, store: AsyncSessionStore[dict[str, Any]]) -> None:
+        self.store = store
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, sid: str) -> Read | None:
+        """The session ``sid`` with its version token, or ``None``; one backend read."""
+        backend = self.store.backend
+        if isinstance(backend, AsyncMemoryBackend):  # in this process: nothing to wait for
+            with hiding(sid):
+                return decode_read(self.store, sid, backend.sync.get_versioned(sid))
+        future = asyncio.run_coroutine_threadsafe(aread_session(self.store, sid), self._helper())
+        return future.result()
+
+    def _helper(self) -> asyncio.AbstractEventLoop:
+        """The helper loop, started on first use (and again in a forked child, where the
+        parent's thread does not exist)."""
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="session-store-reads", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def close(self) -> None:
+        """Stop the helper loop, if one was started (the store itself is not closed)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None and thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
