@@ -34,7 +34,7 @@ from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
 from session_store.stamps import own_ttl, session_bytes
-from session_store.storerules import StoreRules, backoff_pause
+from session_store.storerules import StoreRules, backoff_pause, default_compression
 from session_store.ttl import DEFAULT_SESSION_TTL
 
 __all__ = ["SessionStore"]
@@ -54,8 +54,10 @@ class SessionStore(StoreRules[T]):
             ``None`` loads whatever schema each payload names.
         ttl: seconds a saved session lives: 24 hours unless given (``None`` too);
             ``NO_EXPIRY`` for sessions that never expire (an explicit choice).
-        codec: how objects become bytes (default: zstd above 1 KiB, encryption when
-            ``SESSION_STORE_KEYS`` is set, legacy JSON read as ``legacy_schema``).
+        codec: how objects become bytes (default: zstd level 1 above 1 KiB, but none written
+            on a bare ``memory://`` backend (:func:`~session_store.storerules.default_compression`),
+            encryption when ``SESSION_STORE_KEYS`` is set, legacy JSON read as
+            ``legacy_schema``).
         legacy_schema: the schema headerless legacy JSON loads as (default: ``dict`` for a
             ``dict`` store, else the data-room schema).
         namespace: bound into encryption, so a payload copied into another store fails.
@@ -93,6 +95,7 @@ class SessionStore(StoreRules[T]):
             access_interval=access_interval,
             touch_on_load=touch_on_load,
             update_timeout=update_timeout,
+            compression=default_compression(self.backend, near_cache=decoded_cache_bytes > 0),
         )
         self._decoded = DecodedCache(decoded_cache_bytes)  # issue 17: see session_store.decoded
 
