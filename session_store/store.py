@@ -112,15 +112,23 @@ class SessionStore(StoreRules[T]):
             UnknownSchemaVersionError: stored by a newer schema or format than this code knows.
         """
         data = self.backend.get(key)
+        obj = self._cached_decode(key, data)
+        if obj is not None and self.touch_on_load:
+            assert data is not None  # for mypy: a session was found in it
+            self._touch_after_load(key, data)
+        return obj
+
+    def _cached_decode(self, key: str, data: bytes | None) -> T | None:
+        """The session in bytes the backend returned (``None``: absent, or a chain's tombstone
+        read through one tier), through the near cache: the same bytes as last read or written
+        undo no stage (see :mod:`session_store.decoded`), and a mutable session is always a
+        new object of the caller's own."""
         if data is None:
             return None
         payload = session_bytes(data)
-        if payload is None:  # a chain's tombstone, read through one tier
+        if payload is None:
             return None
-        # the same bytes as last time: no stage undone (see session_store.decoded)
         obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
-        if self.touch_on_load:
-            self._touch_after_load(key, data)
         return obj
 
     def _touch_after_load(self, key: str, data: bytes) -> None:
@@ -197,7 +205,9 @@ class SessionStore(StoreRules[T]):
         attempt = 0
         while True:
             read = self.backend.get_versioned(key)
-            current = None if read is None else self._decode_stored(key, read.value)
+            # through the near cache: an update of what this store just wrote or read undoes no
+            # stage, and ``fn`` still gets an object nobody else holds (issue 17)
+            current = None if read is None else self._cached_decode(key, read.value)
             new = fn(current)
             if new is None:
                 return current
