@@ -116,8 +116,9 @@ def _missed_notes(goals: list[Goal]) -> str:
 #: The reading of the profiles, kept with the code that produces them.
 WHY = """How to read them: in the codec profiles, the time is in orjson itself, the generated
 (un)structure functions, the strict JSON check of the parts declared types cannot vouch for
-(`jsonsafe._only_plain_parts`; a dict session is walked whole by `_only_plain_json`), which
-refuses what JSON cannot hold instead of `default=str`, and zstd; msgspec and a bare `orjson`
+(`jsonsafe._only_plain`: `marshal.dumps` in C, then a scan of its bytes for NaN and infinity),
+which refuses what JSON cannot hold instead of `default=str`, and zstd (not written by a bare
+`memory://` store with its near cache: see docs/performance.md); msgspec and a bare `orjson`
 round trip do no typed conversion and no check. In the hot-path rows, a warm load of a mutable
 schema costs a parse of the checked JSON body the near cache keeps (a fresh object per load:
 the isolation the near cache guarantees; a frozen schema is shared without one). End to end,

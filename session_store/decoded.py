@@ -173,8 +173,11 @@ class DecodedCache:
             return
         shared = is_immutable(obj)
         kept = obj if shared else plain
-        # the bytes kept to compare, and the objects (estimated) or the body
-        cost = len(data) + (estimated_size(data) if shared else len(plain.body))
+        # the bytes kept to compare, and the objects (estimated) or the body (nothing more when
+        # it is a view of those very bytes: a payload stored with no stage)
+        body = plain.body
+        viewed = isinstance(body, memoryview) and body.obj is data
+        cost = len(data) + (estimated_size(data) if shared else 0 if viewed else len(body))
         if cost > self.max_bytes:
             self.discard(key)
             return

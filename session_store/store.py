@@ -34,7 +34,7 @@ from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
 from session_store.stamps import own_ttl, session_bytes
-from session_store.storerules import StoreRules, backoff_pause
+from session_store.storerules import StoreRules, backoff_pause, default_compression
 from session_store.ttl import DEFAULT_SESSION_TTL
 
 __all__ = ["SessionStore"]
@@ -54,8 +54,10 @@ class SessionStore(StoreRules[T]):
             ``None`` loads whatever schema each payload names.
         ttl: seconds a saved session lives: 24 hours unless given (``None`` too);
             ``NO_EXPIRY`` for sessions that never expire (an explicit choice).
-        codec: how objects become bytes (default: zstd above 1 KiB, encryption when
-            ``SESSION_STORE_KEYS`` is set, legacy JSON read as ``legacy_schema``).
+        codec: how objects become bytes (default: zstd level 1 above 1 KiB, but none written
+            on a bare ``memory://`` backend (:func:`~session_store.storerules.default_compression`),
+            encryption when ``SESSION_STORE_KEYS`` is set, legacy JSON read as
+            ``legacy_schema``).
         legacy_schema: the schema headerless legacy JSON loads as (default: ``dict`` for a
             ``dict`` store, else the data-room schema).
         namespace: bound into encryption, so a payload copied into another store fails.
@@ -93,6 +95,7 @@ class SessionStore(StoreRules[T]):
             access_interval=access_interval,
             touch_on_load=touch_on_load,
             update_timeout=update_timeout,
+            compression=default_compression(self.backend, near_cache=decoded_cache_bytes > 0),
         )
         self._decoded = DecodedCache(decoded_cache_bytes)  # issue 17: see session_store.decoded
 
@@ -109,15 +112,23 @@ class SessionStore(StoreRules[T]):
             UnknownSchemaVersionError: stored by a newer schema or format than this code knows.
         """
         data = self.backend.get(key)
+        obj = self._cached_decode(key, data)
+        if obj is not None and self.touch_on_load:
+            assert data is not None  # for mypy: a session was found in it
+            self._touch_after_load(key, data)
+        return obj
+
+    def _cached_decode(self, key: str, data: bytes | None) -> T | None:
+        """The session in bytes the backend returned (``None``: absent, or a chain's tombstone
+        read through one tier), through the near cache: the same bytes as last read or written
+        undo no stage (see :mod:`session_store.decoded`), and a mutable session is always a
+        new object of the caller's own."""
         if data is None:
             return None
         payload = session_bytes(data)
-        if payload is None:  # a chain's tombstone, read through one tier
+        if payload is None:
             return None
-        # the same bytes as last time: no stage undone (see session_store.decoded)
         obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
-        if self.touch_on_load:
-            self._touch_after_load(key, data)
         return obj
 
     def _touch_after_load(self, key: str, data: bytes) -> None:
@@ -194,7 +205,9 @@ class SessionStore(StoreRules[T]):
         attempt = 0
         while True:
             read = self.backend.get_versioned(key)
-            current = None if read is None else self._decode_stored(key, read.value)
+            # through the near cache: an update of what this store just wrote or read undoes no
+            # stage, and ``fn`` still gets an object nobody else holds (issue 17)
+            current = None if read is None else self._cached_decode(key, read.value)
             new = fn(current)
             if new is None:
                 return current

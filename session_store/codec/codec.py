@@ -53,10 +53,13 @@ class Decoded(NamedTuple):
 
 class Plain(NamedTuple):
     """A payload with its stages undone: the JSON body, whether it is headerless legacy JSON,
-    and the names of the stages it was stored with."""
+    and the names of the stages it was stored with.
+
+    When no stage ran, ``body`` is a read-only view into the payload itself rather than a copy
+    (what the decoded near cache keeps then costs no memory beyond the payload it compares)."""
 
     legacy: bool
-    body: bytes
+    body: bytes | memoryview
     stages: tuple[str, ...]
 
 
@@ -192,7 +195,10 @@ class Codec:
             unchecked=unchecked if typed else None,
         )
         payload = self.pipeline.encode(body, self.namespace, key)
-        return payload, Plain(False, body, self._stage_names(payload))
+        stages = self._stage_names(payload)
+        if not stages:  # header + body: the body is a view of the payload, not a second copy
+            return payload, Plain(False, memoryview(payload)[len(payload) - len(body) :], ())
+        return payload, Plain(False, body, stages)
 
     def _stage_names(self, payload: bytes) -> tuple[str, ...]:
         return tuple(map(stage_name, parse_header(payload).stages))
@@ -230,6 +236,8 @@ class Codec:
         self.pipeline.check(header.stages, key)
         if not self.pipeline.is_encrypted(header.stages):
             self._refuse_plaintext(key, "a payload without the aes-gcm stage")
+        if not header.stages:  # nothing to undo: a view of the body, not a copy
+            return Plain(False, memoryview(data)[header.payload_offset :], ())
         ctx = StageContext(self.namespace, key, data[: header.payload_offset])
         body = self.pipeline.decode(header.stages, data[header.payload_offset :], ctx)
         return Plain(False, body, tuple(map(stage_name, header.stages)))

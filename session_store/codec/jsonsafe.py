@@ -164,7 +164,7 @@ def loads(data: bytes | memoryview, *, key: str | None = None) -> Any:
         raise CorruptPayloadError(f"payload is not valid JSON: {exc.msg}", key=key) from None
 
 
-def loads_legacy(data: bytes, *, key: str | None = None) -> Any:
+def loads_legacy(data: bytes | memoryview, *, key: str | None = None) -> Any:
     """Read JSON as Python's ``json.dumps`` wrote it, which includes ``NaN`` and ``Infinity``.
 
     The values load as they were stored (``nan`` stays ``nan``); saving such a session again is a
@@ -175,6 +175,6 @@ def loads_legacy(data: bytes, *, key: str | None = None) -> Any:
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: too deep
         raise CorruptPayloadError(f"legacy payload is not valid JSON: {exc}", key=key) from None

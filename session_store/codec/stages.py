@@ -7,8 +7,9 @@ one): only the stages actually applied are recorded, so a reader always knows wh
 
 from __future__ import annotations
 
+import sys
 import threading
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 from session_store.codec.limits import BYTE_COST, DEFAULT_DECODE_LIMIT, within_budget
 from session_store.errors import ConfigurationError, CorruptPayloadError
@@ -16,7 +17,10 @@ from session_store.errors import ConfigurationError, CorruptPayloadError
 if TYPE_CHECKING:
     import zstandard
 
-__all__ = ["STAGE_AESGCM", "STAGE_ZSTD", "Stage", "StageContext", "ZstdStage"]
+__all__ = ["STAGE_AESGCM", "STAGE_ZSTD", "WRITE_NEVER", "Stage", "StageContext", "ZstdStage"]
+
+#: A :class:`ZstdStage` threshold no payload exceeds: the stage reads, and never writes.
+WRITE_NEVER: Final = sys.maxsize
 
 #: Stage ids in the header. Never reuse a number.
 STAGE_ZSTD = 1
@@ -89,6 +93,13 @@ class ZstdStage:
         self.max_output = cap if max_output is None else min(max_output, cap)
         self._local = threading.local()
 
+    @classmethod
+    def read_only(cls, *, decode_limit: int = DEFAULT_DECODE_LIMIT) -> ZstdStage:
+        """A stage that never compresses what it writes but still reads zstd payloads: the
+        ``memory://`` default (see :class:`~session_store.store.SessionStore`), so that what
+        another store wrote compressed stays readable."""
+        return cls(threshold=WRITE_NEVER, decode_limit=decode_limit)
+
     def applies(self, data: bytes) -> bool:
         # Never write what decode would refuse: a body too costly to parse within the budget
         # is stored uncompressed (it then costs only what it is stored as).
@@ -154,4 +165,6 @@ class ZstdStage:
         return body
 
     def __repr__(self) -> str:
+        if self.threshold == WRITE_NEVER:
+            return "ZstdStage.read_only()"
         return f"ZstdStage(threshold={self.threshold}, level={self.level})"

@@ -293,3 +293,62 @@ def test_the_plan_json_codec_still_writes_bare_json_through_save() -> None:
     assert json.loads(store.backend.get("u") or b"")["processed_documents"] == [1]
     loaded = store.load("u")
     assert loaded is not None and loaded.processed_documents == [1]
+
+
+# -- update through the near cache ------------------------------------------------------------
+def test_update_of_what_the_store_wrote_undoes_no_stage() -> None:
+    codec = CountingCodec(encryption=None)
+    store: SessionStore[EnhancedSessionData] = SessionStore(
+        MemoryBackend(), EnhancedSessionData, codec=codec, access_interval=None
+    )
+    store.save("u", EnhancedSessionData("u", extra={"n": 0, "text": "word " * 500}))
+    CountingCodec.unwraps = 0
+
+    def bump(current: EnhancedSessionData | None) -> EnhancedSessionData:
+        assert current is not None
+        current.extra["n"] += 1  # mutating what fn got is allowed: it is fn's own
+        return current
+
+    for _ in range(3):
+        store.update("u", bump)
+    assert CountingCodec.unwraps == 0  # each update read the bytes the previous one wrote
+    loaded = store.load("u")
+    assert loaded is not None and loaded.extra["n"] == 3
+
+
+def test_update_hands_fn_an_object_nobody_else_holds() -> None:
+    store = _store()
+    saved = store.save("u", EnhancedSessionData("u", extra={"items": [1]}))
+    loaded = store.load("u")
+    assert loaded is not None
+    seen: list[EnhancedSessionData] = []
+
+    def grow(current: EnhancedSessionData | None) -> EnhancedSessionData:
+        assert current is not None and current is not saved and current is not loaded
+        seen.append(current)
+        current.extra["items"].append(2)
+        return current
+
+    result = store.update("u", grow)
+    assert saved.extra["items"] == [1] and loaded.extra["items"] == [1]
+    assert result is not None and result.extra["items"] == [1, 2]
+    again = store.load("u")
+    assert again is not None and again is not result and again.extra["items"] == [1, 2]
+    result.extra["items"].append(3)  # the caller's object: never what the next load returns
+    after = store.load("u")
+    assert after is not None and after.extra["items"] == [1, 2]
+
+
+def test_update_after_another_writer_decodes_the_new_bytes() -> None:
+    backend = MemoryBackend()
+    first, second = _store(backend), _store(backend)
+    first.save("u", EnhancedSessionData("u", extra={"v": 1}))
+    second.save("u", EnhancedSessionData("u", extra={"v": 2}))
+
+    def check(current: EnhancedSessionData | None) -> EnhancedSessionData:
+        assert current is not None and current.extra["v"] == 2  # not the cached v1
+        return attrs.evolve(current, extra={"v": 3})
+
+    first.update("u", check)
+    loaded = second.load("u")
+    assert loaded is not None and loaded.extra == {"v": 3}
