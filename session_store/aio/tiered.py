@@ -9,12 +9,14 @@ docs/guarantees.md): versioned frames, ordered writes, tombstones, one arbiter f
 invalidation stream, else the ``max_staleness`` bound), acknowledged means durable, a breaker
 per tier with missed-key reconciliation. What it shares rather than repeats: every decision
 (:mod:`session_store.tiered.policy`, :mod:`session_store.tiered.writes`), the breakers
-(:mod:`session_store.tiered.breakers`) and the near cache
-(:mod:`session_store.tiered.nearcache`); only the tier I/O is awaited here and in
-:mod:`session_store.aio.tiered_base` (plumbing, single-key reads),
-:mod:`session_store.aio.tiered_reconcile` (missed writes, the probe timer),
-:mod:`session_store.aio.tiered_bulk` (bulk reads, listing) and
-:mod:`session_store.aio.tiered_cas` (compare-and-set).
+(:mod:`session_store.tiered.breakers`), the near cache (:mod:`session_store.tiered.nearcache`)
+and the I/O sequences of writes, deletes, ``touch``, compare-and-set and reconciliation
+(:mod:`session_store.tiered.steps`, :mod:`session_store.tiered.cas_steps`: generators of tier
+calls, which the sync chain performs with calls and this one with awaits). What is awaited
+here: :mod:`session_store.aio.tiered_base` (plumbing, the sequence runner, single-key reads),
+:mod:`session_store.aio.tiered_reconcile` (the probe timer), :mod:`session_store.aio.tiered_bulk`
+(bulk reads, listing), :mod:`session_store.aio.tiered_cas` (compare-and-set) and this module
+(writes, life cycle).
 
 **Cancellation.** A write reaches several tiers one after the other; a task cancelled in the
 middle would leave the arbiter ahead of the durable tiers and the near cache behind. Every write
@@ -28,24 +30,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from session_store import stamps
-from session_store.aio.tiered_base import DOWN, log
+from session_store.aio.tiered_base import log
 from session_store.aio.tiered_cas import AsyncTieredCas, whole
-from session_store.aio.tiered_writes import write_after, write_if_newer
 from session_store.backend import ensure_bytes
-from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.stamps import (
-    frame,
-    is_tombstone,
-    own_ttl,
-    tombstone,
-    version_of,
-    with_version,
-)
-from session_store.tiered import policy
+from session_store.tiered import steps
 from session_store.ttl import normalize_ttl
 
 __all__ = ["AsyncTieredBackend"]
@@ -63,82 +54,11 @@ class AsyncTieredBackend(AsyncTieredCas):
             for :class:`~session_store.tiered.TieredBackend`.
     """
 
-    # -- writes --------------------------------------------------------------------------------
-    async def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bytes:
-        """A new write (the sync chain's ``_write``): made again past a newer lower-tier
-        version while the arbiter still holds ours."""
-        for _ in range(3):
-            data, ahead = await self._write_once(key, data, ttl, what)
-            if ahead is None:
-                return data
-            stamps.clock.observe(ahead)
-            data = with_version(data, stamps.clock.now())
-        return data
-
-    async def _write_once(
-        self, key: str, data: bytes, ttl: float | None, what: str
-    ) -> tuple[bytes, bytes | None]:
-        """The arbiter first (ordered by arrival; with it down, the first tier that answers),
-        then ordered copies to the other shared tiers, lowest first; raises unless a durable
-        tier took it (the sync ``_write_once``)."""
-        arbiter = self.layout.arbiter
-        acked = False
-        error: BackendError | None = None
-        skipped: list[int] = []
-        behind: list[int] = []
-        arbiter_took = False
-        ordered = False  # a tier took it ordered by arrival: the others get copies of that
-        for force in (False, True):
-            for index in skipped if force else policy.write_order(self.layout):
-                breaker_skips = self.breakers.skipping(index)
-                write = write_if_newer if ordered else write_after
-                try:
-                    result: Any = await self._call(
-                        index, partial(write, key=key, data=data, ttl=ttl), what, force=force
-                    )
-                except BackendError as exc:
-                    self.breakers.refused(index, key, exc, data)
-                    error = error or exc
-                    continue
-                if result is DOWN:
-                    if not force and policy.waits_for_force(self.layout, index, breaker_skips):
-                        skipped.append(index)
-                    self.breakers.note_missed(index, key, data)
-                    continue
-                if isinstance(result, bytes):  # ordered by arrival here
-                    ordered = True
-                    arbiter_took = arbiter_took or index == arbiter
-                    if result is not data:
-                        data = result  # its version moved past what the tier held
-                        stamps.clock.observe(version_of(data))
-                elif result is False:
-                    behind.append(index)
-                self.breakers.check_evictions(index)
-                await self._drain_missed(index)
-                if policy.acknowledges(self.layout, index):
-                    acked = True
-            if acked or not skipped:
-                break
-        if not acked:
-            self.nearcache.drop(key)
-            if error is not None:
-                raise error
-            raise self._all_down(what, key)
-        ahead = await self._newer_below(key, data, behind) if behind and arbiter_took else None
-        return data, ahead
-
+    # -- writes: the sequences of session_store.tiered.steps, each run whole ----------------
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
         value = ensure_bytes(value, key=key)
-        ttl = normalize_ttl(ttl)
-        await whole(partial(self._set, key, value, ttl))
-
-    async def _set(self, key: str, value: bytes, ttl: float | None) -> None:
-        start = self._clock()
-        began = self.near.begin()
-        data = await self._write(key, frame(value, stamps.clock.now(), ttl), ttl, "write")
-        self.nearcache.after_write(key, data, value, ttl, start, began)
-        self.counters.add("writes")
+        await whole(partial(self._run, steps.save(self, key, value, normalize_ttl(ttl))))
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = {validate_key(k): ensure_bytes(v, key=k) for k, v in items.items()}
@@ -146,58 +66,26 @@ class AsyncTieredBackend(AsyncTieredCas):
 
         async def run() -> None:
             for key, value in checked.items():
-                await self._set(key, value, ttl)
+                await self._run(steps.save(self, key, value, ttl))
 
         await whole(run)
 
     async def delete(self, key: str) -> bool:
         validate_key(key)
-        return await whole(partial(self._delete, key))
-
-    async def _delete(self, key: str) -> bool:
-        copies, _ = await self._collect(key)
-        best = policy.newest(copies)
-        existed = best is not None and not is_tombstone(best.data)
-        if best is not None:
-            stamps.clock.observe(best.version)  # the tombstone is newer than every copy read
-        await self._write(key, tombstone(stamps.clock.now()), self.tombstone_ttl, "delete")
-        self.nearcache.drop(key)  # after the tombstones: fills that began before are fenced
-        self.counters.add("deletes")
-        self.counters.add("tombstones")
-        return existed
+        return await whole(partial(self._run, steps.delete(self, key)))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
 
         async def run() -> int:
-            return sum([1 for key in wanted if await self._delete(key)])
+            return sum([1 for key in wanted if await self._run(steps.delete(self, key))])
 
         return await whole(run)
 
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the expiry of ``key``; ``ttl=None``: the TTL the session was written with."""
         validate_key(key)
-        ttl = normalize_ttl(ttl)
-        return await whole(partial(self._touch, key, ttl))
-
-    async def _touch(self, key: str, ttl: float | None) -> bool:
-        copies, answered = await self._collect(key)
-        if not answered:
-            raise self._all_down("touch", key)
-        best = policy.newest(copies)
-        if best is None or is_tombstone(best.data):
-            return False
-        if ttl is None:
-            ttl = own_ttl(best.data)
-        touched = False
-        for index in (*reversed(self.layout.shared), *self.layout.near):
-            try:
-                result = await self._call(index, lambda t: t.touch(key, ttl), "touch")
-            except BackendError:
-                self.counters.add("errors")
-                continue
-            touched = touched or result is True
-        return touched
+        return await whole(partial(self._run, steps.touch(self, key, normalize_ttl(ttl))))
 
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:

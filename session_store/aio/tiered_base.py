@@ -19,16 +19,17 @@ import time
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
+from operator import methodcaller
 from typing import Any, TypeVar
 
 from session_store import forksafe, stamps
 from session_store.aio.backend import AsyncSessionBackend
-from session_store.aio.tiered_writes import write_if_newer
+from session_store.aio.tiered_writes import ORDERED_WRITES, write_if_newer
 from session_store.backend import Scope, SessionBackend
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.keys import validate_key
 from session_store.stamps import is_tombstone, unframe
-from session_store.tiered import policy
+from session_store.tiered import policy, steps
 from session_store.tiered.base import (
     DEFAULT_MAX_STALENESS,
     DEFAULT_RETRY_AFTER,
@@ -41,6 +42,7 @@ from session_store.tiered.breakers import Breakers
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.nearcache import NearCache
 from session_store.tiered.policy import Copy
+from session_store.tiered.steps import DOWN, Direct, OnArbiter, OnTier, Step, Steps
 from session_store.ttl import normalize_ttl
 
 __all__ = ["DOWN", "AsyncTieredBase"]
@@ -48,8 +50,7 @@ __all__ = ["DOWN", "AsyncTieredBase"]
 log = logging.getLogger("session_store.tiered")
 
 T = TypeVar("T")
-
-DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
+R = TypeVar("R")
 
 
 def _near_view(tier: AsyncSessionBackend) -> SessionBackend:
@@ -236,10 +237,9 @@ class AsyncTieredBase(AsyncSessionBackend):
         if missed:
             await self._reconcile(index, missed)
 
-    @abstractmethod
     async def _reconcile(self, index: int, keys: Iterable[str]) -> int:
-        """Bring tier ``index`` up to the newest copy of each of ``keys``
-        (:mod:`session_store.aio.tiered_reconcile`)."""
+        """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
+        return await self._run(steps.reconcile(self, index, keys))
 
     @abstractmethod
     def _arm_replay(self) -> None:
@@ -296,25 +296,40 @@ class AsyncTieredBase(AsyncSessionBackend):
         self, key: str, skip: int | None = None, *, force: bool = False
     ) -> tuple[list[Copy], list[int]]:
         """Every shared tier's copy of ``key`` (tiers that are down skipped, unless ``force``),
-        and who answered (the sync chain's ``_collect``)."""
-        copies: list[Copy] = []
-        answered: list[int] = []
-        for index in self.layout.shared:
-            if index == skip:
-                continue
-            was_down = self.breakers.health[index].down_since is not None
-            found = await self._call(
-                index, lambda t: t.get_with_ttl(key), "get_with_ttl", force=force
-            )
-            if was_down and found is not DOWN and self.breakers.health[index].down_since is None:
-                # it just came back, and got the writes it missed: what it holds now counts
-                found = await self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
-            if found is DOWN:
-                continue
-            answered.append(index)
-            if found is not None:
-                copies.append(Copy(index, found[0], found[1]))
-        return copies, answered
+        and who answered (:func:`session_store.tiered.steps.collect`)."""
+        return await self._run(steps.collect(self, key, skip, force=force))
+
+    # -- running the I/O sequences of :mod:`session_store.tiered.steps` ------------------------
+    async def _run(self, sequence: Steps[R]) -> R:
+        """Await the calls ``sequence`` yields, one after the other; a call that raises is
+        thrown back into it (the sync chain's ``_run``). Returns what it returns."""
+        send: Callable[[Any], Step] = sequence.send
+        value: Any = None
+        while True:
+            try:
+                step = send(value)
+            except StopIteration as done:
+                result: R = done.value
+                return result
+            try:
+                value = await self._step(step)
+            except BaseException as exc:  # thrown back into the sequence, where the call was made
+                value, send = exc, sequence.throw
+            else:
+                send = sequence.send
+
+    async def _step(self, step: Step) -> Any:
+        helper = ORDERED_WRITES.get(step.fn)
+        args = step.args
+        call: Callable[[AsyncSessionBackend], Awaitable[Any]] = (
+            methodcaller(step.fn, *args) if helper is None else lambda t: helper(t, *args)
+        )
+        if type(step) is OnTier:
+            return await self._call(step.tier, call, step.what, force=step.force)
+        if type(step) is OnArbiter:
+            return await self._arbitrate(call, step.what, step.key)
+        assert type(step) is Direct
+        return await call(self.tiers[step.tier])
 
     async def _read(self, key: str) -> Copy | None:
         """The newest copy of ``key`` (``None``: absent or deleted); repairs older copies and

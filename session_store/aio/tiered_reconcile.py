@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
 from functools import partial
 
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.tiered_base import DOWN, AsyncTieredBase, log
-from session_store.aio.tiered_writes import write_if_newer
 from session_store.errors import BackendError
-from session_store.tiered import policy
-from session_store.ttl import NO_EXPIRY
+from session_store.tiered import steps
 
 __all__ = ["AsyncTieredReconcile"]
 
@@ -27,26 +24,6 @@ async def _probe(tier: AsyncSessionBackend, key: str) -> object:
 
 class AsyncTieredReconcile(AsyncTieredBase):
     """:class:`~session_store.aio.tiered_base.AsyncTieredBase` with missed-write reconciliation."""
-
-    async def _reconcile(self, index: int, keys: Iterable[str]) -> int:
-        """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
-        repaired = 0
-        for key in keys:
-            copies, _ = await self._collect(key, skip=index)
-            missed = self.breakers.missed_tombstone(index, key, self.tombstone_ttl or NO_EXPIRY)
-            if missed is not None:  # the delete it missed, even if no other tier holds it
-                copies.append(missed)
-            best = policy.newest(copies)
-            if best is None:
-                continue
-            try:
-                ttl = policy.copy_ttl(best, self.tombstone_ttl)
-                if await write_if_newer(self.tiers[index], key, best.data, ttl):
-                    repaired += 1
-            except BackendError:
-                break
-        self.counters.add("repairs", repaired)
-        return repaired
 
     # -- probing tiers that are down (the sync chain's _arm_replay / _replay) ------------------
     def _arm_replay(self) -> None:
@@ -95,16 +72,4 @@ class AsyncTieredReconcile(AsyncTieredBase):
         task, self._replay_task = self._replay_task, None
         if task is not None:
             task.cancel()
-        for index in self.layout.shared:
-            missed = self.breakers.take_all_missed(index)
-            if not missed:
-                continue
-            try:
-                await self._reconcile(index, missed)
-            except BackendError as exc:
-                log.warning(
-                    "closing: %d keys tier %d missed could not be brought up to date: %s",
-                    len(missed),
-                    index,
-                    exc.message,
-                )
+        await self._run(steps.flush_missed(self, log.warning))

@@ -16,15 +16,25 @@ after whatever the tier holds (:func:`write_after`). How each tier does it:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.threaded import ThreadedBackend
 from session_store.errors import BackendUnavailableError
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of, with_version
 from session_store.tiered import writes
+from session_store.tiered.cas_steps import TierSteps, place
 from session_store.tiered.writes import CLOCK_END, holds_newer, placed_after
 
-__all__ = ["write_after", "write_after_cas", "write_if_newer", "write_if_newer_cas"]
+__all__ = [
+    "ORDERED_WRITES",
+    "run_on",
+    "write_after",
+    "write_after_cas",
+    "write_if_newer",
+    "write_if_newer_cas",
+]
 
 _ATTEMPTS = 16
 
@@ -89,3 +99,27 @@ async def write_after_cas(
     raise BackendUnavailableError(  # pragma: no cover - 64 writers in a row beat us
         "too many concurrent writers to order this write", key=key, backend=tier.describe()
     )
+
+
+async def run_on(tier: AsyncSessionBackend, sequence: TierSteps) -> bool | bytes:
+    """Await a sequence of calls on one tier (:func:`~session_store.tiered.cas_steps.place`)."""
+    value: Any = None
+    while True:
+        try:
+            name, args = sequence.send(value)
+        except StopIteration as done:
+            result: bool | bytes = done.value
+            return result
+        value = await getattr(tier, name)(*args)
+
+
+async def _place(tier: AsyncSessionBackend, *args: Any) -> bool | bytes:
+    return await run_on(tier, place(*args))
+
+
+#: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their async form.
+ORDERED_WRITES: dict[str, Callable[..., Awaitable[Any]]] = {
+    "write_after": write_after,
+    "write_if_newer": write_if_newer,
+    "place": _place,
+}

@@ -36,27 +36,21 @@ The model (docs/guarantees.md states each promise with its bound and test):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from session_store import stamps
 from session_store.backend import SessionBackend, ensure_bytes
-from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.stamps import is_tombstone, version_of
-from session_store.tiered import policy
+from session_store.tiered import steps
 from session_store.tiered.base import (
     DEFAULT_MAX_STALENESS,
     DEFAULT_RETRY_AFTER,
     DEFAULT_TOMBSTONE_TTL,
-    DOWN,
     TIERED_COUNTER_NAMES,
     log,
 )
 from session_store.tiered.bulk import ChainListing
 from session_store.tiered.cas import TieredCas
-from session_store.tiered.writes import write_after, write_if_newer
 from session_store.ttl import normalize_ttl
 
 __all__ = [
@@ -87,140 +81,30 @@ class TieredBackend(TieredCas):
     #: ``touch(key, None)`` restarts a session's expiry with the TTL it was written with.
     keeps_own_ttl = True
 
-    # -- writes --------------------------------------------------------------------------------
-    def _write(self, key: str, data: bytes, ttl: float | None, what: str) -> bytes:
-        """A new write (see :meth:`_write_once`). If a lower tier holds a version newer than the
-        one the arbiter stored while the arbiter still holds ours (a copy written by a host whose
-        clock runs ahead, kept after the arbiter lost the key), the write is made again with a
-        version past it, so that it is not hidden behind that older write."""
-        for _ in range(3):
-            data, ahead = self._write_once(key, data, ttl, what)
-            if ahead is None:
-                return data
-            stamps.clock.observe(ahead)
-            data = stamps.with_version(data, stamps.clock.now())
-        return data
-
-    def _write_once(
-        self, key: str, data: bytes, ttl: float | None, what: str
-    ) -> tuple[bytes, bytes | None]:
-        """A new write of the framed ``data``: the arbiter first (ordered by arrival, see
-        :func:`write_after`), then ordered copies of what it stored to the other shared tiers,
-        lowest first. With the arbiter down (or skipped by its breaker), the first other tier
-        that answers orders the write by arrival instead, and the rest take copies of it; the
-        arbiter gets it when it answers again (:meth:`_replay`, within ``retry_after``), and an
-        ``update`` deciding there meanwhile sees it in the lower tiers (:meth:`_place_below`).
-
-        Returns the framed bytes written (the arbiter may have moved their version on), and the
-        newer version a lower tier holds (see :meth:`_write`), if any. Raises unless a durable
-        tier took it (any tier when none is durable): the first typed error a tier gave, else
-        :class:`BackendUnavailableError`.
-        """
-        arbiter = self.layout.arbiter
-        acked = False
-        error: BackendError | None = None
-        skipped: list[int] = []
-        behind: list[int] = []  # lower tiers that kept a version at least as new as ours
-        arbiter_took = False
-        ordered = False  # a tier took it ordered by arrival: the others get copies of that
-        order = policy.write_order(self.layout)
-        for force in (False, True):
-            # second round: no durable tier took it and some were skipped by their breaker; the
-            # breaker saves time only when another tier can take the write, so try them now
-            for index in skipped if force else order:
-                breaker_skips = self.breakers.skipping(index)
-                fn: Callable[[SessionBackend], Any]
-                if not ordered:
-                    fn = partial(write_after, key=key, data=data, ttl=ttl)
-                else:
-                    fn = partial(write_if_newer, key=key, data=data, ttl=ttl)
-                try:
-                    result = self._call(index, fn, what, force=force)
-                except BackendError as exc:
-                    self.breakers.refused(index, key, exc, data)
-                    error = error or exc
-                    continue
-                if result is DOWN:
-                    if not force and policy.waits_for_force(self.layout, index, breaker_skips):
-                        skipped.append(index)
-                    self.breakers.note_missed(index, key, data)
-                    continue
-                if isinstance(result, bytes):  # ordered by arrival here
-                    ordered = True
-                    arbiter_took = arbiter_took or index == arbiter
-                    if result is not data:
-                        data = result  # its version moved past what the tier held
-                        stamps.clock.observe(version_of(data))
-                elif result is False:
-                    behind.append(index)
-                self.breakers.check_evictions(index)
-                self._drain_missed(index)
-                if policy.acknowledges(self.layout, index):
-                    acked = True
-            if acked or not skipped:
-                break
-        if not acked:
-            self._drop_near(key)
-            if error is not None:
-                raise error
-            raise self._all_down(what, key)
-        ahead = self._newer_below(key, data, behind) if behind and arbiter_took else None
-        return data, ahead
-
+    # -- writes: the sequences of :mod:`.steps`, after the argument checks --------------------
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
         value = ensure_bytes(value, key=key)
-        ttl = normalize_ttl(ttl)
-        start = self._clock()
-        began = self.near.begin()
-        data = self._write(key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
-        self.nearcache.after_write(key, data, value, ttl, start, began)
-        self.counters.add("writes")
+        self._run(steps.save(self, key, value, normalize_ttl(ttl)))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = {validate_key(k): ensure_bytes(v, key=k) for k, v in items.items()}
         ttl = normalize_ttl(ttl)
         for key, value in checked.items():
-            self.set(key, value, ttl)
+            self._run(steps.save(self, key, value, ttl))
 
     def delete(self, key: str) -> bool:
         validate_key(key)
-        copies, _ = self._collect(key)
-        best = policy.newest(copies)
-        existed = best is not None and not is_tombstone(best.data)
-        if best is not None:
-            stamps.clock.observe(best.version)  # the tombstone is newer than every copy read
-        self._write(key, stamps.tombstone(stamps.clock.now()), self.tombstone_ttl, "delete")
-        self._drop_near(key)  # after the tombstones: fills that began before them are fenced
-        self.counters.add("deletes")
-        self.counters.add("tombstones")
-        return existed
+        return self._run(steps.delete(self, key))
 
     def delete_many(self, keys: Iterable[str]) -> int:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))
-        return sum(1 for key in wanted if self.delete(key))
+        return sum(1 for key in wanted if self._run(steps.delete(self, key)))
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the expiry of ``key``; ``ttl=None``: the TTL the session was written with."""
         validate_key(key)
-        ttl = normalize_ttl(ttl)
-        copies, answered = self._collect(key)
-        if not answered:
-            raise self._all_down("touch", key)
-        best = policy.newest(copies)
-        if best is None or is_tombstone(best.data):
-            return False
-        if ttl is None:
-            ttl = stamps.own_ttl(best.data)
-        touched = False
-        for index in (*reversed(self.layout.shared), *self.layout.near):
-            try:
-                result = self._call(index, lambda t: t.touch(key, ttl), "touch")
-            except BackendError:
-                self.counters.add("errors")
-                continue
-            touched = touched or result is True
-        return touched
+        return self._run(steps.touch(self, key, normalize_ttl(ttl)))
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -17,17 +17,21 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from operator import methodcaller
+from typing import Any, TypeVar
 
 from session_store import forksafe
-from session_store.backend import Scope, SessionBackend, VersionToken
+from session_store.backend import Scope, SessionBackend
 from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
-from session_store.tiered import policy
+from session_store.tiered import policy, steps
 from session_store.tiered.breakers import Breakers
+from session_store.tiered.cas_steps import ChainToken
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.nearcache import NearCache
 from session_store.tiered.policy import Copy, Health
+from session_store.tiered.steps import DOWN, Direct, OnArbiter, OnTier, Step, Steps
+from session_store.tiered.writes import ORDERED_WRITES
 from session_store.ttl import normalize_ttl
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
 log = logging.getLogger("session_store.tiered")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 #: The counters of a tiered backend: every backend's, plus ``repairs`` (older or missing copies
@@ -59,8 +64,6 @@ DEFAULT_TOMBSTONE_TTL = 7 * 86_400.0
 DEFAULT_MAX_STALENESS = 1.0
 #: The part of ``max_staleness`` a near-cache copy is served without a check.
 STALENESS_MARGIN = 0.95
-
-DOWN: Any = object()  # what _call returns for a tier that is (or just went) down
 
 
 class _ChainCounters(Counters):
@@ -83,11 +86,7 @@ class _ChainCounters(Counters):
         return values
 
 
-class _Token(NamedTuple):
-    """A version token of the chain: the arbiter's own token, and the version that was read."""
-
-    inner: VersionToken
-    base: bytes
+_Token = ChainToken  # (the name it had before the chain was split)
 
 
 class TieredBase(SessionBackend):
@@ -257,15 +256,9 @@ class TieredBase(SessionBackend):
         down_for, missed = back
         self.breakers.log_back(index, down_for, self._reconcile(index, missed))
 
-    def _drain_missed(self, index: int) -> None:
-        """Tier ``index`` took a write: bring up to date what it missed (refused) before."""
-        missed = self.breakers.take_missed(index)
-        if missed:
-            self._reconcile(index, missed)
-
-    @abstractmethod
     def _reconcile(self, index: int, keys: Iterable[str]) -> int:
-        """Bring tier ``index`` up to the newest copy of each of ``keys`` (:mod:`.reconcile`)."""
+        """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
+        return self._run(steps.reconcile(self, index, keys))
 
     @abstractmethod
     def _arm_replay(self) -> None:
@@ -337,22 +330,39 @@ class TieredBase(SessionBackend):
     ) -> tuple[list[Copy], list[int]]:
         """Every shared tier's copy of ``key`` (tiers that are down skipped, unless ``force``),
         and who answered."""
-        copies: list[Copy] = []
-        answered: list[int] = []
-        for index in self.layout.shared:
-            if index == skip:
-                continue
-            was_down = self.breakers.health[index].down_since is not None
-            found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl", force=force)
-            if was_down and found is not DOWN and self.breakers.health[index].down_since is None:
-                # it just came back, and got the writes it missed: what it holds now counts
-                found = self._call(index, lambda t: t.get_with_ttl(key), "get_with_ttl")
-            if found is DOWN:
-                continue
-            answered.append(index)
-            if found is not None:
-                copies.append(Copy(index, found[0], found[1]))
-        return copies, answered
+        return self._run(steps.collect(self, key, skip, force=force))
+
+    # -- running the I/O sequences of :mod:`.steps` ----------------------------------------------
+    def _run(self, sequence: Steps[R]) -> R:
+        """Perform the calls ``sequence`` yields, one after the other; a call that raises is
+        thrown back into it. Returns what it returns."""
+        send: Callable[[Any], Step] = sequence.send
+        value: Any = None
+        while True:
+            try:
+                step = send(value)
+            except StopIteration as done:
+                result: R = done.value
+                return result
+            try:
+                value = self._step(step)
+            except BaseException as exc:  # thrown back into the sequence, where the call was made
+                value, send = exc, sequence.throw
+            else:
+                send = sequence.send
+
+    def _step(self, step: Step) -> Any:
+        helper = ORDERED_WRITES.get(step.fn)
+        args = step.args
+        call: Callable[[SessionBackend], Any] = (
+            methodcaller(step.fn, *args) if helper is None else lambda t: helper(t, *args)
+        )
+        if type(step) is OnTier:
+            return self._call(step.tier, call, step.what, force=step.force)
+        if type(step) is OnArbiter:
+            return self._arbitrate(call, step.what, step.key)
+        assert type(step) is Direct
+        return call(self.tiers[step.tier])
 
     def _install(self, key: str, best: Copy, began: int, start: float) -> None:
         """Put ``best`` in the near cache, unless ``key`` was invalidated since the read began."""

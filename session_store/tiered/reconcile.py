@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 from functools import partial
 
 from session_store.backend import SessionBackend
 from session_store.errors import BackendError
-from session_store.tiered import policy
+from session_store.tiered import steps
 from session_store.tiered.base import DOWN, TieredBase, log
-from session_store.tiered.writes import write_if_newer
-from session_store.ttl import NO_EXPIRY
 
 __all__ = ["TieredReconcile"]
 
@@ -27,26 +24,6 @@ def _probe(tier: SessionBackend, key: str) -> object:
 
 class TieredReconcile(TieredBase):
     """:class:`~session_store.tiered.base.TieredBase` with reconciliation of missed writes."""
-
-    def _reconcile(self, index: int, keys: Iterable[str]) -> int:
-        """Bring tier ``index`` up to the newest copy of each of ``keys`` (ordered writes)."""
-        repaired = 0
-        for key in keys:
-            copies, _ = self._collect(key, skip=index)
-            missed = self.breakers.missed_tombstone(index, key, self.tombstone_ttl or NO_EXPIRY)
-            if missed is not None:  # the delete it missed, even if no other tier holds it
-                copies.append(missed)
-            best = policy.newest(copies)
-            if best is None:
-                continue
-            ttl = policy.copy_ttl(best, self.tombstone_ttl)
-            try:
-                if write_if_newer(self.tiers[index], key, best.data, ttl):
-                    repaired += 1
-            except BackendError:
-                break
-        self.counters.add("repairs", repaired)
-        return repaired
 
     def _arm_replay(self) -> None:
         """Probe the shared tiers that are down in ``retry_after`` seconds, from a timer thread:
@@ -87,16 +64,4 @@ class TieredReconcile(TieredBase):
         """Bring every tier up to date with the writes it missed, before the chain (and the
         memory of what was missed) goes away: best effort, a tier still down keeps missing
         them."""
-        for index in self.layout.shared:
-            missed = self.breakers.take_all_missed(index)
-            if not missed:
-                continue
-            try:
-                self._reconcile(index, missed)
-            except BackendError as exc:
-                log.warning(
-                    "closing: %d keys tier %d missed could not be brought up to date: %s",
-                    len(missed),
-                    index,
-                    exc.message,
-                )
+        self._run(steps.flush_missed(self, log.warning))

@@ -17,14 +17,20 @@ compare-and-set: read the version, compare, ``set_if`` against what was read, ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from session_store.backend import SessionBackend
 from session_store.errors import BackendUnavailableError
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of, with_version
+from session_store.tiered.cas_steps import TierSteps, place
 
 __all__ = [
+    "ORDERED_WRITES",
     "bump",
     "holds_newer",
     "placed_after",
+    "run_on",
     "write_after",
     "write_after_cas",
     "write_if_newer",
@@ -105,3 +111,27 @@ def write_after_cas(tier: SessionBackend, key: str, data: bytes, ttl: float | No
     raise BackendUnavailableError(  # pragma: no cover - 64 writers in a row beat us
         "too many concurrent writers to order this write", key=key, backend=tier.describe()
     )
+
+
+def run_on(tier: SessionBackend, sequence: TierSteps) -> bool | bytes:
+    """Perform a sequence of calls on one tier (:func:`~.cas_steps.place`)."""
+    value: Any = None
+    while True:
+        try:
+            name, args = sequence.send(value)
+        except StopIteration as done:
+            result: bool | bytes = done.value
+            return result
+        value = getattr(tier, name)(*args)
+
+
+def _place(tier: SessionBackend, *args: Any) -> bool | bytes:
+    return run_on(tier, place(*args))
+
+
+#: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their sync form.
+ORDERED_WRITES: dict[str, Callable[..., Any]] = {
+    "write_after": write_after,
+    "write_if_newer": write_if_newer,
+    "place": _place,
+}
