@@ -46,9 +46,7 @@ def test_readme_command_line_example_runs_as_written(tmp_path: Path) -> None:
     block = _cli_block()
     assert "/tmp/demo-sessions" in block
     script = block.replace("/tmp/demo-sessions", str(tmp_path / "demo-sessions"))
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SESSION_STORE", "REDIS_URL"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSION_STORE", "REDIS_URL"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     result = subprocess.run(

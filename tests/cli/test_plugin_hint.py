@@ -67,6 +67,9 @@ def test_open_backend_of_a_missing_plugin_gives_the_checkout_hint(
 ) -> None:
     """This test suite runs from a checkout: the error for a scheme whose plugin is missing
     says to install its directory, not a distribution name pip would fetch from an index."""
+    assert (CHECKOUT / "backends" / "redis" / "pyproject.toml").is_file(), (
+        "the suite runs from a checkout (requirements-dev.txt installs it editable)"
+    )
     monkeypatch.setattr(registry, "KNOWN_PLUGINS", {"fancy": "session-store-redis"})
     monkeypatch.chdir(CHECKOUT)
     with pytest.raises(ConfigurationError) as info:
