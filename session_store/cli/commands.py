@@ -18,20 +18,17 @@ from session_store.cli.common import (
     EXIT_NOT_FOUND,
     CommandError,
     ProgressBar,
-    TierRead,
     console,
     echo_json,
-    live_keys,
     make_codec,
     opened,
-    read_first,
-    read_tiers,
     resolve_url,
     shown_key,
     ttl_for_json,
     ttl_text,
     url_and_one,
 )
+from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
 from session_store.codec.format import is_legacy, parse_header
 from session_store.codec.jsonsafe import loads_legacy
 from session_store.errors import ConfigurationError, SessionStoreError

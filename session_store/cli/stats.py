@@ -23,12 +23,11 @@ from session_store.backend import SessionBackend
 from session_store.cli.common import (
     console,
     echo_json,
-    live_keys,
     note_degraded,
     opened,
     resolve_url,
-    tiers_of,
 )
+from session_store.cli.tierreads import live_keys, tiers_of
 from session_store.errors import BackendError, BackendUnavailableError
 from session_store.metrics import format_seconds, snapshot
 
