@@ -4,13 +4,16 @@ client is :class:`~session_store_redis.aioconn.LeanClient`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from session_store_redis.cluster_config import ClusterConfig, build_async_cluster
 
@@ -110,7 +113,14 @@ class ClusterDriver:
             *(PipelineCommand(n, *command) for n, command in enumerate(commands, 1)),
             PipelineCommand(len(commands) + 1, "EXEC"),
         ]
-        await node.execute_pipeline(sent)
+        try:
+            await node.execute_pipeline(sent)
+        except (RedisConnectionError, RedisTimeoutError):
+            # the node is gone or unreachable: learn the slot map again (a replica may have
+            # taken over), so that the backend's next attempt goes to the new owner
+            with contextlib.suppress(RedisError, RedisClusterException):
+                await client.nodes_manager.initialize()
+            raise
         for command in sent[:-1]:  # a command refused when queued: MOVED, ASK, a wrong type
             if isinstance(command.result, ResponseError):
                 raise command.result

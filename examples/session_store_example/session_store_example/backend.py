@@ -3,7 +3,8 @@
 Small on purpose: the worked example of CONTRIBUTING.md. :class:`~session_store.plugin.BackendBase`
 checks keys, values and TTLs, applies the namespace, counts, times and translates errors; this
 module only says how SQLite stores, finds and expires a row. Every statement is one atomic
-SQLite statement, so several processes can share the file.
+SQLite statement, so several processes can share the file. A row is live while ``now()`` is below
+its ``expires_at`` (wall-clock seconds, +infinity for never).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from session_store.plugin import (
 
 __all__ = ["SqliteBackend"]
 
-# expires_at: wall-clock seconds, +infinity for never; a row is live while now() is below it.
 _SCHEMA = "CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, value BLOB, expires_at REAL)"
 
 
@@ -95,7 +95,8 @@ class SqliteBackend(BackendBase):
         return bool(self._run(sql, self._at(ttl), skey))
 
     def _scan(self, head: str) -> Iterator[str]:
-        # Byte-wise comparison is literal: LIKE and GLOB would treat %, _, * and ? as patterns.
+        """Compared byte-wise, which is literal: LIKE and GLOB would treat %, _, * and ? as
+        patterns."""
         sql = "SELECT key FROM sessions WHERE substr(CAST(key AS BLOB), 1, ?) = CAST(? AS BLOB)"
         sql += " AND expires_at > now()"
         return (key for (key,) in self._run(sql, len(head.encode()), head))
@@ -103,7 +104,7 @@ class SqliteBackend(BackendBase):
     def _set_if(
         self, skey: str, value: bytes, token: VersionToken | None, ttl: float | None
     ) -> bool:
-        # One statement each, so atomic, also against other processes sharing the file.
+        """One statement each, so atomic, also against other processes sharing the file."""
         if token is None:  # insert, or replace an expired row
             sql = "INSERT INTO sessions VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE"
             sql += " SET value = ?2, expires_at = ?3 WHERE expires_at <= now() RETURNING 1"

@@ -117,3 +117,44 @@ async def test_killing_a_primary_loses_no_acknowledged_write(
         assert await fresh.get_many(expected) == expected  # no acknowledged write was lost
     finally:
         await fresh.aclose()
+
+
+@pytest.mark.slow
+async def test_one_key_transactions_follow_a_failover(
+    redis_cluster_factory: ClusterFactory,
+) -> None:
+    """A backend that only runs ``get_with_ttl`` and ``touch`` (one-key ``MULTI``/``EXEC``, sent
+    by the backend as one node pipeline) reaches the promoted replica by itself: nothing else
+    refreshes its slot map."""
+    cluster = redis_cluster_factory(node_timeout_ms=1000)
+    writer = _open(cluster.url_for(prefix="t:", wait_replicas="1"))
+    reader = _open(cluster.url_for(prefix="t:"))
+    cluster.wait_healthy(30)
+    primary, _ = cluster.primary_with_replica()
+    try:
+        await writer.client.initialize()
+        key = next(_keys(writer, primary.port, owned=True))
+        await writer.set(key, b"v", ttl=600)
+        found = await reader.get_with_ttl(key)
+        assert found is not None and found[0] == b"v"  # connected to the primary, slots known
+        primary.kill()
+        killed = time.monotonic()
+        errors: list[BackendError] = []
+        resumed: dict[str, float] = {}
+        while len(resumed) < 2 and time.monotonic() < killed + 30:
+            try:
+                found = await reader.get_with_ttl(key)
+                assert found is not None and found[0] == b"v"
+                resumed.setdefault("get_with_ttl", time.monotonic() - killed)
+                assert await reader.touch(key) is True
+                resumed.setdefault("touch", time.monotonic() - killed)
+            except BackendError as exc:
+                errors.append(exc)
+            await asyncio.sleep(0.02)
+        print(f"\none-key transactions, first success after SIGKILL (s): {resumed}")
+        print(f"{len(errors)} typed errors meanwhile")
+        assert len(resumed) == 2, f"did not resume within 30 s: {resumed}"
+        assert max(resumed.values()) < PAUSE_BOUND_S
+    finally:
+        for backend in (writer, reader):
+            await backend.aclose()
