@@ -1,4 +1,5 @@
-"""Throughput of 4-process ``update`` on Redis, as a ratio to plain ``save`` (goal: >= 50 %).
+"""Throughput of 4-process ``update`` on Redis, as a ratio to plain ``save`` (goal: >= 80 %, issue
+17's acceptance; it was 50 % before).
 
     python -m benchmarks.bench_update [--rounds 5] [--seconds 0.5] [--processes 4]
 
@@ -7,7 +8,9 @@ redis-server this script starts) run, in turns, for a fixed time each:
 
 * ``save``: ``save(own key, session)``, the baseline: one ``SET`` per call;
 * ``update, own session``: ``update(own key, +1)``, what a web app does (each user has their
-  session): ``GET``, decode, the function, encode, and the compare-and-set script;
+  session): ``GET``, the function on an object rebuilt from the near cache's kept body (the
+  bytes read are the ones this process wrote: no stage undone), encode, and the
+  compare-and-set script;
 * ``update, one shared session``: all four ``update`` the same key, the worst case: most attempts
   lose the race and retry (with backoff), and only the winners count.
 
@@ -34,7 +37,7 @@ from benchmarks.payloads import legacy_session
 from session_store import Codec, SessionStore
 from session_store_redis.testing import RedisServer
 
-GOAL = 0.5
+GOAL = 0.8
 WORKLOADS = ("save", "update, own session", "update, one shared session")
 
 
@@ -153,7 +156,9 @@ def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
         lines.append(f"| {workload} | {ops:,.0f} | {retries:,.0f} | {shown} | {goal} | {met} |")
     lines.append(
         "\nAn `update` is two round trips (`GET`, then the compare-and-set script) plus a "
-        "decode and an encode; a `save` is one `SET` and an encode. On one shared session the "
+        "rebuild from the near cache (its own session: no stage undone) and an encode; a `save` "
+        "is one `SET` and an encode, so the second round trip keeps the ratio well under 1 "
+        "(docs/performance.md, `update` through the near cache). On one shared session the "
         "losers of each race retry after a jittered backoff, so completed updates per second "
         "drop: that row is the price of never losing one."
     )

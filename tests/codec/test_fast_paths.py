@@ -21,11 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from session_store.codec import Codec
-from session_store.codec.converter import (
-    _make_tolerant_structure,
-    _make_tolerant_unstructure,
-    make_session_converter,
-)
+from session_store.codec.converter import _make_tolerant_structure, make_session_converter
+from session_store.codec.unstructure import _make_tolerant_unstructure
 from session_store.errors import SerializationError
 from session_store.schema import (
     DocumentExtractionResult,
