@@ -248,7 +248,7 @@ def test_the_next_request_gets_what_this_one_wrote_without_a_parse() -> None:
 
     def request(change: Any) -> dict[str, Any]:
         session = ServerSession(sid, lambda key: read_session(s, key))
-        seen = __import__("copy").deepcopy(dict(session))
+        seen: dict[str, Any] = __import__("copy").deepcopy(dict(session))
         change(session)
         commit(s, session, 3600.0)
         return seen
