@@ -263,3 +263,22 @@ def test_the_next_request_gets_what_this_one_wrote_without_a_parse() -> None:
     assert request(lambda session: None) == {"cart": [], "user": "bob"}
     assert CountingStore.parses == 1
     assert s.codec.decode(sid, backend.get(sid) or b"").obj == {"cart": [], "user": "bob"}
+
+
+def test_no_web_module_is_over_400_lines() -> None:
+    """Small modules with one job each: the web integrations and their building blocks."""
+    from pathlib import Path
+
+    import session_store
+
+    root = Path(session_store.__file__).parent
+    modules = [
+        *sorted((root / "websession").glob("*.py")),
+        root / "flask.py",
+        root / "starlette.py",
+        root / "django" / "__init__.py",
+    ]
+    sizes = {
+        str(p.relative_to(root)): len(p.read_text(encoding="utf-8").splitlines()) for p in modules
+    }
+    assert len(sizes) >= 10 and max(sizes.values()) <= 400, sizes
