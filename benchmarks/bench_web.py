@@ -5,7 +5,10 @@ the peers over the same redis-server; and the async store against the sync store
 * **Flask**: ``session_store.flask`` against Flask-Session (``SESSION_TYPE = "redis"``), each app
   served by gunicorn (1 process, ``gthread``, 4 threads).
 * **Starlette**: ``session_store.starlette.SessionMiddleware`` against starsessions
-  (``RedisStore`` + ``SessionAutoloadMiddleware``), each served by uvicorn (1 process).
+  (``RedisStore`` + ``SessionAutoloadMiddleware``), each served by uvicorn (1 process); ours
+  twice: as the drop-in (the session read on first use of ``request.session``, the event loop
+  waiting for that read) and with ``autoload=True`` (read, awaited, before the app runs: what
+  starsessions' autoload does).
 * The app: ``GET /`` reads the session's 2 KB ``blob`` and increments its counter ``n`` (so
   every request loads and saves the session). ``wrk -t4 -c4``: four keep-alive connections, one
   session each (a Lua script gives every wrk thread the cookie of a session created first).
@@ -28,7 +31,6 @@ and a ``redis-server`` binary. Run: ``python -m benchmarks.bench_web [--quick]``
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -114,10 +116,18 @@ def make_starlette() -> Any:
 
     url = os.environ["BENCH_REDIS_URL"]
     middleware: list[Middleware]
-    if os.environ["BENCH_KIND"] == "ours":
+    kind = os.environ["BENCH_KIND"]
+    if kind.startswith("ours"):
         from session_store.starlette import SessionMiddleware
 
-        middleware = [Middleware(SessionMiddleware, url=url + "?prefix=ours:", max_age=3600)]
+        # "ours": the drop-in (read on first use of request.session, the loop waits for it);
+        # "ours-autoload": read awaited before the app runs, as starsessions' autoload does
+        autoload = kind == "ours-autoload"
+        middleware = [
+            Middleware(
+                SessionMiddleware, url=url + "?prefix=ours:", max_age=3600, autoload=autoload
+            )
+        ]
     else:
         import redis.asyncio
         from starsessions import SessionAutoloadMiddleware
@@ -324,7 +334,7 @@ def compare(
         script = Path(tmp) / "sessions.lua"
         script.write_text(_LUA, encoding="utf-8")
         with (
-            serving(framework, "ours", url) as ours_url,
+            serving(framework, ours, url) as ours_url,
             serving(framework, peer, url) as peer_url,
         ):
             servers = {ours: ours_url, peer: peer_url}
@@ -346,56 +356,18 @@ def compare(
 
 # -- the async store against the sync store -------------------------------------------------------
 def store_ratio(redis_url: str, rounds: int, calls: int) -> dict[str, float]:
-    """Seconds per ``save`` + ``load`` of the sync store and the async store (asyncio, uvloop)."""
-    from session_store import SessionStore
-    from session_store.aio import AsyncSessionStore
+    """The async store's time over the sync store's for ``save`` + ``load``, on asyncio (and
+    uvloop): :func:`benchmarks.bench_aio_store.paired` (rounds rotating the contenders, each
+    on a loop and store kept for the run; medians of per-round ratios of wall time)."""
+    from benchmarks.bench_aio_store import paired
 
-    data = {"blob": BLOB, "n": 1}
-    sync: SessionStore[dict[str, Any]] = SessionStore(redis_url + "?prefix=bench-sync:", dict)
-
-    def run_sync() -> float:
-        started = time.perf_counter()
-        for i in range(calls):
-            sync.save(f"k{i % 50}", data)
-            sync.load(f"k{i % 50}")
-        return (time.perf_counter() - started) / calls
-
-    def run_async(loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> float:
-        async def body() -> float:
-            store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
-                redis_url + "?prefix=bench-async:", dict
-            )
-            for i in range(50):  # warm the pool
-                await store.save(f"k{i}", data)
-            started = time.perf_counter()
-            for i in range(calls):
-                await store.save(f"k{i % 50}", data)
-                await store.load(f"k{i % 50}")
-            elapsed = (time.perf_counter() - started) / calls
-            await store.aclose()
-            return elapsed
-
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(body())
-
-    loops: dict[str, Callable[[], asyncio.AbstractEventLoop] | None] = {"asyncio": None}
-    try:
-        import uvloop
-
-        loops["uvloop"] = uvloop.new_event_loop
-    except ImportError:
-        pass
-    run_sync()  # warm-up
-    samples: dict[str, list[float]] = {"sync": [], **{name: [] for name in loops}}
-    for _ in range(rounds):
-        samples["sync"].append(run_sync())
-        for name, factory in loops.items():
-            samples[name].append(run_async(factory))
-    sync.close()
-    return {
-        name: statistics.median(a / s for a, s in zip(samples[name], samples["sync"], strict=True))
-        for name in loops
-    } | {"sync_us": statistics.median(samples["sync"]) * 1e6}
+    result = paired("redis", redis_url, rounds, calls)
+    ratios = {
+        name: float(value["wall"])
+        for name, value in result.items()
+        if isinstance(value, dict)  # one per event loop
+    }
+    return ratios | {"sync_us": float(result["sync_wall_us"])}
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -403,16 +375,16 @@ def _ratio(samples: dict[str, list[float]], ours: str, peer: str) -> float:
     return statistics.median(a / b for a, b in zip(samples[ours], samples[peer], strict=True))
 
 
-def _row(app: str, peer_name: str, result: Comparison, peer: str) -> list[str]:
+def _row(app: str, peer_name: str, result: Comparison, peer: str, ours: str = "ours") -> list[str]:
     rate, cpu = result.rate, result.cpu
     return [
         app,
         peer_name,
-        f"{statistics.median(rate['ours']):,.0f}",
+        f"{statistics.median(rate[ours]):,.0f}",
         f"{statistics.median(rate[peer]):,.0f}",
-        f"{_ratio(rate, 'ours', peer):.2f}",
-        f"{statistics.median(cpu['ours']):,.0f} / {statistics.median(cpu[peer]):,.0f}",
-        f"{_ratio(cpu, peer, 'ours'):.2f}",
+        f"{_ratio(rate, ours, peer):.2f}",
+        f"{statistics.median(cpu[ours]):,.0f} / {statistics.median(cpu[peer]):,.0f}",
+        f"{_ratio(cpu, peer, ours):.2f}",
         ">= 1",
     ]
 
@@ -428,12 +400,20 @@ def report(quick: bool = False) -> str:
     try:
         flask = compare("flask", "ours", "flask-session", server, rounds, seconds)
         star = compare("starlette", "ours", "starsessions", server, rounds, seconds)
+        auto = compare("starlette", "ours-autoload", "starsessions", server, rounds, seconds)
         stores = store_ratio(server.url_for(), rounds, 300 if quick else 2000)
     finally:
         server.stop()
     rows = [
         _row("Flask (gunicorn -w 1 gthread x4)", "Flask-Session", flask, "flask-session"),
-        _row("Starlette (uvicorn, 1 process)", "starsessions", star, "starsessions"),
+        _row("Starlette (uvicorn, 1 process), drop-in", "starsessions", star, "starsessions"),
+        _row(
+            "Starlette (uvicorn, 1 process), autoload=True",
+            "starsessions",
+            auto,
+            "starsessions",
+            "ours-autoload",
+        ),
     ]
     redis_rows = [
         [framework, name, result.redis[key].summary(),

@@ -84,11 +84,13 @@ class SessionMiddleware:
         autoload: bool = False,
     ) -> None:
         self.app = app
+        opened_from = None
         if store is None:
-            store = AsyncSessionStore(store_url(url), dict, codec=web_codec())
+            opened_from = store_url(url)
+            store = AsyncSessionStore(opened_from, dict, codec=web_codec())
         self.store = store
         self.autoload = autoload
-        self._blocking_reads = BlockingReads(store)
+        self._blocking_reads = BlockingReads(store, opened_from)
         self._aread = partial(aread_session, store)
         self.session_cookie = session_cookie
         self.max_age = max_age

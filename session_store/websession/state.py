@@ -4,7 +4,7 @@ changed since (top-level keys set and removed, a clear, a regenerate)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import Any, NamedTuple
 
 from session_store.backend import VersionToken
@@ -92,6 +92,22 @@ class ServerSession(MutableMapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._load()
+
+    # the dict's own methods, not MutableMapping's generic ones (a call or three fewer each)
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._load().get(key, default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return self._load().setdefault(key, default)
+
+    def keys(self) -> KeysView[str]:
+        return self._load().keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._load().items()
+
+    def values(self) -> ValuesView[Any]:
+        return self._load().values()
 
     def __repr__(self) -> str:
         state = repr(self._data) if self._data is not None else "<not loaded>"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from session_store.backend import VersionToken
 from session_store.websession.ids import new_session_id
+from session_store.websession.memo import written_data
 from session_store.websession.plan import Action, Outcome, Plan, merge_changes, plan_commit
 from session_store.websession.state import Data, SessionState
 
@@ -69,14 +70,16 @@ def _first_try(
 def _remember(
     store: SessionStore[Data] | AsyncSessionStore[Data], plan: Plan, first: FirstTry
 ) -> None:
-    """After ``first`` was written: tell the store's decoded-object cache (if it has one) what
-    those bytes decode to, so the next request that reads them back skips the decode. Only
+    """After ``first`` was written: tell the store's decoded-object cache what those bytes
+    decode to, so the next request that reads them back skips the decode, and keep the data
+    itself (:mod:`~session_store.websession.memo`), so it skips the parse of the body too. Only
     when that is exactly what a decode would give: the merge's base came from a decode, and the
     request's changes are plain JSON types (else the cache is left alone, and the next read
     decodes)."""
-    cache = getattr(store, "_decoded", None)
-    if cache is not None and _plain_json(plan.changed):
+    cache = store._decoded
+    if cache.max_bytes > 0 and _plain_json(plan.changed):
         cache.put(first.sid, first.payload, first.stamped, first.plain)
+        written_data(store).remember(first.sid, first.plain, first.stamped)
 
 
 #: One store call the commit needs: the method's name (``set_if`` goes to the store's backend)

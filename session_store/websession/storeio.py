@@ -13,6 +13,7 @@ from session_store.errors import (
     UnknownSchemaVersionError,
 )
 from session_store.websession.ids import hide, unreadable
+from session_store.websession.memo import written_data
 from session_store.websession.plan import Outcome
 from session_store.websession.state import Data, Read, SessionState
 from session_store.websession.steps import commit_steps
@@ -55,7 +56,8 @@ def decode_read(
     if found is None:
         return None
     try:
-        decoded = store._decoded.load(sid, found.value, store._decode_plain, store._rebuild)
+        rebuild = written_data(store).rebuild  # the data this process just wrote: no parse
+        decoded = store._decoded.load(sid, found.value, store._decode_plain, rebuild)
     except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
         unreadable(sid, exc)
         return None

@@ -353,3 +353,31 @@ def test_a_lazy_session_reads_once_on_any_first_use() -> None:
     assert reads == []
     assert __import__("json").dumps(scope["session"]) == '{"a": 1}'  # read by the scope
     assert scope.get("session") == {"a": 1} and reads == [sid]
+
+
+async def test_a_store_opened_from_a_url_is_read_through_its_blocking_twin(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """``url=``: the first use reads through the sync backend of the same URL (no helper loop,
+    no thread hand-off); its version token is the async backend's, so the end of the request
+    writes with one compare-and-set, and concurrent changes of different keys both land."""
+    url = redis_server.url_for(prefix=redis_namespace)
+    app = Starlette(
+        routes=interleaved_routes(), middleware=[Middleware(SessionMiddleware, url=url)]
+    )
+    assert await run_concurrently(app) == {"seed": True, "a": 1, "b": 1}
+    ours: Any = app.middleware_stack
+    while not isinstance(ours, SessionMiddleware):
+        ours = ours.app
+    reads = ours._blocking_reads
+    assert reads._twin is not None and reads._thread is None
+    commands = redis_commands(redis_server.port)
+    async with client_for(app) as client:
+        await client.post("/seed")
+        assert commands() == 2  # a new session: created through update (a read, a SET NX)
+        await client.post("/seed")
+        assert commands() == 2  # GET through the twin, then one compare-and-set
+        assert (await client.get("/all")).json() == {"seed": True}
+        assert commands() == 2  # GET through the twin, then the sliding expiry's touch
+    reads.close()
+    await ours.store.aclose()

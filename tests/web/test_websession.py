@@ -226,3 +226,59 @@ def test_the_memory_default_of_the_web_integrations_is_a_logged_choice(caplog: A
         )
     if not __import__("os").environ.get("SESSION_STORE_URL"):
         assert "no SESSION_STORE_URL configured" in caplog.text
+
+
+def test_the_next_request_gets_what_this_one_wrote_without_a_parse() -> None:
+    """A request that writes its session keeps the data (websession.memo): the next request
+    reading those very bytes gets a copy without parsing the body; changing that copy, nested
+    lists included, changes neither what is kept nor what is stored. Other bytes (another
+    writer) are parsed as before."""
+
+    class CountingStore(SessionStore[dict[str, Any]]):
+        parses = 0
+
+        def _rebuild(self, key: str, plain: Any) -> Any:
+            CountingStore.parses += 1
+            return super()._rebuild(key, plain)
+
+    backend = MemoryBackend()
+    s = CountingStore(backend, dict)
+    sid = new_session_id()
+    s.save(sid, {"cart": ["book"], "user": "ann"})
+
+    def request(change: Any) -> dict[str, Any]:
+        session = ServerSession(sid, lambda key: read_session(s, key))
+        seen: dict[str, Any] = __import__("copy").deepcopy(dict(session))
+        change(session)
+        commit(s, session, 3600.0)
+        return seen
+
+    request(lambda session: session["cart"].append("pen"))  # a parse: saved, not web-written
+    CountingStore.parses = 0
+    seen = request(lambda session: session["cart"].append("ink"))
+    assert seen == {"cart": ["book", "pen"], "user": "ann"} and CountingStore.parses == 0
+    seen = request(lambda session: session.update(n=1))
+    assert seen == {"cart": ["book", "pen", "ink"], "user": "ann"} and CountingStore.parses == 0
+    s.save(sid, {"cart": [], "user": "bob"})  # another writer's bytes
+    assert request(lambda session: None) == {"cart": [], "user": "bob"}
+    assert CountingStore.parses == 1
+    assert s.codec.decode(sid, backend.get(sid) or b"").obj == {"cart": [], "user": "bob"}
+
+
+def test_no_web_module_is_over_400_lines() -> None:
+    """Small modules with one job each: the web integrations and their building blocks."""
+    from pathlib import Path
+
+    import session_store
+
+    root = Path(session_store.__file__).parent
+    modules = [
+        *sorted((root / "websession").glob("*.py")),
+        root / "flask.py",
+        root / "starlette.py",
+        root / "django" / "__init__.py",
+    ]
+    sizes = {
+        str(p.relative_to(root)): len(p.read_text(encoding="utf-8").splitlines()) for p in modules
+    }
+    assert len(sizes) >= 10 and max(sizes.values()) <= 400, sizes
