@@ -15,7 +15,12 @@ default one: versioned copies, ordered writes, tombstones, a coherent near cache
    Goal: at most 1.15x for ``memory | redis``; ``memory | redis | diskcache`` is shown beside it,
    and ``memory | redis`` without the invalidation stream (what the stream's own invalidation of
    each write costs);
-4. a codec decode of the same payload against a warm hit: at least 20x, or the near cache saves
+4. where a save's cost goes, as ratios of this run (context): the writes the consistency model
+   needs (the ordered write on Redis, a Lua script that reads the version it lands after, and
+   the near copy) against the tiers' plain ``set``; the chain's own work against those writes;
+   and the invalidation stream's cost (the writer process receives its own write's
+   invalidation on its listener thread) as stream up against stream off;
+5. a codec decode of the same payload against a warm hit: at least 20x, or the near cache saves
    little next to the decode every load does anyway.
 
 Variants run in interleaved rounds (contender, baseline, ...); each ratio is of the medians, so
@@ -34,8 +39,9 @@ from pathlib import Path
 
 from benchmarks.harness import Ratio, machine_line, markdown_table, measure_ratio
 from benchmarks.payloads import vision_session
-from session_store import Codec, MemoryBackend, SessionBackend, TieredBackend, open_backend
+from session_store import Codec, MemoryBackend, SessionBackend, TieredBackend, open_backend, stamps
 from session_store.schema import schema_for_class
+from session_store.tiered.writes import write_after
 from session_store_redis.testing import RedisServer
 
 HIT_GOAL = 1.3
@@ -91,6 +97,7 @@ def measure(rounds: int = 15, calls: int = 20_000) -> tuple[list[Ratio], list[st
         bare_redis = open_backend(bare_redis_url)
         bare_disk = open_backend(bare_disk_url)
         opened = (coherent, checked, three, bare_redis, bare_disk)
+        extra: list[SessionBackend] = []
         try:
             assert isinstance(coherent, TieredBackend) and isinstance(checked, TieredBackend)
             _wait_coherent(coherent)
@@ -159,6 +166,46 @@ def measure(rounds: int = 15, calls: int = 20_000) -> tuple[list[Ratio], list[st
                     met=lambda r: r <= SAVE_GOAL,
                 )
             )
+            # Where a save's cost goes (each a ratio in this same run):
+            framed = stamps.frame(payload, stamps.clock.now(), 3600)
+            ordered_redis = open_backend(server.url_for(prefix="bench-ordered:"))
+            extra.append(ordered_redis)
+
+            def ordered_two(key: str) -> None:
+                write_after(ordered_redis, key, framed, 3600)  # the ordered write, by arrival
+                bare_memory.set(key, payload, 3600)  # the near copy
+
+            ratios.append(
+                measure_ratio(
+                    "breakdown: the model's writes (ordered redis write + memory set) / "
+                    "sum of the tiers' set",
+                    _loop(ordered_two, save_calls),
+                    _loop(bare_two, save_calls),
+                    rounds=rounds,
+                    goal="context",
+                    met=lambda r: True,
+                )
+            )
+            ratios.append(
+                measure_ratio(
+                    "breakdown: save through memory, redis, no stream / the model's writes",
+                    _loop(lambda key: checked.set(key, payload, 3600), save_calls),
+                    _loop(ordered_two, save_calls),
+                    rounds=rounds,
+                    goal="context",
+                    met=lambda r: True,
+                )
+            )
+            ratios.append(
+                measure_ratio(
+                    "breakdown: save through memory, redis, stream up / no stream",
+                    _loop(lambda key: coherent.set(key, payload, 3600), save_calls),
+                    _loop(lambda key: checked.set(key, payload, 3600), save_calls),
+                    rounds=rounds,
+                    goal="context",
+                    met=lambda r: True,
+                )
+            )
             decode_calls = max(calls // 50, 100)
             ratios.append(
                 measure_ratio(
@@ -171,7 +218,7 @@ def measure(rounds: int = 15, calls: int = 20_000) -> tuple[list[Ratio], list[st
                 )
             )
         finally:
-            for backend in opened:
+            for backend in (*opened, *extra):
                 backend.close()
     notes.append(f"saves: {save_calls:,} per round; hits: {calls:,} per round")
     return ratios, notes
@@ -180,7 +227,7 @@ def measure(rounds: int = 15, calls: int = 20_000) -> tuple[list[Ratio], list[st
 def _per_call(ratio: Ratio, calls: int) -> int:
     if "decode" in ratio.name:
         return max(calls // 50, 100)
-    if "save" in ratio.name:
+    if "save" in ratio.name or "breakdown" in ratio.name:
         return max(calls // 20, 200)
     return calls
 

@@ -26,7 +26,9 @@ through :func:`trusted`: ``trusted(tier).get(key)`` skips the checks for a
 itself for any other backend, so the composite needs no special case. The caller promises what
 the public method would have checked: ``key`` passed :func:`~session_store.keys.validate_key`,
 ``value`` is exactly ``bytes``, ``ttl`` passed :func:`~session_store.ttl.normalize_ttl`, a scan
-prefix passed :func:`~session_store.keys.validate_scan_prefix`.
+prefix passed :func:`~session_store.keys.validate_scan_prefix`. A composite that is not a
+:class:`BackendBase` offers its own unchecked calls as ``trusted_calls`` (the tiered chain
+does, so a store over a chain checks a key once).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
-from typing import ClassVar, Literal, Protocol, TypeVar
+from typing import ClassVar, Literal, Protocol, TypeVar, cast
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
@@ -82,12 +84,14 @@ class TrustedCalls(Protocol):
 def trusted(backend: SessionBackend) -> TrustedCalls:
     """The calls of ``backend`` that skip argument checks (see the module docstring).
 
-    For a :class:`BackendBase` these are its checked-once internals; any other backend is
-    returned as it is (it checks again, which is correct, only slower).
+    For a :class:`BackendBase` these are its checked-once internals; a composite that is not
+    one (the tiered chain) offers its own as ``trusted_calls``; any other backend is returned
+    as it is (it checks again, which is correct, only slower).
     """
     if isinstance(backend, BackendBase):
         return backend._trusted
-    return backend
+    calls = getattr(backend, "trusted_calls", None)  # a composite's own: the tiered chain's
+    return backend if calls is None else cast(TrustedCalls, calls)
 
 
 class BackendBase(SessionBackend):

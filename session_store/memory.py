@@ -198,6 +198,35 @@ class MemoryBackend(SessionBackend):
                 self.counters.add("errors")
 
     # -- protocol ------------------------------------------------------------------------------
+    def hit_reader(self) -> Callable[[str], bytes | None]:
+        """A read for a near cache's hit path (the tiered chain's): the live value of ``key``,
+        else ``None`` (a key it does not hold, an expired entry, a key that is not a ``str``),
+        for which the caller asks :meth:`get`, which checks the key, counts and drops the
+        expired entry. Without the lock: a dictionary lookup is atomic under the GIL and an
+        entry is an immutable tuple. The entry moves to the LRU end as in ``get`` (one evicted
+        meanwhile is not moved back), and the hit is counted, without the lock too (two threads
+        may lose one count between them; a count is never wrong otherwise)."""
+        data = self._data
+        clock = self._clock
+        move = data.move_to_end
+        counts = self._counts
+
+        def read(key: str) -> bytes | None:
+            entry = data.get(key) if type(key) is str else None
+            if entry is None:
+                return None
+            expires_at = entry[_EXPIRES]
+            if expires_at != _INF and expires_at <= clock():
+                return None
+            try:  # noqa: SIM105 - a with statement costs more on this hot path
+                move(key)
+            except KeyError:  # evicted or deleted since the lookup: served as it was read
+                pass
+            counts["hits"] += 1
+            return entry[_VALUE]
+
+        return read
+
     def get(self, key: str) -> bytes | None:
         # The hot path, kept flat: a key found in the table was validated when it was written,
         # so only its type is checked (a str subclass could hash like a stored key); a miss is

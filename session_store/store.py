@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from session_store.backend import SessionBackend
+from session_store.backend_base import trusted
 from session_store.codec import Codec
 from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import BackendError
@@ -163,8 +164,8 @@ class SessionStore(StoreRules[T]):
         Raises:
             SerializationError: ``obj`` cannot be stored; nothing was written.
         """
-        stamped, payload, plain = self._prepare_plain(key, obj)
-        self.backend.set(key, payload, self._ttl(ttl))
+        stamped, payload, plain = self._prepare_plain(key, obj)  # (checks the key)
+        trusted(self.backend).set(key, payload, self._ttl(ttl))
         self._decoded.put(key, payload, stamped, plain)  # the next load of these bytes
         return stamped
 
@@ -201,10 +202,11 @@ class SessionStore(StoreRules[T]):
             ConflictError: other writers won every attempt for ``update_timeout`` seconds.
         """
         validate_key(key)
+        backend = trusted(self.backend)  # the key is checked once, here
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
         while True:
-            read = self.backend.get_versioned(key)
+            read = backend.get_versioned(key)
             # through the near cache: an update of what this store just wrote or read undoes no
             # stage, and ``fn`` still gets an object nobody else holds (issue 17)
             current = None if read is None else self._cached_decode(key, read.value)
@@ -215,7 +217,7 @@ class SessionStore(StoreRules[T]):
             stamped = self._stamp(new)
             payload, plain = self._encode_plain(key, stamped)
             token = None if read is None else read.token
-            if self.backend.set_if(key, payload, token, self._ttl(ttl)):
+            if backend.set_if(key, payload, token, self._ttl(ttl)):
                 self._decoded.put(key, payload, stamped, plain)
                 return stamped
             attempt += 1

@@ -36,10 +36,12 @@ The model (docs/guarantees.md states each promise with its bound and test):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
-from session_store.backend import SessionBackend, ensure_bytes
+from session_store.backend import SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.backend_base import TrustedCalls
 from session_store.keys import validate_key
 from session_store.tiered import steps
 from session_store.tiered.base import (
@@ -84,27 +86,44 @@ class TieredBackend(TieredCas):
     # -- writes: the sequences of :mod:`.steps`, after the argument checks --------------------
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
-        value = ensure_bytes(value, key=key)
-        self._run(steps.save(self, key, value, normalize_ttl(ttl)))
+        self._set(key, ensure_bytes(value, key=key), normalize_ttl(ttl))
+
+    def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._run(steps.save(self, key, value, ttl))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = {validate_key(k): ensure_bytes(v, key=k) for k, v in items.items()}
-        ttl = normalize_ttl(ttl)
-        for key, value in checked.items():
+        self._set_many(checked, normalize_ttl(ttl))
+
+    def _set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        for key, value in items.items():
             self._run(steps.save(self, key, value, ttl))
 
     def delete(self, key: str) -> bool:
-        validate_key(key)
+        return self._delete(validate_key(key))
+
+    def _delete(self, key: str) -> bool:
         return self._run(steps.delete(self, key))
 
     def delete_many(self, keys: Iterable[str]) -> int:
-        wanted = list(dict.fromkeys(validate_key(key) for key in keys))
-        return sum(1 for key in wanted if self._run(steps.delete(self, key)))
+        return self._delete_many([validate_key(key) for key in keys])
+
+    def _delete_many(self, keys: Iterable[str]) -> int:
+        return sum(1 for key in dict.fromkeys(keys) if self._run(steps.delete(self, key)))
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the expiry of ``key``; ``ttl=None``: the TTL the session was written with."""
         validate_key(key)
-        return self._run(steps.touch(self, key, normalize_ttl(ttl)))
+        return self._touch(key, normalize_ttl(ttl))
+
+    def _touch(self, key: str, ttl: float | None = None) -> bool:
+        return self._run(steps.touch(self, key, ttl))
+
+    @cached_property
+    def trusted_calls(self) -> TrustedCalls:
+        """The chain's operations without the argument checks, for a caller that made them
+        (a :class:`~session_store.SessionStore`): see :func:`session_store.backend_base.trusted`."""
+        return _TrustedChain(self)
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -130,3 +149,51 @@ class TieredBackend(TieredCas):
     def from_backends(cls, tiers: Sequence[SessionBackend], **options: Any) -> TieredBackend:
         """Same as the constructor; reads well beside :func:`open_backend`."""
         return cls(tiers, **options)
+
+
+class _TrustedChain:
+    """:attr:`TieredBackend.trusted_calls`: each public method's body after its checks (the
+    caller promises what they would have checked: see
+    :func:`~session_store.backend_base.trusted`)."""
+
+    __slots__ = ("_chain", "get")
+
+    def __init__(self, chain: TieredBackend) -> None:
+        self._chain = chain
+        # a near-cache hit checks nothing (the near tier holds only checked keys)
+        self.get: Callable[[str], bytes | None] = chain.get if chain._near0 else chain._get
+
+    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        return self._chain._get_with_ttl(key)
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._chain._set(key, value, ttl)
+
+    def delete(self, key: str) -> bool:
+        return self._chain._delete(key)
+
+    def touch(self, key: str, ttl: float | None = None) -> bool:
+        return self._chain._touch(key, ttl)
+
+    def ttl(self, key: str) -> float | None:
+        return self._chain._ttl(key)
+
+    def scan(self, prefix: str = "") -> Iterator[str]:
+        return self._chain.scan(prefix)  # one check per listing, not per key
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        return self._chain._get_many(list(keys))
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        self._chain._set_many(items, ttl)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        return self._chain._delete_many(keys)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        return self._chain._get_versioned(key)
+
+    def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        return self._chain._set_if(key, value, token, ttl)

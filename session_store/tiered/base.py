@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from session_store import forksafe
 from session_store.backend import Scope, SessionBackend
+from session_store.backend_base import trusted
 from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.tiered import policy, steps
@@ -156,6 +157,7 @@ class TieredBase(SessionBackend):
             self.breakers.check_evictions,
             clock,
         )
+        # its public get: a miss there is the check of a key ``get`` was given (see reads)
         self._near0 = self.tiers[0] if self.layout.near else None
         self._subscription: Subscription | None = None
         self._resubscribe = False
@@ -354,9 +356,12 @@ class TieredBase(SessionBackend):
     def _step(self, step: Step) -> Any:
         helper = ORDERED_WRITES.get(step.fn)
         args = step.args
-        call: Callable[[SessionBackend], Any] = (
-            methodcaller(step.fn, *args) if helper is None else lambda t: helper(t, *args)
-        )
+        call: Callable[[SessionBackend], Any]
+        if helper is None:  # a tier method: the checks ran once, in the chain
+            method = methodcaller(step.fn, *args)
+            call = lambda t: method(trusted(t))  # noqa: E731
+        else:
+            call = lambda t: helper(t, *args)  # noqa: E731
         if type(step) is OnTier:
             return self._call(step.tier, call, step.what, force=step.force)
         if type(step) is OnArbiter:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from functools import partial
 
 from session_store.backend import SessionBackend
+from session_store.backend_base import trusted
 from session_store.errors import BackendUnavailableError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.stamps import unframe
@@ -24,7 +25,7 @@ __all__ = ["ChainListing", "TieredBulk"]
 
 def _listed(tier: SessionBackend, prefix: str) -> tuple[list[str], bool]:
     """A tier's keys under ``prefix``, and whether its listing says it is complete."""
-    listing = tier.scan(prefix)
+    listing = trusted(tier).scan(prefix)
     keys = list(listing)
     return keys, getattr(listing, "complete", None) is not False
 
@@ -47,14 +48,17 @@ class TieredBulk(TieredReads):
     """:class:`~session_store.tiered.reads.TieredReads` with the bulk reads and the listing."""
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        wanted = list(dict.fromkeys(validate_key(key) for key in keys))
+        return self._get_many([validate_key(key) for key in keys])
+
+    def _get_many(self, keys: list[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(keys))
         found: dict[str, bytes] = {}  # framed copies from the shared tiers
         near_hits: dict[str, bytes] = {}  # the caller's bytes, from the near cache
         remaining = wanted
         near = self._near0
         if near is not None and wanted:
             try:
-                got = near.get_many(wanted)
+                got = trusted(near).get_many(wanted)
             except BackendUnavailableError:
                 got = {}
             now = self._clock()
@@ -69,7 +73,7 @@ class TieredBulk(TieredReads):
             copies: dict[str, list[Copy]] = {}
             reached = False
             for index in self.layout.shared:
-                got = self._call(index, lambda t: t.get_many(remaining), "get_many")
+                got = self._call(index, lambda t: trusted(t).get_many(remaining), "get_many")
                 if got is DOWN:
                     continue
                 reached = True

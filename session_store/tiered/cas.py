@@ -22,15 +22,20 @@ class TieredCas(TieredBulk):
     """:class:`~session_store.tiered.bulk.TieredBulk` with compare-and-set."""
 
     def get_versioned(self, key: str) -> Versioned | None:
-        validate_key(key)
+        return self._get_versioned(validate_key(key))
+
+    def _get_versioned(self, key: str) -> Versioned | None:
         return self._run(cas_steps.get_versioned(self, key))
 
     def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
         validate_key(key)
-        value = ensure_bytes(value, key=key)
-        ttl = normalize_ttl(ttl)
+        return self._set_if(key, ensure_bytes(value, key=key), token, normalize_ttl(ttl))
+
+    def _set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None
+    ) -> bool:
         if token is None:
             inner: VersionToken | None = None
             base = b""

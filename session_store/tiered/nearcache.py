@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from session_store.backend import SessionBackend
+from session_store.backend_base import trusted
 from session_store.counters import Counters
 from session_store.errors import BackendError
 from session_store.stamps import frame, unframe, version_of
@@ -53,6 +54,8 @@ class NearCache:
         clock: Callable[[], float],
     ) -> None:
         self.tiers = tuple(tiers)
+        # the data calls, without the key checks the chain already made (see backend_base.trusted)
+        self._calls = tuple((index, tier, trusted(tier)) for index, tier in self.tiers)
         self.state = state
         self._counters = counters
         self._on_put = on_put
@@ -116,11 +119,11 @@ class NearCache:
         version = version_of(data)
         versions = self.state.versions
         known = versions.get(key)
-        for index, tier in self.tiers:
+        for index, tier, calls in self._calls:
             try:
-                if known is not None and known >= version and tier.get(key) is not None:
+                if known is not None and known >= version and calls.get(key) is not None:
                     continue
-                tier.set(key, value, ttl)
+                calls.set(key, value, ttl)
                 if promote:
                     self._counters.add("promotions")
                     tier.counters.add("promotions")
@@ -129,7 +132,7 @@ class NearCache:
                 self.state.checked.pop(key, None)
                 versions.pop(key, None)
                 with contextlib.suppress(BackendError):  # its older copy must not be served
-                    tier.delete(key)
+                    calls.delete(key)
                 continue
             versions[key] = version
             self._on_put(index)
@@ -144,9 +147,9 @@ class NearCache:
         with self.state.lock:
             self.state.invalidate([key])
             self.state.versions.pop(key, None)
-            for _, tier in self.tiers:
+            for _, _, calls in self._calls:
                 with contextlib.suppress(BackendError):  # dropping a copy is best effort
-                    tier.delete(key)
+                    calls.delete(key)
 
     def copy_of(self, key: str, index: int, found: tuple[bytes, float]) -> Copy:
         """Near tier ``index``'s copy of ``key`` (the caller's bytes ``found[0]``, TTL left

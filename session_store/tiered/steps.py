@@ -249,7 +249,8 @@ def write_once(
             elif result is False:
                 behind.append(index)
             breakers.check_evictions(index)
-            yield from drain_missed(chain, index)
+            if breakers.missed[index]:  # (no generator for the usual case: nothing missed)
+                yield from drain_missed(chain, index)
             if policy.acknowledges(layout, index):
                 acked = True
         if acked or not skipped:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from session_store.backend import SessionBackend
+from session_store.backend_base import trusted
 from session_store.errors import BackendUnavailableError
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of, with_version
 from session_store.tiered.cas_steps import TierSteps, place
@@ -50,11 +51,12 @@ def write_if_newer(tier: SessionBackend, key: str, data: bytes, ttl: float | Non
     ordered = getattr(tier, "set_if_newer", None)
     if ordered is not None:
         return bool(ordered(key, data, ttl, head=len(MAGIC), start=VERSION_START, end=VERSION_END))
+    calls = trusted(tier)  # the chain checked the key
     for _ in range(_ATTEMPTS):
-        read = tier.get_versioned(key)
+        read = calls.get_versioned(key)
         if read is not None and holds_newer(read.value, data):
             return False
-        if tier.set_if(key, data, None if read is None else read.token, ttl):
+        if calls.set_if(key, data, None if read is None else read.token, ttl):
             return True
     return False  # pragma: no cover - 16 writers in a row beat us: each of them is newer
 
@@ -102,11 +104,12 @@ def write_after(tier: SessionBackend, key: str, data: bytes, ttl: float | None) 
 
 def write_after_cas(tier: SessionBackend, key: str, data: bytes, ttl: float | None) -> bytes:
     """:func:`write_after` with the tier's compare-and-set (any backend)."""
+    calls = trusted(tier)  # the chain checked the key
     for _ in range(_ATTEMPTS * 4):
-        read = tier.get_versioned(key)
+        read = calls.get_versioned(key)
         if read is not None:
             data = placed_after(read.value, data)
-        if tier.set_if(key, data, None if read is None else read.token, ttl):
+        if calls.set_if(key, data, None if read is None else read.token, ttl):
             return data
     raise BackendUnavailableError(  # pragma: no cover - 64 writers in a row beat us
         "too many concurrent writers to order this write", key=key, backend=tier.describe()
@@ -115,6 +118,7 @@ def write_after_cas(tier: SessionBackend, key: str, data: bytes, ttl: float | No
 
 def run_on(tier: SessionBackend, sequence: TierSteps) -> bool | bytes:
     """Perform a sequence of calls on one tier (:func:`~.cas_steps.place`)."""
+    calls = trusted(tier)  # the chain checked the key
     value: Any = None
     while True:
         try:
@@ -122,7 +126,7 @@ def run_on(tier: SessionBackend, sequence: TierSteps) -> bool | bytes:
         except StopIteration as done:
             result: bool | bytes = done.value
             return result
-        value = getattr(tier, name)(*args)
+        value = getattr(calls, name)(*args)
 
 
 def _place(tier: SessionBackend, *args: Any) -> bool | bytes:
