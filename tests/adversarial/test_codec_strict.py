@@ -1,0 +1,208 @@
+"""Adversarial checks of the codec's strict JSON check (``session_store/codec/jsonsafe.py``).
+
+The guarantee under attack: a value that is not storable is refused with a typed, clear
+:class:`SerializationError` before any write, and anything accepted reads back as an equal value.
+
+Each ``xfail(strict=True)`` test records a break found today: it fails now for the reason given,
+and turns into an error (XPASS) once the code is fixed, so that the marker is then removed.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from session_store import MemoryBackend, SessionStore
+from session_store.codec import jsonsafe
+from session_store.errors import SerializationError
+
+#: Seconds a refusal may take in the child process. A correct refusal of these inputs takes
+#: milliseconds; the bound only keeps a hang from hanging the suite.
+_BOUND = 15.0
+
+_SAVE_IN_A_CHILD = textwrap.dedent(
+    """
+    import sys
+    from session_store import MemoryBackend, SessionStore
+    from session_store.errors import SerializationError
+
+    kind = sys.argv[1]
+    if kind == "list-cycle":
+        value = {"items": []}
+        value["items"].append(value["items"])
+    elif kind == "dict-cycle":
+        value = {}
+        value["self"] = value
+    else:  # a deep but finite nesting of lists
+        inner = []
+        for _ in range(200_000):
+            inner = [inner]
+        value = {"deep": inner}
+    store = SessionStore(MemoryBackend(), dict)
+    try:
+        store.save("k", value)
+    except SerializationError as exc:
+        print("refused:", exc.message[:200])
+        sys.exit(0)
+    print("accepted")
+    sys.exit(1)
+    """
+)
+
+
+def _save_in_a_child(kind: str) -> subprocess.CompletedProcess[str] | None:
+    """Run ``SessionStore.save`` of the hostile value in a child; ``None`` if it did not end
+    within the bound (it was killed)."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", _SAVE_IN_A_CHILD, kind],
+            capture_output=True,
+            text=True,
+            timeout=_BOUND,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="a self-referencing list/dict makes jsonsafe.check_storable loop forever (no cycle "
+    "check) instead of raising SerializationError",
+)
+@pytest.mark.parametrize("kind", ["list-cycle", "dict-cycle"])
+def test_a_cyclic_value_is_refused_not_walked_forever(kind: str) -> None:
+    """Guarantee: bad input gets a typed error, nothing is written.
+
+    Input: ``{"items": [<that very list>]}`` (or ``d = {}; d["self"] = d``) saved into a dict
+    store. What happens: orjson refuses it (recursion limit), then ``dumps`` runs the exact walk
+    :func:`jsonsafe.check_storable` to name the culprit; the walk keeps no set of visited
+    containers, so it pushes the same list again and again with an ever longer path: the save
+    never returns (killed after the bound), burning a CPU and growing memory. A request whose
+    session holds such a value hangs its worker.
+    """
+    done = _save_in_a_child(kind)
+    assert done is not None, f"save() of a {kind} did not return within {_BOUND:g} s"
+    assert done.returncode == 0 and "refused" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="check_storable copies the whole path at every level: a 200,000-deep list costs "
+    "O(depth^2) and the refusal does not come within the bound",
+)
+def test_a_very_deep_value_is_refused_promptly() -> None:
+    """Guarantee: bad input gets a typed error (and a request is not held hostage by it).
+
+    Input: 200,000 nested lists (a few MB of JSON an attacker can post to an app that stores
+    what it is sent). What happens: orjson refuses it at once (depth over 254), then the exact
+    walk builds ``[*path, i]`` for every level, so the work is quadratic in the depth
+    (measured here: 30,000 levels take 1.5 s, 100,000 more than 20 s): the save does not
+    return within the bound.
+    """
+    done = _save_in_a_child("deep")
+    assert done is not None, f"save() of a 200,000-deep list did not return within {_BOUND:g} s"
+    assert done.returncode == 0 and "refused" in done.stdout, done.stdout + done.stderr
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a value nested deeper than orjson's 254 levels is refused with the bare 'value is "
+    "not storable as JSON': the error neither names where nor says why (depth)",
+)
+def test_a_too_deep_value_is_refused_with_a_reason() -> None:
+    """Guarantee (jsonsafe's docstring): what is not storable is a ``SerializationError``
+    naming where it is.
+
+    Input: a dict of plain ``str`` keys and an ``int`` leaf, nested 300 levels deep (every
+    part of it storable by the documented rules, which state no depth limit). What happens:
+    orjson refuses it (its recursion limit is 254), the exact walk finds nothing wrong, and
+    ``dumps`` raises ``SerializationError("value is not storable as JSON")``: the caller is
+    not told that depth is the problem, nor at which path the limit was passed.
+    """
+    with pytest.raises(SerializationError) as caught:
+        jsonsafe.dumps(_nested(300))
+    message = caught.value.message.lower()
+    assert "deep" in message or "nest" in message or "depth" in message, message
+
+
+# -- what held ----------------------------------------------------------------------------------
+def _normal(value: Any) -> Any:
+    """``value`` as JSON reads it back: tuples become lists (documented)."""
+    if isinstance(value, list | tuple):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, of the same types all the way down, and the same sign of zero."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    return bool(a == b)
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(st.characters(codec=None), max_size=8)  # lone surrogates included
+    | st.sampled_from(["\x7f\xff", "\U0010ffff", "null", "NaN", "\x00", "\ud800"])
+    | st.binary(max_size=3)
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=4)
+        | st.frozensets(st.integers(0, 3), max_size=2)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VALUES)
+def test_held_accepted_values_read_back_equal_and_of_the_same_types(value: Any) -> None:
+    """Held: across NaN/infinity/-0.0, ints past 64 bits, lone surrogates, bytes, sets, int
+    keys and the byte patterns the NaN scan looks for, ``dumps`` either raises
+    ``SerializationError`` or writes what reads back equal, type for type (tuples as lists)."""
+    try:
+        written = jsonsafe.dumps(value)
+    except SerializationError:
+        return
+    assert _same(jsonsafe.loads(written), _normal(value))
+
+
+def test_held_a_refused_save_writes_nothing() -> None:
+    """Held: a refused value leaves the stored session as it was."""
+    store: SessionStore[dict[str, Any]] = SessionStore(MemoryBackend(), dict)
+    store.save("k", {"n": 1})
+    with pytest.raises(SerializationError):
+        store.save("k", {"n": math.nan})
+    assert store.load("k") == {"n": 1}
