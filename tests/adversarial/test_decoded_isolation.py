@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
 import attrs
@@ -115,6 +116,52 @@ def test_the_async_store_has_the_same_divergence() -> None:
     warm, cold = asyncio.run(main())
     assert warm == cold
     assert warm.starts.hour == cold.starts.hour
+
+
+@attrs.frozen
+class Basket:
+    """Frozen, every field immutable (so the cache shares it), with a derived lookup table
+    computed on first use: ``functools.cached_property``, which attrs supports on slotted
+    classes."""
+
+    user_id: str
+    items: tuple[str, ...] = ()
+
+    @cached_property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for item in self.items:
+            out[item] = out.get(item, 0) + 1
+        return out
+
+
+BASKET = SchemaInfo("adversarial-basket", Basket, 1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="is_immutable looks at attrs fields only: a frozen session's cached_property holds "
+    "a mutable dict, and one caller's change to it shows in every other load",
+)
+def test_mutating_a_shared_sessions_derived_state_does_not_leak() -> None:
+    """Guarantee: a caller may mutate what ``load`` returned; that never changes what another
+    ``load`` returns.
+
+    Input: a frozen attrs session whose fields are a ``str`` and a ``tuple[str, ...]`` (so
+    ``is_immutable`` says it may be shared) and which has a ``cached_property`` returning a
+    dict. What happens: every ``load`` returns the one shared object; caller A computes
+    ``counts`` and changes it (``counts["apple"] = 99``), and caller B's ``load`` sees 99,
+    while a store that never cached it (or the same store after an eviction) sees 1.
+    """
+    register_schema(BASKET)
+    backend = MemoryBackend()
+    store = SessionStore(backend, Basket, codec=Codec(encryption=None))
+    store.save("u", Basket("u", ("apple", "pear")))
+    first = store.load("u")
+    assert first is not None
+    first.counts["apple"] = 99  # caller A's own working copy, as far as it knows
+    second = store.load("u")
+    assert second is not None and second.counts == {"apple": 1, "pear": 1}
 
 
 # -- what held ----------------------------------------------------------------------------------
