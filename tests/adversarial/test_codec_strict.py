@@ -20,8 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from session_store import MemoryBackend, SessionStore
-from session_store.codec import jsonsafe
+from session_store.codec import Codec, jsonsafe
 from session_store.errors import SerializationError
+from session_store.schema import EnhancedSessionData
 
 #: Seconds a refusal may take in the child process. A correct refusal of these inputs takes
 #: milliseconds; the bound only keeps a hang from hanging the suite.
@@ -140,6 +141,33 @@ def test_a_too_deep_value_is_refused_with_a_reason() -> None:
         jsonsafe.dumps(_nested(300))
     message = caught.value.message.lower()
     assert "deep" in message or "nest" in message or "depth" in message, message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the generated unstructure writes extra after the fields (out.update(extra)): an "
+    "extra key named like a field silently replaces that field's value on save",
+)
+def test_an_extra_key_named_like_a_field_does_not_replace_the_field() -> None:
+    """Guarantee: what is accepted reads back equal ("nothing dropped, nothing coerced").
+
+    Input: ``EnhancedSessionData("alice", extra={"user_id": "mallory"})``, saved (accepted:
+    no error). What happens: the converter's generated ``unstructure`` builds the fields, then
+    ``out.update(extra)``; the stored JSON has ``"user_id": "mallory"``, and every load
+    returns ``user_id == "mallory"`` with ``extra == {}``: the session changed owner. (The
+    schema's own ``to_dict`` uses ``setdefault`` for ``extra`` and keeps the field.) Either a
+    round trip or a ``SerializationError`` passes this test.
+    """
+    backend = MemoryBackend()
+    writer = SessionStore(backend, EnhancedSessionData, codec=Codec(encryption=None))
+    try:
+        writer.save("alice", EnhancedSessionData("alice", extra={"user_id": "mallory"}))
+    except SerializationError:
+        return  # refusing the clash is a fix too: nothing silent
+    reader = SessionStore(backend, EnhancedSessionData, codec=Codec(encryption=None))
+    loaded = reader.load("alice")
+    assert loaded is not None
+    assert (loaded.user_id, loaded.extra) == ("alice", {"user_id": "mallory"})
 
 
 # -- what held ----------------------------------------------------------------------------------
