@@ -314,3 +314,50 @@ def test_held_an_unreadable_session_starts_a_new_one_without_logging_the_id(
     assert _sid(client) != sid and _session_cookies(response)
     assert sid not in caplog.text and "cannot be read" in caplog.text
     assert backend.get(sid) == b"\xa7SS\x01\x00garbage"
+
+
+_FLASK_WORKER = textwrap.dedent(
+    """
+    import sys
+    from flask import Flask, session
+    from session_store import SessionStore
+    from session_store.flask import SessionStoreInterface
+
+    url, sid, name, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    app = Flask(__name__)
+    SessionStoreInterface.init_app(app, SessionStore(url, dict))
+
+    @app.post("/set/<key>")
+    def set_key(key):
+        session[key] = len(session)  # reads the session, then changes one key
+        return "ok"
+
+    client = app.test_client()
+    client.set_cookie("session", sid)
+    for i in range(rounds):
+        assert client.post(f"/set/{name}-{i}").status_code == 200
+    """
+)
+
+
+@pytest.mark.slow
+def test_held_concurrent_requests_of_two_processes_merge_their_keys(redis_url: str) -> None:
+    """Held: two processes (each a Flask app on one redis-server) send 150 requests each
+    under one session cookie, each request setting a key of its own; every key of both is
+    in the stored session at the end (merged per key by compare-and-set, none lost)."""
+    rounds = 150
+    sid = new_session_id()
+    with SessionStore(redis_url, dict) as store:
+        store.save(sid, {"seed": 0})
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _FLASK_WORKER, redis_url, sid, name, str(rounds)]
+            )
+            for name in ("a", "b")
+        ]
+        for child in children:
+            assert child.wait(timeout=300) == 0
+        stored = store.load(sid)
+    assert stored is not None
+    expected = {"seed"} | {f"{name}-{i}" for name in ("a", "b") for i in range(rounds)}
+    assert set(stored) == expected
