@@ -206,6 +206,40 @@ def test_a_payload_needing_an_unconfigured_stage_starts_a_new_session() -> None:
     assert client.get("/read").status_code == 200
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="websession's decode_read decodes get_versioned's bytes without session_bytes: a "
+    "session a chain wrote (framed) is 'unreadable' to a single-tier web store",
+)
+def test_a_single_tier_web_store_reads_what_a_chain_wrote(redis_url: str) -> None:
+    """Guarantee (docs/guarantees.md, "Single-tier readers"): a ``SessionStore`` over one
+    tier of a chain reads through the chain's version frames (a tombstone is absent).
+
+    Input: a chain ``memory:// | redis://...`` saves ``{"user": "alice"}`` under a session
+    id (the version-framed bytes land in Redis); a Flask app whose store is that Redis tier
+    alone gets a request with that id. What happens: ``SessionStore(redis).load(sid)`` reads
+    ``{"user": "alice"}``, but ``read_session`` hands the framed bytes to the codec, which
+    finds no codec header: ``CorruptPayloadError``, logged as "cannot be read", and the user
+    gets an empty new session (logged out). Django and Starlette read through the same
+    ``decode_read``.
+    """
+    sid = new_session_id()
+    with SessionStore(f"memory:// | {redis_url}", dict) as chain:
+        chain.save(sid, {"user": "alice"})
+    with SessionStore(redis_url, dict) as single:
+        assert single.load(sid) == {"user": "alice"}  # the store itself reads through
+        app = Flask(__name__)
+        SessionStoreInterface.init_app(app, single)
+
+        @app.get("/read")
+        def read() -> dict[str, Any]:
+            return {"user": session.get("user")}
+
+        client = app.test_client()
+        client.set_cookie("session", sid)
+        assert client.get("/read").get_json() == {"user": "alice"}
+
+
 _DJANGO_CHILD = textwrap.dedent(
     """
     import django
