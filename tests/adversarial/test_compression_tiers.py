@@ -9,6 +9,7 @@ a typed error, never a wrong session.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from session_store import MemoryBackend, SessionStore
+from session_store.aio import AsyncSessionStore
 from session_store.codec import AesGcmStage, Codec
 from session_store.errors import ConfigurationError, CorruptPayloadError
 from session_store.schema import get_schema
@@ -131,3 +133,32 @@ def test_held_golden_payloads_load_the_same_in_every_tier_configuration(
         encrypted.backend.set(key, raw)
         with pytest.raises(CorruptPayloadError):
             encrypted.load(key)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AsyncSessionStore never calls default_compression (and it tests for the sync "
+    "MemoryBackend only): an async memory:// store writes zstd",
+)
+def test_an_async_memory_store_writes_uncompressed_as_documented() -> None:
+    """Guarantee: compression per tier, "a bare ``memory://`` store with the near cache
+    writes uncompressed" (docs/performance.md; ``AsyncSessionStore``'s codec is documented
+    "as for SessionStore", and it has the same near cache, on by default).
+
+    Input: ``AsyncSessionStore("memory://", dict)`` saving a 2.5 KB session. What happens:
+    its codec is ``ZstdStage(threshold=1024, level=1)`` and the payload's stages are
+    ``("zstd",)``, while ``SessionStore("memory://", dict)`` writes ``()``: the near cache
+    then keeps the body beside the compressed payload (the memory the per-tier rule saves).
+    """
+    async def stages() -> tuple[str, ...]:
+        store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore("memory://", dict)
+        await store.save("k", _session())
+        raw = await store.backend.get("k")
+        assert raw is not None
+        return store.codec.inspect(raw).stages
+
+    sync: SessionStore[dict[str, Any]] = SessionStore("memory://", dict)
+    sync.save("k", _session())
+    raw = sync.backend.get("k")
+    assert raw is not None and sync.codec.inspect(raw).stages == ()
+    assert asyncio.run(stages()) == ()
