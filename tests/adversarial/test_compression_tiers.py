@@ -150,6 +150,7 @@ def test_an_async_memory_store_writes_uncompressed_as_documented() -> None:
     ``("zstd",)``, while ``SessionStore("memory://", dict)`` writes ``()``: the near cache
     then keeps the body beside the compressed payload (the memory the per-tier rule saves).
     """
+
     async def stages() -> tuple[str, ...]:
         store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore("memory://", dict)
         await store.save("k", _session())
