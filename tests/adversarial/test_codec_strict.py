@@ -9,12 +9,14 @@ and turns into an error (XPASS) once the code is fixed, so that the marker is th
 
 from __future__ import annotations
 
+import enum
 import math
 import subprocess
 import sys
 import textwrap
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 from session_store import MemoryBackend, SessionStore
 from session_store.codec import Codec, jsonsafe
 from session_store.errors import SerializationError
-from session_store.schema import EnhancedSessionData
+from session_store.schema import EnhancedSessionData, SchemaInfo, register_schema
 
 #: Seconds a refusal may take in the child process. A correct refusal of these inputs takes
 #: milliseconds; the bound only keeps a hang from hanging the suite.
@@ -189,6 +191,58 @@ def test_a_lone_surrogate_is_refused_with_where_it_is() -> None:
         jsonsafe.dumps({"profile": {"name": "\ud800"}})
     message = caught.value.message
     assert "['profile']['name']" in message or "surrogate" in message, message
+
+
+class Corner(enum.Enum):
+    """An Enum whose values are tuples (a plain Python idiom)."""
+
+    ORIGIN = (0, 0)
+    FAR = (1, 1)
+
+
+@attrs.define
+class Drawing:
+    """A schema with ``extra``: the converter's generated hooks."""
+
+    user_id: str
+    corner: Corner = Corner.ORIGIN
+    extra: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.define
+class Sketch:
+    """A schema without ``extra``: cattrs' own hooks."""
+
+    user_id: str
+    corner: Corner = Corner.ORIGIN
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an Enum member whose value is a tuple is written as its value, a JSON array, and "
+    "read back with Corner([1, 1]), which fails: a list misfit, or an unreadable session",
+)
+@pytest.mark.parametrize("cls", [Drawing, Sketch], ids=["with-extra", "without-extra"])
+def test_an_enum_with_tuple_values_round_trips_or_is_refused(cls: type[Any]) -> None:
+    """Guarantee: what ``save`` accepts reads back equal; bad input is refused before any
+    write and loses nothing.
+
+    Input: a session whose ``corner: Corner`` field holds ``Corner.FAR`` (value ``(1, 1)``).
+    What happens: ``save`` accepts it (the enum hook writes ``member.value``, a tuple, which
+    the strict check allows as an array); on load ``Corner([1, 1])`` raises ValueError. With
+    ``extra`` (the generated hooks) the misfit is kept: ``corner == [1, 1]``, a list, not the
+    member. Without it (cattrs' hooks) the load raises ``CorruptPayloadError``: the session
+    just saved can never be read again.
+    """
+    register_schema(SchemaInfo(f"adversarial-{cls.__name__.lower()}", cls, 1))
+    backend = MemoryBackend()
+    writer = SessionStore(backend, cls, codec=Codec(encryption=None))
+    try:
+        writer.save("u", cls("u", Corner.FAR))
+    except SerializationError:
+        return  # refusing it before the write is a fix too
+    loaded = SessionStore(backend, cls, codec=Codec(encryption=None)).load("u")
+    assert loaded is not None and loaded.corner is Corner.FAR
 
 
 # -- what held ----------------------------------------------------------------------------------
