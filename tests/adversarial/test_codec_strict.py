@@ -245,6 +245,48 @@ def test_an_enum_with_tuple_values_round_trips_or_is_refused(cls: type[Any]) -> 
     assert loaded is not None and loaded.corner is Corner.FAR
 
 
+@attrs.define
+class Scores:
+    """``dict[int, str]``: cattrs' orjson converter writes the int keys as text."""
+
+    user_id: str
+    by_level: dict[int, str] = attrs.Factory(dict)
+    extra: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.define
+class PlainScores:
+    user_id: str
+    by_level: dict[int, str] = attrs.Factory(dict)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a dict[int, str] field is written with text keys (cattrs' orjson converter) but "
+    "read with the strict int hook, which refuses '1': a misfit or an unreadable session",
+)
+@pytest.mark.parametrize("cls", [Scores, PlainScores], ids=["with-extra", "without-extra"])
+def test_a_dict_with_int_keys_round_trips_or_is_refused(cls: type[Any]) -> None:
+    """Guarantee: what ``save`` accepts reads back equal; bad input loses nothing.
+
+    Input: a session whose ``by_level: dict[int, str]`` field holds ``{1: "gold"}``. What
+    happens: ``save`` accepts it (the preconf converter unstructures the key to ``"1"``); on
+    load the session converter's strict ``int`` hook refuses ``"1"`` (no ``int("1")``). With
+    ``extra`` the misfit is kept: ``by_level == {"1": "gold"}`` (``by_level[1]`` is a
+    KeyError). Without it the load raises ``CorruptPayloadError``: the session just saved can
+    never be read again.
+    """
+    register_schema(SchemaInfo(f"adversarial-{cls.__name__.lower()}", cls, 1))
+    backend = MemoryBackend()
+    writer = SessionStore(backend, cls, codec=Codec(encryption=None))
+    try:
+        writer.save("u", cls("u", {1: "gold"}))
+    except SerializationError:
+        return  # refusing it before the write is a fix too
+    loaded = SessionStore(backend, cls, codec=Codec(encryption=None)).load("u")
+    assert loaded is not None and loaded.by_level == {1: "gold"}
+
+
 # -- what held ----------------------------------------------------------------------------------
 def _normal(value: Any) -> Any:
     """``value`` as JSON reads it back: tuples become lists (documented)."""
