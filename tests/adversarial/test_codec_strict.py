@@ -287,6 +287,80 @@ def test_a_dict_with_int_keys_round_trips_or_is_refused(cls: type[Any]) -> None:
     assert loaded is not None and loaded.by_level == {1: "gold"}
 
 
+@attrs.define
+class Reading:
+    """A schema without ``extra`` (cattrs' own hooks) with plain leaf fields."""
+
+    user_id: str
+    score: float = 0.0
+    count: int = 0
+    label: str = ""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a schema without extra writes a leaf of the wrong JSON type (attrs checks no "
+    "types) and cattrs' structure with the strict hooks then refuses it: unreadable for ever",
+)
+@pytest.mark.parametrize(
+    ("field", "value"), [("score", True), ("count", 1.0), ("label", 5)], ids=str
+)
+def test_a_misfit_leaf_in_a_schema_without_extra_is_refused_or_kept(field: str, value: Any) -> None:
+    """Guarantee: bad input gets a clear, typed error and loses nothing; what is accepted
+    reads back.
+
+    Input: ``Reading`` (``score: float``, ``count: int``, ``label: str``, no ``extra``)
+    with ``score=True`` / ``count=1.0`` / ``label=5`` (attrs does not check annotations, so
+    the app can build it). What happens: ``save`` writes it (cattrs' unstructure copies the
+    value, the strict JSON check finds plain JSON); ``load`` runs the session converter's
+    strict leaf hooks, which refuse it, and raises ``CorruptPayloadError``: the session just
+    saved is unreadable. (A schema with ``extra`` keeps such a misfit as stored.)
+    """
+    register_schema(SchemaInfo("adversarial-reading", Reading, 1))
+    backend = MemoryBackend()
+    writer = SessionStore(backend, Reading, codec=Codec(encryption=None))
+    try:
+        writer.save("u", Reading("u", **{field: value}))
+    except SerializationError:
+        return  # refusing it before the write is a fix too
+    loaded = SessionStore(backend, Reading, codec=Codec(encryption=None)).load("u")
+    assert loaded is not None and getattr(loaded, field) == value
+
+
+class Shade(enum.Enum):
+    DARK = "dark"
+
+
+@attrs.define
+class Theme:
+    user_id: str
+    shade: Shade | str = "auto"
+    extra: dict[str, Any] = attrs.Factory(dict)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an Enum in a 'Shade | str' field is written as its value and read back as the "
+    "str: accepted, then silently a different type",
+)
+def test_an_enum_in_an_enum_or_str_union_round_trips_or_is_refused() -> None:
+    """Guarantee: no silent conversion (an ``Enum`` outside a field that declares it is
+    refused; inside one it reads back as the member).
+
+    Input: ``Theme(shade=Shade.DARK)`` with ``shade: Shade | str``. What happens: the enum
+    hook writes ``"dark"``; on load the union hook tries ``str`` first (or cannot tell) and
+    the field holds the plain text ``"dark"``: ``loaded.shade is Shade.DARK`` is false.
+    """
+    register_schema(SchemaInfo("adversarial-theme", Theme, 1))
+    backend = MemoryBackend()
+    try:
+        SessionStore(backend, Theme, codec=Codec(encryption=None)).save("u", Theme("u", Shade.DARK))
+    except SerializationError:
+        return
+    loaded = SessionStore(backend, Theme, codec=Codec(encryption=None)).load("u")
+    assert loaded is not None and loaded.shade is Shade.DARK
+
+
 # -- what held ----------------------------------------------------------------------------------
 def _normal(value: Any) -> Any:
     """``value`` as JSON reads it back: tuples become lists (documented)."""
