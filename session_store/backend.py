@@ -94,6 +94,18 @@ class SessionBackend(ABC):
         another writer got there first.
         """
 
+    def token_for(self, value: bytes) -> VersionToken | None:
+        """The token :meth:`get_versioned` would return while ``key`` holds exactly ``value``, if
+        this backend can tell it from the bytes alone; ``None`` (the default): it cannot.
+
+        A backend whose tokens are a function of the stored bytes (a digest, a version the value
+        carries) overrides this, so that a store that has just written or read ``value`` can
+        compare-and-set against it without reading it again (one round trip for an ``update``
+        instead of two). It must never return a token that could match other bytes in a way a
+        read of ``value`` would not.
+        """
+        return None
+
     # -- bulk: naive defaults, override for one round trip -------------------------------------
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         """The value and its remaining TTL (``math.inf``: none) together, for promotion."""

@@ -73,6 +73,26 @@ class CompareAndSetConformance:
         backend.set("k", b"changed2")
         assert backend.set_if("k", b"mine", read.token) is False
 
+    def test_token_for_names_only_the_bytes_it_was_given(self, backend: SessionBackend) -> None:
+        """A backend that predicts tokens from bytes (:meth:`SessionBackend.token_for`) must
+        predict one that matches while the key holds those bytes, and only then; a backend that
+        cannot tell returns ``None`` and a store reads before every compare-and-set."""
+        backend.set("k", b"one")
+        predicted = backend.token_for(b"one")
+        if predicted is None:
+            assert backend.token_for(b"two") is None
+            return
+        other = backend.token_for(b"two")
+        assert other is not None and other != predicted
+        assert backend.set_if("k", b"never", other) is False
+        assert backend.set_if("k", b"two", predicted) is True
+        assert backend.set_if("k", b"three", predicted) is False  # spent: "two" is stored now
+        assert backend.set_if("k", b"three", backend.token_for(b"two")) is True
+        assert backend.get("k") == b"three"
+        backend.delete("k")
+        assert backend.set_if("k", b"late", backend.token_for(b"three")) is False
+        assert backend.get("k") is None
+
     # -- namespaces ----------------------------------------------------------------------------
     def test_overlapping_namespaces_are_isolated(self, backend_factory: BackendFactory) -> None:
         outer, inner = backend_factory(prefix="session:"), backend_factory(prefix="session:admin:")

@@ -47,6 +47,10 @@ class VersionedWrites:
         self._count_read(value is not None)
         return None if value is None else Versioned(value, version_token(value))
 
+    def token_for(self, value: bytes) -> VersionToken | None:
+        """The token of a value stored unchanged: its digest, as :meth:`get_versioned` gives."""
+        return version_token(value)
+
     def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
