@@ -191,6 +191,13 @@ class DecodedCache:
                 _, dropped = self._entries.popitem(last=False)
                 self._bytes -= dropped[3]
 
+    def payload(self, key: str) -> bytes | None:
+        """The bytes the entry for ``key`` is valid for (what this store last read or wrote for
+        it), or ``None`` if none is kept; nothing says they are still what is stored."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
     def discard(self, key: str) -> None:
         """Forget ``key`` (after a delete: nothing would serve it, but it frees the memory)."""
         with self._lock:

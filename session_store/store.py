@@ -203,6 +203,9 @@ class SessionStore(StoreRules[T]):
         """
         validate_key(key)
         backend = trusted(self.backend)  # the key is checked once, here
+        done = self._update_known(key, fn, ttl)
+        if done is not None:
+            return done
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
         while True:
@@ -224,6 +227,34 @@ class SessionStore(StoreRules[T]):
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
             _backoff(attempt, deadline)
+
+    def _update_known(
+        self, key: str, fn: Callable[[T | None], T | None], ttl: float | None
+    ) -> T | None:
+        """One ``update`` attempt without reading: ``fn`` of what this store last wrote or read
+        for ``key``, compare-and-set against exactly those bytes (their token, where the backend
+        can tell it from the bytes: :meth:`~session_store.backend.SessionBackend.token_for`).
+        One round trip instead of two when nobody else wrote in between; ``None`` when it cannot
+        be tried, when ``fn`` wrote nothing or failed on what may be an old copy, or when the
+        stored bytes differ: then ``update`` reads and runs ``fn`` again, so nothing is decided
+        on a copy that was not current."""
+        known = self._decoded.payload(key)
+        token = None if known is None else self.backend.token_for(known)
+        if known is None or token is None:
+            return None
+        try:
+            new = fn(self._cached_decode(key, known))
+            if new is None:
+                return None  # what is stored is returned only once it has been read
+            self._check_schema(key, new)
+            stamped = self._stamp(new)
+            payload, plain = self._encode_plain(key, stamped)
+        except Exception:  # decided on a copy that may be old: read, and run fn again
+            return None
+        if not trusted(self.backend).set_if(key, payload, token, self._ttl(ttl)):
+            return None
+        self._decoded.put(key, payload, stamped, plain)
+        return stamped
 
     def metrics(self) -> dict[str, Any]:
         """Per-tier counters and latency percentiles as a plain dict.
