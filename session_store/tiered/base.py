@@ -1,11 +1,12 @@
-"""The tiered chain's plumbing: construction, description, the invalidation stream and the
-calls to one tier (:meth:`TieredBase._call`, :meth:`TieredBase._arbitrate`) with their breaker
-bookkeeping, and :meth:`TieredBase._collect`, the read of every shared tier's copy that reads,
-writes, compare-and-set and reconciliation all start from.
+"""The tiered chain's plumbing: construction, description, the invalidation stream, the calls
+to one tier (:meth:`TieredBase._call`, :meth:`TieredBase._arbitrate`) with their breaker
+bookkeeping, and :meth:`TieredBase._run`, which performs the I/O sequences of :mod:`.steps` and
+:mod:`.cas_steps` (the async chain performs the same sequences with awaits). Every tier call
+goes through :func:`~session_store.backend_base.trusted`: the chain checked the arguments once.
 
 The chain is built in layers, one job per module, as the async twin is
-(:mod:`session_store.aio.tiered`): this base; :mod:`.reconcile` (missed writes, the probe
-timer); :mod:`.reads` (single-key reads); :mod:`.bulk` (``get_many``, ``scan``); :mod:`.cas`
+(:mod:`session_store.aio.tiered`): this base; :mod:`.reconcile` (the probe timer, the flush on
+close); :mod:`.reads` (single-key reads); :mod:`.bulk` (``get_many``, ``scan``); :mod:`.cas`
 (``get_versioned``, ``set_if``); :mod:`.backend` (writes, deletes, life cycle).
 """
 
@@ -27,7 +28,6 @@ from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
 from session_store.tiered import policy, steps
 from session_store.tiered.breakers import Breakers
-from session_store.tiered.cas_steps import ChainToken
 from session_store.tiered.near import NearState, Subscription
 from session_store.tiered.nearcache import NearCache
 from session_store.tiered.policy import Copy, Health
@@ -85,9 +85,6 @@ class _ChainCounters(Counters):
         values = super().as_dict()
         values["hits"] += self.fast_hits
         return values
-
-
-_Token = ChainToken  # (the name it had before the chain was split)
 
 
 class TieredBase(SessionBackend):
