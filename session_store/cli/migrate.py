@@ -117,6 +117,7 @@ def migrate(
                 "rewritten": report.rewritten,
                 "current": report.current,
                 "vanished": report.vanished,
+                "deleted": report.deleted,
                 "skipped": report.skipped,
                 "not_sessions": report.not_sessions,
                 "failed": report.failed,

@@ -30,6 +30,8 @@ class RewriteReport:
         rewritten: sessions written again in the current format.
         current: sessions already in the current format, left alone.
         vanished: sessions listed but deleted or expired before they could be read or rewritten.
+        deleted: a chain's tombstones, met when one tier of a chain is migrated alone: sessions
+            deleted through the chain (the marker that keeps them deleted), left alone.
         skipped: sessions finished by an earlier, interrupted run (known from the checkpoint).
         not_sessions: values left alone because nothing proves they are sessions: no
             session-store header, and not legacy JSON given a ``legacy_schema`` (a raw value
@@ -45,6 +47,7 @@ class RewriteReport:
     rewritten: int = 0
     current: int = 0
     vanished: int = 0
+    deleted: int = 0
     skipped: int = 0
     not_sessions: int = 0
     failures: list[RewriteFailure] = field(default_factory=list)
@@ -58,7 +61,14 @@ class RewriteReport:
     @property
     def examined(self) -> int:
         """Sessions this run looked at (not counting those skipped from the checkpoint)."""
-        return self.rewritten + self.current + self.vanished + self.failed + self.not_sessions
+        return (
+            self.rewritten
+            + self.current
+            + self.vanished
+            + self.deleted
+            + self.failed
+            + self.not_sessions
+        )
 
     def summary(self) -> str:
         """One line for a human: the counts, and the failures by error type."""
@@ -69,7 +79,13 @@ class RewriteReport:
         return (
             f"rewritten {self.rewritten}, already current {self.current}, failed {self.failed}"
             + (f" ({detail})" if detail else "")
-            + f", vanished {self.vanished}, not sessions (left alone) {self.not_sessions}"
+            + f", vanished {self.vanished}"
+            + (
+                f", deleted (a chain's tombstones, left alone) {self.deleted}"
+                if self.deleted
+                else ""
+            )
+            + f", not sessions (left alone) {self.not_sessions}"
             + f", skipped from checkpoint {self.skipped}"
             + ("" if self.complete else ", INCOMPLETE")
         )

@@ -63,7 +63,9 @@ def rewrite_batch(
         raw = found.get(key)
         data = None if raw is None else stamps.session_bytes(raw)  # a chain's frame, read through
         try:
-            if data is None:
+            if raw is not None and data is None:
+                outcome = "deleted"  # one tier of a chain: a tombstone is not a session
+            elif data is None:
                 outcome = "vanished"
             elif not is_session(data, legacy):
                 outcome = "not a session"
@@ -82,6 +84,8 @@ def rewrite_batch(
             report.current += 1
         elif outcome == "not a session":
             report.not_sessions += 1
+        elif outcome == "deleted":
+            report.deleted += 1
         else:
             report.vanished += 1
         finished.append(key)
@@ -96,8 +100,9 @@ def is_session(data: bytes, legacy: bool) -> bool:
 
 
 def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) -> str:
-    """Rewrite one session with compare-and-set: ``rewritten``, ``current``, ``vanished`` or
-    ``not a session`` (replaced meanwhile by a value that is not one).
+    """Rewrite one session with compare-and-set: ``rewritten``, ``current``, ``vanished``,
+    ``deleted`` (a chain's tombstone now) or ``not a session`` (replaced meanwhile by a value that
+    is not one).
 
     Raises:
         ConflictError: the session changed under every attempt for ``update_timeout`` seconds.
@@ -108,9 +113,11 @@ def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) 
     attempt = 0
     while True:
         read = backend.get_versioned(key)
-        stored = None if read is None else stamps.session_bytes(read.value)
-        if read is None or stored is None:
+        if read is None:
             return "vanished"
+        stored = stamps.session_bytes(read.value)
+        if stored is None:
+            return "deleted"  # deleted through the chain meanwhile: its tombstone stays
         if not is_session(stored, legacy):
             return "not a session"
         if is_current(codec, key, stored):

@@ -61,3 +61,13 @@ def test_ls_and_copy_skip_tombstones(
     target = f"diskcache://{tmp_path / 'copy'}"
     copied = json.loads(cli("copy", "--json", disk, target).stdout)
     assert (copied["copied"], copied["vanished"]) == (1, 0)
+
+
+def test_migrate_of_one_tier_counts_tombstones_as_deleted_not_vanished(
+    cli: Run, chain_with_tombstones: tuple[str, str]
+) -> None:
+    _, disk = chain_with_tombstones
+    report = json.loads(cli("migrate", "--json", disk).stdout)
+    assert (report["vanished"], report["deleted"], report["not_sessions"]) == (0, 3, 1)
+    with open_backend(disk) as tier:  # the tombstones are left alone: still deleted
+        assert sorted(tier.scan()) == ["alive", "ghost-1", "ghost-2", "ghost-3"]
