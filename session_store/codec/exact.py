@@ -150,7 +150,7 @@ def _make_keeping_structure(converter: OrjsonConverter, cls: type) -> Callable[[
     is kept as it is when it does not fit (a schema with ``extra`` does the same), so that
     what ``save`` wrote is readable. What still fails (a required field missing, a validator)
     raises cattrs' error."""
-    strict = converter.gen_structure_attrs_fromdict(cls)
+    strict: Callable[[Any, Any], Any] = converter.gen_structure_attrs_fromdict(cls)
     names = [(a.name, a.alias) for a in attrs.fields(cls) if a.init]
 
     def keeping(data: dict[str, Any]) -> Any:
@@ -168,14 +168,13 @@ def _make_keeping_structure(converter: OrjsonConverter, cls: type) -> Callable[[
     def structure(data: Any, _: Any) -> Any:
         try:
             return strict(data, cls)
-        except Exception:
+        except Exception as failed:
             if not isinstance(data, dict):
                 raise
             try:
                 return keeping(data)
             except Exception:
-                pass
-            raise
+                raise failed from None  # cattrs' own account of what does not fit
 
     return structure
 

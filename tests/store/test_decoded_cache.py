@@ -380,7 +380,7 @@ def test_a_written_frozen_session_is_cached_as_its_bytes_decode_to() -> None:
         else:
             writer.update("u", lambda _: given)
         warm, cold = writer.load("u"), reader.load("u")
-        assert warm == cold and warm.tags == ["a"]  # a list: what the bytes hold
+        assert warm is not None and warm == cold and warm.tags == ["a"]  # a list, as stored
         assert warm is not given
 
 
