@@ -10,8 +10,12 @@ session; any other bytes -> a decode).
 
 **Isolation.** A caller may mutate what ``load`` returned (the data-room app does); that must
 never change what another ``load`` returns or what is stored. A session in which nothing can
-change (a frozen attrs class whose fields are all immutable: see docs/performance.md) is kept
-and shared as it is: a hit costs a dictionary lookup and a comparison of the bytes. Any other
+change (a frozen, slotted attrs class holding nothing but its fields, all immutable: no
+``cached_property``; see docs/performance.md) is kept and shared as it is: a hit costs a
+dictionary lookup and a comparison of the bytes. After a write, the object shared is the one
+structured once from the body written (:meth:`DecodedCache.put_saved`), never the caller's own:
+a datetime written in UTC or a tuple written as an array reads back as any cold load of those
+bytes would (same bytes -> same session). Any other
 session is kept as its checked JSON body, and each hit parses a new object from it (orjson and
 the generated structure functions): measured, that costs less than copying the live object in
 Python (0.6x for the medium data-room session, whose containers are many and small), and it
@@ -27,6 +31,7 @@ cache off.
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 import uuid
 from collections import OrderedDict
@@ -68,7 +73,7 @@ def is_immutable(value: Any) -> bool:
         return True
     if kind is tuple or kind is frozenset:
         return all(map(is_immutable, value))
-    if attrs.has(kind) and _is_frozen(kind):
+    if attrs.has(kind) and _is_frozen(kind) and _holds_only_fields(kind):
         return all(is_immutable(getattr(value, a.name)) for a in attrs.fields(kind))
     return False
 
@@ -76,6 +81,29 @@ def is_immutable(value: Any) -> bool:
 def _is_frozen(cls: type) -> bool:
     """Whether instances of the attrs class ``cls`` refuse attribute assignment."""
     return getattr(cls.__setattr__, "__name__", "") == "_frozen_setattrs"
+
+
+#: Slots an attrs class may have besides its fields and still hold nothing but them.
+_HARMLESS_SLOTS: Final = frozenset({"__weakref__", "_attrs_cached_hash"})
+
+
+@functools.cache
+def _holds_only_fields(cls: type) -> bool:
+    """Whether instances of ``cls`` can hold no state but their attrs fields: every class of
+    its MRO is slotted, with no slot but the fields (and ``__weakref__``, the cached hash).
+    A ``functools.cached_property`` (attrs gives it a slot of its own on a slotted class),
+    another slot, or an instance ``__dict__`` (a class that is not slotted) is state a caller
+    could fill and change in place after the object is shared: such a session is not shared,
+    it is kept as its body and rebuilt on each hit, like any mutable one."""
+    fields = {a.name for a in attrs.fields(cls)}
+    for klass in cls.__mro__[:-1]:  # all but ``object``
+        slots = klass.__dict__.get("__slots__")
+        if slots is None:
+            return False  # instances have a __dict__
+        names = {slots} if isinstance(slots, str) else set(slots)
+        if not names <= fields | _HARMLESS_SLOTS:
+            return False
+    return True
 
 
 # -- sizes --------------------------------------------------------------------------------------
@@ -168,7 +196,8 @@ class DecodedCache:
 
     def put(self, key: str, data: bytes, obj: Any, plain: Plain) -> None:
         """Remember that ``data`` decodes to ``obj`` through the JSON body ``plain``. ``obj`` is
-        kept only if nothing in it can change (so the caller may go on changing ``obj``)."""
+        kept only if nothing in it can change (so the caller may go on changing ``obj``). It
+        must be what ``data`` decodes to: after a write, call :meth:`put_saved` instead."""
         if self.max_bytes <= 0:
             return
         shared = is_immutable(obj)
@@ -197,6 +226,24 @@ class DecodedCache:
         with self._lock:
             entry = self._entries.get(key)
         return None if entry is None else entry[0]
+
+    def put_saved(self, key: str, data: bytes, obj: Any, plain: Plain, rebuild: Rebuild) -> None:
+        """Remember what ``data``, just written from ``obj`` (by ``save`` or ``update``),
+        decodes to. A mutable ``obj`` is kept as ``plain`` anyway. One that could be shared is
+        not, since it may differ from what its bytes decode to (a datetime written in UTC, a
+        tuple written as a JSON array): the shared object is ``rebuild(key, plain)``, structured
+        once from the checked body, so a warm load returns what a cold load of the same bytes
+        returns. Both stores call this (:class:`~session_store.store.SessionStore` and
+        ``AsyncSessionStore``) after a successful write."""
+        if self.max_bytes <= 0:
+            return
+        if is_immutable(obj):
+            try:
+                obj = rebuild(key, plain)
+            except Exception:  # the write succeeded; the cache just does not learn it
+                self.discard(key)
+                return
+        self.put(key, data, obj, plain)
 
     def discard(self, key: str) -> None:
         """Forget ``key`` (after a delete: nothing would serve it, but it frees the memory)."""

@@ -166,7 +166,7 @@ class SessionStore(StoreRules[T]):
         """
         stamped, payload, plain = self._prepare_plain(key, obj)  # (checks the key)
         trusted(self.backend).set(key, payload, self._ttl(ttl))
-        self._decoded.put(key, payload, stamped, plain)  # the next load of these bytes
+        self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)  # the next load
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
@@ -221,7 +221,7 @@ class SessionStore(StoreRules[T]):
             payload, plain = self._encode_plain(key, stamped)
             token = None if read is None else read.token
             if backend.set_if(key, payload, token, self._ttl(ttl)):
-                self._decoded.put(key, payload, stamped, plain)
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
                 return stamped
             attempt += 1
             if time.monotonic() >= deadline:
@@ -253,7 +253,7 @@ class SessionStore(StoreRules[T]):
             return None
         if not trusted(self.backend).set_if(key, payload, token, self._ttl(ttl)):
             return None
-        self._decoded.put(key, payload, stamped, plain)
+        self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
         return stamped
 
     def metrics(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
+from session_store.codec.exact import enum_value, register_exact_hooks
 from session_store.codec.fields import (
     EXTRA_FIELD,
     _field_types,
@@ -75,7 +76,7 @@ def _strict(kind: type) -> Callable[[Any, type], Any]:
 
 
 def _enum_value(member: enum.Enum) -> Any:
-    return member.value
+    return enum_value(member)  # its value, or refused if JSON would not give the member back
 
 
 def _passthrough(value: Any, _: type) -> Any:
@@ -110,6 +111,7 @@ def make_session_converter() -> OrjsonConverter:
     converter.register_unstructure_hook_factory(
         lambda t: attrs.has(t) and _has_extra(t), lambda t: _make_unstructure(converter, t)
     )
+    register_exact_hooks(converter)  # round trip or refuse: enum values, unions, number keys
     return converter
 
 

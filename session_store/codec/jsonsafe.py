@@ -23,52 +23,120 @@ import orjson
 
 from session_store.errors import CorruptPayloadError, SerializationError
 
-__all__ = ["check_storable", "dumps", "loads", "loads_legacy"]
+__all__ = ["MAX_DEPTH", "check_storable", "dumps", "loads", "loads_legacy"]
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # orjson writes unsigned 64-bit ints too
-_LEAVES = (str, bool, type(None))
+
+
+#: Nesting orjson writes at most (containers inside containers); deeper is refused, by orjson
+#: and by :func:`check_storable`, which says so.
+MAX_DEPTH = 254
+#: Path steps shown in an error before the rest is elided (a refused value may be 200,000 deep).
+_SHOWN_STEPS = 12
 
 
 def _where(path: list[str | int]) -> str:
+    if len(path) > _SHOWN_STEPS:
+        head = "".join(f"[{p!r}]" for p in path[: _SHOWN_STEPS // 2])
+        tail = "".join(f"[{p!r}]" for p in path[-(_SHOWN_STEPS // 2) :])
+        return f"{head}...({len(path) - _SHOWN_STEPS} more)...{tail}"
     return "".join(f"[{p!r}]" for p in path) or "the value itself"
 
 
-def check_storable(value: Any, *, key: str | None = None) -> None:
-    """Raise :class:`SerializationError` unless ``value`` is plain, storable JSON."""
-    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
-    while stack:
-        item, path = stack.pop()
-        kind = type(item)
-        if kind in _LEAVES:
-            continue
-        if kind is dict:
-            for k, v in item.items():
-                if type(k) is not str:
-                    raise SerializationError(
-                        f"dict keys must be str, got {type(k).__name__} at {_where(path)}", key=key
-                    )
-                if type(v) not in _LEAVES:
-                    stack.append((v, [*path, k]))
-        elif kind is list or kind is tuple:
-            for i, v in enumerate(item):
-                if type(v) not in _LEAVES:
-                    stack.append((v, [*path, i]))
-        elif kind is int:
-            if not _INT_MIN <= item <= _INT_MAX:
-                raise SerializationError(f"int at {_where(path)} does not fit in 64 bits", key=key)
-        elif kind is float:
-            if not math.isfinite(item):
-                raise SerializationError(
-                    f"{item!r} at {_where(path)} is not storable: JSON has no NaN or infinity",
-                    key=key,
-                )
-        else:
+def _utf8_error(text: str) -> str | None:
+    """Why ``text`` cannot be written as UTF-8 (a lone surrogate), or ``None``."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds the lone surrogate {text[exc.start]!r} at index {exc.start}, not UTF-8"
+    return None
+
+
+def _check_leaf(item: Any, kind: type, path: list[str | int], key: str | None) -> None:
+    """Raise unless the non-container ``item`` (of type ``kind``) is storable."""
+    if kind is str:
+        why = _utf8_error(item)
+        if why is not None:
+            raise SerializationError(f"str at {_where(path)} {why}", key=key)
+    elif kind is bool or kind is type(None):
+        return
+    elif kind is int:
+        if not _INT_MIN <= item <= _INT_MAX:
+            raise SerializationError(f"int at {_where(path)} does not fit in 64 bits", key=key)
+    elif kind is float:
+        if not math.isfinite(item):
             raise SerializationError(
-                f"{kind.__qualname__} at {_where(path)} is not storable as JSON; convert it "
-                "first or register a cattrs hook for it in a schema",
+                f"{item!r} at {_where(path)} is not storable: JSON has no NaN or infinity",
                 key=key,
             )
+    else:
+        raise SerializationError(
+            f"{kind.__qualname__} at {_where(path)} is not storable as JSON; convert it "
+            "first or register a cattrs hook for it in a schema",
+            key=key,
+        )
+
+
+def check_storable(value: Any, *, key: str | None = None) -> None:
+    """Raise :class:`SerializationError` unless ``value`` is plain, storable JSON.
+
+    Depth first, in one pass: the path to the item looked at is kept as a stack (one push and
+    one pop per level, never copied), and the containers on it as a set of ids, so a value that
+    contains itself is refused as a cycle and one nested deeper than :data:`MAX_DEPTH` as too
+    deep, each promptly and naming where. (A container reached twice by two paths is fine.)
+    """
+    kind = type(value)
+    if kind is not dict and kind is not list and kind is not tuple:
+        _check_leaf(value, kind, [], key)
+        return
+    path: list[str | int] = []
+    on_path = {id(value)}
+    # one frame per open container: its id and an iterator over its (key or index, item)
+    frames: list[tuple[int, Any, bool]] = [
+        (id(value), iter(value.items()) if kind is dict else enumerate(value), kind is dict)
+    ]
+    while frames:
+        ident, items, is_dict = frames[-1]
+        step = next(items, None)
+        if step is None:
+            frames.pop()
+            on_path.discard(ident)
+            if path:
+                path.pop()
+            continue
+        k, v = step
+        path.append(k)
+        if is_dict:
+            if type(k) is not str:
+                path.pop()
+                raise SerializationError(
+                    f"dict keys must be str, got {type(k).__name__} at {_where(path)}", key=key
+                )
+            why = _utf8_error(k)
+            if why is not None:
+                raise SerializationError(f"the key at {_where(path)} {why}", key=key)
+        kind = type(v)
+        if kind is not dict and kind is not list and kind is not tuple:
+            _check_leaf(v, kind, path, key)
+            path.pop()
+            continue
+        if id(v) in on_path:
+            raise SerializationError(
+                f"{kind.__name__} at {_where(path)} contains itself (a cycle): not storable as "
+                "JSON",
+                key=key,
+            )
+        if len(frames) >= MAX_DEPTH:
+            raise SerializationError(
+                f"value nested too deep at {_where(path)}: JSON here is limited to "
+                f"{MAX_DEPTH} levels of nesting",
+                key=key,
+            )
+        on_path.add(id(v))
+        frames.append((id(v), iter(v.items()) if kind is dict else enumerate(v), kind is dict))
 
 
 _CONTAINERS = frozenset({dict, list, tuple})
@@ -148,9 +216,9 @@ def dumps(value: Any, *, key: str | None = None, unchecked: list[Any] | None = N
     """
     try:
         out = orjson.dumps(value, default=_refuse, option=_STRICT)
-    except (TypeError, orjson.JSONEncodeError):
+    except (TypeError, orjson.JSONEncodeError) as exc:
         check_storable(value, key=key)  # finds and names the culprit
-        raise SerializationError("value is not storable as JSON", key=key) from None
+        raise SerializationError(f"value is not storable as JSON: {exc}", key=key) from None
     if not _only_plain(value if unchecked is None else unchecked, out):
         check_storable(value, key=key)  # the exact walk: names the culprit, or clears a false alarm
     return out

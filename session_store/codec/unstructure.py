@@ -96,6 +96,16 @@ def _hook_output_is_checked(converter: OrjsonConverter, declared: Any) -> bool:
     )
 
 
+def _extra_clash(obj: Any, extra: dict[str, Any]) -> None:
+    """Refuse ``extra`` keys named like fields: written at the top level, they would replace
+    those fields' values (a session saved as ``user_id="alice"`` would load as another)."""
+    clash = sorted(k for k in extra if k in _field_types(type(obj)))
+    raise SerializationError(
+        f"{type(obj).__qualname__}.{EXTRA_FIELD} holds {', '.join(map(repr, clash))}, named "
+        f"like a field: stored at the top level, it would replace that field; rename the key"
+    )
+
+
 # -- unstructure: generated code, the per-field tolerant path only where it is needed ---------
 def _make_unstructure(converter: OrjsonConverter, cls: type) -> Callable[[Any], dict[str, Any]]:
     """Unstructure ``cls`` with a generated function (one dict display, no loop).
@@ -161,8 +171,12 @@ def _make_unstructure(converter: OrjsonConverter, cls: type) -> Callable[[Any], 
     lines.append("        unchecked = pending.append")
     lines.extend(checks or ["        pass"])
     lines.extend(converted)
+    namespace["_no_clash"] = frozenset(types_).isdisjoint
+    namespace["_clash"] = _extra_clash
     lines.append(f"    extra = o.{EXTRA_FIELD}")
     lines.append("    if extra:")
+    lines.append("        if not _no_clash(extra):")
+    lines.append("            _clash(o, extra)")
     lines.append("        out.update(extra)")
     lines.append("        if pending is not None:")
     lines.append("            pending.append(extra)")
@@ -189,6 +203,7 @@ def _make_tolerant_unstructure(
         )
         for name, t in types_.items()
     ]
+    known = frozenset(types_)
 
     def unstructure(obj: Any) -> dict[str, Any]:
         pending = _UNCHECKED.get()
@@ -210,6 +225,8 @@ def _make_tolerant_unstructure(
                 pending.append(out[name])
         extra = getattr(obj, EXTRA_FIELD)
         if extra:
+            if not known.isdisjoint(extra):
+                _extra_clash(obj, extra)
             out.update(extra)
             if pending is not None:
                 pending.append(extra)

@@ -51,11 +51,6 @@ def _pair(backend: MemoryBackend) -> tuple[SessionStore[Appointment], SessionSto
     return writer, reader
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DecodedCache.put keeps the saved frozen object itself, not what its bytes decode "
-    "to: a warm load returns the caller's 10:00+02:00, a cold load 08:00 UTC",
-)
 def test_a_warm_load_of_a_frozen_session_is_what_its_bytes_decode_to() -> None:
     """Guarantee: same bytes -> same session, whatever the cache holds.
 
@@ -74,11 +69,6 @@ def test_a_warm_load_of_a_frozen_session_is_what_its_bytes_decode_to() -> None:
     assert (warm.starts.hour, warm.starts.tzinfo) == (cold.starts.hour, cold.starts.tzinfo)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DecodedCache.put shares the saved frozen object: a tuple in an Any field comes "
-    "back a tuple from the cache and a list (what JSON stores) from the bytes; unequal",
-)
 def test_a_warm_load_equals_a_cold_load_of_the_same_bytes() -> None:
     """Guarantee: same bytes -> same session.
 
@@ -138,11 +128,6 @@ class Basket:
 BASKET = SchemaInfo("adversarial-basket", Basket, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="is_immutable looks at attrs fields only: a frozen session's cached_property holds "
-    "a mutable dict, and one caller's change to it shows in every other load",
-)
 def test_mutating_a_shared_sessions_derived_state_does_not_leak() -> None:
     """Guarantee: a caller may mutate what ``load`` returned; that never changes what another
     ``load`` returns.

@@ -148,3 +148,71 @@ def test_no_null_written_means_no_nan_scan() -> None:
     packed = marshal.dumps([math.nan])
     assert not jsonsafe._no_non_finite_float(packed)
     assert jsonsafe._only_plain([1.5, "x"], b'[1.5,"x"]')
+
+
+# -- the exact walk on hostile shapes (adversarial items 1-4) ---------------------------------
+def _nest(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_the_walk_refuses_exactly_what_orjson_finds_too_deep() -> None:
+    """The walk's depth limit is orjson's: the deepest value orjson writes passes the walk,
+    one level more is refused by both, and the error says it is the nesting."""
+    deepest = _nest(jsonsafe.MAX_DEPTH)
+    orjson.dumps(deepest)
+    jsonsafe.check_storable(deepest)
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(_nest(jsonsafe.MAX_DEPTH + 1))
+    with pytest.raises(SerializationError, match="nested too deep"):
+        jsonsafe.check_storable(_nest(jsonsafe.MAX_DEPTH + 1))
+
+
+def test_a_deep_refusal_shows_a_short_path() -> None:
+    with pytest.raises(SerializationError) as caught:
+        jsonsafe.dumps({"deep": _nest(100_000)})
+    message = caught.value.message
+    assert "nested too deep" in message and "more)" in message and len(message) < 400
+
+
+def test_a_value_reached_twice_is_not_a_cycle() -> None:
+    shared: list[Any] = [1, {"a": 2}]
+    value = {"x": shared, "y": [shared, shared], "z": {"w": shared}}
+    jsonsafe.check_storable(value)
+    assert jsonsafe.dumps(value) == orjson.dumps(value)
+
+
+@pytest.mark.parametrize("where", ["list", "dict", "tuple-in-list"])
+def test_a_cycle_is_refused_naming_where_it_closes(where: str) -> None:
+    outer: dict[str, Any] = {"a": {}}
+    if where == "list":
+        loop: list[Any] = []
+        loop.append(loop)
+        outer["a"]["b"] = loop
+        expected = "['a']['b'][0]"
+    elif where == "dict":
+        outer["a"]["b"] = outer
+        expected = "['a']['b']"
+    else:
+        inner: list[Any] = []
+        inner.append((1, inner))
+        outer["a"]["b"] = inner
+        expected = "['a']['b'][0][1]"
+    with pytest.raises(SerializationError, match="cycle") as caught:
+        jsonsafe.dumps(outer)
+    assert expected in caught.value.message
+
+
+def test_a_lone_surrogate_in_a_key_is_named() -> None:
+    with pytest.raises(SerializationError, match="surrogate") as caught:
+        jsonsafe.dumps({"a": {"\udc80": 1}})
+    assert "['a']" in caught.value.message
+
+
+def test_orjsons_own_reason_is_kept_when_the_walk_finds_nothing() -> None:
+    """A refusal the walk cannot explain still says what orjson said (never a bare message)."""
+    with pytest.raises(SerializationError) as caught:
+        jsonsafe.dumps(orjson.Fragment(b"1"))
+    assert caught.value.message != "value is not storable as JSON"

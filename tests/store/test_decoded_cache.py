@@ -4,6 +4,7 @@ does to a loaded object never reaches another load or the stored bytes."""
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from session_store import MemoryBackend, SessionStore
 from session_store.codec import Codec, Plain
-from session_store.decoded import DecodedCache, estimated_size
+from session_store.decoded import DecodedCache, estimated_size, is_immutable
 from session_store.schema import EnhancedSessionData, SchemaInfo, register_schema
 from session_store.testing.strategies import json_objects, sessions
 
@@ -352,3 +353,98 @@ def test_update_after_another_writer_decodes_the_new_bytes() -> None:
     first.update("u", check)
     loaded = second.load("u")
     assert loaded is not None and loaded.extra == {"v": 3}
+
+
+# -- what a write caches is what its bytes decode to; what is shared cannot change --------------
+@attrs.frozen
+class Slot:
+    """Frozen; its ``Any`` field may be given a tuple, which JSON stores as an array."""
+
+    user_id: str
+    at: datetime
+    tags: Any = ()
+
+
+SLOT = SchemaInfo("test-frozen-slot", Slot, 1)
+
+
+def test_a_written_frozen_session_is_cached_as_its_bytes_decode_to() -> None:
+    register_schema(SLOT)
+    backend = MemoryBackend()
+    writer = SessionStore(backend, Slot, codec=Codec(encryption=None))
+    reader = SessionStore(backend, Slot, codec=Codec(encryption=None))
+    given = Slot("u", datetime(2026, 7, 1, tzinfo=UTC), ("a",))
+    for write in ("save", "update"):
+        if write == "save":
+            writer.save("u", given)
+        else:
+            writer.update("u", lambda _: given)
+        warm, cold = writer.load("u"), reader.load("u")
+        assert warm is not None and warm == cold and warm.tags == ["a"]  # a list, as stored
+        assert warm is not given
+
+
+def test_a_rebuilt_immutable_session_is_still_shared() -> None:
+    register_schema(PROFILE)
+    store = SessionStore(MemoryBackend(), Profile, codec=Codec(encryption=None))
+    given = Profile("u", (Badge("b", datetime(2026, 1, 1, tzinfo=UTC)),))
+    store.save("u", given)
+    first = store.load("u")
+    assert first is store.load("u") and first is not given and first == given
+
+
+def test_a_failing_rebuild_after_a_write_leaves_no_entry() -> None:
+    cache = DecodedCache()
+    payload, plain = Codec(encryption=None).encode_plain("k", {"n": 1})
+    cache.put("k", payload, {"n": 0}, plain)
+
+    def broken(key: str, plain: Plain) -> Any:
+        raise RuntimeError("no")
+
+    cache.put_saved("k", payload, ("frozen",), plain, broken)
+    assert cache.entry_count == 0
+
+
+@attrs.frozen
+class WithCache:
+    user_id: str
+
+    @functools.cached_property
+    def derived(self) -> dict[str, int]:
+        return {}
+
+
+@attrs.frozen(slots=False)
+class WithDict:
+    user_id: str
+
+
+@attrs.frozen
+class WithHash:
+    user_id: str
+    at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@attrs.frozen(cache_hash=True)
+class WithCachedHash:
+    user_id: str
+
+
+@attrs.frozen
+class Extended(WithHash):
+    note: str = ""
+
+
+@pytest.mark.parametrize(
+    ("obj", "shared"),
+    [
+        (WithCache("u"), False),  # a cached_property: a slot a caller fills and can change
+        (WithDict("u"), False),  # an instance __dict__: room for any state
+        (WithHash("u"), True),
+        (WithCachedHash("u"), True),  # the cached hash is an int
+        (Extended("u"), True),
+    ],
+    ids=["cached_property", "dict", "plain", "cached-hash", "subclass"],
+)
+def test_only_a_class_holding_nothing_but_its_fields_may_be_shared(obj: Any, shared: bool) -> None:
+    assert is_immutable(obj) is shared
