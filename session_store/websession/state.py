@@ -4,12 +4,22 @@ changed since (top-level keys set and removed, a clear, a regenerate)."""
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import Any, NamedTuple
 
 from session_store.backend import VersionToken
 
-__all__ = ["Data", "DictSession", "Read", "ServerSession", "SessionState", "diff", "snapshot"]
+__all__ = [
+    "Data",
+    "DictSession",
+    "Read",
+    "ServerSession",
+    "SessionState",
+    "diff",
+    "same",
+    "snapshot",
+]
 
 Data = dict[str, Any]
 
@@ -203,9 +213,36 @@ def _copied(value: Any) -> Any:
 
 
 def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:
-    """The keys of ``current`` new or different from ``original``, and the keys it lost."""
-    changed = {k: v for k, v in current.items() if k not in original or original[k] != v}
+    """The keys of ``current`` new or different from ``original``, and the keys it lost.
+
+    "Different" as stored (:func:`same`), not as ``==`` sees it: ``False`` -> ``0`` and ``1`` ->
+    ``1.0`` are changes (JSON keeps ``false``/``0`` and ``1``/``1.0`` apart), and a ``nan`` left
+    as it was is no change (``nan != nan``, but a read-only request must not write)."""
+    changed = {k: v for k, v in current.items() if k not in original or not same(original[k], v)}
     return changed, frozenset(original.keys() - current.keys())
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are the same value of the same types all the way down (what
+    their stored forms would show): ``1`` and ``1.0``, ``0`` and ``False``, ``0.0`` and
+    ``-0.0``, a tuple and a list differ; ``nan`` is the same as ``nan``. Values of other types
+    (a ``datetime``, a ``UUID``) compare with ``==`` once their types match."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is float:
+        if a != a:  # nan
+            return bool(b != b)
+        return bool(a == b and math.copysign(1.0, a) == math.copysign(1.0, b))
+    if kind is list or kind is tuple:
+        return len(a) == len(b) and all(map(same, a, b))
+    if kind is dict:
+        if len(a) != len(b):
+            return False
+        return all(key in b and same(value, b[key]) for key, value in a.items())
+    return bool(a == b)
 
 
 SessionState = ServerSession | DictSession
