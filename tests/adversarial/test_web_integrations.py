@@ -289,11 +289,6 @@ _DJANGO_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session_store.django looks up any cookie of 8+ characters (Django's own check), "
-    "not only ids it issues: a cookie naming another key in the store reads and writes it",
-)
 def test_django_ignores_a_cookie_that_is_not_an_issued_id() -> None:
     """Guarantee (websession, "the same in every framework"): a cookie that is not an id we
     issue (256 random bits, 43 characters) is ignored without a store lookup.
