@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+from markupsafe import Markup
 
 from session_store import MemoryBackend, SessionStore
 from session_store.websession import (
@@ -124,7 +127,16 @@ def test_the_next_request_reads_what_this_one_wrote_without_a_decode() -> None:
 
 def test_a_change_is_judged_by_type_and_value_as_stored() -> None:
     nan = float("nan")
-    unchanged = [(1, 1), (nan, nan), (float("nan"), nan), ([1, {"a": nan}], [1, {"a": nan}])]
+    when = datetime(2026, 7, 1, tzinfo=UTC)
+    unchanged = [
+        (1, 1),
+        (nan, nan),
+        (float("nan"), nan),
+        ([1, {"a": nan}], [1, {"a": nan}]),
+        ([1, {"a": float("nan")}], [1, {"a": float("nan")}]),
+        ({"a": [when, Markup("<b>")]}, {"a": [datetime(2026, 7, 1, tzinfo=UTC), Markup("<b>")]}),
+        ({"k": [1, 2.5, "x", None, True]}, {"k": [1, 2.5, "x", None, True]}),
+    ]
     for before, after in unchanged:
         assert same(before, after), (before, after)
     changed = [
@@ -139,6 +151,12 @@ def test_a_change_is_judged_by_type_and_value_as_stored() -> None:
         ({"a": 1}, {"a": 1, "b": 2}),
         ({"a": 1}, {"b": 1}),
         (nan, 1.0),
+        ([{"a": [0]}], [{"a": [False]}]),  # equal to ==, told apart by their encodings
+        ([0.0], [-0.0]),
+        ({"a": 1, "b": 2}, {"a": 1, "b": 2.0}),
+        ([Markup("<b>")], ["<b>"]),  # a str subclass (Flask tags it): walked, not encoded
+        ([b"x"], [bytearray(b"x")]),
+        ([[1, 2]], [(1, 2)]),
     ]
     for before, after in changed:
         assert not same(before, after), (before, after)
