@@ -29,12 +29,13 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from session_store.aio.backend import AsyncSessionBackend
+from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import open_async_backend
 from session_store.codec import Codec
 from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.keys import validate_key
 from session_store.stamps import session_bytes
-from session_store.storerules import StoreRules, backoff_pause
+from session_store.storerules import StoreRules, backoff_pause, default_compression
 
 __all__ = ["AsyncSessionStore"]
 
@@ -78,6 +79,9 @@ class AsyncSessionStore(StoreRules[T]):
             access_interval=access_interval,
             touch_on_load=touch_on_load,
             update_timeout=update_timeout,
+            compression=default_compression(
+                _memory_of(self.backend), near_cache=decoded_cache_bytes > 0
+            ),
         )
         self._decoded = DecodedCache(decoded_cache_bytes)  # the sync store's, same rules
 
@@ -188,3 +192,10 @@ class AsyncSessionStore(StoreRules[T]):
     def metrics(self) -> dict[str, Any]:
         """The backend's counters as a plain dict."""
         return {"backend": self.backend.describe(), "counters": self.backend.counters.as_dict()}
+
+
+def _memory_of(backend: AsyncSessionBackend) -> object:
+    """What :func:`~session_store.storerules.default_compression` decides the tier by: the
+    sync memory backend an async memory backend runs (so a bare ``memory://`` writes
+    uncompressed, as in the sync store), else the backend itself."""
+    return backend.sync if type(backend) is AsyncMemoryBackend else backend

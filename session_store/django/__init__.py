@@ -37,12 +37,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
-from session_store.errors import InvalidKeyError
+from session_store.errors import CorruptPayloadError, InvalidKeyError, UnknownSchemaVersionError
 from session_store.store import SessionStore as _Store
 from session_store.websession import (
     Read,
     diff,
     hiding,
+    is_session_id,
     merge_changes,
     new_session_id,
     read_session,
@@ -88,7 +89,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
     def load(self) -> Data:
         key = self.session_key
         read = None
-        if key is not None:
+        if is_session_id(key):  # not an id we issue (another key in a shared store): no lookup
             try:
                 read = read_session(self._store, key)  # the data and its version token
             except InvalidKeyError:  # a hostile cookie (too long, lone surrogates): not ours
@@ -102,7 +103,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         return dict(read.data)
 
     def exists(self, session_key: str | None) -> bool:
-        if not session_key:
+        if not is_session_id(session_key):  # only ids this engine issues are its sessions
             return False
         try:
             with hiding(session_key):
@@ -174,11 +175,34 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         self._loaded_data = copy.deepcopy(data)
         return None
 
+    def cycle_key(self) -> None:
+        """Django's ``cycle_key`` (``django.contrib.auth.login`` calls it): the session moves to
+        a new id and the old one is deleted. What moves is what the old id holds *now*, merged
+        with this request's own changes, so a change another request committed since this one
+        loaded the session is not lost (Django's own engines move the request's copy)."""
+        key = self.session_key
+        data = self._session  # loaded if it was not
+        if key is not None and self._loaded_data is not None:
+            try:
+                with hiding(key):
+                    current = self._store.load(key)
+            except (CorruptPayloadError, UnknownSchemaVersionError):
+                current = None  # unreadable now: the request's own copy moves
+            if current is not None:
+                changed, removed = diff(self._loaded_data, data)
+                merged = merge_changes(current, changed, removed, existing=False)
+                assert merged is not None
+                data.clear()
+                data.update(merged)
+        super().cycle_key()
+
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
                 return
             session_key = self.session_key
+        if not is_session_id(session_key):  # never another key of a shared store
+            return
         try:
             with hiding(session_key):
                 self._store.delete(session_key)

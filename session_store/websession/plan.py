@@ -20,6 +20,8 @@ class Action(enum.Enum):
     WRITE = "write"  # merge the changes into the stored session (or create it)
     MOVE = "move"  # regenerate: the merged data under a new id, the old id deleted
     DELETE = "delete"  # cleared to nothing: delete, expire the cookie
+    GONE = "gone"  # deleted meanwhile by another request (a logout, a login's move): nothing
+    # written, and the cookie left alone (it may already carry that other request's new id)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def merge_changes(
 @dataclass(frozen=True)
 class Outcome:
     """What a commit did: the id the cookie must carry now (``None``: expire the cookie, or
-    leave it alone when ``action`` is NOTHING) and the action taken."""
+    leave it alone when ``action`` is NOTHING or GONE) and the action taken."""
 
     sid: str | None
     action: Action

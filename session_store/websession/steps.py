@@ -4,10 +4,11 @@ once as a generator of calls so the sync and the async integrations run the very
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from session_store.backend import VersionToken
+from session_store.backend import Versioned, VersionToken
+from session_store.errors import CorruptPayloadError, UnknownSchemaVersionError
 from session_store.websession.ids import new_session_id
 from session_store.websession.memo import written_data
 from session_store.websession.plan import Action, Outcome, Plan, merge_changes, plan_commit
@@ -21,7 +22,38 @@ __all__ = ["Call", "Steps", "commit_steps"]
 
 
 def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
-    return Outcome(sid, plan.action) if result is not None else Outcome(None, Action.DELETE)
+    return Outcome(sid, plan.action) if result is not None else Outcome(None, Action.GONE)
+
+
+#: How many times a MOVE copies the old id's session again because another request committed
+#: to it while it was being copied (then it moves what it has).
+MOVE_ATTEMPTS = 10
+
+
+def _now_stored(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    session: SessionState,
+    found: Versioned | None,
+) -> Data | None:
+    """The session the old id holds now (``get_versioned``'s ``found``), as stored; the
+    request's own read if it no longer decodes."""
+    if found is None:
+        return None
+    assert session.sid is not None
+    try:
+        current: Data | None = store._decode_stored(session.sid, found.value)
+    except (CorruptPayloadError, UnknownSchemaVersionError):
+        return session.stored.data if session.stored is not None else None
+    return current
+
+
+def _value(found: Versioned | None) -> bytes | None:
+    return None if found is None else found.value
+
+
+def _always(data: Data | None) -> Callable[[Data | None], Data | None]:
+    """An ``update`` function writing ``data`` whatever is stored (the new id is fresh)."""
+    return lambda current: data
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -82,7 +114,8 @@ def _remember(
         written_data(store).remember(first.sid, first.plain, first.stamped)
 
 
-#: One store call the commit needs: the method's name (``set_if`` goes to the store's backend)
+#: One store call the commit needs: the method's name (``set_if`` and
+#: ``get_versioned`` go to the store's backend)
 #: and its arguments. The commit's decisions are a generator of these, so the sync and the
 #: async integrations run the very same steps, one with calls and one with awaits.
 Call = tuple[str, tuple[Any, ...]]
@@ -104,9 +137,9 @@ def commit_steps(
     if plan.action is Action.DELETE:
         yield "delete", (sid,)
         return Outcome(None, plan.action)
-    if plan.action is Action.TOUCH:
+    if plan.action is Action.TOUCH:  # gone: deleted or moved by another request, cookie kept
         alive = yield "touch", (sid, ttl)
-        return Outcome(sid, plan.action) if alive else Outcome(None, Action.DELETE)
+        return Outcome(sid, plan.action) if alive else Outcome(None, Action.GONE)
     if plan.action is Action.WRITE:
         first = _first_try(store, plan, session)  # nobody wrote since our read: one round trip
         if first is not None and (
@@ -117,11 +150,22 @@ def commit_steps(
         existing = sid is not None
         sid = sid or new_session_id()
         return _written(plan, sid, (yield "update", (sid, plan.merge(existing), ttl)))
-    # MOVE: the merged data under a fresh id (created only if absent), then the old id goes
-    base = session.stored.data if session.stored is not None else None
-    data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
+    # MOVE: what the old id holds *now* (another request may have committed a change to it
+    # since this one read it), merged with this request's changes, under a fresh id; copied
+    # again while a re-read shows a change committed meanwhile; then the old id goes.
     new = new_session_id()
-    yield "update", (new, lambda current: data, ttl)
-    if sid is not None:
-        yield "delete", (sid,)
+    if sid is None:
+        data = merge_changes(None, plan.changed, plan.removed, replace=plan.replace, existing=False)
+        yield "update", (new, _always(data), ttl)
+        return Outcome(new, plan.action)
+    found: Versioned | None = yield "get_versioned", (sid,)
+    for _ in range(MOVE_ATTEMPTS):
+        base = _now_stored(store, session, found)
+        data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
+        yield "update", (new, _always(data), ttl)
+        again: Versioned | None = yield "get_versioned", (sid,)
+        if _value(again) == _value(found):
+            break  # nothing committed to the old id while copying it
+        found = again
+    yield "delete", (sid,)
     return Outcome(new, plan.action)

@@ -12,6 +12,7 @@ from session_store.errors import (
     SessionStoreError,
     UnknownSchemaVersionError,
 )
+from session_store.stamps import session_bytes
 from session_store.websession.ids import hide, unreadable
 from session_store.websession.memo import written_data
 from session_store.websession.plan import Outcome
@@ -55,17 +56,24 @@ def decode_read(
     session rather than an error page on every request)."""
     if found is None:
         return None
+    payload = session_bytes(found.value)  # a chain's version frame read through, as load does
+    if payload is None:
+        return None  # a chain's tombstone: deleted
     try:
         rebuild = written_data(store).rebuild  # the data this process just wrote: no parse
-        decoded = store._decoded.load(sid, found.value, store._decode_plain, rebuild)
+        decoded = store._decoded.load(sid, payload, store._decode_plain, rebuild)
     except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
         unreadable(sid, exc)
         return None
     return Read(decoded, found.token)
 
 
+#: The calls of :func:`commit_steps` made to the store's backend (the others go to the store).
+_BACKEND_CALLS = frozenset({"set_if", "get_versioned"})
+
+
 def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:
-    return getattr(store.backend if name == "set_if" else store, name)
+    return getattr(store.backend if name in _BACKEND_CALLS else store, name)
 
 
 def commit(

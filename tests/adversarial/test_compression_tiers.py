@@ -135,11 +135,6 @@ def test_held_golden_payloads_load_the_same_in_every_tier_configuration(
             encrypted.load(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AsyncSessionStore never calls default_compression (and it tests for the sync "
-    "MemoryBackend only): an async memory:// store writes zstd",
-)
 def test_an_async_memory_store_writes_uncompressed_as_documented() -> None:
     """Guarantee: compression per tier, "a bare ``memory://`` store with the near cache
     writes uncompressed" (docs/performance.md; ``AsyncSessionStore``'s codec is documented

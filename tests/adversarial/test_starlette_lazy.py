@@ -80,11 +80,6 @@ async def test_held_concurrent_lazy_first_uses_on_redis_merge_every_key(
     assert sorted(stored) == sorted(["seed", *(p.rsplit("/", 1)[1] for p in paths)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a request that read the session before a login (regenerate_session) moved it "
-    "plans DELETE and answers with session=null, expired: the new login cookie is wiped",
-)
 async def test_a_request_racing_a_login_does_not_expire_the_new_cookie(
     redis_store: AsyncSessionStore[dict[str, Any]],
 ) -> None:

@@ -83,11 +83,6 @@ def _sid(client: FlaskClient) -> str | None:
 
 
 # -- breaks -------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="websession.state.diff compares with ==: False->0 and 1->1.0 look unchanged, so the "
-    "request's change is never written (the app reads back False and 1)",
-)
 def test_a_change_to_a_value_that_compares_equal_is_written() -> None:
     """Guarantee: what a request sets in the session is what the next request reads.
 
@@ -109,11 +104,6 @@ def test_a_change_to_a_value_that_compares_equal_is_written() -> None:
     assert (type(stored["remember"]), type(stored["score"])) == (int, float), stored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a read-only request of a legacy session holding NaN is a 500: diff sees nan != nan "
-    "as a change, so the commit re-encodes the session and the strict check refuses it",
-)
 def test_a_read_only_request_of_a_legacy_nan_session_does_not_fail() -> None:
     """Guarantee: a request that only reads writes no payload; a session that loads (legacy
     JSON with ``NaN`` loads as ``nan``, by design: ``jsonsafe.loads_legacy``) does not turn
@@ -135,11 +125,6 @@ def test_a_read_only_request_of_a_legacy_nan_session_does_not_fail() -> None:
     assert response.get_json() == {"user": "alice"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a request that read the session before a login (regenerate) moved it finds its "
-    "id gone, plans DELETE and sends an expired cookie that wipes the new login cookie",
-)
 def test_a_request_racing_a_login_does_not_expire_the_new_cookie() -> None:
     """Guarantee: regenerate (login) moves the session to a new id; only a logout (a clear)
     ends it.
@@ -181,11 +166,6 @@ def test_a_request_racing_a_login_does_not_expire_the_new_cookie() -> None:
     assert not any(_EXPIRED in header for header in late), late
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="regenerate copies the data the request read at its start (session.stored.data) "
-    "to the new id and deletes the old: a change another request committed meanwhile is lost",
-)
 def test_a_change_committed_during_a_login_survives_the_move() -> None:
     """Guarantee: concurrent requests of one user merge their top-level changes (none lost);
     regenerate moves *the session* to a new id.
@@ -254,11 +234,6 @@ def test_a_payload_needing_an_unconfigured_stage_starts_a_new_session() -> None:
     assert client.get("/read").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="websession's decode_read decodes get_versioned's bytes without session_bytes: a "
-    "session a chain wrote (framed) is 'unreadable' to a single-tier web store",
-)
 def test_a_single_tier_web_store_reads_what_a_chain_wrote(redis_url: str) -> None:
     """Guarantee (docs/guarantees.md, "Single-tier readers"): a ``SessionStore`` over one
     tier of a chain reads through the chain's version frames (a tombstone is absent).
@@ -314,11 +289,6 @@ _DJANGO_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session_store.django looks up any cookie of 8+ characters (Django's own check), "
-    "not only ids it issues: a cookie naming another key in the store reads and writes it",
-)
 def test_django_ignores_a_cookie_that_is_not_an_issued_id() -> None:
     """Guarantee (websession, "the same in every framework"): a cookie that is not an id we
     issue (256 random bits, 43 characters) is ignored without a store lookup.

@@ -14,7 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from session_store import ConfigurationError, ConflictError, SerializationError, SessionStore
+from session_store import (
+    ConfigurationError,
+    ConflictError,
+    MemoryBackend,
+    SerializationError,
+    SessionStore,
+)
 from session_store.aio import AsyncMemoryBackend, AsyncSessionStore, open_async_backend
 from session_store.codec import Codec
 from session_store.schema import EnhancedSessionData
@@ -313,3 +319,27 @@ def test_mutating_a_loaded_dict_session_never_leaks(
         assert store.codec.decode("u", await store.backend.get("u") or b"").obj == expected
 
     asyncio.run(run())
+
+
+async def test_compression_per_tier_is_the_sync_stores(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """A bare memory store writes uncompressed while its near cache is on (the sync store's
+    rule, ``storerules.default_compression``); without it, and on Redis, zstd above 1 KiB."""
+    big = {"notes": ["word " * 40 for _ in range(20)]}
+
+    async def stages(store: AsyncSessionStore[dict[str, Any]]) -> tuple[str, ...]:
+        await store.save("k", big)
+        raw = await store.backend.get("k")
+        assert raw is not None
+        return store.codec.inspect(raw).stages
+
+    shared = AsyncMemoryBackend(backend=MemoryBackend())  # a sync and an async view
+    assert await stages(AsyncSessionStore("memory://", dict)) == ()
+    assert await stages(AsyncSessionStore(shared, dict)) == ()
+    assert await stages(AsyncSessionStore("memory://", dict, decoded_cache_bytes=0)) == ("zstd",)
+    redis = AsyncSessionStore(open_async_backend(redis_server.url, prefix=redis_namespace), dict)
+    try:
+        assert await stages(redis) == ("zstd",)
+    finally:
+        await redis.backend.aclose()

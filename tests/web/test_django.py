@@ -156,6 +156,39 @@ def test_unknown_client_id_is_never_adopted(recorder: RecordingBackend) -> None:
     assert client.get("/read").json() == {"user": None, "cart": None}
 
 
+def test_a_key_that_is_not_an_issued_id_is_never_looked_up(recorder: RecordingBackend) -> None:
+    recorder.inner.set("U063826716", b'{"name": "Alice"}')  # another key of a shared store
+    client = Client()
+    client.cookies["sessionid"] = "U063826716"
+    recorder.calls.clear()
+    assert client.get("/read").json() == {"user": None, "cart": None}
+    session = engine.SessionStore("U063826716")
+    assert not session.exists("U063826716")
+    session.delete("U063826716")
+    assert recorder.calls == []
+    assert recorder.inner.get("U063826716") == b'{"name": "Alice"}'
+
+
+def test_a_change_committed_while_a_login_ran_moves_with_the_session(
+    recorder: RecordingBackend,
+) -> None:
+    first = engine.SessionStore()
+    first["user"] = "anonymous"
+    first.save()
+    old = first.session_key
+    login = engine.SessionStore(old)
+    assert login["user"] == "anonymous"  # the login request has read the session
+    other = engine.SessionStore(old)
+    other["cart"] = ["book"]
+    other.save()  # another request of the same browser commits meanwhile
+    login.cycle_key()  # what django.contrib.auth.login does
+    login["user"] = "alice"
+    login.save()
+    store = SessionStore(recorder, dict)
+    assert login.session_key not in (None, old) and store.load(old) is None
+    assert store.load(login.session_key) == {"user": "alice", "cart": ["book"]}
+
+
 def test_login_cycles_the_key_and_logout_deletes(recorder: RecordingBackend) -> None:
     client = Client()
     client.post("/cart/book")

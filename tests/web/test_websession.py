@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+from markupsafe import Markup
 
 from session_store import MemoryBackend, SessionStore
 from session_store.websession import (
@@ -15,6 +18,7 @@ from session_store.websession import (
     plan_commit,
     read_session,
 )
+from session_store.websession.state import diff, same
 from tests.web.support import RecordingBackend
 
 
@@ -102,7 +106,7 @@ def test_a_session_deleted_meanwhile_is_not_resurrected() -> None:
     session["cart"] = ["book"]
     s.delete(sid)  # logged out in another tab
     outcome = commit(s, session, ttl=60)
-    assert outcome.action is Action.DELETE and outcome.sid is None
+    assert outcome.action is Action.GONE and outcome.sid is None  # the cookie is left alone
     assert s.load(sid) is None
 
 
@@ -119,6 +123,115 @@ def test_the_next_request_reads_what_this_one_wrote_without_a_decode() -> None:
     assert session["n"] == 4 and session["blob"] == "x" * 2000
     assert s._decoded.misses == misses  # the bytes it wrote: no decode
     assert backend.names()[-1] == "get_versioned"  # still read from the store, every time
+
+
+def test_a_change_is_judged_by_type_and_value_as_stored() -> None:
+    nan = float("nan")
+    when = datetime(2026, 7, 1, tzinfo=UTC)
+    unchanged = [
+        (1, 1),
+        (nan, nan),
+        (float("nan"), nan),
+        ([1, {"a": nan}], [1, {"a": nan}]),
+        ([1, {"a": float("nan")}], [1, {"a": float("nan")}]),
+        ({"a": [when, Markup("<b>")]}, {"a": [datetime(2026, 7, 1, tzinfo=UTC), Markup("<b>")]}),
+        ({"k": [1, 2.5, "x", None, True]}, {"k": [1, 2.5, "x", None, True]}),
+    ]
+    for before, after in unchanged:
+        assert same(before, after), (before, after)
+    changed = [
+        (False, 0),
+        (1, 1.0),
+        (True, 1),
+        (0.0, -0.0),
+        (None, False),
+        ([1], [1.0]),
+        ([1], (1,)),
+        ({"a": 0}, {"a": False}),
+        ({"a": 1}, {"a": 1, "b": 2}),
+        ({"a": 1}, {"b": 1}),
+        (nan, 1.0),
+        ([{"a": [0]}], [{"a": [False]}]),  # equal to ==, told apart by their encodings
+        ([0.0], [-0.0]),
+        ({"a": 1, "b": 2}, {"a": 1, "b": 2.0}),
+        ([Markup("<b>")], ["<b>"]),  # a str subclass (Flask tags it): walked, not encoded
+        ([b"x"], [bytearray(b"x")]),
+        ([[1, 2]], [(1, 2)]),
+    ]
+    for before, after in changed:
+        assert not same(before, after), (before, after)
+    assert diff({"n": 1, "x": nan, "f": False}, {"n": 1.0, "x": nan, "f": False}) == (
+        {"n": 1.0},
+        frozenset(),
+    )
+
+
+def test_a_request_that_only_reads_a_nan_session_writes_nothing() -> None:
+    s, backend = store()
+    sid = new_session_id()
+    backend.inner.set(sid, b'{"user": "ann", "score": NaN}')  # legacy JSON, read as nan
+    session = ServerSession(sid, lambda key: read_session(s, key))
+    assert session["user"] == "ann"
+    backend.calls.clear()
+    assert commit(s, session, ttl=60).action is Action.TOUCH
+    assert backend.writes() == []
+
+
+class WritesDuringTheMove(MemoryBackend):
+    """A real memory backend where another request commits ``extra`` to ``old`` (a real
+    write) at the moment a MOVE first writes the new id: the interleaving the MOVE's re-read
+    is for, made deterministic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.old: str | None = None
+        self.extra: dict[str, Any] = {}
+
+    def set_if(self, key: str, value: bytes, token: Any, ttl: float | None = None) -> bool:
+        done = super().set_if(key, value, token, ttl)
+        if self.old is not None and key != self.old:
+            old, self.old = self.old, None
+            other: SessionStore[dict[str, Any]] = SessionStore(self, dict)
+            other.update(old, lambda current: {**(current or {}), **self.extra})
+        return done
+
+
+def test_a_move_copies_what_the_old_id_holds_now_merged_with_the_requests_changes() -> None:
+    backend = WritesDuringTheMove()
+    s: SessionStore[dict[str, Any]] = SessionStore(backend, dict)
+    sid = new_session_id()
+    s.save(sid, {"user": "anonymous", "theme": "dark"})
+    session = ServerSession(sid, lambda key: read_session(s, key))
+    assert session["user"] == "anonymous"  # read here
+    s.update(sid, lambda current: {**(current or {}), "cart": ["book"]})  # committed before
+    del session["theme"]
+    session.regenerate()
+    session["user"] = "alice"
+    backend.old, backend.extra = sid, {"wish": ["pen"]}  # committed while the move copies
+    outcome = commit(s, session, ttl=60)
+    assert outcome.action is Action.MOVE and outcome.sid not in (None, sid)
+    assert outcome.sid is not None
+    assert s.load(outcome.sid) == {"user": "alice", "cart": ["book"], "wish": ["pen"]}
+    assert s.load(sid) is None
+
+
+def test_a_request_finding_its_session_moved_meanwhile_leaves_the_cookie_alone() -> None:
+    s, _ = store()
+    sid = new_session_id()
+    s.save(sid, {"user": "anonymous"})
+    reader = ServerSession(sid, lambda key: read_session(s, key))
+    writer = ServerSession(sid, lambda key: read_session(s, key))
+    assert reader["user"] == writer["user"] == "anonymous"
+    login = ServerSession(sid, lambda key: read_session(s, key))
+    login.regenerate()
+    login["user"] = "alice"
+    moved = commit(s, login, ttl=60)
+    writer["cart"] = ["book"]
+    for late in (reader, writer):  # a touch and a write of the old id: both find it gone
+        outcome = commit(s, late, ttl=60)
+        assert outcome.action is Action.GONE and outcome.sid is None
+    assert s.load(sid) is None
+    assert moved.sid is not None and s.load(moved.sid) == {"user": "alice"}
 
 
 def test_a_value_json_gives_back_as_another_type_is_read_back_as_a_decode_gives_it() -> None:
