@@ -165,11 +165,13 @@ def test_3_no_lost_update_when_one_worker_alone_saw_redis_stall(  # 4 x 100 incr
         os.kill(server.pid, signal.SIGCONT)
     for worker in (stalled, *healthy):
         worker.send("incr 100")
-    acked = sum(worker.read() for worker in (stalled, *healthy))
+    answers = [worker.read() for worker in (stalled, *healthy)]
+    acked, unknown = sum(a for a, _ in answers), sum(u for _, u in answers)
     assert acked == 400  # the arbiter answers every worker: none had to give up
     store = plain(url)
-    assert store.load("counter") == {"n": acked}
+    stored = (store.load("counter") or {"n": 0})["n"]
     store.close()
+    assert acked <= stored <= acked + unknown, (stored, acked, unknown)  # none lost
 
 
 # -- 6. load on a read-only disk tier ----------------------------------------------------------
@@ -408,7 +410,8 @@ def test_3_no_lost_update_when_redis_restarts_from_an_older_aof(
 ) -> None:
     """4 workers x 100 increments; meanwhile Redis is killed with -9 and restarted from a copy of
     its append-only files taken earlier (it comes back with the counter as it was before the
-    increments). The counter must equal the number of acknowledged increments.
+    increments). The counter must hold every acknowledged increment, and no more than those plus
+    the attempts whose outcome the worker could not know.
 
     The copy is taken once the counter exists and before any increment, and the kill comes once
     100 increments are in, so the scenario holds whatever the machine's speed (a copy taken
@@ -435,9 +438,13 @@ def test_3_no_lost_update_when_redis_restarts_from_an_older_aof(
     redis_alone = plain(redis)
     came_back_with = (redis_alone.load("counter") or {"n": 0})["n"]
     redis_alone.close()
-    acked = sum(worker.read() for worker in crew)
+    answers = [worker.read() for worker in crew]
+    acked, unknown = sum(a for a, _ in answers), sum(u for _, u in answers)
     assert came_back_with < acked  # the scenario is real: Redis lost increments
     assert acked == 400  # every worker got through once the arbiter was back
     store = plain(url)
-    assert store.load("counter") == {"n": acked}
+    stored = (store.load("counter") or {"n": 0})["n"]
     store.close()
+    # none lost; more only by attempts whose outcome was unknown (a reply lost to the kill or to
+    # the 0.5 s socket timeout on a loaded machine: seen once, 401 of 400, with unknown ones)
+    assert acked <= stored <= acked + unknown, (stored, acked, unknown)

@@ -3,8 +3,11 @@ stdout (one JSON line each). Run as ``python tier_worker.py CHAIN_URL``.
 
 Commands: ``probe`` (one write, errors swallowed: lets this process see an outage),
 ``incr N`` (N increments of the ``counter`` session, each retried while the chain says the
-arbiter is unavailable; answers how many were acknowledged), ``save KEY JSON``, ``delete KEY``,
-``load KEY``, ``delete_all N`` (deletes ``k0`` .. ``k{N-1}`` in order), ``quit``.
+arbiter is unavailable; answers ``[acknowledged, unknown]``: an attempt that failed with
+:class:`BackendUnavailableError` may still have been applied, its reply lost, as ``set_if``
+documents, so the counter may exceed the acknowledged increments by at most the unknown ones),
+``save KEY JSON``, ``delete KEY``, ``load KEY``, ``delete_all N`` (deletes ``k0`` ..
+``k{N-1}`` in order), ``quit``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def main() -> None:
             except SessionStoreError as exc:
                 answer = type(exc).__name__
         elif command == "incr":
-            acked = 0
+            acked = unknown = 0
             for _ in range(int(rest)):
                 deadline = time.monotonic() + 30
                 while True:
@@ -45,10 +48,11 @@ def main() -> None:
                         acked += 1
                         break
                     except BackendUnavailableError:
+                        unknown += 1  # applied or not: its reply may be what was lost
                         if time.monotonic() > deadline:
                             break
                         time.sleep(0.05)
-            answer = acked
+            answer = [acked, unknown]
         elif command == "save":
             key, _, payload = rest.partition(" ")
             store.save(key, json.loads(payload))
