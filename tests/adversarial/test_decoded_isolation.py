@@ -82,11 +82,6 @@ def test_a_warm_load_equals_a_cold_load_of_the_same_bytes() -> None:
     assert writer.load("u") == reader.load("u")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AsyncSessionStore.save puts the saved frozen object in the same DecodedCache: its "
-    "warm load differs from a cold load of the same bytes",
-)
 def test_the_async_store_has_the_same_divergence() -> None:
     """Guarantee: same bytes -> same session (``AsyncSessionStore`` shares the sync cache).
 
