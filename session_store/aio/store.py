@@ -31,8 +31,8 @@ from typing import Any, Self, TypeVar
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import open_async_backend
-from session_store.codec import Codec, Plain
-from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache, is_immutable
+from session_store.codec import Codec
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.keys import validate_key
 from session_store.stamps import session_bytes
 from session_store.storerules import StoreRules, backoff_pause, default_compression
@@ -123,7 +123,9 @@ class AsyncSessionStore(StoreRules[T]):
         """Store ``obj`` under ``key``; returns what was stored (``last_accessed`` stamped)."""
         stamped, payload, plain = self._prepare_plain(key, obj)
         await self.backend.set(key, payload, self._ttl(ttl))
-        self._cache_saved(key, payload, stamped, plain)  # the next load of these bytes
+        self._decoded.put_saved(
+            key, payload, stamped, plain, self._rebuild
+        )  # the next load of these bytes
         return stamped
 
     async def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
@@ -165,29 +167,12 @@ class AsyncSessionStore(StoreRules[T]):
             payload, plain = self._encode_plain(key, stamped)
             token = None if read is None else read.token
             if await self.backend.set_if(key, payload, token, write_ttl):
-                self._cache_saved(key, payload, stamped, plain)
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
                 return stamped
             attempt += 1
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
             await asyncio.sleep(backoff_pause(attempt, deadline))
-
-    def _cache_saved(self, key: str, payload: bytes, stamped: T, plain: Plain) -> None:
-        """Tell the near cache what ``payload``, just written from ``stamped``, decodes to: a
-        session that could be shared is structured once from the body written, never the
-        caller's own object (a datetime written in UTC, a tuple written as an array read back
-        as a cold load of those bytes does); a mutable one is kept as its body anyway. The
-        sync store's rule (``DecodedCache.put_saved`` where the cache has it)."""
-        if self._decoded.max_bytes <= 0:
-            return
-        obj: T = stamped
-        if is_immutable(stamped):
-            try:
-                obj = self._rebuild(key, plain)
-            except Exception:  # the write succeeded; the cache just does not learn it
-                self._decoded.discard(key)
-                return
-        self._decoded.put(key, payload, obj, plain)
 
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:

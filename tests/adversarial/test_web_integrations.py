@@ -26,7 +26,7 @@ import pytest
 from flask import Flask, session
 from flask.testing import FlaskClient
 
-from session_store import MemoryBackend, SessionStore
+from session_store import ConfigurationError, MemoryBackend, SessionStore
 from session_store.codec import AesGcmStage, Codec
 from session_store.flask import SessionStoreInterface, regenerate
 from session_store.websession import new_session_id
@@ -209,29 +209,25 @@ def test_a_change_committed_during_a_login_survives_the_move() -> None:
     assert SessionStore(backend, dict).load(new) == {"user": "alice", "cart": "book"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stored payload that needs a stage this store lacks (aes-gcm) raises "
-    "ConfigurationError through read_session: a 500 on every request, not a new session",
-)
-def test_a_payload_needing_an_unconfigured_stage_starts_a_new_session() -> None:
-    """Guarantee (``websession.ids.unreadable``): a stored session that cannot be decoded is
-    treated as no session, logged, left in place; "a permanent error page helps nobody".
-
-    Input: under a valid id, a payload whose header names the aes-gcm stage (written by an
-    encrypting store, or planted by anyone able to write to the backend), read by an app whose
-    store has no keys. What happens: ``Pipeline.stage`` raises ``ConfigurationError``, which
-    ``decode_read`` does not treat as unreadable (it catches ``CorruptPayloadError`` and
-    ``UnknownSchemaVersionError`` only): ``GET /read`` is a 500 for that user on every request.
-    """
+def test_a_payload_needing_a_key_this_store_lacks_is_a_configuration_error() -> None:
+    """Decision (adversarial item 16, kept as it is): a stored session whose header names the
+    aes-gcm stage, read by an app whose store has no keys, is a deployment error, not a corrupt
+    session. Treating it as "no session" would log every user of that store out and start
+    writing their new sessions in plaintext in a deployment meant to encrypt. The request fails
+    with a typed ``ConfigurationError`` that names the fix, and the stored session is left as it
+    was (a wrong key, as opposed to a missing one, is corrupt: a new session)."""
     backend = MemoryBackend()
     app = _app(backend)
+    app.testing = True  # the error reaches the test instead of a 500 page
     sid = new_session_id()
     encrypting = Codec(encryption=AesGcmStage([os.urandom(32)]), legacy_schema="dict")
-    backend.set(sid, encrypting.encode(sid, {"user": "x"}))
+    stored = encrypting.encode(sid, {"user": "x"})
+    backend.set(sid, stored)
     client = app.test_client()
     client.set_cookie("session", sid)
-    assert client.get("/read").status_code == 200
+    with pytest.raises(ConfigurationError, match="SESSION_STORE_KEYS"):
+        client.get("/read")
+    assert backend.get(sid) == stored
 
 
 def test_a_single_tier_web_store_reads_what_a_chain_wrote(redis_url: str) -> None:
