@@ -72,6 +72,12 @@ class AsyncSessionBackend(ABC):
         """Store ``value`` only if ``key`` still holds the version ``token`` names (``None``:
         only if absent); ``False``, writing nothing, when another writer got there first."""
 
+    def token_for(self, value: bytes) -> VersionToken | None:
+        """The token :meth:`get_versioned` would return while a key holds exactly ``value``, if
+        this backend can tell it from the bytes alone (no I/O); ``None`` (the default): it
+        cannot. See :meth:`session_store.backend.SessionBackend.token_for`."""
+        return None
+
     @abstractmethod
     async def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         """The value and its remaining TTL together."""

@@ -93,14 +93,9 @@ class AsyncSessionStore(StoreRules[T]):
     async def load(self, key: str) -> T | None:
         """The session stored under ``key``, or ``None`` (errors as for the sync store)."""
         data = await self.backend.get(key)
-        if data is None:
-            return None
-        payload = session_bytes(data)
-        if payload is None:  # a chain's tombstone, read through one tier
-            return None
         # the same bytes as last time: no stage undone (see session_store.decoded)
-        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
-        if self.touch_on_load:
+        obj = None if data is None else self._cached_decode(key, data)
+        if obj is not None and self.touch_on_load:
             await self.touch(key)
         return obj
 
@@ -154,11 +149,14 @@ class AsyncSessionStore(StoreRules[T]):
         """
         validate_key(key)
         write_ttl = self._ttl(ttl)
+        done = await self._update_known(key, fn, write_ttl)
+        if done is not None:
+            return done
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
         while True:
             read = await self.backend.get_versioned(key)
-            current = None if read is None else self._decode_stored(key, read.value)
+            current = None if read is None else self._cached_decode(key, read.value)
             new = fn(current)
             if new is None:
                 return current
@@ -173,6 +171,38 @@ class AsyncSessionStore(StoreRules[T]):
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
             await asyncio.sleep(backoff_pause(attempt, deadline))
+
+    def _cached_decode(self, key: str, data: bytes) -> T | None:
+        """The session in stored bytes through the near cache (``None``: a chain's tombstone)."""
+        payload = session_bytes(data)
+        if payload is None:
+            return None
+        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
+        return obj
+
+    async def _update_known(
+        self, key: str, fn: Callable[[T | None], T | None], write_ttl: float | None
+    ) -> T | None:
+        """One attempt without reading, as the sync store's ``_update_known``: ``fn`` of what
+        this store last wrote or read, compare-and-set against exactly those bytes; ``None``
+        when it cannot be tried or did not write (``update`` then reads and runs ``fn``)."""
+        known = self._decoded.payload(key)
+        token = None if known is None else self.backend.token_for(known)
+        if known is None or token is None:
+            return None
+        try:
+            new = fn(self._cached_decode(key, known))
+            if new is None:
+                return None  # what is stored is returned only once it has been read
+            self._check_schema(key, new)
+            stamped = self._stamp(new)
+            payload, plain = self._encode_plain(key, stamped)
+        except Exception:  # decided on a copy that may be old: read, and run fn again
+            return None
+        if not await self.backend.set_if(key, payload, token, write_ttl):
+            return None
+        self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+        return stamped
 
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:

@@ -66,6 +66,9 @@ class ThreadedBackend(AsyncSessionBackend):
     async def get_versioned(self, key: str) -> Versioned | None:
         return await asyncio.to_thread(self.sync.get_versioned, key)
 
+    def token_for(self, value: bytes) -> VersionToken | None:
+        return self.sync.token_for(value)
+
     async def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:

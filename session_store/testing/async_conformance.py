@@ -253,6 +253,23 @@ class AsyncBackendConformance:
         assert await backend.set_if("k", b"late", read.token) is False
         assert await backend.get("k") is None
 
+    async def test_token_for_names_only_the_bytes_it_was_given(
+        self, backend: AsyncSessionBackend
+    ) -> None:
+        """As the sync kit's test: a predicted token matches while the key holds those bytes,
+        and only then; ``None`` from a backend that cannot tell."""
+        await backend.set("k", b"one")
+        predicted = backend.token_for(b"one")
+        if predicted is None:
+            assert backend.token_for(b"two") is None
+            return
+        assert await backend.set_if("k", b"never", backend.token_for(b"two")) is False
+        assert await backend.set_if("k", b"two", predicted) is True
+        assert await backend.set_if("k", b"three", predicted) is False
+        await backend.delete("k")
+        assert await backend.set_if("k", b"late", backend.token_for(b"two")) is False
+        assert await backend.get("k") is None
+
     async def test_set_if_lost_race(self, backend_factory: AsyncBackendFactory) -> None:
         mine, theirs = backend_factory(), backend_factory()
         try:

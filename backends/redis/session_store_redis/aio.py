@@ -144,6 +144,10 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncRedisBase):
             return None
         return Versioned(value, version_token(value))
 
+    def token_for(self, value: bytes) -> VersionToken | None:
+        """The token of a value stored unchanged: read from the bytes (see ``scripts``)."""
+        return version_token(value)
+
     async def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
