@@ -1,0 +1,108 @@
+"""Round 2 adversarial checks of the web session moves (``session_store/websession/steps.py``):
+a login (regenerate: MOVE) racing another request of the same user on a real redis-server.
+
+The interleaving is exact, not a sleep: the login's commit is a generator of store calls
+(:func:`~session_store.websession.steps.commit_steps`), driven here one call at a time, and the
+other request commits in full between two of them, through the real store.
+
+Guarantee under attack: no committed change is lost. A request told its change was written
+(``Action.WRITE`` with the session's id) must find that change in the session its user holds
+afterwards, whichever order the two requests are taken in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from session_store import SessionStore
+from session_store.websession import ServerSession, commit, read_session
+from session_store.websession.plan import Action, Outcome
+from session_store.websession.steps import commit_steps
+
+Data = dict[str, Any]
+SID = "A" * 43
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[SessionStore[Data]]:
+    s: SessionStore[Data] = SessionStore(redis_url, dict, access_interval=None)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _request(store: SessionStore[Data], sid: str) -> ServerSession:
+    return ServerSession(sid, lambda key: read_session(store, key))
+
+
+def _drive(
+    store: SessionStore[Data], session: ServerSession, before: str, other: ServerSession
+) -> tuple[Outcome, Outcome | None]:
+    """Run ``session``'s commit one store call at a time; just before its first ``before``
+    call, commit ``other`` in full. Returns both outcomes."""
+    steps = commit_steps(store, session, None)
+    result: Any = None
+    theirs: Outcome | None = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            if name == before and theirs is None:
+                theirs = commit(store, other, None)
+            target = store.backend if name in {"set_if", "get_versioned"} else store
+            result = getattr(target, name)(*args)
+    except StopIteration as done:
+        mine: Outcome = done.value
+        return mine, theirs
+
+
+def test_a_write_committed_while_the_login_copies_is_kept(store: SessionStore[Data]) -> None:
+    """What held: a change committed to the old id after the login read it but before the
+    login's check re-read it is copied to the new id (the MOVE re-reads and copies again)."""
+    store.save(SID, {"cart": []})
+    login = _request(store, SID)
+    login["user"] = "alice"
+    login.regenerate()
+    other = _request(store, SID)
+    other["cart"] = ["book"]
+    mine, theirs = _drive(store, login, "update", other)
+    assert theirs == Outcome(SID, Action.WRITE)
+    assert mine.action is Action.MOVE and mine.sid is not None
+    assert store.load(mine.sid) == {"cart": ["book"], "user": "alice"}
+    assert store.load(SID) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="MOVE deletes the old id unconditionally after its last check: a WRITE acknowledged "
+    "in between is lost",
+)
+def test_a_write_committed_between_the_logins_check_and_its_delete_is_kept(
+    store: SessionStore[Data],
+) -> None:
+    """Guarantee: no committed change lost. Input: a login (``regenerate``) and another request
+    of the same user that adds ``cart=["book"]``; the other request commits after the login's
+    last ``get_versioned`` of the old id (which found it unchanged) and before the login's
+    ``delete`` of it. What happened: the other request is told ``WRITE`` under the old id (its
+    cookie keeps the old id), then the login deletes the old id; the new id holds only
+    ``user``: the acknowledged ``cart`` is nowhere. No order of the two requests explains it
+    (login first: the write finds the id gone, GONE; write first: the login copies the cart).
+    The delete of the old id is not conditional on the bytes the last check saw."""
+    store.save(SID, {"cart": []})
+    login = _request(store, SID)
+    login["user"] = "alice"
+    login.regenerate()
+    other = _request(store, SID)
+    other["cart"] = ["book"]
+    _ = other["cart"]  # read before the login's move, as a concurrent request would
+    mine, theirs = _drive(store, login, "delete", other)
+    assert mine.action is Action.MOVE and mine.sid is not None
+    assert theirs is not None
+    kept = [
+        data.get("cart") for data in (store.load(mine.sid), store.load(SID)) if data is not None
+    ]
+    acknowledged = theirs.action is Action.WRITE
+    assert not acknowledged or ["book"] in kept
