@@ -116,3 +116,47 @@ def test_a_bool_key_in_an_int_keyed_dict_round_trips_or_is_refused(cls: type) ->
     nor ``True``."""
     obj = cls("u", by_int={True: "b"})
     assert _round_trips_or_is_refused(obj)
+
+
+@attrs.define
+class Loose:
+    """No ``extra``, with ``Any`` parts: what a session class of an app often looks like."""
+
+    user_id: str
+    notes: dict[str, Any] = attrs.Factory(dict)
+    blob: Any = None
+
+
+register_schema(SchemaInfo("adv-round2-loose", Loose, 1))
+
+
+def test_a_class_with_extra_refuses_an_int_key_inside_any() -> None:
+    """What held: with ``extra``, a non-str key anywhere under ``Any`` is refused."""
+    with pytest.raises(SerializationError):
+        SessionStore(MemoryBackend(), schema=KeyedExtra).save(
+            "k", KeyedExtra("u", extra={"m": {1: "a"}})
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a class without extra stringifies non-str keys under Any: {1: 'a', '1': 'b'} "
+    "is saved as {'1': 'b'}, 'a' silently dropped",
+)
+@pytest.mark.parametrize(
+    "obj",
+    [
+        Loose("u", notes={"x": {1: "a", "1": "b"}}),
+        Loose("u", notes={1: "a", "1": "b"}),  # type: ignore[dict-item]
+        Loose("u", blob={1: "a", "1": "b"}),
+        Loose("u", blob={"k": {True: 1}}),
+    ],
+    ids=["nested-collision", "declared-str-keys-collision", "any-collision", "bool-key"],
+)
+def test_non_str_keys_under_any_round_trip_or_are_refused(obj: Loose) -> None:
+    """Guarantee: round trip or refuse (a class *with* ``extra`` refuses these: "dict keys
+    must be str"). Input: a ``Loose`` session (no ``extra``) with ``{1: "a", "1": "b"}``
+    under ``dict[str, Any]`` or ``Any``, or ``{True: 1}``. What happened: ``save`` accepted
+    each; a fresh store loads ``{'1': 'b'}`` (the value ``'a'`` is gone: the two keys became
+    one) or ``{'True': 1}``. Data lost at save, without an error."""
+    assert _round_trips_or_is_refused(obj)
