@@ -131,3 +131,23 @@ def test_a_dict_rebuilt_in_another_key_order_is_no_change(store: SessionStore[Da
     stored = store.load(SID)
     assert stored is not None
     assert stored["prefs"] == {"a": 1, "b": 2, "c": 3}
+
+
+def test_a_login_after_a_logout_moves_only_its_own_changes(store: SessionStore[Data]) -> None:
+    """What held: a login that read the session before a logout deleted it moves only its own
+    changes (nothing read before the logout is written back), and a plain write of the same
+    read is GONE: it recreates nothing."""
+    store.save(SID, {"cart": ["bob's book"], "csrf": "bob-token"})
+    login = _request(store, SID)
+    login["user"] = "alice"
+    login.regenerate()
+    writer = _request(store, SID)
+    writer["cart"] = ["more"]
+    logout = _request(store, SID)
+    logout.clear()
+    assert commit(store, logout, None).action is Action.DELETE
+    assert commit(store, writer, None) == Outcome(None, Action.GONE)
+    assert store.load(SID) is None
+    moved = commit(store, login, None)
+    assert moved.action is Action.MOVE and moved.sid is not None
+    assert store.load(moved.sid) == {"user": "alice"}
