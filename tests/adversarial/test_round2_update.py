@@ -92,3 +92,51 @@ def test_increments_from_several_processes_are_all_kept(url: str) -> None:
         store.close()
     assert stored == acked
     assert acked["shared"] == workers * rounds
+
+
+def _reads(store: SessionStore[dict[str, Any]]) -> int:
+    counters = store.backend.counters
+    return int(counters.get("hits") + counters.get("misses"))
+
+
+def test_identical_bytes_rewritten_between_are_updated_without_a_read(url: str) -> None:
+    """What held (ABA): this store last wrote ``{"n": 0}``; another store writes ``{"n": 5}``
+    then ``{"n": 0}`` again (the very same bytes). The update compare-and-sets without reading
+    and builds on ``{"n": 0}``, which is what is stored: the state read is the state replaced.
+    """
+    mine: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
+    theirs: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
+    try:
+        mine.save("k", {"n": 0})
+        theirs.save("k", {"n": 5})
+        theirs.save("k", {"n": 0})
+        before = _reads(mine)
+        assert mine.update("k", lambda s: {"n": (s or {"n": 0})["n"] + 1}) == {"n": 1}
+        assert _reads(mine) == before
+        assert theirs.load("k") == {"n": 1}
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_an_update_of_a_session_deleted_meanwhile_sees_none(url: str) -> None:
+    """What held: this store last wrote the session; another deleted it (a logout, an
+    expiry). ``fn`` on the old copy is not used: the update reads, ``fn`` gets ``None``, and
+    its ``None`` (do not recreate) is what the caller gets; nothing is written back."""
+    mine: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
+    theirs: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
+    try:
+        mine.save("k", {"user": "bob"})
+        assert theirs.delete("k")
+        seen: list[dict[str, Any] | None] = []
+
+        def keep_if_present(s: dict[str, Any] | None) -> dict[str, Any] | None:
+            seen.append(None if s is None else dict(s))
+            return None if s is None else {**s, "seen": True}
+
+        assert mine.update("k", keep_if_present) is None
+        assert seen[-1] is None
+        assert theirs.load("k") is None
+    finally:
+        mine.close()
+        theirs.close()
