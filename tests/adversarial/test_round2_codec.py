@@ -9,13 +9,14 @@ test records a break found today; it turns into an XPASS once the code is fixed.
 from __future__ import annotations
 
 import enum
+import uuid
 from typing import Any
 
 import attrs
 import pytest
 
 from session_store import MemoryBackend, SessionStore
-from session_store.errors import SerializationError
+from session_store.errors import CorruptPayloadError, SerializationError
 from session_store.schema import SchemaInfo, register_schema
 
 
@@ -160,3 +161,30 @@ def test_non_str_keys_under_any_round_trip_or_are_refused(obj: Loose) -> None:
     each; a fresh store loads ``{'1': 'b'}`` (the value ``'a'`` is gone: the two keys became
     one) or ``{'True': 1}``. Data lost at save, without an error."""
     assert _round_trips_or_is_refused(obj)
+
+
+@attrs.define
+class ByUuid:
+    """A mapping keyed by ``UUID`` (a list of UUIDs is refused on save, "not storable as JSON")."""
+
+    user_id: str
+    seen: dict[uuid.UUID, int] = attrs.Factory(dict)
+
+
+register_schema(SchemaInfo("adv-round2-by-uuid", ByUuid, 1))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=CorruptPayloadError,
+    reason="a dict[UUID, int] field is saved (even empty) but no load can read it: "
+    "CorruptPayloadError, StructureHandlerNotFoundError",
+)
+@pytest.mark.parametrize("seen", [{}, {uuid.UUID(int=5): 1}], ids=["empty", "one-key"])
+def test_a_uuid_keyed_dict_round_trips_or_is_refused(seen: dict[uuid.UUID, int]) -> None:
+    """Guarantee: round trip or refuse; a value that cannot load is refused on ``save``.
+    Input: a schema with ``seen: dict[uuid.UUID, int]``, saved empty or with one key. What
+    happened: ``save`` accepted it, and every load raises ``CorruptPayloadError`` ("data does
+    not fit schema ...: StructureHandlerNotFoundError: Unsupported type: UUID"): the session
+    is unreadable, even one that never held a UUID."""
+    assert _round_trips_or_is_refused(ByUuid("u", seen))
