@@ -20,6 +20,7 @@ import pytest
 from session_store import SessionStore
 from session_store.websession import ServerSession, commit, read_session
 from session_store.websession.plan import Action, Outcome
+from session_store.websession.state import same
 from session_store.websession.steps import commit_steps
 
 Data = dict[str, Any]
@@ -151,3 +152,43 @@ def test_a_login_after_a_logout_moves_only_its_own_changes(store: SessionStore[D
     moved = commit(store, login, None)
     assert moved.action is Action.MOVE and moved.sid is not None
     assert store.load(moved.sid) == {"user": "alice"}
+
+
+class _Markup(str):
+    """A ``str`` subclass (as ``markupsafe.Markup``, which Flask apps keep in sessions) that
+    counts its comparisons: the work ``same`` does, counted instead of timed."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        _Markup.compared += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _nested(depth: int, width: int) -> list[Any]:
+    node: list[Any] = [_Markup("<b>hi</b>") for _ in range(width)]
+    for _ in range(depth):
+        node = [node]
+    return node
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="same() compares equal containers with == at every level before walking into "
+    "them: depth x width work",
+)
+def test_same_does_work_linear_in_the_size_of_what_it_compares() -> None:
+    """Guarantee: nothing quadratic on large inputs (``diff`` runs at the end of every request
+    that touched its session). Input: two equal values, 200 nested lists around 100 ``str``
+    subclass items (orjson refuses subclasses with the options ``same`` uses, so each level
+    falls back to the walk). What happened: at every level ``a == b`` compares the whole rest
+    before the walk goes one level down, then the next level does it again: 20,200 item
+    comparisons for 300 elements ((depth + 2) x width), where a linear check makes a few
+    per item."""
+    depth, width = 200, 100
+    a, b = _nested(depth, width), _nested(depth, width)
+    _Markup.compared = 0
+    assert same(a, b)
+    assert _Markup.compared <= 4 * (depth + width)
