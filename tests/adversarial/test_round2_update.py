@@ -10,7 +10,9 @@ process saw acknowledged.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,16 +63,29 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"diskcache://{tmp_path / 'sessions'}"
 
 
-def test_increments_from_several_processes_are_all_kept(url: str) -> None:
+#: A 32-byte AES-GCM key: an encrypted payload differs at every encode of the same session.
+_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode("ascii")
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_increments_from_several_processes_are_all_kept(
+    url: str, encrypted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What held: 4 processes x 150 rounds of increments on one shared key, on one key each
-    and on keys shared by neighbours; every stored counter equals the increments acknowledged
-    for it (none unknown: no faults were injected)."""
+    and on keys shared by neighbours, plain and encrypted (``SESSION_STORE_KEYS``); every
+    stored counter equals the increments acknowledged for it (none unknown: no faults were
+    injected)."""
+    if encrypted:
+        monkeypatch.setenv("SESSION_STORE_KEYS", _KEY)
+    else:
+        monkeypatch.delenv("SESSION_STORE_KEYS", raising=False)
     workers, rounds = 4, 150
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, url, str(me), str(workers), str(rounds)],
             stdout=subprocess.PIPE,
             text=True,
+            env=dict(os.environ),
         )
         for me in range(workers)
     ]
@@ -92,6 +107,12 @@ def test_increments_from_several_processes_are_all_kept(url: str) -> None:
         store.close()
     assert stored == acked
     assert acked["shared"] == workers * rounds
+    if encrypted:  # the stored bytes really are ciphertext: the counter is not in clear
+        raw = SessionStore(url, dict, access_interval=None)
+        try:
+            assert b'"n"' not in (raw.backend.get("shared") or b"")
+        finally:
+            raw.close()
 
 
 def _reads(store: SessionStore[dict[str, Any]]) -> int:
