@@ -21,7 +21,6 @@ from functools import cached_property
 from typing import Any
 
 import attrs
-import pytest
 
 from session_store import MemoryBackend, SessionStore
 from session_store.aio import AsyncSessionStore
