@@ -269,6 +269,10 @@ class AsyncBackendConformance:
         await backend.delete("k")
         assert await backend.set_if("k", b"late", backend.token_for(b"two")) is False
         assert await backend.get("k") is None
+        near, far = b"h" * 2048 + b"A" + b"t" * 2047, b"h" * 2048 + b"B" + b"t" * 2047
+        await backend.set("k", near)  # alike but in the middle: a partial token matches both
+        assert await backend.set_if("k", b"never", backend.token_for(far)) is False
+        assert await backend.set_if("k", far, backend.token_for(near)) is True
 
     async def test_set_if_lost_race(self, backend_factory: AsyncBackendFactory) -> None:
         mine, theirs = backend_factory(), backend_factory()

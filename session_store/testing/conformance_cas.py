@@ -17,6 +17,11 @@ __all__ = ["BackendFactory", "CompareAndSetConformance"]
 BackendFactory = Callable[..., SessionBackend]
 
 
+def _alike(middle: bytes) -> bytes:
+    """A 4 KiB value whose only difference from another ``_alike`` is its middle byte."""
+    return b"h" * 2048 + middle + b"t" * 2047
+
+
 class CompareAndSetConformance:
     """Tests that need two calls or two views of one store (see the module docstring)."""
 
@@ -92,6 +97,13 @@ class CompareAndSetConformance:
         backend.delete("k")
         assert backend.set_if("k", b"late", backend.token_for(b"three")) is False
         assert backend.get("k") is None
+        # values alike in length, head and tail, unlike only in the middle (a token that names
+        # less than the whole value would match both)
+        near, far = _alike(b"A"), _alike(b"B")
+        backend.set("k", near)
+        assert backend.set_if("k", b"never", backend.token_for(far)) is False
+        assert backend.set_if("k", far, backend.token_for(near)) is True
+        assert backend.get("k") == far
 
     # -- namespaces ----------------------------------------------------------------------------
     def test_overlapping_namespaces_are_isolated(self, backend_factory: BackendFactory) -> None:

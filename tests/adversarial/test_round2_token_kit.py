@@ -71,11 +71,6 @@ def test_a_short_token_backend_loses_an_update(tmp_path: Path) -> None:
         backend.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the kit's token_for test uses 3- and 5-byte values only: a backend whose tokens "
-    "name every value with the same length, head and tail passes it",
-)
 def test_the_kit_refuses_a_backend_whose_tokens_name_other_bytes(tmp_path: Path) -> None:
     """Guarantee: the conformance kit's ``token_for`` test fails a backend whose predicted
     token could match other bytes. Input: :class:`ShortTokenBackend` (a real diskcache, an
