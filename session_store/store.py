@@ -214,8 +214,8 @@ class SessionStore(StoreRules[T]):
             # stage, and ``fn`` still gets an object nobody else holds (issue 17)
             current = None if read is None else self._cached_decode(key, read.value)
             new = fn(current)
-            if new is None:
-                return current
+            if new is None:  # what is stored, not what fn may have changed in its copy
+                return None if read is None else self._cached_decode(key, read.value)
             self._check_schema(key, new)
             stamped = self._stamp(new)
             payload, plain = self._encode_plain(key, stamped)

@@ -158,8 +158,8 @@ class AsyncSessionStore(StoreRules[T]):
             read = await self.backend.get_versioned(key)
             current = None if read is None else self._cached_decode(key, read.value)
             new = fn(current)
-            if new is None:
-                return current
+            if new is None:  # what is stored, not what fn may have changed in its copy
+                return None if read is None else self._cached_decode(key, read.value)
             self._check_schema(key, new)
             stamped = self._stamp(new)
             payload, plain = self._encode_plain(key, stamped)

@@ -78,3 +78,18 @@ async def test_fn_writing_nothing_returns_what_is_stored_now(stores: Stores) -> 
     await mine.save("u1", {"v": "old"})
     await theirs.save("u1", {"v": "new"})
     assert await mine.update("u1", lambda s: None) == {"v": "new"}
+
+
+async def test_fn_changing_its_copy_and_writing_nothing_returns_what_is_stored(
+    stores: Stores,
+) -> None:
+    mine, theirs = stores
+    await mine.save("u1", {"v": "old"})
+    await theirs.save("u1", {"v": "new"})
+
+    def meddle(current: Session | None) -> None:
+        assert current is not None
+        current["v"] = "changed in fn's copy"
+
+    assert await mine.update("u1", meddle) == {"v": "new"}
+    assert await mine.update("u1", meddle) == {"v": "new"}

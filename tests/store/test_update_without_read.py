@@ -114,3 +114,18 @@ def test_an_error_fn_raises_on_the_current_session_reaches_the_caller(
     with pytest.raises(ValueError, match="fn refuses"):
         mine.update("u1", broken)
     assert mine.load("u1") == {"a": 1}
+
+
+def test_fn_changing_its_copy_and_writing_nothing_returns_what_is_stored(
+    stores: tuple[SessionStore[Session], SessionStore[Session]],
+) -> None:
+    mine, theirs = stores
+    mine.save("u1", {"v": "old"})
+    theirs.save("u1", {"v": "new"})
+
+    def meddle(current: Session | None) -> None:
+        assert current is not None
+        current["v"] = "changed in fn's copy"
+
+    assert mine.update("u1", meddle) == {"v": "new"}
+    assert mine.update("u1", meddle) == {"v": "new"}  # now from this store's own read
