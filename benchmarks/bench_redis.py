@@ -11,7 +11,15 @@
    redis-py is also timed against itself (an A/A row): the spread of that ratio is the resolution
    of the measurement on this machine.
 
-All variants of a measurement run in interleaved rounds, their order rotating from round to
+3. ``--callgrind``: the instructions this process spends per call (the server's are not
+   counted) of the backend's ``get``, ``set``, ``get_versioned`` and ``set_if`` against raw
+   redis-py doing the same on the wire (``GET``, ``SET``, ``GET``, ``EVALSHA`` of the same
+   compare-and-set script with the same arguments), under ``valgrind --tool=callgrind``: each
+   operation runs in a process of its own, once with N calls after a warm-up and once with the
+   warm-up alone; the difference over N is the cost of one call. Instruction counts repeat to
+   within a fraction of a percent on a loaded machine, where wall-clock times do not.
+
+All timed variants of a measurement run in interleaved rounds, their order rotating from round to
 round, and each ratio reported is the median of the per-round ratios, so drift in the machine's
 load hits every variant alike. Absolute times are context only. Prints a Markdown table.
 """
@@ -21,7 +29,9 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +42,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from session_store import open_backend
 from session_store_redis import RedisBackend
+from session_store_redis.scripts import CAS_SHA, cas_args
 from session_store_redis.testing import RedisServer
 
 GET_MANY_GOAL = 20.0
@@ -253,11 +264,119 @@ def report(rounds: int = 41, size: int = 7 * 1024) -> str:
     return render(measure(rounds, size))
 
 
+#: Callgrind rows: our operation; the same command through the backend's own redis-py client
+#: (its blocking pool, health checks, timeouts); the same through redis-py as it comes.
+CALLGRIND_ROWS = (
+    ("get", "client GET", "raw GET"),
+    ("set", "client SET", "raw SET"),
+    ("get_versioned", "client GET", "raw GET"),
+    ("set_if", "client EVALSHA", "raw EVALSHA"),
+)
+
+
+def _one_operation(url: str, op: str, calls: int, size: int) -> None:
+    """Run ``op`` ``calls`` times after a warm-up (the child process of ``--callgrind``)."""
+    backend = open_backend(url)
+    assert isinstance(backend, RedisBackend)
+    raw = redis.Redis.from_url(url.split("?")[0])  # redis-py as it comes
+    value = os.urandom(size)
+    key = "cg"
+    stored = backend.namespace.encode(key)
+    backend.set(key, value)
+    read = backend.get_versioned(key)
+    assert read is not None
+    token = read.token
+    argv = cas_args(token, value, None)
+    run: Callable[[], object] = {
+        "get": lambda: backend.get(key),
+        "set": lambda: backend.set(key, value),
+        "get_versioned": lambda: backend.get_versioned(key),
+        "set_if": lambda: backend.set_if(key, value, token),
+        "client GET": lambda: backend.client.get(stored),
+        "client SET": lambda: backend.client.set(stored, value),
+        "client EVALSHA": lambda: backend.client.evalsha(CAS_SHA, 1, stored, *argv),
+        "raw GET": lambda: raw.get(stored),
+        "raw SET": lambda: raw.set(stored, value),
+        "raw EVALSHA": lambda: raw.evalsha(CAS_SHA, 1, stored, *argv),
+    }[op]
+    for _ in range(50):  # warm-up: connections open, script loaded, caches filled
+        assert run() is not None or op.endswith(("set", "SET"))
+    gc.collect()
+    gc.disable()
+    for _ in range(calls):
+        run()
+    gc.enable()
+    backend.close()
+    raw.close()
+
+
+def _instructions(url: str, op: str, calls: int, size: int) -> int:
+    """Instructions callgrind counted in a child running ``op`` ``calls`` times."""
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--one",
+            op,
+            "--url",
+            url,
+            "--calls",
+            str(calls),
+            "--size",
+            str(size),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr[-2000:]
+    return int(found.group(1))
+
+
+def callgrind_report(size: int = 7 * 1024, calls: int = 200) -> str:
+    """Instructions per call of our operations and raw redis-py's (see the module doc, 3.)."""
+    with RedisServer() as server:
+        url = server.url_for(prefix="bench:")
+        per_call: dict[str, float] = {}
+        for op in dict.fromkeys(name for row in CALLGRIND_ROWS for name in row):
+            base = _instructions(url, op, 0, size)
+            per_call[op] = (_instructions(url, op, calls, size) - base) / calls
+    lines = [
+        "### Redis backend: instructions per call (callgrind, this process only)\n",
+        f"redis-py {redis.__version__}, hiredis {HIREDIS_AVAILABLE}, Python "
+        f"{sys.version.split()[0]}; values of {size} B; {calls} calls after a warm-up\n",
+        "| operation | ours | through our client | raw redis-py | ours - client "
+        "(the wrapper) | ours / raw |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for ours, client, raw in CALLGRIND_ROWS:
+        a, c, b = per_call[ours], per_call[client], per_call[raw]
+        lines.append(
+            f"| `{ours}` | {a:,.0f} | {c:,.0f} ({client}) | {b:,.0f} ({raw}) | {a - c:,.0f} | "
+            f"{a / b:.3f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=41, help="interleaved rounds per measurement")
     parser.add_argument("--size", type=int, default=7 * 1024, help="value size in bytes")
+    parser.add_argument("--callgrind", action="store_true", help="instructions per call instead")
+    parser.add_argument("--calls", type=int, default=200, help="calls per callgrind run")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a callgrind child: this operation
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:
+        _one_operation(args.url, args.one, args.calls, args.size)
+        return 0
+    if args.callgrind:
+        print(callgrind_report(args.size, args.calls))
+        return 0
     text = report(args.rounds, args.size)
     print(text)
     return 0 if "NOT one MGET" not in text else 1

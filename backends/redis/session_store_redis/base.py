@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, MutableSet, Sequence
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import redis
@@ -37,12 +37,13 @@ from redis.exceptions import RedisError
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import COUNTER_NAMES, Counters
-from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
+from session_store.errors import ConfigurationError
 from session_store.keys import SEPARATOR, Namespace, validate_key
-from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
+from session_store.ttl import NO_EXPIRY, normalize_ttl, ttl_to_ms
+from session_store.unchecked import TrustedCalls, unchecked_calls
+from session_store_redis.calls import RedisCalls
 from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, seconds_left, session_keys, set_command
-from session_store_redis.errors import translate
 from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_token
 
 __all__ = ["ClientT", "RedisBackendBase"]
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
 
 
-class RedisBackendBase(SessionBackend, Generic[ClientT]):
+class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
     """What every Redis backend shares: the namespace, TTLs, retries, error translation, and the
     operations on one key, which run unchanged on one server, a Sentinel-managed primary and a
     cluster (each touches a single key, so a single slot).
@@ -129,6 +130,27 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
     def describe(self) -> str:
         return self._description
 
+    @cached_property
+    def trusted_calls(self) -> TrustedCalls:
+        """The operations on one key without the argument checks, for a composite that made
+        them (see :func:`session_store.backend_base.trusted`); listing and bulk operations are
+        the public ones."""
+        owner, unchecked = self._unchecked()
+        return unchecked_calls(self, owner, **unchecked)
+
+    def _unchecked(self) -> tuple[type, dict[str, Callable[..., Any]]]:
+        """The class whose public methods go with the unchecked forms, and those forms."""
+        return RedisBackendBase, {
+            "get": self._get,
+            "get_with_ttl": self._get_with_ttl,
+            "set": self._set,
+            "delete": self._delete,
+            "touch": self._touch,
+            "ttl": self._ttl,
+            "get_versioned": self._get_versioned,
+            "set_if": self._set_if,
+        }
+
     # -- hooks ---------------------------------------------------------------------------------
     def _retryable(self, error: BaseException) -> bool:
         """Whether an operation that failed with ``error`` may run again."""
@@ -150,72 +172,12 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         """
         raise NotImplementedError
 
-    # -- plumbing ------------------------------------------------------------------------------
-    def _call(
-        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
-    ) -> Any:
-        """``fn(*args, **kw)``, retried after a failed connection, errors translated and counted.
-
-        Only for operations that may safely run twice.
-        """
-        try:
-            return fn(*args, **kw)
-        except self._FAILURES as exc:
-            failure: BaseException = exc
-        return self._retry(failure, what, key, fn, *args, **kw)
-
-    def _retry(
-        self,
-        failure: BaseException,
-        what: str,
-        key: str | None,
-        fn: Callable[..., Any],
-        *args: Any,
-        **kw: Any,
-    ) -> Any:
-        """The first attempt of ``fn`` failed with ``failure``: retry it if that may help (at
-        once, then after a growing backoff), else raise the translated error.
-
-        Every raise happens outside an ``except`` block, so the error we raise has no
-        ``__context__`` pointing at a redis-py error.
-        """
-        failures = 1
-        while failures <= self.retries and self._retryable(failure):
-            if failures > 1:
-                time.sleep(self._backoff.compute(failures - 1))
-            try:
-                return fn(*args, **kw)
-            except self._FAILURES as exc:
-                failure = exc
-            failures += 1
-        raise self._translate(failure, what, key)
-
-    def _call_once(
-        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
-    ) -> Any:
-        """``fn(*args, **kw)`` tried once, errors translated and counted."""
-        try:
-            return fn(*args, **kw)
-        except self._FAILURES as exc:
-            error = self._translate(exc, what, key)
-        raise error
-
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        self.counters.add("errors")
-        error = translate(
-            exc, what=what, key=key, backend=self._description, secrets=self._secrets()
-        )
-        log.debug("%s", error)
-        return error
-
+    # -- plumbing (the retries and error translation: see session_store_redis.calls) ----------
     def _px(self, ttl: float | None) -> int | None:
-        """Milliseconds for ``PX`` / ``PEXPIRE``, or ``None`` for no expiry; validates ``ttl``."""
-        seconds = effective_ttl(ttl, self.default_ttl)
-        return None if seconds is None else ttl_to_ms(seconds)
-
-    def _key(self, key: str) -> str:
-        validate_key(key)
-        return self._head + key
+        """Milliseconds for ``PX`` / ``PEXPIRE``, or ``None`` for no expiry, of a ``ttl`` that
+        passed :func:`~session_store.ttl.normalize_ttl` (the default if ``None``)."""
+        seconds = self.default_ttl if ttl is None else ttl
+        return None if seconds is None or seconds == NO_EXPIRY else ttl_to_ms(seconds)
 
     def _count_read(self, found: int, missed: int) -> None:
         if found:
@@ -223,33 +185,15 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         if missed:
             self.counters.add("misses", missed)
 
-    def _write_acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
-        """Run idempotent writes with ``WAIT`` (retried after a failed connection); the replies.
-
-        Raises:
-            BackendUnavailableError: fewer than ``wait_replicas`` replicas acknowledged in time.
-        """
-        replies, acks = self._call(what, key, self._acked, commands)
-        self._check_acks(acks, what, key)
-        return cast("list[Any]", replies)
-
-    def _check_acks(self, acks: int, what: str, key: str | None) -> None:
-        if acks >= self.wait_replicas:
-            return
-        self.counters.add("errors")
-        self.counters.add("unacknowledged")
-        raise BackendUnavailableError(
-            f"redis: {what} reached the primary, but only {acks} of {self.wait_replicas} "
-            f"replica(s) acknowledged it within {self.wait_timeout:g} s; "
-            "a failover now may lose it",
-            key=key,
-            backend=self._description,
-        )
-
     # -- single keys ---------------------------------------------------------------------------
-    # get and set are the hot path: the first attempt is inlined (no _call frame).
+    # get and set are the hot path: the first attempt is inlined (no _call frame). Each public
+    # method checks its arguments, then runs its unchecked form (``_get`` ...), which is also
+    # what ``trusted_calls`` hands a composite that checked them already.
     def get(self, key: str) -> bytes | None:
         validate_key(key)
+        return self._get(key)
+
+    def _get(self, key: str) -> bytes | None:
         stored = self._head + key
         try:
             value = self._client.get(stored)
@@ -264,6 +208,9 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
         value = ensure_bytes(value, key=key, backend=self._description)
+        self._set(key, value, normalize_ttl(ttl))
+
+    def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = self._px(ttl)
         stored = self._head + key
         if self.wait_replicas:
@@ -280,7 +227,10 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         self.counters.add("writes")
 
     def delete(self, key: str) -> bool:
-        stored = self._key(key)
+        return self._delete(validate_key(key))
+
+    def _delete(self, key: str) -> bool:
+        stored = self._head + key
         if self.wait_replicas:
             removed = self._write_acked("delete", key, [(stored, ("UNLINK", stored))])[0]
         else:
@@ -289,7 +239,10 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         return bool(removed)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        stored = self._key(key)
+        return self._touch(validate_key(key), normalize_ttl(ttl))
+
+    def _touch(self, key: str, ttl: float | None = None) -> bool:
+        stored = self._head + key
         px = self._px(ttl)
         if self.wait_replicas:
             commands: list[Command]
@@ -310,11 +263,17 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         return list(pipe.execute())
 
     def ttl(self, key: str) -> float | None:
-        stored = self._key(key)
+        return self._ttl(validate_key(key))
+
+    def _ttl(self, key: str) -> float | None:
+        stored = self._head + key
         return seconds_left(cast("int", self._call("ttl", key, self._client.pttl, stored)))
 
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        stored = self._key(key)
+        return self._get_with_ttl(validate_key(key))
+
+    def _get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        stored = self._head + key
         value, pttl = self._call("get_with_ttl", key, self._get_with_pttl, stored)
         left = seconds_left(pttl)
         if value is None or left is None:
@@ -337,7 +296,10 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
 
     # -- compare-and-set -----------------------------------------------------------------------
     def get_versioned(self, key: str) -> Versioned | None:
-        stored = self._key(key)
+        return self._get_versioned(validate_key(key))
+
+    def _get_versioned(self, key: str) -> Versioned | None:
+        stored = self._head + key
         value = cast("bytes | None", self._call("get_versioned", key, self._client.get, stored))
         self._count_read(value is not None, value is None)
         if value is None:
@@ -358,8 +320,14 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         happened, and only the caller can decide what to do about that. A connection failure is
         :class:`~session_store.errors.BackendUnavailableError`.
         """
-        stored = self._key(key)
+        validate_key(key)
         value = ensure_bytes(value, key=key, backend=self._description)
+        return self._set_if(key, value, token, normalize_ttl(ttl))
+
+    def _set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        stored = self._head + key
         px = self._px(ttl)
         if token is not None and not is_token(token):
             return False  # a token from another backend never matches
