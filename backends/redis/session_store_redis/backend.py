@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 import redis
+from redis.exceptions import NoScriptError
 
 from session_store.backend import ensure_bytes
 from session_store.errors import ConfigurationError
@@ -47,7 +48,7 @@ from session_store_redis.invalidation import (
     InvalidationStream,
 )
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, cas_args
+from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args
 
 __all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase", "run_with_wait"]
 
@@ -239,7 +240,15 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         return secrets_of(self._client)
 
     def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
-        return self._cas(keys=[stored], args=cas_args(token, value, px))
+        # EVALSHA directly, not through redis-py's Script (which imports and copies on every
+        # call); loaded again if the server does not know it (flushed, restarted), as Script does
+        client = self._client
+        try:
+            return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
+        except NoScriptError:
+            pass
+        client.script_load(CAS_SCRIPT)
+        return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
 
     def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         return run_with_wait(self._client, commands, self.wait_replicas, self._wait_ms)

@@ -35,6 +35,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from session_store import forksafe
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import ConfigurationError
@@ -79,6 +80,8 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
 
     _client: ClientT
 
+    #: Counters beside COUNTER_NAMES ("unacknowledged": writes fewer replicas than asked got).
+    _EXTRA_COUNTERS: ClassVar[tuple[str, ...]] = ("unacknowledged",)
     #: What a failed command may raise (redis-py's cluster errors are not all RedisErrors).
     _FAILURES: ClassVar[tuple[type[BaseException], ...]] = (RedisError, OSError)
 
@@ -98,7 +101,7 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
         self._namespace = Namespace(prefix, separator)
         self._head = self._namespace.scan_head()  # what every stored key starts with
         self.prefix = prefix
-        self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
+        self.default_ttl = default_ttl
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
         if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int):
@@ -119,8 +122,25 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
         self._description = description
         self._close_lock = threading.Lock()
         self._closed = False
-        # "unacknowledged": writes that reached the primary but not wait_replicas replicas
-        self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
+        # hot paths count inline under this lock (Counters.add without its frame and with block)
+        self._count_lock = threading.Lock()
+        self.counters = Counters(self._count_lock, names=(*COUNTER_NAMES, *self._EXTRA_COUNTERS))
+        self._counts = self.counters._values
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:  # in a forked child (see session_store.forksafe)
+        self._count_lock = self.counters._lock = threading.Lock()
+
+    @property
+    def default_ttl(self) -> float | None:
+        """Seconds a write without a TTL lives; ``None``: no expiry."""
+        return self._default_ttl
+
+    @default_ttl.setter
+    def default_ttl(self, ttl: float | None) -> None:
+        chosen = self._default_ttl = normalize_ttl(ttl, what="default_ttl")
+        # precomputed: PX of a write that gives no TTL (the usual case)
+        self._default_px = None if chosen is None or chosen == NO_EXPIRY else ttl_to_ms(chosen)
 
     @property
     def namespace(self) -> Namespace:
@@ -176,8 +196,15 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
     def _px(self, ttl: float | None) -> int | None:
         """Milliseconds for ``PX`` / ``PEXPIRE``, or ``None`` for no expiry, of a ``ttl`` that
         passed :func:`~session_store.ttl.normalize_ttl` (the default if ``None``)."""
-        seconds = self.default_ttl if ttl is None else ttl
-        return None if seconds is None or seconds == NO_EXPIRY else ttl_to_ms(seconds)
+        if ttl is None:
+            return self._default_px
+        return None if ttl == NO_EXPIRY else ttl_to_ms(ttl)
+
+    def _count(self, name: str) -> None:
+        lock = self._count_lock
+        lock.acquire()
+        self._counts[name] += 1  # cannot raise: every name counted is there
+        lock.release()
 
     def _count_read(self, found: int, missed: int) -> None:
         if found:
@@ -196,26 +223,30 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
     def _get(self, key: str) -> bytes | None:
         stored = self._head + key
         try:
-            value = self._client.get(stored)
+            value: bytes | None = self._client.get(stored)  # type: ignore[assignment]
             failure: BaseException | None = None
         except self._FAILURES as exc:
             failure = exc
         if failure is not None:  # retried or raised outside the except block: no __context__
             value = self._retry(failure, "get", key, self._client.get, stored)
-        self.counters.add("misses" if value is None else "hits")
-        return cast("bytes | None", value)
+        lock = self._count_lock
+        lock.acquire()
+        self._counts["misses" if value is None else "hits"] += 1
+        lock.release()
+        return value
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        self._set(key, value, normalize_ttl(ttl))
+        if type(value) is not bytes:
+            value = ensure_bytes(value, key=key, backend=self._description)
+        self._set(key, value, None if ttl is None else normalize_ttl(ttl))
 
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        px = self._px(ttl)
+        px = self._default_px if ttl is None else self._px(ttl)
         stored = self._head + key
         if self.wait_replicas:
             self._write_acked("set", key, [set_command(stored, value, px)])
-            self.counters.add("writes")
+            self._count("writes")
             return
         try:
             self._client.set(stored, value, px=px)
@@ -224,7 +255,10 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
             failure = exc
         if failure is not None:
             self._retry(failure, "set", key, self._client.set, stored, value, px=px)
-        self.counters.add("writes")
+        lock = self._count_lock
+        lock.acquire()
+        self._counts["writes"] += 1
+        lock.release()
 
     def delete(self, key: str) -> bool:
         return self._delete(validate_key(key))
@@ -300,11 +334,18 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
 
     def _get_versioned(self, key: str) -> Versioned | None:
         stored = self._head + key
-        value = cast("bytes | None", self._call("get_versioned", key, self._client.get, stored))
-        self._count_read(value is not None, value is None)
-        if value is None:
-            return None
-        return Versioned(value, version_token(value))
+        try:  # the first attempt inlined, as in get
+            value: bytes | None = self._client.get(stored)  # type: ignore[assignment]
+            failure: BaseException | None = None
+        except self._FAILURES as exc:
+            failure = exc
+        if failure is not None:
+            value = self._retry(failure, "get_versioned", key, self._client.get, stored)
+        lock = self._count_lock
+        lock.acquire()
+        self._counts["misses" if value is None else "hits"] += 1
+        lock.release()
+        return None if value is None else Versioned(value, version_token(value))
 
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token of a value stored unchanged: read from the bytes (see ``scripts``)."""
@@ -321,14 +362,15 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
         :class:`~session_store.errors.BackendUnavailableError`.
         """
         validate_key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        return self._set_if(key, value, token, normalize_ttl(ttl))
+        if type(value) is not bytes:
+            value = ensure_bytes(value, key=key, backend=self._description)
+        return self._set_if(key, value, token, None if ttl is None else normalize_ttl(ttl))
 
     def _set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
         stored = self._head + key
-        px = self._px(ttl)
+        px = self._default_px if ttl is None else self._px(ttl)
         if token is not None and not is_token(token):
             return False  # a token from another backend never matches
         if self.wait_replicas:
@@ -346,7 +388,13 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
                 "set_if", key, self._client.set, stored, value, nx=True, px=px
             )
         else:
-            written = self._call_once("set_if", key, self._run_cas, stored, token, value, px)
+            try:  # _call_once inlined: tried once, errors translated outside the except block
+                written = self._run_cas(stored, token, value, px)
+                failure: BaseException | None = None
+            except self._FAILURES as exc:
+                failure = exc
+            if failure is not None:
+                raise self._translate(failure, "set_if", key)
         if written:
-            self.counters.add("writes")
+            self._count("writes")
         return bool(written)
