@@ -28,7 +28,9 @@ the public method would have checked: ``key`` passed :func:`~session_store.keys.
 ``value`` is exactly ``bytes``, ``ttl`` passed :func:`~session_store.ttl.normalize_ttl`, a scan
 prefix passed :func:`~session_store.keys.validate_scan_prefix`. A composite that is not a
 :class:`BackendBase` offers its own unchecked calls as ``trusted_calls`` (the tiered chain
-does, so a store over a chain checks a key once).
+does, so a store over a chain checks a key once); a leaf backend that is not one builds its
+``trusted_calls`` with :func:`unchecked_calls` (the built-in memory, Redis and diskcache
+backends do).
 """
 
 from __future__ import annotations
@@ -39,15 +41,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
-from typing import ClassVar, Literal, Protocol, TypeVar, cast
+from typing import ClassVar, Literal, TypeVar, cast
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
 from session_store.errors import BackendError, BackendUnavailableError, SessionStoreError
 from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import NO_EXPIRY, normalize_ttl
+from session_store.unchecked import TRUSTED_CALL_NAMES, TrustedCalls, unchecked_calls
 
-__all__ = ["BackendBase", "TrustedCalls", "trusted", "value_token"]
+__all__ = [
+    "TRUSTED_CALL_NAMES",
+    "BackendBase",
+    "TrustedCalls",
+    "trusted",
+    "unchecked_calls",
+    "value_token",
+]
 
 T = TypeVar("T")
 CasMode = Literal["native", "lock", "none"]
@@ -60,25 +70,6 @@ def value_token(value: bytes) -> str:
     and the state read is the state replaced. The default ``_get_versioned`` hands these out.
     """
     return hashlib.blake2b(value, digest_size=16).hexdigest()
-
-
-class TrustedCalls(Protocol):
-    """The data operations of a backend, for callers that already checked their arguments."""
-
-    def get(self, key: str) -> bytes | None: ...
-    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None: ...
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
-    def delete(self, key: str) -> bool: ...
-    def touch(self, key: str, ttl: float | None = None) -> bool: ...
-    def ttl(self, key: str) -> float | None: ...
-    def scan(self, prefix: str = "") -> Iterator[str]: ...
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]: ...
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None: ...
-    def delete_many(self, keys: Iterable[str]) -> int: ...
-    def get_versioned(self, key: str) -> Versioned | None: ...
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool: ...
 
 
 def trusted(backend: SessionBackend) -> TrustedCalls:

@@ -14,51 +14,32 @@ the lock is released, never inside it.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, NamedTuple, Self
+from functools import cached_property
+from typing import Any, Self
 
 from session_store import forksafe
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
 from session_store.errors import ConfigurationError
 from session_store.keys import MAX_KEY_BYTES, validate_key, validate_scan_prefix
-from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl
+from session_store.memory_entries import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Evicted, hit_reader
+from session_store.memory_entries import EXPIRES as _EXPIRES
+from session_store.memory_entries import INF as _INF
+from session_store.memory_entries import VALUE as _VALUE
+from session_store.memory_entries import VERSION as _VERSION
+from session_store.memory_entries import Entry as _Entry
+from session_store.memory_entries import entry_size as _size
+from session_store.ttl import NO_EXPIRY, normalize_ttl
+from session_store.unchecked import TrustedCalls, unchecked_calls
 from session_store.urls import BackendURL, Params
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "Evicted", "MemoryBackend"]
 
 log = logging.getLogger(__name__)
-
-#: Default bound on entries.
-DEFAULT_MAX_ENTRIES = 10_000
-#: Default bound on value bytes plus key characters (256 MiB).
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-
-
-class Evicted(NamedTuple):
-    """An entry the memory backend dropped to stay within its bounds."""
-
-    key: str
-    value: bytes
-    ttl: float  # seconds it had left; math.inf if none
-
-
-#: An entry is a plain tuple ``(value, expires_at, version)``: indexing a tuple costs less than
-#: a named field, and this is the hot path. ``expires_at`` is a monotonic deadline, ``_INF`` if
-#: none.
-_Entry = tuple[bytes, float, int]
-_VALUE: Final = 0
-_EXPIRES: Final = 1
-_VERSION: Final = 2
-_INF = math.inf
-
-
-def _size(key: str, value: bytes) -> int:
-    return len(key) + len(value)
 
 
 class MemoryBackend(SessionBackend):
@@ -184,10 +165,9 @@ class MemoryBackend(SessionBackend):
                 self._counts["evictions"] += 1
 
     def _deadline(self, ttl: float | None) -> float:
-        if ttl is None and self.default_ttl is None:
-            return _INF
-        ttl = effective_ttl(ttl, self.default_ttl)
-        return _INF if ttl is None else self._clock() + ttl
+        """The deadline of a write whose ``ttl`` passed :func:`~session_store.ttl.normalize_ttl`."""
+        chosen = self.default_ttl if ttl is None else ttl
+        return _INF if chosen is None or chosen == _INF else self._clock() + chosen
 
     def _report(self, evicted: list[Evicted]) -> None:
         if evicted and self.on_evict is not None:
@@ -206,26 +186,7 @@ class MemoryBackend(SessionBackend):
         entry is an immutable tuple. The entry moves to the LRU end as in ``get`` (one evicted
         meanwhile is not moved back), and the hit is counted, without the lock too (two threads
         may lose one count between them; a count is never wrong otherwise)."""
-        data = self._data
-        clock = self._clock
-        move = data.move_to_end
-        counts = self._counts
-
-        def read(key: str) -> bytes | None:
-            entry = data.get(key) if type(key) is str else None
-            if entry is None:
-                return None
-            expires_at = entry[_EXPIRES]
-            if expires_at != _INF and expires_at <= clock():
-                return None
-            try:  # noqa: SIM105 - a with statement costs more on this hot path
-                move(key)
-            except KeyError:  # evicted or deleted since the lookup: served as it was read
-                pass
-            counts["hits"] += 1
-            return entry[_VALUE]
-
-        return read
+        return hit_reader(self._data, self._clock, self._counts)
 
     def get(self, key: str) -> bytes | None:
         # The hot path, kept flat: a key found in the table was validated when it was written,
@@ -252,8 +213,37 @@ class MemoryBackend(SessionBackend):
         finally:
             lock.release()
 
+    @cached_property
+    def trusted_calls(self) -> TrustedCalls:
+        """The unchecked forms (``_get`` ...) of the public methods (which check, then run them;
+        get and set inline), for a composite (see :func:`session_store.backend_base.trusted`)."""
+        return unchecked_calls(
+            self,
+            MemoryBackend,
+            get=self._get,
+            get_with_ttl=self._get_with_ttl,
+            set=self._set,
+            delete=self._delete,
+            touch=self._touch,
+            ttl=self._ttl,
+            get_versioned=self._get_versioned,
+            set_if=self._set_if,
+        )
+
+    def _get(self, key: str) -> bytes | None:
+        with self._lock:
+            entry = self._live(key, self._clock())
+            if entry is None:
+                self._counts["misses"] += 1
+                return None
+            self._data.move_to_end(key)
+            self._counts["hits"] += 1
+            return entry[_VALUE]
+
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        validate_key(key)
+        return self._get_with_ttl(validate_key(key))
+
+    def _get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         with self._lock:
             now = self._clock()
             entry = self._live(key, now)
@@ -269,7 +259,8 @@ class MemoryBackend(SessionBackend):
             validate_key(key)  # the common case decided inline, the rest in full
         if type(value) is not bytes:
             value = ensure_bytes(value)
-        deadline = _INF if ttl is None and self.default_ttl is None else self._deadline(ttl)
+        no_ttl = ttl is None and self.default_ttl is None
+        deadline = _INF if no_ttl else self._deadline(normalize_ttl(ttl))
         lock = self._lock
         lock.acquire()
         try:
@@ -280,15 +271,26 @@ class MemoryBackend(SessionBackend):
         if evicted:
             self._report(evicted)
 
+    def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        with self._lock:
+            evicted = self._store(key, value, self._deadline(ttl))
+            self._counts["writes"] += 1
+        if evicted:
+            self._report(evicted)
+
     def delete(self, key: str) -> bool:
-        validate_key(key)
+        return self._delete(validate_key(key))
+
+    def _delete(self, key: str) -> bool:
         with self._lock:
             entry = self._remove(key)
             self.counters.add_held("deletes")
             return entry is not None and entry[_EXPIRES] > self._clock()
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        validate_key(key)
+        return self._touch(validate_key(key), normalize_ttl(ttl))
+
+    def _touch(self, key: str, ttl: float | None = None) -> bool:
         deadline = self._deadline(ttl)
         with self._lock:
             entry = self._live(key, self._clock())
@@ -299,7 +301,9 @@ class MemoryBackend(SessionBackend):
             return True
 
     def ttl(self, key: str) -> float | None:
-        validate_key(key)
+        return self._ttl(validate_key(key))
+
+    def _ttl(self, key: str) -> float | None:
         with self._lock:
             now = self._clock()
             entry = self._live(key, now)
@@ -315,7 +319,9 @@ class MemoryBackend(SessionBackend):
         return iter(keys)
 
     def get_versioned(self, key: str) -> Versioned | None:
-        validate_key(key)
+        return self._get_versioned(validate_key(key))
+
+    def _get_versioned(self, key: str) -> Versioned | None:
         with self._lock:
             entry = self._live(key, self._clock())
             if entry is None:
@@ -329,7 +335,11 @@ class MemoryBackend(SessionBackend):
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
         validate_key(key)
-        value = ensure_bytes(value)
+        return self._set_if(key, ensure_bytes(value), token, normalize_ttl(ttl))
+
+    def _set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
         deadline = self._deadline(ttl)
         with self._lock:
             entry = self._live(key, self._clock())
@@ -359,7 +369,7 @@ class MemoryBackend(SessionBackend):
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = [(validate_key(key), ensure_bytes(value)) for key, value in items.items()]
-        deadline = self._deadline(ttl)
+        deadline = self._deadline(normalize_ttl(ttl))
         evicted: list[Evicted] = []
         with self._lock:
             for key, value in checked:

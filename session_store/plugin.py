@@ -32,6 +32,7 @@ from session_store.keys import MAX_KEY_BYTES, Namespace, validate_key, validate_
 from session_store.lazy import lazy_attributes
 from session_store.registry import BACKENDS_GROUP
 from session_store.ttl import MAX_TTL, NO_EXPIRY, effective_ttl, normalize_ttl, ttl_to_ms
+from session_store.unchecked import unchecked_calls
 from session_store.urls import BackendURL, Params, is_secret_param, parse_url, redact_url
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ __all__ = [
     "redact_url",
     "trusted",
     "ttl_to_ms",
+    "unchecked_calls",
     "validate_key",
     "validate_scan_prefix",
     "value_token",

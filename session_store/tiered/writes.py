@@ -48,7 +48,8 @@ def write_if_newer(tier: SessionBackend, key: str, data: bytes, ttl: float | Non
 
     Returns whether it wrote (``False``: a newer or equal version is there, which is fine).
     """
-    ordered = getattr(tier, "set_if_newer", None)
+    # the tier's unchecked form if it offers one (the chain checked the key), else its own
+    ordered = getattr(trusted(tier), "set_if_newer", None) or getattr(tier, "set_if_newer", None)
     if ordered is not None:
         return bool(ordered(key, data, ttl, head=len(MAGIC), start=VERSION_START, end=VERSION_END))
     calls = trusted(tier)  # the chain checked the key
@@ -87,7 +88,7 @@ def write_after(tier: SessionBackend, key: str, data: bytes, ttl: float | None) 
     Their version is ``data``'s, or, if ``tier`` holds one at least as new, that one's clock
     plus one (the node kept).
     """
-    after = getattr(tier, "set_after", None)
+    after = getattr(trusted(tier), "set_after", None) or getattr(tier, "set_after", None)
     if after is not None:
         stored = after(
             key,

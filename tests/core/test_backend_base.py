@@ -135,8 +135,13 @@ def test_trusted_calls_do_not_validate_again(validations: list[object]) -> None:
 
 
 def test_trusted_of_another_backend_is_the_backend_itself() -> None:
-    other = MemoryBackend()
+    class Other(MemoryBackend):
+        trusted_calls = None  # type: ignore[assignment]  # offers no unchecked calls
+
+    other = Other()
     assert trusted(other) is other
+    memory = MemoryBackend()  # the built-in backends offer theirs (unchecked_calls)
+    assert trusted(memory) is memory.trusted_calls is not memory
 
 
 def test_store_errors_become_typed_and_counted() -> None:

@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any, Self
 from urllib.parse import quote, urlencode
 
@@ -50,7 +51,8 @@ from session_store.backend import Scope, SessionBackend, ensure_bytes
 from session_store.counters import Counters
 from session_store.errors import BackendError, ConfigurationError, CorruptPayloadError
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
-from session_store.ttl import NO_EXPIRY, effective_ttl, normalize_ttl
+from session_store.ttl import NO_EXPIRY, normalize_ttl
+from session_store.unchecked import TrustedCalls, unchecked_calls
 from session_store.urls import BackendURL, Params
 from session_store_diskcache.cache import SessionCache
 from session_store_diskcache.failures import translate
@@ -184,10 +186,32 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         return "opening the cache directory"
 
     def _stored(self, key: str) -> str:
-        return self.namespace.encode(validate_key(key, backend=self.describe()))
+        return self.namespace.encode(validate_key(key, backend=self._description))
 
     def _expire(self, ttl: float | None) -> float | None:
-        return effective_ttl(ttl, self.default_ttl)
+        """The ``expire=`` of a ``ttl`` that passed :func:`~session_store.ttl.normalize_ttl`."""
+        chosen = self.default_ttl if ttl is None else ttl
+        return None if chosen is None or chosen == NO_EXPIRY else chosen
+
+    @cached_property
+    def trusted_calls(self) -> TrustedCalls:
+        """The operations on one key without the argument checks, for a composite that made
+        them (see :func:`session_store.backend_base.trusted`); listing and bulk operations are
+        the public ones."""
+        return unchecked_calls(
+            self,
+            DiskcacheBackend,
+            get=self._get,
+            get_with_ttl=self._get_with_ttl,
+            set=self._set,
+            delete=self._delete,
+            touch=self._touch,
+            ttl=self._ttl,
+            get_versioned=self._get_versioned,
+            set_if=self._set_if,
+            set_if_newer=self._set_if_newer,
+            set_after=self._set_after,
+        )
 
     @contextmanager
     def _io(self, action: str, key: str | None = None) -> Iterator[SessionCache]:
@@ -222,15 +246,22 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         self.counters.add("hits" if found else "misses")
 
     # -- single keys -----------------------------------------------------------------------------
+    # Each public method checks its arguments, then runs its unchecked form (``_get`` ...).
     def get(self, key: str) -> bytes | None:
-        stored = self._stored(key)
+        return self._get(validate_key(key, backend=self._description))
+
+    def _get(self, key: str) -> bytes | None:
+        stored = self.namespace.encode(key)
         with self._io("get", key) as cache:
             value: bytes | None = cache.get(stored)
         self._count_read(value is not None)
         return value
 
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        stored = self._stored(key)
+        return self._get_with_ttl(validate_key(key, backend=self._description))
+
+    def _get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        stored = self.namespace.encode(key)
         with self._io("get", key) as cache:
             value, expire_time = cache.get(stored, expire_time=True)
         remaining = _remaining(expire_time)
@@ -241,28 +272,41 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         return value, remaining
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        stored = self._stored(key)
-        value = ensure_bytes(value, key=key, backend=self.describe())
+        validate_key(key, backend=self._description)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        self._set(key, value, normalize_ttl(ttl))
+
+    def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        stored = self.namespace.encode(key)
         expire = self._expire(ttl)
         with self._io("set", key) as cache:
             cache.set(stored, value, expire=expire)
         self.counters.add("writes")
 
     def delete(self, key: str) -> bool:
-        stored = self._stored(key)
+        return self._delete(validate_key(key, backend=self._description))
+
+    def _delete(self, key: str) -> bool:
+        stored = self.namespace.encode(key)
         with self._io("delete", key) as cache:
             removed = bool(cache.delete(stored))
         self.counters.add("deletes")
         return removed
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        stored = self._stored(key)
+        return self._touch(validate_key(key, backend=self._description), normalize_ttl(ttl))
+
+    def _touch(self, key: str, ttl: float | None = None) -> bool:
+        stored = self.namespace.encode(key)
         expire = self._expire(ttl)
         with self._io("touch", key) as cache:
             return bool(cache.touch(stored, expire=expire))
 
     def ttl(self, key: str) -> float | None:
-        stored = self._stored(key)
+        return self._ttl(validate_key(key, backend=self._description))
+
+    def _ttl(self, key: str) -> float | None:
+        stored = self.namespace.encode(key)
         with self._io("ttl", key) as cache:
             # read=True: a value kept in its own file comes back as an open file, not read.
             value, expire_time = cache.get(stored, read=True, expire_time=True)
@@ -318,7 +362,7 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
             (self._stored(key), ensure_bytes(value, key=key, backend=describe))
             for key, value in items.items()
         ]
-        expire = self._expire(ttl)
+        expire = self._expire(normalize_ttl(ttl))
         if not checked:
             return
         with self._io("set_many") as cache, cache.transact():

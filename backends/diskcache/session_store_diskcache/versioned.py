@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from session_store.backend import Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
+from session_store.keys import Namespace, validate_key
+from session_store.ttl import normalize_ttl
 from session_store_diskcache.cache import SessionCache
 
 __all__ = ["VersionedWrites", "version_token"]
@@ -30,9 +32,10 @@ class VersionedWrites:
 
     if TYPE_CHECKING:  # provided by DiskcacheBackend
         counters: Counters
+        namespace: Namespace
+        _description: str
 
         def describe(self) -> str: ...
-        def _stored(self, key: str) -> str: ...
         def _expire(self, ttl: float | None) -> float | None: ...
         def _io(
             self, action: str, key: str | None = None
@@ -40,8 +43,12 @@ class VersionedWrites:
         def _count_read(self, found: bool) -> None: ...
 
     # -- compare-and-set -------------------------------------------------------------------------
+    # Each public method checks its arguments, then runs its unchecked form (``_set_if`` ...).
     def get_versioned(self, key: str) -> Versioned | None:
-        stored = self._stored(key)
+        return self._get_versioned(validate_key(key, backend=self._description))
+
+    def _get_versioned(self, key: str) -> Versioned | None:
+        stored = self.namespace.encode(key)
         with self._io("get", key) as cache:
             value: bytes | None = cache.get(stored)
         self._count_read(value is not None)
@@ -54,8 +61,14 @@ class VersionedWrites:
     def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
-        stored = self._stored(key)
-        value = ensure_bytes(value, key=key, backend=self.describe())
+        validate_key(key, backend=self._description)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        return self._set_if(key, value, token, normalize_ttl(ttl))
+
+    def _set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        stored = self.namespace.encode(key)
         expire = self._expire(ttl)
         with self._io("set_if", key) as cache, cache.transact():
             current: bytes | None = cache.get(stored)
@@ -77,8 +90,14 @@ class VersionedWrites:
         bytes ``[start:end]`` are at least ``value``'s: one transaction, where the generic way
         (:func:`session_store.tiered.writes.write_if_newer`) takes a read and a compare-and-set.
         """
-        stored = self._stored(key)
-        value = ensure_bytes(value, key=key, backend=self.describe())
+        validate_key(key, backend=self._description)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        return self._set_if_newer(key, value, normalize_ttl(ttl), head=head, start=start, end=end)
+
+    def _set_if_newer(
+        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
+    ) -> bool:
+        stored = self.namespace.encode(key)
         expire = self._expire(ttl)
         with self._io("set_if_newer", key) as cache, cache.transact():
             current: bytes | None = cache.get(stored)
@@ -104,8 +123,25 @@ class VersionedWrites:
         ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
         the current ones plus one first. Returns the bytes ``[start:end]`` stored. One
         transaction (what a chain's arbiter does with a new write)."""
-        stored = self._stored(key)
-        value = ensure_bytes(value, key=key, backend=self.describe())
+        validate_key(key, backend=self._description)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        ttl = normalize_ttl(ttl)
+        return self._set_after(
+            key, value, ttl, head=head, start=start, end=end, clock_end=clock_end
+        )
+
+    def _set_after(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        *,
+        head: int,
+        start: int,
+        end: int,
+        clock_end: int,
+    ) -> bytes:
+        stored = self.namespace.encode(key)
         expire = self._expire(ttl)
         with self._io("set_after", key) as cache, cache.transact():
             current: bytes | None = cache.get(stored)

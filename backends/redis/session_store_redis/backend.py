@@ -20,15 +20,17 @@ does its own way:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 import redis
+from redis.exceptions import NoScriptError
 
 from session_store.backend import ensure_bytes
 from session_store.errors import ConfigurationError
 from session_store.keys import SEPARATOR, validate_key, validate_scan_prefix
 from session_store.tiered.near import InvalidationListener
+from session_store.ttl import normalize_ttl
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.base import RedisBackendBase
 from session_store_redis.client import build_client, describe_client, secrets_of
@@ -46,7 +48,7 @@ from session_store_redis.invalidation import (
     InvalidationStream,
 )
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, cas_args
+from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args
 
 __all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase", "run_with_wait"]
 
@@ -112,8 +114,8 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             separator=separator,
         )
         self._cas = client.register_script(CAS_SCRIPT)
-        self._set_if_newer = client.register_script(SET_IF_NEWER_SCRIPT)
-        self._set_after = client.register_script(SET_AFTER_SCRIPT)
+        self._set_if_newer_script = client.register_script(SET_IF_NEWER_SCRIPT)
+        self._set_after_script = client.register_script(SET_AFTER_SCRIPT)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -154,20 +156,28 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
     ) -> bool:
         """Store ``value`` unless the current value shares its first ``head`` bytes and its
         bytes ``[start:end]`` are at least ``value``'s (one atomic round trip)."""
+        validate_key(key)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        return self._set_if_newer(key, value, normalize_ttl(ttl), head=head, start=start, end=end)
+
+    def _set_if_newer(
+        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
+    ) -> bool:
         if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
-            read = self.get_versioned(key)
+            read = self._get_versioned(key)
             if (
                 read is not None
                 and read.value[:head] == value[:head]
                 and read.value[start:end] >= value[start:end]
             ):
                 return False
-            return self.set_if(key, value, None if read is None else read.token, ttl)
-        stored = self._key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
+            return self._set_if(key, value, None if read is None else read.token, ttl)
+        stored = self._head + key
         px = self._px(ttl)
         args = [value, px or 0, head, start + 1, end]
-        written = self._call_once("set_if_newer", key, self._set_if_newer, keys=[stored], args=args)
+        written = self._call_once(
+            "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
+        )
         if written:
             self.counters.add("writes")
         return bool(written)
@@ -187,24 +197,58 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
         ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
         the current ones plus one first. Returns the bytes ``[start:end]`` stored. One atomic
         round trip, never retried (a lost reply is an error: the caller cannot know)."""
+        validate_key(key)
+        value = ensure_bytes(value, key=key, backend=self._description)
+        ttl = normalize_ttl(ttl)
+        return self._set_after(
+            key, value, ttl, head=head, start=start, end=end, clock_end=clock_end
+        )
+
+    def _set_after(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        *,
+        head: int,
+        start: int,
+        end: int,
+        clock_end: int,
+    ) -> bytes:
         if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
             from session_store.tiered.writes import write_after_cas
 
             return write_after_cas(self, key, value, ttl)[start:end]
-        stored = self._key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
+        stored = self._head + key
         px = self._px(ttl)
         args = [value, px or 0, head, start + 1, end, clock_end]
-        version = self._call_once("set_after", key, self._set_after, keys=[stored], args=args)
+        version = self._call_once(
+            "set_after", key, self._set_after_script, keys=[stored], args=args
+        )
         self.counters.add("writes")
         return bytes(version)
+
+    def _unchecked(self) -> tuple[type, dict[str, Callable[..., Any]]]:
+        extra: dict[str, Callable[..., Any]] = {
+            "set_if_newer": self._set_if_newer,
+            "set_after": self._set_after,
+        }
+        return RedisBackend, {**super()._unchecked()[1], **extra}
 
     # -- hooks ---------------------------------------------------------------------------------
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
 
     def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
-        return self._cas(keys=[stored], args=cas_args(token, value, px))
+        # EVALSHA directly, not through redis-py's Script (which imports and copies on every
+        # call); loaded again if the server does not know it (flushed, restarted), as Script does
+        client = self._client
+        try:
+            return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
+        except NoScriptError:
+            pass
+        client.script_load(CAS_SCRIPT)
+        return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
 
     def _acked(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         return run_with_wait(self._client, commands, self.wait_replicas, self._wait_ms)
@@ -247,7 +291,7 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         d = self._description
         checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
-        px = self._px(ttl)
+        px = self._px(normalize_ttl(ttl))
         if not checked:
             return
         if self.wait_replicas:

@@ -27,22 +27,24 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, MutableSet, Sequence
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from session_store import forksafe
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.counters import COUNTER_NAMES, Counters
-from session_store.errors import BackendError, BackendUnavailableError, ConfigurationError
+from session_store.errors import ConfigurationError
 from session_store.keys import SEPARATOR, Namespace, validate_key
-from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
+from session_store.ttl import NO_EXPIRY, normalize_ttl, ttl_to_ms
+from session_store.unchecked import TrustedCalls, unchecked_calls
+from session_store_redis.calls import RedisCalls
 from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, seconds_left, session_keys, set_command
-from session_store_redis.errors import translate
 from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_token
 
 __all__ = ["ClientT", "RedisBackendBase"]
@@ -53,7 +55,7 @@ log = logging.getLogger(__name__)
 ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
 
 
-class RedisBackendBase(SessionBackend, Generic[ClientT]):
+class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
     """What every Redis backend shares: the namespace, TTLs, retries, error translation, and the
     operations on one key, which run unchanged on one server, a Sentinel-managed primary and a
     cluster (each touches a single key, so a single slot).
@@ -78,6 +80,8 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
 
     _client: ClientT
 
+    #: Counters beside COUNTER_NAMES ("unacknowledged": writes fewer replicas than asked got).
+    _EXTRA_COUNTERS: ClassVar[tuple[str, ...]] = ("unacknowledged",)
     #: What a failed command may raise (redis-py's cluster errors are not all RedisErrors).
     _FAILURES: ClassVar[tuple[type[BaseException], ...]] = (RedisError, OSError)
 
@@ -97,7 +101,7 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         self._namespace = Namespace(prefix, separator)
         self._head = self._namespace.scan_head()  # what every stored key starts with
         self.prefix = prefix
-        self.default_ttl = normalize_ttl(default_ttl, what="default_ttl")
+        self.default_ttl = default_ttl
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
         if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int):
@@ -118,8 +122,25 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         self._description = description
         self._close_lock = threading.Lock()
         self._closed = False
-        # "unacknowledged": writes that reached the primary but not wait_replicas replicas
-        self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged"))
+        # hot paths count inline under this lock (Counters.add without its frame and with block)
+        self._count_lock = threading.Lock()
+        self.counters = Counters(self._count_lock, names=(*COUNTER_NAMES, *self._EXTRA_COUNTERS))
+        self._counts = self.counters._values
+        forksafe.register(self)
+
+    def _reset_locks(self) -> None:  # in a forked child (see session_store.forksafe)
+        self._count_lock = self.counters._lock = threading.Lock()
+
+    @property
+    def default_ttl(self) -> float | None:
+        """Seconds a write without a TTL lives; ``None``: no expiry."""
+        return self._default_ttl
+
+    @default_ttl.setter
+    def default_ttl(self, ttl: float | None) -> None:
+        chosen = self._default_ttl = normalize_ttl(ttl, what="default_ttl")
+        # precomputed: PX of a write that gives no TTL (the usual case)
+        self._default_px = None if chosen is None or chosen == NO_EXPIRY else ttl_to_ms(chosen)
 
     @property
     def namespace(self) -> Namespace:
@@ -128,6 +149,27 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
 
     def describe(self) -> str:
         return self._description
+
+    @cached_property
+    def trusted_calls(self) -> TrustedCalls:
+        """The operations on one key without the argument checks, for a composite that made
+        them (see :func:`session_store.backend_base.trusted`); listing and bulk operations are
+        the public ones."""
+        owner, unchecked = self._unchecked()
+        return unchecked_calls(self, owner, **unchecked)
+
+    def _unchecked(self) -> tuple[type, dict[str, Callable[..., Any]]]:
+        """The class whose public methods go with the unchecked forms, and those forms."""
+        return RedisBackendBase, {
+            "get": self._get,
+            "get_with_ttl": self._get_with_ttl,
+            "set": self._set,
+            "delete": self._delete,
+            "touch": self._touch,
+            "ttl": self._ttl,
+            "get_versioned": self._get_versioned,
+            "set_if": self._set_if,
+        }
 
     # -- hooks ---------------------------------------------------------------------------------
     def _retryable(self, error: BaseException) -> bool:
@@ -150,72 +192,19 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         """
         raise NotImplementedError
 
-    # -- plumbing ------------------------------------------------------------------------------
-    def _call(
-        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
-    ) -> Any:
-        """``fn(*args, **kw)``, retried after a failed connection, errors translated and counted.
-
-        Only for operations that may safely run twice.
-        """
-        try:
-            return fn(*args, **kw)
-        except self._FAILURES as exc:
-            failure: BaseException = exc
-        return self._retry(failure, what, key, fn, *args, **kw)
-
-    def _retry(
-        self,
-        failure: BaseException,
-        what: str,
-        key: str | None,
-        fn: Callable[..., Any],
-        *args: Any,
-        **kw: Any,
-    ) -> Any:
-        """The first attempt of ``fn`` failed with ``failure``: retry it if that may help (at
-        once, then after a growing backoff), else raise the translated error.
-
-        Every raise happens outside an ``except`` block, so the error we raise has no
-        ``__context__`` pointing at a redis-py error.
-        """
-        failures = 1
-        while failures <= self.retries and self._retryable(failure):
-            if failures > 1:
-                time.sleep(self._backoff.compute(failures - 1))
-            try:
-                return fn(*args, **kw)
-            except self._FAILURES as exc:
-                failure = exc
-            failures += 1
-        raise self._translate(failure, what, key)
-
-    def _call_once(
-        self, what: str, key: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
-    ) -> Any:
-        """``fn(*args, **kw)`` tried once, errors translated and counted."""
-        try:
-            return fn(*args, **kw)
-        except self._FAILURES as exc:
-            error = self._translate(exc, what, key)
-        raise error
-
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        self.counters.add("errors")
-        error = translate(
-            exc, what=what, key=key, backend=self._description, secrets=self._secrets()
-        )
-        log.debug("%s", error)
-        return error
-
+    # -- plumbing (the retries and error translation: see session_store_redis.calls) ----------
     def _px(self, ttl: float | None) -> int | None:
-        """Milliseconds for ``PX`` / ``PEXPIRE``, or ``None`` for no expiry; validates ``ttl``."""
-        seconds = effective_ttl(ttl, self.default_ttl)
-        return None if seconds is None else ttl_to_ms(seconds)
+        """Milliseconds for ``PX`` / ``PEXPIRE``, or ``None`` for no expiry, of a ``ttl`` that
+        passed :func:`~session_store.ttl.normalize_ttl` (the default if ``None``)."""
+        if ttl is None:
+            return self._default_px
+        return None if ttl == NO_EXPIRY else ttl_to_ms(ttl)
 
-    def _key(self, key: str) -> str:
-        validate_key(key)
-        return self._head + key
+    def _count(self, name: str) -> None:
+        lock = self._count_lock
+        lock.acquire()
+        self._counts[name] += 1  # cannot raise: every name counted is there
+        lock.release()
 
     def _count_read(self, found: int, missed: int) -> None:
         if found:
@@ -223,52 +212,41 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         if missed:
             self.counters.add("misses", missed)
 
-    def _write_acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
-        """Run idempotent writes with ``WAIT`` (retried after a failed connection); the replies.
-
-        Raises:
-            BackendUnavailableError: fewer than ``wait_replicas`` replicas acknowledged in time.
-        """
-        replies, acks = self._call(what, key, self._acked, commands)
-        self._check_acks(acks, what, key)
-        return cast("list[Any]", replies)
-
-    def _check_acks(self, acks: int, what: str, key: str | None) -> None:
-        if acks >= self.wait_replicas:
-            return
-        self.counters.add("errors")
-        self.counters.add("unacknowledged")
-        raise BackendUnavailableError(
-            f"redis: {what} reached the primary, but only {acks} of {self.wait_replicas} "
-            f"replica(s) acknowledged it within {self.wait_timeout:g} s; "
-            "a failover now may lose it",
-            key=key,
-            backend=self._description,
-        )
-
     # -- single keys ---------------------------------------------------------------------------
-    # get and set are the hot path: the first attempt is inlined (no _call frame).
+    # get and set are the hot path: the first attempt is inlined (no _call frame). Each public
+    # method checks its arguments, then runs its unchecked form (``_get`` ...), which is also
+    # what ``trusted_calls`` hands a composite that checked them already.
     def get(self, key: str) -> bytes | None:
         validate_key(key)
+        return self._get(key)
+
+    def _get(self, key: str) -> bytes | None:
         stored = self._head + key
         try:
-            value = self._client.get(stored)
+            value: bytes | None = self._client.get(stored)  # type: ignore[assignment]
             failure: BaseException | None = None
         except self._FAILURES as exc:
             failure = exc
         if failure is not None:  # retried or raised outside the except block: no __context__
             value = self._retry(failure, "get", key, self._client.get, stored)
-        self.counters.add("misses" if value is None else "hits")
-        return cast("bytes | None", value)
+        lock = self._count_lock
+        lock.acquire()
+        self._counts["misses" if value is None else "hits"] += 1
+        lock.release()
+        return value
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        px = self._px(ttl)
+        if type(value) is not bytes:
+            value = ensure_bytes(value, key=key, backend=self._description)
+        self._set(key, value, None if ttl is None else normalize_ttl(ttl))
+
+    def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        px = self._default_px if ttl is None else self._px(ttl)
         stored = self._head + key
         if self.wait_replicas:
             self._write_acked("set", key, [set_command(stored, value, px)])
-            self.counters.add("writes")
+            self._count("writes")
             return
         try:
             self._client.set(stored, value, px=px)
@@ -277,10 +255,16 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
             failure = exc
         if failure is not None:
             self._retry(failure, "set", key, self._client.set, stored, value, px=px)
-        self.counters.add("writes")
+        lock = self._count_lock
+        lock.acquire()
+        self._counts["writes"] += 1
+        lock.release()
 
     def delete(self, key: str) -> bool:
-        stored = self._key(key)
+        return self._delete(validate_key(key))
+
+    def _delete(self, key: str) -> bool:
+        stored = self._head + key
         if self.wait_replicas:
             removed = self._write_acked("delete", key, [(stored, ("UNLINK", stored))])[0]
         else:
@@ -289,7 +273,10 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         return bool(removed)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        stored = self._key(key)
+        return self._touch(validate_key(key), normalize_ttl(ttl))
+
+    def _touch(self, key: str, ttl: float | None = None) -> bool:
+        stored = self._head + key
         px = self._px(ttl)
         if self.wait_replicas:
             commands: list[Command]
@@ -310,11 +297,17 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         return list(pipe.execute())
 
     def ttl(self, key: str) -> float | None:
-        stored = self._key(key)
+        return self._ttl(validate_key(key))
+
+    def _ttl(self, key: str) -> float | None:
+        stored = self._head + key
         return seconds_left(cast("int", self._call("ttl", key, self._client.pttl, stored)))
 
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        stored = self._key(key)
+        return self._get_with_ttl(validate_key(key))
+
+    def _get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        stored = self._head + key
         value, pttl = self._call("get_with_ttl", key, self._get_with_pttl, stored)
         left = seconds_left(pttl)
         if value is None or left is None:
@@ -337,12 +330,22 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
 
     # -- compare-and-set -----------------------------------------------------------------------
     def get_versioned(self, key: str) -> Versioned | None:
-        stored = self._key(key)
-        value = cast("bytes | None", self._call("get_versioned", key, self._client.get, stored))
-        self._count_read(value is not None, value is None)
-        if value is None:
-            return None
-        return Versioned(value, version_token(value))
+        return self._get_versioned(validate_key(key))
+
+    def _get_versioned(self, key: str) -> Versioned | None:
+        stored = self._head + key
+        try:  # the first attempt inlined, as in get
+            value: bytes | None = self._client.get(stored)  # type: ignore[assignment]
+            failure: BaseException | None = None
+        except self._FAILURES as exc:
+            failure = exc
+        if failure is not None:
+            value = self._retry(failure, "get_versioned", key, self._client.get, stored)
+        lock = self._count_lock
+        lock.acquire()
+        self._counts["misses" if value is None else "hits"] += 1
+        lock.release()
+        return None if value is None else Versioned(value, version_token(value))
 
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token of a value stored unchanged: read from the bytes (see ``scripts``)."""
@@ -358,9 +361,16 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
         happened, and only the caller can decide what to do about that. A connection failure is
         :class:`~session_store.errors.BackendUnavailableError`.
         """
-        stored = self._key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        px = self._px(ttl)
+        validate_key(key)
+        if type(value) is not bytes:
+            value = ensure_bytes(value, key=key, backend=self._description)
+        return self._set_if(key, value, token, None if ttl is None else normalize_ttl(ttl))
+
+    def _set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool:
+        stored = self._head + key
+        px = self._default_px if ttl is None else self._px(ttl)
         if token is not None and not is_token(token):
             return False  # a token from another backend never matches
         if self.wait_replicas:
@@ -378,7 +388,13 @@ class RedisBackendBase(SessionBackend, Generic[ClientT]):
                 "set_if", key, self._client.set, stored, value, nx=True, px=px
             )
         else:
-            written = self._call_once("set_if", key, self._run_cas, stored, token, value, px)
+            try:  # _call_once inlined: tried once, errors translated outside the except block
+                written = self._run_cas(stored, token, value, px)
+                failure: BaseException | None = None
+            except self._FAILURES as exc:
+                failure = exc
+            if failure is not None:
+                raise self._translate(failure, "set_if", key)
         if written:
-            self.counters.add("writes")
+            self._count("writes")
         return bool(written)

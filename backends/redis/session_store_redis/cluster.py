@@ -44,7 +44,6 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
-from session_store.counters import Counters
 from session_store.errors import BackendError, ConfigurationError
 from session_store.keys import validate_scan_prefix
 from session_store.urls import BackendURL
@@ -123,6 +122,8 @@ class RedisClusterBackend(ClusterBulk):
             TTL.
     """
 
+    # "incomplete_listings": listings that could not be proven complete (see scan)
+    _EXTRA_COUNTERS = ("unacknowledged", "incomplete_listings")
     _FAILURES: ClassVar[tuple[type[BaseException], ...]] = (
         RedisError,
         RedisClusterException,
@@ -175,8 +176,6 @@ class RedisClusterBackend(ClusterBulk):
             wait_replicas=wait_replicas,
             wait_timeout=wait_timeout,
         )
-        # "incomplete_listings": listings that could not be proven complete (see scan)
-        self.counters = Counters(names=(*self.counters.names, "incomplete_listings"))
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:

@@ -18,6 +18,7 @@ from redis.exceptions import ClusterDownError, ClusterError, TryAgainError
 
 from session_store.backend import ensure_bytes
 from session_store.keys import validate_key
+from session_store.ttl import normalize_ttl
 from session_store_redis.base import RedisBackendBase
 from session_store_redis.cluster_errors import migrating
 from session_store_redis.commands import set_command
@@ -61,7 +62,7 @@ class ClusterBulk(RedisBackendBase[RedisCluster]):
         """One ``SET`` per key, one pipeline (one round trip) per node; not atomic."""
         d = self._description
         checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
-        px = self._px(ttl)
+        px = self._px(normalize_ttl(ttl))
         if not checked:
             return
         head = self._head

@@ -1,0 +1,74 @@
+"""The entries of the memory backend (:mod:`session_store.memory`), its default bounds and the
+lock-free read of its hit path."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final, NamedTuple
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ENTRIES",
+    "EXPIRES",
+    "INF",
+    "VALUE",
+    "VERSION",
+    "Entry",
+    "Evicted",
+    "entry_size",
+    "hit_reader",
+]
+
+#: Default bound on entries.
+DEFAULT_MAX_ENTRIES = 10_000
+#: Default bound on value bytes plus key characters (256 MiB).
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+class Evicted(NamedTuple):
+    """An entry the memory backend dropped to stay within its bounds."""
+
+    key: str
+    value: bytes
+    ttl: float  # seconds it had left; math.inf if none
+
+
+#: An entry is a plain tuple ``(value, expires_at, version)``: indexing a tuple costs less than
+#: a named field, and this is the hot path. ``expires_at`` is a monotonic deadline, ``INF`` if
+#: none.
+Entry = tuple[bytes, float, int]
+VALUE: Final = 0
+EXPIRES: Final = 1
+VERSION: Final = 2
+INF = math.inf
+
+
+def entry_size(key: str, value: bytes) -> int:
+    """What an entry counts against ``max_bytes``: value bytes plus key characters."""
+    return len(key) + len(value)
+
+
+def hit_reader(
+    data: OrderedDict[str, Entry], clock: Callable[[], float], counts: dict[str, int]
+) -> Callable[[str], bytes | None]:
+    """:meth:`MemoryBackend.hit_reader <session_store.memory.MemoryBackend.hit_reader>` over the
+    backend's table, clock and counts."""
+    move = data.move_to_end
+
+    def read(key: str) -> bytes | None:
+        entry = data.get(key) if type(key) is str else None
+        if entry is None:
+            return None
+        expires_at = entry[EXPIRES]
+        if expires_at != INF and expires_at <= clock():
+            return None
+        try:  # noqa: SIM105 - a with statement costs more on this hot path
+            move(key)
+        except KeyError:  # evicted or deleted since the lookup: served as it was read
+            pass
+        counts["hits"] += 1
+        return entry[VALUE]
+
+    return read

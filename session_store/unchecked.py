@@ -1,0 +1,82 @@
+"""Unchecked calls: what a composite that already checked a call's arguments passes down.
+
+:class:`TrustedCalls` names the data operations; :func:`unchecked_calls` builds a backend's
+``trusted_calls`` from its forms of them that skip the argument checks (see
+:func:`session_store.backend_base.trusted`, which hands them to composites). A module of its own
+so that a backend needs neither the template base class nor anything above the protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol, cast
+
+from session_store.backend import SessionBackend, Versioned, VersionToken
+
+__all__ = ["TRUSTED_CALL_NAMES", "TrustedCalls", "unchecked_calls"]
+
+
+class TrustedCalls(Protocol):
+    """The data operations of a backend, for callers that already checked their arguments."""
+
+    def get(self, key: str) -> bytes | None: ...
+    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None: ...
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+    def delete(self, key: str) -> bool: ...
+    def touch(self, key: str, ttl: float | None = None) -> bool: ...
+    def ttl(self, key: str) -> float | None: ...
+    def scan(self, prefix: str = "") -> Iterator[str]: ...
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]: ...
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None: ...
+    def delete_many(self, keys: Iterable[str]) -> int: ...
+    def get_versioned(self, key: str) -> Versioned | None: ...
+    def set_if(
+        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
+    ) -> bool: ...
+
+
+#: The operations of :class:`TrustedCalls`.
+TRUSTED_CALL_NAMES = (
+    "get",
+    "get_with_ttl",
+    "set",
+    "delete",
+    "touch",
+    "ttl",
+    "scan",
+    "get_many",
+    "set_many",
+    "delete_many",
+    "get_versioned",
+    "set_if",
+)
+
+
+class _Calls:
+    """Bound methods under the :class:`TrustedCalls` names (see :func:`unchecked_calls`)."""
+
+
+def unchecked_calls(
+    backend: SessionBackend, owner: type, **unchecked: Callable[..., Any]
+) -> TrustedCalls:
+    """The ``trusted_calls`` of a backend that is not a
+    :class:`~session_store.backend_base.BackendBase`.
+
+    Each keyword names an operation (a :class:`TrustedCalls` name, or an extra such as
+    ``set_if_newer``) and gives the backend's form of it that skips the argument checks but
+    does everything else (namespacing, counting, error translation). ``owner`` is the class
+    whose public methods those forms go with: where ``backend`` is of a subclass that overrides
+    a public method (a wrapper, a test's failing tier), that override is the operation, checks
+    and all, so no override is ever bypassed. An operation of :data:`TRUSTED_CALL_NAMES` not
+    given is the public method too (it checks again: correct, only slower). The calls are the
+    bound methods themselves, so a trusted call costs no extra frame.
+    """
+    cls = type(backend)
+    calls = _Calls()
+    for name in (*TRUSTED_CALL_NAMES, *unchecked):
+        public = getattr(backend, name, None)
+        own = getattr(cls, name, None) is getattr(owner, name, None)
+        call = unchecked.get(name) if own else None
+        if call is not None or public is not None:
+            setattr(calls, name, call or public)
+    return cast(TrustedCalls, calls)
