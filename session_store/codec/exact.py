@@ -31,12 +31,14 @@ import enum
 import types
 import typing
 from collections.abc import Callable
+from math import isnan
 from typing import Any
 
 import attrs
 import orjson
 from cattrs.errors import StructureHandlerNotFoundError
 from cattrs.fns import identity
+from cattrs.gen import make_mapping_unstructure_fn
 from cattrs.preconf.orjson import OrjsonConverter
 
 from session_store.codec.fields import _field_types, _has_extra
@@ -117,6 +119,7 @@ _KEY_PARSERS: dict[type, Callable[[str], Any]] = {
     float: _parse_float,
     bool: _BOOL_TEXT.__getitem__,
 }
+_STR: Any = str  # cattrs' key handler type says (key, type); str is called with the key only
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 
 
@@ -149,24 +152,33 @@ def _make_number_key_structure(
 
 
 # -- mapping keys, on the way out ------------------------------------------------------------
-def _keep_key(key: Any) -> Any:
-    return key  # the strict JSON check refuses it unless it is a str
+def _keys_kept(converter: OrjsonConverter) -> Callable[[Any], dict[Any, Any]]:
+    """A mapping with ``Any`` keys (a bare ``dict`` under ``Any``): each key as it is (the
+    strict JSON check refuses it unless it is a str), each value by its own type."""
+    value = converter.unstructure
+    return lambda mapping: {k: value(v) for k, v in mapping.items()}
 
 
-def _exact_key(key_type: type, cl: Any) -> Callable[[Any], str]:
-    """``str(key)`` for a key of exactly ``key_type`` (what :data:`_KEY_PARSERS` reads back),
-    else :class:`SerializationError` naming the key."""
+def _exact_keys(key_type: type, cl: Any, write: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``write`` (cattrs' function, keys as ``str(key)``: what :data:`_KEY_PARSERS` reads
+    back) for a mapping whose keys all have exactly ``key_type``, else
+    :class:`SerializationError` naming the first key that does not. The test runs in C
+    (``map(type, ...)``), not a Python call per key."""
+    allowed = {key_type}
     name = key_type.__name__
 
-    def write(key: Any) -> str:
-        if type(key) is not key_type or key != key:  # a bool for an int, an int for a float, NaN
-            raise SerializationError(
-                f"the key {key!r} ({type(key).__name__}) of a mapping declared {cl} would not "
-                f"read back as itself: give it {name} keys only (not NaN)"
-            )
-        return str(key)
+    def unstructure(mapping: Any) -> Any:
+        if {*map(type, mapping)} <= allowed and (
+            key_type is not float or not any(map(isnan, mapping))
+        ):
+            return write(mapping)
+        bad = next(k for k in mapping if type(k) is not key_type or k != k)
+        raise SerializationError(
+            f"the key {bad!r} ({type(bad).__name__}) of a mapping declared {cl} would not "
+            f"read back as itself: give it {name} keys only (not NaN)"
+        )
 
-    return write
+    return unstructure
 
 
 def _make_mapping_unstructure(converter: OrjsonConverter, cl: Any) -> Callable[[Any], Any]:
@@ -178,9 +190,11 @@ def _make_mapping_unstructure(converter: OrjsonConverter, cl: Any) -> Callable[[
     if key_type is str:
         key_handler = None  # the str hook (identity): keys written as they are, no call
     elif key_type is Any or isinstance(key_type, typing.TypeVar):
-        key_handler = _keep_key
+        return _keys_kept(converter)
     elif key_type in _KEY_PARSERS:
-        key_handler = _exact_key(key_type, cl)
+        # cattrs' function unregistered (gen_unstructure_mapping would register it for ``cl``)
+        write = make_mapping_unstructure_fn(cl, converter, unstructure_to=dict, key_handler=_STR)
+        return _exact_keys(key_type, cl, write)
     elif (
         isinstance(key_type, type) and issubclass(key_type, str) and issubclass(key_type, enum.Enum)
     ):
