@@ -85,8 +85,9 @@ def test_a_key_of_another_type_is_refused_naming_it(
     field: str, mapping: dict[Any, Any], named: str
 ) -> None:
     backend = MemoryBackend()
+    changes: dict[str, Any] = {field: mapping}
     with pytest.raises(SerializationError, match=r"the key .*declared dict") as info:
-        SessionStore(backend, schema=Keys).save("k", Keys("u", **{field: mapping}))
+        SessionStore(backend, schema=Keys).save("k", attrs.evolve(Keys("u"), **changes))
     assert named in str(info.value)
     assert info.value.key == "k"
     assert backend.get("k") is None  # nothing written
