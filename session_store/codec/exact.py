@@ -10,6 +10,12 @@ preconfigured converter and our strict structure hooks disagreed (adversarial re
   very member (``"dark"`` would read back as the ``str``), else refused.
 * **Number mapping keys** (``dict[int, str]``): cattrs' orjson converter writes them as text;
   they are read back from their canonical text (``"1"`` -> ``1``, never ``"01"`` or ``"1.0"``).
+* **Mapping keys, written** (:func:`_make_mapping_unstructure`): a ``str``/``Any`` key (and
+  every key under ``Any``) is written as it is, never as ``str(key)``, so a non-str key is
+  refused by the strict JSON check instead of merging with its text (``{1: "a", "1": "b"}``
+  would lose ``"a"``); an ``int``/``float``/``bool`` key must have exactly the declared type
+  (``True`` in a ``dict[int, str]``, ``1`` in a ``dict[float, int]`` would read back as other
+  keys); a key type nothing can read back (``UUID``) is refused on save, even when empty.
 * **Schemas without ``extra``**: a field whose stored value does not fit its declared type (the
   app built ``score=True`` for a ``float``: attrs checks no annotations) is kept exactly as
   stored, as a schema with ``extra`` always did, instead of making the session unreadable.
@@ -25,10 +31,14 @@ import enum
 import types
 import typing
 from collections.abc import Callable
+from math import isnan
 from typing import Any
 
 import attrs
 import orjson
+from cattrs.errors import StructureHandlerNotFoundError
+from cattrs.fns import identity
+from cattrs.gen import make_mapping_unstructure_fn
 from cattrs.preconf.orjson import OrjsonConverter
 
 from session_store.codec.fields import _field_types, _has_extra
@@ -109,6 +119,7 @@ _KEY_PARSERS: dict[type, Callable[[str], Any]] = {
     float: _parse_float,
     bool: _BOOL_TEXT.__getitem__,
 }
+_STR: Any = str  # cattrs' key handler type says (key, type); str is called with the key only
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 
 
@@ -138,6 +149,90 @@ def _make_number_key_structure(
         return out
 
     return structure
+
+
+# -- mapping keys, on the way out ------------------------------------------------------------
+def _keys_kept(converter: OrjsonConverter) -> Callable[[Any], dict[Any, Any]]:
+    """A mapping with ``Any`` keys (a bare ``dict`` under ``Any``): each key as it is (the
+    strict JSON check refuses it unless it is a str), each value by its own type."""
+    value = converter.unstructure
+    return lambda mapping: {k: value(v) for k, v in mapping.items()}
+
+
+def _exact_keys(key_type: type, cl: Any, write: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``write`` (cattrs' function, keys as ``str(key)``: what :data:`_KEY_PARSERS` reads
+    back) for a mapping whose keys all have exactly ``key_type``, else
+    :class:`SerializationError` naming the first key that does not. The test runs in C
+    (``map(type, ...)``), not a Python call per key."""
+    allowed = {key_type}
+    name = key_type.__name__
+
+    def unstructure(mapping: Any) -> Any:
+        if {*map(type, mapping)} <= allowed and (
+            key_type is not float or not any(map(isnan, mapping))
+        ):
+            return write(mapping)
+        bad = next(k for k in mapping if type(k) is not key_type or k != k)
+        raise SerializationError(
+            f"the key {bad!r} ({type(bad).__name__}) of a mapping declared {cl} would not "
+            f"read back as itself: give it {name} keys only (not NaN)"
+        )
+
+    return unstructure
+
+
+def _make_mapping_unstructure(converter: OrjsonConverter, cl: Any) -> Callable[[Any], Any]:
+    """Unstructure a mapping as cattrs' orjson converter does, except for the keys (see the
+    module doc): cattrs writes ``str(key)`` whatever the key, which no load can undo."""
+    args = typing.get_args(cl)
+    key_type = args[0] if args else Any
+    key_handler: Callable[[Any], Any] | None
+    if key_type is str:
+        key_handler = None  # the str hook (identity): keys written as they are, no call
+    elif key_type is Any or isinstance(key_type, typing.TypeVar):
+        return _keys_kept(converter)
+    elif key_type in _KEY_PARSERS:
+        # cattrs' function unregistered (gen_unstructure_mapping would register it for ``cl``)
+        write = make_mapping_unstructure_fn(cl, converter, unstructure_to=dict, key_handler=_STR)
+        return _exact_keys(key_type, cl, write)
+    elif (
+        isinstance(key_type, type) and issubclass(key_type, str) and issubclass(key_type, enum.Enum)
+    ):
+        key_handler = _str_enum_key
+    else:
+        try:
+            converter.get_structure_hook(key_type)
+        except StructureHandlerNotFoundError:
+            return _refuse_mapping(cl, key_type)
+        hook = converter.get_unstructure_hook(key_type)
+        key_handler = str if hook is identity else hook
+    return converter.gen_unstructure_mapping(cl, key_handler=key_handler)  # type: ignore[arg-type]
+
+
+def _str_enum_key(member: Any) -> Any:
+    return member.value
+
+
+def _refuse_mapping(cl: Any, key_type: Any) -> Callable[[Any], Any]:
+    def refuse(_: Any) -> Any:
+        raise SerializationError(
+            f"a mapping declared {cl} cannot be stored: its keys are written as text and "
+            f"nothing reads {key_type} back from text (register a structure hook for it, or "
+            "key the mapping by str)"
+        )
+
+    return refuse
+
+
+def _is_mapping(t: Any) -> bool:
+    """A dict or other mapping type, bare or parametrized (not a TypedDict: cattrs' own)."""
+    origin = typing.get_origin(t) or t
+    return (
+        isinstance(origin, type)
+        and issubclass(origin, collections.abc.Mapping)
+        and not typing.is_typeddict(t)
+        and not attrs.has(origin)
+    )
 
 
 # -- schemas without extra: misfits kept as stored ------------------------------------------
@@ -181,6 +276,9 @@ def _make_keeping_structure(converter: OrjsonConverter, cls: type) -> Callable[[
 
 def register_exact_hooks(converter: OrjsonConverter) -> None:
     """Add the round-trip rules above to a session converter (after its other hooks)."""
+    converter.register_unstructure_hook_factory(
+        _is_mapping, lambda t: _make_mapping_unstructure(converter, t)
+    )
     converter.register_unstructure_hook_factory(
         _union_with_enum, lambda t: _make_union_unstructure(converter, t)
     )
