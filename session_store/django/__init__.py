@@ -179,21 +179,23 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         """Django's ``cycle_key`` (``django.contrib.auth.login`` calls it): the session moves to
         a new id and the old one is deleted. What moves is what the old id holds *now*, merged
         with this request's own changes, so a change another request committed since this one
-        loaded the session is not lost (Django's own engines move the request's copy)."""
+        loaded the session is not lost (Django's own engines move the request's copy). If the
+        old id is gone meanwhile (a logout elsewhere deleted it), only this request's own
+        changes move: what it read before the logout is not written back, as for the other
+        integrations' MOVE. If it no longer decodes, the request's own copy moves."""
         key = self.session_key
         data = self._session  # loaded if it was not
         if key is not None and self._loaded_data is not None:
+            changed, removed = diff(self._loaded_data, data)
             try:
                 with hiding(key):
-                    current = self._store.load(key)
+                    current = self._store.load(key)  # None: deleted meanwhile
             except (CorruptPayloadError, UnknownSchemaVersionError):
-                current = None  # unreadable now: the request's own copy moves
-            if current is not None:
-                changed, removed = diff(self._loaded_data, data)
-                merged = merge_changes(current, changed, removed, existing=False)
-                assert merged is not None
-                data.clear()
-                data.update(merged)
+                current = self._loaded_data  # unreadable now: the request's own copy moves
+            merged = merge_changes(current, changed, removed, existing=False)
+            assert merged is not None
+            data.clear()
+            data.update(merged)
         super().cycle_key()
 
     def delete(self, session_key: str | None = None) -> None:

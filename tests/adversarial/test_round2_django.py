@@ -110,11 +110,6 @@ _AFTER_LOGOUT = _SETUP + textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cycle_key after a logout deleted the old id moves the request's pre-logout copy: "
-    "load() None (deleted) is taken for unreadable",
-)
 def test_cycle_key_after_a_logout_does_not_write_the_pre_logout_session_back() -> None:
     """Guarantee: no resurrected logout (a request that read the session before a logout must
     not write it back); the web integrations' MOVE, for the same race, moves only the
