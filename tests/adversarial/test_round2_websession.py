@@ -76,11 +76,6 @@ def test_a_write_committed_while_the_login_copies_is_kept(store: SessionStore[Da
     assert store.load(SID) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MOVE deletes the old id unconditionally after its last check: a WRITE acknowledged "
-    "in between is lost",
-)
 def test_a_write_committed_between_the_logins_check_and_its_delete_is_kept(
     store: SessionStore[Data],
 ) -> None:
