@@ -108,3 +108,43 @@ def test_the_old_id_reads_as_gone_once_retired_and_a_late_write_is_refused(
     assert mine.action is Action.MOVE and mine.sid is not None
     assert store.load(mine.sid) == {"cart": [], "user": "alice"}
     assert store.load(SID) is None
+
+
+def test_the_async_move_retires_the_old_id_too() -> None:
+    """The Starlette integration runs the same steps awaited: a write committed just before
+    the old id is retired is copied, and the old id reads as gone after."""
+    import asyncio
+
+    from session_store.aio.store import AsyncSessionStore
+    from session_store.websession import aread_session
+    from session_store.websession.state import DictSession
+    from session_store.websession.storeio import acommit
+
+    async def scenario() -> tuple[Outcome, list[Outcome], Any, Any]:
+        store: AsyncSessionStore[Data] = AsyncSessionStore("memory://", dict)
+        await store.save(SID, {"cart": []})
+        login = DictSession(SID, await aread_session(store, SID))
+        login["user"] = "alice"
+        login.regenerate()
+        other = DictSession(SID, await aread_session(store, SID))
+        other["cart"] = ["book"]
+        told: list[Outcome] = []
+        steps = commit_steps(store, login, None)
+        result: Any = None
+        try:
+            while True:
+                name, args = steps.send(result)
+                if name == "set_if" and args[0] == SID and not told:
+                    told.append(await acommit(store, other, None))
+                target = store.backend if name in {"set_if", "get_versioned"} else store
+                result = await getattr(target, name)(*args)
+        except StopIteration as done:
+            mine: Outcome = done.value
+        assert mine.sid is not None
+        return mine, told, await store.load(mine.sid), await store.load(SID)
+
+    mine, told, moved, old = asyncio.run(scenario())
+    assert told == [Outcome(SID, Action.WRITE)]
+    assert mine.action is Action.MOVE
+    assert moved == {"cart": ["book"], "user": "alice"}
+    assert old is None
