@@ -9,7 +9,8 @@ A full :class:`~django.contrib.sessions.backends.base.SessionBase` engine: ``exi
 ``create``, ``save``, ``delete``, ``load``, ``clear_expired`` (a no-op: every backend expires
 sessions itself), and through Django's base class ``cycle_key`` (on login, by
 ``django.contrib.auth.login``) and ``flush`` (on logout: deleted server-side). The async methods
-(``aload``, ``asave``, ...) are Django's defaults, which run these in a thread.
+(``aload``, ``asave``, ...) are Django's defaults, which run these in a thread; ``acycle_key``
+runs this engine's ``cycle_key`` in a thread.
 
 What session-store adds to Django's own engines:
 
@@ -32,11 +33,13 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
+from session_store.backend import Versioned, VersionToken
 from session_store.errors import CorruptPayloadError, InvalidKeyError, UnknownSchemaVersionError
 from session_store.store import SessionStore as _Store
 from session_store.websession import (
@@ -50,6 +53,7 @@ from session_store.websession import (
     store_url,
     web_codec,
 )
+from session_store.websession.steps import MOVE_ATTEMPTS, RETIRED, RETIRED_TTL
 
 __all__ = ["SessionStore", "get_store"]
 
@@ -69,6 +73,16 @@ def get_store() -> _Store[Data]:
         return store
 
 
+class _Move(NamedTuple):
+    """A :meth:`SessionStore.cycle_key` under way: the old id, the token of the read copied
+    to the new id, and the request's own changes (copied again if the old id changes)."""
+
+    key: str
+    token: VersionToken
+    changed: Data
+    removed: frozenset[str]
+
+
 class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type hints
     """The engine Django instantiates per request (``request.session``)."""
 
@@ -80,6 +94,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         self._loaded_data: Data | None = None  # what load() read: the base of the merge
         self._read: Read | None = None  # that read as stored, with its version token
         self._read_key: str | None = None
+        self._moving: _Move | None = None  # a cycle_key's old id, retired by delete()
 
     # -- ids -----------------------------------------------------------------------------------
     def _get_new_session_key(self) -> str:
@@ -177,24 +192,78 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
 
     def cycle_key(self) -> None:
         """Django's ``cycle_key`` (``django.contrib.auth.login`` calls it): the session moves to
-        a new id and the old one is deleted. What moves is what the old id holds *now*, merged
+        a new id and the old one is retired. What moves is what the old id holds *now*, merged
         with this request's own changes, so a change another request committed since this one
-        loaded the session is not lost (Django's own engines move the request's copy)."""
+        loaded the session is not lost (Django's own engines move the request's copy). If the
+        old id is gone meanwhile (a logout elsewhere deleted it), only this request's own
+        changes move: what it read before the logout is not written back, as for the other
+        integrations' MOVE. If it no longer decodes, the request's own copy moves.
+
+        The old id is retired when Django's ``cycle_key`` deletes it (:meth:`delete`): by
+        compare-and-set against the read that was copied, so a ``save`` another request
+        commits to it meanwhile is copied again, or, once retired, refused (``UpdateError``)."""
         key = self.session_key
         data = self._session  # loaded if it was not
+        self._moving = None
         if key is not None and self._loaded_data is not None:
+            changed, removed = diff(self._loaded_data, data)
+            with hiding(key):
+                found = self._store.backend.get_versioned(key)
+            self._copy_onto(data, key, found, changed, removed)
+            if found is not None:
+                self._moving = _Move(key, found.token, changed, removed)
+        try:
+            super().cycle_key()
+        finally:
+            self._moving = None
+
+    async def acycle_key(self) -> None:
+        """:meth:`cycle_key` in a thread (``django.contrib.auth.alogin`` calls this; Django's
+        default would skip the merge and the retire of :meth:`cycle_key`)."""
+        await sync_to_async(self.cycle_key)()
+
+    def _copy_onto(
+        self, data: Data, key: str, found: Versioned | None, changed: Data, removed: frozenset[str]
+    ) -> None:
+        """Make ``data`` what the old id ``key`` holds (``found``, as read) with this request's
+        changes; only the changes if it is gone; the request's own copy if it is unreadable."""
+        base = self._loaded_data
+        if found is None:
+            base = None
+        else:
             try:
                 with hiding(key):
-                    current = self._store.load(key)
+                    base = self._store._decode_stored(key, found.value)
             except (CorruptPayloadError, UnknownSchemaVersionError):
-                current = None  # unreadable now: the request's own copy moves
-            if current is not None:
-                changed, removed = diff(self._loaded_data, data)
-                merged = merge_changes(current, changed, removed, existing=False)
-                assert merged is not None
-                data.clear()
-                data.update(merged)
-        super().cycle_key()
+                pass  # unreadable now: the request's own copy moves
+        merged = merge_changes(base, changed, removed, existing=False)
+        assert merged is not None
+        data.clear()
+        data.update(merged)
+
+    def _retire(self, move: _Move) -> None:
+        """Retire the old id of a :meth:`cycle_key` (already copied to the new id): replace it,
+        by compare-and-set against the read copied last, with a value every reader takes for a
+        deleted session, then delete it. If another request committed to it since that read,
+        copy it to the new id again first (the backends have no conditional delete)."""
+        key, token = move.key, move.token
+        store = self._store
+        for _ in range(MOVE_ATTEMPTS):
+            if store.backend.set_if(key, RETIRED, token, store._ttl(RETIRED_TTL)):
+                break
+            found = store.backend.get_versioned(key)
+            data = self._session
+            self._copy_onto(data, key, found, move.changed, move.removed)
+            new = self.session_key
+            assert new is not None
+            with hiding(new):
+                store.save(new, dict(data), float(self.get_expiry_age()))
+            self._read = None
+            self._loaded_data = copy.deepcopy(data)
+            if found is None:
+                return  # gone (a logout): no request can write it back
+            token = found.token
+        store.delete(key)
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -203,8 +272,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             session_key = self.session_key
         if not is_session_id(session_key):  # never another key of a shared store
             return
+        move = self._moving
         try:
             with hiding(session_key):
+                if move is not None and move.key == session_key:
+                    self._moving = None
+                    return self._retire(move)
                 self._store.delete(session_key)
         except InvalidKeyError:
             return

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from session_store.backend import Versioned, VersionToken
 from session_store.errors import CorruptPayloadError, UnknownSchemaVersionError
+from session_store.stamps import VERSION_END, VERSION_START, tombstone
 from session_store.websession.ids import new_session_id
 from session_store.websession.memo import written_data
 from session_store.websession.plan import Action, Outcome, Plan, merge_changes, plan_commit
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
     from session_store.store import SessionStore
 
-__all__ = ["Call", "Steps", "commit_steps"]
+__all__ = ["RETIRED", "RETIRED_TTL", "Call", "Steps", "commit_steps"]
 
 
 def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
@@ -28,6 +29,16 @@ def _written(plan: Plan, sid: str | None, result: Data | None) -> Outcome:
 #: How many times a MOVE copies the old id's session again because another request committed
 #: to it while it was being copied (then it moves what it has).
 MOVE_ATTEMPTS = 10
+
+#: What a MOVE writes over the old id, by compare-and-set against the read it copied, before it
+#: deletes it: a tombstone frame, which every reader takes for a deleted session
+#: (:func:`session_store.stamps.session_bytes`), so a request that commits to the old id after
+#: the copy is told GONE (Django: ``UpdateError``) instead of WRITE, and no acknowledged change
+#: is deleted unseen. Backends have no conditional delete; this is one.
+RETIRED = tombstone(bytes(VERSION_END - VERSION_START))
+
+#: The TTL of :data:`RETIRED` (seconds): it is deleted right after; this bounds a crash between.
+RETIRED_TTL = 60.0
 
 
 def _now_stored(
@@ -45,10 +56,6 @@ def _now_stored(
     except (CorruptPayloadError, UnknownSchemaVersionError):
         return session.stored.data if session.stored is not None else None
     return current
-
-
-def _value(found: Versioned | None) -> bytes | None:
-    return None if found is None else found.value
 
 
 def _always(data: Data | None) -> Callable[[Data | None], Data | None]:
@@ -151,8 +158,9 @@ def commit_steps(
         sid = sid or new_session_id()
         return _written(plan, sid, (yield "update", (sid, plan.merge(existing), ttl)))
     # MOVE: what the old id holds *now* (another request may have committed a change to it
-    # since this one read it), merged with this request's changes, under a fresh id; copied
-    # again while a re-read shows a change committed meanwhile; then the old id goes.
+    # since this one read it), merged with this request's changes, under a fresh id; then the
+    # old id is retired by a compare-and-set against the copy's read (copied again if another
+    # request committed to it meanwhile), and deleted.
     new = new_session_id()
     if sid is None:
         data = merge_changes(None, plan.changed, plan.removed, replace=plan.replace, existing=False)
@@ -163,9 +171,10 @@ def commit_steps(
         base = _now_stored(store, session, found)
         data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
         yield "update", (new, _always(data), ttl)
-        again: Versioned | None = yield "get_versioned", (sid,)
-        if _value(again) == _value(found):
-            break  # nothing committed to the old id while copying it
-        found = again
-    yield "delete", (sid,)
+        if found is None:
+            return Outcome(new, plan.action)  # gone (a logout): no request can write it back
+        if (yield "set_if", (sid, RETIRED, found.token, store._ttl(RETIRED_TTL))):
+            break  # nothing committed to the old id since the copy's read; now it reads as gone
+        found = yield "get_versioned", (sid,)
+    yield "delete", (sid,)  # after MOVE_ATTEMPTS copies overtaken, what was copied moves
     return Outcome(new, plan.action)

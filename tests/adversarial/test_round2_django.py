@@ -15,8 +15,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 _SETUP = textwrap.dedent(
     """
     import json
@@ -65,11 +63,6 @@ _SCENARIO = _SETUP + textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cycle_key reads the old id once, then deletes it unconditionally: a save committed "
-    "in between is lost",
-)
 def test_a_save_committed_while_cycle_key_moves_the_session_is_kept() -> None:
     """Guarantee: no committed change lost. Input: a session ``{"cart": []}``; request A logs
     in (``cycle_key``, then ``user="alice"``); request B of the same user, which loaded the
@@ -110,11 +103,6 @@ _AFTER_LOGOUT = _SETUP + textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cycle_key after a logout deleted the old id moves the request's pre-logout copy: "
-    "load() None (deleted) is taken for unreadable",
-)
 def test_cycle_key_after_a_logout_does_not_write_the_pre_logout_session_back() -> None:
     """Guarantee: no resurrected logout (a request that read the session before a logout must
     not write it back); the web integrations' MOVE, for the same race, moves only the

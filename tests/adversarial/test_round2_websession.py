@@ -76,11 +76,6 @@ def test_a_write_committed_while_the_login_copies_is_kept(store: SessionStore[Da
     assert store.load(SID) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MOVE deletes the old id unconditionally after its last check: a WRITE acknowledged "
-    "in between is lost",
-)
 def test_a_write_committed_between_the_logins_check_and_its_delete_is_kept(
     store: SessionStore[Data],
 ) -> None:
@@ -109,11 +104,6 @@ def test_a_write_committed_between_the_logins_check_and_its_delete_is_kept(
     assert not acknowledged or ["book"] in kept
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="same() confirms equal dicts by their orjson bytes, which keep key order: a reordered "
-    "equal dict is a change, and its merge undoes another request's commit",
-)
 def test_a_dict_rebuilt_in_another_key_order_is_no_change(store: SessionStore[Data]) -> None:
     """Guarantee: no committed change lost; ``same`` says "dict keys compare as ``==`` finds
     them" (so did the walk before 8582ae6). Input: ``{"prefs": {"a": 1, "b": 2}}``; request A
@@ -174,11 +164,6 @@ def _nested(depth: int, width: int) -> list[Any]:
     return node
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="same() compares equal containers with == at every level before walking into "
-    "them: depth x width work",
-)
 def test_same_does_work_linear_in_the_size_of_what_it_compares() -> None:
     """Guarantee: nothing quadratic on large inputs (``diff`` runs at the end of every request
     that touched its session). Input: two equal values, 200 nested lists around 100 ``str``

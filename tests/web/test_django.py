@@ -273,3 +273,69 @@ def test_an_unused_session_costs_a_real_redis_nothing(
         assert client.get("/read").json() == {"user": "ann", "cart": None}
         assert commands() >= 1
     engine._stores.pop(url).close()
+
+
+class _SavesOnceRetired(MemoryBackend):
+    """A real memory backend where another request's ``save`` runs right after a
+    ``cycle_key`` retired the old id (between the retire and the delete)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.other: Any = None
+        self.errors: list[BaseException] = []
+
+    def set_if(self, key: str, value: bytes, token: Any, ttl: float | None = None) -> bool:
+        done = super().set_if(key, value, token, ttl)
+        other = self.other
+        if done and other is not None and key == other.session_key:
+            self.other = None
+            try:
+                other.save()
+            except Exception as exc:  # what Django's middleware would turn into a 400
+                self.errors.append(exc)
+        return done
+
+
+def test_a_save_after_cycle_key_retired_the_old_id_is_refused_not_lost() -> None:
+    from django.contrib.sessions.backends.base import UpdateError
+
+    url = f"memory://?max_entries={20_000 + threading.get_ident() % 1000}"
+    backend = _SavesOnceRetired()
+    engine._stores[url] = SessionStore(backend, dict)
+    try:
+        with override_settings(SESSION_STORE_URL=url):
+            seed = engine.SessionStore()
+            seed["cart"] = []
+            seed.save()
+            old = seed.session_key
+            login = engine.SessionStore(old)
+            assert login["cart"] == []
+            other = engine.SessionStore(old)
+            other["cart"] = ["book"]
+            backend.other = other
+            login.cycle_key()
+            assert backend.other is None  # the other save ran, once the old id was retired
+            assert [type(e) for e in backend.errors] == [UpdateError]  # told: nothing lost
+            assert login.session_key != old and not engine.SessionStore().exists(old)
+            assert dict(engine.SessionStore(login.session_key).items()) == {"cart": []}
+    finally:
+        del engine._stores[url]
+
+
+def test_acycle_key_after_a_logout_moves_only_the_requests_own_changes(
+    recorder: RecordingBackend,
+) -> None:
+    import asyncio
+
+    seed = engine.SessionStore()
+    seed["cart"] = ["bob's book"]
+    seed.save()
+    old = seed.session_key
+    login = engine.SessionStore(old)
+    assert login["cart"] == ["bob's book"]
+    login["theme"] = "dark"
+    engine.SessionStore(old).flush()  # a logout elsewhere
+    asyncio.run(login.acycle_key())
+    login.save()
+    assert login.session_key not in (None, old)
+    assert dict(engine.SessionStore(login.session_key).items()) == {"theme": "dark"}

@@ -395,3 +395,21 @@ def test_no_web_module_is_over_400_lines() -> None:
         str(p.relative_to(root)): len(p.read_text(encoding="utf-8").splitlines()) for p in modules
     }
     assert len(sizes) >= 10 and max(sizes.values()) <= 400, sizes
+
+
+def test_key_order_is_no_change_at_any_depth_but_types_still_are() -> None:
+    reordered = {"p": {"a": 1, "b": [{"x": 1, "y": 2}]}, "q": 1}
+    assert same(
+        {"p": {"a": 1, "b": [{"x": 1, "y": 2}]}, "q": 1},
+        {"q": 1, "p": {"b": [{"y": 2, "x": 1}], "a": 1}},
+    )
+    assert same({1: "a", 2: "b"}, {2: "b", 1: "a"})  # non-str keys: the walk
+    assert not same(reordered, {"q": 1, "p": {"b": [{"y": 2.0, "x": 1}], "a": 1}})
+    assert not same(reordered, {"q": 1, "p": {"b": [{"y": 2, "x": True}], "a": 1}})
+    assert not same({"t": [(1,), [2]]}, {"t": [[1], [2]]})
+    assert not same([[[[(1,)]]]], [[[[[1]]]]])  # below the levels the C check runs on
+    assert not same([[[[1]]]], [[[[1.0]]]])
+    nan = float("nan")
+    assert same([[[{"b": nan, "a": 0.0}]]], [[[{"a": 0.0, "b": float("nan")}]]])
+    assert not same([[[{"a": -0.0}]]], [[[{"a": 0.0}]]])
+    assert diff({"p": {"a": 1, "b": 2}}, {"p": {"b": 2, "a": 1}}) == ({}, frozenset())
