@@ -119,19 +119,6 @@ class SessionStore(StoreRules[T]):
             self._touch_after_load(key, data)
         return obj
 
-    def _cached_decode(self, key: str, data: bytes | None) -> T | None:
-        """The session in bytes the backend returned (``None``: absent, or a chain's tombstone
-        read through one tier), through the near cache: the same bytes as last read or written
-        undo no stage (see :mod:`session_store.decoded`), and a mutable session is always a
-        new object of the caller's own."""
-        if data is None:
-            return None
-        payload = session_bytes(data)
-        if payload is None:
-            return None
-        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
-        return obj
-
     def _touch_after_load(self, key: str, data: bytes) -> None:
         """Sliding expiry on read: the session's own TTL; a refusing tier never fails a load."""
         try:
@@ -203,9 +190,12 @@ class SessionStore(StoreRules[T]):
         """
         validate_key(key)
         backend = trusted(self.backend)  # the key is checked once, here
-        done = self._update_known(key, fn, ttl)
-        if done is not None:
-            return done
+        known = self._known_write(key, fn, self.backend.token_for)
+        if known is not None:  # one round trip: compare-and-set against what this store knows
+            token, stamped, payload, plain = known
+            if backend.set_if(key, payload, token, self._ttl(ttl)):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                return stamped
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
         while True:
@@ -227,34 +217,6 @@ class SessionStore(StoreRules[T]):
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
             _backoff(attempt, deadline)
-
-    def _update_known(
-        self, key: str, fn: Callable[[T | None], T | None], ttl: float | None
-    ) -> T | None:
-        """One ``update`` attempt without reading: ``fn`` of what this store last wrote or read
-        for ``key``, compare-and-set against exactly those bytes (their token, where the backend
-        can tell it from the bytes: :meth:`~session_store.backend.SessionBackend.token_for`).
-        One round trip instead of two when nobody else wrote in between; ``None`` when it cannot
-        be tried, when ``fn`` wrote nothing or failed on what may be an old copy, or when the
-        stored bytes differ: then ``update`` reads and runs ``fn`` again, so nothing is decided
-        on a copy that was not current."""
-        known = self._decoded.payload(key)
-        token = None if known is None else self.backend.token_for(known)
-        if known is None or token is None:
-            return None
-        try:
-            new = fn(self._cached_decode(key, known))
-            if new is None:
-                return None  # what is stored is returned only once it has been read
-            self._check_schema(key, new)
-            stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
-        except Exception:  # decided on a copy that may be old: read, and run fn again
-            return None
-        if not trusted(self.backend).set_if(key, payload, token, self._ttl(ttl)):
-            return None
-        self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-        return stamped
 
     def metrics(self) -> dict[str, Any]:
         """Per-tier counters and latency percentiles as a plain dict.

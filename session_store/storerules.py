@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import attrs
 
+from session_store.backend import VersionToken
 from session_store.codec import Codec, Plain, ZstdStage
+from session_store.decoded import DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.memory import MemoryBackend
@@ -49,6 +52,7 @@ class StoreRules(Generic[T]):
     touch_on_load: bool
     update_timeout: float
     _info: SchemaInfo | None
+    _decoded: DecodedCache  # each store's near cache of decoded sessions
 
     def _init_rules(
         self,
@@ -109,6 +113,47 @@ class StoreRules(Generic[T]):
             return None
         payload = session_bytes(data)
         return None if payload is None else self._decode(key, payload)
+
+    def _cached_decode(self, key: str, data: bytes | None) -> T | None:
+        """The session in bytes the backend returned (``None``: absent, or a chain's tombstone
+        read through one tier), through the near cache: the same bytes as last read or written
+        undo no stage (see :mod:`session_store.decoded`), and a mutable session is always a
+        new object of the caller's own."""
+        if data is None:
+            return None
+        payload = session_bytes(data)
+        if payload is None:
+            return None
+        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
+        return obj
+
+    def _known_write(
+        self,
+        key: str,
+        fn: Callable[[T | None], T | None],
+        token_for: Callable[[bytes], VersionToken | None],
+    ) -> tuple[VersionToken, T, bytes, Plain] | None:
+        """The write an ``update`` would make without reading: ``fn`` of what this store last
+        wrote or read for ``key``, and the token of exactly those bytes (where the backend can
+        tell it from the bytes: ``token_for``), to compare-and-set against. One round trip
+        instead of two when nobody else wrote in between. ``None`` when it cannot be tried, or
+        when ``fn`` writes nothing or fails on what may be an old copy: ``update`` then reads and
+        runs ``fn`` again, so nothing is decided, returned or raised from a copy that was not
+        current."""
+        known = self._decoded.payload(key)
+        token = None if known is None else token_for(known)
+        if known is None or token is None:
+            return None
+        try:
+            new = fn(self._cached_decode(key, known))
+            if new is None:
+                return None  # what is stored is returned only once it has been read
+            self._check_schema(key, new)
+            stamped = self._stamp(new)
+            payload, plain = self._encode_plain(key, stamped)
+        except Exception:  # decided on a copy that may be old: read, and run fn again
+            return None
+        return token, stamped, payload, plain
 
     def _check_schema(self, key: str, obj: T) -> None:
         """Refuse an object of another schema than the store's (a dict store is for dicts)."""

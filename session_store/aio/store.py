@@ -34,7 +34,6 @@ from session_store.aio.registry import open_async_backend
 from session_store.codec import Codec
 from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.keys import validate_key
-from session_store.stamps import session_bytes
 from session_store.storerules import StoreRules, backoff_pause, default_compression
 
 __all__ = ["AsyncSessionStore"]
@@ -149,9 +148,12 @@ class AsyncSessionStore(StoreRules[T]):
         """
         validate_key(key)
         write_ttl = self._ttl(ttl)
-        done = await self._update_known(key, fn, write_ttl)
-        if done is not None:
-            return done
+        known = self._known_write(key, fn, self.backend.token_for)
+        if known is not None:  # one round trip: compare-and-set against what this store knows
+            token, stamped, payload, plain = known
+            if await self.backend.set_if(key, payload, token, write_ttl):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                return stamped
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
         while True:
@@ -171,38 +173,6 @@ class AsyncSessionStore(StoreRules[T]):
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
             await asyncio.sleep(backoff_pause(attempt, deadline))
-
-    def _cached_decode(self, key: str, data: bytes) -> T | None:
-        """The session in stored bytes through the near cache (``None``: a chain's tombstone)."""
-        payload = session_bytes(data)
-        if payload is None:
-            return None
-        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
-        return obj
-
-    async def _update_known(
-        self, key: str, fn: Callable[[T | None], T | None], write_ttl: float | None
-    ) -> T | None:
-        """One attempt without reading, as the sync store's ``_update_known``: ``fn`` of what
-        this store last wrote or read, compare-and-set against exactly those bytes; ``None``
-        when it cannot be tried or did not write (``update`` then reads and runs ``fn``)."""
-        known = self._decoded.payload(key)
-        token = None if known is None else self.backend.token_for(known)
-        if known is None or token is None:
-            return None
-        try:
-            new = fn(self._cached_decode(key, known))
-            if new is None:
-                return None  # what is stored is returned only once it has been read
-            self._check_schema(key, new)
-            stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
-        except Exception:  # decided on a copy that may be old: read, and run fn again
-            return None
-        if not await self.backend.set_if(key, payload, token, write_ttl):
-            return None
-        self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-        return stamped
 
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:
