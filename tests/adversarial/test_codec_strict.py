@@ -3,8 +3,8 @@
 The guarantee under attack: a value that is not storable is refused with a typed, clear
 :class:`SerializationError` before any write, and anything accepted reads back as an equal value.
 
-Each ``xfail(strict=True)`` test records a break found today: it fails now for the reason given,
-and turns into an error (XPASS) once the code is fixed, so that the marker is then removed.
+Tests that record a break began as ``xfail(strict=True)`` reproducers (2026-11-30), each seen
+failing for the reason its docstring gives; their markers were removed as the fixes landed.
 """
 
 from __future__ import annotations

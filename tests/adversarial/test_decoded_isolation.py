@@ -7,7 +7,8 @@ or handed to ``update`` never changes what another ``load`` returns or what is s
 another writer (another store, another process) writes, a load does not return the cached
 object; an ``update`` after a concurrent write from another process is not lost.
 
-Each ``xfail(strict=True)`` test records a break found today (it fails now for that reason).
+Tests that record a break began as ``xfail(strict=True)`` reproducers (2026-11-30), each seen
+failing for the reason its docstring gives; their markers were removed as the fixes landed.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 (``session_store/codec/exact.py``, ``converter.py``, ``jsonsafe.py``).
 
 The guarantee under attack: what ``save`` accepts loads back equal, with the same types; what
-cannot is refused on ``save`` with a :class:`SerializationError`. Each ``xfail(strict=True)``
-test records a break found today; it turns into an XPASS once the code is fixed.
+cannot is refused on ``save`` with a :class:`SerializationError`.
+Tests that record a break began as ``xfail(strict=True)`` reproducers (2026-11-30), each seen
+failing for the reason its docstring gives; their markers were removed as the fixes landed.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ requests merge their top-level changes; an unreadable stored session starts a ne
 the id appearing in logs or errors; Flask sends Set-Cookie when the cookie must change (new id,
 expiry to refresh) and not otherwise.
 
-Each ``xfail(strict=True)`` test records a break found today (it fails now for that reason).
+Tests that record a break began as ``xfail(strict=True)`` reproducers (2026-11-30), each seen
+failing for the reason its docstring gives; their markers were removed as the fixes landed.
 """
 
 from __future__ import annotations
