@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from session_store import Codec, MemoryBackend, SessionStore
 from session_store.codec import ZstdStage
@@ -50,7 +49,6 @@ def test_memory_store_without_the_near_cache_compresses() -> None:
 
 
 def test_other_backends_compress(tmp_path: Path) -> None:
-    pytest.importorskip("session_store_diskcache")
     with SessionStore(f"diskcache://{tmp_path}/d", EnhancedSessionData) as store:
         store.save("k", _session())
         assert _stages(store, "k") == ("zstd",)
