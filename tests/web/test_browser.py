@@ -109,19 +109,26 @@ def browser() -> Iterator[object]:
 def test_one_session_across_two_processes_in_a_real_browser(
     two_servers: tuple[str, str], browser: object
 ) -> None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.wait import WebDriverWait
 
     assert isinstance(browser, WebDriver)
     first, second = two_servers
-    waiting = WebDriverWait(
-        browser, 15, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    )
+    # While a form post redirects, the document can be swapped between finding an element and
+    # reading it: Chromium then answers "Node with given id does not belong to the document"
+    # (a plain WebDriverException, not a stale-element one). Reading the text in one script
+    # narrows that window, and any WebDriver error while polling only means "not yet": a page
+    # that never shows the text still fails, with its source in the message.
+    waiting = WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,))
 
-    def text(element_id: str) -> str:
-        return str(browser.find_element(By.ID, element_id).text)
+    def text(element_id: str) -> str | None:
+        found = browser.execute_script(
+            "const e = document.getElementById(arguments[0]); return e ? e.innerText : null;",
+            element_id,
+        )
+        return None if found is None else str(found).strip()
 
     def shows(element_id: str, expected: str) -> None:
         """Wait for the page (after a redirect, say) to show ``expected`` in the element."""
