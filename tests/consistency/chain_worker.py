@@ -39,6 +39,53 @@ def token_of(session: Session | None) -> Value:
     return token if isinstance(token, str) else json.dumps(session, sort_keys=True)
 
 
+def watch_stream(chain: Any, path: str, wait: float = 20.0) -> None:
+    """Record what this process's invalidation stream delivers, and wait for it to connect.
+
+    A near cache promises a copy at most one invalidation message old while its stream is up,
+    and at most ``max_staleness`` old while it is down (docs/guarantees.md). How long one
+    message takes depends on the machine: on a starved 2-core box a listener thread can wait
+    tens of milliseconds for the interpreter. So the checker is told what arrived when: every
+    invalidation (its keys, ``null`` for a flush), connection and disconnection is a line
+    ``{"event": ..., "keys": ..., "time": ns}`` in ``path``, written when the stream hands it to
+    the chain (the chain is the stream's listener), before the chain acts on it. A load may
+    then return a copy older than a write only until an invalidation reached its process after
+    that write (see ``nemesis.ClientRun.staleness``). Waiting for the first connection before
+    ``ready`` starts the run under the tight bound.
+    """
+    if not hasattr(chain, "on_invalidate") or not hasattr(chain, "coherent"):
+        return  # not a chain with a near cache
+    log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+    def note(event: str, keys: list[str] | None = None) -> None:
+        log.write(json.dumps({"event": event, "keys": keys, "time": time.monotonic_ns()}) + "\n")
+        log.flush()
+
+    invalidate = chain.on_invalidate
+    connected, disconnected = chain.on_connected, chain.on_disconnected
+
+    def on_invalidate(keys: list[str] | None) -> None:
+        note("invalidate", keys)
+        invalidate(keys)
+
+    def on_connected() -> None:
+        note("connected")  # a flush: every copy checked before it is distrusted
+        connected()
+
+    def on_disconnected() -> None:
+        note("disconnected")
+        disconnected()
+
+    chain.on_invalidate = on_invalidate
+    chain.on_connected = on_connected
+    chain.on_disconnected = on_disconnected
+    if chain.coherent:
+        note("connected")  # it connected before the hooks were in place
+    deadline = time.monotonic() + wait
+    while not chain.coherent and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def main(config: dict[str, Any]) -> dict[str, Any]:
     rng = random.Random(config.get("seed", 0))
     keys: list[str] = config["keys"]
@@ -57,6 +104,7 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
         config["url"], dict, update_timeout=float(config.get("update_timeout", 10.0))
     )
     counts: dict[str, int] = {}
+    watch_stream(store.backend, config["events"] + ".stream")
     sequence = 0
 
     def one(kind: OpKind, key: str) -> None:

@@ -16,7 +16,9 @@ a race unlikely: the pauses are the nemesis's schedule.
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import os
 import random
 import shutil
@@ -239,6 +241,43 @@ class Nemesis:
         return ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())) or "no faults"
 
 
+class Deliveries:
+    """When one client process heard of changes: its stream's invalidations and (re)connections
+    (each a flush), from the ``<events>.stream`` file its worker writes."""
+
+    def __init__(self, lines: Iterable[dict[str, Any]]) -> None:
+        self._by_key: dict[str, list[int]] = {}
+        self._flushes: list[int] = []
+        for line in lines:
+            if line["event"] == "connected" or (
+                line["event"] == "invalidate" and line["keys"] is None
+            ):
+                self._flushes.append(line["time"])
+            elif line["event"] == "invalidate":
+                for key in line["keys"]:
+                    self._by_key.setdefault(key, []).append(line["time"])
+        self._flushes.sort()
+        for times in self._by_key.values():
+            times.sort()
+
+    @classmethod
+    def read(cls, path: Path) -> Deliveries:
+        with path.open(encoding="utf-8") as lines:
+            return cls(json.loads(line) for line in lines if line.strip())
+
+    def seconds_since(self, key: str, at_ns: int) -> float:
+        """Seconds from the last invalidation of ``key`` (or flush) heard before ``at_ns``
+        (infinite: none)."""
+        heard = [_last_before(self._by_key.get(key, []), at_ns), _last_before(self._flushes, at_ns)]
+        last = max((t for t in heard if t is not None), default=None)
+        return math.inf if last is None else (at_ns - last) / 1e9
+
+
+def _last_before(times: list[int], at_ns: int) -> int | None:
+    index = bisect.bisect_right(times, at_ns)
+    return times[index - 1] if index else None
+
+
 @dataclass
 class ClientRun:
     """What the clients did: the merged history and each client's own counts."""
@@ -247,15 +286,28 @@ class ClientRun:
     clients: list[dict[str, Any]]
     seconds: float
     faults: list[FaultRecord] = field(default_factory=list)
+    #: per process, what its invalidation stream delivered (see :class:`Deliveries`)
+    deliveries: dict[str, Deliveries] = field(default_factory=dict)
 
     def staleness(self, op: Operation) -> float:
-        """The lag allowed to a load: :data:`OUTAGE_BOUND` if it began during a fault or less
-        than that after one, else :data:`NEAR_CACHE_BOUND`."""
+        """The lag allowed to a load.
+
+        :data:`OUTAGE_BOUND` if it began during a fault or less than that after one. Otherwise,
+        if its process recorded its stream's deliveries, the time since an invalidation of the
+        key (or a flush) last reached that process, between :data:`NEAR_CACHE_BOUND` and
+        :data:`OUTAGE_BOUND`: a copy may be older than a write only until that write's message
+        arrives, however long the machine makes it wait, and never after (a near cache that
+        keeps serving a copy its process was told about fails). Without a record,
+        :data:`NEAR_CACHE_BOUND`."""
         after = round(OUTAGE_BOUND * 1e9)
         for fault in self.faults:
             if fault.start_ns <= op.invoke_ns <= fault.end_ns + after:
                 return OUTAGE_BOUND
-        return NEAR_CACHE_BOUND
+        delivered = self.deliveries.get(op.process)
+        if delivered is None:
+            return NEAR_CACHE_BOUND
+        since = delivered.seconds_since(op.key, op.invoke_ns)
+        return min(OUTAGE_BOUND, max(NEAR_CACHE_BOUND, since))
 
     def check(self, **options: Any) -> CheckReport:
         """:func:`check_history` of the run, loads allowed :meth:`staleness`."""
@@ -329,6 +381,15 @@ def _finish(children: Sequence[subprocess.Popen[str]], timeout: float) -> list[d
             raise AssertionError(f"a client failed ({child.returncode}):\n{err[-3000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+def _write_fault_log(path: Path, log: Sequence[FaultRecord]) -> None:
+    """Keep the faults beside the events, so a failed run can be read against its schedule."""
+    rows = [
+        {"name": r.name, "start_ns": r.start_ns, "end_ns": r.end_ns, "detail": r.detail}
+        for r in log
+    ]
+    path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
 def run_clients(
@@ -410,13 +471,19 @@ def run_clients(
     finally:
         if nemesis is not None:
             nemesis.stop()
+            _write_fault_log(events_dir / "faults.json", nemesis.log)
     events = []
     for path in sorted(events_dir.glob("*.jsonl")):
         with path.open(encoding="utf-8") as lines:
             events += [json.loads(line) for line in lines if line.strip()]
+    deliveries = {
+        path.name.split(".", 1)[0]: Deliveries.read(path)
+        for path in events_dir.glob("*.jsonl.stream")
+    }
     return ClientRun(
         operations_from_events(events),
         results,
         time.monotonic() - started,
         list(nemesis.log) if nemesis is not None else [],
+        deliveries,
     )

@@ -7,8 +7,9 @@ while the nemesis kills Redis with SIGKILL, pauses it with SIGSTOP, restarts it 
 append-only file and makes the disk tier read-only. Then every fault is healed, a fresh process
 reads every key, and :func:`session_store.testing.check_history` checks the whole history: each
 key linearizable as a register with compare-and-set, no acknowledged update missing, no
-resurrected delete. Loads may lag by the near cache's stated bound: 50 ms with its invalidation
-stream up, 1 s during a fault and for 1 s after it (:meth:`ClientRun.staleness`); updates never.
+resurrected delete. Loads may lag by the near cache's stated bound: one invalidation message with
+its stream up (never once the message reached the process), 1 s during a fault and for 1 s after
+it (:meth:`ClientRun.staleness`); updates never.
 
 Short in CI (``SESSION_STORE_NEMESIS_SECONDS``, default 4 s of faults), as long as you like on
 demand: ``SESSION_STORE_NEMESIS_SECONDS=60 pytest tests/consistency -k nemesis``. The controls
@@ -28,7 +29,7 @@ from session_store import SessionStore
 from session_store.testing import HistoryRecorder, check_history
 from session_store_redis.testing import RedisServer
 
-from .nemesis import OUTAGE_BOUND, ClientRun, Nemesis, chain_url, run_clients
+from .nemesis import ClientRun, Nemesis, chain_url, run_clients
 
 SECONDS = float(os.environ.get("SESSION_STORE_NEMESIS_SECONDS", "4"))
 SEED = int(os.environ.get("SESSION_STORE_NEMESIS_SEED", "12"))
@@ -89,11 +90,11 @@ def test_default_chain_history_without_faults_is_linearizable(
         seed=SEED,
         sweep_url=urls[0],
     )
-    # Loads may lag by max_staleness, not 50 ms: on a 2-core machine running the suite in
-    # parallel the stream's listener thread can be starved (one delivery took 458 ms at load
-    # average 23), and the 50 ms figure is measured by the visibility acceptance test instead.
-    # Updates get no slack, and lost updates and resurrected deletes are checked as before.
-    report = run.check(read_staleness=OUTAGE_BOUND)
+    # A load may lag by one invalidation message, however long the machine makes it wait (on a
+    # 2-core box running the suite in parallel one delivery took 458 ms at load average 23), and
+    # never once the message reached its process (ClientRun.staleness); the 50 ms figure itself
+    # is the visibility acceptance test's. Updates get no slack.
+    report = run.check()
     print(report_line("no faults", run, report.summary()))
     assert report.valid, report.summary()
 
