@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parents[2]))  # run as a script: the repos
 from session_store.aio import AsyncSessionStore
 from session_store.errors import ConflictError
 from session_store.testing.history import HistoryRecorder, OpKind, Value
-from tests.consistency.chain_worker import Session, token_of
+from tests.consistency.chain_worker import Session, token_of, watch_stream
 
 
 async def main(config: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +44,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
         config["url"], dict, update_timeout=float(config.get("update_timeout", 10.0))
     )
     counts: dict[str, int] = {}
+    watch_stream(store.backend, config["events"] + ".stream")  # its stream is a thread
     sequence = 0
 
     async def one(kind: OpKind, key: str) -> None:

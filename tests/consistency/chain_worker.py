@@ -47,13 +47,14 @@ def watch_stream(chain: Any, path: str, wait: float = 20.0) -> None:
     message takes depends on the machine: on a starved 2-core box a listener thread can wait
     tens of milliseconds for the interpreter. So the checker is told what arrived when: every
     invalidation (its keys, ``null`` for a flush), connection and disconnection is a line
-    ``{"event": ..., "keys": ..., "time": ns}`` in ``path``, written when the stream hands it to
-    the chain (the chain is the stream's listener), before the chain acts on it. A load may
-    then return a copy older than a write only until an invalidation reached its process after
-    that write (see ``nemesis.ClientRun.staleness``). Waiting for the first connection before
-    ``ready`` starts the run under the tight bound.
+    ``{"event": ..., "keys": ..., "time": ns}`` in ``path``, written when the stream (a thread,
+    for the sync and the async chain) hands it to the chain's near cache, before the near cache
+    acts on it. A load may then return a copy older than a write only until an invalidation
+    reached its process after that write (see ``nemesis.ClientRun.staleness``). Waiting for the
+    first connection before ``ready`` starts the run under the tight bound.
     """
-    if not hasattr(chain, "on_invalidate") or not hasattr(chain, "coherent"):
+    near = getattr(chain, "nearcache", None)  # the listener, in the sync and the async chain
+    if near is None or not hasattr(chain, "coherent"):
         return  # not a chain with a near cache
     log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
 
@@ -61,8 +62,8 @@ def watch_stream(chain: Any, path: str, wait: float = 20.0) -> None:
         log.write(json.dumps({"event": event, "keys": keys, "time": time.monotonic_ns()}) + "\n")
         log.flush()
 
-    invalidate = chain.on_invalidate
-    connected, disconnected = chain.on_connected, chain.on_disconnected
+    invalidate = near.on_invalidate
+    connected, disconnected = near.on_connected, near.on_disconnected
 
     def on_invalidate(keys: list[str] | None) -> None:
         note("invalidate", keys)
@@ -76,9 +77,9 @@ def watch_stream(chain: Any, path: str, wait: float = 20.0) -> None:
         note("disconnected")
         disconnected()
 
-    chain.on_invalidate = on_invalidate
-    chain.on_connected = on_connected
-    chain.on_disconnected = on_disconnected
+    near.on_invalidate = on_invalidate
+    near.on_connected = on_connected
+    near.on_disconnected = on_disconnected
     if chain.coherent:
         note("connected")  # it connected before the hooks were in place
     deadline = time.monotonic() + wait

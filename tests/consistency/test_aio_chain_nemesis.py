@@ -20,7 +20,7 @@ import pytest
 
 from session_store_redis.testing import RedisServer
 
-from .nemesis import OUTAGE_BOUND, Nemesis, chain_url, run_clients
+from .nemesis import Nemesis, chain_url, run_clients
 from .test_chain_nemesis import KEYS, SECONDS, SEED, ServerFactory, aof_server, client_urls
 from .test_chain_nemesis import report_line as _report_line
 
@@ -67,8 +67,8 @@ def test_async_chain_history_without_faults_is_linearizable(
         sweep_url=urls[0],
         worker=AIO_WORKER,
     )
-    # the sync no-fault run's bound, for the sync run's reason (a starved listener thread)
-    report = run.check(read_staleness=OUTAGE_BOUND)
+    # the sync no-fault run's bound: one message, however slow (see ClientRun.staleness)
+    report = run.check()
     print(_report_line("async, no faults", run, report.summary()))
     assert sum(n for label, n in run.outcomes().items() if label.endswith(" ok")) > 100
     assert report.valid, report.summary()
