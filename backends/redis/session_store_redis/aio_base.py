@@ -26,7 +26,7 @@ from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
 from session_store_redis.aio_driver import Driver, RedisPyDriver
 from session_store_redis.aioconn import LeanClient
 from session_store_redis.client import make_backoff, retryable
-from session_store_redis.commands import Command
+from session_store_redis.commands import Command, wait_replies
 from session_store_redis.config import ClientSettings, RedisConfig
 from session_store_redis.errors import translate
 from session_store_redis.scripts import CAS_SCRIPT
@@ -191,7 +191,4 @@ class AsyncRedisBase(AsyncSessionBackend):
                 await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
                 continue
             break
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return list(replies[:-1]), int(replies[-1])
+        return wait_replies(replies)

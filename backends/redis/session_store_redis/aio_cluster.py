@@ -48,17 +48,14 @@ from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import (
     AskError,
-    ClusterDownError,
     ClusterError,
     MovedError,
     RedisClusterException,
     RedisError,
-    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from session_store.backend import ensure_bytes
 from session_store.errors import BackendError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL
@@ -71,13 +68,21 @@ from session_store_redis.cluster_config import (
     parse_cluster_config,
 )
 from session_store_redis.cluster_errors import (
+    MULTI_KEY_REFUSALS,
     cluster_retryable,
     is_cluster_error,
     migrating,
     translate_cluster,
 )
 from session_store_redis.cluster_routing import REDIRECT_ROUNDS, group_writes, sort_node_replies
-from session_store_redis.commands import SCAN_COUNT, Command, session_keys
+from session_store_redis.commands import (
+    SCAN_COUNT,
+    Command,
+    checked_items,
+    found_values,
+    session_keys,
+    set_command,
+)
 from session_store_redis.listing import warn_incomplete
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT
@@ -292,37 +297,31 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         values: list[bytes | None] = await self._call(
             "get_many", None, partial(self._get_values, stored)
         )
-        missed = values.count(None)
+        found, missed = found_values(wanted, values)
         self._count_read(len(wanted) - missed, missed)
-        return {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
+        return found
 
     async def _get_values(self, stored: list[str]) -> list[bytes | None]:
         """``MGET`` per slot; while a slot migrates, one ``GET`` per key."""
         client = await cast("ClusterDriver", self.driver).ready()
         try:
             return list(await client.mget_nonatomic(stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not migrating(exc):
+        except MULTI_KEY_REFUSALS as exc:
+            if not migrating(exc):
                 raise
         return await self.driver.call_many([("GET", one) for one in stored])
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         """One ``SET`` per key, pipelined per node; a cancellation waits for the end."""
-        d = self._description
-        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
+        checked = checked_items(items, self._description)
         px = self._px(ttl)
         if not checked:
             return
-        commands: list[Sequence[object]] = [
-            ("SET", self._head + key, value)
-            if px is None
-            else ("SET", self._head + key, value, "PX", px)
-            for key, value in checked
-        ]
+        acked = [set_command(self._head + key, value, px) for key, value in checked]
         if self.wait_replicas:
-            acked: list[Command] = [(cast("str", args[1]), tuple(args)) for args in commands]
             await self._whole(lambda: self._acked("set_many", None, acked))
         else:
+            commands = [args for _, args in acked]
             await self._whole(
                 lambda: self._call("set_many", None, partial(self.driver.call_many, commands))
             )
@@ -350,8 +349,8 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         client = await cast("ClusterDriver", self.driver).ready()
         try:
             return int(await client.unlink(*stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not migrating(exc):
+        except MULTI_KEY_REFUSALS as exc:
+            if not migrating(exc):
                 raise
         replies = await self.driver.call_many([("UNLINK", one) for one in stored])
         return sum(int(n) for n in replies)

@@ -76,8 +76,16 @@ def translate_cluster(
     return error
 
 
+#: What a multi-key command may fail with while its slot migrates (see :func:`migrating`).
+MULTI_KEY_REFUSALS: tuple[type[BaseException], ...] = (TryAgainError, ClusterError)
+
+
 def migrating(exc: BaseException) -> bool:
-    """Whether a multi-key command failed because its slot is being migrated."""
+    """Whether a multi-key command failed because its slot is being migrated (its keys split
+    between two nodes): then one command per key, each following its ``ASK`` redirection, does
+    it. A cluster that is down is not migrating."""
+    if isinstance(exc, ClusterDownError):
+        return False
     return isinstance(exc, TryAgainError) or "TTL exhausted" in str(exc) or "TRYAGAIN" in str(exc)
 
 
