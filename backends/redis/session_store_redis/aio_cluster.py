@@ -56,7 +56,6 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from session_store.errors import BackendError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL
 from session_store_redis.aio import AsyncRedisBackend
@@ -70,7 +69,6 @@ from session_store_redis.cluster_config import (
 from session_store_redis.cluster_errors import (
     MULTI_KEY_REFUSALS,
     cluster_retryable,
-    is_cluster_error,
     migrating,
     translate_cluster,
 )
@@ -106,6 +104,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         RedisClusterException,
         OSError,
     )
+    _TYPED_ERROR = staticmethod(translate_cluster)
 
     def __init__(self, config: ClusterConfig) -> None:
         """A cluster client per event loop, built from ``config`` on that loop's first use."""
@@ -139,14 +138,6 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
     # -- hooks ---------------------------------------------------------------------------------
     def _retryable(self, failure: BaseException) -> bool:
         return cluster_retryable(failure)
-
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        if not is_cluster_error(exc):
-            return super()._translate(exc, what, key)
-        self.counters.add("errors")
-        return translate_cluster(
-            exc, what=what, key=key, backend=self._description, secrets=self._secrets
-        )
 
     async def _transaction(self, commands: Sequence[Command]) -> list[Any]:
         """``MULTI`` commands ``EXEC`` on one key; after a ``MOVED`` (the slot map was stale)

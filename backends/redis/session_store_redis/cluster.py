@@ -44,7 +44,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
-from session_store.errors import BackendError, ConfigurationError
+from session_store.errors import ConfigurationError
 from session_store.keys import validate_scan_prefix
 from session_store.urls import BackendURL
 from session_store_redis.cluster_bulk import ClusterBulk
@@ -129,6 +129,7 @@ class RedisClusterBackend(ClusterBulk):
         RedisClusterException,
         OSError,
     )
+    _TYPED_ERROR = staticmethod(translate_cluster)
 
     def __init__(
         self,
@@ -235,14 +236,6 @@ class RedisClusterBackend(ClusterBulk):
         if isinstance(error, MovedError) and self._cluster is not None:
             self._refresh_slots(self._cluster)
         return cluster_retryable(error)
-
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        if not is_cluster_error(exc):
-            return super()._translate(exc, what, key)
-        self.counters.add("errors")
-        return translate_cluster(
-            exc, what=what, key=key, backend=self._description, secrets=self._secrets()
-        )
 
     def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
         self._connect()
