@@ -10,12 +10,41 @@ import json
 import os
 import secrets
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
 from session_store.errors import BackendError
+from session_store.registry import open_backend
 
-__all__ = ["Forked", "SecretWatch", "exception_chain", "exception_texts", "run_forked"]
+__all__ = [
+    "Forked",
+    "SecretWatch",
+    "exception_chain",
+    "exception_texts",
+    "open_as",
+    "open_async_as",
+    "run_forked",
+]
+
+_B = TypeVar("_B")
+
+
+def open_as(kind: type[_B], url: str, **overrides: Any) -> _B:
+    """``open_backend(url, **overrides)``, checked to open a ``kind`` (the URL's scheme and
+    entry point chose the class the test means)."""
+    backend = open_backend(url, **overrides)
+    assert isinstance(backend, kind), f"{url!r} opened a {type(backend).__name__}"
+    return backend
+
+
+def open_async_as(kind: type[_B], url: str, **overrides: Any) -> _B:
+    """:func:`open_as` for ``open_async_backend``."""
+    from session_store.aio import open_async_backend
+
+    backend = open_async_backend(url, **overrides)
+    assert isinstance(backend, kind), f"{url!r} opened a {type(backend).__name__}"
+    return backend
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:

@@ -315,6 +315,17 @@ class RedisSentinelSet(Harness):
         primary = self.primary()
         return [s for s in self.servers if s is not primary and s.running]
 
+    def rejoin(self, old: RedisServer, timeout: float = 30.0) -> None:
+        """After a failover, make the old primary a replica of the promoted one, as an operator
+        would (the sentinels do it themselves within their 10 s ``INFO`` period), and wait
+        until the set is healthy again. Whatever the old primary took meanwhile is gone."""
+        raw = old.client()
+        try:
+            raw.replicaof("127.0.0.1", self.primary().port)
+        finally:
+            raw.close()
+        self.wait_healthy(timeout)
+
     def stop(self, *, remove_directory: bool | None = None) -> None:
         """Stop every process this object started (by pid: SIGTERM, then SIGKILL)."""
         sentinels, self.sentinels = self.sentinels, []

@@ -105,22 +105,6 @@ def test_a_sentinel_password_in_the_url_is_refused_without_showing_it() -> None:
         )
 
 
-def test_opening_does_no_io_and_no_sentinel_is_unavailable() -> None:
-    port = free_port()  # nothing listens there
-    started = time.monotonic()
-    with RedisSentinelBackend.from_url(
-        f"redis+sentinel://127.0.0.1:{port}/mymaster/0?socket_connect_timeout=1"
-    ) as backend:
-        assert time.monotonic() - started < 0.5
-        for operation in (lambda: backend.get("k"), lambda: backend.set_if("k", b"v", None)):
-            with pytest.raises(BackendUnavailableError) as caught:
-                operation()
-            error = caught.value
-            assert error.__cause__ is None and error.__context__ is None
-            assert "No master found" in str(error) and error.key == "k"
-        assert time.monotonic() - started < 5
-
-
 def test_an_unknown_service_is_unavailable(redis_sentinel: RedisSentinelSet) -> None:
     url = redis_sentinel.url_for().replace("/mymaster/", "/nosuchservice/")
     with (

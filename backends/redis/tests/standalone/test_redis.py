@@ -160,24 +160,6 @@ def test_bad_keyword_is_configuration_error(override: dict[str, object], named: 
     assert named in str(caught.value)
 
 
-def test_a_ready_client_is_used_and_left_open(
-    redis_server: RedisServer, redis_namespace: str
-) -> None:
-    client = redis_server.client()
-    try:
-        backend = RedisBackend(client, prefix=redis_namespace)
-        backend.set("k", b"v")
-        assert backend.get("k") == b"v"
-        assert backend.describe() == (
-            f"redis://127.0.0.1:{redis_server.port}/0?prefix={redis_namespace}"
-        )
-        backend.close()
-        backend.close()
-        assert client.ping() is True  # not ours to close
-    finally:
-        client.close()
-
-
 def test_a_client_that_decodes_or_is_not_a_client_is_refused(redis_server: RedisServer) -> None:
     client = redis.Redis(port=redis_server.port, decode_responses=True)
     try:
