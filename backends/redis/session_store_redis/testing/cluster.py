@@ -85,24 +85,13 @@ class RedisClusterServers(TopologyChanges, Harness):
         self.primaries = primaries
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
-        self._password = password
-        super().__init__(directory)
+        super().__init__(directory, password)
         self.extra_config = extra_config
         self.startup_timeout = startup_timeout
         self.nodes: list[RedisServer] = []
         self._clients = ClientCache()
 
     # -- addresses -----------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always the loopback address."""
-        return "127.0.0.1"
-
-    @property
-    def password(self) -> str | None:
-        """The nodes' ``requirepass``, if any."""
-        return self._password
-
     @property
     def ports(self) -> list[int]:
         """Client ports of every node, primaries and replicas, in start order."""

@@ -145,24 +145,13 @@ class RedisSentinelSet(Harness):
         self.replica_count = replicas
         self.sentinel_count = sentinels
         self.down_after_ms = down_after_ms
-        self._password = password
-        super().__init__(directory)
+        super().__init__(directory, password)
         self.startup_timeout = startup_timeout
         self.servers: list[RedisServer] = []  # the primary first, as started
         self.sentinels: list[SentinelServer] = []
         self._clients = ClientCache()
 
     # -- addresses -----------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always the loopback address."""
-        return "127.0.0.1"
-
-    @property
-    def password(self) -> str | None:
-        """The data nodes' ``requirepass``, if any."""
-        return self._password
-
     def url_for(self, db: int = 0, *, sentinels: int = 1, **params: str) -> str:
         """``redis+sentinel://[:password@]127.0.0.1:PORT[,...]/SERVICE/DB?name=value...``.
 

@@ -138,25 +138,14 @@ class RedisServer(Harness):
         self.binary = binary or find_redis_server()
         self._fixed_port = port
         self.port = port or 0
-        self._password = password
         self.appendonly = appendonly
-        super().__init__(directory)
+        super().__init__(directory, password)
         self.tls = tls
         self.extra_config = extra_config
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
 
     # -- addresses -----------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always the loopback address."""
-        return "127.0.0.1"
-
-    @property
-    def password(self) -> str | None:
-        """The ``requirepass`` of this server, if any."""
-        return self._password
-
     @property
     def url(self) -> str:
         """``redis://[:password@]127.0.0.1:PORT/0`` (``rediss://...?ssl_ca_certs=...`` for TLS)."""

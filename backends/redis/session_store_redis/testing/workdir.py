@@ -1,6 +1,7 @@
-"""What every Redis test harness shares: a working directory of its own (a temporary one unless
-given, removed on stop only if the harness made it) and use as a context manager (``with``
-starts, leaving stops). :class:`~session_store_redis.testing.server.RedisServer`,
+"""What every Redis test harness shares: the loopback address, the password of its servers, a
+working directory of its own (a temporary one unless given, removed on stop only if the harness
+made it) and use as a context manager (``with`` starts, leaving stops).
+:class:`~session_store_redis.testing.server.RedisServer`,
 :class:`~session_store_redis.testing.cluster.RedisClusterServers` and
 :class:`~session_store_redis.testing.sentinel.RedisSentinelSet` are ones."""
 
@@ -28,9 +29,22 @@ class Harness:
 
     directory: Path | None
 
-    def __init__(self, directory: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None, password: str | None = None
+    ) -> None:
         self._own_directory = directory is None
         self.directory = Path(directory) if directory is not None else None
+        self._password = password
+
+    @property
+    def host(self) -> str:
+        """Always the loopback address."""
+        return "127.0.0.1"
+
+    @property
+    def password(self) -> str | None:
+        """The servers' ``requirepass`` (and the URLs'), if any."""
+        return self._password
 
     def start(self) -> Self:
         raise NotImplementedError
