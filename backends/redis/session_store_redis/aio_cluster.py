@@ -81,7 +81,7 @@ from session_store_redis.commands import (
     session_keys,
     set_command,
 )
-from session_store_redis.listing import warn_incomplete
+from session_store_redis.listing import conclude
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT
 from session_store_redis.urls import parse_multi_host_url
@@ -272,11 +272,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
             if failures > self.retries or not self._retryable(failure):
                 raise self._translate(failure, "scan", None)
             await asyncio.sleep(self._backoff.compute(failures - 1))
-        listing.unproven_slots = unproven[-1] if unproven else frozenset()
-        listing.complete = not listing.unproven_slots
-        if not listing.complete:
-            self.counters.add("incomplete_listings")
-            warn_incomplete(self._description, listing.unproven_slots)
+        conclude(listing, unproven, self.counters, self._description)
 
     # -- bulk ----------------------------------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:

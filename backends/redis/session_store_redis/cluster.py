@@ -69,7 +69,7 @@ from session_store_redis.cluster_routing import (
 )
 from session_store_redis.commands import SCAN_COUNT, Command
 from session_store_redis.config import DEFAULT_PREFIX, backend_options
-from session_store_redis.listing import ClusterListing, walk_cluster, warn_incomplete
+from session_store_redis.listing import ClusterListing, conclude, walk_cluster
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, cas_args
 from session_store_redis.urls import parse_multi_host_url
@@ -326,11 +326,7 @@ class RedisClusterBackend(ClusterBulk):
             if self._cluster is not None:
                 self._refresh_slots(self._cluster)
             time.sleep(self._backoff.compute(failures - 1))
-        listing.unproven_slots = unproven[-1] if unproven else frozenset()
-        listing.complete = not listing.unproven_slots
-        if not listing.complete:
-            self.counters.add("incomplete_listings")
-            warn_incomplete(self._description, listing.unproven_slots)
+        conclude(listing, unproven, self.counters, self._description)
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:

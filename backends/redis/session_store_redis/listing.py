@@ -34,10 +34,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from redis import Redis
 from redis.cluster import RedisCluster
+
+from session_store.counters import Counters
 
 __all__ = ["SLOTS", "ClusterListing", "ListingIncompleteWarning", "NodeState", "walk_cluster"]
 
@@ -319,10 +321,27 @@ def walk_cluster(
             answer = client.get_node(*step[1])  # type: ignore[no-untyped-call]
 
 
-def warn_incomplete(description: str, unproven: frozenset[int]) -> None:
-    """Issue the :class:`ListingIncompleteWarning` for a listing that missed ``unproven``."""
-    shown = ", ".join(str(slot) for slot in sorted(unproven)[:10])
-    more = f" and {len(unproven) - 10} more" if len(unproven) > 10 else ""
+class ListingOutcome(Protocol):
+    """What a listing (sync or asyncio) says once exhausted."""
+
+    complete: bool | None
+    unproven_slots: frozenset[int]
+
+
+def conclude(
+    listing: ListingOutcome, unproven: list[frozenset[int]], counters: Counters, description: str
+) -> None:
+    """Record on ``listing`` whether it was proven complete (the last walk's verdict: a walk
+    retried after a failure proves what it lists again); one that was not counts as an
+    ``incomplete_listings`` and issues a :class:`ListingIncompleteWarning`."""
+    listing.unproven_slots = unproven[-1] if unproven else frozenset()
+    listing.complete = not listing.unproven_slots
+    if listing.complete:
+        return
+    counters.add("incomplete_listings")
+    shown = ", ".join(str(slot) for slot in sorted(listing.unproven_slots)[:10])
+    left = len(listing.unproven_slots) - 10
+    more = f" and {left} more" if left > 0 else ""
     warnings.warn(
         ListingIncompleteWarning(
             f"the listing of {description} could not be proven complete: slots {shown}{more} "
