@@ -48,7 +48,6 @@ from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import (
     AskError,
-    ClusterError,
     MovedError,
     RedisClusterException,
     RedisError,
@@ -72,7 +71,7 @@ from session_store_redis.cluster_errors import (
     migrating,
     translate_cluster,
 )
-from session_store_redis.cluster_routing import REDIRECT_ROUNDS, group_writes, sort_node_replies
+from session_store_redis.cluster_routing import write_steps
 from session_store_redis.commands import (
     SCAN_COUNT,
     Command,
@@ -180,43 +179,26 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         """The writes grouped by the primary owning each key's slot, one pipeline per primary
-        ending in ``WAIT``; the fewest acknowledgements count. Bounced writes are sent again."""
+        ending in ``WAIT``; the fewest acknowledgements count. Bounced writes are sent again
+        (:func:`~session_store_redis.cluster_routing.write_steps`, run with awaits)."""
         client = self.client
         await client.initialize()
-        replies: list[Any] = [None] * len(commands)
-        fewest = self.wait_replicas
-        pending = list(range(len(commands)))
-        asking: dict[int, AsyncClusterNode] = {}
-        for _ in range(REDIRECT_ROUNDS):
-            groups = group_writes(pending, commands, asking, partial(_owner, client), _name)
-            bounced: list[int] = []
-            refresh = False
-            for (_, ask), (node, indexes) in groups.items():
-                node_replies, acks = await self._node_round(
-                    node, [commands[i] for i in indexes], ask
-                )
-                outcome = sort_node_replies(
-                    indexes, node_replies, acks, replies, asking, client.get_node
-                )
-                if outcome.reload_script:
-                    await node.execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
-                bounced.extend(outcome.bounced)
-                refresh = refresh or outcome.refresh
-                if outcome.acked is not None:
-                    fewest = min(fewest, outcome.acked)
-            if not bounced:
-                break
-            if refresh:
+        steps = write_steps(commands, self.wait_replicas, partial(_owner, client), client.get_node)
+        answer: Any = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration as end:
+                return cast("tuple[list[Any], int]", end.value)
+            kind, answer = step[0], None
+            if kind == "round":
+                answer = await self._node_round(step[1], step[2], step[3])
+            elif kind == "load":
+                await step[1].execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
+            elif kind == "refresh":
                 await client.nodes_manager.initialize()
-            else:
+            else:  # "pause"
                 await asyncio.sleep(0.05)
-            pending = bounced
-        else:
-            raise ClusterError("TTL exhausted: writes kept being redirected")
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return replies, fewest
 
     async def _node_round(
         self, node: AsyncClusterNode, commands: Sequence[Command], ask: bool
@@ -355,7 +337,3 @@ def _owner(client: AsyncRedisCluster, stored: str) -> AsyncClusterNode:
     if node is None:
         raise RedisClusterException(f"slot of {stored!r} not covered")
     return node
-
-
-def _name(node: AsyncClusterNode) -> str:
-    return str(node.name)
