@@ -34,7 +34,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from redis import Redis
 from redis.cluster import RedisCluster
@@ -206,6 +206,7 @@ class _Walk:
 # :func:`~session_store_redis.aio_listing.awalk_cluster` the asyncio one.
 Step = tuple[Any, ...]
 Steps = Generator[Step, Any, frozenset[int]]
+_R = TypeVar("_R")
 
 
 def walk_steps(head: bytes, rounds: int, *, refresh_first: bool) -> Steps:
@@ -226,7 +227,7 @@ def walk_steps(head: bytes, rounds: int, *, refresh_first: bool) -> Steps:
         missing = walk.missing
         if attempt:
             yield ("refresh",)
-        yield from _read_slots(missing, head, walk)
+        yield from _slot_steps(missing, head, walk)
     return frozenset() if walk.complete else frozenset(walk.missing)
 
 
@@ -245,7 +246,7 @@ def _scan_nodes(nodes: list[Any], walk: _Walk) -> Generator[Step, Any, None]:
         walk.prove_walk(before, after)
 
 
-def _read_slots(slots: list[int], head: bytes, walk: _Walk) -> Generator[Step, Any, None]:
+def _slot_steps(slots: list[int], head: bytes, walk: _Walk) -> Generator[Step, Any, None]:
     """Read ``slots`` slot by slot on their owners (and migration targets); add what is proven
     to ``walk``."""
     by_owner: dict[str, tuple[Any, list[int]]] = {}
@@ -296,13 +297,28 @@ def walk_cluster(
     (the same prefix, literal), over every primary; see the module's docstring. When it ends,
     ``on_end`` gets the slots it could not prove (empty: complete). Raises redis-py's errors."""
     steps = walk_steps(head, rounds, refresh_first=False)
+    on_end((yield from _run(client, steps, pattern, scan_count)))
+
+
+def _read_slots(
+    client: RedisCluster, slots: list[int], head: bytes, walk: _Walk
+) -> Iterator[list[bytes]]:
+    """The pages of reading ``slots`` slot by slot (step 3 alone); what is proven goes to
+    ``walk``."""
+    yield from _run(client, _slot_steps(slots, head, walk), "", 0)
+
+
+def _run(
+    client: RedisCluster, steps: Generator[Step, Any, _R], pattern: str, scan_count: int
+) -> Generator[list[bytes], None, _R]:
+    """Run the steps of a walk on the sync client: the pages they find, then what they return."""
     answer: Any = None
     while True:
         try:
             step = steps.send(answer)
         except StopIteration as end:
-            on_end(end.value)
-            return
+            result: _R = end.value
+            return result
         kind, answer = step[0], None
         if kind == "page":
             yield step[1]
