@@ -84,13 +84,14 @@ def test_the_sync_url_rules_apply() -> None:
 async def test_too_few_replicas_acknowledging_is_an_error(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
-    """One replica per primary: waiting for two fails, typed and counted, on every write."""
+    """One replica per primary: waiting for two fails, typed and counted, on every write. (The
+    one replica may miss the 50 ms too on a loaded machine: "only 0 of 2" was seen once.)"""
     url = redis_cluster.url_for(wait_replicas="2", wait_timeout="0.05")
     backend = open_async_as(AsyncRedisClusterBackend, url, prefix=redis_cluster_namespace)
     try:
-        with pytest.raises(BackendUnavailableError, match="only 1 of 2"):
+        with pytest.raises(BackendUnavailableError, match=r"only [01] of 2"):
             await backend.set("k", b"v")
-        with pytest.raises(BackendUnavailableError, match="only 1 of 2"):
+        with pytest.raises(BackendUnavailableError, match=r"only [01] of 2"):
             await backend.set_many({f"k{n}": b"v" for n in range(20)})
         assert backend.counters.as_dict()["unacknowledged"] == 2
         assert await backend.get("k") == b"v"  # written on the primary all the same
