@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from session_store import open_backend
 from session_store.testing import register_hypothesis_profiles
 from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 from session_store_redis.base import RedisBackendBase
-from session_store_redis.testing.checks import SecretWatch, run_forked
+from session_store_redis.testing.checks import SecretWatch, open_as, run_forked
 
 # redis_server, redis_namespace, redis_url, redis_server_factory, redis_cluster*, redis_sentinel*
 pytest_plugins = ["session_store_redis.testing.plugin"]
@@ -41,8 +40,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[RedisBackendBase[Any]]:
     """The test module's ``BACKEND`` class, opened on a fresh namespace and closed after."""
     kind: type[RedisBackendBase[Any]] = request.module.BACKEND
     url = request.getfixturevalue(_URL_FIXTURES[kind])
-    with open_backend(url) as opened:
-        assert isinstance(opened, kind)  # the scheme's entry point opens this class
+    with open_as(kind, url) as opened:  # the scheme's entry point opens this class
         yield opened
 
 

@@ -9,11 +9,9 @@ SessionCache` (a ``diskcache.Cache``) and adds what diskcache does not give:
 * **Values** are bytes only; the disk layer (:mod:`~session_store_diskcache.disk`) never pickles
   and never unpickles.
 * **TTL** is diskcache's own expiry (``expire=``), following :mod:`session_store.ttl`.
-* **Compare-and-set**: the version token is a BLAKE2b digest of the stored bytes. ``set_if`` reads,
-  compares and writes inside ``Cache.transact()`` (SQLite ``BEGIN IMMEDIATE``), which excludes
-  every other writer, in this process or another. A digest means a rewrite of the *same* bytes
-  keeps the token valid; that is safe for read-modify-write, because the state that was read is
-  exactly the state being replaced.
+* **Compare-and-set** and a chain's ordered writes read, compare and write in one transaction
+  that excludes every other writer; the token is a digest of the stored bytes (see
+  :mod:`~session_store_diskcache.versioned`).
 * **scan** is a key-range query on diskcache's index, paged by key (see
   :mod:`~session_store_diskcache.cache` and :mod:`~session_store_diskcache.keyrange`). Keys
   present for the whole scan are listed once; keys written or deleted during it may or may not be.
@@ -188,6 +186,11 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
     def _stored(self, key: str) -> str:
         return self.namespace.encode(validate_key(key, backend=self._description))
 
+    def _write_args(self, key: str, value: bytes, ttl: float | None) -> tuple[bytes, float | None]:
+        """A write's arguments checked before any I/O; the value and the TTL to use."""
+        validate_key(key, backend=self._description)
+        return ensure_bytes(value, key=key, backend=self._description), normalize_ttl(ttl)
+
     def _expire(self, ttl: float | None) -> float | None:
         """The ``expire=`` of a ``ttl`` that passed :func:`~session_store.ttl.normalize_ttl`."""
         chosen = self.default_ttl if ttl is None else ttl
@@ -272,9 +275,8 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         return value, remaining
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        validate_key(key, backend=self._description)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        self._set(key, value, normalize_ttl(ttl))
+        value, ttl = self._write_args(key, value, ttl)
+        self._set(key, value, ttl)
 
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         stored = self.namespace.encode(key)

@@ -10,13 +10,13 @@ base of :class:`~session_store_diskcache.backend.DiskcacheBackend`, which provid
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from session_store.backend import Versioned, VersionToken, ensure_bytes
+from session_store.backend import Versioned, VersionToken
 from session_store.counters import Counters
 from session_store.keys import Namespace, validate_key
-from session_store.ttl import normalize_ttl
 from session_store_diskcache.cache import SessionCache
 
 __all__ = ["VersionedWrites", "version_token"]
@@ -41,6 +41,9 @@ class VersionedWrites:
             self, action: str, key: str | None = None
         ) -> AbstractContextManager[SessionCache]: ...
         def _count_read(self, found: bool) -> None: ...
+        def _write_args(
+            self, key: str, value: bytes, ttl: float | None
+        ) -> tuple[bytes, float | None]: ...
 
     # -- compare-and-set -------------------------------------------------------------------------
     # Each public method checks its arguments, then runs its unchecked form (``_set_if`` ...).
@@ -61,26 +64,19 @@ class VersionedWrites:
     def set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
-        validate_key(key, backend=self._description)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        return self._set_if(key, value, token, normalize_ttl(ttl))
+        value, ttl = self._write_args(key, value, ttl)
+        return self._set_if(key, value, token, ttl)
 
     def _set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
-        stored = self.namespace.encode(key)
-        expire = self._expire(ttl)
-        with self._io("set_if", key) as cache, cache.transact():
-            current: bytes | None = cache.get(stored)
+        def replace(current: bytes | None) -> bytes | None:
             if token is None:
-                matches = current is None
-            else:
-                matches = current is not None and version_token(current) == token
-            if matches:
-                cache.set(stored, value, expire=expire)
-        if matches:
-            self.counters.add("writes")
-        return matches
+                return value if current is None else None
+            matches = current is not None and version_token(current) == token
+            return value if matches else None
+
+        return self._replace("set_if", key, ttl, replace) is not None
 
     # -- ordered writes (a tiered chain's versioned copies) ---------------------------------------
     def set_if_newer(
@@ -90,23 +86,16 @@ class VersionedWrites:
         bytes ``[start:end]`` are at least ``value``'s: one transaction, where the generic way
         (:func:`session_store.tiered.writes.write_if_newer`) takes a read and a compare-and-set.
         """
-        validate_key(key, backend=self._description)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        return self._set_if_newer(key, value, normalize_ttl(ttl), head=head, start=start, end=end)
+        value, ttl = self._write_args(key, value, ttl)
+        return self._set_if_newer(key, value, ttl, head=head, start=start, end=end)
 
     def _set_if_newer(
         self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
     ) -> bool:
-        stored = self.namespace.encode(key)
-        expire = self._expire(ttl)
-        with self._io("set_if_newer", key) as cache, cache.transact():
-            current: bytes | None = cache.get(stored)
-            wrote = not _at_least(current, value, head, start, end)
-            if wrote:
-                cache.set(stored, value, expire=expire)
-        if wrote:
-            self.counters.add("writes")
-        return wrote
+        def replace(current: bytes | None) -> bytes | None:
+            return None if _at_least(current, value, head, start, end) else value
+
+        return self._replace("set_if_newer", key, ttl, replace) is not None
 
     def set_after(
         self,
@@ -123,9 +112,7 @@ class VersionedWrites:
         ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
         the current ones plus one first. Returns the bytes ``[start:end]`` stored. One
         transaction (what a chain's arbiter does with a new write)."""
-        validate_key(key, backend=self._description)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        ttl = normalize_ttl(ttl)
+        value, ttl = self._write_args(key, value, ttl)
         return self._set_after(
             key, value, ttl, head=head, start=start, end=end, clock_end=clock_end
         )
@@ -141,17 +128,36 @@ class VersionedWrites:
         end: int,
         clock_end: int,
     ) -> bytes:
+        def replace(current: bytes | None) -> bytes:
+            if current is None or not _at_least(current, value, head, start, end):
+                return value
+            width = clock_end - start
+            clock = (int.from_bytes(current[start:clock_end], "big") + 1) % (1 << (8 * width))
+            return value[:start] + clock.to_bytes(width, "big") + value[clock_end:]
+
+        written = self._replace("set_after", key, ttl, replace)
+        assert written is not None  # replace always writes
+        return written[start:end]
+
+    # -- the one transaction every conditional write is ------------------------------------------
+    def _replace(
+        self,
+        action: str,
+        key: str,
+        ttl: float | None,
+        replace: Callable[[bytes | None], bytes | None],
+    ) -> bytes | None:
+        """In one transaction, read ``key``'s current value and store what ``replace`` makes of
+        it (``None``: keep it); what was stored, counted as a write."""
         stored = self.namespace.encode(key)
         expire = self._expire(ttl)
-        with self._io("set_after", key) as cache, cache.transact():
-            current: bytes | None = cache.get(stored)
-            if current is not None and _at_least(current, value, head, start, end):
-                width = clock_end - start
-                clock = (int.from_bytes(current[start:clock_end], "big") + 1) % (1 << (8 * width))
-                value = value[:start] + clock.to_bytes(width, "big") + value[clock_end:]
-            cache.set(stored, value, expire=expire)
-        self.counters.add("writes")
-        return value[start:end]
+        with self._io(action, key) as cache, cache.transact():
+            written = replace(cache.get(stored))
+            if written is not None:
+                cache.set(stored, written, expire=expire)
+        if written is not None:
+            self.counters.add("writes")
+        return written
 
 
 def _at_least(current: bytes | None, value: bytes, head: int, start: int, end: int) -> bool:

@@ -37,6 +37,8 @@ from session_store_redis.aio_ordered import AsyncOrderedWrites
 from session_store_redis.commands import (
     SCAN_COUNT,
     Command,
+    checked_items,
+    found_values,
     seconds_left,
     session_keys,
     set_command,
@@ -213,14 +215,13 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncRedisBase):
             return {}
         stored = [self._head + key for key in wanted]
         values: list[bytes | None] = await self._call("get_many", None, self._run("MGET", *stored))
-        missed = values.count(None)
+        found, missed = found_values(wanted, values)
         self._count_read(len(wanted) - missed, missed)
-        return {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
+        return found
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         """All or none: one ``MULTI``/``EXEC`` (a cancelled call never leaves half the keys)."""
-        d = self._description
-        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
+        checked = checked_items(items, self._description)
         px = self._px(ttl)
         if not checked:
             return

@@ -9,6 +9,7 @@ session written by either reads back through the other.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -26,12 +27,14 @@ from session_store.ttl import effective_ttl, normalize_ttl, ttl_to_ms
 from session_store_redis.aio_driver import Driver, RedisPyDriver
 from session_store_redis.aioconn import LeanClient
 from session_store_redis.client import make_backoff, retryable
-from session_store_redis.commands import Command
+from session_store_redis.commands import Command, wait_replies
 from session_store_redis.config import ClientSettings, RedisConfig
 from session_store_redis.errors import translate
 from session_store_redis.scripts import CAS_SCRIPT
 
 __all__ = ["AsyncRedisBase"]
+
+log = logging.getLogger("session_store_redis.aio")
 
 _FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError)
 
@@ -59,6 +62,8 @@ class AsyncRedisBase(AsyncSessionBackend):
     scope = Scope.NETWORK
     #: What a failed command raises (translated by :meth:`_translate`); Cluster adds its own.
     _FAILURES: tuple[type[BaseException], ...] = _FAILURES
+    #: The typed error of a failed command (a cluster's knows its own conditions too).
+    _TYPED_ERROR = staticmethod(translate)
 
     def __init__(
         self,
@@ -128,7 +133,11 @@ class AsyncRedisBase(AsyncSessionBackend):
     # -- plumbing ------------------------------------------------------------------------------
     def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
         self.counters.add("errors")
-        return translate(exc, what=what, key=key, backend=self._description, secrets=self._secrets)
+        error = self._TYPED_ERROR(
+            exc, what=what, key=key, backend=self._description, secrets=self._secrets
+        )
+        log.debug("%s", error)
+        return error
 
     async def _call(
         self, what: str, key: str | None, fn: Callable[[], Awaitable[Any]], *, retry: bool = True
@@ -191,7 +200,4 @@ class AsyncRedisBase(AsyncSessionBackend):
                 await self.driver.call("SCRIPT", "LOAD", CAS_SCRIPT)
                 continue
             break
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return list(replies[:-1]), int(replies[-1])
+        return wait_replies(replies)

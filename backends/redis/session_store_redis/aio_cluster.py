@@ -48,18 +48,13 @@ from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import (
     AskError,
-    ClusterDownError,
-    ClusterError,
     MovedError,
     RedisClusterException,
     RedisError,
-    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from session_store.backend import ensure_bytes
-from session_store.errors import BackendError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL
 from session_store_redis.aio import AsyncRedisBackend
@@ -71,14 +66,21 @@ from session_store_redis.cluster_config import (
     parse_cluster_config,
 )
 from session_store_redis.cluster_errors import (
+    MULTI_KEY_REFUSALS,
     cluster_retryable,
-    is_cluster_error,
     migrating,
     translate_cluster,
 )
-from session_store_redis.cluster_routing import REDIRECT_ROUNDS, group_writes, sort_node_replies
-from session_store_redis.commands import SCAN_COUNT, Command, session_keys
-from session_store_redis.listing import warn_incomplete
+from session_store_redis.cluster_routing import write_steps
+from session_store_redis.commands import (
+    SCAN_COUNT,
+    Command,
+    checked_items,
+    found_values,
+    session_keys,
+    set_command,
+)
+from session_store_redis.listing import conclude
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT
 from session_store_redis.urls import parse_multi_host_url
@@ -101,6 +103,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         RedisClusterException,
         OSError,
     )
+    _TYPED_ERROR = staticmethod(translate_cluster)
 
     def __init__(self, config: ClusterConfig) -> None:
         """A cluster client per event loop, built from ``config`` on that loop's first use."""
@@ -134,14 +137,6 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
     # -- hooks ---------------------------------------------------------------------------------
     def _retryable(self, failure: BaseException) -> bool:
         return cluster_retryable(failure)
-
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        if not is_cluster_error(exc):
-            return super()._translate(exc, what, key)
-        self.counters.add("errors")
-        return translate_cluster(
-            exc, what=what, key=key, backend=self._description, secrets=self._secrets
-        )
 
     async def _transaction(self, commands: Sequence[Command]) -> list[Any]:
         """``MULTI`` commands ``EXEC`` on one key; after a ``MOVED`` (the slot map was stale)
@@ -184,43 +179,26 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         """The writes grouped by the primary owning each key's slot, one pipeline per primary
-        ending in ``WAIT``; the fewest acknowledgements count. Bounced writes are sent again."""
+        ending in ``WAIT``; the fewest acknowledgements count. Bounced writes are sent again
+        (:func:`~session_store_redis.cluster_routing.write_steps`, run with awaits)."""
         client = self.client
         await client.initialize()
-        replies: list[Any] = [None] * len(commands)
-        fewest = self.wait_replicas
-        pending = list(range(len(commands)))
-        asking: dict[int, AsyncClusterNode] = {}
-        for _ in range(REDIRECT_ROUNDS):
-            groups = group_writes(pending, commands, asking, partial(_owner, client), _name)
-            bounced: list[int] = []
-            refresh = False
-            for (_, ask), (node, indexes) in groups.items():
-                node_replies, acks = await self._node_round(
-                    node, [commands[i] for i in indexes], ask
-                )
-                outcome = sort_node_replies(
-                    indexes, node_replies, acks, replies, asking, client.get_node
-                )
-                if outcome.reload_script:
-                    await node.execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
-                bounced.extend(outcome.bounced)
-                refresh = refresh or outcome.refresh
-                if outcome.acked is not None:
-                    fewest = min(fewest, outcome.acked)
-            if not bounced:
-                break
-            if refresh:
+        steps = write_steps(commands, self.wait_replicas, partial(_owner, client), client.get_node)
+        answer: Any = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration as end:
+                return cast("tuple[list[Any], int]", end.value)
+            kind, answer = step[0], None
+            if kind == "round":
+                answer = await self._node_round(step[1], step[2], step[3])
+            elif kind == "load":
+                await step[1].execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
+            elif kind == "refresh":
                 await client.nodes_manager.initialize()
-            else:
+            else:  # "pause"
                 await asyncio.sleep(0.05)
-            pending = bounced
-        else:
-            raise ClusterError("TTL exhausted: writes kept being redirected")
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return replies, fewest
 
     async def _node_round(
         self, node: AsyncClusterNode, commands: Sequence[Command], ask: bool
@@ -276,11 +254,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
             if failures > self.retries or not self._retryable(failure):
                 raise self._translate(failure, "scan", None)
             await asyncio.sleep(self._backoff.compute(failures - 1))
-        listing.unproven_slots = unproven[-1] if unproven else frozenset()
-        listing.complete = not listing.unproven_slots
-        if not listing.complete:
-            self.counters.add("incomplete_listings")
-            warn_incomplete(self._description, listing.unproven_slots)
+        conclude(listing, unproven, self.counters, self._description)
 
     # -- bulk ----------------------------------------------------------------------------------
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -292,37 +266,31 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         values: list[bytes | None] = await self._call(
             "get_many", None, partial(self._get_values, stored)
         )
-        missed = values.count(None)
+        found, missed = found_values(wanted, values)
         self._count_read(len(wanted) - missed, missed)
-        return {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
+        return found
 
     async def _get_values(self, stored: list[str]) -> list[bytes | None]:
         """``MGET`` per slot; while a slot migrates, one ``GET`` per key."""
         client = await cast("ClusterDriver", self.driver).ready()
         try:
             return list(await client.mget_nonatomic(stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not migrating(exc):
+        except MULTI_KEY_REFUSALS as exc:
+            if not migrating(exc):
                 raise
         return await self.driver.call_many([("GET", one) for one in stored])
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         """One ``SET`` per key, pipelined per node; a cancellation waits for the end."""
-        d = self._description
-        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
+        checked = checked_items(items, self._description)
         px = self._px(ttl)
         if not checked:
             return
-        commands: list[Sequence[object]] = [
-            ("SET", self._head + key, value)
-            if px is None
-            else ("SET", self._head + key, value, "PX", px)
-            for key, value in checked
-        ]
+        acked = [set_command(self._head + key, value, px) for key, value in checked]
         if self.wait_replicas:
-            acked: list[Command] = [(cast("str", args[1]), tuple(args)) for args in commands]
             await self._whole(lambda: self._acked("set_many", None, acked))
         else:
+            commands = [args for _, args in acked]
             await self._whole(
                 lambda: self._call("set_many", None, partial(self.driver.call_many, commands))
             )
@@ -350,8 +318,8 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         client = await cast("ClusterDriver", self.driver).ready()
         try:
             return int(await client.unlink(*stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not migrating(exc):
+        except MULTI_KEY_REFUSALS as exc:
+            if not migrating(exc):
                 raise
         replies = await self.driver.call_many([("UNLINK", one) for one in stored])
         return sum(int(n) for n in replies)
@@ -369,7 +337,3 @@ def _owner(client: AsyncRedisCluster, stored: str) -> AsyncClusterNode:
     if node is None:
         raise RedisClusterException(f"slot of {stored!r} not covered")
     return node
-
-
-def _name(node: AsyncClusterNode) -> str:
-    return str(node.name)

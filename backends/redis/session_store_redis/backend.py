@@ -20,7 +20,7 @@ does its own way:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Self
 
 import redis
@@ -33,6 +33,7 @@ from session_store.tiered.near import InvalidationListener
 from session_store.ttl import normalize_ttl
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.base import RedisBackendBase
+from session_store_redis.bulk import SyncBulk
 from session_store_redis.client import build_client, describe_client, secrets_of
 from session_store_redis.commands import (
     SCAN_COUNT,
@@ -57,7 +58,7 @@ _set_command = set_command
 _seconds_left = seconds_left
 
 
-class RedisBackend(RedisBackendBase[redis.Redis]):
+class RedisBackend(SyncBulk[redis.Redis]):
     """Sessions in Redis. Usually opened from a URL (see :mod:`session_store_redis.client`)::
 
         open_backend("redis://:secret@cache.internal:6379/0?prefix=app:&default_ttl=86400")
@@ -274,40 +275,9 @@ class RedisBackend(RedisBackendBase[redis.Redis]):
             if int(cursor) == 0:
                 return
 
-    # -- bulk ----------------------------------------------------------------------------------
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
-        if not wanted:
-            return {}
-        head = self._head
-        values: Sequence[bytes | None] = self._call(
-            "get_many", None, self._client.mget, [head + key for key in wanted]
-        )
-        found = {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
-        missed = values.count(None)  # per key asked, duplicates included, as memory:// counts
-        self._count_read(len(wanted) - missed, missed)
-        return found
-
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        d = self._description
-        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
-        px = self._px(normalize_ttl(ttl))
-        if not checked:
-            return
-        if self.wait_replicas:
-            head = self._head
-            commands = [set_command(head + key, value, px) for key, value in checked]
-            self._write_acked("set_many", None, commands)
-        else:
-            self._call("set_many", None, self._set_all, checked, px)
-        self.counters.add("writes", len(checked))
-
-    def _set_all(self, items: list[tuple[str, bytes]], px: int | None) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)  # one round trip, not atomic
-        head = self._head
-        for key, value in items:
-            pipe.set(head + key, value, px=px)
-        return pipe.execute()
+    # -- bulk (get_many and set_many: see session_store_redis.bulk) -------------------------
+    def _get_values(self, stored: list[str]) -> Sequence[bytes | None]:
+        return self._client.mget(stored)  # type: ignore[return-value]
 
     def delete_many(self, keys: Iterable[str]) -> int:
         wanted = [validate_key(key) for key in keys]  # all checked before any I/O

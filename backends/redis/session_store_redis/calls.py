@@ -27,6 +27,8 @@ class RedisCalls:
     """Retries, error translation and acknowledged writes of a sync Redis backend."""
 
     _FAILURES: ClassVar[tuple[type[BaseException], ...]]
+    #: The typed error of a failed command (a cluster's knows its own conditions too).
+    _TYPED_ERROR = staticmethod(translate)
 
     if TYPE_CHECKING:  # provided by RedisBackendBase
         counters: Counters
@@ -91,7 +93,7 @@ class RedisCalls:
 
     def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
         self.counters.add("errors")
-        error = translate(
+        error = self._TYPED_ERROR(
             exc, what=what, key=key, backend=self._description, secrets=self._secrets()
         )
         log.debug("%s", error)

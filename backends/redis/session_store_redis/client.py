@@ -26,44 +26,20 @@ from redis.connection import BlockingConnectionPool, Connection, SSLConnection
 from redis.retry import Retry
 
 from session_store.urls import redact_url
-from session_store_redis.config import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_HEALTH_CHECK_INTERVAL,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_POOL_TIMEOUT,
-    DEFAULT_PREFIX,
-    DEFAULT_RETRIES,
-    DEFAULT_SOCKET_TIMEOUT,
-    DEFAULT_WAIT_TIMEOUT,
-    ClientSettings,
-    RedisConfig,
-    parse_config,
-    parse_hosts,
-    take_settings,
-)
+from session_store_redis import config
+from session_store_redis.config import *  # noqa: F403 - re-exported, as they always were
+from session_store_redis.config import ClientSettings, RedisConfig
 from session_store_redis.errors import is_refusal
 
 __all__ = [
-    "DEFAULT_CONNECT_TIMEOUT",
-    "DEFAULT_HEALTH_CHECK_INTERVAL",
-    "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_POOL_TIMEOUT",
-    "DEFAULT_PREFIX",
-    "DEFAULT_RETRIES",
-    "DEFAULT_SOCKET_TIMEOUT",
-    "DEFAULT_WAIT_TIMEOUT",
-    "ClientSettings",
-    "RedisConfig",
     "build_client",
     "connection_kwargs",
     "describe_client",
     "make_backoff",
-    "parse_config",
-    "parse_hosts",
     "retryable",
     "secrets_of",
-    "take_settings",
 ]
+__all__ += config.__all__  # what a URL says: session_store_redis.config's names
 
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 0.5

@@ -44,7 +44,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
-from session_store.errors import BackendError, ConfigurationError
+from session_store.errors import ConfigurationError
 from session_store.keys import validate_scan_prefix
 from session_store.urls import BackendURL
 from session_store_redis.cluster_bulk import ClusterBulk
@@ -69,7 +69,7 @@ from session_store_redis.cluster_routing import (
 )
 from session_store_redis.commands import SCAN_COUNT, Command
 from session_store_redis.config import DEFAULT_PREFIX, backend_options
-from session_store_redis.listing import ClusterListing, walk_cluster, warn_incomplete
+from session_store_redis.listing import ClusterListing, conclude, walk_cluster
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, cas_args
 from session_store_redis.urls import parse_multi_host_url
@@ -129,6 +129,7 @@ class RedisClusterBackend(ClusterBulk):
         RedisClusterException,
         OSError,
     )
+    _TYPED_ERROR = staticmethod(translate_cluster)
 
     def __init__(
         self,
@@ -236,14 +237,6 @@ class RedisClusterBackend(ClusterBulk):
             self._refresh_slots(self._cluster)
         return cluster_retryable(error)
 
-    def _translate(self, exc: BaseException, what: str, key: str | None) -> BackendError:
-        if not is_cluster_error(exc):
-            return super()._translate(exc, what, key)
-        self.counters.add("errors")
-        return translate_cluster(
-            exc, what=what, key=key, backend=self._description, secrets=self._secrets()
-        )
-
     def _run_cas(self, stored: str, token: object, value: bytes, px: int | None) -> Any:
         self._connect()
         assert self._cas is not None
@@ -333,11 +326,7 @@ class RedisClusterBackend(ClusterBulk):
             if self._cluster is not None:
                 self._refresh_slots(self._cluster)
             time.sleep(self._backoff.compute(failures - 1))
-        listing.unproven_slots = unproven[-1] if unproven else frozenset()
-        listing.complete = not listing.unproven_slots
-        if not listing.complete:
-            self.counters.add("incomplete_listings")
-            warn_incomplete(self._description, listing.unproven_slots)
+        conclude(listing, unproven, self.counters, self._description)
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -10,75 +10,30 @@ a node in one pipeline (one round trip per node, every node written to before an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from redis.cluster import RedisCluster
-from redis.exceptions import ClusterDownError, ClusterError, TryAgainError
 
-from session_store.backend import ensure_bytes
 from session_store.keys import validate_key
-from session_store.ttl import normalize_ttl
-from session_store_redis.base import RedisBackendBase
-from session_store_redis.cluster_errors import migrating
-from session_store_redis.commands import set_command
+from session_store_redis.bulk import SyncBulk
+from session_store_redis.cluster_errors import MULTI_KEY_REFUSALS, migrating
 
 __all__ = ["ClusterBulk"]
 
 
-class ClusterBulk(RedisBackendBase[RedisCluster]):
+class ClusterBulk(SyncBulk[RedisCluster]):
     """The bulk operations of :class:`~session_store_redis.cluster.RedisClusterBackend`."""
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        """One ``MGET`` per hash slot, one pipeline (one round trip) per node."""
-        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
-        if not wanted:
-            return {}
-        head = self._head
-        values: Sequence[bytes | None] = self._call(
-            "get_many", None, self._get_values, [head + key for key in wanted]
-        )
-        found = {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
-        missed = sum(1 for value in values if value is None)
-        self._count_read(len(wanted) - missed, missed)
-        return found
-
     def _get_values(self, stored: list[str]) -> list[bytes | None]:
-        """``MGET`` per slot; while a slot migrates (its keys split between two nodes, which
-        multi-key commands refuse with ``TRYAGAIN``), one ``GET`` per key, each following its
-        ``ASK`` redirection."""
-        client = self._client
+        """``MGET`` per slot; while a slot migrates, one ``GET`` per key (see
+        :meth:`_per_key`)."""
         try:
-            return list(client.mget_nonatomic(stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not migrating(exc):
+            return list(self._client.mget_nonatomic(stored))
+        except MULTI_KEY_REFUSALS as exc:
+            if not migrating(exc):
                 raise
-        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
-        for one in stored:
-            pipe.get(one)
-        return list(pipe.execute())
-
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        """One ``SET`` per key, one pipeline (one round trip) per node; not atomic."""
-        d = self._description
-        checked = [(validate_key(k), ensure_bytes(v, key=k, backend=d)) for k, v in items.items()]
-        px = self._px(normalize_ttl(ttl))
-        if not checked:
-            return
-        head = self._head
-        if self.wait_replicas:
-            commands = [set_command(head + key, value, px) for key, value in checked]
-            self._write_acked("set_many", None, commands)
-        else:
-            self._call("set_many", None, self._set_all, checked, px)
-        self.counters.add("writes", len(checked))
-
-    def _set_all(self, items: list[tuple[str, bytes]], px: int | None) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
-        head = self._head
-        for key, value in items:
-            pipe.set(head + key, value, px=px)
-        return list(pipe.execute())
+        return self._per_key("GET", stored)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """One ``UNLINK`` per hash slot, one pipeline (one round trip) per node."""
@@ -96,14 +51,19 @@ class ClusterBulk(RedisBackendBase[RedisCluster]):
 
     def _unlink_all(self, stored: list[str]) -> int:
         """``UNLINK`` per slot; while a slot migrates, one ``UNLINK`` per key (see
-        :meth:`_get_values`)."""
-        client = self._client
+        :meth:`_per_key`)."""
         try:
-            return int(client.unlink(*stored))
-        except (TryAgainError, ClusterError) as exc:
-            if isinstance(exc, ClusterDownError) or not migrating(exc):
+            return int(self._client.unlink(*stored))
+        except MULTI_KEY_REFUSALS as exc:
+            if not migrating(exc):
                 raise
-        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+        return sum(int(n) for n in self._per_key("UNLINK", stored))
+
+    def _per_key(self, command: str, stored: list[str]) -> list[Any]:
+        """``command`` once per key, one pipeline (one round trip per node), each following its
+        ``ASK`` redirection: what a multi-key command refused while its slot migrates (its keys
+        split between two nodes, ``TRYAGAIN``)."""
+        pipe = self._client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
         for one in stored:
-            pipe.unlink(one)
-        return sum(int(n) for n in pipe.execute())
+            pipe.execute_command(command, one)
+        return list(pipe.execute())

@@ -8,8 +8,7 @@ a server that is not in cluster mode is a :class:`~session_store.errors.BackendE
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from redis.exceptions import (
     AskError,
@@ -26,7 +25,6 @@ from session_store_redis.errors import is_refusal, sanitize, translate
 
 __all__ = ["cluster_retryable", "is_cluster_error", "migrating", "translate_cluster"]
 
-log = logging.getLogger(__name__)
 
 # Cluster conditions that clear by themselves (a failover, a migration, a topology change).
 _TRANSIENT: tuple[type[BaseException], ...] = (ClusterDownError, TryAgainError)
@@ -49,9 +47,12 @@ def cluster_retryable(error: BaseException) -> bool:
 
 
 def translate_cluster(
-    exc: BaseException, *, what: str, key: str | None, backend: str, secrets: Sequence[str | None]
+    exc: BaseException, *, what: str, key: str | None, backend: str, secrets: Iterable[str | None]
 ) -> BackendError:
-    """The typed error for a cluster condition (:func:`is_cluster_error`), no secret in it."""
+    """The typed error of a failed call to a cluster, no secret in it: a cluster condition
+    (:func:`is_cluster_error`) its own way, any other as a single server's."""
+    if not is_cluster_error(exc):
+        return translate(exc, what=what, key=key, backend=backend, secrets=secrets)
     secrets = tuple(secrets)
     detail = sanitize(exc, secrets)
     cause = _refused(exc)
@@ -72,12 +73,19 @@ def translate_cluster(
         error = BackendError(
             f"redis cluster failed during {what} ({detail})", key=key, backend=backend
         )
-    log.debug("%s", error)
     return error
 
 
+#: What a multi-key command may fail with while its slot migrates (see :func:`migrating`).
+MULTI_KEY_REFUSALS: tuple[type[BaseException], ...] = (TryAgainError, ClusterError)
+
+
 def migrating(exc: BaseException) -> bool:
-    """Whether a multi-key command failed because its slot is being migrated."""
+    """Whether a multi-key command failed because its slot is being migrated (its keys split
+    between two nodes): then one command per key, each following its ``ASK`` redirection, does
+    it. A cluster that is down is not migrating."""
+    if isinstance(exc, ClusterDownError):
+        return False
     return isinstance(exc, TryAgainError) or "TTL exhausted" in str(exc) or "TRYAGAIN" in str(exc)
 
 

@@ -2,17 +2,17 @@
 primary gets one pipeline of its writes ending in ``WAIT`` (which counts that primary's
 replicas), and writes a redirection bounced are sent again.
 
-The grouping and the reading of a node's replies (:func:`group_writes`,
-:func:`sort_node_replies`) do no I/O and serve the sync and asyncio backends alike; the round
-trips are :func:`write_and_wait` here and ``AsyncRedisClusterBackend._write_and_wait``.
+The rounds (:func:`write_steps`) do no I/O and serve the sync and asyncio backends alike: they
+yield the round trips, which :func:`write_and_wait` here and
+``AsyncRedisClusterBackend._write_and_wait`` run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, NamedTuple, TypeVar, cast
 
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
@@ -38,6 +38,7 @@ __all__ = [
     "refresh_slots",
     "sort_node_replies",
     "write_and_wait",
+    "write_steps",
 ]
 
 #: Rounds of re-sending writes a redirection or a slot migration bounced (``WAIT`` path).
@@ -123,43 +124,42 @@ def sort_node_replies(
     return NodeOutcome(bounced, refresh, reload_script, int(acks))
 
 
-def write_and_wait(
-    client: RedisCluster, commands: Sequence[Command], replicas: int, wait_ms: int
-) -> tuple[list[Any], int]:
-    """The writes, grouped by the primary that owns each key's slot, one pipeline per
-    primary ending in ``WAIT`` (which counts that primary's replicas); the fewest count.
+def write_steps(
+    commands: Sequence[Command],
+    replicas: int,
+    owner_of: Callable[[str], NodeT],
+    find_node: Callable[[str, int], NodeT | None],
+) -> Generator[tuple[Any, ...], Any, tuple[list[Any], int]]:
+    """The ``WAIT`` path's rounds, written once for the sync and asyncio backends: the writes
+    grouped by the primary that owns each key's slot, one pipeline per primary ending in
+    ``WAIT`` (which counts that primary's replicas); the replies and the fewest count.
 
     Writes a redirection bounced (``MOVED``: the slot moved; ``ASK``: it is migrating;
-    ``TRYAGAIN``; ``NOSCRIPT``) did not run and are sent again, at most a few rounds.
+    ``TRYAGAIN``; ``NOSCRIPT``) did not run and are sent again, at most a few rounds. Yields the
+    I/O it needs and gets the answer sent back: ``("round", node, commands, ask)`` -> the
+    commands' replies and ``WAIT``'s; ``("load", node)``: the compare-and-set script;
+    ``("refresh",)``: the slot map; ``("pause",)``: a moment before the next round.
     """
     replies: list[Any] = [None] * len(commands)
     fewest = replicas
     pending = list(range(len(commands)))
-    asking: dict[int, ClusterNode] = {}
+    asking: dict[int, NodeT] = {}
     for _ in range(REDIRECT_ROUNDS):
-        groups = group_writes(
-            pending, commands, asking, lambda stored: owner(client, stored), _name
-        )
+        groups = group_writes(pending, commands, asking, owner_of, _name)
         bounced: list[int] = []
         refresh = False
         for (_, ask), (node, indexes) in groups.items():
-            batch = [commands[i] for i in indexes]
-            node_replies, acks = _node_round(client, node, batch, ask, replicas, wait_ms)
-            outcome = sort_node_replies(
-                indexes, node_replies, acks, replies, asking, client.get_node
-            )
+            node_replies, acks = yield ("round", node, [commands[i] for i in indexes], ask)
+            outcome = sort_node_replies(indexes, node_replies, acks, replies, asking, find_node)
             if outcome.reload_script:
-                client.get_redis_connection(node).script_load(CAS_SCRIPT)
+                yield ("load", node)
             bounced.extend(outcome.bounced)
             refresh = refresh or outcome.refresh
             if outcome.acked is not None:
                 fewest = min(fewest, outcome.acked)
         if not bounced:
             break
-        if refresh:
-            client.nodes_manager.initialize()
-        else:
-            time.sleep(0.05)
+        yield ("refresh",) if refresh else ("pause",)
         pending = bounced
     else:
         raise ClusterError("TTL exhausted: writes kept being redirected")
@@ -169,7 +169,29 @@ def write_and_wait(
     return replies, fewest
 
 
-def _name(node: ClusterNode) -> str:
+def write_and_wait(
+    client: RedisCluster, commands: Sequence[Command], replicas: int, wait_ms: int
+) -> tuple[list[Any], int]:
+    """:func:`write_steps` run on the sync cluster client."""
+    steps = write_steps(commands, replicas, lambda stored: owner(client, stored), client.get_node)
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as end:
+            return cast("tuple[list[Any], int]", end.value)
+        kind, answer = step[0], None
+        if kind == "round":
+            answer = _node_round(client, step[1], step[2], step[3], replicas, wait_ms)
+        elif kind == "load":
+            client.get_redis_connection(step[1]).script_load(CAS_SCRIPT)
+        elif kind == "refresh":
+            client.nodes_manager.initialize()
+        else:  # "pause"
+            time.sleep(0.05)
+
+
+def _name(node: Any) -> str:
     return str(node.name)
 
 

@@ -4,23 +4,27 @@ writes followed by ``WAIT`` on one connection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableSet, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableSet, Sequence
 from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError
 
-from session_store.keys import Namespace
+from session_store.backend import ensure_bytes
+from session_store.keys import Namespace, validate_key
 from session_store.ttl import NO_EXPIRY
 from session_store_redis.scripts import CAS_SCRIPT
 
 __all__ = [
     "SCAN_COUNT",
     "Command",
+    "checked_items",
+    "found_values",
     "run_with_wait",
     "seconds_left",
     "session_keys",
     "set_command",
+    "wait_replies",
 ]
 
 #: A write for the ``WAIT`` path: the stored key it touches, and the command's arguments.
@@ -35,6 +39,20 @@ def set_command(stored: str, value: bytes, px: int | None, *flags: str) -> Comma
     if px is None:
         return stored, ("SET", stored, value, *flags)
     return stored, ("SET", stored, value, "PX", px, *flags)
+
+
+def checked_items(items: Mapping[str, bytes], backend: str) -> list[tuple[str, bytes]]:
+    """The items of a ``set_many``, every key and value checked before any I/O."""
+    return [(validate_key(k), ensure_bytes(v, key=k, backend=backend)) for k, v in items.items()]
+
+
+def found_values(
+    wanted: Sequence[str], values: Sequence[bytes | None]
+) -> tuple[dict[str, bytes], int]:
+    """What a ``get_many`` found of the keys ``wanted`` (``values`` in their order), and how many
+    it missed: per key asked, duplicates included, as ``memory://`` counts."""
+    found = {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
+    return found, sum(1 for value in values if value is None)
 
 
 def seconds_left(pttl: int) -> float | None:
@@ -85,6 +103,15 @@ def run_with_wait(
             client.script_load(CAS_SCRIPT)
             continue
         break
+    return wait_replies(replies)
+
+
+def wait_replies(replies: Sequence[Any]) -> tuple[list[Any], int]:
+    """The replies of writes followed by ``WAIT``: the writes' replies and the replica count.
+
+    Raises:
+        BaseException: the first reply that is an error (after every reply was read).
+    """
     for reply in replies:
         if isinstance(reply, BaseException):
             raise reply

@@ -32,12 +32,14 @@ than ``SCAN`` on a large database; it runs only for the slots that moved during 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar
 
 from redis import Redis
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
+
+from session_store.counters import Counters
 
 __all__ = ["SLOTS", "ClusterListing", "ListingIncompleteWarning", "NodeState", "walk_cluster"]
 
@@ -191,6 +193,98 @@ class _Walk:
         return SLOTS - self._proven.count(0)
 
 
+# -- the walk, written once: steps that a sync and an asyncio driver run --------------------------
+# The proof (see the module's docstring) yields what it needs done and gets the answer sent back:
+#   ("refresh",) -> None            the slot map asked for again
+#   ("primaries",) -> [node]        the primaries of the client's slot map
+#   ("state", node, slots) -> (NodeState, keys per slot)   see read_state
+#   ("scan", node, cursor) -> (cursor, keys)                one SCAN page of the walk's pattern
+#   ("owner", slot) -> node         the slot's owner in the slot map
+#   ("node", (host, port)) -> node | None   a node the client knows
+#   ("page", keys) -> None          keys for the listing's consumer
+# ``walk_steps`` returns the slots it could not prove. :func:`walk_cluster` is the sync driver,
+# :func:`~session_store_redis.aio_listing.awalk_cluster` the asyncio one.
+Step = tuple[Any, ...]
+Steps = Generator[Step, Any, frozenset[int]]
+_R = TypeVar("_R")
+
+
+def walk_steps(head: bytes, rounds: int, *, refresh_first: bool) -> Steps:
+    """The steps of one listing of the keys starting with ``head`` (see above)."""
+    walk = _Walk()
+    if refresh_first:  # step 1: a primary added since is walked
+        yield ("refresh",)
+    yield from _scan_nodes((yield ("primaries",)), walk)
+    if not walk.complete:
+        # A primary added or promoted, slots moved: walk the primaries of the map of now that
+        # were not walked, then read what is still unproven slot by slot.
+        yield ("refresh",)
+        primaries = yield ("primaries",)
+        yield from _scan_nodes([n for n in primaries if n.name not in walk.walked], walk)
+    for attempt in range(rounds):
+        if walk.complete:
+            break
+        missing = walk.missing
+        if attempt:
+            yield ("refresh",)
+        yield from _slot_steps(missing, head, walk)
+    return frozenset() if walk.complete else frozenset(walk.missing)
+
+
+def _scan_nodes(nodes: list[Any], walk: _Walk) -> Generator[Step, Any, None]:
+    """``SCAN`` each node, its state read before and after; what that proves goes to ``walk``."""
+    for node in nodes:
+        walk.walked.add(node.name)
+        before, _ = yield ("state", node, ())
+        cursor: Any = 0
+        while True:
+            cursor, batch = yield ("scan", node, cursor)
+            yield ("page", list(batch))
+            if int(cursor) == 0:
+                break
+        after, _ = yield ("state", node, ())
+        walk.prove_walk(before, after)
+
+
+def _slot_steps(slots: list[int], head: bytes, walk: _Walk) -> Generator[Step, Any, None]:
+    """Read ``slots`` slot by slot on their owners (and migration targets); add what is proven
+    to ``walk``."""
+    by_owner: dict[str, tuple[Any, list[int]]] = {}
+    for slot in slots:
+        owner = yield ("owner", slot)
+        by_owner.setdefault(owner.name, (owner, []))[1].append(slot)
+    for owner, owned in by_owner.values():
+        for start in range(0, len(owned), SLOT_BATCH):
+            batch = owned[start : start + SLOT_BATCH]
+            state, keys_per_slot = yield ("state", owner, batch)
+            for slot, keys in zip(batch, keys_per_slot, strict=True):
+                mine = [key for key in keys if key.startswith(head)]
+                if state.settled(slot):
+                    walk.prove(slot)
+                    yield ("page", mine)
+                elif slot in state.migrating:
+                    yield ("page", mine)  # keys still on the source; the rest are on the target
+                    yield from _read_target(owner, state, slot, head, walk)
+
+
+def _read_target(
+    source: Any, state: NodeState, slot: int, head: bytes, walk: _Walk
+) -> Generator[Step, Any, None]:
+    """The keys of a migrating slot already on its target; proven if the target still imports
+    it (or owns it, the migration done) and no key arrived back at the source meanwhile."""
+    address = state.addresses.get(state.migrating[slot])
+    target = None if address is None else (yield ("node", address))
+    if target is None:  # a node the client does not know yet: the next round, after a refresh
+        return
+    target_state, (keys,) = yield ("state", target, [slot])
+    yield ("page", [key for key in keys if key.startswith(head)])
+    if target_state.importing.get(slot) != state.node_id and not target_state.settled(slot):
+        return
+    source_after, _ = yield ("state", source, ())
+    if source_after.arrivals == state.arrivals and source_after.node_id == state.node_id:
+        walk.prove(slot)
+
+
 def walk_cluster(
     client: RedisCluster,
     pattern: str,
@@ -202,92 +296,68 @@ def walk_cluster(
     """Pages of stored keys matching ``pattern`` (``SCAN`` pattern) / starting with ``head``
     (the same prefix, literal), over every primary; see the module's docstring. When it ends,
     ``on_end`` gets the slots it could not prove (empty: complete). Raises redis-py's errors."""
-    walk = _Walk()
-    yield from _scan_nodes(client, client.get_primaries(), pattern, scan_count, walk)  # type: ignore[no-untyped-call]
-    if not walk.complete:
-        # A primary added or promoted, slots moved: walk the primaries of the map of now that
-        # were not walked, then read what is still unproven slot by slot.
-        client.nodes_manager.initialize()
-        fresh = [n for n in client.get_primaries() if n.name not in walk.walked]  # type: ignore[no-untyped-call]
-        yield from _scan_nodes(client, fresh, pattern, scan_count, walk)
-    for attempt in range(rounds):
-        if walk.complete:
-            break
-        missing = walk.missing
-        if attempt:
-            client.nodes_manager.initialize()
-        yield from _read_slots(client, missing, head, walk)
-    on_end(frozenset() if walk.complete else frozenset(walk.missing))
-
-
-def _scan_nodes(
-    client: RedisCluster,
-    nodes: list[ClusterNode],
-    pattern: str,
-    scan_count: int,
-    walk: _Walk,
-) -> Iterator[list[bytes]]:
-    """``SCAN`` each node, its state read before and after; what that proves goes to ``walk``."""
-    for node in nodes:
-        walk.walked.add(node.name)
-        redis_node = client.get_redis_connection(node)
-        before, _ = read_state(redis_node)
-        cursor = 0
-        while True:
-            cursor, batch = redis_node.scan(cursor, match=pattern, count=scan_count)
-            yield cast("list[bytes]", batch)
-            if int(cursor) == 0:
-                break
-        after, _ = read_state(redis_node)
-        walk.prove_walk(before, after)
+    steps = walk_steps(head, rounds, refresh_first=False)
+    on_end((yield from _run(client, steps, pattern, scan_count)))
 
 
 def _read_slots(
     client: RedisCluster, slots: list[int], head: bytes, walk: _Walk
 ) -> Iterator[list[bytes]]:
-    """Read ``slots`` slot by slot on their owners (and migration targets); add what is proven
-    to ``walk``."""
-    by_owner: dict[str, tuple[ClusterNode, list[int]]] = {}
-    for slot in slots:
-        owner = client.nodes_manager.get_node_from_slot(slot)
-        by_owner.setdefault(owner.name, (owner, []))[1].append(slot)
-    for owner, owned in by_owner.values():
-        source = client.get_redis_connection(owner)
-        for start in range(0, len(owned), SLOT_BATCH):
-            batch = owned[start : start + SLOT_BATCH]
-            state, keys_per_slot = read_state(source, batch)
-            for slot, keys in zip(batch, keys_per_slot, strict=True):
-                mine = [key for key in keys if key.startswith(head)]
-                if state.settled(slot):
-                    walk.prove(slot)
-                    yield mine
-                elif slot in state.migrating:
-                    yield mine  # keys still on the source; the rest are on the target
-                    yield from _read_target(client, source, state, slot, head, walk)
+    """The pages of reading ``slots`` slot by slot (step 3 alone); what is proven goes to
+    ``walk``."""
+    yield from _run(client, _slot_steps(slots, head, walk), "", 0)
 
 
-def _read_target(
-    client: RedisCluster, source: Redis, state: NodeState, slot: int, head: bytes, walk: _Walk
-) -> Iterator[list[bytes]]:
-    """The keys of a migrating slot already on its target; proven if the target still imports
-    it (or owns it, the migration done) and no key arrived back at the source meanwhile."""
-    address = state.addresses.get(state.migrating[slot])
-    target = None if address is None else client.get_node(*address)  # type: ignore[no-untyped-call]
-    if target is None:  # a node the client does not know yet: the next round, after a refresh
+def _run(
+    client: RedisCluster, steps: Generator[Step, Any, _R], pattern: str, scan_count: int
+) -> Generator[list[bytes], None, _R]:
+    """Run the steps of a walk on the sync client: the pages they find, then what they return."""
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as end:
+            result: _R = end.value
+            return result
+        kind, answer = step[0], None
+        if kind == "page":
+            yield step[1]
+        elif kind == "refresh":
+            client.nodes_manager.initialize()
+        elif kind == "primaries":
+            answer = client.get_primaries()  # type: ignore[no-untyped-call]
+        elif kind == "state":
+            answer = read_state(client.get_redis_connection(step[1]), step[2])
+        elif kind == "scan":
+            node = client.get_redis_connection(step[1])
+            answer = node.scan(step[2], match=pattern, count=scan_count)
+        elif kind == "owner":
+            answer = client.nodes_manager.get_node_from_slot(step[1])
+        else:  # "node"
+            answer = client.get_node(*step[1])  # type: ignore[no-untyped-call]
+
+
+class ListingOutcome(Protocol):
+    """What a listing (sync or asyncio) says once exhausted."""
+
+    complete: bool | None
+    unproven_slots: frozenset[int]
+
+
+def conclude(
+    listing: ListingOutcome, unproven: list[frozenset[int]], counters: Counters, description: str
+) -> None:
+    """Record on ``listing`` whether it was proven complete (the last walk's verdict: a walk
+    retried after a failure proves what it lists again); one that was not counts as an
+    ``incomplete_listings`` and issues a :class:`ListingIncompleteWarning`."""
+    listing.unproven_slots = unproven[-1] if unproven else frozenset()
+    listing.complete = not listing.unproven_slots
+    if listing.complete:
         return
-    target_state, (keys,) = read_state(client.get_redis_connection(target), [slot])
-    yield [key for key in keys if key.startswith(head)]
-    if target_state.importing.get(slot) != state.node_id and not target_state.settled(slot):
-        return
-    source_after, _ = read_state(source)
-    if source_after.arrivals == state.arrivals and source_after.node_id == state.node_id:
-        walk.prove(slot)
-
-
-def warn_incomplete(description: str, unproven: frozenset[int]) -> None:
-    """Issue the :class:`ListingIncompleteWarning` for a listing that missed ``unproven``."""
-    shown = ", ".join(str(slot) for slot in sorted(unproven)[:10])
-    more = f" and {len(unproven) - 10} more" if len(unproven) > 10 else ""
+    counters.add("incomplete_listings")
+    shown = ", ".join(str(slot) for slot in sorted(listing.unproven_slots)[:10])
+    left = len(listing.unproven_slots) - 10
+    more = f" and {left} more" if left > 0 else ""
     warnings.warn(
         ListingIncompleteWarning(
             f"the listing of {description} could not be proven complete: slots {shown}{more} "

@@ -9,13 +9,45 @@ import contextlib
 import json
 import os
 import secrets
+import threading
+import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
-from session_store.errors import BackendError
+from session_store.errors import BackendError, BackendUnavailableError
+from session_store.registry import open_backend
 
-__all__ = ["Forked", "SecretWatch", "exception_chain", "exception_texts", "run_forked"]
+__all__ = [
+    "Forked",
+    "SecretWatch",
+    "exception_chain",
+    "exception_texts",
+    "open_as",
+    "open_async_as",
+    "run_forked",
+    "run_threads",
+]
+
+_B = TypeVar("_B")
+
+
+def open_as(kind: type[_B], url: str, **overrides: Any) -> _B:
+    """``open_backend(url, **overrides)``, checked to open a ``kind`` (the URL's scheme and
+    entry point chose the class the test means)."""
+    backend = open_backend(url, **overrides)
+    assert isinstance(backend, kind), f"{url!r} opened a {type(backend).__name__}"
+    return backend
+
+
+def open_async_as(kind: type[_B], url: str, **overrides: Any) -> _B:
+    """:func:`open_as` for ``open_async_backend``."""
+    from session_store.aio import open_async_backend
+
+    backend = open_async_backend(url, **overrides)
+    assert isinstance(backend, kind), f"{url!r} opened a {type(backend).__name__}"
+    return backend
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:
@@ -73,12 +105,41 @@ class SecretWatch:
             operation()
         return self.error(caught.value)
 
+    def unavailable(self, operations: list[Callable[[], object]], within: float = 8.0) -> None:
+        """Each operation (the deployment down) raises
+        :class:`~session_store.errors.BackendUnavailableError`, recorded, within ``within``
+        seconds."""
+        for operation in operations:
+            started = time.monotonic()
+            self.raises(BackendUnavailableError, operation)
+            assert time.monotonic() - started < within
+
     def assert_never_shown(self) -> None:
         """Nothing recorded, logged or printed in a log record holds the password (nor its
         first 27 characters, a truncated copy)."""
         self.shown += [self._caplog.text, *(r.getMessage() for r in self._caplog.records)]
         leaks = [t for t in self.shown if self.password in t or self.password[:27] in t]
         assert leaks == []
+
+
+def run_threads(work: Callable[[int], object], count: int) -> None:
+    """``work(0)`` ... ``work(count - 1)``, each on a thread of its own, all at once; returns
+    once every one ended, raising the first error any of them raised."""
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as exc:  # reported below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 class Forked:

@@ -19,11 +19,7 @@ started, by pid. No fake Redis: without ``redis-server`` or ``redis-cli``,
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
@@ -35,12 +31,12 @@ from session_store_redis.testing.cluster_nodes import (
     ClusterNodeInfo,
     find_redis_cli,
     nodes_of,
-    quote_conf,
     start_node,
 )
 from session_store_redis.testing.cluster_reshard import TopologyChanges
 from session_store_redis.testing.fleet import ClientCache, stop_all, wait_until
 from session_store_redis.testing.server import RedisServer, RedisServerError, find_redis_server
+from session_store_redis.testing.workdir import Harness, quote_conf
 
 __all__ = [
     "CLI_ENV",
@@ -54,7 +50,7 @@ __all__ = [
 ]
 
 
-class RedisClusterServers(TopologyChanges):
+class RedisClusterServers(TopologyChanges, Harness):
     """A Redis Cluster of ``primaries`` primaries with ``replicas`` replicas each, on 127.0.0.1.
 
     Args:
@@ -89,25 +85,13 @@ class RedisClusterServers(TopologyChanges):
         self.primaries = primaries
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
-        self._password = password
-        self._own_directory = directory is None
-        self.directory = Path(directory) if directory is not None else None
+        super().__init__(directory, password)
         self.extra_config = extra_config
         self.startup_timeout = startup_timeout
         self.nodes: list[RedisServer] = []
         self._clients = ClientCache()
 
     # -- addresses -----------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always the loopback address."""
-        return "127.0.0.1"
-
-    @property
-    def password(self) -> str | None:
-        """The nodes' ``requirepass``, if any."""
-        return self._password
-
     @property
     def ports(self) -> list[int]:
         """Client ports of every node, primaries and replicas, in start order."""
@@ -148,14 +132,12 @@ class RedisClusterServers(TopologyChanges):
         """
         if self.nodes:
             return self
-        if self.directory is None:
-            self.directory = Path(tempfile.mkdtemp(prefix="session-store-redis-cluster-"))
-        self.directory.mkdir(parents=True, exist_ok=True)
+        directory = self._make_directory("session-store-redis-cluster-")
         try:
             for index in range(self.primaries * (1 + self.replicas)):
                 self.nodes.append(
                     start_node(
-                        self.directory / f"node-{index}",
+                        directory / f"node-{index}",
                         self._node_config(),
                         binary=self.binary,
                         password=self._password,
@@ -300,22 +282,7 @@ class RedisClusterServers(TopologyChanges):
         nodes, self.nodes = self.nodes, []
         self._clients.close()
         stop_all(nodes)
-        if remove_directory is None:
-            remove_directory = self._own_directory
-        if remove_directory and self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._release_directory(remove_directory)
 
     # -- inspection ----------------------------------------------------------------------------
     def client(self, **options: object) -> redis.RedisCluster:

@@ -23,7 +23,6 @@ __all__ = [
     "command",
     "find_redis_cli",
     "nodes_of",
-    "quote_conf",
     "start_node",
 ]
 
@@ -133,11 +132,6 @@ def parse_nodes(text: str) -> list[ClusterNodeInfo]:
 
 def command(client: redis.Redis, *args: object) -> Any:
     return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def quote_conf(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
 
 
 def nodes_of(client: redis.Redis) -> list[ClusterNodeInfo]:

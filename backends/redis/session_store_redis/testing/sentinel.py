@@ -16,22 +16,19 @@ the processes this object started, by pid. Without the binary,
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, cast
 from urllib.parse import quote
 
 import redis
 
-from session_store_redis.patterns import prefix_pattern
 from session_store_redis.testing.fleet import ClientCache, stop_all, wait_until
 from session_store_redis.testing.server import (
     RedisServer,
     RedisServerError,
+    delete_prefix,
     find_redis_server,
 )
+from session_store_redis.testing.workdir import Harness, quote_conf
 
 __all__ = ["DEFAULT_SERVICE", "NO_LOSS_CONFIG", "RedisSentinelSet", "SentinelServer"]
 
@@ -44,11 +41,6 @@ DEFAULT_SERVICE = "mymaster"
 #: that its reconfiguration would throw away. Needs two replicas or more to keep taking writes
 #: after a failover (the promoted one keeps one).
 NO_LOSS_CONFIG = ("min-replicas-to-write 1", "min-replicas-max-lag 1")
-
-
-def _quote_conf(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
 
 
 class SentinelServer(RedisServer):
@@ -96,7 +88,7 @@ class SentinelServer(RedisServer):
         lines = [
             f"port {self.port}",
             "bind 127.0.0.1",
-            f"dir {_quote_conf(str(self.directory))}",
+            f"dir {quote_conf(str(self.directory))}",
             "daemonize no",
             'logfile ""',
             "sentinel resolve-hostnames no",
@@ -106,7 +98,7 @@ class SentinelServer(RedisServer):
             f"sentinel parallel-syncs {name} 1",
         ]
         if self._auth_pass:
-            lines.append(f"sentinel auth-pass {name} {_quote_conf(self._auth_pass)}")
+            lines.append(f"sentinel auth-pass {name} {quote_conf(self._auth_pass)}")
         conf.write_text("\n".join(lines) + "\n", encoding="utf-8")  # sentinels rewrite it
         conf.chmod(0o600)
         return self._spawn(conf, "sentinel.log", "--sentinel")
@@ -118,7 +110,7 @@ class SentinelServer(RedisServer):
         return redis.Redis(host=self.host, port=self.port, **settings)
 
 
-class RedisSentinelSet:
+class RedisSentinelSet(Harness):
     """A primary, ``replicas`` replicas and ``sentinels`` sentinels, on 127.0.0.1.
 
     Args:
@@ -153,25 +145,13 @@ class RedisSentinelSet:
         self.replica_count = replicas
         self.sentinel_count = sentinels
         self.down_after_ms = down_after_ms
-        self._password = password
-        self._own_directory = directory is None
-        self.directory = Path(directory) if directory is not None else None
+        super().__init__(directory, password)
         self.startup_timeout = startup_timeout
         self.servers: list[RedisServer] = []  # the primary first, as started
         self.sentinels: list[SentinelServer] = []
         self._clients = ClientCache()
 
     # -- addresses -----------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always the loopback address."""
-        return "127.0.0.1"
-
-    @property
-    def password(self) -> str | None:
-        """The data nodes' ``requirepass``, if any."""
-        return self._password
-
     def url_for(self, db: int = 0, *, sentinels: int = 1, **params: str) -> str:
         """``redis+sentinel://[:password@]127.0.0.1:PORT[,...]/SERVICE/DB?name=value...``.
 
@@ -209,14 +189,12 @@ class RedisSentinelSet:
         """
         if self.servers:
             return self
-        if self.directory is None:
-            self.directory = Path(tempfile.mkdtemp(prefix="session-store-redis-sentinel-"))
-        self.directory.mkdir(parents=True, exist_ok=True)
-        auth = (f"masterauth {_quote_conf(self._password)}",) if self._password else ()
+        directory = self._make_directory("session-store-redis-sentinel-")
+        auth = (f"masterauth {quote_conf(self._password)}",) if self._password else ()
         common = ("repl-diskless-sync-delay 0", *auth, *self.server_config)
         try:
             primary = RedisServer(
-                directory=self.directory / "server-0",
+                directory=directory / "server-0",
                 password=self._password,
                 binary=self.binary,
                 extra_config=common,
@@ -224,7 +202,7 @@ class RedisSentinelSet:
             self.servers.append(primary)
             for index in range(1, self.replica_count + 1):
                 replica = RedisServer(
-                    directory=self.directory / f"server-{index}",
+                    directory=directory / f"server-{index}",
                     password=self._password,
                     binary=self.binary,
                     extra_config=(*common, f"replicaof 127.0.0.1 {primary.port}"),
@@ -326,37 +304,28 @@ class RedisSentinelSet:
         primary = self.primary()
         return [s for s in self.servers if s is not primary and s.running]
 
+    def rejoin(self, old: RedisServer, timeout: float = 30.0) -> None:
+        """After a failover, make the old primary a replica of the promoted one, as an operator
+        would (the sentinels do it themselves within their 10 s ``INFO`` period), and wait
+        until the set is healthy again. Whatever the old primary took meanwhile is gone."""
+        raw = old.client()
+        try:
+            raw.replicaof("127.0.0.1", self.primary().port)
+        finally:
+            raw.close()
+        self.wait_healthy(timeout)
+
     def stop(self, *, remove_directory: bool | None = None) -> None:
         """Stop every process this object started (by pid: SIGTERM, then SIGKILL)."""
         sentinels, self.sentinels = self.sentinels, []
         servers, self.servers = self.servers, []
         self._clients.close()
         stop_all([*sentinels, *servers])
-        if remove_directory is None:
-            remove_directory = self._own_directory
-        if remove_directory and self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._release_directory(remove_directory)
 
     # -- inspection ----------------------------------------------------------------------------
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key starting with the literal ``prefix`` on the primary (SCAN + UNLINK)."""
-        if not prefix:
+        if not prefix:  # checked before asking the sentinels
             raise ValueError("refusing to delete every key: give a non-empty prefix")
-        client = self._clients.of(self.primary())
-        removed = 0
-        keys = list(client.scan_iter(match=prefix_pattern(prefix), count=1000))
-        for start in range(0, len(keys), 500):
-            removed += int(client.unlink(*keys[start : start + 500]))
-        return removed
+        return delete_prefix(self._clients.of(self.primary()), prefix)

@@ -16,17 +16,16 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
 import redis
 
 from session_store_redis.patterns import prefix_pattern
+from session_store_redis.testing.workdir import Harness, quote_conf
 
 __all__ = [
     "BINARY_ENV",
@@ -34,6 +33,7 @@ __all__ = [
     "RedisServerError",
     "RedisServerNotFoundError",
     "TLSFiles",
+    "delete_prefix",
     "find_redis_server",
     "free_port",
 ]
@@ -107,12 +107,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _quote_conf(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-class RedisServer:
+class RedisServer(Harness):
     """One redis-server process on 127.0.0.1.
 
     Args:
@@ -143,26 +138,14 @@ class RedisServer:
         self.binary = binary or find_redis_server()
         self._fixed_port = port
         self.port = port or 0
-        self._password = password
         self.appendonly = appendonly
-        self._own_directory = directory is None
-        self.directory = Path(directory) if directory is not None else None
+        super().__init__(directory, password)
         self.tls = tls
         self.extra_config = extra_config
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
 
     # -- addresses -----------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always the loopback address."""
-        return "127.0.0.1"
-
-    @property
-    def password(self) -> str | None:
-        """The ``requirepass`` of this server, if any."""
-        return self._password
-
     @property
     def url(self) -> str:
         """``redis://[:password@]127.0.0.1:PORT/0`` (``rediss://...?ssl_ca_certs=...`` for TLS)."""
@@ -201,9 +184,7 @@ class RedisServer:
         """
         if self.running:
             return self
-        if self.directory is None:
-            self.directory = Path(tempfile.mkdtemp(prefix="session-store-redis-"))
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._make_directory("session-store-redis-")
         attempts = 1 if self._fixed_port else _PORT_ATTEMPTS
         for attempt in range(attempts):
             if not self._fixed_port and (attempt or not self.port):
@@ -227,9 +208,9 @@ class RedisServer:
             listen = [
                 "port 0",
                 f"tls-port {self.port}",
-                f"tls-cert-file {_quote_conf(str(self.tls.cert))}",
-                f"tls-key-file {_quote_conf(str(self.tls.key))}",
-                f"tls-ca-cert-file {_quote_conf(str(self.tls.ca))}",
+                f"tls-cert-file {quote_conf(str(self.tls.cert))}",
+                f"tls-key-file {quote_conf(str(self.tls.key))}",
+                f"tls-ca-cert-file {quote_conf(str(self.tls.ca))}",
                 "tls-auth-clients no",
             ]
         lines = [
@@ -237,13 +218,13 @@ class RedisServer:
             "bind 127.0.0.1",
             'save ""',
             f"appendonly {'yes' if self.appendonly else 'no'}",
-            f"dir {_quote_conf(str(self.directory))}",
+            f"dir {quote_conf(str(self.directory))}",
             "daemonize no",
             'logfile ""',
             *self.extra_config,
         ]
         if self._password:
-            lines.append(f"requirepass {_quote_conf(self._password)}")
+            lines.append(f"requirepass {quote_conf(self._password)}")
         conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
         conf.chmod(0o600)
         return self._spawn(conf, "redis.log")
@@ -303,11 +284,7 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if remove_directory is None:
-            remove_directory = self._own_directory
-        if remove_directory and self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
+        self._release_directory(remove_directory)
 
     def kill(self) -> None:
         """SIGKILL the server, as a crash would; :meth:`restart` brings it back on the same port."""
@@ -324,17 +301,6 @@ class RedisServer:
             return self.start()
         finally:
             self._fixed_port = fixed
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- inspection ----------------------------------------------------------------------------
     def client(self, db: int = 0, **options: object) -> redis.Redis:
@@ -366,19 +332,31 @@ class RedisServer:
 
     def delete_prefix(self, prefix: str, db: int = 0) -> int:
         """Delete every key starting with the literal ``prefix`` (SCAN + UNLINK, never KEYS)."""
-        if not prefix:
+        if not prefix:  # checked before connecting
             raise ValueError("refusing to delete every key: give a non-empty prefix")
         client = self.client(db)
-        removed = 0
         try:
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=prefix_pattern(prefix), count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    removed += int(client.unlink(*batch))
-                    batch.clear()
-            if batch:
-                removed += int(client.unlink(*batch))
+            return delete_prefix(client, prefix)
         finally:
             client.close()
-        return removed
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    """Delete every key starting with the literal ``prefix`` on the server ``client`` talks to
+    (SCAN + UNLINK of up to 500 keys at a time, never KEYS); how many were there.
+
+    Raises:
+        ValueError: an empty prefix (which would delete every key).
+    """
+    if not prefix:
+        raise ValueError("refusing to delete every key: give a non-empty prefix")
+    removed = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=prefix_pattern(prefix), count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            removed += int(client.unlink(*batch))
+            batch.clear()
+    if batch:
+        removed += int(client.unlink(*batch))
+    return removed

@@ -28,15 +28,10 @@ from session_store_redis.aio_cluster import AsyncRedisClusterBackend
 from session_store_redis.aio_listing import AsyncClusterListing
 from session_store_redis.listing import ListingIncompleteWarning
 from session_store_redis.testing import RedisClusterServers
+from session_store_redis.testing.checks import open_async_as
 from session_store_redis.testing.cluster_reshard import SlotMigrator
 
 pytestmark = pytest.mark.anyio
-
-
-def _open(url: str, **overrides: Any) -> AsyncRedisClusterBackend:
-    backend = open_async_backend(url, **overrides)
-    assert isinstance(backend, AsyncRedisClusterBackend)
-    return backend
 
 
 class TestAsyncRedisClusterConformance(AsyncBackendConformance):
@@ -44,8 +39,8 @@ class TestAsyncRedisClusterConformance(AsyncBackendConformance):
     def backend_factory(
         self, redis_cluster: RedisClusterServers, redis_cluster_namespace: str
     ) -> Callable[..., AsyncSessionBackend]:
-        return lambda prefix="t:": _open(
-            redis_cluster.url, prefix=f"{redis_cluster_namespace}{prefix}"
+        return lambda prefix="t:": open_async_as(
+            AsyncRedisClusterBackend, redis_cluster.url, prefix=f"{redis_cluster_namespace}{prefix}"
         )
 
 
@@ -56,8 +51,10 @@ class TestAsyncRedisClusterAcknowledgedConformance(AsyncBackendConformance):
     def backend_factory(
         self, redis_cluster: RedisClusterServers, redis_cluster_namespace: str
     ) -> Callable[..., AsyncSessionBackend]:
-        return lambda prefix="t:": _open(
-            redis_cluster.url_for(wait_replicas="1"), prefix=f"{redis_cluster_namespace}{prefix}"
+        return lambda prefix="t:": open_async_as(
+            AsyncRedisClusterBackend,
+            redis_cluster.url_for(wait_replicas="1"),
+            prefix=f"{redis_cluster_namespace}{prefix}",
         )
 
 
@@ -65,7 +62,9 @@ class TestAsyncRedisClusterAcknowledgedConformance(AsyncBackendConformance):
 async def backend(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> AsyncIterator[AsyncRedisClusterBackend]:
-    opened = _open(redis_cluster.url, prefix=redis_cluster_namespace)
+    opened = open_async_as(
+        AsyncRedisClusterBackend, redis_cluster.url, prefix=redis_cluster_namespace
+    )
     yield opened
     await opened.aclose()
 
@@ -85,13 +84,14 @@ def test_the_sync_url_rules_apply() -> None:
 async def test_too_few_replicas_acknowledging_is_an_error(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
-    """One replica per primary: waiting for two fails, typed and counted, on every write."""
+    """One replica per primary: waiting for two fails, typed and counted, on every write. (The
+    one replica may miss the 50 ms too on a loaded machine: "only 0 of 2" was seen once.)"""
     url = redis_cluster.url_for(wait_replicas="2", wait_timeout="0.05")
-    backend = _open(url, prefix=redis_cluster_namespace)
+    backend = open_async_as(AsyncRedisClusterBackend, url, prefix=redis_cluster_namespace)
     try:
-        with pytest.raises(BackendUnavailableError, match="only 1 of 2"):
+        with pytest.raises(BackendUnavailableError, match=r"only [01] of 2"):
             await backend.set("k", b"v")
-        with pytest.raises(BackendUnavailableError, match="only 1 of 2"):
+        with pytest.raises(BackendUnavailableError, match=r"only [01] of 2"):
             await backend.set_many({f"k{n}": b"v" for n in range(20)})
         assert backend.counters.as_dict()["unacknowledged"] == 2
         assert await backend.get("k") == b"v"  # written on the primary all the same
@@ -107,7 +107,7 @@ async def test_sync_and_async_share_keys_bytes_and_versions(
     url = redis_cluster.url_for(prefix=redis_cluster_namespace)
     sync = open_backend(url)
     assert isinstance(sync, RedisClusterBackend)
-    aio = _open(url)
+    aio = open_async_as(AsyncRedisClusterBackend, url)
     try:
         items = {f"s{n}": f"v{n}".encode() for n in range(60)}
         sync.set_many(items)
@@ -155,7 +155,9 @@ def test_one_key_transactions_stay_on_the_callers_loop(
     pipeline runs each queued command through ``asyncio.run`` in a thread of its own, so the
     client got its connections on that short-lived loop, and every later call met "a Future
     attached to a different loop" or "Event loop is closed"."""
-    backend = _open(redis_cluster.url, prefix=redis_cluster_namespace)
+    backend = open_async_as(
+        AsyncRedisClusterBackend, redis_cluster.url, prefix=redis_cluster_namespace
+    )
     keys = [f"k{n}" for n in range(40)]
 
     async def round_of_calls(value: bytes) -> None:
@@ -242,7 +244,9 @@ async def test_cancel_mid_update_never_half_applies(
     read and the compare-and-set, and at each step of the write): the session is each time
     exactly the old one or exactly the new one, and the store keeps answering correctly."""
     store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
-        _open(redis_cluster.url, prefix=redis_cluster_namespace), dict, ttl=600
+        open_async_as(AsyncRedisClusterBackend, redis_cluster.url, prefix=redis_cluster_namespace),
+        dict,
+        ttl=600,
     )
     outcomes: set[tuple[bool, bool]] = set()
     try:
@@ -283,7 +287,7 @@ async def test_operations_follow_a_slot_that_moves(
     the listing is proven complete. The slot is moved back at the end (shared cluster). With
     ``wait_replicas`` the writes bounced by ``MOVED`` / ``ASK`` are sent again to the owner."""
     url = redis_cluster.url_for(wait_replicas="1") if acked else redis_cluster.url
-    backend = _open(url, prefix=redis_cluster_namespace)
+    backend = open_async_as(AsyncRedisClusterBackend, url, prefix=redis_cluster_namespace)
     # keys of one slot (a hash tag), so that slot can be half-moved
     keys = {f"{{tag}}k{n}": f"v{n}".encode() for n in range(6)}
     slot = key_slot(backend.namespace.encode("{tag}k0").encode())

@@ -19,34 +19,23 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from session_store import BackendError, open_backend
 from session_store_redis import RedisClusterBackend
 from session_store_redis.testing import RedisClusterServers
-
-ClusterFactory = Callable[..., RedisClusterServers]
-
-#: Failure detection (cluster-node-timeout), election and promotion, on a loaded 2-core machine.
-PAUSE_BOUND_S = 15.0
-KINDS = (
-    "write on the dead primary's slots",
-    "read on the dead primary's slots",
-    "acknowledged write elsewhere",
-    "read elsewhere",
+from session_store_redis.testing.failover import (
+    CLUSTER_KINDS,
+    FAILOVER_OPTIONS,
+    PAUSE_BOUND_S,
+    assert_kept,
+    keys_on,
+    write_again,
 )
 
-
-def _owned_keys(backend: RedisClusterBackend, port: int, owned: bool) -> Iterator[str]:
-    """Fresh session keys whose slot the node on ``port`` owns (or does not)."""
-    client = backend.client
-    for n in itertools.count():
-        key = f"key-{n}"
-        node = client.get_node_from_key(backend.namespace.encode(key))  # type: ignore[no-untyped-call]
-        if (node.port == port) == owned:
-            yield key
+ClusterFactory = Callable[..., RedisClusterServers]
 
 
 class Clock:
@@ -80,14 +69,13 @@ def test_killing_a_primary_loses_no_acknowledged_write(
     redis_cluster_factory: ClusterFactory,
 ) -> None:
     cluster = redis_cluster_factory(node_timeout_ms=1000)
-    options = "&socket_timeout=1&socket_connect_timeout=0.5&retries=1"
-    acked = open_backend(cluster.url_for(prefix="f:", wait_replicas="1") + options)
-    plain = open_backend(cluster.url_for(prefix="f:") + options)
-    lister = open_backend(cluster.url_for(prefix="f:") + options)
+    acked = open_backend(cluster.url_for(prefix="f:", wait_replicas="1") + FAILOVER_OPTIONS)
+    plain = open_backend(cluster.url_for(prefix="f:") + FAILOVER_OPTIONS)
+    lister = open_backend(cluster.url_for(prefix="f:") + FAILOVER_OPTIONS)
     assert isinstance(acked, RedisClusterBackend) and isinstance(plain, RedisClusterBackend)
     primary, replica = cluster.primary_with_replica()
-    on_victim = _owned_keys(acked, primary.port, owned=True)
-    elsewhere = _owned_keys(acked, primary.port, owned=False)
+    on_victim = keys_on(acked, primary.port, owned=True)
+    elsewhere = keys_on(acked, primary.port, owned=False)
     expected: dict[str, bytes] = {}
     try:
         # Acknowledged by a replica, up to the very moment of the kill.
@@ -101,7 +89,7 @@ def test_killing_a_primary_loses_no_acknowledged_write(
         assert plain.get_many(expected) == expected  # a running app: connected, slots known
         assert set(lister.scan()) == set(expected)  # connected; its slot map goes stale now
         primary.kill()
-        clock = Clock(*KINDS)
+        clock = Clock(*CLUSTER_KINDS)
         deadline = time.monotonic() + 30
         while not clock.settled(after=1.0) and time.monotonic() < deadline:
             for what, backend, keys in (
@@ -139,15 +127,9 @@ def test_killing_a_primary_loses_no_acknowledged_write(
         restarted = time.monotonic()
         primary.restart()
         cluster.wait_healthy(30)
-        key = next(on_victim)
-        acked.set(key, key.encode())
-        expected[key] = key.encode()
-        again = time.monotonic() - restarted
-        print(f"acknowledged writes on those slots again {again:.2f} s after the restart")
+        write_again(acked, on_victim, expected, restarted)  # on the dead primary's slots
     finally:
         acked.close()
         plain.close()
         lister.close()
-    with open_backend(cluster.url_for(prefix="f:")) as fresh:
-        assert fresh.get_many(expected) == expected  # no acknowledged write was lost
-        assert set(fresh.scan()) >= set(expected)
+    assert_kept(cluster.url_for(prefix="f:"), expected)

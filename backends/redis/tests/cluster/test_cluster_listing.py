@@ -29,11 +29,12 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from session_store import SessionStore, open_backend
+from session_store import SessionStore
 from session_store.rewrite import rewrite_all
 from session_store_redis import RedisClusterBackend
 from session_store_redis.listing import ListingIncompleteWarning
 from session_store_redis.testing import RedisClusterServers
+from session_store_redis.testing.checks import open_as
 from session_store_redis.testing.cluster_reshard import SlotMigrator
 
 ClusterFactory = Callable[..., RedisClusterServers]
@@ -56,12 +57,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterSe
         servers.stop()
 
 
-def _open(url: str) -> RedisClusterBackend:
-    backend = open_backend(url)
-    assert isinstance(backend, RedisClusterBackend)
-    return backend
-
-
 def _fill(backend: RedisClusterBackend, count: int) -> dict[str, bytes]:
     expected = {f"session-{n}": f"value-{n}".encode() for n in range(count)}
     backend.set_many(expected)
@@ -69,7 +64,8 @@ def _fill(backend: RedisClusterBackend, count: int) -> dict[str, bytes]:
 
 
 def test_listings_are_complete_while_slots_migrate(cluster: RedisClusterServers) -> None:
-    backend = _open(cluster.url_for(prefix="mig:"))  # a long-running process: opened before
+    # a long-running process: opened before
+    backend = open_as(RedisClusterBackend, cluster.url_for(prefix="mig:"))
     expected = _fill(backend, KEYS - MOVING)
     # 200 keys in 20 slots (hash tags): each migration moves 10 keys, one at a time, so a slot
     # spends most of its time half-moved, its keys split between source and target
@@ -117,7 +113,7 @@ def test_listings_are_complete_while_slots_migrate(cluster: RedisClusterServers)
 def test_a_listing_that_cannot_be_proven_says_so(cluster: RedisClusterServers) -> None:
     """With no rounds left to walk again what moved, the listing still returns what it found,
     and warns (a typed warning) that it may be incomplete; the iterator says so too."""
-    backend = _open(cluster.url_for(prefix="noproof:", scan_rounds="0"))
+    backend = open_as(RedisClusterBackend, cluster.url_for(prefix="noproof:", scan_rounds="0"))
     expected = _fill(backend, 300)
     head = backend.namespace.scan_head()
     slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected})[:50]
@@ -148,7 +144,7 @@ def test_a_new_or_removed_primary_is_listed_by_a_process_started_before(
     redis_cluster_factory: ClusterFactory,
 ) -> None:
     cluster = redis_cluster_factory(replicas=0)
-    backend = _open(cluster.url_for(prefix="grow:"))
+    backend = open_as(RedisClusterBackend, cluster.url_for(prefix="grow:"))
     try:
         expected = _fill(backend, 300)
         assert set(backend.scan()) == set(expected)  # connected, slot map cached
@@ -161,7 +157,7 @@ def test_a_new_or_removed_primary_is_listed_by_a_process_started_before(
         listed = set(backend.scan())
         print(f"\nafter adding a primary ({on_new} keys moved to it): {len(listed)} of 300 listed")
         assert listed == set(expected), f"{len(listed)} of 300 listed"
-        with _open(cluster.url_for(prefix="grow:")) as fresh:
+        with open_as(RedisClusterBackend, cluster.url_for(prefix="grow:")) as fresh:
             assert set(fresh.scan()) == set(expected)
         # And back: one of the first primaries gives its slots away and leaves the cluster.
         leaving = next(node for node in cluster.primary_nodes() if node is not added)
@@ -178,7 +174,7 @@ def test_copy_and_migrate_say_when_the_listing_was_not_proven(
     """``copy`` (CLI) and ``rewrite_all`` (behind ``migrate``) report a listing the cluster
     could not prove complete instead of calling the job complete."""
     url = cluster.url_for(prefix="cli:", scan_rounds="0")
-    with _open(url) as backend:
+    with open_as(RedisClusterBackend, url) as backend:
         expected = _fill(backend, 300)
         head = backend.namespace.scan_head()
         slots = sorted({key_slot(f"{head}{key}".encode()) for key in expected})[:50]
@@ -225,7 +221,7 @@ def test_transactions_on_one_key_follow_a_slot_that_moved(cluster: RedisClusterS
     """``get_with_ttl`` and ``touch`` without a TTL (``MULTI``/``EXEC`` on one key) of a backend
     whose slot map went stale follow the slot to its new primary (found while copying during a
     resharding: a ``MovedError`` used to surface as a ``BackendError``)."""
-    with _open(cluster.url_for(prefix="moved:")) as backend:
+    with open_as(RedisClusterBackend, cluster.url_for(prefix="moved:")) as backend:
         backend.set("k", b"v", ttl=600)
         assert backend.get_with_ttl("k") is not None  # slot map cached
         slot = key_slot(backend.namespace.encode("k").encode())

@@ -180,15 +180,7 @@ def _run(sentinels: RedisSentinelSet, url: str, tmp_path: Path, *, replicated: b
         time.sleep(WRITE_AFTER_RESUME_S)
     finally:
         _stop_writers(writers)
-    # The sentinels turn the old primary into a replica of the promoted one within their 10 s
-    # INFO period; an operator (here, the test) does it at once. Anything it took is then gone.
-    new = sentinels.primary()
-    raw = old.client()
-    try:
-        raw.replicaof("127.0.0.1", new.port)
-    finally:
-        raw.close()
-    sentinels.wait_healthy(30)
+    sentinels.rejoin(old)  # anything the old primary took is then gone
 
     acked = [entry for writer in writers for entry in writer.history()[0]]
     with open_backend(sentinels.url_for(prefix="p:")) as fresh:

@@ -14,20 +14,15 @@ from collections.abc import Callable
 
 import pytest
 
-from session_store import BackendUnavailableError, open_backend
+from session_store import BackendUnavailableError
 from session_store_redis import RedisSentinelBackend
 from session_store_redis.sentinel_follow import PrimaryTracker
 from session_store_redis.testing import RedisSentinelSet
+from session_store_redis.testing.checks import open_as
 from session_store_redis.testing.cluster import wait_until
 from session_store_redis.testing.server import free_port
 
 SentinelFactory = Callable[..., RedisSentinelSet]
-
-
-def _open(url: str) -> RedisSentinelBackend:
-    backend = open_backend(url)
-    assert isinstance(backend, RedisSentinelBackend)
-    return backend
 
 
 def test_announcements_of_this_service_name_the_primary() -> None:
@@ -52,7 +47,9 @@ def test_an_announced_node_that_is_not_the_primary_is_refused_by_its_role(
 ) -> None:
     """A stale or wrong announcement never sends writes to a replica: the ROLE check on
     connect refuses it, the sentinels are asked again, the write lands on the primary."""
-    with _open(redis_sentinel.url_for(prefix=redis_sentinel_namespace)) as backend:
+    with open_as(
+        RedisSentinelBackend, redis_sentinel.url_for(prefix=redis_sentinel_namespace)
+    ) as backend:
         backend.set("before", b"1")
         replica = redis_sentinel.replicas()[0]
         assert backend.tracker is not None
@@ -70,7 +67,7 @@ def test_the_watchers_hear_a_failover_the_sentinels_announce(
     redis_sentinel_factory: SentinelFactory,
 ) -> None:
     sentinels = redis_sentinel_factory()
-    with _open(sentinels.url_for(prefix="w:")) as backend:
+    with open_as(RedisSentinelBackend, sentinels.url_for(prefix="w:")) as backend:
         backend.set("k", b"v")  # connected: the watchers run
         assert backend.tracker is not None
         old, replica = sentinels.primary(), sentinels.replicas()[0]
@@ -108,7 +105,7 @@ def test_reads_leave_a_primary_demoted_without_announcement(
     )
     old, replica = sentinels.primary(), sentinels.replicas()[0]
     paused = [s.pid for s in sentinels.sentinels if s.pid is not None]
-    with _open(url) as backend:
+    with open_as(RedisSentinelBackend, url) as backend:
         backend.set("k", b"v")
         assert backend.get("k") == b"v"
         for pid in paused:
@@ -135,7 +132,7 @@ def test_an_announced_primary_that_does_not_answer_is_forgotten(
     """An announcement naming a node that is gone (a later announcement was missed) does not
     strand the backend: the failed connection sends it back to the sentinels."""
     url = redis_sentinel.url_for(prefix=redis_sentinel_namespace, socket_connect_timeout="0.5")
-    with _open(url) as backend:
+    with open_as(RedisSentinelBackend, url) as backend:
         backend.set("before", b"1")
         assert backend.tracker is not None
         backend.tracker.switched(("127.0.0.1", free_port()))  # nothing listens there
@@ -149,7 +146,9 @@ def test_a_forked_child_watches_on_its_own(
 ) -> None:
     """Watcher threads do not survive a fork: the child starts its own on first use, with
     locks of its own."""
-    with _open(redis_sentinel.url_for(prefix=redis_sentinel_namespace)) as backend:
+    with open_as(
+        RedisSentinelBackend, redis_sentinel.url_for(prefix=redis_sentinel_namespace)
+    ) as backend:
         backend.set("k", b"v")
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child reports through its exit status

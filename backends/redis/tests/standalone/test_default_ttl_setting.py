@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from session_store import open_backend
 from session_store.errors import InvalidTTLError
 from session_store.ttl import NO_EXPIRY
 from session_store_redis import RedisBackend
+from session_store_redis.testing.checks import open_as
 
 
 def test_assigning_default_ttl_changes_what_a_write_without_ttl_gets(redis_url: str) -> None:
-    backend = open_backend(redis_url)
-    assert isinstance(backend, RedisBackend)
+    backend = open_as(RedisBackend, redis_url)
     try:
         backend.set("forever", b"v")
         assert backend.ttl("forever") == NO_EXPIRY

@@ -10,6 +10,7 @@ import pytest
 
 from session_store import open_backend
 from session_store_redis.testing import RedisServer, RedisServerNotFoundError, find_redis_server
+from session_store_redis.testing.cluster import CLI_ENV
 from session_store_redis.testing.server import BINARY_ENV
 
 pytest_plugins = ["pytester"]
@@ -53,15 +54,19 @@ def test_a_missing_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
     assert os.access(find_redis_server(), os.X_OK)
 
 
-def test_without_the_binary_fixtures_error_instead_of_skipping(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("variable", "fixture"), [(BINARY_ENV, "redis_url"), (CLI_ENV, "redis_cluster_url")]
+)
+def test_without_the_binaries_fixtures_error_instead_of_skipping(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, variable: str, fixture: str
 ) -> None:
-    monkeypatch.setenv(BINARY_ENV, "/nonexistent/redis-server")
-    pytester.makeconftest('pytest_plugins = ["session_store_redis.testing.plugin"]')
+    """No redis-server (or, for a cluster, no redis-cli): a test needing one errors."""
+    monkeypatch.setenv(variable, "/nonexistent/binary")
+    pytester.makeconftest('pytest_plugins = ["session_store_redis.testing.plugin"]')  # opt-in
     pytester.makepyfile(
-        """
-        def test_needs_redis(redis_url):
-            assert redis_url
+        f"""
+        def test_needs_it({fixture}):
+            assert {fixture}
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

@@ -32,7 +32,7 @@ from session_store_redis import RedisBackend, parse_config
 from session_store_redis.errors import scrub, translate
 from session_store_redis.patterns import escape_glob
 from session_store_redis.testing import RedisServer
-from session_store_redis.testing.checks import Forked, SecretWatch
+from session_store_redis.testing.checks import Forked, SecretWatch, run_threads
 from session_store_redis.testing.server import free_port
 
 ServerFactory = Callable[..., RedisServer]
@@ -158,24 +158,6 @@ def test_bad_keyword_is_configuration_error(override: dict[str, object], named: 
     with pytest.raises(ConfigurationError) as caught:
         open_backend("redis://127.0.0.1:1/0", **override)
     assert named in str(caught.value)
-
-
-def test_a_ready_client_is_used_and_left_open(
-    redis_server: RedisServer, redis_namespace: str
-) -> None:
-    client = redis_server.client()
-    try:
-        backend = RedisBackend(client, prefix=redis_namespace)
-        backend.set("k", b"v")
-        assert backend.get("k") == b"v"
-        assert backend.describe() == (
-            f"redis://127.0.0.1:{redis_server.port}/0?prefix={redis_namespace}"
-        )
-        backend.close()
-        backend.close()
-        assert client.ping() is True  # not ours to close
-    finally:
-        client.close()
 
 
 def test_a_client_that_decodes_or_is_not_a_client_is_refused(redis_server: RedisServer) -> None:
@@ -665,25 +647,16 @@ def test_processes_racing_compare_and_set_lose_no_update(backend: RedisBackend) 
 
 @pytest.mark.parametrize("max_connections", [50, 3])
 def test_threads_share_one_backend(redis_url: str, max_connections: int) -> None:
-    errors: list[BaseException] = []
     with RedisBackend.from_url(redis_url, max_connections=max_connections) as backend:
 
         def work(n: int) -> None:
-            try:
-                for i in range(30):
-                    key = f"t{n}:{i}"
-                    backend.set(key, key.encode(), ttl=60)
-                    assert backend.get(key) == key.encode()
-                    assert backend.get_many([key, "absent"]) == {key: key.encode()}
-                    _increment(backend, "counter")
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+            for i in range(30):
+                key = f"t{n}:{i}"
+                backend.set(key, key.encode(), ttl=60)
+                assert backend.get(key) == key.encode()
+                assert backend.get_many([key, "absent"]) == {key: key.encode()}
+                _increment(backend, "counter")
 
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        run_threads(work, 12)
         assert backend.get("counter") == str(12 * 30).encode()
         assert len(list(backend.scan("t"))) == 12 * 30

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from session_store import SessionBackend, open_backend
+from session_store import SessionBackend
 from session_store.testing import BackendConformance, make_state_machine
 from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
+from session_store_redis.testing.checks import open_as
 
 #: name -> (deployment fixture, namespace fixture, URL parameters, the class the URL opens)
 DEPLOYMENTS: dict[str, tuple[str, str, dict[str, str], type[SessionBackend]]] = {
@@ -44,9 +45,7 @@ def _opener(request: pytest.FixtureRequest, name: str) -> Opener:
     namespace = request.getfixturevalue(namespace_fixture)
 
     def open_one(prefix: str) -> SessionBackend:
-        backend = open_backend(url, prefix=f"{namespace}{prefix}")
-        assert isinstance(backend, kind)
-        return backend
+        return open_as(kind, url, prefix=f"{namespace}{prefix}")
 
     return open_one
 

@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterator
 from importlib.metadata import entry_points
+from typing import Any
 
 import pytest
 
-from session_store import ConfigurationError, SessionBackend, SessionStore, open_backend
+from session_store import (
+    BackendUnavailableError,
+    ConfigurationError,
+    SessionBackend,
+    SessionStore,
+    open_backend,
+)
 from session_store.aio import open_async_backend
 from session_store.stamps import HEADER_SIZE, clock, frame, unframe
-from session_store_redis import RedisClusterBackend, RedisSentinelBackend
+from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 from session_store_redis.base import RedisBackendBase
 from session_store_redis.scripts import FrameToken
 from session_store_redis.testing import RedisClusterServers, RedisSentinelSet
+from session_store_redis.testing.checks import open_as
 from session_store_redis.testing.processes import update_race
+from session_store_redis.testing.server import free_port
 
 TOPOLOGIES = ("standalone", "sentinel", "cluster")
 
@@ -73,10 +83,57 @@ def test_open_backend_takes_a_host_list(topology: str, request: pytest.FixtureRe
         namespace = request.getfixturevalue("redis_cluster_namespace")
         url = cluster.url_for(startup_nodes=3, prefix=namespace)
         kind = RedisClusterBackend
-    with open_backend(url) as backend:
-        assert isinstance(backend, kind)
+    with open_as(kind, url) as backend:
         backend.set("k", b"v")
         assert backend.get("k") == b"v"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+sentinel://127.0.0.1:{port}/mymaster/0", "No master found"),
+        ("redis+cluster://127.0.0.1:{port}/", "cannot be connected"),
+    ],
+)
+def test_opening_does_no_io_and_nobody_answering_is_unavailable(url: str, says: str) -> None:
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    with open_backend(url.format(port=port) + "?socket_connect_timeout=1") as backend:
+        assert time.monotonic() - started < 0.5
+        for operation in (lambda: backend.get("k"), lambda: backend.set_if("k", b"v", None)):
+            with pytest.raises(BackendUnavailableError) as caught:
+                operation()
+            error = caught.value
+            assert error.__cause__ is None and error.__context__ is None
+            assert says in str(error) and error.key == "k"
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("topology", ["standalone", "cluster"])
+def test_a_ready_client_is_used_and_left_open(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    kind: type[RedisBackendBase[Any]]
+    if topology == "standalone":
+        deployment = request.getfixturevalue("redis_server")
+        namespace = request.getfixturevalue("redis_namespace")
+        kind, scheme = RedisBackend, "redis"
+    else:
+        deployment = request.getfixturevalue("redis_cluster")
+        namespace = request.getfixturevalue("redis_cluster_namespace")
+        kind, scheme = RedisClusterBackend, "redis+cluster"
+    client = deployment.client()
+    try:
+        backend = kind(client, prefix=namespace)
+        backend.set("k", b"v")
+        assert backend.get("k") == b"v"
+        described = backend.describe()
+        assert described.startswith(f"{scheme}://127.0.0.1:") and f"prefix={namespace}" in described
+        backend.close()
+        backend.close()
+        assert client.ping() is True  # not ours to close
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize(
