@@ -14,22 +14,20 @@ for an object that cannot be stored. The codec does no I/O, so sync and async st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import marshal
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import attrs
 from cattrs.preconf.orjson import OrjsonConverter
 
 from session_store.codec import jsonsafe
-from session_store.codec.converter import (
-    collecting_unchecked,
-    make_session_converter,
-    reports_unchecked,
-)
+from session_store.codec.converter import make_session_converter, reports_unchecked
 from session_store.codec.encryption import AesGcmStage
 from session_store.codec.format import is_legacy, parse_header
 from session_store.codec.pipeline import Pipeline, stage_name
 from session_store.codec.stages import StageContext, ZstdStage
+from session_store.codec.unstructure import unstructure_collecting
 from session_store.errors import (
     ConfigurationError,
     CorruptPayloadError,
@@ -39,7 +37,7 @@ from session_store.errors import (
 )
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 
-__all__ = ["Codec", "Decoded", "PayloadInfo", "Plain"]
+__all__ = ["Codec", "Decoded", "PayloadInfo", "Plain", "Snapshot"]
 
 
 class Decoded(NamedTuple):
@@ -51,16 +49,50 @@ class Decoded(NamedTuple):
     stages: tuple[str, ...]
 
 
+class Snapshot:
+    """What a body parses to, kept as ``marshal`` bytes once it is parsed again and again.
+
+    The decoded near cache (:mod:`session_store.decoded`) rebuilds a mutable session from its
+    kept body on every warm ``load``. ``marshal.loads`` builds the same plain objects for about
+    0.6-0.7x of the instructions of ``orjson.loads`` (counted with callgrind on the medium
+    sessions), so from the second parse of a body on, :meth:`Codec.from_plain` keeps the parsed
+    envelope as ``marshal`` bytes and later rebuilds read those. They are never stored and never
+    cross a process: they are made here from what ``orjson`` has just parsed (plain ``dict``,
+    ``list``, ``str``, ``int``, ``float``, ``bool``, ``None``; no tuple, no object reached twice),
+    so they load back to exactly that, a new object graph each time.
+
+    Only a body that is a copy of its own (a stage was undone: decompressed or decrypted) gets
+    a snapshot, which then replaces it in the cache (:meth:`DecodedCache.load
+    <session_store.decoded.DecodedCache.load>`): a body that is a view of the stored payload
+    costs no memory, and a snapshot would."""
+
+    __slots__ = ("packed", "uses")
+
+    def __init__(self) -> None:
+        self.packed: bytes | None = None
+        self.uses = 0
+
+
+#: Parses from a body before its :class:`Snapshot` is made (a body read once, as a ``save``
+#: then one ``load``, pays no ``marshal.dumps``).
+_PARSES_BEFORE_SNAPSHOT = 2
+#: ``Snapshot.uses`` of a body whose parse ``marshal`` cannot write (too deep): never retried.
+_NEVER = -(2**62)
+
+
 class Plain(NamedTuple):
     """A payload with its stages undone: the JSON body, whether it is headerless legacy JSON,
     and the names of the stages it was stored with.
 
     When no stage ran, ``body`` is a read-only view into the payload itself rather than a copy
-    (what the decoded near cache keeps then costs no memory beyond the payload it compares)."""
+    (what the decoded near cache keeps then costs no memory beyond the payload it compares).
+    ``snapshot``, when the codec made this body, is where later parses of it are kept (see
+    :class:`Snapshot`); once it holds them, ``body`` may be empty."""
 
     legacy: bool
     body: bytes | memoryview
     stages: tuple[str, ...]
+    snapshot: Snapshot | None = None
 
 
 class PayloadInfo(NamedTuple):
@@ -176,8 +208,10 @@ class Codec:
 
     def _encode_plain(self, key: str, obj: Any) -> tuple[bytes, Plain]:
         info = self.schema_of(obj)
-        with collecting_unchecked() as unchecked:
-            data = self.to_data(obj, key=key)
+        if type(obj) is dict:  # walked whole below
+            data, unchecked = obj, None
+        else:
+            data, unchecked = unstructure_collecting(self.to_data, obj, key)
         version = self.write_versions.get(info.name, info.version)
         for v in range(info.version, version, -1):
             data = info.downgrades[v](data, key)
@@ -195,13 +229,12 @@ class Codec:
             unchecked=unchecked if typed else None,
         )
         payload = self.pipeline.encode(body, self.namespace, key)
-        stages = self._stage_names(payload)
-        if not stages:  # header + body: the body is a view of the payload, not a second copy
+        count = payload[4]  # the header pack_header wrote: magic, version, count, stage ids
+        if not count:  # header + body: the body is a view of the payload, not a second copy
             return payload, Plain(False, memoryview(payload)[len(payload) - len(body) :], ())
-        return payload, Plain(False, body, stages)
-
-    def _stage_names(self, payload: bytes) -> tuple[str, ...]:
-        return tuple(map(stage_name, parse_header(payload).stages))
+        return payload, Plain(
+            False, body, tuple(map(stage_name, payload[5 : 5 + count])), Snapshot()
+        )
 
     # -- load ----------------------------------------------------------------------------------
     def inspect(self, data: bytes, *, key: str | None = None) -> PayloadInfo:
@@ -240,19 +273,19 @@ class Codec:
             return Plain(False, memoryview(data)[header.payload_offset :], ())
         ctx = StageContext(self.namespace, key, data[: header.payload_offset])
         body = self.pipeline.decode(header.stages, data[header.payload_offset :], ctx)
-        return Plain(False, body, tuple(map(stage_name, header.stages)))
+        return Plain(False, body, tuple(map(stage_name, header.stages)), Snapshot())
 
     def from_plain(self, key: str, plain: Plain, *, as_schema: SchemaInfo | None = None) -> Decoded:
         """The object a body from :meth:`unwrap` or :meth:`encode_plain` holds: parsed,
         migrated to the current version, structured (see :meth:`decode`)."""
         if plain.legacy:
             info = _require_schema(self.legacy_schema)
-            raw = jsonsafe.loads_legacy(plain.body, key=key)
+            raw = _parse(plain, key, jsonsafe.loads_legacy)
             if not isinstance(raw, dict):
                 raise CorruptPayloadError("legacy payload is not a JSON object", key=key)
             stored_name, version, body = info.name, 0, raw
         else:
-            envelope = jsonsafe.loads(plain.body, key=key)
+            envelope = _parse(plain, key, jsonsafe.loads)
             stored_name, version, body = _open_envelope(envelope, key)
         stage_names = plain.stages
         info = _require_schema(stored_name, key=key, unknown=UnknownSchemaVersionError)
@@ -317,6 +350,25 @@ class Codec:
             raise CorruptPayloadError(
                 f"data does not fit schema {info.name!r}: {type(exc).__name__}: {exc}", key=key
             ) from None
+
+
+def _parse(plain: Plain, key: str, parse: Callable[..., Any]) -> Any:
+    """What ``plain``'s body parses to (by ``parse``), from its :class:`Snapshot` once one is
+    kept. Parsed before anything (a migration, the structure step) could change it."""
+    memo = plain.snapshot
+    if memo is None:
+        return parse(plain.body, key=key)
+    packed = memo.packed
+    if packed is not None:
+        return marshal.loads(packed)  # noqa: S302 (made by this process from orjson output, above)
+    parsed = parse(plain.body, key=key)
+    memo.uses += 1
+    if memo.uses >= _PARSES_BEFORE_SNAPSHOT:
+        try:
+            memo.packed = marshal.dumps(parsed)
+        except ValueError:  # nested deeper than marshal writes: keep parsing the body
+            memo.uses = _NEVER
+    return parsed
 
 
 def _require_schema(
