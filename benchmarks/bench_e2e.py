@@ -19,7 +19,8 @@ load it back equal before it is timed. All run in interleaved rounds, their orde
 and every ratio is the median of per-round ratios. Also, for the typed vision-heavy session
 (``EnhancedSessionData``), ours against the typed floor.
 
-Run: ``python -m benchmarks.bench_e2e``.
+Run: ``python -m benchmarks.bench_e2e``; ``--breakdown`` splits one store + load of each into
+this process's CPU, the server's CPU and the bytes on the wire (:func:`where_time_goes`).
 """
 
 from __future__ import annotations
@@ -301,6 +302,67 @@ def report(result: E2EResult) -> str:
     )
 
 
+# -- where the time goes: client CPU, server CPU, bytes on the wire ---------------------------
+def _server_counts(client: redis.Redis) -> tuple[float, int]:
+    """Microseconds the server spent in commands, and bytes it read plus wrote, so far."""
+    stats = client.info("commandstats")
+    usec = sum(float(v["usec"]) for k, v in stats.items() if k.startswith("cmdstat_"))
+    net = client.info("stats")
+    return usec, int(net["total_net_input_bytes"]) + int(net["total_net_output_bytes"])
+
+
+def where_time_goes(size: str = "medium", calls: int = 200, rounds: int = 7) -> str:
+    """One store + load of each contender split three ways, medians over ``rounds``: this
+    process's CPU time (``time.process_time``), the redis-server's CPU time in commands (``INFO
+    commandstats``), and the bytes the server read and wrote (``INFO stats``, both directions,
+    protocol included). Instructions (callgrind) are in docs/performance.md."""
+    import time
+
+    payload = legacy_session(size)
+    rows = []
+    with RedisServer() as server:
+        url = server.url_for(prefix="ours:")
+        admin = server.client()
+        contenders: dict[str, Op] = {
+            "ours": _ours(url, payload),
+            PLAIN: _ours(url, payload, compress=False),
+            "cachelib": _cachelib(server, payload),
+            "dogpile.cache": _dogpile(server, payload),
+            "Flask-Session": _flask_session(server, payload),
+        }
+        figures: dict[str, list[tuple[float, float, float]]] = {n: [] for n in contenders}
+        for name, op in contenders.items():
+            _check(name, op, payload)
+        with no_gc():
+            for _ in range(rounds):
+                for name, op in contenders.items():
+                    usec0, net0 = _server_counts(admin)
+                    cpu0 = time.process_time()
+                    for _ in range(calls):
+                        op()
+                    cpu = (time.process_time() - cpu0) / calls * 1e6
+                    usec1, net1 = _server_counts(admin)
+                    # the INFO calls themselves: two commands, counted once per sample
+                    figures[name].append(((usec1 - usec0) / calls, cpu, (net1 - net0) / calls))
+    for name, samples in figures.items():
+        server_us = statistics.median(s[0] for s in samples)
+        client_us = statistics.median(s[1] for s in samples)
+        wire = statistics.median(s[2] for s in samples)
+        rows.append(
+            (name, f"{client_us:,.0f} µs", f"{server_us:,.1f} µs", f"{wire / 1024:,.1f} KiB")
+        )
+    table = markdown_table(
+        rows, ("contender", "client CPU / op", "server CPU / op", "bytes on the wire / op")
+    )
+    return (
+        f"#### Where a store + load goes ({size} session, {calls} ops x {rounds} rounds)\n\n"
+        f"{table}\n"
+    )
+
+
 if __name__ == "__main__":
     print(f"_{machine_line()}_\n")
-    print(report(measure()))
+    if "--breakdown" in sys.argv:
+        print(where_time_goes())
+    else:
+        print(report(measure()))
