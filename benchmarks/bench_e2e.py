@@ -25,6 +25,7 @@ this process's CPU, the server's CPU and the bytes on the wire (:func:`where_tim
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -58,6 +59,11 @@ PLAIN = "ours, no zstd"
 PLAN = {"small": (40, 41), "medium": (12, 41), "large": (2, 21)}
 #: The floor timed against itself: the spread of that ratio is the resolution of the run.
 AA = "floor again (A/A)"
+#: With ``SESSION_STORE_BENCH_BEFORE=<rev>``: ours as it was at that commit, side by side (the
+#: package imported as ``session_store_before``, see :func:`benchmarks.bench_hot.before_package`),
+#: over the same Redis backend object.
+BEFORE_ENV = "SESSION_STORE_BENCH_BEFORE"
+BEFORE = "ours before"
 
 Op = Callable[[], object]
 
@@ -87,6 +93,26 @@ def _ours(url: str, payload: dict[str, Any], *, compress: bool = True) -> Op:
     def run() -> object:
         store.save("e2e", payload)
         return store.load("e2e")
+
+    return run
+
+
+def _before(url: str, payload: dict[str, Any]) -> Op | None:
+    """``ours`` as it was at ``$SESSION_STORE_BENCH_BEFORE``, or None when it is not set."""
+    rev = os.environ.get(BEFORE_ENV)
+    if not rev:
+        return None
+    from benchmarks.bench_hot import before_package
+    from session_store import open_backend
+
+    before = before_package(rev)
+    if before is None:
+        return None
+    store = before.SessionStore(open_backend(url), dict, ttl=TTL)
+
+    def run() -> object:
+        store.save("e2e-before", payload)
+        return store.load("e2e-before")
 
     return run
 
@@ -186,6 +212,9 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
                 "dogpile.cache": _dogpile(server, payload),
                 "Flask-Session": _flask_session(server, payload),
             }
+            before = _before(url, payload)
+            if before is not None:
+                variants[BEFORE] = before
             for name, op in variants.items():
                 _check(name, op, payload)
             calls, rounds = PLAN[size]
@@ -202,7 +231,7 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
                 per_round = [a / b for a, b in zip(samples[name], samples["floor"], strict=True)]
                 quartiles = statistics.quantiles(per_round, n=4)
                 spread[name] = (quartiles[0], quartiles[2])
-            for peer in (*PEERS, PLAIN):
+            for peer in (*PEERS, PLAIN, *([BEFORE] if before is not None else [])):
                 ratios[peer] = ratio_of_rounds(samples, peer, "ours")
                 per_round = [p / o for p, o in zip(samples[peer], samples["ours"], strict=True)]
                 quartiles = statistics.quantiles(per_round, n=4)
@@ -268,7 +297,9 @@ def report(result: E2EResult) -> str:
     """The Markdown section."""
     rows = []
     for entry in result.sizes:
-        for name in ("ours", "floor", AA, *PEERS, PLAIN):
+        for name in ("ours", "floor", AA, *PEERS, PLAIN, BEFORE):
+            if name not in entry.per_call_us:
+                continue
             us = entry.per_call_us[name]
             if name in ("ours", AA):
                 low, high = entry.spread[name]

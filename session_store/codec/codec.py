@@ -14,8 +14,7 @@ for an object that cannot be stored. The codec does no I/O, so sync and async st
 
 from __future__ import annotations
 
-import marshal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import attrs
@@ -26,6 +25,7 @@ from session_store.codec.converter import make_session_converter, reports_unchec
 from session_store.codec.encryption import AesGcmStage
 from session_store.codec.format import is_legacy, parse_header
 from session_store.codec.pipeline import Pipeline, stage_name
+from session_store.codec.snapshot import Snapshot, parse
 from session_store.codec.stages import StageContext, ZstdStage
 from session_store.codec.unstructure import unstructure_collecting
 from session_store.errors import (
@@ -47,37 +47,6 @@ class Decoded(NamedTuple):
     schema: str
     stored_version: int
     stages: tuple[str, ...]
-
-
-class Snapshot:
-    """What a body parses to, kept as ``marshal`` bytes once it is parsed again and again.
-
-    The decoded near cache (:mod:`session_store.decoded`) rebuilds a mutable session from its
-    kept body on every warm ``load``. ``marshal.loads`` builds the same plain objects for about
-    0.6-0.7x of the instructions of ``orjson.loads`` (counted with callgrind on the medium
-    sessions), so from the second parse of a body on, :meth:`Codec.from_plain` keeps the parsed
-    envelope as ``marshal`` bytes and later rebuilds read those. They are never stored and never
-    cross a process: they are made here from what ``orjson`` has just parsed (plain ``dict``,
-    ``list``, ``str``, ``int``, ``float``, ``bool``, ``None``; no tuple, no object reached twice),
-    so they load back to exactly that, a new object graph each time.
-
-    Only a body that is a copy of its own (a stage was undone: decompressed or decrypted) gets
-    a snapshot, which then replaces it in the cache (:meth:`DecodedCache.load
-    <session_store.decoded.DecodedCache.load>`): a body that is a view of the stored payload
-    costs no memory, and a snapshot would."""
-
-    __slots__ = ("packed", "uses")
-
-    def __init__(self) -> None:
-        self.packed: bytes | None = None
-        self.uses = 0
-
-
-#: Parses from a body before its :class:`Snapshot` is made (a body read once, as a ``save``
-#: then one ``load``, pays no ``marshal.dumps``).
-_PARSES_BEFORE_SNAPSHOT = 2
-#: ``Snapshot.uses`` of a body whose parse ``marshal`` cannot write (too deep): never retried.
-_NEVER = -(2**62)
 
 
 class Plain(NamedTuple):
@@ -280,12 +249,12 @@ class Codec:
         migrated to the current version, structured (see :meth:`decode`)."""
         if plain.legacy:
             info = _require_schema(self.legacy_schema)
-            raw = _parse(plain, key, jsonsafe.loads_legacy)
+            raw = parse(plain.body, plain.snapshot, key, jsonsafe.loads_legacy)
             if not isinstance(raw, dict):
                 raise CorruptPayloadError("legacy payload is not a JSON object", key=key)
             stored_name, version, body = info.name, 0, raw
         else:
-            envelope = _parse(plain, key, jsonsafe.loads)
+            envelope = parse(plain.body, plain.snapshot, key, jsonsafe.loads)
             stored_name, version, body = _open_envelope(envelope, key)
         stage_names = plain.stages
         info = _require_schema(stored_name, key=key, unknown=UnknownSchemaVersionError)
@@ -350,25 +319,6 @@ class Codec:
             raise CorruptPayloadError(
                 f"data does not fit schema {info.name!r}: {type(exc).__name__}: {exc}", key=key
             ) from None
-
-
-def _parse(plain: Plain, key: str, parse: Callable[..., Any]) -> Any:
-    """What ``plain``'s body parses to (by ``parse``), from its :class:`Snapshot` once one is
-    kept. Parsed before anything (a migration, the structure step) could change it."""
-    memo = plain.snapshot
-    if memo is None:
-        return parse(plain.body, key=key)
-    packed = memo.packed
-    if packed is not None:
-        return marshal.loads(packed)  # noqa: S302 (made by this process from orjson output, above)
-    parsed = parse(plain.body, key=key)
-    memo.uses += 1
-    if memo.uses >= _PARSES_BEFORE_SNAPSHOT:
-        try:
-            memo.packed = marshal.dumps(parsed)
-        except ValueError:  # nested deeper than marshal writes: keep parsing the body
-            memo.uses = _NEVER
-    return parsed
 
 
 def _require_schema(
