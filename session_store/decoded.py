@@ -20,7 +20,9 @@ session is kept as its checked JSON body, and each hit parses a new object from 
 the generated structure functions): measured, that costs less than copying the live object in
 Python (0.6x for the medium data-room session, whose containers are many and small), and it
 holds half the memory. The body kept is the one the codec wrote on ``save`` or found inside the
-payload on a miss, so it is exactly what these bytes decode to.
+payload on a miss, so it is exactly what these bytes decode to. From its second parse on, a
+body that is a copy of its own (a stage was undone) is parsed from a ``marshal`` snapshot of
+that parse instead, which then replaces it here (:mod:`session_store.codec.snapshot`).
 
 **Bounds.** At most ``max_bytes`` of estimated size (a body counts its length; a shared object
 twice its JSON size, which is what CPython takes for session-shaped data; plus the payload kept

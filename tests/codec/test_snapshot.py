@@ -80,3 +80,15 @@ def test_a_caller_changing_a_warm_load_changes_no_later_load_or_the_stored_bytes
     assert isinstance(kept, Plain) and kept.body == b""  # the body gave way to the snapshot
     assert store.load("u") == saved
     assert backend.get("u") == stored
+
+
+def test_a_snapshot_takes_no_part_in_the_equality_of_a_body() -> None:
+    codec = Codec(encryption=None)
+    payload, plain = codec.encode_plain("k", {"text": "word " * 500})
+    unwrapped = codec.unwrap("k", payload)
+    assert unwrapped.snapshot is not plain.snapshot
+    assert unwrapped == plain == Plain(plain.legacy, plain.body, plain.stages)
+    codec.from_plain("k", plain)
+    codec.from_plain("k", plain)  # plain's snapshot now holds the parse, unwrapped's does not
+    assert plain.snapshot is not None and plain.snapshot.packed is not None
+    assert unwrapped == plain and hash(unwrapped) == hash(plain)
