@@ -19,11 +19,13 @@ load it back equal before it is timed. All run in interleaved rounds, their orde
 and every ratio is the median of per-round ratios. Also, for the typed vision-heavy session
 (``EnhancedSessionData``), ours against the typed floor.
 
-Run: ``python -m benchmarks.bench_e2e``.
+Run: ``python -m benchmarks.bench_e2e``; ``--breakdown`` splits one store + load of each into
+this process's CPU, the server's CPU and the bytes on the wire (:func:`where_time_goes`).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -57,6 +59,11 @@ PLAIN = "ours, no zstd"
 PLAN = {"small": (40, 41), "medium": (12, 41), "large": (2, 21)}
 #: The floor timed against itself: the spread of that ratio is the resolution of the run.
 AA = "floor again (A/A)"
+#: With ``SESSION_STORE_BENCH_BEFORE=<rev>``: ours as it was at that commit, side by side (the
+#: package imported as ``session_store_before``, see :func:`benchmarks.bench_hot.before_package`),
+#: over the same Redis backend object.
+BEFORE_ENV = "SESSION_STORE_BENCH_BEFORE"
+BEFORE = "ours before"
 
 Op = Callable[[], object]
 
@@ -86,6 +93,26 @@ def _ours(url: str, payload: dict[str, Any], *, compress: bool = True) -> Op:
     def run() -> object:
         store.save("e2e", payload)
         return store.load("e2e")
+
+    return run
+
+
+def _before(url: str, payload: dict[str, Any]) -> Op | None:
+    """``ours`` as it was at ``$SESSION_STORE_BENCH_BEFORE``, or None when it is not set."""
+    rev = os.environ.get(BEFORE_ENV)
+    if not rev:
+        return None
+    from benchmarks.bench_hot import before_package
+    from session_store import open_backend
+
+    before = before_package(rev)
+    if before is None:
+        return None
+    store = before.SessionStore(open_backend(url), dict, ttl=TTL)
+
+    def run() -> object:
+        store.save("e2e-before", payload)
+        return store.load("e2e-before")
 
     return run
 
@@ -185,6 +212,9 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
                 "dogpile.cache": _dogpile(server, payload),
                 "Flask-Session": _flask_session(server, payload),
             }
+            before = _before(url, payload)
+            if before is not None:
+                variants[BEFORE] = before
             for name, op in variants.items():
                 _check(name, op, payload)
             calls, rounds = PLAN[size]
@@ -201,7 +231,7 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
                 per_round = [a / b for a, b in zip(samples[name], samples["floor"], strict=True)]
                 quartiles = statistics.quantiles(per_round, n=4)
                 spread[name] = (quartiles[0], quartiles[2])
-            for peer in (*PEERS, PLAIN):
+            for peer in (*PEERS, PLAIN, *([BEFORE] if before is not None else [])):
                 ratios[peer] = ratio_of_rounds(samples, peer, "ours")
                 per_round = [p / o for p, o in zip(samples[peer], samples["ours"], strict=True)]
                 quartiles = statistics.quantiles(per_round, n=4)
@@ -267,7 +297,9 @@ def report(result: E2EResult) -> str:
     """The Markdown section."""
     rows = []
     for entry in result.sizes:
-        for name in ("ours", "floor", AA, *PEERS, PLAIN):
+        for name in ("ours", "floor", AA, *PEERS, PLAIN, BEFORE):
+            if name not in entry.per_call_us:
+                continue
             us = entry.per_call_us[name]
             if name in ("ours", AA):
                 low, high = entry.spread[name]
@@ -301,6 +333,67 @@ def report(result: E2EResult) -> str:
     )
 
 
+# -- where the time goes: client CPU, server CPU, bytes on the wire ---------------------------
+def _server_counts(client: redis.Redis) -> tuple[float, int]:
+    """Microseconds the server spent in commands, and bytes it read plus wrote, so far."""
+    stats = client.info("commandstats")
+    usec = sum(float(v["usec"]) for k, v in stats.items() if k.startswith("cmdstat_"))
+    net = client.info("stats")
+    return usec, int(net["total_net_input_bytes"]) + int(net["total_net_output_bytes"])
+
+
+def where_time_goes(size: str = "medium", calls: int = 200, rounds: int = 7) -> str:
+    """One store + load of each contender split three ways, medians over ``rounds``: this
+    process's CPU time (``time.process_time``), the redis-server's CPU time in commands (``INFO
+    commandstats``), and the bytes the server read and wrote (``INFO stats``, both directions,
+    protocol included). Instructions (callgrind) are in docs/performance.md."""
+    import time
+
+    payload = legacy_session(size)
+    rows = []
+    with RedisServer() as server:
+        url = server.url_for(prefix="ours:")
+        admin = server.client()
+        contenders: dict[str, Op] = {
+            "ours": _ours(url, payload),
+            PLAIN: _ours(url, payload, compress=False),
+            "cachelib": _cachelib(server, payload),
+            "dogpile.cache": _dogpile(server, payload),
+            "Flask-Session": _flask_session(server, payload),
+        }
+        figures: dict[str, list[tuple[float, float, float]]] = {n: [] for n in contenders}
+        for name, op in contenders.items():
+            _check(name, op, payload)
+        with no_gc():
+            for _ in range(rounds):
+                for name, op in contenders.items():
+                    usec0, net0 = _server_counts(admin)
+                    cpu0 = time.process_time()
+                    for _ in range(calls):
+                        op()
+                    cpu = (time.process_time() - cpu0) / calls * 1e6
+                    usec1, net1 = _server_counts(admin)
+                    # the INFO calls themselves: two commands, counted once per sample
+                    figures[name].append(((usec1 - usec0) / calls, cpu, (net1 - net0) / calls))
+    for name, samples in figures.items():
+        server_us = statistics.median(s[0] for s in samples)
+        client_us = statistics.median(s[1] for s in samples)
+        wire = statistics.median(s[2] for s in samples)
+        rows.append(
+            (name, f"{client_us:,.0f} µs", f"{server_us:,.1f} µs", f"{wire / 1024:,.1f} KiB")
+        )
+    table = markdown_table(
+        rows, ("contender", "client CPU / op", "server CPU / op", "bytes on the wire / op")
+    )
+    return (
+        f"#### Where a store + load goes ({size} session, {calls} ops x {rounds} rounds)\n\n"
+        f"{table}\n"
+    )
+
+
 if __name__ == "__main__":
     print(f"_{machine_line()}_\n")
-    print(report(measure()))
+    if "--breakdown" in sys.argv:
+        print(where_time_goes())
+    else:
+        print(report(measure()))

@@ -20,7 +20,9 @@ session is kept as its checked JSON body, and each hit parses a new object from 
 the generated structure functions): measured, that costs less than copying the live object in
 Python (0.6x for the medium data-room session, whose containers are many and small), and it
 holds half the memory. The body kept is the one the codec wrote on ``save`` or found inside the
-payload on a miss, so it is exactly what these bytes decode to.
+payload on a miss, so it is exactly what these bytes decode to. From its second parse on, a
+body that is a copy of its own (a stage was undone) is parsed from a ``marshal`` snapshot of
+that parse instead, which then replaces it here (:mod:`session_store.codec.snapshot`).
 
 **Bounds.** At most ``max_bytes`` of estimated size (a body counts its length; a shared object
 twice its JSON size, which is what CPython takes for session-shaped data; plus the payload kept
@@ -189,18 +191,25 @@ class DecodedCache:
                 self.misses += 1
                 kept = None
         if kept is not None:
-            return kept if shared else rebuild(key, kept)
+            if shared:
+                return kept
+            obj = rebuild(key, kept)
+            if kept.body and kept.snapshot is not None and kept.snapshot.packed is not None:
+                self._drop_body(key, kept)
+            return obj
         obj, plain = decode(key, data)
         self.put(key, data, obj, plain)
         return obj
 
-    def put(self, key: str, data: bytes, obj: Any, plain: Plain) -> None:
+    def put(
+        self, key: str, data: bytes, obj: Any, plain: Plain, *, _shared: bool | None = None
+    ) -> None:
         """Remember that ``data`` decodes to ``obj`` through the JSON body ``plain``. ``obj`` is
         kept only if nothing in it can change (so the caller may go on changing ``obj``). It
         must be what ``data`` decodes to: after a write, call :meth:`put_saved` instead."""
         if self.max_bytes <= 0:
             return
-        shared = is_immutable(obj)
+        shared = is_immutable(obj) if _shared is None else _shared
         kept = obj if shared else plain
         # the bytes kept to compare, and the objects (estimated) or the body (nothing more when
         # it is a view of those very bytes: a payload stored with no stage)
@@ -220,6 +229,15 @@ class DecodedCache:
                 _, dropped = self._entries.popitem(last=False)
                 self._bytes -= dropped[3]
 
+    def _drop_body(self, key: str, kept: Plain) -> None:
+        """The body ``kept`` was parsed from now has its snapshot (see
+        :class:`~session_store.codec.Snapshot`), which later rebuilds read: keep that alone.
+        Its estimated cost stays (the snapshot takes about what the body did)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] is kept:
+                self._entries[key] = (entry[0], kept._replace(body=b""), entry[2], entry[3])
+
     def payload(self, key: str) -> bytes | None:
         """The bytes the entry for ``key`` is valid for (what this store last read or wrote for
         it), or ``None`` if none is kept; nothing says they are still what is stored."""
@@ -237,13 +255,14 @@ class DecodedCache:
         ``AsyncSessionStore``) after a successful write."""
         if self.max_bytes <= 0:
             return
-        if is_immutable(obj):
+        shared = is_immutable(obj)
+        if shared:
             try:
                 obj = rebuild(key, plain)
             except Exception:  # the write succeeded; the cache just does not learn it
                 self.discard(key)
                 return
-        self.put(key, data, obj, plain)
+        self.put(key, data, obj, plain, _shared=shared)
 
     def discard(self, key: str) -> None:
         """Forget ``key`` (after a delete: nothing would serve it, but it frees the memory)."""

@@ -1,6 +1,6 @@
 """The codec: schema objects to versioned, optionally compressed and encrypted bytes, and back."""
 
-from session_store.codec.codec import Codec, Decoded, PayloadInfo, Plain
+from session_store.codec.codec import Codec, Decoded, PayloadInfo, Plain, Snapshot
 from session_store.codec.converter import make_session_converter
 from session_store.codec.encryption import KEYS_ENV, AesGcmStage
 from session_store.codec.format import FORMAT_VERSION, MAGIC
@@ -19,6 +19,7 @@ __all__ = [
     "PayloadInfo",
     "Pipeline",
     "Plain",
+    "Snapshot",
     "Stage",
     "StageContext",
     "ZstdStage",

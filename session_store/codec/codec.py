@@ -21,15 +21,13 @@ import attrs
 from cattrs.preconf.orjson import OrjsonConverter
 
 from session_store.codec import jsonsafe
-from session_store.codec.converter import (
-    collecting_unchecked,
-    make_session_converter,
-    reports_unchecked,
-)
+from session_store.codec.converter import make_session_converter, reports_unchecked
 from session_store.codec.encryption import AesGcmStage
 from session_store.codec.format import is_legacy, parse_header
 from session_store.codec.pipeline import Pipeline, stage_name
+from session_store.codec.snapshot import Snapshot, parse
 from session_store.codec.stages import StageContext, ZstdStage
+from session_store.codec.unstructure import unstructure_collecting
 from session_store.errors import (
     ConfigurationError,
     CorruptPayloadError,
@@ -39,7 +37,7 @@ from session_store.errors import (
 )
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 
-__all__ = ["Codec", "Decoded", "PayloadInfo", "Plain"]
+__all__ = ["Codec", "Decoded", "PayloadInfo", "Plain", "Snapshot"]
 
 
 class Decoded(NamedTuple):
@@ -56,11 +54,14 @@ class Plain(NamedTuple):
     and the names of the stages it was stored with.
 
     When no stage ran, ``body`` is a read-only view into the payload itself rather than a copy
-    (what the decoded near cache keeps then costs no memory beyond the payload it compares)."""
+    (what the decoded near cache keeps then costs no memory beyond the payload it compares).
+    ``snapshot``, when the codec made this body, is where later parses of it are kept (see
+    :class:`Snapshot`); once it holds them, ``body`` may be empty."""
 
     legacy: bool
     body: bytes | memoryview
     stages: tuple[str, ...]
+    snapshot: Snapshot | None = None
 
 
 class PayloadInfo(NamedTuple):
@@ -176,8 +177,10 @@ class Codec:
 
     def _encode_plain(self, key: str, obj: Any) -> tuple[bytes, Plain]:
         info = self.schema_of(obj)
-        with collecting_unchecked() as unchecked:
-            data = self.to_data(obj, key=key)
+        if type(obj) is dict:  # walked whole below
+            data, unchecked = obj, None
+        else:
+            data, unchecked = unstructure_collecting(self.to_data, obj, key)
         version = self.write_versions.get(info.name, info.version)
         for v in range(info.version, version, -1):
             data = info.downgrades[v](data, key)
@@ -195,13 +198,12 @@ class Codec:
             unchecked=unchecked if typed else None,
         )
         payload = self.pipeline.encode(body, self.namespace, key)
-        stages = self._stage_names(payload)
-        if not stages:  # header + body: the body is a view of the payload, not a second copy
+        count = payload[4]  # the header pack_header wrote: magic, version, count, stage ids
+        if not count:  # header + body: the body is a view of the payload, not a second copy
             return payload, Plain(False, memoryview(payload)[len(payload) - len(body) :], ())
-        return payload, Plain(False, body, stages)
-
-    def _stage_names(self, payload: bytes) -> tuple[str, ...]:
-        return tuple(map(stage_name, parse_header(payload).stages))
+        return payload, Plain(
+            False, body, tuple(map(stage_name, payload[5 : 5 + count])), Snapshot()
+        )
 
     # -- load ----------------------------------------------------------------------------------
     def inspect(self, data: bytes, *, key: str | None = None) -> PayloadInfo:
@@ -240,19 +242,19 @@ class Codec:
             return Plain(False, memoryview(data)[header.payload_offset :], ())
         ctx = StageContext(self.namespace, key, data[: header.payload_offset])
         body = self.pipeline.decode(header.stages, data[header.payload_offset :], ctx)
-        return Plain(False, body, tuple(map(stage_name, header.stages)))
+        return Plain(False, body, tuple(map(stage_name, header.stages)), Snapshot())
 
     def from_plain(self, key: str, plain: Plain, *, as_schema: SchemaInfo | None = None) -> Decoded:
         """The object a body from :meth:`unwrap` or :meth:`encode_plain` holds: parsed,
         migrated to the current version, structured (see :meth:`decode`)."""
         if plain.legacy:
             info = _require_schema(self.legacy_schema)
-            raw = jsonsafe.loads_legacy(plain.body, key=key)
+            raw = parse(plain.body, plain.snapshot, key, jsonsafe.loads_legacy)
             if not isinstance(raw, dict):
                 raise CorruptPayloadError("legacy payload is not a JSON object", key=key)
             stored_name, version, body = info.name, 0, raw
         else:
-            envelope = jsonsafe.loads(plain.body, key=key)
+            envelope = parse(plain.body, plain.snapshot, key, jsonsafe.loads)
             stored_name, version, body = _open_envelope(envelope, key)
         stage_names = plain.stages
         info = _require_schema(stored_name, key=key, unknown=UnknownSchemaVersionError)

@@ -27,6 +27,8 @@ KNOWN_STAGES: tuple[type[ZstdStage] | type[AesGcmStage], ...] = (ZstdStage, AesG
 #: ``{stage id: name}`` of the known stages (what ``session-store inspect`` shows).
 STAGE_NAMES: Mapping[int, str] = MappingProxyType({c.stage_id: c.name for c in KNOWN_STAGES})
 _ORDER = tuple(c.stage_id for c in KNOWN_STAGES)
+#: The header of a payload no stage applied to.
+_BARE_HEADER = pack_header(())
 
 
 def stage_name(stage_id: int) -> str:
@@ -47,6 +49,8 @@ class Pipeline:
     def encode(self, body: bytes, namespace: str, key: str) -> bytes:
         """Header and payload: ``body`` through every stage that applies to it, in order."""
         applied = [s for s in self.stages if s.applies(body)]
+        if not applied:
+            return _BARE_HEADER + body
         header = pack_header(tuple(s.stage_id for s in applied))
         ctx = StageContext(namespace, key, header)
         for stage in applied:

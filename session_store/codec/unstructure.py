@@ -25,7 +25,7 @@ from session_store.codec.fields import (
 )
 from session_store.errors import SerializationError
 
-__all__ = ["collecting_unchecked", "reports_unchecked"]
+__all__ = ["collecting_unchecked", "reports_unchecked", "unstructure_collecting"]
 
 
 def _unstructure_datetime(value: datetime) -> str:
@@ -68,6 +68,19 @@ def _leaf_test(declared: Any) -> str | None:
     if declared is float:
         return "((type(v) is float and v - v == 0.0) or type(v) is int)"
     return None
+
+
+def unstructure_collecting(
+    to_data: Callable[..., dict[str, Any]], obj: Any, key: str | None
+) -> tuple[dict[str, Any], list[Any]]:
+    """``to_data(obj, key=key)`` with what :func:`collecting_unchecked` collects, without the
+    context manager's generator (this runs on every typed ``save``)."""
+    found: list[Any] = []
+    token = _UNCHECKED.set(found)
+    try:
+        return to_data(obj, key=key), found
+    finally:
+        _UNCHECKED.reset(token)
 
 
 _CHECKED_MARK = "__session_store_checked__"
