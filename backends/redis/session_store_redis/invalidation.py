@@ -17,6 +17,10 @@ the same header and carries a version at least as new, compared byte by byte ins
 one round trip. The chain uses it so that no tier write replaces a newer version with an older one.
 **Writes ordered by arrival** (:data:`SET_AFTER_SCRIPT`): always store, after moving the new
 value's version past the current one if needed; the chain's arbiter takes new writes this way.
+Both read only the current value's first bytes, up to the end of its version (``GETRANGE``), not
+the whole value: a session of any size costs the script the same few bytes. The stored format is
+the same as the earlier scripts' (which read it whole with ``GET``), and so is every decision, so
+processes running either text (each loads its own, by SHA) share keys.
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ log = logging.getLogger(__name__)
 #: the header both values must share. ARGV[4], ARGV[5]: 1-based first and last byte of the version.
 #: Returns 1 if it wrote, 0 if the current value is at least as new.
 SET_IF_NEWER_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
 local new = ARGV[1]
 local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if current and string.len(current) >= last
+local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
+if string.len(current) == last
     and string.sub(current, 1, head) == string.sub(new, 1, head) then
   local newer = false
   for i = first, last do
@@ -71,11 +75,11 @@ return 1
 #: new value's clock becomes the current one plus one first (new writes ordered by arrival).
 #: Returns the version stored.
 SET_AFTER_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
 local new = ARGV[1]
 local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local clock_end = tonumber(ARGV[6])
-if current and string.len(current) >= last
+local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
+if string.len(current) == last
     and string.sub(current, 1, head) == string.sub(new, 1, head) then
   local newer = false
   for i = first, last do
