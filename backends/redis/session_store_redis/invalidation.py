@@ -327,7 +327,9 @@ class _RawReplies:
                 return replies
 
     def ping(self) -> None:
-        self._connection.send_command("PING")
+        # no redis-py health check: it would answer its own PING through its parser, which on
+        # this connection reads (and loses) the messages, and fails on the subscribed "pong"
+        self._connection.send_command("PING", check_health=False)
 
 
 class _ParsedReplies:
@@ -347,4 +349,6 @@ class _ParsedReplies:
         return replies
 
     def ping(self) -> None:
-        self._connection.send_command("PING")
+        # no redis-py health check: it would answer its own PING through its parser, which on
+        # this connection reads (and loses) the messages, and fails on the subscribed "pong"
+        self._connection.send_command("PING", check_health=False)

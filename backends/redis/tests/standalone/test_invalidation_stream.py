@@ -123,3 +123,37 @@ def test_a_write_after_a_pause_is_reported_at_once(
             admin.flushdb()
     assert recorder.wait_for(lambda: recorder.flushes >= 1)
     assert sorted(lags)[len(lags) // 2] < 0.05  # the median, on a loaded 2-core machine
+
+
+def test_the_stream_stays_up_past_the_health_check_interval(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The stream's pings must not trigger redis-py's own health check (a ``PING`` answered
+    through redis-py's parser, which on a subscribed connection reads the stream's messages
+    and fails on its ``pong``): the stream would drop and flush the near cache every
+    ``health_check_interval`` (30 s by default; 0.2 s here). (Failed before: reconnected.)"""
+    url = redis_server.url_for(prefix=redis_namespace, health_check_interval="0.2")
+    backend = RedisBackend.from_url(url)
+    connects: list[float] = []
+
+    class Counting(Recorder):
+        def on_connected(self) -> None:
+            connects.append(time.monotonic())
+            super().on_connected()
+
+    recorder = Counting()
+    stream = backend.invalidations("", recorder)
+    try:
+        assert recorder.connected.wait(10)
+        with RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace)) as writer:
+            deadline = time.monotonic() + 1.5  # pings every 0.25 s: several health checks due
+            i = 0
+            while time.monotonic() < deadline:
+                writer.set(f"w{i}", b"v")
+                i += 1
+                time.sleep(0.01)
+        assert recorder.wait_for(lambda: len(recorder.keys) == i), (len(recorder.keys), i)
+        assert len(connects) == 1
+    finally:
+        stream.close()
+        backend.close()
