@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -112,12 +113,12 @@ def test_a_write_after_a_pause_is_reported_at_once(
     arrives as ``None``."""
     _backend, recorder = opened
     with RedisBackend.from_url(stream_server.url_for(prefix=redis_namespace)) as writer:
-        lags = []
+        lags: list[float] = []
         for i in range(20):
             time.sleep(invalidation.COALESCE * 2)  # the stream is idle again
             started = time.monotonic()
             writer.set(f"lone{i}", b"v")
-            assert recorder.wait_for(lambda i=i: f"lone{i}" in recorder.keys)
+            assert recorder.wait_for(partial(recorder.keys.__contains__, f"lone{i}"))
             lags.append(time.monotonic() - started)
         with stream_server.client() as admin:
             admin.flushdb()
