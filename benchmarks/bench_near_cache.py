@@ -371,7 +371,7 @@ def callgrind_report(calls: int = 1000) -> str:
     bare_two, bare_three = per_save[CALLGRIND_VARIANTS[0]], per_save[CALLGRIND_VARIANTS[4]]
     rows = [
         [
-            variant,
+            variant.replace("|", "\\|"),  # (a Markdown table cell)
             f"{count:,.0f}",
             f"{count / (bare_three if 'diskcache' in variant else bare_two):.2f}x",
         ]

@@ -207,10 +207,15 @@ class InvalidationStream:
         replies = _replies(connection)
         deadline = time.monotonic() + self._connection_kwargs["socket_timeout"]
         # messages that come with the confirmation are covered by the flush of on_connected
-        while not any(_kind(reply) == b"subscribe" for reply in replies.read(self._wait)):
+        while True:
+            answers = replies.read(self._wait)
+            for answer in answers:
+                if isinstance(answer, Exception):  # hiredis hands error replies over as values
+                    raise redis.ResponseError(str(answer))
+            if any(_kind(answer) == b"subscribe" for answer in answers):
+                return replies
             if time.monotonic() > deadline:
                 raise redis.TimeoutError("no answer to SUBSCRIBE")
-        return replies
 
     def _listen(self, replies: _Replies) -> None:
         pinged_at: float | None = None
