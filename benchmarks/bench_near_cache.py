@@ -26,11 +26,23 @@ default one: versioned copies, ordered writes, tombstones, a coherent near cache
 Variants run in interleaved rounds (contender, baseline, ...); each ratio is of the medians, so
 both sides of a ratio ran in the same run on the same machine. Absolute times are context only.
 Prints Markdown.
+
+    python -m benchmarks.bench_near_cache --callgrind [--calls 1000]
+
+counts instead the instructions this process spends per save (every thread, the server's not
+counted) under ``valgrind --tool=callgrind``: each variant runs in a child process of its own,
+once with N saves after a warm-up and once with the warm-up alone; the difference over N is the
+cost of one save. Not noisy, but blind to what valgrind changes: it runs one thread at a time
+and ~50x slower, so the invalidation listener wakes for every message (the wall-clock rows
+measure how it batches them), and the server's work (the Lua script) is not in it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -262,13 +274,138 @@ def report(rounds: int = 15, calls: int = 20_000) -> str:
     return "\n".join(lines)
 
 
+#: The --callgrind variants: what one call does (see _one_variant).
+CALLGRIND_VARIANTS = (
+    "bare memory + redis set",
+    "ordered redis write + memory set",
+    "save, memory | redis, no stream",
+    "save, memory | redis",
+    "bare memory + redis + diskcache set",
+    "save, memory | redis | diskcache",
+)
+
+
+def _one_variant(variant: str, calls: int, redis_url: str, scratch: str) -> None:
+    """The child process of ``--callgrind``: ``calls`` saves of ``variant`` after a warm-up."""
+    codec = Codec(encryption=None)
+    payload = codec.encode("user-0", vision_session("small"))
+    framed = stamps.frame(payload, stamps.clock.now(), 3600)
+    memory = MemoryBackend(max_entries=1000)
+    index = CALLGRIND_VARIANTS.index(variant)
+    disk = f"diskcache://{Path(scratch) / f'disk-{index}'}"
+    redis = open_backend(f"{redis_url}?prefix=bare-{index}:")
+    chain: SessionBackend | None = None
+    bare_disk = open_backend(disk) if variant == CALLGRIND_VARIANTS[4] else None
+
+    def bare(key: str) -> None:
+        if bare_disk is not None:
+            bare_disk.set(key, payload, 3600)
+        redis.set(key, payload, 3600)
+        memory.set(key, payload, 3600)
+
+    def ordered(key: str) -> None:
+        write_after(redis, key, framed, 3600)
+        memory.set(key, payload, 3600)
+
+    def save(key: str) -> None:
+        assert chain is not None
+        chain.set(key, payload, 3600)
+
+    fn: Callable[[str], None] = save
+    if variant in (CALLGRIND_VARIANTS[0], CALLGRIND_VARIANTS[4]):
+        fn = bare
+    elif variant == CALLGRIND_VARIANTS[1]:
+        fn = ordered
+    else:
+        url = f"{redis_url}?prefix=chain-{index}:"
+        if variant == CALLGRIND_VARIANTS[2]:
+            chain = open_backend(f"tiered://?invalidation=false | memory:// | {url}")
+        elif variant == CALLGRIND_VARIANTS[3]:
+            chain = open_backend(f"memory://?max_entries=1000 | {url}")
+        else:
+            chain = open_backend(f"memory://?max_entries=1000 | {url} | {disk}")
+        if isinstance(chain, TieredBackend) and variant != CALLGRIND_VARIANTS[2]:
+            _wait_coherent(chain)
+    _loop(fn, 200)()  # warm: connections open, scripts loaded, keys present
+    _loop(fn, calls)()
+    time.sleep(0.2)  # the listener's last messages, in both runs alike
+
+
+def _collected(variant: str, calls: int, redis_url: str, scratch: str) -> int:
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "benchmarks.bench_near_cache",
+            "--one",
+            variant,
+            "--calls",
+            str(calls),
+            "--url",
+            redis_url,
+            "--scratch",
+            scratch,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts in every run
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr[-2000:]
+    return int(found.group(1))
+
+
+def callgrind_report(calls: int = 1000) -> str:
+    """Instructions per save of each variant, and the ratios of the module doc (callgrind)."""
+    with RedisServer() as server, tempfile.TemporaryDirectory() as scratch:
+        url = server.url_for()
+        per_save = {}
+        for variant in CALLGRIND_VARIANTS:
+            full = _collected(variant, calls, url, scratch)
+            warm = _collected(variant, 0, url, scratch)
+            per_save[variant] = (full - warm) / calls
+    bare_two, bare_three = per_save[CALLGRIND_VARIANTS[0]], per_save[CALLGRIND_VARIANTS[4]]
+    rows = [
+        [
+            variant.replace("|", "\\|"),  # (a Markdown table cell)
+            f"{count:,.0f}",
+            f"{count / (bare_three if 'diskcache' in variant else bare_two):.2f}x",
+        ]
+        for variant, count in per_save.items()
+    ]
+    return "\n".join(
+        [
+            "## The default chain's save: instructions per call (callgrind, this process only)",
+            "",
+            f"_{machine_line()}; {calls:,} saves after a warm-up of 200, minus the warm-up alone_",
+            "",
+            markdown_table(rows, ["variant", "instructions per save", "ratio to its bare tiers"]),
+            "",
+        ]
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--calls", type=int, default=None)
+    parser.add_argument("--callgrind", action="store_true", help="instructions, not time")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child of --callgrind
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        _one_variant(args.one, args.calls, args.url, args.scratch)
+        return 0
     started = time.perf_counter()
-    print(report(args.rounds, args.calls))
+    if args.callgrind:
+        print(callgrind_report(args.calls or 1000))
+    else:
+        print(report(args.rounds, args.calls or 20_000))
     print(f"_took {time.perf_counter() - started:.1f} s_")
     return 0
 

@@ -22,7 +22,7 @@ from typing import Any
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.aio.threaded import ThreadedBackend
 from session_store.errors import BackendUnavailableError
-from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of, with_version
+from session_store.stamps import MAGIC, VERSION_END, VERSION_START, with_version
 from session_store.tiered import writes
 from session_store.tiered.cas_steps import TierSteps, place
 from session_store.tiered.writes import CLOCK_END, holds_newer, placed_after
@@ -80,7 +80,7 @@ async def write_after(tier: AsyncSessionBackend, key: str, data: bytes, ttl: flo
             end=VERSION_END,
             clock_end=CLOCK_END,
         )
-        return data if stored == version_of(data) else with_version(data, stored)
+        return data if stored == data[VERSION_START:VERSION_END] else with_version(data, stored)
     if isinstance(tier, ThreadedBackend):
         return await asyncio.to_thread(writes.write_after, tier.sync, key, data, ttl)
     return await write_after_cas(tier, key, data, ttl)

@@ -84,6 +84,15 @@ class NearState:
         """``key``'s copy was read from the shared tiers at ``at`` (call with the lock held)."""
         self.checked[key] = at
 
+    def invalidate_one(self, key: str) -> None:
+        """:meth:`invalidate` of one key (every write does this: no list, no loop)."""
+        self.seq += 1
+        self._invalidated[key] = self.seq
+        self.checked.pop(key, None)
+        if len(self._invalidated) > _MAX_RECORDS:
+            self._floor = self.seq
+            self._invalidated.clear()
+
     def invalidate(self, keys: Iterable[str] | None) -> None:
         """Drop the checks of ``keys`` (``None``: all) and fence fills in flight (lock held)."""
         self.seq += 1

@@ -24,7 +24,7 @@ from session_store.backend import SessionBackend
 from session_store.backend_base import trusted
 from session_store.counters import Counters
 from session_store.errors import BackendError
-from session_store.stamps import frame, unframe, version_of
+from session_store.stamps import VERSION_END, VERSION_START, frame, unframe, version_of
 from session_store.tiered.near import NearState
 from session_store.tiered.policy import Copy, ttl_from_left
 
@@ -88,11 +88,13 @@ class NearCache:
         """
         if not self.tiers:
             return
-        with self.state.lock:
-            raced = not self.state.may_install(key, began)
-            self.state.invalidate([key])  # fills that read an older copy must not land
-            if self.put_locked(key, data, ttl, value=value) and not raced:
-                self.state.mark_checked(key, start)
+        state = self.state
+        with state.lock:
+            raced = not state.may_install(key, began)
+            state.invalidate_one(key)  # fills that read an older copy must not land
+            version = data[VERSION_START:VERSION_END]  # (the chain framed it: a value)
+            if self.put_locked(key, data, ttl, value=value, version=version) and not raced:
+                state.checked[key] = start
 
     def put_locked(
         self,
@@ -102,6 +104,7 @@ class NearCache:
         *,
         promote: bool = False,
         value: bytes | None = None,
+        version: bytes | None = None,
     ) -> bool:
         """Put the framed ``data`` in the near tiers unless they hold a newer version (lock held).
 
@@ -116,7 +119,8 @@ class NearCache:
         if value is None:
             return False  # never a tombstone: a deleted key is simply absent from the near cache
         complete = True
-        version = version_of(data)
+        if version is None:  # (a writer passes the version it framed)
+            version = version_of(data)
         versions = self.state.versions
         known = versions.get(key)
         for index, tier, calls in self._calls:

@@ -214,21 +214,25 @@ def write_once(
     newer version a lower tier holds (see :func:`write`), if any. Raises unless a durable tier
     took it (any tier when none is durable): the first typed error a tier gave, else
     :class:`BackendUnavailableError`.
+
+    (Every save runs this: the usual case, every tier up and nothing missed, touches no clock,
+    lock or list beyond the calls themselves.)
     """
     layout, breakers = chain.layout, chain.breakers
+    health, missed, durable = breakers.health, breakers.missed, layout.durable
     arbiter = layout.arbiter
     acked = False
     error: BackendError | None = None
     skipped: list[int] = []
     behind: list[int] = []  # lower tiers that kept a version at least as new as ours
     arbiter_took = False
-    ordered = False  # a tier took it ordered by arrival: the others get copies of that
+    fn = "write_after"  # until a tier took it ordered by arrival: the others get copies of that
     for force in (False, True):
         # second round: no durable tier took it and some were skipped by their breaker; the
         # breaker saves time only when another tier can take the write, so try them now
-        for index in skipped if force else policy.write_order(layout):
-            breaker_skips = breakers.skipping(index)
-            fn = "write_if_newer" if ordered else "write_after"
+        for index in skipped if force else _write_order(layout):
+            # (a tier that is up is never skipped: no clock read for it)
+            breaker_skips = health[index].down_since is not None and breakers.skipping(index)
             try:
                 result = yield OnTier(index, fn, (key, data, ttl), what, force)
             except BackendError as exc:
@@ -240,18 +244,18 @@ def write_once(
                     skipped.append(index)
                 breakers.note_missed(index, key, data)
                 continue
-            if isinstance(result, bytes):  # ordered by arrival here
-                ordered = True
+            if result is False:
+                behind.append(index)
+            elif isinstance(result, bytes):  # ordered by arrival here
+                fn = "write_if_newer"
                 arbiter_took = arbiter_took or index == arbiter
                 if result is not data:
                     data = result  # its version moved past what the tier held
                     stamps.clock.observe(version_of(data))
-            elif result is False:
-                behind.append(index)
             breakers.check_evictions(index)
-            if breakers.missed[index]:  # (no generator for the usual case: nothing missed)
+            if missed[index]:  # (no generator for the usual case: nothing missed)
                 yield from drain_missed(chain, index)
-            if policy.acknowledges(layout, index):
+            if not durable or index in durable:  # policy.acknowledges
                 acked = True
         if acked or not skipped:
             break
@@ -262,6 +266,19 @@ def write_once(
         raise chain._all_down(what, key)
     ahead = (yield from newer_below(chain, key, data, behind)) if behind and arbiter_took else None
     return data, ahead
+
+
+#: :func:`policy.write_order` of each layout a chain has (a layout never changes).
+_ORDERS: dict[int, tuple[Layout, tuple[int, ...]]] = {}
+
+
+def _write_order(layout: Layout) -> tuple[int, ...]:
+    known = _ORDERS.get(id(layout))
+    if known is None or known[0] is not layout:
+        if len(_ORDERS) > 1024:  # chains come and go (tests): forget the old ones
+            _ORDERS.clear()
+        known = _ORDERS[id(layout)] = (layout, tuple(policy.write_order(layout)))
+    return known[1]
 
 
 def newer_below(chain: Chain, key: str, data: bytes, behind: list[int]) -> Steps[bytes | None]:
@@ -287,7 +304,13 @@ def save(chain: Chain, key: str, value: bytes, ttl: float | None) -> Steps[None]
     """``set`` of checked arguments: a new write of ``value``, then the near cache."""
     start = chain._clock()
     began = chain.near.begin()
-    data = yield from write(chain, key, stamps.frame(value, stamps.clock.now(), ttl), ttl, "write")
+    data = stamps.frame(value, stamps.clock.now(), ttl)
+    for _ in range(3):  # write(), inlined: one generator less for every save
+        data, ahead = yield from write_once(chain, key, data, ttl, "write")
+        if ahead is None:
+            break
+        stamps.clock.observe(ahead)
+        data = stamps.with_version(data, stamps.clock.now())
     chain.nearcache.after_write(key, data, value, ttl, start, began)
     chain.counters.add("writes")
 

@@ -48,10 +48,9 @@ def write_if_newer(tier: SessionBackend, key: str, data: bytes, ttl: float | Non
 
     Returns whether it wrote (``False``: a newer or equal version is there, which is fine).
     """
-    # the tier's unchecked form if it offers one (the chain checked the key), else its own
-    ordered = getattr(trusted(tier), "set_if_newer", None) or getattr(tier, "set_if_newer", None)
+    ordered = _ordered(tier, "set_if_newer")
     if ordered is not None:
-        return bool(ordered(key, data, ttl, head=len(MAGIC), start=VERSION_START, end=VERSION_END))
+        return bool(ordered(key, data, ttl, head=_HEAD, start=VERSION_START, end=VERSION_END))
     calls = trusted(tier)  # the chain checked the key
     for _ in range(_ATTEMPTS):
         read = calls.get_versioned(key)
@@ -88,19 +87,37 @@ def write_after(tier: SessionBackend, key: str, data: bytes, ttl: float | None) 
     Their version is ``data``'s, or, if ``tier`` holds one at least as new, that one's clock
     plus one (the node kept).
     """
-    after = getattr(trusted(tier), "set_after", None) or getattr(tier, "set_after", None)
+    after = _ordered(tier, "set_after")
     if after is not None:
         stored = after(
             key,
             data,
             ttl,
-            head=len(MAGIC),
+            head=_HEAD,
             start=VERSION_START,
             end=VERSION_END,
             clock_end=CLOCK_END,
         )
-        return data if stored == version_of(data) else with_version(data, stored)
+        return data if stored == data[VERSION_START:VERSION_END] else with_version(data, stored)
     return write_after_cas(tier, key, data, ttl)
+
+
+#: Each tier's ordered-write method (``None``: it has none), by the tier's id: looked up once
+#: per tier, not on every write (the tier is kept beside it, so an id is never reused wrongly).
+_METHODS: dict[tuple[int, str], tuple[SessionBackend, Callable[..., Any] | None]] = {}
+_HEAD = len(MAGIC)
+
+
+def _ordered(tier: SessionBackend, name: str) -> Callable[..., Any] | None:
+    """``tier``'s unchecked ``name`` if it offers one (the chain checked the key), else its own
+    public one, else ``None``."""
+    known = _METHODS.get((id(tier), name))
+    if known is None or known[0] is not tier:
+        if len(_METHODS) > 4096:  # chains come and go (tests): forget the old ones
+            _METHODS.clear()
+        method = getattr(trusted(tier), name, None) or getattr(tier, name, None)
+        known = _METHODS[id(tier), name] = (tier, method)
+    return known[1]
 
 
 def write_after_cas(tier: SessionBackend, key: str, data: bytes, ttl: float | None) -> bytes:

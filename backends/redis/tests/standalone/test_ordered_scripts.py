@@ -1,0 +1,297 @@
+"""The chain's Lua scripts as stored formats meet them: the ordered writes read only a value's
+head, the compare-and-set compares a bare value whole, and every decision is the one the
+previous release's script text makes on the same stored bytes, so processes running either text
+(each loads its own by SHA) share keys.
+
+The previous release's texts are kept here verbatim (:data:`OLD_SET_AFTER`, ...): they are what
+an older process still runs against the same server during a rolling upgrade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from session_store import stamps
+from session_store_redis import RedisBackend
+from session_store_redis.invalidation import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
+from session_store_redis.scripts import (
+    CAS_SCRIPT,
+    FrameToken,
+    ValueToken,
+    cas_args,
+    is_token,
+    version_token,
+)
+from session_store_redis.testing import RedisServer
+
+#: The previous release's SET_IF_NEWER_SCRIPT (reads the whole value with GET).
+OLD_SET_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+local new = ARGV[1]
+local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if current and string.len(current) >= last
+    and string.sub(current, 1, head) == string.sub(new, 1, head) then
+  local newer = false
+  for i = first, last do
+    local a, b = string.byte(current, i), string.byte(new, i)
+    if a ~= b then
+      newer = b > a
+      break
+    end
+  end
+  if not newer then
+    return 0
+  end
+end
+if ARGV[2] == '0' then
+  redis.call('SET', KEYS[1], new)
+else
+  redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
+end
+return 1
+"""
+
+#: The previous release's SET_AFTER_SCRIPT.
+OLD_SET_AFTER = """
+local current = redis.call('GET', KEYS[1])
+local new = ARGV[1]
+local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local clock_end = tonumber(ARGV[6])
+if current and string.len(current) >= last
+    and string.sub(current, 1, head) == string.sub(new, 1, head) then
+  local newer = false
+  for i = first, last do
+    local a, b = string.byte(current, i), string.byte(new, i)
+    if a ~= b then
+      newer = b > a
+      break
+    end
+  end
+  if not newer then
+    local clock = {}
+    local carry = 1
+    for i = clock_end, first, -1 do
+      local v = string.byte(current, i) + carry
+      if v == 256 then
+        v = 0
+      else
+        carry = 0
+      end
+      clock[i - first + 1] = string.char(v)
+    end
+    new = string.sub(new, 1, first - 1) .. table.concat(clock) .. string.sub(new, clock_end + 1)
+  end
+end
+if ARGV[2] == '0' then
+  redis.call('SET', KEYS[1], new)
+else
+  redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
+end
+return string.sub(new, first, last)
+"""
+
+#: The previous release's CAS_SCRIPT (SHA-1 digest or short frame token).
+OLD_CAS = """
+local length = tonumber(ARGV[5])
+if length == 0 then
+  local current = redis.call('GET', KEYS[1])
+  if not current or redis.sha1hex(current) ~= ARGV[1] then
+    return 0
+  end
+elseif redis.call('STRLEN', KEYS[1]) ~= length
+    or redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) ~= ARGV[1]
+    or redis.call('GETRANGE', KEYS[1], -string.len(ARGV[4]), -1) ~= ARGV[4] then
+  return 0
+end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+"""
+
+HEAD, FIRST, LAST, CLOCK_END = len(stamps.MAGIC), stamps.VERSION_START + 1, stamps.VERSION_END, 12
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    with redis_server.client() as opened:
+        yield opened
+
+
+def _version(rng: random.Random) -> bytes:
+    # few distinct values per byte, so that equal prefixes and equal versions are common
+    clock = bytes(rng.choice((0, 1, 255)) for _ in range(8))
+    return clock + bytes(rng.choice((0, 7)) for _ in range(4))
+
+
+def _stored_cases(rng: random.Random) -> list[bytes | None]:
+    """What a key may hold when an ordered write arrives."""
+    framed = stamps.frame(b"x" * rng.choice((0, 5, 3000)), _version(rng), rng.choice((None, 9.0)))
+    return [
+        None,  # absent
+        framed,
+        stamps.tombstone(_version(rng)),
+        framed[: rng.randrange(0, LAST)],  # shorter than a version
+        b"a bare payload, written before chains framed " * rng.choice((1, 50)),
+        b"\xa7SF\x02" + framed[4:],  # another magic: not comparable
+    ]
+
+
+#: Commands the test itself sends (not called by a script).
+_OUTER = {"EVALSHA", "EVAL", "PING", "ECHO"}
+
+
+def _run(client: redis.Redis, script: str, key: str, *args: bytes | int) -> object:
+    return client.eval(script, 1, key, *args)
+
+
+def test_ordered_writes_decide_as_the_previous_release_did(
+    client: redis.Redis, redis_namespace: str
+) -> None:
+    """Over every kind of stored value, the new and the old texts of both ordered scripts
+    store the same bytes and answer the same, and each handles what the other wrote."""
+    rng = random.Random(12)
+    for round_ in range(150):
+        new = stamps.frame(b"new" * rng.choice((1, 1000)), _version(rng), 30.0)
+        for case, held in enumerate(_stored_cases(rng)):
+            outcomes: list[tuple[object, ...]] = []
+            for text_after, text_newer in (
+                (SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT),
+                (OLD_SET_AFTER, OLD_SET_IF_NEWER),
+            ):
+                key = f"{redis_namespace}o:{round_}:{case}:{len(outcomes)}"
+                if held is not None:
+                    client.set(key, held)
+                wrote = _run(client, text_newer, key, new, 0, HEAD, FIRST, LAST)
+                after_newer = client.get(key)
+                if held is not None:
+                    client.set(key, held)
+                else:
+                    client.delete(key)
+                version = _run(client, text_after, key, new, 60_000, HEAD, FIRST, LAST, CLOCK_END)
+                outcomes.append((wrote, after_newer, version, client.get(key)))
+            assert outcomes[0] == outcomes[1], (held, new)
+
+
+def test_ordered_writes_over_values_the_other_text_wrote(
+    client: redis.Redis, redis_namespace: str
+) -> None:
+    """Old and new processes writing the same key in turns: versions only move forward."""
+    key = redis_namespace + "turns"
+    rng = random.Random(3)
+    seen: list[bytes] = []
+    for turn in range(60):
+        text = (SET_AFTER_SCRIPT, OLD_SET_AFTER)[turn % 2]
+        data = stamps.frame(b"v%d" % turn, _version(rng), None)
+        version = _run(client, text, key, data, 0, HEAD, FIRST, LAST, CLOCK_END)
+        assert isinstance(version, bytes)
+        seen.append(version)
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+
+
+def test_the_ordered_writes_read_only_the_head_of_the_value(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The scripts ask Redis for the bytes up to the version's end (``GETRANGE``), never the
+    whole value (``GET``): a session's size no longer passes through Lua twice. Seen with
+    ``MONITOR``, which lists the commands a script calls. (Failed before: ``GET``.)"""
+    backend = RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace))
+    data = stamps.frame(b"s" * 5000, stamps.clock.now(), None)
+    kw = {"head": HEAD, "start": FIRST - 1, "end": LAST}
+    backend.set_after("k", data, 30, clock_end=CLOCK_END, **kw)  # scripts loaded, key present
+    commands: list[str] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with redis_server.client() as watcher, watcher.monitor() as monitor:
+            ready.set()
+            for event in monitor.listen():
+                command = str(event["command"])
+                commands.append(command)
+                if "end-of-test" in command:
+                    return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    with redis_server.client() as pinger:
+        while not commands:  # the monitor is attached once it shows a command
+            pinger.ping()
+        commands.clear()
+        later = stamps.frame(b"t" * 5000, stamps.clock.now(), None)
+        backend.set_after("k", later, 30, clock_end=CLOCK_END, **kw)
+        backend.set_if_newer("k", data, 30, **kw)
+        pinger.echo("end-of-test")
+    thread.join(5)
+    backend.close()
+    inner = [c.split()[0].upper() for c in commands if c.split()[0].upper() not in _OUTER]
+    assert inner.count("GETRANGE") == 2, commands
+    assert "GET" not in inner, commands
+
+
+# -- compare-and-set: the value token ----------------------------------------------------------
+def test_a_bare_value_is_compared_whole_and_equals_its_digest() -> None:
+    value = b'{"secret": 1}' * 300
+    token = version_token(value)
+    assert isinstance(token, ValueToken) and is_token(token)
+    assert token == hashlib.sha1(value).hexdigest()  # the earlier releases' form
+    assert token == ValueToken(bytes(value)) and token != ValueToken(value + b" ")
+    assert hash(token) == hash(ValueToken(bytes(value)))
+    assert "secret" not in repr(token) and hashlib.sha1(value).hexdigest() in repr(token)
+    assert not is_token(ValueToken(bytearray(value)))  # type: ignore[arg-type]
+    framed = stamps.frame(value, stamps.clock.now(), None)
+    assert isinstance(version_token(framed), FrameToken)
+
+
+def test_value_tokens_match_only_the_same_bytes(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Values alike in length, head and tail: only the very bytes read match."""
+    with RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace)) as backend:
+        base = b"head-" + b"." * 2000 + b"-tail"
+        backend.set("k", base)
+        read = backend.get_versioned("k")
+        assert read is not None and type(read.token) is ValueToken
+        backend.set("k", base[:1000] + b"!" + base[1001:])  # same length, head and tail
+        assert backend.set_if("k", b"late", read.token) is False
+        backend.set("k", base)  # the same bytes again: the state read is the state replaced
+        assert backend.set_if("k", b"next", read.token) is True
+        assert backend.set_if("k", b"again", read.token) is False
+        backend.delete("k")
+        assert backend.set_if("k", b"x", ValueToken(b"")) is False  # absent is not b""
+        backend.set("k", b"")
+        assert backend.set_if("k", b"x", ValueToken(b"")) is True
+        assert backend.get("k") == b"x"
+
+
+def test_old_and_new_compare_and_set_share_keys(client: redis.Redis, redis_namespace: str) -> None:
+    """An old process (digest tokens, the old script) and a new one (value tokens, the new
+    script) increment one key in turns: each sees the other's writes as conflicts, never
+    overwrites them blindly."""
+    key = redis_namespace + "shared"
+    client.set(key, b"0")
+    old_sha, new_sha = client.script_load(OLD_CAS), client.script_load(CAS_SCRIPT)
+    for turn in range(40):
+        current = client.get(key)
+        assert isinstance(current, bytes)
+        nxt = str(int(current) + 1).encode()
+        if turn % 2:
+            token: object = hashlib.sha1(current).hexdigest()
+            sha = old_sha
+            stale: object = hashlib.sha1(b"-1").hexdigest()
+        else:
+            token, sha, stale = ValueToken(current), new_sha, ValueToken(b"-1")
+        assert client.evalsha(sha, 1, key, *cas_args(stale, nxt, None)) == 0
+        assert client.evalsha(sha, 1, key, *cas_args(token, nxt, None)) == 1
+    assert client.get(key) == b"40"
+    # the digest a previous release's caller holds still works with the new script
+    digest = hashlib.sha1(b"40").hexdigest()
+    assert client.evalsha(new_sha, 1, key, *cas_args(digest, b"41", None)) == 1
