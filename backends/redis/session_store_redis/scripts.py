@@ -32,7 +32,8 @@ read from the value itself.
   Measured on a 2.6 KB session (docs/performance.md, "Cheaper ordered writes"): the script costs
   Redis about the same either way (~16-17 us: the expected bytes passing into Lua cost what the
   digest did), and the client no longer hashes (~4 us, ~10 us of CPU per ``update`` in all); it
-  sends the expected bytes beside the new ones (twice the bytes on the wire).
+  sends the expected bytes beside the new ones. Above :data:`WHOLE_VALUE_MAX` (1 KiB) the token
+  travels as its digest instead, so that an ``update`` of a large session does not send it twice.
 
 So a value written before the short tokens existed still loads and is still updated (by its
 digest), and a process of the previous release, whose script has another SHA, keeps working
@@ -52,6 +53,7 @@ __all__ = [
     "CAS_SCRIPT",
     "CAS_SHA",
     "TAIL_SIZE",
+    "WHOLE_VALUE_MAX",
     "FrameToken",
     "ValueToken",
     "cas_args",
@@ -90,6 +92,13 @@ return 1
 
 #: The script's SHA-1, the name ``EVALSHA`` runs it by.
 CAS_SHA = hashlib.sha1(CAS_SCRIPT.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+#: The longest bare value a compare-and-set sends whole as what it expects; a longer one is
+#: sent as its SHA-1 digest. Whole, the client hashes nothing (a few microseconds); but the
+#: expected bytes travel beside the new ones, which on a real network costs more than the hash
+#: for a session of tens of kilobytes (60 KB is ~0.5 ms at 1 Gbit/s). The script's own cost is
+#: the same either way (docs/performance.md).
+WHOLE_VALUE_MAX = 1024
 
 #: How many of a framed value's last bytes its short token holds.
 TAIL_SIZE = 16
@@ -167,6 +176,8 @@ def is_token(token: object) -> bool:
 def cas_args(token: object, value: bytes, px: int | None) -> list[bytes | str | int]:
     """``ARGV`` of :data:`CAS_SCRIPT` for a token :func:`is_token` accepted."""
     if type(token) is ValueToken:
+        if len(token.value) > WHOLE_VALUE_MAX:  # the digest: a few bytes on the wire, not all
+            return [token.digest(), value, px or 0, b"", 0]
         return [token.value, value, px or 0, b"", -1]
     if isinstance(token, FrameToken):
         return [token.head, value, px or 0, token.tail, token.length]

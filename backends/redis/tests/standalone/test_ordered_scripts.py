@@ -22,6 +22,7 @@ from session_store_redis import RedisBackend
 from session_store_redis.invalidation import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.scripts import (
     CAS_SCRIPT,
+    WHOLE_VALUE_MAX,
     FrameToken,
     ValueToken,
     cas_args,
@@ -251,16 +252,28 @@ def test_a_bare_value_is_compared_whole_and_equals_its_digest() -> None:
     assert isinstance(version_token(framed), FrameToken)
 
 
+def test_a_large_value_token_travels_as_its_digest_and_a_small_one_whole() -> None:
+    """The expected bytes are sent whole only while they are short: a large session's update
+    must not send the session twice."""
+    small, large = b"s" * WHOLE_VALUE_MAX, b"l" * (WHOLE_VALUE_MAX + 1)
+    assert cas_args(ValueToken(small), b"new", None)[0] == small
+    sent = cas_args(ValueToken(large), b"new", None)
+    assert sent[0] == hashlib.sha1(large).hexdigest() and sent[-1] == 0
+
+
+@pytest.mark.parametrize("size", [40, WHOLE_VALUE_MAX + 2000])
 def test_value_tokens_match_only_the_same_bytes(
-    redis_server: RedisServer, redis_namespace: str
+    redis_server: RedisServer, redis_namespace: str, size: int
 ) -> None:
-    """Values alike in length, head and tail: only the very bytes read match."""
+    """Values alike in length, head and tail: only the very bytes read match (sent whole, or
+    as a digest)."""
     with RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace)) as backend:
-        base = b"head-" + b"." * 2000 + b"-tail"
+        base = b"head-" + b"." * size + b"-tail"
         backend.set("k", base)
         read = backend.get_versioned("k")
         assert read is not None and type(read.token) is ValueToken
-        backend.set("k", base[:1000] + b"!" + base[1001:])  # same length, head and tail
+        middle = len(base) // 2
+        backend.set("k", base[:middle] + b"!" + base[middle + 1 :])  # same length, head, tail
         assert backend.set_if("k", b"late", read.token) is False
         backend.set("k", base)  # the same bytes again: the state read is the state replaced
         assert backend.set_if("k", b"next", read.token) is True
