@@ -31,6 +31,7 @@ from session_store.tiered.core import (
     STALENESS_MARGIN,
     TIERED_COUNTER_NAMES,
     ChainCore,
+    Driven,
     log,
 )
 from session_store.tiered.core import ChainCounters as _ChainCounters
@@ -118,20 +119,13 @@ class TieredBase(ChainCore, SessionBackend):  # type: ignore[override]
     def _run(self, sequence: Steps[R]) -> R:
         """Perform the calls ``sequence`` yields, one after the other; a call that raises is
         thrown back into it. Returns what it returns."""
-        send: Callable[[Any], Step] = sequence.send
-        value: Any = None
-        while True:
+        run = Driven(sequence)
+        for step in run:
             try:
-                step = send(value)
-            except StopIteration as done:
-                result: R = done.value
-                return result
-            try:
-                value = self._step(step)
+                run.value = self._step(step)
             except BaseException as exc:  # thrown back into the sequence, where the call was made
-                value, send = exc, sequence.throw
-            else:
-                send = sequence.send
+                run.fail(exc)
+        return run.result
 
     def _step(self, step: Step) -> Any:
         helper = _HELPERS.get(step.fn)
