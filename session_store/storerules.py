@@ -14,23 +14,24 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
 from session_store.backend import VersionToken
 from session_store.codec import Codec, Plain, ZstdStage
-from session_store.decoded import DecodedCache
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.memory import MemoryBackend
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import session_bytes
-from session_store.ttl import normalize_ttl, store_ttl
+from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
 __all__ = ["ACCESS_FIELD", "StoreRules", "backoff_pause", "default_compression"]
 
 T = TypeVar("T")
+B = TypeVar("B", bound="_Described")
 
 #: The field every write stamps (reads never write it).
 ACCESS_FIELD = "last_accessed"
@@ -38,12 +39,19 @@ ACCESS_FIELD = "last_accessed"
 _WHOLE: tuple[str, ...] = ("(the whole payload)",)
 
 
-class StoreRules(Generic[T]):
-    """Schema, codec, stamping and TTL rules of a store; no backend calls.
+class _Described(Protocol):
+    def describe(self) -> str: ...
 
-    Subclasses call :meth:`_init_rules` from their ``__init__`` (the arguments are the stores'
-    own, documented on :class:`~session_store.store.SessionStore`).
+
+class StoreRules(Generic[T, B]):
+    """Schema, codec, stamping and TTL rules of a store, and its construction; no backend
+    calls. The arguments are the stores' own, documented on
+    :class:`~session_store.store.SessionStore`; a store brings how a URL opens its backend
+    (:meth:`_open`).
     """
+
+    #: The store's name in its ``repr``.
+    _KIND: ClassVar[str]
 
     schema: type[T] | None
     codec: Codec
@@ -54,19 +62,22 @@ class StoreRules(Generic[T]):
     _info: SchemaInfo | None
     _decoded: DecodedCache  # each store's near cache of decoded sessions
 
-    def _init_rules(
+    def __init__(
         self,
-        schema: type[T] | None,
+        backend: B | str,
+        schema: type[T] | None = None,
         *,
-        ttl: float | None,
-        codec: Codec | None,
-        legacy_schema: str | None,
-        namespace: str,
-        access_interval: float | None,
-        touch_on_load: bool,
-        update_timeout: float,
-        compression: ZstdStage | bool = True,
+        ttl: float | None = DEFAULT_SESSION_TTL,
+        codec: Codec | None = None,
+        legacy_schema: str | None = None,
+        namespace: str = "",
+        access_interval: float | None = None,
+        touch_on_load: bool = False,
+        update_timeout: float = 10.0,
+        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
     ) -> None:
+        self._owns_backend = isinstance(backend, str)
+        self.backend: B = self._open(backend) if isinstance(backend, str) else backend
         self.schema = schema
         self._info = None
         if schema is not None:
@@ -74,12 +85,28 @@ class StoreRules(Generic[T]):
         self.ttl = store_ttl(ttl)
         if legacy_schema is None:
             legacy_schema = "dict" if schema is dict else "dataroom"
+        compression = default_compression(
+            self._compression_tier(), near_cache=decoded_cache_bytes > 0
+        )
         self.codec = codec or Codec(
             legacy_schema=legacy_schema, namespace=namespace, compression=compression
         )
         self.access_interval = access_interval  # accepted for older callers; reads never write
         self.touch_on_load = touch_on_load
         self.update_timeout = update_timeout
+        self._decoded = DecodedCache(decoded_cache_bytes)  # see session_store.decoded
+
+    def _open(self, url: str) -> B:
+        """The backend a URL names (the store then owns it: closing the store closes it)."""
+        raise NotImplementedError
+
+    def _compression_tier(self) -> object:
+        """What :func:`default_compression` decides by: the backend."""
+        return self.backend
+
+    def __repr__(self) -> str:
+        name = self.schema.__qualname__ if self.schema else "any"
+        return f"{self._KIND}[{name}]({self.backend.describe()})"
 
     # -- objects <-> bytes ---------------------------------------------------------------------
     def _decode(self, key: str, data: bytes) -> T:

@@ -23,10 +23,29 @@ from typing import ClassVar, Self
 from session_store.backend import Scope, Versioned, VersionToken
 from session_store.counters import Counters
 
-__all__ = ["AsyncSessionBackend"]
+__all__ = ["AsyncClosing", "AsyncSessionBackend"]
 
 
-class AsyncSessionBackend(ABC):
+class AsyncClosing:
+    """``async with`` support for what must be closed (a backend, a store): leaving the block
+    awaits :meth:`aclose`."""
+
+    async def aclose(self) -> None:
+        """Release what it holds. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncSessionBackend(AsyncClosing, ABC):
     """Abstract base of every async backend; see the module docstring.
 
     Attributes:
@@ -94,19 +113,8 @@ class AsyncSessionBackend(ABC):
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Remove the ``keys``; the number that were there."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    async def aclose(self) -> None:
         """Release connections, files and threads. Idempotent."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def describe(self) -> str:
         """A one-line description safe for logs: never a password or key material."""

@@ -229,6 +229,11 @@ class ChainCore:
         """Whether the near cache is kept coherent by a connected invalidation stream."""
         return self.near.coherent_since != math.inf
 
+    @property
+    def _lock(self) -> Any:
+        """The breakers' lock (the chain's own lock before they moved to :mod:`.breakers`)."""
+        return self.breakers.lock
+
     def tier_states(self) -> list[dict[str, Any]]:
         """Per tier: its description, role, whether it is down, keys it missed, its counters."""
         return [
