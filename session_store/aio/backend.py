@@ -15,15 +15,18 @@ the async world's own:
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 from session_store.backend import Scope, Versioned, VersionToken
 from session_store.counters import Counters
 
-__all__ = ["AsyncClosing", "AsyncSessionBackend"]
+__all__ = ["AsyncClosing", "AsyncSessionBackend", "whole"]
+
+T = TypeVar("T")
 
 
 class AsyncClosing:
@@ -122,3 +125,27 @@ class AsyncSessionBackend(AsyncClosing, ABC):
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
+
+
+async def whole(run: Callable[[], Awaitable[T]]) -> T:
+    """``await run()``, which a cancellation of the caller does not interrupt: the caller's
+    cancellation is raised once ``run`` has finished. For a write that reaches several places
+    one after the other (a chain's tiers, a cluster's nodes), which a cancellation in the middle
+    would leave half applied."""
+    task = asyncio.ensure_future(run())
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the write itself was cancelled (the loop is closing)
+                raise
+            cancelled = True  # ours: wait for the write to end, then say so
+            continue
+        except BaseException:
+            if cancelled:
+                raise asyncio.CancelledError from None
+            raise
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
