@@ -158,33 +158,16 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         """
         validate_key(key)
         backend = trusted(self.backend)  # the key is checked once, here
-        known = self._known_write(key, fn, self.backend.token_for)
-        if known is not None:  # one round trip: compare-and-set against what this store knows
-            token, stamped, payload, plain = known
-            if backend.set_if(key, payload, token, self._ttl(ttl)):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-        deadline = time.monotonic() + self.update_timeout
-        attempt = 0
+        steps = self._update_steps(key, fn, ttl, self.backend.token_for)
+        value: Any = None
         while True:
-            read = backend.get_versioned(key)
-            # through the near cache: an update of what this store just wrote or read undoes no
-            # stage, and ``fn`` still gets an object nobody else holds (issue 17)
-            current = None if read is None else self._cached_decode(key, read.value)
-            new = fn(current)
-            if new is None:  # what is stored, not what fn may have changed in its copy
-                return None if read is None else self._cached_decode(key, read.value)
-            self._check_schema(key, new)
-            stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
-            token = None if read is None else read.token
-            if backend.set_if(key, payload, token, self._ttl(ttl)):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise self._conflict(key, attempt, self.backend.describe())
-            _backoff(attempt, deadline)
+            try:
+                name, args = steps.send(value)
+            except StopIteration as done:
+                stored: T | None = done.value
+                return stored
+            call = _backoff if name == "pause" else getattr(backend, name)
+            value = call(*args)
 
     def metrics(self) -> dict[str, Any]:
         """Per-tier counters and latency percentiles as a plain dict.

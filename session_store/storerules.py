@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -28,9 +28,12 @@ from session_store.schema.registry import SchemaInfo, get_schema, schema_for_cla
 from session_store.stamps import session_bytes
 from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
-__all__ = ["ACCESS_FIELD", "StoreRules", "backoff_pause", "default_compression"]
+__all__ = ["ACCESS_FIELD", "StoreRules", "UpdateCall", "backoff_pause", "default_compression"]
 
 T = TypeVar("T")
+#: A call :meth:`StoreRules._update_steps` asks its store to make: a backend method's name (or
+#: ``"pause"``) and its arguments.
+UpdateCall = tuple[str, tuple[Any, ...]]
 B = TypeVar("B", bound="_Described")
 
 #: The field every write stamps (reads never write it).
@@ -181,6 +184,48 @@ class StoreRules(Generic[T, B]):
         except Exception:  # decided on a copy that may be old: read, and run fn again
             return None
         return token, stamped, payload, plain
+
+    def _update_steps(
+        self,
+        key: str,
+        fn: Callable[[T | None], T | None],
+        ttl: float | None,
+        token_for: Callable[[bytes], VersionToken | None],
+    ) -> Generator[UpdateCall, Any, T | None]:
+        """``update`` of a checked key, written once for both stores: it yields each backend
+        call (``("get_versioned", args)``, ``("set_if", args)``) and each pause between two
+        attempts (``("pause", (attempt, deadline))``: :func:`backoff_pause`), which the sync
+        store makes with calls and the async store with awaits, and receives what they return.
+        First the compare-and-set against what this store knows (:meth:`_known_write`), then
+        read, ``fn``, and compare-and-set until one wins or ``update_timeout`` passes."""
+        write_ttl = self._ttl(ttl)
+        known = self._known_write(key, fn, token_for)
+        if known is not None:  # one round trip: compare-and-set against what this store knows
+            token, stamped, payload, plain = known
+            if (yield "set_if", (key, payload, token, write_ttl)):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                return stamped
+        deadline = time.monotonic() + self.update_timeout
+        attempt = 0
+        while True:
+            read = yield "get_versioned", (key,)
+            # through the near cache: an update of what this store just wrote or read undoes no
+            # stage, and ``fn`` still gets an object nobody else holds (issue 17)
+            current = None if read is None else self._cached_decode(key, read.value)
+            new = fn(current)
+            if new is None:  # what is stored, not what fn may have changed in its copy
+                return None if read is None else self._cached_decode(key, read.value)
+            self._check_schema(key, new)
+            stamped = self._stamp(new)
+            payload, plain = self._encode_plain(key, stamped)
+            token = None if read is None else read.token
+            if (yield "set_if", (key, payload, token, write_ttl)):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                return stamped
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise self._conflict(key, attempt, self.backend.describe())
+            yield "pause", (attempt, deadline)
 
     def _check_schema(self, key: str, obj: T) -> None:
         """Refuse an object of another schema than the store's (a dict store is for dicts)."""

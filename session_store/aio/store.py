@@ -23,7 +23,6 @@ cannot serve anything the backend would not.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -120,32 +119,16 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
             ConflictError: other writers won every attempt for ``update_timeout`` seconds.
         """
         validate_key(key)
-        write_ttl = self._ttl(ttl)
-        known = self._known_write(key, fn, self.backend.token_for)
-        if known is not None:  # one round trip: compare-and-set against what this store knows
-            token, stamped, payload, plain = known
-            if await self.backend.set_if(key, payload, token, write_ttl):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-        deadline = time.monotonic() + self.update_timeout
-        attempt = 0
+        steps = self._update_steps(key, fn, ttl, self.backend.token_for)
+        value: Any = None
         while True:
-            read = await self.backend.get_versioned(key)
-            current = None if read is None else self._cached_decode(key, read.value)
-            new = fn(current)
-            if new is None:  # what is stored, not what fn may have changed in its copy
-                return None if read is None else self._cached_decode(key, read.value)
-            self._check_schema(key, new)
-            stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
-            token = None if read is None else read.token
-            if await self.backend.set_if(key, payload, token, write_ttl):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise self._conflict(key, attempt, self.backend.describe())
-            await asyncio.sleep(backoff_pause(attempt, deadline))
+            try:
+                name, args = steps.send(value)
+            except StopIteration as done:
+                stored: T | None = done.value
+                return stored
+            call = _backoff if name == "pause" else getattr(self.backend, name)
+            value = await call(*args)
 
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:
@@ -156,3 +139,8 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
     def metrics(self) -> dict[str, Any]:
         """The backend's counters as a plain dict."""
         return {"backend": self.backend.describe(), "counters": self.backend.counters.as_dict()}
+
+
+async def _backoff(attempt: int, deadline: float) -> None:
+    """Sleep the jittered, capped pause of :func:`~session_store.storerules.backoff_pause`."""
+    await asyncio.sleep(backoff_pause(attempt, deadline))
