@@ -35,27 +35,6 @@ class TrustedCalls(Protocol):
     ) -> bool: ...
 
 
-#: The operations of :class:`TrustedCalls`.
-TRUSTED_CALL_NAMES = (
-    "get",
-    "get_with_ttl",
-    "set",
-    "delete",
-    "touch",
-    "ttl",
-    "scan",
-    "get_many",
-    "set_many",
-    "delete_many",
-    "get_versioned",
-    "set_if",
-)
-
-
-class _Calls:
-    """Bound methods under the :class:`TrustedCalls` names (see :func:`unchecked_calls`)."""
-
-
 #: The operations on one key, which a backend's unchecked forms most often cover.
 ONE_KEY_CALLS = (
     "get",
@@ -69,6 +48,14 @@ ONE_KEY_CALLS = (
 )
 
 
+#: The operations of :class:`TrustedCalls`.
+TRUSTED_CALL_NAMES = (*ONE_KEY_CALLS, "scan", "get_many", "set_many", "delete_many")
+
+
+class _Calls:
+    """Bound methods under the :class:`TrustedCalls` names (see :func:`unchecked_calls`)."""
+
+
 def unchecked_calls(
     backend: SessionBackend, owner: type, *named: str, **unchecked: Callable[..., Any]
 ) -> TrustedCalls:
@@ -78,13 +65,13 @@ def unchecked_calls(
     Each keyword names an operation (a :class:`TrustedCalls` name, or an extra such as
     ``set_if_newer``) and gives the backend's form of it that skips the argument checks but
     does everything else (namespacing, counting, error translation); a positional ``name``
-    (:data:`ONE_KEY_CALLS`, say) gives the backend's ``_name`` method as that form. ``owner`` is
-    the class
-    whose public methods those forms go with: where ``backend`` is of a subclass that overrides
-    a public method (a wrapper, a test's failing tier), that override is the operation, checks
-    and all, so no override is ever bypassed. An operation of :data:`TRUSTED_CALL_NAMES` not
-    given is the public method too (it checks again: correct, only slower). The calls are the
-    bound methods themselves, so a trusted call costs no extra frame.
+    (:data:`ONE_KEY_CALLS`, say) gives the backend's ``_name`` method as that form. ``owner``
+    is the class whose public methods those forms go with: where ``backend`` is of a subclass
+    that overrides a public method (a wrapper, a test's failing tier), that override is the
+    operation, checks and all, so no override is ever bypassed. An operation of
+    :data:`TRUSTED_CALL_NAMES` not given is the public method too (it checks again: correct,
+    only slower). The calls are the bound methods themselves, so a trusted call costs no extra
+    frame.
     """
     unchecked = {**{name: getattr(backend, f"_{name}") for name in named}, **unchecked}
     cls = type(backend)
