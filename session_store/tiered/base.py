@@ -31,10 +31,10 @@ from session_store.tiered.core import (
     STALENESS_MARGIN,
     TIERED_COUNTER_NAMES,
     ChainCore,
+    ChainCounters,
     Driven,
     log,
 )
-from session_store.tiered.core import ChainCounters as _ChainCounters
 from session_store.tiered.steps import DOWN, Direct, OnArbiter, OnTier, Step, Steps
 from session_store.tiered.writes import ORDERED_WRITES
 
@@ -62,7 +62,7 @@ class TieredBase(ChainCore, SessionBackend):  # type: ignore[override]
     _TIER_KIND = (SessionBackend, "every tier must be a SessionBackend")
     _GET_IS_HIT_PATH = True
     tiers: tuple[SessionBackend, ...]
-    counters: _ChainCounters
+    counters: ChainCounters
 
     def _reset_replay(self) -> None:
         self._replay_lock = threading.Lock()
