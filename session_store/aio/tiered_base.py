@@ -30,7 +30,7 @@ from session_store.backend import SessionBackend
 from session_store.errors import BackendUnavailableError, ConfigurationError
 from session_store.keys import validate_key
 from session_store.tiered import read_steps, steps
-from session_store.tiered.core import ChainCore, ChainCounters, Driven, log
+from session_store.tiered.core import ChainCore, ChainCounters, log
 from session_store.tiered.steps import DOWN, Direct, OnArbiter, OnTier, Step, Steps
 
 __all__ = ["DOWN", "AsyncTieredBase", "log"]
@@ -133,13 +133,20 @@ class AsyncTieredBase(ChainCore, AsyncSessionBackend):  # type: ignore[override]
     async def _run(self, sequence: Steps[R]) -> R:
         """Await the calls ``sequence`` yields, one after the other; a call that raises is
         thrown back into it (the sync chain's ``_run``). Returns what it returns."""
-        run = Driven(sequence)
-        for step in run:
+        send: Callable[[Any], Step] = sequence.send
+        value: Any = None
+        while True:
             try:
-                run.value = await self._step(step)
+                step = send(value)
+            except StopIteration as done:
+                result: R = done.value
+                return result
+            try:
+                value = await self._step(step)
             except BaseException as exc:  # thrown back into the sequence, where the call was made
-                run.fail(exc)
-        return run.result
+                value, send = exc, sequence.throw
+            else:
+                send = sequence.send
 
     async def _step(self, step: Step) -> Any:
         helper = _HELPERS.get(step.fn)

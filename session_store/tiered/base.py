@@ -32,7 +32,6 @@ from session_store.tiered.core import (
     TIERED_COUNTER_NAMES,
     ChainCore,
     ChainCounters,
-    Driven,
     log,
 )
 from session_store.tiered.steps import DOWN, Direct, OnArbiter, OnTier, Step, Steps
@@ -119,13 +118,20 @@ class TieredBase(ChainCore, SessionBackend):  # type: ignore[override]
     def _run(self, sequence: Steps[R]) -> R:
         """Perform the calls ``sequence`` yields, one after the other; a call that raises is
         thrown back into it. Returns what it returns."""
-        run = Driven(sequence)
-        for step in run:
+        send: Callable[[Any], Step] = sequence.send
+        value: Any = None
+        while True:
             try:
-                run.value = self._step(step)
+                step = send(value)
+            except StopIteration as done:
+                result: R = done.value
+                return result
+            try:
+                value = self._step(step)
             except BaseException as exc:  # thrown back into the sequence, where the call was made
-                run.fail(exc)
-        return run.result
+                value, send = exc, sequence.throw
+            else:
+                send = sequence.send
 
     def _step(self, step: Step) -> Any:
         helper = _HELPERS.get(step.fn)
