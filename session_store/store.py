@@ -157,16 +157,13 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
             ConflictError: other writers won every attempt for ``update_timeout`` seconds.
         """
         validate_key(key)
-        backend = trusted(self.backend)  # the key is checked once, here
-        steps = self._update_steps(key, fn, ttl, self.backend.token_for)
+        # the key is checked once, here: the backend's calls are its trusted ones
+        steps = self._update_steps(key, fn, ttl, trusted(self.backend), _backoff)
         value: Any = None
         while True:
-            try:
-                name, args = steps.send(value)
-            except StopIteration as done:
-                stored: T | None = done.value
-                return stored
-            call = _backoff if name == "pause" else getattr(backend, name)
+            call, args = steps.send(value)
+            if call is None:
+                return args  # type: ignore[no-any-return]
             value = call(*args)
 
     def metrics(self) -> dict[str, Any]:

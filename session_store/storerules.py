@@ -31,10 +31,10 @@ from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 __all__ = ["ACCESS_FIELD", "StoreRules", "UpdateCall", "backoff_pause", "default_compression"]
 
 T = TypeVar("T")
-#: A call :meth:`StoreRules._update_steps` asks its store to make: a backend method's name (or
-#: ``"pause"``) and its arguments.
-UpdateCall = tuple[str, tuple[Any, ...]]
-B = TypeVar("B", bound="_Described")
+#: A call :meth:`StoreRules._update_steps` asks its store to make (or await): a function and
+#: its arguments; ``(None, result)`` at the end.
+UpdateCall = tuple[Callable[..., Any] | None, Any]
+B = TypeVar("B", bound="_Backend")
 
 #: The field every write stamps (reads never write it).
 ACCESS_FIELD = "last_accessed"
@@ -42,8 +42,11 @@ ACCESS_FIELD = "last_accessed"
 _WHOLE: tuple[str, ...] = ("(the whole payload)",)
 
 
-class _Described(Protocol):
+class _Backend(Protocol):
+    """What the rules read of a store's backend, sync or async."""
+
     def describe(self) -> str: ...
+    def token_for(self, value: bytes) -> VersionToken | None: ...
 
 
 class StoreRules(Generic[T, B]):
@@ -190,42 +193,48 @@ class StoreRules(Generic[T, B]):
         key: str,
         fn: Callable[[T | None], T | None],
         ttl: float | None,
-        token_for: Callable[[bytes], VersionToken | None],
-    ) -> Generator[UpdateCall, Any, T | None]:
-        """``update`` of a checked key, written once for both stores: it yields each backend
-        call (``("get_versioned", args)``, ``("set_if", args)``) and each pause between two
-        attempts (``("pause", (attempt, deadline))``: :func:`backoff_pause`), which the sync
-        store makes with calls and the async store with awaits, and receives what they return.
-        First the compare-and-set against what this store knows (:meth:`_known_write`), then
-        read, ``fn``, and compare-and-set until one wins or ``update_timeout`` passes."""
+        calls: Any,
+        pause: Callable[[int, float], Any],
+    ) -> Generator[UpdateCall, Any, None]:
+        """``update`` of a checked key, written once for both stores: it yields each call
+        (``calls.get_versioned``, ``calls.set_if`` of the backend's calls, and ``pause(attempt,
+        deadline)`` between two attempts: :func:`backoff_pause`) with its arguments, which the
+        sync store makes and the async store awaits, and receives what they return. Its last
+        yield is ``(None, what update returns)`` (not a ``return``: no ``StopIteration`` to
+        raise and catch on every update). First the compare-and-set against what this store
+        knows (:meth:`_known_write`), then read, ``fn``, and compare-and-set until one wins or
+        ``update_timeout`` passes."""
         write_ttl = self._ttl(ttl)
-        known = self._known_write(key, fn, token_for)
+        known = self._known_write(key, fn, self.backend.token_for)
         if known is not None:  # one round trip: compare-and-set against what this store knows
             token, stamped, payload, plain = known
-            if (yield "set_if", (key, payload, token, write_ttl)):
+            if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
+                yield None, stamped
+                return
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
         while True:
-            read = yield "get_versioned", (key,)
+            read = yield calls.get_versioned, (key,)
             # through the near cache: an update of what this store just wrote or read undoes no
             # stage, and ``fn`` still gets an object nobody else holds (issue 17)
             current = None if read is None else self._cached_decode(key, read.value)
             new = fn(current)
             if new is None:  # what is stored, not what fn may have changed in its copy
-                return None if read is None else self._cached_decode(key, read.value)
+                yield None, None if read is None else self._cached_decode(key, read.value)
+                return
             self._check_schema(key, new)
             stamped = self._stamp(new)
             payload, plain = self._encode_plain(key, stamped)
             token = None if read is None else read.token
-            if (yield "set_if", (key, payload, token, write_ttl)):
+            if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
+                yield None, stamped
+                return
             attempt += 1
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
-            yield "pause", (attempt, deadline)
+            yield pause, (attempt, deadline)
 
     def _check_schema(self, key: str, obj: T) -> None:
         """Refuse an object of another schema than the store's (a dict store is for dicts)."""

@@ -119,15 +119,12 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
             ConflictError: other writers won every attempt for ``update_timeout`` seconds.
         """
         validate_key(key)
-        steps = self._update_steps(key, fn, ttl, self.backend.token_for)
+        steps = self._update_steps(key, fn, ttl, self.backend, _backoff)
         value: Any = None
         while True:
-            try:
-                name, args = steps.send(value)
-            except StopIteration as done:
-                stored: T | None = done.value
-                return stored
-            call = _backoff if name == "pause" else getattr(self.backend, name)
+            call, args = steps.send(value)
+            if call is None:
+                return args  # type: ignore[no-any-return]
             value = await call(*args)
 
     # -- life cycle ----------------------------------------------------------------------------
