@@ -148,20 +148,9 @@ _MODULES: dict[str, str] = {
     **dict.fromkeys(["BackendURL", "Params", "parse_url", "redact_url"], "urls"),
 }
 
-# The data-room host API moved to session_store.dataroom; the top-level names warn, then work.
-_MOVED_TO_DATAROOM = frozenset(
-    {
-        "DocumentExtractionResult",
-        "EnhancedSessionData",
-        "EnhancedSessionManager",
-        "ExtractionMethod",
-        "SessionManager",
-        "SessionMetrics",
-        "VisionExtraction",
-        "naive_utc",
-        "session_quality",
-    }
-)
+# The data-room host API moved to session_store.dataroom (whose __all__ lists it): the public
+# names no module here defines any more. They warn, then work.
+_MOVED_TO_DATAROOM = frozenset(__all__) - _MODULES.keys() - {"__version__"}
 
 
 _lazy_getattr, __dir__ = lazy_attributes(

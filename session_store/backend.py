@@ -21,7 +21,7 @@ from session_store.errors import SerializationError
 from session_store.keys import validate_key
 from session_store.ttl import normalize_ttl
 
-__all__ = ["Scope", "SessionBackend", "VersionToken", "Versioned", "ensure_bytes"]
+__all__ = ["Closing", "Scope", "SessionBackend", "VersionToken", "Versioned", "ensure_bytes"]
 
 #: An opaque value a backend hands out with a read and checks on ``set_if``. Compare only by ``==``.
 VersionToken = object
@@ -42,7 +42,26 @@ class Versioned(NamedTuple):
     token: VersionToken
 
 
-class SessionBackend(ABC):
+class Closing:
+    """``with`` support for what must be closed (a backend, a store, a manager): leaving the
+    block calls :meth:`close`."""
+
+    def close(self) -> None:
+        """Release what it holds. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SessionBackend(Closing, ABC):
     """Abstract base of every backend. See the module docstring and CONTRIBUTING.md.
 
     Attributes:
@@ -138,19 +157,8 @@ class SessionBackend(ABC):
         return sum(1 for key in [validate_key(key) for key in keys] if self.delete(key))
 
     # -- life cycle ---------------------------------------------------------------------------
-    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    def close(self) -> None:
         """Release connections and files. Idempotent."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def describe(self) -> str:
         """A one-line description safe for logs and errors: never a password or key material."""

@@ -34,7 +34,7 @@ from session_store.memory_entries import VERSION as _VERSION
 from session_store.memory_entries import Entry as _Entry
 from session_store.memory_entries import entry_size as _size
 from session_store.ttl import NO_EXPIRY, normalize_ttl
-from session_store.unchecked import TrustedCalls, unchecked_calls
+from session_store.unchecked import ONE_KEY_CALLS, TrustedCalls, unchecked_calls
 from session_store.urls import BackendURL, Params
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "Evicted", "MemoryBackend"]
@@ -217,18 +217,7 @@ class MemoryBackend(SessionBackend):
     def trusted_calls(self) -> TrustedCalls:
         """The unchecked forms (``_get`` ...) of the public methods (which check, then run them;
         get and set inline), for a composite (see :func:`session_store.backend_base.trusted`)."""
-        return unchecked_calls(
-            self,
-            MemoryBackend,
-            get=self._get,
-            get_with_ttl=self._get_with_ttl,
-            set=self._set,
-            delete=self._delete,
-            touch=self._touch,
-            ttl=self._ttl,
-            get_versioned=self._get_versioned,
-            set_if=self._set_if,
-        )
+        return unchecked_calls(self, MemoryBackend, *ONE_KEY_CALLS)
 
     def _get(self, key: str) -> bytes | None:
         with self._lock:

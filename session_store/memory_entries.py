@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypedDict
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -17,6 +17,7 @@ __all__ = [
     "VERSION",
     "Entry",
     "Evicted",
+    "MemoryOptions",
     "entry_size",
     "hit_reader",
 ]
@@ -33,6 +34,17 @@ class Evicted(NamedTuple):
     key: str
     value: bytes
     ttl: float  # seconds it had left; math.inf if none
+
+
+class MemoryOptions(TypedDict, total=False):
+    """:class:`~session_store.memory.MemoryBackend`'s keyword arguments, for what builds one
+    (its async view)."""
+
+    max_entries: int
+    max_bytes: int | None
+    default_ttl: float | None
+    on_evict: Callable[[list[Evicted]], None] | None
+    clock: Callable[[], float]
 
 
 #: An entry is a plain tuple ``(value, expires_at, version)``: indexing a tuple costs less than

@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from session_store.backend import SessionBackend
 from session_store.entrypoints import BrokenPlugin, EntryPointGroup
@@ -40,11 +40,18 @@ __all__ = [
     "available_backends",
     "load_backend_factory",
     "open_backend",
+    "open_url",
     "split_chain",
 ]
 
 #: The entry-point group backends register in.
 BACKENDS_GROUP = "session_store.backends"
+
+B = TypeVar("B")
+#: What a URL opens: the class a factory must return, its entry-point group, and how an error
+#: names the factory and the class.
+_Kind = tuple[type[B], str, str, str]
+_SYNC: _Kind[SessionBackend] = (SessionBackend, BACKENDS_GROUP, "factory", "a SessionBackend")
 
 #: Schemes with a known distribution, named in the error when the plugin is not installed.
 KNOWN_PLUGINS: Mapping[str, str] = MappingProxyType(
@@ -137,13 +144,17 @@ def split_chain(text: str) -> list[str]:
     return parts
 
 
-def _open_one(url: BackendURL, overrides: Mapping[str, Any]) -> SessionBackend:
-    factory = load_backend_factory(url.scheme)
-    backend = factory(url, **overrides)
-    if not isinstance(backend, SessionBackend):
+def _open_one(
+    url: BackendURL,
+    overrides: Mapping[str, Any],
+    kind: _Kind[B],
+) -> B:
+    cls, group, factory_name, expected = kind
+    backend = load_backend_factory(url.scheme, group)(url, **overrides)
+    if not isinstance(backend, cls):
         raise ConfigurationError(
-            f"the factory for scheme {url.scheme!r} returned {type(backend).__name__}, "
-            "not a SessionBackend"
+            f"the {factory_name} for scheme {url.scheme!r} returned {type(backend).__name__}, "
+            f"not {expected}"
         )
     return backend
 
@@ -184,23 +195,41 @@ def open_backend(url: str, **overrides: Any) -> SessionBackend:
     Raises:
         ConfigurationError: a malformed URL, an unknown scheme, a bad or unknown parameter.
     """
-    tiers = split_chain(url)
-    parsed = [parse_url(tier) for tier in tiers]  # every URL checked before any is opened
+    return open_url(url, overrides, _SYNC, _tiered, SessionBackend.close)
+
+
+def _tiered() -> Callable[..., SessionBackend]:
+    from session_store.tiered import TieredBackend  # only a chain needs it
+
+    return TieredBackend
+
+
+def open_url(
+    url: str,
+    overrides: Mapping[str, Any],
+    kind: _Kind[B],
+    chain: Callable[[], Callable[..., B]],
+    discard: Callable[[B], None],
+) -> B:
+    """:func:`open_backend` and :func:`~session_store.aio.open_async_backend`, written once:
+    one URL opens one backend of ``kind`` (``overrides``: its parameters); a chain string opens
+    every tier (all checked before any is opened) and builds a chain of them (``chain()``: its
+    class, imported only then) with the chain
+    options and ``overrides``; tiers opened before a failure are ``discard``-ed."""
+    parsed = [parse_url(tier) for tier in split_chain(url)]  # all checked before any is opened
     options: dict[str, Any] = {}
     if parsed[0].scheme == CHAIN_OPTIONS_SCHEME:
         options = _chain_options(parsed.pop(0))
         if not parsed:
             raise ConfigurationError("a chain's options need at least one tier after them")
     elif len(parsed) == 1:
-        return _open_one(parsed[0], overrides)
-    from session_store.tiered import TieredBackend
-
-    opened: list[SessionBackend] = []
+        return _open_one(parsed[0], overrides, kind)
+    opened: list[B] = []
     try:
         for tier in parsed:
-            opened.append(_open_one(tier, {}))
-        return TieredBackend(opened, **{**options, **overrides})
+            opened.append(_open_one(tier, {}, kind))
+        return chain()(opened, **{**options, **overrides})
     except BaseException:
         for backend in opened:
-            backend.close()
+            discard(backend)
         raise

@@ -24,19 +24,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from session_store.backend import SessionBackend
+from session_store.backend import Closing, SessionBackend
 from session_store.backend_base import trusted
-from session_store.codec import Codec
-from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
 from session_store.stamps import own_ttl, session_bytes
-from session_store.storerules import StoreRules, backoff_pause, default_compression
-from session_store.ttl import DEFAULT_SESSION_TTL
+from session_store.storerules import StoreRules, backoff_pause
 
 __all__ = ["SessionStore"]
 
@@ -45,7 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class SessionStore(StoreRules[T]):
+class SessionStore(StoreRules[T, SessionBackend], Closing):
     """Typed sessions in a backend.
 
     Args:
@@ -71,38 +67,10 @@ class SessionStore(StoreRules[T]):
             stage and returns an object of its own); 0 turns it off.
     """
 
-    def __init__(
-        self,
-        backend: SessionBackend | str,
-        schema: type[T] | None = None,
-        *,
-        ttl: float | None = DEFAULT_SESSION_TTL,
-        codec: Codec | None = None,
-        legacy_schema: str | None = None,
-        namespace: str = "",
-        access_interval: float | None = None,
-        touch_on_load: bool = False,
-        update_timeout: float = 10.0,
-        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
-    ) -> None:
-        self._owns_backend = isinstance(backend, str)
-        self.backend = open_backend(backend) if isinstance(backend, str) else backend
-        self._init_rules(  # schema, codec, TTL and stamping: shared with AsyncSessionStore
-            schema,
-            ttl=ttl,
-            codec=codec,
-            legacy_schema=legacy_schema,
-            namespace=namespace,
-            access_interval=access_interval,
-            touch_on_load=touch_on_load,
-            update_timeout=update_timeout,
-            compression=default_compression(self.backend, near_cache=decoded_cache_bytes > 0),
-        )
-        self._decoded = DecodedCache(decoded_cache_bytes)  # issue 17: see session_store.decoded
+    _KIND = "SessionStore"
 
-    def __repr__(self) -> str:
-        name = self.schema.__qualname__ if self.schema else "any"
-        return f"SessionStore[{name}]({self.backend.describe()})"
+    def _open(self, url: str) -> SessionBackend:
+        return open_backend(url)
 
     # -- reads ---------------------------------------------------------------------------------
     def load(self, key: str) -> T | None:
@@ -189,34 +157,14 @@ class SessionStore(StoreRules[T]):
             ConflictError: other writers won every attempt for ``update_timeout`` seconds.
         """
         validate_key(key)
-        backend = trusted(self.backend)  # the key is checked once, here
-        known = self._known_write(key, fn, self.backend.token_for)
-        if known is not None:  # one round trip: compare-and-set against what this store knows
-            token, stamped, payload, plain = known
-            if backend.set_if(key, payload, token, self._ttl(ttl)):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-        deadline = time.monotonic() + self.update_timeout
-        attempt = 0
+        # the key is checked once, here: the backend's calls are its trusted ones
+        steps = self._update_steps(key, fn, ttl, trusted(self.backend), _backoff)
+        value: Any = None
         while True:
-            read = backend.get_versioned(key)
-            # through the near cache: an update of what this store just wrote or read undoes no
-            # stage, and ``fn`` still gets an object nobody else holds (issue 17)
-            current = None if read is None else self._cached_decode(key, read.value)
-            new = fn(current)
-            if new is None:  # what is stored, not what fn may have changed in its copy
-                return None if read is None else self._cached_decode(key, read.value)
-            self._check_schema(key, new)
-            stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
-            token = None if read is None else read.token
-            if backend.set_if(key, payload, token, self._ttl(ttl)):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise self._conflict(key, attempt, self.backend.describe())
-            _backoff(attempt, deadline)
+            call, args = steps.send(value)
+            if call is None:
+                return args  # type: ignore[no-any-return]
+            value = call(*args)
 
     def metrics(self) -> dict[str, Any]:
         """Per-tier counters and latency percentiles as a plain dict.
@@ -232,17 +180,6 @@ class SessionStore(StoreRules[T]):
         """Close the backend if this store opened it from a URL."""
         if self._owns_backend:
             self.backend.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _backoff(attempt: int, deadline: float) -> None:

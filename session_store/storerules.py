@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
 from session_store.backend import VersionToken
 from session_store.codec import Codec, Plain, ZstdStage
-from session_store.decoded import DecodedCache
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.memory import MemoryBackend
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import session_bytes
-from session_store.ttl import normalize_ttl, store_ttl
+from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
-__all__ = ["ACCESS_FIELD", "StoreRules", "backoff_pause", "default_compression"]
+__all__ = ["ACCESS_FIELD", "StoreRules", "UpdateCall", "backoff_pause", "default_compression"]
 
 T = TypeVar("T")
+#: A call :meth:`StoreRules._update_steps` asks its store to make (or await): a function and
+#: its arguments; ``(None, result)`` at the end.
+UpdateCall = tuple[Callable[..., Any] | None, Any]
+B = TypeVar("B", bound="_Backend")
 
 #: The field every write stamps (reads never write it).
 ACCESS_FIELD = "last_accessed"
@@ -38,12 +42,22 @@ ACCESS_FIELD = "last_accessed"
 _WHOLE: tuple[str, ...] = ("(the whole payload)",)
 
 
-class StoreRules(Generic[T]):
-    """Schema, codec, stamping and TTL rules of a store; no backend calls.
+class _Backend(Protocol):
+    """What the rules read of a store's backend, sync or async."""
 
-    Subclasses call :meth:`_init_rules` from their ``__init__`` (the arguments are the stores'
-    own, documented on :class:`~session_store.store.SessionStore`).
+    def describe(self) -> str: ...
+    def token_for(self, value: bytes) -> VersionToken | None: ...
+
+
+class StoreRules(Generic[T, B]):
+    """Schema, codec, stamping and TTL rules of a store, and its construction; no backend
+    calls. The arguments are the stores' own, documented on
+    :class:`~session_store.store.SessionStore`; a store brings how a URL opens its backend
+    (:meth:`_open`).
     """
+
+    #: The store's name in its ``repr``.
+    _KIND: ClassVar[str]
 
     schema: type[T] | None
     codec: Codec
@@ -54,19 +68,22 @@ class StoreRules(Generic[T]):
     _info: SchemaInfo | None
     _decoded: DecodedCache  # each store's near cache of decoded sessions
 
-    def _init_rules(
+    def __init__(
         self,
-        schema: type[T] | None,
+        backend: B | str,
+        schema: type[T] | None = None,
         *,
-        ttl: float | None,
-        codec: Codec | None,
-        legacy_schema: str | None,
-        namespace: str,
-        access_interval: float | None,
-        touch_on_load: bool,
-        update_timeout: float,
-        compression: ZstdStage | bool = True,
+        ttl: float | None = DEFAULT_SESSION_TTL,
+        codec: Codec | None = None,
+        legacy_schema: str | None = None,
+        namespace: str = "",
+        access_interval: float | None = None,
+        touch_on_load: bool = False,
+        update_timeout: float = 10.0,
+        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
     ) -> None:
+        self._owns_backend = isinstance(backend, str)
+        self.backend: B = self._open(backend) if isinstance(backend, str) else backend
         self.schema = schema
         self._info = None
         if schema is not None:
@@ -74,12 +91,28 @@ class StoreRules(Generic[T]):
         self.ttl = store_ttl(ttl)
         if legacy_schema is None:
             legacy_schema = "dict" if schema is dict else "dataroom"
+        compression = default_compression(
+            self._compression_tier(), near_cache=decoded_cache_bytes > 0
+        )
         self.codec = codec or Codec(
             legacy_schema=legacy_schema, namespace=namespace, compression=compression
         )
         self.access_interval = access_interval  # accepted for older callers; reads never write
         self.touch_on_load = touch_on_load
         self.update_timeout = update_timeout
+        self._decoded = DecodedCache(decoded_cache_bytes)  # see session_store.decoded
+
+    def _open(self, url: str) -> B:
+        """The backend a URL names (the store then owns it: closing the store closes it)."""
+        raise NotImplementedError
+
+    def _compression_tier(self) -> object:
+        """What :func:`default_compression` decides by: the backend."""
+        return self.backend
+
+    def __repr__(self) -> str:
+        name = self.schema.__qualname__ if self.schema else "any"
+        return f"{self._KIND}[{name}]({self.backend.describe()})"
 
     # -- objects <-> bytes ---------------------------------------------------------------------
     def _decode(self, key: str, data: bytes) -> T:
@@ -154,6 +187,54 @@ class StoreRules(Generic[T]):
         except Exception:  # decided on a copy that may be old: read, and run fn again
             return None
         return token, stamped, payload, plain
+
+    def _update_steps(
+        self,
+        key: str,
+        fn: Callable[[T | None], T | None],
+        ttl: float | None,
+        calls: Any,
+        pause: Callable[[int, float], Any],
+    ) -> Generator[UpdateCall, Any, None]:
+        """``update`` of a checked key, written once for both stores: it yields each call
+        (``calls.get_versioned``, ``calls.set_if`` of the backend's calls, and ``pause(attempt,
+        deadline)`` between two attempts: :func:`backoff_pause`) with its arguments, which the
+        sync store makes and the async store awaits, and receives what they return. Its last
+        yield is ``(None, what update returns)`` (not a ``return``: no ``StopIteration`` to
+        raise and catch on every update). First the compare-and-set against what this store
+        knows (:meth:`_known_write`), then read, ``fn``, and compare-and-set until one wins or
+        ``update_timeout`` passes."""
+        write_ttl = self._ttl(ttl)
+        known = self._known_write(key, fn, self.backend.token_for)
+        if known is not None:  # one round trip: compare-and-set against what this store knows
+            token, stamped, payload, plain = known
+            if (yield calls.set_if, (key, payload, token, write_ttl)):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                yield None, stamped
+                return
+        deadline = time.monotonic() + self.update_timeout
+        attempt = 0
+        while True:
+            read = yield calls.get_versioned, (key,)
+            # through the near cache: an update of what this store just wrote or read undoes no
+            # stage, and ``fn`` still gets an object nobody else holds (issue 17)
+            current = None if read is None else self._cached_decode(key, read.value)
+            new = fn(current)
+            if new is None:  # what is stored, not what fn may have changed in its copy
+                yield None, None if read is None else self._cached_decode(key, read.value)
+                return
+            self._check_schema(key, new)
+            stamped = self._stamp(new)
+            payload, plain = self._encode_plain(key, stamped)
+            token = None if read is None else read.token
+            if (yield calls.set_if, (key, payload, token, write_ttl)):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                yield None, stamped
+                return
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise self._conflict(key, attempt, self.backend.describe())
+            yield pause, (attempt, deadline)
 
     def _check_schema(self, key: str, obj: T) -> None:
         """Refuse an object of another schema than the store's (a dict store is for dicts)."""

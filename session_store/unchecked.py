@@ -13,7 +13,7 @@ from typing import Any, Protocol, cast
 
 from session_store.backend import SessionBackend, Versioned, VersionToken
 
-__all__ = ["TRUSTED_CALL_NAMES", "TrustedCalls", "unchecked_calls"]
+__all__ = ["ONE_KEY_CALLS", "TRUSTED_CALL_NAMES", "TrustedCalls", "unchecked_calls"]
 
 
 class TrustedCalls(Protocol):
@@ -35,21 +35,21 @@ class TrustedCalls(Protocol):
     ) -> bool: ...
 
 
-#: The operations of :class:`TrustedCalls`.
-TRUSTED_CALL_NAMES = (
+#: The operations on one key, which a backend's unchecked forms most often cover.
+ONE_KEY_CALLS = (
     "get",
     "get_with_ttl",
     "set",
     "delete",
     "touch",
     "ttl",
-    "scan",
-    "get_many",
-    "set_many",
-    "delete_many",
     "get_versioned",
     "set_if",
 )
+
+
+#: The operations of :class:`TrustedCalls`.
+TRUSTED_CALL_NAMES = (*ONE_KEY_CALLS, "scan", "get_many", "set_many", "delete_many")
 
 
 class _Calls:
@@ -57,20 +57,23 @@ class _Calls:
 
 
 def unchecked_calls(
-    backend: SessionBackend, owner: type, **unchecked: Callable[..., Any]
+    backend: SessionBackend, owner: type, *named: str, **unchecked: Callable[..., Any]
 ) -> TrustedCalls:
     """The ``trusted_calls`` of a backend that is not a
     :class:`~session_store.backend_base.BackendBase`.
 
     Each keyword names an operation (a :class:`TrustedCalls` name, or an extra such as
     ``set_if_newer``) and gives the backend's form of it that skips the argument checks but
-    does everything else (namespacing, counting, error translation). ``owner`` is the class
-    whose public methods those forms go with: where ``backend`` is of a subclass that overrides
-    a public method (a wrapper, a test's failing tier), that override is the operation, checks
-    and all, so no override is ever bypassed. An operation of :data:`TRUSTED_CALL_NAMES` not
-    given is the public method too (it checks again: correct, only slower). The calls are the
-    bound methods themselves, so a trusted call costs no extra frame.
+    does everything else (namespacing, counting, error translation); a positional ``name``
+    (:data:`ONE_KEY_CALLS`, say) gives the backend's ``_name`` method as that form. ``owner``
+    is the class whose public methods those forms go with: where ``backend`` is of a subclass
+    that overrides a public method (a wrapper, a test's failing tier), that override is the
+    operation, checks and all, so no override is ever bypassed. An operation of
+    :data:`TRUSTED_CALL_NAMES` not given is the public method too (it checks again: correct,
+    only slower). The calls are the bound methods themselves, so a trusted call costs no extra
+    frame.
     """
+    unchecked = {**{name: getattr(backend, f"_{name}") for name in named}, **unchecked}
     cls = type(backend)
     calls = _Calls()
     for name in (*TRUSTED_CALL_NAMES, *unchecked):

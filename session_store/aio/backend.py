@@ -15,18 +15,40 @@ the async world's own:
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 from session_store.backend import Scope, Versioned, VersionToken
 from session_store.counters import Counters
 
-__all__ = ["AsyncSessionBackend"]
+__all__ = ["AsyncClosing", "AsyncSessionBackend", "whole"]
+
+T = TypeVar("T")
 
 
-class AsyncSessionBackend(ABC):
+class AsyncClosing:
+    """``async with`` support for what must be closed (a backend, a store): leaving the block
+    awaits :meth:`aclose`."""
+
+    async def aclose(self) -> None:
+        """Release what it holds. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncSessionBackend(AsyncClosing, ABC):
     """Abstract base of every async backend; see the module docstring.
 
     Attributes:
@@ -94,19 +116,8 @@ class AsyncSessionBackend(ABC):
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Remove the ``keys``; the number that were there."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    async def aclose(self) -> None:
         """Release connections, files and threads. Idempotent."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def describe(self) -> str:
         """A one-line description safe for logs: never a password or key material."""
@@ -114,3 +125,27 @@ class AsyncSessionBackend(ABC):
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
+
+
+async def whole(run: Callable[[], Awaitable[T]]) -> T:
+    """``await run()``, which a cancellation of the caller does not interrupt: the caller's
+    cancellation is raised once ``run`` has finished. For a write that reaches several places
+    one after the other (a chain's tiers, a cluster's nodes), which a cancellation in the middle
+    would leave half applied."""
+    task = asyncio.ensure_future(run())
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the write itself was cancelled (the loop is closing)
+                raise
+            cancelled = True  # ours: wait for the write to end, then say so
+            continue
+        except BaseException:
+            if cancelled:
+                raise asyncio.CancelledError from None
+            raise
+        if cancelled:
+            raise asyncio.CancelledError
+        return result

@@ -8,12 +8,13 @@ No ``await`` inside an operation means no point where cancellation could split o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, Self
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Self, Unpack
 
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import Scope, Versioned, VersionToken
-from session_store.memory import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Evicted, MemoryBackend
+from session_store.memory import MemoryBackend
+from session_store.memory_entries import MemoryOptions
 from session_store.urls import BackendURL
 
 __all__ = ["AsyncMemoryBackend"]
@@ -27,20 +28,9 @@ class AsyncMemoryBackend(AsyncSessionBackend):
     scope = Scope.PROCESS
 
     def __init__(
-        self,
-        *,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
-        max_bytes: int | None = DEFAULT_MAX_BYTES,
-        default_ttl: float | None = None,
-        on_evict: Callable[[list[Evicted]], None] | None = None,
-        backend: MemoryBackend | None = None,
+        self, *, backend: MemoryBackend | None = None, **options: Unpack[MemoryOptions]
     ) -> None:
-        self.sync = backend or MemoryBackend(
-            max_entries=max_entries,
-            max_bytes=max_bytes,
-            default_ttl=default_ttl,
-            on_evict=on_evict,
-        )
+        self.sync = backend or MemoryBackend(**options)
         self.counters = self.sync.counters
 
     @classmethod

@@ -14,17 +14,11 @@ opens the sync chain: the same strings, the same chain options, each tier from i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from session_store.aio.backend import AsyncSessionBackend
-from session_store.errors import ConfigurationError
-from session_store.registry import (
-    CHAIN_OPTIONS_SCHEME,
-    _chain_options,
-    load_backend_factory,
-    split_chain,
-)
-from session_store.urls import BackendURL, parse_url
+from session_store.registry import open_url
 
 __all__ = ["ASYNC_BACKENDS_GROUP", "open_async_backend"]
 
@@ -44,36 +38,26 @@ def open_async_backend(url: str, **overrides: Any) -> AsyncSessionBackend:
     Raises:
         ConfigurationError: a malformed URL, an unknown scheme, a bad parameter.
     """
-    parsed = [parse_url(tier) for tier in split_chain(url)]  # all checked before any is opened
-    options: dict[str, Any] = {}
-    if parsed[0].scheme == CHAIN_OPTIONS_SCHEME:
-        options = _chain_options(parsed.pop(0))
-        if not parsed:
-            raise ConfigurationError("a chain's options need at least one tier after them")
-    elif len(parsed) == 1:
-        return _open_one(parsed[0], overrides)
-    from session_store.aio.tiered import AsyncTieredBackend
-
-    opened: list[AsyncSessionBackend] = []
-    try:
-        for tier in parsed:
-            opened.append(_open_one(tier, {}))
-        return AsyncTieredBackend(opened, **{**options, **overrides})
-    except BaseException:
-        for backend in opened:  # no loop may be running here: close what can be closed now
-            sync = getattr(backend, "sync", None)
-            close = getattr(sync, "close", None)
-            if close is not None:
-                close()
-        raise
+    return open_url(url, overrides, _ASYNC, _tiered, _discard)
 
 
-def _open_one(parsed: BackendURL, overrides: Any) -> AsyncSessionBackend:
-    factory = load_backend_factory(parsed.scheme, ASYNC_BACKENDS_GROUP)
-    backend = factory(parsed, **overrides)
-    if not isinstance(backend, AsyncSessionBackend):
-        raise ConfigurationError(
-            f"the async factory for scheme {parsed.scheme!r} returned "
-            f"{type(backend).__name__}, not an AsyncSessionBackend"
-        )
-    return backend
+def _tiered() -> Callable[..., AsyncSessionBackend]:
+    from session_store.aio.tiered import AsyncTieredBackend  # only a chain needs it
+
+    return AsyncTieredBackend
+
+
+_ASYNC: tuple[type[AsyncSessionBackend], str, str, str] = (
+    AsyncSessionBackend,
+    ASYNC_BACKENDS_GROUP,
+    "async factory",
+    "an AsyncSessionBackend",
+)
+
+
+def _discard(backend: AsyncSessionBackend) -> None:
+    """Close a tier opened before a failure: no loop may be running here, so only what can be
+    closed now (the sync view of a memory tier)."""
+    close = getattr(getattr(backend, "sync", None), "close", None)
+    if close is not None:
+        close()

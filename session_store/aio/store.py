@@ -23,25 +23,21 @@ cannot serve anything the backend would not.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from session_store.aio.backend import AsyncSessionBackend
+from session_store.aio.backend import AsyncClosing, AsyncSessionBackend
 from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import open_async_backend
-from session_store.codec import Codec
-from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.keys import validate_key
-from session_store.storerules import StoreRules, backoff_pause, default_compression
+from session_store.storerules import StoreRules, backoff_pause
 
 __all__ = ["AsyncSessionStore"]
 
 T = TypeVar("T")
 
 
-class AsyncSessionStore(StoreRules[T]):
+class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
     """Typed sessions in an async backend.
 
     Args:
@@ -53,40 +49,16 @@ class AsyncSessionStore(StoreRules[T]):
             holds 64 MiB, 0 turns it off).
     """
 
-    def __init__(
-        self,
-        backend: AsyncSessionBackend | str,
-        schema: type[T] | None = None,
-        *,
-        ttl: float | None = None,
-        codec: Codec | None = None,
-        legacy_schema: str | None = None,
-        namespace: str = "",
-        access_interval: float | None = None,
-        touch_on_load: bool = False,
-        update_timeout: float = 10.0,
-        decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
-    ) -> None:
-        self._owns_backend = isinstance(backend, str)
-        self.backend = open_async_backend(backend) if isinstance(backend, str) else backend
-        self._init_rules(
-            schema,
-            ttl=ttl,
-            codec=codec,
-            legacy_schema=legacy_schema,
-            namespace=namespace,
-            access_interval=access_interval,
-            touch_on_load=touch_on_load,
-            update_timeout=update_timeout,
-            compression=default_compression(
-                _memory_of(self.backend), near_cache=decoded_cache_bytes > 0
-            ),
-        )
-        self._decoded = DecodedCache(decoded_cache_bytes)  # the sync store's, same rules
+    _KIND = "AsyncSessionStore"
 
-    def __repr__(self) -> str:
-        name = self.schema.__qualname__ if self.schema else "any"
-        return f"AsyncSessionStore[{name}]({self.backend.describe()})"
+    def _open(self, url: str) -> AsyncSessionBackend:
+        return open_async_backend(url)
+
+    def _compression_tier(self) -> object:
+        """The sync memory backend an async memory backend runs (so a bare ``memory://``
+        writes uncompressed, as in the sync store), else the backend itself."""
+        backend = self.backend
+        return backend.sync if type(backend) is AsyncMemoryBackend else backend
 
     # -- reads ---------------------------------------------------------------------------------
     async def load(self, key: str) -> T | None:
@@ -147,32 +119,13 @@ class AsyncSessionStore(StoreRules[T]):
             ConflictError: other writers won every attempt for ``update_timeout`` seconds.
         """
         validate_key(key)
-        write_ttl = self._ttl(ttl)
-        known = self._known_write(key, fn, self.backend.token_for)
-        if known is not None:  # one round trip: compare-and-set against what this store knows
-            token, stamped, payload, plain = known
-            if await self.backend.set_if(key, payload, token, write_ttl):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-        deadline = time.monotonic() + self.update_timeout
-        attempt = 0
+        steps = self._update_steps(key, fn, ttl, self.backend, _backoff)
+        value: Any = None
         while True:
-            read = await self.backend.get_versioned(key)
-            current = None if read is None else self._cached_decode(key, read.value)
-            new = fn(current)
-            if new is None:  # what is stored, not what fn may have changed in its copy
-                return None if read is None else self._cached_decode(key, read.value)
-            self._check_schema(key, new)
-            stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
-            token = None if read is None else read.token
-            if await self.backend.set_if(key, payload, token, write_ttl):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                return stamped
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise self._conflict(key, attempt, self.backend.describe())
-            await asyncio.sleep(backoff_pause(attempt, deadline))
+            call, args = steps.send(value)
+            if call is None:
+                return args  # type: ignore[no-any-return]
+            value = await call(*args)
 
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:
@@ -180,24 +133,11 @@ class AsyncSessionStore(StoreRules[T]):
         if self._owns_backend:
             await self.backend.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def metrics(self) -> dict[str, Any]:
         """The backend's counters as a plain dict."""
         return {"backend": self.backend.describe(), "counters": self.backend.counters.as_dict()}
 
 
-def _memory_of(backend: AsyncSessionBackend) -> object:
-    """What :func:`~session_store.storerules.default_compression` decides the tier by: the
-    sync memory backend an async memory backend runs (so a bare ``memory://`` writes
-    uncompressed, as in the sync store), else the backend itself."""
-    return backend.sync if type(backend) is AsyncMemoryBackend else backend
+async def _backoff(attempt: int, deadline: float) -> None:
+    """Sleep the jittered, capped pause of :func:`~session_store.storerules.backoff_pause`."""
+    await asyncio.sleep(backoff_pause(attempt, deadline))

@@ -32,8 +32,9 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TypeVar
 
+from session_store.aio.backend import whole
 from session_store.aio.tiered_base import log
-from session_store.aio.tiered_cas import AsyncTieredCas, whole
+from session_store.aio.tiered_cas import AsyncTieredCas
 from session_store.backend import ensure_bytes
 from session_store.keys import validate_key
 from session_store.tiered import steps

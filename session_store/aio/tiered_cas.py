@@ -11,48 +11,25 @@ The sync :class:`~session_store.tiered.TieredBackend`'s sequences,
   based on, while the arbiter still holds the new write, is a write that went around the
   arbiter (:func:`~session_store.tiered.policy.overtaken`): the arbiter gets it back and
   ``set_if`` returns ``False``, so the caller's retry reads it;
-* every write runs whole (:func:`whole`): a cancelled caller never leaves it half applied.
+* every write runs whole (:func:`~session_store.aio.backend.whole`): a cancelled caller never
+  leaves it half applied.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
+from session_store.aio.backend import whole
 from session_store.aio.tiered_bulk import AsyncTieredReads
 from session_store.backend import Versioned, VersionToken, ensure_bytes
 from session_store.keys import validate_key
 from session_store.tiered import cas_steps
-from session_store.tiered.cas_steps import ChainToken
 from session_store.ttl import normalize_ttl
 
 __all__ = ["AsyncTieredCas", "whole"]
 
 T = TypeVar("T")
-
-
-async def whole(run: Callable[[], Awaitable[T]]) -> T:
-    """``await run()``, which a cancellation of the caller does not interrupt: the caller's
-    cancellation is raised once ``run`` has finished (as the async cluster backend's writes)."""
-    task = asyncio.ensure_future(run())
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():  # the write itself was cancelled (the loop is closing)
-                raise
-            cancelled = True  # ours: wait for the write to end, then say so
-            continue
-        except BaseException:
-            if cancelled:
-                raise asyncio.CancelledError from None
-            raise
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
 
 
 class AsyncTieredCas(AsyncTieredReads):
@@ -68,12 +45,5 @@ class AsyncTieredCas(AsyncTieredReads):
         validate_key(key)
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
-        if token is None:
-            inner: VersionToken | None = None
-            base = b""
-        elif isinstance(token, ChainToken):
-            inner, base = token.inner, token.base
-        else:
-            return False  # not a token of this chain
-        sequence = cas_steps.set_if(self, key, value, inner, base, ttl)
+        sequence = cas_steps.set_if(self, key, value, token, ttl)
         return await whole(partial(self._run, sequence))

@@ -169,34 +169,31 @@ def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bo
 
 
 # -- inspect ---------------------------------------------------------------------------------------
+def _facts(size: int, format: str, stages: list[str]) -> dict[str, Any]:
+    """What ``inspect`` shows of a payload, the facts decoding it may add still ``None``."""
+    return {
+        "size": size,
+        "format": format,
+        "stages": stages,
+        **dict.fromkeys(
+            ("key_id", "schema", "stored_version", "current_version", "up_to_date", "note")
+        ),
+    }
+
+
 def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, Any], str | None]:
     """What the payload says about itself, and the error that stopped decoding it (if any)."""
     codec = make_codec(namespace)
     try:
         header = codec.inspect(data, key=key)
     except SessionStoreError as exc:  # not a session-store payload, or a future format
-        return {
-            "size": len(data),
-            "format": "not a session-store payload",
-            "stages": [],
-            "key_id": None,
-            "schema": None,
-            "stored_version": None,
-            "current_version": None,
-            "up_to_date": None,
-            "note": None,
-        }, f"{type(exc).__name__}: {exc.message}"
-    facts: dict[str, Any] = {
-        "size": header.size,
-        "format": "legacy JSON (no header)" if header.legacy else f"v{header.format_version}",
-        "stages": list(header.stages),
-        "key_id": None,
-        "schema": None,
-        "stored_version": None,
-        "current_version": None,
-        "up_to_date": None,
-        "note": None,
-    }
+        facts = _facts(len(data), "not a session-store payload", [])
+        return facts, f"{type(exc).__name__}: {exc.message}"
+    facts = _facts(
+        header.size,
+        "legacy JSON (no header)" if header.legacy else f"v{header.format_version}",
+        list(header.stages),
+    )
     if not is_legacy(data) and header.stages and header.stages[-1] == "aes-gcm":
         offset = parse_header(data, key=key).payload_offset
         facts["key_id"] = data[offset : offset + 4].hex()

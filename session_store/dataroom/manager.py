@@ -27,11 +27,11 @@ import dataclasses
 import enum
 import logging
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Self
 
 import attrs
 
+from session_store.backend import Closing
 from session_store.codec.legacy import PlanJsonCodec, adopt_dataroom
 from session_store.dataroom.config import (
     DEFAULT_MAX_MEMORY_SESSIONS,
@@ -83,7 +83,7 @@ log = logging.getLogger(__name__)
 
 
 # -- the facade --------------------------------------------------------------------------------
-class SessionManager:
+class SessionManager(Closing):
     """The data-room session manager: store, read and score users' sessions.
 
     Args:
@@ -292,17 +292,6 @@ class SessionManager:
         """Close the store if :meth:`from_env` opened it."""
         if self._owns_store:
             self.store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _json_data(value: Any) -> Any:

@@ -95,34 +95,36 @@ def _map_results(data: dict[str, Any], fn: Any) -> dict[str, Any]:
 def dataroom_v1_to_v2(data: dict[str, Any], key: str) -> dict[str, Any]:
     """Version 1 -> 2: the plan's field names in every extraction result, ``''`` strategy
     -> ``'default'``, ``[]`` cross-document insights -> ``{}``. Everything else as it was."""
-
-    def upgrade(result: dict[str, Any]) -> dict[str, Any]:
-        upgraded = _renamed(result, V1_RESULT_RENAMES)
-        if upgraded.get("processing_strategy") == "":
-            upgraded["processing_strategy"] = "default"
-        return upgraded
-
-    upgraded = _map_results(data, upgrade)
-    if upgraded.get("cross_document_insights") == []:
-        upgraded["cross_document_insights"] = {}
-    return upgraded
+    return _between_v1_v2(data, V1_RESULT_RENAMES, ("", "default"), ([], {}))
 
 
 def dataroom_v2_to_v1(data: dict[str, Any], key: str) -> dict[str, Any]:
     """Version 2 -> 1, for a rolling deploy from session-store 0.1: the old field names and
     defaults back (the exact inverse of :func:`dataroom_v1_to_v2` on what 0.1 wrote)."""
     back = {v: k for k, v in V1_RESULT_RENAMES.items()}
+    return _between_v1_v2(data, back, ("default", ""), ({}, []))
 
-    def downgrade(result: dict[str, Any]) -> dict[str, Any]:
-        old = _renamed(result, back)
-        if old.get("processing_strategy") == "default":
-            old["processing_strategy"] = ""
-        return old
 
-    old = _map_results(data, downgrade)
-    if old.get("cross_document_insights") == {}:
-        old["cross_document_insights"] = []
-    return old
+def _between_v1_v2(
+    data: dict[str, Any],
+    renames: Mapping[str, str],
+    strategy: tuple[str, str],
+    insights: tuple[Any, Any],
+) -> dict[str, Any]:
+    """Either way between versions 1 and 2: ``renames`` in every extraction result, and each
+    of ``strategy`` (the processing strategy) and ``insights`` (the cross-document insights)
+    as ``(from, to)``: a value equal to ``from`` becomes ``to``."""
+
+    def convert(result: dict[str, Any]) -> dict[str, Any]:
+        converted = _renamed(result, renames)
+        if converted.get("processing_strategy") == strategy[0]:
+            converted["processing_strategy"] = strategy[1]
+        return converted
+
+    converted = _map_results(data, convert)
+    if converted.get("cross_document_insights") == insights[0]:
+        converted["cross_document_insights"] = insights[1]
+    return converted
 
 
 def _unchanged(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -23,10 +23,9 @@ def register_hypothesis_profiles() -> str:
     # so a red build is reproducible and a green one is not luck.
     settings.register_profile(
         "ci",
+        parent=settings.get_profile("dev"),
         max_examples=150,
         stateful_step_count=40,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
         print_blob=True,
         derandomize=True,
         database=None,

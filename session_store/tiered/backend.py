@@ -80,9 +80,6 @@ class TieredBackend(TieredCas):
         stamps: accepted for older configurations and ignored: every chain versions its copies.
     """
 
-    #: ``touch(key, None)`` restarts a session's expiry with the TTL it was written with.
-    keeps_own_ttl = True
-
     # -- writes: the sequences of :mod:`.steps`, after the argument checks --------------------
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)

@@ -12,7 +12,6 @@ from session_store.backend import Versioned, VersionToken, ensure_bytes
 from session_store.keys import validate_key
 from session_store.tiered import cas_steps
 from session_store.tiered.bulk import TieredBulk
-from session_store.tiered.cas_steps import ChainToken
 from session_store.ttl import normalize_ttl
 
 __all__ = ["TieredCas"]
@@ -36,11 +35,4 @@ class TieredCas(TieredBulk):
     def _set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None
     ) -> bool:
-        if token is None:
-            inner: VersionToken | None = None
-            base = b""
-        elif isinstance(token, ChainToken):
-            inner, base = token.inner, token.base
-        else:
-            return False  # not a token of this chain
-        return self._run(cas_steps.set_if(self, key, value, inner, base, ttl))
+        return self._run(cas_steps.set_if(self, key, value, token, ttl))

@@ -100,11 +100,16 @@ def set_if(
     chain: Chain,
     key: str,
     value: bytes,
-    inner: VersionToken | None,
-    base: bytes,
+    token: VersionToken | None,
     ttl: float | None,
 ) -> Steps[bool]:
-    """``set_if`` of checked arguments (``inner``, ``base``: the chain token's parts)."""
+    """``set_if`` of checked arguments; ``False`` at once for a token not of this chain."""
+    inner: VersionToken | None = None
+    base = b""
+    if isinstance(token, ChainToken):
+        inner, base = token.inner, token.base
+    elif token is not None:
+        return False
     start = chain._clock()
     began = chain.near.begin()
     data = stamps.frame(value, stamps.clock.now(), ttl)

@@ -26,7 +26,7 @@ from session_store.codec import Codec
 from session_store.schema import EnhancedSessionData
 from session_store.testing.strategies import json_objects, sessions
 from session_store_redis.testing import RedisServer
-from tests.store.test_decoded_cache import _mutate
+from tests.store.test_decoded_cache import CountingCodec, _mutate
 
 pytestmark = pytest.mark.anyio
 
@@ -210,21 +210,6 @@ def _replace(new: dict[str, Any], current: dict[str, Any] | None) -> dict[str, A
 
 
 # -- the decoded-object cache (the sync store's, session_store.decoded) ----------------------
-class CountingCodec(Codec):
-    """A codec that counts the payloads whose stages it undoes and the bodies it parses."""
-
-    unwraps = 0
-    parses = 0
-
-    def unwrap(self, *args: Any, **kwargs: Any) -> Any:
-        CountingCodec.unwraps += 1
-        return super().unwrap(*args, **kwargs)
-
-    def from_plain(self, *args: Any, **kwargs: Any) -> Any:
-        CountingCodec.parses += 1
-        return super().from_plain(*args, **kwargs)
-
-
 async def test_a_warm_load_of_unchanged_bytes_undoes_no_stage(
     redis_server: RedisServer, redis_namespace: str
 ) -> None:

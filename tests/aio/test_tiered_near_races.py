@@ -10,7 +10,6 @@ gives for free), so that the invalidations arrive while the write is in flight.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,39 +18,22 @@ import pytest
 
 from session_store.aio import AsyncMemoryBackend, ThreadedBackend, open_async_backend
 from session_store.aio.tiered import AsyncTieredBackend
-from session_store.backend import SessionBackend, VersionToken
-from session_store.testing.faults import SwitchableBackend
 from session_store_diskcache import DiskcacheBackend
 from session_store_redis.aio import AsyncRedisBackend
 from session_store_redis.testing import RedisServer
+from tests.tiered import test_tier_regressions as tiered_gate
 
 pytestmark = pytest.mark.anyio
 
 
-class Gate(SwitchableBackend):
+class Gate(tiered_gate.Gate):
     """A real backend whose next write, once armed, waits until released."""
 
-    def __init__(self, inner: SessionBackend) -> None:
-        super().__init__(inner)
-        self.armed = False
-        self.reached = threading.Event()
-        self.release = threading.Event()
+    armed = False
 
-    def _hold(self) -> None:
-        if self.armed:
-            self.armed = False
-            self.reached.set()
-            self.release.wait(30)
-
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._hold()
-        super().set(key, value, ttl)
-
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
-        self._hold()
-        return super().set_if(key, value, token, ttl)
+    def _holds(self) -> bool:
+        armed, self.armed = self.armed, False
+        return armed
 
 
 def gated_chain(redis_url: str, gate: Gate, retry_after: float = 5.0) -> AsyncTieredBackend:

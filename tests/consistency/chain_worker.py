@@ -22,6 +22,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from session_store import SessionStore
@@ -87,78 +88,114 @@ def watch_stream(chain: Any, path: str, wait: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def main(config: dict[str, Any]) -> dict[str, Any]:
-    rng = random.Random(config.get("seed", 0))
-    keys: list[str] = config["keys"]
-    mix: dict[str, float] = config.get("mix", {"load": 4, "save": 2, "delete": 1, "update": 3})
-    kinds: list[OpKind] = list(mix)  # type: ignore[arg-type]
-    weights = [float(mix[kind]) for kind in kinds]
-    events = open(config["events"], "a", encoding="utf-8")  # noqa: SIM115 - closed at the end
+class Operation:
+    """One recorded operation: the store method to call (:attr:`method`, :attr:`args`), then
+    :meth:`done` with what it returned or :meth:`failed` with what it raised."""
 
-    def sink(event: dict[str, Any]) -> None:
-        events.write(json.dumps(event) + "\n")
-        events.flush()
+    def __init__(self, client: Client, kind: OpKind, key: str) -> None:
+        client.sequence += 1
+        self.client, self.kind = client, kind
+        self.token = f"{client.process}-{client.sequence}"
+        self.pending = client.recorder.invoke(kind, key, self.token)
+        self.handed: list[Value] = []  # what the update function was handed, attempt by attempt
+        self.method: str = kind
+        self.args: tuple[Any, ...] = (key,)
+        if kind == "save":
+            self.args = (key, {"t": self.token, "n": 0})
+        elif kind == "update":
+            self.args = (key, self.bump)
 
-    process = str(config["process"])
-    recorder = HistoryRecorder(process, sink=sink)
-    store: SessionStore[Session] = SessionStore(
-        config["url"], dict, update_timeout=float(config.get("update_timeout", 10.0))
-    )
-    counts: dict[str, int] = {}
-    watch_stream(store.backend, config["events"] + ".stream")
-    sequence = 0
+    def bump(self, current: Session | None) -> Session:
+        self.handed.append(token_of(current))
+        return {"t": self.token, "n": int((current or {}).get("n", 0)) + 1}
 
-    def one(kind: OpKind, key: str) -> None:
-        nonlocal sequence
-        sequence += 1
-        token = f"{process}-{sequence}"
-        pending = recorder.invoke(kind, key, token)
-        handed: list[Value] = []  # what the update function was handed, attempt by attempt
+    def done(self, result: Any) -> None:
+        recorder = self.client.recorder
+        if self.kind == "load":
+            recorder.ok(self.pending, token_of(result))
+        elif self.kind == "update":
+            recorder.ok(self.pending, prev=self.handed[-1])
+        else:
+            recorder.ok(self.pending)
+        self._count()
 
-        def bump(current: Session | None) -> Session:
-            handed.append(token_of(current))
-            return {"t": token, "n": int((current or {}).get("n", 0)) + 1}
+    def failed(self, exc: Exception) -> None:
+        """Every failure is recorded; the run goes on."""
+        recorder, handed = self.client.recorder, self.handed
+        if self.kind == "load" or (self.kind == "update" and not handed):
+            recorder.fail(self.pending, exc)  # a read, or an update that never got to write
+        elif isinstance(exc, ConflictError):
+            recorder.fail(self.pending, exc)  # documented: nothing written
+        else:
+            recorder.unknown(self.pending, exc, prev=handed[-1] if handed else None)
+        self._count()
 
-        try:
-            if kind == "load":
-                recorder.ok(pending, token_of(store.load(key)))
-            elif kind == "save":
-                store.save(key, {"t": token, "n": 0})
-                recorder.ok(pending)
-            elif kind == "delete":
-                store.delete(key)
-                recorder.ok(pending)
-            else:
-                store.update(key, bump)
-                recorder.ok(pending, prev=handed[-1])
-        except Exception as exc:  # every failure is recorded; the run goes on
-            if kind == "load" or (kind == "update" and not handed):
-                recorder.fail(pending, exc)  # a read, or an update that never got to write
-            elif isinstance(exc, ConflictError):
-                recorder.fail(pending, exc)  # documented: nothing written
-            else:
-                recorder.unknown(pending, exc, prev=handed[-1] if handed else None)
-        outcome = recorder.operations[-1].outcome
-        label = f"{kind} {outcome}"
-        counts[label] = counts.get(label, 0) + 1
+    def _count(self) -> None:
+        label = f"{self.kind} {self.client.recorder.operations[-1].outcome}"
+        self.client.counts[label] = self.client.counts.get(label, 0) + 1
 
-    print("ready", flush=True)
-    sys.stdin.readline()
-    started = time.monotonic()
-    if config.get("sweep"):
-        for key in keys:
-            one("load", key)
-    else:
-        deadline = started + float(config.get("seconds", 1e9))
-        limit = int(config.get("ops", 1 << 62))
+
+class Client:
+    """A worker process's run, whatever store it calls (this module's sync one,
+    :mod:`aio_chain_worker`'s async one): its operations, recorded."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.rng = random.Random(config.get("seed", 0))
+        self.keys: list[str] = config["keys"]
+        mix: dict[str, float] = config.get("mix", {"load": 4, "save": 2, "delete": 1, "update": 3})
+        self.kinds: list[OpKind] = list(mix)  # type: ignore[arg-type]
+        self.weights = [float(mix[kind]) for kind in self.kinds]
+        self.events = open(config["events"], "a", encoding="utf-8")  # noqa: SIM115 - see finish
+        self.process = str(config["process"])
+        self.recorder = HistoryRecorder(self.process, sink=self._sink)
+        self.update_timeout = float(config.get("update_timeout", 10.0))
+        self.counts: dict[str, int] = {}
+        self.sequence = 0
+        self.started = 0.0
+
+    def _sink(self, event: dict[str, Any]) -> None:
+        self.events.write(json.dumps(event) + "\n")
+        self.events.flush()
+
+    def operations(self) -> Iterator[Operation]:
+        """From now on: a sweep's loads of every key, in order, or random operations until
+        ``seconds`` have passed or ``ops`` are done."""
+        self.started = time.monotonic()
+        if self.config.get("sweep"):
+            for key in self.keys:
+                yield Operation(self, "load", key)
+            return
+        deadline = self.started + float(self.config.get("seconds", 1e9))
+        limit = int(self.config.get("ops", 1 << 62))
         done = 0
         while done < limit and time.monotonic() < deadline:
-            one(rng.choices(kinds, weights)[0], rng.choice(keys))
+            yield Operation(
+                self, self.rng.choices(self.kinds, self.weights)[0], self.rng.choice(self.keys)
+            )
             done += 1
-    elapsed = time.monotonic() - started
+
+    def finish(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        self.events.close()
+        return {"process": self.process, "counts": self.counts, "seconds": elapsed}
+
+
+def main(config: dict[str, Any]) -> dict[str, Any]:
+    client = Client(config)
+    store: SessionStore[Session] = SessionStore(
+        config["url"], dict, update_timeout=client.update_timeout
+    )
+    watch_stream(store.backend, config["events"] + ".stream")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for op in client.operations():
+        try:
+            op.done(getattr(store, op.method)(*op.args))
+        except Exception as exc:
+            op.failed(exc)
     store.close()
-    events.close()
-    return {"process": process, "counts": counts, "seconds": elapsed}
+    return client.finish()
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 from session_store import SessionStore
-from session_store.testing import HistoryRecorder, check_history
+from session_store.testing import CheckReport, HistoryRecorder, check_history
 from session_store_redis.testing import RedisServer
 
-from .nemesis import ClientRun, Nemesis, chain_url, run_clients
+from .nemesis import WORKER, ClientRun, Nemesis, chain_url, run_clients
 
 SECONDS = float(os.environ.get("SESSION_STORE_NEMESIS_SECONDS", "4"))
 SEED = int(os.environ.get("SESSION_STORE_NEMESIS_SEED", "12"))
@@ -53,13 +53,18 @@ def report_line(name: str, run: ClientRun, summary: str) -> str:
     return f"\nMEASURED {name} ({run.seconds:.1f} s): {run.outcomes()}\n{summary}"
 
 
-@pytest.mark.slow
-def test_default_chain_history_under_the_nemesis_is_linearizable(
-    redis_server_factory: ServerFactory, tmp_path: Path
-) -> None:
-    server = aof_server(redis_server_factory)
+def acknowledged(run: ClientRun) -> int:
+    """How many operations of the run were acknowledged."""
+    return sum(n for label, n in run.outcomes().items() if label.endswith(" ok"))
+
+
+def nemesis_run(
+    factory: ServerFactory, tmp_path: Path, prefix: str, worker: Path = WORKER
+) -> tuple[ClientRun, Nemesis, CheckReport]:
+    """Four clients of ``worker`` (:func:`client_urls`) under the nemesis, checked."""
+    server = aof_server(factory)
     disk = tmp_path / "disk"
-    urls = client_urls(server, disk, "nemesis:")
+    urls = client_urls(server, disk, prefix)
     nemesis = Nemesis(server, disk, seed=SEED)
     run = run_clients(
         urls,
@@ -69,8 +74,40 @@ def test_default_chain_history_under_the_nemesis_is_linearizable(
         seed=SEED,
         nemesis=nemesis,
         sweep_url=urls[1],
+        worker=worker,
     )
-    report = run.check()
+    return run, nemesis, run.check()
+
+
+def quiet_run(
+    server: RedisServer, namespace: str, tmp_path: Path, worker: Path = WORKER
+) -> tuple[ClientRun, CheckReport]:
+    """Four clients of ``worker`` on one chain URL, no faults, checked.
+
+    A load may lag by one invalidation message, however long the machine makes it wait (on a
+    2-core box running the suite in parallel one delivery took 458 ms at load average 23), and
+    never once the message reached its process (:meth:`ClientRun.staleness`); the 50 ms figure
+    itself is the visibility acceptance test's. Updates get no slack.
+    """
+    disk = tmp_path / "disk"
+    urls = [chain_url(server.url_for(prefix=namespace), disk)] * 4
+    run = run_clients(
+        urls,
+        tmp_path / "events",
+        keys=KEYS,
+        seconds=min(SECONDS, 2.0),
+        seed=SEED,
+        sweep_url=urls[0],
+        worker=worker,
+    )
+    return run, run.check()
+
+
+@pytest.mark.slow
+def test_default_chain_history_under_the_nemesis_is_linearizable(
+    redis_server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    run, nemesis, report = nemesis_run(redis_server_factory, tmp_path, "nemesis:")
     print(report_line("nemesis " + nemesis.summary(), run, report.summary()))
     assert nemesis.log, "the nemesis never struck"
     assert report.valid, report.summary()
@@ -80,21 +117,7 @@ def test_default_chain_history_under_the_nemesis_is_linearizable(
 def test_default_chain_history_without_faults_is_linearizable(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path
 ) -> None:
-    disk = tmp_path / "disk"
-    urls = [chain_url(redis_server.url_for(prefix=redis_namespace), disk)] * 4
-    run = run_clients(
-        urls,
-        tmp_path / "events",
-        keys=KEYS,
-        seconds=min(SECONDS, 2.0),
-        seed=SEED,
-        sweep_url=urls[0],
-    )
-    # A load may lag by one invalidation message, however long the machine makes it wait (on a
-    # 2-core box running the suite in parallel one delivery took 458 ms at load average 23), and
-    # never once the message reached its process (ClientRun.staleness); the 50 ms figure itself
-    # is the visibility acceptance test's. Updates get no slack.
-    report = run.check()
+    run, report = quiet_run(redis_server, redis_namespace, tmp_path)
     print(report_line("no faults", run, report.summary()))
     assert report.valid, report.summary()
 
@@ -120,7 +143,7 @@ def test_control_redis_alone_under_kills_and_pauses_is_linearizable(
     report = run.check(read_staleness=0.0)
     print(report_line("control " + nemesis.summary(), run, report.summary()))
     assert nemesis.log
-    assert sum(n for label, n in run.outcomes().items() if label.endswith(" ok")) > 100
+    assert acknowledged(run) > 100
     assert report.valid, report.summary()
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,18 @@ def test_4_update_reads_the_durable_copy_when_redis_lost_the_key(
 
 
 # -- 5. write-through puts an older value under a newer one ------------------------------------
+@contextlib.contextmanager
+def disk_locked(directory: Path) -> Iterator[None]:
+    """Another process holds the diskcache's lock in ``directory`` meanwhile."""
+    lock = sqlite3.connect(directory / "cache.db", timeout=0.1, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+
 class Gate(SwitchableBackend):
     """A real backend whose writes from one chosen thread wait until released."""
 
@@ -141,8 +154,12 @@ class Gate(SwitchableBackend):
         self.reached = threading.Event()
         self.release = threading.Event()
 
+    def _holds(self) -> bool:
+        """Whether this write waits (one from the chosen thread)."""
+        return threading.get_ident() == self.held_thread
+
     def _hold(self) -> None:
-        if threading.get_ident() == self.held_thread:
+        if self._holds():
             self.reached.set()
             self.release.wait(30)
 
@@ -270,25 +287,16 @@ def test_8_update_after_a_redis_stall_keeps_the_session(
 def test_9_acknowledged_sessions_survive_eviction_while_the_disk_is_locked(
     tmp_path: Path,
 ) -> None:
-    import sqlite3
-
     directory = tmp_path / "disk"
     chain = open_backend(f"memory://?max_entries=3 | diskcache://{directory}?timeout=0.05")
     assert isinstance(chain, TieredBackend)
     chain.set("warm", b"x")  # the database exists
-    lock = sqlite3.connect(directory / "cache.db", timeout=0.1, isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")  # another process holds the disk's lock
     acked: list[str] = []
-    try:
+    with disk_locked(directory):
         for i in range(6):
-            try:
+            with contextlib.suppress(BackendUnavailableError):
                 chain.set(f"s{i}", b"session %d" % i)
                 acked.append(f"s{i}")
-            except BackendUnavailableError:
-                pass
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
     for i in range(6, 8):  # the disk is back: more traffic, recovery runs
         chain.set(f"s{i}", b"session %d" % i)
         acked.append(f"s{i}")

@@ -200,7 +200,7 @@ def test_a_fill_that_began_before_an_invalidation_is_not_installed(
     assert old is not None
     theirs.set("k", b"new")
     mine.on_invalidate(["k"])  # the stream announces the write
-    mine._install("k", Copy(1, old[0], old[1]), began, clock())
+    mine.nearcache.install("k", Copy(1, old[0], old[1]), began, clock())
     assert mine.tiers[0].get("k") is None
     assert mine.get("k") == b"new"
 

@@ -1,0 +1,171 @@
+"""How long another process keeps loading an older session after a save: the measurement the
+sync and the async visibility tests share (:mod:`test_chain_acceptance`,
+:mod:`test_aio_chain_visibility`).
+
+A watcher process loads the session ``seen`` in a loop through its own chain and reports each
+new value with the start of the last load that still returned the one before; this process saves
+new values, and each save's lag is that start minus the moment the save returned (0 if the
+watcher's first load after the save saw it).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from session_store_redis.testing import RedisServer
+
+from .nemesis import NEAR_CACHE_BOUND, OUTAGE_BOUND, chain_url
+
+#: The watcher's loop, over ``load`` (its own store is set up before, closed after).
+_LOOP = """
+    current, last_stale = None, 0
+    while True:
+        started = time.monotonic_ns()
+        session = {load}
+        token = None if session is None else session["t"]
+        if token != current:
+            print(json.dumps({{"token": token, "last_stale": last_stale}}), flush=True)
+            current = token
+            if token == "stop":
+                break
+        last_stale = started  # the latest load that had not yet seen what comes next
+        {pause}
+"""
+
+
+def _script(imports: str, store: str, load: str, pause: str, close: str, run: str) -> str:
+    return (
+        f"import json, sys, time{imports}\n"
+        f"{'async ' if 'await' in load else ''}def main():\n"
+        f"    store = {store}(sys.argv[1], dict)\n"
+        '    print("ready", flush=True)'
+        + _LOOP.format(load=load, pause=pause)
+        + f"    {close}\n{run}\n"
+    )
+
+
+SYNC_WATCHER = _script(
+    "\nfrom session_store import SessionStore",
+    "SessionStore",
+    'store.load("seen")',
+    "",
+    "store.close()",
+    "main()",
+)
+ASYNC_WATCHER = _script(
+    ", asyncio\nfrom session_store.aio import AsyncSessionStore",
+    "AsyncSessionStore",
+    'await store.load("seen")',
+    "await asyncio.sleep(0)",
+    "await store.aclose()",
+    "asyncio.run(main())",
+)
+
+
+@contextmanager
+def watcher(script: str, url: str) -> Iterator[subprocess.Popen[str]]:
+    """The watcher process (``script``: :data:`SYNC_WATCHER` or :data:`ASYNC_WATCHER`)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def staleness_ms(
+    save: Callable[[str], object], script: str, reader_url: str, tries: int, patience: float
+) -> list[float]:
+    """Per save (``save(token)`` stores ``{"t": token}`` under ``seen``): how long after it
+    returned the watcher's loads still returned the older value. Stops at the first save not
+    seen within ``patience`` seconds (inf)."""
+    lags: list[float] = []
+    save("start")
+    with watcher(script, reader_url) as child:
+        lines: list[str] = []
+
+        def read_lines() -> None:
+            assert child.stdout is not None
+            for line in child.stdout:
+                lines.append(line)
+
+        reading = threading.Thread(target=read_lines)
+        reading.start()
+        deadline = time.monotonic() + patience
+        while not any('"start"' in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        for attempt in range(tries):
+            token = f"v{attempt}"
+            save(token)
+            saved = time.monotonic_ns()
+            deadline = time.monotonic() + patience
+            seen = None
+            while seen is None and time.monotonic() < deadline:
+                seen = next((line for line in lines if f'"{token}"' in line), None)
+                time.sleep(0.0005)
+            if seen is None:
+                lags.append(float("inf"))
+                break
+            lags.append(max(0, json.loads(seen)["last_stale"] - saved) / 1e6)
+        save("stop")
+        reading.join(10)
+    return lags
+
+
+def without_stream(server: RedisServer, disk: Path) -> tuple[str, str]:
+    """A writer's chain URL, and a reader's whose Redis user may neither subscribe nor track
+    keys (no invalidation stream: the version check bounds its staleness)."""
+    with server.client() as admin:
+        admin.execute_command(
+            "ACL", "SETUSER", "nostream", "on", ">nostream-pw", "~*", "&*", "+@all",
+            "-subscribe", "-psubscribe", "-ssubscribe", "-client", "+client|setname",
+        )  # fmt: skip
+    writer = chain_url(server.url_for(prefix="seen:"), disk)
+    reader = chain_url(
+        server.url_for(prefix="seen:", username="nostream", password="nostream-pw"), disk
+    )
+    return writer, reader
+
+
+def check_with_stream(name: str, lags: list[float], tries: int) -> float:
+    """Print what saves with the invalidation stream up showed, and check it: every save seen,
+    the median within the near cache's bound, the max within ``max_staleness``. Returns the 95th
+    percentile (the sync test explains why it is not bounded there)."""
+    p95 = statistics.quantiles(lags, n=20)[-1]
+    print(
+        f"\nMEASURED {name}, invalidation up: {len(lags)} saves, median "
+        f"{statistics.median(lags):.2f} ms, p95 {p95:.2f} ms, max {max(lags):.2f} ms"
+    )
+    assert len(lags) == tries
+    assert statistics.median(lags) <= NEAR_CACHE_BOUND * 1000
+    assert max(lags) <= OUTAGE_BOUND * 1000
+    return p95
+
+
+def check_without_stream(name: str, lags: list[float], tries: int) -> None:
+    """Print what saves without the invalidation stream showed, and check it: every save seen,
+    within ``max_staleness`` (the version check)."""
+    print(
+        f"\nMEASURED {name}, invalidation down: {len(lags)} saves, median "
+        f"{statistics.median(lags):.1f} ms, max {max(lags):.1f} ms"
+    )
+    assert len(lags) == tries
+    assert max(lags) <= OUTAGE_BOUND * 1000
