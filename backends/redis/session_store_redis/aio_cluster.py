@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Self, TypeVar, cast
 
@@ -55,6 +55,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from session_store.aio.backend import whole
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.urls import BackendURL
 from session_store_redis.aio import AsyncRedisBackend
@@ -153,29 +154,6 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
                     raise
             await self.client.nodes_manager.initialize()
         return await self.driver.call_many(batch)
-
-    @staticmethod
-    async def _whole(run: Callable[[], Awaitable[_T]]) -> _T:
-        """``await run()``, which a cancellation of the caller does not interrupt: the
-        cancellation is raised once ``run`` has finished, so a multi-node write is never left
-        half sent."""
-        task = asyncio.ensure_future(run())
-        cancelled = False
-        while True:
-            try:
-                result = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if task.cancelled():  # the write itself was cancelled (the loop is closing)
-                    raise
-                cancelled = True  # ours: wait for the write to end, then say so
-                continue
-            except BaseException:
-                if cancelled:  # the caller asked to cancel: that wins over how the write ended
-                    raise asyncio.CancelledError from None
-                raise
-            if cancelled:
-                raise asyncio.CancelledError
-            return result
 
     async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         """The writes grouped by the primary owning each key's slot, one pipeline per primary
@@ -288,10 +266,10 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
             return
         acked = [set_command(self._head + key, value, px) for key, value in checked]
         if self.wait_replicas:
-            await self._whole(lambda: self._acked("set_many", None, acked))
+            await whole(lambda: self._acked("set_many", None, acked))
         else:
             commands = [args for _, args in acked]
-            await self._whole(
+            await whole(
                 lambda: self._call("set_many", None, partial(self.driver.call_many, commands))
             )
         self.counters.add("writes", len(checked))
@@ -304,10 +282,10 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         stored = list(dict.fromkeys(self._head + k for k in wanted))  # once each, as UNLINK
         if self.wait_replicas:
             unlinks: list[Command] = [(one, ("UNLINK", one)) for one in stored]
-            replies = await self._whole(lambda: self._acked("delete_many", None, unlinks))
+            replies = await whole(lambda: self._acked("delete_many", None, unlinks))
             removed = sum(int(n) for n in replies)
         else:
-            removed = await self._whole(
+            removed = await whole(
                 lambda: self._call("delete_many", None, partial(self._unlink_all, stored))
             )
         self.counters.add("deletes", len(wanted))
