@@ -4,12 +4,16 @@
   :mod:`.base` (plumbing, tier calls), :mod:`.reconcile` (missed writes, the probe timer),
   :mod:`.reads` (single-key reads), :mod:`.bulk` (``get_many``, ``scan``) and :mod:`.cas`
   (``get_versioned``, ``set_if``): the I/O;
-* :mod:`.steps`, :mod:`.cas_steps`: the I/O sequences (writes, deletes, ``touch``,
-  compare-and-set, reconciliation) as generators of tier calls, written once for the sync chain
-  and its async twin, which perform them with calls and with awaits;
+* :mod:`.core`: what the sync chain and its async twin share besides their I/O (construction,
+  description, the invalidation stream, breaker bookkeeping);
+* :mod:`.steps`, :mod:`.cas_steps`, :mod:`.read_steps`: the I/O sequences (writes, deletes,
+  ``touch``, compare-and-set, reconciliation, reads and the near-cache hit path) as generators
+  of tier calls, written once for the sync chain and its async twin, which perform them with
+  calls and with awaits;
 * :mod:`.policy`: the decisions (layout, health, newest copy, repairs, freshness), pure functions
   an async twin shares;
-* :mod:`.near`: the near cache's coherence state and the invalidation listener protocol;
+* :mod:`.near`, :mod:`.nearcache`: the near cache's coherence state, the invalidation listener
+  protocol, and the near tiers' fills and writes;
 * :mod:`.writes`: ordered writes (never an older version over a newer one).
 """
 
