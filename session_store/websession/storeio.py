@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from session_store.backend import Versioned
+from session_store.backend_base import trusted
 from session_store.errors import (
     CorruptPayloadError,
     SessionStoreError,
@@ -27,16 +28,29 @@ __all__ = ["acommit", "aread_session", "commit", "decode_read", "read_session"]
 
 
 def read_session(store: SessionStore[Data], sid: str) -> Read | None:
-    """The stored session ``sid`` with its version token, or ``None``; one backend read.
+    """The stored session ``sid`` (an id that passed ``is_session_id``) with its version
+    token, or ``None``; one backend read.
 
     The bytes go through the store's decoded-object cache (:mod:`session_store.decoded`): when
     they are the very bytes this process last wrote for ``sid`` (the next request of the same
     user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
     try:
-        return decode_read(store, sid, store.backend.get_versioned(sid))
+        return decode_read(store, sid, _trusted(store).get_versioned(sid))
     except SessionStoreError as exc:
         hide(exc, sid)
         raise
+
+
+def _trusted(store: SessionStore[Data]) -> Any:
+    """``store``'s backend calls without the argument checks (:func:`trusted`), kept with the
+    store's :class:`~session_store.websession.memo.WrittenData`. Every id the integrations
+    pass has passed ``is_session_id`` (43 URL-safe characters) or was made here; every TTL
+    went through the store's own ``_ttl``."""
+    memo = written_data(store)
+    calls = memo.trusted
+    if calls is None or calls[0] is not store.backend:
+        calls = memo.trusted = (store.backend, trusted(store.backend))
+    return calls[1]
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
@@ -72,10 +86,6 @@ def decode_read(
 _BACKEND_CALLS = frozenset({"set_if", "get_versioned"})
 
 
-def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:
-    return getattr(store.backend if name in _BACKEND_CALLS else store, name)
-
-
 def commit(
     store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
@@ -83,12 +93,13 @@ def commit(
     the session's id (and of a new id, on regenerate), never the id."""
     sid = session.sid
     steps = commit_steps(store, session, ttl, sliding)
+    backend = _trusted(store)  # the ids are checked (see there), the TTLs the store's
     result: Any = None
     try:
         while True:
             name, args = steps.send(result)  # the encode of the first try, too
             try:
-                result = _target(store, name)(*args)
+                result = getattr(backend if name in _BACKEND_CALLS else store, name)(*args)
             except SessionStoreError as exc:
                 hide(exc, args[0] if args else None)
                 raise
@@ -111,7 +122,8 @@ async def acommit(
         while True:
             name, args = steps.send(result)
             try:
-                result = await _target(store, name)(*args)
+                target = store.backend if name in _BACKEND_CALLS else store
+                result = await getattr(target, name)(*args)
             except SessionStoreError as exc:
                 hide(exc, args[0] if args else None)
                 raise
