@@ -142,7 +142,7 @@ class SessionStoreInterface(SessionInterface):
         sid = request.cookies.get(self.get_cookie_name(app))
         if not is_session_id(sid):
             return FlaskSession(None)
-        return FlaskSession(sid, self._store(app))
+        return FlaskSession(sid, self.store if self.store is not None else self._store(app))
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         value = super().get_cookie_samesite(app)
@@ -156,7 +156,8 @@ class SessionStoreInterface(SessionInterface):
         if not session.loaded:
             return
         refresh = bool(app.config.get("SESSION_REFRESH_EACH_REQUEST", True))
-        outcome = commit(self._store(app), session, self._ttl(app), sliding=refresh)
+        store = self.store if self.store is not None else self._store(app)
+        outcome = commit(store, session, self._ttl(app), sliding=refresh)
         if outcome.action is Action.DELETE:
             response.delete_cookie(
                 self.get_cookie_name(app),

@@ -76,8 +76,9 @@ def merge_changes(
     session is gone from the store meanwhile: a concurrent logout is not undone."""
     if current is None and existing:
         return None
-    base = {} if replace or current is None else current
-    merged = {k: v for k, v in base.items() if k not in removed}
+    merged = {} if replace or current is None else dict(current)
+    for key in removed:
+        merged.pop(key, None)
     merged.update(changed)
     return merged
 

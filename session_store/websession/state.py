@@ -53,6 +53,7 @@ class ServerSession(MutableMapping[str, Any]):
         self.sid = sid
         self._loader = loader
         self._data: Data = _UNLOADED  # this very object until the store was read
+        self.loaded = False  # whether the store was read (or the data given)
         self._original: Data = {}
         self.stored: Read | None = None  # what the store held, as stored: the base of a merge
         self.accessed = False
@@ -71,12 +72,8 @@ class ServerSession(MutableMapping[str, Any]):
             self.sid = None  # unknown or absent id: never adopted, a new one comes on write
         self.stored = read
         self._data = {} if read is None else self._view(read.data)
+        self.loaded = True
         self._original = snapshot(self._data)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the store was read (or the data given)."""
-        return self._data is not _UNLOADED
 
     @property
     def is_new(self) -> bool:
@@ -247,9 +244,10 @@ def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:
             if before is value:  # an atomic value left alone (the snapshot shares it)
                 continue
             kind = type(value)
-            if kind is type(before) and kind in _EQUAL_AS_STORED and before == value:
-                continue
-            if same(before, value):
+            if kind is type(before) and kind in _EQUAL_AS_STORED:
+                if before == value:
+                    continue  # else changed: equal types whose ``==`` is the stored form's
+            elif same(before, value):
                 continue
         changed[key] = value
     removed = original.keys() - current.keys()

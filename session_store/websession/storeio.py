@@ -15,7 +15,7 @@ from session_store.errors import (
 )
 from session_store.stamps import session_bytes
 from session_store.websession.ids import hide, unreadable
-from session_store.websession.memo import written_data
+from session_store.websession.memo import WrittenData, written_data
 from session_store.websession.plan import Outcome
 from session_store.websession.state import Data, Read, SessionState
 from session_store.websession.steps import commit_steps
@@ -34,23 +34,24 @@ def read_session(store: SessionStore[Data], sid: str) -> Read | None:
     The bytes go through the store's decoded-object cache (:mod:`session_store.decoded`): when
     they are the very bytes this process last wrote for ``sid`` (the next request of the same
     user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
+    memo = written_data(store)
+    calls = memo.trusted
+    if calls is None or calls[0] is not store.backend:
+        calls = _trust(memo, store)
     try:
-        return decode_read(store, sid, _trusted(store).get_versioned(sid))
+        return _decode_read(store, memo, sid, calls[1].get_versioned(sid))
     except SessionStoreError as exc:
         hide(exc, sid)
         raise
 
 
-def _trusted(store: SessionStore[Data]) -> Any:
+def _trust(memo: WrittenData, store: SessionStore[Data]) -> tuple[Any, Any]:
     """``store``'s backend calls without the argument checks (:func:`trusted`), kept with the
-    store's :class:`~session_store.websession.memo.WrittenData`. Every id the integrations
-    pass has passed ``is_session_id`` (43 URL-safe characters) or was made here; every TTL
-    went through the store's own ``_ttl``."""
-    memo = written_data(store)
-    calls = memo.trusted
-    if calls is None or calls[0] is not store.backend:
-        calls = memo.trusted = (store.backend, trusted(store.backend))
-    return calls[1]
+    store's :class:`~session_store.websession.memo.WrittenData` as ``(backend, calls)``. Every
+    id the integrations pass has passed ``is_session_id`` (43 URL-safe characters) or was made
+    here; every TTL went through the store's own ``_ttl``."""
+    calls = memo.trusted = (store.backend, trusted(store.backend))
+    return calls
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
@@ -68,13 +69,23 @@ def decode_read(
     """What the backend's ``get_versioned`` found for ``sid``, decoded through the store's
     decoded-object cache; ``None`` if absent or unreadable (logged: the user gets a new
     session rather than an error page on every request)."""
+    return _decode_read(store, written_data(store), sid, found)
+
+
+def _decode_read(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    memo: WrittenData,
+    sid: str,
+    found: Versioned | None,
+) -> Read | None:
+    """:func:`decode_read`, given ``store``'s :class:`WrittenData`."""
     if found is None:
         return None
     payload = session_bytes(found.value)  # a chain's version frame read through, as load does
     if payload is None:
         return None  # a chain's tombstone: deleted
     try:
-        rebuild = written_data(store).rebuild  # the data this process just wrote: no parse
+        rebuild = memo.rebuild  # the data this process just wrote: no parse
         decoded = store._decoded.load(sid, payload, store._decode_plain, rebuild)
     except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
         unreadable(sid, exc)
@@ -93,7 +104,10 @@ def commit(
     the session's id (and of a new id, on regenerate), never the id."""
     sid = session.sid
     steps = commit_steps(store, session, ttl, sliding)
-    backend = _trusted(store)  # the ids are checked (see there), the TTLs the store's
+    calls = written_data(store).trusted
+    if calls is None or calls[0] is not store.backend:
+        calls = _trust(written_data(store), store)
+    backend = calls[1]  # the ids are checked (see _trust), the TTLs are the store's
     result: Any = None
     try:
         while True:
