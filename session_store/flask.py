@@ -159,15 +159,7 @@ class SessionStoreInterface(SessionInterface):
         store = self.store if self.store is not None else self._store(app)
         outcome = commit(store, session, self._ttl(app), sliding=refresh)
         if outcome.action is Action.DELETE:
-            response.delete_cookie(
-                self.get_cookie_name(app),
-                domain=self.get_cookie_domain(app),
-                path=self.get_cookie_path(app),
-                secure=self.get_cookie_secure(app),
-                samesite=self.get_cookie_samesite(app),
-                httponly=self.get_cookie_httponly(app),
-                partitioned=self.get_cookie_partitioned(app),
-            )
+            response.delete_cookie(self.get_cookie_name(app), **self._cookie_flags(app))
             return
         if outcome.action is Action.NOTHING or outcome.sid is None:
             return
@@ -175,16 +167,19 @@ class SessionStoreInterface(SessionInterface):
             return  # the browser already holds this very cookie (no expiry to refresh)
         expires = self.get_expiration_time(app, session)
         response.set_cookie(
-            self.get_cookie_name(app),
-            outcome.sid,
-            expires=expires,
-            httponly=self.get_cookie_httponly(app),
-            domain=self.get_cookie_domain(app),
-            path=self.get_cookie_path(app),
-            secure=self.get_cookie_secure(app),
-            samesite=self.get_cookie_samesite(app),
-            partitioned=self.get_cookie_partitioned(app),
+            self.get_cookie_name(app), outcome.sid, expires=expires, **self._cookie_flags(app)
         )
+
+    def _cookie_flags(self, app: Flask) -> dict[str, Any]:
+        """The cookie's attributes from the app's config (read only when a cookie is sent)."""
+        return {
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "samesite": self.get_cookie_samesite(app),
+            "httponly": self.get_cookie_httponly(app),
+            "partitioned": self.get_cookie_partitioned(app),
+        }
 
     def get_expiration_time(self, app: Flask, session: SessionMixin) -> datetime | None:
         if session.permanent:

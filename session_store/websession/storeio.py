@@ -16,9 +16,9 @@ from session_store.errors import (
 from session_store.stamps import session_bytes
 from session_store.websession.ids import hide, unreadable
 from session_store.websession.memo import WrittenData, written_data
-from session_store.websession.plan import Outcome
+from session_store.websession.plan import Action, Outcome
 from session_store.websession.state import Data, Read, SessionState
-from session_store.websession.steps import commit_steps
+from session_store.websession.steps import Call, Steps, commit_steps
 
 if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
@@ -97,53 +97,67 @@ def _decode_read(
 _BACKEND_CALLS = frozenset({"set_if", "get_versioned"})
 
 
+class _Run:
+    """Drives :func:`commit_steps` for :func:`commit` and :func:`acommit` (which only make
+    the calls, blocking or awaited): the next call, the outcome, and the errors' ids hidden."""
+
+    __slots__ = ("key", "outcome", "sid", "steps")
+
+    def __init__(self, sid: str | None, steps: Steps) -> None:
+        self.sid = sid
+        self.steps = steps
+        self.key: str | None = None  # the id of the call under way (a new one, on a move)
+        self.outcome = Outcome(sid, Action.NOTHING)
+
+    def send(self, result: Any) -> Call:
+        """The next call, given the last one's result; ``("", ())`` once the steps are done."""
+        try:
+            name, args = self.steps.send(result)  # the encode of the first try, too
+        except StopIteration as done:
+            self.outcome = done.value
+            return "", ()
+        self.key = args[0]
+        return name, args
+
+    def hide(self, exc: SessionStoreError) -> None:
+        """Make ``exc`` show digests of the ids, never the ids."""
+        hide(exc, self.key)
+        hide(exc, self.sid)
+
+
 def commit(
     store: SessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through a sync store. An error shows a digest of
     the session's id (and of a new id, on regenerate), never the id."""
-    sid = session.sid
-    steps = commit_steps(store, session, ttl, sliding)
     calls = written_data(store).trusted
     if calls is None or calls[0] is not store.backend:
         calls = _trust(written_data(store), store)
     backend = calls[1]  # the ids are checked (see _trust), the TTLs are the store's
-    result: Any = None
+    run = _Run(session.sid, commit_steps(store, session, ttl, sliding))
     try:
-        while True:
-            name, args = steps.send(result)  # the encode of the first try, too
-            try:
-                result = getattr(backend if name in _BACKEND_CALLS else store, name)(*args)
-            except SessionStoreError as exc:
-                hide(exc, args[0] if args else None)
-                raise
-    except StopIteration as done:
-        outcome: Outcome = done.value
-        return outcome
+        name, args = run.send(None)
+        while name:
+            name, args = run.send(
+                getattr(backend if name in _BACKEND_CALLS else store, name)(*args)
+            )
     except SessionStoreError as exc:
-        hide(exc, sid)
+        run.hide(exc)
         raise
+    return run.outcome
 
 
 async def acommit(
     store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through an async store (errors as :func:`commit`)."""
-    sid = session.sid
-    steps = commit_steps(store, session, ttl, sliding)
-    result: Any = None
+    run = _Run(session.sid, commit_steps(store, session, ttl, sliding))
     try:
-        while True:
-            name, args = steps.send(result)
-            try:
-                target = store.backend if name in _BACKEND_CALLS else store
-                result = await getattr(target, name)(*args)
-            except SessionStoreError as exc:
-                hide(exc, args[0] if args else None)
-                raise
-    except StopIteration as done:
-        outcome: Outcome = done.value
-        return outcome
+        name, args = run.send(None)
+        while name:
+            target = store.backend if name in _BACKEND_CALLS else store
+            name, args = run.send(await getattr(target, name)(*args))
     except SessionStoreError as exc:
-        hide(exc, sid)
+        run.hide(exc)
         raise
+    return run.outcome
