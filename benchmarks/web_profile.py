@@ -8,8 +8,9 @@ a free loopback port. Three views:
   request, and the Redis commands per request (``INFO commandstats`` before and after, no
   ``MONITOR``; commands inside a Lua script are counted too);
 * ``--instructions``: instructions per request counted by ``valgrind --tool=callgrind`` (the
-  difference between a run of 400 and one of 100 requests, so start-up cancels out). Unlike
-  time, the count does not move with what else the machine runs: use it to compare changes.
+  difference between a run of 400 and one of 100 requests, so start-up cancels out; a fixed
+  ``PYTHONHASHSEED``, so two runs of the same code agree to the instruction). Unlike time,
+  the count does not move with what else the machine runs: use it to compare changes.
 * ``--profile``: the top of a cProfile run of each.
 
 Run: ``python -m benchmarks.web_profile [--instructions] [--profile] [--requests N]``.
@@ -139,6 +140,7 @@ def instructions(redis_url: str, kind: str, requests: int) -> int:
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
              "-m", "benchmarks.web_profile", "--child", kind, str(requests), redis_url],
             cwd=ROOT, capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},  # the same string hashes every run
         )  # fmt: skip
     found = re.search(r"Collected : (\d+)", result.stderr)
     if found is None:

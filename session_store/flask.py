@@ -50,14 +50,10 @@ Data = dict[str, Any]
 _TAGS = TaggedJSONSerializer()
 
 
+#: JSON's scalars are their own tag (asked of the serializer, each costs a walk of its eight
+#: tag checks); anything else is tagged as Flask's own sessions do (tuples, bytes, Markup,
+#: UUID, datetime survive), no pickle.
 _UNTAGGED = frozenset({str, int, float, bool, type(None)})
-
-
-def _tag(value: Any) -> Any:
-    """A value as Flask's tagged JSON (tuples, bytes, Markup, UUID, datetime survive), no pickle.
-    JSON's scalars are their own tag (asked of the serializer, each costs a walk of its eight
-    tag checks)."""
-    return value if type(value) in _UNTAGGED else _TAGS.tag(value)
 
 
 def _untag(value: Any) -> Any:
@@ -80,7 +76,11 @@ class FlaskSession(ServerSession, SessionMixin):
         super().__init__(sid, None if store is None else partial(read_session, store))
 
     def _view(self, stored: Data) -> Data:
-        return {k: _untag(v) for k, v in stored.items()}
+        view = dict(stored)
+        for key, value in view.items():  # only containers can hold a tag (no call per value)
+            if type(value) is dict or type(value) is list:
+                view[key] = _untag(value)  # same key: the dict does not change size
+        return view
 
     @property
     def modified(self) -> bool:
@@ -101,8 +101,11 @@ class FlaskSession(ServerSession, SessionMixin):
         return not self._original.get("_permanent", False)
 
     def changes(self) -> tuple[Data, frozenset[str]]:
-        changed, removed = super().changes()
-        return {k: _tag(v) for k, v in changed.items()}, removed
+        changed, removed = ServerSession.changes(self)
+        for key, value in changed.items():
+            if type(value) not in _UNTAGGED:
+                changed[key] = _TAGS.tag(value)  # ``changed`` is a new dict of our own
+        return changed, removed
 
 
 class SessionStoreInterface(SessionInterface):
@@ -127,9 +130,10 @@ class SessionStoreInterface(SessionInterface):
         return interface
 
     def _store(self, app: Flask) -> SessionStore[Data]:
-        if self.store is None:
-            self.store = _open_store(app)
-        return self.store
+        store = self.store
+        if store is None:
+            store = self.store = _open_store(app)
+        return store
 
     def _ttl(self, app: Flask) -> float:
         return max(1.0, app.permanent_session_lifetime.total_seconds())
@@ -138,7 +142,7 @@ class SessionStoreInterface(SessionInterface):
         sid = request.cookies.get(self.get_cookie_name(app))
         if not is_session_id(sid):
             return FlaskSession(None)
-        return FlaskSession(sid, self._store(app))
+        return FlaskSession(sid, self.store if self.store is not None else self._store(app))
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         value = super().get_cookie_samesite(app)
@@ -152,20 +156,10 @@ class SessionStoreInterface(SessionInterface):
         if not session.loaded:
             return
         refresh = bool(app.config.get("SESSION_REFRESH_EACH_REQUEST", True))
-        outcome = commit(self._store(app), session, self._ttl(app), sliding=refresh)
-        name = self.get_cookie_name(app)
-        domain = self.get_cookie_domain(app)
-        path = self.get_cookie_path(app)
+        store = self.store if self.store is not None else self._store(app)
+        outcome = commit(store, session, self._ttl(app), sliding=refresh)
         if outcome.action is Action.DELETE:
-            response.delete_cookie(
-                name,
-                domain=domain,
-                path=path,
-                secure=self.get_cookie_secure(app),
-                samesite=self.get_cookie_samesite(app),
-                httponly=self.get_cookie_httponly(app),
-                partitioned=self.get_cookie_partitioned(app),
-            )
+            response.delete_cookie(self.get_cookie_name(app), **self._cookie_flags(app))
             return
         if outcome.action is Action.NOTHING or outcome.sid is None:
             return
@@ -173,16 +167,19 @@ class SessionStoreInterface(SessionInterface):
             return  # the browser already holds this very cookie (no expiry to refresh)
         expires = self.get_expiration_time(app, session)
         response.set_cookie(
-            name,
-            outcome.sid,
-            expires=expires,
-            httponly=self.get_cookie_httponly(app),
-            domain=domain,
-            path=path,
-            secure=self.get_cookie_secure(app),
-            samesite=self.get_cookie_samesite(app),
-            partitioned=self.get_cookie_partitioned(app),
+            self.get_cookie_name(app), outcome.sid, expires=expires, **self._cookie_flags(app)
         )
+
+    def _cookie_flags(self, app: Flask) -> dict[str, Any]:
+        """The cookie's attributes from the app's config (read only when a cookie is sent)."""
+        return {
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "samesite": self.get_cookie_samesite(app),
+            "httponly": self.get_cookie_httponly(app),
+            "partitioned": self.get_cookie_partitioned(app),
+        }
 
     def get_expiration_time(self, app: Flask, session: SessionMixin) -> datetime | None:
         if session.permanent:

@@ -48,6 +48,9 @@ class WrittenData:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[Plain, Data]] = OrderedDict()
         self._lock = threading.Lock()
+        #: A sync store's backend calls without the key and TTL checks (:func:`trusted`): the
+        #: web integrations call it only with ids they checked (``is_session_id``) or made.
+        self.trusted: Any = None
         forksafe.register(self)
 
     def _reset_locks(self) -> None:
@@ -75,16 +78,32 @@ class WrittenData:
         return data
 
 
-_kept: weakref.WeakKeyDictionary[Any, WrittenData] = weakref.WeakKeyDictionary()
+#: The WrittenData of each store, by ``id(store)``, with a weak reference to the store (an id
+#: is reused once its store is gone, so the reference is checked): a plain dict read, where a
+#: ``WeakKeyDictionary`` lookup costs a frame and a new weak reference (twice a request).
+_kept: dict[int, tuple[weakref.ReferenceType[Any], WrittenData]] = {}
 _kept_lock = threading.Lock()
 
 
 def written_data(store: SessionStore[Data] | AsyncSessionStore[Data]) -> WrittenData:
     """The :class:`WrittenData` of ``store`` (one per store, made on first use)."""
-    found = _kept.get(store)
-    if found is None:
-        with _kept_lock:
-            found = _kept.get(store)
-            if found is None:
-                found = _kept[store] = WrittenData(store)
-    return found
+    found = _kept.get(id(store))
+    if found is not None and found[0]() is store:
+        return found[1]
+    with _kept_lock:
+        found = _kept.get(id(store))
+        if found is not None and found[0]() is store:
+            return found[1]
+        key = id(store)
+        kept = WrittenData(store)
+        _kept[key] = (weakref.ref(store, lambda _: _forget(key)), kept)
+        return kept
+
+
+def _forget(key: int) -> None:
+    """The store ``key`` named is gone: drop its entry (unless a new store took its id). No
+    lock: a weak reference's callback may run inside a garbage collection that started while
+    this thread held it; at worst a new store's entry is dropped and made again."""
+    found = _kept.get(key)
+    if found is not None and found[0]() is None:
+        _kept.pop(key, None)

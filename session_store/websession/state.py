@@ -35,6 +35,10 @@ class Read(NamedTuple):
     token: VersionToken
 
 
+#: What an unread :class:`ServerSession` holds (never written to: every use reads first).
+_UNLOADED: Data = {}
+
+
 class ServerSession(MutableMapping[str, Any]):
     """A session's data, loaded from the store on first use, with what the request changed.
 
@@ -48,10 +52,12 @@ class ServerSession(MutableMapping[str, Any]):
     def __init__(self, sid: str | None, loader: Callable[[str], Read | None] | None = None) -> None:
         self.sid = sid
         self._loader = loader
-        self._data: Data | None = None
+        self._data: Data = _UNLOADED  # this very object until the store was read
+        self.loaded = False  # whether the store was read (or the data given)
         self._original: Data = {}
         self.stored: Read | None = None  # what the store held, as stored: the base of a merge
         self.accessed = False
+        self._used = False  # a first use went through _load
         self.cleared = False
         self.regenerate_requested = False
         if loader is None or sid is None:
@@ -66,12 +72,8 @@ class ServerSession(MutableMapping[str, Any]):
             self.sid = None  # unknown or absent id: never adopted, a new one comes on write
         self.stored = read
         self._data = {} if read is None else self._view(read.data)
+        self.loaded = True
         self._original = snapshot(self._data)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the store was read (or the data given)."""
-        return self._data is not None
 
     @property
     def is_new(self) -> bool:
@@ -81,34 +83,37 @@ class ServerSession(MutableMapping[str, Any]):
 
     def _load(self) -> Data:
         self.accessed = True
-        if self._data is None:
+        if self._data is _UNLOADED:
             assert self._loader is not None and self.sid is not None
             self._adopt(self._loader(self.sid))
-        assert self._data is not None
+        self._used = True
         return self._data
 
     # -- the mapping ---------------------------------------------------------------------------
+    # Each method reads ``_data`` itself once the session was used (``_used``: loaded, and
+    # ``accessed`` set): a request makes a handful of these calls, and a ``_load`` call each
+    # was a frame. (Not ``accessed`` itself: Flask sets that on its own.)
     def __getitem__(self, key: str) -> Any:
-        return self._load()[key]
+        return (self._data if self._used else self._load())[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._load()[key] = value
+        (self._data if self._used else self._load())[key] = value
 
     def __delitem__(self, key: str) -> None:
-        del self._load()[key]
+        del (self._data if self._used else self._load())[key]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._load())
 
     def __len__(self) -> int:
-        return len(self._load())
+        return len(self._data if self._used else self._load())
 
     def __contains__(self, key: object) -> bool:
-        return key in self._load()
+        return key in (self._data if self._used else self._load())
 
     # the dict's own methods, not MutableMapping's generic ones (a call or three fewer each)
     def get(self, key: str, default: Any = None) -> Any:
-        return self._load().get(key, default)
+        return (self._data if self._used else self._load()).get(key, default)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         return self._load().setdefault(key, default)
@@ -123,7 +128,7 @@ class ServerSession(MutableMapping[str, Any]):
         return self._load().values()
 
     def __repr__(self) -> str:
-        state = repr(self._data) if self._data is not None else "<not loaded>"
+        state = repr(self._data) if self._data is not _UNLOADED else "<not loaded>"
         return f"{type(self).__name__}({state})"
 
     def clear(self) -> None:
@@ -139,8 +144,8 @@ class ServerSession(MutableMapping[str, Any]):
     # -- what the request did ------------------------------------------------------------------
     def changes(self) -> tuple[Data, frozenset[str]]:
         """The top-level keys set to a new value, and the keys removed, since the load."""
-        if self._data is None:
-            return {}, frozenset()
+        if self._data is _UNLOADED:
+            return {}, _NONE_REMOVED
         return diff(self._original, self._data)
 
 
@@ -197,11 +202,22 @@ class DictSession(dict[str, Any]):
 
 _ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
 
+#: Types whose ``==`` between two values of the same type is "the same as stored" (``float``
+#: is not: ``0.0 == -0.0``, ``nan != nan``).
+_EQUAL_AS_STORED = frozenset({str, int, bool, type(None), bytes})
+_NONE_REMOVED: frozenset[str] = frozenset()
+
 
 def snapshot(data: Data) -> Data:
     """A deep copy of ``data`` to compare the request's changes against: JSON's own types
-    copied directly (a session is made of them), anything else with ``copy.deepcopy``."""
-    return {key: _copied(value) for key, value in data.items()}
+    copied directly (a session is made of them), anything else with ``copy.deepcopy``. The
+    top level is one C copy, then only its containers are copied further (no call per value:
+    this runs up to four times a request)."""
+    copied = dict(data)
+    for key, value in copied.items():
+        if type(value) not in _ATOMIC:
+            copied[key] = _copied(value)  # same key: the dict does not change size
+    return copied
 
 
 def _copied(value: Any) -> Any:
@@ -221,8 +237,21 @@ def diff(original: Data, current: Data) -> tuple[Data, frozenset[str]]:
     "Different" as stored (:func:`same`), not as ``==`` sees it: ``False`` -> ``0`` and ``1`` ->
     ``1.0`` are changes (JSON keeps ``false``/``0`` and ``1``/``1.0`` apart), and a ``nan`` left
     as it was is no change (``nan != nan``, but a read-only request must not write)."""
-    changed = {k: v for k, v in current.items() if k not in original or not same(original[k], v)}
-    return changed, frozenset(original.keys() - current.keys())
+    changed = {}
+    for key, value in current.items():  # a loop, not a comprehension: no frame per request
+        if key in original:
+            before = original[key]
+            if before is value:  # an atomic value left alone (the snapshot shares it)
+                continue
+            kind = type(value)
+            if kind is type(before) and kind in _EQUAL_AS_STORED:
+                if before == value:
+                    continue  # else changed: equal types whose ``==`` is the stored form's
+            elif same(before, value):
+                continue
+        changed[key] = value
+    removed = original.keys() - current.keys()
+    return changed, frozenset(removed) if removed else _NONE_REMOVED
 
 
 def same(a: Any, b: Any) -> bool:

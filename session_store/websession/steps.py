@@ -80,6 +80,14 @@ def _plain_json(value: Any) -> bool:
     return False
 
 
+def _plain_changes(changed: Data) -> bool:
+    """:func:`_plain_json` of a request's changes, without a call for each plain scalar."""
+    for key, value in changed.items():
+        if type(key) is not str or (type(value) not in _PLAIN and not _plain_json(value)):
+            return False
+    return True
+
+
 class FirstTry(NamedTuple):
     """The compare-and-set of the merge onto what the request read (see :func:`_first_try`)."""
 
@@ -116,7 +124,7 @@ def _remember(
     request's changes are plain JSON types (else the cache is left alone, and the next read
     decodes)."""
     cache = store._decoded
-    if cache.max_bytes > 0 and _plain_json(plan.changed):
+    if cache.max_bytes > 0 and _plain_changes(plan.changed):
         cache.put(first.sid, first.payload, first.stamped, first.plain)
         written_data(store).remember(first.sid, first.plain, first.stamped)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from session_store.backend import Versioned
+from session_store.backend_base import trusted
 from session_store.errors import (
     CorruptPayloadError,
     SessionStoreError,
@@ -14,10 +15,10 @@ from session_store.errors import (
 )
 from session_store.stamps import session_bytes
 from session_store.websession.ids import hide, unreadable
-from session_store.websession.memo import written_data
-from session_store.websession.plan import Outcome
+from session_store.websession.memo import WrittenData, written_data
+from session_store.websession.plan import Action, Outcome
 from session_store.websession.state import Data, Read, SessionState
-from session_store.websession.steps import commit_steps
+from session_store.websession.steps import Call, Steps, commit_steps
 
 if TYPE_CHECKING:
     from session_store.aio.store import AsyncSessionStore
@@ -27,16 +28,30 @@ __all__ = ["acommit", "aread_session", "commit", "decode_read", "read_session"]
 
 
 def read_session(store: SessionStore[Data], sid: str) -> Read | None:
-    """The stored session ``sid`` with its version token, or ``None``; one backend read.
+    """The stored session ``sid`` (an id that passed ``is_session_id``) with its version
+    token, or ``None``; one backend read.
 
     The bytes go through the store's decoded-object cache (:mod:`session_store.decoded`): when
     they are the very bytes this process last wrote for ``sid`` (the next request of the same
     user, see :func:`commit_steps`), the data is a copy of what was written, with no decode."""
+    memo = written_data(store)
+    calls = memo.trusted
+    if calls is None or calls[0] is not store.backend:
+        calls = _trust(memo, store)
     try:
-        return decode_read(store, sid, store.backend.get_versioned(sid))
+        return _decode_read(store, memo, sid, calls[1].get_versioned(sid))
     except SessionStoreError as exc:
         hide(exc, sid)
         raise
+
+
+def _trust(memo: WrittenData, store: SessionStore[Data]) -> tuple[Any, Any]:
+    """``store``'s backend calls without the argument checks (:func:`trusted`), kept with the
+    store's :class:`~session_store.websession.memo.WrittenData` as ``(backend, calls)``. Every
+    id the integrations pass has passed ``is_session_id`` (43 URL-safe characters) or was made
+    here; every TTL went through the store's own ``_ttl``."""
+    calls = memo.trusted = (store.backend, trusted(store.backend))
+    return calls
 
 
 async def aread_session(store: AsyncSessionStore[Data], sid: str) -> Read | None:
@@ -54,13 +69,23 @@ def decode_read(
     """What the backend's ``get_versioned`` found for ``sid``, decoded through the store's
     decoded-object cache; ``None`` if absent or unreadable (logged: the user gets a new
     session rather than an error page on every request)."""
+    return _decode_read(store, written_data(store), sid, found)
+
+
+def _decode_read(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    memo: WrittenData,
+    sid: str,
+    found: Versioned | None,
+) -> Read | None:
+    """:func:`decode_read`, given ``store``'s :class:`WrittenData`."""
     if found is None:
         return None
     payload = session_bytes(found.value)  # a chain's version frame read through, as load does
     if payload is None:
         return None  # a chain's tombstone: deleted
     try:
-        rebuild = written_data(store).rebuild  # the data this process just wrote: no parse
+        rebuild = memo.rebuild  # the data this process just wrote: no parse
         decoded = store._decoded.load(sid, payload, store._decode_plain, rebuild)
     except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
         unreadable(sid, exc)
@@ -72,8 +97,32 @@ def decode_read(
 _BACKEND_CALLS = frozenset({"set_if", "get_versioned"})
 
 
-def _target(store: SessionStore[Data] | AsyncSessionStore[Data], name: str) -> Any:
-    return getattr(store.backend if name in _BACKEND_CALLS else store, name)
+class _Run:
+    """Drives :func:`commit_steps` for :func:`commit` and :func:`acommit` (which only make
+    the calls, blocking or awaited): the next call, the outcome, and the errors' ids hidden."""
+
+    __slots__ = ("key", "outcome", "sid", "steps")
+
+    def __init__(self, sid: str | None, steps: Steps) -> None:
+        self.sid = sid
+        self.steps = steps
+        self.key: str | None = None  # the id of the call under way (a new one, on a move)
+        self.outcome = Outcome(sid, Action.NOTHING)
+
+    def send(self, result: Any) -> Call:
+        """The next call, given the last one's result; ``("", ())`` once the steps are done."""
+        try:
+            name, args = self.steps.send(result)  # the encode of the first try, too
+        except StopIteration as done:
+            self.outcome = done.value
+            return "", ()
+        self.key = args[0]
+        return name, args
+
+    def hide(self, exc: SessionStoreError) -> None:
+        """Make ``exc`` show digests of the ids, never the ids."""
+        hide(exc, self.key)
+        hide(exc, self.sid)
 
 
 def commit(
@@ -81,43 +130,34 @@ def commit(
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through a sync store. An error shows a digest of
     the session's id (and of a new id, on regenerate), never the id."""
-    sid = session.sid
-    steps = commit_steps(store, session, ttl, sliding)
-    result: Any = None
+    calls = written_data(store).trusted
+    if calls is None or calls[0] is not store.backend:
+        calls = _trust(written_data(store), store)
+    backend = calls[1]  # the ids are checked (see _trust), the TTLs are the store's
+    run = _Run(session.sid, commit_steps(store, session, ttl, sliding))
     try:
-        while True:
-            name, args = steps.send(result)  # the encode of the first try, too
-            try:
-                result = _target(store, name)(*args)
-            except SessionStoreError as exc:
-                hide(exc, args[0] if args else None)
-                raise
-    except StopIteration as done:
-        outcome: Outcome = done.value
-        return outcome
+        name, args = run.send(None)
+        while name:
+            name, args = run.send(
+                getattr(backend if name in _BACKEND_CALLS else store, name)(*args)
+            )
     except SessionStoreError as exc:
-        hide(exc, sid)
+        run.hide(exc)
         raise
+    return run.outcome
 
 
 async def acommit(
     store: AsyncSessionStore[Data], session: SessionState, ttl: float | None, sliding: bool = True
 ) -> Outcome:
     """Apply :func:`plan_commit`'s decision through an async store (errors as :func:`commit`)."""
-    sid = session.sid
-    steps = commit_steps(store, session, ttl, sliding)
-    result: Any = None
+    run = _Run(session.sid, commit_steps(store, session, ttl, sliding))
     try:
-        while True:
-            name, args = steps.send(result)
-            try:
-                result = await _target(store, name)(*args)
-            except SessionStoreError as exc:
-                hide(exc, args[0] if args else None)
-                raise
-    except StopIteration as done:
-        outcome: Outcome = done.value
-        return outcome
+        name, args = run.send(None)
+        while name:
+            target = store.backend if name in _BACKEND_CALLS else store
+            name, args = run.send(await getattr(target, name)(*args))
     except SessionStoreError as exc:
-        hide(exc, sid)
+        run.hide(exc)
         raise
+    return run.outcome
