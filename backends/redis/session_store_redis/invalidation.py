@@ -303,6 +303,9 @@ class _RawReplies:
         self._buffer = bytearray(1 << 16)
         self._timeout: float | None = None
         self._pending: Any = getattr(sock, "pending", None)  # an SSL socket's decrypted bytes
+        # poll, not select.select: select refuses a descriptor >= FD_SETSIZE (1024), which a
+        # process holding many sockets or files gives this one (ValueError killed the thread)
+        self._ready: Any = _readiness(sock)
 
     def read(self, timeout: float) -> list[Any]:
         sock = self._sock
@@ -324,7 +327,7 @@ class _RawReplies:
             except hiredis.ProtocolError as exc:
                 raise redis.ConnectionError(f"invalidation stream: {exc}") from exc
             waiting = self._pending is not None and self._pending()
-            if len(replies) >= 10_000 or not (waiting or select.select([sock], [], [], 0)[0]):
+            if len(replies) >= 10_000 or not (waiting or self._ready()):
                 return replies
             try:  # ready: it does not wait (unless TLS has only part of a record yet)
                 size = sock.recv_into(self._buffer)
@@ -335,6 +338,15 @@ class _RawReplies:
         # no redis-py health check: it would answer its own PING through its parser, which on
         # this connection reads (and loses) the messages, and fails on the subscribed "pong"
         self._connection.send_command("PING", check_health=False)
+
+
+def _readiness(sock: socket.socket) -> Any:
+    """A call answering, without waiting, whether ``sock`` has bytes to read (or is closed)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return lambda: bool(poller.poll(0))
+    return lambda: bool(select.select([sock], [], [], 0)[0])  # pragma: no cover - Windows
 
 
 class _ParsedReplies:

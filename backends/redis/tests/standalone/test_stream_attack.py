@@ -244,17 +244,13 @@ def test_a_killed_stream_connection_is_reported_down(
 
 
 # -- the process around the stream -----------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="select.select() on a descriptor >= 1024 raises ValueError, which the stream's "
-    "thread does not catch: it dies for good and the near cache never gets a stream",
-)
 def test_the_stream_survives_a_process_with_many_open_files(
     redis_server: RedisServer, redis_namespace: str
 ) -> None:
     """A server process holding more than 1,024 descriptors (sockets of its clients, files)
     gives the stream's socket a descriptor above FD_SETSIZE. The stream must still connect and
-    report writes, not die in its thread."""
+    report writes, not die in its thread. (Failed before: ``select.select`` raised ValueError,
+    which the thread did not catch.)"""
     spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     try:
         backend, stream, recorder = _open(redis_server.url_for(prefix=redis_namespace))
