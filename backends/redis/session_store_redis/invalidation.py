@@ -152,8 +152,11 @@ class InvalidationStream:
             "protocol": 2,
             "socket_timeout": max(ping_interval * 2, 0.5),
         }
-        self._namespace = namespace
         self._head = namespace.scan_head(prefix)
+        # where a session key begins in a stored key: the namespace's head, cut without its
+        # listing rule (Namespace.decode refuses a key holding U+001F under another separator,
+        # a valid key whose invalidation must not be lost; an extra one costs a re-read)
+        self._cut = len(namespace.scan_head())
         self._listener = listener
         self._ping_interval = ping_interval
         self._coalesce = coalesce
@@ -255,9 +258,8 @@ class InvalidationStream:
         keys: list[str] = []
         for raw in stored:
             text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
-            key = self._namespace.decode(text)
-            if key is not None:
-                keys.append(key)
+            if text.startswith(self._head) and len(text) > self._cut:
+                keys.append(text[self._cut :])
         return keys
 
     def _disconnect(self) -> None:

@@ -269,11 +269,6 @@ def test_the_stream_survives_a_process_with_many_open_files(
 
 
 # -- what the stream names -------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stream decodes message keys with Namespace.decode, whose listing rule drops a "
-    "key holding U+001F under another separator: its invalidation is lost, the copy stays stale",
-)
 def test_a_key_holding_the_default_separator_is_kept_coherent_under_another_separator(
     redis_server: RedisServer, redis_namespace: str
 ) -> None:
@@ -282,7 +277,8 @@ def test_a_key_holding_the_default_separator_is_kept_coherent_under_another_sepa
     says such a store cannot *list* it). Two chains over that store, as two processes: the
     first holds a coherent near-cache copy, the second writes the key, and the first must not
     keep serving its old copy. (The stream decodes message keys with the namespace's listing
-    rule, which calls such a key another layout's and drops its invalidation.)"""
+    rule, which called such a key another layout's and dropped its invalidation: failed
+    before, ``b'old'``.)"""
     url = redis_server.url_for(prefix=redis_namespace.rstrip("/"), separator=":")
     chain = f"tiered://?max_staleness=60 | memory:// | {url}"
     key = "user\x1f42"
