@@ -299,3 +299,73 @@ def test_a_key_holding_the_default_separator_is_kept_coherent_under_another_sepa
             time.sleep(0.01)
         assert reader.get("plain") == b"new"
         assert reader.get(key) == b"new"  # ...the key's must have been handled too
+
+
+def test_a_forked_child_leaves_the_parents_stream_alone(
+    redis_server: RedisServer,
+    redis_namespace: str,
+    run_forked: Callable[..., dict[str, object]],
+) -> None:
+    """A forked child (pre-forking server) inherits the stream's socket but not its thread. It
+    closes the inherited stream, lets the connection be collected and opens a stream of its
+    own: the parent's stream stays connected (no shutdown of the shared socket from the
+    child, no bytes read off it) and reports every write, before, during and after."""
+    url = redis_server.url_for(prefix=redis_namespace)
+    backend, stream, recorder = _open(url)
+    try:
+        assert recorder.connected.wait(8)
+
+        def child() -> dict[str, object]:
+            import gc
+
+            stream.close()
+            stream._connection = None  # (the thread's reference: gone, collected)
+            gc.collect()
+            own_backend, own_stream, own = _open(url)
+            try:
+                ok = own.connected.wait(5)
+                with RedisBackend.from_url(url) as writer:
+                    writer.set("from-child", b"v")
+                got = own.wait_for(lambda: "from-child" in own.keys, 5)
+                return {"connected": ok, "got": got}
+            finally:
+                own_stream.close()
+                own_backend.close()
+
+        def parent() -> None:
+            with RedisBackend.from_url(url) as writer:
+                for i in range(200):
+                    writer.set(f"during{i}", b"v")
+
+        assert run_forked(child, parent) == {"connected": True, "got": True}
+        with RedisBackend.from_url(url) as writer:
+            writer.set("after", b"v")
+        expected = {"after", "from-child", *(f"during{i}" for i in range(200))}
+        assert recorder.wait_for(lambda: set(recorder.keys) >= expected)
+        assert (recorder.connects, recorder.disconnects) == (1, 0)
+    finally:
+        stream.close()
+        backend.close()
+
+
+def test_a_pubsub_output_buffer_limit_drop_is_reported_and_recovered(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A server that drops a subscriber whose output buffer passes 64 KiB, and one MSET of 400
+    keys of 1 KiB (one message of ~400 KiB): the server drops the stream, which is reported
+    down, comes back (flushing) and then reports writes again."""
+    server = redis_server_factory(extra_config=("client-output-buffer-limit pubsub 64kb 0 0",))
+    backend, stream, recorder = _open(server.url_for(prefix="p/"))
+    try:
+        assert recorder.connected.wait(8)
+        with server.client() as admin:
+            admin.mset({_stored("p/", f"{i:05d}" + "x" * 1000): b"v" for i in range(400)})
+        assert recorder.wait_for(lambda: recorder.disconnects >= 1)
+        assert recorder.keys == []  # the message was never sent whole: nothing half-parsed
+        assert recorder.connected.wait(8)
+        with server.client() as admin:
+            admin.set(_stored("p/", "again"), b"v")
+        assert recorder.wait_for(lambda: "again" in recorder.keys)
+    finally:
+        stream.close()
+        backend.close()
