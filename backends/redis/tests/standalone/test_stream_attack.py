@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,10 @@ def _stored(prefix: str, name: str) -> str:
     return Namespace(prefix).encode(name)
 
 
+def _has_all(recorder: Recorder, wanted: set[str]) -> bool:
+    return set(recorder.keys) >= wanted
+
+
 def _open(url: str) -> tuple[RedisBackend, invalidation.InvalidationStream, Recorder]:
     backend = RedisBackend.from_url(url)
     recorder = Recorder()
@@ -120,6 +125,23 @@ def test_one_message_larger_than_the_read_buffer_is_reported_whole(
         admin.mset({_stored(redis_namespace, name): b"v" for name in names})
     assert recorder.wait_for(lambda: set(recorder.keys) >= set(names)), len(recorder.keys)
     assert set(recorder.keys) == set(names)
+
+
+def test_messages_cut_at_every_offset_of_a_key_are_reported(
+    opened: tuple[RedisBackend, Recorder], any_server: RedisServer, redis_namespace: str
+) -> None:
+    """One message of ~70 KiB per round (an MSET of 640 keys of ~100 bytes), the first key one
+    byte longer each round: whatever fixed sizes the server writes and the reader reads in
+    (16 KiB reply blocks, 64 KiB writes, the reader's 64 KiB buffer), over 120 rounds the cut
+    falls at every offset of a key's element (inside ``$len``, between CR and LF, inside the
+    key): every key arrives whole, every round."""
+    _backend, recorder = opened
+    with any_server.client() as admin:
+        for shift in range(120):
+            names = ["a" + "s" * shift] + [f"r{shift:03d}k{i:03d}" + "x" * 90 for i in range(639)]
+            admin.mset({_stored(redis_namespace, name): b"v" for name in names})
+            assert recorder.wait_for(partial(_has_all, recorder, set(names))), shift
+    assert recorder.connects == 1
 
 
 def test_a_burst_of_many_writes_in_pipelines_is_reported(
