@@ -198,8 +198,18 @@ def test_a_flush_among_key_messages_is_reported(
 
 
 # -- the server going away -------------------------------------------------------------------------
-@pytest.fixture
-def own_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+@pytest.fixture(params=["tcp", "tls", "tcp, no hiredis"])
+def own_server(
+    request: pytest.FixtureRequest,
+    redis_server_factory: Callable[..., RedisServer],
+    tls_files: tuple[TLSFiles, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> RedisServer:
+    """A server of the test's own (to kill, pause, restart), over TCP, TLS, or without hiredis."""
+    if request.param == "tls":
+        return redis_server_factory(tls=tls_files[0], password="tls-secret")
+    if request.param == "tcp, no hiredis":
+        monkeypatch.setattr(invalidation, "hiredis", None)
     return redis_server_factory()
 
 
@@ -245,6 +255,51 @@ def test_a_paused_server_is_reported_down_within_a_second(own_server: RedisServe
             os.kill(pid, signal.SIGCONT)
         assert recorder.connected.wait(8)
     finally:
+        stream.close()
+        backend.close()
+
+
+def test_a_server_paused_mid_burst_is_reported_down(own_server: RedisServer) -> None:
+    """SIGSTOP while a writer floods 1 KiB keys (the stream's reader likely holding part of a
+    message): the stream is still declared down within the bound, then comes back after
+    SIGCONT and reports the writes made after it reconnected."""
+    backend, stream, recorder = _open(own_server.url_for(prefix="p/"))
+    pid = own_server.pid
+    assert pid is not None
+    flooding = threading.Event()
+    stop = threading.Event()
+
+    def flood() -> None:
+        with own_server.client(socket_timeout=10) as admin:
+            i = 0
+            while not stop.is_set():
+                pipe = admin.pipeline(transaction=False)
+                for _ in range(50):
+                    pipe.set(_stored("p/", f"{i:06d}" + "x" * 1000), b"v")
+                    i += 1
+                pipe.execute()
+                flooding.set()
+
+    writer = threading.Thread(target=flood)
+    try:
+        assert recorder.connected.wait(8)
+        writer.start()
+        assert flooding.wait(5)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            assert recorder.wait_for(lambda: recorder.disconnects >= 1, 3)
+            assert time.monotonic() - started < 1.5
+        finally:
+            stop.set()
+            os.kill(pid, signal.SIGCONT)
+        writer.join(10)
+        assert recorder.connected.wait(8)
+        with own_server.client() as admin:
+            admin.set(_stored("p/", "again"), b"v")
+        assert recorder.wait_for(lambda: "again" in recorder.keys)
+    finally:
+        stop.set()
         stream.close()
         backend.close()
 
