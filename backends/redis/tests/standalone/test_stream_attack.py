@@ -446,3 +446,41 @@ def test_a_pubsub_output_buffer_limit_drop_is_reported_and_recovered(
     finally:
         stream.close()
         backend.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the stream's thread catches only RedisError and OSError: any other error (a "
+    "listener's, or the reader's own as select's ValueError was) ends it for good",
+)
+def test_an_unexpected_error_in_the_thread_reconnects_instead_of_ending_the_stream(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The listener fails once (here a RuntimeError from its own code; MemoryError would do the
+    same): the stream must reconnect, flushing, as it does after any failure, and keep
+    reporting, not end its thread and leave the near cache without a stream for the life of
+    the process."""
+
+    class FailingOnce(Recorder):
+        failed = False
+
+        def on_invalidate(self, keys: list[str] | None) -> None:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("the listener failed once")
+            super().on_invalidate(keys)
+
+    backend = RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace))
+    recorder = FailingOnce()
+    stream = backend.invalidations("", recorder)
+    try:
+        assert recorder.connected.wait(8)
+        with redis_server.client() as admin:
+            admin.set(_stored(redis_namespace, "first"), b"v")
+            assert recorder.wait_for(lambda: recorder.disconnects >= 1, 5)
+            assert recorder.wait_for(lambda: recorder.connects >= 2, 5)
+            admin.set(_stored(redis_namespace, "second"), b"v")
+        assert recorder.wait_for(lambda: "second" in recorder.keys, 5)
+    finally:
+        stream.close()
+        backend.close()
