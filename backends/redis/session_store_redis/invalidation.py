@@ -189,6 +189,10 @@ class InvalidationStream:
                 self._listen(replies)
             except (redis.RedisError, OSError) as exc:
                 log.debug("invalidation stream: %s", exc)
+            except Exception:  # anything else (a listener's error): reconnect all the same,
+                # flushing, instead of ending the thread and the stream with it for good
+                log.exception("invalidation stream: unexpected error, reconnecting")
+                pause = max(pause, 1.0)
             finally:
                 if connected:
                     self._listener.on_disconnected()

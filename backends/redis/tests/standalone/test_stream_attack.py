@@ -448,18 +448,13 @@ def test_a_pubsub_output_buffer_limit_drop_is_reported_and_recovered(
         backend.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stream's thread catches only RedisError and OSError: any other error (a "
-    "listener's, or the reader's own as select's ValueError was) ends it for good",
-)
 def test_an_unexpected_error_in_the_thread_reconnects_instead_of_ending_the_stream(
     redis_server: RedisServer, redis_namespace: str
 ) -> None:
     """The listener fails once (here a RuntimeError from its own code; MemoryError would do the
     same): the stream must reconnect, flushing, as it does after any failure, and keep
     reporting, not end its thread and leave the near cache without a stream for the life of
-    the process."""
+    the process. (Failed before: the thread caught only RedisError and OSError.)"""
 
     class FailingOnce(Recorder):
         failed = False
