@@ -152,8 +152,11 @@ class InvalidationStream:
             "protocol": 2,
             "socket_timeout": max(ping_interval * 2, 0.5),
         }
-        self._namespace = namespace
         self._head = namespace.scan_head(prefix)
+        # where a session key begins in a stored key: the namespace's head, cut without its
+        # listing rule (Namespace.decode refuses a key holding U+001F under another separator,
+        # a valid key whose invalidation must not be lost; an extra one costs a re-read)
+        self._cut = len(namespace.scan_head())
         self._listener = listener
         self._ping_interval = ping_interval
         self._coalesce = coalesce
@@ -186,6 +189,10 @@ class InvalidationStream:
                 self._listen(replies)
             except (redis.RedisError, OSError) as exc:
                 log.debug("invalidation stream: %s", exc)
+            except Exception:  # anything else (a listener's error): reconnect all the same,
+                # flushing, instead of ending the thread and the stream with it for good
+                log.exception("invalidation stream: unexpected error, reconnecting")
+                pause = max(pause, 1.0)
             finally:
                 if connected:
                     self._listener.on_disconnected()
@@ -255,9 +262,8 @@ class InvalidationStream:
         keys: list[str] = []
         for raw in stored:
             text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
-            key = self._namespace.decode(text)
-            if key is not None:
-                keys.append(key)
+            if text.startswith(self._head) and len(text) > self._cut:
+                keys.append(text[self._cut :])
         return keys
 
     def _disconnect(self) -> None:
@@ -303,6 +309,9 @@ class _RawReplies:
         self._buffer = bytearray(1 << 16)
         self._timeout: float | None = None
         self._pending: Any = getattr(sock, "pending", None)  # an SSL socket's decrypted bytes
+        # poll, not select.select: select refuses a descriptor >= FD_SETSIZE (1024), which a
+        # process holding many sockets or files gives this one (ValueError killed the thread)
+        self._ready: Any = _readiness(sock)
 
     def read(self, timeout: float) -> list[Any]:
         sock = self._sock
@@ -324,7 +333,7 @@ class _RawReplies:
             except hiredis.ProtocolError as exc:
                 raise redis.ConnectionError(f"invalidation stream: {exc}") from exc
             waiting = self._pending is not None and self._pending()
-            if len(replies) >= 10_000 or not (waiting or select.select([sock], [], [], 0)[0]):
+            if len(replies) >= 10_000 or not (waiting or self._ready()):
                 return replies
             try:  # ready: it does not wait (unless TLS has only part of a record yet)
                 size = sock.recv_into(self._buffer)
@@ -335,6 +344,15 @@ class _RawReplies:
         # no redis-py health check: it would answer its own PING through its parser, which on
         # this connection reads (and loses) the messages, and fails on the subscribed "pong"
         self._connection.send_command("PING", check_health=False)
+
+
+def _readiness(sock: socket.socket) -> Any:
+    """A call answering, without waiting, whether ``sock`` has bytes to read (or is closed)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return lambda: bool(poller.poll(0))
+    return lambda: bool(select.select([sock], [], [], 0)[0])  # pragma: no cover - Windows
 
 
 class _ParsedReplies:
