@@ -29,7 +29,9 @@ its prefix), so a namespace with another separator does not own a stored key hol
 after its head: the plan's ``session`` + ``:`` store and a default ``session:`` store (the
 default of ``redis://``) share a database without listing, migrating or counting each other's
 sessions (``session:\\x1fU2`` is the default store's ``U2``, not the plan store's ``"\\x1fU2"``).
-The cost: such a store cannot list a key of its own that holds U+001F, so do not give it one.
+The cost: such a store cannot list a key of its own that holds U+001F, so do not give it one
+(reads, writes and the near cache's invalidations of such a key still work: the invalidation
+stream cuts the key out by the head's length, not by this rule).
 Stores with two *different* non-default separators are not kept apart (prefix ``session`` with
 ``:`` holds every key of prefix ``session:x`` with ``/``): give them prefixes that do not start
 alike.
