@@ -162,6 +162,7 @@ class InvalidationStream:
         self._coalesce = coalesce
         self._wait = ping_interval / 2  # the longest a read blocks: pings are due meanwhile
         self._stop = threading.Event()
+        self._warned: set[str] = set()  # refusals already logged as warnings
         self._connection: Any = None
         self._thread = threading.Thread(target=self._run, name="session-store-invalidation")
         self._thread.daemon = True
@@ -187,7 +188,9 @@ class InvalidationStream:
                 self._listener.on_connected()
                 pause = 0.05
                 self._listen(replies)
-            except (redis.RedisError, OSError) as exc:
+            except redis.ResponseError as exc:  # the server refused (an ACL without channels)
+                self._refused(exc)
+            except (redis.RedisError, OSError) as exc:  # down, unreachable: the breaker's news
                 log.debug("invalidation stream: %s", exc)
             except Exception:  # anything else (a listener's error): reconnect all the same,
                 # flushing, instead of ending the thread and the stream with it for good
@@ -199,6 +202,21 @@ class InvalidationStream:
                 self._disconnect()
             self._stop.wait(pause)
             pause = min(pause * 2, 2.0)
+
+    def _refused(self, exc: redis.ResponseError) -> None:
+        """A refusal keeps the near cache on its version check for as long as it lasts: say so
+        once per distinct reason (a retry every 2 s must not flood the log)."""
+        reason = str(exc)
+        if reason in self._warned:
+            log.debug("invalidation stream refused: %s", reason)
+            return
+        self._warned.add(reason)
+        log.warning(
+            "invalidation stream refused by the server (%s): the near cache falls back to its "
+            "max_staleness check until it is allowed (Redis 7 ACL: grant the user the channel "
+            "__redis__:invalidate)",
+            reason,
+        )
 
     def _connect(self) -> _Replies:
         connection = self._connection_class(**self._connection_kwargs)

@@ -546,3 +546,37 @@ def test_a_process_resumed_after_a_pause_does_not_serve_copies_older_than_the_bo
     assert isinstance(seen, list) and len(seen) == rounds, report
     stale = [(n, reads) for n, reads in enumerate(seen, 1) if any(r != f"v{n}" for r in reads)]
     assert stale == [], f"stale reads after a pause in rounds {[n for n, _ in stale]}"
+
+
+def test_a_refused_subscribe_is_a_warning_once_not_a_silent_retry(
+    redis_server: RedisServer, redis_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis 7 ACL user created without channel permissions gets SUBSCRIBE refused: the
+    near cache then never becomes coherent (it falls back to the version check). The operator
+    must hear why, once, not find it in debug logs; a server that is merely down stays quiet."""
+    user = f"nochannels{os.getpid()}"
+    admin = redis_server.client()
+    admin.acl_setuser(
+        user, enabled=True, passwords=["+pw"], keys=["*"], reset_channels=True, commands=["+@all"]
+    )
+    recorder = Recorder()
+    try:
+        url = redis_server.url_for(prefix=redis_namespace).replace("://", f"://{user}:pw@", 1)
+        with (
+            caplog.at_level("WARNING", logger=invalidation.__name__),
+            RedisBackend.from_url(url) as backend,
+        ):
+            stream = backend.invalidations("", recorder)
+            try:
+                assert recorder.wait_for(
+                    lambda: any("NOPERM" in r.getMessage() for r in caplog.records)
+                ), [r.getMessage() for r in caplog.records]
+                time.sleep(0.5)  # a few more refused attempts (0.05 s doubling): still one warning
+            finally:
+                stream.close()
+        warned = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warned) == 1 and "NOPERM" in warned[0].getMessage()
+        assert recorder.connects == 0
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
