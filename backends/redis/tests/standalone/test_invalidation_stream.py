@@ -9,72 +9,15 @@ redis-server and a second client writing, and check the listener was told every 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 
 import pytest
 
 from session_store_redis import RedisBackend, invalidation
 from session_store_redis.testing import RedisServer
-from session_store_redis.testing.server import TLSFiles
-from session_store_redis.testing.tls import make_test_tls
-
-
-class Recorder:
-    """An :class:`~session_store.tiered.near.InvalidationListener` keeping what it is told."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.keys: set[str] = set()
-        self.batches = 0
-        self.flushes = 0
-        self.connected = threading.Event()
-
-    def on_invalidate(self, keys: list[str] | None) -> None:
-        with self.lock:
-            self.batches += 1
-            if keys is None:
-                self.flushes += 1
-            else:
-                self.keys.update(keys)
-
-    def on_connected(self) -> None:
-        self.connected.set()
-
-    def on_disconnected(self) -> None:
-        self.connected.clear()
-
-    def wait_for(self, done: Callable[[], bool], seconds: float = 10.0) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with self.lock:
-                if done():
-                    return True
-            time.sleep(0.005)
-        return False
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[TLSFiles, Path]:
-    return make_test_tls(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(params=["tcp", "tls", "tcp, no hiredis"])
-def stream_server(
-    request: pytest.FixtureRequest,
-    redis_server: RedisServer,
-    redis_server_factory: Callable[..., RedisServer],
-    tls_files: tuple[TLSFiles, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> RedisServer:
-    if request.param == "tls":
-        return redis_server_factory(tls=tls_files[0], password="tls-secret")
-    if request.param == "tcp, no hiredis":  # what a client without hiredis installed runs
-        monkeypatch.setattr(invalidation, "hiredis", None)
-    return redis_server
+from session_store_redis.testing.streams import StreamRecorder as Recorder
 
 
 @pytest.fixture
@@ -102,7 +45,7 @@ def test_every_write_of_a_steady_writer_is_reported(
     with RedisBackend.from_url(stream_server.url_for(prefix=redis_namespace)) as writer:
         for name in names:
             writer.set(name, b"v")
-    assert recorder.wait_for(lambda: recorder.keys >= set(names)), len(recorder.keys)
+    assert recorder.wait_for(lambda: recorder.seen >= set(names)), len(recorder.seen)
     assert recorder.batches < len(names)
 
 
@@ -118,7 +61,7 @@ def test_a_write_after_a_pause_is_reported_at_once(
             time.sleep(invalidation.COALESCE * 2)  # the stream is idle again
             started = time.monotonic()
             writer.set(f"lone{i}", b"v")
-            assert recorder.wait_for(partial(recorder.keys.__contains__, f"lone{i}"))
+            assert recorder.wait_for(partial(recorder.seen.__contains__, f"lone{i}"))
             lags.append(time.monotonic() - started)
         with stream_server.client() as admin:
             admin.flushdb()
@@ -153,7 +96,7 @@ def test_the_stream_stays_up_past_the_health_check_interval(
                 writer.set(f"w{i}", b"v")
                 i += 1
                 time.sleep(0.01)
-        assert recorder.wait_for(lambda: len(recorder.keys) == i), (len(recorder.keys), i)
+        assert recorder.wait_for(lambda: len(recorder.seen) == i), (len(recorder.seen), i)
         assert len(connects) == 1
     finally:
         stream.close()

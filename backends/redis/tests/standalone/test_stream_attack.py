@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 
 import pytest
 
@@ -23,66 +22,7 @@ from session_store.keys import Namespace
 from session_store_redis import RedisBackend, invalidation
 from session_store_redis.testing import RedisServer
 from session_store_redis.testing.checks import Forked
-from session_store_redis.testing.server import TLSFiles
-from session_store_redis.testing.tls import make_test_tls
-
-
-class Recorder:
-    """An :class:`~session_store.tiered.near.InvalidationListener` keeping what it is told."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.keys: list[str] = []
-        self.flushes = 0
-        self.connects = 0
-        self.disconnects = 0
-        self.connected = threading.Event()
-
-    def on_invalidate(self, keys: list[str] | None) -> None:
-        with self.lock:
-            if keys is None:
-                self.flushes += 1
-            else:
-                self.keys.extend(keys)
-
-    def on_connected(self) -> None:
-        with self.lock:
-            self.connects += 1
-        self.connected.set()
-
-    def on_disconnected(self) -> None:
-        with self.lock:
-            self.disconnects += 1
-        self.connected.clear()
-
-    def wait_for(self, done: Callable[[], bool], seconds: float = 8.0) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with self.lock:
-                if done():
-                    return True
-            time.sleep(0.005)
-        return False
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[TLSFiles, Path]:
-    return make_test_tls(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(params=["tcp", "tls", "tcp, no hiredis"])
-def any_server(
-    request: pytest.FixtureRequest,
-    redis_server: RedisServer,
-    redis_server_factory: Callable[..., RedisServer],
-    tls_files: tuple[TLSFiles, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> RedisServer:
-    if request.param == "tls":
-        return redis_server_factory(tls=tls_files[0], password="tls-secret")
-    if request.param == "tcp, no hiredis":
-        monkeypatch.setattr(invalidation, "hiredis", None)
-    return redis_server
+from session_store_redis.testing.streams import StreamRecorder as Recorder
 
 
 def _stored(prefix: str, name: str) -> str:
@@ -103,9 +43,9 @@ def _open(url: str) -> tuple[RedisBackend, invalidation.InvalidationStream, Reco
 
 @pytest.fixture
 def opened(
-    any_server: RedisServer, redis_namespace: str
+    stream_server: RedisServer, redis_namespace: str
 ) -> Iterator[tuple[RedisBackend, Recorder]]:
-    backend, stream, recorder = _open(any_server.url_for(prefix=redis_namespace))
+    backend, stream, recorder = _open(stream_server.url_for(prefix=redis_namespace))
     try:
         assert recorder.connected.wait(8)
         yield backend, recorder
@@ -116,20 +56,20 @@ def opened(
 
 # -- framing: messages split across reads ----------------------------------------------------------
 def test_one_message_larger_than_the_read_buffer_is_reported_whole(
-    opened: tuple[RedisBackend, Recorder], any_server: RedisServer, redis_namespace: str
+    opened: tuple[RedisBackend, Recorder], stream_server: RedisServer, redis_namespace: str
 ) -> None:
     """One MSET of 400 keys of ~1 KiB: BCAST sends them as one message of ~400 KiB, several
     times the reader's 64 KiB buffer (and many TLS records): every key arrives, none garbled."""
     _backend, recorder = opened
     names = [f"{i:04d}" + "x" * 1000 for i in range(400)]
-    with any_server.client() as admin:
+    with stream_server.client() as admin:
         admin.mset({_stored(redis_namespace, name): b"v" for name in names})
     assert recorder.wait_for(lambda: set(recorder.keys) >= set(names)), len(recorder.keys)
     assert set(recorder.keys) == set(names)
 
 
 def test_messages_cut_at_every_offset_of_a_key_are_reported(
-    opened: tuple[RedisBackend, Recorder], any_server: RedisServer, redis_namespace: str
+    opened: tuple[RedisBackend, Recorder], stream_server: RedisServer, redis_namespace: str
 ) -> None:
     """One message of ~70 KiB per round (an MSET of 640 keys of ~100 bytes), the first key one
     byte longer each round: whatever fixed sizes the server writes and the reader reads in
@@ -137,7 +77,7 @@ def test_messages_cut_at_every_offset_of_a_key_are_reported(
     falls at every offset of a key's element (inside ``$len``, between CR and LF, inside the
     key): every key arrives whole, every round."""
     _backend, recorder = opened
-    with any_server.client() as admin:
+    with stream_server.client() as admin:
         for shift in range(120):
             names = ["a" + "s" * shift] + [f"r{shift:03d}k{i:03d}" + "x" * 90 for i in range(639)]
             admin.mset({_stored(redis_namespace, name): b"v" for name in names})
@@ -146,13 +86,13 @@ def test_messages_cut_at_every_offset_of_a_key_are_reported(
 
 
 def test_a_burst_of_many_writes_in_pipelines_is_reported(
-    opened: tuple[RedisBackend, Recorder], any_server: RedisServer, redis_namespace: str
+    opened: tuple[RedisBackend, Recorder], stream_server: RedisServer, redis_namespace: str
 ) -> None:
     """20,000 single-key writes sent in pipelines (many messages per recv, cut anywhere,
     past the 10,000 replies one read returns): every key arrives."""
     _backend, recorder = opened
     names = [f"b{i}" for i in range(20_000)]
-    with any_server.client() as admin:
+    with stream_server.client() as admin:
         for start in range(0, len(names), 2000):
             pipe = admin.pipeline(transaction=False)
             for name in names[start : start + 2000]:
@@ -163,13 +103,13 @@ def test_a_burst_of_many_writes_in_pipelines_is_reported(
 
 
 def test_keys_with_unusual_bytes_are_reported_as_written(
-    opened: tuple[RedisBackend, Recorder], any_server: RedisServer, redis_namespace: str
+    opened: tuple[RedisBackend, Recorder], stream_server: RedisServer, redis_namespace: str
 ) -> None:
     """Keys holding CRLF, RESP markers, NUL, non-ASCII text and the longest key allowed are
     named in the messages exactly as the chain knows them."""
     backend, recorder = opened
     names = ["a\r\nb", "*3\r\n$7\r\nmessage", "nul\x00x", "é/ü/日本", "$-1\r\n", "k" * 1024]
-    with RedisBackend.from_url(any_server.url_for(prefix=redis_namespace)) as writer:
+    with RedisBackend.from_url(stream_server.url_for(prefix=redis_namespace)) as writer:
         for name in names:
             writer.set(name, b"v")
     assert recorder.wait_for(lambda: set(recorder.keys) >= set(names)), recorder.keys
@@ -177,12 +117,12 @@ def test_keys_with_unusual_bytes_are_reported_as_written(
 
 
 def test_a_flush_among_key_messages_is_reported(
-    opened: tuple[RedisBackend, Recorder], any_server: RedisServer, redis_namespace: str
+    opened: tuple[RedisBackend, Recorder], stream_server: RedisServer, redis_namespace: str
 ) -> None:
     """FLUSHDB and FLUSHALL (a message with a null list) sent in the same pipeline as writes
     (so they arrive in one read with key messages): each flush reaches the listener."""
     _backend, recorder = opened
-    with any_server.client() as admin:
+    with stream_server.client() as admin:
         pipe = admin.pipeline(transaction=False)
         pipe.set(_stored(redis_namespace, "before"), b"v")
         pipe.flushdb()
@@ -192,28 +132,13 @@ def test_a_flush_among_key_messages_is_reported(
         pipe.execute()
     assert recorder.wait_for(lambda: recorder.flushes >= 1)
     # (a key message read in the same batch as a flush is covered by the flush, not repeated)
-    with RedisBackend.from_url(any_server.url_for(prefix=redis_namespace)) as writer:
+    with RedisBackend.from_url(stream_server.url_for(prefix=redis_namespace)) as writer:
         writer.set("later", b"v")
     assert recorder.wait_for(lambda: "later" in recorder.keys)
     assert recorder.connects == 1
 
 
 # -- the server going away -------------------------------------------------------------------------
-@pytest.fixture(params=["tcp", "tls", "tcp, no hiredis"])
-def own_server(
-    request: pytest.FixtureRequest,
-    redis_server_factory: Callable[..., RedisServer],
-    tls_files: tuple[TLSFiles, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> RedisServer:
-    """A server of the test's own (to kill, pause, restart), over TCP, TLS, or without hiredis."""
-    if request.param == "tls":
-        return redis_server_factory(tls=tls_files[0], password="tls-secret")
-    if request.param == "tcp, no hiredis":
-        monkeypatch.setattr(invalidation, "hiredis", None)
-    return redis_server_factory()
-
-
 def test_a_killed_server_is_reported_down_and_the_stream_comes_back(
     own_server: RedisServer,
 ) -> None:
