@@ -12,7 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["StreamRecorder"]
+__all__ = ["FLUSHED_DB", "StreamRecorder"]
+
+#: A database the suite stores nothing in: Redis sends every tracking client the flush message
+#: (a null list) for a flush of any database, so a test of that message flushes this one, not
+#: the shared server's data.
+FLUSHED_DB = 9
 
 
 class StreamRecorder:

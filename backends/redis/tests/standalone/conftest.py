@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from session_store_redis import invalidation
+from session_store_redis import RedisBackend, invalidation
 from session_store_redis.testing import RedisServer
 from session_store_redis.testing.server import TLSFiles
+from session_store_redis.testing.streams import StreamRecorder
 from session_store_redis.testing.tls import make_test_tls
 
 
@@ -57,3 +58,19 @@ def own_server(
     return _variant(
         request.param, redis_server_factory, redis_server_factory, tls_files, monkeypatch
     )
+
+
+@pytest.fixture
+def opened(
+    stream_server: RedisServer, redis_namespace: str
+) -> Iterator[tuple[RedisBackend, StreamRecorder]]:
+    """A backend on :func:`stream_server` and its stream, connected, telling a recorder."""
+    backend = RedisBackend.from_url(stream_server.url_for(prefix=redis_namespace))
+    recorder = StreamRecorder()
+    stream = backend.invalidations("", recorder)
+    try:
+        assert recorder.connected.wait(10)
+        yield backend, recorder
+    finally:
+        stream.close()
+        backend.close()

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 
 import pytest
@@ -39,19 +39,6 @@ def _open(url: str) -> tuple[RedisBackend, invalidation.InvalidationStream, Reco
     recorder = Recorder()
     stream = backend.invalidations("", recorder)
     return backend, stream, recorder
-
-
-@pytest.fixture
-def opened(
-    stream_server: RedisServer, redis_namespace: str
-) -> Iterator[tuple[RedisBackend, Recorder]]:
-    backend, stream, recorder = _open(stream_server.url_for(prefix=redis_namespace))
-    try:
-        assert recorder.connected.wait(8)
-        yield backend, recorder
-    finally:
-        stream.close()
-        backend.close()
 
 
 # -- framing: messages split across reads ----------------------------------------------------------
@@ -117,25 +104,31 @@ def test_keys_with_unusual_bytes_are_reported_as_written(
 
 
 def test_a_flush_among_key_messages_is_reported(
-    opened: tuple[RedisBackend, Recorder], stream_server: RedisServer, redis_namespace: str
+    own_server: RedisServer, redis_namespace: str
 ) -> None:
     """FLUSHDB and FLUSHALL (a message with a null list) sent in the same pipeline as writes
-    (so they arrive in one read with key messages): each flush reaches the listener."""
-    _backend, recorder = opened
-    with stream_server.client() as admin:
-        pipe = admin.pipeline(transaction=False)
-        pipe.set(_stored(redis_namespace, "before"), b"v")
-        pipe.flushdb()
-        pipe.set(_stored(redis_namespace, "between"), b"v")
-        pipe.flushall()
-        pipe.set(_stored(redis_namespace, "after"), b"v")
-        pipe.execute()
-    assert recorder.wait_for(lambda: recorder.flushes >= 1)
-    # (a key message read in the same batch as a flush is covered by the flush, not repeated)
-    with RedisBackend.from_url(stream_server.url_for(prefix=redis_namespace)) as writer:
-        writer.set("later", b"v")
-    assert recorder.wait_for(lambda: "later" in recorder.keys)
-    assert recorder.connects == 1
+    (so they arrive in one read with key messages): each flush reaches the listener. On a
+    server of the test's own: FLUSHALL must not wipe the suite's shared one."""
+    backend, stream, recorder = _open(own_server.url_for(prefix=redis_namespace))
+    try:
+        assert recorder.connected.wait(10)
+        with own_server.client() as admin:
+            pipe = admin.pipeline(transaction=False)
+            pipe.set(_stored(redis_namespace, "before"), b"v")
+            pipe.flushdb()
+            pipe.set(_stored(redis_namespace, "between"), b"v")
+            pipe.flushall()
+            pipe.set(_stored(redis_namespace, "after"), b"v")
+            pipe.execute()
+        assert recorder.wait_for(lambda: recorder.flushes >= 1)
+        # (a key message read in the same batch as a flush is covered by the flush, not repeated)
+        with RedisBackend.from_url(own_server.url_for(prefix=redis_namespace)) as writer:
+            writer.set("later", b"v")
+        assert recorder.wait_for(lambda: "later" in recorder.keys)
+        assert recorder.connects == 1
+    finally:
+        stream.close()
+        backend.close()
 
 
 # -- the server going away -------------------------------------------------------------------------
