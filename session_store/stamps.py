@@ -31,6 +31,7 @@ ordered by the writers' clocks (last writer wins).
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import struct
@@ -39,17 +40,21 @@ import time
 from typing import NamedTuple
 
 from session_store import forksafe
+from session_store.errors import CorruptPayloadError
+from session_store.ttl import MAX_TTL
 
 __all__ = [
     "HEADER_SIZE",
     "KIND_TOMBSTONE",
     "KIND_VALUE",
     "MAGIC",
+    "MAX_AHEAD_MS",
     "UNVERSIONED",
     "VERSION_END",
     "VERSION_START",
     "Frame",
     "HybridClock",
+    "check_plausible",
     "clock",
     "frame",
     "is_tombstone",
@@ -70,6 +75,14 @@ HEADER_SIZE = _HEADER.size  # 25
 VERSION_START, VERSION_END = 4, 16
 _KIND = 16
 _LOGICAL_BITS = 16
+_CLOCK_MAX = (1 << 64) - 1
+#: How far ahead of this host's wall clock a version may be, in milliseconds, and still be
+#: followed: a day. Further ahead is a forged or corrupted frame (or a host whose clock is off
+#: by more than a day): the clock does not jump to it, and versioned operations on that copy
+#: refuse with :class:`~session_store.errors.CorruptPayloadError` (see :func:`check_plausible`).
+MAX_AHEAD_MS = 86_400_000
+
+log = logging.getLogger("session_store.tiered")
 #: The version of a copy without a frame: older than every framed copy.
 UNVERSIONED = b""
 
@@ -146,9 +159,16 @@ def parse(data: bytes) -> Frame:
     return Frame(
         data[VERSION_START:VERSION_END],
         kind == KIND_TOMBSTONE,
-        None if ttl == 0.0 or math.isnan(ttl) else ttl,
+        ttl if _valid_ttl(ttl) else None,
         data[HEADER_SIZE:],
     )
+
+
+def _valid_ttl(ttl: float) -> bool:
+    """Whether a frame's TTL field is one a write could have asked for (``0 < ttl <= MAX_TTL``,
+    or ``inf``). Anything else (0: the backend's default; NaN, negative, beyond ``MAX_TTL``: a
+    forged or corrupted frame) is read as "no TTL of its own", never handed to a tier."""
+    return ttl == math.inf or 0.0 < ttl <= MAX_TTL
 
 
 def own_ttl(data: bytes) -> float | None:
@@ -193,13 +213,57 @@ class HybridClock:
         return last.to_bytes(8, "big") + self.node.to_bytes(4, "big")
 
     def observe(self, version: bytes) -> None:
-        """Move past ``version`` (read from a store), so later writes are newer."""
+        """Move past ``version`` (read from a store), so later writes are newer.
+
+        A version more than :data:`MAX_AHEAD_MS` ahead of the wall clock is not followed (a
+        warning says so, once per process): one forged or corrupted frame must not drag this
+        process's clock, and with it every later write of every key, to the end of its range.
+        """
         if len(version) != VERSION_END - VERSION_START:
             return
         seen = int.from_bytes(version[:8], "big")
         if seen > self._last:
+            if not _plausible(seen):
+                _warn_implausible(version)
+                return
             with self._lock:
                 self._last = max(self._last, seen)
+
+
+def _plausible(clock_field: int) -> bool:
+    ceiling = (time.time_ns() // 1_000_000 + MAX_AHEAD_MS) << _LOGICAL_BITS
+    return clock_field <= min(ceiling, _CLOCK_MAX - 1)
+
+
+_warned = False
+
+
+def _warn_implausible(version: bytes) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning(
+            "a stored copy carries a version %d ms after this host's clock (more than "
+            "MAX_AHEAD_MS): not followed; a forged or corrupted frame, or a host whose clock "
+            "is off by more than a day",
+            (int.from_bytes(version[:8], "big") >> _LOGICAL_BITS) - time.time_ns() // 1_000_000,
+        )
+
+
+def check_plausible(key: str, version: bytes) -> None:
+    """Refuse a versioned operation on ``key`` whose stored copy carries ``version`` that no
+    honest writer could have given (more than :data:`MAX_AHEAD_MS` ahead, or the last clock
+    value): no write could be ordered after it. Raises :class:`CorruptPayloadError` before
+    anything is written (a plain ``set`` or ``delete`` of the key still lands)."""
+    if len(version) == VERSION_END - VERSION_START and not _plausible(
+        int.from_bytes(version[:8], "big")
+    ):
+        raise CorruptPayloadError(
+            f"the stored copy of {key!r} carries a version far ahead of this host's clock "
+            "(a forged or corrupted frame, or a host whose clock is off by more than a day): "
+            "no write can be ordered after it; delete the key (session-store delete) or fix "
+            "that host's clock"
+        )
 
 
 #: The clock of this process, shared by every chain in it.

@@ -65,6 +65,7 @@ class Breakers:
         self.missed_tombstones: list[dict[str, bytes]] = [{} for _ in self._tiers]
         self._evictions_seen = [tier.counters.get("evictions") for tier in self._tiers]
         self._warned_at = -math.inf
+        self._refusal_warned_at = [-math.inf] * len(self._tiers)
         #: set by a chain whose timer probes down tiers: plain calls then never probe (a paused
         #: server would hold each probing call for a whole socket timeout)
         self.probes_in_background = False
@@ -147,14 +148,39 @@ class Breakers:
             data = self.missed_tombstones[index].pop(key, None)
         return None if data is None else Copy(index, data, ttl)
 
-    def refused(self, index: int, key: str, exc: BackendError, data: bytes | None = None) -> None:
+    def refused(
+        self,
+        index: int,
+        key: str,
+        exc: BackendError,
+        data: bytes | None = None,
+        *,
+        remember: bool = True,
+    ) -> None:
         """Tier ``index`` refused a write of ``key`` (read-only, full): the key is remembered as
         missed, so that the tier gets the newest copy when a later write finds it writable again,
         instead of keeping an older one for good. It stays readable meanwhile (a read-only disk
-        still holds the tombstones and copies that outlive a Redis that lost its data)."""
+        still holds the tombstones and copies that outlive a Redis that lost its data).
+        ``remember=False``: the write failed as a whole (an arbiter that refused), so no other
+        tier holds anything this one missed. Logged as a warning, once a minute per tier."""
         self._counters.add("errors")
-        log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
-        self.note_missed(index, key, data)
+        now = self._clock()
+        if now - self._refusal_warned_at[index] >= EVICTION_WARNING_INTERVAL:
+            self._refusal_warned_at[index] = now  # (a race warns twice at most: harmless)
+            log.warning(
+                "tier %d (%s) refused a write (%s); %s (this warning: once a minute per tier)",
+                index,
+                self._tiers[index].describe(),
+                exc.message,
+                "the other tiers took it, and this tier gets the newest copy once it takes "
+                "writes again"
+                if remember
+                else "the write failed (the chain's arbiter must take every write)",
+            )
+        else:
+            log.debug("tier %d refused a write of %r: %s", index, key, exc.message)
+        if remember:
+            self.note_missed(index, key, data)
 
     def take_all_missed(self, index: int) -> set[str]:
         """The keys tier ``index`` missed, up or down, forgotten here (a chain that closes)."""

@@ -85,9 +85,11 @@ def get_versioned(chain: Chain, key: str) -> Steps[Versioned | None]:
     if best is not None:
         # a lower tier's tombstone may be newer than the clock of this process: the value
         # that replaces "absent" must be newer still (see set_if)
+        stamps.check_plausible(key, best.version)  # before anything is written after it
         stamps.clock.observe(best.version)
     if read is None:
         return None
+    stamps.check_plausible(key, version_of(read.value))
     stamps.clock.observe(version_of(read.value))
     value = unframe(read.value)
     if value is None:
@@ -122,6 +124,7 @@ def set_if(
         read = yield OnArbiter("get_versioned", (key,), "get_versioned", key)
         if read is not None and is_tombstone(read.value):
             base = version_of(read.value)
+            stamps.check_plausible(key, base)
             stamps.clock.observe(base)
             data = stamps.with_version(data, stamps.clock.now())
             won = yield OnArbiter("set_if", (key, data, read.token, ttl), "set_if", key)
@@ -195,6 +198,7 @@ def restamp(
     ahead = yield from newer_below(chain, key, data, behind)
     if ahead is None:
         return data
+    stamps.check_plausible(key, ahead)
     stamps.clock.observe(ahead)
     read = yield OnArbiter("get_versioned", (key,), "get_versioned", key)
     if read is None or version_of(read.value) != version_of(data):

@@ -236,6 +236,14 @@ def write_once(
             try:
                 result = yield OnTier(index, fn, (key, data, ttl), what, force)
             except BackendError as exc:
+                if index == arbiter:
+                    # The arbiter answered and refused (wrong credentials, a read-only replica,
+                    # out of memory): a write the other tiers took would be invisible to every
+                    # process reading the arbiter, and a delete would come back. Fail loudly,
+                    # nothing written (the arbiter is the first tier written).
+                    chain.nearcache.drop(key)
+                    breakers.refused(index, key, exc, remember=False)
+                    raise
                 breakers.refused(index, key, exc, data)
                 error = error or exc
                 continue

@@ -22,7 +22,7 @@ from typing import Any
 
 from session_store.backend import SessionBackend
 from session_store.backend_base import trusted
-from session_store.errors import BackendUnavailableError
+from session_store.errors import BackendUnavailableError, CorruptPayloadError
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START, version_of, with_version
 from session_store.tiered.cas_steps import TierSteps, place
 
@@ -76,8 +76,15 @@ def placed_after(held: bytes, data: bytes) -> bytes:
 
 
 def bump(version: bytes, node: bytes) -> bytes:
-    """The version right after ``version`` (its clock plus one), with ``node``."""
+    """The version right after ``version`` (its clock plus one), with ``node``; a
+    :class:`CorruptPayloadError` if ``version`` holds the last clock value (a forged or
+    corrupted frame: nothing can follow it)."""
     clock = int.from_bytes(version[: CLOCK_END - VERSION_START], "big") + 1
+    if clock >> (8 * (CLOCK_END - VERSION_START)):
+        raise CorruptPayloadError(
+            "a stored copy carries the last version a clock can give (a forged or corrupted "
+            "frame): no write can be ordered after it; delete the key (session-store delete)"
+        )
     return clock.to_bytes(CLOCK_END - VERSION_START, "big") + node
 
 
