@@ -38,13 +38,6 @@ def stopped(server: RedisServer) -> Iterator[None]:
         os.kill(server.pid, signal.SIGCONT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "each cancelled command leaves a cancelled asyncio.gather nobody retrieves: asyncio "
-        "logs '_GatheringFuture exception was never retrieved' at ERROR, with a traceback"
-    ),
-)
 def test_a_cancelled_command_logs_no_error_and_the_connection_stays_in_step(
     redis_server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
