@@ -83,13 +83,6 @@ def test_touch_on_load_keeps_a_sessions_own_ttl_through_a_chain(tmp_path: Path, 
     assert left is not None and left <= 30, f"ttl after three reads: {left}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "AsyncSessionStore.load awaits touch() unguarded: a refused touch after the read fails "
-        "the load with BackendUnavailableError (the sync store logs a warning and returns)"
-    ),
-)
 def test_a_refused_touch_on_load_does_not_fail_the_load(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
