@@ -32,7 +32,7 @@ from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import open_async_backend
 from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.stamps import own_ttl
+from session_store.stamps import own_ttl, session_bytes
 from session_store.storerules import StoreRules, backoff_pause
 
 __all__ = ["AsyncSessionStore"]
@@ -92,8 +92,11 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         return {key: obj for key, obj in decoded.items() if obj is not None}
 
     async def exists(self, key: str) -> bool:
-        """Whether a session is stored under ``key`` (without decoding it)."""
-        return await self.backend.ttl(key) is not None
+        """Whether a session is stored under ``key`` (without decoding it): as the sync store
+        asks, so a chain's tombstone read through one tier, or the marker a login's id rotation
+        leaves on the old id, is no session (the backend's ``ttl`` would say there is one)."""
+        data = await self.backend.get(key)
+        return data is not None and session_bytes(data) is not None
 
     def keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Keys of the stored sessions starting with ``prefix``: ``async for key in ...``."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from session_store import SessionStore, open_backend
 from session_store.aio import AsyncSessionStore
 from session_store.websession.steps import RETIRED
@@ -29,14 +27,6 @@ def _leave_deleted_sessions(directory: Path) -> None:
         raw.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "AsyncSessionStore.exists asks the backend's ttl, which a chain's tombstone and the "
-        "web RETIRED marker have: True for a deleted session where load and the sync twin say "
-        "it is gone"
-    ),
-)
 def test_exists_agrees_with_load_in_both_twins_over_one_tier(tmp_path: Path) -> None:
     """Over the disk tier alone, ``load`` of either key is ``None`` in both stores and the
     sync ``exists`` is ``False``; the async ``exists`` must say the same (before the fix it
