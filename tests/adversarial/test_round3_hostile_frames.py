@@ -11,12 +11,17 @@ program with the directory's permissions could put them there.
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from session_store import open_backend, stamps
+from session_store.errors import SessionStoreError
+from session_store.ttl import MAX_TTL
 
 _CHILD = textwrap.dedent(
     """
@@ -110,3 +115,38 @@ def test_a_planted_version_far_ahead_but_below_the_maximum_keeps_writes_working(
     for key in ("planted", "other"):
         report = _run(tmp_path / key, 2**63, key=key)
         assert report == {"read": "planted", "save": "ok", "delete": "ok", "store_save": "ok"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "The TTL field of a planted frame reaches the tiers unchecked: touch (and touch_on_load) "
+        "keeps 'the session's own TTL' from the frame and passes it down the trusted path, so "
+        "-inf raises a bare OverflowError from the Redis tier, -1 turns the touch into a delete "
+        "(touch answers True and the session is gone), and 1e300 is stored as a TTL beyond "
+        "MAX_TTL, which every public call refuses"
+    ),
+)
+@pytest.mark.parametrize("ttl", [float("-inf"), -1.0, 1e300], ids=["-inf", "-1", "1e300"])
+def test_a_planted_frame_ttl_is_no_ttl_a_tier_is_given(
+    redis_url: str, tmp_path: Path, ttl: float
+) -> None:
+    disk = f"diskcache://{tmp_path / 'disk'}"
+    raw = open_backend(disk)
+    raw.set("k", stamps.MAGIC + stamps.clock.now() + struct.pack(">Bd", 1, ttl) + b"payload")
+    chain = open_backend(f"memory:// | {redis_url} | {disk}")
+    redis_tier = open_backend(redis_url)
+    try:
+        try:
+            touched: object = chain.touch("k")
+        except SessionStoreError as exc:  # typed: acceptable
+            touched = exc
+        except Exception as exc:  # what the promise rules out
+            pytest.fail(f"untyped {type(exc).__name__}: {exc}")
+        assert touched is True, touched
+        assert chain.get("k") == b"payload", "the touch deleted the session"
+        for left in (raw.ttl("k"), redis_tier.ttl("k")):
+            assert left is None or left == float("inf") or 0 < left <= MAX_TTL, left
+    finally:
+        for closing in (chain, raw, redis_tier):
+            closing.close()
