@@ -39,6 +39,7 @@ import time
 from typing import NamedTuple
 
 from session_store import forksafe
+from session_store.ttl import MAX_TTL
 
 __all__ = [
     "HEADER_SIZE",
@@ -146,9 +147,18 @@ def parse(data: bytes) -> Frame:
     return Frame(
         data[VERSION_START:VERSION_END],
         kind == KIND_TOMBSTONE,
-        None if ttl == 0.0 or math.isnan(ttl) else ttl,
+        ttl if _asked_for(ttl) else None,
         data[HEADER_SIZE:],
     )
+
+
+def _asked_for(ttl: float) -> bool:
+    """Whether a frame's TTL field holds a TTL a write can have asked for: a checked one
+    (``0 < ttl <= MAX_TTL``) or no expiry. Anything else (0 for the default, NaN, a negative
+    or a finite TTL beyond ``MAX_TTL``, only ever in bytes a chain did not write: a planted or
+    corrupted frame) is unknown, so it never reaches a tier as a TTL (``touch`` keeping it
+    would raise from a tier, delete the session, or store a TTL every public call refuses)."""
+    return 0.0 < ttl <= MAX_TTL or ttl == math.inf
 
 
 def own_ttl(data: bytes) -> float | None:

@@ -117,20 +117,15 @@ def test_a_planted_version_far_ahead_but_below_the_maximum_keeps_writes_working(
         assert report == {"read": "planted", "save": "ok", "delete": "ok", "store_save": "ok"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "The TTL field of a planted frame reaches the tiers unchecked: touch (and touch_on_load) "
-        "keeps 'the session's own TTL' from the frame and passes it down the trusted path, so "
-        "-inf raises a bare OverflowError from the Redis tier, -1 turns the touch into a delete "
-        "(touch answers True and the session is gone), and 1e300 is stored as a TTL beyond "
-        "MAX_TTL, which every public call refuses"
-    ),
-)
 @pytest.mark.parametrize("ttl", [float("-inf"), -1.0, 1e300], ids=["-inf", "-1", "1e300"])
 def test_a_planted_frame_ttl_is_no_ttl_a_tier_is_given(
     redis_url: str, tmp_path: Path, ttl: float
 ) -> None:
+    """A frame's TTL field that no write can have asked for (-inf, -1, 1e300: planted or
+    corrupted) is read as unknown, so ``touch`` keeping "the session's own TTL" gives the
+    tiers their default instead. Before the fix (``stamps.parse`` took any non-zero, non-NaN
+    double): -inf was a bare OverflowError from the Redis tier, -1 turned the touch into a
+    delete (True, and the session gone), 1e300 was stored as a TTL beyond ``MAX_TTL``."""
     disk = f"diskcache://{tmp_path / 'disk'}"
     raw = open_backend(disk)
     raw.set("k", stamps.MAGIC + stamps.clock.now() + struct.pack(">Bd", 1, ttl) + b"payload")
