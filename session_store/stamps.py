@@ -159,16 +159,18 @@ def parse(data: bytes) -> Frame:
     return Frame(
         data[VERSION_START:VERSION_END],
         kind == KIND_TOMBSTONE,
-        ttl if _valid_ttl(ttl) else None,
+        ttl if _asked_for(ttl) else None,
         data[HEADER_SIZE:],
     )
 
 
-def _valid_ttl(ttl: float) -> bool:
-    """Whether a frame's TTL field is one a write could have asked for (``0 < ttl <= MAX_TTL``,
-    or ``inf``). Anything else (0: the backend's default; NaN, negative, beyond ``MAX_TTL``: a
-    forged or corrupted frame) is read as "no TTL of its own", never handed to a tier."""
-    return ttl == math.inf or 0.0 < ttl <= MAX_TTL
+def _asked_for(ttl: float) -> bool:
+    """Whether a frame's TTL field holds a TTL a write can have asked for: a checked one
+    (``0 < ttl <= MAX_TTL``) or no expiry. Anything else (0 for the default, NaN, a negative
+    or a finite TTL beyond ``MAX_TTL``, only ever in bytes a chain did not write: a planted or
+    corrupted frame) is unknown, so it never reaches a tier as a TTL (``touch`` keeping it
+    would raise from a tier, delete the session, or store a TTL every public call refuses)."""
+    return 0.0 < ttl <= MAX_TTL or ttl == math.inf
 
 
 def own_ttl(data: bytes) -> float | None:

@@ -23,16 +23,21 @@ cannot serve anything the backend would not.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from session_store.aio.backend import AsyncClosing, AsyncSessionBackend
 from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import open_async_backend
+from session_store.errors import BackendError
 from session_store.keys import validate_key
+from session_store.stamps import own_ttl, session_bytes
 from session_store.storerules import StoreRules, backoff_pause
 
 __all__ = ["AsyncSessionStore"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -67,8 +72,18 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         # the same bytes as last time: no stage undone (see session_store.decoded)
         obj = None if data is None else self._cached_decode(key, data)
         if obj is not None and self.touch_on_load:
-            await self.touch(key)
+            assert data is not None  # for mypy: a session was found in it
+            await self._touch_after_load(key, data)
         return obj
+
+    async def _touch_after_load(self, key: str, data: bytes) -> None:
+        """Sliding expiry on read, as the sync store's: the session's own TTL where its bytes
+        record it; a refusing tier never fails a load (a warning says so)."""
+        own = bool(getattr(self.backend, "keeps_own_ttl", False))
+        try:
+            await self.touch(key, None if own else own_ttl(data))
+        except BackendError as exc:
+            log.warning("touch after loading %r failed: %s", key, exc.message)
 
     async def load_many(self, keys: Iterable[str]) -> dict[str, T]:
         """The sessions found among ``keys`` (one round trip where the backend allows)."""
@@ -77,8 +92,11 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         return {key: obj for key, obj in decoded.items() if obj is not None}
 
     async def exists(self, key: str) -> bool:
-        """Whether a session is stored under ``key`` (without decoding it)."""
-        return await self.backend.ttl(key) is not None
+        """Whether a session is stored under ``key`` (without decoding it): as the sync store
+        asks, so a chain's tombstone read through one tier, or the marker a login's id rotation
+        leaves on the old id, is no session (the backend's ``ttl`` would say there is one)."""
+        data = await self.backend.get(key)
+        return data is not None and session_bytes(data) is not None
 
     def keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Keys of the stored sessions starting with ``prefix``: ``async for key in ...``."""

@@ -231,10 +231,13 @@ class LeanClient:
 
     async def _wait(self, connection: _Connection, futures: list[asyncio.Future[Any]]) -> list[Any]:
         """The replies (error replies as exception objects), within the socket timeout."""
+        replies = asyncio.gather(*futures, return_exceptions=True)
+        # a caller cancelled (or timed out) while waiting cancels the gather, which then holds
+        # a CancelledError nobody awaits: mark it seen, or asyncio logs "exception was never
+        # retrieved" at ERROR for every cancelled command (a web app: every disconnect)
+        replies.add_done_callback(_retrieve)
         try:
-            done = await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), self._config.socket_timeout
-            )
+            done = await asyncio.wait_for(replies, self._config.socket_timeout)
         except TimeoutError:
             connection.close()  # it may be hung: nobody waits on it any more
             raise rexc.TimeoutError("timeout reading from redis") from None
