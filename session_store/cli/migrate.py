@@ -59,6 +59,13 @@ def default_checkpoint(url: str, prefix: str, namespace: str) -> Path:
     help="Also rewrite headerless legacy JSON, as sessions of SCHEMA (e.g. dataroom, dict). "
     "Without it, legacy JSON is left alone.",
 )
+@click.option(
+    "--encrypt-plaintext",
+    is_flag=True,
+    help="Switching a store to encryption: read plaintext sessions and write them encrypted. "
+    "Never for a key rotation of an encrypted store (a session planted in plaintext would come "
+    "out encrypted under the new key); without it, plaintext in an encrypted store fails.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def migrate(
     url: str | None,
@@ -69,6 +76,7 @@ def migrate(
     batch: int,
     progress: bool | None,
     legacy_schema: str | None,
+    encrypt_plaintext: bool,
     as_json: bool,
 ) -> None:
     """Rewrite every session at the current schema version, under the current encryption key.
@@ -82,7 +90,8 @@ def migrate(
     Only values proven to be sessions are rewritten: those with a session-store header, and
     headerless legacy JSON when --legacy SCHEMA names its schema. Anything else (a raw value
     another program stored) is left alone and reported as not a session; that is no failure.
-    Plaintext in a store being switched to encryption is read and encrypted. A session that
+    Plaintext in an encrypted store fails, unless --encrypt-plaintext says the store is being
+    switched to encryption (then it is read and encrypted). A session that
     never expires keeps never expiring.
     """
     from session_store.rewrite import rewrite_all
@@ -107,6 +116,7 @@ def migrate(
                 batch=batch,
                 progress=advance,
                 legacy_schema=legacy_schema,
+                encrypt_plaintext=encrypt_plaintext,
             )
         shown = store.backend.describe()
         note_chain(store.backend)

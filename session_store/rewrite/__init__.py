@@ -16,8 +16,14 @@
 **Only sessions.** A value is rewritten only when it is provably a session: it carries the
 session-store header, or it is legacy JSON and the caller named its schema (``legacy_schema``,
 ``session-store migrate --legacy SCHEMA``). Anything else another program stored in the same
-place is left alone and counted in ``not_sessions``. Plaintext is read even by an encrypted
-store's codec here (``allow_plaintext``): rewriting is how it gets encrypted.
+place is left alone and counted in ``not_sessions``.
+
+**Plaintext only when asked.** An encrypted store refuses plaintext, because anyone able to
+write to the backend could have forged it; a rewrite keeps refusing it (each such session is a
+failure, left as it is), unless ``encrypt_plaintext=True`` (``session-store migrate
+--encrypt-plaintext``) says the store is being switched to encryption: then plaintext sessions
+are read and written encrypted. A rotation of an already encrypted store must not use it, or a
+session planted in plaintext comes out encrypted under the new key and is accepted.
 
 Compression is not part of "current": whether a payload is compressed depends on its size.
 
@@ -88,6 +94,7 @@ def rewrite_all(
     batch: int = 100,
     progress: Callable[[int, int], None] | None = None,
     legacy_schema: str | None = None,
+    encrypt_plaintext: bool = False,
 ) -> RewriteReport:
     """Rewrite every session whose key starts with ``prefix`` in the store's current format.
 
@@ -105,6 +112,10 @@ def rewrite_all(
         legacy_schema: the schema headerless legacy JSON is a session of. Without it, legacy
             JSON is not rewritten (counted in ``not_sessions``): a bare JSON object may be any
             value another program stored, and rewriting it as a session would change it.
+        encrypt_plaintext: read plaintext sessions even though the store's codec is
+            encrypted, and write them encrypted (switching a store to encryption). Without it,
+            plaintext in an encrypted store is a failure, never laundered into a session the
+            new key vouches for.
 
     Returns:
         The counts and the failures.
@@ -118,7 +129,7 @@ def rewrite_all(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigurationError(f"batch must be an integer >= 1, got {batch!r}")
     validate_scan_prefix(prefix)
-    codec = reader(store.codec, legacy_schema)
+    codec = reader(store.codec, legacy_schema, encrypt_plaintext=encrypt_plaintext)
     legacy = legacy_schema is not None
     backend = store.backend
     target = checkpoint_target(codec, prefix)

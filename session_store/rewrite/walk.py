@@ -30,11 +30,11 @@ _KEY_ID_LENGTH = 4
 _MAX_PAUSE = 0.25
 
 
-def reader(codec: Codec, legacy_schema: str | None) -> Codec:
-    """The store's codec, reading plaintext too (rewriting is how plaintext gets encrypted), and
-    legacy JSON as ``legacy_schema``."""
+def reader(codec: Codec, legacy_schema: str | None, *, encrypt_plaintext: bool = False) -> Codec:
+    """The store's codec, reading legacy JSON as ``legacy_schema``, and plaintext in an
+    encrypted store only with ``encrypt_plaintext`` (switching a store to encryption)."""
     reader = copy.copy(codec)
-    reader.allow_plaintext = True
+    reader.allow_plaintext = codec.allow_plaintext or encrypt_plaintext
     if legacy_schema is not None:
         if get_schema(legacy_schema) is None:
             raise ConfigurationError(f"no schema named {legacy_schema!r} is registered")

@@ -50,20 +50,6 @@ def _plant_forgeries(url: str) -> None:
         raw.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A key rotation launders forged sessions: migrate rewrites every session 'not "
-        "encrypted while keys are configured' (docs/cli.md), so a plaintext session planted "
-        "by someone without the key (refused as CorruptPayloadError before) comes out "
-        "encrypted under the new key and loads: a forged admin session accepted (a header "
-        "without the aes-gcm stage with no option at all; headerless JSON with --legacy). "
-        "Encrypting "
-        "plaintext is right when switching a store to encryption, not during a rotation of an "
-        "encrypted store; it should need an explicit option (session_store/cli/migrate.py, "
-        "session_store/rewrite; docs/cli.md and README to match)"
-    ),
-)
 def test_a_rotation_does_not_launder_a_planted_plaintext_session(tmp_path: Path) -> None:
     key_a, key_b = AesGcmStage.generate_key(), AesGcmStage.generate_key()
     url = f"diskcache://{tmp_path / 'sessions'}"
@@ -103,3 +89,21 @@ def test_a_rotation_keeps_real_sessions_and_retires_the_old_key(tmp_path: Path) 
         assert {f"u{n}": after.load(f"u{n}") for n in range(5)} == {
             f"u{n}": {"n": n} for n in range(5)
         }
+
+
+def test_switching_a_store_to_encryption_is_the_explicit_option(tmp_path: Path) -> None:
+    """A store written in plaintext, then given a key: a plain ``migrate`` refuses its
+    sessions (failures, left as they are), ``--encrypt-plaintext`` encrypts them."""
+    key = AesGcmStage.generate_key()
+    url = f"diskcache://{tmp_path / 'sessions'}"
+    with SessionStore(url, dict, codec=Codec(encryption=None)) as plain:
+        plain.save("alice", {"user": "alice"})
+    refused = _cli(tmp_path, key, "migrate", url, "--no-checkpoint", "--json")
+    assert refused.returncode == 1, refused.stderr
+    assert json.loads(refused.stdout)["failed"] == 1
+    with _store(url, key) as encrypted, pytest.raises(CorruptPayloadError):
+        encrypted.load("alice")  # still plaintext: left as it was
+    switched = _cli(tmp_path, key, "migrate", url, "--no-checkpoint", "--encrypt-plaintext")
+    assert switched.returncode == 0, switched.stderr
+    with _store(url, key) as encrypted:
+        assert encrypted.load("alice") == {"user": "alice"}

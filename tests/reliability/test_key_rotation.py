@@ -80,7 +80,7 @@ _REWRITE = """
     with SessionStore(sys.argv[1], access_interval=None) as store:  # keys from the environment
         rewrite_all(
             store, checkpoint=Path(sys.argv[2]), batch=25, progress=progress,
-            legacy_schema="dataroom",
+            legacy_schema="dataroom", encrypt_plaintext=True,
         )
     print("finished", flush=True)
 """
@@ -162,6 +162,7 @@ def test_rotation_end_to_end_with_a_kill_and_a_resume(
                 batch=25,
                 progress=lambda d, t: seen.append((d, t)),
                 legacy_schema="dataroom",
+                encrypt_plaintext=True,  # the legacy app's JSON was never encrypted
             )
             assert report.complete and report.failures == []
             assert report.skipped >= done  # resumed: what the first run finished is not redone
@@ -169,7 +170,9 @@ def test_rotation_end_to_end_with_a_kill_and_a_resume(
             assert report.rewritten + report.current + report.skipped == total
             assert seen[-1] == (total, total)
             assert not checkpoint.exists()  # finished: the next run is a fresh, idempotent pass
-            again = rewrite_all(rotating, checkpoint=checkpoint, legacy_schema="dataroom")
+            again = rewrite_all(
+                rotating, checkpoint=checkpoint, legacy_schema="dataroom", encrypt_plaintext=True
+            )
             assert (again.rewritten, again.current, again.failed) == (0, total, 0)
 
         # 3. A retired: everything loads under B alone, unchanged, TTLs kept
@@ -294,8 +297,11 @@ def test_rotation_on_every_backend(
             codec=Codec(encryption=AesGcmStage([KEY_B, KEY_A]), legacy_schema="dict"),
             access_interval=None,
         )
-        report = rewrite_all(rotating, batch=7, legacy_schema="dict")
-        assert (report.rewritten, report.current, report.failed) == (31, 0, 0)
+        refused = rewrite_all(rotating, batch=7, legacy_schema="dict")  # a rotation alone
+        assert (refused.rewritten, refused.failed) == (30, 1)  # the plaintext is not laundered
+        assert [f.key for f in refused.failures] == ["legacy"]
+        report = rewrite_all(rotating, batch=7, legacy_schema="dict", encrypt_plaintext=True)
+        assert (report.rewritten, report.current, report.failed) == (1, 30, 0)
         again = rewrite_all(rotating, batch=7, legacy_schema="dict")
         assert (again.rewritten, again.current) == (0, 31)
         retired: SessionStore[Any] = SessionStore(
