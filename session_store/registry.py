@@ -224,6 +224,12 @@ def open_url(
             raise ConfigurationError("a chain's options need at least one tier after them")
     elif len(parsed) == 1:
         return _open_one(parsed[0], overrides, kind)
+    if any(tier.scheme == CHAIN_OPTIONS_SCHEME for tier in parsed):  # not "plugin missing"
+        raise ConfigurationError(
+            "tiered://?... sets the chain's options and must come first: "
+            "'tiered://?max_staleness=1 | memory:// | ...'",
+            backend=redact_url(url),
+        )
     opened: list[B] = []
     try:
         for tier in parsed:
