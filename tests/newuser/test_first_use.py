@@ -3,6 +3,10 @@ plugin): each test failed on main before its fix."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,33 @@ def test_sqlite_example_relative_path_says_how_to_write_it() -> None:
     with pytest.raises(ConfigurationError) as raised:
         open_backend("sqlite://sessions.db")
     assert "sqlite:///" in str(raised.value)
+
+
+def _cli(*args: str, cache: Path) -> str:
+    """The real console script's standard output (it must succeed)."""
+    script = shutil.which("session-store", path=str(Path(sys.executable).parent))
+    assert script, "the session-store console script is not installed in this environment"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSION_STORE", "REDIS"))}
+    env["XDG_CACHE_HOME"] = str(cache)
+    done = subprocess.run(
+        [script, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_inspect_on_a_legacy_session_gives_advice_that_works(tmp_path: Path) -> None:
+    """``inspect`` on headerless JSON said "up to date: no: `session-store migrate`", and that
+    command leaves such values alone ("not sessions (left alone) 1") unless told their schema:
+    the advice looped. It now names the ``--legacy`` schema it assumed, and following it
+    brings the session up to date."""
+    url = f"diskcache://{tmp_path}/sessions"
+    with open_backend(url) as backend:
+        backend.set("U1", b'{"processed_documents": [], "test_mode": true}')
+    shown = _cli("inspect", url, "U1", cache=tmp_path)
+    advice = next(line for line in shown.splitlines() if line.startswith("up to date:"))
+    command = advice.partition("`")[2].rpartition("`")[0]
+    assert command.startswith("session-store migrate"), advice
+    _cli(*command.split()[1:], url, cache=tmp_path)  # the advice, as a user types it
+    after = _cli("inspect", url, "U1", cache=tmp_path)
+    assert "up to date:     yes" in after, after
