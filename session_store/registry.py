@@ -92,6 +92,12 @@ def available_backends() -> Mapping[str, str]:
 
 
 def _unknown_scheme(scheme: str, group: str = BACKENDS_GROUP) -> ConfigurationError:
+    if group != BACKENDS_GROUP and scheme in _discover(BACKENDS_GROUP):  # installed, sync only
+        return ConfigurationError(
+            f"the plugin for scheme {scheme!r} has a sync backend only (no {group!r} entry "
+            "point): wrap it, ThreadedBackend(open_backend(url)) from session_store.aio, "
+            "or give the plugin an async twin"
+        )
     installed = ", ".join(sorted(_discover(group))) or "none"
     package = KNOWN_PLUGINS.get(scheme)
     hint = ""

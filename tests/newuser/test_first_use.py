@@ -83,3 +83,27 @@ def test_inspect_on_a_legacy_session_gives_advice_that_works(tmp_path: Path) -> 
     _cli(*command.split()[1:], url, cache=tmp_path)  # the advice, as a user types it
     after = _cli("inspect", url, "U1", cache=tmp_path)
     assert "up to date:     yes" in after, after
+
+
+def test_a_sync_only_plugin_opened_async_says_how_to_use_it(tmp_path: Path) -> None:
+    """A plugin that registers a sync backend only (the example plugin, as CONTRIBUTING.md
+    writes one) opened by the async API (``AsyncSessionStore``, Starlette's ``url=``) said
+    "no backend is installed for scheme 'sqlite'" although it is installed. The error now says
+    it is sync-only and how to use it; following the advice works."""
+    import asyncio
+
+    from session_store.aio import AsyncSessionStore, ThreadedBackend, open_async_backend
+
+    url = f"sqlite://{tmp_path}/s.db"
+    with pytest.raises(ConfigurationError) as raised:
+        open_async_backend(url)
+    message = str(raised.value)
+    assert "no backend is installed" not in message
+    assert "sync" in message and "ThreadedBackend(open_backend(" in message
+
+    async def advised() -> object:
+        async with AsyncSessionStore(ThreadedBackend(open_backend(url)), dict) as store:
+            await store.save("u", {"cart": ["book"]})
+            return await store.load("u")
+
+    assert asyncio.run(advised()) == {"cart": ["book"]}
