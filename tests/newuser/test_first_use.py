@@ -107,3 +107,13 @@ def test_a_sync_only_plugin_opened_async_says_how_to_use_it(tmp_path: Path) -> N
             return await store.load("u")
 
     assert asyncio.run(advised()) == {"cart": ["book"]}
+
+
+def test_the_plugin_module_gives_the_async_kit_too() -> None:
+    """CONTRIBUTING.md promises one import for plugin authors, the kit included; the async
+    kit, which an async twin must pass, had to be found in ``session_store.testing``."""
+    import session_store.plugin as plugin
+    from session_store.testing.async_conformance import AsyncBackendConformance
+
+    assert "AsyncBackendConformance" in plugin.__all__
+    assert plugin.AsyncBackendConformance is AsyncBackendConformance
