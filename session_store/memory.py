@@ -273,8 +273,9 @@ class MemoryBackend(SessionBackend):
     def _delete(self, key: str) -> bool:
         with self._lock:
             entry = self._remove(key)
-            self.counters.add_held("deletes")
-            return entry is not None and entry[_EXPIRES] > self._clock()
+            removed = entry is not None and entry[_EXPIRES] > self._clock()
+            self.counters.add_held("deletes", int(removed))  # keys deleted, not calls
+            return removed
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
         return self._touch(validate_key(key), normalize_ttl(ttl))
@@ -370,9 +371,10 @@ class MemoryBackend(SessionBackend):
         keys = [validate_key(key) for key in keys]
         with self._lock:
             now = self._clock()
-            removed = [self._remove(key) for key in keys]
-            self.counters.add_held("deletes", len(keys))
-        return sum(1 for entry in removed if entry is not None and entry[_EXPIRES] > now)
+            entries = [self._remove(key) for key in keys]
+            removed = sum(1 for entry in entries if entry is not None and entry[_EXPIRES] > now)
+            self.counters.add_held("deletes", removed)  # keys deleted, not keys asked for
+        return removed
 
     @property
     def entry_count(self) -> int:

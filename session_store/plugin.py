@@ -9,7 +9,8 @@ plugin's runtime import never pulls in pytest or Hypothesis)::
 
     from session_store.plugin import BackendConformance, make_state_machine
 
-CONTRIBUTING.md walks through a whole plugin: ``examples/session_store_example``.
+(``AsyncBackendConformance`` is the async twin's kit.) CONTRIBUTING.md walks through a whole
+plugin: ``examples/session_store_example``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from session_store.unchecked import unchecked_calls
 from session_store.urls import BackendURL, Params, is_secret_param, parse_url, redact_url
 
 if TYPE_CHECKING:
+    from session_store.testing.async_conformance import AsyncBackendConformance
     from session_store.testing.conformance import HOSTILE_KEYS, INVALID_KEYS, BackendConformance
     from session_store.testing.statemachine import make_state_machine
 
@@ -46,6 +48,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MAX_TTL",
     "NO_EXPIRY",
+    "AsyncBackendConformance",
     "BackendBase",
     "BackendConformance",
     "BackendError",
@@ -83,6 +86,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
+        "AsyncBackendConformance": "session_store.testing.async_conformance",
         "BackendConformance": "session_store.testing.conformance",
         "HOSTILE_KEYS": "session_store.testing.conformance",
         "INVALID_KEYS": "session_store.testing.conformance",

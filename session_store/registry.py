@@ -92,6 +92,12 @@ def available_backends() -> Mapping[str, str]:
 
 
 def _unknown_scheme(scheme: str, group: str = BACKENDS_GROUP) -> ConfigurationError:
+    if group != BACKENDS_GROUP and scheme in _discover(BACKENDS_GROUP):  # installed, sync only
+        return ConfigurationError(
+            f"the plugin for scheme {scheme!r} has a sync backend only (no {group!r} entry "
+            "point): wrap it, ThreadedBackend(open_backend(url)) from session_store.aio, "
+            "or give the plugin an async twin"
+        )
     installed = ", ".join(sorted(_discover(group))) or "none"
     package = KNOWN_PLUGINS.get(scheme)
     hint = ""
@@ -224,6 +230,12 @@ def open_url(
             raise ConfigurationError("a chain's options need at least one tier after them")
     elif len(parsed) == 1:
         return _open_one(parsed[0], overrides, kind)
+    if any(tier.scheme == CHAIN_OPTIONS_SCHEME for tier in parsed):  # not "plugin missing"
+        raise ConfigurationError(
+            "tiered://?... sets the chain's options and must come first: "
+            "'tiered://?max_staleness=1 | memory:// | ...'",
+            backend=redact_url(url),
+        )
     opened: list[B] = []
     try:
         for tier in parsed:

@@ -181,6 +181,10 @@ def _facts(size: int, format: str, stages: list[str]) -> dict[str, Any]:
     }
 
 
+#: What ``inspect`` shows as the format of headerless JSON (the first app's sessions).
+_LEGACY_FORMAT = "legacy JSON (no header)"
+
+
 def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, Any], str | None]:
     """What the payload says about itself, and the error that stopped decoding it (if any)."""
     codec = make_codec(namespace)
@@ -191,7 +195,7 @@ def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, 
         return facts, f"{type(exc).__name__}: {exc.message}"
     facts = _facts(
         header.size,
-        "legacy JSON (no header)" if header.legacy else f"v{header.format_version}",
+        _LEGACY_FORMAT if header.legacy else f"v{header.format_version}",
         list(header.stages),
     )
     if not is_legacy(data) and header.stages and header.stages[-1] == "aes-gcm":
@@ -265,6 +269,16 @@ def inspect_(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
         raise CommandError(f"{problem} (key {key!r})", EXIT_ERROR)
 
 
+def _migrate_advice(result: dict[str, Any]) -> str:
+    """The command that brings the inspected session up to date. ``migrate`` rewrites headerless
+    JSON only when told its schema (anything else may share the store), so for a legacy value
+    the advice names the schema this inspection assumed; without it the command would leave
+    the value alone and the advice would loop."""
+    if result["format"] == _LEGACY_FORMAT:
+        return f"session-store migrate --legacy {result['schema']}"
+    return "session-store migrate"
+
+
 def _print_inspection(result: dict[str, Any]) -> None:
     def line(name: str, value: object) -> None:
         click.echo(f"{name + ':':<16}{value}")
@@ -281,7 +295,7 @@ def _print_inspection(result: dict[str, Any]) -> None:
         current = result["current_version"]
         note = "current" if result["stored_version"] == current else f"current is {current}"
         line("version", f"{result['stored_version']} ({note})")
-        line("up to date", "yes" if result["up_to_date"] else "no: `session-store migrate`")
+        line("up to date", "yes" if result["up_to_date"] else f"no: `{_migrate_advice(result)}`")
     elif result["note"]:
         line("schema", f"unknown: {result['note']}")
     line("ttl left", ttl_text(result["ttl"]) if result["expires"] else "never")

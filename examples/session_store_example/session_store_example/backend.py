@@ -58,7 +58,7 @@ class SqliteBackend(BackendBase):
     def from_url(cls, url: BackendURL, **overrides: Any) -> Self:
         """Build from ``sqlite:///absolute/path.db?prefix=...&default_ttl=...``."""
         if url.path in ("", "/"):
-            raise ConfigurationError("sqlite:// needs a file path", backend=url.redacted())
+            raise ConfigurationError("use sqlite:///abs/path.db", backend=url.redacted())
         params = Params(url, overrides)
         prefix = params.take_str("prefix", "session:")
         default_ttl = params.take_optional_float("default_ttl")
