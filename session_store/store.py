@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import islice
 from typing import Any, TypeVar
 
 from session_store.backend import Closing, SessionBackend
@@ -32,7 +33,7 @@ from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.registry import open_backend
 from session_store.stamps import own_ttl, session_bytes
-from session_store.storerules import StoreRules, backoff_pause
+from session_store.storerules import LISTING_BATCH, StoreRules, backoff_pause, live_sessions
 
 __all__ = ["SessionStore"]
 
@@ -109,8 +110,21 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         return data is not None and session_bytes(data) is not None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        """Keys of the stored sessions starting with ``prefix`` (literal text)."""
-        return self.backend.scan(prefix)
+        """Keys of the stored sessions starting with ``prefix`` (literal text).
+
+        A key that holds no session is not listed: a deleted session's tombstone read through
+        one tier of a chain, or an id a login rotated away (``load`` and ``exists`` call them
+        absent too). Unless the backend's listing lists live keys only (a chain's does, with
+        ``live_only``), each :data:`~session_store.storerules.LISTING_BATCH` keys are read by
+        one ``get_many`` to tell."""
+        listing = self.backend.scan(prefix)
+        if getattr(listing, "live_only", False):
+            return listing
+        return self._live_keys(listing)
+
+    def _live_keys(self, listing: Iterator[str]) -> Iterator[str]:
+        while batch := list(islice(listing, LISTING_BATCH)):
+            yield from live_sessions(batch, self.backend.get_many(batch))
 
     # -- writes --------------------------------------------------------------------------------
     def save(self, key: str, obj: T, ttl: float | None = None) -> T:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -28,7 +28,15 @@ from session_store.schema.registry import SchemaInfo, get_schema, schema_for_cla
 from session_store.stamps import session_bytes
 from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
-__all__ = ["ACCESS_FIELD", "StoreRules", "UpdateCall", "backoff_pause", "default_compression"]
+__all__ = [
+    "ACCESS_FIELD",
+    "LISTING_BATCH",
+    "StoreRules",
+    "UpdateCall",
+    "backoff_pause",
+    "default_compression",
+    "live_sessions",
+]
 
 T = TypeVar("T")
 #: A call :meth:`StoreRules._update_steps` asks its store to make (or await): a function and
@@ -310,3 +318,18 @@ def backoff_pause(attempt: int, deadline: float) -> float:
     cap = min(0.001 * 2 ** min(attempt, 10), 0.25)
     pause = random.uniform(0, cap)
     return max(0.0, min(pause, deadline - time.monotonic()))
+
+
+#: Keys a store's listing reads per ``get_many`` to leave out the keys holding no session.
+LISTING_BATCH = 100
+
+
+def live_sessions(batch: list[str], found: Mapping[str, bytes]) -> list[str]:
+    """The keys of ``batch`` whose value (``found``, from one ``get_many``) is a session: not
+    absent, not a deleted session's marker (a chain's tombstone read through one tier, or an
+    id a login rotated away), which ``load`` and ``exists`` call absent too."""
+    return [
+        key
+        for key in batch
+        if (data := found.get(key)) is not None and session_bytes(data) is not None
+    ]

@@ -33,7 +33,7 @@ from session_store.aio.registry import open_async_backend
 from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.stamps import own_ttl, session_bytes
-from session_store.storerules import StoreRules, backoff_pause
+from session_store.storerules import LISTING_BATCH, StoreRules, backoff_pause, live_sessions
 
 __all__ = ["AsyncSessionStore"]
 
@@ -99,8 +99,25 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         return data is not None and session_bytes(data) is not None
 
     def keys(self, prefix: str = "") -> AsyncIterator[str]:
-        """Keys of the stored sessions starting with ``prefix``: ``async for key in ...``."""
-        return self.backend.scan(prefix)
+        """Keys of the stored sessions starting with ``prefix``: ``async for key in ...``.
+        Keys holding no session are left out, as :meth:`SessionStore.keys
+        <session_store.SessionStore.keys>` says."""
+        listing = self.backend.scan(prefix)
+        if getattr(listing, "live_only", False):
+            return listing
+        return self._live_keys(listing)
+
+    async def _live_keys(self, listing: AsyncIterator[str]) -> AsyncIterator[str]:
+        batch: list[str] = []
+        async for key in listing:
+            batch.append(key)
+            if len(batch) >= LISTING_BATCH:
+                for live in live_sessions(batch, await self.backend.get_many(batch)):
+                    yield live
+                batch = []
+        if batch:
+            for live in live_sessions(batch, await self.backend.get_many(batch)):
+                yield live
 
     # -- writes --------------------------------------------------------------------------------
     async def save(self, key: str, obj: T, ttl: float | None = None) -> T:

@@ -22,6 +22,9 @@ __all__ = ["AsyncChainListing", "AsyncTieredReads"]
 class AsyncChainListing(AsyncIterator[str]):
     """The keys of an async chain's listing; ``complete`` is known once it is exhausted."""
 
+    #: every key listed held a value, not a tombstone (a store lists them as they are)
+    live_only = True
+
     def __init__(self, keys: AsyncIterator[str]) -> None:
         self._keys = keys
         self.complete = True

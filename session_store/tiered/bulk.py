@@ -19,6 +19,9 @@ __all__ = ["ChainListing", "TieredBulk"]
 class ChainListing(Iterator[str]):
     """The keys of a chain's listing; ``complete`` says whether it was proven whole."""
 
+    #: every key listed held a value, not a tombstone (a store lists them as they are)
+    live_only = True
+
     def __init__(self, keys: Iterator[str], complete: bool) -> None:
         self._keys = keys
         self.complete = complete

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from session_store import SessionStore, open_backend
 from session_store.aio import AsyncSessionStore
 from session_store.websession.steps import RETIRED
@@ -50,16 +48,6 @@ def test_exists_agrees_with_load_in_both_twins_over_one_tier(tmp_path: Path) -> 
     assert async_view == sync_view
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "keys() of a store over one tier of a chain lists deleted sessions (the chain's "
-        "tombstones) and ids a login rotated away, which load and exists call absent "
-        "(docs/guarantees.md: single-tier readers read through the frame, 'a tombstone is an "
-        "absent session'; the CLI's ls filters them by reading each value, the store does not). "
-        "Sync and async alike"
-    ),
-)
 def test_keys_of_one_tier_lists_no_deleted_session(tmp_path: Path) -> None:
     directory = tmp_path / "disk"
     _leave_deleted_sessions(directory)
