@@ -473,8 +473,11 @@ def report(quick: bool = False) -> str:
             redis_rows,
             ["app", "contender", "commands / request", "Redis CPU us / request", "stored bytes"],
         )
-        + "\n\nThe server's CPU per request (``/proc``, the server process and its workers) does "
-        "not depend on what else the machine runs; requests/s does, and this machine is shared."
+        + "\n\nThe server's CPU per request (``/proc``, the server process and its workers) "
+        "counts no time spent waiting for the CPU, but it still moves with what else the "
+        "machine runs (caches, context switches: 250-490 us for the same app at load "
+        "averages of 2-24 here); requests/s moves far more, and this machine is shared. "
+        "``benchmarks/web_profile.py --instructions`` gives counts that do not move at all."
         + "\n\nThe async store against the sync store, `save` + `load` of the same session "
         f"(sync: {stores['sync_us']:.0f} us per pair):\n\n"
         + markdown_table(store_rows, ["time ratio", "value", "goal"])
