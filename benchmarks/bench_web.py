@@ -371,8 +371,22 @@ def store_ratio(redis_url: str, rounds: int, calls: int) -> dict[str, float]:
 
 
 # -- report ---------------------------------------------------------------------------------------
+def _ratios(samples: dict[str, list[float]], ours: str, peer: str) -> list[float]:
+    return [a / b for a, b in zip(samples[ours], samples[peer], strict=True)]
+
+
 def _ratio(samples: dict[str, list[float]], ours: str, peer: str) -> float:
-    return statistics.median(a / b for a, b in zip(samples[ours], samples[peer], strict=True))
+    return statistics.median(_ratios(samples, ours, peer))
+
+
+def spread(ratios: list[float]) -> str:
+    """The middle half of the per-round ratios (``"0.91-1.06"``: first to third quartile), or
+    their range under four rounds: how far one round's ratio moves with what else the shared
+    machine runs, so that a median's distance from 1 can be read against it."""
+    if len(ratios) < 4:
+        return f"{min(ratios):.2f}-{max(ratios):.2f}"
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return f"{low:.2f}-{high:.2f}"
 
 
 def _row(app: str, peer_name: str, result: Comparison, peer: str, ours: str = "ours") -> list[str]:
@@ -383,6 +397,7 @@ def _row(app: str, peer_name: str, result: Comparison, peer: str, ours: str = "o
         f"{statistics.median(rate[ours]):,.0f}",
         f"{statistics.median(rate[peer]):,.0f}",
         f"{_ratio(rate, ours, peer):.2f}",
+        spread(_ratios(rate, ours, peer)),
         f"{statistics.median(cpu[ours]):,.0f} / {statistics.median(cpu[peer]):,.0f}",
         f"{_ratio(cpu, peer, ours):.2f}",
         ">= 1",
@@ -434,8 +449,9 @@ def report(quick: bool = False) -> str:
         f"{machine_line()}. A minimal app reads and writes a 2 KB session per request; "
         f"`wrk -t{CONNECTIONS} -c{CONNECTIONS}` on loopback, one session per connection, "
         f"a 1 s warm-up each, then {rounds} rounds of {seconds:g} s alternating the "
-        "contenders; ratios are medians of per-round ratios. Each pair runs the same server "
-        "with the same workers, and one redis-server serves everyone.\n\n"
+        "contenders; ratios are medians of per-round ratios, beside the first to third "
+        "quartile of those ratios. Each pair runs the same server with the same workers, and "
+        "one redis-server serves everyone.\n\n"
         + markdown_table(
             rows,
             [
@@ -444,6 +460,7 @@ def report(quick: bool = False) -> str:
                 "ours req/s",
                 "peer req/s",
                 "req/s ours / peer",
+                "middle half of the rounds' ratios",
                 "server CPU us/request ours / peer",
                 "CPU peer / ours",
                 "goal (both ratios)",
@@ -456,8 +473,11 @@ def report(quick: bool = False) -> str:
             redis_rows,
             ["app", "contender", "commands / request", "Redis CPU us / request", "stored bytes"],
         )
-        + "\n\nThe server's CPU per request (``/proc``, the server process and its workers) does "
-        "not depend on what else the machine runs; requests/s does, and this machine is shared."
+        + "\n\nThe server's CPU per request (``/proc``, the server process and its workers) "
+        "counts no time spent waiting for the CPU, but it still moves with what else the "
+        "machine runs (caches, context switches: 250-490 us for the same app at load "
+        "averages of 2-24 here); requests/s moves far more, and this machine is shared. "
+        "``benchmarks/web_profile.py --instructions`` gives counts that do not move at all."
         + "\n\nThe async store against the sync store, `save` + `load` of the same session "
         f"(sync: {stores['sync_us']:.0f} us per pair):\n\n"
         + markdown_table(store_rows, ["time ratio", "value", "goal"])

@@ -1,19 +1,25 @@
-"""Where one Flask request's cost goes: ours against Flask-Session, in process, no HTTP server.
+"""Where one web request's cost goes: ours against Flask-Session or starsessions, in process, no
+HTTP server.
 
 The app of :mod:`benchmarks.bench_web` (read a 2 KB session, increment a counter) is called
 through its WSGI entry point with a session cookie, over a ``redis-server`` this script starts on
 a free loopback port. Three views:
 
 * default: alternating rounds of each contender, the median CPU and wall microseconds per
-  request, and the Redis commands per request (``INFO commandstats`` before and after, no
-  ``MONITOR``; commands inside a Lua script are counted too);
+  request, the redis-server's CPU microseconds per request (``INFO cpu``; one request at a
+  time, so not inflated by contention), and the Redis commands per request (``INFO
+  commandstats`` before and after, no ``MONITOR``; commands inside a Lua script are counted
+  too);
 * ``--instructions``: instructions per request counted by ``valgrind --tool=callgrind`` (the
   difference between a run of 400 and one of 100 requests, so start-up cancels out; a fixed
   ``PYTHONHASHSEED``, so two runs of the same code agree to the instruction). Unlike time,
   the count does not move with what else the machine runs: use it to compare changes.
 * ``--profile``: the top of a cProfile run of each.
 
-Run: ``python -m benchmarks.web_profile [--instructions] [--profile] [--requests N]``.
+Run: ``python -m benchmarks.web_profile [--framework flask|starlette] [--instructions]
+[--profile] [--requests N]``. Starlette's app (``bench_web.make_starlette``: ours as the drop-in,
+ours with ``autoload=True``, starsessions) is called through its ASGI entry point on one event
+loop kept for the run, as uvicorn's is.
 """
 
 from __future__ import annotations
@@ -33,9 +39,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_web import ROOT, make_flask
+from benchmarks.bench_web import ROOT, make_flask, make_starlette
 
-KINDS = ("ours", "flask-session")
+#: The contenders of each framework (``--framework``): ours first, then the peer.
+FRAMEWORKS = {
+    "flask": ("ours", "flask-session"),
+    "starlette": ("ours", "ours-autoload", "starsessions"),
+}
 Request = Callable[[str | None], str | None]
 
 
@@ -75,11 +85,51 @@ def client(app: Any) -> Request:
     return request
 
 
-def contender(kind: str, redis_url: str, warm_up: int = 200) -> tuple[Request, str]:
+def asgi_client(app: Any) -> Request:
+    """One request through ``app`` (an ASGI app) on an event loop of its own, kept for every
+    request (as uvicorn's is); returns the ``Set-Cookie`` name=value."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    body = {"type": "http.request", "body": b"", "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return body
+
+    def request(cookie: str | None) -> str | None:
+        headers = [(b"host", b"127.0.0.1")]
+        if cookie is not None:
+            headers.append((b"cookie", cookie.encode("latin-1")))
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": "/", "raw_path": b"/", "query_string": b"",
+            "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        loop.run_until_complete(app(scope, receive, send))
+        start = sent[0]
+        if start["status"] != 200:
+            raise RuntimeError(f"the app answered {start['status']}")
+        for name, value in start["headers"]:
+            if name == b"set-cookie":
+                return str(value.decode("latin-1")).split(";", 1)[0]
+        return None
+
+    return request
+
+
+def contender(
+    kind: str, redis_url: str, warm_up: int = 200, framework: str = "flask"
+) -> tuple[Request, str]:
     """The app of ``kind`` as a request function, and the cookie of a session it created."""
     os.environ["BENCH_KIND"] = kind
     os.environ["BENCH_REDIS_URL"] = redis_url
-    request = client(make_flask())
+    request = client(make_flask()) if framework == "flask" else asgi_client(make_starlette())
     cookie = request(None)
     if cookie is None:
         raise RuntimeError(f"{kind} set no session cookie")
@@ -99,46 +149,64 @@ def run(request: Request, cookie: str, requests: int) -> tuple[float, float]:
     )
 
 
-def measure(server: Any, requests: int, rounds: int = 10) -> None:
+def measure(server: Any, requests: int, framework: str, rounds: int = 10) -> None:
     """Alternating rounds: median CPU and wall us/request, Redis commands/request."""
-    apps = {kind: contender(kind, server.url_for()) for kind in KINDS}
-    cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    wall: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    kinds = FRAMEWORKS[framework]
+    apps = {kind: contender(kind, server.url_for(), framework=framework) for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wall: dict[str, list[float]] = {kind: [] for kind in kinds}
+    redis_cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     calls: dict[str, dict[str, float]] = {}
     for index in range(rounds):
-        for kind in KINDS if index % 2 == 0 else KINDS[::-1]:
-            before = server.command_calls()
+        for kind in kinds if index % 2 == 0 else kinds[::-1]:
+            before, redis_before = server.command_calls(), _redis_cpu(server)
             c, w = run(*apps[kind], requests)
-            after = server.command_calls()
+            redis_after, after = _redis_cpu(server), server.command_calls()
             cpu[kind].append(c)
             wall[kind].append(w)
+            redis_cpu[kind].append((redis_after - redis_before) / requests * 1e6)
             calls[kind] = {
                 name: (count - before.get(name, 0)) / requests
                 for name, count in after.items()
                 if count - before.get(name, 0) >= requests / 100 and name != "info"
             }
-    for kind in KINDS:
+    for kind in kinds:
         print(
             f"{kind:14s} CPU {statistics.median(cpu[kind]):6.1f} us/request, wall "
-            f"{statistics.median(wall[kind]):6.1f}; Redis commands/request: {calls[kind]}"
+            f"{statistics.median(wall[kind]):6.1f}; Redis CPU "
+            f"{statistics.median(redis_cpu[kind]):5.1f} us/request, commands/request: "
+            f"{calls[kind]}"
         )
-    ratio = statistics.median(a / b for a, b in zip(cpu["flask-session"], cpu["ours"], strict=True))
-    print(f"CPU Flask-Session / ours: {ratio:.2f}")
+    peer = kinds[-1]
+    for kind in kinds[:-1]:
+        ratio = statistics.median(a / b for a, b in zip(cpu[peer], cpu[kind], strict=True))
+        print(f"CPU {peer} / {kind}: {ratio:.2f}")
 
 
-def _child(kind: str, requests: int, redis_url: str) -> None:
+def _redis_cpu(server: Any) -> float:
+    """The redis-server's CPU seconds so far (``INFO cpu``, user + system)."""
+    client = server.client()
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _child(framework: str, kind: str, requests: int, redis_url: str) -> None:
     """In a process run under valgrind: ``requests`` requests of ``kind``."""
-    request, cookie = contender(kind, redis_url, warm_up=50)
+    request, cookie = contender(kind, redis_url, warm_up=50, framework=framework)
     for _ in range(requests):
         request(cookie)
 
 
-def instructions(redis_url: str, kind: str, requests: int) -> int:
+def instructions(redis_url: str, framework: str, kind: str, requests: int) -> int:
     """Instructions of a child process making ``requests`` requests (``callgrind``)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
-             "-m", "benchmarks.web_profile", "--child", kind, str(requests), redis_url],
+             "-m", "benchmarks.web_profile", "--child", framework, kind, str(requests),
+             redis_url],
             cwd=ROOT, capture_output=True, text=True, check=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},  # the same string hashes every run
         )  # fmt: skip
@@ -148,26 +216,28 @@ def instructions(redis_url: str, kind: str, requests: int) -> int:
     return int(found.group(1))
 
 
-def count_instructions(server: Any) -> None:
+def count_instructions(server: Any, framework: str) -> None:
     """Instructions per request of each contender (400 requests less 100, so start-up and
     warm-up cancel out)."""
     if shutil.which("valgrind") is None:
         print("--instructions needs valgrind")
         return
+    kinds = FRAMEWORKS[framework]
     per_request = {}
-    for kind in KINDS:
-        many = instructions(server.url_for(), kind, 400)
-        few = instructions(server.url_for(), kind, 100)
+    for kind in kinds:
+        many = instructions(server.url_for(), framework, kind, 400)
+        few = instructions(server.url_for(), framework, kind, 100)
         per_request[kind] = (many - few) / 300
         print(f"{kind:14s} {per_request[kind] / 1e3:7.1f} k instructions/request", flush=True)
-    ratio = per_request["flask-session"] / per_request["ours"]
-    print(f"instructions Flask-Session / ours: {ratio:.2f}")
+    peer = kinds[-1]
+    for kind in kinds[:-1]:
+        print(f"instructions {peer} / {kind}: {per_request[peer] / per_request[kind]:.2f}")
 
 
-def profile(server: Any, requests: int) -> None:
+def profile(server: Any, requests: int, framework: str) -> None:
     """The top of a cProfile run of each contender."""
-    for kind in KINDS:
-        request, cookie = contender(kind, server.url_for())
+    for kind in FRAMEWORKS[framework]:
+        request, cookie = contender(kind, server.url_for(), framework=framework)
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(requests):
@@ -179,19 +249,22 @@ def profile(server: Any, requests: int) -> None:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
-        _child(argv[1], int(argv[2]), argv[3])
+        _child(argv[1], argv[2], int(argv[3]), argv[4])
         return
     from session_store_redis.testing import RedisServer
 
     requests = int(argv[argv.index("--requests") + 1]) if "--requests" in argv else 1000
+    framework = argv[argv.index("--framework") + 1] if "--framework" in argv else "flask"
+    if framework not in FRAMEWORKS:
+        raise SystemExit(f"--framework: one of {', '.join(FRAMEWORKS)}")
     server = RedisServer(directory=Path(tempfile.mkdtemp(prefix="web-profile-"))).start()
     try:
         if "--instructions" in argv:
-            count_instructions(server)
+            count_instructions(server, framework)
         elif "--profile" in argv:
-            profile(server, requests)
+            profile(server, requests, framework)
         else:
-            measure(server, requests)
+            measure(server, requests, framework)
     finally:
         server.stop()
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from session_store.backend import Versioned, VersionToken
-from session_store.errors import CorruptPayloadError, UnknownSchemaVersionError
+from session_store.errors import ConflictError, CorruptPayloadError, UnknownSchemaVersionError
 from session_store.stamps import VERSION_END, VERSION_START, tombstone
 from session_store.websession.ids import new_session_id
 from session_store.websession.memo import written_data
@@ -89,11 +89,13 @@ def _plain_changes(changed: Data) -> bool:
 
 
 class FirstTry(NamedTuple):
-    """The compare-and-set of the merge onto what the request read (see :func:`_first_try`)."""
+    """The compare-and-set of the merge onto what the request read (see :func:`_first_try`),
+    or the create-if-absent of a session under a fresh id (``token`` ``None``, see
+    :func:`_create`)."""
 
     sid: str
     payload: bytes
-    token: VersionToken
+    token: VersionToken | None
     merged: Data
     stamped: Data
     plain: Any
@@ -129,6 +131,33 @@ def _remember(
         written_data(store).remember(first.sid, first.plain, first.stamped)
 
 
+#: How many fresh ids a create tries before giving up (a second one is already a 2^-256 event:
+#: a backend answering "taken" every time is broken, and must not be written to blindly).
+CREATE_ATTEMPTS = 3
+
+
+def _create(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    plan: Plan,
+    data: Data,
+    ttl: float | None,
+) -> Generator[Call, Any, str]:
+    """Write ``data`` under a fresh id with one create-if-absent (``set_if`` with no token):
+    no read first, since nobody else holds a 256-bit id made a moment ago (an ``update`` read
+    it, found nothing, and then made the very same ``set_if``). Returns the id. An id found
+    taken is never written to (that would be someone else's session): another is drawn."""
+    for _ in range(CREATE_ATTEMPTS):
+        new = new_session_id()
+        stamped, payload, plain = store._prepare_plain(new, data)
+        if (yield "set_if", (new, payload, None, store._ttl(ttl))):
+            _remember(store, plan, FirstTry(new, payload, None, data, stamped, plain))
+            return new
+    raise ConflictError(
+        f"{CREATE_ATTEMPTS} fresh session ids were all reported taken; nothing written",
+        backend=store.backend.describe(),
+    )
+
+
 #: One store call the commit needs: the method's name (``set_if`` and
 #: ``get_versioned`` go to the store's backend)
 #: and its arguments. The commit's decisions are a generator of these, so the sync and the
@@ -162,23 +191,31 @@ def commit_steps(
         ):
             _remember(store, plan, first)
             return Outcome(first.sid, plan.action)
-        existing = sid is not None
-        sid = sid or new_session_id()
-        return _written(plan, sid, (yield "update", (sid, plan.merge(existing), ttl)))
+        if sid is None:  # created by this request
+            data = merge_changes(
+                None, plan.changed, plan.removed, replace=plan.replace, existing=False
+            )
+            assert data is not None
+            return Outcome((yield from _create(store, plan, data, ttl)), plan.action)
+        return _written(plan, sid, (yield "update", (sid, plan.merge(True), ttl)))
     # MOVE: what the old id holds *now* (another request may have committed a change to it
     # since this one read it), merged with this request's changes, under a fresh id; then the
     # old id is retired by a compare-and-set against the copy's read (copied again if another
     # request committed to it meanwhile), and deleted.
-    new = new_session_id()
     if sid is None:
         data = merge_changes(None, plan.changed, plan.removed, replace=plan.replace, existing=False)
-        yield "update", (new, _always(data), ttl)
-        return Outcome(new, plan.action)
+        assert data is not None
+        return Outcome((yield from _create(store, plan, data, ttl)), plan.action)
     found: Versioned | None = yield "get_versioned", (sid,)
+    new = ""
     for _ in range(MOVE_ATTEMPTS):
         base = _now_stored(store, session, found)
         data = merge_changes(base, plan.changed, plan.removed, replace=plan.replace, existing=False)
-        yield "update", (new, _always(data), ttl)
+        assert data is not None
+        if not new:  # the first copy creates the new id
+            new = yield from _create(store, plan, data, ttl)
+        else:  # a later one replaces that copy (the new id is not in any cookie yet)
+            yield "update", (new, _always(data), ttl)
         if found is None:
             return Outcome(new, plan.action)  # gone (a logout): no request can write it back
         if (yield "set_if", (sid, RETIRED, found.token, store._ttl(RETIRED_TTL))):

@@ -69,7 +69,8 @@ def test_a_write_committed_while_the_login_copies_is_kept(store: SessionStore[Da
     login.regenerate()
     other = _request(store, SID)
     other["cart"] = ["book"]
-    mine, theirs = _drive(store, login, "update", other)
+    # the login's first set_if is the create of its copy under the new id (after its re-read)
+    mine, theirs = _drive(store, login, "set_if", other)
     assert theirs == Outcome(SID, Action.WRITE)
     assert mine.action is Action.MOVE and mine.sid is not None
     assert store.load(mine.sid) == {"cart": ["book"], "user": "alice"}

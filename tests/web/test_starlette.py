@@ -374,7 +374,7 @@ async def test_a_store_opened_from_a_url_is_read_through_its_blocking_twin(
     commands = redis_commands(redis_server.port)
     async with client_for(app) as client:
         await client.post("/seed")
-        assert commands() == 2  # a new session: created through update (a read, a SET NX)
+        assert commands() == 1  # a new session: one SET NX under a fresh id, no read
         await client.post("/seed")
         assert commands() == 2  # GET through the twin, then one compare-and-set
         assert (await client.get("/all")).json() == {"seed": True}

@@ -413,3 +413,43 @@ def test_key_order_is_no_change_at_any_depth_but_types_still_are() -> None:
     assert same([[[{"b": nan, "a": 0.0}]]], [[[{"a": 0.0, "b": float("nan")}]]])
     assert not same([[[{"a": -0.0}]]], [[[{"a": 0.0}]]])
     assert diff({"p": {"a": 1, "b": 2}}, {"p": {"b": 2, "a": 1}}) == ({}, frozenset())
+
+
+def test_a_new_session_is_created_with_one_conditional_write_and_no_read() -> None:
+    """A session created by this request has a fresh 256-bit id nobody else can hold: its
+    first write is one create-if-absent (``set_if`` with no token), not a read followed by
+    one; the same for the copy a login's move writes under its new id."""
+    s, backend = store()
+    fresh = ServerSession(None)
+    fresh["user"] = "ann"
+    outcome = commit(s, fresh, ttl=60)
+    assert outcome.action is Action.WRITE and is_session_id(outcome.sid)
+    assert backend.calls == [("set_if", outcome.sid)]
+    assert outcome.sid is not None and s.load(outcome.sid) == {"user": "ann"}
+    backend.calls.clear()
+    login = ServerSession(outcome.sid, lambda key: read_session(s, key))
+    login.regenerate()
+    login["user"] = "bob"
+    moved = commit(s, login, ttl=60)
+    assert moved.action is Action.MOVE and moved.sid not in (None, outcome.sid)
+    assert backend.calls == [
+        ("get_versioned", outcome.sid),  # the request's own read
+        ("get_versioned", outcome.sid),  # what the old id holds now
+        ("set_if", moved.sid),  # the copy, created under the new id
+        ("set_if", outcome.sid),  # the old id retired
+        ("delete", outcome.sid),
+    ]
+    assert moved.sid is not None and s.load(moved.sid) == {"user": "bob"}
+    assert s.load(outcome.sid) is None
+
+
+def test_the_next_request_reads_a_new_sessions_first_write_without_a_decode() -> None:
+    s, _ = store()
+    fresh = ServerSession(None)
+    fresh["n"] = 1
+    outcome = commit(s, fresh, ttl=60)
+    assert outcome.sid is not None
+    misses = s._decoded.misses
+    session = ServerSession(outcome.sid, lambda key: read_session(s, key))
+    assert session["n"] == 1
+    assert s._decoded.misses == misses  # the bytes this process created: no decode
