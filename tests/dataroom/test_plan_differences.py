@@ -129,10 +129,12 @@ def test_aware_time_inside(plain_env: Path) -> None:
     assert (datetime.utcnow() - plan_session.created_at).total_seconds() < 60
     with EnhancedSessionManager() as ours:
         session = ours.store_enhanced_session("U1", {})
+        created = session.created_at
+        assert created is not None  # None only for a legacy session that records no time
         with pytest.raises(TypeError):
-            datetime.utcnow() - session.created_at
-        assert (datetime.now(UTC) - session.created_at).total_seconds() < 60  # the change
-        assert (datetime.utcnow() - naive_utc(session.created_at)).total_seconds() < 60
+            datetime.utcnow() - created
+        assert (datetime.now(UTC) - created).total_seconds() < 60  # the change
+        assert (datetime.utcnow() - naive_utc(created)).total_seconds() < 60
         for data in (plan_session.to_dict(), session.to_dict()):  # both: naive ISO text
             assert datetime.fromisoformat(data["created_at"]).tzinfo is None
 
