@@ -21,10 +21,13 @@ import pytest
 
 from session_store import MemoryBackend, SessionStore
 from session_store.codec import Codec
+from session_store.codec.legacy import PlanJsonCodec
 from session_store.dataroom import SessionManager
 from session_store.samples import legacy_sessions
 from session_store.schema.builtin import dataroom_v0_to_v1, legacy_times
-from session_store.schema.dataroom import EnhancedSessionData
+from session_store.schema.dataroom import EnhancedSessionData, naive_utc
+
+from . import plan_reference as plan
 
 
 def _manager(backend: MemoryBackend) -> SessionManager:
@@ -136,3 +139,19 @@ def test_a_session_the_app_creates_now_is_created_now() -> None:
     assert stored.created_at is not None and before <= stored.created_at <= datetime.now(UTC)
     untimed = manager.store_enhanced_session("U5", _untimed())
     assert untimed.created_at is not None and before <= untimed.created_at
+
+
+def test_the_plan_json_writer_gives_the_plans_readers_a_time_for_an_unknown_creation() -> None:
+    """During a rolling deploy the plan's ``from_dict`` reads what we write, and it cannot
+    read ``null``: an unknown ``created_at`` is written as the write's ``last_accessed``."""
+    backend = MemoryBackend()
+    backend.set("U1", json.dumps(_untimed()).encode())
+    store = SessionStore(backend, EnhancedSessionData, codec=PlanJsonCodec(encryption=None))
+    session = store.load("U1")
+    assert session is not None and session.created_at is None
+    saved = store.save("U1", session)
+    assert saved.last_accessed is not None
+    raw = backend.get("U1")
+    assert raw is not None
+    theirs = plan.EnhancedSessionData.from_dict(json.loads(raw))
+    assert theirs.created_at == theirs.last_accessed == naive_utc(saved.last_accessed)
