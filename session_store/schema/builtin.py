@@ -50,20 +50,15 @@ V1_RESULT_RENAMES: Mapping[str, str] = MappingProxyType(
 )
 
 
-def _timestamp(value: Any) -> str | None:
-    """An ISO timestamp from a legacy field, or ``None`` if it is not one."""
-    if not isinstance(value, str):
+def _instant(value: Any) -> datetime | None:
+    """The instant an ISO timestamp names (naive means UTC, as the legacy app wrote them), or
+    ``None`` if ``value`` is not one."""
+    if type(value) is not str:
         return None
     try:
-        datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return value
-
-
-def _instant(text: str) -> datetime:
-    """The instant an ISO timestamp names (naive means UTC, as the legacy app wrote them)."""
-    parsed = datetime.fromisoformat(text)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
@@ -81,21 +76,26 @@ LEGACY_EVENT_TIMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 
 
-def _event_times(data: Mapping[str, Any]) -> list[str]:
+def _event_times(data: Mapping[str, Any]) -> list[tuple[datetime, str]]:
     """Every ISO timestamp found where :data:`LEGACY_EVENT_TIMES` says legacy data records an
-    event, as stored."""
+    event: its instant, and its text as stored. (Parsed JSON: its objects are plain dicts.)"""
     found: list[Any] = [data.get(name) for name in LEGACY_EVENT_TIMES[""]]
     for part in ("market_research", "market_research_data"):
         held = data.get(part)
-        if isinstance(held, Mapping):
+        if type(held) is dict:
             found += [held.get(name) for name in LEGACY_EVENT_TIMES[part]]
     documents = data.get("processed_documents")
-    if isinstance(documents, list):
+    if type(documents) is list:
         names = LEGACY_EVENT_TIMES["processed_documents"]
         for document in documents:
-            if isinstance(document, Mapping):
+            if type(document) is dict:
                 found += [document.get(name) for name in names]
-    return [text for text in map(_timestamp, found) if text is not None]
+    times = []
+    for text in found:
+        instant = _instant(text)
+        if instant is not None:
+            times.append((instant, text))
+    return times
 
 
 def legacy_times(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -109,8 +109,7 @@ def legacy_times(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
     times = _event_times(data)
     if not times:
         return None, None
-    ordered = sorted(times, key=_instant)
-    return ordered[0], ordered[-1]
+    return min(times)[1], max(times)[1]
 
 
 def dataroom_v0_to_v1(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -124,12 +123,15 @@ def dataroom_v0_to_v1(data: dict[str, Any], key: str) -> dict[str, Any]:
     """
     upgraded = dict(data)
     upgraded.setdefault("user_id", key)
-    oldest, newest = legacy_times(data)
-    created = _timestamp(data.get("created_at"))
-    if created is not None and (newest is None or _instant(newest) < _instant(created)):
-        newest = created
-    upgraded.setdefault("created_at", created or oldest)
-    upgraded.setdefault("last_accessed", newest)
+    if "created_at" in data and "last_accessed" in data:  # the plan's JSON: nothing to find
+        return upgraded
+    times = _event_times(data)
+    stored: Any = data.get("created_at")  # kept as stored, whatever it holds
+    created = _instant(stored)
+    if created is not None:
+        times.append((created, stored))  # so last_accessed is not before it
+    upgraded.setdefault("created_at", min(times)[1] if times else None)
+    upgraded.setdefault("last_accessed", max(times)[1] if times else None)
     return upgraded
 
 
