@@ -50,16 +50,17 @@ V1_RESULT_RENAMES: Mapping[str, str] = MappingProxyType(
 )
 
 
-def _instant(value: Any) -> datetime | None:
-    """The instant an ISO timestamp names (naive means UTC, as the legacy app wrote them), or
-    ``None`` if ``value`` is not one."""
-    if type(value) is not str:
-        return None
+def _instant(text: str) -> datetime | None:
+    """The instant an ISO timestamp names, as a naive UTC datetime (naive text is UTC, as the
+    legacy app wrote it; an offset is converted), or ``None`` if ``text`` is not one. Naive,
+    so that comparing two costs no ``replace`` (about 7k instructions each in CPython 3.11)."""
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    if parsed.tzinfo is None:
+        return parsed
+    return parsed.astimezone(UTC).replace(tzinfo=None)
 
 
 #: Where a legacy session records when something happened to it: top-level keys (``""``), and
@@ -78,23 +79,26 @@ LEGACY_EVENT_TIMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 def _event_times(data: Mapping[str, Any]) -> list[tuple[datetime, str]]:
     """Every ISO timestamp found where :data:`LEGACY_EVENT_TIMES` says legacy data records an
-    event: its instant, and its text as stored. (Parsed JSON: its objects are plain dicts.)"""
-    found: list[Any] = [data.get(name) for name in LEGACY_EVENT_TIMES[""]]
-    for part in ("market_research", "market_research_data"):
-        held = data.get(part)
-        if type(held) is dict:
-            found += [held.get(name) for name in LEGACY_EVENT_TIMES[part]]
-    documents = data.get("processed_documents")
-    if type(documents) is list:
-        names = LEGACY_EVENT_TIMES["processed_documents"]
-        for document in documents:
-            if type(document) is dict:
-                found += [document.get(name) for name in names]
+    event: its instant (naive UTC) and its text as stored. (Parsed JSON: plain dicts.)
+
+    Written for the common case, a session with many documents and few times: each document
+    costs a type check and one ``in`` per name (a migration of the U071780854 fixture: about
+    20k instructions, 5% of its decode)."""
+    found: list[Any] = []
+    for part, names in LEGACY_EVENT_TIMES.items():
+        held = data.get(part) if part else data
+        holders = held if part == "processed_documents" and type(held) is list else (held,)
+        for holder in holders:
+            if type(holder) is dict:
+                for name in names:
+                    if name in holder:
+                        found.append(holder[name])
     times = []
     for text in found:
-        instant = _instant(text)
-        if instant is not None:
-            times.append((instant, text))
+        if type(text) is str:
+            instant = _instant(text)
+            if instant is not None:
+                times.append((instant, text))
     return times
 
 
@@ -127,7 +131,7 @@ def dataroom_v0_to_v1(data: dict[str, Any], key: str) -> dict[str, Any]:
         return upgraded
     times = _event_times(data)
     stored: Any = data.get("created_at")  # kept as stored, whatever it holds
-    created = _instant(stored)
+    created = _instant(stored) if type(stored) is str else None
     if created is not None:
         times.append((created, stored))  # so last_accessed is not before it
     upgraded.setdefault("created_at", min(times)[1] if times else None)

@@ -155,3 +155,17 @@ def test_the_plan_json_writer_gives_the_plans_readers_a_time_for_an_unknown_crea
     assert raw is not None
     theirs = plan.EnhancedSessionData.from_dict(json.loads(raw))
     assert theirs.created_at == theirs.last_accessed == naive_utc(saved.last_accessed)
+
+
+def test_times_with_an_offset_are_ordered_as_instants() -> None:
+    """Naive legacy times are UTC; one with an offset is compared as the instant it names."""
+    data = {
+        "analysis_timestamp": "2025-01-01T10:00:00+02:00",  # 08:00 UTC: the oldest
+        "market_research": {"timestamp": "2025-01-01T09:00:00"},
+        "processed_documents": [{"name": "a.pdf", "timestamp": "2025-01-01T07:30:00-01:00"}],
+    }
+    assert legacy_times(data) == ("2025-01-01T10:00:00+02:00", "2025-01-01T07:30:00-01:00")
+    assert legacy_times({"analysis_timestamp": "not a time", "processed_documents": [3]}) == (
+        None,
+        None,
+    )
