@@ -161,10 +161,10 @@ def test_times_with_an_offset_are_ordered_as_instants() -> None:
     """Naive legacy times are UTC; one with an offset is compared as the instant it names."""
     data = {
         "analysis_timestamp": "2025-01-01T10:00:00+02:00",  # 08:00 UTC: the oldest
-        "market_research": {"timestamp": "2025-01-01T09:00:00"},
-        "processed_documents": [{"name": "a.pdf", "timestamp": "2025-01-01T07:30:00-01:00"}],
+        "market_research": {"timestamp": "2025-01-01T09:00:00"},  # 09:00 UTC; the next is 09:30 UTC
+        "processed_documents": [{"name": "a.pdf", "timestamp": "2025-01-01T08:30:00-01:00"}],
     }
-    assert legacy_times(data) == ("2025-01-01T10:00:00+02:00", "2025-01-01T07:30:00-01:00")
+    assert legacy_times(data) == ("2025-01-01T10:00:00+02:00", "2025-01-01T08:30:00-01:00")
     assert legacy_times({"analysis_timestamp": "not a time", "processed_documents": [3]}) == (
         None,
         None,
