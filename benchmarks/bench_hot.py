@@ -288,6 +288,7 @@ def _field(item: Any, name: str) -> Any:
 
 def frozen_twin(session: EnhancedSessionData) -> FrozenSession:
     """The same content as a :class:`FrozenSession` (extraction results are the plan's dicts)."""
+    assert session.created_at is not None and session.last_accessed is not None
     return FrozenSession(
         session.user_id,
         session.created_at,

@@ -12,6 +12,11 @@ they cannot read our envelope. :class:`PlanJsonCodec` writes what they read:
   holds. No header, no compression: the plan's ``json.loads`` must read it.
 * It is strict JSON: what the plan's ``default=str`` would have turned into text silently is a
   :class:`~session_store.errors.SerializationError` here, and nothing is written.
+* The plan's ``from_dict`` needs both timestamps as text, and cannot say "unknown": a session
+  whose ``created_at`` is unknown (``None``: a legacy session that records no time) is written
+  with its ``last_accessed`` there, the time of this write (the session existed then), as the
+  plan's own store would have done. Read back by session-store, that is its creation time:
+  the one approximation of this format, which lasts only as long as the rolling deploy.
 * Reading is the ordinary codec's: this bare JSON is version 0 of the data-room schema, so the
   new processes read what the old ones write and what they write themselves.
 * Other schemas are written in the ordinary envelope.
@@ -29,16 +34,19 @@ from typing import Any
 from session_store.codec import jsonsafe
 from session_store.codec.codec import Codec
 from session_store.errors import ConfigurationError, SerializationError
-from session_store.schema.dataroom import EnhancedSessionData
+from session_store.schema.dataroom import EnhancedSessionData, naive_utc, utc_now
 from session_store.schema.registry import get_schema
 
 __all__ = ["PlanJsonCodec", "adopt_dataroom"]
 
 
 def adopt_dataroom(codec: Codec, key: str, data: dict[str, Any]) -> EnhancedSessionData:
-    """A plain dict session as a data-room session: the legacy (version 0) data run through
-    every migration of the ``dataroom`` schema, then structured, exactly as a load of legacy
-    JSON does.
+    """A plain dict session the application hands over now as a data-room session: the
+    legacy (version 0) data run through every migration of the ``dataroom`` schema, then
+    structured, as a load of legacy JSON does, with one difference: a session whose data
+    records no creation time (the migration leaves ``created_at`` unknown, ``None``) is
+    created now, since the application is creating it. (A store that already holds the
+    session keeps the stored ``created_at``: ``SessionManager.store_enhanced_session``.)
 
     Raises:
         SerializationError: the dict does not make a data-room session.
@@ -49,6 +57,8 @@ def adopt_dataroom(codec: Codec, key: str, data: dict[str, Any]) -> EnhancedSess
     try:
         for version in range(0, info.version):
             body = info.migrations[version](body, key)
+        if body.get("created_at") is None:
+            body["created_at"] = utc_now().isoformat()
         session = codec.converter.structure(body, EnhancedSessionData)
     except Exception as exc:
         raise SerializationError(
@@ -84,4 +94,8 @@ class PlanJsonCodec(Codec):
             obj = adopt_dataroom(self, key, obj)
         if not isinstance(obj, EnhancedSessionData):
             return super().encode(key, obj)
-        return jsonsafe.dumps(obj.to_dict(), key=key)
+        data = obj.to_dict()
+        for stamp in ("created_at", "last_accessed"):
+            if data[stamp] is None:  # unknown: the plan's from_dict cannot read null
+                data[stamp] = data["last_accessed"] or naive_utc(utc_now()).isoformat()
+        return jsonsafe.dumps(data, key=key)

@@ -152,6 +152,12 @@ class SessionManager(Closing):
         except for ``created_at``, which an existing session keeps; the read-modify-write is
         atomic, so concurrent stores lose no update and exactly one of them creates the session.
 
+        ``created_at`` follows the plan's rule, "from the dict or now", so that every session
+        this method stores has one: the stored session's; else (a new session, or a stored one
+        whose creation time is unknown, ``None``: a legacy session that records no time) the
+        oldest time ``session_data`` records (see
+        :func:`~session_store.schema.builtin.legacy_times`), else the time of this store.
+
         ``user_id`` is text; an ``int`` (a chat platform's id) means its decimal text, in every
         method, as in :class:`SessionMapping`.
 
@@ -167,8 +173,8 @@ class SessionManager(Closing):
         def replace(current: EnhancedSessionData | None) -> EnhancedSessionData:
             nonlocal previous
             previous = current  # the last call is the attempt that was written
-            if current is None:
-                return fresh
+            if current is None or current.created_at is None:
+                return fresh  # created now, or at the oldest time session_data records
             return attrs.evolve(fresh, created_at=current.created_at)
 
         stored = self.store.update(user_id, replace)

@@ -244,12 +244,15 @@ class EnhancedSessionData:
     :class:`DocumentExtractionResult` (``dataclasses.asdict``). ``extra`` holds, verbatim,
     every key the schema does not know (the legacy sessions carry ``analysis_result``,
     ``market_profile``, ``market_research``, ``drive_link``, ``analysis_timestamp``,
-    ``test_mode``; apps add more). Timestamps are aware UTC datetimes.
+    ``test_mode``; apps add more). Timestamps are aware UTC datetimes, or ``None`` when
+    unknown: a legacy session whose data records no time (see
+    :func:`session_store.schema.builtin.legacy_times`) has no known ``created_at`` and keeps
+    none; its ``last_accessed`` is stamped by its next write.
     """
 
     user_id: str
-    created_at: datetime = field(factory=utc_now)
-    last_accessed: datetime = field(factory=utc_now)
+    created_at: datetime | None = field(factory=utc_now)
+    last_accessed: datetime | None = field(factory=utc_now)
 
     # EXISTING data structures (preserved for backward compatibility)
     processed_documents: list[Any] = Factory(list)

@@ -139,14 +139,31 @@ def test_bench_runs_and_cleans_up(cli: Run, tmp_path: Path) -> None:
         assert list(backend.scan()) == []  # its keys are gone
 
 
-def test_migrate_says_a_session_holding_nan_cannot_be_rewritten_as_it_is(
-    cli: Run, tmp_path: Path, error_line: ErrorLine
+def test_migrate_rewrites_a_legacy_session_holding_nan_with_null_and_says_where(
+    cli: Run, tmp_path: Path
 ) -> None:
-    """Found by a new user: a legacy session holding NaN loads, but the codec never stores NaN,
-    so migrate fails it on every run, while it said "run again to retry"."""
+    """A legacy session holding NaN (as Python's json wrote it) is rewritten: the legacy
+    reader reads NaN as null and warns with the key and the path (issue 12, item 6)."""
     url = f"diskcache://{tmp_path / 'nan'}"
     with open_backend(url) as backend:
         backend.set("U1", b'{"user_id": "U1", "score": NaN}', 3600)
+    result = cli("migrate", "--legacy", "dataroom", url)
+    assert result.returncode == 0, result.stderr
+    assert "'U1'" in result.stderr and "['score'] was nan" in result.stderr
+    with open_backend(url) as backend:
+        stored = SessionStore(backend, codec=Codec(encryption=None)).load("U1")
+    assert stored is not None and stored.extra == {"score": None}
+
+
+def test_migrate_says_a_session_it_cannot_store_cannot_be_rewritten_as_it_is(
+    cli: Run, tmp_path: Path, error_line: ErrorLine
+) -> None:
+    """Found by a new user: a legacy session holding a value the codec never stores (a lone
+    surrogate, which Python's json writes as an escape and reads back) loads, but migrate
+    fails it on every run, so it must not say "run again to retry"."""
+    url = f"diskcache://{tmp_path / 'surrogate'}"
+    with open_backend(url) as backend:
+        backend.set("U1", b'{"user_id": "U1", "name": "\\ud800"}', 3600)
     result = cli("migrate", "--legacy", "dataroom", url)
     assert result.returncode == 1
     assert "cannot be rewritten as they are" in error_line(result)

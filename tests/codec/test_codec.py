@@ -136,6 +136,7 @@ def test_legacy_dict_loads_as_version_0_and_keeps_every_key() -> None:
     assert isinstance(session, EnhancedSessionData)
     assert session.user_id == "U1"
     assert session.document_summary is None
+    assert session.created_at is not None
     assert session.created_at.isoformat() == "2025-06-15T12:27:01.591699+00:00"
     data = codec().to_data(session)
     assert {k: data[k] for k in legacy} == legacy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -92,10 +91,19 @@ def test_v1_golden_expectations_migrate_by_the_v1_to_v2_migration() -> None:
         assert dataroom_v2_to_v1(new, "U000GOLDEN") == old  # and back, for a rolling deploy
 
 
-def test_legacy_nan_loads_as_written() -> None:
-    obj = _codec("dict").decode("k", (GOLDEN / "legacy_v0_nan.bin").read_bytes()).obj
-    assert math.isnan(obj["score"])
-    assert obj["note"] == "as json.dumps wrote it"
+def test_legacy_nan_loads_as_none_and_saves_again(caplog: pytest.LogCaptureFixture) -> None:
+    """The golden payload holds ``NaN`` as ``json.dumps`` wrote it: it loads (as a dict and as
+    a data-room session) with ``None`` in its place, reported, and the result can be stored."""
+    raw = (GOLDEN / "legacy_v0_nan.bin").read_bytes()
+    assert b"NaN" in raw
+    with caplog.at_level("WARNING", logger="session_store.codec.jsonsafe"):
+        obj = _codec("dict").decode("k", raw).obj
+    assert obj == {"score": None, "note": "as json.dumps wrote it"}
+    assert "['score'] was nan" in caplog.text
+    typed = _codec().decode("k", raw, as_schema=_dataroom()).obj
+    assert typed.extra == obj
+    for codec, value in ((_codec("dict"), obj), (_codec(), typed)):
+        assert codec.decode("k", codec.encode("k", value)).obj == value
 
 
 def _dataroom() -> SchemaInfo:

@@ -52,7 +52,7 @@ def test_fixture_session_survives_whole(manager: SessionManager, user_id: str) -
     # the legacy timestamp (naive, as the app wrote it) becomes the aware UTC creation time
     stamp = datetime.fromisoformat(original["analysis_timestamp"]).replace(tzinfo=UTC)
     assert loaded.created_at == stamp
-    assert loaded.last_accessed.tzinfo is not None
+    assert loaded.last_accessed is not None and loaded.last_accessed.tzinfo is not None
 
 
 def test_every_fixture_session_listed(manager: SessionManager) -> None:
@@ -131,6 +131,7 @@ def test_created_at_survives_updates(manager: SessionManager) -> None:
     assert loaded is not None
     assert loaded.created_at == first.created_at
     assert loaded.extra == {"step": 2}  # a store replaces the session's data
+    assert loaded.last_accessed is not None and first.last_accessed is not None
     assert loaded.last_accessed >= first.last_accessed
 
 

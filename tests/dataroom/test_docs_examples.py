@@ -18,6 +18,7 @@ EXPECTED = {
         "{'total_cost': 0.02, 'pages_processed': 12}",
         "1",
         "{'processed_documents': [{'name': 'deck.pdf'}]} True ['123']",
+        "None {'score': None}",
     ],
     "migrating-from-plan.md": ["0.65", "{'has_vision_data': False, 'vision_insights': []}"],
 }

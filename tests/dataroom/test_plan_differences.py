@@ -129,10 +129,12 @@ def test_aware_time_inside(plain_env: Path) -> None:
     assert (datetime.utcnow() - plan_session.created_at).total_seconds() < 60
     with EnhancedSessionManager() as ours:
         session = ours.store_enhanced_session("U1", {})
+        created = session.created_at
+        assert created is not None  # None only for a legacy session that records no time
         with pytest.raises(TypeError):
-            datetime.utcnow() - session.created_at
-        assert (datetime.now(UTC) - session.created_at).total_seconds() < 60  # the change
-        assert (datetime.utcnow() - naive_utc(session.created_at)).total_seconds() < 60
+            datetime.utcnow() - created
+        assert (datetime.now(UTC) - created).total_seconds() < 60  # the change
+        assert (datetime.utcnow() - naive_utc(created)).total_seconds() < 60
         for data in (plan_session.to_dict(), session.to_dict()):  # both: naive ISO text
             assert datetime.fromisoformat(data["created_at"]).tzinfo is None
 
@@ -204,6 +206,34 @@ def test_to_dict_keeps_every_key(redis_env: redis.Redis) -> None:
         data = session.to_dict()
         assert data["analysis_result"] == LEGACY["analysis_result"]
         assert data["drive_link"] == LEGACY["drive_link"]
+
+
+def test_a_legacy_sessions_created_at_can_be_unknown(plain_env: Path) -> None:
+    """A legacy session that records no time (and holds a NaN): the plan's store stamps "now"
+    on it at once; ours reads it with ``created_at`` ``None`` and the NaN as ``None``
+    (reported), keeps it unknown through plain writes, and gives it the time of the first
+    ``store_enhanced_session``, the plan's "or now". Change: ``if session.created_at is not
+    None`` where the app computes with it."""
+    legacy = {k: v for k, v in LEGACY.items() if k != "analysis_timestamp"}
+    legacy["market_research"] = {**LEGACY["market_research"], "score": float("nan")}
+    del legacy["market_research"]["timestamp"]
+    before = datetime.now(UTC)
+    theirs = plan.EnhancedSessionManager()
+    theirs.store_enhanced_session("U1", legacy)
+    plan_session = theirs.get_enhanced_session("U1")
+    assert plan_session is not None
+    assert plan_session.created_at >= naive_utc(before)  # "now", as if it were true
+    with EnhancedSessionManager() as ours:
+        ours.store.backend.set("U1", json.dumps(legacy).encode())  # as the first app stored it
+        session = ours.get_enhanced_session("U1")
+        assert session is not None and session.created_at is None
+        assert session.extra["market_research"]["score"] is None
+        assert ours.get_comprehensive_analysis_data("U1")["session_created"] is None
+        ours.store.save("U1", session)  # a plain write: still unknown
+        again = ours.get_enhanced_session("U1")
+        assert again is not None and again.created_at is None
+        stored = ours.store_enhanced_session("U1", again.to_dict())  # the plan's "or now"
+        assert stored.created_at is not None and stored.created_at >= before
 
 
 def test_market_research_falls_back_to_the_legacy_key(plain_env: Path) -> None:

@@ -85,7 +85,7 @@ def test_sessions_the_plan_wrote_load(redis_env: redis.Redis) -> None:
             assert session.to_dict() == expected.to_dict() | {
                 "last_accessed": session.to_dict()["last_accessed"]
             }
-            assert session.created_at.tzinfo is not None
+            assert session.created_at is not None and session.created_at.tzinfo is not None
             ours_data = ours.get_comprehensive_analysis_data(uid)
             theirs = reader.get_comprehensive_analysis_data(uid)
             assert {k: v for k, v in ours_data.items() if k not in TIMES} == {

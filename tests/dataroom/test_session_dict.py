@@ -28,6 +28,7 @@ def test_from_dict_of_to_dict_is_the_session(session: EnhancedSessionData) -> No
 @given(sessions())
 def test_the_plans_from_dict_reads_our_to_dict(session: EnhancedSessionData) -> None:
     theirs = plan.EnhancedSessionData.from_dict(json.loads(json.dumps(session.to_dict())))
+    assert session.created_at is not None  # None (unknown) only for an untimed legacy session
     assert theirs.created_at == naive_utc(session.created_at)
     assert theirs.created_at.tzinfo is None
     assert theirs.to_dict() == {k: session.to_dict()[k] for k in PLAN_SESSION_KEYS}
@@ -46,7 +47,8 @@ def test_timestamps_out_are_naive_utc_and_in_any_offset_is_utc() -> None:
     )
     assert back.created_at == back.last_accessed == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
     missing = EnhancedSessionData.from_dict({"user_id": "u"})
-    assert missing.created_at.tzinfo is UTC and missing.document_summary == {}
+    assert missing.created_at is not None and missing.created_at.tzinfo is UTC
+    assert missing.document_summary == {}
 
 
 def test_defaults_are_the_plans() -> None:

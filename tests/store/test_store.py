@@ -44,7 +44,7 @@ def test_save_stamps_last_accessed_without_mutating_the_callers_object() -> None
     mine = EnhancedSessionData("u", last_accessed=old)
     saved = store().save("u", mine)
     assert mine.last_accessed == old
-    assert saved.last_accessed > old
+    assert saved.last_accessed is not None and saved.last_accessed > old
 
 
 def test_reads_never_write() -> None:
