@@ -12,7 +12,6 @@ tests/tiered/test_tier_regressions.py does: a frame written with a version from 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import redis
 from session_store import TieredBackend, open_backend, stamps
 from session_store.tiered.writes import write_after
 from session_store_redis.testing import RedisServer
+from tests.tiered.test_tier_regressions import disk_locked
 
 
 def _ahead(seconds: float) -> bytes:
@@ -50,19 +50,6 @@ def _writes_paused(server: RedisServer) -> Iterator[None]:
     finally:
         admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
         admin.close()
-
-
-@contextlib.contextmanager
-def _disk_locked(disk: Path) -> Iterator[None]:
-    """Another process holds the diskcache directory's SQLite lock (``BEGIN EXCLUSIVE``) until
-    the block ends: a chain whose disk tier has a short ``timeout`` gives up on it."""
-    lock = sqlite3.connect(disk / "cache.db", timeout=0.1, isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
 
 
 def _wait_coherent(*chains: TieredBackend) -> None:
@@ -136,7 +123,7 @@ def test_a_logout_while_the_disk_is_locked_survives_the_worker_exiting_and_redis
     spec = f"memory:// | {server.url_for(prefix='res:')} | diskcache://{disk}?timeout=0.05"
     worker = _chain(spec)
     worker.set("session", b"logged in")
-    with _disk_locked(disk):
+    with disk_locked(disk):
         assert worker.delete("session") is True  # the logout: acknowledged (by Redis)
     worker.close()  # the worker is recycled (a deploy, max-requests): its memory is gone
     server.kill()
@@ -167,7 +154,7 @@ def test_update_after_redis_lost_the_key_never_starts_from_nothing_while_the_dis
 
     for _ in range(10):
         store.update("counter", bump)
-    with _disk_locked(disk):
+    with disk_locked(disk):
         store.save("other", {"n": 0})  # acknowledged by Redis; the disk's breaker opens
     server.kill()
     server.restart()  # Redis comes back without the key (no persistence); the disk has n=10
@@ -239,7 +226,7 @@ def test_a_logout_while_the_disk_is_locked_survives_redis_losing_data_in_a_live_
     )
     try:
         worker.set("session", b"logged in")
-        with _disk_locked(disk):
+        with disk_locked(disk):
             assert worker.delete("session") is True  # the logout: acknowledged (by Redis)
         server.kill()
         server.restart()  # Redis comes back empty
