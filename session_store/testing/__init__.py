@@ -23,10 +23,17 @@ and, to check what concurrent clients saw (Jepsen style; see docs/testing-consis
     report = check_history(recorder.operations)   # merged from every client
     assert report.valid, report.summary()
 
+and, for an async backend, that a cancelled ``update`` is applied whole or not at all::
+
+    from session_store.testing import cancelled_updates
+
+    assert await cancelled_updates(AsyncSessionStore(MyAsyncBackend(...), dict))
+
 Requires ``pytest`` and ``hypothesis`` (the ``test`` extra); the history recorder and checker
 need neither.
 """
 
+from session_store.testing.cancellation import cancelled_updates
 from session_store.testing.conformance import BackendConformance
 from session_store.testing.history import HistoryRecorder, Operation, operations_from_events
 from session_store.testing.linearizability import Anomaly, CheckReport, KeyReport, check_history
@@ -40,6 +47,7 @@ __all__ = [
     "HistoryRecorder",
     "KeyReport",
     "Operation",
+    "cancelled_updates",
     "check_history",
     "make_state_machine",
     "operations_from_events",
