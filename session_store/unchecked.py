@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar, cast
 
 from session_store.backend import SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.errors import InvalidKeyError
 from session_store.keys import validate_key
 from session_store.ttl import normalize_ttl
 
@@ -109,32 +110,27 @@ def checked(unchecked: F) -> F:
     name = unchecked.__name__
     at = list(inspect.signature(unchecked).parameters).index("ttl") - 3  # after self, key, value
 
-    def arguments(
-        self: SessionBackend, key: str, value: object, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[bytes, tuple[Any, ...]]:
-        backend = self.describe()
-        validate_key(key, backend=backend)
-        checked_value = ensure_bytes(value, key=key, backend=backend)
+    def public(self: Any, key: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
+        try:
+            validate_key(key)
+        except InvalidKeyError as exc:  # the backend named on the way out only: a hot path
+            exc.backend = self.describe()
+            raise
+        if type(value) is not bytes:
+            value = ensure_bytes(value, key=key, backend=self.describe())
         if len(args) > at:
             args = (*args[:at], normalize_ttl(args[at]), *args[at + 1 :])
         elif "ttl" in kwargs:
             kwargs["ttl"] = normalize_ttl(kwargs["ttl"])
-        return checked_value, args
+        return getattr(self, name)(key, value, *args, **kwargs)
 
     if inspect.iscoroutinefunction(unchecked):
+        checks_then_awaits = public
 
-        async def public_async(self: Any, key: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
-            value, args = arguments(self, key, value, args, kwargs)
-            return await getattr(self, name)(key, value, *args, **kwargs)
+        async def public_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return await checks_then_awaits(self, *args, **kwargs)
 
-        public: Callable[..., Any] = public_async
-    else:
-
-        def public_sync(self: Any, key: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
-            value, args = arguments(self, key, value, args, kwargs)
-            return getattr(self, name)(key, value, *args, **kwargs)
-
-        public = public_sync
+        public = public_async
     functools.update_wrapper(public, unchecked)
     public.__name__ = name.lstrip("_")
     public.__qualname__ = unchecked.__qualname__.replace(name, public.__name__)
