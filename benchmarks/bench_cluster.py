@@ -44,7 +44,8 @@ from redis.crc import key_slot
 from redis.sentinel import Sentinel, SentinelConnectionPool
 from redis.utils import HIREDIS_AVAILABLE
 
-from benchmarks.bench_redis import Row, interleaved, row
+from benchmarks.bench_redis import Row, row
+from benchmarks.harness import interleaved
 from session_store import open_backend
 from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 from session_store_redis.backend import SCAN_COUNT

@@ -58,13 +58,13 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
+from benchmarks.harness import interleaved
 from session_store import open_backend
 from session_store_redis import RedisBackend
 from session_store_redis.scripts import CAS_SHA, cas_args
@@ -72,8 +72,6 @@ from session_store_redis.testing import RedisServer
 
 GET_MANY_GOAL = 20.0
 OVERHEAD_GOAL = 1.10
-
-Variant = tuple[Callable[[], object], int]  # the call, and how many times to time it per round
 
 
 @dataclass
@@ -85,25 +83,6 @@ class Row:
     spread: tuple[float, float]  # interquartile range of the per-round ratios
     goal: str
     met: bool | None
-
-
-def _per_call(fn: Callable[[], object], repeat: int) -> float:
-    started = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - started) / repeat
-
-
-def interleaved(variants: dict[str, Variant], rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each variant, one sample per round, the order rotating each round."""
-    names = list(variants)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(rounds):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            fn, repeat = variants[name]
-            samples[name].append(_per_call(fn, repeat))
-    return samples
 
 
 def row(

@@ -2,18 +2,27 @@
 
 :class:`TrustedCalls` names the data operations; :func:`unchecked_calls` builds a backend's
 ``trusted_calls`` from its forms of them that skip the argument checks (see
-:func:`session_store.backend_base.trusted`, which hands them to composites). A module of its own
-so that a backend needs neither the template base class nor anything above the protocol.
+:func:`session_store.backend_base.trusted`, which hands them to composites), and
+:func:`checked` builds a write's public method from its unchecked form, so the checks are
+written once. A module of its own so that a backend needs neither the template base class nor
+anything above the protocol.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
-from session_store.backend import SessionBackend, Versioned, VersionToken
+from session_store.backend import SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.errors import InvalidKeyError
+from session_store.keys import validate_key
+from session_store.ttl import normalize_ttl
 
-__all__ = ["ONE_KEY_CALLS", "TRUSTED_CALL_NAMES", "TrustedCalls", "unchecked_calls"]
+__all__ = ["ONE_KEY_CALLS", "TRUSTED_CALL_NAMES", "TrustedCalls", "checked", "unchecked_calls"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TrustedCalls(Protocol):
@@ -83,3 +92,46 @@ def unchecked_calls(
         if call is not None or public is not None:
             setattr(calls, name, call or public)
     return cast(TrustedCalls, calls)
+
+
+def checked(unchecked: F) -> F:
+    """The public method of a backend's unchecked write ``_name(self, key, value, ..., ttl, ...)``.
+
+    Used in a class body as ``name = checked(_name)``: the public method checks ``key``
+    (:func:`~session_store.keys.validate_key`), ``value`` (bytes, as
+    :func:`~session_store.backend.ensure_bytes` makes them) and ``ttl``
+    (:func:`~session_store.ttl.normalize_ttl`), all before any I/O (a bad key or value names the
+    backend, ``describe()``, in its error), then calls ``self._name`` with the checked
+    arguments; every other argument passes through. ``self._name`` is looked up on each call,
+    so a subclass that overrides it is obeyed. A coroutine function gives a coroutine function
+    (the checks run when it is awaited, as an ``async def`` method's would). The public method
+    has ``unchecked``'s signature and docstring.
+    """
+    name = unchecked.__name__
+    at = list(inspect.signature(unchecked).parameters).index("ttl") - 3  # after self, key, value
+
+    def public(self: Any, key: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
+        try:
+            validate_key(key)
+        except InvalidKeyError as exc:  # the backend named on the way out only: a hot path
+            exc.backend = self.describe()
+            raise
+        if type(value) is not bytes:
+            value = ensure_bytes(value, key=key, backend=self.describe())
+        if len(args) > at:
+            args = (*args[:at], normalize_ttl(args[at]), *args[at + 1 :])
+        elif "ttl" in kwargs:
+            kwargs["ttl"] = normalize_ttl(kwargs["ttl"])
+        return getattr(self, name)(key, value, *args, **kwargs)
+
+    if inspect.iscoroutinefunction(unchecked):
+        checks_then_awaits = public
+
+        async def public_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return await checks_then_awaits(self, *args, **kwargs)
+
+        public = public_async
+    functools.update_wrapper(public, unchecked)
+    public.__name__ = name.lstrip("_")
+    public.__qualname__ = unchecked.__qualname__.replace(name, public.__name__)
+    return cast(F, public)

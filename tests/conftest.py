@@ -1,5 +1,10 @@
-"""Suite-wide set-up: Hypothesis profiles (fast locally, thorough with CI=true), and the Redis
-fixtures, which are opt-in (session-store-redis registers no pytest11 entry point)."""
+"""Suite-wide set-up: Hypothesis profiles (fast locally, thorough with CI=true), the Redis
+fixtures, which are opt-in (session-store-redis registers no pytest11 entry point), and
+``shared_url``."""
+
+from pathlib import Path
+
+import pytest
 
 from session_store.testing import register_hypothesis_profiles
 
@@ -7,3 +12,12 @@ from session_store.testing import register_hypothesis_profiles
 pytest_plugins = ["session_store_redis.testing.plugin"]
 
 register_hypothesis_profiles()
+
+
+@pytest.fixture(params=["redis", "diskcache"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a backend that several stores and processes share, each test on both kinds:
+    a real redis-server's (``redis_url``: a fresh namespace) and a new diskcache directory's."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"diskcache://{tmp_path / 'sessions'}"

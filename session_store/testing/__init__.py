@@ -23,13 +23,27 @@ and, to check what concurrent clients saw (Jepsen style; see docs/testing-consis
     report = check_history(recorder.operations)   # merged from every client
     assert report.valid, report.summary()
 
+and, for an async backend, that a cancelled ``update`` is applied whole or not at all::
+
+    from session_store.testing import cancelled_updates
+
+    assert await cancelled_updates(AsyncSessionStore(MyAsyncBackend(...), dict))
+
+and, for a backend shared by processes, that racing ``update`` calls lose nothing::
+
+    from session_store.testing import update_race
+
+    update_race("mybackend://...", processes=4, rounds=50)  # then load "counter": {"n": 200}
+
 Requires ``pytest`` and ``hypothesis`` (the ``test`` extra); the history recorder and checker
 need neither.
 """
 
+from session_store.testing.cancellation import cancelled_updates
 from session_store.testing.conformance import BackendConformance
 from session_store.testing.history import HistoryRecorder, Operation, operations_from_events
 from session_store.testing.linearizability import Anomaly, CheckReport, KeyReport, check_history
+from session_store.testing.processes import race, update_race
 from session_store.testing.profiles import register_hypothesis_profiles
 from session_store.testing.statemachine import make_state_machine
 
@@ -40,8 +54,11 @@ __all__ = [
     "HistoryRecorder",
     "KeyReport",
     "Operation",
+    "cancelled_updates",
     "check_history",
     "make_state_machine",
     "operations_from_events",
+    "race",
     "register_hypothesis_profiles",
+    "update_race",
 ]

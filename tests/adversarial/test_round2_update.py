@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,20 +55,13 @@ _WORKER = textwrap.dedent(
 )
 
 
-@pytest.fixture(params=["redis", "diskcache"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"diskcache://{tmp_path / 'sessions'}"
-
-
 #: A 32-byte AES-GCM key: an encrypted payload differs at every encode of the same session.
 _KEY = base64.urlsafe_b64encode(bytes(range(32))).decode("ascii")
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 def test_increments_from_several_processes_are_all_kept(
-    url: str, encrypted: bool, monkeypatch: pytest.MonkeyPatch
+    shared_url: str, encrypted: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What held: 4 processes x 150 rounds of increments on one shared key, on one key each
     and on keys shared by neighbours, plain and encrypted (``SESSION_STORE_KEYS``); every
@@ -82,7 +74,7 @@ def test_increments_from_several_processes_are_all_kept(
     workers, rounds = 4, 150
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER, url, str(me), str(workers), str(rounds)],
+            [sys.executable, "-c", _WORKER, shared_url, str(me), str(workers), str(rounds)],
             stdout=subprocess.PIPE,
             text=True,
             env=dict(os.environ),
@@ -100,7 +92,7 @@ def test_increments_from_several_processes_are_all_kept(
         for key, count in report["unknown"].items():
             unknown[key] = unknown.get(key, 0) + count
     assert unknown == {}
-    store: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
+    store: SessionStore[dict[str, Any]] = SessionStore(shared_url, dict, access_interval=None)
     try:
         stored = {key: (store.load(key) or {"n": 0})["n"] for key in acked}
     finally:
@@ -108,7 +100,7 @@ def test_increments_from_several_processes_are_all_kept(
     assert stored == acked
     assert acked["shared"] == workers * rounds
     if encrypted:  # the stored bytes really are ciphertext: the counter is not in clear
-        raw = SessionStore(url, dict, access_interval=None)
+        raw = SessionStore(shared_url, dict, access_interval=None)
         try:
             assert b'"n"' not in (raw.backend.get("shared") or b"")
         finally:
@@ -120,13 +112,13 @@ def _reads(store: SessionStore[dict[str, Any]]) -> int:
     return int(counters.get("hits") + counters.get("misses"))
 
 
-def test_identical_bytes_rewritten_between_are_updated_without_a_read(url: str) -> None:
+def test_identical_bytes_rewritten_between_are_updated_without_a_read(shared_url: str) -> None:
     """What held (ABA): this store last wrote ``{"n": 0}``; another store writes ``{"n": 5}``
     then ``{"n": 0}`` again (the very same bytes). The update compare-and-sets without reading
     and builds on ``{"n": 0}``, which is what is stored: the state read is the state replaced.
     """
-    mine: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
-    theirs: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
+    mine: SessionStore[dict[str, Any]] = SessionStore(shared_url, dict, access_interval=None)
+    theirs: SessionStore[dict[str, Any]] = SessionStore(shared_url, dict, access_interval=None)
     try:
         mine.save("k", {"n": 0})
         theirs.save("k", {"n": 5})
@@ -140,12 +132,12 @@ def test_identical_bytes_rewritten_between_are_updated_without_a_read(url: str) 
         theirs.close()
 
 
-def test_an_update_of_a_session_deleted_meanwhile_sees_none(url: str) -> None:
+def test_an_update_of_a_session_deleted_meanwhile_sees_none(shared_url: str) -> None:
     """What held: this store last wrote the session; another deleted it (a logout, an
     expiry). ``fn`` on the old copy is not used: the update reads, ``fn`` gets ``None``, and
     its ``None`` (do not recreate) is what the caller gets; nothing is written back."""
-    mine: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
-    theirs: SessionStore[dict[str, Any]] = SessionStore(url, dict, access_interval=None)
+    mine: SessionStore[dict[str, Any]] = SessionStore(shared_url, dict, access_interval=None)
+    theirs: SessionStore[dict[str, Any]] = SessionStore(shared_url, dict, access_interval=None)
     try:
         mine.save("k", {"user": "bob"})
         assert theirs.delete("k")

@@ -6,7 +6,6 @@ redis-server (async client) and a real diskcache directory (threaded)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,24 +17,18 @@ pytestmark = pytest.mark.anyio
 Session = dict[str, Any]
 
 
-@pytest.fixture(params=["redis", "diskcache"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"diskcache://{tmp_path / 'sessions'}"
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_interleaved_coroutines_lose_no_increment(url: str) -> None:
+async def test_interleaved_coroutines_lose_no_increment(shared_url: str) -> None:
     """What held: 2 stores x 20 coroutines x 10 increments of one key, all coroutines of a
     store starting from the same cached bytes: the stored counter is the number of
     acknowledged increments (400)."""
     stores: list[AsyncSessionStore[Session]] = [
-        AsyncSessionStore(url, dict, access_interval=None, update_timeout=60.0) for _ in range(2)
+        AsyncSessionStore(shared_url, dict, access_interval=None, update_timeout=60.0)
+        for _ in range(2)
     ]
     try:
         await stores[0].save("k", {"n": 0})

@@ -6,7 +6,6 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from session_store import (
 from session_store.aio import AsyncMemoryBackend, AsyncSessionStore, open_async_backend
 from session_store.codec import Codec
 from session_store.schema import EnhancedSessionData
+from session_store.testing import cancelled_updates
 from session_store.testing.strategies import json_objects, sessions
 from session_store_redis.testing import RedisServer
 from tests.store.test_decoded_cache import CountingCodec, _mutate
@@ -160,40 +160,12 @@ async def any_store(
 async def test_cancel_mid_update_never_half_applies(
     any_store: AsyncSessionStore[dict[str, Any]],
 ) -> None:
-    """Cancel ``update`` once ``fn`` has run (its read is done), after 0, 1, 2, ... more
-    event-loop steps: so between the read and the compare-and-set, and at each step of the
-    write. Each time the session is exactly the old one or exactly the new one, and the store
-    keeps answering correctly (no reply left behind on a pooled connection).
+    """:func:`session_store.testing.cancelled_updates` on Redis and diskcache: an ``update``
+    cancelled at any step past its read is applied whole or not at all.
 
     (redis-py lets a command that has started finish even if its task is cancelled,
     redis/redis-py#2666; a worker thread finishes its call too. Either way: whole or nothing.)"""
-    redis_store = any_store
-    outcomes: set[tuple[bool, bool]] = set()
-    for steps in range(12):
-        before: dict[str, Any] = {"cart": list(range(steps)), "owner": "me", "step": steps}
-        await redis_store.save("s", before)
-        after = {"cart": [*before["cart"], "new"], "owner": "me", "step": steps, "paid": True}
-        read_done = asyncio.Event()
-
-        def change(
-            cur: dict[str, Any] | None, done: asyncio.Event = read_done, new: Any = after
-        ) -> dict[str, Any]:
-            done.set()
-            return dict(new)
-
-        task = asyncio.ensure_future(redis_store.update("s", change))
-        await read_done.wait()
-        for _ in range(steps):
-            await asyncio.sleep(0)
-        task.cancel()
-        cancelled = isinstance(
-            (await asyncio.gather(task, return_exceptions=True))[0], asyncio.CancelledError
-        )
-        stored = await redis_store.load("s")
-        assert stored in (before, after), f"half-applied after {steps} steps: {stored}"
-        outcomes.add((cancelled, stored == after))
-        probe: dict[str, Any] = {"steps": steps}
-        assert await redis_store.update("probe", partial(_replace, probe)) == probe
+    outcomes = await cancelled_updates(any_store)
     assert outcomes  # (cancelled?, written?) pairs seen; every one of them left a whole session
 
 
@@ -204,10 +176,6 @@ async def test_open_async_backend_errors() -> None:
         open_async_backend("nosuch://x")
     with pytest.raises(ConfigurationError):
         open_async_backend("memory://?max_entries=0")
-
-
-def _replace(new: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
-    return new
 
 
 # -- the decoded-object cache (the sync store's, session_store.decoded) ----------------------

@@ -5,7 +5,6 @@ builds on an old copy. Real redis-server, real directories."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,17 +17,10 @@ Session = dict[str, Any]
 Stores = tuple[AsyncSessionStore[Session], AsyncSessionStore[Session]]
 
 
-@pytest.fixture(params=["redis", "diskcache"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"diskcache://{tmp_path / 'sessions'}"
-
-
 @pytest.fixture
-async def stores(url: str) -> AsyncIterator[Stores]:
-    mine: AsyncSessionStore[Session] = AsyncSessionStore(url, dict, access_interval=None)
-    theirs: AsyncSessionStore[Session] = AsyncSessionStore(url, dict, access_interval=None)
+async def stores(shared_url: str) -> AsyncIterator[Stores]:
+    mine: AsyncSessionStore[Session] = AsyncSessionStore(shared_url, dict, access_interval=None)
+    theirs: AsyncSessionStore[Session] = AsyncSessionStore(shared_url, dict, access_interval=None)
     try:
         yield mine, theirs
     finally:

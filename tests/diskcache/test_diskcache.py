@@ -35,6 +35,7 @@ from session_store import (
     open_backend,
 )
 from session_store.keys import Namespace
+from session_store.testing.processes import race
 from session_store_diskcache import (
     DEFAULT_SIZE_LIMIT,
     SCAN_PAGE_SIZE,
@@ -637,32 +638,8 @@ def test_compare_and_set_loses_no_update_across_processes(directory: Path) -> No
     backend = DiskcacheBackend(directory, prefix="app:")
     backend.set("counter", b"0")
     processes, rounds = 4, 50
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_INCREMENT), str(directory), str(rounds)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        conflicts = 0
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
-            conflicts += int(out)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
+    outputs = race(_INCREMENT, [str(directory), str(rounds)], processes, timeout=120)
+    conflicts = sum(int(out) for out in outputs)
     assert backend.get("counter") == str(processes * rounds).encode()
     assert conflicts > 0  # the processes really raced, and the losers retried
     backend.close()

@@ -17,6 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from session_store import MemoryBackend, stamps
+from session_store.errors import (
+    BackendError,
+    InvalidKeyError,
+    InvalidTTLError,
+    SerializationError,
+)
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START
 from session_store.tiered.writes import CLOCK_END, write_after_cas, write_if_newer
 from session_store_diskcache import DiskcacheBackend
@@ -94,3 +100,30 @@ def test_set_after_is_atomic_across_processes(tmp_path: Path) -> None:
         held = disk.get("k")
     assert held is not None
     assert int.from_bytes(stamps.version_of(held)[:8], "big") == 1_000 + 300
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ttl", "error"),
+    [
+        ("", b"v", None, InvalidKeyError),
+        ("k", "text", None, SerializationError),
+        ("k", b"v", 0, InvalidTTLError),
+    ],
+)
+def test_ordered_writes_check_their_arguments_before_any_io(
+    tmp_path: Path, key: str, value: bytes, ttl: float | None, error: type[Exception]
+) -> None:
+    """A closed backend fails any I/O with a ``BackendError``: the typed argument errors show
+    that the checks ran first."""
+    disk = DiskcacheBackend(tmp_path / "disk")
+    disk.close()
+    with pytest.raises(error):
+        disk.set_if_newer(key, value, ttl, **ORDER)
+    with pytest.raises(error):
+        disk.set_after(key, value, ttl, clock_end=CLOCK_END, **ORDER)
+    with pytest.raises(error):
+        disk.set_if(key, value, None, ttl)
+    with pytest.raises(error):
+        disk.set(key, value, ttl)
+    with pytest.raises(BackendError):  # what the same call with good arguments meets
+        disk.set_if_newer("k", b"v", None, **ORDER)

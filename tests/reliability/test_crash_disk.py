@@ -21,12 +21,10 @@ import json
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ import pytest
 from session_store import Codec, SessionStore
 from session_store_diskcache import DEFAULT_SIZE_LIMIT, DiskcacheBackend
 from session_store_diskcache.cache import SessionCache
+from tests.reliability.killing import kill_when
 
 KEYS = 12
 BIG = 70_000  # characters of the big sessions' blob: their payload goes to a value file
@@ -158,28 +157,15 @@ def _run_and_kill(directory: Path, seed: int, mode: str) -> list[dict[str, Any]]
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: list[dict[str, Any]] = []
     acks_wanted = random.Random(seed).randrange(15, 120)
-    try:
-        assert child.stdout is not None
-        deadline = time.monotonic() + 30
-        for raw in child.stdout:
-            line = json.loads(raw)
-            lines.append(line)
-            acks = sum(1 for entry in lines if "ack" in entry)
-            if mode == "external" and acks >= acks_wanted:
-                os.kill(child.pid, signal.SIGKILL)
-                break
-            assert time.monotonic() < deadline, "the writer was not killed in time"
-        lines += [json.loads(raw) for raw in child.stdout.read().splitlines()]
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-    stderr = child.stderr.read() if child.stderr else ""
-    assert child.returncode == -signal.SIGKILL, stderr
-    return lines
+    acks = 0
+
+    def enough(line: str) -> bool:
+        nonlocal acks
+        acks += "ack" in json.loads(line)
+        return mode == "external" and acks >= acks_wanted
+
+    return [json.loads(line) for line in kill_when(child, enough, within=30)]
 
 
 def _check_after_crash(

@@ -15,11 +15,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from session_store.keys import Namespace
 from session_store.rewrite import RewriteReport, rewrite_all
 from session_store_redis import RedisBackend
 from session_store_redis.testing import RedisServer
+from tests.reliability.killing import kill_when
 
 KEY_A = base64.urlsafe_b64encode(b"A" * 32).decode()
 KEY_B = base64.urlsafe_b64encode(b"B" * 32).decode()
@@ -97,23 +96,14 @@ def _kill_part_way(url: str, checkpoint: Path, after: int) -> int:
         env=env,
     )
     done = 0
-    try:
-        assert child.stdout is not None
-        deadline = time.monotonic() + 60
-        for line in child.stdout:
-            assert line.strip() != "finished", "the walk ended before it could be killed"
-            done = int(line.split()[0])
-            if done >= after:
-                os.kill(child.pid, signal.SIGKILL)
-                break
-            assert time.monotonic() < deadline
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-    stderr = child.stderr.read() if child.stderr else ""
-    assert child.returncode == -signal.SIGKILL, stderr
+
+    def enough(line: str) -> bool:
+        nonlocal done
+        assert line.strip() != "finished", "the walk ended before it could be killed"
+        done = int(line.split()[0])
+        return done >= after
+
+    kill_when(child, enough, within=60)
     return done
 
 

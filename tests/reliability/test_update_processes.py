@@ -52,6 +52,14 @@ def _url(kind: str, server: RedisServer, namespace: str, directory: Path) -> str
     }[kind]
 
 
+@pytest.fixture(params=["redis", "diskcache", "chain"])
+def url(
+    request: pytest.FixtureRequest, redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+) -> str:
+    """Each test on a Redis server, a diskcache directory and a chain over both."""
+    return _url(request.param, redis_server, redis_namespace, tmp_path / "disk")
+
+
 def _plain_store(url: str, **options: Any) -> SessionStore[Any]:
     return SessionStore(url, dict, codec=Codec(encryption=None), access_interval=None, **options)
 
@@ -83,15 +91,7 @@ def test_memory_update_loses_nothing_across_threads() -> None:
     assert calls > PROCESSES * ROUNDS  # the threads really raced, and the losers retried
 
 
-@pytest.mark.parametrize("kind", ["redis", "diskcache", "chain"])
-def test_update_loses_nothing_across_processes(
-    kind: str,
-    workers: list[Worker],
-    redis_server: RedisServer,
-    redis_namespace: str,
-    tmp_path: Path,
-) -> None:
-    url = _url(kind, redis_server, redis_namespace, tmp_path / "disk")
+def test_update_loses_nothing_across_processes(url: str, workers: list[Worker]) -> None:
     for worker in workers:
         worker.call(op="open", url=url, timeout=60.0)
     for worker in workers:  # all start at once
@@ -105,16 +105,10 @@ def test_update_loses_nothing_across_processes(
     assert sum(calls) > PROCESSES * ROUNDS  # real contention: some attempts lost and retried
 
 
-@pytest.mark.parametrize("kind", ["redis", "diskcache", "chain"])
 def test_update_gives_up_with_conflict_error_against_a_real_writer(
-    kind: str,
-    workers: list[Worker],
-    redis_server: RedisServer,
-    redis_namespace: str,
-    tmp_path: Path,
+    url: str, workers: list[Worker]
 ) -> None:
     """A writer in another process wins every race: bounded retries, then ConflictError."""
-    url = _url(kind, redis_server, redis_namespace, tmp_path / "disk")
     hammer = workers[0]
     hammer.call(op="open", url=url)
     timeout, work = 0.3, 0.03

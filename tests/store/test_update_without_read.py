@@ -7,7 +7,6 @@ directories; the many-process race is ``backends/redis/tests/topologies`` (``upd
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,18 +16,11 @@ from session_store import SessionStore
 Session = dict[str, Any]
 
 
-@pytest.fixture(params=["redis", "diskcache"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"diskcache://{tmp_path / 'sessions'}"
-
-
 @pytest.fixture
-def stores(url: str) -> Iterator[tuple[SessionStore[Session], SessionStore[Session]]]:
+def stores(shared_url: str) -> Iterator[tuple[SessionStore[Session], SessionStore[Session]]]:
     """Two stores on one backend: two processes' views, each with its own near cache."""
-    mine: SessionStore[Session] = SessionStore(url, dict, access_interval=None)
-    theirs: SessionStore[Session] = SessionStore(url, dict, access_interval=None)
+    mine: SessionStore[Session] = SessionStore(shared_url, dict, access_interval=None)
+    theirs: SessionStore[Session] = SessionStore(shared_url, dict, access_interval=None)
     try:
         yield mine, theirs
     finally:

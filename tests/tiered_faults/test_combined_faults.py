@@ -23,6 +23,7 @@ import redis
 from session_store import TieredBackend, open_backend, stamps
 from session_store.tiered.writes import write_after
 from session_store_redis.testing import RedisServer
+from tests.tiered.test_tier_regressions import disk_locked
 
 
 def _ahead(seconds: float) -> bytes:
@@ -117,20 +118,13 @@ def test_a_logout_while_the_deleter_skips_redis_reaches_other_near_caches_within
 def test_a_logout_while_the_disk_is_locked_survives_the_worker_exiting_and_redis_losing_data(
     redis_server_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    import sqlite3
-
     server = redis_server_factory()  # no persistence: a cache-style Redis
     disk = tmp_path / "disk"
     spec = f"memory:// | {server.url_for(prefix='res:')} | diskcache://{disk}?timeout=0.05"
     worker = _chain(spec)
     worker.set("session", b"logged in")
-    lock = sqlite3.connect(disk / "cache.db", timeout=0.1, isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")  # another process holds the disk's lock for a moment
-    try:
+    with disk_locked(disk):
         assert worker.delete("session") is True  # the logout: acknowledged (by Redis)
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
     worker.close()  # the worker is recycled (a deploy, max-requests): its memory is gone
     server.kill()
     server.restart()  # Redis comes back empty (the per-fault table: "without persistence")
@@ -145,8 +139,6 @@ def test_a_logout_while_the_disk_is_locked_survives_the_worker_exiting_and_redis
 def test_update_after_redis_lost_the_key_never_starts_from_nothing_while_the_disk_is_skipped(
     redis_server_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    import sqlite3
-
     from session_store import Codec, SessionStore
 
     server = redis_server_factory()  # no persistence
@@ -162,13 +154,8 @@ def test_update_after_redis_lost_the_key_never_starts_from_nothing_while_the_dis
 
     for _ in range(10):
         store.update("counter", bump)
-    lock = sqlite3.connect(disk / "cache.db", timeout=0.1, isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")  # the disk is locked for a moment
-    try:
+    with disk_locked(disk):
         store.save("other", {"n": 0})  # acknowledged by Redis; the disk's breaker opens
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
     server.kill()
     server.restart()  # Redis comes back without the key (no persistence); the disk has n=10
     try:
@@ -231,8 +218,6 @@ def test_a_write_that_skipped_the_arbiter_is_not_overwritten_by_an_older_compare
 def test_a_logout_while_the_disk_is_locked_survives_redis_losing_data_in_a_live_worker(
     redis_server_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    import sqlite3
-
     server = redis_server_factory()  # no persistence: a cache-style Redis
     disk = tmp_path / "disk"
     worker = _chain(
@@ -241,13 +226,8 @@ def test_a_logout_while_the_disk_is_locked_survives_redis_losing_data_in_a_live_
     )
     try:
         worker.set("session", b"logged in")
-        lock = sqlite3.connect(disk / "cache.db", timeout=0.1, isolation_level=None)
-        lock.execute("BEGIN EXCLUSIVE")  # another process holds the disk's lock for a moment
-        try:
+        with disk_locked(disk):
             assert worker.delete("session") is True  # the logout: acknowledged (by Redis)
-        finally:
-            lock.execute("ROLLBACK")
-            lock.close()
         server.kill()
         server.restart()  # Redis comes back empty
         time.sleep(0.3)  # past retry_after: the disk is probed and its missed keys reconciled

@@ -219,24 +219,36 @@ def test_6_load_works_on_a_read_only_disk_tier(tmp_path: Path) -> None:
 
 
 # -- 10. copy from a chain's tier carries the framing into the data ----------------------------
-def test_10_cli_copy_out_of_a_chains_tier_copies_sessions_not_framing(tmp_path: Path) -> None:
-    source, target = tmp_path / "a", tmp_path / "b"
-    chain = plain(f"tiered://?stamps=true | memory:// | diskcache://{source}")
+def _s0_s1_and_a_deleted_s2(url: str) -> None:
+    """Through a store on ``url`` (a chain): sessions ``s0`` and ``s1`` saved, ``s2`` saved and
+    deleted (its tiers keep a tombstone)."""
+    chain = plain(url)
     for i in range(3):
         chain.save(f"s{i}", {"i": i})
     chain.delete("s2")
     chain.close()
+
+
+def _cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The installed ``session-store`` command, run without this environment's
+    ``SESSION_STORE*`` settings and with a cache directory of the test's own."""
     script = shutil.which("session-store", path=str(Path(sys.executable).parent))
     assert script is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_STORE")}
-    result = subprocess.run(
-        [script, "copy", f"diskcache://{source}", f"diskcache://{target}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [script, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    return cli
+
+
+def test_10_cli_copy_out_of_a_chains_tier_copies_sessions_not_framing(tmp_path: Path) -> None:
+    source, target = tmp_path / "a", tmp_path / "b"
+    _s0_s1_and_a_deleted_s2(f"tiered://?stamps=true | memory:// | diskcache://{source}")
+    result = _cli(tmp_path)("copy", f"diskcache://{source}", f"diskcache://{target}")
     assert result.returncode == 0, result.stderr
     copied = plain(f"diskcache://{target}")
     assert sorted(copied.keys()) == ["s0", "s1"]
@@ -338,21 +350,8 @@ def test_10_cli_get_ls_and_migrate_read_a_chains_tier(tmp_path: Path) -> None:
     decodes through the frame, ``migrate`` walks the tier without a failure, and the chain and a
     single-tier store still read every session afterwards."""
     source = tmp_path / "a"
-    chain = plain(f"memory:// | diskcache://{source}")
-    for i in range(3):
-        chain.save(f"s{i}", {"i": i})
-    chain.delete("s2")
-    chain.close()
-    script = shutil.which("session-store", path=str(Path(sys.executable).parent))
-    assert script is not None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_STORE")}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [script, *args], capture_output=True, text=True, env=env, timeout=60, check=False
-        )
-
+    _s0_s1_and_a_deleted_s2(f"memory:// | diskcache://{source}")
+    cli = _cli(tmp_path)
     tier = f"diskcache://{source}"
     listed = cli("ls", tier)
     assert listed.returncode == 0, listed.stderr

@@ -33,6 +33,22 @@ def _request(store: SessionStore[Data]) -> ServerSession:
     return ServerSession(SID, lambda key: read_session(store, key))
 
 
+def _login_meets_a_cart_change(
+    kind: str, tmp_path: Path
+) -> tuple[SessionStore[Data], ServerSession, ServerSession]:
+    """A store holding ``SID``; a request that logs in (``regenerate``: a MOVE when committed)
+    and another request on ``SID`` that adds to the cart, neither committed yet."""
+    store = _store(kind, tmp_path)
+    store.save(SID, {"cart": []})
+    login = _request(store)
+    login["user"] = "alice"
+    login.regenerate()
+    other = _request(store)
+    other["cart"] = ["book"]
+    _ = other["cart"]
+    return store, login, other
+
+
 def _drive(
     store: SessionStore[Data],
     session: ServerSession,
@@ -62,14 +78,7 @@ def _drive(
 def test_a_write_committed_just_before_the_old_id_is_retired_is_copied(
     kind: str, tmp_path: Path
 ) -> None:
-    store = _store(kind, tmp_path)
-    store.save(SID, {"cart": []})
-    login = _request(store)
-    login["user"] = "alice"
-    login.regenerate()
-    other = _request(store)
-    other["cart"] = ["book"]
-    _ = other["cart"]
+    store, login, other = _login_meets_a_cart_change(kind, tmp_path)
     told: list[Outcome] = []
     mine = _drive(
         store,
@@ -87,14 +96,7 @@ def test_a_write_committed_just_before_the_old_id_is_retired_is_copied(
 def test_the_old_id_reads_as_gone_once_retired_and_a_late_write_is_refused(
     kind: str, tmp_path: Path
 ) -> None:
-    store = _store(kind, tmp_path)
-    store.save(SID, {"cart": []})
-    login = _request(store)
-    login["user"] = "alice"
-    login.regenerate()
-    other = _request(store)
-    other["cart"] = ["book"]
-    _ = other["cart"]
+    store, login, other = _login_meets_a_cart_change(kind, tmp_path)
     told: list[Outcome] = []
     seen: list[Any] = []
 

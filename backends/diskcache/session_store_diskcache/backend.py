@@ -50,7 +50,7 @@ from session_store.counters import Counters
 from session_store.errors import BackendError, ConfigurationError, CorruptPayloadError
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import NO_EXPIRY, normalize_ttl
-from session_store.unchecked import TrustedCalls, unchecked_calls
+from session_store.unchecked import TrustedCalls, checked, unchecked_calls
 from session_store.urls import BackendURL, Params
 from session_store_diskcache.cache import SessionCache
 from session_store_diskcache.failures import translate
@@ -186,11 +186,6 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
     def _stored(self, key: str) -> str:
         return self.namespace.encode(validate_key(key, backend=self._description))
 
-    def _write_args(self, key: str, value: bytes, ttl: float | None) -> tuple[bytes, float | None]:
-        """A write's arguments checked before any I/O; the value and the TTL to use."""
-        validate_key(key, backend=self._description)
-        return ensure_bytes(value, key=key, backend=self._description), normalize_ttl(ttl)
-
     def _expire(self, ttl: float | None) -> float | None:
         """The ``expire=`` of a ``ttl`` that passed :func:`~session_store.ttl.normalize_ttl`."""
         chosen = self.default_ttl if ttl is None else ttl
@@ -274,16 +269,14 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         self._count_read(True)
         return value, remaining
 
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        value, ttl = self._write_args(key, value, ttl)
-        self._set(key, value, ttl)
-
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         stored = self.namespace.encode(key)
         expire = self._expire(ttl)
         with self._io("set", key) as cache:
             cache.set(stored, value, expire=expire)
         self.counters.add("writes")
+
+    set = checked(_set)
 
     def delete(self, key: str) -> bool:
         return self._delete(validate_key(key, backend=self._description))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from session_store.backend import Versioned, VersionToken
 from session_store.counters import Counters
 from session_store.keys import Namespace, validate_key
+from session_store.unchecked import checked
 from session_store_diskcache.cache import SessionCache
 
 __all__ = ["VersionedWrites", "version_token"]
@@ -41,12 +42,10 @@ class VersionedWrites:
             self, action: str, key: str | None = None
         ) -> AbstractContextManager[SessionCache]: ...
         def _count_read(self, found: bool) -> None: ...
-        def _write_args(
-            self, key: str, value: bytes, ttl: float | None
-        ) -> tuple[bytes, float | None]: ...
 
     # -- compare-and-set -------------------------------------------------------------------------
-    # Each public method checks its arguments, then runs its unchecked form (``_set_if`` ...).
+    # Each public method checks its arguments, then runs its unchecked form (``_set_if`` ...);
+    # for the writes, ``checked`` builds the public method from the unchecked one.
     def get_versioned(self, key: str) -> Versioned | None:
         return self._get_versioned(validate_key(key, backend=self._description))
 
@@ -61,12 +60,6 @@ class VersionedWrites:
         """The token of a value stored unchanged: its digest, as :meth:`get_versioned` gives."""
         return version_token(value)
 
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
-        value, ttl = self._write_args(key, value, ttl)
-        return self._set_if(key, value, token, ttl)
-
     def _set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
@@ -78,26 +71,25 @@ class VersionedWrites:
 
         return self._replace("set_if", key, ttl, replace) is not None
 
+    set_if = checked(_set_if)
+
     # -- ordered writes (a tiered chain's versioned copies) ---------------------------------------
-    def set_if_newer(
+    def _set_if_newer(
         self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
     ) -> bool:
         """Store ``value`` unless the current value shares its first ``head`` bytes and its
         bytes ``[start:end]`` are at least ``value``'s: one transaction, where the generic way
         (:func:`session_store.tiered.writes.write_if_newer`) takes a read and a compare-and-set.
         """
-        value, ttl = self._write_args(key, value, ttl)
-        return self._set_if_newer(key, value, ttl, head=head, start=start, end=end)
 
-    def _set_if_newer(
-        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
-    ) -> bool:
         def replace(current: bytes | None) -> bytes | None:
             return None if _at_least(current, value, head, start, end) else value
 
         return self._replace("set_if_newer", key, ttl, replace) is not None
 
-    def set_after(
+    set_if_newer = checked(_set_if_newer)
+
+    def _set_after(
         self,
         key: str,
         value: bytes,
@@ -112,22 +104,7 @@ class VersionedWrites:
         ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
         the current ones plus one first. Returns the bytes ``[start:end]`` stored. One
         transaction (what a chain's arbiter does with a new write)."""
-        value, ttl = self._write_args(key, value, ttl)
-        return self._set_after(
-            key, value, ttl, head=head, start=start, end=end, clock_end=clock_end
-        )
 
-    def _set_after(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        *,
-        head: int,
-        start: int,
-        end: int,
-        clock_end: int,
-    ) -> bytes:
         def replace(current: bytes | None) -> bytes:
             if current is None or not _at_least(current, value, head, start, end):
                 return value
@@ -138,6 +115,8 @@ class VersionedWrites:
         written = self._replace("set_after", key, ttl, replace)
         assert written is not None  # replace always writes
         return written[start:end]
+
+    set_after = checked(_set_after)
 
     # -- the one transaction every conditional write is ------------------------------------------
     def _replace(

@@ -1,7 +1,8 @@
 """What an async chain needs from the async Redis backend: ordered writes and an invalidation
 stream, the sync backend's own (:mod:`session_store_redis.invalidation`).
 
-* ``set_if_newer`` / ``set_after``: the very Lua script text of the sync backend
+* ``set_if_newer`` / ``set_after`` (their arguments checked by
+  :func:`~session_store.unchecked.checked`): the very Lua script text of the sync backend
   (:data:`~session_store_redis.invalidation.SET_IF_NEWER_SCRIPT`,
   :data:`~session_store_redis.invalidation.SET_AFTER_SCRIPT`), sent by SHA (``EVALSHA``) and by
   text once if the server lost it; one atomic round trip each, never retried (a lost reply leaves
@@ -25,11 +26,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import NoScriptError
 
-from session_store.backend import Versioned, VersionToken, ensure_bytes
+from session_store.backend import Versioned, VersionToken
 from session_store.counters import Counters
 from session_store.errors import BackendUnavailableError
 from session_store.keys import Namespace
 from session_store.tiered.near import InvalidationListener
+from session_store.unchecked import checked
 from session_store_redis.client import RedisConfig, build_client
 from session_store_redis.invalidation import (
     SET_AFTER_SCRIPT,
@@ -54,11 +56,10 @@ class _Host(Protocol):
     _stream_config: RedisConfig | None
     _namespace: Namespace
     _description: str
+    _head: str
 
     @property
     def driver(self) -> Driver: ...
-
-    def _key(self, key: str) -> str: ...
 
     def _px(self, ttl: float | None) -> int | None: ...
 
@@ -96,7 +97,7 @@ class AsyncOrderedWrites:
             )
         return InvalidationStream(build_client(config), self._namespace, prefix, listener).start()
 
-    async def set_if_newer(
+    async def _set_if_newer(
         self: _Host, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
     ) -> bool:
         """Store ``value`` unless the current value shares its first ``head`` bytes and its
@@ -105,8 +106,7 @@ class AsyncOrderedWrites:
             from session_store.aio.tiered_writes import write_if_newer_cas
 
             return await write_if_newer_cas(self, key, value, ttl)  # type: ignore[arg-type]
-        stored = self._key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
+        stored = self._head + key
         args: list[object] = [value, self._px(ttl) or 0, head, start + 1, end]
         run = SET_IF_NEWER_SHA, SET_IF_NEWER_SCRIPT, stored, args
         written = await self._call("set_if_newer", key, lambda: _script(self, *run), retry=False)
@@ -114,7 +114,9 @@ class AsyncOrderedWrites:
             self.counters.add("writes")
         return bool(written)
 
-    async def set_after(
+    set_if_newer = checked(_set_if_newer)
+
+    async def _set_after(
         self: _Host,
         key: str,
         value: bytes,
@@ -132,10 +134,11 @@ class AsyncOrderedWrites:
 
             written = await write_after_cas(self, key, value, ttl)  # type: ignore[arg-type]
             return written[start:end]
-        stored = self._key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
+        stored = self._head + key
         args: list[object] = [value, self._px(ttl) or 0, head, start + 1, end, clock_end]
         run = SET_AFTER_SHA, SET_AFTER_SCRIPT, stored, args
         version = await self._call("set_after", key, lambda: _script(self, *run), retry=False)
         self.counters.add("writes")
         return bytes(version)
+
+    set_after = checked(_set_after)

@@ -26,11 +26,10 @@ from typing import Any, Self
 import redis
 from redis.exceptions import NoScriptError
 
-from session_store.backend import ensure_bytes
 from session_store.errors import ConfigurationError
 from session_store.keys import SEPARATOR, validate_key, validate_scan_prefix
 from session_store.tiered.near import InvalidationListener
-from session_store.ttl import normalize_ttl
+from session_store.unchecked import checked
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.base import RedisBackendBase
 from session_store_redis.bulk import SyncBulk
@@ -152,18 +151,11 @@ class RedisBackend(SyncBulk[redis.Redis]):
         """Start a stream telling ``listener`` about every change of a key under ``prefix``."""
         return InvalidationStream(self._client, self._namespace, prefix, listener).start()
 
-    def set_if_newer(
+    def _set_if_newer(
         self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
     ) -> bool:
         """Store ``value`` unless the current value shares its first ``head`` bytes and its
         bytes ``[start:end]`` are at least ``value``'s (one atomic round trip)."""
-        validate_key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        return self._set_if_newer(key, value, normalize_ttl(ttl), head=head, start=start, end=end)
-
-    def _set_if_newer(
-        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
-    ) -> bool:
         if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
             read = self._get_versioned(key)
             if (
@@ -183,7 +175,9 @@ class RedisBackend(SyncBulk[redis.Redis]):
             self.counters.add("writes")
         return bool(written)
 
-    def set_after(
+    set_if_newer = checked(_set_if_newer)
+
+    def _set_after(
         self,
         key: str,
         value: bytes,
@@ -198,24 +192,6 @@ class RedisBackend(SyncBulk[redis.Redis]):
         ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
         the current ones plus one first. Returns the bytes ``[start:end]`` stored. One atomic
         round trip, never retried (a lost reply is an error: the caller cannot know)."""
-        validate_key(key)
-        value = ensure_bytes(value, key=key, backend=self._description)
-        ttl = normalize_ttl(ttl)
-        return self._set_after(
-            key, value, ttl, head=head, start=start, end=end, clock_end=clock_end
-        )
-
-    def _set_after(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        *,
-        head: int,
-        start: int,
-        end: int,
-        clock_end: int,
-    ) -> bytes:
         if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
             from session_store.tiered.writes import write_after_cas
 
@@ -228,6 +204,8 @@ class RedisBackend(SyncBulk[redis.Redis]):
         )
         self.counters.add("writes")
         return bytes(version)
+
+    set_after = checked(_set_after)
 
     def _unchecked(self) -> tuple[type, dict[str, Callable[..., Any]]]:
         extra: dict[str, Callable[..., Any]] = {

@@ -41,7 +41,7 @@ from session_store.counters import COUNTER_NAMES, Counters
 from session_store.errors import ConfigurationError
 from session_store.keys import SEPARATOR, Namespace, validate_key
 from session_store.ttl import NO_EXPIRY, normalize_ttl, ttl_to_ms
-from session_store.unchecked import TrustedCalls, unchecked_calls
+from session_store.unchecked import TrustedCalls, checked, unchecked_calls
 from session_store_redis.calls import RedisCalls
 from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, seconds_left, session_keys, set_command
@@ -351,7 +351,7 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
         """The token of a value stored unchanged: read from the bytes (see ``scripts``)."""
         return version_token(value)
 
-    def set_if(
+    def _set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
     ) -> bool:
         """Write only if the value is still the one ``token`` names (``None``: if absent); see
@@ -361,14 +361,6 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
         happened, and only the caller can decide what to do about that. A connection failure is
         :class:`~session_store.errors.BackendUnavailableError`.
         """
-        validate_key(key)
-        if type(value) is not bytes:
-            value = ensure_bytes(value, key=key, backend=self._description)
-        return self._set_if(key, value, token, None if ttl is None else normalize_ttl(ttl))
-
-    def _set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
         stored = self._head + key
         px = self._default_px if ttl is None else self._px(ttl)
         if token is not None and not is_token(token):
@@ -398,3 +390,5 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
         if written:
             self._count("writes")
         return bool(written)
+
+    set_if = checked(_set_if)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from session_store.aio import (
     AsyncTieredBackend,
     open_async_backend,
 )
+from session_store.testing import cancelled_updates
 from session_store.testing.async_conformance import AsyncBackendConformance
 from session_store_redis import RedisClusterBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
@@ -233,46 +233,19 @@ async def test_a_cancelled_set_many_finishes_then_says_cancelled(
         assert await backend.get_many(items) == items
 
 
-def _replace(new: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
-    return new
-
-
 async def test_cancel_mid_update_never_half_applies(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
-    """Cancel ``update`` once its read is done, after 0, 1, 2, ... more loop steps (between the
-    read and the compare-and-set, and at each step of the write): the session is each time
-    exactly the old one or exactly the new one, and the store keeps answering correctly."""
+    """:func:`session_store.testing.cancelled_updates` on a cluster: an ``update`` cancelled at
+    any step past its read (between the read and the compare-and-set, and at each step of the
+    write) is applied whole or not at all, and the store keeps answering correctly."""
     store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
         open_async_as(AsyncRedisClusterBackend, redis_cluster.url, prefix=redis_cluster_namespace),
         dict,
         ttl=600,
     )
-    outcomes: set[tuple[bool, bool]] = set()
     try:
-        for steps in range(12):
-            before: dict[str, Any] = {"cart": list(range(steps)), "step": steps}
-            await store.save("s", before)
-            after = {"cart": [*before["cart"], "new"], "step": steps, "paid": True}
-            read_done = asyncio.Event()
-
-            def change(
-                cur: dict[str, Any] | None, done: asyncio.Event = read_done, new: Any = after
-            ) -> dict[str, Any]:
-                done.set()
-                return dict(new)
-
-            task = asyncio.ensure_future(store.update("s", change))
-            await read_done.wait()
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            result = (await asyncio.gather(task, return_exceptions=True))[0]
-            stored = await store.load("s")
-            assert stored in (before, after), f"half-applied after {steps} steps: {stored}"
-            outcomes.add((isinstance(result, asyncio.CancelledError), stored == after))
-            probe = {"steps": steps}
-            assert await store.update("probe", partial(_replace, probe)) == probe
+        outcomes = await cancelled_updates(store)
     finally:
         await store.backend.aclose()
     assert outcomes  # (cancelled?, written?) pairs seen; every one left a whole session

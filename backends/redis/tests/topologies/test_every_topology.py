@@ -27,12 +27,12 @@ from session_store import (
 )
 from session_store.aio import open_async_backend
 from session_store.stamps import HEADER_SIZE, clock, frame, unframe
+from session_store.testing.processes import update_race
 from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 from session_store_redis.base import RedisBackendBase
 from session_store_redis.scripts import FrameToken
 from session_store_redis.testing import RedisClusterServers, RedisSentinelSet
 from session_store_redis.testing.checks import open_as
-from session_store_redis.testing.processes import update_race
 from session_store_redis.testing.server import free_port
 
 TOPOLOGIES = ("standalone", "sentinel", "cluster")
