@@ -49,7 +49,21 @@ from session_store_redis.invalidation import (
     InvalidationStream,
 )
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args
+from session_store_redis.scripts import (
+    CAS_SCRIPT,
+    CAS_SHA,
+    MOVE_AFTER_SCRIPT,
+    MOVE_AFTER_SHA,
+    MOVE_IF_NEWER_SCRIPT,
+    MOVE_IF_NEWER_SHA,
+    STAGED_CAS_SCRIPT,
+    STAGED_CAS_SHA,
+    can_stage,
+    cas_args,
+    staged_cas_args,
+    staged_write,
+    staging_key,
+)
 
 __all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase", "run_with_wait"]
 
@@ -117,6 +131,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
         self._cas = client.register_script(CAS_SCRIPT)
         self._set_if_newer_script = client.register_script(SET_IF_NEWER_SCRIPT)
         self._set_after_script = client.register_script(SET_AFTER_SCRIPT)
+        self._staging = staging_key(self._head)  # the staged ordered writes' (scripts.py)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -175,10 +190,14 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return self._set_if(key, value, None if read is None else read.token, ttl)
         stored = self._head + key
         px = self._px(ttl)
-        args = [value, px or 0, head, start + 1, end]
-        written = self._call_once(
-            "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
-        )
+        if can_stage(self._client, value, (head, start, end)):  # the value not through Lua
+            run = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA, stored, self._staging, value, px
+            written = self._call_once("set_if_newer", key, staged_write, self._client, *run)
+        else:
+            args = [value, px or 0, head, start + 1, end]
+            written = self._call_once(
+                "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
+            )
         if written:
             self.counters.add("writes")
         return bool(written)
@@ -222,10 +241,14 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return write_after_cas(self, key, value, ttl)[start:end]
         stored = self._head + key
         px = self._px(ttl)
-        args = [value, px or 0, head, start + 1, end, clock_end]
-        version = self._call_once(
-            "set_after", key, self._set_after_script, keys=[stored], args=args
-        )
+        if can_stage(self._client, value, (head, start, end, clock_end)):  # (see scripts.py)
+            run = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, value, px
+            version = self._call_once("set_after", key, staged_write, self._client, *run)
+        else:
+            args = [value, px or 0, head, start + 1, end, clock_end]
+            version = self._call_once(
+                "set_after", key, self._set_after_script, keys=[stored], args=args
+            )
         self.counters.add("writes")
         return bytes(version)
 
@@ -244,6 +267,9 @@ class RedisBackend(SyncBulk[redis.Redis]):
         # EVALSHA directly, not through redis-py's Script (which imports and copies on every
         # call); loaded again if the server does not know it (flushed, restarted), as Script does
         client = self._client
+        if can_stage(client, value, ()):  # the new value not through Lua (see scripts.py)
+            run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, stored, self._staging, value, px
+            return staged_write(client, *run, staged_cas_args(token))
         try:
             return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
         except NoScriptError:
