@@ -406,6 +406,33 @@ def staged_write(
 
 
 _NO_SCRIPT: Any = object()
+_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
+def _pack(commands: tuple[tuple[Any, ...], ...]) -> bytes:
+    """``MULTI``, ``commands``, ``EXEC`` in RESP, as one buffer, text in UTF-8: the bytes
+    redis-py's ``pack_commands`` makes for a UTF-8 client (with or without hiredis), with a
+    fraction of the work per argument (it was most of a staged write's own client cost)."""
+    parts = [_MULTI]
+    for command in commands:
+        parts.append(b"*%d\r\n" % len(command))
+        for argument in command:
+            kind = type(argument)
+            if kind is bytes:
+                data = argument
+            elif kind is str:
+                data = argument.encode()
+            elif kind is int:
+                data = b"%d" % argument
+            else:  # pragma: no cover - what the staged writes send is bytes, str or int
+                raise TypeError(f"cannot pack {kind.__name__}")
+            parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    parts.append(_EXEC)
+    return b"".join(parts)
+
+
+_UTF8 = frozenset(("utf-8", "utf8", "UTF-8", "UTF8"))
 
 
 def _is_no_script(error: BaseException) -> bool:
@@ -415,7 +442,11 @@ def _is_no_script(error: BaseException) -> bool:
 def _transaction(connection: Any, *commands: tuple[Any, ...]) -> Any:
     """``MULTI``, ``commands``, ``EXEC`` sent at once; the last command's reply (``_NO_SCRIPT``
     if it named a script the server does not know). Reads every reply before raising."""
-    connection.send_packed_command(connection.pack_commands([("MULTI",), *commands, ("EXEC",)]))
+    if connection.encoder.encoding in _UTF8:
+        packed = [_pack(commands)]
+    else:  # (redis-py packs text in its encoding without hiredis, in UTF-8 with it)
+        packed = connection.pack_commands([("MULTI",), *commands, ("EXEC",)])
+    connection.send_packed_command(packed)
     queued: BaseException | None = None
     for _ in range(len(commands) + 1):
         try:

@@ -10,9 +10,13 @@ an older process still runs against the same server during a rolling upgrade.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -543,3 +547,46 @@ def test_the_staged_compare_and_set_decides_as_the_one_script_text_does(
                     outcomes.append((reply, client.get(key), _ttl_state(client, key)))
                     assert not client.exists(staging_key(key))
                 assert outcomes[0] == outcomes[1], (held, token, new, px)
+
+
+def test_the_staged_transaction_is_packed_as_redis_py_packs_it() -> None:
+    """The staged writes pack their ``MULTI``/``EXEC`` by hand (cheaper) for a UTF-8 client:
+    the bytes are the ones redis-py's own ``pack_commands`` makes, non-ASCII keys included."""
+    from session_store_redis.scripts import _pack
+
+    value = bytes(range(256)) * 11
+    commands = (
+        ("SET", staging_key("ns\x1f"), value, "PX", 3_600_000),
+        ("EVALSHA", MOVE_AFTER_SHA, 2, "ns\x1fkey é ✓", staging_key("ns\x1f"), value[:16]),
+    )
+    connection: Any = redis.Connection()  # type: ignore[no-untyped-call]
+    expected = b"".join(connection.pack_commands([("MULTI",), *commands, ("EXEC",)]))
+    assert _pack(commands) == expected
+
+
+def test_a_staged_write_whose_reply_is_lost_drops_its_connection(tmp_path: Path) -> None:
+    """A server that stops answering mid-write (SIGSTOP, past the socket timeout): the write
+    fails as unavailable, is not retried, and its connection is not put back half-read, so
+    the next write on the resumed server gets its own reply, not the lost one's."""
+    from session_store.errors import BackendError
+
+    with RedisServer(directory=tmp_path) as server:
+        assert server.pid is not None
+        backend = RedisBackend.from_url(server.url_for(prefix="lost:", socket_timeout="0.3"))
+        kw = {"head": HEAD, "start": FIRST - 1, "end": LAST, "clock_end": CLOCK_END}
+        first = stamps.frame(b"first", stamps.clock.now(), None)
+        assert backend.set_after("k", first, 30, **kw) == first[VERSION]
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            lost = stamps.frame(b"lost", stamps.clock.now(), None)
+            with pytest.raises(BackendError):
+                backend.set_after("k", lost, 30, **kw)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        # the lost write ran once the server resumed (its reply was never read)
+        assert backend.get("k") == lost
+        later = stamps.frame(b"later", stamps.clock.now(), None)
+        assert backend.set_after("other", later, 30, **kw) == later[VERSION]
+        assert backend.set_if_newer("k", first, 30, head=HEAD, start=FIRST - 1, end=LAST) is False
+        assert backend.get("k") == lost and backend.get("other") == later
+        backend.close()
