@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -590,3 +591,35 @@ def test_a_staged_write_whose_reply_is_lost_drops_its_connection(tmp_path: Path)
         assert backend.set_if_newer("k", first, 30, head=HEAD, start=FIRST - 1, end=LAST) is False
         assert backend.get("k") == lost and backend.get("other") == later
         backend.close()
+
+
+def test_the_staging_key_is_no_invalidation_a_near_cache_hears_of(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The staging key lives under the namespace's head, so Redis reports its changes to the
+    chains' streams beside each staged write's key; the stream drops it, so a chain counts
+    (and fences) one invalidation per save, not two. Two sentinel writes order the check:
+    every message sent before the second one has arrived once it has. (Counted 2 per save
+    before the stream learnt the staging key's name.)"""
+    from session_store import TieredBackend, open_backend
+
+    url = redis_server.url_for(prefix=redis_namespace)
+    writer, reader = (open_backend(f"memory:// | {url}") for _ in range(2))
+    try:
+        assert isinstance(reader, TieredBackend) and isinstance(writer, TieredBackend)
+        deadline = time.monotonic() + 10
+        while not (reader.coherent and writer.coherent):
+            assert time.monotonic() < deadline, "the streams did not connect"
+            time.sleep(0.01)
+        seen = reader.counters.get("invalidations")
+        for n in range(5):
+            writer.set(f"k{n}", b"v", 30)
+        for sentinel, expected in (("sentinel-1", 6), ("sentinel-2", 7)):
+            writer.set(sentinel, b"s", 30)
+            while reader.counters.get("invalidations") - seen < expected:
+                assert time.monotonic() < deadline + 20, "the invalidations did not arrive"
+                time.sleep(0.005)
+        assert reader.counters.get("invalidations") - seen == 7
+    finally:
+        writer.close()
+        reader.close()
