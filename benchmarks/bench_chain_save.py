@@ -14,9 +14,9 @@ a chain-less ``set`` of the same key, running in production beside the chains, p
 * **untracked**: the bare tiers write under a prefix no stream listens to (what
   ``bench_near_cache`` compares with): the tiers' cost with no coherence anywhere;
 * **tracked**: the bare Redis ``set`` writes under the chain's own tracked prefix (keys of its
-  own, ``bare-...``), so Redis pushes each write's invalidation to this process's listener, as it would for any
-  writer of that prefix. The goal is stated against the untracked baseline, as issue 12 has it;
-  the tracked row says how much of what is left is the tracking itself.
+  own, ``bare-...``), so Redis pushes each write's invalidation to this process's listener, as
+  it would for any writer of that prefix. The goal is stated against the untracked baseline,
+  as issue 12 has it; the tracked row says how much of what is left is the tracking itself.
 
 **The ordered write, both ways.** The chain's arbiter write is an ordered write by arrival.
 ``staged`` (the default) sends the value with a plain ``SET`` of a staging key and runs a script
