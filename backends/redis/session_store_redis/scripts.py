@@ -83,6 +83,7 @@ __all__ = [
     "MOVE_AFTER_SHA",
     "MOVE_IF_NEWER_SCRIPT",
     "MOVE_IF_NEWER_SHA",
+    "REFUSED",
     "STAGED_CAS_SCRIPT",
     "STAGED_CAS_SHA",
     "STAGED_LAYOUT",
@@ -382,6 +383,10 @@ def staged_write(
     A server that does not know the script (flushed, restarted) gets the same transaction with
     ``EVAL`` at once; the staged value the first one left is replaced by it.
 
+    Returns :data:`REFUSED` if the server's ACL refuses one of the commands (``NOPERM``); the
+    key is then untouched (a refused command inside the script may leave the staging key
+    holding the value, which the next staged write replaces).
+
     Raises:
         redis.RedisError: the connection failed, or Redis refused (an error reply).
     """
@@ -406,6 +411,10 @@ def staged_write(
 
 
 _NO_SCRIPT: Any = object()
+
+#: What :func:`staged_write` returns when the server's ACL refuses one of its commands
+#: (``NOPERM``): the caller writes with the one-script text instead.
+REFUSED: Any = object()
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
@@ -439,6 +448,16 @@ def _is_no_script(error: BaseException) -> bool:
     return isinstance(error, redis.exceptions.NoScriptError) or str(error).startswith("NOSCRIPT")
 
 
+def _is_refused(error: BaseException) -> bool:
+    """``NOPERM`` (refused when queued), or Redis 7.0's words for a command a script calls."""
+    text = str(error)
+    return (
+        isinstance(error, redis.exceptions.NoPermissionError)
+        or "NOPERM" in text
+        or "can't run this command" in text
+    )
+
+
 def _transaction(connection: Any, *commands: tuple[Any, ...]) -> Any:
     """``MULTI``, ``commands``, ``EXEC`` sent at once; the last command's reply (``_NO_SCRIPT``
     if it named a script the server does not know). Reads every reply before raising."""
@@ -459,6 +478,8 @@ def _transaction(connection: Any, *commands: tuple[Any, ...]) -> Any:
         error = queued or exc
         if _is_no_script(error):
             return _NO_SCRIPT
+        if _is_refused(error):  # nothing ran
+            return REFUSED
         raise error from None
     for reply in replies[:-1]:
         if isinstance(reply, BaseException):  # pragma: no cover - SET of a string key
@@ -467,5 +488,7 @@ def _transaction(connection: Any, *commands: tuple[Any, ...]) -> Any:
     if isinstance(last, BaseException):
         if _is_no_script(last):
             return _NO_SCRIPT
+        if _is_refused(last):  # a command the script calls: the key is untouched
+            return REFUSED
         raise last
     return last

@@ -623,3 +623,37 @@ def test_the_staging_key_is_no_invalidation_a_near_cache_hears_of(
     finally:
         writer.close()
         reader.close()
+
+
+@pytest.mark.parametrize("denied", ["multi", "rename"])
+def test_a_server_whose_acl_refuses_staging_gets_the_one_script_writes(
+    tmp_path: Path, denied: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user whose ACL lacks a staged write's command (``MULTI``: refused when queued;
+    ``RENAME``: refused inside the script) still writes: the backend falls back to the
+    one-script texts for good, says so once, and every write lands as it would have.
+    (Before the fallback, each write failed with ``NOPERM``.)"""
+    with RedisServer(directory=tmp_path) as server:
+        with server.client() as admin:
+            admin.execute_command(
+                "ACL", "SETUSER", "limited", "on", ">secret", "~*", "&*", "+@all", f"-{denied}"
+            )
+        url = f"redis://limited:secret@127.0.0.1:{server.port}/0?prefix=acl:"
+        backend = RedisBackend.from_url(url)
+        kw = {"head": HEAD, "start": FIRST - 1, "end": LAST}
+        try:
+            first = stamps.frame(b"first", stamps.clock.now(), None)
+            assert backend.set_after("k", first, 30, clock_end=CLOCK_END, **kw) == first[VERSION]
+            assert backend.get("k") == first
+            older = stamps.frame(b"older", b"\x00" * 12, None)
+            assert backend.set_if_newer("k", older, 30, **kw) is False
+            later = stamps.frame(b"later", stamps.clock.now(), None)
+            assert backend.set_if_newer("k", later, 30, **kw) is True
+            read = backend.get_versioned("k")
+            assert read is not None and read.value == later
+            assert backend.set_if("k", b"bare", read.token, 30) is True
+            assert backend.get("k") == b"bare"
+        finally:
+            backend.close()
+        refusals = [r for r in caplog.records if "refused a staged write" in r.getMessage()]
+        assert len(refusals) == 1
