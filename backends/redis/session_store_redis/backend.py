@@ -195,12 +195,14 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return self._set_if(key, value, None if read is None else read.token, ttl)
         stored = self._head + key
         px = self._px(ttl)
-        written = REFUSED
+        written: Any = None  # not staged (yet)
         if self._stage and can_stage(self._client, value, (head, start, end)):  # (scripts.py)
             run = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA, stored, self._staging, value, px
             written = self._call_once("set_if_newer", key, staged_write, self._client, *run)
-        if written is REFUSED:
-            self._refused(written)
+            if written is REFUSED:
+                self._refused()
+                written = None
+        if written is None:
             args = [value, px or 0, head, start + 1, end]
             written = self._call_once(
                 "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
@@ -248,12 +250,14 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return write_after_cas(self, key, value, ttl)[start:end]
         stored = self._head + key
         px = self._px(ttl)
-        version = REFUSED
+        version: Any = None  # not staged (yet)
         if self._stage and can_stage(self._client, value, (head, start, end, clock_end)):
             run = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, value, px
             version = self._call_once("set_after", key, staged_write, self._client, *run)
-        if version is REFUSED:
-            self._refused(version)
+            if version is REFUSED:
+                self._refused()
+                version = None
+        if version is None:
             args = [value, px or 0, head, start + 1, end, clock_end]
             version = self._call_once(
                 "set_after", key, self._set_after_script, keys=[stored], args=args
@@ -261,10 +265,10 @@ class RedisBackend(SyncBulk[redis.Redis]):
         self.counters.add("writes")
         return bytes(version)
 
-    def _refused(self, reply: Any) -> None:
+    def _refused(self) -> None:
         """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
-        this backend writes with the one-script texts from now on (``reply``: the write's)."""
-        if reply is REFUSED and self._stage:
+        this backend writes with the one-script texts from now on."""
+        if self._stage:
             self._stage = False
             log.warning(
                 "%s: the server refused a staged write (ACL); using the one-script writes",
@@ -291,7 +295,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
             written = staged_write(client, *run, staged_cas_args(token))
             if written is not REFUSED:
                 return written
-            self._refused(written)
+            self._refused()
         try:
             return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
         except NoScriptError:

@@ -24,6 +24,7 @@ import redis
 
 from session_store import stamps
 from session_store_redis import RedisBackend
+from session_store_redis import scripts as scripts_module
 from session_store_redis.invalidation import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.scripts import (
     CAS_SCRIPT,
@@ -657,3 +658,34 @@ def test_a_server_whose_acl_refuses_staging_gets_the_one_script_writes(
             backend.close()
         refusals = [r for r in caplog.records if "refused a staged write" in r.getMessage()]
         assert len(refusals) == 1
+
+
+def test_a_write_that_is_not_staged_does_not_stop_staging(tmp_path: Path) -> None:
+    """Writes the staged path does not take (another frame layout, a value shorter than a
+    head, the switch off) go through the one-script texts, and the next chain write is staged
+    again: only a refusal by the server turns staging off. (Failed once: any unstaged write
+    turned it off for good, with a false ACL warning.)"""
+    with RedisServer(directory=tmp_path) as server:
+        backend = RedisBackend.from_url(server.url_for(prefix="mix:"))
+        kw = {"start": FIRST - 1, "end": LAST, "clock_end": CLOCK_END}
+        with server.client() as admin:
+
+            def renames() -> int:
+                stats = admin.info("commandstats").get("cmdstat_rename", {"calls": 0})
+                return int(stats["calls"])
+
+            try:
+                data = stamps.frame(b"v", stamps.clock.now(), None)
+                backend.set_after("k", data, 30, head=HEAD - 1, **kw)  # another layout
+                backend.set_if_newer("short", b"tiny", 30, head=HEAD, start=FIRST - 1, end=LAST)
+                scripts_module.STAGED_WRITES = False
+                backend.set_after(
+                    "k", stamps.frame(b"w", stamps.clock.now(), None), 30, head=HEAD, **kw
+                )
+            finally:
+                scripts_module.STAGED_WRITES = True
+            assert renames() == 0
+            later = stamps.frame(b"x", stamps.clock.now(), None)
+            assert backend.set_after("k", later, 30, head=HEAD, **kw) == later[VERSION]
+            assert renames() == 1
+        backend.close()
