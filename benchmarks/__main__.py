@@ -31,7 +31,14 @@ from benchmarks.harness import Goal, machine_line, markdown_table, profile_top
 from benchmarks.plot import plot
 
 #: Sections written by other modules, included when importable.
-OPTIONAL = ("bench_update", "bench_near_cache", "bench_cluster", "bench_web", "bench_aio_chain")
+OPTIONAL = (
+    "bench_update",
+    "bench_near_cache",
+    "bench_chain_save",
+    "bench_cluster",
+    "bench_web",
+    "bench_aio_chain",
+)
 HERE = Path(__file__).parent
 
 

@@ -13,7 +13,15 @@ redis-server this script starts) run, in turns, for a fixed time each:
   script against exactly those bytes (one round trip; the script compares them whole with what
   Redis holds, see ``session_store_redis.scripts``);
 * ``update, one shared session``: all four ``update`` the same key, the worst case: most attempts
-  lose the race and retry (with backoff), and only the winners count.
+  lose the race and retry (with backoff), and only the winners count;
+* ``update, own session, one-script``: as ``update, own session`` with the compare-and-set's
+  new value passed through Lua as the previous releases did (``STAGED_WRITES`` off in the
+  workers), against the staged default (``MULTI``, ``SET`` of a staging key, a script that
+  compares and ``RENAME``-s: ``session_store_redis.scripts``): the before/after of that change
+  in one run.
+
+Per workload it also gives Redis's side: redis-server's CPU per call (``/proc/<pid>/stat``) and
+the ``usec_per_call`` of the commands sent (``INFO commandstats``, reset before each workload).
 
 The session is the small (~7 KB) legacy-shaped one from :mod:`benchmarks.payloads`, compressed
 (zstd), not encrypted. The three workloads run in interleaved rounds, their order rotating, and
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -36,10 +45,17 @@ from typing import Any
 
 from benchmarks.payloads import legacy_session
 from session_store import Codec, SessionStore
+from session_store_redis import staged
 from session_store_redis.testing import RedisServer
 
 GOAL = 0.8
-WORKLOADS = ("save", "update, own session", "update, one shared session")
+WORKLOADS = (
+    "save",
+    "update, own session",
+    "update, one shared session",
+    "update, own session, one-script",
+)
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -48,6 +64,8 @@ class Sample:
 
     ops_per_s: float
     retries: int
+    server_us: float = 0.0  # redis-server CPU per completed call
+    commands: str = ""  # INFO commandstats: usec_per_call of what was sent
 
 
 def _worker(url: str, index: int, barrier: Barrier, inbox: Connection) -> None:
@@ -70,6 +88,7 @@ def _worker(url: str, index: int, barrier: Barrier, inbox: Connection) -> None:
         if command is None:
             break
         workload, seconds = command
+        staged.STAGED_WRITES = workload != WORKLOADS[3]
         key = "shared" if workload == WORKLOADS[2] else f"own-{index}"
         store.save(key, session)  # warm: connection open, script loaded, key present
         store.update(key, bump)
@@ -95,7 +114,8 @@ def measure(
     with RedisServer() as server:
         client = server.client()
         version = str(client.info("server")["redis_version"])
-        client.close()
+        pid = server.pid
+        assert pid is not None
         url = server.url_for(prefix="bench-update:")
         barrier = context.Barrier(processes)
         pipes = [context.Pipe() for _ in range(processes)]
@@ -111,14 +131,21 @@ def measure(
                 for workload in WORKLOADS[shift:] + WORKLOADS[:shift]:
                     for parent, _ in pipes:
                         parent.send((workload, seconds))
+                    client.config_resetstat()  # (the workers' warm-up may land after: few)
+                    cpu = _server_cpu(pid)
                     results = [parent.recv() for parent, _ in pipes]
+                    cpu = _server_cpu(pid) - cpu
+                    done = sum(done for done, _ in results)
                     samples[workload].append(
                         Sample(
-                            sum(done for done, _ in results) / seconds,
+                            done / seconds,
                             sum(retries for _, retries in results),
+                            cpu / max(done, 1) * 1e6,
+                            _commands(client),
                         )
                     )
         finally:
+            client.close()
             for parent, _ in pipes:
                 parent.send(None)
             for process in workers:
@@ -127,6 +154,22 @@ def measure(
                     process.kill()
                     process.join(10)
     return samples, version
+
+
+def _server_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _commands(client: Any) -> str:
+    stats = client.info("commandstats")
+    shown = []
+    for name, row in sorted(stats.items()):
+        command = name.removeprefix("cmdstat_")
+        if command not in ("config|resetstat", "info", "ping") and int(row["calls"]) > 100:
+            shown.append(f"{command} {float(row['usec_per_call']):.1f}")
+    return ", ".join(shown)
 
 
 def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
@@ -138,8 +181,9 @@ def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
         f"redis-server {version}, Python {sys.version.split()[0]}, {processes} processes "
         f"(spawn), small (~7 KB) session, zstd, no encryption; {rounds} interleaved rounds of "
         f"{seconds:g} s per workload; ratio: median of the per-round ratios\n",
-        "| workload | calls/s (all processes) | retries/s | ratio to `save` | goal | met |",
-        "|---|---:|---:|---:|---|---|",
+        "| workload | calls/s (all processes) | retries/s | ratio to `save` | goal | met "
+        "| redis-server CPU µs/call | Redis usec_per_call |",
+        "|---|---:|---:|---:|---|---|---:|---|",
     ]
     for workload in WORKLOADS:
         mine = samples[workload]
@@ -154,16 +198,22 @@ def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
             goal = f">= {GOAL:.0%}"
             met = "yes" if ratio >= GOAL else "NO"
         shown = "100% (baseline)" if workload == WORKLOADS[0] else f"{ratio:.0%}"
-        lines.append(f"| {workload} | {ops:,.0f} | {retries:,.0f} | {shown} | {goal} | {met} |")
+        server = statistics.median(sample.server_us for sample in mine)
+        commands = max((sample.commands for sample in mine), key=len)
+        lines.append(
+            f"| {workload} | {ops:,.0f} | {retries:,.0f} | {shown} | {goal} | {met} "
+            f"| {server:.1f} | {commands} |"
+        )
     lines.append(
-        "\nAn `update` of its own session is one round trip (the compare-and-set script, "
-        "against the bytes this process last wrote) plus a rebuild from the near cache (no "
-        "stage undone) and an encode; a `save` is one `SET` and an encode. The script costs "
-        "Redis ~15 us against ~1 us for `SET` (every byte of the new and expected values "
-        "passes through Lua), and the rebuild costs the client what a `save` does not "
-        "(docs/performance.md, `update` through the near cache). On one shared session the "
-        "losers of each race retry after a jittered backoff, so completed updates per second "
-        "drop: that row is the price of never losing one."
+        "\nAn `update` of its own session is one round trip (the compare-and-set, against the "
+        "bytes this process last wrote) plus a rebuild from the near cache (no stage undone) "
+        "and an encode; a `save` is one `SET` and an encode. Staged (the default), the new "
+        "value travels in a plain `SET` of a staging key and the script `RENAME`s it over the "
+        "key, so only what the check needs passes through Lua: for a bare session the current "
+        "value (`GET`) and its SHA-1 or the expected bytes (session_store_redis.scripts). The "
+        "one-script row passes the new value through Lua too, as earlier releases did. On one "
+        "shared session the losers of each race retry after a jittered backoff, so completed "
+        "updates per second drop: that row is the price of never losing one."
     )
     return "\n".join(lines) + "\n"
 

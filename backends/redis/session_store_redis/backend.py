@@ -20,6 +20,7 @@ does its own way:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Self
 
@@ -49,8 +50,23 @@ from session_store_redis.invalidation import (
 )
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args
+from session_store_redis.staged import (
+    MOVE_AFTER_SCRIPT,
+    MOVE_AFTER_SHA,
+    MOVE_IF_NEWER_SCRIPT,
+    MOVE_IF_NEWER_SHA,
+    REFUSED,
+    STAGED_CAS_SCRIPT,
+    STAGED_CAS_SHA,
+    can_stage,
+    staged_cas_args,
+    staged_write,
+    staging_key,
+)
 
 __all__ = ["SCAN_COUNT", "Command", "RedisBackend", "RedisBackendBase", "run_with_wait"]
+
+log = logging.getLogger(__name__)
 
 # The names these had when they lived here (kept importable).
 _set_command = set_command
@@ -116,6 +132,8 @@ class RedisBackend(SyncBulk[redis.Redis]):
         self._cas = client.register_script(CAS_SCRIPT)
         self._set_if_newer_script = client.register_script(SET_IF_NEWER_SCRIPT)
         self._set_after_script = client.register_script(SET_AFTER_SCRIPT)
+        self._staging = staging_key(self._head)  # the staged ordered writes' (scripts.py)
+        self._stage = True  # until the server's ACL refuses a staged write's commands
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -167,10 +185,18 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return self._set_if(key, value, None if read is None else read.token, ttl)
         stored = self._head + key
         px = self._px(ttl)
-        args = [value, px or 0, head, start + 1, end]
-        written = self._call_once(
-            "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
-        )
+        written: Any = None  # not staged (yet)
+        if self._stage and can_stage(self._client, value, (head, start, end)):  # (staged.py)
+            run = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA, stored, self._staging, value, px
+            written = self._call_once("set_if_newer", key, staged_write, self._client, *run)
+            if written is REFUSED:
+                self._refused()
+                written = None
+        if written is None:
+            args = [value, px or 0, head, start + 1, end]
+            written = self._call_once(
+                "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
+            )
         if written:
             self.counters.add("writes")
         return bool(written)
@@ -198,14 +224,32 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return write_after_cas(self, key, value, ttl)[start:end]
         stored = self._head + key
         px = self._px(ttl)
-        args = [value, px or 0, head, start + 1, end, clock_end]
-        version = self._call_once(
-            "set_after", key, self._set_after_script, keys=[stored], args=args
-        )
+        version: Any = None  # not staged (yet)
+        if self._stage and can_stage(self._client, value, (head, start, end, clock_end)):
+            run = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, value, px
+            version = self._call_once("set_after", key, staged_write, self._client, *run)
+            if version is REFUSED:
+                self._refused()
+                version = None
+        if version is None:
+            args = [value, px or 0, head, start + 1, end, clock_end]
+            version = self._call_once(
+                "set_after", key, self._set_after_script, keys=[stored], args=args
+            )
         self.counters.add("writes")
         return bytes(version)
 
     set_after = checked(_set_after)
+
+    def _refused(self) -> None:
+        """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
+        this backend writes with the one-script texts from now on."""
+        if self._stage:
+            self._stage = False
+            log.warning(
+                "%s: the server refused a staged write (ACL); using the one-script writes",
+                self._description,
+            )
 
     def _unchecked(self) -> tuple[type, dict[str, Callable[..., Any]]]:
         extra: dict[str, Callable[..., Any]] = {
@@ -222,6 +266,12 @@ class RedisBackend(SyncBulk[redis.Redis]):
         # EVALSHA directly, not through redis-py's Script (which imports and copies on every
         # call); loaded again if the server does not know it (flushed, restarted), as Script does
         client = self._client
+        if self._stage and can_stage(client, value, ()):  # the value not through Lua (scripts.py)
+            run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, stored, self._staging, value, px
+            written = staged_write(client, *run, staged_cas_args(token))
+            if written is not REFUSED:
+                return written
+            self._refused()
         try:
             return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
         except NoScriptError:

@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover - a dependency of the plugin (redis[hire
 
 from session_store.keys import Namespace
 from session_store.tiered.near import InvalidationListener
+from session_store_redis.staged import staging_key
 
 __all__ = ["SET_AFTER_SCRIPT", "SET_IF_NEWER_SCRIPT", "InvalidationStream"]
 
@@ -157,6 +158,8 @@ class InvalidationStream:
         # listing rule (Namespace.decode refuses a key holding U+001F under another separator,
         # a valid key whose invalidation must not be lost; an extra one costs a re-read)
         self._cut = len(namespace.scan_head())
+        # the staged writes' staging key (session_store_redis.scripts) is no session's
+        self._staging = staging_key(namespace.scan_head()).decode("utf-8", "surrogateescape")
         self._listener = listener
         self._ping_interval = ping_interval
         self._coalesce = coalesce
@@ -280,7 +283,7 @@ class InvalidationStream:
         keys: list[str] = []
         for raw in stored:
             text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
-            if text.startswith(self._head) and len(text) > self._cut:
+            if text.startswith(self._head) and len(text) > self._cut and text != self._staging:
                 keys.append(text[self._cut :])
         return keys
 

@@ -39,6 +39,9 @@ So a value written before the short tokens existed still loads and is still upda
 digest), and a process of the previous release, whose script has another SHA, keeps working
 beside this one on the same keys. ``set_if`` with ``token=None`` ("only if absent") needs no
 script: it is ``SET key value NX [PX]``.
+
+**Staged ordered writes** (the chain's ordered writes without the value passing through Lua)
+are in :mod:`session_store_redis.staged`.
 """
 
 from __future__ import annotations
@@ -47,7 +50,11 @@ import hashlib
 import re
 from typing import NamedTuple
 
-from session_store.stamps import HEADER_SIZE, UNVERSIONED, version_of
+from session_store.stamps import (
+    HEADER_SIZE,
+    UNVERSIONED,
+    version_of,
+)
 
 __all__ = [
     "CAS_SCRIPT",

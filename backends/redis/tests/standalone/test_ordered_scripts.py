@@ -10,15 +10,21 @@ an older process still runs against the same server during a rolling upgrade.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import signal
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from session_store import stamps
 from session_store_redis import RedisBackend
+from session_store_redis import staged as staged_module
 from session_store_redis.invalidation import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.scripts import (
     CAS_SCRIPT,
@@ -28,6 +34,18 @@ from session_store_redis.scripts import (
     cas_args,
     is_token,
     version_token,
+)
+from session_store_redis.staged import (
+    MOVE_AFTER_SCRIPT,
+    MOVE_AFTER_SHA,
+    MOVE_IF_NEWER_SCRIPT,
+    MOVE_IF_NEWER_SHA,
+    STAGED_CAS_SCRIPT,
+    STAGED_CAS_SHA,
+    STAGING_SUFFIX,
+    staged_cas_args,
+    staged_write,
+    staging_key,
 )
 from session_store_redis.testing import RedisServer
 
@@ -308,3 +326,368 @@ def test_old_and_new_compare_and_set_share_keys(client: redis.Redis, redis_names
     # the digest a previous release's caller holds still works with the new script
     digest = hashlib.sha1(b"40").hexdigest()
     assert client.evalsha(new_sha, 1, key, *cas_args(digest, b"41", None)) == 1
+
+
+# -- staged ordered writes: the value never passes through Lua ---------------------------------
+def _staged(client: redis.Redis, after: bool, key: str, value: bytes, px: int | None) -> object:
+    script, sha = (
+        (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA) if after else (MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA)
+    )
+    return staged_write(client, script, sha, key, staging_key(key), value, px)
+
+
+def _ttl_state(client: redis.Redis, key: str) -> str:
+    left = client.pttl(key)
+    return "absent" if left == -2 else "none" if left == -1 else "some"
+
+
+def test_staged_writes_decide_as_the_previous_release_did(
+    client: redis.Redis, redis_namespace: str
+) -> None:
+    """Over every kind of stored value (with and without a TTL), the staged writes store the
+    same bytes, with the same TTL state, and answer what the previous release's one-script texts
+    answer; the staging key never outlives its transaction. Clocks of 0/1/255 bytes make equal
+    versions, carries and the clock's wrap-around common."""
+    rng = random.Random(17)
+    for round_ in range(150):
+        new = stamps.frame(b"new" * rng.choice((1, 1000)), _version(rng), 30.0)
+        px = rng.choice((0, 60_000))
+        for case, held in enumerate(_stored_cases(rng)):
+            held_ttl = rng.choice((None, 90_000))
+            outcomes: list[tuple[object, ...]] = []
+            for staged in (True, False):
+                key = f"{redis_namespace}s:{round_}:{case}:{staged}"
+
+                def hold(
+                    key: str = key, held: bytes | None = held, held_ttl: int | None = held_ttl
+                ) -> None:
+                    client.delete(key)
+                    if held is not None:
+                        client.set(key, held, px=held_ttl)
+
+                hold()
+                if staged:
+                    wrote = _staged(client, False, key, new, px or None)
+                else:
+                    wrote = _run(client, OLD_SET_IF_NEWER, key, new, px, HEAD, FIRST, LAST)
+                after_newer = (client.get(key), _ttl_state(client, key))
+                hold()
+                if staged:
+                    version = _staged(client, True, key, new, px or None)
+                else:
+                    version = _run(
+                        client, OLD_SET_AFTER, key, new, px, HEAD, FIRST, LAST, CLOCK_END
+                    )
+                outcomes.append(
+                    (wrote, after_newer, version, client.get(key), _ttl_state(client, key))
+                )
+                assert not client.exists(staging_key(key))
+            assert outcomes[0] == outcomes[1], (held, new, px, held_ttl)
+
+
+def test_staged_and_one_script_writes_share_a_key(
+    client: redis.Redis, redis_namespace: str
+) -> None:
+    """A process of the previous release (the old text), one running this release's one-script
+    text and one staging, writing the same key in turns: versions only move forward."""
+    key = redis_namespace + "staged-turns"
+    rng = random.Random(5)
+    seen: list[bytes] = []
+    for turn in range(90):
+        data = stamps.frame(b"v%d" % turn, _version(rng), None)
+        if turn % 3 == 0:
+            version = _staged(client, True, key, data, None)
+        else:
+            text = (SET_AFTER_SCRIPT, OLD_SET_AFTER)[turn % 3 - 1]
+            version = _run(client, text, key, data, 0, HEAD, FIRST, LAST, CLOCK_END)
+        assert isinstance(version, bytes)
+        seen.append(version)
+        stored = client.get(key)
+        assert stored is not None and stored[VERSION] == version
+        assert stored[stamps.HEADER_SIZE :] == b"v%d" % turn
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+
+
+VERSION = slice(stamps.VERSION_START, stamps.VERSION_END)
+
+
+def test_a_staged_write_over_a_key_of_another_type_fails_and_leaves_no_staging_key(
+    client: redis.Redis, redis_namespace: str
+) -> None:
+    key = redis_namespace + "a-list"
+    client.rpush(key, b"x")
+    data = stamps.frame(b"v", stamps.clock.now(), None)
+    for after in (True, False):
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            _staged(client, after, key, data, 5000)
+        assert not client.exists(staging_key(key))
+        assert client.lrange(key, 0, -1) == [b"x"]
+
+
+def test_a_flushed_script_cache_is_reloaded_within_the_write(
+    client: redis.Redis, redis_namespace: str
+) -> None:
+    key = redis_namespace + "flushed"
+    data = stamps.frame(b"v", stamps.clock.now(), None)
+    client.script_flush()
+    assert _staged(client, True, key, data, None) == data[VERSION]
+    client.script_flush()
+    assert _staged(client, False, key, data, None) == 0  # the same version: kept
+    assert client.get(key) == data and not client.exists(staging_key(key))
+
+
+def test_concurrent_staged_writes_through_one_staging_key_never_mix_keys(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Eight threads, each with its own backend (its own connections), write four keys at
+    once through the one staging key of their namespace: every value read back is one written
+    to that very key, and each writer's own versions of a key only move forward."""
+    keys = [f"k{i}" for i in range(4)]
+    failures: list[str] = []
+    start = threading.Barrier(8)
+
+    def writer(index: int) -> None:
+        backend = RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace))
+        last: dict[str, bytes] = {}
+        try:
+            start.wait()
+            for n in range(150):
+                key = keys[(index + n) % len(keys)]
+                data = stamps.frame(f"{key}/{index}/{n}".encode(), stamps.clock.now(), 30)
+                version = backend.set_after(
+                    key, data, 30, head=HEAD, start=FIRST - 1, end=LAST, clock_end=CLOCK_END
+                )
+                if key in last and version <= last[key]:
+                    failures.append(f"{key}: {version!r} after {last[key]!r}")
+                last[key] = version
+                read = backend.get(key)
+                if read is None or not read[stamps.HEADER_SIZE :].startswith(key.encode() + b"/"):
+                    failures.append(f"{key} holds {read!r}")
+        finally:
+            backend.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures[:5]
+    with redis_server.client() as check:
+        assert not list(check.scan_iter(match=b"*" + STAGING_SUFFIX)), "a staging key was left"
+        assert len(list(check.scan_iter(match=redis_namespace + "*"))) == len(keys)
+
+
+def test_the_staged_ordered_writes_send_the_value_outside_the_script(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The backend's ordered writes of the chain's frames are staged: seen with ``MONITOR``,
+    the script's arguments are the key names and 16 bytes, the value travels with a plain
+    ``SET`` of the staging key, and the script ``RENAME``-s it (no ``SET`` inside Lua).
+    (Failed before staging: the 5,000-byte value was an argument of ``EVALSHA``.)"""
+    backend = RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace))
+    data = stamps.frame(b"s" * 5000, stamps.clock.now(), None)
+    kw = {"head": HEAD, "start": FIRST - 1, "end": LAST}
+    backend.set_after("k", data, 30, clock_end=CLOCK_END, **kw)  # scripts loaded, key present
+    commands: list[str] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with redis_server.client() as watcher, watcher.monitor() as monitor:
+            ready.set()
+            for event in monitor.listen():
+                command = str(event["command"])
+                commands.append(command)
+                if "end-of-test" in command:
+                    return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    with redis_server.client() as pinger:
+        while not commands:
+            pinger.ping()
+        commands.clear()
+        later = stamps.frame(b"t" * 5000, stamps.clock.now(), None)
+        backend.set_after("k", later, 30, clock_end=CLOCK_END, **kw)
+        backend.set_if_newer("k", later, 30, **kw)  # the same version: kept, staged copy dropped
+        pinger.echo("end-of-test")
+    thread.join(5)
+    backend.close()
+    scripts = [c for c in commands if c.split()[0].upper() in ("EVALSHA", "EVAL")]
+    assert len(scripts) == 2 and all(len(c) < 300 for c in scripts), commands
+    names = [c.split()[0].upper() for c in commands]
+    assert names.count("SET") == 2 and "RENAME" in names and "DEL" in names, names
+    assert names.count("MULTI") == 2, names
+
+
+def test_the_staged_compare_and_set_decides_as_the_one_script_text_does(
+    client: redis.Redis, redis_namespace: str
+) -> None:
+    """Every kind of stored value against every kind of token (the frame's, a whole value's,
+    a digest, a stale one): the staged compare-and-set answers and stores what the one-script
+    text (:data:`CAS_SCRIPT`, itself checked against the previous release's above) does, the TTL
+    state included, and leaves no staging key."""
+    rng = random.Random(29)
+    for round_ in range(60):
+        new = rng.choice((b"", b"n", b"new" * 1000))
+        px = rng.choice((None, 60_000))
+        for case, held in enumerate(_stored_cases(rng)):
+            tokens: list[object] = [ValueToken(b"-1"), hashlib.sha1(b"-1").hexdigest()]
+            if held is not None:
+                tokens += [version_token(held), hashlib.sha1(held).hexdigest()]
+            for number, token in enumerate(tokens):
+                outcomes = []
+                for staged in (True, False):
+                    key = f"{redis_namespace}c:{round_}:{case}:{number}:{staged}"
+                    if held is not None:
+                        client.set(key, held, px=rng.choice((None, 90_000)) if staged else None)
+                        client.persist(key)
+                    if staged:
+                        args = staged_cas_args(token)
+                        run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, key, staging_key(key), new, px
+                        reply = staged_write(client, *run, args)
+                    else:
+                        reply = client.eval(CAS_SCRIPT, 1, key, *cas_args(token, new, px))
+                    outcomes.append((reply, client.get(key), _ttl_state(client, key)))
+                    assert not client.exists(staging_key(key))
+                assert outcomes[0] == outcomes[1], (held, token, new, px)
+
+
+def test_the_staged_transaction_is_packed_as_redis_py_packs_it() -> None:
+    """The staged writes pack their ``MULTI``/``EXEC`` by hand (cheaper) for a UTF-8 client:
+    the bytes are the ones redis-py's own ``pack_commands`` makes, non-ASCII keys included."""
+    from session_store_redis.staged import _pack
+
+    value = bytes(range(256)) * 11
+    commands = (
+        ("SET", staging_key("ns\x1f"), value, "PX", 3_600_000),
+        ("EVALSHA", MOVE_AFTER_SHA, 2, "ns\x1fkey é ✓", staging_key("ns\x1f"), value[:16]),
+    )
+    connection: Any = redis.Connection()  # type: ignore[no-untyped-call]
+    expected = b"".join(connection.pack_commands([("MULTI",), *commands, ("EXEC",)]))
+    assert _pack(commands) == expected
+
+
+def test_a_staged_write_whose_reply_is_lost_drops_its_connection(tmp_path: Path) -> None:
+    """A server that stops answering mid-write (SIGSTOP, past the socket timeout): the write
+    fails as unavailable, is not retried, and its connection is not put back half-read, so
+    the next write on the resumed server gets its own reply, not the lost one's."""
+    from session_store.errors import BackendError
+
+    with RedisServer(directory=tmp_path) as server:
+        assert server.pid is not None
+        backend = RedisBackend.from_url(server.url_for(prefix="lost:", socket_timeout="0.3"))
+        kw = {"head": HEAD, "start": FIRST - 1, "end": LAST, "clock_end": CLOCK_END}
+        first = stamps.frame(b"first", stamps.clock.now(), None)
+        assert backend.set_after("k", first, 30, **kw) == first[VERSION]
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            lost = stamps.frame(b"lost", stamps.clock.now(), None)
+            with pytest.raises(BackendError):
+                backend.set_after("k", lost, 30, **kw)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        # the lost write ran once the server resumed (its reply was never read)
+        assert backend.get("k") == lost
+        later = stamps.frame(b"later", stamps.clock.now(), None)
+        assert backend.set_after("other", later, 30, **kw) == later[VERSION]
+        assert backend.set_if_newer("k", first, 30, head=HEAD, start=FIRST - 1, end=LAST) is False
+        assert backend.get("k") == lost and backend.get("other") == later
+        backend.close()
+
+
+def test_the_staging_key_is_no_invalidation_a_near_cache_hears_of(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The staging key lives under the namespace's head, so Redis reports its changes to the
+    chains' streams beside each staged write's key; the stream drops it, so a chain counts
+    (and fences) one invalidation per save, not two. Two sentinel writes order the check:
+    every message sent before the second one has arrived once it has. (Counted 2 per save
+    before the stream learnt the staging key's name.)"""
+    from session_store import TieredBackend, open_backend
+
+    url = redis_server.url_for(prefix=redis_namespace)
+    writer, reader = (open_backend(f"memory:// | {url}") for _ in range(2))
+    try:
+        assert isinstance(reader, TieredBackend) and isinstance(writer, TieredBackend)
+        deadline = time.monotonic() + 10
+        while not (reader.coherent and writer.coherent):
+            assert time.monotonic() < deadline, "the streams did not connect"
+            time.sleep(0.01)
+        seen = reader.counters.get("invalidations")
+        for n in range(5):
+            writer.set(f"k{n}", b"v", 30)
+        for sentinel, expected in (("sentinel-1", 6), ("sentinel-2", 7)):
+            writer.set(sentinel, b"s", 30)
+            while reader.counters.get("invalidations") - seen < expected:
+                assert time.monotonic() < deadline + 20, "the invalidations did not arrive"
+                time.sleep(0.005)
+        assert reader.counters.get("invalidations") - seen == 7
+    finally:
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.parametrize("denied", ["multi", "rename"])
+def test_a_server_whose_acl_refuses_staging_gets_the_one_script_writes(
+    tmp_path: Path, denied: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user whose ACL lacks a staged write's command (``MULTI``: refused when queued;
+    ``RENAME``: refused inside the script) still writes: the backend falls back to the
+    one-script texts for good, says so once, and every write lands as it would have.
+    (Before the fallback, each write failed with ``NOPERM``.)"""
+    with RedisServer(directory=tmp_path) as server:
+        with server.client() as admin:
+            admin.execute_command(
+                "ACL", "SETUSER", "limited", "on", ">secret", "~*", "&*", "+@all", f"-{denied}"
+            )
+        url = f"redis://limited:secret@127.0.0.1:{server.port}/0?prefix=acl:"
+        backend = RedisBackend.from_url(url)
+        kw = {"head": HEAD, "start": FIRST - 1, "end": LAST}
+        try:
+            first = stamps.frame(b"first", stamps.clock.now(), None)
+            assert backend.set_after("k", first, 30, clock_end=CLOCK_END, **kw) == first[VERSION]
+            assert backend.get("k") == first
+            older = stamps.frame(b"older", b"\x00" * 12, None)
+            assert backend.set_if_newer("k", older, 30, **kw) is False
+            later = stamps.frame(b"later", stamps.clock.now(), None)
+            assert backend.set_if_newer("k", later, 30, **kw) is True
+            read = backend.get_versioned("k")
+            assert read is not None and read.value == later
+            assert backend.set_if("k", b"bare", read.token, 30) is True
+            assert backend.get("k") == b"bare"
+        finally:
+            backend.close()
+        refusals = [r for r in caplog.records if "refused a staged write" in r.getMessage()]
+        assert len(refusals) == 1
+
+
+def test_a_write_that_is_not_staged_does_not_stop_staging(tmp_path: Path) -> None:
+    """Writes the staged path does not take (another frame layout, a value shorter than a
+    head, the switch off) go through the one-script texts, and the next chain write is staged
+    again: only a refusal by the server turns staging off. (Failed once: any unstaged write
+    turned it off for good, with a false ACL warning.)"""
+    with RedisServer(directory=tmp_path) as server:
+        backend = RedisBackend.from_url(server.url_for(prefix="mix:"))
+        kw = {"start": FIRST - 1, "end": LAST, "clock_end": CLOCK_END}
+        with server.client() as admin:
+
+            def renames() -> int:
+                stats = admin.info("commandstats").get("cmdstat_rename", {"calls": 0})
+                return int(stats["calls"])
+
+            try:
+                data = stamps.frame(b"v", stamps.clock.now(), None)
+                backend.set_after("k", data, 30, head=HEAD - 1, **kw)  # another layout
+                backend.set_if_newer("short", b"tiny", 30, head=HEAD, start=FIRST - 1, end=LAST)
+                staged_module.STAGED_WRITES = False
+                backend.set_after(
+                    "k", stamps.frame(b"w", stamps.clock.now(), None), 30, head=HEAD, **kw
+                )
+            finally:
+                staged_module.STAGED_WRITES = True
+            assert renames() == 0
+            later = stamps.frame(b"x", stamps.clock.now(), None)
+            assert backend.set_after("k", later, 30, head=HEAD, **kw) == later[VERSION]
+            assert renames() == 1
+        backend.close()
