@@ -56,12 +56,27 @@ CLUSTER_KINDS = (
 
 def keys_on(backend: Any, port: int, *, owned: bool) -> Iterator[str]:
     """Fresh session keys whose slot the node on ``port`` owns (or does not) in the slot map of
-    ``backend``'s cluster client (sync or asyncio)."""
+    ``backend``'s cluster client (sync or asyncio) as it is *now*, when this is called.
+
+    The slots are fixed here, not looked up per key: after a failover the client's map gives
+    the dead primary's slots to its promoted replica, and a per-key lookup then found no key
+    "on the dead primary" at all and looped for ever (a hung CI run: the write after the
+    restart never came), while "elsewhere" started yielding keys on the promoted node."""
     client = backend.client
-    for n in itertools.count():
-        key = f"key-{n}"
-        if (client.get_node_from_key(backend.namespace.encode(key)).port == port) == owned:
-            yield key
+    slots = {
+        slot
+        for slot, nodes in client.nodes_manager.slots_cache.items()
+        if nodes and nodes[0].port == port
+    }
+    assert slots, f"the client's slot map gives no slot to the node on port {port}"
+
+    def fresh() -> Iterator[str]:
+        for n in itertools.count():
+            key = f"key-{n}"
+            if (client.keyslot(backend.namespace.encode(key)) in slots) == owned:
+                yield key
+
+    return fresh()
 
 
 class Resumed:
