@@ -333,7 +333,7 @@ def test_a_save_made_after_another_process_save_returned_wins(
 
 
 # -- visibility across processes --------------------------------------------------------------
-def staleness_ms(writer_url: str, reader_url: str, tries: int, patience: float) -> list[float]:
+def staleness_ms(writer_url: str, reader_url: str, tries: int, patience: float) -> visibility.Lags:
     """:func:`.visibility.staleness_ms` of saves through a sync store on ``writer_url``."""
     with SessionStore(writer_url, dict) as store:
         return visibility.staleness_ms(
@@ -354,8 +354,10 @@ def test_a_save_is_seen_by_another_process_within_50_ms(
     # a starved listener thread can deliver late: 458 ms once at a load average of 23, and a
     # p95 of 67 ms under the parallel suite. The tail is printed (and measured quietly by
     # benchmarks/bench_near_cache.py); the bound that holds whatever the scheduler does is the
-    # version check's, max_staleness.
-    visibility.check_with_stream("visibility", staleness_ms(url, url, TRIES, 2.0), TRIES)
+    # version check's, max_staleness. And per save, whatever the message took: no load that
+    # began after the watcher handled the save's invalidation returned the older value.
+    lags = staleness_ms(url, url, TRIES, visibility.HUNG)
+    visibility.check_with_stream("visibility", lags, TRIES)
 
 
 @pytest.mark.slow
@@ -363,5 +365,5 @@ def test_a_save_is_seen_by_another_process_within_1_s_without_invalidations(
     redis_server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     writer, reader = visibility.without_stream(redis_server_factory(), tmp_path / "disk")
-    lags = staleness_ms(writer, reader, TRIES_DOWN, patience=OUTAGE_BOUND * 3)
+    lags = staleness_ms(writer, reader, TRIES_DOWN, patience=visibility.HUNG)
     visibility.check_without_stream("visibility", lags, TRIES_DOWN)

@@ -104,6 +104,10 @@ def test_ls_prints_every_key_unambiguously(tmp_path: Path, key: str, shown: str)
     listed = _cli("ls", url, env=env)
     assert listed.returncode == 0, listed.stderr
     assert sorted(listed.stdout.splitlines()) == sorted([shown, "plain"])
-    assert sorted(json.loads(_cli("ls", "--json", url, env=env).stdout)) == sorted([key, "plain"])
+    # (an empty output once failed json.loads here, under load, with nothing to say why: the
+    # exit status and the error output now come with any failure)
+    as_json = _cli("ls", "--json", url, env=env)
+    assert as_json.returncode == 0 and as_json.stdout, (as_json.returncode, as_json.stderr)
+    assert sorted(json.loads(as_json.stdout)) == sorted([key, "plain"])
     long_form = _cli("ls", "-l", url, env=env).stdout
     assert shown in long_form and key not in long_form.replace(shown, "")

@@ -165,7 +165,9 @@ def test_paused_redis_costs_one_timeout_per_retry_window(
         caplog.at_level(logging.WARNING),
     ):
         workload(chain, 0.2, "warm")
+        timed_out_before = unavailable_calls(chain)
         os.kill(server.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
         runs = [Run() for _ in range(threads_n)]
         written: list[dict[str, bytes]] = [{} for _ in range(threads_n)]
         workers = [
@@ -181,15 +183,24 @@ def test_paused_redis_costs_one_timeout_per_retry_window(
                 worker.join(timeout=seconds + 30)
         finally:
             os.kill(server.pid, signal.SIGCONT)
-        assert not any(worker.is_alive() for worker in workers)
+            paused = time.monotonic() - stopped
+        assert not any(worker.is_alive() for worker in workers)  # no call outwaited the pause
         assert sum(run.wrong for run in runs) == 0
         longest = max(run.longest_write for run in runs)
         stalls = sum(1 for run in runs for took in run.writes + run.reads if took > 0.25)
-        windows = math.ceil(seconds / RETRY_AFTER) + 1
-        assert longest < SOCKET_TIMEOUT + 1.5, longest  # one timeout, not several
-        # Each thread may be waiting on the server when it stops; after that, one prober per
-        # retry window (the others skip the tier), not one per thread.
-        assert stalls <= threads_n + windows + 2, (stalls, windows)
+        # The calls that waited for the paused server, each for one socket timeout at most,
+        # counted by the tier (not timed here: on a loaded machine a write that waited one
+        # 0.5 s timeout took 2.17 s, a count of slow operations counts the scheduler too). Each
+        # thread may be waiting on the server when it stops; after that, per retry window of
+        # the pause as it lasted, the call that probes it and the chain's timer probe (the tier
+        # counts both; the others skip the tier), not one per call.
+        timeouts = unavailable_calls(chain) - timed_out_before
+        windows = math.ceil(paused / RETRY_AFTER) + 1
+        print(
+            f"\npaused {paused:.2f} s: {timeouts} calls timed out ({windows} retry windows); "
+            f"longest write {longest:.2f} s, operations over 0.25 s: {stalls}"
+        )
+        assert 1 <= timeouts <= threads_n + 2 * windows + 2, (timeouts, windows)
         assert caplog.text.count("is down") == 1
 
         time.sleep(RETRY_AFTER)  # resumed: the next call probes it and it is back

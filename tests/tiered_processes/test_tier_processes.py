@@ -259,15 +259,24 @@ def test_10_cli_copy_out_of_a_chains_tier_copies_sessions_not_framing(tmp_path: 
 
 # -- the near cache's bound: one message with the stream up, max_staleness without it ------------
 def _seen_after(store: SessionStore[dict[str, Any]], other: Worker, tries: int) -> list[float]:
-    """For each try: another process saves a new value; seconds until this one loads it."""
+    """For each try: another process saves a new value; seconds from the moment this process
+    learnt that the save was acknowledged to the start of its last load that still returned an
+    older value (0 if none did): how long it was served a stale copy. Measured from the loads'
+    own start times, so the time the fresh load takes, or this thread waiting for a core on a
+    loaded machine after its last stale load, is not counted (a wall-clock 'until seen' was,
+    and once read 1.43 s for a copy the chain served 0.95 s)."""
     delays: list[float] = []
     for i in range(tries):
         assert other.ask(f'save s {{"v": {i}}}') == "saved"
-        acked = time.monotonic()
-        while store.load("s") != {"v": i}:
-            assert time.monotonic() - acked < 5, "never seen"
+        acked = last_stale = time.monotonic()
+        while True:
+            started = time.monotonic()
+            if store.load("s") == {"v": i}:
+                break
+            last_stale = started
+            assert started - acked < 30, "never seen (a hang bound, not the staleness bound)"
             time.sleep(0.0002)  # a request loop, not a spin that starves the stream's thread
-        delays.append(time.monotonic() - acked)
+        delays.append(last_stale - acked)
     return sorted(delays)
 
 
@@ -296,7 +305,8 @@ def test_another_processs_save_is_seen_within_50_ms_with_the_stream_up(
     assert chain.counters.get("hits") - hits_before >= 200
     store.close()
     print(
-        f"\nMEASURED near cache, stream up: another process's save seen after "
+        f"\nMEASURED near cache, stream up: an older copy served after another process's save "
+        "for "
         f"{median * 1000:.2f} ms median, {p99 * 1000:.2f} ms p99, {worst * 1000:.2f} ms max "
         "(200 tries)"
     )
@@ -311,9 +321,12 @@ def test_another_processs_save_is_seen_within_max_staleness_without_the_stream(
     other = workers(url)
     store.save("s", {"v": -1})
     delays = _seen_after(store, other, 8)
-    assert delays[-1] < 1.0 + 0.1, delays  # max_staleness, plus this busy machine's slack
+    assert delays[-1] < 1.0, delays  # max_staleness
     store.close()
-    print(f"\nMEASURED near cache, no stream: seen after {delays[-1] * 1000:.0f} ms at most")
+    print(
+        "\nMEASURED near cache, no stream: an older copy served for "
+        f"{delays[-1] * 1000:.0f} ms at most"
+    )
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float) -> float:

@@ -23,6 +23,7 @@ from session_store_redis.testing.checks import open_async_as
 from session_store_redis.testing.failover import (
     CLUSTER_KINDS,
     FAILOVER_OPTIONS,
+    FailoverLog,
     Resumed,
     keys_on,
 )
@@ -52,59 +53,69 @@ async def test_killing_a_primary_loses_no_acknowledged_write(
     cluster.wait_healthy(30)
     primary, replica = cluster.primary_with_replica()
     expected: dict[str, bytes] = {}
-    try:
-        await acked.client.initialize()
-        on_victim = keys_on(acked, primary.port, owned=True)
-        elsewhere = keys_on(acked, primary.port, owned=False)
-        victim_keys = [next(on_victim) for _ in range(50)]
-        other_keys = [next(elsewhere) for _ in range(50)]
-        for key in itertools.chain(victim_keys, other_keys):
-            await acked.set(key, key.encode())
-            expected[key] = key.encode()
-        assert await plain.get_many(expected) == expected  # connected, slots known
-        assert {key async for key in lister.scan()} == set(expected)
-        primary.kill()
-        resumed = Resumed(*CLUSTER_KINDS)
-        errors: list[BackendError] = []
-        while resumed.waiting():
-            for what, backend, keys in (
-                ("write on the dead primary's slots", plain, on_victim),
-                ("acknowledged write elsewhere", acked, elsewhere),
-            ):
-                key = next(keys)  # a fresh key per attempt: a failed write leaves no doubt
-                try:
-                    await backend.set(key, key.encode())
-                except BackendError as exc:
-                    errors.append(exc)
-                    continue
+    log = FailoverLog()  # printed if the test fails: what was written, refused, lost; the nodes
+
+    def every_node() -> str:  # a process started after the kill names every node
+        return cluster.url_for(prefix="f:", startup_nodes=len(cluster.ports))
+
+    with log.explained(every_node, expected, cluster):
+        try:
+            await acked.client.initialize()
+            on_victim = keys_on(acked, primary.port, owned=True)
+            elsewhere = keys_on(acked, primary.port, owned=False)
+            victim_keys = [next(on_victim) for _ in range(50)]
+            other_keys = [next(elsewhere) for _ in range(50)]
+            for key in itertools.chain(victim_keys, other_keys):
+                await acked.set(key, key.encode())
                 expected[key] = key.encode()
-                resumed.ok(what)
-            for what, key in (
-                ("read on the dead primary's slots", victim_keys[0]),
-                ("read elsewhere", other_keys[0]),
-            ):
-                try:
-                    value = await plain.get(key)
-                except BackendError as exc:
-                    errors.append(exc)
-                    continue
-                assert value == expected[key]
-                resumed.ok(what)
-            await asyncio.sleep(0.02)
-        resumed.check(f"async cluster failover ({len(errors)} typed errors meanwhile)")
-        assert replica.port in {node.port for node in cluster.primary_nodes()}  # promoted
-        listed = [key async for key in lister.scan()]  # its slot map is stale
-        assert len(listed) == len(set(listed)) and set(listed) >= set(expected)
-    finally:
-        for backend in (acked, plain, lister):
-            await backend.aclose()
-    # a process started after the kill: its URL names every node, as a deployment's should (one
-    # seed node that happens to be the killed primary leaves a new client nothing to ask)
-    fresh = _open(cluster.url_for(prefix="f:", startup_nodes=len(cluster.ports)))
-    try:
-        assert await fresh.get_many(expected) == expected  # no acknowledged write was lost
-    finally:
-        await fresh.aclose()
+            log.note(f"{len(expected)} writes acknowledged by a replica")
+            assert await plain.get_many(expected) == expected  # connected, slots known
+            assert {key async for key in lister.scan()} == set(expected)
+            primary.kill()
+            log.note(f"SIGKILL of primary {primary.port}; its replica is {replica.port}")
+            resumed = Resumed(*CLUSTER_KINDS)
+            while resumed.waiting():
+                for what, backend, keys in (
+                    ("write on the dead primary's slots", plain, on_victim),
+                    ("acknowledged write elsewhere", acked, elsewhere),
+                ):
+                    key = next(keys)  # a fresh key per attempt: a failed write leaves no doubt
+                    try:
+                        await backend.set(key, key.encode())
+                    except BackendError as exc:
+                        log.refused_with(what, exc)
+                        continue
+                    expected[key] = key.encode()
+                    log.ok(what)
+                    resumed.ok(what)
+                for what, key in (
+                    ("read on the dead primary's slots", victim_keys[0]),
+                    ("read elsewhere", other_keys[0]),
+                ):
+                    try:
+                        value = await plain.get(key)
+                    except BackendError as exc:
+                        log.refused_with(what, exc)
+                        continue
+                    assert value == expected[key], (what, key, value)
+                    log.ok(what)
+                    resumed.ok(what)
+                await asyncio.sleep(0.02)
+            refused = sum(log.refused.values())
+            resumed.check(f"async cluster failover ({refused} typed errors meanwhile)")
+            assert replica.port in {node.port for node in cluster.primary_nodes()}  # promoted
+            listed = [key async for key in lister.scan()]  # its slot map is stale
+            assert len(listed) == len(set(listed)) and set(listed) >= set(expected)
+        finally:
+            for backend in (acked, plain, lister):
+                await backend.aclose()
+        # a process started after the kill: its URL names every node, as a deployment's should
+        # (one seed node that happens to be the killed primary leaves a new client nothing to ask)
+        fresh = _open(every_node())
+        try:
+            assert await fresh.get_many(expected) == expected  # no acknowledged write was lost
+        finally:
+            await fresh.aclose()
 
 
 @pytest.mark.slow

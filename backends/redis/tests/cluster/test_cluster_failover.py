@@ -13,11 +13,13 @@ so the session's shared cluster is never broken. It shows that
   such writes fail with ``BackendUnavailableError`` instead of pretending.
 
 The measured pauses are printed (``pytest -s``) and bounded here; docs/scale-out.md states them.
+A failure prints the test's :class:`~session_store_redis.testing.failover.FailoverLog`: every
+write by kind (acknowledged, refused and why), the events, the acknowledged writes a fresh
+backend does not read back, and each node's role, view and log.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 
@@ -30,6 +32,7 @@ from session_store_redis.testing.failover import (
     CLUSTER_KINDS,
     FAILOVER_OPTIONS,
     PAUSE_BOUND_S,
+    FailoverLog,
     assert_kept,
     keys_on,
     write_again,
@@ -77,59 +80,74 @@ def test_killing_a_primary_loses_no_acknowledged_write(
     on_victim = keys_on(acked, primary.port, owned=True)
     elsewhere = keys_on(acked, primary.port, owned=False)
     expected: dict[str, bytes] = {}
-    try:
-        # Acknowledged by a replica, up to the very moment of the kill.
-        before = {"victim": [next(on_victim) for _ in range(100)], "other": []}
-        before["other"] = [next(elsewhere) for _ in range(100)]
-        for key in itertools.chain.from_iterable(
-            zip(before["victim"], before["other"], strict=True)
-        ):
-            acked.set(key, key.encode())
-            expected[key] = key.encode()
-        assert plain.get_many(expected) == expected  # a running app: connected, slots known
-        assert set(lister.scan()) == set(expected)  # connected; its slot map goes stale now
-        primary.kill()
-        clock = Clock(*CLUSTER_KINDS)
-        deadline = time.monotonic() + 30
-        while not clock.settled(after=1.0) and time.monotonic() < deadline:
-            for what, backend, keys in (
-                ("write on the dead primary's slots", plain, on_victim),
-                ("acknowledged write elsewhere", acked, elsewhere),
-            ):
-                key = next(keys)  # a fresh key per attempt: a failed write leaves no doubt
-                try:
-                    backend.set(key, key.encode())
-                except BackendError:
-                    continue
-                expected[key] = key.encode()
-                clock.ok(what)
-            for what, key in (
-                ("read on the dead primary's slots", before["victim"][0]),
-                ("read elsewhere", before["other"][0]),
-            ):
-                try:
-                    value = plain.get(key)
-                except BackendError:
-                    continue
-                assert value == expected[key]
-                clock.ok(what)
-            time.sleep(0.02)
-        assert clock.settled(after=1.0), f"did not resume within 30 s: {clock.report()}"
-        assert replica.port in {node.port for node in cluster.primary_nodes()}  # promoted
-        print(f"\ncluster failover, longest pause after SIGKILL: {clock.report()}")
-        assert max(clock.pause.values()) < PAUSE_BOUND_S
-        # A scan with the old slot map meets the dead node, refreshes the map and walks the
-        # primaries again, listing every key once.
-        listed = list(lister.scan())
-        assert len(listed) == len(set(listed)) and set(listed) >= set(expected)
+    log = FailoverLog()  # printed if the test fails: what was written, refused, lost; the nodes
 
-        # Writes acknowledged by a replica need one: the killed node returns as the new one's.
-        restarted = time.monotonic()
-        primary.restart()
-        cluster.wait_healthy(30)
-        write_again(acked, on_victim, expected, restarted)  # on the dead primary's slots
-    finally:
-        acked.close()
-        plain.close()
-        lister.close()
-    assert_kept(cluster.url_for(prefix="f:"), expected)
+    def every_node() -> str:  # a fresh client's URL, naming every node
+        return cluster.url_for(prefix="f:", startup_nodes=len(cluster.ports))
+
+    with log.explained(every_node, expected, cluster):
+        try:
+            # Acknowledged by a replica, up to the very moment of the kill (a write WAIT could
+            # not confirm in time raises: not acknowledged, so not expected; a fresh key again).
+            before: dict[str, list[str]] = {"victim": [], "other": []}
+            for _ in range(100):
+                for side, keys in (("victim", on_victim), ("other", elsewhere)):
+                    key = log.until_ok(
+                        "acknowledged write before the kill", keys, acked.set, expected
+                    )
+                    before[side].append(key)
+            assert plain.get_many(expected) == expected  # a running app: connected, slots known
+            assert set(lister.scan()) == set(expected)  # connected; its slot map goes stale now
+            primary.kill()
+            log.note(f"SIGKILL of primary {primary.port}; its replica is {replica.port}")
+            clock = Clock(*CLUSTER_KINDS)
+            deadline = time.monotonic() + 30
+            while not clock.settled(after=1.0) and time.monotonic() < deadline:
+                for what, backend, keys in (
+                    ("write on the dead primary's slots", plain, on_victim),
+                    ("acknowledged write elsewhere", acked, elsewhere),
+                ):
+                    key = next(keys)  # a fresh key per attempt: a failed write leaves no doubt
+                    try:
+                        backend.set(key, key.encode())
+                    except BackendError as exc:
+                        log.refused_with(what, exc)
+                        continue
+                    expected[key] = key.encode()
+                    log.ok(what)
+                    clock.ok(what)
+                for what, key in (
+                    ("read on the dead primary's slots", before["victim"][0]),
+                    ("read elsewhere", before["other"][0]),
+                ):
+                    try:
+                        value = plain.get(key)
+                    except BackendError as exc:
+                        log.refused_with(what, exc)
+                        continue
+                    assert value == expected[key], (what, key, value)
+                    log.ok(what)
+                    clock.ok(what)
+                time.sleep(0.02)
+            log.note(f"longest pause after SIGKILL: {clock.report()}")
+            assert clock.settled(after=1.0), f"did not resume within 30 s: {clock.report()}"
+            assert replica.port in {node.port for node in cluster.primary_nodes()}  # promoted
+            print(f"\ncluster failover, longest pause after SIGKILL: {clock.report()}")
+            assert max(clock.pause.values()) < PAUSE_BOUND_S
+            # A scan with the old slot map meets the dead node, refreshes the map and walks the
+            # primaries again, listing every key once.
+            listed = list(lister.scan())
+            assert len(listed) == len(set(listed)) and set(listed) >= set(expected)
+
+            # Writes acknowledged by a replica need one: the killed node returns as the new one's.
+            restarted = time.monotonic()
+            primary.restart()
+            log.note(f"restarted {primary.port}")
+            cluster.wait_healthy(30)
+            log.note("cluster healthy, replicas in sync")
+            write_again(acked, on_victim, expected, restarted, log)  # on the dead primary's slots
+        finally:
+            acked.close()
+            plain.close()
+            lister.close()
+        assert_kept(cluster.url_for(prefix="f:"), expected)

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from session_store import BackendError, open_backend
+from session_store import BackendError, SessionBackend, open_backend
 from session_store_redis.testing import RedisSentinelSet
 from session_store_redis.testing.cluster import wait_until
 from session_store_redis.testing.failover import (
     FAILOVER_OPTIONS,
+    FailoverLog,
     Resumed,
     assert_kept,
     write_again,
@@ -42,18 +43,31 @@ def test_killing_the_primary_loses_no_acknowledged_write(
     sentinels = redis_sentinel_factory(down_after_ms=1000)
     acked = open_backend(sentinels.url_for(prefix="f:", wait_replicas="1") + FAILOVER_OPTIONS)
     plain = open_backend(sentinels.url_for(prefix="f:") + FAILOVER_OPTIONS)
-    old_primary = sentinels.primary()
-    replica = sentinels.replicas()[0]
     fresh_keys = (f"key-{n}" for n in itertools.count())
     expected: dict[str, bytes] = {}
+    log = FailoverLog()  # refused writes after the restart; printed if the test fails
+    with log.explained(lambda: sentinels.url_for(prefix="f:"), expected):
+        _kill_the_primary(sentinels, acked, plain, fresh_keys, expected, log)
+        assert_kept(sentinels.url_for(prefix="f:"), expected, only=True, maybe=log.maybe)
+
+
+def _kill_the_primary(
+    sentinels: RedisSentinelSet,
+    acked: SessionBackend,
+    plain: SessionBackend,
+    fresh_keys: Iterator[str],
+    expected: dict[str, bytes],
+    log: FailoverLog,
+) -> None:
+    old_primary = sentinels.primary()
+    replica = sentinels.replicas()[0]
     try:
         for _ in range(200):  # acknowledged by the replica, up to the very moment of the kill
-            key = next(fresh_keys)
-            acked.set(key, key.encode())
-            expected[key] = key.encode()
+            log.until_ok("acknowledged write before the kill", fresh_keys, acked.set, expected)
         assert plain.get_many(expected) == expected  # a running app: connected
         first = next(iter(expected))
         old_primary.kill()
+        log.note(f"SIGKILL of the primary {old_primary.port}")
         resumed = Resumed("write", "read")
         while resumed.waiting():
             key = next(fresh_keys)  # a fresh key per attempt: a failed write leaves no doubt
@@ -61,13 +75,15 @@ def test_killing_the_primary_loses_no_acknowledged_write(
                 plain.set(key, key.encode())
                 expected[key] = key.encode()
                 resumed.ok("write")
-            except BackendError:
-                pass
+                log.ok("write after the kill")
+            except BackendError as exc:
+                log.refused_with("write after the kill", exc)
             try:
                 assert plain.get(first) == expected[first]
                 resumed.ok("read")
-            except BackendError:
-                pass
+                log.ok("read after the kill")
+            except BackendError as exc:
+                log.refused_with("read after the kill", exc)
             time.sleep(0.02)
         resumed.check("sentinel failover")
         # promoted; the backend may have followed the leader's announcement before the sentinel
@@ -78,8 +94,8 @@ def test_killing_the_primary_loses_no_acknowledged_write(
         restarted = time.monotonic()
         old_primary.restart()
         sentinels.rejoin(old_primary)
-        write_again(acked, fresh_keys, expected, restarted)
+        log.note(f"{old_primary.port} restarted, rejoined as a replica")
+        write_again(acked, fresh_keys, expected, restarted, log)
     finally:
         acked.close()
         plain.close()
-    assert_kept(sentinels.url_for(prefix="f:"), expected, only=True)

@@ -52,7 +52,15 @@ _WRITER = """
     from session_store import BackendError, open_backend
     url, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
     backend = open_backend(url)
-    backend.set(f"{name}-ready", b"")  # connected: the watchers start
+    started = time.monotonic()
+    while True:  # connected: the watchers start
+        try:
+            backend.set(f"{name}-ready", b"")
+            break
+        except BackendError:  # NOREPLICAS: a starved replica lagged past min-replicas-max-lag
+            if time.monotonic() - started > 30:  # a hang bound, not an allowance
+                raise
+            time.sleep(0.05)
     tracker = getattr(backend, "tracker", None)  # (none before issue 15: nothing to wait for)
     while tracker is not None and len(tracker.watching) < int(sys.argv[4]):
         time.sleep(0.01)  # subscribed to every sentinel
