@@ -3,6 +3,7 @@ plugin): each test failed on main before its fix."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from session_store import ConfigurationError, MemoryBackend, TieredBackend, open_backend
+from session_store import ConfigurationError, TieredBackend, open_backend
+from session_store.aio import open_async_backend
 
 
 def test_chain_options_after_the_first_tier_say_where_they_belong() -> None:
@@ -25,16 +27,31 @@ def test_chain_options_after_the_first_tier_say_where_they_belong() -> None:
     assert "first" in message and "tiered://?" in message
 
 
-def test_memory_delete_counts_only_keys_it_removed() -> None:
+@pytest.mark.parametrize("kind", ["memory", "diskcache", "redis", "redis-async"])
+def test_delete_counts_only_keys_it_removed(kind: str, redis_url: str, tmp_path: Path) -> None:
     """``deletes`` counts keys deleted (docs/metrics.md, and what ``BackendBase`` counts); the
-    memory backend counted every call, an absent key included."""
-    backend = MemoryBackend()
-    backend.set("here", b"v")
-    assert backend.delete("absent") is False
-    assert backend.delete("here") is True
-    backend.set("a", b"v")
-    assert backend.delete_many(["a", "b", "c"]) == 1
-    assert backend.counters.as_dict()["deletes"] == 2
+    memory, diskcache and Redis backends counted every call, an absent key included."""
+    if kind == "redis-async":
+        asyncio.run(_async_deletes(redis_url))
+        return
+    url = {"memory": "memory://", "diskcache": f"diskcache://{tmp_path}", "redis": redis_url}
+    with open_backend(url[kind]) as backend:
+        backend.set("here", b"v")
+        assert backend.delete("absent") is False
+        assert backend.delete("here") is True
+        backend.set("a", b"v")
+        assert backend.delete_many(["a", "b", "c"]) == 1
+        assert backend.counters.as_dict()["deletes"] == 2
+
+
+async def _async_deletes(url: str) -> None:
+    async with open_async_backend(url) as backend:
+        await backend.set("here", b"v")
+        assert await backend.delete("absent") is False
+        assert await backend.delete("here") is True
+        await backend.set("a", b"v")
+        assert await backend.delete_many(["a", "b", "c"]) == 1
+        assert backend.counters.as_dict()["deletes"] == 2
 
 
 def test_a_chain_read_that_misses_deletes_nothing_in_the_counters(tmp_path: Path) -> None:

@@ -285,7 +285,8 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         stored = self.namespace.encode(key)
         with self._io("delete", key) as cache:
             removed = bool(cache.delete(stored))
-        self.counters.add("deletes")
+        if removed:
+            self.counters.add("deletes")
         return removed
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
@@ -371,7 +372,8 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
             return 0
         with self._io("delete_many") as cache, cache.transact():
             removed = sum(1 for stored in stored_keys if cache.delete(stored))
-        self.counters.add("deletes", len(stored_keys))
+        if removed:
+            self.counters.add("deletes", removed)
         return removed
 
     # -- life cycle ------------------------------------------------------------------------------

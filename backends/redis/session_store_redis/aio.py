@@ -101,7 +101,8 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncRedisBase):
             removed = (await self._acked("delete", key, [(stored, ("UNLINK", stored))]))[0]
         else:
             removed = await self._call("delete", key, self._run("UNLINK", stored))
-        self.counters.add("deletes")
+        if removed:
+            self.counters.add("deletes")
         return bool(removed)
 
     async def touch(self, key: str, ttl: float | None = None) -> bool:
@@ -244,7 +245,8 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncRedisBase):
             ]
         else:
             removed = await self._call("delete_many", None, self._run("UNLINK", *stored))
-        self.counters.add("deletes", len(wanted))
+        if removed:
+            self.counters.add("deletes", int(removed))
         return int(removed)
 
     # -- life cycle ----------------------------------------------------------------------------

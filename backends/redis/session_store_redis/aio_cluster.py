@@ -288,7 +288,8 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
             removed = await whole(
                 lambda: self._call("delete_many", None, partial(self._unlink_all, stored))
             )
-        self.counters.add("deletes", len(wanted))
+        if removed:
+            self.counters.add("deletes", int(removed))
         return int(removed)
 
     async def _unlink_all(self, stored: list[str]) -> int:

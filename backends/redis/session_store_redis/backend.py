@@ -317,7 +317,8 @@ class RedisBackend(SyncBulk[redis.Redis]):
             removed = self._write_acked("delete_many", None, [(stored[0], ("UNLINK", *stored))])[0]
         else:
             removed = self._call("delete_many", None, self._client.unlink, *stored)
-        self.counters.add("deletes", len(wanted))
+        if removed:
+            self.counters.add("deletes", int(removed))
         return int(removed)
 
     # -- life cycle ----------------------------------------------------------------------------

@@ -269,7 +269,8 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
             removed = self._write_acked("delete", key, [(stored, ("UNLINK", stored))])[0]
         else:
             removed = self._call("delete", key, self._client.unlink, stored)
-        self.counters.add("deletes")
+        if removed:
+            self.counters.add("deletes")
         return bool(removed)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:

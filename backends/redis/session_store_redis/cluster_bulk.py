@@ -46,7 +46,8 @@ class ClusterBulk(SyncBulk[RedisCluster]):
             removed = sum(int(n) for n in self._write_acked("delete_many", None, commands))
         else:
             removed = int(self._call("delete_many", None, self._unlink_all, stored))
-        self.counters.add("deletes", len(wanted))
+        if removed:
+            self.counters.add("deletes", removed)
         return removed
 
     def _unlink_all(self, stored: list[str]) -> int:
