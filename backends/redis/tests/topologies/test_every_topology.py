@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -93,13 +94,16 @@ class _Calls:
     """The sockets this process connects, the names it looks up and the sleeps it asks for,
     from the interpreter's audit events (``socket.connect``, ``socket.getaddrinfo``,
     ``time.sleep``) while :meth:`recording`: what a client
-    does, counted, however slowly a loaded machine runs it. (An audit hook cannot be removed:
-    it is installed once, and records nothing outside :meth:`recording`.)"""
+    does, counted, however slowly a loaded machine runs it. Only the recording thread's events
+    count: a stream thread left by another test of the same worker reconnects meanwhile. (An
+    audit hook cannot be removed: it is installed once, and records nothing outside
+    :meth:`recording`.)"""
 
     active: _Calls | None = None
     installed = False
 
     def __init__(self) -> None:
+        self.thread = threading.get_ident()
         self.connects: list[object] = []
         self.lookups: list[object] = []
         self.sleeps: list[float] = []
@@ -107,7 +111,7 @@ class _Calls:
     @classmethod
     def _hook(cls, event: str, args: tuple[Any, ...]) -> None:
         calls = cls.active
-        if calls is None:
+        if calls is None or threading.get_ident() != calls.thread:
             return
         if event == "socket.connect":
             calls.connects.append(args[1])
