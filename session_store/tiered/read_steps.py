@@ -83,7 +83,8 @@ def near_get(
     chain: ReadChain, near: SessionBackend, past: Callable[[str, bytes | None], T]
 ) -> Callable[[str], bytes | T]:
     """The chain's ``get`` of a checked key as a closure over the near-cache hit path: a copy in
-    ``near`` checked recently enough (:func:`~.policy.is_fresh`, inlined) is the answer; else
+    ``near`` checked recently enough (:func:`~.policy.is_fresh`, inlined: the stream heard from
+    within the bound, else the copy's own age; one clock read, no lock) is the answer; else
     ``past(key, copy)``, with the copy the near cache holds but cannot vouch for, if any (the
     sync chain reads the shared tiers there; the async chain hands back the sequence to await).
 
@@ -95,6 +96,7 @@ def near_get(
     checked_get = state.checked.get
     counters: FastHits = chain.counters  # type: ignore[assignment]
     clock = chain._clock
+    staleness = state.max_staleness  # (fixed for the chain's life)
 
     def hit(key: str) -> bytes | T:
         try:
@@ -103,11 +105,11 @@ def near_get(
             return past(key, None)  # the shared tiers answer
         if data is not None:
             checked = checked_get(key)
-            if checked is not None and (
-                checked >= state.coherent_since or clock() - checked < state.max_staleness
-            ):
-                counters.fast_hits += 1  # no lock on the hot path (see the chain's counters)
-                return data  # the near cache holds the caller's bytes (see NearCache)
+            if checked is not None:
+                now = clock()
+                if now < state.trusted_until or now - checked < staleness:
+                    counters.fast_hits += 1  # no lock on the hot path (see the chain's counters)
+                    return data  # the near cache holds the caller's bytes (see NearCache)
         return past(key, data)
 
     reader = getattr(near, "hit_reader", None)
@@ -120,11 +122,11 @@ def near_get(
         if data is None:
             return hit(key)  # the tier's own get: a miss, an expired copy, a bad key
         checked = checked_get(key)
-        if checked is not None and (
-            checked >= state.coherent_since or clock() - checked < state.max_staleness
-        ):
-            counters.fast_hits += 1
-            return data
+        if checked is not None:
+            now = clock()
+            if now < state.trusted_until or now - checked < staleness:
+                counters.fast_hits += 1
+                return data
         return past(key, data)
 
     return peeking
@@ -224,7 +226,7 @@ def _fresh_near(chain: ReadChain, keys: list[str]) -> dict[str, bytes]:
     return {
         key: data
         for key, data in got.items()
-        if policy.is_fresh(checked(key), now, state.coherent_since, state.max_staleness)
+        if policy.is_fresh(checked(key), now, state.trusted_until, state.max_staleness)
     }
 
 
