@@ -58,13 +58,15 @@ __all__ = ["SET_AFTER_SCRIPT", "SET_IF_NEWER_SCRIPT", "InvalidationStream"]
 
 log = logging.getLogger(__name__)
 
-#: KEYS[1]: the key. ARGV[1]: the new value. ARGV[2]: TTL in ms, "0" for none. ARGV[3]: length of
-#: the header both values must share. ARGV[4], ARGV[5]: 1-based first and last byte of the version.
-#: Returns 1 if it wrote, 0 if the current value is at least as new.
-SET_IF_NEWER_SCRIPT = """
+# The two scripts' shared parts (assembled below into texts identical to the earlier ones, so
+# their SHAs do not change): reading the current value's head, deciding whether the new value's
+# version is newer (``newer``, inside ``if <same header> then``, left open for what follows), and
+# the write itself.
+_ARGUMENTS = """
 local new = ARGV[1]
 local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
+"""
+_COMPARE = """local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
 if string.len(current) == last
     and string.sub(current, 1, head) == string.sub(new, 1, head) then
   local newer = false
@@ -76,39 +78,38 @@ if string.len(current) == last
     end
   end
   if not newer then
-    return 0
-  end
-end
-if ARGV[2] == '0' then
+"""
+_WRITE = """if ARGV[2] == '0' then
   redis.call('SET', KEYS[1], new)
 else
   redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
 end
-return 1
 """
+
+#: KEYS[1]: the key. ARGV[1]: the new value. ARGV[2]: TTL in ms, "0" for none. ARGV[3]: length of
+#: the header both values must share. ARGV[4], ARGV[5]: 1-based first and last byte of the version.
+#: Returns 1 if it wrote, 0 if the current value is at least as new.
+SET_IF_NEWER_SCRIPT = (
+    _ARGUMENTS
+    + _COMPARE
+    + """    return 0
+  end
+end
+"""
+    + _WRITE
+    + "return 1\n"
+)
 
 #: KEYS[1]: the key. ARGV[1]: the new value. ARGV[2]: TTL in ms, "0" for none. ARGV[3]: length of
 #: the shared header. ARGV[4], ARGV[5]: 1-based first and last byte of the version. ARGV[6]: last
 #: byte of its clock. Always writes; if the current value carries a version at least as new, the
 #: new value's clock becomes the current one plus one first (new writes ordered by arrival).
 #: Returns the version stored.
-SET_AFTER_SCRIPT = """
-local new = ARGV[1]
-local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local clock_end = tonumber(ARGV[6])
-local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
-if string.len(current) == last
-    and string.sub(current, 1, head) == string.sub(new, 1, head) then
-  local newer = false
-  for i = first, last do
-    local a, b = string.byte(current, i), string.byte(new, i)
-    if a ~= b then
-      newer = b > a
-      break
-    end
-  end
-  if not newer then
-    local clock = {}
+SET_AFTER_SCRIPT = (
+    _ARGUMENTS
+    + "local clock_end = tonumber(ARGV[6])\n"
+    + _COMPARE
+    + """    local clock = {}
     local carry = 1
     for i = clock_end, first, -1 do
       local v = string.byte(current, i) + carry
@@ -122,13 +123,10 @@ if string.len(current) == last
     new = string.sub(new, 1, first - 1) .. table.concat(clock) .. string.sub(new, clock_end + 1)
   end
 end
-if ARGV[2] == '0' then
-  redis.call('SET', KEYS[1], new)
-else
-  redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
-end
-return string.sub(new, first, last)
 """
+    + _WRITE
+    + "return string.sub(new, first, last)\n"
+)
 
 _CHANNEL = b"__redis__:invalidate"
 
