@@ -88,9 +88,10 @@ def near_get(
     ``past(key, copy)``, with the copy the near cache holds but cannot vouch for, if any (the
     sync chain reads the shared tiers there; the async chain hands back the sequence to await).
 
-    When ``near`` offers a lock-free ``hit_reader`` (the built-in memory backend does), a hit is
-    one dictionary lookup in it, not a whole ``get``; anything it does not serve goes through
-    the tier's public ``get`` (which checks a key it does not hold, and counts) as before."""
+    When ``near`` offers a lock-free ``hit_reader_at`` or ``hit_reader`` (the built-in memory
+    backend does), a hit is one dictionary lookup in it, not a whole ``get``, and one reading of
+    the clock serves both the tier's expiry and the stream's word; anything it does not serve
+    goes through the tier's public ``get`` (which checks a key it does not hold, and counts)."""
     near_read = near.get
     state = chain.near
     checked_get = state.checked.get
@@ -112,24 +113,40 @@ def near_get(
                     return data  # the near cache holds the caller's bytes (see NearCache)
         return past(key, data)
 
-    reader = getattr(near, "hit_reader", None)
-    if reader is None:
+    peek_at = _peek_at(near, clock)
+    if peek_at is None:
         return hit
-    peek: Callable[[str], bytes | None] = reader()
 
     def peeking(key: str) -> bytes | T:
-        data = peek(key)
+        now = clock()  # one reading: the near tier's expiry and the stream's word
+        data = peek_at(key, now)
         if data is None:
             return hit(key)  # the tier's own get: a miss, an expired copy, a bad key
         checked = checked_get(key)
-        if checked is not None:
-            now = clock()
-            if now < state.trusted_until or now - checked < staleness:
-                counters.fast_hits += 1
-                return data
+        if checked is not None and (now < state.trusted_until or now - checked < staleness):
+            counters.fast_hits += 1
+            return data
         return past(key, data)
 
     return peeking
+
+
+def _peek_at(
+    near: SessionBackend, clock: Callable[[], float]
+) -> Callable[[str, float], bytes | None] | None:
+    """The near tier's lock-free read of a live copy given the time (``hit_reader_at``, which
+    the built-in memory backend offers when it runs on the chain's clock: the hit path reads
+    the clock once for both), else its ``hit_reader`` (which reads its own clock), else
+    ``None``."""
+    at = getattr(near, "hit_reader_at", None)
+    read_at: Callable[[str, float], bytes | None] | None = None if at is None else at(clock)
+    if read_at is not None:
+        return read_at
+    reader = getattr(near, "hit_reader", None)
+    if reader is None:
+        return None
+    peek: Callable[[str], bytes | None] = reader()
+    return lambda key, _now: peek(key)
 
 
 # -- single-key reads --------------------------------------------------------------------------
