@@ -250,9 +250,9 @@ class InvalidationStream:
         pinged_at: float | None = None
         next_ping = time.monotonic() + self._ping_interval
         while not self._stop.is_set():
-            if pinged_at is None and time.monotonic() >= next_ping:
+            if pinged_at is None and (now := time.monotonic()) >= next_ping:
+                pinged_at = now  # read before it leaves: the server may answer at once
                 replies.ping()
-                pinged_at = time.monotonic()
             # what has arrived, then tell the listener once: one lock per batch
             keys: list[str] = []
             flush = False
