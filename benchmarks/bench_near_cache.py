@@ -29,12 +29,14 @@ Prints Markdown.
 
     python -m benchmarks.bench_near_cache --callgrind [--calls 1000]
 
-counts instead the instructions this process spends per save (every thread, the server's not
-counted) under ``valgrind --tool=callgrind``: each variant runs in a child process of its own,
-once with N saves after a warm-up and once with the warm-up alone; the difference over N is the
-cost of one save. Not noisy, but blind to what valgrind changes: it runs one thread at a time
-and ~50x slower, so the invalidation listener wakes for every message (the wall-clock rows
-measure how it batches them), and the server's work (the Lua script) is not in it.
+counts instead the instructions this process spends per warm hit (100,000 gets) and per save
+(every thread, the server's not counted) under ``valgrind --tool=callgrind``: each variant runs
+in a child process of its own, once with N calls after a warm-up and once with the warm-up
+alone; the difference over N is the cost of one call. ``--hits`` (with or without
+``--callgrind``) measures the near-cache hit alone. Not noisy, but blind to what valgrind
+changes: it runs one thread at a time and ~50x slower, so the invalidation listener wakes for
+every message (the wall-clock rows measure how it batches them), and the server's work (the Lua
+script) is not in it.
 """
 
 from __future__ import annotations
@@ -86,8 +88,10 @@ def _wait_coherent(chain: TieredBackend) -> None:
         time.sleep(0.01)
 
 
-def measure(rounds: int = 15, calls: int = 20_000) -> tuple[list[Ratio], list[str]]:
-    """The ratios, and notes."""
+def measure(
+    rounds: int = 15, calls: int = 20_000, hits_only: bool = False
+) -> tuple[list[Ratio], list[str]]:
+    """The ratios, and notes (``hits_only``: the two hit ratios alone)."""
     codec = Codec(encryption=None)
     session = vision_session("small")
     payload = codec.encode("user-0", session)
@@ -138,6 +142,10 @@ def measure(rounds: int = 15, calls: int = 20_000) -> tuple[list[Ratio], list[st
                     met=lambda r: True,
                 )
             )
+
+            if hits_only:
+                notes.append(f"hits: {calls:,} per round")
+                return ratios, notes
 
             def bare_two(key: str) -> None:
                 bare_redis.set(key, payload, 3600)
@@ -244,9 +252,9 @@ def _per_call(ratio: Ratio, calls: int) -> int:
     return calls
 
 
-def report(rounds: int = 15, calls: int = 20_000) -> str:
+def report(rounds: int = 15, calls: int = 20_000, hits_only: bool = False) -> str:
     """The chain's costs as a Markdown section."""
-    ratios, notes = measure(rounds, calls)
+    ratios, notes = measure(rounds, calls, hits_only)
     rows = []
     for ratio in ratios:
         per_call = _per_call(ratio, calls)
@@ -285,8 +293,52 @@ CALLGRIND_VARIANTS = (
 )
 
 
+#: The --callgrind hit variants: one ``get`` of a warm key (see _one_hit_variant).
+CALLGRIND_HIT_VARIANTS = (
+    "bare MemoryBackend.get",
+    "near-cache hit, memory | redis (stream up)",
+    "near-cache hit, memory | redis, no stream",
+)
+
+
+def _one_hit_variant(variant: str, calls: int, redis_url: str) -> None:
+    """The child process of ``--callgrind`` for a hit: ``calls`` gets of ``variant`` after a
+    warm-up, every key's copy checked (its own write's invalidation handled first)."""
+    payload = Codec(encryption=None).encode("user-0", vision_session("small"))
+    index = CALLGRIND_HIT_VARIANTS.index(variant)
+    url = f"{redis_url}?prefix=hit-{index}:"
+    target: SessionBackend
+    if index == 0:
+        target = MemoryBackend(max_entries=1000)
+        for key in KEYS:
+            target.set(key, payload)  # (no TTL, as the wall-clock baseline of measure())
+    else:
+        # max_staleness=60: valgrind runs ~50x slower, and within 1 s of wall time a copy's
+        # own check (no stream) or the stream's last answer would lapse, timing revalidations
+        # instead of hits; the hit path is the same code whatever the bound
+        stream = "true" if index == 1 else "false"
+        options = f"tiered://?max_staleness=60&invalidation={stream}"
+        target = open_backend(f"{options} | memory://?max_entries=1000 | {url}")
+        assert isinstance(target, TieredBackend)
+        if index == 1:
+            _wait_coherent(target)
+        _warm(target, payload)
+        deadline = time.monotonic() + 10
+        while index == 1 and target.counters.get("invalidations") < len(KEYS):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the writes' own invalidations did not arrive")
+            time.sleep(0.01)
+        for key in KEYS:
+            target.get(key)  # (checked again after its own invalidation)
+    _loop(target.get, 200)()
+    _loop(target.get, calls)()
+
+
 def _one_variant(variant: str, calls: int, redis_url: str, scratch: str) -> None:
     """The child process of ``--callgrind``: ``calls`` saves of ``variant`` after a warm-up."""
+    if variant in CALLGRIND_HIT_VARIANTS:
+        _one_hit_variant(variant, calls, redis_url)
+        return
     codec = Codec(encryption=None)
     payload = codec.encode("user-0", vision_session("small"))
     framed = stamps.frame(payload, stamps.clock.now(), 3600)
@@ -359,33 +411,65 @@ def _collected(variant: str, calls: int, redis_url: str, scratch: str) -> int:
     return int(found.group(1))
 
 
-def callgrind_report(calls: int = 1000) -> str:
-    """Instructions per save of each variant, and the ratios of the module doc (callgrind)."""
+def _instructions(variants: tuple[str, ...], calls: int) -> dict[str, float]:
+    """Instructions per call of each variant: ``calls`` calls after the warm-up, minus the
+    warm-up alone, each in a child process of its own under callgrind."""
+    per_call = {}
     with RedisServer() as server, tempfile.TemporaryDirectory() as scratch:
         url = server.url_for()
-        per_save = {}
-        for variant in CALLGRIND_VARIANTS:
+        for variant in variants:
             full = _collected(variant, calls, url, scratch)
             warm = _collected(variant, 0, url, scratch)
-            per_save[variant] = (full - warm) / calls
-    bare_two, bare_three = per_save[CALLGRIND_VARIANTS[0]], per_save[CALLGRIND_VARIANTS[4]]
+            per_call[variant] = (full - warm) / calls
+    return per_call
+
+
+def _callgrind_table(
+    title: str, what: str, variants: tuple[str, ...], calls: int, base: Callable[[str], str]
+) -> str:
+    """A Markdown section: instructions per ``what`` of each variant (:func:`_instructions`),
+    and its ratio to the variant ``base(variant)`` names."""
+    counts = _instructions(variants, calls)
     rows = [
         [
             variant.replace("|", "\\|"),  # (a Markdown table cell)
             f"{count:,.0f}",
-            f"{count / (bare_three if 'diskcache' in variant else bare_two):.2f}x",
+            f"{count / counts[base(variant)]:.3f}x",
         ]
-        for variant, count in per_save.items()
+        for variant, count in counts.items()
     ]
     return "\n".join(
         [
-            "## The default chain's save: instructions per call (callgrind, this process only)",
+            f"## {title}: instructions per call (callgrind, this process only)",
             "",
-            f"_{machine_line()}; {calls:,} saves after a warm-up of 200, minus the warm-up alone_",
+            f"_{machine_line()}; {calls:,} {what}s after a warm-up of 200, minus the warm-up"
+            " alone_",
             "",
-            markdown_table(rows, ["variant", "instructions per save", "ratio to its bare tiers"]),
+            markdown_table(
+                rows, ["variant", f"instructions per {what}", "ratio to the bare tiers"]
+            ),
             "",
         ]
+    )
+
+
+def callgrind_hits(calls: int = 100_000) -> str:
+    """Instructions per warm hit of each hit variant, against a bare ``MemoryBackend.get``."""
+    bare = CALLGRIND_HIT_VARIANTS[0]
+    return _callgrind_table(
+        "The near-cache hit", "get", CALLGRIND_HIT_VARIANTS, calls, lambda _: bare
+    )
+
+
+def callgrind_report(calls: int = 1000) -> str:
+    """Instructions per save of each variant, and the ratios of the module doc (callgrind)."""
+    two, three = CALLGRIND_VARIANTS[0], CALLGRIND_VARIANTS[4]
+    return _callgrind_table(
+        "The default chain's save",
+        "save",
+        CALLGRIND_VARIANTS,
+        calls,
+        lambda variant: three if "diskcache" in variant else two,
     )
 
 
@@ -394,6 +478,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=None)
     parser.add_argument("--callgrind", action="store_true", help="instructions, not time")
+    parser.add_argument("--hits", action="store_true", help="the near-cache hit alone")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child of --callgrind
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
@@ -402,10 +487,13 @@ def main() -> int:
         _one_variant(args.one, args.calls, args.url, args.scratch)
         return 0
     started = time.perf_counter()
-    if args.callgrind:
+    if args.callgrind and args.hits:
+        print(callgrind_hits(args.calls or 100_000))
+    elif args.callgrind:
+        print(callgrind_hits())
         print(callgrind_report(args.calls or 1000))
     else:
-        print(report(args.rounds, args.calls or 20_000))
+        print(report(args.rounds, args.calls or 20_000, hits_only=args.hits))
     print(f"_took {time.perf_counter() - started:.1f} s_")
     return 0
 

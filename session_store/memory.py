@@ -26,7 +26,13 @@ from session_store.backend import Scope, SessionBackend, Versioned, VersionToken
 from session_store.counters import Counters
 from session_store.errors import ConfigurationError
 from session_store.keys import MAX_KEY_BYTES, validate_key, validate_scan_prefix
-from session_store.memory_entries import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Evicted, hit_reader
+from session_store.memory_entries import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    Evicted,
+    hit_reader,
+    hit_reader_at,
+)
 from session_store.memory_entries import EXPIRES as _EXPIRES
 from session_store.memory_entries import INF as _INF
 from session_store.memory_entries import VALUE as _VALUE
@@ -187,6 +193,18 @@ class MemoryBackend(SessionBackend):
         meanwhile is not moved back), and the hit is counted, without the lock too (two threads
         may lose one count between them; a count is never wrong otherwise)."""
         return hit_reader(self._data, self._clock, self._counts)
+
+    def hit_reader_at(
+        self, clock: Callable[[], float]
+    ) -> Callable[[str, float], bytes | None] | None:
+        """:meth:`hit_reader` for a caller that reads ``clock`` on its hit path anyway (the
+        chain's near cache does, to know whether its invalidation stream still vouches for a
+        copy): the read takes ``(key, now)``, ``now`` a reading of ``clock``, instead of reading
+        the clock a second time. ``None`` unless ``clock`` is this backend's own clock (its
+        expiry deadlines are on that clock's time line)."""
+        if clock is not self._clock:
+            return None
+        return hit_reader_at(self._data, self._counts)
 
     def get(self, key: str) -> bytes | None:
         # The hot path, kept flat: a key found in the table was validated when it was written,

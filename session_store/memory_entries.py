@@ -20,6 +20,7 @@ __all__ = [
     "MemoryOptions",
     "entry_size",
     "hit_reader",
+    "hit_reader_at",
 ]
 
 #: Default bound on entries.
@@ -67,14 +68,24 @@ def hit_reader(
 ) -> Callable[[str], bytes | None]:
     """:meth:`MemoryBackend.hit_reader <session_store.memory.MemoryBackend.hit_reader>` over the
     backend's table, clock and counts."""
-    move = data.move_to_end
+    read_at = hit_reader_at(data, counts)
 
     def read(key: str) -> bytes | None:
+        return read_at(key, clock())
+
+    return read
+
+
+def hit_reader_at(
+    data: OrderedDict[str, Entry], counts: dict[str, int]
+) -> Callable[[str, float], bytes | None]:
+    """:meth:`MemoryBackend.hit_reader_at <session_store.memory.MemoryBackend.hit_reader_at>`
+    over the backend's table and counts: the read of :func:`hit_reader`, given ``now``."""
+    move = data.move_to_end
+
+    def read(key: str, now: float) -> bytes | None:
         entry = data.get(key) if type(key) is str else None
-        if entry is None:
-            return None
-        expires_at = entry[EXPIRES]
-        if expires_at != INF and expires_at <= clock():
+        if entry is None or entry[EXPIRES] <= now:  # (INF is never <= now)
             return None
         try:  # noqa: SIM105 - a with statement costs more on this hot path
             move(key)

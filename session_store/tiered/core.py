@@ -247,6 +247,11 @@ class ChainCore:
         """From the stream: connected; copies checked from now on are trusted until dropped."""
         self.nearcache.on_connected()
 
+    def on_heard(self, age: float) -> None:
+        """From the stream: it handled every invalidation sent before ``age`` seconds ago (the
+        answer to its ping): copies it vouches for are trusted ``max_staleness`` past that."""
+        self.nearcache.on_heard(age)
+
     def on_disconnected(self) -> None:
         """From the stream: down; copies fall back to the ``max_staleness`` check."""
         self.nearcache.on_disconnected()

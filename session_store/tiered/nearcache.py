@@ -17,7 +17,6 @@ the memory backend's sync view) under :attr:`NearState.lock`. What is decided he
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Sequence
 
 from session_store.backend import SessionBackend
@@ -170,12 +169,17 @@ class NearCache:
         self._counters.add("invalidations", 1 if keys is None else len(keys))
 
     def on_connected(self) -> None:
-        """From the stream: connected; copies checked from now on are trusted until dropped."""
+        """From the stream: connected; copies checked from now on are trusted until dropped,
+        while the stream is heard from (:meth:`on_heard`)."""
         with self.state.lock:
-            self.state.invalidate(None)  # flush: what changed while it was down is unknown
-            self.state.coherent_since = self._clock()
+            self.state.connected(self._clock())  # a flush: what changed meanwhile is unknown
+
+    def on_heard(self, age: float) -> None:
+        """From the stream: every invalidation sent before ``age`` seconds ago was handled."""
+        with self.state.lock:
+            self.state.heard(self._clock() - age)
 
     def on_disconnected(self) -> None:
         """From the stream: down; copies fall back to the ``max_staleness`` check."""
         with self.state.lock:
-            self.state.coherent_since = math.inf
+            self.state.disconnected()

@@ -144,13 +144,13 @@ def stale_tiers(best: Copy, copies: Sequence[Copy], answered: Sequence[int]) -> 
     )
 
 
-def is_fresh(
-    checked: float | None, now: float, coherent_since: float, max_staleness: float
-) -> bool:
-    """Whether a near-cache copy last checked at ``checked`` may be served at ``now``: checked
-    while the invalidation stream was up (it would have been dropped since), or within
+def is_fresh(checked: float | None, now: float, trusted_until: float, max_staleness: float) -> bool:
+    """Whether a near-cache copy last checked at ``checked`` (``None``: unchecked, or dropped by
+    an invalidation) may be served at ``now``: before ``trusted_until``, the invalidation stream
+    vouches for it (it was heard from within ``max_staleness``, and would have dropped the copy;
+    see :class:`~session_store.tiered.near.NearState`), else if checked within
     ``max_staleness`` seconds."""
-    return checked is not None and (checked >= coherent_since or now - checked < max_staleness)
+    return checked is not None and (now < trusted_until or now - checked < max_staleness)
 
 
 def ttl_from_left(left: float) -> float | None:

@@ -83,18 +83,21 @@ def near_get(
     chain: ReadChain, near: SessionBackend, past: Callable[[str, bytes | None], T]
 ) -> Callable[[str], bytes | T]:
     """The chain's ``get`` of a checked key as a closure over the near-cache hit path: a copy in
-    ``near`` checked recently enough (:func:`~.policy.is_fresh`, inlined) is the answer; else
+    ``near`` checked recently enough (:func:`~.policy.is_fresh`, inlined: the stream heard from
+    within the bound, else the copy's own age; one clock read, no lock) is the answer; else
     ``past(key, copy)``, with the copy the near cache holds but cannot vouch for, if any (the
     sync chain reads the shared tiers there; the async chain hands back the sequence to await).
 
-    When ``near`` offers a lock-free ``hit_reader`` (the built-in memory backend does), a hit is
-    one dictionary lookup in it, not a whole ``get``; anything it does not serve goes through
-    the tier's public ``get`` (which checks a key it does not hold, and counts) as before."""
+    When ``near`` offers a lock-free ``hit_reader_at`` or ``hit_reader`` (the built-in memory
+    backend does), a hit is one dictionary lookup in it, not a whole ``get``, and one reading of
+    the clock serves both the tier's expiry and the stream's word; anything it does not serve
+    goes through the tier's public ``get`` (which checks a key it does not hold, and counts)."""
     near_read = near.get
     state = chain.near
     checked_get = state.checked.get
     counters: FastHits = chain.counters  # type: ignore[assignment]
     clock = chain._clock
+    staleness = state.max_staleness  # (fixed for the chain's life)
 
     def hit(key: str) -> bytes | T:
         try:
@@ -103,31 +106,47 @@ def near_get(
             return past(key, None)  # the shared tiers answer
         if data is not None:
             checked = checked_get(key)
-            if checked is not None and (
-                checked >= state.coherent_since or clock() - checked < state.max_staleness
-            ):
-                counters.fast_hits += 1  # no lock on the hot path (see the chain's counters)
-                return data  # the near cache holds the caller's bytes (see NearCache)
+            if checked is not None:
+                now = clock()
+                if now < state.trusted_until or now - checked < staleness:
+                    counters.fast_hits += 1  # no lock on the hot path (see the chain's counters)
+                    return data  # the near cache holds the caller's bytes (see NearCache)
         return past(key, data)
 
-    reader = getattr(near, "hit_reader", None)
-    if reader is None:
+    peek_at = _peek_at(near, clock)
+    if peek_at is None:
         return hit
-    peek: Callable[[str], bytes | None] = reader()
 
     def peeking(key: str) -> bytes | T:
-        data = peek(key)
+        now = clock()  # one reading: the near tier's expiry and the stream's word
+        data = peek_at(key, now)
         if data is None:
             return hit(key)  # the tier's own get: a miss, an expired copy, a bad key
         checked = checked_get(key)
-        if checked is not None and (
-            checked >= state.coherent_since or clock() - checked < state.max_staleness
-        ):
+        if checked is not None and (now < state.trusted_until or now - checked < staleness):
             counters.fast_hits += 1
             return data
         return past(key, data)
 
     return peeking
+
+
+def _peek_at(
+    near: SessionBackend, clock: Callable[[], float]
+) -> Callable[[str, float], bytes | None] | None:
+    """The near tier's lock-free read of a live copy given the time (``hit_reader_at``, which
+    the built-in memory backend offers when it runs on the chain's clock: the hit path reads
+    the clock once for both), else its ``hit_reader`` (which reads its own clock), else
+    ``None``."""
+    at = getattr(near, "hit_reader_at", None)
+    read_at: Callable[[str, float], bytes | None] | None = None if at is None else at(clock)
+    if read_at is not None:
+        return read_at
+    reader = getattr(near, "hit_reader", None)
+    if reader is None:
+        return None
+    peek: Callable[[str], bytes | None] = reader()
+    return lambda key, _now: peek(key)
 
 
 # -- single-key reads --------------------------------------------------------------------------
@@ -224,7 +243,7 @@ def _fresh_near(chain: ReadChain, keys: list[str]) -> dict[str, bytes]:
     return {
         key: data
         for key, data in got.items()
-        if policy.is_fresh(checked(key), now, state.coherent_since, state.max_staleness)
+        if policy.is_fresh(checked(key), now, state.trusted_until, state.max_staleness)
     }
 
 

@@ -14,8 +14,12 @@ cannot tell them from another process's); handled one by one, they cost the writ
 1.3x on a ``save`` (one wake-up of this thread, and one turn of the GIL, per write), gathered
 about 1.2x. A lone message is handed over at once; while messages keep coming, one may wait up
 to 2 ms more, well inside the near cache's stated bound (50 ms). Every ``ping_interval`` seconds the
-thread pings through the subscription; a missing answer (a paused or unreachable server) marks
-the stream down, so the near cache falls back to its version check within that bound. On any
+thread pings through the subscription. Each answer, read after every message sent before it, is
+reported to the listener's ``on_heard`` once those messages are handled: the near cache trusts
+the stream only for ``max_staleness`` past the last ping answered, so a process that was paused
+(its request threads running before this one reads what waited meanwhile) revalidates instead
+of serving what the stream has not yet dropped. A missing answer (a paused or unreachable server)
+marks the stream down, so the near cache falls back to its version check within that bound. On any
 failure it reconnects with a growing pause; each (re)connection tells the listener, which
 flushes what it cannot know about.
 
@@ -55,13 +59,15 @@ __all__ = ["SET_AFTER_SCRIPT", "SET_IF_NEWER_SCRIPT", "InvalidationStream"]
 
 log = logging.getLogger(__name__)
 
-#: KEYS[1]: the key. ARGV[1]: the new value. ARGV[2]: TTL in ms, "0" for none. ARGV[3]: length of
-#: the header both values must share. ARGV[4], ARGV[5]: 1-based first and last byte of the version.
-#: Returns 1 if it wrote, 0 if the current value is at least as new.
-SET_IF_NEWER_SCRIPT = """
+# The two scripts' shared parts (assembled below into texts identical to the earlier ones, so
+# their SHAs do not change): reading the current value's head, deciding whether the new value's
+# version is newer (``newer``, inside ``if <same header> then``, left open for what follows), and
+# the write itself.
+_ARGUMENTS = """
 local new = ARGV[1]
 local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
+"""
+_COMPARE = """local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
 if string.len(current) == last
     and string.sub(current, 1, head) == string.sub(new, 1, head) then
   local newer = false
@@ -73,39 +79,38 @@ if string.len(current) == last
     end
   end
   if not newer then
-    return 0
-  end
-end
-if ARGV[2] == '0' then
+"""
+_WRITE = """if ARGV[2] == '0' then
   redis.call('SET', KEYS[1], new)
 else
   redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
 end
-return 1
 """
+
+#: KEYS[1]: the key. ARGV[1]: the new value. ARGV[2]: TTL in ms, "0" for none. ARGV[3]: length of
+#: the header both values must share. ARGV[4], ARGV[5]: 1-based first and last byte of the version.
+#: Returns 1 if it wrote, 0 if the current value is at least as new.
+SET_IF_NEWER_SCRIPT = (
+    _ARGUMENTS
+    + _COMPARE
+    + """    return 0
+  end
+end
+"""
+    + _WRITE
+    + "return 1\n"
+)
 
 #: KEYS[1]: the key. ARGV[1]: the new value. ARGV[2]: TTL in ms, "0" for none. ARGV[3]: length of
 #: the shared header. ARGV[4], ARGV[5]: 1-based first and last byte of the version. ARGV[6]: last
 #: byte of its clock. Always writes; if the current value carries a version at least as new, the
 #: new value's clock becomes the current one plus one first (new writes ordered by arrival).
 #: Returns the version stored.
-SET_AFTER_SCRIPT = """
-local new = ARGV[1]
-local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local clock_end = tonumber(ARGV[6])
-local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
-if string.len(current) == last
-    and string.sub(current, 1, head) == string.sub(new, 1, head) then
-  local newer = false
-  for i = first, last do
-    local a, b = string.byte(current, i), string.byte(new, i)
-    if a ~= b then
-      newer = b > a
-      break
-    end
-  end
-  if not newer then
-    local clock = {}
+SET_AFTER_SCRIPT = (
+    _ARGUMENTS
+    + "local clock_end = tonumber(ARGV[6])\n"
+    + _COMPARE
+    + """    local clock = {}
     local carry = 1
     for i = clock_end, first, -1 do
       local v = string.byte(current, i) + carry
@@ -119,13 +124,10 @@ if string.len(current) == last
     new = string.sub(new, 1, first - 1) .. table.concat(clock) .. string.sub(new, clock_end + 1)
   end
 end
-if ARGV[2] == '0' then
-  redis.call('SET', KEYS[1], new)
-else
-  redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
-end
-return string.sub(new, first, last)
 """
+    + _WRITE
+    + "return string.sub(new, first, last)\n"
+)
 
 _CHANNEL = b"__redis__:invalidate"
 
@@ -246,19 +248,20 @@ class InvalidationStream:
                 raise redis.TimeoutError("no answer to SUBSCRIBE")
 
     def _listen(self, replies: _Replies) -> None:
+        # the listener's optional on_heard: told, after each pong, how long ago its ping left
+        heard = getattr(self._listener, "on_heard", None)
         pinged_at: float | None = None
         next_ping = time.monotonic() + self._ping_interval
         while not self._stop.is_set():
-            now = time.monotonic()
-            if pinged_at is not None and now - pinged_at > self._ping_interval * 2:
-                raise redis.ConnectionError("no answer to a ping: the server is not serving")
-            if pinged_at is None and now >= next_ping:
+            if pinged_at is None and (now := time.monotonic()) >= next_ping:
+                pinged_at = now  # read before it leaves: the server may answer at once
                 replies.ping()
-                pinged_at = now
             # what has arrived, then tell the listener once: one lock per batch
             keys: list[str] = []
             flush = False
-            for reply in replies.read(self._wait):
+            answered: float | None = None  # when the ping answered in this batch left
+            batch = replies.read(self._wait)
+            for reply in batch:
                 kind = _kind(reply)
                 if kind == b"message" and len(reply) == 3 and reply[1] == _CHANNEL:
                     if reply[2] is None:  # FLUSHDB / FLUSHALL
@@ -266,15 +269,24 @@ class InvalidationStream:
                     else:
                         keys.extend(self._keys(reply[2]))
                 elif kind == b"pong":
-                    pinged_at = None
+                    answered, pinged_at = pinged_at, None
                     next_ping = time.monotonic() + self._ping_interval
             if flush:
                 self._listener.on_invalidate(None)
             elif keys:
                 self._listener.on_invalidate(keys)
-            else:
+            if answered is not None and heard is not None:
+                # the pong came after every message the server sent before it read the ping,
+                # and those were all handled just above: this is what the near cache's trust
+                # rests on (a process paused with messages waiting has not heard them)
+                heard(time.monotonic() - answered)
+            if not batch:
+                # late only if nothing at all is arriving: after a pause of this process the
+                # pong is waiting in the socket, and the server is not to blame
+                if pinged_at is not None and time.monotonic() - pinged_at > self._ping_interval * 2:
+                    raise redis.ConnectionError("no answer to a ping: the server is not serving")
                 continue
-            if self._coalesce:
+            if self._coalesce and (flush or keys):
                 # let the next messages gather: one wake-up (and one turn of the GIL) for
                 # all of them, instead of one per write while this process writes steadily
                 self._stop.wait(self._coalesce)
