@@ -160,7 +160,7 @@ class InvalidationStream:
         # listing rule (Namespace.decode refuses a key holding U+001F under another separator,
         # a valid key whose invalidation must not be lost; an extra one costs a re-read)
         self._cut = len(namespace.scan_head())
-        # the staged writes' staging key (session_store_redis.scripts) is no session's
+        # the staged writes' staging key (session_store_redis.staged) is no session's
         self._staging = staging_key(namespace.scan_head()).decode("utf-8", "surrogateescape")
         self._listener = listener
         self._ping_interval = ping_interval
