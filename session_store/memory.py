@@ -39,9 +39,10 @@ from session_store.memory_entries import VALUE as _VALUE
 from session_store.memory_entries import VERSION as _VERSION
 from session_store.memory_entries import Entry as _Entry
 from session_store.memory_entries import entry_size as _size
+from session_store.memory_url import options_from_url
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 from session_store.unchecked import ONE_KEY_CALLS, TrustedCalls, unchecked_calls
-from session_store.urls import BackendURL, Params
+from session_store.urls import BackendURL
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "Evicted", "MemoryBackend"]
 
@@ -101,23 +102,7 @@ class MemoryBackend(SessionBackend):
     @classmethod
     def from_url(cls, url: BackendURL, **overrides: Any) -> Self:
         """Build from ``memory://?max_entries=N&max_bytes=N&default_ttl=S``."""
-        if url.netloc or url.path not in ("", "/"):
-            raise ConfigurationError(
-                "memory:// takes no host or path, only parameters", backend=url.redacted()
-            )
-        extra = dict(overrides)
-        on_evict = extra.pop("on_evict", None)
-        params = Params(url, extra)
-        max_entries = params.take_int("max_entries", DEFAULT_MAX_ENTRIES)
-        max_bytes = params.take_optional_int("max_bytes", DEFAULT_MAX_BYTES)
-        default_ttl = params.take_optional_float("default_ttl")
-        params.finish()  # every parameter checked before anything is built
-        return cls(
-            max_entries=max_entries,
-            max_bytes=max_bytes,
-            default_ttl=default_ttl,
-            on_evict=on_evict,
-        )
+        return cls(**options_from_url(url, overrides))
 
     def describe(self) -> str:
         return f"memory://?max_entries={self.max_entries}&max_bytes={self.max_bytes}"

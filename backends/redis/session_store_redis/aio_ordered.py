@@ -3,8 +3,8 @@ stream, the sync backend's own (:mod:`session_store_redis.invalidation`).
 
 * ``set_if_newer`` / ``set_after`` (their arguments checked by
   :func:`~session_store.unchecked.checked`): the very Lua script text of the sync backend
-  (:data:`~session_store_redis.invalidation.SET_IF_NEWER_SCRIPT`,
-  :data:`~session_store_redis.invalidation.SET_AFTER_SCRIPT`), sent by SHA (``EVALSHA``) and by
+  (:data:`~session_store_redis.ordered_scripts.SET_IF_NEWER_SCRIPT`,
+  :data:`~session_store_redis.ordered_scripts.SET_AFTER_SCRIPT`), sent by SHA (``EVALSHA``) and by
   text once if the server lost it; one atomic round trip each, never retried (a lost reply leaves
   the outcome unknown). With ``wait_replicas`` they are compare-and-set loops instead, whose
   ``set_if`` waits for the replicas (as the sync backend does).
@@ -33,11 +33,8 @@ from session_store.keys import Namespace
 from session_store.tiered.near import InvalidationListener
 from session_store.unchecked import checked
 from session_store_redis.client import RedisConfig, build_client
-from session_store_redis.invalidation import (
-    SET_AFTER_SCRIPT,
-    SET_IF_NEWER_SCRIPT,
-    InvalidationStream,
-)
+from session_store_redis.invalidation import InvalidationStream
+from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 
 if TYPE_CHECKING:
     from session_store_redis.aio_driver import Driver

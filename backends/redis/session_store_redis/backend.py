@@ -43,11 +43,8 @@ from session_store_redis.commands import (
     set_command,
 )
 from session_store_redis.config import DEFAULT_PREFIX, backend_options, parse_config
-from session_store_redis.invalidation import (
-    SET_AFTER_SCRIPT,
-    SET_IF_NEWER_SCRIPT,
-    InvalidationStream,
-)
+from session_store_redis.invalidation import InvalidationStream
+from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args
 from session_store_redis.staged import (

@@ -25,7 +25,7 @@ import redis
 from session_store import stamps
 from session_store_redis import RedisBackend
 from session_store_redis import staged as staged_module
-from session_store_redis.invalidation import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
+from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.scripts import (
     CAS_SCRIPT,
     WHOLE_VALUE_MAX,
