@@ -182,13 +182,9 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return self._set_if(key, value, None if read is None else read.token, ttl)
         stored = self._head + key
         px = self._px(ttl)
-        written: Any = None  # not staged (yet)
-        if self._stage and can_stage(self._client, value, (head, start, end)):  # (staged.py)
-            run = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA, stored, self._staging, value, px
-            written = self._call_once("set_if_newer", key, staged_write, self._client, *run)
-            if written is REFUSED:
-                self._refused()
-                written = None
+        script = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA
+        layout = head, start, end
+        written = self._staged("set_if_newer", key, stored, script, value, px, layout)
         if written is None:
             args = [value, px or 0, head, start + 1, end]
             written = self._call_once(
@@ -221,13 +217,10 @@ class RedisBackend(SyncBulk[redis.Redis]):
             return write_after_cas(self, key, value, ttl)[start:end]
         stored = self._head + key
         px = self._px(ttl)
-        version: Any = None  # not staged (yet)
-        if self._stage and can_stage(self._client, value, (head, start, end, clock_end)):
-            run = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, value, px
-            version = self._call_once("set_after", key, staged_write, self._client, *run)
-            if version is REFUSED:
-                self._refused()
-                version = None
+        layout = head, start, end, clock_end
+        version = self._staged(
+            "set_after", key, stored, (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA), value, px, layout
+        )
         if version is None:
             args = [value, px or 0, head, start + 1, end, clock_end]
             version = self._call_once(
@@ -237,6 +230,28 @@ class RedisBackend(SyncBulk[redis.Redis]):
         return bytes(version)
 
     set_after = checked(_set_after)
+
+    def _staged(
+        self,
+        what: str,
+        key: str,
+        stored: str,
+        script: tuple[str, str],
+        value: bytes,
+        px: int | None,
+        layout: tuple[int, ...],
+    ) -> Any:
+        """The reply of the staged form (:mod:`~session_store_redis.staged`) of the ordered
+        write ``script`` (its text and SHA), or ``None`` if it was not staged: a layout, a
+        client or a server (its ACL, from now on) that takes only the one-script texts."""
+        if not (self._stage and can_stage(self._client, value, layout)):
+            return None
+        run = (*script, stored, self._staging, value, px)
+        reply = self._call_once(what, key, staged_write, self._client, *run)
+        if reply is REFUSED:
+            self._refused()
+            return None
+        return reply
 
     def _refused(self) -> None:
         """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
