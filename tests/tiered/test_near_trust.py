@@ -19,20 +19,7 @@ from session_store.aio import AsyncMemoryBackend
 from session_store.aio.tiered import AsyncTieredBackend
 from session_store.backend import Scope
 from session_store.tiered import policy
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SharedMemory(MemoryBackend):
-    """A memory backend standing for a shared tier (no stream of its own)."""
-
-    scope = Scope.NETWORK
+from tests.tiered.support import Clock, SharedMemory
 
 
 class AsyncSharedMemory(AsyncMemoryBackend):

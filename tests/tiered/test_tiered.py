@@ -22,14 +22,7 @@ from session_store.backend import Scope
 from session_store.stamps import unframe
 from session_store.testing.faults import SwitchableBackend as Switchable
 from session_store.tiered.writes import write_if_newer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.tiered.support import Clock
 
 
 def chain(
@@ -39,7 +32,7 @@ def chain(
     tiers = [
         Switchable(MemoryBackend(), scope=Scope.PROCESS if i == 0 else Scope.HOST) for i in range(n)
     ]
-    backend = TieredBackend(tiers, clock=clock or Clock(), **options)  # type: ignore[arg-type]
+    backend = TieredBackend(tiers, clock=clock or Clock(100.0), **options)  # type: ignore[arg-type]
     return backend, tiers
 
 
@@ -126,7 +119,7 @@ def test_scan_is_a_union_without_duplicates() -> None:
 
 
 def test_a_down_tier_is_skipped_logged_once_and_counted(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     backend, (_top, mid, low) = chain(clock=clock, retry_after=10)
     mid.down = True
     with caplog.at_level(logging.WARNING, logger="session_store.tiered"):
@@ -141,7 +134,7 @@ def test_a_down_tier_is_skipped_logged_once_and_counted(caplog: pytest.LogCaptur
 
 
 def test_a_tier_that_comes_back_is_brought_up_to_date(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     backend, (top, mid, _low) = chain(clock=clock, retry_after=10)
     backend.set("k", b"v1")
     mid.down = True
@@ -187,7 +180,7 @@ def test_every_tier_down_is_a_typed_error() -> None:
 
 def test_compare_and_set_is_arbitrated_by_the_first_shared_tier() -> None:
     backend, (top, mid, low) = chain()
-    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())  # another process
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock(100.0))  # another process
     backend.set("k", b"v1")
     read = backend.get_versioned("k")
     assert read is not None
@@ -335,13 +328,13 @@ def test_every_byte_string_round_trips_through_a_chain(value: bytes) -> None:
     backend.set("k", value)
     assert backend.get("k") == value
     assert backend.get_many(["k"]) == {"k": value}
-    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())  # another process
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock(100.0))  # another process
     assert other.get("k") == value
     read = other.get_versioned("k")
     assert read is not None and read.value == value
     assert other.set_if("k", value + b"!", read.token) is True
     assert mid.inner.get("k") is not None
-    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("k") == value + b"!"
+    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock(100.0)).get("k") == value + b"!"
 
 
 def test_a_new_write_at_the_arbiter_is_ordered_by_arrival() -> None:
@@ -358,7 +351,7 @@ def test_a_new_write_at_the_arbiter_is_ordered_by_arrival() -> None:
     assert stored is not None and stamps.version_of(stored) > stamps.version_of(future)
     assert raw(low, "k") == b"later"  # the lower tier took the moved-on version
     assert backend.delete("k") is True
-    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock(100.0))
     assert other.get("k") is None
 
 
@@ -370,7 +363,7 @@ def test_a_new_write_is_not_hidden_behind_a_lower_copy_from_a_clock_ahead() -> N
     low.inner.set("k", stamps.frame(b"from the future", ahead + bytes(4), None))
     low.inner.set("j", stamps.frame(b"from the future", ahead + bytes(4), None))
     backend.set("k", b"now")  # the arbiter (mid) lacks "k": the disk copy is newer than ours
-    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock())
+    other = TieredBackend([MemoryBackend(), mid, low], clock=Clock(100.0))
     assert other.get("k") == b"now"
     assert backend.delete("j") is True
-    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock()).get("j") is None
+    assert TieredBackend([MemoryBackend(), mid, low], clock=Clock(100.0)).get("j") is None

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from session_store import MemoryBackend, TieredBackend, open_backend
-from session_store.backend import Scope
 from session_store.tiered.policy import Copy
+from tests.tiered.support import Clock, SharedMemory
 
 MAX_STALENESS = 1.0
 WRITE_SECONDS = 2.5
@@ -111,18 +111,6 @@ def test_two_processes_a_read_is_never_more_than_max_staleness_behind(chain_url:
 
 
 # -- the rule, on a hand-driven clock -----------------------------------------------------------
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SharedMemory(MemoryBackend):
-    scope = Scope.NETWORK
-
-
 @pytest.fixture
 def pair() -> tuple[TieredBackend, TieredBackend, Clock]:
     """Two "processes": each its own memory tier, one shared tier below."""

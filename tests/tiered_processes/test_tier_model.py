@@ -37,6 +37,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from session_store import BackendUnavailableError, MemoryBackend, TieredBackend
 from session_store.backend import Scope, VersionToken
 from session_store.testing.faults import SwitchableBackend as Switchable
+from tests.tiered.support import Clock
 
 MAX_STALENESS = 1.0
 RETRY_AFTER = 2.0
@@ -72,14 +73,6 @@ class ReadOnly(Switchable):
     def touch(self, key: str, ttl: float | None = None) -> bool:
         self._check()
         return False
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Event(NamedTuple):
