@@ -33,6 +33,14 @@ def _stored(prefix: str, name: str) -> str:
     return Namespace(prefix).encode(name)
 
 
+def _streams_again(recorder: Recorder, server: RedisServer) -> None:
+    """The stream (re)connects and reports a write made after it, within the tests' bounds."""
+    assert recorder.connected.wait(8)
+    with server.client() as admin:
+        admin.set(_stored("p/", "again"), b"v")
+    assert recorder.wait_for(lambda: "again" in recorder.keys)
+
+
 def _has_all(recorder: Recorder, wanted: set[str]) -> bool:
     return set(recorder.keys) >= wanted
 
@@ -151,10 +159,7 @@ def test_a_killed_server_is_reported_down_and_the_stream_comes_back(
         own_server.kill()
         assert recorder.wait_for(lambda: recorder.disconnects >= 1, 3)
         own_server.start()
-        assert recorder.connected.wait(8)
-        with own_server.client() as admin:
-            admin.set(_stored("p/", "again"), b"v")
-        assert recorder.wait_for(lambda: "again" in recorder.keys)
+        _streams_again(recorder, own_server)
     finally:
         stream.close()
         backend.close()
@@ -216,10 +221,7 @@ def test_a_server_paused_mid_burst_is_reported_down(own_server: RedisServer) -> 
             stop.set()
             os.kill(pid, signal.SIGCONT)
         writer.join(10)
-        assert recorder.connected.wait(8)
-        with own_server.client() as admin:
-            admin.set(_stored("p/", "again"), b"v")
-        assert recorder.wait_for(lambda: "again" in recorder.keys)
+        _streams_again(recorder, own_server)
     finally:
         stop.set()
         stream.close()
@@ -361,10 +363,7 @@ def test_a_pubsub_output_buffer_limit_drop_is_reported_and_recovered(
             admin.mset({_stored("p/", f"{i:05d}" + "x" * 1000): b"v" for i in range(400)})
         assert recorder.wait_for(lambda: recorder.disconnects >= 1)
         assert recorder.keys == []  # the message was never sent whole: nothing half-parsed
-        assert recorder.connected.wait(8)
-        with server.client() as admin:
-            admin.set(_stored("p/", "again"), b"v")
-        assert recorder.wait_for(lambda: "again" in recorder.keys)
+        _streams_again(recorder, server)
     finally:
         stream.close()
         backend.close()
