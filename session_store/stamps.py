@@ -54,7 +54,6 @@ __all__ = [
     "VERSION_START",
     "Frame",
     "HybridClock",
-    "check_plausible",
     "clock",
     "frame",
     "is_tombstone",
@@ -79,7 +78,7 @@ _CLOCK_MAX = (1 << 64) - 1
 #: How far ahead of this host's wall clock a version may be, in milliseconds, and still be
 #: followed: a day. Further ahead is a forged or corrupted frame (or a host whose clock is off
 #: by more than a day): the clock does not jump to it, and versioned operations on that copy
-#: refuse with :class:`~session_store.errors.CorruptPayloadError` (see :func:`check_plausible`).
+#: refuse with :class:`~session_store.errors.CorruptPayloadError` (see :meth:`HybridClock.follow`).
 MAX_AHEAD_MS = 86_400_000
 
 log = logging.getLogger("session_store.tiered")
@@ -221,15 +220,39 @@ class HybridClock:
         warning says so, once per process): one forged or corrupted frame must not drag this
         process's clock, and with it every later write of every key, to the end of its range.
         """
-        if len(version) != VERSION_END - VERSION_START:
-            return
-        seen = int.from_bytes(version[:8], "big")
+        seen = _clock_field(version)
+        if seen > self._last:
+            if _plausible(seen):
+                self._advance(seen)
+            else:
+                _warn_implausible(version)
+
+    def follow(self, key: str, version: bytes) -> None:
+        """:meth:`observe` of a version that a write of ``key`` is to be ordered after: one no
+        honest writer could have given (more than :data:`MAX_AHEAD_MS` ahead, or the clock's
+        last value) is refused with :class:`CorruptPayloadError` before anything is written
+        (a plain ``set`` or ``delete`` of the key still lands)."""
+        seen = _clock_field(version)
         if seen > self._last:
             if not _plausible(seen):
-                _warn_implausible(version)
-                return
-            with self._lock:
-                self._last = max(self._last, seen)
+                raise CorruptPayloadError(
+                    f"the stored copy of {key!r} carries a version far ahead of this host's "
+                    "clock (a forged or corrupted frame, or a host whose clock is off by more "
+                    "than a day): no write can be ordered after it; delete the key "
+                    "(session-store delete) or fix that host's clock"
+                )
+            self._advance(seen)
+
+    def _advance(self, seen: int) -> None:
+        with self._lock:
+            self._last = max(self._last, seen)
+
+
+def _clock_field(version: bytes) -> int:
+    """The clock part of a 12-byte version; -1 for anything else (nothing to move past)."""
+    if len(version) != VERSION_END - VERSION_START:
+        return -1
+    return int.from_bytes(version[:8], "big")
 
 
 def _plausible(clock_field: int) -> bool:
@@ -249,22 +272,6 @@ def _warn_implausible(version: bytes) -> None:
             "MAX_AHEAD_MS): not followed; a forged or corrupted frame, or a host whose clock "
             "is off by more than a day",
             (int.from_bytes(version[:8], "big") >> _LOGICAL_BITS) - time.time_ns() // 1_000_000,
-        )
-
-
-def check_plausible(key: str, version: bytes) -> None:
-    """Refuse a versioned operation on ``key`` whose stored copy carries ``version`` that no
-    honest writer could have given (more than :data:`MAX_AHEAD_MS` ahead, or the last clock
-    value): no write could be ordered after it. Raises :class:`CorruptPayloadError` before
-    anything is written (a plain ``set`` or ``delete`` of the key still lands)."""
-    if len(version) == VERSION_END - VERSION_START and not _plausible(
-        int.from_bytes(version[:8], "big")
-    ):
-        raise CorruptPayloadError(
-            f"the stored copy of {key!r} carries a version far ahead of this host's clock "
-            "(a forged or corrupted frame, or a host whose clock is off by more than a day): "
-            "no write can be ordered after it; delete the key (session-store delete) or fix "
-            "that host's clock"
         )
 
 

@@ -85,12 +85,10 @@ def get_versioned(chain: Chain, key: str) -> Steps[Versioned | None]:
     if best is not None:
         # a lower tier's tombstone may be newer than the clock of this process: the value
         # that replaces "absent" must be newer still (see set_if)
-        stamps.check_plausible(key, best.version)  # before anything is written after it
-        stamps.clock.observe(best.version)
+        stamps.clock.follow(key, best.version)  # refused before anything is written after it
     if read is None:
         return None
-    stamps.check_plausible(key, version_of(read.value))
-    stamps.clock.observe(version_of(read.value))
+    stamps.clock.follow(key, version_of(read.value))
     value = unframe(read.value)
     if value is None:
         return None
@@ -124,8 +122,7 @@ def set_if(
         read = yield OnArbiter("get_versioned", (key,), "get_versioned", key)
         if read is not None and is_tombstone(read.value):
             base = version_of(read.value)
-            stamps.check_plausible(key, base)
-            stamps.clock.observe(base)
+            stamps.clock.follow(key, base)
             data = stamps.with_version(data, stamps.clock.now())
             won = yield OnArbiter("set_if", (key, data, read.token, ttl), "set_if", key)
     if not won:
@@ -198,8 +195,7 @@ def restamp(
     ahead = yield from newer_below(chain, key, data, behind)
     if ahead is None:
         return data
-    stamps.check_plausible(key, ahead)
-    stamps.clock.observe(ahead)
+    stamps.clock.follow(key, ahead)
     read = yield OnArbiter("get_versioned", (key,), "get_versioned", key)
     if read is None or version_of(read.value) != version_of(data):
         return data  # a later write replaced it: that one decides
