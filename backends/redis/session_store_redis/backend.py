@@ -27,6 +27,7 @@ from typing import Any, Self
 import redis
 from redis.exceptions import NoScriptError
 
+from session_store.backend import Versioned
 from session_store.errors import ConfigurationError
 from session_store.keys import SEPARATOR, validate_key, validate_scan_prefix
 from session_store.tiered.near import InvalidationListener
@@ -38,6 +39,7 @@ from session_store_redis.client import build_client, describe_client, secrets_of
 from session_store_redis.commands import (
     SCAN_COUNT,
     Command,
+    direct_get,
     run_with_wait,
     seconds_left,
     set_command,
@@ -46,7 +48,7 @@ from session_store_redis.config import DEFAULT_PREFIX, backend_options, parse_co
 from session_store_redis.invalidation import InvalidationStream
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args
+from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, version_token
 from session_store_redis.staged import (
     MOVE_AFTER_SCRIPT,
     MOVE_AFTER_SHA,
@@ -271,6 +273,20 @@ class RedisBackend(SyncBulk[redis.Redis]):
         return RedisBackend, {**super()._unchecked()[1], **extra}
 
     # -- hooks ---------------------------------------------------------------------------------
+    def _get_versioned(self, key: str) -> Versioned | None:
+        # base's, with the first attempt's GET sent directly (commands.direct_get): the read
+        # of every web request that uses its session
+        stored = self._head + key
+        try:
+            value = direct_get(self._client, stored)
+            failure: BaseException | None = None
+        except self._FAILURES as exc:
+            failure = exc
+        if failure is not None:
+            value = self._retry(failure, "get_versioned", key, self._client.get, stored)
+        self._count("misses" if value is None else "hits")
+        return None if value is None else Versioned(value, version_token(value))
+
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
 

@@ -660,3 +660,30 @@ def test_threads_share_one_backend(redis_url: str, max_connections: int) -> None
         run_threads(work, 12)
         assert backend.get("counter") == str(12 * 30).encode()
         assert len(list(backend.scan("t"))) == 12 * 30
+
+
+def test_get_versioned_sent_directly_keeps_errors_retries_and_the_connection_in_step(
+    redis_server_factory: ServerFactory,
+) -> None:
+    """``get_versioned`` sends its ``GET`` on a pooled connection without redis-py's command
+    path (``commands.direct_get``): an error reply is a ``BackendError`` and leaves that
+    connection usable; a connection the server closed (a restart) is retried like ``get``'s;
+    the token is the one ``set_if`` accepts."""
+    server = redis_server_factory()
+    with RedisBackend.from_url(server.url_for(prefix="app:")) as backend:
+        backend.set("k", b"v1")
+        raw = server.client()
+        try:
+            raw.hset(backend.namespace.encode("h"), "field", "value")  # not a string value
+        finally:
+            raw.close()
+        with pytest.raises(BackendError) as caught:
+            backend.get_versioned("h")
+        assert "WRONGTYPE" in str(caught.value)
+        found = backend.get_versioned("k")  # the same (only) pooled connection, in step
+        assert found is not None and found.value == b"v1"
+        assert backend.set_if("k", b"v2", found.token)
+        server.restart()  # every pooled connection is now closed by the server
+        again = backend.get_versioned("k")
+        assert again is None or again.value == b"v2"  # (no persistence: may be gone)
+        assert backend.get_versioned("absent") is None
