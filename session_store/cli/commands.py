@@ -30,7 +30,7 @@ from session_store.cli.common import (
 )
 from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
 from session_store.codec.format import is_legacy, parse_header
-from session_store.codec.jsonsafe import loads_legacy
+from session_store.codec.legacyjson import loads_legacy
 from session_store.errors import ConfigurationError, SessionStoreError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.schema.registry import get_schema
