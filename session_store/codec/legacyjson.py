@@ -100,7 +100,8 @@ def loads_legacy(data: bytes | memoryview, *, key: str | None = None) -> Any:
 
     None of this is silent: one warning per payload names the key, every path and what it held,
     and :data:`LEGACY_COUNTERS` counts the values and the payloads. Strict JSON (every payload
-    with the session-store header) is read by :func:`loads`, which has no such rule.
+    with the session-store header) is read by :func:`session_store.codec.jsonsafe.loads`, which
+    has no such rule.
     """
     if not _may_round(data):
         try:
