@@ -29,7 +29,7 @@ COMMANDS = {
     "copy": "session_store.cli.commands:copy",
     "delete": "session_store.cli.commands:delete",
     "demo": "session_store.cli.demo:demo",
-    "get": "session_store.cli.commands:get",
+    "get": "session_store.cli.get:get",
     "inspect": "session_store.cli.commands:inspect_",
     "ls": "session_store.cli.commands:ls",
     "migrate": "session_store.cli.migrate:migrate",

@@ -1,4 +1,5 @@
-"""``get``, ``ls``, ``inspect``, ``delete`` and ``copy``: look inside a store and move data.
+"""``ls``, ``inspect``, ``delete`` and ``copy``: look inside a store and move data (``get``:
+:mod:`session_store.cli.get`).
 
 Reading commands never write: a chain is read tier by tier, fastest first, without promoting
 anything, and ``last_accessed`` is not stamped.
@@ -7,7 +8,6 @@ anything, and ``last_accessed`` is not stamped.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -15,12 +15,14 @@ import click
 from session_store.backend import Scope
 from session_store.cli.common import (
     EXIT_ERROR,
-    EXIT_NOT_FOUND,
+    JSON_OPTION,
+    NAMESPACE_OPTION,
     CommandError,
     ProgressBar,
     console,
     echo_json,
     make_codec,
+    missing,
     opened,
     resolve_url,
     shown_key,
@@ -30,91 +32,17 @@ from session_store.cli.common import (
 )
 from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
 from session_store.codec.format import is_legacy, parse_header
-from session_store.codec.jsonsafe import loads_legacy
 from session_store.errors import ConfigurationError, SessionStoreError
 from session_store.keys import validate_key, validate_scan_prefix
 from session_store.schema.registry import get_schema
 from session_store.ttl import NO_EXPIRY
 from session_store.urls import redact_url
 
-__all__ = ["copy", "delete", "get", "inspect_", "ls"]
-
-_NAMESPACE = click.option(
-    "--namespace",
-    default="",
-    show_default=False,
-    help="The store's namespace, bound into encryption (default: none).",
-)
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+__all__ = ["copy", "delete", "inspect_", "ls"]
 
 
 def _first_hit(reads: list[TierRead]) -> TierRead | None:
     return next((read for read in reads if read.value is not None), None)
-
-
-def _missing(key: str, url: str) -> CommandError:
-    return CommandError(f"no session under key {key!r} in {redact_url(url)}", EXIT_NOT_FOUND)
-
-
-# -- get -------------------------------------------------------------------------------------------
-@click.command()
-@click.argument("args", nargs=-1, required=True, metavar="[URL] KEY")
-@_NAMESPACE
-@_JSON
-def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
-    """Print the session stored under KEY, decoded, as JSON.
-
-    With --json: one line, {"key", "schema", "version", "stored_version", "stages", "data"}.
-    """
-    url, key = url_and_one(args, "KEY")
-    validate_key(key)
-    codec = make_codec(namespace)
-    with opened(url) as backend:
-        hit = read_first(backend, key)
-    if hit is None or hit.value is None:
-        raise _missing(key, url)
-    before = datetime.now(UTC)
-    decoded = codec.decode(key, hit.value)
-    data = codec.to_data(decoded.obj, key=key)
-    if is_legacy(hit.value):
-        data = _without_invented_times(data, hit.value, key, before)
-    if not as_json:
-        echo_json(data, pretty=True)
-        return
-    info = get_schema(decoded.schema)
-    echo_json(
-        {
-            "key": key,
-            "schema": decoded.schema,
-            "version": info.version if info else decoded.stored_version,
-            "stored_version": decoded.stored_version,
-            "stages": list(decoded.stages),
-            "data": data,
-        }
-    )
-
-
-def _without_invented_times(data: Any, stored: bytes, key: str, before: datetime) -> Any:
-    """``data`` with every timestamp the decode made up shown as ``None``: a top-level field
-    the legacy JSON did not hold, whose value is a time between ``before`` and now. The
-    schema's migration gives a legacy session that never had ``created_at`` (nor an
-    ``analysis_timestamp``) the time of loading, so the typed object is whole; ``get`` shows
-    what is stored, and a time nobody stored is unknown, not "now"."""
-    raw = loads_legacy(stored, key=key)
-    if not isinstance(data, dict) or not isinstance(raw, dict):
-        return data
-    after = datetime.now(UTC)
-    shown = dict(data)
-    for name, value in data.items():
-        if name in raw or not isinstance(value, str):
-            continue
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            continue
-        if when.tzinfo is not None and before <= when <= after:
-            shown[name] = None
-    return shown
 
 
 # -- ls --------------------------------------------------------------------------------------------
@@ -123,7 +51,7 @@ def _without_invented_times(data: Any, stored: bytes, key: str, before: datetime
 @click.option("--prefix", default="", help="Only keys starting with this literal text.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many keys.")
 @click.option("-l", "--long", "long_", is_flag=True, help="Also size and TTL (one read per key).")
-@_JSON
+@JSON_OPTION
 def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bool) -> None:
     """List the keys of the stored sessions, sorted (a chain: the union of its tiers).
 
@@ -221,8 +149,8 @@ def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, 
 
 @click.command("inspect")
 @click.argument("args", nargs=-1, required=True, metavar="[URL] KEY")
-@_NAMESPACE
-@_JSON
+@NAMESPACE_OPTION
+@JSON_OPTION
 def inspect_(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
     """Show what is stored under KEY: schema, version, size, TTL left, stages, tiers holding it.
 
@@ -239,7 +167,7 @@ def inspect_(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
         shown = backend.describe()
     hit = _first_hit(reads)
     if hit is None or hit.value is None:
-        raise _missing(key, url)
+        raise missing(key, url)
     facts, problem = _describe_payload(key, hit.value, namespace)
     tiers = [
         {
@@ -320,7 +248,7 @@ def delete(args: tuple[str, ...]) -> None:
     with opened(url) as backend:
         existed = backend.delete(key)
     if not existed:
-        raise _missing(key, url)
+        raise missing(key, url)
     click.echo(f"deleted {key}")
 
 
@@ -334,7 +262,7 @@ def delete(args: tuple[str, ...]) -> None:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal)."
 )
-@_JSON
+@JSON_OPTION
 def copy(
     args: tuple[str, ...], prefix: str, skip_existing: bool, progress: bool | None, as_json: bool
 ) -> None:

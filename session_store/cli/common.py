@@ -8,6 +8,7 @@ which is how URLs themselves are shown.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -24,7 +25,7 @@ from session_store.codec import KEYS_ENV, Codec
 from session_store.errors import ConfigurationError
 from session_store.registry import open_backend, split_chain
 from session_store.ttl import NO_EXPIRY
-from session_store.urls import is_secret_param, parse_url
+from session_store.urls import is_secret_param, parse_url, redact_url
 
 __all__ = [
     "ENV_URL",
@@ -32,6 +33,8 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_NOT_FOUND",
     "EXIT_USAGE",
+    "JSON_OPTION",
+    "NAMESPACE_OPTION",
     "CommandError",
     "ProgressBar",
     "console",
@@ -40,6 +43,7 @@ __all__ = [
     "fail",
     "forget_degraded",
     "make_codec",
+    "missing",
     "note_chain",
     "note_degraded",
     "opened",
@@ -185,6 +189,22 @@ def forget_degraded() -> None:
     _degraded.clear()
 
 
+#: ``--namespace``, of the commands that decode.
+NAMESPACE_OPTION = click.option(
+    "--namespace",
+    default="",
+    show_default=False,
+    help="The store's namespace, bound into encryption (default: none).",
+)
+#: ``--json``, of the commands that can print JSON for scripts.
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def missing(key: str, url: str) -> CommandError:
+    """The error of a key that holds nothing (exit 3)."""
+    return CommandError(f"no session under key {key!r} in {redact_url(url)}", EXIT_NOT_FOUND)
+
+
 def make_codec(namespace: str = "") -> Codec:
     """The codec the commands decode with: encryption keys from ``SESSION_STORE_KEYS``."""
     return Codec(namespace=namespace)
@@ -244,9 +264,14 @@ def ttl_for_json(seconds: float | None) -> float | None:
 
 
 def echo_json(value: Any, *, pretty: bool = False) -> None:
-    """``value`` as JSON on stdout, one document per call."""
+    """``value`` as JSON on stdout, one document per call. An int orjson cannot write (beyond
+    64 bits: plain JSON, or a legacy session, read exactly) is written by Python's ``json``."""
     option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
-    click.echo(orjson.dumps(value, option=option).decode())
+    try:
+        text = orjson.dumps(value, option=option).decode()
+    except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits
+        text = json.dumps(value, indent=2 if pretty else None, ensure_ascii=False)
+    click.echo(text)
 
 
 def console(*, stderr: bool = False, force: bool | None = None) -> Any:

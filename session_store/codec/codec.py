@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import attrs
 from cattrs.preconf.orjson import OrjsonConverter
 
-from session_store.codec import jsonsafe
+from session_store.codec import jsonsafe, legacyjson
 from session_store.codec.converter import make_session_converter, reports_unchecked
 from session_store.codec.encryption import AesGcmStage
 from session_store.codec.format import is_legacy, parse_header
@@ -249,7 +249,7 @@ class Codec:
         migrated to the current version, structured (see :meth:`decode`)."""
         if plain.legacy:
             info = _require_schema(self.legacy_schema)
-            raw = parse(plain.body, plain.snapshot, key, jsonsafe.loads_legacy)
+            raw = parse(plain.body, plain.snapshot, key, legacyjson.loads_legacy)
             if not isinstance(raw, dict):
                 raise CorruptPayloadError("legacy payload is not a JSON object", key=key)
             stored_name, version, body = info.name, 0, raw

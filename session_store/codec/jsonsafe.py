@@ -11,17 +11,12 @@ How: orjson refuses most of it itself, in C; what it would write silently is fou
 pass in C (``marshal``, whose output is only looked at and thrown away, never stored: see
 :func:`_only_plain`); only a suspicion runs the exact Python walk, which names the culprit.
 
-Legacy JSON (headerless, as the first host app's ``json.dumps`` wrote it) may hold ``NaN``,
-``Infinity`` and ``-Infinity``. :func:`loads_legacy` reads each as ``None`` (JSON's ``null``),
-logs one warning per payload naming the key, each path and the value it held, and counts them
-in :data:`LEGACY_COUNTERS`: the one documented conversion, applied to data read from storage
-in the legacy format only, so that such a session can be changed and saved. A non-finite float
-the application writes is still refused.
+Legacy JSON (headerless, as the first host app's ``json.dumps`` wrote it, with ``NaN``, lone
+surrogates and ints of any size) is read by :mod:`session_store.codec.legacyjson`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import marshal
 import math
@@ -29,24 +24,16 @@ from typing import Any
 
 import orjson
 
-from session_store.counters import Counters
 from session_store.errors import CorruptPayloadError, SerializationError
 
 __all__ = [
-    "LEGACY_COUNTERS",
     "MAX_DEPTH",
     "check_storable",
     "dumps",
     "loads",
-    "loads_legacy",
-    "replace_non_finite",
 ]
 
 log = logging.getLogger(__name__)
-
-#: What :func:`loads_legacy` replaced, process-wide: ``non_finite_floats`` (values read as
-#: ``None``) and ``sessions_with_non_finite`` (payloads holding at least one).
-LEGACY_COUNTERS = Counters(names=("non_finite_floats", "sessions_with_non_finite"))
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # orjson writes unsigned 64-bit ints too
@@ -253,61 +240,3 @@ def loads(data: bytes | memoryview, *, key: str | None = None) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise CorruptPayloadError(f"payload is not valid JSON: {exc.msg}", key=key) from None
-
-
-def loads_legacy(data: bytes | memoryview, *, key: str | None = None) -> Any:
-    """Read JSON as Python's ``json.dumps`` wrote it, which includes ``NaN`` and ``Infinity``.
-
-    Each ``NaN``, ``Infinity`` or ``-Infinity`` is read as ``None``: JSON has no such value and
-    the codec never stores one, so keeping it would make the session impossible to save again.
-    The replacement is not silent: one warning per payload names the key, every path and what
-    it held, and :data:`LEGACY_COUNTERS` counts the values and the payloads. Strict JSON (every
-    payload with the session-store header) is read by :func:`loads`, which has no such rule.
-    """
-    try:
-        return orjson.loads(data)  # strict JSON: no NaN or infinity to replace
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        parsed = json.loads(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: too deep
-        raise CorruptPayloadError(f"legacy payload is not valid JSON: {exc}", key=key) from None
-    parsed, replaced = replace_non_finite(parsed)
-    if replaced:
-        LEGACY_COUNTERS.add("non_finite_floats", len(replaced))
-        LEGACY_COUNTERS.add("sessions_with_non_finite")
-        shown = ", ".join(f"{_where(path)} was {value!r}" for path, value in replaced)
-        log.warning(
-            "legacy session %r: %d non-finite float(s) read as None (JSON and the codec have "
-            "no NaN or infinity; saved again, the session stores null there): %s",
-            key,
-            len(replaced),
-            shown,
-        )
-    return parsed
-
-
-def replace_non_finite(value: Any) -> tuple[Any, list[tuple[list[str | int], float]]]:
-    """``value`` (parsed JSON: dicts, lists and leaves) with every NaN and infinity replaced by
-    ``None`` in place, and the ``(path, value)`` of each replacement (each container's own
-    items before those of the containers inside it).
-
-    Iterative, so a legacy document as deep as ``json`` parsed it is walked without recursion.
-    """
-    if type(value) is float:
-        return (None, [([], value)]) if not math.isfinite(value) else (value, [])
-    replaced: list[tuple[list[str | int], float]] = []
-    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
-    while stack:
-        container, path = stack.pop()
-        steps = container.items() if type(container) is dict else enumerate(container)
-        nested: list[tuple[Any, list[str | int]]] = []
-        for step, item in steps:
-            kind = type(item)
-            if kind is float and not math.isfinite(item):
-                container[step] = None
-                replaced.append(([*path, step], item))
-            elif kind is dict or kind is list:
-                nested.append((item, [*path, step]))
-        stack.extend(reversed(nested))
-    return value, replaced

@@ -8,6 +8,9 @@ them; it never changes what is counted, and costs nothing until it is called.
 * :func:`snapshot` ``(store | backend | manager) -> dict``: everything, JSON-ready, for logs,
   health endpoints and the ``session-store stats`` command.
 * :func:`sources`: the same, as labelled :class:`Source` objects, for exporters.
+* :data:`LEGACY_HELP`: the process-wide counters of the legacy JSON reader
+  (:data:`session_store.codec.legacyjson.LEGACY_COUNTERS`: values it repaired or kept), which
+  :func:`snapshot` and both exporters give beside the tiers.
 * :mod:`session_store.metrics.prometheus` (extra ``prometheus``): a collector for
   ``prometheus_client``.
 * :mod:`session_store.metrics.otel` (extra ``otel``): observable instruments on an OpenTelemetry
@@ -25,10 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from session_store.backend import SessionBackend
+from session_store.codec.legacyjson import LEGACY_COUNTERS
 from session_store.counters import Counters
 
 __all__ = [
     "CHAIN",
+    "LEGACY_COUNTERS",
+    "LEGACY_HELP",
     "SESSIONS",
     "Source",
     "format_seconds",
@@ -43,6 +49,18 @@ log = logging.getLogger(__name__)
 CHAIN = "chain"
 #: The ``tier`` label of a session manager's data-room counters.
 SESSIONS = "sessions"
+
+#: The legacy reader's counters (process-wide: every store of the process reads legacy JSON
+#: through the same reader), each with what it counts. Non-zero ``ints_beyond_64_bits`` means
+#: sessions whose save is refused until the application converts the value.
+LEGACY_HELP = {
+    "non_finite_floats": "Legacy NaN or infinity values read as None.",
+    "sessions_with_non_finite": "Legacy payloads that held NaN or infinity.",
+    "lone_surrogates": "Legacy strings whose lone surrogates were read as U+FFFD.",
+    "sessions_with_lone_surrogates": "Legacy payloads that held a lone surrogate.",
+    "ints_beyond_64_bits": "Legacy ints beyond 64 bits, read exactly (a save of them is refused).",
+    "sessions_with_ints_beyond_64_bits": "Legacy payloads that held an int beyond 64 bits.",
+}
 
 
 @dataclass(frozen=True)
@@ -123,7 +141,8 @@ def snapshot(target: Any) -> dict[str, Any]:
     ``up``, for a chain ``down`` / ``fenced`` / ``missed``, then ``counters`` and ``latency``
     per operation with ``count`` / ``p50`` / ``p90`` / ``p99`` in seconds), ``chain`` (a tiered
     backend's own counters, else ``None``) and, for a session manager, ``sessions`` (its
-    data-room counters, as ``SessionMetrics.as_dict``).
+    data-room counters, as ``SessionMetrics.as_dict``) and ``legacy`` (the legacy JSON reader's
+    process-wide counters: :data:`LEGACY_HELP`).
     """
     backend = resolve_backend(target)
     result: dict[str, Any] = {"backend": backend.describe(), "tiers": [], "chain": None}
@@ -135,6 +154,7 @@ def snapshot(target: Any) -> dict[str, Any]:
             result["sessions"] = as_dict() if callable(as_dict) else source.counters.as_dict()
         else:
             result["tiers"].append(_tier_entry(source))
+    result["legacy"] = LEGACY_COUNTERS.as_dict()
     return result
 
 

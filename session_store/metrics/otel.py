@@ -20,7 +20,9 @@ through callbacks: nothing runs on the hot path. Instruments (attributes ``store
   of two (OpenTelemetry has no asynchronous histogram; the Prometheus exporter gives the buckets);
 * ``session_store.tier.up`` (observable gauge): 1 while a tier serves, 0 while it is down;
 * for a :class:`~session_store.dataroom.SessionManager`: ``session_store.sessions.created``,
-  ``.updated``, ``.deleted``, ``.with_vision_data`` and ``session_store.processing_cost`` (USD).
+  ``.updated``, ``.deleted``, ``.with_vision_data`` and ``session_store.processing_cost`` (USD);
+* ``session_store.legacy.<counter>`` (observable counters, attribute ``store`` only): the legacy
+  JSON reader's process-wide counters (:data:`session_store.metrics.LEGACY_HELP`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Instrument, Meter, Observation
 
 from session_store.counters import COUNTER_NAMES
-from session_store.metrics import SESSIONS, Source, resolve_backend, sources
+from session_store.metrics import (
+    LEGACY_COUNTERS,
+    LEGACY_HELP,
+    SESSIONS,
+    Source,
+    resolve_backend,
+    sources,
+)
 
 __all__ = ["OtelInstruments", "instrument_otel"]
 
@@ -125,6 +134,22 @@ def instrument_otel(
         meter.create_observable_gauge("session_store.operation.duration", [durations], unit="s")
     )
     made.instruments.append(meter.create_observable_gauge("session_store.tier.up", [up]))
+
+    def legacy_callback(counter: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(LEGACY_COUNTERS.get(counter), {"store": name})]
+
+        return observe
+
+    for counter, doc in LEGACY_HELP.items():
+        made.instruments.append(
+            meter.create_observable_counter(
+                f"session_store.legacy.{counter}",
+                [legacy_callback(counter)],
+                unit="1",
+                description=doc,
+            )
+        )
 
     session_sources = [s for s in sources(target) if s.tier == SESSIONS]
     if session_sources:

@@ -20,7 +20,9 @@ the hot path). Families, each labelled ``store`` (the ``name`` given), ``tier`` 
 * for a :class:`~session_store.dataroom.SessionManager`: ``session_store_sessions_created_total``,
   ``..._updated_total``, ``..._deleted_total``, ``..._with_vision_data_total``,
   ``session_store_processing_cost_usd_total``, and ``session_store_session_size_bytes`` (the sum
-  and count of the sampled payload sizes, as a summary).
+  and count of the sampled payload sizes, as a summary);
+* ``session_store_legacy_<counter>_total``, labelled ``store`` only: the legacy JSON reader's
+  process-wide counters (:data:`session_store.metrics.LEGACY_HELP`), the same under every store.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
 from session_store.counters import COUNTER_NAMES, LATENCY_BUCKETS
-from session_store.metrics import SESSIONS, Source, resolve_backend, sources
+from session_store.metrics import (
+    LEGACY_COUNTERS,
+    LEGACY_HELP,
+    SESSIONS,
+    Source,
+    resolve_backend,
+    sources,
+)
 
 __all__ = ["SessionStoreCollector", "register_prometheus"]
 
@@ -92,6 +101,7 @@ class SessionStoreCollector:
         for source in found:
             if source.tier == SESSIONS:
                 yield from self._sessions(source)
+        yield from self._legacy()
 
     def _labels(self, source: Source) -> list[str]:
         return [self.name, source.tier, source.backend]
@@ -130,6 +140,15 @@ class SessionStoreCollector:
             if source.up is not None:
                 family.add_metric(self._labels(source), 1.0 if source.up else 0.0)
         return family
+
+    def _legacy(self) -> Iterator[Metric]:
+        counts = LEGACY_COUNTERS.as_dict()
+        for counter, doc in LEGACY_HELP.items():
+            family = CounterMetricFamily(
+                f"{self.namespace}_legacy_{counter}", doc, labels=("store",)
+            )
+            family.add_metric([self.name], counts[counter])
+            yield family
 
     def _sessions(self, source: Source) -> Iterator[Metric]:
         counts = source.counters.as_dict()

@@ -107,7 +107,7 @@ def test_a_change_to_a_value_that_compares_equal_is_written() -> None:
 
 def test_a_read_only_request_of_a_legacy_nan_session_does_not_fail() -> None:
     """Guarantee: a request that only reads writes no payload; a session that loads (legacy
-    JSON with ``NaN`` loads as ``nan``, by design: ``jsonsafe.loads_legacy``) does not turn
+    JSON with ``NaN`` loads as ``nan``, by design: ``legacyjson.loads_legacy``) does not turn
     every request into an error page.
 
     Input: legacy bytes ``{"user": "alice", "score": NaN}`` under a valid id; ``GET /read``

@@ -156,15 +156,24 @@ def test_migrate_rewrites_a_legacy_session_holding_nan_with_null_and_says_where(
 
 
 def test_migrate_says_a_session_it_cannot_store_cannot_be_rewritten_as_it_is(
-    cli: Run, tmp_path: Path, error_line: ErrorLine
+    cli: Run, tmp_path: Path
 ) -> None:
-    """Found by a new user: a legacy session holding a value the codec never stores (a lone
-    surrogate, which Python's json writes as an escape and reads back) loads, but migrate
-    fails it on every run, so it must not say "run again to retry"."""
-    url = f"diskcache://{tmp_path / 'surrogate'}"
+    """Found by a new user: a legacy session holding a value the codec never stores (an int
+    beyond 64 bits, which Python's json writes and reads back exactly; it was a lone surrogate,
+    which is now read as U+FFFD) loads, but migrate fails it on every run, so it must not say
+    "run again to retry"."""
+    url = f"diskcache://{tmp_path / 'big-int'}"
     with open_backend(url) as backend:
-        backend.set("U1", b'{"user_id": "U1", "name": "\\ud800"}', 3600)
+        backend.set("U1", b'{"user_id": "U1", "id": 123456789012345678901234567890}', 3600)
+        backend.set("U2", b'{"user_id": "U2", "name": "\\ud800"}', 3600)
     result = cli("migrate", "--legacy", "dataroom", url)
     assert result.returncode == 1
-    assert "cannot be rewritten as they are" in error_line(result)
-    assert "retry" not in error_line(result)
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # after the reader's warnings
+    assert last.startswith("session-store: error: ")
+    assert "cannot be rewritten as they are" in last
+    assert "retry" not in last
+    assert "['id'] was 123456789012345678901234567890" in result.stderr
+    with open_backend(url) as backend:  # the lone surrogate no longer blocks: rewritten
+        stored = SessionStore(backend, codec=Codec(encryption=None)).load("U2")
+        assert stored is not None and stored.extra == {"name": "\ufffd"}

@@ -96,7 +96,7 @@ def test_legacy_nan_loads_as_none_and_saves_again(caplog: pytest.LogCaptureFixtu
     a data-room session) with ``None`` in its place, reported, and the result can be stored."""
     raw = (GOLDEN / "legacy_v0_nan.bin").read_bytes()
     assert b"NaN" in raw
-    with caplog.at_level("WARNING", logger="session_store.codec.jsonsafe"):
+    with caplog.at_level("WARNING", logger="session_store.codec.legacyjson"):
         obj = _codec("dict").decode("k", raw).obj
     assert obj == {"score": None, "note": "as json.dumps wrote it"}
     assert "['score'] was nan" in caplog.text

@@ -1,4 +1,4 @@
-"""The legacy reader (``jsonsafe.loads_legacy``) against Python's own ``json``, which wrote the
+"""The legacy reader (``legacyjson.loads_legacy``) against Python's own ``json``, which wrote the
 legacy sessions, and the data-room schema's unknown timestamps through every codec form.
 
 * Whatever ``json.dumps`` wrote, ``loads_legacy`` reads the same value, except that each NaN and
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from session_store.codec import AesGcmStage, Codec, jsonsafe
+from session_store.codec import AesGcmStage, Codec, jsonsafe, legacyjson
 from session_store.codec.stages import ZstdStage
 from session_store.schema.dataroom import EnhancedSessionData
 
@@ -67,23 +67,23 @@ def test_the_legacy_reader_is_pythons_json_with_non_finite_floats_as_none(
     document: dict[str, Any],
 ) -> None:
     written = json.dumps(document).encode()  # what the first app stored
-    before = jsonsafe.LEGACY_COUNTERS.as_dict()
-    read = jsonsafe.loads_legacy(written, key="k")
-    after = jsonsafe.LEGACY_COUNTERS.as_dict()
+    before = legacyjson.LEGACY_COUNTERS.as_dict()
+    read = legacyjson.loads_legacy(written, key="k")
+    after = legacyjson.LEGACY_COUNTERS.as_dict()
     expected = _nulled(json.loads(written))
     assert read == expected
     jsonsafe.check_storable(read)  # whatever it read, the codec can store
     paths = _non_finite(json.loads(written))
     assert after["non_finite_floats"] - before["non_finite_floats"] == len(paths)
     assert after["sessions_with_non_finite"] - before["sessions_with_non_finite"] == bool(paths)
-    _, replaced = jsonsafe.replace_non_finite(json.loads(written))
+    _, replaced = legacyjson.replace_non_finite(json.loads(written))
     assert sorted(map(repr, (tuple(p) for p, _ in replaced))) == sorted(map(repr, paths))
 
 
 def test_the_warning_names_each_path_once_per_payload(caplog: pytest.LogCaptureFixture) -> None:
     raw = b'{"a": [1, NaN, {"b": -Infinity}], "c": Infinity, "d": "NaN"}'
-    with caplog.at_level(logging.WARNING, logger="session_store.codec.jsonsafe"):
-        assert jsonsafe.loads_legacy(raw, key="U9") == {
+    with caplog.at_level(logging.WARNING, logger="session_store.codec.legacyjson"):
+        assert legacyjson.loads_legacy(raw, key="U9") == {
             "a": [1, None, {"b": None}],
             "c": None,
             "d": "NaN",  # text is text
@@ -96,8 +96,8 @@ def test_the_warning_names_each_path_once_per_payload(caplog: pytest.LogCaptureF
 
 
 def test_a_bare_non_finite_legacy_value_is_none() -> None:
-    assert jsonsafe.replace_non_finite(math.nan)[0] is None
-    assert jsonsafe.loads_legacy(b"NaN", key="k") is None
+    assert legacyjson.replace_non_finite(math.nan)[0] is None
+    assert legacyjson.loads_legacy(b"NaN", key="k") is None
 
 
 KEY = AesGcmStage.generate_key()

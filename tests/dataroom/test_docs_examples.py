@@ -19,6 +19,7 @@ EXPECTED = {
         "1",
         "{'processed_documents': [{'name': 'deck.pdf'}]} True ['123']",
         "None {'score': None}",
+        "int at ['data']['document_id'] does not fit in 64 bits | key='U8'",
     ],
     "migrating-from-plan.md": ["0.65", "{'has_vision_data': False, 'vision_insights': []}"],
 }

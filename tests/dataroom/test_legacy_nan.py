@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from session_store import MemoryBackend, SessionMapping, SessionStore
-from session_store.codec import Codec, jsonsafe
+from session_store.codec import Codec, jsonsafe, legacyjson
 from session_store.dataroom import SessionManager
 from session_store.errors import CorruptPayloadError, SerializationError
 from session_store.samples import legacy_sessions
@@ -131,17 +131,17 @@ def test_a_chain_manager_over_disk_changes_a_legacy_session(tmp_path: Path) -> N
 def test_each_replacement_is_reported_with_the_key_and_path(
     backend: MemoryBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = jsonsafe.LEGACY_COUNTERS.as_dict()
+    before = legacyjson.LEGACY_COUNTERS.as_dict()
     store = SessionStore(backend, EnhancedSessionData, codec=_codec())
-    with caplog.at_level(logging.WARNING, logger="session_store.codec.jsonsafe"):
+    with caplog.at_level(logging.WARNING, logger="session_store.codec.legacyjson"):
         assert store.load(USER) is not None
-    (record,) = [r for r in caplog.records if r.name == "session_store.codec.jsonsafe"]
+    (record,) = [r for r in caplog.records if r.name == "session_store.codec.legacyjson"]
     message = record.getMessage()
     assert repr(USER) in message
     for path in NON_FINITE_PATHS:
         assert path in message
     assert "nan" in message and "inf" in message and "-inf" in message
-    after = jsonsafe.LEGACY_COUNTERS.as_dict()
+    after = legacyjson.LEGACY_COUNTERS.as_dict()
     assert after["non_finite_floats"] - before["non_finite_floats"] == 3
     assert after["sessions_with_non_finite"] - before["sessions_with_non_finite"] == 1
 

@@ -13,6 +13,11 @@ retried; compare-and-set is never retried (if the reply to a write that landed i
 it again would report a conflict that never happened, and an update loop would apply its change
 twice). redis-py's own retries are switched off: they nest (connect, health check, command), and
 with its defaults a dead server costs a multiple of the timeout.
+
+**A silent server** (accepts, never replies) costs each call one ``socket_timeout`` (default 5 s;
+a connect never answered: one ``socket_connect_timeout``), the first call and every later one
+alike: a timed-out connection is dropped, never reused. The defaults bound a slow but healthy
+Redis, not a web request's budget: backends/redis/README.md, "When Redis does not answer".
 """
 
 from __future__ import annotations

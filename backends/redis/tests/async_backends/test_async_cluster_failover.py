@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +26,7 @@ from session_store_redis.testing.checks import open_async_as
 from session_store_redis.testing.failover import (
     CLUSTER_KINDS,
     FAILOVER_OPTIONS,
+    HANG_S,
     FailoverLog,
     Resumed,
     keys_on,
@@ -42,12 +46,40 @@ def _open(url: str) -> AsyncRedisClusterBackend:
     return open_async_as(AsyncRedisClusterBackend, url + FAILOVER_OPTIONS)
 
 
+async def _until_acknowledged(
+    backend: AsyncRedisClusterBackend,
+    key: str,
+    value: bytes,
+    log: FailoverLog,
+    kind: str,
+    on_refusal: Callable[[], object] = lambda: None,
+    ttl: float | None = None,
+) -> None:
+    """Write ``key`` until the backend acknowledges it, as a user would: a refusal (``WAIT``
+    saw no replica within ``wait_timeout``, or its reply came late: a replica paused or starved
+    on a loaded machine) is the documented answer, not a lost write; it is recorded in ``log``
+    (``on_refusal`` runs) and the same write is sent again (``SET`` of the same value may run
+    twice). Fails after :data:`HANG_S` seconds of refusals."""
+    deadline = time.monotonic() + HANG_S
+    while True:
+        try:
+            await backend.set(key, value, ttl=ttl)
+        except BackendError as exc:
+            log.refused_with(kind, exc)
+            on_refusal()
+            assert time.monotonic() < deadline, f"{kind}: refused for {HANG_S} s"
+            await asyncio.sleep(0.05)  # a user's pause before trying again, not a race guard
+            continue
+        log.ok(kind)
+        return
+
+
 @pytest.mark.slow
 async def test_killing_a_primary_loses_no_acknowledged_write(
     redis_cluster_factory: ClusterFactory,
 ) -> None:
     cluster = redis_cluster_factory(node_timeout_ms=1000)
-    acked = _open(cluster.url_for(prefix="f:", wait_replicas="1"))
+    acked = _open(cluster.url_for(prefix="f:", wait_replicas="1", wait_timeout="0.3"))
     plain = _open(cluster.url_for(prefix="f:"))
     lister = _open(cluster.url_for(prefix="f:"))
     cluster.wait_healthy(30)
@@ -65,9 +97,25 @@ async def test_killing_a_primary_loses_no_acknowledged_write(
             elsewhere = keys_on(acked, primary.port, owned=False)
             victim_keys = [next(on_victim) for _ in range(50)]
             other_keys = [next(elsewhere) for _ in range(50)]
-            for key in itertools.chain(victim_keys, other_keys):
-                await acked.set(key, key.encode())
-                expected[key] = key.encode()
+            # What load does to a replica, for certain: paused, it cannot acknowledge, so the
+            # first write on the victim's slots is refused; it is continued at that refusal,
+            # and the write, sent again, is acknowledged. No write is expected unacknowledged.
+            paused = [replica.pid]
+            os.kill(replica.pid or 0, signal.SIGSTOP)
+
+            def resume() -> None:
+                while paused:
+                    os.kill(paused.pop() or 0, signal.SIGCONT)
+
+            try:
+                for key in itertools.chain(victim_keys, other_keys):
+                    await _until_acknowledged(
+                        acked, key, key.encode(), log, "acknowledged write before the kill", resume
+                    )
+                    expected[key] = key.encode()
+            finally:
+                resume()
+            assert log.refused["acknowledged write before the kill"] >= 1  # the pause was met
             log.note(f"{len(expected)} writes acknowledged by a replica")
             assert await plain.get_many(expected) == expected  # connected, slots known
             assert {key async for key in lister.scan()} == set(expected)
@@ -133,7 +181,9 @@ async def test_one_key_transactions_follow_a_failover(
     try:
         await writer.client.initialize()
         key = next(keys_on(writer, primary.port, owned=True))
-        await writer.set(key, b"v", ttl=600)
+        await _until_acknowledged(
+            writer, key, b"v", FailoverLog(), "write before the kill", ttl=600
+        )
         found = await reader.get_with_ttl(key)
         assert found is not None and found[0] == b"v"  # connected to the primary, slots known
         primary.kill()
