@@ -120,8 +120,8 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         return self._store.keys()
 
     def __len__(self) -> int:
-        """The number of stored sessions: a full scan of the keys, O(n)."""
-        return sum(1 for _ in self._store.backend.scan())
+        """The number of stored sessions, as iteration lists them: a full scan, O(n)."""
+        return sum(1 for _ in iter(self))
 
     def __repr__(self) -> str:
         return f"SessionMapping({self._store.backend.describe()})"
@@ -166,9 +166,10 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         """
         key = user_key(user_id)
         read = self._store.backend.get_versioned(key)
-        if read is None:
+        # through the chain's frame, a retired id or tombstone absent: as every read does
+        current = None if read is None else self._store._decode_stored(key, read.value)
+        if read is None or current is None:
             raise KeyError(user_id)
-        current = self._store.codec.decode(key, read.value).obj
         data = copy.deepcopy(self._as_dict(current))
         yield data
         new = self._like(plain(data), current)
