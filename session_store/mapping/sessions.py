@@ -28,7 +28,10 @@ def user_key(user_id: object) -> str:
     if type(user_id) is str:
         return user_id
     if isinstance(user_id, int) and not isinstance(user_id, bool):
-        return str(int(user_id))
+        try:
+            return str(int(user_id))
+        except ValueError:  # more digits than int -> str converts (4300): far past a key's
+            raise InvalidKeyError("user ids are at most 1024 digits") from None
     raise InvalidKeyError(f"user ids are str or int, got {type(user_id).__name__}")
 
 
@@ -110,11 +113,10 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         self._observe(key, None, None)
 
     def __contains__(self, user_id: object) -> bool:
-        try:
-            key = user_key(user_id)
+        try:  # a key no session can have (a bad type, too long, ...): not in the mapping
+            return self._store.exists(user_key(user_id))
         except InvalidKeyError:
             return False
-        return self._store.exists(key)
 
     def __iter__(self) -> Iterator[str]:
         return self._store.keys()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from session_store import ConflictError, SessionMapping, SessionStore, open_backend
+from session_store import ConflictError, InvalidKeyError, SessionMapping, SessionStore, open_backend
 from session_store.codec import Codec
 from session_store.websession.steps import RETIRED
 
@@ -169,3 +169,20 @@ def test_held_changes_to_different_items_of_one_list_both_win(shared_url: str) -
         {"n": "a", "status": "done"},
         {"n": "b", "status": "done", "pages": 3},
     ]
+
+
+@pytest.mark.parametrize(
+    "user_id", ["x" * 1025, "\ud800", 10**5000], ids=["long", "surrogate", "huge-int"]
+)
+def test_a_user_id_no_session_can_have_is_not_in_the_mapping(user_id: object) -> None:
+    """``in`` answers ``False`` for any user id that breaks the key rules (the module: "Other
+    key types are an InvalidKeyError (``in`` answers ``False``)"), and every other entry
+    raises ``InvalidKeyError``. Before: ``"x" * 1025 in sessions`` raised ``InvalidKeyError``
+    (only the type was checked inside the ``try``), and an int of 5,000 digits raised a bare
+    ``ValueError`` from ``str(int)`` everywhere."""
+    sessions = SessionMapping(SessionStore("memory://", codec=Codec(encryption=None)))
+    assert user_id not in sessions
+    with pytest.raises(InvalidKeyError):
+        sessions[user_id]
+    with pytest.raises(InvalidKeyError):
+        sessions[user_id] = {}
