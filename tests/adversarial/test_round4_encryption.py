@@ -11,6 +11,7 @@ attacker writes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,3 +207,43 @@ def test_a_keys_variable_with_an_empty_key_is_refused_not_read_as_fewer_keys(
     assert client.get(ns.encode("alice")) is None
     monkeypatch.setenv("SESSION_STORE_KEYS", "")
     assert AesGcmStage.from_env() is None
+
+
+class _StopError(Exception):
+    """Raised from ``progress``: the rotation killed after its first batch."""
+
+
+def test_a_checkpoint_of_another_store_is_refused_not_used_to_skip_sessions(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The careless operator: a script rotates two tenants' stores (one Redis, prefixes
+    ``tenant-a`` and ``tenant-b``, the same user ids) with one fixed ``--checkpoint`` file; the
+    first run stops after its first batch (an error, a kill) and the script goes on to the
+    second store. Before: the second run took the first store's checkpoint as its own (the
+    target named only the prefix walked and the key id), skipped the 5 user ids the first run
+    had finished, reported itself complete and deleted the checkpoint: those 5 sessions stayed
+    under the old key, lost once it is retired. Now the checkpoint names the store too, and
+    is refused (``ConfigurationError``)."""
+    old, new = AesGcmStage.generate_key(), AesGcmStage.generate_key()
+    base = redis_url.split("?")[0]
+    urls = [f"{base}?prefix={redis_url.rsplit('=', 1)[1]}{t}" for t in ("tenant-a", "tenant-b")]
+    for url in urls:
+        with _store(url, old) as store:
+            for n in range(10):
+                store.save(f"u{n}", {"n": n})
+    checkpoint = tmp_path / "rotation.checkpoint"
+
+    def stop_after_first_batch(done: int, total: int) -> None:
+        raise _StopError
+
+    with _store(urls[0], new, old) as tenant_a, pytest.raises(_StopError):
+        rewrite_all(tenant_a, checkpoint=checkpoint, batch=5, progress=stop_after_first_batch)
+    assert checkpoint.exists()
+    with _store(urls[1], new, old) as tenant_b:
+        try:
+            report = rewrite_all(tenant_b, checkpoint=checkpoint, batch=5)
+        except ConfigurationError:
+            report = rewrite_all(tenant_b, batch=5)  # what the operator does when told
+        assert report.skipped == 0 and report.rewritten == 10, report
+    with _store(urls[1], new) as retired:
+        assert [retired.load(f"u{n}") for n in range(10)] == [{"n": n} for n in range(10)]
