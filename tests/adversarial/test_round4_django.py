@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from session_store_redis.testing import RedisServer
@@ -176,3 +177,65 @@ def test_held_expiry_settings_bound_the_server_side_ttl(
         assert out["0"]["status"] == 200 and out["0"]["user"] == "ann"
         assert 590 < out["0"]["ttl"] <= 600, out
         assert 0 < out["1"]["ttl"] <= 1 and 25 < out["30"]["ttl"] <= 30, out
+
+
+_SERIALIZER = textwrap.dedent(
+    """
+    import json, sys
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        SECRET_KEY="tests-only", INSTALLED_APPS=["django.contrib.sessions"],
+        SESSION_ENGINE="session_store.django", SESSION_STORE_URL=sys.argv[1], DATABASES={},
+        USE_TZ=True, SESSION_FILE_PATH=sys.argv[2],
+    )
+    django.setup()
+    from django.contrib.sessions.backends.file import SessionStore as DjangoFileEngine
+    import session_store.django as engine
+
+    def round_trip(engine_class):
+        session = engine_class()
+        session["cart"] = {42: 2, 7: 1}  # product id -> quantity: the common idiom
+        session[1] = "top-level int key"
+        session["pair"] = (1, 2)
+        session.save()
+        added = engine_class(session.session_key)
+        added["cart"][99] = 5  # a change to a loaded session: the merge path
+        added.save()
+        again = engine_class(session.session_key)
+        return dict(sorted(again.items()))
+
+    out = {"django": round_trip(DjangoFileEngine)}
+    try:
+        out["ours"] = round_trip(engine.SessionStore)
+    except Exception as exc:
+        out["ours"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(out))
+    """
+)
+
+
+def test_session_values_round_trip_as_through_djangos_own_serializer(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """The engine's docstring: "Values must be JSON-compatible, as with Django's default
+    serializer". Differential check against Django's own file engine in the same process (it
+    stores, as the default database engine does, through ``SessionBase.encode``):
+    a cart keyed by product id (``{42: 2}``), a top-level int key and a tuple, then a change
+    to the loaded session. Django's engines store them through ``SESSION_SERIALIZER`` (JSON:
+    int keys come back as text, tuples as lists). Before: ``save`` raised
+    ``SerializationError: dict keys must be str, got int`` (a 500 for a view Django's own
+    engines serve)."""
+    server = redis_server_factory()
+    done = subprocess.run(
+        [sys.executable, "-c", _SERIALIZER, server.url_for(prefix="round4"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["django"]["cart"] == {"42": 2, "7": 1, "99": 5}  # what Django itself does
+    assert out["ours"] == out["django"]
