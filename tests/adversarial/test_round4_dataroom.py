@@ -22,7 +22,9 @@ from typing import Any
 
 from session_store import SessionStore
 from session_store.codec import Codec
+from session_store.dataroom import SessionManager
 from session_store.mapping import SessionMapping
+from session_store.schema.dataroom import EnhancedSessionData
 
 USERS = ["u1", "u2", "u3"]
 ROUNDS = 30
@@ -114,3 +116,21 @@ def test_two_processes_storing_at_once_keep_the_first_created_at_and_lose_nothin
         assert sessions["counter"]["n"] == 2 * ROUNDS
         hits = sessions["log"]["hits"]
         assert sorted(hits) == sorted(f"{p}-{i}" for p in ("p0", "p1") for i in range(ROUNDS))
+
+
+def test_the_stored_session_belongs_to_the_user_it_is_stored_for() -> None:
+    """The plan builds ``EnhancedSessionData(user_id)`` from the argument (``session_data``'s
+    ``user_id`` is ignored), and docs/migrating-from-plan.md says an int id's
+    ``session.user_id`` is ``"123"``. Input: a session copied from bob to alice
+    (``store_enhanced_session("alice", bob.to_dict())``, the app sharing a data room), and an
+    int id whose dict holds the int. Before: alice's stored session said ``user_id == "bob"``
+    (so code using ``session.user_id`` acted for bob on alice's data), and the int one held
+    ``123`` (an int)."""
+    manager = SessionManager(SessionStore("memory://", EnhancedSessionData))
+    bob = manager.store_enhanced_session("bob", {"processed_documents": [{"name": "a.pdf"}]})
+    stored = manager.store_enhanced_session("alice", bob.to_dict())
+    assert stored.user_id == "alice"
+    loaded = manager.get_enhanced_session("alice")
+    assert loaded is not None and loaded.user_id == "alice"
+    assert manager.user_sessions()["alice"]["user_id"] == "alice"
+    assert manager.store_enhanced_session(123, {"user_id": 123}).user_id == "123"
