@@ -15,6 +15,8 @@ import contextlib
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,3 +188,59 @@ def test_a_user_id_no_session_can_have_is_not_in_the_mapping(user_id: object) ->
         sessions[user_id]
     with pytest.raises(InvalidKeyError):
         sessions[user_id] = {}
+
+
+_EDITOR = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from session_store import ConflictError, SessionMapping, SessionStore
+    from session_store.codec import Codec
+
+    url, start, rounds = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    with SessionStore(url, codec=Codec(encryption=None)) as store:
+        sessions = SessionMapping(store)
+        Path(f"{start}.{sys.argv[4]}").touch()
+        while not start.exists():
+            time.sleep(0.001)
+        conflicts = 0
+        for _ in range(rounds):
+            while True:
+                try:
+                    with sessions.edit("u") as data:
+                        data["n"] += 1
+                    break
+                except ConflictError:
+                    conflicts += 1
+        print(conflicts)
+    """
+)
+
+
+def test_held_edits_from_two_processes_are_never_lost(shared_url: str, tmp_path: Path) -> None:
+    """``edit`` is a compare-and-set on the version it read: two processes released together,
+    each retrying its 40 increments on ``ConflictError``, end at 80 (a conflict is reported,
+    never a silent overwrite)."""
+    sessions = _mapping(shared_url)
+    sessions["u"] = {"n": 0}
+    start, rounds = tmp_path / "start", 40
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _EDITOR, shared_url, str(start), str(rounds), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{start}.{name}").exists() for name in ("a", "b")):
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers)
+        time.sleep(0.01)
+    start.touch()
+    conflicts = 0
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        conflicts += int(out)
+    assert _stored(shared_url, "u") == {"n": 2 * rounds}, f"{conflicts} conflicts retried"
