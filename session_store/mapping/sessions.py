@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from session_store.errors import ConflictError, InvalidKeyError, SerializationError
+from session_store.keys import SEPARATOR
 from session_store.mapping.tracked import JSONObject, SessionDict, plain
 from session_store.store import SessionStore
 
@@ -23,9 +24,18 @@ def user_key(user_id: object) -> str:
     """The session key of a user id: a ``str`` as is, an ``int`` as its decimal text.
 
     Raises:
-        InvalidKeyError: any other type (``bool`` included).
+        InvalidKeyError: any other type (``bool`` included), or a ``str`` holding U+001F, the
+            separator of the default key layout: in the data-room plan's layout
+            (``session`` + ``:``) user id ``"\x1fU2"`` is stored as ``session:\x1fU2``, the
+            session ``U2`` of a default ``session:`` store in the same database.
     """
     if type(user_id) is str:
+        if SEPARATOR in user_id:
+            raise InvalidKeyError(
+                "user ids may not hold U+001F (the key layout's separator: such an id would "
+                "be another store's session)",
+                key=user_id,
+            )
         return user_id
     if isinstance(user_id, int) and not isinstance(user_id, bool):
         try:

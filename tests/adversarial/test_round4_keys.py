@@ -64,10 +64,10 @@ def _store(where: Any, schema: Any = None) -> SessionStore[Any]:
     return SessionStore(where, schema, codec=Codec(encryption=None))
 
 
-def _attempts(plan: Any) -> list[tuple[str, Callable[[], Any]]]:
+def _facade_attempts(plan: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """The data-room facade's entries: where user ids from outside come in."""
     manager = SessionManager(_store(plan, EnhancedSessionData))
     mapping = SessionMapping(_store(plan))
-    backend = open_backend(plan) if isinstance(plan, str) else plan
     return [
         ("manager.get", lambda: manager.get_enhanced_session(HOSTILE)),
         ("manager.store", lambda: manager.store_enhanced_session(HOSTILE, {"role": "x"})),
@@ -75,10 +75,31 @@ def _attempts(plan: Any) -> list[tuple[str, Callable[[], Any]]]:
         ("mapping.get", lambda: mapping[HOSTILE]),
         ("mapping.set", lambda: mapping.__setitem__(HOSTILE, {"role": "x"})),
         ("mapping.del", lambda: mapping.__delitem__(HOSTILE)),
+    ]
+
+
+def _backend_attempts(plan: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """The plan-layout backend itself (and a store over it)."""
+    backend = open_backend(plan) if isinstance(plan, str) else plan
+    store = _store(backend)
+    return [
         ("backend.get", lambda: backend.get(HOSTILE)),
         ("backend.set", lambda: backend.set(HOSTILE, b'{"role": "x"}')),
         ("backend.delete", lambda: backend.delete(HOSTILE)),
+        ("store.load", lambda: store.load(HOSTILE)),
+        ("store.delete", lambda: store.delete(HOSTILE)),
     ]
+
+
+def _check_refused(default: Any, attempts: list[tuple[str, Callable[[], Any]]]) -> None:
+    """Each attempt is an ``InvalidKeyError`` and leaves the victim's session as it was."""
+    victim = _victim(default)
+    before = victim.backend.get("U2")
+    for name, attempt in attempts:
+        with pytest.raises(InvalidKeyError, match="U\\+001F"):
+            attempt()
+        assert victim.backend.get("U2") == before, name
+        assert victim.load("U2") == VICTIM, name
 
 
 _REDIS_GAP = pytest.mark.xfail(
@@ -92,32 +113,37 @@ _REDIS_GAP = pytest.mark.xfail(
         "backends through Namespace.encode (backends/redis: touchrace's files)"
     ),
 )
-KINDS = [pytest.param("redis", marks=_REDIS_GAP), "plugin"]
 
 
 def _server(kind: str, factory: Callable[..., RedisServer]) -> RedisServer | None:
     return factory() if kind == "redis" else None
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_plan_layout_store_cannot_reach_a_default_stores_session(
+@pytest.mark.parametrize("kind", ["redis", "plugin"])
+def test_the_data_room_facade_cannot_reach_a_default_stores_session(
     kind: str, redis_server_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    """Input: the default store holds ``U2``; each public entry of the plan-layout store is
-    called with user id ``"\\x1fU2"``. Before (both kinds): ``manager.get`` and
-    ``mapping[...]`` returned the victim's session, ``manager.store`` and ``mapping[...] =``
-    overwrote it, ``delete_session`` / ``del`` deleted it: the stored key ``session:\\x1fU2`` is
-    the same. What must hold: each is an ``InvalidKeyError`` before any I/O (``in`` answers
-    ``False``), and the victim's session is untouched."""
+    """Input: the default store holds ``U2``; each entry of the data-room facade over the
+    plan-layout store (``SessionManager``, ``SessionMapping``) is called with user id
+    ``"\\x1fU2"``. Before (both kinds): ``manager.get`` and ``mapping[...]`` returned the
+    victim's session, ``manager.store`` and ``mapping[...] =`` overwrote it,
+    ``delete_session`` / ``del`` deleted it: the stored key ``session:\\x1fU2`` is the same.
+    What must hold: each is an ``InvalidKeyError`` before any I/O (``in`` answers ``False``),
+    and the victim's session is untouched."""
     default, plan = _layouts(kind, _server(kind, redis_server_factory), tmp_path / "d")
-    victim = _victim(default)
-    before = victim.backend.get("U2")
-    for name, attempt in _attempts(plan):
-        with pytest.raises(InvalidKeyError, match="U\\+001F"):
-            attempt()
-        assert victim.backend.get("U2") == before, name
-        assert victim.load("U2") == VICTIM, name
+    _check_refused(default, _facade_attempts(plan))
     assert HOSTILE not in SessionMapping(_store(plan))
+
+
+@pytest.mark.parametrize("kind", [pytest.param("redis", marks=_REDIS_GAP), "plugin"])
+def test_a_plan_layout_backend_cannot_reach_a_default_stores_session(
+    kind: str, redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """The same through the plan-layout backend and a ``SessionStore`` over it. Before: the
+    backend read, overwrote and deleted ``U2``. Fixed in ``Namespace.encode`` for every
+    ``BackendBase`` backend (the plugin); still open on Redis."""
+    default, plan = _layouts(kind, _server(kind, redis_server_factory), tmp_path / "d")
+    _check_refused(default, _backend_attempts(plan))
 
 
 @_REDIS_GAP
