@@ -29,9 +29,10 @@ its prefix), so a namespace with another separator does not own a stored key hol
 after its head: the plan's ``session`` + ``:`` store and a default ``session:`` store (the
 default of ``redis://``) share a database without listing, migrating or counting each other's
 sessions (``session:\\x1fU2`` is the default store's ``U2``, not the plan store's ``"\\x1fU2"``).
-The cost: such a store cannot list a key of its own that holds U+001F, so do not give it one
-(reads, writes and the near cache's invalidations of such a key still work: the invalidation
-stream cuts the key out by the head's length, not by this rule).
+Such a store therefore refuses a key holding U+001F (:class:`InvalidKeyError`, before any
+I/O): its stored form would be the default store's key (``session`` + ``:`` with key
+``"\x1fU2"`` is ``session:\x1fU2``, the default ``session:`` store's ``U2``), which it could
+read, overwrite and delete but never list.
 Stores with two *different* non-default separators are not kept apart (prefix ``session`` with
 ``:`` holds every key of prefix ``session:x`` with ``/``): give them prefixes that do not start
 alike.
@@ -151,7 +152,21 @@ class Namespace:
         self._foreign = SEPARATOR if separator != SEPARATOR else None
 
     def encode(self, key: str) -> str:
-        """The stored form of an already validated key."""
+        """The stored form of an already validated key.
+
+        Raises:
+            InvalidKeyError: the namespace has another separator than U+001F and ``key`` holds
+                U+001F: its stored form would be a default-layout key (``session`` + ``:``
+                with key ``"\x1fU2"`` is ``session:\x1fU2``, the default ``session:`` store's
+                ``U2``), so such a key could read, overwrite and delete another store's
+                session, and could never be listed as this store's.
+        """
+        if self._foreign is not None and self._foreign in key:
+            raise InvalidKeyError(
+                "a key of a namespace whose separator is not U+001F may not hold U+001F "
+                "(it would be a key of the default layout's store)",
+                key=key,
+            )
         return self._head + key
 
     def decode(self, stored: str) -> str | None:

@@ -84,12 +84,24 @@ class AesGcmStage:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> AesGcmStage | None:
-        """The stage for the keys in ``SESSION_STORE_KEYS``, or ``None`` if it is unset."""
+        """The stage for the keys in ``SESSION_STORE_KEYS``, or ``None`` if it is unset or
+        empty.
+
+        Raises:
+            ConfigurationError: a key is not valid, or a part between commas is empty: what
+                ``${NEW},${OLD}`` gives when a secret was not injected. Skipping it would turn
+                encryption off (``,``) or encrypt under the old key (``,OLD``) without a word.
+        """
         text = (os.environ if environ is None else environ).get(KEYS_ENV, "")
-        keys = [part for part in text.split(",") if part.strip()]
-        if not keys:
+        if not text.strip():
             return None
+        keys = text.split(",")
         for number, key in enumerate(keys, 1):
+            if not key.strip():
+                raise ConfigurationError(
+                    f"{KEYS_ENV}, key #{number} is empty (a secret not injected?): give "
+                    "every key, comma-separated, the encrypting key first"
+                )
             try:
                 _decode_key(key)
             except ConfigurationError as exc:

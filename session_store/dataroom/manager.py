@@ -131,13 +131,18 @@ class SessionManager(Closing):
     # -- writes --------------------------------------------------------------------------------
     def _build(self, user_id: str, session_data: Mapping[str, Any]) -> EnhancedSessionData:
         """The typed session for the app's dict, read as legacy (version 0) data-room JSON is
-        read: every migration, then the schema."""
+        read: every migration, then the schema. Its ``user_id`` is the one it is stored for,
+        as the plan's ``EnhancedSessionData(user_id)`` (a dict copied from another user's
+        session, or holding an int id, does not say whose it is)."""
         if not isinstance(session_data, Mapping):
             raise SerializationError(
                 f"session_data must be a dict, got {type(session_data).__name__}", key=user_id
             )
         data = _json_data(dict(session_data))
-        return adopt_dataroom(self.store.codec, user_id, data)
+        session = adopt_dataroom(self.store.codec, user_id, data)
+        if session.user_id != user_id:
+            session = attrs.evolve(session, user_id=user_id)
+        return session
 
     def store_enhanced_session(
         self, user_id: str | int, session_data: Mapping[str, Any]

@@ -26,7 +26,10 @@ What session-store adds to Django's own engines:
 Settings: ``SESSION_STORE_URL`` (default: the ``SESSION_STORE_URL`` environment variable, else
 ``memory://``, one process only), ``SESSION_COOKIE_AGE`` / ``set_expiry`` for the TTL, and
 Django's cookie settings for the cookie (``SESSION_COOKIE_SAMESITE`` is ``"Lax"`` by default
-in Django). Values must be JSON-compatible, as with Django's default serializer.
+in Django). Values are stored as ``SESSION_SERIALIZER`` gives them back, as Django's
+database and file engines store them (JSON by default: ``{42: 2}`` loads as ``{"42": 2}``, a
+tuple as a list); what it cannot encode (a ``datetime``) or JSON cannot hold (NaN) is a
+``SerializationError``.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             return None
         ttl = float(age)
         if must_create:
-            created = dict(data)
+            created = self._as_stored(dict(data))
             clash = False
 
             def create_only(current: Data | None) -> Data | None:
@@ -167,6 +170,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             return None
         base = self._loaded_data if self._loaded_data is not None else {}
         changed, removed = diff(base, data)
+        if changed:
+            changed = self._as_stored(changed)
         if not changed and not removed:
             if not self._store.touch(key, ttl):  # sliding expiry, no payload rewrite
                 raise UpdateError
@@ -189,6 +194,18 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         self._read = None
         self._loaded_data = copy.deepcopy(data)
         return None
+
+    def _as_stored(self, values: Data) -> Data:
+        """``values`` as Django's own engines load them back: through ``SESSION_SERIALIZER``
+        (JSON by default: an int dict key comes back as text, a tuple as a list), so a view
+        written for them (``session["cart"] = {product.id: 2}``) works here too. What the
+        serializer refuses is left as it is, for the codec to refuse with its typed error."""
+        serializer = self.serializer()
+        try:
+            stored: Data = serializer.loads(serializer.dumps(values))
+        except (TypeError, ValueError):
+            return values
+        return stored
 
     def cycle_key(self) -> None:
         """Django's ``cycle_key`` (``django.contrib.auth.login`` calls it): the session moves to
@@ -257,7 +274,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             new = self.session_key
             assert new is not None
             with hiding(new):
-                store.save(new, dict(data), float(self.get_expiry_age()))
+                store.save(new, self._as_stored(dict(data)), float(self.get_expiry_age()))
             self._read = None
             self._loaded_data = copy.deepcopy(data)
             if found is None:

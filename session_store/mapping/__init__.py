@@ -19,8 +19,14 @@ the same code persists::
   session with the store's atomic ``update`` (compare-and-set, retried), so two processes
   changing different parts both win. A change that can no longer be applied (the dict it was
   made in was removed from the stored session by another writer) is a
-  :class:`ConflictError`, never a silent loss. A container taken out of the session (popped,
-  replaced) is detached, as in a plain dict: changing it changes nothing stored.
+  :class:`ConflictError`, never a silent loss. A change that names a list position (an index,
+  ``pop()``, ``insert`` between two items, a slice, or a container reached through an index) is
+  replayed only if the fresh list still holds, there, what this copy saw: another writer's
+  insert or removal above it is a :class:`ConflictError`, never a change to the wrong item.
+  A container taken out of the session (popped, replaced) is detached, as in a plain dict:
+  changing it changes nothing stored. A container you hold keeps persisting after the session
+  takes in other writers' changes, unless those replaced it (or moved the list item it is):
+  then a change through it is a :class:`ConflictError`.
 * **A deleted session stays deleted**: a request still holding ``d = sessions[uid]`` after
   ``del sessions[uid]`` gets :class:`ConflictError` from ``d[k] = v`` (nothing is written); only
   ``sessions[uid] = {...}`` (or :meth:`SessionMapping.modify`) creates a session.

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from session_store.errors import ConflictError, InvalidKeyError, SerializationError
+from session_store.keys import SEPARATOR
 from session_store.mapping.tracked import JSONObject, SessionDict, plain
 from session_store.store import SessionStore
 
@@ -23,12 +24,24 @@ def user_key(user_id: object) -> str:
     """The session key of a user id: a ``str`` as is, an ``int`` as its decimal text.
 
     Raises:
-        InvalidKeyError: any other type (``bool`` included).
+        InvalidKeyError: any other type (``bool`` included), or a ``str`` holding U+001F, the
+            separator of the default key layout: in the data-room plan's layout
+            (``session`` + ``:``) user id ``"\x1fU2"`` is stored as ``session:\x1fU2``, the
+            session ``U2`` of a default ``session:`` store in the same database.
     """
     if type(user_id) is str:
+        if SEPARATOR in user_id:
+            raise InvalidKeyError(
+                "user ids may not hold U+001F (the key layout's separator: such an id would "
+                "be another store's session)",
+                key=user_id,
+            )
         return user_id
     if isinstance(user_id, int) and not isinstance(user_id, bool):
-        return str(int(user_id))
+        try:
+            return str(int(user_id))
+        except ValueError:  # more digits than int -> str converts (4300): far past a key's
+            raise InvalidKeyError("user ids are at most 1024 digits") from None
     raise InvalidKeyError(f"user ids are str or int, got {type(user_id).__name__}")
 
 
@@ -110,18 +123,17 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         self._observe(key, None, None)
 
     def __contains__(self, user_id: object) -> bool:
-        try:
-            key = user_key(user_id)
+        try:  # a key no session can have (a bad type, too long, ...): not in the mapping
+            return self._store.exists(user_key(user_id))
         except InvalidKeyError:
             return False
-        return self._store.exists(key)
 
     def __iter__(self) -> Iterator[str]:
         return self._store.keys()
 
     def __len__(self) -> int:
-        """The number of stored sessions: a full scan of the keys, O(n)."""
-        return sum(1 for _ in self._store.backend.scan())
+        """The number of stored sessions, as iteration lists them: a full scan, O(n)."""
+        return sum(1 for _ in iter(self))
 
     def __repr__(self) -> str:
         return f"SessionMapping({self._store.backend.describe()})"
@@ -166,9 +178,10 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         """
         key = user_key(user_id)
         read = self._store.backend.get_versioned(key)
-        if read is None:
+        # through the chain's frame, a retired id or tombstone absent: as every read does
+        current = None if read is None else self._store._decode_stored(key, read.value)
+        if read is None or current is None:
             raise KeyError(user_id)
-        current = self._store.codec.decode(key, read.value).obj
         data = copy.deepcopy(self._as_dict(current))
         yield data
         new = self._like(plain(data), current)

@@ -5,6 +5,7 @@ session (see :mod:`session_store.mapping` for the rules)."""
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
@@ -29,7 +30,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-Path = tuple[Any, ...]
+#: Keys from the session down to a container; a step through a list carries the item this copy
+#: saw there (:data:`_ANY` for a dict key), since another writer may have moved the items.
+Path = tuple[tuple[Any, Any], ...]
+_ANY = object()
 
 
 def _wrap(value: Any, parent: _Node, key: Any) -> Any:
@@ -41,17 +45,30 @@ def _wrap(value: Any, parent: _Node, key: Any) -> Any:
     return value
 
 
+def _conflict(what: str) -> ConflictError:
+    return ConflictError(f"{what} (another writer changed it); nothing was written")
+
+
 def _follow(data: Any, path: Path) -> Any:
-    """The container at ``path`` inside freshly stored ``data``; ConflictError if gone."""
-    for step in path:
+    """The container at ``path`` inside freshly stored ``data``; ConflictError if gone, or if a
+    list on the way no longer holds, at that index, the item this copy saw there."""
+    for step, seen in path:
         try:
             data = data[step]
         except (KeyError, IndexError, TypeError):
-            raise ConflictError(
+            raise _conflict(
                 "the part of the session this change was made in no longer exists in the "
-                "stored session (another writer removed it); nothing was written"
+                "stored session"
             ) from None
+        if seen is not _ANY and data != seen:
+            raise _conflict("the list item this change was made in moved or changed")
     return data
+
+
+def _expect(lst: list[Any], index: int, seen: Any) -> None:
+    """Refuse a change at ``index`` of the stored ``lst`` unless it holds ``seen`` there."""
+    if not 0 <= index < len(lst) or lst[index] != seen:
+        raise _conflict("the list item at the index this change names moved or changed")
 
 
 class _Node:
@@ -59,6 +76,7 @@ class _Node:
 
     _parent: _Node | None
     _key: Any
+    _dropped = False  # set when a newer copy of the session replaced this container
 
     def _root(self) -> SessionDict | None:
         node: _Node | None = self
@@ -67,8 +85,8 @@ class _Node:
         return node
 
     def _path(self) -> Path | None:
-        """Keys from the session down to this container, or ``None`` if it was detached."""
-        steps: list[Any] = []
+        """Steps from the session down to this container, or ``None`` if it was detached."""
+        steps: list[tuple[Any, Any]] = []
         node: _Node = self
         while not isinstance(node, SessionDict):
             parent = node._parent
@@ -78,14 +96,24 @@ class _Node:
                 index = next((i for i, v in enumerate(parent) if v is node), None)
                 if index is None:
                     return None
-                steps.append(index)
+                steps.append((index, plain(node)))
             else:
                 assert isinstance(parent, dict)
                 if dict.get(parent, node._key, _MISSING) is not node:
                     return None
-                steps.append(node._key)
+                steps.append((node._key, _ANY))
             node = parent
         return tuple(reversed(steps))
+
+    def _stale(self) -> bool:
+        """Whether this container (or one above it) was dropped when the session took in
+        another writer's change: it no longer stands for anything stored."""
+        node: _Node | None = self
+        while node is not None:
+            if getattr(node, "_dropped", False):
+                return True
+            node = node._parent
+        return False
 
     def _change(self, op: Callable[..., Any], *args: Any) -> Any:
         """Apply ``op(container, *args)`` here, then on the stored session, atomically."""
@@ -94,6 +122,8 @@ class _Node:
         result = op(self, *args)  # locally first: a bad key or value fails before any write
         root = self._root()
         if path is None or root is None:
+            if self._stale():  # replaced by another writer's version: refuse, never drop
+                raise _conflict("this container was replaced by a newer copy of the session")
             return result  # detached, as in a plain dict: not part of the session any more
 
         def replay(data: JSONObject) -> None:
@@ -191,7 +221,15 @@ class TrackedList(list[Any], _Node):
         self._change(_list_op("extend"), list(values))
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
-        self._change(_list_op("insert"), index, value)
+        size = len(self)
+        at = operator.index(index)
+        at = max(at + size, 0) if at < 0 else min(at, size)  # where list.insert puts it
+        if at == 0:
+            self._change(_list_op("insert"), 0, value)  # the front of the fresh list
+        elif at == size:
+            self._change(_list_op("append"), value)  # its end
+        else:  # between two items: they must still be there
+            self._change(_list_insert_between, at, plain(self[at - 1]), plain(self[at]), value)
 
     def remove(self, value: Any) -> None:
         if value not in self:
@@ -200,7 +238,7 @@ class TrackedList(list[Any], _Node):
 
     def pop(self, index: SupportsIndex = -1) -> Any:
         value = list.__getitem__(self, index)  # IndexError before anything is written
-        self._change(_list_op("pop"), index)
+        self._change(_list_pop_at, _position(index, len(self)), plain(value))
         return value
 
     def clear(self) -> None:
@@ -215,11 +253,17 @@ class TrackedList(list[Any], _Node):
     def __setitem__(self, index: Any, value: Any) -> None:
         if isinstance(index, slice):
             value = list(value)  # an iterator is read once, here
-        self._change(_list_set, index, value)
+            self._change(_list_set_at, index, plain(self), value)
+        else:
+            seen = plain(list.__getitem__(self, index))  # IndexError before any write
+            self._change(_list_set_at, _position(index, len(self)), seen, value)
 
     def __delitem__(self, index: Any) -> None:
-        list.__getitem__(self, index)  # IndexError before anything is written
-        self._change(_list_del, index)
+        if isinstance(index, slice):
+            self._change(_list_del_at, index, plain(self))
+        else:
+            seen = plain(list.__getitem__(self, index))  # IndexError before any write
+            self._change(_list_del_at, _position(index, len(self)), seen)
 
     def __iadd__(self, values: Iterable[Any]) -> TrackedList:  # type: ignore[misc]
         self.extend(values)
@@ -260,12 +304,42 @@ def _list_sort(lst: list[Any], key: Callable[[Any], Any] | None, reverse: bool) 
     list.sort(lst, key=key, reverse=reverse)
 
 
-def _list_set(lst: list[Any], index: Any, value: Any) -> None:
+def _position(index: SupportsIndex, size: int) -> int:
+    """``index`` of a list of ``size`` items, counted from the front (the fresh list may be
+    longer: ``-1`` must still mean the item this copy saw last)."""
+    at = operator.index(index)
+    return at + size if at < 0 else at
+
+
+def _check(lst: list[Any], index: int | slice, seen: Any) -> None:
+    """A change at ``index`` needs the item seen there; at a slice, the whole list seen."""
+    if isinstance(index, slice):
+        if lst != seen:
+            raise _conflict("the list this change names a slice of changed")
+    else:
+        _expect(lst, index, seen)
+
+
+def _list_insert_between(lst: list[Any], at: int, before: Any, after: Any, value: Any) -> None:
+    _expect(lst, at - 1, before)
+    _expect(lst, at, after)
+    list.insert(lst, at, value)
+    _rewrap(lst)
+
+
+def _list_pop_at(lst: list[Any], at: int, seen: Any) -> Any:
+    _expect(lst, at, seen)
+    return list.pop(lst, at)
+
+
+def _list_set_at(lst: list[Any], index: int | slice, seen: Any, value: Any) -> None:
+    _check(lst, index, seen)
     list.__setitem__(lst, index, value)
     _rewrap(lst)
 
 
-def _list_del(lst: list[Any], index: Any) -> None:
+def _list_del_at(lst: list[Any], index: int | slice, seen: Any) -> None:
+    _check(lst, index, seen)
     list.__delitem__(lst, index)
 
 
@@ -285,11 +359,38 @@ class SessionDict(TrackedDict):
 
     def _persisted(self, replay: Callable[[JSONObject], None]) -> None:
         """Replay a change on the stored session (never re-creating a deleted one), then
-        take in what others changed meanwhile, keeping the containers held by the caller."""
-        stored = self._mapping.modify(self._user_id, replay, create=False)
-        for key in [k for k in self if k not in stored]:
-            dict.pop(self, key)
-        for key, value in stored.items():
-            mine = dict.get(self, key, _MISSING)
-            if mine is _MISSING or plain(mine) != value:
-                dict.__setitem__(self, key, _wrap(value, self, key))
+        take in what others changed meanwhile (:func:`_refresh`)."""
+        _refresh(self, self._mapping.modify(self._user_id, replay, create=False))
+
+
+def _refresh(mine: TrackedDict, stored: dict[Any, Any]) -> None:
+    """Make ``mine`` hold ``stored``, in place: a container the caller holds keeps persisting
+    as long as it stands for the same part of the session (a dict under its key, a list item
+    left equal at its index); one that no longer does (removed, replaced, or a list item
+    another writer changed or moved) is dropped, and a change through it is then a
+    :class:`ConflictError`, never written nowhere."""
+    for key in [k for k in mine if k not in stored]:
+        _drop(dict.pop(mine, key))
+    for key, value in stored.items():
+        held = dict.get(mine, key, _MISSING)
+        if isinstance(held, TrackedDict) and type(value) is dict:
+            _refresh(held, value)
+        elif isinstance(held, TrackedList) and type(value) is list:
+            if held != value:
+                items = [
+                    old if i < len(held) and old == value[i] else _wrap(value[i], held, None)
+                    for i, old in enumerate(list(held)[: len(value)])
+                ] + [_wrap(v, held, None) for v in value[len(held) :]]
+                kept = {id(item) for item in items}
+                for old in list(held):
+                    if id(old) not in kept:
+                        _drop(old)
+                list.__setitem__(held, slice(None), items)
+        elif held is _MISSING or held != value or type(held) is not type(value):
+            _drop(held)
+            dict.__setitem__(mine, key, _wrap(value, mine, key))
+
+
+def _drop(value: Any) -> None:
+    if isinstance(value, _Node):
+        value._dropped = True

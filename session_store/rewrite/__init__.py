@@ -132,7 +132,7 @@ def rewrite_all(
     codec = reader(store.codec, legacy_schema, encrypt_plaintext=encrypt_plaintext)
     legacy = legacy_schema is not None
     backend = store.backend
-    target = checkpoint_target(codec, prefix)
+    target = checkpoint_target(codec, prefix, backend.describe())
     report = RewriteReport()
     done_before = read_checkpoint(checkpoint, target) if checkpoint is not None else set()
     total = sum(1 for _ in backend.scan(prefix)) if progress is not None else 0

@@ -25,10 +25,14 @@ __all__ = [
 CHECKPOINT_FORMAT = 1
 
 
-def checkpoint_target(codec: Codec, prefix: str) -> dict[str, Any]:
-    """What a checkpoint is valid for: the key prefix walked and the encrypting key's id."""
+def checkpoint_target(codec: Codec, prefix: str, store: str) -> dict[str, Any]:
+    """What a checkpoint is valid for: the store (its backend's redacted description, and the
+    codec's namespace), the key prefix walked and the encrypting key's id. The store counts:
+    one checkpoint file given to the rotations of two stores holding the same keys (two
+    tenants) would otherwise make the second skip, and leave under the old key, every key the
+    first had finished."""
     key_id = codec.encryption.key_ids[0] if codec.encryption is not None else None
-    return {"prefix": prefix, "key_id": key_id}
+    return {"store": store, "namespace": codec.namespace, "prefix": prefix, "key_id": key_id}
 
 
 def digest(key: str) -> bytes:
@@ -55,8 +59,8 @@ def read_checkpoint(path: Path, target: dict[str, Any]) -> set[bytes]:
         raise ConfigurationError(f"{path} is not a rewrite checkpoint; refusing to use it")
     if header.get("target") != target:
         raise ConfigurationError(
-            f"the checkpoint {path} was written for another rewrite (prefix or encryption key "
-            "differ); delete it to start over"
+            f"the checkpoint {path} was written for another rewrite (store, prefix or "
+            "encryption key differ); delete it to start over"
         )
     done: set[bytes] = set()
     for line in lines[1:]:

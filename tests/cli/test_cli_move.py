@@ -94,7 +94,10 @@ def test_migrate_rotates_the_encryption_key(cli: Run, tmp_path: Path) -> None:
 def test_migrate_resumes_from_its_checkpoint(cli: Run, legacy_disk: str, tmp_path: Path) -> None:
     checkpoint = tmp_path / "walk.checkpoint"
     done = ["U063826716", "U071780854"]  # what an interrupted run had finished
-    header = {"session-store-rewrite": 1, "target": {"prefix": "", "key_id": None}}
+    with open_backend(legacy_disk) as backend:  # a checkpoint names the store it walks
+        store = backend.describe()
+    target = {"store": store, "namespace": "", "prefix": "", "key_id": None}
+    header = {"session-store-rewrite": 1, "target": target}
     digests = [hashlib.blake2b(key.encode(), digest_size=16).hexdigest() for key in done]
     checkpoint.write_text(json.dumps(header) + "\n" + json.dumps({"done": digests}) + "\n")
     result = cli(
