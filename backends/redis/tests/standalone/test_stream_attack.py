@@ -9,6 +9,7 @@ stream with a real redis-server and a second client, and checks what the listene
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import signal
 import threading
@@ -408,50 +409,69 @@ PAUSES = 4
 
 
 class _Rounds:
-    """What a reading process read right after each of its pauses: up to 20 values per pause
-    (a pause is a gap of more than 0.8 s between two reads)."""
+    """What a reading process read right after each of its pauses: up to 20 values per pause.
 
-    def __init__(self) -> None:
-        self.seen: list[list[str]] = []
-        self.started = self.previous = time.monotonic()
+    The writing process says which pause the reader is in: it stores the pause's number in a
+    page both processes share *before* it sends SIGCONT, so a read that sees number ``n``
+    began after pause ``n`` ended. (Guessing pauses from gaps between reads and stopping after
+    9 s of wall clock, as this did before, lost a round on a loaded machine.) The reader says
+    back, in the same page, the last pause it has read after, so the writer never pauses it
+    again before it has read at least once."""
+
+    def __init__(self, shared: mmap.mmap) -> None:
+        self.seen: list[list[str]] = [[] for _ in range(PAUSES)]
+        self.shared = shared
+        self.started = time.monotonic()
+
+    def pause(self) -> int:
+        """The number of the pause the reader last resumed from (0: none yet)."""
+        return self.shared[0]
 
     def done(self) -> bool:
-        full = len(self.seen) == PAUSES and len(self.seen[-1]) >= 20
-        return full or time.monotonic() - self.started > 9
+        full = self.pause() == PAUSES and len(self.seen[-1]) >= 20
+        return full or time.monotonic() - self.started > 120  # a hang, not a bound
 
-    def record(self, asked: float, value: bytes | None) -> None:
-        """``value`` is what a read asked at ``asked`` returned."""
-        if asked - self.previous > 0.8:  # the pause
-            self.seen.append([])
-        if self.seen and len(self.seen[-1]) < 20:
-            self.seen[-1].append((value or b"").decode())
-        self.previous = asked
+    def record(self, pause: int, value: bytes | None) -> None:
+        """``value`` is what a read returned that began after pause ``pause`` ended; a read
+        during which the reader was paused again (it straddles two pauses) is not counted."""
+        if pause and pause == self.pause() and len(self.seen[pause - 1]) < 20:
+            self.seen[pause - 1].append((value or b"").decode())
+            self.shared[1] = pause
 
 
-def _pause_while_writing(child: Callable[[int], dict[str, object]], url: str) -> None:
-    """Fork a reader (``child``, given the pipe end to say it holds a coherent near copy on),
-    then :data:`PAUSES` times: SIGSTOP it, write ``k`` = ``v<n>`` from this process, wait 1.1 s
-    and SIGCONT it. Every read the reader made after pause ``n`` began more than
-    ``max_staleness`` (1 s) after write ``n`` returned, so each must return ``v<n>``."""
+def _pause_while_writing(child: Callable[[int, _Rounds], dict[str, object]], url: str) -> None:
+    """Fork a reader (``child``, given the pipe end to say it holds a coherent near copy on,
+    and its :class:`_Rounds`), then :data:`PAUSES` times: SIGSTOP it, write ``k`` = ``v<n>``
+    from this process, wait 1.1 s, tell it pause ``n`` is over and SIGCONT it. Every read the
+    reader made after pause ``n`` began more than ``max_staleness`` (1 s) after write ``n``
+    returned, so each must return ``v<n>``."""
+    shared = mmap.mmap(-1, 2)  # anonymous and shared: the forked reader sees the same page
     ready_read, ready_write = os.pipe()
-    forked = Forked(partial(child, ready_write))
+    forked = Forked(partial(child, ready_write, _Rounds(shared)))
     try:
         assert os.read(ready_read, 1) == b"r"
         with open_backend(url) as writer:
             for n in range(1, PAUSES + 1):
+                deadline = time.monotonic() + 60
+                while shared[1] != n - 1:  # the reader has read after the previous pause
+                    assert time.monotonic() < deadline, "the reader stopped reading"
+                    time.sleep(0.01)
                 time.sleep(0.3)
                 os.kill(forked.pid, signal.SIGSTOP)
                 try:
                     writer.set("k", f"v{n}".encode())
                     time.sleep(1.1)
                 finally:
+                    shared[0] = n
                     os.kill(forked.pid, signal.SIGCONT)
     finally:
         report = forked.report()
         os.close(ready_read)
         os.close(ready_write)
+        shared.close()
     seen = report["seen"]
     assert isinstance(seen, list) and len(seen) == PAUSES, report
+    assert all(seen), f"a pause with no read after it: {seen}"
     stale = [(n, reads) for n, reads in enumerate(seen, 1) if any(r != f"v{n}" for r in reads)]
     assert stale == [], f"stale reads after a pause in rounds {[n for n, _ in stale]}"
 
@@ -472,7 +492,7 @@ def test_a_process_resumed_after_a_pause_does_not_serve_copies_older_than_the_bo
     heard from: stale in rounds [1, 2], then [2], of 4; 15 of 16 rounds when found.)"""
     url = _chain_url(redis_server, redis_namespace)
 
-    def child(ready: int) -> dict[str, object]:
+    def child(ready: int, rounds: _Rounds) -> dict[str, object]:
         with open_backend(url) as chain:
             assert isinstance(chain, TieredBackend)
             chain.set("k", b"v0")
@@ -481,10 +501,9 @@ def test_a_process_resumed_after_a_pause_does_not_serve_copies_older_than_the_bo
                 time.sleep(0.01)
             chain.get("k")  # a copy checked while the stream is up
             os.write(ready, b"r")
-            rounds = _Rounds()
             while not rounds.done():
-                asked = time.monotonic()
-                rounds.record(asked, chain.get("k"))
+                pause = rounds.pause()
+                rounds.record(pause, chain.get("k"))
             return {"seen": rounds.seen}
 
     _pause_while_writing(child, url)
@@ -498,7 +517,7 @@ def test_an_async_process_resumed_after_a_pause_does_not_serve_copies_older_than
     (Failed before the fix: stale in round [1] of 4.)"""
     url = _chain_url(redis_server, redis_namespace)
 
-    def child(ready: int) -> dict[str, object]:
+    def child(ready: int, rounds: _Rounds) -> dict[str, object]:
         async def read() -> list[list[str]]:
             chain = open_async_backend(url)
             assert isinstance(chain, AsyncTieredBackend)
@@ -509,10 +528,9 @@ def test_an_async_process_resumed_after_a_pause_does_not_serve_copies_older_than
                     await asyncio.sleep(0.01)
                 await chain.get("k")  # a copy checked while the stream is up
                 os.write(ready, b"r")
-                rounds = _Rounds()
                 while not rounds.done():
-                    asked = time.monotonic()
-                    rounds.record(asked, await chain.get("k"))
+                    pause = rounds.pause()
+                    rounds.record(pause, await chain.get("k"))
                 return rounds.seen
             finally:
                 await chain.aclose()
