@@ -132,6 +132,8 @@ class SessionBackend(Closing, ABC):
         once and retries. A backend without compare-and-set raises what its ``get_versioned``
         raises (a chain counts it as an error of that tier).
         """
+        head = ensure_bytes(head, key=key, backend=self.describe())
+        normalize_ttl(ttl)  # refused before any I/O, as every write's
         for _ in range(16):
             read = self.get_versioned(key)
             if read is None or not read.value.startswith(head):

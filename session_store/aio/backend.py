@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from types import TracebackType
 from typing import ClassVar, Self, TypeVar
 
-from session_store.backend import Scope, Versioned, VersionToken
+from session_store.backend import Scope, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
+from session_store.ttl import normalize_ttl
 
 __all__ = ["AsyncClosing", "AsyncSessionBackend", "whole"]
 
@@ -101,6 +102,8 @@ class AsyncSessionBackend(AsyncClosing, ABC):
         atomic as the backend's compare-and-set). A backend overrides it with one atomic step
         where it can (a script, a transaction, a call in a worker thread), which a cancellation
         then applies wholly or not at all."""
+        head = ensure_bytes(head, key=key, backend=self.describe())
+        normalize_ttl(ttl)  # refused before any I/O, as every write's
         for _ in range(16):
             read = await self.get_versioned(key)
             if read is None or not read.value.startswith(head):
