@@ -52,7 +52,7 @@ def one(variant: str, url: str, directory: str, calls: int) -> None:
 
 
 def _collected(variant: str, url: str, directory: str, calls: int) -> int:
-    done = subprocess.run(  # noqa: S603 - valgrind on this interpreter and this file
+    done = subprocess.run(
         [
             "valgrind",
             "--tool=callgrind",
