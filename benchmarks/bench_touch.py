@@ -1,6 +1,6 @@
 """The chain's ``touch``: what the conditional touch (touch only the version read) costs.
 
-``python -m benchmarks.bench_touch [--calls N] [--repeat R] [--skip-wall]``
+``python -m benchmarks.bench_touch [--calls N] [--repeat R] [--against OLD_TREE --rounds R]``
 
 1. **Client instructions** (callgrind, this process only; the server's work is not counted):
    ``touch`` through ``memory:// | redis:// | diskcache://`` and through ``memory:// |
@@ -8,11 +8,13 @@
    with the warm-up alone; the difference over N is one call (median of ``--repeat`` pairs).
 2. **Redis's own time per call** (``INFO commandstats``, microseconds): the commands the chain's
    touch sent, per touch.
-3. **Wall clock** (interleaved rounds, the ratio of medians): a chain ``touch`` against a chain
-   ``get`` that misses the near cache (the same tier reads), measured in one run.
+3. **Wall clock, paired** (``--against <older tree>``, a checkout of an earlier commit):
+   interleaved rounds, each a child process on the older tree then one on this tree doing the
+   same touches against the same server; the median of the per-round ratios, and Redis's own
+   time per touch in each.
 
-Run it against an older tree to compare (``PYTHONPATH=<old tree>:<old tree>/backends/redis:<old
-tree>/backends/diskcache``): the numbers of this file's first commit are in its report.
+Parts 1 and 2 of an older tree: run this file with ``PYTHONPATH=<tree>:<tree>/backends/redis:
+<tree>/backends/diskcache``.
 """
 
 from __future__ import annotations
@@ -110,25 +112,65 @@ def server_time(url: str, calls: int) -> dict[str, tuple[float, float]]:
     }
 
 
-def wall_ratio(url: str, rounds: int = 15, calls: int = 200) -> float:
-    """Median over interleaved rounds of (time of a touch) / (time of a get past the near
-    cache), both through the same chain: the touch's extra cost over its reads."""
+def timed(url: str, directory: str, calls: int) -> float:
+    """Seconds per touch over ``calls`` touches (the child process of ``--against``)."""
+    chain = open_backend(_chain("redis", url, directory))
+    chain.set("w", os.urandom(2048), ttl=30)
+    for _ in range(50):
+        chain.touch("w")
+    started = time.perf_counter()
+    for _ in range(calls):
+        chain.touch("w")
+    elapsed = time.perf_counter() - started
+    chain.close()
+    return elapsed / calls
+
+
+def _timed_child(tree: str | None, url: str, calls: int) -> tuple[float, float]:
+    """A child's seconds per touch, run on ``tree`` (``None``: this one), and the microseconds
+    Redis spent per touch meanwhile (every command, ``INFO commandstats``)."""
+    env = dict(os.environ)
+    if tree is not None:
+        paths = (tree, f"{tree}/backends/redis", f"{tree}/backends/diskcache")
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    client = redis.Redis.from_url(url.split("?")[0])
+    client.config_resetstat()
     with tempfile.TemporaryDirectory() as directory:
-        chain = open_backend(f"tiered://?max_staleness=0 | {_chain('redis', url, directory)}")
-        chain.set("w", os.urandom(2048), ttl=30)
-        ratios = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            for _ in range(calls):
-                chain.touch("w")
-            touched = time.perf_counter() - started
-            started = time.perf_counter()
-            for _ in range(calls):
-                chain.get("w")
-            read = time.perf_counter() - started
-            ratios.append(touched / read)
-        chain.close()
-    return statistics.median(ratios)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--timed",
+                *("--url", url),
+                *("--dir", directory),
+                *("--calls", str(calls)),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+    usec = sum(row["usec"] for row in client.info("commandstats").values())
+    client.close()
+    return float(done.stdout.strip()), usec / (calls + 51)
+
+
+def paired(url: str, against: str, rounds: int, calls: int) -> str:
+    """Interleaved rounds of this tree and the tree ``against`` (a checkout of an older
+    commit): the median ratio of seconds per touch (this / that), and Redis's time per touch."""
+    ratios, ours_usec, theirs_usec = [], [], []
+    for _ in range(rounds):
+        theirs, theirs_server = _timed_child(against, url, calls)
+        ours, ours_server = _timed_child(None, url, calls)
+        ratios.append(ours / theirs)
+        ours_usec.append(ours_server)
+        theirs_usec.append(theirs_server)
+    return (
+        f"wall, this tree / {against}: {statistics.median(ratios):.3f} (median of {rounds} "
+        f"interleaved rounds of {calls} touches; min {min(ratios):.3f}, max {max(ratios):.3f})\n"
+        f"redis per touch, all commands: {statistics.median(ours_usec):.2f} us here, "
+        f"{statistics.median(theirs_usec):.2f} us there"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,10 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--skip-wall", action="store_true")
+    parser.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--against", help="an older tree: paired wall-clock rounds against it")
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     if args.one:
         one(args.one, args.url, args.dir, args.calls)
+        return 0
+    if args.timed:
+        print(timed(args.url, args.dir, args.calls))
         return 0
     with tempfile.TemporaryDirectory() as work, RedisServer(directory=Path(work)) as server:
         url = server.url_for(prefix="bench:")
@@ -150,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"instructions per touch, chain with {variant}: {count:,.0f}")
         for name, (calls, usec) in sorted(server_time(url, args.calls).items()):
             print(f"redis per touch: {name}: {calls:.2f} calls, {usec:.2f} us")
-        if not args.skip_wall:
-            print(f"wall: touch / get past the near cache: {wall_ratio(url):.3f}")
+        if args.against:
+            print(paired(url, args.against, args.rounds, args.calls))
     return 0
 
 
