@@ -113,6 +113,35 @@ class SessionBackend(Closing, ABC):
         another writer got there first.
         """
 
+    def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        """Reset the expiry of ``key`` (as :meth:`touch`) only if its value still begins with
+        ``head``; ``True`` if it did. ``False``, changing nothing, if the key is absent or holds
+        a value that does not begin with ``head`` (``b""``: any value, as :meth:`touch`).
+
+        A conditional touch: whoever read a value touches *that* value, never one written since
+        (a tiered chain passes the read copy's version frame, so that a touch racing a delete
+        never re-expires its tombstone, nor extends a newer write). A backend implements it
+        atomically where it can (one script, one transaction, under its lock).
+
+        **The default** (for a backend that does not override it) rewrites the value read:
+        :meth:`get_versioned`, then :meth:`set_if` of the same bytes with ``ttl`` against that
+        token, again (up to 16 times) if another writer got in between. It is exactly as atomic
+        as the backend's compare-and-set: a value written since the read is never touched. It
+        costs a read and a write of the value, and a backend whose tokens are not a function of
+        the bytes hands out a new token, so a concurrent ``set_if`` holding the old one loses
+        once and retries. A backend without compare-and-set raises what its ``get_versioned``
+        raises (a chain counts it as an error of that tier).
+        """
+        head = ensure_bytes(head, key=key, backend=self.describe())
+        normalize_ttl(ttl)  # refused before any I/O, as every write's
+        for _ in range(16):
+            read = self.get_versioned(key)
+            if read is None or not read.value.startswith(head):
+                return False
+            if self.set_if(key, read.value, read.token, ttl):
+                return True
+        return False  # pragma: no cover - 16 writers in a row got in: none of them was touched
+
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token :meth:`get_versioned` would return while ``key`` holds exactly ``value``, if
         this backend can tell it from the bytes alone; ``None`` (the default): it cannot.

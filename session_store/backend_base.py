@@ -15,7 +15,9 @@ A backend writes only the storage, as hooks on the stored (namespaced) key ``ske
 ``NO_EXPIRY`` or ``None``; ``_scan(head)`` the stored keys starting with ``head`` as literal
 text (a superset is fine, the base filters). Optional: ``_get_with_ttl``, ``_get_many``,
 ``_set_many``, ``_delete_many`` (one round trip instead of the default loops), ``_close()``,
-and compare-and-set, ``_get_versioned`` / ``_set_if`` (see :attr:`BackendBase.cas`).
+compare-and-set, ``_get_versioned`` / ``_set_if`` (see :attr:`BackendBase.cas`), and the
+conditional touch ``_touch_if(skey, head, ttl)`` (default: through compare-and-set, or under the
+write lock; see :meth:`BackendBase._touch_if`).
 
 Hooks receive keys already namespaced and values already ``bytes``; a TTL they receive is the
 effective one (the caller's, else ``default_ttl``), ``None`` meaning "no expiry".
@@ -44,6 +46,7 @@ from functools import cached_property
 from typing import ClassVar, Literal, TypeVar, cast
 
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
+from session_store.backend_trusted import CheckedOnceCalls
 from session_store.counters import Counters
 from session_store.errors import BackendError, BackendUnavailableError, SessionStoreError
 from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
@@ -112,8 +115,12 @@ class BackendBase(SessionBackend):
     backend_errors: ClassVar[tuple[type[Exception], ...]] = (OSError,)
     unavailable_errors: ClassVar[tuple[type[Exception], ...]] = (ConnectionError, TimeoutError)
 
+    #: Whether the subclass implements ``_touch_if`` (else the default needs compare-and-set).
+    _own_touch_if: ClassVar[bool] = False
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        cls._own_touch_if = cls._touch_if is not BackendBase._touch_if
         scope = getattr(cls, "scope", None)
         if "cas" not in cls.__dict__:
             if cls._set_if is not BackendBase._set_if:
@@ -197,6 +204,21 @@ class BackendBase(SessionBackend):
         self._set(skey, value, ttl)
         return True
 
+    def _touch_if(self, skey: str, head: bytes, ttl: float | None) -> bool:
+        """:meth:`~session_store.backend.SessionBackend.touch_if`'s default, atomic as the
+        backend's compare-and-set is: ``cas == "lock"``: read and ``_touch`` under the write lock
+        (the caller holds it); ``"native"``: the value read rewritten by ``_set_if`` against its
+        token (again if another writer got in). Override it with one atomic step if you can."""
+        for _ in range(4):
+            read = self._get_versioned(skey)
+            if read is None or not read.value.startswith(head):
+                return False
+            if self.cas == "lock":
+                return self._touch(skey, ttl)
+            if self._set_if(skey, read.value, read.token, ttl):
+                return True
+        return False  # pragma: no cover - 4 writers in a row got in: none of them was touched
+
     def _close(self) -> None:
         """Release connections and files; called once, by the first :meth:`close`."""
 
@@ -243,8 +265,8 @@ class BackendBase(SessionBackend):
             )
 
     @cached_property
-    def _trusted(self) -> _Trusted:
-        return _Trusted(self)
+    def _trusted(self) -> CheckedOnceCalls:
+        return CheckedOnceCalls(self)
 
     # -- the public protocol: check once, then the trusted path --------------------------------
     def get(self, key: str) -> bytes | None:
@@ -262,6 +284,10 @@ class BackendBase(SessionBackend):
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
         return self._trusted.touch(validate_key(key), normalize_ttl(ttl))
+
+    def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        head = self._value(head, key)
+        return self._trusted.touch_if(validate_key(key), head, normalize_ttl(ttl))
 
     def ttl(self, key: str) -> float | None:
         return self._trusted.ttl(validate_key(key))
@@ -293,102 +319,3 @@ class BackendBase(SessionBackend):
         if not self._closed:
             self._closed = True
             self._close()
-
-
-class _Trusted:
-    """A :class:`BackendBase`'s operations without argument checks: what the public methods
-    call after checking, and what :func:`trusted` hands to composites."""
-
-    __slots__ = ("_b", "_ns")
-
-    def __init__(self, backend: BackendBase) -> None:
-        self._b = backend
-        self._ns = backend.namespace
-
-    def get(self, key: str) -> bytes | None:
-        b = self._b
-        value = b._call("get", key, lambda: b._get(self._ns.encode(key)))
-        b.counters.add("misses" if value is None else "hits")
-        return value
-
-    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        b = self._b
-        found = b._call("get_with_ttl", key, lambda: b._get_with_ttl(self._ns.encode(key)))
-        b.counters.add("misses" if found is None else "hits")
-        return found
-
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        b = self._b
-        with b._write_lock:
-            b._call("set", key, lambda: b._set(self._ns.encode(key), value, b._effective(ttl)))
-        b.counters.add("writes")
-
-    def delete(self, key: str) -> bool:
-        b = self._b
-        with b._write_lock:
-            removed = b._call("delete", key, lambda: b._delete(self._ns.encode(key)))
-        b.counters.add("deletes", int(removed))
-        return removed
-
-    def touch(self, key: str, ttl: float | None = None) -> bool:
-        b = self._b
-        return b._call("touch", key, lambda: b._touch(self._ns.encode(key), b._effective(ttl)))
-
-    def ttl(self, key: str) -> float | None:
-        b = self._b
-        return b._call("ttl", key, lambda: b._ttl(self._ns.encode(key)))
-
-    def scan(self, prefix: str = "") -> Iterator[str]:
-        # A generator: errors are translated while iterating; the checks ran before it started.
-        b, ns = self._b, self._ns
-        with b._translating("scan"):
-            for stored in b._scan(ns.scan_head(prefix)):
-                key = ns.decode(stored)
-                if key is not None and key.startswith(prefix):
-                    yield key
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        b, ns = self._b, self._ns
-        wanted = {ns.encode(key): key for key in keys}
-        if not wanted:
-            return {}
-        found = b._call("get_many", None, lambda: b._get_many(list(wanted)))
-        b.counters.add("hits", len(found))
-        b.counters.add("misses", len(wanted) - len(found))
-        return {wanted[skey]: value for skey, value in found.items()}
-
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        b = self._b
-        stored = {self._ns.encode(key): value for key, value in items.items()}
-        if stored:
-            with b._write_lock:
-                b._call("set_many", None, lambda: b._set_many(stored, b._effective(ttl)))
-            b.counters.add("writes", len(stored))
-
-    def delete_many(self, keys: Iterable[str]) -> int:
-        b = self._b
-        stored = [self._ns.encode(key) for key in keys]
-        if not stored:
-            return 0
-        with b._write_lock:
-            removed = b._call("delete_many", None, lambda: b._delete_many(stored))
-        b.counters.add("deletes", removed)
-        return removed
-
-    def get_versioned(self, key: str) -> Versioned | None:
-        b = self._b
-        b._require_cas(key)
-        read = b._call("get_versioned", key, lambda: b._get_versioned(self._ns.encode(key)))
-        b.counters.add("misses" if read is None else "hits")
-        return read
-
-    def set_if(
-        self, key: str, value: bytes, token: VersionToken | None, ttl: float | None = None
-    ) -> bool:
-        b, skey = self._b, self._ns.encode(key)
-        b._require_cas(key)
-        with b._write_lock:
-            done = b._call("set_if", key, lambda: b._set_if(skey, value, token, b._effective(ttl)))
-        if done:
-            b.counters.add("writes")
-        return done

@@ -220,7 +220,7 @@ class MemoryBackend(SessionBackend):
     def trusted_calls(self) -> TrustedCalls:
         """The unchecked forms (``_get`` ...) of the public methods (which check, then run them;
         get and set inline), for a composite (see :func:`session_store.backend_base.trusted`)."""
-        return unchecked_calls(self, MemoryBackend, *ONE_KEY_CALLS)
+        return unchecked_calls(self, MemoryBackend, *ONE_KEY_CALLS, "touch_if")
 
     def _get(self, key: str) -> bytes | None:
         with self._lock:
@@ -281,13 +281,19 @@ class MemoryBackend(SessionBackend):
             return removed
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        return self._touch(validate_key(key), normalize_ttl(ttl))
+        return self._touch_if(validate_key(key), b"", normalize_ttl(ttl))
 
     def _touch(self, key: str, ttl: float | None = None) -> bool:
-        deadline = self._deadline(ttl)
+        return self._touch_if(key, b"", ttl)
+
+    def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        return self._touch_if(validate_key(key), ensure_bytes(head, key=key), normalize_ttl(ttl))
+
+    def _touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        deadline = self._deadline(ttl)  # the check and the touch under one lock: atomic
         with self._lock:
             entry = self._live(key, self._clock())
-            if entry is None:
+            if entry is None or not entry[_VALUE].startswith(head):
                 return False
             self._data[key] = (entry[_VALUE], deadline, entry[_VERSION])
             self._data.move_to_end(key)

@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from types import TracebackType
 from typing import ClassVar, Self, TypeVar
 
-from session_store.backend import Scope, Versioned, VersionToken
+from session_store.backend import Scope, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
+from session_store.ttl import normalize_ttl
 
 __all__ = ["AsyncClosing", "AsyncSessionBackend", "whole"]
 
@@ -93,6 +94,23 @@ class AsyncSessionBackend(AsyncClosing, ABC):
     ) -> bool:
         """Store ``value`` only if ``key`` still holds the version ``token`` names (``None``:
         only if absent); ``False``, writing nothing, when another writer got there first."""
+
+    async def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        """Reset the expiry of ``key`` only if its value still begins with ``head``; ``True``
+        if it did (:meth:`session_store.backend.SessionBackend.touch_if`, whose default this is
+        too: :meth:`get_versioned`, then :meth:`set_if` of the same bytes with ``ttl``, as
+        atomic as the backend's compare-and-set). A backend overrides it with one atomic step
+        where it can (a script, a transaction, a call in a worker thread), which a cancellation
+        then applies wholly or not at all."""
+        head = ensure_bytes(head, key=key, backend=self.describe())
+        normalize_ttl(ttl)  # refused before any I/O, as every write's
+        for _ in range(16):
+            read = await self.get_versioned(key)
+            if read is None or not read.value.startswith(head):
+                return False
+            if await self.set_if(key, read.value, read.token, ttl):
+                return True
+        return False  # pragma: no cover - 16 writers in a row got in: none of them was touched
 
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token :meth:`get_versioned` would return while a key holds exactly ``value``, if

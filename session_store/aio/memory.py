@@ -53,6 +53,9 @@ class AsyncMemoryBackend(AsyncSessionBackend):
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         return self.sync.touch(key, ttl)
 
+    async def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        return self.sync.touch_if(key, head, ttl)
+
     async def ttl(self, key: str) -> float | None:
         return self.sync.ttl(key)
 

@@ -51,6 +51,9 @@ class ThreadedBackend(AsyncSessionBackend):
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         return await asyncio.to_thread(self.sync.touch, key, ttl)
 
+    async def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        return await asyncio.to_thread(self.sync.touch_if, key, head, ttl)
+
     async def ttl(self, key: str) -> float | None:
         return await asyncio.to_thread(self.sync.ttl, key)
 

@@ -30,6 +30,7 @@ from session_store.tiered.writes import CLOCK_END, holds_newer, placed_after
 __all__ = [
     "ORDERED_WRITES",
     "run_on",
+    "touch_if",
     "write_after",
     "write_after_cas",
     "write_if_newer",
@@ -101,6 +102,14 @@ async def write_after_cas(
     )
 
 
+async def touch_if(tier: AsyncSessionBackend, key: str, head: bytes, ttl: float | None) -> bool:
+    """Restart the expiry of ``key`` in ``tier`` only if its copy begins with ``head``
+    (:func:`session_store.tiered.writes.touch_if`, awaited): the tier's own ``touch_if`` (one
+    script on Redis, one worker-thread call for a threaded backend such as diskcache), else the
+    async protocol's default, through the tier's compare-and-set."""
+    return bool(await tier.touch_if(key, head, ttl))
+
+
 async def run_on(tier: AsyncSessionBackend, sequence: TierSteps) -> bool | bytes:
     """Await a sequence of calls on one tier (:func:`~session_store.tiered.cas_steps.place`)."""
     value: Any = None
@@ -117,9 +126,11 @@ async def _place(tier: AsyncSessionBackend, *args: Any) -> bool | bytes:
     return await run_on(tier, place(*args))
 
 
-#: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their async form.
+#: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their async form
+#: (with the conditional touch).
 ORDERED_WRITES: dict[str, Callable[..., Awaitable[Any]]] = {
     "write_after": write_after,
     "write_if_newer": write_if_newer,
     "place": _place,
+    "touch_if": touch_if,
 }

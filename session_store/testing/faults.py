@@ -70,6 +70,10 @@ class SwitchableBackend(SessionBackend):
         self._check()
         return self.inner.touch(key, ttl)
 
+    def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        self._check()
+        return self.inner.touch_if(key, head, ttl)
+
     def ttl(self, key: str) -> float | None:
         self._check()
         return self.inner.ttl(key)

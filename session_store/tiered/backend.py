@@ -172,6 +172,9 @@ class _TrustedChain:
     def touch(self, key: str, ttl: float | None = None) -> bool:
         return self._chain._touch(key, ttl)
 
+    def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        return self._chain.touch_if(key, head, ttl)  # the protocol's default, on the chain
+
     def ttl(self, key: str) -> float | None:
         return self._chain._ttl(key)
 

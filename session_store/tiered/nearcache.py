@@ -154,6 +154,25 @@ class NearCache:
                 with contextlib.suppress(BackendError):  # dropping a copy is best effort
                     calls.delete(key)
 
+    def after_touch(self, key: str, version: bytes, ttl: float | None, alive: bool) -> None:
+        """A ``touch`` read ``version`` of ``key`` and restarted its expiry in the shared tiers
+        that still hold it (``alive``), or found it in none of them: the near copy of that
+        version gets the same expiry, or is dropped (a copy of a version no shared tier holds
+        is stale). A near copy of a newer version (written since the touch read) is left
+        alone, an older one dropped."""
+        if not self.tiers:
+            return
+        with self.state.lock:
+            known = self.state.versions.get(key)
+            if known is None or known > version:
+                return
+            if alive and known == version:
+                for _, _, calls in self._calls:
+                    with contextlib.suppress(BackendError):  # an expiry kept is best effort
+                        calls.touch(key, ttl)
+                return
+        self.drop(key)
+
     def copy_of(self, key: str, index: int, found: tuple[bytes, float]) -> Copy:
         """Near tier ``index``'s copy of ``key`` (the caller's bytes ``found[0]``, TTL left
         ``found[1]``) as a framed :class:`Copy`, with the version it was put with: what a read

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from session_store.backend import Scope
-from session_store.stamps import is_tombstone, version_of
+from session_store.stamps import HEADER_SIZE, MAGIC, UNVERSIONED, is_tombstone, version_of
 from session_store.ttl import NO_EXPIRY
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "overtaken",
     "repair_targets",
     "stale_tiers",
+    "touch_head",
     "ttl_from_left",
     "unheard_durable",
     "waits_for_force",
@@ -207,6 +208,21 @@ def newer_below(version: bytes, below: Sequence[bytes]) -> bytes | None:
     a lower tier kept a version a new write must move past."""
     newest_version = max((version_of(data) for data in below), default=b"")
     return newest_version if newest_version > version else None
+
+
+def touch_head(data: bytes) -> bytes | None:
+    """What a tier's copy must begin with for a ``touch`` that read the copy ``data`` to restart
+    its expiry (a tier's ``touch_if``): the frame of a framed copy (magic, version, kind, own
+    TTL), which no other write has, so that a tombstone or a newer write that landed after the
+    read is never re-expired or extended; an unframed copy (written before chains framed, or by
+    another program) whole. ``None`` for an unframed copy that could be the beginning of a
+    framed one (shorter than a frame and a prefix of one's first bytes): no head tells it apart
+    from a tombstone, so no tier is touched."""
+    if version_of(data) != UNVERSIONED:
+        return data[:HEADER_SIZE]
+    if len(data) < HEADER_SIZE and (data[:4] == MAGIC or MAGIC.startswith(data)):
+        return None
+    return data
 
 
 def unheard_durable(layout: Layout, answered: Sequence[int], skip: int) -> bool:

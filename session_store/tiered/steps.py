@@ -340,22 +340,32 @@ def delete(chain: Chain, key: str) -> Steps[bool]:
 
 
 def touch(chain: Chain, key: str, ttl: float | None) -> Steps[bool]:
-    """``touch`` of checked arguments: restart the expiry of ``key`` in every tier;
-    ``ttl=None``: the TTL the session was written with."""
+    """``touch`` of checked arguments: restart the expiry of the newest copy of ``key`` in every
+    tier that still holds that very copy; ``ttl=None``: the TTL the session was written with.
+
+    Each shared tier gets a *conditional* touch (``touch_if``, :func:`~.writes.touch_if`) of the
+    version read: a delete (its tombstone) or a newer write that landed after the read is never
+    re-expired or extended, and a tier holding an older copy keeps its expiry. Whether any
+    shared tier still held the copy read is the answer (``False``: it was deleted or replaced
+    meanwhile); the near cache's copy of that version gets the same expiry, or is dropped if no
+    shared tier holds it any more (:meth:`~.nearcache.NearCache.after_touch`)."""
     copies, answered = yield from collect(chain, key)
     if not answered:
         raise chain._all_down("touch", key)
     best = policy.newest(copies)
     if best is None or is_tombstone(best.data):
+        chain.nearcache.drop(key)
         return False
     if ttl is None:
         ttl = stamps.own_ttl(best.data)
+    head = policy.touch_head(best.data)
     touched = False
-    for index in (*reversed(chain.layout.shared), *chain.layout.near):
+    for index in () if head is None else reversed(chain.layout.shared):
         try:
-            result = yield OnTier(index, "touch", (key, ttl), "touch")
+            result = yield OnTier(index, "touch_if", (key, head, ttl), "touch")
         except BackendError:
             chain.counters.add("errors")
             continue
         touched = touched or result is True
+    chain.nearcache.after_touch(key, best.version, ttl, touched)
     return touched

@@ -32,6 +32,7 @@ __all__ = [
     "holds_newer",
     "placed_after",
     "run_on",
+    "touch_if",
     "write_after",
     "write_after_cas",
     "write_if_newer",
@@ -141,6 +142,16 @@ def write_after_cas(tier: SessionBackend, key: str, data: bytes, ttl: float | No
     )
 
 
+def touch_if(tier: SessionBackend, key: str, head: bytes, ttl: float | None) -> bool:
+    """Restart the expiry of ``key`` in ``tier`` only if its copy begins with ``head`` (the
+    frame of the copy a ``touch`` read: :func:`~.policy.touch_head`): the tier's own
+    ``touch_if`` (one atomic step in memory, diskcache and Redis), else the protocol's default,
+    which makes it with the tier's compare-and-set."""
+    calls = _ordered(tier, "touch_if")
+    assert calls is not None  # (every SessionBackend has one: the protocol's default)
+    return bool(calls(key, head, ttl))
+
+
 def run_on(tier: SessionBackend, sequence: TierSteps) -> bool | bytes:
     """Perform a sequence of calls on one tier (:func:`~.cas_steps.place`)."""
     calls = trusted(tier)  # the chain checked the key
@@ -158,9 +169,11 @@ def _place(tier: SessionBackend, *args: Any) -> bool | bytes:
     return run_on(tier, place(*args))
 
 
-#: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their sync form.
+#: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their sync form
+#: (with the conditional touch, an ordered write of the expiry alone).
 ORDERED_WRITES: dict[str, Callable[..., Any]] = {
     "write_after": write_after,
     "write_if_newer": write_if_newer,
     "place": _place,
+    "touch_if": touch_if,
 }

@@ -209,6 +209,7 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
             set_if=self._set_if,
             set_if_newer=self._set_if_newer,
             set_after=self._set_after,
+            touch_if=self._touch_if,
         )
 
     @contextmanager

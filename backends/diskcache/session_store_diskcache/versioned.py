@@ -1,6 +1,6 @@
-"""Compare-and-set and a tiered chain's ordered writes on diskcache: each a read, a comparison and
-a write inside one ``Cache.transact()`` (SQLite ``BEGIN IMMEDIATE``), which excludes every other
-writer, in this process or another.
+"""Compare-and-set, a tiered chain's ordered writes and the conditional touch on diskcache: each a
+read, a comparison and a write inside one ``Cache.transact()`` (SQLite ``BEGIN IMMEDIATE``), which
+excludes every other writer, in this process or another.
 
 The version token is a BLAKE2b digest of the stored bytes: a rewrite of the *same* bytes keeps
 the token valid, which is safe for read-modify-write (the state read is the state replaced). A
@@ -29,7 +29,8 @@ def version_token(value: bytes) -> bytes:
 
 
 class VersionedWrites:
-    """``get_versioned``, ``set_if``, ``set_if_newer`` and ``set_after`` (see the module doc)."""
+    """``get_versioned``, ``set_if``, ``set_if_newer``, ``set_after`` and ``touch_if`` (see the
+    module doc)."""
 
     if TYPE_CHECKING:  # provided by DiskcacheBackend
         counters: Counters
@@ -117,6 +118,20 @@ class VersionedWrites:
         return written[start:end]
 
     set_after = checked(_set_after)
+
+    # -- the conditional touch ------------------------------------------------------------------
+    def _touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
+        """Restart the expiry of ``key`` only if its value begins with ``head``: the read and
+        the touch in one transaction, which excludes every other writer (a chain's touch never
+        re-expires a tombstone or a newer write that landed after it read the copy)."""
+        stored = self.namespace.encode(key)
+        expire = self._expire(ttl)
+        with self._io("touch_if", key) as cache, cache.transact():
+            current: bytes | None = cache.get(stored)
+            touched = current is not None and current.startswith(head)
+            return touched and bool(cache.touch(stored, expire=expire))
+
+    touch_if = checked(_touch_if)
 
     # -- the one transaction every conditional write is ------------------------------------------
     def _replace(

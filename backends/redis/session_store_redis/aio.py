@@ -43,6 +43,7 @@ from session_store_redis.commands import (
     session_keys,
     set_command,
 )
+from session_store_redis.conditional_touch import AsyncConditionalTouch
 from session_store_redis.config import parse_config
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, is_token, version_token
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 
-class AsyncRedisBackend(AsyncOrderedWrites, AsyncRedisBase):
+class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBase):
     """Sessions in Redis, for asyncio apps. Usually opened from a URL::
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")

@@ -45,6 +45,7 @@ from session_store.unchecked import TrustedCalls, checked, unchecked_calls
 from session_store_redis.calls import RedisCalls
 from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, seconds_left, session_keys, set_command
+from session_store_redis.conditional_touch import ConditionalTouch
 from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_token
 
 __all__ = ["ClientT", "RedisBackendBase"]
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
 
 
-class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
+class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[ClientT]):
     """What every Redis backend shares: the namespace, TTLs, retries, error translation, and the
     operations on one key, which run unchanged on one server, a Sentinel-managed primary and a
     cluster (each touches a single key, so a single slot).
@@ -166,6 +167,7 @@ class RedisBackendBase(RedisCalls, SessionBackend, Generic[ClientT]):
             "set": self._set,
             "delete": self._delete,
             "touch": self._touch,
+            "touch_if": self._touch_if,
             "ttl": self._ttl,
             "get_versioned": self._get_versioned,
             "set_if": self._set_if,
