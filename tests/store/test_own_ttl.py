@@ -122,7 +122,8 @@ def test_every_reader_reads_a_recorded_ttl_and_older_payloads_still_load(tmp_pat
     with SessionStore(url, dict, ttl=3600) as writer:
         writer.save("own", BEFORE, ttl=30)
         writer.save("default", AFTER)
-    with SessionStore(url, ttl=600, touch_on_load=True) as reader:  # any schema, another TTL
+    reader: SessionStore[Any] = SessionStore(url, ttl=600, touch_on_load=True)  # any schema
+    with reader:  # and another TTL
         assert reader.load("own") == BEFORE and reader.load("default") == AFTER
         assert reader.load_many(["own", "default"]) == {"own": BEFORE, "default": AFTER}
         assert reader.exists("own") and sorted(reader.keys()) == ["default", "own"]
