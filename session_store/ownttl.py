@@ -44,8 +44,14 @@ __all__ = ["keeps_own_ttl", "kept_ttl", "recorded"]
 
 
 def keeps_own_ttl(backend: object) -> bool:
-    """Whether ``backend`` keeps each session's own TTL itself (a chain's frames)."""
-    return bool(getattr(backend, "keeps_own_ttl", False))
+    """Whether ``backend`` keeps each session's own TTL itself (a chain's frames), also as the
+    sync backend an async wrapper runs (``ThreadedBackend(TieredBackend(...))``: framed by the
+    store too, the chain's tiers would hold a frame in a frame, which a single-tier reader
+    could not decode)."""
+    return bool(
+        getattr(backend, "keeps_own_ttl", False)
+        or getattr(getattr(backend, "sync", None), "keeps_own_ttl", False)
+    )
 
 
 def recorded(payload: bytes, ttl: float | None, store_ttl: float, backend: object) -> bytes:

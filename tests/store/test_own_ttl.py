@@ -150,6 +150,30 @@ def test_a_chain_frames_once() -> None:
     assert single.load("k") == BEFORE
 
 
+def test_a_chain_run_in_threads_frames_once() -> None:
+    """An async store over a sync chain run in threads (``ThreadedBackend``) does not frame
+    either: the chain records the TTL, and its tiers still hold what a single-tier reader
+    decodes; touch_on_load keeps the session's own TTL."""
+    from session_store import TieredBackend
+    from session_store.aio import ThreadedBackend
+
+    lower = MemoryBackend()
+    chain = TieredBackend([MemoryBackend(), lower])
+
+    async def main() -> None:
+        store: AsyncSessionStore[Session] = AsyncSessionStore(
+            ThreadedBackend(chain), dict, touch_on_load=True
+        )
+        await store.save("k", BEFORE, ttl=30)
+        chain.touch("k", 5)
+        assert await store.load("k") == BEFORE
+
+    asyncio.run(main())
+    assert SessionStore(lower, dict).load("k") == BEFORE
+    left = chain.ttl("k")
+    assert left is not None and 25 < left <= 30, left
+
+
 def test_touch_without_ttl_of_a_deleted_sessions_marker_is_false() -> None:
     """Over one tier of a chain, a deleted session's tombstone is no session: ``touch`` says so
     and does not restart it (it read the key to learn its TTL)."""
