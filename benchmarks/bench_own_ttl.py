@@ -25,7 +25,12 @@ import tempfile
 from pathlib import Path
 
 WARMUP = 200
-SESSION: dict[str, object] = {"user_id": "u-1234", "csrf": "x" * 32, "cart": [1, 2, 3], "step": "reset"}
+SESSION: dict[str, object] = {
+    "user_id": "u-1234",
+    "csrf": "x" * 32,
+    "cart": [1, 2, 3],
+    "step": "reset",
+}
 CELLS = [
     (kind, ttl, touch)
     for kind in ("memory", "redis")
