@@ -55,10 +55,10 @@ def _codec(*keys: str) -> Codec:
 
 def _key_id(data: Any) -> str:
     assert isinstance(data, bytes)
-    data = session_bytes(data)  # a session saved with a TTL of its own is framed (ownttl)
-    assert data is not None
-    header = parse_header(data)
-    return data[header.payload_offset : header.payload_offset + 4].hex()
+    payload = session_bytes(data)  # a session saved with a TTL of its own is framed (ownttl)
+    assert payload is not None
+    header = parse_header(payload)
+    return payload[header.payload_offset : header.payload_offset + 4].hex()
 
 
 def _legacy(i: int) -> dict[str, Any]:
