@@ -6,7 +6,8 @@
   On a conflict it runs again on the fresh value, with exponential backoff and full jitter,
   until ``update_timeout`` seconds have passed; then :class:`ConflictError`, nothing written.
 * ``touch(key)``: sliding expiry without rewriting the payload; it keeps the session's own TTL
-  (the one it was saved with) unless given another.
+  (the one it was saved with) unless given another, on every backend: a write with a TTL other
+  than the store's records it with the payload (:mod:`session_store.ownttl`).
 * **Reads never write.** ``load`` does not rewrite the session: ``last_accessed`` is stamped by
   writes only. ``touch_on_load=True`` makes every successful ``load`` also ``touch`` the
   session (sliding expiry with its own TTL, payload untouched); a tier that refuses the touch
@@ -31,8 +32,9 @@ from session_store.backend import Closing, SessionBackend
 from session_store.backend_base import trusted
 from session_store.errors import BackendError
 from session_store.keys import validate_key
+from session_store.ownttl import keeps_own_ttl
 from session_store.registry import open_backend
-from session_store.stamps import own_ttl, session_bytes
+from session_store.stamps import session_bytes
 from session_store.storerules import LISTING_BATCH, StoreRules, backoff_pause, live_sessions
 
 __all__ = ["SessionStore"]
@@ -91,7 +93,7 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
     def _touch_after_load(self, key: str, data: bytes) -> None:
         """Sliding expiry on read: the session's own TTL; a refusing tier never fails a load."""
         try:
-            self.touch(key, None if self._keeps_own_ttl() else own_ttl(data))
+            self.backend.touch(key, self._kept_ttl(data))
         except BackendError as exc:
             log.warning("touch after loading %r failed: %s", key, exc.message)
 
@@ -134,14 +136,20 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
             SerializationError: ``obj`` cannot be stored; nothing was written.
         """
         stamped, payload, plain = self._prepare_plain(key, obj)  # (checks the key)
-        trusted(self.backend).set(key, payload, self._ttl(ttl))
+        write_ttl = self._ttl(ttl)
+        if ttl is not None:  # a TTL of its own is recorded with the payload (ownttl)
+            payload = self._recorded(payload, write_ttl)
+        trusted(self.backend).set(key, payload, write_ttl)
         self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)  # the next load
         return stamped
 
     def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
         """Store every item; all are encoded before any is written."""
-        encoded = {key: self._prepare(key, obj)[1] for key, obj in items.items()}
-        self.backend.set_many(encoded, self._ttl(ttl))
+        write_ttl = self._ttl(ttl)
+        encoded = {
+            key: self._recorded(self._prepare(key, obj)[1], write_ttl) for key, obj in items.items()
+        }
+        self.backend.set_many(encoded, write_ttl)
 
     def delete(self, key: str) -> bool:
         """Remove the session; ``True`` if there was one."""
@@ -151,13 +159,17 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
     def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the session's expiry without rewriting it; ``True`` if it exists.
 
-        ``ttl=None`` keeps the session's own TTL (the one it was saved with) where the backend
-        knows it (a chain), else the store's TTL.
+        ``ttl=None`` keeps the session's own TTL (the one it was saved with): a chain keeps it
+        itself; over a single backend the session is read first, and restarted with the TTL it
+        records (:mod:`session_store.ownttl`), else the store's. ``False`` for a key holding no
+        session (absent, or a deleted session's marker read through one tier of a chain).
         """
-        return self.backend.touch(key, self._touch_ttl(ttl, self._keeps_own_ttl()))
-
-    def _keeps_own_ttl(self) -> bool:
-        return bool(getattr(self.backend, "keeps_own_ttl", False))
+        if ttl is not None or keeps_own_ttl(self.backend):
+            return self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
+        data = self.backend.get(key)
+        if data is None or session_bytes(data) is None:
+            return False
+        return self.backend.touch(key, self._kept_ttl(data))
 
     def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

@@ -24,6 +24,7 @@ from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
 from session_store.memory import MemoryBackend
+from session_store.ownttl import keeps_own_ttl, kept_ttl, recorded
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import session_bytes
 from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
@@ -159,14 +160,24 @@ class StoreRules(Generic[T, B]):
         """The session in bytes the backend returned (``None``: absent, or a chain's tombstone
         read through one tier), through the near cache: the same bytes as last read or written
         undo no stage (see :mod:`session_store.decoded`), and a mutable session is always a
-        new object of the caller's own."""
+        new object of the caller's own. The cache is keyed by the bytes as stored, frame and
+        all (:mod:`session_store.ownttl`), so that an ``update`` can compare-and-set against
+        them without reading (:meth:`_known_write`)."""
         if data is None:
             return None
         payload = session_bytes(data)
         if payload is None:
             return None
-        obj: T = self._decoded.load(key, payload, self._decode_plain, self._rebuild)
+        decode = self._decode_plain if payload is data else self._decode_framed
+        obj: T = self._decoded.load(key, data, decode, self._rebuild)
         return obj
+
+    def _decode_framed(self, key: str, data: bytes) -> tuple[T, Plain]:
+        """:meth:`_decode_plain` of the payload inside a frame (a session's own TTL recorded,
+        or a chain's version read through one tier)."""
+        payload = session_bytes(data)
+        assert payload is not None  # a tombstone is never decoded (see _cached_decode)
+        return self._decode_plain(key, payload)
 
     def _known_write(
         self,
@@ -216,6 +227,7 @@ class StoreRules(Generic[T, B]):
         known = self._known_write(key, fn, self.backend.token_for)
         if known is not None:  # one round trip: compare-and-set against what this store knows
             token, stamped, payload, plain = known
+            payload = self._recorded(payload, write_ttl)
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
                 yield None, stamped
@@ -234,6 +246,7 @@ class StoreRules(Generic[T, B]):
             self._check_schema(key, new)
             stamped = self._stamp(new)
             payload, plain = self._encode_plain(key, stamped)
+            payload = self._recorded(payload, write_ttl)
             token = None if read is None else read.token
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
@@ -277,6 +290,19 @@ class StoreRules(Generic[T, B]):
 
     def _ttl(self, ttl: float | None) -> float | None:
         return normalize_ttl(ttl) if ttl is not None else self.ttl
+
+    def _recorded(self, payload: bytes, write_ttl: float | None) -> bytes:
+        """What a write with ``write_ttl`` (from :meth:`_ttl`) stores for ``payload``: framed
+        with that TTL where it is not the store's and the backend would not keep it
+        (:func:`session_store.ownttl.recorded`)."""
+        if write_ttl == self.ttl:  # the common case, decided without a call
+            return payload
+        return recorded(payload, write_ttl, self.ttl, self.backend)
+
+    def _kept_ttl(self, data: bytes) -> float | None:
+        """The TTL a touch without one passes down for the stored ``data``: ``None`` to a chain
+        (it keeps each session's own), else the TTL ``data`` records, else the store's."""
+        return None if keeps_own_ttl(self.backend) else kept_ttl(data, self.ttl)
 
     def _touch_ttl(self, ttl: float | None, keeps_own_ttl: bool) -> float | None:
         """The TTL a ``touch`` passes down: the given one; else ``None`` where the backend keeps

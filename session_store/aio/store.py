@@ -32,7 +32,8 @@ from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import open_async_backend
 from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.stamps import own_ttl, session_bytes
+from session_store.ownttl import keeps_own_ttl
+from session_store.stamps import session_bytes
 from session_store.storerules import LISTING_BATCH, StoreRules, backoff_pause, live_sessions
 
 __all__ = ["AsyncSessionStore"]
@@ -79,9 +80,8 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
     async def _touch_after_load(self, key: str, data: bytes) -> None:
         """Sliding expiry on read, as the sync store's: the session's own TTL where its bytes
         record it; a refusing tier never fails a load (a warning says so)."""
-        own = bool(getattr(self.backend, "keeps_own_ttl", False))
         try:
-            await self.touch(key, None if own else own_ttl(data))
+            await self.backend.touch(key, self._kept_ttl(data))
         except BackendError as exc:
             log.warning("touch after loading %r failed: %s", key, exc.message)
 
@@ -123,7 +123,10 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
     async def save(self, key: str, obj: T, ttl: float | None = None) -> T:
         """Store ``obj`` under ``key``; returns what was stored (``last_accessed`` stamped)."""
         stamped, payload, plain = self._prepare_plain(key, obj)
-        await self.backend.set(key, payload, self._ttl(ttl))
+        write_ttl = self._ttl(ttl)
+        if ttl is not None:  # a TTL of its own is recorded with the payload (ownttl)
+            payload = self._recorded(payload, write_ttl)
+        await self.backend.set(key, payload, write_ttl)
         self._decoded.put_saved(
             key, payload, stamped, plain, self._rebuild
         )  # the next load of these bytes
@@ -131,8 +134,11 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
 
     async def save_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
         """Store every item, all encoded before any is written, in one atomic step."""
-        encoded = {key: self._prepare(key, obj)[1] for key, obj in items.items()}
-        await self.backend.set_many(encoded, self._ttl(ttl))
+        write_ttl = self._ttl(ttl)
+        encoded = {
+            key: self._recorded(self._prepare(key, obj)[1], write_ttl) for key, obj in items.items()
+        }
+        await self.backend.set_many(encoded, write_ttl)
 
     async def delete(self, key: str) -> bool:
         """Remove the session; ``True`` if there was one."""
@@ -140,9 +146,15 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         return await self.backend.delete(key)
 
     async def touch(self, key: str, ttl: float | None = None) -> bool:
-        """Restart the session's expiry without rewriting it; ``True`` if it exists."""
-        own = bool(getattr(self.backend, "keeps_own_ttl", False))  # a chain: each session's own
-        return await self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=own))
+        """Restart the session's expiry without rewriting it; ``True`` if it holds a session.
+        ``ttl=None`` keeps the session's own TTL, as the sync store's ``touch`` says (over a
+        single backend the session is read first)."""
+        if ttl is not None or keeps_own_ttl(self.backend):
+            return await self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
+        data = await self.backend.get(key)
+        if data is None or session_bytes(data) is None:
+            return False
+        return await self.backend.touch(key, self._kept_ttl(data))
 
     async def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

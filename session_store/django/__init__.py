@@ -180,6 +180,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             first = merge_changes(self._read.data, changed, removed, existing=True)
             assert first is not None
             payload = self._store._prepare(key, first)[1]
+            payload = self._store._recorded(payload, self._store._ttl(ttl))  # its own TTL kept
             if self._store.backend.set_if(key, payload, self._read.token, ttl):
                 self._read = None
                 self._loaded_data = copy.deepcopy(data)

@@ -102,10 +102,14 @@ class FirstTry(NamedTuple):
 
 
 def _first_try(
-    store: SessionStore[Data] | AsyncSessionStore[Data], plan: Plan, session: SessionState
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    plan: Plan,
+    session: SessionState,
+    write_ttl: float | None,
 ) -> FirstTry | None:
-    """The payload of the merge onto what this request read, and the token to write it with:
-    one compare-and-set instead of a read and a compare-and-set. ``None``: nothing was read."""
+    """The payload of the merge onto what this request read (recording ``write_ttl`` where it
+    is not the store's: :mod:`session_store.ownttl`), and the token to write it with: one
+    compare-and-set instead of a read and a compare-and-set. ``None``: nothing was read."""
     if session.stored is None or session.sid is None:
         return None
     merged = merge_changes(
@@ -113,6 +117,7 @@ def _first_try(
     )
     assert merged is not None
     stamped, payload, plain = store._prepare_plain(session.sid, merged)
+    payload = store._recorded(payload, write_ttl)
     return FirstTry(session.sid, payload, session.stored.token, merged, stamped, plain)
 
 
@@ -145,11 +150,14 @@ def _create(
     """Write ``data`` under a fresh id with one create-if-absent (``set_if`` with no token):
     no read first, since nobody else holds a 256-bit id made a moment ago (an ``update`` read
     it, found nothing, and then made the very same ``set_if``). Returns the id. An id found
-    taken is never written to (that would be someone else's session): another is drawn."""
+    taken is never written to (that would be someone else's session): another is drawn. A TTL
+    other than the store's is recorded with the payload (:mod:`session_store.ownttl`)."""
+    write_ttl = store._ttl(ttl)
     for _ in range(CREATE_ATTEMPTS):
         new = new_session_id()
         stamped, payload, plain = store._prepare_plain(new, data)
-        if (yield "set_if", (new, payload, None, store._ttl(ttl))):
+        payload = store._recorded(payload, write_ttl)
+        if (yield "set_if", (new, payload, None, write_ttl)):
             _remember(store, plan, FirstTry(new, payload, None, data, stamped, plain))
             return new
     raise ConflictError(
@@ -185,9 +193,10 @@ def commit_steps(
         alive = yield "touch", (sid, ttl)
         return Outcome(sid, plan.action) if alive else Outcome(None, Action.GONE)
     if plan.action is Action.WRITE:
-        first = _first_try(store, plan, session)  # nobody wrote since our read: one round trip
+        write_ttl = store._ttl(ttl)
+        first = _first_try(store, plan, session, write_ttl)  # no write since our read: one trip
         if first is not None and (
-            yield "set_if", (first.sid, first.payload, first.token, store._ttl(ttl))
+            yield "set_if", (first.sid, first.payload, first.token, write_ttl)
         ):
             _remember(store, plan, first)
             return Outcome(first.sid, plan.action)

@@ -86,7 +86,9 @@ def _decode_read(
         return None  # a chain's tombstone: deleted
     try:
         rebuild = memo.rebuild  # the data this process just wrote: no parse
-        decoded = store._decoded.load(sid, payload, store._decode_plain, rebuild)
+        data = found.value  # the cache is keyed by the bytes as stored, frame and all
+        decode = store._decode_plain if payload is data else store._decode_framed
+        decoded = store._decoded.load(sid, data, decode, rebuild)
     except (CorruptPayloadError, UnknownSchemaVersionError) as exc:
         unreadable(sid, exc)
         return None

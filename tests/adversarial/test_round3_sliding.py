@@ -54,18 +54,6 @@ def _ttls_after_reads_async(url: str) -> float | None:
     return asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "touch_on_load over a single backend restarts a session saved with ttl=30 with the "
-        "store's TTL (24 h) on its first read: the store cannot know the session's own TTL "
-        "(only a chain's frame records it; stamps.own_ttl of an unframed payload is None, and "
-        "StoreRules._touch_ttl then falls back to the store's ttl). A short-lived session (a "
-        "password reset, a step-up login) lives a day. Sync and async alike; a fix needs the "
-        "TTL recorded with the payload, or touch_on_load refused / documented as the store's "
-        "TTL on single backends"
-    ),
-)
 @pytest.mark.parametrize("twin", ["sync", "async"])
 def test_touch_on_load_keeps_a_sessions_own_ttl_on_a_single_backend(
     single_url: str, twin: str

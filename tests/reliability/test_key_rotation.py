@@ -39,6 +39,7 @@ from session_store.codec.format import parse_header
 from session_store.dataroom import EnhancedSessionData
 from session_store.keys import Namespace
 from session_store.rewrite import RewriteReport, rewrite_all
+from session_store.stamps import session_bytes
 from session_store_redis import RedisBackend
 from session_store_redis.testing import RedisServer
 from tests.reliability.killing import kill_when
@@ -54,8 +55,10 @@ def _codec(*keys: str) -> Codec:
 
 def _key_id(data: Any) -> str:
     assert isinstance(data, bytes)
-    header = parse_header(data)
-    return data[header.payload_offset : header.payload_offset + 4].hex()
+    payload = session_bytes(data)  # a session saved with a TTL of its own is framed (ownttl)
+    assert payload is not None
+    header = parse_header(payload)
+    return payload[header.payload_offset : header.payload_offset + 4].hex()
 
 
 def _legacy(i: int) -> dict[str, Any]:

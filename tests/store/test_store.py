@@ -85,8 +85,10 @@ def test_ttl_and_touch() -> None:
     assert left is not None and 99 < left <= 100
     s.save("u", EnhancedSessionData("u"), ttl=5)
     assert (s.backend.ttl("u") or 0) <= 5
-    assert s.touch("u") is True
-    assert (s.backend.ttl("u") or 0) > 99
+    assert s.touch("u") is True  # keeps the session's own 5 s (recorded with it: ownttl)
+    assert 0 < (s.backend.ttl("u") or 0) <= 5
+    assert s.touch("u", 200) is True  # a TTL given is used
+    assert (s.backend.ttl("u") or 0) > 199
     assert s.touch("nobody") is False
 
 

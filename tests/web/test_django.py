@@ -339,3 +339,25 @@ def test_acycle_key_after_a_logout_moves_only_the_requests_own_changes(
     login.save()
     assert login.session_key not in (None, old)
     assert dict(engine.SessionStore(login.session_key).items()) == {"theme": "dark"}
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [["/cart/book"], ["/cart/book", "/cart/pen"], ["/cart/book", "/login/ann"]],
+    ids=["create", "first-try", "cycle-key"],
+)
+def test_the_cookie_age_is_recorded_for_every_other_reader(
+    recorder: RecordingBackend, paths: list[str]
+) -> None:
+    """Django commits with ``SESSION_COOKIE_AGE`` (600 s here), not the store's 24 h: a plain
+    store over the same backend that slides the session (``touch`` without a TTL) keeps 600 s
+    (session_store.ownttl). Before, it restarted the session with 24 h."""
+    client = Client()
+    with override_settings(SESSION_COOKIE_AGE=600):
+        for url in paths:
+            assert client.post(url).status_code == 200
+    key = sid(client)
+    recorder.inner.touch(key, 5)
+    assert SessionStore(recorder.inner, dict).touch(key) is True
+    left = recorder.inner.ttl(key)
+    assert left is not None and 590 < left <= 600, left

@@ -1,0 +1,69 @@
+"""A session's own TTL, recorded with its payload, so that sliding expiry keeps it on every
+backend (issue 12: "a session saved with its own TTL keeps it after any number of reads").
+
+A chain (:class:`~session_store.tiered.TieredBackend`, ``keeps_own_ttl``) frames every copy it
+stores with the TTL the write asked for (:mod:`session_store.stamps`), and its ``touch`` keeps
+that TTL. A single backend (``memory://``, ``redis://``, ``diskcache://``, a plugin) keeps only
+an expiry time, so a store over it could not tell, at a ``touch``, what TTL a session was saved
+with. The rules, written once here for both stores and the web integrations:
+
+* **What a write stores.** A write whose TTL is the store's own (``save(key, s)``, or any TTL
+  equal to the store's ``ttl``) stores the payload as it is: byte for byte what it always did,
+  at no cost. A write with another TTL (``save(key, s, ttl=30)``, ``save_many``, ``update``, a
+  web integration's commit with its cookie's lifetime) over a backend that is not a chain stores
+  the payload inside a chain's version frame (:func:`session_store.stamps.frame`) recording that
+  TTL, with a fresh version from the process's :data:`~session_store.stamps.clock` (25 bytes).
+  A chain frames the write itself and is not framed twice.
+* **Who reads it.** Everything that reads sessions unframes: both stores, the web integrations,
+  a single-tier reader, the CLI (:func:`~session_store.stamps.session_bytes`); any payload still
+  round-trips exactly (a frame holds the caller's bytes as they are, and a session payload never
+  begins with the frame's magic). A payload stored without a frame (every session written before
+  this, and every session saved with the store's TTL) loads as it always did.
+* **What a touch keeps.** ``touch(key)`` without a TTL and ``touch_on_load`` restart a framed
+  session with the TTL its frame records, and an unframed one with the store's ``ttl`` *as
+  configured now*: a store started later with another default moves the sessions saved with
+  the default to the new default, and leaves each session saved with a TTL of its own at that
+  TTL. A ``touch`` given a TTL uses it, and a later write decides again (``save`` or ``update``
+  without ``ttl`` gives the store's TTL, and drops the record).
+* **Why a frame, and not the backend's own TTL.** A backend reports what is *left* of a key's
+  TTL (``ttl``, ``get_with_ttl``), not what it was set to; keeping the original would take a
+  protocol change in every backend and plugin, and a second field per key. The frame already
+  exists, is read by every reader, and gives Redis's compare-and-set its short token.
+
+The store reads the value first for a ``touch(key)`` without a TTL over a single backend (one
+more round trip; the web integrations always pass their TTL and never pay it). A write racing
+that ``touch`` can get the TTL the ``touch`` read, until its next ``touch``: the same bound as
+``touch_on_load`` over a chain.
+"""
+
+from __future__ import annotations
+
+from session_store.stamps import clock, frame, own_ttl
+
+__all__ = ["keeps_own_ttl", "kept_ttl", "recorded"]
+
+
+def keeps_own_ttl(backend: object) -> bool:
+    """Whether ``backend`` keeps each session's own TTL itself (a chain's frames), also as the
+    sync backend an async wrapper runs (``ThreadedBackend(TieredBackend(...))``: framed by the
+    store too, the chain's tiers would hold a frame in a frame, which a single-tier reader
+    could not decode)."""
+    return bool(
+        getattr(backend, "keeps_own_ttl", False)
+        or getattr(getattr(backend, "sync", None), "keeps_own_ttl", False)
+    )
+
+
+def recorded(payload: bytes, ttl: float | None, store_ttl: float, backend: object) -> bytes:
+    """The bytes a store writes for ``payload`` with the (normalized) write TTL ``ttl``: the
+    payload itself unless the TTL differs from the store's and ``backend`` does not record it."""
+    if ttl is None or ttl == store_ttl or keeps_own_ttl(backend):
+        return payload
+    return frame(payload, clock.now(), ttl)
+
+
+def kept_ttl(data: bytes, store_ttl: float) -> float:
+    """The TTL a ``touch`` of the stored ``data`` keeps: the one its frame records, else the
+    store's."""
+    own = own_ttl(data)
+    return store_ttl if own is None else own
