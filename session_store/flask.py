@@ -136,7 +136,7 @@ class SessionStoreInterface(SessionInterface):
         return store
 
     def _ttl(self, app: Flask) -> float:
-        return max(1.0, app.permanent_session_lifetime.total_seconds())
+        return _lifetime(app)
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
         sid = request.cookies.get(self.get_cookie_name(app))
@@ -187,9 +187,17 @@ class SessionStoreInterface(SessionInterface):
         return None
 
 
+def _lifetime(app: Flask) -> float:
+    """The server-side TTL of the app's sessions: ``PERMANENT_SESSION_LIFETIME``."""
+    return max(1.0, app.permanent_session_lifetime.total_seconds())
+
+
 def _open_store(app: Flask) -> SessionStore[Data]:
+    """The store opened from ``SESSION_STORE_URL``, with the session lifetime as its TTL: every
+    commit writes with that TTL, so none needs the frame that records a TTL of its own
+    (:mod:`session_store.ownttl`)."""
     url = store_url(app.config.get("SESSION_STORE_URL"))
-    return SessionStore(url, dict, codec=web_codec())
+    return SessionStore(url, dict, codec=web_codec(), ttl=_lifetime(app))
 
 
 def regenerate() -> None:

@@ -87,7 +87,10 @@ class SessionMiddleware:
         opened_from = None
         if store is None:
             opened_from = store_url(url)
-            store = AsyncSessionStore(opened_from, dict, codec=web_codec())
+            # the cookie's lifetime as the store's TTL: commits then need no frame recording
+            # a TTL of their own (session_store.ownttl)
+            own = float(max_age) if max_age is not None and max_age > 0 else DEFAULT_TTL
+            store = AsyncSessionStore(opened_from, dict, codec=web_codec(), ttl=own)
         self.store = store
         self.autoload = autoload
         self._blocking_reads = BlockingReads(store, opened_from)

@@ -67,12 +67,16 @@ _stores_lock = threading.Lock()
 
 
 def get_store() -> _Store[Data]:
-    """The process's store for ``settings.SESSION_STORE_URL`` (opened once per URL)."""
+    """The process's store for ``settings.SESSION_STORE_URL`` (opened once per URL), with
+    ``SESSION_COOKIE_AGE`` as its TTL: a commit writing with that age then stores the session
+    as it is, without the frame that records a TTL other than the store's
+    (:mod:`session_store.ownttl`)."""
     url = store_url(getattr(settings, "SESSION_STORE_URL", None))
     with _stores_lock:
         store = _stores.get(url)
         if store is None:
-            store = _stores[url] = _Store(url, dict, codec=web_codec())
+            age = max(1.0, float(settings.SESSION_COOKIE_AGE))
+            store = _stores[url] = _Store(url, dict, codec=web_codec(), ttl=age)
         return store
 
 

@@ -14,7 +14,7 @@ from django.test import Client, override_settings
 from django.urls import path
 
 import session_store.django as engine
-from session_store import MemoryBackend, SessionStore, open_backend
+from session_store import MemoryBackend, SessionStore, open_backend, stamps
 from session_store_redis.testing import RedisServer
 from tests.web.support import SESSION_ID, RecordingBackend, redis_commands
 
@@ -361,3 +361,23 @@ def test_the_cookie_age_is_recorded_for_every_other_reader(
     assert SessionStore(recorder.inner, dict).touch(key) is True
     left = recorder.inner.ttl(key)
     assert left is not None and 590 < left <= 600, left
+
+
+def test_the_engine_opens_its_store_with_the_cookie_age_as_its_ttl(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The store the engine opens from ``SESSION_STORE_URL`` has ``SESSION_COOKIE_AGE`` as its
+    TTL, so a commit (which writes with that age) stores the session as it is, without the
+    frame that records a TTL other than the store's (session_store.ownttl)."""
+    url = redis_server.url_for(prefix=redis_namespace)
+    try:
+        with override_settings(SESSION_STORE_URL=url, SESSION_COOKIE_AGE=600):
+            client = Client()
+            assert client.post("/cart/book").status_code == 200
+            key = sid(client)
+        with open_backend(url) as raw:
+            stored, left = raw.get(key), raw.ttl(key)
+        assert stored is not None and stamps.own_ttl(stored) is None  # no frame
+        assert left is not None and 590 < left <= 600, left
+    finally:
+        engine._stores.pop(url).close()

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask, session
 from flask.testing import FlaskClient
 
-from session_store import MemoryBackend, SessionStore, open_backend
+from session_store import MemoryBackend, SessionStore, open_backend, stamps
 from session_store.flask import SessionStoreInterface, regenerate
 from session_store_redis.testing import RedisServer
 from tests.web.support import SESSION_ID, RecordingBackend, cookie_attributes, redis_commands
@@ -355,3 +355,29 @@ def test_set_cookie_only_when_the_browser_needs_a_new_one() -> None:
         "user": "ann",
         "cart": ["book", "lamp", "pen", "cup", "hat"],
     }
+
+
+def test_a_store_opened_from_the_config_takes_the_session_lifetime_as_its_ttl(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The store opened from ``SESSION_STORE_URL`` has ``PERMANENT_SESSION_LIFETIME`` as its
+    TTL, so a commit (which writes with that lifetime) stores the session as it is, without the
+    frame that records a TTL other than the store's (session_store.ownttl)."""
+    url = redis_server.url_for(prefix=redis_namespace)
+    app = Flask(__name__)
+    app.config.update(SESSION_STORE_URL=url, PERMANENT_SESSION_LIFETIME=timedelta(seconds=600))
+    SessionStoreInterface.init_app(app)
+
+    @app.post("/set")
+    def put() -> str:
+        session["user"] = "ann"
+        return "ok"
+
+    client = app.test_client()
+    client.post("/set")
+    sid = sid_of(client)
+    assert sid is not None
+    with open_backend(url) as raw:
+        stored, left = raw.get(sid), raw.ttl(sid)
+    assert stored is not None and stamps.own_ttl(stored) is None  # no frame
+    assert left is not None and 590 < left <= 600

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from session_store import MemoryBackend
+from session_store import MemoryBackend, open_backend, stamps
 from session_store.aio import AsyncSessionStore, ThreadedBackend, open_async_backend
 from session_store.starlette import (
     DEFAULT_TTL,
@@ -381,3 +381,24 @@ async def test_a_store_opened_from_a_url_is_read_through_its_blocking_twin(
         assert commands() == 2  # GET through the twin, then the sliding expiry's touch
     reads.close()
     await ours.store.aclose()
+
+
+async def test_a_store_opened_from_a_url_takes_the_cookie_lifetime_as_its_ttl(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """The store the middleware opens from ``url=`` has ``max_age`` as its TTL, so a commit
+    (which writes with that lifetime) stores the session as it is, without the frame that
+    records a TTL other than the store's (session_store.ownttl), and with that lifetime."""
+    url = redis_server.url_for(prefix=redis_namespace)
+    app = Starlette(
+        routes=interleaved_routes(),
+        middleware=[Middleware(SessionMiddleware, url=url, max_age=600)],
+    )
+    async with client_for(app) as client:
+        await client.post("/seed")
+        sid = client.cookies.get("session")
+    assert sid is not None
+    with open_backend(url) as raw:
+        stored, left = raw.get(sid), raw.ttl(sid)
+    assert stored is not None and stamps.own_ttl(stored) is None  # no frame
+    assert left is not None and 590 < left <= 600
