@@ -181,8 +181,15 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
             await self.backend.aclose()
 
     def metrics(self) -> dict[str, Any]:
-        """The backend's counters as a plain dict."""
-        return {"backend": self.backend.describe(), "counters": self.backend.counters.as_dict()}
+        """The backend's counters as a plain dict, and (``legacy``) the legacy JSON reader's
+        process-wide counters, as in :meth:`SessionStore.metrics`."""
+        from session_store.codec.legacyjson import LEGACY_COUNTERS
+
+        return {
+            "backend": self.backend.describe(),
+            "counters": self.backend.counters.as_dict(),
+            "legacy": LEGACY_COUNTERS.as_dict(),
+        }
 
 
 async def _backoff(attempt: int, deadline: float) -> None:

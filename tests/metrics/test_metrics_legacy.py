@@ -87,3 +87,23 @@ def test_opentelemetry_exports_the_legacy_counters() -> None:
     }
     for name, value in after.items():
         assert found[f"session_store.legacy.{name}"] == [(value, {"store": "app"})]
+
+
+def test_the_async_store_reports_the_legacy_counters_too() -> None:
+    """``AsyncSessionStore.metrics()`` carries the same ``legacy`` entry as the sync store's:
+    the counters are process-wide, so an async app sees what its loads repaired or kept."""
+    import asyncio
+
+    from session_store.aio import AsyncSessionStore
+
+    async def main() -> dict[str, Any]:
+        store: AsyncSessionStore[Any] = AsyncSessionStore(
+            "memory://", codec=Codec(encryption=None, legacy_schema="dict")
+        )
+        await store.backend.set("nan", json.dumps({"score": math.nan}).encode())
+        assert await store.load("nan") == {"score": None}
+        return store.metrics()
+
+    metrics = asyncio.run(main())
+    assert metrics["legacy"] == legacyjson.LEGACY_COUNTERS.as_dict()
+    assert metrics["legacy"]["non_finite_floats"] >= 1
