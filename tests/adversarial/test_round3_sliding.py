@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,6 @@ from session_store.aio import AsyncSessionStore
 from tests.tiered.test_tier_regressions import disk_locked
 
 Session = dict[str, Any]
-
-
-@pytest.fixture(params=["memory", "redis", "diskcache"])
-def single_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "redis":
-        yield str(request.getfixturevalue("redis_url"))
-    else:
-        yield f"diskcache://{tmp_path / 'disk'}"
 
 
 def _ttls_after_reads_sync(url: str) -> float | None:

@@ -6,7 +6,6 @@ web integrations' commits), sync and async; and the common case is stored as bef
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,6 @@ BEFORE = {"purpose": "password reset"}
 AFTER = {"purpose": "password reset", "step": 2}
 #: Write paths: each stores AFTER under "k" with a TTL of 30 s into a store whose TTL is 24 h.
 WRITES = ("save", "save_many", "update-read", "update-known")
-
-
-@pytest.fixture(params=["memory", "redis", "diskcache"])
-def single_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "redis":
-        yield str(request.getfixturevalue("redis_url"))
-    else:
-        yield f"diskcache://{tmp_path / 'disk'}"
 
 
 def _write_sync(store: SessionStore[Session], how: str) -> None:
