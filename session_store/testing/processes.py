@@ -18,7 +18,7 @@ import subprocess
 import sys
 import textwrap
 
-__all__ = ["COUNTER_KEY", "race", "update_race"]
+__all__ = ["COUNTER_KEY", "race", "race_each", "update_race"]
 
 #: The session the racing processes increment: ``{"n": <count>}``.
 COUNTER_KEY = "counter"
@@ -55,23 +55,34 @@ def update_race(url: str, processes: int = 4, rounds: int = 50, timeout: float =
 
 def race(script: str, args: list[str], processes: int, timeout: float = 90.0) -> list[str]:
     """Run ``script`` (dedented) in ``processes`` fresh interpreters with ``args`` as
-    ``sys.argv[1:]``, all at once: each prints ``ready`` once set up, then reads a line from its
-    stdin, which they all get together. Returns what each printed after ``ready``; every child
-    is stopped (by its own process id) however this ends.
+    ``sys.argv[1:]``, all at once: :func:`race_each` with the same arguments for every one.
 
     Raises:
         AssertionError: a process did not start or failed (its stderr is in the message).
     """
-    command = [sys.executable, "-c", textwrap.dedent(script), *args]
+    return race_each(script, [args] * processes, timeout)
+
+
+def race_each(script: str, argvs: list[list[str]], timeout: float = 90.0) -> list[str]:
+    """Run ``script`` (dedented) in one fresh interpreter per entry of ``argvs``, with that
+    entry as its ``sys.argv[1:]``, all at once: each prints ``ready`` once set up, then reads a
+    line from its stdin, which they all get together. Returns what each printed after
+    ``ready``, in the order of ``argvs``; every child is stopped (by its own process id) however
+    this ends.
+
+    Raises:
+        AssertionError: a process did not start or failed (its stderr is in the message).
+    """
+    code = textwrap.dedent(script)
     children = [
         subprocess.Popen(  # noqa: S603 - this interpreter, the caller's own script
-            command,
+            [sys.executable, "-c", code, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(processes)
+        for args in argvs
     ]
     try:
         for child in children:

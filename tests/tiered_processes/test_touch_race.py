@@ -24,14 +24,12 @@ Before the conditional touch, the sync and async chains re-expired the tombstone
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from session_store import open_backend, stamps
+from session_store.testing.processes import race_each
 from session_store_diskcache import DiskcacheBackend
 from session_store_redis import RedisBackend
 
@@ -141,48 +139,13 @@ def run_race(redis_url: str, disk: Path) -> tuple[list[list[Any]], dict[str, Any
     finally:
         chain.close()
     history: list[list[Any]] = []
-    for output in _together([chain_url, role, str(KEYS), str(PERIOD)] for role in ROLES):
+    argvs = [[chain_url, role, str(KEYS), str(PERIOD)] for role in ROLES]
+    for output in race_each(WORKER, argvs, timeout=120.0):
         history.extend(json.loads(output.strip().splitlines()[-1]))
     return history, _held(redis_url, disk, chain_url)
 
 
 ROLES = ("delete", "touch", "atouch")
-
-
-def _together(argvs: Iterable[list[str]], timeout: float = 120.0) -> list[str]:
-    """Run :data:`WORKER` once per argument list, in fresh interpreters started together (each
-    prints ``ready``, then all get the starting line at once); what each printed. Every child
-    is stopped by its own process id however this ends."""
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for argv in argvs
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            if child.stdout.readline().strip() != "ready":
-                raise AssertionError(f"a worker did not start:\n{child.communicate()[1]}")
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        outputs = []
-        for child in children:
-            out, err = child.communicate(timeout=timeout)
-            assert child.returncode == 0, f"a worker failed:\n{err}"
-            outputs.append(out)
-        return outputs
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
 
 
 def _held(redis_url: str, disk: Path, chain_url: str) -> dict[str, Any]:
