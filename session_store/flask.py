@@ -135,9 +135,6 @@ class SessionStoreInterface(SessionInterface):
             store = self.store = _open_store(app)
         return store
 
-    def _ttl(self, app: Flask) -> float:
-        return _lifetime(app)
-
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
         sid = request.cookies.get(self.get_cookie_name(app))
         if not is_session_id(sid):
@@ -157,7 +154,7 @@ class SessionStoreInterface(SessionInterface):
             return
         refresh = bool(app.config.get("SESSION_REFRESH_EACH_REQUEST", True))
         store = self.store if self.store is not None else self._store(app)
-        outcome = commit(store, session, self._ttl(app), sliding=refresh)
+        outcome = commit(store, session, _lifetime(app), sliding=refresh)
         if outcome.action is Action.DELETE:
             response.delete_cookie(self.get_cookie_name(app), **self._cookie_flags(app))
             return
