@@ -51,7 +51,7 @@ def test_async_touch_with_a_ttl_answers_false_for_a_retired_id(shared_url: str) 
             assert await store.exists("old") is False  # held
             return await store.touch("old", 600)
         finally:
-            await store.close()
+            await store.aclose()
 
     assert asyncio.run(scenario()) is False, "a retired id reported as a live session"
 
