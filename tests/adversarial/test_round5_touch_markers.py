@@ -31,7 +31,7 @@ _REASON = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_REASON)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_REASON)
 def test_touch_with_a_ttl_answers_false_for_a_retired_id(single_url: str) -> None:
     store: SessionStore[dict[str, object]] = SessionStore(single_url, dict, ttl=600)
     try:
@@ -42,7 +42,7 @@ def test_touch_with_a_ttl_answers_false_for_a_retired_id(single_url: str) -> Non
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason=_REASON)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_REASON)
 def test_async_touch_with_a_ttl_answers_false_for_a_retired_id(shared_url: str) -> None:
     async def scenario() -> bool:
         store: AsyncSessionStore[dict[str, object]] = AsyncSessionStore(shared_url, dict)
@@ -56,7 +56,7 @@ def test_async_touch_with_a_ttl_answers_false_for_a_retired_id(shared_url: str) 
     assert asyncio.run(scenario()) is False, "a retired id reported as a live session"
 
 
-@pytest.mark.xfail(strict=True, reason=_REASON)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_REASON)
 def test_a_single_tier_touch_leaves_a_chains_tombstone_its_full_life(
     redis_url: str, tmp_path: Path
 ) -> None:
