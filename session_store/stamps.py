@@ -179,9 +179,17 @@ def own_ttl(data: bytes) -> float | None:
 
 def session_bytes(data: bytes) -> bytes | None:
     """What a single-tier reader decodes: the payload of a framed copy (``None`` for a
-    tombstone), of an earlier chain's stamped copy, or the bytes as they are."""
+    tombstone), of an earlier chain's stamped copy, or the bytes as they are.
+
+    ``None`` too for a framed copy whose payload is itself a tombstone: a value a chain stored
+    for a caller who wrote "deleted" (the marker a web login's id rotation leaves on the old
+    id, ``websession.steps.RETIRED``), which the chain's own readers take for no session; a
+    session payload never begins with the magic."""
     if data[:4] == MAGIC:
-        return unframe(data)
+        payload = unframe(data)
+        if payload is not None and len(payload) == HEADER_SIZE and is_tombstone(payload):
+            return None
+        return payload
     if data[:3] == _OLD_MAGIC and len(data) >= _OLD_HEADER:
         kind = data[3]
         if kind == 1:

@@ -176,8 +176,10 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         changed, removed = diff(base, data)
         if changed:
             changed = self._as_stored(changed)
-        if not changed and not removed:
-            if not self._store.touch(key, ttl):  # sliding expiry, no payload rewrite
+        if not changed and not removed:  # sliding expiry, no payload rewrite
+            # a chain's touch is False also when a concurrent request replaced the version it
+            # read (that write set its own expiry): only a session gone since is an UpdateError
+            if not self._store.touch(key, ttl) and not self._store.exists(key):
                 raise UpdateError
             return None
         if self._read is not None and self._read_key == key:  # one compare-and-set, no re-read
