@@ -71,6 +71,9 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
     """
 
     _KIND = "SessionStore"
+    #: The backend whose trusted ``set`` :meth:`save` holds in ``_set``.
+    _set_of: object = None
+    _set: Callable[[str, bytes, float | None], None]
 
     def _open(self, url: str) -> SessionBackend:
         return open_backend(url)
@@ -139,7 +142,10 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         write_ttl = self._ttl(ttl)
         if ttl is not None:  # a TTL of its own is recorded with the payload (ownttl)
             payload = self._recorded(payload, write_ttl)
-        trusted(self.backend).set(key, payload, write_ttl)
+        backend = self.backend
+        if self._set_of is not backend:  # trusted() once per backend: an ABC isinstance check
+            self._set_of, self._set = backend, trusted(backend).set
+        self._set(key, payload, write_ttl)
         self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)  # the next load
         return stamped
 

@@ -20,6 +20,7 @@ import attrs
 
 from session_store.backend import VersionToken
 from session_store.codec import Codec, Plain, ZstdStage
+from session_store.codec.evolve import replacer
 from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import validate_key
@@ -259,15 +260,22 @@ class StoreRules(Generic[T, B]):
 
     def _check_schema(self, key: str, obj: T) -> None:
         """Refuse an object of another schema than the store's (a dict store is for dicts)."""
-        if self._info is not None and self.codec.schema_of(obj).name != self._info.name:
+        info = self._info
+        if info is None or type(obj) is info.cls:  # the store's own class: its own schema
+            return
+        if self.codec.schema_of(obj).name != info.name:
             raise SerializationError(
-                f"this store holds {self._info.name!r} sessions, got {type(obj).__qualname__}",
+                f"this store holds {info.name!r} sessions, got {type(obj).__qualname__}",
                 key=key,
             )
 
     def _stamp(self, obj: T) -> T:
+        """A copy of ``obj`` with ``last_accessed`` now (``attrs.evolve``, or its generated
+        equivalent: :func:`~session_store.codec.evolve.replacer`); other objects as they are."""
         if attrs.has(type(obj)) and hasattr(obj, ACCESS_FIELD):
-            return attrs.evolve(obj, **{ACCESS_FIELD: datetime.now(UTC)})  # type: ignore[misc]
+            kind: type = type(obj)
+            stamped: T = replacer(kind, ACCESS_FIELD)(obj, datetime.now(UTC))
+            return stamped
         return obj
 
     def _prepare(self, key: str, obj: T) -> tuple[T, bytes]:

@@ -146,8 +146,17 @@ class Codec:
         """``obj`` as JSON-native data (what the envelope's ``data`` holds)."""
         if type(obj) is dict:
             return obj
+        return self._unstructured((obj, None), key=key)
+
+    def _unstructured(self, obj_hook: tuple[Any, Any], *, key: str | None) -> dict[str, Any]:
+        """:meth:`to_data` of a typed ``obj`` through its unstructure ``hook`` (what
+        ``converter.unstructure(obj)`` dispatches to: looked up here if ``None``; a save passes
+        the one it found, so it looks it up once)."""
+        obj, hook = obj_hook
         try:
-            data = self.converter.unstructure(obj)
+            if hook is None:
+                hook = self.converter.get_unstructure_hook(obj.__class__)
+            data = hook(obj)
         except SessionStoreError as exc:
             exc.key = exc.key or key
             raise
@@ -178,20 +187,21 @@ class Codec:
     def _encode_plain(self, key: str, obj: Any) -> tuple[bytes, Plain]:
         info = self.schema_of(obj)
         if type(obj) is dict:  # walked whole below
-            data, unchecked = obj, None
+            data, unchecked, reports = obj, None, False
+        elif type(self).to_data is Codec.to_data:  # the hook found once, for both uses below
+            hook = self.converter.get_unstructure_hook(type(obj))
+            data, unchecked = unstructure_collecting(self._unstructured, (obj, hook), key)
+            reports = reports_unchecked(hook)
         else:
             data, unchecked = unstructure_collecting(self.to_data, obj, key)
+            reports = reports_unchecked(self.converter.get_unstructure_hook(type(obj)))
         version = self.write_versions.get(info.name, info.version)
         for v in range(info.version, version, -1):
             data = info.downgrades[v](data, key)
         # A typed session's leaves were checked by their declared types while unstructuring:
         # only the parts collected are walked. A dict session, or data a downgrade rewrote,
         # is walked whole.
-        typed = (
-            type(obj) is not dict
-            and version == info.version
-            and reports_unchecked(self.converter.get_unstructure_hook(type(obj)))
-        )
+        typed = reports and version == info.version
         body = jsonsafe.dumps(
             {"schema": info.name, "version": version, "data": data},
             key=key,

@@ -36,7 +36,9 @@ from session_store.codec.fields import (
     _has_extra,
     _is_json_native,
     _nested,
+    _optional_inner,
     _safe_name,
+    optional_structure,
 )
 from session_store.codec.unstructure import (
     _make_unstructure,
@@ -166,8 +168,13 @@ def _make_structure(converter: OrjsonConverter, cls: type) -> Callable[[Any, typ
         else:
             namespace[f"_d{index}"] = default
             missing = f"_d{index}"
+        optional = None if _is_json_native(declared) else optional_structure(converter, declared)
         if _is_json_native(declared):
             value = f"d[{name!r}]"
+        elif optional is not None:  # ``X | None``: cattrs' optional hook, called inline
+            namespace[f"_h{index}"] = optional
+            namespace[f"_t{index}"] = _optional_inner(declared)
+            value = f"(None if (v := d[{name!r}]) is None else _h{index}(v, _t{index}))"
         else:
             hook = _nested(converter, declared, True) or converter.get_structure_hook(declared)
             namespace[f"_h{index}"] = hook

@@ -84,3 +84,46 @@ def _nested(converter: OrjsonConverter, declared: Any, structure: bool) -> Any:
 def _safe_name(name: str) -> bool:
     """Whether ``name`` can appear as ``o.<name>`` in generated source."""
     return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _optional_inner(declared: Any) -> Any:
+    """``X`` for a declared ``X | None`` (two members, one ``None``), else ``None``."""
+    if typing.get_origin(declared) not in (typing.Union, types.UnionType):
+        return None
+    args = typing.get_args(declared)
+    if len(args) != 2 or type(None) not in args:
+        return None
+    return args[0] if args[1] is type(None) else args[1]
+
+
+def optional_unstructure(converter: OrjsonConverter, declared: Any) -> Any:
+    """For a declared ``X | None`` whose unstructure hook is cattrs' own optional one (``None``
+    as it is, anything else through the hook of ``X`` it captured), that hook of ``X``, so the
+    generated function can call it directly; else ``None``. Read from the hook itself (its code
+    object is the one every hook ``gen_unstructure_optional`` makes shares), never guessed."""
+    inner = _optional_inner(declared)
+    if inner is None:
+        return None
+    hook = converter.get_unstructure_hook(declared)
+    reference = converter.gen_unstructure_optional(int | None)  # type: ignore[arg-type]
+    defaults = getattr(hook, "__defaults__", None)
+    if getattr(hook, "__code__", None) is not reference.__code__ or not defaults:
+        return None
+    captured = defaults[0]
+    return captured if captured is converter.get_unstructure_hook(inner) else None
+
+
+def optional_structure(converter: OrjsonConverter, declared: Any) -> Any:
+    """For a declared ``X | None`` whose structure hook is cattrs' own ``_structure_optional``
+    (``None`` as it is, anything else through the hook of ``X``), that hook of ``X``, so the
+    generated function can call it directly; else ``None``."""
+    inner = _optional_inner(declared)
+    if inner is None:
+        return None
+    hook = converter.get_structure_hook(declared)
+    default = getattr(type(converter), "_structure_optional", None)
+    if default is None or getattr(hook, "__func__", None) is not default:
+        return None
+    if getattr(hook, "__self__", None) is not converter:
+        return None
+    return converter.get_structure_hook(inner)

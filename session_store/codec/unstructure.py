@@ -20,8 +20,10 @@ from session_store.codec.fields import (
     _field_types,
     _is_json_native,
     _nested,
+    _optional_inner,
     _safe_name,
     _shallow_fit,
+    optional_unstructure,
 )
 from session_store.errors import SerializationError
 
@@ -150,15 +152,20 @@ def _make_unstructure(converter: OrjsonConverter, cls: type) -> Callable[[Any], 
                 else f"        unchecked(out[{name!r}])"
             )
             continue
-        handler = _nested(converter, declared, False) or converter.get_unstructure_hook(declared)
-        namespace[f"_h{index}"] = handler
-        namespace[f"_fits{index}"] = _shallow_fit(declared)
+        # ``X | None`` with cattrs' own optional hook: ``None`` kept, else X's hook called here
+        optional = optional_unstructure(converter, declared)
+        inner = declared if optional is None else _optional_inner(declared)
+        handler = optional or _nested(converter, declared, False)
+        namespace[f"_h{index}"] = handler or converter.get_unstructure_hook(declared)
+        namespace[f"_fits{index}"] = _shallow_fit(inner)
         lines.append(f"        {name!r}: None,")
         # What the hook returns is walked too, unless it is known to be checked already: a
         # datetime's ISO text, or nested classes whose own generated code reports their parts.
         after = (
             ""
-            if _hook_output_is_checked(converter, declared)
+            if _hook_output_is_checked(
+                converter, inner if typing.get_origin(inner) is None else declared
+            )
             else (
                 "\n            if pending is not None and type(v) is not str:\n"
                 "                unchecked(v)"
@@ -166,7 +173,8 @@ def _make_unstructure(converter: OrjsonConverter, cls: type) -> Callable[[Any], 
         )
         converted.append(
             f"    v = o.{name}\n"
-            f"    if _fits{index}(v):\n"
+            + ("    if v is None:\n        pass\n    elif" if optional else "    if")
+            + f" _fits{index}(v):\n"
             f"        try:\n"
             f"            v = _h{index}(v){after}\n"
             f"        except SerializationError:\n"
