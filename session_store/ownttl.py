@@ -31,16 +31,29 @@ with. The rules, written once here for both stores and the web integrations:
   exists, is read by every reader, and gives Redis's compare-and-set its short token.
 
 The store reads the value first for a ``touch(key)`` without a TTL over a single backend (one
-more round trip; the web integrations always pass their TTL and never pay it). A write racing
-that ``touch`` can get the TTL the ``touch`` read, until its next ``touch``: the same bound as
-``touch_on_load`` over a chain.
+more round trip; the web integrations always pass their TTL and never pay it), then touches
+*that value* only (the backend's conditional ``touch_if``, :func:`touch_kept`): a write landing
+between the read and the touch keeps the expiry it was just given, never the TTL of the
+session the touch read.
 """
 
 from __future__ import annotations
 
-from session_store.stamps import clock, frame, own_ttl
+from session_store.backend import SessionBackend
+from session_store.stamps import (
+    HEADER_SIZE,
+    UNVERSIONED,
+    clock,
+    frame,
+    own_ttl,
+    session_bytes,
+    version_of,
+)
 
-__all__ = ["keeps_own_ttl", "kept_ttl", "recorded"]
+__all__ = ["keeps_own_ttl", "kept_ttl", "recorded", "touch_kept"]
+
+#: Reads a :func:`touch_kept` makes before it leaves a key that every read found rewritten.
+TOUCH_ATTEMPTS = 16
 
 
 def keeps_own_ttl(backend: object) -> bool:
@@ -67,3 +80,20 @@ def kept_ttl(data: bytes, store_ttl: float) -> float:
     store's."""
     own = own_ttl(data)
     return store_ttl if own is None else own
+
+
+def touch_kept(backend: SessionBackend, key: str, store_ttl: float) -> bool:
+    """``touch(key)`` keeping the session's own TTL over a ``backend`` that does not keep it:
+    read the session, then restart the expiry of the value read, and of no other, with the TTL
+    it records (:meth:`~session_store.backend.SessionBackend.touch_if` with its frame, which
+    holds a version no other write has, or the whole value if it has none). A write that landed
+    in between was just given its own expiry: the session is read again and that one touched.
+    ``False`` when the key holds no session."""
+    for _ in range(TOUCH_ATTEMPTS):
+        data = backend.get(key)
+        if data is None or session_bytes(data) is None:
+            return False
+        head = data[:HEADER_SIZE] if version_of(data) != UNVERSIONED else data
+        if backend.touch_if(key, head, kept_ttl(data, store_ttl)):
+            return True
+    return True  # rewritten under every read: each write restarted its own expiry

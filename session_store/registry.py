@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from session_store.backend import SessionBackend
 from session_store.entrypoints import BrokenPlugin, EntryPointGroup
 from session_store.errors import ConfigurationError
-from session_store.pluginhint import plugin_install_hint
 from session_store.urls import BackendURL, Params, parse_url, redact_url
 
 if TYPE_CHECKING:
@@ -102,6 +101,8 @@ def _unknown_scheme(scheme: str, group: str = BACKENDS_GROUP) -> ConfigurationEr
     package = KNOWN_PLUGINS.get(scheme)
     hint = ""
     if package:
+        from session_store.pluginhint import plugin_install_hint  # only for this error (tomllib)
+
         hint = f"; install the {package!r} distribution to use it: {plugin_install_hint(package)}"
     if not package:
         import difflib  # only to suggest a scheme in this error

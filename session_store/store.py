@@ -32,7 +32,7 @@ from session_store.backend import Closing, SessionBackend
 from session_store.backend_base import trusted
 from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.ownttl import keeps_own_ttl
+from session_store.ownttl import keeps_own_ttl, touch_kept
 from session_store.registry import open_backend
 from session_store.stamps import session_bytes
 from session_store.storerules import LISTING_BATCH, StoreRules, backoff_pause, live_sessions
@@ -172,10 +172,7 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         """
         if ttl is not None or keeps_own_ttl(self.backend):
             return self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
-        data = self.backend.get(key)
-        if data is None or session_bytes(data) is None:
-            return False
-        return self.backend.touch(key, self._kept_ttl(data))
+        return touch_kept(self.backend, key, self.ttl)  # what it read, with the TTL recorded
 
     def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

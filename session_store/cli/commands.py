@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from session_store.backend import Scope
+from session_store.backend import Scope, SessionBackend
 from session_store.cli.common import (
     EXIT_ERROR,
     JSON_OPTION,
@@ -34,7 +34,9 @@ from session_store.cli.tierreads import TierRead, live_keys, read_first, read_ti
 from session_store.codec.format import is_legacy, parse_header
 from session_store.errors import ConfigurationError, SessionStoreError
 from session_store.keys import validate_key, validate_scan_prefix
+from session_store.ownttl import keeps_own_ttl
 from session_store.schema.registry import get_schema
+from session_store.stamps import frame
 from session_store.ttl import NO_EXPIRY
 from session_store.urls import redact_url
 
@@ -253,6 +255,18 @@ def delete(args: tuple[str, ...]) -> None:
 
 
 # -- copy ------------------------------------------------------------------------------------------
+def carried(value: bytes, found: TierRead, dst: SessionBackend) -> bytes:
+    """What ``copy`` writes for the session ``found`` (its payload ``value``): the payload,
+    framed again with the TTL its source recorded (:mod:`session_store.ownttl`) when it
+    recorded one, so that a ``touch`` in the destination restarts it with that TTL and not the
+    destination store's; the frame carries the source's version. A chain destination frames
+    every write itself, with the TTL passed (the time left): it is given the bare payload, as
+    before."""
+    if found.own_ttl is None or keeps_own_ttl(dst):
+        return value
+    return frame(value, found.version, found.own_ttl)
+
+
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[SRC_URL] DST_URL")
 @click.option("--prefix", default="", help="Only keys starting with this literal text.")
@@ -267,7 +281,8 @@ def copy(
     args: tuple[str, ...], prefix: str, skip_existing: bool, progress: bool | None, as_json: bool
 ) -> None:
     """Copy every session from SRC_URL to DST_URL: the stored bytes as they are, TTL kept
-    (a key that never expires never expires in the destination either, whatever its default).
+    (a key that never expires never expires in the destination either, whatever its default),
+    and so is the TTL a session was saved with, when it was not the store's.
 
     Payloads are not decoded, so encrypted ones stay encrypted (and open in the destination
     under the same key and namespace). Running it again is harmless: a key is either copied
@@ -301,7 +316,7 @@ def copy(
                     counts["vanished"] += 1
                 else:
                     # NO_EXPIRY passes on as "never": not the destination's default TTL
-                    value, ttl = found.value, found.ttl
+                    value, ttl = carried(found.value, found, dst), found.ttl
                     if skip_existing:
                         stored = dst.set_if(key, value, None, ttl)
                         counts["copied" if stored else "skipped"] += 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from session_store.backend import SessionBackend
 from session_store.cli.common import note_degraded
 from session_store.errors import BackendUnavailableError
-from session_store.stamps import session_bytes, version_of
+from session_store.stamps import own_ttl, session_bytes, version_of
 
 __all__ = ["TierRead", "live_keys", "read_first", "read_tiers", "tiers_of"]
 
@@ -63,6 +63,7 @@ class TierRead:
     down: str | None = None  # why the tier could not answer
     version: bytes = b""  # the chain's version of the copy (b"": none); value is unframed
     deleted: bool = False  # the copy is a chain's tombstone
+    own_ttl: float | None = None  # the TTL its frame records (session_store.ownttl), if any
 
 
 def read_first(backend: SessionBackend, key: str) -> TierRead | None:
@@ -109,6 +110,7 @@ def read_tiers(backend: SessionBackend, key: str, *, stop: bool = False) -> list
                     None if value is None else found[1],
                     version=version_of(found[0]),
                     deleted=value is None,
+                    own_ttl=own_ttl(found[0]),
                 )
             )
     if all(read.down for read in reads):

@@ -268,10 +268,17 @@ class ChainCore:
         self, index: int, exc: BackendUnavailableError, start: float, op: str, key: str | None
     ) -> Any:
         """Tier ``index`` raised unavailable: it is down. An arbitrated call (``key`` given)
-        raises, typed; any other falls back (:data:`DOWN`)."""
+        raises, typed; any other falls back (:data:`DOWN`). The timer's probe (``op`` is
+        ``"probe"``) goes into its own histogram, ``probe_unavailable``, and is no fallback:
+        ``unavailable`` then counts only the callers' calls that waited for the tier."""
         tier = self.tiers[index]
-        tier.counters.observe("unavailable", time.perf_counter() - start)
+        probe = op == "probe"
+        tier.counters.observe(
+            "probe_unavailable" if probe else "unavailable", time.perf_counter() - start
+        )
         self.breakers.mark_down(index, exc)
+        if probe:
+            return DOWN  # the timer arms itself again while a tier is down
         if key is None:
             return self._skipped(index)
         self.counters.add("errors")

@@ -180,3 +180,28 @@ def test_migrate_says_a_session_it_cannot_store_cannot_be_rewritten_as_it_is(
     with open_backend(url) as backend:  # the lone surrogate no longer blocks: rewritten
         stored = SessionStore(backend, codec=Codec(encryption=None)).load("U2")
         assert stored is not None and stored.extra == {"name": "\ufffd"}
+
+
+@pytest.mark.parametrize("how", ["copy", "copy --skip-existing"])
+def test_copy_keeps_the_ttl_a_session_was_saved_with(
+    cli: Run, tmp_path: Path, redis_url: str, how: str
+) -> None:
+    """Found by review: a session saved over one backend with a TTL of its own
+    (``save(key, s, ttl=3000)``) records that TTL in a frame (:mod:`session_store.ownttl`);
+    ``copy`` wrote the bare payload with the time left, so in the destination a ``touch``
+    restarted it with the store's TTL (a day) instead of its own 3000 s."""
+    source = f"diskcache://{tmp_path / 'src'}"
+    with SessionStore(source, dict) as store:
+        store.save("own", {"purpose": "password reset"}, ttl=3000)
+        store.save("plain", {"user": 1})  # the store's TTL: stored unframed, copied as it is
+        plain = store.backend.get("plain")
+    result = cli(*how.split(), "--json", source, redis_url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["copied"] == 2
+    with SessionStore(redis_url, dict) as store:
+        assert store.load("own") == {"purpose": "password reset"}
+        assert 0 < (store.backend.ttl("own") or 0) <= 3000  # the time it had left
+        store.backend.touch("own", 5)  # as if most of its life had passed
+        assert store.touch("own")
+        assert 2900 < (store.backend.ttl("own") or 0) <= 3000, "its own TTL was lost"
+        assert store.backend.get("plain") == plain
