@@ -66,6 +66,7 @@ class Sample:
     retries: int
     server_us: float = 0.0  # redis-server CPU per completed call
     commands: str = ""  # INFO commandstats: usec_per_call of what was sent
+    lost: int = 0  # completed updates the stored counters do not show (must be 0)
 
 
 def _worker(url: str, index: int, barrier: Barrier, inbox: Connection) -> None:
@@ -93,6 +94,8 @@ def _worker(url: str, index: int, barrier: Barrier, inbox: Connection) -> None:
         store.save(key, session)  # warm: connection open, script loaded, key present
         store.update(key, bump)
         calls = done = 0
+        barrier.wait()  # every warm-up written: nothing writes until the next wait
+        start = _count(store.load(key))
         barrier.wait()
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
@@ -101,8 +104,13 @@ def _worker(url: str, index: int, barrier: Barrier, inbox: Connection) -> None:
             else:
                 store.update(key, bump)
             done += 1
-        inbox.send((done, max(0, calls - done)))
+        inbox.send((done, max(0, calls - done), key, start))
     store.close()
+
+
+def _count(data: dict[str, Any] | None) -> int:
+    """The counter ``update`` increments in a stored session."""
+    return int((data or {}).get("n", 0))
 
 
 def measure(
@@ -117,6 +125,9 @@ def measure(
         pid = server.pid
         assert pid is not None
         url = server.url_for(prefix="bench-update:")
+        reader: SessionStore[dict[str, Any]] = SessionStore(
+            url, dict, codec=Codec(encryption=None), decoded_cache_bytes=0
+        )
         barrier = context.Barrier(processes)
         pipes = [context.Pipe() for _ in range(processes)]
         workers = [
@@ -135,16 +146,18 @@ def measure(
                     cpu = _server_cpu(pid)
                     results = [parent.recv() for parent, _ in pipes]
                     cpu = _server_cpu(pid) - cpu
-                    done = sum(done for done, _ in results)
+                    done = sum(result[0] for result in results)
                     samples[workload].append(
                         Sample(
                             done / seconds,
-                            sum(retries for _, retries in results),
+                            sum(result[1] for result in results),
                             cpu / max(done, 1) * 1e6,
                             _commands(client),
+                            0 if workload == WORKLOADS[0] else _lost(reader, results),
                         )
                     )
         finally:
+            reader.close()
             client.close()
             for parent, _ in pipes:
                 parent.send(None)
@@ -154,6 +167,15 @@ def measure(
                     process.kill()
                     process.join(10)
     return samples, version
+
+
+def _lost(reader: SessionStore[dict[str, Any]], results: list[Any]) -> int:
+    """Updates the workers completed that the stored counters do not show: per key, the
+    counter read before the start plus every completed update, minus the counter stored now."""
+    expected: dict[str, int] = {}
+    for done, _, key, start in results:
+        expected[key] = expected.get(key, start) + done
+    return sum(count - _count(reader.load(key)) for key, count in expected.items())
 
 
 def _server_cpu(pid: int) -> float:
@@ -182,8 +204,8 @@ def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
         f"(spawn), small (~7 KB) session, zstd, no encryption; {rounds} interleaved rounds of "
         f"{seconds:g} s per workload; ratio: median of the per-round ratios\n",
         "| workload | calls/s (all processes) | retries/s | ratio to `save` | goal | met "
-        "| redis-server CPU µs/call | Redis usec_per_call |",
-        "|---|---:|---:|---:|---|---|---:|---|",
+        "| lost updates | redis-server CPU µs/call | Redis usec_per_call |",
+        "|---|---:|---:|---:|---|---|---:|---:|---|",
     ]
     for workload in WORKLOADS:
         mine = samples[workload]
@@ -200,8 +222,9 @@ def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
         shown = "100% (baseline)" if workload == WORKLOADS[0] else f"{ratio:.0%}"
         server = statistics.median(sample.server_us for sample in mine)
         commands = max((sample.commands for sample in mine), key=len)
+        lost = "" if workload == WORKLOADS[0] else str(sum(sample.lost for sample in mine))
         lines.append(
-            f"| {workload} | {ops:,.0f} | {retries:,.0f} | {shown} | {goal} | {met} "
+            f"| {workload} | {ops:,.0f} | {retries:,.0f} | {shown} | {goal} | {met} | {lost} "
             f"| {server:.1f} | {commands} |"
         )
     lines.append(

@@ -27,7 +27,7 @@ from session_store.keys import validate_key
 from session_store.memory import MemoryBackend
 from session_store.ownttl import keeps_own_ttl, kept_ttl, recorded
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
-from session_store.stamps import session_bytes
+from session_store.stamps import clock, frame, session_bytes, version_of
 from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
 __all__ = [
@@ -228,7 +228,7 @@ class StoreRules(Generic[T, B]):
         known = self._known_write(key, fn, self.backend.token_for)
         if known is not None:  # one round trip: compare-and-set against what this store knows
             token, stamped, payload, plain = known
-            payload = self._recorded(payload, write_ttl)
+            payload = self._update_payload(payload, write_ttl, self._decoded.payload(key))
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
                 yield None, stamped
@@ -247,7 +247,7 @@ class StoreRules(Generic[T, B]):
             self._check_schema(key, new)
             stamped = self._stamp(new)
             payload, plain = self._encode_plain(key, stamped)
-            payload = self._recorded(payload, write_ttl)
+            payload = self._update_payload(payload, write_ttl, None if read is None else read.value)
             token = None if read is None else read.token
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
@@ -307,6 +307,20 @@ class StoreRules(Generic[T, B]):
             return payload
         return recorded(payload, write_ttl, self.ttl, self.backend)
 
+    def _update_payload(
+        self, payload: bytes, write_ttl: float | None, replaced: bytes | None
+    ) -> bytes:
+        """What an ``update`` that replaces the stored ``replaced`` stores for ``payload``: over
+        a backend whose compare-and-set checks a frame's version instead of the payload
+        (:func:`checks_versions`), the payload framed with a fresh version, newer than the one
+        replaced, and the write's TTL if it is not the store's; else :meth:`_recorded`. So the
+        next ``update`` compares a few bytes, not the session (issue 17)."""
+        if not checks_versions(self.backend):
+            return self._recorded(payload, write_ttl)
+        if replaced is not None:
+            clock.observe(version_of(replaced))  # a write after a read is newer (stamps)
+        return frame(payload, clock.now(), None if write_ttl == self.ttl else write_ttl)
+
     def _kept_ttl(self, data: bytes) -> float | None:
         """The TTL a touch without one passes down for the stored ``data``: ``None`` to a chain
         (it keeps each session's own), else the TTL ``data`` records, else the store's."""
@@ -344,6 +358,17 @@ def default_compression(backend: object, *, near_cache: bool = True) -> ZstdStag
     A codec passed to the store is used as it is.
     """
     return ZstdStage.read_only() if near_cache and type(backend) is MemoryBackend else True
+
+
+def checks_versions(backend: object) -> bool:
+    """Whether ``backend``'s compare-and-set of a framed value (:mod:`session_store.stamps`)
+    checks the frame's version and not the payload (``checks_versions`` set: Redis, whose
+    script then compares a few dozen bytes instead of the whole session), also as the sync
+    backend an async wrapper runs; never a chain, which frames its writes itself."""
+    inner = getattr(backend, "sync", None)
+    return bool(
+        getattr(backend, "checks_versions", False) or getattr(inner, "checks_versions", False)
+    ) and not keeps_own_ttl(backend)
 
 
 def backoff_pause(attempt: int, deadline: float) -> float:

@@ -22,7 +22,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, Self, cast
+from typing import Any, ClassVar, Self, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
@@ -71,6 +71,10 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
 
     The constructor's arguments: :class:`~session_store_redis.aio_base.AsyncRedisBase`.
     """
+
+    #: A framed value's compare-and-set checks its version, not the payload (scripts.py): a
+    #: store's ``update`` frames what it writes here (``storerules.checks_versions``).
+    checks_versions: ClassVar[bool] = True
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:

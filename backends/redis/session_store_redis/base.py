@@ -78,6 +78,9 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
     """
 
     scope = Scope.NETWORK
+    #: A framed value's compare-and-set checks its version, not the payload (scripts.py): a
+    #: store's ``update`` frames what it writes here (``storerules.checks_versions``).
+    checks_versions: ClassVar[bool] = True
 
     _client: ClientT
 

@@ -108,7 +108,8 @@ return version
 
 #: The compare-and-set, staged: KEYS[1] the key, KEYS[2] the staging key holding the new value
 #: (with its TTL). ARGV[1], ARGV[2], ARGV[3]: what :data:`CAS_SCRIPT` gets as ARGV[1], ARGV[4],
-#: ARGV[5] (the expected bytes, digest or head; the tail; the check). The same check, then the
+#: ARGV[5] (the expected bytes, digest or head; the tail; the check). The same check (a frame's
+#: length and tail in one ``GETRANGE``, as :data:`CAS_SCRIPT` explains), then the
 #: staged value replaces the key (returns 1) or is dropped (returns 0, or an error reading the
 #: key, which is returned).
 STAGED_CAS_SCRIPT = """
@@ -129,14 +130,13 @@ elseif length == 0 then
   end
   ok = current and redis.sha1hex(current) == ARGV[1]
 else
-  local size = redis.pcall('STRLEN', KEYS[1])
-  if type(size) == 'table' then
+  local tail = redis.pcall('GETRANGE', KEYS[1], length - string.len(ARGV[2]), length)
+  if type(tail) == 'table' then
     redis.call('DEL', KEYS[2])
-    return size
+    return tail
   end
-  ok = size == length
+  ok = tail == ARGV[2]
     and redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) == ARGV[1]
-    and redis.call('GETRANGE', KEYS[1], -string.len(ARGV[2]), -1) == ARGV[2]
 end
 if ok then
   redis.call('RENAME', KEYS[2], KEYS[1])
