@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -208,34 +209,34 @@ def test_the_async_backends_find_the_same_stored_keys(deployment: _Deployment, l
     assert deployment.raw.exists(*(deployment.stored(layout, k) for k in keys[2:4])) == 0
 
 
+#: Every single-key operation and its arguments after the key.
+_SINGLE: dict[str, tuple[Any, ...]] = {
+    "get": (),
+    "set": (b"x",),
+    "delete": (),
+    "touch": (60,),
+    "touch_if": (b"v", 60),
+    "ttl": (),
+    "get_with_ttl": (),
+    "get_versioned": (),
+    "set_if": (b"x", None),
+}
+
+
 def _sync_attempts(backend: SessionBackend) -> dict[str, Callable[[], Any]]:
     """Every operation of a sync backend that names a key, public and unchecked (a chain's)."""
-    calls: Any = trusted(backend)
     attempts: dict[str, Callable[[], Any]] = {}
-    for name, target in (("", backend), ("trusted.", calls)):
-        attempts |= {
-            f"{name}get": lambda t=target: t.get(HOSTILE),
-            f"{name}set": lambda t=target: t.set(HOSTILE, b"x"),
-            f"{name}delete": lambda t=target: t.delete(HOSTILE),
-            f"{name}touch": lambda t=target: t.touch(HOSTILE, 60),
-            f"{name}touch_if": lambda t=target: t.touch_if(HOSTILE, b"v", 60),
-            f"{name}ttl": lambda t=target: t.ttl(HOSTILE),
-            f"{name}get_with_ttl": lambda t=target: t.get_with_ttl(HOSTILE),
-            f"{name}get_versioned": lambda t=target: t.get_versioned(HOSTILE),
-            f"{name}set_if": lambda t=target: t.set_if(HOSTILE, b"x", None),
-        }
-    attempts |= {
-        "get_many": lambda: backend.get_many(["ok", HOSTILE]),
-        "set_many": lambda: backend.set_many({"ok": b"x", HOSTILE: b"x"}),
-        "delete_many": lambda: backend.delete_many(["ok", HOSTILE]),
-    }
-    for ordered in ("set_if_newer", "set_after"):
+    for name, target in (("", backend), ("trusted.", trusted(backend))):
+        for operation, args in _SINGLE.items():
+            attempts[name + operation] = partial(getattr(target, operation), HOSTILE, *args)
+    attempts["get_many"] = partial(backend.get_many, ["ok", HOSTILE])
+    attempts["set_many"] = partial(backend.set_many, {"ok": b"x", HOSTILE: b"x"})
+    attempts["delete_many"] = partial(backend.delete_many, ["ok", HOSTILE])
+    frame = {"head": 3, "start": 3, "end": 11}
+    for ordered, extra in (("set_if_newer", {}), ("set_after", {"clock_end": 9})):
         method = getattr(backend, ordered, None)
         if method is not None:
-            extra = {"clock_end": 9} if ordered == "set_after" else {}
-            attempts[ordered] = lambda m=method, e=extra: m(
-                HOSTILE, b"x" * 32, 60, head=3, start=3, end=11, **e
-            )
+            attempts[ordered] = partial(method, HOSTILE, b"x" * 32, 60, **frame, **extra)
     return attempts
 
 
