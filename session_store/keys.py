@@ -47,6 +47,7 @@ __all__ = [
     "MAX_PREFIX_BYTES",
     "SEPARATOR",
     "Namespace",
+    "storage_heads",
     "validate_key",
     "validate_scan_prefix",
 ]
@@ -188,3 +189,19 @@ class Namespace:
         if self.separator == SEPARATOR:
             return f"Namespace({self.prefix!r})"
         return f"Namespace({self.prefix!r}, separator={self.separator!r})"
+
+
+def storage_heads(backend: object) -> tuple[str, ...]:
+    """What every stored key of ``backend`` begins with (its prefix and separator), as the heads
+    encryption binds (:meth:`session_store.codec.Codec.bound_to`): one for a backend with a
+    :class:`Namespace` (its ``namespace``), none for one without (``memory://``: nothing else
+    shares it), the distinct heads of a chain's tiers (``tiers``; a tier without one, the near
+    cache, adds none), and a wrapped sync backend's (``sync``: an async view of it)."""
+    namespace = getattr(backend, "namespace", None)
+    if isinstance(namespace, Namespace):
+        return (namespace.scan_head(),)
+    tiers = getattr(backend, "tiers", None)
+    if isinstance(tiers, tuple | list):
+        return tuple(dict.fromkeys(head for tier in tiers for head in storage_heads(tier)))
+    wrapped = getattr(backend, "sync", None)
+    return () if wrapped is None or wrapped is backend else storage_heads(wrapped)

@@ -23,7 +23,7 @@ from session_store.codec import Codec, Plain, ZstdStage
 from session_store.codec.evolve import replacer
 from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
-from session_store.keys import validate_key
+from session_store.keys import storage_heads, validate_key
 from session_store.memory import MemoryBackend
 from session_store.ownttl import keeps_own_ttl, kept_ttl, recorded
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
@@ -104,9 +104,11 @@ class StoreRules(Generic[T, B]):
         compression = default_compression(
             self._compression_tier(), near_cache=decoded_cache_bytes > 0
         )
-        self.codec = codec or Codec(
+        chosen = codec or Codec(
             legacy_schema=legacy_schema, namespace=namespace, compression=compression
         )
+        heads = storage_heads(self.backend)  # encryption binds the backend's key prefix too
+        self.codec = chosen.bound_to(heads) if heads and not chosen.storage else chosen
         self.access_interval = access_interval  # accepted for older callers; reads never write
         self.touch_on_load = touch_on_load
         self.update_timeout = update_timeout

@@ -115,9 +115,11 @@ def _facts(size: int, format: str, stages: list[str]) -> dict[str, Any]:
 _LEGACY_FORMAT = "legacy JSON (no header)"
 
 
-def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, Any], str | None]:
+def _describe_payload(
+    key: str, data: bytes, namespace: str, backend: object
+) -> tuple[dict[str, Any], str | None]:
     """What the payload says about itself, and the error that stopped decoding it (if any)."""
-    codec = make_codec(namespace)
+    codec = make_codec(namespace, backend)
     try:
         header = codec.inspect(data, key=key)
     except SessionStoreError as exc:  # not a session-store payload, or a future format
@@ -145,6 +147,7 @@ def _describe_payload(key: str, data: bytes, namespace: str) -> tuple[dict[str, 
     current = info is not None and decoded.stored_version == info.version and not header.legacy
     if current and codec.encryption is not None:
         current = facts["key_id"] == codec.encryption.key_ids[0]
+        current = current and header.format_version >= codec.encrypted_format
     facts["up_to_date"] = current
     return facts, None
 
@@ -170,7 +173,7 @@ def inspect_(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
     hit = _first_hit(reads)
     if hit is None or hit.value is None:
         raise missing(key, url)
-    facts, problem = _describe_payload(key, hit.value, namespace)
+    facts, problem = _describe_payload(key, hit.value, namespace, backend)
     tiers = [
         {
             "tier": read.index,

@@ -23,6 +23,7 @@ import orjson
 from session_store.backend import SessionBackend
 from session_store.codec import KEYS_ENV, Codec
 from session_store.errors import ConfigurationError
+from session_store.keys import storage_heads
 from session_store.registry import open_backend, split_chain
 from session_store.ttl import NO_EXPIRY
 from session_store.urls import is_secret_param, parse_url, redact_url
@@ -205,9 +206,13 @@ def missing(key: str, url: str) -> CommandError:
     return CommandError(f"no session under key {key!r} in {redact_url(url)}", EXIT_NOT_FOUND)
 
 
-def make_codec(namespace: str = "") -> Codec:
-    """The codec the commands decode with: encryption keys from ``SESSION_STORE_KEYS``."""
-    return Codec(namespace=namespace)
+def make_codec(namespace: str = "", backend: object = None) -> Codec:
+    """The codec the commands decode with: encryption keys from ``SESSION_STORE_KEYS``, bound
+    to ``backend``'s key prefix as a store over it is (what a command that reads a backend's
+    bytes itself needs to open what a store wrote there: byte format 3)."""
+    codec = Codec(namespace=namespace)
+    heads = () if backend is None else storage_heads(backend)
+    return codec.bound_to(heads) if heads else codec
 
 
 # -- output ----------------------------------------------------------------------------------------

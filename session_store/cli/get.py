@@ -91,7 +91,7 @@ def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
         raise missing(key, url)
     found, value = what_is(hit.value, key)
     if found in (SESSION, LEGACY):
-        _print_session(key, hit.value, value, make_codec(namespace), as_json)
+        _print_session(key, hit.value, value, make_codec(namespace, backend), as_json)
     elif as_json:
         extra = {} if found == PLAIN else _opaque_fields(hit.value)
         echo_json(

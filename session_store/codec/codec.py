@@ -14,6 +14,7 @@ for an object that cannot be stored. The codec does no I/O, so sync and async st
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -23,7 +24,12 @@ from cattrs.preconf.orjson import OrjsonConverter
 from session_store.codec import jsonsafe, legacyjson
 from session_store.codec.converter import make_session_converter, reports_unchecked
 from session_store.codec.encryption import AesGcmStage
-from session_store.codec.format import is_legacy, parse_header
+from session_store.codec.format import (
+    FORMAT_VERSION,
+    UNBOUND_FORMAT_VERSION,
+    is_legacy,
+    parse_header,
+)
 from session_store.codec.pipeline import Pipeline, stage_name
 from session_store.codec.snapshot import Snapshot, parse
 from session_store.codec.stages import StageContext, ZstdStage
@@ -83,6 +89,7 @@ class Codec:
         encryption: an :class:`AesGcmStage`, or ``None`` (default: from ``SESSION_STORE_KEYS``
             when set).
         namespace: bound into encryption, so a payload copied to another store fails.
+            A store also binds its backend's key prefix (:meth:`bound_to`).
         legacy_schema: the schema headerless legacy JSON loads as (version 0).
         write_versions: ``{schema name: version}`` to keep writing an older version during a
             rolling deploy; the schema's ``downgrades`` produce it.
@@ -110,6 +117,9 @@ class Codec:
         self.legacy_schema = legacy_schema
         self.write_versions = dict(write_versions or {})
         self.allow_plaintext = allow_plaintext
+        #: the heads of the backend's stored keys bound into encryption (see bound_to)
+        self.storage: tuple[str, ...] = ()
+        self._write_storage: tuple[str, ...] = ()
         for name, version in self.write_versions.items():
             info = _require_schema(name)
             if not 0 < version <= info.version or any(
@@ -120,6 +130,27 @@ class Codec:
                     f"from {info.version}"
                 )
         self.pipeline = Pipeline([s for s in (self.compression, self.encryption) if s is not None])
+
+    def bound_to(self, heads: tuple[str, ...]) -> Codec:
+        """This codec, bound to the heads of a backend's stored keys (its key prefix and
+        separator, :func:`session_store.keys.storage_heads`): a copy, this one unchanged.
+
+        What it encrypts binds the head as well (byte format 3), so a ciphertext copied to
+        another key prefix of the same database does not open there; that needs exactly one
+        head (a single backend, or a chain whose shared tiers have the same prefix). With
+        several (a chain whose tiers differ) it writes format 2, bound to no prefix, which every
+        tier read alone opens, and reads format 3 bound to any of them. Formats 1 and 2 are
+        read whatever the heads. A store binds its codec to its backend when it opens."""
+        bound = copy.copy(self)
+        bound.storage = tuple(heads)
+        bound._write_storage = bound.storage if len(set(bound.storage)) == 1 else ()
+        return bound
+
+    @property
+    def encrypted_format(self) -> int:
+        """The byte format this codec writes encrypted payloads in: 3 bound to one key prefix,
+        else 2."""
+        return FORMAT_VERSION if self._write_storage else UNBOUND_FORMAT_VERSION
 
     def __repr__(self) -> str:
         return (
@@ -207,7 +238,7 @@ class Codec:
             key=key,
             unchecked=unchecked if typed else None,
         )
-        payload = self.pipeline.encode(body, self.namespace, key)
+        payload = self.pipeline.encode(body, self.namespace, key, self._write_storage)
         count = payload[4]  # the header pack_header wrote: magic, version, count, stage ids
         if not count:  # header + body: the body is a view of the payload, not a second copy
             return payload, Plain(False, memoryview(payload)[len(payload) - len(body) :], ())
@@ -250,7 +281,7 @@ class Codec:
             self._refuse_plaintext(key, "a payload without the aes-gcm stage")
         if not header.stages:  # nothing to undo: a view of the body, not a copy
             return Plain(False, memoryview(data)[header.payload_offset :], ())
-        ctx = StageContext(self.namespace, key, data[: header.payload_offset])
+        ctx = StageContext(self.namespace, key, data[: header.payload_offset], self.storage)
         body = self.pipeline.decode(header.stages, data[header.payload_offset :], ctx)
         return Plain(False, body, tuple(map(stage_name, header.stages)), Snapshot())
 

@@ -3,11 +3,16 @@
 * The first key encrypts; every key decrypts, so keys rotate without a flag day: add the new key
   in front, deploy, re-encrypt (``session-store migrate``), then drop the old key.
 * Each payload starts with a 4-byte key id (from a SHA-256 of the key, not the key) and a random
-  12-byte nonce. The associated data binds the header, the store's namespace and the session
-  key: a ciphertext copied under another key or into another namespace fails to decrypt.
-  Format 2 (what is written) prefixes each of those fields with its length (8 bytes, big
-  endian), so no two (namespace, key) pairs bind the same bytes; format 1 (read, never written)
-  joined them with NUL bytes, which let ("acme", "evil\\0bob") open as ("acme\\0evil", "bob").
+  12-byte nonce. The associated data binds the header, the codec's namespace, the head of the
+  backend's stored keys (its key prefix and separator) and the session key: a ciphertext copied
+  under another key, into another codec namespace or under another key prefix of the same
+  database fails to decrypt. Format 3 (what a store writes over a backend with a key prefix)
+  prefixes each of those fields with its length (8 bytes, big endian), so no two tuples bind
+  the same bytes. Format 2 (written by a codec bound to no prefix: one used on its own, a store
+  over ``memory://``, a chain whose shared tiers have different prefixes) binds the same
+  without the head; format 1 (read, never written) joined header, namespace and key with NUL
+  bytes, which let ("acme", "evil\\0bob") open as ("acme\\0evil", "bob"). Formats 1 and 2 keep
+  opening wherever they are copied until rewritten (``session-store migrate`` writes format 3).
   The header, format version included, is itself bound: a payload cannot be downgraded.
 * A tampered payload, or one no configured key opens, is :class:`CorruptPayloadError`.
 * Keys are never printed, logged or shown in a ``repr``: only their ids.
@@ -122,18 +127,37 @@ class AesGcmStage:
         return True
 
     @staticmethod
-    def _aad(ctx: StageContext) -> bytes:
-        fields = (ctx.header, ctx.namespace.encode(), ctx.key.encode())
-        if ctx.header[3:4] == b"\x01":  # format 1: kept to read what it wrote, never written
+    def _aad(ctx: StageContext, head: str = "") -> bytes:
+        """The associated data of ``ctx``'s format; ``head``: the stored keys' head (format 3)."""
+        version = ctx.header[3:4]
+        fields: tuple[bytes, ...] = (ctx.header, ctx.namespace.encode(), ctx.key.encode())
+        if version == b"\x01":  # format 1: kept to read what it wrote, never written
             return b"\x00".join((b"session-store/aes-gcm/1", *fields))
-        return b"session-store/aes-gcm/2" + b"".join(
-            len(field).to_bytes(8, "big") + field for field in fields
-        )
+        label = b"session-store/aes-gcm/2"
+        if version == b"\x03":
+            label = b"session-store/aes-gcm/3"
+            fields = (ctx.header, ctx.namespace.encode(), head.encode(), ctx.key.encode())
+        return label + b"".join(len(field).to_bytes(8, "big") + field for field in fields)
+
+    @staticmethod
+    def _heads(ctx: StageContext) -> tuple[str, ...]:
+        """The heads a payload of ``ctx``'s format may be bound to (format 3: the context's)."""
+        if ctx.header[3:4] != b"\x03":
+            return ("",)
+        if not ctx.storage:
+            raise CorruptPayloadError(
+                "encrypted payload is bound to the key prefix of the backend that stored it "
+                "(format 3), and this codec is bound to none: read it through a store over "
+                "that backend",
+                key=ctx.key,
+            )
+        return ctx.storage
 
     def encode(self, data: bytes, ctx: StageContext) -> bytes:
         key_id, cipher = self._ciphers[0]
         nonce = os.urandom(_NONCE)
-        return key_id + nonce + cipher.encrypt(nonce, data, self._aad(ctx))
+        head = ctx.storage[0] if ctx.storage else ""
+        return key_id + nonce + cipher.encrypt(nonce, data, self._aad(ctx, head))
 
     def decode(self, data: bytes, ctx: StageContext) -> bytes:
         from cryptography.exceptions import InvalidTag
@@ -143,14 +167,16 @@ class AesGcmStage:
         key_id, nonce, body = data[:_KEY_ID], data[_KEY_ID : _KEY_ID + _NONCE], data[16:]
         for candidate, cipher in self._ciphers:
             if candidate == key_id:
-                try:
-                    return cipher.decrypt(nonce, body, self._aad(ctx))
-                except InvalidTag:
-                    raise CorruptPayloadError(
-                        "encrypted payload failed authentication: tampered, or stored under "
-                        "another key or namespace",
-                        key=ctx.key,
-                    ) from None
+                for head in self._heads(ctx):  # one, but for a chain whose tiers differ
+                    try:
+                        return cipher.decrypt(nonce, body, self._aad(ctx, head))
+                    except InvalidTag:
+                        pass
+                raise CorruptPayloadError(
+                    "encrypted payload failed authentication: tampered, or stored under "
+                    "another key, namespace or key prefix",
+                    key=ctx.key,
+                )
         raise CorruptPayloadError(
             f"payload was encrypted with key id {key_id.hex()}, which is not configured "
             f"(configured: {', '.join(self.key_ids)})",

@@ -1,21 +1,24 @@
-"""The stored byte format, versions 1 and 2. Stable: golden payloads in tests/golden/ must load
+"""The stored byte format, versions 1, 2 and 3. Stable: golden payloads in tests/golden/ must load
 forever.
 
 ::
 
     offset  size  meaning
     0       3     magic b"\\xa7SS" (0xA7 can start neither JSON nor UTF-8 text)
-    3       1     format version, 1 or 2
+    3       1     format version, 1, 2 or 3
     4       1     number of stages n (0..8)
     5       n     stage ids in the order they were applied (1 = zstd, 2 = AES-256-GCM)
     5 + n   ...   the payload: the JSON envelope after every stage
 
-The two versions differ only in the associated data the AES-GCM stage binds (see
+The versions differ only in the associated data the AES-GCM stage binds (see
 :mod:`session_store.codec.encryption`): version 1 joined header, namespace and key with NUL bytes,
 which is ambiguous (``("acme", "evil\\0bob")`` and ``("acme\\0evil", "bob")`` bound the same
-bytes); version 2 prefixes every field with its length. Encrypted payloads are written in
-version 2; payloads without encryption are still written in version 1, byte for byte what the
-previous release wrote and reads. Both versions are read.
+bytes); version 2 prefixes every field with its length; version 3 also binds the head of the
+backend's stored keys (its key prefix and separator), so a ciphertext copied to another prefix
+of the same database does not open. Encrypted payloads are written in version 3 by a codec
+bound to one head (every store over a backend with a key prefix), else in version 2; payloads
+without encryption are still written in version 1, byte for byte what the previous release
+wrote and reads. Every version is read.
 
 The header is readable without any key: ``session-store inspect`` shows the stages of an
 encrypted payload it cannot open. The JSON envelope is ``{"schema": name, "version": n,
@@ -36,6 +39,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "READABLE_VERSIONS",
+    "UNBOUND_FORMAT_VERSION",
     "Header",
     "is_legacy",
     "pack_header",
@@ -43,11 +47,13 @@ __all__ = [
 ]
 
 MAGIC = b"\xa7SS"
-#: The newest format version, written for encrypted payloads (length-prefixed associated data).
-FORMAT_VERSION = 2
-#: The version written for payloads without encryption (identical in both versions).
+#: The newest format version: encrypted payloads bound to the backend's key prefix as well.
+FORMAT_VERSION = 3
+#: Encrypted payloads bound to no key prefix (length-prefixed associated data).
+UNBOUND_FORMAT_VERSION = 2
+#: The version written for payloads without encryption (identical in every version).
 PLAIN_FORMAT_VERSION = 1
-READABLE_VERSIONS = frozenset({1, 2})
+READABLE_VERSIONS = frozenset({1, 2, 3})
 #: The encryption stage id (session_store.codec.stages.STAGE_AESGCM; repeated to avoid a cycle).
 _STAGE_AESGCM = 2
 MAX_STAGES = 8
@@ -67,9 +73,13 @@ class Header(NamedTuple):
         return self.payload_offset
 
 
-def pack_header(stages: tuple[int, ...]) -> bytes:
-    """The header for a payload that went through ``stages`` in that order."""
-    version = FORMAT_VERSION if _STAGE_AESGCM in stages else PLAIN_FORMAT_VERSION
+def pack_header(stages: tuple[int, ...], *, bound: bool = False) -> bytes:
+    """The header for a payload that went through ``stages`` in that order; ``bound``: its
+    encryption binds the backend's key prefix (version 3)."""
+    if _STAGE_AESGCM not in stages:
+        version = PLAIN_FORMAT_VERSION
+    else:
+        version = FORMAT_VERSION if bound else UNBOUND_FORMAT_VERSION
     return MAGIC + bytes((version, len(stages), *stages))
 
 
@@ -79,7 +89,7 @@ def is_legacy(data: bytes) -> bool:
 
 
 def parse_header(data: bytes, *, key: str | None = None) -> Header:
-    """Parse the header of a version-1 or version-2 payload.
+    """Parse the header of a payload of any readable version.
 
     Raises:
         CorruptPayloadError: no magic, a truncated header, too many stages.

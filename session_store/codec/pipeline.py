@@ -46,13 +46,15 @@ class Pipeline:
         self.stages: tuple[Stage, ...] = tuple(ordered)
         self._by_id = {s.stage_id: s for s in ordered}
 
-    def encode(self, body: bytes, namespace: str, key: str) -> bytes:
-        """Header and payload: ``body`` through every stage that applies to it, in order."""
+    def encode(self, body: bytes, namespace: str, key: str, storage: tuple[str, ...] = ()) -> bytes:
+        """Header and payload: ``body`` through every stage that applies to it, in order;
+        ``storage``: the one head of the backend's stored keys encryption binds (byte format
+        3), or empty (format 2)."""
         applied = [s for s in self.stages if s.applies(body)]
         if not applied:
             return _BARE_HEADER + body
-        header = pack_header(tuple(s.stage_id for s in applied))
-        ctx = StageContext(namespace, key, header)
+        header = pack_header(tuple(s.stage_id for s in applied), bound=bool(storage))
+        ctx = StageContext(namespace, key, header, storage)
         for stage in applied:
             body = stage.encode(body, ctx)
         return header + body

@@ -28,11 +28,16 @@ STAGE_AESGCM = 2
 
 
 class StageContext(NamedTuple):
-    """What a stage may bind its output to: the store's namespace, the key, and the header."""
+    """What a stage may bind its output to: the store's namespace, the key, the header, and
+    the heads of the stored keys of the store's backend (``storage``: what every stored key of
+    the backend begins with, its prefix and separator; see :func:`session_store.keys.
+    storage_heads`). A payload written bound to a head (byte format 3) names the first; a
+    reader tries each. Empty: a codec used on its own, bound to no backend."""
 
     namespace: str
     key: str
     header: bytes
+    storage: tuple[str, ...] = ()
 
 
 class Stage(Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 from session_store import stamps
 from session_store.backend import SessionBackend
 from session_store.codec import Codec
-from session_store.codec.format import FORMAT_VERSION, MAGIC, is_legacy, parse_header
+from session_store.codec.format import MAGIC, is_legacy, parse_header
 from session_store.codec.stages import STAGE_AESGCM
 from session_store.errors import (
     BackendError,
@@ -162,8 +162,10 @@ def is_current(codec: Codec, key: str, data: bytes) -> bool:
     encrypted = bool(header.stages) and header.stages[-1] == STAGE_AESGCM
     if codec.encryption is None:
         return STAGE_AESGCM not in header.stages
-    if not encrypted or header.format_version < FORMAT_VERSION:
-        return False  # format 1 bound its associated data ambiguously: re-encrypt in format 2
+    if not encrypted or header.format_version < codec.encrypted_format:
+        # format 1 bound its associated data ambiguously, format 2 not to the backend's key
+        # prefix: re-encrypt in the format the store writes (3 over a backend with a prefix)
+        return False
     start = header.payload_offset
     key_id = data[start : start + _KEY_ID_LENGTH].hex()
     return key_id == codec.encryption.key_ids[0]

@@ -75,7 +75,9 @@ def test_held_every_configuration_reads_what_every_other_wrote(
     """Held: the payload one configuration wrote (its bytes copied as they are into the
     reader's backend) loads equal in every other, cold and warm; an encrypted reader refuses
     the plaintext ones (``CorruptPayloadError``) and a plaintext reader meets an encrypted one
-    with ``ConfigurationError``."""
+    with ``ConfigurationError``. An encrypted payload bound to its backend's key prefix (byte
+    format 3: Redis and diskcache writers) opens only under that prefix: elsewhere (the memory
+    stores, another prefix) ``CorruptPayloadError``."""
     source = open_store(writer, w_enc)
     source.save("k", _session())
     raw = source.backend.get("k")
@@ -84,6 +86,7 @@ def test_held_every_configuration_reads_what_every_other_wrote(
     compressed = writer not in ("memory",)
     assert ("zstd" in stages) == compressed, stages
     assert ("aes-gcm" in stages) == w_enc, stages
+    assert (w_enc and raw[3] == 3) == (w_enc and writer in ("redis", "diskcache")), raw[:5]
     for reader, r_enc in CONFIGS:
         target = open_store(reader, r_enc)
         target.backend.set("k", raw)
@@ -93,6 +96,9 @@ def test_held_every_configuration_reads_what_every_other_wrote(
                     target.load("k")
             elif w_enc and not r_enc:
                 with pytest.raises(ConfigurationError):
+                    target.load("k")
+            elif w_enc and raw[3] == 3 and source.codec.storage[0] not in target.codec.storage:
+                with pytest.raises(CorruptPayloadError, match="key prefix"):
                     target.load("k")
             else:
                 assert target.load("k") == _session(), (reader, r_enc)

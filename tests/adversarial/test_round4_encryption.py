@@ -154,27 +154,14 @@ def test_held_plaintext_planted_in_an_encrypted_store_is_refused_everywhere(
     assert client.get(ns.encode("mallory")) == b'{"role": "admin"}'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "The AAD binds Codec(namespace=...), which defaults to '' whatever the backend's "
-        "prefix: two stores sharing one Redis under prefixes tenant-a and tenant-b (the "
-        "README's 'Backends that share storage put keys under a namespace prefix') with the "
-        "same keys bind the same AAD for the same user id, so a ciphertext copied from "
-        "tenant-a's 'alice' to tenant-b's 'alice' opens in tenant-b. README promises a "
-        "ciphertext 'copied under another key or namespace fails'. The fix (bind the "
-        "backend's stored key, or default the codec namespace to the prefix) changes the AAD "
-        "of every existing prefixed store: it needs a new byte format with a read fallback "
-        "in session_store/codec/codec.py + storerules.py (not attack's files)"
-    ),
-)
 def test_a_ciphertext_moved_to_another_prefix_on_the_same_redis_does_not_open(
     redis_url: str,
 ) -> None:
     """Input: one Redis, ``?prefix=tenant-a`` and ``?prefix=tenant-b`` stores with the same
     key (one deployment, two tenants), default codec namespace; the attacker copies
     tenant-a's ``alice`` over tenant-b's ``alice``. What happened: tenant-b loads tenant-a's
-    session."""
+    session (the associated data bound the codec's namespace, ``""`` in both). Now a store
+    binds its backend's key prefix too (byte format 3): ``CorruptPayloadError``."""
     key = AesGcmStage.generate_key()
     base = redis_url.split("?")[0]
     url_a, url_b = f"{base}?prefix=tenant-a", f"{base}?prefix=tenant-b"

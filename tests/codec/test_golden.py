@@ -14,16 +14,18 @@ from session_store.schema.builtin import V1_RESULT_RENAMES, dataroom_v1_to_v2, d
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 GOLDEN_KEY = "Z29sZGVuLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMiE="
+GOLDEN_HEAD = "golden\x1f"  # the key prefix format-3 payloads are bound to (make_golden.py)
 PAYLOADS = sorted(p for p in GOLDEN.glob("*.bin") if p.with_suffix(".expected.json").exists())
 
 
 def _codec(legacy_schema: str = "dataroom") -> Codec:
-    return Codec(
+    codec = Codec(
         encryption=AesGcmStage([GOLDEN_KEY]),
         namespace="golden:",
         legacy_schema=legacy_schema,
         allow_plaintext=True,  # one reader of every golden payload, encrypted or not
     )
+    return codec.bound_to((GOLDEN_HEAD,))  # as a store over a backend with that prefix
 
 
 def _key(path: Path) -> str:
@@ -37,6 +39,8 @@ def test_every_format_and_version_has_a_golden_payload() -> None:
     assert {"dataroom_v1_plain", "dataroom_v1_zstd", "dataroom_v1_zstd_aesgcm"} <= names
     # both encryption bindings: format 1 (NUL-joined) and format 2 (length-prefixed, issue 13)
     assert {"dataroom_v1_aesgcm", "dataroom_v1_aesgcm_ad2", "dataroom_v1_zstd_aesgcm_ad2"} <= names
+    # format 3: the backend's key prefix bound as well
+    assert {"dataroom_v2_aesgcm_ad3", "dataroom_v2_zstd_aesgcm_ad3"} <= names
     for version in (1, 2):
         assert {f"dataroom_v{version}_{n}" for n in ("plain", "zstd", "zstd_aesgcm")} <= names
     assert "dict_v1_plain" in names
@@ -119,17 +123,33 @@ def _dataroom() -> SchemaInfo:
         ("dataroom_v1_zstd_aesgcm", 1),
         ("dataroom_v1_aesgcm_ad2", 2),
         ("dataroom_v1_zstd_aesgcm_ad2", 2),
+        ("dataroom_v2_aesgcm_ad2", 2),
+        ("dataroom_v2_aesgcm_ad3", 3),
+        ("dataroom_v2_zstd_aesgcm_ad3", 3),
     ],
 )
 def test_old_and_new_encryption_bindings_both_load(name: str, format_version: int) -> None:
     data = (GOLDEN / f"{name}.bin").read_bytes()
     assert data[3] == format_version
-    # version-1 data, as it loads today: migrated to the current data-room schema
-    expected = json.loads((GOLDEN / f"{name}.migrated.json").read_text())
+    # version-1 data as it loads today (migrated to the current data-room schema); current data
+    migrated = GOLDEN / f"{name}.migrated.json"
+    expected = json.loads(
+        (migrated if migrated.exists() else GOLDEN / f"{name}.expected.json").read_text()
+    )
     assert _codec().to_data(_codec().decode("U000GOLDEN", data).obj) == expected
     # the binding holds in both: another session key, or another namespace, does not open it
     with pytest.raises(CorruptPayloadError):
         _codec().decode("U000OTHER", data)
     other = Codec(encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:x")
     with pytest.raises(CorruptPayloadError):
-        other.decode("U000GOLDEN", data)
+        other.bound_to((GOLDEN_HEAD,)).decode("U000GOLDEN", data)
+    # format 3 only: another key prefix does not open it, nor a codec bound to no prefix;
+    # formats 1 and 2 open under any (what they bound)
+    elsewhere = _codec().bound_to(("golden:\x1f",))
+    unbound = Codec(encryption=AesGcmStage([GOLDEN_KEY]), namespace="golden:")
+    for reader in (elsewhere, unbound):
+        if format_version == 3:
+            with pytest.raises(CorruptPayloadError):
+                reader.decode("U000GOLDEN", data)
+        else:
+            assert reader.to_data(reader.decode("U000GOLDEN", data).obj) == expected

@@ -27,14 +27,17 @@ HERE = Path(__file__).parent
 #: A key for golden payloads only. Never use it for anything else.
 GOLDEN_KEY = "Z29sZGVuLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMiE="
 GOLDEN_NAMESPACE = "golden:"
+#: The head of the stored keys format-3 payloads are bound to (a backend with prefix "golden").
+GOLDEN_HEAD = "golden\x1f"
 
 
-def golden_codec(*, compress: bool, encrypt: bool) -> Codec:
-    return Codec(
+def golden_codec(*, compress: bool, encrypt: bool, bound: bool = False) -> Codec:
+    codec = Codec(
         compression=ZstdStage(threshold=0) if compress else None,
         encryption=AesGcmStage([GOLDEN_KEY]) if encrypt else None,
         namespace=GOLDEN_NAMESPACE,
     )
+    return codec.bound_to((GOLDEN_HEAD,)) if bound else codec
 
 
 def sample_session() -> EnhancedSessionData:
@@ -96,14 +99,18 @@ def main() -> None:
     typed = sample_session()
     # Byte format 1 (written until issue 13): plain, zstd, and the NUL-joined associated data of
     # aesgcm / zstd_aesgcm, kept as committed. Format 2 (length-prefixed associated data) is what
-    # encrypted payloads are written in now: the "_ad2" names. Plain payloads are still format 1.
-    for name, compress, encrypt in [
-        ("plain", False, False),
-        ("zstd", True, False),
-        ("zstd_aesgcm_ad2", True, True),
-        ("aesgcm_ad2", False, True),
+    # encrypted payloads are written in by a codec bound to no key prefix: the "_ad2" names.
+    # Format 3 (the backend's key prefix bound as well) is what a store over a prefixed backend
+    # writes: the "_ad3" names. Plain payloads are still format 1.
+    for name, compress, encrypt, bound in [
+        ("plain", False, False, False),
+        ("zstd", True, False, False),
+        ("zstd_aesgcm_ad2", True, True, False),
+        ("aesgcm_ad2", False, True, False),
+        ("zstd_aesgcm_ad3", True, True, True),
+        ("aesgcm_ad3", False, True, True),
     ]:
-        codec = golden_codec(compress=compress, encrypt=encrypt)
+        codec = golden_codec(compress=compress, encrypt=encrypt, bound=bound)
         version = _current("dataroom")
         _write(
             f"dataroom_v{version}_{name}", codec.encode("U000GOLDEN", typed), codec.to_data(typed)

@@ -219,7 +219,7 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
         wanted = [validate_key(key) for key in keys]
         if not wanted:
             return {}
-        stored = [self._head + key for key in wanted]
+        stored = [self._namespace.encode(key) for key in wanted]
         values: list[bytes | None] = await self._call("get_many", None, self._run("MGET", *stored))
         found, missed = found_values(wanted, values)
         self._count_read(len(wanted) - missed, missed)
@@ -231,7 +231,8 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
         px = self._px(ttl)
         if not checked:
             return
-        commands = [set_command(self._head + key, value, px) for key, value in checked]
+        encode = self._namespace.encode
+        commands = [set_command(encode(key), value, px) for key, value in checked]
         if self.wait_replicas:
             multi: list[Command] = [(commands[0][0], ("MULTI",)), *commands]
             await self._acked("set_many", None, [*multi, (commands[0][0], ("EXEC",))])
@@ -243,7 +244,7 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
         wanted = [validate_key(key) for key in keys]
         if not wanted:
             return 0
-        stored = [self._head + k for k in wanted]
+        stored = [self._namespace.encode(k) for k in wanted]
         if self.wait_replicas:
             removed = (await self._acked("delete_many", None, [(stored[0], ("UNLINK", *stored))]))[
                 0

@@ -163,7 +163,7 @@ class AsyncRedisBase(AsyncSessionBackend):
 
     def _key(self, key: str) -> str:
         validate_key(key, backend=self._description)
-        return self._head + key
+        return self._namespace.encode(key)
 
     def _px(self, ttl: float | None) -> int | None:
         seconds = effective_ttl(ttl, self.default_ttl)

@@ -240,7 +240,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         wanted = [validate_key(key) for key in keys]  # all checked before any I/O
         if not wanted:
             return {}
-        stored = [self._head + key for key in wanted]
+        stored = [self._namespace.encode(key) for key in wanted]
         values: list[bytes | None] = await self._call(
             "get_many", None, partial(self._get_values, stored)
         )
@@ -264,7 +264,8 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         px = self._px(ttl)
         if not checked:
             return
-        acked = [set_command(self._head + key, value, px) for key, value in checked]
+        encode = self._namespace.encode
+        acked = [set_command(encode(key), value, px) for key, value in checked]
         if self.wait_replicas:
             await whole(lambda: self._acked("set_many", None, acked))
         else:
@@ -279,7 +280,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         wanted = [validate_key(key) for key in keys]  # all checked before any I/O
         if not wanted:
             return 0
-        stored = list(dict.fromkeys(self._head + k for k in wanted))  # once each, as UNLINK
+        stored = list(dict.fromkeys(map(self._namespace.encode, wanted)))  # once each, as UNLINK
         if self.wait_replicas:
             unlinks: list[Command] = [(one, ("UNLINK", one)) for one in stored]
             replies = await whole(lambda: self._acked("delete_many", None, unlinks))

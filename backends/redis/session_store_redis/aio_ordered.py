@@ -53,7 +53,6 @@ class _Host(Protocol):
     _stream_config: RedisConfig | None
     _namespace: Namespace
     _description: str
-    _head: str
 
     @property
     def driver(self) -> Driver: ...
@@ -103,7 +102,7 @@ class AsyncOrderedWrites:
             from session_store.aio.tiered_writes import write_if_newer_cas
 
             return await write_if_newer_cas(self, key, value, ttl)  # type: ignore[arg-type]
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         args: list[object] = [value, self._px(ttl) or 0, head, start + 1, end]
         run = SET_IF_NEWER_SHA, SET_IF_NEWER_SCRIPT, stored, args
         written = await self._call("set_if_newer", key, lambda: _script(self, *run), retry=False)
@@ -131,7 +130,7 @@ class AsyncOrderedWrites:
 
             written = await write_after_cas(self, key, value, ttl)  # type: ignore[arg-type]
             return written[start:end]
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         args: list[object] = [value, self._px(ttl) or 0, head, start + 1, end, clock_end]
         run = SET_AFTER_SHA, SET_AFTER_SCRIPT, stored, args
         version = await self._call("set_after", key, lambda: _script(self, *run), retry=False)

@@ -182,7 +182,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
             ):
                 return False
             return self._set_if(key, value, None if read is None else read.token, ttl)
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         px = self._px(ttl)
         script = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA
         layout = head, start, end
@@ -217,7 +217,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
             from session_store.tiered.writes import write_after_cas
 
             return write_after_cas(self, key, value, ttl)[start:end]
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         px = self._px(ttl)
         layout = head, start, end, clock_end
         version = self._staged(
@@ -276,7 +276,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
     def _get_versioned(self, key: str) -> Versioned | None:
         # base's, with the first attempt's GET sent directly (commands.direct_get): the read
         # of every web request that uses its session
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         try:
             value = direct_get(self._client, stored)
             failure: BaseException | None = None
@@ -339,8 +339,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
         wanted = [validate_key(key) for key in keys]  # all checked before any I/O
         if not wanted:
             return 0
-        head = self._head
-        stored = [head + k for k in wanted]
+        stored = [self._namespace.encode(k) for k in wanted]
         if self.wait_replicas:
             removed = self._write_acked("delete_many", None, [(stored[0], ("UNLINK", *stored))])[0]
         else:

@@ -226,7 +226,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
         return self._get(key)
 
     def _get(self, key: str) -> bytes | None:
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         try:
             value: bytes | None = self._client.get(stored)  # type: ignore[assignment]
             failure: BaseException | None = None
@@ -248,7 +248,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
 
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = self._default_px if ttl is None else self._px(ttl)
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         if self.wait_replicas:
             self._write_acked("set", key, [set_command(stored, value, px)])
             self._count("writes")
@@ -269,7 +269,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
         return self._delete(validate_key(key))
 
     def _delete(self, key: str) -> bool:
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         if self.wait_replicas:
             removed = self._write_acked("delete", key, [(stored, ("UNLINK", stored))])[0]
         else:
@@ -282,7 +282,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
         return self._touch(validate_key(key), normalize_ttl(ttl))
 
     def _touch(self, key: str, ttl: float | None = None) -> bool:
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         px = self._px(ttl)
         if self.wait_replicas:
             commands: list[Command]
@@ -306,14 +306,14 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
         return self._ttl(validate_key(key))
 
     def _ttl(self, key: str) -> float | None:
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         return seconds_left(cast("int", self._call("ttl", key, self._client.pttl, stored)))
 
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         return self._get_with_ttl(validate_key(key))
 
     def _get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         value, pttl = self._call("get_with_ttl", key, self._get_with_pttl, stored)
         left = seconds_left(pttl)
         if value is None or left is None:
@@ -339,7 +339,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
         return self._get_versioned(validate_key(key))
 
     def _get_versioned(self, key: str) -> Versioned | None:
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         try:  # the first attempt inlined, as in get
             value: bytes | None = self._client.get(stored)  # type: ignore[assignment]
             failure: BaseException | None = None
@@ -367,7 +367,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
         happened, and only the caller can decide what to do about that. A connection failure is
         :class:`~session_store.errors.BackendUnavailableError`.
         """
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         px = self._default_px if ttl is None else self._px(ttl)
         if token is not None and not is_token(token):
             return False  # a token from another backend never matches

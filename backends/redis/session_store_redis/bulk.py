@@ -24,10 +24,8 @@ class SyncBulk(RedisBackendBase[ClientT]):
         wanted = [validate_key(key) for key in keys]  # all checked before any I/O
         if not wanted:
             return {}
-        head = self._head
-        values: Sequence[bytes | None] = self._call(
-            "get_many", None, self._get_values, [head + key for key in wanted]
-        )
+        stored = [self._namespace.encode(key) for key in wanted]
+        values: Sequence[bytes | None] = self._call("get_many", None, self._get_values, stored)
         found, missed = found_values(wanted, values)
         self._count_read(len(wanted) - missed, missed)
         return found
@@ -42,18 +40,18 @@ class SyncBulk(RedisBackendBase[ClientT]):
         px = self._px(normalize_ttl(ttl))
         if not checked:
             return
+        encode = self._namespace.encode  # every stored key made before any I/O
+        stored = [(encode(key), value) for key, value in checked]
         if self.wait_replicas:
-            head = self._head
-            commands = [set_command(head + key, value, px) for key, value in checked]
+            commands = [set_command(skey, value, px) for skey, value in stored]
             self._write_acked("set_many", None, commands)
         else:
-            self._call("set_many", None, self._set_all, checked, px)
+            self._call("set_many", None, self._set_all, stored, px)
         self.counters.add("writes", len(checked))
 
-    def _set_all(self, items: list[tuple[str, bytes]], px: int | None) -> list[Any]:
+    def _set_all(self, stored: list[tuple[str, bytes]], px: int | None) -> list[Any]:
         # one round trip (one per node), not atomic; the cluster client's is untyped
         pipe = self._client.pipeline(transaction=False)  # type: ignore[no-untyped-call,unused-ignore]
-        head = self._head
-        for key, value in items:
-            pipe.set(head + key, value, px=px)
+        for skey, value in stored:
+            pipe.set(skey, value, px=px)
         return list(pipe.execute())

@@ -40,7 +40,7 @@ class ClusterBulk(SyncBulk[RedisCluster]):
         wanted = [validate_key(key) for key in keys]  # all checked before any I/O
         if not wanted:
             return 0
-        stored = list(dict.fromkeys(self._head + k for k in wanted))  # once each, as UNLINK
+        stored = list(dict.fromkeys(map(self._namespace.encode, wanted)))  # once each, as UNLINK
         if self.wait_replicas:
             commands = [(one, ("UNLINK", one)) for one in stored]
             removed = sum(int(n) for n in self._write_acked("delete_many", None, commands))

@@ -30,6 +30,7 @@ from redis.exceptions import NoScriptError
 from session_store.unchecked import checked
 
 if TYPE_CHECKING:
+    from session_store.keys import Namespace
     from session_store_redis.aio_driver import Driver
     from session_store_redis.commands import Command
 
@@ -72,7 +73,7 @@ class ConditionalTouch:
 
     if TYPE_CHECKING:  # provided by RedisBackendBase
         wait_replicas: int
-        _head: str
+        _namespace: Namespace
         _client: Any
 
         def _px(self, ttl: float | None) -> int | None: ...
@@ -85,7 +86,7 @@ class ConditionalTouch:
 
     def _touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
         """Restart the expiry of ``key`` only if its value begins with ``head`` (one script)."""
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         args = touch_if_args(head, self._px(ttl))
         if self.wait_replicas:
             command = (stored, ("EVAL", TOUCH_IF_SCRIPT, 1, stored, *args))
@@ -108,7 +109,7 @@ class AsyncConditionalTouch:
 
     if TYPE_CHECKING:  # provided by AsyncRedisBase
         wait_replicas: int
-        _head: str
+        _namespace: Namespace
 
         @property
         def driver(self) -> Driver: ...
@@ -127,7 +128,7 @@ class AsyncConditionalTouch:
 
     async def _touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
         """Restart the expiry of ``key`` only if its value begins with ``head`` (one script)."""
-        stored = self._head + key
+        stored = self._namespace.encode(key)
         args = touch_if_args(head, self._px(ttl))
         if self.wait_replicas:
             command = (stored, ("EVAL", TOUCH_IF_SCRIPT, 1, stored, *args))
