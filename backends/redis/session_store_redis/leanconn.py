@@ -352,10 +352,12 @@ class LeanRedis:
         with self._lock:
             self._generation += 1
             idle, self._idle = self._idle, []
-            self._opened -= len(idle)
-            self._lock.notify_all()
-        for connection in idle:
-            connection.disconnect()
+        while True:  # one at a time: a thread may be popping from the same list
+            try:
+                connection = idle.pop()
+            except IndexError:
+                return
+            self._drop(connection)
 
 
 def _keepalive_options(given: object) -> dict[int, int]:

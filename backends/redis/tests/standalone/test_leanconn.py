@@ -334,3 +334,23 @@ def test_credentials_and_database_are_sent_and_a_wrong_password_is_refused(
         with pytest.raises(BackendError, match="credentials") as raised:
             backend.get_versioned("k")
         assert "nope" not in str(raised.value)
+
+
+def test_close_closes_the_lean_connections(server: RedisServer, admin: redis.Redis) -> None:
+    """Idle ones at once, one in use when it comes back; the server sees them go."""
+    clients = int(admin.info("clients")["connected_clients"])
+    backend = RedisBackend.from_url(server.url_for(prefix="lean"), retries=0)
+    lean = backend._lean
+    assert lean is not None
+    backend.get_versioned("k")  # opens one, back in the pool
+    held = lean.get_connection()
+    held_too = lean.get_connection()  # a second one, opened now
+    lean.release(held_too)
+    assert int(admin.info("clients")["connected_clients"]) == clients + 2
+    backend.close()
+    lean.release(held)
+    deadline = time.monotonic() + 30
+    while int(admin.info("clients")["connected_clients"]) != clients:
+        assert time.monotonic() < deadline, admin.info("clients")
+        time.sleep(0.01)
+    assert lean._opened == 0
