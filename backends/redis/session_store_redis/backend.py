@@ -291,6 +291,13 @@ class RedisBackend(SyncBulk[redis.Redis]):
         self._count("misses" if value is None else "hits")
         return None if value is None else Versioned(value, version_token(value))
 
+    def _touch(self, key: str, ttl: float | None = None) -> bool:
+        # base's, with PEXPIRE sent by the lean client: a read-only web request's sliding expiry
+        lean, px = self._lean, self._px(ttl)
+        if lean is None or px is None or self.wait_replicas:
+            return super()._touch(key, ttl)
+        return bool(self._call("touch", key, lean.call, "PEXPIRE", self._head + key, px))
+
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
 

@@ -160,7 +160,8 @@ class LeanRedis:
         hello: list[bytes] = []
         password, username = kwargs.get("password"), kwargs.get("username")
         if password or username:
-            auth = ("AUTH", username, password or "") if username else ("AUTH", password)
+            secret = str(password or "")
+            auth = ("AUTH", str(username), secret) if username else ("AUTH", secret)
             hello.append(_pack(auth))
         if kwargs.get("client_name"):
             hello.append(_pack(("CLIENT", "SETNAME", kwargs["client_name"])))
@@ -213,13 +214,22 @@ class LeanRedis:
 
     # -- the hot read --------------------------------------------------------------------------
     def get(self, stored: str) -> bytes | None:
-        """``GET stored``, with redis-py's errors; a connection that failed is closed, one
-        that answered with an error reply is in step and goes back to the pool."""
+        """``GET stored``."""
         key = stored.encode()
+        value: bytes | None = self._run(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+        return value
+
+    def call(self, *args: bytes | str | int) -> Any:
+        """One command's reply (``PEXPIRE ...``)."""
+        return self._run(_pack(args))
+
+    def _run(self, packed: bytes) -> Any:
+        """The reply to one packed command, with redis-py's errors; a connection that failed
+        is closed, one that answered with an error reply is in step and goes back to the pool."""
         connection = self.get_connection()
         try:
-            connection.send_packed_command((b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key),))
-            value: bytes | None = connection.read_response()
+            connection.send_packed_command((packed,))
+            reply = connection.read_response()
         except rexc.ResponseError:
             raise  # the reply was read: the connection is in step
         except BaseException:
@@ -227,7 +237,7 @@ class LeanRedis:
             raise
         finally:
             self.release(connection)
-        return value
+        return reply
 
     # -- the pool ------------------------------------------------------------------------------
     def get_connection(self) -> LeanConnection:
@@ -370,7 +380,7 @@ def _keepalive_options(given: object) -> dict[int, int]:
     return dict(get_default_socket_keepalive_options())
 
 
-def _pack(args: tuple[Any, ...]) -> bytes:
+def _pack(args: tuple[bytes | str | int, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()

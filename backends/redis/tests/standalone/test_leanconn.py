@@ -64,8 +64,16 @@ def test_the_web_read_and_write_run_on_one_pooled_lean_connection(
             _write(backend, "k", VALUE + b"%d" % n)
         found = backend.get_versioned("k")
         assert found is not None and found.value == VALUE + b"4"
-        # ten reads and four compare-and-sets on one lean connection; the redis-py pool
-        # connected once, for the first write (SET NX, which it sends)
+        # a read-only request's sliding expiry
+        assert backend.touch("k", 5000)
+        assert 4990 < admin.pttl(backend.namespace.encode("k")) / 1000 <= 5000
+        assert not backend.touch("absent", 5000)
+        (connection,) = backend._lean._idle  # the last command on it was that PEXPIRE
+        port = connection._sock.getsockname()[1]
+        last = {c["addr"]: c["cmd"] for c in admin.client_list()}
+        assert last[f"127.0.0.1:{port}"] == "pexpire", last
+        # six reads, four compare-and-sets and two touches on one lean connection; the
+        # redis-py pool connected once, for the first write (SET NX, which it sends)
         assert _connections(admin) - before == 2
         assert backend._lean._opened == 1
 
