@@ -538,11 +538,12 @@ def _plot(
 
 def only(framework: str, rounds: int, seconds: float = 2.0) -> list[str]:
     """One framework's pairs (``--only``), one line each: the median requests/s ratio with the
-    middle half of the rounds' ratios, and the server CPU ratio; nothing is written."""
+    middle half of the rounds' ratios, and the server CPU ratio; nothing is written. Flask's
+    second pair is ours against ours on redis-py's pool (the lean client switched off)."""
     from session_store_redis.testing import RedisServer
 
     pairs = {
-        "flask": [("ours", "flask-session")],
+        "flask": [("ours", "flask-session"), ("ours", "ours-redis-py")],
         "starlette": [("ours-autoload", "starsessions"), ("ours", "starsessions")],
     }[framework]
     server = RedisServer(directory=Path(tempfile.mkdtemp(prefix="bench-web-"))).start()
