@@ -78,17 +78,23 @@ end
 
 # -- the apps (built in the server processes, from the environment) -----------------------------
 def make_flask() -> Any:
-    """The Flask app for ``BENCH_KIND`` = ``ours`` | ``flask-session`` over ``BENCH_REDIS_URL``."""
+    """The Flask app for ``BENCH_KIND`` = ``ours`` | ``flask-session`` over ``BENCH_REDIS_URL``
+    (``ours-redis-py``: ours with its Redis calls on redis-py's pool, not the lean client of
+    :mod:`session_store_redis.leanconn`, for :mod:`benchmarks.web_profile`'s before/after)."""
     from flask import Flask, session
 
     app = Flask(__name__)
     app.secret_key = "bench"
     url = os.environ["BENCH_REDIS_URL"]
-    if os.environ["BENCH_KIND"] == "ours":
+    kind = os.environ["BENCH_KIND"]
+    if kind.startswith("ours"):
         from session_store.flask import SessionStoreInterface
 
         app.config["SESSION_STORE_URL"] = url + "?prefix=ours:"
-        SessionStoreInterface.init_app(app)
+        interface = SessionStoreInterface.init_app(app)
+        if kind == "ours-redis-py":  # (web_profile's "before": the lean client switched off)
+            assert interface.store is not None
+            interface.store.backend._lean = None  # type: ignore[attr-defined]
     else:
         import redis
         from flask_session import Session  # type: ignore[import-untyped]
@@ -532,11 +538,12 @@ def _plot(
 
 def only(framework: str, rounds: int, seconds: float = 2.0) -> list[str]:
     """One framework's pairs (``--only``), one line each: the median requests/s ratio with the
-    middle half of the rounds' ratios, and the server CPU ratio; nothing is written."""
+    middle half of the rounds' ratios, and the server CPU ratio; nothing is written. Flask's
+    second pair is ours against ours on redis-py's pool (the lean client switched off)."""
     from session_store_redis.testing import RedisServer
 
     pairs = {
-        "flask": [("ours", "flask-session")],
+        "flask": [("ours", "flask-session"), ("ours", "ours-redis-py")],
         "starlette": [("ours-autoload", "starsessions"), ("ours", "starsessions")],
     }[framework]
     server = RedisServer(directory=Path(tempfile.mkdtemp(prefix="bench-web-"))).start()

@@ -15,11 +15,17 @@ a free loopback port. Three views:
   ``PYTHONHASHSEED``, so two runs of the same code agree to the instruction). Unlike time,
   the count does not move with what else the machine runs: use it to compare changes.
 * ``--profile``: the top of a cProfile run of each.
+* ``--calls``: the client's cost of each Redis call a request makes (the backend's
+  ``get_versioned`` and ``set_if`` of a 2 KB session) on the lean client
+  (:mod:`session_store_redis.leanconn`) and on redis-py's pool (the lean client switched
+  off: what ran before it), CPU microseconds per call in alternating rounds; with
+  ``--instructions``, instructions per call (callgrind, 2,000 calls less 500).
 
-Run: ``python -m benchmarks.web_profile [--framework flask|starlette] [--instructions]
-[--profile] [--requests N]``. Starlette's app (``bench_web.make_starlette``: ours as the drop-in,
-ours with ``autoload=True``, starsessions) is called through its ASGI entry point on one event
-loop kept for the run, as uvicorn's is.
+Flask's contenders are ours, ours on redis-py's pool (``ours-redis-py``: before the lean
+client) and Flask-Session. Run: ``python -m benchmarks.web_profile [--framework
+flask|starlette] [--instructions] [--profile] [--calls] [--requests N]``. Starlette's app
+(``bench_web.make_starlette``: ours as the drop-in, ours with ``autoload=True``, starsessions)
+is called through its ASGI entry point on one event loop kept for the run, as uvicorn's is.
 """
 
 from __future__ import annotations
@@ -39,11 +45,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_web import ROOT, make_flask, make_starlette
+from benchmarks.bench_web import BLOB, ROOT, make_flask, make_starlette
 
 #: The contenders of each framework (``--framework``): ours first, then the peer.
 FRAMEWORKS = {
-    "flask": ("ours", "flask-session"),
+    "flask": ("ours", "ours-redis-py", "flask-session"),
     "starlette": ("ours", "ours-autoload", "starsessions"),
 }
 Request = Callable[[str | None], str | None]
@@ -194,7 +200,11 @@ def _redis_cpu(server: Any) -> float:
 
 
 def _child(framework: str, kind: str, requests: int, redis_url: str) -> None:
-    """In a process run under valgrind: ``requests`` requests of ``kind``."""
+    """In a process run under valgrind: ``requests`` requests of ``kind`` (framework
+    ``calls``: ``requests`` calls of the :data:`CALLS` contender ``kind``)."""
+    if framework == "calls":
+        call_loop(kind, redis_url)(requests)
+        return
     request, cookie = contender(kind, redis_url, warm_up=50, framework=framework)
     for _ in range(requests):
         request(cookie)
@@ -234,6 +244,74 @@ def count_instructions(server: Any, framework: str) -> None:
         print(f"instructions {peer} / {kind}: {per_request[peer] / per_request[kind]:.2f}")
 
 
+# -- the client's cost per Redis call ------------------------------------------------------------
+#: ``--calls``' contenders: (backend method, lean client on).
+CALLS = {
+    "get_versioned, redis-py pool": ("get_versioned", False),
+    "get_versioned, lean": ("get_versioned", True),
+    "set_if, redis-py pool": ("set_if", False),
+    "set_if, lean": ("set_if", True),
+}
+
+
+def call_loop(name: str, redis_url: str) -> Callable[[int], None]:
+    """A function making ``n`` calls of contender ``name`` (:data:`CALLS`) on a backend of its
+    own: a read of, or a compare-and-set rewriting, a 2 KB session stored first (the same
+    bytes each time, so the token stays valid and every write lands)."""
+    from session_store_redis import RedisBackend
+
+    method, lean = CALLS[name]
+    backend = RedisBackend.from_url(f"{redis_url}?prefix=calls-{method}:", retries=0)
+    if not lean:
+        backend._lean = None  # what ran before the lean client
+    value = BLOB.encode()
+    backend.set("k", value)
+    found = backend.get_versioned("k")
+    assert found is not None
+    token = found.token
+    get_versioned, set_if = backend.get_versioned, backend.set_if
+
+    def run(n: int) -> None:
+        if method == "get_versioned":
+            for _ in range(n):
+                get_versioned("k")
+        else:
+            for _ in range(n):
+                if not set_if("k", value, token):
+                    raise RuntimeError("the compare-and-set did not land")
+
+    run(200)  # warm-up (connections open)
+    return run
+
+
+def call_costs(server: Any, rounds: int = 10, calls: int = 2000) -> None:
+    """CPU microseconds per call of each :data:`CALLS` contender, alternating rounds."""
+    loops = {name: call_loop(name, server.url_for()) for name in CALLS}
+    cpu: dict[str, list[float]] = {name: [] for name in CALLS}
+    for index in range(rounds):
+        for name in CALLS if index % 2 == 0 else list(CALLS)[::-1]:
+            began = time.process_time()
+            loops[name](calls)
+            cpu[name].append((time.process_time() - began) / calls * 1e6)
+    for name in CALLS:
+        print(f"{name:30s} CPU {statistics.median(cpu[name]):6.1f} us/call")
+    for method in ("get_versioned", "set_if"):
+        before, after = cpu[f"{method}, redis-py pool"], cpu[f"{method}, lean"]
+        ratio = statistics.median(a / b for a, b in zip(after, before, strict=True))
+        print(f"CPU {method} lean / redis-py pool: {ratio:.2f}")
+
+
+def count_call_instructions(server: Any) -> None:
+    """Instructions per call of each :data:`CALLS` contender (2,000 calls less 500)."""
+    if shutil.which("valgrind") is None:
+        print("--instructions needs valgrind")
+        return
+    for name in CALLS:
+        many = instructions(server.url_for(), "calls", name, 2000)
+        few = instructions(server.url_for(), "calls", name, 500)
+        print(f"{name:30s} {(many - few) / 1500 / 1e3:7.1f} k instructions/call", flush=True)
+
+
 def profile(server: Any, requests: int, framework: str) -> None:
     """The top of a cProfile run of each contender."""
     for kind in FRAMEWORKS[framework]:
@@ -259,7 +337,12 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"--framework: one of {', '.join(FRAMEWORKS)}")
     server = RedisServer(directory=Path(tempfile.mkdtemp(prefix="web-profile-"))).start()
     try:
-        if "--instructions" in argv:
+        if "--calls" in argv:
+            if "--instructions" in argv:
+                count_call_instructions(server)
+            else:
+                call_costs(server)
+        elif "--instructions" in argv:
             count_instructions(server, framework)
         elif "--profile" in argv:
             profile(server, requests, framework)

@@ -46,6 +46,7 @@ from session_store_redis.commands import (
 )
 from session_store_redis.config import DEFAULT_PREFIX, backend_options, parse_config
 from session_store_redis.invalidation import InvalidationStream
+from session_store_redis.leanconn import LeanRedis
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, version_token
@@ -133,6 +134,8 @@ class RedisBackend(SyncBulk[redis.Redis]):
         self._set_after_script = client.register_script(SET_AFTER_SCRIPT)
         self._staging = staging_key(self._head)  # the staged ordered writes' (scripts.py)
         self._stage = True  # until the server's ACL refuses a staged write's commands
+        # the web request's GET and staged compare-and-set, when it reproduces the client
+        self._lean = LeanRedis.of(client)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -249,7 +252,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
         if not (self._stage and can_stage(self._client, value, layout)):
             return None
         run = (*script, stored, self._staging, value, px)
-        reply = self._call_once(what, key, staged_write, self._client, *run)
+        reply = self._call_once(what, key, staged_write, self._lean or self._client, *run)
         if reply is REFUSED:
             self._refused()
             return None
@@ -274,11 +277,12 @@ class RedisBackend(SyncBulk[redis.Redis]):
 
     # -- hooks ---------------------------------------------------------------------------------
     def _get_versioned(self, key: str) -> Versioned | None:
-        # base's, with the first attempt's GET sent directly (commands.direct_get): the read
-        # of every web request that uses its session
+        # base's, with the first attempt's GET sent by the lean client (leanconn), else
+        # directly (commands.direct_get): the read of every web request that uses its session
         stored = self._namespace.encode(key)
+        lean = self._lean
         try:
-            value = direct_get(self._client, stored)
+            value = lean.get(stored) if lean is not None else direct_get(self._client, stored)
             failure: BaseException | None = None
         except self._FAILURES as exc:
             failure = exc
@@ -286,6 +290,13 @@ class RedisBackend(SyncBulk[redis.Redis]):
             value = self._retry(failure, "get_versioned", key, self._client.get, stored)
         self._count("misses" if value is None else "hits")
         return None if value is None else Versioned(value, version_token(value))
+
+    def _touch(self, key: str, ttl: float | None = None) -> bool:
+        # base's, with PEXPIRE sent by the lean client: a read-only web request's sliding expiry
+        lean, px = self._lean, self._px(ttl)
+        if lean is None or px is None or self.wait_replicas:
+            return super()._touch(key, ttl)
+        return bool(self._call("touch", key, lean.call, "PEXPIRE", self._namespace.encode(key), px))
 
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
@@ -296,7 +307,8 @@ class RedisBackend(SyncBulk[redis.Redis]):
         client = self._client
         if self._stage and can_stage(client, value, ()):  # the value not through Lua (scripts.py)
             run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, stored, self._staging, value, px
-            written = staged_write(client, *run, staged_cas_args(token))
+            lean: Any = self._lean  # (staged_write asks of it what it asks of a redis.Redis)
+            written = staged_write(lean or client, *run, staged_cas_args(token))
             if written is not REFUSED:
                 return written
             self._refused()
@@ -355,6 +367,8 @@ class RedisBackend(SyncBulk[redis.Redis]):
             if self._closed:
                 return
             self._closed = True
+        if self._lean is not None:  # always this backend's own
+            self._lean.close()
         if self._owns_client:
             self._client.close()
             self._client.connection_pool.disconnect()
