@@ -229,6 +229,7 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
             return head
         value: bytes | None = self.get(key)
         return value
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Run the reads inside in one read transaction: one consistent state, no write lock.
