@@ -17,13 +17,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import cached_property, partial
 from operator import methodcaller
+from time import perf_counter
 from typing import Any, TypeVar
 
 from session_store.backend import SessionBackend
 from session_store.backend_base import trusted
 from session_store.errors import BackendUnavailableError
-from session_store.tiered import read_steps, steps
+from session_store.tiered import read_steps, steps, writes
 from session_store.tiered.core import (
     DEFAULT_MAX_STALENESS,
     DEFAULT_RETRY_AFTER,
@@ -62,6 +64,11 @@ class TieredBase(ChainCore, SessionBackend):  # type: ignore[override]
     _GET_IS_HIT_PATH = True
     tiers: tuple[SessionBackend, ...]
     counters: ChainCounters
+
+    @cached_property
+    def _bound(self) -> dict[tuple[int, str], Callable[..., Any]]:
+        """The ordered writes of :class:`OnTier` steps, bound per ``(tier index, name)``."""
+        return {}
 
     def _reset_replay(self) -> None:
         self._replay_lock = threading.Lock()
@@ -134,6 +141,23 @@ class TieredBase(ChainCore, SessionBackend):  # type: ignore[override]
                 send = sequence.send
 
     def _step(self, step: Step) -> Any:
+        if type(step) is OnTier:  # (every write's path: :meth:`_call`, inlined)
+            index = step.tier
+            health = self.breakers.health[index]
+            if health.down_since is not None and not step.force and self.breakers.skips(index):
+                return self._skipped(index)
+            bound = self._bound.get((index, step.fn))
+            if bound is None:
+                bound = self._bind(index, step.fn)
+            start = perf_counter()
+            try:
+                result = bound(*step.args)
+            except BackendUnavailableError as exc:
+                return self._unavailable(index, exc, start, step.what, None)
+            self.tiers[index].counters.observe(step.what, perf_counter() - start)
+            if health.down_since is not None:  # it was down: it is up now
+                self._mark_up(index)
+            return result
         helper = _HELPERS.get(step.fn)
         args = step.args
         call: Callable[[SessionBackend], Any]
@@ -142,9 +166,18 @@ class TieredBase(ChainCore, SessionBackend):  # type: ignore[override]
             call = lambda t: method(trusted(t))  # noqa: E731
         else:
             call = lambda t: helper(t, *args)  # noqa: E731
-        if type(step) is OnTier:
-            return self._call(step.tier, call, step.what, force=step.force)
         if type(step) is OnArbiter:
             return self._arbitrate(call, step.what, step.key)
         assert type(step) is Direct
         return call(self.tiers[step.tier])
+
+    def _bind(self, index: int, fn: str) -> Callable[..., Any]:
+        """What an :class:`OnTier` step naming ``fn`` calls on tier ``index``: an ordered write
+        bound once (:func:`~.writes.bound`), or the tier method, looked up on every call."""
+        if fn in ORDERED_WRITES:
+            bound = self._bound[index, fn] = writes.bound(fn, self.tiers[index])
+            return bound
+        if fn in _HELPERS:
+            return partial(_HELPERS[fn], self.tiers[index])
+        tier = self.tiers[index]
+        return lambda *args: getattr(trusted(tier), fn)(*args)

@@ -18,6 +18,7 @@ compare-and-set: read the version, compare, ``set_if`` against what was read, ag
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from session_store.backend import SessionBackend
@@ -28,6 +29,7 @@ from session_store.tiered.cas_steps import TierSteps, place
 
 __all__ = [
     "ORDERED_WRITES",
+    "bound",
     "bump",
     "holds_newer",
     "placed_after",
@@ -167,6 +169,42 @@ def run_on(tier: SessionBackend, sequence: TierSteps) -> bool | bytes:
 
 def _place(tier: SessionBackend, *args: Any) -> bool | bytes:
     return run_on(tier, place(*args))
+
+
+def bound(name: str, tier: SessionBackend) -> Callable[..., Any]:
+    """The ordered write ``name`` of :data:`ORDERED_WRITES` on ``tier``, as a callable taking
+    the rest of its arguments, with the tier's own method looked up once: what a chain calls
+    for every save (:func:`write_after` and :func:`write_if_newer` without their lookup)."""
+    if name == "write_after":
+        after = _ordered(tier, "set_after")
+        if after is not None:
+
+            def write_after_on(key: str, data: bytes, ttl: float | None) -> bytes:
+                stored = after(
+                    key,
+                    data,
+                    ttl,
+                    head=_HEAD,
+                    start=VERSION_START,
+                    end=VERSION_END,
+                    clock_end=CLOCK_END,
+                )
+                if stored == data[VERSION_START:VERSION_END]:
+                    return data
+                return with_version(data, stored)
+
+            return write_after_on
+    elif name == "write_if_newer":
+        ordered = _ordered(tier, "set_if_newer")
+        if ordered is not None:
+
+            def write_if_newer_on(key: str, data: bytes, ttl: float | None) -> bool:
+                return bool(
+                    ordered(key, data, ttl, head=_HEAD, start=VERSION_START, end=VERSION_END)
+                )
+
+            return write_if_newer_on
+    return partial(ORDERED_WRITES[name], tier)
 
 
 #: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their sync form

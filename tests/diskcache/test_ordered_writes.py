@@ -127,3 +127,27 @@ def test_ordered_writes_check_their_arguments_before_any_io(
         disk.set(key, value, ttl)
     with pytest.raises(BackendError):  # what the same call with good arguments meets
         disk.set_if_newer("k", b"v", None, **ORDER)
+
+
+@pytest.mark.parametrize("policy", ["least-recently-stored", "least-recently-used"])
+@pytest.mark.parametrize("size", [10, 40_000])  # a row's value, or a value file (>= 32 KiB)
+def test_ordered_writes_decide_as_the_generic_path_on_every_kind_of_row(
+    tmp_path: Path, policy: str, size: int
+) -> None:
+    """The ordered writes read only the frame's head of a row holding bytes; a value kept in
+    a file, and a policy whose reads write, take the full read: every kind decides alike."""
+    disk = DiskcacheBackend(tmp_path / "disk", eviction_policy=policy)
+    reference = MemoryBackend()
+    try:
+        for new, clock, node in [(1, 5, 1), (0, 4, 2), (0, 5, 1), (1, 3, 0), (0, 9, 0), (1, 9, 0)]:
+            data = _frame(clock, node, bytes([clock]) * size, False)
+            if new:
+                stored = disk.set_after("k", data, None, clock_end=CLOCK_END, **ORDER)
+                expected = write_after_cas(reference, "k", data, None)[VERSION_START:VERSION_END]
+                assert stored == expected
+            else:
+                wrote = disk.set_if_newer("k", data, None, **ORDER)
+                assert wrote == write_if_newer(reference, "k", data, None)
+            assert disk.get("k") == reference.get("k")
+    finally:
+        disk.close()

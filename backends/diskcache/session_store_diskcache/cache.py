@@ -39,11 +39,13 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import diskcache
+from diskcache.core import MODE_RAW
 
 from session_store.errors import ConfigurationError
 from session_store_diskcache.disk import SafeDisk
@@ -63,6 +65,12 @@ _EVICTIONS_KEY = "session_store_evictions"
 _ADD_EVICTIONS = "UPDATE Settings SET value = value + ? WHERE key = ?"
 _READ_EVICTIONS = "SELECT value FROM Settings WHERE key = ?"
 _CREATE_EVICTIONS = "INSERT OR IGNORE INTO Settings VALUES (?, 0)"
+
+# The mode and first bytes of a live text key's row (an ordered write compares only a head).
+_HEAD = (
+    "SELECT mode, substr(value, 1, ?) FROM Cache"
+    " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
+)
 
 # Live text keys in [low, high), after the last key of the previous page, in key order.
 _SCAN_PAGE = (
@@ -202,7 +210,26 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
             if name is not None:
                 self._disk.remove(name)
 
+    def write_transaction(self) -> AbstractContextManager[Any]:
+        """``transact()`` without its wrapper: one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (or the
+        enclosing one), the replaced files removed after the outermost commit."""
+        return self._transact()
+
     # -- reads ----------------------------------------------------------------------------------
+    def head(self, key: str, length: int) -> bytes | None:
+        """The first ``length`` bytes of ``key``'s live value (``None``: none), inside the
+        caller's transaction: one SELECT, the value not copied whole. A row this cannot answer
+        for exactly as :meth:`get` would (held in a file, or not bytes: refused by
+        :class:`SafeDisk`) is read with :meth:`get`, which reads or refuses it as always."""
+        rows = self._sql(_HEAD, (length, key, time.time())).fetchall()
+        if not rows:
+            return None
+        ((mode, head),) = rows
+        if mode == MODE_RAW and type(head) is bytes:
+            return head
+        value: bytes | None = self.get(key)
+        return value
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Run the reads inside in one read transaction: one consistent state, no write lock.

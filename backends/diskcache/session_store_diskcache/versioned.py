@@ -36,6 +36,7 @@ class VersionedWrites:
         counters: Counters
         namespace: Namespace
         _description: str
+        _reads_write: bool
 
         def describe(self) -> str: ...
         def _expire(self, ttl: float | None) -> float | None: ...
@@ -86,7 +87,7 @@ class VersionedWrites:
         def replace(current: bytes | None) -> bytes | None:
             return None if _at_least(current, value, head, start, end) else value
 
-        return self._replace("set_if_newer", key, ttl, replace) is not None
+        return self._replace("set_if_newer", key, ttl, replace, end) is not None
 
     set_if_newer = checked(_set_if_newer)
 
@@ -113,7 +114,7 @@ class VersionedWrites:
             clock = (int.from_bytes(current[start:clock_end], "big") + 1) % (1 << (8 * width))
             return value[:start] + clock.to_bytes(width, "big") + value[clock_end:]
 
-        written = self._replace("set_after", key, ttl, replace)
+        written = self._replace("set_after", key, ttl, replace, end)
         assert written is not None  # replace always writes
         return written[start:end]
 
@@ -140,13 +141,21 @@ class VersionedWrites:
         key: str,
         ttl: float | None,
         replace: Callable[[bytes | None], bytes | None],
+        head: int = 0,
     ) -> bytes | None:
         """In one transaction, read ``key``'s current value and store what ``replace`` makes of
-        it (``None``: keep it); what was stored, counted as a write."""
+        it (``None``: keep it); what was stored, counted as a write. ``head``: ``replace``
+        looks only at the first ``head`` bytes (an ordered write's frame), so only they are
+        read (:meth:`SessionCache.head`), unless reads write (an eviction policy that records
+        accesses reads in full, as :meth:`get` does)."""
         stored = self.namespace.encode(key)
         expire = self._expire(ttl)
-        with self._io(action, key) as cache, cache.transact():
-            written = replace(cache.get(stored))
+        with self._io(action, key) as cache, cache.write_transaction():
+            if head and not self._reads_write:
+                current = cache.head(stored, head)
+            else:
+                current = cache.get(stored)
+            written = replace(current)
             if written is not None:
                 cache.set(stored, written, expire=expire)
         if written is not None:
