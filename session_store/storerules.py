@@ -315,9 +315,10 @@ class StoreRules(Generic[T, B]):
         """What an ``update`` that replaces the stored ``replaced`` stores for ``payload``: over
         a backend whose compare-and-set checks a frame's version instead of the payload
         (:func:`checks_versions`), the payload framed with a fresh version, newer than the one
-        replaced, and the write's TTL if it is not the store's; else :meth:`_recorded`. So the
+        replaced, and the write's TTL if it is not the store's; else (and for a codec whose bytes
+        other programs read, ``Codec.foreign_readers``) :meth:`_recorded`. So the
         next ``update`` compares a few bytes, not the session (issue 17)."""
-        if not checks_versions(self.backend):
+        if self.codec.foreign_readers or not checks_versions(self.backend):
             return self._recorded(payload, write_ttl)
         if replaced is not None:
             clock.observe(version_of(replaced))  # a write after a read is newer (stamps)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import attrs
 from cattrs.preconf.orjson import OrjsonConverter
@@ -98,6 +98,10 @@ class Codec:
             does to encrypt them. Off by default: an encrypted store refuses plaintext, which
             anyone able to write to the backend could have forged.
     """
+
+    #: Whether the bytes are meant for readers outside session-store (the plan's JSON during
+    #: a rolling deploy): a store then writes them exactly as encoded, never framed for speed.
+    foreign_readers: ClassVar[bool] = False
 
     def __init__(
         self,

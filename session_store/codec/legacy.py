@@ -76,6 +76,8 @@ class PlanJsonCodec(Codec):
         ConfigurationError: encryption is configured (passed, or ``SESSION_STORE_KEYS`` set).
     """
 
+    foreign_readers = True  # the plan's code reads these bytes from Redis as they are
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.encryption is not None:
