@@ -53,7 +53,7 @@ def write_if_newer(tier: SessionBackend, key: str, data: bytes, ttl: float | Non
     """
     ordered = _ordered(tier, "set_if_newer")
     if ordered is not None:
-        return bool(ordered(key, data, ttl, head=_HEAD, start=VERSION_START, end=VERSION_END))
+        return _if_newer_by(ordered, key, data, ttl)
     calls = trusted(tier)  # the chain checked the key
     for _ in range(_ATTEMPTS):
         read = calls.get_versioned(key)
@@ -99,17 +99,21 @@ def write_after(tier: SessionBackend, key: str, data: bytes, ttl: float | None) 
     """
     after = _ordered(tier, "set_after")
     if after is not None:
-        stored = after(
-            key,
-            data,
-            ttl,
-            head=_HEAD,
-            start=VERSION_START,
-            end=VERSION_END,
-            clock_end=CLOCK_END,
-        )
-        return data if stored == data[VERSION_START:VERSION_END] else with_version(data, stored)
+        return _after_by(after, key, data, ttl)
     return write_after_cas(tier, key, data, ttl)
+
+
+def _after_by(after: Callable[..., Any], key: str, data: bytes, ttl: float | None) -> bytes:
+    """:func:`write_after` through the tier's own ordered write ``after`` (``set_after``)."""
+    stored = after(
+        key, data, ttl, head=_HEAD, start=VERSION_START, end=VERSION_END, clock_end=CLOCK_END
+    )
+    return data if stored == data[VERSION_START:VERSION_END] else with_version(data, stored)
+
+
+def _if_newer_by(ordered: Callable[..., Any], key: str, data: bytes, ttl: float | None) -> bool:
+    """:func:`write_if_newer` through the tier's own ordered write ``ordered``."""
+    return bool(ordered(key, data, ttl, head=_HEAD, start=VERSION_START, end=VERSION_END))
 
 
 #: Each tier's ordered-write method (``None``: it has none), by the tier's id: looked up once
@@ -175,36 +179,19 @@ def bound(name: str, tier: SessionBackend) -> Callable[..., Any]:
     """The ordered write ``name`` of :data:`ORDERED_WRITES` on ``tier``, as a callable taking
     the rest of its arguments, with the tier's own method looked up once: what a chain calls
     for every save (:func:`write_after` and :func:`write_if_newer` without their lookup)."""
-    if name == "write_after":
-        after = _ordered(tier, "set_after")
-        if after is not None:
-
-            def write_after_on(key: str, data: bytes, ttl: float | None) -> bytes:
-                stored = after(
-                    key,
-                    data,
-                    ttl,
-                    head=_HEAD,
-                    start=VERSION_START,
-                    end=VERSION_END,
-                    clock_end=CLOCK_END,
-                )
-                if stored == data[VERSION_START:VERSION_END]:
-                    return data
-                return with_version(data, stored)
-
-            return write_after_on
-    elif name == "write_if_newer":
-        ordered = _ordered(tier, "set_if_newer")
-        if ordered is not None:
-
-            def write_if_newer_on(key: str, data: bytes, ttl: float | None) -> bool:
-                return bool(
-                    ordered(key, data, ttl, head=_HEAD, start=VERSION_START, end=VERSION_END)
-                )
-
-            return write_if_newer_on
+    if name in _OWN_METHOD:
+        method = _ordered(tier, _OWN_METHOD[name])
+        if method is not None:
+            return partial(_WRITE_BY[name], method)
     return partial(ORDERED_WRITES[name], tier)
+
+
+#: The ordered writes a tier may offer itself, and how each is called through that method.
+_OWN_METHOD = {"write_after": "set_after", "write_if_newer": "set_if_newer"}
+_WRITE_BY: dict[str, Callable[..., Any]] = {
+    "write_after": _after_by,
+    "write_if_newer": _if_newer_by,
+}
 
 
 #: The ordered writes a sequence of :mod:`session_store.tiered.steps` names, in their sync form
