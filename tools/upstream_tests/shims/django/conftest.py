@@ -16,7 +16,7 @@ import django
 from django.conf import settings
 
 settings.configure(
-    SECRET_KEY="upstream-session-tests",
+    SECRET_KEY="upstream-session-tests",  # noqa: S106 - a test run's, signs nothing kept
     INSTALLED_APPS=["django.contrib.sessions", "sessions_tests"],
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
     SESSION_ENGINE="session_store.django",
