@@ -40,6 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHIMS = HERE / "shims"
+README = HERE.parents[1] / "README.md"
 STORES = ("memory", "redis")
 
 
@@ -85,7 +86,18 @@ SUITES = (
             "tests/sessions_tests/tests.py",
         ),
         targets=("test_session_store_engine.py",),
-        applicable={"memory": 65, "redis": 65},
+        applicable={"memory": 75, "redis": 75},
+        deselected={
+            "test_session_store_engine.py::SessionMiddlewareTests::test_empty_session_saved": (
+                "reads the row back through Django's database model (Session.objects), not "
+                "through the configured engine"
+            ),
+            "test_session_store_engine.py::SessionMiddlewareTests::"
+            "test_session_update_error_redirect": (
+                "builds Django's database engine (DatabaseSession) itself instead of the "
+                "configured one"
+            ),
+        },
     ),
     Suite(
         name="Starlette",
@@ -190,7 +202,8 @@ def fetch(suite: Suite) -> Path:
             break
         except OSError as error:  # URLError, timeouts, resets: retried, then fatal
             last_error = error
-            time.sleep(2 * (attempt + 1))
+            if attempt < 2:
+                time.sleep(2 * (attempt + 1))
     else:
         raise UpstreamError(f"could not download {suite.url}: {last_error}")
     digest = _sha256(data)
@@ -343,6 +356,22 @@ def report(suite: Suite, store: str, main: Outcome, variant: Outcome | None) -> 
     return problems
 
 
+def check_readme(suites: list[Suite]) -> list[str]:
+    """README's table must show each suite's pinned version and counts (its row begins
+    ``| <name> <version> ``, its counts cell is ``| <memory> / <redis> of <total> |``)."""
+    rows = [line for line in README.read_text(encoding="utf-8").splitlines() if line[:2] == "| "]
+    problems = []
+    for suite in suites:
+        row = next((r for r in rows if r.startswith(f"| {suite.name} {suite.version} ")), None)
+        counts = f"| {suite.applicable['memory']} / {suite.applicable['redis']} of "
+        if row is None or counts not in row:
+            problems.append(
+                f"README.md: no table row '| {suite.name} {suite.version} ...' with "
+                f"'{counts}...': the table no longer says what this script checks"
+            )
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--only", choices=[s.name.lower() for s in SUITES], action="append")
@@ -353,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from session_store_redis.testing import RedisServer  # the test suite's own harness
 
-    problems: list[str] = []
+    problems = check_readme(suites)
     work = Path(tempfile.mkdtemp(prefix="session-store-upstream-"))
     server = RedisServer().start()
     urls = {"memory": "memory://", "redis": server.url}
@@ -399,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     for problem in problems:
-        print(f"\nFAILED: {problem}", file=sys.stderr)
+        print(f"\nFAILED: {problem}")
     print("\nupstream session tests: " + ("FAILED" if problems else "every applicable test passed"))
     return 1 if problems else 0
 
