@@ -1,4 +1,4 @@
-"""Adversarial checks of the codec's strict JSON check (``session_store/codec/jsonsafe.py``).
+"""The codec's strict JSON check (``session_store/codec/jsonsafe.py``).
 
 The guarantee under attack: a value that is not storable is refused with a typed, clear
 :class:`SerializationError` before any write, and anything accepted reads back as an equal value.
