@@ -361,7 +361,7 @@ _VALUES = st.recursive(
 
 
 # Twice the profile's examples: 300 under CI=true (the ``ci`` profile), 50 in a local run.
-@settings(max_examples=2 * settings.default.max_examples, deadline=None)
+@settings(max_examples=2 * settings().max_examples, deadline=None)
 @given(_VALUES)
 def test_held_accepted_values_read_back_equal_and_of_the_same_types(value: Any) -> None:
     """Held: across NaN/infinity/-0.0, ints past 64 bits, lone surrogates, bytes, sets, int
