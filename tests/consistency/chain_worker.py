@@ -3,12 +3,15 @@
 Run by :mod:`tests.consistency.nemesis` as ``python chain_worker.py '<json config>'``; a fresh
 interpreter, so it shares nothing with the others but the servers and the disk. It prints
 ``ready``, waits for a line on stdin (every client starts at once), then runs operations until
-``seconds`` have passed or ``ops`` are done, appending every invocation and completion to its own
-events file as JSON lines (flushed at once, so a client killed mid-call leaves an open
+``seconds`` have passed (and, given ``min_ok``, it has that many acknowledged operations or
+``max_seconds`` have passed) or ``ops`` are done, appending every invocation and completion to
+its own events file as JSON lines (flushed at once, so a client killed mid-call leaves an open
 invocation: ``unknown``). At the end it prints one JSON line of counts.
 
 Config keys: ``url`` (chain string), ``process`` (its name in the history), ``keys``, ``mix``
-(``{"load": 4, "save": 2, ...}`` weights), ``seconds`` or ``ops``, ``seed``, ``events`` (path),
+(``{"load": 4, "save": 2, ...}`` weights), ``seconds`` or ``ops``, ``min_ok`` and ``max_seconds``
+(a floor of acknowledged operations reached on a slow machine too, under a hard cap), ``seed``,
+``events`` (path),
 ``update_timeout``, ``sweep`` (instead of random operations, load every key once, in order).
 
 Every write writes a unique token: the session is ``{"t": token, "n": count}``, where ``n`` is
@@ -160,20 +163,35 @@ class Client:
 
     def operations(self) -> Iterator[Operation]:
         """From now on: a sweep's loads of every key, in order, or random operations until
-        ``seconds`` have passed or ``ops`` are done."""
+        ``seconds`` have passed or ``ops`` are done.
+
+        Given ``min_ok``, the run goes on past ``seconds`` until that many operations were
+        acknowledged, but never past ``max_seconds``: on a loaded machine the same run then
+        still reaches its floor (whichever of the two comes last), and a store that stops
+        acknowledging still ends the run, below its floor, for the test to report."""
         self.started = time.monotonic()
         if self.config.get("sweep"):
             for key in self.keys:
                 yield Operation(self, "load", key)
             return
         deadline = self.started + float(self.config.get("seconds", 1e9))
+        cap = self.started + float(self.config.get("max_seconds", 1e9))
+        floor = int(self.config.get("min_ok", 0))
         limit = int(self.config.get("ops", 1 << 62))
         done = 0
-        while done < limit and time.monotonic() < deadline:
+        while done < limit and self._going(deadline, cap, floor):
             yield Operation(
                 self, self.rng.choices(self.kinds, self.weights)[0], self.rng.choice(self.keys)
             )
             done += 1
+
+    def acknowledged(self) -> int:
+        """How many of this client's operations so far were acknowledged."""
+        return sum(n for label, n in self.counts.items() if label.endswith(" ok"))
+
+    def _going(self, deadline: float, cap: float, floor: int) -> bool:
+        now = time.monotonic()
+        return now < deadline or (now < cap and self.acknowledged() < floor)
 
     def finish(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started

@@ -44,6 +44,10 @@ FAULTS = ("kill", "pause", "aof-rollback", "disk-read-only")
 NEAR_CACHE_BOUND = 0.05
 #: ... and with it down: during a fault and for this long after it (``max_staleness``, 1 s).
 OUTAGE_BOUND = 1.0
+#: The most a run given a floor of acknowledged operations (``min_acknowledged``) goes on past
+#: its ``seconds`` to reach it: a machine at load 27 needs a few more seconds, a broken store
+#: never reaches it and the run ends.
+EXTRA_SECONDS = 30.0
 
 
 def chain_url(redis_url: str, disk: Path) -> str:
@@ -404,6 +408,7 @@ def run_clients(
     nemesis: Nemesis | None = None,
     sweep_url: str | None = None,
     update_timeout: float = 3.0,
+    min_acknowledged: int = 0,
     during: Callable[[Callable[[], int]], None] | None = None,
     worker: Path = WORKER,
 ) -> ClientRun:
@@ -413,6 +418,10 @@ def run_clients(
         urls: one chain string per client (give one a short Redis timeout to make the clients
             disagree about an outage).
         keys / mix / seconds / ops: the workload (see :mod:`chain_worker`).
+        min_acknowledged: with ``seconds``, the clients go on past ``seconds`` until together
+            they have at least this many acknowledged operations (an equal share each), capped
+            at ``seconds + EXTRA_SECONDS``; the nemesis strikes until they are done. A floor
+            reached by running longer on a slow machine, not one lowered for it.
         nemesis: started once every client runs, stopped (and everything healed) when they
             are done.
         sweep_url: after healing, a fresh process on this chain loads every key once.
@@ -429,6 +438,9 @@ def run_clients(
         base["seconds"] = seconds
     if ops is not None:
         base["ops"] = ops
+    if min_acknowledged:
+        base["min_ok"] = -(-min_acknowledged // len(urls))
+        base["max_seconds"] = (seconds or 0) + EXTRA_SECONDS
     configs = [
         {
             **base,
@@ -459,10 +471,10 @@ def run_clients(
                 during(lambda: _completed(events_dir))
             if nemesis is not None:
                 nemesis.start()
-                if seconds is not None:
+                if seconds is not None and not min_acknowledged:
                     time.sleep(seconds)  # the run's length: the nemesis works meanwhile
                     nemesis.stop()
-            results = _finish(clients, (seconds or 0) + 120.0)
+            results = _finish(clients, (seconds or 0) + EXTRA_SECONDS + 120.0)
             if nemesis is not None:
                 nemesis.stop()  # an ops-limited run: faults until every client is done
             if sweep_url is not None:

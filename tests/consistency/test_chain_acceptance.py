@@ -44,6 +44,8 @@ from .nemesis import NEAR_CACHE_BOUND, OUTAGE_BOUND, Nemesis, chain_url, run_cli
 
 PAIRS = int(os.environ.get("SESSION_STORE_RACE_PAIRS", "10000"))
 TRIES = int(os.environ.get("SESSION_STORE_VISIBILITY_TRIES", "200"))
+#: The GIL switch interval while a thread races the deletes (see the thread test).
+SWITCH_INTERVAL = 0.0005
 TRIES_DOWN = int(os.environ.get("SESSION_STORE_VISIBILITY_TRIES_DOWN", "20"))
 ServerFactory = Callable[..., RedisServer]
 Session = dict[str, Any]
@@ -132,6 +134,13 @@ def test_no_delete_is_resurrected_by_a_racing_load_in_another_thread(
                 reader.load(f"race:{index}")
                 loads += 1
 
+        # The reader spins on its near cache while the writer waits on Redis and the disk; with
+        # the default 5 ms switch interval the writer waited for the GIL after each of those
+        # calls (300 loads per delete, mostly while the writer stood still, 108 s at load 19).
+        # A 0.5 ms interval hands the GIL over more often, so the loads land at more points
+        # *inside* each delete, and the run takes half the time.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         thread = threading.Thread(target=race)
         thread.start()
         try:
@@ -139,6 +148,7 @@ def test_no_delete_is_resurrected_by_a_racing_load_in_another_thread(
         finally:
             done.set()
             thread.join()
+            sys.setswitchinterval(interval)
         time.sleep(NEAR_CACHE_BOUND)  # the near cache's stated bound, then it must agree
         own = [i for i in range(PAIRS) if reader.load(f"race:{i}") is not None]
     shared = read_back(url, PAIRS)

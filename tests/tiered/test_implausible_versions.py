@@ -4,7 +4,7 @@ a versioned operation on that key refuses with a typed error before writing anyt
 
 Before the fix the clock followed any version it read: one such frame dragged every later write
 of every key of the process to the frame's clock, and at the clock's last value every write
-raised a bare ``OverflowError`` (``tests/adversarial/test_round3_hostile_frames.py``)."""
+raised a bare ``OverflowError`` (``tests/tiered/test_hostile_frames.py``)."""
 
 from __future__ import annotations
 

@@ -47,11 +47,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+#: The most an app process may take to answer its first request. Readiness is polled (an app
+#: that exits fails at once, with its output), so this is only the cap for one that hangs: at
+#: load 27 on a 2-core machine a start took over 20 s (importing Flask, redis-py, the store).
+START_CAP = 120.0
+
+
+def wait_until_serving(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = START_CAP
+) -> None:
+    """Poll until the app at ``url`` answers, it exits (an error with its output), or
+    ``timeout`` seconds pass (an error)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the app on {url} exited with {process.returncode}")
+            output = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the app on {url} exited with {process.returncode}:\n{output}")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -61,22 +72,27 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: floa
 
 
 @pytest.fixture
-def two_servers(redis_server: RedisServer, redis_namespace: str) -> Iterator[tuple[str, str]]:
+def two_servers(
+    redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
     env = {**os.environ, "SESSION_STORE_URL": redis_server.url_for(prefix=redis_namespace)}
     ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(APP), str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
+    logs = [tmp_path / f"app-{port}.log" for port in ports]
+    processes: list[subprocess.Popen[bytes]] = []
+    for port, log in zip(ports, logs, strict=True):
+        with log.open("wb") as output:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, str(APP), str(port)],
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
         urls = [f"http://127.0.0.1:{port}/" for port in ports]
-        for url, process in zip(urls, processes, strict=True):
-            wait_until_serving(url, process)
+        for url, process, log in zip(urls, processes, logs, strict=True):
+            wait_until_serving(url, process, log)
         yield urls[0], urls[1]
     finally:
         for process in processes:

@@ -10,7 +10,7 @@ and Cluster), so
 * a namespace whose separator is not U+001F (the data-room plan's ``session`` + ``:``) refuses a
   key holding U+001F before any I/O, through every operation, also through the unchecked calls
   a chain makes: its stored form would be the default-layout store's key (round-4 attack,
-  ``tests/adversarial/test_round4_keys.py``).
+  ``tests/dataroom/test_plan_layout_hostile_ids.py``).
 
 Real servers from the suite's fixtures."""
 

@@ -1,4 +1,4 @@
-"""Round 3 attack on a chain whose Redis *refuses* instead of failing: the recommended chain
+"""A chain whose Redis *refuses* instead of failing: the recommended chain
 ``memory:// | redis://... | diskcache:///...`` with a misconfigured Redis tier.
 
 docs/guarantees.md (part 2, "Secrets and access"): a wrong or missing password "is a

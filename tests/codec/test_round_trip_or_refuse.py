@@ -1,4 +1,4 @@
-"""Round 2 adversarial checks of the codec's round-trip-or-refuse rule
+"""The codec's round-trip-or-refuse rule
 (``session_store/codec/exact.py``, ``converter.py``, ``jsonsafe.py``).
 
 The guarantee under attack: what ``save`` accepts loads back equal, with the same types; what

@@ -1,4 +1,4 @@
-"""Adversarial checks of compression per tier (``storerules.default_compression``): a bare
+"""Compression per tier (``storerules.default_compression``): a bare
 ``memory://`` store writes uncompressed, every other store zstd level 1 above 1 KiB.
 
 The guarantees under attack: what any configuration wrote, every other configuration reads

@@ -1,4 +1,4 @@
-"""Round 4 attack on ``SessionMapping`` (``session_store/mapping``), the legacy
+"""``SessionMapping`` (``session_store/mapping``), the legacy
 ``user_sessions`` dict the data-room facade hands out, against its module's promises: "every
 change persists, nested ones included ... replayed on the freshly stored session ... so two
 processes changing different parts both win. A change that can no longer be applied ... is a

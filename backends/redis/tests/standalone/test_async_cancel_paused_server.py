@@ -1,4 +1,4 @@
-"""Round 3 attack on the async Redis backend's cancellation (``session_store_redis.aioconn``),
+"""The async Redis backend's cancellation (``session_store_redis.aioconn``),
 against a real redis-server of the test's own that is paused with ``SIGSTOP``: while it is
 stopped no reply can arrive, so a caller's timeout always fires while its command waits.
 

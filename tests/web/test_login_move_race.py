@@ -1,4 +1,4 @@
-"""Round 2 adversarial checks of the web session moves (``session_store/websession/steps.py``):
+"""The web session moves (``session_store/websession/steps.py``):
 a login (regenerate: MOVE) racing another request of the same user on a real redis-server.
 
 The interleaving is exact, not a sleep: the login's commit is a generator of store calls

@@ -1,4 +1,4 @@
-"""Round 3 attack on sliding expiry outside a chain: ``touch_on_load=True`` on a store over one
+"""Sliding expiry outside a chain: ``touch_on_load=True`` on a store over one
 backend (memory, a real redis-server, a real diskcache directory), sync and async.
 
 The promises (README, "Sessions expire by default" and the store's bullet list; issue 12's

@@ -1,4 +1,4 @@
-"""Round 2 adversarial check of the async store's ``update`` without a read
+"""The async store's ``update`` without a read
 (``AsyncSessionStore._update_known``): many coroutines of two stores in one event loop, each
 awaiting its compare-and-set while the others run ``fn`` on the same cached bytes. Real
 redis-server (async client) and a real diskcache directory (threaded)."""

@@ -1,4 +1,4 @@
-"""Round 2 adversarial checks of ``update`` without a read (``SessionStore._update_known``):
+"""``update`` without a read (``SessionStore._update_known``):
 ``fn`` runs on what this store last wrote or read, and the write is a compare-and-set against
 the token of those bytes (``SessionBackend.token_for``), with no read first.
 

@@ -1,4 +1,4 @@
-"""Adversarial checks of the web integrations (``session_store/websession/``, ``flask.py``,
+"""The web integrations' shared guarantees (``session_store/websession/``, ``flask.py``,
 ``django/``), driven as a browser (or an attacker's client) would: cookies in, Set-Cookie out.
 
 The guarantees under attack (``session_store.websession``'s docstring, "the same in every

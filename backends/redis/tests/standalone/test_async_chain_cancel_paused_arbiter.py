@@ -1,4 +1,4 @@
-"""Round 3 attack on the async chain's cancellation promise (docs/async.md: "A cancelled
+"""The async chain's cancellation promise (docs/async.md: "A cancelled
 ``save``, ``delete`` or ``update`` is on every tier or on none"), with its arbiter *stopped*:
 ``memory:// | redis://...?socket_timeout=0.3 | diskcache://...`` on a redis-server of the test's
 own, paused with ``SIGSTOP`` while twelve writes are cancelled by ``asyncio.wait_for`` after 1 to

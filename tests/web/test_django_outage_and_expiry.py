@@ -1,6 +1,6 @@
-"""Round 4 attack on the Django engine (``SESSION_ENGINE = "session_store.django"``) with what
-the earlier rounds did not try: Redis going away in the middle of a request, and the
-expiry settings (``SESSION_COOKIE_AGE``, ``set_expiry``, ``SESSION_EXPIRE_AT_BROWSER_CLOSE``).
+"""The Django engine (``SESSION_ENGINE = "session_store.django"``) with Redis going away in the
+middle of a request, and with the expiry settings (``SESSION_COOKIE_AGE``, ``set_expiry``,
+``SESSION_EXPIRE_AT_BROWSER_CLOSE``).
 
 Django's settings can be configured once per process, so each scenario runs in a child
 process driving Django's own test client through Django's own ``SessionMiddleware``, on a real

@@ -1,6 +1,6 @@
-"""Encryption bound to the backend's key prefix (byte format 3), after the round-4 finding that a
+"""Encryption bound to the backend's key prefix (byte format 3), closing the hole that a
 ciphertext copied from tenant-a's ``alice`` to tenant-b's ``alice`` on one Redis opened
-(``test_round4_encryption.py::test_a_ciphertext_moved_to_another_prefix_on_the_same_redis_does_not_open``).
+(``test_encryption_attacks.py::test_a_ciphertext_moved_to_another_prefix_on_the_same_redis_does_not_open``).
 
 What must hold beside the fix, on a real redis-server of the suite's fixtures and real diskcache
 directories:

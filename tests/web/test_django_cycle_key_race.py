@@ -1,11 +1,11 @@
-"""Round 2 adversarial check of the Django engine's ``cycle_key`` (``session_store/django``),
+"""The Django engine's ``cycle_key`` (``session_store/django``),
 which ``django.contrib.auth.login`` calls: it now moves what the old id holds *now*, merged with
 the request's own changes, then deletes the old id.
 
 Guarantee under attack: no committed change lost. The interleaving is exact: the login's engine
 runs the other request's ``save`` at the moment its own ``cycle_key`` deletes the old id (the
 engine's own ``delete`` is called unchanged right after). Django's settings can be configured
-once per process, so the scenario runs in a child process (as ``test_web_integrations`` does).
+once per process, so the scenario runs in a child process (as ``test_web_guarantees`` does).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Round 4 attack with hostile keys on two stores that share one Redis: the data-room plan's
+"""Hostile keys on two stores that share one Redis: the data-room plan's
 layout (``session:{user_id}``: prefix ``session``, separator ``:``, what
 ``SessionManager.from_env()`` uses) beside a default-layout store (``redis://`` without a
 prefix: ``session:`` + U+001F). The promise (``session_store/keys.py``, docs/dataroom.md): the

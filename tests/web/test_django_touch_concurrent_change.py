@@ -1,4 +1,4 @@
-"""Round 5 attack on the chain's conditional ``touch`` as the Django engine uses it.
+"""The chain's conditional ``touch`` as the Django engine uses it.
 
 Since the conditional touch, a chain's ``touch`` answers whether a shared tier still held the
 *version it read* (``False`` once a delete or a newer write landed meanwhile). The Django engine

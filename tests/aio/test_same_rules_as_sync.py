@@ -1,4 +1,4 @@
-"""Round 3 attack on the async twin's promise to be the sync store "with the same rules"
+"""The async twin's promise to be the sync store "with the same rules"
 (docs/async.md): the same question asked of both stores over the same real diskcache directory,
 holding what a chain and the web integrations leave in one tier: a chain's tombstone (a deleted
 session) and the marker a login's id rotation leaves on the old id

@@ -1,4 +1,4 @@
-"""Adversarial checks of Starlette's lazy session (``session_store/starlette.py``,
+"""Starlette's lazy session (``session_store/starlette.py``,
 ``websession/lazy.py``, ``websession/blocking.py``): the first use of ``request.session`` reads
 the store from synchronous code (a helper event loop for a non-memory store) while the app's
 own loop commits through the same ``AsyncSessionStore``.
@@ -90,7 +90,7 @@ async def test_a_request_racing_a_login_does_not_expire_the_new_cookie(
     then B ends. What happens: B's ``touch`` of the old id finds nothing, ``commit_steps``
     returns ``Outcome(None, DELETE)`` and the middleware (``had_cookie``) appends
     ``Set-Cookie: session=null; expires=Thu, 01 Jan 1970``: a browser applying B's response
-    after A's loses the login. The same fault as the Flask test in test_web_integrations.py.
+    after A's loses the login. The same fault as the Flask test in test_web_guarantees.py.
     """
     has_read, release = asyncio.Event(), asyncio.Event()
 

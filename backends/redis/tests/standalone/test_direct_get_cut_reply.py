@@ -1,4 +1,4 @@
-"""Round 5 attack on the Redis read that every web request makes: ``get_versioned`` sends its
+"""The Redis read that every web request makes: ``get_versioned`` sends its
 ``GET`` straight to a pooled connection (``session_store_redis.commands.direct_get``), outside
 redis-py's command path. The danger of such a path is a connection put back in the pool with a
 reply still on it: the next command, maybe another user's read, would get this reply.

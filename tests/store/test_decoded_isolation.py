@@ -1,4 +1,4 @@
-"""Adversarial checks of the decoded-object near cache (``session_store/decoded.py``, used by
+"""The decoded-object near cache (``session_store/decoded.py``, used by
 ``SessionStore`` and ``AsyncSessionStore``).
 
 The guarantees under attack (decoded.py's docstring): the cache "can never serve anything the

@@ -1,4 +1,4 @@
-"""Round 3 attack on session fixation through a chain: an attacker (or a stolen, logged-out
+"""Session fixation through a chain: an attacker (or a stolen, logged-out
 browser) replays the cookie of a session that was logged out, so that the store holds a
 *tombstone* under that id (``memory:// | diskcache://``, a real directory), and then makes the
 request write. The promise (docs/starlette.md, docs/flask.md): "a cookie id the store does not

@@ -1,4 +1,4 @@
-"""Round 2 adversarial check of the conformance kit's ``token_for`` test
+"""The conformance kit's ``token_for`` test
 (``CompareAndSetConformance.test_token_for_names_only_the_bytes_it_was_given``).
 
 ``SessionBackend.token_for`` must "never return a token that could match other bytes in a way a

@@ -1,4 +1,4 @@
-"""Round 4 attack on encryption at rest (``session_store/codec/encryption.py``) and key
+"""Encryption at rest (``session_store/codec/encryption.py``) and key
 rotation (``rewrite_all``, what ``session-store migrate`` runs), by someone who can write to the
 backend but holds no key, and by an operator who gets the keys wrong. The promises (README,
 "Encryption at rest" and "An encrypted store refuses plaintext"; docs/guarantees.md, "Key

@@ -1,4 +1,4 @@
-"""Round 3 attack on the async chain under a nemesis: per-key histories of ``save`` / ``delete``
+"""The async chain under a nemesis: per-key histories of ``save`` / ``delete``
 / ``update``, some cancelled by ``asyncio.wait_for``, while a redis-server of the test's own is
 repeatedly stopped (``SIGSTOP``) and continued, so that writes time out on the arbiter, go
 around it to the disk, are replayed by the probe, and are cancelled at every stage of that.

@@ -1,4 +1,4 @@
-"""Round 3 attack on the chain's version frames (``session_store.stamps``) by whoever can write
+"""The chain's version frames, attacked (``session_store.stamps``) by whoever can write
 one tier's bytes: a hostile operator with access to the cache directory or to Redis, or a
 corrupted disk. Frames are not authenticated, so anyone who can write a tier can write one.
 

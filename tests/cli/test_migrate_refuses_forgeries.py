@@ -1,4 +1,4 @@
-"""Round 3 attack on key rotation (``session-store migrate``) by someone who can write to the
+"""Key rotation (``session-store migrate``) by someone who can write to the
 backend but holds no key: the very attacker README's "An encrypted store refuses plaintext"
 defends against ("anyone able to write to the backend could have forged it").
 

@@ -1,5 +1,7 @@
-"""What a new user met on a first try from a clean clone (README, CONTRIBUTING, the example
-plugin): each test failed on main before its fix."""
+"""The first steps README and CONTRIBUTING walk a newcomer through, from a clean clone: the
+error messages of a misplaced chain option, a relative SQLite path, a legacy session's advice,
+a sync-only plugin opened async; ``delete`` and a missing chain read counting only what they
+did; the plugin module's async kit. Each test failed on main before its fix."""
 
 from __future__ import annotations
 

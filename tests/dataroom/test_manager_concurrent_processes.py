@@ -1,4 +1,4 @@
-"""Round 4 attack on the data-room facade (``session_store/dataroom``) against the plan's contract
+"""The data-room facade (``session_store/dataroom``) against the plan's contract
 (docs/migrating-from-plan.md, "``created_at`` survives updates": "the first ``created_at``
 stays, and two processes storing at once both land (neither overwrites the other's half-done
 work)"; ``user_sessions`` "every change persists"), with two real processes calling

@@ -1,4 +1,4 @@
-"""Round 3 attack on sliding expiry: ``touch`` (what ``touch_on_load=True`` and the web
+"""Sliding expiry through a chain: ``touch`` (what ``touch_on_load=True`` and the web
 integrations' ``sliding=True`` call on every read) racing another process's ``delete``.
 
 The interleaving is forced, not hoped for: the chain's ``touch`` is its sequence of tier calls
