@@ -91,3 +91,29 @@ def test_migrating_one_tier_leaves_every_tier_readable_alone(
     with _store(redis_url, key) as alone:
         assert alone.load("alice") == {"role": "admin"}, f"Redis alone: format {payload[3]}"
     assert shown.returncode == 0, shown.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a store over one tier writes format 3 bound to that tier's prefix; the chain's read "
+    "copies it to the other tier, which alone no longer opens it",
+)
+def test_a_session_one_tier_wrote_stays_readable_in_every_tier_alone(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The same without ``migrate``: a store over the Redis tier alone (what
+    ``test_round4_encryption_prefix.py`` shows the chain opening) saves and updates ``bob``;
+    a read through the chain copies that newer version to the disk tier, and the disk tier read
+    alone (``session-store get diskcache://...``) then fails."""
+    key = AesGcmStage.generate_key()
+    disk = f"diskcache://{quote(str(tmp_path / 'disk'))}"
+    chain = f"memory:// | {redis_url} | {disk}"
+    with _store(redis_url, key) as alone:
+        alone.save("bob", {"x": 1})
+        alone.update("bob", lambda s: {"x": 2})  # framed with a version (issue 17)
+    with _store(chain, key) as store:
+        assert store.load("bob") == {"x": 2}
+    shown = _cli("get", disk, "bob", "--json", key=key, home=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    with _store(disk, key) as alone:
+        assert alone.load("bob") == {"x": 2}
