@@ -31,7 +31,7 @@ REQUESTS = 150  # per Flask process
 
 
 def _app(url: str) -> Any:
-    from flask import Flask, session
+    from flask import Flask, request, session
 
     from session_store.flask import SessionStoreInterface
 
@@ -48,6 +48,7 @@ def _app(url: str) -> Any:
     def add(name: str) -> str:
         if not session.get("started"):
             return "gone"  # a new, empty session: writes nothing
+        _inside(os.environ["RACE_OUT"], request.cookies["session"])  # a delete may land now
         session[name] = True
         return "wrote"
 
@@ -55,9 +56,11 @@ def _app(url: str) -> Any:
 
 
 def _flask_worker(url: str, name: str, sids_file: str, out: str, go: str) -> None:
+    os.environ["RACE_OUT"] = out
     app = _app(url)
     sids = json.loads(Path(sids_file).read_text())
     rng = random.Random(name)
+    Path(out + ".ready").touch()  # imports done: the test starts every process at once
     while not os.path.exists(go):
         time.sleep(0.001)
     with open(out, "w") as log, app.test_client() as client:
@@ -81,15 +84,43 @@ def _flask_worker(url: str, name: str, sids_file: str, out: str, go: str) -> Non
             )
 
 
+def _inside(out: str, sid: str) -> None:
+    """Say which session this process's request has read and not yet written (a file the
+    deleter reads), and give the deleter the time to delete it: forces the race."""
+    Path(out + ".inside.tmp").write_text(sid)
+    os.replace(out + ".inside.tmp", out + ".inside")
+    time.sleep(0.01)
+
+
+def _doomed_inside(out: str, doomed: set[str]) -> str | None:
+    """A session to delete now: one a request holds (read, not yet written) that is doomed."""
+    for path in Path(out).parent.glob("*.inside"):
+        try:
+            sid = path.read_text()
+        except OSError:
+            continue
+        if sid in doomed:
+            return sid
+    return None
+
+
 def _delete_worker(url: str, sids_file: str, out: str, go: str) -> None:
     sids = json.loads(Path(sids_file).read_text())
     doomed = sids[: len(sids) // 2]
+    store: SessionStore[Any] = SessionStore(url)
+    store.delete("x" * 43)  # connected before the start
+    Path(out + ".ready").touch()  # imports done: the test starts every process at once
     while not os.path.exists(go):
         time.sleep(0.001)
-    store: SessionStore[Any] = SessionStore(url)
     with store, open(out, "w") as log:
-        for sid in doomed:
-            time.sleep(0.02)  # spread over the Flask processes' run
+        left = set(doomed)
+        deadline = time.monotonic() + 30
+        while left and time.monotonic() < deadline:
+            sid = _doomed_inside(out, left)
+            if sid is None:
+                time.sleep(0.001)
+                continue
+            left.discard(sid)
             began = time.time_ns()
             store.delete(sid)
             log.write(json.dumps({"sid": sid, "began": began, "ended": time.time_ns()}) + "\n")
@@ -126,6 +157,10 @@ def test_requests_racing_a_server_side_delete_lose_no_change_and_revive_no_sessi
         for n in range(2)
     ]
     children.append(_spawn("_delete_worker", url, str(sids_file), str(deletes_log), str(go)))
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{log}.ready").exists() for log in [*logs, deletes_log]):
+        assert time.monotonic() < deadline, "a worker did not start"
+        time.sleep(0.01)
     go.touch()
     for child in children:
         assert child.wait(timeout=300) == 0
@@ -148,7 +183,7 @@ def test_requests_racing_a_server_side_delete_lose_no_change_and_revive_no_sessi
                     for r in requests
                     if r["sid"] == sid
                     and r["began"] > deletes[sid]["ended"]
-                    and r["body"] != "gone"
+                    and r["body"] == "wrote"
                 ]
                 problems += [f"{sid[:8]}: {r['key']} wrote after the delete" for r in late]
                 continue
@@ -159,5 +194,13 @@ def test_requests_racing_a_server_side_delete_lose_no_change_and_revive_no_sessi
                 f"{sid[:8]}: {key} acknowledged, then lost" for key in wrote if key not in data
             ]
     wrote_total = sum(1 for r in requests if r["body"] == "wrote")
-    assert wrote_total > REQUESTS // 2  # the race really ran
+    assert wrote_total > REQUESTS // 2
+    in_flight = [  # requests that had read a session when its delete ran: the race ran
+        r
+        for r in requests
+        if r["sid"] in deletes
+        and r["began"] < deletes[r["sid"]]["began"]
+        and r["ended"] > deletes[r["sid"]]["ended"]
+    ]
+    assert in_flight, "no delete landed inside a request"
     assert not problems, problems[:10]
