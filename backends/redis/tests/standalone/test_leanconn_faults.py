@@ -1,6 +1,7 @@
 """Attack (round 6) on the lean sync Redis client (:mod:`session_store_redis.leanconn`) beside
 ``test_leanconn.py``'s cases: replies larger than its 64 KiB read buffer, a reply cut in the
-middle (the server goes silent past the timeout, then sends the rest; or closes), a database
+middle (the server goes silent past the timeout, then sends the rest; or closes; or answers a
+staged write's pipelined commands but its ``EXEC`` late), a database
 the server refuses at connect time, and a fork while another thread is inside a call. Real
 redis-servers (the suite's fixtures) and loopback sockets of the test's own; each test says
 which safeguard it needs.
@@ -211,3 +212,65 @@ def test_a_fork_while_another_thread_is_inside_a_call_gives_the_child_a_working_
         reader.join(10)
         assert report == {"value": "v", "opened": 1}, report
         assert len(inside) == 1 and getattr(inside[0], "value", None) == b"v"
+
+
+class StallsMidTransaction:
+    """A loopback listener: on its first connection it answers a staged write's ``MULTI``,
+    ``SET`` and ``EVALSHA`` (``+OK``, ``+QUEUED``, ``+QUEUED``) at once and the ``EXEC`` only
+    ``pause`` seconds later; on every later connection it answers a ``GET`` with a bulk reply
+    naming that connection."""
+
+    def __init__(self, pause: float) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.pause = pause
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            number = self.connections
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    if number == 1 and b"MULTI" in data:
+                        conn.sendall(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n")
+                        time.sleep(self.pause)
+                        conn.sendall(b"*2\r\n+OK\r\n:1\r\n")
+                    for _ in range(data.count(b"GET")):
+                        body = b"conn-%d" % number
+                        conn.sendall(b"$%d\r\n%s\r\n" % (len(body), body))
+            except OSError:
+                return
+
+
+def test_a_staged_write_cut_by_a_timeout_leaves_no_reply_for_the_next_call() -> None:
+    """The staged compare-and-set's four replies come in part (``MULTI``, ``SET`` and
+    ``EVALSHA`` answered, ``EXEC`` late): ``TimeoutError`` (its outcome is unknown, never
+    retried), and the next ``GET``, sent at once, runs on a new connection; on the old one it
+    would have read the late ``EXEC`` reply as its answer (needs: ``staged_write`` closes a
+    connection it did not read to the end)."""
+    from session_store_redis.staged import STAGED_CAS_SCRIPT, STAGED_CAS_SHA, staged_write
+
+    listener = StallsMidTransaction(pause=1.6)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=listener.port, socket_timeout=1.0)
+        lean = LeanRedis.of(client)
+        assert lean is not None
+        run = (STAGED_CAS_SCRIPT, STAGED_CAS_SHA, "k", b"k\xff:staged-write", b"new", None)
+        with pytest.raises(redis.TimeoutError):
+            staged_write(lean, *run, (b"old", b"", -1))  # type: ignore[arg-type]
+        answer = lean.get("k")
+        assert answer == b"conn-2", answer
+        assert lean._opened == 1
+        lean.close()
+    finally:
+        listener.sock.close()
