@@ -274,3 +274,22 @@ def test_a_staged_write_cut_by_a_timeout_leaves_no_reply_for_the_next_call() -> 
         lean.close()
     finally:
         listener.sock.close()
+
+
+def test_refused_credentials_never_use_up_a_one_connection_pool(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A pool of one connection (``max_connections=1``, a 1 s ``pool_timeout``) and a password
+    the server refuses: every call is the credentials error at once, never "No connection
+    available" after a wait (a slot taken by a failed ``AUTH`` and not given back), and the
+    lean pool holds nothing after (needs: a failed connect frees its slot)."""
+    server = redis_server_factory(password="right")
+    url = f"redis://:wrong@127.0.0.1:{server.port}/0?prefix=auth&max_connections=1&pool_timeout=1"
+    with RedisBackend.from_url(url, retries=0) as backend:
+        lean = backend._lean
+        assert lean is not None
+        for _ in range(4):
+            with pytest.raises(BackendError, match="credentials") as raised:
+                backend.get_versioned("k")
+            assert "No connection available" not in str(raised.value)
+        assert lean._opened == 0 and not lean._idle
