@@ -96,19 +96,19 @@ class HalfThenRest:
 
 @pytest.fixture
 def half() -> Iterator[HalfThenRest]:
-    listener = HalfThenRest(pause=1.6)
+    listener = HalfThenRest(pause=3.5)
     yield listener
     listener.sock.close()
 
 
 def test_a_reply_cut_by_a_timeout_is_never_read_as_the_next_answer(half: HalfThenRest) -> None:
-    """The first ``GET`` gets half its reply, then nothing within the socket timeout (1 s): a
+    """The first ``GET`` gets half its reply, then nothing within the socket timeout (1.5 s): a
     ``TimeoutError`` (not retried); the next ``GET``, sent at once, is answered on a new
     connection. Had the timed-out connection gone back to the pool, the next ``GET`` would
     have been sent on it (nothing unread on it yet, so the stale-socket check passes it) and
-    read the rest of the first reply (sent 1.6 s after the first half) as its answer (needs: a
-    connection that timed out is closed, never put back)."""
-    client = redis.Redis(host="127.0.0.1", port=half.port, socket_timeout=1.0)
+    read the rest of the first reply (sent 3.5 s after the first half) or timed out (needs:
+    a connection that timed out is closed, never put back)."""
+    client = redis.Redis(host="127.0.0.1", port=half.port, socket_timeout=1.5)
     lean = LeanRedis.of(client)
     assert lean is not None
     with pytest.raises(redis.TimeoutError):
@@ -260,9 +260,9 @@ def test_a_staged_write_cut_by_a_timeout_leaves_no_reply_for_the_next_call() -> 
     connection it did not read to the end)."""
     from session_store_redis.staged import STAGED_CAS_SCRIPT, STAGED_CAS_SHA, staged_write
 
-    listener = StallsMidTransaction(pause=1.6)
+    listener = StallsMidTransaction(pause=3.5)
     try:
-        client = redis.Redis(host="127.0.0.1", port=listener.port, socket_timeout=1.0)
+        client = redis.Redis(host="127.0.0.1", port=listener.port, socket_timeout=1.5)
         lean = LeanRedis.of(client)
         assert lean is not None
         run = (STAGED_CAS_SCRIPT, STAGED_CAS_SHA, "k", b"k\xff:staged-write", b"new", None)
