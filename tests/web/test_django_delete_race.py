@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from session_store import SessionStore
 from session_store.stamps import session_bytes
 from session_store_redis.testing import RedisServer
@@ -133,10 +135,15 @@ def _spawn(function: str, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code, *args])
 
 
+@pytest.mark.parametrize("shape", ["redis", "chain"])
 def test_saves_racing_a_logout_elsewhere_lose_no_change_and_revive_no_session(
-    redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+    redis_server: RedisServer, redis_namespace: str, tmp_path: Path, shape: str
 ) -> None:
+    """On Redis alone, and on ``memory:// | redis://`` (each process with its own near cache,
+    kept coherent by Redis's invalidations; the delete leaves tombstones)."""
     url = redis_server.url_for(prefix=redis_namespace)
+    if shape == "chain":
+        url = f"memory:// | {url}"
     sids_file = tmp_path / "sids.json"  # created in a process of its own: Django's settings
     assert _spawn("_create_worker", url, str(sids_file)).wait(timeout=120) == 0  # are global
     sids = json.loads(sids_file.read_text())
