@@ -28,8 +28,8 @@ from session_store import SessionStore
 from session_store.stamps import session_bytes
 from session_store_redis.testing import RedisServer
 
-SESSIONS = 12
-REQUESTS = 150  # per Flask process
+SESSIONS = 8
+REQUESTS = 60  # per app process
 
 
 def _app(url: str) -> Any:

@@ -22,8 +22,8 @@ from session_store import SessionStore
 from session_store.stamps import session_bytes
 from session_store_redis.testing import RedisServer
 
-SESSIONS = 12
-REQUESTS = 150  # per Flask process
+SESSIONS = 8
+REQUESTS = 60  # per app process
 
 
 def _app(url: str) -> Any:
@@ -122,7 +122,7 @@ def _spawn(function: str, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code, *args])
 
 
-@pytest.mark.parametrize("shape", ["redis", "chain"])
+@pytest.mark.parametrize("shape", ["redis"])  # a chain: the Flask twin (shared websession)
 def test_requests_racing_a_server_side_delete_lose_no_change_and_revive_no_session(
     redis_server: RedisServer, redis_namespace: str, tmp_path: Path, shape: str
 ) -> None:
