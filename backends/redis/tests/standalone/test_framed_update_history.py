@@ -8,7 +8,9 @@ lean client's staged compare-and-set), while a ``save`` with the store's TTL sti
 bare payload (as every earlier release did), whose compare stays the whole value. The two
 writers interleave both kinds on purpose, and one process also writes the bare payloads an
 earlier release would (``backend.set`` of the codec's bytes), so every transition (bare ->
-framed, framed -> bare, framed -> absent -> framed) is crossed many times.
+framed, framed -> bare, framed -> absent -> framed) is crossed many times. A second run puts the
+previous release (before framing; from this repository's history) in one of the two processes,
+as in a rolling deploy.
 
 The checker: every session records the operation ids that built it (``ops``), unique across the
 run, so the value an ``update`` returns names the exact state it was computed from (its ``ops``
@@ -20,14 +22,18 @@ updates computed from the same non-empty state; an update computed from a state 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from session_store_redis.testing import RedisServer
 
@@ -43,7 +49,13 @@ def _worker(url: str, name: str, out: str, go: str, seed: int) -> None:
 
     rng = random.Random(seed)
     store: SessionStore[dict[str, Any]] = SessionStore(url, dict, ttl=3600)
-    assert getattr(store.backend, "_lean", None) is not None  # the lean client's staged writes
+    expected = os.environ.get("ATTACK_EXPECT_MODULE")
+    if expected is None:  # this release: the lean client's staged writes
+        assert getattr(store.backend, "_lean", None) is not None
+    else:  # the previous release's code, not the checkout's
+        import session_store
+
+        assert str(session_store.__file__).startswith(expected), session_store.__file__
     while not os.path.exists(go):  # start together with the other process
         time.sleep(0.001)
     with open(out, "w") as log:
@@ -118,11 +130,37 @@ def _check(histories: list[list[dict[str, Any]]], final: dict[str, list[str] | N
     return problems
 
 
+#: A release from before a store's ``update`` framed its writes (and before the lean client),
+#: run beside this one as in a rolling deploy.
+PREVIOUS_RELEASE = "ddef040"
+
+
+def _previous_release(into: Path) -> Path:
+    """The previous release's ``session_store`` and ``session_store_redis`` sources, from this
+    repository's history (the test is skipped where that history is not at hand)."""
+    root = Path(__file__).resolve().parents[4]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", PREVIOUS_RELEASE, "session_store",
+         "backends/redis/session_store_redis"],
+        capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    if archive.returncode != 0:
+        pytest.skip(f"release {PREVIOUS_RELEASE} not in this checkout's history")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+@pytest.mark.parametrize("other", ["this release", "previous release"])
 def test_updates_saves_and_deletes_of_two_processes_lose_nothing(
-    redis_server: RedisServer, redis_namespace: str, tmp_path: Path
+    redis_server: RedisServer, redis_namespace: str, tmp_path: Path, other: str
 ) -> None:
+    """Both processes on this release, or the second on the previous one (a rolling deploy:
+    its updates compare every value whole and write bare payloads, its scripts have other
+    SHAs, it has no lean client)."""
     url = redis_server.url_for(prefix=redis_namespace)
     go = tmp_path / "go"
+    old = _previous_release(tmp_path / "old") if other == "previous release" else None
     children = []
     for number in range(2):
         out = tmp_path / f"history-{number}.jsonl"
@@ -131,7 +169,12 @@ def test_updates_saves_and_deletes_of_two_processes_lose_nothing(
             "from test_framed_update_history import _worker; _worker(*sys.argv[1:4], "
             "sys.argv[4], int(sys.argv[5]))"
         )
-        children.append(subprocess.Popen([sys.executable, "-c", code, *args]))
+        env, cwd = dict(os.environ), None
+        if old is not None and number == 1:  # its sources first on the path, not the checkout
+            env["PYTHONPATH"] = os.pathsep.join((str(old), str(old / "backends" / "redis")))
+            env["ATTACK_EXPECT_MODULE"] = str(old)
+            cwd = str(tmp_path)
+        children.append(subprocess.Popen([sys.executable, "-c", code, *args], env=env, cwd=cwd))
     go.touch()
     for child in children:
         assert child.wait(timeout=300) == 0
