@@ -119,8 +119,7 @@ class SessionManager(Closing):
             ConfigurationError: a bad variable (named in the message), or a backend whose
                 plugin is not installed.
         """
-        config = config_from_env(environ)
-        manager = cls(SessionStore(config.url, EnhancedSessionData, ttl=config.ttl))
+        manager = cls(_store_from(config_from_env(environ)))
         manager._owns_store = True
         log.info("session store from the environment: %s", manager.store.backend.describe())
         return manager
@@ -305,6 +304,14 @@ class SessionManager(Closing):
             self.store.close()
 
 
+def _store_from(config: EnvConfig) -> SessionStore[EnhancedSessionData]:
+    """The store the environment's ``config`` describes, for ``from_env`` and
+    ``EnhancedSessionManager()`` alike: during a rolling deploy (``plan-json``) its codec writes
+    the plan's JSON, which the plan's processes read (and refuses encryption keys)."""
+    codec = PlanJsonCodec() if config.write_format == "plan-json" else None
+    return SessionStore(config.url, EnhancedSessionData, ttl=config.ttl, codec=codec)
+
+
 def _json_data(value: Any) -> Any:
     """The app's data as JSON data: dataclasses (``DocumentExtractionResult``) as
     ``dataclasses.asdict``, enum members as their values, tuples as lists; the rest as is."""
@@ -340,18 +347,14 @@ class EnhancedSessionManager(SessionManager):
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         config = config_from_env(environ)
-        codec = PlanJsonCodec() if config.write_format == "plan-json" else None
-        store: SessionStore[EnhancedSessionData] = SessionStore(
-            config.url, EnhancedSessionData, ttl=config.ttl, codec=codec
-        )
-        super().__init__(store)
+        super().__init__(_store_from(config))
         self._owns_store = True
         hours = config.ttl_hours
         self.session_ttl_hours: int | float = int(hours) if hours.is_integer() else hours
         self.max_memory_sessions = config.max_memory_sessions
         self.redis_enabled = config.redis_enabled
         self.write_format = config.write_format
-        log.info("session store from the environment: %s", store.backend.describe())
+        log.info("session store from the environment: %s", self.store.backend.describe())
 
     def __repr__(self) -> str:
         return f"EnhancedSessionManager({self.store!r})"
