@@ -568,6 +568,30 @@ def test_the_staged_transaction_is_packed_as_redis_py_packs_it() -> None:
     assert _pack(commands) == expected
 
 
+@pytest.mark.parametrize("px", [None, 3_600_000, 1])
+@pytest.mark.parametrize("kind", ["after", "cas", "eval"])
+def test_the_staged_transaction_is_packed_without_a_loop_as_pack_packs_it(
+    px: int | None, kind: str
+) -> None:
+    """The staged write's own packer (no loop over the arguments) makes the bytes of
+    :func:`_pack`, hence of redis-py's ``pack_commands``: with and without a TTL, the ordered
+    writes' ``ARGV``, the compare-and-set's (bytes, text, numbers), ``EVAL`` with the text."""
+    from session_store_redis.staged import _pack, _pack_staged
+
+    value = bytes(range(256)) * 11
+    staging = staging_key("ns\x1f")
+    stored = "ns\x1fkey é ✓"
+    argv: tuple[bytes | str | int, ...] = (value[:16],)
+    verb, script = "EVALSHA", MOVE_AFTER_SHA
+    if kind == "cas":
+        argv = (b"\x00expected", "d1a2", -1)
+    elif kind == "eval":
+        verb, script = "EVAL", MOVE_AFTER_SCRIPT + "-- é"
+    staged = ("SET", staging, value) if not px else ("SET", staging, value, "PX", px)
+    commands = (staged, (verb, script, 2, stored, staging, *argv))
+    assert _pack_staged(staging, value, px, (verb, script, stored, argv)) == _pack(commands)
+
+
 def test_a_staged_write_whose_reply_is_lost_drops_its_connection(tmp_path: Path) -> None:
     """A server that stops answering mid-write (SIGSTOP, past the socket timeout): the write
     fails as unavailable, is not retried, and its connection is not put back half-read, so
