@@ -71,11 +71,6 @@ _ADD_EVICTIONS = "UPDATE Settings SET value = value + ? WHERE key = ?"
 _READ_EVICTIONS = "SELECT value FROM Settings WHERE key = ?"
 _CREATE_EVICTIONS = "INSERT OR IGNORE INTO Settings VALUES (?, 0)"
 
-# The mode and first bytes of a live text key's row (an ordered write compares only a head).
-_HEAD = (
-    "SELECT mode, substr(value, 1, ?) FROM Cache"
-    " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
-)
 # A text key's row as an ordered write needs it: what ``Cache.set`` selects (rowid, filename)
 # and what the write compares (mode, the value's first bytes, whether it is live).
 _ROW_HEAD = (
@@ -236,20 +231,6 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
         return self._transact()
 
     # -- reads ----------------------------------------------------------------------------------
-    def head(self, key: str, length: int) -> bytes | None:
-        """The first ``length`` bytes of ``key``'s live value (``None``: none), inside the
-        caller's transaction: one SELECT, the value not copied whole. A row this cannot answer
-        for exactly as :meth:`get` would (held in a file, or not bytes: refused by
-        :class:`SafeDisk`) is read with :meth:`get`, which reads or refuses it as always."""
-        rows = self._sql(_HEAD, (length, key, time.time())).fetchall()
-        if not rows:
-            return None
-        ((mode, head),) = rows
-        if mode == MODE_RAW and type(head) is bytes:
-            return head
-        value: bytes | None = self.get(key)
-        return value
-
     def replace_head(
         self,
         key: str,
@@ -265,9 +246,10 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
         The row is read once: the ``SELECT`` that gives the head also gives what ``set``
         would select again (the row id and its file), and the row is written with diskcache's
         own ``_row_update`` / ``_row_insert`` and ``_cull``, in ``set``'s order, so the cache's
-        count, size, expiry and evictions are kept as ``set`` keeps them. A row this cannot read
-        exactly as :meth:`head` does (held in a file, or not bytes), or a value ``set`` would
-        put in a file, goes the long way: :meth:`head` and ``set``, in the same transaction.
+        count, size, expiry and evictions are kept as ``set`` keeps them. A row whose head this
+        cannot answer for exactly as ``get`` would (a value held in a file, or not bytes) is
+        read with ``get``, which reads or refuses it as always, and a new value ``set`` would
+        put in a file is written by ``set``; both in the same transaction.
         """
         disk = self._disk
         with self._transact() as (sql, cleanup):
