@@ -242,7 +242,8 @@ _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
 def _bulk(argument: bytes | str | int) -> bytes:
-    """One argument as a RESP bulk string (text in UTF-8), as :func:`_pack` makes it."""
+    """One argument as a RESP bulk string (text in UTF-8), as redis-py packs it for a UTF-8
+    client (with or without hiredis)."""
     data: Any = argument
     kind = type(argument)
     if kind is str:
@@ -266,10 +267,10 @@ def _pack_staged(
     run: tuple[str, str, str, tuple[bytes | str | int, ...]],
 ) -> bytes:
     """The staged transaction, ``MULTI``, ``SET staging value [PX px]``, ``run`` (``verb``
-    ``script`` ``2 stored staging`` ``*argv``), ``EXEC``: the bytes :func:`_pack` makes of
-    those commands, with a fraction of its work (the script's and the staging key's parts
-    made once, no loop over an ordered write's arguments, the value copied once): a staged
-    write's own cost on the client."""
+    ``script`` ``2 stored staging`` ``*argv``), ``EXEC``: the bytes redis-py's
+    ``pack_commands`` makes of them for a UTF-8 client, with a fraction of its work (the
+    script's and the staging key's parts made once, no loop over an ordered write's
+    arguments, the value copied once): a staged write's own cost on the client."""
     verb, script, stored, argv = run
     call = _CALLS.get((verb, script, len(argv)))
     if call is None:
@@ -320,28 +321,6 @@ def _known(parts: dict[Any, bytes], what: Any) -> bytes:
         made = _bulk(what)
     parts[what] = made
     return made
-
-
-def _pack(commands: tuple[tuple[Any, ...], ...]) -> bytes:
-    """``MULTI``, ``commands``, ``EXEC`` in RESP, as one buffer, text in UTF-8: the bytes
-    redis-py's ``pack_commands`` makes for a UTF-8 client (with or without hiredis), with a
-    fraction of the work per argument (it was most of a staged write's own client cost)."""
-    parts = [_MULTI]
-    for command in commands:
-        parts.append(b"*%d\r\n" % len(command))
-        for argument in command:
-            kind = type(argument)
-            if kind is bytes:
-                data = argument
-            elif kind is str:
-                data = argument.encode()
-            elif kind is int:
-                data = b"%d" % argument
-            else:  # pragma: no cover - what the staged writes send is bytes, str or int
-                raise TypeError(f"cannot pack {kind.__name__}")
-            parts += (b"$%d\r\n" % len(data), data, b"\r\n")
-    parts.append(_EXEC)
-    return b"".join(parts)
 
 
 _UTF8 = frozenset(("utf-8", "utf8", "UTF-8", "UTF8"))
