@@ -26,6 +26,11 @@ them fails loudly at open instead of miscounting or mis-scanning quietly:
   overrides ``Cache._transact(retry, filename)`` so that a nested transaction defers those
   removals to the outermost one, which performs them after its ``COMMIT`` and drops them on
   ``ROLLBACK`` (checked by ``tests/reliability/test_crash_disk.py``).
+* **Ordered writes** (a chain's versioned copies, :meth:`SessionCache.replace_head`) read the
+  row once and write it with ``Cache.set``'s own steps: the ``SELECT`` that finds the row also
+  reads the head they compare, then diskcache's ``_row_update`` / ``_row_insert`` and ``_cull``
+  run as ``set`` runs them (so its count, size, expiry and eviction stay its own), inside one
+  ``BEGIN IMMEDIATE``. A value diskcache keeps in a file, on either side, takes ``set`` itself.
 * **Scans and snapshots** go through ``Cache._sql``, the connection of the calling thread (which
   diskcache reopens after a fork). A scan page is one SELECT over a key range of diskcache's
   ``Cache`` table; the unique index ``Cache_key_raw (key, raw)`` answers it directly, so a scan
@@ -66,10 +71,11 @@ _ADD_EVICTIONS = "UPDATE Settings SET value = value + ? WHERE key = ?"
 _READ_EVICTIONS = "SELECT value FROM Settings WHERE key = ?"
 _CREATE_EVICTIONS = "INSERT OR IGNORE INTO Settings VALUES (?, 0)"
 
-# The mode and first bytes of a live text key's row (an ordered write compares only a head).
-_HEAD = (
-    "SELECT mode, substr(value, 1, ?) FROM Cache"
-    " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
+# A text key's row as an ordered write needs it: what ``Cache.set`` selects (rowid, filename)
+# and what the write compares (mode, the value's first bytes, whether it is live).
+_ROW_HEAD = (
+    "SELECT rowid, filename, mode, substr(value, 1, ?), expire_time FROM Cache"
+    " WHERE key = ? AND raw = 1"
 )
 
 # Live text keys in [low, high), after the last key of the previous page, in key order.
@@ -82,6 +88,8 @@ _SCAN_PAGE = (
 
 _CULL_PARAMETERS = ("self", "now", "sql", "cleanup", "limit")
 _TRANSACT_PARAMETERS = ("self", "retry", "filename")
+_ROW_UPDATE_PARAMETERS = ("self", "rowid", "now", "columns")
+_ROW_INSERT_PARAMETERS = ("self", "key", "raw", "now", "columns")
 _REQUIRED_COLUMNS = frozenset({"key", "raw", "expire_time", "mode", "filename", "value"})
 
 
@@ -95,6 +103,13 @@ def _hook_problem() -> str | None:
     transact = getattr(diskcache.Cache, "_transact", None)
     if transact is None or tuple(inspect.signature(transact).parameters) != _TRANSACT_PARAMETERS:
         return "Cache._transact(retry, filename) is gone or changed"
+    for name, parameters in (
+        ("_row_update", _ROW_UPDATE_PARAMETERS),
+        ("_row_insert", _ROW_INSERT_PARAMETERS),
+    ):
+        method = getattr(diskcache.Cache, name, None)
+        if method is None or tuple(inspect.signature(method).parameters) != parameters:
+            return f"Cache.{name}({', '.join(parameters[1:])}) is gone or changed"
     return None
 
 
@@ -216,19 +231,56 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
         return self._transact()
 
     # -- reads ----------------------------------------------------------------------------------
-    def head(self, key: str, length: int) -> bytes | None:
-        """The first ``length`` bytes of ``key``'s live value (``None``: none), inside the
-        caller's transaction: one SELECT, the value not copied whole. A row this cannot answer
-        for exactly as :meth:`get` would (held in a file, or not bytes: refused by
-        :class:`SafeDisk`) is read with :meth:`get`, which reads or refuses it as always."""
-        rows = self._sql(_HEAD, (length, key, time.time())).fetchall()
-        if not rows:
-            return None
-        ((mode, head),) = rows
-        if mode == MODE_RAW and type(head) is bytes:
-            return head
-        value: bytes | None = self.get(key)
-        return value
+    def replace_head(
+        self,
+        key: str,
+        length: int,
+        replace: Callable[[bytes | None], bytes | None],
+        expire: float | None,
+    ) -> bytes | None:
+        """In one write transaction: hand ``replace`` the first ``length`` bytes of ``key``'s
+        live value (``None``: none) and store what it returns (``None``: nothing) with
+        ``expire`` seconds to live, as ``set(key, value, expire=expire)`` would; what was
+        stored.
+
+        The row is read once: the ``SELECT`` that gives the head also gives what ``set``
+        would select again (the row id and its file), and the row is written with diskcache's
+        own ``_row_update`` / ``_row_insert`` and ``_cull``, in ``set``'s order, so the cache's
+        count, size, expiry and evictions are kept as ``set`` keeps them. A row whose head this
+        cannot answer for exactly as ``get`` would (a value held in a file, or not bytes) is
+        read with ``get``, which reads or refuses it as always, and a new value ``set`` would
+        put in a file is written by ``set``; both in the same transaction.
+        """
+        disk = self._disk
+        with self._transact() as (sql, cleanup):
+            now = time.time()
+            rows = sql(_ROW_HEAD, (length, key)).fetchall()
+            row: tuple[Any, ...] | None = None
+            current: bytes | None = None
+            if rows:
+                ((rowid, filename, mode, head, expire_time),) = rows
+                if mode == MODE_RAW and type(head) is bytes:
+                    row = rowid, filename
+                    if expire_time is None or expire_time > now:
+                        current = head
+                else:  # a file or a refused row: read as get reads it (or refuses it)
+                    current = self.get(key)
+            written = replace(current)
+            if written is None:
+                return None
+            if (rows and row is None) or len(written) >= disk.min_file_size:
+                self.set(key, written, expire=expire)  # (nested: this transaction)
+                return written
+            expire_time = None if expire is None else now + expire
+            size, stored_mode, stored_file, value = disk.store(written, False, key=key)
+            columns = (expire_time, None, size, stored_mode, stored_file, value)
+            if row is not None:
+                cleanup(row[1])
+                self._row_update(row[0], now, columns)
+            else:
+                self._row_insert(key, True, now, columns)
+            self._cull(now, sql, cleanup)
+        return written
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

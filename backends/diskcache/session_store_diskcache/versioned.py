@@ -146,18 +146,20 @@ class VersionedWrites:
         """In one transaction, read ``key``'s current value and store what ``replace`` makes of
         it (``None``: keep it); what was stored, counted as a write. ``head``: ``replace``
         looks only at the first ``head`` bytes (an ordered write's frame), so only they are
-        read (:meth:`SessionCache.head`), unless reads write (an eviction policy that records
+        read, with the row's place, in the one ``SELECT`` the write needs
+        (:meth:`SessionCache.replace_head`), unless reads write (an eviction policy that records
         accesses reads in full, as :meth:`get` does)."""
         stored = self.namespace.encode(key)
         expire = self._expire(ttl)
-        with self._io(action, key) as cache, cache.write_transaction():
-            if head and not self._reads_write:
-                current = cache.head(stored, head)
-            else:
-                current = cache.get(stored)
-            written = replace(current)
-            if written is not None:
-                cache.set(stored, written, expire=expire)
+        written: bytes | None
+        if head and not self._reads_write:  # the row read once (SessionCache.replace_head)
+            with self._io(action, key) as cache:
+                written = cache.replace_head(stored, head, replace, expire)
+        else:
+            with self._io(action, key) as cache, cache.write_transaction():
+                written = replace(cache.get(stored))
+                if written is not None:
+                    cache.set(stored, written, expire=expire)
         if written is not None:
             self.counters.add("writes")
         return written

@@ -213,14 +213,13 @@ def staged_write(
     Raises:
         redis.RedisError: the connection failed, or Redis refused (an error reply).
     """
-    staged = ("SET", staging, value) if not px else ("SET", staging, value, "PX", px)
     argv = (value[:16],) if args is None else args
     pool = client.connection_pool
     connection: Any = pool.get_connection()  # (redis-py's Connection is partly untyped)
     try:
-        reply = _transaction(connection, staged, ("EVALSHA", sha, 2, stored, staging, *argv))
+        reply = _transaction(connection, staging, value, px, ("EVALSHA", sha, stored, argv))
         if reply is _NO_SCRIPT:
-            reply = _transaction(connection, staged, ("EVAL", script, 2, stored, staging, *argv))
+            reply = _transaction(connection, staging, value, px, ("EVAL", script, stored, argv))
             if reply is _NO_SCRIPT:  # pragma: no cover - EVAL loads it
                 raise redis.ResponseError("NOSCRIPT after EVAL")
     except redis.ResponseError:
@@ -242,26 +241,86 @@ _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
-def _pack(commands: tuple[tuple[Any, ...], ...]) -> bytes:
-    """``MULTI``, ``commands``, ``EXEC`` in RESP, as one buffer, text in UTF-8: the bytes
-    redis-py's ``pack_commands`` makes for a UTF-8 client (with or without hiredis), with a
-    fraction of the work per argument (it was most of a staged write's own client cost)."""
-    parts = [_MULTI]
-    for command in commands:
-        parts.append(b"*%d\r\n" % len(command))
-        for argument in command:
-            kind = type(argument)
-            if kind is bytes:
-                data = argument
-            elif kind is str:
-                data = argument.encode()
-            elif kind is int:
-                data = b"%d" % argument
-            else:  # pragma: no cover - what the staged writes send is bytes, str or int
-                raise TypeError(f"cannot pack {kind.__name__}")
-            parts += (b"$%d\r\n" % len(data), data, b"\r\n")
-    parts.append(_EXEC)
-    return b"".join(parts)
+def _bulk(argument: bytes | str | int) -> bytes:
+    """One argument as a RESP bulk string (text in UTF-8), as redis-py packs it for a UTF-8
+    client (with or without hiredis)."""
+    data: Any = argument
+    kind = type(argument)
+    if kind is str:
+        data = data.encode()
+    elif kind is int:
+        data = b"%d" % data
+    elif kind is not bytes:  # pragma: no cover - the staged writes send bytes, str or int
+        raise TypeError(f"cannot pack {kind.__name__}")
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+_SET = b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n"
+_SET_PX = b"*1\r\n$5\r\nMULTI\r\n*5\r\n$3\r\nSET\r\n"
+_TWO_KEYS = b"$1\r\n2\r\n"
+
+
+def _pack_staged(
+    staging: bytes,
+    value: bytes,
+    px: int | None,
+    run: tuple[str, str, str, tuple[bytes | str | int, ...]],
+) -> bytes:
+    """The staged transaction, ``MULTI``, ``SET staging value [PX px]``, ``run`` (``verb``
+    ``script`` ``2 stored staging`` ``*argv``), ``EXEC``: the bytes redis-py's
+    ``pack_commands`` makes of them for a UTF-8 client, with a fraction of its work (the
+    script's and the staging key's parts made once, no loop over an ordered write's
+    arguments, the value copied once): a staged write's own cost on the client."""
+    verb, script, stored, argv = run
+    call = _CALLS.get((verb, script, len(argv)))
+    if call is None:
+        call = _known(_CALLS, (verb, script, len(argv)))
+    name = _NAMES.get(staging)
+    if name is None:
+        name = _known(_NAMES, staging)
+    key = stored.encode()
+    if len(argv) == 1 and type(argv[0]) is bytes:  # an ordered write's: the value's head
+        tail = b"$%d\r\n%b\r\n" % (len(argv[0]), argv[0])
+    else:
+        tail = b"".join([_bulk(argument) for argument in argv])
+    if px:
+        digits = b"%d" % px
+        ttl = b"\r\n$2\r\nPX\r\n$%d\r\n%b\r\n" % (len(digits), digits)
+    else:
+        ttl = b"\r\n"
+    return b"".join(
+        (
+            _SET_PX if px else _SET,
+            name,
+            b"$%d\r\n" % len(value),
+            value,
+            ttl,
+            call,
+            b"$%d\r\n%b\r\n" % (len(key), key),
+            name,
+            tail,
+            _EXEC,
+        )
+    )
+
+
+#: The parts of :func:`_pack_staged` made once: a script call's head (``*n``, the verb, the
+#: script, ``2``) by (verb, script, number of arguments), a staging key's bulk string by key.
+_CALLS: dict[tuple[str, str, int], bytes] = {}
+_NAMES: dict[bytes, bytes] = {}
+
+
+def _known(parts: dict[Any, bytes], what: Any) -> bytes:
+    """Make and keep the part of :data:`_CALLS` or :data:`_NAMES` for ``what``."""
+    if len(parts) > 256:  # (a few scripts and namespaces; EVAL's texts come and go)
+        parts.clear()
+    if type(what) is tuple:
+        verb, script, count = what
+        made = b"*%d\r\n%b%b%b" % (5 + count, _bulk(verb), _bulk(script), _TWO_KEYS)
+    else:
+        made = _bulk(what)
+    parts[what] = made
+    return made
 
 
 _UTF8 = frozenset(("utf-8", "utf8", "UTF-8", "UTF8"))
@@ -281,16 +340,26 @@ def _is_refused(error: BaseException) -> bool:
     )
 
 
-def _transaction(connection: Any, *commands: tuple[Any, ...]) -> Any:
-    """``MULTI``, ``commands``, ``EXEC`` sent at once; the last command's reply (``_NO_SCRIPT``
-    if it named a script the server does not know). Reads every reply before raising."""
+def _transaction(
+    connection: Any,
+    staging: bytes,
+    value: bytes,
+    px: int | None,
+    run: tuple[str, str, str, tuple[bytes | str | int, ...]],
+) -> Any:
+    """``MULTI``, ``SET staging value [PX px]``, the script ``run`` (see :func:`_pack_staged`),
+    ``EXEC`` sent at once; the script's reply (``_NO_SCRIPT`` if the server does not know it).
+    Reads every reply before raising."""
     if connection.encoder.encoding in _UTF8:
-        packed = [_pack(commands)]
+        packed = [_pack_staged(staging, value, px, run)]
     else:  # (redis-py packs text in its encoding without hiredis, in UTF-8 with it)
+        verb, script, stored, argv = run
+        staged = ("SET", staging, value) if not px else ("SET", staging, value, "PX", px)
+        commands = (staged, (verb, script, 2, stored, staging, *argv))
         packed = connection.pack_commands([("MULTI",), *commands, ("EXEC",)])
     connection.send_packed_command(packed)
     queued: BaseException | None = None
-    for _ in range(len(commands) + 1):
+    for _ in range(3):  # MULTI's answer and the two QUEUED
         try:
             connection.read_response()
         except redis.ResponseError as exc:  # refused when queued: EXEC aborts

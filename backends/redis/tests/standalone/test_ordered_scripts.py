@@ -553,19 +553,29 @@ def test_the_staged_compare_and_set_decides_as_the_one_script_text_does(
                 assert outcomes[0] == outcomes[1], (held, token, new, px)
 
 
-def test_the_staged_transaction_is_packed_as_redis_py_packs_it() -> None:
+@pytest.mark.parametrize("px", [None, 3_600_000, 1])
+@pytest.mark.parametrize("kind", ["after", "cas", "eval"])
+def test_the_staged_transaction_is_packed_as_redis_py_packs_it(px: int | None, kind: str) -> None:
     """The staged writes pack their ``MULTI``/``EXEC`` by hand (cheaper) for a UTF-8 client:
-    the bytes are the ones redis-py's own ``pack_commands`` makes, non-ASCII keys included."""
-    from session_store_redis.staged import _pack
+    the bytes are the ones redis-py's own ``pack_commands`` makes, non-ASCII keys included, with
+    and without a TTL, for the ordered writes' ``ARGV``, the compare-and-set's (bytes, text,
+    numbers), and ``EVAL`` with the script's text."""
+    from session_store_redis.staged import _pack_staged
 
     value = bytes(range(256)) * 11
-    commands = (
-        ("SET", staging_key("ns\x1f"), value, "PX", 3_600_000),
-        ("EVALSHA", MOVE_AFTER_SHA, 2, "ns\x1fkey é ✓", staging_key("ns\x1f"), value[:16]),
-    )
+    staging = staging_key("ns\x1f")
+    stored = "ns\x1fkey é ✓"
+    argv: tuple[bytes | str | int, ...] = (value[:16],)
+    verb, script = "EVALSHA", MOVE_AFTER_SHA
+    if kind == "cas":
+        argv = (b"\x00expected", "d1a2", -1)
+    elif kind == "eval":
+        verb, script = "EVAL", MOVE_AFTER_SCRIPT + "-- é"
+    staged = ("SET", staging, value) if not px else ("SET", staging, value, "PX", px)
+    commands = (staged, (verb, script, 2, stored, staging, *argv))
     connection: Any = redis.Connection()  # type: ignore[no-untyped-call]
     expected = b"".join(connection.pack_commands([("MULTI",), *commands, ("EXEC",)]))
-    assert _pack(commands) == expected
+    assert _pack_staged(staging, value, px, (verb, script, stored, argv)) == expected
 
 
 def test_a_staged_write_whose_reply_is_lost_drops_its_connection(tmp_path: Path) -> None:
