@@ -208,7 +208,7 @@ def staged_write(
 
     Returns :data:`REFUSED` if the server's ACL refuses one of the commands (``NOPERM``); the
     key is then untouched (a refused command inside the script may leave the staging key
-    holding the value, which the next staged write replaces).
+    holding the value: the caller deletes it, as ``RedisBackend._refused`` does).
 
     Raises:
         redis.RedisError: the connection failed, or Redis refused (an error reply).

@@ -225,7 +225,8 @@ def test_the_ordered_writes_read_only_the_head_of_the_value(
     backend = RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace))
     data = stamps.frame(b"s" * 5000, stamps.clock.now(), None)
     kw = {"head": HEAD, "start": FIRST - 1, "end": LAST}
-    backend.set_after("k", data, 30, clock_end=CLOCK_END, **kw)  # scripts loaded, key present
+    backend.set_after("k", data, 30, clock_end=CLOCK_END, **kw)  # script loaded, key present
+    backend.set_if_newer("k", data, 30, **kw)  # the other script loaded (the same version: kept)
     commands: list[str] = []
     ready = threading.Event()
 
@@ -487,7 +488,8 @@ def test_the_staged_ordered_writes_send_the_value_outside_the_script(
     backend = RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace))
     data = stamps.frame(b"s" * 5000, stamps.clock.now(), None)
     kw = {"head": HEAD, "start": FIRST - 1, "end": LAST}
-    backend.set_after("k", data, 30, clock_end=CLOCK_END, **kw)  # scripts loaded, key present
+    backend.set_after("k", data, 30, clock_end=CLOCK_END, **kw)  # script loaded, key present
+    backend.set_if_newer("k", data, 30, **kw)  # the other script loaded (the same version: kept)
     commands: list[str] = []
     ready = threading.Event()
 

@@ -1,4 +1,4 @@
-"""Attack (round 6) on the staged compare-and-set (:mod:`session_store_redis.staged`) under an
+"""The staged compare-and-set (:mod:`session_store_redis.staged`) under an
 ACL that refuses ``RENAME`` inside the script: what becomes of the staged copy of the session.
 
 ``staged_write`` sends ``MULTI``, ``SET <staging key> <the new value> [PX ttl]``, ``EVALSHA``,
@@ -10,8 +10,8 @@ ever comes: the payload outlives the session. Found on the suite's real redis-se
 session is deleted (a logout), ``<prefix>\\x1f\\xff:staged-write`` still holds its data
 (``{"secret": "s3cr3t", ...}`` in clear JSON without encryption), with no expiry for a session
 that had none (else until the session's TTL), invisible to ``scan``/``session-store ls``.
-A fix would drop the staging key when the refusal comes from inside the script (``DEL`` in
-the same call), or give the staged ``SET`` no value the script has not consumed.
+Fixed: the backend deletes the staging key when it turns staging off
+(``RedisBackend._refused``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from session_store import NO_EXPIRY, SessionStore
 from session_store_redis.testing import RedisServer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a staged write refused inside its script leaves the session's payload in the "
-    "staging key, which no later staged write replaces (staging is off for good)",
-)
 def test_a_refused_staged_write_leaves_no_copy_of_the_session(tmp_path: Path) -> None:
     with RedisServer(directory=tmp_path) as server:
         with server.client() as admin:
