@@ -30,30 +30,58 @@ with. The rules, written once here for both stores and the web integrations:
   protocol change in every backend and plugin, and a second field per key. The frame already
   exists, is read by every reader, and gives Redis's compare-and-set its short token.
 
-The store reads the value first for a ``touch(key)`` without a TTL over a single backend (one
-more round trip; the web integrations always pass their TTL and never pay it), then touches
-*that value* only (the backend's conditional ``touch_if``, :func:`touch_kept`): a write landing
-between the read and the touch keeps the expiry it was just given, never the TTL of the
-session the touch read.
+**Touching only a session.** A key can hold a value that is *no session*: the marker a login's
+id rotation leaves on the old id (``websession.steps.RETIRED``), a chain's tombstone read through
+one tier. A touch must neither call it live nor restart its expiry (a tombstone must outlive every
+racing promotion). So a store over a single backend touches through the backend's
+``touch_session(key, ttl, keep_own)``: one atomic step that judges the value on its first
+:data:`HEAD_SPAN` bytes (:func:`touch_decision`: a marker is never longer than 50 bytes, and a
+frame's recorded TTL lies in its first 25), and restarts the expiry of a session only, with the
+TTL its frame records when ``keep_own`` (``touch(key)``, ``touch_on_load``), else with ``ttl``.
+On Redis it is one script that reads only that head (``GETRANGE``), on memory and diskcache one
+step under the backend's lock or transaction; the default for any other backend
+(:func:`touch_session_steps`) reads, judges, and touches by the backend's conditional touch only
+a value that cannot have become a marker since. Nothing can land between the judgement and the
+touch: a racing save keeps the expiry it was just given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from session_store.backend import SessionBackend
-from session_store.stamps import (
-    HEADER_SIZE,
-    UNVERSIONED,
-    clock,
-    frame,
-    own_ttl,
-    session_bytes,
-    version_of,
-)
+from session_store.stamps import MAGIC, clock, frame, own_ttl, session_bytes
 
-__all__ = ["keeps_own_ttl", "kept_ttl", "recorded", "touch_kept"]
+__all__ = [
+    "HEAD_SPAN",
+    "TOUCH_ATTEMPTS",
+    "keeps_own_ttl",
+    "kept_ttl",
+    "recorded",
+    "touch_decision",
+    "touch_guard",
+    "touch_kept",
+    "touch_session_steps",
+]
 
-#: Reads a :func:`touch_kept` makes before it leaves a key that every read found rewritten.
+#: Reads the default :func:`touch_session_steps` makes before it leaves a key that every read
+#: found rewritten (each of those writes restarted its own expiry).
 TOUCH_ATTEMPTS = 16
+
+#: How many first bytes of a value decide a touch: one more than the longest marker (50 bytes,
+#: a chain's frame around a tombstone), so a value this long or longer is never a marker.
+HEAD_SPAN = 51
+
+#: The values that hold no session (:func:`~session_store.stamps.session_bytes` is ``None``),
+#: as (length, the bytes at given offsets): an earlier chain's 16-byte tombstone stamp, a
+#: chain's tombstone frame, and a chain's frame around a tombstone (a retired id written
+#: through a chain).
+_MARKERS = (
+    (16, ((0, b"\xa7ST\x02"),)),
+    (25, ((0, MAGIC), (16, b"\x02"))),
+    (50, ((0, MAGIC), (16, b"\x01"), (25, MAGIC), (41, b"\x02"))),
+)
 
 
 def keeps_own_ttl(backend: object) -> bool:
@@ -82,18 +110,90 @@ def kept_ttl(data: bytes, store_ttl: float) -> float:
     return store_ttl if own is None else own
 
 
+def touch_decision(head: bytes, ttl: float | None, keep_own: bool) -> tuple[bool, float | None]:
+    """Whether a value whose first :data:`HEAD_SPAN` bytes (or all of it, if shorter) are
+    ``head`` holds a session, and the TTL a touch of it uses: its frame's recorded TTL if
+    ``keep_own`` and it records one (``math.inf``: no expiry), else ``ttl``. The same as
+    judging the whole value (a marker is at most 50 bytes long; a frame's TTL is in its first
+    25)."""
+    if session_bytes(head) is None:
+        return False, None
+    if keep_own:
+        own = own_ttl(head)
+        if own is not None:
+            return True, own
+    return True, ttl
+
+
+def touch_guard(value: bytes) -> bytes | None:
+    """What the key's value must begin with for a conditional touch (``touch_if``) to restart
+    the session ``value`` read and decided on by :func:`touch_decision`, the same way: its
+    first :data:`HEAD_SPAN` bytes, whenever every value that begins with them holds a session
+    with the same recorded TTL. ``None`` for a value too short to tell (a proper prefix of some
+    marker's shape: never a session's payload, which begins ``\\xa7SS`` or with JSON): the
+    caller then touches it by compare-and-set on its exact bytes."""
+    n = len(value)
+    for size, parts in _MARKERS:
+        if n < size and all(value[at : at + len(b)] == b[: max(0, n - at)] for at, b in parts):
+            return None
+    return value[:HEAD_SPAN]
+
+
+#: A step of :func:`touch_session_steps`: the backend call to make and its arguments.
+Step = tuple[str, tuple[Any, ...]]
+
+
+def touch_session_steps(
+    key: str, ttl: float | None, keep_own: bool, has_touch_if: bool
+) -> Generator[Step, Any, bool]:
+    """The default ``touch_session`` of a backend without one of its own, as the calls it makes
+    (each step yields ``(name, args)`` and receives the call's result; the sync and asyncio
+    defaults run the same steps). Read, judge (:func:`touch_decision`), then touch by the
+    backend's conditional touch only a value that begins as the one read
+    (:func:`touch_guard`), or, without a conditional touch of its own or for a value too short
+    to guard, by compare-and-set of the exact bytes read (as ``touch_if``'s own default).
+    Read again if a write got in between; each of :data:`TOUCH_ATTEMPTS` reads finding a
+    session rewritten since answers ``True`` (every write restarted its own expiry)."""
+    for _ in range(TOUCH_ATTEMPTS):
+        guard: bytes | None = None
+        token: Any = None
+        if has_touch_if:
+            value = yield "get", (key,)
+            if value is None:
+                return False
+            guard = touch_guard(value)
+        if guard is None:
+            read = yield "get_versioned", (key,)
+            if read is None:
+                return False
+            value, token = read.value, read.token
+        live, chosen = touch_decision(value[:HEAD_SPAN], ttl, keep_own)
+        if not live:
+            return False
+        step = (
+            ("touch_if", (key, guard, chosen))
+            if guard is not None
+            else ("set_if", (key, value, token, chosen))
+        )
+        if (yield step):
+            return True
+    return True
+
+
+def run_touch_session(backend: SessionBackend, steps: Generator[Step, Any, bool]) -> bool:
+    """Make :func:`touch_session_steps`'s calls on a sync ``backend``."""
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = getattr(backend, name)(*args)
+    except StopIteration as done:
+        return bool(done.value)
+
+
 def touch_kept(backend: SessionBackend, key: str, store_ttl: float) -> bool:
     """``touch(key)`` keeping the session's own TTL over a ``backend`` that does not keep it:
-    read the session, then restart the expiry of the value read, and of no other, with the TTL
-    it records (:meth:`~session_store.backend.SessionBackend.touch_if` with its frame, which
-    holds a version no other write has, or the whole value if it has none). A write that landed
-    in between was just given its own expiry: the session is read again and that one touched.
+    the TTL the stored frame records, else ``store_ttl``, judged and applied in one step by the
+    backend (``touch_session``): a write landing meanwhile keeps the expiry it was just given.
     ``False`` when the key holds no session."""
-    for _ in range(TOUCH_ATTEMPTS):
-        data = backend.get(key)
-        if data is None or session_bytes(data) is None:
-            return False
-        head = data[:HEADER_SIZE] if version_of(data) != UNVERSIONED else data
-        if backend.touch_if(key, head, kept_ttl(data, store_ttl)):
-            return True
-    return True  # rewritten under every read: each write restarted its own expiry
+    return backend.touch_session(key, store_ttl, keep_own=True)
