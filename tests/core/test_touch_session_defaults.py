@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from session_store.backend import Versioned
+from session_store.backend_base import CasMode
 from session_store.memory import MemoryBackend
 from session_store.ownttl import HEAD_SPAN, touch_decision, touch_guard
 from session_store.plugin import BackendBase, Scope, SessionBackend, VersionToken
@@ -93,7 +95,7 @@ class NoCas(BackendBase):
     """A third-party backend without compare-and-set nor a conditional touch."""
 
     scope = Scope.HOST
-    cas = "none"
+    cas: ClassVar[CasMode] = "none"
 
     def __init__(self) -> None:
         super().__init__(prefix="n:")
@@ -126,7 +128,7 @@ class NoCas(BackendBase):
 class NativeCas(NoCas):
     """The same with compare-and-set of its own (digest tokens), and still no ``_touch_if``."""
 
-    cas = "native"
+    cas: ClassVar[CasMode] = "native"
 
     def _set_if(
         self, skey: str, value: bytes, token: VersionToken | None, ttl: float | None

@@ -93,6 +93,7 @@ def test_a_stores_sliding_expiry_is_one_round_trip(redis_url: str) -> None:
         raw.config_resetstat()
         assert store.load("own") == {"n": 2}
         assert _calls(raw) == {"get": 1, "evalsha": 1, "getrange": 1, "pexpire": 1}
+        assert isinstance(store.backend, RedisBackend)
         assert 250_000 < raw.pttl(store.backend.namespace.encode("own")) <= 300_000
     finally:
         store.close()
