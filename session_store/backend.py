@@ -152,17 +152,17 @@ class SessionBackend(Closing, ABC):
         (a session saved with a TTL of its own, :mod:`session_store.ownttl`).
 
         What a store's sliding expiry calls over a single backend. The value is judged on its
-        first :data:`~session_store.ownttl.HEAD_SPAN` bytes, and the judgement and the touch
+        first :data:`~session_store.touchrules.HEAD_SPAN` bytes, and the judgement and the touch
         are one atomic step where the backend can (one script on Redis, under the lock or
         transaction on memory and diskcache): a write landing meanwhile keeps its own expiry.
 
-        **The default** (:func:`~session_store.ownttl.touch_session_steps`) reads the value,
+        **The default** (:func:`~session_store.touchrules.touch_session_steps`) reads the value,
         judges it, then touches it by :meth:`touch_if` with its first bytes (a backend with a
         ``touch_if`` of its own), else by :meth:`set_if` of the bytes read: exactly as atomic
         as those, one read more than a backend's own; a backend without compare-and-set and
         without ``touch_if`` raises what its :meth:`get_versioned` raises.
         """
-        from session_store.ownttl import run_touch_session, touch_session_steps
+        from session_store.touchrules import run_touch_session, touch_session_steps
 
         validate_key(key)
         ttl = normalize_ttl(ttl)

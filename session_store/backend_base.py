@@ -51,7 +51,7 @@ from session_store.backend_trusted import CheckedOnceCalls
 from session_store.counters import Counters
 from session_store.errors import BackendError, BackendUnavailableError, SessionStoreError
 from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
-from session_store.ownttl import HEAD_SPAN, touch_decision
+from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 from session_store.unchecked import TRUSTED_CALL_NAMES, TrustedCalls, unchecked_calls
 
@@ -226,7 +226,7 @@ class BackendBase(SessionBackend):
 
     def _touch_session(self, skey: str, ttl: float | None, keep_own: bool) -> bool:
         """:meth:`~session_store.backend.SessionBackend.touch_session` as one step: the value's
-        head judged (:func:`~session_store.ownttl.touch_decision`), then ``_touch`` with the TTL
+        head judged (:func:`~session_store.touchrules.touch_decision`), then ``_touch`` with the TTL
         chosen; ``ttl`` is the effective fallback (``None``: no expiry). The base calls it
         under the write lock where ``cas == "lock"``, which makes it atomic; for any other
         ``cas`` it runs the protocol's default steps instead (a conditional touch or

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from session_store.backend import Versioned, VersionToken
-from session_store.ownttl import run_touch_session, touch_session_steps
+from session_store.touchrules import run_touch_session, touch_session_steps
 
 if TYPE_CHECKING:
     from session_store.backend_base import BackendBase
@@ -76,7 +76,7 @@ class CheckedOnceCalls:
                     lambda: b._touch_session(skey, b._effective(ttl), keep_own),
                 )
         steps = touch_session_steps(key, ttl, keep_own, b._own_touch_if)
-        return run_touch_session(self, steps)  # type: ignore[arg-type]
+        return run_touch_session(self, steps)
 
     def ttl(self, key: str) -> float | None:
         b = self._b

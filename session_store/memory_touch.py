@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from session_store.backend import ensure_bytes
 from session_store.keys import validate_key
 from session_store.memory_entries import VALUE, VERSION, Entry
-from session_store.ownttl import HEAD_SPAN, touch_decision
+from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import normalize_ttl
 
 __all__ = ["MemoryTouches"]

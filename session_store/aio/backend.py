@@ -117,10 +117,10 @@ class AsyncSessionBackend(AsyncClosing, ABC):
     ) -> bool:
         """Restart the expiry of ``key`` only if it holds a session; ``True`` if it did
         (:meth:`session_store.backend.SessionBackend.touch_session`, whose default this is
-        too: the same steps, :func:`~session_store.ownttl.touch_session_steps`, awaited). A
+        too: the same steps, :func:`~session_store.touchrules.touch_session_steps`, awaited). A
         backend overrides it with one atomic step where it can."""
         from session_store.keys import validate_key
-        from session_store.ownttl import touch_session_steps
+        from session_store.touchrules import touch_session_steps
 
         validate_key(key)
         ttl = normalize_ttl(ttl)

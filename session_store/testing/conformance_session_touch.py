@@ -12,7 +12,7 @@ inherits the protocol's default.
 away from a marker (a prefix, one byte more, another kind byte), frames recording every kind of
 TTL field (none, a short one, no expiry, and values no write asks for: 0, negative, NaN, beyond
 ``MAX_TTL``), and values of ordinary sessions. A backend that judges on its server (Redis's
-script) is held to :func:`~session_store.ownttl.touch_decision` on all of them.
+script) is held to :func:`~session_store.touchrules.touch_decision` on all of them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pytest
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import SessionBackend
 from session_store.errors import InvalidKeyError
-from session_store.ownttl import HEAD_SPAN, touch_decision
 from session_store.stamps import KIND_VALUE, MAGIC, tombstone
+from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import MAX_TTL
 
 __all__ = [

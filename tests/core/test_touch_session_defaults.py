@@ -1,7 +1,7 @@
 """The defaults of ``touch_session`` for backends that do not implement it (third-party ones): the
 protocol's steps (read, judge, then ``touch_if`` on a head that cannot have become a marker, else
 ``set_if`` on the exact bytes read), ``BackendBase``'s per ``cas`` mode, and the guard they rest
-on (:func:`session_store.ownttl.touch_guard`). Each racing write is forced between the read and
+on (:func:`session_store.touchrules.touch_guard`). Each racing write is forced between the read and
 the touch by the backend itself, so the interleaving is certain, not likely."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from session_store.backend import Versioned
 from session_store.backend_base import CasMode
 from session_store.memory import MemoryBackend
-from session_store.ownttl import HEAD_SPAN, touch_decision, touch_guard
 from session_store.plugin import BackendBase, Scope, SessionBackend, VersionToken
 from session_store.stamps import frame, tombstone
 from session_store.testing.conformance_session_touch import touch_session_corpus
+from session_store.touchrules import HEAD_SPAN, touch_decision, touch_guard
 from session_store.websession.steps import RETIRED
 
 MARKER = tombstone(bytes(range(12)))

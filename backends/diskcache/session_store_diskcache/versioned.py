@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from session_store.backend import Versioned, VersionToken
 from session_store.counters import Counters
 from session_store.keys import Namespace, validate_key
-from session_store.ownttl import HEAD_SPAN, touch_decision
+from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import normalize_ttl
 from session_store.unchecked import checked
 from session_store_diskcache.cache import SessionCache

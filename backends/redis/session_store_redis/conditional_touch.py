@@ -11,8 +11,8 @@ a racing ``touch`` never re-expires a delete's tombstone, nor extends a write it
 ``touch_session`` is what a store's sliding expiry sends over a single Redis (``touch(key)``,
 ``touch(key, ttl)``, ``touch_on_load``, every web integration's read-only request): one round
 trip, as the ``PEXPIRE`` it replaces. Its script reads the value's first 51 bytes
-(:data:`~session_store.ownttl.HEAD_SPAN`) and judges them exactly as
-:func:`~session_store.ownttl.touch_decision` does (a 16-, 25- or 50-byte marker is no session;
+(:data:`~session_store.touchrules.HEAD_SPAN`) and judges them exactly as
+:func:`~session_store.touchrules.touch_decision` does (a 16-, 25- or 50-byte marker is no session;
 a frame's TTL field, a big-endian double, is kept when it is one a write can have asked for);
 ``tests`` hold the two to the same answers.
 
