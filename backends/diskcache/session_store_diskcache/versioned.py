@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from session_store.backend import Versioned, VersionToken
@@ -145,10 +146,13 @@ class VersionedWrites:
         """Restart the expiry of the session under ``key`` only (see
         :meth:`session_store.backend.SessionBackend.touch_session`): the value judged on its
         head and touched with the TTL chosen in one transaction, which excludes every other
-        writer (a retired id or a chain's tombstone keeps its own expiry)."""
+        writer (a retired id or a chain's tombstone keeps its own expiry). Only the head is
+        read (:meth:`SessionCache.head`), unless reads write (an eviction policy that records
+        accesses reads in full, as :meth:`get` does)."""
         stored = self.namespace.encode(key)
-        with self._io("touch_session", key) as cache, cache.transact():
-            current: bytes | None = cache.get(stored)
+        with self._io("touch_session", key) as cache, cache.write_transaction():
+            read = cache.get if self._reads_write else partial(cache.head, length=HEAD_SPAN)
+            current: bytes | None = read(stored)
             if current is None:
                 return False
             live, chosen = touch_decision(current[:HEAD_SPAN], ttl, keep_own)
