@@ -40,6 +40,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import redis
@@ -111,6 +112,24 @@ def instructions(tree: str, url: str, mode: str, size: int, calls: int) -> float
     return (full - base) / calls
 
 
+def _diskcache(args: argparse.Namespace) -> int:
+    """Client instructions per touch over ``diskcache://`` (no server: the whole cost is the
+    client's, SQLite included), each tree on a fresh directory."""
+    for mode in MODES:
+        for size in map(int, args.sizes.split(",")):
+            per: dict[str, float] = {}
+            for name, tree in {"older": args.against, "this": HERE}.items():
+                with tempfile.TemporaryDirectory() as directory:
+                    url = f"diskcache://{directory}"
+                    per[name] = instructions(tree, url, mode, size, args.calls // 3)
+            print(
+                f"diskcache touch({mode}) {size:>6} B: {per['older']:,.0f} -> {per['this']:,.0f} "
+                f"instr/touch ({per['this'] / per['older']:.3f}x)",
+                flush=True,
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -118,11 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--sizes", default="256,4096,65536")
     parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument("--diskcache", action="store_true", help="client instructions only")
     args = parser.parse_args(argv)
     if args.child:
         url, mode, size, calls = args.child
         child(url, mode, int(size), int(calls))
         return 0
+    if args.diskcache:
+        return _diskcache(args)
     trees = {"older": args.against, "this": HERE}
     with RedisServer() as redis_server:
         url = redis_server.url_for(prefix="bench-touch")

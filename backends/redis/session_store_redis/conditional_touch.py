@@ -14,16 +14,18 @@ trip, as the ``PEXPIRE`` it replaces. Its script reads the value's first 51 byte
 (:data:`~session_store.touchrules.HEAD_SPAN`) and judges them exactly as
 :func:`~session_store.touchrules.touch_decision` does (a 16-, 25- or 50-byte marker is no session;
 a frame's TTL field, a big-endian double, is kept when it is one a write can have asked for);
-``tests`` hold the two to the same answers.
+the conformance kit (:mod:`session_store.testing.conformance_session_touch`) holds the two to
+the same answers on every topology.
 
 The scripts read only the value's first bytes (``GETRANGE``, as the ordered writes of
-:mod:`session_store_redis.ordered_scripts` do), never the whole value, and is sent by SHA
-(``EVALSHA``), by text (``EVAL``) once if the server lost it; with ``wait_replicas`` it is sent
-by text with ``WAIT`` after it on the same connection. It touches one key, so it runs unchanged
-on a single server, a Sentinel-managed primary and Redis Cluster (routed by its key's slot).
-A lost reply is retried like ``touch``: running it twice touches the same value twice.
+:mod:`session_store_redis.ordered_scripts` do), never the whole value, and each is sent by SHA
+(``EVALSHA``), by text (``EVAL``) once if the server lost it; with ``wait_replicas`` by text
+with ``WAIT`` after it on the same connection. Each touches one key, so it runs unchanged on a
+single server, a Sentinel-managed primary and Redis Cluster (routed by its key's slot), its key
+built by the backend's :class:`~session_store.keys.Namespace`. A lost reply is retried like
+``touch``: running either twice touches the same value twice.
 
-:class:`ConditionalTouch` gives it to the sync backends (through
+:class:`ConditionalTouch` gives them to the sync backends (through
 :class:`~session_store_redis.base.RedisBackendBase`), :class:`AsyncConditionalTouch` to the
 async ones (through :class:`~session_store_redis.aio.AsyncRedisBackend`).
 """
