@@ -142,6 +142,33 @@ class SessionBackend(Closing, ABC):
                 return True
         return False  # pragma: no cover - 16 writers in a row got in: none of them was touched
 
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        """Restart the expiry of ``key`` only if it holds a session; ``True`` if it did.
+        ``False``, changing nothing, if the key is absent or holds a value that is no session:
+        a deleted session's marker (a chain's tombstone read through one tier, the marker a
+        login's id rotation leaves on the old id; see
+        :func:`~session_store.stamps.session_bytes`). The new TTL is ``ttl`` (``None``: the
+        default TTL), or with ``keep_own`` the TTL the value's frame records if it records one
+        (a session saved with a TTL of its own, :mod:`session_store.ownttl`).
+
+        What a store's sliding expiry calls over a single backend. The value is judged on its
+        first :data:`~session_store.touchrules.HEAD_SPAN` bytes, and the judgement and the touch
+        are one atomic step where the backend can (one script on Redis, under the lock or
+        transaction on memory and diskcache): a write landing meanwhile keeps its own expiry.
+
+        **The default** (:func:`~session_store.touchrules.touch_session_steps`) reads the value,
+        judges it, then touches it by :meth:`touch_if` with its first bytes (a backend with a
+        ``touch_if`` of its own), else by :meth:`set_if` of the bytes read: exactly as atomic
+        as those, one read more than a backend's own; a backend without compare-and-set and
+        without ``touch_if`` raises what its :meth:`get_versioned` raises.
+        """
+        from session_store.touchrules import run_touch_session, touch_session_steps
+
+        validate_key(key)
+        ttl = normalize_ttl(ttl)
+        own_touch_if = type(self).touch_if is not SessionBackend.touch_if
+        return run_touch_session(self, touch_session_steps(key, ttl, keep_own, own_touch_if))
+
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token :meth:`get_versioned` would return while ``key`` holds exactly ``value``, if
         this backend can tell it from the bytes alone; ``None`` (the default): it cannot.

@@ -17,7 +17,8 @@ text (a superset is fine, the base filters). Optional: ``_get_with_ttl``, ``_get
 ``_set_many``, ``_delete_many`` (one round trip instead of the default loops), ``_close()``,
 compare-and-set, ``_get_versioned`` / ``_set_if`` (see :attr:`BackendBase.cas`), and the
 conditional touch ``_touch_if(skey, head, ttl)`` (default: through compare-and-set, or under the
-write lock; see :meth:`BackendBase._touch_if`).
+write lock; see :meth:`BackendBase._touch_if`), and ``_touch_session(skey, ttl, keep_own)``, the
+touch of a live session only (default: see :meth:`BackendBase._touch_session`).
 
 Hooks receive keys already namespaced and values already ``bytes``; a TTL they receive is the
 effective one (the caller's, else ``default_ttl``), ``None`` meaning "no expiry".
@@ -50,6 +51,7 @@ from session_store.backend_trusted import CheckedOnceCalls
 from session_store.counters import Counters
 from session_store.errors import BackendError, BackendUnavailableError, SessionStoreError
 from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
+from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 from session_store.unchecked import TRUSTED_CALL_NAMES, TrustedCalls, unchecked_calls
 
@@ -117,10 +119,13 @@ class BackendBase(SessionBackend):
 
     #: Whether the subclass implements ``_touch_if`` (else the default needs compare-and-set).
     _own_touch_if: ClassVar[bool] = False
+    #: Whether the subclass implements ``_touch_session`` (else the base's steps).
+    _own_touch_session: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls._own_touch_if = cls._touch_if is not BackendBase._touch_if
+        cls._own_touch_session = cls._touch_session is not BackendBase._touch_session
         scope = getattr(cls, "scope", None)
         if "cas" not in cls.__dict__:
             if cls._set_if is not BackendBase._set_if:
@@ -219,6 +224,20 @@ class BackendBase(SessionBackend):
                 return True
         return False  # pragma: no cover - 4 writers in a row got in: none of them was touched
 
+    def _touch_session(self, skey: str, ttl: float | None, keep_own: bool) -> bool:
+        """:meth:`~session_store.backend.SessionBackend.touch_session` as one step: the value's
+        head judged (:func:`~session_store.touchrules.touch_decision`), then ``_touch`` with the TTL
+        chosen; ``ttl`` is the effective fallback (``None``: no expiry). The base calls it
+        under the write lock where ``cas == "lock"``, which makes it atomic; for any other
+        ``cas`` it runs the protocol's default steps instead (a conditional touch or
+        compare-and-set; read and touch in two steps only where ``cas == "none"`` and there is
+        no ``_touch_if``), unless a subclass overrides this with one atomic step of its own."""
+        value = self._get(skey)
+        if value is None:
+            return False
+        live, chosen = touch_decision(value[:HEAD_SPAN], ttl, keep_own)
+        return live and self._touch(skey, None if chosen == NO_EXPIRY else chosen)
+
     def _close(self) -> None:
         """Release connections and files; called once, by the first :meth:`close`."""
 
@@ -288,6 +307,9 @@ class BackendBase(SessionBackend):
     def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
         head = self._value(head, key)
         return self._trusted.touch_if(validate_key(key), head, normalize_ttl(ttl))
+
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        return self._trusted.touch_session(validate_key(key), normalize_ttl(ttl), keep_own)
 
     def ttl(self, key: str) -> float | None:
         return self._trusted.ttl(validate_key(key))

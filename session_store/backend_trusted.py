@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from session_store.backend import Versioned, VersionToken
+from session_store.touchrules import run_touch_session, touch_session_steps
 
 if TYPE_CHECKING:
     from session_store.backend_base import BackendBase
@@ -63,6 +64,19 @@ class CheckedOnceCalls:
             b._require_cas(key)
         with b._write_lock:
             return b._call("touch_if", key, lambda: b._touch_if(skey, head, b._effective(ttl)))
+
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        b = self._b
+        if b._own_touch_session or b.cas == "lock" or (b.cas == "none" and not b._own_touch_if):
+            skey = self._ns.encode(key)
+            with b._write_lock:
+                return b._call(
+                    "touch_session",
+                    key,
+                    lambda: b._touch_session(skey, b._effective(ttl), keep_own),
+                )
+        steps = touch_session_steps(key, ttl, keep_own, b._own_touch_if)
+        return run_touch_session(self, steps)
 
     def ttl(self, key: str) -> float | None:
         b = self._b

@@ -39,6 +39,7 @@ from session_store.memory_entries import VALUE as _VALUE
 from session_store.memory_entries import VERSION as _VERSION
 from session_store.memory_entries import Entry as _Entry
 from session_store.memory_entries import entry_size as _size
+from session_store.memory_touch import MemoryTouches
 from session_store.memory_url import options_from_url
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 from session_store.unchecked import ONE_KEY_CALLS, TrustedCalls, unchecked_calls
@@ -49,7 +50,7 @@ __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "Evicted", "MemoryBackend
 log = logging.getLogger(__name__)
 
 
-class MemoryBackend(SessionBackend):
+class MemoryBackend(MemoryTouches, SessionBackend):
     """A process-local LRU store.
 
     Args:
@@ -279,25 +280,6 @@ class MemoryBackend(SessionBackend):
             removed = entry is not None and entry[_EXPIRES] > self._clock()
             self.counters.add_held("deletes", int(removed))  # keys deleted, not calls
             return removed
-
-    def touch(self, key: str, ttl: float | None = None) -> bool:
-        return self._touch_if(validate_key(key), b"", normalize_ttl(ttl))
-
-    def _touch(self, key: str, ttl: float | None = None) -> bool:
-        return self._touch_if(key, b"", ttl)
-
-    def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
-        return self._touch_if(validate_key(key), ensure_bytes(head, key=key), normalize_ttl(ttl))
-
-    def _touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
-        deadline = self._deadline(ttl)  # the check and the touch under one lock: atomic
-        with self._lock:
-            entry = self._live(key, self._clock())
-            if entry is None or not entry[_VALUE].startswith(head):
-                return False
-            self._data[key] = (entry[_VALUE], deadline, entry[_VERSION])
-            self._data.move_to_end(key)
-            return True
 
     def ttl(self, key: str) -> float | None:
         return self._ttl(validate_key(key))

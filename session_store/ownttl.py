@@ -30,30 +30,28 @@ with. The rules, written once here for both stores and the web integrations:
   protocol change in every backend and plugin, and a second field per key. The frame already
   exists, is read by every reader, and gives Redis's compare-and-set its short token.
 
-The store reads the value first for a ``touch(key)`` without a TTL over a single backend (one
-more round trip; the web integrations always pass their TTL and never pay it), then touches
-*that value* only (the backend's conditional ``touch_if``, :func:`touch_kept`): a write landing
-between the read and the touch keeps the expiry it was just given, never the TTL of the
-session the touch read.
+**Touching only a session.** A key can hold a value that is *no session*: the marker a login's
+id rotation leaves on the old id (``websession.steps.RETIRED``), a chain's tombstone read through
+one tier. A touch must neither call it live nor restart its expiry (a tombstone must outlive every
+racing promotion). So a store over a single backend touches through the backend's
+``touch_session(key, ttl, keep_own)``: one atomic step that judges the value on its first
+:data:`~session_store.touchrules.HEAD_SPAN` bytes
+(:func:`~session_store.touchrules.touch_decision`: a marker is never longer than 50 bytes, and a
+frame's recorded TTL lies in its first 25), and restarts the expiry of a session only, with the
+TTL its frame records when ``keep_own`` (``touch(key)``, ``touch_on_load``), else with ``ttl``.
+On Redis it is one script that reads only that head (``GETRANGE``), on memory and diskcache one
+step under the backend's lock or transaction; the default for any other backend
+(:func:`~session_store.touchrules.touch_session_steps`) reads, judges, and touches by the
+backend's conditional touch only a value that cannot have become a marker since. Nothing can
+land between the judgement and the touch: a racing save keeps the expiry it was just given.
 """
 
 from __future__ import annotations
 
 from session_store.backend import SessionBackend
-from session_store.stamps import (
-    HEADER_SIZE,
-    UNVERSIONED,
-    clock,
-    frame,
-    own_ttl,
-    session_bytes,
-    version_of,
-)
+from session_store.stamps import clock, frame, own_ttl
 
 __all__ = ["keeps_own_ttl", "kept_ttl", "recorded", "touch_kept"]
-
-#: Reads a :func:`touch_kept` makes before it leaves a key that every read found rewritten.
-TOUCH_ATTEMPTS = 16
 
 
 def keeps_own_ttl(backend: object) -> bool:
@@ -84,16 +82,7 @@ def kept_ttl(data: bytes, store_ttl: float) -> float:
 
 def touch_kept(backend: SessionBackend, key: str, store_ttl: float) -> bool:
     """``touch(key)`` keeping the session's own TTL over a ``backend`` that does not keep it:
-    read the session, then restart the expiry of the value read, and of no other, with the TTL
-    it records (:meth:`~session_store.backend.SessionBackend.touch_if` with its frame, which
-    holds a version no other write has, or the whole value if it has none). A write that landed
-    in between was just given its own expiry: the session is read again and that one touched.
+    the TTL the stored frame records, else ``store_ttl``, judged and applied in one step by the
+    backend (``touch_session``): a write landing meanwhile keeps the expiry it was just given.
     ``False`` when the key holds no session."""
-    for _ in range(TOUCH_ATTEMPTS):
-        data = backend.get(key)
-        if data is None or session_bytes(data) is None:
-            return False
-        head = data[:HEADER_SIZE] if version_of(data) != UNVERSIONED else data
-        if backend.touch_if(key, head, kept_ttl(data, store_ttl)):
-            return True
-    return True  # rewritten under every read: each write restarted its own expiry
+    return backend.touch_session(key, store_ttl, keep_own=True)

@@ -89,14 +89,18 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         data = self.backend.get(key)
         obj = self._cached_decode(key, data)
         if obj is not None and self.touch_on_load:
-            assert data is not None  # for mypy: a session was found in it
-            self._touch_after_load(key, data)
+            self._touch_after_load(key)
         return obj
 
-    def _touch_after_load(self, key: str, data: bytes) -> None:
-        """Sliding expiry on read: the session's own TTL; a refusing tier never fails a load."""
+    def _touch_after_load(self, key: str) -> None:
+        """Sliding expiry on read: the session's own TTL, judged again where it is stored (a
+        save landing since the read keeps its own, :func:`~session_store.ownttl.touch_kept`); a
+        refusing tier never fails a load."""
         try:
-            self.backend.touch(key, self._kept_ttl(data))
+            if keeps_own_ttl(self.backend):
+                self.backend.touch(key, None)  # a chain keeps each session's own TTL itself
+            else:
+                touch_kept(self.backend, key, self.ttl)
         except BackendError as exc:
             log.warning("touch after loading %r failed: %s", key, exc.message)
 
@@ -163,16 +167,21 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         return self.backend.delete(key)
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
-        """Restart the session's expiry without rewriting it; ``True`` if it exists.
+        """Restart the session's expiry without rewriting it; ``True`` if it holds a session.
 
         ``ttl=None`` keeps the session's own TTL (the one it was saved with): a chain keeps it
-        itself; over a single backend the session is read first, and restarted with the TTL it
-        records (:mod:`session_store.ownttl`), else the store's. ``False`` for a key holding no
-        session (absent, or a deleted session's marker read through one tier of a chain).
+        itself; over a single backend it is the TTL the stored value records
+        (:mod:`session_store.ownttl`), else the store's. ``False``, changing nothing, for a key
+        holding no session (absent, a deleted session's marker read through one tier of a
+        chain, a retired id). Over a single backend one atomic backend call either way
+        (``touch_session``: one round trip, the web integrations' sliding expiry).
         """
-        if ttl is not None or keeps_own_ttl(self.backend):
-            return self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
-        return touch_kept(self.backend, key, self.ttl)  # what it read, with the TTL recorded
+        backend = self.backend
+        if keeps_own_ttl(backend):
+            return backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
+        if ttl is None:
+            return touch_kept(backend, key, self.ttl)  # the TTL recorded where it is stored
+        return backend.touch_session(key, ttl)
 
     def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

@@ -25,7 +25,7 @@ from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import storage_heads, validate_key
 from session_store.memory import MemoryBackend
-from session_store.ownttl import keeps_own_ttl, kept_ttl, recorded
+from session_store.ownttl import keeps_own_ttl, recorded
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import clock, frame, session_bytes, version_of
 from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
@@ -323,11 +323,6 @@ class StoreRules(Generic[T, B]):
         if replaced is not None:
             clock.observe(version_of(replaced))  # a write after a read is newer (stamps)
         return frame(payload, clock.now(), None if write_ttl == self.ttl else write_ttl)
-
-    def _kept_ttl(self, data: bytes) -> float | None:
-        """The TTL a touch without one passes down for the stored ``data``: ``None`` to a chain
-        (it keeps each session's own), else the TTL ``data`` records, else the store's."""
-        return None if keeps_own_ttl(self.backend) else kept_ttl(data, self.ttl)
 
     def _touch_ttl(self, ttl: float | None, keeps_own_ttl: bool) -> float | None:
         """The TTL a ``touch`` passes down: the given one; else ``None`` where the backend keeps

@@ -112,6 +112,28 @@ class AsyncSessionBackend(AsyncClosing, ABC):
                 return True
         return False  # pragma: no cover - 16 writers in a row got in: none of them was touched
 
+    async def touch_session(
+        self, key: str, ttl: float | None = None, keep_own: bool = False
+    ) -> bool:
+        """Restart the expiry of ``key`` only if it holds a session; ``True`` if it did
+        (:meth:`session_store.backend.SessionBackend.touch_session`, whose default this is
+        too: the same steps, :func:`~session_store.touchrules.touch_session_steps`, awaited). A
+        backend overrides it with one atomic step where it can."""
+        from session_store.keys import validate_key
+        from session_store.touchrules import touch_session_steps
+
+        validate_key(key)
+        ttl = normalize_ttl(ttl)
+        own_touch_if = type(self).touch_if is not AsyncSessionBackend.touch_if
+        steps = touch_session_steps(key, ttl, keep_own, own_touch_if)
+        result: object = None
+        try:
+            while True:
+                name, args = steps.send(result)
+                result = await getattr(self, name)(*args)
+        except StopIteration as done:
+            return bool(done.value)
+
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token :meth:`get_versioned` would return while a key holds exactly ``value``, if
         this backend can tell it from the bytes alone (no I/O); ``None`` (the default): it

@@ -56,6 +56,11 @@ class AsyncMemoryBackend(AsyncSessionBackend):
     async def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
         return self.sync.touch_if(key, head, ttl)
 
+    async def touch_session(
+        self, key: str, ttl: float | None = None, keep_own: bool = False
+    ) -> bool:
+        return self.sync.touch_session(key, ttl, keep_own)
+
     async def ttl(self, key: str) -> float | None:
         return self.sync.ttl(key)
 

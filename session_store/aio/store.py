@@ -73,15 +73,18 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         # the same bytes as last time: no stage undone (see session_store.decoded)
         obj = None if data is None else self._cached_decode(key, data)
         if obj is not None and self.touch_on_load:
-            assert data is not None  # for mypy: a session was found in it
-            await self._touch_after_load(key, data)
+            await self._touch_after_load(key)
         return obj
 
-    async def _touch_after_load(self, key: str, data: bytes) -> None:
-        """Sliding expiry on read, as the sync store's: the session's own TTL where its bytes
-        record it; a refusing tier never fails a load (a warning says so)."""
+    async def _touch_after_load(self, key: str) -> None:
+        """Sliding expiry on read, as the sync store's: the session's own TTL where it is
+        stored records it, judged and applied in one backend call (``touch_session``); a
+        refusing tier never fails a load (a warning says so)."""
         try:
-            await self.backend.touch(key, self._kept_ttl(data))
+            if keeps_own_ttl(self.backend):
+                await self.backend.touch(key, None)  # a chain keeps each session's own TTL
+            else:
+                await self.backend.touch_session(key, self.ttl, keep_own=True)
         except BackendError as exc:
             log.warning("touch after loading %r failed: %s", key, exc.message)
 
@@ -148,13 +151,14 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the session's expiry without rewriting it; ``True`` if it holds a session.
         ``ttl=None`` keeps the session's own TTL, as the sync store's ``touch`` says (over a
-        single backend the session is read first)."""
-        if ttl is not None or keeps_own_ttl(self.backend):
-            return await self.backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
-        data = await self.backend.get(key)
-        if data is None or session_bytes(data) is None:
-            return False
-        return await self.backend.touch(key, self._kept_ttl(data))
+        single backend one atomic ``touch_session``, which also refuses a key holding no
+        session)."""
+        backend = self.backend
+        if keeps_own_ttl(backend):
+            return await backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
+        if ttl is None:
+            return await backend.touch_session(key, self.ttl, keep_own=True)
+        return await backend.touch_session(key, ttl)
 
     async def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

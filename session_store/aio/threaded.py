@@ -54,6 +54,11 @@ class ThreadedBackend(AsyncSessionBackend):
     async def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
         return await asyncio.to_thread(self.sync.touch_if, key, head, ttl)
 
+    async def touch_session(
+        self, key: str, ttl: float | None = None, keep_own: bool = False
+    ) -> bool:
+        return await asyncio.to_thread(self.sync.touch_session, key, ttl, keep_own)
+
     async def ttl(self, key: str) -> float | None:
         return await asyncio.to_thread(self.sync.ttl, key)
 

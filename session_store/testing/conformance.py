@@ -27,6 +27,7 @@ import pytest
 from session_store.backend import SessionBackend
 from session_store.errors import ConfigurationError, InvalidKeyError, SerializationError
 from session_store.testing.conformance_cas import BackendFactory, CompareAndSetConformance
+from session_store.testing.conformance_session_touch import SessionTouchConformance
 from session_store.testing.conformance_touch import ConditionalTouchConformance
 from session_store.testing.hostile import HOSTILE_KEYS, HOSTILE_PREFIXES, INVALID_KEYS
 
@@ -64,7 +65,9 @@ def short_lived(ttl: float, rounds: int = 3) -> Iterator[ShortLived]:
     pytest.fail(f"no round of {rounds} wrote and read its keys within their TTL (last {ttl / 4} s)")
 
 
-class BackendConformance(ConditionalTouchConformance, CompareAndSetConformance):
+class BackendConformance(
+    ConditionalTouchConformance, SessionTouchConformance, CompareAndSetConformance
+):
     """Every backend passes these. Subclass and provide the ``backend_factory`` fixture."""
 
     ttl_short: float = 0.3

@@ -74,6 +74,10 @@ class SwitchableBackend(SessionBackend):
         self._check()
         return self.inner.touch_if(key, head, ttl)
 
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        self._check()
+        return self.inner.touch_session(key, ttl, keep_own)
+
     def ttl(self, key: str) -> float | None:
         self._check()
         return self.inner.ttl(key)

@@ -1,7 +1,6 @@
-"""``SessionStore.touch(key)`` over one backend reads the session, then restarts its expiry with
-the TTL that read records (:mod:`session_store.ownttl`). Raced by real threads on a real
-redis-server: a save landing between the read and the touch must never get the TTL of the
-session the touch read."""
+"""``SessionStore.touch(key)`` over one backend restarts a session's expiry with the TTL it
+records (:mod:`session_store.ownttl`). Raced by real threads on a real redis-server: a save
+landing while the touch runs must never get the TTL of the session it replaced."""
 
 from __future__ import annotations
 
@@ -21,8 +20,10 @@ def test_a_save_racing_a_touch_never_gets_the_ttl_of_the_session_the_touch_read(
 ) -> None:
     """Found by review: the touch read a session saved with its own 3000 s, a save with the
     store's TTL (a day) landed, and the touch restarted the new session with 3000 s (or the
-    other way round: a session saved for 3000 s was given a day). Now the touch is conditional
-    on the value it read (``touch_if``): a write landed since is left with its own expiry.
+    other way round: a session saved for 3000 s was given a day). Then the touch became
+    conditional on the value it read (``touch_if``); now the backend reads the recorded TTL and
+    touches in one atomic step (``touch_session``): a write is touched with its own TTL or not
+    at all.
 
     In each round one thread saves (the two kinds in turn) while another touches; once both
     are done the pair (value, TTL left) is read atomically (``get_with_ttl``: one MULTI, GET

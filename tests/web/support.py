@@ -42,6 +42,10 @@ class RecordingBackend(SessionBackend):
         self.calls.append(("touch", key))
         return self.inner.touch(key, ttl)
 
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        self.calls.append(("touch", key))  # a store's sliding expiry: recorded as the touch it is
+        return self.inner.touch_session(key, ttl, keep_own)
+
     def ttl(self, key: str) -> float | None:
         self.calls.append(("ttl", key))
         return self.inner.ttl(key)

@@ -1,4 +1,4 @@
-"""Compare-and-set, a tiered chain's ordered writes and the conditional touch on diskcache: each a
+"""Compare-and-set, a tiered chain's ordered writes and the conditional touches on diskcache: each a
 read, a comparison and a write inside one ``Cache.transact()`` (SQLite ``BEGIN IMMEDIATE``), which
 excludes every other writer, in this process or another.
 
@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from session_store.backend import Versioned, VersionToken
 from session_store.counters import Counters
 from session_store.keys import Namespace, validate_key
+from session_store.touchrules import HEAD_SPAN, touch_decision
+from session_store.ttl import normalize_ttl
 from session_store.unchecked import checked
 from session_store_diskcache.cache import SessionCache
 
@@ -133,6 +136,27 @@ class VersionedWrites:
             return touched and bool(cache.touch(stored, expire=expire))
 
     touch_if = checked(_touch_if)
+
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        return self._touch_session(
+            validate_key(key, backend=self._description), normalize_ttl(ttl), keep_own
+        )
+
+    def _touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        """Restart the expiry of the session under ``key`` only (see
+        :meth:`session_store.backend.SessionBackend.touch_session`): the value judged on its
+        head and touched with the TTL chosen in one transaction, which excludes every other
+        writer (a retired id or a chain's tombstone keeps its own expiry). Only the head is
+        read (:meth:`SessionCache.head`), unless reads write (an eviction policy that records
+        accesses reads in full, as :meth:`get` does)."""
+        stored = self.namespace.encode(key)
+        with self._io("touch_session", key) as cache, cache.write_transaction():
+            read = cache.get if self._reads_write else partial(cache.head, length=HEAD_SPAN)
+            current: bytes | None = read(stored)
+            if current is None:
+                return False
+            live, chosen = touch_decision(current[:HEAD_SPAN], ttl, keep_own)
+            return live and bool(cache.touch(stored, expire=self._expire(chosen)))
 
     # -- the one transaction every conditional write is ------------------------------------------
     def _replace(

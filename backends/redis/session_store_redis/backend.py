@@ -44,6 +44,7 @@ from session_store_redis.commands import (
     seconds_left,
     set_command,
 )
+from session_store_redis.conditional_touch import TOUCH_SESSION_SCRIPT, TOUCH_SESSION_SHA
 from session_store_redis.config import DEFAULT_PREFIX, backend_options, parse_config
 from session_store_redis.invalidation import InvalidationStream
 from session_store_redis.leanconn import LeanRedis
@@ -310,6 +311,20 @@ class RedisBackend(SyncBulk[redis.Redis]):
         if lean is None or px is None or self.wait_replicas:
             return super()._touch(key, ttl)
         return bool(self._call("touch", key, lean.call, "PEXPIRE", self._namespace.encode(key), px))
+
+    def _run_touch_session(self, stored: str, args: tuple[int, int]) -> Any:
+        # base's, with the script sent by the lean client: every store's sliding expiry (a
+        # read-only web request's touch, touch_on_load) over a single Redis
+        lean = self._lean
+        if lean is None:
+            return super()._run_touch_session(stored, args)
+        try:
+            return lean.call("EVALSHA", TOUCH_SESSION_SHA, 1, stored, *args)
+        except redis.exceptions.ResponseError as exc:
+            if not (isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")):
+                raise
+            # a restarted or flushed server: the text once (EVAL caches it again)
+        return lean.call("EVAL", TOUCH_SESSION_SCRIPT, 1, stored, *args)
 
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)

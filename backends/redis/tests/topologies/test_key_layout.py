@@ -229,6 +229,7 @@ def _sync_attempts(backend: SessionBackend) -> dict[str, Callable[[], Any]]:
     for name, target in (("", backend), ("trusted.", trusted(backend))):
         for operation, args in _SINGLE.items():
             attempts[name + operation] = partial(getattr(target, operation), HOSTILE, *args)
+    attempts["touch_session"] = partial(backend.touch_session, HOSTILE, 60, keep_own=True)
     attempts["get_many"] = partial(backend.get_many, ["ok", HOSTILE])
     attempts["set_many"] = partial(backend.set_many, {"ok": b"x", HOSTILE: b"x"})
     attempts["delete_many"] = partial(backend.delete_many, ["ok", HOSTILE])
@@ -277,6 +278,7 @@ def test_the_async_plan_layout_backends_refuse_it_too(deployment: _Deployment) -
             lambda: backend.delete(HOSTILE),
             lambda: backend.touch(HOSTILE, 60),
             lambda: backend.touch_if(HOSTILE, b"v", 60),
+            lambda: backend.touch_session(HOSTILE, 60, keep_own=True),
             lambda: backend.ttl(HOSTILE),
             lambda: backend.get_with_ttl(HOSTILE),
             lambda: backend.get_versioned(HOSTILE),

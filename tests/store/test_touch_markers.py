@@ -1,17 +1,15 @@
-"""Round 5 attack on ``SessionStore.touch(key, ttl)`` over a single backend, given a TTL (what
-every web integration's sliding expiry calls): it touches the key blindly, without reading it.
+"""``SessionStore.touch(key, ttl)`` over a single backend, given a TTL (what every web
+integration's sliding expiry calls), touches a session only, never a key that holds none.
 
 A key can hold a value that is *no session*: the marker a login's id rotation leaves on the old
 id (``websession.steps.RETIRED``, a tombstone frame, for up to ``RETIRED_TTL``), or a chain's
 tombstone read through one tier (a process opening ``redis://`` alone beside processes that run
-a chain over the same Redis). ``exists`` and ``load`` call both absent, and ``touch`` without a
-TTL answers ``False`` for them; given a TTL it answers ``True`` and restarts the marker's expiry
-with the session's TTL: a chain's tombstone, which must live ``tombstone_ttl`` (guarantees,
-"delete": no racing read brings the key back until then), is cut to the touch's TTL.
-
-Strict xfail: the store's ``touch`` with a TTL would have to read first (or the backend gain a
-"touch unless it is a tombstone" form), which costs the web integrations' sliding expiry the
-round trip it was made to save (``session_store/store.py``, ``session_store/aio/store.py``).
+a chain over the same Redis). ``exists`` and ``load`` call both absent, and so must ``touch``
+with a TTL: it used to touch blindly, answer ``True`` and restart the marker's expiry with the
+session's TTL, so a chain's tombstone, which must live ``tombstone_ttl`` (guarantees, "delete":
+no racing read brings the key back until then), was cut to the touch's TTL (a 3600 s tombstone
+lived 4.98 s). Now the backend's ``touch_session`` judges the value's head in the same atomic
+step as the touch (one round trip on Redis, as the ``PEXPIRE`` it replaces).
 """
 
 from __future__ import annotations
@@ -19,19 +17,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from session_store import SessionStore, open_backend, stamps
 from session_store.aio import AsyncSessionStore
 from session_store.websession.steps import RETIRED
 
-_REASON = (
-    "SessionStore.touch(key, ttl) over a single backend touches without reading: True, and a "
-    "new expiry, for a key holding no session (a retired id, a chain's tombstone)"
-)
 
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_REASON)
 def test_touch_with_a_ttl_answers_false_for_a_retired_id(single_url: str) -> None:
     store: SessionStore[dict[str, object]] = SessionStore(single_url, dict, ttl=600)
     try:
@@ -42,7 +32,6 @@ def test_touch_with_a_ttl_answers_false_for_a_retired_id(single_url: str) -> Non
         store.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_REASON)
 def test_async_touch_with_a_ttl_answers_false_for_a_retired_id(shared_url: str) -> None:
     async def scenario() -> bool:
         store: AsyncSessionStore[dict[str, object]] = AsyncSessionStore(shared_url, dict)
@@ -56,7 +45,6 @@ def test_async_touch_with_a_ttl_answers_false_for_a_retired_id(shared_url: str) 
     assert asyncio.run(scenario()) is False, "a retired id reported as a live session"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_REASON)
 def test_a_single_tier_touch_leaves_a_chains_tombstone_its_full_life(
     redis_url: str, tmp_path: Path
 ) -> None:
