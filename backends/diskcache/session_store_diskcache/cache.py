@@ -71,6 +71,11 @@ _ADD_EVICTIONS = "UPDATE Settings SET value = value + ? WHERE key = ?"
 _READ_EVICTIONS = "SELECT value FROM Settings WHERE key = ?"
 _CREATE_EVICTIONS = "INSERT OR IGNORE INTO Settings VALUES (?, 0)"
 
+# The mode and first bytes of a live text key's row (a conditional touch judges only a head).
+_HEAD = (
+    "SELECT mode, substr(value, 1, ?) FROM Cache"
+    " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
+)
 # A text key's row as an ordered write needs it: what ``Cache.set`` selects (rowid, filename)
 # and what the write compares (mode, the value's first bytes, whether it is live).
 _ROW_HEAD = (
@@ -231,6 +236,21 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
         return self._transact()
 
     # -- reads ----------------------------------------------------------------------------------
+    def head(self, key: str, length: int) -> bytes | None:
+        """The first ``length`` bytes of ``key``'s live value (``None``: none), inside the
+        caller's transaction: one SELECT, the value not copied whole (what the backend's
+        ``touch_session`` judges). A row this cannot answer for exactly as :meth:`get` would
+        (held in a file, or not bytes: refused by :class:`SafeDisk`) is read with :meth:`get`,
+        which reads or refuses it as always."""
+        rows = self._sql(_HEAD, (length, key, time.time())).fetchall()
+        if not rows:
+            return None
+        ((mode, head),) = rows
+        if mode == MODE_RAW and type(head) is bytes:
+            return head
+        value: bytes | None = self.get(key)
+        return value
+
     def replace_head(
         self,
         key: str,

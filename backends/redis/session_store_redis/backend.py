@@ -261,20 +261,13 @@ class RedisBackend(SyncBulk[redis.Redis]):
 
     def _refused(self) -> None:
         """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
-        this backend writes with the one-script texts from now on, and drops the staging key,
-        which a command refused inside the script leaves holding the session's new value (no
-        staged write of this backend will come to replace it). Between two transactions the
-        staging key holds nothing another client's write still needs: each one's ``SET`` and
-        script run in one ``MULTI``/``EXEC``."""
+        this backend writes with the one-script texts from now on, and drops the staging key
+        (a command refused inside the script leaves the new value there, and no staged write
+        will replace it; between two ``MULTI``/``EXEC`` it holds nothing a write needs)."""
         try:
             self._client.delete(self._staging)
         except redis.RedisError as exc:  # e.g. DEL refused too: say where the copy is
-            log.warning(
-                "%s: could not delete the staging key %r after a refused staged write: %s",
-                self._description,
-                self._staging,
-                exc,
-            )
+            log.warning("%s: staging key %r kept: %s", self._description, self._staging, exc)
         if self._stage:
             self._stage = False
             log.warning(
