@@ -37,6 +37,7 @@ import secrets
 import struct
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from session_store import forksafe
@@ -60,6 +61,7 @@ __all__ = [
     "own_ttl",
     "parse",
     "session_bytes",
+    "sessions_among",
     "tombstone",
     "unframe",
     "version_of",
@@ -197,6 +199,18 @@ def session_bytes(data: bytes) -> bytes | None:
         if kind == 2 and len(data) == _OLD_HEADER:
             return None
     return data
+
+
+def sessions_among(keys: Iterable[str], found: Mapping[str, bytes]) -> list[str]:
+    """The ``keys`` whose value (``found``, from one ``get_many``) is a session: present, and
+    not a deleted session's marker (a chain's tombstone read through one tier, or an id a
+    login rotated away, :func:`session_bytes` ``None``), which ``load`` and ``exists`` call
+    absent too. What every listing of sessions keeps (the stores', the CLI's, a chain's)."""
+    return [
+        key
+        for key in keys
+        if (data := found.get(key)) is not None and session_bytes(data) is not None
+    ]
 
 
 class HybridClock:

@@ -123,12 +123,13 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
 
         A key that holds no session is not listed: a deleted session's tombstone read through
         one tier of a chain, or an id a login rotated away (``load`` and ``exists`` call them
-        absent too). Unless the backend's listing lists live keys only (a chain's does, with
-        ``live_only``), each :data:`~session_store.storerules.LISTING_BATCH` keys are read by
-        one ``get_many`` to tell."""
+        absent too). Each :data:`~session_store.storerules.LISTING_BATCH` keys are read by one
+        ``get_many`` to tell, unless the listing tells itself (a chain's ``sessions()``, from
+        the reads its listing makes anyway)."""
         listing = self.backend.scan(prefix)
-        if getattr(listing, "live_only", False):
-            return listing
+        sessions = getattr(listing, "sessions", None)
+        if sessions is not None:
+            return sessions()  # type: ignore[no-any-return]
         return self._live_keys(listing)
 
     def _live_keys(self, listing: Iterator[str]) -> Iterator[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -28,6 +28,7 @@ from session_store.memory import MemoryBackend
 from session_store.ownttl import keeps_own_ttl, recorded
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import clock, frame, session_bytes, version_of
+from session_store.stamps import sessions_among as live_sessions
 from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
 __all__ = [
@@ -379,14 +380,3 @@ def backoff_pause(attempt: int, deadline: float) -> float:
 
 #: Keys a store's listing reads per ``get_many`` to leave out the keys holding no session.
 LISTING_BATCH = 100
-
-
-def live_sessions(batch: list[str], found: Mapping[str, bytes]) -> list[str]:
-    """The keys of ``batch`` whose value (``found``, from one ``get_many``) is a session: not
-    absent, not a deleted session's marker (a chain's tombstone read through one tier, or an
-    id a login rotated away), which ``load`` and ``exists`` call absent too."""
-    return [
-        key
-        for key in batch
-        if (data := found.get(key)) is not None and session_bytes(data) is not None
-    ]

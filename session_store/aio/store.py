@@ -106,8 +106,9 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         Keys holding no session are left out, as :meth:`SessionStore.keys
         <session_store.SessionStore.keys>` says."""
         listing = self.backend.scan(prefix)
-        if getattr(listing, "live_only", False):
-            return listing
+        sessions = getattr(listing, "sessions", None)
+        if sessions is not None:  # a chain's: from the reads its listing makes anyway
+            return sessions()  # type: ignore[no-any-return]
         return self._live_keys(listing)
 
     async def _live_keys(self, listing: AsyncIterator[str]) -> AsyncIterator[str]:

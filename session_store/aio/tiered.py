@@ -59,7 +59,19 @@ class AsyncTieredBackend(AsyncTieredCas):
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
         value = ensure_bytes(value, key=key)
-        await whole(partial(self._run, steps.save(self, key, value, normalize_ttl(ttl))))
+        ttl = normalize_ttl(ttl)
+        await whole(partial(self._run, steps.save(self, key, value, ttl, ttl)))
+
+    async def set_with_own_ttl(
+        self, key: str, value: bytes, ttl: float | None, own_ttl: float | None
+    ) -> None:
+        """``set``, expiring after ``ttl``, recording ``own_ttl`` as the session's own TTL: as
+        :meth:`TieredBackend.set_with_own_ttl
+        <session_store.tiered.TieredBackend.set_with_own_ttl>`."""
+        validate_key(key)
+        value = ensure_bytes(value, key=key)
+        ttl, own_ttl = normalize_ttl(ttl), normalize_ttl(own_ttl, what="own_ttl")
+        await whole(partial(self._run, steps.save(self, key, value, ttl, own_ttl)))
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = {validate_key(k): ensure_bytes(v, key=k) for k, v in items.items()}
@@ -67,7 +79,7 @@ class AsyncTieredBackend(AsyncTieredCas):
 
         async def run() -> None:
             for key, value in checked.items():
-                await self._run(steps.save(self, key, value, ttl))
+                await self._run(steps.save(self, key, value, ttl, ttl))
 
         await whole(run)
 

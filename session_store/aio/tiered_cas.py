@@ -45,5 +45,22 @@ class AsyncTieredCas(AsyncTieredReads):
         validate_key(key)
         value = ensure_bytes(value, key=key)
         ttl = normalize_ttl(ttl)
-        sequence = cas_steps.set_if(self, key, value, token, ttl)
+        sequence = cas_steps.set_if(self, key, value, token, ttl, ttl)
+        return await whole(partial(self._run, sequence))
+
+    async def set_if_with_own_ttl(
+        self,
+        key: str,
+        value: bytes,
+        token: VersionToken | None,
+        ttl: float | None,
+        own_ttl: float | None,
+    ) -> bool:
+        """``set_if``, expiring after ``ttl``, recording ``own_ttl`` as the session's own TTL:
+        as :meth:`TieredBackend.set_if_with_own_ttl
+        <session_store.tiered.TieredBackend.set_if_with_own_ttl>`."""
+        validate_key(key)
+        value = ensure_bytes(value, key=key)
+        ttl, own_ttl = normalize_ttl(ttl), normalize_ttl(own_ttl, what="own_ttl")
+        sequence = cas_steps.set_if(self, key, value, token, ttl, own_ttl)
         return await whole(partial(self._run, sequence))

@@ -263,11 +263,28 @@ def carried(value: bytes, found: TierRead, dst: SessionBackend) -> bytes:
     framed again with the TTL its source recorded (:mod:`session_store.ownttl`) when it
     recorded one, so that a ``touch`` in the destination restarts it with that TTL and not the
     destination store's; the frame carries the source's version. A chain destination frames
-    every write itself, with the TTL passed (the time left): it is given the bare payload, as
-    before."""
+    every write itself: it is given the bare payload (:func:`_write` passes the TTL)."""
     if found.own_ttl is None or keeps_own_ttl(dst):
         return value
     return frame(value, found.version, found.own_ttl)
+
+
+def _write(dst: SessionBackend, key: str, value: bytes, found: TierRead, absent: bool) -> bool:
+    """Write a copy expiring after the time ``found`` has left (``absent``: only where the
+    destination holds none); a chain destination records the session's own TTL, when its
+    source recorded one, as the TTL ``touch`` restarts it with (the time left otherwise)."""
+    from session_store.tiered import TieredBackend
+
+    ttl, own = found.ttl, found.own_ttl
+    if own is not None and isinstance(dst, TieredBackend):
+        if absent:
+            return dst.set_if_with_own_ttl(key, value, None, ttl, own)
+        dst.set_with_own_ttl(key, value, ttl, own)
+    elif absent:
+        return dst.set_if(key, value, None, ttl)
+    else:
+        dst.set(key, value, ttl)
+    return True
 
 
 @click.command()
@@ -319,13 +336,9 @@ def copy(
                     counts["vanished"] += 1
                 else:
                     # NO_EXPIRY passes on as "never": not the destination's default TTL
-                    value, ttl = carried(found.value, found, dst), found.ttl
-                    if skip_existing:
-                        stored = dst.set_if(key, value, None, ttl)
-                        counts["copied" if stored else "skipped"] += 1
-                    else:
-                        dst.set(key, value, ttl)
-                        counts["copied"] += 1
+                    value = carried(found.value, found, dst)
+                    stored = _write(dst, key, value, found, skip_existing)
+                    counts["copied" if stored else "skipped"] += 1
                 advance()
         shown = f"{src.describe()} -> {dst.describe()}"
     if as_json:

@@ -22,8 +22,9 @@ def tiers_of(backend: SessionBackend) -> list[SessionBackend]:
 
 
 def live_keys(backend: SessionBackend, keys: Iterable[str]) -> Iterator[str]:
-    """``keys`` without a chain's tombstones (a chain filters them itself; one tier of a chain,
-    read alone, holds them: they are deleted sessions, not sessions).
+    """``keys`` that hold a session: without a chain's tombstones (one tier of a chain, read
+    alone, holds them: they are deleted sessions, not sessions) or an id a login rotated away
+    (a chain's listing leaves both out with its ``sessions()``, from the reads it makes).
 
     Lazy, a batch of 500 keys (one ``get_many``) at a time, so that a caller that stops early
     (``stats --scan-limit``) reads no further.
@@ -31,7 +32,8 @@ def live_keys(backend: SessionBackend, keys: Iterable[str]) -> Iterator[str]:
     from session_store.tiered import TieredBackend
 
     if isinstance(backend, TieredBackend):
-        yield from keys
+        sessions = getattr(keys, "sessions", None)
+        yield from keys if sessions is None else sessions()
         return
     batch: list[str] = []
     for key in keys:

@@ -31,8 +31,10 @@ Compression is not part of "current": whether a payload is compressed depends on
 (``get_versioned`` / ``set_if``, the same mechanism as ``SessionStore.update``): if the
 application changed the session in between, the rewrite reads it again and retries (with
 backoff, up to the store's ``update_timeout``), so a concurrent writer is never overwritten. A
-session deleted meanwhile stays deleted. The session's remaining time to live is kept; a
-rewrite does not count as an access (``last_accessed`` is not stamped).
+session deleted meanwhile stays deleted. The session's remaining time to live is kept, and so
+is the TTL it records as its own (the one ``touch`` restarts it with; through a chain the
+rewrite is the chain's ``set_if_with_own_ttl``); a rewrite does not count as an access
+(``last_accessed`` is not stamped).
 
 **Idempotent.** A session already current is read and left alone, so running the walk twice
 changes nothing the second time.

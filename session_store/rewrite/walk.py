@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from session_store import stamps
-from session_store.backend import SessionBackend
+from session_store.backend import SessionBackend, Versioned
 from session_store.codec import Codec
 from session_store.codec.format import MAGIC, is_legacy, parse_header
 from session_store.codec.stages import STAGE_AESGCM
@@ -23,6 +23,8 @@ from session_store.errors import (
 from session_store.rewrite.report import RewriteFailure, RewriteReport
 from session_store.schema.registry import get_schema
 from session_store.store import SessionStore
+from session_store.tiered import TieredBackend
+from session_store.tiered.cas_steps import ChainToken
 
 __all__ = ["batches", "is_current", "is_session", "reader", "rewrite_batch", "rewrite_one"]
 
@@ -126,11 +128,8 @@ def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) 
         if left is None:
             return "vanished"
         payload = codec.encode(key, codec.decode(key, stored).obj)
-        if stored is not read.value and stamps.version_of(read.value):
-            # one tier of a chain, read alone: the rewrite is a newer version of the session
-            payload = stamps.frame(payload, stamps.clock.now(), stamps.own_ttl(read.value))
         # NO_EXPIRY passes on as "never", not as "the backend's default TTL"
-        if backend.set_if(key, payload, read.token, left):
+        if _set_if_kept(backend, key, payload, read, stored, left):
             return "rewritten"
         attempt += 1
         if time.monotonic() >= deadline:
@@ -142,6 +141,26 @@ def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) 
             )
         cap = min(0.001 * 2 ** min(attempt, 10), _MAX_PAUSE)
         time.sleep(max(0.0, min(random.uniform(0, cap), deadline - time.monotonic())))
+
+
+def _set_if_kept(
+    backend: SessionBackend, key: str, payload: bytes, read: Versioned, stored: bytes, left: float
+) -> bool:
+    """The rewrite's compare-and-set of ``payload`` over the copy ``read`` (its session bytes
+    ``stored``): expiring after the ``left`` seconds it had, and keeping the TTL the copy
+    records as the session's own (so ``touch`` slides it by that, not by what was left).
+
+    Through a chain, the chain frames the write: it records the TTL the token's copy recorded
+    (the time left if it recorded none, as before). One tier of a chain read alone, or a single
+    backend holding a framed session: the rewrite is framed here, a newer version recording the
+    frame's TTL. An unframed session (saved with the store's TTL) stays unframed."""
+    token = read.token
+    if isinstance(backend, TieredBackend) and isinstance(token, ChainToken):
+        own = token.own_ttl
+        return backend.set_if_with_own_ttl(key, payload, token, left, left if own is None else own)
+    if stored is not read.value and stamps.version_of(read.value):
+        payload = stamps.frame(payload, stamps.clock.now(), stamps.own_ttl(read.value))
+    return backend.set_if(key, payload, token, left)
 
 
 def is_current(codec: Codec, key: str, data: bytes) -> bool:

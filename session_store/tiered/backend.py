@@ -86,7 +86,19 @@ class TieredBackend(TieredCas):
         self._set(key, ensure_bytes(value, key=key), normalize_ttl(ttl))
 
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._run(steps.save(self, key, value, ttl))
+        self._run(steps.save(self, key, value, ttl, ttl))
+
+    def set_with_own_ttl(
+        self, key: str, value: bytes, ttl: float | None, own_ttl: float | None
+    ) -> None:
+        """``set``, expiring after ``ttl`` but recording ``own_ttl`` as the session's own TTL
+        (the one ``touch(key)`` restarts it with): how ``copy`` and ``migrate`` carry a
+        session with the time it has *left* and keep the TTL it was saved with. Ordered,
+        acknowledged and near-cached as every ``set``."""
+        validate_key(key)
+        value = ensure_bytes(value, key=key)
+        ttl, own_ttl = normalize_ttl(ttl), normalize_ttl(own_ttl, what="own_ttl")
+        self._run(steps.save(self, key, value, ttl, own_ttl))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = {validate_key(k): ensure_bytes(v, key=k) for k, v in items.items()}
@@ -94,7 +106,7 @@ class TieredBackend(TieredCas):
 
     def _set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         for key, value in items.items():
-            self._run(steps.save(self, key, value, ttl))
+            self._run(steps.save(self, key, value, ttl, ttl))
 
     def delete(self, key: str) -> bool:
         return self._delete(validate_key(key))

@@ -35,4 +35,22 @@ class TieredCas(TieredBulk):
     def _set_if(
         self, key: str, value: bytes, token: VersionToken | None, ttl: float | None
     ) -> bool:
-        return self._run(cas_steps.set_if(self, key, value, token, ttl))
+        return self._run(cas_steps.set_if(self, key, value, token, ttl, ttl))
+
+    def set_if_with_own_ttl(
+        self,
+        key: str,
+        value: bytes,
+        token: VersionToken | None,
+        ttl: float | None,
+        own_ttl: float | None,
+    ) -> bool:
+        """``set_if``, expiring after ``ttl`` but recording ``own_ttl`` as the session's own
+        TTL (what ``touch(key)`` restarts it with): how ``migrate`` rewrites a session with
+        the time it has left and keeps the TTL it was saved with (a token from
+        ``get_versioned`` carries that one: ``token.own_ttl``). Decided by the arbiter and
+        placed below as every ``set_if``."""
+        validate_key(key)
+        value = ensure_bytes(value, key=key)
+        ttl, own_ttl = normalize_ttl(ttl), normalize_ttl(own_ttl, what="own_ttl")
+        return self._run(cas_steps.set_if(self, key, value, token, ttl, own_ttl))

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from session_store import stamps
 from session_store.backend import Versioned, VersionToken
 from session_store.errors import BackendError, BackendUnavailableError
-from session_store.stamps import is_tombstone, unframe, version_of
+from session_store.stamps import HEADER_SIZE, is_tombstone, unframe, version_of
 from session_store.tiered import policy
 from session_store.tiered.steps import DOWN, Chain, OnArbiter, OnTier, Steps, collect, newer_below
 
@@ -27,10 +27,18 @@ __all__ = ["ChainToken", "TierSteps", "get_versioned", "place", "set_if"]
 
 
 class ChainToken(NamedTuple):
-    """A version token of the chain: the arbiter's own token, and the version that was read."""
+    """A version token of the chain: the arbiter's own token, the version that was read, and
+    the frame header of the copy read (:attr:`own_ttl`)."""
 
     inner: VersionToken
     base: bytes
+    head: bytes = b""
+
+    @property
+    def own_ttl(self) -> float | None:
+        """The TTL the copy read records as its own (``None``: none recorded): what a rewrite
+        of it keeps (:meth:`~session_store.tiered.TieredBackend.set_if_with_own_ttl`)."""
+        return stamps.own_ttl(self.head)
 
 
 #: A sequence of calls on one tier: ``(method name, args)``, each answered by its result.
@@ -93,7 +101,8 @@ def get_versioned(chain: Chain, key: str) -> Steps[Versioned | None]:
     if value is None:
         return None
     chain.counters.add("hits")
-    return Versioned(value, ChainToken(read.token, version_of(read.value)))
+    head = read.value[:HEADER_SIZE]  # (a slice: own_ttl is parsed only when asked)
+    return Versioned(value, ChainToken(read.token, version_of(read.value), head))
 
 
 def set_if(
@@ -102,8 +111,11 @@ def set_if(
     value: bytes,
     token: VersionToken | None,
     ttl: float | None,
+    own_ttl: float | None,
 ) -> Steps[bool]:
-    """``set_if`` of checked arguments; ``False`` at once for a token not of this chain."""
+    """``set_if`` of checked arguments; ``False`` at once for a token not of this chain. The
+    copies expire after ``ttl``; the frame records ``own_ttl`` (``ttl`` for a plain
+    ``set_if``)."""
     inner: VersionToken | None = None
     base = b""
     if isinstance(token, ChainToken):
@@ -112,7 +124,7 @@ def set_if(
         return False
     start = chain._clock()
     began = chain.near.begin()
-    data = stamps.frame(value, stamps.clock.now(), ttl)
+    data = stamps.frame(value, stamps.clock.now(), own_ttl)
     won = yield OnArbiter("set_if", (key, data, inner, ttl), "set_if", key)
     if not won and inner is None:
         # "only if absent", and the arbiter holds a tombstone: that is absent. It may be a

@@ -308,11 +308,15 @@ def newer_below(chain: Chain, key: str, data: bytes, behind: list[int]) -> Steps
     return newest
 
 
-def save(chain: Chain, key: str, value: bytes, ttl: float | None) -> Steps[None]:
-    """``set`` of checked arguments: a new write of ``value``, then the near cache."""
+def save(
+    chain: Chain, key: str, value: bytes, ttl: float | None, own_ttl: float | None
+) -> Steps[None]:
+    """``set`` of checked arguments: a new write of ``value``, then the near cache. Every copy
+    expires after ``ttl``; its frame records ``own_ttl`` (``ttl`` for a plain ``set``), the
+    TTL a ``touch`` without one restarts it with."""
     start = chain._clock()
     began = chain.near.begin()
-    data = stamps.frame(value, stamps.clock.now(), ttl)
+    data = stamps.frame(value, stamps.clock.now(), own_ttl)
     for _ in range(3):  # write(), inlined: one generator less for every save
         data, ahead = yield from write_once(chain, key, data, ttl, "write")
         if ahead is None:

@@ -1,19 +1,21 @@
-"""Round 5 attack on a session's own TTL across ``session-store migrate`` (a key rotation)
-through a chain.
+"""A session's own TTL survives ``session-store migrate`` (a key rotation) and ``copy``
+through a chain: each copy expires with the time it has left, and records the TTL the session
+was saved with, so that ``touch`` keeps sliding it by that.
 
 A chain records in every copy's frame the TTL its write asked for, and ``touch(key)`` /
 ``touch_on_load`` restart the expiry with it (guarantees, ``touch``: "restarts expiry with the
 session's **own** TTL"). ``migrate`` rewrites each session with compare-and-set and "the TTL it
-has left" (``rewrite.walk.rewrite_one``: ``backend.ttl(key)``), which through a chain is the TTL
-the chain's write records: after a rotation every session slides with whatever it had left at
-that moment. A 24 h session with 5 minutes left slides by 5 minutes from then on; measured here
-after a few seconds: 86384 s and 584 s instead of 86400 s and 600 s. (Over a single backend the
-rewrite re-frames with the frame's own TTL and keeps it: held, below.)
+has left" (``rewrite.walk.rewrite_one``: ``backend.ttl(key)``); ``copy`` writes each session
+with the TTL it has left. A chain's write had one TTL for both the expiry and the record, so
+after a rotation every session slid by whatever it had left at that moment (a 24 h session with
+5 minutes left slid by 5 minutes from then on; measured: 86384 s and 584 s instead of 86400 s
+and 600 s). Now the rewrite goes through the chain's ``set_if_with_own_ttl`` (the own TTL read
+from the token's copy) and ``copy`` into a chain through ``set_with_own_ttl`` /
+``set_if_with_own_ttl``. Over a single backend the rewrite re-frames a framed session with the
+frame's own TTL (held, below).
 
-Strict xfail: the fix needs the chain to write a copy that expires with the time left but records
-the session's own TTL (a chain write has one TTL for both), ``session_store/tiered`` and
-``session_store/rewrite``. Real redis-server and diskcache directory; ``migrate`` run as a
-separate process, as an operator runs it.
+Real redis-server and diskcache directory; ``migrate`` and ``copy`` run as separate processes,
+as an operator runs them.
 """
 
 from __future__ import annotations
@@ -68,12 +70,6 @@ def _rotate(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _migrate(url, f"{new},{old}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="migrate through a chain rewrites each session with the TTL it has left, which the "
-    "chain records as the session's own TTL: touch() then slides by that",
-)
 def test_a_rotation_through_a_chain_keeps_each_sessions_own_ttl(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,6 +83,9 @@ def test_a_rotation_through_a_chain_keeps_each_sessions_own_ttl(
             held = raw.get(key)
             assert held is not None
             recorded[key] = stamps.own_ttl(held)
+        left = raw.ttl("reset")  # the rewrite kept the time left, not a fresh OWN_TTL
+        assert left is not None and OWN_TTL - 60 < left <= OWN_TTL
+        assert chain.get("reset") is not None and chain.get("default") is not None
         for key in ("default", "reset"):
             assert chain.touch(key)
         slides = {key: raw.ttl(key) for key in ("default", "reset")}
@@ -112,3 +111,45 @@ def test_held_a_rotation_over_a_single_backend_keeps_each_sessions_own_ttl(
         assert left is not None and OWN_TTL - 60 < left <= OWN_TTL
     finally:
         store.close()
+
+
+def _cli(*args: str) -> str:
+    script = shutil.which("session-store", path=str(Path(sys.executable).parent))
+    assert script is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_STORE")}
+    done = subprocess.run(
+        [script, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("skip_existing", [False, True])
+def test_a_copy_into_a_chain_keeps_each_sessions_own_ttl(
+    redis_url: str, tmp_path: Path, skip_existing: bool
+) -> None:
+    """Failed before: the chain destination recorded the time left as the session's own TTL
+    (``{'reset': 599.9...} == {'reset': 600.0}``)."""
+    store: SessionStore[dict[str, object]] = SessionStore(redis_url, dict, ttl=STORE_TTL)
+    try:
+        store.save("reset", {"user": "bob"}, ttl=OWN_TTL)
+    finally:
+        store.close()
+    dst_redis = f"{redis_url}?prefix=dst:"
+    dst = f"memory:// | {dst_redis} | diskcache://{tmp_path / 'disk'}"
+    extra = ["--skip-existing"] if skip_existing else []
+    assert "copied 1" in _cli("copy", redis_url, dst, *extra)
+    raw = RedisBackend.from_url(dst_redis)
+    chain = open_backend(dst)
+    try:
+        held = raw.get("reset")
+        assert held is not None
+        assert {"reset": stamps.own_ttl(held)} == {"reset": OWN_TTL}
+        left = raw.ttl("reset")
+        assert left is not None and OWN_TTL - 60 < left <= OWN_TTL
+        assert chain.touch("reset")
+        slid = raw.ttl("reset")
+        assert slid is not None and OWN_TTL - 60 < slid <= OWN_TTL
+    finally:
+        chain.close()
+        raw.close()
