@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import click
 
@@ -31,25 +31,10 @@ from session_store.codec.format import MAGIC, is_legacy
 from session_store.codec.legacyjson import loads_legacy
 from session_store.errors import CorruptPayloadError
 from session_store.keys import validate_key
-from session_store.schema.builtin import LEGACY_EVENT_TIMES
-from session_store.schema.dataroom import PLAN_SESSION_KEYS
+from session_store.schema.builtin import DATAROOM_KEYS
 from session_store.schema.registry import get_schema
 
 __all__ = ["DATAROOM_KEYS", "get", "what_is"]
-
-#: The keys that make a headerless JSON object a data-room session: the plan's nine, and those
-#: of the first app's legacy dict (``session_store.samples``) with the event times the schema's
-#: migration reads. An object holding none of them is plain JSON, not a session.
-DATAROOM_KEYS: Final = frozenset(
-    {
-        *PLAN_SESSION_KEYS,
-        *(name for name in LEGACY_EVENT_TIMES if name),
-        *LEGACY_EVENT_TIMES[""],
-        "analysis_result",
-        "drive_link",
-        "market_profile",
-    }
-)
 
 SESSION, LEGACY, PLAIN, OPAQUE = "session", "legacy data-room session", "plain JSON", "opaque bytes"
 #: Bytes of an opaque value shown in the text output (``--json`` gives them all, in base64).

@@ -83,6 +83,7 @@ from session_store.rewrite.checkpoint import (
 )
 from session_store.rewrite.report import RewriteFailure, RewriteReport
 from session_store.rewrite.walk import batches, reader, rewrite_batch
+from session_store.schema.registry import require_schema
 from session_store.store import SessionStore
 
 __all__ = ["CHECKPOINT_FORMAT", "RewriteFailure", "RewriteReport", "rewrite_all"]
@@ -132,7 +133,7 @@ def rewrite_all(
         raise ConfigurationError(f"batch must be an integer >= 1, got {batch!r}")
     validate_scan_prefix(prefix)
     codec = reader(store.codec, legacy_schema, encrypt_plaintext=encrypt_plaintext)
-    legacy = legacy_schema is not None
+    legacy = None if legacy_schema is None else require_schema(legacy_schema)
     backend = store.backend
     target = checkpoint_target(codec, prefix, backend.describe())
     report = RewriteReport()

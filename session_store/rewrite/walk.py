@@ -13,15 +13,17 @@ from session_store import stamps
 from session_store.backend import SessionBackend, Versioned
 from session_store.codec import Codec
 from session_store.codec.format import MAGIC, is_legacy, parse_header
+from session_store.codec.legacyjson import loads_legacy
 from session_store.codec.stages import STAGE_AESGCM
 from session_store.errors import (
     BackendError,
     ConfigurationError,
     ConflictError,
+    CorruptPayloadError,
     SessionStoreError,
 )
 from session_store.rewrite.report import RewriteFailure, RewriteReport
-from session_store.schema.registry import get_schema
+from session_store.schema.registry import SchemaInfo, get_schema
 from session_store.store import SessionStore
 from session_store.tiered import TieredBackend
 from session_store.tiered.cas_steps import ChainToken
@@ -56,7 +58,11 @@ def batches(keys: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 def rewrite_batch(
-    store: SessionStore[Any], codec: Codec, keys: list[str], report: RewriteReport, legacy: bool
+    store: SessionStore[Any],
+    codec: Codec,
+    keys: list[str],
+    report: RewriteReport,
+    legacy: SchemaInfo | None,
 ) -> list[str]:
     """Bring ``keys`` up to date; the keys finished (failed ones are not: a rerun retries them)."""
     found = store.backend.get_many(keys)
@@ -69,7 +75,7 @@ def rewrite_batch(
                 outcome = "deleted"  # one tier of a chain: a tombstone is not a session
             elif data is None:
                 outcome = "vanished"
-            elif not is_session(data, legacy):
+            elif not is_session(data, legacy, key):
                 outcome = "not a session"
             elif is_current(codec, key, data):
                 outcome = "current"
@@ -94,14 +100,25 @@ def rewrite_batch(
     return finished
 
 
-def is_session(data: bytes, legacy: bool) -> bool:
-    """Whether ``data`` is provably a session: it has our header, or it is legacy JSON and the
-    caller named the legacy schema. Anything else (a raw value some other code stored, a counter,
-    a blob) is left alone."""
-    return data[: len(MAGIC)] == MAGIC or (legacy and is_legacy(data))
+def is_session(data: bytes, legacy: SchemaInfo | None, key: str = "") -> bool:
+    """Whether ``data`` is provably a session: it has our header, or it is legacy JSON, the
+    caller named the legacy schema, and the schema recognises it (``SchemaInfo.legacy_keys``:
+    the data-room schema wants one of its keys, as ``session-store get`` does). Anything else
+    (a raw value some other code stored, a counter, a blob, plain JSON) is left alone."""
+    if data[: len(MAGIC)] == MAGIC:
+        return True
+    if legacy is None or not is_legacy(data):
+        return False
+    if legacy.legacy_keys is None:
+        return True
+    try:
+        value = loads_legacy(data, key=key)
+    except CorruptPayloadError:
+        return True  # legacy JSON that does not parse: the rewrite reports it, as before
+    return isinstance(value, dict) and not legacy.legacy_keys.isdisjoint(value)
 
 
-def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) -> str:
+def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: SchemaInfo | None) -> str:
     """Rewrite one session with compare-and-set: ``rewritten``, ``current``, ``vanished``,
     ``deleted`` (a chain's tombstone now) or ``not a session`` (replaced meanwhile by a value that
     is not one).
@@ -120,7 +137,7 @@ def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: bool) 
         stored = stamps.session_bytes(read.value)
         if stored is None:
             return "deleted"  # deleted through the chain meanwhile: its tombstone stays
-        if not is_session(stored, legacy):
+        if not is_session(stored, legacy, key):
             return "not a session"
         if is_current(codec, key, stored):
             return "current"  # a concurrent writer already wrote it in the current format

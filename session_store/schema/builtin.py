@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from session_store.schema.dataroom import EnhancedSessionData
+from session_store.schema.dataroom import PLAN_SESSION_KEYS, EnhancedSessionData
 from session_store.schema.registry import SchemaInfo
 
 __all__ = [
@@ -196,12 +196,28 @@ def _unchanged(data: dict[str, Any], key: str) -> dict[str, Any]:
     return data
 
 
+#: The keys that make a headerless JSON object a data-room session: the plan's nine, and those
+#: of the first app's legacy dict (``session_store.samples``) with the event times the schema's
+#: migration reads. An object holding none of them is plain JSON, not a session
+#: (``session-store get`` says so, and ``migrate --legacy dataroom`` leaves it alone).
+DATAROOM_KEYS: frozenset[str] = frozenset(
+    {
+        *PLAN_SESSION_KEYS,
+        *(name for name in LEGACY_EVENT_TIMES if name),
+        *LEGACY_EVENT_TIMES[""],
+        "analysis_result",
+        "drive_link",
+        "market_profile",
+    }
+)
+
 DATAROOM = SchemaInfo(
     name="dataroom",
     cls=EnhancedSessionData,
     version=2,
     migrations={0: dataroom_v0_to_v1, 1: dataroom_v1_to_v2},
     downgrades={2: dataroom_v2_to_v1},
+    legacy_keys=DATAROOM_KEYS,
 )
 
 DICT = SchemaInfo(name="dict", cls=dict, version=1, migrations={0: _unchanged})

@@ -55,6 +55,10 @@ class SchemaInfo:
             the oldest readable version up to ``version - 1``.
         downgrades: ``{n: fn}`` turns version ``n`` data into ``n - 1``; needed only to write an
             older version during a rolling deploy (``Codec(write_versions=...)``).
+        legacy_keys: what makes a headerless JSON object a legacy (version 0) session of this
+            schema when a migration looks for them (``session-store migrate --legacy NAME``):
+            holding one of these keys. ``None``: any JSON object is one (the ``dict`` schema).
+            Anything else another program stored in the same place is left alone.
     """
 
     name: str
@@ -62,6 +66,7 @@ class SchemaInfo:
     version: int
     migrations: Mapping[int, Migration] = field(factory=dict)
     downgrades: Mapping[int, Migration] = field(factory=dict)
+    legacy_keys: frozenset[str] | None = None
 
     def __attrs_post_init__(self) -> None:
         missing = [n for n in range(self.oldest, self.version) if n not in self.migrations]

@@ -1,16 +1,15 @@
-"""Attack (round 6, a new user following the README): ``session-store migrate --legacy dataroom``
-rewrites *any* headerless JSON object as a data-room session, also a plain JSON value another
-program stored, which ``session-store get`` itself calls "plain JSON, not a session".
+"""``session-store migrate --legacy dataroom`` leaves plain JSON alone.
 
-The README's quick start stores ``b'{"documents": 3}'`` under ``user:42``; its command-line
-section then runs ``session-store migrate --legacy dataroom`` on "your own store", and
-docs/cli.md promises: "Anything else in the same place, such as a raw ``b'{"documents": 3}'``
-another program stored there or raw bytes, is left as it is and counted as ``not sessions (left
-alone)``" (with the example ``migrate ... --legacy dataroom`` reporting ``not sessions (left
-alone) 1``). Found: the value is rewritten into a data-room session with a made-up ``user_id``
-and eight empty fields (``rewritten 2``, ``not sessions 0``), so the program that stored it reads
-a session-store payload from then on. ``get`` decides with the data-room keys
-(``cli.get.DATAROOM_KEYS``); ``migrate`` (``rewrite.walk.is_session``) with ``is_legacy`` only.
+It used to rewrite *any* headerless JSON object as a data-room session, also a plain JSON
+value another program stored, which ``session-store get`` itself calls "plain JSON, not a
+session". The README's quick start stores ``b'{"documents": 3}'`` under ``user:42``; its
+command-line section then runs ``session-store migrate --legacy dataroom`` on "your own
+store", and docs/cli.md promises that such a value "is left as it is and counted as ``not
+sessions (left alone)``". Found by a new user's walk through the README: the value was
+rewritten into a data-room session with a made-up ``user_id`` and eight empty fields
+(``rewritten 2``, ``not sessions 0``). ``get`` decided with the data-room keys; ``migrate``
+(``rewrite.walk.is_session``) with ``is_legacy`` only. Now both ask the schema
+(``SchemaInfo.legacy_keys``, the data-room one's ``schema.builtin.DATAROOM_KEYS``).
 (``--legacy dict`` rewriting raw JSON is intended: ``tests/cli/test_cli_hardening.py``.)
 """
 
@@ -22,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
 
 from session_store import open_backend
 
@@ -31,11 +29,6 @@ RAW_JSON = b'{"documents": 3}'  # the README's quick-start value
 LEGACY = {"user_id": "U1", "processed_documents": [], "test_mode": True}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="migrate --legacy dataroom rewrites plain JSON that get calls 'not a session' "
-    "(rewrite.walk.is_session does not use the data-room keys); a maintainer's call",
-)
 def test_migrate_legacy_dataroom_leaves_plain_json_that_get_calls_not_a_session(
     cli: Run, tmp_path: Path
 ) -> None:
