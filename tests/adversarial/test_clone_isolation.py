@@ -228,3 +228,39 @@ def test_post_init_runs_on_every_warm_load_of_a_class_not_cloned() -> None:
     assert Counted.built[0] == 5  # each one built by the structure path, post-init and all
     assert all(loaded == saved for loaded in loads)
     assert store._decoded._entries["c"].kind == 0  # kept as its body: never a master
+
+
+# -- the byte bound ------------------------------------------------------------------------------
+def test_a_master_counts_against_the_byte_bound_and_is_not_made_when_it_would_not_fit() -> None:
+    """A master costs what a shared object does (estimated live size plus the payload), more
+    than the body it replaces: the bound holds after it is made, and an entry whose master
+    would not fit keeps its body (and is still a new object per load)."""
+    session = {"items": [{"n": i, "text": "word " * 20} for i in range(50)]}
+    probe: SessionStore[dict[str, Any]] = SessionStore(MemoryBackend(), dict)
+    probe.save("k", session)
+    for _ in range(3):
+        probe.load("k")
+    master_cost = probe._decoded.size_bytes
+    assert probe._decoded._entries["k"].kind == 2
+
+    # room for one master: a second key's master pushes the first entry out
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        MemoryBackend(), dict, decoded_cache_bytes=master_cost + master_cost // 2
+    )
+    for key in ("a", "b"):
+        store.save(key, session)
+        for _ in range(3):
+            store.load(key)
+        assert store._decoded.size_bytes <= store._decoded.max_bytes
+    assert list(store._decoded._entries) == ["b"]
+
+    # no room for a master at all: the body stays, every load still its own object
+    small: SessionStore[dict[str, Any]] = SessionStore(
+        MemoryBackend(), dict, decoded_cache_bytes=master_cost - 1
+    )
+    small.save("k", session)
+    loads = [small.load("k") for _ in range(5)]
+    entry = small._decoded._entries["k"]
+    assert entry.kind == 0 and small._decoded.size_bytes <= master_cost - 1
+    assert all(loaded == session for loaded in loads)
+    assert len({id(loaded) for loaded in loads}) == 5
