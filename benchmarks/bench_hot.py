@@ -11,14 +11,18 @@ rounds); "after" is this checkout. Without git, the before rows are left out.
   and the anchors: msgspec on the attrs class, cattrs' stock preconf orjson and msgspec
   converters;
 * a warm typed ``load`` through ``memory | redis | diskcache`` (coherence on) / a bare decode
-  of the same bytes (goal: at most 1/50);
+  of the same bytes (goal: at most 1/50), small, medium and large, the default (mutable)
+  schema's copy of the master, its rebuild from the body (as before), and a frozen schema;
 * ``MemoryBackend`` get/set at 1,000 entries / a dict (goal: half of before);
 * the chain's memory-tier ``get`` hit / the memory backend alone (the chain's own work; shown).
 
 Short runs (a shared 2-core machine): each figure is a median of per-round ratios over a few
 interleaved rounds; the spread is in RESULTS.md beside it.
 
-Run: ``python -m benchmarks.bench_hot``.
+Run: ``python -m benchmarks.bench_hot``; ``python -m benchmarks.bench_hot --callgrind`` counts
+instead the instructions of one warm load (cloned from the master, and rebuilt from the body as
+before) and of one bare decode, small, medium and large, mutable and frozen, under ``valgrind
+--tool=callgrind`` (each variant a child process, run with N calls and with none).
 """
 
 from __future__ import annotations
@@ -320,10 +324,20 @@ def frozen_twin(session: EnhancedSessionData) -> FrozenSession:
 
 
 # -- a warm load through the chain --------------------------------------------------------------
-def warm_chain_load(rounds: int, before: ModuleType | None) -> tuple[list[Row], list[str]]:
+def _rebuilding(store: Any) -> Any:
+    """``store`` with its near cache never making a master copy: every warm load of a mutable
+    session rebuilds it from the kept body, as before the master copies (issue 17)."""
+    store._decoded.hits_before_master = 2**62
+    return store
+
+
+def warm_chain_load(
+    rounds: int, before: ModuleType | None, size: str = "medium"
+) -> tuple[list[Row], list[str]]:
     from session_store_redis.testing import RedisServer
 
-    session = vision_session("medium")
+    session = vision_session(size)
+    calls = {"small": 50, "medium": 20, "large": 3}[size]
     notes: list[str] = []
     with RedisServer() as server, tempfile.TemporaryDirectory() as disk:
         url = f"memory://?max_entries=1000 | {server.url_for(prefix='hot:')} | diskcache://{disk}"
@@ -337,44 +351,51 @@ def warm_chain_load(rounds: int, before: ModuleType | None) -> tuple[list[Row], 
         store.save("hot", session)
         payload = chain.get("hot")
         assert payload is not None
+        rebuilding = _rebuilding(SessionStore(chain, EnhancedSessionData, access_interval=None))
         info = schema_for_class(EnhancedSessionData)
         register_schema(FROZEN)
         frozen = SessionStore(chain, FrozenSession, access_interval=None)
         frozen.save("frozen", frozen_twin(session))
         frozen_payload = chain.get("frozen")
         assert frozen_payload is not None and frozen.load("frozen") is frozen.load("frozen")
+        for _ in range(3):  # past the second hit: the master copy is made
+            assert store.load("hot") == rebuilding.load("hot")
         variants: dict[str, tuple[Op, int]] = {
-            "bare decode": (lambda: store.codec.decode("hot", payload, as_schema=info), 20),
-            "warm load": (lambda: store.load("hot"), 20),
+            "bare decode": (lambda: store.codec.decode("hot", payload, as_schema=info), calls),
+            "warm load": (lambda: store.load("hot"), calls),
+            "warm load, rebuilt from the body": (lambda: rebuilding.load("hot"), calls),
             "frozen schema: bare decode": (
                 lambda: frozen.codec.decode("frozen", frozen_payload, as_schema=FROZEN),
-                20,
+                calls,
             ),
-            "frozen schema: warm load": (lambda: frozen.load("frozen"), 20),
-            "chain get (bytes)": (lambda: chain.get("hot"), 20),
+            "frozen schema: warm load": (lambda: frozen.load("frozen"), calls),
+            "chain get (bytes)": (lambda: chain.get("hot"), calls),
         }
         memory = MemoryBackend()
         memory.set("hot", payload)
-        variants["memory backend get"] = (lambda: memory.get("hot"), 20)
+        variants["memory backend get"] = (lambda: memory.get("hot"), calls)
         if before is not None:
             old = before.SessionStore(chain, EnhancedSessionData, access_interval=None)
-            variants["before: warm load"] = (lambda: old.load("hot"), 20)
+            variants["before: warm load"] = (lambda: old.load("hot"), calls)
         with no_gc():
             samples = interleaved(variants, rounds)
         chain.close()
+    goal = f"<= 1/{1 / WARM_GOAL:g}"
     rows = [
         _row(
             samples,
             "warm load",
             "bare decode",
-            goal=f"<= 1/{1 / WARM_GOAL:g}",
+            goal=goal,
             context=f"{_us(samples, 'warm load')} vs {_us(samples, 'bare decode')}",
         ),
+        _row(samples, "warm load, rebuilt from the body", "bare decode"),
+        _row(samples, "warm load", "warm load, rebuilt from the body"),
         _row(
             samples,
             "frozen schema: warm load",
             "frozen schema: bare decode",
-            goal=f"<= 1/{1 / WARM_GOAL:g}",
+            goal=goal,
             context=f"{_us(samples, 'frozen schema: warm load')} vs "
             f"{_us(samples, 'frozen schema: bare decode')}",
         ),
@@ -445,9 +466,12 @@ def measure(rounds: int = 7) -> HotResult:
             size, rounds, before
         )
     result.rows["typed codec round trip (medium)"] = codec_round_trips(rounds, before)
-    warm, notes = warm_chain_load(rounds, before)
-    result.rows["warm typed load through memory | redis | diskcache (medium)"] = warm
-    result.notes += notes
+    for size in ("small", "medium", "large"):
+        rows, notes = warm_chain_load(rounds, before, size)
+        result.rows[f"warm typed load through memory | redis | diskcache ({size})"] = rows
+        if size == "medium":
+            warm = rows
+            result.notes += notes
     result.rows["MemoryBackend at 1,000 entries, 80 % get / 20 % set"] = memory_backend(
         rounds, before
     )
@@ -496,7 +520,105 @@ def report(result: HotResult) -> str:
     return "\n".join(parts)
 
 
+# -- callgrind: instructions per warm load, clone against rebuild, in one run --------------------
+#: The ``--callgrind`` variants: one call each (see :func:`_callgrind_child`).
+CALLGRIND_VARIANTS = (
+    "bare decode",
+    "warm load, rebuilt from the body",
+    "warm load, cloned from the master",
+    "frozen schema: bare decode",
+    "frozen schema: warm load",
+)
+
+
+def _callgrind_child(size: str, variant: str, calls: int) -> None:
+    """``calls`` calls of ``variant`` after the warm-up (3 loads: past the master copy), with
+    the garbage collector off; the parent runs it with 0 calls too and takes the difference."""
+    import gc
+
+    session = vision_session(size)
+    backend = MemoryBackend()
+    codec = Codec(encryption=None)  # zstd above 1 KiB, as the chain's tiers store it
+    store = SessionStore(backend, EnhancedSessionData, codec=codec, access_interval=None)
+    if "rebuilt" in variant:
+        _rebuilding(store)
+    store.save("hot", session)
+    register_schema(FROZEN)
+    frozen = SessionStore(backend, FrozenSession, codec=codec, access_interval=None)
+    frozen.save("frozen", frozen_twin(session))
+    payload, frozen_payload = backend.get("hot"), backend.get("frozen")
+    assert payload is not None and frozen_payload is not None
+    info = schema_for_class(EnhancedSessionData)
+    run: Op = {
+        "bare decode": lambda: codec.decode("hot", payload, as_schema=info),
+        "warm load, rebuilt from the body": lambda: store.load("hot"),
+        "warm load, cloned from the master": lambda: store.load("hot"),
+        "frozen schema: bare decode": lambda: codec.decode(
+            "frozen", frozen_payload, as_schema=FROZEN
+        ),
+        "frozen schema: warm load": lambda: frozen.load("frozen"),
+    }[variant]
+    for _ in range(3):
+        run()
+    gc.collect()
+    gc.disable()
+    for _ in range(calls):
+        run()
+
+
+def _main_thread_instructions(size: str, variant: str, calls: int) -> int:
+    """Instructions of the main thread of a child running ``calls`` calls of ``variant``."""
+    with tempfile.TemporaryDirectory() as out:
+        target = os.path.join(out, "cg")
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--separate-threads=yes",
+                f"--callgrind-out-file={target}",
+                sys.executable,
+                "-m",
+                "benchmarks.bench_hot",
+                "--callgrind-child",
+                size,
+                variant,
+                str(calls),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        text = Path(f"{target}-01").read_text(encoding="utf-8")
+    found = re.search(r"^summary: (\d+)", text, re.MULTILINE)
+    assert found is not None
+    return int(found.group(1))
+
+
+def callgrind_report() -> str:
+    """Instructions per call of each variant (N calls minus none, over N: the setup's own
+    ~0.1 % noise is why N is large), warm load / bare decode beside; a Markdown table."""
+    calls = {"small": 1000, "medium": 200, "large": 20}
+    table = []
+    for size, n in calls.items():
+        per = {
+            v: (_main_thread_instructions(size, v, n) - _main_thread_instructions(size, v, 0)) / n
+            for v in CALLGRIND_VARIANTS
+        }
+        decode, frozen_decode = per["bare decode"], per["frozen schema: bare decode"]
+        for v in CALLGRIND_VARIANTS:
+            base = frozen_decode if v.startswith("frozen") else decode
+            table.append((size, v, f"{per[v]:,.0f}", f"{per[v] / base:.3f}x"))
+    return markdown_table(table, ("size", "variant", "instructions / call", "/ bare decode"))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--callgrind-child"]:
+        _callgrind_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        sys.exit(0)
+    if sys.argv[1:2] == ["--callgrind"]:
+        print(callgrind_report())
+        sys.exit(0)
     from benchmarks.harness import machine_line
 
     print(f"_{machine_line()}_\n")

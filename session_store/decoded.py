@@ -16,36 +16,40 @@ dictionary lookup and a comparison of the bytes. After a write, the object share
 structured once from the body written (:meth:`DecodedCache.put_saved`), never the caller's own:
 a datetime written in UTC or a tuple written as an array reads back as any cold load of those
 bytes would (same bytes -> same session). Any other
-session is kept as its checked JSON body, and each hit parses a new object from it (orjson and
-the generated structure functions): measured, that costs less than copying the live object in
-Python (0.6x for the medium data-room session, whose containers are many and small), and it
-holds half the memory. The body kept is the one the codec wrote on ``save`` or found inside the
-payload on a miss, so it is exactly what these bytes decode to. From its second parse on, a
-body that is a copy of its own (a stage was undone) is parsed from a ``marshal`` snapshot of
-that parse instead, which then replaces it here (:mod:`session_store.codec.snapshot`).
+session is kept as its checked JSON body, and a hit parses a new object from it (orjson and
+the generated structure functions). The body kept is the one the codec wrote on ``save`` or
+found inside the payload on a miss, so it is exactly what these bytes decode to. From its second
+parse on, a body that is a copy of its own (a stage was undone) is parsed from a ``marshal``
+snapshot of that parse instead, which then replaces it here (:mod:`session_store.codec.snapshot`).
+
+**Master copies (issue 17).** On the second hit of the same bytes, the object just rebuilt is
+copied once into a *master* that no caller ever holds (so it never changes), and from then on
+each hit returns :func:`~session_store.codec.clone.clone` of it: a new ``dict``, ``list`` or
+attrs instance for every container, every immutable leaf shared, guided by a blueprint of the
+master's shape read once (no leaf is looked at again). A clone calls nothing of the class, so
+only classes whose ``__init__`` does nothing but assign qualify; anything else (validators,
+``__attrs_post_init__``, a user-written ``__init__``, a ``dict`` subclass, a ``set``, ...)
+keeps its body and is rebuilt through the structure path on every hit, as a cold load is (see
+:mod:`session_store.codec.clone`). Read once per write (load, change, save), a session never
+gets a master: the blueprint is only made for bytes read a second time.
 
 **Bounds.** At most ``max_bytes`` of estimated size (a body counts its length; a shared object
-twice its JSON size, which is what CPython takes for session-shaped data; plus the payload kept
-to compare) and ``max_entries`` entries, least recently used first. ``max_bytes=0`` turns the
-cache off.
+or a master twice its JSON size, which is what CPython takes for session-shaped data; plus the
+payload kept to compare) and ``max_entries`` entries, least recently used first.
+``max_bytes=0`` turns the cache off.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any, Final
 
-import attrs
 import zstandard
 
 from session_store import forksafe
+from session_store.codec.clone import blueprint, clone, is_immutable
 from session_store.codec.codec import Plain
 from session_store.codec.format import MAGIC
 from session_store.codec.stages import STAGE_AESGCM, STAGE_ZSTD
@@ -61,51 +65,6 @@ DEFAULT_DECODED_ENTRIES: Final = 10_000
 _LIVE_PER_JSON_BYTE: Final = 2
 #: JSON bytes per stored byte when the size cannot be read from the payload (encrypted zstd).
 _JSON_PER_COMPRESSED_BYTE: Final = 5
-
-_IMMUTABLE: Final = frozenset(
-    {str, int, float, bool, type(None), bytes, datetime, date, time, timedelta, Decimal, uuid.UUID}
-)
-
-
-# -- what may be shared ---------------------------------------------------------------------
-def is_immutable(value: Any) -> bool:
-    """Whether nothing reachable from ``value`` can be changed in place (then it may be shared)."""
-    kind = type(value)
-    if kind in _IMMUTABLE or isinstance(value, enum.Enum):
-        return True
-    if kind is tuple or kind is frozenset:
-        return all(map(is_immutable, value))
-    if attrs.has(kind) and _is_frozen(kind) and _holds_only_fields(kind):
-        return all(is_immutable(getattr(value, a.name)) for a in attrs.fields(kind))
-    return False
-
-
-def _is_frozen(cls: type) -> bool:
-    """Whether instances of the attrs class ``cls`` refuse attribute assignment."""
-    return getattr(cls.__setattr__, "__name__", "") == "_frozen_setattrs"
-
-
-#: Slots an attrs class may have besides its fields and still hold nothing but them.
-_HARMLESS_SLOTS: Final = frozenset({"__weakref__", "_attrs_cached_hash"})
-
-
-@functools.cache
-def _holds_only_fields(cls: type) -> bool:
-    """Whether instances of ``cls`` can hold no state but their attrs fields: every class of
-    its MRO is slotted, with no slot but the fields (and ``__weakref__``, the cached hash).
-    A ``functools.cached_property`` (attrs gives it a slot of its own on a slotted class),
-    another slot, or an instance ``__dict__`` (a class that is not slotted) is state a caller
-    could fill and change in place after the object is shared: such a session is not shared,
-    it is kept as its body and rebuilt on each hit, like any mutable one."""
-    fields = {a.name for a in attrs.fields(cls)}
-    for klass in cls.__mro__[:-1]:  # all but ``object``
-        slots = klass.__dict__.get("__slots__")
-        if slots is None:
-            return False  # instances have a __dict__
-        names = {slots} if isinstance(slots, str) else set(slots)
-        if not names <= fields | _HARMLESS_SLOTS:
-            return False
-    return True
 
 
 # -- sizes --------------------------------------------------------------------------------------
@@ -135,13 +94,38 @@ Rebuild = Callable[[str, Plain], Any]
 Decode = Callable[[str, bytes], tuple[Any, Plain]]
 
 
+#: What an entry keeps: the body to rebuild from, the shared object, or a master to clone.
+_BODY, _SHARED, _MASTER = 0, 1, 2
+#: Hits of one entry rebuilt from its body before a master copy is made for it (the second
+#: hit): a session read once after each write (a web request's load, change, save) never pays
+#: for the master's blueprint (a walk of every leaf, once).
+HITS_BEFORE_MASTER: Final = 2
+#: ``Entry.hits`` once a blueprint was refused (or would not fit): the body is kept for good.
+_NO_MASTER: Final = -(2**62)
+
+
+class _Entry:
+    """One key's entry: the bytes it is valid for, what it keeps, and its estimated cost."""
+
+    __slots__ = ("cost", "data", "hits", "kept", "kind")
+
+    def __init__(self, data: bytes, kept: Any, kind: int, cost: int) -> None:
+        self.data = data
+        self.kept = kept
+        self.kind = kind
+        self.cost = cost
+        self.hits = 0
+
+
 class DecodedCache:
     """Decoded sessions keyed by session key, valid for exactly the bytes they came from.
 
-    An entry holds the payload it is valid for, and either the decoded object itself (when
-    nothing in it can change: shared by every hit) or the payload's JSON body with every stage
-    already undone (decrypted, decompressed, within its limits), from which each hit parses a
-    new object of its own.
+    An entry holds the payload it is valid for, and one of: the decoded object itself (when
+    nothing in it can change: shared by every hit); the payload's JSON body with every stage
+    already undone (decrypted, decompressed, within its limits), from which a hit parses a
+    new object of its own; or, once a mutable session has been hit twice, a master copy that
+    no caller ever holds, of which each hit gets a copy of its own
+    (:func:`~session_store.codec.clone.clone`: new containers, shared immutable leaves).
 
     Args:
         max_bytes: bound on the estimated size of what is kept; 0 turns the cache off.
@@ -153,8 +137,10 @@ class DecodedCache:
     ) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
-        # key -> (payload, shared object or plain body, shared, cost)
-        self._entries: OrderedDict[str, tuple[bytes, Any, bool, int]] = OrderedDict()
+        #: Hits of one entry before its master copy is made (a benchmark sets it out of reach
+        #: to measure the rebuild from the body alone).
+        self.hits_before_master = HITS_BEFORE_MASTER
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -176,30 +162,60 @@ class DecodedCache:
 
     def load(self, key: str, data: bytes, decode: Decode, rebuild: Rebuild) -> Any:
         """The object ``data`` decodes to for ``key``: if these very bytes were decoded (or
-        saved) before, the shared immutable object or ``rebuild`` of the kept body, without
-        undoing any stage; else ``decode(key, data)``, remembered. Either way, the caller gets
-        an object no other caller holds (or one that cannot be changed)."""
+        saved) before, the shared immutable object, a copy of the master, or ``rebuild`` of
+        the kept body, without undoing any stage; else ``decode(key, data)``, remembered.
+        Either way, the caller gets an object no other caller holds (or one that cannot be
+        changed)."""
         if self.max_bytes <= 0:
             return decode(key, data)[0]
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and (entry[0] is data or entry[0] == data):
+            if entry is not None and (entry.data is data or entry.data == data):
                 self._entries.move_to_end(key)
                 self.hits += 1
-                kept, shared = entry[1], entry[2]
+                entry.hits += 1
+                kept, kind, hits = entry.kept, entry.kind, entry.hits
             else:
                 self.misses += 1
                 kept = None
         if kept is not None:
-            if shared:
+            if kind == _SHARED:
                 return kept
+            if kind == _MASTER:
+                return clone(*kept)
             obj = rebuild(key, kept)
-            if kept.body and kept.snapshot is not None and kept.snapshot.packed is not None:
+            if hits >= self.hits_before_master:
+                self._make_master(key, kept, obj)
+            elif kept.body and kept.snapshot is not None and kept.snapshot.packed is not None:
                 self._drop_body(key, kept)
             return obj
         obj, plain = decode(key, data)
         self.put(key, data, obj, plain)
         return obj
+
+    def _make_master(self, key: str, kept: Plain, obj: Any) -> None:
+        """Keep a copy of ``obj`` (just rebuilt from ``kept``, not yet returned) as the
+        entry's master, in place of the body, when :func:`blueprint` can copy it and it fits;
+        else keep the body for good (no blueprint tried again)."""
+        plan = blueprint(obj)
+        master = None if plan is None else clone(obj, plan)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.kept is not kept:
+                return  # written or dropped meanwhile
+            cost = len(entry.data) + estimated_size(entry.data)
+            if master is None or cost > self.max_bytes:
+                entry.hits = _NO_MASTER
+                return
+            self._bytes += cost - entry.cost
+            entry.kept, entry.kind, entry.cost = (master, plan), _MASTER, cost
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop least recently used entries until the bounds hold (the lock is held)."""
+        while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= dropped.cost
 
     def put(
         self, key: str, data: bytes, obj: Any, plain: Plain, *, _shared: bool | None = None
@@ -222,12 +238,10 @@ class DecodedCache:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= old[3]
-            self._entries[key] = (data, kept, shared, cost)
+                self._bytes -= old.cost
+            self._entries[key] = _Entry(data, kept, _SHARED if shared else _BODY, cost)
             self._bytes += cost
-            while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= dropped[3]
+            self._evict()
 
     def _drop_body(self, key: str, kept: Plain) -> None:
         """The body ``kept`` was parsed from now has its snapshot (see
@@ -235,15 +249,15 @@ class DecodedCache:
         Its estimated cost stays (the snapshot takes about what the body did)."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry[1] is kept:
-                self._entries[key] = (entry[0], kept._replace(body=b""), entry[2], entry[3])
+            if entry is not None and entry.kept is kept:
+                entry.kept = kept._replace(body=b"")
 
     def payload(self, key: str) -> bytes | None:
         """The bytes the entry for ``key`` is valid for (what this store last read or wrote for
         it), or ``None`` if none is kept; nothing says they are still what is stored."""
         with self._lock:
             entry = self._entries.get(key)
-        return None if entry is None else entry[0]
+        return None if entry is None else entry.data
 
     def put_saved(self, key: str, data: bytes, obj: Any, plain: Plain, rebuild: Rebuild) -> None:
         """Remember what ``data``, just written from ``obj`` (by ``save`` or ``update``),
@@ -269,7 +283,7 @@ class DecodedCache:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= old[3]
+                self._bytes -= old.cost
 
     def clear(self) -> None:
         """Forget everything."""

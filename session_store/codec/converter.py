@@ -126,14 +126,19 @@ def _make_structure(converter: OrjsonConverter, cls: type) -> Callable[[Any, typ
     fields that need one: datetimes, enums, nested classes), without a loop or a ``**kwargs``
     call. Any other case, and any hook that fails, goes to the tolerant path, which keeps
     unknown keys in ``extra`` and misfits exactly as stored; so does a class whose ``__init__``
-    does more than assign (validators, converters, ``__attrs_post_init__``, frozen).
+    does more than assign (validators, converters, ``__attrs_post_init__``, frozen) or is not
+    attrs-generated (``init=False`` and the user's own: it runs, as on any cold load).
     """
     tolerant = _make_tolerant_structure(converter, cls)
     types_ = _field_types(cls)
     known = frozenset(types_)
     fields = {a.name: a for a in attrs.fields(cls)}
+    init_code = getattr(cls.__dict__.get("__init__"), "__code__", None)
     plain_init = (
-        not getattr(cls, "__attrs_post_init__", None)
+        # attrs wrote this class's __init__ (not ``init=False`` with one of the user's own)
+        init_code is not None
+        and init_code.co_filename.startswith("<attrs generated")
+        and not getattr(cls, "__attrs_post_init__", None)
         and not getattr(cls, "__attrs_pre_init__", None)
         and getattr(cls, "__setattr__", None) is object.__setattr__
         and "__slots__" in cls.__dict__
