@@ -43,7 +43,7 @@ MAX_TTL = 100 * 365 * 86400
 DEFAULT_SESSION_TTL = 24 * 3600.0
 
 #: The parameters that may be "never"; other durations (retry_after, max_staleness, ...) may not.
-_MAY_BE_FOREVER = frozenset({"ttl", "default_ttl"})
+_MAY_BE_FOREVER = frozenset({"ttl", "default_ttl", "own_ttl"})
 
 
 def normalize_ttl(ttl: float | None, *, what: str = "ttl") -> float | None:
