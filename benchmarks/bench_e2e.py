@@ -391,9 +391,126 @@ def where_time_goes(size: str = "medium", calls: int = 200, rounds: int = 7) -> 
     )
 
 
-if __name__ == "__main__":
+# -- instructions: callgrind, this process only ----------------------------------------------
+#: The contenders :func:`instructions` counts (``ours`` and ``ours, no zstd`` from the checkout
+#: it runs in, or from ``--base``'s tree).
+COUNTED = ("ours", PLAIN, "cachelib", "dogpile.cache", "Flask-Session")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _counted_op(name: str, host: str, port: int, payload: dict[str, Any]) -> Op:
+    """The contender ``name`` against the redis-server at ``host:port`` (in a child)."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    # the peers use only the server's address
+    server = cast(RedisServer, SimpleNamespace(host=host, port=port))
+    url = f"redis://{host}:{port}/0?prefix=ours:"
+    makers: dict[str, Callable[[], Op]] = {
+        "ours": lambda: _ours(url, payload),
+        PLAIN: lambda: _ours(url, payload, compress=False),
+        "cachelib": lambda: _cachelib(server, payload),
+        "dogpile.cache": lambda: _dogpile(server, payload),
+        "Flask-Session": lambda: _flask_session(server, payload),
+    }
+    return makers[name]()
+
+
+def _child(name: str, size: str, host: str, port: int, calls: int) -> None:
+    """Run under callgrind: build the contender, check and warm it, then ``calls`` store+loads."""
+    payload = legacy_session(size)
+    op = _counted_op(name, host, port, payload)
+    _check(name, op, payload)
+    for _ in range(5):
+        op()
+    for _ in range(calls):
+        op()
+
+
+def _collected(name: str, size: str, host: str, port: int, calls: int, base: str | None) -> int:
+    """Instructions callgrind counts for one child run of ``calls`` operations."""
+    import re
+    import subprocess
+    import tempfile
+
+    paths = [ROOT] if base is None else [base, os.path.join(base, "backends", "redis"), ROOT]
+    code = (
+        f"import sys; sys.path[:0] = {paths!r}; from benchmarks.bench_e2e import _child; "
+        f"_child({name!r}, {size!r}, {host!r}, {port}, {calls})"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={tmp}/callgrind.out",
+            sys.executable,
+            "-c",
+            code,
+        ]
+        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr[-2000:]
+    return int(found.group(1))
+
+
+def instructions(
+    sizes: tuple[str, ...] = ("medium",),
+    names: tuple[str, ...] = COUNTED,
+    *,
+    base: str | None = None,
+) -> dict[tuple[str, str], float]:
+    """Instructions per store + load of each contender (this process only, not redis-server):
+    ``(I(2N) - I(N)) / N`` under ``valgrind --tool=callgrind``, so start-up and warm-up cancel.
+    Repeatable under any load, unlike wall time. With ``base`` (a tree holding ``session_store``
+    and ``backends/redis`` of another revision, e.g. ``git archive main``), ``ours`` rows are
+    also counted from it, as ``<name> @base``."""
+    counts: dict[tuple[str, str], float] = {}
+    with RedisServer() as server:
+        for size in sizes:
+            calls = {"small": 40, "medium": 10, "large": 2}[size]
+            runs = [(n, None) for n in names]
+            if base is not None:
+                runs += [(n, base) for n in names if n in ("ours", PLAIN)]
+            for name, tree in runs:
+                few = _collected(name, size, server.host, server.port, calls, tree)
+                many = _collected(name, size, server.host, server.port, 2 * calls, tree)
+                label = name if tree is None else f"{name} @base"
+                counts[(size, label)] = (many - few) / calls
+    return counts
+
+
+def instructions_report(counts: dict[tuple[str, str], float]) -> str:
+    """The Markdown table of :func:`instructions`: thousands of instructions, and the ratio of
+    each to ``ours`` of the same size."""
+    rows = []
+    for (size, name), count in counts.items():
+        ours = counts.get((size, "ours"))
+        ratio = f"{count / ours:.2f}" if ours else ""
+        rows.append((size, name, f"{count / 1000:,.0f}k", ratio))
+    table = markdown_table(rows, ("size", "contender", "instructions / store+load", "/ ours"))
+    return f"#### Instructions per store + load (callgrind, this process only)\n\n{table}\n"
+
+
+def _main(argv: list[str]) -> None:
+    if argv[:1] == ["--instructions"]:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="bench_e2e --instructions")
+        parser.add_argument("--sizes", default="medium")
+        parser.add_argument("--only", default=",".join(COUNTED))
+        parser.add_argument("--base", default=None, help="a tree of another revision")
+        args = parser.parse_args(argv[1:])
+        counts = instructions(
+            tuple(args.sizes.split(",")), tuple(args.only.split(",")), base=args.base
+        )
+        print(instructions_report(counts))
+        return
     print(f"_{machine_line()}_\n")
-    if "--breakdown" in sys.argv:
+    if "--breakdown" in argv:
         print(where_time_goes())
     else:
         print(report(measure()))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
