@@ -458,25 +458,33 @@ def instructions(
     names: tuple[str, ...] = COUNTED,
     *,
     base: str | None = None,
+    workers: int = 4,
 ) -> dict[tuple[str, str], float]:
     """Instructions per store + load of each contender (this process only, not redis-server):
     ``(I(2N) - I(N)) / N`` under ``valgrind --tool=callgrind``, so start-up and warm-up cancel.
     Repeatable under any load, unlike wall time. With ``base`` (a tree holding ``session_store``
     and ``backends/redis`` of another revision, e.g. ``git archive main``), ``ours`` rows are
     also counted from it, as ``<name> @base``."""
-    counts: dict[tuple[str, str], float] = {}
-    with RedisServer() as server:
-        for size in sizes:
-            calls = {"small": 40, "medium": 10, "large": 2}[size]
-            runs = [(n, None) for n in names]
-            if base is not None:
-                runs += [(n, base) for n in names if n in ("ours", PLAIN)]
-            for name, tree in runs:
-                few = _collected(name, size, server.host, server.port, calls, tree)
-                many = _collected(name, size, server.host, server.port, 2 * calls, tree)
-                label = name if tree is None else f"{name} @base"
-                counts[(size, label)] = (many - few) / calls
-    return counts
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs: dict[tuple[str, str], tuple[str, str | None, int]] = {}
+    for size in sizes:
+        calls = {"small": 40, "medium": 10, "large": 2}[size]
+        for name in names:
+            jobs[(size, name)] = (name, None, calls)
+            if base is not None and name in ("ours", PLAIN):
+                jobs[(size, f"{name} @base")] = (name, base, calls)
+    with RedisServer() as server, ThreadPoolExecutor(workers) as pool:
+        # the children run side by side: each counts its own instructions only
+        runs = {
+            (label, n): pool.submit(_collected, name, label[0], server.host, server.port, n, tree)
+            for label, (name, tree, calls) in jobs.items()
+            for n in (calls, 2 * calls)
+        }
+        return {
+            label: (runs[(label, 2 * calls)].result() - runs[(label, calls)].result()) / calls
+            for label, (_, _, calls) in jobs.items()
+        }
 
 
 def instructions_report(counts: dict[tuple[str, str], float]) -> str:
