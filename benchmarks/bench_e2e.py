@@ -67,6 +67,16 @@ BEFORE = "ours before"
 
 Op = Callable[[], object]
 
+#: The key each contender stores the session under (``MEMORY USAGE`` reads it).
+STORED_KEY = {
+    "ours": "ours:\x1fe2e",
+    PLAIN: "ours:\x1fe2e",
+    "floor": "floor:e2e",
+    "cachelib": "cl:e2e",
+    "dogpile.cache": "dp:e2e",
+    "Flask-Session": "fs:e2e",
+}
+
 
 @dataclass
 class SizeResult:
@@ -76,6 +86,8 @@ class SizeResult:
     per_call_us: dict[str, float]
     ratios: dict[str, float]  # contender / ours (for ours: ours / floor)
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Redis' ``MEMORY USAGE`` of the key each contender stored the session under, in bytes
+    memory: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,6 +211,7 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
     profiles: dict[str, str] = {}
     with RedisServer() as server:
         url = server.url_for(prefix="ours:")
+        admin = server.client()
         for size in sizes:
             payload = legacy_session(size)
             ours = _ours(url, payload)
@@ -215,8 +228,11 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
             before = _before(url, payload)
             if before is not None:
                 variants[BEFORE] = before
+            memory: dict[str, int] = {}
             for name, op in variants.items():
                 _check(name, op, payload)
+                if name in STORED_KEY:  # what it just stored (ours and PLAIN share the key)
+                    memory[name] = int(admin.memory_usage(STORED_KEY[name], samples=0) or 0)
             calls, rounds = PLAN[size]
             rounds = max(5, int(rounds * scale))
             with no_gc():
@@ -236,7 +252,7 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
                 per_round = [p / o for p, o in zip(samples[peer], samples["ours"], strict=True)]
                 quartiles = statistics.quantiles(per_round, n=4)
                 spread[peer] = (quartiles[0], quartiles[2])
-            results.append(SizeResult(size, per_call, ratios, spread))
+            results.append(SizeResult(size, per_call, ratios, spread, memory))
             low, high = spread[AA]
             floor_goal = Goal(
                 f"e2e {size}: ours / (raw redis-py SET+GET + our codec)",
@@ -309,8 +325,12 @@ def report(result: E2EResult) -> str:
             else:
                 low, high = entry.spread[name]
                 ratio = f"{entry.ratios[name]:.2f}x ours (IQR {low:.2f}-{high:.2f})"
-            rows.append((entry.size, name, ratio, f"{us:,.0f} µs"))
-    table = markdown_table(rows, ("size", "contender", "ratio", "context: per store+load"))
+            stored = entry.memory.get(name)
+            kib = "" if stored is None else f"{stored / 1024:,.1f} KiB"
+            rows.append((entry.size, name, ratio, f"{us:,.0f} µs", kib))
+    table = markdown_table(
+        rows, ("size", "contender", "ratio", "context: per store+load", "Redis MEMORY USAGE")
+    )
     versions = ", ".join(f"{k} {v}" for k, v in result.versions.items())
     goals = markdown_table(
         [
@@ -395,6 +415,8 @@ def where_time_goes(size: str = "medium", calls: int = 200, rounds: int = 7) -> 
 #: The contenders :func:`instructions` counts (``ours`` and ``ours, no zstd`` from the checkout
 #: it runs in, or from ``--base``'s tree).
 COUNTED = ("ours", PLAIN, "cachelib", "dogpile.cache", "Flask-Session")
+#: ``--only``'s names for them (no commas).
+CLI_NAMES = dict(zip(("ours", "plain", "cachelib", "dogpile", "flask-session"), COUNTED, strict=True))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -505,12 +527,11 @@ def _main(argv: list[str]) -> None:
 
         parser = argparse.ArgumentParser(prog="bench_e2e --instructions")
         parser.add_argument("--sizes", default="medium")
-        parser.add_argument("--only", default=",".join(COUNTED))
+        parser.add_argument("--only", default=",".join(CLI_NAMES), help=", ".join(CLI_NAMES))
         parser.add_argument("--base", default=None, help="a tree of another revision")
         args = parser.parse_args(argv[1:])
-        counts = instructions(
-            tuple(args.sizes.split(",")), tuple(args.only.split(",")), base=args.base
-        )
+        names = tuple(CLI_NAMES[name] for name in args.only.split(","))
+        counts = instructions(tuple(args.sizes.split(",")), names, base=args.base)
         print(instructions_report(counts))
         return
     print(f"_{machine_line()}_\n")
