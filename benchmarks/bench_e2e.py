@@ -416,7 +416,9 @@ def where_time_goes(size: str = "medium", calls: int = 200, rounds: int = 7) -> 
 #: it runs in, or from ``--base``'s tree).
 COUNTED = ("ours", PLAIN, "cachelib", "dogpile.cache", "Flask-Session")
 #: ``--only``'s names for them (no commas).
-CLI_NAMES = dict(zip(("ours", "plain", "cachelib", "dogpile", "flask-session"), COUNTED, strict=True))
+CLI_NAMES = dict(
+    zip(("ours", "plain", "cachelib", "dogpile", "flask-session"), COUNTED, strict=True)
+)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
