@@ -471,7 +471,8 @@ def _collected(name: str, size: str, host: str, port: int, calls: int, base: str
             "-c",
             code,
         ]
-        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=True)
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # (else two counts differ by up to 2 %)
+        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=True, env=env)
     found = re.search(r"Collected : (\d+)", done.stderr)
     assert found is not None, done.stderr[-2000:]
     return int(found.group(1))
@@ -531,9 +532,11 @@ def _main(argv: list[str]) -> None:
         parser.add_argument("--sizes", default="medium")
         parser.add_argument("--only", default=",".join(CLI_NAMES), help=", ".join(CLI_NAMES))
         parser.add_argument("--base", default=None, help="a tree of another revision")
+        parser.add_argument("--workers", type=int, default=4, help="callgrind runs at once")
         args = parser.parse_args(argv[1:])
         names = tuple(CLI_NAMES[name] for name in args.only.split(","))
-        counts = instructions(tuple(args.sizes.split(",")), names, base=args.base)
+        sizes = tuple(args.sizes.split(","))
+        counts = instructions(sizes, names, base=args.base, workers=args.workers)
         print(instructions_report(counts))
         return
     print(f"_{machine_line()}_\n")
