@@ -67,6 +67,16 @@ BEFORE = "ours before"
 
 Op = Callable[[], object]
 
+#: The key each contender stores the session under (``MEMORY USAGE`` reads it).
+STORED_KEY = {
+    "ours": "ours:\x1fe2e",
+    PLAIN: "ours:\x1fe2e",
+    "floor": "floor:e2e",
+    "cachelib": "cl:e2e",
+    "dogpile.cache": "dp:e2e",
+    "Flask-Session": "fs:e2e",
+}
+
 
 @dataclass
 class SizeResult:
@@ -76,6 +86,8 @@ class SizeResult:
     per_call_us: dict[str, float]
     ratios: dict[str, float]  # contender / ours (for ours: ours / floor)
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Redis' ``MEMORY USAGE`` of the key each contender stored the session under, in bytes
+    memory: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,6 +211,7 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
     profiles: dict[str, str] = {}
     with RedisServer() as server:
         url = server.url_for(prefix="ours:")
+        admin = server.client()
         for size in sizes:
             payload = legacy_session(size)
             ours = _ours(url, payload)
@@ -215,8 +228,11 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
             before = _before(url, payload)
             if before is not None:
                 variants[BEFORE] = before
+            memory: dict[str, int] = {}
             for name, op in variants.items():
                 _check(name, op, payload)
+                if name in STORED_KEY:  # what it just stored (ours and PLAIN share the key)
+                    memory[name] = int(admin.memory_usage(STORED_KEY[name], samples=0) or 0)
             calls, rounds = PLAN[size]
             rounds = max(5, int(rounds * scale))
             with no_gc():
@@ -236,7 +252,7 @@ def measure(sizes: tuple[str, ...] = tuple(SIZES), *, scale: float = 1.0) -> E2E
                 per_round = [p / o for p, o in zip(samples[peer], samples["ours"], strict=True)]
                 quartiles = statistics.quantiles(per_round, n=4)
                 spread[peer] = (quartiles[0], quartiles[2])
-            results.append(SizeResult(size, per_call, ratios, spread))
+            results.append(SizeResult(size, per_call, ratios, spread, memory))
             low, high = spread[AA]
             floor_goal = Goal(
                 f"e2e {size}: ours / (raw redis-py SET+GET + our codec)",
@@ -309,8 +325,12 @@ def report(result: E2EResult) -> str:
             else:
                 low, high = entry.spread[name]
                 ratio = f"{entry.ratios[name]:.2f}x ours (IQR {low:.2f}-{high:.2f})"
-            rows.append((entry.size, name, ratio, f"{us:,.0f} µs"))
-    table = markdown_table(rows, ("size", "contender", "ratio", "context: per store+load"))
+            stored = entry.memory.get(name)
+            kib = "" if stored is None else f"{stored / 1024:,.1f} KiB"
+            rows.append((entry.size, name, ratio, f"{us:,.0f} µs", kib))
+    table = markdown_table(
+        rows, ("size", "contender", "ratio", "context: per store+load", "Redis MEMORY USAGE")
+    )
     versions = ", ".join(f"{k} {v}" for k, v in result.versions.items())
     goals = markdown_table(
         [
@@ -391,9 +411,148 @@ def where_time_goes(size: str = "medium", calls: int = 200, rounds: int = 7) -> 
     )
 
 
-if __name__ == "__main__":
+# -- instructions: callgrind, this process only ----------------------------------------------
+#: The contenders :func:`instructions` counts (``ours`` and ``ours, no zstd`` from the checkout
+#: it runs in, or from ``--base``'s tree).
+COUNTED = ("ours", PLAIN, "cachelib", "dogpile.cache", "Flask-Session")
+#: ``--only``'s names for them (no commas).
+CLI_NAMES = dict(
+    zip(("ours", "plain", "cachelib", "dogpile", "flask-session"), COUNTED, strict=True)
+)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _counted_op(name: str, host: str, port: int, payload: dict[str, Any]) -> Op:
+    """The contender ``name`` against the redis-server at ``host:port`` (in a child)."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    # the peers use only the server's address
+    server = cast(RedisServer, SimpleNamespace(host=host, port=port))
+    # a prefix of its own: children run side by side, and one that read another's write would
+    # miss its near cache (or, without zstd, not read a compressed payload)
+    url = f"redis://{host}:{port}/0?prefix=ours{os.getpid()}:"
+    makers: dict[str, Callable[[], Op]] = {
+        "ours": lambda: _ours(url, payload),
+        PLAIN: lambda: _ours(url, payload, compress=False),
+        "cachelib": lambda: _cachelib(server, payload),
+        "dogpile.cache": lambda: _dogpile(server, payload),
+        "Flask-Session": lambda: _flask_session(server, payload),
+    }
+    return makers[name]()
+
+
+def _child(name: str, size: str, host: str, port: int, calls: int) -> None:
+    """Run under callgrind: build the contender, check and warm it, then ``calls`` store+loads."""
+    payload = legacy_session(size)
+    op = _counted_op(name, host, port, payload)
+    _check(name, op, payload)
+    for _ in range(5):
+        op()
+    for _ in range(calls):
+        op()
+
+
+def _collected(name: str, size: str, host: str, port: int, calls: int, base: str | None) -> int:
+    """Instructions callgrind counts for one child run of ``calls`` operations."""
+    import re
+    import subprocess
+    import tempfile
+
+    paths = [ROOT] if base is None else [base, os.path.join(base, "backends", "redis"), ROOT]
+    code = (
+        f"import sys; sys.path[:0] = {paths!r}; from benchmarks.bench_e2e import _child; "
+        f"_child({name!r}, {size!r}, {host!r}, {port}, {calls})"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={tmp}/callgrind.out",
+            sys.executable,
+            "-c",
+            code,
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # (else two counts differ by up to 2 %)
+        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=True, env=env)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr[-2000:]
+    return int(found.group(1))
+
+
+def instructions(
+    sizes: tuple[str, ...] = ("medium",),
+    names: tuple[str, ...] = COUNTED,
+    *,
+    base: str | None = None,
+    workers: int = 4,
+) -> dict[tuple[str, str], float]:
+    """Instructions per store + load of each contender (this process only, not redis-server):
+    ``(I(2N) - I(N)) / N`` under ``valgrind --tool=callgrind``, so start-up and warm-up cancel.
+    Repeatable under any load, unlike wall time. With ``base`` (a tree holding ``session_store``
+    and ``backends/redis`` of another revision, e.g. ``git archive main``), ``ours`` rows are
+    also counted from it, as ``<name> @base``."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs: dict[tuple[str, str], tuple[str, str | None, int]] = {}
+    for size in sizes:
+        calls = {"small": 40, "medium": 10, "large": 2}[size]
+        for name in names:
+            jobs[(size, name)] = (name, None, calls)
+            if base is not None and name in ("ours", PLAIN):
+                jobs[(size, f"{name} @base")] = (name, base, calls)
+    with RedisServer() as server, ThreadPoolExecutor(workers) as pool:
+        # the children run side by side: each counts its own instructions only
+        runs = {
+            (label, n): pool.submit(_collected, name, label[0], server.host, server.port, n, tree)
+            for label, (name, tree, calls) in jobs.items()
+            for n in (calls, 2 * calls)
+        }
+        counts: dict[tuple[str, str], float] = {}
+        for label, (_, _, calls) in jobs.items():
+            try:
+                many, few = runs[(label, 2 * calls)].result(), runs[(label, calls)].result()
+            except subprocess.CalledProcessError as exc:  # reported, the others still counted
+                print(f"{label}: the child failed: {exc.stderr[-1500:]}", file=sys.stderr)
+                continue
+            counts[label] = (many - few) / calls
+        return counts
+
+
+def instructions_report(counts: dict[tuple[str, str], float]) -> str:
+    """The Markdown table of :func:`instructions`: thousands of instructions, and the ratio of
+    each to ``ours`` of the same size."""
+    rows = []
+    for (size, name), count in counts.items():
+        ours = counts.get((size, "ours"))
+        ratio = f"{count / ours:.2f}" if ours else ""
+        rows.append((size, name, f"{count / 1000:,.0f}k", ratio))
+    table = markdown_table(rows, ("size", "contender", "instructions / store+load", "/ ours"))
+    return f"#### Instructions per store + load (callgrind, this process only)\n\n{table}\n"
+
+
+def _main(argv: list[str]) -> None:
+    if argv[:1] == ["--instructions"]:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="bench_e2e --instructions")
+        parser.add_argument("--sizes", default="medium")
+        parser.add_argument("--only", default=",".join(CLI_NAMES), help=", ".join(CLI_NAMES))
+        parser.add_argument("--base", default=None, help="a tree of another revision")
+        parser.add_argument("--workers", type=int, default=4, help="callgrind runs at once")
+        args = parser.parse_args(argv[1:])
+        names = tuple(CLI_NAMES[name] for name in args.only.split(","))
+        sizes = tuple(args.sizes.split(","))
+        counts = instructions(sizes, names, base=args.base, workers=args.workers)
+        print(instructions_report(counts))
+        return
     print(f"_{machine_line()}_\n")
-    if "--breakdown" in sys.argv:
+    if "--breakdown" in argv:
         print(where_time_goes())
     else:
         print(report(measure()))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

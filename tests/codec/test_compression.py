@@ -27,6 +27,30 @@ def test_payloads_read_back_whatever_level_wrote_them() -> None:
     assert _codec().decode("k", plain).obj == data  # uncompressed payloads read too
 
 
+def test_fast_levels_write_standard_frames_that_every_level_and_the_old_reader_read() -> None:
+    """Negative ("fast") levels (issue 17): fewer CPU cycles for more bytes; the header and
+    frame are the same as level 1's, so the default codec, and the previous release's reader
+    (which only ever accepted levels 1..22 for writing) read them."""
+    import pytest
+    import zstandard
+
+    from session_store.codec.stages import FASTEST_LEVEL
+    from session_store.errors import ConfigurationError
+
+    data = {"text": " ".join(f"revenue {i} churn runway" for i in range(600))}
+    default = Codec(encryption=None)
+    for level in (-1, -5, -50, FASTEST_LEVEL):
+        payload = _codec(level=level).encode("k", data)
+        assert payload[:6] == b"\xa7SS\x01\x01\x01"  # format 1, one stage: zstd
+        assert default.decode("k", payload).obj == data
+        # a plain zstd frame: what the old reader hands to ZstdDecompressor, undone as it is
+        assert zstandard.ZstdDecompressor().decompress(payload[6:]).startswith(b'{"schema"')
+    assert len(_codec(level=-50).encode("k", data)) > len(_codec(level=1).encode("k", data))
+    for bad in (0, 23, FASTEST_LEVEL - 1):
+        with pytest.raises(ConfigurationError, match="level"):
+            ZstdStage(level=bad)
+
+
 def test_changing_the_level_takes_effect() -> None:
     stage = ZstdStage(threshold=0)
     data = {"text": "a b c d e f g " * 2000}

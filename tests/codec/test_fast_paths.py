@@ -165,3 +165,12 @@ def test_the_budget_shortcut_answers_as_the_exact_count(body: bytes, limit: int)
     from session_store.codec.limits import parse_cost, within_budget
 
     assert within_budget(body, limit) == (parse_cost(body) <= limit)
+
+
+@given(body=st.binary(max_size=300) | st.sampled_from([b"[{,", b"", b"[" * 99, b'{"a":[1,2]}']))
+def test_the_one_pass_count_is_the_three_counts(body: bytes) -> None:
+    # parse_cost counts commas and brackets in one pass (translate): exactly the three counts.
+    from session_store.codec.limits import BYTE_COST, VALUE_COST, parse_cost
+
+    values = body.count(b",") + body.count(b"[") + body.count(b"{") + 1
+    assert parse_cost(body) == BYTE_COST * len(body) + VALUE_COST * values

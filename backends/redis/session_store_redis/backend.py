@@ -93,8 +93,7 @@ class RedisBackend(SyncBulk[redis.Redis]):
             pass in stays yours to close unless you say otherwise.
         wait_replicas: writes return once this many replicas acknowledged them (``WAIT``).
         wait_timeout: seconds ``WAIT`` may block.
-        description: what :meth:`describe` returns (redacted); ``None``: built from the client
-            (``from_url`` passes its redacted URL).
+        description: what :meth:`describe` returns (redacted); ``None``: built from the client.
 
     Raises:
         ConfigurationError: not a ``redis.Redis``, one that decodes responses, a bad prefix or TTL.
@@ -283,9 +282,19 @@ class RedisBackend(SyncBulk[redis.Redis]):
         return RedisBackend, {**super()._unchecked()[1], **extra}
 
     # -- hooks ---------------------------------------------------------------------------------
+    def _get(self, key: str) -> bytes | None:
+        # base's, the first attempt sent by the lean client (leanconn) or commands.direct_get,
+        # a failed one retried through redis-py as base's is: a store's load
+        value = self._read("get", key)
+        self._count("misses" if value is None else "hits")
+        return value
+
     def _get_versioned(self, key: str) -> Versioned | None:
-        # base's, with the first attempt's GET sent by the lean client (leanconn), else
-        # directly (commands.direct_get): the read of every web request that uses its session
+        value = self._read("get_versioned", key)
+        self._count("misses" if value is None else "hits")
+        return None if value is None else Versioned(value, version_token(value))
+
+    def _read(self, what: str, key: str) -> bytes | None:
         stored = self._namespace.encode(key)
         lean = self._lean
         try:
@@ -294,9 +303,26 @@ class RedisBackend(SyncBulk[redis.Redis]):
         except self._FAILURES as exc:
             failure = exc
         if failure is not None:
-            value = self._retry(failure, "get_versioned", key, self._client.get, stored)
-        self._count("misses" if value is None else "hits")
-        return None if value is None else Versioned(value, version_token(value))
+            value = self._retry(failure, what, key, self._client.get, stored)
+        return value
+
+    def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        # base's, the first attempt sent by the lean client, a failed one retried (a SET may
+        # run twice) through redis-py as base's is: a store's save
+        lean = self._lean
+        if lean is None or self.wait_replicas:
+            super()._set(key, value, ttl)
+            return
+        px = self._default_px if ttl is None else self._px(ttl)
+        stored = self._namespace.encode(key)
+        try:
+            lean.set(stored, value, px)
+            failure: BaseException | None = None
+        except self._FAILURES as exc:
+            failure = exc
+        if failure is not None:
+            self._retry(failure, "set", key, self._client.set, stored, value, px=px)
+        self._count("writes")
 
     def _touch(self, key: str, ttl: float | None = None) -> bool:
         # base's, with PEXPIRE sent by the lean client: a read-only web request's sliding expiry

@@ -219,6 +219,17 @@ class LeanRedis:
         value: bytes | None = self._run(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
         return value
 
+    def set(self, stored: str, value: bytes, px: int | None) -> Any:
+        """``SET stored value [PX px]`` (the reply: ``b"OK"``)."""
+        key = stored.encode()
+        if px is None:
+            head = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
+            return self._run(b"".join((head, value, b"\r\n")))
+        ms = b"%d" % px
+        head = b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
+        tail = b"\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(ms), ms)
+        return self._run(b"".join((head, value, tail)))
+
     def call(self, *args: bytes | str | int) -> Any:
         """One command's reply (``PEXPIRE ...``)."""
         return self._run(_pack(args))

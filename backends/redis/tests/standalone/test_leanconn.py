@@ -131,7 +131,7 @@ def _server_holds_unread_bytes(port: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("call", ["get_versioned", "set_if"])
+@pytest.mark.parametrize("call", ["get_versioned", "set_if", "get", "set"])
 def test_a_server_killed_mid_call_fails_the_call_and_the_next_one_reconnects(
     server: RedisServer, call: str
 ) -> None:
@@ -149,6 +149,11 @@ def test_a_server_killed_mid_call_fails_the_call_and_the_next_one_reconnects(
             try:
                 if call == "get_versioned":
                     outcome.append(backend.get_versioned("k"))
+                elif call == "get":
+                    outcome.append(backend.get("k"))
+                elif call == "set":
+                    backend.set("k", VALUE + b"x", 60)
+                    outcome.append(None)
                 else:
                     outcome.append(backend.set_if("k", VALUE + b"x", found.token))
             except BaseException as exc:  # recorded for the assertion
@@ -362,3 +367,87 @@ def test_close_closes_the_lean_connections(server: RedisServer, admin: redis.Red
         assert time.monotonic() < deadline, admin.info("clients")
         time.sleep(0.01)
     assert lean._opened == 0
+
+
+# -- a store's plain save and load: SET and GET on the lean client ---------------------------
+def test_a_stores_set_and_get_run_on_the_lean_connection_with_their_ttls(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    """``set`` and ``get`` (what ``SessionStore.save`` and ``load`` call) go on the lean
+    client's pooled connection, never opening one of redis-py's; a TTL is the ``PX`` redis-py
+    would send, the backend's default when none is given, no expiry for ``NO_EXPIRY``."""
+    from session_store import NO_EXPIRY
+
+    url = server.url_for(prefix="lean", default_ttl="3600")
+    with RedisBackend.from_url(url, retries=0) as backend:
+        backend.set("a", VALUE, 5000)
+        backend.set("b", VALUE + b"b")
+        backend.set("c", b"", NO_EXPIRY)
+        assert backend.get("a") == VALUE
+        assert backend.get("b") == VALUE + b"b"
+        assert backend.get("c") == b""
+        assert backend.get("absent") is None
+        ttl = {k: admin.pttl(backend.namespace.encode(k)) / 1000 for k in "abc"}
+        assert 4990 < ttl["a"] <= 5000 and 3590 < ttl["b"] <= 3600 and ttl["c"] == -0.001, ttl
+        (connection,) = backend._lean._idle  # type: ignore[union-attr]
+        port = connection._sock.getsockname()[1]
+        last = {c["addr"]: c["cmd"] for c in admin.client_list()}
+        assert last[f"127.0.0.1:{port}"] == "get", last
+        assert not backend.client.connection_pool._connections  # type: ignore[attr-defined]
+        assert backend.counters.get("writes") == 3
+        assert backend.counters.get("hits") == 3 and backend.counters.get("misses") == 1
+
+
+def test_a_plain_set_or_get_that_fails_on_the_lean_client_is_retried_through_redis_py(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt's connection fails (a reset, a server restarted behind it): the write
+    and the read may run twice, so the backend's retry runs them again through redis-py, as
+    it did before the lean client carried them; with ``retries=0`` the failure is typed."""
+    with RedisBackend.from_url(server.url_for(prefix="lean"), retries=1) as backend:
+        lean = backend._lean
+        assert lean is not None
+
+        def reset(*args: object) -> object:
+            raise redis.ConnectionError("Connection reset by peer")
+
+        monkeypatch.setattr(lean, "set", reset)
+        monkeypatch.setattr(lean, "get", reset)
+        backend.set("k", VALUE, 60)  # retried: lands
+        assert backend.get("k") == VALUE  # retried: read
+        backend.retries = 0
+        with pytest.raises(BackendUnavailableError, match="reset by peer"):
+            backend.set("k", VALUE)
+        with pytest.raises(BackendUnavailableError, match="reset by peer"):
+            backend.get("k")
+
+
+def test_a_silent_server_costs_a_plain_set_or_get_one_timeout_each(
+    silent: SilentListener,
+) -> None:
+    timeout = 0.3
+    url = f"redis://127.0.0.1:{silent.port}/0?socket_timeout={timeout}&retries=2"
+    with RedisBackend.from_url(url) as backend:
+        began = time.monotonic()
+        with pytest.raises(BackendUnavailableError, match="Timeout reading"):
+            backend.get("k")
+        with pytest.raises(BackendUnavailableError, match="Timeout reading"):
+            backend.set("k", VALUE, 60)
+        waited = time.monotonic() - began
+    # one command each (a timeout is not retried), each on a connection of its own
+    assert silent.commands() == [[b"GET"], [b"SET"]], silent.commands()
+    assert waited >= 2 * timeout * 0.95
+
+
+def test_an_error_reply_to_a_plain_get_is_typed_and_keeps_the_connection(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    with RedisBackend.from_url(server.url_for(prefix="lean"), retries=2) as backend:
+        backend.set("k", VALUE)
+        admin.hset(backend.namespace.encode("h"), "f", "v")
+        before = _connections(admin)
+        with pytest.raises(BackendError, match="WRONGTYPE") as raised:
+            backend.get("h")
+        assert not isinstance(raised.value, BackendUnavailableError)
+        assert backend.get("k") == VALUE
+        assert _connections(admin) == before  # the same connection answered both

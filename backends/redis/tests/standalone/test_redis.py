@@ -172,12 +172,15 @@ def test_a_client_that_decodes_or_is_not_a_client_is_refused(redis_server: Redis
 
 
 def test_close_disconnects_the_pool_it_built(backend: RedisBackend) -> None:
-    backend.set("k", b"v")
+    backend.set("k", b"v")  # (GET and SET go on the lean client's connections)
+    assert backend.delete("k")  # (UNLINK on redis-py's)
     pool = backend.client.connection_pool
     connections = list(pool._connections)  # type: ignore[attr-defined]
     assert connections and any(conn.is_connected for conn in connections)
+    assert backend._lean is not None and backend._lean._idle
     backend.close()
     assert not any(conn.is_connected for conn in connections)
+    assert not backend._lean._idle
     backend.close()
 
 
