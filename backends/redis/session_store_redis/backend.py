@@ -10,8 +10,9 @@ does its own way:
   ``delete_many`` one ``UNLINK``.
 * **Listing** is ``SCAN MATCH <literal prefix, glob-escaped>* COUNT 1000``, never ``KEYS``; every
   key found is decoded and checked against the prefix again.
-* **What a chain's near cache uses**: the invalidation stream and the ordered writes of
-  :mod:`session_store_redis.invalidation`.
+* **What a chain's near cache uses**: the invalidation stream of
+  :mod:`session_store_redis.invalidation`, and the ordered writes
+  (:mod:`session_store_redis.ordered_writes`).
 * **Processes and threads**: redis-py's connection pool notices ``os.fork`` (it compares process
   ids) and opens new connections in the child, so a worker forked by ``gunicorn --preload`` never
   writes to its parent's sockets. The pool is thread-safe and blocking: one backend serves many
@@ -31,7 +32,6 @@ from session_store.backend import Versioned
 from session_store.errors import ConfigurationError
 from session_store.keys import SEPARATOR, validate_key, validate_scan_prefix
 from session_store.tiered.near import InvalidationListener
-from session_store.unchecked import checked
 from session_store.urls import BackendURL, parse_url
 from session_store_redis.base import RedisBackendBase
 from session_store_redis.bulk import SyncBulk
@@ -49,13 +49,10 @@ from session_store_redis.config import DEFAULT_PREFIX, backend_options, parse_co
 from session_store_redis.invalidation import InvalidationStream
 from session_store_redis.leanconn import LeanRedis
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
+from session_store_redis.ordered_writes import StagedOrderedWrites
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, version_token
 from session_store_redis.staged import (
-    MOVE_AFTER_SCRIPT,
-    MOVE_AFTER_SHA,
-    MOVE_IF_NEWER_SCRIPT,
-    MOVE_IF_NEWER_SHA,
     REFUSED,
     STAGED_CAS_SCRIPT,
     STAGED_CAS_SHA,
@@ -74,7 +71,7 @@ _set_command = set_command
 _seconds_left = seconds_left
 
 
-class RedisBackend(SyncBulk[redis.Redis]):
+class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
     """Sessions in Redis. Usually opened from a URL (see :mod:`session_store_redis.client`)::
 
         open_backend("redis://:secret@cache.internal:6379/0?prefix=app:&default_ttl=86400")
@@ -170,109 +167,6 @@ class RedisBackend(SyncBulk[redis.Redis]):
     def invalidations(self, prefix: str, listener: InvalidationListener) -> InvalidationStream:
         """Start a stream telling ``listener`` about every change of a key under ``prefix``."""
         return InvalidationStream(self._client, self._namespace, prefix, listener).start()
-
-    def _set_if_newer(
-        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
-    ) -> bool:
-        """Store ``value`` unless the current value shares its first ``head`` bytes and its
-        bytes ``[start:end]`` are at least ``value``'s (one atomic round trip)."""
-        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
-            read = self._get_versioned(key)
-            if (
-                read is not None
-                and read.value[:head] == value[:head]
-                and read.value[start:end] >= value[start:end]
-            ):
-                return False
-            return self._set_if(key, value, None if read is None else read.token, ttl)
-        stored = self._namespace.encode(key)
-        px = self._px(ttl)
-        script = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA
-        layout = head, start, end
-        written = self._staged("set_if_newer", key, stored, script, value, px, layout)
-        if written is None:
-            args = [value, px or 0, head, start + 1, end]
-            written = self._call_once(
-                "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
-            )
-        if written:
-            self.counters.add("writes")
-        return bool(written)
-
-    set_if_newer = checked(_set_if_newer)
-
-    def _set_after(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        *,
-        head: int,
-        start: int,
-        end: int,
-        clock_end: int,
-    ) -> bytes:
-        """Store ``value``; if the current value shares its first ``head`` bytes and its bytes
-        ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
-        the current ones plus one first. Returns the bytes ``[start:end]`` stored. One atomic
-        round trip, never retried (a lost reply is an error: the caller cannot know)."""
-        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
-            from session_store.tiered.writes import write_after_cas
-
-            return write_after_cas(self, key, value, ttl)[start:end]
-        stored = self._namespace.encode(key)
-        px = self._px(ttl)
-        layout = head, start, end, clock_end
-        version = self._staged(
-            "set_after", key, stored, (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA), value, px, layout
-        )
-        if version is None:
-            args = [value, px or 0, head, start + 1, end, clock_end]
-            version = self._call_once(
-                "set_after", key, self._set_after_script, keys=[stored], args=args
-            )
-        self.counters.add("writes")
-        return bytes(version)
-
-    set_after = checked(_set_after)
-
-    def _staged(
-        self,
-        what: str,
-        key: str,
-        stored: str,
-        script: tuple[str, str],
-        value: bytes,
-        px: int | None,
-        layout: tuple[int, ...],
-    ) -> Any:
-        """The reply of the staged form (:mod:`~session_store_redis.staged`) of the ordered
-        write ``script`` (its text and SHA), or ``None`` if it was not staged: a layout, a
-        client or a server (its ACL, from now on) that takes only the one-script texts."""
-        if not (self._stage and can_stage(self._client, value, layout)):
-            return None
-        run = (*script, stored, self._staging, value, px)
-        reply = self._call_once(what, key, staged_write, self._lean or self._client, *run)
-        if reply is REFUSED:
-            self._refused()
-            return None
-        return reply
-
-    def _refused(self) -> None:
-        """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
-        this backend writes with the one-script texts from now on, and drops the staging key
-        (a command refused inside the script leaves the new value there, and no staged write
-        will replace it; between two ``MULTI``/``EXEC`` it holds nothing a write needs)."""
-        try:
-            self._client.delete(self._staging)
-        except redis.RedisError as exc:  # e.g. DEL refused too: say where the copy is
-            log.warning("%s: staging key %r kept: %s", self._description, self._staging, exc)
-        if self._stage:
-            self._stage = False
-            log.warning(
-                "%s: the server refused a staged write (ACL); using the one-script writes",
-                self._description,
-            )
 
     def _unchecked(self) -> tuple[type, dict[str, Callable[..., Any]]]:
         extra: dict[str, Callable[..., Any]] = {

@@ -1,0 +1,154 @@
+"""The standalone Redis backend's ordered writes (``set_if_newer``, ``set_after``: what a chain
+writes its versioned copies with), staged where the server allows it.
+
+Staged (:mod:`session_store_redis.staged`), the value travels in a plain ``SET`` of a staging key
+and the script only compares heads and ``RENAME``-s it into place; a layout, a client or a
+server (its ACL, from then on) that takes only the one-script texts gets those
+(:mod:`session_store_redis.ordered_scripts`). With ``wait_replicas`` both go through the
+compare-and-set, which waits for the replicas. A mixin of
+:class:`~session_store_redis.backend.RedisBackend`, kept apart so that each module has one job.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from session_store.unchecked import checked
+from session_store_redis.staged import (
+    MOVE_AFTER_SCRIPT,
+    MOVE_AFTER_SHA,
+    MOVE_IF_NEWER_SCRIPT,
+    MOVE_IF_NEWER_SHA,
+    REFUSED,
+    can_stage,
+    staged_write,
+)
+
+if TYPE_CHECKING:
+    from session_store_redis.bulk import SyncBulk
+    from session_store_redis.leanconn import LeanRedis
+
+    _Backend = SyncBulk[redis.Redis]
+else:
+    _Backend = object
+
+__all__ = ["StagedOrderedWrites"]
+
+log = logging.getLogger("session_store_redis.backend")
+
+
+class StagedOrderedWrites(_Backend):
+    """``set_if_newer`` and ``set_after`` of :class:`~session_store_redis.backend.RedisBackend`
+    (which sets the attributes below)."""
+
+    _stage: bool
+    _staging: bytes
+    _lean: LeanRedis | None
+    _set_if_newer_script: Any
+    _set_after_script: Any
+
+    def _set_if_newer(
+        self, key: str, value: bytes, ttl: float | None, *, head: int, start: int, end: int
+    ) -> bool:
+        """Store ``value`` unless the current value shares its first ``head`` bytes and its
+        bytes ``[start:end]`` are at least ``value``'s (one atomic round trip)."""
+        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
+            read = self._get_versioned(key)
+            if (
+                read is not None
+                and read.value[:head] == value[:head]
+                and read.value[start:end] >= value[start:end]
+            ):
+                return False
+            return self._set_if(key, value, None if read is None else read.token, ttl)
+        stored = self._namespace.encode(key)
+        px = self._px(ttl)
+        script = MOVE_IF_NEWER_SCRIPT, MOVE_IF_NEWER_SHA
+        layout = head, start, end
+        written = self._staged("set_if_newer", key, stored, script, value, px, layout)
+        if written is None:
+            args = [value, px or 0, head, start + 1, end]
+            written = self._call_once(
+                "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
+            )
+        if written:
+            self.counters.add("writes")
+        return bool(written)
+
+    set_if_newer = checked(_set_if_newer)
+
+    def _set_after(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        *,
+        head: int,
+        start: int,
+        end: int,
+        clock_end: int,
+    ) -> bytes:
+        """Store ``value``; if the current value shares its first ``head`` bytes and its bytes
+        ``[start:end]`` are at least ``value``'s, ``value``'s bytes ``[start:clock_end]`` become
+        the current ones plus one first. Returns the bytes ``[start:end]`` stored. One atomic
+        round trip, never retried (a lost reply is an error: the caller cannot know)."""
+        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
+            from session_store.tiered.writes import write_after_cas
+
+            return write_after_cas(self, key, value, ttl)[start:end]
+        stored = self._namespace.encode(key)
+        px = self._px(ttl)
+        layout = head, start, end, clock_end
+        version = self._staged(
+            "set_after", key, stored, (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA), value, px, layout
+        )
+        if version is None:
+            args = [value, px or 0, head, start + 1, end, clock_end]
+            version = self._call_once(
+                "set_after", key, self._set_after_script, keys=[stored], args=args
+            )
+        self.counters.add("writes")
+        return bytes(version)
+
+    set_after = checked(_set_after)
+
+    def _staged(
+        self,
+        what: str,
+        key: str,
+        stored: str,
+        script: tuple[str, str],
+        value: bytes,
+        px: int | None,
+        layout: tuple[int, ...],
+    ) -> Any:
+        """The reply of the staged form (:mod:`~session_store_redis.staged`) of the ordered
+        write ``script`` (its text and SHA), or ``None`` if it was not staged: a layout, a
+        client or a server (its ACL, from now on) that takes only the one-script texts."""
+        if not (self._stage and can_stage(self._client, value, layout)):
+            return None
+        run = (*script, stored, self._staging, value, px)
+        reply = self._call_once(what, key, staged_write, self._lean or self._client, *run)
+        if reply is REFUSED:
+            self._refused()
+            return None
+        return reply
+
+    def _refused(self) -> None:
+        """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
+        this backend writes with the one-script texts from now on, and drops the staging key
+        (a command refused inside the script leaves the new value there, and no staged write
+        will replace it; between two ``MULTI``/``EXEC`` it holds nothing a write needs)."""
+        try:
+            self._client.delete(self._staging)
+        except redis.RedisError as exc:  # e.g. DEL refused too: say where the copy is
+            log.warning("%s: staging key %r kept: %s", self._description, self._staging, exc)
+        if self._stage:
+            self._stage = False
+            log.warning(
+                "%s: the server refused a staged write (ACL); using the one-script writes",
+                self._description,
+            )
