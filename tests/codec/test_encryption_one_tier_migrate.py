@@ -110,8 +110,8 @@ def test_a_session_one_tier_wrote_stays_readable_in_every_tier_alone(
 ) -> None:
     """The same without ``migrate``: a store over the Redis tier alone (what
     ``tests/codec/test_encryption_prefix_binding.py`` shows the chain opening) saves and
-    updates ``bob``; a read through the chain copies that newer version to the disk tier, and the disk tier read
-    alone (``session-store get diskcache://...``) then fails."""
+    updates ``bob``; a read through the chain copies that newer version to the disk tier, and
+    the disk tier read alone (``session-store get diskcache://...``) then fails."""
     key = AesGcmStage.generate_key()
     disk = f"diskcache://{quote(str(tmp_path / 'disk'))}"
     chain = f"memory:// | {redis_url} | {disk}"
