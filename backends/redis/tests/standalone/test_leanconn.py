@@ -451,3 +451,23 @@ def test_an_error_reply_to_a_plain_get_is_typed_and_keeps_the_connection(
         assert not isinstance(raised.value, BackendUnavailableError)
         assert backend.get("k") == VALUE
         assert _connections(admin) == before  # the same connection answered both
+
+
+def test_a_stores_get_many_is_one_mget_on_the_lean_connection(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    """``get_many`` (what ``SessionStore.load_many`` and a chain's listing call) is one ``MGET``
+    on the lean client's pooled connection, as ``get`` is: the bulk read stays one round trip
+    on the same cheap path, and answers exactly as redis-py's ``MGET`` (absent keys left out)."""
+    with RedisBackend.from_url(server.url_for(prefix="leanmget"), retries=0) as backend:
+        backend.set_many({"a": VALUE, "b": b"", "c": VALUE + b"c"})
+        assert backend.get_many(["a", "b", "absent", "c"]) == {
+            "a": VALUE,
+            "b": b"",
+            "c": VALUE + b"c",
+        }
+        (connection,) = backend._lean._idle  # type: ignore[union-attr]
+        port = connection._sock.getsockname()[1]
+        last = {c["addr"]: c["cmd"] for c in admin.client_list()}
+        assert last[f"127.0.0.1:{port}"] == "mget", last
+        assert backend.counters.get("hits") == 3 and backend.counters.get("misses") == 1
