@@ -305,8 +305,10 @@ class StoreRules(Generic[T, B]):
     def _recorded(self, payload: bytes, write_ttl: float | None) -> bytes:
         """What a write with ``write_ttl`` (from :meth:`_ttl`) stores for ``payload``: framed
         with that TTL where it is not the store's and the backend would not keep it
-        (:func:`session_store.ownttl.recorded`)."""
-        if write_ttl == self.ttl:  # the common case, decided without a call
+        (:func:`session_store.ownttl.recorded`). Never for a codec whose bytes other programs
+        read as they are (``Codec.foreign_readers``: the plan's JSON in a rolling deploy): the
+        write's TTL still sets the expiry, but a ``touch`` then slides by the store's."""
+        if write_ttl == self.ttl or self.codec.foreign_readers:  # decided without a call
             return payload
         return recorded(payload, write_ttl, self.ttl, self.backend)
 

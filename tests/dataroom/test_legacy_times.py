@@ -169,3 +169,23 @@ def test_times_with_an_offset_are_ordered_as_instants() -> None:
         None,
         None,
     )
+
+
+def test_a_plan_json_save_with_its_own_ttl_writes_what_the_plans_readers_read() -> None:
+    """During a rolling deploy a ``save`` with a TTL other than the store's (a "remember me"
+    session, an admin's short one) still writes the plan's JSON: the plan's code reads the
+    bytes as they are, so they carry no own-TTL frame (a ``touch`` then keeps the store's TTL,
+    which is all the plan's layout has). Before: the frame's magic led the bytes and the plan's
+    ``json.loads`` failed on them."""
+    backend = MemoryBackend()
+    backend.set("U1", json.dumps(_untimed()).encode())
+    store = SessionStore(
+        backend, EnhancedSessionData, codec=PlanJsonCodec(encryption=None), ttl=7200
+    )
+    session = store.load("U1")
+    assert session is not None
+    store.save("U1", session, ttl=600)
+    raw = backend.get("U1")
+    assert raw is not None and raw.startswith(b"{"), raw[:16]
+    plan.EnhancedSessionData.from_dict(json.loads(raw))
+    assert 590 < backend.ttl("U1") <= 600  # the write's own TTL still sets the expiry
