@@ -186,6 +186,8 @@ def test_a_plan_json_save_with_its_own_ttl_writes_what_the_plans_readers_read() 
     assert session is not None
     store.save("U1", session, ttl=600)
     raw = backend.get("U1")
-    assert raw is not None and raw.startswith(b"{"), raw[:16]
+    assert raw is not None
+    assert raw.startswith(b"{"), raw[:16]
     plan.EnhancedSessionData.from_dict(json.loads(raw))
-    assert 590 < backend.ttl("U1") <= 600  # the write's own TTL still sets the expiry
+    left = backend.ttl("U1")
+    assert left is not None and 590 < left <= 600  # the write's own TTL still sets the expiry
