@@ -31,9 +31,9 @@ from session_store.cli.common import (
     url_and_one,
 )
 from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
-from session_store.codec.format import is_legacy, parse_header
+from session_store.codec.format import FORMAT_VERSION, MAGIC, is_legacy, parse_header
 from session_store.errors import ConfigurationError, SessionStoreError
-from session_store.keys import validate_key, validate_scan_prefix
+from session_store.keys import storage_heads, validate_key, validate_scan_prefix
 from session_store.ownttl import keeps_own_ttl
 from session_store.schema.registry import get_schema
 from session_store.stamps import frame
@@ -269,6 +269,14 @@ def carried(value: bytes, found: TierRead, dst: SessionBackend) -> bytes:
     return frame(value, found.version, found.own_ttl)
 
 
+def bound_to_its_prefix(payload: bytes) -> bool:
+    """Whether ``payload`` is encrypted in byte format 3, bound to the key prefix of the store
+    that wrote it: a copy under another prefix does not open (``copy`` says so)."""
+    return payload[: len(MAGIC)] == MAGIC and payload[len(MAGIC) : len(MAGIC) + 1] == bytes(
+        (FORMAT_VERSION,)
+    )
+
+
 def _write(dst: SessionBackend, key: str, value: bytes, found: TierRead, absent: bool) -> bool:
     """Write a copy expiring after the time ``found`` has left (``absent``: only where the
     destination holds none); a chain destination records the session's own TTL, when its
@@ -318,7 +326,9 @@ def copy(
         raise CommandError("source and destination are the same URL")
     validate_scan_prefix(prefix)
     counts = {"copied": 0, "skipped": 0, "vanished": 0}
+    bound = 0  # format-3 copies that will not open under the destination's other prefix
     with opened(source) as src, opened(target) as dst:
+        elsewhere = set(storage_heads(src)) != set(storage_heads(dst))
         if dst.scope is Scope.PROCESS:
             raise CommandError(
                 f"the destination {dst.describe()} keeps sessions in this command's own "
@@ -339,12 +349,21 @@ def copy(
                     value = carried(found.value, found, dst)
                     stored = _write(dst, key, value, found, skip_existing)
                     counts["copied" if stored else "skipped"] += 1
+                    bound += stored and elsewhere and bound_to_its_prefix(found.value)
                 advance()
         shown = f"{src.describe()} -> {dst.describe()}"
+    if bound:
+        click.echo(
+            f"warning: {bound} encrypted session{'s' if bound != 1 else ''} (byte format 3) "
+            "bound to the source's key prefix: the copies do not open under the destination's "
+            "(copy between stores with the same prefix, or load and save them through a store)",
+            err=True,
+        )
     if as_json:
         echo_json(
             {
                 **counts,
+                "bound_to_source_prefix": bound,
                 "complete": complete,
                 "source": redact_url(source),
                 "destination": redact_url(target),
