@@ -165,12 +165,16 @@ class ConditionalTouch:
     touch_if = checked(_touch_if)
 
     def _run_touch_if(self, stored: str, args: tuple[bytes, int]) -> Any:
+        return self._run_script(TOUCH_IF_SHA, TOUCH_IF_SCRIPT, stored, args)
+
+    def _run_script(self, sha: str, text: str, stored: str, args: Sequence[Any]) -> Any:
+        """One of this module's scripts on ``stored``, by SHA, else by text."""
         client = self._client
         try:
-            return client.evalsha(TOUCH_IF_SHA, 1, stored, *args)
+            return client.evalsha(sha, 1, stored, *args)
         except NoScriptError:
             pass  # a restarted or flushed server: the text once (EVAL caches it again)
-        return client.eval(TOUCH_IF_SCRIPT, 1, stored, *args)
+        return client.eval(text, 1, stored, *args)
 
     def _touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
         """Restart the expiry of the session under ``key`` only (one script, see the module)."""
@@ -185,12 +189,7 @@ class ConditionalTouch:
         return self._touch_session(validate_key(key), normalize_ttl(ttl), keep_own)
 
     def _run_touch_session(self, stored: str, args: tuple[int, int]) -> Any:
-        client = self._client
-        try:
-            return client.evalsha(TOUCH_SESSION_SHA, 1, stored, *args)
-        except NoScriptError:
-            pass  # a restarted or flushed server: the text once (EVAL caches it again)
-        return client.eval(TOUCH_SESSION_SCRIPT, 1, stored, *args)
+        return self._run_script(TOUCH_SESSION_SHA, TOUCH_SESSION_SCRIPT, stored, args)
 
 
 class AsyncConditionalTouch:
@@ -227,12 +226,16 @@ class AsyncConditionalTouch:
     touch_if = checked(_touch_if)
 
     async def _run_touch_if(self, stored: str, args: tuple[bytes, int]) -> Any:
+        return await self._run_script(TOUCH_IF_SHA, TOUCH_IF_SCRIPT, stored, args)
+
+    async def _run_script(self, sha: str, text: str, stored: str, args: Sequence[Any]) -> Any:
+        """One of this module's scripts on ``stored``, by SHA, else by text."""
         driver = self.driver
         try:
-            return await driver.call("EVALSHA", TOUCH_IF_SHA, 1, stored, *args)
+            return await driver.call("EVALSHA", sha, 1, stored, *args)
         except NoScriptError:
             pass  # a restarted or flushed server: the text once (EVAL caches it again)
-        return await driver.call("EVAL", TOUCH_IF_SCRIPT, 1, stored, *args)
+        return await driver.call("EVAL", text, 1, stored, *args)
 
     async def _touch_session(
         self, key: str, ttl: float | None = None, keep_own: bool = False
@@ -253,9 +256,4 @@ class AsyncConditionalTouch:
         return await self._touch_session(validate_key(key), normalize_ttl(ttl), keep_own)
 
     async def _run_touch_session(self, stored: str, args: tuple[int, int]) -> Any:
-        driver = self.driver
-        try:
-            return await driver.call("EVALSHA", TOUCH_SESSION_SHA, 1, stored, *args)
-        except NoScriptError:
-            pass  # a restarted or flushed server: the text once (EVAL caches it again)
-        return await driver.call("EVAL", TOUCH_SESSION_SCRIPT, 1, stored, *args)
+        return await self._run_script(TOUCH_SESSION_SHA, TOUCH_SESSION_SCRIPT, stored, args)
