@@ -53,11 +53,9 @@ def test_replies_larger_than_the_read_buffer_arrive_whole_and_keep_the_connectio
         assert lean._opened == 1
 
 
-class HalfThenRest:
-    """A loopback listener answering every ``GET`` with a bulk reply naming its connection
-    (``conn-N``); on the first connection the first reply is cut in two, the second half
-    sent ``pause`` seconds later. A client that reused that connection after timing out would
-    read the rest of the old reply as the answer to its next command."""
+class _Listener:
+    """A loopback listener that serves each connection it accepts (numbered from 1) in a
+    thread of its own, with :meth:`_serve`; ``pause``: the seconds a subclass holds a reply."""
 
     def __init__(self, pause: float) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -75,6 +73,16 @@ class HalfThenRest:
             self.connections += 1
             number = self.connections
             threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        raise NotImplementedError
+
+
+class HalfThenRest(_Listener):
+    """A loopback listener answering every ``GET`` with a bulk reply naming its connection
+    (``conn-N``); on the first connection the first reply is cut in two, the second half
+    sent ``pause`` seconds later. A client that reused that connection after timing out would
+    read the rest of the old reply as the answer to its next command."""
 
     def _serve(self, conn: socket.socket, number: int) -> None:
         first = True
@@ -214,28 +222,11 @@ def test_a_fork_while_another_thread_is_inside_a_call_gives_the_child_a_working_
         assert len(inside) == 1 and getattr(inside[0], "value", None) == b"v"
 
 
-class StallsMidTransaction:
+class StallsMidTransaction(_Listener):
     """A loopback listener: on its first connection it answers a staged write's ``MULTI``,
     ``SET`` and ``EVALSHA`` (``+OK``, ``+QUEUED``, ``+QUEUED``) at once and the ``EXEC`` only
     ``pause`` seconds later; on every later connection it answers a ``GET`` with a bulk reply
     naming that connection."""
-
-    def __init__(self, pause: float) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.pause = pause
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            number = self.connections
-            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
 
     def _serve(self, conn: socket.socket, number: int) -> None:
         with conn:
