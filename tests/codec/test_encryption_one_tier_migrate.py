@@ -24,36 +24,17 @@ chain only through the chain when its tiers' prefixes differ.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 import redis
 
-from session_store import AesGcmStage, Codec, SessionStore, open_backend
+from session_store import AesGcmStage, open_backend
 from session_store.keys import Namespace
 from session_store.stamps import session_bytes
-
-Store = SessionStore[dict[str, Any]]
-
-
-def _store(url: str, key: str) -> Store:
-    return SessionStore(url, dict, codec=Codec(encryption=AesGcmStage([key])))
-
-
-def _cli(*args: str, key: str, home: Path) -> subprocess.CompletedProcess[str]:
-    script = shutil.which("session-store", path=str(Path(sys.executable).parent))
-    assert script
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSION_STORE", "REDIS"))}
-    env |= {"SESSION_STORE_KEYS": key, "XDG_CACHE_HOME": str(home)}
-    return subprocess.run(
-        [script, *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+from tests.codec.encryption_support import encrypted_store as _store
+from tests.codec.encryption_support import run_cli as _cli
 
 
 @pytest.mark.xfail(
