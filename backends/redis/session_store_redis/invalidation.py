@@ -181,21 +181,23 @@ class InvalidationStream:
             if pinged_at is None and (now := time.monotonic()) >= next_ping:
                 pinged_at = now  # read before it leaves: the server may answer at once
                 replies.ping()
-            # what has arrived, then tell the listener once: one lock per batch
-            keys: list[str] = []
+            # what has arrived, then tell the listener once: one lock per batch (and, for a
+            # steady writer's messages, one pass over their stored keys, not a call per message)
+            stored: list[Any] = []
             flush = False
             answered: float | None = None  # when the ping answered in this batch left
             batch = replies.read(self._wait)
             for reply in batch:
-                kind = _kind(reply)
-                if kind == b"message" and len(reply) == 3 and reply[1] == _CHANNEL:
-                    if reply[2] is None:  # FLUSHDB / FLUSHALL
-                        flush = True
-                    else:
-                        keys.extend(self._keys(reply[2]))
-                elif kind == b"pong":
+                if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
+                    if reply[1] == _CHANNEL:
+                        if reply[2] is None:  # FLUSHDB / FLUSHALL
+                            flush = True
+                        else:
+                            stored += reply[2]
+                elif _kind(reply) == b"pong":
                     answered, pinged_at = pinged_at, None
                     next_ping = time.monotonic() + self._ping_interval
+            keys = self._keys(stored) if stored else stored
             if flush:
                 self._listener.on_invalidate(None)
             elif keys:
@@ -216,12 +218,14 @@ class InvalidationStream:
                 # all of them, instead of one per write while this process writes steadily
                 self._stop.wait(self._coalesce)
 
-    def _keys(self, stored: Any) -> list[str]:
+    def _keys(self, stored: list[Any]) -> list[str]:
+        """The session keys among the stored keys ``stored`` (the staging key left out)."""
+        head, cut, staging = self._head, self._cut, self._staging
         keys: list[str] = []
         for raw in stored:
-            text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
-            if text.startswith(self._head) and len(text) > self._cut and text != self._staging:
-                keys.append(text[self._cut :])
+            text = raw.decode("utf-8", "surrogateescape") if type(raw) is bytes else str(raw)
+            if text.startswith(head) and len(text) > cut and text != staging:
+                keys.append(text[cut:])
         return keys
 
     def _disconnect(self) -> None:

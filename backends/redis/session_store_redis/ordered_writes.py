@@ -12,17 +12,21 @@ compare-and-set, which waits for the replicas. A mixin of
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from session_store.stamps import VERSION_END
 from session_store.unchecked import checked
+from session_store_redis import staged
 from session_store_redis.staged import (
     MOVE_AFTER_SCRIPT,
     MOVE_AFTER_SHA,
     MOVE_IF_NEWER_SCRIPT,
     MOVE_IF_NEWER_SHA,
     REFUSED,
+    STAGED_LAYOUT,
     can_stage,
     staged_write,
 )
@@ -36,6 +40,10 @@ else:
     _Backend = object
 
 __all__ = ["StagedOrderedWrites"]
+
+#: :func:`~session_store_redis.staged.staged_write`, as the hot path calls it with the lean
+#: client (which has the pool calls it makes of a redis-py client).
+_write_staged: Callable[..., Any] = staged_write
 
 log = logging.getLogger("session_store_redis.backend")
 
@@ -102,9 +110,28 @@ class StagedOrderedWrites(_Backend):
         stored = self._namespace.encode(key)
         px = self._px(ttl)
         layout = head, start, end, clock_end
-        version = self._staged(
-            "set_after", key, stored, (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA), value, px, layout
-        )
+        lean = self._lean
+        if (  # every save of a chain: the staged write on the lean client, without the layers
+            lean is not None
+            and self._stage
+            and layout == STAGED_LAYOUT
+            and len(value) >= VERSION_END
+            and staged.STAGED_WRITES
+        ):
+            run = (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, value, px)
+            try:  # _call_once, inlined: tried once, errors translated outside the except block
+                version = _write_staged(lean, *run)
+                failure: BaseException | None = None
+            except self._FAILURES as exc:
+                failure = exc
+            if failure is not None:
+                raise self._translate(failure, "set_after", key)
+            if version is REFUSED:
+                self._refused()
+                version = None
+        else:
+            script = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA
+            version = self._staged("set_after", key, stored, script, value, px, layout)
         if version is None:
             args = [value, px or 0, head, start + 1, end, clock_end]
             version = self._call_once(
