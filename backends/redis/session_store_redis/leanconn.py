@@ -306,15 +306,16 @@ class LeanRedis:
         deadline = None if self._wait is None else time.monotonic() + self._wait
         with lock:
             while self._opened >= self._max:
-                if self._idle:
-                    return None
-                if not self._blocking:
-                    raise rexc.MaxConnectionsError("Too many connections")
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise rexc.ConnectionError("No connection available.")
+                # counted before the look at the idle list: a release after it then notifies
                 self._waiting += 1
                 try:
+                    if self._idle:
+                        return None
+                    if not self._blocking:
+                        raise rexc.MaxConnectionsError("Too many connections")
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise rexc.ConnectionError("No connection available.")
                     lock.wait(left)
                 finally:
                     self._waiting -= 1
