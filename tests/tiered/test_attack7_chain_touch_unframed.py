@@ -10,7 +10,7 @@ on, which the chain reads as an unversioned value. Its ``own_ttl`` is ``None``, 
 ``ttl=None``, "the backend's default TTL", which is no expiry unless a ``default_ttl`` was set:
 one read-only request made the session, due to expire in 10 minutes, **never expire**, in
 every tier (TTL ``inf`` everywhere). README: "Sessions expire by default ... keeping sessions
-forever is an explicit choice".
+forever is an explicit choice". The async store over an async chain does the same.
 
 Found by attack7 (round 7), real redis-server and diskcache directory. Strict xfail: the chain
 cannot know the store's TTL from an unframed copy; the store must tell it. A fix: the chain's
@@ -21,12 +21,13 @@ async chain (other helpers' files this session).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 
 import pytest
 
-from session_store import SessionStore, TieredBackend, open_backend
+from session_store import AsyncSessionStore, SessionStore, TieredBackend, open_backend
 
 STORE_TTL = 86400.0
 LEFT = 600.0
@@ -90,3 +91,24 @@ def test_touch_on_load_through_a_chain_never_makes_a_session_immortal(
     with tier:
         left = tier.ttl("ann")
     assert left is not None and not math.isinf(left), "the session no longer expires"
+
+
+@pytest.mark.xfail(strict=True, reason=REASON)
+def test_an_async_touch_through_a_chain_never_makes_a_session_immortal(
+    shape: tuple[str, str],
+) -> None:
+    chain_url, tier_url = shape
+    _written_before_the_chain(tier_url)
+
+    async def scenario() -> float | None:
+        store: AsyncSessionStore[dict[str, object]] = AsyncSessionStore(
+            chain_url, dict, ttl=STORE_TTL
+        )
+        try:
+            assert await store.touch("ann")
+            return await store.backend.ttl("ann")
+        finally:
+            await store.aclose()
+
+    left = asyncio.run(scenario())
+    assert left is not None and left <= STORE_TTL, f"after one touch: {left} s"
