@@ -11,6 +11,14 @@ falls back to the one-script compare-and-set with the same token, which now fail
 holds the value just written), so ``update`` sees a conflict, reads its own write and runs the
 function again: one ``update(+1)`` stored ``n = 2``.
 
+Worse, by reasoning (not reproduced here): the staging key is one per database, shared by
+every client because ``MULTI`` makes each ``SET``-then-``RENAME`` atomic. Unqueued, another
+process's ``SET`` of the staging key can land between this one's ``SET`` and its script, whose
+``RENAME`` then moves the *other* session's payload under this key (a large value arrives in
+several reads, between which Redis serves other clients). Each backend stages at most once
+under such an ACL (a refusal turns staging off), so the window is the first write of every
+process.
+
 The script must already be in the server's cache (else the ``EVALSHA`` outside ``MULTI`` answers
 ``NOSCRIPT`` and nothing is written): any earlier staged write by any client of the server, such
 as every other process of the app, caches it. Found by attack7 (round 7) on the suite's real
