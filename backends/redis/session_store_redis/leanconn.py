@@ -18,8 +18,10 @@ drops their price:
   so a write that must not run twice is never sent on a dead socket. An idle connection older
   than the pool's ``health_check_interval`` is ``PING``-ed first, as redis-py does.
 * **Timeouts** as redis-py's: ``socket_connect_timeout`` to connect, ``socket_timeout`` per
-  read or write, enforced by the kernel (``SO_RCVTIMEO``/``SO_SNDTIMEO``) instead of a
-  ``poll`` per call. A connection that timed out or failed is closed, never reused.
+  read or write, kept by Python's socket timeout (a deadline that holds across signals; the
+  kernel's ``SO_RCVTIMEO`` restarts in full after every signal a handler absorbs, so a process
+  with an interval timer never timed out: test_attack7_lean_timeout_signals). A connection
+  that timed out or failed is closed, never reused.
 * **Errors** are redis-py's types and messages (error replies parsed by redis-py's own
   ``parse_error``, so ``NOSCRIPT``, ``NOPERM``, ``WRONGPASS``... are its classes), so the
   backend's retries and :func:`session_store_redis.errors.translate` treat them as before.
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import select
 import socket
-import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -129,11 +130,6 @@ class LeanConnection:
         """Close the socket (a reply may be pending on it: it is never used again)."""
         self.generation = -1
         self._sock.close()
-
-
-def _timeval(seconds: float) -> bytes:
-    whole = int(seconds)
-    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
 
 
 class LeanRedis:
@@ -356,18 +352,10 @@ class LeanRedis:
         return connection
 
     def _set_timeout(self, sock: socket.socket) -> None:
-        """``socket_timeout`` per read and per write, kept by the kernel (no ``poll`` per call);
-        where the options are refused, Python's own socket timeout."""
-        timeout = self._socket_timeout
-        sock.settimeout(None)
-        if timeout is None:
-            return
-        try:
-            value = _timeval(max(timeout, 1e-6))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-        except OSError:  # pragma: no cover - Linux takes them
-            sock.settimeout(timeout)
+        """``socket_timeout`` per read and per write as a deadline Python keeps across signals
+        (one ``poll`` per blocking call: about 2 us per command, the price of a timeout that
+        holds in a process receiving periodic signals)."""
+        sock.settimeout(self._socket_timeout)
 
     def close(self) -> None:
         """Close every idle connection; one in use is closed when it comes back."""
