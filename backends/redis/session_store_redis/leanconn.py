@@ -4,8 +4,8 @@ staged compare-and-set that writes it back (:func:`session_store_redis.staged.st
 Why: measured on this project's machine (callgrind and ``time.process_time``, a 2 KB value),
 redis-py spends most of a ``GET``'s client cost around the command rather than in it: its pool's
 checkout (process-id check, lock, observability counters, a readiness probe that sets the socket
-non-blocking and back: three system calls) and its parser's layers. This client keeps what those steps guarantee and
-drops their price:
+non-blocking and back: three system calls) and its parser's layers. This client keeps what
+those steps guarantee and drops their price:
 
 * **A pool safe across threads**: idle connections in a list (``pop``/``append`` are atomic),
   a lock only to open or drop one. At most the redis-py pool's ``max_connections`` are open;
