@@ -313,8 +313,9 @@ def copy(
     and so is the TTL a session was saved with, when it was not the store's.
 
     Payloads are not decoded, so encrypted ones stay encrypted (and open in the destination
-    under the same key and namespace). Running it again is harmless: a key is either copied
-    again or, with --skip-existing, left alone.
+    under the same key and namespace). Running it again is harmless while the destination takes
+    no other writes: a key is either copied again or, with --skip-existing, left alone; a
+    session deleted in the destination since (a logout) is copied again.
     """
     if len(args) == 2:
         source, target = resolve_url(args[0]), resolve_url(args[1])

@@ -4,9 +4,8 @@ staged compare-and-set that writes it back (:func:`session_store_redis.staged.st
 Why: measured on this project's machine (callgrind and ``time.process_time``, a 2 KB value),
 redis-py spends most of a ``GET``'s client cost around the command rather than in it: its pool's
 checkout (process-id check, lock, observability counters, a readiness probe that sets the socket
-non-blocking and back: three system calls), its socket timeout (a ``poll`` before every send
-and every receive) and its parser's layers. This client keeps what those steps guarantee and
-drops their price:
+non-blocking and back: three system calls) and its parser's layers. This client keeps what
+those steps guarantee and drops their price:
 
 * **A pool safe across threads**: idle connections in a list (``pop``/``append`` are atomic),
   a lock only to open or drop one. At most the redis-py pool's ``max_connections`` are open;
@@ -18,8 +17,10 @@ drops their price:
   so a write that must not run twice is never sent on a dead socket. An idle connection older
   than the pool's ``health_check_interval`` is ``PING``-ed first, as redis-py does.
 * **Timeouts** as redis-py's: ``socket_connect_timeout`` to connect, ``socket_timeout`` per
-  read or write, enforced by the kernel (``SO_RCVTIMEO``/``SO_SNDTIMEO``) instead of a
-  ``poll`` per call. A connection that timed out or failed is closed, never reused.
+  read or write, kept by Python's socket timeout (a deadline that holds across signals; the
+  kernel's ``SO_RCVTIMEO`` restarts in full after every signal a handler absorbs, so a process
+  with an interval timer never timed out: test_attack7_lean_timeout_signals). A connection
+  that timed out or failed is closed, never reused.
 * **Errors** are redis-py's types and messages (error replies parsed by redis-py's own
   ``parse_error``, so ``NOSCRIPT``, ``NOPERM``, ``WRONGPASS``... are its classes), so the
   backend's retries and :func:`session_store_redis.errors.translate` treat them as before.
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import select
 import socket
-import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -129,11 +129,6 @@ class LeanConnection:
         """Close the socket (a reply may be pending on it: it is never used again)."""
         self.generation = -1
         self._sock.close()
-
-
-def _timeval(seconds: float) -> bytes:
-    whole = int(seconds)
-    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
 
 
 class LeanRedis:
@@ -306,15 +301,16 @@ class LeanRedis:
         deadline = None if self._wait is None else time.monotonic() + self._wait
         with lock:
             while self._opened >= self._max:
-                if self._idle:
-                    return None
-                if not self._blocking:
-                    raise rexc.MaxConnectionsError("Too many connections")
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise rexc.ConnectionError("No connection available.")
+                # counted before the look at the idle list: a release after it then notifies
                 self._waiting += 1
                 try:
+                    if self._idle:
+                        return None
+                    if not self._blocking:
+                        raise rexc.MaxConnectionsError("Too many connections")
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise rexc.ConnectionError("No connection available.")
                     lock.wait(left)
                 finally:
                     self._waiting -= 1
@@ -355,18 +351,10 @@ class LeanRedis:
         return connection
 
     def _set_timeout(self, sock: socket.socket) -> None:
-        """``socket_timeout`` per read and per write, kept by the kernel (no ``poll`` per call);
-        where the options are refused, Python's own socket timeout."""
-        timeout = self._socket_timeout
-        sock.settimeout(None)
-        if timeout is None:
-            return
-        try:
-            value = _timeval(max(timeout, 1e-6))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-        except OSError:  # pragma: no cover - Linux takes them
-            sock.settimeout(timeout)
+        """``socket_timeout`` per read and per write as a deadline Python keeps across signals
+        (one ``poll`` per blocking call: about 2 us per command, the price of a timeout that
+        holds in a process receiving periodic signals)."""
+        sock.settimeout(self._socket_timeout)
 
     def close(self) -> None:
         """Close every idle connection; one in use is closed when it comes back."""
