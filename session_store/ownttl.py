@@ -81,8 +81,10 @@ def kept_ttl(data: bytes, store_ttl: float) -> float:
 
 
 def touch_kept(backend: SessionBackend, key: str, store_ttl: float) -> bool:
-    """``touch(key)`` keeping the session's own TTL over a ``backend`` that does not keep it:
-    the TTL the stored frame records, else ``store_ttl``, judged and applied in one step by the
-    backend (``touch_session``): a write landing meanwhile keeps the expiry it was just given.
-    ``False`` when the key holds no session."""
+    """``touch(key)`` keeping the session's own TTL: the TTL the stored frame records (a
+    chain's: the newest copy's), else ``store_ttl``, judged and applied by the backend
+    (``touch_session``; one step over a single backend): a write landing meanwhile keeps the
+    expiry it was just given. ``False`` when the key holds no session (a chain's retired id
+    too). Never "no expiry" for a value that records no TTL (a chain touching a session it did
+    not write)."""
     return backend.touch_session(key, store_ttl, keep_own=True)

@@ -32,7 +32,7 @@ from session_store.backend import Closing, SessionBackend
 from session_store.backend_base import trusted
 from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.ownttl import keeps_own_ttl, touch_kept
+from session_store.ownttl import touch_kept
 from session_store.registry import open_backend
 from session_store.stamps import session_bytes
 from session_store.storerules import LISTING_BATCH, StoreRules, backoff_pause, live_sessions
@@ -93,14 +93,12 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         return obj
 
     def _touch_after_load(self, key: str) -> None:
-        """Sliding expiry on read: the session's own TTL, judged again where it is stored (a
-        save landing since the read keeps its own, :func:`~session_store.ownttl.touch_kept`); a
-        refusing tier never fails a load."""
+        """Sliding expiry on read: the session's own TTL, else the store's, judged again where
+        it is stored (a save landing since the read keeps its own,
+        :func:`~session_store.ownttl.touch_kept`; a chain judges its newest copy); a refusing
+        tier never fails a load."""
         try:
-            if keeps_own_ttl(self.backend):
-                self.backend.touch(key, None)  # a chain keeps each session's own TTL itself
-            else:
-                touch_kept(self.backend, key, self.ttl)
+            touch_kept(self.backend, key, self.ttl)
         except BackendError as exc:
             log.warning("touch after loading %r failed: %s", key, exc.message)
 
@@ -170,19 +168,17 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
     def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the session's expiry without rewriting it; ``True`` if it holds a session.
 
-        ``ttl=None`` keeps the session's own TTL (the one it was saved with): a chain keeps it
-        itself; over a single backend it is the TTL the stored value records
-        (:mod:`session_store.ownttl`), else the store's. ``False``, changing nothing, for a key
-        holding no session (absent, a deleted session's marker read through one tier of a
-        chain, a retired id). Over a single backend one atomic backend call either way
-        (``touch_session``: one round trip, the web integrations' sliding expiry).
+        ``ttl=None`` keeps the session's own TTL (the one it was saved with, recorded in its
+        frame; :mod:`session_store.ownttl`), else the store's: a session nothing recorded a
+        TTL for (one a single-tier store or another program wrote, even read through a chain)
+        slides by the store's TTL and never becomes immortal. ``False``, changing nothing, for
+        a key holding no session (absent, a deleted session's marker, a retired id), through a
+        chain too. One backend call either way (``touch_session``: one round trip over a single
+        backend, the web integrations' sliding expiry).
         """
-        backend = self.backend
-        if keeps_own_ttl(backend):
-            return backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
         if ttl is None:
-            return touch_kept(backend, key, self.ttl)  # the TTL recorded where it is stored
-        return backend.touch_session(key, ttl)
+            return touch_kept(self.backend, key, self.ttl)  # the TTL recorded where it is stored
+        return self.backend.touch_session(key, ttl)
 
     def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

@@ -327,13 +327,6 @@ class StoreRules(Generic[T, B]):
             clock.observe(version_of(replaced))  # a write after a read is newer (stamps)
         return frame(payload, clock.now(), None if write_ttl == self.ttl else write_ttl)
 
-    def _touch_ttl(self, ttl: float | None, keeps_own_ttl: bool) -> float | None:
-        """The TTL a ``touch`` passes down: the given one; else ``None`` where the backend keeps
-        each session's own TTL (a chain), else the store's."""
-        if ttl is not None:
-            return normalize_ttl(ttl)
-        return None if keeps_own_ttl else self.ttl
-
     # -- update --------------------------------------------------------------------------------
     def _conflict(self, key: str, attempt: int, backend: str) -> ConflictError:
         return ConflictError(

@@ -32,7 +32,6 @@ from session_store.aio.memory import AsyncMemoryBackend
 from session_store.aio.registry import open_async_backend
 from session_store.errors import BackendError
 from session_store.keys import validate_key
-from session_store.ownttl import keeps_own_ttl
 from session_store.stamps import session_bytes
 from session_store.storerules import LISTING_BATCH, StoreRules, backoff_pause, live_sessions
 
@@ -81,10 +80,7 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         stored records it, judged and applied in one backend call (``touch_session``); a
         refusing tier never fails a load (a warning says so)."""
         try:
-            if keeps_own_ttl(self.backend):
-                await self.backend.touch(key, None)  # a chain keeps each session's own TTL
-            else:
-                await self.backend.touch_session(key, self.ttl, keep_own=True)
+            await self.backend.touch_session(key, self.ttl, keep_own=True)
         except BackendError as exc:
             log.warning("touch after loading %r failed: %s", key, exc.message)
 
@@ -153,13 +149,10 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         """Restart the session's expiry without rewriting it; ``True`` if it holds a session.
         ``ttl=None`` keeps the session's own TTL, as the sync store's ``touch`` says (over a
         single backend one atomic ``touch_session``, which also refuses a key holding no
-        session)."""
-        backend = self.backend
-        if keeps_own_ttl(backend):
-            return await backend.touch(key, self._touch_ttl(ttl, keeps_own_ttl=True))
+        session; a chain's too, falling back to the store's TTL where nothing records one)."""
         if ttl is None:
-            return await backend.touch_session(key, self.ttl, keep_own=True)
-        return await backend.touch_session(key, ttl)
+            return await self.backend.touch_session(key, self.ttl, keep_own=True)
+        return await self.backend.touch_session(key, ttl)
 
     async def update(
         self, key: str, fn: Callable[[T | None], T | None], ttl: float | None = None

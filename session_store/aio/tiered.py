@@ -100,6 +100,18 @@ class AsyncTieredBackend(AsyncTieredCas):
         validate_key(key)
         return await whole(partial(self._run, steps.touch(self, key, normalize_ttl(ttl))))
 
+    async def touch_session(
+        self, key: str, ttl: float | None = None, keep_own: bool = False
+    ) -> bool:
+        """``touch`` of a live session only, keeping its own TTL with ``keep_own`` and falling
+        back to ``ttl`` where the newest copy records none: the sync chain's
+        :meth:`~session_store.tiered.TieredBackend.touch_session`."""
+        validate_key(key)
+        ttl = normalize_ttl(ttl)
+        own, fallback = (None, ttl) if keep_own else (ttl, None)
+        touch = steps.touch(self, key, own, fallback, session=True)
+        return await whole(partial(self._run, touch))
+
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:
         await self._flush_missed()

@@ -279,12 +279,14 @@ def bound_to_its_prefix(payload: bytes) -> bool:
 
 def _write(dst: SessionBackend, key: str, value: bytes, found: TierRead, absent: bool) -> bool:
     """Write a copy expiring after the time ``found`` has left (``absent``: only where the
-    destination holds none); a chain destination records the session's own TTL, when its
-    source recorded one, as the TTL ``touch`` restarts it with (the time left otherwise)."""
+    destination holds none); a chain destination records the session's own TTL as the TTL
+    ``touch`` restarts it with: the one its source recorded, else none (a session saved with
+    its store's TTL: a store's ``touch`` then slides it by the destination store's TTL, never
+    by the time it had left when copied)."""
     from session_store.tiered import TieredBackend
 
     ttl, own = found.ttl, found.own_ttl
-    if own is not None and isinstance(dst, TieredBackend):
+    if isinstance(dst, TieredBackend):
         if absent:
             return dst.set_if_with_own_ttl(key, value, None, ttl, own)
         dst.set_with_own_ttl(key, value, ttl, own)

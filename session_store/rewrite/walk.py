@@ -167,14 +167,15 @@ def _set_if_kept(
     ``stored``): expiring after the ``left`` seconds it had, and keeping the TTL the copy
     records as the session's own (so ``touch`` slides it by that, not by what was left).
 
-    Through a chain, the chain frames the write: it records the TTL the token's copy recorded
-    (the time left if it recorded none, as before). One tier of a chain read alone, or a single
-    backend holding a framed session: the rewrite is framed here, a newer version recording the
-    frame's TTL. An unframed session (saved with the store's TTL) stays unframed."""
+    Through a chain, the chain frames the write: it records the TTL the token's copy recorded,
+    or none if it recorded none (a session saved with its store's TTL, a legacy one: a store's
+    ``touch`` slides it by its own TTL, not by the time it had left). One tier of a chain read
+    alone, or a single backend holding a framed session: the rewrite is framed here, a newer
+    version recording the frame's TTL. An unframed session (saved with the store's TTL) stays
+    unframed."""
     token = read.token
     if isinstance(backend, TieredBackend) and isinstance(token, ChainToken):
-        own = token.own_ttl
-        return backend.set_if_with_own_ttl(key, payload, token, left, left if own is None else own)
+        return backend.set_if_with_own_ttl(key, payload, token, left, token.own_ttl)
     if stored is not read.value and stamps.version_of(read.value):
         payload = stamps.frame(payload, stamps.clock.now(), stamps.own_ttl(read.value))
     return backend.set_if(key, payload, token, left)

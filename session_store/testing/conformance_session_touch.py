@@ -25,6 +25,7 @@ import pytest
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import SessionBackend
 from session_store.errors import InvalidKeyError
+from session_store.ownttl import keeps_own_ttl
 from session_store.stamps import KIND_VALUE, MAGIC, tombstone
 from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import MAX_TTL
@@ -66,14 +67,20 @@ def touch_session_corpus() -> list[bytes]:
     return markers + near + frames + plain
 
 
-def expected_touch(value: bytes, keep_own: bool) -> tuple[bool, float]:
-    """What a touch of ``value`` with ``GIVEN`` must do: touch or not, and the TTL it gives."""
-    live, chosen = touch_decision(value[:HEAD_SPAN], GIVEN, keep_own)
-    return live, GIVEN if chosen is None else chosen
+def expected_touch(value: bytes, keep_own: bool, records: bool = False) -> tuple[bool, float]:
+    """What a touch of ``value`` with ``GIVEN`` must do: touch or not, and the TTL it gives.
+    ``records``: the backend records each write's TTL itself (a chain, ``keeps_own_ttl``), so
+    with ``keep_own`` a value whose bytes record none keeps ``STORED``, the TTL it was set with."""
+    live, chosen = touch_decision(value[:HEAD_SPAN], None, keep_own)
+    if chosen is None:
+        chosen = STORED if records and keep_own else GIVEN
+    return live, chosen
 
 
-def _check(value: bytes, keep_own: bool, touched: bool, left: float | None) -> None:
-    live, ttl = expected_touch(value, keep_own)
+def _check(
+    value: bytes, keep_own: bool, touched: bool, left: float | None, records: bool = False
+) -> None:
+    live, ttl = expected_touch(value, keep_own, records)
     assert touched is live, f"touch_session of {value!r} (keep_own={keep_own}) said {touched}"
     assert left is not None, f"{value!r} is gone"
     if not live:
@@ -98,7 +105,7 @@ class SessionTouchConformance:
             key = f"ts{n}"
             backend.set(key, value, ttl=STORED)
             touched = backend.touch_session(key, GIVEN, keep_own=keep_own)
-            _check(value, keep_own, touched, backend.ttl(key))
+            _check(value, keep_own, touched, backend.ttl(key), keeps_own_ttl(backend))
             assert backend.get(key) == value  # never rewritten
         assert backend.touch_session("absent", GIVEN) is False
         assert backend.touch_session("absent", GIVEN, keep_own=True) is False
@@ -124,6 +131,6 @@ class AsyncSessionTouchConformance:
             key = f"ts{n}"
             await backend.set(key, value, ttl=STORED)
             touched = await backend.touch_session(key, GIVEN, keep_own=keep_own)
-            _check(value, keep_own, touched, await backend.ttl(key))
+            _check(value, keep_own, touched, await backend.ttl(key), keeps_own_ttl(backend))
             assert await backend.get(key) == value
         assert await backend.touch_session("absent", GIVEN, keep_own=True) is False

@@ -128,6 +128,18 @@ class TieredBackend(TieredCas):
     def _touch(self, key: str, ttl: float | None = None) -> bool:
         return self._run(steps.touch(self, key, ttl))
 
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        """``touch`` of a live session only (a retired id's marker answers ``False`` and keeps
+        its expiry); the TTL is ``ttl``, or with ``keep_own`` the one the newest copy records,
+        else ``ttl`` (a copy the chain did not write records none: the store's TTL, never no
+        expiry). What a store's ``touch``, ``touch_on_load`` and the web integrations call."""
+        validate_key(key)
+        return self._touch_session(key, normalize_ttl(ttl), keep_own)
+
+    def _touch_session(self, key: str, ttl: float | None, keep_own: bool) -> bool:
+        own, fallback = (None, ttl) if keep_own else (ttl, None)
+        return self._run(steps.touch(self, key, own, fallback, session=True))
+
     @cached_property
     def trusted_calls(self) -> TrustedCalls:
         """The chain's operations without the argument checks, for a caller that made them
@@ -186,6 +198,9 @@ class _TrustedChain:
 
     def touch_if(self, key: str, head: bytes, ttl: float | None = None) -> bool:
         return self._chain.touch_if(key, head, ttl)  # the protocol's default, on the chain
+
+    def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
+        return self._chain._touch_session(key, ttl, keep_own)
 
     def ttl(self, key: str) -> float | None:
         return self._chain._ttl(key)

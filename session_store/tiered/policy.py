@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from session_store.backend import Scope
-from session_store.stamps import HEADER_SIZE, MAGIC, UNVERSIONED, is_tombstone, version_of
+from session_store.stamps import (
+    HEADER_SIZE,
+    MAGIC,
+    UNVERSIONED,
+    is_tombstone,
+    own_ttl,
+    session_bytes,
+    unframe,
+    version_of,
+)
 from session_store.ttl import NO_EXPIRY
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "repair_targets",
     "stale_tiers",
     "touch_head",
+    "touch_plan",
     "ttl_from_left",
     "unheard_durable",
     "waits_for_force",
@@ -208,6 +218,30 @@ def newer_below(version: bytes, below: Sequence[bytes]) -> bytes | None:
     a lower tier kept a version a new write must move past."""
     newest_version = max((version_of(data) for data in below), default=b"")
     return newest_version if newest_version > version else None
+
+
+def touch_plan(
+    data: bytes, ttl: float | None, fallback: float | None, session: bool
+) -> tuple[bool, float | None]:
+    """Whether a ``touch`` that read the newest copy ``data`` restarts its expiry, and with which
+    TTL: ``ttl``; ``None``: the TTL the copy records, else ``fallback`` (a copy the chain did
+    not write records none: a store passes its own TTL, so a touch never makes such a session
+    immortal).
+
+    Never for the chain's tombstone. With ``session`` (``touch_session``: a store's touch),
+    the caller's bytes are judged as a single backend judges its stored value
+    (:func:`~session_store.touchrules.touch_decision`): no touch of a value holding no session
+    (the marker a login's id rotation leaves on the old id), and the TTL a frame *in* the
+    caller's bytes records comes before the chain's record."""
+    value = unframe(data)
+    if value is None or (session and session_bytes(value) is None):
+        return False, None
+    if ttl is not None:
+        return True, ttl
+    for own in (own_ttl(value) if session else None, own_ttl(data)):
+        if own is not None:
+            return True, own
+    return True, fallback
 
 
 def touch_head(data: bytes) -> bytes | None:

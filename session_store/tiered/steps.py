@@ -343,9 +343,25 @@ def delete(chain: Chain, key: str) -> Steps[bool]:
     return existed
 
 
-def touch(chain: Chain, key: str, ttl: float | None) -> Steps[bool]:
+def touch(
+    chain: Chain,
+    key: str,
+    ttl: float | None,
+    fallback: float | None = None,
+    session: bool = False,
+) -> Steps[bool]:
     """``touch`` of checked arguments: restart the expiry of the newest copy of ``key`` in every
-    tier that still holds that very copy; ``ttl=None``: the TTL the session was written with.
+    tier that still holds that very copy; ``ttl=None``: the TTL the session was written with
+    (its frame's record), else ``fallback`` (``None``: each tier's default TTL). A copy the
+    chain did not write (unframed: a single-tier store's session, another program's ``SETEX``)
+    records none, so a store passes its own TTL as ``fallback`` (``touch_session``): a touch
+    never makes such a session immortal.
+
+    ``session``: only a live session is touched (the store's touch, ``touch_session``): a copy
+    holding no session, :func:`~session_store.stamps.session_bytes` ``None`` (the marker a
+    login's id rotation leaves on the old id, a value frame around a tombstone), answers
+    ``False`` and keeps its expiry, as on a single backend. Without it (the backend's raw
+    ``touch``) only the chain's own tombstone is absent.
 
     Each shared tier gets a *conditional* touch (``touch_if``, :func:`~.writes.touch_if`) of the
     version read: a delete (its tombstone) or a newer write that landed after the read is never
@@ -357,11 +373,12 @@ def touch(chain: Chain, key: str, ttl: float | None) -> Steps[bool]:
     if not answered:
         raise chain._all_down("touch", key)
     best = policy.newest(copies)
-    if best is None or is_tombstone(best.data):
+    live, ttl = (
+        (False, None) if best is None else policy.touch_plan(best.data, ttl, fallback, session)
+    )
+    if best is None or not live:
         chain.nearcache.drop(key)
         return False
-    if ttl is None:
-        ttl = stamps.own_ttl(best.data)
     head = policy.touch_head(best.data)
     touched = False
     for index in () if head is None else reversed(chain.layout.shared):

@@ -29,8 +29,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from session_store import SessionStore, open_backend
 
 STORE_TTL = 86400.0
@@ -48,11 +46,6 @@ def _cli(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="copy into a chain records a session's time left as its own TTL when the source "
-    "recorded none (cli/commands.py _write: dst.set(key, value, ttl_left))",
-)
 def test_a_session_copied_into_a_chain_slides_by_the_stores_ttl(tmp_path: Path) -> None:
     source = f"diskcache://{tmp_path / 'src'}"
     store: SessionStore[dict[str, object]] = SessionStore(source, dict, ttl=STORE_TTL)
@@ -75,11 +68,6 @@ def test_a_session_copied_into_a_chain_slides_by_the_stores_ttl(tmp_path: Path) 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="migrate through a chain records a legacy session's time left as its own TTL "
-    "(no own TTL to read from an unframed copy), as copy does",
-)
 def test_a_legacy_session_migrated_through_a_chain_slides_by_the_stores_ttl(
     tmp_path: Path,
 ) -> None:

@@ -28,11 +28,6 @@ import pytest
 from session_store import AsyncSessionStore, SessionStore
 from session_store.websession.steps import RETIRED
 
-REASON = (
-    "the chain's touch refuses only a bare tombstone copy, not a value frame around one (a "
-    "retired id): tiered/steps.py touch() should test stamps.session_bytes(best.data) is None"
-)
-
 
 @pytest.fixture(params=["memory|memory", "memory|redis|diskcache"])
 def chain_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -42,7 +37,6 @@ def chain_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"memory:// | {redis_url} | diskcache://{tmp_path / 'disk'}"
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_a_chain_touch_of_a_retired_id_answers_false_and_keeps_its_expiry(chain_url: str) -> None:
     store: SessionStore[dict[str, object]] = SessionStore(chain_url, dict, ttl=3600)
     try:
@@ -56,7 +50,6 @@ def test_a_chain_touch_of_a_retired_id_answers_false_and_keeps_its_expiry(chain_
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_an_async_chain_touch_of_a_retired_id_answers_false_and_keeps_its_expiry(
     chain_url: str,
 ) -> None:

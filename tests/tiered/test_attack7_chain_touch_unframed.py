@@ -31,10 +31,6 @@ from session_store import AsyncSessionStore, SessionStore, TieredBackend, open_b
 
 STORE_TTL = 86400.0
 LEFT = 600.0
-REASON = (
-    "a chain's touch(key, None) restarts a copy without a frame (no own TTL recorded) with "
-    "each tier's default TTL, i.e. no expiry: tiered/steps.py touch() needs the store's TTL"
-)
 
 
 @pytest.fixture(params=["memory|diskcache", "memory|redis|diskcache"])
@@ -57,7 +53,6 @@ def _written_before_the_chain(tier_url: str) -> None:
         earlier.backend.set("U1", b'{"user_id": "U1", "processed_documents": []}', LEFT)
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 @pytest.mark.parametrize("key", ["ann", "U1"])
 def test_a_touch_through_a_chain_never_makes_a_session_immortal(
     shape: tuple[str, str], key: str
@@ -76,7 +71,6 @@ def test_a_touch_through_a_chain_never_makes_a_session_immortal(
     )
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_touch_on_load_through_a_chain_never_makes_a_session_immortal(
     shape: tuple[str, str],
 ) -> None:
@@ -93,7 +87,6 @@ def test_touch_on_load_through_a_chain_never_makes_a_session_immortal(
     assert left is not None and not math.isinf(left), "the session no longer expires"
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_an_async_touch_through_a_chain_never_makes_a_session_immortal(
     shape: tuple[str, str],
 ) -> None:
