@@ -141,7 +141,7 @@ def set_if(
         chain.nearcache.drop(key)
         return False
     behind, overtaking = yield from place_below(chain, key, data, ttl, base, absent=inner is None)
-    if overtaking is not None and (yield from step_back(chain, key, data, overtaking)):
+    if overtaking is not None and (yield from step_back(chain, key, data, overtaking, ttl)):
         chain.nearcache.drop(key)
         return False
     if behind:
@@ -180,18 +180,23 @@ def place_below(
     return behind, None
 
 
-def step_back(chain: Chain, key: str, data: bytes, newer: bytes) -> Steps[bool]:
+def step_back(chain: Chain, key: str, data: bytes, newer: bytes, ttl: float | None) -> Steps[bool]:
     """A compare-and-set that won on the arbiter found ``newer``, written after the read it is
     based on, in a lower tier. If the arbiter still holds ``data``, ``newer`` went around it
     (its process could not reach it): the arbiter gets ``newer`` back, by a compare-and-set
     against ``data``, and ``True`` says the compare-and-set is undone (the caller's retry reads
     ``newer``). Otherwise a later write went through the arbiter (one that read ``data``, or a
-    save): ``data`` stood before it, ``False``."""
+    save): ``data`` stood before it, ``False``.
+
+    The repaired copy expires after the TTL ``newer`` records, or, when it records none (a
+    copy or migrate of a session saved with its store's TTL), after ``ttl``, the undone
+    write's: never "no expiry" by default (test_step_back_expiry)."""
     read = yield OnArbiter("get_versioned", (key,), "get_versioned", key)
     if read is None or version_of(read.value) != version_of(data):
         return False  # a later write replaced it on the arbiter: ours came first
-    ttl = chain.tombstone_ttl if is_tombstone(newer) else stamps.own_ttl(newer)
-    if (yield OnArbiter("set_if", (key, newer, read.token, ttl), "set_if", key)):
+    own = stamps.own_ttl(newer)
+    keep = chain.tombstone_ttl if is_tombstone(newer) else ttl if own is None else own
+    if (yield OnArbiter("set_if", (key, newer, read.token, keep), "set_if", key)):
         chain.counters.add("repairs")
         return True
     return False  # pragma: no cover - a later write replaced it meanwhile: ours came first
