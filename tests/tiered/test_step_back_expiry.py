@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from session_store import TieredBackend, open_backend
-from session_store import stamps
+from session_store import TieredBackend, open_backend, stamps
 
 TTL = 600.0
 
@@ -26,7 +25,7 @@ def test_the_arbiter_repair_of_a_copy_without_own_ttl_still_expires(
     chain = open_backend(f"memory:// | {redis_url} | diskcache://{tmp_path / 'disk'}")
     assert isinstance(chain, TieredBackend)
     with chain:
-        memory, redis, disk = chain.tiers
+        _memory, redis, disk = chain.tiers
         chain.set("k", b"v1", TTL)
         read = chain.get_versioned("k")
         assert read is not None
