@@ -156,6 +156,16 @@ class Codec:
         else 2."""
         return FORMAT_VERSION if self._write_storage else UNBOUND_FORMAT_VERSION
 
+    def for_frames(self) -> Codec:
+        """This codec as it encrypts what a store over one backend writes inside a chain's
+        version frame: bound to no key prefix (format 2), since a chain takes a framed copy as
+        newer and copies it to tiers whose prefixes may differ. ``self`` if it writes 2 anyway."""
+        if not self._write_storage:
+            return self
+        unbound = copy.copy(self)
+        unbound._write_storage = ()
+        return unbound
+
     def __repr__(self) -> str:
         return (
             f"Codec(compression={self.compression!r}, encryption={self.encryption!r}, "
