@@ -144,7 +144,8 @@ class Codec:
         head (a single backend, or a chain whose shared tiers have the same prefix). With
         several (a chain whose tiers differ) it writes format 2, bound to no prefix, which every
         tier read alone opens, and reads format 3 bound to any of them. Formats 1 and 2 are
-        read whatever the heads. A store binds its codec to its backend when it opens."""
+        read whatever the heads. A store binds its codec to its backend when it opens, and
+        writes what it frames for a chain with :meth:`for_frames` (format 2)."""
         bound = copy.copy(self)
         bound.storage = tuple(heads)
         bound._write_storage = bound.storage if len(set(bound.storage)) == 1 else ()
