@@ -231,12 +231,12 @@ class StoreRules(Generic[T, B]):
         knows (:meth:`_known_write`), then read, ``fn``, and compare-and-set until one wins or
         ``update_timeout`` passes."""
         write_ttl = self._ttl(ttl)
-        foreign = self.codec.foreign_readers  # framed: encoded for _update_payload's frame
-        framed = not foreign and (checks_versions(self.backend) or self._records(write_ttl))
+        versions = checks_versions(self.backend)  # framed: encoded for _update_payload's frame
+        framed = not self.codec.foreign_readers and (versions or self._records(write_ttl))
         known = self._known_write(key, fn, self.backend.token_for, framed)
         if known is not None:  # one round trip: compare-and-set against what this store knows
             token, stamped, payload, plain = known
-            payload = self._update_payload(payload, write_ttl, self._decoded.payload(key))
+            payload = self._update_payload(payload, write_ttl, self._decoded.payload(key), versions)
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
                 yield None, stamped
@@ -255,7 +255,8 @@ class StoreRules(Generic[T, B]):
             self._check_schema(key, new)
             stamped = self._stamp(new)
             payload, plain = self._encode_plain(key, stamped, framed)
-            payload = self._update_payload(payload, write_ttl, None if read is None else read.value)
+            replaced = None if read is None else read.value
+            payload = self._update_payload(payload, write_ttl, replaced, versions)
             token = None if read is None else read.token
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
@@ -330,14 +331,13 @@ class StoreRules(Generic[T, B]):
         return stamped, frame(payload, clock.now(), ttl) if framed else payload, plain
 
     def _update_payload(
-        self, payload: bytes, write_ttl: float | None, replaced: bytes | None
+        self, payload: bytes, write_ttl: float | None, replaced: bytes | None, versions: bool
     ) -> bytes:
-        """What an ``update`` that replaces the stored ``replaced`` stores for ``payload``: over
-        a backend whose compare-and-set checks a frame's version instead of the payload
-        (:func:`checks_versions`), the payload framed with a fresh version, newer than the one
-        replaced, and the write's TTL if it is not the store's; else (and for a codec whose bytes
-        other programs read) :meth:`_recorded`. So the next ``update`` compares a few bytes."""
-        if self.codec.foreign_readers or not checks_versions(self.backend):
+        """What an ``update`` replacing the stored ``replaced`` stores for ``payload``: where the
+        backend's compare-and-set checks a frame's version (``versions``: :func:`checks_versions`),
+        the payload framed with a version newer than the one replaced, and the write's TTL if not
+        the store's, so the next ``update`` compares a few bytes; else :meth:`_recorded`."""
+        if self.codec.foreign_readers or not versions:
             return self._recorded(payload, write_ttl)
         if replaced is not None:
             clock.observe(version_of(replaced))  # a write after a read is newer (stamps)
