@@ -51,7 +51,7 @@ from __future__ import annotations
 from session_store.backend import SessionBackend
 from session_store.stamps import clock, frame, own_ttl
 
-__all__ = ["keeps_own_ttl", "kept_ttl", "recorded", "touch_kept"]
+__all__ = ["keeps_own_ttl", "kept_ttl", "recorded", "records", "touch_kept"]
 
 
 def keeps_own_ttl(backend: object) -> bool:
@@ -65,10 +65,17 @@ def keeps_own_ttl(backend: object) -> bool:
     )
 
 
+def records(ttl: float | None, store_ttl: float, backend: object) -> bool:
+    """Whether a write with the (normalized) TTL ``ttl`` is stored framed, recording it: the
+    TTL differs from the store's and ``backend`` does not record it itself."""
+    return not (ttl is None or ttl == store_ttl or keeps_own_ttl(backend))
+
+
 def recorded(payload: bytes, ttl: float | None, store_ttl: float, backend: object) -> bytes:
     """The bytes a store writes for ``payload`` with the (normalized) write TTL ``ttl``: the
-    payload itself unless the TTL differs from the store's and ``backend`` does not record it."""
-    if ttl is None or ttl == store_ttl or keeps_own_ttl(backend):
+    payload itself unless :func:`records` (then framed; its encryption bound to no key prefix,
+    see ``StoreRules._codec_for_frames``)."""
+    if not records(ttl, store_ttl, backend):
         return payload
     return frame(payload, clock.now(), ttl)
 

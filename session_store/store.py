@@ -141,10 +141,11 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         Raises:
             SerializationError: ``obj`` cannot be stored; nothing was written.
         """
-        stamped, payload, plain = self._prepare_plain(key, obj)  # (checks the key)
         write_ttl = self._ttl(ttl)
-        if ttl is not None:  # a TTL of its own is recorded with the payload (ownttl)
-            payload = self._recorded(payload, write_ttl)
+        if ttl is None:
+            stamped, payload, plain = self._prepare_plain(key, obj)  # (checks the key)
+        else:  # a TTL of its own is recorded with the payload (ownttl), encoded for its frame
+            stamped, payload, plain = self._prepare_recorded(key, obj, write_ttl)
         backend = self.backend
         if self._set_of is not backend:  # trusted() once per backend: an ABC isinstance check
             self._set_of, self._set = backend, trusted(backend).set
@@ -156,7 +157,7 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         """Store every item; all are encoded before any is written."""
         write_ttl = self._ttl(ttl)
         encoded = {
-            key: self._recorded(self._prepare(key, obj)[1], write_ttl) for key, obj in items.items()
+            key: self._prepare_recorded(key, obj, write_ttl)[1] for key, obj in items.items()
         }
         self.backend.set_many(encoded, write_ttl)
 

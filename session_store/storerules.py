@@ -25,7 +25,7 @@ from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
 from session_store.errors import ConflictError, SerializationError
 from session_store.keys import storage_heads, validate_key
 from session_store.memory import MemoryBackend
-from session_store.ownttl import keeps_own_ttl, recorded
+from session_store.ownttl import keeps_own_ttl, records
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import clock, frame, session_bytes, version_of
 from session_store.stamps import sessions_among as live_sessions
@@ -114,6 +114,8 @@ class StoreRules(Generic[T, B]):
         self.touch_on_load = touch_on_load
         self.update_timeout = update_timeout
         self._decoded = DecodedCache(decoded_cache_bytes)  # see session_store.decoded
+        self._frames_of: Codec | None = None  # the codec _frames_codec was made from
+        self._frames_codec = self.codec
 
     def _open(self, url: str) -> B:
         """The backend a URL names (the store then owns it: closing the store closes it)."""
@@ -188,6 +190,7 @@ class StoreRules(Generic[T, B]):
         key: str,
         fn: Callable[[T | None], T | None],
         token_for: Callable[[bytes], VersionToken | None],
+        framed: bool = False,
     ) -> tuple[VersionToken, T, bytes, Plain] | None:
         """The write an ``update`` would make without reading: ``fn`` of what this store last
         wrote or read for ``key``, and the token of exactly those bytes (where the backend can
@@ -206,7 +209,7 @@ class StoreRules(Generic[T, B]):
                 return None  # what is stored is returned only once it has been read
             self._check_schema(key, new)
             stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
+            payload, plain = self._encode_plain(key, stamped, framed)
         except Exception:  # decided on a copy that may be old: read, and run fn again
             return None
         return token, stamped, payload, plain
@@ -228,10 +231,12 @@ class StoreRules(Generic[T, B]):
         knows (:meth:`_known_write`), then read, ``fn``, and compare-and-set until one wins or
         ``update_timeout`` passes."""
         write_ttl = self._ttl(ttl)
-        known = self._known_write(key, fn, self.backend.token_for)
+        versions = checks_versions(self.backend)  # framed: encoded for _update_payload's frame
+        framed = not self.codec.foreign_readers and (versions or self._records(write_ttl))
+        known = self._known_write(key, fn, self.backend.token_for, framed)
         if known is not None:  # one round trip: compare-and-set against what this store knows
             token, stamped, payload, plain = known
-            payload = self._update_payload(payload, write_ttl, self._decoded.payload(key))
+            payload = self._update_payload(payload, write_ttl, self._decoded.payload(key), versions)
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
                 yield None, stamped
@@ -249,8 +254,9 @@ class StoreRules(Generic[T, B]):
                 return
             self._check_schema(key, new)
             stamped = self._stamp(new)
-            payload, plain = self._encode_plain(key, stamped)
-            payload = self._update_payload(payload, write_ttl, None if read is None else read.value)
+            payload, plain = self._encode_plain(key, stamped, framed)
+            replaced = None if read is None else read.value
+            payload = self._update_payload(payload, write_ttl, replaced, versions)
             token = None if read is None else read.token
             if (yield calls.set_if, (key, payload, token, write_ttl)):
                 self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
@@ -281,47 +287,57 @@ class StoreRules(Generic[T, B]):
             return stamped
         return obj
 
-    def _prepare(self, key: str, obj: T) -> tuple[T, bytes]:
-        """Check ``key`` and ``obj``, stamp it, encode it: what a write stores, before any I/O."""
-        stamped, payload, _ = self._prepare_plain(key, obj)
-        return stamped, payload
-
-    def _prepare_plain(self, key: str, obj: T) -> tuple[T, bytes, Plain]:
-        """:meth:`_prepare`, with the checked JSON body inside the payload (for the near cache)."""
+    def _prepare_plain(self, key: str, obj: T, framed: bool = False) -> tuple[T, bytes, Plain]:
+        """Check ``key`` and ``obj``, stamp it, encode it: what a write stores, before any I/O,
+        with the checked JSON body inside the payload (for the near cache)."""
         validate_key(key)
         self._check_schema(key, obj)
         stamped = self._stamp(obj)
-        payload, plain = self._encode_plain(key, stamped)
+        payload, plain = self._encode_plain(key, stamped, framed)
         return stamped, payload, plain
 
-    def _encode_plain(self, key: str, stamped: T) -> tuple[bytes, Plain]:
-        """The payload for an already stamped object, and what the near cache keeps for it."""
-        payload, plain = self.codec.encode_plain(key, stamped)
+    def _encode_plain(self, key: str, stamped: T, framed: bool = False) -> tuple[bytes, Plain]:
+        """The payload for an already stamped object, and what the near cache keeps for it;
+        ``framed`` (stored in a chain's frame, which a chain copies to tiers of other prefixes):
+        encrypted bound to no key prefix (:meth:`Codec.for_frames`, made once per codec)."""
+        codec = self.codec
+        if framed:
+            if self._frames_of is not codec:
+                self._frames_of, self._frames_codec = codec, codec.for_frames()
+            codec = self._frames_codec
+        payload, plain = codec.encode_plain(key, stamped)
         return payload, plain if self._codec_splits() else Plain(False, payload, _WHOLE)
 
     def _ttl(self, ttl: float | None) -> float | None:
         return normalize_ttl(ttl) if ttl is not None else self.ttl
 
-    def _recorded(self, payload: bytes, write_ttl: float | None) -> bytes:
-        """What a write with ``write_ttl`` (from :meth:`_ttl`) stores for ``payload``: framed
-        with that TTL where it is not the store's and the backend would not keep it
-        (:func:`session_store.ownttl.recorded`). Never for a codec whose bytes other programs
-        read as they are (``Codec.foreign_readers``: the plan's JSON in a rolling deploy): the
-        write's TTL still sets the expiry, but a ``touch`` then slides by the store's."""
+    def _records(self, write_ttl: float | None) -> bool:
+        """Whether a write with ``write_ttl`` (from :meth:`_ttl`) is stored framed with it
+        (:func:`session_store.ownttl.records`); never for a codec whose bytes other programs read
+        (``Codec.foreign_readers``: its TTL sets the expiry, ``touch`` slides by the store's)."""
         if write_ttl == self.ttl or self.codec.foreign_readers:  # decided without a call
-            return payload
-        return recorded(payload, write_ttl, self.ttl, self.backend)
+            return False
+        return records(write_ttl, self.ttl, self.backend)
+
+    def _recorded(self, payload: bytes, write_ttl: float | None) -> bytes:
+        """What a write with ``write_ttl`` stores for ``payload``: framed if :meth:`_records`."""
+        return frame(payload, clock.now(), write_ttl) if self._records(write_ttl) else payload
+
+    def _prepare_recorded(self, key: str, obj: T, ttl: float | None) -> tuple[T, bytes, Plain]:
+        """:meth:`_prepare_plain` and :meth:`_recorded` of a write with ``ttl`` (from
+        :meth:`_ttl`), the payload encoded for the frame it is stored in (:meth:`_encode_plain`)."""
+        framed = self._records(ttl)
+        stamped, payload, plain = self._prepare_plain(key, obj, framed)
+        return stamped, frame(payload, clock.now(), ttl) if framed else payload, plain
 
     def _update_payload(
-        self, payload: bytes, write_ttl: float | None, replaced: bytes | None
+        self, payload: bytes, write_ttl: float | None, replaced: bytes | None, versions: bool
     ) -> bytes:
-        """What an ``update`` that replaces the stored ``replaced`` stores for ``payload``: over
-        a backend whose compare-and-set checks a frame's version instead of the payload
-        (:func:`checks_versions`), the payload framed with a fresh version, newer than the one
-        replaced, and the write's TTL if it is not the store's; else (and for a codec whose bytes
-        other programs read, ``Codec.foreign_readers``) :meth:`_recorded`. So the
-        next ``update`` compares a few bytes, not the session (issue 17)."""
-        if self.codec.foreign_readers or not checks_versions(self.backend):
+        """What an ``update`` replacing the stored ``replaced`` stores for ``payload``: where the
+        backend's compare-and-set checks a frame's version (``versions``: :func:`checks_versions`),
+        the payload framed with a version newer than the one replaced, and the write's TTL if not
+        the store's, so the next ``update`` compares a few bytes; else :meth:`_recorded`."""
+        if self.codec.foreign_readers or not versions:
             return self._recorded(payload, write_ttl)
         if replaced is not None:
             clock.observe(version_of(replaced))  # a write after a read is newer (stamps)

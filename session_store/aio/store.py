@@ -122,10 +122,11 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
     # -- writes --------------------------------------------------------------------------------
     async def save(self, key: str, obj: T, ttl: float | None = None) -> T:
         """Store ``obj`` under ``key``; returns what was stored (``last_accessed`` stamped)."""
-        stamped, payload, plain = self._prepare_plain(key, obj)
         write_ttl = self._ttl(ttl)
-        if ttl is not None:  # a TTL of its own is recorded with the payload (ownttl)
-            payload = self._recorded(payload, write_ttl)
+        if ttl is None:
+            stamped, payload, plain = self._prepare_plain(key, obj)  # (checks the key)
+        else:  # a TTL of its own is recorded with the payload (ownttl), encoded for its frame
+            stamped, payload, plain = self._prepare_recorded(key, obj, write_ttl)
         await self.backend.set(key, payload, write_ttl)
         self._decoded.put_saved(
             key, payload, stamped, plain, self._rebuild
@@ -136,7 +137,7 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         """Store every item, all encoded before any is written, in one atomic step."""
         write_ttl = self._ttl(ttl)
         encoded = {
-            key: self._recorded(self._prepare(key, obj)[1], write_ttl) for key, obj in items.items()
+            key: self._prepare_recorded(key, obj, write_ttl)[1] for key, obj in items.items()
         }
         await self.backend.set_many(encoded, write_ttl)
 

@@ -31,7 +31,13 @@ from session_store.cli.common import (
     url_and_one,
 )
 from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
-from session_store.codec.format import FORMAT_VERSION, MAGIC, is_legacy, parse_header
+from session_store.codec.format import (
+    FORMAT_VERSION,
+    MAGIC,
+    is_current_encryption,
+    is_legacy,
+    parse_header,
+)
 from session_store.errors import ConfigurationError, SessionStoreError
 from session_store.keys import storage_heads, validate_key, validate_scan_prefix
 from session_store.ownttl import keeps_own_ttl
@@ -116,9 +122,11 @@ _LEGACY_FORMAT = "legacy JSON (no header)"
 
 
 def _describe_payload(
-    key: str, data: bytes, namespace: str, backend: object
+    key: str, data: bytes, namespace: str, backend: object, *, framed: bool = False
 ) -> tuple[dict[str, Any], str | None]:
-    """What the payload says about itself, and the error that stopped decoding it (if any)."""
+    """What the payload says about itself, and the error that stopped decoding it (if any).
+    ``framed``: it sits in a chain's frame in a single backend (one tier read alone), where
+    ``migrate`` counts encryption format 2 current too (``is_current_encryption``)."""
     codec = make_codec(namespace, backend)
     try:
         header = codec.inspect(data, key=key)
@@ -147,7 +155,8 @@ def _describe_payload(
     current = info is not None and decoded.stored_version == info.version and not header.legacy
     if current and codec.encryption is not None:
         current = facts["key_id"] == codec.encryption.key_ids[0]
-        current = current and header.format_version >= codec.encrypted_format
+        written = codec.encrypted_format
+        current = current and is_current_encryption(header.format_version, written, framed=framed)
     facts["up_to_date"] = current
     return facts, None
 
@@ -173,7 +182,8 @@ def inspect_(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
     hit = _first_hit(reads)
     if hit is None or hit.value is None:
         raise missing(key, url)
-    facts, problem = _describe_payload(key, hit.value, namespace, backend)
+    framed = bool(hit.version) and not keeps_own_ttl(backend)  # as migrate judges it
+    facts, problem = _describe_payload(key, hit.value, namespace, backend, framed=framed)
     tiers = [
         {
             "tier": read.index,

@@ -144,7 +144,8 @@ class Codec:
         head (a single backend, or a chain whose shared tiers have the same prefix). With
         several (a chain whose tiers differ) it writes format 2, bound to no prefix, which every
         tier read alone opens, and reads format 3 bound to any of them. Formats 1 and 2 are
-        read whatever the heads. A store binds its codec to its backend when it opens."""
+        read whatever the heads. A store binds its codec to its backend when it opens, and
+        writes what it frames for a chain with :meth:`for_frames` (format 2)."""
         bound = copy.copy(self)
         bound.storage = tuple(heads)
         bound._write_storage = bound.storage if len(set(bound.storage)) == 1 else ()
@@ -155,6 +156,16 @@ class Codec:
         """The byte format this codec writes encrypted payloads in: 3 bound to one key prefix,
         else 2."""
         return FORMAT_VERSION if self._write_storage else UNBOUND_FORMAT_VERSION
+
+    def for_frames(self) -> Codec:
+        """This codec as it encrypts what a store over one backend writes inside a chain's
+        version frame: bound to no key prefix (format 2), since a chain takes a framed copy as
+        newer and copies it to tiers whose prefixes may differ. ``self`` if it writes 2 anyway."""
+        if not self._write_storage:
+            return self
+        unbound = copy.copy(self)
+        unbound._write_storage = ()
+        return unbound
 
     def __repr__(self) -> str:
         return (

@@ -6,13 +6,16 @@
   12-byte nonce. The associated data binds the header, the codec's namespace, the head of the
   backend's stored keys (its key prefix and separator) and the session key: a ciphertext copied
   under another key, into another codec namespace or under another key prefix of the same
-  database fails to decrypt. Format 3 (what a store writes over a backend with a key prefix)
-  prefixes each of those fields with its length (8 bytes, big endian), so no two tuples bind
-  the same bytes. Format 2 (written by a codec bound to no prefix: one used on its own, a store
-  over ``memory://``, a chain whose shared tiers have different prefixes) binds the same
-  without the head; format 1 (read, never written) joined header, namespace and key with NUL
-  bytes, which let ("acme", "evil\\0bob") open as ("acme\\0evil", "bob"). Formats 1 and 2 keep
-  opening wherever they are copied until rewritten (``session-store migrate`` writes format 3).
+  database fails to decrypt. Format 3 (what a store writes unframed over a backend with a key
+  prefix) prefixes each of those fields with its length (8 bytes, big endian), so no two tuples
+  bind the same bytes. Format 2 binds the same without the head: written by a codec bound to no
+  prefix (one used on its own, a store over ``memory://``, a chain whose shared tiers have
+  different prefixes) and by a store over one backend for what it stores inside a chain's
+  version frame (``Codec.for_frames``: a chain copies a framed copy to tiers whose prefixes may
+  differ, and each must open it read alone); format 1 (read, never written) joined header,
+  namespace and key with NUL bytes, which let ("acme", "evil\\0bob") open as ("acme\\0evil",
+  "bob"). Formats 1 and 2 keep opening wherever they are copied until rewritten
+  (``session-store migrate`` writes format 3 where the store writes it, unframed).
   The header, format version included, is itself bound: a payload cannot be downgraded.
 * A tampered payload, or one no configured key opens, is :class:`CorruptPayloadError`.
 * Keys are never printed, logged or shown in a ``repr``: only their ids.

@@ -41,6 +41,7 @@ __all__ = [
     "READABLE_VERSIONS",
     "UNBOUND_FORMAT_VERSION",
     "Header",
+    "is_current_encryption",
     "is_legacy",
     "pack_header",
     "parse_header",
@@ -54,6 +55,20 @@ UNBOUND_FORMAT_VERSION = 2
 #: The version written for payloads without encryption (identical in every version).
 PLAIN_FORMAT_VERSION = 1
 READABLE_VERSIONS = frozenset({1, 2, 3})
+
+
+def is_current_encryption(version: int, written: int, *, framed: bool = False) -> bool:
+    """Whether an encrypted payload of byte format ``version`` is current for a codec writing
+    format ``written`` (``Codec.encrypted_format``), as ``session-store migrate`` and
+    ``inspect`` judge it. Format 1 never is. A codec bound to one key prefix writes 3, and format
+    2 is current too in a chain's frame in one tier read alone (``framed``): a store writes
+    framed values in 2 (``Codec.for_frames``), which a chain may copy to tiers of other
+    prefixes; rewriting them in 3 would loop. A codec bound to none, or to several (a chain
+    whose tiers' prefixes differ, where a format-3 copy opens only in the tier whose prefix it
+    binds), writes 2: only 2 is current."""
+    return version == written or (framed and version == UNBOUND_FORMAT_VERSION)
+
+
 #: The encryption stage id (session_store.codec.stages.STAGE_AESGCM; repeated to avoid a cycle).
 _STAGE_AESGCM = 2
 MAX_STAGES = 8

@@ -185,8 +185,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
         if self._read is not None and self._read_key == key:  # one compare-and-set, no re-read
             first = merge_changes(self._read.data, changed, removed, existing=True)
             assert first is not None
-            payload = self._store._prepare(key, first)[1]
-            payload = self._store._recorded(payload, self._store._ttl(ttl))  # its own TTL kept
+            # its own TTL kept, the payload encoded for the frame that records it
+            payload = self._store._prepare_recorded(key, first, self._store._ttl(ttl))[1]
             if self._store.backend.set_if(key, payload, self._read.token, ttl):
                 self._read = None
                 self._loaded_data = copy.deepcopy(data)

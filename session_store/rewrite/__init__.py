@@ -6,8 +6,13 @@
   legacy JSON, when ``legacy_schema`` names its schema) is migrated and written at the version
   the codec writes (the schema's current one, or the one ``Codec(write_versions=...)`` pins
   during a rolling deploy).
-* **Encryption binding**: a payload encrypted in byte format 1 (ambiguous associated data) is
-  re-encrypted in format 2 (see :mod:`session_store.codec.format`).
+* **Encryption binding**: a payload encrypted in a byte format that is not current
+  (:func:`~session_store.codec.format.is_current_encryption`) is re-encrypted: format 1
+  (ambiguous associated data) always; format 2 where the store binds its backend's key prefix,
+  into format 3, unless the copy sits in a chain's version frame (one tier of a chain read
+  alone, or a store's framed write): such a copy is rewritten, and kept, in format 2, since a
+  chain copies it to tiers whose prefixes may differ; format 3 through a chain whose tiers'
+  prefixes differ (bound to one tier's prefix only), into format 2.
 * **Encryption key**: with keys rotated (new key first, old keys after it, see
   :class:`~session_store.codec.AesGcmStage`), a payload encrypted under any key but the first is
   re-encrypted under the first. Without encryption configured, an encrypted payload fails

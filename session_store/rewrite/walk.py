@@ -12,7 +12,7 @@ from typing import Any
 from session_store import stamps
 from session_store.backend import SessionBackend, Versioned
 from session_store.codec import Codec
-from session_store.codec.format import MAGIC, is_legacy, parse_header
+from session_store.codec.format import MAGIC, is_current_encryption, is_legacy, parse_header
 from session_store.codec.legacyjson import loads_legacy
 from session_store.codec.stages import STAGE_AESGCM
 from session_store.errors import (
@@ -71,13 +71,13 @@ def rewrite_batch(
         raw = found.get(key)
         data = None if raw is None else stamps.session_bytes(raw)  # a chain's frame, read through
         try:
-            if raw is not None and data is None:
-                outcome = "deleted"  # one tier of a chain: a tombstone is not a session
-            elif data is None:
+            if raw is None:
                 outcome = "vanished"
+            elif data is None:
+                outcome = "deleted"  # one tier of a chain: a tombstone is not a session
             elif not is_session(data, legacy, key):
                 outcome = "not a session"
-            elif is_current(codec, key, data):
+            elif is_current(codec, key, data, framed=_framed_here(store.backend, raw, data)):
                 outcome = "current"
             else:
                 outcome = rewrite_one(store, codec, key, legacy)
@@ -139,14 +139,16 @@ def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: Schema
             return "deleted"  # deleted through the chain meanwhile: its tombstone stays
         if not is_session(stored, legacy, key):
             return "not a session"
-        if is_current(codec, key, stored):
+        framed = _framed_here(backend, read.value, stored)
+        if is_current(codec, key, stored, framed=framed):
             return "current"  # a concurrent writer already wrote it in the current format
         left = backend.ttl(key)
         if left is None:
             return "vanished"
-        payload = codec.encode(key, codec.decode(key, stored).obj)
+        writer = codec.for_frames() if framed else codec  # a chain may copy it to any tier
+        payload = writer.encode(key, codec.decode(key, stored).obj)
         # NO_EXPIRY passes on as "never", not as "the backend's default TTL"
-        if _set_if_kept(backend, key, payload, read, stored, left):
+        if _set_if_kept(backend, key, payload, read, framed, left):
             return "rewritten"
         attempt += 1
         if time.monotonic() >= deadline:
@@ -160,30 +162,44 @@ def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: Schema
         time.sleep(max(0.0, min(random.uniform(0, cap), deadline - time.monotonic())))
 
 
+def _framed_here(backend: SessionBackend, raw: bytes, stored: bytes) -> bool:
+    """Whether the copy ``raw`` (its session bytes ``stored``) sits in a chain's version frame
+    that the walk itself keeps when it rewrites it (:func:`_set_if_kept`): one tier of a chain
+    read alone, or a single backend holding a framed session; never through a chain, which
+    hands out its sessions' bytes and frames its writes itself."""
+    if isinstance(backend, TieredBackend):
+        return False
+    return stored is not raw and bool(stamps.version_of(raw))
+
+
 def _set_if_kept(
-    backend: SessionBackend, key: str, payload: bytes, read: Versioned, stored: bytes, left: float
+    backend: SessionBackend, key: str, payload: bytes, read: Versioned, framed: bool, left: float
 ) -> bool:
-    """The rewrite's compare-and-set of ``payload`` over the copy ``read`` (its session bytes
-    ``stored``): expiring after the ``left`` seconds it had, and keeping the TTL the copy
-    records as the session's own (so ``touch`` slides it by that, not by what was left).
+    """The rewrite's compare-and-set of ``payload`` over the copy ``read``: expiring after the
+    ``left`` seconds it had, and keeping the TTL the copy records as the session's own (so
+    ``touch`` slides it by that, not by what was left).
 
     Through a chain, the chain frames the write: it records the TTL the token's copy recorded,
     or none if it recorded none (a session saved with its store's TTL, a legacy one: a store's
-    ``touch`` slides it by its own TTL, not by the time it had left). One tier of a chain read
-    alone, or a single backend holding a framed session: the rewrite is framed here, a newer
-    version recording the frame's TTL. An unframed session (saved with the store's TTL) stays
-    unframed."""
+    ``touch`` slides it by its own TTL, not by the time it had left). ``framed``
+    (:func:`_framed_here`: one tier of a chain read alone, or a single backend holding a framed
+    session): the rewrite is framed here, a newer version recording the frame's TTL, so a chain
+    takes it; its payload is then encrypted bound to no key prefix (format 2), since the chain
+    may copy it to a tier whose prefix differs. An unframed session (saved with the store's
+    TTL) stays unframed."""
     token = read.token
     if isinstance(backend, TieredBackend) and isinstance(token, ChainToken):
         return backend.set_if_with_own_ttl(key, payload, token, left, token.own_ttl)
-    if stored is not read.value and stamps.version_of(read.value):
+    if framed:
         payload = stamps.frame(payload, stamps.clock.now(), stamps.own_ttl(read.value))
     return backend.set_if(key, payload, token, left)
 
 
-def is_current(codec: Codec, key: str, data: bytes) -> bool:
+def is_current(codec: Codec, key: str, data: bytes, *, framed: bool = False) -> bool:
     """Whether ``data`` is what ``codec`` writes today (apart from compression and the nonce).
 
+    ``framed``: ``data`` was read inside a chain's frame from one tier (or a single backend),
+    where encryption format 2 is current as well (:func:`is_current_encryption`).
     Decodes it (so a payload that does not decode raises its typed error here).
     """
     if is_legacy(data):
@@ -199,9 +215,11 @@ def is_current(codec: Codec, key: str, data: bytes) -> bool:
     encrypted = bool(header.stages) and header.stages[-1] == STAGE_AESGCM
     if codec.encryption is None:
         return STAGE_AESGCM not in header.stages
-    if not encrypted or header.format_version < codec.encrypted_format:
-        # format 1 bound its associated data ambiguously, format 2 not to the backend's key
-        # prefix: re-encrypt in the format the store writes (3 over a backend with a prefix)
+    current = is_current_encryption(header.format_version, codec.encrypted_format, framed=framed)
+    if not encrypted or not current:
+        # format 1 bound its associated data ambiguously, format 2 (unframed) not to the
+        # backend's key prefix, format 3 through a chain whose tiers' prefixes differ to one
+        # tier's only: re-encrypt in the format the store writes there
         return False
     start = header.payload_offset
     key_id = data[start : start + _KEY_ID_LENGTH].hex()

@@ -116,8 +116,7 @@ def _first_try(
         session.stored.data, plan.changed, plan.removed, replace=plan.replace, existing=True
     )
     assert merged is not None
-    stamped, payload, plain = store._prepare_plain(session.sid, merged)
-    payload = store._recorded(payload, write_ttl)
+    stamped, payload, plain = store._prepare_recorded(session.sid, merged, write_ttl)
     return FirstTry(session.sid, payload, session.stored.token, merged, stamped, plain)
 
 
@@ -155,8 +154,7 @@ def _create(
     write_ttl = store._ttl(ttl)
     for _ in range(CREATE_ATTEMPTS):
         new = new_session_id()
-        stamped, payload, plain = store._prepare_plain(new, data)
-        payload = store._recorded(payload, write_ttl)
+        stamped, payload, plain = store._prepare_recorded(new, data, write_ttl)
         if (yield "set_if", (new, payload, None, write_ttl)):
             _remember(store, plan, FirstTry(new, payload, None, data, stamped, plain))
             return new

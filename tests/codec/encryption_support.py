@@ -19,8 +19,9 @@ Store = SessionStore[dict[str, Any]]
 
 
 def encrypted_store(url: str, key: str) -> Store:
-    """A store of dict sessions over ``url``, encrypting with ``key``."""
-    return SessionStore(url, dict, codec=Codec(encryption=AesGcmStage([key])))
+    """A store of dict sessions over ``url``, encrypting with ``key`` (``"NEW,OLD"``: keys
+    rotated, as ``SESSION_STORE_KEYS`` gives them)."""
+    return SessionStore(url, dict, codec=Codec(encryption=AesGcmStage(key.split(","))))
 
 
 def run_cli(*args: str, key: str, home: Path) -> subprocess.CompletedProcess[str]:

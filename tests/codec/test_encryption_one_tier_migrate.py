@@ -1,24 +1,25 @@
-"""Attack (round 6) on encryption byte format 3 (bound to the backend's key prefix) in a chain
-whose tiers have different prefixes, the README's own deployment shape (``memory:// |
+"""Encryption byte format 3 (bound to the backend's key prefix) in a chain whose tiers have
+different key prefixes, the README's own deployment shape (``memory:// |
 redis://...?prefix=app: | diskcache:///...``, whose default prefix is ``session:``).
 
-The promise (README, "What was encrypted before keeps loading"): such a chain "writes format 2,
-which every tier opens", so each tier read alone (a store over it, ``session-store get`` /
+The promise (README, "What was encrypted before keeps loading"): such a chain writes format 2,
+bound to no prefix, so each tier read alone (a store over it, ``session-store get`` /
 ``inspect``) opens what the chain holds. docs/cli.md shows migrating one tier of a chain alone
 (``session-store migrate diskcache:///var/lib/app/sessions``) as a normal operation.
 
-Found, on a real redis-server (the suite's fixture) and a real diskcache directory: ``migrate``
-over the disk tier alone rewrites the chain's format-2 copies in format 3 bound to the *disk*
-tier's prefix, framed with a newer version (as it must, so the chain takes it); the chain's next
-read finds the Redis copy older and repairs it with those bytes; from then on the Redis tier
-read alone (``session-store get redis://...``, a store over ``redis://`` alone) fails with
-``CorruptPayloadError: ... stored under another key, namespace or key prefix``, while the chain
-itself still opens it. Nothing short of another migrate through the chain restores it.
+Found by an attack pass (round 6), on a real redis-server (the suite's fixture) and a real
+diskcache directory: ``migrate`` over the disk tier alone rewrote the chain's format-2 copies in
+format 3 bound to the *disk* tier's prefix, framed with a newer version (as it must, so the
+chain takes it); the chain's next read found the Redis copy older and repaired it with those
+bytes; from then on the Redis tier read alone failed with ``CorruptPayloadError: ... stored
+under another key, namespace or key prefix``, while the chain itself still opened it. A store
+over one tier that framed a write (``update`` over Redis, a save with its own TTL) did the same.
 
-Options for a maintainer (not done here: each changes what format 3 guarantees): a single-tier
-rewrite of a chain's framed copy keeps format 2 (and ``is_current`` accepts it), or the chain's
-repair re-encodes for the tier it repairs (it holds no codec), or the docs say to migrate a
-chain only through the chain when its tiers' prefixes differ.
+The rule now (the maintainers' decision): a value a store over one backend writes *framed* (the
+chain's version frame, :mod:`session_store.stamps`: a chain takes it as a newer copy and may copy
+it to any other tier) is encrypted in format 2, bound to no prefix, and ``migrate`` counts a
+framed format-2 copy as current, so it does not rewrite it again and again. Format 3 stays for
+unframed single-backend values and for a chain whose tiers share one prefix.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import redis
 
 from session_store import AesGcmStage, open_backend
@@ -37,16 +37,18 @@ from tests.codec.encryption_support import encrypted_store as _store
 from tests.codec.encryption_support import run_cli as _cli
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="migrating one tier of a chain whose tiers' prefixes differ binds its copies to that "
-    "tier's prefix; the chain's repair copies them to the other tier, which alone no longer "
-    "opens them (a decision on what format 3 promises)",
-)
 def test_migrating_one_tier_leaves_every_tier_readable_alone(
     redis_url: str, tmp_path: Path
 ) -> None:
+    """Input: the mixed-prefix chain saves ``alice`` (format 2); ``session-store migrate`` over
+    the disk tier alone, first as it is, then with the keys rotated (a new key in front), which
+    rewrites the disk's framed copy; a read through the chain then repairs Redis with it. What
+    must hold: the first migrate finds the chain's framed format-2 copy current (before the
+    decision it would rewrite it in format 3); the rotated one rewrites it in format 2, framed;
+    Redis read alone (a store, ``session-store get``) opens what the repair copied there.
+    Before: ``CorruptPayloadError`` from the store over Redis alone, the copy in format 3."""
     key = AesGcmStage.generate_key()
+    rotated = f"{AesGcmStage.generate_key()},{key}"
     prefix = redis_url.split("prefix=")[1]
     disk = f"diskcache://{quote(str(tmp_path / 'disk'))}"  # default prefix: not Redis's
     chain = f"memory:// | {redis_url} | {disk}"
@@ -57,16 +59,19 @@ def test_migrating_one_tier_leaves_every_tier_readable_alone(
     stored = Namespace(prefix).encode("alice")
     with _store(redis_url, key) as alone:
         assert alone.load("alice") == {"role": "admin"}  # before: every tier opens it
-    done = _cli("migrate", disk, "--no-checkpoint", "--json", key=key, home=tmp_path)
+    first = _cli("migrate", disk, "--no-checkpoint", "--json", key=key, home=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads(first.stdout)["current"] == 1  # a chain's framed format 2 is current
+    done = _cli("migrate", disk, "--no-checkpoint", "--json", key=rotated, home=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["rewritten"] == 1
-    with _store(redis_url, key) as alone:
+    with _store(redis_url, rotated) as alone:
         assert alone.load("alice") == {"role": "admin"}  # the migrate alone did not touch Redis
     on_disk = open_backend(disk).get("alice")
     assert on_disk is not None
     for _ in range(50):  # a chain's read: the newer disk copy repairs Redis (unless, on a
         # loaded machine, the read found Redis slow and skipped it: then read again)
-        with _store(chain, key) as store:
+        with _store(chain, rotated) as store:
             assert store.load("alice") == {"role": "admin"}
         if client.get(stored) == on_disk:
             break
@@ -75,17 +80,15 @@ def test_migrating_one_tier_leaves_every_tier_readable_alone(
     assert isinstance(raw, bytes)
     payload = session_bytes(raw)
     assert payload is not None
-    shown = _cli("get", redis_url, "alice", "--json", key=key, home=tmp_path)
-    with _store(redis_url, key) as alone:
+    shown = _cli("get", redis_url, "alice", "--json", key=rotated, home=tmp_path)
+    with _store(redis_url, rotated) as alone:
         assert alone.load("alice") == {"role": "admin"}, f"Redis alone: format {payload[3]}"
     assert shown.returncode == 0, shown.stderr
+    assert payload[3] == 2
+    again = _cli("migrate", disk, "--no-checkpoint", "--json", key=rotated, home=tmp_path)
+    assert json.loads(again.stdout)["current"] == 1  # no loop: nothing rewritten twice
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a store over one tier writes format 3 bound to that tier's prefix; the chain's read "
-    "copies it to the other tier, which alone no longer opens it",
-)
 def test_a_session_one_tier_wrote_stays_readable_in_every_tier_alone(
     redis_url: str, tmp_path: Path
 ) -> None:
