@@ -40,6 +40,7 @@ from session_store_redis.commands import (
     SCAN_COUNT,
     Command,
     direct_get,
+    packed_mget,
     run_with_wait,
     seconds_left,
     set_command,
@@ -285,7 +286,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         # one MGET, on the lean client where it serves GET (leanconn): as cheap a path as get's
         lean = self._lean
         if lean is not None:
-            values: Sequence[bytes | None] = lean.call("MGET", *stored)
+            values: Sequence[bytes | None] = lean._run(packed_mget(stored))
             return values
         return self._client.mget(stored)  # type: ignore[return-value]
 
