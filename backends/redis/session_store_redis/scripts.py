@@ -41,7 +41,9 @@ beside this one on the same keys. ``set_if`` with ``token=None`` ("only if absen
 script: it is ``SET key value NX [PX]``.
 
 **Staged ordered writes** (the chain's ordered writes without the value passing through Lua)
-are in :mod:`session_store_redis.staged`.
+are in :mod:`session_store_redis.staged`; a compare-and-set is staged from
+``staged.STAGE_CAS_FROM`` (1 KiB) up: Redis 7.0's Lua hashes every byte of an argument, which
+below that size costs Redis less than staging (callgrind figures in docs/performance.md).
 """
 
 from __future__ import annotations
