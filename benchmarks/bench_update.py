@@ -16,9 +16,9 @@ redis-server this script starts) run, in turns, for a fixed time each:
   lose the race and retry (with backoff), and only the winners count;
 * ``update, own session, one-script``: as ``update, own session`` with the compare-and-set's
   new value passed through Lua as the previous releases did (``STAGED_WRITES`` off in the
-  workers), against the staged default (``MULTI``, ``SET`` of a staging key, a script that
-  compares and ``RENAME``-s: ``session_store_redis.scripts``): the before/after of that change
-  in one run.
+  workers; values under ``staged.STAGE_CAS_FROM`` always go this way), against the staged
+  default (``MULTI``, ``SET`` of a staging key, a script that compares and ``RENAME``-s:
+  ``session_store_redis.scripts``): the before/after of that change in one run.
 
 Per workload it also gives Redis's side: redis-server's CPU per call (``/proc/<pid>/stat``) and
 the ``usec_per_call`` of the commands sent (``INFO commandstats``, reset before each workload).
@@ -230,7 +230,8 @@ def report(rounds: int = 5, seconds: float = 0.5, processes: int = 4) -> str:
     lines.append(
         "\nAn `update` of its own session is one round trip (the compare-and-set, against the "
         "bytes this process last wrote) plus a rebuild from the near cache (no stage undone) "
-        "and an encode; a `save` is one `SET` and an encode. Staged (the default), the new "
+        "and an encode; a `save` is one `SET` and an encode. Staged (the default from 1 KiB, "
+        "`staged.STAGE_CAS_FROM`; smaller values go through one script), the new "
         "value travels in a plain `SET` of a staging key and the script `RENAME`s it over the "
         "key, so only what the check needs passes through Lua: for a bare session the current "
         "value (`GET`) and its SHA-1 or the expected bytes (session_store_redis.scripts). The "

@@ -40,6 +40,7 @@ from session_store_redis.commands import (
     SCAN_COUNT,
     Command,
     direct_get,
+    packed_mget,
     run_with_wait,
     seconds_left,
     set_command,
@@ -231,13 +232,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         lean = self._lean
         if lean is None:
             return super()._run_touch_session(stored, args)
-        try:
-            return lean.call("EVALSHA", TOUCH_SESSION_SHA, 1, stored, *args)
-        except redis.exceptions.ResponseError as exc:
-            if not (isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")):
-                raise
-            # a restarted or flushed server: the text once (EVAL caches it again)
-        return lean.call("EVAL", TOUCH_SESSION_SCRIPT, 1, stored, *args)
+        return _lean_script(lean, TOUCH_SESSION_SHA, TOUCH_SESSION_SCRIPT, stored, args)
 
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
@@ -246,13 +241,15 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         # EVALSHA directly, not through redis-py's Script (which imports and copies on every
         # call); loaded again if the server does not know it (flushed, restarted), as Script does
         client = self._client
-        if self._stage and can_stage(client, value, ()):  # the value not through Lua (scripts.py)
+        lean: Any = self._lean  # (staged_write asks of it what it asks of a redis.Redis)
+        if self._stage and can_stage(client, value, ()):  # a large value not through Lua
             run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, stored, self._staging, value, px
-            lean: Any = self._lean  # (staged_write asks of it what it asks of a redis.Redis)
             written = staged_write(lean or client, *run, staged_cas_args(token))
             if written is not REFUSED:
                 return written
             self._refused()
+        if lean is not None:  # a small one: one EVALSHA on the lean client
+            return _lean_script(lean, CAS_SHA, CAS_SCRIPT, stored, cas_args(token, value, px))
         try:
             return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
         except NoScriptError:
@@ -289,7 +286,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         # one MGET, on the lean client where it serves GET (leanconn): as cheap a path as get's
         lean = self._lean
         if lean is not None:
-            values: Sequence[bytes | None] = lean.call("MGET", *stored)
+            values: Sequence[bytes | None] = lean._run(packed_mget(stored))
             return values
         return self._client.mget(stored)  # type: ignore[return-value]
 
@@ -318,3 +315,14 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         if self._owns_client:
             self._client.close()
             self._client.connection_pool.disconnect()
+
+
+def _lean_script(lean: LeanRedis, sha: str, text: str, stored: str, args: Sequence[Any]) -> Any:
+    """A script on ``stored`` through the lean client: by SHA, else (a restarted or flushed
+    server: ``NOSCRIPT``, so it did not run) by text once, which caches it again."""
+    try:
+        return lean.call("EVALSHA", sha, 1, stored, *args)
+    except redis.exceptions.ResponseError as exc:
+        if not (isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")):
+            raise
+    return lean.call("EVAL", text, 1, stored, *args)

@@ -41,7 +41,9 @@ beside this one on the same keys. ``set_if`` with ``token=None`` ("only if absen
 script: it is ``SET key value NX [PX]``.
 
 **Staged ordered writes** (the chain's ordered writes without the value passing through Lua)
-are in :mod:`session_store_redis.staged`.
+are in :mod:`session_store_redis.staged`; a compare-and-set is staged from
+``staged.STAGE_CAS_FROM`` (1 KiB) up: Redis 7.0's Lua hashes every byte of an argument, which
+below that size costs Redis less than staging (callgrind figures in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -73,22 +75,26 @@ __all__ = [
 #: "0": ARGV[1] is the SHA-1 hex the current value must have (the previous releases' token);
 #: else ARGV[5] is the length the current value must have, ARGV[1] its first bytes and ARGV[4]
 #: its last bytes (never empty: :func:`is_token`). Length and last bytes are one ``GETRANGE``
-#: from ``length - #tail`` to ``length`` (one past the end): it returns exactly the tail only
-#: if the value is ``length`` long (longer gives one byte more, shorter fewer); a call from
-#: Lua costs Redis 7.0 more than the bytes it moves. Returns 1 if it wrote, 0 if not.
+#: from ARGV[6] (``length - #tail``) to ``length`` (one past the end): it returns exactly the
+#: tail only if the value is ``length`` long (longer gives one byte more, shorter fewer); the
+#: first bytes are ``GETRANGE`` 0 to ARGV[7] (``#head - 1``). The offsets come as text from the
+#: client: a number handed to ``redis.call`` is formatted by ``snprintf`` ("%.17g"), ~2,000
+#: instructions each, 12 % of the server's cost of a staged update (callgrind). ARGV[1..5] mean
+#: what they meant to the previous releases' script, which ignores ARGV[6..7]. Returns 1 if it
+#: wrote, 0 if not.
 CAS_SCRIPT = """
-local length = tonumber(ARGV[5])
-if length == -1 then
+local check = ARGV[5]
+if check == '-1' then
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then
     return 0
   end
-elseif length == 0 then
+elseif check == '0' then
   local current = redis.call('GET', KEYS[1])
   if not current or redis.sha1hex(current) ~= ARGV[1] then
     return 0
   end
-elseif redis.call('GETRANGE', KEYS[1], length - string.len(ARGV[4]), length) ~= ARGV[4]
-    or redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) ~= ARGV[1] then
+elseif redis.call('GETRANGE', KEYS[1], ARGV[6], check) ~= ARGV[4]
+    or redis.call('GETRANGE', KEYS[1], '0', ARGV[7]) ~= ARGV[1] then
   return 0
 end
 if ARGV[3] == '0' then
@@ -186,8 +192,9 @@ def cas_args(token: object, value: bytes, px: int | None) -> list[bytes | str | 
     """``ARGV`` of :data:`CAS_SCRIPT` for a token :func:`is_token` accepted."""
     if type(token) is ValueToken:
         if len(token.value) > WHOLE_VALUE_MAX:  # the digest: a few bytes on the wire, not all
-            return [token.digest(), value, px or 0, b"", 0]
-        return [token.value, value, px or 0, b"", -1]
+            return [token.digest(), value, px or 0, b"", 0, 0, 0]
+        return [token.value, value, px or 0, b"", -1, 0, 0]
     if isinstance(token, FrameToken):
-        return [token.head, value, px or 0, token.tail, token.length]
-    return [str(token), value, px or 0, b"", 0]
+        length, head, tail = token
+        return [head, value, px or 0, tail, length, length - len(tail), len(head) - 1]
+    return [str(token), value, px or 0, b"", 0, 0, 0]

@@ -42,6 +42,7 @@ __all__ = [
     "STAGED_CAS_SHA",
     "STAGED_LAYOUT",
     "STAGED_WRITES",
+    "STAGE_CAS_FROM",
     "STAGING_SUFFIX",
     "can_stage",
     "staged_cas_args",
@@ -107,36 +108,32 @@ return version
 """
 
 #: The compare-and-set, staged: KEYS[1] the key, KEYS[2] the staging key holding the new value
-#: (with its TTL). ARGV[1], ARGV[2], ARGV[3]: what :data:`CAS_SCRIPT` gets as ARGV[1], ARGV[4],
-#: ARGV[5] (the expected bytes, digest or head; the tail; the check). The same check (a frame's
-#: length and tail in one ``GETRANGE``, as :data:`CAS_SCRIPT` explains), then the
-#: staged value replaces the key (returns 1) or is dropped (returns 0, or an error reading the
-#: key, which is returned).
+#: (with its TTL). ARGV[1] to ARGV[5]: what :data:`CAS_SCRIPT` gets as ARGV[1], ARGV[4] to
+#: ARGV[7] (the expected bytes, digest or head; the tail; the check; the tail's and the head's
+#: offsets, as text: no number formatted in Lua). The same check (a frame's length and tail in
+#: one ``GETRANGE``, as :data:`CAS_SCRIPT` explains), then the staged value replaces the key
+#: (returns 1) or is dropped (returns 0, or an error reading the key, which is returned).
 STAGED_CAS_SCRIPT = """
-local length = tonumber(ARGV[3])
+local check = ARGV[3]
 local ok
-if length == -1 then
+if check == '-1' or check == '0' then
   local current = redis.pcall('GET', KEYS[1])
   if type(current) == 'table' then
     redis.call('DEL', KEYS[2])
     return current
   end
-  ok = current == ARGV[1]
-elseif length == 0 then
-  local current = redis.pcall('GET', KEYS[1])
-  if type(current) == 'table' then
-    redis.call('DEL', KEYS[2])
-    return current
+  if check == '-1' then
+    ok = current == ARGV[1]
+  else
+    ok = current and redis.sha1hex(current) == ARGV[1]
   end
-  ok = current and redis.sha1hex(current) == ARGV[1]
 else
-  local tail = redis.pcall('GETRANGE', KEYS[1], length - string.len(ARGV[2]), length)
+  local tail = redis.pcall('GETRANGE', KEYS[1], ARGV[4], check)
   if type(tail) == 'table' then
     redis.call('DEL', KEYS[2])
     return tail
   end
-  ok = tail == ARGV[2]
-    and redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) == ARGV[1]
+  ok = tail == ARGV[2] and redis.call('GETRANGE', KEYS[1], '0', ARGV[5]) == ARGV[1]
 end
 if ok then
   redis.call('RENAME', KEYS[2], KEYS[1])
@@ -152,7 +149,7 @@ STAGED_CAS_SHA = hashlib.sha1(STAGED_CAS_SCRIPT.encode(), usedforsecurity=False)
 def staged_cas_args(token: object) -> tuple[bytes | str | int, ...]:
     """``ARGV`` of :data:`STAGED_CAS_SCRIPT` for a token :func:`is_token` accepted."""
     check = cas_args(token, b"", None)
-    return check[0], check[3], check[4]
+    return check[0], check[3], check[4], check[5], check[6]
 
 
 MOVE_IF_NEWER_SHA = hashlib.sha1(MOVE_IF_NEWER_SCRIPT.encode(), usedforsecurity=False).hexdigest()
@@ -163,6 +160,10 @@ MOVE_AFTER_SHA = hashlib.sha1(MOVE_AFTER_SCRIPT.encode(), usedforsecurity=False)
 STAGING_SUFFIX = b"\xff:staged-write"
 
 
+#: The shortest value a compare-and-set stages (shorter ones pass through Lua: one ``EVALSHA``
+#: of :data:`~session_store_redis.scripts.CAS_SCRIPT`). A switch for benchmarks.
+STAGE_CAS_FROM = 1024
+
 #: Whether ordered writes are staged at all (``False``: always the one-script texts). A switch
 #: for ``benchmarks/bench_chain_save.py``, which measures both paths in one run.
 STAGED_WRITES = True
@@ -171,12 +172,13 @@ STAGED_WRITES = True
 def can_stage(client: redis.Redis, value: bytes, layout: tuple[int, ...]) -> bool:
     """Whether a write of ``value`` may be staged: an ordered write with the frame ``layout``
     (``head, start, end`` and, by arrival, ``clock_end``) if it is the chain's and ``value``
-    holds a whole head, a compare-and-set (``layout=()``) always; and only through a pooled
-    client (not a single-connection one)."""
+    holds a whole head, a compare-and-set (``layout=()``) of a value of at least
+    :data:`STAGE_CAS_FROM` bytes; and only through a pooled client (not a single-connection
+    one)."""
     return (
         STAGED_WRITES
         and layout == STAGED_LAYOUT[: len(layout)]
-        and (not layout or len(value) >= VERSION_END)
+        and (len(value) >= VERSION_END if layout else len(value) >= STAGE_CAS_FROM)
         and client.connection is None
     )
 

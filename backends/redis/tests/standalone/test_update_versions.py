@@ -6,6 +6,7 @@ any earlier release) is still compared whole, and no update is lost either way."
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import redis
@@ -84,3 +85,32 @@ def test_an_update_with_its_own_ttl_records_it_in_the_same_frame(
         assert store.load("k") == {**BIG, "n": 1}
         left = store.backend.ttl("k")
         assert left is not None and 25 < left <= 30
+
+
+def test_a_small_session_updates_in_one_script_without_staging(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """A session shorter than ``STAGE_CAS_FROM`` is compared and written by one ``EVALSHA``
+    (the value passes through Lua, which costs Redis less than staging it below that size:
+    docs/performance.md); a larger one is still staged (``MULTI``, ``SET`` of the staging key,
+    the script, ``EXEC``, ``RENAME``). (Failed before for the small one: it was staged too.)"""
+    from session_store_redis.staged import STAGE_CAS_FROM
+
+    url = redis_server.url_for(prefix=redis_namespace)
+    small = {"notes": "x" * 200, "n": 0}
+    large = {"notes": secrets.token_urlsafe(3 * STAGE_CAS_FROM), "n": 0}  # zstd leaves it large
+    with SessionStore(url, dict) as store, redis_server.client() as admin:
+        for key, session, staged in (("small", small, False), ("large", large, True)):
+            store.save(key, session)
+            store.update(key, _bump)  # over the bare payload: compared whole
+            stored = store.backend.get(key)
+            assert stored is not None and (len(stored) >= STAGE_CAS_FROM) is staged
+            admin.config_resetstat()
+            for _ in range(3):
+                store.update(key, _bump)
+            calls = _script_calls(admin)
+            assert calls.get("evalsha") == 3, calls
+            assert calls.get("getrange") == 6, calls  # the frame's tail and head
+            assert ("exec" in calls) is staged and ("rename" in calls) is staged, calls
+            assert "multi" not in calls or staged, calls
+            assert store.load(key) == {**session, "n": 4}
