@@ -155,16 +155,16 @@ async def test_replies_in_time_never_time_out_however_long_the_connection_lives(
     """One timer per connection watches the oldest reply awaited, armed once and re-armed when
     it fires early: commands answered in time for several ``socket_timeout`` periods, with idle
     gaps longer than the timeout between them, all succeed on the same connection."""
-    url = redis_server.url_for(prefix=redis_namespace, socket_timeout="0.1")
+    url = redis_server.url_for(prefix=redis_namespace, socket_timeout="0.3")
     backend = open_async_backend(url, retries=0)
     try:
         await backend.set("k", b"v")
         first = await _client_id(backend)
         loop = asyncio.get_running_loop()
-        ends = loop.time() + 0.5
+        ends = loop.time() + 1.0
         while loop.time() < ends:
             assert await backend.get("k") == b"v"
-        await asyncio.sleep(0.25)  # idle longer than the timeout: the timer finds nothing
+        await asyncio.sleep(0.5)  # idle longer than the timeout: the timer finds nothing
         assert await backend.get("k") == b"v"
         assert await _client_id(backend) == first  # never closed as hung
     finally:
@@ -197,7 +197,7 @@ async def test_each_command_waits_its_whole_timeout_and_later_ones_are_retried(
                 await first
             failed = loop.time()
             assert failed - sent >= 0.39, (failed - armed, failed - sent)
-            assert failed - sent < 0.4 + 0.3
+            assert failed - sent < 0.4 + 2  # not forever (slack for a loaded machine)
             with pytest.raises(Exception) as caught:
                 await second
             assert type(caught.value).__name__ == "ConnectionError", caught.value
