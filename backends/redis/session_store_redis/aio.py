@@ -86,7 +86,13 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
     # -- single keys ---------------------------------------------------------------------------
     async def get(self, key: str) -> bytes | None:
         stored = self._key(key)
-        value = await self._call("get", key, self._run("GET", stored))
+        failure = None
+        try:  # the first attempt here, not through _call: one coroutine layer less (hot path)
+            value = await self.driver.call("GET", stored)
+        except self._FAILURES as exc:
+            failure = exc
+        if failure is not None:  # outside the except: a typed error carries no context
+            value = await self._again("get", key, self._run("GET", stored), failure)
         self._count_read(value is not None, value is None)
         return cast("bytes | None", value)
 
@@ -96,8 +102,16 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
         px = self._px(ttl)
         if self.wait_replicas:
             await self._acked("set", key, [set_command(stored, value, px)])
-        else:
-            await self._call("set", key, self._run(*set_command(stored, value, px)[1]))
+            self.counters.add("writes")
+            return
+        args = set_command(stored, value, px)[1]
+        failure = None
+        try:  # as in get: the first attempt inline
+            await self.driver.call(*args)
+        except self._FAILURES as exc:
+            failure = exc
+        if failure is not None:
+            await self._again("set", key, self._run(*args), failure)
         self.counters.add("writes")
 
     async def delete(self, key: str) -> bool:

@@ -144,17 +144,33 @@ class AsyncRedisBase(AsyncSessionBackend):
     ) -> Any:
         """``await fn()``, retried after a failed connection if ``retry`` (idempotent only),
         errors translated; the typed error is raised outside the ``except`` (no context)."""
-        failures = 0
-        while True:
+        try:
+            return await fn()
+        except self._FAILURES as exc:
+            failure: BaseException = exc
+        return await self._again(what, key, fn, failure, retry=retry)
+
+    async def _again(
+        self,
+        what: str,
+        key: str | None,
+        fn: Callable[[], Awaitable[Any]],
+        failure: BaseException,
+        *,
+        retry: bool = True,
+    ) -> Any:
+        """What :meth:`_call` does once a first attempt failed with ``failure`` (a hot call
+        makes that first attempt itself, saving a coroutine layer): retried as :meth:`_call`
+        says, else the typed error. Call it outside the ``except`` that caught ``failure``."""
+        failures = 1
+        while retry and failures <= self.retries and self._retryable(failure):
+            if failures > 1:
+                await asyncio.sleep(self._backoff.compute(failures - 1))
             try:
                 return await fn()
             except self._FAILURES as exc:
-                failure: BaseException = exc
+                failure = exc
             failures += 1
-            if not retry or failures > self.retries or not self._retryable(failure):
-                break
-            if failures > 1:
-                await asyncio.sleep(self._backoff.compute(failures - 1))
         raise self._translate(failure, what, key)
 
     def _retryable(self, failure: BaseException) -> bool:

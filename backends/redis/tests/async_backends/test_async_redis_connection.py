@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from session_store import open_backend
 from session_store.aio import open_async_backend
@@ -142,3 +143,97 @@ async def test_rediss_verified_refused_and_unverified(
         assert await unverified.get("k") == b"over tls"
     finally:
         await unverified.aclose()
+
+
+# -- the connection's one timer (aioconn._Connection._watch) ------------------------------------
+async def _client_id(backend: Any) -> int:
+    return int(await backend.driver.call("CLIENT", "ID"))
+
+
+async def test_replies_in_time_never_time_out_however_long_the_connection_lives(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """One timer per connection watches the oldest reply awaited, armed once and re-armed when
+    it fires early: commands answered in time for several ``socket_timeout`` periods, with idle
+    gaps longer than the timeout between them, all succeed on the same connection."""
+    url = redis_server.url_for(prefix=redis_namespace, socket_timeout="0.3")
+    backend = open_async_backend(url, retries=0)
+    try:
+        await backend.set("k", b"v")
+        first = await _client_id(backend)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + 1.0
+        while loop.time() < ends:
+            assert await backend.get("k") == b"v"
+        await asyncio.sleep(0.5)  # idle longer than the timeout: the timer finds nothing
+        assert await backend.get("k") == b"v"
+        assert await _client_id(backend) == first  # never closed as hung
+    finally:
+        await backend.aclose()
+
+
+async def test_each_command_waits_its_whole_timeout_and_later_ones_are_retried(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A command sent after the timer was armed (by an earlier, answered command) gets its own
+    full ``socket_timeout`` before it fails as timed out; when the hung connection closes, a
+    command sent later still (within its own timeout) fails as a *connection* error, which an
+    idempotent read retries on a new connection, as with a ``wait_for`` per command."""
+    server = redis_server_factory()
+    backend: Any = open_async_backend(server.url_for(socket_timeout="0.4"), retries=0)
+    try:
+        await backend.set("k", b"v")
+        loop = asyncio.get_running_loop()
+        armed = loop.time()
+        assert await backend.get("k") == b"v"  # arms the timer at armed + 0.4
+        await asyncio.sleep(0.2)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            sent = loop.time()
+            first = asyncio.ensure_future(backend.get("k"))
+            await asyncio.sleep(0.25)
+            second = asyncio.ensure_future(backend.driver.call("GET", "k"))
+            with pytest.raises(BackendUnavailableError, match=r"[Tt]imeout"):
+                await first
+            failed = loop.time()
+            assert failed - sent >= 0.39, (failed - armed, failed - sent)
+            assert failed - sent < 0.4 + 2  # not forever (slack for a loaded machine)
+            with pytest.raises(RedisConnectionError) as caught:
+                await second
+            assert type(caught.value) is RedisConnectionError, caught.value  # not a timeout
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert await backend.get("k") == b"v"  # a new connection
+    finally:
+        await backend.aclose()
+
+
+async def test_commands_pipelined_on_a_hung_connection_all_fail_and_none_is_left_waiting(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Many tasks waiting on a stopped server: every one fails within its timeout (none waits
+    forever for a reply the closed connection will never bring), and after the server comes
+    back every command gets its own reply."""
+    server = redis_server_factory()
+    backend = open_async_backend(server.url_for(socket_timeout="0.2"), retries=0)
+    try:
+        await backend.set_many({f"k{i}": b"%d" % i for i in range(20)})
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    *(backend.get(f"k{i}") for i in range(20)),
+                    backend.get_many(["k1", "k2"]),
+                    return_exceptions=True,
+                ),
+                5,
+            )
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert all(isinstance(r, BackendUnavailableError) for r in results), results
+        got = await asyncio.gather(*(backend.get(f"k{i}") for i in range(20)))
+        assert got == [b"%d" % i for i in range(20)]
+    finally:
+        await backend.aclose()
