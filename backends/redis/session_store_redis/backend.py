@@ -58,6 +58,7 @@ from session_store_redis.staged import (
     STAGED_CAS_SCRIPT,
     STAGED_CAS_SHA,
     can_stage,
+    settle,
     staged_cas_args,
     staged_write,
     staging_key,
@@ -244,10 +245,11 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         lean: Any = self._lean  # (staged_write asks of it what it asks of a redis.Redis)
         if self._stage and can_stage(client, value, ()):  # a large value not through Lua
             run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, stored, self._staging, value, px
-            written = staged_write(lean or client, *run, staged_cas_args(token))
+            stop, written = settle(staged_write(lean or client, *run, staged_cas_args(token)))
+            if stop:
+                self._refused()
             if written is not REFUSED:
                 return written
-            self._refused()
         if lean is not None:  # a small one: one EVALSHA on the lean client
             return _lean_script(lean, CAS_SHA, CAS_SCRIPT, stored, cas_args(token, value, px))
         try:

@@ -28,6 +28,7 @@ from session_store_redis.staged import (
     REFUSED,
     STAGED_LAYOUT,
     can_stage,
+    settle,
     staged_write,
 )
 
@@ -126,8 +127,10 @@ class StagedOrderedWrites(_Backend):
                 failure = exc
             if failure is not None:
                 raise self._translate(failure, "set_after", key)
-            if version is REFUSED:
+            stop, version = settle(version)
+            if stop:
                 self._refused()
+            if version is REFUSED:
                 version = None
         else:
             script = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA
@@ -158,11 +161,12 @@ class StagedOrderedWrites(_Backend):
         if not (self._stage and can_stage(self._client, value, layout)):
             return None
         run = (*script, stored, self._staging, value, px)
-        reply = self._call_once(what, key, staged_write, self._lean or self._client, *run)
-        if reply is REFUSED:
+        stop, reply = settle(
+            self._call_once(what, key, staged_write, self._lean or self._client, *run)
+        )
+        if stop:
             self._refused()
-            return None
-        return reply
+        return None if reply is REFUSED else reply
 
     def _refused(self) -> None:
         """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):

@@ -25,12 +25,13 @@ The one-script texts, the compare-and-set script and the version tokens are in
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START
 from session_store_redis.scripts import cas_args
+from session_store_redis.staged_pack import pack_staged
 
 __all__ = [
     "MOVE_AFTER_SCRIPT",
@@ -44,7 +45,9 @@ __all__ = [
     "STAGED_WRITES",
     "STAGE_CAS_FROM",
     "STAGING_SUFFIX",
+    "Unqueued",
     "can_stage",
+    "settle",
     "staged_cas_args",
     "staged_write",
     "staging_key",
@@ -239,90 +242,22 @@ _NO_SCRIPT: Any = object()
 #: What :func:`staged_write` returns when the server's ACL refuses one of its commands
 #: (``NOPERM``): the caller writes with the one-script text instead.
 REFUSED: Any = object()
-_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
-_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
-def _bulk(argument: bytes | str | int) -> bytes:
-    """One argument as a RESP bulk string (text in UTF-8), as redis-py packs it for a UTF-8
-    client (with or without hiredis)."""
-    data: Any = argument
-    kind = type(argument)
-    if kind is str:
-        data = data.encode()
-    elif kind is int:
-        data = b"%d" % data
-    elif kind is not bytes:  # pragma: no cover - the staged writes send bytes, str or int
-        raise TypeError(f"cannot pack {kind.__name__}")
-    return b"$%d\r\n%b\r\n" % (len(data), data)
+class Unqueued(NamedTuple):
+    """What :func:`staged_write` returns when the ACL refused ``MULTI`` itself: the commands
+    after it ran one by one, outside a transaction, so the script's ``reply`` is the outcome
+    (it may have written), and the caller must stop staging (:func:`settle`)."""
+
+    reply: Any
 
 
-_SET = b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n"
-_SET_PX = b"*1\r\n$5\r\nMULTI\r\n*5\r\n$3\r\nSET\r\n"
-_TWO_KEYS = b"$1\r\n2\r\n"
-
-
-def _pack_staged(
-    staging: bytes,
-    value: bytes,
-    px: int | None,
-    run: tuple[str, str, str, tuple[bytes | str | int, ...]],
-) -> bytes:
-    """The staged transaction, ``MULTI``, ``SET staging value [PX px]``, ``run`` (``verb``
-    ``script`` ``2 stored staging`` ``*argv``), ``EXEC``: the bytes redis-py's
-    ``pack_commands`` makes of them for a UTF-8 client, with a fraction of its work (the
-    script's and the staging key's parts made once, no loop over an ordered write's
-    arguments, the value copied once): a staged write's own cost on the client."""
-    verb, script, stored, argv = run
-    call = _CALLS.get((verb, script, len(argv)))
-    if call is None:
-        call = _known(_CALLS, (verb, script, len(argv)))
-    name = _NAMES.get(staging)
-    if name is None:
-        name = _known(_NAMES, staging)
-    key = stored.encode()
-    if len(argv) == 1 and type(argv[0]) is bytes:  # an ordered write's: the value's head
-        tail = b"$%d\r\n%b\r\n" % (len(argv[0]), argv[0])
-    else:
-        tail = b"".join([_bulk(argument) for argument in argv])
-    if px:
-        digits = b"%d" % px
-        ttl = b"\r\n$2\r\nPX\r\n$%d\r\n%b\r\n" % (len(digits), digits)
-    else:
-        ttl = b"\r\n"
-    return b"".join(
-        (
-            _SET_PX if px else _SET,
-            name,
-            b"$%d\r\n" % len(value),
-            value,
-            ttl,
-            call,
-            b"$%d\r\n%b\r\n" % (len(key), key),
-            name,
-            tail,
-            _EXEC,
-        )
-    )
-
-
-#: The parts of :func:`_pack_staged` made once: a script call's head (``*n``, the verb, the
-#: script, ``2``) by (verb, script, number of arguments), a staging key's bulk string by key.
-_CALLS: dict[tuple[str, str, int], bytes] = {}
-_NAMES: dict[bytes, bytes] = {}
-
-
-def _known(parts: dict[Any, bytes], what: Any) -> bytes:
-    """Make and keep the part of :data:`_CALLS` or :data:`_NAMES` for ``what``."""
-    if len(parts) > 256:  # (a few scripts and namespaces; EVAL's texts come and go)
-        parts.clear()
-    if type(what) is tuple:
-        verb, script, count = what
-        made = b"*%d\r\n%b%b%b" % (5 + count, _bulk(verb), _bulk(script), _TWO_KEYS)
-    else:
-        made = _bulk(what)
-    parts[what] = made
-    return made
+def settle(reply: Any) -> tuple[bool, Any]:
+    """(whether the caller must stop staging, the outcome: :data:`REFUSED` to write with the
+    one-script text instead) of what :func:`staged_write` returned."""
+    if isinstance(reply, Unqueued):
+        return True, reply.reply
+    return reply is REFUSED, reply
 
 
 _UTF8 = frozenset(("utf-8", "utf8", "UTF-8", "UTF8"))
@@ -349,40 +284,44 @@ def _transaction(
     px: int | None,
     run: tuple[str, str, str, tuple[bytes | str | int, ...]],
 ) -> Any:
-    """``MULTI``, ``SET staging value [PX px]``, the script ``run`` (see :func:`_pack_staged`),
-    ``EXEC`` sent at once; the script's reply (``_NO_SCRIPT`` if the server does not know it).
-    Reads every reply before raising."""
+    """``MULTI``, ``SET staging value [PX px]``, the script ``run`` (see
+    :func:`~session_store_redis.staged_pack.pack_staged`), ``EXEC`` sent at once; the script's
+    reply (``_NO_SCRIPT`` if the server does not know it; :class:`Unqueued` if ``MULTI`` was
+    refused). Reads every reply before raising."""
     if connection.encoder.encoding in _UTF8:
-        packed = [_pack_staged(staging, value, px, run)]
+        packed = [pack_staged(staging, value, px, run)]
     else:  # (redis-py packs text in its encoding without hiredis, in UTF-8 with it)
         verb, script, stored, argv = run
         staged = ("SET", staging, value) if not px else ("SET", staging, value, "PX", px)
         commands = (staged, (verb, script, 2, stored, staging, *argv))
         packed = connection.pack_commands([("MULTI",), *commands, ("EXEC",)])
     connection.send_packed_command(packed)
-    queued: BaseException | None = None
+    first: list[Any] = []
     for _ in range(3):  # MULTI's answer and the two QUEUED
         try:
-            connection.read_response()
+            first.append(connection.read_response())
         except redis.ResponseError as exc:  # refused when queued: EXEC aborts
-            queued = queued or exc
+            first.append(exc)
     try:
         replies = connection.read_response()
-    except redis.ResponseError as exc:  # EXECABORT: nothing ran
-        error = queued or exc
-        if _is_no_script(error):
-            return _NO_SCRIPT
-        if _is_refused(error):  # nothing ran
-            return REFUSED
-        raise error from None
+    except redis.ResponseError as exc:  # EXECABORT: nothing ran; or EXEC without MULTI
+        if isinstance(first[0], BaseException):  # MULTI refused (an ACL): the SET and the
+            ran = _outcome(first[2])  # script ran one by one: the script's reply (unknown to
+            return Unqueued(REFUSED if ran is _NO_SCRIPT else ran)  # the server: it wrote none)
+        return _outcome(next((r for r in first if isinstance(r, BaseException)), exc))
     for reply in replies[:-1]:
         if isinstance(reply, BaseException):  # pragma: no cover - SET of a string key
             raise reply
-    last = replies[-1]
-    if isinstance(last, BaseException):
-        if _is_no_script(last):
-            return _NO_SCRIPT
-        if _is_refused(last):  # a command the script calls: the key is untouched
-            return REFUSED
-        raise last
-    return last
+    return _outcome(replies[-1])
+
+
+def _outcome(reply: Any) -> Any:
+    """The script's reply, or what its error means: ``_NO_SCRIPT``, ``REFUSED`` (a refused
+    command: the key is untouched), or the error raised."""
+    if not isinstance(reply, BaseException):
+        return reply
+    if _is_no_script(reply):
+        return _NO_SCRIPT
+    if _is_refused(reply):
+        return REFUSED
+    raise reply from None

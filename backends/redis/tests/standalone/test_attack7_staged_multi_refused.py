@@ -24,10 +24,9 @@ The script must already be in the server's cache (else the ``EVALSHA`` outside `
 as every other process of the app, caches it. Found by attack7 (round 7) on the suite's real
 redis-server.
 
-The fix belongs in ``staged.py`` (another helper's file this session), strict xfail until then:
-when the ``MULTI`` reply is an error, the commands after it ran outside a transaction, so the
-script's own reply (the third) is the outcome to return (and ``EXEC``'s "without MULTI" error
-ignored), or the refusal must be detected before the ``SET`` and ``EVALSHA`` are sent.
+Fixed: when the ``MULTI`` reply is an error, ``_transaction`` returns the script's own reply
+(the commands after it ran outside a transaction). The shared-staging-key window above remains
+for the first write of a process under such an ACL (staging is then turned off).
 """
 
 from __future__ import annotations
@@ -35,17 +34,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from session_store import SessionStore
 from session_store_redis.testing import RedisServer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="staged.py _transaction answers REFUSED after a refused MULTI although the SET and "
-    "the script ran outside a transaction and wrote: update's function applied twice",
-)
 def test_an_update_under_an_acl_refusing_multi_applies_its_function_once(tmp_path: Path) -> None:
     with RedisServer(directory=tmp_path) as server:
         with server.client() as admin:

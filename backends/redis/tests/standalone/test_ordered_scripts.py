@@ -562,7 +562,7 @@ def test_the_staged_transaction_is_packed_as_redis_py_packs_it(px: int | None, k
     the bytes are the ones redis-py's own ``pack_commands`` makes, non-ASCII keys included, with
     and without a TTL, for the ordered writes' ``ARGV``, the compare-and-set's (bytes, text,
     numbers), and ``EVAL`` with the script's text."""
-    from session_store_redis.staged import _pack_staged
+    from session_store_redis.staged_pack import pack_staged
 
     value = bytes(range(256)) * 11
     staging = staging_key("ns\x1f")
@@ -577,7 +577,7 @@ def test_the_staged_transaction_is_packed_as_redis_py_packs_it(px: int | None, k
     commands = (staged, (verb, script, 2, stored, staging, *argv))
     connection: Any = redis.Connection()  # type: ignore[no-untyped-call]
     expected = b"".join(connection.pack_commands([("MULTI",), *commands, ("EXEC",)]))
-    assert _pack_staged(staging, value, px, (verb, script, stored, argv)) == expected
+    assert pack_staged(staging, value, px, (verb, script, stored, argv)) == expected
 
 
 def test_a_staged_write_whose_reply_is_lost_drops_its_connection(tmp_path: Path) -> None:
