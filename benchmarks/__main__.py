@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         goals=goals,
         codec=codec,
         e2e={
-            entry.size: {name: entry.ratios[name] for name in (*bench_e2e.PEERS, bench_e2e.PLAIN)}
+            entry.size: {name: entry.ratios[name] for name in (*bench_e2e.PEERS, bench_e2e.ZSTD)}
             | {"floor": 1 / entry.ratios["ours"]}
             for entry in e2e.sizes
         },

@@ -54,10 +54,9 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
             ``None`` loads whatever schema each payload names.
         ttl: seconds a saved session lives: 24 hours unless given (``None`` too);
             ``NO_EXPIRY`` for sessions that never expire (an explicit choice).
-        codec: how objects become bytes (default: zstd level 1 above 1 KiB, but none written
-            on a bare ``memory://`` backend (:func:`~session_store.storerules.default_compression`),
+        codec: how objects become bytes (default: compression per tier, ``compression``;
             encryption when ``SESSION_STORE_KEYS`` is set, legacy JSON read as
-            ``legacy_schema``).
+            ``legacy_schema``), used as it is when given.
         legacy_schema: the schema headerless legacy JSON loads as (default: ``dict`` for a
             ``dict`` store, else the data-room schema).
         namespace: bound into encryption, so a payload copied into another store fails.
@@ -68,6 +67,12 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         decoded_cache_bytes: bound on the decoded-object near cache
             (:mod:`session_store.decoded`: a warm ``load`` of unchanged bytes undoes no
             stage and returns an object of its own); 0 turns it off.
+        compression: what the store's own codec writes (every setting reads zstd): by
+            default, per tier (:func:`~session_store.tiercompression.default_compression`):
+            uncompressed on Redis alone and on ``memory://`` alone, zstd level 1 above 1 KiB
+            on diskcache and chains; ``True`` for zstd level 1 above 1 KiB (about 4.6x less
+            Redis memory, for more CPU), a :class:`~session_store.codec.ZstdStage` for
+            another level or threshold, ``False`` for none. Not with ``codec``.
     """
 
     _KIND = "SessionStore"

@@ -22,13 +22,13 @@ from session_store.backend import VersionToken
 from session_store.codec import Codec, Plain, ZstdStage
 from session_store.codec.evolve import replacer
 from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
-from session_store.errors import ConflictError, SerializationError
+from session_store.errors import ConfigurationError, ConflictError, SerializationError
 from session_store.keys import storage_heads, validate_key
-from session_store.memory import MemoryBackend
 from session_store.ownttl import keeps_own_ttl, records
 from session_store.schema.registry import SchemaInfo, get_schema, schema_for_class
 from session_store.stamps import clock, frame, session_bytes, version_of
 from session_store.stamps import sessions_among as live_sessions
+from session_store.tiercompression import default_compression
 from session_store.ttl import DEFAULT_SESSION_TTL, normalize_ttl, store_ttl
 
 __all__ = [
@@ -92,7 +92,13 @@ class StoreRules(Generic[T, B]):
         touch_on_load: bool = False,
         update_timeout: float = 10.0,
         decoded_cache_bytes: int = DEFAULT_DECODED_BYTES,
+        compression: ZstdStage | bool | None = None,
     ) -> None:
+        if codec is not None and compression is not None:
+            raise ConfigurationError(
+                "pass compression= or codec=, not both: a codec is used as it is "
+                "(Codec(compression=...) sets its own)"
+            )
         self._owns_backend = isinstance(backend, str)
         self.backend: B = self._open(backend) if isinstance(backend, str) else backend
         self.schema = schema
@@ -102,9 +108,12 @@ class StoreRules(Generic[T, B]):
         self.ttl = store_ttl(ttl)
         if legacy_schema is None:
             legacy_schema = "dict" if schema is dict else "dataroom"
-        compression = default_compression(
-            self._compression_tier(), near_cache=decoded_cache_bytes > 0
-        )
+        if compression is None:
+            compression = default_compression(
+                self._compression_tier(), near_cache=decoded_cache_bytes > 0
+            )
+        elif compression is False:  # never written, still read: what other stores wrote
+            compression = ZstdStage.read_only()
         chosen = codec or Codec(
             legacy_schema=legacy_schema, namespace=namespace, compression=compression
         )
@@ -350,24 +359,6 @@ class StoreRules(Generic[T, B]):
             key=key,
             backend=backend,
         )
-
-
-def default_compression(backend: object, *, near_cache: bool = True) -> ZstdStage | bool:
-    """The compression of the codec a store builds for itself, per tier (docs/performance.md).
-
-    * ``memory://`` alone, with the decoded near cache on: written uncompressed, read either
-      way (:meth:`ZstdStage.read_only`). There is no wire to save, and the near cache keeps
-      each session's JSON body anyway; uncompressed, that body is a view of the stored payload,
-      so a session costs its JSON size once (measured with tracemalloc, medium session: 59.7
-      KiB, against 78.1 KiB for a 14 KiB zstd payload plus the body), and a save skips zstd,
-      which costs about as much as parsing the body.
-    * ``memory://`` with the near cache off, and every other backend (Redis, disk, a chain,
-      whose tiers share one payload): zstd level 1 above 1 KiB, which stores a quarter of the
-      bytes (14.4 KiB per medium session in ``memory://`` without the near cache).
-
-    A codec passed to the store is used as it is.
-    """
-    return ZstdStage.read_only() if near_cache and type(backend) is MemoryBackend else True
 
 
 def checks_versions(backend: object) -> bool:

@@ -49,7 +49,7 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         backend: an :class:`AsyncSessionBackend`, or a URL to open one with
             :func:`~session_store.aio.open_async_backend` (then ``aclose`` closes it).
         schema, ttl, codec, legacy_schema, namespace, access_interval, touch_on_load,
-            update_timeout, decoded_cache_bytes: as for
+            update_timeout, decoded_cache_bytes, compression: as for
             :class:`~session_store.store.SessionStore` (24 h by default; the decoded cache
             holds 64 MiB, 0 turns it off).
     """

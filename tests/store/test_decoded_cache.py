@@ -401,7 +401,8 @@ def test_a_rebuilt_immutable_session_is_still_shared() -> None:
 def test_a_failing_rebuild_after_a_write_leaves_no_entry() -> None:
     cache = DecodedCache()
     payload, plain = Codec(encryption=None).encode_plain("k", {"n": 1})
-    cache.put("k", payload, {"n": 0}, plain)
+    before, kept = Codec(encryption=None).encode_plain("k", {"n": 0})
+    cache.put("k", before, {"n": 0}, kept)  # other bytes (the same ones would be kept)
 
     def broken(key: str, plain: Plain) -> Any:
         raise RuntimeError("no")
