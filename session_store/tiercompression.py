@@ -6,7 +6,6 @@ what is written (every default reads zstd payloads, so stores of any setting rea
 from __future__ import annotations
 
 import sys
-from typing import Final
 
 from session_store.codec import ZstdStage
 from session_store.memory import MemoryBackend
@@ -34,29 +33,14 @@ def default_compression(backend: object, *, near_cache: bool = True) -> ZstdStag
       quarter of the bytes (14.4 KiB per medium session in ``memory://`` without the near
       cache).
 
-    A codec passed to the store is used as it is.
+    A backend says which it is by a class attribute, ``compress_by_default`` (``True`` when
+    absent): the Redis plugin's backends set it to ``False``; a third-party network backend
+    may too (CONTRIBUTING.md). A codec passed to the store is used as it is.
     """
     tier = _unwrapped(backend)
     if near_cache and type(tier) is MemoryBackend:
         return ZstdStage.read_only()
-    return ZstdStage.read_only() if _is_redis(tier) else True
-
-
-#: The base classes of the Redis plugin's backends (module, class), sync and async: looked up
-#: only among the modules already imported, since a backend of theirs exists only once they are.
-_REDIS_BASES: Final = (
-    ("session_store_redis.base", "RedisBackendBase"),
-    ("session_store_redis.aio_base", "AsyncRedisBase"),
-)
-
-
-def _is_redis(backend: object) -> bool:
-    """Whether ``backend`` is one of the Redis plugin's (standalone, Sentinel, Cluster)."""
-    for module, name in _REDIS_BASES:
-        base = getattr(sys.modules.get(module), name, None)
-        if isinstance(base, type) and isinstance(backend, base):
-            return True
-    return False
+    return True if getattr(tier, "compress_by_default", True) else ZstdStage.read_only()
 
 
 def _unwrapped(backend: object) -> object:

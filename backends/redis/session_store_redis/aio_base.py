@@ -13,7 +13,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
@@ -58,6 +58,9 @@ class AsyncRedisBase(AsyncSessionBackend):
         secrets: more secrets to scrub from messages than ``config``'s password.
         counters: more counter names than the standard ones and ``unacknowledged``.
     """
+
+    #: As the sync backend's: a store over it alone writes uncompressed by default.
+    compress_by_default: ClassVar[bool] = False
 
     scope = Scope.NETWORK
     #: What a failed command raises (translated by :meth:`_translate`); Cluster adds its own.
