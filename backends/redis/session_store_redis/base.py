@@ -81,9 +81,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
     #: A framed value's compare-and-set checks its version, not the payload (scripts.py): a
     #: store's ``update`` frames what it writes here (``storerules.checks_versions``).
     checks_versions: ClassVar[bool] = True
-    #: A store over this backend alone writes uncompressed by default, as the Redis peers do
-    #: (``session_store.tiercompression``): on loopback or a LAN zstd's CPU costs more than
-    #: the bytes it keeps off the wire; ``compression=True`` opts in for Redis memory.
+    #: A store over it alone writes uncompressed by default (session_store.tiercompression).
     compress_by_default: ClassVar[bool] = False
 
     _client: ClientT
