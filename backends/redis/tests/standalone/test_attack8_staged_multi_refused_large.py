@@ -78,8 +78,9 @@ def test_a_large_update_under_an_acl_refusing_multi_applies_once_and_stops_stagi
             second = store.update("counter", increment)
             stored = store.load("counter")
         assert refused_once == 1, "the first large update was not staged: the test tests nothing"
-        assert (first["n"], second["n"], stored and stored["n"]) == (1, 2, 2), (
-            f"two update(+1) stored {stored and stored['n']} after {len(calls)} calls"
+        assert first is not None and second is not None and stored is not None
+        assert (first["n"], second["n"], stored["n"]) == (1, 2, 2), (
+            f"two update(+1) stored {stored['n']} after {len(calls)} calls"
         )
         assert len(calls) == 2
         assert _multi_refusals(server) == 1, "staging was not turned off after MULTI's refusal"
