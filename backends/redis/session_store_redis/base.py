@@ -6,8 +6,7 @@ hosts, one key at a time.
   whose prefixes overlap (``session:`` and ``session:admin:``) never see each other's keys.
 * **Expiry** is Redis's own: ``SET ... PX``, ``PEXPIRE``, ``PTTL``, in whole milliseconds.
 * ``get_with_ttl`` is one ``MULTI GET PTTL EXEC`` (the value and the TTL of one instant).
-* **Compare-and-set** is a Lua script (one round trip, atomic); see
-  :mod:`session_store_redis.scripts` for why not WATCH/MULTI/EXEC.
+* **Compare-and-set** is a Lua script (one round trip, atomic; :mod:`~.scripts` says why).
 * **Errors** from redis-py become typed errors (see :mod:`session_store_redis.errors`): a refused
   connection or a timeout is :class:`~session_store.errors.BackendUnavailableError`. They carry
   the key and the redacted backend description, never the password, and no ``__cause__`` or
@@ -81,8 +80,7 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
     #: A framed value's compare-and-set checks its version, not the payload (scripts.py): a
     #: store's ``update`` frames what it writes here (``storerules.checks_versions``).
     checks_versions: ClassVar[bool] = True
-    #: A store over it alone writes uncompressed by default (session_store.tiercompression).
-    compress_by_default: ClassVar[bool] = False
+    compress_by_default: ClassVar[bool] = False  # a store writes plain (tiercompression)
 
     _client: ClientT
 
