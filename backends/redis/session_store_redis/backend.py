@@ -54,11 +54,9 @@ from session_store_redis.ordered_writes import StagedOrderedWrites
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, version_token
 from session_store_redis.staged import (
-    REFUSED,
     STAGED_CAS_SCRIPT,
     STAGED_CAS_SHA,
     can_stage,
-    settle,
     staged_cas_args,
     staged_write,
     staging_key,
@@ -245,10 +243,8 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         lean: Any = self._lean  # (staged_write asks of it what it asks of a redis.Redis)
         if self._stage and can_stage(client, value, ()):  # a large value not through Lua
             run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, stored, self._staging, value, px
-            stop, written = settle(staged_write(lean or client, *run, staged_cas_args(token)))
-            if stop:
-                self._refused()
-            if written is not REFUSED:
+            written = self._settled(staged_write(lean or client, *run, staged_cas_args(token)))
+            if written is not None:  # (the script answers 0 or 1; None: not staged after all)
                 return written
         if lean is not None:  # a small one: one EVALSHA on the lean client
             return _lean_script(lean, CAS_SHA, CAS_SCRIPT, stored, cas_args(token, value, px))

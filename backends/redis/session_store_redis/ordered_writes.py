@@ -127,11 +127,7 @@ class StagedOrderedWrites(_Backend):
                 failure = exc
             if failure is not None:
                 raise self._translate(failure, "set_after", key)
-            stop, version = settle(version)
-            if stop:
-                self._refused()
-            if version is REFUSED:
-                version = None
+            version = self._settled(version)
         else:
             script = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA
             version = self._staged("set_after", key, stored, script, value, px, layout)
@@ -161,12 +157,18 @@ class StagedOrderedWrites(_Backend):
         if not (self._stage and can_stage(self._client, value, layout)):
             return None
         run = (*script, stored, self._staging, value, px)
-        stop, reply = settle(
+        return self._settled(
             self._call_once(what, key, staged_write, self._lean or self._client, *run)
         )
+
+    def _settled(self, reply: Any) -> Any:
+        """What a staged write's ``reply`` (:func:`~session_store_redis.staged.staged_write`)
+        means here: its outcome, or ``None`` to write with the one-script text instead; staging
+        stops for good when the server refused it (:func:`~session_store_redis.staged.settle`)."""
+        stop, outcome = settle(reply)
         if stop:
             self._refused()
-        return None if reply is REFUSED else reply
+        return None if outcome is REFUSED else outcome
 
     def _refused(self) -> None:
         """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
