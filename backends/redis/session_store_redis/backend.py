@@ -303,10 +303,10 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Disconnect the pool if this backend built it (or was told it owns the client)."""
+        """Disconnect the pool if this backend built it (or was told it owns the client).
+        Every call does: a use after ``close`` reopens a connection, as redis-py does, and
+        the next ``close`` releases it (it was a one-shot: such a connection stayed open)."""
         with self._close_lock:
-            if self._closed:
-                return
             self._closed = True
         if self._lean is not None:  # always this backend's own
             self._lean.close()
