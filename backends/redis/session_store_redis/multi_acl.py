@@ -3,11 +3,14 @@
 A few operations need two or more commands of one instant: ``get_with_ttl`` (``GET`` and
 ``PTTL``: what a chain reads its Redis tier with), ``touch`` without a TTL (``PERSIST`` and
 ``EXISTS``), the async ``set_many`` (all or none), and the staged ordered writes
-(:mod:`session_store_redis.staged`). They are ``MULTI``/``EXEC``, the cheapest form. A user
+(:mod:`session_store_redis.staged`), and a cluster listing's reading of a node's state
+(:mod:`session_store_redis.listing`). They are ``MULTI``/``EXEC``, the cheapest form. A user
 whose ACL refuses ``MULTI`` gets the same commands in one Lua script instead (a script is as
 atomic: nothing runs between its commands, and it is one command, so a cancelled caller never
-leaves half of it): :data:`GET_PTTL`, :data:`PERSIST_EXISTS`, :data:`SET_MANY`. Each backend
-remembers the refusal, so ``MULTI`` is refused once per backend, not on every call.
+leaves half of it): :data:`GET_PTTL`, :data:`PERSIST_EXISTS`, :data:`SET_MANY`,
+:data:`NODE_STATE`. Each backend remembers the refusal, so ``MULTI`` is refused once per backend,
+not on every call (a listing, which reads each node's state a few times, tries ``MULTI`` each
+time: the reads ran unqueued and are only repeated by the script).
 
 The call that meets the refusal: Redis runs the commands after a refused ``MULTI`` one by one
 (they are not queued), so the reads and ``PERSIST`` ran, and an async ``set_many``'s ``SET``-s
@@ -30,6 +33,7 @@ from redis import exceptions as rexc
 
 __all__ = [
     "GET_PTTL",
+    "NODE_STATE",
     "PERSIST_EXISTS",
     "SET_MANY",
     "OneScript",
@@ -68,6 +72,19 @@ for i, key in ipairs(KEYS) do
   end
 end
 return #KEYS
+"""
+)
+
+
+#: A cluster node's view of itself and its keys in some slots, of one instant (what the complete
+#: listing reads, :func:`session_store_redis.listing.read_state`): ``CLUSTER NODES``, ``INFO
+#: commandstats``, then ``CLUSTER GETKEYSINSLOT ARGV[i] ARGV[#ARGV]`` for every other argument.
+NODE_STATE = _script(
+    """local out = {redis.call('CLUSTER', 'NODES'), redis.call('INFO', 'commandstats')}
+for i = 1, #ARGV - 1 do
+  out[i + 2] = redis.call('CLUSTER', 'GETKEYSINSLOT', ARGV[i], ARGV[#ARGV])
+end
+return out
 """
 )
 

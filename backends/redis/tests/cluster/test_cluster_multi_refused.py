@@ -150,3 +150,24 @@ def _async_reads(url: str) -> tuple[bytes, bool]:
             await backend.aclose()
 
     return asyncio.run(run())
+
+
+def test_a_complete_listing_reads_each_node_state_in_one_script(no_multi_url: str) -> None:
+    """The listing's proof reads a node's view and its keys of one instant: ``MULTI`` where
+    allowed, one script (``multi_acl.NODE_STATE``) where refused; still proven complete."""
+    with RedisClusterBackend.from_url(no_multi_url) as backend:
+        for key in KEYS:
+            backend.set(key, b"v", ttl=600)
+        listing = backend.scan()
+        assert sorted(listing) == sorted(KEYS)
+        assert listing.complete is True
+
+    async def run() -> tuple[list[str], bool | None]:
+        backend = AsyncRedisClusterBackend.from_url(no_multi_url)
+        try:
+            listing = backend.scan()
+            return sorted([key async for key in listing]), listing.complete
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(run()) == (sorted(KEYS), True)
