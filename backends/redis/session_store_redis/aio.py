@@ -8,7 +8,9 @@ other way round. What it shares with the sync backend rather than repeats: the n
 the SCAN pattern, the retry policy and the error translation.
 
 **Cancellation.** Each operation is one command, one Lua script or one ``MULTI``/``EXEC``
-(``set_many``, ``touch`` without TTL, ``get_with_ttl``): Redis applies it wholly or not at all.
+(``set_many``, ``touch`` without TTL, ``get_with_ttl``; one script instead where the server's
+ACL refuses ``MULTI``: :mod:`~session_store_redis.multi_acl`): Redis applies it wholly or not
+at all.
 redis-py disconnects a connection whose reply was abandoned by a cancelled task, so the next
 command never reads a stale reply (tests/aio/test_cancellation.py cancels at every step).
 
@@ -45,6 +47,7 @@ from session_store_redis.commands import (
 )
 from session_store_redis.conditional_touch import AsyncConditionalTouch
 from session_store_redis.config import parse_config
+from session_store_redis.multi_acl import GET_PTTL, PERSIST_EXISTS, SET_MANY
 from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import CAS_SCRIPT, CAS_SHA, cas_args, is_token, version_token
 from session_store_redis.sentinel import (
@@ -135,12 +138,9 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
             return bool((await self._acked("touch", key, commands))[-1])
         if px is not None:
             return bool(await self._call("touch", key, self._run("PEXPIRE", stored, px)))
-        replies = await self._call("touch", key, lambda: self._transaction(commands))
+        run = partial(self._all_or_none, "touch", commands, PERSIST_EXISTS, (stored,), ())
+        replies = await self._call("touch", key, run)
         return bool(replies[-1])
-
-    async def _transaction(self, commands: Sequence[Command]) -> list[Any]:
-        """``MULTI`` commands ``EXEC``: applied wholly or not at all, even if cancelled."""
-        return await self.driver.call_many([args for _, args in commands], transaction=True)
 
     async def ttl(self, key: str) -> float | None:
         stored = self._key(key)
@@ -149,7 +149,8 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
     async def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
         stored = self._key(key)
         commands: list[Command] = [(stored, ("GET", stored)), (stored, ("PTTL", stored))]
-        value, pttl = await self._call("get_with_ttl", key, lambda: self._transaction(commands))
+        run = partial(self._all_or_none, "get_with_ttl", commands, GET_PTTL, (stored,), ())
+        value, pttl = await self._call("get_with_ttl", key, run)
         left = seconds_left(int(pttl))
         if value is None or left is None:
             self._count_read(0, 1)
@@ -240,18 +241,22 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
         return found
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        """All or none: one ``MULTI``/``EXEC`` (a cancelled call never leaves half the keys)."""
+        """All or none: one ``MULTI``/``EXEC``, or one script where the ACL refuses ``MULTI``
+        (a cancelled call never leaves half the keys)."""
         checked = checked_items(items, self._description)
         px = self._px(ttl)
         if not checked:
             return
         encode = self._namespace.encode
         commands = [set_command(encode(key), value, px) for key, value in checked]
+        keys = [stored for stored, _ in commands]
+        atomic = SET_MANY, keys, ["" if px is None else px, *(value for _, value in checked)]
         if self.wait_replicas:
-            multi: list[Command] = [(commands[0][0], ("MULTI",)), *commands]
-            await self._acked("set_many", None, [*multi, (commands[0][0], ("EXEC",))])
+            acked = partial(self._all_or_none, "set_many", commands, *atomic, wait=True)
+            await self._acked_by("set_many", None, acked)
         else:
-            await self._call("set_many", None, lambda: self._transaction(commands))
+            run = partial(self._all_or_none, "set_many", commands, *atomic)
+            await self._call("set_many", None, run)
         self.counters.add("writes", len(checked))
 
     async def delete_many(self, keys: Iterable[str]) -> int:

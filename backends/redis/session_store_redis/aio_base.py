@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, ClassVar, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import Scope
@@ -30,6 +30,7 @@ from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, wait_replies
 from session_store_redis.config import ClientSettings, RedisConfig
 from session_store_redis.errors import translate
+from session_store_redis.multi_acl import OneScript, needs_one, refuses_multi
 from session_store_redis.scripts import CAS_SCRIPT
 
 __all__ = ["AsyncRedisBase"]
@@ -67,6 +68,8 @@ class AsyncRedisBase(AsyncSessionBackend):
     _FAILURES: tuple[type[BaseException], ...] = _FAILURES
     #: The typed error of a failed command (a cluster's knows its own conditions too).
     _TYPED_ERROR = staticmethod(translate)
+    #: ``MULTI`` is tried (until the server's ACL refuses it: then ``False``, for good).
+    _multi: bool = True
 
     def __init__(
         self,
@@ -196,7 +199,14 @@ class AsyncRedisBase(AsyncSessionBackend):
 
     async def _acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
         """Run writes then ``WAIT``; fewer replicas in time is an error."""
-        replies, acks = await self._call(what, key, partial(self._write_and_wait, commands))
+        return await self._acked_by(what, key, partial(self._write_and_wait, commands))
+
+    async def _acked_by(
+        self, what: str, key: str | None, write: Callable[[], Awaitable[tuple[list[Any], int]]]
+    ) -> list[Any]:
+        """:meth:`_acked` of writes that ``write`` runs, followed by ``WAIT`` (its replies and
+        the replica count, as :meth:`_write_and_wait`)."""
+        replies, acks = await self._call(what, key, write)
         if acks < self.wait_replicas:
             self.counters.add("errors")
             self.counters.add("unacknowledged")
@@ -207,6 +217,57 @@ class AsyncRedisBase(AsyncSessionBackend):
                 backend=self._description,
             )
         return cast("list[Any]", replies)
+
+    async def _all_or_none(
+        self,
+        what: str,
+        commands: Sequence[Command],
+        script: OneScript,
+        keys: Sequence[object],
+        args: Sequence[object],
+        *,
+        wait: bool = False,
+    ) -> Any:
+        """``commands`` as one step: ``MULTI``/``EXEC`` (their replies), or, once the server's
+        ACL refused ``MULTI``, ``script`` over ``keys`` and ``args`` (its reply; see
+        :mod:`~session_store_redis.multi_acl`); with ``wait``, followed by ``WAIT`` (the
+        replies and the replica count, as :meth:`_write_and_wait`)."""
+        if self._multi:
+            try:
+                if not wait:
+                    return await self._transaction(commands)
+                first = commands[0][0]
+                multi = [(first, ("MULTI",)), *commands, (first, ("EXEC",))]
+                return await self._write_and_wait(multi)
+            except ResponseError as exc:
+                if not refuses_multi(exc):
+                    raise
+            if self._multi:
+                self._multi = False
+                log.warning(
+                    "%s: the server refused MULTI (ACL); %s and the like run as one script",
+                    self._description,
+                    what,
+                )
+        try:
+            if wait:
+                first = commands[0][0]
+                return await self._write_and_wait(
+                    [(first, ("EVAL", script.text, len(keys), *keys, *args))]
+                )
+            driver = self.driver
+            try:
+                return await driver.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                pass
+            return await driver.call("EVAL", script.text, len(keys), *keys, *args)
+        except ResponseError as exc:
+            failure: BaseException = needs_one(exc, what)
+        raise failure
+
+    async def _transaction(self, commands: Sequence[Command]) -> list[Any]:
+        """``MULTI`` commands ``EXEC``: applied wholly or not at all, even if cancelled."""
+        return await self.driver.call_many([args for _, args in commands], transaction=True)
 
     async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         """The writes then ``WAIT`` on one connection: their replies, and how many replicas

@@ -4,7 +4,8 @@ over ``redis.asyncio.cluster``.
 The proof is written once, as the steps of :func:`~session_store_redis.listing.walk_steps` (its
 module docstring says why it holds); :func:`awalk_cluster` runs them with awaits. Each reading of
 a node's state is one ``MULTI``/``EXEC`` sent on one connection of that node
-(``ClusterNode.execute_pipeline``), so the state and the keys read with it are of one instant.
+(``ClusterNode.execute_pipeline``), so the state and the keys read with it are of one instant
+(one script where the server's ACL refuses ``MULTI``: :mod:`session_store_redis.multi_acl`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 
-from session_store_redis.listing import _ALL_KEYS, NodeState, parse_state, walk_steps
+from session_store_redis.listing import (
+    _ALL_KEYS,
+    NodeState,
+    parse_commandstats,
+    parse_state,
+    walk_steps,
+)
+from session_store_redis.multi_acl import NODE_STATE, refuses_multi
 
 __all__ = ["AsyncClusterListing", "awalk_cluster", "parse_commandstats"]
 
@@ -36,26 +44,6 @@ class AsyncClusterListing:
         return await anext(self._keys)
 
 
-def parse_commandstats(raw: bytes | str | dict[str, Any]) -> dict[str, dict[str, int]]:
-    """``INFO commandstats`` as :func:`~session_store_redis.listing.parse_state` wants it
-    (``{"cmdstat_get": {"calls": 3, ...}}``), from the raw reply ``EXEC`` hands back."""
-    if isinstance(raw, dict):
-        return raw
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    stats: dict[str, dict[str, int]] = {}
-    for line in text.splitlines():
-        name, sep, rest = line.partition(":")
-        if not sep or not name.startswith("cmdstat_"):
-            continue
-        fields: dict[str, int] = {}
-        for part in rest.split(","):
-            field_name, _, value = part.partition("=")
-            if value.isdigit():
-                fields[field_name] = int(value)
-        stats[name] = fields
-    return stats
-
-
 async def read_state(
     node: ClusterNode, slots: Iterable[int] = ()
 ) -> tuple[NodeState, list[list[bytes]]]:
@@ -73,13 +61,16 @@ async def read_state(
     ]
     commands = [PipelineCommand(i, *command) for i, command in enumerate(args)]
     await node.execute_pipeline(commands)
+    if refuses_multi(commands[0].result):  # the ACL: one script instead (multi_acl)
+        replies = await node.execute_command(b"EVAL", NODE_STATE.text, 0, *wanted, _ALL_KEYS)
+        return parse_state(replies[0], replies[1]), [list(keys) for keys in replies[2:]]
     for command in commands:
         if isinstance(command.result, BaseException):
             raise command.result
     replies = commands[-1].result
     if not isinstance(replies, list):  # EXEC aborted: the transaction did not run
         raise RuntimeError(f"CLUSTER NODES transaction aborted: {replies!r}")
-    state = parse_state(replies[0], parse_commandstats(replies[1]))
+    state = parse_state(replies[0], replies[1])
     return state, [list(keys) for keys in replies[2:]]
 
 

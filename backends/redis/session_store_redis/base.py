@@ -5,7 +5,8 @@ hosts, one key at a time.
   :class:`session_store.keys.Namespace`: key ``k`` is stored as ``"session:\\x1fk"``, so stores
   whose prefixes overlap (``session:`` and ``session:admin:``) never see each other's keys.
 * **Expiry** is Redis's own: ``SET ... PX``, ``PEXPIRE``, ``PTTL``, in whole milliseconds.
-* ``get_with_ttl`` is one ``MULTI GET PTTL EXEC`` (the value and the TTL of one instant).
+* ``get_with_ttl`` is one ``MULTI GET PTTL EXEC`` (the value and the TTL of one instant), one
+  script where the ACL refuses ``MULTI`` (:mod:`~session_store_redis.one_instant`).
 * **Compare-and-set** is a Lua script (one round trip, atomic; :mod:`~.scripts` says why).
 * **Errors** from redis-py become typed errors (see :mod:`session_store_redis.errors`): a refused
   connection or a timeout is :class:`~session_store.errors.BackendUnavailableError`. They carry
@@ -45,6 +46,7 @@ from session_store_redis.calls import RedisCalls
 from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, seconds_left, session_keys, set_command
 from session_store_redis.conditional_touch import ConditionalTouch
+from session_store_redis.one_instant import OneInstant
 from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_token
 
 __all__ = ["ClientT", "RedisBackendBase"]
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
 
 
-class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[ClientT]):
+class RedisBackendBase(OneInstant, ConditionalTouch, RedisCalls, SessionBackend, Generic[ClientT]):
     """What every Redis backend shares: the namespace, TTLs, retries, error translation, and the
     operations on one key, which run unchanged on one server, a Sentinel-managed primary and a
     cluster (each touches a single key, so a single slot).
@@ -296,12 +298,6 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
         _, exists = self._call("touch", key, self._persist, stored)
         return bool(exists)
 
-    def _persist(self, stored: str) -> list[Any]:
-        pipe = self._client.pipeline(transaction=True)  # type: ignore[no-untyped-call]
-        pipe.persist(stored)
-        pipe.exists(stored)
-        return list(pipe.execute())
-
     def ttl(self, key: str) -> float | None:
         return self._ttl(validate_key(key))
 
@@ -321,13 +317,6 @@ class RedisBackendBase(ConditionalTouch, RedisCalls, SessionBackend, Generic[Cli
             return None
         self._count_read(1, 0)
         return cast("bytes", value), left
-
-    def _get_with_pttl(self, stored: str) -> list[Any]:
-        # one transaction: the value and the TTL of the same instant
-        pipe = self._client.pipeline(transaction=True)  # type: ignore[no-untyped-call]
-        pipe.get(stored)
-        pipe.pttl(stored)
-        return list(pipe.execute())
 
     # -- listing -------------------------------------------------------------------------------
     def _keys_of(self, batch: Iterable[bytes], prefix: str, seen: MutableSet[str]) -> Iterator[str]:

@@ -38,8 +38,10 @@ from typing import Any, Protocol, TypeVar
 
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from session_store.counters import Counters
+from session_store_redis.multi_acl import NODE_STATE, refuses_multi
 
 __all__ = ["SLOTS", "ClusterListing", "ListingIncompleteWarning", "NodeState", "walk_cluster"]
 
@@ -78,10 +80,11 @@ class NodeState:
         return slot not in self.migrating and self.owns(slot)
 
 
-def parse_state(nodes_text: bytes | str, stats: dict[str, Any]) -> NodeState:
+def parse_state(nodes_text: bytes | str, stats: bytes | str | dict[str, Any]) -> NodeState:
     """A :class:`NodeState` from ``CLUSTER NODES`` (its ``myself`` line) and ``INFO
-    commandstats``."""
+    commandstats`` (raw or parsed)."""
     text = nodes_text.decode() if isinstance(nodes_text, bytes) else nodes_text
+    stats = parse_commandstats(stats)
     arrivals = sum(int(stats.get(name, {}).get("calls", 0)) for name in _ARRIVALS)
     addresses: dict[str, tuple[str, int]] = {}
     mine: list[str] | None = None
@@ -115,16 +118,41 @@ def parse_state(nodes_text: bytes | str, stats: dict[str, Any]) -> NodeState:
 
 
 def read_state(node: Redis, slots: Iterable[int] = ()) -> tuple[NodeState, list[list[bytes]]]:
-    """The node's view of itself and, of the same instant (one ``MULTI``), its keys in
-    ``slots``."""
+    """The node's view of itself and, of the same instant (one ``MULTI``; one script where the
+    server's ACL refuses it: :mod:`session_store_redis.multi_acl`), its keys in ``slots``."""
     pipe = node.pipeline(transaction=True)
     pipe.execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
     pipe.execute_command("INFO", "commandstats")  # type: ignore[no-untyped-call]
     wanted = list(slots)
     for slot in wanted:
         pipe.execute_command("CLUSTER", "GETKEYSINSLOT", slot, _ALL_KEYS)  # type: ignore[no-untyped-call]
-    replies = pipe.execute()
+    try:
+        replies = pipe.execute()
+    except ResponseError as exc:
+        if not refuses_multi(exc):
+            raise
+        replies = node.eval(NODE_STATE.text, 0, *wanted, _ALL_KEYS)
     return parse_state(replies[0], replies[1]), [list(keys) for keys in replies[2:]]
+
+
+def parse_commandstats(raw: bytes | str | dict[str, Any]) -> dict[str, dict[str, int]]:
+    """``INFO commandstats`` as :func:`~session_store_redis.listing.parse_state` wants it
+    (``{"cmdstat_get": {"calls": 3, ...}}``), from the raw reply ``EXEC`` hands back."""
+    if isinstance(raw, dict):
+        return raw
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    stats: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        if not sep or not name.startswith("cmdstat_"):
+            continue
+        fields: dict[str, int] = {}
+        for part in rest.split(","):
+            field_name, _, value = part.partition("=")
+            if value.isdigit():
+                fields[field_name] = int(value)
+        stats[name] = fields
+    return stats
 
 
 @dataclass

@@ -27,6 +27,7 @@ from session_store_redis.staged import (
     MOVE_IF_NEWER_SHA,
     REFUSED,
     STAGED_LAYOUT,
+    Unqueued,
     can_stage,
     settle,
     staged_write,
@@ -167,8 +168,17 @@ class StagedOrderedWrites(_Backend):
         stops for good when the server refused it (:func:`~session_store_redis.staged.settle`)."""
         stop, outcome = settle(reply)
         if stop:
-            self._refused()
+            if isinstance(reply, Unqueued):  # MULTI itself: the reads stop trying it too
+                self._multi_refused()  # (and staging stops)
+            else:
+                self._refused()
         return None if outcome is REFUSED else outcome
+
+    def _multi_refused(self) -> None:
+        """The server's ACL refused ``MULTI`` (a read or touch met it first): no staged write
+        either (its ``MULTI`` would be refused and its commands run one by one)."""
+        super()._multi_refused()
+        self._refused()
 
     def _refused(self) -> None:
         """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):

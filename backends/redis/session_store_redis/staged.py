@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import redis
 
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START
+from session_store_redis.multi_acl import is_refused, refuses_multi
 from session_store_redis.scripts import cas_args
 from session_store_redis.staged_pack import pack_staged
 
@@ -267,16 +268,6 @@ def _is_no_script(error: BaseException) -> bool:
     return isinstance(error, redis.exceptions.NoScriptError) or str(error).startswith("NOSCRIPT")
 
 
-def _is_refused(error: BaseException) -> bool:
-    """``NOPERM`` (refused when queued), or Redis 7.0's words for a command a script calls."""
-    text = str(error)
-    return (
-        isinstance(error, redis.exceptions.NoPermissionError)
-        or "NOPERM" in text
-        or "can't run this command" in text
-    )
-
-
 def _transaction(
     connection: Any,
     staging: bytes,
@@ -305,7 +296,7 @@ def _transaction(
     try:
         replies = connection.read_response()
     except redis.ResponseError as exc:  # EXECABORT: nothing ran; or EXEC without MULTI
-        if isinstance(first[0], BaseException):  # MULTI refused (an ACL): the SET and the
+        if refuses_multi(first[0]):  # MULTI refused (an ACL): the SET and the
             ran = _outcome(first[2])  # script ran one by one: the script's reply (unknown to
             return Unqueued(REFUSED if ran is _NO_SCRIPT else ran)  # the server: it wrote none)
         return _outcome(next((r for r in first if isinstance(r, BaseException)), exc))
@@ -322,6 +313,6 @@ def _outcome(reply: Any) -> Any:
         return reply
     if _is_no_script(reply):
         return _NO_SCRIPT
-    if _is_refused(reply):
+    if is_refused(reply):
         return REFUSED
     raise reply from None

@@ -19,11 +19,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from session_store import SessionStore
 from session_store.aio import AsyncSessionStore
-from session_store.errors import BackendError
 from session_store_redis.testing import RedisServer
 
 #: Above ``staged.STAGE_CAS_FROM`` (1 KiB) once encoded: the staged compare-and-set is used.
@@ -108,20 +105,13 @@ def test_a_chain_save_under_an_acl_refusing_multi_lands_once_and_stops_staging(
         assert _staging_keys(server) == []
 
 
-#: Why a chain over Redis fails under an ACL refusing ``MULTI`` (both xfails below).
-_CHAIN_READS_NEED_MULTI = (
-    "a chain's reads of its Redis tier go through get_with_ttl, a MULTI/EXEC pair "
-    "(session_store_redis/base.py _get_with_pttl; aio.py get_with_ttl through _transaction): "
-    "under an ACL refusing MULTI the chain's load, touch and delete fail (sync: BackendError "
-    "'EXEC without MULTI', even for a session the near tier holds; async: NoPermissionError), "
-    "although docs/performance.md says such a server 'switches that backend back to the "
-    "one-script texts'. Fix: on a refused MULTI, read GET and PTTL in one EVAL "
-    "(return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}: atomic, no MULTI) "
-    "and remember it per backend, as the staged writes do; sync and async"
-)
+# A chain reads its Redis tier with get_with_ttl (and touches it without a TTL), MULTI/EXEC pairs:
+# under an ACL refusing MULTI its load, touch and delete failed (sync: BackendError "EXEC without
+# MULTI", even for a session the near tier held; async: NoPermissionError). Now the backend reads
+# GET and PTTL in one script once MULTI is refused, and remembers it (session_store_redis.multi_acl;
+# more cases, the async set_many among them, in test_multi_refused_acl.py).
 
 
-@pytest.mark.xfail(strict=True, raises=BackendError, reason=_CHAIN_READS_NEED_MULTI)
 def test_a_chain_over_redis_works_under_an_acl_refusing_multi(tmp_path: Path) -> None:
     with RedisServer(directory=tmp_path) as server:
         url = "memory://|" + _server_with_acl(server) + "?prefix=aclread:"
@@ -136,7 +126,6 @@ def test_a_chain_over_redis_works_under_an_acl_refusing_multi(tmp_path: Path) ->
             assert fresh.load("t") == {"v": 1}
 
 
-@pytest.mark.xfail(strict=True, raises=BackendError, reason=_CHAIN_READS_NEED_MULTI)
 def test_an_async_chain_over_redis_touches_under_an_acl_refusing_multi(tmp_path: Path) -> None:
     async def run(url: str) -> None:
         store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(url, dict, ttl=600)
