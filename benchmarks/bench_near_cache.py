@@ -51,12 +51,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis as redis_module
+
+from benchmarks.floor import FloorWriter
 from benchmarks.harness import Ratio, machine_line, markdown_table, measure_ratio
 from benchmarks.payloads import vision_session
 from session_store import Codec, MemoryBackend, SessionBackend, TieredBackend, open_backend, stamps
 from session_store.schema import schema_for_class
 from session_store.tiered.writes import write_after
 from session_store_redis.testing import RedisServer
+
+redis_client = redis_module.Redis.from_url
 
 HIT_GOAL = 1.3
 SAVE_GOAL = 1.15
@@ -290,6 +295,10 @@ CALLGRIND_VARIANTS = (
     "save, memory | redis",
     "bare memory + redis + diskcache set",
     "save, memory | redis | diskcache",
+    # the floor (benchmarks/floor.py): the lean client alone, nothing of ours around it
+    "floor: raw SET + memory set",
+    "floor: minimal ordered write, one EVALSHA + memory set",
+    "floor: minimal ordered write, staged MULTI + memory set",
 )
 
 
@@ -364,7 +373,15 @@ def _one_variant(variant: str, calls: int, redis_url: str, scratch: str) -> None
         chain.set(key, payload, 3600)
 
     fn: Callable[[str], None] = save
-    if variant in (CALLGRIND_VARIANTS[0], CALLGRIND_VARIANTS[4]):
+    if variant.startswith("floor"):
+        floor = FloorWriter(redis_client(redis_url), f"floor-{index}:")
+        write = (floor.set, floor.set_if_newer, floor.set_if_newer_staged)[index - 6]
+
+        def fn(key: str) -> None:
+            write(key, payload, 3_600_000)
+            memory.set(key, payload, 3600)
+
+    elif variant in (CALLGRIND_VARIANTS[0], CALLGRIND_VARIANTS[4]):
         fn = bare
     elif variant == CALLGRIND_VARIANTS[1]:
         fn = ordered

@@ -8,7 +8,7 @@ which tiers need that copy, and whether a near-cache copy may be served.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from session_store.backend import Scope
 from session_store.stamps import (
@@ -66,6 +66,11 @@ class Layout:
     arbiter: int
     shared: tuple[int, ...]
     durable: tuple[int, ...]
+    #: :func:`write_order`, made once: every new write walks it
+    order: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order", tuple(write_order(self)))
 
 
 def layout(scopes: Sequence[Scope]) -> Layout:

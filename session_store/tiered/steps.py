@@ -230,7 +230,7 @@ def write_once(
     for force in (False, True):
         # second round: no durable tier took it and some were skipped by their breaker; the
         # breaker saves time only when another tier can take the write, so try them now
-        for index in skipped if force else _write_order(layout):
+        for index in skipped if force else layout.order:
             # (a tier that is up is never skipped: no clock read for it)
             breaker_skips = health[index].down_since is not None and breakers.skipping(index)
             try:
@@ -274,19 +274,6 @@ def write_once(
         raise chain._all_down(what, key)
     ahead = (yield from newer_below(chain, key, data, behind)) if behind and arbiter_took else None
     return data, ahead
-
-
-#: :func:`policy.write_order` of each layout a chain has (a layout never changes).
-_ORDERS: dict[int, tuple[Layout, tuple[int, ...]]] = {}
-
-
-def _write_order(layout: Layout) -> tuple[int, ...]:
-    known = _ORDERS.get(id(layout))
-    if known is None or known[0] is not layout:
-        if len(_ORDERS) > 1024:  # chains come and go (tests): forget the old ones
-            _ORDERS.clear()
-        known = _ORDERS[id(layout)] = (layout, tuple(policy.write_order(layout)))
-    return known[1]
 
 
 def newer_below(chain: Chain, key: str, data: bytes, behind: list[int]) -> Steps[bytes | None]:
