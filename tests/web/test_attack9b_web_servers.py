@@ -270,3 +270,38 @@ def test_a_read_only_request_without_sliding_sends_redis_only_reads(
         after = _commandstats(admin)
         assert any(after[n] > before.get(n, 0) for n in after if n not in READ_ONLY)
         assert admin.get(key) != before_bytes
+
+
+def test_workers_forked_after_the_master_used_the_store_never_cross_sessions(
+    shape: Shape, tmp_path: Path
+) -> None:
+    """gunicorn ``--preload``: the master opens the store and uses it (a save and a load: a
+    pooled Redis connection, on the chain a near cache, an invalidation stream and a diskcache
+    connection), then forks 2 workers of 4 threads. 8 clients at once, each with a session of
+    its own, write and read it back 40 times: every answer is the client's own session (a
+    socket shared by the forked workers would hand one worker's reply to another)."""
+    rounds, clients = 40, 8
+    with serve("flask", shape.url, tmp_path / "app", count=1, preload=True) as ((base,), _):
+        wrong: list[str] = []
+        pids: set[str] = set()
+
+        def client(n: int) -> None:
+            sid = _start(base, "owner", f"c{n}")
+            for i in range(rounds):
+                wrote = _post(f"{base}/set/i/{i}", sid)
+                read = _get(f"{base}/read", sid)
+                expected = {"owner": f"c{n}", "i": str(i)}
+                for response in (wrote, read):
+                    if response.status_code != 200 or response.json() != expected:
+                        wrong.append(
+                            f"client {n} round {i}: {response.status_code} {response.text}"
+                        )
+                pids.add(_get(f"{base}/pid").text)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert wrong == []
+        assert len(pids) == 2, pids  # both forked workers served
