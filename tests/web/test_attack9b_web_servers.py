@@ -272,6 +272,44 @@ def test_a_read_only_request_without_sliding_sends_redis_only_reads(
         assert admin.get(key) != before_bytes
 
 
+def _disk_bytes(shape: Shape, sid: str) -> bytes | None:
+    """The raw bytes the chain's disk tier holds for ``sid`` (``None`` on Redis alone)."""
+    if shape.disk_url is None:
+        return None
+    from session_store import open_backend
+
+    disk = open_backend(shape.disk_url)
+    try:
+        return disk.get(sid)
+    finally:
+        disk.close()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_read_only_request_with_sliding_moves_only_the_expiry(
+    framework: str, shape: Shape, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The default (sliding expiry on): a read-only request touches, and only touches: no
+    ``SET``-family command reaches Redis, and the bytes every shared tier holds (the chain's
+    version frame included, which any rewrite would change) are the same after 20 of them."""
+    admin = redis.Redis(port=redis_server.port)
+    with serve(framework, shape.url, tmp_path / "app") as ((one, two), _):
+        sid = _start(one, "user", "ann")
+        key = next(k for k in admin.scan_iter(match="*") if sid.encode() in k)
+        before_bytes, before_disk = admin.get(key), _disk_bytes(shape, sid)
+        before = _commandstats(admin)
+        for _ in range(10):
+            for base in (one, two):
+                read = _get(f"{base}/read", sid)
+                assert read.status_code == 200 and read.json() == {"user": "ann"}
+        after = _commandstats(admin)
+        sets = {n: after[n] - before.get(n, 0) for n in after if "set" in n and "setname" not in n}
+        assert {n: count for n, count in sets.items() if count} == {}
+        assert admin.get(key) == before_bytes
+        assert _disk_bytes(shape, sid) == before_disk
+        assert after.get("cmdstat_evalsha", 0) > before.get("cmdstat_evalsha", 0)  # touched
+
+
 def test_workers_forked_after_the_master_used_the_store_never_cross_sessions(
     shape: Shape, tmp_path: Path
 ) -> None:
