@@ -179,6 +179,54 @@ def test_a_request_carrying_the_old_id_racing_a_login_never_revives_it(
     assert set(shape.held(sid).values()) == {None}
 
 
+def test_two_logins_racing_on_two_workers_leave_the_old_id_dead_and_each_new_one_whole(
+    servers: tuple[list[str], Any], shape: Shape
+) -> None:
+    """A double-submitted login form: B logs in on one worker (reads, waits), A logs in on the
+    other and finishes, then B commits its move. The old id is dead in every tier; B never
+    hands back the old id or A's new one; A's new session still holds A's login and the cart
+    (B's move must not delete or overwrite it); B's new session, if any, holds B's login."""
+    (one, two), gate = servers
+    sid = _start(one, "cart", "1")
+    held = Held(_post, f"{two}/login/bob?gate=B", sid)
+    gate.wait_inside("B")
+    first = _post(f"{one}/login/ann", sid)
+    ann = _cookie(first)
+    assert first.status_code == 200 and ann not in (None, "", sid)
+    gate.open("B")
+    late = held.result()
+    assert late.status_code == 200, late.text
+    bob = _cookie(late)
+    assert bob not in (sid, ann)
+    assert set(shape.held(sid).values()) == {None}
+    assert ann is not None
+    assert shape.held(ann)["store"] == {"cart": "1", "user": "ann"}
+    if bob:
+        kept = shape.held(bob)["store"]
+        assert kept is not None and kept["user"] == "bob"
+
+
+def test_a_read_only_request_with_the_old_id_racing_a_login_keeps_the_new_cookie(
+    servers: tuple[list[str], Any], shape: Shape
+) -> None:
+    """B only reads with the old id (sliding expiry: a touch at its end) and waits; A logs in
+    on the other worker. B's touch must not revive or extend the old id, and B's response
+    must not set or expire the cookie (the browser may already hold A's new id)."""
+    (one, two), gate = servers
+    sid = _start(one, "cart", "1")
+    held = Held(_get, f"{two}/read?gate=B", sid)
+    gate.wait_inside("B")
+    login = _post(f"{one}/login/ann", sid)
+    new = _cookie(login)
+    assert login.status_code == 200 and new not in (None, "", sid)
+    gate.open("B")
+    late = held.result()
+    assert late.status_code == 200 and late.json() == {"cart": "1"}
+    assert _cookie(late) is None  # neither the old id again nor an expired cookie
+    assert set(shape.held(sid).values()) == {None}
+    assert new is not None and shape.held(new)["store"] == {"cart": "1", "user": "ann"}
+
+
 def test_a_client_supplied_unknown_id_is_never_adopted(
     servers: tuple[list[str], Any], shape: Shape
 ) -> None:
