@@ -51,9 +51,11 @@ def plan_commit(session: SessionState, *, sliding: bool = True) -> Plan:
     touched = changed or removed or session.cleared or session.regenerate_requested
     if not touched and not session.accessed:
         return _NOTHING
-    if (session.cleared or removed) and not len(session):  # emptied: logout
-        return Plan(Action.DELETE if session.sid is not None else Action.NOTHING)
     replace = session.cleared
+    if (replace or removed) and not len(session):  # emptied: deleted (by clear(): a logout)
+        if session.sid is None:
+            return _NOTHING
+        return Plan(Action.DELETE, changed, removed, replace)  # the removals, if overtaken
     if session.regenerate_requested:
         return Plan(Action.MOVE, changed, removed, replace)
     if session.sid is None:

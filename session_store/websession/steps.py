@@ -172,6 +172,38 @@ Call = tuple[str, tuple[Any, ...]]
 Steps = Generator[Call, Any, Outcome]
 
 
+def _emptied(
+    store: SessionStore[Data] | AsyncSessionStore[Data],
+    plan: Plan,
+    session: SessionState,
+    ttl: float | None,
+) -> Steps:
+    """The request removed the last keys it read (no ``clear()``): delete the session only if
+    it is still the version read (retired by compare-and-set, then deleted, as a MOVE retires
+    its old id), so that a key another request committed since survives: the removals are then
+    merged into what is stored now, as any other change (retired again if nothing is left).
+    ``GONE`` if it was deleted meanwhile."""
+    assert session.sid is not None and session.stored is not None
+    sid, token = session.sid, session.stored.token
+    write_ttl = store._ttl(ttl)
+    for _ in range(MOVE_ATTEMPTS):
+        if (yield "set_if", (sid, RETIRED, token, store._ttl(RETIRED_TTL))):
+            yield "delete", (sid,)
+            return Outcome(None, Action.DELETE)
+        found: Versioned | None = yield "get_versioned", (sid,)
+        current = _now_stored(store, session, found)
+        if found is None or current is None:  # deleted or moved meanwhile: nothing to write
+            return Outcome(None, Action.GONE)
+        merged = merge_changes(current, plan.changed, plan.removed, existing=True)
+        if merged:  # another request's keys are left: write them back without ours
+            payload = store._prepare_recorded(sid, merged, write_ttl)[1]
+            if (yield "set_if", (sid, payload, found.token, write_ttl)):
+                return Outcome(sid, Action.WRITE)
+        token = found.token
+    written = yield "update", (sid, plan.merge(True), ttl)  # overtaken every time: merge
+    return Outcome(sid, Action.WRITE) if written is not None else Outcome(None, Action.GONE)
+
+
 def commit_steps(
     store: SessionStore[Data] | AsyncSessionStore[Data],
     session: SessionState,
@@ -185,7 +217,9 @@ def commit_steps(
     if plan.action is Action.NOTHING:
         return Outcome(sid, plan.action)
     if plan.action is Action.DELETE:
-        yield "delete", (sid,)
+        if not plan.replace and session.stored is not None:  # emptied by removals
+            return (yield from _emptied(store, plan, session, ttl))
+        yield "delete", (sid,)  # a logout (clear()): whatever is stored now goes
         return Outcome(None, plan.action)
     if plan.action is Action.TOUCH:  # gone: deleted or moved by another request, cookie kept
         alive = yield "touch", (sid, ttl)
