@@ -61,10 +61,6 @@ APP_SOURCE = textwrap.dedent(
         app.config["SESSION_STORE_URL"] = os.environ["SESSION_STORE_URL"]
         app.config["SESSION_REFRESH_EACH_REQUEST"] = os.environ.get("SLIDING", "1") == "1"
         SessionStoreInterface.init_app(app)
-        if os.environ.get("USE_BEFORE_FORK") == "1":  # gunicorn --preload: the master uses it
-            _store = app.extensions["session_store"].store
-            _store.save("warm" + "0" * 39, {"owner": "master"})
-            assert _store.load("warm" + "0" * 39) == {"owner": "master"}
 
         @app.get("/health")
         def health():
@@ -211,12 +207,9 @@ def serve(
     directory: Path,
     count: int = 2,
     sliding: bool = True,
-    preload: bool = False,
 ) -> Iterator[tuple[list[str], Gate]]:
     """``count`` server processes of ``framework`` (``flask``: gunicorn, one sync worker each;
-    ``starlette``: uvicorn) on ``store_url``; yields their base URLs and the gates.
-    ``preload`` (Flask): gunicorn ``--preload`` with 2 workers of 4 threads each, forked from
-    a master that opened the store and used it (a save and a load) before forking."""
+    ``starlette``: uvicorn) on ``store_url``; yields their base URLs and the gates."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "attack9b_app.py").write_text(APP_SOURCE)
     gates = directory / "gates"
@@ -228,7 +221,6 @@ def serve(
         "SESSION_STORE_URL": store_url,
         "ATTACK9B_GATES": str(gates),
         "SLIDING": "1" if sliding else "0",
-        "USE_BEFORE_FORK": "1" if preload else "0",
         "PYTHONPATH": os.pathsep.join([str(directory), root]),
     }
     processes: list[subprocess.Popen[bytes]] = []
@@ -240,8 +232,6 @@ def serve(
             log = directory / f"{framework}-{n}.log"
             if framework == "flask":
                 argv = [sys.executable, "-m", "gunicorn", "-w", "1", "--timeout", "300"]
-                if preload:
-                    argv += ["--preload", "-w", "2", "--threads", "4"]
                 argv += ["-b", f"127.0.0.1:{port}", "attack9b_app:app"]
             else:
                 argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1"]
