@@ -22,7 +22,6 @@ from session_store.cli.common import (
     NAMESPACE_OPTION,
     echo_json,
     make_codec,
-    missing,
     opened,
     url_and_one,
 )
@@ -72,8 +71,10 @@ def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
     validate_key(key)
     with opened(url) as backend:
         hit = read_first(backend, key)
-    if hit is None or hit.value is None:
-        raise missing(key, url)
+        if hit is None or hit.value is None:
+            from session_store.cli.kinds import missing_why  # it reads what_is, from here
+
+            raise missing_why(backend, key, url)
     found, value = what_is(hit.value, key)
     if found in (SESSION, LEGACY):
         _print_session(key, hit.value, value, make_codec(namespace, backend), as_json)
