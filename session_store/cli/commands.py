@@ -7,6 +7,7 @@ anything, and ``last_accessed`` is not stamped.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -14,8 +15,10 @@ import click
 
 from session_store.backend import Scope, SessionBackend
 from session_store.cli.common import (
+    ENV_URL,
     EXIT_ERROR,
     EXIT_NOT_FOUND,
+    EXIT_USAGE,
     JSON_OPTION,
     NAMESPACE_OPTION,
     CommandError,
@@ -294,6 +297,12 @@ def copy(
     if len(args) == 2:
         source, target = resolve_url(args[0]), resolve_url(args[1])
     elif len(args) == 1:
+        if not os.environ.get(ENV_URL, "").strip():
+            raise CommandError(
+                f"expected [SRC_URL] DST_URL: one URL given, the destination, and {ENV_URL} "
+                "(the source) is not set; give SRC_URL DST_URL",
+                EXIT_USAGE,
+            )
         source, target = resolve_url(None), resolve_url(args[0])
     else:
         raise click.UsageError(f"expected [SRC_URL] DST_URL, got {len(args)} arguments")
@@ -302,7 +311,7 @@ def copy(
     validate_scan_prefix(prefix)
     counts = {"copied": 0, "skipped": 0, "vanished": 0}
     bound = 0  # format-3 copies that will not open under the destination's other prefix
-    with opened(source) as src, opened(target) as dst:
+    with opened(source, note_memory=False) as src, opened(target, note_memory=False) as dst:
         elsewhere = set(storage_heads(src)) != set(storage_heads(dst))
         if dst.scope is Scope.PROCESS:
             raise CommandError(

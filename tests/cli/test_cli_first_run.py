@@ -1,0 +1,51 @@
+"""A new user's first mistakes with the command line get an error that says what is missing.
+
+Before: ``session-store get redis://127.0.0.1:6379/0`` (the key forgotten) took the URL for the
+key and said "no URL given and SESSION_STORE_URL is not set", though a URL was given; ``copy``
+with one URL said the same of its source; ``ls memory://`` answered ``0 keys`` with no word that
+the command's own memory is empty at start, whatever an app holds in its memory tier.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+ErrorLine = Callable[[subprocess.CompletedProcess[str]], str]
+
+
+@pytest.mark.parametrize("command", ["get", "inspect", "delete"])
+def test_a_url_without_its_key_is_named_as_such(
+    cli: Run, error_line: ErrorLine, tmp_path: Path, command: str
+) -> None:
+    url = f"diskcache://{tmp_path / 'disk'}?password=hunter2"
+    result = cli(command, url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = error_line(result)
+    assert "KEY" in line and "is a URL" in line and "not set" not in line
+    assert "hunter2" not in line
+    assert not (tmp_path / "disk").exists()  # nothing opened
+    as_key = cli(command, url, env={"SESSION_STORE_URL": f"diskcache://{tmp_path / 'env'}"})
+    assert as_key.returncode in (1, 3)  # with the variable set, one argument is the key
+
+
+def test_copy_with_one_url_says_the_source_is_missing(
+    cli: Run, error_line: ErrorLine, tmp_path: Path
+) -> None:
+    result = cli("copy", f"diskcache://{tmp_path / 'dst'}")
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "SRC_URL" in line and "DST_URL" in line
+
+
+@pytest.mark.parametrize("args", [["ls", "memory://"], ["get", "memory://", "k"]])
+def test_reading_memory_says_it_is_the_commands_own(cli: Run, args: list[str]) -> None:
+    result = cli(*args)
+    assert "this command's own" in result.stderr, result.stderr
+    assert "redis://" in result.stderr  # what to look at instead
+    chain = cli(args[0], "memory:// | memory://", *args[2:])
+    assert "this command's own" not in chain.stderr  # a chain's near tier is no surprise
