@@ -49,3 +49,21 @@ def test_reading_memory_says_it_is_the_commands_own(cli: Run, args: list[str]) -
     assert "redis://" in result.stderr  # what to look at instead
     chain = cli(args[0], "memory:// | memory://", *args[2:])
     assert "this command's own" not in chain.stderr  # a chain's near tier is no surprise
+
+
+def test_demo_with_redis_url_naming_a_redis_that_is_down_says_how_to_run_without(
+    cli: Run, error_line: ErrorLine, tmp_path: Path
+) -> None:
+    """The quick start's demo takes Redis into its chain whenever REDIS_URL is set (a leftover
+    export, a server not started yet): the error names the variable and the way out."""
+    result = cli(
+        "demo",
+        "--dir",
+        str(tmp_path / "demo"),
+        env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"},  # nothing listens on port 1
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("session-store: error: ")
+    assert "REDIS_URL" in line and "env -u REDIS_URL session-store demo" in line
+    assert "hunter2" not in result.stderr
