@@ -33,6 +33,7 @@ from session_store.cli.common import (
     ttl_text,
     url_and_one,
 )
+from session_store.cli.get import PLAIN, what_is
 from session_store.cli.kinds import NO_SESSION, SESSION_KINDS, kind_of, newest
 from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
 from session_store.codec.format import (
@@ -72,6 +73,8 @@ def _facts(size: int, format: str, stages: list[str]) -> dict[str, Any]:
 
 #: What ``inspect`` shows as the format of headerless JSON (the first app's sessions).
 _LEGACY_FORMAT = "legacy JSON (no header)"
+#: ... and of headerless JSON that is no session (``get``'s "plain JSON").
+_PLAIN_FORMAT = "plain JSON (no header, not a session)"
 
 
 def _describe_payload(
@@ -80,6 +83,11 @@ def _describe_payload(
     """What the payload says about itself, and the error that stopped decoding it (if any).
     ``framed``: it sits in a chain's frame in a single backend (one tier read alone), where
     ``migrate`` counts encryption format 2 current too (``is_current_encryption``)."""
+    if what_is(data, key)[0] == PLAIN:  # as `get` and `ls` judge it: no session to decode
+        return _facts(len(data), _PLAIN_FORMAT, []), (
+            "not a session: plain JSON with none of the data-room app's keys (`session-store "
+            "get` shows it as stored; `migrate --legacy dict` would store it as a dict session)"
+        )
     codec = make_codec(namespace, backend)
     try:
         header = codec.inspect(data, key=key)

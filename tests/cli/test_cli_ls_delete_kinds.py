@@ -132,3 +132,20 @@ def test_help_documents_the_exit_codes(cli: Run) -> None:
     assert "3" in cli("delete", "--help").stdout.split("xit code")[1][:40]
     listing = cli("ls", "--help").stdout
     assert "--all" in listing and "get" in listing
+
+
+def test_inspect_of_plain_json_says_not_a_session_and_gives_no_advice_that_loops(
+    cli: Run, every_kind: str
+) -> None:
+    """``inspect`` read any headerless JSON as a version-0 data-room session and advised
+    `session-store migrate --legacy dataroom`, which leaves plain JSON alone ("not sessions
+    (left alone) 1"): the advice looped, and ``get`` / ``ls`` call the value no session."""
+    text = cli("inspect", every_kind, "raw-json")
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert "plain JSON" in text.stdout and "migrate" not in text.stdout
+    assert "not a session" in text.stderr
+    facts = json.loads(cli("inspect", "--json", every_kind, "raw-json").stdout)
+    assert (facts["schema"], facts["up_to_date"]) == (None, None)
+    assert facts["format"].startswith("plain JSON") and "not a session" in facts["error"]
+    legacy = cli("inspect", every_kind, "legacy")  # a data-room session without a header
+    assert legacy.returncode == 0 and "migrate --legacy dataroom" in legacy.stdout
