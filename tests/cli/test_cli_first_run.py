@@ -67,3 +67,24 @@ def test_demo_with_redis_url_naming_a_redis_that_is_down_says_how_to_run_without
     assert line.startswith("session-store: error: ")
     assert "REDIS_URL" in line and "env -u REDIS_URL session-store demo" in line
     assert "hunter2" not in result.stderr
+
+
+def test_migrate_of_plaintext_with_keys_set_names_the_flag_that_encrypts_it(
+    cli: Run, tmp_path: Path
+) -> None:
+    """A first ``migrate`` after setting SESSION_STORE_KEYS on a store that was not encrypted
+    ended with "a value the codec never stores, such as NaN, or a payload it cannot read:
+    running again will not help", and each line said "session-store migrate encrypts it" (the
+    very command that failed): the way to switch a store to encryption went unnamed."""
+    from session_store import AesGcmStage, SessionStore
+
+    url = f"diskcache://{tmp_path / 'plain'}"
+    with SessionStore(url, dict) as store:
+        store.save("s1", {"cart": ["book"]})
+    keys = {"SESSION_STORE_KEYS": AesGcmStage.generate_key()}
+    result = cli("migrate", "--no-checkpoint", url, env=keys)
+    assert result.returncode == 1, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "plaintext" in last and "--encrypt-plaintext" in last, last
+    fixed = cli("migrate", "--no-checkpoint", "--encrypt-plaintext", url, env=keys)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
