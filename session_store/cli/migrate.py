@@ -151,6 +151,16 @@ def migrate(
                 "once `session-store migrate --encrypt-plaintext` (see `--help`: only before "
                 "any untrusted writer could reach the store); a rotation never encrypts them"
             )
+        unkeyed = sum(
+            1
+            for failure in report.failures
+            if failure.error == "ConfigurationError" and "aes-gcm" in failure.message
+        )
+        if unkeyed == report.failed:
+            raise CommandError(
+                f"{unkeyed} session(s) are encrypted under a key SESSION_STORE_KEYS does not "
+                "hold (it is unset, or lacks their key): set it, new key first, and run again"
+            )
         if lasting == report.failed:
             raise CommandError(
                 f"{lasting} session(s) cannot be rewritten as they are (a value the codec never "
