@@ -66,6 +66,10 @@ def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
     With --json: one line, {"key", "found", "schema", "version", "stored_version", "stages",
     "data"}; "found" is "session", "legacy data-room session", "plain JSON" or "opaque bytes"
     (which adds "size" and "base64").
+
+    Exit code 0 when KEY holds a value (any of those); 3 when it holds none: no key, or a key
+    holding no value (the marker of a retired id, a chain's tombstone), which the error line
+    names; 1 when a session-store payload does not decode.
     """
     url, key = url_and_one(args, "KEY")
     validate_key(key)
