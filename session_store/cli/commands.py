@@ -230,14 +230,17 @@ def delete(args: tuple[str, ...]) -> None:
     with opened(url) as backend:
         hit = newest(backend, key)
         kind = None if hit is None else kind_of(hit[0], key)
-        existed = kind not in (None, *NO_SESSION) and backend.delete(key)
+        # absent in every tier that answered: deleted anyway (a chain leaves its tombstones, so
+        # a copy in a tier that is down does not come back); a marker is left alone
+        existed = kind not in NO_SESSION and backend.delete(key)
     if kind in NO_SESSION:
         raise CommandError(
             f"{missing(key, url).message}: {NO_SESSION[kind]}, left alone", EXIT_NOT_FOUND
         )
     if not existed:
         raise missing(key, url)
-    click.echo(f"deleted {key}" + ("" if kind in SESSION_KINDS else f" ({kind}, not a session)"))
+    plain = kind is None or kind in SESSION_KINDS  # None: written since it was read
+    click.echo(f"deleted {key}" + ("" if plain else f" ({kind}, not a session)"))
 
 
 # -- copy ------------------------------------------------------------------------------------------
