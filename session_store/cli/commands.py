@@ -33,8 +33,7 @@ from session_store.cli.common import (
     ttl_text,
     url_and_one,
 )
-from session_store.cli.get import PLAIN, what_is
-from session_store.cli.kinds import NO_SESSION, SESSION_KINDS, kind_of, newest
+from session_store.cli.kinds import NO_SESSION, PLAIN, SESSION_KINDS, kind_of, newest, what_is
 from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
 from session_store.codec.format import (
     FORMAT_VERSION,

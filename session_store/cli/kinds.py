@@ -11,28 +11,36 @@ alone or through the chain): the last two hold no value, ``get`` says "no sessio
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from session_store.backend import SessionBackend
 from session_store.cli.common import CommandError, missing, note_degraded
-from session_store.cli.get import LEGACY, OPAQUE, PLAIN, SESSION, what_is
 from session_store.cli.tierreads import tiers_of
-from session_store.errors import BackendUnavailableError
+from session_store.codec.format import MAGIC, is_legacy
+from session_store.codec.legacyjson import loads_legacy
+from session_store.errors import BackendUnavailableError, CorruptPayloadError
+from session_store.schema.builtin import DATAROOM_KEYS
 from session_store.stamps import is_tombstone, session_bytes, unframe, version_of
 
 __all__ = [
     "DELETED",
     "KINDS",
+    "LEGACY",
     "NO_SESSION",
+    "OPAQUE",
+    "PLAIN",
     "RETIRED_ID",
+    "SESSION",
     "SESSION_KINDS",
     "kind_of",
     "kinds",
     "listed",
     "missing_why",
     "newest",
+    "what_is",
 ]
 
+SESSION, LEGACY, PLAIN, OPAQUE = "session", "legacy data-room session", "plain JSON", "opaque bytes"
 RETIRED_ID, DELETED = "retired id", "deleted"
 #: Every kind, in the order ``ls`` names what it left out.
 KINDS = (SESSION, LEGACY, PLAIN, OPAQUE, RETIRED_ID, DELETED)
@@ -49,6 +57,21 @@ NO_SESSION = {
     "bringing the session back)",
 }
 T = TypeVar("T")
+
+
+def what_is(stored: bytes, key: str) -> tuple[str, Any]:
+    """What ``stored`` is (:data:`SESSION`, :data:`LEGACY`, :data:`PLAIN` or :data:`OPAQUE`)
+    and, for plain JSON and a legacy session, its value as read by the legacy reader (exactly:
+    big ints stay ints)."""
+    if stored[: len(MAGIC)] == MAGIC:
+        return SESSION, None
+    try:
+        value = loads_legacy(stored, key=key)
+    except CorruptPayloadError:
+        return OPAQUE, None
+    if is_legacy(stored) and isinstance(value, dict) and not DATAROOM_KEYS.isdisjoint(value):
+        return LEGACY, value
+    return PLAIN, value
 
 
 def kind_of(stored: bytes, key: str) -> str:
