@@ -19,6 +19,7 @@ from flask import Flask, redirect, render_template_string, request, session
 from werkzeug.wrappers import Response
 
 from session_store.flask import SessionStoreInterface, regenerate
+from session_store.urls import redact_url
 
 PAGE = """<!doctype html>
 <html><head><title>session-store shop</title>
@@ -81,6 +82,19 @@ def create_app(port: int) -> Flask:
     return app
 
 
+def store_notice(url: str | None) -> str:
+    """The line the shop prints at start: where its sessions live, and, without
+    ``SESSION_STORE_URL``, that two processes will not share them (each has its own memory)."""
+    if not url:
+        return (
+            "sessions in this process's memory (SESSION_STORE_URL is not set): a second process "
+            "will not see them; set SESSION_STORE_URL=redis://127.0.0.1:6379/0?prefix=shop: "
+            "to share them"
+        )
+    return f"sessions in {redact_url(url)}"
+
+
 if __name__ == "__main__":
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8000
+    print(store_notice(os.environ.get("SESSION_STORE_URL")), file=sys.stderr, flush=True)
     create_app(port).run(host="127.0.0.1", port=port, threaded=True)

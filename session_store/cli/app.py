@@ -1,7 +1,7 @@
 """The ``session-store`` command group: logging, error handling, and the commands.
 
 Every failure a command meets ends as one line on stderr, ``session-store: error: ...``, and a
-non-zero exit code (1: an error, 2: a usage error, 3: a key that is not there, 4: a tier of a
+non-zero exit code (1: an error, 2: a usage error, 3: no session under the key, 4: a tier of a
 chain was down, unless ``--allow-degraded``), never a traceback; secrets from the URLs and
 ``SESSION_STORE_KEYS`` are masked in it. ``-v`` shows the library's INFO logs, ``-vv`` DEBUG
 (and the traceback of an unexpected error).
@@ -31,7 +31,7 @@ COMMANDS = {
     "demo": "session_store.cli.demo:demo",
     "get": "session_store.cli.get:get",
     "inspect": "session_store.cli.commands:inspect_",
-    "ls": "session_store.cli.commands:ls",
+    "ls": "session_store.cli.ls:ls",
     "migrate": "session_store.cli.migrate:migrate",
     "stats": "session_store.cli.stats:stats",
 }
@@ -117,8 +117,9 @@ def main(verbose: int, allow_degraded: bool) -> None:
 
     URL is a backend URL or a chain string ("memory:// | redis://... | diskcache:///..."); where
     it is optional it defaults to $SESSION_STORE_URL. Passwords and keys are masked in all
-    output. Exit codes: 0 ok, 1 error, 2 usage, 3 no such key, 4 a tier of the chain was down
-    (the output comes from the other tiers; --allow-degraded accepts that).
+    output. Exit codes: 0 ok, 1 error, 2 usage, 3 no session under that key (get, inspect and
+    delete alike; delete leaves a retired id's marker or a tombstone alone), 4 a tier of the
+    chain was down (the output comes from the other tiers; --allow-degraded accepts that).
     """
     global _allow_degraded
     _allow_degraded = allow_degraded

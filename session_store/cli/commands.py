@@ -1,5 +1,5 @@
-"""``ls``, ``inspect``, ``delete`` and ``copy``: look inside a store and move data (``get``:
-:mod:`session_store.cli.get`).
+"""``inspect``, ``delete`` and ``copy``: look inside a store and move data (``get``:
+:mod:`session_store.cli.get`, ``ls``: :mod:`session_store.cli.ls`).
 
 Reading commands never write: a chain is read tier by tier, fastest first, without promoting
 anything, and ``last_accessed`` is not stamped.
@@ -7,6 +7,7 @@ anything, and ``last_accessed`` is not stamped.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -14,12 +15,14 @@ import click
 
 from session_store.backend import Scope, SessionBackend
 from session_store.cli.common import (
+    ENV_URL,
     EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
     JSON_OPTION,
     NAMESPACE_OPTION,
     CommandError,
     ProgressBar,
-    console,
     echo_json,
     make_codec,
     missing,
@@ -30,6 +33,7 @@ from session_store.cli.common import (
     ttl_text,
     url_and_one,
 )
+from session_store.cli.kinds import NO_SESSION, PLAIN, SESSION_KINDS, kind_of, newest, what_is
 from session_store.cli.tierreads import TierRead, live_keys, read_first, read_tiers
 from session_store.codec.format import (
     FORMAT_VERSION,
@@ -46,62 +50,11 @@ from session_store.stamps import frame
 from session_store.ttl import NO_EXPIRY
 from session_store.urls import redact_url
 
-__all__ = ["copy", "delete", "inspect_", "ls"]
+__all__ = ["copy", "delete", "inspect_"]
 
 
 def _first_hit(reads: list[TierRead]) -> TierRead | None:
     return next((read for read in reads if read.value is not None), None)
-
-
-# -- ls --------------------------------------------------------------------------------------------
-@click.command()
-@click.argument("url", required=False, metavar="[URL]")
-@click.option("--prefix", default="", help="Only keys starting with this literal text.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many keys.")
-@click.option("-l", "--long", "long_", is_flag=True, help="Also size and TTL (one read per key).")
-@JSON_OPTION
-def ls(url: str | None, prefix: str, limit: int | None, long_: bool, as_json: bool) -> None:
-    """List the keys of the stored sessions, sorted (a chain: the union of its tiers).
-
-    One key per line, a backslash doubled and non-printable characters escaped (\\x1f, \\n),
-    so that every line is one key; --json gives the keys exactly.
-    """
-    target = resolve_url(url)
-    validate_scan_prefix(prefix)
-    with opened(target) as backend:
-        keys = sorted(live_keys(backend, backend.scan(prefix)))  # no chain tombstones
-        if limit is not None:
-            keys = keys[:limit]
-        if not long_:
-            if as_json:
-                echo_json(keys)
-            else:
-                for key in keys:
-                    click.echo(shown_key(key))  # one line each, control characters escaped
-                if not keys:
-                    click.echo("0 keys", err=True)  # stderr: stdout stays a list of keys
-            return
-        rows: list[tuple[str, int, float | None]] = []
-        for key in keys:
-            hit = read_first(backend, key)
-            if hit is not None and hit.value is not None:
-                rows.append((key, len(hit.value), hit.ttl))
-    if as_json:
-        echo_json([{"key": k, "size": size, "ttl": ttl_for_json(ttl)} for k, size, ttl in rows])
-        return
-    if not rows:
-        click.echo("0 keys", err=True)
-        return
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False)
-    table.add_column("key", overflow="fold")
-    table.add_column("size", justify="right")
-    table.add_column("ttl left", justify="right")
-    for key, size, ttl in rows:
-        table.add_row(Text(shown_key(key)), f"{size:,} B", ttl_text(ttl))  # Text: no markup
-    console().print(table)
 
 
 # -- inspect ---------------------------------------------------------------------------------------
@@ -119,6 +72,8 @@ def _facts(size: int, format: str, stages: list[str]) -> dict[str, Any]:
 
 #: What ``inspect`` shows as the format of headerless JSON (the first app's sessions).
 _LEGACY_FORMAT = "legacy JSON (no header)"
+#: ... and of headerless JSON that is no session (``get``'s "plain JSON").
+_PLAIN_FORMAT = "plain JSON (no header, not a session)"
 
 
 def _describe_payload(
@@ -127,6 +82,11 @@ def _describe_payload(
     """What the payload says about itself, and the error that stopped decoding it (if any).
     ``framed``: it sits in a chain's frame in a single backend (one tier read alone), where
     ``migrate`` counts encryption format 2 current too (``is_current_encryption``)."""
+    if what_is(data, key)[0] == PLAIN:  # as `get` and `ls` judge it: no session to decode
+        return _facts(len(data), _PLAIN_FORMAT, []), (
+            "not a session: plain JSON with none of the data-room app's keys (`session-store "
+            "get` shows it as stored; `migrate --legacy dict` would store it as a dict session)"
+        )
     codec = make_codec(namespace, backend)
     try:
         header = codec.inspect(data, key=key)
@@ -257,14 +217,29 @@ def _print_inspection(result: dict[str, Any]) -> None:
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[URL] KEY")
 def delete(args: tuple[str, ...]) -> None:
-    """Delete the session stored under KEY (from every tier). Exit code 3 if there was none."""
+    """Delete what KEY holds, from every tier: a session, or a value `get` shows that is not
+    one (plain JSON, opaque bytes; the output says so).
+
+    Exit code 0 when something was deleted; 3 when there was nothing to delete, as `get` exits
+    3 on that key: no key, or a key holding no value (the marker of a retired id, a chain's
+    tombstone read through one tier), which is left alone.
+    """
     url, key = url_and_one(args, "KEY")
     validate_key(key)
     with opened(url) as backend:
-        existed = backend.delete(key)
+        hit = newest(backend, key)
+        kind = None if hit is None else kind_of(hit[0], key)
+        # absent in every tier that answered: deleted anyway (a chain leaves its tombstones, so
+        # a copy in a tier that is down does not come back); a marker is left alone
+        existed = kind not in NO_SESSION and backend.delete(key)
+    if kind in NO_SESSION:
+        raise CommandError(
+            f"{missing(key, url).message}: {NO_SESSION[kind]}, left alone", EXIT_NOT_FOUND
+        )
     if not existed:
         raise missing(key, url)
-    click.echo(f"deleted {key}")
+    plain = kind is None or kind in SESSION_KINDS  # None: written since it was read
+    click.echo(f"deleted {key}" + ("" if plain else f" ({kind}, not a session)"))
 
 
 # -- copy ------------------------------------------------------------------------------------------
@@ -332,6 +307,12 @@ def copy(
     if len(args) == 2:
         source, target = resolve_url(args[0]), resolve_url(args[1])
     elif len(args) == 1:
+        if not os.environ.get(ENV_URL, "").strip():
+            raise CommandError(
+                f"expected [SRC_URL] DST_URL: one URL given, the destination, and {ENV_URL} "
+                "(the source) is not set; give SRC_URL DST_URL",
+                EXIT_USAGE,
+            )
         source, target = resolve_url(None), resolve_url(args[0])
     else:
         raise click.UsageError(f"expected [SRC_URL] DST_URL, got {len(args)} arguments")
@@ -340,7 +321,7 @@ def copy(
     validate_scan_prefix(prefix)
     counts = {"copied": 0, "skipped": 0, "vanished": 0}
     bound = 0  # format-3 copies that will not open under the destination's other prefix
-    with opened(source) as src, opened(target) as dst:
+    with opened(source, note_memory=False) as src, opened(target, note_memory=False) as dst:
         elsewhere = set(storage_heads(src)) != set(storage_heads(dst))
         if dst.scope is Scope.PROCESS:
             raise CommandError(

@@ -20,7 +20,7 @@ from urllib.parse import quote, quote_plus
 import click
 import orjson
 
-from session_store.backend import SessionBackend
+from session_store.backend import Scope, SessionBackend
 from session_store.codec import KEYS_ENV, Codec
 from session_store.errors import ConfigurationError
 from session_store.keys import storage_heads
@@ -148,16 +148,34 @@ def url_and_one(args: tuple[str, ...], name: str) -> tuple[str, str]:
     if len(args) == 2:
         return resolve_url(args[0]), args[1]
     if len(args) == 1:
+        if "://" in args[0] and not os.environ.get(ENV_URL, "").strip():
+            remember_secrets(args[0])  # a URL given without its NAME, not a NAME
+            raise CommandError(
+                f"expected [URL] {name}: {redact_url(args[0])!r} is a URL; give the {name} "
+                f"after it (or set {ENV_URL} and give the {name} alone)",
+                EXIT_USAGE,
+            )
         return resolve_url(None), args[0]
     raise click.UsageError(f"expected [URL] {name}, got {len(args)} arguments")
 
 
 @contextmanager
-def opened(url: str) -> Iterator[SessionBackend]:
+def opened(url: str, *, note_memory: bool = True) -> Iterator[SessionBackend]:
     """The backend ``url`` names, closed afterwards; a tier of a chain that was down while it
-    was used is noted (:func:`degraded`)."""
+    was used is noted (:func:`degraded`). ``note_memory``: say on stderr that ``memory://``
+    alone is this command's own, empty memory (what a new user trying it may not expect)."""
+    from session_store.tiered import TieredBackend
+
     backend = open_backend(url)
     try:
+        alone = not isinstance(backend, TieredBackend)
+        if note_memory and alone and backend.scope is Scope.PROCESS:
+            click.echo(
+                f"session-store: note: {backend.describe()} is this command's own process "
+                "memory, empty when it starts: an app's memory tier cannot be read from "
+                "outside; look at a shared store (redis://, diskcache://)",
+                err=True,
+            )
         yield backend
         note_chain(backend)
     finally:

@@ -21,6 +21,7 @@ from session_store.backend import Scope
 from session_store.cli.common import CommandError, remember_secrets
 from session_store.dataroom import SessionManager
 from session_store.dataroom.quality import document_count
+from session_store.errors import BackendUnavailableError
 from session_store.metrics import format_seconds, snapshot
 from session_store.samples import legacy_sessions
 from session_store.schema import EnhancedSessionData
@@ -72,9 +73,18 @@ def demo(url: str | None, directory: Path | None, keep: bool) -> None:
     The demo's sessions are stored under keys starting with "demo:", never under a real
     user's id, and deleted at the end unless --keep is given.
     """
-    url = url or default_demo_url(directory)
-    remember_secrets(url)
-    _run_demo(url, redact_url(url), keep=keep)
+    chosen = url or default_demo_url(directory)
+    remember_secrets(chosen)
+    redis = os.environ.get("REDIS_URL") if url is None else None
+    try:
+        _run_demo(chosen, redact_url(chosen), keep=keep)
+    except BackendUnavailableError as exc:
+        if not redis or redis not in chosen:
+            raise
+        raise CommandError(
+            f"{exc}; the demo put $REDIS_URL ({redact_url(redis)}) in its chain: start that "
+            "Redis, or run the demo without it: `env -u REDIS_URL session-store demo`"
+        ) from exc
 
 
 #: Demo sessions live under their own keys, so the demo can never overwrite a real session.

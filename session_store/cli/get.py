@@ -22,38 +22,19 @@ from session_store.cli.common import (
     NAMESPACE_OPTION,
     echo_json,
     make_codec,
-    missing,
     opened,
     url_and_one,
 )
+from session_store.cli.kinds import LEGACY, PLAIN, SESSION, missing_why, what_is
 from session_store.cli.tierreads import read_first
-from session_store.codec.format import MAGIC, is_legacy
-from session_store.codec.legacyjson import loads_legacy
-from session_store.errors import CorruptPayloadError
 from session_store.keys import validate_key
 from session_store.schema.builtin import DATAROOM_KEYS
 from session_store.schema.registry import get_schema
 
 __all__ = ["DATAROOM_KEYS", "get", "what_is"]
 
-SESSION, LEGACY, PLAIN, OPAQUE = "session", "legacy data-room session", "plain JSON", "opaque bytes"
 #: Bytes of an opaque value shown in the text output (``--json`` gives them all, in base64).
 _SHOWN_BYTES = 200
-
-
-def what_is(stored: bytes, key: str) -> tuple[str, Any]:
-    """What ``stored`` is (:data:`SESSION`, :data:`LEGACY`, :data:`PLAIN` or :data:`OPAQUE`)
-    and, for plain JSON and a legacy session, its value as read by the legacy reader (exactly:
-    big ints stay ints)."""
-    if stored[: len(MAGIC)] == MAGIC:
-        return SESSION, None
-    try:
-        value = loads_legacy(stored, key=key)
-    except CorruptPayloadError:
-        return OPAQUE, None
-    if is_legacy(stored) and isinstance(value, dict) and not DATAROOM_KEYS.isdisjoint(value):
-        return LEGACY, value
-    return PLAIN, value
 
 
 @click.command()
@@ -67,13 +48,17 @@ def get(args: tuple[str, ...], namespace: str, as_json: bool) -> None:
     With --json: one line, {"key", "found", "schema", "version", "stored_version", "stages",
     "data"}; "found" is "session", "legacy data-room session", "plain JSON" or "opaque bytes"
     (which adds "size" and "base64").
+
+    Exit code 0 when KEY holds a value (any of those); 3 when it holds none: no key, or a key
+    holding no value (the marker of a retired id, a chain's tombstone), which the error line
+    names; 1 when a session-store payload does not decode.
     """
     url, key = url_and_one(args, "KEY")
     validate_key(key)
     with opened(url) as backend:
         hit = read_first(backend, key)
-    if hit is None or hit.value is None:
-        raise missing(key, url)
+        if hit is None or hit.value is None:
+            raise missing_why(backend, key, url)
     found, value = what_is(hit.value, key)
     if found in (SESSION, LEGACY):
         _print_session(key, hit.value, value, make_codec(namespace, backend), as_json)

@@ -143,6 +143,24 @@ def migrate(
             click.echo(f"  failed {failure.key}: {failure.error}: {failure.message}")
     if report.failures:
         lasting = sum(1 for failure in report.failures if failure.error in _LASTING)
+        plaintext = sum(1 for failure in report.failures if _PLAINTEXT in failure.message)
+        if plaintext and not encrypt_plaintext:
+            raise CommandError(
+                f"{plaintext} of {report.failed} failed session(s) are plaintext in a store "
+                "that SESSION_STORE_KEYS encrypts: switching this store to encryption, run "
+                "once `session-store migrate --encrypt-plaintext` (see `--help`: only before "
+                "any untrusted writer could reach the store); a rotation never encrypts them"
+            )
+        unkeyed = sum(
+            1
+            for failure in report.failures
+            if failure.error == "ConfigurationError" and "aes-gcm" in failure.message
+        )
+        if unkeyed == report.failed:
+            raise CommandError(
+                f"{unkeyed} session(s) are encrypted under a key SESSION_STORE_KEYS does not "
+                "hold (it is unset, or lacks their key): set it, new key first, and run again"
+            )
         if lasting == report.failed:
             raise CommandError(
                 f"{lasting} session(s) cannot be rewritten as they are (a value the codec never "
@@ -154,5 +172,7 @@ def migrate(
         )
 
 
+#: What the codec's refusal of plaintext in an encrypted store says (a failure's message).
+_PLAINTEXT = "refuses plaintext"
 #: Failures a rerun cannot fix: what the session holds, not a passing outage.
 _LASTING = frozenset({"SerializationError", "CorruptPayloadError", "UnknownSchemaVersionError"})

@@ -153,7 +153,7 @@ def stats(url: str | None, sample: int, scan_limit: int, as_json: bool) -> None:
     An application reads its own live numbers with session_store.metrics.snapshot.
     """
     target = resolve_url(url)
-    with opened(target) as backend, opened(target) as counting:
+    with opened(target) as backend, opened(target, note_memory=False) as counting:
         result = probe(backend, sample=sample, scan_limit=scan_limit, counting=counting)
     if as_json:
         echo_json(result)

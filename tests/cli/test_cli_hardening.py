@@ -162,7 +162,7 @@ def test_stats_shows_whole_backend_names_at_80_columns(cli: Run, tmp_path: Path)
 def degraded_chain(tmp_path: Path) -> str:
     disk = f"diskcache://{tmp_path / 'disk'}"
     with open_backend(disk) as backend:
-        backend.set("k", orjson.dumps({"a": 1}))
+        backend.set("k", orjson.dumps({"user_id": "k", "processed_documents": []}))  # a session
     return f"memory:// | redis://127.0.0.1:1/0 | {disk}"  # nothing listens on port 1
 
 

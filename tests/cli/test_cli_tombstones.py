@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from session_store import open_backend
+from session_store import SessionStore, open_backend
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -56,11 +56,21 @@ def test_ls_and_copy_skip_tombstones(
     cli: Run, chain_with_tombstones: tuple[str, str], tmp_path: Path
 ) -> None:
     chain, disk = chain_with_tombstones
-    for url in (chain, disk):
-        assert cli("ls", url).stdout.split() == ["alive"]
+    with SessionStore(chain, dict) as store:
+        store.save("session", {"documents": 3})
+    for url in (chain, disk):  # "alive" holds plain JSON: not a session either
+        assert cli("ls", url).stdout.split() == ["session"]
+        kinds = {
+            row["key"]: row["kind"] for row in json.loads(cli("ls", "-a", "--json", url).stdout)
+        }
+        assert kinds == {
+            "alive": "plain JSON",
+            "session": "session",
+            **dict.fromkeys(("ghost-1", "ghost-2", "ghost-3"), "deleted"),
+        }
     target = f"diskcache://{tmp_path / 'copy'}"
     copied = json.loads(cli("copy", "--json", disk, target).stdout)
-    assert (copied["copied"], copied["vanished"]) == (1, 0)
+    assert (copied["copied"], copied["vanished"]) == (2, 0)
 
 
 def test_migrate_of_one_tier_counts_tombstones_as_deleted_not_vanished(

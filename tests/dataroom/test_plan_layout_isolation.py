@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from session_store import open_backend
+from session_store import SessionStore, open_backend
 from session_store.dataroom import SessionManager
 from session_store.keys import SEPARATOR, Namespace
 from session_store_redis.testing import RedisServer
@@ -97,9 +97,9 @@ def test_ls_prints_every_key_unambiguously(tmp_path: Path, key: str, shown: str)
     key holding a control character or a newline reads as one unambiguous line; ``--json``
     gives the keys exactly."""
     url = f"diskcache://{tmp_path / 'disk'}"
-    with open_backend(url) as backend:
-        backend.set(key, b"{}")
-        backend.set("plain", b"{}")
+    with SessionStore(url, dict) as store:  # sessions: what ls lists
+        store.save(key, {})
+        store.save("plain", {})
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     listed = _cli("ls", url, env=env)
     assert listed.returncode == 0, listed.stderr

@@ -60,6 +60,7 @@ from session_store_diskcache.settings import (
     DEFAULT_PREFIX,
     DEFAULT_SIZE_LIMIT,
     DEFAULT_TIMEOUT,
+    TILDE_HINT,
     check_directory,
     check_eviction_policy,
     check_size_limit,
@@ -140,7 +141,8 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         """
         if url.netloc:
             raise ConfigurationError(
-                "diskcache URLs take no host: write diskcache:///absolute/path (three slashes)",
+                "diskcache URLs take no host: write diskcache:///absolute/path (three slashes)"
+                + (TILDE_HINT if url.netloc.startswith("~") else ""),
                 backend=url.redacted(),
             )
         if url.path in ("", "/"):

@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_SIZE_LIMIT",
     "DEFAULT_TIMEOUT",
     "EVICTION_POLICIES",
+    "TILDE_HINT",
     "check_directory",
     "check_eviction_policy",
     "check_size_limit",
@@ -48,6 +49,14 @@ EVICTION_POLICIES = (
 DEFAULT_TIMEOUT = 5.0
 
 
+#: What an error about a ``~`` in the directory adds: no URL or path here expands it.
+TILDE_HINT = (
+    "; a URL does not expand ~ (it would be a host, or a directory named ~): write the "
+    "absolute path, diskcache:///home/you/sessions, or let the shell expand "
+    "diskcache://$HOME/sessions"
+)
+
+
 def check_directory(directory: object) -> str:
     """The cache directory as an absolute path.
 
@@ -55,7 +64,8 @@ def check_directory(directory: object) -> str:
     (``os.path.expandvars``): ``/srv/$x`` would silently become another directory.
 
     Raises:
-        ConfigurationError: not a ``str`` or ``os.PathLike[str]``, empty, or holding NUL or ``$``.
+        ConfigurationError: not a ``str`` or ``os.PathLike[str]``, empty, holding NUL or ``$``,
+            or starting with a ``~`` no one expanded.
     """
     if not isinstance(directory, str | os.PathLike):
         raise ConfigurationError(f"directory must be a str or path, got {type(directory).__name__}")
@@ -66,6 +76,8 @@ def check_directory(directory: object) -> str:
         raise ConfigurationError("directory must not be empty")
     if "\x00" in path:
         raise ConfigurationError("directory must not contain NUL")
+    if path.split(os.sep)[:2] in (["~"], ["", "~"]) or path.startswith(("~/", "/~/")):
+        raise ConfigurationError(f"directory {path!r} starts with a literal '~'{TILDE_HINT}")
     if "$" in path:
         raise ConfigurationError(
             f"directory {path!r} contains '$', which diskcache would expand as an environment "
