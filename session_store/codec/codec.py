@@ -334,7 +334,8 @@ class Codec:
             return
         raise CorruptPayloadError(
             f"this store is encrypted and refuses plaintext ({kind}); pass "
-            "Codec(allow_plaintext=True) to read it (session-store migrate encrypts it)",
+            "Codec(allow_plaintext=True) to read it (`session-store migrate --encrypt-plaintext` "
+            "encrypts it, once, when switching a store to encryption)",
             key=key,
         )
 

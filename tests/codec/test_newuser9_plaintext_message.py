@@ -1,8 +1,7 @@
 """Found by newuser9 (a new user's first hour): the codec's refusal of plaintext in an encrypted
 store tells the user "(session-store migrate encrypts it)", and ``session-store migrate`` is the
 very command that printed it, once per session, without encrypting anything: only
-``migrate --encrypt-plaintext`` does. The codec belongs to another helper; this pins the wording
-until it is mended.
+``migrate --encrypt-plaintext`` does. Mended: the message names the flag.
 
 Fix sketch (session_store/codec/codec.py, ``_refuse_plaintext``): say
 "(`session-store migrate --encrypt-plaintext` encrypts it, once, when switching a store to
@@ -16,10 +15,6 @@ import pytest
 from session_store import AesGcmStage, Codec, CorruptPayloadError
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the codec's message names `session-store migrate` without --encrypt-plaintext",
-)
 def test_the_refusal_of_plaintext_names_the_flag_that_encrypts_it() -> None:
     plain = Codec().encode("k", {"cart": ["book"]})
     encrypted = Codec(encryption=AesGcmStage([AesGcmStage.generate_key()]))
