@@ -78,7 +78,7 @@ class LeanConnection:
         "_sock",
         "_view",
         "generation",
-        "session_store_staging_tag",  # its staging key's tag (staged.connection_staging_key)
+        "session_store_staging_keys",  # its staging keys (staged.connection_staging_key)
         "used",
     )
 

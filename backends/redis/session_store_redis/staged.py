@@ -203,26 +203,29 @@ def staging_key(head: str) -> bytes:
 
 
 #: The attribute of a connection (a redis-py ``Connection`` or a
-#: :class:`~session_store_redis.leanconn.LeanConnection`) holding its staging tag.
-_TAG = "session_store_staging_tag"
-
-
-def _tag_of(connection: Any) -> bytes:
-    """``connection``'s staging tag, ``:`` and 16 random hex digits, made on its first staged
-    write and kept for its life (a connection serves one caller at a time; a forked child
-    opens connections of its own)."""
-    try:
-        tag: bytes = connection.session_store_staging_tag
-    except AttributeError:
-        tag = b":" + os.urandom(8).hex().encode()
-        setattr(connection, _TAG, tag)
-    return tag
+#: :class:`~session_store_redis.leanconn.LeanConnection`) holding its staging keys by base name
+#: (its tag under ``b""``).
+_KEYS = "session_store_staging_keys"
 
 
 def connection_staging_key(connection: Any, staging: bytes) -> bytes:
     """The key ``connection`` stages under in the namespace whose base name is ``staging``
-    (:func:`staging_key`)."""
-    return staging + _tag_of(connection)
+    (:func:`staging_key`): the base name and the connection's tag, ``:`` and 16 random hex
+    digits made on its first staged write and kept for its life (a connection serves one
+    caller at a time; a forked child opens connections of its own). Kept by base name on the
+    connection: the hot path finds the same key object (its hash cached) every time."""
+    try:
+        keys: dict[bytes, bytes] = connection.session_store_staging_keys
+    except AttributeError:
+        keys = {b"": b":" + os.urandom(8).hex().encode()}
+        setattr(connection, _KEYS, keys)
+    key = keys.get(staging)
+    if key is None:
+        if len(keys) > 64:  # (a few namespaces share a pool; keep it bounded anyway)
+            keys = {b"": keys[b""]}
+            setattr(connection, _KEYS, keys)
+        key = keys[staging] = staging + keys[b""]
+    return key
 
 
 def staged_write(
@@ -259,8 +262,8 @@ def staged_write(
     connection: Any = pool.get_connection()  # (redis-py's Connection is partly untyped)
     try:
         try:
-            key = staging + connection.session_store_staging_tag
-        except AttributeError:
+            key = connection.session_store_staging_keys[staging]
+        except (AttributeError, KeyError):
             key = connection_staging_key(connection, staging)
         reply = _transaction(connection, key, value, px, ("EVALSHA", sha, stored, argv))
         if reply is _NO_SCRIPT:
