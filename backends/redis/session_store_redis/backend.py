@@ -129,7 +129,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         self._cas = client.register_script(CAS_SCRIPT)
         self._set_if_newer_script = client.register_script(SET_IF_NEWER_SCRIPT)
         self._set_after_script = client.register_script(SET_AFTER_SCRIPT)
-        self._staging = staging_key(self._head)  # the staged ordered writes' (scripts.py)
+        self._staging = staging_key(self._head)  # the staged writes' keys' base name (staged.py)
         self._stage = True  # until the server's ACL refuses a staged write's commands
         # the web request's GET and staged compare-and-set, when it reproduces the client
         self._lean = LeanRedis.of(client)

@@ -85,7 +85,8 @@ class InvalidationStream:
         # listing rule (Namespace.decode refuses a key holding U+001F under another separator,
         # a valid key whose invalidation must not be lost; an extra one costs a re-read)
         self._cut = len(namespace.scan_head())
-        # the staged writes' staging key (session_store_redis.staged) is no session's
+        # the staged writes' staging keys (session_store_redis.staged: this base name and a
+        # tag per connection) are no session's
         self._staging = staging_key(namespace.scan_head()).decode("utf-8", "surrogateescape")
         self._listener = listener
         self._ping_interval = ping_interval
@@ -219,12 +220,12 @@ class InvalidationStream:
                 self._stop.wait(self._coalesce)
 
     def _keys(self, stored: list[Any]) -> list[str]:
-        """The session keys among the stored keys ``stored`` (the staging key left out)."""
+        """The session keys among the stored keys ``stored`` (the staging keys left out)."""
         head, cut, staging = self._head, self._cut, self._staging
         keys: list[str] = []
         for raw in stored:
             text = raw.decode("utf-8", "surrogateescape") if type(raw) is bytes else str(raw)
-            if text.startswith(head) and len(text) > cut and text != staging:
+            if text.startswith(head) and len(text) > cut and not text.startswith(staging):
                 keys.append(text[cut:])
         return keys
 

@@ -70,7 +70,17 @@ class LeanConnection:
 
     encoder: ClassVar[_Encoder] = _Encoder()
 
-    __slots__ = ("_buffer", "_host", "_poll", "_reader", "_sock", "_view", "generation", "used")
+    __slots__ = (
+        "_buffer",
+        "_host",
+        "_poll",
+        "_reader",
+        "_sock",
+        "_view",
+        "generation",
+        "session_store_staging_keys",  # its staging keys (staged.connection_staging_key)
+        "used",
+    )
 
     def __init__(self, sock: socket.socket, host: str, generation: int) -> None:
         self._sock = sock

@@ -182,13 +182,8 @@ class StagedOrderedWrites(_Backend):
 
     def _refused(self) -> None:
         """The server's ACL refused a staged write's commands (``MULTI``, ``RENAME``, ...):
-        this backend writes with the one-script texts from now on, and drops the staging key
-        (a command refused inside the script leaves the new value there, and no staged write
-        will replace it; between two ``MULTI``/``EXEC`` it holds nothing a write needs)."""
-        try:
-            self._client.delete(self._staging)
-        except redis.RedisError as exc:  # e.g. DEL refused too: say where the copy is
-            log.warning("%s: staging key %r kept: %s", self._description, self._staging, exc)
+        this backend writes with the one-script texts from now on (the connection that met the
+        refusal deleted its staging key: :func:`~session_store_redis.staged.staged_write`)."""
         if self._stage:
             self._stage = False
             log.warning(

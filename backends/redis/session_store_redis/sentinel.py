@@ -266,15 +266,12 @@ class RedisSentinelBackend(RedisBackend):
         return (*super()._secrets(), *extra)
 
     def close(self) -> None:
-        """Disconnect from the data nodes and the sentinels if this backend built the client."""
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
+        """Disconnect from the data nodes and the sentinels if this backend built the client.
+        Every call does, as :meth:`RedisBackend.close` (a use after ``close`` reopens a
+        connection, and the next ``close`` releases it; it was a one-shot: such a connection
+        stayed open); the tracker's watchers, once stopped, stay stopped."""
         if self._tracker is not None:
             self._tracker.close()
-        if self._owns_client:
-            self._client.close()
-            self._client.connection_pool.disconnect()
-            if self._sentinel is not None:
-                self._sentinel.close()
+        super().close()
+        if self._owns_client and self._sentinel is not None:
+            self._sentinel.close()

@@ -11,12 +11,17 @@ its ``SET`` copies it out again; the ordered write by arrival cost 7.3 us agains
 compares the 16 bytes with the stored value's first 16 (``GETRANGE``, as before), moves the
 new clock past the stored one if needed (``SETRANGE`` of 8 bytes in the staged value), and
 ``RENAME``-s the staging key over the key (which carries the staged TTL, or none), or deletes
-it when the stored version wins: 3.9 us in all. ``MULTI`` makes the four one atomic step, so
-one staging key serves every client of a database. Its name is the namespace's head followed by
-a byte that is not UTF-8 (:data:`STAGING_SUFFIX`), so no session key can be it, and an ACL user
-limited to the namespace may write it. Decisions and stored bytes are those of the one-script
-texts (``session_store_redis.invalidation``), which processes of the previous release keep
-running on the same keys (``tests/standalone/test_ordered_scripts.py`` checks both).
+it when the stored version wins: 3.9 us in all. Each connection stages under a key of its own
+(:func:`connection_staging_key`): the namespace's head, a byte that is not UTF-8
+(:data:`STAGING_SUFFIX`, so no session key begins so, and an ACL user limited to the namespace
+may write it), and a random tag made once per connection. ``MULTI`` makes the four one atomic
+step; a server whose ACL refuses ``MULTI`` runs them one by one, and the ``SET`` of one
+connection's key can then only be consumed by the script sent after it on that connection (a
+key shared by every client let ``SET A``, ``SET B``, script A put B's session under A's key:
+attack9). Every staged write renames or deletes its key, so a connection leaves none behind.
+Decisions and stored bytes are those of the one-script texts
+(``session_store_redis.ordered_scripts``), which processes of the previous release keep running
+on the same keys (``tests/standalone/test_ordered_scripts.py`` checks both).
 
 The one-script texts, the compare-and-set script and the version tokens are in
 :mod:`session_store_redis.scripts`.
@@ -25,6 +30,8 @@ The one-script texts, the compare-and-set script and the version tokens are in
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 from typing import Any, NamedTuple
 
 import redis
@@ -48,6 +55,7 @@ __all__ = [
     "STAGING_SUFFIX",
     "Unqueued",
     "can_stage",
+    "connection_staging_key",
     "settle",
     "staged_cas_args",
     "staged_write",
@@ -188,8 +196,36 @@ def can_stage(client: redis.Redis, value: bytes, layout: tuple[int, ...]) -> boo
 
 
 def staging_key(head: str) -> bytes:
-    """The staging key of a namespace whose stored keys begin with ``head``."""
+    """The staging keys' base name in a namespace whose stored keys begin with ``head``: each
+    connection stages under this name followed by a tag of its own
+    (:func:`connection_staging_key`); every key that begins with it is a staging key."""
     return head.encode("utf-8", "surrogateescape") + STAGING_SUFFIX
+
+
+#: The attribute of a connection (a redis-py ``Connection`` or a
+#: :class:`~session_store_redis.leanconn.LeanConnection`) holding its staging keys by base name
+#: (its tag under ``b""``).
+_KEYS = "session_store_staging_keys"
+
+
+def connection_staging_key(connection: Any, staging: bytes) -> bytes:
+    """The key ``connection`` stages under in the namespace whose base name is ``staging``
+    (:func:`staging_key`): the base name and the connection's tag, ``:`` and 16 random hex
+    digits made on its first staged write and kept for its life (a connection serves one
+    caller at a time; a forked child opens connections of its own). Kept by base name on the
+    connection: the hot path finds the same key object (its hash cached) every time."""
+    try:
+        keys: dict[bytes, bytes] = connection.session_store_staging_keys
+    except AttributeError:
+        keys = {b"": b":" + os.urandom(8).hex().encode()}
+        setattr(connection, _KEYS, keys)
+    key = keys.get(staging)
+    if key is None:
+        if len(keys) > 64:  # (a few namespaces share a pool; keep it bounded anyway)
+            keys = {b"": keys[b""]}
+            setattr(connection, _KEYS, keys)
+        key = keys[staging] = staging + keys[b""]
+    return key
 
 
 def staged_write(
@@ -205,7 +241,9 @@ def staged_write(
     """Run a staged script (:data:`MOVE_AFTER_SCRIPT`, :data:`MOVE_IF_NEWER_SCRIPT` or
     :data:`STAGED_CAS_SCRIPT`, named by ``sha``) over ``value`` for the stored key ``stored``,
     in one ``MULTI``/``EXEC`` round trip on one pooled connection; the script's reply. Its
-    ``ARGV`` is ``args``, by default ``value``'s first 16 bytes (the ordered writes').
+    ``ARGV`` is ``args``, by default ``value``'s first 16 bytes (the ordered writes'). The
+    value is staged under that connection's key in the namespace whose staging keys begin
+    with ``staging`` (:func:`connection_staging_key`).
 
     Not retried: a connection lost before the reply leaves the outcome unknown, which the
     caller is told (the error propagates; the connection is dropped, not put back half-read).
@@ -213,8 +251,8 @@ def staged_write(
     ``EVAL`` at once; the staged value the first one left is replaced by it.
 
     Returns :data:`REFUSED` if the server's ACL refuses one of the commands (``NOPERM``); the
-    key is then untouched (a refused command inside the script may leave the staging key
-    holding the value: the caller deletes it, as ``RedisBackend._refused`` does).
+    key is then untouched, and the connection's staging key, which a refused command inside
+    the script (or an unknown script run unqueued) leaves holding the value, is deleted.
 
     Raises:
         redis.RedisError: the connection failed, or Redis refused (an error reply).
@@ -223,11 +261,17 @@ def staged_write(
     pool = client.connection_pool
     connection: Any = pool.get_connection()  # (redis-py's Connection is partly untyped)
     try:
-        reply = _transaction(connection, staging, value, px, ("EVALSHA", sha, stored, argv))
+        try:
+            key = connection.session_store_staging_keys[staging]
+        except (AttributeError, KeyError):
+            key = connection_staging_key(connection, staging)
+        reply = _transaction(connection, key, value, px, ("EVALSHA", sha, stored, argv))
         if reply is _NO_SCRIPT:
-            reply = _transaction(connection, staging, value, px, ("EVAL", script, stored, argv))
+            reply = _transaction(connection, key, value, px, ("EVAL", script, stored, argv))
             if reply is _NO_SCRIPT:  # pragma: no cover - EVAL loads it
                 raise redis.ResponseError("NOSCRIPT after EVAL")
+        if reply is REFUSED or (isinstance(reply, Unqueued) and reply.reply is REFUSED):
+            _drop(connection, key)
     except redis.ResponseError:
         raise  # every reply was read: the connection is in step
     except BaseException:
@@ -262,6 +306,20 @@ def settle(reply: Any) -> tuple[bool, Any]:
 
 
 _UTF8 = frozenset(("utf-8", "utf8", "UTF-8", "UTF8"))
+
+log = logging.getLogger("session_store_redis.backend")
+
+
+def _drop(connection: Any, key: bytes) -> None:
+    """``DEL`` the connection's staging ``key`` after a refused write (a command refused inside
+    the script, or a script the server did not know run unqueued, left the value there, and
+    this backend stages no more: no later write would replace it). A refused ``DEL`` is
+    logged: the key holds a copy of the session until its TTL, if it has one."""
+    connection.send_packed_command([b"*2\r\n$3\r\nDEL\r\n$%d\r\n%b\r\n" % (len(key), key)])
+    try:
+        connection.read_response()
+    except redis.ResponseError as exc:  # e.g. DEL refused too: say where the copy is
+        log.warning("staging key %r kept: %s", key, exc)
 
 
 def _is_no_script(error: BaseException) -> bool:

@@ -26,6 +26,7 @@ from session_store import stamps
 from session_store_redis import RedisBackend
 from session_store_redis import staged as staged_module
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
+from session_store_redis.patterns import prefix_pattern
 from session_store_redis.scripts import (
     CAS_SCRIPT,
     WHOLE_VALUE_MAX,
@@ -337,6 +338,13 @@ def _staged(client: redis.Redis, after: bool, key: str, value: bytes, px: int | 
     return staged_write(client, script, sha, key, staging_key(key), value, px)
 
 
+def _staging_left(client: redis.Redis, key: str) -> list[bytes]:
+    """The staging keys (one per connection) that :func:`_staged` writes of ``key`` left."""
+    base = staging_key(key).decode("utf-8", "surrogateescape")
+    pattern = prefix_pattern(base).encode("utf-8", "surrogateescape")
+    return [key for key in client.keys(pattern) if isinstance(key, bytes)]
+
+
 def _ttl_state(client: redis.Redis, key: str) -> str:
     left = client.pttl(key)
     return "absent" if left == -2 else "none" if left == -1 else "some"
@@ -382,7 +390,7 @@ def test_staged_writes_decide_as_the_previous_release_did(
                 outcomes.append(
                     (wrote, after_newer, version, client.get(key), _ttl_state(client, key))
                 )
-                assert not client.exists(staging_key(key))
+                assert not _staging_left(client, key)
             assert outcomes[0] == outcomes[1], (held, new, px, held_ttl)
 
 
@@ -421,7 +429,7 @@ def test_a_staged_write_over_a_key_of_another_type_fails_and_leaves_no_staging_k
     for after in (True, False):
         with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
             _staged(client, after, key, data, 5000)
-        assert not client.exists(staging_key(key))
+        assert not _staging_left(client, key)
         assert client.lrange(key, 0, -1) == [b"x"]
 
 
@@ -434,7 +442,7 @@ def test_a_flushed_script_cache_is_reloaded_within_the_write(
     assert _staged(client, True, key, data, None) == data[VERSION]
     client.script_flush()
     assert _staged(client, False, key, data, None) == 0  # the same version: kept
-    assert client.get(key) == data and not client.exists(staging_key(key))
+    assert client.get(key) == data and not _staging_left(client, key)
 
 
 def test_concurrent_staged_writes_through_one_staging_key_never_mix_keys(
@@ -474,7 +482,8 @@ def test_concurrent_staged_writes_through_one_staging_key_never_mix_keys(
         thread.join(60)
     assert not failures, failures[:5]
     with redis_server.client() as check:
-        assert not list(check.scan_iter(match=b"*" + STAGING_SUFFIX)), "a staging key was left"
+        left = list(check.scan_iter(match=b"*" + STAGING_SUFFIX + b"*"))
+        assert not left, "a staging key was left"
         assert len(list(check.scan_iter(match=redis_namespace + "*"))) == len(keys)
 
 
@@ -551,7 +560,7 @@ def test_the_staged_compare_and_set_decides_as_the_one_script_text_does(
                     else:
                         reply = client.eval(CAS_SCRIPT, 1, key, *cas_args(token, new, px))
                     outcomes.append((reply, client.get(key), _ttl_state(client, key)))
-                    assert not client.exists(staging_key(key))
+                    assert not _staging_left(client, key)
                 assert outcomes[0] == outcomes[1], (held, token, new, px)
 
 
