@@ -5,7 +5,8 @@ A few operations need two or more commands of one instant: ``get_with_ttl`` (``G
 ``EXISTS``), the async ``set_many`` (all or none), and the staged ordered writes
 (:mod:`session_store_redis.staged`), and a cluster listing's reading of a node's state
 (:mod:`session_store_redis.listing`). They are ``MULTI``/``EXEC``, the cheapest form. A user
-whose ACL refuses ``MULTI`` gets the same commands in one Lua script instead (a script is as
+whose ACL refuses ``MULTI`` (or a server that disabled it: ``rename-command MULTI ""``) gets the
+same commands in one Lua script instead (a script is as
 atomic: nothing runs between its commands, and it is one command, so a cancelled caller never
 leaves half of it): :data:`GET_PTTL`, :data:`PERSIST_EXISTS`, :data:`SET_MANY`,
 :data:`NODE_STATE`. Each backend remembers the refusal, so ``MULTI`` is refused once per backend,
@@ -100,15 +101,20 @@ def is_refused(error: BaseException) -> bool:
 
 
 def refuses_multi(reply: object) -> bool:
-    """Whether ``reply`` (an error reply, or anything else) says the server's ACL refused
-    ``MULTI`` itself: ``MULTI``'s own ``NOPERM`` (what the lean clients and a cluster node's
-    pipeline raise), or ``EXEC without MULTI`` (all that redis-py's transactional pipeline
-    reports of it). A command refused inside the transaction (a key outside the user's
-    patterns) is not this."""
+    """Whether ``reply`` (an error reply, or anything else) says the server refused ``MULTI``
+    itself: ``MULTI``'s own ``NOPERM`` (the ACL) or "unknown command" (disabled by
+    ``rename-command``), which the lean clients and a cluster node's pipeline raise, or ``EXEC
+    without MULTI`` (all that redis-py's transactional pipeline reports of either). A command
+    refused inside the transaction (a key outside the user's patterns) is not this."""
     if not isinstance(reply, rexc.ResponseError):
         return False
     text = str(reply)
-    return "EXEC without MULTI" in text or (is_refused(reply) and "'multi'" in text.lower())
+    lowered = text.lower()
+    return (
+        "EXEC without MULTI" in text
+        or "unknown command 'multi'" in lowered
+        or (is_refused(reply) and "'multi'" in lowered)
+    )
 
 
 def needs_one(error: BaseException, what: str) -> BaseException:

@@ -38,31 +38,28 @@ class OneInstant:
 
     def _get_with_pttl(self, stored: str) -> list[Any]:
         """``[value or None, pttl]`` of one instant."""
-        if self._multi:
-            try:
-                pipe = self._client.pipeline(transaction=True)
-                pipe.get(stored)
-                pipe.pttl(stored)
-                return list(pipe.execute())
-            except redis.ResponseError as exc:
-                if not _refuses_multi(exc):
-                    raise
-            self._multi_refused()
-        return self._one_script(GET_PTTL, stored, "get_with_ttl")
+        return self._of_one_instant(stored, ("get", "pttl"), GET_PTTL, "get_with_ttl")
 
     def _persist(self, stored: str) -> list[Any]:
         """``[persisted, exists]`` of one instant."""
+        return self._of_one_instant(stored, ("persist", "exists"), PERSIST_EXISTS, "touch")
+
+    def _of_one_instant(
+        self, stored: str, commands: tuple[str, ...], script: OneScript, what: str
+    ) -> list[Any]:
+        """The replies of ``commands`` (redis-py's method names) on the key ``stored``, in one
+        ``MULTI``/``EXEC``, or as ``script`` once the server refused ``MULTI``."""
         if self._multi:
             try:
                 pipe = self._client.pipeline(transaction=True)
-                pipe.persist(stored)
-                pipe.exists(stored)
+                for command in commands:
+                    getattr(pipe, command)(stored)
                 return list(pipe.execute())
             except redis.ResponseError as exc:
                 if not _refuses_multi(exc):
                     raise
             self._multi_refused()
-        return self._one_script(PERSIST_EXISTS, stored, "touch")
+        return self._one_script(script, stored, what)
 
     def _one_script(self, script: OneScript, stored: str, what: str) -> list[Any]:
         """``script`` on the key ``stored``: by SHA, by text if the server does not know it."""

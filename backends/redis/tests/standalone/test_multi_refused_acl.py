@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from session_store import NO_EXPIRY
+from session_store import NO_EXPIRY, SessionStore
+from session_store.aio.store import AsyncSessionStore
 from session_store.errors import BackendError
 from session_store.urls import parse_url
 from session_store_redis import RedisBackend
@@ -192,3 +193,31 @@ def test_async_set_many_waiting_for_a_replica(
         asyncio.run(run())
         assert watcher.mget(["acl:\x1fa", "acl:\x1fb"]) == [b"one1", b"two1"]
     assert _refused(primary, "multi") - before == (1 if refused == NO_MULTI else 0)
+
+
+# -- MULTI disabled by the server's configuration -------------------------------------------------
+def test_multi_renamed_away_is_met_as_a_refusal_sync_async_and_through_chains(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A server whose ``MULTI`` is disabled (``rename-command MULTI ""``) answers it "unknown
+    command". The sync reads met it as "EXEC without MULTI" and ran the scripts, but the staged
+    chain write (which sees ``MULTI``'s own error) and the async backend did not: every chain
+    save failed on the sync side, every read, touch and ``set_many`` on the async one."""
+    server = redis_server_factory(extra_config=('rename-command MULTI ""',))
+    url = f"redis://127.0.0.1:{server.port}/0?prefix=renamed:"
+    with SessionStore(f"memory:// | {url}", dict) as store:
+        for round_ in range(2):
+            store.save("k", {"n": round_, "pad": "x" * 3000})  # staged: large, a chain's write
+        assert store.load("k") == {"n": 1, "pad": "x" * 3000}
+        assert store.touch("k")
+
+    async def run() -> None:
+        await _async_checks(AsyncRedisBackend.from_url(url, default_ttl=None))
+        chain: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(f"memory:// | {url}", dict)
+        try:
+            await chain.save("c", {"a": 1})
+            assert await chain.load("c") == {"a": 1}
+        finally:
+            await chain.aclose()
+
+    asyncio.run(run())
