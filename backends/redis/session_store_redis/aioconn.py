@@ -31,13 +31,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any
 
 import hiredis
 from redis import exceptions as rexc
 
+from session_store_redis.aio_reply import Reply
 from session_store_redis.client import RedisConfig
 
 __all__ = ["LeanClient", "pack"]
@@ -111,6 +112,7 @@ def _packed(args: tuple[object, ...]) -> bytes:
 
 
 _PACK = hiredis.pack_command
+_current_task = asyncio.current_task
 _READ_SIZE = 65536
 
 
@@ -132,7 +134,7 @@ class _Batch:
             self.future.set_result(self.replies)
 
 
-def _failed(future: asyncio.Future[Any], error: BaseException) -> None:
+def _failed(future: asyncio.Future[Any] | Reply, error: BaseException) -> None:
     """Fail ``future`` with ``error``, marked as seen: a caller cancelled just as it failed
     never reads it, and asyncio would log "exception was never retrieved" at ERROR for it."""
     if not future.done():
@@ -156,6 +158,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._timer: asyncio.TimerHandle | None = None
+        # asyncio's own loop: replies resume their task in the pass that reads them (aio_reply)
+        self._inline = isinstance(self._loop, asyncio.BaseEventLoop)
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,19 +172,39 @@ class _Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._reader.feed(self._buffer, 0, nbytes)  # type: ignore[arg-type]  # any buffer
+        ready: list[tuple[Reply, Any, bool]] | None = None
         while True:
             try:
                 reply = self._reader.gets()
             except rexc.InvalidResponse as exc:
                 self._fail(rexc.ConnectionError(f"invalid reply from redis: {exc}"))
-                return
+                break
             if reply is False:
-                return
+                break
+            failed = type(reply) is _ReplyError
+            if failed or type(reply) is list:
+                reply = _deliver(reply)
             sink = self._waiting.popleft()[0]
-            if type(sink) is _Batch:
-                sink.add(_deliver(reply))
+            if type(sink) is Reply:  # resumed below, once this connection is in step
+                if ready is None:
+                    ready = [(sink, reply, failed)]
+                else:
+                    ready.append((sink, reply, failed))
+            elif type(sink) is _Batch:
+                sink.add(reply)
+            elif failed:  # one command's error reply: raised where it is awaited
+                _failed(sink, reply)
             elif not sink.done():  # a cancelled caller: its reply is dropped
-                sink.set_result(_deliver(reply))
+                sink.set_result(reply)
+        if ready is not None:
+            inline = _current_task(self._loop) is None  # a transport callback, as it should be
+            for sink, reply, failed in ready:
+                if inline:
+                    sink.resolve(reply, failed)
+                elif failed:
+                    sink.set_exception(reply)
+                else:
+                    sink.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(rexc.ConnectionError(f"connection to redis lost: {exc or 'closed'}"))
@@ -231,10 +255,10 @@ class _Connection(asyncio.BufferedProtocol):
             self._fail(rexc.ConnectionError(f"error writing to redis: {exc}"))
             raise
 
-    def request(self, payload: bytes) -> asyncio.Future[Any]:
-        """Write one packed command; a future of its reply (an error reply as its exception
-        object, raised by the caller)."""
-        future = self._loop.create_future()
+    def request(self, payload: bytes) -> asyncio.Future[Any] | Reply:
+        """Write one packed command; a future of its reply (an error reply raised by it): a
+        :class:`Reply` on asyncio's own loop."""
+        future = Reply(self._loop) if self._inline else self._loop.create_future()
         self._write(payload, future, 1)
         return future
 
@@ -331,19 +355,21 @@ class LeanClient:
         self._connection = connection
         return connection
 
-    async def call(self, *args: object) -> Any:
-        """One command's reply; an error reply is raised as redis-py's exception.
+    def call(self, *args: object) -> Awaitable[Any]:
+        """One command's reply, to await; an error reply is raised as redis-py's exception.
 
-        The caller awaits the reply's own future: no task, ``gather`` or ``wait_for`` per
-        command (the connection's timer enforces ``socket_timeout``), so a reply wakes the
-        caller in one pass of the event loop instead of four."""
+        The command is sent now, and what is returned is the reply's own future while the
+        connection is open: no coroutine, task, ``gather`` or ``wait_for`` per command (the
+        connection's timer enforces ``socket_timeout``), so a reply wakes the caller in the
+        loop pass that reads it (:mod:`~session_store_redis.aio_reply`)."""
         connection = self._connection
         if connection is None or connection.closed:
-            connection = await self._get()
-        reply = await connection.request(_packed(args))
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
+            return self._call_opening(args)
+        return connection.request(_packed(args))
+
+    async def _call_opening(self, args: tuple[object, ...]) -> Any:
+        connection = await self._get()
+        return await connection.request(_packed(args))
 
     async def call_many(
         self, commands: Sequence[Sequence[object]], *, transaction: bool = False
