@@ -28,6 +28,7 @@ than the sync client. Many tasks share the connection, their commands pipelined.
 
 from __future__ import annotations
 
+import _asyncio
 import asyncio
 import collections
 import ssl
@@ -38,81 +39,16 @@ from typing import Any
 import hiredis
 from redis import exceptions as rexc
 
-from session_store_redis.aio_reply import Reply
+from session_store.aio.reply import Reply
+from session_store_redis.aio_resp import PACK, ReplyError, deliver, pack, packed
 from session_store_redis.client import RedisConfig
 
 __all__ = ["LeanClient", "pack"]
 
-_ERRORS: tuple[tuple[str, type[rexc.RedisError]], ...] = (
-    ("NOSCRIPT", rexc.NoScriptError),
-    ("WRONGPASS", rexc.AuthenticationError),
-    ("NOAUTH", rexc.AuthenticationError),
-    ("invalid password", rexc.AuthenticationError),
-    ("invalid username-password", rexc.AuthenticationError),
-    ("NOPERM", rexc.NoPermissionError),
-    ("LOADING", rexc.BusyLoadingError),
-    ("READONLY", rexc.ReadOnlyError),
-    ("EXECABORT", rexc.ExecAbortError),
-)
-
-
-def _reply_error(message: str) -> rexc.RedisError:
-    """The redis-py exception for an error reply (``-NOSCRIPT ...`` is ``NoScriptError``)."""
-    for prefix, error in _ERRORS:
-        if message.startswith(prefix):
-            return error(message)
-    return rexc.ResponseError(message)
-
-
-class _ReplyError(Exception):
-    """What hiredis builds for an error reply; turned into a redis-py exception on delivery."""
-
-
-def _deliver(reply: Any) -> Any:
-    if isinstance(reply, _ReplyError):
-        return _reply_error(str(reply))
-    if isinstance(reply, list):
-        return [_deliver(item) for item in reply]
-    return reply
-
-
-def _encode(arg: object) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode("utf-8")
-    if isinstance(arg, bool):
-        raise TypeError("booleans are not Redis arguments")
-    if isinstance(arg, int | float):
-        return repr(arg).encode("ascii")
-    if isinstance(arg, bytearray | memoryview):
-        return bytes(arg)
-    raise TypeError(f"cannot send {type(arg).__name__} to Redis")
-
-
-def pack(args: Sequence[object]) -> bytes:
-    """One command in RESP2: ``*N`` then each argument as a bulk string."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = _encode(arg)
-        parts.append(b"$%d\r\n" % len(data))
-        parts.append(data)
-        parts.append(b"\r\n")
-    return b"".join(parts)
-
-
-def _packed(args: tuple[object, ...]) -> bytes:
-    """:func:`pack`, by hiredis's C packer where it takes every argument (str, bytes, int,
-    float: the same bytes), else by :func:`pack` (a bytearray; a bool or another type
-    hiredis refuses raises :func:`pack`'s own error)."""
-    try:
-        return _PACK(args)  # type: ignore[arg-type,no-any-return]  # else TypeError
-    except TypeError:
-        return pack(args)
-
-
-_PACK = hiredis.pack_command
-_current_task = asyncio.current_task
+#: The running task of a loop, by a C call (asyncio.current_task is Python code in 3.11).
+_current_task: Any = getattr(_asyncio, "current_task", None)  # 3.12+
+if _current_task is None:  # 3.11: the loop's entry in asyncio's own table of running tasks
+    _current_task = vars(asyncio.tasks)["_current_tasks"].get
 _READ_SIZE = 65536
 
 
@@ -134,7 +70,7 @@ class _Batch:
             self.future.set_result(self.replies)
 
 
-def _failed(future: asyncio.Future[Any] | Reply, error: BaseException) -> None:
+def _failed(future: asyncio.Future[Any] | Reply[Any], error: BaseException) -> None:
     """Fail ``future`` with ``error``, marked as seen: a caller cancelled just as it failed
     never reads it, and asyncio would log "exception was never retrieved" at ERROR for it."""
     if not future.done():
@@ -151,14 +87,14 @@ class _Connection(asyncio.BufferedProtocol):
     while replies come in time, and re-arms at the then oldest deadline."""
 
     def __init__(self, timeout: float | None = None) -> None:
-        self._reader = hiredis.Reader(protocolError=rexc.InvalidResponse, replyError=_ReplyError)
+        self._reader = hiredis.Reader(protocolError=rexc.InvalidResponse, replyError=ReplyError)
         self._buffer = bytearray(_READ_SIZE)
         self._waiting: collections.deque[tuple[Any, float]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._timer: asyncio.TimerHandle | None = None
-        # asyncio's own loop: replies resume their task in the pass that reads them (aio_reply)
+        # asyncio's own loop: replies resume their task in the pass reading them (aio.reply)
         self._inline = isinstance(self._loop, asyncio.BaseEventLoop)
         self.closed = False
 
@@ -172,7 +108,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._reader.feed(self._buffer, 0, nbytes)  # type: ignore[arg-type]  # any buffer
-        ready: list[tuple[Reply, Any, bool]] | None = None
+        ready: list[tuple[Reply[Any], Any, bool]] | None = None
         while True:
             try:
                 reply = self._reader.gets()
@@ -181,9 +117,9 @@ class _Connection(asyncio.BufferedProtocol):
                 break
             if reply is False:
                 break
-            failed = type(reply) is _ReplyError
+            failed = type(reply) is ReplyError
             if failed or type(reply) is list:
-                reply = _deliver(reply)
+                reply = deliver(reply)
             sink = self._waiting.popleft()[0]
             if type(sink) is Reply:  # resumed below, once this connection is in step
                 if ready is None:
@@ -255,9 +191,10 @@ class _Connection(asyncio.BufferedProtocol):
             self._fail(rexc.ConnectionError(f"error writing to redis: {exc}"))
             raise
 
-    def request(self, payload: bytes) -> asyncio.Future[Any] | Reply:
+    def request(self, payload: bytes) -> asyncio.Future[Any] | Reply[Any]:
         """Write one packed command; a future of its reply (an error reply raised by it): a
         :class:`Reply` on asyncio's own loop."""
+        future: asyncio.Future[Any] | Reply[Any]
         future = Reply(self._loop) if self._inline else self._loop.create_future()
         self._write(payload, future, 1)
         return future
@@ -361,15 +298,19 @@ class LeanClient:
         The command is sent now, and what is returned is the reply's own future while the
         connection is open: no coroutine, task, ``gather`` or ``wait_for`` per command (the
         connection's timer enforces ``socket_timeout``), so a reply wakes the caller in the
-        loop pass that reads it (:mod:`~session_store_redis.aio_reply`)."""
+        loop pass that reads it (:mod:`session_store.aio.reply`)."""
         connection = self._connection
         if connection is None or connection.closed:
             return self._call_opening(args)
-        return connection.request(_packed(args))
+        try:
+            payload = PACK(args)  # hiredis's C packer takes str, bytes, int and float
+        except TypeError:
+            payload = pack(args)  # a bytearray; a bool or another type raises pack's error
+        return connection.request(payload)
 
     async def _call_opening(self, args: tuple[object, ...]) -> Any:
         connection = await self._get()
-        return await connection.request(_packed(args))
+        return await connection.request(packed(args))
 
     async def call_many(
         self, commands: Sequence[Sequence[object]], *, transaction: bool = False

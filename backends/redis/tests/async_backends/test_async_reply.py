@@ -1,4 +1,4 @@
-"""The lean async client's reply futures (session_store_redis.aio_reply): a task awaiting a
+"""The lean async client's reply futures (session_store.aio.reply): a task awaiting a
 reply resumes in the loop pass that reads it, and is still a well-behaved asyncio future
 (cancellation at once, error replies raised, gather / wait_for / ensure_future), on asyncio and
 on uvloop, against real redis-servers."""
@@ -15,7 +15,7 @@ import pytest
 from redis.exceptions import ResponseError
 
 from session_store.aio import open_async_backend
-from session_store_redis.aio_reply import Reply
+from session_store.aio.reply import Reply
 from session_store_redis.testing import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_a_reply_resolved_by_a_loop_callback_resumes_its_task_before_it_returns() -> None:
     loop = asyncio.get_running_loop()
-    reply = Reply(loop)
+    reply: Reply[int] = Reply(loop)
     order: list[str] = []
 
     async def waiter() -> None:
@@ -42,7 +42,7 @@ async def test_a_reply_resolved_by_a_loop_callback_resumes_its_task_before_it_re
 
 
 async def test_a_reply_completed_otherwise_schedules_its_task_as_a_future_does() -> None:
-    reply = Reply(asyncio.get_running_loop())
+    reply: Reply[int] = Reply(asyncio.get_running_loop())
     order: list[str] = []
 
     async def waiter() -> None:
@@ -54,7 +54,7 @@ async def test_a_reply_completed_otherwise_schedules_its_task_as_a_future_does()
     order.append("set_result returned")
     await task
     assert order == ["set_result returned", "resumed with 8"]
-    failed = Reply(asyncio.get_running_loop())
+    failed: Reply[int] = Reply(asyncio.get_running_loop())
     failed.set_exception(ResponseError("no"))
     with pytest.raises(ResponseError):
         await failed

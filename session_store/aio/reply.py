@@ -1,20 +1,22 @@
-"""The future of one Redis reply, whose waiting task resumes in the loop pass that read it.
+"""The future of one reply (a Redis reply, a worker thread's result), whose waiting task
+resumes in the loop pass that delivers it.
 
 asyncio's own loop wakes a task awaiting an :class:`asyncio.Future` in two passes: the pass
 that reads the reply sets the future's result, which only *schedules* the task (``call_soon``);
 the next pass (one more ``epoll_wait``, one more ``Handle``) runs it. Measured with callgrind on
-this project's machine, that second pass is about a sixth of what an async ``save`` + ``load``
-costs the client. A :class:`Reply` is a future by asyncio's duck typing (``asyncio.isfuture``:
-what a ``Task`` awaits through ``_asyncio_future_blocking``, ``add_done_callback`` and
-``result``) whose :meth:`Reply.resolve` runs the waiting task's wake-up at once, from the
-protocol callback that read the reply, instead of scheduling it.
+this project's machine, that second pass was about a tenth of what an async ``save`` + ``load``
+over Redis cost the client. A :class:`Reply` is a future by asyncio's duck typing
+(``asyncio.isfuture``: what a ``Task`` awaits through ``_asyncio_future_blocking``,
+``add_done_callback`` and ``result``) whose :meth:`Reply.resolve` runs the waiting task's
+wake-up at once, from the loop callback that delivers the reply, instead of scheduling it.
 
 That is sound only where no task is running (a task's step cannot start inside another's), so
-the connection resolves inline only from its transport callbacks and checks
-``asyncio.current_task()`` first; every other completion (:meth:`set_result`,
+only loop callbacks resolve inline: the Redis connection's transport callbacks (checking
+``asyncio.current_task()`` first) and a worker thread's ``call_soon_threadsafe``
+(:mod:`session_store.aio.worker`). Every other completion (:meth:`set_result`,
 :meth:`set_exception`, :meth:`cancel`) schedules the callbacks as :class:`asyncio.Future` does.
-The connection hands out replies only on asyncio's own loops: uvloop runs its passes in C, and a
-Python future costs it more than the pass it would save.
+The Redis connection hands out replies only on asyncio's own loops: uvloop runs its passes in C,
+and a Python future costs it more than the pass it would save.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Reply"]
 
 _PENDING, _DONE, _FAILED, _CANCELLED = 0, 1, 2, 3
 
-Callback = Callable[["Reply"], object]
+T = TypeVar("T")
+
+Callback = Callable[["Reply[Any]"], object]
 
 
-class Reply:
+class Reply(Generic[T]):
     """A duck-typed :class:`asyncio.Future` of one reply (see the module docstring)."""
 
     __slots__ = ("_asyncio_future_blocking", "_callbacks", "_loop", "_result", "_state")
@@ -67,10 +71,10 @@ class Reply:
         self._callbacks = kept
         return removed
 
-    def result(self) -> Any:
+    def result(self) -> T:
         state = self._state
         if state == _DONE:
-            return self._result
+            return self._result  # type: ignore[no-any-return]
         if state == _FAILED:
             raise self._result
         if state == _CANCELLED:
@@ -92,7 +96,7 @@ class Reply:
         self._schedule()
         return True
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, T]:
         if self._state == _PENDING:
             self._asyncio_future_blocking = True
             yield self  # the task adds its wake-up, and is woken by resolve / _schedule
@@ -101,7 +105,7 @@ class Reply:
     __iter__ = __await__
 
     # -- completion ----------------------------------------------------------------------------
-    def set_result(self, value: Any) -> None:
+    def set_result(self, value: T) -> None:
         """Done with ``value``; the callbacks scheduled, as ``asyncio.Future`` does."""
         if self._state == _PENDING:
             self._state, self._result = _DONE, value
