@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import threading
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from session_store.aio import ThreadedBackend
 from session_store.errors import InvalidKeyError
 from session_store_diskcache import DiskcacheBackend
 
-pytestmark = pytest.mark.anyio
+DOC = Path(__file__).resolve().parents[2] / "docs" / "async.md"
 
 _WHO = contextvars.ContextVar("who", default="nobody")
 
 
+@pytest.mark.anyio
 async def test_calls_run_off_the_loop_in_the_callers_context_and_close_joins(
     tmp_path: Path,
 ) -> None:
@@ -40,6 +42,7 @@ async def test_calls_run_off_the_loop_in_the_callers_context_and_close_joins(
     assert not any(t.is_alive() for t in mine)  # joined: none left running
 
 
+@pytest.mark.anyio
 async def test_a_cancelled_call_is_never_half_applied(tmp_path: Path) -> None:
     """One thread, held busy: a ``set`` cancelled while queued is not run; a ``set`` cancelled
     while it runs in the thread is applied whole."""
@@ -78,3 +81,14 @@ async def test_a_cancelled_call_is_never_half_applied(tmp_path: Path) -> None:
         assert await backend.get("running") == b"whole"
     finally:
         await backend.aclose()
+
+
+def test_the_threaded_backend_example_in_docs_async_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    section = DOC.read_text(encoding="utf-8").split("## Backends", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    before = set(threading.enumerate())
+    exec(compile(block, str(DOC), "exec"), {"__name__": "docs"})
+    assert capsys.readouterr().out == "{'user': 'ann'}\n17\n"
+    assert set(threading.enumerate()) <= before  # its worker threads were joined
