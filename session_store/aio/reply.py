@@ -44,7 +44,7 @@ class Reply(Generic[T]):
         self._loop = loop
         self._state = _PENDING
         self._result: Any = None
-        self._callbacks: list[tuple[Callback, contextvars.Context | None]] = []
+        self._callbacks: list[tuple[Callback, contextvars.Context | None]] | None = None
         self._asyncio_future_blocking = False
 
     # -- what a Task asks of a future ----------------------------------------------------------
@@ -60,16 +60,18 @@ class Reply(Generic[T]):
     def add_done_callback(
         self, fn: Callback, *, context: contextvars.Context | None = None
     ) -> None:
-        if self._state == _PENDING:
-            self._callbacks.append((fn, context))
-        else:
+        if self._state != _PENDING:
             self._loop.call_soon(fn, self, context=context)
+        elif self._callbacks is None:  # (the usual: one, the waiting task's)
+            self._callbacks = [(fn, context)]
+        else:
+            self._callbacks.append((fn, context))
 
     def remove_done_callback(self, fn: Callback) -> int:
-        kept = [(f, c) for f, c in self._callbacks if f != fn]
-        removed = len(self._callbacks) - len(kept)
-        self._callbacks = kept
-        return removed
+        callbacks = self._callbacks or []
+        kept = [(f, c) for f, c in callbacks if f != fn]
+        self._callbacks = kept or None
+        return len(callbacks) - len(kept)
 
     def result(self) -> T:
         state = self._state
@@ -124,8 +126,8 @@ class Reply(Generic[T]):
         if self._state != _PENDING:
             return
         self._state, self._result = (_FAILED if failed else _DONE), value
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, context in callbacks:
+        callbacks, self._callbacks = self._callbacks, None
+        for fn, context in callbacks or ():
             try:
                 if context is None:
                     fn(self)
@@ -139,6 +141,6 @@ class Reply(Generic[T]):
                 )
 
     def _schedule(self) -> None:
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, context in callbacks:
+        callbacks, self._callbacks = self._callbacks, None
+        for fn, context in callbacks or ():
             self._loop.call_soon(fn, self, context=context)

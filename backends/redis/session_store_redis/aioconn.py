@@ -108,39 +108,36 @@ class _Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._reader.feed(self._buffer, 0, nbytes)  # type: ignore[arg-type]  # any buffer
-        ready: list[tuple[Reply[Any], Any, bool]] | None = None
+        # a transport callback runs outside any task, as it should: a waiting task may then
+        # resume right here (Reply.resolve), once this connection is in step for its reply
+        inline = _current_task(self._loop) is None
         while True:
             try:
                 reply = self._reader.gets()
             except rexc.InvalidResponse as exc:
                 self._fail(rexc.ConnectionError(f"invalid reply from redis: {exc}"))
-                break
+                return
             if reply is False:
-                break
+                return
             failed = type(reply) is ReplyError
             if failed or type(reply) is list:
                 reply = deliver(reply)
             sink = self._waiting.popleft()[0]
-            if type(sink) is Reply:  # resumed below, once this connection is in step
-                if ready is None:
-                    ready = [(sink, reply, failed)]
+            if type(sink) is Reply:
+                if inline:
+                    sink.resolve(reply, failed)
+                    if self.closed:  # the resumed task closed it: nothing more to hand out
+                        return
+                elif failed:
+                    sink.set_exception(reply)
                 else:
-                    ready.append((sink, reply, failed))
+                    sink.set_result(reply)
             elif type(sink) is _Batch:
                 sink.add(reply)
             elif failed:  # one command's error reply: raised where it is awaited
                 _failed(sink, reply)
             elif not sink.done():  # a cancelled caller: its reply is dropped
                 sink.set_result(reply)
-        if ready is not None:
-            inline = _current_task(self._loop) is None  # a transport callback, as it should be
-            for sink, reply, failed in ready:
-                if inline:
-                    sink.resolve(reply, failed)
-                elif failed:
-                    sink.set_exception(reply)
-                else:
-                    sink.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(rexc.ConnectionError(f"connection to redis lost: {exc or 'closed'}"))
