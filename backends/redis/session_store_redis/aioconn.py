@@ -9,8 +9,9 @@ in order (``asyncio.Protocol`` + ``hiredis.Reader``): about 60 to 75 us per ``GE
 than the sync client. Many tasks share the connection, their commands pipelined.
 
 * **One future per command, one wake-up per reply**: the caller awaits the future of its
-  reply itself (no task, ``gather`` or ``wait_for`` per command), so a reply reaches its caller
-  in one pass of the event loop (it took four).
+  reply itself (no coroutine, task, ``gather`` or ``wait_for`` per command). On asyncio's own
+  loop that future is a :class:`~session_store.aio.reply.Reply`, whose task resumes inside the
+  callback that parsed the reply: one loop pass per command instead of two.
 * **Cancellation**: a task cancelled while it waits leaves its future in the queue; the reply,
   when it comes, is read and dropped, so the next command never reads a stale reply. The
   command itself was sent whole (one ``write``) and Redis applies it whole.
