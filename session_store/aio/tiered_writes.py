@@ -15,7 +15,6 @@ after whatever the tier holds (:func:`write_after`). How each tier does it:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,7 +49,7 @@ async def write_if_newer(
         wrote = await ordered(key, data, ttl, head=len(MAGIC), start=VERSION_START, end=VERSION_END)
         return bool(wrote)
     if isinstance(tier, ThreadedBackend):
-        return await asyncio.to_thread(writes.write_if_newer, tier.sync, key, data, ttl)
+        return await tier.run(writes.write_if_newer, tier.sync, key, data, ttl)
     return await write_if_newer_cas(tier, key, data, ttl)
 
 
@@ -83,7 +82,7 @@ async def write_after(tier: AsyncSessionBackend, key: str, data: bytes, ttl: flo
         )
         return data if stored == data[VERSION_START:VERSION_END] else with_version(data, stored)
     if isinstance(tier, ThreadedBackend):
-        return await asyncio.to_thread(writes.write_after, tier.sync, key, data, ttl)
+        return await tier.run(writes.write_after, tier.sync, key, data, ttl)
     return await write_after_cas(tier, key, data, ttl)
 
 

@@ -115,7 +115,7 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
             failure = exc
         if failure is not None:
             await self._again("set", key, self._run(*args), failure)
-        self.counters.add("writes")
+        self._count("writes")
 
     async def delete(self, key: str) -> bool:
         stored = self._key(key)

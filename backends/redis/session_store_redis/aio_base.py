@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, cast
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from session_store import forksafe
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.backend import Scope
 from session_store.counters import COUNTER_NAMES, Counters
@@ -38,6 +40,10 @@ __all__ = ["AsyncRedisBase"]
 log = logging.getLogger("session_store_redis.aio")
 
 _FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+
+def _nothing() -> None:
+    """The dead weak reference :attr:`AsyncRedisBase._last` starts with."""
 
 
 class AsyncRedisBase(AsyncSessionBackend):
@@ -111,8 +117,22 @@ class AsyncRedisBase(AsyncSessionBackend):
         #: what the invalidation stream of :mod:`~session_store_redis.aio_ordered` connects with
         self._stream_config = config if isinstance(config, RedisConfig) else None
         self._closed = False
-        # "unacknowledged": writes that reached the primary but not wait_replicas replicas
-        self.counters = Counters(names=(*COUNTER_NAMES, "unacknowledged", *counters))
+        # the driver of the loop last asked for, and a weak reference to that loop: the hot
+        # path's lookup without a WeakKeyDictionary (which builds a weak reference per call)
+        self._last: tuple[Callable[[], object], Driver] = (_nothing, cast("Driver", None))
+        # "unacknowledged": writes that reached the primary but not wait_replicas replicas;
+        # counted under the lock, as the sync base does (no method call per count)
+        self._count_lock = threading.Lock()
+        self.counters = Counters(
+            self._count_lock, names=(*COUNTER_NAMES, "unacknowledged", *counters)
+        )
+        self._counts = self.counters._values
+        forksafe.register(self)
+        # the last TTL a write was given and its PX: a store writes with the same TTL each time
+        self._last_px: tuple[float | None, int | None] = (None, self._px_of(None))
+
+    def _reset_locks(self) -> None:
+        self._count_lock = self.counters._lock = threading.Lock()
 
     @property
     def driver(self) -> Driver:
@@ -120,9 +140,13 @@ class AsyncRedisBase(AsyncSessionBackend):
         if self._given is not None:
             return self._given
         loop = asyncio.get_running_loop()
-        driver = self._drivers.get(loop)
+        last_loop, driver = self._last
+        if last_loop() is loop:
+            return driver
+        driver = self._drivers.get(loop)  # type: ignore[assignment]
         if driver is None:
             driver = self._drivers[loop] = self._factory()
+        self._last = (weakref.ref(loop), driver)
         return driver
 
     def _run(self, *args: object) -> Callable[[], Awaitable[Any]]:
@@ -188,14 +212,31 @@ class AsyncRedisBase(AsyncSessionBackend):
         return self._namespace.encode(key)
 
     def _px(self, ttl: float | None) -> int | None:
+        last_ttl, px = self._last_px
+        if ttl == last_ttl and type(ttl) is type(last_ttl):  # (True == 1: not the same TTL)
+            return px
+        px = self._px_of(ttl)
+        self._last_px = (ttl, px)
+        return px
+
+    def _px_of(self, ttl: float | None) -> int | None:
         seconds = effective_ttl(ttl, self.default_ttl)
         return None if seconds is None else ttl_to_ms(seconds)
 
+    def _count(self, name: str, amount: int = 1) -> None:
+        lock = self._count_lock
+        lock.acquire()
+        self._counts[name] += amount  # cannot raise: every name counted is there
+        lock.release()
+
     def _count_read(self, found: int, missed: int) -> None:
+        lock = self._count_lock
+        lock.acquire()
         if found:
-            self.counters.add("hits", found)
+            self._counts["hits"] += found
         if missed:
-            self.counters.add("misses", missed)
+            self._counts["misses"] += missed
+        lock.release()
 
     async def _acked(self, what: str, key: str | None, commands: Sequence[Command]) -> list[Any]:
         """Run writes then ``WAIT``; fewer replicas in time is an error."""

@@ -5,7 +5,7 @@ client is :class:`~session_store_redis.aioconn.LeanClient`)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
@@ -23,8 +23,8 @@ __all__ = ["ClusterDriver", "Driver", "RedisPyDriver"]
 class Driver(Protocol):
     """How the backend talks to Redis on one event loop."""
 
-    async def call(self, *args: object) -> Any:
-        """One command's reply; an error reply raised as redis-py's exception."""
+    def call(self, *args: object) -> Awaitable[Any]:
+        """One command's reply, to await; an error reply raised as redis-py's exception."""
 
     async def call_many(
         self, commands: Sequence[Sequence[object]], *, transaction: bool = False

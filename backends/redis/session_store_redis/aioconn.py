@@ -9,8 +9,9 @@ in order (``asyncio.Protocol`` + ``hiredis.Reader``): about 60 to 75 us per ``GE
 than the sync client. Many tasks share the connection, their commands pipelined.
 
 * **One future per command, one wake-up per reply**: the caller awaits the future of its
-  reply itself (no task, ``gather`` or ``wait_for`` per command), so a reply reaches its caller
-  in one pass of the event loop (it took four).
+  reply itself (no coroutine, task, ``gather`` or ``wait_for`` per command). On asyncio's own
+  loop that future is a :class:`~session_store.aio.reply.Reply`, whose task resumes inside the
+  callback that parsed the reply: one loop pass per command instead of two.
 * **Cancellation**: a task cancelled while it waits leaves its future in the queue; the reply,
   when it comes, is read and dropped, so the next command never reads a stale reply. The
   command itself was sent whole (one ``write``) and Redis applies it whole.
@@ -28,89 +29,27 @@ than the sync client. Many tasks share the connection, their commands pipelined.
 
 from __future__ import annotations
 
+import _asyncio
 import asyncio
 import collections
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any
 
 import hiredis
 from redis import exceptions as rexc
 
+from session_store.aio.reply import Reply
+from session_store_redis.aio_resp import PACK, ReplyError, deliver, pack, packed
 from session_store_redis.client import RedisConfig
 
 __all__ = ["LeanClient", "pack"]
 
-_ERRORS: tuple[tuple[str, type[rexc.RedisError]], ...] = (
-    ("NOSCRIPT", rexc.NoScriptError),
-    ("WRONGPASS", rexc.AuthenticationError),
-    ("NOAUTH", rexc.AuthenticationError),
-    ("invalid password", rexc.AuthenticationError),
-    ("invalid username-password", rexc.AuthenticationError),
-    ("NOPERM", rexc.NoPermissionError),
-    ("LOADING", rexc.BusyLoadingError),
-    ("READONLY", rexc.ReadOnlyError),
-    ("EXECABORT", rexc.ExecAbortError),
-)
-
-
-def _reply_error(message: str) -> rexc.RedisError:
-    """The redis-py exception for an error reply (``-NOSCRIPT ...`` is ``NoScriptError``)."""
-    for prefix, error in _ERRORS:
-        if message.startswith(prefix):
-            return error(message)
-    return rexc.ResponseError(message)
-
-
-class _ReplyError(Exception):
-    """What hiredis builds for an error reply; turned into a redis-py exception on delivery."""
-
-
-def _deliver(reply: Any) -> Any:
-    if isinstance(reply, _ReplyError):
-        return _reply_error(str(reply))
-    if isinstance(reply, list):
-        return [_deliver(item) for item in reply]
-    return reply
-
-
-def _encode(arg: object) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode("utf-8")
-    if isinstance(arg, bool):
-        raise TypeError("booleans are not Redis arguments")
-    if isinstance(arg, int | float):
-        return repr(arg).encode("ascii")
-    if isinstance(arg, bytearray | memoryview):
-        return bytes(arg)
-    raise TypeError(f"cannot send {type(arg).__name__} to Redis")
-
-
-def pack(args: Sequence[object]) -> bytes:
-    """One command in RESP2: ``*N`` then each argument as a bulk string."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = _encode(arg)
-        parts.append(b"$%d\r\n" % len(data))
-        parts.append(data)
-        parts.append(b"\r\n")
-    return b"".join(parts)
-
-
-def _packed(args: tuple[object, ...]) -> bytes:
-    """:func:`pack`, by hiredis's C packer where it takes every argument (str, bytes, int,
-    float: the same bytes), else by :func:`pack` (a bytearray; a bool or another type
-    hiredis refuses raises :func:`pack`'s own error)."""
-    try:
-        return _PACK(args)  # type: ignore[arg-type,no-any-return]  # else TypeError
-    except TypeError:
-        return pack(args)
-
-
-_PACK = hiredis.pack_command
+#: The running task of a loop, by a C call (asyncio.current_task is Python code in 3.11).
+_current_task: Any = getattr(_asyncio, "current_task", None)  # 3.12+
+if _current_task is None:  # 3.11: the loop's entry in asyncio's own table of running tasks
+    _current_task = vars(asyncio.tasks)["_current_tasks"].get
 _READ_SIZE = 65536
 
 
@@ -132,7 +71,7 @@ class _Batch:
             self.future.set_result(self.replies)
 
 
-def _failed(future: asyncio.Future[Any], error: BaseException) -> None:
+def _failed(future: asyncio.Future[Any] | Reply[Any], error: BaseException) -> None:
     """Fail ``future`` with ``error``, marked as seen: a caller cancelled just as it failed
     never reads it, and asyncio would log "exception was never retrieved" at ERROR for it."""
     if not future.done():
@@ -149,13 +88,15 @@ class _Connection(asyncio.BufferedProtocol):
     while replies come in time, and re-arms at the then oldest deadline."""
 
     def __init__(self, timeout: float | None = None) -> None:
-        self._reader = hiredis.Reader(protocolError=rexc.InvalidResponse, replyError=_ReplyError)
+        self._reader = hiredis.Reader(protocolError=rexc.InvalidResponse, replyError=ReplyError)
         self._buffer = bytearray(_READ_SIZE)
         self._waiting: collections.deque[tuple[Any, float]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._timer: asyncio.TimerHandle | None = None
+        # asyncio's own loop: replies resume their task in the pass reading them (aio.reply)
+        self._inline = isinstance(self._loop, asyncio.BaseEventLoop)
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,6 +109,9 @@ class _Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._reader.feed(self._buffer, 0, nbytes)  # type: ignore[arg-type]  # any buffer
+        # a transport callback runs outside any task, as it should: a waiting task may then
+        # resume right here (Reply.resolve), once this connection is in step for its reply
+        inline = _current_task(self._loop) is None
         while True:
             try:
                 reply = self._reader.gets()
@@ -176,11 +120,25 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             if reply is False:
                 return
+            failed = type(reply) is ReplyError
+            if failed or type(reply) is list:
+                reply = deliver(reply)
             sink = self._waiting.popleft()[0]
-            if type(sink) is _Batch:
-                sink.add(_deliver(reply))
+            if type(sink) is Reply:
+                if inline:
+                    sink.resolve(reply, failed)
+                    if self.closed:  # the resumed task closed it: nothing more to hand out
+                        return
+                elif failed:
+                    sink.set_exception(reply)
+                else:
+                    sink.set_result(reply)
+            elif type(sink) is _Batch:
+                sink.add(reply)
+            elif failed:  # one command's error reply: raised where it is awaited
+                _failed(sink, reply)
             elif not sink.done():  # a cancelled caller: its reply is dropped
-                sink.set_result(_deliver(reply))
+                sink.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(rexc.ConnectionError(f"connection to redis lost: {exc or 'closed'}"))
@@ -231,10 +189,11 @@ class _Connection(asyncio.BufferedProtocol):
             self._fail(rexc.ConnectionError(f"error writing to redis: {exc}"))
             raise
 
-    def request(self, payload: bytes) -> asyncio.Future[Any]:
-        """Write one packed command; a future of its reply (an error reply as its exception
-        object, raised by the caller)."""
-        future = self._loop.create_future()
+    def request(self, payload: bytes) -> asyncio.Future[Any] | Reply[Any]:
+        """Write one packed command; a future of its reply (an error reply raised by it): a
+        :class:`Reply` on asyncio's own loop."""
+        future: asyncio.Future[Any] | Reply[Any]
+        future = Reply(self._loop) if self._inline else self._loop.create_future()
         self._write(payload, future, 1)
         return future
 
@@ -331,19 +290,25 @@ class LeanClient:
         self._connection = connection
         return connection
 
-    async def call(self, *args: object) -> Any:
-        """One command's reply; an error reply is raised as redis-py's exception.
+    def call(self, *args: object) -> Awaitable[Any]:
+        """One command's reply, to await; an error reply is raised as redis-py's exception.
 
-        The caller awaits the reply's own future: no task, ``gather`` or ``wait_for`` per
-        command (the connection's timer enforces ``socket_timeout``), so a reply wakes the
-        caller in one pass of the event loop instead of four."""
+        The command is sent now, and what is returned is the reply's own future while the
+        connection is open: no coroutine, task, ``gather`` or ``wait_for`` per command (the
+        connection's timer enforces ``socket_timeout``), so a reply wakes the caller in the
+        loop pass that reads it (:mod:`session_store.aio.reply`)."""
         connection = self._connection
         if connection is None or connection.closed:
-            connection = await self._get()
-        reply = await connection.request(_packed(args))
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
+            return self._call_opening(args)
+        try:
+            payload = PACK(args)  # hiredis's C packer takes str, bytes, int and float
+        except TypeError:
+            payload = pack(args)  # a bytearray; a bool or another type raises pack's error
+        return connection.request(payload)
+
+    async def _call_opening(self, args: tuple[object, ...]) -> Any:
+        connection = await self._get()
+        return await connection.request(packed(args))
 
     async def call_many(
         self, commands: Sequence[Sequence[object]], *, transaction: bool = False
