@@ -276,14 +276,13 @@ class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBas
 
     # -- life cycle ----------------------------------------------------------------------------
     async def aclose(self) -> None:
-        """Close the pool if this backend built it."""
-        if self._closed:
-            return
+        """Close the pool if this backend built it. Every call does: a use after ``aclose``
+        reopens a connection (as the sync backend and redis-py do), and the next ``aclose``
+        releases it."""
         self._closed = True
         # a connection can only be closed on its own loop; those of other (ended) loops go with it
         loop = asyncio.get_running_loop()
-        drivers = [d for owner, d in self._drivers.items() if owner is loop]
-        self._drivers.clear()
+        drivers = self._forget_drivers(loop)
         if self._given is not None:
             drivers.append(self._given)
         for driver in drivers:
@@ -324,8 +323,6 @@ class AsyncRedisSentinelBackend(AsyncRedisBackend):
         return cls(parse_sentinel_config(parsed, overrides))
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
         await super().aclose()
         sentinel = self._sentinels.pop(asyncio.get_running_loop(), None)
         if sentinel is not None:

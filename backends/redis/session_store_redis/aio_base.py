@@ -149,6 +149,15 @@ class AsyncRedisBase(AsyncSessionBackend):
         self._last = (weakref.ref(loop), driver)
         return driver
 
+    def _forget_drivers(self, loop: asyncio.AbstractEventLoop) -> list[Driver]:
+        """Forget every driver, the hot path's cached one included (else a use after
+        ``aclose`` would go on with it, and no later ``aclose`` would find it to close);
+        returns those of ``loop``, the only ones that can be closed from it."""
+        drivers = [d for owner, d in self._drivers.items() if owner is loop]
+        self._drivers.clear()
+        self._last = (_nothing, cast("Driver", None))
+        return drivers
+
     def _run(self, *args: object) -> Callable[[], Awaitable[Any]]:
         """A call of one command, for :meth:`_call` (which may run it again)."""
         return lambda: self.driver.call(*args)

@@ -331,9 +331,7 @@ class RedisClusterBackend(ClusterBulk):
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
         """Close every node's connections if this backend built the client (or owns it)."""
-        with self._close_lock:
-            if self._closed:
-                return
+        with self._close_lock:  # every call closes: a use after close reopens connections
             self._closed = True
         if self._owns_client and self._cluster is not None:
             self._cluster.close()

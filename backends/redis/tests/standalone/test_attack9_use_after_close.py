@@ -14,8 +14,6 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import pytest
-
 from session_store_redis import RedisBackend
 from session_store_redis.aio import AsyncRedisBackend
 from session_store_redis.testing import RedisServer
@@ -49,16 +47,6 @@ def test_a_sync_backend_used_after_close_releases_its_connection_on_the_next_clo
     assert _clients(server, 0) == 0, "the second close() kept it"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "AsyncRedisBackend.aclose() is a one-shot (aio.py: 'if self._closed: return'): a "
-        "driver opened by a use after the first aclose() is closed by no later aclose(), only "
-        "by garbage collection. Fix sketch: drop the early return (closing the drivers of the "
-        "running loop again is harmless) or refuse use after close; aio.py is aio18's file"
-    ),
-)
 def test_an_async_backend_used_after_aclose_releases_its_connection_on_the_next_aclose(
     redis_server_factory: Callable[..., RedisServer],
 ) -> None:
