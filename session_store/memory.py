@@ -23,9 +23,9 @@ from typing import Any, Self
 
 from session_store import forksafe
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
-from session_store.counters import Counters
 from session_store.errors import ConfigurationError
 from session_store.keys import MAX_KEY_BYTES, validate_key, validate_scan_prefix
+from session_store.memory_counts import MemoryCounters
 from session_store.memory_entries import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
@@ -89,10 +89,12 @@ class MemoryBackend(MemoryTouches, SessionBackend):
         self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
         self._version = 0
-        self.counters = Counters(self._lock)
-        # The counters' own dict, incremented inline under the shared lock (what add_held does,
-        # without the call).
+        self.counters = MemoryCounters(self._lock)
+        # Counted inline under the shared lock (what add_held does, without the call): the hot
+        # path's hits, misses and writes in the tally, the rest in the counters' own dict.
+        self._tally = self.counters.tally
         self._counts = self.counters._values
+        self._lookup, self._move = self._data.get, self._data.move_to_end  # (one lookup less)
         forksafe.register(self)
 
     def _reset_locks(self) -> None:
@@ -127,18 +129,22 @@ class MemoryBackend(MemoryTouches, SessionBackend):
     def _store(self, key: str, value: bytes, expires_at: float) -> list[Evicted] | None:
         """Write one entry; what had to be evicted for it, or None (the usual case)."""
         data = self._data
-        old = data.pop(key, None)
+        old = self._lookup(key)
         size = len(key) + len(value)
-        if old is not None:
-            self._bytes -= len(key) + len(old[_VALUE])
         max_bytes = self.max_bytes
         if max_bytes is not None and size > max_bytes:
             # Larger than the whole cache: keeping it would evict everything, so report it instead.
+            if old is not None:
+                self._remove(key)
             self._counts["evictions"] += 1
             return [Evicted(key, value, expires_at - self._clock())]
         self._version += 1
         data[key] = (value, expires_at, self._version)
-        self._bytes += size
+        if old is None:
+            self._bytes += size
+        else:  # replaced in place, then moved to the recent end: cheaper than pop and insert
+            self._move(key)
+            self._bytes += len(value) - len(old[_VALUE])
         if len(data) > self.max_entries or (max_bytes is not None and self._bytes > max_bytes):
             evicted: list[Evicted] = []
             self._evict(evicted)
@@ -178,7 +184,7 @@ class MemoryBackend(MemoryTouches, SessionBackend):
         entry is an immutable tuple. The entry moves to the LRU end as in ``get`` (one evicted
         meanwhile is not moved back), and the hit is counted, without the lock too (two threads
         may lose one count between them; a count is never wrong otherwise)."""
-        return hit_reader(self._data, self._clock, self._counts)
+        return hit_reader(self._data, self._clock, self._tally)
 
     def hit_reader_at(
         self, clock: Callable[[], float]
@@ -190,7 +196,7 @@ class MemoryBackend(MemoryTouches, SessionBackend):
         expiry deadlines are on that clock's time line)."""
         if clock is not self._clock:
             return None
-        return hit_reader_at(self._data, self._counts)
+        return hit_reader_at(self._data, self._tally)
 
     def get(self, key: str) -> bytes | None:
         # The hot path, kept flat: a key found in the table was validated when it was written,
@@ -202,17 +208,17 @@ class MemoryBackend(MemoryTouches, SessionBackend):
         lock = self._lock
         lock.acquire()
         try:
-            entry = self._data.get(key)
+            entry = self._lookup(key)
             if entry is not None:
                 expires_at = entry[1]
                 if expires_at == _INF or expires_at > self._clock():
-                    self._data.move_to_end(key)
-                    self._counts["hits"] += 1
+                    self._move(key)
+                    self._tally.hits += 1
                     return entry[0]
                 self._remove(key)
             else:
                 validate_key(key)
-            self._counts["misses"] += 1
+            self._tally.misses += 1
             return None
         finally:
             lock.release()
@@ -227,10 +233,10 @@ class MemoryBackend(MemoryTouches, SessionBackend):
         with self._lock:
             entry = self._live(key, self._clock())
             if entry is None:
-                self._counts["misses"] += 1
+                self._tally.misses += 1
                 return None
-            self._data.move_to_end(key)
-            self._counts["hits"] += 1
+            self._move(key)
+            self._tally.hits += 1
             return entry[_VALUE]
 
     def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
@@ -257,8 +263,19 @@ class MemoryBackend(MemoryTouches, SessionBackend):
         lock = self._lock
         lock.acquire()
         try:
-            evicted = self._store(key, value, deadline)
-            self._counts["writes"] += 1
+            old, max_bytes = self._lookup(key), self.max_bytes
+            if old is None or len(self._data) > self.max_entries:
+                evicted = self._store(key, value, deadline)
+            elif max_bytes is None or self._bytes + len(value) - len(old[0]) <= max_bytes:
+                # _store's replacement of an entry within both bounds, inline: no call
+                self._version += 1
+                self._data[key] = (value, deadline, self._version)
+                self._move(key)
+                self._bytes += len(value) - len(old[0])
+                evicted = None
+            else:
+                evicted = self._store(key, value, deadline)
+            self._tally.writes += 1
         finally:
             lock.release()
         if evicted:
@@ -267,7 +284,7 @@ class MemoryBackend(MemoryTouches, SessionBackend):
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         with self._lock:
             evicted = self._store(key, value, self._deadline(ttl))
-            self._counts["writes"] += 1
+            self._tally.writes += 1
         if evicted:
             self._report(evicted)
 

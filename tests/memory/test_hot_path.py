@@ -9,6 +9,7 @@ import pytest
 
 from session_store import MemoryBackend
 from session_store.errors import InvalidKeyError, SerializationError
+from session_store.memory import Evicted
 
 
 class Sneaky(str):
@@ -68,3 +69,60 @@ def test_counters_are_exact_under_threads() -> None:
         t.join()
     counts = backend.counters.as_dict()
     assert counts["hits"] == 8000 and counts["misses"] == 8000 and counts["writes"] == 8001
+
+
+def test_a_replacement_in_place_keeps_recency_and_bytes_exact() -> None:
+    # set's inline replacement: the entry moves to the recent end, the bytes follow the value
+    evicted: list[Evicted] = []
+    backend = MemoryBackend(max_entries=3, max_bytes=100, on_evict=evicted.extend)
+    for key in "abc":
+        backend.set(key, b"x" * 10)
+    backend.set("a", b"y" * 30)  # a replaced: now the most recent
+    assert backend.size_bytes == 3 + 30 + 20 and backend.get("a") == b"y" * 30
+    backend.set("d", b"z")  # b is the least recent: evicted, a is kept
+    assert [e.key for e in evicted] == ["b"]
+    assert set(backend.scan()) == {"a", "c", "d"} and backend.size_bytes == 3 + 30 + 10 + 1
+    versions = [backend.get_versioned(key) for key in "aa"]
+    backend.set("a", b"y" * 30)  # the same bytes again: a new version all the same
+    assert versions[0] == versions[1] != backend.get_versioned("a")
+
+
+def test_a_replacement_past_a_bound_evicts_as_a_new_entry_does() -> None:
+    evicted: list[Evicted] = []
+    backend = MemoryBackend(max_entries=10, max_bytes=60, on_evict=evicted.extend)
+    backend.set("a", b"x" * 20)
+    backend.set("b", b"x" * 20)
+    backend.set("b", b"x" * 40)  # 21 + 41 > 60: a, the least recent, goes
+    assert [e.key for e in evicted] == ["a"] and backend.size_bytes == 41
+    backend.set("b", b"x" * 80)  # larger than the whole cache: reported, not kept
+    assert [e.key for e in evicted] == ["a", "b"]
+    assert backend.get("b") is None and backend.size_bytes == 0 and backend.entry_count == 0
+    for key in "cde":
+        backend.set(key, b"v")
+    backend.max_entries = 2  # a bound lowered at run time: the next write restores it
+    backend.set("e", b"w")
+    assert [e.key for e in evicted][2:] == ["c"] and set(backend.scan()) == {"d", "e"}
+
+
+def test_counters_read_the_hot_path_tally_as_the_rest() -> None:
+    backend = MemoryBackend(max_entries=1)
+    backend.set("a", b"1")
+    backend.set("b", b"2")  # a evicted
+    backend.get("b")
+    backend.get_with_ttl("a")
+    backend.counters.add("hits", 2)  # what the add paths count lands in the same places
+    backend.counters.add("errors")
+    backend.delete("b")
+    expected = {"hits": 3, "misses": 1, "writes": 2, "deletes": 1, "errors": 1, "evictions": 1}
+    assert {k: v for k, v in backend.counters.as_dict().items() if v} == expected
+    assert {name: backend.counters.get(name) for name in expected} == expected
+    assert backend.counters.names == MemoryBackend().counters.names
+    assert "'hits': 3" in repr(backend.counters)
+
+
+def test_the_lock_free_hit_reader_counts_in_the_same_tally() -> None:
+    backend = MemoryBackend()
+    backend.set("k", b"v")
+    read = backend.hit_reader()
+    assert read("k") == b"v" and read("missing") is None  # a miss is left to get, uncounted
+    assert backend.counters.get("hits") == 1 and backend.counters.get("misses") == 0

@@ -38,8 +38,10 @@ from session_store_redis.bulk import SyncBulk
 from session_store_redis.client import build_client, describe_client, secrets_of
 from session_store_redis.commands import (
     SCAN_COUNT,
+    BulkPacker,
     Command,
     direct_get,
+    found_values,
     packed_mget,
     run_with_wait,
     seconds_left,
@@ -133,6 +135,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         self._stage = True  # until the server's ACL refuses a staged write's commands
         # the web request's GET and staged compare-and-set, when it reproduces the client
         self._lean = LeanRedis.of(client)
+        self._packer = BulkPacker(self._namespace)  # get_many's and delete_many's commands
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
@@ -280,6 +283,19 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
                 return
 
     # -- bulk (get_many and set_many: see session_store_redis.bulk) -------------------------
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        # bulk's, with a batch of plain keys packed in one pass (commands.BulkPacker) and sent
+        # by the lean client; any other batch (or client) is bulk's, key by key
+        wanted = list(keys)
+        lean = self._lean
+        packed = None if lean is None else self._packer.command(b"MGET", wanted)
+        if packed is None or lean is None:
+            return super().get_many(wanted)
+        values: list[bytes | None] = self._call("get_many", None, lean._run, packed)
+        found, missed = found_values(wanted, values)
+        self._count_read(len(wanted) - missed, missed)
+        return found
+
     def _get_values(self, stored: list[str]) -> Sequence[bytes | None]:
         # one MGET, on the lean client where it serves GET (leanconn): as cheap a path as get's
         lean = self._lean
@@ -289,14 +305,24 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         return self._client.mget(stored)  # type: ignore[return-value]
 
     def delete_many(self, keys: Iterable[str]) -> int:
-        wanted = [validate_key(key) for key in keys]  # all checked before any I/O
-        if not wanted:
-            return 0
-        stored = [self._namespace.encode(k) for k in wanted]
-        if self.wait_replicas:
-            removed = self._write_acked("delete_many", None, [(stored[0], ("UNLINK", *stored))])[0]
+        # one UNLINK: a batch of plain keys packed in one pass and sent by the lean client, as
+        # get_many's MGET; any other batch checked and encoded key by key, before any I/O
+        wanted = list(keys)
+        lean = None if self.wait_replicas else self._lean
+        packed = None if lean is None else self._packer.command(b"UNLINK", wanted)
+        if packed is not None and lean is not None:
+            removed = self._call("delete_many", None, lean._run, packed)
         else:
-            removed = self._call("delete_many", None, self._client.unlink, *stored)
+            for key in wanted:
+                validate_key(key)
+            if not wanted:
+                return 0
+            stored = [self._namespace.encode(k) for k in wanted]
+            if self.wait_replicas:
+                command = (stored[0], ("UNLINK", *stored))
+                removed = self._write_acked("delete_many", None, [command])[0]
+            else:
+                removed = self._call("delete_many", None, self._client.unlink, *stored)
         if removed:
             self.counters.add("deletes", int(removed))
         return int(removed)

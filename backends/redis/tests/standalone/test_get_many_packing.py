@@ -1,13 +1,17 @@
-"""``get_many`` sends its ``MGET`` packed by :func:`session_store_redis.commands.packed_mget`
-(one format per key instead of the lean client's generic packing): the very bytes redis-py
+"""``get_many`` sends its ``MGET`` packed by :class:`session_store_redis.commands.BulkPacker` (a
+batch of plain keys, in one pass) or :func:`session_store_redis.commands.packed_mget` (any other,
+one format per key), and ``delete_many`` its ``UNLINK`` by the former: the very bytes redis-py
 would send, and the values of every key, ASCII or not, in order."""
 
 from __future__ import annotations
 
+import pytest
 from redis.connection import Connection
 
+from session_store.errors import InvalidKeyError
+from session_store.keys import MAX_KEY_BYTES, Namespace
 from session_store_redis.backend import RedisBackend
-from session_store_redis.commands import packed_mget
+from session_store_redis.commands import BulkPacker, packed_mget
 from session_store_redis.testing import RedisServer
 
 
@@ -27,3 +31,75 @@ def test_get_many_reads_every_key_in_order(redis_server: RedisServer, redis_name
             key: b"v%d" % index for index, key in enumerate(keys[:-1])
         }
         assert backend.get_many(["missing"]) == {}
+
+
+# -- BulkPacker: a batch of plain keys packed in one pass (get_many's MGET, delete_many's UNLINK)
+
+
+def _reference(name: str, stored: list[str]) -> bytes:
+    return b"".join(Connection().pack_command(name, *stored))  # type: ignore[no-untyped-call]
+
+
+def test_bulk_packer_sends_what_redis_py_sends() -> None:
+    # every length from 1 to the longest key (learnt as they come), and a prefix that is not
+    # ASCII: its UTF-8 size, not its length, counts in each key's size
+    for prefix in ("app", "prëfix\U0001f600", ""):
+        namespace = Namespace(prefix)
+        packer = BulkPacker(namespace)
+        for keys in (["a"], [f"k{i}" for i in range(120)], ["z" * MAX_KEY_BYTES, "b", "b"]):
+            stored = [namespace.encode(key) for key in keys]
+            for name in (b"MGET", b"UNLINK"):
+                assert packer.command(name, keys) == _reference(name.decode(), stored)
+
+
+class _Key(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [],
+        ["a", "kéy"],  # not ASCII: its length is not its size
+        ["a", _Key("b")],  # a str subclass is no key
+        ["a", 3],
+        ["a", b"b"],
+        ["a", ""],
+        ["a", "z" * (MAX_KEY_BYTES + 1)],
+    ],
+)
+def test_bulk_packer_leaves_any_other_batch_to_the_checks(keys: list[object]) -> None:
+    packer = BulkPacker(Namespace("app"))
+    assert packer.command(b"MGET", keys) is None  # type: ignore[arg-type]
+    # and learnt nothing from it: a plain batch after it is packed as before
+    assert packer.command(b"MGET", ["a"]) == _reference("MGET", ["app\x1fa"])
+
+
+def test_bulk_packer_leaves_a_namespace_of_another_separator_to_the_checks() -> None:
+    # such a namespace refuses keys holding U+001F: Namespace.encode says so, key by key
+    assert BulkPacker(Namespace("app", ":")).command(b"MGET", ["a"]) is None
+
+
+def test_plain_and_checked_batches_read_and_delete_alike(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    plain = [f"k{i}" for i in range(30)]
+    with RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace)) as backend:
+        assert backend._lean is not None  # the packed path under test
+        backend.set_many({key: key.encode() for key in [*plain, "kéy"]})
+        before = redis_server.command_calls()
+        assert backend.get_many(iter([*plain, "gone", plain[0]])) == {k: k.encode() for k in plain}
+        assert backend.get_many(["kéy", "k1"]) == {"kéy": b"k\xc3\xa9y", "k1": b"k1"}
+        counted = {k: redis_server.command_calls().get(k, 0) - before.get(k, 0) for k in ("mget",)}
+        assert counted == {"mget": 2}
+        assert backend.counters.get("hits") == 33 and backend.counters.get("misses") == 1
+        with pytest.raises(InvalidKeyError, match="must be str"):
+            backend.get_many(["k1", 3])  # type: ignore[list-item]
+        with pytest.raises(InvalidKeyError, match="must be str"):
+            backend.delete_many(["k1", 3])  # type: ignore[list-item]
+        assert backend.get("k1") == b"k1"  # the refused batch deleted nothing
+        assert backend.delete_many(iter([*plain[:10], plain[0], "gone"])) == 10
+        assert backend.delete_many(["kéy", "k10"]) == 2
+        assert backend.delete_many([]) == 0
+        assert backend.get_many([*plain, "kéy"]) == {k: k.encode() for k in plain[11:]}
+        assert backend.counters.get("deletes") == 12
