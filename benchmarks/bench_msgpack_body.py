@@ -68,7 +68,8 @@ def _strict_msgpack() -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
         # (one byte looked for: bytes.find of one byte is memchr, of two a slower loop)
         at = packed.find(0xCB)
         while at != -1:
-            if packed[at + 1] & 0x7F == 0x7F and packed[at + 2] >= 0xF0:
+            head = packed[at + 1 : at + 3]  # (0xcb may also be a last byte: an int's)
+            if len(head) == 2 and head[0] & 0x7F == 0x7F and head[1] >= 0xF0:
                 raise ValueError("NaN or infinity (or a false alarm: walk it)")
             at = packed.find(0xCB, at + 1)
         return packed
