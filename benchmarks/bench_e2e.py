@@ -454,10 +454,10 @@ def where_time_goes(size: str = "medium", calls: int = 200, rounds: int = 7) -> 
 # -- instructions: callgrind, this process only ----------------------------------------------
 #: The contenders :func:`instructions` counts (``ours`` and ``ours, zstd (opt-in)`` from the
 #: checkout it runs in, or from ``--base``'s tree).
-COUNTED = ("ours", ZSTD, "cachelib", "dogpile.cache", "Flask-Session")
+COUNTED = ("ours", ZSTD, CHANGED, "cachelib", "dogpile.cache", "Flask-Session")
 #: ``--only``'s names for them (no commas).
 CLI_NAMES = dict(
-    zip(("ours", "zstd", "cachelib", "dogpile", "flask-session"), COUNTED, strict=True)
+    zip(("ours", "zstd", "changed", "cachelib", "dogpile", "flask-session"), COUNTED, strict=True)
 )
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -475,6 +475,7 @@ def _counted_op(name: str, host: str, port: int, payload: dict[str, Any]) -> Op:
     makers: dict[str, Callable[[], Op]] = {
         "ours": lambda: _ours(url, payload),
         ZSTD: lambda: _ours(url, payload, compress=True),
+        CHANGED: lambda: _ours_changed(url, payload),
         "cachelib": lambda: _cachelib(server, payload),
         "dogpile.cache": lambda: _dogpile(server, payload),
         "Flask-Session": lambda: _flask_session(server, payload),
@@ -540,7 +541,7 @@ def instructions(
         calls = {"small": 40, "medium": 10, "large": 2}[size]
         for name in names:
             jobs[(size, name)] = (name, None, calls)
-            if base is not None and name in ("ours", ZSTD):
+            if base is not None and name in ("ours", ZSTD, CHANGED):
                 jobs[(size, f"{name} @base")] = (name, base, calls)
     with RedisServer() as server, ThreadPoolExecutor(workers) as pool:
         # the children run side by side: each counts its own instructions only
