@@ -19,8 +19,8 @@ interleaved rounds, medians:
   and the default writes a tuple as an array (what the near cache could keep; not built);
 * pickle and msgspec's msgpack, the peers' formats, for reference.
 
-Run: ``python -m benchmarks.bench_msgpack_body`` (needs ``ormsgpack``, which is not a dependency
-of session-store: ``pip install ormsgpack``).
+Run: ``python -m benchmarks.bench_msgpack_body`` (needs ``ormsgpack``, in the ``bench`` extra
+only: it is not a dependency of session-store).
 """
 
 from __future__ import annotations
