@@ -295,7 +295,8 @@ class AsyncRedisBase(AsyncSessionBackend):
             if self._multi:
                 self._multi = False
                 log.warning(
-                    "%s: the server refused MULTI (ACL); %s and the like run as one script",
+                    "%s: the server refused MULTI (ACL or rename-command);"
+                    " %s and the like run as one script",
                     self._description,
                     what,
                 )

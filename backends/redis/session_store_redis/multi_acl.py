@@ -10,8 +10,7 @@ same commands in one Lua script instead (a script is as
 atomic: nothing runs between its commands, and it is one command, so a cancelled caller never
 leaves half of it): :data:`GET_PTTL`, :data:`PERSIST_EXISTS`, :data:`SET_MANY`,
 :data:`NODE_STATE`. Each backend remembers the refusal, so ``MULTI`` is refused once per backend,
-not on every call (a listing, which reads each node's state a few times, tries ``MULTI`` each
-time: the reads ran unqueued and are only repeated by the script).
+not on every call (a cluster listing remembers it on its client: :data:`NO_MULTI`).
 
 The call that meets the refusal: Redis runs the commands after a refused ``MULTI`` one by one
 (they are not queued), so the reads and ``PERSIST`` ran, and an async ``set_many``'s ``SET``-s
@@ -34,7 +33,9 @@ from redis import exceptions as rexc
 
 __all__ = [
     "GET_PTTL",
+    "LISTING",
     "NODE_STATE",
+    "NO_MULTI",
     "PERSIST_EXISTS",
     "SET_MANY",
     "OneScript",
@@ -88,6 +89,15 @@ end
 return out
 """
 )
+
+
+#: Set on a cluster client (one per backend) once a node refused ``MULTI`` (ACL or
+#: ``rename-command``): its complete listings read node states with :data:`NODE_STATE` from
+#: then on, instead of paying a refused ``MULTI`` on each (:mod:`~.listing`).
+NO_MULTI = "session_store_no_multi"
+
+#: What :func:`needs_one` calls a complete cluster listing.
+LISTING = "a complete cluster listing"
 
 
 def is_refused(error: BaseException) -> bool:

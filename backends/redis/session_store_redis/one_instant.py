@@ -82,6 +82,7 @@ class OneInstant:
         if self._multi:
             self._multi = False
             log.warning(
-                "%s: the server refused MULTI (ACL); reads and touches run as one script",
+                "%s: the server refused MULTI (ACL or rename-command);"
+                " reads and touches run as one script",
                 self._description,
             )

@@ -187,6 +187,7 @@ class StagedOrderedWrites(_Backend):
         if self._stage:
             self._stage = False
             log.warning(
-                "%s: the server refused a staged write (ACL); using the one-script writes",
+                "%s: the server refused a staged write (ACL or rename-command);"
+                " using the one-script writes",
                 self._description,
             )
