@@ -184,24 +184,48 @@ def _emptied(
     merged into what is stored now, as any other change (retired again if nothing is left).
     ``GONE`` if it was deleted meanwhile."""
     assert session.sid is not None and session.stored is not None
-    sid, token = session.sid, session.stored.token
+    sid = session.sid
+    token: VersionToken | None = session.stored.token  # the version last read, if not stale
     write_ttl = store._ttl(ttl)
     for _ in range(MOVE_ATTEMPTS):
-        if (yield "set_if", (sid, RETIRED, token, store._ttl(RETIRED_TTL))):
+        if token is not None and (yield "set_if", (sid, RETIRED, token, store._ttl(RETIRED_TTL))):
             yield "delete", (sid,)
             return Outcome(None, Action.DELETE)
         found: Versioned | None = yield "get_versioned", (sid,)
         current = _now_stored(store, session, found)
         if found is None or current is None:  # deleted or moved meanwhile: nothing to write
             return Outcome(None, Action.GONE)
+        token = found.token
         merged = merge_changes(current, plan.changed, plan.removed, existing=True)
         if merged:  # another request's keys are left: write them back without ours
             payload = store._prepare_recorded(sid, merged, write_ttl)[1]
-            if (yield "set_if", (sid, payload, found.token, write_ttl)):
+            if (yield "set_if", (sid, payload, token, write_ttl)):
                 return Outcome(sid, Action.WRITE)
-        token = found.token
+            token = None  # just proven stale: read again rather than retire with it
     written = yield "update", (sid, plan.merge(True), ttl)  # overtaken every time: merge
-    return Outcome(sid, Action.WRITE) if written is not None else Outcome(None, Action.GONE)
+    if written is None:
+        return Outcome(None, Action.GONE)
+    if written:
+        return Outcome(sid, Action.WRITE)
+    return (yield from _retire_empty(store, session))
+
+
+def _retire_empty(
+    store: SessionStore[Data] | AsyncSessionStore[Data], session: SessionState
+) -> Steps:
+    """After :func:`_emptied`'s last ``update`` stored an empty session: end it as the rest of
+    :func:`_emptied` does (retired by compare-and-set against a read that finds it still empty,
+    then deleted; the cookie expired). A key another request committed since is kept (WRITE)."""
+    assert session.sid is not None
+    sid = session.sid
+    found: Versioned | None = yield "get_versioned", (sid,)
+    current = _now_stored(store, session, found)
+    if found is None or current is None:
+        return Outcome(None, Action.GONE)
+    if not current and (yield "set_if", (sid, RETIRED, found.token, store._ttl(RETIRED_TTL))):
+        yield "delete", (sid,)
+        return Outcome(None, Action.DELETE)
+    return Outcome(sid, Action.WRITE)  # written to since: what it holds now is kept
 
 
 def commit_steps(

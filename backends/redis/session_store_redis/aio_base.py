@@ -295,7 +295,8 @@ class AsyncRedisBase(AsyncSessionBackend):
             if self._multi:
                 self._multi = False
                 log.warning(
-                    "%s: the server refused MULTI (ACL); %s and the like run as one script",
+                    "%s: the server refused MULTI (ACL or rename-command);"
+                    " %s and the like run as one script",
                     self._description,
                     what,
                 )
@@ -308,9 +309,10 @@ class AsyncRedisBase(AsyncSessionBackend):
             driver = self.driver
             try:
                 return await driver.call("EVALSHA", script.sha, len(keys), *keys, *args)
-            except NoScriptError:
+            except NoScriptError:  # loaded (every primary of a cluster), then by SHA again
                 pass
-            return await driver.call("EVAL", script.text, len(keys), *keys, *args)
+            await driver.call("SCRIPT", "LOAD", script.text)
+            return await driver.call("EVALSHA", script.sha, len(keys), *keys, *args)
         except ResponseError as exc:
             failure: BaseException = needs_one(exc, what)
         raise failure

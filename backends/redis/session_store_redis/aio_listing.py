@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
+from redis.exceptions import ResponseError
 
 from session_store_redis.listing import (
     _ALL_KEYS,
@@ -23,7 +24,7 @@ from session_store_redis.listing import (
     parse_state,
     walk_steps,
 )
-from session_store_redis.multi_acl import NODE_STATE, refuses_multi
+from session_store_redis.multi_acl import LISTING, NO_MULTI, NODE_STATE, needs_one, refuses_multi
 
 __all__ = ["AsyncClusterListing", "awalk_cluster", "parse_commandstats"]
 
@@ -45,11 +46,13 @@ class AsyncClusterListing:
 
 
 async def read_state(
-    node: ClusterNode, slots: Iterable[int] = ()
+    node: ClusterNode, slots: Iterable[int] = (), client: object = None
 ) -> tuple[NodeState, list[list[bytes]]]:
-    """The node's view of itself and, of the same instant (one ``MULTI``), its keys in
-    ``slots``."""
+    """The node's view of itself and, of the same instant (one ``MULTI``; one script where the
+    server refuses it, remembered on ``client``), its keys in ``slots``."""
     wanted = list(slots)
+    if getattr(client, NO_MULTI, False):
+        return await _by_script(node, wanted)
     # command names as bytes: redis-py applies no reply callback to them (it would parse the
     # ``QUEUED`` replies of INFO and CLUSTER NODES), so EXEC hands back the raw replies
     args: list[tuple[object, ...]] = [
@@ -61,9 +64,10 @@ async def read_state(
     ]
     commands = [PipelineCommand(i, *command) for i, command in enumerate(args)]
     await node.execute_pipeline(commands)
-    if refuses_multi(commands[0].result):  # the ACL: one script instead (multi_acl)
-        replies = await node.execute_command(b"EVAL", NODE_STATE.text, 0, *wanted, _ALL_KEYS)
-        return parse_state(replies[0], replies[1]), [list(keys) for keys in replies[2:]]
+    if refuses_multi(commands[0].result):  # ACL or rename-command: one script (multi_acl)
+        if client is not None:
+            setattr(client, NO_MULTI, True)
+        return await _by_script(node, wanted)
     for command in commands:
         if isinstance(command.result, BaseException):
             raise command.result
@@ -72,6 +76,17 @@ async def read_state(
         raise RuntimeError(f"CLUSTER NODES transaction aborted: {replies!r}")
     state = parse_state(replies[0], replies[1])
     return state, [list(keys) for keys in replies[2:]]
+
+
+async def _by_script(node: ClusterNode, wanted: list[int]) -> tuple[NodeState, list[list[bytes]]]:
+    """:func:`read_state` as one script (:data:`~session_store_redis.multi_acl.NODE_STATE`)."""
+    try:
+        replies = await node.execute_command(b"EVAL", NODE_STATE.text, 0, *wanted, _ALL_KEYS)
+    except ResponseError as exc:
+        failure = needs_one(exc, LISTING)
+    else:
+        return parse_state(replies[0], replies[1]), [list(keys) for keys in replies[2:]]
+    raise failure
 
 
 async def awalk_cluster(
@@ -101,7 +116,7 @@ async def awalk_cluster(
         elif kind == "primaries":
             answer = client.get_primaries()
         elif kind == "state":
-            answer = await read_state(step[1], step[2])
+            answer = await read_state(step[1], step[2], client)
         elif kind == "scan":
             cursor = step[2]
             answer = await step[1].execute_command(

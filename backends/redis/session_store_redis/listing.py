@@ -41,7 +41,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from session_store.counters import Counters
-from session_store_redis.multi_acl import NODE_STATE, refuses_multi
+from session_store_redis.multi_acl import LISTING, NO_MULTI, NODE_STATE, needs_one, refuses_multi
 
 __all__ = ["SLOTS", "ClusterListing", "ListingIncompleteWarning", "NodeState", "walk_cluster"]
 
@@ -117,22 +117,27 @@ def parse_state(nodes_text: bytes | str, stats: bytes | str | dict[str, Any]) ->
     raise ValueError("CLUSTER NODES has no line for the node itself")
 
 
-def read_state(node: Redis, slots: Iterable[int] = ()) -> tuple[NodeState, list[list[bytes]]]:
+def read_state(node: Redis, slots: Iterable[int], client: object) -> tuple[NodeState, list[Any]]:
     """The node's view of itself and, of the same instant (one ``MULTI``; one script where the
-    server's ACL refuses it: :mod:`session_store_redis.multi_acl`), its keys in ``slots``."""
-    pipe = node.pipeline(transaction=True)
-    pipe.execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
-    pipe.execute_command("INFO", "commandstats")  # type: ignore[no-untyped-call]
+    server refuses it, remembered on ``client``: :mod:`~.multi_acl`), its keys in ``slots``."""
     wanted = list(slots)
-    for slot in wanted:
-        pipe.execute_command("CLUSTER", "GETKEYSINSLOT", slot, _ALL_KEYS)  # type: ignore[no-untyped-call]
+    if not getattr(client, NO_MULTI, False):
+        pipe = node.pipeline(transaction=True)
+        reads = (("CLUSTER", "NODES"), ("INFO", "commandstats"))
+        for args in (*reads, *(("CLUSTER", "GETKEYSINSLOT", s, _ALL_KEYS) for s in wanted)):
+            pipe.execute_command(*args)  # type: ignore[no-untyped-call]
+        try:
+            replies = pipe.execute()
+        except ResponseError as exc:
+            if not refuses_multi(exc):
+                raise
+            setattr(client, NO_MULTI, True)
     try:
-        replies = pipe.execute()
-    except ResponseError as exc:
-        if not refuses_multi(exc):
-            raise
-        replies = node.eval(NODE_STATE.text, 0, *wanted, _ALL_KEYS)
-    return parse_state(replies[0], replies[1]), [list(keys) for keys in replies[2:]]
+        if getattr(client, NO_MULTI, False):
+            replies = node.eval(NODE_STATE.text, 0, *wanted, _ALL_KEYS)
+        return parse_state(replies[0], replies[1]), [list(keys) for keys in replies[2:]]
+    except ResponseError as exc:  # EVAL refused too: say what the listing needs
+        raise needs_one(exc, LISTING) from None
 
 
 def parse_commandstats(raw: bytes | str | dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -355,7 +360,7 @@ def _run(
         elif kind == "primaries":
             answer = client.get_primaries()  # type: ignore[no-untyped-call]
         elif kind == "state":
-            answer = read_state(client.get_redis_connection(step[1]), step[2])
+            answer = read_state(client.get_redis_connection(step[1]), step[2], client)
         elif kind == "scan":
             node = client.get_redis_connection(step[1])
             answer = node.scan(step[2], match=pattern, count=scan_count)

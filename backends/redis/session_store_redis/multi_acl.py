@@ -10,14 +10,13 @@ same commands in one Lua script instead (a script is as
 atomic: nothing runs between its commands, and it is one command, so a cancelled caller never
 leaves half of it): :data:`GET_PTTL`, :data:`PERSIST_EXISTS`, :data:`SET_MANY`,
 :data:`NODE_STATE`. Each backend remembers the refusal, so ``MULTI`` is refused once per backend,
-not on every call (a listing, which reads each node's state a few times, tries ``MULTI`` each
-time: the reads ran unqueued and are only repeated by the script).
+not on every call (a cluster listing remembers it on its client: :data:`NO_MULTI`).
 
 The call that meets the refusal: Redis runs the commands after a refused ``MULTI`` one by one
 (they are not queued), so the reads and ``PERSIST`` ran, and an async ``set_many``'s ``SET``-s
 landed, before the script runs them again as one step (the same values: a write another client
 made to one of those keys in between is overwritten, as if it had come first). A user refused
-``EVAL``/``EVALSHA`` too gets :func:`needs_one` (a ``NOPERM`` error that says both are refused),
+the script's command too gets :func:`needs_one` (a ``NOPERM`` error that names ``MULTI`` and it),
 which the backends translate into a :class:`~session_store.errors.BackendError`. A user allowed
 ``MULTI`` but not ``EVAL`` keeps the ``MULTI`` form: it is always tried first.
 
@@ -34,7 +33,9 @@ from redis import exceptions as rexc
 
 __all__ = [
     "GET_PTTL",
+    "LISTING",
     "NODE_STATE",
+    "NO_MULTI",
     "PERSIST_EXISTS",
     "SET_MANY",
     "OneScript",
@@ -90,6 +91,15 @@ return out
 )
 
 
+#: Set on a cluster client (one per backend) once a node refused ``MULTI`` (ACL or
+#: ``rename-command``): its complete listings read node states with :data:`NODE_STATE` from
+#: then on, instead of paying a refused ``MULTI`` on each (:mod:`~.listing`).
+NO_MULTI = "session_store_no_multi"
+
+#: What :func:`needs_one` calls a complete cluster listing.
+LISTING = "a complete cluster listing"
+
+
 def is_refused(error: BaseException) -> bool:
     """``NOPERM`` (refused when queued), or Redis 7.0's words for a command a script calls."""
     text = str(error)
@@ -118,12 +128,21 @@ def refuses_multi(reply: object) -> bool:
 
 
 def needs_one(error: BaseException, what: str) -> BaseException:
-    """What to raise for ``error``, met running the script that stands for ``MULTI``: if the
-    ACL refused ``EVAL``/``EVALSHA`` too, a ``NOPERM`` error saying ``what`` needs one of them;
-    else ``error`` itself."""
-    if not (is_refused(error) and "'eval" in str(error).lower()):
+    """What to raise for ``error``, met running the script that stands for ``MULTI`` (by
+    ``EVALSHA``, loaded by ``SCRIPT LOAD`` first where the server does not know it; by ``EVAL``
+    with ``wait_replicas``): if the ACL refused that command too, a ``NOPERM`` error naming
+    it; else ``error`` itself."""
+    text = str(error).lower()
+    refused = next((name for name in _SCRIPT_COMMANDS if f"'{name}'" in text), None)
+    if refused is None or not is_refused(error):
         return error
     return rexc.NoPermissionError(
-        f"this user may run neither MULTI nor EVAL/EVALSHA, and {what} needs one of them (its "
-        "commands of one instant run inside MULTI/EXEC, or in one script where MULTI is refused)"
+        f"this user may run neither MULTI nor {refused.upper()}, and {what} needs one of them "
+        "(its commands of one instant run inside MULTI/EXEC, or in one script where MULTI is "
+        "refused: EVALSHA, after SCRIPT LOAD where the server does not know it; EVAL with "
+        "wait_replicas)"
     )
+
+
+#: The commands the scripts standing for ``MULTI`` run with, as ``NOPERM`` names them.
+_SCRIPT_COMMANDS = ("evalsha", "eval", "script|load")

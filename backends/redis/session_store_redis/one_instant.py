@@ -62,14 +62,17 @@ class OneInstant:
         return self._one_script(script, stored, what)
 
     def _one_script(self, script: OneScript, stored: str, what: str) -> list[Any]:
-        """``script`` on the key ``stored``: by SHA, by text if the server does not know it."""
+        """``script`` on the key ``stored``: by SHA, loaded first (``SCRIPT LOAD``: every
+        primary of a cluster) if the server does not know it, as the compare-and-set does (a
+        user allowed ``EVALSHA`` but not ``EVAL`` runs it too)."""
         client = self._client
         try:
             try:
                 return list(client.evalsha(script.sha, 1, stored))
             except NoScriptError:
                 pass
-            return list(client.eval(script.text, 1, stored))
+            client.script_load(script.text)
+            return list(client.evalsha(script.sha, 1, stored))
         except redis.ResponseError as exc:
             failure: BaseException = needs_one(exc, what)
         raise failure
@@ -79,6 +82,7 @@ class OneInstant:
         if self._multi:
             self._multi = False
             log.warning(
-                "%s: the server refused MULTI (ACL); reads and touches run as one script",
+                "%s: the server refused MULTI (ACL or rename-command);"
+                " reads and touches run as one script",
                 self._description,
             )

@@ -168,8 +168,8 @@ class StagedOrderedWrites(_Backend):
         stops for good when the server refused it (:func:`~session_store_redis.staged.settle`)."""
         stop, outcome = settle(reply)
         if stop:
-            if isinstance(reply, Unqueued):  # MULTI itself: the reads stop trying it too
-                self._multi_refused()  # (and staging stops)
+            if isinstance(reply, Unqueued) and reply.multi_refused:  # MULTI itself, for good:
+                self._multi_refused()  # the reads stop trying it too (and staging stops)
             else:
                 self._refused()
         return None if outcome is REFUSED else outcome
@@ -187,6 +187,7 @@ class StagedOrderedWrites(_Backend):
         if self._stage:
             self._stage = False
             log.warning(
-                "%s: the server refused a staged write (ACL); using the one-script writes",
+                "%s: the server refused a staged write (ACL or rename-command);"
+                " using the one-script writes",
                 self._description,
             )

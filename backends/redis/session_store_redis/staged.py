@@ -290,18 +290,24 @@ REFUSED: Any = object()
 
 
 class Unqueued(NamedTuple):
-    """What :func:`staged_write` returns when the ACL refused ``MULTI`` itself: the commands
-    after it ran one by one, outside a transaction, so the script's ``reply`` is the outcome
-    (it may have written), and the caller must stop staging (:func:`settle`)."""
+    """What :func:`staged_write` returns when ``MULTI`` itself failed (any error reply: no
+    transaction opened): the commands after it ran one by one, outside a transaction, so the
+    script's ``reply`` is the outcome (it may have written). ``multi_refused``: the server
+    refuses ``MULTI`` for good (:func:`~session_store_redis.multi_acl.refuses_multi`: its ACL,
+    or ``rename-command``); ``stop``: the caller must stop staging (:func:`settle`), as it must
+    when the ACL refused a command of the script. Another error (a passing state of the
+    server) leaves ``MULTI`` and staging on."""
 
     reply: Any
+    multi_refused: bool
+    stop: bool
 
 
 def settle(reply: Any) -> tuple[bool, Any]:
     """(whether the caller must stop staging, the outcome: :data:`REFUSED` to write with the
     one-script text instead) of what :func:`staged_write` returned."""
     if isinstance(reply, Unqueued):
-        return True, reply.reply
+        return reply.stop, reply.reply
     return reply is REFUSED, reply
 
 
@@ -335,8 +341,8 @@ def _transaction(
 ) -> Any:
     """``MULTI``, ``SET staging value [PX px]``, the script ``run`` (see
     :func:`~session_store_redis.staged_pack.pack_staged`), ``EXEC`` sent at once; the script's
-    reply (``_NO_SCRIPT`` if the server does not know it; :class:`Unqueued` if ``MULTI`` was
-    refused). Reads every reply before raising."""
+    reply (``_NO_SCRIPT`` if the server does not know it; :class:`Unqueued` if ``MULTI``
+    failed). Reads every reply before raising."""
     if connection.encoder.encoding in _UTF8:
         packed = [pack_staged(staging, value, px, run)]
     else:  # (redis-py packs text in its encoding without hiredis, in UTF-8 with it)
@@ -354,9 +360,12 @@ def _transaction(
     try:
         replies = connection.read_response()
     except redis.ResponseError as exc:  # EXECABORT: nothing ran; or EXEC without MULTI
-        if refuses_multi(first[0]):  # MULTI refused (an ACL): the SET and the
-            ran = _outcome(first[2])  # script ran one by one: the script's reply (unknown to
-            return Unqueued(REFUSED if ran is _NO_SCRIPT else ran)  # the server: it wrote none)
+        if isinstance(first[0], BaseException):  # MULTI failed (whatever the cause): the
+            ran = _outcome(first[2])  # SET and the script ran one by one: the script's reply
+            for_good = refuses_multi(first[0])  # is the outcome (unknown to the server: it
+            if ran is _NO_SCRIPT:  # wrote none; the one-script text writes instead)
+                return Unqueued(REFUSED, for_good, for_good)
+            return Unqueued(ran, for_good, for_good or ran is REFUSED)
         return _outcome(next((r for r in first if isinstance(r, BaseException)), exc))
     for reply in replies[:-1]:
         if isinstance(reply, BaseException):  # pragma: no cover - SET of a string key

@@ -16,6 +16,7 @@ import pytest
 from redis.crc import key_slot
 
 from session_store import NO_EXPIRY, SessionStore
+from session_store.errors import BackendError
 from session_store_redis import RedisClusterBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
 from session_store_redis.testing import RedisClusterServers
@@ -171,3 +172,39 @@ def test_a_complete_listing_reads_each_node_state_in_one_script(no_multi_url: st
             await backend.aclose()
 
     assert asyncio.run(run()) == (sorted(KEYS), True)
+
+
+def test_a_listing_remembers_the_refusal_and_names_what_it_needs(
+    redis_cluster: RedisClusterServers, no_multi_url: str
+) -> None:
+    """Review follow-up: each node-state read of a listing paid one refused ``MULTI``; the
+    backend now remembers the refusal (one per backend). A user refused ``EVAL`` too is told
+    the listing needs one of them, as the other one-instant reads say."""
+    with RedisClusterBackend.from_url(no_multi_url) as backend:
+        for key in KEYS:
+            backend.set(key, b"v", ttl=600)
+        before = _refused_multi(redis_cluster)
+        for _ in range(2):
+            assert sorted(backend.scan()) == sorted(KEYS)
+        assert _refused_multi(redis_cluster) - before == 1, "MULTI tried on every node state"
+
+    async def run() -> None:
+        backend = AsyncRedisClusterBackend.from_url(no_multi_url)
+        try:
+            for _ in range(2):
+                assert sorted([key async for key in backend.scan()]) == sorted(KEYS)
+        finally:
+            await backend.aclose()
+
+    before = _refused_multi(redis_cluster)
+    asyncio.run(run())
+    assert _refused_multi(redis_cluster) - before == 1, "MULTI tried on every node state"
+    for node in (node for node in redis_cluster.nodes if node.running):
+        with node.client() as admin:
+            user = no_multi_url.split("//")[1].split(":")[0]
+            admin.execute_command("ACL", "SETUSER", user, "-eval")
+    with (
+        RedisClusterBackend.from_url(no_multi_url) as backend,
+        pytest.raises(BackendError, match=r"neither MULTI nor EVAL\b"),
+    ):
+        list(backend.scan())
