@@ -1,6 +1,7 @@
 """attack9b: the end of an async web request (``acommit``, what Starlette's middleware awaits)
-cancelled at every loop step, on the async default chain ``memory:// | redis:// | diskcache://``
-(real redis-server, real directory), on asyncio and uvloop.
+cancelled at every loop step until one ends on its own, on the async default chain
+``memory:// | redis:// | diskcache://`` (real redis-server, real directory), on asyncio and
+uvloop.
 
 A request's commit is several store calls (a login's move: read, create the new id, retire the
 old one, delete it; an emptied session: retire, delete). Each call runs whole, but a
@@ -26,7 +27,7 @@ from session_store.websession import DictSession, acommit, aread_session, new_se
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 Data = dict[str, Any]
-STEPS = 24
+MAX_STEPS = 2_000
 
 
 @pytest.fixture
@@ -42,12 +43,15 @@ def _alone(url: str, sid: str) -> Data | None:
         return reader.load(sid)
 
 
-async def _cancelled(store: AsyncSessionStore[Data], session: DictSession, steps: int) -> None:
+async def _cancelled(store: AsyncSessionStore[Data], session: DictSession, steps: int) -> bool:
+    """Run the commit for ``steps`` loop steps, then cancel it; whether it had ended by then."""
     task = asyncio.ensure_future(acommit(store, session, 600.0))
     for _ in range(steps):
         await asyncio.sleep(0)
+    ended = task.done()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    return ended
 
 
 @pytest.mark.parametrize("action", ["write", "move", "empty", "logout", "touch"])
@@ -56,7 +60,12 @@ async def test_a_cancelled_commit_is_whole_and_a_login_never_loses_the_session(
 ) -> None:
     disk_url = f"diskcache://{tmp_path / 'disk'}"
     seen: set[str] = set()
-    for steps in range(STEPS):
+    # every step from 0 until a commit ends before its cancellation (the number of loop steps
+    # a commit takes depends on the loop and on the disk tier's thread, not on this test)
+    steps, ended = -1, False
+    while not ended:
+        steps += 1
+        assert steps < MAX_STEPS, f"a commit never ended within {MAX_STEPS} loop steps"
         sid = new_session_id()
         before: Data = {"a": f"x{steps}"} if action == "empty" else {"cart": steps, "a": "x"}
         await store.save(sid, before)
@@ -75,7 +84,7 @@ async def test_a_cancelled_commit_is_whole_and_a_login_never_loses_the_session(
             session.clear()
         else:
             session.mark_accessed()
-        await _cancelled(store, session, steps)
+        ended = await _cancelled(store, session, steps)
         now = await store.load(sid)
         alone = (_alone(redis_url, sid), _alone(disk_url, sid))
         assert alone == (now, now), f"tiers disagree after {steps} steps: {alone} vs {now}"
