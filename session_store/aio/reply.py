@@ -60,6 +60,8 @@ class Reply(Generic[T]):
     def add_done_callback(
         self, fn: Callback, *, context: contextvars.Context | None = None
     ) -> None:
+        if context is None:  # as asyncio.Future: the adder's context, not the resolver's
+            context = contextvars.copy_context()
         if self._state != _PENDING:
             self._loop.call_soon(fn, self, context=context)
         elif self._callbacks is None:  # (the usual: one, the waiting task's)
@@ -80,8 +82,16 @@ class Reply(Generic[T]):
         if state == _FAILED:
             raise self._result
         if state == _CANCELLED:
-            raise asyncio.CancelledError(*(() if self._result is None else (self._result,)))
+            raise self._make_cancelled_error()
         raise asyncio.InvalidStateError("Result is not ready.")
+
+    # -- what asyncio.gather asks of a cancelled child (asyncio.Future's private API) ----------
+    @property
+    def _cancel_message(self) -> Any:
+        return self._result if self._state == _CANCELLED else None
+
+    def _make_cancelled_error(self) -> asyncio.CancelledError:
+        return asyncio.CancelledError(*(() if self._result is None else (self._result,)))
 
     def exception(self) -> BaseException | None:
         state = self._state

@@ -126,7 +126,11 @@ class _Connection(asyncio.BufferedProtocol):
             sink = self._waiting.popleft()[0]
             if type(sink) is Reply:
                 if inline:
-                    sink.resolve(reply, failed)
+                    try:
+                        sink.resolve(reply, failed)
+                    except BaseException:  # a task's KeyboardInterrupt / SystemExit leaves
+                        self._loop.call_soon(self._rest)  # the loop: the rest in a next pass
+                        raise
                     if self.closed:  # the resumed task closed it: nothing more to hand out
                         return
                 elif failed:
@@ -139,6 +143,12 @@ class _Connection(asyncio.BufferedProtocol):
                 _failed(sink, reply)
             elif not sink.done():  # a cancelled caller: its reply is dropped
                 sink.set_result(reply)
+
+    def _rest(self) -> None:
+        """The replies parsed with one whose task left the loop (a KeyboardInterrupt): as
+        futures, they reach their tasks when the loop runs again."""
+        if not self.closed:
+            self.buffer_updated(0)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(rexc.ConnectionError(f"connection to redis lost: {exc or 'closed'}"))
