@@ -60,6 +60,19 @@ def _settle(reply: Reply[Any], outcome: Any, failed: bool) -> None:
     reply.resolve(outcome, failed)
 
 
+class _Crew:
+    """One generation of threads: their queue, the threads and how many wait for a call.
+    :meth:`Worker.stop` retires a crew whole, so a call made meanwhile goes to the next one
+    and can never take (or be left behind) a stop marker meant for the old threads."""
+
+    __slots__ = ("idle", "jobs", "threads")
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.idle = 0
+
+
 class Worker:
     """Up to ``threads`` threads running blocking calls in the order they were queued, started
     on first use (one more whenever every started thread is busy)."""
@@ -73,40 +86,44 @@ class Worker:
         forksafe.register(self)
 
     def _reset_locks(self) -> None:
-        """A fresh queue and no threads (also in a forked child: the parent's threads are not
-        there)."""
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        """A fresh crew (also in a forked child: the parent's threads are not there)."""
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._crew = _Crew()
+
+    @property
+    def _threads(self) -> list[threading.Thread]:
+        """The threads of the current crew (tests look at them)."""
+        return self._crew.threads
 
     def run(self, fn: Callable[..., T], *args: Any) -> Reply[T]:
         """``fn(*args)`` in a worker thread, in the caller's context; await the result."""
         loop = asyncio.get_running_loop()
         reply: Reply[T] = Reply(loop)
-        if not self._idle and len(self._threads) < self._most:
-            self._start()
-        self._jobs.put((loop, reply, contextvars.copy_context(), fn, args))
+        job = (loop, reply, contextvars.copy_context(), fn, args)
+        with self._lock:  # queued in the crew current now: before any stop marker sent to it
+            crew = self._crew
+            start = not crew.idle and len(crew.threads) < self._most
+            if start:
+                thread = threading.Thread(
+                    target=self._serve,
+                    args=(crew,),
+                    name=f"{self._name}-{len(crew.threads)}",
+                    daemon=True,
+                )
+                crew.threads.append(thread)
+            crew.jobs.put(job)
+        if start:
+            thread.start()
         return reply
 
-    def _start(self) -> None:
-        with self._lock:
-            if len(self._threads) >= self._most:
-                return
-            thread = threading.Thread(
-                target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
-        thread.start()
-
-    def _serve(self) -> None:
-        jobs, lock = self._jobs, self._lock
+    def _serve(self, crew: _Crew) -> None:
+        jobs, lock = crew.jobs, self._lock
         while True:
             with lock:
-                self._idle += 1
+                crew.idle += 1
             job = jobs.get()
             with lock:
-                self._idle -= 1
+                crew.idle -= 1
             if job is None:
                 return
             _do(*job)
@@ -114,11 +131,11 @@ class Worker:
 
     def stop(self) -> None:
         """Let the queued calls finish, then end and join every thread (blocking: call it
-        from a thread, e.g. ``await asyncio.to_thread(worker.stop)``). The worker starts
-        threads again if used afterwards."""
+        from a thread, e.g. ``await asyncio.to_thread(worker.stop)``). A call made meanwhile
+        or afterwards starts a new crew of threads."""
         with self._lock:
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._jobs.put(None)
-        for thread in threads:
+            crew, self._crew = self._crew, _Crew()
+            for _ in crew.threads:  # after every call queued to this crew (run holds the lock)
+                crew.jobs.put(None)
+        for thread in crew.threads:
             thread.join()
