@@ -6,6 +6,8 @@ would send, and the values of every key, ASCII or not, in order."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.connection import Connection
 
 from session_store.errors import InvalidKeyError
@@ -103,3 +105,54 @@ def test_plain_and_checked_batches_read_and_delete_alike(
         assert backend.delete_many([]) == 0
         assert backend.get_many([*plain, "kéy"]) == {k: k.encode() for k in plain[11:]}
         assert backend.counters.get("deletes") == 12
+
+
+# -- any batch: the packed path (plain keys) and the checked one (any other) agree with get
+
+_ASCII_KEYS = st.text(st.characters(codec="ascii"), max_size=12)  # "" included: refused
+_KEYS = st.one_of(
+    _ASCII_KEYS,
+    _ASCII_KEYS,
+    _ASCII_KEYS,
+    st.text(st.sampled_from("ab\r\n:\x1f"), min_size=1020, max_size=1030),  # around the limit
+    st.sampled_from(["kéy", "\U0001f600", "\x1f"]),  # not ASCII (checked path); a separator
+)
+
+
+@given(keys=st.lists(_KEYS, min_size=1, max_size=6), absent=st.lists(_KEYS, max_size=2))
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_batch_reads_and_deletes_what_single_calls_would(
+    redis_server: RedisServer, redis_namespace: str, keys: list[str], absent: list[str]
+) -> None:
+    """Hostile keys (control characters, the separator, non-ASCII, duplicates, lengths around
+    the limit) in one batch: ``get_many`` returns exactly what ``get`` returns for each, never
+    a value under another key; ``delete_many`` removes exactly those; a batch with a key
+    ``get`` refuses is refused whole, with the same error, and changes nothing."""
+    with RedisBackend.from_url(redis_server.url_for(prefix=redis_namespace)) as backend:
+        valid = {}
+        for key in keys:
+            try:
+                backend.set(key, key.encode("utf-8") + b"!")
+            except InvalidKeyError:
+                continue
+            valid[key] = key.encode("utf-8") + b"!"
+        batch = [*keys, *absent]
+        refused = None
+        for key in batch:
+            try:
+                backend.get(key)
+            except InvalidKeyError as exc:
+                refused = type(exc)
+                break
+        if refused is not None:
+            with pytest.raises(refused):
+                backend.get_many(batch)
+            with pytest.raises(refused):
+                backend.delete_many(batch)
+            assert {k: backend.get(k) for k in valid} == valid  # nothing deleted
+        else:
+            expected = {k: v for k in batch if (v := backend.get(k)) is not None}
+            assert backend.get_many(batch) == expected
+            assert backend.delete_many(batch) == len(expected)
+            assert backend.get_many(batch) == {}
+        backend.delete_many(list(valid))
