@@ -40,6 +40,8 @@ alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from session_store.errors import ConfigurationError, InvalidKeyError
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "MAX_PREFIX_BYTES",
     "SEPARATOR",
     "Namespace",
+    "batches",
     "storage_heads",
     "validate_key",
     "validate_scan_prefix",
@@ -205,3 +208,16 @@ def storage_heads(backend: object) -> tuple[str, ...]:
         return tuple(dict.fromkeys(head for tier in tiers for head in storage_heads(tier)))
     wrapped = getattr(backend, "sync", None)
     return () if wrapped is None or wrapped is backend else storage_heads(wrapped)
+
+
+def batches(keys: Iterable[str], size: int) -> Iterator[list[str]]:
+    """``keys`` in lists of ``size`` (the last one shorter), lazily: a listing read one batch
+    (one ``get_many``) at a time, so a caller that stops early reads no further."""
+    chunk: list[str] = []
+    for key in keys:
+        chunk.append(key)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

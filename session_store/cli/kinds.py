@@ -19,6 +19,7 @@ from session_store.cli.tierreads import tiers_of
 from session_store.codec.format import MAGIC, is_legacy
 from session_store.codec.legacyjson import loads_legacy
 from session_store.errors import BackendUnavailableError, CorruptPayloadError
+from session_store.keys import batches
 from session_store.schema.builtin import DATAROOM_KEYS
 from session_store.stamps import is_tombstone, session_bytes, unframe, version_of
 
@@ -116,13 +117,7 @@ def missing_why(backend: SessionBackend, key: str, url: str) -> CommandError:
 def kinds(backend: SessionBackend, keys: Iterable[str]) -> Iterator[tuple[str, str]]:
     """``(key, kind)`` for each of ``keys`` that holds anything, in order; read a batch (one
     ``get_many`` per tier) at a time."""
-    batch: list[str] = []
-    for key in keys:
-        batch.append(key)
-        if len(batch) >= _BATCH:
-            yield from _kinds_of_batch(backend, batch)
-            batch = []
-    if batch:
+    for batch in batches(keys, _BATCH):
         yield from _kinds_of_batch(backend, batch)
 
 

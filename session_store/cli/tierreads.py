@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from session_store.backend import SessionBackend
 from session_store.cli.common import note_degraded
 from session_store.errors import BackendUnavailableError
+from session_store.keys import batches
 from session_store.stamps import own_ttl, session_bytes, version_of
 
 __all__ = ["TierRead", "live_keys", "read_first", "read_tiers", "tiers_of"]
@@ -35,13 +36,7 @@ def live_keys(backend: SessionBackend, keys: Iterable[str]) -> Iterator[str]:
         sessions = getattr(keys, "sessions", None)
         yield from keys if sessions is None else sessions()
         return
-    batch: list[str] = []
-    for key in keys:
-        batch.append(key)
-        if len(batch) >= _LIVE_BATCH:
-            yield from _live_batch(backend, batch)
-            batch = []
-    if batch:
+    for batch in batches(keys, _LIVE_BATCH):
         yield from _live_batch(backend, batch)
 
 

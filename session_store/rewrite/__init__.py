@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from session_store.errors import ConfigurationError
-from session_store.keys import validate_scan_prefix
+from session_store.keys import batches, validate_scan_prefix
 from session_store.rewrite.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointWriter,
@@ -87,7 +87,7 @@ from session_store.rewrite.checkpoint import (
     read_checkpoint,
 )
 from session_store.rewrite.report import RewriteFailure, RewriteReport
-from session_store.rewrite.walk import batches, reader, rewrite_batch
+from session_store.rewrite.walk import reader, rewrite_batch
 from session_store.schema.registry import require_schema
 from session_store.store import SessionStore
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from session_store import stamps
@@ -28,7 +27,7 @@ from session_store.store import SessionStore
 from session_store.tiered import TieredBackend
 from session_store.tiered.cas_steps import ChainToken
 
-__all__ = ["batches", "is_current", "is_session", "reader", "rewrite_batch", "rewrite_one"]
+__all__ = ["is_current", "is_session", "reader", "rewrite_batch", "rewrite_one"]
 
 _KEY_ID_LENGTH = 4
 _MAX_PAUSE = 0.25
@@ -44,17 +43,6 @@ def reader(codec: Codec, legacy_schema: str | None, *, encrypt_plaintext: bool =
             raise ConfigurationError(f"no schema named {legacy_schema!r} is registered")
         reader.legacy_schema = legacy_schema
     return reader
-
-
-def batches(keys: Iterator[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for key in keys:
-        chunk.append(key)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def rewrite_batch(
