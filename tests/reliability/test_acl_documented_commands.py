@@ -48,24 +48,13 @@ CASES: dict[str, Callable[[list[str]], list[str]]] = {
 def documented_user(redis_server: RedisServer) -> Iterator[Callable[[list[str]], str]]:
     """``make(rules)``: the URL of a new user granted ``rules`` on the keys of a prefix of its
     own (``~<prefix>\\x1f*``, as the page says); the users are deleted after the test."""
-    made: list[str] = []
+    with redis_server.acl_users() as make:
 
-    def make(rules: list[str]) -> str:
-        name = f"doc-{uuid.uuid4().hex[:12]}"
-        prefix = f"{name}:"
-        with redis_server.client() as admin:
-            admin.execute_command(
-                "ACL", "SETUSER", name, "on", ">secret", f"~{prefix}\x1f*", *rules
-            )
-        made.append(name)
-        return f"redis://{name}:secret@127.0.0.1:{redis_server.port}/0?prefix={prefix}"
+        def documented(rules: list[str]) -> str:
+            prefix = f"doc-{uuid.uuid4().hex[:12]}:"
+            return make(f"~{prefix}\x1f*", *rules, prefix=prefix)
 
-    try:
-        yield make
-    finally:
-        with redis_server.client() as admin:
-            for name in made:
-                admin.execute_command("ACL", "DELUSER", name)
+        yield documented
 
 
 def _steps(store: Any) -> list[tuple[str, Callable[[], Any]]]:

@@ -12,11 +12,14 @@ started: SIGTERM, then SIGKILL if it does not exit. No fake Redis: if the binary
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -154,6 +157,9 @@ class RedisServer(Harness):
     def url_for(self, db: int = 0, **params: str) -> str:
         """A URL for database ``db``, with the query parameters given (values are quoted)."""
         auth = f":{quote(self._password, safe='')}@" if self._password else ""
+        return self._url(auth, db, params)
+
+    def _url(self, auth: str, db: int, params: dict[str, str]) -> str:
         scheme = "redis"
         if self.tls is not None:
             scheme = "rediss"
@@ -316,6 +322,27 @@ class RedisServer(Harness):
             password=self._password,
             **settings,  # type: ignore[arg-type]
         )
+
+    @contextlib.contextmanager
+    def acl_users(self, db: int = 0) -> Iterator[Callable[..., str]]:
+        """``make(*rules, prefix=...)``: a new ACL user (on, password ``secret``, granted
+        ``rules``) and a URL that logs in as it, for database ``db`` under ``prefix``; every
+        user made is deleted on exit. For tests of what a restricted user can do."""
+        made: list[str] = []
+
+        def make(*rules: str, prefix: str) -> str:
+            name = f"acl-{uuid.uuid4().hex[:12]}"
+            with self.client() as admin:
+                admin.execute_command("ACL", "SETUSER", name, "on", ">secret", *rules)
+            made.append(name)
+            return self._url(f"{name}:secret@", db, {"prefix": prefix})
+
+        try:
+            yield make
+        finally:
+            with self.client() as admin:
+                for name in made:
+                    admin.execute_command("ACL", "DELUSER", name)
 
     def command_calls(self) -> dict[str, int]:
         """``INFO commandstats`` as ``{"get": calls, "mget": calls, ...}`` (server-wide)."""

@@ -13,7 +13,6 @@ typed error that names both.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,23 +39,8 @@ NEITHER = ("-multi", "-eval", "-evalsha")
 def user_url(redis_server: RedisServer, redis_namespace: str) -> Iterator[Callable[..., str]]:
     """``user_url(*refused)``: the URL of a new ACL user allowed every command but ``refused``,
     on the test's own namespace; the users are deleted after the test."""
-    made: list[str] = []
-
-    def make(*refused: str) -> str:
-        name = f"acl-{uuid.uuid4().hex[:12]}"
-        with redis_server.client() as admin:
-            admin.execute_command(
-                "ACL", "SETUSER", name, "on", ">secret", "~*", "&*", "+@all", *refused
-            )
-        made.append(name)
-        return f"redis://{name}:secret@127.0.0.1:{redis_server.port}/0?prefix={redis_namespace}"
-
-    try:
-        yield make
-    finally:
-        with redis_server.client() as admin:
-            for name in made:
-                admin.execute_command("ACL", "DELUSER", name)
+    with redis_server.acl_users() as make:
+        yield lambda *refused: make("~*", "&*", "+@all", *refused, prefix=redis_namespace)
 
 
 def _refused(server: RedisServer, command: str) -> int:

@@ -10,7 +10,6 @@ does; a user refused ``SCRIPT LOAD`` too is told that is the command refused."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -31,24 +30,15 @@ NO_LOAD = ("-multi", "-eval", "-script|load")
 def user_url(redis_server: RedisServer, redis_namespace: str) -> Iterator[Callable[..., str]]:
     """``user_url(*refused)``: a new ACL user allowed every command but ``refused``; the
     server's script cache is flushed first, so the first ``EVALSHA`` meets ``NOSCRIPT``."""
-    made: list[str] = []
+    with redis_server.acl_users() as make:
 
-    def make(*refused: str) -> str:
-        name = f"acl-{uuid.uuid4().hex[:12]}"
-        with redis_server.client() as admin:
-            admin.execute_command(
-                "ACL", "SETUSER", name, "on", ">secret", "~*", "&*", "+@all", *refused
-            )
-            admin.script_flush()
-        made.append(name)
-        return f"redis://{name}:secret@127.0.0.1:{redis_server.port}/0?prefix={redis_namespace}"
+        def flushed(*refused: str) -> str:
+            url = make("~*", "&*", "+@all", *refused, prefix=redis_namespace)
+            with redis_server.client() as admin:
+                admin.script_flush()
+            return url
 
-    try:
-        yield make
-    finally:
-        with redis_server.client() as admin:
-            for name in made:
-                admin.execute_command("ACL", "DELUSER", name)
+        yield flushed
 
 
 def test_sync_reads_and_touches_with_evalsha_only(user_url: Callable[..., str]) -> None:
