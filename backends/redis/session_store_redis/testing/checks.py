@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -28,6 +29,7 @@ __all__ = [
     "open_async_as",
     "run_forked",
     "run_threads",
+    "unread_bytes",
 ]
 
 _B = TypeVar("_B")
@@ -184,3 +186,19 @@ def run_forked(
             forked.report()  # reap the child; the parent's failure is the one to show
         raise
     return forked.report()
+
+
+def unread_bytes(port: int) -> int:
+    """Bytes sent to the server on ``port`` (any local process) and not read by it yet, from
+    ``/proc/net/tcp``: the receive queues of its sockets and the send queues of the clients'
+    sockets to it. A test that pauses the server waits on this to know every client's command
+    is on its way, instead of sleeping."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        tx_queue, rx_queue = (int(part, 16) for part in fields[4].split(":"))
+        if int(fields[1].split(":")[1], 16) == port:
+            total += rx_queue
+        elif int(fields[2].split(":")[1], 16) == port:
+            total += tx_queue
+    return total

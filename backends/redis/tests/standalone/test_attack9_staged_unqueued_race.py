@@ -36,6 +36,7 @@ import pytest
 from session_store import SessionStore
 from session_store.ttl import NO_EXPIRY
 from session_store_redis.testing import RedisServer
+from session_store_redis.testing.checks import unread_bytes
 
 PROCESSES = 4
 ROUNDS = 4
@@ -67,20 +68,6 @@ def _worker(url: str, number: int, directory: str) -> None:
                 outcomes.append(f"{type(exc).__name__}: {exc}"[:200])
             (base / f"done-{round_}-{number}").touch()
     (base / f"result-{number}.json").write_text(json.dumps(outcomes))
-
-
-def _queued_at(port: int) -> int:
-    """Bytes sent to the server on ``port`` and not read by it yet (``/proc/net/tcp``): the
-    receive queues of its sockets, and the send queues of the clients' sockets to it."""
-    total = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        tx_queue, rx_queue = (int(part, 16) for part in fields[4].split(":"))
-        if int(fields[1].split(":")[1], 16) == port:
-            total += rx_queue
-        elif int(fields[2].split(":")[1], 16) == port:
-            total += tx_queue
-    return total
 
 
 def _acl_url(server: RedisServer) -> str:
@@ -126,7 +113,7 @@ def test_first_staged_writes_of_processes_starting_together_never_swap_sessions(
                 try:
                     (tmp_path / f"paused-{round_}").touch()
                     # ... during which every process sends its whole staged write
-                    while _queued_at(server.port) < PROCESSES * PAD_BYTES:
+                    while unread_bytes(server.port) < PROCESSES * PAD_BYTES:
                         assert all(child.poll() is None for child in children)
                         time.sleep(0.002)
                 finally:

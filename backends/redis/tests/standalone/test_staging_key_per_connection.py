@@ -34,22 +34,10 @@ from session_store_redis.staged import (
     staging_key,
 )
 from session_store_redis.testing import RedisServer
+from session_store_redis.testing.checks import unread_bytes
 
 THREADS = 4
 PAD_BYTES = 200_000  # above 32 KiB: Redis reads the SET's value in several passes
-
-
-def _queued_at(port: int) -> int:
-    """Bytes sent to the server on ``port`` and not read by it yet (``/proc/net/tcp``)."""
-    total = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        tx_queue, rx_queue = (int(part, 16) for part in fields[4].split(":"))
-        if int(fields[1].split(":")[1], 16) == port:
-            total += rx_queue
-        elif int(fields[2].split(":")[1], 16) == port:
-            total += tx_queue
-    return total
 
 
 def _wait_until_sent(port: int, total: int) -> None:
@@ -60,7 +48,7 @@ def _wait_until_sent(port: int, total: int) -> None:
     while queued < total and time.monotonic() - still < 0.3:
         assert time.monotonic() < deadline, "the writes were not sent"
         time.sleep(0.002)
-        now = _queued_at(port)
+        now = unread_bytes(port)
         if now > queued:
             queued, still = now, time.monotonic()
 
