@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import pytest
 
+from session_store.backend import SessionBackend
 from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 from session_store_redis.aio import AsyncRedisBackend, AsyncRedisSentinelBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
@@ -57,7 +58,7 @@ def settled(ports: Iterable[int], expected: int) -> int:
         time.sleep(0.01)
 
 
-def _sync_cycle(backend: RedisBackend, ports: list[int]) -> list[int]:
+def _sync_cycle(backend: SessionBackend, ports: list[int]) -> list[int]:
     """This backend's connections (over what the fixtures' own clients in this process hold
     before it opens any) after: a write, close, close again, a use after close, close."""
     base = own_connections(ports)
