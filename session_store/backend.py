@@ -169,6 +169,27 @@ class SessionBackend(Closing, ABC):
         own_touch_if = type(self).touch_if is not SessionBackend.touch_if
         return run_touch_session(self, touch_session_steps(key, ttl, keep_own, own_touch_if))
 
+    def delete_session(self, key: str) -> bool:
+        """Remove ``key`` only if it holds a session; ``True`` if it did. ``False``, changing
+        nothing, if the key is absent or holds a value that is no session: a deleted session's
+        marker (a chain's tombstone read through one tier, the marker a login's id rotation
+        leaves on the old id), judged as :meth:`touch_session` judges it
+        (:func:`~session_store.deleterules.holds_session`). What ``SessionStore.delete`` calls:
+        a logout with an old cookie never undoes a rotation's marker.
+
+        The judgement and the delete are one atomic step where the backend can (one script on
+        Redis, under the lock or transaction on memory and diskcache, a chain judging its
+        newest copy): a key found holding a marker is never deleted, whatever lands after.
+
+        **The default** (:func:`~session_store.deleterules.delete_session_steps`) reads the
+        value, judges it, then calls :meth:`delete`: two steps, so a value written between the
+        two is deleted too; a key found holding no session is left alone.
+        """
+        from session_store.deleterules import delete_session_steps
+        from session_store.touchrules import run_touch_session
+
+        return run_touch_session(self, delete_session_steps(validate_key(key)))
+
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token :meth:`get_versioned` would return while ``key`` holds exactly ``value``, if
         this backend can tell it from the bytes alone; ``None`` (the default): it cannot.

@@ -17,8 +17,10 @@ text (a superset is fine, the base filters). Optional: ``_get_with_ttl``, ``_get
 ``_set_many``, ``_delete_many`` (one round trip instead of the default loops), ``_close()``,
 compare-and-set, ``_get_versioned`` / ``_set_if`` (see :attr:`BackendBase.cas`), and the
 conditional touch ``_touch_if(skey, head, ttl)`` (default: through compare-and-set, or under the
-write lock; see :meth:`BackendBase._touch_if`), and ``_touch_session(skey, ttl, keep_own)``, the
-touch of a live session only (default: see :meth:`BackendBase._touch_session`).
+write lock; see :meth:`BackendBase._touch_if`), ``_touch_session(skey, ttl, keep_own)``, the
+touch of a live session only (default: see :meth:`BackendBase._touch_session`), and
+``_delete_session(skey)``, the delete of a live session only (default: see
+:meth:`BackendBase._delete_session`).
 
 Hooks receive keys already namespaced and values already ``bytes``; a TTL they receive is the
 effective one (the caller's, else ``default_ttl``), ``None`` meaning "no expiry".
@@ -49,6 +51,7 @@ from typing import ClassVar, Literal, TypeVar, cast
 from session_store.backend import Scope, SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.backend_trusted import CheckedOnceCalls
 from session_store.counters import Counters
+from session_store.deleterules import holds_session
 from session_store.errors import BackendError, BackendUnavailableError, SessionStoreError
 from session_store.keys import SEPARATOR, Namespace, validate_key, validate_scan_prefix
 from session_store.touchrules import HEAD_SPAN, touch_decision
@@ -238,6 +241,16 @@ class BackendBase(SessionBackend):
         live, chosen = touch_decision(value[:HEAD_SPAN], ttl, keep_own)
         return live and self._touch(skey, None if chosen == NO_EXPIRY else chosen)
 
+    def _delete_session(self, skey: str) -> bool:
+        """:meth:`~session_store.backend.SessionBackend.delete_session` as one step: the
+        value's head judged (:func:`~session_store.deleterules.holds_session`), then
+        ``_delete``. The base calls it under the write lock, which makes it atomic where
+        ``cas == "lock"``; for any other ``cas`` it is a read and a delete (a value written
+        between them is deleted too; a key read holding no session never is), unless a
+        subclass overrides this with one atomic step of its own (a script, a transaction)."""
+        value = self._get(skey)
+        return value is not None and holds_session(value) and self._delete(skey)
+
     def _close(self) -> None:
         """Release connections and files; called once, by the first :meth:`close`."""
 
@@ -310,6 +323,9 @@ class BackendBase(SessionBackend):
 
     def touch_session(self, key: str, ttl: float | None = None, keep_own: bool = False) -> bool:
         return self._trusted.touch_session(validate_key(key), normalize_ttl(ttl), keep_own)
+
+    def delete_session(self, key: str) -> bool:
+        return self._trusted.delete_session(validate_key(key))
 
     def ttl(self, key: str) -> float | None:
         return self._trusted.ttl(validate_key(key))

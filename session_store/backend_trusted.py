@@ -54,6 +54,14 @@ class CheckedOnceCalls:
         b.counters.add("deletes", int(removed))
         return removed
 
+    def delete_session(self, key: str) -> bool:
+        b = self._b
+        skey = self._ns.encode(key)
+        with b._write_lock:
+            removed = b._call("delete_session", key, lambda: b._delete_session(skey))
+        b.counters.add("deletes", int(removed))
+        return removed
+
     def touch(self, key: str, ttl: float | None = None) -> bool:
         b = self._b
         return b._call("touch", key, lambda: b._touch(self._ns.encode(key), b._effective(ttl)))

@@ -1,7 +1,9 @@
-"""The memory backend's touches (a base of :class:`~session_store.memory.MemoryBackend`, which
-provides the entries, the lock and the clock): ``touch``, the conditional ``touch_if`` and
-``touch_session``, each a check and a new deadline under the backend's one lock, so atomic
-against every other call on the backend. A module of its own so that ``memory.py`` stays short.
+"""The memory backend's touches and its conditional delete (a base of
+:class:`~session_store.memory.MemoryBackend`, which provides the entries, the lock and the
+clock): ``touch``, the conditional ``touch_if`` and ``touch_session``, each a check and a new
+deadline under the backend's one lock, and ``delete_session``, a check and a removal under it,
+so each is atomic against every other call on the backend. A module of its own so that
+``memory.py`` stays short.
 """
 
 from __future__ import annotations
@@ -12,23 +14,31 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from session_store.backend import ensure_bytes
+from session_store.deleterules import holds_session
 from session_store.keys import validate_key
 from session_store.memory_entries import VALUE, VERSION, Entry
 from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import normalize_ttl
 
+if TYPE_CHECKING:
+    from session_store.counters import Counters
+
 __all__ = ["MemoryTouches"]
 
 
 class MemoryTouches:
-    """``touch``, ``touch_if`` and ``touch_session`` of the memory backend (module docstring)."""
+    """``touch``, ``touch_if``, ``touch_session`` and ``delete_session`` of the memory backend
+    (module docstring)."""
 
     if TYPE_CHECKING:  # provided by MemoryBackend
         _lock: threading.Lock
         _data: OrderedDict[str, Entry]
         _clock: Callable[[], float]
 
+        counters: Counters
+
         def _live(self, key: str, now: float) -> Entry | None: ...
+        def _remove(self, key: str) -> Entry | None: ...
         def _deadline(self, ttl: float | None) -> float: ...
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
@@ -65,4 +75,17 @@ class MemoryTouches:
                 return False
             self._data[key] = (entry[VALUE], self._deadline(chosen), entry[VERSION])
             self._data.move_to_end(key)
+            return True
+
+    def delete_session(self, key: str) -> bool:
+        """Remove ``key`` only if it holds a session (the judgement of its value and the
+        removal under one lock): see
+        :meth:`session_store.backend.SessionBackend.delete_session`."""
+        validate_key(key)
+        with self._lock:
+            entry = self._live(key, self._clock())
+            if entry is None or not holds_session(entry[VALUE]):
+                return False
+            self._remove(key)
+            self.counters.add_held("deletes", 1)  # under the lock, as _delete counts
             return True

@@ -167,7 +167,23 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         self.backend.set_many(encoded, write_ttl)
 
     def delete(self, key: str) -> bool:
-        """Remove the session; ``True`` if there was one."""
+        """Remove the session; ``True`` if there was one, removed by this call.
+
+        ``False``, changing nothing, for a key holding no session, as ``load``, ``exists``
+        and ``touch`` call it: absent, a chain's tombstone read through one tier, or a
+        **retired id** (the marker a login's id rotation leaves on the old id for a minute),
+        which is left as it is, so a logout with an old cookie never undoes the rotation.
+        One atomic backend call (``delete_session``: one round trip over a single backend, a
+        chain judging its newest copy): a session saved after it judged is never deleted.
+        """
+        self._decoded.discard(key)
+        return self.backend.delete_session(key)
+
+    def _discard(self, key: str) -> bool:
+        """Remove whatever ``key`` holds, session or marker (``backend.delete``; through a
+        chain, a tombstone): what the web integrations' id rotation calls after it retired the
+        old id by compare-and-set, to end the marker it wrote itself; ``True`` if a value was
+        there. Not :meth:`delete`, which leaves a marker alone."""
         self._decoded.discard(key)
         return self.backend.delete(key)
 

@@ -134,6 +134,23 @@ class AsyncSessionBackend(AsyncClosing, ABC):
         except StopIteration as done:
             return bool(done.value)
 
+    async def delete_session(self, key: str) -> bool:
+        """Remove ``key`` only if it holds a session; ``True`` if it did
+        (:meth:`session_store.backend.SessionBackend.delete_session`, whose default this is
+        too: the same steps, :func:`~session_store.deleterules.delete_session_steps`, awaited:
+        a read, then :meth:`delete`). A backend overrides it with one atomic step where it can."""
+        from session_store.deleterules import delete_session_steps
+        from session_store.keys import validate_key
+
+        steps = delete_session_steps(validate_key(key))
+        result: object = None
+        try:
+            while True:
+                name, args = steps.send(result)
+                result = await getattr(self, name)(*args)
+        except StopIteration as done:
+            return bool(done.value)
+
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token :meth:`get_versioned` would return while a key holds exactly ``value``, if
         this backend can tell it from the bytes alone (no I/O); ``None`` (the default): it

@@ -61,6 +61,9 @@ class AsyncMemoryBackend(AsyncSessionBackend):
     ) -> bool:
         return self.sync.touch_session(key, ttl, keep_own)
 
+    async def delete_session(self, key: str) -> bool:
+        return self.sync.delete_session(key)
+
     async def ttl(self, key: str) -> float | None:
         return self.sync.ttl(key)
 

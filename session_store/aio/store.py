@@ -142,7 +142,17 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         await self.backend.set_many(encoded, write_ttl)
 
     async def delete(self, key: str) -> bool:
-        """Remove the session; ``True`` if there was one."""
+        """Remove the session; ``True`` if there was one, removed by this call. A key holding
+        no session (absent, a chain's tombstone, a retired id's marker) is left as it is:
+        ``False``. One atomic backend call, ``delete_session``, as the sync store's ``delete``
+        says."""
+        self._decoded.discard(key)
+        return await self.backend.delete_session(key)
+
+    async def _discard(self, key: str) -> bool:
+        """Remove whatever ``key`` holds, session or marker: the sync store's
+        :meth:`~session_store.store.SessionStore._discard` (the web integrations' id rotation
+        ending the marker it wrote)."""
         self._decoded.discard(key)
         return await self.backend.delete(key)
 

@@ -65,6 +65,9 @@ class ThreadedBackend(AsyncSessionBackend):
     ) -> bool:
         return await self.run(self.sync.touch_session, key, ttl, keep_own)
 
+    async def delete_session(self, key: str) -> bool:
+        return await self.run(self.sync.delete_session, key)
+
     async def ttl(self, key: str) -> float | None:
         return await self.run(self.sync.ttl, key)
 

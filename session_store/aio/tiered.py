@@ -38,6 +38,7 @@ from session_store.aio.tiered_cas import AsyncTieredCas
 from session_store.backend import ensure_bytes
 from session_store.keys import validate_key
 from session_store.tiered import steps
+from session_store.tiered.session_delete import delete_session
 from session_store.ttl import normalize_ttl
 
 __all__ = ["AsyncTieredBackend"]
@@ -86,6 +87,12 @@ class AsyncTieredBackend(AsyncTieredCas):
     async def delete(self, key: str) -> bool:
         validate_key(key)
         return await whole(partial(self._run, steps.delete(self, key)))
+
+    async def delete_session(self, key: str) -> bool:
+        """``delete`` of a live session only: the sync chain's
+        :meth:`~session_store.tiered.TieredBackend.delete_session`, the same steps."""
+        validate_key(key)
+        return await whole(partial(self._run, delete_session(self, key)))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         wanted = list(dict.fromkeys(validate_key(key) for key in keys))

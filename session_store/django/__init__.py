@@ -287,7 +287,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type h
             if found is None:
                 return  # gone (a logout): no request can write it back
             token = found.token
-        store.delete(key)
+        store._discard(key)  # the marker written above (store.delete would leave it)
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:

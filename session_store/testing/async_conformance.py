@@ -27,6 +27,7 @@ import pytest
 from session_store.aio.backend import AsyncSessionBackend
 from session_store.errors import ConfigurationError, InvalidKeyError, SerializationError
 from session_store.testing.conformance import short_lived
+from session_store.testing.conformance_session_delete import AsyncSessionDeleteConformance
 from session_store.testing.conformance_session_touch import AsyncSessionTouchConformance
 from session_store.testing.conformance_touch import AsyncConditionalTouchConformance
 from session_store.testing.hostile import HOSTILE_KEYS, HOSTILE_PREFIXES, INVALID_KEYS
@@ -46,7 +47,9 @@ async def _keys(backend: AsyncSessionBackend, prefix: str = "") -> list[str]:
 
 
 @pytest.mark.anyio
-class AsyncBackendConformance(AsyncConditionalTouchConformance, AsyncSessionTouchConformance):
+class AsyncBackendConformance(
+    AsyncConditionalTouchConformance, AsyncSessionTouchConformance, AsyncSessionDeleteConformance
+):
     """Every async backend passes these. Subclass and provide ``backend_factory``."""
 
     shares_storage: bool = True

@@ -27,6 +27,7 @@ import pytest
 from session_store.backend import SessionBackend
 from session_store.errors import ConfigurationError, InvalidKeyError, SerializationError
 from session_store.testing.conformance_cas import BackendFactory, CompareAndSetConformance
+from session_store.testing.conformance_session_delete import SessionDeleteConformance
 from session_store.testing.conformance_session_touch import SessionTouchConformance
 from session_store.testing.conformance_touch import ConditionalTouchConformance
 from session_store.testing.hostile import HOSTILE_KEYS, HOSTILE_PREFIXES, INVALID_KEYS
@@ -66,7 +67,10 @@ def short_lived(ttl: float, rounds: int = 3) -> Iterator[ShortLived]:
 
 
 class BackendConformance(
-    ConditionalTouchConformance, SessionTouchConformance, CompareAndSetConformance
+    ConditionalTouchConformance,
+    SessionTouchConformance,
+    SessionDeleteConformance,
+    CompareAndSetConformance,
 ):
     """Every backend passes these. Subclass and provide the ``backend_factory`` fixture."""
 

@@ -78,6 +78,10 @@ class SwitchableBackend(SessionBackend):
         self._check()
         return self.inner.touch_session(key, ttl, keep_own)
 
+    def delete_session(self, key: str) -> bool:
+        self._check()
+        return self.inner.delete_session(key)
+
     def ttl(self, key: str) -> float | None:
         self._check()
         return self.inner.ttl(key)

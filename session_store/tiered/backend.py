@@ -53,6 +53,7 @@ from session_store.tiered.base import (
 )
 from session_store.tiered.bulk import ChainListing
 from session_store.tiered.cas import TieredCas
+from session_store.tiered.session_delete import delete_session
 from session_store.ttl import normalize_ttl
 
 __all__ = [
@@ -119,6 +120,10 @@ class TieredBackend(TieredCas):
 
     def _delete_many(self, keys: Iterable[str]) -> int:
         return sum(1 for key in dict.fromkeys(keys) if self._run(steps.delete(self, key)))
+
+    def delete_session(self, key: str) -> bool:
+        """``delete`` of a live session only: see :mod:`.session_delete`."""
+        return self._run(delete_session(self, validate_key(key)))
 
     def touch(self, key: str, ttl: float | None = None) -> bool:
         """Restart the expiry of ``key``; ``ttl=None``: the TTL the session was written with."""

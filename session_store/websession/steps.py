@@ -34,7 +34,9 @@ MOVE_ATTEMPTS = 10
 #: deletes it: a tombstone frame, which every reader takes for a deleted session
 #: (:func:`session_store.stamps.session_bytes`), so a request that commits to the old id after
 #: the copy is told GONE (Django: ``UpdateError``) instead of WRITE, and no acknowledged change
-#: is deleted unseen. Backends have no conditional delete; this is one.
+#: is deleted unseen. Backends have no conditional delete of a given version; this is one. The
+#: marker is then removed by the store's ``_discard`` (through a chain, a tombstone), not by
+#: ``SessionStore.delete``, which leaves a marker alone (a logout with the old cookie).
 RETIRED = tombstone(bytes(VERSION_END - VERSION_START))
 
 #: The TTL of :data:`RETIRED` (seconds): it is deleted right after; this bounds a crash between.
@@ -189,7 +191,7 @@ def _emptied(
     write_ttl = store._ttl(ttl)
     for _ in range(MOVE_ATTEMPTS):
         if token is not None and (yield "set_if", (sid, RETIRED, token, store._ttl(RETIRED_TTL))):
-            yield "delete", (sid,)
+            yield "_discard", (sid,)  # our own marker: store.delete would leave it
             return Outcome(None, Action.DELETE)
         found: Versioned | None = yield "get_versioned", (sid,)
         current = _now_stored(store, session, found)
@@ -223,7 +225,7 @@ def _retire_empty(
     if found is None or current is None:
         return Outcome(None, Action.GONE)
     if not current and (yield "set_if", (sid, RETIRED, found.token, store._ttl(RETIRED_TTL))):
-        yield "delete", (sid,)
+        yield "_discard", (sid,)
         return Outcome(None, Action.DELETE)
     return Outcome(sid, Action.WRITE)  # written to since: what it holds now is kept
 
@@ -286,5 +288,5 @@ def commit_steps(
         if (yield "set_if", (sid, RETIRED, found.token, store._ttl(RETIRED_TTL))):
             break  # nothing committed to the old id since the copy's read; now it reads as gone
         found = yield "get_versioned", (sid,)
-    yield "delete", (sid,)  # after MOVE_ATTEMPTS copies overtaken, what was copied moves
+    yield "_discard", (sid,)  # our marker; after MOVE_ATTEMPTS copies overtaken, the session
     return Outcome(new, plan.action)

@@ -66,7 +66,7 @@ def _login_with_a_read_only_request_before_its_delete(
     try:
         while True:
             name, args = steps.send(result)
-            if name == "delete" and theirs is None:
+            if name == "_discard" and theirs is None:
                 theirs = commit(store, reader, 3600)  # between the retire and the delete
             target = store.backend if name in {"set_if", "get_versioned"} else store
             result = getattr(target, name)(*args)

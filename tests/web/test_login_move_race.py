@@ -95,7 +95,7 @@ def test_a_write_committed_between_the_logins_check_and_its_delete_is_kept(
     other = _request(store, SID)
     other["cart"] = ["book"]
     _ = other["cart"]  # read before the login's move, as a concurrent request would
-    mine, theirs = _drive(store, login, "delete", other)
+    mine, theirs = _drive(store, login, "_discard", other)
     assert mine.action is Action.MOVE and mine.sid is not None
     assert theirs is not None
     kept = [

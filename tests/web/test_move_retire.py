@@ -104,7 +104,7 @@ def test_the_old_id_reads_as_gone_once_retired_and_a_late_write_is_refused(
         seen.extend([read_session(store, SID), store.load(SID), store.exists(SID)])
         told.append(commit(store, other, None))
 
-    mine = _drive(store, login, lambda name, args: name == "delete", late)
+    mine = _drive(store, login, lambda name, args: name == "_discard", late)
     assert seen == [None, None, False]
     assert told == [Outcome(None, Action.GONE)]  # not acknowledged: nothing lost
     assert mine.action is Action.MOVE and mine.sid is not None

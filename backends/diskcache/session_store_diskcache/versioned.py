@@ -1,6 +1,6 @@
-"""Compare-and-set, a tiered chain's ordered writes and the conditional touches on diskcache: each a
-read, a comparison and a write inside one ``Cache.transact()`` (SQLite ``BEGIN IMMEDIATE``), which
-excludes every other writer, in this process or another.
+"""Compare-and-set, a tiered chain's ordered writes, the conditional touches and the conditional
+delete on diskcache: each a read, a comparison and a write inside one ``Cache.transact()``
+(SQLite ``BEGIN IMMEDIATE``), which excludes every other writer, in this process or another.
 
 The version token is a BLAKE2b digest of the stored bytes: a rewrite of the *same* bytes keeps
 the token valid, which is safe for read-modify-write (the state read is the state replaced). A
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from session_store.backend import Versioned, VersionToken
 from session_store.counters import Counters
+from session_store.deleterules import holds_session
 from session_store.keys import Namespace, validate_key
 from session_store.touchrules import HEAD_SPAN, touch_decision
 from session_store.ttl import normalize_ttl
@@ -32,8 +33,8 @@ def version_token(value: bytes) -> bytes:
 
 
 class VersionedWrites:
-    """``get_versioned``, ``set_if``, ``set_if_newer``, ``set_after`` and ``touch_if`` (see the
-    module doc)."""
+    """``get_versioned``, ``set_if``, ``set_if_newer``, ``set_after``, ``touch_if``,
+    ``touch_session`` and ``delete_session`` (see the module doc)."""
 
     if TYPE_CHECKING:  # provided by DiskcacheBackend
         counters: Counters
@@ -157,6 +158,25 @@ class VersionedWrites:
                 return False
             live, chosen = touch_decision(current[:HEAD_SPAN], ttl, keep_own)
             return live and bool(cache.touch(stored, expire=self._expire(chosen)))
+
+    # -- the conditional delete ----------------------------------------------------------------
+    def delete_session(self, key: str) -> bool:
+        return self._delete_session(validate_key(key, backend=self._description))
+
+    def _delete_session(self, key: str) -> bool:
+        """Remove ``key`` only if it holds a session (see
+        :meth:`session_store.backend.SessionBackend.delete_session`): the value judged on its
+        head and deleted in one transaction, which excludes every other writer (a retired id or
+        a chain's tombstone is left as it is, and a write landing after the judgement is never
+        deleted). Only the head is read, as :meth:`_touch_session` reads it."""
+        stored = self.namespace.encode(key)
+        with self._io("delete_session", key) as cache, cache.write_transaction():
+            read = cache.get if self._reads_write else partial(cache.head, length=HEAD_SPAN)
+            current: bytes | None = read(stored)
+            removed = current is not None and holds_session(current) and bool(cache.delete(stored))
+        if removed:
+            self.counters.add("deletes")
+        return removed
 
     # -- the one transaction every conditional write is ------------------------------------------
     def _replace(

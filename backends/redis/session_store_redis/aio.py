@@ -45,6 +45,7 @@ from session_store_redis.commands import (
     session_keys,
     set_command,
 )
+from session_store_redis.conditional_delete import AsyncConditionalDelete
 from session_store_redis.conditional_touch import AsyncConditionalTouch
 from session_store_redis.config import parse_config
 from session_store_redis.multi_acl import GET_PTTL, PERSIST_EXISTS, SET_MANY
@@ -67,7 +68,9 @@ __all__ = [
 ]
 
 
-class AsyncRedisBackend(AsyncOrderedWrites, AsyncConditionalTouch, AsyncRedisBase):
+class AsyncRedisBackend(
+    AsyncOrderedWrites, AsyncConditionalTouch, AsyncConditionalDelete, AsyncRedisBase
+):
     """Sessions in Redis, for asyncio apps. Usually opened from a URL::
 
         open_async_backend("redis://127.0.0.1:6379/0?prefix=app:&default_ttl=86400")

@@ -45,6 +45,7 @@ from session_store.unchecked import TrustedCalls, checked, unchecked_calls
 from session_store_redis.calls import RedisCalls
 from session_store_redis.client import make_backoff, retryable
 from session_store_redis.commands import Command, seconds_left, session_keys, set_command
+from session_store_redis.conditional_delete import ConditionalDelete
 from session_store_redis.conditional_touch import ConditionalTouch
 from session_store_redis.one_instant import OneInstant
 from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_token
@@ -57,7 +58,9 @@ log = logging.getLogger(__name__)
 ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
 
 
-class RedisBackendBase(OneInstant, ConditionalTouch, RedisCalls, SessionBackend, Generic[ClientT]):
+class RedisBackendBase(
+    OneInstant, ConditionalTouch, ConditionalDelete, RedisCalls, SessionBackend, Generic[ClientT]
+):
     """What every Redis backend shares: the namespace, TTLs, retries, error translation, and the
     operations on one key, which run unchanged on one server, a Sentinel-managed primary and a
     cluster (each touches a single key, so a single slot).
