@@ -141,6 +141,15 @@ def migrate(
         click.echo(f"{shown}: {report.summary()}")
         for failure in report.failures:
             click.echo(f"  failed {failure.key}: {failure.error}: {failure.message}")
+        if report.not_sessions and legacy_schema is None and not report.failures:
+            # (a run with failures ends with its one error line instead)
+            click.echo(
+                f"session-store: note: {report.not_sessions} value(s) without a session-store "
+                "header left alone; legacy JSON among them (`ls` lists the data-room app's as "
+                "`legacy data-room session`) is migrated with `--legacy dataroom` (`--legacy "
+                "dict` for plain dicts); `ls --all` shows each key's kind",
+                err=True,
+            )
     if report.failures:
         lasting = sum(
             1
