@@ -141,8 +141,21 @@ def migrate(
         click.echo(f"{shown}: {report.summary()}")
         for failure in report.failures:
             click.echo(f"  failed {failure.key}: {failure.error}: {failure.message}")
+        if report.not_sessions and legacy_schema is None and not report.failures:
+            # (a run with failures ends with its one error line instead)
+            click.echo(
+                f"session-store: note: {report.not_sessions} value(s) without a session-store "
+                "header left alone; legacy JSON among them (`ls` lists the data-room app's as "
+                "`legacy data-room session`) is migrated with `--legacy dataroom` (`--legacy "
+                "dict` for plain dicts); `ls --all` shows each key's kind",
+                err=True,
+            )
     if report.failures:
-        lasting = sum(1 for failure in report.failures if failure.error in _LASTING)
+        lasting = sum(
+            1
+            for failure in report.failures
+            if failure.error in _LASTING and not _unkeyed(failure.error, failure.message)
+        )
         plaintext = sum(1 for failure in report.failures if _PLAINTEXT in failure.message)
         if plaintext and not encrypt_plaintext:
             raise CommandError(
@@ -151,11 +164,7 @@ def migrate(
                 "once `session-store migrate --encrypt-plaintext` (see `--help`: only before "
                 "any untrusted writer could reach the store); a rotation never encrypts them"
             )
-        unkeyed = sum(
-            1
-            for failure in report.failures
-            if failure.error == "ConfigurationError" and "aes-gcm" in failure.message
-        )
+        unkeyed = sum(1 for failure in report.failures if _unkeyed(failure.error, failure.message))
         if unkeyed == report.failed:
             raise CommandError(
                 f"{unkeyed} session(s) are encrypted under a key SESSION_STORE_KEYS does not "
@@ -166,9 +175,15 @@ def migrate(
                 f"{lasting} session(s) cannot be rewritten as they are (a value the codec never "
                 "stores, such as NaN, or a payload it cannot read): running again will not help"
             )
+        missing_key = (
+            f"; {unkeyed} encrypted under a key SESSION_STORE_KEYS does not hold: add it after "
+            "the new key"
+            if unkeyed
+            else ""
+        )
         raise CommandError(
             f"{report.failed} session(s) could not be rewritten ({lasting} of them as they "
-            "are); run again to retry the others"
+            f"are{missing_key}); run again to retry the others"
         )
 
 
@@ -176,3 +191,13 @@ def migrate(
 _PLAINTEXT = "refuses plaintext"
 #: Failures a rerun cannot fix: what the session holds, not a passing outage.
 _LASTING = frozenset({"SerializationError", "CorruptPayloadError", "UnknownSchemaVersionError"})
+
+
+def _unkeyed(error: str, message: str) -> bool:
+    """Whether a failure is a session encrypted under a key ``SESSION_STORE_KEYS`` does not
+    hold: none at all (``ConfigurationError``: the aes-gcm stage is not configured), or not
+    its key (``CorruptPayloadError``: "encrypted with key id ..., which is not configured").
+    A rerun with that key added rewrites it, so it is not among the failures that last."""
+    if error == "ConfigurationError":
+        return "aes-gcm" in message
+    return error == "CorruptPayloadError" and "encrypted with key id" in message
