@@ -23,7 +23,7 @@ _ARGUMENTS = """
 local new = ARGV[1]
 local head, first, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 """
-_COMPARE = """local current = redis.call('GETRANGE', KEYS[1], 0, last - 1)
+_COMPARE = """local current = redis.call('GETRANGE', KEYS[1], '0', last == 16 and '15' or last - 1)
 if string.len(current) == last
     and string.sub(current, 1, head) == string.sub(new, 1, head) then
   local newer = false
