@@ -124,7 +124,8 @@ class Server:
             "--dir",
             directory,
         ]
-        if callgrind:
+        if callgrind:  # (the cron at 1 Hz: its work grows with the run's wall time, which
+            command += ["--hz", "1"]  # valgrind and a loaded machine stretch, not with the calls)
             command = [
                 "valgrind",
                 "--tool=callgrind",

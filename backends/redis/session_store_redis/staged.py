@@ -38,6 +38,7 @@ import redis
 
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START
 from session_store_redis.multi_acl import is_refused, refuses_multi
+from session_store_redis.ordered_scripts import HEADS_16, KEPT_16
 from session_store_redis.scripts import cas_args
 from session_store_redis.staged_pack import pack_staged
 
@@ -67,37 +68,13 @@ __all__ = [
 #: the one-script texts.
 STAGED_LAYOUT = (len(MAGIC), VERSION_START, VERSION_END, VERSION_START + 8)
 
-#: The stored and the new head's 16 bytes as Lua locals ``c1``..``c16`` and ``n1``..``n16``
-#: (two ``string.byte`` calls), and whether the stored one has the same magic (bytes 1-4) and a
-#: version (bytes 5-16) at least as new, compared byte by byte as numbers: byte order whatever
-#: the server's ``LC_COLLATE`` (Lua's ``<`` on strings is ``strcoll``, and Redis sets the
-#: locale from its environment).
-_HEADS = (
-    "  local "
-    + ", ".join(f"c{i}" for i in range(1, 17))
-    + " = string.byte(current, 1, 16)\n  local "
-    + ", ".join(f"n{i}" for i in range(1, 17))
-    + " = string.byte(ARGV[1], 1, 16)\n"
-)
-
-
-def _at_least(first: int, last: int) -> str:
-    """Lua: whether bytes ``c<first>..c<last>`` are at least ``n<first>..n<last>`` in byte
-    order (the first byte that differs decides; equal is at least)."""
-    text = f"c{last} >= n{last}"
-    for i in range(last - 1, first - 1, -1):
-        text = f"c{i} > n{i} or c{i} == n{i} and ({text})"
-    return text
-
-
-_KEPT = "c1 == n1 and c2 == n2 and c3 == n3 and c4 == n4\n      and (" + _at_least(5, 16) + ")"
-
 #: KEYS[1]: the key. KEYS[2]: the staging key, holding the new value (set in the same MULTI).
 #: ARGV[1]: the new value's first 16 bytes (magic, version). The same magic and a stored version
-#: at least as new (:data:`_KEPT`) keeps the stored value and drops the staged one (returns 0);
-#: else the staged value replaces the key with its TTL (returns 1). An error reading the key (a
-#: wrong type) drops the staged value too. The ``GETRANGE`` offsets are text: a number handed
-#: to ``redis.call`` costs Redis 7.0 an ``snprintf("%.17g")`` (~2,000 instructions each).
+#: at least as new (``ordered_scripts.KEPT_16``, byte order) keeps the stored value and drops
+#: the staged one (returns 0); else the staged value replaces the key with its TTL (returns
+#: 1). An error reading the key (a wrong type) drops the staged value too. The ``GETRANGE``
+#: offsets are text: a number handed to ``redis.call`` costs Redis 7.0 an
+#: ``snprintf("%.17g")`` (~2,000 instructions each).
 MOVE_IF_NEWER_SCRIPT = (
     """
 local current = redis.pcall('GETRANGE', KEYS[1], '0', '15')
@@ -107,9 +84,9 @@ if type(current) == 'table' then
 end
 if #current == 16 then
 """
-    + _HEADS
-    + "  if "
-    + _KEPT
+    + HEADS_16
+    + "if "
+    + KEPT_16
     + """ then
     redis.call('DEL', KEYS[2])
     return 0
@@ -132,9 +109,9 @@ if type(current) == 'table' then
 end
 if #current == 16 then
 """
-    + _HEADS
-    + "  if "
-    + _KEPT
+    + HEADS_16
+    + "if "
+    + KEPT_16
     + """ then
     local _, c1, c2 = struct.unpack('>I4I4I4', current)
     if c2 == 4294967295 then
