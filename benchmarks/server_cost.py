@@ -260,8 +260,9 @@ def _staged_packet(
     return b"".join((pack("MULTI"), *commands, pack("EXEC"))), 4
 
 
-def variants(size: int, old: dict[str, str] | None = None) -> list[Variant]:
-    """The variants measured, with ``old`` script texts by name when given."""
+def variants(size: int, old: Any = None) -> list[Variant]:
+    """The variants measured, and the previous texts' when ``old`` is the module keeping them
+    (``BY_VARIANT``, and the compare-and-set's arguments as the previous release made them)."""
     head, first, last, clock_end = 4, 5, 16, 12
     frames = _frames(size, 1, start=1 << 16)  # older than every write measured
 
@@ -296,18 +297,19 @@ def variants(size: int, old: dict[str, str] | None = None) -> list[Variant]:
         values = _frames(size, n)
         return setup(key), [(pack("EVALSHA", sha, 1, key, v, v[:16], _PX), 1) for v in values]
 
-    def cas(text: str, is_staged: bool) -> Make:
+    def cas(text: str, is_staged: bool, previous: bool = False) -> Make:
+        make_args = old.previous_cas_args if previous else scripts.cas_args
+        make_staged = old.previous_staged_cas_args if previous else staged.staged_cas_args
+
         def make(key: str, n: int) -> tuple[list[Packet], list[Packet]]:
             values = _frames(size, n + 1)
             packets: list[Packet] = []
             for current, new in itertools.pairwise(values):
                 token = scripts.version_token(current)
                 if is_staged:
-                    packets.append(
-                        _staged_packet(key, new, _sha(text), staged.staged_cas_args(token))
-                    )
+                    packets.append(_staged_packet(key, new, _sha(text), make_staged(token)))
                 else:
-                    argv = scripts.cas_args(token, new, _PX)
+                    argv = make_args(token, new, _PX)
                     packets.append((pack("EVALSHA", _sha(text), 1, key, *argv), 1))
             return [(pack("SET", key, values[0], "PX", _PX), 1)], packets
 
@@ -360,13 +362,15 @@ def variants(size: int, old: dict[str, str] | None = None) -> list[Variant]:
             "evalsha",
         ),
     ]
-    for name, text in (old or {}).items():
+    for name, text in (old.BY_VARIANT if old is not None else {}).items():
         kind = name.removeprefix("old-")
         if kind.endswith("-staged"):
-            maker = cas(text, True) if kind.startswith("cas") else after_staged(text)
+            maker = cas(text, True, True) if kind.startswith("cas") else after_staged(text)
         else:
             maker = (
-                cas(text, False) if kind.startswith("cas") else after_script(text, "after" in kind)
+                cas(text, False, True)
+                if kind.startswith("cas")
+                else after_script(text, "after" in kind)
             )
         made.append(Variant(name, [text], maker, "evalsha"))
     return made
@@ -451,15 +455,16 @@ def by_cpu(chosen: Sequence[Variant], n: int, rounds: int, tracked: bool) -> Non
             server.close()
 
 
-def _old_texts() -> dict[str, str]:
-    """The previous release's texts, kept verbatim in the test that runs them beside today's."""
+def _previous() -> Any:
+    """The module keeping the previous release's texts verbatim: the test that runs them beside
+    today's."""
     path = Path(__file__).resolve().parent.parent / _FIXTURES
     spec = importlib.util.spec_from_file_location("_previous_texts", path)
     if spec is None or spec.loader is None:  # pragma: no cover - a checkout without tests
-        return {}
+        return None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return dict(module.BY_VARIANT)
+    return module
 
 
 _FIXTURES = "backends/redis/tests/standalone/test_script_texts_mixed.py"
@@ -476,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tracked", action="store_true", help="pay the invalidation push")
     parser.add_argument("--no-old", action="store_true", help="skip the previous texts")
     args = parser.parse_args(argv)
-    chosen = variants(args.size, None if args.no_old else _old_texts())
+    chosen = variants(args.size, None if args.no_old else _previous())
     if args.only:
         chosen = [v for v in chosen if v.name in args.only]
     if args.callgrind:

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import redis
 
-from session_store.stamps import MAGIC, VERSION_END, VERSION_START
+from session_store.stamps import HEADER_SIZE, MAGIC, VERSION_END, VERSION_START
 from session_store_redis.multi_acl import is_refused, refuses_multi
 from session_store_redis.ordered_scripts import HEADS_16, KEPT_16
 from session_store_redis.scripts import cas_args
@@ -131,12 +131,13 @@ return string.sub(ARGV[1], 5, 16)
 )
 
 #: The compare-and-set, staged: KEYS[1] the key, KEYS[2] the staging key holding the new value
-#: (with its TTL). ARGV[1] to ARGV[5]: what :data:`CAS_SCRIPT` gets as ARGV[1], ARGV[4] to
-#: ARGV[7] (the expected bytes, digest or head; the tail; the check; the tail's and the head's
-#: offsets, as text: no number formatted in Lua). The same check (a frame's length and tail in
-#: one ``GETRANGE``, as :data:`CAS_SCRIPT` explains), then the staged value replaces the key
+#: (with its TTL). ARGV[1] to ARGV[4]: what :data:`CAS_SCRIPT` gets as ARGV[1], ARGV[4] to
+#: ARGV[6] (the expected bytes, digest or header; the tail; the check; the tail's offset, as
+#: text; the header's end is in the text). The same check (a frame's length and tail in one
+#: ``GETRANGE``, as :data:`CAS_SCRIPT` explains), then the staged value replaces the key
 #: (returns 1) or is dropped (returns 0, or an error reading the key, which is returned).
-STAGED_CAS_SCRIPT = """
+STAGED_CAS_SCRIPT = (
+    """
 local check = ARGV[3]
 local ok
 if check == '-1' or check == '0' then
@@ -156,7 +157,9 @@ else
     redis.call('DEL', KEYS[2])
     return tail
   end
-  ok = tail == ARGV[2] and redis.call('GETRANGE', KEYS[1], '0', ARGV[5]) == ARGV[1]
+  ok = tail == ARGV[2] and redis.call('GETRANGE', KEYS[1], '0', '"""
+    + str(HEADER_SIZE - 1)
+    + """') == ARGV[1]
 end
 if ok then
   redis.call('RENAME', KEYS[2], KEYS[1])
@@ -165,6 +168,7 @@ end
 redis.call('DEL', KEYS[2])
 return 0
 """
+)
 
 STAGED_CAS_SHA = hashlib.sha1(STAGED_CAS_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
@@ -172,7 +176,7 @@ STAGED_CAS_SHA = hashlib.sha1(STAGED_CAS_SCRIPT.encode(), usedforsecurity=False)
 def staged_cas_args(token: object) -> tuple[bytes | str | int, ...]:
     """``ARGV`` of :data:`STAGED_CAS_SCRIPT` for a token :func:`is_token` accepted."""
     check = cas_args(token, b"", None)
-    return check[0], check[3], check[4], check[5], check[6]
+    return (check[0], *check[3:])
 
 
 MOVE_IF_NEWER_SHA = hashlib.sha1(MOVE_IF_NEWER_SCRIPT.encode(), usedforsecurity=False).hexdigest()

@@ -19,7 +19,14 @@ import redis
 from session_store import stamps
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.patterns import prefix_pattern
-from session_store_redis.scripts import CAS_SCRIPT, cas_args, version_token
+from session_store_redis.scripts import (
+    CAS_SCRIPT,
+    WHOLE_VALUE_MAX,
+    FrameToken,
+    ValueToken,
+    cas_args,
+    version_token,
+)
 from session_store_redis.staged import (
     MOVE_AFTER_SCRIPT,
     MOVE_IF_NEWER_SCRIPT,
@@ -218,6 +225,25 @@ BY_VARIANT = {
     "old-after-script": SET_AFTER_0,
     "old-newer-script": SET_IF_NEWER_0,
 }
+
+
+def previous_cas_args(token: object, value: bytes, px: int | None) -> list[bytes | str | int]:
+    """``ARGV`` of :data:`CAS_0` for a token, as the previous release's ``cas_args`` made it."""
+    if type(token) is ValueToken:
+        if len(token.value) > WHOLE_VALUE_MAX:
+            return [token.digest(), value, px or 0, b"", 0, 0, 0]
+        return [token.value, value, px or 0, b"", -1, 0, 0]
+    if isinstance(token, FrameToken):
+        length, head, tail = token
+        return [head, value, px or 0, tail, length, length - len(tail), len(head) - 1]
+    return [str(token), value, px or 0, b"", 0, 0, 0]
+
+
+def previous_staged_cas_args(token: object) -> tuple[bytes | str | int, ...]:
+    """``ARGV`` of :data:`STAGED_CAS_0`, as the previous release's ``staged_cas_args``."""
+    check = previous_cas_args(token, b"", None)
+    return check[0], check[3], check[4], check[5], check[6]
+
 
 HEAD, FIRST, LAST, CLOCK_END = 4, 5, 16, 12
 MAGIC = stamps.MAGIC
@@ -469,13 +495,16 @@ def test_compare_and_set_decides_as_the_previous_texts(
             new = stamps.frame(b"next", _version(rng), 30.0)
             px = rng.choice((None, 60_000))
             outcomes = []
-            for which, texts in (("new", (STAGED_CAS_SCRIPT, CAS_SCRIPT)), ("old", _OLD_CAS)):
+            for which, texts, make_args, make_staged_args in (
+                ("new", (STAGED_CAS_SCRIPT, CAS_SCRIPT), cas_args, staged_cas_args),
+                ("old", _OLD_CAS, previous_cas_args, previous_staged_cas_args),
+            ):
                 for staged_text, one_text in ((texts[0], None), (None, texts[1])):
                     key = f"{redis_namespace}{round_}:{case}:{which}:{staged_text is None}"
                     _hold(client, key, held, 90_000)
                     run: Callable[[], object]
                     if staged_text is not None:
-                        argv = staged_cas_args(token)
+                        argv = make_staged_args(token)
                         sha = _sha(staged_text)
                         stage = staging_key(key)
                         run = partial(
@@ -483,7 +512,7 @@ def test_compare_and_set_decides_as_the_previous_texts(
                         )
                     else:
                         assert one_text is not None
-                        run = partial(client.eval, one_text, 1, key, *cas_args(token, new, px))
+                        run = partial(client.eval, one_text, 1, key, *make_args(token, new, px))
                     reply = _outcome(run)
                     outcomes.append((staged_text is None, reply, _state(client, key)))
             assert outcomes[:2] == outcomes[2:], (held, token_of)
