@@ -7,8 +7,9 @@ one round trip. The chain uses it so that no tier write replaces a newer version
 value's version past the current one if needed; the chain's arbiter takes new writes this way.
 Both read only the current value's first bytes, up to the end of its version (``GETRANGE``), not
 the whole value: a session of any size costs the script the same few bytes. The stored format is
-the same as the earlier scripts' (which read it whole with ``GET``), and so is every decision, so
-processes running either text (each loads its own, by SHA) share keys.
+the same as the earlier scripts' (which read it whole with ``GET``, then compared with ``struct``
+or a loop of ``string.byte`` calls), and so is every decision, so processes running any of these
+texts (each loads its own, by SHA) share keys (``tests/standalone/test_script_texts_mixed.py``).
 """
 
 from __future__ import annotations
