@@ -299,17 +299,25 @@ def _cases(rng: random.Random, new: bytes) -> list[bytes | None]:
     ]
 
 
+#: A key of another type (a list) instead of a string.
+_A_LIST = b"\0a list"
+
+
 def _hold(client: redis.Redis, key: str, held: bytes | None, ttl: int | None) -> None:
     client.delete(key)
-    if held is not None:
+    if held is _A_LIST:
+        client.rpush(key, b"x")
+    elif held is not None:
         client.set(key, held, px=ttl)
 
 
 def _state(client: redis.Redis, key: str) -> tuple[object, ...]:
+    """What ``key`` holds, whether it has a TTL, and the staging keys left beside it."""
     left = client.pttl(key)
     pattern = prefix_pattern(staging_key(key).decode("utf-8", "surrogateescape"))
     staging = client.keys(pattern.encode("utf-8", "surrogateescape"))
-    return client.get(key), "absent" if left == -2 else "none" if left == -1 else "some", staging
+    value = client.lrange(key, 0, -1) if client.type(key) == b"list" else client.get(key)
+    return value, "absent" if left == -2 else "none" if left == -1 else "some", staging
 
 
 def _outcome(write: Callable[[], object]) -> object:
@@ -345,10 +353,6 @@ def _write(
     return _outcome(partial(_one_script, client, text, key, *args))
 
 
-#: A key of another type (a list) instead of a string.
-_A_LIST = b"\0a list"
-
-
 @pytest.mark.parametrize(("name", "text", "old", "how"), ORDERED, ids=[o[0] for o in ORDERED])
 def test_ordered_writes_decide_as_the_previous_texts(
     client: redis.Redis, redis_namespace: str, name: str, text: str, old: str, how: str
@@ -366,13 +370,9 @@ def test_ordered_writes_decide_as_the_previous_texts(
             outcomes = []
             for which, script in (("new", text), ("old", old)):
                 key = f"{redis_namespace}{round_}:{case}:{which}"
-                if held is _A_LIST:
-                    client.delete(key)
-                    client.rpush(key, b"x")
-                else:
-                    _hold(client, key, held, held_ttl)
+                _hold(client, key, held, held_ttl)
                 reply = _write(client, how, script, key, new, px, layout)
-                state = client.lrange(key, 0, -1) if held is _A_LIST else _state(client, key)
+                state = _state(client, key)
                 outcomes.append((reply, state))
             assert outcomes[0] == outcomes[1], (name, held, new, px, held_ttl)
 
@@ -489,7 +489,15 @@ def test_compare_and_set_decides_as_the_previous_texts(
         older = stamps.frame(rng.randbytes(size), _version(rng), 30.0)
         bare = rng.randbytes(size)
         for case, (held, token_of) in enumerate(
-            [(current, current), (alike, current), (older, current), (None, current), (bare, bare)]
+            [
+                (current, current),
+                (alike, current),
+                (older, current),
+                (None, current),
+                (bare, bare),
+                (_A_LIST, current),
+                (_A_LIST, bare),
+            ]
         ):
             token = version_token(token_of)
             new = stamps.frame(b"next", _version(rng), 30.0)
