@@ -21,7 +21,7 @@ key shared by every client let ``SET A``, ``SET B``, script A put B's session un
 attack9). Every staged write renames or deletes its key, so a connection leaves none behind.
 Decisions and stored bytes are those of the one-script texts
 (``session_store_redis.ordered_scripts``), which processes of the previous release keep running
-on the same keys (``tests/standalone/test_ordered_scripts.py`` checks both).
+on the same keys (``test_ordered_scripts.py``, ``test_script_texts_mixed.py`` check it).
 
 The one-script texts, the compare-and-set script and the version tokens are in
 :mod:`session_store_redis.scripts`.
