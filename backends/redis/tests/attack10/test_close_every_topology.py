@@ -85,12 +85,6 @@ def test_sync_server_close_twice_and_after_use(
     assert counts[1] == 0 and counts[3] == 0, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack10: RedisClusterBackend.close() releases no connection: redis-py 8.1's "
-    "RedisCluster.close() calls each node's Redis.close(), which leaves a pool it was given "
-    "open (auto_close_connection_pool is False); the backend's sockets stay open ([2, 2, 2, 2])",
-)
 def test_sync_cluster_close_releases_its_connections(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
@@ -105,12 +99,6 @@ def test_sync_cluster_close_releases_its_connections(
     assert settled(redis_cluster.ports, base) - base == 0, "close() kept them open"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack10: a use of RedisClusterBackend after close() raises a bare AttributeError "
-    "('NoneType' object has no attribute 'redis_connection') in most runs: NodesManager.close() "
-    "sets default_node to None and redis-py's key lookup reads it; not a BackendError either",
-)
 def test_sync_cluster_use_after_close_reopens(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
@@ -130,11 +118,6 @@ def test_sync_cluster_use_after_close_reopens(
     assert failures == [], f"{len(failures)} of 16 uses after close() failed: {failures[:2]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack10: the sync cluster's close() releases nothing and a use after it may raise "
-    "AttributeError (the two tests above)",
-)
 def test_sync_cluster_close_twice_and_after_use(
     redis_cluster: RedisClusterServers, redis_cluster_namespace: str
 ) -> None:
