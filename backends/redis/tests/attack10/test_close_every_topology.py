@@ -14,8 +14,6 @@ import threading
 import time
 from collections.abc import Iterable
 
-import pytest
-
 from session_store.backend import SessionBackend
 from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 from session_store_redis.aio import AsyncRedisBackend, AsyncRedisSentinelBackend
@@ -194,20 +192,13 @@ def test_async_sentinel_close_twice_and_after_use(
     assert counts[1] == 0 and counts[3] == 0, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack10: aclose() on one running loop forgets the drivers of every other loop "
-    "(AsyncRedisBase._forget_drivers clears them) without closing them; a loop that still runs "
-    "keeps their connections open and no later aclose() can find them",
-)
-def test_async_aclose_from_another_running_loop_releases_every_connection(
-    redis_server: RedisServer, redis_namespace: str
-) -> None:
-    """One backend serving two loops that both still run (a server loop in a thread, and the
-    loop of a shutdown hook or of a second thread): ``aclose()`` on one of them must not leave
-    the other's connections open and forgotten, where no later ``aclose()`` can find them."""
-    backend = AsyncRedisBackend.from_url(redis_server.url_for(prefix=f"{redis_namespace}c:"))
-    ports = [redis_server.port]
+def _close_from_another_running_loop(
+    backend: AsyncRedisBackend, ports: list[int]
+) -> tuple[int, int]:
+    """The backend's connections left (over the baseline) after: a write on loop A, running in
+    a thread, a read and ``aclose()`` twice on loop B (``asyncio.run``, A still running); then
+    after ``aclose()`` on loop A itself."""
+    gc.collect()  # what earlier tests dropped closes now, not mid-count
     base = own_connections(ports)
     loop_a = asyncio.new_event_loop()
     thread = threading.Thread(target=loop_a.run_forever, daemon=True)
@@ -219,19 +210,84 @@ def test_async_aclose_from_another_running_loop_releases_every_connection(
         async def on_b() -> None:
             assert await backend.get("k") == b"v"
             await backend.aclose()
-            await backend.aclose()  # and once more, from the same loop
+            await backend.aclose()
 
         asyncio.run(on_b())
-        gc.collect()
         left = settled(ports, base) - base
-        # a later aclose() from loop A, if it still could, would have to find them
         asyncio.run_coroutine_threadsafe(backend.aclose(), loop_a).result(10)
         after_a = settled(ports, base) - base
     finally:
         loop_a.call_soon_threadsafe(loop_a.stop)
         thread.join(10)
         loop_a.close()
+    return left, after_a
+
+
+def test_async_aclose_from_another_running_loop_releases_every_connection(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """One backend serving two loops that both still run (a server loop in a thread, and the
+    loop of a shutdown hook or of a second thread): ``aclose()`` on one of them must not leave
+    the other's connections open and forgotten, where no later ``aclose()`` can find them.
+    (Before mend10: (1, 1), the loop A's connection open after both.)"""
+    backend = AsyncRedisBackend.from_url(redis_server.url_for(prefix=f"{redis_namespace}c:"))
+    left, after_a = _close_from_another_running_loop(backend, [redis_server.port])
     assert (left, after_a) == (0, 0), (
         f"{left} connection(s) of the still-running loop A left open by aclose() on loop B; "
         f"{after_a} still open after aclose() on loop A itself"
     )
+
+
+def test_async_sentinel_aclose_from_another_running_loop_releases_every_connection(
+    redis_sentinel: RedisSentinelSet, redis_sentinel_namespace: str
+) -> None:
+    """The Sentinel variant: loop A's connections to the primary *and* to the sentinels (its
+    own sentinel manager's) are released by ``aclose()`` on loop B."""
+    backend = AsyncRedisSentinelBackend.from_url(
+        redis_sentinel.url_for(prefix=f"{redis_sentinel_namespace}c:")
+    )
+    ports = [s.port for s in redis_sentinel.servers] + [s.port for s in redis_sentinel.sentinels]
+    assert _close_from_another_running_loop(backend, ports) == (0, 0)
+
+
+def test_async_cluster_aclose_from_another_running_loop_releases_every_connection(
+    redis_cluster: RedisClusterServers, redis_cluster_namespace: str
+) -> None:
+    """The async Cluster variant (one ``redis.asyncio`` cluster client per loop)."""
+    backend = AsyncRedisClusterBackend.from_url(
+        redis_cluster.url_for(prefix=f"{redis_cluster_namespace}c:")
+    )
+    assert _close_from_another_running_loop(backend, redis_cluster.ports) == (0, 0)
+
+
+def test_async_aclose_from_another_loop_closes_a_stopped_loops_connection_when_it_runs_again(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Loop A is stopped, not closed (``run_until_complete`` per request): ``aclose()`` on loop
+    B cannot close A's connection there and then, nor forget it; A closes it on its next turn,
+    and A's next use reopens one, which A's own ``aclose()`` releases."""
+    backend = AsyncRedisBackend.from_url(redis_server.url_for(prefix=f"{redis_namespace}c:"))
+    ports = [redis_server.port]
+    gc.collect()
+    base = own_connections(ports)
+
+    async def settle() -> int:
+        """The count, once the loop has had turns to close what it was handed (or 3 s)."""
+        deadline = time.monotonic() + 3
+        while own_connections(ports) != base and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return own_connections(ports) - base
+
+    loop_a = asyncio.new_event_loop()
+    try:
+        loop_a.run_until_complete(backend.set("k", b"v"))
+        assert own_connections(ports) == base + 1
+        asyncio.run(backend.aclose())
+        assert own_connections(ports) == base + 1  # A has not run since: still open
+        assert loop_a.run_until_complete(settle()) == 0
+        assert loop_a.run_until_complete(backend.get("k")) == b"v"  # reopens
+        assert own_connections(ports) == base + 1
+        loop_a.run_until_complete(backend.aclose())
+        assert loop_a.run_until_complete(settle()) == 0
+    finally:
+        loop_a.close()
