@@ -291,3 +291,33 @@ def test_async_aclose_from_another_loop_closes_a_stopped_loops_connection_when_i
         assert loop_a.run_until_complete(settle()) == 0
     finally:
         loop_a.close()
+
+
+def test_async_aclose_does_not_wait_on_a_loop_that_waits_on_it(
+    redis_server: RedisServer, redis_namespace: str
+) -> None:
+    """Loop A, blocked until ``aclose()`` on loop B returns, still gets its connection closed,
+    once it runs again; ``aclose()`` on B must not wait for A meanwhile (it never would)."""
+    backend = AsyncRedisBackend.from_url(redis_server.url_for(prefix=f"{redis_namespace}c:"))
+    ports = [redis_server.port]
+    gc.collect()
+    base = own_connections(ports)
+    loops = [asyncio.new_event_loop(), asyncio.new_event_loop()]
+    threads = [threading.Thread(target=loop.run_forever, daemon=True) for loop in loops]
+    for thread in threads:
+        thread.start()
+    loop_a, loop_b = loops
+    try:
+
+        async def on_a() -> None:
+            await backend.set("k", b"v")
+            # A blocks its own thread on B's aclose (no await: A cannot run meanwhile)
+            asyncio.run_coroutine_threadsafe(backend.aclose(), loop_b).result(10)
+
+        asyncio.run_coroutine_threadsafe(on_a(), loop_a).result(20)
+        assert settled(ports, base) - base == 0
+    finally:
+        for loop, thread in zip(loops, threads, strict=True):
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()
