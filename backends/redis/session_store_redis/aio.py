@@ -326,12 +326,27 @@ class AsyncRedisSentinelBackend(AsyncRedisBackend):
         return cls(parse_sentinel_config(parsed, overrides))
 
     async def aclose(self) -> None:
+        """:meth:`AsyncRedisBackend.aclose`, and the connections to the sentinels: those of the
+        running loop now, another loop's on that loop (as its drivers)."""
+        from session_store_redis.aio_close import close_on_own_loop
+
         await super().aclose()
-        sentinel = self._sentinels.pop(asyncio.get_running_loop(), None)
-        if sentinel is not None:
-            for connection in sentinel.sentinels:
-                await connection.aclose()
-        self._sentinels.clear()
+        loop = asyncio.get_running_loop()
+        managers, self._sentinels = self._sentinels, weakref.WeakKeyDictionary()
+        for ref in managers.keyrefs():  # a list: another thread may add to it meanwhile
+            owner = ref()
+            sentinel = None if owner is None else managers.get(owner)
+            if owner is None or sentinel is None:
+                continue
+
+            async def close(sentinel: AsyncSentinel = sentinel) -> None:
+                for connection in sentinel.sentinels:
+                    await connection.aclose()
+
+            if owner is loop:
+                await close()
+            else:
+                close_on_own_loop(owner, close)
 
 
 def build_async_sentinel_client(config: SentinelConfig) -> tuple[AsyncSentinel, aioredis.Redis]:

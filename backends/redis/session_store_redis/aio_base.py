@@ -152,11 +152,24 @@ class AsyncRedisBase(AsyncSessionBackend):
     def _forget_drivers(self, loop: asyncio.AbstractEventLoop) -> list[Driver]:
         """Forget every driver, the hot path's cached one included (else a use after
         ``aclose`` would go on with it, and no later ``aclose`` would find it to close);
-        returns those of ``loop``, the only ones that can be closed from it."""
-        drivers = [d for owner, d in self._drivers.items() if owner is loop]
-        self._drivers.clear()
+        returns those of ``loop``, the only ones that can be closed from it. Those of another
+        loop are closed on it (:func:`~session_store_redis.aio_close.close_on_own_loop`: on
+        its next turn, not waited for; dropped if it is closed)."""
+        from session_store_redis.aio_close import close_on_own_loop
+
+        drivers, self._drivers = self._drivers, weakref.WeakKeyDictionary()
         self._last = (_nothing, cast("Driver", None))
-        return drivers
+        mine = []
+        for ref in drivers.keyrefs():  # a list: another thread may add to it meanwhile
+            owner = ref()
+            driver = None if owner is None else drivers.get(owner)
+            if owner is None or driver is None:  # that loop is gone, and its driver with it
+                continue
+            if owner is loop:
+                mine.append(driver)
+            else:
+                close_on_own_loop(owner, driver.aclose)
+        return mine
 
     def _run(self, *args: object) -> Callable[[], Awaitable[Any]]:
         """A call of one command, for :meth:`_call` (which may run it again)."""

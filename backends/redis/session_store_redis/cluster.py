@@ -330,8 +330,14 @@ class RedisClusterBackend(ClusterBulk):
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Close every node's connections if this backend built the client (or owns it)."""
-        with self._close_lock:  # every call closes: a use after close reopens connections
+        """Disconnect every node's pool if this backend built the client (or owns it). Every
+        call does, as :meth:`RedisBackend.close`: a use after ``close`` reopens connections
+        (the client keeps its slot map and nodes), and the next ``close`` releases them.
+
+        Not ``RedisCluster.close()``: in redis-py 8 that closes each node's ``Redis`` client,
+        which leaves the pool it was given open (no socket released), and it forgets the
+        default node, so a use after it raised a bare ``AttributeError``."""
+        with self._close_lock:
             self._closed = True
         if self._owns_client and self._cluster is not None:
-            self._cluster.close()
+            self._cluster.disconnect_connection_pools()  # type: ignore[no-untyped-call]
