@@ -21,12 +21,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +32,40 @@ import pytest
 from session_store_redis.aio import AsyncRedisBackend
 from session_store_redis.testing import RedisServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "attack10"))
-from test_close_every_topology import opened, own_sockets, settled
+
+def own_sockets(ports: list[int]) -> frozenset[str]:
+    """The inodes of this process's open TCP sockets to one of ``ports`` (as attack10's
+    ``test_close_every_topology``: ``/proc/self/fd`` and ``/proc/net/tcp``)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) in ports and fields[9] in inodes:
+                found.add(fields[9])
+    return frozenset(found)
+
+
+def opened(ports: list[int], base: frozenset[str]) -> int:
+    """This process's sockets to ``ports`` not open at ``base``."""
+    return len(own_sockets(ports) - base)
+
+
+def settled(ports: list[int], base: frozenset[str]) -> int:
+    """:func:`opened`, once it reaches 0 or after 3 s (an asyncio transport closes on a later
+    turn of its loop)."""
+    deadline = time.monotonic() + 3
+    while (count := opened(ports, base)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return count
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
