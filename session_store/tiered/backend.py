@@ -83,7 +83,8 @@ class TieredBackend(TieredCas):
     # -- writes: the sequences of :mod:`.steps`, after the argument checks --------------------
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         validate_key(key)
-        self._set(key, ensure_bytes(value, key=key), normalize_ttl(ttl))
+        value, ttl = ensure_bytes(value, key=key), normalize_ttl(ttl)
+        straight.save(self, key, value, ttl, ttl)
 
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         straight.save(self, key, value, ttl, ttl)
@@ -188,7 +189,7 @@ class _TrustedChain:
         return self._chain._get_with_ttl(key)
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._chain._set(key, value, ttl)
+        straight.save(self._chain, key, value, ttl, ttl)
 
     def delete(self, key: str) -> bool:
         return self._chain._delete(key)

@@ -125,6 +125,14 @@ class NearState:
         """``key``'s copy was read from the shared tiers at ``at`` (call with the lock held)."""
         self.checked[key] = at
 
+    def fence_write(self, key: str, began: int) -> bool:
+        """A write of ``key`` that began at ``began`` is done: whether no invalidation of it
+        arrived meanwhile (:meth:`may_install`), after fencing fills in flight
+        (:meth:`invalidate_one`); one call for every save (lock held)."""
+        raced = self._floor > began or self._invalidated.get(key, -1) > began
+        self.invalidate_one(key)
+        return not raced
+
     def invalidate_one(self, key: str) -> None:
         """:meth:`invalidate` of one key (every write does this: no list, no loop)."""
         self.seq += 1

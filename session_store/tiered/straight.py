@@ -41,7 +41,7 @@ def save(
     health, missed = breakers.health, breakers.missed
     order = chain.layout.order
     start = chain._clock()
-    began = chain.near.begin()
+    began = chain.near.seq  # (NearState.begin)
     data = stamps.frame(value, stamps.clock.now(), own_ttl)
     written = data
     made: list[tuple[int, bool, Any]] = []
