@@ -42,7 +42,7 @@ from typing import Any
 
 from session_store.backend import SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.backend_base import TrustedCalls
-from session_store.keys import validate_key
+from session_store.keys import MAX_KEY_BYTES, validate_key
 from session_store.tiered import steps, straight
 from session_store.tiered.base import (
     DEFAULT_MAX_STALENESS,
@@ -82,8 +82,11 @@ class TieredBackend(TieredCas):
 
     # -- writes: the sequences of :mod:`.steps`, after the argument checks --------------------
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        validate_key(key)
-        value, ttl = ensure_bytes(value, key=key), normalize_ttl(ttl)
+        if not (type(key) is str and key.isascii() and 0 < len(key) <= MAX_KEY_BYTES):
+            validate_key(key)  # the common case decided inline (as MemoryBackend.set), the rest
+        if type(value) is not bytes:  # in full
+            value = ensure_bytes(value, key=key)
+        ttl = normalize_ttl(ttl)
         straight.save(self, key, value, ttl, ttl)
 
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
