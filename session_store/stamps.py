@@ -114,7 +114,8 @@ def _is_framed(data: bytes) -> bool:
 
 def frame(value: bytes, version: bytes, ttl: float | None) -> bytes:
     """``value`` with a frame carrying ``version`` (12 bytes from :meth:`HybridClock.now`)."""
-    return b"".join((MAGIC, version, _tail(KIND_VALUE, ttl), value))  # one copy of the value
+    # one copy of the value; the tail as _tail makes it, without the call
+    return b"".join((MAGIC, version, _pack_tail(KIND_VALUE, 0.0 if ttl is None else ttl), value))
 
 
 def tombstone(version: bytes) -> bytes:
@@ -123,7 +124,10 @@ def tombstone(version: bytes) -> bytes:
 
 
 def _tail(kind: int, ttl: float | None) -> bytes:
-    return struct.pack(">Bd", kind, 0.0 if ttl is None else ttl)
+    return _pack_tail(kind, 0.0 if ttl is None else ttl)
+
+
+_pack_tail = struct.Struct(">Bd").pack
 
 
 def with_version(data: bytes, version: bytes) -> bytes:
@@ -223,6 +227,16 @@ class HybridClock:
         self.node = secrets.randbits(32)
         forksafe.register(self)
 
+    @property
+    def node(self) -> int:
+        """This process's node number (random; a forked child draws its own)."""
+        return self._node
+
+    @node.setter
+    def node(self, node: int) -> None:
+        self._node = node
+        self._node_bytes = node.to_bytes(4, "big")  # (every version ends with it)
+
     def _reset_locks(self) -> None:
         """In a forked child: a new lock, and a node number of its own."""
         self._lock = threading.Lock()
@@ -233,7 +247,7 @@ class HybridClock:
         physical = (time.time_ns() // 1_000_000) << _LOGICAL_BITS
         with self._lock:
             last = self._last = max(physical, self._last + 1)
-        return last.to_bytes(8, "big") + self.node.to_bytes(4, "big")
+        return last.to_bytes(8, "big") + self._node_bytes
 
     def observe(self, version: bytes) -> None:
         """Move past ``version`` (read from a store), so later writes are newer.

@@ -42,8 +42,8 @@ from typing import Any
 
 from session_store.backend import SessionBackend, Versioned, VersionToken, ensure_bytes
 from session_store.backend_base import TrustedCalls
-from session_store.keys import validate_key
-from session_store.tiered import steps
+from session_store.keys import MAX_KEY_BYTES, validate_key
+from session_store.tiered import steps, straight
 from session_store.tiered.base import (
     DEFAULT_MAX_STALENESS,
     DEFAULT_RETRY_AFTER,
@@ -83,11 +83,15 @@ class TieredBackend(TieredCas):
 
     # -- writes: the sequences of :mod:`.steps`, after the argument checks --------------------
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        validate_key(key)
-        self._set(key, ensure_bytes(value, key=key), normalize_ttl(ttl))
+        if not (type(key) is str and key.isascii() and 0 < len(key) <= MAX_KEY_BYTES):
+            validate_key(key)  # the common case decided inline (as MemoryBackend.set), the rest
+        if type(value) is not bytes:  # in full
+            value = ensure_bytes(value, key=key)
+        ttl = normalize_ttl(ttl)
+        straight.save(self, key, value, ttl, ttl)
 
     def _set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._run(steps.save(self, key, value, ttl, ttl))
+        straight.save(self, key, value, ttl, ttl)
 
     def set_with_own_ttl(
         self, key: str, value: bytes, ttl: float | None, own_ttl: float | None
@@ -99,7 +103,7 @@ class TieredBackend(TieredCas):
         validate_key(key)
         value = ensure_bytes(value, key=key)
         ttl, own_ttl = normalize_ttl(ttl), normalize_ttl(own_ttl, what="own_ttl")
-        self._run(steps.save(self, key, value, ttl, own_ttl))
+        straight.save(self, key, value, ttl, own_ttl)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = {validate_key(k): ensure_bytes(v, key=k) for k, v in items.items()}
@@ -107,7 +111,7 @@ class TieredBackend(TieredCas):
 
     def _set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         for key, value in items.items():
-            self._run(steps.save(self, key, value, ttl, ttl))
+            straight.save(self, key, value, ttl, ttl)
 
     def delete(self, key: str) -> bool:
         return self._delete(validate_key(key))
@@ -193,7 +197,7 @@ class _TrustedChain:
         return self._chain._get_with_ttl(key)
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._chain._set(key, value, ttl)
+        straight.save(self._chain, key, value, ttl, ttl)
 
     def delete(self, key: str) -> bool:
         return self._chain._delete(key)

@@ -122,11 +122,18 @@ class TieredBase(ChainCore, SessionBackend):  # type: ignore[override]
         return self._call(self.layout.arbiter, fn, op, force=True, key=key)
 
     # -- running the I/O sequences of :mod:`.steps` ----------------------------------------------
-    def _run(self, sequence: Steps[R]) -> R:
+    def _run(self, sequence: Steps[R], primed: Iterable[tuple[int, bool, Any]] = ()) -> R:
         """Perform the calls ``sequence`` yields, one after the other; a call that raises is
-        thrown back into it. Returns what it returns."""
+        thrown back into it. Returns what it returns.
+
+        ``primed``: the outcomes of its first calls, made already (:mod:`.straight`), each
+        ``(tier, raised, result or exception)``: handed to it as if made now."""
         send: Callable[[Any], Step] = sequence.send
         value: Any = None
+        for tier, raised, outcome in primed:
+            step = send(value)
+            assert type(step) is OnTier and step.tier == tier, (step, tier)
+            value, send = outcome, sequence.throw if raised else sequence.send
         while True:
             try:
                 step = send(value)

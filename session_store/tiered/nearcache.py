@@ -89,8 +89,8 @@ class NearCache:
             return
         state = self.state
         with state.lock:
-            raced = not state.may_install(key, began)
-            state.invalidate_one(key)  # fills that read an older copy must not land
+            # whether an invalidation raced the write; fills that read an older copy must not land
+            raced = not state.fence_write(key, began)
             version = data[VERSION_START:VERSION_END]  # (the chain framed it: a value)
             if self.put_locked(key, data, ttl, value=value, version=version) and not raced:
                 state.checked[key] = start

@@ -50,6 +50,7 @@ __all__ = [
     "flush_missed",
     "reconcile",
     "save",
+    "save_framed",
     "touch",
     "write",
 ]
@@ -200,7 +201,7 @@ def write(chain: Chain, key: str, data: bytes, ttl: float | None, what: str) -> 
 
 
 def write_once(
-    chain: Chain, key: str, data: bytes, ttl: float | None, what: str
+    chain: Chain, key: str, data: bytes, ttl: float | None, what: str, called: Any = ()
 ) -> Steps[tuple[bytes, bytes | None]]:
     """A new write of the framed ``data``: the arbiter first (ordered by arrival, see
     :func:`~session_store.tiered.writes.write_after`), then ordered copies of what it stored
@@ -209,6 +210,9 @@ def write_once(
     copies of it; the arbiter gets it when it answers again (the probe timer, within
     ``retry_after``), and an ``update`` deciding there meanwhile sees it in the lower tiers
     (:func:`~session_store.tiered.cas_steps.place_below`).
+
+    ``called``: tiers already called with their breaker closed (the sync chain's straight-line
+    save hands its calls' outcomes over to this sequence: :mod:`.straight`), not skipped.
 
     Returns the framed bytes written (the arbiter may have moved their version on), and the
     newer version a lower tier holds (see :func:`write`), if any. Raises unless a durable tier
@@ -231,8 +235,9 @@ def write_once(
         # second round: no durable tier took it and some were skipped by their breaker; the
         # breaker saves time only when another tier can take the write, so try them now
         for index in skipped if force else layout.order:
-            # (a tier that is up is never skipped: no clock read for it)
-            breaker_skips = health[index].down_since is not None and breakers.skipping(index)
+            # (a tier that is up, or already called, is never skipped: no clock read for it)
+            down = health[index].down_since is not None and index not in called
+            breaker_skips = down and breakers.skipping(index)
             try:
                 result = yield OnTier(index, fn, (key, data, ttl), what, force)
             except BackendError as exc:
@@ -304,10 +309,26 @@ def save(
     start = chain._clock()
     began = chain.near.begin()
     data = stamps.frame(value, stamps.clock.now(), own_ttl)
-    for _ in range(3):  # write(), inlined: one generator less for every save
-        data, ahead = yield from write_once(chain, key, data, ttl, "write")
+    yield from save_framed(chain, key, value, data, ttl, start, began)
+
+
+def save_framed(
+    chain: Chain,
+    key: str,
+    value: bytes,
+    data: bytes,
+    ttl: float | None,
+    start: float,
+    began: int,
+    called: Any = (),
+) -> Steps[None]:
+    """:func:`save` once ``value`` is framed as ``data`` (at ``start``, near sequence ``began``):
+    the write (:func:`write`, inlined), the near copy. ``called``: :func:`write_once`'s."""
+    for _ in range(3):
+        data, ahead = yield from write_once(chain, key, data, ttl, "write", called)
         if ahead is None:
             break
+        called = ()
         stamps.clock.observe(ahead)
         data = stamps.with_version(data, stamps.clock.now())
     chain.nearcache.after_write(key, data, value, ttl, start, began)

@@ -177,6 +177,8 @@ class LeanRedis:
         self._blocking = blocking  # wait for a free connection (else fail at once) ...
         self._wait = timeout  # ... at most this many seconds (None: as long as it takes)
         self._idle: list[LeanConnection] = []
+        #: itself, as a redis-py client's pool (an attribute: staged_write reads it every write)
+        self.connection_pool: LeanRedis = self
         self._generation = 0
         self._reset_locks()
         forksafe.register(self)
@@ -202,10 +204,6 @@ class LeanRedis:
         blocking = isinstance(pool, BlockingConnectionPool)
         wait: float | None = getattr(pool, "timeout", None)
         return cls(dict(kwargs), pool.max_connections, blocking, wait)
-
-    @property
-    def connection_pool(self) -> LeanRedis:
-        return self
 
     def _reset_locks(self) -> None:
         """New locks and an empty pool (also in a forked child: the parent's sockets are not

@@ -128,7 +128,8 @@ class StagedOrderedWrites(_Backend):
                 failure = exc
             if failure is not None:
                 raise self._translate(failure, "set_after", key)
-            version = self._settled(version)
+            if type(version) is not bytes:  # (the script's reply, the version, is settled)
+                version = self._settled(version)
         else:
             script = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA
             version = self._staged("set_after", key, stored, script, value, px, layout)
@@ -138,7 +139,7 @@ class StagedOrderedWrites(_Backend):
                 "set_after", key, self._set_after_script, keys=[stored], args=args
             )
         self.counters.add("writes")
-        return bytes(version)
+        return version if type(version) is bytes else bytes(version)
 
     set_after = checked(_set_after)
 
