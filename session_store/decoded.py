@@ -22,7 +22,8 @@ found inside the payload on a miss, so it is exactly what these bytes decode to.
 store has just written comes with its msgpack snapshot (the strict check's bytes), so the load
 after a save and an ``update``'s rebuild read that with ``unpackb`` instead of parsing the JSON;
 a body read, once a copy of its own (a stage was undone), gets one from its second parse on
-(:mod:`session_store.codec.snapshot`). Either way the snapshot then replaces a copied body here.
+(:mod:`session_store.codec.snapshot`). Either way the snapshot replaces the body here on the
+first hit that reads it.
 
 **Master copies (issue 17).** On the second hit of the same bytes, the object just rebuilt is
 copied once into a *master* that no caller ever holds (so it never changes), and from then on
@@ -89,17 +90,6 @@ def estimated_size(data: bytes) -> int:
                     size = -1
             json_size = size if size > 0 else len(data) * _JSON_PER_COMPRESSED_BYTE
     return json_size * _LIVE_PER_JSON_BYTE
-
-
-def _lean(plain: Plain, data: bytes) -> Plain:
-    """What an entry keeps of ``plain``: without a body that is a copy of its own once the
-    snapshot stands for it (a save made it: :class:`~session_store.codec.Snapshot`)."""
-    body = plain.body
-    if plain.snapshot is None or plain.snapshot.packed is None or not body:
-        return plain
-    if isinstance(body, memoryview) and body.obj is data:
-        return plain  # a view of the bytes kept to compare costs nothing
-    return plain._replace(body=b"")
 
 
 def _kept_size(plain: Plain, data: bytes) -> int:
@@ -211,7 +201,12 @@ class DecodedCache:
             obj = rebuild(key, kept)
             if hits >= self.hits_before_master:
                 self._make_master(key, kept, obj)
-            elif kept.body and kept.snapshot is not None and kept.snapshot.packed is not None:
+            elif (
+                kept.body
+                and kept.snapshot is not None
+                and kept.snapshot.packed is not None
+                and not isinstance(kept.body, memoryview)  # a view of the payload: keep it
+            ):
                 self._drop_body(key, kept)
             return obj
         obj, plain = decode(key, data)
@@ -254,9 +249,9 @@ class DecodedCache:
         kept: Any = obj
         # the bytes kept to compare, and the objects (estimated) or what a rebuild reads
         cost = len(data) + (estimated_size(data) if shared else 0)
-        if not shared:
-            kept = _lean(plain, data)
-            cost += _kept_size(kept, data)
+        if not shared:  # kept as it is: websession.memo knows the body by this very object
+            kept = plain
+            cost += _kept_size(plain, data)
         if cost > self.max_bytes:
             self.discard(key)
             return

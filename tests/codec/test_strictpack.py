@@ -128,3 +128,19 @@ def test_the_load_after_a_save_reads_the_snapshot_not_the_json(
     assert snapshot is not None and snapshot.packed is not None
     assert entry.cost == len(entry.data) + len(snapshot.packed)  # the view of the body is free
     assert store._decoded.size_bytes == entry.cost
+
+
+def test_a_compressed_save_counts_body_and_snapshot_until_a_hit_drops_the_body() -> None:
+    store: SessionStore[dict[str, Any]] = SessionStore(
+        MemoryBackend(), dict, codec=Codec(encryption=None), access_interval=None
+    )
+    store.save("u", {"s": "word " * 400, "n": [1, 2.5]})
+    entry = store._decoded._entries["u"]
+    plain = entry.kept
+    assert plain.stages == ("zstd",) and plain.snapshot.packed is not None
+    assert entry.cost == len(entry.data) + len(plain.body) + len(plain.snapshot.packed)
+    assert store.load("u") == {"s": "word " * 400, "n": [1, 2.5]}
+    entry = store._decoded._entries["u"]
+    assert entry.kept.body == b"" and entry.kept.snapshot is plain.snapshot
+    assert entry.cost == len(entry.data) + len(plain.snapshot.packed)
+    assert store._decoded.size_bytes == entry.cost
