@@ -45,7 +45,7 @@ from session_store.codec import jsonsafe, strictpack
 #: Calls per round and rounds, per size.
 PLAN = {"medium": (100, 15), "large": (10, 15)}
 #: Store + load calls per round and rounds, per size, for ``--e2e``.
-E2E_PLAN = {"medium": (12, 21), "large": (2, 15)}
+E2E_PLAN = {"medium": (12, 41), "large": (3, 41)}
 #: The revision "before" is read from (``main``: the code this branch started from).
 BEFORE_REV = os.environ.get("SESSION_STORE_BENCH_BEFORE", "main")
 
