@@ -18,9 +18,12 @@ a datetime written in UTC or a tuple written as an array reads back as any cold 
 bytes would (same bytes -> same session). Any other
 session is kept as its checked JSON body, and a hit parses a new object from it (orjson and
 the generated structure functions). The body kept is the one the codec wrote on ``save`` or
-found inside the payload on a miss, so it is exactly what these bytes decode to. From its second
-parse on, a body that is a copy of its own (a stage was undone) is parsed from a ``marshal``
-snapshot of that parse instead, which then replaces it here (:mod:`session_store.codec.snapshot`).
+found inside the payload on a miss, so it is exactly what these bytes decode to. A body this
+store has just written comes with its msgpack snapshot (the strict check's bytes), so the load
+after a save and an ``update``'s rebuild read that with ``unpackb`` instead of parsing the JSON;
+a body read, once a copy of its own (a stage was undone), gets one from its second parse on
+(:mod:`session_store.codec.snapshot`). Either way the snapshot replaces the body here on the
+first hit that reads it.
 
 **Master copies (issue 17).** On the second hit of the same bytes, the object just rebuilt is
 copied once into a *master* that no caller ever holds (so it never changes), and from then on
@@ -34,9 +37,10 @@ keeps its body and is rebuilt through the structure path on every hit, as a cold
 gets a master: the blueprint is only made for bytes read a second time. A write of the very
 bytes an entry holds (a session saved unchanged) keeps the entry, master and all.
 
-**Bounds.** At most ``max_bytes`` of estimated size (a body counts its length; a shared object
-or a master twice its JSON size, which is what CPython takes for session-shaped data; plus the
-payload kept to compare) and ``max_entries`` entries, least recently used first.
+**Bounds.** At most ``max_bytes`` of estimated size (a body counts its length, nothing when it
+is a view of the payload, and a snapshot its msgpack bytes; a shared object or a master twice
+its JSON size, which is what CPython takes for session-shaped data; plus the payload kept to
+compare) and ``max_entries`` entries, least recently used first.
 ``max_bytes=0`` turns the cache off.
 """
 
@@ -86,6 +90,16 @@ def estimated_size(data: bytes) -> int:
                     size = -1
             json_size = size if size > 0 else len(data) * _JSON_PER_COMPRESSED_BYTE
     return json_size * _LIVE_PER_JSON_BYTE
+
+
+def _kept_size(plain: Plain, data: bytes) -> int:
+    """Bytes an entry keeps for ``plain`` beyond ``data``: the body (nothing when it is a view
+    of ``data``, a payload stored with no stage) and the snapshot's msgpack bytes."""
+    body = plain.body
+    viewed = isinstance(body, memoryview) and body.obj is data
+    snapshot = plain.snapshot
+    packed = 0 if snapshot is None or snapshot.packed is None else len(snapshot.packed)
+    return (0 if viewed else len(body)) + packed
 
 
 # -- the cache ----------------------------------------------------------------------------------
@@ -187,7 +201,12 @@ class DecodedCache:
             obj = rebuild(key, kept)
             if hits >= self.hits_before_master:
                 self._make_master(key, kept, obj)
-            elif kept.body and kept.snapshot is not None and kept.snapshot.packed is not None:
+            elif (
+                kept.body
+                and kept.snapshot is not None
+                and kept.snapshot.packed is not None
+                and not isinstance(kept.body, memoryview)  # a view of the payload: keep it
+            ):
                 self._drop_body(key, kept)
             return obj
         obj, plain = decode(key, data)
@@ -227,12 +246,12 @@ class DecodedCache:
         if self.max_bytes <= 0:
             return
         shared = is_immutable(obj) if _shared is None else _shared
-        kept = obj if shared else plain
-        # the bytes kept to compare, and the objects (estimated) or the body (nothing more when
-        # it is a view of those very bytes: a payload stored with no stage)
-        body = plain.body
-        viewed = isinstance(body, memoryview) and body.obj is data
-        cost = len(data) + (estimated_size(data) if shared else 0 if viewed else len(body))
+        kept: Any = obj
+        # the bytes kept to compare, and the objects (estimated) or what a rebuild reads
+        cost = len(data) + (estimated_size(data) if shared else 0)
+        if not shared:  # kept as it is: websession.memo knows the body by this very object
+            kept = plain
+            cost += _kept_size(plain, data)
         if cost > self.max_bytes:
             self.discard(key)
             return
@@ -246,12 +265,16 @@ class DecodedCache:
 
     def _drop_body(self, key: str, kept: Plain) -> None:
         """The body ``kept`` was parsed from now has its snapshot (see
-        :class:`~session_store.codec.Snapshot`), which later rebuilds read: keep that alone.
-        Its estimated cost stays (the snapshot takes about what the body did)."""
+        :class:`~session_store.codec.Snapshot`), which later rebuilds read: keep that alone,
+        and count it in place of the body."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.kept is kept:
-                entry.kept = kept._replace(body=b"")
+                entry.kept = lean = kept._replace(body=b"")
+                cost = len(entry.data) + _kept_size(lean, entry.data)
+                self._bytes += cost - entry.cost
+                entry.cost = cost
+                self._evict()
 
     def payload(self, key: str) -> bytes | None:
         """The bytes the entry for ``key`` is valid for (what this store last read or wrote for

@@ -61,8 +61,8 @@ class Plain(NamedTuple):
 
     When no stage ran, ``body`` is a read-only view into the payload itself rather than a copy
     (what the decoded near cache keeps then costs no memory beyond the payload it compares).
-    ``snapshot``, when the codec made this body, is where later parses of it are kept (see
-    :class:`Snapshot`); once it holds them, ``body`` may be empty."""
+    ``snapshot``, when the codec made this body, is where later parses of it are kept (a save
+    fills it at once: :class:`Snapshot`); once it holds them, ``body`` may be empty."""
 
     legacy: bool
     body: bytes | memoryview
@@ -248,7 +248,8 @@ class Codec:
         # only the parts collected are walked. A dict session, or data a downgrade rewrote,
         # is walked whole.
         typed = reports and version == info.version
-        body = jsonsafe.dumps(
+        # the check's msgpack of a whole envelope: the snapshot a load reads, not the JSON
+        body, packed = jsonsafe.dumps_packed(
             {"schema": info.name, "version": version, "data": data},
             key=key,
             unchecked=unchecked if typed else None,
@@ -256,9 +257,10 @@ class Codec:
         payload = self.pipeline.encode(body, self.namespace, key, self._write_storage)
         count = payload[4]  # the header pack_header wrote: magic, version, count, stage ids
         if not count:  # header + body: the body is a view of the payload, not a second copy
-            return payload, Plain(False, memoryview(payload)[len(payload) - len(body) :], ())
+            view = memoryview(payload)[len(payload) - len(body) :]
+            return payload, Plain(False, view, (), None if packed is None else Snapshot(packed))
         return payload, Plain(
-            False, body, tuple(map(stage_name, payload[5 : 5 + count])), Snapshot()
+            False, body, tuple(map(stage_name, payload[5 : 5 + count])), Snapshot(packed)
         )
 
     # -- load ----------------------------------------------------------------------------------

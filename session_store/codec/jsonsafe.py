@@ -8,8 +8,10 @@ into ``null``, an int beyond 64 bits) is a :class:`SerializationError` naming wh
 raised before any backend is written. There is no ``default=str``.
 
 How: orjson refuses most of it itself, in C; what it would write silently is found by a second
-pass in C (``marshal``, whose output is only looked at and thrown away, never stored: see
-:func:`_only_plain`); only a suspicion runs the exact Python walk, which names the culprit.
+pass in C (a strict ``ormsgpack.packb`` and a scan of its bytes, never stored: see
+:func:`_only_plain` and :mod:`session_store.codec.strictpack`); only a suspicion runs the exact
+Python walk, which names the culprit. The msgpack bytes of that pass are exact, so the decoded
+near cache keeps them to rebuild the session from (:func:`dumps_packed`).
 
 Legacy JSON (headerless, as the first host app's ``json.dumps`` wrote it, with ``NaN``, lone
 surrogates and ints of any size) is read by :mod:`session_store.codec.legacyjson`.
@@ -18,18 +20,19 @@ surrogates and ints of any size) is read by :mod:`session_store.codec.legacyjson
 from __future__ import annotations
 
 import logging
-import marshal
 import math
 from typing import Any
 
 import orjson
 
+from session_store.codec import strictpack
 from session_store.errors import CorruptPayloadError, SerializationError
 
 __all__ = [
     "MAX_DEPTH",
     "check_storable",
     "dumps",
+    "dumps_packed",
     "loads",
 ]
 
@@ -164,62 +167,50 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__qualname__} is not storable as JSON")
 
 
-#: ``marshal``'s type codes of a float: ``g`` (binary float), and ``g`` with its reference flag.
-_FLOAT_CODES = frozenset({0x67, 0x67 | 0x80})
-#: Candidate bytes looked at, at most, per byte of marshal's output (and at least 64): past that,
-#: the exact walk is the cheaper way to settle it. Measured: 25 in the medium session's 41 KB.
-_CANDIDATES_PER_BYTE = 1 / 128
-
-
-def _no_non_finite_float(packed: bytes) -> bool:
-    """Whether ``marshal``'s bytes hold no NaN and no infinity. Each float is written in full at
-    least once: its type code, then the IEEE 754 double, little-endian, so the last byte of a
-    NaN or an infinity is ``0x7f`` or ``0xff`` and the one before it ``0xf0`` or more. Only those
-    (rare: never in UTF-8 text) bytes are looked at, each found by ``bytes.find`` in C. A match
-    that is not a float (an int or a length with the same bytes) is a false alarm, never a
-    miss."""
-    budget = max(64, int(len(packed) * _CANDIDATES_PER_BYTE))
-    for last in (0x7F, 0xFF):
-        at = packed.find(last, 8)
-        while at != -1:
-            budget -= 1
-            if budget < 0 or (packed[at - 1] >= 0xF0 and packed[at - 8] in _FLOAT_CODES):
-                return False
-            at = packed.find(last, at + 1)
-    return True
-
-
-def _only_plain(parts: Any, written: bytes) -> bool:
+def _only_plain(parts: Any, written: bytes) -> tuple[bool, bytes | None]:
     """Whether ``parts`` (orjson has just written them, or a document holding them, as
     ``written``) hold nothing orjson writes silently but wrongly: NaN or infinity (as
     ``null``), a plain ``Enum`` (as its value), a ``UUID`` (as text), an ``orjson.Fragment``
-    (as raw bytes). ``True`` is certain; ``False`` may be a false alarm, to be settled by the
-    exact walk :func:`check_storable`.
+    (as raw bytes); and ``parts`` as strict msgpack, or ``None`` if ormsgpack refused them.
+    ``True`` is certain; ``False`` may be a false alarm, to be settled by the exact walk
+    :func:`check_storable`.
 
-    Both steps run in C (issue 17: the Python walk was the largest part of a save; this costs
-    about half of it in instructions, and ``marshal``'s bytes are thrown away, never stored):
+    Both steps run in C (:mod:`session_store.codec.strictpack`; issue 17: the Python walk was
+    the largest part of a save, ``marshal.dumps`` after it about half of it):
 
-    * ``marshal`` writes exactly the built-in types (``type(v) is str``, never a subclass) and
+    * the strict ``ormsgpack.packb`` writes exactly the built-in types (never a subclass) and
       refuses every other object, so an ``Enum``, a ``UUID`` or a ``Fragment`` makes it fail.
-      What it accepts beyond JSON (bytes, sets, complex...) orjson has already refused.
+      What it accepts beyond JSON (bytes) orjson has already refused.
     * NaN and infinity: only if orjson wrote a ``null`` at all can there be one; then
-      :func:`_no_non_finite_float` looks for them in marshal's bytes.
+      :func:`~session_store.codec.strictpack.finite` looks for them in the msgpack bytes.
     """
-    try:
-        packed = marshal.dumps(parts)
-    except (ValueError, RecursionError):  # an object marshal does not write, or too deep
-        return False
-    return b"null" not in written or _no_non_finite_float(packed)
+    packed = strictpack.pack(parts)
+    if packed is None:
+        return False, None
+    return b"null" not in written or strictpack.finite(packed), packed
 
 
 def dumps(value: Any, *, key: str | None = None, unchecked: list[Any] | None = None) -> bytes:
-    """Check ``value`` and write it as compact UTF-8 JSON.
+    """Check ``value`` and write it as compact UTF-8 JSON (:func:`dumps_packed`'s JSON)."""
+    return dumps_packed(value, key=key, unchecked=unchecked)[0]
+
+
+def dumps_packed(
+    value: Any, *, key: str | None = None, unchecked: list[Any] | None = None
+) -> tuple[bytes, bytes | None]:
+    """Check ``value`` and write it as compact UTF-8 JSON; with it, when the check packed the
+    whole value, its strict msgpack bytes (else ``None``).
+
+    ``ormsgpack.unpackb`` of those bytes gives exactly what ``orjson.loads`` of the JSON gives
+    (same types, values and key order: msgpack has no shared references and writes a tuple as
+    an array, as JSON does), so the decoded near cache keeps them to rebuild the session from
+    instead of parsing the JSON (:mod:`session_store.codec.snapshot`). They are never stored.
 
     Args:
         unchecked: when given, the only parts of ``value`` that may hide what orjson writes
             silently (see :func:`session_store.codec.converter.collecting_unchecked`: a typed
-            session's leaves were checked by their declared types); only they are walked.
-            ``None``: walk the whole value.
+            session's leaves were checked by their declared types); only they are packed and
+            looked at (then no msgpack bytes are returned). ``None``: the whole value.
 
     Raises:
         SerializationError: ``value`` holds something that is not storable (see module doc).
@@ -229,9 +220,10 @@ def dumps(value: Any, *, key: str | None = None, unchecked: list[Any] | None = N
     except (TypeError, orjson.JSONEncodeError) as exc:
         check_storable(value, key=key)  # finds and names the culprit
         raise SerializationError(f"value is not storable as JSON: {exc}", key=key) from None
-    if not _only_plain(value if unchecked is None else unchecked, out):
+    plain, packed = _only_plain(value if unchecked is None else unchecked, out)
+    if not plain:
         check_storable(value, key=key)  # the exact walk: names the culprit, or clears a false alarm
-    return out
+    return out, packed if unchecked is None else None
 
 
 def loads(data: bytes | memoryview, *, key: str | None = None) -> Any:

@@ -1,33 +1,41 @@
 """The parsed-body snapshot of the decoded near cache (issue 17): a warm ``load`` of a mutable
-session rebuilds it from ``marshal`` bytes instead of parsing its JSON body again.
+session rebuilds it from msgpack bytes instead of parsing its JSON body again.
 
 The decoded near cache (:mod:`session_store.decoded`) keeps a mutable session as its checked
 JSON body and builds a new object from it on every hit, so that no caller ever holds what
-another one holds. ``marshal.loads`` builds the same plain objects for about two thirds of the
-instructions of ``orjson.loads`` (callgrind, medium legacy session: 848k against 1,294k), so
-from the second parse of a body on, the parsed envelope is kept as ``marshal`` bytes and later
-rebuilds read those.
+another one holds. ``ormsgpack.unpackb`` builds the same plain objects for about three quarters
+of the time of ``orjson.loads`` (medium legacy session: 80 µs against 106), so the body's
+envelope is kept as msgpack bytes and rebuilds read those:
 
-Why it is exact: the bytes are made here, in this process, by ``marshal.dumps`` of what
-``orjson`` has just parsed: plain ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool`` and
-``None``, with no tuple and no container reached twice. ``marshal.loads`` gives back exactly
-that, as a new object graph each time. They are never made from a caller's own object (which
-may hold a tuple, or one list in two places, that JSON turns into a list, or two lists), never
-stored and never read from anywhere else.
+* **Made on save** (body17): the strict check of a ``save`` already packs the whole envelope
+  (:func:`session_store.codec.jsonsafe.dumps_packed`); those bytes are the snapshot from the
+  start, so the load after the save (and the object an ``update`` hands its ``fn``) is an
+  ``unpackb``, never a JSON parse. A typed session's check packs only its unchecked parts:
+  its snapshot is made as below.
+* **Made on the second parse** of a body that is a copy of its own (a stage was undone):
+  ``packb`` of what ``orjson`` (or the legacy reader) has just parsed.
+
+Why it is exact: msgpack has no shared references and writes a ``tuple`` as an array, so
+``unpackb`` gives back, as a new object graph each time, the ``dict``, ``list``, ``str``,
+``int``, ``float``, ``bool`` and ``None`` that a parse of the JSON body gives, key order
+included (property-tested in tests/codec/test_strictpack.py). The bytes are never stored and
+never read from anywhere else.
 """
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Callable
 from typing import Any, Final
 
+from session_store.codec import strictpack
+
 __all__ = ["Snapshot", "parse"]
 
-#: Parses of a body before its snapshot is made: a body read once (a ``save`` then one ``load``)
-#: pays no ``marshal.dumps`` (311k instructions for the medium legacy session).
+#: Parses of a body before its snapshot is made: a body read once (a ``load`` then a ``save``)
+#: pays no ``packb`` of its parse.
 PARSES_BEFORE_SNAPSHOT: Final = 2
-#: ``Snapshot.uses`` once ``marshal`` has refused a parse (nested too deep): never retried.
+#: ``Snapshot.uses`` once ``packb`` has refused a parse (an int beyond 64 bits or a lone
+#: surrogate of legacy JSON, or too deep): never retried.
 _NEVER: Final = -(2**62)
 
 
@@ -37,18 +45,22 @@ class Snapshot:
     The codec gives one to a body that is a copy of its own (a stage was undone: decompressed or
     decrypted); the decoded near cache then drops that body and keeps the snapshot alone
     (:meth:`DecodedCache.load <session_store.decoded.DecodedCache.load>`), which takes about
-    the same memory. A body that is a view of an uncompressed payload gets none: it costs no
-    memory, and a snapshot would.
+    the same memory. A body read as a view of an uncompressed payload gets none: it costs no
+    memory, and a snapshot would. A body this process has just written gets the msgpack bytes
+    its strict check made anyway, view or not (the near cache counts them in its bound).
 
     A cache of what the body parses to, not part of its value: it compares equal to any other
     snapshot and to ``None``, so two :class:`~session_store.codec.Plain` compare as their bytes
     and stages do.
+
+    Args:
+        packed: the envelope as msgpack, when the codec's strict check made it (a ``save``).
     """
 
     __slots__ = ("packed", "uses")
 
-    def __init__(self) -> None:
-        self.packed: bytes | None = None
+    def __init__(self, packed: bytes | None = None) -> None:
+        self.packed = packed
         self.uses = 0
 
     def __eq__(self, other: object) -> bool:
@@ -71,12 +83,11 @@ def parse(
         return loads(body, key=key)
     packed = memo.packed
     if packed is not None:
-        return marshal.loads(packed)  # noqa: S302 (made below by this process, from orjson's output)
+        return strictpack.unpack(packed)  # made by this process, from a checked or parsed body
     parsed = loads(body, key=key)
     memo.uses += 1
     if memo.uses >= PARSES_BEFORE_SNAPSHOT:
-        try:
-            memo.packed = marshal.dumps(parsed)
-        except ValueError:  # nested deeper than marshal writes: keep parsing the body
+        memo.packed = strictpack.pack(parsed)
+        if memo.packed is None:  # not writable as strict msgpack: keep parsing the body
             memo.uses = _NEVER
     return parsed

@@ -1,6 +1,6 @@
-"""The parsed-body snapshot (issue 17): from the second parse of a kept body on, a rebuild reads
-``marshal`` bytes made from what orjson parsed, and still hands every caller a new object graph
-equal to a cold decode of the same bytes."""
+"""The parsed-body snapshot (issue 17): a rebuild reads msgpack bytes (the strict check's, made on
+save; or, for a body read, made from what orjson parsed on its second parse) and still hands
+every caller a new object graph equal to a cold decode of the same bytes."""
 
 from __future__ import annotations
 
@@ -36,14 +36,20 @@ def test_rebuilds_from_the_snapshot_equal_a_cold_decode_and_share_nothing(data: 
     payload, plain = codec.encode_plain("k", dict(data))
     info = get_schema("dict")
     cold = codec.decode("k", payload, as_schema=info).obj
-    if not plain.stages:  # a view of the payload: never a snapshot (it would cost memory)
-        assert plain.snapshot is None
-        return
-    assert isinstance(plain.snapshot, Snapshot)
-    loads = [codec.from_plain("k", plain, as_schema=info).obj for _ in range(4)]
-    assert plain.snapshot.packed is not None  # made on the second parse, read on the third
-    empty = plain._replace(body=b"")  # what the near cache keeps once the snapshot is made
-    loads.append(codec.from_plain("k", empty, as_schema=info).obj)
+    # a save keeps its strict check's msgpack bytes as the snapshot, view of the payload or not
+    assert isinstance(plain.snapshot, Snapshot) and plain.snapshot.packed is not None
+    read = codec.unwrap("k", payload)
+    if not read.stages:  # a view of the payload read: never a snapshot (it would cost memory)
+        assert read.snapshot is None
+    else:
+        assert isinstance(read.snapshot, Snapshot) and read.snapshot.packed is None
+    loads = []
+    for kept in (plain, read):
+        loads += [codec.from_plain("k", kept, as_schema=info).obj for _ in range(4)]
+        if kept.snapshot is not None:
+            assert kept.snapshot.packed is not None  # a read's: made on its second parse
+            empty = kept._replace(body=b"")  # what the near cache keeps once it is made
+            loads.append(codec.from_plain("k", empty, as_schema=info).obj)
     for loaded in loads:
         assert loaded == cold
     ids = [{id(c) for c in _containers(loaded)} for loaded in loads]
@@ -52,12 +58,14 @@ def test_rebuilds_from_the_snapshot_equal_a_cold_decode_and_share_nothing(data: 
             assert not first & second  # no container shared between two loads
 
 
-def test_a_body_parsed_once_pays_no_snapshot() -> None:
+def test_a_body_read_and_parsed_once_pays_no_snapshot() -> None:
     codec = Codec(encryption=None)
-    _, plain = codec.encode_plain("k", {"text": "word " * 500})
+    payload, saved = codec.encode_plain("k", {"text": "word " * 500})
+    assert saved.snapshot is not None and saved.snapshot.packed is not None  # the check's bytes
+    plain = codec.unwrap("k", payload)
     assert plain.stages == ("zstd",) and plain.snapshot is not None
     codec.from_plain("k", plain)
-    assert plain.snapshot.packed is None  # a save then one load: no marshal.dumps
+    assert plain.snapshot.packed is None  # a load then a save: no packb of the parse
 
 
 def test_a_caller_changing_a_warm_load_changes_no_later_load_or_the_stored_bytes() -> None:
@@ -89,7 +97,7 @@ def test_a_snapshot_takes_no_part_in_the_equality_of_a_body() -> None:
     unwrapped = codec.unwrap("k", payload)
     assert unwrapped.snapshot is not plain.snapshot
     assert unwrapped == plain == Plain(plain.legacy, plain.body, plain.stages)
-    codec.from_plain("k", plain)
-    codec.from_plain("k", plain)  # plain's snapshot now holds the parse, unwrapped's does not
+    # plain's snapshot holds the check's bytes, unwrapped's nothing
     assert plain.snapshot is not None and plain.snapshot.packed is not None
+    assert unwrapped.snapshot is not None and unwrapped.snapshot.packed is None
     assert unwrapped == plain and hash(unwrapped) == hash(plain)

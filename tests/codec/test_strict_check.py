@@ -1,5 +1,6 @@
-"""The strict storable-JSON check's C fast path (``marshal`` plus a scan of its bytes for NaN and
-infinity) against the exact Python walk it replaced (:func:`jsonsafe.check_storable`).
+"""The strict storable-JSON check's C fast path (a strict ``ormsgpack.packb`` plus a scan of its
+bytes for NaN and infinity) against the exact Python walk it replaced
+(:func:`jsonsafe.check_storable`).
 
 The fast path may raise a false alarm (then the exact walk settles it) but must never miss:
 for every value a strategy can build, nasty leaves included, ``dumps`` refuses exactly what the
@@ -9,7 +10,6 @@ exact walk refuses, and writes exactly orjson's bytes for everything else.
 from __future__ import annotations
 
 import enum
-import marshal
 import math
 import uuid
 from typing import Any
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from session_store.codec import jsonsafe
+from session_store.codec import jsonsafe, strictpack
 from session_store.errors import SerializationError
 
 
@@ -118,26 +118,29 @@ def test_the_fast_path_misses_nothing(value: Any) -> None:
         written = orjson.dumps(document, default=jsonsafe._refuse, option=jsonsafe._STRICT)
     except (TypeError, orjson.JSONEncodeError):
         return  # orjson refused it itself
-    if jsonsafe._only_plain(document, written):
+    if jsonsafe._only_plain(document, written)[0]:
         jsonsafe.check_storable(document)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, Colour.RED, uuid.UUID(int=1)])
 def test_a_nasty_leaf_is_found_among_many_shared_floats(bad: Any) -> None:
-    # >32k marshal references: the reference indices' bytes cannot hide a NaN or a miss
+    # 80k floats: far past the scan's budget of candidates, the regular expression takes over
     shared = [1.5] * 40_000 + [float(i) for i in range(40_000)]
     with pytest.raises(SerializationError):
         jsonsafe.dumps({"a": shared, "b": [None, {"x": bad}]}, unchecked=[shared, [None, bad]])
 
 
-def test_many_candidate_bytes_fall_back_to_the_exact_walk() -> None:
-    value = {"text": "\x7f" * 10_000, "n": None, "f": 0.5}
-    packed = marshal.dumps(value)
-    assert not jsonsafe._no_non_finite_float(packed)  # over the budget: a false alarm...
+def test_candidate_bytes_inside_text_fall_back_to_the_exact_walk() -> None:
+    # a 203-byte string (length byte 0xcb) opening with 0x7f then a 4-byte UTF-8 lead (0xf0)
+    text = "\x7f\U0001f600" + "a" * 198
+    value = {"text": text, "n": None, "f": 0.5}
+    packed = strictpack.pack(value)
+    assert packed is not None and b"\xcb\x7f\xf0" in packed
+    assert not strictpack.finite(packed)  # the very bytes of an infinity: a false alarm...
     assert jsonsafe.dumps(value) == orjson.dumps(value)  # ...which the exact walk clears
 
 
-def test_too_deep_for_marshal_is_settled_by_the_exact_walk() -> None:
+def test_too_deep_for_msgpack_is_settled_by_the_exact_walk() -> None:
     deep: Any = None
     for _ in range(200):  # within orjson's depth limit
         deep = [deep]
@@ -145,9 +148,9 @@ def test_too_deep_for_marshal_is_settled_by_the_exact_walk() -> None:
 
 
 def test_no_null_written_means_no_nan_scan() -> None:
-    packed = marshal.dumps([math.nan])
-    assert not jsonsafe._no_non_finite_float(packed)
-    assert jsonsafe._only_plain([1.5, "x"], b'[1.5,"x"]')
+    packed = strictpack.pack([math.nan])
+    assert packed is not None and not strictpack.finite(packed)
+    assert jsonsafe._only_plain([1.5, "x"], b'[1.5,"x"]')[0]
 
 
 # -- the exact walk on hostile shapes (adversarial items 1-4) ---------------------------------
