@@ -244,7 +244,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         # call); loaded again if the server does not know it (flushed, restarted), as Script does
         client = self._client
         lean: Any = self._lean  # (staged_write asks of it what it asks of a redis.Redis)
-        if self._stage and can_stage(client, value, ()):  # a large value not through Lua
+        if self._stage and can_stage(client, value, (), px):  # large, expiring: not via Lua
             run = STAGED_CAS_SCRIPT, STAGED_CAS_SHA, stored, self._staging, value, px
             written = self._settled(staged_write(lean or client, *run, staged_cas_args(token)))
             if written is not None:  # (the script answers 0 or 1; None: not staged after all)

@@ -119,6 +119,7 @@ class StagedOrderedWrites(_Backend):
             and layout == STAGED_LAYOUT
             and len(value) >= VERSION_END
             and staged.STAGED_WRITES
+            and px  # (no expiry: never staged, as staged.can_stage says)
         ):
             run = (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, value, px)
             try:  # _call_once, inlined: tried once, errors translated outside the except block
@@ -156,7 +157,7 @@ class StagedOrderedWrites(_Backend):
         """The reply of the staged form (:mod:`~session_store_redis.staged`) of the ordered
         write ``script`` (its text and SHA), or ``None`` if it was not staged: a layout, a
         client or a server (its ACL, from now on) that takes only the one-script texts."""
-        if not (self._stage and can_stage(self._client, value, layout)):
+        if not (self._stage and can_stage(self._client, value, layout, px)):
             return None
         run = (*script, stored, self._staging, value, px)
         return self._settled(

@@ -6,41 +6,50 @@ Measured on Redis 7.0 (``INFO commandstats``, a 2.6 KB framed session, pipelined
 does not disturb it): a script given the value as an argument pays ~3 us to take it into Lua
 (a script doing nothing costs 0.8 us with small arguments, 4 us with the value among them), and
 its ``SET`` copies it out again; the ordered write by arrival cost 7.3 us against 0.4 us for a
-``SET``. Staged, one round trip carries ``MULTI``, ``SET <staging key> <value> [PX ttl]``,
+``SET``. Staged, one round trip carries ``MULTI``, ``SET <staging key> <value> PX <ttl>``,
 ``EVALSHA <script> 2 <key> <staging key> <the value's first 16 bytes>``, ``EXEC``: the script
 compares the 16 bytes with the stored value's first 16 (``GETRANGE``, as before), moves the
 new clock past the stored one if needed (``SETRANGE`` of 8 bytes in the staged value), and
-``RENAME``-s the staging key over the key (which carries the staged TTL, or none), or deletes
-it when the stored version wins: 3.9 us in all. Each connection stages under a key of its own
+``RENAME``-s the staging key over the key (which carries the staged TTL), or deletes it when
+the stored version wins: 3.9 us in all. Each connection stages under a key of its own
 (:func:`connection_staging_key`): the namespace's head, a byte that is not UTF-8
 (:data:`STAGING_SUFFIX`, so no session key begins so, and an ACL user limited to the namespace
 may write it), and a random tag made once per connection. ``MULTI`` makes the four one atomic
 step; a server whose ACL refuses ``MULTI`` runs them one by one, and the ``SET`` of one
 connection's key can then only be consumed by the script sent after it on that connection (a
 key shared by every client let ``SET A``, ``SET B``, script A put B's session under A's key:
-attack9). Every staged write renames or deletes its key, so a connection leaves none behind.
+attack9). Every staged write renames or deletes its key, so a connection leaves none behind;
+one that dies mid-write (between a ``NOSCRIPT`` answer and its ``EVAL`` retry, attack10) leaves
+its key with the write's own TTL: only a write with an expiry stages (:func:`can_stage`), one
+without it passes the value through Lua, so no staging key ever lacks an expiry.
 Decisions and stored bytes are those of the one-script texts
 (``session_store_redis.ordered_scripts``), which processes of the previous release keep running
 on the same keys (``test_ordered_scripts.py``, ``test_script_texts_mixed.py`` check it).
 
-The one-script texts, the compare-and-set script and the version tokens are in
-:mod:`session_store_redis.scripts`.
+The staged scripts' texts are in :mod:`session_store_redis.staged_scripts`; the one-script
+texts, the compare-and-set script and the version tokens in :mod:`session_store_redis.scripts`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any, NamedTuple
 
 import redis
 
-from session_store.stamps import HEADER_SIZE, MAGIC, VERSION_END, VERSION_START
+from session_store.stamps import MAGIC, VERSION_END, VERSION_START
 from session_store_redis.multi_acl import is_refused, refuses_multi
-from session_store_redis.ordered_scripts import HEADS_16, KEPT_16
-from session_store_redis.scripts import cas_args
 from session_store_redis.staged_pack import pack_staged
+from session_store_redis.staged_scripts import (
+    MOVE_AFTER_SCRIPT,
+    MOVE_AFTER_SHA,
+    MOVE_IF_NEWER_SCRIPT,
+    MOVE_IF_NEWER_SHA,
+    STAGED_CAS_SCRIPT,
+    STAGED_CAS_SHA,
+    staged_cas_args,
+)
 
 __all__ = [
     "MOVE_AFTER_SCRIPT",
@@ -68,120 +77,6 @@ __all__ = [
 #: the one-script texts.
 STAGED_LAYOUT = (len(MAGIC), VERSION_START, VERSION_END, VERSION_START + 8)
 
-#: KEYS[1]: the key. KEYS[2]: the staging key, holding the new value (set in the same MULTI).
-#: ARGV[1]: the new value's first 16 bytes (magic, version). The same magic and a stored version
-#: at least as new (``ordered_scripts.KEPT_16``, byte order) keeps the stored value and drops
-#: the staged one (returns 0); else the staged value replaces the key with its TTL (returns
-#: 1). An error reading the key (a wrong type) drops the staged value too. The ``GETRANGE``
-#: offsets are text: a number handed to ``redis.call`` costs Redis 7.0 an
-#: ``snprintf("%.17g")`` (~2,000 instructions each).
-MOVE_IF_NEWER_SCRIPT = (
-    """
-local current = redis.pcall('GETRANGE', KEYS[1], '0', '15')
-if type(current) == 'table' then
-  redis.call('DEL', KEYS[2])
-  return current
-end
-if #current == 16 then
-"""
-    + HEADS_16
-    + "if "
-    + KEPT_16
-    + """ then
-    redis.call('DEL', KEYS[2])
-    return 0
-  end
-end
-redis.call('RENAME', KEYS[2], KEYS[1])
-return 1
-"""
-)
-
-#: As :data:`MOVE_IF_NEWER_SCRIPT`, but the staged value always lands: when the stored version
-#: is at least as new, the staged value's clock (bytes 4..12) becomes the stored clock plus one
-#: first (``SETRANGE``; the new node kept). Returns the 12-byte version stored.
-MOVE_AFTER_SCRIPT = (
-    """
-local current = redis.pcall('GETRANGE', KEYS[1], '0', '15')
-if type(current) == 'table' then
-  redis.call('DEL', KEYS[2])
-  return current
-end
-if #current == 16 then
-"""
-    + HEADS_16
-    + "if "
-    + KEPT_16
-    + """ then
-    local _, c1, c2 = struct.unpack('>I4I4I4', current)
-    if c2 == 4294967295 then
-      c1, c2 = (c1 + 1) % 4294967296, 0
-    else
-      c2 = c2 + 1
-    end
-    local clock = struct.pack('>I4I4', c1, c2)
-    redis.call('SETRANGE', KEYS[2], '4', clock)
-    redis.call('RENAME', KEYS[2], KEYS[1])
-    return clock .. string.sub(ARGV[1], 13, 16)
-  end
-end
-redis.call('RENAME', KEYS[2], KEYS[1])
-return string.sub(ARGV[1], 5, 16)
-"""
-)
-
-#: The compare-and-set, staged: KEYS[1] the key, KEYS[2] the staging key holding the new value
-#: (with its TTL). ARGV[1] to ARGV[4]: what :data:`CAS_SCRIPT` gets as ARGV[1], ARGV[4] to
-#: ARGV[6] (the expected bytes, digest or header; the tail; the check; the tail's offset, as
-#: text; the header's end is in the text). The same check (a frame's length and tail in one
-#: ``GETRANGE``, as :data:`CAS_SCRIPT` explains), then the staged value replaces the key
-#: (returns 1) or is dropped (returns 0, or an error reading the key, which is returned).
-STAGED_CAS_SCRIPT = (
-    """
-local check = ARGV[3]
-local ok
-if check == '-1' or check == '0' then
-  local current = redis.pcall('GET', KEYS[1])
-  if type(current) == 'table' then
-    redis.call('DEL', KEYS[2])
-    return current
-  end
-  if check == '-1' then
-    ok = current == ARGV[1]
-  else
-    ok = current and redis.sha1hex(current) == ARGV[1]
-  end
-else
-  local tail = redis.pcall('GETRANGE', KEYS[1], ARGV[4], check)
-  if type(tail) == 'table' then
-    redis.call('DEL', KEYS[2])
-    return tail
-  end
-  ok = tail == ARGV[2] and redis.call('GETRANGE', KEYS[1], '0', '"""
-    + str(HEADER_SIZE - 1)
-    + """') == ARGV[1]
-end
-if ok then
-  redis.call('RENAME', KEYS[2], KEYS[1])
-  return 1
-end
-redis.call('DEL', KEYS[2])
-return 0
-"""
-)
-
-STAGED_CAS_SHA = hashlib.sha1(STAGED_CAS_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-
-
-def staged_cas_args(token: object) -> tuple[bytes | str | int, ...]:
-    """``ARGV`` of :data:`STAGED_CAS_SCRIPT` for a token :func:`is_token` accepted."""
-    check = cas_args(token, b"", None)
-    return (check[0], *check[3:])
-
-
-MOVE_IF_NEWER_SHA = hashlib.sha1(MOVE_IF_NEWER_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-MOVE_AFTER_SHA = hashlib.sha1(MOVE_AFTER_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-
 #: What follows the namespace's head in the staging key: ``\xff`` never occurs in UTF-8, so no
 #: session key is this one.
 STAGING_SUFFIX = b"\xff:staged-write"
@@ -196,14 +91,18 @@ STAGE_CAS_FROM = 1024
 STAGED_WRITES = True
 
 
-def can_stage(client: redis.Redis, value: bytes, layout: tuple[int, ...]) -> bool:
-    """Whether a write of ``value`` may be staged: an ordered write with the frame ``layout``
-    (``head, start, end`` and, by arrival, ``clock_end``) if it is the chain's and ``value``
-    holds a whole head, a compare-and-set (``layout=()``) of a value of at least
-    :data:`STAGE_CAS_FROM` bytes; and only through a pooled client (not a single-connection
-    one)."""
+def can_stage(client: redis.Redis, value: bytes, layout: tuple[int, ...], px: int | None) -> bool:
+    """Whether a write of ``value`` with the expiry ``px`` (milliseconds; ``None``: none) may be
+    staged: an ordered write with the frame ``layout`` (``head, start, end`` and, by arrival,
+    ``clock_end``) if it is the chain's and ``value`` holds a whole head, a compare-and-set
+    (``layout=()``) of a value of at least :data:`STAGE_CAS_FROM` bytes; only through a pooled
+    client (not a single-connection one); and only with an expiry. A write without one never
+    stages (the one-script text, the value through Lua): its staging key would have none either,
+    and a client killed between the ``NOSCRIPT`` answer and the ``EVAL`` retry would leave it,
+    the session's bytes, for good (attack10). A staging key's ``PX`` is its write's own."""
     return (
         STAGED_WRITES
+        and bool(px)
         and layout == STAGED_LAYOUT[: len(layout)]
         and (len(value) >= VERSION_END if layout else len(value) >= STAGE_CAS_FROM)
         and client.connection is None
@@ -263,7 +162,9 @@ def staged_write(
     Not retried: a connection lost before the reply leaves the outcome unknown, which the
     caller is told (the error propagates; the connection is dropped, not put back half-read).
     A server that does not know the script (flushed, restarted) gets the same transaction with
-    ``EVAL`` at once; the staged value the first one left is replaced by it.
+    ``EVAL`` at once; the staged value the first one left is replaced by it. ``px`` is the
+    write's expiry, which the staging key carries: the backends stage only writes that have one
+    (:func:`can_stage`; ``None`` is for the tests comparing the texts).
 
     Returns :data:`REFUSED` if the server's ACL refuses one of the commands (``NOPERM``); the
     key is then untouched, and the connection's staging key, which a refused command inside

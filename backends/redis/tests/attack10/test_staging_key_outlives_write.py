@@ -13,7 +13,12 @@ key (with one shared staging key, the previous design, the next write replaced i
 Real processes: a redis-server of the test's own, paused with SIGSTOP while a child process's
 staged compare-and-set is on its way (``unread_bytes``), the child killed with SIGKILL, the
 server resumed; the history is the server's keys afterwards. The same for ``session-store ls``
-and ``keys()``: they must not list a staging key (held: see the second test).
+and ``keys()``: they must not list a staging key (held: see the last test).
+
+Fixed (stage10): a write without an expiry never stages (``staged.can_stage``: the value passes
+through Lua, no staging key exists), so the first test passes (it was a strict xfail on the
+tree before, 3 staging keys of PTTL -1 left); a write with one still stages, and the key its
+death leaves expires no later than the write's TTL (the second test).
 """
 
 from __future__ import annotations
@@ -25,8 +30,6 @@ import sys
 import time
 from collections.abc import Callable
 
-import pytest
-
 from session_store import NO_EXPIRY, SessionStore
 from session_store_redis import RedisBackend
 from session_store_redis.testing import RedisServer
@@ -36,25 +39,26 @@ _CHILD = """
 import sys
 from session_store_redis import RedisBackend
 backend = RedisBackend.from_url(sys.argv[1])
+ttl = float(sys.argv[2]) if len(sys.argv) > 2 else None
 backend.set("alice", b"before")
 read = backend.get_versioned("alice")
 backend.get("warm")  # the lean connection open before the server is paused
 print("ready", flush=True)
 sys.stdin.readline()
 # a compare-and-set of at least 1024 bytes: staged
-backend.set_if("alice", b"s3cret-session-bytes " * 100, read.token)
+backend.set_if("alice", b"s3cret-session-bytes " * 100, read.token, ttl)
 print("done", flush=True)
 """
 
 
-def _die_mid_staged_write(server: RedisServer, url: str) -> None:
-    """One child's staged write sent to the paused server, the child killed, the server
-    resumed (which then runs what it was sent)."""
+def _die_mid_staged_write(server: RedisServer, url: str, ttl: float | None = None) -> None:
+    """One child's compare-and-set (with the expiry ``ttl``, seconds) sent to the paused server,
+    the child killed, the server resumed (which then runs what it was sent)."""
     with server.client() as admin:
         admin.script_flush()  # as after a restart: the script is unknown
         admin.delete("leak:\x1falice")
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, url],
+        [sys.executable, "-c", _CHILD, url, *([] if ttl is None else [str(ttl)])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -85,21 +89,32 @@ def _staging_keys(server: RedisServer) -> dict[bytes, int]:
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack10: a client killed between a staged write's NOSCRIPT answer and its EVAL "
-    "retry leaves its own staging key holding the session's bytes, with no expiry for a "
-    "session without one: one more key per such death (3 of 3 here)",
-)
 def test_a_client_killed_mid_staged_write_leaves_no_staging_key(
     redis_server_factory: Callable[..., RedisServer],
 ) -> None:
+    """A write without an expiry: nothing is staged, so a death mid-write leaves no key (was a
+    strict xfail: 3 keys of PTTL -1 after 3 deaths)."""
     server = redis_server_factory()
     url = server.url_for(prefix="leak:")
     for _ in range(3):
         _die_mid_staged_write(server, url)
     left = _staging_keys(server)
     assert left == {}, f"{len(left)} staging keys outlived their writes (PTTL -1: forever): {left}"
+    with server.client() as admin:  # its one EVALSHA met NOSCRIPT: nothing written, as staged
+        assert admin.get("leak:\x1falice") == b"before"
+
+
+def test_a_client_killed_mid_staged_write_with_a_ttl_leaves_a_key_that_expires_with_it(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A write with an expiry still stages; the key a death leaves carries the write's own TTL
+    (a PTTL no longer than it), so it cannot outlive the session it copies."""
+    server = redis_server_factory()
+    url = server.url_for(prefix="leak:")
+    _die_mid_staged_write(server, url, ttl=30.0)
+    left = _staging_keys(server)
+    assert len(left) == 1, left  # staged (the TTL'd path is unchanged)
+    assert all(0 < pttl <= 30_000 for pttl in left.values()), left
 
 
 def test_staging_keys_are_never_listed_as_sessions(
@@ -108,7 +123,7 @@ def test_staging_keys_are_never_listed_as_sessions(
     """Held: whatever staging keys are left, ``keys()`` and ``scan`` list only sessions."""
     server = redis_server_factory()
     url = server.url_for(prefix="leak:")
-    _die_mid_staged_write(server, url)
+    _die_mid_staged_write(server, url, ttl=30.0)  # only a write with a TTL stages
     assert _staging_keys(server), "no staging key was left to list"
     backend = RedisBackend.from_url(url)
     store: SessionStore[dict[str, str]] = SessionStore(backend, dict, ttl=NO_EXPIRY)

@@ -34,7 +34,6 @@ from typing import Any
 import pytest
 
 from session_store import SessionStore
-from session_store.ttl import NO_EXPIRY
 from session_store_redis.testing import RedisServer
 from session_store_redis.testing.checks import unread_bytes
 
@@ -51,7 +50,7 @@ def _worker(url: str, number: int, directory: str) -> None:
     pad = (f"{number}" * PAD_BYTES)[:PAD_BYTES]
     outcomes: list[str] = []
     for round_ in range(ROUNDS):
-        with SessionStore(url, dict, ttl=NO_EXPIRY) as store:  # a fresh backend: it stages again
+        with SessionStore(url, dict, ttl=600) as store:  # a fresh backend: it stages again
             key = f"s{number}"
 
             def change(current: dict[str, Any] | None, round_: int = round_) -> dict[str, Any]:

@@ -235,7 +235,7 @@ def test_a_server_that_never_answers_costs_each_call_one_timeout_on_a_new_connec
         token = b"\x00" * 16  # a framed value's token shape does not matter: never answered
         for _ in range(2):
             with pytest.raises(BackendUnavailableError, match="Timeout reading"):
-                backend.set_if("k", VALUE, backend.token_for(VALUE) or token)
+                backend.set_if("k", VALUE, backend.token_for(VALUE) or token, 60)  # staged
         waited = time.monotonic() - began
     # each call: one command (a timeout is not retried), on a connection of its own (a
     # timed-out one is never reused: its late reply would answer the next call)

@@ -67,7 +67,7 @@ def _round(server: RedisServer, url: str) -> tuple[list[str], list[BaseException
     ready = threading.Barrier(THREADS + 1)
     paused = threading.Event()
     errors: list[BaseException] = []
-    with SessionStore(url, dict, ttl=NO_EXPIRY) as store:
+    with SessionStore(url, dict, ttl=600) as store:  # (with an expiry: staged)
 
         def writer(number: int) -> None:
             pad = str(number) * PAD_BYTES
@@ -186,7 +186,7 @@ def test_the_staging_key_is_dropped_after_a_refused_script(tmp_path: Path) -> No
         kw = {"head": len(stamps.MAGIC), "start": stamps.VERSION_START}
         end = {"end": stamps.VERSION_END, "clock_end": stamps.VERSION_START + 8}
         version = data[stamps.VERSION_START : stamps.VERSION_END]
-        assert backend.set_after("k", data, None, **kw, **end) == version
+        assert backend.set_after("k", data, 60, **kw, **end) == version
         assert backend.get("k") == data and not backend._stage
         with server.client() as admin:
             assert _staging_keys(admin, "acl:\x1f") == []
