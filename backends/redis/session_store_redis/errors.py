@@ -88,6 +88,16 @@ def _tls_verification_failed(exc: BaseException) -> bool:
     return False
 
 
+#: The commands a script of ours runs, by the operation that sends it, so that a refusal inside
+#: the script (Redis names no command then) tells the operator which permission to grant.
+SCRIPT_COMMANDS = {"delete_session": "getrange, unlink"}
+
+
+def _script_refused(exc: BaseException) -> bool:
+    # Redis 7 refuses a command inside a script with a plain error, not NOPERM.
+    return isinstance(exc, rexc.ResponseError) and "user executing the script can't run" in str(exc)
+
+
 def is_refusal(exc: BaseException) -> bool:
     """Whether the server refused *us*: our credentials, or its certificate failed our checks."""
     return isinstance(exc, _AUTH_ERRORS) or _tls_verification_failed(exc)
@@ -123,6 +133,15 @@ def translate(
         return BackendError(
             f"redis refused the credentials during {what} ({detail}); "
             "check the username and password of the URL",
+            key=key,
+            backend=backend,
+        )
+    if _script_refused(exc):
+        runs = SCRIPT_COMMANDS.get(what)
+        return BackendError(
+            f"redis refused {what}: the user lacks an ACL permission for a command its script "
+            f"runs{f' ({runs})' if runs else ''} ({detail}); grant it with ACL SETUSER "
+            "(docs/guarantees.md lists the commands each operation needs)",
             key=key,
             backend=backend,
         )
