@@ -258,15 +258,15 @@ def test_a_changing_request_is_one_read_and_one_compare_and_set(
 
 
 def test_an_unused_session_costs_a_real_redis_nothing(
-    redis_server: RedisServer, redis_namespace: str
+    counted_redis: RedisServer, redis_namespace: str
 ) -> None:
     """Counted by the redis-server itself, behind Django's own SessionMiddleware."""
-    url = redis_server.url_for(prefix=redis_namespace)
+    url = counted_redis.url_for(prefix=redis_namespace)
     engine._stores[url] = SessionStore(open_backend(url), dict)
     with override_settings(SESSION_STORE_URL=url):
         client = Client()
         client.post("/login/ann")
-        commands = redis_commands(redis_server.port)
+        commands = redis_commands(counted_redis.port)
         for _ in range(3):
             assert client.get("/plain").status_code == 200
         assert commands() == 0

@@ -304,17 +304,17 @@ def test_emptying_the_session_deletes_it_and_modified_reflects_changes() -> None
 
 
 def test_an_unused_session_costs_a_real_redis_nothing(
-    redis_server: RedisServer, redis_namespace: str
+    counted_redis: RedisServer, redis_namespace: str
 ) -> None:
     """Counted by the redis-server itself: requests with a valid session cookie that never use
     the session run no command; one that reads it runs its read (and a touch)."""
     store: SessionStore[dict[str, Any]] = SessionStore(
-        redis_server.url_for(prefix=redis_namespace), dict
+        counted_redis.url_for(prefix=redis_namespace), dict
     )
     app, _ = make_app(RecordingBackend(store.backend))
     client = app.test_client()
     client.post("/login/ann")
-    commands = redis_commands(redis_server.port)
+    commands = redis_commands(counted_redis.port)
     for _ in range(3):
         response = client.get("/plain")
         assert response.status_code == 200 and "Set-Cookie" not in response.headers

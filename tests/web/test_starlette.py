@@ -356,12 +356,12 @@ def test_a_lazy_session_reads_once_on_any_first_use() -> None:
 
 
 async def test_a_store_opened_from_a_url_is_read_through_its_blocking_twin(
-    redis_server: RedisServer, redis_namespace: str
+    counted_redis: RedisServer, redis_namespace: str
 ) -> None:
     """``url=``: the first use reads through the sync backend of the same URL (no helper loop,
     no thread hand-off); its version token is the async backend's, so the end of the request
     writes with one compare-and-set, and concurrent changes of different keys both land."""
-    url = redis_server.url_for(prefix=redis_namespace)
+    url = counted_redis.url_for(prefix=redis_namespace)
     app = Starlette(
         routes=interleaved_routes(), middleware=[Middleware(SessionMiddleware, url=url)]
     )
@@ -371,7 +371,7 @@ async def test_a_store_opened_from_a_url_is_read_through_its_blocking_twin(
         ours = ours.app
     reads = ours._blocking_reads
     assert reads._twin is not None and reads._thread is None
-    commands = redis_commands(redis_server.port)
+    commands = redis_commands(counted_redis.port)
     async with client_for(app) as client:
         await client.post("/seed")
         assert commands() == 1  # a new session: one SET NX under a fresh id, no read
