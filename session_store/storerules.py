@@ -216,14 +216,12 @@ class StoreRules(Generic[T, B]):
     def _known_write(
         self, key: str, fn: Callable[[T | None], T | None], plan: tuple[float | None, bool, bool]
     ) -> tuple[bytes, VersionToken, T, Plain] | None:
-        """The first try of an ``update`` (the store makes or awaits its compare-and-set: one
-        round trip instead of two when nobody else wrote in between): the payload to store,
-        ``fn`` of what this store last wrote or read for ``key``, and the token of exactly
-        those bytes (where the backend can tell it from the bytes: ``token_for``), to
-        compare-and-set against; what is stored then, and the near cache's body for it. ``None``
-        when it cannot be tried, or when ``fn`` writes nothing or fails on what may be an old
-        copy: ``update`` then reads and runs ``fn`` again (:meth:`_update_steps`), so nothing is
-        decided, returned or raised from a copy that was not current."""
+        """An ``update``'s first try, whose compare-and-set the store makes or awaits (one round
+        trip when nobody else wrote meanwhile): the payload of ``fn`` of what this store last
+        wrote or read for ``key``, the token of exactly those bytes (``token_for``), what is
+        stored then and its body. ``None`` when it cannot be tried, or ``fn`` writes nothing or
+        fails on what may be an old copy: ``update`` then reads and runs ``fn`` again
+        (:meth:`_update_steps`); nothing is decided, returned or raised from an old copy."""
         known = self._decoded.payload(key)
         if known is None:
             return None
@@ -386,8 +384,7 @@ def checks_versions(backend: object) -> bool:
     ) and not keeps_own_ttl(backend)
 
 
-def _no_token(value: bytes) -> VersionToken | None:
-    """(``_token_for`` before the first ``update``.)"""
+def _no_token(value: bytes) -> VersionToken | None:  # (_token_for before the first update)
     return None
 
 
