@@ -29,7 +29,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from session_store.backend import Closing, SessionBackend
-from session_store.backend_base import trusted
+from session_store.backend_base import TrustedCalls, trusted
 from session_store.errors import BackendError
 from session_store.keys import validate_key
 from session_store.ownttl import touch_kept
@@ -79,6 +79,9 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
     #: The backend whose trusted ``set`` :meth:`save` holds in ``_set``.
     _set_of: object = None
     _set: Callable[[str, bytes, float | None], None]
+    #: The backend whose trusted calls :meth:`update` holds in ``_calls``.
+    _calls_of: object = None
+    _calls: TrustedCalls
 
     def _open(self, url: str) -> SessionBackend:
         return open_backend(url)
@@ -215,7 +218,18 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         """
         validate_key(key)
         # the key is checked once, here: the backend's calls are its trusted ones
-        steps = self._update_steps(key, fn, ttl, trusted(self.backend), _backoff)
+        backend = self.backend
+        if self._calls_of is not backend:  # trusted() once per backend: an ABC isinstance check
+            self._calls_of, self._calls = backend, trusted(backend)
+        calls = self._calls
+        plan = self._update_plan(ttl)
+        first = self._known_write(key, fn, plan)
+        if first is not None:  # one round trip: compare-and-set against what this store knows
+            payload, token, stamped, plain = first
+            if calls.set_if(key, payload, token, plan[0]):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                return stamped
+        steps = self._update_steps(key, fn, plan, calls, _backoff)
         value: Any = None
         while True:
             call, args = steps.send(value)

@@ -49,6 +49,8 @@ B = TypeVar("B", bound="_Backend")
 
 #: The field every write stamps (reads never write it).
 ACCESS_FIELD = "last_accessed"
+#: Whether a class is an attrs class, by class (:meth:`StoreRules._stamp`).
+_ATTRS_CLASSES: dict[type, bool] = {}
 #: ``Plain.stages`` of a kept payload that only the codec's own ``decode`` may read.
 _WHOLE: tuple[str, ...] = ("(the whole payload)",)
 
@@ -125,6 +127,9 @@ class StoreRules(Generic[T, B]):
         self._decoded = DecodedCache(decoded_cache_bytes)  # see session_store.decoded
         self._frames_of: Codec | None = None  # the codec _frames_codec was made from
         self._frames_codec = self.codec
+        self._plan_of: object = None  # the backend _versions and _token_for are of
+        self._versions = False
+        self._token_for: Callable[[bytes], VersionToken | None] = _no_token
 
     def _open(self, url: str) -> B:
         """The backend a URL names (the store then owns it: closing the store closes it)."""
@@ -194,24 +199,36 @@ class StoreRules(Generic[T, B]):
         assert payload is not None  # a tombstone is never decoded (see _cached_decode)
         return self._decode_plain(key, payload)
 
+    def _update_plan(self, ttl: float | None) -> tuple[float | None, bool, bool]:
+        """(the write's TTL, whether an ``update`` encodes for a frame, whether the backend's
+        compare-and-set checks a frame's version: :func:`checks_versions`) of an ``update``
+        with ``ttl``; what the backend says is asked once per backend, not per ``update``."""
+        write_ttl = self._ttl(ttl)
+        backend = self.backend
+        if self._plan_of is not backend:
+            self._versions = checks_versions(backend)
+            self._token_for = backend.token_for
+            self._plan_of = backend
+        versions = self._versions
+        framed = not self.codec.foreign_readers and (versions or self._records(write_ttl))
+        return write_ttl, framed, versions
+
     def _known_write(
-        self,
-        key: str,
-        fn: Callable[[T | None], T | None],
-        token_for: Callable[[bytes], VersionToken | None],
-        framed: bool = False,
-    ) -> tuple[VersionToken, T, bytes, Plain] | None:
-        """The write an ``update`` would make without reading: ``fn`` of what this store last
-        wrote or read for ``key``, and the token of exactly those bytes (where the backend can
-        tell it from the bytes: ``token_for``), to compare-and-set against. One round trip
-        instead of two when nobody else wrote in between. ``None`` when it cannot be tried, or
-        when ``fn`` writes nothing or fails on what may be an old copy: ``update`` then reads and
-        runs ``fn`` again, so nothing is decided, returned or raised from a copy that was not
-        current."""
+        self, key: str, fn: Callable[[T | None], T | None], plan: tuple[float | None, bool, bool]
+    ) -> tuple[bytes, VersionToken, T, Plain] | None:
+        """An ``update``'s first try, whose compare-and-set the store makes or awaits (one round
+        trip when nobody else wrote meanwhile): the payload of ``fn`` of what this store last
+        wrote or read for ``key``, the token of exactly those bytes (``token_for``), what is
+        stored then and its body. ``None`` when it cannot be tried, or ``fn`` writes nothing or
+        fails on what may be an old copy: ``update`` then reads and runs ``fn`` again
+        (:meth:`_update_steps`); nothing is decided, returned or raised from an old copy."""
         known = self._decoded.payload(key)
-        token = None if known is None else token_for(known)
-        if known is None or token is None:
+        if known is None:
             return None
+        token = self._token_for(known)
+        if token is None:
+            return None
+        write_ttl, framed, versions = plan
         try:
             new = fn(self._cached_decode(key, known))
             if new is None:
@@ -221,35 +238,25 @@ class StoreRules(Generic[T, B]):
             payload, plain = self._encode_plain(key, stamped, framed)
         except Exception:  # decided on a copy that may be old: read, and run fn again
             return None
-        return token, stamped, payload, plain
+        return self._update_payload(payload, write_ttl, known, versions), token, stamped, plain
 
     def _update_steps(
         self,
         key: str,
         fn: Callable[[T | None], T | None],
-        ttl: float | None,
+        plan: tuple[float | None, bool, bool],
         calls: Any,
         pause: Callable[[int, float], Any],
     ) -> Generator[UpdateCall, Any, None]:
-        """``update`` of a checked key, written once for both stores: it yields each call
+        """``update`` of a checked key after its first try (:meth:`_known_write`) could not be
+        made or lost, written once for both stores: it yields each call
         (``calls.get_versioned``, ``calls.set_if`` of the backend's calls, and ``pause(attempt,
         deadline)`` between two attempts: :func:`backoff_pause`) with its arguments, which the
         sync store makes and the async store awaits, and receives what they return. Its last
         yield is ``(None, what update returns)`` (not a ``return``: no ``StopIteration`` to
-        raise and catch on every update). First the compare-and-set against what this store
-        knows (:meth:`_known_write`), then read, ``fn``, and compare-and-set until one wins or
+        raise and catch). Read, ``fn``, and compare-and-set until one wins or
         ``update_timeout`` passes."""
-        write_ttl = self._ttl(ttl)
-        versions = checks_versions(self.backend)  # framed: encoded for _update_payload's frame
-        framed = not self.codec.foreign_readers and (versions or self._records(write_ttl))
-        known = self._known_write(key, fn, self.backend.token_for, framed)
-        if known is not None:  # one round trip: compare-and-set against what this store knows
-            token, stamped, payload, plain = known
-            payload = self._update_payload(payload, write_ttl, self._decoded.payload(key), versions)
-            if (yield calls.set_if, (key, payload, token, write_ttl)):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
-                yield None, stamped
-                return
+        write_ttl, framed, versions = plan
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
         while True:
@@ -290,8 +297,13 @@ class StoreRules(Generic[T, B]):
     def _stamp(self, obj: T) -> T:
         """A copy of ``obj`` with ``last_accessed`` now (``attrs.evolve``, or its generated
         equivalent: :func:`~session_store.codec.evolve.replacer`); other objects as they are."""
-        if attrs.has(type(obj)) and hasattr(obj, ACCESS_FIELD):
-            kind: type = type(obj)
+        kind: type = type(obj)
+        is_attrs = _ATTRS_CLASSES.get(kind)
+        if is_attrs is None:  # attrs.has() once per class: two calls on every write otherwise
+            if len(_ATTRS_CLASSES) > 256:  # (a few session classes; classes made on the fly)
+                _ATTRS_CLASSES.clear()
+            is_attrs = _ATTRS_CLASSES[kind] = attrs.has(kind)
+        if is_attrs and hasattr(obj, ACCESS_FIELD):
             stamped: T = replacer(kind, ACCESS_FIELD)(obj, datetime.now(UTC))
             return stamped
         return obj
@@ -370,6 +382,10 @@ def checks_versions(backend: object) -> bool:
     return bool(
         getattr(backend, "checks_versions", False) or getattr(inner, "checks_versions", False)
     ) and not keeps_own_ttl(backend)
+
+
+def _no_token(value: bytes) -> VersionToken | None:  # (_token_for before the first update)
+    return None
 
 
 def backoff_pause(attempt: int, deadline: float) -> float:

@@ -175,7 +175,15 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
             ConflictError: other writers won every attempt for ``update_timeout`` seconds.
         """
         validate_key(key)
-        steps = self._update_steps(key, fn, ttl, self.backend, _backoff)
+        backend = self.backend
+        plan = self._update_plan(ttl)
+        first = self._known_write(key, fn, plan)
+        if first is not None:  # one round trip: compare-and-set against what this store knows
+            payload, token, stamped, plain = first
+            if await backend.set_if(key, payload, token, plan[0]):
+                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                return stamped
+        steps = self._update_steps(key, fn, plan, backend, _backoff)
         value: Any = None
         while True:
             call, args = steps.send(value)
