@@ -178,6 +178,11 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         which is left as it is, so a logout with an old cookie never undoes the rotation.
         One atomic backend call (``delete_session``: one round trip over a single backend, a
         chain judging its newest copy): a session saved after it judged is never deleted.
+
+        The answer's bound: ``True`` always means a session was removed; ``False`` means the
+        final attempt found none. A call whose reply was lost (the connection closed or reset
+        after the server ran it) is retried, and that retry may follow this call's own
+        removal: ``False``, the session gone either way (docs/guarantees.md).
         """
         self._decoded.discard(key)
         return self.backend.delete_session(key)

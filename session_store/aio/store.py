@@ -145,7 +145,9 @@ class AsyncSessionStore(StoreRules[T, AsyncSessionBackend], AsyncClosing):
         """Remove the session; ``True`` if there was one, removed by this call. A key holding
         no session (absent, a chain's tombstone, a retired id's marker) is left as it is:
         ``False``. One atomic backend call, ``delete_session``, as the sync store's ``delete``
-        says."""
+        says, with its bound: ``True`` always means a session was removed; ``False`` that the
+        final attempt found none, which after a lost reply (retried) may follow this call's own
+        removal."""
         self._decoded.discard(key)
         return await self.backend.delete_session(key)
 

@@ -25,6 +25,11 @@ than the sync client. Many tasks share the connection, their commands pipelined.
   :func:`session_store_redis.errors.translate` maps them as for the sync backend.
 * **Connecting** sends ``AUTH`` and ``SELECT`` as the URL says; ``rediss://`` wraps the socket in
   TLS with the URL's certificate settings.
+* **Forgotten** by its backend (:meth:`LeanClient.forget`, the backend's ``aclose``), a client
+  opens no connection again (:class:`ClientClosed`, a retryable ``ConnectionError``: the backend
+  retries on the driver it now has), and an open under way when it is closed serves the calls
+  that waited for it, then closes once their replies are in (attack10b: a close that ran while
+  ``SELECT`` waited left the socket open on a client nobody would close again).
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from __future__ import annotations
 import _asyncio
 import asyncio
 import collections
-import ssl
 from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any
@@ -42,9 +46,10 @@ from redis import exceptions as rexc
 
 from session_store.aio.reply import Reply
 from session_store_redis.aio_resp import PACK, ReplyError, deliver, pack, packed
+from session_store_redis.aio_tls import ssl_context
 from session_store_redis.client import RedisConfig
 
-__all__ = ["LeanClient", "pack"]
+__all__ = ["ClientClosed", "LeanClient", "pack"]
 
 #: The running task of a loop, by a C call (asyncio.current_task is Python code in 3.11).
 _current_task: Any = getattr(_asyncio, "current_task", None)  # 3.12+
@@ -224,36 +229,26 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class ClientClosed(rexc.ConnectionError):
+    """A call on a :class:`LeanClient` its backend forgot (closed): nothing was sent."""
+
+
 class LeanClient:
     """Commands to the server of ``config`` over one pipelined connection, opened on first use
-    (and again after it failed). Belongs to the event loop that first uses it."""
+    (and again after it failed or was closed, until its backend forgets it). Belongs to the
+    event loop that first uses it."""
 
     def __init__(self, config: RedisConfig) -> None:
         self._config = config
         self._connection: _Connection | None = None
         self._opening: asyncio.Future[_Connection] | None = None
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self._config.tls:
-            return None
-        settings = self._config.ssl
-        context = ssl.create_default_context(cafile=settings.get("ssl_ca_certs"))
-        if settings.get("ssl_certfile"):
-            context.load_cert_chain(settings["ssl_certfile"], settings.get("ssl_keyfile"))
-        context.check_hostname = bool(settings.get("ssl_check_hostname", True))
-        context.verify_mode = {
-            "required": ssl.CERT_REQUIRED,
-            "optional": ssl.CERT_OPTIONAL,
-            "none": ssl.CERT_NONE,
-        }[settings.get("ssl_cert_reqs", "required")]
-        if context.verify_mode == ssl.CERT_NONE:
-            context.check_hostname = False
-        return context
+        self._forgotten = False
+        self._waiters = 0  # the calls awaiting the open under way
 
     async def _open(self) -> _Connection:
         config = self._config
         loop = asyncio.get_running_loop()
-        context = self._ssl_context()
+        context = ssl_context(config)
         try:
             _, connection = await asyncio.wait_for(
                 loop.create_connection(
@@ -293,12 +288,33 @@ class LeanClient:
         connection = self._connection
         if connection is not None and not connection.closed:
             return connection
+        if self._forgotten:
+            raise ClientClosed("this client was closed by its backend's aclose(); nothing sent")
         if self._opening is None or self._opening.done():  # one task opens it, others wait
             self._opening = asyncio.ensure_future(self._open())
             self._opening.add_done_callback(_retrieve)
-        connection = await asyncio.shield(self._opening)
-        self._connection = connection
-        return connection
+        self._waiters += 1
+        try:
+            connection = await asyncio.shield(self._opening)
+        except BaseException:
+            self._waiters -= 1
+            self._settle()  # a waiter cancelled: the last one leaving closes a late open
+            raise
+        self._waiters -= 1
+        if not self._forgotten:
+            self._connection = connection
+        return connection  # forgotten meanwhile: used by this call, closed after it (_settle)
+
+    def _settle(self, _: object = None) -> None:
+        """Forgotten while an open was under way: close what it opened once no call waits for
+        the open any more and every reply sent on it is in (the calls it served ran)."""
+        opening = self._opening
+        if not self._forgotten or self._waiters or opening is None or not opening.done():
+            return
+        if not opening.cancelled() and opening.exception() is None:
+            connection = opening.result()
+            if not connection._waiting:
+                connection.close()
 
     def call(self, *args: object) -> Awaitable[Any]:
         """One command's reply, to await; an error reply is raised as redis-py's exception.
@@ -318,7 +334,11 @@ class LeanClient:
 
     async def _call_opening(self, args: tuple[object, ...]) -> Any:
         connection = await self._get()
-        return await connection.request(packed(args))
+        try:
+            return await connection.request(packed(args))
+        finally:
+            if self._forgotten:  # forgotten while this call opened: the last one out closes
+                self._settle()
 
     async def call_many(
         self, commands: Sequence[Sequence[object]], *, transaction: bool = False
@@ -328,6 +348,16 @@ class LeanClient:
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._get()
+            try:
+                return await self._many(connection, commands, transaction)
+            finally:
+                if self._forgotten:  # as in _call_opening
+                    self._settle()
+        return await self._many(connection, commands, transaction)
+
+    async def _many(
+        self, connection: _Connection, commands: Sequence[Sequence[object]], transaction: bool
+    ) -> list[Any]:
         if not transaction:
             return await connection.send(commands)
         replies = await connection.send([["MULTI"], *commands, ["EXEC"]])
@@ -341,7 +371,19 @@ class LeanClient:
             raise rexc.ExecAbortError("transaction aborted")
         return list(result)
 
+    def forget(self) -> None:
+        """Its backend forgot it (safe from any thread): no call opens a connection on it any
+        more, since no later ``aclose`` of the backend would find that connection to close."""
+        self._forgotten = True
+
     async def aclose(self) -> None:
+        """Close the connection (the next call opens another, unless :meth:`forget` was called:
+        then an open under way is closed when done, after the calls that waited for it)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if self._opening is not None:
+            if self._opening.done():
+                self._settle()
+            else:
+                self._opening.add_done_callback(self._settle)

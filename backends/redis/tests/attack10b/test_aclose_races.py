@@ -14,6 +14,11 @@ sleep decides the interleaving: each step waits for a condition it can see).
   is gone), the reply is lost to the close, the call is retried on a new connection, finds
   nothing and answers ``False``: a logout that removed a session says it removed none (the
   same churn: 7-16 of 2,000 deletes answered ``False`` with the key gone, no other writer).
+  The maintainers keep the retry; the answer's bound is now stated (docs/guarantees.md) and
+  tested here instead of an xfail.
+
+The first is fixed (mend10b): the backend's ``aclose`` tells each client it forgets
+(``LeanClient.forget``), which then opens nothing more and closes an open under way when done.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import pytest
 
 from session_store_redis.aio import AsyncRedisBackend
+from session_store_redis.aioconn import ClientClosed
 from session_store_redis.testing import RedisServer
 
 
@@ -117,11 +123,6 @@ class Stopped:
         os.kill(self.pid, signal.SIGCONT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack10b: a connection still opening when loop B's aclose() hands the close to "
-    "loop A completes on a forgotten client: no later aclose() finds it",
-)
 def test_a_connection_opening_when_the_close_runs_is_not_left_open(
     redis_server_factory: Callable[..., RedisServer], loop_a: asyncio.AbstractEventLoop
 ) -> None:
@@ -141,19 +142,24 @@ def test_a_connection_opening_when_the_close_runs_is_not_left_open(
     assert settled(ports, base) == 0, "a connection left open after aclose() on both loops"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack10b: a delete_session whose reply is lost (here to aclose() on another loop) "
-    "is retried, finds nothing and answers False though it removed the session",
-)
-def test_a_delete_whose_reply_the_close_lost_does_not_answer_false(
-    redis_server_factory: Callable[..., RedisServer], loop_a: asyncio.AbstractEventLoop
+@pytest.mark.parametrize("held", [True, False], ids=["a-session", "nothing"])
+def test_a_delete_whose_reply_the_close_lost_answers_within_its_stated_bound(
+    redis_server_factory: Callable[..., RedisServer],
+    loop_a: asyncio.AbstractEventLoop,
+    held: bool,
 ) -> None:
+    """attack10b: a ``delete_session`` whose reply is lost (here to ``aclose()`` on another
+    loop; a reset or a dropped idle connection loses it the same way) after the server ran it
+    is retried, as the maintainers keep it (a logout must not fail on a stale connection). The
+    bound docs/guarantees.md states: the session is gone either way; ``True`` only if a session
+    was removed (never for a key that held none, a lost reply or not); ``False`` means the
+    final attempt found none, which after a lost reply may follow this call's own removal."""
     server = redis_server_factory()
     backend = AsyncRedisBackend.from_url(server.url_for())
     ports = [server.port]
     base = own_sockets(ports)
-    on(loop_a, backend.set("k", b'{"user": 1}', 60)).result(10)
+    if held:
+        on(loop_a, backend.set("k", b'{"user": 1}', 60)).result(10)
     on(loop_a, backend.delete_session("absent")).result(10)  # the script cached: one EVALSHA
     assert opened(ports, base) == 1
     with Stopped(server):
@@ -161,11 +167,91 @@ def test_a_delete_whose_reply_the_close_lost_does_not_answer_false(
         turns(loop_a)  # the script is sent, its reply awaited
         asyncio.run(backend.aclose())  # loop B: A's connection closed on A, the reply lost
         turns(loop_a)
-    answer = delete.result(10)
+        assert not delete.done()  # waiting on the stopped server, not failed
+    answer = delete.result(10)  # a lost reply is retried, not raised
     try:
         gone = on(loop_a, backend.get("k")).result(10) is None
         on(loop_a, backend.aclose()).result(10)
     finally:
         turns(loop_a)
     assert gone, "the session is still there"
-    assert answer is True, "the delete removed the session and answered False"
+    assert isinstance(answer, bool)
+    if not held:
+        assert answer is False, "True for a key that held no session"
+    # held: True or False (here False: the retry ran after this call's own removal), both
+    # within the bound; what the bound excludes is a True without a removal, checked above
+
+
+def test_a_churn_of_writes_on_a_against_aclose_on_b_leaves_no_connection_open(
+    redis_server_factory: Callable[..., RedisServer], loop_a: asyncio.AbstractEventLoop
+) -> None:
+    """attack10b's churn: 2,000 set/delete_session pairs on loop A while loop B calls
+    ``aclose()`` as fast as it can; after A's own final ``aclose()`` no socket is left (it left
+    130-318 before the fix: closed clients whose open completed after their close). Every
+    pair's session is gone after its delete, whatever the delete answered."""
+    server = redis_server_factory()
+    backend = AsyncRedisBackend.from_url(server.url_for(db=1))  # SELECT: a longer open
+    ports = [server.port]
+    base = own_sockets(ports)
+    done = threading.Event()
+
+    async def churn() -> list[str]:
+        left = []
+        try:
+            for n in range(2000):
+                key = f"k{n}"
+                await backend.set(key, b'{"user": 1}', 60)
+                await backend.delete_session(key)
+                if await backend.get(key) is not None:
+                    left.append(key)
+            return left
+        finally:
+            done.set()
+
+    async def closes() -> int:
+        count = 0
+        while not done.is_set():
+            await backend.aclose()
+            count += 1
+            await asyncio.sleep(0)
+        return count
+
+    work = on(loop_a, churn())
+    closed = asyncio.run(closes())
+    assert work.result(60) == [], "sessions still there after their delete"
+    assert closed > 100, "loop B's closes did not overlap A's work"
+    on(loop_a, backend.aclose()).result(10)
+    turns(loop_a)
+    assert settled(ports, base) == 0, "connections left open after aclose() on both loops"
+
+
+def test_a_driver_kept_after_aclose_does_not_reopen_a_connection_nobody_closes(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A caller holding the driver of a closed backend (``backend.driver`` kept, or a call in
+    flight across the close) gets a typed connection error instead of a new connection on a
+    client the backend forgot; the backend itself reopens on its next use, and its next
+    ``aclose()`` finds that connection."""
+    server = redis_server_factory()
+    backend = AsyncRedisBackend.from_url(server.url_for())
+    ports = [server.port]
+    base = own_sockets(ports)
+
+    async def scenario() -> None:
+        kept = backend.driver
+        assert await kept.call("PING") == b"PONG"
+        await backend.aclose()
+        with pytest.raises(ClientClosed):
+            await kept.call("PING")
+        with pytest.raises(ClientClosed):
+            await kept.call_many([["PING"]])
+        for _ in range(5):  # the transport closes on a later turn
+            await asyncio.sleep(0)
+        assert opened(ports, base) == 0
+        await backend.set("k", b"v")  # a use after aclose: a new driver the backend knows
+        assert backend.driver is not kept
+        assert opened(ports, base) == 1
+        await backend.aclose()
+
+    asyncio.run(scenario())
+    assert settled(ports, base) == 0
