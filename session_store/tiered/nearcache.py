@@ -26,6 +26,7 @@ from session_store.errors import BackendError
 from session_store.stamps import VERSION_END, VERSION_START, frame, unframe, version_of
 from session_store.tiered.near import NearState
 from session_store.tiered.policy import Copy, ttl_from_left
+from session_store.unchecked import TrustedCalls
 
 __all__ = ["NearCache"]
 
@@ -88,11 +89,28 @@ class NearCache:
         if not self.tiers:
             return
         state = self.state
+        version = data[VERSION_START:VERSION_END]  # (the chain framed it: a value)
+        versions = state.versions
         with state.lock:
             # whether an invalidation raced the write; fills that read an older copy must not land
-            raced = not state.fence_write(key, began)
-            version = data[VERSION_START:VERSION_END]  # (the chain framed it: a value)
-            if self.put_locked(key, data, ttl, value=value, version=version) and not raced:
+            unchecked = not state.fence_write(key, began)
+            # put_locked(key, data, ttl, value=value, version=version), inline: every save
+            # comes here (its copy is a value, never a tombstone; no promotion counted)
+            known = versions.get(key)
+            for index, _, calls in self._calls:
+                try:
+                    if known is not None and known >= version and calls.get(key) is not None:
+                        continue
+                    calls.set(key, value, ttl)
+                except BackendError:
+                    unchecked = True  # (put_locked's False: the key stays unchecked)
+                    self._forget(key, calls)
+                    continue
+                versions[key] = version
+                self._on_put(index)
+            if len(state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
+                state.invalidate(None)
+            if not unchecked:
                 state.checked[key] = start
 
     def put_locked(
@@ -132,16 +150,22 @@ class NearCache:
                     tier.counters.add("promotions")
             except BackendError:
                 complete = False
-                self.state.checked.pop(key, None)
-                versions.pop(key, None)
-                with contextlib.suppress(BackendError):  # its older copy must not be served
-                    calls.delete(key)
+                self._forget(key, calls)
                 continue
             versions[key] = version
             self._on_put(index)
         if len(self.state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
             self.state.invalidate(None)
         return complete
+
+    def _forget(self, key: str, calls: TrustedCalls) -> None:
+        """A near tier (``calls``, its unchecked calls) refused a copy of ``key``: the key is
+        unchecked, its version forgotten, its older copy dropped (best effort: it must not be
+        served). Lock held."""
+        self.state.checked.pop(key, None)
+        self.state.versions.pop(key, None)
+        with contextlib.suppress(BackendError):
+            calls.delete(key)
 
     def drop(self, key: str) -> None:
         """Forget ``key`` in the near cache and fence fills in flight."""
