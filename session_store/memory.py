@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Self
 
 from session_store import forksafe
@@ -175,6 +175,11 @@ class MemoryBackend(MemoryTouches, MemoryMany, SessionBackend):
             except Exception:
                 log.exception("on_evict callback failed for %d evicted entries", len(evicted))
                 self.counters.add("errors")
+
+    def eviction_reader(self) -> Callable[[], int]:
+        """The ``evictions`` count as a reader that makes no Python call (the counters' own
+        dict): a chain reads it after every put in its near cache (see ``tiered.nearcache``)."""
+        return partial(self._counts.__getitem__, "evictions")
 
     # -- protocol ------------------------------------------------------------------------------
     def hit_reader(self) -> Callable[[str], bytes | None]:

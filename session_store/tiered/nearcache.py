@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from session_store.backend import SessionBackend
 from session_store.backend_base import trusted
@@ -56,6 +57,15 @@ class NearCache:
         self.tiers = tuple(tiers)
         # the data calls, without the key checks the chain already made (see backend_base.trusted)
         self._calls = tuple((index, tier, trusted(tier)) for index, tier in self.tiers)
+        # each near tier's eviction count, read after every put without a Python call where
+        # the tier offers it (the memory backend), and the count as of the last ``on_put``: a
+        # put that evicted nothing leaves ``on_put`` (the breakers' check_evictions, two Python
+        # calls, which carries a count that moved since its last call) uncalled
+        self._puts = tuple(
+            (index, calls, _eviction_reader(tier), n)
+            for n, (index, tier, calls) in enumerate(self._calls)
+        )
+        self._evictions_seen = [read() for _, _, read, _ in self._puts]
         self.state = state
         self._counters = counters
         self._on_put = on_put
@@ -97,7 +107,8 @@ class NearCache:
             # put_locked(key, data, ttl, value=value, version=version), inline: every save
             # comes here (its copy is a value, never a tombstone; no promotion counted)
             known = versions.get(key)
-            for index, _, calls in self._calls:
+            seen = self._evictions_seen
+            for index, calls, evictions, n in self._puts:
                 try:
                     if known is not None and known >= version and calls.get(key) is not None:
                         continue
@@ -107,7 +118,10 @@ class NearCache:
                     self._forget(key, calls)
                     continue
                 versions[key] = version
-                self._on_put(index)
+                count = evictions()  # (:meth:`_put_done`, inline)
+                if count != seen[n]:
+                    seen[n] = count
+                    self._on_put(index)
             if len(state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
                 state.invalidate(None)
             if not unchecked:
@@ -140,23 +154,33 @@ class NearCache:
             version = version_of(data)
         versions = self.state.versions
         known = versions.get(key)
-        for index, tier, calls in self._calls:
+        for index, calls, _, n in self._puts:
             try:
                 if known is not None and known >= version and calls.get(key) is not None:
                     continue
                 calls.set(key, value, ttl)
                 if promote:
                     self._counters.add("promotions")
-                    tier.counters.add("promotions")
+                    self.tiers[n][1].counters.add("promotions")
             except BackendError:
                 complete = False
                 self._forget(key, calls)
                 continue
             versions[key] = version
-            self._on_put(index)
+            self._put_done(index, n)
         if len(self.state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
             self.state.invalidate(None)
         return complete
+
+    def _put_done(self, index: int, n: int) -> None:
+        """A copy was put in near tier ``index`` (the ``n``-th): ``on_put`` if its eviction
+        count moved since the last one. Calling it only then is calling it after every put:
+        it carries what moved since its own last call, and nothing else moves the count it
+        reads (the tier's, or for an async chain's memory tier its sync view's, the same)."""
+        count = self._puts[n][2]()
+        if count != self._evictions_seen[n]:
+            self._evictions_seen[n] = count
+            self._on_put(index)
 
     def _forget(self, key: str, calls: TrustedCalls) -> None:
         """A near tier (``calls``, its unchecked calls) refused a copy of ``key``: the key is
@@ -226,3 +250,13 @@ class NearCache:
         """From the stream: down; copies fall back to the ``max_staleness`` check."""
         with self.state.lock:
             self.state.disconnected()
+
+
+def _eviction_reader(tier: SessionBackend) -> Callable[[], int]:
+    """``tier``'s ``evictions`` count as a reader: the memory backend's own (no Python call),
+    else its counters' ``get``."""
+    own = getattr(tier, "eviction_reader", None)
+    if own is not None:
+        reader: Callable[[], int] = own()
+        return reader
+    return partial(tier.counters.get, "evictions")
