@@ -60,12 +60,29 @@ def pack_staged(
     lengths = _LENGTHS
     key_length = lengths.get(len(key)) or _length(len(key))
     value_length = lengths.get(len(value)) or _length(len(value))
-    ttl = (_PX.get(px) or _px(px)) if px else _CRLF
-    head = _SET_PX if px else _SET
+    if px:
+        head, ttl = _SET_PX, _PX.get(px) or _px(px)
+    else:
+        head, ttl = _SET, _CRLF
     if len(argv) == 1 and type(argv[0]) is bytes and len(argv[0]) == 16:
         # an ordered write's: the value's head
-        parts = (head, name, value_length, value, ttl, call, key_length, key, _CRLF, name)
-        return b"".join((*parts, _HEAD_16, argv[0], _CRLF_EXEC))
+        return b"".join(
+            (
+                head,
+                name,
+                value_length,
+                value,
+                ttl,
+                call,
+                key_length,
+                key,
+                _CRLF,
+                name,
+                _HEAD_16,
+                argv[0],
+                _CRLF_EXEC,
+            )
+        )
     tail = b"".join([_bulk(argument) for argument in argv])
     return b"".join(
         (head, name, value_length, value, ttl, call, key_length, key, _CRLF, name, tail, _EXEC)
