@@ -125,20 +125,6 @@ class NearState:
         """``key``'s copy was read from the shared tiers at ``at`` (call with the lock held)."""
         self.checked[key] = at
 
-    def fence_write(self, key: str, began: int) -> bool:
-        """A write of ``key`` that began at ``began`` is done: whether no invalidation of it
-        arrived meanwhile (:meth:`may_install`), after fencing fills in flight
-        (:meth:`invalidate_one`, inlined); one call for every save (lock held)."""
-        invalidated = self._invalidated
-        raced = self._floor > began or invalidated.get(key, -1) > began
-        self.seq = seq = self.seq + 1
-        invalidated[key] = seq
-        self.checked.pop(key, None)
-        if len(invalidated) > _MAX_RECORDS:
-            self._floor = seq
-            invalidated.clear()
-        return not raced
-
     def invalidate_one(self, key: str) -> None:
         """:meth:`invalidate` of one key (every write does this: no list, no loop)."""
         self.seq += 1

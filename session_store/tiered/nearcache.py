@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from session_store.backend import SessionBackend
 from session_store.backend_base import trusted
 from session_store.counters import Counters
 from session_store.errors import BackendError
 from session_store.stamps import VERSION_END, VERSION_START, frame, unframe, version_of
-from session_store.tiered.near import NearState
+from session_store.tiered.near import _MAX_RECORDS, NearState
 from session_store.tiered.policy import Copy, ttl_from_left
+from session_store.unchecked import TrustedCalls
 
 __all__ = ["NearCache"]
 
@@ -55,6 +57,15 @@ class NearCache:
         self.tiers = tuple(tiers)
         # the data calls, without the key checks the chain already made (see backend_base.trusted)
         self._calls = tuple((index, tier, trusted(tier)) for index, tier in self.tiers)
+        # each near tier's eviction count, read after every put without a Python call where
+        # the tier offers it (the memory backend), and the count as of the last ``on_put``: a
+        # put that evicted nothing leaves ``on_put`` (the breakers' check_evictions, two Python
+        # calls, which carries a count that moved since its last call) uncalled
+        self._puts = tuple(
+            (index, calls, _eviction_reader(tier), n)
+            for n, (index, tier, calls) in enumerate(self._calls)
+        )
+        self._evictions_seen = [read() for _, _, read, _ in self._puts]
         self.state = state
         self._counters = counters
         self._on_put = on_put
@@ -88,12 +99,46 @@ class NearCache:
         if not self.tiers:
             return
         state = self.state
-        with state.lock:
-            # whether an invalidation raced the write; fills that read an older copy must not land
-            raced = not state.fence_write(key, began)
-            version = data[VERSION_START:VERSION_END]  # (the chain framed it: a value)
-            if self.put_locked(key, data, ttl, value=value, version=version) and not raced:
+        version = data[VERSION_START:VERSION_END]  # (the chain framed it: a value)
+        versions = state.versions
+        lock = state.lock  # (acquire / release in try / finally: cheaper than ``with`` on 3.11)
+        lock.acquire()
+        try:
+            # whether an invalidation raced the write (NearState.may_install), then fence fills
+            # in flight, which may have read an older copy (NearState.invalidate_one): inline,
+            # every save comes here
+            invalidated = state._invalidated
+            unchecked = state._floor > began or invalidated.get(key, -1) > began
+            state.seq = seq = state.seq + 1
+            invalidated[key] = seq
+            state.checked.pop(key, None)
+            if len(invalidated) > _MAX_RECORDS:
+                state._floor = seq
+                invalidated.clear()
+            # put_locked(key, data, ttl, value=value, version=version), inline: its copy is a
+            # value, never a tombstone; no promotion counted
+            known = versions.get(key)
+            seen = self._evictions_seen
+            for index, calls, evictions, n in self._puts:
+                try:
+                    if known is not None and known >= version and calls.get(key) is not None:
+                        continue
+                    calls.set(key, value, ttl)
+                except BackendError:
+                    unchecked = True  # (put_locked's False: the key stays unchecked)
+                    self._forget(key, calls)
+                    continue
+                versions[key] = version
+                count = evictions()  # (:meth:`_put_done`, inline)
+                if count != seen[n]:
+                    seen[n] = count
+                    self._on_put(index)
+            if len(state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
+                state.invalidate(None)
+            if not unchecked:
                 state.checked[key] = start
+        finally:
+            lock.release()
 
     def put_locked(
         self,
@@ -122,26 +167,42 @@ class NearCache:
             version = version_of(data)
         versions = self.state.versions
         known = versions.get(key)
-        for index, tier, calls in self._calls:
+        for index, calls, _, n in self._puts:
             try:
                 if known is not None and known >= version and calls.get(key) is not None:
                     continue
                 calls.set(key, value, ttl)
                 if promote:
                     self._counters.add("promotions")
-                    tier.counters.add("promotions")
+                    self.tiers[n][1].counters.add("promotions")
             except BackendError:
                 complete = False
-                self.state.checked.pop(key, None)
-                versions.pop(key, None)
-                with contextlib.suppress(BackendError):  # its older copy must not be served
-                    calls.delete(key)
+                self._forget(key, calls)
                 continue
             versions[key] = version
-            self._on_put(index)
+            self._put_done(index, n)
         if len(self.state.checked) > _MAX_CHECKED:  # keys evicted from the tier: forget them
             self.state.invalidate(None)
         return complete
+
+    def _put_done(self, index: int, n: int) -> None:
+        """A copy was put in near tier ``index`` (the ``n``-th): ``on_put`` if its eviction
+        count moved since the last one. Calling it only then is calling it after every put:
+        it carries what moved since its own last call, and nothing else moves the count it
+        reads (the tier's, or for an async chain's memory tier its sync view's, the same)."""
+        count = self._puts[n][2]()
+        if count != self._evictions_seen[n]:
+            self._evictions_seen[n] = count
+            self._on_put(index)
+
+    def _forget(self, key: str, calls: TrustedCalls) -> None:
+        """A near tier (``calls``, its unchecked calls) refused a copy of ``key``: the key is
+        unchecked, its version forgotten, its older copy dropped (best effort: it must not be
+        served). Lock held."""
+        self.state.checked.pop(key, None)
+        self.state.versions.pop(key, None)
+        with contextlib.suppress(BackendError):
+            calls.delete(key)
 
     def drop(self, key: str) -> None:
         """Forget ``key`` in the near cache and fence fills in flight."""
@@ -202,3 +263,13 @@ class NearCache:
         """From the stream: down; copies fall back to the ``max_staleness`` check."""
         with self.state.lock:
             self.state.disconnected()
+
+
+def _eviction_reader(tier: SessionBackend) -> Callable[[], int]:
+    """``tier``'s ``evictions`` count as a reader: the memory backend's own (no Python call),
+    else its counters' ``get``."""
+    own = getattr(tier, "eviction_reader", None)
+    if own is not None:
+        reader: Callable[[], int] = own()
+        return reader
+    return partial(tier.counters.get, "evictions")

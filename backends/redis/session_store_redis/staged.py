@@ -244,10 +244,6 @@ def _drop(connection: Any, key: bytes) -> None:
         log.warning("staging key %r kept: %s", key, exc)
 
 
-def _is_no_script(error: BaseException) -> bool:
-    return isinstance(error, redis.exceptions.NoScriptError) or str(error).startswith("NOSCRIPT")
-
-
 def _transaction(
     connection: Any,
     staging: bytes,
@@ -267,14 +263,15 @@ def _transaction(
         commands = (staged, (verb, script, 2, stored, staging, *argv))
         packed = connection.pack_commands([("MULTI",), *commands, ("EXEC",)])
     connection.send_packed_command(packed)
+    read = connection.read_response
     first: list[Any] = []
     for _ in range(3):  # MULTI's answer and the two QUEUED
         try:
-            first.append(connection.read_response())
+            first.append(read())
         except redis.ResponseError as exc:  # refused when queued: EXEC aborts
             first.append(exc)
     try:
-        replies = connection.read_response()
+        replies = read()
     except redis.ResponseError as exc:  # EXECABORT: nothing ran; or EXEC without MULTI
         if isinstance(first[0], BaseException):  # MULTI failed (whatever the cause): the
             ran = _outcome(first[2])  # SET and the script ran one by one: the script's reply
@@ -283,10 +280,10 @@ def _transaction(
                 return Unqueued(REFUSED, for_good, for_good)
             return Unqueued(ran, for_good, for_good or ran is REFUSED)
         return _outcome(next((r for r in first if isinstance(r, BaseException)), exc))
-    for reply in replies[:-1]:
-        if isinstance(reply, BaseException):  # pragma: no cover - SET of a string key
-            raise reply
-    return _outcome(replies[-1])
+    staged, reply = replies  # (the SET's reply, the script's)
+    if isinstance(staged, BaseException):  # pragma: no cover - SET of a string key
+        raise staged
+    return reply if not isinstance(reply, BaseException) else _outcome(reply)  # (inline)
 
 
 def _outcome(reply: Any) -> Any:
@@ -294,7 +291,7 @@ def _outcome(reply: Any) -> Any:
     command: the key is untouched), or the error raised."""
     if not isinstance(reply, BaseException):
         return reply
-    if _is_no_script(reply):
+    if isinstance(reply, redis.exceptions.NoScriptError) or str(reply).startswith("NOSCRIPT"):
         return _NO_SCRIPT
     if is_refused(reply):
         return REFUSED
