@@ -4,13 +4,15 @@ writes its versioned copies with), staged where the server allows it.
 Staged (:mod:`session_store_redis.staged`), the value travels in a plain ``SET`` of a staging key
 and the script only compares heads and ``RENAME``-s it into place; a layout, a client or a
 server (its ACL, from then on) that takes only the one-script texts gets those
-(:mod:`session_store_redis.ordered_scripts`). With ``wait_replicas`` both go through the
-compare-and-set, which waits for the replicas. A mixin of
+(:mod:`session_store_redis.ordered_scripts`), by SHA on the lean client where the backend has
+one (every write without an expiry: it never stages), else through redis-py's ``Script``. With
+``wait_replicas`` both go through the compare-and-set, which waits for the replicas. A mixin of
 :class:`~session_store_redis.backend.RedisBackend`, kept apart so that each module has one job.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ import redis
 from session_store.stamps import VERSION_END
 from session_store.unchecked import checked
 from session_store_redis import staged
+from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.staged import (
     MOVE_AFTER_SCRIPT,
     MOVE_AFTER_SHA,
@@ -48,6 +51,10 @@ __all__ = ["StagedOrderedWrites"]
 _write_staged: Callable[..., Any] = staged_write
 
 log = logging.getLogger("session_store_redis.backend")
+
+#: The one-script texts' SHAs (what ``EVALSHA`` names them by; the async twin's, computed alike).
+_SET_IF_NEWER = hashlib.sha1(SET_IF_NEWER_SCRIPT.encode()).hexdigest(), SET_IF_NEWER_SCRIPT  # noqa: S324
+_SET_AFTER = hashlib.sha1(SET_AFTER_SCRIPT.encode()).hexdigest(), SET_AFTER_SCRIPT  # noqa: S324
 
 
 class StagedOrderedWrites(_Backend):
@@ -81,8 +88,8 @@ class StagedOrderedWrites(_Backend):
         written = self._staged("set_if_newer", key, stored, script, value, px, layout)
         if written is None:
             args = [value, px or 0, head, start + 1, end]
-            written = self._call_once(
-                "set_if_newer", key, self._set_if_newer_script, keys=[stored], args=args
+            written = self._unstaged(
+                "set_if_newer", key, self._set_if_newer_script, _SET_IF_NEWER, stored, args
             )
         if written:
             self.counters.add("writes")
@@ -136,13 +143,33 @@ class StagedOrderedWrites(_Backend):
             version = self._staged("set_after", key, stored, script, value, px, layout)
         if version is None:
             args = [value, px or 0, head, start + 1, end, clock_end]
-            version = self._call_once(
-                "set_after", key, self._set_after_script, keys=[stored], args=args
+            version = self._unstaged(
+                "set_after", key, self._set_after_script, _SET_AFTER, stored, args
             )
         self.counters.add("writes")
         return version if type(version) is bytes else bytes(version)
 
     set_after = checked(_set_after)
+
+    def _unstaged(
+        self,
+        what: str,
+        key: str,
+        script: Any,
+        text: tuple[str, str],
+        stored: str,
+        args: list[Any],
+    ) -> Any:
+        """The reply of the one-script text ``text`` (its SHA and text; ``script``: redis-py's
+        ``Script`` of it) on ``stored``: tried once, errors translated (a lost reply is an error:
+        the caller cannot know whether it ran). On the lean client where there is one (no
+        import, pool checkout or encoder layers: a chain save without an expiry costs the client
+        half the instructions it did through ``Script``), else through ``Script``; both send the
+        same commands (:func:`_by_sha`)."""
+        lean = self._lean
+        if lean is None:
+            return self._call_once(what, key, script, keys=[stored], args=args)
+        return self._call_once(what, key, _by_sha, lean, *text, stored, args)
 
     def _staged(
         self,
@@ -193,3 +220,17 @@ class StagedOrderedWrites(_Backend):
                 " using the one-script writes",
                 self._description,
             )
+
+
+def _by_sha(lean: LeanRedis, sha: str, text: str, stored: str, args: list[Any]) -> Any:
+    """``EVALSHA sha`` on ``stored`` through the lean client; where the server does not know
+    the script (``NOSCRIPT``: it did not run; flushed, restarted) ``SCRIPT LOAD`` and
+    ``EVALSHA`` again, the commands redis-py's ``Script`` sends: a user the ACL allows
+    ``EVALSHA`` and ``SCRIPT LOAD`` but not ``EVAL`` writes as it did through ``Script``."""
+    try:
+        return lean.call("EVALSHA", sha, 1, stored, *args)
+    except redis.exceptions.ResponseError as exc:
+        if not (isinstance(exc, redis.exceptions.NoScriptError) or str(exc).startswith("NOSCRIPT")):
+            raise
+    lean.call("SCRIPT", "LOAD", text)
+    return lean.call("EVALSHA", sha, 1, stored, *args)
