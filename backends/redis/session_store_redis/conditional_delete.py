@@ -30,8 +30,6 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError
-
 from session_store.keys import validate_key
 
 if TYPE_CHECKING:
@@ -87,6 +85,9 @@ class ConditionalDelete:
         def _write_acked(
             self, what: str, key: str | None, commands: Sequence[Command]
         ) -> list[Any]: ...
+        def _run_script(
+            self, sha: str, text: str, stored: str, args: Sequence[Any]
+        ) -> Any: ...  # ConditionalTouch\'s
 
     def delete_session(self, key: str) -> bool:
         return self._delete_session(validate_key(key))
@@ -104,12 +105,7 @@ class ConditionalDelete:
         return bool(removed)
 
     def _run_delete_session(self, stored: str) -> Any:
-        client = self._client
-        try:
-            return client.evalsha(DELETE_SESSION_SHA, 1, stored)
-        except NoScriptError:
-            pass  # a restarted or flushed server: the text once (EVAL caches it again)
-        return client.eval(DELETE_SESSION_SCRIPT, 1, stored)
+        return self._run_script(DELETE_SESSION_SHA, DELETE_SESSION_SCRIPT, stored, ())
 
 
 class AsyncConditionalDelete:
@@ -133,6 +129,9 @@ class AsyncConditionalDelete:
         async def _acked(
             self, what: str, key: str | None, commands: Sequence[Command]
         ) -> list[Any]: ...
+        async def _run_script(
+            self, sha: str, text: str, stored: str, args: Sequence[Any]
+        ) -> Any: ...  # AsyncConditionalTouch\'s
 
     async def delete_session(self, key: str) -> bool:
         return await self._delete_session(validate_key(key))
@@ -152,9 +151,4 @@ class AsyncConditionalDelete:
         return bool(removed)
 
     async def _run_delete_session(self, stored: str) -> Any:
-        driver = self.driver
-        try:
-            return await driver.call("EVALSHA", DELETE_SESSION_SHA, 1, stored)
-        except NoScriptError:
-            pass  # a restarted or flushed server: the text once (EVAL caches it again)
-        return await driver.call("EVAL", DELETE_SESSION_SCRIPT, 1, stored)
+        return await self._run_script(DELETE_SESSION_SHA, DELETE_SESSION_SCRIPT, stored, ())
