@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
-from typing import ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from session_store.backend import Scope, Versioned, VersionToken, ensure_bytes
 from session_store.counters import Counters
 from session_store.ttl import normalize_ttl
+
+if TYPE_CHECKING:
+    from session_store.touchrules import Step
 
 __all__ = ["AsyncClosing", "AsyncSessionBackend", "whole"]
 
@@ -125,14 +128,7 @@ class AsyncSessionBackend(AsyncClosing, ABC):
         validate_key(key)
         ttl = normalize_ttl(ttl)
         own_touch_if = type(self).touch_if is not AsyncSessionBackend.touch_if
-        steps = touch_session_steps(key, ttl, keep_own, own_touch_if)
-        result: object = None
-        try:
-            while True:
-                name, args = steps.send(result)
-                result = await getattr(self, name)(*args)
-        except StopIteration as done:
-            return bool(done.value)
+        return await _run_steps(self, touch_session_steps(key, ttl, keep_own, own_touch_if))
 
     async def delete_session(self, key: str) -> bool:
         """Remove ``key`` only if it holds a session; ``True`` if it did
@@ -142,14 +138,7 @@ class AsyncSessionBackend(AsyncClosing, ABC):
         from session_store.deleterules import delete_session_steps
         from session_store.keys import validate_key
 
-        steps = delete_session_steps(validate_key(key))
-        result: object = None
-        try:
-            while True:
-                name, args = steps.send(result)
-                result = await getattr(self, name)(*args)
-        except StopIteration as done:
-            return bool(done.value)
+        return await _run_steps(self, delete_session_steps(validate_key(key)))
 
     def token_for(self, value: bytes) -> VersionToken | None:
         """The token :meth:`get_versioned` would return while a key holds exactly ``value``, if
@@ -206,3 +195,17 @@ async def whole(run: Callable[[], Awaitable[T]]) -> T:
         if cancelled:
             raise asyncio.CancelledError
         return result
+
+
+async def _run_steps(backend: AsyncSessionBackend, steps: Generator[Step, Any, bool]) -> bool:
+    """Await the calls ``steps`` asks of ``backend`` (a read, a conditional touch or delete),
+    sending each result back: the async twin of
+    :func:`session_store.touchrules.run_touch_session`, which drives the same generators of
+    ``touch_session`` and ``delete_session`` on sync backends."""
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = await getattr(backend, name)(*args)
+    except StopIteration as done:
+        return bool(done.value)
