@@ -8,78 +8,32 @@ next close releases what that use opened."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
 
 from session_store.backend import SessionBackend
 from session_store_redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 from session_store_redis.aio import AsyncRedisBackend, AsyncRedisSentinelBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
 from session_store_redis.testing import RedisClusterServers, RedisSentinelSet, RedisServer
-
-
-def own_sockets(ports: Iterable[int]) -> frozenset[str]:
-    """The inodes of this process's open TCP sockets to one of ``ports`` on 127.0.0.1 (any
-    state but closed: a socket this process has not closed holds the server's client)."""
-    wanted = set(ports)
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            remote_port = int(fields[2].split(":")[1], 16)
-            if remote_port in wanted and fields[9] in inodes:
-                found.add(fields[9])
-    return frozenset(found)
-
-
-def opened(ports: Iterable[int], base: frozenset[str]) -> int:
-    """This process's sockets to ``ports`` that were not open at ``base`` (what the backend
-    under test opened). Not a difference of counts: a socket open at ``base`` that closes
-    meanwhile must not move the count. One did (mend10): the sync cluster tests' clients,
-    whose ``close()`` released nothing, are dropped in reference cycles, so their sockets
-    closed whenever the cyclic garbage collector ran, at any allocation of a later test: the
-    cause of attack10's one failure of the async cluster cycle that runs right after them."""
-    return len(own_sockets(ports) - base)
-
-
-def settled(ports: Iterable[int], base: frozenset[str]) -> int:
-    """:func:`opened`, once it reaches 0 or after 3 s (a closed socket leaves the table at
-    once; the wait is for an asyncio transport closing on a later turn)."""
-    ports = list(ports)
-    deadline = time.monotonic() + 3
-    while True:
-        count = opened(ports, base)
-        if count == 0 or time.monotonic() > deadline:
-            return count
-        time.sleep(0.01)
+from session_store_redis.testing.checks import own_sockets, sockets_opened_since, sockets_settled
 
 
 def _sync_cycle(backend: SessionBackend, ports: list[int]) -> list[int]:
-    """This backend's connections (the sockets it opened: :func:`opened`) after: a write,
-    close, close again, a use after close, close."""
+    """This backend's connections (the sockets it opened: :func:`sockets_opened_since`) after:
+    a write, close, close again, a use after close, close."""
     base = own_sockets(ports)
     counts = []
     backend.set("k", b"v")
-    counts.append(opened(ports, base))
+    counts.append(sockets_opened_since(ports, base))
     backend.close()
     backend.close()
-    counts.append(settled(ports, base))
+    counts.append(sockets_settled(ports, base))
     assert backend.get("k") == b"v"
-    counts.append(opened(ports, base))
+    counts.append(sockets_opened_since(ports, base))
     backend.close()
-    counts.append(settled(ports, base))
+    counts.append(sockets_settled(ports, base))
     return counts
 
 
@@ -95,8 +49,9 @@ def test_sync_server_close_twice_and_after_use(
 def test_the_count_ignores_a_socket_open_before_it_that_closes_meanwhile(
     redis_server: RedisServer, redis_namespace: str
 ) -> None:
-    """What made the async cluster cycle fail once (see :func:`opened`), on purpose: sockets
-    to the server open at the baseline, closed after the backend's first write."""
+    """What made the async cluster cycle fail once (see :func:`sockets_opened_since`), on
+    purpose: sockets to the server open at the baseline, closed after the backend's first
+    write."""
     others = [socket.create_connection(("127.0.0.1", redis_server.port)) for _ in range(3)]
 
     class ClosingOthers(RedisBackend):
@@ -120,10 +75,10 @@ def test_sync_cluster_close_releases_its_connections(
     )
     base = own_sockets(redis_cluster.ports)
     backend.set("k", b"v")
-    count = opened(redis_cluster.ports, base)
+    count = sockets_opened_since(redis_cluster.ports, base)
     backend.close()
     assert count >= 1
-    assert settled(redis_cluster.ports, base) == 0, "close() kept them open"
+    assert sockets_settled(redis_cluster.ports, base) == 0, "close() kept them open"
 
 
 def test_sync_cluster_use_after_close_reopens(
@@ -173,18 +128,18 @@ async def _async_cycle(backend: AsyncRedisBackend, ports: list[int]) -> list[int
     base = own_sockets(ports)
     counts = []
     await backend.set("k", b"v")
-    counts.append(opened(ports, base))
+    counts.append(sockets_opened_since(ports, base))
     await backend.aclose()
     await backend.aclose()
     for _ in range(3):
         await asyncio.sleep(0)
-    counts.append(await asyncio.to_thread(settled, ports, base))
+    counts.append(await asyncio.to_thread(sockets_settled, ports, base))
     assert await backend.get("k") == b"v"
-    counts.append(opened(ports, base))
+    counts.append(sockets_opened_since(ports, base))
     await backend.aclose()
     for _ in range(3):
         await asyncio.sleep(0)
-    counts.append(await asyncio.to_thread(settled, ports, base))
+    counts.append(await asyncio.to_thread(sockets_settled, ports, base))
     return counts
 
 
@@ -232,7 +187,7 @@ def _close_from_another_running_loop(
     thread.start()
     try:
         asyncio.run_coroutine_threadsafe(backend.set("k", b"v"), loop_a).result(10)
-        assert opened(ports, base) > 0
+        assert sockets_opened_since(ports, base) > 0
 
         async def on_b() -> None:
             assert await backend.get("k") == b"v"
@@ -240,9 +195,9 @@ def _close_from_another_running_loop(
             await backend.aclose()
 
         asyncio.run(on_b())
-        left = settled(ports, base)
+        left = sockets_settled(ports, base)
         asyncio.run_coroutine_threadsafe(backend.aclose(), loop_a).result(10)
-        after_a = settled(ports, base)
+        after_a = sockets_settled(ports, base)
     finally:
         loop_a.call_soon_threadsafe(loop_a.stop)
         thread.join(10)
@@ -300,19 +255,19 @@ def test_async_aclose_from_another_loop_closes_a_stopped_loops_connection_when_i
     async def settle() -> int:
         """The count, once the loop has had turns to close what it was handed (or 3 s)."""
         deadline = time.monotonic() + 3
-        while opened(ports, base) and time.monotonic() < deadline:
+        while sockets_opened_since(ports, base) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        return opened(ports, base)
+        return sockets_opened_since(ports, base)
 
     loop_a = asyncio.new_event_loop()
     try:
         loop_a.run_until_complete(backend.set("k", b"v"))
-        assert opened(ports, base) == 1
+        assert sockets_opened_since(ports, base) == 1
         asyncio.run(backend.aclose())
-        assert opened(ports, base) == 1  # A has not run since: still open
+        assert sockets_opened_since(ports, base) == 1  # A has not run since: still open
         assert loop_a.run_until_complete(settle()) == 0
         assert loop_a.run_until_complete(backend.get("k")) == b"v"  # reopens
-        assert opened(ports, base) == 1
+        assert sockets_opened_since(ports, base) == 1
         loop_a.run_until_complete(backend.aclose())
         assert loop_a.run_until_complete(settle()) == 0
     finally:
@@ -340,7 +295,7 @@ def test_async_aclose_does_not_wait_on_a_loop_that_waits_on_it(
             asyncio.run_coroutine_threadsafe(backend.aclose(), loop_b).result(10)
 
         asyncio.run_coroutine_threadsafe(on_a(), loop_a).result(20)
-        assert settled(ports, base) == 0
+        assert sockets_settled(ports, base) == 0
     finally:
         for loop, thread in zip(loops, threads, strict=True):
             loop.call_soon_threadsafe(loop.stop)
