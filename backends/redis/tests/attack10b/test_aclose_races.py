@@ -28,50 +28,18 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 import pytest
 
+from session_store.errors import BackendUnavailableError
 from session_store_redis.aio import AsyncRedisBackend
 from session_store_redis.aioconn import ClientClosed
 from session_store_redis.testing import RedisServer
-
-
-def own_sockets(ports: list[int]) -> frozenset[str]:
-    """The inodes of this process's open TCP sockets to one of ``ports`` (as attack10's
-    ``test_close_every_topology``: ``/proc/self/fd`` and ``/proc/net/tcp``)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            if int(fields[2].split(":")[1], 16) in ports and fields[9] in inodes:
-                found.add(fields[9])
-    return frozenset(found)
-
-
-def opened(ports: list[int], base: frozenset[str]) -> int:
-    """This process's sockets to ``ports`` not open at ``base``."""
-    return len(own_sockets(ports) - base)
-
-
-def settled(ports: list[int], base: frozenset[str]) -> int:
-    """:func:`opened`, once it reaches 0 or after 3 s (an asyncio transport closes on a later
-    turn of its loop)."""
-    deadline = time.monotonic() + 3
-    while (count := opened(ports, base)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return count
+from session_store_redis.testing.checks import own_sockets, sockets_opened_since, sockets_settled
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -132,14 +100,16 @@ def test_a_connection_opening_when_the_close_runs_is_not_left_open(
     base = own_sockets(ports)
     with Stopped(server):
         write = on(loop_a, backend.set("k", b"v"))
-        wait_for(lambda: opened(ports, base) == 1, "loop A connects (its SELECT waits)")
+        wait_for(
+            lambda: sockets_opened_since(ports, base) == 1, "loop A connects (its SELECT waits)"
+        )
         asyncio.run(backend.aclose())  # loop B: A's close is handed to A
         turns(loop_a)  # ... and has run there, the open still waiting on the server
         assert not write.done()
     write.result(10)  # the open completes, the write lands
     on(loop_a, backend.aclose()).result(10)  # loop A's own close, after everything
     turns(loop_a)
-    assert settled(ports, base) == 0, "a connection left open after aclose() on both loops"
+    assert sockets_settled(ports, base) == 0, "a connection left open after aclose() on both loops"
 
 
 @pytest.mark.parametrize("held", [True, False], ids=["a-session", "nothing"])
@@ -161,7 +131,7 @@ def test_a_delete_whose_reply_the_close_lost_answers_within_its_stated_bound(
     if held:
         on(loop_a, backend.set("k", b'{"user": 1}', 60)).result(10)
     on(loop_a, backend.delete_session("absent")).result(10)  # the script cached: one EVALSHA
-    assert opened(ports, base) == 1
+    assert sockets_opened_since(ports, base) == 1
     with Stopped(server):
         delete = on(loop_a, backend.delete_session("k"))
         turns(loop_a)  # the script is sent, its reply awaited
@@ -193,22 +163,38 @@ def test_a_churn_of_writes_on_a_against_aclose_on_b_leaves_no_connection_open(
     backend = AsyncRedisBackend.from_url(server.url_for(db=1))  # SELECT: a longer open
     ports = [server.port]
     base = own_sockets(ports)
-    done = threading.Event()
+    done, started = threading.Event(), threading.Event()
+
+    async def through_closes(call: Callable[[], Awaitable[Any]]) -> Any:
+        # A call racing aclose() on another loop may meet a client that close forgot, twice in
+        # a row (the backend retries once): a typed BackendUnavailableError, as documented
+        # (mend10b). The app retries it; what this test holds is that no connection is left.
+        for _ in range(100):
+            try:
+                return await call()
+            except BackendUnavailableError:
+                await asyncio.sleep(0)
+        return await call()
 
     async def churn() -> list[str]:
         left = []
         try:
             for n in range(2000):
                 key = f"k{n}"
-                await backend.set(key, b'{"user": 1}', 60)
-                await backend.delete_session(key)
-                if await backend.get(key) is not None:
+                await through_closes(partial(backend.set, key, b'{"user": 1}', 60))
+                await through_closes(partial(backend.delete_session, key))
+                if await through_closes(partial(backend.get, key)) is not None:
                     left.append(key)
+                started.set()
             return left
         finally:
+            started.set()
             done.set()
 
     async def closes() -> int:
+        # from A's first pair on: before it, every open of A's first connection (connect and
+        # SELECT) met a close and A never got going (a livelock of the test's making, not a leak)
+        await asyncio.to_thread(started.wait, 30)
         count = 0
         while not done.is_set():
             await backend.aclose()
@@ -222,7 +208,7 @@ def test_a_churn_of_writes_on_a_against_aclose_on_b_leaves_no_connection_open(
     assert closed > 100, "loop B's closes did not overlap A's work"
     on(loop_a, backend.aclose()).result(10)
     turns(loop_a)
-    assert settled(ports, base) == 0, "connections left open after aclose() on both loops"
+    assert sockets_settled(ports, base) == 0, "connections left open after aclose() on both loops"
 
 
 def test_a_driver_kept_after_aclose_does_not_reopen_a_connection_nobody_closes(
@@ -247,11 +233,11 @@ def test_a_driver_kept_after_aclose_does_not_reopen_a_connection_nobody_closes(
             await kept.call_many([["PING"]])
         for _ in range(5):  # the transport closes on a later turn
             await asyncio.sleep(0)
-        assert opened(ports, base) == 0
+        assert sockets_opened_since(ports, base) == 0
         await backend.set("k", b"v")  # a use after aclose: a new driver the backend knows
         assert backend.driver is not kept
-        assert opened(ports, base) == 1
+        assert sockets_opened_since(ports, base) == 1
         await backend.aclose()
 
     asyncio.run(scenario())
-    assert settled(ports, base) == 0
+    assert sockets_settled(ports, base) == 0
