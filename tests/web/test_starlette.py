@@ -239,21 +239,23 @@ async def test_starsessions_loses_one_of_the_two_changes(
 
 
 # -- the session is read on first use, not before the app runs ------------------------------------
-async def test_an_unused_session_costs_a_real_redis_nothing(
-    redis_store: AsyncSessionStore[dict[str, Any]], redis_server: RedisServer
-) -> None:
+async def test_an_unused_session_costs_a_real_redis_nothing(counted_redis: RedisServer) -> None:
     """Counted by the redis-server itself: requests carrying a valid session cookie that never
     use the session run no command; one that reads it runs its read (and a touch)."""
+    redis_store: AsyncSessionStore[dict[str, Any]] = AsyncSessionStore(
+        open_async_backend(counted_redis.url), dict
+    )
     app = Starlette(routes=ROUTES, middleware=[Middleware(SessionMiddleware, store=redis_store)])
     async with client_for(app) as client:
         await client.post("/login/ann")
-        commands = redis_commands(redis_server.port)
+        commands = redis_commands(counted_redis.port)
         for _ in range(3):
             response = await client.get("/plain")
             assert response.status_code == 200 and "set-cookie" not in response.headers
         assert commands() == 0
         assert (await client.get("/read")).json() == {"user": "ann", "cart": None}
         assert commands() >= 1
+    await redis_store.backend.aclose()
 
 
 async def test_request_session_is_a_dict_holding_the_stored_data() -> None:
