@@ -6,6 +6,7 @@ way a plugin's test file runs it: the kit must fail it, with a message that show
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import math
 import time
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from session_store.plugin import BackendBase, BackendConformance, Scope
+from session_store.aio import ThreadedBackend
+from session_store.plugin import AsyncBackendConformance, BackendBase, BackendConformance, Scope
 from session_store.testing.hostile import HOSTILE_PREFIXES
 
 
@@ -75,6 +77,14 @@ class NoExpiry(DictStore):
         return math.inf
 
 
+class HalfSetMany(DictStore):
+    """Stores the first half of a ``set_many``'s items: what a reader sees when it comes between
+    two ``_set`` calls of the default loop (a worker thread finishing a cancelled ``set_many``)."""
+
+    def _set_many(self, items: dict[str, bytes], ttl: float | None) -> None:
+        super()._set_many(dict(list(items.items())[: len(items) // 2]), ttl)
+
+
 def test_the_kit_catches_a_scan_that_globs_the_prefix() -> None:
     kit = BackendConformance()
     caught = []
@@ -93,3 +103,17 @@ def test_a_failing_kit_assertion_shows_the_values() -> None:
     with pytest.raises(AssertionError) as info:
         BackendConformance().test_ttl_expiry(NoExpiry())
     assert "inf" in str(info.value)  # the TTL the backend reported
+
+
+def test_a_half_applied_set_many_names_the_hook_to_write() -> None:
+    """An async twin built as CONTRIBUTING's 2b shows (``ThreadedBackend``) over a sync backend
+    whose ``set_many`` is the default loop fails the async kit's cancellation test: the failure
+    says what to write, not only what it saw."""
+    sync = HalfSetMany()
+    sync.set("c19", b"new")  # the kit's last key, as a set_many's loop left it
+    backend = ThreadedBackend(sync)
+    kit = AsyncBackendConformance()
+    with pytest.raises(AssertionError, match="half-applied set_many") as info:
+        asyncio.run(kit.test_cancelled_writes_are_whole_or_absent(backend))
+    asyncio.run(backend.aclose())
+    assert "_set_many" in str(info.value)  # the hook that makes it one atomic step
