@@ -39,6 +39,7 @@ Requires ``pytest`` and ``hypothesis`` (the ``test`` extra); the history recorde
 need neither.
 """
 
+from session_store.testing import rewriting  # noqa: F401  (first: before the kit loads)
 from session_store.testing.cancellation import cancelled_updates
 from session_store.testing.conformance import BackendConformance
 from session_store.testing.history import HistoryRecorder, Operation, operations_from_events

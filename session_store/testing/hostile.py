@@ -47,4 +47,21 @@ INVALID_KEYS: tuple[object, ...] = (
     42,
 )
 
-HOSTILE_PREFIXES = ("*", "?", "[", "[a", "\\", "\n", "日", "%", "_", "\x00", "\x1f")
+#: A closed class (``[a]``, ``[!a]``, ``[^a]``) is what catches a scan that globs the prefix
+#: unescaped: a glob reads it as one character, so the keys that really begin with it are missed.
+HOSTILE_PREFIXES = (
+    "*",
+    "?",
+    "[",
+    "[a",
+    "[a]",
+    "[!a]",
+    "[^a]",
+    "\\",
+    "\n",
+    "日",
+    "%",
+    "_",
+    "\x00",
+    "\x1f",
+)
