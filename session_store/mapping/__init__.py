@@ -36,7 +36,10 @@ the same code persists::
   :class:`InvalidKeyError` (``in`` answers ``False``).
 * Copies (``copy.copy``, ``copy.deepcopy``, ``dict(d)``) are plain, detached dicts.
 * :meth:`SessionMapping.edit` and :meth:`SessionMapping.modify` change a whole session in one
-  atomic step.
+  atomic step. When another writer changed the session meanwhile, ``modify`` runs ``fn``
+  again; ``edit`` replays its block's recorded changes on the newer session, and raises
+  :class:`ConflictError` (writing nothing of the edit) when the other writer changed what
+  the edit changed (:mod:`session_store.mapping.editing`; docs/dataroom.md lists the cases).
 * A session stored through :class:`~session_store.dataroom.SessionManager` reads here as its
   JSON data; changes keep it in its typed schema. A session written here reads through the
   manager as its legacy shape.

@@ -9,6 +9,7 @@ from typing import Any
 
 from session_store.errors import ConflictError, InvalidKeyError, SerializationError
 from session_store.keys import SEPARATOR
+from session_store.mapping.editing import EditedSession
 from session_store.mapping.tracked import JSONObject, SessionDict, plain
 from session_store.store import SessionStore
 
@@ -170,11 +171,20 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
 
     @contextmanager
     def edit(self, user_id: object) -> Iterator[JSONObject]:
-        """Edit a session in place, nested parts included; written back on exit.
+        """Edit a session in place, nested parts included; written back atomically on exit.
+
+        The block's changes are recorded. If no one else wrote the session meanwhile, it is
+        written as edited (one compare-and-set on the version read); otherwise each change is
+        replayed on the newer session, as :meth:`modify` runs ``fn`` (compare-and-set, retried
+        until the store's ``update_timeout``), after checking that what it changed is as this
+        edit saw it (docs/dataroom.md lists the cases). An exception in the block writes
+        nothing.
 
         Raises:
             KeyError: there is no such session.
-            ConflictError: another writer changed the session meanwhile; nothing was written.
+            ConflictError: another writer changed what this edit changed (the same key, a
+                container changed as a whole, a list item moved), or deleted the session;
+                nothing of this edit was written.
         """
         key = user_key(user_id)
         read = self._store.backend.get_versioned(key)
@@ -182,14 +192,21 @@ class SessionMapping(MutableMapping[Any, JSONObject]):
         current = None if read is None else self._store._decode_stored(key, read.value)
         if read is None or current is None:
             raise KeyError(user_id)
-        data = copy.deepcopy(self._as_dict(current))
-        yield data
-        new = self._like(plain(data), current)
+        session = EditedSession(self, key, self._as_dict(current))
+        try:
+            yield session
+        finally:
+            session.close()
+        new = self._like(plain(session), current)
         payload = self._store.codec.encode(key, new)
-        if not self._store.backend.set_if(key, payload, read.token, self._store.ttl):
-            raise ConflictError(
-                "the session changed while it was being edited; nothing was written",
+        if self._store.backend.set_if(key, payload, read.token, self._store.ttl):
+            self._observe(key, current, new)
+            return
+        try:  # changed meanwhile: replay this edit's changes on the newer session
+            self.modify(key, session.replay_on, create=False)
+        except ConflictError as exc:
+            raise ConflictError(  # the edit's key and backend, whichever step refused
+                exc.message,
                 key=key,
                 backend=self._store.backend.describe(),
-            )
-        self._observe(key, current, new)
+            ) from None

@@ -106,8 +106,7 @@ class _Node:
         return tuple(reversed(steps))
 
     def _stale(self) -> bool:
-        """Whether this container (or one above it) was dropped when the session took in
-        another writer's change: it no longer stands for anything stored."""
+        """Whether this container (or one above it) was dropped for another writer's copy."""
         node: _Node | None = self
         while node is not None:
             if getattr(node, "_dropped", False):
@@ -119,15 +118,19 @@ class _Node:
         """Apply ``op(container, *args)`` here, then on the stored session, atomically."""
         path = self._path()  # before the change: a list op may move this container
         args = tuple(plain(a) for a in args)
-        result = op(self, *args)  # locally first: a bad key or value fails before any write
         root = self._root()
+        guard = None if path is None or root is None else root._guard(self, op, args)
+        result = op(self, *args)  # locally first: a bad key or value fails before any write
         if path is None or root is None:
             if self._stale():  # replaced by another writer's version: refuse, never drop
                 raise _conflict("this container was replaced by a newer copy of the session")
             return result  # detached, as in a plain dict: not part of the session any more
 
         def replay(data: JSONObject) -> None:
-            op(_follow(data, path), *args)
+            target = _follow(data, path)
+            if guard is not None:  # an edit's: what this change saw is still there
+                guard(target)
+            op(target, *args)
 
         root._persisted(replay)
         return result
@@ -142,6 +145,8 @@ class TrackedDict(dict[Any, Any], _Node):
         self._key = key
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, _Node) and dict.get(self, key) is value:
+            return  # `d[k] += [x]` stores back the list it extended: no change
         self._change(_dict_set, key, value)
 
     def __delitem__(self, key: Any) -> None:
@@ -173,7 +178,7 @@ class TrackedDict(dict[Any, Any], _Node):
         return dict.__getitem__(self, key)
 
     def clear(self) -> None:
-        self._change(_dict_clear)
+        self._change(dict.clear)
 
     def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[misc]
         self.update(other)
@@ -200,10 +205,6 @@ def _dict_del(d: dict[Any, Any], key: Any) -> None:
 def _dict_update(d: dict[Any, Any], changes: dict[Any, Any]) -> None:
     for key, value in changes.items():
         _dict_set(d, key, value)
-
-
-def _dict_clear(d: dict[Any, Any]) -> None:
-    dict.clear(d)
 
 
 class TrackedList(list[Any], _Node):
@@ -297,6 +298,7 @@ def _list_op(name: str) -> Callable[..., Any]:
         _rewrap(lst)
         return result
 
+    op.__name__ = name  # what an edit's guard knows it by
     return op
 
 
@@ -349,8 +351,7 @@ def _list_mul(lst: list[Any], times: SupportsIndex) -> None:
 
 
 class SessionDict(TrackedDict):
-    """A session as a real ``dict``; every change, nested ones included, persists through its
-    mapping."""
+    """A session as a real ``dict``; every change, nested ones included, persists."""
 
     def __init__(self, mapping: SessionMapping, user_id: str, data: JSONObject) -> None:
         super().__init__(data, None, None)
@@ -362,13 +363,14 @@ class SessionDict(TrackedDict):
         take in what others changed meanwhile (:func:`_refresh`)."""
         _refresh(self, self._mapping.modify(self._user_id, replay, create=False))
 
+    def _guard(self, node: _Node, op: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        return None  # what a replay checks first: an edit's (mapping/editing.py), not here
+
 
 def _refresh(mine: TrackedDict, stored: dict[Any, Any]) -> None:
-    """Make ``mine`` hold ``stored``, in place: a container the caller holds keeps persisting
-    as long as it stands for the same part of the session (a dict under its key, a list item
-    left equal at its index); one that no longer does (removed, replaced, or a list item
-    another writer changed or moved) is dropped, and a change through it is then a
-    :class:`ConflictError`, never written nowhere."""
+    """Make ``mine`` hold ``stored``, in place: a held container keeps persisting while it
+    stands for the same part (a dict under its key, a list item left equal at its index); one
+    that no longer does is dropped: a change through it is a :class:`ConflictError`."""
     for key in [k for k in mine if k not in stored]:
         _drop(dict.pop(mine, key))
     for key, value in stored.items():
