@@ -132,7 +132,10 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     @property
     def client(self) -> AsyncRedisCluster:
-        """The ``redis.asyncio`` cluster client of the running loop (for other commands)."""
+        """The ``redis.asyncio`` cluster client of the running loop (for other commands). Ask
+        again after :meth:`aclose`: a client kept across it was closed, and a command sent on
+        it directly reconnects, on sockets no later ``aclose`` closes (``backend.driver``
+        kept across it refuses instead: ``ClientClosed``)."""
         return self._cluster_driver.client
 
     @property
