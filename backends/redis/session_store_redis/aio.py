@@ -21,7 +21,6 @@ command never reads a stale reply (tests/aio/test_cancellation.py cancels at eve
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar, Self, cast
@@ -300,9 +299,6 @@ class AsyncRedisSentinelBackend(AsyncRedisBackend):
 
     def __init__(self, config: SentinelConfig) -> None:
         """Connections to the primary the sentinels of ``config`` name, one per event loop."""
-        self._sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSentinel] = (
-            weakref.WeakKeyDictionary()
-        )
         self._sentinel_config = config
         super().__init__(
             None,
@@ -314,39 +310,16 @@ class AsyncRedisSentinelBackend(AsyncRedisBackend):
         )
 
     def _connect(self) -> Driver:
-        """The driver of the running loop: a client of the primary its sentinel manager names."""
+        """The driver of the running loop: a client of the primary its sentinel manager names
+        (the driver closes the manager's connections to the sentinels with its own)."""
         sentinel, client = build_async_sentinel_client(self._sentinel_config)
-        self._sentinels[asyncio.get_running_loop()] = sentinel
-        return RedisPyDriver(client)
+        return RedisPyDriver(client, sentinel=sentinel)
 
     @classmethod
     def from_url(cls, url: BackendURL | str, **overrides: Any) -> Self:
         """Build from ``redis+sentinel://...`` (no I/O; the sync URL rules)."""
         parsed = parse_multi_host_url(url) if isinstance(url, str) else url
         return cls(parse_sentinel_config(parsed, overrides))
-
-    async def aclose(self) -> None:
-        """:meth:`AsyncRedisBackend.aclose`, and the connections to the sentinels: those of the
-        running loop now, another loop's on that loop (as its drivers)."""
-        from session_store_redis.aio_close import close_on_own_loop
-
-        await super().aclose()
-        loop = asyncio.get_running_loop()
-        managers, self._sentinels = self._sentinels, weakref.WeakKeyDictionary()
-        for ref in managers.keyrefs():  # a list: another thread may add to it meanwhile
-            owner = ref()
-            sentinel = None if owner is None else managers.get(owner)
-            if owner is None or sentinel is None:
-                continue
-
-            async def close(sentinel: AsyncSentinel = sentinel) -> None:
-                for connection in sentinel.sentinels:
-                    await connection.aclose()
-
-            if owner is loop:
-                await close()
-            else:
-                close_on_own_loop(owner, close)
 
 
 def build_async_sentinel_client(config: SentinelConfig) -> tuple[AsyncSentinel, aioredis.Redis]:

@@ -154,9 +154,10 @@ class AsyncRedisBase(AsyncSessionBackend):
         ``aclose`` would go on with it, and no later ``aclose`` would find it to close);
         returns those of ``loop``, the only ones that can be closed from it. Those of another
         loop are closed on it (:func:`~session_store_redis.aio_close.close_on_own_loop`: on
-        its next turn, not waited for; dropped if it is closed). Each :class:`LeanClient` is
-        told at once (:meth:`~LeanClient.forget`): a call in flight on it, or a driver a caller
-        kept, must not open a connection no later ``aclose`` would find (attack10b)."""
+        its next turn, not waited for; dropped if it is closed). Each driver is told at once
+        (:meth:`~session_store_redis.aio_driver.Driver.forget`): a call in flight on it, or a
+        driver a caller kept, must not open a connection no later ``aclose`` would find
+        (attack10b; the Sentinel and Cluster drivers too, flaky11)."""
         from session_store_redis.aio_close import close_on_own_loop
 
         drivers, self._drivers = self._drivers, weakref.WeakKeyDictionary()
@@ -167,8 +168,7 @@ class AsyncRedisBase(AsyncSessionBackend):
             driver = None if owner is None else drivers.get(owner)
             if owner is None or driver is None:  # that loop is gone, and its driver with it
                 continue
-            if isinstance(driver, LeanClient):
-                driver.forget()
+            driver.forget()
             if owner is loop:
                 mine.append(driver)
             else:

@@ -132,8 +132,15 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     @property
     def client(self) -> AsyncRedisCluster:
-        """The ``redis.asyncio`` cluster client of the running loop (for other commands)."""
-        return cast("ClusterDriver", self.driver).client
+        """The ``redis.asyncio`` cluster client of the running loop (for other commands). Ask
+        again after :meth:`aclose`: a client kept across it was closed, and a command sent on
+        it directly reconnects, on sockets no later ``aclose`` closes (``backend.driver``
+        kept across it refuses instead: ``ClientClosed``)."""
+        return self._cluster_driver.client
+
+    @property
+    def _cluster_driver(self) -> ClusterDriver:
+        return cast("ClusterDriver", self.driver)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _retryable(self, failure: BaseException) -> bool:
@@ -144,23 +151,27 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         once more, on the new owner; while the slot migrates (``ASK``, which a transaction does
         not follow) the commands on their own, each following its redirection."""
         batch = [args for _, args in commands]
+        driver = self._cluster_driver
         for attempt in range(_MOVED_ROUNDS):
             try:
-                return await self.driver.call_many(batch, transaction=True)
+                return await driver.call_many(batch, transaction=True)
             except AskError as exc:
                 if not isinstance(exc, MovedError):
                     break  # migrating: below
                 if attempt == _MOVED_ROUNDS - 1:
                     raise
-            await self.client.nodes_manager.initialize()
-        return await self.driver.call_many(batch)
+            await driver.on_client(_refresh)
+        return await driver.call_many(batch)
 
     async def _write_and_wait(self, commands: Sequence[Command]) -> tuple[list[Any], int]:
         """The writes grouped by the primary owning each key's slot, one pipeline per primary
         ending in ``WAIT``; the fewest acknowledgements count. Bounced writes are sent again
         (:func:`~session_store_redis.cluster_routing.write_steps`, run with awaits)."""
-        client = self.client
-        await client.initialize()
+        return await self._cluster_driver.on_client(partial(self._write_and_wait_on, commands))
+
+    async def _write_and_wait_on(
+        self, commands: Sequence[Command], client: AsyncRedisCluster
+    ) -> tuple[list[Any], int]:
         steps = write_steps(commands, self.wait_replicas, partial(_owner, client), client.get_node)
         answer: Any = None
         while True:
@@ -170,7 +181,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
                 return cast("tuple[list[Any], int]", end.value)
             kind, answer = step[0], None
             if kind == "round":
-                answer = await self._node_round(step[1], step[2], step[3])
+                answer = await self._node_round(client, step[1], step[2], step[3])
             elif kind == "load":
                 await step[1].execute_command("SCRIPT", "LOAD", CAS_SCRIPT)
             elif kind == "refresh":
@@ -179,7 +190,11 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
                 await asyncio.sleep(0.05)
 
     async def _node_round(
-        self, node: AsyncClusterNode, commands: Sequence[Command], ask: bool
+        self,
+        client: AsyncRedisCluster,
+        node: AsyncClusterNode,
+        commands: Sequence[Command],
+        ask: bool,
     ) -> tuple[list[Any], Any]:
         """One pipeline to ``node``: the commands (each after ``ASKING`` if ``ask``), ``WAIT``;
         the commands' replies and ``WAIT``'s (error replies as exception objects)."""
@@ -193,7 +208,7 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
             await node.execute_pipeline(sent)
         except (RedisConnectionError, RedisTimeoutError):
             with contextlib.suppress(RedisError, RedisClusterException):
-                await self.client.nodes_manager.initialize()  # the next attempt: new owner
+                await client.nodes_manager.initialize()  # the next attempt: new owner
             raise
         results = [command.result for command in sent]
         return (results[1:-1:2] if ask else results[:-1]), results[-1]
@@ -217,12 +232,14 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
         unproven: list[frozenset[int]] = []
         while True:
             try:
-                client = self.client
-                await client.initialize()
+                driver = self._cluster_driver
+                client = await driver.on_client(_initialized)
                 pages = awalk_cluster(
                     client, pattern, head, self.scan_rounds, SCAN_COUNT, unproven.append
                 )
-                async for batch in pages:
+                # page by page, each a call of the driver: a listing held across aclose()
+                # reopens nothing (ClientClosed: walked again on the backend's new driver)
+                while (batch := await driver.using(partial(anext, pages, None))) is not None:
                     for key in session_keys(self._namespace, batch, prefix, seen):
                         yield key
                 break
@@ -250,13 +267,13 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     async def _get_values(self, stored: list[str]) -> list[bytes | None]:
         """``MGET`` per slot; while a slot migrates, one ``GET`` per key."""
-        client = await cast("ClusterDriver", self.driver).ready()
+        driver = self._cluster_driver
         try:
-            return list(await client.mget_nonatomic(stored))
+            return list(await driver.on_client(lambda client: client.mget_nonatomic(stored)))
         except MULTI_KEY_REFUSALS as exc:
             if not migrating(exc):
                 raise
-        return await self.driver.call_many([("GET", one) for one in stored])
+        return await driver.call_many([("GET", one) for one in stored])
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         """One ``SET`` per key, pipelined per node; a cancellation waits for the end."""
@@ -295,14 +312,24 @@ class AsyncRedisClusterBackend(AsyncRedisBackend):
 
     async def _unlink_all(self, stored: list[str]) -> int:
         """``UNLINK`` per slot; while a slot migrates, one ``UNLINK`` per key."""
-        client = await cast("ClusterDriver", self.driver).ready()
+        driver = self._cluster_driver
         try:
-            return int(await client.unlink(*stored))
+            return int(await driver.on_client(lambda client: client.unlink(*stored)))
         except MULTI_KEY_REFUSALS as exc:
             if not migrating(exc):
                 raise
-        replies = await self.driver.call_many([("UNLINK", one) for one in stored])
+        replies = await driver.call_many([("UNLINK", one) for one in stored])
         return sum(int(n) for n in replies)
+
+
+async def _initialized(client: AsyncRedisCluster) -> AsyncRedisCluster:
+    """The client (initialized by :meth:`ClusterDriver.on_client` on the way)."""
+    return client
+
+
+async def _refresh(client: AsyncRedisCluster) -> None:
+    """Learn the slot map again (after a ``MOVED``)."""
+    await client.nodes_manager.initialize()
 
 
 async def _nothing() -> AsyncIterator[str]:

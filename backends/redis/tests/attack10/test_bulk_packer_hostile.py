@@ -87,7 +87,10 @@ def test_a_server_killed_mid_use_never_hands_a_reply_to_another_command(
 ) -> None:
     """Rounds of get_many / delete_many / get on two backends of one server, the server killed
     with SIGKILL and restarted (from its append-only file) between and during them: every
-    answer that is not an error is the right one for its own command."""
+    answer that is not an error is the right one for its own command. (The restart keeps
+    every acknowledged write: the harness's append-only file is ``appendfsync always``. Under
+    ``everysec`` a killed server lost a round's writes now and then on a loaded machine, and
+    the previous round's values read back failed this test, flaky11.)"""
     server = redis_server_factory(appendonly=True)
     one, two = _backend(server, "kill:"), _backend(server, "kill:")
     keys = [f"k{i}" for i in range(50)]
@@ -103,7 +106,8 @@ def test_a_server_killed_mid_use_never_hands_a_reply_to_another_command(
                 try:
                     got = backend.get_many(keys)
                     if got != values:
-                        wrong.append(f"round {round_}: get_many {sorted(got)[:3]}")
+                        rounds = sorted({v.split(b":")[0].decode() for v in got.values()})
+                        wrong.append(f"round {round_}: get_many {len(got)} keys, rounds {rounds}")
                     if backend.get("k7") != values["k7"]:
                         wrong.append(f"round {round_}: get")
                 except BackendError:
