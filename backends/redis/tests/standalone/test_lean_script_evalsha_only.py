@@ -55,6 +55,11 @@ def test_evalsha_only_user_touches_and_compares_and_sets_after_a_flush(
             assert backend.get("c") == b"after"
 
 
+def _increment(data: dict[str, int] | None) -> dict[str, int]:
+    assert data is not None
+    return {"n": data["n"] + 1}
+
+
 def test_a_store_of_an_evalsha_only_user_updates_and_slides_after_a_flush(
     server: RedisServer,
 ) -> None:
@@ -63,7 +68,7 @@ def test_a_store_of_an_evalsha_only_user_updates_and_slides_after_a_flush(
         with SessionStore(url, dict) as store:
             store.save("s", {"n": 1}, ttl=60)
             _flush(server)
-            assert store.update("s", lambda data: {"n": data["n"] + 1}) == {"n": 2}
+            assert store.update("s", _increment) == {"n": 2}
             _flush(server)
             assert store.touch("s", 600) is True
             assert store.load("s") == {"n": 2}
