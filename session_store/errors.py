@@ -21,6 +21,7 @@ __all__ = [
     "CorruptPayloadError",
     "InvalidKeyError",
     "InvalidTTLError",
+    "NotWritableError",
     "SerializationError",
     "SessionStoreError",
     "UnknownSchemaVersionError",
@@ -95,6 +96,29 @@ class BackendUnavailableError(BackendError, ConnectionError):
     A tiered backend skips a tier that raises this and goes on with the others. It is also a
     ``ConnectionError``, so a host app's existing ``except ConnectionError`` keeps working.
     """
+
+
+class NotWritableError(BackendError):
+    """A backend's storage cannot be written when it opens (a read-only file system, a
+    directory this process may not write): the message names the place and the fix.
+
+    Opened alone, such a backend refuses to start, and so does a chain whose first shared tier
+    (its arbiter) it is. Any other chain starts with it: ``down_tier`` is the backend the chain
+    places there, which serves what it can until its storage can be written, then opens (the
+    diskcache backend: reads read-only, refuses writes, as when its directory turns read-only
+    under a running process; docs/guarantees.md, part 2, "Crash safety on disk").
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        backend: str | None = None,
+        down_tier: object = None,
+    ) -> None:
+        super().__init__(message, key=key, backend=backend)
+        self.down_tier = down_tier
 
 
 class SerializationError(SessionStoreError, ValueError):

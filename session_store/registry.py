@@ -18,15 +18,16 @@ A ``|`` inside a tier's URL (in a password, say) must be percent-encoded as ``%7
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from session_store.backend import SessionBackend
+from session_store.backend import Scope, SessionBackend
 from session_store.entrypoints import BrokenPlugin, EntryPointGroup
-from session_store.errors import ConfigurationError
+from session_store.errors import ConfigurationError, NotWritableError
 from session_store.urls import BackendURL, Params, parse_url, redact_url
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ __all__ = [
     "open_url",
     "split_chain",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The entry-point group backends register in.
 BACKENDS_GROUP = "session_store.backends"
@@ -238,11 +241,36 @@ def open_url(
             backend=redact_url(url),
         )
     opened: list[B] = []
+    down: dict[int, NotWritableError] = {}
     try:
         for tier in parsed:
-            opened.append(_open_one(tier, {}, kind))
+            try:
+                opened.append(_open_one(tier, {}, kind))
+            except NotWritableError as exc:  # it may start down: see _start_down
+                if not isinstance(exc.down_tier, kind[0]):
+                    raise
+                down[len(opened)] = exc
+                opened.append(exc.down_tier)
+        _start_down(opened, down)
         return chain()(opened, **{**options, **overrides})
     except BaseException:
         for backend in opened:
             discard(backend)
         raise
+
+
+def _start_down(tiers: Sequence[Any], down: Mapping[int, NotWritableError]) -> None:
+    """Whether a chain may start with the tiers ``down`` (by index) down: those whose storage
+    could not be written at open (a read-only disk tier), each placed as its error's
+    ``down_tier``, which opens once it can. Only if the chain's arbiter (its first shared tier,
+    as :func:`session_store.tiered.policy.layout` picks it) is another tier: it takes every
+    write, so what a chain acknowledges is still held by a durable tier. Else the arbiter's
+    error is raised. Each tier started down is logged as a warning."""
+    if not down:
+        return
+    shared = [index for index, tier in enumerate(tiers) if tier.scope is not Scope.PROCESS]
+    arbiter = shared[0] if shared else len(tiers) - 1
+    if arbiter in down:
+        raise down[arbiter]
+    for index, exc in down.items():
+        log.warning("the chain starts with tier %d down (%s): %s", index, exc.backend, exc.message)

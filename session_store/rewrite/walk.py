@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 import random
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from session_store import stamps
 from session_store.backend import SessionBackend, Versioned
-from session_store.codec import Codec
+from session_store.codec import Codec, Decoded, Snapshot, strictpack
 from session_store.codec.format import MAGIC, is_current_encryption, is_legacy, parse_header
 from session_store.codec.legacyjson import loads_legacy
 from session_store.codec.stages import STAGE_AESGCM
@@ -27,10 +27,57 @@ from session_store.store import SessionStore
 from session_store.tiered import TieredBackend
 from session_store.tiered.cas_steps import ChainToken
 
-__all__ = ["is_current", "is_session", "reader", "rewrite_batch", "rewrite_one"]
+__all__ = ["Judged", "is_current", "is_session", "judge", "reader", "rewrite_batch", "rewrite_one"]
 
 _KEY_ID_LENGTH = 4
 _MAX_PAUSE = 0.25
+#: :attr:`Judged.outcome` of a session to rewrite.
+_STALE = "stale"
+
+
+class Judged(NamedTuple):
+    """What :func:`judge` made of the session bytes ``data`` (read ``framed`` or not):
+    ``outcome`` ``not a session``, ``current`` or ``stale``, and for a stale one its decode."""
+
+    data: bytes
+    framed: bool
+    outcome: str
+    decoded: Decoded | None = None
+
+
+def judge(codec: Codec, key: str, data: bytes, legacy: SchemaInfo | None, framed: bool) -> Judged:
+    """Whether ``data`` is a session (:func:`is_session`) and current (:func:`is_current`),
+    decoding it once: the decode that tells whether it is current is the one a rewrite encodes
+    again. Legacy JSON that the schema must recognise (``legacy_keys``) is parsed once too: that
+    parse (:func:`~session_store.codec.legacyjson.loads_legacy`, which warns about and counts
+    each NaN, infinity, lone surrogate and int beyond 64 bits) is handed to the codec as the
+    body's snapshot (:class:`~session_store.codec.Snapshot`), unless msgpack cannot hold it (an
+    int beyond 64 bits: the codec parses it again, and that session cannot be saved anyway).
+
+    Raises:
+        SessionStoreError: a session that does not decode (as :func:`is_current`).
+    """
+    if data[: len(MAGIC)] == MAGIC:
+        decoded = codec.decode(key, data)
+        if _current(codec, key, data, decoded, framed):
+            return Judged(data, framed, "current")
+        return Judged(data, framed, _STALE, decoded)
+    if legacy is None or not is_legacy(data):
+        return Judged(data, framed, "not a session")
+    if legacy.legacy_keys is None:
+        return Judged(data, framed, _STALE, codec.decode(key, data))
+    try:
+        value = loads_legacy(data, key=key)
+    except CorruptPayloadError:
+        codec.unwrap(key, data)  # plaintext in an encrypted store: that refusal first, as before
+        raise
+    if not (isinstance(value, dict) and not legacy.legacy_keys.isdisjoint(value)):
+        return Judged(data, framed, "not a session")
+    plain = codec.unwrap(key, data)  # (refuses plaintext in an encrypted store)
+    packed = strictpack.pack(value)
+    if packed is not None:
+        plain = plain._replace(snapshot=Snapshot(packed))
+    return Judged(data, framed, _STALE, codec.from_plain(key, plain))
 
 
 def reader(codec: Codec, legacy_schema: str | None, *, encrypt_plaintext: bool = False) -> Codec:
@@ -63,12 +110,11 @@ def rewrite_batch(
                 outcome = "vanished"
             elif data is None:
                 outcome = "deleted"  # one tier of a chain: a tombstone is not a session
-            elif not is_session(data, legacy, key):
-                outcome = "not a session"
-            elif is_current(codec, key, data, framed=_framed_here(store.backend, raw, data)):
-                outcome = "current"
             else:
-                outcome = rewrite_one(store, codec, key, legacy)
+                judged = judge(codec, key, data, legacy, _framed_here(store.backend, raw, data))
+                outcome = judged.outcome
+                if outcome == _STALE:
+                    outcome = rewrite_one(store, codec, key, legacy, judged)
         except BackendError:
             raise
         except SessionStoreError as exc:
@@ -106,10 +152,20 @@ def is_session(data: bytes, legacy: SchemaInfo | None, key: str = "") -> bool:
     return isinstance(value, dict) and not legacy.legacy_keys.isdisjoint(value)
 
 
-def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: SchemaInfo | None) -> str:
+def rewrite_one(
+    store: SessionStore[Any],
+    codec: Codec,
+    key: str,
+    legacy: SchemaInfo | None,
+    judged: Judged | None = None,
+) -> str:
     """Rewrite one session with compare-and-set: ``rewritten``, ``current``, ``vanished``,
     ``deleted`` (a chain's tombstone now) or ``not a session`` (replaced meanwhile by a value that
     is not one).
+
+    ``judged``: what :func:`judge` made of the value a read just found (the walk's batch read);
+    a copy read here with the same bytes is not decoded again (a legacy session's warnings about
+    what its JSON held are logged, and counted, once per value, not once per look at it).
 
     Raises:
         ConflictError: the session changed under every attempt for ``update_timeout`` seconds.
@@ -125,16 +181,17 @@ def rewrite_one(store: SessionStore[Any], codec: Codec, key: str, legacy: Schema
         stored = stamps.session_bytes(read.value)
         if stored is None:
             return "deleted"  # deleted through the chain meanwhile: its tombstone stays
-        if not is_session(stored, legacy, key):
-            return "not a session"
         framed = _framed_here(backend, read.value, stored)
-        if is_current(codec, key, stored, framed=framed):
-            return "current"  # a concurrent writer already wrote it in the current format
+        if judged is None or judged.data != stored or judged.framed != framed:
+            judged = judge(codec, key, stored, legacy, framed)
+        if judged.outcome != _STALE:  # not a session, or already current (a concurrent writer)
+            return judged.outcome
         left = backend.ttl(key)
         if left is None:
             return "vanished"
         writer = codec.for_frames() if framed else codec  # a chain may copy it to any tier
-        payload = writer.encode(key, codec.decode(key, stored).obj)
+        assert judged.decoded is not None
+        payload = writer.encode(key, judged.decoded.obj)
         # NO_EXPIRY passes on as "never", not as "the backend's default TTL"
         if _set_if_kept(backend, key, payload, read, framed, left):
             return "rewritten"
@@ -193,8 +250,12 @@ def is_current(codec: Codec, key: str, data: bytes, *, framed: bool = False) -> 
     if is_legacy(data):
         codec.decode(key, data)  # raises if it does not even decode
         return False
+    return _current(codec, key, data, codec.decode(key, data), framed)
+
+
+def _current(codec: Codec, key: str, data: bytes, decoded: Decoded, framed: bool) -> bool:
+    """:func:`is_current` of a payload with our header, given its decode."""
     header = parse_header(data, key=key)
-    decoded = codec.decode(key, data)
     info = get_schema(decoded.schema)
     if info is None:  # pragma: no cover - decode already refused an unknown schema
         return False

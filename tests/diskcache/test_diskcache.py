@@ -507,7 +507,7 @@ def test_read_only_directory_is_a_backend_error(tmp_path: Path) -> None:
     outcome = json.loads(result.stdout)
     for name in names:
         kind, message = outcome[name]
-        assert kind == "BackendError", message
+        assert kind == "NotWritableError", message  # a BackendError naming the fix (mend11)
         assert "opening the cache directory (not writable" in message
         assert name in message  # the backend, described, names the directory
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 from session_store.aio.threaded import ThreadedBackend
+from session_store.errors import NotWritableError
 from session_store.urls import BackendURL
 from session_store_diskcache.backend import DiskcacheBackend
 
@@ -28,5 +29,14 @@ class AsyncDiskcacheBackend(ThreadedBackend):
 
     @classmethod
     def from_url(cls, url: BackendURL, **overrides: Any) -> Self:
-        """Build from ``diskcache:///path?...`` with the sync backend's parameters."""
-        return cls(DiskcacheBackend.from_url(url, **overrides))
+        """Build from ``diskcache:///path?...`` with the sync backend's parameters.
+
+        Raises:
+            NotWritableError: as the sync backend, its ``down_tier`` this twin of it.
+        """
+        try:
+            return cls(DiskcacheBackend.from_url(url, **overrides))
+        except NotWritableError as exc:
+            if isinstance(exc.down_tier, DiskcacheBackend):
+                exc.down_tier = cls(exc.down_tier)
+            raise

@@ -47,7 +47,7 @@ from diskcache.core import EVICTION_POLICY
 
 from session_store.backend import Scope, SessionBackend, ensure_bytes
 from session_store.counters import Counters
-from session_store.errors import BackendError, ConfigurationError, CorruptPayloadError
+from session_store.errors import ConfigurationError, CorruptPayloadError
 from session_store.keys import Namespace, validate_key, validate_scan_prefix
 from session_store.ttl import NO_EXPIRY, normalize_ttl
 from session_store.unchecked import TrustedCalls, checked, unchecked_calls
@@ -55,6 +55,7 @@ from session_store.urls import BackendURL, Params
 from session_store_diskcache.cache import SessionCache
 from session_store_diskcache.failures import translate
 from session_store_diskcache.keyrange import upper_bound
+from session_store_diskcache.opening import open_for, open_later
 from session_store_diskcache.settings import (
     DEFAULT_EVICTION_POLICY,
     DEFAULT_PREFIX,
@@ -90,8 +91,11 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
 
     Raises:
         ConfigurationError: a bad argument (before any I/O).
+        NotWritableError: the directory cannot be written (read-only file system, permissions):
+            a :class:`BackendError` naming it and the fix; a chain whose arbiter is another
+            tier starts without this one (:mod:`~session_store_diskcache.opening`).
         BackendError: the directory cannot be created or the database cannot be opened
-            (read-only file system, not a directory, not a database).
+            (not a directory, not a database).
     """
 
     scope = Scope.HOST
@@ -116,19 +120,10 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         self._reads_write = EVICTION_POLICY[self.eviction_policy]["get"] is not None
         self._description = self._url()
         self._close_lock = threading.Lock()
-        try:
-            cache = SessionCache(
-                self.directory,
-                timeout=self.timeout,
-                size_limit=self.size_limit,
-                eviction_policy=self.eviction_policy,
-            )
-        except BaseException as exc:
-            typed = translate(exc, action=self._open_action(), key=None, backend=self.describe())
-            if typed is None:
-                raise
-            raise typed from exc
-        self._cache: SessionCache | None = cache
+        self._cache: SessionCache | None = None
+        self._waiting, self._retry_at = True, 0.0  # until opened read-write (see .opening)
+        self._cache = open_for(self)
+        self._waiting = False
 
     @classmethod
     def from_url(cls, url: BackendURL, **overrides: Any) -> Self:
@@ -176,15 +171,6 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         return f"diskcache://{quote(self.directory)}?{urlencode(query, quote_via=quote, safe=':')}"
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _open_action(self) -> str:
-        """What failed when opening failed, naming the usual cause SQLite words obscurely
-        ("unable to open database file" for a directory it cannot write to)."""
-        if os.path.isdir(self.directory) and not os.access(self.directory, os.W_OK):
-            return (
-                "opening the cache directory (not writable: read-only file system or permissions)"
-            )
-        return "opening the cache directory"
-
     def _stored(self, key: str) -> str:
         return self.namespace.encode(validate_key(key, backend=self._description))
 
@@ -218,10 +204,8 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
     def _io(self, action: str, key: str | None = None) -> Iterator[SessionCache]:
         """The open cache for one operation; typed errors out, evictions counted on success."""
         cache = self._cache
-        if cache is None:
-            raise BackendError(
-                f"{action} failed: the backend is closed", key=key, backend=self.describe()
-            )
+        if cache is None or self._waiting:
+            cache = open_later(self, action, key)
         try:
             yield cache
         except BaseException as exc:
@@ -385,7 +369,7 @@ class DiskcacheBackend(VersionedWrites, SessionBackend):
         :class:`BackendError`. Connections other threads opened close when the cache object is
         collected (diskcache keeps one per thread). Idempotent."""
         with self._close_lock:
-            cache, self._cache = self._cache, None
+            cache, self._cache, self._waiting = self._cache, None, False
         if cache is not None:
             cache.close()
 

@@ -31,6 +31,10 @@ them fails loudly at open instead of miscounting or mis-scanning quietly:
   reads the head they compare, then diskcache's ``_row_update`` / ``_row_insert`` and ``_cull``
   run as ``set`` runs them (so its count, size, expiry and eviction stay its own), inside one
   ``BEGIN IMMEDIATE``. A value diskcache keeps in a file, on either side, takes ``set`` itself.
+* **A read-only directory** (:class:`ReadOnlyCache`): a ``diskcache.Cache`` cannot open one (it
+  writes its settings when it opens), so this class sets what ``Cache.__init__`` would from the
+  ``Settings`` table and connects with SQLite's ``mode=ro``; its reads are ``Cache``'s, and every
+  write fails as it does on a directory that turned read-only under an open cache.
 * **Scans and snapshots** go through ``Cache._sql``, the connection of the calling thread (which
   diskcache reopens after a fork). A scan page is one SELECT over a key range of diskcache's
   ``Cache`` table; the unique index ``Cache_key_raw (key, raw)`` answers it directly, so a scan
@@ -43,19 +47,22 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import diskcache
-from diskcache.core import MODE_RAW
+from diskcache.core import DBNAME, MODE_RAW
 
 from session_store.errors import ConfigurationError
 from session_store_diskcache.disk import SafeDisk
 
-__all__ = ["SessionCache", "check_internals"]
+__all__ = ["ReadOnlyCache", "SessionCache", "check_internals"]
 
 # The same selection Cache._cull deletes from first (diskcache 5.6 core.py), counted.
 _COUNT_CULLED_EXPIRED = (
@@ -324,3 +331,63 @@ class SessionCache(diskcache.Cache):  # type: ignore[misc]  # diskcache ships no
         in key order: one page of a keyset-paginated scan (pass the last key as ``after``)."""
         rows = self._sql(_SCAN_PAGE, (low, high, after, now, limit)).fetchall()
         return [key for (key,) in rows]
+
+
+class ReadOnlyCache(SessionCache):
+    """A :class:`SessionCache` of a directory this process cannot write: it reads, and every
+    write fails (``attempt to write a readonly database``, or the file system's error for a
+    value file), as on a directory that turned read-only under an open cache.
+
+    A database in WAL mode whose ``-shm`` file is gone (its last writer closed it) and cannot be
+    made is read as immutable, if it has no ``-wal`` file either: the file then holds every
+    commit, and no one can write it while the directory is read-only. (Once it is writable, the
+    backend opens it read-write within a second of a call: :mod:`~.opening`.)
+
+    Raises:
+        sqlite3.Error: no database there, or SQLite cannot read it read-only (a ``-wal`` file
+            without its ``-shm``).
+    """
+
+    def __init__(self, directory: str, *, timeout: float) -> None:
+        check_internals()
+        self._session_store_evicted = threading.local()
+        self._session_store_removals = threading.local()
+        self._directory = directory
+        self._timeout = timeout
+        self._local = threading.local()
+        self._txn_id = None
+        self._immutable = False
+        try:
+            settings = dict(self._sql("SELECT key, value FROM Settings").fetchall())
+        except sqlite3.OperationalError:
+            # WAL mode without a -shm file, which a read-only directory cannot get: with no -wal
+            # either, the database file holds every commit, and nothing can write it meanwhile
+            if os.path.exists(os.path.join(directory, DBNAME + "-wal")):
+                raise
+            self.close()
+            self._immutable = True
+            settings = dict(self._sql("SELECT key, value FROM Settings").fetchall())
+        for key, value in settings.items():  # what Cache.__init__ sets, as it stored them
+            setattr(self, key, value)
+        disk = {key[5:]: value for key, value in settings.items() if key.startswith("disk_")}
+        self._disk = SafeDisk(directory, **disk)
+        ((self._page_size,),) = self._sql("PRAGMA page_size").fetchall()
+        check_internals(self)
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        # Cache._con's, connecting read-only and setting no pragma (they are for writers)
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            self.close()
+            local.pid = os.getpid()
+        con: sqlite3.Connection | None = getattr(local, "con", None)
+        if con is None:
+            path = os.path.join(self._directory, DBNAME)
+            if not os.path.exists(path):
+                raise sqlite3.OperationalError(f"no database at {path}")
+            uri = f"file:{quote(path)}?mode=ro" + ("&immutable=1" if self._immutable else "")
+            con = local.con = sqlite3.connect(
+                uri, uri=True, timeout=self._timeout, isolation_level=None
+            )
+        return con

@@ -50,6 +50,7 @@ from session_store_redis.commands import (
 from session_store_redis.conditional_touch import TOUCH_SESSION_SCRIPT, TOUCH_SESSION_SHA
 from session_store_redis.config import DEFAULT_PREFIX, backend_options, parse_config
 from session_store_redis.invalidation import InvalidationStream
+from session_store_redis.lean_script import run_by_sha
 from session_store_redis.leanconn import LeanRedis
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.ordered_writes import StagedOrderedWrites
@@ -234,7 +235,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         lean = self._lean
         if lean is None:
             return super()._run_touch_session(stored, args)
-        return _lean_script(lean, TOUCH_SESSION_SHA, TOUCH_SESSION_SCRIPT, stored, args)
+        return run_by_sha(lean, TOUCH_SESSION_SHA, TOUCH_SESSION_SCRIPT, stored, args)
 
     def _secrets(self) -> tuple[str | None, ...]:
         return secrets_of(self._client)
@@ -250,7 +251,7 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
             if written is not None:  # (the script answers 0 or 1; None: not staged after all)
                 return written
         if lean is not None:  # a small one: one EVALSHA on the lean client
-            return _lean_script(lean, CAS_SHA, CAS_SCRIPT, stored, cas_args(token, value, px))
+            return run_by_sha(lean, CAS_SHA, CAS_SCRIPT, stored, cas_args(token, value, px))
         try:
             return client.evalsha(CAS_SHA, 1, stored, *cas_args(token, value, px))
         except NoScriptError:
@@ -339,14 +340,3 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
         if self._owns_client:
             self._client.close()
             self._client.connection_pool.disconnect()
-
-
-def _lean_script(lean: LeanRedis, sha: str, text: str, stored: str, args: Sequence[Any]) -> Any:
-    """A script on ``stored`` through the lean client: by SHA, else (a restarted or flushed
-    server: ``NOSCRIPT``, so it did not run) by text once, which caches it again."""
-    try:
-        return lean.call("EVALSHA", sha, 1, stored, *args)
-    except redis.exceptions.ResponseError as exc:
-        if not (isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")):
-            raise
-    return lean.call("EVAL", text, 1, stored, *args)

@@ -22,6 +22,7 @@ import redis
 from session_store.stamps import VERSION_END
 from session_store.unchecked import checked
 from session_store_redis import staged
+from session_store_redis.lean_script import run_by_sha
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.staged import (
     MOVE_AFTER_SCRIPT,
@@ -165,11 +166,11 @@ class StagedOrderedWrites(_Backend):
         the caller cannot know whether it ran). On the lean client where there is one (no
         import, pool checkout or encoder layers: a chain save without an expiry costs the client
         half the instructions it did through ``Script``), else through ``Script``; both send the
-        same commands (:func:`_by_sha`)."""
+        same commands (:func:`~session_store_redis.lean_script.run_by_sha`)."""
         lean = self._lean
         if lean is None:
             return self._call_once(what, key, script, keys=[stored], args=args)
-        return self._call_once(what, key, _by_sha, lean, *text, stored, args)
+        return self._call_once(what, key, run_by_sha, lean, *text, stored, args)
 
     def _staged(
         self,
@@ -220,17 +221,3 @@ class StagedOrderedWrites(_Backend):
                 " using the one-script writes",
                 self._description,
             )
-
-
-def _by_sha(lean: LeanRedis, sha: str, text: str, stored: str, args: list[Any]) -> Any:
-    """``EVALSHA sha`` on ``stored`` through the lean client; where the server does not know
-    the script (``NOSCRIPT``: it did not run; flushed, restarted) ``SCRIPT LOAD`` and
-    ``EVALSHA`` again, the commands redis-py's ``Script`` sends: a user the ACL allows
-    ``EVALSHA`` and ``SCRIPT LOAD`` but not ``EVAL`` writes as it did through ``Script``."""
-    try:
-        return lean.call("EVALSHA", sha, 1, stored, *args)
-    except redis.exceptions.ResponseError as exc:
-        if not (isinstance(exc, redis.exceptions.NoScriptError) or str(exc).startswith("NOSCRIPT")):
-            raise
-    lean.call("SCRIPT", "LOAD", text)
-    return lean.call("EVALSHA", sha, 1, stored, *args)

@@ -1,8 +1,9 @@
 """``touch_session`` on a real redis-server: one script call per touch, which reads only the
-value's head (no ``GET``), after the server lost its scripts too, sync (on the lean client)
-and async; the own TTL a frame records is rounded to milliseconds as every write rounds it; and
-a store's sliding expiry (``touch(key)``, ``touch(key, ttl)``, ``touch_on_load``) costs one
-round trip over a single Redis, as the ``PEXPIRE`` it replaces did."""
+value's head (no ``GET``), after the server lost its scripts too, sync (on the lean client,
+which loads it again with ``SCRIPT LOAD``: ``test_lean_script_evalsha_only.py``) and async;
+the own TTL a frame records is rounded to milliseconds as every write rounds it; and a store's
+sliding expiry (``touch(key)``, ``touch(key, ttl)``, ``touch_on_load``) costs one round trip
+over a single Redis, as the ``PEXPIRE`` it replaces did."""
 
 from __future__ import annotations
 
@@ -39,10 +40,10 @@ def test_one_script_call_per_touch_session_even_after_the_server_lost_it(redis_u
         backend.set("own", frame(PAYLOAD, bytes(12), 2.007), ttl=3600)
         raw.script_flush()
         raw.config_resetstat()
-        assert backend.touch_session("k", 60) is True  # NOSCRIPT, then the text
+        assert backend.touch_session("k", 60) is True  # NOSCRIPT, SCRIPT LOAD, by SHA again
         assert backend.touch_session("own", 60, keep_own=True) is True
         assert backend.touch_session("absent", 60) is False
-        calls = {"evalsha": 3, "eval": 1, "getrange": 3, "pexpire": 2, "exists": 1}  # absent: ""
+        calls = {"evalsha": 4, "script|load": 1, "getrange": 3, "pexpire": 2, "exists": 1}
         assert _calls(raw) == calls
         assert raw.script_exists(TOUCH_SESSION_SHA) == [True]
         assert 50_000 < raw.pttl(backend.namespace.encode("k")) <= 60_000
