@@ -40,7 +40,7 @@ import redis
 
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START
 from session_store_redis.multi_acl import is_refused, refuses_multi
-from session_store_redis.staged_pack import pack_staged
+from session_store_redis.staged_pack import pack_ordered, pack_staged
 from session_store_redis.staged_scripts import (
     MOVE_AFTER_SCRIPT,
     MOVE_AFTER_SHA,
@@ -173,7 +173,6 @@ def staged_write(
     Raises:
         redis.RedisError: the connection failed, or Redis refused (an error reply).
     """
-    argv = (value[:16],) if args is None else args
     pool = client.connection_pool
     connection: Any = pool.get_connection()  # (redis-py's Connection is partly untyped)
     try:
@@ -181,7 +180,17 @@ def staged_write(
             key = connection.session_store_staging_keys[staging]
         except (AttributeError, KeyError):
             key = connection_staging_key(connection, staging)
-        reply = _transaction(connection, key, value, px, ("EVALSHA", sha, stored, argv))
+        if args is None and px and len(value) >= 16 and connection.encoder.encoding in _UTF8:
+            # an ordered write with an expiry (every save of a chain): _transaction's, with
+            # its bytes from pack_ordered's parts; the same bytes (pack_staged's)
+            connection.send_packed_command([pack_ordered(key, value, px, sha, stored)])
+            reply = _replies(connection)
+            if type(reply) is bytes:  # (the version stored: the usual reply)
+                return reply
+            argv: tuple[bytes | str | int, ...] = (value[:16],)
+        else:
+            argv = (value[:16],) if args is None else args
+            reply = _transaction(connection, key, value, px, ("EVALSHA", sha, stored, argv))
         if reply is _NO_SCRIPT:
             reply = _transaction(connection, key, value, px, ("EVAL", script, stored, argv))
             if reply is _NO_SCRIPT:  # pragma: no cover - EVAL loads it
@@ -263,13 +272,25 @@ def _transaction(
         commands = (staged, (verb, script, 2, stored, staging, *argv))
         packed = connection.pack_commands([("MULTI",), *commands, ("EXEC",)])
     connection.send_packed_command(packed)
+    return _replies(connection)
+
+
+def _replies(connection: Any) -> Any:
+    """:func:`_transaction`'s reading of the four replies, once the transaction is sent."""
     read = connection.read_response
     first: list[Any] = []
-    for _ in range(3):  # MULTI's answer and the two QUEUED
-        try:
-            first.append(read())
-        except redis.ResponseError as exc:  # refused when queued: EXEC aborts
-            first.append(exc)
+    append = first.append
+    try:  # MULTI's answer and the two QUEUED, read in a row
+        append(read())
+        append(read())
+        append(read())
+    except redis.ResponseError as exc:  # refused when queued: EXEC aborts
+        append(exc)
+        while len(first) < 3:  # (the rest, one by one)
+            try:
+                append(read())
+            except redis.ResponseError as more:
+                append(more)
     try:
         replies = read()
     except redis.ResponseError as exc:  # EXECABORT: nothing ran; or EXEC without MULTI
