@@ -46,8 +46,9 @@ def _one(variant: str, calls: int, url: str) -> None:
     payload = Codec(encryption=None).encode("user-0", vision_session("small"))
     keys = (KEYS * ((WARM + calls) // len(KEYS) + 1))[: WARM + calls]
     memory = MemoryBackend(max_entries=1000)
+    prefix = f"callgrind-{variant}-{calls}:"  # (the two runs at once: keys of their own)
     if variant == "chain":
-        chain = open_backend(f"memory://?max_entries=1000 | {url}callgrind-chain:")
+        chain = open_backend(f"memory://?max_entries=1000 | {url}{prefix}")
         deadline = time.monotonic() + 30
         while not (isinstance(chain, TieredBackend) and chain.coherent):
             if time.monotonic() > deadline:
@@ -57,7 +58,7 @@ def _one(variant: str, calls: int, url: str) -> None:
             chain.set(key, payload, 3600)
         chain.close()
     elif variant == "bare":
-        tier = open_backend(f"{url}callgrind-bare:")
+        tier = open_backend(f"{url}{prefix}")
         for key in keys:
             tier.set(key, payload, 3600)
             memory.set(key, payload, 3600)
@@ -65,7 +66,7 @@ def _one(variant: str, calls: int, url: str) -> None:
     else:
         import redis
 
-        floor = FloorWriter(redis.Redis.from_url(url), "callgrind-floor:")
+        floor = FloorWriter(redis.Redis.from_url(url), prefix)
         for key in keys:
             floor.set_if_newer_staged(key, payload, 3_600_000)
             memory.set(key, payload, 3600)

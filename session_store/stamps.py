@@ -264,8 +264,17 @@ class HybridClock:
         tail = _VALUE_TAILS.get(ttl)
         if tail is None:
             tail = _value_tail(ttl)
-        version = self._tick().to_bytes(8, "big")
-        return b"".join((MAGIC, version, self._node_bytes, tail, value))
+        physical = (time.time_ns() // 1_000_000) << _LOGICAL_BITS  # (:meth:`_tick`, inline)
+        lock = self._lock
+        lock.acquire()
+        try:
+            last = self._last + 1
+            if physical > last:
+                last = physical
+            self._last = last
+        finally:
+            lock.release()
+        return b"".join((MAGIC, last.to_bytes(8, "big"), self._node_bytes, tail, value))
 
     def _tick(self) -> int:
         """The clock field of the next version (the clock moved to it)."""

@@ -53,7 +53,7 @@ from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_tok
 __all__ = ["ClientT", "RedisBackendBase"]
 
 #: Milliseconds by normalized TTL, made on first use (:meth:`RedisBackendBase._px`).
-_PX: dict[float, int] = {}
+_PX: dict[float | None, int] = {}
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ import redis
 from session_store.stamps import VERSION_END, VERSION_START
 from session_store.unchecked import checked
 from session_store_redis import staged
+from session_store_redis.base import _PX
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.staged import (
     MOVE_AFTER_SCRIPT,
@@ -138,7 +139,9 @@ class StagedOrderedWrites(_Backend):
 
             return write_after_cas(self, key, data, ttl)
         stored = self._namespace.encode(key)
-        px = self._px(ttl)
+        px = _PX.get(ttl)  # (_px, from its table: every save asks)
+        if px is None:
+            px = self._px(ttl)
         lean = self._lean
         version: Any
         if (  # every save of a chain: the staged write on the lean client, without the layers
@@ -159,8 +162,11 @@ class StagedOrderedWrites(_Backend):
                 raise self._translate(failure, "set_after", key)
             if type(version) is not bytes:  # (the script's reply, the version, is settled)
                 version = self._after_reply(key, stored, data, px, STAGED_LAYOUT, version)
-            else:
-                self.counters.add("writes")
+            else:  # counted (self.counters.add, inline as in base's _set)
+                lock = self._count_lock
+                lock.acquire()
+                self._counts["writes"] += 1  # cannot raise: "writes" is there
+                lock.release()
         else:
             version = self._after_reply(key, stored, data, px, STAGED_LAYOUT, _NOT_TRIED)
         if version == data[VERSION_START:VERSION_END]:
