@@ -196,8 +196,10 @@ def staged_write(
                 replies = read()
             except redis.ResponseError as exc:
                 reply = _replies_after(connection, got, exc)
-            else:
-                reply = _executed(replies)
+            else:  # (_executed, inline while neither reply is an error)
+                staged_reply, reply = replies
+                if isinstance(staged_reply, BaseException) or isinstance(reply, BaseException):
+                    reply = _executed(replies)
             if type(reply) is bytes:  # (the version stored: the usual reply)
                 return reply
             argv: tuple[bytes | str | int, ...] = (value[:16],)
