@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from session_store import forksafe
 
@@ -63,8 +64,12 @@ class Counters:
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to the counter ``name``."""
-        with self._lock:
+        lock = self._lock  # (acquire / release in try / finally: cheaper than ``with`` on 3.11,
+        lock.acquire()  # and every save counts twice)
+        try:
             self._values[name] += amount
+        finally:
+            lock.release()
 
     def add_held(self, name: str, amount: int = 1) -> None:
         """Like :meth:`add`, for a caller that already holds the shared lock."""
@@ -73,13 +78,17 @@ class Counters:
     def observe(self, operation: str, seconds: float) -> None:
         """Record one ``operation`` (``get``, ``set``, ...) that took ``seconds``."""
         index = bisect_left(LATENCY_BUCKETS, seconds)
-        with self._lock:
+        lock = self._lock  # (as in :meth:`add`)
+        lock.acquire()
+        try:
             buckets = self._latency.get(operation)
             if buckets is None:
                 buckets = self._latency[operation] = [0] * (len(LATENCY_BUCKETS) + 1)
                 self._latency_sum[operation] = 0.0
             buckets[index] += 1
             self._latency_sum[operation] += seconds
+        finally:
+            lock.release()
 
     def latency(self) -> dict[str, dict[str, float]]:
         """Per operation: ``count`` and the ``p50`` / ``p90`` / ``p99`` upper bounds in seconds.
@@ -110,6 +119,11 @@ class Counters:
     def get(self, name: str) -> int:
         """The current value of counter ``name``."""
         return self._values[name]
+
+    def reader(self, name: str) -> Callable[[], int]:
+        """Counter ``name`` as a call that reads it without a Python frame (what :meth:`get`
+        answers): a chain reads each tier's ``evictions`` after every write."""
+        return partial(self._values.__getitem__, name)
 
     def as_dict(self) -> dict[str, int]:
         """A snapshot of every counter."""

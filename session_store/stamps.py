@@ -129,6 +129,18 @@ def _tail(kind: int, ttl: float | None) -> bytes:
 
 _pack_tail = struct.Struct(">Bd").pack
 
+#: A value's frame tail (kind and TTL) by TTL, made on first use (:func:`_value_tail`).
+_VALUE_TAILS: dict[float | None, bytes] = {}
+
+
+def _value_tail(ttl: float | None) -> bytes:
+    """Make and keep the entry of :data:`_VALUE_TAILS` for ``ttl`` (cleared past 1,024: a
+    chain copying sessions with the TTL each has left asks for many)."""
+    if len(_VALUE_TAILS) >= 1024:
+        _VALUE_TAILS.clear()
+    made = _VALUE_TAILS[ttl] = _tail(KIND_VALUE, ttl)
+    return made
+
 
 def with_version(data: bytes, version: bytes) -> bytes:
     """The framed ``data`` with another 12-byte ``version``."""
@@ -244,10 +256,39 @@ class HybridClock:
 
     def now(self) -> bytes:
         """A 12-byte version newer than every version this clock handed out or observed."""
+        return self._tick().to_bytes(8, "big") + self._node_bytes
+
+    def frame(self, value: bytes, ttl: float | None) -> bytes:
+        """``frame(value, self.now(), ttl)`` in one call, the frame's tail looked up, not
+        packed: what every new write of a chain frames its bytes with."""
+        tail = _VALUE_TAILS.get(ttl)
+        if tail is None:
+            tail = _value_tail(ttl)
+        physical = (time.time_ns() // 1_000_000) << _LOGICAL_BITS  # (:meth:`_tick`, inline)
+        lock = self._lock
+        lock.acquire()
+        try:
+            last = self._last + 1
+            if physical > last:
+                last = physical
+            self._last = last
+        finally:
+            lock.release()
+        return b"".join((MAGIC, last.to_bytes(8, "big"), self._node_bytes, tail, value))
+
+    def _tick(self) -> int:
+        """The clock field of the next version (the clock moved to it)."""
         physical = (time.time_ns() // 1_000_000) << _LOGICAL_BITS
-        with self._lock:
-            last = self._last = max(physical, self._last + 1)
-        return last.to_bytes(8, "big") + self._node_bytes
+        lock = self._lock  # (acquire / release in try / finally: cheaper than ``with``)
+        lock.acquire()
+        try:
+            last = self._last + 1
+            if physical > last:
+                last = physical
+            self._last = last
+        finally:
+            lock.release()
+        return last
 
     def observe(self, version: bytes) -> None:
         """Move past ``version`` (read from a store), so later writes are newer.

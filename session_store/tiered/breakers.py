@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from session_store import forksafe
@@ -23,7 +24,7 @@ from session_store.stamps import is_tombstone
 from session_store.tiered import policy
 from session_store.tiered.policy import Copy, Health, Layout
 
-__all__ = ["EVICTION_WARNING_INTERVAL", "Breakers"]
+__all__ = ["EVICTION_WARNING_INTERVAL", "Breakers", "eviction_reader"]
 
 log = logging.getLogger("session_store.tiered")
 
@@ -63,7 +64,10 @@ class Breakers:
         #: the tombstones of deletes each tier missed: the only copy of a delete may be gone
         #: from every other tier by the time the tier answers (a Redis that lost its data)
         self.missed_tombstones: list[dict[str, bytes]] = [{} for _ in self._tiers]
-        self._evictions_seen = [tier.counters.get("evictions") for tier in self._tiers]
+        #: each tier's ``evictions`` count as a reader (:func:`eviction_reader`) and the count
+        #: as of the last :meth:`check_evictions`: a write calls that only if the two differ
+        self.eviction_reads = tuple(eviction_reader(tier) for tier in self._tiers)
+        self.evictions_seen = [tier.counters.get("evictions") for tier in self._tiers]
         self._warned_at = -math.inf
         self._refusal_warned_at = [-math.inf] * len(self._tiers)
         #: set by a chain whose timer probes down tiers: plain calls then never probe (a paused
@@ -199,12 +203,14 @@ class Breakers:
 
     # -- evictions -----------------------------------------------------------------------------
     def check_evictions(self, index: int) -> None:
-        """Carry tier ``index``'s new evictions into the chain's counter; warn (rate-limited)."""
+        """Carry tier ``index``'s new evictions into the chain's counter; warn (rate-limited).
+        Nothing to do unless ``eviction_reads[index]()`` differs from
+        ``evictions_seen[index]`` (what a hot caller compares first, without the call)."""
         seen = self._tiers[index].counters.get("evictions")
-        delta = seen - self._evictions_seen[index]
+        delta = seen - self.evictions_seen[index]
         if delta <= 0:
             return
-        self._evictions_seen[index] = seen
+        self.evictions_seen[index] = seen
         self._counters.add("evictions", delta)
         if index in self._layout.near:
             return  # a near-cache eviction drops nothing: a durable tier holds every entry
@@ -219,3 +225,17 @@ class Breakers:
                 delta,
                 seen,
             )
+
+
+def eviction_reader(tier: Any) -> Callable[[], int]:
+    """``tier``'s ``evictions`` count as a reader that makes no Python call where the tier
+    offers one (the memory backend's own, or a :class:`Counters`' :meth:`~Counters.reader`),
+    else its counters' ``get``."""
+    own = getattr(tier, "eviction_reader", None)
+    if own is not None:
+        reader: Callable[[], int] = own()
+        return reader
+    counters = tier.counters
+    if isinstance(counters, Counters) and type(counters).get is Counters.get:
+        return counters.reader("evictions")
+    return partial(counters.get, "evictions")

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from functools import partial
 
 from session_store.backend import SessionBackend
 from session_store.backend_base import trusted
 from session_store.counters import Counters
 from session_store.errors import BackendError
 from session_store.stamps import VERSION_END, VERSION_START, frame, unframe, version_of
+from session_store.tiered.breakers import eviction_reader
 from session_store.tiered.near import _MAX_RECORDS, NearState
 from session_store.tiered.policy import Copy, ttl_from_left
 from session_store.unchecked import TrustedCalls
@@ -62,7 +62,7 @@ class NearCache:
         # put that evicted nothing leaves ``on_put`` (the breakers' check_evictions, two Python
         # calls, which carries a count that moved since its last call) uncalled
         self._puts = tuple(
-            (index, calls, _eviction_reader(tier), n)
+            (index, calls, eviction_reader(tier), n)
             for n, (index, tier, calls) in enumerate(self._calls)
         )
         self._evictions_seen = [read() for _, _, read, _ in self._puts]
@@ -263,13 +263,3 @@ class NearCache:
         """From the stream: down; copies fall back to the ``max_staleness`` check."""
         with self.state.lock:
             self.state.disconnected()
-
-
-def _eviction_reader(tier: SessionBackend) -> Callable[[], int]:
-    """``tier``'s ``evictions`` count as a reader: the memory backend's own (no Python call),
-    else its counters' ``get``."""
-    own = getattr(tier, "eviction_reader", None)
-    if own is not None:
-        reader: Callable[[], int] = own()
-        return reader
-    return partial(tier.counters.get, "evictions")

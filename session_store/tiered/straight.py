@@ -38,13 +38,13 @@ def save(
     everything goes as expected (see the module's docstring). A tier found down before its
     call is left to the sequence (its breaker decides whether to skip it)."""
     breakers = chain.breakers
-    health, missed = breakers.health, breakers.missed
+    health = breakers.health
     order = chain.layout.order
     start = chain._clock()
     began = chain.near.seq  # (NearState.begin)
-    data = stamps.frame(value, stamps.clock.now(), own_ttl)
-    written = data
-    made: list[tuple[int, bool, Any]] = []
+    data = written = stamps.clock.frame(value, own_ttl)
+    done = 0  # the tiers of ``order`` that took it as expected (the arbiter first)
+    last: tuple[int, bool, Any] | None = None  # the outcome that stopped the calls
     fn = "write_after"  # the arbiter (first in the order) orders it; the others get copies
     for index in order:
         if health[index].down_since is not None:  # its breaker decides: the sequence's call
@@ -56,28 +56,40 @@ def save(
         try:
             result = bound(key, written, ttl)
         except BackendUnavailableError as exc:  # (as _step: the tier is down, DOWN)
-            made.append((index, False, chain._unavailable(index, exc, begun, "write", None)))
+            last = index, False, chain._unavailable(index, exc, begun, "write", None)
             break
         except BaseException as exc:  # thrown into the sequence, as _run does
-            made.append((index, True, exc))
+            last = index, True, exc
             break
         chain.tiers[index].counters.observe("write", perf_counter() - begun)
         if health[index].down_since is not None:  # marked down meanwhile: it is up now
             chain._mark_up(index)
-        made.append((index, False, result))
-        if fn == "write_after":
-            if type(result) is not bytes or missed[index]:
+        if done:
+            if result is not True or breakers.missed[index]:
+                last = index, False, result
                 break
-            written, fn = result, "write_if_newer"
-        elif result is not True or missed[index]:
+        elif type(result) is not bytes or breakers.missed[index]:
+            last = index, False, result
             break
+        else:
+            written, fn = result, "write_if_newer"
+        done += 1
     else:  # every tier took it as expected: what write_once and save do with that
         if written is not data:  # its version moved past what the arbiter held
             stamps.clock.observe(version_of(written))
-        for index in order:
-            breakers.check_evictions(index)
+        reads, seen = breakers.eviction_reads, breakers.evictions_seen
+        for index in order:  # (check_evictions, called only where the count moved)
+            if reads[index]() != seen[index]:
+                breakers.check_evictions(index)
         chain.nearcache.after_write(key, written, value, ttl, start, began)
         chain.counters.add("writes")
         return
+    # the outcomes so far, as the sequence would have had them: the arbiter's the bytes it
+    # stored, every other tier's True, then the one that stopped the calls
+    made: list[tuple[int, bool, Any]] = [(index, False, True) for index in order[:done]]
+    if done:
+        made[0] = order[0], False, written
+    if last is not None:
+        made.append(last)
     called = tuple(index for index, _, _ in made)
     chain._run(steps.save_framed(chain, key, value, data, ttl, start, began, called), made)

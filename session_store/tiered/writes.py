@@ -178,7 +178,16 @@ def _place(tier: SessionBackend, *args: Any) -> bool | bytes:
 def bound(name: str, tier: SessionBackend) -> Callable[..., Any]:
     """The ordered write ``name`` of :data:`ORDERED_WRITES` on ``tier``, as a callable taking
     the rest of its arguments, with the tier's own method looked up once: what a chain calls
-    for every save (:func:`write_after` and :func:`write_if_newer` without their lookup)."""
+    for every save (:func:`write_after` and :func:`write_if_newer` without their lookup).
+
+    A tier whose trusted calls (:func:`~session_store.backend_base.trusted`) include
+    ``write_after(key, data, ttl)`` gets that for :func:`write_after`: the same write of the
+    framed ``data``, returning the framed bytes stored as :func:`write_after` does, in one call
+    (the Redis backend's, unless a subclass overrides its ``set_after``)."""
+    if name == "write_after":  # the tier's own, whole: one call per save (Redis has it)
+        whole = getattr(trusted(tier), "write_after", None)
+        if whole is not None:
+            return whole  # type: ignore[no-any-return]
     if name in _OWN_METHOD:
         method = _ordered(tier, _OWN_METHOD[name])
         if method is not None:

@@ -177,6 +177,11 @@ class RedisBackend(StagedOrderedWrites, SyncBulk[redis.Redis]):
             "set_if_newer": self._set_if_newer,
             "set_after": self._set_after,
         }
+        cls = type(self)
+        if cls.set_after is RedisBackend.set_after and cls._set_after is RedisBackend._set_after:
+            # a chain's save in one call (session_store.tiered.writes.bound), unless a subclass
+            # changed set_after (then the chain goes through it)
+            extra["write_after"] = self._write_after
         return RedisBackend, {**super()._unchecked()[1], **extra}
 
     # -- hooks ---------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ from session_store_redis.scripts import CAS_SHA, cas_args, is_token, version_tok
 
 __all__ = ["ClientT", "RedisBackendBase"]
 
+#: Milliseconds by normalized TTL, made on first use (:meth:`RedisBackendBase._px`).
+_PX: dict[float | None, int] = {}
+
 log = logging.getLogger(__name__)
 
 #: The client a backend talks through: one server (or a Sentinel-managed primary), or a cluster.
@@ -208,7 +211,12 @@ class RedisBackendBase(
         passed :func:`~session_store.ttl.normalize_ttl` (the default if ``None``)."""
         if ttl is None:
             return self._default_px
-        return None if ttl == NO_EXPIRY else ttl_to_ms(ttl)
+        px = _PX.get(ttl)  # (every write asks: a table, not three calls)
+        if px is None and ttl != NO_EXPIRY:
+            if len(_PX) >= 1024:  # (a chain copying sessions with the TTL each has left)
+                _PX.clear()
+            px = _PX[ttl] = ttl_to_ms(ttl)
+        return px
 
     def _count(self, name: str) -> None:
         lock = self._count_lock

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from session_store.stamps import VERSION_END
+from session_store.stamps import VERSION_END, VERSION_START
 from session_store.unchecked import checked
 from session_store_redis import staged
+from session_store_redis.base import _PX
 from session_store_redis.lean_script import run_by_sha
 from session_store_redis.ordered_scripts import SET_AFTER_SCRIPT, SET_IF_NEWER_SCRIPT
 from session_store_redis.staged import (
@@ -52,6 +53,9 @@ __all__ = ["StagedOrderedWrites"]
 _write_staged: Callable[..., Any] = staged_write
 
 log = logging.getLogger("session_store_redis.backend")
+
+#: What :meth:`StagedOrderedWrites._after_reply` is given when no staged write was tried yet.
+_NOT_TRIED: Any = object()
 
 #: The one-script texts' SHAs (what ``EVALSHA`` names them by; the async twin's, computed alike).
 _SET_IF_NEWER = hashlib.sha1(SET_IF_NEWER_SCRIPT.encode()).hexdigest(), SET_IF_NEWER_SCRIPT  # noqa: S324
@@ -117,40 +121,85 @@ class StagedOrderedWrites(_Backend):
             from session_store.tiered.writes import write_after_cas
 
             return write_after_cas(self, key, value, ttl)[start:end]
-        stored = self._namespace.encode(key)
-        px = self._px(ttl)
         layout = head, start, end, clock_end
+        if layout == STAGED_LAYOUT and len(value) >= VERSION_END:  # a chain's frame
+            return self._write_after(key, value, ttl)[VERSION_START:VERSION_END]
+        stored = self._namespace.encode(key)
+        return self._after_reply(key, stored, value, self._px(ttl), layout, _NOT_TRIED)
+
+    set_after = checked(_set_after)
+
+    def _write_after(self, key: str, data: bytes, ttl: float | None) -> bytes:
+        """:func:`session_store.tiered.writes.write_after` of a value a chain framed
+        (:data:`~session_store_redis.staged.STAGED_LAYOUT`): ``set_after`` of it, as the
+        framed bytes stored (``data``, or ``data`` with the version the write took). What a
+        chain calls for every save (the trusted call ``write_after``: one call, no keyword
+        arguments, where ``set_after`` through ``write_after`` took three)."""
+        if self.wait_replicas:  # the WAIT path: compare-and-set, which waits for replicas
+            from session_store.tiered.writes import write_after_cas
+
+            return write_after_cas(self, key, data, ttl)
+        stored = self._namespace.encode(key)
+        px = _PX.get(ttl)  # (_px, from its table: every save asks)
+        if px is None:
+            px = self._px(ttl)
         lean = self._lean
+        version: Any
         if (  # every save of a chain: the staged write on the lean client, without the layers
             lean is not None
-            and self._stage
-            and layout == STAGED_LAYOUT
-            and len(value) >= VERSION_END
-            and staged.STAGED_WRITES
             and px  # (no expiry: never staged, as staged.can_stage says)
+            and self._stage
+            and len(data) >= VERSION_END
+            and staged.STAGED_WRITES
         ):
-            run = (MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, value, px)
             try:  # _call_once, inlined: tried once, errors translated outside the except block
-                version = _write_staged(lean, *run)
+                version = _write_staged(
+                    lean, MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA, stored, self._staging, data, px
+                )
                 failure: BaseException | None = None
             except self._FAILURES as exc:
                 failure = exc
             if failure is not None:
                 raise self._translate(failure, "set_after", key)
             if type(version) is not bytes:  # (the script's reply, the version, is settled)
-                version = self._settled(version)
+                version = self._after_reply(key, stored, data, px, STAGED_LAYOUT, version)
+            else:  # counted (self.counters.add, inline as in base's _set)
+                lock = self._count_lock
+                lock.acquire()
+                self._counts["writes"] += 1  # cannot raise: "writes" is there
+                lock.release()
+        else:
+            version = self._after_reply(key, stored, data, px, STAGED_LAYOUT, _NOT_TRIED)
+        if version == data[VERSION_START:VERSION_END]:
+            return data
+        return b"".join((data[:VERSION_START], version, data[VERSION_END:]))  # (with_version)
+
+    def _after_reply(
+        self,
+        key: str,
+        stored: str,
+        value: bytes,
+        px: int | None,
+        layout: tuple[int, ...],
+        reply: Any,
+    ) -> bytes:
+        """The version ``set_after`` stored, from the lean staged write's ``reply`` (settled:
+        :meth:`_settled`), or from the staged write through the pool's client (``reply``
+        :data:`_NOT_TRIED`), or from the one-script text where it was not staged; the write
+        counted."""
+        if reply is not _NOT_TRIED:
+            version = self._settled(reply)
         else:
             script = MOVE_AFTER_SCRIPT, MOVE_AFTER_SHA
             version = self._staged("set_after", key, stored, script, value, px, layout)
         if version is None:
+            head, start, end, clock_end = layout
             args = [value, px or 0, head, start + 1, end, clock_end]
             version = self._unstaged(
                 "set_after", key, self._set_after_script, _SET_AFTER, stored, args
             )
         self.counters.add("writes")
         return version if type(version) is bytes else bytes(version)
-
-    set_after = checked(_set_after)
 
     def _unstaged(
         self,

@@ -40,7 +40,7 @@ import redis
 
 from session_store.stamps import MAGIC, VERSION_END, VERSION_START
 from session_store_redis.multi_acl import is_refused, refuses_multi
-from session_store_redis.staged_pack import pack_staged
+from session_store_redis.staged_pack import pack_ordered, pack_staged
 from session_store_redis.staged_scripts import (
     MOVE_AFTER_SCRIPT,
     MOVE_AFTER_SHA,
@@ -173,7 +173,6 @@ def staged_write(
     Raises:
         redis.RedisError: the connection failed, or Redis refused (an error reply).
     """
-    argv = (value[:16],) if args is None else args
     pool = client.connection_pool
     connection: Any = pool.get_connection()  # (redis-py's Connection is partly untyped)
     try:
@@ -181,7 +180,32 @@ def staged_write(
             key = connection.session_store_staging_keys[staging]
         except (AttributeError, KeyError):
             key = connection_staging_key(connection, staging)
-        reply = _transaction(connection, key, value, px, ("EVALSHA", sha, stored, argv))
+        if args is None and px and len(value) >= 16 and connection.encoder.encoding in _UTF8:
+            # an ordered write with an expiry (every save of a chain): _transaction's, with
+            # its bytes from pack_ordered's parts; the same bytes (pack_staged's)
+            connection.send_packed_command([pack_ordered(key, value, px, sha, stored)])
+            read = connection.read_response
+            got = 0  # (_replies, inline while every reply is the usual one)
+            try:  # MULTI's OK, the two QUEUED, EXEC's replies
+                read()
+                got = 1
+                read()
+                got = 2
+                read()
+                got = 3
+                replies = read()
+            except redis.ResponseError as exc:
+                reply = _replies_after(connection, got, exc)
+            else:  # (_executed, inline while neither reply is an error)
+                staged_reply, reply = replies
+                if isinstance(staged_reply, BaseException) or isinstance(reply, BaseException):
+                    reply = _executed(replies)
+            if type(reply) is bytes:  # (the version stored: the usual reply)
+                return reply
+            argv: tuple[bytes | str | int, ...] = (value[:16],)
+        else:
+            argv = (value[:16],) if args is None else args
+            reply = _transaction(connection, key, value, px, ("EVALSHA", sha, stored, argv))
         if reply is _NO_SCRIPT:
             reply = _transaction(connection, key, value, px, ("EVAL", script, stored, argv))
             if reply is _NO_SCRIPT:  # pragma: no cover - EVAL loads it
@@ -263,27 +287,61 @@ def _transaction(
         commands = (staged, (verb, script, 2, stored, staging, *argv))
         packed = connection.pack_commands([("MULTI",), *commands, ("EXEC",)])
     connection.send_packed_command(packed)
+    return _replies(connection)
+
+
+def _replies(connection: Any) -> Any:
+    """:func:`_transaction`'s reading of the four replies, once the transaction is sent."""
     read = connection.read_response
-    first: list[Any] = []
-    for _ in range(3):  # MULTI's answer and the two QUEUED
-        try:
-            first.append(read())
-        except redis.ResponseError as exc:  # refused when queued: EXEC aborts
-            first.append(exc)
+    got = 0
     try:
+        read()  # MULTI's OK
+        got = 1
+        read()  # QUEUED
+        got = 2
+        read()  # QUEUED
+        got = 3
         replies = read()
-    except redis.ResponseError as exc:  # EXECABORT: nothing ran; or EXEC without MULTI
-        if isinstance(first[0], BaseException):  # MULTI failed (whatever the cause): the
-            ran = _outcome(first[2])  # SET and the script ran one by one: the script's reply
-            for_good = refuses_multi(first[0])  # is the outcome (unknown to the server: it
-            if ran is _NO_SCRIPT:  # wrote none; the one-script text writes instead)
-                return Unqueued(REFUSED, for_good, for_good)
-            return Unqueued(ran, for_good, for_good or ran is REFUSED)
-        return _outcome(next((r for r in first if isinstance(r, BaseException)), exc))
-    staged, reply = replies  # (the SET's reply, the script's)
+    except redis.ResponseError as exc:
+        return _replies_after(connection, got, exc)
+    return _executed(replies)
+
+
+def _replies_after(connection: Any, got: int, exc: redis.ResponseError) -> Any:
+    """The outcome of a transaction whose reply number ``got`` (0: ``MULTI``'s, 3: ``EXEC``'s)
+    was the error ``exc``, the ones before it the usual ones (what they held is not needed):
+    the rest is read, then decided as every reply says."""
+    read = connection.read_response
+    first: list[Any] = [None] * got  # MULTI's answer and the two QUEUED (None: not an error)
+    if got < 3:
+        first.append(exc)
+        while len(first) < 3:  # (the rest, one by one)
+            try:
+                first.append(read())
+            except redis.ResponseError as more:  # refused when queued: EXEC aborts
+                first.append(more)
+        try:
+            replies = read()
+        except redis.ResponseError as last:
+            exc = last
+        else:
+            return _executed(replies)
+    # EXEC failed. EXECABORT: nothing ran; or EXEC without MULTI
+    if isinstance(first[0], BaseException):  # MULTI failed (whatever the cause): the SET and
+        ran = _outcome(first[2])  # the script ran one by one: the script's reply is the
+        for_good = refuses_multi(first[0])  # outcome (unknown to the server: it wrote none;
+        if ran is _NO_SCRIPT:  # the one-script text writes instead)
+            return Unqueued(REFUSED, for_good, for_good)
+        return Unqueued(ran, for_good, for_good or ran is REFUSED)
+    return _outcome(next((r for r in first if isinstance(r, BaseException)), exc))
+
+
+def _executed(replies: Any) -> Any:
+    """The script's outcome from ``EXEC``'s replies (the ``SET``'s, the script's)."""
+    staged, reply = replies
     if isinstance(staged, BaseException):  # pragma: no cover - SET of a string key
         raise staged
-    return reply if not isinstance(reply, BaseException) else _outcome(reply)  # (inline)
+    return reply if not isinstance(reply, BaseException) else _outcome(reply)
 
 
 def _outcome(reply: Any) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["pack_staged"]
+__all__ = ["pack_ordered", "pack_staged"]
 
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
@@ -87,6 +87,51 @@ def pack_staged(
     return b"".join(
         (head, name, value_length, value, ttl, call, key_length, key, _CRLF, name, tail, _EXEC)
     )
+
+
+def pack_ordered(staging: bytes, value: bytes, px: int, sha: str, stored: str) -> bytes:
+    """``pack_staged(staging, value, px, ("EVALSHA", sha, stored, (value[:16],)))`` for an
+    expiry ``px`` (at least 1 ms) and a ``value`` of at least 16 bytes: an ordered write's
+    transaction (every save of a chain), with everything but the value, the stored key and
+    their lengths made once per ``(sha, staging, px)`` (:data:`_ORDERED`)."""
+    parts = _ORDERED.get((sha, staging, px))
+    if parts is None:
+        parts = _ordered_parts(sha, staging, px)
+    head, middle, tail = parts
+    key = stored.encode()
+    lengths = _LENGTHS
+    return b"".join(
+        (
+            head,
+            lengths.get(len(value)) or _length(len(value)),
+            value,
+            middle,
+            lengths.get(len(key)) or _length(len(key)),
+            key,
+            tail,
+            value[:16],
+            _CRLF_EXEC,
+        )
+    )
+
+
+#: :func:`pack_ordered`'s parts by ``(sha, staging, px)``: ``MULTI`` and the ``SET`` up to the
+#: value's length; the ``PX`` part and the script call up to the stored key's length; the CRLF
+#: after the key, the staging key and the head's length (:func:`_ordered_parts`).
+_ORDERED: dict[tuple[str, bytes, int], tuple[bytes, bytes, bytes]] = {}
+
+
+def _ordered_parts(sha: str, staging: bytes, px: int) -> tuple[bytes, bytes, bytes]:
+    """Make and keep the entry of :data:`_ORDERED` (cleared past 1,024 entries: a chain
+    writing each session's own remaining TTL asks for many)."""
+    if len(_ORDERED) >= 1024:
+        _ORDERED.clear()
+    name = _bulk(staging)
+    call = b"*6\r\n%b%b%b" % (_bulk("EVALSHA"), _bulk(sha), _TWO_KEYS)
+    digits = b"%d" % px
+    ttl = b"\r\n$2\r\nPX\r\n$%d\r\n%b\r\n" % (len(digits), digits)
+    made = _ORDERED[sha, staging, px] = (_SET_PX + name, ttl + call, _CRLF + name + _HEAD_16)
+    return made
 
 
 #: A bulk string's length prefix (``$n`` and CRLF) by ``n``, made on first use (:func:`_length`).

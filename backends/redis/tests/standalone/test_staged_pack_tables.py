@@ -15,7 +15,7 @@ import redis
 
 from session_store_redis import staged_pack
 from session_store_redis.staged import MOVE_AFTER_SHA, MOVE_IF_NEWER_SHA, staging_key
-from session_store_redis.staged_pack import pack_staged
+from session_store_redis.staged_pack import pack_ordered, pack_staged
 
 
 def _expected(staging: bytes, value: bytes, px: int | None, run: Any) -> bytes:
@@ -58,3 +58,24 @@ def test_neighbouring_lengths_and_ttls_each_get_their_own_part() -> None:
         expected = _expected(staging, value, n, run)
         assert pack_staged(staging, value, n, run) == expected, n
         assert pack_staged(staging, value, n, run) == expected, n
+
+
+def test_an_ordered_write_packed_from_its_parts_as_redis_py_packs_it() -> None:
+    """``pack_ordered`` (every chain save's transaction, its parts made once per script,
+    staging key and expiry) gives ``pack_staged``'s bytes, redis-py's, first call or not,
+    across the clearing of its table."""
+    rng = random.Random(1212)
+    stagings = [staging_key("ns\x1f"), staging_key("é✓\x1f") + b":0123456789abcdef"]
+    cleared = 0
+    for step in range(3000):
+        value = rng.randbytes(rng.choice([16, 17, 2600, rng.randrange(16, 5000)]))
+        px = rng.choice([1, 3_600_000]) if rng.random() < 0.5 else rng.randrange(1, 10**12)
+        stored = "ns\x1f" + rng.choice(["k", "user-1", "é✓" * rng.randrange(1, 40)])
+        script = rng.choice([MOVE_AFTER_SHA, MOVE_IF_NEWER_SHA])
+        staging = rng.choice(stagings)
+        expected = _expected(staging, value, px, ("EVALSHA", script, stored, (value[:16],)))
+        before = len(staged_pack._ORDERED)
+        assert pack_ordered(staging, value, px, script, stored) == expected, step
+        assert pack_ordered(staging, value, px, script, stored) == expected, step
+        cleared += len(staged_pack._ORDERED) < before
+    assert cleared
