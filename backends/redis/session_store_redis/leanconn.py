@@ -51,6 +51,7 @@ from redis.utils import format_error_message
 
 from session_store import forksafe
 from session_store_redis.leanio import (
+    GATHER,
     bulk_size,
     keepalive_options,
     pack_command,
@@ -127,11 +128,10 @@ class LeanConnection:
         return reply
 
     def read_value(self) -> Any:
-        """:meth:`read_response` of a reply that may be a large bulk string (a ``GET``): one
-        larger than the first read is read by :func:`~session_store_redis.leanio.read_bulk`."""
+        """:meth:`read_response` of a reply that may be a large bulk (``leanio.read_bulk``)."""
         if not self._reader.has_data():  # (in step, never: every reply was read whole)
             count = self._read(self._sock.recv_into, self._view)
-            size, start = bulk_size(self._buffer, count)
+            size, start = bulk_size(self._buffer, count) if count == _READ_SIZE else (-1, 0)
             if size > count - start:
                 return self._read(read_bulk, self._sock, self._view[start:count], size)
             self._reader.feed(self._buffer, 0, count)  # type: ignore[arg-type]
@@ -248,20 +248,21 @@ class LeanRedis:
         key = stored.encode()
         if px is None:
             head = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
-            return self._run((head, value, b"\r\n"))
-        ms = b"%d" % px
-        head = b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
-        tail = b"\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(ms), ms)
-        return self._run((head, value, tail))
+            tail = b"\r\n"
+        else:
+            ms = b"%d" % px
+            head = b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
+            tail = b"\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(ms), ms)
+        parts = (head, value, tail)  # a large value is not joined (leanio.send_buffers)
+        return self._run(parts if len(value) >= GATHER else b"".join(parts))
 
     def call(self, *args: bytes | str | int) -> Any:
         """One command's reply (``PEXPIRE ...``)."""
         return self._run(pack_command(args))
 
     def _run(self, packed: bytes | tuple[bytes, ...], value: bool = False) -> Any:
-        """The reply to one packed command (or its buffers; ``value``: maybe a large bulk), with
-        redis-py's errors; a connection that failed is closed, one that answered with an error
-        reply is in step and goes back to the pool."""
+        """The reply to one packed command (or its buffers), with redis-py's errors; a connection
+        that failed is closed, one that answered an error reply is in step and pooled again."""
         connection = self.get_connection()
         try:
             connection.send_packed_command((packed,) if type(packed) is bytes else packed)
