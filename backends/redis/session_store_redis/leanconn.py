@@ -39,18 +39,25 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import hiredis
 import redis
 from redis import exceptions as rexc
-from redis._defaults import get_default_socket_keepalive_options
 from redis._parsers.base import BaseParser
 from redis.connection import BlockingConnectionPool, Connection, ConnectionPool
 from redis.utils import format_error_message
 
 from session_store import forksafe
+from session_store_redis.leanio import (
+    GATHER,
+    bulk_size,
+    keepalive_options,
+    pack_command,
+    read_bulk,
+    send_buffers,
+)
 
 __all__ = ["LeanConnection", "LeanRedis"]
 
@@ -102,9 +109,8 @@ class LeanConnection:
 
     def send_packed_command(self, packed: Any) -> None:
         """Send the RESP buffers ``packed`` (raises redis-py's errors; nothing is retried)."""
-        data = packed[0] if len(packed) == 1 else b"".join(packed)
         try:
-            self._sock.sendall(data)
+            send_buffers(self._sock, packed)  # a large value is not joined (leanio)
         except (BlockingIOError, TimeoutError):
             raise rexc.TimeoutError("Timeout writing to socket") from None
         except OSError as exc:
@@ -121,19 +127,33 @@ class LeanConnection:
             raise reply
         return reply
 
+    def read_value(self) -> Any:
+        """:meth:`read_response` of a reply that may be a large bulk (``leanio.read_bulk``)."""
+        if not self._reader.has_data():  # (in step, never: every reply was read whole)
+            count = self._read(self._sock.recv_into, self._view)
+            size, start = bulk_size(self._buffer, count) if count == _READ_SIZE else (-1, 0)
+            if size > count - start:
+                return self._read(read_bulk, self._sock, self._view[start:count], size)
+            self._reader.feed(self._buffer, 0, count)  # type: ignore[arg-type]
+        return self.read_response()
+
     def _fill(self) -> None:
+        count = self._read(self._sock.recv_into, self._view)
+        self._reader.feed(self._buffer, 0, count)  # type: ignore[arg-type]
+
+    def _read(self, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(*args)`` from the socket, with redis-py's errors (nothing read: closed)."""
         try:
-            count = self._sock.recv_into(self._view)
+            done = read(*args)
         except (BlockingIOError, TimeoutError):
             raise rexc.TimeoutError(f"Timeout reading from {self._host}") from None
         except OSError as exc:
             raise rexc.ConnectionError(
                 f"Error while reading from {self._host} : {exc.args}"
             ) from None
-        if not count:
+        if not done:
             raise rexc.ConnectionError("Connection closed by server.")
-        # (hiredis reads any buffer; its stub says bytes)
-        self._reader.feed(self._buffer, 0, count)  # type: ignore[arg-type]
+        return done
 
     def disconnect(self) -> None:
         """Close the socket (a reply may be pending on it: it is never used again)."""
@@ -160,18 +180,18 @@ class LeanRedis:
         self._socket_timeout: float | None = timeout_s
         self._connect_timeout: float | None = timeout_s if connect is None else connect
         self._keepalive = bool(kwargs.get("socket_keepalive"))
-        self._keepalive_options = _keepalive_options(kwargs.get("socket_keepalive_options"))
+        self._keepalive_options = keepalive_options(kwargs.get("socket_keepalive_options"))
         self._health = float(kwargs.get("health_check_interval") or 0)
         hello: list[bytes] = []
         password, username = kwargs.get("password"), kwargs.get("username")
         if password or username:
             secret = str(password or "")
             auth = ("AUTH", str(username), secret) if username else ("AUTH", secret)
-            hello.append(_pack(auth))
+            hello.append(pack_command(auth))
         if kwargs.get("client_name"):
-            hello.append(_pack(("CLIENT", "SETNAME", kwargs["client_name"])))
+            hello.append(pack_command(("CLIENT", "SETNAME", kwargs["client_name"])))
         if kwargs.get("db"):
-            hello.append(_pack(("SELECT", int(kwargs["db"]))))
+            hello.append(pack_command(("SELECT", int(kwargs["db"]))))
         self._hello = hello
         self._max = max_connections
         self._blocking = blocking  # wait for a free connection (else fail at once) ...
@@ -219,31 +239,34 @@ class LeanRedis:
     def get(self, stored: str) -> bytes | None:
         """``GET stored``."""
         key = stored.encode()
-        value: bytes | None = self._run(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+        packed = (b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key),)
+        value: bytes | None = self._run(packed, True)
         return value
 
     def set(self, stored: str, value: bytes, px: int | None) -> Any:
-        """``SET stored value [PX px]`` (the reply: ``b"OK"``)."""
+        """``SET stored value [PX px]`` (the reply: ``b"OK"``); the value sent as it is."""
         key = stored.encode()
         if px is None:
             head = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
-            return self._run(b"".join((head, value, b"\r\n")))
-        ms = b"%d" % px
-        head = b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
-        tail = b"\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(ms), ms)
-        return self._run(b"".join((head, value, tail)))
+            tail = b"\r\n"
+        else:
+            ms = b"%d" % px
+            head = b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value))
+            tail = b"\r\n$2\r\nPX\r\n$%d\r\n%s\r\n" % (len(ms), ms)
+        parts = (head, value, tail)  # a large value is not joined (leanio.send_buffers)
+        return self._run(parts if len(value) >= GATHER else b"".join(parts))
 
     def call(self, *args: bytes | str | int) -> Any:
         """One command's reply (``PEXPIRE ...``)."""
-        return self._run(_pack(args))
+        return self._run(pack_command(args))
 
-    def _run(self, packed: bytes) -> Any:
-        """The reply to one packed command, with redis-py's errors; a connection that failed
-        is closed, one that answered with an error reply is in step and goes back to the pool."""
+    def _run(self, packed: bytes | tuple[bytes, ...], value: bool = False) -> Any:
+        """The reply to one packed command (or its buffers), with redis-py's errors; a connection
+        that failed is closed, one that answered an error reply is in step and pooled again."""
         connection = self.get_connection()
         try:
-            connection.send_packed_command((packed,))
-            reply = connection.read_response()
+            connection.send_packed_command((packed,) if type(packed) is bytes else packed)
+            reply = connection.read_value() if value else connection.read_response()
         except rexc.ResponseError:
             raise  # the reply was read: the connection is in step
         except BaseException:
@@ -375,21 +398,3 @@ class LeanRedis:
             except IndexError:
                 return
             self._drop(connection)
-
-
-def _keepalive_options(given: object) -> dict[int, int]:
-    """The TCP keep-alive options a redis-py ``Connection`` given ``given`` sets: those given,
-    none for ``None``, redis-py's defaults when not given (its marker object)."""
-    if isinstance(given, Mapping):
-        return dict(given)
-    if given is None:
-        return {}
-    return dict(get_default_socket_keepalive_options())
-
-
-def _pack(args: tuple[bytes | str | int, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
-    return b"".join(parts)
