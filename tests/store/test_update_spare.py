@@ -101,7 +101,7 @@ def test_a_tuple_written_by_update_reads_back_as_a_list_warm_as_cold(
 
 def test_plain_copy_shares_leaves_and_no_container() -> None:
     text = "日本 €" * 10
-    value = {"a": [{"s": text, "t": (1, {"u": [text]})}], "b": text}
+    value: Any = {"a": [{"s": text, "t": (1, {"u": [text]})}], "b": text}
     copy = plain_copy(value)
     assert copy == {"a": [{"s": text, "t": [1, {"u": [text]}]}], "b": text}
     assert copy["b"] is text and copy["a"][0]["s"] is text
