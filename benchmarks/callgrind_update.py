@@ -4,9 +4,12 @@
     python -m benchmarks.callgrind_update [--calls 1000] [--variants save,update]
 
 Each variant runs in a child process of its own under ``valgrind --tool=callgrind``
-(``PYTHONHASHSEED=0``, so every run lays its dicts out alike), once with ``--calls`` calls after
-a warm-up of 200 and once with the warm-up alone: the difference over the calls is one call's
-client instructions (this process only; redis-server's are not counted). The session and the
+(``PYTHONHASHSEED=0``, so every run lays its dicts out alike): ``--calls`` calls after a
+warm-up of 200, counted only inside the call that runs them (``functools.reduce``, which
+nothing else on these paths calls: ``--toggle-collect``), so one run per variant gives one
+call's client instructions (this process only; redis-server's are not counted), with no
+warm-up-alone run to subtract and no interpreter start-up in the count (two identical runs of a
+scratch script differed by 50M instructions before their first call). The session and the
 store are those of ``benchmarks.bench_update``'s workers: the small (~7 KB) legacy-shaped
 session, ``Codec(encryption=None)`` (zstd), a ``dict`` store, and ``update(own key, +1)`` whose
 function copies the dict it gets (``dict(current)``) and bumps a counter. Repeatable on a loaded
@@ -17,6 +20,7 @@ server time are not in it. Prints Markdown.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import subprocess
@@ -45,13 +49,18 @@ def _one(variant: str, calls: int, url: str) -> None:
         data["n"] = data.get("n", 0) + 1
         return data
 
+    def save(_: object, __: int) -> None:
+        store.save(key, session)
+
+    def update(_: object, __: int) -> None:
+        store.update(key, bump)
+
     store.save(key, session)
-    if variant == "save":
-        for _ in range(WARM + calls):
-            store.save(key, session)
-    else:
-        for _ in range(WARM + calls):
-            store.update(key, bump)
+    call = save if variant == "save" else update
+    for n in range(WARM):  # not counted: only inside reduce(), below
+        call(None, n)
+    functools.reduce(call, range(calls), None)
+    if variant != "save":
         assert (store.load(key) or {})["n"] == WARM + calls
     store.close()
 
@@ -62,6 +71,8 @@ def _collected(variant: str, calls: int, url: str) -> int:
             "valgrind",
             "--tool=callgrind",
             "--callgrind-out-file=/dev/null",
+            "--collect-atstart=no",
+            "--toggle-collect=functools_reduce",
             sys.executable,
             "-m",
             "benchmarks.callgrind_update",
@@ -83,14 +94,12 @@ def _collected(variant: str, calls: int, url: str) -> int:
 
 
 def instructions(variants: tuple[str, ...], calls: int) -> dict[str, float]:
-    """Client instructions per call of each variant (long run minus warm-up alone)."""
+    """Client instructions per call of each variant."""
     per_call = {}
     with RedisServer() as server:
         url = server.url_for(prefix="callgrind-update:")
         for variant in variants:
-            full = _collected(variant, calls, url)
-            warm = _collected(variant, 0, url)
-            per_call[variant] = (full - warm) / calls
+            per_call[variant] = _collected(variant, calls, url) / calls
     return per_call
 
 

@@ -37,6 +37,16 @@ keeps its body and is rebuilt through the structure path on every hit, as a cold
 gets a master: the blueprint is only made for bytes read a second time. A write of the very
 bytes an entry holds (a session saved unchanged) keeps the entry, master and all.
 
+**Spares (issue 17).** An ``update`` of a plain ``dict`` session leaves, with the body it
+wrote, a *spare*: :func:`plain_copy` of the object written (new containers, the very ``str``
+objects written shared: their UTF-8 is already made, so the next write's encode does not make
+it again), which the next hit of those bytes takes and returns instead of a rebuild (one hit
+only: it is then the caller's). The next ``update``'s ``fn`` so starts from a copy, not an
+``unpackb`` of the snapshot and a new encoding of every non-ASCII string. Only when the body's
+snapshot was made (the whole envelope passed the strict check: nothing but ``dict``, ``list``,
+``tuple``, ``str``, ``int``, ``float``, ``bool`` and ``None``), so that the copy, with each
+``tuple`` made a ``list``, is what the bytes decode to.
+
 **Bounds.** At most ``max_bytes`` of estimated size (a body counts its length, nothing when it
 is a view of the payload, and a snapshot its msgpack bytes; a shared object or a master twice
 its JSON size, which is what CPython takes for session-shaped data; plus the payload kept to
@@ -102,6 +112,11 @@ def _kept_size(plain: Plain, data: bytes) -> int:
     return (0 if viewed else len(body)) + packed
 
 
+def _spare_cost(entry: _Entry) -> int:
+    """What an entry's spare, if it holds one, counts in the bound."""
+    return 0 if entry.spare is None else entry.spare[1]
+
+
 # -- the cache ----------------------------------------------------------------------------------
 #: What a hit rebuilds a mutable session from: the checked JSON body (no stage left to undo).
 Rebuild = Callable[[str, Plain], Any]
@@ -117,12 +132,30 @@ _BODY, _SHARED, _MASTER = 0, 1, 2
 HITS_BEFORE_MASTER: Final = 2
 #: ``Entry.hits`` once a blueprint was refused (or would not fit): the body is kept for good.
 _NO_MASTER: Final = -(2**62)
+#: What :func:`plain_copy` copies (anything else in a checked body is an immutable leaf).
+_CONTAINERS: Final = (dict, list, tuple)
+
+
+def plain_copy(value: Any) -> Any:
+    """A copy of the ``dict`` or ``list`` ``value`` of plain JSON types sharing no container
+    with it, each ``tuple`` made a ``list`` (as its bytes decode), every leaf shared."""
+    if type(value) is dict:
+        copy = value.copy()
+        for key, item in copy.items():  # (replacing a value keeps the dict's size)
+            if type(item) in _CONTAINERS:
+                copy[key] = plain_copy(item)
+        return copy
+    items = list(value)
+    for at, item in enumerate(items):
+        if type(item) in _CONTAINERS:
+            items[at] = plain_copy(item)
+    return items
 
 
 class _Entry:
     """One key's entry: the bytes it is valid for, what it keeps, and its estimated cost."""
 
-    __slots__ = ("cost", "data", "hits", "kept", "kind")
+    __slots__ = ("cost", "data", "hits", "kept", "kind", "spare")
 
     def __init__(self, data: bytes, kept: Any, kind: int, cost: int) -> None:
         self.data = data
@@ -130,6 +163,8 @@ class _Entry:
         self.kind = kind
         self.cost = cost
         self.hits = 0
+        #: (a copy of the object written, for the next hit alone; its estimated cost)
+        self.spare: tuple[Any, int] | None = None
 
 
 class DecodedCache:
@@ -188,6 +223,12 @@ class DecodedCache:
             if entry is not None and (entry.data is data or entry.data == data):
                 self._entries.move_to_end(key)
                 self.hits += 1
+                spare = entry.spare
+                if spare is not None:  # taken: the caller's from now on
+                    entry.spare = None
+                    self._bytes -= spare[1]
+                    entry.cost -= spare[1]
+                    return spare[0]
                 entry.hits += 1
                 kept, kind, hits = entry.kept, entry.kind, entry.hits
             else:
@@ -223,7 +264,7 @@ class DecodedCache:
             entry = self._entries.get(key)
             if entry is None or entry.kept is not kept:
                 return  # written or dropped meanwhile
-            cost = len(entry.data) + estimated_size(entry.data)
+            cost = len(entry.data) + estimated_size(entry.data) + _spare_cost(entry)
             if master is None or cost > self.max_bytes:
                 entry.hits = _NO_MASTER
                 return
@@ -271,7 +312,7 @@ class DecodedCache:
             entry = self._entries.get(key)
             if entry is not None and entry.kept is kept:
                 entry.kept = lean = kept._replace(body=b"")
-                cost = len(entry.data) + _kept_size(lean, entry.data)
+                cost = len(entry.data) + _kept_size(lean, entry.data) + _spare_cost(entry)
                 self._bytes += cost - entry.cost
                 entry.cost = cost
                 self._evict()
@@ -283,7 +324,15 @@ class DecodedCache:
             entry = self._entries.get(key)
         return None if entry is None else entry.data
 
-    def put_saved(self, key: str, data: bytes, obj: Any, plain: Plain, rebuild: Rebuild) -> None:
+    def put_saved(
+        self,
+        key: str,
+        data: bytes,
+        obj: Any,
+        plain: Plain,
+        rebuild: Rebuild,
+        spare: Callable[[Any], Any] | None = None,
+    ) -> None:
         """Remember what ``data``, just written from ``obj`` (by ``save`` or ``update``),
         decodes to. A mutable ``obj`` is kept as ``plain`` anyway. One that could be shared is
         not, since it may differ from what its bytes decode to (a datetime written in UTC, a
@@ -291,7 +340,8 @@ class DecodedCache:
         once from the checked body, so a warm load returns what a cold load of the same bytes
         returns. Bytes equal to the entry's keep the entry (:meth:`_same_bytes`). Both stores
         call this (:class:`~session_store.store.SessionStore` and ``AsyncSessionStore``) after
-        a successful write."""
+        a successful write. ``spare``: what makes the entry's spare of a mutable ``obj`` (see
+        the module doc; the caller has checked that it is exact for these bytes)."""
         if self.max_bytes <= 0 or self._same_bytes(key, data):
             return
         shared = is_immutable(obj)
@@ -302,6 +352,16 @@ class DecodedCache:
                 self.discard(key)
                 return
         self.put(key, data, obj, plain, _shared=shared)
+        if spare is not None and not shared:
+            copy = spare(obj)  # before the caller gets obj back: nobody can have changed it
+            cost = estimated_size(data)
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and entry.data is data and entry.spare is None:
+                    entry.spare = (copy, cost)
+                    entry.cost += cost
+                    self._bytes += cost
+                    self._evict()
 
     def _same_bytes(self, key: str, data: bytes) -> bool:
         """Whether the entry for ``key`` is valid for exactly ``data`` (a session saved

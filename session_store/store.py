@@ -232,7 +232,7 @@ class SessionStore(StoreRules[T, SessionBackend], Closing):
         if first is not None:  # one round trip: compare-and-set against what this store knows
             payload, token, stamped, plain = first
             if calls.set_if(key, payload, token, plan[0]):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                self._put_updated(key, payload, stamped, plain)
                 return stamped
         steps = self._update_steps(key, fn, plan, calls, _backoff)
         value: Any = None

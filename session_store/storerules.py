@@ -4,8 +4,8 @@
 What lives here decides, and never waits: which schema a store holds and what it refuses, how an
 object becomes bytes and back (the codec, reading a chain's version frames through), the
 ``last_accessed`` stamp that writes put on, the TTL a write or a touch uses, and the pause
-between two attempts of a conflicted ``update``. Reads never write. The two
-stores add only the calls to their backend (blocking or awaited) around these.
+between two attempts of a conflicted ``update``. Reads never write. The two stores add only
+the calls to their backend (blocking or awaited) around these.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import attrs
 from session_store.backend import VersionToken
 from session_store.codec import Codec, Plain, ZstdStage
 from session_store.codec.evolve import replacer
-from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache
+from session_store.decoded import DEFAULT_DECODED_BYTES, DecodedCache, plain_copy
 from session_store.errors import ConfigurationError, ConflictError, SerializationError
 from session_store.keys import storage_heads, validate_key
 from session_store.ownttl import keeps_own_ttl, records
@@ -51,6 +51,7 @@ B = TypeVar("B", bound="_Backend")
 ACCESS_FIELD = "last_accessed"
 #: Whether a class is an attrs class, by class (:meth:`StoreRules._stamp`).
 _ATTRS_CLASSES: dict[type, bool] = {}
+_DICT: SchemaInfo = get_schema("dict")  # type: ignore[assignment]  # a plain dict's schema
 #: ``Plain.stages`` of a kept payload that only the codec's own ``decode`` may read.
 _WHOLE: tuple[str, ...] = ("(the whole payload)",)
 
@@ -177,12 +178,10 @@ class StoreRules(Generic[T, B]):
         return None if payload is None else self._decode(key, payload)
 
     def _cached_decode(self, key: str, data: bytes | None) -> T | None:
-        """The session in bytes the backend returned (``None``: absent, or a chain's tombstone
-        read through one tier), through the near cache: the same bytes as last read or written
-        undo no stage (see :mod:`session_store.decoded`), and a mutable session is always a
-        new object of the caller's own. The cache is keyed by the bytes as stored, frame and
-        all (:mod:`session_store.ownttl`), so that an ``update`` can compare-and-set against
-        them without reading (:meth:`_known_write`)."""
+        """The session in bytes the backend returned (``None``: absent, or a tombstone) through
+        the near cache (:mod:`session_store.decoded`): a mutable session is always an object of
+        the caller's own. Keyed by the bytes as stored, frame and all, so that an ``update``
+        can compare-and-set against them without reading (:meth:`_known_write`)."""
         if data is None:
             return None
         payload = session_bytes(data)
@@ -193,16 +192,13 @@ class StoreRules(Generic[T, B]):
         return obj
 
     def _decode_framed(self, key: str, data: bytes) -> tuple[T, Plain]:
-        """:meth:`_decode_plain` of the payload inside a frame (a session's own TTL recorded,
-        or a chain's version read through one tier)."""
+        """:meth:`_decode_plain` of the payload inside a frame (own TTL, or chain version)."""
         payload = session_bytes(data)
         assert payload is not None  # a tombstone is never decoded (see _cached_decode)
         return self._decode_plain(key, payload)
 
     def _update_plan(self, ttl: float | None) -> tuple[float | None, bool, bool]:
-        """(the write's TTL, whether an ``update`` encodes for a frame, whether the backend's
-        compare-and-set checks a frame's version: :func:`checks_versions`) of an ``update``
-        with ``ttl``; what the backend says is asked once per backend, not per ``update``."""
+        """(write TTL, framed?, :func:`checks_versions`) of an update; asked once per backend."""
         write_ttl = self._ttl(ttl)
         backend = self.backend
         if self._plan_of is not backend:
@@ -216,12 +212,11 @@ class StoreRules(Generic[T, B]):
     def _known_write(
         self, key: str, fn: Callable[[T | None], T | None], plan: tuple[float | None, bool, bool]
     ) -> tuple[bytes, VersionToken, T, Plain] | None:
-        """An ``update``'s first try, whose compare-and-set the store makes or awaits (one round
-        trip when nobody else wrote meanwhile): the payload of ``fn`` of what this store last
-        wrote or read for ``key``, the token of exactly those bytes (``token_for``), what is
-        stored then and its body. ``None`` when it cannot be tried, or ``fn`` writes nothing or
-        fails on what may be an old copy: ``update`` then reads and runs ``fn`` again
-        (:meth:`_update_steps`); nothing is decided, returned or raised from an old copy."""
+        """An ``update``'s first try (one round trip when nobody else wrote meanwhile): the
+        payload of ``fn`` of what this store last wrote or read for ``key``, the token of those
+        bytes, what is stored then and its body; ``None`` when it cannot be tried, or ``fn``
+        writes nothing or fails on what may be an old copy (``update`` then reads and runs ``fn``
+        again: nothing is decided, returned or raised from an old copy)."""
         known = self._decoded.payload(key)
         if known is None:
             return None
@@ -248,14 +243,11 @@ class StoreRules(Generic[T, B]):
         calls: Any,
         pause: Callable[[int, float], Any],
     ) -> Generator[UpdateCall, Any, None]:
-        """``update`` of a checked key after its first try (:meth:`_known_write`) could not be
-        made or lost, written once for both stores: it yields each call
-        (``calls.get_versioned``, ``calls.set_if`` of the backend's calls, and ``pause(attempt,
-        deadline)`` between two attempts: :func:`backoff_pause`) with its arguments, which the
-        sync store makes and the async store awaits, and receives what they return. Its last
-        yield is ``(None, what update returns)`` (not a ``return``: no ``StopIteration`` to
-        raise and catch). Read, ``fn``, and compare-and-set until one wins or
-        ``update_timeout`` passes."""
+        """``update`` after its first try (:meth:`_known_write`) could not be made or lost, for
+        both stores: yields each call (``calls.get_versioned``, ``calls.set_if``, ``pause``:
+        :func:`backoff_pause`) with its arguments, which the sync store makes and the async
+        store awaits, and receives their result; last ``(None, what update returns)`` (no
+        ``StopIteration``). Read, ``fn``, compare-and-set until one wins or the timeout."""
         write_ttl, framed, versions = plan
         deadline = time.monotonic() + self.update_timeout
         attempt = 0
@@ -275,13 +267,22 @@ class StoreRules(Generic[T, B]):
             payload = self._update_payload(payload, write_ttl, replaced, versions)
             token = None if read is None else read.token
             if (yield calls.set_if, (key, payload, token, write_ttl)):
-                self._decoded.put_saved(key, payload, stamped, plain, self._rebuild)
+                self._put_updated(key, payload, stamped, plain)
                 yield None, stamped
                 return
             attempt += 1
             if time.monotonic() >= deadline:
                 raise self._conflict(key, attempt, self.backend.describe())
             yield pause, (attempt, deadline)
+
+    def _put_updated(self, key: str, payload: bytes, stamped: T, plain: Plain) -> None:
+        """``put_saved`` after an ``update``, with a spare (:mod:`session_store.decoded`) if a copy
+        is what the bytes decode to: a ``dict`` read as one, all strictly packed, no downgrade."""
+        packed = plain.snapshot is not None and plain.snapshot.packed is not None
+        exact = packed and type(stamped) is dict and (self._info or _DICT).cls is dict
+        exact = exact and self.codec.write_versions.get("dict", _DICT.version) == _DICT.version
+        spare = plain_copy if exact else None
+        self._decoded.put_saved(key, payload, stamped, plain, self._rebuild, spare)
 
     def _check_schema(self, key: str, obj: T) -> None:
         """Refuse an object of another schema than the store's (a dict store is for dicts)."""
@@ -354,10 +355,9 @@ class StoreRules(Generic[T, B]):
     def _update_payload(
         self, payload: bytes, write_ttl: float | None, replaced: bytes | None, versions: bool
     ) -> bytes:
-        """What an ``update`` replacing the stored ``replaced`` stores for ``payload``: where the
-        backend's compare-and-set checks a frame's version (``versions``: :func:`checks_versions`),
-        the payload framed with a version newer than the one replaced, and the write's TTL if not
-        the store's, so the next ``update`` compares a few bytes; else :meth:`_recorded`."""
+        """What an ``update`` replacing ``replaced`` stores for ``payload``: if ``versions``
+        (:func:`checks_versions`), framed with a newer version (and the TTL if not the store's):
+        the next ``update`` compares a few bytes; else :meth:`_recorded`."""
         if self.codec.foreign_readers or not versions:
             return self._recorded(payload, write_ttl)
         if replaced is not None:
