@@ -260,21 +260,13 @@ class HybridClock:
 
     def frame(self, value: bytes, ttl: float | None) -> bytes:
         """``frame(value, self.now(), ttl)`` in one call, the frame's tail looked up, not
-        packed: what every new write of a chain frames its bytes with."""
+        packed: what every new write of a chain frames its bytes with. The clock moves in
+        :meth:`_tick` only, so the monotonic rule has one copy."""
         tail = _VALUE_TAILS.get(ttl)
         if tail is None:
             tail = _value_tail(ttl)
-        physical = (time.time_ns() // 1_000_000) << _LOGICAL_BITS  # (:meth:`_tick`, inline)
-        lock = self._lock
-        lock.acquire()
-        try:
-            last = self._last + 1
-            if physical > last:
-                last = physical
-            self._last = last
-        finally:
-            lock.release()
-        return b"".join((MAGIC, last.to_bytes(8, "big"), self._node_bytes, tail, value))
+        clock = self._tick().to_bytes(8, "big")
+        return b"".join((MAGIC, clock, self._node_bytes, tail, value))
 
     def _tick(self) -> int:
         """The clock field of the next version (the clock moved to it)."""
