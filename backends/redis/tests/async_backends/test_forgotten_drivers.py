@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -31,7 +31,12 @@ from session_store_redis.aio import AsyncRedisBackend, AsyncRedisSentinelBackend
 from session_store_redis.aio_cluster import AsyncRedisClusterBackend
 from session_store_redis.aioconn import ClientClosed
 from session_store_redis.testing import RedisClusterServers, RedisSentinelSet
-from session_store_redis.testing.checks import own_sockets, sockets_opened_since, sockets_settled
+from session_store_redis.testing.checks import (
+    own_sockets,
+    sockets_opened_since,
+    sockets_settled,
+    through_closes,
+)
 
 Opened = tuple[AsyncRedisBackend, list[int]]
 
@@ -165,16 +170,6 @@ def test_a_churn_on_a_against_aclose_on_b_leaves_no_connection_open(
     backend, ports = opened
     base = own_sockets(ports)
     done, started = threading.Event(), threading.Event()
-
-    async def through_closes(call: Callable[[], Awaitable[Any]]) -> Any:
-        # a call racing aclose() on B may meet a forgotten driver on each of its tries: the
-        # typed BackendUnavailableError, which an app retries (as attack10b's churn does)
-        for _ in range(100):
-            try:
-                return await call()
-            except BackendUnavailableError:
-                await asyncio.sleep(0)
-        return await call()
 
     async def churn() -> list[str]:
         wrong = []

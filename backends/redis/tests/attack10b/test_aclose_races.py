@@ -28,18 +28,22 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
 import pytest
 
-from session_store.errors import BackendUnavailableError
 from session_store_redis.aio import AsyncRedisBackend
 from session_store_redis.aioconn import ClientClosed
 from session_store_redis.testing import RedisServer
-from session_store_redis.testing.checks import own_sockets, sockets_opened_since, sockets_settled
+from session_store_redis.testing.checks import (
+    own_sockets,
+    sockets_opened_since,
+    sockets_settled,
+    through_closes,
+)
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -164,17 +168,6 @@ def test_a_churn_of_writes_on_a_against_aclose_on_b_leaves_no_connection_open(
     ports = [server.port]
     base = own_sockets(ports)
     done, started = threading.Event(), threading.Event()
-
-    async def through_closes(call: Callable[[], Awaitable[Any]]) -> Any:
-        # A call racing aclose() on another loop may meet a client that close forgot, twice in
-        # a row (the backend retries once): a typed BackendUnavailableError, as documented
-        # (mend10b). The app retries it; what this test holds is that no connection is left.
-        for _ in range(100):
-            try:
-                return await call()
-            except BackendUnavailableError:
-                await asyncio.sleep(0)
-        return await call()
 
     async def churn() -> list[str]:
         left = []
